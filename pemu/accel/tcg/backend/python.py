@@ -1,0 +1,432 @@
+"""The portable backend: IR -> Python source -> code object.
+
+Each block becomes one Python function ``tb(S, env) -> next_pc``:
+  * ``S`` is the CPU state block as a memoryview of 64-bit words; every global the
+    block touches is loaded into a Python local at entry, kept there, and written back
+    at exits, around helpers that read or write state, and when an exception leaves;
+  * ``env`` is the running CPU object, passed to helpers that ask for it;
+  * guest memory accesses are inlined by a ``MemoryCodegen`` (user mode: direct host
+    addressing behind per-page permission tables; system mode: the softmmu TLB).
+
+Precise exceptions cost nothing on the fast path: the function body sits in a
+``try`` whose handler writes the globals back and maps the line number that raised
+(``__traceback__.tb_lineno``) to the guest pc recorded by ``insn_start``.
+
+Control flow inside a block must be structured: forward ``brcond``s whose targets
+nest, and ``br`` only in the if/else shape.  The RISC-V frontend emits exactly that.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pemu.accel.tcg.ir import (
+    CALL_READS_STATE,
+    CALL_WRITES_STATE,
+    I32,
+    MASK,
+    Block,
+    Cond,
+    Const,
+    Helper,
+    MemOp,
+    Op,
+    Operand,
+    Temp,
+)
+
+_PY_COND = {
+    Cond.EQ: "==", Cond.NE: "!=", Cond.LT: "<", Cond.GE: ">=", Cond.LE: "<=", Cond.GT: ">",
+    Cond.LTU: "<", Cond.GEU: ">=", Cond.LEU: "<=", Cond.GTU: ">",
+}
+
+
+class MemoryCodegen(Protocol):
+    """Emits the Python for guest loads and stores of one memory model."""
+
+    def namespace(self) -> dict[str, object]: ...
+
+    def load(self, dst: str, addr: str, memop: MemOp, bits: int) -> list[str]: ...
+
+    def store(self, value: str, addr: str, memop: MemOp) -> list[str]: ...
+
+
+_UNSIGNED_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_SIGNED_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def _sign_extend_expr(expr: str, size: int, bits: int) -> str:
+    sign = 1 << (size * 8 - 1)
+    return f"((({expr}) ^ {sign:#x}) - {sign:#x}) & {MASK[bits]:#x}"
+
+
+class UserMemoryCodegen:
+    """Linux user mode: guest address A is ``mem[A]``, checked against page tables."""
+
+    def __init__(self, vmem: object) -> None:
+        self.vmem = vmem
+
+    def namespace(self) -> dict[str, object]:
+        vm = self.vmem
+        ns: dict[str, object] = {
+            "M": vm.mem, "RP": vm.readable, "WP": vm.writable_fast,
+            "NP": len(vm.readable), "LDS": vm.load_slow, "STS": vm.store_slow,
+        }
+        for size, fmt in _UNSIGNED_FMT.items():
+            ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
+            ns[f"P{size}"] = struct.Struct("<" + fmt).pack_into
+        for size, fmt in _SIGNED_FMT.items():
+            ns[f"I{size}"] = struct.Struct("<" + fmt).unpack_from
+        return ns
+
+    @staticmethod
+    def _fast_check(addr: str, size: int, table: str) -> str:
+        check = f"({addr} >> 12) < NP and {table}[{addr} >> 12]"
+        if size > 1:
+            check += f" and ({addr} & 4095) <= {4096 - size}"
+        return check
+
+    def load(self, dst: str, addr: str, memop: MemOp, bits: int) -> list[str]:
+        size = memop.size
+        if memop.signed:
+            fast = f"I{size}(M, {addr})[0] & {MASK[bits]:#x}"
+            slow = _sign_extend_expr(f"LDS({addr}, {size})", size, bits)
+        else:
+            fast = f"U{size}(M, {addr})[0]"
+            slow = f"LDS({addr}, {size})"
+        return [f"{dst} = {fast} if {self._fast_check(addr, size, 'RP')} else {slow}"]
+
+    def store(self, value: str, addr: str, memop: MemOp) -> list[str]:
+        size = memop.size
+        v = value if size == 8 else f"{value} & {(1 << size * 8) - 1:#x}"
+        return [
+            f"if {self._fast_check(addr, size, 'WP')}: P{size}(M, {addr}, {v})",
+            f"else: STS({addr}, {size}, {value})",
+        ]
+
+
+@dataclass
+class CompiledBlock:
+    fn: Callable[[memoryview, object], int]
+    source: str
+
+
+class UnstructuredControlFlow(Exception):
+    pass
+
+
+class PythonBackend:
+    name = "python"
+
+    def __init__(self, memory: MemoryCodegen) -> None:
+        self.memory = memory
+        self._base_ns = {**RUNTIME_NAMESPACE, **memory.namespace()}
+
+    def compile(self, block: Block) -> CompiledBlock:
+        return _Codegen(block, self._base_ns, self.memory).build()
+
+
+def _global_local_name(t: Temp) -> str:
+    return "g_" + t.name
+
+
+class _Codegen:
+    def __init__(self, block: Block, base_ns: dict[str, object], memory: MemoryCodegen) -> None:
+        self.block = block
+        self.memory = memory
+        self.ns = dict(base_ns)
+        self.lines: list[tuple[int, str]] = []  # (indent, text)
+        self.line_pc: list[int] = []  # guest pc for each emitted line
+        self.indent = 2
+        self.cur_pc = block.pc
+        self.helper_names: dict[int, str] = {}
+        self.globals_used: list[Temp] = []
+        self.globals_written: list[Temp] = []  # in textual order of first write
+
+    # -- naming -------------------------------------------------------------------
+    def name(self, x: Operand) -> str:
+        if isinstance(x, Const):
+            return hex(x.value)
+        return _global_local_name(x) if x.is_global else x.name
+
+    def operand(self, x: Operand, bits: int) -> str:
+        """An operand's expression, reduced to ``bits`` when it may be wider."""
+        s = self.name(x)
+        if bits == I32 and isinstance(x, Temp) and x.type != I32:
+            return f"({s} & 0xffffffff)"
+        if isinstance(x, Const):
+            return hex(x.value & MASK[bits])
+        return s
+
+    def helper(self, h: Helper) -> str:
+        key = id(h)
+        if key not in self.helper_names:
+            name = f"H{len(self.helper_names)}_{h.name}"
+            self.helper_names[key] = name
+            self.ns[name] = h.fn
+        return self.helper_names[key]
+
+    def emit(self, text: str) -> None:
+        self.lines.append((self.indent, text))
+        self.line_pc.append(self.cur_pc)
+
+    # -- state sync ---------------------------------------------------------------
+    def writeback(self, written: list[Temp]) -> None:
+        for t in written:
+            self.emit(f"S[{t.slot}] = {_global_local_name(t)}")
+
+    def reload(self) -> None:
+        for t in self.globals_used:
+            self.emit(f"{_global_local_name(t)} = S[{t.slot}]")
+
+    # -- building -------------------------------------------------------------------
+    def build(self) -> CompiledBlock:
+        seen: set[int] = set()
+        for op in self.block.ops:
+            for x in (*op.outs, *op.ins):
+                if isinstance(x, Temp) and x.is_global and x.index not in seen:
+                    seen.add(x.index)
+                    self.globals_used.append(x)
+        written_ids: set[int] = set()
+        stack: list[int] = []  # open forward-branch label ids
+        ops = self.block.ops
+        skip = -1
+        for i, op in enumerate(ops):
+            opc = op.opc
+            if i == skip:
+                continue
+            if opc == "insn_start":
+                self.cur_pc = op.aux
+                continue
+            if opc == "label":
+                if not stack or stack[-1] != op.aux.id:
+                    if op.aux.id in stack:
+                        raise UnstructuredControlFlow(f"label L{op.aux.id} does not nest")
+                    continue  # a label nobody branches to (or a backward target: unsupported)
+                while stack and stack[-1] == op.aux.id:
+                    stack.pop()
+                    self._close_block()
+                continue
+            if opc == "brcond":
+                cond, label = op.aux
+                a = self.cmp_operand(op.ins[0], op.type, cond)
+                b = self.cmp_operand(op.ins[1], op.type, cond)
+                self.emit(f"if not ({a} {_PY_COND[cond]} {b}):")
+                self.indent += 1
+                stack.append(label.id)
+                continue
+            if opc == "br":
+                nxt = ops[i + 1] if i + 1 < len(ops) else None
+                if stack and nxt is not None and nxt.opc == "label" and nxt.aux.id == stack[-1]:
+                    # if/else: close the then-part, open the else-part up to op.aux
+                    stack.pop()
+                    self._close_block()
+                    self.emit("else:")
+                    self.indent += 1
+                    stack.append(op.aux.id)
+                    skip = i + 1  # that label is consumed by the else
+                    continue
+                raise UnstructuredControlFlow("br outside an if/else shape")
+            for d in op.outs:
+                if d.is_global and d.index not in written_ids:
+                    written_ids.add(d.index)
+                    self.globals_written.append(d)
+            self.gen_op(op)
+        if stack:
+            raise UnstructuredControlFlow("branch to a label that is never placed")
+        return self.finish()
+
+    def _close_block(self) -> None:
+        if self.lines and self.lines[-1][1].endswith(":") and self.lines[-1][0] == self.indent - 1:
+            self.emit("pass")
+        self.indent -= 1
+
+    def cmp_operand(self, x: Operand, bits: int, cond: Cond) -> str:
+        s = self.operand(x, bits)
+        if cond.signed:
+            sign = 1 << (bits - 1)
+            return f"({s} ^ {sign:#x})"
+        return s
+
+    def finish(self) -> CompiledBlock:
+        fname = f"tb_{self.block.pc:x}"
+        head = [f"def {fname}(S, env):"]
+        for t in self.globals_used:
+            head.append(f"    {_global_local_name(t)} = S[{t.slot}]")
+        head.append("    try:")
+        body_first_line = len(head) + 1  # 1-based line number of the first body line
+        body = ["    " * ind + text for ind, text in self.lines] or ["        pass"]
+        tail = ["    except BaseException as _exc:"]
+        for t in self.globals_written:
+            tail.append(f"        S[{t.slot}] = {_global_local_name(t)}")
+        tail.append(f"        S[{_PC_SLOT_NAME}] = PCMAP.get(_exc.__traceback__.tb_lineno, "
+                    f"{self.block.pc:#x})")
+        tail.append("        raise")
+        source = "\n".join(head + body + tail) + "\n"
+        pcmap = {body_first_line + i: pc for i, pc in enumerate(self.line_pc)}
+        self.ns["PCMAP"] = pcmap
+        self.ns[_PC_SLOT_NAME] = _pc_slot(self.block)
+        code = compile(source, f"<tb 0x{self.block.pc:x}>", "exec")
+        exec(code, self.ns)  # noqa: S102 - this is the code generator
+        return CompiledBlock(self.ns[fname], source)
+
+    # -- ops -------------------------------------------------------------------------
+    def gen_op(self, op: Op) -> None:
+        opc = op.opc
+        bits = op.type
+        m = MASK[bits]
+        if opc in ("goto_pc", "goto_ptr"):
+            self.writeback([t for t in self.globals_written if t.name != "pc"])
+            if opc == "goto_pc":
+                self.emit(f"return {op.aux:#x}")
+            else:
+                pc = next((t for t in self.globals_used if t.name == "pc"), None)
+                if pc is None:
+                    raise ValueError("goto_ptr in a block that never sets the pc global")
+                self.emit(f"return {_global_local_name(pc)}")
+            return
+        if opc == "st":
+            value = self.operand(op.ins[0], 64)
+            addr = self.operand(op.ins[1], 64)
+            for line in self.memory.store(value, addr, op.aux):
+                self.emit(line)
+            return
+        if opc == "call":
+            self.gen_call(op)
+            return
+        d = self.name(op.outs[0])
+        if opc == "ld":
+            for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, bits):
+                self.emit(line)
+            return
+        a = self.operand(op.ins[0], bits) if op.ins else ""
+        b = self.operand(op.ins[1], bits) if len(op.ins) > 1 else ""
+        sign = 1 << (bits - 1)
+        w = bits
+        expr = {
+            "mov": lambda: a,
+            "add": lambda: f"({a} + {b}) & {m:#x}",
+            "sub": lambda: f"({a} - {b}) & {m:#x}",
+            "mul": lambda: f"({a} * {b}) & {m:#x}",
+            "and": lambda: f"{a} & {b}",
+            "or": lambda: f"{a} | {b}",
+            "xor": lambda: f"{a} ^ {b}",
+            "andc": lambda: f"{a} & ({b} ^ {m:#x})",
+            "orc": lambda: f"{a} | ({b} ^ {m:#x})",
+            "eqv": lambda: f"{a} ^ {b} ^ {m:#x}",
+            "shl": lambda: f"({a} << ({b} & {w - 1})) & {m:#x}",
+            "shr": lambda: f"{a} >> ({b} & {w - 1})",
+            "sar": lambda: f"((({a} ^ {sign:#x}) - {sign:#x}) >> ({b} & {w - 1})) & {m:#x}",
+            "rotl": lambda: f"ROTL({a}, {b}, {w})",
+            "rotr": lambda: f"ROTR({a}, {b}, {w})",
+            "mulsh": lambda: f"(((({a} ^ {sign:#x}) - {sign:#x}) * (({b} ^ {sign:#x}) - "
+                             f"{sign:#x})) >> {w}) & {m:#x}",
+            "muluh": lambda: f"({a} * {b}) >> {w}",
+            "mulsuh": lambda: f"(((({a} ^ {sign:#x}) - {sign:#x}) * {b}) >> {w}) & {m:#x}",
+            "div": lambda: f"DIV({a}, {b}, {w})",
+            "divu": lambda: f"({a} // {b}) if {b} else {m:#x}",
+            "rem": lambda: f"REM({a}, {b}, {w})",
+            "remu": lambda: f"({a} % {b}) if {b} else {a}",
+            "min": lambda: f"{a} if ({a} ^ {sign:#x}) <= ({b} ^ {sign:#x}) else {b}",
+            "max": lambda: f"{a} if ({a} ^ {sign:#x}) >= ({b} ^ {sign:#x}) else {b}",
+            "minu": lambda: f"{a} if {a} <= {b} else {b}",
+            "maxu": lambda: f"{a} if {a} >= {b} else {b}",
+            "neg": lambda: f"(-{a}) & {m:#x}",
+            "not": lambda: f"{a} ^ {m:#x}",
+            "ext8s": lambda: f"(({a} & 0xff ^ 0x80) - 0x80) & {m:#x}",
+            "ext16s": lambda: f"(({a} & 0xffff ^ 0x8000) - 0x8000) & {m:#x}",
+            "ext32s": lambda: f"(({a} & 0xffffffff ^ 0x80000000) - 0x80000000) & {m:#x}",
+            "ext8u": lambda: f"{a} & 0xff",
+            "ext16u": lambda: f"{a} & 0xffff",
+            "ext32u": lambda: f"{a} & 0xffffffff",
+            "clz": lambda: f"{w} - {a}.bit_length()",
+            "ctz": lambda: f"(({a} & -{a}).bit_length() - 1) if {a} else {w}",
+            "ctpop": lambda: f"{a}.bit_count()",
+            "bswap": lambda: f"int.from_bytes({a}.to_bytes({w // 8}, 'little'), 'big')",
+        }
+        if opc == "setcond":
+            cond = op.aux
+            x = self.cmp_operand(op.ins[0], bits, cond)
+            y = self.cmp_operand(op.ins[1], bits, cond)
+            self.emit(f"{d} = 1 if {x} {_PY_COND[cond]} {y} else 0")
+            return
+        if opc == "movcond":
+            cond = op.aux
+            x = self.cmp_operand(op.ins[0], bits, cond)
+            y = self.cmp_operand(op.ins[1], bits, cond)
+            v1 = self.operand(op.ins[2], bits)
+            v2 = self.operand(op.ins[3], bits)
+            self.emit(f"{d} = {v1} if {x} {_PY_COND[cond]} {y} else {v2}")
+            return
+        gen = expr.get(opc)
+        if gen is None:
+            raise ValueError(f"python backend: no code for op {opc}")
+        self.emit(f"{d} = {gen()}")
+
+    def gen_call(self, op: Op) -> None:
+        h: Helper = op.aux
+        fname = self.helper(h)
+        args = [self.name(x) for x in op.ins]
+        if h.needs_env:
+            args.insert(0, "env")
+        if h.flags & CALL_READS_STATE:
+            self.writeback(self.globals_written)
+        call = f"{fname}({', '.join(args)})"
+        outs = [self.name(d) for d in op.outs]
+        if not outs:
+            self.emit(call)
+        else:
+            self.emit(f"{', '.join(outs)} = {call}")
+        if h.flags & CALL_WRITES_STATE:
+            out_ids = {d.index for d in op.outs}
+            for t in self.globals_used:
+                if t.index not in out_ids:
+                    self.emit(f"{_global_local_name(t)} = S[{t.slot}]")
+
+
+_PC_SLOT_NAME = "PC_SLOT"
+
+
+def _pc_slot(block: Block) -> int:
+    for t in block.temps:
+        if t.is_global and t.name == "pc":
+            return t.slot
+    raise ValueError("the target defines no pc global")
+
+
+def _rotl(a: int, n: int, w: int) -> int:
+    n &= w - 1
+    return ((a << n) | (a >> (w - n))) & ((1 << w) - 1) if n else a
+
+
+def _rotr(a: int, n: int, w: int) -> int:
+    n &= w - 1
+    return ((a >> n) | (a << (w - n))) & ((1 << w) - 1) if n else a
+
+
+def _div(a: int, b: int, w: int) -> int:
+    if b == 0:
+        return (1 << w) - 1
+    sign = 1 << (w - 1)
+    sa, sb = (a ^ sign) - sign, (b ^ sign) - sign
+    if sa == -sign and sb == -1:
+        return a
+    q = abs(sa) // abs(sb)
+    return (-q if (sa < 0) != (sb < 0) else q) & ((1 << w) - 1)
+
+
+def _rem(a: int, b: int, w: int) -> int:
+    if b == 0:
+        return a
+    sign = 1 << (w - 1)
+    sa, sb = (a ^ sign) - sign, (b ^ sign) - sign
+    if sa == -sign and sb == -1:
+        return 0
+    r = abs(sa) % abs(sb)
+    return (-r if sa < 0 else r) & ((1 << w) - 1)
+
+
+RUNTIME_NAMESPACE = {"ROTL": _rotl, "ROTR": _rotr, "DIV": _div, "REM": _rem}

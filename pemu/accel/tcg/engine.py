@@ -1,0 +1,207 @@
+"""The TCG execution engine: translation-block cache and the CPU execution loop.
+
+``TCGEngine`` owns what all vCPUs (or guest threads) share: the translator, the
+backend, the cache of translated blocks keyed by (pc, flags), and the page index
+used to drop blocks when the guest writes to code.  ``TCGCPU.run`` executes one
+vCPU: look up the block for the current pc, translate on a miss, call it, repeat,
+until an exception leaves translated code or an exit is requested.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
+from pemu.accel.tcg.ir import Block
+from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.optimize import optimize
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.cpu_state import RiscvCPUState
+
+PAGE_SHIFT = 12
+
+
+@dataclass(eq=False)
+class TranslationBlock:
+    pc: int
+    flags: int
+    size: int
+    n_insns: int
+    fn: Callable[[memoryview, object], int]
+    pages: tuple[int, ...]
+    source: str = field(repr=False, default="")
+
+
+class TBCache:
+    """Translated blocks by (flags, pc), and by the guest pages their code lies on."""
+
+    def __init__(self) -> None:
+        self.by_flags: dict[int, dict[int, Callable]] = {}
+        self.blocks: dict[tuple[int, int], TranslationBlock] = {}
+        self.by_page: dict[int, list[TranslationBlock]] = {}
+        self.lock = threading.RLock()
+
+    def table(self, flags: int) -> dict[int, Callable]:
+        """The pc -> function dict for one flags value (what the exec loop consults)."""
+        t = self.by_flags.get(flags)
+        if t is None:
+            with self.lock:
+                t = self.by_flags.setdefault(flags, {})
+        return t
+
+    def insert(self, tb: TranslationBlock) -> None:
+        with self.lock:
+            self.blocks[(tb.flags, tb.pc)] = tb
+            self.table(tb.flags)[tb.pc] = tb.fn
+            for page in tb.pages:
+                self.by_page.setdefault(page, []).append(tb)
+
+    def invalidate_page(self, page: int) -> bool:
+        """Drop every block with code on ``page``; True if there were any."""
+        with self.lock:
+            tbs = self.by_page.pop(page, None)
+            if not tbs:
+                return False
+            for tb in tbs:
+                if self.blocks.get((tb.flags, tb.pc)) is tb:
+                    del self.blocks[(tb.flags, tb.pc)]
+                    self.by_flags[tb.flags].pop(tb.pc, None)
+                for other in tb.pages:
+                    if other != page and other in self.by_page:
+                        self.by_page[other] = [t for t in self.by_page[other] if t is not tb]
+            return True
+
+    def flush(self) -> list[int]:
+        with self.lock:
+            pages = list(self.by_page)
+            for t in self.by_flags.values():
+                t.clear()
+            self.blocks.clear()
+            self.by_page.clear()
+            return pages
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+
+class TCGEngine:
+    """RISC-V 64 translation for Linux user mode (system mode adds a softmmu later)."""
+
+    def __init__(self, mem: object, backend: str = "python", log: TCGLog | None = None,
+                 max_insns: int = 256) -> None:
+        self.mem = mem
+        self.log = log or TCGLog()
+        self.max_insns = max_insns
+        if backend != "python":
+            raise ValueError(f"TCG backend '{backend}' is not available (known: python)")
+        self.backend = PythonBackend(UserMemoryCodegen(mem))
+        self.cache = TBCache()
+        self.translate_lock = threading.Lock()
+        self.stats = {"translated": 0, "invalidated_pages": 0, "flushes": 0}
+        mem.on_code_write = self.invalidate_page
+        from pemu.target.riscv.translate import translate_block  # the frontend
+
+        self._translate_block = translate_block
+
+    # -- translation ---------------------------------------------------------------
+    def translate(self, pc: int, flags: int, max_insns: int | None = None) -> TranslationBlock:
+        with self.translate_lock:
+            existing = self.cache.blocks.get((flags, pc))
+            if existing is not None and max_insns is None:
+                return existing
+            block: Block = self._translate_block(pc, flags, self.mem.fetch,
+                                                 max_insns=max_insns or self.max_insns)
+            self.log.block_translated_ir(block, "op")
+            optimize(block)
+            self.log.block_translated_ir(block, "op_opt")
+            compiled = self.backend.compile(block)
+            first = pc >> PAGE_SHIFT
+            last = (pc + max(block.guest_size, 1) - 1) >> PAGE_SHIFT
+            pages = tuple(range(first, last + 1))
+            tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, compiled.fn,
+                                  pages, compiled.source)
+            self.log.block_translated(tb, self.mem)
+            if max_insns is None:
+                for page in pages:
+                    self.mem.mark_code_page(page)
+                self.cache.insert(tb)
+            self.stats["translated"] += 1
+            return tb
+
+    # -- invalidation ------------------------------------------------------------------
+    def invalidate_page(self, page: int) -> None:
+        if self.cache.invalidate_page(page):
+            self.stats["invalidated_pages"] += 1
+        self.mem.clear_code_page(page)
+
+    def invalidate_range(self, addr: int, length: int) -> None:
+        if length <= 0:
+            return
+        for page in range(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1):
+            self.invalidate_page(page)
+
+    def flush(self) -> None:
+        self.stats["flushes"] += 1
+        for page in self.cache.flush():
+            self.mem.clear_code_page(page)
+
+    # -- vCPUs ---------------------------------------------------------------------
+    def create_cpu(self) -> TCGCPU:
+        return TCGCPU(self)
+
+
+class TCGCPU:
+    """One RISC-V hart (or guest thread) executing translated code."""
+
+    def __init__(self, engine: TCGEngine) -> None:
+        self.engine = engine
+        self.mem = engine.mem
+        self.state = RiscvCPUState()
+
+    def request_exit(self) -> None:
+        """Make run() return at the next block boundary (callable from any thread)."""
+        self.state.slots[rv.EXIT_REQUEST] = 1
+
+    def flush_icache(self) -> None:
+        """fence.i: stores to code pages already invalidated their blocks; be thorough."""
+        self.engine.flush()
+
+    def run(self) -> None:
+        """Execute until an exception leaves translated code or an exit is requested."""
+        S = self.state.slots
+        engine = self.engine
+        if engine.log.wants_exec:
+            return self._run_logged()
+        table = engine.cache.table(0)
+        get = table.get
+        pc = S[rv.PC]
+        while not S[rv.EXIT_REQUEST]:
+            fn = get(pc)
+            if fn is None:
+                S[rv.PC] = pc
+                fn = engine.translate(pc, 0).fn
+            pc = fn(S, self)
+        S[rv.PC] = pc
+        S[rv.EXIT_REQUEST] = 0
+
+    def _run_logged(self) -> None:
+        S = self.state.slots
+        engine = self.engine
+        pc = S[rv.PC]
+        while not S[rv.EXIT_REQUEST]:
+            tb = engine.cache.blocks.get((0, pc))
+            if tb is None:
+                S[rv.PC] = pc
+                tb = engine.translate(pc, 0)
+            engine.log.block_executed(tb, self.state)
+            pc = tb.fn(S, self)
+        S[rv.PC] = pc
+        S[rv.EXIT_REQUEST] = 0
+
+    def step(self) -> None:
+        """Execute exactly one guest instruction (single-step for gdb)."""
+        S = self.state.slots
+        tb = self.engine.translate(S[rv.PC], 0, max_insns=1)
+        S[rv.PC] = tb.fn(S, self)

@@ -1,0 +1,372 @@
+"""The TCG intermediate representation: typed ops on temps.
+
+A frontend (``pemu.target.*.translate``) turns a block of guest instructions into a
+``Block`` of ``Op``s; the optimizer (``optimize.py``) rewrites it; a backend
+(``backend/python.py``, later ``backend/x86_64.py``) turns it into host code.
+
+Values
+------
+Every value is an unsigned integer of the op's type width (``I32`` or ``I64``); the
+signedness lives in the op (``sar``, ``lt``, ``ld`` with a signed memop), never in the
+value.  An ``I32`` op reads the low 32 bits of its inputs and produces a result in
+[0, 2**32).  Operands are ``Temp``s or ``Const``s.
+
+Temps
+-----
+* ``global``: a named slot of the CPU state block (a guest register).  Backends may
+  cache globals in host registers or locals inside a block, and must write dirty ones
+  back before any exit, before helper calls that read state, and when an exception
+  leaves the block; they reload after helper calls that write state.
+* ``local``: a block-local temporary, dead at the end of the block.
+
+Control flow
+------------
+``label``/``br``/``brcond`` jump forward or backward inside a block.  A block ends
+with ``exit_tb``: ``goto_pc`` (direct: the next guest pc is a constant, chainable)
+or ``goto_ptr`` (indirect: the next pc was stored to the pc global).  Exceptions are
+raised by helpers (``call``) or by guest memory accesses; ``insn_start`` marks each
+guest instruction so a backend can name the exact faulting instruction.
+
+Memory ops
+----------
+``ld``/``st`` carry a ``MemOp``: access size in bytes (1, 2, 4, 8) and whether the
+loaded value is sign-extended to the op type.  Accesses are little-endian.  Address
+translation (direct in user mode, the softmmu TLB in system mode) is the backend's
+and runtime's job; the IR holds guest virtual addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+I32 = 32
+I64 = 64
+MASK = {I32: 0xFFFF_FFFF, I64: 0xFFFF_FFFF_FFFF_FFFF}
+
+
+class Cond(Enum):
+    """Comparison conditions; the u-suffixed ones compare unsigned."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    GE = "ge"
+    LE = "le"
+    GT = "gt"
+    LTU = "ltu"
+    GEU = "geu"
+    LEU = "leu"
+    GTU = "gtu"
+
+    def invert(self) -> Cond:
+        return _INVERSE[self]
+
+    def swap(self) -> Cond:
+        """The condition with operands exchanged: a < b  <=>  b > a."""
+        return _SWAPPED[self]
+
+    @property
+    def signed(self) -> bool:
+        return self in (Cond.LT, Cond.GE, Cond.LE, Cond.GT)
+
+    def evaluate(self, a: int, b: int, bits: int) -> bool:
+        """Evaluate on values reduced to width ``bits`` (used by folding and tests)."""
+        a &= MASK[bits]
+        b &= MASK[bits]
+        if self.signed:
+            sign = 1 << (bits - 1)
+            a, b = a ^ sign, b ^ sign  # flipping the sign bit orders signed as unsigned
+        return _EVAL[self](a, b)
+
+
+_INVERSE = {
+    Cond.EQ: Cond.NE, Cond.NE: Cond.EQ, Cond.LT: Cond.GE, Cond.GE: Cond.LT,
+    Cond.LE: Cond.GT, Cond.GT: Cond.LE, Cond.LTU: Cond.GEU, Cond.GEU: Cond.LTU,
+    Cond.LEU: Cond.GTU, Cond.GTU: Cond.LEU,
+}
+_SWAPPED = {
+    Cond.EQ: Cond.EQ, Cond.NE: Cond.NE, Cond.LT: Cond.GT, Cond.GT: Cond.LT,
+    Cond.LE: Cond.GE, Cond.GE: Cond.LE, Cond.LTU: Cond.GTU, Cond.GTU: Cond.LTU,
+    Cond.LEU: Cond.GEU, Cond.GEU: Cond.LEU,
+}
+_EVAL: dict[Cond, Callable[[int, int], bool]] = {
+    Cond.EQ: lambda a, b: a == b, Cond.NE: lambda a, b: a != b,
+    Cond.LT: lambda a, b: a < b, Cond.GE: lambda a, b: a >= b,
+    Cond.LE: lambda a, b: a <= b, Cond.GT: lambda a, b: a > b,
+    Cond.LTU: lambda a, b: a < b, Cond.GEU: lambda a, b: a >= b,
+    Cond.LEU: lambda a, b: a <= b, Cond.GTU: lambda a, b: a > b,
+}
+
+
+@dataclass(frozen=True)
+class MemOp:
+    size: int  # bytes: 1, 2, 4, 8
+    signed: bool = False
+
+    def __str__(self) -> str:
+        return f"{'s' if self.signed else 'u'}{self.size * 8}"
+
+
+@dataclass(eq=False)
+class Temp:
+    """A value holder.  Identity matters: two Temps are never equal unless the same."""
+
+    index: int
+    type: int
+    kind: str  # "global" | "local"
+    name: str
+    slot: int = -1  # for globals: index of the 64-bit slot in the CPU state block
+
+    @property
+    def is_global(self) -> bool:
+        return self.kind == "global"
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Const:
+    value: int
+
+    def __repr__(self) -> str:
+        return hex(self.value)
+
+
+Operand = Temp | Const
+
+
+@dataclass(eq=False)
+class Label:
+    id: int
+
+    def __repr__(self) -> str:
+        return f"L{self.id}"
+
+
+# Helper call flags: what a helper may do besides computing its outputs.
+CALL_PURE = 0  # no side effects: may be folded or removed when its outputs are dead
+CALL_SIDE_EFFECTS = 1  # must stay (it may raise a guest exception, do I/O, ...)
+CALL_READS_STATE = 2  # reads globals from the CPU state block: sync dirty ones first
+CALL_WRITES_STATE = 4  # writes globals in the state block: reload cached ones after
+
+
+@dataclass(frozen=True)
+class Helper:
+    """A Python function callable from translated code."""
+
+    name: str
+    fn: Callable[..., object]
+    flags: int = CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE
+    n_out: int = 1  # 0, 1 or 2 outputs (2: the function returns a tuple)
+    needs_env: bool = False  # if True, the running CPU object is passed as first argument
+
+    @property
+    def pure(self) -> bool:
+        return self.flags == CALL_PURE
+
+
+# Opcode catalogue: name -> (number of outputs, number of inputs).  Extra
+# non-operand arguments live in Op.aux (cond, memop, label, helper, pc).
+OPCODES: dict[str, tuple[int, int]] = {
+    "mov": (1, 1),
+    # binary arithmetic and logic
+    "add": (1, 2), "sub": (1, 2), "mul": (1, 2),
+    "and": (1, 2), "or": (1, 2), "xor": (1, 2),
+    "andc": (1, 2), "orc": (1, 2), "eqv": (1, 2),  # a & ~b, a | ~b, ~(a ^ b)
+    # shifts and rotates: the count is taken modulo the type width
+    "shl": (1, 2), "shr": (1, 2), "sar": (1, 2), "rotl": (1, 2), "rotr": (1, 2),
+    # high halves of the double-width product (I64 only)
+    "mulsh": (1, 2), "muluh": (1, 2), "mulsuh": (1, 2),
+    # division with RISC-V's defined results: x/0 = all ones, x%0 = x,
+    # signed MIN/-1 = MIN and MIN%-1 = 0.  Other frontends fix up around these.
+    "div": (1, 2), "divu": (1, 2), "rem": (1, 2), "remu": (1, 2),
+    "min": (1, 2), "max": (1, 2), "minu": (1, 2), "maxu": (1, 2),
+    # unary
+    "neg": (1, 1), "not": (1, 1),
+    "ext8s": (1, 1), "ext16s": (1, 1), "ext32s": (1, 1),
+    "ext8u": (1, 1), "ext16u": (1, 1), "ext32u": (1, 1),
+    "clz": (1, 1), "ctz": (1, 1), "ctpop": (1, 1),  # of zero: the type width
+    "bswap": (1, 1),
+    # comparisons: aux = Cond
+    "setcond": (1, 2),  # d = cond(a, b) ? 1 : 0
+    "movcond": (1, 4),  # d = cond(c1, c2) ? v1 : v2
+    # guest memory: aux = MemOp
+    "ld": (1, 1),  # d = mem[addr]
+    "st": (0, 2),  # mem[addr] = value      (inputs: value, addr)
+    # control flow
+    "label": (0, 0),  # aux = Label
+    "br": (0, 0),  # aux = Label
+    "brcond": (0, 2),  # aux = (Cond, Label)
+    "insn_start": (0, 0),  # aux = guest pc of the instruction that follows
+    "call": (-1, -1),  # aux = Helper; outputs and inputs as the helper says
+    "goto_pc": (0, 0),  # aux = next guest pc (a constant); ends the block, chainable
+    "goto_ptr": (0, 0),  # next pc is in the pc global; ends the block
+}
+
+BLOCK_ENDS = {"goto_pc", "goto_ptr"}
+# Ops that may leave the block other than at its end (so globals must be exact there).
+MAY_RAISE = {"ld", "st", "call"}
+
+
+@dataclass(eq=False)
+class Op:
+    opc: str
+    type: int
+    outs: list[Temp]
+    ins: list[Operand]
+    aux: object = None
+
+    def __repr__(self) -> str:
+        t = "" if self.type == I64 else "_i32"
+        outs = ", ".join(map(repr, self.outs))
+        ins = ", ".join(map(repr, self.ins))
+        aux = "" if self.aux is None else f"  [{_aux_str(self.aux)}]"
+        sep = " = " if outs else " "
+        return f"{outs}{sep}{self.opc}{t} {ins}{aux}".strip()
+
+
+def _aux_str(aux: object) -> str:
+    if isinstance(aux, Helper):
+        return aux.name
+    if isinstance(aux, int):
+        return hex(aux)
+    if isinstance(aux, tuple):
+        return ", ".join(_aux_str(a) for a in aux)
+    if isinstance(aux, Cond):
+        return aux.value
+    return str(aux)
+
+
+@dataclass
+class GlobalDef:
+    name: str
+    slot: int
+
+
+@dataclass(eq=False)
+class Block:
+    """One translation block's IR, plus what the cache needs to know about it."""
+
+    pc: int
+    flags: int
+    ops: list[Op] = field(default_factory=list)
+    temps: list[Temp] = field(default_factory=list)
+    guest_size: int = 0  # bytes of guest code covered
+    n_insns: int = 0
+    label_count: int = 0
+
+    def dump(self) -> str:
+        lines = [f"IR for pc=0x{self.pc:x} flags=0x{self.flags:x} ({self.n_insns} insns)"]
+        for op in self.ops:
+            indent = "" if op.opc in ("label", "insn_start") else "    "
+            lines.append(indent + repr(op))
+        return "\n".join(lines)
+
+
+class IRBuilder:
+    """What a frontend uses to emit IR.  Globals come from the target's state layout."""
+
+    def __init__(self, block: Block, globals_: dict[str, int]) -> None:
+        self.block = block
+        self._globals: dict[str, Temp] = {}
+        for name, slot in globals_.items():
+            t = Temp(len(block.temps), I64, "global", name, slot)
+            block.temps.append(t)
+            self._globals[name] = t
+
+    # -- operands ---------------------------------------------------------------
+    def glob(self, name: str) -> Temp:
+        return self._globals[name]
+
+    def temp(self, type: int = I64) -> Temp:
+        t = Temp(len(self.block.temps), type, "local", f"t{len(self.block.temps)}")
+        self.block.temps.append(t)
+        return t
+
+    @staticmethod
+    def const(value: int, type: int = I64) -> Const:
+        return Const(value & MASK[type])
+
+    def label(self) -> Label:
+        self.block.label_count += 1
+        return Label(self.block.label_count)
+
+    # -- emission ---------------------------------------------------------------
+    def emit(self, opc: str, type: int, outs: list[Temp], ins: list[Operand],
+             aux: object = None) -> None:
+        self.block.ops.append(Op(opc, type, outs, ins, aux))
+
+    def unop(self, opc: str, d: Temp, a: Operand, type: int = I64) -> Temp:
+        self.emit(opc, type, [d], [a])
+        return d
+
+    def binop(self, opc: str, d: Temp, a: Operand, b: Operand, type: int = I64) -> Temp:
+        self.emit(opc, type, [d], [a, b])
+        return d
+
+    def mov(self, d: Temp, a: Operand, type: int = I64) -> Temp:
+        return self.unop("mov", d, a, type)
+
+    def movi(self, d: Temp, value: int, type: int = I64) -> Temp:
+        return self.unop("mov", d, self.const(value, type), type)
+
+    def setcond(self, d: Temp, cond: Cond, a: Operand, b: Operand, type: int = I64) -> Temp:
+        self.emit("setcond", type, [d], [a, b], cond)
+        return d
+
+    def movcond(self, d: Temp, cond: Cond, c1: Operand, c2: Operand, v1: Operand, v2: Operand,
+                type: int = I64) -> Temp:
+        self.emit("movcond", type, [d], [c1, c2, v1, v2], cond)
+        return d
+
+    def ld(self, d: Temp, addr: Operand, memop: MemOp, type: int = I64) -> Temp:
+        self.emit("ld", type, [d], [addr], memop)
+        return d
+
+    def st(self, value: Operand, addr: Operand, memop: MemOp) -> None:
+        self.emit("st", I64, [], [value, addr], memop)
+
+    def set_label(self, label: Label) -> None:
+        self.emit("label", I64, [], [], label)
+
+    def br(self, label: Label) -> None:
+        self.emit("br", I64, [], [], label)
+
+    def brcond(self, cond: Cond, a: Operand, b: Operand, label: Label, type: int = I64) -> None:
+        self.emit("brcond", type, [], [a, b], (cond, label))
+
+    def insn_start(self, pc: int) -> None:
+        self.emit("insn_start", I64, [], [], pc)
+
+    def call(self, helper: Helper, outs: list[Temp], ins: list[Operand]) -> None:
+        if len(outs) != helper.n_out:
+            raise ValueError(f"helper {helper.name} has {helper.n_out} outputs, got {len(outs)}")
+        self.emit("call", I64, outs, ins, helper)
+
+    def goto_pc(self, pc: int) -> None:
+        self.emit("goto_pc", I64, [], [], pc)
+
+    def goto_ptr(self) -> None:
+        self.emit("goto_ptr", I64, [], [])
+
+
+def check_block(block: Block) -> None:
+    """Structural validation; frontends' tests run every block through it."""
+    labels_defined = {op.aux.id for op in block.ops if op.opc == "label"}
+    for i, op in enumerate(block.ops):
+        if op.opc not in OPCODES:
+            raise ValueError(f"op {i}: unknown opcode {op.opc}")
+        n_out, n_in = OPCODES[op.opc]
+        if n_out >= 0 and (len(op.outs) != n_out or len(op.ins) != n_in):
+            raise ValueError(f"op {i} {op!r}: wrong operand count")
+        if op.type not in (I32, I64):
+            raise ValueError(f"op {i} {op!r}: bad type")
+        if op.opc in ("br",) and op.aux.id not in labels_defined:
+            raise ValueError(f"op {i}: branch to undefined label")
+        if op.opc == "brcond" and op.aux[1].id not in labels_defined:
+            raise ValueError(f"op {i}: branch to undefined label")
+    if not block.ops or block.ops[-1].opc not in BLOCK_ENDS:
+        raise ValueError("block does not end with goto_pc or goto_ptr")

@@ -1,0 +1,178 @@
+"""IR optimizer: constant folding, copy propagation, dead-code removal.
+
+Knowledge is tracked per extended basic block: it is reset at every label (another
+path may join there) and, for globals, after helpers that write the CPU state.
+Dead-code removal runs backwards over the whole block: locals are dead at its end,
+globals are live at its end and wherever the block may be left early (ops that may
+raise), so removing work never changes what a trap handler sees.
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import (
+    BLOCK_ENDS,
+    CALL_WRITES_STATE,
+    MAY_RAISE,
+    Block,
+    Const,
+    Helper,
+    Op,
+    Operand,
+    Temp,
+)
+from pemu.accel.tcg.ops_eval import FOLDABLE, evaluate
+
+# ops whose only effect is their output value
+_PURE_VALUE_OPS = FOLDABLE  # includes div/rem: their results are defined for all inputs
+
+
+def optimize(block: Block) -> Block:
+    _fold_and_propagate(block)
+    _remove_unreachable(block)
+    _remove_dead(block)
+    return block
+
+
+# -- forward pass: constants and copies --------------------------------------------
+
+
+def _fold_and_propagate(block: Block) -> None:
+    known: dict[Temp, Operand] = {}  # temp -> Const or the Temp it copies
+
+    def forget(t: Temp) -> None:
+        known.pop(t, None)
+        for k in [k for k, v in known.items() if v is t]:
+            del known[k]
+
+    def resolve(x: Operand) -> Operand:
+        if isinstance(x, Temp):
+            return known.get(x, x)
+        return x
+
+    out: list[Op] = []
+    for op in block.ops:
+        if op.opc == "label":
+            known.clear()
+            out.append(op)
+            continue
+        op.ins = [resolve(x) for x in op.ins]
+        if op.opc == "call":
+            helper = op.aux
+            assert isinstance(helper, Helper)
+            if helper.flags & CALL_WRITES_STATE:
+                # the helper may have changed any global behind our back
+                stale = [k for k, v in known.items()
+                         if k.is_global or (isinstance(v, Temp) and v.is_global)]
+                for k in stale:
+                    del known[k]
+        if op.opc in _PURE_VALUE_OPS:
+            op = _simplify(op)
+        if op.opc == "brcond" and all(isinstance(x, Const) for x in op.ins):
+            cond, label = op.aux
+            if cond.evaluate(op.ins[0].value, op.ins[1].value, op.type):
+                op = Op("br", op.type, [], [], label)
+            else:
+                continue  # never taken
+        for d in op.outs:
+            forget(d)
+        if op.opc == "mov" and op.type == op.outs[0].type:
+            src = op.ins[0]
+            if isinstance(src, Const) or src is not op.outs[0]:
+                known[op.outs[0]] = src
+        out.append(op)
+    block.ops = out
+
+
+def _simplify(op: Op) -> Op:
+    """Fold all-constant ops and apply algebraic identities."""
+    ins = op.ins
+    d = op.outs[0]
+    if all(isinstance(x, Const) for x in ins):
+        value = evaluate(op.opc, op.type, [x.value for x in ins], op.aux)
+        return Op("mov", op.type, [d], [Const(value)])
+    if len(ins) == 2 and op.opc in ("add", "sub", "or", "xor", "shl", "shr", "sar", "rotl",
+                                    "rotr") and isinstance(ins[1], Const) and ins[1].value == 0:
+        return Op("mov", op.type, [d], [ins[0]])
+    if len(ins) == 2 and op.opc in ("add", "or", "xor") and isinstance(ins[0], Const) \
+            and ins[0].value == 0:
+        return Op("mov", op.type, [d], [ins[1]])
+    if op.opc in ("and", "mul") and any(isinstance(x, Const) and x.value == 0 for x in ins):
+        return Op("mov", op.type, [d], [Const(0)])
+    if op.opc == "mul" and isinstance(ins[1], Const) and ins[1].value == 1:
+        return Op("mov", op.type, [d], [ins[0]])
+    if op.opc == "movcond" and isinstance(ins[0], Const) and isinstance(ins[1], Const):
+        taken = op.aux.evaluate(ins[0].value, ins[1].value, op.type)
+        return Op("mov", op.type, [d], [ins[2] if taken else ins[3]])
+    if op.opc in ("xor", "sub") and ins[0] is ins[1] and isinstance(ins[0], Temp):
+        return Op("mov", op.type, [d], [Const(0)])
+    return op
+
+
+# -- unreachable code ---------------------------------------------------------------
+
+
+def _remove_unreachable(block: Block) -> None:
+    """Drop ops after an unconditional exit until the next label that live code jumps to.
+
+    Removing dead code may leave more labels without branches, so repeat until stable.
+    """
+    ops = block.ops
+    while True:
+        targets = set()
+        for op in ops:
+            if op.opc == "br":
+                targets.add(op.aux.id)
+            elif op.opc == "brcond":
+                targets.add(op.aux[1].id)
+        out: list[Op] = []
+        dead = False
+        for op in ops:
+            if op.opc == "label":
+                if op.aux.id not in targets:
+                    continue  # nobody jumps here: the label itself is noise
+                dead = False
+            if dead:
+                continue
+            out.append(op)
+            if op.opc in BLOCK_ENDS or op.opc == "br":
+                dead = True
+        # a br straight to the label that follows it is a no-op
+        cleaned = [op for i, op in enumerate(out)
+                   if not (op.opc == "br" and i + 1 < len(out) and out[i + 1].opc == "label"
+                           and out[i + 1].aux is op.aux)]
+        if len(cleaned) == len(ops):
+            break
+        ops = cleaned
+    block.ops = ops
+
+
+# -- backward pass: dead values -----------------------------------------------------
+
+
+def _remove_dead(block: Block) -> None:
+    all_globals = {t for t in block.temps if t.is_global}
+    live: set[Temp] = set()
+    live_at_label: dict[int, set[Temp]] = {}
+    kept: list[Op] = []
+    for op in reversed(block.ops):
+        if op.opc in BLOCK_ENDS:
+            live = set(all_globals)
+        elif op.opc == "label":
+            live_at_label[op.aux.id] = set(live)
+        elif op.opc == "br":
+            live = set(live_at_label.get(op.aux.id, all_globals))
+        elif op.opc == "brcond":
+            live |= live_at_label.get(op.aux[1].id, all_globals)
+        removable = op.opc in _PURE_VALUE_OPS or (op.opc == "call" and op.aux.pure)
+        if removable and op.outs and all(d not in live for d in op.outs):
+            continue
+        for d in op.outs:
+            live.discard(d)
+        if op.opc in MAY_RAISE and not (op.opc == "call" and op.aux.pure):
+            live |= all_globals
+        for x in op.ins:
+            if isinstance(x, Temp):
+                live.add(x)
+        kept.append(op)
+    kept.reverse()
+    block.ops = kept

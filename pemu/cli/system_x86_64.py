@@ -1,0 +1,170 @@
+"""pemu-system-x86_64: the microvm board under KVM, with QEMU's command line.
+
+  pemu-system-x86_64 -M microvm,acpi=off -accel kvm -cpu host -m 256M -smp 2 \\
+      -kernel bzImage -initrd initrd.gz -append "console=ttyS0" -nographic -no-reboot \\
+      -drive file=disk.img,if=none,id=d0,format=raw -device virtio-blk-device,drive=d0
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pemu.accel.kvm.errors import KVMError
+from pemu.cli.options import OptionError
+from pemu.cli.system_config import SystemConfig, help_text, parse_system_argv
+from pemu.hw.x86.boot_layout import BootError
+from pemu.hw.x86.guest_errors import GuestErrorLog
+from pemu.target.x86.cpuid import CPUModelError, check_model
+
+PROG = "pemu-system-x86_64"
+LOG_ITEMS = {"guest_errors", "unimp"}
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise OptionError(f"{PROG}: could not load {what} '{path}': {e.strerror}") from None
+
+
+def _check_config(cfg: SystemConfig) -> None:
+    machine = cfg.machine.get("type", "microvm")
+    if machine != "microvm":
+        raise OptionError(f"{PROG}: -M {machine}: unsupported machine type (use -M microvm)")
+    accel = cfg.accel.get("accel", "tcg")
+    if accel != "kvm":
+        raise OptionError(f"{PROG}: -accel {accel}: x86-64 guests run only under KVM "
+                          "(use -accel kvm)")
+    try:
+        check_model(cfg.cpu)
+    except CPUModelError as e:
+        raise OptionError(f"{PROG}: {e}") from None
+    if not cfg.kernel:
+        raise OptionError(f"{PROG}: no kernel: microvm boots only with -kernel")
+    bad = [i for i in cfg.log_items if i not in LOG_ITEMS]
+    if bad:
+        raise OptionError(f"{PROG}: -d {bad[0]}: unknown log item (known: "
+                          f"{', '.join(sorted(LOG_ITEMS))})")
+
+
+def _make_devices(board, cfg: SystemConfig) -> list:
+    """-drive and -device into virtio-mmio devices on the board; returns what to close."""
+    from pemu.block.drive import open_drive
+    from pemu.hw.virtio.blk import VirtioBlk
+    from pemu.hw.virtio.console import VirtioConsole
+    from pemu.hw.virtio.rng import VirtioRng
+
+    drives = {}
+    for opts in cfg.drives:
+        if opts.get("if", "none") not in ("none", "virtio"):
+            raise OptionError(f"{PROG}: -drive if={opts['if']}: microvm has only virtio "
+                              "devices (use if=none with -device virtio-blk-device)")
+        did = opts.get("id") or f"drive{len(drives)}"
+        if did in drives:
+            raise OptionError(f"{PROG}: -drive id={did}: duplicate drive id")
+        drives[did] = opts
+    used: set[str] = set()
+    specs = list(cfg.devices)
+    for did, opts in drives.items():
+        if opts.get("if") == "virtio":
+            specs.append({"driver": "virtio-blk-device", "drive": did})
+    closers = []
+    for n, dev in enumerate(specs):
+        driver = dev.get("driver", "")
+        name = dev.get("id") or f"virtio{n}"
+        if driver == "virtio-blk-device":
+            did = dev.get("drive")
+            if did not in drives:
+                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' not found")
+            if did in used:
+                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' is already in use")
+            used.add(did)
+            opts = dict(drives[did])
+            if cfg.snapshot:
+                opts.setdefault("snapshot", "on")
+            backend = open_drive(opts)
+            closers.append(backend)
+            device = VirtioBlk(backend, serial=dev.get("serial", ""), id=name)
+        elif driver == "virtio-rng-device":
+            device = VirtioRng(id=name)
+        elif driver in ("virtio-serial-device", "virtconsole", "virtio-console-device"):
+            chardev_id = dev.get("chardev")
+            if not chardev_id:
+                raise OptionError(f"{PROG}: -device {driver}: needs chardev=ID")
+            device = VirtioConsole(board.chardevs.attach(chardev_id, name), id=name)
+        else:
+            raise OptionError(f"{PROG}: -device {driver}: not available on microvm "
+                              "(virtio-blk-device, virtio-rng-device, virtio-serial-device)")
+        board.add_virtio(device, name)
+    return closers
+
+
+def run(cfg: SystemConfig, timeout: float | None = None) -> int:
+    from pemu.accel.kvm.vcpu import install_kick_handler
+    from pemu.chardev.mux import set_quit_handler
+    from pemu.chardev.registry import ChardevRegistry
+    from pemu.hw.x86.microvm import BoardError, Microvm
+
+    _check_config(cfg)
+    kernel = _read(cfg.kernel, "kernel")
+    initrd = _read(cfg.initrd, "initrd") if cfg.initrd else None
+    log_stream = None
+    if cfg.log_file:
+        try:
+            log_stream = open(cfg.log_file, "a")  # noqa: SIM115 - lives as long as the VM
+        except OSError as e:
+            raise OptionError(f"{PROG}: -D {cfg.log_file}: {e.strerror}") from None
+    log = GuestErrorLog("guest_errors" in cfg.log_items, log_stream)
+    chardevs = ChardevRegistry()
+    board = None
+    closers: list = []
+    try:
+        for opts in cfg.chardevs:
+            chardevs.add(opts)
+        install_kick_handler()
+        board = Microvm(cfg, log, chardevs)
+        set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
+        closers = _make_devices(board, cfg)
+        board.load(kernel, initrd, cfg.append)
+        status = board.run(timeout)
+        if board.error:
+            print(f"{PROG}: guest cannot run: {board.error}", file=sys.stderr)
+        return status
+    except (BoardError, BootError, KVMError, ValueError) as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if board is not None:
+            board.request_exit(0)
+        for c in closers:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the real status
+                pass
+        chardevs.close_all()
+        if board is not None:
+            board.close()
+        if log_stream is not None:
+            log_stream.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse_system_argv(argv, PROG)
+        if cfg.show_help:
+            print(help_text(PROG))
+            return 0
+        if cfg.show_version:
+            print(f"{PROG} (pemu) 0.1.0")
+            return 0
+        return run(cfg)
+    except OptionError as e:
+        msg = str(e)
+        print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

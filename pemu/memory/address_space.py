@@ -1,0 +1,159 @@
+"""Guest physical address space: RAM blocks and MMIO regions.
+
+A board builds one ``AddressSpace`` for memory (and, on x86, a second one for I/O
+ports).  RAM is a host mmap so that accelerators can hand it to native code or to KVM
+as is, and devices can move data into it with ``os.preadv`` through ``view()``
+without copies.  MMIO regions dispatch to a device's ``mmio_read``/``mmio_write``.
+
+Every access from a device or an accelerator goes through bounds checks here: a guest
+that points DMA outside RAM gets ``GuestMemoryError``, which the caller turns into a
+device error or a guest fault, never a host exception that kills the VM.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import mmap
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class GuestMemoryError(Exception):
+    """An access to guest physical memory that no RAM or MMIO region backs."""
+
+    def __init__(self, addr: int, size: int, why: str = "unbacked address") -> None:
+        super().__init__(f"{why}: guest physical 0x{addr:x} (+{size})")
+        self.addr = addr
+        self.size = size
+
+
+class MMIOHandler(Protocol):
+    """What a device region answers. ``offset`` is relative to the region base."""
+
+    def mmio_read(self, offset: int, size: int) -> int: ...
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None: ...
+
+
+@dataclass
+class RAMBlock:
+    """Host-backed guest RAM: one anonymous (or file) mmap."""
+
+    name: str
+    base: int
+    size: int
+    read_only: bool = False
+    mem: mmap.mmap = field(init=False, repr=False)
+    host_addr: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.mem = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.host_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.mem))
+        self.view = memoryview(self.mem)
+
+    def contains(self, addr: int, size: int) -> bool:
+        return self.base <= addr and addr + size <= self.base + self.size
+
+
+@dataclass
+class MMIORegion:
+    name: str
+    base: int
+    size: int
+    handler: MMIOHandler
+
+    def contains(self, addr: int, size: int) -> bool:
+        return self.base <= addr and addr + size <= self.base + self.size
+
+
+class AddressSpace:
+    """A sorted, non-overlapping map of RAM and MMIO regions."""
+
+    def __init__(self, name: str = "memory") -> None:
+        self.name = name
+        self._bases: list[int] = []
+        self._regions: list[RAMBlock | MMIORegion] = []
+        self.ram_blocks: list[RAMBlock] = []
+        self.lock = threading.RLock()
+
+    # -- building -----------------------------------------------------------
+    def _insert(self, region: RAMBlock | MMIORegion) -> None:
+        if region.size <= 0:
+            raise ValueError(f"region {region.name}: size must be positive")
+        for other in self._regions:
+            if region.base < other.base + other.size and other.base < region.base + region.size:
+                raise ValueError(
+                    f"region {region.name} at 0x{region.base:x} overlaps {other.name} "
+                    f"at 0x{other.base:x}"
+                )
+        i = bisect.bisect(self._bases, region.base)
+        self._bases.insert(i, region.base)
+        self._regions.insert(i, region)
+
+    def add_ram(self, name: str, base: int, size: int, read_only: bool = False) -> RAMBlock:
+        block = RAMBlock(name, base, size, read_only)
+        self._insert(block)
+        self.ram_blocks.append(block)
+        return block
+
+    def add_mmio(self, name: str, base: int, size: int, handler: MMIOHandler) -> MMIORegion:
+        region = MMIORegion(name, base, size, handler)
+        self._insert(region)
+        return region
+
+    def regions(self) -> list[RAMBlock | MMIORegion]:
+        return list(self._regions)
+
+    # -- lookup -------------------------------------------------------------
+    def find(self, addr: int, size: int = 1) -> RAMBlock | MMIORegion | None:
+        i = bisect.bisect(self._bases, addr) - 1
+        if i < 0:
+            return None
+        region = self._regions[i]
+        return region if region.contains(addr, size) else None
+
+    def find_ram(self, addr: int, size: int) -> RAMBlock:
+        region = self.find(addr, size)
+        if not isinstance(region, RAMBlock):
+            raise GuestMemoryError(addr, size, "not RAM")
+        return region
+
+    # -- access for devices (DMA) and slow paths ------------------------------
+    def view(self, addr: int, size: int) -> memoryview:
+        """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM."""
+        block = self.find_ram(addr, size)
+        off = addr - block.base
+        return block.view[off : off + size]
+
+    def read(self, addr: int, size: int) -> bytes:
+        return bytes(self.view(addr, size))
+
+    def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        block = self.find_ram(addr, len(data))
+        off = addr - block.base
+        block.view[off : off + len(data)] = data
+
+    def load(self, addr: int, size: int) -> int:
+        """A CPU-style access of 1, 2, 4 or 8 bytes to RAM or MMIO."""
+        region = self.find(addr, size)
+        if region is None:
+            raise GuestMemoryError(addr, size)
+        off = addr - region.base
+        if isinstance(region, RAMBlock):
+            return int.from_bytes(region.view[off : off + size], "little")
+        return region.handler.mmio_read(off, size) & ((1 << (size * 8)) - 1)
+
+    def store(self, addr: int, size: int, value: int) -> None:
+        region = self.find(addr, size)
+        if region is None:
+            raise GuestMemoryError(addr, size)
+        off = addr - region.base
+        value &= (1 << (size * 8)) - 1
+        if isinstance(region, RAMBlock):
+            if region.read_only:
+                return  # ROM: writes are ignored, as on real boards
+            region.view[off : off + size] = value.to_bytes(size, "little")
+        else:
+            region.handler.mmio_write(off, size, value)

@@ -1,0 +1,96 @@
+"""RISC-V hart state: one native block of 64-bit slots.
+
+Translated code reads and writes guest registers in this block: the python backend
+through a ``memoryview`` cast to 64-bit words, the native backend at fixed offsets
+from a host register.  Anything that translated code or its helpers touch on the
+hot path lives here, at a fixed slot; rarely used machine state (most CSRs in system
+mode) may live in Python objects and be reached through helpers.
+
+Slot map (each slot is a little-endian uint64):
+  0..31   x0..x31 (x0 is kept zero: frontends never write it)
+  32..63  f0..f31 (NaN-boxed single-precision values)
+  64      pc
+  65      fflags (accrued exception flags, 5 bits)
+  66      frm (dynamic rounding mode, 3 bits)
+  67      reservation address of LR (all ones: none)
+  68      reserved value loaded by LR (to make SC a compare-and-swap)
+  69      exit_request: non-zero asks translated code to return at the next block entry
+  70      priv: current privilege level (0 U, 1 S, 3 M)
+  71..    system-mode CSR shadows and scratch, defined by the system-mode code
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+N_SLOTS = 256
+
+X0 = 0
+F0 = 32
+PC = 64
+FFLAGS = 65
+FRM = 66
+RES_ADDR = 67
+RES_VALUE = 68
+EXIT_REQUEST = 69
+PRIV = 70
+FIRST_FREE_SLOT = 71
+
+NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
+
+ABI_NAMES = [
+    "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
+    "a4", "a5", "a6", "a7", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+    "t3", "t4", "t5", "t6",
+]
+FP_ABI_NAMES = [
+    "ft0", "ft1", "ft2", "ft3", "ft4", "ft5", "ft6", "ft7", "fs0", "fs1", "fa0", "fa1",
+    "fa2", "fa3", "fa4", "fa5", "fa6", "fa7", "fs2", "fs3", "fs4", "fs5", "fs6", "fs7",
+    "fs8", "fs9", "fs10", "fs11", "ft8", "ft9", "ft10", "ft11",
+]
+
+
+def ir_globals() -> dict[str, int]:
+    """The IR globals a RISC-V frontend uses: name -> state slot."""
+    g = {f"x{i}": X0 + i for i in range(1, 32)}
+    g.update({f"f{i}": F0 + i for i in range(32)})
+    g.update({"pc": PC, "fflags": FFLAGS, "frm": FRM, "res_addr": RES_ADDR,
+              "res_value": RES_VALUE})
+    return g
+
+
+class RiscvCPUState:
+    """The native state block plus Python-side views of it."""
+
+    def __init__(self) -> None:
+        self.block = (ctypes.c_uint64 * N_SLOTS)()
+        self.address = ctypes.addressof(self.block)
+        # 64-bit word view: the python backend's fast access path
+        self.slots = memoryview(self.block).cast("B").cast("Q")
+        self.slots[RES_ADDR] = NO_RESERVATION
+
+    # -- convenience accessors for the runtime and tests -----------------------------
+    @property
+    def pc(self) -> int:
+        return self.slots[PC]
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.slots[PC] = value & 0xFFFF_FFFF_FFFF_FFFF
+
+    def x(self, i: int) -> int:
+        return self.slots[X0 + i] if i else 0
+
+    def set_x(self, i: int, value: int) -> None:
+        if i:
+            self.slots[X0 + i] = value & 0xFFFF_FFFF_FFFF_FFFF
+
+    def f(self, i: int) -> int:
+        return self.slots[F0 + i]
+
+    def set_f(self, i: int, value: int) -> None:
+        self.slots[F0 + i] = value & 0xFFFF_FFFF_FFFF_FFFF
+
+    def copy_from(self, other: RiscvCPUState) -> None:
+        """Clone registers (for a new guest thread or fork)."""
+        ctypes.memmove(self.address, other.address, N_SLOTS * 8)

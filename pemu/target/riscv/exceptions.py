@@ -1,0 +1,43 @@
+"""RISC-V synchronous exception causes and the Python exception that carries them.
+
+Translated code raises ``RiscvTrap`` through helpers.  When any exception leaves a
+translated block, the backend has written every guest register back to the state
+block and set the pc slot to the guest instruction that raised it, so the handler
+(the Linux user-mode loop, or the privileged trap logic in system mode) sees
+precise state.
+"""
+
+from __future__ import annotations
+
+INSN_ADDR_MISALIGNED = 0
+INSN_ACCESS_FAULT = 1
+ILLEGAL_INSN = 2
+BREAKPOINT = 3
+LOAD_ADDR_MISALIGNED = 4
+LOAD_ACCESS_FAULT = 5
+STORE_ADDR_MISALIGNED = 6
+STORE_ACCESS_FAULT = 7
+ECALL_U = 8
+ECALL_S = 9
+ECALL_M = 11
+INSN_PAGE_FAULT = 12
+LOAD_PAGE_FAULT = 13
+STORE_PAGE_FAULT = 15
+
+CAUSE_NAMES = {
+    0: "instruction address misaligned", 1: "instruction access fault",
+    2: "illegal instruction", 3: "breakpoint", 4: "load address misaligned",
+    5: "load access fault", 6: "store/AMO address misaligned", 7: "store/AMO access fault",
+    8: "environment call from U-mode", 9: "environment call from S-mode",
+    11: "environment call from M-mode", 12: "instruction page fault",
+    13: "load page fault", 15: "store/AMO page fault",
+}
+
+
+class RiscvTrap(Exception):
+    """A synchronous exception raised by guest code."""
+
+    def __init__(self, cause: int, tval: int = 0) -> None:
+        super().__init__(f"{CAUSE_NAMES.get(cause, 'exception')} (cause {cause}, tval 0x{tval:x})")
+        self.cause = cause
+        self.tval = tval
