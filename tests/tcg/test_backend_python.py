@@ -50,7 +50,8 @@ class FlatMemory:
         size = memop.size
         if memop.signed:
             sign = 1 << (size * 8 - 1)
-            return [f"{dst} = ((LD({addr}, {size}) ^ {sign:#x}) - {sign:#x}) & {(1 << bits) - 1:#x}"]
+            mask = (1 << bits) - 1
+            return [f"{dst} = ((LD({addr}, {size}) ^ {sign:#x}) - {sign:#x}) & {mask:#x}"]
         return [f"{dst} = LD({addr}, {size})"]
 
     def store(self, value, addr, memop):
@@ -111,7 +112,7 @@ def blocks(draw):
 
 
 def _run_compiled(block, slots, mem_backing):
-    backend = PythonBackend(mem_backing)
+    backend = PythonBackend(mem_backing, GLOBALS["pc"])
     compiled = backend.compile(block)
     view = (memoryview(bytearray(8 * 16)).cast("Q"))
     for i, v in enumerate(slots):
@@ -159,7 +160,7 @@ def test_exception_leaves_precise_state():
     b.insn_start(0x2008)
     b.movi(b.glob("r2"), 99)
     b.goto_pc(0x200C)
-    compiled = PythonBackend(FlatMemory()).compile(block)
+    compiled = PythonBackend(FlatMemory(), GLOBALS["pc"]).compile(block)
     view = memoryview(bytearray(8 * 16)).cast("Q")
     view[1] = 10
     try:

@@ -21,6 +21,17 @@ from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import RiscvCPUState
 
 PAGE_SHIFT = 12
+# Blocks translated one instruction each, for breakpoints: a separate cache key.
+DEBUG_SINGLE_INSN_FLAG = 1 << 62
+
+
+class DebugStop(Exception):
+    """Translated code stopped for the debugger (breakpoint); state is precise."""
+
+    def __init__(self, reason: str, addr: int) -> None:
+        super().__init__(f"{reason} at 0x{addr:x}")
+        self.reason = reason
+        self.addr = addr
 
 
 @dataclass(eq=False)
@@ -96,10 +107,12 @@ class TCGEngine:
         self.max_insns = max_insns
         if backend != "python":
             raise ValueError(f"TCG backend '{backend}' is not available (known: python)")
-        self.backend = PythonBackend(UserMemoryCodegen(mem))
+        self.backend = PythonBackend(UserMemoryCodegen(mem), rv.PC)
         self.cache = TBCache()
         self.translate_lock = threading.Lock()
         self.stats = {"translated": 0, "invalidated_pages": 0, "flushes": 0}
+        # guest pcs where execution stops with DebugStop (the gdb stub's Z0 breakpoints)
+        self.breakpoints: set[int] = set()
         mem.on_code_write = self.invalidate_page
         from pemu.target.riscv.translate import translate_block  # the frontend
 
@@ -111,7 +124,10 @@ class TCGEngine:
             existing = self.cache.blocks.get((flags, pc))
             if existing is not None and max_insns is None:
                 return existing
-            block: Block = self._translate_block(pc, flags, self.mem.fetch,
+            if flags & DEBUG_SINGLE_INSN_FLAG:
+                max_insns = 1
+            block: Block = self._translate_block(pc, flags & ~DEBUG_SINGLE_INSN_FLAG,
+                                                 self.mem.fetch,
                                                  max_insns=max_insns or self.max_insns)
             self.log.block_translated_ir(block, "op")
             optimize(block)
@@ -123,7 +139,7 @@ class TCGEngine:
             tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, compiled.fn,
                                   pages, compiled.source)
             self.log.block_translated(tb, self.mem)
-            if max_insns is None:
+            if max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG:
                 for page in pages:
                     self.mem.mark_code_page(page)
                 self.cache.insert(tb)
@@ -159,6 +175,7 @@ class TCGCPU:
         self.engine = engine
         self.mem = engine.mem
         self.state = RiscvCPUState()
+        self.skip_breakpoint_once = False
 
     def request_exit(self) -> None:
         """Make run() return at the next block boundary (callable from any thread)."""
@@ -172,8 +189,8 @@ class TCGCPU:
         """Execute until an exception leaves translated code or an exit is requested."""
         S = self.state.slots
         engine = self.engine
-        if engine.log.wants_exec:
-            return self._run_logged()
+        if engine.log.wants_exec or engine.breakpoints:
+            return self._run_debug()
         table = engine.cache.table(0)
         get = table.get
         pc = S[rv.PC]
@@ -186,15 +203,29 @@ class TCGCPU:
         S[rv.PC] = pc
         S[rv.EXIT_REQUEST] = 0
 
-    def _run_logged(self) -> None:
+    def _run_debug(self) -> None:
+        """The slow loop: logs block execution and stops at breakpoints.
+
+        With breakpoints set, blocks are one instruction each so that every guest
+        pc is checked.  ``skip_breakpoint_once`` (set by a debugger resuming from a
+        breakpoint) lets the first instruction run without stopping again.
+        """
         S = self.state.slots
         engine = self.engine
         pc = S[rv.PC]
+        first = self.skip_breakpoint_once
+        self.skip_breakpoint_once = False
         while not S[rv.EXIT_REQUEST]:
-            tb = engine.cache.blocks.get((0, pc))
+            bps = engine.breakpoints
+            if bps and pc in bps and not first:
+                S[rv.PC] = pc
+                raise DebugStop("breakpoint", pc)
+            first = False
+            flags = DEBUG_SINGLE_INSN_FLAG if bps else 0
+            tb = engine.cache.blocks.get((flags, pc))
             if tb is None:
                 S[rv.PC] = pc
-                tb = engine.translate(pc, 0)
+                tb = engine.translate(pc, flags)
             engine.log.block_executed(tb, self.state)
             pc = tb.fn(S, self)
         S[rv.PC] = pc

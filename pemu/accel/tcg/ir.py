@@ -267,19 +267,26 @@ class Block:
 
 
 class IRBuilder:
-    """What a frontend uses to emit IR.  Globals come from the target's state layout."""
+    """What a frontend uses to emit IR.  Globals come from the target's state layout.
+
+    Global temps are created on first use: a block names only the few registers it
+    touches, and creating all of a target's globals up front dominated the cost of
+    translating short blocks.
+    """
 
     def __init__(self, block: Block, globals_: dict[str, int]) -> None:
         self.block = block
+        self._slots = globals_
         self._globals: dict[str, Temp] = {}
-        for name, slot in globals_.items():
-            t = Temp(len(block.temps), I64, "global", name, slot)
-            block.temps.append(t)
-            self._globals[name] = t
 
     # -- operands ---------------------------------------------------------------
     def glob(self, name: str) -> Temp:
-        return self._globals[name]
+        t = self._globals.get(name)
+        if t is None:
+            t = Temp(len(self.block.temps), I64, "global", name, self._slots[name])
+            self.block.temps.append(t)
+            self._globals[name] = t
+        return t
 
     def temp(self, type: int = I64) -> Temp:
         t = Temp(len(self.block.temps), type, "local", f"t{len(self.block.temps)}")

@@ -121,9 +121,10 @@ class UnstructuredControlFlow(Exception):
 class PythonBackend:
     name = "python"
 
-    def __init__(self, memory: MemoryCodegen) -> None:
+    def __init__(self, memory: MemoryCodegen, pc_slot: int) -> None:
+        """``pc_slot``: the state slot where a trap leaves the faulting guest pc."""
         self.memory = memory
-        self._base_ns = {**RUNTIME_NAMESPACE, **memory.namespace()}
+        self._base_ns = {**RUNTIME_NAMESPACE, **memory.namespace(), _PC_SLOT_NAME: pc_slot}
 
     def compile(self, block: Block) -> CompiledBlock:
         return _Codegen(block, self._base_ns, self.memory).build()
@@ -268,7 +269,6 @@ class _Codegen:
         source = "\n".join(head + body + tail) + "\n"
         pcmap = {body_first_line + i: pc for i, pc in enumerate(self.line_pc)}
         self.ns["PCMAP"] = pcmap
-        self.ns[_PC_SLOT_NAME] = _pc_slot(self.block)
         code = compile(source, f"<tb 0x{self.block.pc:x}>", "exec")
         exec(code, self.ns)  # noqa: S102 - this is the code generator
         return CompiledBlock(self.ns[fname], source)
@@ -388,13 +388,6 @@ class _Codegen:
 
 
 _PC_SLOT_NAME = "PC_SLOT"
-
-
-def _pc_slot(block: Block) -> int:
-    for t in block.temps:
-        if t.is_global and t.name == "pc":
-            return t.slot
-    raise ValueError("the target defines no pc global")
 
 
 def _rotl(a: int, n: int, w: int) -> int:

@@ -1,0 +1,140 @@
+"""Per-block translation state shared by the RISC-V instruction emitters."""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import Block, Cond, Const, IRBuilder, Label, Operand, Temp
+from pemu.target.riscv.cpu_state import ir_globals
+from pemu.target.riscv.exceptions import ILLEGAL_INSN
+from pemu.target.riscv.helpers import RAISE_EXCEPTION
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+ZERO = Const(0)
+RM_DYNAMIC = 7
+
+# Block flags.  User mode passes 0; system mode encodes the privilege level here so
+# that code translated for one privilege is never run at another.
+FLAG_PRIV_MASK = 3
+
+_GLOBALS = ir_globals()
+
+
+def sext(v: int, bits: int) -> int:
+    return v - (1 << bits) if v >> (bits - 1) & 1 else v
+
+
+def imm(v: int) -> Const:
+    return Const(v & MASK64)
+
+
+class _Globals(dict):
+    """Register operands by number, made on first use through the builder."""
+
+    def __init__(self, builder: IRBuilder, prefix: str) -> None:
+        super().__init__()
+        self.builder = builder
+        self.prefix = prefix
+
+    def __missing__(self, key: int | str) -> Temp:
+        t = self.builder.glob(f"{self.prefix}{key}")
+        self[key] = t
+        return t
+
+
+class DisasContext:
+    """What the emitters need: the IR builder, register temps and the current insn."""
+
+    __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
+                 "frm_checked")
+
+    def __init__(self, block: Block) -> None:
+        b = IRBuilder(block, _GLOBALS)
+        self.b = b
+        self.flags = block.flags
+        # xr[i]/fr[i] give the register's global; x0 reads as the constant 0 and
+        # emitters never write it
+        self.xr: dict[int, Operand] = _Globals(b, "x")
+        self.xr[0] = ZERO
+        self.fr: dict[int, Temp] = _Globals(b, "f")
+        self._misc: dict[str, Temp] = _Globals(b, "")
+        self.pc_reg = b.glob("pc")
+        self.pc = block.pc
+        self.insn = 0  # the raw instruction bits (16-bit ones for RVC): trap values
+        self.next_pc = block.pc
+        self.end = False  # the current instruction ended the block
+        self.frm_checked = False  # frm was validated earlier in this block
+
+    @property
+    def fflags(self) -> Temp:
+        return self._misc["fflags"]
+
+    @property
+    def frm(self) -> Temp:
+        return self._misc["frm"]
+
+    @property
+    def res_addr(self) -> Temp:
+        return self._misc["res_addr"]
+
+    @property
+    def res_value(self) -> Temp:
+        return self._misc["res_value"]
+
+    @property
+    def priv(self) -> int:
+        return self.flags & FLAG_PRIV_MASK
+
+    # -- operands -------------------------------------------------------------------
+    def dest(self, r: int) -> Temp:
+        """Where to write x[r]: the register, or a scratch temp for x0 (write dropped)."""
+        return self.xr[r] if r else self.b.temp()  # type: ignore[return-value]
+
+    def address(self, rs1: int, offset: int) -> Operand:
+        """rs1 + offset as an operand (no op emitted when the offset is 0)."""
+        base = self.xr[rs1]
+        if not rs1:
+            return imm(offset)
+        if not offset:
+            return base
+        t = self.b.temp()
+        self.b.binop("add", t, base, imm(offset))
+        return t
+
+    # -- block exits ----------------------------------------------------------------
+    def goto(self, pc: int) -> None:
+        self.b.goto_pc(pc & MASK64)
+        self.end = True
+
+    def raise_trap(self, cause: int, tval: int) -> None:
+        self.b.call(RAISE_EXCEPTION, [], [Const(cause), imm(tval)])
+        self.goto(self.next_pc)  # unreachable: keeps the block well formed
+
+    def illegal(self) -> None:
+        self.raise_trap(ILLEGAL_INSN, self.insn)
+
+    # -- floating point ---------------------------------------------------------------
+    def rounding_mode(self, rm: int) -> Operand | None:
+        """The rm operand for a helper, or None if the static rm is reserved (illegal).
+
+        With rm=7 the helper gets the frm register; frm is checked at run time (once
+        per block until a CSR instruction may have changed it).
+        """
+        if rm < 5:
+            return Const(rm)
+        if rm != RM_DYNAMIC:
+            return None
+        if not self.frm_checked:
+            ok = self.b.label()
+            self.b.brcond(Cond.LTU, self.frm, Const(5), ok)
+            self.b.call(RAISE_EXCEPTION, [], [Const(ILLEGAL_INSN), imm(self.insn)])
+            self.b.set_label(ok)
+            self.frm_checked = True
+        return self.frm
+
+    def accrue(self, flags: Temp) -> None:
+        self.b.binop("or", self.fflags, self.fflags, flags)
+
+    def new_label(self) -> Label:
+        return self.b.label()
+
+
+__all__ = ["DisasContext", "FLAG_PRIV_MASK", "MASK64", "ZERO", "imm", "sext"]

@@ -1,0 +1,337 @@
+"""Emitters for RV64I, M, Zba, Zbb and Zbs: integer ALU, loads/stores, jumps, branches.
+
+Each emitter takes the DisasContext and the 32-bit instruction word.  Register-register
+and register-immediate operations are found through dicts keyed by (funct7, funct3)
+or by the immediate's fixed bits, never by walking if-chains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pemu.accel.tcg.ir import I32, I64, Cond, Const, MemOp, Operand, Temp
+from pemu.target.riscv.context import DisasContext, imm, sext
+from pemu.target.riscv.helpers import ORC_B
+
+Emit = Callable[[DisasContext, Temp, Operand, Operand], None]
+
+
+def _rd(insn: int) -> int:
+    return (insn >> 7) & 31
+
+
+def _rs1(insn: int) -> int:
+    return (insn >> 15) & 31
+
+
+def _rs2(insn: int) -> int:
+    return (insn >> 20) & 31
+
+
+def _f3(insn: int) -> int:
+    return (insn >> 12) & 7
+
+
+def _imm_i(insn: int) -> int:
+    return sext(insn >> 20, 12)
+
+
+def _imm_s(insn: int) -> int:
+    return sext((insn >> 25) << 5 | (insn >> 7) & 31, 12)
+
+
+def _imm_b(insn: int) -> int:
+    return sext((insn >> 31) << 12 | ((insn >> 7) & 1) << 11 | ((insn >> 25) & 0x3F) << 5
+                | ((insn >> 8) & 0xF) << 1, 13)
+
+
+def _imm_j(insn: int) -> int:
+    return sext((insn >> 31) << 20 | ((insn >> 12) & 0xFF) << 12 | ((insn >> 20) & 1) << 11
+                | ((insn >> 21) & 0x3FF) << 1, 21)
+
+
+# -- building blocks for the operation tables --------------------------------------------
+
+def _op(opc: str) -> Emit:
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        ctx.b.binop(opc, d, a, b)
+    return emit
+
+
+def _op_w(opc: str) -> Emit:
+    """A 32-bit operation whose result is sign-extended (the *w instructions)."""
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        t = ctx.b.temp(I32)
+        ctx.b.binop(opc, t, a, b, I32)
+        ctx.b.unop("ext32s", d, t)
+    return emit
+
+
+def _setcond(cond: Cond) -> Emit:
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        ctx.b.setcond(d, cond, a, b)
+    return emit
+
+
+def _shadd(shift: int, uw: bool = False) -> Emit:
+    """Zba shNadd[.uw]: (zext32?(a) << N) + b."""
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        t = ctx.b.temp()
+        if uw:
+            ctx.b.unop("ext32u", t, a)
+            a = t
+        if shift:
+            ctx.b.binop("shl", t, a, Const(shift))
+            a = t
+        ctx.b.binop("add", d, a, b)
+    return emit
+
+
+def _single_bit(opc: str) -> Emit:
+    """Zbs bset/bclr/binv: a OP (1 << (b & 63)); bclr uses andc."""
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        if isinstance(b, Const):
+            bit: Operand = Const(1 << (b.value & 63))
+        else:
+            bit = ctx.b.temp()
+            ctx.b.binop("shl", bit, Const(1), b)
+        ctx.b.binop(opc, d, a, bit)
+    return emit
+
+
+def _bext(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    t = ctx.b.temp()
+    ctx.b.binop("shr", t, a, b)
+    ctx.b.binop("and", d, t, Const(1))
+
+
+def _unary(opc: str, type: int = I64) -> Emit:
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        if type == I32:
+            t = ctx.b.temp(I32)
+            ctx.b.unop(opc, t, a, I32)
+            ctx.b.unop("ext32s", d, t)  # clzw & co: small counts, sign-extension is a no-op
+        else:
+            ctx.b.unop(opc, d, a)
+    return emit
+
+
+def _orc_b(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    ctx.b.call(ORC_B, [d], [a])
+
+
+def _slli_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    t = ctx.b.temp()
+    ctx.b.unop("ext32u", t, a)
+    ctx.b.binop("shl", d, t, b)
+
+
+def _add_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    _shadd(0, True)(ctx, d, a, b)
+
+
+# -- OP and OP-32: keyed by funct7 << 3 | funct3 -------------------------------------------
+
+def _key(f7: int, f3: int) -> int:
+    return f7 << 3 | f3
+
+
+OP_TABLE: dict[int, Emit] = {
+    _key(0x00, 0): _op("add"), _key(0x20, 0): _op("sub"), _key(0x00, 1): _op("shl"),
+    _key(0x00, 2): _setcond(Cond.LT), _key(0x00, 3): _setcond(Cond.LTU),
+    _key(0x00, 4): _op("xor"), _key(0x00, 5): _op("shr"), _key(0x20, 5): _op("sar"),
+    _key(0x00, 6): _op("or"), _key(0x00, 7): _op("and"),
+    # M
+    _key(0x01, 0): _op("mul"), _key(0x01, 1): _op("mulsh"), _key(0x01, 2): _op("mulsuh"),
+    _key(0x01, 3): _op("muluh"), _key(0x01, 4): _op("div"), _key(0x01, 5): _op("divu"),
+    _key(0x01, 6): _op("rem"), _key(0x01, 7): _op("remu"),
+    # Zba
+    _key(0x10, 2): _shadd(1), _key(0x10, 4): _shadd(2), _key(0x10, 6): _shadd(3),
+    # Zbb
+    _key(0x20, 7): _op("andc"), _key(0x20, 6): _op("orc"), _key(0x20, 4): _op("eqv"),
+    _key(0x05, 4): _op("min"), _key(0x05, 5): _op("minu"), _key(0x05, 6): _op("max"),
+    _key(0x05, 7): _op("maxu"), _key(0x30, 1): _op("rotl"), _key(0x30, 5): _op("rotr"),
+    # Zbs
+    _key(0x24, 1): _single_bit("andc"), _key(0x14, 1): _single_bit("or"),
+    _key(0x34, 1): _single_bit("xor"), _key(0x24, 5): _bext,
+}
+
+OP32_TABLE: dict[int, Emit] = {
+    _key(0x00, 0): _op_w("add"), _key(0x20, 0): _op_w("sub"), _key(0x00, 1): _op_w("shl"),
+    _key(0x00, 5): _op_w("shr"), _key(0x20, 5): _op_w("sar"),
+    _key(0x01, 0): _op_w("mul"), _key(0x01, 4): _op_w("div"), _key(0x01, 5): _op_w("divu"),
+    _key(0x01, 6): _op_w("rem"), _key(0x01, 7): _op_w("remu"),
+    _key(0x04, 0): _add_uw, _key(0x10, 2): _shadd(1, True), _key(0x10, 4): _shadd(2, True),
+    _key(0x10, 6): _shadd(3, True),
+    _key(0x30, 1): _op_w("rotl"), _key(0x30, 5): _op_w("rotr"),
+}
+_ZEXT_H = _unary("ext16u")  # OP-32 funct7 0x04 funct3 4, only with rs2 = 0
+
+
+def trans_op(ctx: DisasContext, insn: int) -> None:
+    emit = OP_TABLE.get(_key(insn >> 25, _f3(insn)))
+    if emit is None:
+        ctx.illegal()
+        return
+    rd = _rd(insn)
+    if rd:
+        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)])  # type: ignore[arg-type]
+
+
+def trans_op32(ctx: DisasContext, insn: int) -> None:
+    key = _key(insn >> 25, _f3(insn))
+    emit = OP32_TABLE.get(key)
+    if emit is None:
+        if key == _key(0x04, 4) and not _rs2(insn):
+            emit = _ZEXT_H
+        else:
+            ctx.illegal()
+            return
+    rd = _rd(insn)
+    if rd:
+        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)])  # type: ignore[arg-type]
+
+
+# -- OP-IMM and OP-IMM-32 ----------------------------------------------------------------
+
+# funct3 -> emitter taking the sign-extended 12-bit immediate
+OPIMM_SIMPLE: dict[int, Emit] = {
+    0: _op("add"), 2: _setcond(Cond.LT), 3: _setcond(Cond.LTU), 4: _op("xor"),
+    6: _op("or"), 7: _op("and"),
+}
+# funct3 1 and 5: shifts and Zbb/Zbs by funct6 (insn >> 26), shamt in bits 25:20
+OPIMM_SHIFT6: dict[tuple[int, int], Emit] = {
+    (1, 0x00): _op("shl"), (5, 0x00): _op("shr"), (5, 0x10): _op("sar"),
+    (5, 0x18): _op("rotr"),
+    (1, 0x0A): _single_bit("or"), (1, 0x12): _single_bit("andc"), (1, 0x1A): _single_bit("xor"),
+    (5, 0x12): _bext,
+}
+# funct3 1 and 5 with the whole 12-bit immediate fixed (Zbb unary ops)
+OPIMM_UNARY: dict[tuple[int, int], Emit] = {
+    (1, 0x600): _unary("clz"), (1, 0x601): _unary("ctz"), (1, 0x602): _unary("ctpop"),
+    (1, 0x604): _unary("ext8s"), (1, 0x605): _unary("ext16s"),
+    (5, 0x287): _orc_b, (5, 0x6B8): _unary("bswap"),
+}
+OPIMM32_SHIFT: dict[tuple[int, int], Emit] = {  # (funct3, funct7)
+    (1, 0x00): _op_w("shl"), (5, 0x00): _op_w("shr"), (5, 0x20): _op_w("sar"),
+    (5, 0x30): _op_w("rotr"),
+}
+OPIMM32_UNARY: dict[tuple[int, int], Emit] = {
+    (1, 0x600): _unary("clz", I32), (1, 0x601): _unary("ctz", I32),
+    (1, 0x602): _unary("ctpop", I32),
+}
+
+
+def trans_op_imm(ctx: DisasContext, insn: int) -> None:
+    f3 = _f3(insn)
+    emit = OPIMM_SIMPLE.get(f3)
+    if emit is not None:
+        operand: Operand = imm(_imm_i(insn))
+    else:
+        operand = Const((insn >> 20) & 63)
+        emit = OPIMM_SHIFT6.get((f3, insn >> 26)) or OPIMM_UNARY.get((f3, insn >> 20))
+        if emit is None:
+            ctx.illegal()
+            return
+    rd = _rd(insn)
+    if rd:
+        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], operand)  # type: ignore[arg-type]
+
+
+def trans_op_imm32(ctx: DisasContext, insn: int) -> None:
+    f3 = _f3(insn)
+    if f3 == 0:
+        emit: Emit | None = _op_w("add")
+        operand: Operand = imm(_imm_i(insn))
+    else:
+        operand = Const((insn >> 20) & 63)
+        emit = OPIMM32_SHIFT.get((f3, insn >> 25)) or OPIMM32_UNARY.get((f3, insn >> 20))
+        if emit is None and f3 == 1 and insn >> 26 == 0x02:
+            emit = _slli_uw
+    if emit is None:
+        ctx.illegal()
+        return
+    rd = _rd(insn)
+    if rd:
+        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], operand)  # type: ignore[arg-type]
+
+
+def trans_lui(ctx: DisasContext, insn: int) -> None:
+    rd = _rd(insn)
+    if rd:
+        ctx.b.mov(ctx.xr[rd], imm(sext(insn & 0xFFFFF000, 32)))  # type: ignore[arg-type]
+
+
+def trans_auipc(ctx: DisasContext, insn: int) -> None:
+    rd = _rd(insn)
+    if rd:
+        ctx.b.mov(ctx.xr[rd], imm(ctx.pc + sext(insn & 0xFFFFF000, 32)))  # type: ignore[arg-type]
+
+
+# -- loads and stores ---------------------------------------------------------------------
+
+LOAD_MEMOPS = {0: MemOp(1, True), 1: MemOp(2, True), 2: MemOp(4, True), 3: MemOp(8),
+               4: MemOp(1), 5: MemOp(2), 6: MemOp(4)}
+STORE_MEMOPS = {0: MemOp(1), 1: MemOp(2), 2: MemOp(4), 3: MemOp(8)}
+
+
+def trans_load(ctx: DisasContext, insn: int) -> None:
+    memop = LOAD_MEMOPS.get(_f3(insn))
+    if memop is None:
+        ctx.illegal()
+        return
+    addr = ctx.address(_rs1(insn), _imm_i(insn))
+    ctx.b.ld(ctx.dest(_rd(insn)), addr, memop)  # a load into x0 still faults
+
+
+def trans_store(ctx: DisasContext, insn: int) -> None:
+    memop = STORE_MEMOPS.get(_f3(insn))
+    if memop is None:
+        ctx.illegal()
+        return
+    addr = ctx.address(_rs1(insn), _imm_s(insn))
+    ctx.b.st(ctx.xr[_rs2(insn)], addr, memop)
+
+
+# -- control transfer ---------------------------------------------------------------------
+
+BRANCH_CONDS = {0: Cond.EQ, 1: Cond.NE, 4: Cond.LT, 5: Cond.GE, 6: Cond.LTU, 7: Cond.GEU}
+
+
+def trans_branch(ctx: DisasContext, insn: int) -> None:
+    cond = BRANCH_CONDS.get(_f3(insn))
+    if cond is None:
+        ctx.illegal()
+        return
+    taken = ctx.new_label()
+    ctx.b.brcond(cond, ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)], taken)
+    ctx.b.goto_pc(ctx.next_pc)
+    ctx.b.set_label(taken)
+    ctx.goto(ctx.pc + _imm_b(insn))
+
+
+def trans_jal(ctx: DisasContext, insn: int) -> None:
+    rd = _rd(insn)
+    if rd:
+        ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+    ctx.goto(ctx.pc + _imm_j(insn))
+
+
+def trans_jalr(ctx: DisasContext, insn: int) -> None:
+    if _f3(insn):
+        ctx.illegal()
+        return
+    rs1, rd, offset = _rs1(insn), _rd(insn), _imm_i(insn)
+    if not rs1:
+        if rd:
+            ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+        ctx.goto(offset & ~1)
+        return
+    target = ctx.b.temp()
+    ctx.b.binop("add", target, ctx.xr[rs1], imm(offset))
+    ctx.b.binop("and", target, target, imm(~1))
+    if rd:
+        ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+    ctx.b.mov(ctx.pc_reg, target)
+    ctx.b.goto_ptr()
+    ctx.end = True

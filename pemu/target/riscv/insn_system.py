@@ -1,0 +1,66 @@
+"""Emitters for SYSTEM (ecall, ebreak, Zicsr) and MISC-MEM (fence, Zifencei)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pemu.accel.tcg.ir import Const
+from pemu.target.riscv import csr
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
+from pemu.target.riscv.helpers import FENCE_I
+
+ECALL = 0x0000_0073
+EBREAK = 0x0010_0073
+_ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
+
+# Other funct3=0 SYSTEM instructions (mret, sret, wfi, sfence.vma) by their fixed bits:
+# system mode registers emitters here; in user mode they are illegal instructions.
+PRIVILEGED: dict[int, Callable[[DisasContext, int], None]] = {}
+
+
+def trans_system(ctx: DisasContext, insn: int) -> None:
+    f3 = (insn >> 12) & 7
+    if f3 == 0:
+        if insn == ECALL:
+            ctx.raise_trap(_ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
+        elif insn == EBREAK:
+            ctx.raise_trap(BREAKPOINT, ctx.pc)
+        else:
+            emit = PRIVILEGED.get(insn & 0xFE00_7FFF) if ctx.priv else None
+            if emit is None:
+                ctx.illegal()
+            else:
+                emit(ctx, insn)
+    elif f3 == 4:
+        ctx.illegal()
+    else:
+        _trans_csr(ctx, insn, f3)
+
+
+def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
+    rd, src, number = (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
+    value = Const(src) if f3 & 4 else ctx.xr[src]  # csrr*i take a 5-bit immediate
+    kind = f3 & 3
+    if kind == 1:  # csrrw: no read side effects when rd is x0
+        action = csr.ACTION_WRITE | (csr.ACTION_READ if rd else 0)
+    else:  # csrrs/csrrc: no write when the source is x0 / zero
+        action = csr.ACTION_READ
+        if src:
+            action |= csr.ACTION_SET if kind == 2 else csr.ACTION_CLEAR
+    ctx.b.call(csr.CSR_ACCESS, [ctx.dest(rd)],
+               [Const(number), Const(action), value, Const(ctx.insn)])
+    ctx.frm_checked = False  # frm may have changed
+    if action & ~csr.ACTION_READ and csr.write_ends_block(number):
+        ctx.goto(ctx.next_pc)
+
+
+def trans_misc_mem(ctx: DisasContext, insn: int) -> None:
+    f3 = (insn >> 12) & 7
+    if f3 == 0:
+        return  # fence: translated code already runs accesses in program order
+    if f3 == 1:
+        ctx.b.call(FENCE_I, [], [])
+        ctx.goto(ctx.next_pc)
+        return
+    ctx.illegal()

@@ -1,0 +1,247 @@
+"""The privileged architecture of one hart (spec 1.12): modes, traps, interrupts, xRET.
+
+``PrivState`` holds the machine- and supervisor-level registers as Python ints (they
+are read by helpers, never by translated code).  What translated code must see lives
+in the CPU state block: the current privilege (``PRIV`` slot, read by the CSR helper)
+and ``EXIT_REQUEST``, which anyone who may have made an interrupt deliverable sets so
+the vCPU loop re-checks at the next block boundary.
+
+Interrupt lines driven by devices (MSIP/MTIP from the ACLINT, MEIP/SEIP from the PLIC)
+arrive on other threads through ``set_line``; software-writable pending bits (SSIP,
+STIP without Sstc, the software SEIP) live in ``mip_sw``.  With Sstc enabled
+(menvcfg.STCE) STIP follows ``time >= stimecmp`` and is computed on demand.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+INTERRUPT_BIT = 1 << 63
+
+# mstatus fields
+MSTATUS_SIE = 1 << 1
+MSTATUS_MIE = 1 << 3
+MSTATUS_SPIE = 1 << 5
+MSTATUS_MPIE = 1 << 7
+MSTATUS_SPP = 1 << 8
+MSTATUS_MPP_SHIFT = 11
+MSTATUS_MPP = 3 << MSTATUS_MPP_SHIFT
+MSTATUS_FS = 3 << 13
+MSTATUS_MPRV = 1 << 17
+MSTATUS_SUM = 1 << 18
+MSTATUS_MXR = 1 << 19
+MSTATUS_TVM = 1 << 20
+MSTATUS_TW = 1 << 21
+MSTATUS_TSR = 1 << 22
+MSTATUS_UXL = 2 << 32
+MSTATUS_SXL = 2 << 34
+MSTATUS_SD = 1 << 63
+MSTATUS_WRITABLE = (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP
+                    | MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR
+                    | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
+SSTATUS_MASK = (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM
+                | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
+# Changing these changes how memory accesses translate (TLB contents or block flags).
+MSTATUS_MMU_BITS = MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR
+
+# interrupt numbers and mip/mie bits
+IRQ_S_SOFT, IRQ_M_SOFT, IRQ_S_TIMER, IRQ_M_TIMER, IRQ_S_EXT, IRQ_M_EXT = 1, 3, 5, 7, 9, 11
+MIP_SSIP, MIP_MSIP = 1 << IRQ_S_SOFT, 1 << IRQ_M_SOFT
+MIP_STIP, MIP_MTIP = 1 << IRQ_S_TIMER, 1 << IRQ_M_TIMER
+MIP_SEIP, MIP_MEIP = 1 << IRQ_S_EXT, 1 << IRQ_M_EXT
+S_INTERRUPTS = MIP_SSIP | MIP_STIP | MIP_SEIP
+ALL_INTERRUPTS = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP
+# Highest priority first (spec 3.1.9): MEI, MSI, MTI, SEI, SSI, STI.
+IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER)
+# Exceptions S-mode may handle (all but ECALL from M and the reserved/H causes).
+MEDELEG_WRITABLE = 0xB3FF
+
+MENVCFG_STCE = 1 << 63
+MENVCFG_WRITABLE = MENVCFG_STCE | 1  # STCE and FIOM (no Zicbo*, no Svpbmt)
+
+# Block flags beyond the privilege level (bits 1:0, see target.riscv.context):
+FLAG_MPRV = 1 << 2  # M-mode data accesses use MPP's translation: all take the slow path
+FLAG_SUM = 1 << 3  # S-mode with SUM: data accesses use the S+SUM TLB
+
+MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
+
+
+class PrivState:
+    """Privileged registers of one hart.  ``now`` reads the 10 MHz ``time`` counter."""
+
+    def __init__(self, hartid: int, slots: memoryview, now: Callable[[], int]) -> None:
+        self.hartid = hartid
+        self.slots = slots
+        self.now = now
+        self.lock = threading.Lock()
+        self.wakeup = threading.Event()  # set whenever an interrupt line rises
+        self.on_stimecmp: Callable[[int], None] | None = None  # board arms a host timer
+        self.reset()
+
+    def reset(self) -> None:
+        self.priv = PRV_M
+        self.slots[rv.PRIV] = PRV_M
+        self.mstatus = MSTATUS_UXL | MSTATUS_SXL
+        self.misa = MISA
+        self.medeleg = 0
+        self.mideleg = 0
+        self.mie = 0
+        self.mip_sw = 0
+        self.mip_hw = 0
+        self.mtvec = 0
+        self.stvec = 0
+        self.mscratch = 0
+        self.sscratch = 0
+        self.mepc = 0
+        self.sepc = 0
+        self.mcause = 0
+        self.scause = 0
+        self.mtval = 0
+        self.stval = 0
+        self.satp = 0
+        self.mcounteren = 0
+        self.scounteren = 0
+        self.mcountinhibit = 0
+        self.menvcfg = 0
+        self.senvcfg = 0
+        self.stimecmp = MASK64
+        self.cycle_offset = 0
+        self.waiting = False  # in WFI
+
+    # -- interrupt lines (any thread) -------------------------------------------------
+    def set_line(self, bit: int, level: bool) -> None:
+        with self.lock:
+            if level:
+                self.mip_hw |= bit
+            else:
+                self.mip_hw &= ~bit
+        if level:
+            self.kick()
+
+    def kick(self) -> None:
+        """Make the vCPU loop look at interrupts at the next block boundary."""
+        self.slots[rv.EXIT_REQUEST] = 1
+        self.wakeup.set()
+
+    def line_sink(self, bit: int) -> Callable[[bool], None]:
+        return lambda level: self.set_line(bit, level)
+
+    # -- mip ---------------------------------------------------------------------------
+    @property
+    def sstc_enabled(self) -> bool:
+        return bool(self.menvcfg & MENVCFG_STCE)
+
+    def mip(self) -> int:
+        value = self.mip_sw | self.mip_hw
+        if self.sstc_enabled:
+            value &= ~MIP_STIP
+            if self.now() >= self.stimecmp:
+                value |= MIP_STIP
+        return value
+
+    def pending_interrupt(self) -> int | None:
+        """The interrupt to take now, or None (spec 3.1.9 and 4.1.3)."""
+        pending = self.mip() & self.mie
+        if not pending:
+            return None
+        priv = self.priv
+        m_enabled = priv < PRV_M or self.mstatus & MSTATUS_MIE
+        s_enabled = priv < PRV_S or (priv == PRV_S and self.mstatus & MSTATUS_SIE)
+        m_pending = pending & ~self.mideleg if m_enabled else 0
+        s_pending = pending & self.mideleg if s_enabled and priv <= PRV_S else 0
+        enabled = m_pending | s_pending
+        if not enabled:
+            return None
+        for irq in IRQ_PRIORITY:
+            if enabled >> irq & 1:
+                return irq
+        return None
+
+    # -- privilege transitions -----------------------------------------------------------
+    def set_priv(self, priv: int) -> None:
+        self.priv = priv
+        self.slots[rv.PRIV] = priv
+
+    def take_trap(self, cause: int, tval: int, interrupt: bool = False) -> None:
+        """Enter the trap handler for ``cause``; the faulting pc is in the pc slot."""
+        s = self.slots
+        epc = s[rv.PC]
+        priv = self.priv
+        deleg = self.mideleg if interrupt else self.medeleg
+        code = cause | (INTERRUPT_BIT if interrupt else 0)
+        ms = self.mstatus
+        if priv <= PRV_S and deleg >> cause & 1:
+            self.scause, self.sepc, self.stval = code, epc, tval & MASK64
+            ms = (ms & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)
+                  | (MSTATUS_SPIE if ms & MSTATUS_SIE else 0)
+                  | (MSTATUS_SPP if priv == PRV_S else 0))
+            vector = self.stvec
+            self.set_priv(PRV_S)
+        else:
+            self.mcause, self.mepc, self.mtval = code, epc, tval & MASK64
+            ms = (ms & ~(MSTATUS_MPIE | MSTATUS_MIE | MSTATUS_MPP)
+                  | (MSTATUS_MPIE if ms & MSTATUS_MIE else 0)
+                  | (priv << MSTATUS_MPP_SHIFT))
+            vector = self.mtvec
+            self.set_priv(PRV_M)
+        self.mstatus = ms
+        base = vector & ~3
+        if interrupt and vector & 1:
+            base += 4 * cause
+        s[rv.PC] = base & MASK64
+        self.waiting = False
+
+    def mret(self) -> int:
+        ms = self.mstatus
+        new_priv = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+        ms = (ms & ~(MSTATUS_MIE | MSTATUS_MPP)) | MSTATUS_MPIE
+        if self.mstatus & MSTATUS_MPIE:
+            ms |= MSTATUS_MIE
+        if new_priv != PRV_M:
+            ms &= ~MSTATUS_MPRV
+        self.mstatus = ms
+        self.set_priv(new_priv)
+        return self.mepc
+
+    def sret(self) -> int:
+        ms = self.mstatus
+        new_priv = PRV_S if ms & MSTATUS_SPP else PRV_U
+        ms = (ms & ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV)) | MSTATUS_SPIE
+        if self.mstatus & MSTATUS_SPIE:
+            ms |= MSTATUS_SIE
+        self.mstatus = ms
+        self.set_priv(new_priv)
+        return self.sepc
+
+    # -- what translated code depends on ----------------------------------------------------
+    def block_flags(self) -> int:
+        priv = self.priv
+        ms = self.mstatus
+        if priv == PRV_M:
+            if ms & MSTATUS_MPRV and (ms & MSTATUS_MPP) != MSTATUS_MPP:
+                return PRV_M | FLAG_MPRV
+            return PRV_M
+        if priv == PRV_S and ms & MSTATUS_SUM:
+            return PRV_S | FLAG_SUM
+        return priv
+
+    def data_priv(self) -> tuple[int, bool]:
+        """(privilege, SUM) that data accesses translate with (MPRV applied)."""
+        ms = self.mstatus
+        priv = self.priv
+        if priv == PRV_M and ms & MSTATUS_MPRV:
+            priv = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+        return priv, bool(ms & MSTATUS_SUM)
+
+    def read_mstatus(self) -> int:
+        ms = self.mstatus
+        if ms & MSTATUS_FS:
+            # pemu does not track FP state changes: a live FPU always reads Dirty, so an
+            # OS that saves only dirty state never loses registers.
+            ms |= MSTATUS_FS | MSTATUS_SD
+        return ms

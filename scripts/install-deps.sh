@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install everything pemu and its tests need on a fresh Debian machine (run as root, or
+# with sudo available): the Debian packages of the real peers the tests talk to, and
+# pemu itself with its Python dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    qemu-user qemu-utils qemu-system-misc qemu-system-x86 opensbi u-boot-qemu
+    gdb-multiarch device-tree-compiler binutils-riscv64-linux-gnu gcc-riscv64-linux-gnu
+    libc6-dev-riscv64-cross binutils e2fsprogs cpio gzip
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check -e '.[test]'
