@@ -108,6 +108,8 @@ class TCGEngine:
         if backend != "python":
             raise ValueError(f"TCG backend '{backend}' is not available (known: python)")
         self.backend = PythonBackend(UserMemoryCodegen(mem), rv.PC)
+        # one-instruction replays with every access checked (see UserMemoryCodegen)
+        self.slow_backend = PythonBackend(UserMemoryCodegen(mem, always_slow=True), rv.PC)
         self.cache = TBCache()
         self.translate_lock = threading.Lock()
         self.stats = {"translated": 0, "invalidated_pages": 0, "flushes": 0}
@@ -119,10 +121,13 @@ class TCGEngine:
         self._translate_block = translate_block
 
     # -- translation ---------------------------------------------------------------
-    def translate(self, pc: int, flags: int, max_insns: int | None = None) -> TranslationBlock:
+    def translate(self, pc: int, flags: int, max_insns: int | None = None,
+                  slow_memory: bool = False) -> TranslationBlock:
+        """Translate (or find) the block at pc.  A block asked with ``max_insns`` or
+        ``slow_memory`` is a one-off: it is not cached."""
         with self.translate_lock:
             existing = self.cache.blocks.get((flags, pc))
-            if existing is not None and max_insns is None:
+            if existing is not None and max_insns is None and not slow_memory:
                 return existing
             if flags & DEBUG_SINGLE_INSN_FLAG:
                 max_insns = 1
@@ -132,14 +137,15 @@ class TCGEngine:
             self.log.block_translated_ir(block, "op")
             optimize(block)
             self.log.block_translated_ir(block, "op_opt")
-            compiled = self.backend.compile(block)
+            backend = self.slow_backend if slow_memory else self.backend
+            compiled = backend.compile(block)
             first = pc >> PAGE_SHIFT
             last = (pc + max(block.guest_size, 1) - 1) >> PAGE_SHIFT
             pages = tuple(range(first, last + 1))
             tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, compiled.fn,
                                   pages, compiled.source)
             self.log.block_translated(tb, self.mem)
-            if max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG:
+            if not slow_memory and (max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG):
                 for page in pages:
                     self.mem.mark_code_page(page)
                 self.cache.insert(tb)
@@ -199,9 +205,22 @@ class TCGCPU:
             if fn is None:
                 S[rv.PC] = pc
                 fn = engine.translate(pc, 0).fn
-            pc = fn(S, self)
+            try:
+                pc = fn(S, self)
+            except IndexError:
+                pc = self._replay_checked()
         S[rv.PC] = pc
         S[rv.EXIT_REQUEST] = 0
+
+    def _replay_checked(self) -> int:
+        """Re-run the instruction at the pc slot with every memory access checked.
+
+        Fast-path code raises IndexError for an address beyond the guest address
+        space; the checked replay raises the precise guest fault instead.
+        """
+        S = self.state.slots
+        tb = self.engine.translate(S[rv.PC], 0, max_insns=1, slow_memory=True)
+        return tb.fn(S, self)
 
     def _run_debug(self) -> None:
         """The slow loop: logs block execution and stops at breakpoints.
@@ -227,7 +246,10 @@ class TCGCPU:
                 S[rv.PC] = pc
                 tb = engine.translate(pc, flags)
             engine.log.block_executed(tb, self.state)
-            pc = tb.fn(S, self)
+            try:
+                pc = tb.fn(S, self)
+            except IndexError:
+                pc = self._replay_checked()
         S[rv.PC] = pc
         S[rv.EXIT_REQUEST] = 0
 

@@ -64,16 +64,23 @@ def _sign_extend_expr(expr: str, size: int, bits: int) -> str:
 
 
 class UserMemoryCodegen:
-    """Linux user mode: guest address A is ``mem[A]``, checked against page tables."""
+    """Linux user mode: guest address A is ``mem[A]``, checked against page tables.
 
-    def __init__(self, vmem: object) -> None:
+    The fast path indexes the page tables with ``A >> 12`` and no range check: an
+    address beyond the guest address space raises IndexError, and the engine then
+    replays that one instruction with ``always_slow`` code, whose checked accesses
+    raise the precise GuestFault.
+    """
+
+    def __init__(self, vmem: object, always_slow: bool = False) -> None:
         self.vmem = vmem
+        self.always_slow = always_slow
 
     def namespace(self) -> dict[str, object]:
         vm = self.vmem
         ns: dict[str, object] = {
             "M": vm.mem, "RP": vm.readable, "WP": vm.writable_fast,
-            "NP": len(vm.readable), "LDS": vm.load_slow, "STS": vm.store_slow,
+            "LDS": vm.load_slow, "STS": vm.store_slow,
         }
         for size, fmt in _UNSIGNED_FMT.items():
             ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
@@ -84,7 +91,7 @@ class UserMemoryCodegen:
 
     @staticmethod
     def _fast_check(addr: str, size: int, table: str) -> str:
-        check = f"({addr} >> 12) < NP and {table}[{addr} >> 12]"
+        check = f"{table}[{addr} >> 12]"
         if size > 1:
             check += f" and ({addr} & 4095) <= {4096 - size}"
         return check
@@ -97,11 +104,15 @@ class UserMemoryCodegen:
         else:
             fast = f"U{size}(M, {addr})[0]"
             slow = f"LDS({addr}, {size})"
+        if self.always_slow:
+            return [f"{dst} = {slow}"]
         return [f"{dst} = {fast} if {self._fast_check(addr, size, 'RP')} else {slow}"]
 
     def store(self, value: str, addr: str, memop: MemOp) -> list[str]:
         size = memop.size
         v = value if size == 8 else f"{value} & {(1 << size * 8) - 1:#x}"
+        if self.always_slow:
+            return [f"STS({addr}, {size}, {value})"]
         return [
             f"if {self._fast_check(addr, size, 'WP')}: P{size}(M, {addr}, {v})",
             f"else: STS({addr}, {size}, {value})",
@@ -146,6 +157,8 @@ class _Codegen:
         self.helper_names: dict[int, str] = {}
         self.globals_used: list[Temp] = []
         self.globals_written: list[Temp] = []  # in textual order of first write
+        # locals whose every definition is a 32-bit op: their values need no masking
+        self.narrow: set[int] = _narrow_locals(block)
 
     # -- naming -------------------------------------------------------------------
     def name(self, x: Operand) -> str:
@@ -156,11 +169,16 @@ class _Codegen:
     def operand(self, x: Operand, bits: int) -> str:
         """An operand's expression, reduced to ``bits`` when it may be wider."""
         s = self.name(x)
-        if bits == I32 and isinstance(x, Temp) and x.type != I32:
+        if bits == I32 and isinstance(x, Temp) and x.type != I32 and x.index not in self.narrow:
             return f"({s} & 0xffffffff)"
         if isinstance(x, Const):
             return hex(x.value & MASK[bits])
         return s
+
+    def is_narrow(self, x: Operand) -> bool:
+        if isinstance(x, Const):
+            return x.value <= 0xFFFF_FFFF
+        return x.type == I32 or x.index in self.narrow
 
     def helper(self, h: Helper) -> str:
         key = id(h)
@@ -306,6 +324,17 @@ class _Codegen:
         b = self.operand(op.ins[1], bits) if len(op.ins) > 1 else ""
         sign = 1 << (bits - 1)
         w = bits
+        if opc in ("shl", "shr", "sar") and isinstance(op.ins[1], Const):
+            n = op.ins[1].value & (w - 1)
+            self.emit(f"{d} = " + {
+                "shl": f"({a} << {n}) & {m:#x}",
+                "shr": f"{a} >> {n}",
+                "sar": f"((({a} ^ {sign:#x}) - {sign:#x}) >> {n}) & {m:#x}",
+            }[opc])
+            return
+        if opc == "ext32s" and self.is_narrow(op.ins[0]):
+            self.emit(f"{d} = (({a} ^ 0x80000000) - 0x80000000) & {m:#x}")
+            return
         expr = {
             "mov": lambda: a,
             "add": lambda: f"({a} + {b}) & {m:#x}",
@@ -388,6 +417,22 @@ class _Codegen:
 
 
 _PC_SLOT_NAME = "PC_SLOT"
+_NARROW_RESULT = {"ext8u", "ext16u", "ext32u", "setcond", "clz", "ctz", "ctpop"}
+
+
+def _narrow_locals(block: Block) -> set[int]:
+    """Local temps whose every definition yields a value below 2**32."""
+    narrow: set[int] = set()
+    wide: set[int] = set()
+    for op in block.ops:
+        for d in op.outs:
+            if d.is_global:
+                continue
+            if op.type == I32 or op.opc in _NARROW_RESULT:
+                narrow.add(d.index)
+            else:
+                wide.add(d.index)
+    return narrow - wide
 
 
 def _rotl(a: int, n: int, w: int) -> int:

@@ -1,0 +1,364 @@
+"""The system-mode softmmu: per-hart TLBs, the slow path, and the inline fast path.
+
+TLB
+---
+Each hart has one read and one write TLB per *MMU index* (0 U, 1 S, 2 S with SUM,
+3 M without translation), plain dicts from virtual page number to an *addend*:
+``host offset into the DRAM memoryview = vaddr + addend``.  The index is known when
+a block is translated (the block flags carry the privilege and SUM), so translated
+code names its dict directly: a load is one dict lookup, a page-offset compare and a
+``struct.unpack_from`` on DRAM.  Only DRAM pages that PMP grants as a whole and
+nobody watches (HTIF's tohost page) ever enter a TLB; everything else (MMIO, the boot
+ROM, page-crossing and M-mode MPRV accesses) goes through ``SoftMMU.load``/``store``,
+which walk the page table, check PMP, refill the TLB or raise the guest exception.
+
+A read fill installs the write entry too when the PTE is writable and already dirty,
+so the usual read-then-write of a page costs one walk.  Superpages are cached as 4 KiB
+pieces, remembered by superpage so ``sfence.vma addr`` drops all of them.
+
+Code is found through a separate execute TLB (physical page of a virtual page, per
+privilege) used by the vCPU loop and the translator, never by translated code.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Callable
+
+from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr
+from pemu.accel.tcg.ir import MASK, Block, MemOp
+from pemu.memory.address_space import AddressSpace, RAMBlock
+from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.mmu import (
+    ACCESS_EXEC,
+    ACCESS_FAULT,
+    ACCESS_READ,
+    ACCESS_WRITE,
+    PERM_ALL,
+    PERM_R,
+    PERM_W,
+    PERM_X,
+    PMP,
+    PRV_M,
+    PRV_S,
+    PRV_U,
+    walk,
+)
+from pemu.target.riscv.priv import FLAG_MPRV, FLAG_SUM, MSTATUS_MXR, PrivState
+
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+PAGE_MASK = PAGE_SIZE - 1
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+PHYS_LIMIT = 1 << 56  # RV64 physical addresses are 56 bits
+
+MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
+MMU_DYNAMIC = -1  # M-mode with MPRV: the slow path looks at mstatus every time
+N_MMU = 4
+TLB_LIMIT = 8192  # entries per dict before it is simply cleared
+
+_MMU_PRIV = {MMU_U: (PRV_U, False), MMU_S: (PRV_S, False), MMU_S_SUM: (PRV_S, True),
+             MMU_M: (PRV_M, False)}
+
+
+def mmu_index(flags: int) -> int:
+    """The MMU index that data accesses of a block with these flags use."""
+    if flags & FLAG_MPRV:
+        return MMU_DYNAMIC
+    priv = flags & 3
+    if priv == PRV_M:
+        return MMU_M
+    if priv == PRV_S:
+        return MMU_S_SUM if flags & FLAG_SUM else MMU_S
+    return MMU_U
+
+
+Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
+
+
+class SoftMMU:
+    """Address translation for one hart, with its TLBs."""
+
+    def __init__(self, ps: PrivState, pmp: PMP, space: AddressSpace, dram: RAMBlock,
+                 watched: dict[int, Watcher] | None = None) -> None:
+        self.ps = ps
+        self.pmp = pmp
+        self.space = space
+        self.dram = dram
+        self.dram_base = dram.base
+        self.dram_end = dram.base + dram.size
+        self._dram_view = dram.view
+        self._u64 = struct.Struct("<Q")
+        self.watched: dict[int, Watcher] = watched if watched is not None else {}
+        self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
+        self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
+        self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # by privilege
+        self._superpages: dict[tuple[int, int], list[int]] = {}
+        self.on_flush_all: Callable[[], None] | None = None
+        self.on_flush_page: Callable[[int], None] | None = None
+        self.walks = 0
+
+    # -- flushing -----------------------------------------------------------------
+    def flush_all(self) -> None:
+        for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
+            for t in tlbs:
+                t.clear()
+        self._superpages.clear()
+        if self.on_flush_all is not None:
+            self.on_flush_all()
+
+    def flush_page(self, vaddr: int) -> None:
+        """sfence.vma with an address: every cached piece of its mapping goes."""
+        vpns = [vaddr >> PAGE_SHIFT]
+        for shift in (21, 30, 39, 48):
+            group = self._superpages.pop((shift, vaddr >> shift), None)
+            if group:
+                vpns.extend(group)
+        for vpn in vpns:
+            for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
+                for t in tlbs:
+                    t.pop(vpn, None)
+            if self.on_flush_page is not None:
+                self.on_flush_page(vpn)
+
+    # -- translation ------------------------------------------------------------------
+    def _priv_for(self, idx: int) -> tuple[int, bool]:
+        if idx == MMU_DYNAMIC:
+            return self.ps.data_priv()
+        return _MMU_PRIV[idx]
+
+    def _pte_load(self, paddr: int) -> int:
+        off = paddr - self.dram_base
+        if 0 <= off <= self.dram.size - 8:
+            return self._u64.unpack_from(self._dram_view, off)[0]
+        return self.space.load(paddr, 8)
+
+    def _pte_store(self, paddr: int, value: int) -> None:
+        off = paddr - self.dram_base
+        if 0 <= off <= self.dram.size - 8:
+            self._u64.pack_into(self._dram_view, off, value)
+        else:
+            self.space.store(paddr, 8, value)
+
+    def _pte_allowed(self, paddr: int) -> bool:
+        return self.pmp.allows(paddr, 8, PERM_R, PRV_S)
+
+    def translate(self, vaddr: int, access: int, priv: int, sum_: bool
+                  ) -> tuple[int, int, int]:
+        """(paddr, perms, page shift) of ``vaddr``; raises the guest's page fault."""
+        ps = self.ps
+        if priv == PRV_M or not ps.satp >> 60:
+            return vaddr, PERM_ALL, PAGE_SHIFT
+        self.walks += 1
+        t = walk(ps.satp, vaddr, access, priv, sum_, bool(ps.mstatus & MSTATUS_MXR),
+                 self._pte_load, self._pte_store, self._pte_allowed)
+        return t.paddr, t.perms, t.shift
+
+    def _fill(self, idx: int, vaddr: int, paddr: int, perms: int, shift: int, priv: int
+              ) -> None:
+        page = paddr & ~PAGE_MASK
+        if (idx == MMU_DYNAMIC or not self.dram_base <= page < self.dram_end
+                or page >> PAGE_SHIFT in self.watched):
+            return
+        vpn = vaddr >> PAGE_SHIFT
+        addend = page - self.dram_base - (vpn << PAGE_SHIFT)
+        pmp = self.pmp
+        installed = False
+        if perms & PERM_R and pmp.page_allows(page, PERM_R, priv):
+            t = self.read_tlb[idx]
+            if len(t) >= TLB_LIMIT:
+                t.clear()
+            t[vpn] = addend
+            installed = True
+        if perms & PERM_W and pmp.page_allows(page, PERM_W, priv):
+            t = self.write_tlb[idx]
+            if len(t) >= TLB_LIMIT:
+                t.clear()
+            t[vpn] = addend
+            installed = True
+        if installed and shift > PAGE_SHIFT:
+            self._superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+
+    def _data_paddr(self, vaddr: int, size: int, access: int, idx: int) -> int:
+        priv, sum_ = self._priv_for(idx)
+        paddr, perms, shift = self.translate(vaddr, access, priv, sum_)
+        perm = PERM_W if access == ACCESS_WRITE else PERM_R
+        if paddr >= PHYS_LIMIT or not self.pmp.allows(paddr, size, perm, priv):
+            raise RiscvTrap(ACCESS_FAULT[access], vaddr)
+        self._fill(idx, vaddr, paddr, perms, shift, priv)
+        return paddr
+
+    # -- data accesses (slow path) --------------------------------------------------------
+    def load(self, vaddr: int, size: int, idx: int) -> int:
+        vaddr &= MASK64
+        if (vaddr & PAGE_MASK) + size > PAGE_SIZE:
+            value = 0
+            for i in range(size):  # crosses a page: byte by byte, each translated
+                value |= self.load((vaddr + i) & MASK64, 1, idx) << (8 * i)
+            return value
+        paddr = self._data_paddr(vaddr, size, ACCESS_READ, idx)
+        off = paddr - self.dram_base
+        if 0 <= off <= self.dram.size - size:
+            return int.from_bytes(self._dram_view[off:off + size], "little")
+        return self._phys_read(paddr, size, vaddr)
+
+    def store(self, vaddr: int, size: int, value: int, idx: int) -> None:
+        vaddr &= MASK64
+        value &= (1 << (8 * size)) - 1
+        if (vaddr & PAGE_MASK) + size > PAGE_SIZE:
+            for i in range(size):  # check both pages before writing either
+                self._data_paddr((vaddr + i) & MASK64, 1, ACCESS_WRITE, idx)
+            for i in range(size):
+                self.store((vaddr + i) & MASK64, 1, (value >> (8 * i)) & 0xFF, idx)
+            return
+        paddr = self._data_paddr(vaddr, size, ACCESS_WRITE, idx)
+        off = paddr - self.dram_base
+        if 0 <= off <= self.dram.size - size:
+            self._dram_view[off:off + size] = value.to_bytes(size, "little")
+            watcher = self.watched.get(paddr >> PAGE_SHIFT)
+            if watcher is not None:
+                watcher(paddr, size, value)
+            return
+        self._phys_write(paddr, size, value, vaddr)
+
+    def _phys_read(self, paddr: int, size: int, vaddr: int) -> int:
+        region = self.space.find(paddr, size)
+        if region is None:
+            raise RiscvTrap(ACCESS_FAULT[ACCESS_READ], vaddr)
+        off = paddr - region.base
+        if isinstance(region, RAMBlock):
+            return int.from_bytes(region.view[off:off + size], "little")
+        try:
+            return region.handler.mmio_read(off, size) & ((1 << (8 * size)) - 1)
+        except Exception as e:  # noqa: BLE001 - a device bug must not kill the VM
+            print(f"pemu: {region.name}: error reading +0x{off:x}: {e}", file=sys.stderr)
+            return 0
+
+    def _phys_write(self, paddr: int, size: int, value: int, vaddr: int) -> None:
+        region = self.space.find(paddr, size)
+        if region is None:
+            raise RiscvTrap(ACCESS_FAULT[ACCESS_WRITE], vaddr)
+        off = paddr - region.base
+        if isinstance(region, RAMBlock):
+            if not region.read_only:
+                region.view[off:off + size] = value.to_bytes(size, "little")
+            return
+        try:
+            region.handler.mmio_write(off, size, value)
+        except Exception as e:  # noqa: BLE001
+            print(f"pemu: {region.name}: error writing +0x{off:x}: {e}", file=sys.stderr)
+
+    # -- instruction fetch ------------------------------------------------------------------
+    def exec_page(self, vaddr: int, priv: int) -> int:
+        """Physical address of the page holding the code at ``vaddr`` (fetch rules)."""
+        vpn = vaddr >> PAGE_SHIFT
+        tlb = self.exec_tlb[priv]
+        page = tlb.get(vpn)
+        if page is not None:
+            return page
+        paddr, _, shift = self.translate(vaddr, ACCESS_EXEC, priv, False)
+        region = self.space.find(paddr, 2)
+        if (paddr >= PHYS_LIMIT or not isinstance(region, RAMBlock)
+                or not self.pmp.allows(paddr, 2, PERM_X, priv)):
+            raise RiscvTrap(ACCESS_FAULT[ACCESS_EXEC], vaddr)
+        page = paddr & ~PAGE_MASK
+        if self.pmp.page_allows(page, PERM_X, priv) and region.contains(page, PAGE_SIZE):
+            tlb[vpn] = page
+            if shift > PAGE_SHIFT:
+                self._superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+        return page
+
+
+class VirtualMemory:
+    """``env.mem`` for the frontend's atomic helpers: virtual accesses of the hart.
+
+    LR/SC and AMOs translate with the hart's current data privilege (MPRV applied).
+    """
+
+    def __init__(self, mmu: SoftMMU, lock: object) -> None:
+        self.mmu = mmu
+        self.lock = lock
+
+    def load_slow(self, addr: int, size: int) -> int:
+        return self.mmu.load(addr, size, MMU_DYNAMIC)
+
+    def store_slow(self, addr: int, size: int, value: int) -> None:
+        self.mmu.store(addr, size, value, MMU_DYNAMIC)
+
+
+# -- code generation ----------------------------------------------------------------------
+
+_UNSIGNED_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+_SIGNED_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
+
+
+def _load_slow(env: object, addr: int, size: int, idx: int) -> int:
+    return env.mmu.load(addr, size, idx)  # type: ignore[attr-defined]
+
+
+def _store_slow(env: object, addr: int, size: int, value: int, idx: int) -> None:
+    env.mmu.store(addr, size, value, idx)  # type: ignore[attr-defined]
+
+
+class SoftmmuCodegen:
+    """Inline TLB lookups for guest loads and stores (the python backend's memory)."""
+
+    def __init__(self, dram: RAMBlock) -> None:
+        self.dram = dram
+        self.idx = MMU_M  # set per block by SoftmmuBackend.compile
+
+    def namespace(self) -> dict[str, object]:
+        ns: dict[str, object] = {"M": self.dram.view, "LD": _load_slow, "ST": _store_slow}
+        for size, fmt in _UNSIGNED_FMT.items():
+            ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
+            ns[f"P{size}"] = struct.Struct("<" + fmt).pack_into
+        for size, fmt in _SIGNED_FMT.items():
+            ns[f"I{size}"] = struct.Struct("<" + fmt).unpack_from
+        return ns
+
+    @staticmethod
+    def _check(addr: str, size: int) -> str:
+        check = "_h is not None"
+        if size > 1:
+            check += f" and {addr} & 4095 <= {PAGE_SIZE - size}"
+        return check
+
+    def load(self, dst: str, addr: str, memop: MemOp, bits: int) -> list[str]:
+        size, idx = memop.size, self.idx
+        slow = f"LD(env, {addr}, {size}, {idx})"
+        if memop.signed:
+            slow = _sign_extend_expr(slow, size, bits)
+            fast = f"I{size}(M, {addr} + _h)[0] & {MASK[bits]:#x}"
+        else:
+            fast = f"U{size}(M, {addr} + _h)[0]"
+        if idx == MMU_DYNAMIC:
+            return [f"{dst} = {slow}"]
+        return [f"_h = env.R{idx}.get({addr} >> 12); "
+                f"{dst} = {fast} if {self._check(addr, size)} else {slow}"]
+
+    def store(self, value: str, addr: str, memop: MemOp) -> list[str]:
+        size, idx = memop.size, self.idx
+        v = value if size == 8 else f"{value} & {(1 << size * 8) - 1:#x}"
+        slow = f"ST(env, {addr}, {size}, {value}, {idx})"
+        if idx == MMU_DYNAMIC:
+            return [slow]
+        return [f"_h = env.W{idx}.get({addr} >> 12)",
+                f"if {self._check(addr, size)}: P{size}(M, {addr} + _h, {v})",
+                f"else: {slow}"]
+
+
+class SoftmmuBackend(PythonBackend):
+    """The python backend with the softmmu's memory code, one MMU index per block."""
+
+    def __init__(self, dram: RAMBlock) -> None:
+        self.codegen = SoftmmuCodegen(dram)
+        super().__init__(self.codegen)
+
+    def compile(self, block: Block):  # -> CompiledBlock
+        self.codegen.idx = mmu_index(block.flags)
+        return super().compile(block)
+
+
+__all__ = ["SoftMMU", "SoftmmuBackend", "VirtualMemory", "mmu_index", "PERM_X",
+           "ACCESS_EXEC"]
