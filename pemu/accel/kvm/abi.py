@@ -1,0 +1,362 @@
+"""The Linux KVM user-space ABI: ctypes mirrors of linux/kvm.h (x86-64) and ioctl numbers.
+
+Struct layouts and numbers are facts of the kernel ABI.  The ioctl numbers are derived
+here from the struct sizes with the kernel's _IO/_IOR/_IOW/_IOWR encoding, so a layout
+mistake shows up as a wrong number (tests/kvm/test_abi.py checks both against the host's
+<linux/kvm.h> compiled with gcc).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+u8, u16, u32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32
+u64, s32 = ctypes.c_uint64, ctypes.c_int32
+
+KVMIO = 0xAE
+_NRBITS, _TYPEBITS, _SIZEBITS = 8, 8, 14
+_NONE, _WRITE, _READ = 0, 1, 2
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << (_NRBITS + _TYPEBITS + _SIZEBITS)) | (size << (_NRBITS + _TYPEBITS)) | (
+        KVMIO << _NRBITS) | nr
+
+
+def _io(nr: int) -> int:
+    return _ioc(_NONE, nr, 0)
+
+
+def _ior(nr: int, t: type) -> int:
+    return _ioc(_READ, nr, ctypes.sizeof(t))
+
+
+def _iow(nr: int, t: type) -> int:
+    return _ioc(_WRITE, nr, ctypes.sizeof(t))
+
+
+def _iowr(nr: int, t: type) -> int:
+    return _ioc(_READ | _WRITE, nr, ctypes.sizeof(t))
+
+
+# -- registers -----------------------------------------------------------------------------
+class KvmRegs(ctypes.Structure):
+    _fields_ = [(n, u64) for n in (
+        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags")]
+
+
+class KvmSegment(ctypes.Structure):
+    _fields_ = [
+        ("base", u64), ("limit", u32), ("selector", u16), ("type", u8), ("present", u8),
+        ("dpl", u8), ("db", u8), ("s", u8), ("l", u8), ("g", u8), ("avl", u8),
+        ("unusable", u8), ("padding", u8),
+    ]
+
+
+class KvmDtable(ctypes.Structure):
+    _fields_ = [("base", u64), ("limit", u16), ("padding", u16 * 3)]
+
+
+class KvmSregs(ctypes.Structure):
+    _fields_ = [
+        ("cs", KvmSegment), ("ds", KvmSegment), ("es", KvmSegment), ("fs", KvmSegment),
+        ("gs", KvmSegment), ("ss", KvmSegment), ("tr", KvmSegment), ("ldt", KvmSegment),
+        ("gdt", KvmDtable), ("idt", KvmDtable),
+        ("cr0", u64), ("cr2", u64), ("cr3", u64), ("cr4", u64), ("cr8", u64),
+        ("efer", u64), ("apic_base", u64), ("interrupt_bitmap", u64 * 4),
+    ]
+
+
+class KvmFpu(ctypes.Structure):
+    _fields_ = [
+        ("fpr", (u8 * 16) * 8), ("fcw", u16), ("fsw", u16), ("ftwx", u8), ("pad1", u8),
+        ("last_opcode", u16), ("last_ip", u64), ("last_dp", u64), ("xmm", (u8 * 16) * 16),
+        ("mxcsr", u32), ("pad2", u32),
+    ]
+
+
+class KvmLapicState(ctypes.Structure):
+    _fields_ = [("regs", u8 * 1024)]
+
+
+class KvmMsrEntry(ctypes.Structure):
+    _fields_ = [("index", u32), ("reserved", u32), ("data", u64)]
+
+
+class KvmMsrsHeader(ctypes.Structure):
+    _fields_ = [("nmsrs", u32), ("pad", u32)]
+
+
+class KvmMsrListHeader(ctypes.Structure):
+    _fields_ = [("nmsrs", u32)]
+
+
+class KvmCpuidEntry2(ctypes.Structure):
+    _fields_ = [
+        ("function", u32), ("index", u32), ("flags", u32),
+        ("eax", u32), ("ebx", u32), ("ecx", u32), ("edx", u32), ("padding", u32 * 3),
+    ]
+
+
+class KvmCpuid2Header(ctypes.Structure):
+    _fields_ = [("nent", u32), ("padding", u32)]
+
+
+def msrs_struct(n: int) -> type[ctypes.Structure]:
+    """struct kvm_msrs with room for n entries."""
+    return type(f"KvmMsrs{n}", (ctypes.Structure,),
+                {"_fields_": [("nmsrs", u32), ("pad", u32), ("entries", KvmMsrEntry * n)]})
+
+
+def msr_list_struct(n: int) -> type[ctypes.Structure]:
+    return type(f"KvmMsrList{n}", (ctypes.Structure,),
+                {"_fields_": [("nmsrs", u32), ("indices", u32 * n)]})
+
+
+def cpuid2_struct(n: int) -> type[ctypes.Structure]:
+    """struct kvm_cpuid2 with room for n entries."""
+    return type(f"KvmCpuid2_{n}", (ctypes.Structure,),
+                {"_fields_": [("nent", u32), ("padding", u32), ("entries", KvmCpuidEntry2 * n)]})
+
+
+KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1
+
+
+class KvmMpState(ctypes.Structure):
+    _fields_ = [("mp_state", u32)]
+
+
+KVM_MP_STATE_RUNNABLE = 0
+KVM_MP_STATE_UNINITIALIZED = 1
+KVM_MP_STATE_HALTED = 3
+
+
+class KvmTranslation(ctypes.Structure):
+    _fields_ = [("linear_address", u64), ("physical_address", u64), ("valid", u8),
+                ("writeable", u8), ("usermode", u8), ("pad", u8 * 5)]
+
+
+# -- VM-level structs ----------------------------------------------------------------------
+class KvmUserspaceMemoryRegion(ctypes.Structure):
+    _fields_ = [("slot", u32), ("flags", u32), ("guest_phys_addr", u64),
+                ("memory_size", u64), ("userspace_addr", u64)]
+
+
+KVM_MEM_READONLY = 1 << 1
+
+
+class KvmIrqLevel(ctypes.Structure):
+    _fields_ = [("irq", u32), ("level", u32)]
+
+
+class KvmIrqfd(ctypes.Structure):
+    _fields_ = [("fd", u32), ("gsi", u32), ("flags", u32), ("resamplefd", u32), ("pad", u8 * 16)]
+
+
+KVM_IRQFD_FLAG_DEASSIGN = 1 << 0
+KVM_IRQFD_FLAG_RESAMPLE = 1 << 1
+
+
+class KvmIoeventfd(ctypes.Structure):
+    _fields_ = [("datamatch", u64), ("addr", u64), ("len", u32), ("fd", s32),
+                ("flags", u32), ("pad", u8 * 36)]
+
+
+KVM_IOEVENTFD_FLAG_DATAMATCH = 1 << 0
+KVM_IOEVENTFD_FLAG_PIO = 1 << 1
+KVM_IOEVENTFD_FLAG_DEASSIGN = 1 << 2
+
+
+class KvmPitConfig(ctypes.Structure):
+    _fields_ = [("flags", u32), ("pad", u32 * 15)]
+
+
+KVM_PIT_SPEAKER_DUMMY = 1
+
+
+class KvmIrqRoutingIrqchip(ctypes.Structure):
+    _fields_ = [("irqchip", u32), ("pin", u32)]
+
+
+class KvmIrqRoutingMsi(ctypes.Structure):
+    _fields_ = [("address_lo", u32), ("address_hi", u32), ("data", u32), ("pad", u32)]
+
+
+class _KvmIrqRoutingUnion(ctypes.Union):
+    _fields_ = [("irqchip", KvmIrqRoutingIrqchip), ("msi", KvmIrqRoutingMsi), ("pad", u32 * 8)]
+
+
+class KvmIrqRoutingEntry(ctypes.Structure):
+    _fields_ = [("gsi", u32), ("type", u32), ("flags", u32), ("pad", u32),
+                ("u", _KvmIrqRoutingUnion)]
+
+
+def irq_routing_struct(n: int) -> type[ctypes.Structure]:
+    return type(f"KvmIrqRouting{n}", (ctypes.Structure,),
+                {"_fields_": [("nr", u32), ("flags", u32), ("entries", KvmIrqRoutingEntry * n)]})
+
+
+class KvmIrqRoutingHeader(ctypes.Structure):
+    _fields_ = [("nr", u32), ("flags", u32)]
+
+
+KVM_IRQ_ROUTING_IRQCHIP = 1
+KVM_IRQ_ROUTING_MSI = 2
+KVM_IRQCHIP_PIC_MASTER = 0
+KVM_IRQCHIP_PIC_SLAVE = 1
+KVM_IRQCHIP_IOAPIC = 2
+
+
+class KvmEnableCap(ctypes.Structure):
+    _fields_ = [("cap", u32), ("flags", u32), ("args", u64 * 4), ("pad", u8 * 64)]
+
+
+# -- struct kvm_run (the vCPU's shared page) ------------------------------------------------
+class KvmRunIo(ctypes.Structure):
+    _fields_ = [("direction", u8), ("size", u8), ("port", u16), ("count", u32),
+                ("data_offset", u64)]
+
+
+KVM_EXIT_IO_IN = 0
+KVM_EXIT_IO_OUT = 1
+
+
+class KvmRunMmio(ctypes.Structure):
+    _fields_ = [("phys_addr", u64), ("data", u8 * 8), ("len", u32), ("is_write", u8)]
+
+
+class KvmRunInternal(ctypes.Structure):
+    _fields_ = [("suberror", u32), ("ndata", u32), ("data", u64 * 16)]
+
+
+class KvmRunEmulationFailure(ctypes.Structure):
+    _fields_ = [("suberror", u32), ("ndata", u32), ("flags", u64), ("insn_size", u8),
+                ("insn_bytes", u8 * 15)]
+
+
+class KvmRunSystemEvent(ctypes.Structure):
+    _fields_ = [("type", u32), ("ndata", u32), ("data", u64 * 16)]
+
+
+class KvmRunFailEntry(ctypes.Structure):
+    _fields_ = [("hardware_entry_failure_reason", u64), ("cpu", u32)]
+
+
+class KvmRunHw(ctypes.Structure):
+    _fields_ = [("hardware_exit_reason", u64)]
+
+
+class _KvmRunExit(ctypes.Union):
+    _fields_ = [
+        ("hw", KvmRunHw), ("fail_entry", KvmRunFailEntry), ("io", KvmRunIo),
+        ("mmio", KvmRunMmio), ("internal", KvmRunInternal),
+        ("emulation_failure", KvmRunEmulationFailure), ("system_event", KvmRunSystemEvent),
+        ("padding", ctypes.c_char * 256),
+    ]
+
+
+class KvmRun(ctypes.Structure):
+    _anonymous_ = ("exit",)
+    _fields_ = [
+        ("request_interrupt_window", u8), ("immediate_exit", u8), ("padding1", u8 * 6),
+        ("exit_reason", u32), ("ready_for_interrupt_injection", u8), ("if_flag", u8),
+        ("flags", u16), ("cr8", u64), ("apic_base", u64), ("exit", _KvmRunExit),
+        ("kvm_valid_regs", u64), ("kvm_dirty_regs", u64),
+    ]
+
+
+KVM_INTERNAL_ERROR_EMULATION = 1
+KVM_INTERNAL_ERROR_SIMUL_EX = 2
+KVM_INTERNAL_ERROR_DELIVERY_EV = 3
+KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = 4
+KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES = 1
+
+KVM_SYSTEM_EVENT_SHUTDOWN = 1
+KVM_SYSTEM_EVENT_RESET = 2
+KVM_SYSTEM_EVENT_CRASH = 3
+
+EXIT_REASONS = {
+    0: "UNKNOWN", 1: "EXCEPTION", 2: "IO", 3: "HYPERCALL", 4: "DEBUG", 5: "HLT", 6: "MMIO",
+    7: "IRQ_WINDOW_OPEN", 8: "SHUTDOWN", 9: "FAIL_ENTRY", 10: "INTR", 11: "SET_TPR",
+    12: "TPR_ACCESS", 16: "NMI", 17: "INTERNAL_ERROR", 24: "SYSTEM_EVENT", 26: "IOAPIC_EOI",
+    29: "X86_RDMSR", 30: "X86_WRMSR", 33: "X86_BUS_LOCK", 37: "NOTIFY",
+}
+KVM_EXIT_UNKNOWN = 0
+KVM_EXIT_EXCEPTION = 1
+KVM_EXIT_IO = 2
+KVM_EXIT_DEBUG = 4
+KVM_EXIT_HLT = 5
+KVM_EXIT_MMIO = 6
+KVM_EXIT_IRQ_WINDOW_OPEN = 7
+KVM_EXIT_SHUTDOWN = 8
+KVM_EXIT_FAIL_ENTRY = 9
+KVM_EXIT_INTR = 10
+KVM_EXIT_INTERNAL_ERROR = 17
+KVM_EXIT_SYSTEM_EVENT = 24
+
+# -- capabilities --------------------------------------------------------------------------
+KVM_CAP_IRQCHIP = 0
+KVM_CAP_HLT = 1
+KVM_CAP_USER_MEMORY = 3
+KVM_CAP_SET_TSS_ADDR = 4
+KVM_CAP_EXT_CPUID = 7
+KVM_CAP_NR_VCPUS = 9
+KVM_CAP_NR_MEMSLOTS = 10
+KVM_CAP_MP_STATE = 14
+KVM_CAP_IRQ_ROUTING = 25
+KVM_CAP_IRQFD = 32
+KVM_CAP_PIT2 = 33
+KVM_CAP_IOEVENTFD = 36
+KVM_CAP_SET_IDENTITY_MAP_ADDR = 37
+KVM_CAP_INTERNAL_ERROR_DATA = 40
+KVM_CAP_XSAVE = 55
+KVM_CAP_XCRS = 56
+KVM_CAP_TSC_CONTROL = 60
+KVM_CAP_GET_TSC_KHZ = 61
+KVM_CAP_MAX_VCPUS = 66
+KVM_CAP_SIGNAL_MSI = 77
+KVM_CAP_IMMEDIATE_EXIT = 136
+KVM_CAP_EXIT_ON_EMULATION_FAILURE = 204
+
+KVM_API_VERSION = 12
+
+# -- ioctl numbers -------------------------------------------------------------------------
+KVM_GET_API_VERSION = _io(0x00)
+KVM_CREATE_VM = _io(0x01)
+KVM_GET_MSR_INDEX_LIST = _iowr(0x02, KvmMsrListHeader)
+KVM_CHECK_EXTENSION = _io(0x03)
+KVM_GET_VCPU_MMAP_SIZE = _io(0x04)
+KVM_GET_SUPPORTED_CPUID = _iowr(0x05, KvmCpuid2Header)
+
+KVM_CREATE_VCPU = _io(0x41)
+KVM_SET_USER_MEMORY_REGION = _iow(0x46, KvmUserspaceMemoryRegion)
+KVM_SET_TSS_ADDR = _io(0x47)
+KVM_SET_IDENTITY_MAP_ADDR = _iow(0x48, u64)
+KVM_CREATE_IRQCHIP = _io(0x60)
+KVM_IRQ_LINE = _iow(0x61, KvmIrqLevel)
+KVM_SET_GSI_ROUTING = _iow(0x6A, KvmIrqRoutingHeader)
+KVM_IRQFD = _iow(0x76, KvmIrqfd)
+KVM_CREATE_PIT2 = _iow(0x77, KvmPitConfig)
+KVM_SET_BOOT_CPU_ID = _io(0x78)
+KVM_IOEVENTFD = _iow(0x79, KvmIoeventfd)
+KVM_ENABLE_CAP = _iow(0xA3, KvmEnableCap)
+
+KVM_RUN = _io(0x80)
+KVM_GET_REGS = _ior(0x81, KvmRegs)
+KVM_SET_REGS = _iow(0x82, KvmRegs)
+KVM_GET_SREGS = _ior(0x83, KvmSregs)
+KVM_SET_SREGS = _iow(0x84, KvmSregs)
+KVM_TRANSLATE = _iowr(0x85, KvmTranslation)
+KVM_GET_MSRS = _iowr(0x88, KvmMsrsHeader)
+KVM_SET_MSRS = _iow(0x89, KvmMsrsHeader)
+KVM_GET_FPU = _ior(0x8C, KvmFpu)
+KVM_SET_FPU = _iow(0x8D, KvmFpu)
+KVM_GET_LAPIC = _ior(0x8E, KvmLapicState)
+KVM_SET_LAPIC = _iow(0x8F, KvmLapicState)
+KVM_SET_CPUID2 = _iow(0x90, KvmCpuid2Header)
+KVM_GET_CPUID2 = _iowr(0x91, KvmCpuid2Header)
+KVM_GET_MP_STATE = _ior(0x98, KvmMpState)
+KVM_SET_MP_STATE = _iow(0x99, KvmMpState)
+KVM_SET_TSC_KHZ = _io(0xA2)
+KVM_GET_TSC_KHZ = _io(0xA3)

@@ -1,0 +1,315 @@
+"""The x86-64 ``microvm`` board under KVM: RAM, 16550A, i8042, virtio-mmio, direct boot.
+
+Layout (QEMU microvm compatible where the guest can tell):
+  RAM            0 .. min(ram, 3 GiB), the rest from 4 GiB
+  16550A         I/O ports 0x3f8-0x3ff, ISA IRQ 4
+  i8042          I/O ports 0x60/0x64 (reset only)
+  virtio-mmio    8 slots of 0x200 at 0xfeb00000, slot n on IRQ 5 + n; the first device
+                 takes the highest slot; announced as virtio_mmio.device= on the command
+                 line (microvm's acpi=off behaviour)
+  IOAPIC/LAPIC   in-kernel (KVM_CREATE_IRQCHIP) at 0xfec00000/0xfee00000, PIT in-kernel
+  MP table       0x9fc00 (e820-reserved)
+
+No firmware runs: the kernel is loaded directly (bzImage, PVH vmlinux or multiboot), and
+the boot CPU starts at its entry point in the mode its protocol wants.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass
+
+from pemu.accel.kvm import abi
+from pemu.accel.kvm.errors import GuestCannotRun, KVMError
+from pemu.accel.kvm.irq import IrqfdSink, IrqLineSink
+from pemu.accel.kvm.system import KVMSystem
+from pemu.accel.kvm.vcpu import KVMVCPU, install_kick_handler
+from pemu.accel.kvm.vm import KVMVM
+from pemu.cli.options import OptionError, parse_bool
+from pemu.cli.system_config import SystemConfig
+from pemu.hw.core import IRQLine
+from pemu.hw.x86 import boot_layout
+from pemu.hw.x86.boot_layout import BootEntry
+from pemu.hw.x86.e820 import memory_map
+from pemu.hw.x86.guest_errors import GuestErrorLog
+from pemu.hw.x86.i8042 import COMMAND_PORT, DATA_PORT, I8042
+from pemu.hw.x86.kernel_loader import load_kernel
+from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
+from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
+from pemu.target.x86.kvm_cpu import configure_vcpu, set_entry_state
+
+LOW_RAM_MAX = 3 << 30
+HIGH_RAM_BASE = 1 << 32
+SERIAL_PORT, SERIAL_IRQ = 0x3F8, 4
+VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, VIRTIO_SLOTS, VIRTIO_FIRST_IRQ = 0xFEB00000, 0x200, 8, 5
+POST_PORT = 0x80  # port 0x80 "POST code"/io_delay writes are harmless by design
+MACHINE_PROPS = {"type", "acpi", "x-option-roms", "pit", "pic", "rtc", "isa-serial", "graphics"}
+VIRTIO_NOTIFY_OFFSET = 0x50
+
+
+class BoardError(Exception):
+    """Configuration that cannot make a machine; the message is for the user."""
+
+
+@dataclass
+class VirtioSlot:
+    base: int
+    irq: int
+    transport: object
+
+
+def host_memory_limit() -> int:
+    """RAM plus swap of the host: more than this cannot be given to a guest."""
+    total = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("MemTotal", "SwapTotal"):
+                    total += int(rest.split()[0]) << 10
+    except (OSError, ValueError):
+        return 1 << 62
+    return total or 1 << 62
+
+
+class Microvm:
+    def __init__(self, cfg: SystemConfig, log: GuestErrorLog, chardevs=None,
+                 kvm_path: str = "/dev/kvm") -> None:
+        self.cfg = cfg
+        self.log = log
+        self.ncpus = cfg.smp
+        self.exit_status: int | None = None
+        self.error: str | None = None
+        self.done = threading.Event()
+        self._check_machine(cfg.machine)
+        self._check_ram(cfg.ram_size)
+        self.system = KVMSystem(kvm_path)
+        self.system.require({abi.KVM_CAP_IRQCHIP: "an in-kernel irqchip",
+                             abi.KVM_CAP_USER_MEMORY: "user memory slots",
+                             abi.KVM_CAP_IRQFD: "irqfd", abi.KVM_CAP_IOEVENTFD: "ioeventfd",
+                             abi.KVM_CAP_PIT2: "an in-kernel PIT",
+                             abi.KVM_CAP_EXT_CPUID: "KVM_GET_SUPPORTED_CPUID"})
+        self.vm = KVMVM(self.system)
+        if self.ncpus > self.vm.max_vcpus():
+            raise BoardError(f"-smp {self.ncpus}: this KVM allows at most "
+                             f"{self.vm.max_vcpus()} vCPUs")
+        self.mem = AddressSpace("memory")
+        self.io = AddressSpace("io")
+        self._map_ram(cfg.ram_size)
+        self.vm.create_irqchip()
+        self.vm.create_pit()
+        self.vm.set_gsi_routing(self._gsi_routes())
+        self.chardevs = chardevs
+        self._add_serial()
+        self.i8042 = I8042(self.request_reset)
+        self.io.add_mmio("i8042-data", DATA_PORT, 1, self.i8042.data)
+        self.io.add_mmio("i8042-cmd", COMMAND_PORT, 1, self.i8042.command)
+        self.io.add_mmio("post", POST_PORT, 1, _Sink())
+        self.virtio: list[VirtioSlot] = []
+        self.vcpus: list[KVMVCPU] = [self.vm.create_vcpu(i) for i in range(self.ncpus)]
+        for vcpu in self.vcpus:
+            configure_vcpu(vcpu, self.system, self.ncpus)
+        self.entry: BootEntry | None = None
+
+    # -- configuration checks ------------------------------------------------------------
+    def _check_machine(self, machine: dict[str, str]) -> None:
+        unknown = set(machine) - MACHINE_PROPS
+        if unknown:
+            raise BoardError(f"-M microvm: property '{sorted(unknown)[0]}' not found")
+        # ACPI tables are not generated: with acpi=on a guest would fall back to the MP
+        # table anyway, so devices are always announced on the command line.
+        self.acpi = parse_bool(machine.get("acpi", "off"), "-M microvm,acpi")
+        if self.acpi:
+            print("pemu: microvm: ACPI tables are not generated; using the MP table and "
+                  "virtio_mmio.device= as with acpi=off", file=sys.stderr)
+
+    def _check_ram(self, size: int) -> None:
+        if size < 2 << 20:
+            raise BoardError(f"-m {size >> 20}M: microvm needs at least 2 MiB of RAM")
+        if size & 0xFFFFF:
+            raise BoardError("-m: RAM size must be a multiple of 1 MiB")
+        limit = host_memory_limit()
+        if size > limit:
+            raise BoardError(f"-m {size >> 20}M: more memory than this host has "
+                             f"({limit >> 20} MiB of RAM and swap)")
+
+    def _map_ram(self, size: int) -> None:
+        low = min(size, LOW_RAM_MAX)
+        ranges = [(0, low)] + ([(HIGH_RAM_BASE, size - low)] if size > low else [])
+        for i, (base, length) in enumerate(ranges):
+            try:
+                block = self.mem.add_ram(f"ram{i}", base, length)
+            except (OSError, ValueError) as e:
+                raise BoardError(f"-m {size >> 20}M: cannot allocate guest RAM: {e}") from None
+            self.vm.add_memory(base, length, block.host_addr)
+        self.ram_ranges = ranges
+        self.low_ram_end = low
+
+    @staticmethod
+    def _gsi_routes() -> list[tuple[int, int, int]]:
+        routes = []
+        for gsi in range(16):
+            if gsi != 2:
+                routes.append((gsi, abi.KVM_IRQCHIP_PIC_MASTER if gsi < 8 else
+                               abi.KVM_IRQCHIP_PIC_SLAVE, gsi % 8))
+        for gsi in range(24):
+            if gsi != 2:
+                routes.append((gsi, abi.KVM_IRQCHIP_IOAPIC, isa_irq_to_pin(gsi)))
+        return routes
+
+    # -- devices ---------------------------------------------------------------------------
+    def _add_serial(self) -> None:
+        from pemu.hw.char.serial16550 import Serial16550
+
+        chardev = None
+        if self.chardevs is not None:
+            spec = self.cfg.serial[0] if self.cfg.serial else "stdio"
+            chardev = self.chardevs.from_legacy(spec, "serial0")
+        self.serial = Serial16550(chardev, IRQLine(IrqLineSink(self.vm, SERIAL_IRQ), "serial0"))
+        self.io.add_mmio("serial0", SERIAL_PORT, 8, self.serial)
+
+    def add_virtio(self, device, name: str) -> VirtioSlot:
+        """Put a virtio device in the highest free slot, with irqfd and ioeventfds."""
+        from pemu.hw.virtio.mmio import VirtioMMIO
+
+        slot_index = VIRTIO_SLOTS - 1 - len(self.virtio)
+        if slot_index < 0:
+            raise BoardError(f"{name}: microvm has only {VIRTIO_SLOTS} virtio-mmio slots")
+        base = VIRTIO_MMIO_BASE + slot_index * VIRTIO_MMIO_SIZE
+        irq = VIRTIO_FIRST_IRQ + slot_index
+        transport = VirtioMMIO(self.mem, device, IRQLine(IrqfdSink(self.vm, irq), name), id=name)
+        self.mem.add_mmio(name, base, VIRTIO_MMIO_SIZE, transport)
+        for q in range(len(transport.queues)):
+            fd = self.vm.ioeventfd(base + VIRTIO_NOTIFY_OFFSET, 4, datamatch=q)
+            self._watch_eventfd(fd, lambda q=q, t=transport: t.notify_queue(q))
+        slot = VirtioSlot(base, irq, transport)
+        self.virtio.append(slot)
+        return slot
+
+    @staticmethod
+    def _watch_eventfd(fd: int, callback) -> None:
+        from pemu.main_loop import get_main_loop
+
+        def ready() -> None:
+            try:
+                os.eventfd_read(fd)
+            except BlockingIOError:
+                return
+            callback()
+
+        get_main_loop().add_reader(fd, ready)
+
+    def virtio_cmdline(self) -> str:
+        return " ".join(f"virtio_mmio.device={VIRTIO_MMIO_SIZE}@0x{s.base:x}:{s.irq}"
+                        for s in self.virtio)
+
+    # -- boot ------------------------------------------------------------------------------
+    def load(self, kernel: bytes, initrd: bytes | None, cmdline: str) -> BootEntry:
+        extra = self.virtio_cmdline()
+        full = f"{cmdline} {extra}".strip() if extra else cmdline
+        e820 = memory_map(self.ram_ranges)
+        write = self.mem.write
+        entry = load_kernel(kernel, initrd, full, write, self.low_ram_end, e820)
+        write(MPTABLE_ADDR, build_mptable(self.ncpus))
+        set_entry_state(self.vcpus[0], entry.mode, entry.rip, entry.regs, write,
+                        boot_layout.GDT_ADDR, boot_layout.PAGE_TABLES_ADDR,
+                        boot_layout.STACK_TOP)
+        self.entry = entry
+        return entry
+
+    # -- exits (vCPU threads) ----------------------------------------------------------------
+    def pio_read(self, port: int, size: int) -> int:
+        region = self.io.find(port, size)
+        if region is None:
+            self.log(f"read of unassigned I/O port 0x{port:x} (size {size})")
+            return (1 << (8 * size)) - 1
+        return region.handler.mmio_read(port - region.base, size)  # type: ignore[union-attr]
+
+    def pio_write(self, port: int, size: int, value: int) -> None:
+        region = self.io.find(port, size)
+        if region is None:
+            self.log(f"write of 0x{value:x} to unassigned I/O port 0x{port:x} (size {size})")
+            return
+        region.handler.mmio_write(port - region.base, size, value)  # type: ignore[union-attr]
+
+    def mmio_read(self, addr: int, size: int) -> int:
+        region = self.mem.find(addr, size)
+        if not isinstance(region, MMIORegion):
+            self.log(f"read of unassigned physical memory 0x{addr:x} (size {size})")
+            return (1 << (8 * size)) - 1
+        return region.handler.mmio_read(addr - region.base, size)
+
+    def mmio_write(self, addr: int, size: int, value: int) -> None:
+        region = self.mem.find(addr, size)
+        if not isinstance(region, MMIORegion):
+            self.log(f"write of 0x{value:x} to unassigned physical memory 0x{addr:x} "
+                     f"(size {size})")
+            return
+        region.handler.mmio_write(addr - region.base, size, value)
+
+    def guest_halted(self, vcpu: KVMVCPU) -> None:
+        pass  # with the in-kernel irqchip KVM keeps halted vCPUs; nothing to do here
+
+    def guest_reset(self, vcpu: KVMVCPU, why: str) -> None:
+        self.request_exit(0, f"guest {why}")
+
+    def request_reset(self) -> None:
+        self.request_exit(0, "guest reset through the i8042")
+
+    # -- running ---------------------------------------------------------------------------
+    def request_exit(self, status: int, why: str = "") -> None:
+        if self.exit_status is None:
+            self.exit_status = status
+            self.exit_reason = why
+        self.done.set()
+        for vcpu in self.vcpus:
+            vcpu.kick()
+
+    def _vcpu_thread(self, vcpu: KVMVCPU) -> None:
+        try:
+            vcpu.run(self, self._read_phys)
+        except GuestCannotRun as e:
+            self.error = str(e)
+            self.request_exit(1, str(e))
+        except (KVMError, GuestMemoryError, OSError) as e:
+            self.error = f"vCPU {vcpu.index}: {e}"
+            self.request_exit(1, self.error)
+
+    def _read_phys(self, addr: int, size: int) -> bytes:
+        return self.mem.read(addr, size)
+
+    def run(self, timeout: float | None = None) -> int:
+        if self.entry is None:
+            raise BoardError("no kernel loaded")
+        install_kick_handler()
+        threads = [threading.Thread(target=self._vcpu_thread, args=(v,), name=f"vcpu{v.index}",
+                                    daemon=True) for v in self.vcpus]
+        for t in threads:
+            t.start()
+        try:
+            if not self.done.wait(timeout):
+                self.request_exit(124, "timeout")
+        except KeyboardInterrupt:
+            self.request_exit(130, "interrupted")
+        for t in threads:
+            t.join(timeout=2)
+        return self.exit_status if self.exit_status is not None else 0
+
+    def close(self) -> None:
+        for vcpu in self.vcpus:
+            vcpu.close()
+        self.vm.close()
+        self.system.close()
+
+
+class _Sink:
+    def mmio_read(self, offset: int, size: int) -> int:
+        return 0xFF
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        pass
+
+
+__all__ = ["Microvm", "BoardError", "OptionError"]
