@@ -1,0 +1,140 @@
+"""The per-thread loop: run translated code, service ecalls, traps and signals."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import traceback
+
+from pemu.target.riscv import exceptions as exc
+from pemu.target.riscv.exceptions import RiscvTrap
+
+from . import signals as sg
+from .loader import SIGTRAMP_ADDR
+from .process import GuestThread, ProcessExit, ThreadExit
+from .syscalls import NO_RESULT, RESTART, dispatch
+from .vmem import GuestFault
+
+_TRAP_SIGNALS = {
+    exc.ILLEGAL_INSN: (sg.SIGILL, sg.ILL_ILLOPC),
+    exc.BREAKPOINT: (sg.SIGTRAP, sg.TRAP_BRKPT),
+    exc.INSN_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
+    exc.LOAD_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
+    exc.STORE_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
+}
+
+
+def exit_process(process, status: int) -> None:
+    if process.strace is not None:
+        process.strace.flush()
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(status)
+
+
+def run_thread(t: GuestThread) -> None:
+    """Run a guest thread until it exits; the process ends when its last thread does."""
+    try:
+        _loop(t)
+    except ThreadExit:
+        if threading.current_thread() is threading.main_thread():
+            # The process lives on while other threads run; keep forwarding signals.
+            threading.Event().wait()
+    except ProcessExit as e:
+        exit_process(t.process, e.status)
+    except Exception:  # an emulator bug: report it and end the process cleanly
+        sys.stderr.write("pemu: internal error in the user-mode loop\n")
+        traceback.print_exc()
+        exit_process(t.process, 1)
+
+
+def _loop(t: GuestThread) -> None:
+    cpu = t.cpu
+    while True:
+        if t.signals.pending:
+            deliver_signals(t)
+        try:
+            cpu.run()
+        except RiscvTrap as trap:
+            if trap.cause == exc.ECALL_U:
+                do_syscall(t)
+            else:
+                signo, code = _TRAP_SIGNALS.get(trap.cause, (sg.SIGSEGV, sg.SEGV_MAPERR))
+                force_signal(t, sg.SigInfo(signo, code, addr=trap.tval or t.state.pc))
+        except GuestFault as fault:
+            code = sg.SEGV_ACCERR if fault.mapped else sg.SEGV_MAPERR
+            force_signal(t, sg.SigInfo(sg.SIGSEGV, code, addr=fault.addr))
+
+
+def do_syscall(t: GuestThread) -> None:
+    state = t.state
+    nr = state.x(17)
+    args = (state.x(10), state.x(11), state.x(12), state.x(13), state.x(14), state.x(15))
+    strace = t.process.strace
+    if strace is not None:
+        strace.before(t.process.pid, nr, args)
+    ret = dispatch(t, nr, args)
+    if strace is not None:
+        strace.after(nr, ret)
+    if ret is NO_RESULT:
+        return
+    if ret == RESTART:
+        info = t.signals.first_deliverable()
+        if info is not None:
+            action = t.process.signals.actions[info.signo]
+            if action.handler not in (sg.SIG_DFL, sg.SIG_IGN) and \
+                    not action.flags & sg.SA_RESTART:
+                state.set_x(10, -4)  # -EINTR
+                state.pc = state.pc + 4
+        return  # otherwise the ecall runs again after the signal
+    state.set_x(10, ret)
+    state.pc = state.pc + 4
+
+
+def force_signal(t: GuestThread, info: sg.SigInfo) -> None:
+    """A synchronous fault: blocked or ignored means the default action (the kernel's
+    force_sig_fault), otherwise the handler runs before anything else."""
+    action = t.process.signals.actions[info.signo]
+    blocked = t.signals.mask & sg.bit(info.signo)
+    if action.handler in (sg.SIG_DFL, sg.SIG_IGN) or blocked:
+        sg.die_by_signal(t.process, info.signo)
+    t.signals.pending.appendleft(info)
+    deliver_signals(t)
+
+
+def deliver_signals(t: GuestThread) -> None:
+    sigs = t.signals
+    process = t.process
+    while True:
+        info = sigs.first_deliverable()
+        if info is None:
+            break
+        sigs.pending.remove(info)
+        sig = info.signo
+        action = process.signals.actions[sig]
+        if action.handler == sg.SIG_IGN:
+            continue
+        if action.handler == sg.SIG_DFL:
+            if sig in sg.DEFAULT_IGNORED:
+                continue
+            if sig in sg.DEFAULT_STOP:
+                os.kill(os.getpid(), sg.SIGSTOP)
+                continue
+            sg.die_by_signal(process, sig)
+        old_mask = sigs.saved_mask if sigs.saved_mask is not None else sigs.mask
+        sigs.saved_mask = None
+        try:
+            sg.setup_frame(t, info, action, old_mask, SIGTRAMP_ADDR)
+        except GuestFault:
+            sg.die_by_signal(process, sg.SIGSEGV)
+        new_mask = old_mask | action.mask
+        if not action.flags & sg.SA_NODEFER:
+            new_mask |= sg.bit(sig)
+        sigs.mask = new_mask & ~sg.UNBLOCKABLE
+        if action.flags & sg.SA_RESETHAND:
+            process.signals.actions[sig] = sg.SigAction()
+    if sigs.saved_mask is not None and sigs.first_deliverable() is None:
+        sigs.mask = sigs.saved_mask
+        sigs.saved_mask = None

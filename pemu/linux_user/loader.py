@@ -1,0 +1,128 @@
+"""Load a riscv64 ELF program (and its PT_INTERP) into the guest address space.
+
+Guest address-space layout (the space is 64 GiB, see vmem.GUEST_VA_SIZE):
+  as linked     ET_EXEC programs (static busybox links at 0x10000)
+  PIE_BASE      ET_DYN main programs
+  MMAP_BASE..   the dynamic loader, then mmap() without a hint, growing upwards
+  SIGTRAMP      one read+execute page holding the signal-return trampoline
+  STACK_TOP     the main thread's stack grows down from here
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .elf import ET_DYN, PF_R, PF_W, PF_X, PT_PHDR, ElfError, ElfFile, parse_elf
+from .vmem import PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE, GuestVirtualMemory
+
+PIE_BASE = 0x2_0000_0000
+MMAP_BASE = 0x4_0000_0000
+SIGTRAMP_ADDR = 0xF_0000_0000
+STACK_TOP = 0xF_FFFF_0000
+STACK_SIZE = 8 << 20
+
+
+@dataclass
+class LoadedProgram:
+    path: str
+    entry: int  # the program's own entry point (AT_ENTRY)
+    start_pc: int  # where the first thread starts: the interpreter's entry if any
+    phdr: int
+    phnum: int
+    phent: int
+    interp_base: int  # AT_BASE: 0 for static programs
+    start_brk: int
+
+
+def resolve_path(path: str, prefix: str | None) -> str:
+    """qemu's -L rule: an absolute path that exists under the prefix is taken from it."""
+    if prefix and path.startswith("/") and path != "/":
+        candidate = prefix.rstrip("/") + path
+        if os.path.lexists(candidate):
+            return candidate
+    return path
+
+
+def read_elf(path: str) -> ElfFile:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise ElfError("is a directory") from None
+    except OSError as e:
+        raise ElfError(e.strerror or str(e)) from None
+    return parse_elf(data)
+
+
+def _flags_to_prot(flags: int) -> int:
+    return ((PROT_READ if flags & PF_R else 0) | (PROT_WRITE if flags & PF_W else 0)
+            | (PROT_EXEC if flags & PF_X else 0))
+
+
+def _span(elf: ElfFile) -> tuple[int, int]:
+    loads = elf.loads
+    lo = min(p.vaddr for p in loads) & ~PAGE_MASK
+    hi = max(p.vaddr + p.memsz for p in loads)
+    return lo, (hi + PAGE_MASK) & ~PAGE_MASK
+
+
+def map_elf(mem: GuestVirtualMemory, elf: ElfFile, bias: int) -> None:
+    """Copy the PT_LOAD segments to ``bias + p_vaddr`` with their final protections."""
+    lo, hi = _span(elf)
+    if lo + bias < 0x1000 or hi + bias > mem.size:
+        raise ElfError("segments lie outside the guest address space")
+    # Map the whole span writable first: segments may share a page, and the loader
+    # fills read-only ones.  The holes between segments stay reserved like the kernel's.
+    mem.map_anonymous(lo + bias, hi - lo, PROT_READ | PROT_WRITE)
+    page_prot: dict[int, int] = {}
+    for ph in elf.loads:
+        if ph.filesz:
+            mem.write_initial(ph.vaddr + bias, elf.data[ph.offset : ph.offset + ph.filesz])
+        first = (ph.vaddr + bias) >> 12
+        last = (ph.vaddr + bias + max(ph.memsz, 1) - 1) >> 12
+        for page in range(first, last + 1):
+            page_prot[page] = page_prot.get(page, 0) | _flags_to_prot(ph.flags)
+    for page in range((lo + bias) >> 12, (hi + bias) >> 12):
+        mem.protect(page << 12, 0x1000, page_prot.get(page, 0))
+
+
+def _phdr_address(elf: ElfFile, bias: int) -> int:
+    for ph in elf.phdrs:
+        if ph.type == PT_PHDR:
+            return ph.vaddr + bias
+    for ph in elf.loads:
+        if ph.offset <= elf.phoff < ph.offset + ph.filesz:
+            return ph.vaddr + (elf.phoff - ph.offset) + bias
+    return 0
+
+
+def load_program(mem: GuestVirtualMemory, path: str, prefix: str | None) -> LoadedProgram:
+    """Load the program and its interpreter; raises ElfError with a short reason."""
+    elf = read_elf(path)
+    lo, hi = _span(elf)
+    bias = PIE_BASE - lo if elf.type == ET_DYN else 0
+    map_elf(mem, elf, bias)
+    entry = elf.entry + bias
+    start_pc = entry
+    interp_base = 0
+    if elf.interp is not None:
+        interp_path = resolve_path(elf.interp, prefix)
+        try:
+            interp = read_elf(interp_path)
+        except ElfError as e:
+            raise ElfError(f"interpreter {elf.interp}: {e}") from None
+        ilo, ihi = _span(interp)
+        if interp.type == ET_DYN:
+            base = mem.find_free(ihi - ilo, MMAP_BASE, MMAP_BASE)
+            if base is None:
+                raise ElfError("no room for the interpreter")
+            ibias = base - ilo
+        else:
+            ibias = 0
+        map_elf(mem, interp, ibias)
+        interp_base = ilo + ibias
+        start_pc = interp.entry + ibias
+    return LoadedProgram(path=path, entry=entry, start_pc=start_pc,
+                         phdr=_phdr_address(elf, bias), phnum=len(elf.phdrs),
+                         phent=elf.phentsize, interp_base=interp_base, start_brk=hi + bias)

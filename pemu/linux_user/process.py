@@ -1,0 +1,96 @@
+"""The emulated process and its threads: the state every syscall module shares."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from .signals import SignalState, ThreadSignals
+from .vmem import GuestVirtualMemory
+
+
+@dataclass
+class Options:
+    """How pemu was started; execve re-runs pemu with the same options."""
+
+    prefix: str | None = None  # -L sysroot
+    strace: bool = False
+    log_items: list[str] = field(default_factory=list)
+    log_file: str | None = None
+    cpu: str | None = None
+
+
+class ThreadExit(Exception):
+    """The current guest thread has called exit()."""
+
+
+class ProcessExit(Exception):
+    """The guest called exit_group(); status is the exit code."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class GuestThread:
+    """One guest thread: a vCPU plus its kernel-side state."""
+
+    def __init__(self, process: Process, cpu: object, tid: int) -> None:
+        self.process = process
+        self.cpu = cpu
+        self.tid = tid
+        self.signals = ThreadSignals()
+        self.clear_child_tid = 0
+        self.robust_list = (0, 0)
+        self.name = b"pemu"
+        # Set whenever a signal is queued for this thread: emulated blocking calls
+        # (futex, nanosleep, sigsuspend) wait on it so that signals interrupt them.
+        self.wake = threading.Event()
+
+    @property
+    def state(self):  # RiscvCPUState
+        return self.cpu.state
+
+
+class Process:
+    """Address space, engine, signal dispositions and the thread list of one guest."""
+
+    def __init__(self, mem: GuestVirtualMemory, engine: object, options: Options,
+                 exe_path: str) -> None:
+        self.mem = mem
+        self.engine = engine
+        self.options = options
+        self.exe_path = exe_path  # absolute host path of the running program
+        self.brk_start = 0
+        self.brk = 0
+        self.auxv: list[tuple[int, int]] = []
+        self.signals = SignalState()
+        self.threads: dict[int, GuestThread] = {}
+        self.threads_lock = threading.Lock()
+        self.mm_lock = threading.RLock()
+        self.pid = os.getpid()
+        self.strace = None  # set by main when -strace is on
+        self.futexes = None  # FutexTable, set by main
+
+    def add_thread(self, thread: GuestThread) -> None:
+        with self.threads_lock:
+            self.threads[thread.tid] = thread
+
+    def remove_thread(self, thread: GuestThread) -> int:
+        """Forget a thread; returns how many remain."""
+        with self.threads_lock:
+            self.threads.pop(thread.tid, None)
+            return len(self.threads)
+
+    def main_thread(self) -> GuestThread | None:
+        with self.threads_lock:
+            return self.threads.get(self.pid) or next(iter(self.threads.values()), None)
+
+    def after_fork_child(self, survivor: GuestThread) -> None:
+        """In a fork child only the forking thread survives, and its tid is the new pid."""
+        self.pid = os.getpid()
+        self.threads_lock = threading.Lock()
+        self.mm_lock = threading.RLock()
+        survivor.tid = self.pid
+        self.threads = {self.pid: survivor}

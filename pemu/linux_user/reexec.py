@@ -1,0 +1,112 @@
+"""execve: run the new program under a fresh pemu (or directly, if it is a host program).
+
+The new pemu gets the same -L/-strace/-d/-D options and the guest's environment
+unchanged.  Signal state that survives exec (ignored signals, the blocked mask) is
+passed with hidden options, because the Python runtime resets SIGPIPE at startup.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import pemu
+
+from .elf import EM_RISCV
+
+_PEMU_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pemu.__file__)))
+_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+         "from pemu.linux_user.main import main; sys.exit(main(sys.argv[1:]))")
+
+
+def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
+                 ignored: list[int] = (), sigmask: int = 0) -> list[bytes]:
+    """The host argv that starts pemu on ``exe`` with guest argv ``[argv0, *args]``."""
+    cmd: list[bytes] = [os.fsencode(sys.executable), b"-c", _BOOT.encode(),
+                        os.fsencode(_PEMU_ROOT)]
+    if options.prefix:
+        cmd += [b"-L", os.fsencode(options.prefix)]
+    if options.strace:
+        cmd.append(b"-strace")
+    if options.log_items:
+        cmd += [b"-d", ",".join(options.log_items).encode()]
+    if options.log_file:
+        cmd += [b"-D", os.fsencode(options.log_file)]
+    if ignored:
+        cmd += [b"-pemu-sigign", ",".join(str(s) for s in ignored).encode()]
+    if sigmask:
+        cmd += [b"-pemu-sigmask", f"{sigmask:x}".encode()]
+    cmd += [b"-0", argv0, os.fsencode(exe), *args]
+    return cmd
+
+
+def _is_riscv_elf(head: bytes) -> bool:
+    return head[:4] == b"\x7fELF" and len(head) >= 20 and \
+        int.from_bytes(head[18:20], "little") == EM_RISCV
+
+
+def _read_head(path: bytes) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(256)
+
+
+def _resolve(path: bytes, prefix: str | None) -> bytes:
+    if prefix and path.startswith(b"/"):
+        candidate = os.fsencode(prefix).rstrip(b"/") + path
+        if os.path.lexists(candidate):
+            return candidate
+    return path
+
+
+def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[bytes],
+               env: list[bytes], ignored: list[int], sigmask: int) -> int:
+    """Replace this process; returns a negative errno if that is impossible."""
+    try:
+        if os.path.isdir(host_path):
+            return -errno.EACCES
+        if not os.access(host_path, os.X_OK):
+            return -errno.EACCES if os.path.exists(host_path) else -errno.ENOENT
+        head = _read_head(host_path)
+    except OSError as e:
+        return -(e.errno or errno.ENOENT)
+    argv0 = args[0] if args else raw_path
+    if _is_riscv_elf(head):
+        cmd = pemu_command(process.options, os.fsdecode(host_path), argv0, args[1:],
+                           ignored, sigmask)
+    elif head[:2] == b"#!":
+        line = head[2:].split(b"\n", 1)[0].strip()
+        if not line:
+            return -errno.ENOEXEC
+        parts = line.split(None, 1)
+        interp = parts[0]
+        new_args = [interp, *parts[1:], raw_path, *args[1:]]
+        interp_host = _resolve(interp, process.options.prefix)
+        try:
+            interp_head = _read_head(interp_host)
+        except OSError as e:
+            return -(e.errno or errno.ENOENT)
+        if not _is_riscv_elf(interp_head):
+            cmd = None
+        else:
+            cmd = pemu_command(process.options, os.fsdecode(interp_host), interp,
+                               new_args[1:], ignored, sigmask)
+    elif head[:4] == b"\x7fELF":
+        cmd = None  # a host program: run it natively, like binfmt_misc would
+    else:
+        return -errno.ENOEXEC
+    env_map = {}
+    for item in env:
+        key, sep, value = item.partition(b"=")
+        if sep:
+            env_map[key] = value
+    if process.strace is not None:
+        process.strace.flush()
+    sys.stderr.flush()
+    try:
+        if cmd is None:
+            os.execve(host_path, args or [raw_path], env_map)
+        os.execve(cmd[0], cmd, env_map)
+    except OSError as e:
+        return -(e.errno or errno.ENOEXEC)
+    return -errno.ENOEXEC  # not reached

@@ -1,0 +1,60 @@
+"""Putting a guest process together: memory, engine, image, stack, first thread."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import signals as sg
+from .cpu_loop import run_thread
+from .initial_stack import setup_stack
+from .loader import SIGTRAMP_ADDR, load_program
+from .process import GuestThread, Options, Process
+from .strace import Strace
+from .syscalls.sync import FutexTable
+from .vmem import PROT_EXEC, PROT_READ, GuestVirtualMemory
+
+
+def _make_log(opts: Options):
+    from pemu.accel.tcg.log import TCGLog
+
+    items = [i for i in opts.log_items if i != "strace"]
+    if "strace" in opts.log_items:
+        opts.strace = True
+    out = open(opts.log_file, "a", buffering=1) if opts.log_file else None  # noqa: SIM115
+    return TCGLog(items, out)
+
+
+def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
+                  ignored: list[int], sigmask: int) -> int:
+    """Load ``prog`` and run it; returns only on a load error (raises ElfError/OSError)."""
+    mem = GuestVirtualMemory()
+    image = load_program(mem, prog, opts.prefix)
+    log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
+
+    from pemu.accel.tcg.engine import TCGEngine
+
+    engine = TCGEngine(mem, backend="python", log=log)
+    exe_path = os.path.abspath(prog)
+    process = Process(mem, engine, opts, exe_path)
+    process.futexes = FutexTable()
+    if opts.strace:
+        process.strace = Strace(log.out.fileno() if opts.log_file else 2)
+    process.brk_start = process.brk = image.start_brk
+    mem.map_anonymous(SIGTRAMP_ADDR, 4096, PROT_READ | PROT_EXEC)
+    mem.write_initial(SIGTRAMP_ADDR, sg.TRAMPOLINE_CODE)
+    sp, process.auxv = setup_stack(mem, image, [os.fsencode(a) for a in argv], envp,
+                                   os.fsencode(prog))
+    cpu = engine.create_cpu()
+    cpu.state.set_x(2, sp)
+    cpu.state.pc = image.start_pc
+    thread = GuestThread(process, cpu, process.pid)
+    thread.signals.mask = sigmask & ~sg.UNBLOCKABLE
+    process.add_thread(thread)
+    sg.init_host_signals(process)
+    for sig in ignored:
+        process.signals.actions[sig] = sg.SigAction(sg.SIG_IGN)
+        sg.sync_host_disposition(sig, process.signals.actions[sig])
+    sys.stdout.flush()
+    run_thread(thread)
+    return 0

@@ -1,0 +1,228 @@
+"""File descriptors and data transfer: guest fds are host fds, buffers go straight through."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+
+from .hostcall import fd_arg, guest_path, host, in_ptr, opt_out_ptr, out_ptr, signed
+from .registry import syscall
+
+IOV = struct.Struct("<QQ")
+IOV_MAX = 1024
+
+@syscall("read")
+def sys_read(t, fd, buf, count):
+    return host("read", fd_arg(fd), out_ptr(t, buf, count), count)
+
+@syscall("write")
+def sys_write(t, fd, buf, count):
+    return host("write", fd_arg(fd), in_ptr(t, buf, count), count)
+
+@syscall("pread64")
+def sys_pread64(t, fd, buf, count, offset):
+    return host("pread64", fd_arg(fd), out_ptr(t, buf, count), count, offset)
+
+@syscall("pwrite64")
+def sys_pwrite64(t, fd, buf, count, offset):
+    return host("pwrite64", fd_arg(fd), in_ptr(t, buf, count), count, offset)
+
+def host_iovec(t, iov: int, iovcnt: int, writing_guest: bool) -> ctypes.Array | int:
+    """Translate a guest iovec array into a host one (checked buffers)."""
+    if iovcnt > IOV_MAX:
+        return -errno.EINVAL
+    raw = t.process.mem.read(iov, iovcnt * IOV.size)
+    out = (ctypes.c_uint64 * (2 * max(iovcnt, 1)))()
+    for i in range(iovcnt):
+        base, length = IOV.unpack_from(raw, i * IOV.size)
+        if length:
+            out[2 * i] = out_ptr(t, base, length) if writing_guest else in_ptr(t, base, length)
+        out[2 * i + 1] = length
+    return out
+
+def _vector_io(t, name, fd, iov, iovcnt, writing_guest, *rest):
+    vec = host_iovec(t, iov, iovcnt, writing_guest)
+    if isinstance(vec, int):
+        return vec
+    return host(name, fd_arg(fd), ctypes.addressof(vec), iovcnt, *rest)
+
+@syscall("readv")
+def sys_readv(t, fd, iov, iovcnt):
+    return _vector_io(t, "readv", fd, iov, iovcnt, True)
+
+@syscall("writev")
+def sys_writev(t, fd, iov, iovcnt):
+    return _vector_io(t, "writev", fd, iov, iovcnt, False)
+
+@syscall("preadv")
+def sys_preadv(t, fd, iov, iovcnt, pos_l, pos_h):
+    return _vector_io(t, "preadv", fd, iov, iovcnt, True, pos_l, pos_h)
+
+@syscall("pwritev")
+def sys_pwritev(t, fd, iov, iovcnt, pos_l, pos_h):
+    return _vector_io(t, "pwritev", fd, iov, iovcnt, False, pos_l, pos_h)
+
+@syscall("lseek")
+def sys_lseek(t, fd, offset, whence):
+    return host("lseek", fd_arg(fd), signed(offset), whence)
+
+@syscall("openat")
+def sys_openat(t, dirfd, path, flags, mode):
+    return host("openat", fd_arg(dirfd), guest_path(t, path), flags & 0xFFFFFFFF, mode)
+
+@syscall("close")
+def sys_close(t, fd):
+    return host("close", fd_arg(fd))
+
+@syscall("close_range")
+def sys_close_range(t, first, last, flags):
+    return host("close_range", first, last, flags)
+
+@syscall("dup")
+def sys_dup(t, fd):
+    return host("dup", fd_arg(fd))
+
+@syscall("dup3")
+def sys_dup3(t, old, new, flags):
+    return host("dup3", fd_arg(old), fd_arg(new), flags)
+
+@syscall("pipe2")
+def sys_pipe2(t, fds, flags):
+    return host("pipe2", out_ptr(t, fds, 8), flags)
+
+F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
+FLOCK_SIZE = 32
+
+@syscall("fcntl")
+def sys_fcntl(t, fd, cmd, arg):
+    cmd &= 0xFFFFFFFF
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        return host("fcntl", fd_arg(fd), cmd, out_ptr(t, arg, FLOCK_SIZE))
+    if cmd in (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW):
+        return host("fcntl", fd_arg(fd), cmd, in_ptr(t, arg, FLOCK_SIZE))
+    return host("fcntl", fd_arg(fd), cmd, arg)
+
+TERMIOS_SIZE = 36  # asm-generic struct termios: 4 flag words, c_line, c_cc[19]
+# ioctl command -> (direction, size): "r" the kernel reads guest memory, "w" writes it,
+# "v" the argument is a plain value.  The numbers are the same on x86-64 and riscv64.
+IOCTLS = {
+    0x5401: ("w", TERMIOS_SIZE),  # TCGETS
+    0x5402: ("r", TERMIOS_SIZE),  # TCSETS
+    0x5403: ("r", TERMIOS_SIZE),  # TCSETSW
+    0x5404: ("r", TERMIOS_SIZE),  # TCSETSF
+    0x5409: ("v", 0),  # TCSBRK
+    0x540A: ("v", 0),  # TCXONC
+    0x540B: ("v", 0),  # TCFLSH
+    0x540E: ("v", 0),  # TIOCSCTTY
+    0x540F: ("w", 4),  # TIOCGPGRP
+    0x5410: ("r", 4),  # TIOCSPGRP
+    0x5413: ("w", 8),  # TIOCGWINSZ
+    0x5414: ("r", 8),  # TIOCSWINSZ
+    0x541B: ("w", 4),  # FIONREAD
+    0x5421: ("r", 4),  # FIONBIO
+    0x5422: ("v", 0),  # TIOCNOTTY
+    0x5429: ("w", 4),  # TIOCGSID
+    0x5450: ("v", 0),  # FIONCLEX
+    0x5451: ("v", 0),  # FIOCLEX
+    0x5452: ("r", 4),  # FIOASYNC
+    0x80045430: ("w", 4),  # TIOCGPTN
+    0x40045431: ("r", 4),  # TIOCSPTLCK
+}
+
+@syscall("ioctl")
+def sys_ioctl(t, fd, cmd, arg):
+    cmd &= 0xFFFFFFFF
+    spec = IOCTLS.get(cmd)
+    if spec is None:
+        return -errno.ENOTTY
+    direction, size = spec
+    if direction == "w":
+        arg = out_ptr(t, arg, size)
+    elif direction == "r":
+        arg = in_ptr(t, arg, size)
+    return host("ioctl", fd_arg(fd), cmd, arg)
+
+@syscall("getdents64")
+def sys_getdents64(t, fd, dirp, count):
+    # struct linux_dirent64 is the same on every architecture
+    return host("getdents64", fd_arg(fd), out_ptr(t, dirp, count), count)
+
+@syscall("sendfile")
+def sys_sendfile(t, out_fd, in_fd, offset, count):
+    return host("sendfile", fd_arg(out_fd), fd_arg(in_fd), opt_out_ptr(t, offset, 8), count)
+
+@syscall("copy_file_range")
+def sys_copy_file_range(t, fd_in, off_in, fd_out, off_out, length, flags):
+    return host("copy_file_range", fd_arg(fd_in), opt_out_ptr(t, off_in, 8), fd_arg(fd_out),
+                opt_out_ptr(t, off_out, 8), length, flags)
+
+@syscall("ftruncate")
+def sys_ftruncate(t, fd, length):
+    return host("ftruncate", fd_arg(fd), length)
+
+@syscall("truncate")
+def sys_truncate(t, path, length):
+    return host("truncate", guest_path(t, path, use_prefix=False), length)
+
+@syscall("fsync")
+def sys_fsync(t, fd):
+    return host("fsync", fd_arg(fd))
+
+@syscall("fdatasync")
+def sys_fdatasync(t, fd):
+    return host("fdatasync", fd_arg(fd))
+
+@syscall("sync")
+def sys_sync(t):
+    return host("sync")
+
+@syscall("syncfs")
+def sys_syncfs(t, fd):
+    return host("syncfs", fd_arg(fd))
+
+@syscall("flock")
+def sys_flock(t, fd, op):
+    return host("flock", fd_arg(fd), op)
+
+@syscall("fadvise64")
+def sys_fadvise64(t, fd, offset, length, advice):
+    return host("fadvise64", fd_arg(fd), offset, length, advice)
+
+@syscall("fallocate")
+def sys_fallocate(t, fd, mode, offset, length):
+    return host("fallocate", fd_arg(fd), mode, offset, length)
+
+@syscall("memfd_create")
+def sys_memfd_create(t, name, flags):
+    return host("memfd_create", t.process.mem.read_cstring(name, 256), flags)
+
+@syscall("eventfd2")
+def sys_eventfd2(t, initval, flags):
+    return host("eventfd2", initval, flags)
+
+@syscall("splice")
+def sys_splice(t, fd_in, off_in, fd_out, off_out, length, flags):
+    return host("splice", fd_arg(fd_in), opt_out_ptr(t, off_in, 8), fd_arg(fd_out),
+                opt_out_ptr(t, off_out, 8), length, flags)
+
+@syscall("vmsplice")
+def sys_vmsplice(t, fd, iov, nr, flags):
+    return _vector_io(t, "vmsplice", fd, iov, nr, False, flags)
+
+@syscall("tee")
+def sys_tee(t, fd_in, fd_out, length, flags):
+    return host("tee", fd_arg(fd_in), fd_arg(fd_out), length, flags)
+
+@syscall("inotify_init1")
+def sys_inotify_init1(t, flags):
+    return host("inotify_init1", flags)
+
+@syscall("inotify_add_watch")
+def sys_inotify_add_watch(t, fd, path, mask):
+    return host("inotify_add_watch", fd_arg(fd), guest_path(t, path), mask)
+
+@syscall("inotify_rm_watch")
+def sys_inotify_rm_watch(t, fd, wd):
+    return host("inotify_rm_watch", fd_arg(fd), wd)

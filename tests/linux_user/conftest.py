@@ -1,0 +1,70 @@
+"""Shared helpers for the Linux user-mode tests: compilers, oracles and runners."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS = ROOT / "tests" / "programs"
+SYSROOT = "/usr/riscv64-linux-gnu"
+BUSYBOX = Path("/work/shared/guests/riscv64/busybox")
+CC = "riscv64-linux-gnu-gcc"
+
+
+def pemu_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pemu.linux_user.main", *args]
+
+
+def run_pemu(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.update(kw.pop("env", {}))
+    return subprocess.run(pemu_cmd(*args), capture_output=True, timeout=timeout, env=env,
+                          cwd=kw.pop("cwd", None), input=kw.pop("input", None))
+
+
+def run_qemu(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["qemu-riscv64", *args], capture_output=True, timeout=timeout,
+                          cwd=kw.pop("cwd", None), input=kw.pop("input", None))
+
+
+@pytest.fixture(scope="session")
+def qemu() -> str:
+    path = shutil.which("qemu-riscv64")
+    if path is None:
+        pytest.skip("qemu-riscv64 (Debian qemu-user) is not installed")
+    return path
+
+
+@pytest.fixture(scope="session")
+def busybox() -> Path:
+    if not BUSYBOX.exists():
+        pytest.skip(f"{BUSYBOX} is missing")
+    return BUSYBOX
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """Compile a program from tests/programs (at test time; binaries are never committed)."""
+    if shutil.which(CC) is None or not Path(SYSROOT, "lib").is_dir():
+        pytest.skip("riscv64-linux-gnu-gcc with the Debian riscv64 sysroot is not installed")
+    out_dir = tmp_path_factory.mktemp("guest-programs")
+    cache: dict[tuple[str, bool], Path] = {}
+
+    def compile_program(name: str, static: bool = False) -> Path:
+        key = (name, static)
+        if key not in cache:
+            out = out_dir / (name + ("-static" if static else "-dyn"))
+            cmd = [CC, "-O2", "-pthread", "-o", str(out), str(PROGRAMS / f"{name}.c")]
+            if static:
+                cmd.insert(1, "-static")
+            subprocess.run(cmd, check=True, capture_output=True)
+            cache[key] = out
+        return cache[key]
+
+    return compile_program

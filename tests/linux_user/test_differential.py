@@ -1,0 +1,42 @@
+"""Our C programs under qemu-riscv64 and under pemu: same stdout, stderr and status."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import SYSROOT, run_pemu, run_qemu
+
+
+def _same(build, qemu, name, static, args=(), tmp_path=None):
+    prog = str(build(name, static))
+    prefix = [] if static else ["-L", SYSROOT]
+    q = run_qemu(*prefix, prog, *[a.format(tmp=tmp_path, who="q") for a in args])
+    p = run_pemu(*prefix, prog, *[a.format(tmp=tmp_path, who="p") for a in args])
+    assert (p.stdout.decode(), p.stderr.decode(), p.returncode) == \
+        (q.stdout.decode(), q.stderr.decode(), q.returncode)
+    return p
+
+
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+def test_fileio(build, qemu, tmp_path, static):
+    p = _same(build, qemu, "fileio", static, ["{tmp}/{who}dir"], tmp_path)
+    assert b"entries 4" in p.stdout and b"from child 1" in p.stdout
+
+
+def test_signals_dynamic(build, qemu):
+    p = _same(build, qemu, "signals", False)
+    assert p.returncode == 7
+    assert b"handler on altstack: 1" in p.stdout
+
+
+def test_signals_static(build, qemu):
+    _same(build, qemu, "signals", True)
+
+
+def test_threads_dynamic(build, qemu):
+    p = _same(build, qemu, "threads", False)
+    assert b"total 659700" in p.stdout
+
+
+def test_cpu_bound_static(build, qemu):
+    p = _same(build, qemu, "cpu_bound", True, ["20000"])
+    assert b"primes 2262" in p.stdout

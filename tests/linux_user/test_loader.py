@@ -1,0 +1,58 @@
+"""ELF loading and the initial stack, checked by reading guest memory back."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from conftest import BUSYBOX, SYSROOT
+
+from pemu.linux_user import initial_stack as st
+from pemu.linux_user.elf import ElfError, parse_elf
+from pemu.linux_user.loader import PIE_BASE, load_program
+from pemu.linux_user.vmem import GuestVirtualMemory
+
+
+def test_static_busybox_layout():
+    if not BUSYBOX.exists():
+        pytest.skip("busybox guest binary missing")
+    elf = parse_elf(BUSYBOX.read_bytes())
+    mem = GuestVirtualMemory()
+    prog = load_program(mem, str(BUSYBOX), None)
+    assert prog.entry == elf.entry and prog.start_pc == elf.entry and prog.interp_base == 0
+    assert prog.start_brk % 4096 == 0
+    assert prog.start_brk >= max(p.vaddr + p.memsz for p in elf.loads)
+    # the program headers are visible where AT_PHDR says
+    assert mem.read(prog.phdr, 56) == elf.data[elf.phoff : elf.phoff + 56]
+    sp, auxv = st.setup_stack(mem, prog, [b"busybox", b"echo", b"hi"], [b"A=1"], b"/bb")
+    assert sp % 16 == 0
+    argc, a0, a1, a2, null = struct.unpack("<5Q", mem.read(sp, 40))
+    assert (argc, null) == (3, 0)
+    assert [mem.read_cstring(a) for a in (a0, a1, a2)] == [b"busybox", b"echo", b"hi"]
+    env0, env_null = struct.unpack("<2Q", mem.read(sp + 40, 16))
+    assert mem.read_cstring(env0) == b"A=1" and env_null == 0
+    aux = dict(auxv)
+    assert aux[st.AT_PAGESZ] == 4096 and aux[st.AT_ENTRY] == elf.entry
+    assert aux[st.AT_HWCAP] == 0x112D  # rv64 I, M, A, F, D, C
+    assert len(mem.read(aux[st.AT_RANDOM], 16)) == 16
+    assert mem.read_cstring(aux[st.AT_EXECFN]) == b"/bb"
+    assert mem.read_cstring(aux[st.AT_PLATFORM]) == b"riscv64"
+    pairs = struct.unpack(f"<{2 * len(auxv)}Q", mem.read(sp + 56, 16 * len(auxv)))
+    assert list(zip(pairs[::2], pairs[1::2], strict=True)) == auxv
+
+
+def test_dynamic_pie_gets_interpreter(build):
+    prog_path = build("cpu_bound")
+    mem = GuestVirtualMemory()
+    prog = load_program(mem, str(prog_path), SYSROOT)
+    assert prog.entry >= PIE_BASE
+    assert prog.interp_base and prog.start_pc != prog.entry
+    ld = parse_elf(open(f"{SYSROOT}/lib/ld-linux-riscv64-lp64d.so.1", "rb").read())
+    assert prog.start_pc == prog.interp_base + ld.entry
+
+
+def test_missing_interpreter(build, tmp_path):
+    mem = GuestVirtualMemory()
+    with pytest.raises(ElfError, match="interpreter"):
+        load_program(mem, str(build("cpu_bound")), str(tmp_path))  # wrong sysroot: the host
+        # has no riscv64 /lib/ld-linux-riscv64-lp64d.so.1 either
