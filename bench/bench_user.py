@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from pemu.guests import guest_file
+
 ROOT = Path(__file__).resolve().parents[1]
-BUSYBOX = "/work/shared/guests/riscv64/busybox"
+BUSYBOX = str(guest_file("riscv64/busybox"))
 
 
 def timed(cmd: list[str], **kw) -> tuple[float, bytes]:

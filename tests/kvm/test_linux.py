@@ -6,14 +6,13 @@ Whether it can is asked at run time with pemu's probe guest (XSAVE/XRSTOR/CMPXCH
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from pemu.accel.kvm.probe import probe_linux_support
+from pemu.guests import guest_file
 from tests.kvm.conftest import run_pemu
 
-GUESTS = Path("/work/shared/guests/x86_64")
+GUESTS = guest_file("x86_64")
 KERNELS = {
     "lean-bzImage": ("bzImage-lean", ["-M", "microvm,acpi=off"], "reboot=t"),
     "lean-vmlinux-pvh": ("vmlinux-lean", ["-M", "microvm,acpi=off"], "reboot=t"),

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from pemu.guests import guest_file
+
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ROOT / "tests" / "programs"
 SYSROOT = "/usr/riscv64-linux-gnu"
-BUSYBOX = Path("/work/shared/guests/riscv64/busybox")
+BUSYBOX = guest_file("riscv64/busybox")
 CC = "riscv64-linux-gnu-gcc"
 
 

@@ -12,15 +12,15 @@ import re
 import shutil
 import struct
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from pemu.accel.tcg.ir import check_block
 from pemu.accel.tcg.optimize import optimize
+from pemu.guests import guest_file
 from pemu.target.riscv.translate import translate_block
 
-BUSYBOX = Path("/work/shared/guests/riscv64/busybox")
+BUSYBOX = guest_file("riscv64/busybox")
 _LINE = re.compile(r"\s*([0-9a-f]+):\s+([0-9a-f]{4}|[0-9a-f]{8})\s+(\S+)")
 SAMPLE = 7  # every 7th instruction keeps the test to a few seconds
 _NOT_INSN = {"unimp", "c.unimp", ".2byte", ".4byte", ".insn"}
@@ -41,7 +41,7 @@ def _executable_segment(elf: bytes) -> tuple[int, bytes]:
 @pytest.mark.slow
 def test_busybox_instructions_translate() -> None:
     if not BUSYBOX.exists():
-        pytest.skip(f"{BUSYBOX} is missing (see /work/shared/guests/README.md)")
+        pytest.skip(f"{BUSYBOX} is missing (see the shared guests README)")
     if shutil.which("riscv64-linux-gnu-objdump") is None:
         pytest.skip("riscv64-linux-gnu-objdump is not installed")
     listing = subprocess.run(["riscv64-linux-gnu-objdump", "-d", str(BUSYBOX)],

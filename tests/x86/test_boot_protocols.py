@@ -5,10 +5,10 @@ hvm start_info.h, Multiboot 0.6.96, Intel MP spec 1.4)."""
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
 import pytest
 
+from pemu.guests import guest_file
 from pemu.hw.x86 import boot_layout
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.e820 import E820Entry, memory_map
@@ -18,7 +18,7 @@ from pemu.hw.x86.mptable import build_mptable
 from pemu.hw.x86.multiboot_boot import find_header
 from pemu.hw.x86.pvh_boot import build_start_info
 
-GUESTS = Path("/work/shared/guests/x86_64")
+GUESTS = guest_file("x86_64")
 RAM = 64 << 20
 
 
