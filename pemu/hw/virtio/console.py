@@ -1,0 +1,94 @@
+"""virtio-console (spec 5.3) with a single port: Linux's hvc0, backed by a chardev.
+
+Queue 0 (receiveq) holds driver buffers we fill with host input; queue 1 (transmitq)
+carries guest output.  Host input waits in the chardev (flow control through
+``can_receive``) until the driver has posted receive buffers.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pemu.chardev.base import Chardev
+from pemu.hw.virtio.device import VIRTIO_ID_CONSOLE, VirtioDevice, bit
+from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
+
+VIRTIO_CONSOLE_F_SIZE = 0
+VIRTIO_CONSOLE_F_EMERG_WRITE = 2
+RX_QUEUE = 0
+TX_QUEUE = 1
+
+
+class VirtioConsole(VirtioDevice):
+    """``VirtioConsole(chardev, cols=80, rows=25)``."""
+
+    device_id = VIRTIO_ID_CONSOLE
+    num_queues = 2
+    queue_size = 128
+    type_name = "virtio-serial-device"
+
+    def __init__(self, chardev: Chardev, cols: int = 80, rows: int = 25,
+                 id: str | None = None) -> None:
+        super().__init__(id)
+        self.chardev = chardev
+        self.cols = cols
+        self.rows = rows
+        self._pending = bytearray()  # input accepted from the chardev, not yet in a buffer
+        chardev.set_receiver(self.receive, self.can_receive)
+
+    def device_features(self) -> int:
+        return bit(VIRTIO_CONSOLE_F_SIZE) | bit(VIRTIO_CONSOLE_F_EMERG_WRITE)
+
+    def config_bytes(self) -> bytes:
+        return struct.pack("<HHII", self.cols, self.rows, 1, 0)
+
+    def config_write(self, offset: int, data: bytes) -> None:
+        if offset == 8 and data:
+            # emerg_wr: a character written before the queues work (early console).
+            self.chardev.write(data[:1])
+
+    # -- guest -> host ---------------------------------------------------------------
+    def queue_notified(self, vq: VirtQueue) -> None:
+        if vq.index == TX_QUEUE:
+            while (elem := vq.pop()) is not None:
+                for buf in elem.out_bufs:
+                    self.chardev.write(bytes(buf))
+                self.complete(vq, elem, 0)
+        else:
+            # New receive buffers: first what we already took, then what the chardev held.
+            self._fill(vq)
+            if not self._pending:
+                self.chardev.accept_input()
+
+    # -- host -> guest (I/O thread) ---------------------------------------------------
+    def can_receive(self) -> int:
+        with self.lock:
+            if self._pending or not self.driver_ok or len(self.queues) <= RX_QUEUE:
+                return 0
+            try:
+                return 4096 if self.queues[RX_QUEUE].has_work() else 0
+            except Exception:  # noqa: BLE001 - ring outside RAM: treat as no room
+                return 0
+
+    def receive(self, data: bytes) -> None:
+        with self.lock:
+            self._pending += data
+            self._fill(self.queues[RX_QUEUE])
+
+    def _fill(self, vq: VirtQueue) -> None:
+        """Move pending input into posted receive buffers; keep the rest for later."""
+        try:
+            while self._pending:
+                elem = vq.pop()
+                if elem is None:
+                    return
+                n = elem.write_in(0, bytes(self._pending))
+                del self._pending[:n]
+                self.complete(vq, elem, n)
+        except VirtqueueError as e:
+            if self.transport is not None:
+                self.transport.device_error(str(e))
+
+    def device_reset(self) -> None:
+        super().device_reset()
+        self._pending.clear()

@@ -1,0 +1,107 @@
+"""What every virtio device (blk, rng, console, ...) shares, independent of transport.
+
+A device declares its id, queues, feature bits and config space; the transport
+(virtio-mmio here) owns the registers, the negotiated state and the interrupt line,
+and calls ``queue_notified`` when the driver kicks a queue.  Devices complete
+requests with ``self.complete(vq, elem, written)`` and report a broken driver by
+raising ``VirtqueueError`` from ``queue_notified``.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from pemu.hw.core import Device
+from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue
+
+if TYPE_CHECKING:
+    from pemu.hw.virtio.mmio import VirtioMMIO
+
+# Device types (spec 5)
+VIRTIO_ID_NET = 1
+VIRTIO_ID_BLOCK = 2
+VIRTIO_ID_CONSOLE = 3
+VIRTIO_ID_RNG = 4
+
+# Transport-independent feature bits (spec 6)
+VIRTIO_F_INDIRECT_DESC = 28
+VIRTIO_F_EVENT_IDX = 29
+VIRTIO_F_VERSION_1 = 32
+
+# Device status bits (spec 2.1)
+STATUS_ACKNOWLEDGE = 1
+STATUS_DRIVER = 2
+STATUS_DRIVER_OK = 4
+STATUS_FEATURES_OK = 8
+STATUS_DEVICE_NEEDS_RESET = 64
+STATUS_FAILED = 128
+
+
+def bit(n: int) -> int:
+    return 1 << n
+
+
+class VirtioDevice(Device):
+    """Base class; subclasses set ``device_id``, ``num_queues`` and ``queue_size``."""
+
+    device_id = 0
+    num_queues = 1
+    queue_size = 256
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id)
+        self.transport: VirtioMMIO | None = None
+        self.queues: list[VirtQueue] = []
+        self.lock = threading.RLock()  # replaced by the transport's lock on bind
+        self.driver_features = 0
+
+    # -- what the device offers -------------------------------------------------------
+    def device_features(self) -> int:
+        """Device-specific feature bits; the transport adds the common ones."""
+        return 0
+
+    def config_bytes(self) -> bytes:
+        """The current device-specific config space, little-endian as the spec lays out."""
+        return b""
+
+    def config_write(self, offset: int, data: bytes) -> None:
+        """The driver wrote config space (most fields are read-only)."""
+
+    # -- lifecycle, called by the transport -------------------------------------------
+    def bind(self, transport: VirtioMMIO) -> None:
+        self.transport = transport
+        self.lock = transport.lock
+        self.queues = [VirtQueue(transport.mem, i, self.queue_size)
+                       for i in range(self.num_queues)]
+
+    def features_negotiated(self, features: int) -> None:
+        self.driver_features = features
+        for vq in self.queues:
+            vq.event_idx = bool(features & bit(VIRTIO_F_EVENT_IDX))
+            vq.indirect = bool(features & bit(VIRTIO_F_INDIRECT_DESC))
+
+    def device_reset(self) -> None:
+        """The driver wrote 0 to Status: forget in-flight state."""
+        self.driver_features = 0
+        for vq in self.queues:
+            vq.reset()
+
+    def queue_notified(self, vq: VirtQueue) -> None:
+        """The driver added buffers to ``vq``; runs with the transport lock held."""
+
+    # -- helpers for subclasses ----------------------------------------------------------
+    def complete(self, vq: VirtQueue, elem: VirtqElement, written: int) -> None:
+        vq.push(elem, written)
+        if self.transport is not None:
+            self.transport.used_buffer_notify(vq)
+
+    def config_changed(self) -> None:
+        if self.transport is not None:
+            self.transport.config_changed()
+
+    @property
+    def driver_ok(self) -> bool:
+        t = self.transport
+        return (t is not None and bool(t.status & STATUS_DRIVER_OK)
+                and not t.status & STATUS_DEVICE_NEEDS_RESET)

@@ -1,0 +1,310 @@
+"""The virtio-mmio transport, version 2 (virtio 1.x "modern" only; spec 4.2.2).
+
+Registers are 32-bit; config space starts at 0x100 and allows 8/16/32-bit reads.
+A transport with no device (QEMU's virt has 8 slots, mostly empty) reads DeviceID 0,
+which tells Linux to skip it.
+
+Accelerators may bind QueueNotify (offset ``QUEUE_NOTIFY``) to an ioeventfd; when it
+fires they call ``notify_queue(n)`` from their own thread (``None`` if the eventfd has
+no datamatch: then every ready queue is polled).  All entry points take one lock, so
+the vCPU thread and the I/O thread may call in concurrently.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from pemu.hw.core import Device, IRQLine, VMState, VMStateField
+from pemu.hw.virtio.device import (
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
+    VIRTIO_F_EVENT_IDX,
+    VIRTIO_F_INDIRECT_DESC,
+    VIRTIO_F_VERSION_1,
+    VirtioDevice,
+    bit,
+)
+from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
+from pemu.memory.address_space import AddressSpace
+
+MAGIC_VALUE = 0x000
+VERSION = 0x004
+DEVICE_ID = 0x008
+VENDOR_ID = 0x00C
+DEVICE_FEATURES = 0x010
+DEVICE_FEATURES_SEL = 0x014
+DRIVER_FEATURES = 0x020
+DRIVER_FEATURES_SEL = 0x024
+QUEUE_SEL = 0x030
+QUEUE_NUM_MAX = 0x034
+QUEUE_NUM = 0x038
+QUEUE_READY = 0x044
+QUEUE_NOTIFY = 0x050
+INTERRUPT_STATUS = 0x060
+INTERRUPT_ACK = 0x064
+STATUS = 0x070
+QUEUE_DESC_LOW = 0x080
+QUEUE_DESC_HIGH = 0x084
+QUEUE_DRIVER_LOW = 0x090
+QUEUE_DRIVER_HIGH = 0x094
+QUEUE_DEVICE_LOW = 0x0A0
+QUEUE_DEVICE_HIGH = 0x0A4
+SHM_SEL = 0x0AC
+SHM_LEN_LOW = 0x0B0
+SHM_LEN_HIGH = 0x0B4
+SHM_BASE_LOW = 0x0B8
+SHM_BASE_HIGH = 0x0BC
+CONFIG_GENERATION = 0x0FC
+CONFIG = 0x100
+
+MAGIC = 0x74726976  # "virt"
+VENDOR_QEMU = 0x554D4551  # "QEMU": what Linux and firmware expect from QEMU's boards
+INT_USED_BUFFER = 1
+INT_CONFIG_CHANGE = 2
+REGION_SIZE = 0x200
+
+_QUEUE_ADDR_REGS = {
+    QUEUE_DESC_LOW: ("desc_addr", 0), QUEUE_DESC_HIGH: ("desc_addr", 32),
+    QUEUE_DRIVER_LOW: ("avail_addr", 0), QUEUE_DRIVER_HIGH: ("avail_addr", 32),
+    QUEUE_DEVICE_LOW: ("used_addr", 0), QUEUE_DEVICE_HIGH: ("used_addr", 32),
+}
+
+
+class VirtioMMIO(Device):
+    """``VirtioMMIO(address_space, device, irq)``; map it with ``add_mmio(.., 0x200, t)``."""
+
+    type_name = "virtio-mmio"
+    vmstate = VMState("virtio-mmio", 1, tuple(VMStateField(n, k) for n, k in (
+        ("status", "u32"), ("interrupt_status", "u32"), ("driver_features", "u64"),
+        ("device_features_sel", "u32"), ("driver_features_sel", "u32"), ("queue_sel", "u32"),
+        ("config_generation", "u32"), ("queue_state", "u64[]"))))
+
+    def __init__(self, address_space: AddressSpace, device: VirtioDevice | None,
+                 irq: IRQLine, id: str | None = None) -> None:
+        super().__init__(id)
+        self.mem = address_space
+        self.device = device
+        self.irq = irq
+        self.lock = threading.RLock()
+        self.config_generation = 0
+        self.error: str | None = None
+        if device is not None:
+            device.bind(self)
+        self.reset()
+
+    # -- state ------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.status = 0
+            self.interrupt_status = 0
+            self.driver_features = 0
+            self.device_features_sel = 0
+            self.driver_features_sel = 0
+            self.queue_sel = 0
+            self.error = None
+            if self.device is not None:
+                self.device.device_reset()
+            self._update_irq()
+
+    @property
+    def host_features(self) -> int:
+        if self.device is None:
+            return 0
+        return (self.device.device_features() | bit(VIRTIO_F_VERSION_1)
+                | bit(VIRTIO_F_INDIRECT_DESC) | bit(VIRTIO_F_EVENT_IDX))
+
+    @property
+    def queues(self) -> list[VirtQueue]:
+        return self.device.queues if self.device is not None else []
+
+    def _selected_queue(self) -> VirtQueue | None:
+        qs = self.queues
+        return qs[self.queue_sel] if self.queue_sel < len(qs) else None
+
+    @property
+    def queue_state(self) -> list[int]:
+        return [v for vq in self.queues for v in vq.state()]
+
+    @queue_state.setter
+    def queue_state(self, values: list[int]) -> None:
+        for i, vq in enumerate(self.queues):
+            vq.set_state(list(values[7 * i:7 * i + 7]))
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        if self.device is not None:
+            self.device.features_negotiated(self.driver_features)
+        self._update_irq()
+
+    # -- interrupts and errors ---------------------------------------------------------
+    def _update_irq(self) -> None:
+        self.irq.set_level(self.interrupt_status != 0)
+
+    def used_buffer_notify(self, vq: VirtQueue) -> None:
+        with self.lock:
+            if vq.should_notify():
+                self.interrupt_status |= INT_USED_BUFFER
+                self._update_irq()
+
+    def config_changed(self) -> None:
+        """Config space (or device status) changed: new generation, and tell a live driver."""
+        with self.lock:
+            self.config_generation = (self.config_generation + 1) & 0xFFFFFFFF
+            if self.status & STATUS_DRIVER_OK:
+                # Before DRIVER_OK the driver reads config itself; no notification yet.
+                self.interrupt_status |= INT_CONFIG_CHANGE
+                self._update_irq()
+
+    def device_error(self, why: str) -> None:
+        """The driver broke the rules: DEVICE_NEEDS_RESET, a config interrupt, no crash."""
+        with self.lock:
+            if self.error is None:
+                print(f"pemu: virtio-mmio {self.id or ''}: {why}; device needs reset",
+                      file=sys.stderr)
+            self.error = why
+            self.status |= STATUS_DEVICE_NEEDS_RESET
+            self.config_changed()  # the status change is announced like a config change
+
+    # -- queue kicks -------------------------------------------------------------------
+    def notify_queue(self, n: int | None) -> None:
+        """QueueNotify from a register write or an ioeventfd, on any thread."""
+        with self.lock:
+            if self.device is None or self.status & STATUS_DEVICE_NEEDS_RESET:
+                return
+            targets = self.queues if n is None else self.queues[n:n + 1] if n >= 0 else []
+            for vq in targets:
+                if not vq.ready:
+                    continue
+                try:
+                    self.device.queue_notified(vq)
+                except VirtqueueError as e:
+                    self.device_error(str(e))
+                    return
+
+    # -- registers ---------------------------------------------------------------------
+    def mmio_read(self, offset: int, size: int) -> int:
+        with self.lock:
+            if offset >= CONFIG:
+                return self._config_read(offset - CONFIG, size)
+            if size != 4:
+                return 0  # registers are 32-bit only (spec 4.2.2.2)
+            return self._register_read(offset)
+
+    def _register_read(self, offset: int) -> int:
+        vq = self._selected_queue()
+        if offset == MAGIC_VALUE:
+            return MAGIC
+        if offset == VERSION:
+            return 2
+        if offset == VENDOR_ID:
+            return VENDOR_QEMU
+        if self.device is None:
+            return 0  # an empty slot: DeviceID 0 and nothing else, as QEMU's
+        if offset == DEVICE_ID:
+            return self.device.device_id
+        if offset == DEVICE_FEATURES:
+            if self.device_features_sel > 1:
+                return 0
+            return (self.host_features >> (32 * self.device_features_sel)) & 0xFFFFFFFF
+        if offset == QUEUE_NUM_MAX:
+            return vq.max_size if vq is not None else 0
+        if offset == QUEUE_READY:
+            return int(vq.ready) if vq is not None else 0
+        if offset == INTERRUPT_STATUS:
+            return self.interrupt_status
+        if offset == STATUS:
+            return self.status
+        if offset in (SHM_LEN_LOW, SHM_LEN_HIGH):
+            return 0xFFFFFFFF  # no shared memory regions: length -1
+        if offset == CONFIG_GENERATION:
+            return self.config_generation
+        if offset in _QUEUE_ADDR_REGS and vq is not None:
+            attr, shift = _QUEUE_ADDR_REGS[offset]
+            return (getattr(vq, attr) >> shift) & 0xFFFFFFFF
+        return 0
+
+    def _config_read(self, offset: int, size: int) -> int:
+        if self.device is None:
+            return 0
+        data = self.device.config_bytes()
+        if offset + size > len(data):
+            return 0
+        return int.from_bytes(data[offset:offset + size], "little")
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        kick: int | None = None
+        with self.lock:
+            if offset >= CONFIG:
+                if self.device is not None:
+                    self.device.config_write(offset - CONFIG,
+                                             (value & ((1 << (8 * size)) - 1)).to_bytes(
+                                                 size, "little"))
+                return
+            if size != 4:
+                return
+            value &= 0xFFFFFFFF
+            if offset == QUEUE_NOTIFY:
+                kick = value
+            else:
+                self._register_write(offset, value)
+        if kick is not None:
+            self.notify_queue(kick & 0xFFFF)
+
+    def _register_write(self, offset: int, value: int) -> None:
+        vq = self._selected_queue()
+        if offset == DEVICE_FEATURES_SEL:
+            self.device_features_sel = value
+        elif offset == DRIVER_FEATURES:
+            if self.driver_features_sel <= 1 and not self.status & STATUS_FEATURES_OK:
+                shift = 32 * self.driver_features_sel
+                self.driver_features = (self.driver_features & ~(0xFFFFFFFF << shift)) | (
+                    value << shift)
+        elif offset == DRIVER_FEATURES_SEL:
+            self.driver_features_sel = value
+        elif offset == QUEUE_SEL:
+            self.queue_sel = value
+        elif offset == QUEUE_NUM:
+            if vq is not None and not vq.ready:
+                vq.num = value
+        elif offset == QUEUE_READY:
+            self._set_queue_ready(vq, bool(value & 1))
+        elif offset == INTERRUPT_ACK:
+            self.interrupt_status &= ~value
+            self._update_irq()
+        elif offset == STATUS:
+            self._write_status(value & 0xFF)
+        elif offset == SHM_SEL:
+            pass
+        elif offset in _QUEUE_ADDR_REGS and vq is not None and not vq.ready:
+            attr, shift = _QUEUE_ADDR_REGS[offset]
+            old = getattr(vq, attr)
+            setattr(vq, attr, (old & ~(0xFFFFFFFF << shift)) | (value << shift))
+
+    def _set_queue_ready(self, vq: VirtQueue | None, ready: bool) -> None:
+        if vq is None:
+            return
+        if not ready:
+            vq.ready = False
+            return
+        try:
+            vq.check_layout()
+        except VirtqueueError as e:
+            self.device_error(str(e))
+            return
+        vq.ready = True
+
+    def _write_status(self, value: int) -> None:
+        if value == 0:
+            self.reset()
+            return
+        if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
+            # Accept the driver's subset only if it is a subset and is modern.
+            wanted = self.driver_features
+            if wanted & ~self.host_features or not wanted & bit(VIRTIO_F_VERSION_1):
+                value &= ~STATUS_FEATURES_OK
+            elif self.device is not None:
+                self.device.features_negotiated(wanted)
+        # DEVICE_NEEDS_RESET is ours to set; the driver cannot clear it except by reset.
+        self.status = value | (self.status & STATUS_DEVICE_NEEDS_RESET)

@@ -1,0 +1,55 @@
+"""The terminal comes back after pemu dies of a signal or exits normally."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+
+import pytest
+
+CHILD = r"""
+import sys, threading
+from pemu.chardev import StdioChardev
+c = StdioChardev("stdio", signal=False)
+got_key = threading.Event()
+c.set_receiver(lambda data: got_key.set())
+print("READY", flush=True)
+got_key.wait(30)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm", "sighup"])
+def test_terminal_restored(how):
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, how], stdin=slave, stdout=slave,
+                            stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    try:
+        buf = b""
+        deadline = time.monotonic() + 20
+        while b"READY" not in buf and time.monotonic() < deadline:
+            buf += os.read(master, 100)
+        assert b"READY" in buf
+        assert not termios.tcgetattr(slave)[3] & termios.ECHO  # raw while running
+        if how == "exit":
+            os.write(master, b"q")
+        elif how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        elif how == "sighup":
+            proc.send_signal(signal.SIGHUP)
+        code = proc.wait(20)
+        expected = {"exit": 3, "sigterm": -signal.SIGTERM, "sighup": -signal.SIGHUP}[how]
+        assert code == expected
+        assert termios.tcgetattr(slave) == before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
