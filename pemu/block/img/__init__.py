@@ -1,0 +1,1 @@
+"""pemu-img: qemu-img compatible image tool."""

@@ -1,0 +1,242 @@
+"""qcow2 consistency check and repair (``pemu-img check``), counting references the
+way qemu-img does: every L1 table (active and snapshots) is walked on its own, so a
+cluster reached through a shared L2 table is counted once per table that reaches it."""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from dataclasses import dataclass, field
+
+from ..errors import BlockError
+from .format import INCOMPAT_CORRUPT, OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED
+
+
+@dataclass
+class CheckResult:
+    corruptions: int = 0
+    leaks: int = 0
+    check_errors: int = 0
+    corruptions_fixed: int = 0
+    leaks_fixed: int = 0
+    image_end_offset: int = 0
+    total_clusters: int = 0
+    allocated_clusters: int = 0
+    fragmented_clusters: int = 0
+    compressed_clusters: int = 0
+    messages: list[str] = field(default_factory=list)
+
+
+class _Refs:
+    """Reference counts computed from the metadata (array for in-file clusters)."""
+
+    def __init__(self, nb: int) -> None:
+        self.arr = array("Q", bytes(8 * nb))
+        self.extra: dict[int, int] = {}
+
+    def inc(self, c: int, n: int = 1) -> None:
+        for x in range(c, c + n):
+            if x < len(self.arr):
+                self.arr[x] += 1
+            else:
+                self.extra[x] = self.extra.get(x, 0) + 1
+
+    def get(self, c: int) -> int:
+        return self.arr[c] if c < len(self.arr) else self.extra.get(c, 0)
+
+
+def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
+    cs, cb = node.cluster_size, node.cluster_bits
+    file_size = node.file.size
+    h = node.h
+
+    def inc_range(off: int, length: int) -> None:
+        if length <= 0:
+            return
+        first, last = off >> cb, (off + length - 1) >> cb
+        refs.inc(first, last - first + 1)
+
+    def bad(msg: str) -> None:
+        res.messages.append(msg)
+        res.corruptions += 1
+
+    inc_range(0, cs)
+    next_contig = [0]
+
+    def walk_l1(l1: list[int], l1_off: int, active: bool) -> None:
+        inc_range(l1_off, len(l1) * 8)
+        for _i, e in enumerate(l1):
+            l2_off = e & OFFSET_MASK
+            if not l2_off:
+                continue
+            if l2_off % cs:
+                bad(f"ERROR l2_offset={l2_off:x}: Table is not cluster aligned; L1 entry "
+                    "corrupted")
+                continue
+            if l2_off + cs > file_size:
+                bad(f"ERROR l2_offset={l2_off:x}: L2 table is outside the image file")
+                continue
+            inc_range(l2_off, cs)
+            raw = node.file.read(l2_off, cs)
+            table = struct.unpack(f">{cs // 8}Q", raw)
+            for j in range(0, len(table), node.words):
+                entry = table[j]
+                if entry & OFLAG_COMPRESSED:
+                    if entry & OFLAG_COPIED:
+                        bad(f"ERROR: coffset=0x{entry & node.coffset_mask:x}: copied flag "
+                            "must never be set for compressed clusters")
+                    off, n = node.compressed_range(entry)
+                    if off + n > file_size + 511 + cs:
+                        bad(f"ERROR compressed cluster at {off:#x} is outside the image file")
+                        continue
+                    inc_range(off & ~511, n + (off & 511))
+                    if active:
+                        res.allocated_clusters += 1
+                        res.compressed_clusters += 1
+                        res.fragmented_clusters += 1
+                    continue
+                off = entry & OFFSET_MASK
+                if not off:
+                    continue
+                if off % cs:
+                    bad(f"ERROR offset={off:x}: Cluster is not properly aligned; L2 entry "
+                        "corrupted.")
+                    continue
+                inc_range(off, cs)
+                if active:
+                    res.allocated_clusters += 1
+                    if next_contig[0] and off != next_contig[0]:
+                        res.fragmented_clusters += 1
+                    next_contig[0] = off + cs
+
+    walk_l1(node.l1, h.l1_table_offset, True)
+    for s in node.snapshots:
+        raw = node.file.read(s.l1_table_offset, s.l1_size * 8)
+        walk_l1(list(struct.unpack(f">{s.l1_size}Q", raw)), s.l1_table_offset, False)
+    if h.nb_snapshots:
+        inc_range(h.snapshots_offset, node.snapshot_table_bytes)
+    rc = node.refcounts
+    inc_range(rc.table_offset, rc.table_clusters * cs)
+    for i, off in enumerate(rc.table):
+        if not off:
+            continue
+        if off % cs:
+            bad(f"ERROR refcount block {i} is not cluster aligned; refcount table entry "
+                "corrupted")
+            continue
+        inc_range(off, cs)
+    if h.crypto_header:
+        inc_range(*h.crypto_header)
+
+
+def check_image(node, repair: str | None = None) -> CheckResult:
+    """Check (and with repair="leaks"/"all", fix) a qcow2 image."""
+    res = CheckResult()
+    cs, _cb = node.cluster_size, node.cluster_bits
+    res.total_clusters = -(-node.size // cs)
+    nb = -(-node.file.size // cs)
+    refs = _Refs(nb)
+    _walk_refs(node, res, refs)
+    rc = node.refcounts
+    rc.drop_cache()
+    fixes: dict[int, int] = {}
+    highest = 0
+    seen = set()
+
+    def compare(c: int, stored: int) -> None:
+        nonlocal highest
+        ref = refs.get(c)
+        if stored or ref:
+            highest = max(highest, c)
+        if stored == ref:
+            return
+        fixing = (repair == "all") or (repair == "leaks" and stored > ref)
+        word = "Repairing" if fixing else ("ERROR" if stored < ref else "Leaked")
+        res.messages.append(f"{word} cluster {c} refcount={stored} reference={ref}")
+        if stored < ref:
+            res.corruptions += 1
+        else:
+            res.leaks += 1
+        if fixing:
+            fixes[c] = ref - stored
+
+    for b, off in enumerate(rc.table):
+        if not off or off % cs:
+            continue
+        try:
+            blk = rc._block(b)
+        except BlockError as e:
+            res.messages.append(f"ERROR refcount block {b}: {e}")
+            res.corruptions += 1
+            continue
+        base = b * rc.per_block
+        for i, v in rc.codec.nonzero(blk):
+            # like qemu-img, refcounts past the end of the file are not compared
+            if base + i < nb or refs.get(base + i):
+                seen.add(base + i)
+                compare(base + i, v)
+    for c in list(range(nb)) + list(refs.extra):
+        if c not in seen and refs.get(c):
+            compare(c, 0)
+    res.image_end_offset = (highest + 1) * cs
+    if repair and not node.read_only:
+        if fixes:
+            # raise first, then lower: a crash in between only leaks
+            rc.apply({c: d for c, d in fixes.items() if d > 0})
+            rc.apply({c: d for c, d in fixes.items() if d < 0})
+            for d in fixes.values():
+                if d < 0:
+                    res.leaks_fixed += 1
+                else:
+                    res.corruptions_fixed += 1
+    copied_fixes = _check_copied(node, res, repair == "all")
+    if repair and not node.read_only:
+        res.corruptions_fixed += copied_fixes
+        if repair == "all" and node.h.incompatible_features & INCOMPAT_CORRUPT:
+            node.h.incompatible_features &= ~INCOMPAT_CORRUPT
+            node.write_header()
+        node.file.flush()
+    return res
+
+
+def _check_copied(node, res: CheckResult, fix: bool) -> int:
+    """The COPIED flag must be set exactly when the refcount is 1 (active tables)."""
+    cs = node.cluster_size
+    fixed = 0
+    rc = node.refcounts
+    for i, e in enumerate(node.l1):
+        l2_off = e & OFFSET_MASK
+        if not l2_off or l2_off % cs or l2_off + cs > node.file.size:
+            continue
+        refcount = rc.get_offset(l2_off)
+        if (refcount == 1) != bool(e & OFLAG_COPIED):
+            res.messages.append(f"{'Repairing' if fix else 'ERROR'} OFLAG_COPIED L2 cluster: "
+                                f"l1_index={i} l1_entry={e:x} refcount={refcount}")
+            res.corruptions += 1
+            if fix and not node.read_only:
+                node._set_l1(i, (e | OFLAG_COPIED) if refcount == 1 else (e & ~OFLAG_COPIED))
+                fixed += 1
+        raw = node.file.read(l2_off, cs)
+        table = list(struct.unpack(f">{cs // 8}Q", raw))
+        dirty = False
+        for j in range(0, len(table), node.words):
+            entry = table[j]
+            if entry & OFLAG_COMPRESSED:
+                continue
+            off = entry & OFFSET_MASK
+            if not off or off % cs:
+                continue
+            refcount = rc.get_offset(off)
+            if (refcount == 1) != bool(entry & OFLAG_COPIED):
+                res.messages.append(f"{'Repairing' if fix else 'ERROR'} OFLAG_COPIED data "
+                                    f"cluster: l2_entry={entry:x} refcount={refcount}")
+                res.corruptions += 1
+                if fix and not node.read_only:
+                    table[j] = (entry | OFLAG_COPIED) if refcount == 1 else \
+                        (entry & ~OFLAG_COPIED)
+                    dirty = True
+                    fixed += 1
+        if dirty:
+            node.file.write(l2_off, struct.pack(f">{len(table)}Q", *table))
+            node._l2_cache.pop(l2_off, None)
+    return fixed
