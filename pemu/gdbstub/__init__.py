@@ -1,0 +1,1 @@
+"""The GDB remote stub: ``linux_user.attach`` (user mode), ``riscv_system`` (boards)."""

@@ -1,0 +1,306 @@
+"""Debugging a Linux user-mode process: ``pemu-riscv64 -g PORT prog``.
+
+Every guest thread runs ``cpu.run()`` in the user-mode loop.  ``attach`` puts
+``UserModeTarget.run_cpu`` in front of that call for the process's CPUs (the first
+one and every CPU a later clone() creates), which is where a debugger must be: it
+parks threads while GDB has the process stopped, runs single steps, turns the
+engine's ``DebugStop`` into a stop reply, and emulates watchpoints by stepping one
+instruction at a time and checking the data access each instruction is about to
+make.  Syscalls, signals and faults keep flowing through the user-mode loop
+unchanged, because ``run_cpu`` lets their exceptions pass.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from pemu.accel.tcg.engine import DEBUG_SINGLE_INSN_FLAG, DebugStop
+from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
+from pemu.gdbstub.target import (
+    BP_HARDWARE,
+    BP_SOFTWARE,
+    SIGINT,
+    SIGTRAP,
+    WP_ACCESS,
+    WP_READ,
+    WP_WRITE,
+    DebugTarget,
+    StopEvent,
+    TargetError,
+)
+from pemu.target.riscv import cpu_state as rv
+
+PARK_TIMEOUT = 2.0  # how long a stop waits for the other threads to leave guest code
+
+
+class UserModeTarget(DebugTarget):
+    arch = "riscv64"
+
+    def __init__(self, process) -> None:
+        super().__init__()
+        self.process = process
+        self.engine = process.engine
+        self.mem = process.mem
+        self.regs = RiscvRegisters()
+        self._cond = threading.Condition()
+        self.stopped = True  # user mode starts stopped, waiting for the debugger
+        self.detached = False
+        self.step_tid: int | None = None
+        self._step_pending: int | None = None  # a step interrupted by a syscall or fault
+        self._in_guest = 0
+        self.watchpoints: set[tuple[int, int, int]] = set()  # (kind, addr, length)
+        self._xml = target_xml(None)
+
+    # -- the hook in front of cpu.run() ----------------------------------------------
+    def run_cpu(self, cpu, original_run) -> None:
+        tid = self._tid_of(cpu)
+        with self._cond:
+            while not self.detached and (self.stopped or (
+                    self.step_tid is not None and self.step_tid != tid)):
+                self._cond.wait()
+            if self.detached:
+                step = watch = False
+            else:
+                step = self.step_tid == tid
+                watch = bool(self.watchpoints)
+                if self._step_pending == tid:
+                    # the instruction stepped was an ecall or faulted: the user-mode
+                    # loop has finished it, so the step is complete now
+                    self._step_pending = None
+                    self._stop_locked(StopEvent(SIGTRAP, tid), in_guest=False)
+                    return
+            self._in_guest += 1
+        try:
+            if step:
+                self._step(cpu, tid)
+            elif watch:
+                self._run_watched(cpu, tid)
+            else:
+                try:
+                    original_run()
+                except DebugStop:
+                    self._stop(StopEvent(SIGTRAP, tid))
+        finally:
+            with self._cond:
+                self._in_guest -= 1
+                self._cond.notify_all()
+
+    def _tid_of(self, cpu) -> int:
+        with self.process.threads_lock:
+            for tid, t in self.process.threads.items():
+                if t.cpu is cpu:
+                    return tid
+        return self.process.pid
+
+    def _step_insn(self, cpu, tid: int) -> tuple[int, int] | None:
+        """Execute one instruction; returns (kind, addr) of a watchpoint it hit."""
+        S = cpu.state.slots
+        pc = S[rv.PC]
+        hit = self._watch_hit(cpu, pc) if self.watchpoints else None
+        tb = self.engine.translate(pc, DEBUG_SINGLE_INSN_FLAG)
+        self._step_pending = tid
+        S[rv.PC] = tb.fn(S, cpu)
+        self._step_pending = None
+        return hit
+
+    def _step(self, cpu, tid: int) -> None:
+        hit = self._step_insn(cpu, tid)
+        if hit is not None:
+            self._stop(StopEvent(SIGTRAP, tid, watch_kind=hit[0], watch_addr=hit[1]))
+        else:
+            self._stop(StopEvent(SIGTRAP, tid))
+
+    def _run_watched(self, cpu, tid: int) -> None:
+        """Continue one instruction at a time so that data accesses can be checked."""
+        S = cpu.state.slots
+        first = True
+        while not S[rv.EXIT_REQUEST]:
+            if not first and S[rv.PC] in self.engine.breakpoints:
+                self._stop(StopEvent(SIGTRAP, tid))
+                return
+            first = False
+            hit = self._step_insn(cpu, tid)
+            self._step_pending = None
+            if hit is not None:
+                self._stop(StopEvent(SIGTRAP, tid, watch_kind=hit[0], watch_addr=hit[1]))
+                return
+        S[rv.EXIT_REQUEST] = 0
+
+    def _watch_hit(self, cpu, pc: int) -> tuple[int, int] | None:
+        try:
+            insn = self.mem.fetch(pc, 2)
+            if insn & 3 == 3:
+                insn = self.mem.fetch(pc, 4)
+        except Exception:  # noqa: BLE001 - a bad pc faults when executed, not here
+            return None
+        access = memory_access(insn, cpu.state)
+        if access is None:
+            return None
+        addr, size, reads, writes = access
+        for kind, waddr, wlen in self.watchpoints:
+            if addr < waddr + wlen and waddr < addr + size:
+                if (kind == WP_WRITE and writes) or (kind == WP_READ and reads) or \
+                        (kind == WP_ACCESS and (reads or writes)):
+                    return kind, waddr
+        return None
+
+    # -- stopping ----------------------------------------------------------------------
+    def _stop(self, event: StopEvent) -> None:
+        """Called by a thread that is counted in guest code (from inside run_cpu)."""
+        with self._cond:
+            self._stop_locked(event, in_guest=True)
+
+    def _stop_locked(self, event: StopEvent, in_guest: bool) -> None:
+        if self.stopped or self.detached:
+            return  # someone else stopped first; this thread just parks
+        self.stopped = True
+        self.step_tid = None
+        self._kick_all()
+        self._wait_parked(1 if in_guest else 0)
+        self.report(event)
+
+    def _kick_all(self) -> None:
+        with self.process.threads_lock:
+            cpus = [t.cpu for t in self.process.threads.values()]
+        for cpu in cpus:
+            cpu.request_exit()
+
+    def _wait_parked(self, allowed: int) -> None:
+        # All-stop: give threads in guest code a moment to leave it, so GDB reads
+        # registers that hold still.  Threads blocked in syscalls are not waited for.
+        self._cond.wait_for(lambda: self._in_guest <= allowed, timeout=PARK_TIMEOUT)
+
+    def interrupt(self) -> None:
+        with self._cond:
+            if self.stopped:
+                return
+            self.stopped = True
+            self.step_tid = None
+            self._kick_all()
+            self._wait_parked(0)
+            threads = self.threads()
+        self.report(StopEvent(SIGINT, threads[0] if threads else None))
+
+    # -- DebugTarget -----------------------------------------------------------------------
+    def target_xml(self) -> dict[str, str]:
+        return self._xml
+
+    def threads(self) -> list[int]:
+        with self.process.threads_lock:
+            return sorted(self.process.threads)
+
+    def _state(self, tid: int):
+        with self.process.threads_lock:
+            t = self.process.threads.get(tid)
+        if t is None:
+            raise TargetError(f"no thread {tid}", 3)
+        return t.cpu.state
+
+    def read_registers(self, thread: int) -> bytes:
+        return self.regs.read_core(self._state(thread))
+
+    def write_registers(self, thread: int, data: bytes) -> None:
+        self.regs.write_core(self._state(thread), data[:CORE_REGS * 8])
+
+    def read_register(self, thread: int, regno: int) -> bytes:
+        return self.regs.read(self._state(thread), regno)
+
+    def write_register(self, thread: int, regno: int, value: bytes) -> None:
+        self.regs.write(self._state(thread), regno, value)
+
+    def read_memory(self, thread: int, addr: int, length: int) -> bytes:
+        if not self.mem.is_mapped(addr, max(length, 1)):
+            raise TargetError(f"0x{addr:x} is not mapped", 14)
+        return self.mem.read(addr, length)
+
+    def write_memory(self, thread: int, addr: int, data: bytes) -> None:
+        if not self.mem.is_mapped(addr, len(data)):
+            raise TargetError(f"0x{addr:x} is not mapped", 14)
+        # like ptrace POKE: the debugger writes even to read-only (code) pages
+        self.mem.write_initial(addr, data)
+        self.engine.invalidate_range(addr, len(data))
+
+    def insert_point(self, kind: int, addr: int, length: int) -> bool:
+        if kind in (BP_SOFTWARE, BP_HARDWARE):
+            self.engine.breakpoints.add(addr)
+            return True
+        if kind in (WP_WRITE, WP_READ, WP_ACCESS):
+            with self._cond:
+                self.watchpoints.add((kind, addr, max(length, 1)))
+            return True
+        return False
+
+    def remove_point(self, kind: int, addr: int, length: int) -> bool:
+        if kind in (BP_SOFTWARE, BP_HARDWARE):
+            self.engine.breakpoints.discard(addr)
+            return True
+        if kind in (WP_WRITE, WP_READ, WP_ACCESS):
+            with self._cond:
+                self.watchpoints.discard((kind, addr, max(length, 1)))
+            return True
+        return False
+
+    def remove_all_points(self) -> None:
+        self.engine.breakpoints.clear()
+        with self._cond:
+            self.watchpoints.clear()
+
+    def resume(self, step_thread: int | None) -> None:
+        with self._cond:
+            self.step_tid = step_thread
+            self.stopped = False
+            self._cond.notify_all()
+
+    def detach(self) -> None:
+        self.remove_all_points()
+        with self._cond:
+            self.detached = True
+            self.stopped = False
+            self.step_tid = None
+            self._cond.notify_all()
+
+    def kill(self) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def thread_description(self, thread: int) -> str:
+        return f"guest thread {thread}"
+
+    # -- reported by the user-mode runtime -------------------------------------------------
+    def process_exited(self, status: int) -> None:
+        """exit_group: tell GDB (``W``) before the emulator process goes away."""
+        self.report(StopEvent(exited=status))
+
+    def process_killed(self, signo: int) -> None:
+        self.report(StopEvent(killed_by=signo))
+
+
+def attach(process, first_cpu, spec: str) -> UserModeTarget:
+    """Start the stub for ``process`` and wait for GDB, as ``qemu-riscv64 -g`` does.
+
+    The stub interposes on ``run`` of the process's CPUs (``first_cpu`` now, and every
+    CPU ``engine.create_cpu`` makes later for new guest threads).
+    """
+    from pemu.gdbstub.server import GdbServer
+
+    target = UserModeTarget(process)
+    engine = process.engine
+    make_cpu = engine.create_cpu
+
+    def hook(cpu) -> None:
+        original = cpu.run
+        cpu.run = lambda: target.run_cpu(cpu, original)
+
+    def create_cpu():
+        cpu = make_cpu()
+        hook(cpu)
+        return cpu
+
+    hook(first_cpu)
+    engine.create_cpu = create_cpu
+    process.debugger = target
+    server = GdbServer(target, spec)
+    target.server = server
+    server.wait_for_client()
+    return target

@@ -1,0 +1,278 @@
+"""Debugging a RISC-V TCG board (``-s``, ``-S``, ``-gdb tcp::PORT``): one thread per hart.
+
+Stopping uses the monitor's pause gate (``RiscvBoardMonitor``): the board's hart
+thread waits inside it, so while GDB has the machine stopped this stub may read and
+change any hart and execute instructions itself.  Without breakpoints or watchpoints,
+``continue`` just opens the gate and the guest runs translated code at full speed.
+With them, the stub runs the selected hart one instruction at a time (one-insn
+blocks from the board's translator) and checks the pc and each data access, while
+the other harts stay parked; Ctrl-C interrupts either way.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
+from pemu.gdbstub.target import (
+    BP_HARDWARE,
+    BP_SOFTWARE,
+    SIGINT,
+    SIGTRAP,
+    WP_ACCESS,
+    WP_READ,
+    WP_WRITE,
+    DebugTarget,
+    StopEvent,
+    TargetError,
+)
+from pemu.monitor.errors import QMPError
+from pemu.monitor.machine import DEBUG
+from pemu.target.riscv import cpu_state as rv
+
+# CSRs GDB shows in "info registers csr" (name -> number); read through the hart's
+# own CSR helpers so the values are exactly what the guest sees.
+SYSTEM_CSRS = {
+    "sstatus": 0x100, "sie": 0x104, "stvec": 0x105, "sscratch": 0x140, "sepc": 0x141,
+    "scause": 0x142, "stval": 0x143, "sip": 0x144, "satp": 0x180, "mstatus": 0x300,
+    "misa": 0x301, "medeleg": 0x302, "mideleg": 0x303, "mie": 0x304, "mtvec": 0x305,
+    "mscratch": 0x340, "mepc": 0x341, "mcause": 0x342, "mtval": 0x343, "mip": 0x344,
+    "mhartid": 0xF14,
+}
+_PS_FIELDS = {0x105: "stvec", 0x141: "sepc", 0x142: "scause", 0x143: "stval",
+              0x180: "satp", 0x302: "medeleg", 0x303: "mideleg", 0x305: "mtvec",
+              0x341: "mepc", 0x342: "mcause", 0x343: "mtval", 0x140: "sscratch",
+              0x340: "mscratch"}
+
+
+def _read_csr(hart, num: int) -> int | None:
+    ps = hart.ps
+    if num == 0xF14:
+        return hart.hartid
+    if num == 0x300:
+        return ps.read_mstatus()
+    if num == 0x100:
+        return ps.read_mstatus() & 0x8000_0003_000D_E762
+    if num == 0x304:
+        return ps.mie
+    if num == 0x104:
+        return ps.mie & ps.mideleg
+    if num == 0x344:
+        return ps.mip()
+    if num == 0x144:
+        return ps.mip() & ps.mideleg
+    if num == 0x301:
+        return getattr(ps, "misa", 0x8000_0000_0014_112D)
+    field = _PS_FIELDS.get(num)
+    return getattr(ps, field, None) if field else None
+
+
+class RiscvSystemTarget(DebugTarget):
+    arch = "riscv64"
+
+    def __init__(self, monitor_machine) -> None:
+        super().__init__()
+        self.vm = monitor_machine  # RiscvBoardMonitor: its gate stops the harts
+        self.board = monitor_machine.board
+        self.harts = self.board.harts
+        self._xml = target_xml(SYSTEM_CSRS)
+        self.regs = RiscvRegisters(csr_read=lambda state, num: _read_csr(
+            self._hart_of_state(state), num))
+        self.breakpoints: set[int] = set()
+        self.watchpoints: set[tuple[int, int, int]] = set()
+        self._interrupt = threading.Event()
+        self._runner: threading.Thread | None = None
+        self.stopped_hart = 0
+
+    def _hart_of_state(self, state):
+        for h in self.harts:
+            if h.state is state:
+                return h
+        raise TargetError("unknown hart", 3)
+
+    def _hart(self, thread: int):
+        if not 1 <= thread <= len(self.harts):
+            raise TargetError(f"no thread {thread}", 3)
+        return self.harts[thread - 1]
+
+    # -- description -----------------------------------------------------------------------
+    def target_xml(self) -> dict[str, str]:
+        return self._xml
+
+    def threads(self) -> list[int]:
+        return list(range(1, len(self.harts) + 1))
+
+    def thread_description(self, thread: int) -> str:
+        h = self._hart(thread)
+        return f"CPU#{h.hartid} [{'halted' if h.ps.waiting else 'running'}]"
+
+    # -- state -----------------------------------------------------------------------------
+    def read_registers(self, thread: int) -> bytes:
+        return self.regs.read_core(self._hart(thread).state)
+
+    def write_registers(self, thread: int, data: bytes) -> None:
+        self.regs.write_core(self._hart(thread).state, data[:CORE_REGS * 8])
+
+    def read_register(self, thread: int, regno: int) -> bytes:
+        return self.regs.read(self._hart(thread).state, regno)
+
+    def write_register(self, thread: int, regno: int, value: bytes) -> None:
+        self.regs.write(self._hart(thread).state, regno, value)
+
+    def read_memory(self, thread: int, addr: int, length: int) -> bytes:
+        try:
+            return self.vm.read_memory(addr, length, physical=False, cpu_index=thread - 1)
+        except QMPError as e:
+            raise TargetError(str(e), 14) from None
+
+    def write_memory(self, thread: int, addr: int, data: bytes) -> None:
+        from pemu.memory.address_space import GuestMemoryError
+
+        hart = self._hart(thread)
+        try:
+            paddr = self.vm._virt_to_phys(hart, addr)
+            self.board.space.write(paddr, data)
+        except (GuestMemoryError, ValueError) as e:
+            raise TargetError(str(e), 14) from None
+        self.board.translator.sync_code()  # the debugger may have patched code
+
+    # -- breakpoints -----------------------------------------------------------------------
+    def insert_point(self, kind: int, addr: int, length: int) -> bool:
+        if kind in (BP_SOFTWARE, BP_HARDWARE):
+            self.breakpoints.add(addr)
+        elif kind in (WP_WRITE, WP_READ, WP_ACCESS):
+            self.watchpoints.add((kind, addr, max(length, 1)))
+        else:
+            return False
+        return True
+
+    def remove_point(self, kind: int, addr: int, length: int) -> bool:
+        if kind in (BP_SOFTWARE, BP_HARDWARE):
+            self.breakpoints.discard(addr)
+        elif kind in (WP_WRITE, WP_READ, WP_ACCESS):
+            self.watchpoints.discard((kind, addr, max(length, 1)))
+        else:
+            return False
+        return True
+
+    def remove_all_points(self) -> None:
+        self.breakpoints.clear()
+        self.watchpoints.clear()
+
+    # -- execution -------------------------------------------------------------------------
+    def attached(self) -> None:
+        """GDB connected: the machine stops for it, as in QEMU."""
+        self.vm.stop(DEBUG)
+
+    def _step_one(self, hart) -> tuple[int, int] | None:
+        """Execute one instruction of ``hart`` on this thread; returns a watch hit."""
+        from pemu.target.riscv.exceptions import RiscvTrap
+
+        S = hart.slots
+        ps = hart.ps
+        hit = None
+        try:
+            if self.watchpoints:
+                hit = self._watch_hit(hart)
+            flags = ps.block_flags()
+            translator = self.board.translator
+            page = hart.mmu.exec_page(S[rv.PC], flags & 3)
+            saved = translator.max_insns
+            translator.max_insns = 1
+            try:
+                tb = translator.translate(hart, S[rv.PC], flags, page)
+            finally:
+                translator.max_insns = saved
+            S[rv.PC] = tb.fn(S, hart)
+        except RiscvTrap as trap:
+            ps.take_trap(trap.cause, trap.tval)
+        irq = ps.pending_interrupt()
+        if irq is not None:
+            ps.take_trap(irq, 0, interrupt=True)
+        return hit
+
+    def _watch_hit(self, hart) -> tuple[int, int] | None:
+        try:
+            insn = int.from_bytes(self.read_memory(hart.hartid + 1, hart.slots[rv.PC], 2),
+                                  "little")
+            if insn & 3 == 3:
+                insn = int.from_bytes(self.read_memory(hart.hartid + 1, hart.slots[rv.PC], 4),
+                                      "little")
+        except TargetError:
+            return None
+        access = memory_access(insn, hart.state)
+        if access is None:
+            return None
+        addr, size, reads, writes = access
+        for kind, waddr, wlen in self.watchpoints:
+            if addr < waddr + wlen and waddr < addr + size and (
+                    (kind == WP_WRITE and writes) or (kind == WP_READ and reads)
+                    or (kind == WP_ACCESS and (reads or writes))):
+                return kind, waddr
+        return None
+
+    def resume(self, step_thread: int | None) -> None:
+        self._interrupt.clear()
+        if step_thread is not None:
+            hart = self._hart(step_thread)
+            hit = self._step_one(hart)
+            self._report_stop(step_thread, hit)
+            return
+        if not self.breakpoints and not self.watchpoints:
+            self.vm.cont()  # full speed; Ctrl-C closes the gate again
+            return
+        thread = self.stopped_hart + 1
+        self._runner = threading.Thread(target=self._run_checked, args=(thread,),
+                                        name="pemu-gdb-run", daemon=True)
+        self._runner.start()
+
+    def _run_checked(self, thread: int) -> None:
+        hart = self._hart(thread)
+        first = True
+        while not self._interrupt.is_set():
+            if self.board.machine.stopping:
+                return
+            if not first and hart.slots[rv.PC] in self.breakpoints:
+                self._report_stop(thread, None)
+                return
+            first = False
+            hit = self._step_one(hart)
+            if hit is not None:
+                self._report_stop(thread, hit)
+                return
+        self._report_stop(thread, None, SIGINT)
+
+    def _report_stop(self, thread: int, hit, signal: int = SIGTRAP) -> None:
+        self.stopped_hart = thread - 1
+        if hit is not None:
+            self.report(StopEvent(signal, thread, watch_kind=hit[0], watch_addr=hit[1]))
+        else:
+            self.report(StopEvent(signal, thread))
+
+    def interrupt(self) -> None:
+        if self._runner is not None and self._runner.is_alive():
+            self._interrupt.set()
+            return
+        self.vm.stop(DEBUG)
+        self.report(StopEvent(SIGINT, self.stopped_hart + 1))
+
+    def detach(self) -> None:
+        self.remove_all_points()
+        self._interrupt.set()
+        if self._runner is not None:
+            self._runner.join(timeout=5)
+        self.vm.cont()
+
+    def kill(self) -> None:
+        self.vm.quit()
+
+
+def start_system_gdbstub(monitor_machine, spec: str, wait: bool = False):
+    """``-gdb SPEC`` / ``-s`` for a RISC-V board; ``wait`` blocks until GDB attaches."""
+    from pemu.gdbstub.server import GdbServer
+
+    target = RiscvSystemTarget(monitor_machine)
+    server = GdbServer(target, spec)
+    if wait:
+        server.wait_for_client()
+    return target, server

@@ -1,0 +1,1 @@
+"""QMP and HMP monitors: ``create_monitors(cfg, machine, chardevs)`` builds them all."""

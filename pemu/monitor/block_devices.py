@@ -1,0 +1,356 @@
+"""The machine's drives and block nodes as the monitor sees and changes them.
+
+Boards register each drive's ``BlockBackend`` here (``add_drive``) when they build
+devices.  Registration slips an ``AccountingNode`` filter on top of the backend's node:
+it counts operations and bytes for query-blockstats and turns an I/O error into a
+BLOCK_IO_ERROR event before passing it on to the device, which is where QEMU reports
+them too.  Devices keep their ``BlockBackend``; snapshots and resizes change the node
+graph under it.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+import threading
+from dataclasses import dataclass, field
+
+from pemu.block.backend import BlockBackend
+from pemu.block.errors import BlockError
+from pemu.block.node import BlockNode
+from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
+from pemu.monitor.events import EventBus
+
+_STAT_KEYS = ("rd_bytes", "wr_bytes", "rd_operations", "wr_operations", "flush_operations",
+              "unmap_operations", "unmap_bytes", "failed_rd_operations",
+              "failed_wr_operations", "failed_flush_operations")
+
+
+class AccountingNode(BlockNode):
+    """A transparent filter that counts I/O and reports failures as QMP events."""
+
+    format_name = "accounting"
+
+    def __init__(self, child: BlockNode, report_error) -> None:
+        self.child = child
+        self.stats = dict.fromkeys(_STAT_KEYS, 0)
+        self._report_error = report_error
+        self._lock = threading.Lock()
+
+    # Everything but the data path is the child's.
+    size = property(lambda self: self.child.size)
+    read_only = property(lambda self: self.child.read_only)
+    filename = property(lambda self: self.child.filename)
+    backing = property(lambda self: self.child.backing)
+    file = property(lambda self: self.child.file)
+
+    def _count(self, ops: str, nbytes: str | None, length: int) -> None:
+        with self._lock:
+            self.stats[ops] += 1
+            if nbytes:
+                self.stats[nbytes] += length
+
+    def _failed(self, what: str, operation: str, e: Exception) -> None:
+        with self._lock:
+            self.stats[f"failed_{what}_operations"] += 1
+        code = getattr(e, "errno", None)
+        self._report_error(operation, code == errno_mod.ENOSPC, str(e))
+
+    def read(self, offset: int, length: int) -> bytes:
+        try:
+            data = self.child.read(offset, length)
+        except (BlockError, OSError) as e:
+            self._failed("rd", "read", e)
+            raise
+        self._count("rd_operations", "rd_bytes", length)
+        return data
+
+    def readv(self, offset: int, buffers: list[memoryview]) -> None:
+        try:
+            self.child.readv(offset, buffers)
+        except (BlockError, OSError) as e:
+            self._failed("rd", "read", e)
+            raise
+        self._count("rd_operations", "rd_bytes", sum(len(b) for b in buffers))
+
+    def write(self, offset: int, data: bytes | memoryview) -> None:
+        try:
+            self.child.write(offset, data)
+        except (BlockError, OSError) as e:
+            self._failed("wr", "write", e)
+            raise
+        self._count("wr_operations", "wr_bytes", len(data))
+
+    def writev(self, offset: int, buffers: list[memoryview]) -> None:
+        try:
+            self.child.writev(offset, buffers)
+        except (BlockError, OSError) as e:
+            self._failed("wr", "write", e)
+            raise
+        self._count("wr_operations", "wr_bytes", sum(len(b) for b in buffers))
+
+    def write_zeroes(self, offset: int, length: int, may_unmap: bool = False) -> None:
+        try:
+            self.child.write_zeroes(offset, length, may_unmap)
+        except (BlockError, OSError) as e:
+            self._failed("wr", "write", e)
+            raise
+        self._count("wr_operations", "wr_bytes", length)
+
+    def discard(self, offset: int, length: int) -> None:
+        self.child.discard(offset, length)
+        self._count("unmap_operations", "unmap_bytes", length)
+
+    def flush(self) -> None:
+        try:
+            self.child.flush()
+        except (BlockError, OSError) as e:
+            self._failed("flush", "write", e)
+            raise
+        self._count("flush_operations", None, 0)
+
+    def block_status(self, offset: int, length: int):
+        return self.child.block_status(offset, length)
+
+    def resize(self, new_size: int, shrink: bool = False) -> None:
+        self.child.resize(new_size, shrink)
+
+    def close(self) -> None:
+        self.child.close()
+
+    def allocated_file_size(self) -> int:
+        return self.child.allocated_file_size()
+
+
+@dataclass
+class Drive:
+    """A device's drive: ``-drive id=...`` (or a -blockdev node bound to a device)."""
+
+    id: str
+    backend: BlockBackend
+    node_name: str
+    qdev: str = ""
+    filter: AccountingNode | None = field(default=None, repr=False)
+
+    @property
+    def top(self) -> BlockNode:
+        """The image layer the guest sees (under our accounting filter)."""
+        return self.filter.child if self.filter is not None else self.backend.node
+
+
+def _chain(node: BlockNode) -> list[BlockNode]:
+    out = []
+    seen = 0
+    while node is not None and seen < 64:
+        out.append(node)
+        node = node.backing
+        seen += 1
+    return out
+
+
+def _image_info(node: BlockNode) -> dict[str, object]:
+    info: dict[str, object] = {"filename": node.filename, "format": node.format_name,
+                               "virtual-size": node.size, "dirty-flag": False}
+    try:
+        info["actual-size"] = node.allocated_file_size()
+    except (BlockError, OSError, AttributeError):
+        pass
+    if node.backing is not None:
+        info["backing-filename"] = node.backing.filename
+        info["full-backing-filename"] = node.backing.filename
+        info["backing-image"] = _image_info(node.backing)
+    return info
+
+
+class BlockDevices:
+    def __init__(self, events: EventBus) -> None:
+        self.events = events
+        self.drives: dict[str, Drive] = {}
+        self.nodes: dict[str, BlockBackend] = {}  # blockdev-add nodes not bound to a device
+        self._lock = threading.RLock()
+        self._anon = 0
+
+    # -- boards -----------------------------------------------------------------------
+    def add_drive(self, drive_id: str, backend: BlockBackend, qdev: str = "",
+                  node_name: str | None = None) -> Drive:
+        """Register a device's drive so the monitor can list, count and change it."""
+        with self._lock:
+            if node_name is None:
+                self._anon += 1
+                node_name = f"#block{self._anon:03d}"
+            drive = Drive(drive_id, backend, node_name, qdev)
+
+            def report(operation: str, nospace: bool, reason: str) -> None:
+                self.events.emit("BLOCK_IO_ERROR", {
+                    "device": drive_id, "node-name": node_name, "operation": operation,
+                    "action": "report", "nospace": nospace, "reason": reason})
+
+            drive.filter = AccountingNode(backend.node, report)
+            backend.node = drive.filter
+            self.drives[drive_id] = drive
+            return drive
+
+    # -- lookups ------------------------------------------------------------------------
+    def find(self, device: str | None = None, node_name: str | None = None) -> Drive:
+        with self._lock:
+            if device is not None:
+                drive = self.drives.get(device)
+                if drive is None:
+                    raise QMPError(f"Device '{device}' not found", DEVICE_NOT_FOUND)
+                return drive
+            if node_name is not None:
+                for drive in self.drives.values():
+                    if drive.node_name == node_name:
+                        return drive
+                raise QMPError(f"Cannot find device='' nor node-name='{node_name}'")
+        raise QMPError("Parameter 'device' or 'node-name' is missing")
+
+    # -- queries --------------------------------------------------------------------------
+    def query_block(self) -> list[dict[str, object]]:
+        out = []
+        with self._lock:
+            for drive in self.drives.values():
+                top = drive.top
+                entry: dict[str, object] = {
+                    "device": drive.id, "locked": False, "removable": False,
+                    "type": "unknown", "io-status": "ok",
+                }
+                if drive.qdev:
+                    entry["qdev"] = drive.qdev
+                entry["inserted"] = {
+                    "file": top.filename, "node-name": drive.node_name,
+                    "ro": drive.backend.read_only, "drv": top.format_name,
+                    "backing_file_depth": len(_chain(top)) - 1, "encrypted": False,
+                    "detect_zeroes": drive.backend.detect_zeroes,
+                    "bps": 0, "bps_rd": 0, "bps_wr": 0, "iops": 0, "iops_rd": 0, "iops_wr": 0,
+                    "write_threshold": 0,
+                    "cache": {"writeback": True, "direct": False, "no-flush": False},
+                    "image": _image_info(top),
+                }
+                if top.backing is not None:
+                    entry["inserted"]["backing_file"] = top.backing.filename  # type: ignore
+                out.append(entry)
+        return out
+
+    def query_blockstats(self) -> list[dict[str, object]]:
+        out = []
+        with self._lock:
+            for drive in self.drives.values():
+                stats = dict(drive.filter.stats) if drive.filter else dict.fromkeys(_STAT_KEYS, 0)
+                stats.update({"invalid_rd_operations": 0, "invalid_wr_operations": 0,
+                              "invalid_flush_operations": 0, "account_invalid": False,
+                              "account_failed": True, "timed_stats": []})
+                out.append({"device": drive.id, "node-name": drive.node_name,
+                            "qdev": drive.qdev, "stats": stats})
+        return out
+
+    def query_named_nodes(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [{"node-name": name, "drv": be.node.format_name, "file": be.node.filename,
+                     "ro": be.read_only, "image": _image_info(be.node)}
+                    for name, be in self.nodes.items()]
+
+    # -- changes ----------------------------------------------------------------------------
+    def blockdev_add(self, args: dict[str, object]) -> None:
+        from pemu.block.drive import open_drive
+
+        node_name = args["node-name"]
+        assert isinstance(node_name, str)
+        with self._lock:
+            if node_name in self.nodes or any(d.node_name == node_name
+                                              for d in self.drives.values()):
+                raise QMPError(f"Duplicate nodes with node-name='{node_name}'")
+            opts = self._drive_options(args)
+            try:
+                backend = open_drive(opts)
+            except (BlockError, OSError) as e:
+                raise QMPError(str(getattr(e, "strerror", None) or e)) from None
+            self.nodes[node_name] = backend
+
+    def _drive_options(self, args: dict[str, object]) -> dict[str, str]:
+        driver = str(args["driver"])
+        opts: dict[str, str] = {"driver": driver}
+        if driver == "file":
+            filename = args.get("filename")
+            if not isinstance(filename, str):
+                raise QMPError("Parameter 'filename' is missing")
+            opts["filename"] = filename
+        else:
+            file = args.get("file")
+            if isinstance(file, str):  # a reference to a node added before
+                ref = self.nodes.get(file)
+                if ref is None:
+                    raise QMPError(f"Cannot find device='' nor node-name='{file}'")
+                opts["file.filename"] = ref.node.filename
+            elif isinstance(file, dict) and isinstance(file.get("filename"), str):
+                if file.get("driver", "file") != "file":
+                    raise QMPError("only driver 'file' is supported under a format node")
+                opts["file.filename"] = file["filename"]
+            else:
+                raise QMPError("Parameter 'file' is missing")
+        if args.get("read-only"):
+            opts["read-only"] = "on"
+        if isinstance(args.get("discard"), str):
+            opts["discard"] = str(args["discard"])
+        return opts
+
+    def blockdev_del(self, node_name: str) -> None:
+        with self._lock:
+            for drive in self.drives.values():
+                if drive.node_name == node_name:
+                    raise QMPError(f"Node '{node_name}' is busy: node is used as root of "
+                                   f"device '{drive.id}'")
+            backend = self.nodes.pop(node_name, None)
+            if backend is None:
+                raise QMPError(f"Failed to find node with node-name='{node_name}'")
+            backend.close()
+
+    def resize(self, device: str | None, node_name: str | None, size: int) -> None:
+        with self._lock:
+            if node_name is not None and node_name in self.nodes:
+                node = self.nodes[node_name].node
+            else:
+                node = self.find(device, node_name).top
+            if size < 0:
+                raise QMPError("Parameter 'size' must be non-negative")
+            try:
+                node.resize(size, shrink=True)
+            except (BlockError, OSError) as e:
+                raise QMPError(f"Could not resize: {e}") from None
+
+    def snapshot_sync(self, device: str | None, node_name: str | None, snapshot_file: str,
+                      snapshot_node_name: str | None, fmt: str, mode: str) -> None:
+        """Put a new qcow2 overlay over the drive; the old top becomes read-only backing."""
+        from pemu.block.file import FileNode
+        from pemu.block.qcow2.create import create_qcow2
+        from pemu.block.qcow2.driver import Qcow2Node
+
+        if fmt != "qcow2":
+            raise QMPError(f"snapshot format '{fmt}' is not supported (use qcow2)")
+        with self._lock:
+            drive = self.find(device, node_name)
+            old = drive.top
+            try:
+                drive.backend.flush()
+                if mode == "absolute-paths":
+                    create_qcow2(snapshot_file, old.size,
+                                 backing_file=os.path.abspath(old.filename),
+                                 backing_fmt=old.format_name)
+                elif not os.path.exists(snapshot_file):
+                    raise QMPError(f"Could not open '{snapshot_file}': No such file or "
+                                   "directory")
+                overlay = Qcow2Node(FileNode(snapshot_file), read_only=False,
+                                    open_backing=False)
+            except (BlockError, OSError) as e:
+                raise QMPError(f"Could not create '{snapshot_file}': {e}") from None
+            overlay.backing = old
+            assert drive.filter is not None
+            drive.filter.child = overlay
+            if snapshot_node_name:
+                drive.node_name = snapshot_node_name
+
+    def close(self) -> None:
+        with self._lock:
+            for backend in self.nodes.values():
+                backend.close()
+            self.nodes.clear()

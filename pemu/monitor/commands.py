@@ -1,0 +1,287 @@
+"""The QMP commands pemu implements, with their schema.
+
+Each handler receives the ``CommandContext`` and its arguments (dashes turned into
+underscores), already checked against the declared types.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pemu.monitor import qom
+from pemu.monitor.errors import ERROR_CLASSES, QMPError
+from pemu.monitor.machine import RUN_STATES, RUNNING
+from pemu.monitor.qmp import VERSION, CommandContext
+from pemu.monitor.schema import Schema
+
+SCHEMA = Schema()
+s = SCHEMA
+command = SCHEMA.command
+
+MEMSAVE_CHUNK = 1 << 20
+
+# -- types --------------------------------------------------------------------------
+s.enum("QapiErrorClass", list(ERROR_CLASSES))
+s.enum("RunState", list(RUN_STATES))
+s.enum("SysEmuTarget", ["riscv64", "x86_64"])
+s.enum("ShutdownCause", ["none", "host-error", "host-qmp-quit", "host-qmp-system-reset",
+                         "host-signal", "host-ui", "guest-shutdown", "guest-reset",
+                         "guest-panic", "subsystem-reset"])
+s.enum("QMPCapability", ["oob"])
+s.enum("BlockdevDriver", ["file", "raw", "qcow2"])
+s.enum("NewImageMode", ["existing", "absolute-paths"])
+s.enum("IoOperationType", ["read", "write"])
+s.enum("BlockErrorAction", ["ignore", "report", "stop"])
+s.struct("VersionTriple", {"major": "int", "minor": "int", "micro": "int"})
+s.struct("VersionInfo", {"qemu": "VersionTriple", "package": "str"})
+s.struct("StatusInfo", {"running": "bool", "singlestep": "bool", "status": "RunState"})
+s.struct("CommandInfo", {"name": "str"})
+s.struct("NameInfo", {"*name": "str"})
+s.struct("KvmInfo", {"enabled": "bool", "present": "bool"})
+s.struct("TargetInfo", {"arch": "SysEmuTarget"})
+s.struct("MachineInfo", {"name": "str", "*alias": "str", "*is-default": "bool",
+                         "cpu-max": "int", "hotpluggable-cpus": "bool",
+                         "numa-mem-supported": "bool", "deprecated": "bool",
+                         "*default-cpu-type": "str", "*default-ram-id": "str"})
+s.struct("CpuInstanceProperties", {"*node-id": "int", "*socket-id": "int",
+                                   "*core-id": "int", "*thread-id": "int"})
+s.struct("CpuInfoFast", {"cpu-index": "int", "qom-path": "str", "thread-id": "int",
+                         "*props": "CpuInstanceProperties", "target": "SysEmuTarget"})
+s.struct("ChardevInfo", {"label": "str", "filename": "str", "frontend-open": "bool"})
+s.struct("ObjectPropertyInfo", {"name": "str", "type": "str"})
+s.struct("SchemaInfo", {"name": "str", "meta-type": "str"})
+s.struct("ChardevReturn", {"*pty": "str"})
+# BlockInfo and BlockStats are large; their members are documented in docs/MONITOR.md
+s.struct("BlockInfo", {"device": "str", "*qdev": "str", "type": "str", "removable": "bool",
+                       "locked": "bool", "*inserted": "any", "io-status": "str"})
+s.struct("BlockStats", {"*device": "str", "*qdev": "str", "*node-name": "str",
+                        "stats": "any"})
+s.struct("BlockDeviceInfo", {"node-name": "str", "drv": "str", "file": "str", "ro": "bool",
+                             "image": "any"})
+s.struct("BlockdevRefFile", {"driver": "str", "filename": "str"})
+
+s.event("STOP")
+s.event("RESUME")
+s.event("POWERDOWN")
+s.event("SHUTDOWN", {"guest": "bool", "reason": "ShutdownCause"})
+s.event("RESET", {"guest": "bool", "reason": "ShutdownCause"})
+s.event("BLOCK_IO_ERROR", {"device": "str", "*node-name": "str",
+                           "operation": "IoOperationType", "action": "BlockErrorAction",
+                           "*nospace": "bool", "reason": "str"})
+s.event("DEVICE_DELETED", {"*device": "str", "path": "str"})
+
+
+# -- session and introspection --------------------------------------------------------
+@command("qmp_capabilities", {"*enable": "[QMPCapability]"})
+def qmp_capabilities(ctx: CommandContext, enable: list[str] | None = None) -> None:
+    if enable:
+        raise QMPError(f"Capability '{enable[0]}' not available")
+    assert ctx.session is not None
+    ctx.session.negotiation_done()
+
+
+@command("query-version", returns="VersionInfo")
+def query_version(ctx: CommandContext) -> dict:
+    return VERSION
+
+
+@command("query-commands", returns="[CommandInfo]")
+def query_commands(ctx: CommandContext) -> list:
+    return [{"name": name} for name in sorted(SCHEMA.commands)]
+
+
+@command("query-qmp-schema", returns="[SchemaInfo]")
+def query_qmp_schema(ctx: CommandContext) -> list:
+    return SCHEMA.introspect()
+
+
+@command("query-name", returns="NameInfo")
+def query_name(ctx: CommandContext) -> dict:
+    name = ctx.machine.name
+    return {"name": name} if name else {}
+
+
+@command("query-status", returns="StatusInfo")
+def query_status(ctx: CommandContext) -> dict:
+    state = ctx.machine.run_state
+    return {"status": state, "running": state == RUNNING, "singlestep": False}
+
+
+@command("query-kvm", returns="KvmInfo")
+def query_kvm(ctx: CommandContext) -> dict:
+    return {"enabled": ctx.machine.accel == "kvm", "present": os.path.exists("/dev/kvm")}
+
+
+@command("query-target", returns="TargetInfo")
+def query_target(ctx: CommandContext) -> dict:
+    return {"arch": ctx.machine.target}
+
+
+_MACHINES = {
+    "riscv64": [{"name": "virt", "is-default": True, "cpu-max": 512,
+                 "default-cpu-type": "rv64-riscv-cpu"}],
+    "x86_64": [{"name": "microvm", "cpu-max": 288, "default-cpu-type": "host-x86_64-cpu"}],
+}
+
+
+@command("query-machines", returns="[MachineInfo]")
+def query_machines(ctx: CommandContext) -> list:
+    return [m | {"hotpluggable-cpus": False, "numa-mem-supported": False, "deprecated": False,
+                 "default-ram-id": "ram"}
+            for m in _MACHINES.get(ctx.machine.target, [])]
+
+
+@command("query-cpus-fast", returns="[CpuInfoFast]")
+def query_cpus_fast(ctx: CommandContext) -> list:
+    m = ctx.machine
+    return [{"cpu-index": c.index, "qom-path": f"/machine/unattached/device[{c.index}]",
+             "thread-id": c.thread_id, "props": c.props or {"core-id": c.index},
+             "target": m.target} for c in m.cpus()]
+
+
+# -- run control ------------------------------------------------------------------------
+@command("stop")
+def stop(ctx: CommandContext) -> None:
+    ctx.machine.stop()
+
+
+@command("cont")
+def cont(ctx: CommandContext) -> None:
+    ctx.machine.cont()
+
+
+@command("system_reset")
+def system_reset(ctx: CommandContext) -> None:
+    ctx.machine.system_reset()
+
+
+@command("system_powerdown")
+def system_powerdown(ctx: CommandContext) -> None:
+    ctx.machine.system_powerdown()
+
+
+@command("quit")
+def quit_(ctx: CommandContext) -> None:
+    ctx.machine.quit()
+
+
+@command("device_del", {"id": "str"})
+def device_del(ctx: CommandContext, id: str) -> None:
+    ctx.machine.device_del(id)
+
+
+@command("human-monitor-command", {"command-line": "str", "*cpu-index": "int"}, "str")
+def human_monitor_command(ctx: CommandContext, command_line: str,
+                          cpu_index: int | None = None) -> str:
+    from pemu.monitor.hmp import HMPInterpreter
+
+    hmp = HMPInterpreter(ctx.machine, ctx.monitors)
+    if cpu_index is not None:
+        hmp.select_cpu(cpu_index)
+    return hmp.execute(command_line)
+
+
+# -- memory -----------------------------------------------------------------------------
+def _save(ctx: CommandContext, addr: int, size: int, filename: str, physical: bool,
+          cpu_index: int) -> None:
+    if size < 0 or addr < 0:
+        raise QMPError("Invalid parameter: address and size must be non-negative")
+    cpus = ctx.machine.cpus()
+    if not physical and cpus and not 0 <= cpu_index < len(cpus):
+        raise QMPError(f"Invalid parameter 'cpu-index': no CPU {cpu_index}")
+    try:
+        with open(filename, "wb") as f:
+            done = 0
+            while done < size:
+                n = min(MEMSAVE_CHUNK, size - done)
+                f.write(ctx.machine.read_memory(addr + done, n, physical, cpu_index))
+                done += n
+    except OSError as e:
+        raise QMPError(f"Could not open '{filename}': {e.strerror}") from None
+
+
+@command("memsave", {"val": "int", "size": "int", "filename": "str", "*cpu-index": "int"})
+def memsave(ctx: CommandContext, val: int, size: int, filename: str, cpu_index: int = 0) -> None:
+    _save(ctx, val, size, filename, False, cpu_index)
+
+
+@command("pmemsave", {"val": "int", "size": "int", "filename": "str"})
+def pmemsave(ctx: CommandContext, val: int, size: int, filename: str) -> None:
+    _save(ctx, val, size, filename, True, 0)
+
+
+# -- block --------------------------------------------------------------------------------
+@command("query-block", returns="[BlockInfo]")
+def query_block(ctx: CommandContext) -> list:
+    return ctx.machine.block.query_block()
+
+
+@command("query-blockstats", {"*query-nodes": "bool"}, "[BlockStats]")
+def query_blockstats(ctx: CommandContext, query_nodes: bool = False) -> list:
+    return ctx.machine.block.query_blockstats()
+
+
+@command("query-named-block-nodes", {"*flat": "bool"}, "[BlockDeviceInfo]")
+def query_named_block_nodes(ctx: CommandContext, flat: bool = False) -> list:
+    return ctx.machine.block.query_named_nodes()
+
+
+@command("blockdev-add", {"driver": "BlockdevDriver", "node-name": "str", "*file": "any",
+                          "*filename": "str", "*read-only": "bool", "*discard": "str",
+                          "*cache": "any", "*auto-read-only": "bool"})
+def blockdev_add(ctx: CommandContext, **args: object) -> None:
+    ctx.machine.block.blockdev_add({k.replace("_", "-"): v for k, v in args.items()})
+
+
+@command("blockdev-del", {"node-name": "str"})
+def blockdev_del(ctx: CommandContext, node_name: str) -> None:
+    ctx.machine.block.blockdev_del(node_name)
+
+
+@command("block_resize", {"*device": "str", "*node-name": "str", "size": "int"})
+def block_resize(ctx: CommandContext, size: int, device: str | None = None,
+                 node_name: str | None = None) -> None:
+    ctx.machine.block.resize(device, node_name, size)
+
+
+@command("blockdev-snapshot-sync", {"*device": "str", "*node-name": "str",
+                                    "snapshot-file": "str", "*snapshot-node-name": "str",
+                                    "*format": "str", "*mode": "NewImageMode"})
+def blockdev_snapshot_sync(ctx: CommandContext, snapshot_file: str, device: str | None = None,
+                           node_name: str | None = None, snapshot_node_name: str | None = None,
+                           format: str = "qcow2", mode: str = "absolute-paths") -> None:
+    ctx.machine.block.snapshot_sync(device, node_name, snapshot_file, snapshot_node_name,
+                                    format, mode)
+
+
+# -- QOM ---------------------------------------------------------------------------------
+@command("qom-list", {"path": "str"}, "[ObjectPropertyInfo]")
+def qom_list(ctx: CommandContext, path: str) -> list:
+    return qom.qom_list(qom.build_tree(ctx.machine), path)
+
+
+@command("qom-get", {"path": "str", "property": "str"}, "any")
+def qom_get(ctx: CommandContext, path: str, property: str) -> object:
+    return qom.qom_get(qom.build_tree(ctx.machine), path, property)
+
+
+# -- chardevs -----------------------------------------------------------------------------
+@command("query-chardev", returns="[ChardevInfo]")
+def query_chardev(ctx: CommandContext) -> list:
+    from pemu.monitor.chardev_commands import query_chardev as query
+
+    return query(ctx.machine.chardevs)
+
+
+@command("chardev-add", {"id": "str", "backend": "any"}, "ChardevReturn")
+def chardev_add(ctx: CommandContext, id: str, backend: object) -> dict:
+    from pemu.monitor.chardev_commands import chardev_add as add
+
+    return add(ctx.machine.chardevs, id, backend)
+
+
+@command("chardev-remove", {"id": "str"})
+def chardev_remove(ctx: CommandContext, id: str) -> None:
+    from pemu.monitor.chardev_commands import chardev_remove as remove
+
+    remove(ctx.machine.chardevs, id)

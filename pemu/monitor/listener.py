@@ -1,0 +1,206 @@
+"""Listening sockets for monitors: UNIX (mode 0600) and TCP (TLS unless opted out).
+
+Each accepted client gets its own session object and a reader thread.  Monitor
+clients are few and long-lived, and a blocking TLS handshake in its own thread cannot
+stall anybody else, so threads are simpler here than the shared I/O loop.
+
+UNIX sockets are bound inside a fresh private directory, made 0600, then renamed into
+place: there is no moment at which another user could connect to the new socket.
+An existing file that is not a socket is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import ssl
+import stat
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+
+from pemu.cli.options import OptionError
+
+
+class Connection:
+    """What a session writes to; ``send`` drops data once the peer is gone.
+
+    OpenSSL does not allow one thread to write a TLS connection while another reads
+    it, so a TLS socket is non-blocking and every read and write takes ``_lock``;
+    the reader waits for data in ``select`` without holding it.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._lock = threading.Lock()
+        self.closed = False
+        self.tls = isinstance(sock, ssl.SSLSocket)
+        if self.tls:
+            sock.setblocking(False)
+
+    def send(self, data: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                if self.tls:
+                    self._send_tls(memoryview(data))
+                else:
+                    self.sock.sendall(data)
+            except OSError:
+                self.closed = True
+
+    def _send_tls(self, view: memoryview) -> None:
+        while view:
+            try:
+                n = self.sock.send(view)
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+                select.select([self.sock], [self.sock], [], 1.0)
+                continue
+            view = view[n:]
+
+    def recv(self) -> bytes:
+        """The next data from the peer; b"" when it has gone."""
+        if not self.tls:
+            try:
+                return self.sock.recv(65536)
+            except OSError:
+                return b""
+        while True:
+            with self._lock:
+                if self.closed:
+                    return b""
+                try:
+                    return self.sock.recv(65536)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                    pass
+                except OSError:
+                    return b""
+            select.select([self.sock], [], [], 1.0)
+
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+SessionFactory = Callable[[Connection], object]  # returns something with feed/start/close
+
+
+def bind_unix_private(path: str) -> socket.socket:
+    """A listening UNIX socket at ``path`` that only our user can connect to."""
+    path = os.path.abspath(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OptionError(f"{path}: exists and is not a socket; not replacing it")
+        os.unlink(path)  # a stale socket from an earlier run
+    parent = os.path.dirname(path) or "."
+    private = tempfile.mkdtemp(prefix=".pemu-sock-", dir=parent)  # mode 0700
+    tmp = os.path.join(private, "s")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(tmp)
+        os.chmod(tmp, 0o600)
+        os.rename(tmp, path)
+        sock.listen(4)
+    except OSError as e:
+        sock.close()
+        raise OptionError(f"could not listen on {path}: {e.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.rmdir(private)
+    return sock
+
+
+def bind_tcp(host: str, port: int) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(4)
+    except OSError as e:
+        raise OptionError(f"could not listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
+
+
+class Listener:
+    """Accepts clients on a bound socket; every client gets ``factory(connection)``."""
+
+    def __init__(self, sock: socket.socket, factory: SessionFactory, label: str,
+                 ssl_context: ssl.SSLContext | None = None, unix_path: str | None = None
+                 ) -> None:
+        self.sock = sock
+        self.factory = factory
+        self.label = label
+        self.ssl_context = ssl_context
+        self.unix_path = unix_path
+        self.first_client = threading.Event()
+        self.sessions: list[object] = []
+        self._closing = False
+        self._thread = threading.Thread(target=self._accept_loop, name=f"pemu-{label}",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self):
+        return self.sock.getsockname()
+
+    def _accept_loop(self) -> None:
+        while not self._closing:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # closed
+            threading.Thread(target=self._serve, args=(conn,), name=f"pemu-{self.label}-c",
+                             daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        if self.ssl_context is not None:
+            try:
+                conn.settimeout(30)
+                conn = self.ssl_context.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
+            except (ssl.SSLError, OSError) as e:
+                print(f"pemu: {self.label}: TLS handshake failed: {e}", file=sys.stderr)
+                with contextlib.suppress(OSError):
+                    conn.close()
+                return
+        connection = Connection(conn)
+        session = self.factory(connection)
+        self.sessions.append(session)
+        self.first_client.set()
+        try:
+            session.start()
+            while True:
+                data = connection.recv()
+                if not data:
+                    break
+                session.feed(data)
+        finally:
+            session.close()
+            connection.close()
+            with contextlib.suppress(ValueError):
+                self.sessions.remove(session)
+
+    def close(self) -> None:
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        if self.unix_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.unix_path)

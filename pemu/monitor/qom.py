@@ -1,0 +1,88 @@
+"""A read-only QOM-style object tree for qom-list and qom-get.
+
+pemu's devices are plain Python objects, not QOM objects; this tree is built on each
+call from what the machine reports (CPUs, peripherals, -object and chardev ids), with
+the paths QEMU uses, so tools that walk ``/machine`` find what they expect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
+
+
+@dataclass
+class QOMObject:
+    type: str
+    props: dict[str, object] = field(default_factory=dict)
+    children: dict[str, QOMObject] = field(default_factory=dict)
+
+    def add(self, name: str, child: QOMObject) -> QOMObject:
+        self.children[name] = child
+        return child
+
+
+def _container() -> QOMObject:
+    return QOMObject("container")
+
+
+def build_tree(machine) -> QOMObject:
+    root = _container()
+    mtype = f"{machine.machine_type}-machine"
+    m = root.add("machine", QOMObject(mtype, {"type": mtype}))
+    peripheral = m.add("peripheral", _container())
+    for dev_id, dev_type in machine.qom_children().items():
+        peripheral.add(dev_id, QOMObject(dev_type, {"type": dev_type}))
+    unattached = m.add("unattached", _container())
+    for cpu in machine.cpus():
+        unattached.add(f"device[{cpu.index}]",
+                       QOMObject(machine.cpu_type or "cpu",
+                                 {"type": machine.cpu_type or "cpu",
+                                  "cpu-index": cpu.index}))
+    objects = root.add("objects", _container())
+    for obj_id, opts in machine.objects.items():
+        qtype = opts.get("qom-type", "object")
+        objects.add(obj_id, QOMObject(qtype, {"type": qtype}))
+    chardevs = root.add("chardevs", _container())
+    registry = machine.chardevs
+    if registry is not None:
+        for cid in registry.chardevs:
+            chardevs.add(cid, QOMObject("chardev", {"type": "chardev"}))
+    return root
+
+
+def resolve(root: QOMObject, path: str) -> QOMObject:
+    if not path.startswith("/"):
+        raise QMPError(f"Device '{path}' not found", DEVICE_NOT_FOUND)
+    node = root
+    for part in (p for p in path.split("/") if p):
+        child = node.children.get(part)
+        if child is None:
+            raise QMPError(f"Device '{path}' not found", DEVICE_NOT_FOUND)
+        node = child
+    return node
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    return "string"
+
+
+def qom_list(root: QOMObject, path: str) -> list[dict[str, str]]:
+    node = resolve(root, path)
+    out = [{"name": name, "type": _json_type(v)} for name, v in node.props.items()]
+    out += [{"name": name, "type": f"child<{c.type}>"} for name, c in node.children.items()]
+    return out
+
+
+def qom_get(root: QOMObject, path: str, prop: str) -> object:
+    node = resolve(root, path)
+    if prop in node.props:
+        return node.props[prop]
+    if prop in node.children:
+        return f"{path.rstrip('/')}/{prop}"
+    raise QMPError(f"Property '{node.type}.{prop}' not found")

@@ -1,0 +1,223 @@
+"""The monitor's view of a RISC-V TCG board (``virt``, ``spike``).
+
+The board runs its harts on one thread, and each hart asks ``should_stop()`` whenever
+its exit-request flag is up.  Pausing uses exactly that hook: the adapter puts a gate
+in front of every hart's ``should_stop`` and raises the flags; the hart thread then
+waits in the gate until ``cont``.  The board's own stop (quit, power-off) always opens
+the gate, so a paused machine can still be shut down.  A hart reset while paused
+keeps the hart paused, as ``system_reset`` does in QEMU.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pemu.monitor.errors import QMPError
+from pemu.monitor.machine import CPUInfo, MonitoredMachine
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.cpu_state import ABI_NAMES
+
+PARK_WAIT = 1.0  # harts asleep in WFI never reach the gate; they are stopped anyway
+_PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
+
+
+class RiscvBoardMonitor(MonitoredMachine):
+    target = "riscv64"
+    accel = "tcg"
+    cpu_type = "rv64-riscv-cpu"
+
+    def __init__(self, board, cfg) -> None:
+        super().__init__(name=cfg.name, start_stopped=cfg.start_stopped)
+        self.board = board
+        self.cfg = cfg
+        self.machine_type = cfg.machine.get("type", "virt")
+        self.chardevs = getattr(board, "chardevs", None)
+        self._open = threading.Event()
+        self._parked = threading.Event()
+        self.main_thread_id = threading.get_native_id()
+        if not cfg.start_stopped:
+            self._open.set()
+        for hart in board.harts:
+            self._install_gate(hart)
+        self._register_drives()
+        if cfg.start_stopped:
+            self._kick_harts()  # -S: stop before the first instruction
+
+    # -- the gate in front of should_stop -------------------------------------------------
+    def _install_gate(self, hart) -> None:
+        should_stop = hart.should_stop
+        reset = hart.reset
+        machine = self.board.machine
+
+        def gate() -> bool:
+            if not self._open.is_set():
+                self._parked.set()
+                while not self._open.wait(0.1):
+                    if machine.stopping:
+                        break
+                self._parked.clear()
+            return should_stop()
+
+        def reset_keeping_pause(pc: int) -> None:
+            reset(pc)
+            if not self._open.is_set():
+                hart.slots[rv.EXIT_REQUEST] = 1
+
+        hart.should_stop = gate
+        hart.reset = reset_keeping_pause
+
+    def _kick_harts(self) -> None:
+        for hart in self.board.harts:
+            hart.ps.kick()
+
+    def _register_drives(self) -> None:
+        """Every virtio-blk's backend, named by its -drive id, for query-block & co."""
+        names = {}
+        for n, dev in enumerate(self.cfg.devices):
+            if dev.get("driver") == "virtio-blk-device" and dev.get("drive"):
+                names[dev.get("id") or f"virtio{n}"] = dev["drive"]
+        for transport in getattr(self.board, "virtio_slots", []):
+            device = getattr(transport, "device", None)
+            backend = getattr(device, "backend", None)
+            if backend is None or not hasattr(backend, "node"):
+                continue
+            dev_id = getattr(device, "id", None) or "virtio"
+            drive_id = names.get(dev_id, dev_id)
+            self.block.add_drive(drive_id, backend, qdev=f"/machine/peripheral/{dev_id}")
+
+    # -- MonitoredMachine primitives ----------------------------------------------------------
+    def _pause(self) -> None:
+        self._open.clear()
+        self._parked.clear()
+        self._kick_harts()
+        self._parked.wait(PARK_WAIT)
+
+    def _resume(self) -> None:
+        self._open.set()
+
+    def _reset(self) -> None:
+        self.board.request_reset()
+
+    def _powerdown(self) -> None:
+        """Like QEMU's virt board: no power button, the request only makes the event."""
+
+    def _quit(self) -> None:
+        self.board.request_exit(0, "quit from the monitor")
+        self._open.set()
+
+    def board_exited(self) -> None:
+        """Call once ``board.run`` has returned: reports why, as QEMU's SHUTDOWN does."""
+        why = getattr(self.board, "exit_reason", "") or ""
+        if self.quit_requested.is_set():
+            return
+        if why.startswith("guest powered off"):
+            self.events.emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
+        elif "reset" in why:
+            self.events.emit("SHUTDOWN", {"guest": True, "reason": "guest-reset"})
+        elif why.startswith("signal"):
+            self.events.emit("SHUTDOWN", {"guest": False, "reason": "host-signal"})
+        else:
+            self.events.emit("SHUTDOWN", {"guest": False, "reason": "host-error"})
+
+    # -- introspection ----------------------------------------------------------------------
+    def cpus(self) -> list[CPUInfo]:
+        return [CPUInfo(i, h.slots[rv.PC], thread_id=self.main_thread_id,
+                        halted=bool(h.ps.waiting), props={"core-id": i})
+                for i, h in enumerate(self.board.harts)]
+
+    def _hart(self, index: int):
+        harts = self.board.harts
+        if not 0 <= index < len(harts):
+            raise QMPError(f"Invalid CPU index {index}")
+        return harts[index]
+
+    def cpu_registers(self, index: int) -> str:
+        h = self._hart(index)
+        ps, state = h.ps, h.state
+        lines = [f" pc       {state.pc:016x}",
+                 f" mhartid  {h.hartid:016x}",
+                 f" priv     {_PRIV_NAMES.get(ps.priv, ps.priv)}",
+                 f" mstatus  {ps.read_mstatus():016x}",
+                 f" satp     {ps.satp:016x}",
+                 f" mtvec    {ps.mtvec:016x}   stvec    {ps.stvec:016x}",
+                 f" mepc     {ps.mepc:016x}   sepc     {ps.sepc:016x}",
+                 f" mcause   {ps.mcause:016x}   mtval    {ps.mtval:016x}"]
+        for i in range(0, 32, 4):
+            lines.append(" " + " ".join(f"x{j}/{ABI_NAMES[j]}".ljust(8) + f" {state.x(j):016x}"
+                                        for j in range(i, i + 4)))
+        return "\n".join(lines) + "\n"
+
+    def read_memory(self, addr: int, size: int, physical: bool = True,
+                    cpu_index: int = 0) -> bytes:
+        from pemu.memory.address_space import GuestMemoryError
+
+        space = self.board.space
+        try:
+            if physical:
+                return space.read(addr, size)
+            out = bytearray()
+            hart = self._hart(cpu_index)
+            pos = addr
+            while pos < addr + size:
+                page_end = (pos | 0xFFF) + 1
+                n = min(page_end, addr + size) - pos
+                out += space.read(self._virt_to_phys(hart, pos), n)
+                pos += n
+            return bytes(out)
+        except (GuestMemoryError, ValueError) as e:
+            raise QMPError(f"Invalid addr 0x{addr:x}/size {size} specified: {e}") from None
+
+    @staticmethod
+    def _virt_to_phys(hart, vaddr: int) -> int:
+        """A debugger's page walk: no A/D updates, no TLB fill, no guest trap."""
+        from pemu.target.riscv.exceptions import RiscvTrap
+        from pemu.target.riscv.mmu import ACCESS_READ, walk
+        from pemu.target.riscv.priv import MSTATUS_MXR
+
+        ps = hart.ps
+        priv, sum_ = ps.data_priv()
+        if priv == 3 or not ps.satp >> 60:
+            return vaddr
+        mmu = hart.mmu
+        try:
+            t = walk(ps.satp, vaddr, ACCESS_READ, priv, True,
+                     bool(ps.mstatus & MSTATUS_MXR), mmu._pte_load, lambda a, v: None,
+                     lambda a: True)
+        except RiscvTrap:
+            raise ValueError(f"virtual address 0x{vaddr:x} is not mapped") from None
+        return t.paddr
+
+    def info_mtree(self) -> str:
+        lines = ["address-space: memory"]
+        for r in sorted(self.board.space.regions(), key=lambda r: r.base):
+            kind = "ram" if hasattr(r, "view") else "i/o"
+            lines.append(f"  {r.base:016x}-{r.base + r.size - 1:016x} (prio 0, {kind}): "
+                         f"{r.name}")
+        return "\n".join(lines) + "\n"
+
+    def info_qtree(self) -> str:
+        lines = ["bus: main-system-bus", "  type System"]
+        for r in sorted(self.board.space.regions(), key=lambda r: r.base):
+            handler = getattr(r, "handler", None)
+            if handler is None:
+                continue
+            dev = getattr(handler, "device", None)
+            what = type(dev).__name__ if dev is not None else type(handler).__name__
+            lines.append(f"  dev: {r.name}, id \"\"  ({what})")
+            lines.append(f"    mmio {r.base:016x}/{r.size:016x}")
+        return "\n".join(lines) + "\n"
+
+    def info_tlb(self, cpu_index: int) -> str:
+        h = self._hart(cpu_index)
+        dram = self.board.dram.base
+        lines = ["softmmu TLB (virtual page -> physical page, by access):"]
+        for what, tlbs in (("read", h.mmu.read_tlb), ("write", h.mmu.write_tlb)):
+            for idx, tlb in enumerate(tlbs):
+                for vpn, addend in sorted(tlb.items()):
+                    va = vpn << 12
+                    lines.append(f"  {what} mmu{idx} {va:016x} -> {dram + va + addend:016x}")
+        return "\n".join(lines) + "\n"
+
+    def qom_children(self) -> dict[str, str]:
+        return {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
+                if dev.get("id")}
