@@ -26,6 +26,9 @@ _TRAP_SIGNALS = {
 
 
 def exit_process(process, status: int) -> None:
+    debugger = getattr(process, "debugger", None)
+    if debugger is not None:
+        debugger.process_exited(status)  # gdb gets W<status>, not a dropped connection
     if process.strace is not None:
         process.strace.flush()
     try:

@@ -1,7 +1,7 @@
 """pemu-riscv64: run a riscv64 Linux program on this host (qemu-riscv64's interface).
 
 usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64]
-                    [-d item,...] [-D logfile] [-strace] [-g port] [-accel tcg]
+                    [-d item,...] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]]
                     program [args...]
 Environment: QEMU_LD_PREFIX (like -L), QEMU_STRACE (like -strace), QEMU_LOG (like -d),
 QEMU_LOG_FILENAME (like -D).
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from pemu.cli.options import OptionError, parse_keyval
 
 from .elf import ElfError
 from .process import Options
@@ -26,7 +28,8 @@ class UsageError(Exception):
 
 def _usage() -> str:
     return (f"usage: {PROG} [-L path] [-E var=value] [-U var] [-0 argv0] [-cpu model] "
-            "[-d item[,...]] [-D logfile] [-strace] [-g port] [-accel tcg] program [args...]\n")
+            "[-d item[,...]] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]] "
+            "program [args...]\n")
 
 
 def parse_args(argv: list[str]) -> tuple[Options, dict, str, list[str]]:
@@ -72,8 +75,13 @@ def parse_args(argv: list[str]) -> tuple[Options, dict, str, list[str]]:
         elif flag == "-g":
             extra["gdb"] = value
         elif flag == "-accel":
-            if value.split(",")[0] != "tcg":
-                raise UsageError(f"invalid accelerator {value}")
+            try:
+                accel = parse_keyval(value, implied_key="accel", option="accel")
+            except OptionError as e:
+                raise UsageError(str(e)) from None
+            if accel.get("accel") != "tcg" or set(accel) - {"accel", "backend"}:
+                raise UsageError(f"invalid accelerator {value} (user mode has tcg[,backend=...])")
+            opts.tcg_backend = accel.get("backend")
         elif flag == "-pemu-sigign":
             extra["sigign"] = [int(v) for v in value.split(",") if v]
         elif flag == "-pemu-sigmask":
@@ -120,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(TCGLog.help_text() + "\n")
         return 0
-    if extra.get("gdb"):
-        sys.stderr.write(f"{PROG}: warning: -g (gdb stub) is not supported in user mode yet\n")
     return _run(opts, extra, prog, args)
 
 
@@ -130,9 +136,13 @@ def _run(opts: Options, extra: dict, prog: str, args: list[str]) -> int:
 
     try:
         return start_process(opts, prog, [extra["argv0"] or prog, *args],
-                             _guest_environment(extra), extra["sigign"], extra["sigmask"])
+                             _guest_environment(extra), extra["sigign"], extra["sigmask"],
+                             gdb=extra.get("gdb"))
     except ElfError as e:
         sys.stderr.write(f"{PROG}: {prog}: {e}\n")
+        return 1
+    except ValueError as e:  # a bad -d item or -accel backend, found before the guest runs
+        sys.stderr.write(f"{PROG}: {e}\n")
         return 1
     except OSError as e:
         sys.stderr.write(f"{PROG}: {prog}: {e.strerror or e}\n")

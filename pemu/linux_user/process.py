@@ -19,6 +19,7 @@ class Options:
     log_items: list[str] = field(default_factory=list)
     log_file: str | None = None
     cpu: str | None = None
+    tcg_backend: str | None = None  # -accel tcg,backend=NAME (None: the engine's default)
 
 
 class ThreadExit(Exception):

@@ -33,6 +33,8 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
         cmd += [b"-d", ",".join(options.log_items).encode()]
     if options.log_file:
         cmd += [b"-D", os.fsencode(options.log_file)]
+    if options.tcg_backend:
+        cmd += [b"-accel", b"tcg,backend=" + options.tcg_backend.encode()]
     if ignored:
         cmd += [b"-pemu-sigign", ",".join(str(s) for s in ignored).encode()]
     if sigmask:

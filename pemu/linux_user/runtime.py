@@ -26,7 +26,7 @@ def _make_log(opts: Options):
 
 
 def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
-                  ignored: list[int], sigmask: int) -> int:
+                  ignored: list[int], sigmask: int, gdb: str | None = None) -> int:
     """Load ``prog`` and run it; returns only on a load error (raises ElfError/OSError)."""
     mem = GuestVirtualMemory()
     image = load_program(mem, prog, opts.prefix)
@@ -34,7 +34,7 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
 
     from pemu.accel.tcg.engine import TCGEngine
 
-    engine = TCGEngine(mem, backend="python", log=log)
+    engine = TCGEngine(mem, backend=opts.tcg_backend or "python", log=log)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path)
     process.futexes = FutexTable()
@@ -56,5 +56,9 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
         process.signals.actions[sig] = sg.SigAction(sg.SIG_IGN)
         sg.sync_host_disposition(sig, process.signals.actions[sig])
     sys.stdout.flush()
+    if gdb:
+        from pemu.gdbstub.linux_user import attach
+
+        attach(process, cpu, gdb)  # waits for gdb to connect, as qemu-riscv64 -g does
     run_thread(thread)
     return 0

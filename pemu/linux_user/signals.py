@@ -153,6 +153,9 @@ def queue_process_signal(process: object, info: SigInfo) -> None:
 
 def die_by_signal(process: object, sig: int) -> None:
     """Default action 'terminate': end the emulator with the same signal status."""
+    debugger = getattr(process, "debugger", None)
+    if debugger is not None:
+        debugger.process_killed(sig)
     if sig in DEFAULT_CORE:
         name = signal.strsignal(sig) or f"signal {sig}"
         sys.stderr.write(f"pemu: uncaught target signal {sig} ({name}) - core dumped\n")

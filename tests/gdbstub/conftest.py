@@ -56,7 +56,7 @@ class Debuggee:
         self.port = free_port()
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.gdbstub.user_launcher", "-g", str(self.port),
+            [sys.executable, "-m", "pemu.linux_user.main", "-g", str(self.port),
              str(program), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             cwd=str(ROOT))
         # Wait until the port listens, without connecting: a connection would be taken
