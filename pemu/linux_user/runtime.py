@@ -34,7 +34,7 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
 
     from pemu.accel.tcg.engine import TCGEngine
 
-    engine = TCGEngine(mem, backend=opts.tcg_backend or "python", log=log)
+    engine = TCGEngine(mem, backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path)
     process.futexes = FutexTable()

@@ -19,8 +19,13 @@ BUSYBOX = guest_file("riscv64/busybox")
 CC = "riscv64-linux-gnu-gcc"
 
 
+# The TCG backend the current test runs pemu with (set by the tcg_backend fixture).
+_backend: dict[str, str | None] = {"name": None}
+
+
 def pemu_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pemu.linux_user.main", *args]
+    accel = ["-accel", f"tcg,backend={_backend['name']}"] if _backend["name"] else []
+    return [sys.executable, "-m", "pemu.linux_user.main", *accel, *args]
 
 
 def run_pemu(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProcess:
@@ -33,6 +38,19 @@ def run_pemu(*args: str, timeout: float = 240, **kw) -> subprocess.CompletedProc
 def run_qemu(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(["qemu-riscv64", *args], capture_output=True, timeout=timeout,
                           cwd=kw.pop("cwd", None), input=kw.pop("input", None))
+
+
+@pytest.fixture(params=["native", "python"])
+def tcg_backend(request):
+    """Run the test once per TCG backend, through pemu-riscv64's real -accel option."""
+    if request.param == "native":
+        from pemu.accel.tcg.backend.x86_64 import host_supported
+
+        if not host_supported():
+            pytest.skip("the native backend needs an x86-64 Linux host")
+    _backend["name"] = request.param
+    yield request.param
+    _backend["name"] = None
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ import tarfile
 import pytest
 from conftest import run_pemu
 
+# every test here runs on both TCG backends
+pytestmark = pytest.mark.usefixtures("tcg_backend")
+
 
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import SYSROOT, run_pemu, run_qemu
 
+# every test here runs on both TCG backends
+pytestmark = pytest.mark.usefixtures("tcg_backend")
+
 
 def _same(build, qemu, name, static, args=(), tmp_path=None):
     prog = str(build(name, static))

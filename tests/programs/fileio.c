@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
     struct iovec iov[2] = {{"hello ", 6}, {"world\n", 6}};
     printf("writev %zd\n", writev(fd, iov, 2));
     printf("pwrite %zd\n", pwrite(fd, "HELLO", 5, 0));
-    char buf[64] = {0};
+    char buf[4096] = {0};  /* also holds paths under pytest's long tmp dirs */
     printf("pread %zd '%.12s'\n", pread(fd, buf, sizeof buf - 1, 0), buf);
     struct stat st;
     fstat(fd, &st);

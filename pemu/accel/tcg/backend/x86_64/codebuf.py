@@ -1,0 +1,100 @@
+"""The code buffer: one memfd mapped twice, never writable and executable at once.
+
+Generated code is written through a read-write view and executed from a separate
+read-execute view of the same pages (W^X).  The buffer is bounded: a fixed head
+holds the dispatcher, which lives as long as the buffer; blocks are bump-allocated
+after it, and when the space runs out the owner flushes every block and ``reset``
+starts allocating again from the head.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import os
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_FIXED = 0x10
+
+
+class CodeBufferFull(Exception):
+    """No room for another block: flush the cache and translate again."""
+
+
+class CodeBuffer:
+    def __init__(self, size: int, head_size: int = 4096) -> None:
+        self.size = size
+        self.fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, size)
+        self.rw = self._map(mmap.PROT_READ | mmap.PROT_WRITE)
+        self.rx = self._map(mmap.PROT_READ | mmap.PROT_EXEC)
+        self.head_size = head_size
+        self.used = head_size
+
+    def _map(self, prot: int) -> int:
+        addr = _libc.mmap(None, self.size, prot, mmap.MAP_SHARED, self.fd, 0)
+        if addr == _MAP_FAILED:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mapping the code buffer: {os.strerror(err)}")
+        return addr
+
+    def unshare(self) -> None:
+        """After fork: give this process its own copy at the same addresses.
+
+        Both mappings are MAP_SHARED, so without this a forked child and its parent
+        would allocate and patch code in one buffer.
+        """
+        data = ctypes.string_at(self.rx, self.used)
+        fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        os.ftruncate(fd, self.size)
+        os.pwrite(fd, data, 0)
+        for addr, prot in ((self.rw, mmap.PROT_READ | mmap.PROT_WRITE),
+                           (self.rx, mmap.PROT_READ | mmap.PROT_EXEC)):
+            got = _libc.mmap(addr, self.size, prot, mmap.MAP_SHARED | _MAP_FIXED, fd, 0)
+            if got != addr:
+                raise OSError(ctypes.get_errno(), "remapping the code buffer after fork")
+        os.close(self.fd)
+        self.fd = fd
+
+    def write(self, offset: int, code: bytes) -> None:
+        ctypes.memmove(self.rw + offset, code, len(code))
+
+    def allocate(self, size: int, align: int = 16) -> int:
+        """Reserve ``size`` bytes for a block; returns the offset."""
+        start = (self.used + align - 1) & ~(align - 1)
+        if start + size > self.size:
+            raise CodeBufferFull()
+        self.used = start + size
+        return start
+
+    def reset(self) -> None:
+        self.used = self.head_size
+
+    def exec_address(self, offset: int) -> int:
+        return self.rx + offset
+
+    def offset_of(self, address: int) -> int:
+        return address - self.rx
+
+    def patch_rel32(self, field_offset: int, target_offset: int) -> None:
+        """Point a jump's rel32 at a target, with one aligned 32-bit store (atomic for
+        threads running that code; the field must be 4-byte aligned)."""
+        ctypes.c_int32.from_address(self.rw + field_offset).value = (
+            target_offset - (field_offset + 4))
+
+    def write_u64(self, offset: int, value: int) -> None:
+        ctypes.c_uint64.from_address(self.rw + offset).value = value
+
+    def read(self, offset: int, size: int) -> bytes:
+        return ctypes.string_at(self.rx + offset, size)
+
+    def close(self) -> None:
+        for addr in (self.rw, self.rx):
+            _libc.munmap(addr, self.size)
+        os.close(self.fd)

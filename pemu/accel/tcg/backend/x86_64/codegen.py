@@ -1,0 +1,680 @@
+"""IR block -> x86-64 machine code.
+
+Layout of one block in the code buffer::
+
+    tag:    8 bytes, the guest pc (the dispatcher's jump cache checks it)
+    entry:  cmp qword [rbp + exit_request], 0 ; jne request_stub
+    body:   the ops, guest registers cached in host registers (regalloc.py)
+    exits:  goto_pc -> a patchable ``jmp rel32`` (chained to the next block's entry,
+            or falling through to "store pc; jmp dispatcher"); goto_ptr -> dispatcher
+    cold:   slow paths of memory accesses, the exit-request stub
+
+Exceptions are precise without cost on the fast path: code that may raise (a helper
+call, a memory slow path) first writes every dirty global home and stores the
+guest pc of the current instruction to the pc slot.  A helper that raised leaves
+a flag in the per-CPU context and the code jumps to the dispatcher's exception exit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pemu.accel.tcg.ir import (
+    CALL_PURE,
+    CALL_READS_STATE,
+    CALL_WRITES_STATE,
+    MASK,
+    Block,
+    Cond,
+    Const,
+    Helper,
+    Op,
+    Operand,
+    Temp,
+)
+from pemu.accel.tcg.ops_eval import evaluate
+
+from . import encoder as x
+from .encoder import R8, R9, R11, RAX, RBP, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
+from .regalloc import FRAME_CTX, RegAlloc
+
+CC = {
+    Cond.EQ: x.CC_E, Cond.NE: x.CC_NE, Cond.LT: x.CC_L, Cond.GE: x.CC_GE,
+    Cond.LE: x.CC_LE, Cond.GT: x.CC_G, Cond.LTU: x.CC_B, Cond.GEU: x.CC_AE,
+    Cond.LEU: x.CC_BE, Cond.GTU: x.CC_A,
+}
+ARG_REGS = (RDI, RSI, RDX, RCX, R8, R9)
+ALU = {"add": x.ADD, "sub": x.SUB, "and": x.AND, "or": x.OR, "xor": x.XOR}
+SHIFT = {"shl": x.SHL, "shr": x.SHR, "sar": x.SAR, "rotl": x.ROL, "rotr": x.ROR}
+
+
+@dataclass
+class Targets:
+    """Where generated code jumps or calls outside itself (buffer offsets/addresses)."""
+
+    lookup: int  # dispatcher: look the pc slot up in the jump cache
+    exc_exit: int  # leave with a pending Python exception
+    req_exit: int  # leave because exit_request was set
+    pc_slot: int
+    exit_request_slot: int
+    callback: Callable[[Helper, int], int]  # (helper, n_args) -> native address
+    thunks: dict[tuple[str, int], int] = field(default_factory=dict)  # memory slow paths
+
+
+@dataclass
+class GeneratedBlock:
+    code: bytes
+    entry: int  # offsets inside ``code``
+    body: int
+    exits: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, guest pc)
+    ext_fixups: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, target)
+
+    def link(self, base: int) -> bytes:
+        """The code placed at buffer offset ``base``: resolve jumps to the dispatcher."""
+        import struct
+
+        buf = bytearray(self.code)
+        for at, target in self.ext_fixups:
+            struct.pack_into("<i", buf, at, target - (base + at + 4))
+        return bytes(buf)
+
+
+class CpuFeatures:
+    def __init__(self) -> None:
+        flags: set[str] = set()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        flags = set(line.split(":", 1)[1].split())
+                        break
+        except OSError:
+            pass
+        self.lzcnt = "abm" in flags or "lzcnt" in flags
+        self.tzcnt = "bmi1" in flags
+        self.popcnt = "popcnt" in flags
+
+
+FEATURES = CpuFeatures()
+_fallback_helpers: dict[tuple[str, int, object], Helper] = {}
+
+
+def fallback_helper(opc: str, bits: int, aux: object) -> Helper:
+    """A pure helper computing an op the backend has no inline code for."""
+    key = (opc, bits, aux)
+    h = _fallback_helpers.get(key)
+    if h is None:
+        def fn(*args: int, _opc: str = opc, _bits: int = bits, _aux: object = aux) -> int:
+            return evaluate(_opc, _bits, list(args), _aux)
+        h = Helper(f"op_{opc}{'' if bits == 64 else '_i32'}", fn, flags=CALL_PURE)
+        _fallback_helpers[key] = h
+    return h
+
+
+def _imm(c: Const, w: int) -> int | None:
+    """The sign-extended imm32 an instruction of width w can encode for c, if any."""
+    v = c.value & MASK[w]
+    s = v - (1 << w) if v >> (w - 1) else v
+    return s if x.fits_i32(s) else None
+
+
+def compute_last_use(block: Block) -> dict[int, int]:
+    labels: set[int] = set()
+    backward = False
+    for op in block.ops:
+        if op.opc == "label":
+            labels.add(op.aux.id)
+        elif op.opc == "br" and op.aux.id in labels:
+            backward = True
+        elif op.opc == "brcond" and op.aux[1].id in labels:
+            backward = True
+    last: dict[int, int] = {}
+    end = len(block.ops) + 1
+    for i, op in enumerate(block.ops):
+        for t in (*op.ins, *op.outs):
+            if isinstance(t, Temp) and not t.is_global:
+                last[t.index] = end if backward else i
+    return last
+
+
+class Codegen:
+    def __init__(self, block: Block, targets: Targets, memory: object) -> None:
+        self.block = block
+        self.t = targets
+        self.memory = memory
+        self.asm = Assembler()
+        self.cold: list[Callable[[], None]] = []
+        self.last_use = compute_last_use(block)
+        self.ra = RegAlloc(self.asm, self.last_use)
+        self.labels: dict[int, Label] = {}
+        self.cur_pc = block.pc
+        self.out = GeneratedBlock(b"", 0, 0)
+
+    # -- external jumps -------------------------------------------------------------
+    def jmp_ext(self, target: int) -> None:
+        self.asm.byte(0xE9)
+        self.out.ext_fixups.append((self.asm.pos(), target))
+        self.asm.buf += b"\0\0\0\0"
+
+    def jcc_ext(self, cc: int, target: int) -> None:
+        self.asm.byte(0x0F, 0x80 + cc)
+        self.out.ext_fixups.append((self.asm.pos(), target))
+        self.asm.buf += b"\0\0\0\0"
+
+    def store_pc(self, pc: int, scratch: int = R11) -> None:
+        self.asm.mov_ri(scratch, pc)
+        self.asm.store(8, Mem(RBP, 8 * self.t.pc_slot), scratch)
+
+    def check_exception(self, extra_stack: int = 0) -> None:
+        """Flags NE if the helper just called left a pending exception."""
+        a = self.asm
+        a.load(64, R11, Mem(RSP, FRAME_CTX + extra_stack))
+        a.alu_ri(x.CMP, 64, Mem(R11, 0), 0)
+
+    def label(self, lab: object) -> Label:
+        lb = self.labels.get(lab.id)
+        if lb is None:
+            lb = self.labels[lab.id] = Label()
+        return lb
+
+    # -- driver -----------------------------------------------------------------------
+    def generate(self) -> GeneratedBlock:
+        a = self.asm
+        a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")
+        self.out.entry = a.pos()
+        a.alu_ri(x.CMP, 64, Mem(RBP, 8 * self.t.exit_request_slot), 0)
+        req = Label()
+        a.jcc(x.CC_NE, req)
+        self.out.body = a.pos()
+        dead_at: dict[int, list[Temp]] = {}
+        temps = {t.index: t for t in self.block.temps}
+        for idx, i in self.last_use.items():
+            dead_at.setdefault(i, []).append(temps[idx])
+        for i, op in enumerate(self.block.ops):
+            self.ra.op_index = i
+            self.gen(op)
+            self.ra.end_op(dead_at.get(i, []))
+        # cold code
+        a.bind(req)
+        self.store_pc(self.block.pc, RAX)
+        self.jmp_ext(self.t.req_exit)
+        for emit in self.cold:
+            emit()
+        self.out.code = a.finish()
+        return self.out
+
+    def gen(self, op: Op) -> None:
+        opc = op.opc
+        if opc == "insn_start":
+            self.cur_pc = op.aux
+            return
+        if opc == "label":
+            self.ra.sync()
+            self.ra.forget()
+            self.asm.bind(self.label(op.aux))
+            return
+        if opc == "br":
+            self.ra.sync()
+            self.asm.jmp(self.label(op.aux))
+            return
+        if opc == "brcond":
+            cond, lab = op.aux
+            cc = self.compare(op.ins[0], op.ins[1], cond, op.type)
+            self.ra.sync()
+            self.asm.jcc(cc, self.label(lab))
+            return
+        if opc == "goto_pc":
+            self.gen_goto_pc(op.aux)
+            return
+        if opc == "goto_ptr":
+            self.ra.sync(globals_only=True)
+            self.jmp_ext(self.t.lookup)
+            return
+        if opc == "call":
+            self.gen_call(op.aux, op.outs, op.ins)
+            return
+        if opc == "ld":
+            self.memory.load(self, op)
+            return
+        if opc == "st":
+            self.memory.store(self, op)
+            return
+        gen = getattr(self, "op_" + opc, None)
+        if gen is None or not gen(op):
+            self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
+
+    # -- exits ----------------------------------------------------------------------------
+    def gen_goto_pc(self, pc: int) -> None:
+        a = self.asm
+        self.ra.sync(globals_only=True)
+        while (a.pos() + 1) % 4:
+            a.byte(0x90)
+        a.byte(0xE9)
+        self.out.exits.append((a.pos(), pc))
+        a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
+        self.store_pc(pc, RAX)
+        self.jmp_ext(self.t.lookup)
+
+    # -- helper calls ---------------------------------------------------------------------
+    def gen_call(self, h: Helper, outs: list[Temp], ins: list[Operand]) -> None:
+        a = self.asm
+        ra = self.ra
+        if len(ins) > len(ARG_REGS):
+            raise ValueError(f"helper {h.name}: too many arguments")
+        pure = h.flags == CALL_PURE
+        if not pure:
+            self.store_pc(self.cur_pc)
+        inputs = {t.index for t in ins if isinstance(t, Temp)}
+        ra.before_call(inputs, sync_globals=not pure or bool(h.flags & CALL_READS_STATE),
+                       drop_globals=bool(h.flags & CALL_WRITES_STATE))
+        for reg, arg in zip(ARG_REGS, ins, strict=False):
+            if isinstance(arg, Const):
+                a.mov_ri(reg, arg.value)
+            else:
+                r = ra.reg_of(arg)
+                if r is not None:
+                    a.mov_rr(64, reg, r)
+                else:
+                    a.load(64, reg, ra.home(arg))
+        a.mov_ri(RAX, self.t.callback(h, len(ins)))
+        a.call_r(RAX)
+        self.check_exception()
+        self.jcc_ext(x.CC_NE, self.t.exc_exit)
+        if outs:
+            ra.set_out(outs[0], RAX)
+        if len(outs) > 1:
+            r = ra.pick()
+            a.load(64, R11, Mem(RSP, FRAME_CTX))
+            a.load(64, r, Mem(R11, 8))
+            ra.set_out(outs[1], r)
+
+    def store_pc_imm(self, pc: int) -> None:
+        """Store the guest pc without a scratch register."""
+        slot = Mem(RBP, 8 * self.t.pc_slot)
+        if pc < (1 << 31):
+            self.asm.store_imm(8, slot, pc)
+        else:
+            self.asm.store_imm(4, slot, pc & 0xFFFF_FFFF)
+            self.asm.store_imm(4, Mem(RBP, 8 * self.t.pc_slot + 4), pc >> 32)
+
+    def memory_slow_path(self, kind: str, size: int, set_args: Callable[[], None],
+                         after: Callable[[], None], back: Label) -> Label:
+        """Out-of-line call of a shared memory thunk (runtime.py); returns its label.
+
+        The allocation is the one at the access: dirty globals are written home first
+        (the slow path may raise a guest fault), the thunk preserves the registers.
+        """
+        slow = Label()
+        dirty_globals = [(r, t.slot) for r, t, dirty in self.ra.snapshot()
+                         if dirty and t.is_global]
+        pc = self.cur_pc
+
+        def emit() -> None:
+            a = self.asm
+            a.bind(slow)
+            for r, slot in dirty_globals:
+                a.store(8, Mem(RBP, 8 * slot), r)
+            self.store_pc_imm(pc)
+            set_args()
+            a.byte(0xE8)  # call rel32 to the thunk
+            self.out.ext_fixups.append((a.pos(), self.t.thunks[(kind, size)]))
+            a.buf += b"\0\0\0\0"
+            a.load(64, RCX, Mem(RSP, FRAME_CTX))
+            a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
+            self.jcc_ext(x.CC_NE, self.t.exc_exit)
+            after()
+            a.jmp(back)
+        self.cold.append(emit)
+        return slow
+
+    # -- operand helpers ------------------------------------------------------------------
+    def src(self, v: Operand, w: int, scratch: int = R11) -> int:
+        """A register holding v (a constant goes into ``scratch``)."""
+        if isinstance(v, Const):
+            self.asm.mov_ri(scratch, v.value & MASK[w])
+            return scratch
+        return self.ra.use(v)
+
+    def compare(self, p: Operand, q: Operand, cond: Cond, w: int) -> int:
+        """Emit cmp for cond(p, q); returns the x86 condition code."""
+        if isinstance(p, Const) and not isinstance(q, Const):
+            p, q, cond = q, p, cond.swap()
+        rp = self.src(p, w)
+        if isinstance(q, Const) and _imm(q, w) is not None:
+            self.asm.alu_ri(x.CMP, w, rp, _imm(q, w))
+        else:
+            rq = self.src(q, w, RCX)
+            self.asm.alu_rr(x.CMP, w, rp, rq)
+        return CC[cond]
+
+    def finish_out(self, d: Temp, r: int) -> None:
+        self.ra.set_out(d, r)
+
+    # -- ops ------------------------------------------------------------------------------
+    def op_mov(self, op: Op) -> bool:
+        d, v = op.outs[0], op.ins[0]
+        w = op.type
+        if isinstance(v, Const):
+            r = self.ra.choose_out(d, None, None, set())
+            self.asm.mov_ri(r, v.value & MASK[w])
+        else:
+            rv = self.ra.use(v)
+            if w == 64 and self.ra.dying(v) and v is not d:
+                self.ra.set_out(d, rv)  # just rename
+                return True
+            r = self.ra.choose_out(d, rv, v, set())
+            self.asm.mov_rr(w, r, rv)
+        self.finish_out(d, r)
+        return True
+
+    def _binary(self, op: Op, emit_rr: Callable[[int, int, int], None],
+                emit_ri: Callable[[int, int, int], None] | None, commutative: bool) -> None:
+        d = op.outs[0]
+        w = op.type
+        p, q = op.ins
+        if commutative and isinstance(p, Const) and not isinstance(q, Const):
+            p, q = q, p
+        imm = _imm(q, w) if isinstance(q, Const) and emit_ri is not None else None
+        rq = None
+        if imm is None:
+            rq = self.src(q, w, RCX)
+        rp = self.ra.use(p) if isinstance(p, Temp) else None
+        avoid = {rq} if rq is not None and q is not p else set()
+        r = self.ra.choose_out(d, rp, p, avoid)
+        if rp is None:
+            self.asm.mov_ri(r, p.value & MASK[w])
+        else:
+            self.asm.mov_rr(w, r, rp)
+        if imm is not None:
+            emit_ri(w, r, imm)
+        else:
+            emit_rr(w, r, rq)
+        self.finish_out(d, r)
+
+    def _alu(self, op: Op) -> bool:
+        aop = ALU[op.opc]
+        self._binary(op, lambda w, d, s: self.asm.alu_rr(aop, w, d, s),
+                     lambda w, d, i: self.asm.alu_ri(aop, w, d, i), op.opc != "sub")
+        return True
+
+    op_add = op_sub = op_and = op_or = op_xor = _alu
+
+    def op_mul(self, op: Op) -> bool:
+        a = self.asm
+
+        def ri(w: int, d: int, i: int) -> None:
+            a.imul_rri(w, d, d, i)
+        self._binary(op, a.imul_rr, ri, True)
+        return True
+
+    def _with_not(self, op: Op, aop: int, invert_result: bool) -> bool:
+        """andc/orc (a op ~b) and eqv (~(a ^ b))."""
+        a = self.asm
+        d = op.outs[0]
+        w = op.type
+        p, q = op.ins
+        rq = self.src(q, w, RCX)
+        a.mov_rr(64, R11, rq)
+        if not invert_result:
+            a.unary(x.NOT, w, R11)
+        rp = self.src(p, w, RCX) if isinstance(p, Temp) else None
+        r = self.ra.choose_out(d, rp, p, set())
+        if rp is None:
+            a.mov_ri(r, p.value & MASK[w])
+        else:
+            a.mov_rr(w, r, rp)
+        a.alu_rr(aop, w, r, R11)
+        if invert_result:
+            a.unary(x.NOT, w, r)
+        self.finish_out(d, r)
+        return True
+
+    def op_andc(self, op: Op) -> bool:
+        return self._with_not(op, x.AND, False)
+
+    def op_orc(self, op: Op) -> bool:
+        return self._with_not(op, x.OR, False)
+
+    def op_eqv(self, op: Op) -> bool:
+        return self._with_not(op, x.XOR, True)
+
+    def _shift(self, op: Op) -> bool:
+        a = self.asm
+        sop = SHIFT[op.opc]
+        d = op.outs[0]
+        w = op.type
+        p, q = op.ins
+        if isinstance(q, Const):
+            n = q.value & (w - 1)
+            rp = self.src(p, w)
+            r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+            a.mov_rr(w, r, rp)
+            if n:
+                a.shift_ri(sop, w, r, n)
+            self.finish_out(d, r)
+            return True
+        rq = self.ra.use(q)
+        a.mov_rr(32, RCX, rq)
+        rp = self.src(p, w)
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        a.mov_rr(w, r, rp)
+        a.shift_cl(sop, w, r)
+        self.finish_out(d, r)
+        return True
+
+    op_shl = op_shr = op_sar = op_rotl = op_rotr = _shift
+
+    def _unary(self, op: Op, emit: Callable[[int, int, int], None]) -> bool:
+        d, p = op.outs[0], op.ins[0]
+        w = op.type
+        rp = self.src(p, w)
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        emit(w, r, rp)
+        self.finish_out(d, r)
+        return True
+
+    def op_neg(self, op: Op) -> bool:
+        a = self.asm
+        return self._unary(op, lambda w, r, s: (a.mov_rr(w, r, s), a.unary(x.NEG, w, r)))
+
+    def op_not(self, op: Op) -> bool:
+        a = self.asm
+        return self._unary(op, lambda w, r, s: (a.mov_rr(w, r, s), a.unary(x.NOT, w, r)))
+
+    def op_bswap(self, op: Op) -> bool:
+        a = self.asm
+        return self._unary(op, lambda w, r, s: (a.mov_rr(w, r, s), a.bswap(w, r)))
+
+    def op_ext8s(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movsx(w, r, s, 1))
+
+    def op_ext16s(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movsx(w, r, s, 2))
+
+    def op_ext32s(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movsx(w, r, s, 4))
+
+    def op_ext8u(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movzx(r, s, 1))
+
+    def op_ext16u(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movzx(r, s, 2))
+
+    def op_ext32u(self, op: Op) -> bool:
+        return self._unary(op, lambda w, r, s: self.asm.movzx(r, s, 4))
+
+    def op_clz(self, op: Op) -> bool:
+        if not FEATURES.lzcnt:
+            return False
+        return self._unary(op, lambda w, r, s: self.asm.bitcount(0xBD, w, r, s))
+
+    def op_ctz(self, op: Op) -> bool:
+        if not FEATURES.tzcnt:
+            return False
+        return self._unary(op, lambda w, r, s: self.asm.bitcount(0xBC, w, r, s))
+
+    def op_ctpop(self, op: Op) -> bool:
+        if not FEATURES.popcnt:
+            return False
+        return self._unary(op, lambda w, r, s: self.asm.bitcount(0xB8, w, r, s))
+
+    def op_setcond(self, op: Op) -> bool:
+        cc = self.compare(op.ins[0], op.ins[1], op.aux, op.type)
+        d = op.outs[0]
+        self.asm.setcc(cc, R11)
+        r = self.ra.choose_out(d, None, None, set())
+        self.asm.movzx(r, R11, 1)
+        self.finish_out(d, r)
+        return True
+
+    def op_movcond(self, op: Op) -> bool:
+        a = self.asm
+        w = op.type
+        c1, c2, v1, v2 = op.ins
+        # the values first: materialising a constant may clobber the flags
+        rv1 = self.src(v1, w, R11)
+        if rv1 == R11:
+            a.mov_rr(64, RCX, R11)
+            rv1 = RCX
+        rv2 = self.src(v2, w, R11)
+        if rv2 != R11:
+            a.mov_rr(64, R11, rv2)
+        if isinstance(c1, Const) and not isinstance(c2, Const):
+            c1, c2, cond = c2, c1, op.aux.swap()
+        else:
+            cond = op.aux
+        # compare without touching r11 (it holds v2) or rcx (v1)
+        p = self.ra.use(c1) if isinstance(c1, Temp) else None
+        if p is None:
+            p = self.ra.pick()
+            self.ra.locked.add(p)
+            a.mov_ri(p, c1.value & MASK[w])
+        if isinstance(c2, Const) and _imm(c2, w) is not None:
+            a.alu_ri(x.CMP, w, p, _imm(c2, w))
+        else:
+            q = self.ra.use(c2) if isinstance(c2, Temp) else None
+            if q is None:
+                q = self.ra.pick()
+                self.ra.locked.add(q)
+                a.mov_ri(q, c2.value & MASK[w])
+            a.alu_rr(x.CMP, w, p, q)
+        a.cmov(CC[cond], w, R11, rv1)
+        d = op.outs[0]
+        r = self.ra.choose_out(d, None, None, set())
+        a.mov_rr(w, r, R11)
+        self.finish_out(d, r)
+        return True
+
+    def _minmax(self, op: Op, cc: int) -> bool:
+        a = self.asm
+        w = op.type
+        p, q = op.ins
+        rq = self.src(q, w, RCX)
+        rp = self.src(p, w, R11)
+        if rp != R11:
+            a.mov_rr(64, R11, rp)
+        a.alu_rr(x.CMP, w, R11, rq)
+        a.cmov(cc, w, R11, rq)
+        d = op.outs[0]
+        r = self.ra.choose_out(d, None, None, set())
+        a.mov_rr(w, r, R11)
+        self.finish_out(d, r)
+        return True
+
+    def op_min(self, op: Op) -> bool:
+        return self._minmax(op, x.CC_G)
+
+    def op_max(self, op: Op) -> bool:
+        return self._minmax(op, x.CC_L)
+
+    def op_minu(self, op: Op) -> bool:
+        return self._minmax(op, x.CC_A)
+
+    def op_maxu(self, op: Op) -> bool:
+        return self._minmax(op, x.CC_B)
+
+    def _rax_rdx_op(self, op: Op, body: Callable[[int], int]) -> bool:
+        """Ops that need rax and rdx: operands go to r11 (a) and rcx (b) first."""
+        a = self.asm
+        w = op.type
+        p, q = op.ins
+        rp = self.src(p, w, R11)
+        if rp != R11:
+            a.mov_rr(64, R11, rp)
+        rq = self.src(q, w, RCX)
+        if rq != RCX:
+            a.mov_rr(64, RCX, rq)
+        self.ra.locked.clear()
+        self.ra.evict(RAX)
+        self.ra.evict(RDX)
+        self.ra.locked.update((RAX, RDX))
+        result = body(w)
+        d = op.outs[0]
+        self.finish_out(d, result)
+        return True
+
+    def _mulh(self, op: Op) -> bool:
+        if op.type != 64:
+            return False
+        a = self.asm
+        opc = op.opc
+
+        def body(w: int) -> int:
+            a.mov_rr(64, RAX, R11)
+            a.unary(x.IMUL1 if opc == "mulsh" else x.MUL, 64, RCX)
+            if opc == "mulsuh":
+                # signed a times unsigned b: the unsigned high half minus b if a < 0
+                a.shift_ri(x.SAR, 64, R11, 63)
+                a.alu_rr(x.AND, 64, R11, RCX)
+                a.alu_rr(x.SUB, 64, RDX, R11)
+            return RDX
+        return self._rax_rdx_op(op, body)
+
+    op_mulsh = op_muluh = op_mulsuh = _mulh
+
+    def _divrem(self, op: Op) -> bool:
+        a = self.asm
+        opc = op.opc
+        signed = opc in ("div", "rem")
+        want_rem = opc.startswith("rem")
+
+        def body(w: int) -> int:
+            res = RDX if want_rem else RAX
+            zero, done = Label(), Label()
+            a.mov_rr(64, RAX, R11)
+            a.test_rr(w, RCX, RCX)
+            a.jcc(x.CC_E, zero)
+            if signed:
+                minus1 = Label()
+                a.alu_ri(x.CMP, w, RCX, -1)
+                a.jcc(x.CC_E, minus1)
+                a.cqo(w)
+                a.unary(x.IDIV, w, RCX)
+            else:
+                a.mov_ri(RDX, 0)
+                a.unary(x.DIV, w, RCX)
+            a.jmp(done)
+            if signed:
+                a.bind(minus1)
+                if want_rem:
+                    a.mov_ri(RDX, 0)
+                else:
+                    a.unary(x.NEG, w, RAX)
+                a.jmp(done)
+            a.bind(zero)
+            if want_rem:
+                a.mov_rr(w, RDX, R11)
+            else:
+                a.mov_ri(RAX, MASK[w])
+            a.bind(done)
+            if w == 32:
+                a.mov_rr(32, res, res)
+            return res
+        return self._rax_rdx_op(op, body)
+
+    op_div = op_divu = op_rem = op_remu = _divrem
+
+
+__all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "ARG_REGS", "RSI", "R9",
+           "RDX"]

@@ -1,0 +1,312 @@
+"""A small x86-64 assembler: the instructions the native backend emits, with labels.
+
+Only what code generation needs is here: integer ALU, moves and extensions, shifts,
+multiply/divide, bit counts, conditional moves/sets/jumps, push/pop and indirect
+calls.  Every jump to a label is a rel32 (no relaxation): simple, and a block is
+small enough that the few extra bytes do not matter.
+
+Operands are host register numbers (``RAX``..``R15``) or ``Mem`` (base + index*scale
++ disp).  ``w`` selects the operand size: 64 (REX.W) or 32 (which zero-extends the
+destination register, the IR's I32 rule for free).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI = range(8)
+R8, R9, R10, R11, R12, R13, R14, R15 = range(8, 16)
+REG_NAMES = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+             "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]
+
+# condition codes (the low nibble of Jcc/SETcc/CMOVcc)
+CC_O, CC_NO, CC_B, CC_AE, CC_E, CC_NE, CC_BE, CC_A = range(8)
+CC_S, CC_NS, CC_P, CC_NP, CC_L, CC_GE, CC_LE, CC_G = range(8, 16)
+
+# group-1 ALU operations (the /digit of 0x81/0x83 and the opcode row)
+ADD, OR, ADC, SBB, AND, SUB, XOR, CMP = range(8)
+# group-2 shifts
+ROL, ROR, SHL, SHR, SAR = 0, 1, 4, 5, 7
+# group-3 unary
+NOT, NEG, MUL, IMUL1, DIV, IDIV = 2, 3, 4, 5, 6, 7
+
+
+@dataclass(frozen=True)
+class Mem:
+    base: int
+    disp: int = 0
+    index: int | None = None
+    scale: int = 1
+
+
+class Label:
+    __slots__ = ("pos",)
+
+    def __init__(self) -> None:
+        self.pos: int | None = None
+
+
+def fits_i8(v: int) -> bool:
+    return -128 <= v <= 127
+
+
+def fits_i32(v: int) -> bool:
+    return -(1 << 31) <= v < (1 << 31)
+
+
+def signed64(v: int) -> int:
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >> 63 else v
+
+
+class Assembler:
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.fixups: list[tuple[int, Label]] = []  # rel32 field position -> label
+
+    # -- plumbing -----------------------------------------------------------------
+    def pos(self) -> int:
+        return len(self.buf)
+
+    def bind(self, label: Label) -> None:
+        label.pos = len(self.buf)
+
+    def byte(self, *bs: int) -> None:
+        self.buf += bytes(bs)
+
+    def imm32(self, v: int) -> None:
+        self.buf += struct.pack("<I", v & 0xFFFF_FFFF)  # imm32: the low 32 bits
+
+    def rel32(self, label: Label) -> None:
+        self.fixups.append((len(self.buf), label))
+        self.buf += b"\0\0\0\0"
+
+    def finish(self) -> bytes:
+        for at, label in self.fixups:
+            if label.pos is None:
+                raise ValueError("jump to an unbound label")
+            struct.pack_into("<i", self.buf, at, label.pos - (at + 4))
+        self.fixups.clear()
+        return bytes(self.buf)
+
+    def align(self, n: int, fill: int = 0x90) -> None:
+        while len(self.buf) % n:
+            self.buf.append(fill)
+
+    def _rex(self, w: bool, reg: int, index: int, base: int, force: bool = False) -> None:
+        rex = 0x40 | (8 if w else 0) | (4 if reg & 8 else 0) | (2 if index & 8 else 0) | (
+            1 if base & 8 else 0)
+        if rex != 0x40 or force:
+            self.buf.append(rex)
+
+    def _modrm_rm(self, reg: int, rm: int | Mem) -> None:
+        """ModRM (+SIB, disp) for a register field and a register or memory operand."""
+        reg &= 7
+        if isinstance(rm, int):
+            self.buf.append(0xC0 | reg << 3 | rm & 7)
+            return
+        base, disp = rm.base, rm.disp
+        if disp == 0 and base & 7 != RBP:
+            mod, dbytes = 0, b""
+        elif fits_i8(disp):
+            mod, dbytes = 1, struct.pack("<b", disp)
+        else:
+            mod, dbytes = 2, struct.pack("<i", disp)
+        if rm.index is not None:
+            ss = {1: 0, 2: 1, 4: 2, 8: 3}[rm.scale]
+            self.buf.append(mod << 6 | reg << 3 | 4)
+            self.buf.append(ss << 6 | (rm.index & 7) << 3 | base & 7)
+        elif base & 7 == RSP:
+            self.buf.append(mod << 6 | reg << 3 | 4)
+            self.buf.append(0x24)
+        else:
+            self.buf.append(mod << 6 | reg << 3 | base & 7)
+        self.buf += dbytes
+
+    def op(self, opcode: bytes, reg: int, rm: int | Mem, w: int = 64, prefix: bytes = b"",
+           byte_reg: bool = False) -> None:
+        """Emit prefix, REX, opcode, ModRM for ``opcode reg, rm``."""
+        self.buf += prefix
+        if isinstance(rm, Mem):
+            idx = rm.index if rm.index is not None else 0
+            force = byte_reg and reg >= 4
+            self._rex(w == 64, reg, idx, rm.base, force)
+        else:
+            force = byte_reg and (reg >= 4 or rm >= 4)
+            self._rex(w == 64, reg, 0, rm, force)
+        self.buf += opcode
+        self._modrm_rm(reg, rm)
+
+    # -- moves ----------------------------------------------------------------------
+    def mov_rr(self, w: int, d: int, s: int) -> None:
+        if d != s or w == 32:
+            self.op(b"\x89", s, d, w)
+
+    def mov_ri(self, d: int, imm: int) -> None:
+        """d = imm (64-bit pattern), shortest encoding."""
+        imm &= (1 << 64) - 1
+        if imm == 0:
+            self.op(b"\x31", d, d, 32)  # xor d32, d32
+        elif imm < (1 << 32):
+            self._rex(False, 0, 0, d)
+            self.buf.append(0xB8 + (d & 7))
+            self.buf += struct.pack("<I", imm)
+        elif fits_i32(signed64(imm)):
+            self.op(b"\xC7", 0, d, 64)
+            self.imm32(signed64(imm))
+        else:
+            self._rex(True, 0, 0, d)
+            self.buf.append(0xB8 + (d & 7))
+            self.buf += struct.pack("<Q", imm)
+
+    def load(self, w: int, d: int, m: Mem) -> None:
+        self.op(b"\x8B", d, m, w)
+
+    def store(self, size: int, m: Mem, s: int) -> None:
+        if size == 1:
+            self.op(b"\x88", s, m, 32, byte_reg=True)
+        elif size == 2:
+            self.op(b"\x89", s, m, 32, prefix=b"\x66")
+        else:
+            self.op(b"\x89", s, m, 64 if size == 8 else 32)
+
+    def store_imm(self, size: int, m: Mem, imm: int) -> None:
+        """Store a constant; for size 8 it must fit a sign-extended imm32."""
+        if size == 1:
+            self.op(b"\xC6", 0, m, 32)
+            self.buf.append(imm & 0xFF)
+        elif size == 2:
+            self.op(b"\xC7", 0, m, 32, prefix=b"\x66")
+            self.buf += struct.pack("<H", imm & 0xFFFF)
+        else:
+            self.op(b"\xC7", 0, m, 64 if size == 8 else 32)
+            self.imm32(imm)
+
+    def movzx(self, d: int, src: int | Mem, size: int) -> None:
+        """Zero-extending load/move of a 1, 2 or 4 byte value into a 64-bit register."""
+        if size == 1:
+            self.op(b"\x0F\xB6", d, src, 32, byte_reg=True)
+        elif size == 2:
+            self.op(b"\x0F\xB7", d, src, 32)
+        elif size == 4:
+            if isinstance(src, Mem):
+                self.op(b"\x8B", d, src, 32)
+            else:
+                self.op(b"\x89", src, d, 32)
+        else:
+            if isinstance(src, Mem):
+                self.op(b"\x8B", d, src, 64)
+            else:
+                self.mov_rr(64, d, src)
+
+    def movsx(self, w: int, d: int, src: int | Mem, size: int) -> None:
+        """Sign-extend a 1, 2 or 4 byte value to w bits (w=32 zero-extends beyond)."""
+        if size == 1:
+            self.op(b"\x0F\xBE", d, src, w, byte_reg=True)
+        elif size == 2:
+            self.op(b"\x0F\xBF", d, src, w)
+        elif size == 4 and w == 64:
+            self.op(b"\x63", d, src, 64)
+        else:
+            self.movzx(d, src, size)
+
+    def lea(self, d: int, m: Mem) -> None:
+        self.op(b"\x8D", d, m, 64)
+
+    # -- ALU ------------------------------------------------------------------------
+    def alu_rr(self, aop: int, w: int, d: int, s: int) -> None:
+        self.op(bytes([aop * 8 + 1]), s, d, w)
+
+    def alu_rm(self, aop: int, w: int, d: int, m: Mem) -> None:
+        self.op(bytes([aop * 8 + 3]), d, m, w)
+
+    def alu_ri(self, aop: int, w: int, d: int | Mem, imm: int) -> None:
+        """``aop d, imm``; imm must fit a sign-extended imm32 (checked by the caller)."""
+        if fits_i8(imm):
+            self.op(b"\x83", aop, d, w)
+            self.buf.append(imm & 0xFF)
+        else:
+            self.op(b"\x81", aop, d, w)
+            self.imm32(imm)
+
+    def test_rr(self, w: int, a: int, b: int) -> None:
+        self.op(b"\x85", b, a, w)
+
+    def imul_rr(self, w: int, d: int, s: int) -> None:
+        self.op(b"\x0F\xAF", d, s, w)
+
+    def imul_rri(self, w: int, d: int, s: int, imm: int) -> None:
+        if fits_i8(imm):
+            self.op(b"\x6B", d, s, w)
+            self.buf.append(imm & 0xFF)
+        else:
+            self.op(b"\x69", d, s, w)
+            self.imm32(imm)
+
+    def unary(self, uop: int, w: int, r: int) -> None:
+        self.op(b"\xF7", uop, r, w)
+
+    def shift_ri(self, sop: int, w: int, r: int, n: int) -> None:
+        if n == 1:
+            self.op(b"\xD1", sop, r, w)
+        else:
+            self.op(b"\xC1", sop, r, w)
+            self.buf.append(n & 0xFF)
+
+    def shift_cl(self, sop: int, w: int, r: int) -> None:
+        self.op(b"\xD3", sop, r, w)
+
+    def cqo(self, w: int) -> None:
+        if w == 64:
+            self.byte(0x48)
+        self.byte(0x99)
+
+    def bswap(self, w: int, r: int) -> None:
+        self._rex(w == 64, 0, 0, r)
+        self.byte(0x0F, 0xC8 + (r & 7))
+
+    def bitcount(self, opcode: int, w: int, d: int, s: int) -> None:
+        """lzcnt (0xBD), tzcnt (0xBC) or popcnt (0xB8): F3 prefix before REX."""
+        self.op(bytes([0x0F, opcode]), d, s, w, prefix=b"\xF3")
+
+    def cmov(self, cc: int, w: int, d: int, s: int) -> None:
+        self.op(bytes([0x0F, 0x40 + cc]), d, s, w)
+
+    def setcc(self, cc: int, r: int) -> None:
+        self.op(bytes([0x0F, 0x90 + cc]), 0, r, 32, byte_reg=True)
+
+    # -- control flow ---------------------------------------------------------------
+    def jmp(self, label: Label) -> None:
+        self.byte(0xE9)
+        self.rel32(label)
+
+    def jcc(self, cc: int, label: Label) -> None:
+        self.byte(0x0F, 0x80 + cc)
+        self.rel32(label)
+
+    def jmp_abs_rel(self, target_offset: int) -> None:
+        """jmp to a position given relative to the start of this buffer."""
+        self.byte(0xE9)
+        self.buf += struct.pack("<i", target_offset - (len(self.buf) + 4))
+
+    def jcc_abs_rel(self, cc: int, target_offset: int) -> None:
+        self.byte(0x0F, 0x80 + cc)
+        self.buf += struct.pack("<i", target_offset - (len(self.buf) + 4))
+
+    def jmp_r(self, r: int) -> None:
+        self.op(b"\xFF", 4, r, 32)
+
+    def call_r(self, r: int) -> None:
+        self.op(b"\xFF", 2, r, 32)
+
+    def push(self, r: int) -> None:
+        self._rex(False, 0, 0, r)
+        self.byte(0x50 + (r & 7))
+
+    def pop(self, r: int) -> None:
+        self._rex(False, 0, 0, r)
+        self.byte(0x58 + (r & 7))
+
+    def ret(self) -> None:
+        self.byte(0xC3)

@@ -1,0 +1,204 @@
+"""Per-block register allocation in the style of QEMU's TCG.
+
+Every IR temp has a home in memory (a global: its slot in the CPU state block; a
+local: a slot in the native frame) and is cached in a host register between uses.
+A register's value is *dirty* when its home is stale.  At control-flow joins (labels)
+and before branches everything dirty is written home and, at labels, forgotten, so
+every path into a label finds values in their homes.  Locals die after their last
+use (blocks branch only forwards; a block with a backward branch keeps locals alive
+to its end) and are never written home once dead.
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import Temp
+
+from .encoder import (
+    R8,
+    R9,
+    R10,
+    R14,
+    RAX,
+    RBP,
+    RBX,
+    RDI,
+    RDX,
+    RSI,
+    RSP,
+    Assembler,
+    Mem,
+)
+
+# Fixed roles (see runtime.py's dispatcher): rbp = CPU state, r15 = guest memory base,
+# r12/r13 = readable/writable page tables, r11 and rcx = scratch inside one op.
+ALLOCATABLE = (RAX, RDX, RSI, RDI, R8, R9, R10, RBX, R14)
+CALLEE_SAVED = frozenset((RBX, R14))
+FRAME_CTX = 0  # [rsp + 0]: the per-CPU native context pointer
+FRAME_SPILL0 = 8
+N_SPILL_SLOTS = 512
+FRAME_SIZE = FRAME_SPILL0 + 8 * N_SPILL_SLOTS  # 8 mod 16: with 6 pushes + ret, rsp aligns
+
+
+class TooManyTemps(Exception):
+    pass
+
+
+class RegAlloc:
+    def __init__(self, asm: Assembler, last_use: dict[int, int]) -> None:
+        self.asm = asm
+        self.last_use = last_use  # temp index -> index of the last op that reads it
+        self.owner: dict[int, Temp] = {}  # host reg -> temp
+        self.where: dict[int, int] = {}  # temp index -> host reg
+        self.dirty: set[int] = set()  # temp indices whose home is stale
+        self.locked: set[int] = set()
+        self.slots: dict[int, int] = {}  # local temp index -> frame offset
+        self.free_slots: list[int] = []
+        self.next_slot = 0
+        self.age: dict[int, int] = {}
+        self.clock = 0
+        self.op_index = 0
+
+    # -- homes ----------------------------------------------------------------------
+    def home(self, t: Temp) -> Mem:
+        if t.is_global:
+            return Mem(RBP, 8 * t.slot)
+        off = self.slots.get(t.index)
+        if off is None:
+            if self.free_slots:
+                off = self.free_slots.pop()
+            else:
+                if self.next_slot >= N_SPILL_SLOTS:
+                    raise TooManyTemps()
+                off = FRAME_SPILL0 + 8 * self.next_slot
+                self.next_slot += 1
+            self.slots[t.index] = off
+        return Mem(RSP, off)
+
+    def live_after(self, t: Temp) -> bool:
+        return t.is_global or self.last_use.get(t.index, -1) > self.op_index
+
+    # -- binding ----------------------------------------------------------------------
+    def reg_of(self, t: Temp) -> int | None:
+        return self.where.get(t.index)
+
+    def _unbind_reg(self, r: int) -> None:
+        t = self.owner.pop(r, None)
+        if t is not None:
+            del self.where[t.index]
+            self.dirty.discard(t.index)
+
+    def write_home(self, r: int) -> None:
+        t = self.owner[r]
+        if t.index in self.dirty:
+            if self.live_after(t):
+                self.asm.store(8, self.home(t), r)
+            self.dirty.discard(t.index)
+
+    def evict(self, r: int) -> None:
+        if r in self.owner:
+            self.write_home(r)
+            self._unbind_reg(r)
+
+    def pick(self, avoid: set[int] | frozenset[int] = frozenset()) -> int:
+        """A register for a new value, evicting the least recently used if needed."""
+        blocked = self.locked | set(avoid)
+        candidates = [r for r in ALLOCATABLE if r not in blocked]
+        if not candidates:
+            raise RuntimeError("register allocator: every register is locked")
+        for r in candidates:
+            if r not in self.owner:
+                return r
+        clean = [r for r in candidates if self.owner[r].index not in self.dirty]
+        pool = clean or candidates
+        victim = min(pool, key=lambda r: self.age.get(r, 0))
+        self.evict(victim)
+        return victim
+
+    def touch(self, r: int) -> None:
+        self.clock += 1
+        self.age[r] = self.clock
+
+    def use(self, t: Temp) -> int:
+        """The register holding t (loaded from its home if needed), locked for this op."""
+        r = self.where.get(t.index)
+        if r is None:
+            r = self.pick()
+            self.asm.load(64, r, self.home(t))
+            self.owner[r] = t
+            self.where[t.index] = r
+        self.locked.add(r)
+        self.touch(r)
+        return r
+
+    def dying(self, t: Temp) -> bool:
+        return not t.is_global and self.last_use.get(t.index, -1) <= self.op_index
+
+    def set_out(self, t: Temp, r: int) -> None:
+        """t now lives (dirty) in r; r's previous content is dead or already saved."""
+        old = self.where.get(t.index)
+        if old is not None and old != r:
+            self._unbind_reg(old)
+        prev = self.owner.get(r)
+        if prev is not None and prev is not t:
+            self._unbind_reg(r)
+        self.owner[r] = t
+        self.where[t.index] = r
+        self.dirty.add(t.index)
+        self.locked.add(r)
+        self.touch(r)
+
+    def choose_out(self, d: Temp, first: int | None, first_temp: object,
+                   avoid: set[int]) -> int:
+        """Where to compute d: the first operand's register if that value may be
+        overwritten, else d's own register, else a fresh one; never one in ``avoid``."""
+        if first is not None and first not in avoid and isinstance(first_temp, Temp) and (
+                first_temp is d or self.dying(first_temp)):
+            return first
+        r = self.where.get(d.index)
+        if r is not None and r not in avoid and r not in self.locked:
+            return r
+        return self.pick(avoid)
+
+    # -- synchronisation points -----------------------------------------------------------
+    def sync(self, globals_only: bool = False) -> None:
+        """Write every dirty live value home; registers keep their (now clean) values."""
+        for r, t in list(self.owner.items()):
+            if t.index in self.dirty and (t.is_global or not globals_only):
+                self.write_home(r)
+
+    def forget(self) -> None:
+        self.owner.clear()
+        self.where.clear()
+        self.dirty.clear()
+
+    def snapshot(self) -> list[tuple[int, Temp, bool]]:
+        return [(r, t, t.index in self.dirty) for r, t in self.owner.items()]
+
+    def end_op(self, dead: list[Temp]) -> None:
+        self.locked.clear()
+        for t in dead:
+            r = self.where.get(t.index)
+            if r is not None:
+                self._unbind_reg(r)
+            off = self.slots.pop(t.index, None)
+            if off is not None:
+                self.free_slots.append(off)
+
+    def before_call(self, inputs: set[int], sync_globals: bool, drop_globals: bool) -> None:
+        """Around a helper call: caller-saved registers are clobbered."""
+        for r, t in list(self.owner.items()):
+            if r in CALLEE_SAVED:
+                if t.is_global and (sync_globals or drop_globals):
+                    self.write_home(r)
+                    if drop_globals:
+                        self._unbind_reg(r)
+                continue
+            if t.index in self.dirty and (t.is_global or self.live_after(t)
+                                          or t.index in inputs):
+                self.asm.store(8, self.home(t), r)
+                self.dirty.discard(t.index)
+            self._unbind_reg(r)
+
+
+__all__ = ["ALLOCATABLE", "CALLEE_SAVED", "FRAME_CTX", "FRAME_SIZE", "RegAlloc", "RSP",
+           "TooManyTemps"]

@@ -1,0 +1,425 @@
+"""The native backend's runtime: dispatcher, helper callbacks, chaining, the CPU loop.
+
+Python enters generated code once per trip through ``enter(state, ctx, target)``, a
+ctypes function pointer (ctypes releases the GIL for the call, so guest threads run
+their translated code in parallel; helper callbacks take the GIL back).  The native
+dispatcher looks the pc slot up in a direct-mapped jump cache (pc -> block entry,
+checked against the 8-byte pc tag in front of the entry) and jumps there; direct
+exits (``goto_pc``) are patched to jump straight to their successor once it exists.
+Python is re-entered only when it must act:
+
+  EXIT_MISS  no block for the pc in the jump cache: translate, link, enter again
+  EXIT_EXC   a helper or memory slow path raised: re-raise it (state is precise)
+  EXIT_REQ   exit_request was set (signals, other threads, the monitor)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+from pemu.accel.tcg.ir import Block, Helper
+from pemu.target.riscv import cpu_state as rv
+
+from . import encoder as x
+from .codebuf import CodeBuffer, CodeBufferFull
+from .codegen import Codegen, Targets
+from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
+from .memory_user import UserMemory
+from .regalloc import FRAME_CTX, FRAME_SIZE, TooManyTemps
+
+EXIT_MISS = 0
+EXIT_EXC = 1
+EXIT_REQ = 2
+
+JC_BITS = 16
+JC_SIZE = 1 << JC_BITS
+DEFAULT_CODE_SIZE = 64 << 20
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
+
+_ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+@dataclass(eq=False)
+class CompiledNative:
+    fn: NativeTB
+    source: str
+
+
+@dataclass(eq=False)
+class NativeTB:
+    """One block in the code buffer; calling it runs exactly this block (step/debug)."""
+
+    runtime: NativeBackend = field(repr=False)
+    pc: int
+    offset: int  # of the pc tag in the buffer
+    entry: int  # buffer offset of the entry (exit-request check)
+    body: int  # buffer offset just after it
+    size: int
+    exit_fields: list[int] = field(repr=False)  # buffer offsets of goto_pc rel32 fields
+    exit_pcs: list[int] = field(repr=False)
+    chained: list[NativeTB | None] = field(default_factory=list, repr=False)
+    incoming: list[tuple[NativeTB, int]] = field(default_factory=list, repr=False)
+    linked: bool = False
+    dead: bool = False
+    generation: int = 0
+
+    def __call__(self, S: memoryview, env: object) -> int:
+        return self.runtime.run_one(self, env)
+
+
+class NativeBackend:
+    """IR -> x86-64 for one engine, plus everything the generated code runs against."""
+
+    name = "native"
+
+    def __init__(self, engine: object, code_size: int = DEFAULT_CODE_SIZE,
+                 pc_slot: int = rv.PC) -> None:
+        """``pc_slot``: where the next pc is looked up and a trap leaves its pc."""
+        self.engine = engine
+        self.pc_slot = pc_slot
+        self.buf = CodeBuffer(code_size)
+        self.lock = threading.RLock()
+        self.tls = threading.local()
+        self.jump_cache = (ctypes.c_uint64 * JC_SIZE)()
+        self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
+        self.memory = UserMemory(engine.mem, self.callback_address)
+        self._tables = [(ctypes.c_char * len(t)).from_buffer(t)
+                        for t in (engine.mem.readable, engine.mem.writable_fast)]
+        self.by_pc: dict[int, NativeTB] = {}
+        self.pending: dict[int, list[tuple[NativeTB, int]]] = {}
+        self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
+        self.generation = 0
+        self.stats = {"exits_miss": 0, "exits_exc": 0, "exits_req": 0, "helper_calls": 0,
+                      "translate_seconds": 0.0, "code_resets": 0, "chained": 0}
+        # threads inside generated code; a code-buffer reset waits for zero
+        self._native_cond = threading.Condition()
+        self._in_native = 0
+        self._resetting = False
+        self._cpus: weakref.WeakSet = weakref.WeakSet()
+        self._build_dispatcher()
+        self.targets = Targets(self.lookup_off, self.exc_exit_off, self.req_exit_off,
+                               pc_slot, rv.EXIT_REQUEST, self.callback_address, self.thunks)
+        self.enter = _ENTER(self.buf.exec_address(self.enter_off))
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _unshare_after_fork(ref))
+
+    # -- dispatcher -------------------------------------------------------------------
+    def _build_dispatcher(self) -> None:
+        a = x.Assembler()
+        saved = (RBP, RBX, R12, R13, R14, R15)
+        self.enter_off = a.pos()
+        for r in saved:
+            a.push(r)
+        a.alu_ri(x.SUB, 64, RSP, FRAME_SIZE)
+        a.mov_rr(64, RBP, RDI)
+        a.store(8, Mem(RSP, FRAME_CTX), RSI)
+        a.mov_ri(R15, self.engine.mem.base)
+        a.mov_ri(R12, ctypes.addressof(self._tables[0]))
+        a.mov_ri(R13, ctypes.addressof(self._tables[1]))
+        lookup = x.Label()
+        a.test_rr(64, RDX, RDX)
+        a.jcc(x.CC_E, lookup)
+        a.jmp_r(RDX)
+        # lookup: jump_cache[(pc >> 1) & mask] -> entry, valid if the tag matches
+        a.align(16)
+        a.bind(lookup)
+        self.lookup_off = a.pos()
+        miss, done = x.Label(), x.Label()
+        a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
+        a.mov_rr(32, RCX, RAX)
+        a.shift_ri(x.SHR, 32, RCX, 1)
+        a.alu_ri(x.AND, 32, RCX, JC_SIZE - 1)
+        a.mov_ri(R11, ctypes.addressof(self.jump_cache))
+        a.load(64, RCX, Mem(R11, 0, RCX, 8))
+        a.test_rr(64, RCX, RCX)
+        a.jcc(x.CC_E, miss)
+        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
+        a.jcc(x.CC_NE, miss)
+        a.jmp_r(RCX)
+        a.bind(miss)
+        a.mov_ri(RAX, EXIT_MISS)
+        a.bind(done)
+        a.alu_ri(x.ADD, 64, RSP, FRAME_SIZE)
+        for r in reversed(saved):
+            a.pop(r)
+        a.ret()
+        self.exc_exit_off = a.pos()
+        a.mov_ri(RAX, EXIT_EXC)
+        a.jmp(done)
+        self.req_exit_off = a.pos()
+        a.mov_ri(RAX, EXIT_REQ)
+        a.jmp(done)
+        self.thunks = self._build_memory_thunks(a)
+        code = a.finish()
+        assert len(code) <= self.buf.head_size
+        self.buf.write(0, code)
+
+    def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple[str, int], int]:
+        """Shared slow-path calls: (kind, size) -> buffer offset.
+
+        Called with the guest address in r11 (and a store's value in rcx), they save
+        every caller-saved register the allocator uses, call the vmem slow path and
+        return its result in r11.  The caller has already written dirty globals home
+        and stored the pc, and checks the exception flag after the call.
+        """
+        from .regalloc import ALLOCATABLE, CALLEE_SAVED
+
+        saved = [r for r in ALLOCATABLE if r not in CALLEE_SAVED]
+        assert len(saved) % 2 == 1  # + the return address: the call below is aligned
+        thunks = {}
+        for kind, helper, n_args in (("ld", self.memory.load_helper, 2),
+                                     ("st", self.memory.store_helper, 3)):
+            for size in (1, 2, 4, 8):
+                a.align(16)
+                thunks[(kind, size)] = a.pos()
+                for r in saved:
+                    a.push(r)
+                a.mov_rr(64, RDI, R11)
+                a.mov_ri(RSI, size)
+                if kind == "st":
+                    a.mov_rr(64, RDX, RCX)
+                a.mov_ri(RAX, self.callback_address(helper, n_args))
+                a.call_r(RAX)
+                a.mov_rr(64, R11, RAX)
+                for r in reversed(saved):
+                    a.pop(r)
+                a.ret()
+        return thunks
+
+    # -- helper callbacks ---------------------------------------------------------------
+    def callback_address(self, h: Helper, n_args: int) -> int:
+        """A C-callable address for helper h (made once, kept alive with the backend)."""
+        key = (id(h), n_args)
+        entry = self._callbacks.get(key)
+        if entry is None:
+            cfn = ctypes.CFUNCTYPE(ctypes.c_uint64, *([ctypes.c_uint64] * n_args))(
+                self._make_callback(h))
+            entry = (h, cfn, ctypes.cast(cfn, ctypes.c_void_p).value)
+            self._callbacks[key] = entry
+        return entry[2]
+
+    def _make_callback(self, h: Helper) -> object:
+        fn = h.fn
+        n_out = h.n_out
+        needs_env = h.needs_env
+        tls = self.tls
+        stats = self.stats
+
+        def callback(*args: int) -> int:
+            # Nothing may escape into native frames: a Python exception is parked on
+            # the CPU and the generated code leaves through the exception exit.
+            cpu = tls.cpu
+            try:
+                stats["helper_calls"] += 1
+                r = fn(cpu, *args) if needs_env else fn(*args)
+                if n_out == 0:
+                    return 0
+                if n_out == 2:
+                    cpu._native_ctx[1] = r[1] & MASK64
+                    return r[0] & MASK64
+                return r & MASK64
+            except BaseException as e:  # noqa: BLE001 - re-raised by the run loop
+                cpu._native_exc = e
+                cpu._native_ctx[0] = 1
+                return 0
+        return callback
+
+    # -- translation --------------------------------------------------------------------
+    def compile(self, block: Block) -> CompiledNative:
+        t0 = time.perf_counter()
+        try:
+            gen = Codegen(block, self.targets, self.memory).generate()
+        except TooManyTemps as e:
+            raise RuntimeError(f"block at 0x{block.pc:x} needs too many spill slots") from e
+        while True:
+            with self.lock:
+                try:
+                    off = self.buf.allocate(len(gen.code))
+                    break
+                except CodeBufferFull:
+                    if self.buf.used == self.buf.head_size:
+                        raise RuntimeError("a block does not fit the code buffer") from None
+            self._reset_code()  # outside the lock: threads in callbacks may need it
+        with self.lock:
+            self.buf.write(off, gen.link(off))
+            tb = NativeTB(self, block.pc, off, off + gen.entry, off + gen.body, len(gen.code),
+                          [off + f for f, _pc in gen.exits], [pc for _f, pc in gen.exits],
+                          generation=self.generation)
+            tb.chained = [None] * len(tb.exit_fields)
+            self.tbs.append(tb)
+        source = ""
+        if self.engine.log.enabled("out_asm"):
+            from .disas import disassemble
+
+            source = disassemble(self.buf.read(off, len(gen.code)), self.buf.exec_address(off),
+                                 skip=gen.entry)
+        self.stats["translate_seconds"] += time.perf_counter() - t0
+        return CompiledNative(tb, source)
+
+    # -- chaining and invalidation --------------------------------------------------------
+    def _jc_index(self, pc: int) -> int:
+        return (pc >> 1) & (JC_SIZE - 1)
+
+    def link(self, tb: NativeTB) -> None:
+        """Make a cached block reachable from native code: jump cache and chains."""
+        with self.lock:
+            if tb.dead or tb.generation != self.generation:
+                return
+            self.jump_cache[self._jc_index(tb.pc)] = self.buf.exec_address(tb.entry)
+            if tb.linked:
+                return
+            tb.linked = True
+            self.by_pc[tb.pc] = tb
+            for i, target in enumerate(tb.exit_pcs):
+                dst = self.by_pc.get(target)
+                if dst is not None:
+                    self._chain(tb, i, dst)
+                else:
+                    self.pending.setdefault(target, []).append((tb, i))
+            for src, i in self.pending.pop(tb.pc, ()):
+                if not src.dead and src.chained[i] is None:
+                    self._chain(src, i, tb)
+
+    def _chain(self, src: NativeTB, i: int, dst: NativeTB) -> None:
+        self.buf.patch_rel32(src.exit_fields[i], dst.entry)
+        src.chained[i] = dst
+        dst.incoming.append((src, i))
+        self.stats["chained"] += 1
+
+    def invalidate(self, tbs: list[object]) -> None:
+        """Blocks whose guest code changed: unreachable from now on (their code stays
+        in the buffer until the next reset, so a thread still inside one is safe)."""
+        with self.lock:
+            for t in tbs:
+                tb = getattr(t, "fn", t)
+                if not isinstance(tb, NativeTB) or tb.dead:
+                    continue
+                tb.dead = True
+                if tb.generation != self.generation:
+                    continue
+                self.buf.write_u64(tb.offset, DEAD_TAG)
+                if self.by_pc.get(tb.pc) is tb:
+                    del self.by_pc[tb.pc]
+                idx = self._jc_index(tb.pc)
+                if self.jump_cache[idx] == self.buf.exec_address(tb.entry):
+                    self.jump_cache[idx] = 0
+                for src, i in tb.incoming:
+                    if src.chained[i] is tb:
+                        self.buf.patch_rel32(src.exit_fields[i], src.exit_fields[i] + 4)
+                        src.chained[i] = None
+                        if not src.dead:
+                            self.pending.setdefault(tb.pc, []).append((src, i))
+                tb.incoming.clear()
+
+    def flush(self) -> None:
+        """Every block is stale (fence.i, engine flush)."""
+        with self.lock:
+            self.invalidate(list(self.tbs))
+            self.tbs = [tb for tb in self.tbs if not tb.dead]
+            self.pending.clear()
+            ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+
+    def _reset_code(self) -> None:
+        """The buffer is full: wait until no thread runs generated code, drop all."""
+        with self._native_cond:
+            self._resetting = True
+            for cpu in list(self._cpus):
+                cpu.request_exit()
+            while self._in_native:
+                self._native_cond.wait(0.01)
+            try:
+                self.engine.flush()  # logical: the engine calls our flush()
+                self.flush()
+                self.tbs.clear()
+                self.by_pc.clear()
+                self.generation += 1
+                self.buf.reset()
+                self.stats["code_resets"] += 1
+            finally:
+                self._resetting = False
+                self._native_cond.notify_all()
+
+    # -- running ----------------------------------------------------------------------------
+    def _context(self, cpu: object) -> ctypes.Array:
+        ctx = getattr(cpu, "_native_ctx", None)
+        if ctx is None:
+            ctx = (ctypes.c_uint64 * 4)()
+            cpu._native_ctx = ctx
+            cpu._native_exc = None
+            self._cpus.add(cpu)
+        return ctx
+
+    def _call(self, cpu: object, target: int) -> int:
+        ctx = self._context(cpu)
+        self.tls.cpu = cpu
+        cond = self._native_cond
+        with cond:
+            while self._resetting:
+                cond.wait()
+            self._in_native += 1
+        try:
+            return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
+        finally:
+            with cond:
+                self._in_native -= 1
+                if self._resetting:
+                    cond.notify_all()
+
+    def _raise_pending(self, cpu: object) -> None:
+        exc = cpu._native_exc
+        cpu._native_exc = None
+        cpu._native_ctx[0] = 0
+        self.stats["exits_exc"] += 1
+        if exc is None:
+            raise RuntimeError("native code reported an exception but none was stored")
+        raise exc
+
+    def run(self, cpu: object) -> None:
+        """Run until an exception leaves translated code or an exit is requested."""
+        engine = self.engine
+        S = cpu.state.slots
+        stats = self.stats
+        while not S[rv.EXIT_REQUEST]:
+            code = self._call(cpu, 0)
+            if code == EXIT_MISS:
+                stats["exits_miss"] += 1
+                tb = engine.translate(S[self.pc_slot], 0)
+                self.link(tb.fn)
+            elif code == EXIT_EXC:
+                self._raise_pending(cpu)
+            else:
+                stats["exits_req"] += 1
+        S[rv.EXIT_REQUEST] = 0
+
+    def run_one(self, tb: NativeTB, cpu: object) -> int:
+        """Execute just this block (single-step, -d exec): exit_request stops the next."""
+        S = cpu.state.slots
+        old = S[rv.EXIT_REQUEST]
+        S[rv.EXIT_REQUEST] = 1
+        try:
+            code = self._call(cpu, self.buf.exec_address(tb.body))
+        finally:
+            S[rv.EXIT_REQUEST] = old
+        if code == EXIT_EXC:
+            self._raise_pending(cpu)
+        return S[self.pc_slot]
+
+
+def _unshare_after_fork(ref: weakref.ref) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.buf.unshare()
+        # the parent's threads are gone: none of them is inside generated code
+        backend._in_native = 0
+        backend._native_cond = threading.Condition()
+        backend.lock = threading.RLock()
+
+
+__all__ = ["NativeBackend", "NativeTB", "EXIT_MISS", "EXIT_EXC", "EXIT_REQ", "RDX", "RSI",
+           "RDI", "RCX"]
