@@ -97,6 +97,26 @@ class TBCache:
         return len(self.blocks)
 
 
+BACKENDS = ("python", "native")
+
+
+def resolve_backend(name: str) -> str:
+    """``auto`` is native on x86-64 Linux hosts and python elsewhere."""
+    if name == "auto":
+        from pemu.accel.tcg.backend.x86_64 import host_supported
+
+        return "native" if host_supported() else "python"
+    if name not in BACKENDS:
+        raise ValueError(f"TCG backend '{name}' is not available (known: {', '.join(BACKENDS)}"
+                         ", auto)")
+    if name == "native":
+        from pemu.accel.tcg.backend.x86_64 import host_supported
+
+        if not host_supported():
+            raise ValueError("TCG backend 'native' needs an x86-64 Linux host")
+    return name
+
+
 class TCGEngine:
     """RISC-V 64 translation for Linux user mode (system mode adds a softmmu later)."""
 
@@ -105,9 +125,15 @@ class TCGEngine:
         self.mem = mem
         self.log = log or TCGLog()
         self.max_insns = max_insns
-        if backend != "python":
-            raise ValueError(f"TCG backend '{backend}' is not available (known: python)")
-        self.backend = PythonBackend(UserMemoryCodegen(mem), rv.PC)
+        self.backend_name = resolve_backend(backend)
+        self._cpu_class: type[TCGCPU] = TCGCPU
+        if self.backend_name == "native":
+            from pemu.accel.tcg.backend import x86_64
+
+            self.backend = x86_64.create_backend(self)
+            self._cpu_class = x86_64.cpu_class()
+        else:
+            self.backend = PythonBackend(UserMemoryCodegen(mem), rv.PC)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
         self.slow_backend = PythonBackend(UserMemoryCodegen(mem, always_slow=True), rv.PC)
         self.cache = TBCache()
@@ -154,6 +180,8 @@ class TCGEngine:
 
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:
+        if self.backend_name == "native":  # unchain the blocks before they are dropped
+            self.backend.invalidate(list(self.cache.by_page.get(page, ())))
         if self.cache.invalidate_page(page):
             self.stats["invalidated_pages"] += 1
         self.mem.clear_code_page(page)
@@ -166,12 +194,14 @@ class TCGEngine:
 
     def flush(self) -> None:
         self.stats["flushes"] += 1
+        if self.backend_name == "native":
+            self.backend.flush()
         for page in self.cache.flush():
             self.mem.clear_code_page(page)
 
     # -- vCPUs ---------------------------------------------------------------------
     def create_cpu(self) -> TCGCPU:
-        return TCGCPU(self)
+        return self._cpu_class(self)
 
 
 class TCGCPU:
