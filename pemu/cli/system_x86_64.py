@@ -104,7 +104,10 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     from pemu.accel.kvm.vcpu import install_kick_handler
     from pemu.chardev.mux import set_quit_handler
     from pemu.chardev.registry import ChardevRegistry
+    from pemu.gdbstub.x86_kvm import start_x86_gdbstub
     from pemu.hw.x86.microvm import BoardError, Microvm
+    from pemu.monitor.server import create_monitors
+    from pemu.monitor.x86_board import MicrovmMonitor
 
     _check_config(cfg)
     kernel = _read(cfg.kernel, "kernel")
@@ -118,6 +121,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     log = GuestErrorLog("guest_errors" in cfg.log_items, log_stream)
     chardevs = ChardevRegistry()
     board = None
+    monitors = None
+    gdb_server = None
     closers: list = []
     try:
         for opts in cfg.chardevs:
@@ -127,7 +132,12 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
         closers = _make_devices(board, cfg)
         board.load(kernel, initrd, cfg.append)
+        machine = MicrovmMonitor(board, cfg)
+        monitors = create_monitors(cfg, machine, chardevs)
+        if cfg.gdb:
+            _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
         status = board.run(timeout)
+        machine.board_exited()
         if board.error:
             print(f"{PROG}: guest cannot run: {board.error}", file=sys.stderr)
         return status
@@ -137,6 +147,10 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     finally:
         if board is not None:
             board.request_exit(0)
+        if gdb_server is not None:
+            gdb_server.close()
+        if monitors is not None:
+            monitors.close()
         for c in closers:
             try:
                 c.close()

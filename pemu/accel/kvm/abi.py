@@ -137,6 +137,17 @@ class KvmTranslation(ctypes.Structure):
                 ("writeable", u8), ("usermode", u8), ("pad", u8 * 5)]
 
 
+class KvmGuestDebug(ctypes.Structure):
+    """KVM_SET_GUEST_DEBUG: control flags and the debug registers DR0-DR7 to load."""
+
+    _fields_ = [("control", u32), ("pad", u32), ("debugreg", u64 * 8)]
+
+
+KVM_GUESTDBG_ENABLE = 0x1
+KVM_GUESTDBG_SINGLESTEP = 0x2
+KVM_GUESTDBG_USE_SW_BP = 0x10000
+KVM_GUESTDBG_USE_HW_BP = 0x20000
+
 # -- VM-level structs ----------------------------------------------------------------------
 class KvmUserspaceMemoryRegion(ctypes.Structure):
     _fields_ = [("slot", u32), ("flags", u32), ("guest_phys_addr", u64),
@@ -243,6 +254,12 @@ class KvmRunFailEntry(ctypes.Structure):
     _fields_ = [("hardware_entry_failure_reason", u64), ("cpu", u32)]
 
 
+class KvmDebugExitArch(ctypes.Structure):
+    """The x86 part of a KVM_EXIT_DEBUG: which exception (1 = #DB, 3 = #BP), where, DR6/7."""
+
+    _fields_ = [("exception", u32), ("pad", u32), ("pc", u64), ("dr6", u64), ("dr7", u64)]
+
+
 class KvmRunHw(ctypes.Structure):
     _fields_ = [("hardware_exit_reason", u64)]
 
@@ -252,6 +269,7 @@ class _KvmRunExit(ctypes.Union):
         ("hw", KvmRunHw), ("fail_entry", KvmRunFailEntry), ("io", KvmRunIo),
         ("mmio", KvmRunMmio), ("internal", KvmRunInternal),
         ("emulation_failure", KvmRunEmulationFailure), ("system_event", KvmRunSystemEvent),
+        ("debug", KvmDebugExitArch),
         ("padding", ctypes.c_char * 256),
     ]
 
@@ -303,6 +321,7 @@ KVM_CAP_SET_TSS_ADDR = 4
 KVM_CAP_EXT_CPUID = 7
 KVM_CAP_NR_VCPUS = 9
 KVM_CAP_NR_MEMSLOTS = 10
+KVM_CAP_SET_GUEST_DEBUG = 23
 KVM_CAP_MP_STATE = 14
 KVM_CAP_IRQ_ROUTING = 25
 KVM_CAP_IRQFD = 32
@@ -358,5 +377,6 @@ KVM_SET_CPUID2 = _iow(0x90, KvmCpuid2Header)
 KVM_GET_CPUID2 = _iowr(0x91, KvmCpuid2Header)
 KVM_GET_MP_STATE = _ior(0x98, KvmMpState)
 KVM_SET_MP_STATE = _iow(0x99, KvmMpState)
+KVM_SET_GUEST_DEBUG = _iow(0x9B, KvmGuestDebug)
 KVM_SET_TSC_KHZ = _io(0xA2)
 KVM_GET_TSC_KHZ = _io(0xA3)

@@ -43,6 +43,10 @@ class ExitHandler(Protocol):
     def guest_reset(self, vcpu: KVMVCPU, why: str) -> None:
         """Triple fault or a KVM system event: the board decides reset vs exit."""
 
+    # Optional: ``debug_exit(vcpu, info: abi.KvmDebugExitArch)`` for KVM_EXIT_DEBUG
+    # (single step or breakpoint under KVM_SET_GUEST_DEBUG).  Without it such an exit
+    # is fatal, as any exit nobody asked for.
+
 
 _kick_installed = False
 
@@ -141,6 +145,14 @@ class KVMVCPU:
     def set_mp_state(self, state: int) -> None:
         kvm_ioctl(self.fd, abi.KVM_SET_MP_STATE, abi.KvmMpState(state), "SET_MP_STATE")
 
+    def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
+        """KVM_SET_GUEST_DEBUG: ``control`` = KVM_GUESTDBG_* flags (0 turns debugging
+        off), ``debugreg`` = DR0-DR7 for KVM_GUESTDBG_USE_HW_BP."""
+        dbg = abi.KvmGuestDebug(control=control)
+        for i, value in enumerate((debugreg or [])[:8]):
+            dbg.debugreg[i] = value
+        kvm_ioctl(self.fd, abi.KVM_SET_GUEST_DEBUG, dbg, "SET_GUEST_DEBUG")
+
     def set_tsc_khz(self, khz: int) -> bool:
         ret, _ = ioctl_raw(self.fd, abi.KVM_SET_TSC_KHZ, khz)
         return ret >= 0
@@ -228,10 +240,23 @@ class KVMVCPU:
                     handler.guest_reset(self, why)
                 elif reason == abi.KVM_EXIT_IRQ_WINDOW_OPEN:
                     run.request_interrupt_window = 0
+                elif reason == abi.KVM_EXIT_DEBUG and hasattr(handler, "debug_exit"):
+                    handler.debug_exit(self, run.debug)
                 else:
                     raise self.failure(self.describe_exit(reason))
+            self.complete_pending_exit()
         finally:
             self.thread_id = None
+
+    def complete_pending_exit(self) -> None:
+        """Let KVM finish the exit we just served (the value of an IN or an MMIO read
+        goes into the guest's registers only at the next KVM_RUN) without running guest
+        code: an entry with immediate_exit set.  Afterwards GET_REGS shows the state
+        after the instruction, which is what a paused machine must show."""
+        run = self.run_page
+        run.immediate_exit = 1
+        ioctl_raw(self.fd, abi.KVM_RUN, 0)
+        run.immediate_exit = 0
 
     # -- diagnostics -----------------------------------------------------------------------
     def describe_exit(self, reason: int) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pemu.accel.kvm import abi
 from pemu.accel.kvm.errors import GuestCannotRun, KVMError
 from pemu.accel.kvm.irq import IrqfdSink, IrqLineSink
+from pemu.accel.kvm.run_control import VCPURunner
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vcpu import KVMVCPU, install_kick_handler
 from pemu.accel.kvm.vm import KVMVM
@@ -39,6 +40,7 @@ from pemu.hw.x86.kernel_loader import load_kernel
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
 from pemu.target.x86.kvm_cpu import configure_vcpu, set_entry_state
+from pemu.target.x86.msrs import boot_msrs
 
 LOW_RAM_MAX = 3 << 30
 HIGH_RAM_BASE = 1 << 32
@@ -83,6 +85,18 @@ class Microvm:
         self.exit_status: int | None = None
         self.error: str | None = None
         self.done = threading.Event()
+        self.exit_reason = ""
+        # Hooks for the monitor and the gdb stub (set before run()):
+        #   guest_reset_handler()       the guest reset itself: restart it in place
+        #                               (the monitor does it under its state lock and
+        #                               reports RESET); default: _guest_reset_worker
+        #   debug_handler(vcpu, info)   KVM_EXIT_DEBUG under KVM_SET_GUEST_DEBUG
+        self.guest_reset_handler = None
+        self.debug_handler = None
+        self.runner: VCPURunner | None = None
+        self._load_args: tuple[bytes, bytes | None, str] | None = None
+        self._boot_state: list[tuple] = []
+        self._reset_lock = threading.Lock()
         self._check_machine(cfg.machine)
         self._check_ram(cfg.ram_size)
         self.system = KVMSystem(kvm_path)
@@ -217,7 +231,54 @@ class Microvm:
                         boot_layout.GDT_ADDR, boot_layout.PAGE_TABLES_ADDR,
                         boot_layout.STACK_TOP)
         self.entry = entry
+        self._load_args = (kernel, initrd, cmdline)
+        self._boot_state = [self._save_vcpu(v) for v in self.vcpus]
         return entry
+
+    # -- reset -----------------------------------------------------------------------------
+    @staticmethod
+    def _save_vcpu(vcpu: KVMVCPU) -> tuple:
+        return (vcpu.get_regs(), vcpu.get_sregs(), vcpu.get_fpu(), vcpu.get_lapic(),
+                vcpu.get_mp_state())
+
+    def reset_in_place(self) -> None:
+        """Back to the state right after boot: kernel and MP table reloaded into RAM,
+        every vCPU's registers, FPU, local APIC and run state as at power-on (APs wait
+        for INIT/SIPI again), boot MSRs, virtio transports reset.  RAM outside the
+        loaded images keeps its contents, as on a real warm reset.  The caller has the
+        vCPUs paused (``runner.pause()``)."""
+        if self._load_args is None:
+            raise BoardError("no kernel loaded")
+        with self._reset_lock:
+            self.load(*self._load_args)
+            msrs = boot_msrs(set(self.system.msr_index_list()))
+            for vcpu, state in zip(self.vcpus, self._boot_state, strict=True):
+                regs, sregs, fpu, lapic, mp_state = state
+                vcpu.set_guest_debug(0)
+                if msrs:
+                    vcpu.set_msrs(msrs)
+                vcpu.set_sregs(sregs)
+                vcpu.set_regs(regs)
+                vcpu.set_fpu(fpu)
+                vcpu.set_lapic(lapic)
+                vcpu.set_mp_state(mp_state)
+            for slot in self.virtio:
+                slot.transport.reset()
+
+    def _guest_reset_worker(self, why: str) -> None:
+        """A guest-initiated reset, off the vCPU thread (pausing waits for that thread)."""
+        try:
+            if self.guest_reset_handler is not None:
+                self.guest_reset_handler()
+                return
+            assert self.runner is not None
+            if not self.runner.pause():
+                self.request_exit(1, f"guest {why}: the vCPUs did not stop for the reset")
+                return
+            self.reset_in_place()
+            self.runner.resume()
+        except Exception as e:  # noqa: BLE001 - any failure ends the VM with its reason
+            self.request_exit(1, f"guest {why}: reset failed: {e}")
 
     # -- exits (vCPU threads) ----------------------------------------------------------------
     def pio_read(self, port: int, size: int) -> int:
@@ -253,10 +314,25 @@ class Microvm:
         pass  # with the in-kernel irqchip KVM keeps halted vCPUs; nothing to do here
 
     def guest_reset(self, vcpu: KVMVCPU, why: str) -> None:
-        self.request_exit(0, f"guest {why}")
+        self._reset_or_exit(why)
 
     def request_reset(self) -> None:
-        self.request_exit(0, "guest reset through the i8042")
+        self._reset_or_exit("reset through the i8042")
+
+    def _reset_or_exit(self, why: str) -> None:
+        """-no-reboot (and a guest that cannot shut down any other way) ends pemu with
+        status 0; otherwise the machine restarts in place, as QEMU's does."""
+        if self.cfg.no_reboot or self.runner is None:
+            self.request_exit(0, f"guest {why}")
+            return
+        self.runner.request_pause()
+        threading.Thread(target=self._guest_reset_worker, args=(why,), name="pemu-reset",
+                         daemon=True).start()
+
+    def debug_exit(self, vcpu: KVMVCPU, info: abi.KvmDebugExitArch) -> None:
+        if self.debug_handler is None:
+            raise vcpu.failure("debug exit without a debugger attached")
+        self.debug_handler(vcpu, info)
 
     # -- running ---------------------------------------------------------------------------
     def request_exit(self, status: int, why: str = "") -> None:
@@ -264,6 +340,8 @@ class Microvm:
             self.exit_status = status
             self.exit_reason = why
         self.done.set()
+        if self.runner is not None:
+            self.runner.shutdown()
         for vcpu in self.vcpus:
             vcpu.kick()
 
@@ -280,21 +358,26 @@ class Microvm:
     def _read_phys(self, addr: int, size: int) -> bytes:
         return self.mem.read(addr, size)
 
+    def make_runner(self, start_paused: bool = False) -> VCPURunner:
+        """The vCPU threads' controller; run() starts it.  Created early so that the
+        monitor and the gdb stub can hold it before the guest runs (-S)."""
+        if self.runner is None:
+            self.runner = VCPURunner(self.vcpus, self._vcpu_thread, start_paused)
+        return self.runner
+
     def run(self, timeout: float | None = None) -> int:
         if self.entry is None:
             raise BoardError("no kernel loaded")
         install_kick_handler()
-        threads = [threading.Thread(target=self._vcpu_thread, args=(v,), name=f"vcpu{v.index}",
-                                    daemon=True) for v in self.vcpus]
-        for t in threads:
-            t.start()
+        runner = self.make_runner()
+        runner.start()
         try:
             if not self.done.wait(timeout):
                 self.request_exit(124, "timeout")
         except KeyboardInterrupt:
             self.request_exit(130, "interrupted")
-        for t in threads:
-            t.join(timeout=2)
+        runner.shutdown()
+        runner.join(timeout=2)
         return self.exit_status if self.exit_status is not None else 0
 
     def close(self) -> None:

@@ -101,15 +101,23 @@ request:
         inc %eax
         movw %ax, AVAIL+2
         mov %eax, want_used
+        mov irq_count, %eax
+        mov %eax, want_irqs
+        incl want_irqs
         movl $0, VIRTIO+0x50            # QueueNotify: queue 0 (an ioeventfd in pemu)
+        # Wait for this request's own interrupt, not just the used ring: otherwise a late
+        # interrupt could merge with the next request's in the edge-triggered PIC.
 6:      cli
-        movzwl USED+2, %eax
-        cmp want_used, %eax
-        je 7f
+        mov irq_count, %eax
+        cmp want_irqs, %eax
+        jae 7f
         sti                             # sti; hlt: no interrupt is lost in between
         hlt
         jmp 6b
 7:      sti
+        movzwl USED+2, %eax             # the interrupt came after the used ring update
+        cmp want_used, %eax
+        jne 6b
         ret
 
 irq_handler:
@@ -182,6 +190,7 @@ nodev:  mov $m_nodev, %esi
         .align 4
 irq_count: .long 0
 want_used: .long 0
+want_irqs: .long 0
 idtr:   .word 256 * 8 - 1
         .long IDT
 m_read: .asciz "PEMU-BAREMETAL read: "
