@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr
 from pemu.accel.tcg.ir import MASK, Block, MemOp
 from pemu.memory.address_space import AddressSpace, RAMBlock
+from pemu.target.riscv.cpu_state import PC as PC_SLOT
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.mmu import (
     ACCESS_EXEC,
@@ -123,11 +124,6 @@ class SoftMMU:
                 self.on_flush_page(vpn)
 
     # -- translation ------------------------------------------------------------------
-    def _priv_for(self, idx: int) -> tuple[int, bool]:
-        if idx == MMU_DYNAMIC:
-            return self.ps.data_priv()
-        return _MMU_PRIV[idx]
-
     def _pte_load(self, paddr: int) -> int:
         off = paddr - self.dram_base
         if 0 <= off <= self.dram.size - 8:
@@ -158,8 +154,7 @@ class SoftMMU:
     def _fill(self, idx: int, vaddr: int, paddr: int, perms: int, shift: int, priv: int
               ) -> None:
         page = paddr & ~PAGE_MASK
-        if (idx == MMU_DYNAMIC or not self.dram_base <= page < self.dram_end
-                or page >> PAGE_SHIFT in self.watched):
+        if not self.dram_base <= page < self.dram_end or page >> PAGE_SHIFT in self.watched:
             return
         vpn = vaddr >> PAGE_SHIFT
         addend = page - self.dram_base - (vpn << PAGE_SHIFT)
@@ -180,8 +175,24 @@ class SoftMMU:
         if installed and shift > PAGE_SHIFT:
             self._superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
 
+    def _concrete_index(self, idx: int) -> int:
+        if idx != MMU_DYNAMIC:
+            return idx
+        priv, sum_ = self.ps.data_priv()
+        if priv == PRV_M:
+            return MMU_M
+        if priv == PRV_S:
+            return MMU_S_SUM if sum_ else MMU_S
+        return MMU_U
+
     def _data_paddr(self, vaddr: int, size: int, access: int, idx: int) -> int:
-        priv, sum_ = self._priv_for(idx)
+        idx = self._concrete_index(idx)
+        # A TLB hit first: helpers (atomics) and MPRV accesses come here every time.
+        tlb = self.write_tlb[idx] if access == ACCESS_WRITE else self.read_tlb[idx]
+        addend = tlb.get(vaddr >> PAGE_SHIFT)
+        if addend is not None:
+            return vaddr + addend + self.dram_base
+        priv, sum_ = _MMU_PRIV[idx]
         paddr, perms, shift = self.translate(vaddr, access, priv, sum_)
         perm = PERM_W if access == ACCESS_WRITE else PERM_R
         if paddr >= PHYS_LIMIT or not self.pmp.allows(paddr, size, perm, priv):
@@ -353,7 +364,7 @@ class SoftmmuBackend(PythonBackend):
 
     def __init__(self, dram: RAMBlock) -> None:
         self.codegen = SoftmmuCodegen(dram)
-        super().__init__(self.codegen)
+        super().__init__(self.codegen, PC_SLOT)
 
     def compile(self, block: Block):  # -> CompiledBlock
         self.codegen.idx = mmu_index(block.flags)

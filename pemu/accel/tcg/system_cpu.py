@@ -24,8 +24,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from time import monotonic_ns
 
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Const, Helper
+from pemu.accel.tcg.ir import (
+    CALL_READS_STATE,
+    CALL_SIDE_EFFECTS,
+    CALL_WRITES_STATE,
+    Const,
+    Helper,
+)
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.optimize import optimize
 from pemu.accel.tcg.softmmu import (
@@ -48,10 +55,11 @@ from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.mmu import PMP, PRV_M, PRV_S, PRV_U
-from pemu.target.riscv.priv import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, PrivState
+from pemu.target.riscv.priv import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, NEVER_NS, PrivState
 from pemu.target.riscv.translate import translate_block
 
 MAX_TBS = 60_000  # translated blocks kept before the whole cache is dropped
+TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for stimecmp
 
 
 @dataclass(eq=False)
@@ -261,12 +269,22 @@ class RiscvHart:
                 if self.count_insns:
                     self._run_counting(pc, flags, jc)
                     continue
+                deadline = ps.timer_deadline_ns
+                budget = TIMER_CHECK_BLOCKS
                 while not S[rv.EXIT_REQUEST]:
                     fn = get(pc)
                     if fn is None:
                         S[rv.PC] = pc
                         fn = self._find(pc, flags, jc)
                     pc = fn(S, self)
+                    budget -= 1
+                    if not budget:
+                        # The S-mode timer (Sstc) is polled here rather than armed on
+                        # another thread: waking a host thread per guest tick costs
+                        # more than this check.
+                        budget = TIMER_CHECK_BLOCKS
+                        if monotonic_ns() >= deadline:
+                            S[rv.EXIT_REQUEST] = 1
                 S[rv.PC] = pc
             except RiscvTrap as trap:
                 ps.take_trap(trap.cause, trap.tval)
@@ -277,6 +295,7 @@ class RiscvHart:
         get = jc.get
         insns_of = self._insns_of
         n = 0
+        deadline = self.ps.timer_deadline_ns
         try:
             while not S[rv.EXIT_REQUEST]:
                 fn = get(pc)
@@ -285,6 +304,8 @@ class RiscvHart:
                     fn = self._find(pc, flags, jc)
                 n += insns_of[fn]
                 pc = fn(S, self)
+                if not n & 63 and monotonic_ns() >= deadline:
+                    S[rv.EXIT_REQUEST] = 1
             S[rv.PC] = pc
         finally:
             self.insns += n
@@ -322,12 +343,12 @@ class Machine:
             hart.ps.kick()
         self.wakeup.set()
 
-    def _stimecmp_deadline(self, hart: RiscvHart) -> float | None:
+    @staticmethod
+    def _stimecmp_deadline(hart: RiscvHart) -> float | None:
         ps = hart.ps
-        if not ps.sstc_enabled or ps.stimecmp == 0xFFFF_FFFF_FFFF_FFFF:
+        if not ps.sstc_enabled or ps.timer_deadline_ns == NEVER_NS:
             return None
-        delta = ps.stimecmp - ps.now()
-        return time.monotonic() + max(0, delta) / 10_000_000
+        return time.monotonic() + (ps.timer_deadline_ns - monotonic_ns()) / 1e9
 
     def _sleep(self) -> None:
         """All harts wait for interrupts: block until a line rises or a timer is due."""
@@ -376,7 +397,8 @@ class Machine:
 MRET = 0x3020_0073
 SRET = 0x1020_0073
 WFI = 0x1050_0073
-_XRET_FLAGS = CALL_SIDE_EFFECTS | CALL_WRITES_STATE
+# xRET reads and writes the pc slot's neighbours (exit request): sync all globals around it
+_XRET_FLAGS = CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE
 
 
 def _mret(env: RiscvHart) -> int:

@@ -15,6 +15,7 @@ STIP without Sstc, the software SEIP) live in ``mip_sw``.  With Sstc enabled
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from pemu.target.riscv import cpu_state as rv
@@ -68,6 +69,7 @@ MENVCFG_WRITABLE = MENVCFG_STCE | 1  # STCE and FIOM (no Zicbo*, no Svpbmt)
 FLAG_MPRV = 1 << 2  # M-mode data accesses use MPP's translation: all take the slow path
 FLAG_SUM = 1 << 3  # S-mode with SUM: data accesses use the S+SUM TLB
 
+NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
 
 
@@ -80,7 +82,7 @@ class PrivState:
         self.now = now
         self.lock = threading.Lock()
         self.wakeup = threading.Event()  # set whenever an interrupt line rises
-        self.on_stimecmp: Callable[[int], None] | None = None  # board arms a host timer
+        self.timebase_hz = 10_000_000
         self.reset()
 
     def reset(self) -> None:
@@ -110,6 +112,7 @@ class PrivState:
         self.menvcfg = 0
         self.senvcfg = 0
         self.stimecmp = MASK64
+        self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
         self.cycle_offset = 0
         self.waiting = False  # in WFI
 
@@ -127,6 +130,17 @@ class PrivState:
         """Make the vCPU loop look at interrupts at the next block boundary."""
         self.slots[rv.EXIT_REQUEST] = 1
         self.wakeup.set()
+
+    def set_stimecmp(self, value: int) -> None:
+        """Program the Sstc timer; the vCPU loop polls ``timer_deadline_ns``."""
+        self.stimecmp = value
+        if value == MASK64:
+            self.timer_deadline_ns = NEVER_NS
+        else:
+            delta = value - self.now()
+            self.timer_deadline_ns = time.monotonic_ns() + max(0, delta) * 1_000_000_000 \
+                // self.timebase_hz
+        self.kick()
 
     def line_sink(self, bit: int) -> Callable[[bool], None]:
         return lambda level: self.set_line(bit, level)

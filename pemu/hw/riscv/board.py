@@ -1,0 +1,131 @@
+"""What every RISC-V board under TCG shares: RAM, harts, the CLINT, running, exiting.
+
+A board builds its address space and devices on top of this, loads its images in
+``load`` and sets ``reset_pc``.  ``run`` executes the harts on the calling thread (so
+SIGINT/SIGTERM handlers, which Python runs on the main thread, can stop them) until
+the guest powers off, resets with ``-no-reboot``, or ``request_exit`` is called.
+A guest reset without ``-no-reboot`` reloads the images and restarts the harts.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.system_cpu import Machine, RiscvHart, SystemTranslator
+from pemu.cli.system_config import SystemConfig
+from pemu.hw.intc.aclint import ACLINT
+from pemu.memory.address_space import AddressSpace
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
+
+DRAM_BASE = 0x8000_0000
+CLINT_BASE, CLINT_SIZE = 0x0200_0000, 0x10000
+MAX_HARTS = 8
+
+
+class BoardError(Exception):
+    """A configuration that cannot make a machine; the message is for the user."""
+
+
+class RiscvBoard:
+    name = "riscv"
+
+    def __init__(self, cfg: SystemConfig, log: TCGLog | None = None) -> None:
+        self.cfg = cfg
+        if not 1 <= cfg.smp <= MAX_HARTS:
+            raise BoardError(f"-smp {cfg.smp}: this board supports 1 to {MAX_HARTS} harts")
+        if cfg.ram_size < 16 << 20:
+            raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 16 MiB of RAM is needed")
+        if cfg.ram_size > 0x8000_0000 * 8:
+            raise BoardError(f"-m {cfg.ram_size >> 20}M: at most 16 GiB of RAM")
+        self.space = AddressSpace("memory")
+        try:
+            self.dram = self.space.add_ram("ram", DRAM_BASE, cfg.ram_size)
+        except (OSError, ValueError) as e:
+            raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
+        self.translator = SystemTranslator(self.space, self.dram, log)
+        self.clint = ACLINT(cfg.smp)
+        self.space.add_mmio("clint", CLINT_BASE, CLINT_SIZE, self.clint)
+        self.wakeup = threading.Event()
+        self.harts = [RiscvHart(h, self.translator, self.space, self.clint.mtime,
+                                self.wakeup) for h in range(cfg.smp)]
+        for h, hart in enumerate(self.harts):
+            self.clint.msip[h].connect(hart.ps.line_sink(MIP_MSIP))
+            self.clint.mtip[h].connect(hart.ps.line_sink(MIP_MTIP))
+            hart.ps.timebase_hz = self.clint.timebase_hz
+        self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
+        self.exit_status: int | None = None
+        self.exit_reason = ""
+        self.error: str | None = None
+        self._reset_requested = False
+        self.reset_pc = DRAM_BASE
+
+    # -- power ------------------------------------------------------------------------------
+    def request_exit(self, status: int, why: str = "") -> None:
+        if self.exit_status is None:
+            self.exit_status = status
+            self.exit_reason = why
+        self.machine.stop()
+
+    def request_reset(self) -> None:
+        if self.cfg.no_reboot:
+            self.request_exit(0, "guest reset with -no-reboot")
+            return
+        self._reset_requested = True
+        self.machine.stop()
+
+    def guest_shutdown(self, code: int) -> None:
+        self.request_exit(code, f"guest powered off (status {code})")
+
+    # -- boot ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Write firmware/kernel/ROM contents; subclasses set ``reset_pc``."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.translator.flush()
+        self.clint.reset()
+        self.load()
+        for hart in self.harts:
+            hart.reset(self.reset_pc)
+
+    def run(self, timeout: float | None = None) -> int:
+        """Run the guest; returns the exit status."""
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, self.request_exit, (124, "timeout"))
+            timer.daemon = True
+            timer.start()
+        start = time.monotonic()
+        try:
+            while True:
+                try:
+                    self.machine.run_harts()
+                except Exception as e:  # noqa: BLE001 - an emulator bug: report, exit 1
+                    pc = self.harts[0].slots[rv.PC]
+                    self.error = f"internal error near guest pc 0x{pc:x}: " \
+                                 f"{type(e).__name__}: {e}"
+                    if "exec" in self.cfg.log_items or "int" in self.cfg.log_items:
+                        import traceback
+                        traceback.print_exc()
+                    self.exit_status = 1
+                    break
+                if self._reset_requested and self.exit_status is None:
+                    self._reset_requested = False
+                    self.machine.stopping = False
+                    self.reset()
+                    continue
+                break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.run_seconds = time.monotonic() - start
+        if self.error:
+            print(f"pemu-system-riscv64: {self.error}", file=sys.stderr)
+        return self.exit_status if self.exit_status is not None else 0
+
+    def close(self) -> None:
+        """Nothing to release yet: devices and chardevs are closed by their owners."""

@@ -1,0 +1,140 @@
+"""The device tree of pemu's RISC-V ``virt`` board: exactly the devices it creates.
+
+The layout of nodes and properties follows what Linux and OpenSBI read on QEMU's virt
+(see riscv64/qemu-virt.dts in the shared guests folder): cpus with their local interrupt
+controllers, memory, the PLIC and CLINT with ``interrupts-extended``, the UART, RTC,
+test finisher (with syscon poweroff/reboot), the virtio-mmio slots, and ``/chosen``.
+PCIe, flash and fw-cfg do not exist on this board and are not described.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pemu.fdt.writer import FDT, Node
+
+CPU_ISA = "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
+TIMEBASE_HZ = 10_000_000
+UART_CLOCK_HZ = 3_686_400
+IRQ_S_EXT, IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER = 9, 11, 3, 7
+
+
+@dataclass
+class VirtLayout:
+    """What the DT must describe; the board fills it in."""
+
+    num_harts: int
+    ram_base: int
+    ram_size: int
+    clint: tuple[int, int]
+    plic: tuple[int, int]
+    plic_sources: int
+    uart: tuple[int, int]
+    uart_irq: int
+    rtc: tuple[int, int]
+    rtc_irq: int
+    test: tuple[int, int]
+    virtio: list[tuple[int, int, int]]  # (base, size, irq), in DT order
+    bootargs: str = ""
+    initrd: tuple[int, int] | None = None  # (start, end)
+    mmu_type: str = "riscv,sv57"
+
+
+def _reg(node: Node, base: int, size: int) -> None:
+    node.set_u64("reg", base, size)
+
+
+def build_virt_fdt(layout: VirtLayout) -> bytes:
+    fdt = FDT()
+    root = fdt.root
+    root.set_u32("#address-cells", 2).set_u32("#size-cells", 2)
+    root.set_string("compatible", "riscv-virtio")
+    root.set_string("model", "riscv-virtio,qemu")
+
+    chosen = root.add_node("chosen")
+    if layout.bootargs:
+        chosen.set_string("bootargs", layout.bootargs)
+    chosen.set_string("stdout-path", f"/soc/serial@{layout.uart[0]:x}")
+    if layout.initrd is not None:
+        # cells as wide as the root's address cells, as the kernel reads them
+        chosen.set_u64("linux,initrd-start", layout.initrd[0])
+        chosen.set_u64("linux,initrd-end", layout.initrd[1])
+    chosen.set_bytes("rng-seed", os.urandom(32))  # lets the kernel's CRNG start at once
+
+    memory = root.add_node(f"memory@{layout.ram_base:x}")
+    memory.set_string("device_type", "memory")
+    _reg(memory, layout.ram_base, layout.ram_size)
+
+    cpus = root.add_node("cpus")
+    cpus.set_u32("#address-cells", 1).set_u32("#size-cells", 0)
+    cpus.set_u32("timebase-frequency", TIMEBASE_HZ)
+    intcs = []
+    cpu_map = cpus.add_node("cpu-map").add_node("cluster0")
+    for h in range(layout.num_harts):
+        cpu = cpus.add_node(f"cpu@{h}")
+        cpu.set_string("device_type", "cpu")
+        cpu.set_u32("reg", h)
+        cpu.set_string("status", "okay")
+        cpu.set_string("compatible", "riscv")
+        cpu.set_string("riscv,isa", CPU_ISA)
+        cpu.set_string("mmu-type", layout.mmu_type)
+        intc = cpu.add_node("interrupt-controller")
+        intc.set_u32("#interrupt-cells", 1)
+        intc.set_empty("interrupt-controller")
+        intc.set_string("compatible", "riscv,cpu-intc")
+        intcs.append(intc.phandle())
+        cpu_map.add_node(f"core{h}").set_u32("cpu", cpu.phandle())
+
+    soc = root.add_node("soc")
+    soc.set_u32("#address-cells", 2).set_u32("#size-cells", 2)
+    soc.set_string("compatible", "simple-bus")
+    soc.set_empty("ranges")
+
+    plic = soc.add_node(f"plic@{layout.plic[0]:x}")
+    plic.set_u32("#interrupt-cells", 1).set_u32("#address-cells", 0)
+    plic.set_string("compatible", "sifive,plic-1.0.0", "riscv,plic0")
+    plic.set_empty("interrupt-controller")
+    ext = []
+    for ph in intcs:
+        ext += [ph, IRQ_M_EXT, ph, IRQ_S_EXT]
+    plic.set_u32("interrupts-extended", *ext)
+    _reg(plic, *layout.plic)
+    plic.set_u32("riscv,ndev", layout.plic_sources - 1)
+    plic_ph = plic.phandle()
+
+    clint = soc.add_node(f"clint@{layout.clint[0]:x}")
+    clint.set_string("compatible", "sifive,clint0", "riscv,clint0")
+    _reg(clint, *layout.clint)
+    ext = []
+    for ph in intcs:
+        ext += [ph, IRQ_M_SOFT, ph, IRQ_M_TIMER]
+    clint.set_u32("interrupts-extended", *ext)
+
+    for base, size, irq in layout.virtio:
+        node = soc.add_node(f"virtio_mmio@{base:x}")
+        node.set_string("compatible", "virtio,mmio")
+        _reg(node, base, size)
+        node.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", irq)
+
+    test = soc.add_node(f"test@{layout.test[0]:x}")
+    test.set_string("compatible", "sifive,test1", "sifive,test0", "syscon")
+    _reg(test, *layout.test)
+    test_ph = test.phandle()
+
+    uart = soc.add_node(f"serial@{layout.uart[0]:x}")
+    uart.set_string("compatible", "ns16550a")
+    _reg(uart, *layout.uart)
+    uart.set_u32("clock-frequency", UART_CLOCK_HZ)
+    uart.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", layout.uart_irq)
+
+    rtc = soc.add_node(f"rtc@{layout.rtc[0]:x}")
+    rtc.set_string("compatible", "google,goldfish-rtc")
+    _reg(rtc, *layout.rtc)
+    rtc.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", layout.rtc_irq)
+
+    for name, value in (("poweroff", 0x5555), ("reboot", 0x7777)):
+        node = root.add_node(name)
+        node.set_string("compatible", f"syscon-{name}")
+        node.set_u32("regmap", test_ph).set_u32("offset", 0).set_u32("value", value)
+    return fdt.to_bytes()

@@ -1,0 +1,352 @@
+"""Machine- and supervisor-level CSRs for system mode, registered in the CSR table.
+
+Each entry reads or writes ``env.ps`` (a ``PrivState``); ``env`` is the system-mode
+hart (``pemu.accel.tcg.system_cpu.RiscvHart``).  The CSR helper already enforces the
+privilege encoded in the CSR number and read-only numbers; the extra rules (TVM for
+satp, counter enables, Sstc's STCE) raise here.  Writes that can unmask an interrupt,
+change the translation regime or the block flags end the block (``ends_block``) and
+kick the vCPU loop so it re-checks interrupts and flags before running on.
+
+The user-level counters (cycle, time, instret) are wrapped, not replaced: in user
+mode (an env without ``ps``) they behave as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pemu.target.riscv import csr
+from pemu.target.riscv.csr import CsrDef, register_csr
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
+from pemu.target.riscv.priv import (
+    ALL_INTERRUPTS,
+    MEDELEG_WRITABLE,
+    MENVCFG_STCE,
+    MENVCFG_WRITABLE,
+    MIP_SEIP,
+    MIP_SSIP,
+    MIP_STIP,
+    MSTATUS_FS,
+    MSTATUS_MPP,
+    MSTATUS_MPP_SHIFT,
+    MSTATUS_MXR,
+    MSTATUS_TVM,
+    MSTATUS_WRITABLE,
+    S_INTERRUPTS,
+    SSTATUS_MASK,
+)
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+SATP_ASID_MASK = 0xFFFF << 44  # ASIDLEN = 0: the ASID field reads as zero
+COUNTER_CY, COUNTER_TM, COUNTER_IR = 0, 1, 2
+N_HPM = 29  # hpmcounter3..31
+
+
+def _illegal() -> RiscvTrap:
+    return RiscvTrap(ILLEGAL_INSN, 0)
+
+
+def _ps(env: object):  # -> PrivState
+    return env.ps  # type: ignore[attr-defined]
+
+
+def _define(number: int, name: str, read: Callable[[object], int],
+            write: Callable[[object, int], None] | None = None, ends_block: bool = False
+            ) -> None:
+    register_csr(number, CsrDef(name, read, write, ends_block))
+
+
+def _field(name: str, mask: int = MASK64, number: int = 0, ends: bool = False) -> None:
+    """A plain register: stored in PrivState.<name>, writable bits ``mask``."""
+
+    def read(env: object) -> int:
+        return getattr(_ps(env), name)
+
+    def write(env: object, v: int) -> None:
+        ps = _ps(env)
+        setattr(ps, name, (getattr(ps, name) & ~mask) | (v & mask))
+        if ends:
+            ps.kick()
+
+    _define(number, name, read, write, ends)
+
+
+# -- status ---------------------------------------------------------------------------
+
+def _legal_mpp(v: int) -> int:
+    mpp = (v & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+    if mpp == 2:  # reserved (no H): keep it a supported mode
+        mpp = PRV_U
+    return (v & ~MSTATUS_MPP) | (mpp << MSTATUS_MPP_SHIFT)
+
+
+def _write_status(env: object, new: int) -> None:
+    ps = _ps(env)
+    old = ps.mstatus
+    ps.mstatus = new
+    if (old ^ new) & MSTATUS_MXR:
+        env.tlb_flush_all()  # type: ignore[attr-defined]
+    ps.kick()
+
+
+def _write_mstatus(env: object, v: int) -> None:
+    ps = _ps(env)
+    _write_status(env, (ps.mstatus & ~MSTATUS_WRITABLE) | (_legal_mpp(v) & MSTATUS_WRITABLE))
+
+
+def _read_sstatus(env: object) -> int:
+    return _ps(env).read_mstatus() & SSTATUS_MASK
+
+
+def _write_sstatus(env: object, v: int) -> None:
+    ps = _ps(env)
+    mask = SSTATUS_MASK & MSTATUS_WRITABLE
+    _write_status(env, (ps.mstatus & ~mask) | (v & mask))
+
+
+# -- interrupts ----------------------------------------------------------------------
+
+def _write_mie(env: object, v: int) -> None:
+    ps = _ps(env)
+    ps.mie = v & ALL_INTERRUPTS
+    ps.kick()
+
+
+def _read_sie(env: object) -> int:
+    ps = _ps(env)
+    return ps.mie & ps.mideleg
+
+
+def _write_sie(env: object, v: int) -> None:
+    ps = _ps(env)
+    ps.mie = (ps.mie & ~ps.mideleg) | (v & ps.mideleg)
+    ps.kick()
+
+
+def _mip_sw_writable(ps) -> int:
+    return MIP_SSIP | MIP_SEIP | (0 if ps.sstc_enabled else MIP_STIP)
+
+
+def _write_mip(env: object, v: int) -> None:
+    ps = _ps(env)
+    mask = _mip_sw_writable(ps)
+    ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
+    ps.kick()
+
+
+def _read_sip(env: object) -> int:
+    ps = _ps(env)
+    return ps.mip() & ps.mideleg
+
+
+def _write_sip(env: object, v: int) -> None:
+    ps = _ps(env)
+    mask = MIP_SSIP & ps.mideleg  # S-mode may only set/clear its software interrupt
+    ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
+    ps.kick()
+
+
+def _write_mideleg(env: object, v: int) -> None:
+    ps = _ps(env)
+    ps.mideleg = v & S_INTERRUPTS
+    ps.kick()
+
+
+def _write_tvec(name: str) -> Callable[[object, int], None]:
+    def write(env: object, v: int) -> None:
+        setattr(_ps(env), name, v & ~2)  # modes 2 and 3 are reserved: keep direct/vectored
+    return write
+
+
+def _write_epc(name: str) -> Callable[[object, int], None]:
+    def write(env: object, v: int) -> None:
+        setattr(_ps(env), name, v & ~1)  # IALIGN is 16 with the C extension
+    return write
+
+
+# -- address translation ---------------------------------------------------------------
+
+def _check_tvm(ps) -> None:
+    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
+        raise _illegal()
+
+
+def _read_satp(env: object) -> int:
+    ps = _ps(env)
+    _check_tvm(ps)
+    return ps.satp
+
+
+def _write_satp(env: object, v: int) -> None:
+    ps = _ps(env)
+    _check_tvm(ps)
+    mode = v >> 60
+    if mode != SATP_MODE_BARE and mode not in SATP_LEVELS:
+        return  # WARL: a write of an unsupported mode has no effect at all
+    ps.satp = v & ~SATP_ASID_MASK
+    env.tlb_flush_all()  # type: ignore[attr-defined]
+    ps.kick()
+
+
+# -- counters and timers ------------------------------------------------------------------
+
+def _counter_allowed(ps, index: int) -> None:
+    if ps.priv < PRV_M and not ps.mcounteren >> index & 1:
+        raise _illegal()
+    if ps.priv == PRV_U and not ps.scounteren >> index & 1:
+        raise _illegal()
+
+
+def _cycles(env: object) -> int:
+    # cycle/instret count 10 MHz time ticks: monotonic, cheap, never per instruction
+    ps = _ps(env)
+    return (ps.now() + ps.cycle_offset) & MASK64
+
+
+def _user_counter(number: int, index: int, system_read: Callable[[object], int]) -> None:
+    """Wrap the user-mode cycle/time/instret CSR with the counter-enable rules."""
+    user = csr.CSR_TABLE[number]
+
+    def read(env: object) -> int:
+        ps = getattr(env, "ps", None)
+        if ps is None:
+            return user.read(env)
+        _counter_allowed(ps, index)
+        return system_read(env)
+
+    _define(number, user.name, read)
+
+
+def _read_time(env: object) -> int:
+    return _ps(env).now()
+
+
+def _write_mcycle(env: object, v: int) -> None:
+    ps = _ps(env)
+    ps.cycle_offset = (v - ps.now()) & MASK64
+
+
+def _hpm_user(index: int) -> Callable[[object], int]:
+    def read(env: object) -> int:
+        ps = getattr(env, "ps", None)
+        if ps is None:
+            raise _illegal()  # user mode has no hardware performance counters
+        _counter_allowed(ps, index)
+        return 0
+    return read
+
+
+def _zero(env: object) -> int:
+    return 0
+
+
+def _ignore(env: object, v: int) -> None:
+    pass
+
+
+def _check_stimecmp(ps) -> None:
+    if ps.priv < PRV_M and not (ps.menvcfg & MENVCFG_STCE and ps.mcounteren >> COUNTER_TM & 1):
+        raise _illegal()
+
+
+def _read_stimecmp(env: object) -> int:
+    ps = _ps(env)
+    _check_stimecmp(ps)
+    return ps.stimecmp
+
+
+def _write_stimecmp(env: object, v: int) -> None:
+    ps = _ps(env)
+    _check_stimecmp(ps)
+    ps.set_stimecmp(v)
+
+
+def _write_menvcfg(env: object, v: int) -> None:
+    ps = _ps(env)
+    ps.menvcfg = v & MENVCFG_WRITABLE
+    ps.kick()
+
+
+# -- PMP -----------------------------------------------------------------------------------
+
+def _pmpcfg(reg: int) -> None:
+    def read(env: object) -> int:
+        return env.pmp.read_cfg(reg)  # type: ignore[attr-defined]
+
+    def write(env: object, v: int) -> None:
+        env.pmp.write_cfg(reg, v)  # type: ignore[attr-defined]
+
+    _define(0x3A0 + reg, f"pmpcfg{reg}", read, write, True)
+
+
+def _pmpaddr(n: int) -> None:
+    def read(env: object) -> int:
+        return env.pmp.read_addr(n)  # type: ignore[attr-defined]
+
+    def write(env: object, v: int) -> None:
+        env.pmp.write_addr(n, v)  # type: ignore[attr-defined]
+
+    _define(0x3B0 + n, f"pmpaddr{n}", read, write, True)
+
+
+_registered = False
+
+
+def register_system_csrs() -> None:
+    """Add the M/S CSRs to the table (idempotent; called by the system-mode hart)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    # machine information
+    _define(0xF11, "mvendorid", _zero)
+    _define(0xF12, "marchid", _zero)
+    _define(0xF13, "mimpid", _zero)
+    _define(0xF14, "mhartid", lambda env: _ps(env).hartid)
+    _define(0xF15, "mconfigptr", _zero)
+    # machine trap setup and handling
+    _define(0x300, "mstatus", lambda env: _ps(env).read_mstatus(), _write_mstatus, True)
+    _define(0x301, "misa", lambda env: _ps(env).misa, _ignore)
+    _field("medeleg", MEDELEG_WRITABLE, 0x302)
+    _define(0x303, "mideleg", lambda env: _ps(env).mideleg, _write_mideleg, True)
+    _define(0x304, "mie", lambda env: _ps(env).mie, _write_mie, True)
+    _define(0x305, "mtvec", lambda env: _ps(env).mtvec, _write_tvec("mtvec"))
+    _field("mcounteren", 0xFFFF_FFFF, 0x306)
+    _define(0x30A, "menvcfg", lambda env: _ps(env).menvcfg, _write_menvcfg, True)
+    _field("mcountinhibit", 0xFFFF_FFFD, 0x320)
+    _field("mscratch", MASK64, 0x340)
+    _define(0x341, "mepc", lambda env: _ps(env).mepc, _write_epc("mepc"))
+    _field("mcause", MASK64, 0x342)
+    _field("mtval", MASK64, 0x343)
+    _define(0x344, "mip", lambda env: _ps(env).mip(), _write_mip, True)
+    for reg in (0, 2):
+        _pmpcfg(reg)
+    for n in range(16):
+        _pmpaddr(n)
+    # machine counters: mcycle/minstret follow time; the event counters read zero
+    _define(0xB00, "mcycle", _cycles, _write_mcycle)
+    _define(0xB02, "minstret", _cycles, _write_mcycle)
+    for i in range(3, 32):
+        _define(0xB00 + i, f"mhpmcounter{i}", _zero, _ignore)
+        _define(0x320 + i, f"mhpmevent{i}", _zero, _ignore)
+        _define(0xC00 + i, f"hpmcounter{i}", _hpm_user(i))
+    _user_counter(0xC00, COUNTER_CY, _cycles)
+    _user_counter(0xC01, COUNTER_TM, _read_time)
+    _user_counter(0xC02, COUNTER_IR, _cycles)
+    # supervisor
+    _define(0x100, "sstatus", _read_sstatus, _write_sstatus, True)
+    _define(0x104, "sie", _read_sie, _write_sie, True)
+    _define(0x105, "stvec", lambda env: _ps(env).stvec, _write_tvec("stvec"))
+    _field("scounteren", 0xFFFF_FFFF, 0x106)
+    _field("senvcfg", 1, 0x10A)
+    _field("sscratch", MASK64, 0x140)
+    _define(0x141, "sepc", lambda env: _ps(env).sepc, _write_epc("sepc"))
+    _field("scause", MASK64, 0x142)
+    _field("stval", MASK64, 0x143)
+    _define(0x144, "sip", _read_sip, _write_sip, True)
+    _define(0x14D, "stimecmp", _read_stimecmp, _write_stimecmp, True)
+    _define(0x180, "satp", _read_satp, _write_satp, True)
+
+
+__all__ = ["register_system_csrs", "PRV_S", "MIP_STIP", "MSTATUS_FS"]

@@ -1,0 +1,61 @@
+"""Helpers for the system-emulation tests: build bare-metal programs, run pemu."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pemu.guests import guest_file
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAMS = Path(__file__).parent / "programs"
+GUESTS = guest_file("riscv64")
+OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin")
+UBOOT = Path("/usr/lib/u-boot/qemu-riscv64_smode/uboot.elf")
+AS = "riscv64-linux-gnu-as"
+LD = "riscv64-linux-gnu-ld"
+
+
+def pemu_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pemu.cli.system_riscv64", *args]
+
+
+def pemu_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_pemu(*args: str, timeout: float = 120, input: bytes | None = None
+             ) -> subprocess.CompletedProcess:
+    return subprocess.run(pemu_cmd(*args), env=pemu_env(), capture_output=True,
+                          timeout=timeout, input=input if input is not None else b"",
+                          cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def build_program(tmp_path_factory):
+    """Assemble tests/system/programs/NAME.S (with --defsym pairs) into an ELF."""
+    if not (shutil.which(AS) and shutil.which(LD)):
+        pytest.skip(f"{AS}/{LD} not installed (Debian binutils-riscv64-linux-gnu)")
+    out_dir = tmp_path_factory.mktemp("programs")
+
+    def build(name: str, text_base: int = 0x8000_0000, **defsyms: int) -> Path:
+        suffix = "".join(f"-{k}{v}" for k, v in sorted(defsyms.items()))
+        obj = out_dir / f"{name}{suffix}.o"
+        elf = out_dir / f"{name}{suffix}.elf"
+        cmd = [AS, "-march=rv64gc", "-I", str(PROGRAMS), "-o", str(obj),
+               str(PROGRAMS / f"{name}.S")]
+        for k, v in defsyms.items():
+            cmd += ["--defsym", f"{k}={v}"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        subprocess.run([LD, "-N", f"-Ttext=0x{text_base:x}", "--no-warn-rwx-segments",
+                        "-o", str(elf), str(obj)], check=True, capture_output=True)
+        return elf
+
+    return build

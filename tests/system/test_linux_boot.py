@@ -1,0 +1,110 @@
+"""Linux on the virt board: the shared guest boots to its self-test and powers off.
+
+These are long under the python backend (see docs/SYSTEM.md).  The interactive shell on
+the ext4 root (boot to a shell prompt, a command, a file written to the disk) is the one
+that runs in the suite, marked ``slow``; the two self-test boots (``pemu.test=poweroff``
+hashes 8 MiB inside the guest, well over an hour at today's speed) run only with
+PEMU_LONG_TESTS=1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pty
+import shutil
+import subprocess
+
+import pytest
+
+from tests.system.conftest import GUESTS, OPENSBI, ROOT, pemu_cmd, pemu_env, run_pemu
+from tests.system.test_virt_board import _read_until
+
+BOOT_TIMEOUT = 3600
+DONE = b"PEMU-GUEST-TEST-DONE"
+
+
+def _need_guest() -> None:
+    if not (GUESTS / "Image").exists() or not OPENSBI.exists():
+        pytest.skip("needs the shared riscv64 guest and Debian's opensbi")
+
+
+def _need_long() -> None:
+    if os.environ.get("PEMU_LONG_TESTS") != "1":
+        pytest.skip("the guest's self-test takes over an hour on the python backend: "
+                    "set PEMU_LONG_TESTS=1")
+
+
+@pytest.mark.slow
+def test_linux_initramfs_boot_to_poweroff():
+    _need_guest()
+    _need_long()
+    r = run_pemu("-M", "virt", "-m", "256M", "-nographic", "-no-reboot",
+                 "-kernel", str(GUESTS / "Image"), "-initrd", str(GUESTS / "initramfs.cpio.gz"),
+                 "-append", "console=ttyS0 pemu.test=poweroff", timeout=BOOT_TIMEOUT)
+    out = r.stdout.decode(errors="replace")
+    assert "PEMU-GUEST-BOOT-OK" in out, out[-2000:]
+    assert "PEMU-TEST sha256 ok" in out, out[-2000:]
+    assert DONE.decode() in out
+    assert r.returncode == 0, out[-1000:] + r.stderr.decode()
+
+
+@pytest.mark.slow
+def test_linux_ext4_root_on_virtio_blk(tmp_path):
+    _need_guest()
+    _need_long()
+    image = _rootfs_copy(tmp_path)
+    r = run_pemu("-M", "virt", "-m", "256M", "-nographic", "-no-reboot",
+                 "-kernel", str(GUESTS / "Image"),
+                 "-append", "console=ttyS0 root=/dev/vda rw init=/init pemu.test=poweroff",
+                 "-drive", f"file={image},format=raw,if=none,id=hd0",
+                 "-device", "virtio-blk-device,drive=hd0", timeout=BOOT_TIMEOUT)
+    out = r.stdout.decode(errors="replace")
+    assert "disk-marker: pemu-disk-marker-v1" in out, out[-2000:]
+    assert DONE.decode() in out
+    assert r.returncode == 0
+    if shutil.which("dumpe2fs"):  # the rw mount updated the superblock in the image
+        sb = subprocess.run(["dumpe2fs", "-h", str(image)], capture_output=True,
+                            text=True).stdout
+        assert "Mount count:              0" not in sb
+
+
+def _rootfs_copy(tmp_path):
+    image = tmp_path / "rootfs.ext4"
+    with gzip.open(GUESTS / "rootfs.ext4.gz") as src, open(image, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return image
+
+
+@pytest.mark.slow
+def test_linux_interactive_shell_writes_to_its_disk(tmp_path):
+    """A shell on ttyS0 through a pty: run a command, write a file, power off; the host
+    then finds the file in the ext4 image."""
+    _need_guest()
+    if not shutil.which("debugfs"):
+        pytest.skip("debugfs (e2fsprogs) is not installed")
+    image = _rootfs_copy(tmp_path)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(pemu_cmd("-M", "virt", "-m", "256M", "-nographic",
+                                     "-kernel", str(GUESTS / "Image"),
+                                     "-append", "console=ttyS0 root=/dev/vda rw init=/init",
+                                     "-drive", f"file={image},format=raw,if=virtio"),
+                            stdin=slave, stdout=slave, stderr=slave, env=pemu_env(),
+                            cwd=ROOT, start_new_session=True)
+    os.close(slave)
+    buf = bytearray()
+    try:
+        assert _read_until(master, b"pemu-guest:", BOOT_TIMEOUT, buf), bytes(buf[-2000:])
+        del buf[:]
+        os.write(master, b"echo $((6 * 7))\r")
+        assert _read_until(master, b"42", 300, buf), bytes(buf)
+        os.write(master, b"echo written-by-the-guest > /pemu-host-check; sync; exit\r")
+        assert proc.wait(timeout=600) == 0  # the shell's exit powers the guest off
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    text = subprocess.run(["debugfs", "-R", "cat /pemu-host-check", str(image)],
+                          capture_output=True, text=True).stdout
+    assert "written-by-the-guest" in text
