@@ -45,54 +45,9 @@ def _check_config(cfg: SystemConfig) -> str:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    """-drive and -device into virtio-mmio devices; returns the backends to close."""
-    from pemu.block.drive import open_drive
-    from pemu.hw.virtio.blk import VirtioBlk
-    from pemu.hw.virtio.console import VirtioConsole
-    from pemu.hw.virtio.rng import VirtioRng
+    from pemu.hw.virtio.from_config import make_virtio_devices
 
-    drives: dict[str, dict[str, str]] = {}
-    for opts in cfg.drives:
-        if opts.get("if", "none") not in ("none", "virtio"):
-            raise OptionError(f"{PROG}: -drive if={opts['if']}: the virt board has only "
-                              "virtio devices (if=virtio, or if=none with -device)")
-        did = opts.get("id") or f"drive{len(drives)}"
-        if did in drives:
-            raise OptionError(f"{PROG}: -drive id={did}: duplicate drive id")
-        drives[did] = opts
-    specs = list(cfg.devices)
-    specs += [{"driver": "virtio-blk-device", "drive": did}
-              for did, opts in drives.items() if opts.get("if") == "virtio"]
-    used: set[str] = set()
-    closers = []
-    for n, dev in enumerate(specs):
-        driver = dev.get("driver", "")
-        name = dev.get("id") or f"virtio{n}"
-        if driver == "virtio-blk-device":
-            did = dev.get("drive", "")
-            if did not in drives:
-                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' not found")
-            if did in used:
-                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' is already in use")
-            used.add(did)
-            opts = {k: v for k, v in drives[did].items() if k != "if"}
-            if cfg.snapshot:
-                opts.setdefault("snapshot", "on")
-            backend = open_drive(opts)
-            closers.append(backend)
-            device = VirtioBlk(backend, serial=dev.get("serial", ""), id=name)
-        elif driver == "virtio-rng-device":
-            device = VirtioRng(id=name)
-        elif driver in ("virtio-serial-device", "virtconsole", "virtio-console-device"):
-            chardev_id = dev.get("chardev")
-            if not chardev_id:
-                raise OptionError(f"{PROG}: -device {driver}: needs chardev=ID")
-            device = VirtioConsole(board.chardevs.attach(chardev_id, name), id=name)
-        else:
-            raise OptionError(f"{PROG}: -device {driver}: not available (virtio-blk-device, "
-                              "virtio-rng-device, virtio-serial-device)")
-        board.add_virtio(device, name)
-    return closers
+    return make_virtio_devices(board, cfg, PROG, "the virt board")
 
 
 def _make_log(cfg: SystemConfig):
@@ -113,6 +68,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     machine = _check_config(cfg)
     chardevs = ChardevRegistry()
     board = None
+    monitored = None
+    monitors = None
     closers: list = []
     old_handlers = {}
     try:
@@ -138,6 +95,15 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if "stats" in cfg.log_items:
             for hart in board.harts:
                 hart.count_insns = True
+        # -qmp/-monitor/-mon, and -gdb/-s (with -S the harts wait for cont or gdb)
+        from pemu.gdbstub.riscv_system import start_system_gdbstub
+        from pemu.monitor.riscv_board import RiscvBoardMonitor
+        from pemu.monitor.server import create_monitors
+
+        monitored = RiscvBoardMonitor(board, cfg)
+        monitors = create_monitors(cfg, monitored, chardevs)
+        if cfg.gdb:
+            start_system_gdbstub(monitored, cfg.gdb)
 
         def on_signal(signum: int, frame: object) -> None:
             print(f"\r\n{PROG}: terminating on signal {signum}", file=sys.stderr)
@@ -157,6 +123,10 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
     finally:
+        if monitored is not None:
+            monitored.board_exited()
+        if monitors is not None:
+            monitors.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         for c in closers:

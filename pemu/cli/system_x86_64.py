@@ -49,55 +49,9 @@ def _check_config(cfg: SystemConfig) -> None:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    """-drive and -device into virtio-mmio devices on the board; returns what to close."""
-    from pemu.block.drive import open_drive
-    from pemu.hw.virtio.blk import VirtioBlk
-    from pemu.hw.virtio.console import VirtioConsole
-    from pemu.hw.virtio.rng import VirtioRng
+    from pemu.hw.virtio.from_config import make_virtio_devices
 
-    drives = {}
-    for opts in cfg.drives:
-        if opts.get("if", "none") not in ("none", "virtio"):
-            raise OptionError(f"{PROG}: -drive if={opts['if']}: microvm has only virtio "
-                              "devices (use if=none with -device virtio-blk-device)")
-        did = opts.get("id") or f"drive{len(drives)}"
-        if did in drives:
-            raise OptionError(f"{PROG}: -drive id={did}: duplicate drive id")
-        drives[did] = opts
-    used: set[str] = set()
-    specs = list(cfg.devices)
-    for did, opts in drives.items():
-        if opts.get("if") == "virtio":
-            specs.append({"driver": "virtio-blk-device", "drive": did})
-    closers = []
-    for n, dev in enumerate(specs):
-        driver = dev.get("driver", "")
-        name = dev.get("id") or f"virtio{n}"
-        if driver == "virtio-blk-device":
-            did = dev.get("drive")
-            if did not in drives:
-                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' not found")
-            if did in used:
-                raise OptionError(f"{PROG}: -device {driver}: drive '{did}' is already in use")
-            used.add(did)
-            opts = dict(drives[did])
-            if cfg.snapshot:
-                opts.setdefault("snapshot", "on")
-            backend = open_drive(opts)
-            closers.append(backend)
-            device = VirtioBlk(backend, serial=dev.get("serial", ""), id=name)
-        elif driver == "virtio-rng-device":
-            device = VirtioRng(id=name)
-        elif driver in ("virtio-serial-device", "virtconsole", "virtio-console-device"):
-            chardev_id = dev.get("chardev")
-            if not chardev_id:
-                raise OptionError(f"{PROG}: -device {driver}: needs chardev=ID")
-            device = VirtioConsole(board.chardevs.attach(chardev_id, name), id=name)
-        else:
-            raise OptionError(f"{PROG}: -device {driver}: not available on microvm "
-                              "(virtio-blk-device, virtio-rng-device, virtio-serial-device)")
-        board.add_virtio(device, name)
-    return closers
+    return make_virtio_devices(board, cfg, PROG, "microvm")
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
