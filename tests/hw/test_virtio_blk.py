@@ -193,3 +193,24 @@ def test_status_byte_sharing_a_descriptor_with_data(raw_disk):
     assert q.get_used()[0][1] == 513
     assert drv.space.read(buf, 512) == bytes(data[512:1024])
     assert drv.space.read(buf + 512, 1) == b"\0"
+
+
+def test_requests_run_off_the_kicking_thread(raw_disk):
+    """The vCPU that kicks the queue does not do the I/O: the drive's I/O thread does,
+    and completes the request (used ring + interrupt) from there."""
+    import threading
+
+    path, data = raw_disk
+    drv, q, dev, backend = machine({"file": str(path), "format": "raw"})
+    io_threads = []
+    real_preadv = backend.preadv
+
+    def preadv(offset, bufs):
+        io_threads.append(threading.get_ident())
+        return real_preadv(offset, bufs)
+
+    backend.preadv = preadv
+    status, used_len, in_addr = request(drv, q, b.VIRTIO_BLK_T_IN, 0, in_len=512)
+    assert status == b.VIRTIO_BLK_S_OK and used_len == 513
+    assert drv.space.read(in_addr, 512) == data[:512]
+    assert io_threads and threading.get_ident() not in io_threads

@@ -95,6 +95,7 @@ class GuestQueue:
 
     def kick(self) -> None:
         self.drv.w32(r.QUEUE_NOTIFY, self.index)
+        self.drv.settle()
 
     def used_idx(self) -> int:
         return struct.unpack("<H", self.drv.space.read(self.used + 2, 2))[0]
@@ -122,6 +123,14 @@ class Driver:
 
     def r32(self, off: int) -> int:
         return self.space.load(self.base + off, 4)
+
+    def settle(self) -> None:
+        """Wait for requests a device runs on its I/O thread (virtio-blk) to complete,
+        as a driver waiting for the interrupt would."""
+        device = getattr(self.space.find(self.base).handler, "device", None)
+        drain = getattr(device, "drain", None)
+        if drain is not None:
+            drain()
 
     def w32(self, off: int, value: int) -> None:
         self.space.store(self.base + off, 4, value)
