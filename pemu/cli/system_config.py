@@ -7,6 +7,8 @@ Boards read the config; they never look at argv.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pemu.cli.options import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
@@ -187,3 +189,24 @@ def help_text(prog: str) -> str:
     for n, v, h in _OPTIONS:
         lines.append(f"  -{n}{' ARG' if v else ''}".ljust(22) + h)
     return "\n".join(lines)
+
+
+def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig], int]) -> int:
+    """The shared ``main`` of the system emulators: parse, answer -help/-version, run.
+
+    Command-line problems print one line naming the option and give status 1.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = parse_system_argv(argv, prog)
+        if cfg.show_help:
+            print(help_text(prog))
+            return 0
+        if cfg.show_version:
+            print(f"{prog} (pemu) 0.1.0")
+            return 0
+        return run(cfg)
+    except OptionError as e:
+        msg = str(e)
+        print(msg if msg.startswith(prog) else f"{prog}: {msg}", file=sys.stderr)
+        return 1

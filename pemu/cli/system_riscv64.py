@@ -16,7 +16,7 @@ import signal
 import sys
 
 from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, help_text, parse_system_argv
+from pemu.cli.system_config import SystemConfig, system_main
 
 PROG = "pemu-system-riscv64"
 MACHINES = ("virt", "spike")
@@ -148,20 +148,7 @@ def _print_stats(board) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_system_argv(argv, PROG)
-        if cfg.show_help:
-            print(help_text(PROG))
-            return 0
-        if cfg.show_version:
-            print(f"{PROG} (pemu) 0.1.0")
-            return 0
-        return run(cfg)
-    except OptionError as e:
-        msg = str(e)
-        print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
-        return 1
+    return system_main(argv, PROG, run)
 
 
 if __name__ == "__main__":

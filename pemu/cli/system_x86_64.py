@@ -11,7 +11,7 @@ import sys
 
 from pemu.accel.kvm.errors import KVMError
 from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, help_text, parse_system_argv
+from pemu.cli.system_config import SystemConfig, system_main
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.target.x86.cpuid import CPUModelError, check_model
@@ -118,20 +118,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_system_argv(argv, PROG)
-        if cfg.show_help:
-            print(help_text(PROG))
-            return 0
-        if cfg.show_version:
-            print(f"{PROG} (pemu) 0.1.0")
-            return 0
-        return run(cfg)
-    except OptionError as e:
-        msg = str(e)
-        print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
-        return 1
+    return system_main(argv, PROG, run)
 
 
 if __name__ == "__main__":

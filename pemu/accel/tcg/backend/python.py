@@ -58,6 +58,18 @@ _UNSIGNED_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _SIGNED_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
+def struct_accessors() -> dict[str, object]:
+    """U<n>/I<n> (unsigned/signed little-endian loads) and P<n> (stores) of n bytes:
+    the names every MemoryCodegen's generated code uses for RAM accesses."""
+    ns: dict[str, object] = {}
+    for size, fmt in _UNSIGNED_FMT.items():
+        ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
+        ns[f"P{size}"] = struct.Struct("<" + fmt).pack_into
+    for size, fmt in _SIGNED_FMT.items():
+        ns[f"I{size}"] = struct.Struct("<" + fmt).unpack_from
+    return ns
+
+
 def _sign_extend_expr(expr: str, size: int, bits: int) -> str:
     sign = 1 << (size * 8 - 1)
     return f"((({expr}) ^ {sign:#x}) - {sign:#x}) & {MASK[bits]:#x}"
@@ -78,16 +90,8 @@ class UserMemoryCodegen:
 
     def namespace(self) -> dict[str, object]:
         vm = self.vmem
-        ns: dict[str, object] = {
-            "M": vm.mem, "RP": vm.readable, "WP": vm.writable_fast,
-            "LDS": vm.load_slow, "STS": vm.store_slow,
-        }
-        for size, fmt in _UNSIGNED_FMT.items():
-            ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
-            ns[f"P{size}"] = struct.Struct("<" + fmt).pack_into
-        for size, fmt in _SIGNED_FMT.items():
-            ns[f"I{size}"] = struct.Struct("<" + fmt).unpack_from
-        return ns
+        return {"M": vm.mem, "RP": vm.readable, "WP": vm.writable_fast,
+                "LDS": vm.load_slow, "STS": vm.store_slow, **struct_accessors()}
 
     @staticmethod
     def _fast_check(addr: str, size: int, table: str) -> str:
