@@ -282,7 +282,7 @@ def attach(process, first_cpu, spec: str) -> UserModeTarget:
     The stub interposes on ``run`` of the process's CPUs (``first_cpu`` now, and every
     CPU ``engine.create_cpu`` makes later for new guest threads).
     """
-    from pemu.gdbstub.server import GdbServer
+    from pemu.gdbstub.server import serve
 
     target = UserModeTarget(process)
     engine = process.engine
@@ -300,7 +300,5 @@ def attach(process, first_cpu, spec: str) -> UserModeTarget:
     hook(first_cpu)
     engine.create_cpu = create_cpu
     process.debugger = target
-    server = GdbServer(target, spec)
-    target.server = server
-    server.wait_for_client()
+    target.server = serve(target, spec, wait=True)
     return target

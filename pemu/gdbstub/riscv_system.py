@@ -269,10 +269,7 @@ class RiscvSystemTarget(DebugTarget):
 
 def start_system_gdbstub(monitor_machine, spec: str, wait: bool = False):
     """``-gdb SPEC`` / ``-s`` for a RISC-V board; ``wait`` blocks until GDB attaches."""
-    from pemu.gdbstub.server import GdbServer
+    from pemu.gdbstub.server import serve
 
     target = RiscvSystemTarget(monitor_machine)
-    server = GdbServer(target, spec)
-    if wait:
-        server.wait_for_client()
-    return target, server
+    return target, serve(target, spec, wait)

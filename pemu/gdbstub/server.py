@@ -119,6 +119,15 @@ class GdbServer:
                 os.unlink(self.unix_path)
 
 
+def serve(target: object, spec: str, wait: bool = False) -> GdbServer:
+    """Listen on ``spec`` (``-gdb``/``-g`` syntax) for ``target``; with ``wait``, block
+    until GDB attaches (``-S`` boards, user mode)."""
+    server = GdbServer(target, spec)
+    if wait:
+        server.wait_for_client()
+    return server
+
+
 def _shutdown(conn: socket.socket) -> None:
     with contextlib.suppress(OSError):
         conn.shutdown(socket.SHUT_RDWR)

@@ -696,13 +696,10 @@ class X86KVMTarget(DebugTarget):
 
 def start_x86_gdbstub(monitor_machine, spec: str, wait: bool = False):
     """``-gdb SPEC`` / ``-s`` for the microvm; ``wait`` blocks until GDB attaches."""
-    from pemu.gdbstub.server import GdbServer
+    from pemu.gdbstub.server import serve
 
     target = X86KVMTarget(monitor_machine)
-    server = GdbServer(target, spec)
-    if wait:
-        server.wait_for_client()
-    return target, server
+    return target, serve(target, spec, wait)
 
 
 __all__ = ["X86KVMTarget", "start_x86_gdbstub", "probe_guest_debug", "target_xml",
