@@ -31,6 +31,7 @@ def exit_process(process, status: int) -> None:
         debugger.process_exited(status)  # gdb gets W<status>, not a dropped connection
     if process.strace is not None:
         process.strace.flush()
+    process.engine.log.engine_stats("pemu-riscv64", process.engine.all_stats())
     try:
         sys.stderr.flush()
     finally:

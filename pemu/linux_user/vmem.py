@@ -16,7 +16,6 @@ invalidates the stale translations (self-modifying and freshly loaded code).
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import os
 import threading
@@ -34,7 +33,7 @@ PROT_WRITE = mmap.PROT_WRITE
 PROT_EXEC = mmap.PROT_EXEC
 PROT_NONE = 0
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library already in this process
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                        ctypes.c_int, ctypes.c_long]
@@ -79,10 +78,12 @@ class GuestVirtualMemory:
         self._region = (ctypes.c_char * size).from_address(base)
         self.mem = memoryview(self._region).cast("B")
         n_pages = size >> PAGE_SHIFT
-        self.prot = bytearray(n_pages)  # guest-visible PROT_* bits; 0 also for unmapped
-        self.mapped = bytearray(n_pages)  # 1 where the guest has a mapping
-        self.readable = bytearray(n_pages)  # fast-path tables for translated code
-        self.writable_fast = bytearray(n_pages)
+        # One byte per guest page each; anonymous mmaps are zeroed lazily by the kernel,
+        # where 16 MiB bytearrays would be zero-filled at every process start.
+        self.prot = _page_table(n_pages)  # guest-visible PROT_* bits; 0 also for unmapped
+        self.mapped = _page_table(n_pages)  # 1 where the guest has a mapping
+        self.readable = _page_table(n_pages)  # fast-path tables for translated code
+        self.writable_fast = _page_table(n_pages)
         self.code_pages: set[int] = set()  # pages with translations
         self.lock = threading.RLock()
         # Called with a page number when a store hits a page holding translated code.
@@ -277,6 +278,10 @@ class GuestVirtualMemory:
 # translate() tables: protection byte -> 1 where the access bit is missing
 _DENIED = {bit: bytes(0 if v & bit else 1 for v in range(256))
            for bit in (PROT_READ, PROT_WRITE, PROT_EXEC)}
+
+
+def _page_table(n_pages: int) -> mmap.mmap:
+    return mmap.mmap(-1, n_pages, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 def _page_align(n: int) -> int:

@@ -52,3 +52,11 @@ def test_guest_reset_reboots_unless_no_reboot(build_program):
     r = _run(elf, "-no-reboot")
     assert r.returncode == 0
     assert r.stdout == b"1"  # the reset request ends the run
+
+
+def test_asid_switches_and_asid_scoped_sfence(build_program):
+    """Two address spaces with their own ASIDs: no fence between switches, and
+    sfence.vma by ASID, by page and for everything each make a changed PTE visible."""
+    r = _run(build_program("asid"))
+    assert r.returncode == 0, f"check {r.returncode} failed: {r.stderr.decode()}"
+    assert b"DONE" in r.stdout

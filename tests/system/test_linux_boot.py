@@ -77,18 +77,24 @@ def _rootfs_copy(tmp_path):
 
 
 @pytest.mark.slow
-def test_linux_interactive_shell_writes_to_its_disk(tmp_path):
-    """A shell on ttyS0 through a pty: run a command, write a file, power off; the host
-    then finds the file in the ext4 image."""
+def test_linux_interactive_shell_writes_to_a_qcow2_overlay(tmp_path):
+    """A shell on ttyS0 through a pty, root on ext4 in a qcow2 overlay whose backing file is
+    the raw image: run a command, write a file, power off.  Then real qemu-img finds the
+    overlay clean, the backing file untouched, and the file in the guest's filesystem."""
     _need_guest()
-    if not shutil.which("debugfs"):
-        pytest.skip("debugfs (e2fsprogs) is not installed")
-    image = _rootfs_copy(tmp_path)
+    for tool in ("debugfs", "qemu-img"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed")
+    base = _rootfs_copy(tmp_path)
+    base_bytes = base.read_bytes()
+    overlay = tmp_path / "overlay.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
+                    str(overlay)], check=True)
     master, slave = pty.openpty()
     proc = subprocess.Popen(pemu_cmd("-M", "virt", "-m", "256M", "-nographic",
                                      "-kernel", str(GUESTS / "Image"),
                                      "-append", "console=ttyS0 root=/dev/vda rw init=/init",
-                                     "-drive", f"file={image},format=raw,if=virtio"),
+                                     "-drive", f"file={overlay},format=qcow2,if=virtio"),
                             stdin=slave, stdout=slave, stderr=slave, env=pemu_env(),
                             cwd=ROOT, start_new_session=True)
     os.close(slave)
@@ -105,6 +111,11 @@ def test_linux_interactive_shell_writes_to_its_disk(tmp_path):
             proc.kill()
             proc.wait()
         os.close(master)
-    text = subprocess.run(["debugfs", "-R", "cat /pemu-host-check", str(image)],
+    check = subprocess.run(["qemu-img", "check", str(overlay)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert base.read_bytes() == base_bytes  # copy-on-write: the backing file never changes
+    flat = tmp_path / "flat.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(overlay), str(flat)], check=True)
+    text = subprocess.run(["debugfs", "-R", "cat /pemu-host-check", str(flat)],
                           capture_output=True, text=True).stdout
     assert "written-by-the-guest" in text

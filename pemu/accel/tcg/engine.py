@@ -199,6 +199,10 @@ class TCGEngine:
         for page in self.cache.flush():
             self.mem.clear_code_page(page)
 
+    def all_stats(self) -> dict[str, float]:
+        """The engine's counters and the backend's (translation time, exits, helper calls)."""
+        return {**self.stats, **getattr(self.backend, "stats", {})}
+
     # -- vCPUs ---------------------------------------------------------------------
     def create_cpu(self) -> TCGCPU:
         return self._cpu_class(self)

@@ -21,6 +21,7 @@ LOG_ITEMS = {
     "exec": "show trace before each executed TB",
     "cpu": "show CPU registers before entering a TB",
     "strace": "log every system call (user mode)",
+    "stats": "print translation and execution counters when the guest exits",
     "guest_errors": "log when the guest accesses invalid devices or memory",
     "unimp": "log unimplemented functionality",
 }
@@ -73,6 +74,13 @@ class TCGLog:
         except ImportError:
             lines = [f"0x{tb.pc:016x}:  {code.hex()}"]
         return "IN: \n" + "\n".join(lines) + "\n"
+
+    def engine_stats(self, prog: str, stats: dict[str, float]) -> None:
+        """The ``-d stats`` line: one ``key=value`` per counter, for people and scripts."""
+        if "stats" in self.items:
+            pairs = " ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}"
+                             for k, v in sorted(stats.items()))
+            self.write(f"{prog}: stats: {pairs}")
 
     def block_executed(self, tb: object, state: object) -> None:
         if "cpu" in self.items:

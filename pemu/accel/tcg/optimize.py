@@ -38,24 +38,24 @@ def optimize(block: Block) -> Block:
 
 def _fold_and_propagate(block: Block) -> None:
     known: dict[Temp, Operand] = {}  # temp -> Const or the Temp it copies
+    sources: set[Temp] = set()  # temps some entry of known may copy (a superset)
 
     def forget(t: Temp) -> None:
         known.pop(t, None)
-        for k in [k for k, v in known.items() if v is t]:
-            del known[k]
-
-    def resolve(x: Operand) -> Operand:
-        if isinstance(x, Temp):
-            return known.get(x, x)
-        return x
+        if t in sources:  # only then can a copy of t be in known: scan
+            sources.discard(t)
+            for k in [k for k, v in known.items() if v is t]:
+                del known[k]
 
     out: list[Op] = []
     for op in block.ops:
         if op.opc == "label":
             known.clear()
+            sources.clear()
             out.append(op)
             continue
-        op.ins = [resolve(x) for x in op.ins]
+        if known:
+            op.ins = [known.get(x, x) if isinstance(x, Temp) else x for x in op.ins]
         if op.opc == "call":
             helper = op.aux
             assert isinstance(helper, Helper)
@@ -79,6 +79,8 @@ def _fold_and_propagate(block: Block) -> None:
             src = op.ins[0]
             if isinstance(src, Const) or src is not op.outs[0]:
                 known[op.outs[0]] = src
+                if isinstance(src, Temp):
+                    sources.add(src)
         out.append(op)
     block.ops = out
 

@@ -18,6 +18,10 @@ pieces, remembered by superpage so ``sfence.vma addr`` drops all of them.
 
 Code is found through a separate execute TLB (physical page of a virtual page, per
 privilege) used by the vCPU loop and the translator, never by translated code.
+
+All of these (and the hart's jump cache) exist once per *address space*, a
+``TLBContext`` per satp value: a satp write switches sets instead of flushing, and
+``sfence.vma`` with an ASID flushes only the sets of that ASID.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
 MMU_DYNAMIC = -1  # M-mode with MPRV: the slow path looks at mstatus every time
 N_MMU = 4
 TLB_LIMIT = 8192  # entries per dict before it is simply cleared
+MAX_CONTEXTS = 32  # address spaces whose TLBs are kept; least recently used go first
+SATP_ASID_SHIFT = 44
+ASID_MASK = 0xFFFF
 
 _MMU_PRIV = {MMU_U: (PRV_U, False), MMU_S: (PRV_S, False), MMU_S_SUM: (PRV_S, True),
              MMU_M: (PRV_M, False)}
@@ -78,6 +85,55 @@ def mmu_index(flags: int) -> int:
 Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
 
 
+class TLBContext:
+    """The caches of one address space (one satp value): TLBs and jump cache.
+
+    ``jump_cache`` (flags -> pc -> block function) belongs to the hart loop; it is kept
+    here because its entries are valid exactly as long as the execute TLB's are.
+    """
+
+    __slots__ = ("satp", "read_tlb", "write_tlb", "exec_tlb", "superpages",
+                 "jump_cache", "jump_pages")
+
+    def __init__(self, satp: int) -> None:
+        self.satp = satp
+        self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
+        self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
+        self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # by privilege
+        self.superpages: dict[tuple[int, int], list[int]] = {}
+        self.jump_cache: dict[int, dict[int, Callable]] = {}
+        self.jump_pages: dict[int, list[int]] = {}  # vpn -> pcs cached from it
+
+    def clear(self) -> None:
+        """Empty every dict in place: translated code and the hart loop hold them."""
+        for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
+            for t in tlbs:
+                t.clear()
+        self.superpages.clear()
+        self.clear_jump_cache()
+
+    def clear_jump_cache(self) -> None:
+        for jc in self.jump_cache.values():
+            jc.clear()
+        self.jump_pages.clear()
+
+    def flush_page(self, vaddr: int) -> None:
+        vpns = [vaddr >> PAGE_SHIFT]
+        for shift in (21, 30, 39, 48):
+            group = self.superpages.pop((shift, vaddr >> shift), None)
+            if group:
+                vpns.extend(group)
+        for vpn in vpns:
+            for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
+                for t in tlbs:
+                    t.pop(vpn, None)
+            pcs = self.jump_pages.pop(vpn, None)
+            if pcs:
+                for jc in self.jump_cache.values():
+                    for pc in pcs:
+                        jc.pop(pc, None)
+
+
 class SoftMMU:
     """Address translation for one hart, with its TLBs."""
 
@@ -92,36 +148,75 @@ class SoftMMU:
         self._dram_view = dram.view
         self._u64 = struct.Struct("<Q")
         self.watched: dict[int, Watcher] = watched if watched is not None else {}
-        self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
-        self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
-        self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # by privilege
-        self._superpages: dict[tuple[int, int], list[int]] = {}
-        self.on_flush_all: Callable[[], None] | None = None
-        self.on_flush_page: Callable[[int], None] | None = None
+        self.on_switch: Callable[[TLBContext], None] | None = None
         self.walks = 0
+        self.contexts: dict[int, TLBContext] = {}
+        self.ctx = self._context(ps.satp)
+        self._bind(self.ctx)
+
+    # -- address-space contexts ------------------------------------------------------------
+    def _context(self, satp: int) -> TLBContext:
+        ctx = self.contexts.get(satp)
+        if ctx is None:
+            if len(self.contexts) >= MAX_CONTEXTS:
+                del self.contexts[next(iter(self.contexts))]  # the least recently used
+            ctx = self.contexts[satp] = TLBContext(satp)
+        return ctx
+
+    def _bind(self, ctx: TLBContext) -> None:
+        self.ctx = ctx
+        self.read_tlb = ctx.read_tlb
+        self.write_tlb = ctx.write_tlb
+        self.exec_tlb = ctx.exec_tlb
+        if self.on_switch is not None:
+            self.on_switch(ctx)
+
+    def switch(self) -> None:
+        """satp was written: use the caches of the new address space, flushing nothing.
+
+        The TLB is tagged by the whole satp value (mode, ASID and root), which is
+        stricter than the ASID tag the spec asks for: a stale entry is only ever used
+        where the spec allows it, because a guest must fence before reusing an ASID.
+        """
+        satp = self.ps.satp
+        if self.ctx.satp != satp:
+            ctx = self.contexts.pop(satp, None)
+            if ctx is None:
+                self._bind(self._context(satp))
+            else:
+                self.contexts[satp] = ctx  # most recently used last: evicted last
+                self._bind(ctx)
 
     # -- flushing -----------------------------------------------------------------
     def flush_all(self) -> None:
-        for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
-            for t in tlbs:
-                t.clear()
-        self._superpages.clear()
-        if self.on_flush_all is not None:
-            self.on_flush_all()
+        """Every address space's entries go (sfence.vma x0, x0; PMP or MXR changes)."""
+        self.contexts.clear()
+        self.ctx.clear()
+        self.contexts[self.ctx.satp] = self.ctx
 
-    def flush_page(self, vaddr: int) -> None:
-        """sfence.vma with an address: every cached piece of its mapping goes."""
-        vpns = [vaddr >> PAGE_SHIFT]
-        for shift in (21, 30, 39, 48):
-            group = self._superpages.pop((shift, vaddr >> shift), None)
-            if group:
-                vpns.extend(group)
-        for vpn in vpns:
-            for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
-                for t in tlbs:
-                    t.pop(vpn, None)
-            if self.on_flush_page is not None:
-                self.on_flush_page(vpn)
+    def flush_asid(self, asid: int) -> None:
+        """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
+        for satp, ctx in list(self.contexts.items()):
+            if (satp >> SATP_ASID_SHIFT) & ASID_MASK == asid:
+                if ctx is self.ctx:
+                    ctx.clear()
+                else:
+                    del self.contexts[satp]
+
+    def flush_page(self, vaddr: int, asid: int | None = None) -> None:
+        """sfence.vma with an address: every cached piece of its mapping goes.
+
+        With an ASID only that address space is flushed: the spec leaves global
+        mappings of other address spaces alone in that case.
+        """
+        for satp, ctx in self.contexts.items():
+            if asid is None or (satp >> SATP_ASID_SHIFT) & ASID_MASK == asid:
+                ctx.flush_page(vaddr)
+
+    def flush_jump_caches(self) -> None:
+        """Translated code was dropped: forget every pc -> function shortcut."""
+        for ctx in self.contexts.values():
+            ctx.clear_jump_cache()
 
     # -- translation ------------------------------------------------------------------
     def _pte_load(self, paddr: int) -> int:
@@ -173,7 +268,7 @@ class SoftMMU:
             t[vpn] = addend
             installed = True
         if installed and shift > PAGE_SHIFT:
-            self._superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+            self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
 
     def _concrete_index(self, idx: int) -> int:
         if idx != MMU_DYNAMIC:
@@ -277,7 +372,7 @@ class SoftMMU:
         if self.pmp.page_allows(page, PERM_X, priv) and region.contains(page, PAGE_SIZE):
             tlb[vpn] = page
             if shift > PAGE_SHIFT:
-                self._superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+                self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
         return page
 
 

@@ -5,8 +5,9 @@ the bytes at the pc's *physical* address, and on the block flags (privilege, SUM
 MPRV).  ``SystemTranslator`` keys blocks by ``(flags, pc, physical page)``, so a
 change of address space or privilege never runs a stale block, and the same kernel
 code is shared by every process.  Each hart keeps a *jump cache* per flags value, pc
--> function, valid as long as its execute TLB entry is; ``sfence.vma``/satp writes
-drop it together with the TLB.
+-> function, valid as long as its execute TLB entry is: it lives in the softmmu's
+per-address-space ``TLBContext``, so ``sfence.vma`` drops it together with the TLB and
+a satp write switches to the jump cache of the new address space.
 
 Self-modifying code: RISC-V requires ``fence.i`` before modified code is executed, so
 stores never check for code.  Instead the translator snapshots every page it
@@ -36,6 +37,7 @@ from pemu.accel.tcg.ir import (
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.optimize import optimize
 from pemu.accel.tcg.softmmu import (
+    ASID_MASK,
     MMU_M,
     MMU_S,
     MMU_S_SUM,
@@ -45,6 +47,7 @@ from pemu.accel.tcg.softmmu import (
     PAGE_SIZE,
     SoftMMU,
     SoftmmuBackend,
+    TLBContext,
     VirtualMemory,
 )
 from pemu.memory.address_space import AddressSpace, RAMBlock
@@ -192,16 +195,9 @@ class RiscvHart:
         self.ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
         self.mmu = SoftMMU(self.ps, self.pmp, space, translator.dram)
-        self.mmu.on_flush_all = self.flush_jump_cache
-        self.mmu.on_flush_page = self._flush_jump_page
+        self.mmu.on_switch = self._bind_context
         self.mem = VirtualMemory(self.mmu, space.lock)
-        # the TLB dicts translated code reads, by MMU index
-        self.R0, self.R1, self.R2, self.R3 = (self.mmu.read_tlb[i] for i in
-                                              (MMU_U, MMU_S, MMU_S_SUM, MMU_M))
-        self.W0, self.W1, self.W2, self.W3 = (self.mmu.write_tlb[i] for i in
-                                              (MMU_U, MMU_S, MMU_S_SUM, MMU_M))
-        self.jump_cache: dict[int, dict[int, Callable]] = {}
-        self._jump_pages: dict[int, list[int]] = {}
+        self._bind_context(self.mmu.ctx)
         self.should_stop: Callable[[], bool] = lambda: False
         self.count_insns = False
         self.insns = 0
@@ -216,16 +212,17 @@ class RiscvHart:
         self.translator.sync_code()
 
     def flush_jump_cache(self) -> None:
-        for jc in self.jump_cache.values():
-            jc.clear()
-        self._jump_pages.clear()
+        self.mmu.flush_jump_caches()
 
-    def _flush_jump_page(self, vpn: int) -> None:
-        pcs = self._jump_pages.pop(vpn, None)
-        if pcs:
-            for jc in self.jump_cache.values():
-                for pc in pcs:
-                    jc.pop(pc, None)
+    def _bind_context(self, ctx: TLBContext) -> None:
+        """A new address space is current: rebind what translated code and run() use."""
+        # the TLB dicts translated code reads, by MMU index
+        self.R0, self.R1, self.R2, self.R3 = (ctx.read_tlb[i] for i in
+                                              (MMU_U, MMU_S, MMU_S_SUM, MMU_M))
+        self.W0, self.W1, self.W2, self.W3 = (ctx.write_tlb[i] for i in
+                                              (MMU_U, MMU_S, MMU_S_SUM, MMU_M))
+        self.jump_cache = ctx.jump_cache
+        self._jump_pages = ctx.jump_pages
 
     def reset(self, pc: int) -> None:
         for i in range(rv.N_SLOTS):
@@ -233,6 +230,7 @@ class RiscvHart:
         self.slots[rv.RES_ADDR] = rv.NO_RESERVATION
         self.ps.reset()
         self.pmp.reset()
+        self.mmu.switch()
         self.tlb_flush_all()
         self.slots[rv.PC] = pc
 
@@ -415,7 +413,7 @@ def _sret(env: RiscvHart, insn: int) -> int:
 def _kick_after(fn: Callable[..., int]) -> Callable[..., int]:
     def wrapped(env: RiscvHart, *args: int) -> int:
         result = fn(env, *args)
-        env.ps.kick()
+        env.ps.request_exit()
         env.slots[rv.RES_ADDR] = rv.NO_RESERVATION
         return result
     return wrapped
@@ -426,17 +424,27 @@ def _wfi(env: RiscvHart, insn: int) -> None:
     if ps.priv < PRV_M and ps.mstatus & MSTATUS_TW:
         raise RiscvTrap(ILLEGAL_INSN, insn)
     ps.waiting = True
-    ps.kick()
+    ps.request_exit()
 
 
-def _sfence_vma(env: RiscvHart, vaddr: int, all_pages: int, insn: int) -> None:
+SFENCE_ADDR, SFENCE_ASID = 1, 2  # which of rs1/rs2 an sfence.vma names (not x0)
+
+
+def _sfence_vma(env: RiscvHart, vaddr: int, asid: int, which: int, insn: int) -> None:
     ps = env.ps
     if ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
         raise RiscvTrap(ILLEGAL_INSN, insn)
-    if all_pages:
-        env.mmu.flush_all()
+    mmu = env.mmu
+    if which & SFENCE_ASID:
+        asid &= ASID_MASK
+        if which & SFENCE_ADDR:
+            mmu.flush_page(vaddr, asid)
+        else:
+            mmu.flush_asid(asid)
+    elif which & SFENCE_ADDR:
+        mmu.flush_page(vaddr)
     else:
-        env.mmu.flush_page(vaddr)
+        mmu.flush_all()
 
 
 MRET_HELPER = Helper("mret", _kick_after(_mret), flags=_XRET_FLAGS, needs_env=True)
@@ -467,7 +475,9 @@ def _emit_sfence_vma(ctx: DisasContext, insn: int) -> None:
     if (insn >> 7) & 31 or ctx.priv == PRV_U:
         ctx.illegal()
         return
-    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], Const(0 if rs1 else 1), Const(insn)])
+    rs2 = (insn >> 20) & 31
+    which = (SFENCE_ADDR if rs1 else 0) | (SFENCE_ASID if rs2 else 0)
+    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(insn)])
     ctx.goto(ctx.next_pc)
 
 

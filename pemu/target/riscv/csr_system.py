@@ -28,9 +28,12 @@ from pemu.target.riscv.priv import (
     MIP_SSIP,
     MIP_STIP,
     MSTATUS_FS,
+    MSTATUS_MIE,
+    MSTATUS_MMU_BITS,
     MSTATUS_MPP,
     MSTATUS_MPP_SHIFT,
     MSTATUS_MXR,
+    MSTATUS_SIE,
     MSTATUS_TVM,
     MSTATUS_WRITABLE,
     S_INTERRUPTS,
@@ -38,7 +41,6 @@ from pemu.target.riscv.priv import (
 )
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-SATP_ASID_MASK = 0xFFFF << 44  # ASIDLEN = 0: the ASID field reads as zero
 COUNTER_CY, COUNTER_TM, COUNTER_IR = 0, 1, 2
 N_HPM = 29  # hpmcounter3..31
 
@@ -67,7 +69,7 @@ def _field(name: str, mask: int = MASK64, number: int = 0, ends: bool = False) -
         ps = _ps(env)
         setattr(ps, name, (getattr(ps, name) & ~mask) | (v & mask))
         if ends:
-            ps.kick()
+            ps.request_exit()
 
     _define(number, name, read, write, ends)
 
@@ -87,7 +89,10 @@ def _write_status(env: object, new: int) -> None:
     ps.mstatus = new
     if (old ^ new) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]
-    ps.kick()
+    # The vCPU loop must look again only when the block flags may change or an
+    # interrupt may become deliverable; Linux toggles SIE constantly, mostly to 0.
+    if (old ^ new) & MSTATUS_MMU_BITS or new & ~old & (MSTATUS_SIE | MSTATUS_MIE):
+        ps.request_exit()
 
 
 def _write_mstatus(env: object, v: int) -> None:
@@ -110,7 +115,7 @@ def _write_sstatus(env: object, v: int) -> None:
 def _write_mie(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mie = v & ALL_INTERRUPTS
-    ps.kick()
+    ps.request_exit()
 
 
 def _read_sie(env: object) -> int:
@@ -121,7 +126,7 @@ def _read_sie(env: object) -> int:
 def _write_sie(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mie = (ps.mie & ~ps.mideleg) | (v & ps.mideleg)
-    ps.kick()
+    ps.request_exit()
 
 
 def _mip_sw_writable(ps) -> int:
@@ -132,7 +137,7 @@ def _write_mip(env: object, v: int) -> None:
     ps = _ps(env)
     mask = _mip_sw_writable(ps)
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
-    ps.kick()
+    ps.request_exit()
 
 
 def _read_sip(env: object) -> int:
@@ -144,13 +149,13 @@ def _write_sip(env: object, v: int) -> None:
     ps = _ps(env)
     mask = MIP_SSIP & ps.mideleg  # S-mode may only set/clear its software interrupt
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
-    ps.kick()
+    ps.request_exit()
 
 
 def _write_mideleg(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mideleg = v & S_INTERRUPTS
-    ps.kick()
+    ps.request_exit()
 
 
 def _write_tvec(name: str) -> Callable[[object, int], None]:
@@ -184,9 +189,11 @@ def _write_satp(env: object, v: int) -> None:
     mode = v >> 60
     if mode != SATP_MODE_BARE and mode not in SATP_LEVELS:
         return  # WARL: a write of an unsupported mode has no effect at all
-    ps.satp = v & ~SATP_ASID_MASK
-    env.tlb_flush_all()  # type: ignore[attr-defined]
-    ps.kick()
+    # ASIDLEN 16: the ASID is kept, and the softmmu keeps one set of TLBs per
+    # address space, so a context switch costs no flush (sfence.vma orders changes).
+    ps.satp = v
+    env.mmu.switch()  # type: ignore[attr-defined]
+    ps.request_exit()
 
 
 # -- counters and timers ------------------------------------------------------------------
@@ -265,7 +272,7 @@ def _write_stimecmp(env: object, v: int) -> None:
 def _write_menvcfg(env: object, v: int) -> None:
     ps = _ps(env)
     ps.menvcfg = v & MENVCFG_WRITABLE
-    ps.kick()
+    ps.request_exit()
 
 
 # -- PMP -----------------------------------------------------------------------------------

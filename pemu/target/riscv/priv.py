@@ -127,9 +127,14 @@ class PrivState:
             self.kick()
 
     def kick(self) -> None:
-        """Make the vCPU loop look at interrupts at the next block boundary."""
+        """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
         self.slots[rv.EXIT_REQUEST] = 1
         self.wakeup.set()
+
+    def request_exit(self) -> None:
+        """``kick`` for the hart's own thread (CSR writes, xRET): the hart is running,
+        so nobody sleeps on ``wakeup`` and setting the Event (a lock) is not needed."""
+        self.slots[rv.EXIT_REQUEST] = 1
 
     def set_stimecmp(self, value: int) -> None:
         """Program the Sstc timer; the vCPU loop polls ``timer_deadline_ns``."""
@@ -140,7 +145,7 @@ class PrivState:
             delta = value - self.now()
             self.timer_deadline_ns = time.monotonic_ns() + max(0, delta) * 1_000_000_000 \
                 // self.timebase_hz
-        self.kick()
+        self.request_exit()
 
     def line_sink(self, bit: int) -> Callable[[bool], None]:
         return lambda level: self.set_line(bit, level)

@@ -10,11 +10,13 @@ starts allocating again from the head.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import os
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The symbols already loaded into this process (libc among them).  Not
+# ctypes.util.find_library: on Linux it runs ldconfig in a child process, which cost
+# more start-up time than everything else this module does.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                        ctypes.c_int, ctypes.c_long]

@@ -36,6 +36,7 @@ from pemu.accel.tcg.ir import (
 from pemu.accel.tcg.ops_eval import evaluate
 
 from . import encoder as x
+from . import sse_fp
 from .encoder import R8, R9, R11, RAX, RBP, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
 from .regalloc import FRAME_CTX, RegAlloc
 
@@ -201,48 +202,60 @@ class Codegen:
         self.jmp_ext(self.t.req_exit)
         for emit in self.cold:
             emit()
+        # the cold-path closures refer back to self: drop them so that the IR, the
+        # allocator and the assembler are freed now, not by the cycle collector
+        self.cold.clear()
         self.out.code = a.finish()
         return self.out
 
     def gen(self, op: Op) -> None:
-        opc = op.opc
-        if opc == "insn_start":
-            self.cur_pc = op.aux
-            return
-        if opc == "label":
-            self.ra.sync()
-            self.ra.forget()
-            self.asm.bind(self.label(op.aux))
-            return
-        if opc == "br":
-            self.ra.sync()
-            self.asm.jmp(self.label(op.aux))
-            return
-        if opc == "brcond":
-            cond, lab = op.aux
-            cc = self.compare(op.ins[0], op.ins[1], cond, op.type)
-            self.ra.sync()
-            self.asm.jcc(cc, self.label(lab))
-            return
-        if opc == "goto_pc":
-            self.gen_goto_pc(op.aux)
-            return
-        if opc == "goto_ptr":
-            self.ra.sync(globals_only=True)
-            self.jmp_ext(self.t.lookup)
-            return
-        if opc == "call":
-            self.gen_call(op.aux, op.outs, op.ins)
-            return
-        if opc == "ld":
-            self.memory.load(self, op)
-            return
-        if opc == "st":
-            self.memory.store(self, op)
-            return
-        gen = getattr(self, "op_" + opc, None)
-        if gen is None or not gen(op):
-            self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
+        handler = _HANDLERS.get(op.opc)
+        if handler is None or not handler(self, op):
+            self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
+
+    # control flow and the ops that are not "compute outs from ins"
+    def op_insn_start(self, op: Op) -> bool:
+        self.cur_pc = op.aux
+        return True
+
+    def op_label(self, op: Op) -> bool:
+        self.ra.sync()
+        self.ra.forget()
+        self.asm.bind(self.label(op.aux))
+        return True
+
+    def op_br(self, op: Op) -> bool:
+        self.ra.sync()
+        self.asm.jmp(self.label(op.aux))
+        return True
+
+    def op_brcond(self, op: Op) -> bool:
+        cond, lab = op.aux
+        cc = self.compare(op.ins[0], op.ins[1], cond, op.type)
+        self.ra.sync()
+        self.asm.jcc(cc, self.label(lab))
+        return True
+
+    def op_goto_pc(self, op: Op) -> bool:
+        self.gen_goto_pc(op.aux)
+        return True
+
+    def op_goto_ptr(self, op: Op) -> bool:
+        self.ra.sync(globals_only=True)
+        self.jmp_ext(self.t.lookup)
+        return True
+
+    def op_call(self, op: Op) -> bool:
+        self.gen_call(op.aux, op.outs, op.ins)
+        return True
+
+    def op_ld(self, op: Op) -> bool:
+        self.memory.load(self, op)
+        return True
+
+    def op_st(self, op: Op) -> bool:
+        self.memory.store(self, op)
+        return True
 
     # -- exits ----------------------------------------------------------------------------
     def gen_goto_pc(self, pc: int) -> None:
@@ -277,10 +290,20 @@ class Codegen:
                     a.mov_rr(64, reg, r)
                 else:
                     a.load(64, reg, ra.home(arg))
+        sse = sse_fp.sse_op(h) if pure else None
+        done = None
+        if sse is not None and sse_fp.applicable(sse, ins):
+            # SSE computes it when the rounding mode is round-to-nearest; else the call
+            call, done = Label(), Label()
+            sse_fp.emit_fast_path(a, sse, ins, call, FRAME_CTX)
+            a.jmp(done)
+            a.bind(call)
         a.mov_ri(RAX, self.t.callback(h, len(ins)))
         a.call_r(RAX)
         self.check_exception()
         self.jcc_ext(x.CC_NE, self.t.exc_exit)
+        if done is not None:
+            a.bind(done)
         if outs:
             ra.set_out(outs[0], RAX)
         if len(outs) > 1:
@@ -675,6 +698,10 @@ class Codegen:
 
     op_div = op_divu = op_rem = op_remu = _divrem
 
+
+# opcode -> Codegen.op_<opcode> (looked up once per op: no string building per op)
+_HANDLERS: dict[str, Callable[[Codegen, Op], bool]] = {
+    name[3:]: fn for name, fn in vars(Codegen).items() if name.startswith("op_")}
 
 __all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "ARG_REGS", "RSI", "R9",
            "RDX"]

@@ -13,7 +13,7 @@ destination register, the IR's I32 rule for free).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI = range(8)
 R8, R9, R10, R11, R12, R13, R14, R15 = range(8, 16)
@@ -32,8 +32,9 @@ ROL, ROR, SHL, SHR, SAR = 0, 1, 4, 5, 7
 NOT, NEG, MUL, IMUL1, DIV, IDIV = 2, 3, 4, 5, 6, 7
 
 
-@dataclass(frozen=True)
-class Mem:
+class Mem(NamedTuple):
+    """``[base + index*scale + disp]``; a tuple so that it hashes fast (encoding cache)."""
+
     base: int
     disp: int = 0
     index: int | None = None
@@ -58,6 +59,50 @@ def fits_i32(v: int) -> bool:
 def signed64(v: int) -> int:
     v &= (1 << 64) - 1
     return v - (1 << 64) if v >> 63 else v
+
+
+def _rex_byte(w: bool, reg: int, index: int, base: int, force: bool) -> int | None:
+    rex = 0x40 | (8 if w else 0) | (4 if reg & 8 else 0) | (2 if index & 8 else 0) | (
+        1 if base & 8 else 0)
+    return rex if rex != 0x40 or force else None
+
+
+def _modrm_rm(reg: int, rm: int | Mem) -> bytes:
+    """ModRM (+SIB, disp) for a register field and a register or memory operand."""
+    reg &= 7
+    if isinstance(rm, int):
+        return bytes((0xC0 | reg << 3 | rm & 7,))
+    base, disp = rm.base, rm.disp
+    if disp == 0 and base & 7 != RBP:
+        mod, dbytes = 0, b""
+    elif fits_i8(disp):
+        mod, dbytes = 1, struct.pack("<b", disp)
+    else:
+        mod, dbytes = 2, struct.pack("<i", disp)
+    if rm.index is not None:
+        ss = {1: 0, 2: 1, 4: 2, 8: 3}[rm.scale]
+        head = bytes((mod << 6 | reg << 3 | 4, ss << 6 | (rm.index & 7) << 3 | base & 7))
+    elif base & 7 == RSP:
+        head = bytes((mod << 6 | reg << 3 | 4, 0x24))
+    else:
+        head = bytes((mod << 6 | reg << 3 | base & 7,))
+    return head + dbytes
+
+
+def _encode(opcode: bytes, reg: int, rm: int | Mem, w: int, prefix: bytes,
+            byte_reg: bool) -> bytes:
+    if isinstance(rm, Mem):
+        idx = rm.index if rm.index is not None else 0
+        rex = _rex_byte(w == 64, reg, idx, rm.base, byte_reg and reg >= 4)
+    else:
+        rex = _rex_byte(w == 64, reg, 0, rm, byte_reg and (reg >= 4 or rm >= 4))
+    return prefix + (b"" if rex is None else bytes((rex,))) + opcode + _modrm_rm(reg, rm)
+
+
+_ENCODINGS: dict[tuple[bytes, int, int | Mem, int, bytes, bool], bytes] = {}
+_ENCODINGS_MAX = 1 << 16
+_JMP_REL32 = b"\xE9\0\0\0\0"
+_JCC_REL32 = [bytes((0x0F, 0x80 + cc, 0, 0, 0, 0)) for cc in range(16)]
 
 
 class Assembler:
@@ -95,48 +140,25 @@ class Assembler:
             self.buf.append(fill)
 
     def _rex(self, w: bool, reg: int, index: int, base: int, force: bool = False) -> None:
-        rex = 0x40 | (8 if w else 0) | (4 if reg & 8 else 0) | (2 if index & 8 else 0) | (
-            1 if base & 8 else 0)
-        if rex != 0x40 or force:
+        rex = _rex_byte(w, reg, index, base, force)
+        if rex is not None:
             self.buf.append(rex)
-
-    def _modrm_rm(self, reg: int, rm: int | Mem) -> None:
-        """ModRM (+SIB, disp) for a register field and a register or memory operand."""
-        reg &= 7
-        if isinstance(rm, int):
-            self.buf.append(0xC0 | reg << 3 | rm & 7)
-            return
-        base, disp = rm.base, rm.disp
-        if disp == 0 and base & 7 != RBP:
-            mod, dbytes = 0, b""
-        elif fits_i8(disp):
-            mod, dbytes = 1, struct.pack("<b", disp)
-        else:
-            mod, dbytes = 2, struct.pack("<i", disp)
-        if rm.index is not None:
-            ss = {1: 0, 2: 1, 4: 2, 8: 3}[rm.scale]
-            self.buf.append(mod << 6 | reg << 3 | 4)
-            self.buf.append(ss << 6 | (rm.index & 7) << 3 | base & 7)
-        elif base & 7 == RSP:
-            self.buf.append(mod << 6 | reg << 3 | 4)
-            self.buf.append(0x24)
-        else:
-            self.buf.append(mod << 6 | reg << 3 | base & 7)
-        self.buf += dbytes
 
     def op(self, opcode: bytes, reg: int, rm: int | Mem, w: int = 64, prefix: bytes = b"",
            byte_reg: bool = False) -> None:
-        """Emit prefix, REX, opcode, ModRM for ``opcode reg, rm``."""
-        self.buf += prefix
-        if isinstance(rm, Mem):
-            idx = rm.index if rm.index is not None else 0
-            force = byte_reg and reg >= 4
-            self._rex(w == 64, reg, idx, rm.base, force)
-        else:
-            force = byte_reg and (reg >= 4 or rm >= 4)
-            self._rex(w == 64, reg, 0, rm, force)
-        self.buf += opcode
-        self._modrm_rm(reg, rm)
+        """Emit prefix, REX, opcode, ModRM for ``opcode reg, rm``.
+
+        Translation emits tens of thousands of these per second of start-up and the
+        operands repeat (the same few registers and state slots), so each distinct
+        encoding is computed once and then copied from a cache.
+        """
+        key = (opcode, reg, rm, w, prefix, byte_reg)
+        enc = _ENCODINGS.get(key)
+        if enc is None:
+            if len(_ENCODINGS) >= _ENCODINGS_MAX:
+                _ENCODINGS.clear()
+            enc = _ENCODINGS[key] = _encode(opcode, reg, rm, w, prefix, byte_reg)
+        self.buf += enc
 
     # -- moves ----------------------------------------------------------------------
     def mov_rr(self, w: int, d: int, s: int) -> None:
@@ -278,12 +300,14 @@ class Assembler:
 
     # -- control flow ---------------------------------------------------------------
     def jmp(self, label: Label) -> None:
-        self.byte(0xE9)
-        self.rel32(label)
+        buf = self.buf
+        self.fixups.append((len(buf) + 1, label))
+        buf += _JMP_REL32
 
     def jcc(self, cc: int, label: Label) -> None:
-        self.byte(0x0F, 0x80 + cc)
-        self.rel32(label)
+        buf = self.buf
+        self.fixups.append((len(buf) + 2, label))
+        buf += _JCC_REL32[cc]
 
     def jmp_abs_rel(self, target_offset: int) -> None:
         """jmp to a position given relative to the start of this buffer."""

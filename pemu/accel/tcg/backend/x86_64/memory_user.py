@@ -32,9 +32,27 @@ class UserMemory:
         self.store_helper = Helper("store_slow", vmem.store_slow, flags=CALL_SIDE_EFFECTS,
                                    n_out=0)
         self._callback = callback
+        self._check_templates: dict[tuple[int, int, int], tuple[bytes, list[int]]] = {}
 
     def _checks(self, cg: object, addr: int, size: int, table: int, slow: x.Label) -> None:
+        """The inline checks; every jump in them goes to ``slow``.
+
+        The sequence depends only on (addr, size, table), so it is assembled once per
+        combination and then copied, with its jumps' rel32 fields re-pointed.
+        """
+        key = (addr, size, table)
+        template = self._check_templates.get(key)
+        if template is None:
+            template = self._check_templates[key] = self._assemble_checks(addr, size, table)
+        code, jumps = template
         a = cg.asm
+        at = len(a.buf)
+        a.buf += code
+        a.fixups.extend((at + j, slow) for j in jumps)
+
+    def _assemble_checks(self, addr: int, size: int, table: int) -> tuple[bytes, list[int]]:
+        a = x.Assembler()
+        slow = x.Label()
         if size > 1:
             a.op(b"\xF7", 0, addr, 32)  # test addr32, size-1
             a.imm32(size - 1)
@@ -46,6 +64,7 @@ class UserMemory:
         a.op(b"\x80", 7, Mem(table, 0, R11), 32)  # cmp byte [table + page], 0
         a.byte(0)
         a.jcc(x.CC_E, slow)
+        return bytes(a.buf), [at for at, _label in a.fixups]
 
     def _address(self, cg: object, v: object) -> int:
         if isinstance(v, Const):

@@ -101,7 +101,11 @@ class RegAlloc:
 
     def pick(self, avoid: set[int] | frozenset[int] = frozenset()) -> int:
         """A register for a new value, evicting the least recently used if needed."""
-        blocked = self.locked | set(avoid)
+        owner, locked = self.owner, self.locked
+        for r in ALLOCATABLE:  # the common case: a free register
+            if r not in owner and r not in locked and r not in avoid:
+                return r
+        blocked = locked | set(avoid)
         candidates = [r for r in ALLOCATABLE if r not in blocked]
         if not candidates:
             raise RuntimeError("register allocator: every register is locked")
