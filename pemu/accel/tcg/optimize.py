@@ -12,6 +12,9 @@ from __future__ import annotations
 from pemu.accel.tcg.ir import (
     BLOCK_ENDS,
     CALL_WRITES_STATE,
+    I32,
+    I64,
+    MASK,
     MAY_RAISE,
     Block,
     Const,
@@ -77,10 +80,12 @@ def _fold_and_propagate(block: Block) -> None:
             forget(d)
         if op.opc == "mov" and op.type == op.outs[0].type:
             src = op.ins[0]
-            if isinstance(src, Const) or src is not op.outs[0]:
-                known[op.outs[0]] = src
-                if isinstance(src, Temp):
-                    sources.add(src)
+            if isinstance(src, Const):
+                # a 32-bit mov truncates: what the destination holds is the low word
+                known[op.outs[0]] = Const(src.value & MASK[op.type])
+            elif src is not op.outs[0] and (op.type == I64 or src.type == I32):
+                known[op.outs[0]] = src  # a true copy (not a truncation of a wider value)
+                sources.add(src)
         out.append(op)
     block.ops = out
 

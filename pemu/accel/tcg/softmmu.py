@@ -30,7 +30,7 @@ import struct
 import sys
 from collections.abc import Callable
 
-from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr
+from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr, struct_accessors
 from pemu.accel.tcg.ir import MASK, Block, MemOp
 from pemu.memory.address_space import AddressSpace, RAMBlock
 from pemu.target.riscv.cpu_state import PC as PC_SLOT
@@ -395,8 +395,6 @@ class VirtualMemory:
 
 # -- code generation ----------------------------------------------------------------------
 
-_UNSIGNED_FMT = {1: "B", 2: "H", 4: "I", 8: "Q"}
-_SIGNED_FMT = {1: "b", 2: "h", 4: "i", 8: "q"}
 
 
 def _load_slow(env: object, addr: int, size: int, idx: int) -> int:
@@ -415,13 +413,8 @@ class SoftmmuCodegen:
         self.idx = MMU_M  # set per block by SoftmmuBackend.compile
 
     def namespace(self) -> dict[str, object]:
-        ns: dict[str, object] = {"M": self.dram.view, "LD": _load_slow, "ST": _store_slow}
-        for size, fmt in _UNSIGNED_FMT.items():
-            ns[f"U{size}"] = struct.Struct("<" + fmt).unpack_from
-            ns[f"P{size}"] = struct.Struct("<" + fmt).pack_into
-        for size, fmt in _SIGNED_FMT.items():
-            ns[f"I{size}"] = struct.Struct("<" + fmt).unpack_from
-        return ns
+        return {"M": self.dram.view, "LD": _load_slow, "ST": _store_slow,
+                **struct_accessors()}
 
     @staticmethod
     def _check(addr: str, size: int) -> str:
