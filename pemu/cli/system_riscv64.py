@@ -17,6 +17,7 @@ import sys
 
 from pemu.cli.options import OptionError
 from pemu.cli.system_config import SystemConfig, system_main
+from pemu.hw.virtio.from_config import close_backends, make_virtio_devices
 
 PROG = "pemu-system-riscv64"
 MACHINES = ("virt", "spike")
@@ -45,7 +46,6 @@ def _check_config(cfg: SystemConfig) -> str:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    from pemu.hw.virtio.from_config import make_virtio_devices
 
     return make_virtio_devices(board, cfg, PROG, "the virt board")
 
@@ -129,11 +129,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             monitors.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        for c in closers:
-            try:
-                c.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the real status
-                pass
+        close_backends(closers)
         chardevs.close_all()
         if board is not None:
             board.close()

@@ -12,6 +12,7 @@ import sys
 from pemu.accel.kvm.errors import KVMError
 from pemu.cli.options import OptionError
 from pemu.cli.system_config import SystemConfig, system_main
+from pemu.hw.virtio.from_config import close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.target.x86.cpuid import CPUModelError, check_model
@@ -49,7 +50,6 @@ def _check_config(cfg: SystemConfig) -> None:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    from pemu.hw.virtio.from_config import make_virtio_devices
 
     return make_virtio_devices(board, cfg, PROG, "microvm")
 
@@ -105,11 +105,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             gdb_server.close()
         if monitors is not None:
             monitors.close()
-        for c in closers:
-            try:
-                c.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the real status
-                pass
+        close_backends(closers)
         chardevs.close_all()
         if board is not None:
             board.close()

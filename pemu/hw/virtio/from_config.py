@@ -63,3 +63,15 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
                               "(virtio-blk-device, virtio-rng-device, virtio-serial-device)")
         board.add_virtio(device, name)
     return closers
+
+
+def close_backends(closers: list) -> None:
+    """Close what make_virtio_devices opened; a failure to close must not hide the exit
+    status the guest gave, so it is reported and passed over."""
+    import sys
+
+    for c in closers:
+        try:
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            print(f"pemu: closing a drive failed: {e}", file=sys.stderr)
