@@ -79,8 +79,9 @@ def _rootfs_copy(tmp_path):
 @pytest.mark.slow
 def test_linux_interactive_shell_writes_to_a_qcow2_overlay(tmp_path):
     """A shell on ttyS0 through a pty, root on ext4 in a qcow2 overlay whose backing file is
-    the raw image: run a command, write a file, power off.  Then real qemu-img finds the
-    overlay clean, the backing file untouched, and the file in the guest's filesystem."""
+    the raw image: run a command, read the disk's marker, write a file, power off.  Then
+    real qemu-img finds the overlay clean, the backing file untouched, and the file in the
+    guest's filesystem."""
     _need_guest()
     for tool in ("debugfs", "qemu-img"):
         if not shutil.which(tool):
@@ -104,6 +105,10 @@ def test_linux_interactive_shell_writes_to_a_qcow2_overlay(tmp_path):
         del buf[:]
         os.write(master, b"echo $((6 * 7))\r")
         assert _read_until(master, b"42", 300, buf), bytes(buf)
+        del buf[:]
+        os.write(master, b"cat /PEMU-DISK-MARKER\r")  # read through the backing file
+        assert _read_until(master, b"this file lives on the virtio-blk ext4 image", 300, buf), \
+            bytes(buf)
         os.write(master, b"echo written-by-the-guest > /pemu-host-check; sync; exit\r")
         assert proc.wait(timeout=600) == 0  # the shell's exit powers the guest off
     finally:
