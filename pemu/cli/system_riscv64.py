@@ -15,6 +15,8 @@ from __future__ import annotations
 import signal
 import sys
 
+from pemu.accel.tcg.engine import resolve_backend
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
 from pemu.cli.options import OptionError
 from pemu.cli.system_config import SystemConfig, system_main
 from pemu.hw.virtio.from_config import close_backends, make_virtio_devices
@@ -32,10 +34,11 @@ def _check_config(cfg: SystemConfig) -> str:
     accel = cfg.accel.get("accel", "tcg")
     if accel != "tcg":
         raise OptionError(f"{PROG}: -accel {accel}: RISC-V guests run only under TCG")
-    backend = cfg.accel.get("backend", "python")
-    if backend != "python":
-        raise OptionError(f"{PROG}: -accel tcg,backend={backend}: only the python backend "
-                          "runs system mode")
+    backend = cfg.accel.get("backend", DEFAULT_BACKEND)
+    try:
+        resolve_backend(backend)
+    except ValueError as e:
+        raise OptionError(f"{PROG}: -accel tcg,backend={backend}: {e}") from None
     if cfg.cpu not in (None, "rv64", "max"):
         raise OptionError(f"{PROG}: -cpu {cfg.cpu}: unknown CPU model (rv64, max)")
     bad = [i for i in cfg.log_items if i not in LOG_ITEMS]

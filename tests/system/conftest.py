@@ -21,8 +21,42 @@ AS = "riscv64-linux-gnu-as"
 LD = "riscv64-linux-gnu-ld"
 
 
+def _native_supported() -> bool:
+    from pemu.accel.tcg.backend.x86_64 import host_supported
+
+    return host_supported()
+
+
+# The TCG backends every system test runs on (see the tcg_backend fixture).
+BACKENDS = ("python", "native")
+_backend: dict[str, str | None] = {"name": None}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that use ``tcg_backend`` (directly or through ``usefixtures``) run once per
+    backend; ``@pytest.mark.backends("native")`` narrows the list for one test."""
+    if "tcg_backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backends")
+        names = marker.args if marker else BACKENDS
+        metafunc.parametrize("tcg_backend", names, indirect=True)
+
+
+@pytest.fixture
+def tcg_backend(request: pytest.FixtureRequest):
+    """The backend ``pemu_cmd`` passes as ``-accel tcg,backend=...`` in this test."""
+    name = getattr(request, "param", "python")
+    if name == "native" and not _native_supported():
+        pytest.skip("the native TCG backend needs an x86-64 Linux host")
+    _backend["name"] = name
+    yield name
+    _backend["name"] = None
+
+
 def pemu_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pemu.cli.system_riscv64", *args]
+    accel = []
+    if _backend["name"] is not None and "-accel" not in args:
+        accel = ["-accel", f"tcg,backend={_backend['name']}"]
+    return [sys.executable, "-m", "pemu.cli.system_riscv64", *accel, *args]
 
 
 def pemu_env() -> dict[str, str]:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.system.conftest import run_pemu
 
+pytestmark = pytest.mark.usefixtures("tcg_backend")  # every test on both backends
+
 
 def _run(elf, *extra: str):
     return run_pemu("-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.system.conftest import run_pemu
+
+pytestmark = pytest.mark.usefixtures("tcg_backend")  # every test on both backends
 
 
 def test_htif_console_and_pass(build_program):

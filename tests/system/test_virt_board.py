@@ -13,6 +13,8 @@ import pytest
 
 from tests.system.conftest import OPENSBI, ROOT, UBOOT, pemu_cmd, pemu_env, run_pemu
 
+pytestmark = pytest.mark.usefixtures("tcg_backend")  # every test on both backends
+
 
 @pytest.mark.parametrize("smp", ["1", "2"])
 def test_opensbi_boots_an_s_mode_payload(build_program, smp):

@@ -22,6 +22,10 @@ privilege) used by the vCPU loop and the translator, never by translated code.
 All of these (and the hart's jump cache) exist once per *address space*, a
 ``TLBContext`` per satp value: a satp write switches sets instead of flushing, and
 ``sfence.vma`` with an ASID flushes only the sets of that ASID.
+
+With the native backend each context also has a ``native`` part
+(backend/x86_64/memory_softmmu.NativeContext): the TLB generated code reads and the
+native jump cache.  Every fill and flush here reaches it too.
 """
 
 from __future__ import annotations
@@ -93,9 +97,9 @@ class TLBContext:
     """
 
     __slots__ = ("satp", "read_tlb", "write_tlb", "exec_tlb", "superpages",
-                 "jump_cache", "jump_pages")
+                 "jump_cache", "jump_pages", "native")
 
-    def __init__(self, satp: int) -> None:
+    def __init__(self, satp: int, native: object | None = None) -> None:
         self.satp = satp
         self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
@@ -103,6 +107,7 @@ class TLBContext:
         self.superpages: dict[tuple[int, int], list[int]] = {}
         self.jump_cache: dict[int, dict[int, Callable]] = {}
         self.jump_pages: dict[int, list[int]] = {}  # vpn -> pcs cached from it
+        self.native = native
 
     def clear(self) -> None:
         """Empty every dict in place: translated code and the hart loop hold them."""
@@ -111,11 +116,15 @@ class TLBContext:
                 t.clear()
         self.superpages.clear()
         self.clear_jump_cache()
+        if self.native is not None:
+            self.native.clear()
 
     def clear_jump_cache(self) -> None:
         for jc in self.jump_cache.values():
             jc.clear()
         self.jump_pages.clear()
+        if self.native is not None:
+            self.native.clear_jump_cache()
 
     def flush_page(self, vaddr: int) -> None:
         vpns = [vaddr >> PAGE_SHIFT]
@@ -132,6 +141,10 @@ class TLBContext:
                 for jc in self.jump_cache.values():
                     for pc in pcs:
                         jc.pop(pc, None)
+                if self.native is not None:
+                    self.native.forget_pcs(pcs)
+        if self.native is not None:
+            self.native.flush_pages(vpns)
 
 
 class SoftMMU:
@@ -149,18 +162,27 @@ class SoftMMU:
         self._u64 = struct.Struct("<Q")
         self.watched: dict[int, Watcher] = watched if watched is not None else {}
         self.on_switch: Callable[[TLBContext], None] | None = None
+        # makes the native part of each new context (set before any context is made)
+        self.native_factory: Callable[[], object] | None = None
         self.walks = 0
         self.contexts: dict[int, TLBContext] = {}
         self.ctx = self._context(ps.satp)
         self._bind(self.ctx)
 
     # -- address-space contexts ------------------------------------------------------------
+    def enable_native(self, factory: Callable[[], object]) -> None:
+        """Give every context a native part made by ``factory`` (the native backend)."""
+        self.native_factory = factory
+        self.contexts.clear()
+        self._bind(self._context(self.ps.satp))
+
     def _context(self, satp: int) -> TLBContext:
         ctx = self.contexts.get(satp)
         if ctx is None:
             if len(self.contexts) >= MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]  # the least recently used
-            ctx = self.contexts[satp] = TLBContext(satp)
+            native = self.native_factory() if self.native_factory is not None else None
+            ctx = self.contexts[satp] = TLBContext(satp, native)
         return ctx
 
     def _bind(self, ctx: TLBContext) -> None:
@@ -254,21 +276,24 @@ class SoftMMU:
         vpn = vaddr >> PAGE_SHIFT
         addend = page - self.dram_base - (vpn << PAGE_SHIFT)
         pmp = self.pmp
-        installed = False
-        if perms & PERM_R and pmp.page_allows(page, PERM_R, priv):
+        readable = bool(perms & PERM_R) and pmp.page_allows(page, PERM_R, priv)
+        writable = bool(perms & PERM_W) and pmp.page_allows(page, PERM_W, priv)
+        if readable:
             t = self.read_tlb[idx]
             if len(t) >= TLB_LIMIT:
                 t.clear()
             t[vpn] = addend
-            installed = True
-        if perms & PERM_W and pmp.page_allows(page, PERM_W, priv):
+        if writable:
             t = self.write_tlb[idx]
             if len(t) >= TLB_LIMIT:
                 t.clear()
             t[vpn] = addend
-            installed = True
-        if installed and shift > PAGE_SHIFT:
-            self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+        if readable or writable:
+            native = self.ctx.native
+            if native is not None:
+                native.fill(idx, vpn, addend, readable, writable)
+            if shift > PAGE_SHIFT:
+                self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
 
     def _concrete_index(self, idx: int) -> int:
         if idx != MMU_DYNAMIC:
@@ -286,6 +311,10 @@ class SoftMMU:
         tlb = self.write_tlb[idx] if access == ACCESS_WRITE else self.read_tlb[idx]
         addend = tlb.get(vaddr >> PAGE_SHIFT)
         if addend is not None:
+            native = self.ctx.native
+            if native is not None:  # the direct-mapped native TLB lost it to a conflict
+                write = access == ACCESS_WRITE
+                native.fill(idx, vaddr >> PAGE_SHIFT, addend, not write, write)
             return vaddr + addend + self.dram_base
         priv, sum_ = _MMU_PRIV[idx]
         paddr, perms, shift = self.translate(vaddr, access, priv, sum_)

@@ -17,6 +17,13 @@ of pages that changed, whoever changed them (a CPU store or device DMA).
 ``RiscvHart.run`` executes until the machine asks it to stop or yield, or WFI parks
 it; ``Machine.run_harts`` runs all harts round-robin on the calling thread and
 sleeps, without spinning, while every hart waits for an interrupt.
+
+Two backends: ``python`` (blocks are Python functions the hart loop calls one after
+another) and ``native`` (x86-64 code that chains block to block and returns to the
+hart loop only on a jump-cache miss, an exception or an exit request; see
+backend/x86_64/memory_softmmu.py for its TLB).  Generated code never looks at the host
+clock, so with the native backend a ``DeadlineKicker`` thread requests the exit when
+a hart's Sstc timer is due.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
+from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.ir import (
     CALL_READS_STATE,
     CALL_SIDE_EFFECTS,
@@ -58,11 +66,20 @@ from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.mmu import PMP, PRV_M, PRV_S, PRV_U
-from pemu.target.riscv.priv import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW, NEVER_NS, PrivState
+from pemu.target.riscv.priv import (
+    MIP_STIP,
+    MSTATUS_TSR,
+    MSTATUS_TVM,
+    MSTATUS_TW,
+    NEVER_NS,
+    PrivState,
+)
 from pemu.target.riscv.translate import translate_block
 
 MAX_TBS = 60_000  # translated blocks kept before the whole cache is dropped
 TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for stimecmp
+DEFAULT_BACKEND = "python"  # -accel tcg,backend=python|native|auto
+NATIVE_JC_BITS = 12  # native jump cache entries per address space: 4096 (32 KiB)
 
 
 @dataclass(eq=False)
@@ -79,12 +96,21 @@ class SystemTranslator:
     """Translated code shared by the harts of one machine."""
 
     def __init__(self, space: AddressSpace, dram: RAMBlock, log: TCGLog | None = None,
-                 max_insns: int = 256) -> None:
+                 max_insns: int = 256, backend: str = "python") -> None:
         self.space = space
         self.dram = dram
         self.log = log or TCGLog()
         self.max_insns = max_insns
-        self.backend = SoftmmuBackend(dram)
+        self.backend_name = resolve_backend(backend)  # ValueError: unknown or unsupported
+        self.native = self.backend_name == "native"
+        if self.native:
+            from pemu.accel.tcg.backend.x86_64.memory_softmmu import SoftmmuMemory
+            from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
+
+            self.backend = NativeBackend(self, memory=SoftmmuMemory(), pc_slot=rv.PC,
+                                         jc_bits=NATIVE_JC_BITS)
+        else:
+            self.backend = SoftmmuBackend(dram)
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
         self.by_page: dict[int, list[SystemTB]] = {}
         self.snapshots: dict[int, bytes] = {}
@@ -136,6 +162,8 @@ class SystemTranslator:
         optimize(block)
         self.log.block_translated_ir(block, "op_opt")
         compiled = self.backend.compile(block)
+        if self.native:
+            self._set_chain_keys(compiled.fn, flags, pc, page, len(pages) == 1)
         tb = SystemTB(pc, flags, tuple(pages), block.n_insns, compiled.fn, compiled.source)
         if len(self.tbs) >= MAX_TBS:
             self.flush()
@@ -148,6 +176,17 @@ class SystemTranslator:
         self.stats["translated"] += 1
         self.stats["translate_s"] += time.perf_counter() - start
         return tb
+
+    @staticmethod
+    def _set_chain_keys(ntb: object, flags: int, pc: int, page: int, one_page: bool) -> None:
+        """Native chaining: an exit may jump straight to a block on its own guest page
+        (running the source proves that page's mapping), found by (flags, pc, physical
+        page); exits to other pages go through the dispatcher's jump cache, which is
+        per address space.  A block straddling two pages is never a chain target."""
+        ntb.key = (flags, pc, page) if one_page else None
+        vpn = pc >> PAGE_SHIFT
+        ntb.exit_keys = [(flags, target, page) if target >> PAGE_SHIFT == vpn else None
+                         for target in ntb.exit_pcs]
 
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:
@@ -171,12 +210,16 @@ class SystemTranslator:
             key = (tb.flags, tb.pc, tb.pages[0] << PAGE_SHIFT)
             if self.tbs.get(key) is tb:
                 del self.tbs[key]
+        if self.native:  # unchained and poisoned: no jump or jump cache reaches them
+            self.backend.invalidate(tbs)
 
     def flush(self) -> None:
         self.stats["flushes"] += 1
         self.tbs.clear()
         self.by_page.clear()
         self.snapshots.clear()
+        if self.native:
+            self.backend.flush()
         for hart in self.harts:
             hart.flush_jump_cache()
 
@@ -196,6 +239,8 @@ class RiscvHart:
         self.pmp = PMP(on_change=self.tlb_flush_all)
         self.mmu = SoftMMU(self.ps, self.pmp, space, translator.dram)
         self.mmu.on_switch = self._bind_context
+        if translator.native:
+            self._enable_native(translator)
         self.mem = VirtualMemory(self.mmu, space.lock)
         self._bind_context(self.mmu.ctx)
         self.should_stop: Callable[[], bool] = lambda: False
@@ -203,6 +248,18 @@ class RiscvHart:
         self.insns = 0
         self._insns_of: dict[Callable, int] = {}
         translator.harts.append(self)
+
+    def _enable_native(self, translator: SystemTranslator) -> None:
+        from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext
+
+        backend = translator.backend
+        host = translator.dram.host_addr
+        self.mmu.enable_native(lambda: NativeContext(backend.new_jump_cache(),
+                                                     backend.jc_index, host))
+
+    def request_exit(self) -> None:
+        """Leave translated code at the next block entry (any thread)."""
+        self.ps.kick()
 
     # -- hooks used by CSRs and helpers ----------------------------------------------------
     def tlb_flush_all(self) -> None:
@@ -223,6 +280,10 @@ class RiscvHart:
                                               (MMU_U, MMU_S, MMU_S_SUM, MMU_M))
         self.jump_cache = ctx.jump_cache
         self._jump_pages = ctx.jump_pages
+        native = ctx.native
+        if native is not None:  # what the native dispatcher and memory code read
+            self.slots[rv.NATIVE_JUMP_CACHE] = native.jc_address
+            self.slots[rv.NATIVE_TLB] = native.tlb_address
 
     def reset(self, pc: int) -> None:
         for i in range(rv.N_SLOTS):
@@ -232,6 +293,7 @@ class RiscvHart:
         self.pmp.reset()
         self.mmu.switch()
         self.tlb_flush_all()
+        self._bind_context(self.mmu.ctx)  # the native slots were zeroed above
         self.slots[rv.PC] = pc
 
     # -- execution -------------------------------------------------------------------------
@@ -239,24 +301,37 @@ class RiscvHart:
         tb = self.translator.lookup(self, pc, flags)
         jc[pc] = tb.fn
         self._insns_of[tb.fn] = tb.n_insns
-        for ppn_vpn in {pc >> PAGE_SHIFT, (pc + 2) >> PAGE_SHIFT}:
-            self._jump_pages.setdefault(ppn_vpn, []).append(pc)
+        self._remember_page(pc)
         return tb.fn
+
+    def _remember_page(self, pc: int) -> None:
+        """sfence.vma of pc's page (or the next, for a straddling insn) must forget pc."""
+        for vpn in {pc >> PAGE_SHIFT, (pc + 2) >> PAGE_SHIFT}:
+            self._jump_pages.setdefault(vpn, []).append(pc)
+
+    def _handle_exit_request(self) -> bool:
+        """At a block boundary with exit_request set: False if the loop must return."""
+        ps = self.ps
+        self.slots[rv.EXIT_REQUEST] = 0
+        if self.should_stop():
+            return False
+        irq = ps.pending_interrupt()
+        if irq is not None:
+            ps.take_trap(irq, 0, interrupt=True)
+        elif ps.waiting:
+            return False
+        return True
 
     def run(self) -> None:
         """Run until ``should_stop()`` is true at an exit request, or WFI parks the hart."""
+        if self.translator.native and not self.count_insns:
+            self._run_native()
+            return
         S = self.slots
         ps = self.ps
         while True:
-            if S[rv.EXIT_REQUEST]:
-                S[rv.EXIT_REQUEST] = 0
-                if self.should_stop():
-                    return
-                irq = ps.pending_interrupt()
-                if irq is not None:
-                    ps.take_trap(irq, 0, interrupt=True)
-                elif ps.waiting:
-                    return
+            if S[rv.EXIT_REQUEST] and not self._handle_exit_request():
+                return
             flags = ps.block_flags()
             jc = self.jump_cache.get(flags)
             if jc is None:
@@ -287,6 +362,40 @@ class RiscvHart:
             except RiscvTrap as trap:
                 ps.take_trap(trap.cause, trap.tval)
 
+    def _run_native(self) -> None:
+        """The same loop with the native backend: generated code runs block to block
+        and comes back only for a jump-cache miss, an exception or an exit request."""
+        from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS
+        from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
+
+        S = self.slots
+        ps = self.ps
+        backend = self.translator.backend
+        stats = backend.stats
+        if threading.current_thread() is threading.main_thread():
+            WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
+        while True:
+            if S[rv.EXIT_REQUEST] and not self._handle_exit_request():
+                return
+            flags = ps.block_flags()
+            S[rv.TB_FLAGS] = flags
+            try:
+                code = backend.call(self)
+                if code == EXIT_MISS:
+                    stats["exits_miss"] += 1
+                    if S[rv.EXIT_REQUEST]:
+                        continue  # e.g. after xRET: the flags are stale, look again
+                    pc = S[rv.PC]
+                    tb = self.translator.lookup(self, pc, flags)
+                    backend.link(tb.fn, self)
+                    self._remember_page(pc)
+                elif code == EXIT_EXC:
+                    raise backend.take_pending(self)
+                else:
+                    stats["exits_req"] += 1
+            except RiscvTrap as trap:
+                ps.take_trap(trap.cause, trap.tval)
+
     def _run_counting(self, pc: int, flags: int, jc: dict[int, Callable]) -> None:
         """The same loop, also counting guest instructions (for benchmarks)."""
         S = self.slots
@@ -311,6 +420,51 @@ class RiscvHart:
     def interrupt_ready(self) -> bool:
         """WFI may resume: some interrupt is pending and enabled in mie."""
         return bool(self.ps.mip() & self.ps.mie)
+
+
+class DeadlineKicker:
+    """A thread that asks harts to leave native code when their Sstc timer is due.
+
+    The python hart loop polls the clock every few blocks; chained native code never
+    does, so this thread polls for it, without the GIL while it waits.  A deadline is
+    kicked until the interrupt is really pending (the deadline is rounded to host
+    nanoseconds), then left alone: a guest with interrupts masked is not kicked again,
+    and unmasking them is a CSR write, which ends the block by itself.
+    """
+
+    MAX_WAIT_S = 0.01
+    MIN_WAIT_S = 0.0002
+
+    def __init__(self, harts: list[RiscvHart]) -> None:
+        self.harts = harts
+        self._done = threading.Event()
+        self._kicked: dict[int, int] = {}  # hartid -> the deadline already delivered
+        self._thread = threading.Thread(target=self._run, name="pemu-timer-kicker",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _pending_deadlines(self) -> list[tuple[RiscvHart, int]]:
+        return [(h, h.ps.timer_deadline_ns) for h in self.harts
+                if h.ps.timer_deadline_ns != NEVER_NS and h.ps.sstc_enabled
+                and self._kicked.get(h.hartid) != h.ps.timer_deadline_ns]
+
+    def _run(self) -> None:
+        wait = self.MAX_WAIT_S
+        while not self._done.wait(wait):
+            now = monotonic_ns()
+            wait = self.MAX_WAIT_S
+            for hart, deadline in self._pending_deadlines():
+                if now >= deadline:
+                    if hart.ps.mip() & MIP_STIP:
+                        self._kicked[hart.hartid] = deadline
+                    hart.request_exit()
+                    wait = self.MIN_WAIT_S
+                else:
+                    wait = min(wait, max(self.MIN_WAIT_S, (deadline - now) / 1e9))
 
 
 class Machine:
@@ -359,6 +513,15 @@ class Machine:
             self.wakeup.wait(timeout)
 
     def run_harts(self) -> None:
+        native = bool(self.harts) and self.harts[0].translator.native
+        kicker = DeadlineKicker(self.harts) if native else None
+        try:
+            self._run_harts()
+        finally:
+            if kicker is not None:
+                kicker.stop()
+
+    def _run_harts(self) -> None:
         multi = len(self.harts) > 1
         while not self.stopping:
             ran = False

@@ -14,7 +14,7 @@ import threading
 import time
 
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.system_cpu import Machine, RiscvHart, SystemTranslator
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, Machine, RiscvHart, SystemTranslator
 from pemu.cli.system_config import SystemConfig
 from pemu.hw.intc.aclint import ACLINT
 from pemu.memory.address_space import AddressSpace
@@ -46,7 +46,8 @@ class RiscvBoard:
             self.dram = self.space.add_ram("ram", DRAM_BASE, cfg.ram_size)
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
-        self.translator = SystemTranslator(self.space, self.dram, log)
+        self.translator = SystemTranslator(
+            self.space, self.dram, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND))
         self.clint = ACLINT(cfg.smp)
         self.space.add_mmio("clint", CLINT_BASE, CLINT_SIZE, self.clint)
         self.wakeup = threading.Event()

@@ -16,7 +16,10 @@ Slot map (each slot is a little-endian uint64):
   68      reserved value loaded by LR (to make SC a compare-and-swap)
   69      exit_request: non-zero asks translated code to return at the next block entry
   70      priv: current privilege level (0 U, 1 S, 3 M)
-  71..    system-mode CSR shadows and scratch, defined by the system-mode code
+  71      tb_flags: the block flags the native dispatcher matches (0 in user mode)
+  72      host address of the native jump cache the dispatcher uses now
+  73      host address of the native softmmu TLB in use (system mode)
+  74..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ RES_ADDR = 67
 RES_VALUE = 68
 EXIT_REQUEST = 69
 PRIV = 70
-FIRST_FREE_SLOT = 71
+TB_FLAGS = 71
+NATIVE_JUMP_CACHE = 72
+NATIVE_TLB = 73
+FIRST_FREE_SLOT = 74
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 

@@ -2,7 +2,8 @@
 
 Layout of one block in the code buffer::
 
-    tag:    8 bytes, the guest pc (the dispatcher's jump cache checks it)
+    tags:   8 bytes block flags, 8 bytes guest pc (the dispatcher's jump cache
+            checks both)
     entry:  cmp qword [rbp + exit_request], 0 ; jne request_stub
     body:   the ops, guest registers cached in host registers (regalloc.py)
     exits:  goto_pc -> a patchable ``jmp rel32`` (chained to the next block's entry,
@@ -60,7 +61,7 @@ class Targets:
     pc_slot: int
     exit_request_slot: int
     callback: Callable[[Helper, int], int]  # (helper, n_args) -> native address
-    thunks: dict[tuple[str, int], int] = field(default_factory=dict)  # memory slow paths
+    thunks: dict[tuple, int] = field(default_factory=dict)  # memory slow paths
 
 
 @dataclass
@@ -182,6 +183,7 @@ class Codegen:
     # -- driver -----------------------------------------------------------------------
     def generate(self) -> GeneratedBlock:
         a = self.asm
+        a.buf += (self.block.flags & MASK[64]).to_bytes(8, "little")
         a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")
         self.out.entry = a.pos()
         a.alu_ri(x.CMP, 64, Mem(RBP, 8 * self.t.exit_request_slot), 0)
@@ -321,9 +323,10 @@ class Codegen:
             self.asm.store_imm(4, slot, pc & 0xFFFF_FFFF)
             self.asm.store_imm(4, Mem(RBP, 8 * self.t.pc_slot + 4), pc >> 32)
 
-    def memory_slow_path(self, kind: str, size: int, set_args: Callable[[], None],
+    def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],
                          after: Callable[[], None], back: Label) -> Label:
-        """Out-of-line call of a shared memory thunk (runtime.py); returns its label.
+        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py);
+        returns its label.
 
         The allocation is the one at the access: dirty globals are written home first
         (the slow path may raise a guest fault), the thunk preserves the registers.
@@ -341,7 +344,7 @@ class Codegen:
             self.store_pc_imm(pc)
             set_args()
             a.byte(0xE8)  # call rel32 to the thunk
-            self.out.ext_fixups.append((a.pos(), self.t.thunks[(kind, size)]))
+            self.out.ext_fixups.append((a.pos(), self.t.thunks[thunk]))
             a.buf += b"\0\0\0\0"
             a.load(64, RCX, Mem(RSP, FRAME_CTX))
             a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)

@@ -7,16 +7,22 @@ the readable (or writable-fast) table is set; then it is one host ``mov`` at
 stores to pages holding translated code - calls the vmem slow path, which either
 does the access or raises ``GuestFault`` precisely.
 
-System mode plugs in a different object with the same two methods (the softmmu TLB
-lookup inline, its helpers on a miss).
+System mode plugs in a different object with the same interface
+(memory_softmmu.SoftmmuMemory: the softmmu TLB lookup inline, its helpers on a miss).
+The interface: ``emit_entry`` (dispatcher prologue), ``slow_paths`` (the thunks the
+runtime builds), ``begin_block``, ``attach_cpu``, ``load`` and ``store``.
 """
 
 from __future__ import annotations
 
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper, Op
+import ctypes
+
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
+from pemu.target.riscv import cpu_state as rv
 
 from . import encoder as x
 from .encoder import R11, R12, R13, R15, RCX, Mem
+from .memory_common import GuestMemoryCodegen
 
 # registers the dispatcher loads once on entry (see runtime.py)
 GUEST_BASE_REG = R15
@@ -24,7 +30,7 @@ READ_TABLE_REG = R12
 WRITE_TABLE_REG = R13
 
 
-class UserMemory:
+class UserMemory(GuestMemoryCodegen):
     def __init__(self, vmem: object, callback: object) -> None:
         self.vmem = vmem
         self.n_pages = len(vmem.readable)
@@ -33,6 +39,26 @@ class UserMemory:
                                    n_out=0)
         self._callback = callback
         self._check_templates: dict[tuple[int, int, int], tuple[bytes, list[int]]] = {}
+        self._tables = [(ctypes.c_char * len(t)).from_buffer(t)
+                        for t in (vmem.readable, vmem.writable_fast)]
+
+    def emit_entry(self, a: x.Assembler) -> None:
+        """Dispatcher prologue: the guest base and the page tables in fixed registers."""
+        a.mov_ri(GUEST_BASE_REG, self.vmem.base)
+        a.mov_ri(READ_TABLE_REG, ctypes.addressof(self._tables[0]))
+        a.mov_ri(WRITE_TABLE_REG, ctypes.addressof(self._tables[1]))
+
+    def slow_paths(self) -> list[tuple[tuple, Helper, int, bool]]:
+        """(thunk key, helper, size, is_store) for every thunk the runtime builds."""
+        return [(("ld", size), self.load_helper, size, False) for size in (1, 2, 4, 8)] + \
+               [(("st", size), self.store_helper, size, True) for size in (1, 2, 4, 8)]
+
+    def begin_block(self, block: Block) -> None:
+        """Nothing depends on the block: every block addresses memory the same way."""
+
+    def attach_cpu(self, cpu: object, backend: object) -> None:
+        """Every thread of the process shares the backend's one jump cache."""
+        cpu.state.slots[rv.NATIVE_JUMP_CACHE] = ctypes.addressof(backend.jump_cache)
 
     def _checks(self, cg: object, addr: int, size: int, table: int, slow: x.Label) -> None:
         """The inline checks; every jump in them goes to ``slow``.
@@ -66,68 +92,16 @@ class UserMemory:
         a.jcc(x.CC_E, slow)
         return bytes(a.buf), [at for at, _label in a.fixups]
 
-    def _address(self, cg: object, v: object) -> int:
+    def address(self, cg: object, v: object) -> int:
         if isinstance(v, Const):
-            cg.asm.mov_ri(RCX, v.value)
+            cg.asm.mov_ri(RCX, v.value)  # the checks leave rcx alone
             return RCX
         return cg.ra.use(v)
 
-    def load(self, cg: object, op: Op) -> None:
-        a = cg.asm
-        memop = op.aux
-        size, w = memop.size, op.type
-        addr = self._address(cg, op.ins[0])
-        d = op.outs[0]
-        dst = cg.ra.choose_out(d, None, None, {addr})
-        back = x.Label()
+    def thunk_key(self, kind: str, size: int) -> tuple:
+        return (kind, size)
 
-        def extend(src: int | Mem) -> None:
-            if memop.signed and size < 8:
-                a.movsx(w, dst, src, size)
-            elif size == 8 and w == 32:
-                a.movzx(dst, src, 4)
-            else:
-                a.movzx(dst, src, size)
-
-        slow = cg.memory_slow_path("ld", size, lambda: a.mov_rr(64, R11, addr),
-                                   lambda: extend(R11), back)
-        self._checks(cg, addr, size, READ_TABLE_REG, slow)
-        extend(Mem(GUEST_BASE_REG, 0, addr))
-        a.bind(back)
-        cg.ra.set_out(d, dst)
-
-    def store(self, cg: object, op: Op) -> None:
-        a = cg.asm
-        size = op.aux.size
-        value, addr_v = op.ins
-        addr = self._address(cg, addr_v)
-        imm = None
-        rv = -1
-        if isinstance(value, Const):
-            v = value.value & ((1 << (8 * size)) - 1)
-            s = v - (1 << 64) if size == 8 and v >> 63 else v
-            if size < 8 or x.fits_i32(s):
-                imm = s if size == 8 else v
-            else:
-                rv = cg.ra.pick({addr})
-                cg.ra.locked.add(rv)
-                a.mov_ri(rv, v)
-        else:
-            rv = cg.ra.use(value)
-        back = x.Label()
-
-        def set_args() -> None:
-            a.mov_rr(64, R11, addr)  # first: a constant address lives in rcx
-            if imm is None:
-                a.mov_rr(64, RCX, rv)
-            else:
-                a.mov_ri(RCX, imm & ((1 << (8 * size)) - 1))
-
-        slow = cg.memory_slow_path("st", size, set_args, lambda: None, back)
-        self._checks(cg, addr, size, WRITE_TABLE_REG, slow)
-        target = Mem(GUEST_BASE_REG, 0, addr)
-        if imm is None:
-            a.store(size, target, rv)
-        else:
-            a.store_imm(size, target, imm)
-        a.bind(back)
+    def fast_path(self, cg: object, addr: int, size: int, store: bool,
+                  slow: x.Label) -> Mem | None:
+        self._checks(cg, addr, size, WRITE_TABLE_REG if store else READ_TABLE_REG, slow)
+        return Mem(GUEST_BASE_REG, 0, addr)

@@ -4,8 +4,16 @@ Python enters generated code once per trip through ``enter(state, ctx, target)``
 ctypes function pointer (ctypes releases the GIL for the call, so guest threads run
 their translated code in parallel; helper callbacks take the GIL back).  The native
 dispatcher looks the pc slot up in a direct-mapped jump cache (pc -> block entry,
-checked against the 8-byte pc tag in front of the entry) and jumps there; direct
+checked against the pc and flags tags in front of the entry) and jumps there; direct
 exits (``goto_pc``) are patched to jump straight to their successor once it exists.
+Which jump cache is used is per CPU (a state slot holds its address): user mode has
+one for all threads, system mode one per address space (see softmmu.TLBContext).
+
+Blocks are chained by *key*: user mode keys a block by its pc; system mode by
+(flags, pc, physical page), and an exit is chained only to a block on the same guest
+page as its own, because only then does running the source prove the mapping of the
+target (other exits go through the dispatcher, which checks the current jump cache).
+
 Python is re-entered only when it must act:
 
   EXIT_MISS  no block for the pc in the jump cache: translate, link, enter again
@@ -37,8 +45,7 @@ EXIT_MISS = 0
 EXIT_EXC = 1
 EXIT_REQ = 2
 
-JC_BITS = 16
-JC_SIZE = 1 << JC_BITS
+JC_BITS = 16  # user mode: one jump cache per process
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
@@ -58,7 +65,7 @@ class NativeTB:
 
     runtime: NativeBackend = field(repr=False)
     pc: int
-    offset: int  # of the pc tag in the buffer
+    offset: int  # of the flags and pc tags in the buffer
     entry: int  # buffer offset of the entry (exit-request check)
     body: int  # buffer offset just after it
     size: int
@@ -69,6 +76,8 @@ class NativeTB:
     linked: bool = False
     dead: bool = False
     generation: int = 0
+    key: object = None  # what chaining finds this block by (None: never a chain target)
+    exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
 
     def __call__(self, S: memoryview, env: object) -> int:
         return self.runtime.run_one(self, env)
@@ -80,20 +89,25 @@ class NativeBackend:
     name = "native"
 
     def __init__(self, engine: object, code_size: int = DEFAULT_CODE_SIZE,
-                 pc_slot: int = rv.PC) -> None:
-        """``pc_slot``: where the next pc is looked up and a trap leaves its pc."""
+                 pc_slot: int = rv.PC, memory: object | None = None,
+                 jc_bits: int = JC_BITS) -> None:
+        """``pc_slot``: where the next pc is looked up and a trap leaves its pc.
+
+        ``memory``: how generated code reaches guest memory (UserMemory by default,
+        memory_softmmu.SoftmmuMemory in system mode); ``jc_bits``: jump cache size.
+        """
         self.engine = engine
         self.pc_slot = pc_slot
         self.buf = CodeBuffer(code_size)
         self.lock = threading.RLock()
         self.tls = threading.local()
-        self.jump_cache = (ctypes.c_uint64 * JC_SIZE)()
+        self.jc_bits = jc_bits
+        self.jump_cache = self.new_jump_cache()
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
-        self.memory = UserMemory(engine.mem, self.callback_address)
-        self._tables = [(ctypes.c_char * len(t)).from_buffer(t)
-                        for t in (engine.mem.readable, engine.mem.writable_fast)]
-        self.by_pc: dict[int, NativeTB] = {}
-        self.pending: dict[int, list[tuple[NativeTB, int]]] = {}
+        self.memory = memory if memory is not None else UserMemory(engine.mem,
+                                                                   self.callback_address)
+        self.by_key: dict[object, NativeTB] = {}
+        self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
         self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
         self.generation = 0
         self.stats = {"exits_miss": 0, "exits_exc": 0, "exits_req": 0, "helper_calls": 0,
@@ -120,14 +134,12 @@ class NativeBackend:
         a.alu_ri(x.SUB, 64, RSP, FRAME_SIZE)
         a.mov_rr(64, RBP, RDI)
         a.store(8, Mem(RSP, FRAME_CTX), RSI)
-        a.mov_ri(R15, self.engine.mem.base)
-        a.mov_ri(R12, ctypes.addressof(self._tables[0]))
-        a.mov_ri(R13, ctypes.addressof(self._tables[1]))
+        self.memory.emit_entry(a)  # registers the memory code relies on (r12, r13, r15)
         lookup = x.Label()
         a.test_rr(64, RDX, RDX)
         a.jcc(x.CC_E, lookup)
         a.jmp_r(RDX)
-        # lookup: jump_cache[(pc >> 1) & mask] -> entry, valid if the tag matches
+        # lookup: jump_cache[(pc >> 1) & mask] -> entry, valid if both tags match
         a.align(16)
         a.bind(lookup)
         self.lookup_off = a.pos()
@@ -135,12 +147,15 @@ class NativeBackend:
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
         a.mov_rr(32, RCX, RAX)
         a.shift_ri(x.SHR, 32, RCX, 1)
-        a.alu_ri(x.AND, 32, RCX, JC_SIZE - 1)
-        a.mov_ri(R11, ctypes.addressof(self.jump_cache))
+        a.alu_ri(x.AND, 32, RCX, (1 << self.jc_bits) - 1)
+        a.load(64, R11, Mem(RBP, 8 * rv.NATIVE_JUMP_CACHE))
         a.load(64, RCX, Mem(R11, 0, RCX, 8))
         a.test_rr(64, RCX, RCX)
         a.jcc(x.CC_E, miss)
         a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
+        a.jcc(x.CC_NE, miss)
+        a.load(64, RAX, Mem(RBP, 8 * rv.TB_FLAGS))
+        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -16))
         a.jcc(x.CC_NE, miss)
         a.jmp_r(RCX)
         a.bind(miss)
@@ -161,37 +176,40 @@ class NativeBackend:
         assert len(code) <= self.buf.head_size
         self.buf.write(0, code)
 
-    def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple[str, int], int]:
-        """Shared slow-path calls: (kind, size) -> buffer offset.
+    def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple, int]:
+        """Shared slow-path calls: the memory model's key -> buffer offset.
 
         Called with the guest address in r11 (and a store's value in rcx), they save
-        every caller-saved register the allocator uses, call the vmem slow path and
-        return its result in r11.  The caller has already written dirty globals home
-        and stored the pc, and checks the exception flag after the call.
+        every caller-saved register the allocator uses, call the memory model's slow
+        path helper as ``helper(address, size[, value])`` and return its result in
+        r11.  The caller has already written dirty globals home and stored the pc,
+        and checks the exception flag after the call.
         """
         from .regalloc import ALLOCATABLE, CALLEE_SAVED
 
         saved = [r for r in ALLOCATABLE if r not in CALLEE_SAVED]
         assert len(saved) % 2 == 1  # + the return address: the call below is aligned
         thunks = {}
-        for kind, helper, n_args in (("ld", self.memory.load_helper, 2),
-                                     ("st", self.memory.store_helper, 3)):
-            for size in (1, 2, 4, 8):
-                a.align(16)
-                thunks[(kind, size)] = a.pos()
-                for r in saved:
-                    a.push(r)
-                a.mov_rr(64, RDI, R11)
-                a.mov_ri(RSI, size)
-                if kind == "st":
-                    a.mov_rr(64, RDX, RCX)
-                a.mov_ri(RAX, self.callback_address(helper, n_args))
-                a.call_r(RAX)
-                a.mov_rr(64, R11, RAX)
-                for r in reversed(saved):
-                    a.pop(r)
-                a.ret()
+        for key, helper, size, is_store in self.memory.slow_paths():
+            a.align(16)
+            thunks[key] = a.pos()
+            for r in saved:
+                a.push(r)
+            a.mov_rr(64, RDI, R11)
+            a.mov_ri(RSI, size)
+            if is_store:
+                a.mov_rr(64, RDX, RCX)
+            a.mov_ri(RAX, self.callback_address(helper, 3 if is_store else 2))
+            a.call_r(RAX)
+            a.mov_rr(64, R11, RAX)
+            for r in reversed(saved):
+                a.pop(r)
+            a.ret()
         return thunks
+
+    def new_jump_cache(self) -> ctypes.Array:
+        """An empty jump cache of this backend's size (system mode: one per context)."""
+        return (ctypes.c_uint64 * (1 << self.jc_bits))()
 
     # -- helper callbacks ---------------------------------------------------------------
     def callback_address(self, h: Helper, n_args: int) -> int:
@@ -233,6 +251,7 @@ class NativeBackend:
 
     # -- translation --------------------------------------------------------------------
     def compile(self, block: Block) -> CompiledNative:
+        self.memory.begin_block(block)
         try:
             gen = Codegen(block, self.targets, self.memory).generate()
         except TooManyTemps as e:
@@ -250,8 +269,9 @@ class NativeBackend:
             self.buf.write(off, gen.link(off))
             tb = NativeTB(self, block.pc, off, off + gen.entry, off + gen.body, len(gen.code),
                           [off + f for f, _pc in gen.exits], [pc for _f, pc in gen.exits],
-                          generation=self.generation)
+                          generation=self.generation, key=block.pc)
             tb.chained = [None] * len(tb.exit_fields)
+            tb.exit_keys = list(tb.exit_pcs)
             self.tbs.append(tb)
         source = ""
         if self.engine.log.enabled("out_asm"):
@@ -262,28 +282,35 @@ class NativeBackend:
         return CompiledNative(tb, source)
 
     # -- chaining and invalidation --------------------------------------------------------
-    def _jc_index(self, pc: int) -> int:
-        return (pc >> 1) & (JC_SIZE - 1)
+    def jc_index(self, pc: int) -> int:
+        return (pc >> 1) & ((1 << self.jc_bits) - 1)
 
-    def link(self, tb: NativeTB) -> None:
-        """Make a cached block reachable from native code: jump cache and chains."""
+    def link(self, tb: NativeTB, cpu: object) -> None:
+        """Make a cached block reachable from native code: the jump cache ``cpu`` uses
+        now, and chains by key."""
         with self.lock:
             if tb.dead or tb.generation != self.generation:
                 return
-            self.jump_cache[self._jc_index(tb.pc)] = self.buf.exec_address(tb.entry)
+            jc = cpu.state.slots[rv.NATIVE_JUMP_CACHE]
+            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc)).value = \
+                self.buf.exec_address(tb.entry)
             if tb.linked:
                 return
             tb.linked = True
-            self.by_pc[tb.pc] = tb
-            for i, target in enumerate(tb.exit_pcs):
-                dst = self.by_pc.get(target)
+            if tb.key is not None:
+                self.by_key[tb.key] = tb
+            for i, key in enumerate(tb.exit_keys):
+                if key is None:
+                    continue
+                dst = self.by_key.get(key)
                 if dst is not None:
                     self._chain(tb, i, dst)
                 else:
-                    self.pending.setdefault(target, []).append((tb, i))
-            for src, i in self.pending.pop(tb.pc, ()):
-                if not src.dead and src.chained[i] is None:
-                    self._chain(src, i, tb)
+                    self.pending.setdefault(key, []).append((tb, i))
+            if tb.key is not None:
+                for src, i in self.pending.pop(tb.key, ()):
+                    if not src.dead and src.chained[i] is None:
+                        self._chain(src, i, tb)
 
     def _chain(self, src: NativeTB, i: int, dst: NativeTB) -> None:
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)
@@ -302,18 +329,15 @@ class NativeBackend:
                 tb.dead = True
                 if tb.generation != self.generation:
                     continue
-                self.buf.write_u64(tb.offset, DEAD_TAG)
-                if self.by_pc.get(tb.pc) is tb:
-                    del self.by_pc[tb.pc]
-                idx = self._jc_index(tb.pc)
-                if self.jump_cache[idx] == self.buf.exec_address(tb.entry):
-                    self.jump_cache[idx] = 0
+                self.buf.write_u64(tb.offset + 8, DEAD_TAG)  # no jump cache hits it now
+                if tb.key is not None and self.by_key.get(tb.key) is tb:
+                    del self.by_key[tb.key]
                 for src, i in tb.incoming:
                     if src.chained[i] is tb:
                         self.buf.patch_rel32(src.exit_fields[i], src.exit_fields[i] + 4)
                         src.chained[i] = None
                         if not src.dead:
-                            self.pending.setdefault(tb.pc, []).append((src, i))
+                            self.pending.setdefault(tb.key, []).append((src, i))
                 tb.incoming.clear()
 
     def flush(self) -> None:
@@ -336,7 +360,7 @@ class NativeBackend:
                 self.engine.flush()  # logical: the engine calls our flush()
                 self.flush()
                 self.tbs.clear()
-                self.by_pc.clear()
+                self.by_key.clear()
                 self.generation += 1
                 self.buf.reset()
                 self.stats["code_resets"] += 1
@@ -352,6 +376,7 @@ class NativeBackend:
             cpu._native_ctx = ctx
             cpu._native_exc = None
             self._cpus.add(cpu)
+            self.memory.attach_cpu(cpu, self)
         return ctx
 
     def _call(self, cpu: object, target: int) -> int:
@@ -370,14 +395,22 @@ class NativeBackend:
                 if self._resetting:
                     cond.notify_all()
 
-    def _raise_pending(self, cpu: object) -> None:
+    def call(self, cpu: object) -> int:
+        """Run ``cpu`` from its pc slot until an exit; returns the EXIT_* code."""
+        return self._call(cpu, 0)
+
+    def take_pending(self, cpu: object) -> BaseException:
+        """The exception a helper raised in the last run (after EXIT_EXC)."""
         exc = cpu._native_exc
         cpu._native_exc = None
         cpu._native_ctx[0] = 0
         self.stats["exits_exc"] += 1
         if exc is None:
-            raise RuntimeError("native code reported an exception but none was stored")
-        raise exc
+            return RuntimeError("native code reported an exception but none was stored")
+        return exc
+
+    def _raise_pending(self, cpu: object) -> None:
+        raise self.take_pending(cpu)
 
     def run(self, cpu: object) -> None:
         """Run until an exception leaves translated code or an exit is requested."""
@@ -393,7 +426,7 @@ class NativeBackend:
                 t0 = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
                 tb = engine.translate(S[self.pc_slot], 0)
                 stats["translate_seconds"] += time.thread_time() - t0
-                self.link(tb.fn)
+                self.link(tb.fn, cpu)
             elif code == EXIT_EXC:
                 self._raise_pending(cpu)
             else:

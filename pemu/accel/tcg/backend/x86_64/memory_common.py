@@ -1,0 +1,100 @@
+"""Guest loads and stores: the code both memory models share.
+
+A memory model (memory_user.UserMemory, memory_softmmu.SoftmmuMemory) decides how an
+address is checked and turned into a host address (``fast_path``) and which slow-path
+thunk handles the rest (``thunk_key``); this class emits the access around them: the
+value's register or immediate, the sign or zero extension, and the out-of-line call
+of the thunk that the fast path's checks jump to.
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import Const, MemOp, Op
+
+from . import encoder as x
+from .encoder import R11, RCX, Mem
+
+
+def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) -> None:
+    """dst = the loaded value in src, extended as the IR op asks."""
+    size = memop.size
+    if memop.signed and size < 8:
+        a.movsx(w, dst, src, size)
+    elif size == 8 and w == 32:
+        a.movzx(dst, src, 4)
+    else:
+        a.movzx(dst, src, size)
+
+
+class GuestMemoryCodegen:
+    """load/store for the codegen; subclasses supply the three methods below."""
+
+    def address(self, cg: object, v: object) -> int:
+        """A register holding the guest address (a constant is materialised)."""
+        raise NotImplementedError
+
+    def thunk_key(self, kind: str, size: int) -> tuple:
+        """Which runtime thunk the slow path of this access calls."""
+        raise NotImplementedError
+
+    def fast_path(self, cg: object, addr: int, size: int, store: bool,
+                  slow: x.Label) -> Mem | None:
+        """Emit the checks (jumping to ``slow``) and return the host operand, or None
+        when every access of this block takes the slow path."""
+        raise NotImplementedError
+
+    def load(self, cg: object, op: Op) -> None:
+        a = cg.asm
+        memop = op.aux
+        size, w = memop.size, op.type
+        addr = self.address(cg, op.ins[0])
+        d = op.outs[0]
+        dst = cg.ra.choose_out(d, None, None, {addr})
+        back = x.Label()
+        slow = cg.memory_slow_path(self.thunk_key("ld", size),
+                                   lambda: a.mov_rr(64, R11, addr),
+                                   lambda: emit_extend(a, memop, w, dst, R11), back)
+        target = self.fast_path(cg, addr, size, False, slow)
+        if target is None:
+            a.jmp(slow)
+        else:
+            emit_extend(a, memop, w, dst, target)
+        a.bind(back)
+        cg.ra.set_out(d, dst)
+
+    def store(self, cg: object, op: Op) -> None:
+        a = cg.asm
+        size = op.aux.size
+        value, addr_v = op.ins
+        addr = self.address(cg, addr_v)
+        imm = None
+        rv = -1
+        if isinstance(value, Const):
+            v = value.value & ((1 << (8 * size)) - 1)
+            s = v - (1 << 64) if size == 8 and v >> 63 else v
+            if size < 8 or x.fits_i32(s):
+                imm = s if size == 8 else v
+            else:
+                rv = cg.ra.pick({addr})
+                cg.ra.locked.add(rv)
+                a.mov_ri(rv, v)
+        else:
+            rv = cg.ra.use(value)
+        back = x.Label()
+
+        def set_args() -> None:
+            a.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
+            if imm is None:
+                a.mov_rr(64, RCX, rv)
+            else:
+                a.mov_ri(RCX, imm & ((1 << (8 * size)) - 1))
+
+        slow = cg.memory_slow_path(self.thunk_key("st", size), set_args, lambda: None, back)
+        target = self.fast_path(cg, addr, size, True, slow)
+        if target is None:
+            a.jmp(slow)
+        elif imm is None:
+            a.store(size, target, rv)
+        else:
+            a.store_imm(size, target, imm)
+        a.bind(back)

@@ -1,0 +1,172 @@
+"""Guest loads and stores in system mode: the softmmu TLB lookup, inline.
+
+Each address space (softmmu.TLBContext) has a ``NativeContext``: a direct-mapped TLB
+per MMU index and a jump cache, as native arrays.  A TLB entry is four words::
+
+    read tag   guest page address whose loads may use the entry (all ones: none)
+    write tag  the same for stores
+    addend     host address = guest virtual address + addend
+    (unused, so an entry is 32 bytes and its offset a shift)
+
+A load of ``size`` bytes hits when ``addr & (~4095 | (size - 1))`` equals the read tag:
+one compare checks the page and the natural alignment, so misaligned and
+page-crossing accesses fall to the slow path with everything else (MMIO, pages PMP
+splits, MPRV).  The slow path is the python softmmu (``SoftMMU.load``/``store``): it
+walks the page table, checks PMP, raises the guest's fault, and refills both its own
+dict TLB and this one through ``SoftMMU._fill``, so the two always hold the same
+translations and every flush reaches both.
+
+The TLB of the address space in use is found through a state slot, reloaded at each
+access: a satp write inside a block switches it for the rest of that block.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Iterable
+
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
+from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT, mmu_index
+from pemu.target.riscv import cpu_state as rv
+
+from . import encoder as x
+from .encoder import R11, RBP, RCX, Mem
+from .memory_common import GuestMemoryCodegen
+
+TLB_BITS = 8
+TLB_ENTRIES = 1 << TLB_BITS
+ENTRY_WORDS = 4
+ENTRY_SHIFT = 5  # 32-byte entries
+TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
+READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
+NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+PAGE_SIZE = 1 << PAGE_SHIFT
+
+
+class NativeContext:
+    """The native caches of one address space: TLB tables and jump cache."""
+
+    def __init__(self, jump_cache: ctypes.Array, jc_index: object, host_delta: int) -> None:
+        self.tlb = (ctypes.c_uint64 * (N_MMU * TLB_ENTRIES * ENTRY_WORDS))()
+        ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        self.tlb_address = ctypes.addressof(self.tlb)
+        self.jump_cache = jump_cache
+        self.jc_address = ctypes.addressof(jump_cache)
+        self._jc_index = jc_index
+        self._host_delta = host_delta  # DRAM view offset -> host address
+
+    @staticmethod
+    def _slot(idx: int, vpn: int) -> int:
+        return (idx * TLB_ENTRIES + (vpn & (TLB_ENTRIES - 1))) * ENTRY_WORDS
+
+    def fill(self, idx: int, vpn: int, addend: int, read: bool, write: bool) -> None:
+        """The page ``vpn`` maps to DRAM view offset ``vaddr + addend``."""
+        t = self.tlb
+        i = self._slot(idx, vpn)
+        tag = (vpn << PAGE_SHIFT) & MASK64
+        if t[i + READ_TAG] != tag and t[i + WRITE_TAG] != tag:  # another page's slot
+            t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+        if read:
+            t[i + READ_TAG] = tag
+        if write:
+            t[i + WRITE_TAG] = tag
+        t[i + ADDEND] = (addend + self._host_delta) & MASK64
+
+    def flush_pages(self, vpns: Iterable[int]) -> None:
+        t = self.tlb
+        for vpn in vpns:
+            tag = (vpn << PAGE_SHIFT) & MASK64
+            for idx in range(N_MMU):
+                i = self._slot(idx, vpn)
+                if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
+                    t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+
+    def clear(self) -> None:
+        ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        self.clear_jump_cache()
+
+    def clear_jump_cache(self) -> None:
+        ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+
+    def forget_pcs(self, pcs: Iterable[int]) -> None:
+        jc = self.jump_cache
+        for pc in pcs:
+            jc[self._jc_index(pc)] = 0
+
+
+def _load_helper(idx: int) -> Helper:
+    def load(env: object, addr: int, size: int) -> int:
+        return env.mmu.load(addr, size, idx)  # type: ignore[attr-defined]
+    return Helper(f"softmmu_load_mmu{idx}", load, flags=CALL_SIDE_EFFECTS, needs_env=True)
+
+
+def _store_helper(idx: int) -> Helper:
+    def store(env: object, addr: int, size: int, value: int) -> None:
+        env.mmu.store(addr, size, value, idx)  # type: ignore[attr-defined]
+    return Helper(f"softmmu_store_mmu{idx}", store, flags=CALL_SIDE_EFFECTS, n_out=0,
+                  needs_env=True)
+
+
+MMU_INDICES = (MMU_DYNAMIC, *range(N_MMU))
+
+
+class SoftmmuMemory(GuestMemoryCodegen):
+    """The system-mode memory model of the native backend (one MMU index per block)."""
+
+    def __init__(self) -> None:
+        self.idx = MMU_DYNAMIC  # set per block by begin_block
+        self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
+        self._stores = {idx: _store_helper(idx) for idx in MMU_INDICES}
+
+    # -- the runtime's interface ------------------------------------------------------
+    def emit_entry(self, a: x.Assembler) -> None:
+        """Nothing is kept in registers: the TLB in use is read from its slot."""
+
+    def slow_paths(self) -> list[tuple[tuple, Helper, int, bool]]:
+        paths = []
+        for idx in MMU_INDICES:
+            for size in (1, 2, 4, 8):
+                paths.append((("ld", size, idx), self._loads[idx], size, False))
+                paths.append((("st", size, idx), self._stores[idx], size, True))
+        return paths
+
+    def begin_block(self, block: Block) -> None:
+        self.idx = mmu_index(block.flags)
+
+    def attach_cpu(self, cpu: object, backend: object) -> None:
+        """Harts point their slots at their current context themselves (system_cpu)."""
+
+    # -- code generation ----------------------------------------------------------------
+    def address(self, cg: object, v: object) -> int:
+        if isinstance(v, Const):  # rcx and r11 are the lookup's scratch registers
+            r = cg.ra.pick()
+            cg.ra.locked.add(r)
+            cg.asm.mov_ri(r, v.value)
+            return r
+        return cg.ra.use(v)
+
+    def thunk_key(self, kind: str, size: int) -> tuple:
+        return (kind, size, self.idx)
+
+    def fast_path(self, cg: object, addr: int, size: int, store: bool,
+                  slow: x.Label) -> Mem | None:
+        if self.idx == MMU_DYNAMIC:
+            return None
+        a = cg.asm
+        table = self.idx * TABLE_BYTES
+        # r11 = &tlb[idx][(addr >> 12) % entries]
+        a.mov_rr(64, R11, addr)
+        a.shift_ri(x.SHR, 64, R11, PAGE_SHIFT - ENTRY_SHIFT)
+        a.alu_ri(x.AND, 32, R11, (TLB_ENTRIES - 1) << ENTRY_SHIFT)
+        a.alu_rm(x.ADD, 64, R11, Mem(RBP, 8 * rv.NATIVE_TLB))
+        # rcx = the page of addr, with the low bits a misaligned access would set
+        a.mov_rr(64, RCX, addr)
+        a.alu_ri(x.AND, 64, RCX, -PAGE_SIZE | (size - 1))
+        a.alu_rm(x.CMP, 64, RCX, Mem(R11, table + 8 * (WRITE_TAG if store else READ_TAG)))
+        a.jcc(x.CC_NE, slow)
+        a.load(64, R11, Mem(R11, table + 8 * ADDEND))
+        return Mem(R11, 0, addr)
+
+
+__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]
