@@ -95,7 +95,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if machine == "virt":
             closers = _make_devices(board, cfg)
         board.reset()
-        if "stats" in cfg.log_items:
+        if "stats" in cfg.log_items and not board.translator.native:
+            # native code is not instrumented: its report counts exits and helper calls
             for hart in board.harts:
                 hart.count_insns = True
         # -qmp/-monitor/-mon, and -gdb/-s (with -S the harts wait for cont or gdb)
@@ -139,10 +140,17 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
 
 
 def _print_stats(board) -> None:
-    t = board.translator.stats
-    insns = sum(h.insns for h in board.harts)
-    print(f"{PROG}: stats: run {board.run_seconds:.2f} s, translated {t['translated']} "
-          f"blocks in {t['translate_s']:.2f} s, guest insns {insns}, "
+    translator = board.translator
+    t = translator.stats
+    if translator.native:
+        n = translator.backend.stats
+        counted = (f"exits to python: {n['exits_miss']} misses, {n['exits_exc']} "
+                   f"exceptions, {n['exits_req']} requests; {n['helper_calls']} helper calls; "
+                   f"{n['chained']} chains")
+    else:
+        counted = f"guest insns {sum(h.insns for h in board.harts)}"
+    print(f"{PROG}: stats: backend {translator.backend_name}, run {board.run_seconds:.2f} s, "
+          f"translated {t['translated']} blocks in {t['translate_s']:.2f} s, {counted}, "
           f"page walks {sum(h.mmu.walks for h in board.harts)}", file=sys.stderr)
 
 

@@ -1,10 +1,10 @@
 """Linux on the virt board: the shared guest boots to its self-test and powers off.
 
-These are long under the python backend (see docs/SYSTEM.md).  The initramfs self-test
-boot (``pemu.test=poweroff`` hashes 8 MiB inside the guest: about 16 minutes) and the
-interactive shell on an ext4 root in a qcow2 overlay (about 2 minutes) run in the suite,
-marked ``slow``; the ext4-root self-test, a second 16-minute boot, runs only with
-PEMU_LONG_TESTS=1.
+Every test runs on both TCG backends.  On the native backend the self-test boots
+(``pemu.test=poweroff`` hashes 8 MiB inside the guest) take about a minute; on the
+python backend about 16 minutes each, so there they run only with PEMU_LONG_TESTS=1,
+and the python backend's Linux boot in the default suite is the interactive shell on
+an ext4 root in a qcow2 overlay (about 2 minutes).
 """
 
 from __future__ import annotations
@@ -29,16 +29,20 @@ def _need_guest() -> None:
         pytest.skip("needs the shared riscv64 guest and Debian's opensbi")
 
 
-def _need_long() -> None:
-    if os.environ.get("PEMU_LONG_TESTS") != "1":
-        pytest.skip("a second 16-minute self-test boot on the python backend: "
+pytestmark = pytest.mark.usefixtures("tcg_backend")
+
+
+def _need_long(backend: str) -> None:
+    if backend == "python" and os.environ.get("PEMU_LONG_TESTS") != "1":
+        pytest.skip("a 16-minute self-test boot on the python backend: "
                     "set PEMU_LONG_TESTS=1")
 
 
 @pytest.mark.slow
-def test_linux_initramfs_boot_to_poweroff():
-    """The whole self-test: about 16 minutes and 2.4 billion guest instructions."""
+def test_linux_initramfs_boot_to_poweroff(tcg_backend):
+    """The whole self-test: 2.4 billion guest instructions."""
     _need_guest()
+    _need_long(tcg_backend)
     r = run_pemu("-M", "virt", "-m", "256M", "-nographic", "-no-reboot",
                  "-kernel", str(GUESTS / "Image"), "-initrd", str(GUESTS / "initramfs.cpio.gz"),
                  "-append", "console=ttyS0 pemu.test=poweroff", timeout=BOOT_TIMEOUT)
@@ -50,9 +54,9 @@ def test_linux_initramfs_boot_to_poweroff():
 
 
 @pytest.mark.slow
-def test_linux_ext4_root_on_virtio_blk(tmp_path):
+def test_linux_ext4_root_on_virtio_blk(tmp_path, tcg_backend):
     _need_guest()
-    _need_long()
+    _need_long(tcg_backend)
     image = _rootfs_copy(tmp_path)
     r = run_pemu("-M", "virt", "-m", "256M", "-nographic", "-no-reboot",
                  "-kernel", str(GUESTS / "Image"),

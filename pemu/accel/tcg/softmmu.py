@@ -106,7 +106,7 @@ class TLBContext:
         self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # by privilege
         self.superpages: dict[tuple[int, int], list[int]] = {}
         self.jump_cache: dict[int, dict[int, Callable]] = {}
-        self.jump_pages: dict[int, list[int]] = {}  # vpn -> pcs cached from it
+        self.jump_pages: dict[int, set[int]] = {}  # vpn -> pcs cached from it
         self.native = native
 
     def clear(self) -> None:

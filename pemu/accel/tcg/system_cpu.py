@@ -78,8 +78,8 @@ from pemu.target.riscv.translate import translate_block
 
 MAX_TBS = 60_000  # translated blocks kept before the whole cache is dropped
 TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for stimecmp
-DEFAULT_BACKEND = "python"  # -accel tcg,backend=python|native|auto
-NATIVE_JC_BITS = 12  # native jump cache entries per address space: 4096 (32 KiB)
+DEFAULT_BACKEND = "auto"  # -accel tcg,backend=python|native|auto: native on x86-64
+NATIVE_JC_BITS = 15  # native jump cache entries per address space: 32768 (256 KiB)
 
 
 @dataclass(eq=False)
@@ -108,7 +108,7 @@ class SystemTranslator:
             from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 
             self.backend = NativeBackend(self, memory=SoftmmuMemory(), pc_slot=rv.PC,
-                                         jc_bits=NATIVE_JC_BITS)
+                                         jc_bits=NATIVE_JC_BITS, one_thread=True)
         else:
             self.backend = SoftmmuBackend(dram)
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
@@ -254,8 +254,7 @@ class RiscvHart:
 
         backend = translator.backend
         host = translator.dram.host_addr
-        self.mmu.enable_native(lambda: NativeContext(backend.new_jump_cache(),
-                                                     backend.jc_index, host))
+        self.mmu.enable_native(lambda: NativeContext(backend, host))
 
     def request_exit(self) -> None:
         """Leave translated code at the next block entry (any thread)."""
@@ -307,7 +306,7 @@ class RiscvHart:
     def _remember_page(self, pc: int) -> None:
         """sfence.vma of pc's page (or the next, for a straddling insn) must forget pc."""
         for vpn in {pc >> PAGE_SHIFT, (pc + 2) >> PAGE_SHIFT}:
-            self._jump_pages.setdefault(vpn, []).append(pc)
+            self._jump_pages.setdefault(vpn, set()).add(pc)
 
     def _handle_exit_request(self) -> bool:
         """At a block boundary with exit_request set: False if the loop must return."""

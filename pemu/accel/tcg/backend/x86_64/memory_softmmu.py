@@ -33,7 +33,7 @@ from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
 
-TLB_BITS = 8
+TLB_BITS = 10
 TLB_ENTRIES = 1 << TLB_BITS
 ENTRY_WORDS = 4
 ENTRY_SHIFT = 5  # 32-byte entries
@@ -47,13 +47,13 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
-    def __init__(self, jump_cache: ctypes.Array, jc_index: object, host_delta: int) -> None:
+    def __init__(self, backend: object, host_delta: int) -> None:
         self.tlb = (ctypes.c_uint64 * (N_MMU * TLB_ENTRIES * ENTRY_WORDS))()
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
         self.tlb_address = ctypes.addressof(self.tlb)
-        self.jump_cache = jump_cache
-        self.jc_address = ctypes.addressof(jump_cache)
-        self._jc_index = jc_index
+        self._backend = backend  # the runtime: jump cache geometry
+        self.jump_cache = backend.new_jump_cache()
+        self.jc_address = ctypes.addressof(self.jump_cache)
         self._host_delta = host_delta  # DRAM view offset -> host address
 
     @staticmethod
@@ -90,9 +90,13 @@ class NativeContext:
         ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
 
     def forget_pcs(self, pcs: Iterable[int]) -> None:
+        """Empty the jump cache slots of these pcs, under every flags value in use."""
         jc = self.jump_cache
+        index = self._backend.jc_index
+        flags_seen = tuple(self._backend.flags_seen)
         for pc in pcs:
-            jc[self._jc_index(pc)] = 0
+            for flags in flags_seen:
+                jc[index(pc, flags)] = 0
 
 
 def _load_helper(idx: int) -> Helper:

@@ -46,6 +46,8 @@ EXIT_EXC = 1
 EXIT_REQ = 2
 
 JC_BITS = 16  # user mode: one jump cache per process
+JC_FLAGS_MIX = 0x155  # flags * this, xored into the index: a pc run under two flags
+#                       values (S-mode code with and without SUM) keeps both entries
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
@@ -76,6 +78,7 @@ class NativeTB:
     linked: bool = False
     dead: bool = False
     generation: int = 0
+    flags: int = 0
     key: object = None  # what chaining finds this block by (None: never a chain target)
     exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
 
@@ -90,11 +93,13 @@ class NativeBackend:
 
     def __init__(self, engine: object, code_size: int = DEFAULT_CODE_SIZE,
                  pc_slot: int = rv.PC, memory: object | None = None,
-                 jc_bits: int = JC_BITS) -> None:
+                 jc_bits: int = JC_BITS, one_thread: bool = False) -> None:
         """``pc_slot``: where the next pc is looked up and a trap leaves its pc.
 
         ``memory``: how generated code reaches guest memory (UserMemory by default,
-        memory_softmmu.SoftmmuMemory in system mode); ``jc_bits``: jump cache size.
+        memory_softmmu.SoftmmuMemory in system mode); ``jc_bits``: jump cache size;
+        ``one_thread``: only one thread ever runs this backend's code (system mode runs
+        all harts on one), so a code-buffer reset needs no rendezvous with others.
         """
         self.engine = engine
         self.pc_slot = pc_slot
@@ -102,11 +107,13 @@ class NativeBackend:
         self.lock = threading.RLock()
         self.tls = threading.local()
         self.jc_bits = jc_bits
+        self.one_thread = one_thread
         self.jump_cache = self.new_jump_cache()
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
         self.memory = memory if memory is not None else UserMemory(engine.mem,
                                                                    self.callback_address)
         self.by_key: dict[object, NativeTB] = {}
+        self.flags_seen: set[int] = set()  # of blocks ever put in a jump cache
         self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
         self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
         self.generation = 0
@@ -147,6 +154,9 @@ class NativeBackend:
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
         a.mov_rr(32, RCX, RAX)
         a.shift_ri(x.SHR, 32, RCX, 1)
+        a.load(64, R11, Mem(RBP, 8 * rv.TB_FLAGS))
+        a.imul_rri(32, R11, R11, JC_FLAGS_MIX)
+        a.alu_rr(x.XOR, 32, RCX, R11)
         a.alu_ri(x.AND, 32, RCX, (1 << self.jc_bits) - 1)
         a.load(64, R11, Mem(RBP, 8 * rv.NATIVE_JUMP_CACHE))
         a.load(64, RCX, Mem(R11, 0, RCX, 8))
@@ -269,7 +279,7 @@ class NativeBackend:
             self.buf.write(off, gen.link(off))
             tb = NativeTB(self, block.pc, off, off + gen.entry, off + gen.body, len(gen.code),
                           [off + f for f, _pc in gen.exits], [pc for _f, pc in gen.exits],
-                          generation=self.generation, key=block.pc)
+                          generation=self.generation, flags=block.flags, key=block.pc)
             tb.chained = [None] * len(tb.exit_fields)
             tb.exit_keys = list(tb.exit_pcs)
             self.tbs.append(tb)
@@ -282,8 +292,9 @@ class NativeBackend:
         return CompiledNative(tb, source)
 
     # -- chaining and invalidation --------------------------------------------------------
-    def jc_index(self, pc: int) -> int:
-        return (pc >> 1) & ((1 << self.jc_bits) - 1)
+    def jc_index(self, pc: int, flags: int) -> int:
+        """The jump cache slot of (pc, flags): the dispatcher computes the same."""
+        return ((pc >> 1) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
 
     def link(self, tb: NativeTB, cpu: object) -> None:
         """Make a cached block reachable from native code: the jump cache ``cpu`` uses
@@ -292,7 +303,8 @@ class NativeBackend:
             if tb.dead or tb.generation != self.generation:
                 return
             jc = cpu.state.slots[rv.NATIVE_JUMP_CACHE]
-            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc)).value = \
+            self.flags_seen.add(tb.flags)
+            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
                 self.buf.exec_address(tb.entry)
             if tb.linked:
                 return
@@ -382,6 +394,8 @@ class NativeBackend:
     def _call(self, cpu: object, target: int) -> int:
         ctx = self._context(cpu)
         self.tls.cpu = cpu
+        if self.one_thread:  # nobody else can be inside generated code during a reset
+            return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
         cond = self._native_cond
         with cond:
             while self._resetting:
