@@ -34,7 +34,7 @@ pytestmark = pytest.mark.usefixtures("tcg_backend")
 
 def _need_long(backend: str) -> None:
     if backend == "python" and os.environ.get("PEMU_LONG_TESTS") != "1":
-        pytest.skip("a 16-minute self-test boot on the python backend: "
+        pytest.skip("a Linux boot of 10 to 16 minutes on the python backend: "
                     "set PEMU_LONG_TESTS=1")
 
 

@@ -165,6 +165,7 @@ class SoftMMU:
         # makes the native part of each new context (set before any context is made)
         self.native_factory: Callable[[], object] | None = None
         self.walks = 0
+        self.slow_accesses = 0  # translated loads/stores that missed the inline TLB
         self.contexts: dict[int, TLBContext] = {}
         self.ctx = self._context(ps.satp)
         self._bind(self.ctx)
@@ -325,6 +326,15 @@ class SoftMMU:
         return paddr
 
     # -- data accesses (slow path) --------------------------------------------------------
+    def missed_load(self, vaddr: int, size: int, idx: int) -> int:
+        """A translated load that missed the inline TLB (counted for -d stats)."""
+        self.slow_accesses += 1
+        return self.load(vaddr, size, idx)
+
+    def missed_store(self, vaddr: int, size: int, value: int, idx: int) -> None:
+        self.slow_accesses += 1
+        self.store(vaddr, size, value, idx)
+
     def load(self, vaddr: int, size: int, idx: int) -> int:
         vaddr &= MASK64
         if (vaddr & PAGE_MASK) + size > PAGE_SIZE:
@@ -427,11 +437,11 @@ class VirtualMemory:
 
 
 def _load_slow(env: object, addr: int, size: int, idx: int) -> int:
-    return env.mmu.load(addr, size, idx)  # type: ignore[attr-defined]
+    return env.mmu.missed_load(addr, size, idx)  # type: ignore[attr-defined]
 
 
 def _store_slow(env: object, addr: int, size: int, value: int, idx: int) -> None:
-    env.mmu.store(addr, size, value, idx)  # type: ignore[attr-defined]
+    env.mmu.missed_store(addr, size, value, idx)  # type: ignore[attr-defined]
 
 
 class SoftmmuCodegen:

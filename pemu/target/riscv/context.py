@@ -6,13 +6,15 @@ from pemu.accel.tcg.ir import Block, Cond, Const, IRBuilder, Label, Operand, Tem
 from pemu.target.riscv.cpu_state import ir_globals
 from pemu.target.riscv.exceptions import ILLEGAL_INSN
 from pemu.target.riscv.helpers import RAISE_EXCEPTION
+from pemu.target.riscv.priv import FLAG_FS_CLEAN, FLAG_FS_OFF, MARK_FS_DIRTY
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 ZERO = Const(0)
 RM_DYNAMIC = 7
 
 # Block flags.  User mode passes 0; system mode encodes the privilege level here so
-# that code translated for one privilege is never run at another.
+# that code translated for one privilege is never run at another, plus the bits of
+# target.riscv.priv (MPRV, SUM, and mstatus.FS as FLAG_FS_OFF / FLAG_FS_CLEAN).
 FLAG_PRIV_MASK = 3
 
 _GLOBALS = ir_globals()
@@ -44,7 +46,7 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked")
+                 "frm_checked", "fs_dirty")
 
     def __init__(self, block: Block) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -62,6 +64,9 @@ class DisasContext:
         self.next_pc = block.pc
         self.end = False  # the current instruction ended the block
         self.frm_checked = False  # frm was validated earlier in this block
+        # FS needs no marking: it is Dirty (or there is no mstatus: user mode), or an
+        # earlier instruction of this block marked it
+        self.fs_dirty = not block.flags & FLAG_FS_CLEAN
 
     @property
     def fflags(self) -> Temp:
@@ -112,6 +117,30 @@ class DisasContext:
         self.raise_trap(ILLEGAL_INSN, self.insn)
 
     # -- floating point ---------------------------------------------------------------
+    def fp_disabled(self) -> bool:
+        """With mstatus.FS Off every F/D instruction is illegal: emits the trap and
+        returns True; returns False (and emits nothing) when FP is enabled."""
+        if self.flags & FLAG_FS_OFF:
+            self.illegal()
+            return True
+        return False
+
+    def fp_state_written(self, flags: Temp | None = None) -> None:
+        """Call after an instruction wrote FP state; with FS Initial/Clean it marks FS
+        Dirty.  ``flags``: the instruction wrote only the fflags it accrued (compares,
+        conversions to integers), so FS changes only when they are non-zero."""
+        if self.fs_dirty:
+            return
+        b = self.b
+        if flags is None:
+            b.call(MARK_FS_DIRTY, [], [])
+            self.fs_dirty = True  # later instructions of the block run with FS Dirty
+            return
+        clean = b.label()
+        b.brcond(Cond.EQ, flags, ZERO, clean)
+        b.call(MARK_FS_DIRTY, [], [])
+        b.set_label(clean)
+
     def rounding_mode(self, rm: int) -> Operand | None:
         """The rm operand for a helper, or None if the static rm is reserved (illegal).
 

@@ -8,6 +8,9 @@ as the privileged spec lays them out.
 Translated code reaches all of this through one helper, ``CSR_ACCESS``, that gets the
 CSR number, what to do (``ACTION_*``), the source value and the instruction bits (for
 the illegal-instruction trap value).
+
+The FP CSRs (fflags, frm, fcsr) also follow mstatus.FS in system mode (an env with
+``ps``): any access is illegal while FS is Off, and a write marks FS Dirty.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class CsrDef:
     read: CsrRead
     write: CsrWrite | None = None  # None: writes are illegal (counters, ids)
     ends_block: bool = False  # a write changes how later code must be translated
+    fp_state: bool = False  # part of the FP state that mstatus.FS guards
 
 
 CSR_TABLE: dict[int, CsrDef] = {}
@@ -70,6 +74,8 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
     if (csr is None or slots[PRIV] < (number >> 8) & 3
             or (writes and (csr.write is None or number >> 10 == 3))):
         raise RiscvTrap(ILLEGAL_INSN, insn)
+    if csr.fp_state:
+        _check_fs(env, writes, insn)
     old = csr.read(env) if action & (ACTION_READ | ACTION_SET | ACTION_CLEAR) else 0
     if writes:
         if action & ACTION_WRITE:
@@ -80,6 +86,16 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
             new = old & ~value
         csr.write(env, new & MASK64)  # type: ignore[misc]
     return old if action & ACTION_READ else 0
+
+
+def _check_fs(env: object, writes: int, insn: int) -> None:
+    ps = getattr(env, "ps", None)  # PrivState; None in user mode, which has no mstatus
+    if ps is None:
+        return
+    if ps.fp_off():
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    if writes:
+        ps.mark_fs_dirty()
 
 
 CSR_ACCESS = Helper("csr_access", csr_access, needs_env=True)
@@ -126,9 +142,9 @@ def _read_counter(env: object) -> int:
 
 
 for _number, _def in {
-    0x001: CsrDef("fflags", _read_fflags, _write_fflags),
-    0x002: CsrDef("frm", _read_frm, _write_frm),
-    0x003: CsrDef("fcsr", _read_fcsr, _write_fcsr),
+    0x001: CsrDef("fflags", _read_fflags, _write_fflags, fp_state=True),
+    0x002: CsrDef("frm", _read_frm, _write_frm, fp_state=True),
+    0x003: CsrDef("fcsr", _read_fcsr, _write_fcsr, fp_state=True),
     0xC00: CsrDef("cycle", _read_counter),
     0xC01: CsrDef("time", _read_time),
     0xC02: CsrDef("instret", _read_counter),

@@ -27,9 +27,9 @@ from pemu.target.riscv.priv import (
     MIP_SEIP,
     MIP_SSIP,
     MIP_STIP,
+    MSTATUS_FLAG_BITS,
     MSTATUS_FS,
     MSTATUS_MIE,
-    MSTATUS_MMU_BITS,
     MSTATUS_MPP,
     MSTATUS_MPP_SHIFT,
     MSTATUS_MXR,
@@ -89,9 +89,10 @@ def _write_status(env: object, new: int) -> None:
     ps.mstatus = new
     if (old ^ new) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]
-    # The vCPU loop must look again only when the block flags may change or an
-    # interrupt may become deliverable; Linux toggles SIE constantly, mostly to 0.
-    if (old ^ new) & MSTATUS_MMU_BITS or new & ~old & (MSTATUS_SIE | MSTATUS_MIE):
+    # The vCPU loop must look again only when the block flags (MMU bits, FS) may
+    # change or an interrupt may become deliverable; Linux toggles SIE constantly,
+    # mostly to 0, and FS on every trap from user mode.
+    if (old ^ new) & MSTATUS_FLAG_BITS or new & ~old & (MSTATUS_SIE | MSTATUS_MIE):
         ps.request_exit()
 
 

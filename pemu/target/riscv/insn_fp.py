@@ -3,6 +3,11 @@
 Arithmetic, conversions, comparisons, min/max, fclass and the fused multiply-adds go
 through the pure helpers of fp_helpers (which NaN-unbox/box singles); their flags are
 ORed into the fflags global.  Loads, stores, sign injection and fmv are inline IR.
+
+mstatus.FS (system mode, from the block flags): with FS Off every emitter here emits
+the illegal-instruction trap instead; with FS Initial/Clean an instruction that writes
+an f register, or accrues non-zero fflags, marks FS Dirty (``fp_state_written``).
+Stores, fmv.x.* and fclass only read FP state and mark nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ def _address(ctx: DisasContext, insn: int, offset: int) -> Operand:
 # -- loads and stores -------------------------------------------------------------------
 
 def trans_load_fp(ctx: DisasContext, insn: int) -> None:
+    if ctx.fp_disabled():
+        return
     f3 = (insn >> 12) & 7
     if f3 not in (2, 3):
         ctx.illegal()
@@ -40,9 +47,12 @@ def trans_load_fp(ctx: DisasContext, insn: int) -> None:
         t = ctx.b.temp()
         ctx.b.ld(t, addr, MemOp(4))
         ctx.b.binop("or", fd, t, BOX)
+    ctx.fp_state_written()  # after the load: a faulting load leaves FS as it was
 
 
 def trans_store_fp(ctx: DisasContext, insn: int) -> None:
+    if ctx.fp_disabled():
+        return
     f3 = (insn >> 12) & 7
     if f3 not in (2, 3):
         ctx.illegal()
@@ -55,13 +65,19 @@ def trans_store_fp(ctx: DisasContext, insn: int) -> None:
 
 # -- helper calls ------------------------------------------------------------------------
 
-def _call_fp(ctx: DisasContext, helper: Helper, dest: Temp, ins: list[Operand]) -> None:
+def _call_fp(ctx: DisasContext, helper: Helper, dest: Temp, ins: list[Operand],
+             f_dest: bool = True) -> None:
+    """Call ``helper``, write its result to ``dest`` and accrue its flags.  ``f_dest``:
+    dest is an f register (else an x register: only the flags change FP state)."""
     flags = ctx.b.temp()
     ctx.b.call(helper, [dest, flags], ins)
     ctx.accrue(flags)
+    ctx.fp_state_written(None if f_dest else flags)
 
 
 def trans_fma(ctx: DisasContext, insn: int) -> None:
+    if ctx.fp_disabled():
+        return
     fmt = (insn >> 25) & 3
     helper = fp.FMA.get((fmt, insn & 0x7F))
     rd, rs1, rs2, rm = _fields(insn)
@@ -134,6 +150,7 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
         b.binop("or", ctx.fr[rd], result, BOX)
     else:
         b.mov(ctx.fr[rd], result)
+    ctx.fp_state_written()
     return True
 
 
@@ -162,7 +179,7 @@ def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
     helper = fp.COMPARE.get((fmt, f3))
     if helper is None:
         return False
-    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], ctx.fr[rs2]])
+    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], ctx.fr[rs2]], f_dest=False)
     return True
 
 
@@ -172,7 +189,7 @@ def _fcvt_to_int(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
-    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], rm_op])
+    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], rm_op], f_dest=False)
     return True
 
 
@@ -206,6 +223,7 @@ def _fmv_f_x(ctx: DisasContext, insn: int, fmt: int) -> bool:
         ctx.b.binop("or", ctx.fr[rd], ctx.xr[rs1], BOX)
     else:
         ctx.b.mov(ctx.fr[rd], ctx.xr[rs1])
+    ctx.fp_state_written()
     return True
 
 
@@ -217,6 +235,8 @@ OP_FP_TABLE: dict[int, OpFpEmit] = {
 
 
 def trans_op_fp(ctx: DisasContext, insn: int) -> None:
+    if ctx.fp_disabled():
+        return
     fmt = (insn >> 25) & 3
     emit = OP_FP_TABLE.get(insn >> 27)
     if fmt > fp.FMT_D or emit is None or not emit(ctx, insn, fmt):

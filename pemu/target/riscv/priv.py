@@ -10,6 +10,11 @@ Interrupt lines driven by devices (MSIP/MTIP from the ACLINT, MEIP/SEIP from the
 arrive on other threads through ``set_line``; software-writable pending bits (SSIP,
 STIP without Sstc, the software SEIP) live in ``mip_sw``.  With Sstc enabled
 (menvcfg.STCE) STIP follows ``time >= stimecmp`` and is computed on demand.
+
+mstatus.FS is tracked exactly: translated code learns it from the block flags
+(``FLAG_FS_OFF``: FP instructions are illegal; ``FLAG_FS_CLEAN``: the block calls
+``MARK_FS_DIRTY`` after its first FP-state write), and the FP CSRs check it at run
+time.  Any change of FS asks the vCPU loop to re-derive the flags.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
 
@@ -32,7 +38,8 @@ MSTATUS_MPIE = 1 << 7
 MSTATUS_SPP = 1 << 8
 MSTATUS_MPP_SHIFT = 11
 MSTATUS_MPP = 3 << MSTATUS_MPP_SHIFT
-MSTATUS_FS = 3 << 13
+MSTATUS_FS_SHIFT = 13
+MSTATUS_FS = 3 << MSTATUS_FS_SHIFT  # 0 Off, 1 Initial, 2 Clean, 3 Dirty
 MSTATUS_MPRV = 1 << 17
 MSTATUS_SUM = 1 << 18
 MSTATUS_MXR = 1 << 19
@@ -49,6 +56,8 @@ SSTATUS_MASK = (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_
                 | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
 # Changing these changes how memory accesses translate (TLB contents or block flags).
 MSTATUS_MMU_BITS = MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR
+# Changing these changes the block flags or the TLBs: the vCPU loop must look again.
+MSTATUS_FLAG_BITS = MSTATUS_MMU_BITS | MSTATUS_FS
 
 # interrupt numbers and mip/mie bits
 IRQ_S_SOFT, IRQ_M_SOFT, IRQ_S_TIMER, IRQ_M_TIMER, IRQ_S_EXT, IRQ_M_EXT = 1, 3, 5, 7, 9, 11
@@ -68,6 +77,11 @@ MENVCFG_WRITABLE = MENVCFG_STCE | 1  # STCE and FIOM (no Zicbo*, no Svpbmt)
 # Block flags beyond the privilege level (bits 1:0, see target.riscv.context):
 FLAG_MPRV = 1 << 2  # M-mode data accesses use MPP's translation: all take the slow path
 FLAG_SUM = 1 << 3  # S-mode with SUM: data accesses use the S+SUM TLB
+# mstatus.FS as the frontend needs it.  Neither bit set means "FP on, no tracking
+# needed" (FS Dirty, or user mode, which translates with flags 0).
+FLAG_FS_OFF = 1 << 4  # FS Off: every F/D instruction is illegal
+FLAG_FS_CLEAN = 1 << 5  # FS Initial or Clean: the first FP-state write marks FS Dirty
+_FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
@@ -241,13 +255,13 @@ class PrivState:
     def block_flags(self) -> int:
         priv = self.priv
         ms = self.mstatus
+        flags = priv | _FS_FLAGS[(ms & MSTATUS_FS) >> MSTATUS_FS_SHIFT]
         if priv == PRV_M:
             if ms & MSTATUS_MPRV and (ms & MSTATUS_MPP) != MSTATUS_MPP:
-                return PRV_M | FLAG_MPRV
-            return PRV_M
-        if priv == PRV_S and ms & MSTATUS_SUM:
-            return PRV_S | FLAG_SUM
-        return priv
+                flags |= FLAG_MPRV
+        elif priv == PRV_S and ms & MSTATUS_SUM:
+            flags |= FLAG_SUM
+        return flags
 
     def data_priv(self) -> tuple[int, bool]:
         """(privilege, SUM) that data accesses translate with (MPRV applied)."""
@@ -259,8 +273,27 @@ class PrivState:
 
     def read_mstatus(self) -> int:
         ms = self.mstatus
-        if ms & MSTATUS_FS:
-            # pemu does not track FP state changes: a live FPU always reads Dirty, so an
-            # OS that saves only dirty state never loses registers.
-            ms |= MSTATUS_FS | MSTATUS_SD
+        # SD summarises the extension states; FS is the only one (no V, no XS).
+        if (ms & MSTATUS_FS) == MSTATUS_FS:
+            ms |= MSTATUS_SD
         return ms
+
+    # -- floating-point state (mstatus.FS, spec 3.1.6.6) ----------------------------------
+    def fp_off(self) -> bool:
+        return not self.mstatus & MSTATUS_FS
+
+    def mark_fs_dirty(self) -> None:
+        """FP state was written: FS becomes Dirty.  The block flags change with it, so
+        the vCPU loop must re-derive them (blocks translated for Dirty mark nothing)."""
+        if (self.mstatus & MSTATUS_FS) != MSTATUS_FS:
+            self.mstatus |= MSTATUS_FS
+            self.request_exit()
+
+
+def _mark_fs_dirty(env: object) -> None:
+    env.ps.mark_fs_dirty()  # type: ignore[attr-defined]
+
+
+# Called by blocks translated with FLAG_FS_CLEAN after their first FP-state write.
+MARK_FS_DIRTY = Helper("mark_fs_dirty", _mark_fs_dirty, flags=CALL_SIDE_EFFECTS, n_out=0,
+                       needs_env=True)

@@ -101,13 +101,13 @@ class NativeContext:
 
 def _load_helper(idx: int) -> Helper:
     def load(env: object, addr: int, size: int) -> int:
-        return env.mmu.load(addr, size, idx)  # type: ignore[attr-defined]
+        return env.mmu.missed_load(addr, size, idx)  # type: ignore[attr-defined]
     return Helper(f"softmmu_load_mmu{idx}", load, flags=CALL_SIDE_EFFECTS, needs_env=True)
 
 
 def _store_helper(idx: int) -> Helper:
     def store(env: object, addr: int, size: int, value: int) -> None:
-        env.mmu.store(addr, size, value, idx)  # type: ignore[attr-defined]
+        env.mmu.missed_store(addr, size, value, idx)  # type: ignore[attr-defined]
     return Helper(f"softmmu_store_mmu{idx}", store, flags=CALL_SIDE_EFFECTS, n_out=0,
                   needs_env=True)
 
