@@ -76,15 +76,20 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
         raise RiscvTrap(ILLEGAL_INSN, insn)
     if csr.fp_state:
         _check_fs(env, writes, insn)
-    old = csr.read(env) if action & (ACTION_READ | ACTION_SET | ACTION_CLEAR) else 0
-    if writes:
-        if action & ACTION_WRITE:
-            new = value
-        elif action & ACTION_SET:
-            new = old | value
-        else:
-            new = old & ~value
-        csr.write(env, new & MASK64)  # type: ignore[misc]
+    try:
+        old = csr.read(env) if action & (ACTION_READ | ACTION_SET | ACTION_CLEAR) else 0
+        if writes:
+            if action & ACTION_WRITE:
+                new = value
+            elif action & ACTION_SET:
+                new = old | value
+            else:
+                new = old & ~value
+            csr.write(env, new & MASK64)  # type: ignore[misc]
+    except RiscvTrap as trap:
+        if trap.cause == ILLEGAL_INSN and not trap.tval:  # refused by the CSR (TVM, ...)
+            raise RiscvTrap(ILLEGAL_INSN, insn) from None
+        raise
     return old if action & ACTION_READ else 0
 
 
