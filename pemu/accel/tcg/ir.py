@@ -104,9 +104,13 @@ _EVAL: dict[Cond, Callable[[int, int], bool]] = {
 class MemOp:
     size: int  # bytes: 1, 2, 4, 8
     signed: bool = False
+    # A load that is the read half of a read-modify-write (an inline AMO or SC): it
+    # needs store permission and faults as a store.  The system-mode memory models
+    # honour it; user mode never emits it (its atomics are helpers under a lock).
+    for_store: bool = False
 
     def __str__(self) -> str:
-        return f"{'s' if self.signed else 'u'}{self.size * 8}"
+        return f"{'s' if self.signed else 'u'}{self.size * 8}{'w' if self.for_store else ''}"
 
 
 @dataclass(eq=False)

@@ -326,23 +326,24 @@ class SoftMMU:
         return paddr
 
     # -- data accesses (slow path) --------------------------------------------------------
-    def missed_load(self, vaddr: int, size: int, idx: int) -> int:
-        """A translated load that missed the inline TLB (counted for -d stats)."""
+    def missed_load(self, vaddr: int, size: int, idx: int, for_store: bool = False) -> int:
+        """A translated load that missed the inline TLB (counted for -d stats);
+        ``for_store``: the read half of an AMO or SC (store permission, store faults)."""
         self.slow_accesses += 1
-        return self.load(vaddr, size, idx)
+        return self.load(vaddr, size, idx, ACCESS_WRITE if for_store else ACCESS_READ)
 
     def missed_store(self, vaddr: int, size: int, value: int, idx: int) -> None:
         self.slow_accesses += 1
         self.store(vaddr, size, value, idx)
 
-    def load(self, vaddr: int, size: int, idx: int) -> int:
+    def load(self, vaddr: int, size: int, idx: int, access: int = ACCESS_READ) -> int:
         vaddr &= MASK64
         if (vaddr & PAGE_MASK) + size > PAGE_SIZE:
             value = 0
             for i in range(size):  # crosses a page: byte by byte, each translated
-                value |= self.load((vaddr + i) & MASK64, 1, idx) << (8 * i)
+                value |= self.load((vaddr + i) & MASK64, 1, idx, access) << (8 * i)
             return value
-        paddr = self._data_paddr(vaddr, size, ACCESS_READ, idx)
+        paddr = self._data_paddr(vaddr, size, access, idx)
         off = paddr - self.dram_base
         if 0 <= off <= self.dram.size - size:
             return int.from_bytes(self._dram_view[off:off + size], "little")
@@ -440,6 +441,10 @@ def _load_slow(env: object, addr: int, size: int, idx: int) -> int:
     return env.mmu.missed_load(addr, size, idx)  # type: ignore[attr-defined]
 
 
+def _load_for_store_slow(env: object, addr: int, size: int, idx: int) -> int:
+    return env.mmu.missed_load(addr, size, idx, True)  # type: ignore[attr-defined]
+
+
 def _store_slow(env: object, addr: int, size: int, value: int, idx: int) -> None:
     env.mmu.missed_store(addr, size, value, idx)  # type: ignore[attr-defined]
 
@@ -452,8 +457,8 @@ class SoftmmuCodegen:
         self.idx = MMU_M  # set per block by SoftmmuBackend.compile
 
     def namespace(self) -> dict[str, object]:
-        return {"M": self.dram.view, "LD": _load_slow, "ST": _store_slow,
-                **struct_accessors()}
+        return {"M": self.dram.view, "LD": _load_slow, "LDW": _load_for_store_slow,
+                "ST": _store_slow, **struct_accessors()}
 
     @staticmethod
     def _check(addr: str, size: int) -> str:
@@ -464,7 +469,7 @@ class SoftmmuCodegen:
 
     def load(self, dst: str, addr: str, memop: MemOp, bits: int) -> list[str]:
         size, idx = memop.size, self.idx
-        slow = f"LD(env, {addr}, {size}, {idx})"
+        slow = f"{'LDW' if memop.for_store else 'LD'}(env, {addr}, {size}, {idx})"
         if memop.signed:
             slow = _sign_extend_expr(slow, size, bits)
             fast = f"I{size}(M, {addr} + _h)[0] & {MASK[bits]:#x}"
@@ -472,7 +477,8 @@ class SoftmmuCodegen:
             fast = f"U{size}(M, {addr} + _h)[0]"
         if idx == MMU_DYNAMIC:
             return [f"{dst} = {slow}"]
-        return [f"_h = env.R{idx}.get({addr} >> 12); "
+        tlb = "W" if memop.for_store else "R"  # an AMO's read needs write permission
+        return [f"_h = env.{tlb}{idx}.get({addr} >> 12); "
                 f"{dst} = {fast} if {self._check(addr, size)} else {slow}"]
 
     def store(self, value: str, addr: str, memop: MemOp) -> list[str]:

@@ -46,9 +46,9 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked", "fs_dirty")
+                 "frm_checked", "fs_dirty", "inline_atomics")
 
-    def __init__(self, block: Block) -> None:
+    def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
         self.b = b
         self.flags = block.flags
@@ -64,6 +64,9 @@ class DisasContext:
         self.next_pc = block.pc
         self.end = False  # the current instruction ended the block
         self.frm_checked = False  # frm was validated earlier in this block
+        # LR/SC/AMOs as plain IR loads and stores: right where one thread runs every
+        # hart (system mode), so nothing can come between the read and the write
+        self.inline_atomics = inline_atomics
         # FS needs no marking: it is Dirty (or there is no mstatus: user mode), or an
         # earlier instruction of this block marked it
         self.fs_dirty = not block.flags & FLAG_FS_CLEAN

@@ -1,16 +1,24 @@
 """Emitters for the A extension: LR/SC and the AMOs (.w and .d; aq/rl accepted).
 
-The memory side runs in helpers under the guest memory lock (see helpers.py); the
-reservation lives in the res_addr/res_value globals, which the IR updates from the
-helpers' inputs and outputs so the helpers never touch the CPU state block.
+The reservation lives in the res_addr/res_value globals; an SC succeeds when its
+address is the reserved one and memory still holds the value LR read.
+
+Two ways to do the memory side.  In Linux user mode, guest threads run on host
+threads at once, so the helpers of helpers.py do it under the guest memory lock.  In
+system mode one host thread runs every hart and no hart can run between two
+instructions of another's block, so the translator asks for ``inline_atomics``: plain
+IR loads and stores that the backends turn into inline TLB lookups.  The read half of
+an AMO or SC is a ``for_store`` load: it needs write permission and faults as a store,
+as the spec wants for an AMO to a read-only page.
 """
 
 from __future__ import annotations
 
-from pemu.accel.tcg.ir import Const
+from pemu.accel.tcg.ir import Cond, Const, MemOp, Operand, Temp
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.cpu_state import NO_RESERVATION
-from pemu.target.riscv.helpers import AMO, LR, SC
+from pemu.target.riscv.exceptions import LOAD_ADDR_MISALIGNED, STORE_ADDR_MISALIGNED
+from pemu.target.riscv.helpers import AMO, LR, RAISE_EXCEPTION, SC
 
 _SIZES = {2: 4, 3: 8}  # funct3 -> access size
 FUNCT5_LR = 0x02
@@ -23,6 +31,9 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
     rd, rs1, rs2 = (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
     if size is None:
         ctx.illegal()
+        return
+    if ctx.inline_atomics:
+        _trans_amo_inline(ctx, funct5, size, rd, rs1, rs2)
         return
     b = ctx.b
     addr = ctx.xr[rs1]
@@ -48,3 +59,87 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
             ctx.illegal()
             return
         b.call(helper, [ctx.dest(rd)], [addr, ctx.xr[rs2]])
+
+
+# funct5 -> the IR op combining the old value with rs2 (None: swap)
+_AMO_IR: dict[int, str | None] = {
+    0x01: None, 0x00: "add", 0x04: "xor", 0x0C: "and", 0x08: "or",
+    0x10: "min", 0x14: "max", 0x18: "minu", 0x1C: "maxu",
+}
+
+
+def _check_aligned(ctx: DisasContext, addr: Operand, size: int, cause: int) -> None:
+    """Misaligned atomics trap (the spec allows no emulation of them)."""
+    b = ctx.b
+    low = b.temp()
+    b.binop("and", low, addr, Const(size - 1))
+    ok = b.label()
+    b.brcond(Cond.EQ, low, Const(0), ok)
+    b.call(RAISE_EXCEPTION, [], [Const(cause), addr])
+    b.set_label(ok)
+
+
+def _trans_amo_inline(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: int,
+                      rs2: int) -> None:
+    b = ctx.b
+    if funct5 == FUNCT5_LR and rs2:
+        ctx.illegal()
+        return
+    if funct5 not in (FUNCT5_LR, FUNCT5_SC) and funct5 not in _AMO_IR:
+        ctx.illegal()
+        return
+    addr = b.temp()  # rd may be rs1: keep the address
+    b.mov(addr, ctx.xr[rs1])
+    signed = MemOp(size, signed=True)
+    if funct5 == FUNCT5_LR:
+        _check_aligned(ctx, addr, size, LOAD_ADDR_MISALIGNED)
+        value = b.temp()
+        b.ld(value, addr, signed)
+        b.mov(ctx.res_addr, addr)
+        b.mov(ctx.res_value, value)
+        if rd:
+            b.mov(ctx.xr[rd], value)  # type: ignore[arg-type]
+        return
+    _check_aligned(ctx, addr, size, STORE_ADDR_MISALIGNED)
+    read_for_store = MemOp(size, signed=True, for_store=True)
+    if funct5 == FUNCT5_SC:
+        status = b.temp()
+        b.movi(status, 1)
+        fail = b.label()
+        b.brcond(Cond.NE, addr, ctx.res_addr, fail)
+        current = b.temp()
+        b.ld(current, addr, read_for_store)
+        b.brcond(Cond.NE, current, ctx.res_value, fail)
+        b.st(ctx.xr[rs2], addr, MemOp(size))
+        b.movi(status, 0)
+        b.set_label(fail)
+        b.mov(ctx.res_addr, Const(NO_RESERVATION))  # any SC ends the reservation
+        if rd:
+            b.mov(ctx.xr[rd], status)  # type: ignore[arg-type]
+        return
+    old = b.temp()
+    b.ld(old, addr, read_for_store)
+    new = _combine(ctx, _AMO_IR[funct5], old, ctx.xr[rs2], size)
+    b.st(new, addr, MemOp(size))
+    if rd:
+        b.mov(ctx.xr[rd], old)  # type: ignore[arg-type]
+
+
+def _combine(ctx: DisasContext, op: str | None, old: Temp, value: Operand,
+             size: int) -> Operand:
+    """The value an AMO stores; ``old`` is sign-extended, only the low ``size`` bytes
+    of the result are stored."""
+    if op is None:
+        return value
+    b = ctx.b
+    new = b.temp()
+    if size == 4 and op in ("min", "max", "minu", "maxu"):
+        # compare as 32-bit numbers: both operands extended the same way
+        ext = "ext32s" if op in ("min", "max") else "ext32u"
+        a, v = b.temp(), b.temp()
+        b.unop(ext, a, old)
+        b.unop(ext, v, value)
+        b.binop(op, new, a, v)
+        return new
+    b.binop(op, new, old, value)
+    return new

@@ -72,14 +72,17 @@ def _fetch_insn(fetch: Fetch, pc: int) -> tuple[int, int]:
     return low | fetch(pc + 2, 2) << 16, 4
 
 
-def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256) -> Block:
+def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
+                    inline_atomics: bool = False) -> Block:
     """Translate the guest code at ``pc`` into one IR block.
 
     ``fetch(addr, size)`` reads code (little-endian) and raises if it cannot; a raise
     on the first instruction propagates, a later one ends the block before it.
+    ``inline_atomics``: emit the A extension as IR loads and stores (only where no
+    other thread runs guest code: see insn_atomic.py).
     """
     block = Block(pc, flags)
-    ctx = DisasContext(block)
+    ctx = DisasContext(block, inline_atomics)
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR

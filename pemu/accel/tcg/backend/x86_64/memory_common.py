@@ -9,6 +9,8 @@ of the thunk that the fast path's checks jump to.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pemu.accel.tcg.ir import Const, MemOp, Op
 
 from . import encoder as x
@@ -28,6 +30,26 @@ def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) 
 
 class GuestMemoryCodegen:
     """load/store for the codegen; subclasses supply the three methods below."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple, tuple[bytes, list[int]]] = {}
+
+    def emit_checks(self, cg: object, key: tuple,
+                    assemble: Callable[..., None], slow: x.Label) -> None:
+        """Emit the check sequence ``assemble(asm, label, *key)`` writes, every jump in
+        it going to ``slow``.  It depends only on ``key`` (registers, size, ...), so it
+        is assembled once per key and then copied with its jumps re-pointed: it is
+        most of the code a memory access emits, and translation time matters."""
+        template = self._templates.get(key)
+        if template is None:
+            t = x.Assembler()
+            assemble(t, x.Label(), *key)
+            template = self._templates[key] = (bytes(t.buf), [at for at, _label in t.fixups])
+        code, jumps = template
+        a = cg.asm
+        at = len(a.buf)
+        a.buf += code
+        a.fixups.extend((at + j, slow) for j in jumps)
 
     def address(self, cg: object, v: object) -> int:
         """A register holding the guest address (a constant is materialised)."""
@@ -51,10 +73,11 @@ class GuestMemoryCodegen:
         d = op.outs[0]
         dst = cg.ra.choose_out(d, None, None, {addr})
         back = x.Label()
-        slow = cg.memory_slow_path(self.thunk_key("ld", size),
+        kind = "ldw" if memop.for_store else "ld"  # ldw: an AMO's read (write permission)
+        slow = cg.memory_slow_path(self.thunk_key(kind, size),
                                    lambda: a.mov_rr(64, R11, addr),
                                    lambda: emit_extend(a, memop, w, dst, R11), back)
-        target = self.fast_path(cg, addr, size, False, slow)
+        target = self.fast_path(cg, addr, size, memop.for_store, slow)
         if target is None:
             a.jmp(slow)
         else:

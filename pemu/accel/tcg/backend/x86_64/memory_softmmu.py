@@ -105,6 +105,13 @@ def _load_helper(idx: int) -> Helper:
     return Helper(f"softmmu_load_mmu{idx}", load, flags=CALL_SIDE_EFFECTS, needs_env=True)
 
 
+def _load_for_store_helper(idx: int) -> Helper:
+    def load(env: object, addr: int, size: int) -> int:
+        return env.mmu.missed_load(addr, size, idx, True)  # type: ignore[attr-defined]
+    return Helper(f"softmmu_load_for_store_mmu{idx}", load, flags=CALL_SIDE_EFFECTS,
+                  needs_env=True)
+
+
 def _store_helper(idx: int) -> Helper:
     def store(env: object, addr: int, size: int, value: int) -> None:
         env.mmu.missed_store(addr, size, value, idx)  # type: ignore[attr-defined]
@@ -119,8 +126,10 @@ class SoftmmuMemory(GuestMemoryCodegen):
     """The system-mode memory model of the native backend (one MMU index per block)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.idx = MMU_DYNAMIC  # set per block by begin_block
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
+        self._loads_for_store = {idx: _load_for_store_helper(idx) for idx in MMU_INDICES}
         self._stores = {idx: _store_helper(idx) for idx in MMU_INDICES}
 
     # -- the runtime's interface ------------------------------------------------------
@@ -132,6 +141,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         for idx in MMU_INDICES:
             for size in (1, 2, 4, 8):
                 paths.append((("ld", size, idx), self._loads[idx], size, False))
+                paths.append((("ldw", size, idx), self._loads_for_store[idx], size, False))
                 paths.append((("st", size, idx), self._stores[idx], size, True))
         return paths
 
@@ -157,8 +167,14 @@ class SoftmmuMemory(GuestMemoryCodegen):
                   slow: x.Label) -> Mem | None:
         if self.idx == MMU_DYNAMIC:
             return None
-        a = cg.asm
-        table = self.idx * TABLE_BYTES
+        self.emit_checks(cg, (addr, size, self.idx, store), self._assemble_lookup, slow)
+        return Mem(R11, 0, addr)
+
+    @staticmethod
+    def _assemble_lookup(a: x.Assembler, slow: x.Label, addr: int, size: int, idx: int,
+                         store: bool) -> None:
+        """Leaves the entry's host addend in r11, or jumps to ``slow``."""
+        table = idx * TABLE_BYTES
         # r11 = &tlb[idx][(addr >> 12) % entries]
         a.mov_rr(64, R11, addr)
         a.shift_ri(x.SHR, 64, R11, PAGE_SHIFT - ENTRY_SHIFT)
@@ -170,7 +186,6 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.alu_rm(x.CMP, 64, RCX, Mem(R11, table + 8 * (WRITE_TAG if store else READ_TAG)))
         a.jcc(x.CC_NE, slow)
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
-        return Mem(R11, 0, addr)
 
 
 __all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]

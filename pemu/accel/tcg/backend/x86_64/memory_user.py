@@ -32,13 +32,13 @@ WRITE_TABLE_REG = R13
 
 class UserMemory(GuestMemoryCodegen):
     def __init__(self, vmem: object, callback: object) -> None:
+        super().__init__()
         self.vmem = vmem
         self.n_pages = len(vmem.readable)
         self.load_helper = Helper("load_slow", vmem.load_slow, flags=CALL_SIDE_EFFECTS)
         self.store_helper = Helper("store_slow", vmem.store_slow, flags=CALL_SIDE_EFFECTS,
                                    n_out=0)
         self._callback = callback
-        self._check_templates: dict[tuple[int, int, int], tuple[bytes, list[int]]] = {}
         self._tables = [(ctypes.c_char * len(t)).from_buffer(t)
                         for t in (vmem.readable, vmem.writable_fast)]
 
@@ -60,25 +60,9 @@ class UserMemory(GuestMemoryCodegen):
         """Every thread of the process shares the backend's one jump cache."""
         cpu.state.slots[rv.NATIVE_JUMP_CACHE] = ctypes.addressof(backend.jump_cache)
 
-    def _checks(self, cg: object, addr: int, size: int, table: int, slow: x.Label) -> None:
-        """The inline checks; every jump in them goes to ``slow``.
-
-        The sequence depends only on (addr, size, table), so it is assembled once per
-        combination and then copied, with its jumps' rel32 fields re-pointed.
-        """
-        key = (addr, size, table)
-        template = self._check_templates.get(key)
-        if template is None:
-            template = self._check_templates[key] = self._assemble_checks(addr, size, table)
-        code, jumps = template
-        a = cg.asm
-        at = len(a.buf)
-        a.buf += code
-        a.fixups.extend((at + j, slow) for j in jumps)
-
-    def _assemble_checks(self, addr: int, size: int, table: int) -> tuple[bytes, list[int]]:
-        a = x.Assembler()
-        slow = x.Label()
+    def _assemble_checks(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
+                         table: int) -> None:
+        """Aligned (so within one page), inside the guest space, page table byte set."""
         if size > 1:
             a.op(b"\xF7", 0, addr, 32)  # test addr32, size-1
             a.imm32(size - 1)
@@ -90,7 +74,6 @@ class UserMemory(GuestMemoryCodegen):
         a.op(b"\x80", 7, Mem(table, 0, R11), 32)  # cmp byte [table + page], 0
         a.byte(0)
         a.jcc(x.CC_E, slow)
-        return bytes(a.buf), [at for at, _label in a.fixups]
 
     def address(self, cg: object, v: object) -> int:
         if isinstance(v, Const):
@@ -99,9 +82,11 @@ class UserMemory(GuestMemoryCodegen):
         return cg.ra.use(v)
 
     def thunk_key(self, kind: str, size: int) -> tuple:
-        return (kind, size)
+        # user mode never emits "ldw" (its atomics are helpers): a plain load if it did
+        return ("ld" if kind == "ldw" else kind, size)
 
     def fast_path(self, cg: object, addr: int, size: int, store: bool,
                   slow: x.Label) -> Mem | None:
-        self._checks(cg, addr, size, WRITE_TABLE_REG if store else READ_TABLE_REG, slow)
+        table = WRITE_TABLE_REG if store else READ_TABLE_REG
+        self.emit_checks(cg, (addr, size, table), self._assemble_checks, slow)
         return Mem(GUEST_BASE_REG, 0, addr)

@@ -103,7 +103,6 @@ class NativeBackend:
         """
         self.engine = engine
         self.pc_slot = pc_slot
-        self.buf = CodeBuffer(code_size)
         self.lock = threading.RLock()
         self.tls = threading.local()
         self.jc_bits = jc_bits
@@ -124,7 +123,9 @@ class NativeBackend:
         self._in_native = 0
         self._resetting = False
         self._cpus: weakref.WeakSet = weakref.WeakSet()
-        self._build_dispatcher()
+        head = self._build_dispatcher()  # at the start of the buffer, before any block
+        self.buf = CodeBuffer(code_size, head_size=-(-len(head) // 4096) * 4096)
+        self.buf.write(0, head)
         self.targets = Targets(self.lookup_off, self.exc_exit_off, self.req_exit_off,
                                pc_slot, rv.EXIT_REQUEST, self.callback_address, self.thunks)
         self.enter = _ENTER(self.buf.exec_address(self.enter_off))
@@ -132,7 +133,7 @@ class NativeBackend:
         os.register_at_fork(after_in_child=lambda: _unshare_after_fork(ref))
 
     # -- dispatcher -------------------------------------------------------------------
-    def _build_dispatcher(self) -> None:
+    def _build_dispatcher(self) -> bytes:
         a = x.Assembler()
         saved = (RBP, RBX, R12, R13, R14, R15)
         self.enter_off = a.pos()
@@ -183,8 +184,7 @@ class NativeBackend:
         a.jmp(done)
         self.thunks = self._build_memory_thunks(a)
         code = a.finish()
-        assert len(code) <= self.buf.head_size
-        self.buf.write(0, code)
+        return code
 
     def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple, int]:
         """Shared slow-path calls: the memory model's key -> buffer offset.
