@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import weakref
 
 # The symbols already loaded into this process (libc among them).  Not
 # ctypes.util.find_library: on Linux it runs ldconfig in a child process, which cost
@@ -29,6 +30,13 @@ class CodeBufferFull(Exception):
     """No room for another block: flush the cache and translate again."""
 
 
+def _release(owned: dict[str, int]) -> None:
+    """Unmap both views and close the memfd (``close`` or garbage collection)."""
+    for view in ("rw", "rx"):
+        _libc.munmap(owned[view], owned["size"])
+    os.close(owned["fd"])
+
+
 class CodeBuffer:
     def __init__(self, size: int, head_size: int = 4096) -> None:
         self.size = size
@@ -38,6 +46,10 @@ class CodeBuffer:
         self.rx = self._map(mmap.PROT_READ | mmap.PROT_EXEC)
         self.head_size = head_size
         self.used = head_size
+        # A buffer nobody references any more (an engine a test dropped) gives its
+        # memfd and address space back; nothing can be running its code by then.
+        self._owned = {"rw": self.rw, "rx": self.rx, "size": size, "fd": self.fd}
+        self._finalizer = weakref.finalize(self, _release, self._owned)
 
     def _map(self, prot: int) -> int:
         addr = _libc.mmap(None, self.size, prot, mmap.MAP_SHARED, self.fd, 0)
@@ -62,7 +74,7 @@ class CodeBuffer:
             if got != addr:
                 raise OSError(ctypes.get_errno(), "remapping the code buffer after fork")
         os.close(self.fd)
-        self.fd = fd
+        self.fd = self._owned["fd"] = fd
 
     def write(self, offset: int, code: bytes) -> None:
         ctypes.memmove(self.rw + offset, code, len(code))
@@ -97,6 +109,4 @@ class CodeBuffer:
         return ctypes.string_at(self.rx + offset, size)
 
     def close(self) -> None:
-        for addr in (self.rw, self.rx):
-            _libc.munmap(addr, self.size)
-        os.close(self.fd)
+        self._finalizer()  # runs _release once
