@@ -148,10 +148,18 @@ class SystemTranslator:
         pages = [page >> PAGE_SHIFT]
         read = self._read_code
         mmu = hart.mmu
+        region = self.space.find(page, PAGE_SIZE)
+        # the block's own page straight from its RAM (no region search per instruction)
+        view = region.view if isinstance(region, RAMBlock) else None
+        page_off = page - region.base if view is not None else 0
 
         def fetch(addr: int, size: int) -> int:
             if addr >> PAGE_SHIFT == vpn:
-                return read(page | (addr & PAGE_MASK), size)
+                off = addr & PAGE_MASK
+                if view is not None and off + size <= PAGE_SIZE:
+                    return int.from_bytes(view[page_off + off:page_off + off + size],
+                                          "little")
+                return read(page | off, size)
             other = mmu.exec_page(addr, priv)  # the second half of a straddling insn
             if other >> PAGE_SHIFT not in pages:
                 pages.append(other >> PAGE_SHIFT)
