@@ -460,16 +460,8 @@ _start:
     # misaligned and page-fault exceptions go to S
     li t0, (1 << CAUSE_LOAD_MISALIGNED) | (1 << CAUSE_STORE_MISALIGNED) | (1 << CAUSE_LOAD_PAGE_FAULT) | (1 << CAUSE_STORE_PAGE_FAULT)
     csrw medeleg, t0
-    la t0, strap
-    csrw stvec, t0
-    li t0, (3 << 11)
-    csrc mstatus, t0
-    li t0, (1 << 11)            # MPP = S
-    csrs mstatus, t0
-    la t0, s_code
-    csrw mepc, t0
     li s1, 0
-    mret
+    ENTER_S s_code, strap
 
 s_code:
     li s6, VA_RO

@@ -206,15 +206,7 @@ _start:
     SET_FS mstatus, 0
     li t0, (1 << 2)
     csrw medeleg, t0
-    la t0, strap
-    csrw stvec, t0
-    li t0, (3 << 11)
-    csrc mstatus, t0
-    li t0, (1 << 11)                    # MPP = S
-    csrs mstatus, t0
-    la t0, s_code
-    csrw mepc, t0
-    mret
+    ENTER_S s_code, strap
 s_code:
     EXPECT_FS sstatus, 0, 0, 60
     CHECK_ILLEGAL 61, fadd.d fa0, fa1, fa2

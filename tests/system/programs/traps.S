@@ -33,15 +33,7 @@ _start:
     # 8-13: go to S (ecall from U delegated to S), then U, and back
     li t0, (1 << 8)
     csrw medeleg, t0
-    la t0, strap
-    csrw stvec, t0
-    li t0, (3 << 11)
-    csrc mstatus, t0
-    li t0, (1 << 11)            # MPP = S
-    csrs mstatus, t0
-    la t0, s_code
-    csrw mepc, t0
-    mret
+    ENTER_S s_code, strap
 s_code:
     csrr t0, mstatus            # M CSR from S: illegal, not delegated -> M handler
     EXPECT s1, 2, 8
