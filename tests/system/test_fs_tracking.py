@@ -12,14 +12,13 @@ backend, ten on the python one, so that one only with PEMU_LONG_TESTS=1).
 from __future__ import annotations
 
 import os
-import pty
 import shutil
 import subprocess
 
 import pytest
 
-from tests.system.conftest import GUESTS, ROOT, pemu_cmd, pemu_env, run_pemu
-from tests.system.test_linux_boot import BOOT_TIMEOUT, _need_guest, _need_long, _rootfs_copy
+from tests.system.conftest import run_pemu
+from tests.system.test_linux_boot import _need_guest, _need_long, _rootfs_copy, boot_shell_on_pty
 from tests.system.test_virt_board import _read_until
 
 QEMU = "qemu-system-riscv64"
@@ -111,19 +110,10 @@ def test_linux_keeps_the_fp_state_of_preempted_processes(tmp_path, tcg_backend):
     _need_guest()
     _need_long(tcg_backend)  # about a minute native, ten python
     image = _rootfs_copy(tmp_path)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(pemu_cmd("-M", "virt", "-m", "256M", "-nographic",
-                                     "-kernel", str(GUESTS / "Image"),
-                                     "-append", "console=ttyS0 root=/dev/vda rw init=/init",
-                                     "-drive", f"file={image},format=raw,if=virtio"),
-                            stdin=slave, stdout=slave, stderr=slave, env=pemu_env(),
-                            cwd=ROOT, start_new_session=True)
-    os.close(slave)
+    proc, master = boot_shell_on_pty(f"file={image},format=raw,if=virtio")
     buf = bytearray()
     factors, n = (1, 3, 7), 4000
     try:
-        assert _read_until(master, b"pemu-guest:", BOOT_TIMEOUT, buf), bytes(buf[-2000:])
-        del buf[:]
         jobs = "".join(f"awk 'BEGIN{{s=0; for(k=1;k<={n};k++) s+={m}/k; "
                        f"printf \"R%d %.15e\\n\", {m}, s}}' & " for m in factors)
         os.write(master, f'{jobs}wait; echo FP-""DONE\r'.encode())

@@ -80,6 +80,26 @@ def _rootfs_copy(tmp_path):
     return image
 
 
+def boot_shell_on_pty(drive: str) -> tuple[subprocess.Popen, int]:
+    """Linux with its root on the virtio disk ``drive`` (a -drive value), console on a
+    pty; returns the process and the pty's master once the shell prompt is there."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(pemu_cmd("-M", "virt", "-m", "256M", "-nographic",
+                                     "-kernel", str(GUESTS / "Image"),
+                                     "-append", "console=ttyS0 root=/dev/vda rw init=/init",
+                                     "-drive", drive),
+                            stdin=slave, stdout=slave, stderr=slave, env=pemu_env(),
+                            cwd=ROOT, start_new_session=True)
+    os.close(slave)
+    buf = bytearray()
+    if not _read_until(master, b"pemu-guest:", BOOT_TIMEOUT, buf):
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        pytest.fail(f"no shell prompt: {bytes(buf[-2000:])!r}")
+    return proc, master
+
+
 @pytest.mark.slow
 def test_linux_interactive_shell_writes_to_a_qcow2_overlay(tmp_path):
     """A shell on ttyS0 through a pty, root on ext4 in a qcow2 overlay whose backing file is
@@ -95,18 +115,9 @@ def test_linux_interactive_shell_writes_to_a_qcow2_overlay(tmp_path):
     overlay = tmp_path / "overlay.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw",
                     str(overlay)], check=True)
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(pemu_cmd("-M", "virt", "-m", "256M", "-nographic",
-                                     "-kernel", str(GUESTS / "Image"),
-                                     "-append", "console=ttyS0 root=/dev/vda rw init=/init",
-                                     "-drive", f"file={overlay},format=qcow2,if=virtio"),
-                            stdin=slave, stdout=slave, stderr=slave, env=pemu_env(),
-                            cwd=ROOT, start_new_session=True)
-    os.close(slave)
+    proc, master = boot_shell_on_pty(f"file={overlay},format=qcow2,if=virtio")
     buf = bytearray()
     try:
-        assert _read_until(master, b"pemu-guest:", BOOT_TIMEOUT, buf), bytes(buf[-2000:])
-        del buf[:]
         os.write(master, b"echo $((6 * 7))\r")
         assert _read_until(master, b"42", 300, buf), bytes(buf)
         del buf[:]
