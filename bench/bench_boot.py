@@ -1,11 +1,13 @@
-"""Boot-to-poweroff time of the shared riscv64 guest: pemu's backends against QEMU.
+"""Boot-to-poweroff time of the shared riscv64 guests: pemu's backends against QEMU.
 
-    python3 bench/bench_boot.py [--timeout S] [--skip-qemu] [--backends native,python]
-                                [--append "..."]
+    python3 bench/bench_boot.py [--guest lean|debian] [--smp N] [--timeout S]
+                                [--skip-qemu] [--backends native,python] [--append "..."]
 
-Every run uses the same command line (virt, 256 MiB, OpenSBI, Image + initramfs,
+Every run uses the same command line (virt, OpenSBI, Image + initramfs,
 ``console=ttyS0 pemu.test=poweroff``): Debian's qemu-system-riscv64, then pemu with
-each TCG backend.  It prints wall time, CPU time (user+sys of the child: the steadier
+each TCG backend.  ``--guest lean`` (the default) is the small 6.1 kernel with busybox
+(256 MiB); ``--guest debian`` is Debian 13's own kernel and initramfs (512 MiB).
+It prints wall time, CPU time (user+sys of the child: the steadier
 number on a shared host) and the pemu/QEMU ratio of both, and pemu's ``-d stats``
 line: blocks translated and the time spent translating, and for the python backend
 the guest instruction count, for the native one its exits to Python and helper calls.
@@ -27,13 +29,15 @@ from pathlib import Path
 from pemu.guests import guest_file
 
 ROOT = Path(__file__).resolve().parents[1]
-GUEST = guest_file("riscv64")
+GUESTS = {"lean": (guest_file("riscv64"), "256M"),
+          "debian": (guest_file("riscv64-debian"), "512M")}
 DONE = b"PEMU-GUEST-TEST-DONE"
 
 
-def guest_args(append: str) -> list[str]:
-    return ["-M", "virt", "-m", "256M", "-smp", "1", "-nographic", "-no-reboot",
-            "-kernel", str(GUEST / "Image"), "-initrd", str(GUEST / "initramfs.cpio.gz"),
+def guest_args(guest: str, smp: int, append: str) -> list[str]:
+    folder, ram = GUESTS[guest]
+    return ["-M", "virt", "-m", ram, "-smp", str(smp), "-nographic", "-no-reboot",
+            "-kernel", str(folder / "Image"), "-initrd", str(folder / "initramfs.cpio.gz"),
             "-append", append]
 
 
@@ -57,23 +61,27 @@ def timed(cmd: list[str], timeout: float, env: dict[str, str] | None = None
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--guest", choices=sorted(GUESTS), default="lean")
+    ap.add_argument("--smp", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--skip-qemu", action="store_true")
     ap.add_argument("--backends", default="native,python",
                     help="pemu TCG backends to run, comma-separated")
     ap.add_argument("--append", default="console=ttyS0 pemu.test=poweroff")
     args = ap.parse_args()
-    if not (GUEST / "Image").exists():
-        print(f"no guest at {GUEST}", file=sys.stderr)
+    folder = GUESTS[args.guest][0]
+    if not (folder / "Image").exists():
+        print(f"no guest at {folder}", file=sys.stderr)
         return 1
+    guest = guest_args(args.guest, args.smp, args.append)
     results = []
     qemu = shutil.which("qemu-system-riscv64")
     if qemu and not args.skip_qemu:
-        wall, cpu, rc, out, _ = timed([qemu, *guest_args(args.append)], args.timeout)
+        wall, cpu, rc, out, _ = timed([qemu, *guest], args.timeout)
         results.append(("qemu-system-riscv64 (TCG)", wall, cpu, rc, DONE in out, ""))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     for backend in filter(None, args.backends.split(",")):
-        cmd = [sys.executable, "-m", "pemu.cli.system_riscv64", *guest_args(args.append),
+        cmd = [sys.executable, "-m", "pemu.cli.system_riscv64", *guest,
                "-accel", f"tcg,backend={backend}", "-d", "stats"]
         wall, cpu, rc, out, err = timed(cmd, args.timeout, env)
         m = re.search(rb"stats: (.*)", err)

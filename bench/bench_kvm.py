@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.kvm.baremetal import GUEST_DIR, assemble  # noqa: E402
+from bench.baremetal import GUEST_DIR, assemble  # noqa: E402
 
 
 def build(count: int, out: Path) -> Path:

@@ -12,6 +12,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pemu.cli.options import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
+from pemu.qom.registry import (
+    CPU,
+    DEVICE,
+    MACHINE,
+    RegistryError,
+    check_options,
+    checked_device,
+    help_listing,
+    lookup,
+    property_listing,
+    types,
+)
+
+PEMU_VERSION = "0.1.0"
+# the QEMU release whose command line and QMP pemu follows (its -version and
+# query-version report it, as management tools decide features from it)
+QEMU_COMPAT_VERSION = (7, 2, 0)
 
 _OPTIONS = [
     ("M", True, "machine type and properties, e.g. virt,dumpdtb=FILE"),
@@ -51,7 +68,7 @@ _OPTIONS = [
     ("sandbox", True, "seccomp sandbox: on|off[,...]"),
     ("incoming", True, "wait for an incoming migration"),
     ("icount", True, "instruction counting: shift=N"),
-    ("rtc", True, "real-time clock options"),
+    ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
     ("version", False, "print the version and exit"),
     ("h", False, "print help and exit"),
     ("help", False, "print help and exit"),
@@ -75,7 +92,6 @@ class SystemConfig:
     bios: str | None = None
     dtb: str | None = None
     drives: list[dict[str, str]] = field(default_factory=list)
-    blockdevs: list[dict[str, str]] = field(default_factory=list)
     devices: list[dict[str, str]] = field(default_factory=list)
     chardevs: list[dict[str, str]] = field(default_factory=list)
     serial: list[str] = field(default_factory=list)
@@ -86,7 +102,6 @@ class SystemConfig:
     objects: list[dict[str, str]] = field(default_factory=list)
     nographic: bool = False
     no_reboot: bool = False
-    no_shutdown: bool = False
     snapshot: bool = False
     gdb: str | None = None
     start_stopped: bool = False
@@ -126,14 +141,14 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.accel = parse_keyval(v, implied_key="accel", option=name)
         elif name == "enable-kvm":
             cfg.accel = {"accel": "kvm"}
-        elif name in ("kernel", "initrd", "bios", "dtb", "gdb", "name", "incoming"):
+        elif name in ("kernel", "initrd", "bios", "dtb", "gdb", "name"):
             setattr(cfg, name, v)
         elif name == "append":
             cfg.append = v
         elif name == "drive":
             cfg.drives.append(parse_keyval(v, option=name))
         elif name == "blockdev":
-            cfg.blockdevs.append(parse_keyval(v, option=name))
+            _not_implemented(prog, name, v)
         elif name == "device":
             cfg.devices.append(parse_keyval(v, implied_key="driver", option=name))
         elif name == "chardev":
@@ -147,9 +162,10 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "qmp":
             cfg.qmp.append(v)
         elif name == "netdev":
-            cfg.netdevs.append(parse_keyval(v, implied_key="type", option=name))
+            _not_implemented(prog, name, v)
         elif name == "nic":
-            cfg.netdevs.append(parse_keyval(v, implied_key="type", option=name) | {"nic": "on"})
+            if parse_keyval(v, implied_key="type", option=name).get("type") != "none":
+                _not_implemented(prog, name, v)
         elif name == "object":
             cfg.objects.append(parse_keyval(v, implied_key="qom-type", option=name))
         elif name == "nographic":
@@ -160,7 +176,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "no-reboot":
             cfg.no_reboot = True
         elif name == "no-shutdown":
-            cfg.no_shutdown = True
+            _not_implemented(prog, name, "")
         elif name == "snapshot":
             cfg.snapshot = True
         elif name == "s":
@@ -173,15 +189,59 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.log_file = v
         elif name == "sandbox":
             cfg.sandbox = parse_keyval(v, implied_key="enable", option=name)
-        elif name == "icount":
-            cfg.icount = parse_keyval(v, implied_key="shift", option=name)
+            if cfg.sandbox.get("enable") not in ("off", "false", "no"):
+                _not_implemented(prog, name, v)
+        elif name in ("icount", "incoming"):
+            _not_implemented(prog, name, v)
         elif name == "rtc":
-            pass  # accepted for compatibility; the RTC always follows the host clock
+            _check_rtc(prog, parse_keyval(v, option=name))
         elif name == "version":
             cfg.show_version = True
         elif name in ("h", "help"):
             cfg.show_help = True
     return cfg
+
+
+# Options pemu parses but cannot honour yet: refused with this reason, never ignored.
+NOT_IMPLEMENTED_OPTIONS = {
+    "netdev": "networking is not implemented in pemu yet",
+    "nic": "networking is not implemented in pemu yet (only -nic none is accepted)",
+    "sandbox": "the seccomp sandbox is not implemented in pemu yet (only -sandbox off "
+               "is accepted)",
+    "incoming": "migration is not implemented in pemu yet",
+    "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
+                "same driver options)",
+    "no-shutdown": "stopping instead of exiting at guest power-off is not implemented "
+                   "in pemu yet",
+    "icount": "instruction counting is not implemented in pemu yet",
+}
+
+
+def _not_implemented(prog: str, name: str, value: str) -> None:
+    option = f"-{name} {value}" if value else f"-{name}"
+    raise OptionError(f"{prog}: {option}: {NOT_IMPLEMENTED_OPTIONS[name]}")
+
+
+# -rtc values that describe what the boards do: the guest clock is the host's UTC clock
+RTC_SUPPORTED = {"base": ("utc",), "clock": ("host", "rt")}
+
+
+def _check_rtc(prog: str, opts: dict[str, str]) -> None:
+    for key, value in opts.items():
+        allowed = RTC_SUPPORTED.get(key)
+        if allowed is None:
+            raise OptionError(f"{prog}: -rtc {key}={value}: not supported "
+                              f"(supported: base=utc, clock=host|rt)")
+        if value not in allowed:
+            raise OptionError(f"{prog}: -rtc {key}={value}: not supported "
+                              f"(supported: {key}={'|'.join(allowed)})")
+
+
+def version_text(prog: str) -> str:
+    """QEMU's -version layout (tools parse its first line), naming pemu."""
+    major, minor, micro = QEMU_COMPAT_VERSION
+    return (f"QEMU emulator version {major}.{minor}.{micro} (pemu {PEMU_VERSION}, {prog})\n"
+            "pemu: a machine emulator written in Python with QEMU's command line")
 
 
 def help_text(prog: str) -> str:
@@ -191,8 +251,65 @@ def help_text(prog: str) -> str:
     return "\n".join(lines)
 
 
-def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig], int]) -> int:
-    """The shared ``main`` of the system emulators: parse, answer -help/-version, run.
+def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
+                device_buses: list[str]) -> None:
+    """-M, -cpu and -device against the type registry, before anything is loaded: the
+    type must exist for this target, and each property must be declared (with a value
+    pemu implements, where the type lists them)."""
+    machine = cfg.machine.get("type", default_machine)
+    try:
+        info = lookup(MACHINE, machine, arch)
+    except RegistryError:
+        names = ", ".join(t.name for t in types(MACHINE, arch))
+        raise OptionError(f"{prog}: -M {machine}: unsupported machine type (supported: "
+                          f"{names}; -M help lists them)") from None
+    try:
+        check_options(info, cfg.machine)
+    except RegistryError as e:
+        raise OptionError(f"{prog}: -M {machine}: {e}") from None
+    if cfg.cpu is not None:
+        try:
+            lookup(CPU, cfg.cpu, arch)
+        except RegistryError:
+            names = ", ".join(t.name for t in types(CPU, arch))
+            raise OptionError(f"{prog}: -cpu {cfg.cpu}: unknown CPU model (supported: "
+                              f"{names}; -cpu help lists them)") from None
+    for dev in cfg.devices:
+        try:
+            checked_device(dev, device_buses)
+        except RegistryError as e:
+            names = ", ".join(t.name for t in types(DEVICE, buses=device_buses))
+            raise OptionError(f"{prog}: -device {dev.get('driver', '')}: {e} (devices: "
+                              f"{names}; -device help lists them)") from None
+
+
+def help_request(cfg: SystemConfig, arch: str, device_buses: list[str],
+                 log_items: dict[str, str]) -> str | None:
+    """The listing a ``help`` value asks for (-M/-cpu/-device/-d help, -device X,help),
+    from the type registry; None when the command line asks for none."""
+    if cfg.machine.get("type") == "help":
+        return help_listing(MACHINE, arch)
+    if cfg.cpu == "help":
+        return help_listing(CPU, arch)
+    for dev in cfg.devices:
+        if dev.get("driver") == "help":
+            return help_listing(DEVICE, buses=device_buses)
+        if "help" in dev:
+            try:
+                info = lookup(DEVICE, dev.get("driver", ""))
+            except RegistryError as e:
+                raise OptionError(f"-device {dev.get('driver')}: {e}") from None
+            return property_listing(info)
+    if "help" in cfg.log_items:
+        return "Log items (comma separated):\n" + "\n".join(
+            f"{item:<13}{text}" for item, text in sorted(log_items.items()))
+    return None
+
+
+def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig], int],
+                arch: str, device_buses: list[str], log_items: dict[str, str]) -> int:
+    """The shared ``main`` of the system emulators: parse, answer -help/-version and
+    the ``help`` listings, run.
 
     Command-line problems print one line naming the option and give status 1.
     """
@@ -203,7 +320,11 @@ def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig],
             print(help_text(prog))
             return 0
         if cfg.show_version:
-            print(f"{prog} (pemu) 0.1.0")
+            print(version_text(prog))
+            return 0
+        listing = help_request(cfg, arch, device_buses, log_items)
+        if listing is not None:
+            print(listing)
             return 0
         return run(cfg)
     except OptionError as e:

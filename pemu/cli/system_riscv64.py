@@ -16,31 +16,34 @@ import signal
 import sys
 
 from pemu.accel.tcg.engine import resolve_backend
+from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
 from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, system_main
-from pemu.hw.virtio.from_config import close_backends, make_virtio_devices
+from pemu.cli.system_config import SystemConfig, check_types, system_main
+from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 
 PROG = "pemu-system-riscv64"
-MACHINES = ("virt", "spike")
-LOG_ITEMS = {"int", "exec", "in_asm", "op", "op_opt", "guest_errors", "unimp", "stats"}
+ARCH = "riscv64"
+ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
+LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
 
 
 def _check_config(cfg: SystemConfig) -> str:
+    check_types(cfg, PROG, ARCH, "virt", [VIRTIO_BUS])
     machine = cfg.machine.get("type", "virt")
-    if machine not in MACHINES:
-        raise OptionError(f"{PROG}: -M {machine}: unsupported machine type "
-                          f"(supported: {', '.join(MACHINES)})")
     accel = cfg.accel.get("accel", "tcg")
     if accel != "tcg":
         raise OptionError(f"{PROG}: -accel {accel}: RISC-V guests run only under TCG")
+    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
+    if unknown:
+        raise OptionError(f"{PROG}: -accel tcg,{unknown[0]}=...: unknown property "
+                          f"(known: {', '.join(sorted(ACCEL_PROPERTIES - {'accel'}))})")
     backend = cfg.accel.get("backend", DEFAULT_BACKEND)
     try:
         resolve_backend(backend)
     except ValueError as e:
         raise OptionError(f"{PROG}: -accel tcg,backend={backend}: {e}") from None
-    if cfg.cpu not in (None, "rv64", "max"):
-        raise OptionError(f"{PROG}: -cpu {cfg.cpu}: unknown CPU model (rv64, max)")
     bad = [i for i in cfg.log_items if i not in LOG_ITEMS]
     if bad:
         raise OptionError(f"{PROG}: -d {bad[0]}: unknown log item (known: "
@@ -54,10 +57,16 @@ def _make_devices(board, cfg: SystemConfig) -> list:
 
 
 def _make_log(cfg: SystemConfig):
+    """The -d log, written to -D's file (appended to, as QEMU does) or stderr."""
     from pemu.accel.tcg.log import TCGLog
 
-    items = [i for i in cfg.log_items if i in ("op", "op_opt")]
-    return TCGLog(items) if items else None
+    out = None
+    if cfg.log_file:
+        try:
+            out = open(cfg.log_file, "a")  # noqa: SIM115 - lives as long as the VM
+        except OSError as e:
+            raise OptionError(f"{PROG}: -D {cfg.log_file}: {e.strerror}") from None
+    return TCGLog([i for i in cfg.log_items if i != "stats"], out)
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
@@ -156,7 +165,8 @@ def _print_stats(board) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return system_main(argv, PROG, run)
+    return system_main(argv, PROG, run, ARCH, [VIRTIO_BUS],
+                       {item: LOG_DESCRIPTIONS[item] for item in LOG_ITEMS})
 
 
 if __name__ == "__main__":

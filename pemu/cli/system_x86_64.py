@@ -11,14 +11,17 @@ import sys
 
 from pemu.accel.kvm.errors import KVMError
 from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, system_main
-from pemu.hw.virtio.from_config import close_backends, make_virtio_devices
+from pemu.cli.system_config import SystemConfig, check_types, system_main
+from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.target.x86.cpuid import CPUModelError, check_model
 
 PROG = "pemu-system-x86_64"
-LOG_ITEMS = {"guest_errors", "unimp"}
+ARCH = "x86_64"
+LOG_ITEMS = {"guest_errors": "log when the guest accesses invalid ports or memory"}
+ACCEL_PROPERTIES = {"accel"}
 
 
 def _read(path: str, what: str) -> bytes:
@@ -30,13 +33,14 @@ def _read(path: str, what: str) -> bytes:
 
 
 def _check_config(cfg: SystemConfig) -> None:
-    machine = cfg.machine.get("type", "microvm")
-    if machine != "microvm":
-        raise OptionError(f"{PROG}: -M {machine}: unsupported machine type (use -M microvm)")
+    check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
     accel = cfg.accel.get("accel", "tcg")
     if accel != "kvm":
         raise OptionError(f"{PROG}: -accel {accel}: x86-64 guests run only under KVM "
                           "(use -accel kvm)")
+    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
+    if unknown:
+        raise OptionError(f"{PROG}: -accel kvm,{unknown[0]}=...: unknown property")
     try:
         check_model(cfg.cpu)
     except CPUModelError as e:
@@ -114,7 +118,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return system_main(argv, PROG, run)
+    return system_main(argv, PROG, run, ARCH, [VIRTIO_BUS], LOG_ITEMS)
 
 
 if __name__ == "__main__":

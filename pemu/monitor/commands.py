@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 
+from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
 from pemu.monitor import qom
-from pemu.monitor.errors import ERROR_CLASSES, QMPError
+from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.machine import RUN_STATES, RUNNING
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.schema import Schema
+from pemu.qom import registry
 
 SCHEMA = Schema()
 s = SCHEMA
@@ -48,7 +50,11 @@ s.struct("CpuInstanceProperties", {"*node-id": "int", "*socket-id": "int",
 s.struct("CpuInfoFast", {"cpu-index": "int", "qom-path": "str", "thread-id": "int",
                          "*props": "CpuInstanceProperties", "target": "SysEmuTarget"})
 s.struct("ChardevInfo", {"label": "str", "filename": "str", "frontend-open": "bool"})
-s.struct("ObjectPropertyInfo", {"name": "str", "type": "str"})
+s.struct("ObjectPropertyInfo", {"name": "str", "type": "str", "*description": "str",
+                                "*default-value": "any"})
+s.struct("ObjectTypeInfo", {"name": "str", "*abstract": "bool", "*parent": "str"})
+s.struct("CpuDefinitionInfo", {"name": "str", "typename": "str", "static": "bool",
+                               "deprecated": "bool"})
 s.struct("SchemaInfo", {"name": "str", "meta-type": "str"})
 s.struct("ChardevReturn", {"*pty": "str"})
 # BlockInfo and BlockStats are large; their members are documented in docs/MONITOR.md
@@ -117,18 +123,79 @@ def query_target(ctx: CommandContext) -> dict:
     return {"arch": ctx.machine.target}
 
 
-_MACHINES = {
-    "riscv64": [{"name": "virt", "is-default": True, "cpu-max": 512,
-                 "default-cpu-type": "rv64-riscv-cpu"}],
-    "x86_64": [{"name": "microvm", "cpu-max": 288, "default-cpu-type": "host-x86_64-cpu"}],
-}
+_CPU_MAX = {"riscv64": 8, "x86_64": 288}
 
 
 @command("query-machines", returns="[MachineInfo]")
 def query_machines(ctx: CommandContext) -> list:
-    return [m | {"hotpluggable-cpus": False, "numa-mem-supported": False, "deprecated": False,
-                 "default-ram-id": "ram"}
-            for m in _MACHINES.get(ctx.machine.target, [])]
+    arch = ctx.machine.target
+    cpus = registry.types(registry.CPU, arch)
+    default_cpu = next((c for c in cpus if c.is_default), None)
+    out = []
+    for m in registry.types(registry.MACHINE, arch):
+        info = {"name": m.name, "cpu-max": _CPU_MAX.get(arch, 1), "hotpluggable-cpus": False,
+                "numa-mem-supported": False, "deprecated": False, "default-ram-id": "ram"}
+        if m.is_default:
+            info["is-default"] = True
+        if default_cpu is not None:
+            info["default-cpu-type"] = default_cpu.qom_type
+        out.append(info)
+    return out
+
+
+@command("query-cpu-definitions", returns="[CpuDefinitionInfo]")
+def query_cpu_definitions(ctx: CommandContext) -> list:
+    return [{"name": c.name, "typename": c.qom_type, "static": False, "deprecated": False}
+            for c in registry.types(registry.CPU, ctx.machine.target)]
+
+
+def _qom_types(arch: str) -> list[registry.TypeInfo]:
+    return (registry.types(registry.MACHINE, arch) + registry.types(registry.CPU, arch)
+            + registry.types(registry.DEVICE))
+
+
+@command("qom-list-types", {"*implements": "str", "*abstract": "bool"}, "[ObjectTypeInfo]")
+def qom_list_types(ctx: CommandContext, implements: str | None = None,
+                   abstract: bool = False) -> list:
+    parents = {registry.MACHINE: "machine", registry.CPU: "cpu", registry.DEVICE: "device"}
+    out = []
+    for t in _qom_types(ctx.machine.target):
+        parent = f"{t.bus.removesuffix('-bus')}-device" if t.bus else parents[t.kind]
+        if implements is not None and implements not in (t.qom_type, parent,
+                                                         parents[t.kind]):
+            continue
+        out.append({"name": t.qom_type, "parent": parent})
+    return out
+
+
+def _property_infos(info: registry.TypeInfo) -> list:
+    out = []
+    for p in info.properties:
+        entry = {"name": p.name, "type": p.type}
+        if p.description:
+            entry["description"] = p.description
+        if p.default is not None:
+            entry["default-value"] = p.default
+        out.append(entry)
+    return out
+
+
+@command("device-list-properties", {"typename": "str"}, "[ObjectPropertyInfo]")
+def device_list_properties(ctx: CommandContext, typename: str) -> list:
+    try:
+        info = registry.lookup(registry.DEVICE, typename)
+    except registry.RegistryError:
+        raise QMPError(f"The device type '{typename}' was not found",
+                       DEVICE_NOT_FOUND) from None
+    return _property_infos(info)
+
+
+@command("qom-list-properties", {"typename": "str"}, "[ObjectPropertyInfo]")
+def qom_list_properties(ctx: CommandContext, typename: str) -> list:
+    for t in _qom_types(ctx.machine.target):
+        if typename in (t.qom_type, t.name):
+            return [{"name": "type", "type": "string"}] + _property_infos(t)
+    raise QMPError(f"Class '{typename}' not found", DEVICE_NOT_FOUND)
 
 
 @command("query-cpus-fast", returns="[CpuInfoFast]")

@@ -104,7 +104,10 @@ def bind_unix_private(path: str) -> socket.socket:
             raise OptionError(f"{path}: exists and is not a socket; not replacing it")
         os.unlink(path)  # a stale socket from an earlier run
     parent = os.path.dirname(path) or "."
-    private = tempfile.mkdtemp(prefix=".pemu-sock-", dir=parent)  # mode 0700
+    try:
+        private = tempfile.mkdtemp(prefix=".pemu-sock-", dir=parent)  # mode 0700
+    except OSError as e:
+        raise OptionError(f"could not listen on {path}: {e.strerror}") from None
     tmp = os.path.join(private, "s")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:

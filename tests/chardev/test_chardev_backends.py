@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 import socket
 import termios
+import threading
 import time
+import tracemalloc
 
 import pytest
 
-from pemu.chardev import FileChardev, NullChardev, PtyChardev, SocketChardev, StdioChardev
+from pemu.chardev import (
+    CHR_EVENT_OPENED,
+    FileChardev,
+    NullChardev,
+    PtyChardev,
+    SocketChardev,
+    StdioChardev,
+)
+from pemu.main_loop import get_main_loop
 
 
 def wait_until(predicate, timeout: float = 5.0) -> bool:
@@ -29,10 +39,42 @@ class Sink:
         self.data += chunk
 
 
+def _io_thread_caught_up() -> None:
+    """Everything handed to the I/O thread so far (deliveries, flushes) has run."""
+    done = threading.Event()
+    get_main_loop().call_soon(done.set)
+    assert done.wait(5)
+
+
 def test_null_discards():
+    _io_thread_caught_up()  # the I/O loop and its fds exist before we count fds
+    fds = set(os.listdir("/proc/self/fd"))
     c = NullChardev("n")
-    c.write(b"anything")
+    sink, events = Sink(), []
+    c.set_receiver(sink)
+    c.set_event_handler(events.append)
+    assert events == [CHR_EVENT_OPENED] and c.be_open  # always "connected", as in QEMU
+
+    size = 1 << 20
+    chunk = b"x" * size
+    tracemalloc.start()
+    try:
+        for _ in range(16):
+            assert c.write(chunk) is None  # accepted, never an error
+        kept, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert kept < size  # 16 MiB written, not even one chunk's worth retained
+    c.accept_input()
+    _io_thread_caught_up()
+    assert sink.data == b""  # output never comes back as input
+    assert set(os.listdir("/proc/self/fd")) == fds  # no file, pipe or socket behind it
+
     c.close()
+    assert c.closed and not c.be_open
+    c.write(b"after close")  # still dropped silently
+    _io_thread_caught_up()
+    assert sink.data == b""
 
 
 def test_file_truncates_then_appends(tmp_path):

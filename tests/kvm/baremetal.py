@@ -1,28 +1,11 @@
-"""Build pemu's bare-metal x86 test guests with the host's binutils, at test time."""
+"""Build pemu's bare-metal x86 test guests with the host's binutils, at test time.
+
+The code lives in bench/baremetal.py, which the KVM benchmark uses too (bench/ must not
+import from tests/); the tests keep importing it from here.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
+from bench.baremetal import GUEST_DIR, LOAD_ADDR, assemble, have_binutils
 
-GUEST_DIR = Path(__file__).parent / "guests"
-LOAD_ADDR = 0x100000
-
-
-def have_binutils() -> bool:
-    return shutil.which("as") is not None and shutil.which("ld") is not None
-
-
-def assemble(name: str, out_dir: Path, bits: int = 32, load_addr: int = LOAD_ADDR,
-             source: str | None = None) -> Path:
-    """Assemble guests/<name>.S (or ``source``) into a flat binary linked at load_addr."""
-    src = out_dir / f"{name}.S"
-    src.write_text(source if source is not None else (GUEST_DIR / f"{name}.S").read_text())
-    obj, binary = out_dir / f"{name}.o", out_dir / f"{name}.bin"
-    as_flag, ld_emul = ("--32", "elf_i386") if bits == 32 else ("--64", "elf_x86_64")
-    subprocess.run(["as", as_flag, "-I", str(GUEST_DIR), "-o", str(obj), str(src)],
-                   check=True, capture_output=True, text=True)
-    subprocess.run(["ld", "-m", ld_emul, f"-Ttext=0x{load_addr:x}", "--oformat=binary",
-                    "-o", str(binary), str(obj)], check=True, capture_output=True, text=True)
-    return binary
+__all__ = ["GUEST_DIR", "LOAD_ADDR", "assemble", "have_binutils"]

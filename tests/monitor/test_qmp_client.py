@@ -78,7 +78,8 @@ def test_greeting_and_queries(vm):
     assert name == {"name": "guest-one"}
     assert target == {"arch": "riscv64"}
     assert kvm["enabled"] is False and kvm["present"] == os.path.exists("/dev/kvm")
-    assert [m["name"] for m in machines] == ["virt"]
+    assert [m["name"] for m in machines] == ["spike", "virt"]  # the registry's riscv64 ones
+    assert [m["name"] for m in machines if m.get("is-default")] == ["virt"]
     assert [c["cpu-index"] for c in cpus] == [0, 1]
     assert {c["thread-id"] for c in cpus} == {t.native_id for t in machine.threads}
     for needed in ("query-qmp-schema", "stop", "cont", "memsave", "pmemsave", "blockdev-add",
@@ -408,3 +409,37 @@ def _failing_write(backend) -> None:
 
     with pytest.raises((BlockError, OSError)):
         backend.pwrite(0, b"x" * 4096)
+
+
+def test_types_and_properties_come_from_the_registry(vm):
+    """qom-list-types, device-list-properties, qom-list-properties and
+    query-cpu-definitions answer from the same registry -device help reads."""
+    from pemu.hw import all_types  # noqa: F401
+    from pemu.qom import registry
+
+    _, sock = vm
+
+    async def go():
+        c = await _client(sock)
+        listed = await c.execute("qom-list-types")
+        devices = await c.execute("qom-list-types", {"implements": "device"})
+        blk = await c.execute("device-list-properties", {"typename": "virtio-blk-device"})
+        machine = await c.execute("qom-list-properties", {"typename": "virt-machine"})
+        cpus = await c.execute("query-cpu-definitions")
+        with pytest.raises(ExecuteError, match="not found"):
+            await c.execute("device-list-properties", {"typename": "no-such-device"})
+        await c.disconnect()
+        return listed, devices, blk, machine, cpus
+
+    listed, devices, blk, machine, cpus = run(go())
+    names = {t["name"] for t in listed}
+    assert {"virt-machine", "spike-machine", "rv64-riscv64-cpu", "virtio-blk-device",
+            "virtio-rng-device"} <= names
+    assert "microvm-machine" not in names  # another target's machine
+    expected = {t.name for t in registry.types(registry.DEVICE)}
+    assert {t["name"] for t in devices} == expected
+    declared = registry.lookup(registry.DEVICE, "virtio-blk-device").properties
+    assert [p["name"] for p in blk] == [p.name for p in declared]
+    assert {p["name"]: p.get("default-value") for p in blk}["logical_block_size"] == "512"
+    assert {"aia", "aclint", "acpi", "dumpdtb"} <= {p["name"] for p in machine}
+    assert {c["name"] for c in cpus} == {"rv64", "max"}

@@ -6,6 +6,7 @@
   out_asm  the host code of each block (the python backend's generated source)
   exec     one line per block executed
   cpu      the guest registers before each block executed (implies exec's loop)
+  int      one line per interrupt and exception taken (system mode)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LOG_ITEMS = {
     "out_asm": "show generated host code for each compiled TB",
     "exec": "show trace before each executed TB",
     "cpu": "show CPU registers before entering a TB",
+    "int": "show interrupts/exceptions in short format",
     "strace": "log every system call (user mode)",
     "stats": "print translation and execution counters when the guest exits",
     "guest_errors": "log when the guest accesses invalid devices or memory",
@@ -64,15 +66,23 @@ class TCGLog:
         if "out_asm" in self.items:
             self.write(f"OUT: [size={len(tb.source)}]\n{tb.source}")
 
+    def guest_code(self, pc: int, code: bytes) -> None:
+        """``in_asm`` for a block whose guest bytes the caller fetched (system mode)."""
+        if "in_asm" in self.items:
+            self.write(self._disassemble(pc, code))
+
     @staticmethod
     def _in_asm(tb: object, mem: object) -> str:
-        code = bytes(mem.mem[tb.pc : tb.pc + tb.size])
+        return TCGLog._disassemble(tb.pc, bytes(mem.mem[tb.pc : tb.pc + tb.size]))
+
+    @staticmethod
+    def _disassemble(pc: int, code: bytes) -> str:
         try:
             from pemu.target.riscv.disas import disassemble
 
-            lines = disassemble(code, tb.pc)
+            lines = disassemble(code, pc)
         except ImportError:
-            lines = [f"0x{tb.pc:016x}:  {code.hex()}"]
+            lines = [f"0x{pc:016x}:  {code.hex()}"]
         return "IN: \n" + "\n".join(lines) + "\n"
 
     def engine_stats(self, prog: str, stats: dict[str, float]) -> None:

@@ -76,7 +76,8 @@ from pemu.target.riscv.priv import (
 )
 from pemu.target.riscv.translate import translate_block
 
-MAX_TBS = 60_000  # translated blocks kept before the whole cache is dropped
+DEFAULT_TB_SIZE_MIB = 64  # -accel tcg,tb-size=N: the translation cache, in MiB
+BLOCKS_PER_MIB = 1024  # blocks kept per MiB of tb-size before the whole cache is dropped
 TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for stimecmp
 DEFAULT_BACKEND = "auto"  # -accel tcg,backend=python|native|auto: native on x86-64
 NATIVE_JC_BITS = 15  # native jump cache entries per address space: 32768 (256 KiB)
@@ -96,18 +97,24 @@ class SystemTranslator:
     """Translated code shared by the harts of one machine."""
 
     def __init__(self, space: AddressSpace, dram: RAMBlock, log: TCGLog | None = None,
-                 max_insns: int = 256, backend: str = "python") -> None:
+                 max_insns: int = 256, backend: str = "python",
+                 tb_size_mib: int = DEFAULT_TB_SIZE_MIB) -> None:
+        """``tb_size_mib`` bounds the cache as QEMU's ``tb-size`` does: the native code
+        buffer has that many MiB, and at most ``BLOCKS_PER_MIB`` blocks per MiB are
+        kept (the python backend's bound); past either, every block is dropped."""
         self.space = space
         self.dram = dram
         self.log = log or TCGLog()
         self.max_insns = max_insns
+        self.max_tbs = tb_size_mib * BLOCKS_PER_MIB
         self.backend_name = resolve_backend(backend)  # ValueError: unknown or unsupported
         self.native = self.backend_name == "native"
         if self.native:
             from pemu.accel.tcg.backend.x86_64.memory_softmmu import SoftmmuMemory
             from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 
-            self.backend = NativeBackend(self, memory=SoftmmuMemory(), pc_slot=rv.PC,
+            self.backend = NativeBackend(self, code_size=tb_size_mib << 20,
+                                         memory=SoftmmuMemory(), pc_slot=rv.PC,
                                          jc_bits=NATIVE_JC_BITS, one_thread=True)
         else:
             self.backend = SoftmmuBackend(dram)
@@ -142,6 +149,10 @@ class SystemTranslator:
         return tb
 
     def translate(self, hart: RiscvHart, pc: int, flags: int, page: int) -> SystemTB:
+        # Make room first: a flush after compiling would drop (with the native
+        # backend: poison) the very block the hart is about to run.
+        if len(self.tbs) >= self.max_tbs:
+            self.flush()
         start = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
         priv = flags & 3
         vpn = pc >> PAGE_SHIFT
@@ -168,6 +179,9 @@ class SystemTranslator:
         # one thread runs every hart: atomics need no lock and are inlined
         block = translate_block(pc, flags, fetch, max_insns=self.max_insns,
                                 inline_atomics=True)
+        if self.log.enabled("in_asm"):
+            self.log.guest_code(pc, b"".join(fetch(pc + i, 2).to_bytes(2, "little")
+                                             for i in range(0, block.guest_size, 2)))
         self.log.block_translated_ir(block, "op")
         optimize(block)
         self.log.block_translated_ir(block, "op_opt")
@@ -175,8 +189,6 @@ class SystemTranslator:
         if self.native:
             self._set_chain_keys(compiled.fn, flags, pc, page, len(pages) == 1)
         tb = SystemTB(pc, flags, tuple(pages), block.n_insns, compiled.fn, compiled.source)
-        if len(self.tbs) >= MAX_TBS:
-            self.flush()
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
             self.tbs[(flags, pc, page)] = tb
         for ppn in pages:
@@ -321,9 +333,11 @@ class RiscvHart:
     def _handle_exit_request(self) -> bool:
         """At a block boundary with exit_request set: False if the loop must return."""
         ps = self.ps
-        self.slots[rv.EXIT_REQUEST] = 0
         if self.should_stop():
+            # exit_request stays set: the request may also have been an interrupt for
+            # this hart, which must be looked at when it runs again
             return False
+        self.slots[rv.EXIT_REQUEST] = 0
         irq = ps.pending_interrupt()
         if irq is not None:
             ps.take_trap(irq, 0, interrupt=True)
@@ -396,7 +410,10 @@ class RiscvHart:
                         continue  # e.g. after xRET: the flags are stale, look again
                     pc = S[rv.PC]
                     tb = self.translator.lookup(self, pc, flags)
-                    backend.link(tb.fn, self)
+                    if not backend.link(tb.fn, self):
+                        # one thread runs every hart: a cached block is never dead
+                        raise RuntimeError(f"translated block at 0x{pc:x} was dropped "
+                                           "while still cached")
                     self._remember_page(pc)
                 elif code == EXIT_EXC:
                     raise backend.take_pending(self)
@@ -489,14 +506,27 @@ class Machine:
         self.stopping = False
         self._yield = False
         self._timer: threading.Timer | None = None
+        self._current: RiscvHart | None = None  # the hart running now (several harts)
         for hart in harts:
             hart.should_stop = self._should_stop
+            if len(harts) > 1:
+                hart.ps.on_line_raised = self._line_raised
 
     def _should_stop(self) -> bool:
         if self._yield:
             self._yield = False
             return True
         return self.stopping
+
+    def _line_raised(self, ps: PrivState) -> None:
+        """An interrupt line of some hart rose (an IPI, a device): if that hart is not
+        the one running, end the running hart's turn.  A hart that sends an IPI
+        usually waits for the answer (remote fences, smp_call_function), so the
+        target must run now, not at the end of the quantum."""
+        current = self._current
+        if current is not None and current.ps is not ps:
+            self._yield = True
+            current.ps.request_exit()
 
     def stop(self) -> None:
         self.stopping = True
@@ -546,7 +576,9 @@ class Machine:
                 ran = True
                 if multi:
                     self._arm_quantum(hart)
+                    self._current = hart
                 hart.run()
+                self._current = None
             if not ran:
                 self._sleep()
 

@@ -14,7 +14,13 @@ import threading
 import time
 
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, Machine, RiscvHart, SystemTranslator
+from pemu.accel.tcg.system_cpu import (
+    DEFAULT_BACKEND,
+    DEFAULT_TB_SIZE_MIB,
+    Machine,
+    RiscvHart,
+    SystemTranslator,
+)
 from pemu.cli.system_config import SystemConfig
 from pemu.hw.intc.aclint import ACLINT
 from pemu.memory.address_space import AddressSpace
@@ -28,6 +34,24 @@ MAX_HARTS = 8
 
 class BoardError(Exception):
     """A configuration that cannot make a machine; the message is for the user."""
+
+
+MAX_TB_SIZE_MIB = 2048
+
+
+def tb_size_mib(accel: dict[str, str]) -> int:
+    """``-accel tcg,tb-size=N``: the translation cache in MiB, as QEMU spells it."""
+    text = accel.get("tb-size")
+    if text is None:
+        return DEFAULT_TB_SIZE_MIB
+    try:
+        size = int(text, 0)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_TB_SIZE_MIB:
+        raise BoardError(f"-accel tcg,tb-size={text}: the translation cache size is "
+                         f"a number of MiB from 1 to {MAX_TB_SIZE_MIB}")
+    return size
 
 
 class RiscvBoard:
@@ -47,7 +71,8 @@ class RiscvBoard:
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         self.translator = SystemTranslator(
-            self.space, self.dram, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND))
+            self.space, self.dram, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+            tb_size_mib=tb_size_mib(cfg.accel))
         self.clint = ACLINT(cfg.smp)
         self.space.add_mmio("clint", CLINT_BASE, CLINT_SIZE, self.clint)
         self.wakeup = threading.Event()
@@ -57,6 +82,8 @@ class RiscvBoard:
             self.clint.msip[h].connect(hart.ps.line_sink(MIP_MSIP))
             self.clint.mtip[h].connect(hart.ps.line_sink(MIP_MTIP))
             hart.ps.timebase_hz = self.clint.timebase_hz
+            if self.translator.log.enabled("int"):
+                hart.ps.log_trap = self.translator.log.write
         self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
         self.exit_status: int | None = None
         self.exit_reason = ""

@@ -12,18 +12,18 @@ from pemu.cli.system_config import SystemConfig
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
 from pemu.hw.riscv.htif import HTIF
-from pemu.hw.riscv.virt import read_file
+from pemu.hw.riscv.virt import check_machine_options, read_file
+from pemu.qom.registry import MACHINE, TypeInfo, register
 
-MACHINE_PROPS = {"type"}
+SPIKE_MACHINE = register(TypeInfo("spike", MACHINE, "RISC-V Spike board (HTIF)",
+                                  arch="riscv64"))
 
 
 class SpikeBoard(RiscvBoard):
     name = "spike"
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
-        unknown = set(cfg.machine) - MACHINE_PROPS
-        if unknown:
-            raise BoardError(f"-M spike: property '{sorted(unknown)[0]}' not found")
+        check_machine_options(SPIKE_MACHINE, cfg.machine)
         super().__init__(cfg, log)
         path = cfg.bios if cfg.bios not in (None, "none") else cfg.kernel
         if not path:

@@ -25,6 +25,14 @@ from pemu.hw.intc.plic import PLIC
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
+from pemu.qom.registry import (
+    MACHINE,
+    Property,
+    RegistryError,
+    TypeInfo,
+    check_options,
+    register,
+)
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
 ROM_BASE, ROM_SIZE = 0x1000, 0xF000
@@ -37,7 +45,25 @@ KERNEL_OFFSET = 0x20_0000
 FDT_ALIGN = 0x20_0000
 FDT_MAX = 0x10_0000
 DEFAULT_BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
-MACHINE_PROPS = {"type", "dumpdtb", "aclint", "aia", "acpi"}
+VIRT_MACHINE = register(TypeInfo(
+    "virt", MACHINE, "RISC-V VirtIO board", arch="riscv64", is_default=True,
+    properties=(
+        Property("dumpdtb", "str", description="write the device tree to a file and exit"),
+        Property("aclint", "bool", "off", "ACLINT devices (MTIMER/MSWI/SSWI)",
+                 choices=("off",)),
+        Property("aia", "str", "none", "interrupt controller: none (PLIC); APLIC and "
+                 "IMSIC are not emulated yet", choices=("none",)),
+        Property("acpi", "OnOffAuto", "auto", "ACPI tables (pemu builds none)",
+                 choices=("off", "auto")),
+    )))
+
+
+def check_machine_options(info: TypeInfo, opts: dict[str, str]) -> None:
+    """-M NAME,prop=value...: every property declared, every value implemented."""
+    try:
+        check_options(info, opts)
+    except RegistryError as e:
+        raise BoardError(f"-M {info.name}: {e}") from None
 
 
 def read_file(path: str, what: str) -> bytes:
@@ -52,9 +78,7 @@ class VirtBoard(RiscvBoard):
     name = "virt"
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
-        unknown = set(cfg.machine) - MACHINE_PROPS
-        if unknown:
-            raise BoardError(f"-M virt: property '{sorted(unknown)[0]}' not found")
+        check_machine_options(VIRT_MACHINE, cfg.machine)
         super().__init__(cfg, log)
         self.chardevs = chardevs
         self.rom = self.space.add_ram("mrom", ROM_BASE, ROM_SIZE, read_only=True)

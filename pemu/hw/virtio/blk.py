@@ -19,6 +19,7 @@ from typing import Protocol
 
 from pemu.hw.virtio.device import VIRTIO_ID_BLOCK, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, slice_bufs
+from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, register
 
 # Feature bits (spec 5.2.3)
 VIRTIO_BLK_F_SIZE_MAX = 1
@@ -248,3 +249,36 @@ class VirtioBlk(VirtioDevice):
                 self.backend.discard(offset, length)
             else:
                 self.backend.write_zeroes(offset, length, may_unmap=unmap)
+
+
+def _int_property(driver: str, opts: dict[str, str], name: str, default: int) -> int:
+    text = opts.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise RegistryError(f"Property '{driver}.{name}' expects a number, not "
+                            f"'{text}'") from None
+
+
+def _create(ctx: object, opts: dict[str, str], name: str) -> VirtioBlk:
+    driver = "virtio-blk-device"
+    block_size = _int_property(driver, opts, "logical_block_size", SECTOR)
+    queue_size = _int_property(driver, opts, "queue-size", 256)
+    backend = ctx.take_drive(driver, opts.get("drive"))  # type: ignore[attr-defined]
+    try:
+        return VirtioBlk(backend, serial=opts.get("serial", ""),
+                         logical_block_size=block_size, queue_size=queue_size, id=name)
+    except ValueError as e:
+        raise RegistryError(f"{driver}: {e}") from None
+
+
+register(TypeInfo(
+    "virtio-blk-device", DEVICE, "Virtio block device", bus="virtio-bus", factory=_create,
+    properties=(
+        Property("drive", "str", description="ID of the -drive that backs the disk"),
+        Property("serial", "str", description="disk serial number (20 bytes at most)"),
+        Property("logical_block_size", "size", "512", "logical block size in bytes"),
+        Property("queue-size", "uint16", "256", "descriptors per virtqueue"),
+    )))

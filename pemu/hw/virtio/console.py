@@ -12,6 +12,7 @@ import struct
 from pemu.chardev.base import Chardev
 from pemu.hw.virtio.device import VIRTIO_ID_CONSOLE, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
+from pemu.qom.registry import DEVICE, Property, TypeInfo, register
 
 VIRTIO_CONSOLE_F_SIZE = 0
 VIRTIO_CONSOLE_F_EMERG_WRITE = 2
@@ -92,3 +93,14 @@ class VirtioConsole(VirtioDevice):
     def device_reset(self) -> None:
         super().device_reset()
         self._pending.clear()
+
+
+def _create(ctx: object, opts: dict[str, str], name: str) -> VirtioConsole:
+    chardev = ctx.chardev(opts["driver"], opts.get("chardev"), name)  # type: ignore[attr-defined]
+    return VirtioConsole(chardev, id=name)
+
+
+register(TypeInfo(
+    "virtio-serial-device", DEVICE, "Virtio console (one port: the guest's hvc0)",
+    bus="virtio-bus", aliases=("virtconsole", "virtio-console-device"), factory=_create,
+    properties=(Property("chardev", "str", description="ID of the -chardev it talks to"),)))

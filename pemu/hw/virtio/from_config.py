@@ -4,23 +4,64 @@ Both system emulators take the same QEMU spellings (``-drive if=virtio``, ``-dri
 if=none,id=X -device virtio-blk-device,drive=X``, ``-device virtio-rng-device``,
 ``-device virtconsole,chardev=ID``) and hand the devices to the board's
 ``add_virtio(device, name)``; only the board's name for error messages differs.
+
+Which devices exist, and which properties each takes, comes from the type registry
+(pemu/qom): every device file declares its type with a factory
+``factory(ctx: DeviceContext, opts, name) -> device``.  A property the type does not
+declare is refused.
 """
 
 from __future__ import annotations
 
+from pemu.block.drive import open_drive
 from pemu.cli.options import OptionError
 from pemu.cli.system_config import SystemConfig
+from pemu.qom.registry import DEVICE, RegistryError, checked_device, types
 
-CONSOLE_DRIVERS = ("virtio-serial-device", "virtconsole", "virtio-console-device")
+VIRTIO_BUS = "virtio-bus"
+
+
+class DeviceContext:
+    """What a device factory may ask of the command line: drives and chardevs."""
+
+    def __init__(self, board: object, cfg: SystemConfig, prog: str,
+                 drives: dict[str, dict[str, str]]) -> None:
+        self.board = board
+        self.cfg = cfg
+        self.prog = prog
+        self.drives = drives
+        self.used: set[str] = set()
+        self.closers: list = []  # block backends to close at exit
+
+    def take_drive(self, driver: str, drive_id: str | None):
+        """Open the -drive called ``drive_id`` for ``driver`` (each drive once)."""
+        if not drive_id:
+            raise OptionError(f"{self.prog}: -device {driver}: needs drive=ID")
+        if drive_id not in self.drives:
+            raise OptionError(f"{self.prog}: -device {driver}: drive '{drive_id}' not found")
+        if drive_id in self.used:
+            raise OptionError(f"{self.prog}: -device {driver}: drive '{drive_id}' is "
+                              "already in use")
+        self.used.add(drive_id)
+        opts = {k: v for k, v in self.drives[drive_id].items() if k != "if"}
+        if self.cfg.snapshot:
+            opts.setdefault("snapshot", "on")  # -snapshot: a temporary overlay per drive
+        backend = open_drive(opts)
+        self.closers.append(backend)
+        return backend
+
+    def chardev(self, driver: str, chardev_id: str | None, name: str):
+        if not chardev_id:
+            raise OptionError(f"{self.prog}: -device {driver}: needs chardev=ID")
+        return self.board.chardevs.attach(chardev_id, name)
+
+
+def virtio_device_names() -> list[str]:
+    return [t.name for t in types(DEVICE, buses=[VIRTIO_BUS])]
 
 
 def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str) -> list:
     """Create the devices on ``board``; returns the block backends to close at exit."""
-    from pemu.block.drive import open_drive
-    from pemu.hw.virtio.blk import VirtioBlk
-    from pemu.hw.virtio.console import VirtioConsole
-    from pemu.hw.virtio.rng import VirtioRng
-
     drives: dict[str, dict[str, str]] = {}
     for opts in cfg.drives:
         if opts.get("if", "none") not in ("none", "virtio"):
@@ -33,36 +74,18 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     specs = list(cfg.devices)
     specs += [{"driver": "virtio-blk-device", "drive": did}
               for did, opts in drives.items() if opts.get("if") == "virtio"]
-    used: set[str] = set()
-    closers = []
+    ctx = DeviceContext(board, cfg, prog, drives)
     for n, dev in enumerate(specs):
         driver = dev.get("driver", "")
         name = dev.get("id") or f"virtio{n}"
-        if driver == "virtio-blk-device":
-            did = dev.get("drive", "")
-            if did not in drives:
-                raise OptionError(f"{prog}: -device {driver}: drive '{did}' not found")
-            if did in used:
-                raise OptionError(f"{prog}: -device {driver}: drive '{did}' is already in use")
-            used.add(did)
-            opts = {k: v for k, v in drives[did].items() if k != "if"}
-            if cfg.snapshot:
-                opts.setdefault("snapshot", "on")  # -snapshot: a temporary overlay per drive
-            backend = open_drive(opts)
-            closers.append(backend)
-            device = VirtioBlk(backend, serial=dev.get("serial", ""), id=name)
-        elif driver == "virtio-rng-device":
-            device = VirtioRng(id=name)
-        elif driver in CONSOLE_DRIVERS:
-            chardev_id = dev.get("chardev")
-            if not chardev_id:
-                raise OptionError(f"{prog}: -device {driver}: needs chardev=ID")
-            device = VirtioConsole(board.chardevs.attach(chardev_id, name), id=name)
-        else:
-            raise OptionError(f"{prog}: -device {driver}: not available on {board_name} "
-                              "(virtio-blk-device, virtio-rng-device, virtio-serial-device)")
-        board.add_virtio(device, name)
-    return closers
+        try:
+            info = checked_device(dev, [VIRTIO_BUS])
+        except RegistryError as e:
+            raise OptionError(f"{prog}: -device {driver}: {e} (devices of {board_name}: "
+                              f"{', '.join(virtio_device_names())}; -device help lists "
+                              "them)") from None
+        board.add_virtio(info.factory(ctx, dev, name), name)
+    return ctx.closers
 
 
 def close_backends(closers: list) -> None:

@@ -6,6 +6,7 @@ import os
 
 from pemu.hw.virtio.device import VIRTIO_ID_RNG, VirtioDevice
 from pemu.hw.virtio.virtqueue import VirtQueue
+from pemu.qom.registry import DEVICE, TypeInfo, register
 
 # One request never gets more than this, so a guest asking for a gigabyte buffer
 # cannot make us allocate one.
@@ -25,3 +26,7 @@ class VirtioRng(VirtioDevice):
             n = min(elem.in_len, MAX_CHUNK)
             written = elem.write_in(0, os.urandom(n)) if n else 0
             self.complete(vq, elem, written)
+
+
+register(TypeInfo("virtio-rng-device", DEVICE, "Virtio random number generator",
+                  bus="virtio-bus", factory=lambda ctx, opts, name: VirtioRng(id=name)))

@@ -39,6 +39,14 @@ from pemu.hw.x86.i8042 import COMMAND_PORT, DATA_PORT, I8042
 from pemu.hw.x86.kernel_loader import load_kernel
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
+from pemu.qom.registry import (
+    MACHINE,
+    Property,
+    RegistryError,
+    TypeInfo,
+    check_options,
+    register,
+)
 from pemu.target.x86.kvm_cpu import configure_vcpu, set_entry_state
 from pemu.target.x86.msrs import boot_msrs
 
@@ -47,7 +55,23 @@ HIGH_RAM_BASE = 1 << 32
 SERIAL_PORT, SERIAL_IRQ = 0x3F8, 4
 VIRTIO_MMIO_BASE, VIRTIO_MMIO_SIZE, VIRTIO_SLOTS, VIRTIO_FIRST_IRQ = 0xFEB00000, 0x200, 8, 5
 POST_PORT = 0x80  # port 0x80 "POST code"/io_delay writes are harmless by design
-MACHINE_PROPS = {"type", "acpi", "x-option-roms", "pit", "pic", "rtc", "isa-serial", "graphics"}
+_ON_AUTO = ("on", "auto")
+MICROVM_MACHINE = register(TypeInfo(
+    "microvm", MACHINE, "microvm (i386)", arch="x86_64", is_default=True,
+    properties=(
+        Property("acpi", "OnOffAuto", "off", "ACPI tables (pemu builds none: devices are "
+                 "announced on the kernel command line)"),
+        Property("x-option-roms", "bool", "on", "option ROMs (pemu loads the kernel itself)"),
+        Property("pit", "OnOffAuto", "auto", "i8254 PIT (KVM's in-kernel one)",
+                 choices=_ON_AUTO),
+        Property("pic", "OnOffAuto", "auto", "i8259 PIC (KVM's in-kernel irqchip)",
+                 choices=_ON_AUTO),
+        Property("rtc", "OnOffAuto", "auto", "MC146818 RTC (KVM's in-kernel one)",
+                 choices=_ON_AUTO),
+        Property("isa-serial", "bool", "on", "ISA serial port at 0x3f8",
+                 choices=("on",)),
+        Property("graphics", "bool", "off", "graphics (pemu has none)", choices=("off",)),
+    )))
 VIRTIO_NOTIFY_OFFSET = 0x50
 
 
@@ -129,9 +153,10 @@ class Microvm:
 
     # -- configuration checks ------------------------------------------------------------
     def _check_machine(self, machine: dict[str, str]) -> None:
-        unknown = set(machine) - MACHINE_PROPS
-        if unknown:
-            raise BoardError(f"-M microvm: property '{sorted(unknown)[0]}' not found")
+        try:
+            check_options(MICROVM_MACHINE, machine)
+        except RegistryError as e:
+            raise BoardError(f"-M microvm: {e}") from None
         # ACPI tables are not generated: with acpi=on a guest would fall back to the MP
         # table anyway, so devices are always announced on the command line.
         self.acpi = parse_bool(machine.get("acpi", "off"), "-M microvm,acpi")

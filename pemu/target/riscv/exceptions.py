@@ -33,6 +33,24 @@ CAUSE_NAMES = {
     13: "load page fault", 15: "store/AMO page fault",
 }
 
+# The short names -d int prints (QEMU's, so that the logs of both compare line by line).
+EXCEPTION_LOG_NAMES = (
+    "misaligned_fetch", "fault_fetch", "illegal_instruction", "breakpoint",
+    "misaligned_load", "fault_load", "misaligned_store", "fault_store", "user_ecall",
+    "supervisor_ecall", "hypervisor_ecall", "machine_ecall", "exec_page_fault",
+    "load_page_fault", "reserved", "store_page_fault",
+)
+INTERRUPT_LOG_NAMES = (
+    "u_software", "s_software", "vs_software", "m_software", "u_timer", "s_timer",
+    "vs_timer", "m_timer", "u_external", "s_external", "vs_external", "m_external",
+)
+
+
+def trap_name(cause: int, interrupt: bool) -> str:
+    """The -d int name of an exception or interrupt cause."""
+    names = INTERRUPT_LOG_NAMES if interrupt else EXCEPTION_LOG_NAMES
+    return names[cause] if 0 <= cause < len(names) else "(unknown)"
+
 
 class RiscvTrap(Exception):
     """A synchronous exception raised by guest code."""

@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.exceptions import trap_name
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -96,6 +97,9 @@ class PrivState:
         self.now = now
         self.lock = threading.Lock()
         self.wakeup = threading.Event()  # set whenever an interrupt line rises
+        self.log_trap: Callable[[str], None] | None = None  # -d int: one line per trap
+        # called (any thread) after an interrupt line of this hart rose
+        self.on_line_raised: Callable[[PrivState], None] | None = None
         self.timebase_hz = 10_000_000
         self.reset()
 
@@ -139,6 +143,8 @@ class PrivState:
                 self.mip_hw &= ~bit
         if level:
             self.kick()
+            if self.on_line_raised is not None:
+                self.on_line_raised(self)
 
     def kick(self) -> None:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
@@ -207,6 +213,11 @@ class PrivState:
         priv = self.priv
         deleg = self.mideleg if interrupt else self.medeleg
         code = cause | (INTERRUPT_BIT if interrupt else 0)
+        if self.log_trap is not None:
+            # QEMU's -d int line, so that logs of both can be compared
+            self.log_trap(f"riscv_cpu_do_interrupt: hart:{self.hartid}, "
+                          f"async:{int(interrupt)}, cause:{cause:016x}, epc:0x{epc:016x}, "
+                          f"tval:0x{tval & MASK64:016x}, desc={trap_name(cause, interrupt)}")
         ms = self.mstatus
         if priv <= PRV_S and deleg >> cause & 1:
             self.scause, self.sepc, self.stval = code, epc, tval & MASK64

@@ -7,8 +7,12 @@ its own APIC ID, the vCPU count, and the hypervisor bit, as QEMU's -cpu host doe
 from __future__ import annotations
 
 from pemu.accel.kvm.abi import KvmCpuidEntry2
+from pemu.qom.registry import CPU, TypeInfo, register
 
 SUPPORTED_MODELS = ("host", "max")
+register(TypeInfo("host", CPU, "KVM processor with all supported host features",
+                  arch="x86_64", is_default=True))
+register(TypeInfo("max", CPU, "the same as host under KVM", arch="x86_64"))
 LEAF1_ECX_HYPERVISOR = 1 << 31
 LEAF1_EDX_HTT = 1 << 28
 

@@ -296,18 +296,19 @@ class NativeBackend:
         """The jump cache slot of (pc, flags): the dispatcher computes the same."""
         return ((pc >> 1) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
 
-    def link(self, tb: NativeTB, cpu: object) -> None:
+    def link(self, tb: NativeTB, cpu: object) -> bool:
         """Make a cached block reachable from native code: the jump cache ``cpu`` uses
-        now, and chains by key."""
+        now, and chains by key.  False if the block was dropped since it was looked
+        up (another thread reset the buffer): the caller must translate again."""
         with self.lock:
             if tb.dead or tb.generation != self.generation:
-                return
+                return False
             jc = cpu.state.slots[rv.NATIVE_JUMP_CACHE]
             self.flags_seen.add(tb.flags)
             ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
                 self.buf.exec_address(tb.entry)
             if tb.linked:
-                return
+                return True
             tb.linked = True
             if tb.key is not None:
                 self.by_key[tb.key] = tb
@@ -323,6 +324,7 @@ class NativeBackend:
                 for src, i in self.pending.pop(tb.key, ()):
                     if not src.dead and src.chained[i] is None:
                         self._chain(src, i, tb)
+        return True
 
     def _chain(self, src: NativeTB, i: int, dst: NativeTB) -> None:
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)

@@ -1,0 +1,16 @@
+"""Every module that declares types in the registry (pemu/qom), imported once.
+
+QEMU registers its types from its build's module list; this is ours.  Whoever lists
+or looks up types for the user (the command lines' ``help``, the monitor's
+``qom-list-types``, ``device-list-properties``, ``query-machines``) imports this
+first, so the answer does not depend on what happened to be imported before.
+A new device, machine or CPU model file adds one line here.
+"""
+
+from __future__ import annotations
+
+from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
+from pemu.hw.virtio import blk, console, rng  # noqa: F401 - virtio devices
+from pemu.hw.x86 import microvm  # noqa: F401 - machine
+from pemu.target.riscv import cpu_models  # noqa: F401 - CPU models
+from pemu.target.x86 import cpuid  # noqa: F401 - CPU models

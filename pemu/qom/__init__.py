@@ -1,0 +1,1 @@
+"""Types that declare themselves: see registry.py."""
