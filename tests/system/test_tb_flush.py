@@ -1,6 +1,6 @@
 """The translation cache fills up and is dropped while the guest runs.
 
-``tb_flush.S`` runs 3 x 3000 distinct blocks with ``-accel tcg,tb-size=1`` (1024 blocks
+``tb_flush.S`` runs 3 x 3000 distinct blocks with ``-accel tcg,tb-size=1`` (512 blocks
 kept), so the whole cache is dropped many times, each time while a block is being
 translated.  The native backend used to drop that very block too: the hart then missed
 it in the jump cache forever (issue: the Debian guest hung in user mode, with the

@@ -36,7 +36,7 @@ class BoardError(Exception):
     """A configuration that cannot make a machine; the message is for the user."""
 
 
-MAX_TB_SIZE_MIB = 2048
+MAX_TB_SIZE_MIB = 4096
 
 
 def tb_size_mib(accel: dict[str, str]) -> int:

@@ -1,5 +1,5 @@
 # More distinct blocks than the translation cache holds (run with -accel tcg,tb-size=1,
-# which keeps 1024 blocks): the cache is dropped whole, again and again, while the
+# which keeps 512 blocks): the cache is dropped whole, again and again, while the
 # program is running.  Every block must still run.  Before the fix, the native backend
 # dropped the block that was being translated together with the rest, and the hart
 # asked for it again forever (the Debian guest's boot hang).
