@@ -8,7 +8,8 @@ import sys
 import tempfile
 from collections.abc import Callable
 
-from ..cli.options import OptionError, parse_bool, parse_size
+from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval, parse_size
+
 from .backend import BlockBackend
 from .errors import BlockError
 from .file import FileNode
@@ -194,7 +195,6 @@ def _temporary_overlay(base: BlockNode) -> tuple[BlockNode, Callable[[], None] |
 
 def parse_secret_object(text: str) -> tuple[str, bytes]:
     """``-object secret,id=ID,data=...|file=...[,format=raw|base64]``"""
-    from ..cli.options import parse_keyval
     opts = parse_keyval(text, implied_key="qom-type")
     if opts.get("qom-type") != "secret":
         raise BlockError(f"Unsupported object type '{opts.get('qom-type')}'")

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..cli.options import OptionError, parse_size
+from pemu.qemuopts.keyval import OptionError, parse_size
+
 from .errors import BlockError
 
 _KINDS = ("iops-total", "iops-read", "iops-write", "bps-total", "bps-read", "bps-write")

@@ -14,7 +14,7 @@ from pemu.chardev.pty import PtyChardev
 from pemu.chardev.simple import FileChardev, NullChardev
 from pemu.chardev.socket import SocketChardev
 from pemu.chardev.stdio import StdioChardev
-from pemu.cli.options import OptionError, parse_bool, parse_keyval
+from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval
 
 _BACKEND_KEYS = {
     "null": set(),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from pemu.cli.options import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
 from pemu.qom.registry import (
     CPU,
     DEVICE,
@@ -75,44 +75,6 @@ _OPTIONS = [
 ]
 
 OPTION_TABLE: dict[str, OptionSpec] = {n: OptionSpec(n, v, h) for n, v, h in _OPTIONS}
-
-
-@dataclass
-class SystemConfig:
-    """Everything the command line said, in QEMU's terms."""
-
-    machine: dict[str, str] = field(default_factory=dict)  # 'type' key plus properties
-    ram_size: int = 128 << 20
-    smp: int = 1
-    cpu: str | None = None
-    accel: dict[str, str] = field(default_factory=lambda: {"accel": "tcg"})
-    kernel: str | None = None
-    initrd: str | None = None
-    append: str = ""
-    bios: str | None = None
-    dtb: str | None = None
-    drives: list[dict[str, str]] = field(default_factory=list)
-    devices: list[dict[str, str]] = field(default_factory=list)
-    chardevs: list[dict[str, str]] = field(default_factory=list)
-    serial: list[str] = field(default_factory=list)
-    monitor: list[str] = field(default_factory=list)
-    mon: list[dict[str, str]] = field(default_factory=list)
-    qmp: list[str] = field(default_factory=list)
-    netdevs: list[dict[str, str]] = field(default_factory=list)
-    objects: list[dict[str, str]] = field(default_factory=list)
-    nographic: bool = False
-    no_reboot: bool = False
-    snapshot: bool = False
-    gdb: str | None = None
-    start_stopped: bool = False
-    log_items: list[str] = field(default_factory=list)
-    log_file: str | None = None
-    name: str | None = None
-    sandbox: dict[str, str] | None = None
-    incoming: str | None = None
-    icount: dict[str, str] | None = None
-    show_version: bool = False
-    show_help: bool = False
 
 
 def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:

@@ -18,10 +18,11 @@ import sys
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
-from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, check_types, system_main
+from pemu.cli.system_config import check_types, system_main
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 
 PROG = "pemu-system-riscv64"
 ARCH = "riscv64"

@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 
 from pemu.accel.kvm.errors import KVMError
-from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig, check_types, system_main
+from pemu.cli.system_config import check_types, system_main
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 from pemu.target.x86.cpuid import CPUModelError, check_model
 
 PROG = "pemu-system-x86_64"

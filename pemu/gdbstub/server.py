@@ -12,9 +12,9 @@ import socket
 import sys
 import threading
 
-from pemu.cli.options import OptionError
 from pemu.gdbstub.protocol import GdbSession
 from pemu.gdbstub.target import DebugTarget
+from pemu.qemuopts.keyval import OptionError
 
 
 def parse_gdb_spec(spec: str) -> tuple[str, str | tuple[str, int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pemu.cli.options import OptionError, parse_keyval
+from pemu.qemuopts.keyval import OptionError, parse_keyval
 
 from .elf import ElfError
 from .process import Options

@@ -59,7 +59,7 @@ def _options(cid: str, backend: object) -> dict[str, str]:
 
 
 def chardev_add(registry, cid: str, backend: object) -> dict[str, object]:
-    from pemu.cli.options import OptionError
+    from pemu.qemuopts.keyval import OptionError
 
     if registry is None:
         raise QMPError("this machine has no character devices")

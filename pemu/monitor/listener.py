@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 
-from pemu.cli.options import OptionError
+from pemu.qemuopts.keyval import OptionError
 
 
 class Connection:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import socket
 import sys
 
-from pemu.cli.options import OptionError, parse_bool, parse_keyval
 from pemu.monitor.chardev_transport import ChardevMonitor
 from pemu.monitor.listener import Connection, Listener, bind_tcp, bind_unix_private
 from pemu.monitor.tls import TLSCreds, load_tls_objects
+from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval
 
 CONTROL = "control"  # QMP
 READLINE = "readline"  # HMP

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import ssl
 
-from pemu.cli.options import OptionError, parse_bool
+from pemu.qemuopts.keyval import OptionError, parse_bool
 
 
 class TLSCreds:

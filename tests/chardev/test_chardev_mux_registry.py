@@ -18,7 +18,7 @@ from pemu.chardev import (
     SocketChardev,
     mux,
 )
-from pemu.cli.options import OptionError
+from pemu.qemuopts.keyval import OptionError
 
 
 def wait_until(predicate, timeout: float = 5.0) -> bool:

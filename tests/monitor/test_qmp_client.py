@@ -13,8 +13,8 @@ import subprocess
 import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
-from pemu.cli.system_config import SystemConfig
 from pemu.monitor.server import create_monitors
+from pemu.qemuopts.config import SystemConfig
 
 from .tcg_machine import DATA, LOOP, TCGLoopMachine
 

@@ -14,9 +14,9 @@ import time
 import pytest
 from qemu.qmp import QMPClient
 
-from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig
 from pemu.monitor.server import create_monitors
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 
 from .tcg_machine import TCGLoopMachine
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ...cli.options import OptionError, parse_bool
+from pemu.qemuopts.keyval import OptionError, parse_bool
+
 from ..errors import BlockError
 from ..file import FileNode
 from .util import ImgError, Secrets, getopts, open_img, parse_img_size, parse_options_list

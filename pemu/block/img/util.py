@@ -6,7 +6,8 @@ import getopt
 import math
 import sys
 
-from ...cli.options import OptionError, parse_keyval, parse_size
+from pemu.qemuopts.keyval import OptionError, parse_keyval, parse_size
+
 from ..drive import open_image, parse_secret_object
 from ..errors import BlockError
 from ..node import BlockNode

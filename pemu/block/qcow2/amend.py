@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import struct
 
-from ...cli.options import OptionError, parse_bool, parse_size
+from pemu.qemuopts.keyval import OptionError, parse_bool, parse_size
+
 from ..errors import BlockError
 from . import format as fmt
 from .driver import Qcow2Node

@@ -21,9 +21,9 @@ from pemu.accel.tcg.system_cpu import (
     RiscvHart,
     SystemTranslator,
 )
-from pemu.cli.system_config import SystemConfig
 from pemu.hw.intc.aclint import ACLINT
 from pemu.memory.address_space import AddressSpace
+from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
 

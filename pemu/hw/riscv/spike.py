@@ -8,11 +8,11 @@ a0 = hartid and a1 = the DTB address, which is 0 here: spike programs do not rea
 
 from __future__ import annotations
 
-from pemu.cli.system_config import SystemConfig
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
 from pemu.hw.riscv.htif import HTIF
 from pemu.hw.riscv.virt import check_machine_options, read_file
+from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, TypeInfo, register
 
 SPIKE_MACHINE = register(TypeInfo("spike", MACHINE, "RISC-V Spike board (HTIF)",

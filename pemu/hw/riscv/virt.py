@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import os
 
-from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig
 from pemu.hw.intc.plic import PLIC
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import (
     MACHINE,
     Property,

@@ -14,8 +14,8 @@ declare is refused.
 from __future__ import annotations
 
 from pemu.block.drive import open_drive
-from pemu.cli.options import OptionError
-from pemu.cli.system_config import SystemConfig
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import DEVICE, RegistryError, checked_device, types
 
 VIRTIO_BUS = "virtio-bus"

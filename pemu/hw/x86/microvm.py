@@ -28,8 +28,6 @@ from pemu.accel.kvm.run_control import VCPURunner
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vcpu import KVMVCPU, install_kick_handler
 from pemu.accel.kvm.vm import KVMVM
-from pemu.cli.options import OptionError, parse_bool
-from pemu.cli.system_config import SystemConfig
 from pemu.hw.core import IRQLine
 from pemu.hw.x86 import boot_layout
 from pemu.hw.x86.boot_layout import BootEntry
@@ -39,6 +37,8 @@ from pemu.hw.x86.i8042 import COMMAND_PORT, DATA_PORT, I8042
 from pemu.hw.x86.kernel_loader import load_kernel
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError, parse_bool
 from pemu.qom.registry import (
     MACHINE,
     Property,
