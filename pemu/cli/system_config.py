@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
@@ -197,6 +198,16 @@ def _check_rtc(prog: str, opts: dict[str, str]) -> None:
         if value not in allowed:
             raise OptionError(f"{prog}: -rtc {key}={value}: not supported "
                               f"(supported: {key}={'|'.join(allowed)})")
+
+
+def open_log_file(cfg: SystemConfig, prog: str) -> TextIO | None:
+    """-D FILE for the -d log, appended to as QEMU does; None: log to stderr."""
+    if not cfg.log_file:
+        return None
+    try:
+        return open(cfg.log_file, "a")  # noqa: SIM115 - lives as long as the VM
+    except OSError as e:
+        raise OptionError(f"{prog}: -D {cfg.log_file}: {e.strerror}") from None
 
 
 def version_text(prog: str) -> str:

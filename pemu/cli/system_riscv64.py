@@ -17,8 +17,9 @@ import sys
 
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
+from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
-from pemu.cli.system_config import check_types, system_main
+from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.qemuopts.config import SystemConfig
@@ -57,17 +58,9 @@ def _make_devices(board, cfg: SystemConfig) -> list:
     return make_virtio_devices(board, cfg, PROG, "the virt board")
 
 
-def _make_log(cfg: SystemConfig):
-    """The -d log, written to -D's file (appended to, as QEMU does) or stderr."""
-    from pemu.accel.tcg.log import TCGLog
-
-    out = None
-    if cfg.log_file:
-        try:
-            out = open(cfg.log_file, "a")  # noqa: SIM115 - lives as long as the VM
-        except OSError as e:
-            raise OptionError(f"{PROG}: -D {cfg.log_file}: {e.strerror}") from None
-    return TCGLog([i for i in cfg.log_items if i != "stats"], out)
+def _make_log(cfg: SystemConfig) -> TCGLog:
+    """The -d log, written to -D's file or stderr."""
+    return TCGLog([i for i in cfg.log_items if i != "stats"], open_log_file(cfg, PROG))
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:

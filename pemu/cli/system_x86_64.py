@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from pemu.accel.kvm.errors import KVMError
-from pemu.cli.system_config import check_types, system_main
+from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
@@ -71,12 +71,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     _check_config(cfg)
     kernel = _read(cfg.kernel, "kernel")
     initrd = _read(cfg.initrd, "initrd") if cfg.initrd else None
-    log_stream = None
-    if cfg.log_file:
-        try:
-            log_stream = open(cfg.log_file, "a")  # noqa: SIM115 - lives as long as the VM
-        except OSError as e:
-            raise OptionError(f"{PROG}: -D {cfg.log_file}: {e.strerror}") from None
+    log_stream = open_log_file(cfg, PROG)
     log = GuestErrorLog("guest_errors" in cfg.log_items, log_stream)
     chardevs = ChardevRegistry()
     board = None
