@@ -31,7 +31,6 @@ class SystemConfig:
     monitor: list[str] = field(default_factory=list)
     mon: list[dict[str, str]] = field(default_factory=list)
     qmp: list[str] = field(default_factory=list)
-    netdevs: list[dict[str, str]] = field(default_factory=list)
     objects: list[dict[str, str]] = field(default_factory=list)
     nographic: bool = False
     no_reboot: bool = False
@@ -42,7 +41,5 @@ class SystemConfig:
     log_file: str | None = None
     name: str | None = None
     sandbox: dict[str, str] | None = None
-    incoming: str | None = None
-    icount: dict[str, str] | None = None
     show_version: bool = False
     show_help: bool = False
