@@ -25,11 +25,7 @@ from pemu.qom.registry import (
     property_listing,
     types,
 )
-
-PEMU_VERSION = "0.1.0"
-# the QEMU release whose command line and QMP pemu follows (its -version and
-# query-version report it, as management tools decide features from it)
-QEMU_COMPAT_VERSION = (7, 2, 0)
+from pemu.version import PEMU_VERSION, QEMU_COMPAT_VERSION
 
 _OPTIONS = [
     ("M", True, "machine type and properties, e.g. virt,dumpdtb=FILE"),

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pemu.monitor.errors import COMMAND_NOT_FOUND, QMPError
 from pemu.monitor.json_stream import JSONStreamSplitter, ParseError
 from pemu.monitor.schema import Schema
+from pemu.version import PEMU_VERSION, QEMU_COMPAT_VERSION
 
-VERSION = {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": "pemu 0.1.0"}
+_MAJOR, _MINOR, _MICRO = QEMU_COMPAT_VERSION
+VERSION = {"qemu": {"major": _MAJOR, "minor": _MINOR, "micro": _MICRO},
+           "package": f"pemu {PEMU_VERSION}"}
 # Commands allowed before qmp_capabilities, as in QEMU.
 _NEGOTIATION_COMMANDS = {"qmp_capabilities"}
 MAX_PENDING = 64  # requests queued behind a slow command before we refuse more
