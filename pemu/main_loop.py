@@ -19,6 +19,8 @@ import time
 import traceback
 from collections.abc import Callable
 
+from pemu import threads
+
 
 class Timer:
     """A one-shot timer; ``cancel`` is safe from any thread."""
@@ -101,8 +103,7 @@ class MainLoop:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="pemu-io", daemon=True)
-        self._thread.start()
+        self._thread = threads.start_daemon(self._run, name="pemu-io")
 
     def stop(self) -> None:
         self._stopping = True

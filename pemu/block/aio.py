@@ -15,6 +15,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from pemu import threads
+
 Callback = Callable[[Any, BaseException | None], None]
 
 
@@ -23,9 +25,8 @@ class AioContext:
         self._queue: queue.Queue = queue.Queue()
         self._pending = 0
         self._idle = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._closed = False
-        self._thread.start()
+        self._thread = threads.start_daemon(self._run, name=name)
 
     def submit(self, fn: Callable[[], Any], callback: Callback | None = None) -> None:
         """Run ``fn()`` on the worker; then ``callback(result, None)`` or

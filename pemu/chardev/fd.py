@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 
+from pemu import threads
 from pemu.chardev.base import Chardev
 from pemu.main_loop import get_main_loop
 
@@ -31,8 +31,7 @@ class FdChardev(Chardev):
             # epoll refuses regular files (stdin redirected from a file); they are
             # always readable, so a plain blocking reader thread does the job.
             self._thread_reader = True
-            threading.Thread(target=self._file_reader, name=f"pemu-{self.label}-in",
-                             daemon=True).start()
+            threads.start_daemon(self._file_reader, name=f"pemu-{self.label}-in")
         except (OSError, ValueError):
             self._reading = False  # a closed or invalid fd: no input, not an error
 

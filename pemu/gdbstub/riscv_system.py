@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 
+from pemu import threads
 from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
 from pemu.gdbstub.target import (
     BP_HARDWARE,
@@ -222,9 +223,7 @@ class RiscvSystemTarget(DebugTarget):
             self.vm.cont()  # full speed; Ctrl-C closes the gate again
             return
         thread = self.stopped_hart + 1
-        self._runner = threading.Thread(target=self._run_checked, args=(thread,),
-                                        name="pemu-gdb-run", daemon=True)
-        self._runner.start()
+        self._runner = threads.start_daemon(self._run_checked, thread, name="pemu-gdb-run")
 
     def _run_checked(self, thread: int) -> None:
         hart = self._hart(thread)

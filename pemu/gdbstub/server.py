@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 
+from pemu import threads
 from pemu.gdbstub.protocol import GdbSession
 from pemu.gdbstub.target import DebugTarget
 from pemu.qemuopts.keyval import OptionError
@@ -50,9 +51,7 @@ class GdbServer:
         self.session: GdbSession | None = None
         self.connected = threading.Event()
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._accept_loop, name="pemu-gdbstub",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = threads.start_daemon(self._accept_loop, name="pemu-gdbstub")
 
     @property
     def address(self):
@@ -72,8 +71,7 @@ class GdbServer:
             if busy:
                 conn.close()
                 continue
-            threading.Thread(target=self._serve, args=(conn,), name="pemu-gdb-conn",
-                             daemon=True).start()
+            threads.start_daemon(self._serve, conn, name="pemu-gdb-conn")
 
     def _serve(self, conn: socket.socket) -> None:
         if conn.family != socket.AF_UNIX:

@@ -34,6 +34,7 @@ import threading
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
+from pemu import threads
 from pemu.accel.kvm import abi
 from pemu.accel.kvm.errors import KVMError
 from pemu.gdbstub.target import (
@@ -597,9 +598,7 @@ class X86KVMTarget(DebugTarget):
     def resume(self, step_thread: int | None) -> None:
         if self._worker is not None and self._worker.is_alive():
             self._worker.join(STOP_WAIT)
-        self._worker = threading.Thread(target=self._run, args=(step_thread,),
-                                        name="pemu-gdb-run", daemon=True)
-        self._worker.start()
+        self._worker = threads.start_daemon(self._run, step_thread, name="pemu-gdb-run")
 
     def _run(self, step_thread: int | None) -> None:
         try:

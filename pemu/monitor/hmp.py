@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import queue
 import sys
-import threading
 import traceback
 from collections.abc import Callable
 
+from pemu import threads
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
 from pemu.monitor.qmp import VERSION
@@ -257,8 +257,7 @@ class HMPSession:
         self._line = bytearray()
         self._lines: queue.Queue = queue.Queue(64)
         self.closed = False
-        self._worker = threading.Thread(target=self._work, name="pemu-hmp", daemon=True)
-        self._worker.start()
+        self._worker = threads.start_daemon(self._work, name="pemu-hmp")
 
     def start(self) -> None:
         v = VERSION["qemu"]

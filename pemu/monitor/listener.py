@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 
+from pemu import threads
 from pemu.qemuopts.keyval import OptionError
 
 
@@ -154,9 +155,7 @@ class Listener:
         self.first_client = threading.Event()
         self.sessions: list[object] = []
         self._closing = False
-        self._thread = threading.Thread(target=self._accept_loop, name=f"pemu-{label}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = threads.start_daemon(self._accept_loop, name=f"pemu-{label}")
 
     @property
     def address(self):
@@ -168,8 +167,7 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # closed
-            threading.Thread(target=self._serve, args=(conn,), name=f"pemu-{self.label}-c",
-                             daemon=True).start()
+            threads.start_daemon(self._serve, conn, name=f"pemu-{self.label}-c")
 
     def _serve(self, conn: socket.socket) -> None:
         if self.ssl_context is not None:

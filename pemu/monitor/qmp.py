@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pemu import threads
 from pemu.monitor.errors import COMMAND_NOT_FOUND, QMPError
 from pemu.monitor.json_stream import JSONStreamSplitter, ParseError
 from pemu.monitor.schema import Schema
@@ -55,8 +56,7 @@ class QMPSession:
         self.closed = False
         self._events = events
         self._on_close = on_close
-        self._worker = threading.Thread(target=self._work, name="pemu-qmp", daemon=True)
-        self._worker.start()
+        self._worker = threads.start_daemon(self._work, name="pemu-qmp")
 
     # -- output ---------------------------------------------------------------------
     def send(self, message: dict[str, object]) -> None:

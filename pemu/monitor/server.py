@@ -16,6 +16,7 @@ from __future__ import annotations
 import socket
 import sys
 
+from pemu import threads
 from pemu.monitor.chardev_transport import ChardevMonitor
 from pemu.monitor.listener import Connection, Listener, bind_tcp, bind_unix_private
 from pemu.monitor.tls import TLSCreds, load_tls_objects
@@ -122,7 +123,6 @@ class MonitorSet:
         except (OSError, ValueError) as e:
             raise OptionError(f"{opt} {spec}: could not connect: {e}") from None
         # Serve it like an accepted client, on a one-shot listener thread of its own.
-        import threading
 
         conn = Connection(sock)
         self._client_sockets.append(conn)
@@ -141,7 +141,7 @@ class MonitorSet:
             session.close()
             conn.close()
 
-        threading.Thread(target=serve, name="pemu-monitor-out", daemon=True).start()
+        threads.start_daemon(serve, name="pemu-monitor-out")
 
     # -- -mon chardev=ID ------------------------------------------------------------
     def add_chardev(self, chardev, mode: str) -> ChardevMonitor:

@@ -53,3 +53,36 @@ def test_terminal_restored(how):
             proc.wait()
         os.close(master)
         os.close(slave)
+
+
+def _blocked_signals(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/status") as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                return int(line.split()[1], 16)
+    raise AssertionError("no SigBlk line")
+
+
+def test_helper_threads_leave_termination_signals_to_the_main_thread():
+    """A SIGTERM that lands on the I/O thread would sit unhandled while the main
+    thread sleeps in a wait: pemu's helper threads must block it, so the kernel
+    delivers it to the main thread, which runs the Python handler at once."""
+    from pemu.chardev import StdioChardev
+
+    master, slave = os.openpty()
+    chardev = StdioChardev("stdio", signal=False, in_fd=slave, out_fd=slave)
+    try:
+        import threading
+        helpers = [t for t in threading.enumerate()
+                   if t.name.startswith("pemu-") and t.native_id is not None]
+        assert helpers, "the stdio chardev reads on a pemu helper thread"
+        for t in helpers:
+            mask = _blocked_signals(t.native_id)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                assert mask & (1 << (sig - 1)), f"{t.name} does not block {sig.name}"
+        main_mask = _blocked_signals(threading.main_thread().native_id)
+        assert not main_mask & (1 << (signal.SIGTERM - 1))
+    finally:
+        chardev.close()
+        os.close(master)
+        os.close(slave)

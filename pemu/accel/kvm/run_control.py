@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from pemu import threads
 from pemu.accel.kvm.vcpu import KVMVCPU
 
 VCPUBody = Callable[[KVMVCPU], None]
@@ -45,8 +46,7 @@ class VCPURunner:
         for vcpu in self.vcpus:
             t = threading.Thread(target=self._thread, args=(vcpu,), name=f"vcpu{vcpu.index}",
                                  daemon=True)
-            self.threads.append(t)
-            t.start()
+            self.threads.append(threads.start(t))
 
     # -- control (any thread but a vCPU's own, for the blocking ones) ---------------------
     def pause(self, timeout: float | None = 10.0) -> bool:

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
+from pemu import threads
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.ir import (
     CALL_READS_STATE,
@@ -468,9 +469,7 @@ class DeadlineKicker:
         self.harts = harts
         self._done = threading.Event()
         self._kicked: dict[int, int] = {}  # hartid -> the deadline already delivered
-        self._thread = threading.Thread(target=self._run, name="pemu-timer-kicker",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = threads.start_daemon(self._run, name="pemu-timer-kicker")
 
     def stop(self) -> None:
         self._done.set()
@@ -594,7 +593,7 @@ class Machine:
             self._timer.cancel()
         self._timer = threading.Timer(self.QUANTUM_S, expire)
         self._timer.daemon = True
-        self._timer.start()
+        threads.start(self._timer)
 
 
 # -- privileged instructions (registered into the frontend's SYSTEM table) -----------------

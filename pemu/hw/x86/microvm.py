@@ -21,6 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
+from pemu import threads
 from pemu.accel.kvm import abi
 from pemu.accel.kvm.errors import GuestCannotRun, KVMError
 from pemu.accel.kvm.irq import IrqfdSink, IrqLineSink
@@ -351,8 +352,7 @@ class Microvm:
             self.request_exit(0, f"guest {why}")
             return
         self.runner.request_pause()
-        threading.Thread(target=self._guest_reset_worker, args=(why,), name="pemu-reset",
-                         daemon=True).start()
+        threads.start_daemon(self._guest_reset_worker, why, name="pemu-reset")
 
     def debug_exit(self, vcpu: KVMVCPU, info: abi.KvmDebugExitArch) -> None:
         if self.debug_handler is None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+
+from pemu import threads
 
 
 class SignalWakeup:
@@ -53,8 +54,7 @@ class SignalWakeup:
             os.close(fd)
         self._fds = (r, w)
         self._pid = os.getpid()
-        threading.Thread(target=self._watch, args=(r,), name="pemu-signal-wakeup",
-                         daemon=True).start()
+        threads.start_daemon(self._watch, r, name="pemu-signal-wakeup")
 
     def _watch(self, r: int) -> None:
         while True:
