@@ -19,9 +19,20 @@ from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
+from pemu.block.errors import BlockError
+from pemu.chardev.base import ChardevError
+from pemu.chardev.mux import set_quit_handler
+from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.riscv.board import BoardError
+from pemu.hw.riscv.boot import BootError
+from pemu.hw.riscv.spike import SpikeBoard
+from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.monitor.riscv_board import RiscvBoardMonitor
+from pemu.monitor.server import create_monitors
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 
@@ -54,7 +65,6 @@ def _check_config(cfg: SystemConfig) -> str:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-
     return make_virtio_devices(board, cfg, PROG, "the virt board")
 
 
@@ -64,13 +74,6 @@ def _make_log(cfg: SystemConfig) -> TCGLog:
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
-    from pemu.block.errors import BlockError
-    from pemu.chardev.base import ChardevError
-    from pemu.chardev.mux import set_quit_handler
-    from pemu.chardev.registry import ChardevRegistry
-    from pemu.hw.riscv.board import BoardError
-    from pemu.hw.riscv.boot import BootError
-
     machine = _check_config(cfg)
     chardevs = ChardevRegistry()
     board = None
@@ -82,8 +85,6 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         for opts in cfg.chardevs:
             chardevs.add(opts)
         if machine == "virt":
-            from pemu.hw.riscv.virt import VirtBoard
-
             board = VirtBoard(cfg, chardevs, _make_log(cfg))
             dump = cfg.machine.get("dumpdtb")
             if dump:
@@ -91,8 +92,6 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
                 board.dump_dtb(dump)
                 return 0
         else:
-            from pemu.hw.riscv.spike import SpikeBoard
-
             board = SpikeBoard(cfg, chardevs, _make_log(cfg))
         set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
         if machine == "virt":
@@ -103,10 +102,6 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             for hart in board.harts:
                 hart.count_insns = True
         # -qmp/-monitor/-mon, and -gdb/-s (with -S the harts wait for cont or gdb)
-        from pemu.gdbstub.riscv_system import start_system_gdbstub
-        from pemu.monitor.riscv_board import RiscvBoardMonitor
-        from pemu.monitor.server import create_monitors
-
         monitored = RiscvBoardMonitor(board, cfg)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:

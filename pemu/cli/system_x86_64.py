@@ -10,11 +10,18 @@ from __future__ import annotations
 import sys
 
 from pemu.accel.kvm.errors import KVMError
+from pemu.accel.kvm.vcpu import install_kick_handler
+from pemu.chardev.mux import set_quit_handler
+from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.gdbstub.x86_kvm import start_x86_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
+from pemu.hw.x86.microvm import BoardError, Microvm
+from pemu.monitor.server import create_monitors
+from pemu.monitor.x86_board import MicrovmMonitor
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.target.x86.cpuid import CPUModelError, check_model
@@ -55,19 +62,10 @@ def _check_config(cfg: SystemConfig) -> None:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-
     return make_virtio_devices(board, cfg, PROG, "microvm")
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
-    from pemu.accel.kvm.vcpu import install_kick_handler
-    from pemu.chardev.mux import set_quit_handler
-    from pemu.chardev.registry import ChardevRegistry
-    from pemu.gdbstub.x86_kvm import start_x86_gdbstub
-    from pemu.hw.x86.microvm import BoardError, Microvm
-    from pemu.monitor.server import create_monitors
-    from pemu.monitor.x86_board import MicrovmMonitor
-
     _check_config(cfg)
     kernel = _read(cfg.kernel, "kernel")
     initrd = _read(cfg.initrd, "initrd") if cfg.initrd else None

@@ -18,6 +18,7 @@ import threading
 
 from pemu.accel.tcg.engine import DEBUG_SINGLE_INSN_FLAG, DebugStop
 from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
+from pemu.gdbstub.server import serve
 from pemu.gdbstub.target import (
     BP_HARDWARE,
     BP_SOFTWARE,
@@ -282,8 +283,6 @@ def attach(process, first_cpu, spec: str) -> UserModeTarget:
     The stub interposes on ``run`` of the process's CPUs (``first_cpu`` now, and every
     CPU ``engine.create_cpu`` makes later for new guest threads).
     """
-    from pemu.gdbstub.server import serve
-
     target = UserModeTarget(process)
     engine = process.engine
     make_cpu = engine.create_cpu

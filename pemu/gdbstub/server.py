@@ -15,6 +15,7 @@ import threading
 from pemu import threads
 from pemu.gdbstub.protocol import GdbSession
 from pemu.gdbstub.target import DebugTarget
+from pemu.monitor.listener import bind_tcp, bind_unix_private
 from pemu.qemuopts.keyval import OptionError
 
 
@@ -36,8 +37,6 @@ def parse_gdb_spec(spec: str) -> tuple[str, str | tuple[str, int]]:
 
 class GdbServer:
     def __init__(self, target: DebugTarget, spec: str) -> None:
-        from pemu.monitor.listener import bind_tcp, bind_unix_private
-
         self.target = target
         kind, where = parse_gdb_spec(spec)
         if kind == "unix":

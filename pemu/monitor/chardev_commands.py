@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
+from pemu.qemuopts.keyval import OptionError
 
 
 def _describe(chardev) -> str:
@@ -59,8 +60,6 @@ def _options(cid: str, backend: object) -> dict[str, str]:
 
 
 def chardev_add(registry, cid: str, backend: object) -> dict[str, object]:
-    from pemu.qemuopts.keyval import OptionError
-
     if registry is None:
         raise QMPError("this machine has no character devices")
     opts = _options(cid, backend)

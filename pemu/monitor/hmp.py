@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
 from pemu.monitor.qmp import VERSION
@@ -165,8 +166,6 @@ class HMPInterpreter:
         return self.machine.info_tlb(self.cpu_index)
 
     def info_chardev(self) -> str:
-        from pemu.monitor.chardev_commands import query_chardev
-
         return "".join(f"{c['label']}: filename={c['filename']}\n"
                        for c in query_chardev(self.machine.chardevs))
 

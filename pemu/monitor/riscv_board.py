@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import threading
 
+from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import CPUInfo, MonitoredMachine
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
+from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.mmu import ACCESS_READ, walk
+from pemu.target.riscv.priv import MSTATUS_MXR
 
 PARK_WAIT = 1.0  # harts asleep in WFI never reach the gate; they are stopped anyway
 _PRIV_NAMES = {0: "U", 1: "S", 3: "M"}
@@ -149,8 +153,6 @@ class RiscvBoardMonitor(MonitoredMachine):
 
     def read_memory(self, addr: int, size: int, physical: bool = True,
                     cpu_index: int = 0) -> bytes:
-        from pemu.memory.address_space import GuestMemoryError
-
         space = self.board.space
         try:
             if physical:
@@ -170,10 +172,6 @@ class RiscvBoardMonitor(MonitoredMachine):
     @staticmethod
     def _virt_to_phys(hart, vaddr: int) -> int:
         """A debugger's page walk: no A/D updates, no TLB fill, no guest trap."""
-        from pemu.target.riscv.exceptions import RiscvTrap
-        from pemu.target.riscv.mmu import ACCESS_READ, walk
-        from pemu.target.riscv.priv import MSTATUS_MXR
-
         ps = hart.ps
         priv, sum_ = ps.data_priv()
         if priv == 3 or not ps.satp >> 60:

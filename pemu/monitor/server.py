@@ -18,7 +18,10 @@ import sys
 
 from pemu import threads
 from pemu.monitor.chardev_transport import ChardevMonitor
+from pemu.monitor.commands import SCHEMA
+from pemu.monitor.hmp import HMPSession
 from pemu.monitor.listener import Connection, Listener, bind_tcp, bind_unix_private
+from pemu.monitor.qmp import CommandContext, QMPSession
 from pemu.monitor.tls import TLSCreds, load_tls_objects
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval
 
@@ -39,13 +42,8 @@ class MonitorSet:
     def new_session(self, mode: str, send, echo: bool = False):
         """A QMP or HMP session writing through ``send``."""
         if mode == CONTROL:
-            from pemu.monitor.commands import SCHEMA
-            from pemu.monitor.qmp import CommandContext, QMPSession
-
             return QMPSession(SCHEMA, lambda s: CommandContext(self.machine, self, s), send,
                               events=self.machine.events)
-        from pemu.monitor.hmp import HMPSession
-
         return HMPSession(self.machine, self, send, echo=echo)
 
     # -- -qmp / -monitor strings -------------------------------------------------------

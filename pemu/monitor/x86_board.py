@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pemu.accel.kvm import abi
 from pemu.accel.kvm.errors import KVMError
 from pemu.accel.kvm.page_walk import NotMapped, translate
+from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, CPUInfo, MonitoredMachine
 
@@ -204,8 +205,6 @@ class MicrovmMonitor(MonitoredMachine):
 
     def read_memory(self, addr: int, size: int, physical: bool = True,
                     cpu_index: int = 0) -> bytes:
-        from pemu.memory.address_space import GuestMemoryError
-
         try:
             if physical:
                 return self.board.mem.read(addr, size)
@@ -223,8 +222,6 @@ class MicrovmMonitor(MonitoredMachine):
     def write_memory(self, addr: int, data: bytes, physical: bool = True,
                      cpu_index: int = 0) -> None:
         """For the gdb stub; raises QMPError like read_memory."""
-        from pemu.memory.address_space import GuestMemoryError
-
         try:
             if physical:
                 self.board.mem.write(addr, data)
