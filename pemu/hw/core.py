@@ -9,7 +9,8 @@ An ``IRQLine`` is wired by the board to whatever delivers the interrupt: a PLIC 
 under TCG, a KVM irqfd or KVM_IRQ_LINE under KVM.
 
 Device state that migration and savevm must carry is described once, next to the
-device, as a versioned ``VMState`` field list (see ``Device.vmstate``).
+device, as a versioned ``VMState`` field list (see ``Device.vmstate``); pemu/migration
+generates saving, loading and their checks from it.
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ class Device:
     def vmstate_check(self, state: Mapping[str, object]) -> None:
         """Checks on a parsed state, before any of it is applied, that need the device's
         configuration or several fields at once (the per-field kind, length and ``max``
-        checks are already done).  Raise ``VMStateInvalid(field, why)``."""
+        checks are already done).  ``state`` holds the fields the stream carried: all of
+        them, or for an older version those with ``since`` <= that version.  Raise
+        ``VMStateInvalid(field, why)``."""
 
     def vmstate_post_load(self) -> None:
         """Re-derive what the declaration does not carry (IRQ levels, timers, values

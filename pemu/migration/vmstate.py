@@ -60,7 +60,10 @@ def save_device(dev: Device) -> bytes:
                 # The device holds something its declaration does not describe: a bug
                 # in the declaration, reported as such rather than written out.
                 raise MigrationError(device_label(dev), f"cannot save: {e}", f.name) from e
-    return encode_section(vms.name, vms.version, bytes(payload))
+    try:
+        return encode_section(vms.name, vms.version, bytes(payload))
+    except WireError as e:  # a state beyond the section limit: refused, not truncated
+        raise MigrationError(device_label(dev), f"cannot save: {e}") from e
 
 
 def load_device(dev: Device, data: bytes) -> None:

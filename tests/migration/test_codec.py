@@ -206,3 +206,11 @@ def test_broken_declarations_fail_at_definition(fields, why):
         VMState("broken", 2, fields)
     with pytest.raises(ValueError, match="minimum_version 3"):
         VMState("broken", 2, (), minimum_version=3)
+
+
+def test_state_beyond_the_section_limit_is_not_saved(monkeypatch):
+    from pemu.migration import section
+
+    monkeypatch.setattr(section, "MAX_PAYLOAD", 16)
+    with pytest.raises(MigrationError, match="gadget 'g0': cannot save: payload of"):
+        save_device(busy())

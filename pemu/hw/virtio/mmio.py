@@ -175,6 +175,7 @@ class VirtioMMIO(Device):
                                  f"but not a modern subset of 0x{self.host_features:x}")
         # A live queue must be one this transport would have let go live: the same
         # check QueueReady runs, on a scratch queue (the real ones are untouched).
+        # Its rings must lie in RAM: a savevm stream carries RAM before devices.
         for i, vq in enumerate(self.queues):
             if not state["queue_ready"][i]:  # type: ignore[index]
                 continue
