@@ -7,6 +7,7 @@ from hwtest_util import wait_until
 
 from pemu.hw.intc import aclint as a
 from pemu.memory.address_space import AddressSpace
+from pemu.migration import load_device, save_device
 
 BASE = 0x02000000
 
@@ -88,9 +89,9 @@ def test_state_keeps_mtime_across_restore(clint):
     dev, space, clock = clint
     space.store(BASE + a.MTIME, 8, 123456)
     space.store(BASE + a.MTIMECMP_BASE, 8, 999999)
-    state = dev.save_state()
+    state = save_device(dev)
     other = a.ACLINT(2, use_timers=False, clock_ns=FakeClock())
-    other.load_state(state)
+    load_device(other, state)
     assert other.mtime() == 123456 and other.mtimecmp[0] == 999999
 
 

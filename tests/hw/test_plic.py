@@ -6,6 +6,7 @@ import pytest
 
 from pemu.hw.intc import plic as p
 from pemu.memory.address_space import AddressSpace
+from pemu.migration import load_device, save_device
 
 BASE = 0x0C000000
 
@@ -131,12 +132,10 @@ def test_reset_and_state(plic):
     ctl.input(70).raise_()
     wr(4 * 70, 1)
     enable(wr, 1, 70)
-    state = ctl.save_state()
-    assert all(0 <= w <= 0xFFFFFFFF for k in state for w in (
-        state[k] if isinstance(state[k], list) else [state[k]]))
+    state = save_device(ctl)
     ctl.reset()
     assert rd(4 * 2) == 0 and not ctl.m_external(0).level
-    ctl.load_state(state)
+    load_device(ctl, state)
     assert ctl.m_external(0).level and ctl.s_external(0).level
     assert rd(4 * 2) == 4 and rd(ctx(0, 4)) == 2
     assert rd(ctx(1, 4)) == 70

@@ -7,6 +7,7 @@ from hwtest_util import wait_until
 
 from pemu.hw.char import serial16550 as u
 from pemu.memory.address_space import AddressSpace
+from pemu.migration import load_device, save_device
 
 BASE = 0x10000000
 
@@ -179,10 +180,10 @@ def test_reset_and_migration_state(capture, irq):
     wr(4, u.MCR_LOOP)
     wr(0, 0x33)
     wr(7, 0x99)
-    state = uart.save_state()
+    state = save_device(uart)
     uart.reset()
     assert rd(7) == 0 and not rd(5) & u.LSR_DR
-    uart.load_state(state)
+    load_device(uart, state)
     assert rd(7) == 0x99 and rd(0) == 0x33
 
 

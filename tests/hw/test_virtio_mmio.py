@@ -21,6 +21,7 @@ from pemu.hw.virtio.virtqueue import (
     VIRTQ_DESC_F_NEXT,
     VIRTQ_DESC_F_WRITE,
 )
+from pemu.migration import load_device, save_device
 
 
 @pytest.fixture
@@ -225,11 +226,11 @@ def test_migration_state_round_trip(rng):
     q.add([(drv.ram.alloc(8), 8, True)])
     q.kick()
     assert q.get_used() == [(0, 8)]
-    state = transport.save_state()
+    state = save_device(transport)
     space2, t2, _ = make_machine(VirtioRng())
     # Same RAM layout: copy guest RAM over as migration would.
     space2.write(0x80000000, drv.space.read(0x80000000, 1 << 20))
-    t2.load_state(state)
+    load_device(t2, state)
     drv2 = Driver(space2)
     drv2.ram.next = drv.ram.next
     assert drv2.r32(r.STATUS) == drv.r32(r.STATUS)

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Mapping
 
 from pemu.chardev.base import Chardev
-from pemu.hw.core import Device, IRQLine, VMState, VMStateField
+from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
 from pemu.main_loop import Timer, get_main_loop
 
 # IER bits
@@ -41,6 +42,7 @@ FCR_ENABLE = 0x01
 FCR_CLEAR_RX = 0x02
 FCR_CLEAR_TX = 0x04
 FCR_TRIGGER_SHIFT = 6
+FCR_STORED = FCR_ENABLE | 0xC8  # what FCR keeps: enable, DMA mode, RX trigger level
 RX_TRIGGER_LEVELS = (1, 4, 8, 14)
 
 # LCR / MCR bits
@@ -85,10 +87,15 @@ class Serial16550(Device):
     """
 
     type_name = "serial16550"
-    vmstate = VMState("serial16550", 1, tuple(VMStateField(n, k) for n, k in (
-        ("divisor", "u16"), ("ier", "u8"), ("lcr", "u8"), ("mcr", "u8"), ("lsr", "u8"),
-        ("msr", "u8"), ("scr", "u8"), ("fcr", "u8"), ("thr_ipending", "bool"),
-        ("timeout_ipending", "bool"), ("rx_fifo_bytes", "bytes"), ("rbr", "u8"))))
+    # ``max`` bounds are the bits the registers keep (IER 4 bits, MCR 5); FCR is checked
+    # in vmstate_check.  The RX FIFO's bytes are state: a guest mid-read keeps them.
+    vmstate = VMState("serial16550", 1, (
+        VMStateField("divisor", "u16"), VMStateField("ier", "u8", max=0x0F),
+        VMStateField("lcr", "u8"), VMStateField("mcr", "u8", max=0x1F),
+        VMStateField("lsr", "u8"), VMStateField("msr", "u8"), VMStateField("scr", "u8"),
+        VMStateField("fcr", "u8"), VMStateField("thr_ipending", "bool"),
+        VMStateField("timeout_ipending", "bool"),
+        VMStateField("rx_fifo_bytes", "bytes", max=FIFO_SIZE), VMStateField("rbr", "u8")))
 
     def __init__(self, chardev: Chardev | None, irq: IRQLine, regshift: int = 0,
                  clock_hz: int = DEFAULT_CLOCK_HZ, id: str | None = None) -> None:
@@ -131,6 +138,22 @@ class Serial16550(Device):
     @rx_fifo_bytes.setter
     def rx_fifo_bytes(self, value: bytes) -> None:
         self.rx_fifo = deque(value[:FIFO_SIZE])
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        fcr = state.get("fcr", 0)
+        assert isinstance(fcr, int)
+        if fcr & ~FCR_STORED or (fcr and not fcr & FCR_ENABLE):
+            raise VMStateInvalid("fcr", f"0x{fcr:02x} is not a value FCR can hold")
+        if state.get("rx_fifo_bytes") and not fcr & FCR_ENABLE:
+            raise VMStateInvalid("rx_fifo_bytes", "data in the FIFO while FIFOs are off")
+
+    def vmstate_post_load(self) -> None:
+        # The character-timeout timer is host state: data that sat in the FIFO before
+        # the save starts a fresh timeout here.
+        self._cancel_timeout()
+        if self.rx_fifo and self.fifo_enabled and not self.timeout_ipending:
+            self._arm_timeout()
+        self._update_irq()
 
     @property
     def fifo_enabled(self) -> bool:
@@ -341,5 +364,5 @@ class Serial16550(Device):
             # still reports "THR empty" again, as the chip (and QEMU) do.
             self.lsr |= LSR_THRE
             self.thr_ipending = True
-        self.fcr = value & (FCR_ENABLE | 0xC8) if value & FCR_ENABLE else 0
+        self.fcr = value & FCR_STORED if value & FCR_ENABLE else 0
         return emptied or bool(value & FCR_ENABLE)

@@ -42,8 +42,10 @@ class ACLINT(Device):
     """
 
     type_name = "riscv.aclint"
+    # mtime travels as its value, not as the host-clock offset: the receiving host's
+    # clock has another epoch, and setting mtime_value re-bases the offset on it.
     vmstate = VMState("aclint", 1, (
-        VMStateField("msip_bits", "u32[]"), VMStateField("mtimecmp", "u64[]"),
+        VMStateField("msip_bits", "u32[]", max=1), VMStateField("mtimecmp", "u64[]"),
         VMStateField("mtime_value", "u64")))
 
     def __init__(self, num_harts: int, timebase_hz: int = TIMEBASE_HZ,
@@ -153,9 +155,8 @@ class ACLINT(Device):
                 self.mtimecmp[h] = _merge(self.mtimecmp[h], byte, size, value)
             self.poll()
 
-    def load_state(self, state: dict) -> None:
-        with self.lock:
-            super().load_state(state)
-            for h, line in enumerate(self.msip):
-                line.set_level(bool(self.msip_bits[h]))
-            self.poll()
+    def vmstate_post_load(self) -> None:
+        # The IRQ lines follow the loaded registers; poll() also re-arms the timer.
+        for h, line in enumerate(self.msip):
+            line.set_level(bool(self.msip_bits[h]))
+        self.poll()

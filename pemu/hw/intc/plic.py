@@ -17,8 +17,9 @@ high makes it pending again.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
-from pemu.hw.core import Device, IRQLine, VMState, VMStateField
+from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
 
 PRIORITY_BASE = 0x000000
 PENDING_BASE = 0x001000
@@ -46,9 +47,13 @@ class PLIC(Device):
 
     type_name = "riscv.sifive.plic"
     # Bitmaps are wider than 64 bits (96 sources), so they migrate as 32-bit words.
-    vmstate = VMState("plic", 1, tuple(VMStateField(n, k) for n, k in (
-        ("priority", "u32[]"), ("pending_words", "u32[]"), ("claimed_words", "u32[]"),
-        ("level_words", "u32[]"), ("enable_words", "u32[]"), ("threshold", "u32[]"))))
+    # Priorities and thresholds are bounded by the configured priority bits; bitmap bits
+    # of sources that do not exist are refused by vmstate_check.
+    vmstate = VMState("plic", 1, (
+        VMStateField("priority", "u32[]", max="priority_mask"),
+        VMStateField("pending_words", "u32[]"), VMStateField("claimed_words", "u32[]"),
+        VMStateField("level_words", "u32[]"), VMStateField("enable_words", "u32[]"),
+        VMStateField("threshold", "u32[]", max="priority_mask")))
 
     def __init__(self, num_harts: int, num_sources: int = NUM_SOURCES,
                  priority_bits: int = PRIORITY_BITS, id: str | None = None) -> None:
@@ -107,10 +112,22 @@ class PLIC(Device):
         n = self._nwords
         self.enable = [self._join(words[c * n:(c + 1) * n]) for c in range(self.num_contexts)]
 
-    def load_state(self, state: dict) -> None:
-        with self.lock:
-            super().load_state(state)
-            self._update()
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        # A bit for a source that does not exist would index past ``priority``.
+        for name in ("pending_words", "claimed_words", "level_words"):
+            if name in state and self._join(state[name]) & ~self._valid:  # type: ignore[arg-type]
+                raise VMStateInvalid(name, "bits set for sources this PLIC does not have")
+        if "priority" in state and state["priority"][0]:  # type: ignore[index]
+            raise VMStateInvalid("priority", "source 0 does not exist but has a priority")
+        words = state.get("enable_words", [])
+        n = self._nwords
+        for ctx in range(self.num_contexts):
+            if self._join(words[ctx * n:(ctx + 1) * n]) & ~self._valid:  # type: ignore[index]
+                raise VMStateInvalid("enable_words", f"context {ctx} enables sources this "
+                                                     "PLIC does not have")
+
+    def vmstate_post_load(self) -> None:
+        self._update()  # the context outputs follow the loaded bitmaps
 
     # -- wiring ---------------------------------------------------------------------
     def input(self, n: int) -> IRQLine:

@@ -137,9 +137,10 @@ class GoldfishRTC(Device):
                 self.irq_pending = False
                 self._update_irq()
 
-    def load_state(self, state: dict) -> None:
-        with self.lock:
-            super().load_state(state)
-            if self.alarm_running:
-                self._arm()
-            self._update_irq()
+    def vmstate_post_load(self) -> None:
+        # The alarm timer is host state: re-armed from the loaded deadline (or fired at
+        # once if the deadline passed while the state was in transit).
+        self._cancel()
+        if self.alarm_running:
+            self._arm()
+        self._update_irq()

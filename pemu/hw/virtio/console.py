@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 from pemu.chardev.base import Chardev
+from pemu.hw.core import VMState, VMStateField
 from pemu.hw.virtio.device import VIRTIO_ID_CONSOLE, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.qom.registry import DEVICE, Property, TypeInfo, register
@@ -18,6 +19,7 @@ VIRTIO_CONSOLE_F_SIZE = 0
 VIRTIO_CONSOLE_F_EMERG_WRITE = 2
 RX_QUEUE = 0
 TX_QUEUE = 1
+RX_CHUNK = 4096  # most input taken from the chardev at once (and so ever pending)
 
 
 class VirtioConsole(VirtioDevice):
@@ -27,6 +29,11 @@ class VirtioConsole(VirtioDevice):
     num_queues = 2
     queue_size = 128
     type_name = "virtio-serial-device"
+    # Input taken from the chardev that no guest buffer has room for yet: the host
+    # already consumed it, so only the device's state still has it.  The queues and
+    # features are the transport's state (virtio-mmio).
+    vmstate = VMState("virtio-console", 1, (
+        VMStateField("pending_input", "bytes", max=RX_CHUNK),))
 
     def __init__(self, chardev: Chardev, cols: int = 80, rows: int = 25,
                  id: str | None = None) -> None:
@@ -36,6 +43,14 @@ class VirtioConsole(VirtioDevice):
         self.rows = rows
         self._pending = bytearray()  # input accepted from the chardev, not yet in a buffer
         chardev.set_receiver(self.receive, self.can_receive)
+
+    @property
+    def pending_input(self) -> bytes:
+        return bytes(self._pending)
+
+    @pending_input.setter
+    def pending_input(self, data: bytes) -> None:
+        self._pending = bytearray(data)
 
     def device_features(self) -> int:
         return bit(VIRTIO_CONSOLE_F_SIZE) | bit(VIRTIO_CONSOLE_F_EMERG_WRITE)
@@ -67,7 +82,7 @@ class VirtioConsole(VirtioDevice):
             if self._pending or not self.driver_ok or len(self.queues) <= RX_QUEUE:
                 return 0
             try:
-                return 4096 if self.queues[RX_QUEUE].has_work() else 0
+                return RX_CHUNK if self.queues[RX_QUEUE].has_work() else 0
             except Exception:  # noqa: BLE001 - ring outside RAM: treat as no room
                 return 0
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Mapping
 
-from pemu.hw.core import Device, IRQLine, VMState, VMStateField
+from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
 from pemu.hw.virtio.device import (
     STATUS_DEVICE_NEEDS_RESET,
     STATUS_DRIVER_OK,
@@ -72,14 +73,40 @@ _QUEUE_ADDR_REGS = {
 }
 
 
+def _queue_view(attr: str) -> property:
+    """One VirtQueue attribute of every queue, as a list in queue order (for vmstate)."""
+
+    def get(self: VirtioMMIO) -> list:
+        return [getattr(vq, attr) for vq in self.queues]
+
+    def set(self: VirtioMMIO, values: list) -> None:
+        for vq, value in zip(self.queues, values, strict=True):
+            setattr(vq, attr, value)
+
+    return property(get, set)
+
+
 class VirtioMMIO(Device):
     """``VirtioMMIO(address_space, device, irq)``; map it with ``add_mmio(.., 0x200, t)``."""
 
     type_name = "virtio-mmio"
-    vmstate = VMState("virtio-mmio", 1, tuple(VMStateField(n, k) for n, k in (
-        ("status", "u32"), ("interrupt_status", "u32"), ("driver_features", "u64"),
-        ("device_features_sel", "u32"), ("driver_features_sel", "u32"), ("queue_sel", "u32"),
-        ("config_generation", "u32"), ("queue_state", "u64[]"))))
+    # The transport's registers and, per queue, what the driver programmed plus the ring
+    # indices the device keeps (with where it last interrupted, for EVENT_IDX: without
+    # it a restored queue would send one interrupt the original would not).  Each
+    # queue's event_idx/indirect follow from driver_features; device_type makes a blk
+    # state refuse to load into an rng slot.
+    vmstate = VMState("virtio-mmio", 1, (
+        VMStateField("device_type", "u32", equal=True),
+        VMStateField("status", "u8"),
+        VMStateField("interrupt_status", "u32", max=INT_USED_BUFFER | INT_CONFIG_CHANGE),
+        VMStateField("driver_features", "u64"),
+        VMStateField("device_features_sel", "u32"), VMStateField("driver_features_sel", "u32"),
+        VMStateField("queue_sel", "u32"), VMStateField("config_generation", "u32"),
+        VMStateField("queue_num", "u32[]"), VMStateField("queue_ready", "bool[]"),
+        VMStateField("queue_desc", "u64[]"), VMStateField("queue_driver", "u64[]"),
+        VMStateField("queue_device", "u64[]"), VMStateField("queue_last_avail_idx", "u16[]"),
+        VMStateField("queue_used_idx", "u16[]"), VMStateField("queue_signalled_used", "u16[]"),
+        VMStateField("queue_signalled_used_valid", "bool[]")))
 
     def __init__(self, address_space: AddressSpace, device: VirtioDevice | None,
                  irq: IRQLine, id: str | None = None) -> None:
@@ -123,19 +150,50 @@ class VirtioMMIO(Device):
         qs = self.queues
         return qs[self.queue_sel] if self.queue_sel < len(qs) else None
 
+    # -- migration ----------------------------------------------------------------------
     @property
-    def queue_state(self) -> list[int]:
-        return [v for vq in self.queues for v in vq.state()]
+    def device_type(self) -> int:
+        return self.device.device_id if self.device is not None else 0
 
-    @queue_state.setter
-    def queue_state(self, values: list[int]) -> None:
+    queue_num = _queue_view("num")
+    queue_ready = _queue_view("ready")
+    queue_desc = _queue_view("desc_addr")
+    queue_driver = _queue_view("avail_addr")
+    queue_device = _queue_view("used_addr")
+    queue_last_avail_idx = _queue_view("last_avail_idx")
+    queue_used_idx = _queue_view("used_idx")
+    queue_signalled_used = _queue_view("signalled_used")
+    queue_signalled_used_valid = _queue_view("signalled_used_valid")
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        status = state["status"]
+        features = state["driver_features"]
+        assert isinstance(status, int) and isinstance(features, int)
+        if status & STATUS_FEATURES_OK and (features & ~self.host_features
+                                            or not features & bit(VIRTIO_F_VERSION_1)):
+            raise VMStateInvalid("driver_features", f"0x{features:x} accepted (FEATURES_OK) "
+                                 f"but not a modern subset of 0x{self.host_features:x}")
+        # A live queue must be one this transport would have let go live: the same
+        # check QueueReady runs, on a scratch queue (the real ones are untouched).
+        # Its rings must lie in RAM: a savevm stream carries RAM before devices.
         for i, vq in enumerate(self.queues):
-            vq.set_state(list(values[7 * i:7 * i + 7]))
+            if not state["queue_ready"][i]:  # type: ignore[index]
+                continue
+            scratch = VirtQueue(self.mem, i, vq.max_size)
+            scratch.num = state["queue_num"][i]  # type: ignore[index]
+            scratch.desc_addr = state["queue_desc"][i]  # type: ignore[index]
+            scratch.avail_addr = state["queue_driver"][i]  # type: ignore[index]
+            scratch.used_addr = state["queue_device"][i]  # type: ignore[index]
+            try:
+                scratch.check_layout()
+            except VirtqueueError as e:
+                raise VMStateInvalid("queue_ready", str(e)) from None
 
-    def load_state(self, state: dict) -> None:
-        super().load_state(state)
+    def vmstate_post_load(self) -> None:
         if self.device is not None:
-            self.device.features_negotiated(self.driver_features)
+            # What FEATURES_OK told the device (event_idx, indirect per queue).
+            accepted = self.status & STATUS_FEATURES_OK
+            self.device.features_negotiated(self.driver_features if accepted else 0)
         self._update_irq()
 
     # -- interrupts and errors ---------------------------------------------------------

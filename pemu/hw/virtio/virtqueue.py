@@ -269,13 +269,3 @@ class VirtQueue:
             return not valid or vring_need_event(self.used_event(), self.used_idx, old)
         return not self.avail_flags() & VIRTQ_AVAIL_F_NO_INTERRUPT
 
-    # -- migration --------------------------------------------------------------------------
-    def state(self) -> list[int]:
-        return [self.num, int(self.ready), self.desc_addr, self.avail_addr, self.used_addr,
-                self.last_avail_idx, self.used_idx]
-
-    def set_state(self, values: list[int]) -> None:
-        (self.num, ready, self.desc_addr, self.avail_addr, self.used_addr,
-         self.last_avail_idx, self.used_idx) = values
-        self.ready = bool(ready)
-        self.signalled_used_valid = False
