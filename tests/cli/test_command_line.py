@@ -193,5 +193,5 @@ def test_reference_page_is_generated_from_the_registry():
 
     page = (ROOT / "docs" / "REFERENCE.md").read_text()
     assert page == reference(), "run: python3 -m pemu.cli.reference > docs/REFERENCE.md"
-    for info in registry.types(registry.DEVICE):
+    for info in registry.types(registry.DEVICE) + registry.types(registry.CHARDEV):
         assert f"| `{info.name}` |" in page
