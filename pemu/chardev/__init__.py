@@ -3,7 +3,8 @@
 Frontends (UART, virtio-console, monitor) use only ``Chardev.write``,
 ``Chardev.set_receiver(callback, can_receive)``, ``accept_input``,
 ``set_event_handler`` (OPENED/CLOSED, e.g. a socket client came or went) and ``close``.
-Boards build backends from the command line with ``ChardevRegistry``.
+Boards build backends from the command line with ``ChardevRegistry``.  Importing this
+package imports every backend module, and so declares every backend (backend.py).
 """
 
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, ChardevError

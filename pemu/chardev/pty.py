@@ -6,6 +6,7 @@ import os
 import sys
 import tty
 
+from pemu.chardev.backend import declare_backend
 from pemu.chardev.fd import FdChardev
 
 
@@ -34,3 +35,7 @@ class PtyChardev(FdChardev):
             super().close()
             os.close(self.in_fd)
             os.close(self._slave)
+
+
+declare_backend("pty", "a new pseudo-terminal (its path is printed)",
+                lambda options: PtyChardev(options.id))

@@ -3,42 +3,34 @@
 ``-chardev BACKEND,id=ID,...`` arrives from ``pemu.cli.system_config`` as a dict
 (``backend`` holds the first word); ``-serial``/``-monitor`` arrive as QEMU's legacy
 strings (``stdio``, ``file:F``, ``tcp:HOST:PORT,server=on``, ``mon:stdio`` ...).  A
-board owns one ``ChardevRegistry`` and asks it for a frontend per device.
+board owns one ``ChardevRegistry`` and asks it for a frontend per device.  Which
+backends exist and what options each takes is declared by the backends themselves
+(backend.py); this module only keeps a machine's chardevs by id.
 """
 
 from __future__ import annotations
 
+from pemu.chardev.backend import (
+    BackendOptions,
+    backend_type,
+    check_backend_options,
+    factory_of,
+)
 from pemu.chardev.base import Chardev, ChardevError
 from pemu.chardev.mux import MuxChardev
-from pemu.chardev.pty import PtyChardev
-from pemu.chardev.simple import FileChardev, NullChardev
-from pemu.chardev.socket import SocketChardev
-from pemu.chardev.stdio import StdioChardev
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval
-
-_BACKEND_KEYS = {
-    "null": set(),
-    "stdio": {"signal"},
-    "file": {"path", "append"},
-    "pty": set(),
-    "socket": {"host", "port", "path", "server", "wait", "nodelay"},
-}
-_COMMON_KEYS = {"backend", "id", "mux"}
-
-
-def _flag(opts: dict[str, str], key: str, default: bool, what: str) -> bool:
-    return parse_bool(opts[key], f"{what}: {key}") if key in opts else default
 
 
 class ChardevRegistry:
-    """All chardevs of one machine, by id."""
+    """All chardevs of one machine, by id.  The backends themselves are the CHARDEV
+    types of the type registry (each declared in its module, see backend.py)."""
 
     def __init__(self) -> None:
         self.chardevs: dict[str, Chardev | MuxChardev] = {}
         self.in_use: set[str] = set()
         # Frontends made by ``mon:`` specs, waiting for the monitor to take them.
         self.monitor_frontends: list[Chardev] = []
-        self._stdio_used = False
+        self.claimed: set[str] = set()  # host resources one chardev at most may use
         self._anon = 0
 
     # -- -chardev ------------------------------------------------------------------
@@ -47,57 +39,31 @@ class ChardevRegistry:
         backend = opts.get("backend", "")
         cid = opts.get("id")
         what = f"-chardev {backend}"
+        info = backend_type(backend, what)
+        check_backend_options(info, opts, what)
         if not cid:
             raise OptionError(f"{what}: parameter 'id' is missing")
         if cid in self.chardevs:
             raise OptionError(f"{what}: attempt to add duplicate chardev id '{cid}'")
-        if backend not in _BACKEND_KEYS:
-            raise OptionError(f"{what}: '{backend}' is not a valid char driver name "
-                              f"(supported: {', '.join(sorted(_BACKEND_KEYS))})")
-        unknown = set(opts) - _BACKEND_KEYS[backend] - _COMMON_KEYS
-        if unknown:
-            raise OptionError(f"{what}: invalid parameter '{sorted(unknown)[0]}'")
+        mux = parse_bool(opts.get("mux", "off"), f"{what}: mux")
         chardev = self._create(backend, opts, cid, what)
-        if _flag(opts, "mux", False, what):
+        if mux:
             chardev = MuxChardev(chardev)
         self.chardevs[cid] = chardev
         return chardev
 
     def _create(self, backend: str, opts: dict[str, str], cid: str, what: str) -> Chardev:
+        info = backend_type(backend, what)
         try:
-            if backend == "null":
-                return NullChardev(cid)
-            if backend == "stdio":
-                if self._stdio_used:
-                    raise OptionError("cannot use stdio by multiple character devices")
-                self._stdio_used = True
-                return StdioChardev(cid, signal=_flag(opts, "signal", True, what))
-            if backend == "file":
-                if "path" not in opts:
-                    raise OptionError(f"{what}: parameter 'path' is missing")
-                return FileChardev(opts["path"], _flag(opts, "append", False, what), cid)
-            if backend == "pty":
-                return PtyChardev(cid)
-            return self._socket(opts, cid, what)
+            return factory_of(info)(BackendOptions(info, opts, what, self.claim))
         except ChardevError as e:
             raise OptionError(f"{what}: {e}") from None
 
-    def _socket(self, opts: dict[str, str], cid: str, what: str) -> Chardev:
-        server = _flag(opts, "server", False, what)
-        wait = _flag(opts, "wait", True, what)
-        nodelay = _flag(opts, "nodelay", False, what)
-        if "path" in opts:
-            return SocketChardev(path=opts["path"], server=server, wait=wait, id=cid)
-        if "port" not in opts:
-            raise OptionError(f"{what}: socket needs 'path' or 'port'")
-        try:
-            port = int(opts["port"])
-        except ValueError:
-            raise OptionError(f"{what}: port '{opts['port']}' is not a number") from None
-        if not 0 <= port <= 65535:
-            raise OptionError(f"{what}: port {port} out of range")
-        return SocketChardev(host=opts.get("host") or None, port=port, server=server,
-                             wait=wait, nodelay=nodelay, id=cid)
+    def claim(self, resource: str, message: str = "") -> None:
+        """Take ``resource`` (``stdio``) for one chardev; OptionError(message) if taken."""
+        if resource in self.claimed:
+            raise OptionError(message or f"cannot use {resource} twice")
+        self.claimed.add(resource)
 
     def get(self, cid: str) -> Chardev | MuxChardev:
         try:

@@ -1,10 +1,13 @@
-"""Backends with no input side worth a thread: null and file."""
+"""Backends with no input side worth a thread: null and file (declared at the end)."""
 
 from __future__ import annotations
 
 import os
 
+from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
 from pemu.chardev.base import Chardev, ChardevError
+from pemu.qemuopts.keyval import OptionError
+from pemu.qom.registry import Property, TypeInfo
 
 
 class NullChardev(Chardev):
@@ -41,3 +44,23 @@ class FileChardev(Chardev):
         if not self.closed:
             super().close()
             os.close(self._fd)
+
+
+def _open_file(options: BackendOptions) -> FileChardev:
+    return FileChardev(options.required("path"), options.flag("append"), options.id)
+
+
+def _file_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
+    """QMP's ChardevFile: ``out`` is the path (``in`` is not supported)."""
+    out = data.get("out")
+    if not isinstance(out, str):
+        raise OptionError("Parameter 'backend.data.out' is missing")
+    return {"path": out, "append": "on" if data.get("append") else "off"}
+
+
+declare_backend("null", "discards output, never gives input",
+                lambda options: NullChardev(options.id))
+declare_backend("file", "writes output to a host file", _open_file,
+                Property("path", "str", description="the file (created if missing)"),
+                Property("append", "bool", "off", "append instead of truncating"),
+                from_qmp=_file_from_qmp)

@@ -13,8 +13,11 @@ import socket
 import sys
 import threading
 
+from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, ChardevError
 from pemu.main_loop import get_main_loop
+from pemu.qemuopts.keyval import OptionError
+from pemu.qom.registry import Property, TypeInfo
 
 
 class SocketChardev(Chardev):
@@ -168,3 +171,44 @@ class SocketChardev(Chardev):
             if self.unix:
                 with contextlib.suppress(OSError):
                     os.unlink(self.address)
+
+
+def _open_socket(options: BackendOptions) -> SocketChardev:
+    server, wait, nodelay = (options.flag(k) for k in ("server", "wait", "nodelay"))
+    if options.has("path"):
+        return SocketChardev(path=options.required("path"), server=server, wait=wait,
+                             id=options.id)
+    if not options.has("port"):
+        raise OptionError(f"{options.what}: socket needs 'path' or 'port'")
+    return SocketChardev(host=options.text("host") or None,
+                         port=options.number("port", 0, 65535), server=server, wait=wait,
+                         nodelay=nodelay, id=options.id)
+
+
+def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
+    """QMP's ChardevSocket: the address is a SocketAddressLegacy (unix or inet);
+    ``server`` defaults to on and ``wait`` to off there."""
+    addr = data.get("addr")
+    if not isinstance(addr, dict):
+        raise OptionError("Parameter 'backend.data.addr' is missing")
+    inner = addr.get("data", {})
+    opts = {"server": "on" if data.get("server", True) else "off",
+            "wait": "on" if data.get("wait", False) else "off"}
+    if addr.get("type") == "unix" and isinstance(inner.get("path"), str):
+        opts["path"] = inner["path"]
+    elif addr.get("type") == "inet" and isinstance(inner.get("port"), str | int):
+        opts["host"] = str(inner.get("host", "127.0.0.1"))
+        opts["port"] = str(inner["port"])
+    else:
+        raise OptionError("backend.data.addr must be unix (path) or inet (host, port)")
+    return opts
+
+
+declare_backend("socket", "a TCP or Unix stream socket, as server or client", _open_socket,
+                Property("host", "str", description="TCP: the address (default: all)"),
+                Property("port", "str", description="TCP: the port"),
+                Property("path", "str", description="Unix: the socket's path"),
+                Property("server", "bool", "off", "listen instead of connecting"),
+                Property("wait", "bool", "on", "server: wait for a client at startup"),
+                Property("nodelay", "bool", "off", "TCP_NODELAY on the connection"),
+                from_qmp=_socket_from_qmp)

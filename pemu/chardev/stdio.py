@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 
 from pemu.chardev import terminal
+from pemu.chardev.backend import BackendOptions, declare_backend
 from pemu.chardev.fd import FdChardev
+from pemu.qom.registry import Property
 
 
 class StdioChardev(FdChardev):
@@ -28,3 +30,13 @@ class StdioChardev(FdChardev):
         if not self.closed:
             super().close()
             terminal.restore_all()
+
+
+def _open_stdio(options: BackendOptions) -> StdioChardev:
+    options.claim("stdio", "cannot use stdio by multiple character devices")
+    return StdioChardev(options.id, signal=options.flag("signal"))
+
+
+declare_backend("stdio", "the terminal pemu runs in", _open_stdio,
+                Property("signal", "bool", "on", "Ctrl-C stops pemu (off: it goes to "
+                         "the guest)"))

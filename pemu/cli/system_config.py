@@ -11,9 +11,11 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from pemu.chardev.backend import backend_type, check_backend_options
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
 from pemu.qom.registry import (
+    CHARDEV,
     CPU,
     DEVICE,
     MACHINE,
@@ -222,9 +224,9 @@ def help_text(prog: str) -> str:
 
 def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
                 device_buses: list[str]) -> None:
-    """-M, -cpu and -device against the type registry, before anything is loaded: the
-    type must exist for this target, and each property must be declared (with a value
-    pemu implements, where the type lists them)."""
+    """-M, -cpu, -device and -chardev against the type registry, before anything is
+    loaded: the type must exist for this target, and each property must be declared
+    (with a value pemu implements, where the type lists them)."""
     machine = cfg.machine.get("type", default_machine)
     try:
         info = lookup(MACHINE, machine, arch)
@@ -250,12 +252,16 @@ def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
             names = ", ".join(t.name for t in types(DEVICE, buses=device_buses))
             raise OptionError(f"{prog}: -device {dev.get('driver', '')}: {e} (devices: "
                               f"{names}; -device help lists them)") from None
+    for chardev in cfg.chardevs:
+        what = f"{prog}: -chardev {chardev.get('backend', '')}"
+        check_backend_options(backend_type(chardev.get("backend", ""), what), chardev, what)
 
 
 def help_request(cfg: SystemConfig, arch: str, device_buses: list[str],
                  log_items: dict[str, str]) -> str | None:
-    """The listing a ``help`` value asks for (-M/-cpu/-device/-d help, -device X,help),
-    from the type registry; None when the command line asks for none."""
+    """The listing a ``help`` value asks for (-M/-cpu/-device/-chardev/-d help,
+    -device X,help, -chardev X,help), from the type registry; None when the command
+    line asks for none."""
     if cfg.machine.get("type") == "help":
         return help_listing(MACHINE, arch)
     if cfg.cpu == "help":
@@ -268,6 +274,16 @@ def help_request(cfg: SystemConfig, arch: str, device_buses: list[str],
                 info = lookup(DEVICE, dev.get("driver", ""))
             except RegistryError as e:
                 raise OptionError(f"-device {dev.get('driver')}: {e}") from None
+            return property_listing(info)
+    for chardev in cfg.chardevs:
+        if chardev.get("backend") == "help":
+            return help_listing(CHARDEV)
+        if "help" in chardev:
+            try:
+                info = lookup(CHARDEV, chardev.get("backend", ""))
+            except RegistryError:
+                raise OptionError(f"-chardev {chardev.get('backend')}: not a valid char "
+                                  "driver name (-chardev help lists them)") from None
             return property_listing(info)
     if "help" in cfg.log_items:
         return "Log items (comma separated):\n" + "\n".join(

@@ -4,11 +4,12 @@ QEMU registers its types from its build's module list; this is ours.  Whoever li
 or looks up types for the user (the command lines' ``help``, the monitor's
 ``qom-list-types``, ``device-list-properties``, ``query-machines``) imports this
 first, so the answer does not depend on what happened to be imported before.
-A new device, machine or CPU model file adds one line here.
+A new device, machine, CPU model or chardev backend file adds one line here.
 """
 
 from __future__ import annotations
 
+from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
 from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
 from pemu.hw.virtio import blk, console, rng  # noqa: F401 - virtio devices
 from pemu.hw.x86 import microvm  # noqa: F401 - machine

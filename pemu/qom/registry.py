@@ -4,9 +4,9 @@ The shape of QEMU's QOM ``TypeInfo`` + ``type_init``: each type says, in its own
 its name, what kind of thing it is, its properties (name, type, default, help) and,
 for a device, the bus it plugs into.  Everything that lists or checks types reads this
 one table: ``-machine help``, ``-cpu help``, ``-device help``, ``-device NAME,help``,
-the property check of ``-device``/``-M`` (an unknown property is refused, never
-ignored), and the monitor's ``qom-list-types``, ``device-list-properties`` and
-``query-machines``.
+``-chardev help``, the property check of ``-device``/``-M``/``-chardev`` (an unknown
+property is refused, never ignored), and the monitor's ``qom-list-types``,
+``device-list-properties``, ``query-machines`` and ``chardev-add``.
 
 This module imports nothing of pemu: every layer may declare types in it.
 """
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 MACHINE = "machine"
 CPU = "cpu"
 DEVICE = "device"
-KINDS = (MACHINE, CPU, DEVICE)
+CHARDEV = "chardev"  # -chardev backends (pemu/chardev/backend.py)
+NETDEV = "netdev"  # -netdev backends: none exist yet (networking is not implemented)
+KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV)
 
 
 class RegistryError(ValueError):
@@ -153,8 +155,12 @@ def checked_device(options: dict[str, str], buses: Iterable[str]) -> TypeInfo:
 
 def help_listing(kind: str, arch: str | None = None,
                  buses: Iterable[str] | None = None) -> str:
-    """``-machine help`` / ``-cpu help`` / ``-device help`` text."""
+    """``-machine help`` / ``-cpu help`` / ``-device help`` / ``-chardev help`` text."""
     entries = types(kind, arch, buses)
+    if kind == CHARDEV:
+        # QEMU's heading, trailing space included (scripts match the line)
+        return "\n".join(["Available chardev backend types: "]
+                         + [f"  {t.name}" for t in entries])
     if kind == MACHINE:
         lines = ["Supported machines are:"]
         for t in entries:
@@ -188,6 +194,6 @@ def property_listing(info: TypeInfo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CPU", "DEVICE", "MACHINE", "Property", "RegistryError", "TypeInfo",
+__all__ = ["CHARDEV", "CPU", "DEVICE", "MACHINE", "NETDEV", "Property", "RegistryError", "TypeInfo",
            "check_options", "check_properties", "check_values", "checked_device",
            "help_listing", "lookup", "property_listing", "register", "types"]

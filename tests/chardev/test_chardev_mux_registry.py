@@ -130,7 +130,7 @@ def test_chardev_file_and_null(tmp_path):
     ({"backend": "null"}, "'id' is missing"),
     ({"backend": "bogus", "id": "x"}, "not a valid char driver"),
     ({"backend": "file", "id": "x"}, "'path' is missing"),
-    ({"backend": "null", "id": "x", "colour": "red"}, "invalid parameter 'colour'"),
+    ({"backend": "null", "id": "x", "colour": "red"}, "Invalid parameter 'colour'"),
     ({"backend": "socket", "id": "x", "port": "http"}, "not a number"),
     ({"backend": "socket", "id": "x", "port": "1", "server": "maybe"}, "not a boolean"),
 ])
@@ -224,6 +224,6 @@ def test_mon_prefix_gives_monitor_frontend_on_same_backend():
 
 def test_second_stdio_is_rejected():
     reg = ChardevRegistry()
-    reg._stdio_used = True
+    reg.claim("stdio")
     with pytest.raises(OptionError, match="multiple character devices"):
         reg.from_legacy("stdio", "serial1")

@@ -5,6 +5,7 @@ type registry holds."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
@@ -118,6 +119,48 @@ def test_device_help_lists_the_registry(arch):
     refused(emulator(arch, "-device", "nosuch,help"), "nosuch")
 
 
+@pytest.mark.parametrize("arch", sorted(EMULATORS))
+def test_chardev_help_lists_the_registry(arch):
+    r = emulator(arch, "-chardev", "help")
+    assert r.returncode == 0, r.stderr
+    heading, *rest = r.stdout.splitlines()
+    assert heading == "Available chardev backend types: "  # QEMU's line, space included
+    listed = [line.strip() for line in rest]
+    assert all(line.startswith("  ") for line in rest)
+    assert set(listed) == {t.name for t in registry.types(registry.CHARDEV)}
+    assert {"null", "file", "stdio", "socket", "pty"} <= set(listed)
+    for info in registry.types(registry.CHARDEV):
+        r = emulator(arch, "-chardev", f"{info.name},help")
+        assert r.returncode == 0
+        props = re.findall(r"^  ([\w-]+)=<", r.stdout, re.M)
+        assert props == [p.name for p in info.properties]
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="no QEMU")
+def test_chardev_help_has_qemus_shape():
+    ours = emulator("riscv64", "-chardev", "help").stdout.splitlines()
+    theirs = subprocess.run(["qemu-system-riscv64", "-chardev", "help"], capture_output=True,
+                            text=True, timeout=30, check=True).stdout.splitlines()
+    assert ours[0] == theirs[0]
+    assert set(ours[1:]) <= set(theirs[1:])  # every pemu backend is one of QEMU's
+
+
+@pytest.mark.parametrize("arch", sorted(EMULATORS))
+@pytest.mark.parametrize(("args", "named"), [
+    (["-chardev", "ringbof,id=c0"], "'ringbof' is not a valid char driver name"),
+    (["-chardev", "null,id=c0,colour=red"], "Invalid parameter 'colour'"),
+    (["-chardev", "socket,id=c0,port=1,server=maybe"], "server"),
+    (["-chardev", "nosuch,help"], "nosuch"),
+])
+def test_chardev_backend_and_option_errors(arch, args, named):
+    refused(emulator(arch, "-nographic", *args), named)
+
+
+def test_chardev_without_its_required_option():
+    refused(emulator("riscv64", "-nographic", "-bios", "none", "-kernel", "/dev/null",
+                     "-chardev", "file,id=c0"), "-chardev file", "parameter 'path' is missing")
+
+
 @pytest.mark.parametrize(("arch", "items"), [("riscv64", {"int", "in_asm", "op", "op_opt",
                                                           "stats"}),
                                              ("x86_64", {"guest_errors"})])
@@ -150,5 +193,5 @@ def test_reference_page_is_generated_from_the_registry():
 
     page = (ROOT / "docs" / "REFERENCE.md").read_text()
     assert page == reference(), "run: python3 -m pemu.cli.reference > docs/REFERENCE.md"
-    for info in registry.types(registry.DEVICE):
+    for info in registry.types(registry.DEVICE) + registry.types(registry.CHARDEV):
         assert f"| `{info.name}` |" in page

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pemu.accel.kvm.probe import probe_linux_support
+from pemu.target.x86.cpu_modes import enter_long_mode
 from tests.kvm.conftest import run_pemu
 
 BASE = ["-M", "microvm", "-accel", "kvm", "-cpu", "host", "-m", "32", "-no-reboot"]
@@ -121,11 +123,9 @@ def test_only_kvm_and_microvm_are_accepted(guest):
 
 
 def test_kvm_internal_error_is_reported_not_hung(kvm, guest, tmp_path):
-    from pemu.accel.kvm.probe import probe_linux_support
-
     serial, out = _serial(tmp_path)
     r = run_pemu(BASE + serial + ["-kernel", str(guest("xsave"))])
-    if probe_linux_support().ok:  # hardware KVM: the instruction simply runs
+    if probe_linux_support(enter_long_mode).ok:  # hardware KVM: the instruction simply runs
         assert r.returncode == 0 and out.read_text() == "PEMU-BAREMETAL xsave ok\n"
         return
     assert r.returncode == 1

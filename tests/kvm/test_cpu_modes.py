@@ -114,7 +114,7 @@ def host_kvm() -> str:
 
 def test_probe_reports_a_verdict():
     host = host_kvm()
-    result = probe_linux_support()
+    result = probe_linux_support(cpu_modes.enter_long_mode)
     if host == "absent":
         assert (result.ok, result.steps_passed) == (False, 0)
         assert result.reason.startswith("/dev/kvm does not exist: this host has no KVM")
@@ -136,7 +136,7 @@ def test_probe_reports_a_verdict():
 
 
 def test_probe_without_kvm_device(tmp_path):
-    result = probe_linux_support(str(tmp_path / "missing"))
+    result = probe_linux_support(cpu_modes.enter_long_mode, str(tmp_path / "missing"))
     assert not result.ok and "does not exist" in result.reason
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from pemu.accel.kvm.probe import probe_linux_support
 from pemu.guests import guest_file
+from pemu.target.x86.cpu_modes import enter_long_mode
 from tests.kvm.conftest import run_pemu
 
 GUESTS = guest_file("x86_64")
@@ -22,7 +23,7 @@ KERNELS = {
 
 @pytest.fixture(scope="module")
 def linux_capable_kvm(kvm):
-    result = probe_linux_support()
+    result = probe_linux_support(enter_long_mode)
     if not result.ok:
         pytest.skip(f"host KVM cannot run Linux: {result.reason}")
 

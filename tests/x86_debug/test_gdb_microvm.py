@@ -14,8 +14,9 @@ import subprocess
 import pytest
 from qemu.qmp import QMPClient
 
+from pemu.accel.kvm.guest_debug_probe import probe_guest_debug
 from pemu.gdbstub import packet as pk
-from pemu.gdbstub.x86_kvm import probe_guest_debug
+from pemu.target.x86.cpu_modes import enter_long_mode
 from tests.gdbstub.conftest import _listening
 from tests.kvm.test_cpu_modes import host_kvm
 from tests.x86_debug.conftest import COUNTER, HIGH, Pemu, free_port, wait_until
@@ -31,7 +32,7 @@ def gdb() -> str:
 
 @pytest.fixture(scope="session")
 def guest_debug(kvm):
-    support = probe_guest_debug()
+    support = probe_guest_debug(enter_long_mode)
     if not (support.single_step and support.hw_breakpoints):
         pytest.skip(f"this KVM's KVM_SET_GUEST_DEBUG cannot step or break: {support.reason}")
     return support
@@ -196,7 +197,7 @@ FEATURES = {"single step": "single_step", "hardware breakpoint": "hw_breakpoints
 
 def test_probe_names_what_is_missing():
     host = host_kvm()
-    support = probe_guest_debug()
+    support = probe_guest_debug(enter_long_mode)
     works = {name for name, field in FEATURES.items() if getattr(support, field)}
     if host in ("absent", "unopenable"):
         assert works == set()

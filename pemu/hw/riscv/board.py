@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import traceback
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.system_cpu import (
@@ -22,13 +23,12 @@ from pemu.accel.tcg.system_cpu import (
     SystemTranslator,
 )
 from pemu.hw.intc.aclint import ACLINT
+from pemu.hw.riscv.memmap import MemoryMap
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
 
-DRAM_BASE = 0x8000_0000
-CLINT_BASE, CLINT_SIZE = 0x0200_0000, 0x10000
 MAX_HARTS = 8
 
 
@@ -55,7 +55,14 @@ def tb_size_mib(accel: dict[str, str]) -> int:
 
 
 class RiscvBoard:
+    """``MEMMAP`` is the board's table (memmap.py); ``self.memmap`` is that table sized
+    for this machine (``machine_memmap``), which devices and the device tree read."""
+
     name = "riscv"
+    MEMMAP: MemoryMap
+
+    def machine_memmap(self, cfg: SystemConfig) -> MemoryMap:
+        return self.MEMMAP.sized(dram=cfg.ram_size)
 
     def __init__(self, cfg: SystemConfig, log: TCGLog | None = None) -> None:
         self.cfg = cfg
@@ -65,16 +72,18 @@ class RiscvBoard:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 16 MiB of RAM is needed")
         if cfg.ram_size > 0x8000_0000 * 8:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at most 16 GiB of RAM")
+        self.memmap = self.machine_memmap(cfg)
+        dram, clint = self.memmap["dram"], self.memmap["clint"]
         self.space = AddressSpace("memory")
         try:
-            self.dram = self.space.add_ram("ram", DRAM_BASE, cfg.ram_size)
+            self.dram = self.space.add_ram("ram", dram.base, dram.size)
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         self.translator = SystemTranslator(
             self.space, self.dram, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND),
             tb_size_mib=tb_size_mib(cfg.accel))
         self.clint = ACLINT(cfg.smp)
-        self.space.add_mmio("clint", CLINT_BASE, CLINT_SIZE, self.clint)
+        self.space.add_mmio("clint", clint.base, clint.size, self.clint)
         self.wakeup = threading.Event()
         self.harts = [RiscvHart(h, self.translator, self.space, self.clint.mtime,
                                 self.wakeup) for h in range(cfg.smp)]
@@ -89,7 +98,7 @@ class RiscvBoard:
         self.exit_reason = ""
         self.error: str | None = None
         self._reset_requested = False
-        self.reset_pc = DRAM_BASE
+        self.reset_pc = dram.base
 
     # -- power ------------------------------------------------------------------------------
     def request_exit(self, status: int, why: str = "") -> None:
@@ -137,7 +146,6 @@ class RiscvBoard:
                     self.error = f"internal error near guest pc 0x{pc:x}: " \
                                  f"{type(e).__name__}: {e}"
                     if "exec" in self.cfg.log_items or "int" in self.cfg.log_items:
-                        import traceback
                         traceback.print_exc()
                     self.exit_status = 1
                     break

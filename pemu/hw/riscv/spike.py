@@ -9,8 +9,9 @@ a0 = hartid and a1 = the DTB address, which is 0 here: spike programs do not rea
 from __future__ import annotations
 
 from pemu.hw.riscv import boot
-from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
+from pemu.hw.riscv.board import BoardError, RiscvBoard
 from pemu.hw.riscv.htif import HTIF
+from pemu.hw.riscv.memmap import SPIKE_MEMMAP
 from pemu.hw.riscv.virt import check_machine_options, read_file
 from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, TypeInfo, register
@@ -21,6 +22,7 @@ SPIKE_MACHINE = register(TypeInfo("spike", MACHINE, "RISC-V Spike board (HTIF)",
 
 class SpikeBoard(RiscvBoard):
     name = "spike"
+    MEMMAP = SPIKE_MEMMAP
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(SPIKE_MACHINE, cfg.machine)
@@ -42,8 +44,8 @@ class SpikeBoard(RiscvBoard):
         self.htif: HTIF | None = None
 
     def load(self) -> None:
-        image = boot.load_elf(self.image, "program", self.space.write, DRAM_BASE,
-                              self.cfg.ram_size)
+        dram = self.memmap["dram"]
+        image = boot.load_elf(self.image, "program", self.space.write, dram.base, dram.size)
         tohost = image.symbols.get("tohost")
         if tohost is None:
             raise BoardError("spike: the program has no 'tohost' symbol (HTIF needs it)")

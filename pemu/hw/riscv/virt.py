@@ -1,14 +1,11 @@
-"""The RISC-V ``virt`` board with QEMU's memory map.
+"""The RISC-V ``virt`` board with QEMU's memory map (``VIRT_MEMMAP`` in memmap.py).
 
-  0x0000_1000  boot ROM (0xf000): reset vector + fw_dynamic_info
-  0x0010_0000  SiFive test finisher (poweroff/reboot)
-  0x0010_1000  goldfish RTC, PLIC source 11
-  0x0200_0000  CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz)
-  0x0c00_0000  PLIC, 96 sources, contexts M and S per hart
-  0x1000_0000  16550A UART, PLIC source 10
-  0x1000_1000  8 virtio-mmio slots of 0x1000, slot n on PLIC source n; the first
-               device goes to the highest slot, as on QEMU
-  0x8000_0000  DRAM (-m)
+Its devices: the boot ROM (reset vector + fw_dynamic_info), the SiFive test finisher
+(poweroff/reboot), a goldfish RTC, the CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz),
+the PLIC (96 sources, contexts M and S per hart), a 16550A UART, 8 virtio-mmio slots
+(slot n on PLIC source n + 1; the first device goes to the highest slot, as on QEMU)
+and DRAM (-m).  Each is created at its table entry, and virt_fdt.py describes it from
+the same entry.
 
 Boot (QEMU's placement): firmware at DRAM, the kernel at DRAM + 2 MiB when firmware
 runs (at DRAM with ``-bios none``, started in M-mode), the initrd at kernel +
@@ -19,10 +16,15 @@ from __future__ import annotations
 
 import os
 
-from pemu.hw.intc.plic import PLIC
+from pemu.hw.char.serial16550 import Serial16550
+from pemu.hw.intc.plic import PLIC, plic_region_size
+from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.riscv import boot
-from pemu.hw.riscv.board import DRAM_BASE, BoardError, RiscvBoard
+from pemu.hw.riscv.board import BoardError, RiscvBoard
+from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemoryMap
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
+from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
+from pemu.hw.virtio.mmio import VirtioMMIO
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import (
@@ -35,12 +37,6 @@ from pemu.qom.registry import (
 )
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
-ROM_BASE, ROM_SIZE = 0x1000, 0xF000
-TEST_BASE, TEST_SIZE = 0x10_0000, 0x1000
-RTC_BASE, RTC_SIZE, RTC_IRQ = 0x10_1000, 0x1000, 11
-PLIC_BASE = 0x0C00_0000
-UART_BASE, UART_SIZE, UART_IRQ = 0x1000_0000, 0x100, 10
-VIRTIO_BASE, VIRTIO_SIZE, VIRTIO_SLOTS = 0x1000_1000, 0x1000, 8
 KERNEL_OFFSET = 0x20_0000
 FDT_ALIGN = 0x20_0000
 FDT_MAX = 0x10_0000
@@ -76,19 +72,27 @@ def read_file(path: str, what: str) -> bytes:
 
 class VirtBoard(RiscvBoard):
     name = "virt"
+    MEMMAP = VIRT_MEMMAP
+
+    def machine_memmap(self, cfg: SystemConfig) -> MemoryMap:
+        # the PLIC maps the contexts of the harts present: M and S per hart
+        return self.MEMMAP.sized(dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp))
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(VIRT_MACHINE, cfg.machine)
         super().__init__(cfg, log)
         self.chardevs = chardevs
-        self.rom = self.space.add_ram("mrom", ROM_BASE, ROM_SIZE, read_only=True)
+        mm = self.memmap
+        self.rom = self.space.add_ram("mrom", mm["mrom"].base, mm["mrom"].size,
+                                      read_only=True)
         self.plic = PLIC(cfg.smp)
-        self.space.add_mmio("plic", PLIC_BASE, self.plic.region_size, self.plic)
+        assert self.plic.region_size == mm["plic"].size, "machine_memmap sizes the PLIC"
+        self.space.add_mmio("plic", mm["plic"].base, mm["plic"].size, self.plic)
         for h, hart in enumerate(self.harts):
             self.plic.m_external(h).connect(hart.ps.line_sink(MIP_MEIP))
             self.plic.s_external(h).connect(hart.ps.line_sink(MIP_SEIP))
         self._add_devices()
-        self.virtio_slots: list = []
+        self.virtio_slots: list[VirtioMMIO] = []
         self._virtio_used = 0
         self._add_virtio_slots()
         self._images: dict[str, bytes] = {}
@@ -96,14 +100,11 @@ class VirtBoard(RiscvBoard):
 
     # -- devices -----------------------------------------------------------------------
     def _add_devices(self) -> None:
-        from pemu.hw.char.serial16550 import Serial16550
-        from pemu.hw.misc.sifive_test import SiFiveTest
-        from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
-
+        mm = self.memmap
         self.test = SiFiveTest(self.guest_shutdown, self.request_reset)
-        self.space.add_mmio("test", TEST_BASE, TEST_SIZE, self.test)
-        self.rtc = GoldfishRTC(self.plic.input(RTC_IRQ))
-        self.space.add_mmio("rtc", RTC_BASE, RTC_SIZE, self.rtc)
+        self.space.add_mmio("test", mm["test"].base, mm["test"].size, self.test)
+        self.rtc = GoldfishRTC(self.plic.input(mm["rtc"].irq))
+        self.space.add_mmio("rtc", mm["rtc"].base, mm["rtc"].size, self.rtc)
         chardev = None
         if self.chardevs is not None:
             if self.cfg.serial:
@@ -114,33 +115,31 @@ class VirtBoard(RiscvBoard):
                 chardev = self.chardevs.from_legacy(spec, "serial0")
             except OptionError as e:
                 raise BoardError(f"-serial {spec}: {e}") from None
-        self.uart = Serial16550(chardev, self.plic.input(UART_IRQ))
-        self.space.add_mmio("uart", UART_BASE, UART_SIZE, self.uart)
+        self.uart = Serial16550(chardev, self.plic.input(mm["uart0"].irq))
+        self.space.add_mmio("uart", mm["uart0"].base, mm["uart0"].size, self.uart)
 
     def _add_virtio_slots(self) -> None:
-        from pemu.hw.virtio.mmio import VirtioMMIO
-
-        for n in range(VIRTIO_SLOTS):
-            base = VIRTIO_BASE + n * VIRTIO_SIZE
-            transport = VirtioMMIO(self.space, None, self.plic.input(n + 1),
+        virtio = self.memmap["virtio"]
+        for n in range(virtio.count):
+            slot = virtio.slot(n)
+            transport = VirtioMMIO(self.space, None, self.plic.input(slot.irq),
                                    id=f"virtio-mmio{n}")
-            self.space.add_mmio(f"virtio-mmio{n}", base, VIRTIO_SIZE, transport)
+            self.space.add_mmio(f"virtio-mmio{n}", slot.base, slot.size, transport)
             self.virtio_slots.append(transport)
 
     def add_virtio(self, device, name: str) -> None:
         """Plug a virtio device into the highest free slot."""
-        from pemu.hw.virtio.mmio import VirtioMMIO
-
-        slot = VIRTIO_SLOTS - 1 - self._virtio_used
-        if slot < 0:
-            raise BoardError(f"{name}: virt has only {VIRTIO_SLOTS} virtio-mmio slots")
+        virtio = self.memmap["virtio"]
+        n = virtio.count - 1 - self._virtio_used
+        if n < 0:
+            raise BoardError(f"{name}: virt has only {virtio.count} virtio-mmio slots")
         self._virtio_used += 1
-        base = VIRTIO_BASE + slot * VIRTIO_SIZE
+        slot = virtio.slot(n)
         # replace the empty transport of that slot by one carrying the device
-        region = self.space.find(base, 4)
-        transport = VirtioMMIO(self.space, device, self.plic.input(slot + 1), id=name)
+        region = self.space.find(slot.base, 4)
+        transport = VirtioMMIO(self.space, device, self.plic.input(slot.irq), id=name)
         region.handler = transport  # type: ignore[union-attr]
-        self.virtio_slots[slot] = transport
+        self.virtio_slots[n] = transport
 
     # -- images ------------------------------------------------------------------------
     def _read_images(self) -> None:
@@ -167,33 +166,28 @@ class VirtBoard(RiscvBoard):
             self._images["dtb"] = read_file(cfg.dtb, "dtb")
 
     def layout(self, initrd: tuple[int, int] | None) -> VirtLayout:
-        cfg = self.cfg
-        virtio = [(VIRTIO_BASE + n * VIRTIO_SIZE, VIRTIO_SIZE, n + 1)
-                  for n in reversed(range(VIRTIO_SLOTS))]
-        return VirtLayout(
-            num_harts=cfg.smp, ram_base=DRAM_BASE, ram_size=cfg.ram_size,
-            clint=(0x0200_0000, 0x10000), plic=(PLIC_BASE, self.plic.region_size),
-            plic_sources=self.plic.num_sources, uart=(UART_BASE, UART_SIZE),
-            uart_irq=UART_IRQ, rtc=(RTC_BASE, RTC_SIZE), rtc_irq=RTC_IRQ,
-            test=(TEST_BASE, TEST_SIZE), virtio=virtio, bootargs=cfg.append, initrd=initrd)
+        return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
+                          plic_sources=self.plic.num_sources, bootargs=self.cfg.append,
+                          initrd=initrd)
 
     def load(self) -> None:
-        ram_size = self.cfg.ram_size
+        dram = self.memmap["dram"]
+        ram_base, ram_size = dram.base, dram.size
         write = self.space.write
-        ram_end = DRAM_BASE + ram_size
+        ram_end = ram_base + ram_size
         images = self._images
-        entry = DRAM_BASE
+        entry = ram_base
         fw = None
         if "bios" in images:
-            fw = boot.load_firmware(images["bios"], DRAM_BASE, write, DRAM_BASE, ram_size)
+            fw = boot.load_firmware(images["bios"], ram_base, write, ram_base, ram_size)
             entry = fw.entry
         kernel_entry = 0
         initrd_range = None
         if "kernel" in images:
-            addr = DRAM_BASE + KERNEL_OFFSET if fw is not None else DRAM_BASE
+            addr = ram_base + KERNEL_OFFSET if fw is not None else ram_base
             if fw is not None:
                 addr = max(addr, (fw.high + KERNEL_OFFSET - 1) & ~(KERNEL_OFFSET - 1))
-            k = boot.load_kernel(images["kernel"], addr, write, DRAM_BASE, ram_size)
+            k = boot.load_kernel(images["kernel"], addr, write, ram_base, ram_size)
             kernel_entry = k.entry
             if fw is None:
                 entry = k.entry
@@ -212,13 +206,14 @@ class VirtBoard(RiscvBoard):
         write(fdt_addr, dtb)
         self.dtb = dtb
         next_mode = boot.NEXT_MODE_S
-        write(ROM_BASE, boot.reset_vector(entry, fdt_addr, kernel_entry, next_mode))
-        self.reset_pc = ROM_BASE
+        rom = self.memmap["mrom"].base
+        write(rom, boot.reset_vector(entry, fdt_addr, kernel_entry, next_mode))
+        self.reset_pc = rom
 
     def dump_dtb(self, path: str) -> None:
         initrd = None
         if "initrd" in self._images:
-            k_entry = DRAM_BASE + (KERNEL_OFFSET if "bios" in self._images else 0)
+            k_entry = self.memmap["dram"].base + (KERNEL_OFFSET if "bios" in self._images else 0)
             start = k_entry + min(self.cfg.ram_size // 2, 128 << 20)
             initrd = (start, start + len(self._images["initrd"]))
         dtb = build_virt_fdt(self.layout(initrd))

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 
 from pemu.fdt.writer import FDT, Node
+from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
 
 CPU_ISA = "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
 TIMEBASE_HZ = 10_000_000
@@ -22,30 +23,30 @@ IRQ_S_EXT, IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER = 9, 11, 3, 7
 
 @dataclass
 class VirtLayout:
-    """What the DT must describe; the board fills it in."""
+    """What the DT must describe; the board fills it in.  Every address and interrupt
+    number comes from ``memmap``, the board's table sized for this machine."""
 
     num_harts: int
-    ram_base: int
-    ram_size: int
-    clint: tuple[int, int]
-    plic: tuple[int, int]
+    memmap: MemoryMap
     plic_sources: int
-    uart: tuple[int, int]
-    uart_irq: int
-    rtc: tuple[int, int]
-    rtc_irq: int
-    test: tuple[int, int]
-    virtio: list[tuple[int, int, int]]  # (base, size, irq), in DT order
     bootargs: str = ""
     initrd: tuple[int, int] | None = None  # (start, end)
     mmu_type: str = "riscv,sv57"
 
 
-def _reg(node: Node, base: int, size: int) -> None:
-    node.set_u64("reg", base, size)
+def _device(parent: Node, name: str, entry: MemMapEntry) -> Node:
+    """A node ``name@base`` with its ``reg``, from its memory-map entry."""
+    node = parent.add_node(f"{name}@{entry.base:x}")
+    node.set_u64("reg", entry.base, entry.size)
+    return node
+
+
+def _wire(node: Node, plic_phandle: int, entry: MemMapEntry) -> None:
+    node.set_u32("interrupt-parent", plic_phandle).set_u32("interrupts", entry.irq)
 
 
 def build_virt_fdt(layout: VirtLayout) -> bytes:
+    mm = layout.memmap
     fdt = FDT()
     root = fdt.root
     root.set_u32("#address-cells", 2).set_u32("#size-cells", 2)
@@ -55,16 +56,15 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     chosen = root.add_node("chosen")
     if layout.bootargs:
         chosen.set_string("bootargs", layout.bootargs)
-    chosen.set_string("stdout-path", f"/soc/serial@{layout.uart[0]:x}")
+    chosen.set_string("stdout-path", f"/soc/serial@{mm['uart0'].base:x}")
     if layout.initrd is not None:
         # cells as wide as the root's address cells, as the kernel reads them
         chosen.set_u64("linux,initrd-start", layout.initrd[0])
         chosen.set_u64("linux,initrd-end", layout.initrd[1])
     chosen.set_bytes("rng-seed", os.urandom(32))  # lets the kernel's CRNG start at once
 
-    memory = root.add_node(f"memory@{layout.ram_base:x}")
+    memory = _device(root, "memory", mm["dram"])
     memory.set_string("device_type", "memory")
-    _reg(memory, layout.ram_base, layout.ram_size)
 
     cpus = root.add_node("cpus")
     cpus.set_u32("#address-cells", 1).set_u32("#size-cells", 0)
@@ -91,7 +91,7 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     soc.set_string("compatible", "simple-bus")
     soc.set_empty("ranges")
 
-    plic = soc.add_node(f"plic@{layout.plic[0]:x}")
+    plic = _device(soc, "plic", mm["plic"])
     plic.set_u32("#interrupt-cells", 1).set_u32("#address-cells", 0)
     plic.set_string("compatible", "sifive,plic-1.0.0", "riscv,plic0")
     plic.set_empty("interrupt-controller")
@@ -99,39 +99,35 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     for ph in intcs:
         ext += [ph, IRQ_M_EXT, ph, IRQ_S_EXT]
     plic.set_u32("interrupts-extended", *ext)
-    _reg(plic, *layout.plic)
     plic.set_u32("riscv,ndev", layout.plic_sources - 1)
     plic_ph = plic.phandle()
 
-    clint = soc.add_node(f"clint@{layout.clint[0]:x}")
+    clint = _device(soc, "clint", mm["clint"])
     clint.set_string("compatible", "sifive,clint0", "riscv,clint0")
-    _reg(clint, *layout.clint)
     ext = []
     for ph in intcs:
         ext += [ph, IRQ_M_SOFT, ph, IRQ_M_TIMER]
     clint.set_u32("interrupts-extended", *ext)
 
-    for base, size, irq in layout.virtio:
-        node = soc.add_node(f"virtio_mmio@{base:x}")
+    virtio = mm["virtio"]
+    for n in reversed(range(virtio.count)):  # QEMU's order: the highest slot first
+        slot = virtio.slot(n)
+        node = _device(soc, "virtio_mmio", slot)
         node.set_string("compatible", "virtio,mmio")
-        _reg(node, base, size)
-        node.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", irq)
+        _wire(node, plic_ph, slot)
 
-    test = soc.add_node(f"test@{layout.test[0]:x}")
+    test = _device(soc, "test", mm["test"])
     test.set_string("compatible", "sifive,test1", "sifive,test0", "syscon")
-    _reg(test, *layout.test)
     test_ph = test.phandle()
 
-    uart = soc.add_node(f"serial@{layout.uart[0]:x}")
+    uart = _device(soc, "serial", mm["uart0"])
     uart.set_string("compatible", "ns16550a")
-    _reg(uart, *layout.uart)
     uart.set_u32("clock-frequency", UART_CLOCK_HZ)
-    uart.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", layout.uart_irq)
+    _wire(uart, plic_ph, mm["uart0"])
 
-    rtc = soc.add_node(f"rtc@{layout.rtc[0]:x}")
+    rtc = _device(soc, "rtc", mm["rtc"])
     rtc.set_string("compatible", "google,goldfish-rtc")
-    _reg(rtc, *layout.rtc)
-    rtc.set_u32("interrupt-parent", plic_ph).set_u32("interrupts", layout.rtc_irq)
+    _wire(rtc, plic_ph, mm["rtc"])
 
     for name, value in (("poweroff", 0x5555), ("reboot", 0x7777)):
         node = root.add_node(name)

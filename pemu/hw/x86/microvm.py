@@ -29,7 +29,9 @@ from pemu.accel.kvm.run_control import VCPURunner
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vcpu import KVMVCPU, install_kick_handler
 from pemu.accel.kvm.vm import KVMVM
+from pemu.hw.char.serial16550 import Serial16550
 from pemu.hw.core import IRQLine
+from pemu.hw.virtio.mmio import VirtioMMIO
 from pemu.hw.x86 import boot_layout
 from pemu.hw.x86.boot_layout import BootEntry
 from pemu.hw.x86.e820 import memory_map
@@ -37,6 +39,7 @@ from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.hw.x86.i8042 import COMMAND_PORT, DATA_PORT, I8042
 from pemu.hw.x86.kernel_loader import load_kernel
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
+from pemu.main_loop import get_main_loop
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, parse_bool
@@ -201,8 +204,6 @@ class Microvm:
 
     # -- devices ---------------------------------------------------------------------------
     def _add_serial(self) -> None:
-        from pemu.hw.char.serial16550 import Serial16550
-
         chardev = None
         if self.chardevs is not None:
             spec = self.cfg.serial[0] if self.cfg.serial else "stdio"
@@ -212,8 +213,6 @@ class Microvm:
 
     def add_virtio(self, device, name: str) -> VirtioSlot:
         """Put a virtio device in the highest free slot, with irqfd and ioeventfds."""
-        from pemu.hw.virtio.mmio import VirtioMMIO
-
         slot_index = VIRTIO_SLOTS - 1 - len(self.virtio)
         if slot_index < 0:
             raise BoardError(f"{name}: microvm has only {VIRTIO_SLOTS} virtio-mmio slots")
@@ -230,8 +229,6 @@ class Microvm:
 
     @staticmethod
     def _watch_eventfd(fd: int, callback) -> None:
-        from pemu.main_loop import get_main_loop
-
         def ready() -> None:
             try:
                 os.eventfd_read(fd)

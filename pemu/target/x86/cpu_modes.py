@@ -111,3 +111,14 @@ def identity_page_tables(base: int, write: Callable[[int, bytes], None]) -> int:
     write(pds, b"".join(struct.pack("<Q", (i << 21) | present_rw | page_size_bit)
                         for i in range(4 * 512)))
     return pml4
+
+
+LONG_MODE_SCRATCH = 0x1000 + PAGE_TABLES_SIZE  # what enter_long_mode writes from ``base``
+
+
+def enter_long_mode(sregs: KvmSregs, write: Callable[[int, bytes], None], base: int) -> None:
+    """64-bit mode for a small test or probe guest: the flat GDT at ``base`` (page
+    aligned), identity page tables after it (LONG_MODE_SCRATCH bytes in all).  Code
+    that cannot import the target (accel/kvm's probes) receives this function."""
+    write(base, flat_gdt())
+    set_long_mode(sregs, base, identity_page_tables(base + 0x1000, write))
