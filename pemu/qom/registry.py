@@ -1,4 +1,5 @@
-"""The type registry: machines, CPU models and devices declare themselves here.
+"""The type registry: machines, CPU models, devices and block drivers declare
+themselves here.
 
 The shape of QEMU's QOM ``TypeInfo`` + ``type_init``: each type says, in its own file,
 its name, what kind of thing it is, its properties (name, type, default, help) and,
@@ -6,7 +7,8 @@ for a device, the bus it plugs into.  Everything that lists or checks types read
 one table: ``-machine help``, ``-cpu help``, ``-device help``, ``-device NAME,help``,
 the property check of ``-device``/``-M`` (an unknown property is refused, never
 ignored), and the monitor's ``qom-list-types``, ``device-list-properties`` and
-``query-machines``.
+``query-machines``; for block drivers (pemu/block/driver_info.py) format probing,
+``-drive format=``, pemu-img's format lists and QMP's ``BlockdevDriver``.
 
 This module imports nothing of pemu: every layer may declare types in it.
 """
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 MACHINE = "machine"
 CPU = "cpu"
 DEVICE = "device"
-KINDS = (MACHINE, CPU, DEVICE)
+BLOCK_DRIVER = "block-driver"  # image formats and protocols (pemu/block/driver_info.py)
+KINDS = (MACHINE, CPU, DEVICE, BLOCK_DRIVER)
 
 
 class RegistryError(ValueError):
@@ -153,7 +156,8 @@ def checked_device(options: dict[str, str], buses: Iterable[str]) -> TypeInfo:
 
 def help_listing(kind: str, arch: str | None = None,
                  buses: Iterable[str] | None = None) -> str:
-    """``-machine help`` / ``-cpu help`` / ``-device help`` text."""
+    """``-machine help`` / ``-cpu help`` / ``-device help`` / ``-drive format=help``
+    text."""
     entries = types(kind, arch, buses)
     if kind == MACHINE:
         lines = ["Supported machines are:"]
@@ -161,6 +165,8 @@ def help_listing(kind: str, arch: str | None = None,
             default = " (default)" if t.is_default else ""
             lines.append(f"{t.name:<20} {t.description}{default}")
         return "\n".join(lines)
+    if kind == BLOCK_DRIVER:  # qemu-img --help and -drive format=help: one line
+        return "Supported formats: " + " ".join(t.name for t in entries)
     if kind == CPU:
         lines = ["Available CPUs:"]
         lines += [f"  {t.name:<16} {t.description}" for t in entries]
@@ -188,6 +194,6 @@ def property_listing(info: TypeInfo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CPU", "DEVICE", "MACHINE", "Property", "RegistryError", "TypeInfo",
+__all__ = ["BLOCK_DRIVER", "CPU", "DEVICE", "MACHINE", "Property", "RegistryError", "TypeInfo",
            "check_options", "check_properties", "check_values", "checked_device",
            "help_listing", "lookup", "property_listing", "register", "types"]
