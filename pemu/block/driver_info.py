@@ -41,7 +41,6 @@ class BlockDriverInfo(TypeInfo):
     open: Opener | None = field(default=None, compare=False)
     create: Creator | None = field(default=None, compare=False)
     create_options: tuple[Property, ...] = ()
-    writable: bool = True  # False: read-only support (for conversion)
     compression: bool = False  # pemu-img convert -c can write it
 
     def find_create_option(self, name: str) -> Property | None:
@@ -54,13 +53,13 @@ class BlockDriverInfo(TypeInfo):
 def declare(name: str, description: str, *, protocol: bool = False,
             probe: Probe | None = None, open: Opener | None = None,  # noqa: A002
             create: Creator | None = None, properties: tuple[Property, ...] = (),
-            create_options: tuple[Property, ...] = (), writable: bool = True,
+            create_options: tuple[Property, ...] = (),
             compression: bool = False) -> BlockDriverInfo:
     """Register a block driver (at import of the module that implements it)."""
     info = BlockDriverInfo(name=name, kind=BLOCK_DRIVER, description=description,
                            properties=properties, protocol=protocol, probe=probe,
                            open=open, create=create, create_options=create_options,
-                           writable=writable, compression=compression)
+                           compression=compression)
     register(info)
     return info
 

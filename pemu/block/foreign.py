@@ -379,9 +379,9 @@ def _magic_probe(*magics: bytes):
 
 
 # read-only formats: pemu-img info/convert/compare read them, nothing writes them
-declare("vmdk", "VMware disk (read-only)", writable=False, open=_opener(VmdkNode),
+declare("vmdk", "VMware disk (read-only)", open=_opener(VmdkNode),
         probe=_magic_probe(b"KDMV", b"# Disk DescriptorFile"))
-declare("vhdx", "Hyper-V VHDX disk (read-only)", writable=False, open=_opener(VhdxNode),
+declare("vhdx", "Hyper-V VHDX disk (read-only)", open=_opener(VhdxNode),
         probe=_magic_probe(b"vhdxfile"))
-declare("vpc", "Virtual PC / VHD disk (read-only)", writable=False, open=_opener(VpcNode),
+declare("vpc", "Virtual PC / VHD disk (read-only)", open=_opener(VpcNode),
         probe=_magic_probe(b"conectix"))
