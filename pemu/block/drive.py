@@ -7,9 +7,11 @@ import base64
 import sys
 
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval, parse_size
+from pemu.qom.registry import RegistryError, check_values
 
 from . import blkdebug
 from .backend import BlockBackend
+from .driver_info import BlockDriverInfo
 from .drivers import block_driver, format_driver, probe_format
 from .errors import BlockError
 from .node import BlockNode
@@ -29,9 +31,11 @@ PLAIN_FORMAT = "raw"
 def open_image(filename: str, fmt: str | None = None, read_only: bool = False,
                cache: str = "writeback", secrets: dict[str, bytes] | None = None,
                options: dict[str, str] | None = None, open_backing: bool = True,
-               depth: int = 0, file: BlockNode | None = None) -> BlockNode:
+               depth: int = 0, file: BlockNode | None = None,
+               strict: bool = False) -> BlockNode:
     """Open an image file (and its backing chain) as a node graph; ``fmt`` None probes
-    the format from the first bytes, as QEMU does."""
+    the format from the first bytes, as QEMU does.  ``strict``: ``options`` come from
+    the user, and one the format does not declare is refused."""
     if depth > MAX_BACKING_DEPTH:
         raise BlockError(f"Backing chain of '{filename}' is too deep (a loop?)")
     driver = format_driver(fmt) if fmt is not None else None
@@ -40,12 +44,32 @@ def open_image(filename: str, fmt: str | None = None, read_only: bool = False,
     try:
         if driver is None:
             driver = format_driver(probe_format(file))
+        if strict:
+            _check_options(driver, options or {})
         return driver.open(file, read_only=read_only, secrets=secrets or {},
                            options=options or {}, cache=cache, open_backing=open_backing,
                            depth=depth)
     except BaseException:
         file.close()
         raise
+
+
+def _check_options(driver: BlockDriverInfo, options: dict[str, str]) -> None:
+    """QEMU's refusal of an option the format (or, for ``file.KEY``, the protocol)
+    does not take."""
+    protocol = block_driver(DEFAULT_PROTOCOL)
+    for key, value in options.items():
+        owner, name = driver, key
+        if key.startswith(f"{DEFAULT_PROTOCOL}."):
+            owner, name = protocol, key[len(DEFAULT_PROTOCOL) + 1:]
+        if owner.find_property(name) is None:
+            kind = "protocol" if owner.protocol else "format"
+            raise BlockError(f"Block {kind} '{owner.name}' does not support the option "
+                             f"'{name}'")
+        try:
+            check_values(owner, {name: value})
+        except RegistryError as e:
+            raise BlockError(str(e)) from None
 
 
 def _bool(opts: dict[str, str], key: str, default: bool = False) -> bool:
@@ -135,7 +159,7 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
     image_opts = dict(opts)
 
     node = open_image(filename, fmt=fmt, read_only=read_only or snapshot, cache=cache,
-                      secrets=secrets, options=image_opts)
+                      secrets=secrets, options=image_opts, strict=True)
     if filter_driver is not None:
         node = filter_driver.open(node, options=filter_opts)
     if snapshot:

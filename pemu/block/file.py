@@ -232,4 +232,6 @@ def open_file(filename: str, read_only: bool = False, cache: str = "writeback",
 
 
 declare("file", "a host file or block device", protocol=True, open=open_file,
-        properties=(Property("filename", "str", description="path of the file"),))
+        properties=(Property("filename", "str", description="path of the file"),
+                    # pemu takes no image locks: only QEMU's locking=off describes that
+                    Property("locking", "str", "off", "image locking", choices=("off",))))

@@ -173,3 +173,23 @@ def test_snapshot_overlay_keeps_the_base(tmp_path, qemu_img):
         assert f.read(512) == b"A" * 512
     info = qemu_img("info", "--output=json", top_path, json_out=True)
     assert info["format"] == "qcow2" and info["backing-filename"] == base_path
+
+
+def test_drive_options_are_the_declared_properties(tmp_path):
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"x" * 512 + b"window" + bytes(506))
+    with pytest.raises(BlockError, match=r"^Block format 'raw' does not support the "
+                                         r"option 'foo'$"):
+        open_drive({"file": str(raw), "format": "raw", "foo": "1"})
+    with pytest.raises(BlockError, match="Block format 'raw' does not support"):
+        open_drive({"file": str(raw), "foo": "1"})  # probed: the same check
+    with pytest.raises(BlockError, match=r"^Block protocol 'file' does not support the "
+                                         r"option 'bar'$"):
+        open_drive({"file": str(raw), "format": "raw", "file.bar": "1"})
+    with pytest.raises(BlockError, match="locking=on is not supported"):
+        open_drive({"file": str(raw), "format": "raw", "file.locking": "on"})
+    # declared options work: raw's offset/size window, file.locking=off
+    be = open_drive({"file": str(raw), "format": "raw", "offset": "512", "size": "512",
+                     "file.locking": "off"})
+    assert be.size == 512 and be.pread(0, 6) == b"window"
+    be.close()
