@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .aio import AioContext, Callback
+from .drivers import probe_head
 from .errors import BlockError
 from .node import BlockNode
 
@@ -61,17 +62,9 @@ class BlockBackend:
     def _guard_sector0(self, offset: int, data: bytes) -> None:
         if not self.guard_probe or offset >= 512:
             return
-        from .probe import probe_format
         first = bytearray(self.node.read(0, min(1024, self.node.size)))
         first[offset:offset + len(data)] = bytes(data)[:len(first) - offset]
-
-        class _Head:
-            size = len(first)
-
-            @staticmethod
-            def read(_off: int, n: int) -> bytes:
-                return bytes(first[:n])
-        if probe_format(_Head) != "raw":
+        if probe_head(bytes(first)).name != "raw":
             raise BlockError("write to sector 0 refused: it would make this raw image (whose "
                              "format was probed, not given) look like another format",
                              errno=errno.EPERM)

@@ -8,6 +8,9 @@ import os
 import re
 from dataclasses import dataclass
 
+from pemu.qom.registry import Property
+
+from .driver_info import declare
 from .errors import BlockError
 from .node import BlockNode, Extent
 
@@ -145,3 +148,23 @@ class BlkdebugNode(BlockNode):
 
     def close(self) -> None:
         self.child.close()
+
+
+def take_options(opts: dict[str, str]) -> dict[str, str]:
+    """Remove and return the keys of a -drive/-blockdev line that configure blkdebug
+    (``config``, ``align``, ``inject-error.N.*``, ``set-state.N.*``)."""
+    return {k: opts.pop(k) for k in list(opts)
+            if k in ("config", "align") or k.startswith(("inject-error", "set-state"))}
+
+
+def open_blkdebug(image: BlockNode, options: dict[str, str] | None = None,
+                  **_ignored) -> BlkdebugNode:
+    """blkdebug goes on top of the opened image (QEMU puts it under the format; the
+    errors a guest sees are the same)."""
+    return BlkdebugNode(image, options or {})
+
+
+declare("blkdebug", "fault injection for tests", protocol=True, open=open_blkdebug,
+        properties=(Property("config", "str", description="path to the configuration file"),
+                    Property("align", "int", description="required alignment for requests"),
+                    Property("image", "str", description="the image to inject errors into")))

@@ -3,68 +3,73 @@ files (with their backing chains) to node graphs for pemu-img."""
 
 from __future__ import annotations
 
-import os
+import base64
 import sys
-import tempfile
-from collections.abc import Callable
 
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval, parse_size
+from pemu.qom.registry import RegistryError, check_values
 
+from . import blkdebug
 from .backend import BlockBackend
+from .driver_info import BlockDriverInfo
+from .drivers import block_driver, format_driver, probe_format
 from .errors import BlockError
-from .file import FileNode
 from .node import BlockNode
-from .probe import probe_format
-from .raw import RawNode
+from .overlay import temporary_overlay
+from .throttle import Throttle
 
 CACHE_MODES = ("writeback", "none", "writethrough", "directsync", "unsafe")
 # keys a -drive line may carry that concern the device or bookkeeping, not the image
 _DEVICE_KEYS = {"if", "id", "index", "bus", "unit", "media", "serial", "node-name", "werror",
                 "rerror", "boot", "addr", "copy-on-read", "auto-read-only", "force-share"}
 MAX_BACKING_DEPTH = 64
-
-FormatOpener = Callable[..., BlockNode]
-
-
-def _format_opener(fmt: str) -> FormatOpener:
-    if fmt == "raw":
-        return lambda file, **kw: RawNode(file, offset=kw.get("offset", 0), size=kw.get("size"))
-    if fmt == "qcow2":
-        from .qcow2 import open_qcow2
-        return open_qcow2
-    if fmt == "luks":
-        from .luks import open_luks
-        return open_luks
-    if fmt in ("vmdk", "vhdx", "vpc"):
-        from . import foreign
-        return foreign.OPENERS[fmt]
-    raise BlockError(f"Unknown driver '{fmt}'")
-
-
-SUPPORTED_FORMATS = ("raw", "qcow2", "luks", "vmdk", "vhdx", "vpc")
+# the protocol under every format node; driver=file alone means a raw image over it
+DEFAULT_PROTOCOL = "file"
+PLAIN_FORMAT = "raw"
 
 
 def open_image(filename: str, fmt: str | None = None, read_only: bool = False,
                cache: str = "writeback", secrets: dict[str, bytes] | None = None,
                options: dict[str, str] | None = None, open_backing: bool = True,
-               depth: int = 0, file: BlockNode | None = None) -> BlockNode:
-    """Open an image file (and its backing chain) as a node graph."""
+               depth: int = 0, file: BlockNode | None = None,
+               strict: bool = False) -> BlockNode:
+    """Open an image file (and its backing chain) as a node graph; ``fmt`` None probes
+    the format from the first bytes, as QEMU does.  ``strict``: ``options`` come from
+    the user, and one the format does not declare is refused."""
     if depth > MAX_BACKING_DEPTH:
         raise BlockError(f"Backing chain of '{filename}' is too deep (a loop?)")
-    if fmt is not None and fmt not in SUPPORTED_FORMATS:
-        raise BlockError(f"Unknown driver '{fmt}'")
+    driver = format_driver(fmt) if fmt is not None else None
     if file is None:
-        file = FileNode(filename, read_only=read_only, cache=cache)
+        file = block_driver(DEFAULT_PROTOCOL).open(filename, read_only=read_only, cache=cache)
     try:
-        if fmt is None:
-            fmt = probe_format(file)
-        opener = _format_opener(fmt)
-        kw: dict = {"read_only": read_only, "secrets": secrets or {}, "options": options or {},
-                    "cache": cache, "open_backing": open_backing, "depth": depth}
-        return opener(file, **kw)
+        if driver is None:
+            driver = format_driver(probe_format(file))
+        if strict:
+            _check_options(driver, options or {})
+        return driver.open(file, read_only=read_only, secrets=secrets or {},
+                           options=options or {}, cache=cache, open_backing=open_backing,
+                           depth=depth)
     except BaseException:
         file.close()
         raise
+
+
+def _check_options(driver: BlockDriverInfo, options: dict[str, str]) -> None:
+    """QEMU's refusal of an option the format (or, for ``file.KEY``, the protocol)
+    does not take."""
+    protocol = block_driver(DEFAULT_PROTOCOL)
+    for key, value in options.items():
+        owner, name = driver, key
+        if key.startswith(f"{DEFAULT_PROTOCOL}."):
+            owner, name = protocol, key[len(DEFAULT_PROTOCOL) + 1:]
+        if owner.find_property(name) is None:
+            kind = "protocol" if owner.protocol else "format"
+            raise BlockError(f"Block {kind} '{owner.name}' does not support the option "
+                             f"'{name}'")
+        try:
+            check_values(owner, {name: value})
+        except RegistryError as e:
+            raise BlockError(str(e)) from None
 
 
 def _bool(opts: dict[str, str], key: str, default: bool = False) -> bool:
@@ -100,22 +105,27 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
     filename = opts.pop("file", None) or opts.pop("file.filename", None) or \
         opts.pop("filename", None)
     opts.pop("file.driver", None)
-    if driver == "file":
-        driver = None
-        fmt = fmt or "raw"
-    elif driver == "blkdebug":
-        pass
-    elif driver is not None:
-        fmt = fmt or driver
-        driver = None
     if filename and filename.startswith("blkdebug:"):
         # -drive file=blkdebug:CONFIG:IMAGE
         _, config, filename = filename.split(":", 2)
         driver = "blkdebug"
         opts.setdefault("config", config)
-    if driver == "blkdebug":
+    filter_driver = None  # a protocol driver that goes over the image (blkdebug)
+    if driver is not None:
+        info = block_driver(driver)
+        if info.name == DEFAULT_PROTOCOL:
+            fmt = fmt or PLAIN_FORMAT
+        elif info.protocol:
+            filter_driver = info
+        else:
+            fmt = fmt or driver
+    if fmt is not None:
+        format_driver(fmt)  # an unknown format fails before any file is opened
+    filter_opts: dict[str, str] = {}
+    if filter_driver is not None:
         filename = filename or opts.pop("image.filename", None) or opts.pop("image", None)
         opts.pop("image.driver", None)
+        filter_opts = blkdebug.take_options(opts)
     if not filename:
         raise BlockError("A drive needs a file name (file=...)")
 
@@ -146,27 +156,17 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
     detect_zeroes = _choice(opts, "detect-zeroes", ("off", "on", "unmap"), "off")
     opts.pop("detect-zeroes", None)
     throttle_opts = {k: opts.pop(k) for k in list(opts) if k.startswith("throttling.")}
-    blkdebug_opts = {}
-    if driver == "blkdebug":
-        blkdebug_opts = {k: opts.pop(k) for k in list(opts)
-                         if k in ("config", "align") or k.startswith("inject-error")
-                         or k.startswith("set-state")}
-    image_opts = {k: v for k, v in opts.items()}
+    image_opts = dict(opts)
 
     node = open_image(filename, fmt=fmt, read_only=read_only or snapshot, cache=cache,
-                      secrets=secrets, options=image_opts)
-    on_close = None
-    if blkdebug_opts or driver == "blkdebug":
-        from .blkdebug import BlkdebugNode
-        node = BlkdebugNode(node, blkdebug_opts)
+                      secrets=secrets, options=image_opts, strict=True)
+    if filter_driver is not None:
+        node = filter_driver.open(node, options=filter_opts)
     if snapshot:
-        node, on_close = _temporary_overlay(node)
-    throttle = None
-    if throttle_opts:
-        from .throttle import Throttle
-        throttle = Throttle.from_options(throttle_opts)
+        node = temporary_overlay(node)
+    throttle = Throttle.from_options(throttle_opts) if throttle_opts else None
     be = BlockBackend(node, read_only=read_only, discard=discard,
-                      detect_zeroes=detect_zeroes, throttle=throttle, on_close=on_close)
+                      detect_zeroes=detect_zeroes, throttle=throttle)
     if fmt is None and node.format_name == "raw":
         print(f"WARNING: Image format was not specified for '{filename}' and probing "
               "guessed raw.\n         Automatically detecting the format is dangerous for raw "
@@ -174,23 +174,6 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
               "'raw' format explicitly to remove the restrictions.", file=sys.stderr)
         be.guard_probe = True
     return be
-
-
-def _temporary_overlay(base: BlockNode) -> tuple[BlockNode, Callable[[], None] | None]:
-    """snapshot=on: writes go to a throw-away qcow2 overlay; the image is untouched."""
-    from .qcow2.create import create_qcow2
-    from .qcow2.driver import Qcow2Node
-
-    fd, path = tempfile.mkstemp(prefix="pemu-snapshot-", suffix=".qcow2")
-    os.close(fd)
-    try:
-        create_qcow2(path, base.size)
-        file = FileNode(path, cache="unsafe")
-        overlay = Qcow2Node(file, read_only=False, open_backing=False)
-        overlay.backing = base
-    finally:
-        os.unlink(path)  # the open descriptor keeps it alive until close
-    return overlay, None
 
 
 def parse_secret_object(text: str) -> tuple[str, bytes]:
@@ -213,7 +196,6 @@ def parse_secret_object(text: str) -> tuple[str, bytes]:
     else:
         raise BlockError("Either 'data' or 'file' must be provided")
     if opts.get("format", "raw") == "base64":
-        import base64
         data = base64.b64decode(data)
     return sid, data
 

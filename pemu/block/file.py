@@ -14,6 +14,9 @@ import errno
 import os
 import stat
 
+from pemu.qom.registry import Property
+
+from .driver_info import declare
 from .errors import BlockError
 from .node import BlockNode, Extent
 
@@ -221,3 +224,14 @@ class FileNode(BlockNode):
         if getattr(self, "fd", -1) >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def open_file(filename: str, read_only: bool = False, cache: str = "writeback",
+              **_ignored) -> FileNode:
+    return FileNode(filename, read_only=read_only, cache=cache)
+
+
+declare("file", "a host file or block device", protocol=True, open=open_file,
+        properties=(Property("filename", "str", description="path of the file"),
+                    # pemu takes no image locks: only QEMU's locking=off describes that
+                    Property("locking", "str", "off", "image locking", choices=("off",))))

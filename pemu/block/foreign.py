@@ -11,6 +11,7 @@ import struct
 import uuid
 import zlib
 
+from .driver_info import declare
 from .errors import BlockError
 from .node import BlockNode, Extent
 
@@ -371,4 +372,16 @@ def _opener(cls):
     return open_node
 
 
-OPENERS = {"vmdk": _opener(VmdkNode), "vhdx": _opener(VhdxNode), "vpc": _opener(VpcNode)}
+def _magic_probe(*magics: bytes):
+    def probe(head: bytes, filename: str) -> int:
+        return 100 if head.startswith(magics) else 0
+    return probe
+
+
+# read-only formats: pemu-img info/convert/compare read them, nothing writes them
+declare("vmdk", "VMware disk (read-only)", open=_opener(VmdkNode),
+        probe=_magic_probe(b"KDMV", b"# Disk DescriptorFile"))
+declare("vhdx", "Hyper-V VHDX disk (read-only)", open=_opener(VhdxNode),
+        probe=_magic_probe(b"vhdxfile"))
+declare("vpc", "Virtual PC / VHD disk (read-only)", open=_opener(VpcNode),
+        probe=_magic_probe(b"conectix"))

@@ -23,7 +23,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from pemu.qom.registry import Property
+
+from .driver_info import PREALLOCATION_OPTION, SIZE_OPTION, declare
 from .errors import BlockError
+from .file import FileNode
 from .node import BlockNode, Extent
 
 MAGIC = b"LUKS\xba\xbe"
@@ -415,7 +419,6 @@ def open_luks(file: BlockNode, read_only: bool = False, secrets=None, options=No
 
 def create_luks(filename: str, size: int, opts: dict[str, str],
                 secrets: dict[str, bytes]) -> None:
-    from .file import FileNode
     password = _secret(secrets, opts, ("key-secret",))
     h, mk, area = build_header(password, opts)
     f = FileNode(filename, create=True)
@@ -490,3 +493,26 @@ def setup_qcow2_encryption(node, opts: dict[str, str], secrets: dict[str, bytes]
     node.h.crypto_header = (off, len(area))
     node.write_header()
     node.crypto = Qcow2Crypto(h, SectorCipher(h.cipher_name, h.cipher_mode, mk))
+
+
+# The LUKS parameters, as luks's -o keys and (prefixed with "encrypt.") qcow2's.
+ENCRYPTION_OPTIONS = (
+    Property("key-secret", "str",
+             description="ID of the secret that provides the keyslot passphrase"),
+    Property("cipher-alg", "str", description="Name of encryption cipher algorithm"),
+    Property("cipher-mode", "str", description="Name of encryption cipher mode"),
+    Property("ivgen-alg", "str", description="Name of IV generator algorithm"),
+    Property("ivgen-hash-alg", "str", description="Name of IV generator hash algorithm"),
+    Property("hash-alg", "str", description="Name of encryption hash algorithm"),
+    Property("iter-time", "num", description="Time to spend in PBKDF in milliseconds"),
+)
+
+
+def probe_luks(head: bytes, filename: str) -> int:
+    return 100 if head.startswith(MAGIC) else 0
+
+
+declare("luks", "LUKS1 encrypted image", probe=probe_luks, open=open_luks,
+        create=create_luks,
+        properties=(ENCRYPTION_OPTIONS[0],),
+        create_options=(SIZE_OPTION, *ENCRYPTION_OPTIONS, PREALLOCATION_OPTION))

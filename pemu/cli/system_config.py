@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from pemu.block.drivers import block_driver, supported_formats_line
+from pemu.block.errors import BlockError
 from pemu.chardev.backend import backend_type, check_backend_options
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
@@ -222,11 +224,29 @@ def help_text(prog: str) -> str:
     return "\n".join(lines)
 
 
+def _drive_text(opts: dict[str, str]) -> str:
+    """A -drive's keys as the user wrote them (commas in values doubled)."""
+    return ",".join(f"{k}={v.replace(',', ',,')}" for k, v in opts.items())
+
+
+def check_drives(cfg: SystemConfig, prog: str) -> None:
+    """A -drive's ``format=`` and ``driver=`` must name a registered block driver
+    (QEMU: "-drive file=x,format=xyz: Unknown driver 'xyz'")."""
+    for opts in cfg.drives:
+        for key in ("format", "driver"):
+            if key in opts:
+                try:
+                    block_driver(opts[key])
+                except BlockError as e:
+                    raise OptionError(f"{prog}: -drive {_drive_text(opts)}: {e}") from None
+
+
 def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
                 device_buses: list[str]) -> None:
-    """-M, -cpu, -device and -chardev against the type registry, before anything is
-    loaded: the type must exist for this target, and each property must be declared
+    """-M, -cpu, -device, -chardev and -drive against the type registry, before anything
+    is loaded: the type must exist for this target, and each property must be declared
     (with a value pemu implements, where the type lists them)."""
+    check_drives(cfg, prog)
     machine = cfg.machine.get("type", default_machine)
     try:
         info = lookup(MACHINE, machine, arch)
@@ -260,10 +280,12 @@ def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
 def help_request(cfg: SystemConfig, arch: str, device_buses: list[str],
                  log_items: dict[str, str]) -> str | None:
     """The listing a ``help`` value asks for (-M/-cpu/-device/-chardev/-d help,
-    -device X,help, -chardev X,help), from the type registry; None when the command
-    line asks for none."""
+    -device X,help, -chardev X,help, -drive format=help), from the type registry; None
+    when the command line asks for none."""
     if cfg.machine.get("type") == "help":
         return help_listing(MACHINE, arch)
+    if any(opts.get("format") == "help" for opts in cfg.drives):
+        return supported_formats_line()
     if cfg.cpu == "help":
         return help_listing(CPU, arch)
     for dev in cfg.devices:

@@ -9,6 +9,7 @@ A new device, machine, CPU model or chardev backend file adds one line here.
 
 from __future__ import annotations
 
+from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
 from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
 from pemu.hw.virtio import blk, console, rng  # noqa: F401 - virtio devices

@@ -10,116 +10,17 @@ graph under it.
 
 from __future__ import annotations
 
-import errno as errno_mod
-import os
 import threading
 from dataclasses import dataclass, field
 
+from pemu.block.accounting import STAT_KEYS, AccountingNode
 from pemu.block.backend import BlockBackend
+from pemu.block.drive import open_drive
 from pemu.block.errors import BlockError
 from pemu.block.node import BlockNode
+from pemu.block.overlay import snapshot_overlay
 from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
 from pemu.monitor.events import EventBus
-
-_STAT_KEYS = ("rd_bytes", "wr_bytes", "rd_operations", "wr_operations", "flush_operations",
-              "unmap_operations", "unmap_bytes", "failed_rd_operations",
-              "failed_wr_operations", "failed_flush_operations")
-
-
-class AccountingNode(BlockNode):
-    """A transparent filter that counts I/O and reports failures as QMP events."""
-
-    format_name = "accounting"
-
-    def __init__(self, child: BlockNode, report_error) -> None:
-        self.child = child
-        self.stats = dict.fromkeys(_STAT_KEYS, 0)
-        self._report_error = report_error
-        self._lock = threading.Lock()
-
-    # Everything but the data path is the child's.
-    size = property(lambda self: self.child.size)
-    read_only = property(lambda self: self.child.read_only)
-    filename = property(lambda self: self.child.filename)
-    backing = property(lambda self: self.child.backing)
-    file = property(lambda self: self.child.file)
-
-    def _count(self, ops: str, nbytes: str | None, length: int) -> None:
-        with self._lock:
-            self.stats[ops] += 1
-            if nbytes:
-                self.stats[nbytes] += length
-
-    def _failed(self, what: str, operation: str, e: Exception) -> None:
-        with self._lock:
-            self.stats[f"failed_{what}_operations"] += 1
-        code = getattr(e, "errno", None)
-        self._report_error(operation, code == errno_mod.ENOSPC, str(e))
-
-    def read(self, offset: int, length: int) -> bytes:
-        try:
-            data = self.child.read(offset, length)
-        except (BlockError, OSError) as e:
-            self._failed("rd", "read", e)
-            raise
-        self._count("rd_operations", "rd_bytes", length)
-        return data
-
-    def readv(self, offset: int, buffers: list[memoryview]) -> None:
-        try:
-            self.child.readv(offset, buffers)
-        except (BlockError, OSError) as e:
-            self._failed("rd", "read", e)
-            raise
-        self._count("rd_operations", "rd_bytes", sum(len(b) for b in buffers))
-
-    def write(self, offset: int, data: bytes | memoryview) -> None:
-        try:
-            self.child.write(offset, data)
-        except (BlockError, OSError) as e:
-            self._failed("wr", "write", e)
-            raise
-        self._count("wr_operations", "wr_bytes", len(data))
-
-    def writev(self, offset: int, buffers: list[memoryview]) -> None:
-        try:
-            self.child.writev(offset, buffers)
-        except (BlockError, OSError) as e:
-            self._failed("wr", "write", e)
-            raise
-        self._count("wr_operations", "wr_bytes", sum(len(b) for b in buffers))
-
-    def write_zeroes(self, offset: int, length: int, may_unmap: bool = False) -> None:
-        try:
-            self.child.write_zeroes(offset, length, may_unmap)
-        except (BlockError, OSError) as e:
-            self._failed("wr", "write", e)
-            raise
-        self._count("wr_operations", "wr_bytes", length)
-
-    def discard(self, offset: int, length: int) -> None:
-        self.child.discard(offset, length)
-        self._count("unmap_operations", "unmap_bytes", length)
-
-    def flush(self) -> None:
-        try:
-            self.child.flush()
-        except (BlockError, OSError) as e:
-            self._failed("flush", "write", e)
-            raise
-        self._count("flush_operations", None, 0)
-
-    def block_status(self, offset: int, length: int):
-        return self.child.block_status(offset, length)
-
-    def resize(self, new_size: int, shrink: bool = False) -> None:
-        self.child.resize(new_size, shrink)
-
-    def close(self) -> None:
-        self.child.close()
-
-    def allocated_file_size(self) -> int:
-        return self.child.allocated_file_size()
 
 
 @dataclass
@@ -236,7 +137,7 @@ class BlockDevices:
         out = []
         with self._lock:
             for drive in self.drives.values():
-                stats = dict(drive.filter.stats) if drive.filter else dict.fromkeys(_STAT_KEYS, 0)
+                stats = drive.filter.snapshot() if drive.filter else dict.fromkeys(STAT_KEYS, 0)
                 stats.update({"invalid_rd_operations": 0, "invalid_wr_operations": 0,
                               "invalid_flush_operations": 0, "account_invalid": False,
                               "account_failed": True, "timed_stats": []})
@@ -252,8 +153,6 @@ class BlockDevices:
 
     # -- changes ----------------------------------------------------------------------------
     def blockdev_add(self, args: dict[str, object]) -> None:
-        from pemu.block.drive import open_drive
-
         node_name = args["node-name"]
         assert isinstance(node_name, str)
         with self._lock:
@@ -320,30 +219,16 @@ class BlockDevices:
 
     def snapshot_sync(self, device: str | None, node_name: str | None, snapshot_file: str,
                       snapshot_node_name: str | None, fmt: str, mode: str) -> None:
-        """Put a new qcow2 overlay over the drive; the old top becomes read-only backing."""
-        from pemu.block.file import FileNode
-        from pemu.block.qcow2.create import create_qcow2
-        from pemu.block.qcow2.driver import Qcow2Node
-
-        if fmt != "qcow2":
-            raise QMPError(f"snapshot format '{fmt}' is not supported (use qcow2)")
+        """Put a new overlay over the drive; the old top becomes its read-only backing."""
         with self._lock:
             drive = self.find(device, node_name)
             old = drive.top
             try:
                 drive.backend.flush()
-                if mode == "absolute-paths":
-                    create_qcow2(snapshot_file, old.size,
-                                 backing_file=os.path.abspath(old.filename),
-                                 backing_fmt=old.format_name)
-                elif not os.path.exists(snapshot_file):
-                    raise QMPError(f"Could not open '{snapshot_file}': No such file or "
-                                   "directory")
-                overlay = Qcow2Node(FileNode(snapshot_file), read_only=False,
-                                    open_backing=False)
+                overlay = snapshot_overlay(old, snapshot_file, fmt,
+                                           create=mode == "absolute-paths")
             except (BlockError, OSError) as e:
-                raise QMPError(f"Could not create '{snapshot_file}': {e}") from None
-            overlay.backing = old
+                raise QMPError(str(e)) from None
             assert drive.filter is not None
             drive.filter.child = overlay
             if snapshot_node_name:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 
+from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import qom
+from pemu.monitor import chardev_commands, qom
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
+from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.schema import Schema
@@ -30,7 +32,7 @@ s.enum("ShutdownCause", ["none", "host-error", "host-qmp-quit", "host-qmp-system
                          "host-signal", "host-ui", "guest-shutdown", "guest-reset",
                          "guest-panic", "subsystem-reset"])
 s.enum("QMPCapability", ["oob"])
-s.enum("BlockdevDriver", ["file", "raw", "qcow2"])
+s.enum("BlockdevDriver", [d.name for d in block_drivers()])  # every declared driver
 s.enum("NewImageMode", ["existing", "absolute-paths"])
 s.enum("IoOperationType", ["read", "write"])
 s.enum("BlockErrorAction", ["ignore", "report", "stop"])
@@ -240,8 +242,6 @@ def device_del(ctx: CommandContext, id: str) -> None:
 @command("human-monitor-command", {"command-line": "str", "*cpu-index": "int"}, "str")
 def human_monitor_command(ctx: CommandContext, command_line: str,
                           cpu_index: int | None = None) -> str:
-    from pemu.monitor.hmp import HMPInterpreter
-
     hmp = HMPInterpreter(ctx.machine, ctx.monitors)
     if cpu_index is not None:
         hmp.select_cpu(cpu_index)
@@ -335,20 +335,14 @@ def qom_get(ctx: CommandContext, path: str, property: str) -> object:
 # -- chardevs -----------------------------------------------------------------------------
 @command("query-chardev", returns="[ChardevInfo]")
 def query_chardev(ctx: CommandContext) -> list:
-    from pemu.monitor.chardev_commands import query_chardev as query
-
-    return query(ctx.machine.chardevs)
+    return chardev_commands.query_chardev(ctx.machine.chardevs)
 
 
 @command("chardev-add", {"id": "str", "backend": "any"}, "ChardevReturn")
 def chardev_add(ctx: CommandContext, id: str, backend: object) -> dict:
-    from pemu.monitor.chardev_commands import chardev_add as add
-
-    return add(ctx.machine.chardevs, id, backend)
+    return chardev_commands.chardev_add(ctx.machine.chardevs, id, backend)
 
 
 @command("chardev-remove", {"id": "str"})
 def chardev_remove(ctx: CommandContext, id: str) -> None:
-    from pemu.monitor.chardev_commands import chardev_remove as remove
-
-    remove(ctx.machine.chardevs, id)
+    chardev_commands.chardev_remove(ctx.machine.chardevs, id)

@@ -1,4 +1,5 @@
-"""The type registry: machines, CPU models and devices declare themselves here.
+"""The type registry: machines, CPU models, devices and block drivers declare
+themselves here.
 
 The shape of QEMU's QOM ``TypeInfo`` + ``type_init``: each type says, in its own file,
 its name, what kind of thing it is, its properties (name, type, default, help) and,
@@ -6,7 +7,9 @@ for a device, the bus it plugs into.  Everything that lists or checks types read
 one table: ``-machine help``, ``-cpu help``, ``-device help``, ``-device NAME,help``,
 ``-chardev help``, the property check of ``-device``/``-M``/``-chardev`` (an unknown
 property is refused, never ignored), and the monitor's ``qom-list-types``,
-``device-list-properties``, ``query-machines`` and ``chardev-add``.
+``device-list-properties``, ``query-machines`` and ``chardev-add``; for block drivers
+(pemu/block/driver_info.py) format probing, ``-drive format=``, pemu-img's format lists
+and QMP's ``BlockdevDriver``.
 
 This module imports nothing of pemu: every layer may declare types in it.
 """
@@ -21,7 +24,8 @@ CPU = "cpu"
 DEVICE = "device"
 CHARDEV = "chardev"  # -chardev backends (pemu/chardev/backend.py)
 NETDEV = "netdev"  # -netdev backends: none exist yet (networking is not implemented)
-KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV)
+BLOCK_DRIVER = "block-driver"  # image formats and protocols (pemu/block/driver_info.py)
+KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV, BLOCK_DRIVER)
 
 
 class RegistryError(ValueError):
@@ -155,7 +159,8 @@ def checked_device(options: dict[str, str], buses: Iterable[str]) -> TypeInfo:
 
 def help_listing(kind: str, arch: str | None = None,
                  buses: Iterable[str] | None = None) -> str:
-    """``-machine help`` / ``-cpu help`` / ``-device help`` / ``-chardev help`` text."""
+    """``-machine help`` / ``-cpu help`` / ``-device help`` / ``-chardev help`` /
+    ``-drive format=help`` text."""
     entries = types(kind, arch, buses)
     if kind == CHARDEV:
         # QEMU's heading, trailing space included (scripts match the line)
@@ -167,6 +172,8 @@ def help_listing(kind: str, arch: str | None = None,
             default = " (default)" if t.is_default else ""
             lines.append(f"{t.name:<20} {t.description}{default}")
         return "\n".join(lines)
+    if kind == BLOCK_DRIVER:  # qemu-img --help and -drive format=help: one line
+        return "Supported formats: " + " ".join(t.name for t in entries)
     if kind == CPU:
         lines = ["Available CPUs:"]
         lines += [f"  {t.name:<16} {t.description}" for t in entries]
@@ -194,6 +201,7 @@ def property_listing(info: TypeInfo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CHARDEV", "CPU", "DEVICE", "MACHINE", "NETDEV", "Property", "RegistryError", "TypeInfo",
+__all__ = ["BLOCK_DRIVER", "CHARDEV", "CPU", "DEVICE", "MACHINE", "NETDEV", "Property",
+           "RegistryError", "TypeInfo",
            "check_options", "check_properties", "check_values", "checked_device",
            "help_listing", "lookup", "property_listing", "register", "types"]

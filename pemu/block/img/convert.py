@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..backend import is_zero
 from ..errors import BlockError
 from ..node import BlockNode
-from .create import create_image
+from .create import create_image, creating_driver
 from .info import chain_status
 from .util import (
     Flags,
@@ -185,7 +185,7 @@ def cmd_convert(argv: list[str]) -> int:
         options["backing_file"] = backing
         if backing_fmt:
             options["backing_fmt"] = backing_fmt
-    if compress and out_fmt != "qcow2":
+    if compress and not creating_driver(out_fmt).compression:
         raise ImgError("Compression not supported for this file format")
     sources = []
     try:

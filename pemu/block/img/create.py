@@ -4,39 +4,29 @@ from __future__ import annotations
 
 import os
 
-from pemu.qemuopts.keyval import OptionError, parse_bool
-
+from ..driver_info import BlockDriverInfo
+from ..drivers import block_driver
 from ..errors import BlockError
-from ..file import FileNode
 from .util import ImgError, Secrets, getopts, open_img, parse_img_size, parse_options_list
 
-QCOW2_OPTS = ("size", "compat", "backing_file", "backing_fmt", "encryption", "encrypt.format",
-              "encrypt.key-secret", "encrypt.cipher-alg", "encrypt.cipher-mode",
-              "encrypt.ivgen-alg", "encrypt.ivgen-hash-alg", "encrypt.hash-alg",
-              "encrypt.iter-time", "cluster_size", "preallocation", "lazy_refcounts",
-              "refcount_bits", "compression_type", "extended_l2")
-LUKS_OPTS = ("size", "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg", "ivgen-hash-alg",
-             "hash-alg", "iter-time", "preallocation")
-RAW_OPTS = ("size", "preallocation")
 
-
-def _bool_opt(opts: dict, key: str, default: bool = False) -> bool:
-    if key not in opts:
-        return default
+def creating_driver(fmt: str) -> BlockDriverInfo:
     try:
-        return parse_bool(opts[key], key)
-    except OptionError as e:
-        raise ImgError(str(e)) from None
+        info = block_driver(fmt)
+    except BlockError:
+        raise ImgError(f"Unknown file format '{fmt}'") from None
+    if info.create is None:
+        raise ImgError(f"Format driver '{fmt}' does not support image creation")
+    return info
 
 
 def create_image(filename: str, fmt: str, size: int | None, opts: dict[str, str],
                  secrets: Secrets, quiet: bool = False) -> None:
-    """Create an image; ``size`` None means 'as big as the backing file'."""
-    allowed = {"qcow2": QCOW2_OPTS, "raw": RAW_OPTS, "luks": LUKS_OPTS}.get(fmt)
-    if allowed is None:
-        raise ImgError(f"Format driver '{fmt}' does not support image creation")
+    """Create an image; ``size`` None means 'as big as the backing file'.  What ``-o``
+    accepts and how the image is made is the format's declaration (driver_info.py)."""
+    info = creating_driver(fmt)
     for k in opts:
-        if k not in allowed:
+        if info.find_create_option(k) is None:
             raise ImgError(f"Invalid parameter '{k}'")
     if "size" in opts:
         size = parse_img_size(opts["size"])
@@ -54,82 +44,31 @@ def create_image(filename: str, fmt: str, size: int | None, opts: dict[str, str]
     if size is None:
         raise ImgError("Image creation needs a size parameter")
     size = -(-size // 512) * 512
-    prealloc = opts.get("preallocation", "off")
     if not quiet:
-        print(_formatting_line(filename, fmt, size, opts))
+        print(formatting_line(filename, info, size, opts))
+    assert info.create is not None
     try:
-        if fmt == "raw":
-            create_raw(filename, size, prealloc)
-        elif fmt == "luks":
-            from ..luks import create_luks
-            create_luks(filename, size, opts, secrets.values)
+        info.create(filename, size, {k: v for k, v in opts.items() if k != "size"},
+                    secrets.values)
+    except (BlockError, ValueError) as e:
+        raise ImgError(f"{filename}: {e}") from None
+
+
+def formatting_line(filename: str, info: BlockDriverInfo, size: int,
+                    opts: dict[str, str]) -> str:
+    """The line qemu-img prints: every -o key the format declares, in its order, with
+    the value given or else its default (keys with neither are left out)."""
+    parts = [f"Formatting '{filename}', fmt={info.name}"]
+    for p in info.create_options:
+        if p.name == "size":
+            value: str | None = str(size)
+        elif p.name in opts:
+            value = str(parse_img_size(opts[p.name])) if p.type == "size" else opts[p.name]
         else:
-            from ..qcow2.create import create_qcow2
-            encrypt = None
-            if opts.get("encrypt.format") or _bool_opt(opts, "encryption"):
-                if opts.get("encrypt.format", "luks") != "luks":
-                    raise ImgError("Only encrypt.format=luks is supported")
-                encrypt = {k[len("encrypt."):]: v for k, v in opts.items()
-                           if k.startswith("encrypt.")}
-            create_qcow2(filename, size,
-                         cluster_size=parse_img_size(opts.get("cluster_size", "65536")),
-                         backing_file=backing, backing_fmt=backing_fmt,
-                         compression_type=opts.get("compression_type", "zlib"),
-                         preallocation=prealloc,
-                         lazy_refcounts=_bool_opt(opts, "lazy_refcounts"),
-                         refcount_bits=int(opts.get("refcount_bits", "16")),
-                         compat=opts.get("compat", "1.1"),
-                         extended_l2=_bool_opt(opts, "extended_l2"),
-                         encrypt=encrypt, secrets=secrets.values)
-    except BlockError as e:
-        raise ImgError(f"{filename}: {e}") from None
-    except ValueError as e:
-        raise ImgError(f"{filename}: {e}") from None
-
-
-_ENCRYPT_KEYS = ("format", "key-secret", "cipher-alg", "cipher-mode", "ivgen-alg",
-                 "ivgen-hash-alg", "hash-alg", "iter-time")
-
-
-def _formatting_line(filename: str, fmt: str, size: int, opts: dict[str, str]) -> str:
-    """The line qemu-img prints: defaults plus given options, in the driver's order."""
-    parts = [f"Formatting '{filename}', fmt={fmt}"]
-    if fmt == "qcow2":
-        parts += [f"encrypt.{k}={opts[f'encrypt.{k}']}" for k in _ENCRYPT_KEYS
-                  if f"encrypt.{k}" in opts]
-        parts.append(f"cluster_size={parse_img_size(opts.get('cluster_size', '65536'))}")
-        parts.append(f"extended_l2={opts.get('extended_l2', 'off')}")
-        if "preallocation" in opts:
-            parts.append(f"preallocation={opts['preallocation']}")
-        parts.append(f"compression_type={opts.get('compression_type', 'zlib')}")
-        parts.append(f"size={size}")
-        parts += [f"{k}={opts[k]}" for k in ("compat", "backing_file", "backing_fmt")
-                  if k in opts]
-        parts.append(f"lazy_refcounts={opts.get('lazy_refcounts', 'off')}")
-        parts.append(f"refcount_bits={opts.get('refcount_bits', '16')}")
-    else:
-        parts.append(f"size={size}")
-        if fmt == "raw" and "preallocation" in opts:
-            parts.append(f"preallocation={opts['preallocation']}")
-        if fmt == "luks":
-            parts += [f"{k}={opts[k]}" for k in _ENCRYPT_KEYS[1:] if k in opts]
+            value = p.default
+        if value is not None:
+            parts.append(f"{p.name}={value}")
     return " ".join(parts)
-
-
-def create_raw(filename: str, size: int, prealloc: str = "off") -> None:
-    if prealloc not in ("off", "falloc", "full"):
-        raise BlockError(f"Invalid parameter '{prealloc}' for preallocation")
-    f = FileNode(filename, create=True)
-    try:
-        f.truncate(size)
-        if prealloc == "falloc" and size:
-            os.posix_fallocate(f.fd, 0, size)
-        elif prealloc == "full":
-            chunk = bytes(1 << 20)
-            for p in range(0, size, len(chunk)):
-                f.write(p, chunk[:min(len(chunk), size - p)])
-    finally:
-        f.close()
 
 
 def cmd_create(argv: list[str]) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sys
 
+from pemu import __version__
+
+from ..drivers import creatable_formats, supported_formats_line
 from ..errors import BlockError
 from .chain import cmd_amend, cmd_commit, cmd_measure, cmd_rebase, cmd_resize, cmd_snapshot
 from .convert import cmd_compare, cmd_convert, cmd_dd
 from .create import cmd_create
 from .info import cmd_check, cmd_info, cmd_map
-from .util import ImgError
+from .util import Flags, ImgError
 
 PROG = "pemu-img"
 COMMANDS = {
@@ -20,7 +23,7 @@ COMMANDS = {
     "snapshot": cmd_snapshot,
 }
 
-USAGE = f"""usage: {PROG} [standard options] command [command options]
+_USAGE = f"""usage: {PROG} [standard options] command [command options]
 QEMU-compatible disk image utility
 
 Commands:
@@ -38,9 +41,14 @@ Commands:
   amend [-f fmt] -o options filename
   measure [--output=human|json] [-O output_fmt] [-o options] [--size N | [-f fmt] filename]
   dd [-f fmt] [-O output_fmt] [bs=block_size] [count=blocks] [skip=blocks] if=input of=output
-
-Supported formats: raw qcow2 luks (create/convert), vmdk vhdx vpc (read)
 """
+
+
+def usage() -> str:
+    """The --help text; its last lines are qemu-img's format list (every driver) and
+    the formats pemu-img can write."""
+    return (f"{_USAGE}\n{supported_formats_line()}\n"
+            f"Writable formats (create, convert -O): {' '.join(creatable_formats())}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,17 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     cmd = argv[0]
     if cmd in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(usage(), end="")
         return 0
     if cmd in ("-V", "--version"):
-        from ... import __version__
         print(f"{PROG} version {__version__}")
         return 0
     fn = COMMANDS.get(cmd)
     if fn is None:
         print(f"{PROG}: Command not found: {cmd}", file=sys.stderr)
         return 1
-    from .util import Flags
     Flags.image_opts = "--image-opts" in argv
     Flags.target_image_opts = "--target-image-opts" in argv
     try:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import struct
 
+from pemu.qemuopts.keyval import OptionError, parse_bool, parse_size
+
 from ..errors import BlockError
 from ..file import FileNode
+from ..luks import setup_qcow2_encryption
 from . import format as fmt
+from .driver import Qcow2Node
 from .format import Header
+from .refcount import RefcountCodec
 
 PREALLOC_MODES = ("off", "metadata", "falloc", "full")
 
@@ -70,7 +75,6 @@ def create_qcow2(path: str, size: int, cluster_size: int = 65536, backing_file: 
             h.compatible_features |= fmt.COMPAT_LAZY_REFCOUNTS
     header = h.pack()
     reftable = struct.pack(">Q", 2 * cluster_size)
-    from .refcount import RefcountCodec
     codec = RefcountCodec(order, cluster_size)
     blk = codec.new_block()
     for i in range(3):
@@ -81,14 +85,12 @@ def create_qcow2(path: str, size: int, cluster_size: int = 65536, backing_file: 
         file.write(0, header + bytes(cluster_size - len(header)))
         file.write(cluster_size, reftable + bytes(cluster_size - 8))
         file.write(2 * cluster_size, refblock)
-        from .driver import Qcow2Node
         node = Qcow2Node(file, read_only=False, open_backing=False, check_mode=True)
     except BaseException:
         file.close()
         raise
     try:
         if encrypt:
-            from ..luks import setup_qcow2_encryption
             setup_qcow2_encryption(node, encrypt, secrets or {})
         node.resize(size)
         if preallocation != "off":
@@ -123,3 +125,40 @@ def _preallocate(node, mode: str) -> None:
         chunk = bytes(1 << 20)
         for p in range(host, end, len(chunk)):
             node.file.write(p, chunk[:min(len(chunk), end - p)])
+
+
+def _bool_option(opts: dict[str, str], key: str) -> bool:
+    try:
+        return parse_bool(opts[key], key) if key in opts else False
+    except OptionError as e:
+        raise BlockError(str(e)) from None
+
+
+def _size_option(opts: dict[str, str], key: str, default: str) -> int:
+    try:
+        return parse_size(opts.get(key, default))
+    except OptionError as e:
+        raise BlockError(str(e)) from None
+
+
+def create_qcow2_from_options(filename: str, size: int, opts: dict[str, str],
+                              secrets: dict[str, bytes]) -> None:
+    """pemu-img create's ``-o`` keys (see the qcow2 declaration) to ``create_qcow2``."""
+    encrypt = None
+    if opts.get("encrypt.format") or _bool_option(opts, "encryption"):
+        if opts.get("encrypt.format", "luks") != "luks":
+            raise BlockError("Only encrypt.format=luks is supported")
+        encrypt = {k[len("encrypt."):]: v for k, v in opts.items() if k.startswith("encrypt.")}
+    try:
+        refcount_bits = int(opts.get("refcount_bits", "16"))
+    except ValueError:
+        raise BlockError("Parameter 'refcount_bits' expects a number") from None
+    create_qcow2(filename, size,
+                 cluster_size=_size_option(opts, "cluster_size", "65536"),
+                 backing_file=opts.get("backing_file"), backing_fmt=opts.get("backing_fmt"),
+                 compression_type=opts.get("compression_type", "zlib"),
+                 preallocation=opts.get("preallocation", "off"),
+                 lazy_refcounts=_bool_option(opts, "lazy_refcounts"),
+                 refcount_bits=refcount_bits, compat=opts.get("compat", "1.1"),
+                 extended_l2=_bool_option(opts, "extended_l2"),
+                 encrypt=encrypt, secrets=secrets)
