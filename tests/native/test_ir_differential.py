@@ -12,13 +12,15 @@ operands in registers and immediates, must match its reference semantics
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pemu.accel.tcg.backend.x86_64 import codegen
 from pemu.accel.tcg.ir import Block, Helper, IRBuilder, MemOp, check_block
-from pemu.accel.tcg.opcodes import ADD, PURE_OPS, Opcode
+from pemu.accel.tcg.opcodes import ADD, CTPOP, MOVCOND, MULSUH, PURE_OPS, SAR, Opcode
 from pemu.accel.tcg.optimize import optimize
 from pemu.linux_user.vmem import GuestFault
 from tests.native.native_harness import BlockRunner, needs_native
@@ -56,8 +58,7 @@ def test_native_matches_interpreter(runner: BlockRunner, block: Block, init: lis
             assert runner.mem.mem[addr] == byte, blk.dump()
 
 
-@pytest.mark.parametrize("opc", PURE_OPS, ids=str)
-def test_native_op_matches_semantics(runner: BlockRunner, opc: Opcode) -> None:
+def _native_runner(runner: BlockRunner) -> Callable[[Block], Runner]:
     def compile_block(block: Block) -> Runner:
         tb = runner.backend.compile(block).fn
         S = runner.cpu.state.slots
@@ -69,7 +70,21 @@ def test_native_op_matches_semantics(runner: BlockRunner, opc: Opcode) -> None:
             tb(S, runner.cpu)
             return S[OUT]
         return run
-    check_against_semantics(opc, compile_block)
+    return compile_block
+
+
+@pytest.mark.parametrize("opc", PURE_OPS, ids=str)
+def test_native_op_matches_semantics(runner: BlockRunner, opc: Opcode) -> None:
+    check_against_semantics(opc, _native_runner(runner))
+
+
+@pytest.mark.parametrize("opc", [CTPOP, MOVCOND, MULSUH, SAR], ids=str)
+def test_fallback_helper_matches_semantics(runner: BlockRunner, opc: Opcode,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An op without inline code (NOT_NATIVE) is a call of its reference semantics."""
+    monkeypatch.setitem(codegen._HANDLERS, opc, None)
+    check_against_semantics(opc, _native_runner(runner), seed=2)
+    assert any(key[0] is opc for key in codegen._fallback_helpers)
 
 
 def _block(pc: int = 0x2000) -> tuple[Block, IRBuilder]:

@@ -39,6 +39,8 @@ def test_misspelt_or_string_ops_fail_early() -> None:
     b = IRBuilder(Block(pc=0, flags=0), GLOBALS)
     with pytest.raises(AttributeError):
         b.binop("add", b.temp(), b.temp(), b.temp())  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        b.emit("neg", I64, [b.temp()], [b.temp()])  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         b.binop(opcodes.NEG, b.temp(), b.temp(), b.temp())
 
@@ -99,6 +101,12 @@ def test_native_codegen_handles_every_op(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delattr(codegen.Codegen, "op_ctpop")
     with pytest.raises(ImportError, match="ctpop"):
         codegen._handlers()
+    monkeypatch.setattr(codegen, "NOT_NATIVE", frozenset({opcodes.CTPOP}))
+    assert codegen._handlers()[opcodes.CTPOP] is None  # computed by the fallback helper
+    monkeypatch.setattr(codegen, "NOT_NATIVE", frozenset({opcodes.CLZ}))
+    with pytest.raises(ImportError, match="op_clz"):
+        codegen._handlers()
+    monkeypatch.setattr(codegen, "NOT_NATIVE", frozenset())
     monkeypatch.setattr(codegen.Codegen, "op_ctpopp", lambda self, op: False, raising=False)
     with pytest.raises(ImportError, match="op_ctpopp"):
         codegen._handlers()

@@ -287,6 +287,9 @@ class IRBuilder:
     # -- emission ---------------------------------------------------------------
     def emit(self, opc: Opcode, type: int, outs: list[Temp], ins: list[Operand],
              aux: object = None) -> None:
+        """Append any op; ``opc`` is a constant of the op table (not an op name)."""
+        if opc.__class__ is not Opcode:
+            raise TypeError(f"IR ops are Opcode constants of accel/tcg/opcodes.py, not {opc!r}")
         self.block.ops.append(Op(opc, type, outs, ins, aux))
 
     def unop(self, opc: Opcode, d: Temp, a: Operand, type: int = I64) -> Temp:

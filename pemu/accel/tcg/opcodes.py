@@ -237,4 +237,3 @@ def opcode(name: str) -> Opcode:
 
 
 PURE_OPS: tuple[Opcode, ...] = tuple(op for op in OPCODES.values() if op.pure)
-BLOCK_ENDS: frozenset[Opcode] = frozenset(op for op in OPCODES.values() if op.block_end)

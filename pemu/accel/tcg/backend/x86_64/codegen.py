@@ -736,8 +736,10 @@ def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
     for name, fn in vars(Codegen).items():
         if name.startswith("op_"):
             opc = OPCODES.get(name[3:])
-            if opc is None or opc in NOT_NATIVE:
+            if opc is None:
                 raise ImportError(f"native codegen: {name} handles no op of the table")
+            if opc in NOT_NATIVE:
+                raise ImportError(f"native codegen: {name} handles an op listed NOT_NATIVE")
             handlers[opc] = fn
     missing = [name for name, opc in OPCODES.items() if opc not in handlers]
     if missing:
