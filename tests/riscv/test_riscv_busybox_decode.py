@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from pemu.accel.tcg.ir import check_block
+from pemu.accel.tcg.opcodes import CALL, INSN_START
 from pemu.accel.tcg.optimize import optimize
 from pemu.guests import guest_file
 from pemu.target.riscv.translate import translate_block
@@ -58,9 +59,9 @@ def test_busybox_instructions_translate() -> None:
     for addr, word, mnemonic in insns[::SAMPLE]:
         block = translate_block(addr, 0, fetch, max_insns=1)
         check_block(block)
-        body = [op for op in block.ops if op.opc != "insn_start"]
+        body = [op for op in block.ops if op.opc is not INSN_START]
         # just "raise illegal": not the run-time frm check of a dynamic-rm instruction
-        illegal = len(body) == 2 and body[0].opc == "call" \
+        illegal = len(body) == 2 and body[0].opc is CALL \
             and body[0].aux.name == "raise_exception" and body[0].ins[0].value == 2
         if illegal != (mnemonic in _NOT_INSN):
             wrong.append(f"0x{addr:x}: {word:x} {mnemonic} -> {'illegal' if illegal else 'ok'}")

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pemu.accel.tcg.ir import Block, Const, check_block
+from pemu.accel.tcg.opcodes import ADD, CALL, GOTO_PC, INSN_START
 from pemu.linux_user.vmem import GuestFault
 from pemu.target.riscv.helpers import RAISE_EXCEPTION
 from pemu.target.riscv.translate import translate_block
@@ -49,8 +50,8 @@ def _interesting_word(rng: random.Random) -> int:
 
 def _is_illegal(block: Block) -> bool:
     """The translation is just 'raise illegal instruction' (not a run-time frm check)."""
-    ops = [op for op in block.ops if op.opc != "insn_start"]
-    return (len(ops) == 2 and ops[0].opc == "call" and ops[0].aux is RAISE_EXCEPTION
+    ops = [op for op in block.ops if op.opc is not INSN_START]
+    return (len(ops) == 2 and ops[0].opc is CALL and ops[0].aux is RAISE_EXCEPTION
             and ops[0].ins[0] == Const(2))
 
 
@@ -140,7 +141,7 @@ def test_block_stops_at_page_end() -> None:
     block = translate_block(0x1FF8, 0, _memory_fetch(code, 0x1000))
     check_block(block)
     assert (block.n_insns, block.guest_size) == (2, 8)
-    assert block.ops[-1].opc == "goto_pc" and block.ops[-1].aux == 0x2000
+    assert block.ops[-1].opc is GOTO_PC and block.ops[-1].aux == 0x2000
 
 
 def test_straddling_instruction_is_last() -> None:
@@ -167,12 +168,12 @@ def test_fault_on_later_fetch_ends_block() -> None:
 def test_max_insns() -> None:
     block = translate_block(0x1000, 0, _memory_fetch(ADDI * 10, 0x1000), max_insns=1)
     assert block.n_insns == 1
-    assert [op.opc for op in block.ops] == ["insn_start", "add", "goto_pc"]
+    assert [op.opc for op in block.ops] == [INSN_START, ADD, GOTO_PC]
     assert translate_block(0x1000, 0, _memory_fetch(ADDI * 10, 0x1000)).n_insns == 10
 
 
 def test_insn_start_marks_every_instruction() -> None:
     code = ADDI + C_ADDI + ADDI + C_ADDI + bytes(4)  # (fetches are 4 bytes inside a page)
     block = translate_block(0x1000, 0, _memory_fetch(code, 0x1000))
-    starts = [op.aux for op in block.ops if op.opc == "insn_start"]
+    starts = [op.aux for op in block.ops if op.opc is INSN_START]
     assert starts == [0x1000, 0x1004, 0x1006, 0x100A, 0x100C]  # the last: illegal 0x0000

@@ -62,6 +62,7 @@ FEQ_S = 0xA010_2553  # feq.s a0, ft0, ft1
 
 
 def _helpers_called(flags: int, *insns: int) -> list[str]:
+    from pemu.accel.tcg.opcodes import CALL
     from pemu.target.riscv.translate import translate_block
 
     code = b"".join(i.to_bytes(4, "little") for i in insns)
@@ -73,7 +74,7 @@ def _helpers_called(flags: int, *insns: int) -> list[str]:
         return int.from_bytes(code[off:off + size], "little")
 
     block = translate_block(0x8000_0000, flags, fetch)
-    return [op.aux.name for op in block.ops if op.opc == "call"]
+    return [op.aux.name for op in block.ops if op.opc is CALL]
 
 
 def test_frontend_marks_fs_once_per_block_and_never_without_fs_bits():

@@ -4,6 +4,11 @@ A frontend (``pemu.target.*.translate``) turns a block of guest instructions int
 ``Block`` of ``Op``s; the optimizer (``optimize.py``) rewrites it; a backend
 (``backend/python.py``, later ``backend/x86_64.py``) turns it into host code.
 
+Ops
+---
+The ops, their operand counts, flags and reference semantics are the table in
+``opcodes.py``; an ``Op`` holds one of its ``Opcode`` objects.
+
 Values
 ------
 Every value is an unsigned integer of the op's type width (``I32`` or ``I64``); the
@@ -40,6 +45,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+
+from pemu.accel.tcg.opcodes import (
+    BR,
+    BRCOND,
+    CALL,
+    GOTO_PC,
+    GOTO_PTR,
+    INSN_START,
+    LABEL,
+    LD,
+    MOV,
+    MOVCOND,
+    OPCODES,
+    SETCOND,
+    ST,
+    Opcode,
+)
 
 I32 = 32
 I64 = 64
@@ -172,52 +194,9 @@ class Helper:
         return self.flags == CALL_PURE
 
 
-# Opcode catalogue: name -> (number of outputs, number of inputs).  Extra
-# non-operand arguments live in Op.aux (cond, memop, label, helper, pc).
-OPCODES: dict[str, tuple[int, int]] = {
-    "mov": (1, 1),
-    # binary arithmetic and logic
-    "add": (1, 2), "sub": (1, 2), "mul": (1, 2),
-    "and": (1, 2), "or": (1, 2), "xor": (1, 2),
-    "andc": (1, 2), "orc": (1, 2), "eqv": (1, 2),  # a & ~b, a | ~b, ~(a ^ b)
-    # shifts and rotates: the count is taken modulo the type width
-    "shl": (1, 2), "shr": (1, 2), "sar": (1, 2), "rotl": (1, 2), "rotr": (1, 2),
-    # high halves of the double-width product (I64 only)
-    "mulsh": (1, 2), "muluh": (1, 2), "mulsuh": (1, 2),
-    # division with RISC-V's defined results: x/0 = all ones, x%0 = x,
-    # signed MIN/-1 = MIN and MIN%-1 = 0.  Other frontends fix up around these.
-    "div": (1, 2), "divu": (1, 2), "rem": (1, 2), "remu": (1, 2),
-    "min": (1, 2), "max": (1, 2), "minu": (1, 2), "maxu": (1, 2),
-    # unary
-    "neg": (1, 1), "not": (1, 1),
-    "ext8s": (1, 1), "ext16s": (1, 1), "ext32s": (1, 1),
-    "ext8u": (1, 1), "ext16u": (1, 1), "ext32u": (1, 1),
-    "clz": (1, 1), "ctz": (1, 1), "ctpop": (1, 1),  # of zero: the type width
-    "bswap": (1, 1),
-    # comparisons: aux = Cond
-    "setcond": (1, 2),  # d = cond(a, b) ? 1 : 0
-    "movcond": (1, 4),  # d = cond(c1, c2) ? v1 : v2
-    # guest memory: aux = MemOp
-    "ld": (1, 1),  # d = mem[addr]
-    "st": (0, 2),  # mem[addr] = value      (inputs: value, addr)
-    # control flow
-    "label": (0, 0),  # aux = Label
-    "br": (0, 0),  # aux = Label
-    "brcond": (0, 2),  # aux = (Cond, Label)
-    "insn_start": (0, 0),  # aux = guest pc of the instruction that follows
-    "call": (-1, -1),  # aux = Helper; outputs and inputs as the helper says
-    "goto_pc": (0, 0),  # aux = next guest pc (a constant); ends the block, chainable
-    "goto_ptr": (0, 0),  # next pc is in the pc global; ends the block
-}
-
-BLOCK_ENDS = {"goto_pc", "goto_ptr"}
-# Ops that may leave the block other than at its end (so globals must be exact there).
-MAY_RAISE = {"ld", "st", "call"}
-
-
 @dataclass(eq=False)
 class Op:
-    opc: str
+    opc: Opcode
     type: int
     outs: list[Temp]
     ins: list[Operand]
@@ -265,7 +244,7 @@ class Block:
     def dump(self) -> str:
         lines = [f"IR for pc=0x{self.pc:x} flags=0x{self.flags:x} ({self.n_insns} insns)"]
         for op in self.ops:
-            indent = "" if op.opc in ("label", "insn_start") else "    "
+            indent = "" if op.opc is LABEL or op.opc is INSN_START else "    "
             lines.append(indent + repr(op))
         return "\n".join(lines)
 
@@ -306,78 +285,95 @@ class IRBuilder:
         return Label(self.block.label_count)
 
     # -- emission ---------------------------------------------------------------
-    def emit(self, opc: str, type: int, outs: list[Temp], ins: list[Operand],
+    def emit(self, opc: Opcode, type: int, outs: list[Temp], ins: list[Operand],
              aux: object = None) -> None:
+        """Append any op; ``opc`` is a constant of the op table (not an op name)."""
+        if opc.__class__ is not Opcode:
+            raise TypeError(f"IR ops are Opcode constants of accel/tcg/opcodes.py, not {opc!r}")
         self.block.ops.append(Op(opc, type, outs, ins, aux))
 
-    def unop(self, opc: str, d: Temp, a: Operand, type: int = I64) -> Temp:
-        self.emit(opc, type, [d], [a])
+    def unop(self, opc: Opcode, d: Temp, a: Operand, type: int = I64) -> Temp:
+        if opc.n_in != 1:
+            raise ValueError(f"{opc} is not a unary op")
+        self.block.ops.append(Op(opc, type, [d], [a]))
         return d
 
-    def binop(self, opc: str, d: Temp, a: Operand, b: Operand, type: int = I64) -> Temp:
-        self.emit(opc, type, [d], [a, b])
+    def binop(self, opc: Opcode, d: Temp, a: Operand, b: Operand, type: int = I64) -> Temp:
+        if opc.n_in != 2:
+            raise ValueError(f"{opc} is not a binary op")
+        self.block.ops.append(Op(opc, type, [d], [a, b]))
         return d
 
     def mov(self, d: Temp, a: Operand, type: int = I64) -> Temp:
-        return self.unop("mov", d, a, type)
+        self.block.ops.append(Op(MOV, type, [d], [a]))
+        return d
 
     def movi(self, d: Temp, value: int, type: int = I64) -> Temp:
-        return self.unop("mov", d, self.const(value, type), type)
+        self.block.ops.append(Op(MOV, type, [d], [self.const(value, type)]))
+        return d
 
     def setcond(self, d: Temp, cond: Cond, a: Operand, b: Operand, type: int = I64) -> Temp:
-        self.emit("setcond", type, [d], [a, b], cond)
+        self.emit(SETCOND, type, [d], [a, b], cond)
         return d
 
     def movcond(self, d: Temp, cond: Cond, c1: Operand, c2: Operand, v1: Operand, v2: Operand,
                 type: int = I64) -> Temp:
-        self.emit("movcond", type, [d], [c1, c2, v1, v2], cond)
+        self.emit(MOVCOND, type, [d], [c1, c2, v1, v2], cond)
         return d
 
     def ld(self, d: Temp, addr: Operand, memop: MemOp, type: int = I64) -> Temp:
-        self.emit("ld", type, [d], [addr], memop)
+        self.emit(LD, type, [d], [addr], memop)
         return d
 
     def st(self, value: Operand, addr: Operand, memop: MemOp) -> None:
-        self.emit("st", I64, [], [value, addr], memop)
+        self.emit(ST, I64, [], [value, addr], memop)
 
     def set_label(self, label: Label) -> None:
-        self.emit("label", I64, [], [], label)
+        self.emit(LABEL, I64, [], [], label)
 
     def br(self, label: Label) -> None:
-        self.emit("br", I64, [], [], label)
+        self.emit(BR, I64, [], [], label)
 
     def brcond(self, cond: Cond, a: Operand, b: Operand, label: Label, type: int = I64) -> None:
-        self.emit("brcond", type, [], [a, b], (cond, label))
+        self.emit(BRCOND, type, [], [a, b], (cond, label))
 
     def insn_start(self, pc: int) -> None:
-        self.emit("insn_start", I64, [], [], pc)
+        self.emit(INSN_START, I64, [], [], pc)
 
     def call(self, helper: Helper, outs: list[Temp], ins: list[Operand]) -> None:
         if len(outs) != helper.n_out:
             raise ValueError(f"helper {helper.name} has {helper.n_out} outputs, got {len(outs)}")
-        self.emit("call", I64, outs, ins, helper)
+        self.emit(CALL, I64, outs, ins, helper)
 
     def goto_pc(self, pc: int) -> None:
-        self.emit("goto_pc", I64, [], [], pc)
+        self.emit(GOTO_PC, I64, [], [], pc)
 
     def goto_ptr(self) -> None:
-        self.emit("goto_ptr", I64, [], [])
+        self.emit(GOTO_PTR, I64, [], [])
+
+
+_AUX_TYPES: dict[str | None, type | tuple[type, ...]] = {
+    None: type(None), "cond": Cond, "memop": MemOp, "label": Label, "cond_label": tuple,
+    "pc": int, "helper": Helper,
+}
 
 
 def check_block(block: Block) -> None:
     """Structural validation; frontends' tests run every block through it."""
-    labels_defined = {op.aux.id for op in block.ops if op.opc == "label"}
+    labels_defined = {op.aux.id for op in block.ops if op.opc is LABEL}
     for i, op in enumerate(block.ops):
-        if op.opc not in OPCODES:
-            raise ValueError(f"op {i}: unknown opcode {op.opc}")
-        n_out, n_in = OPCODES[op.opc]
-        if n_out >= 0 and (len(op.outs) != n_out or len(op.ins) != n_in):
+        opc = op.opc
+        if not isinstance(opc, Opcode) or OPCODES.get(opc.name) is not opc:
+            raise ValueError(f"op {i}: unknown opcode {opc!r}")
+        if opc.n_out >= 0 and (len(op.outs) != opc.n_out or len(op.ins) != opc.n_in):
             raise ValueError(f"op {i} {op!r}: wrong operand count")
-        if op.type not in (I32, I64):
+        if op.type not in (I32, I64) or (opc.i64_only and op.type != I64):
             raise ValueError(f"op {i} {op!r}: bad type")
-        if op.opc in ("br",) and op.aux.id not in labels_defined:
-            raise ValueError(f"op {i}: branch to undefined label")
-        if op.opc == "brcond" and op.aux[1].id not in labels_defined:
-            raise ValueError(f"op {i}: branch to undefined label")
-    if not block.ops or block.ops[-1].opc not in BLOCK_ENDS:
+        if not isinstance(op.aux, _AUX_TYPES[opc.aux]):
+            raise ValueError(f"op {i} {op!r}: aux must be a {opc.aux}")
+        if opc.branch:
+            label = op.aux[1] if opc.aux == "cond_label" else op.aux
+            if label.id not in labels_defined:
+                raise ValueError(f"op {i}: branch to undefined label")
+    if not block.ops or not block.ops[-1].opc.block_end:
         raise ValueError("block does not end with goto_pc or goto_ptr")

@@ -10,12 +10,10 @@ raise), so removing work never changes what a trap handler sees.
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import (
-    BLOCK_ENDS,
     CALL_WRITES_STATE,
     I32,
     I64,
     MASK,
-    MAY_RAISE,
     Block,
     Const,
     Helper,
@@ -23,10 +21,31 @@ from pemu.accel.tcg.ir import (
     Operand,
     Temp,
 )
-from pemu.accel.tcg.ops_eval import FOLDABLE, evaluate
+from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
+    BR,
+    BRCOND,
+    CALL,
+    LABEL,
+    MOV,
+    MOVCOND,
+    MUL,
+    OR,
+    ROTL,
+    ROTR,
+    SAR,
+    SHL,
+    SHR,
+    SUB,
+    XOR,
+)
 
-# ops whose only effect is their output value
-_PURE_VALUE_OPS = FOLDABLE  # includes div/rem: their results are defined for all inputs
+# Pure ops (``Opcode.pure``: the table) are folded and removed when dead; that includes
+# div/rem, whose results are defined for all inputs.
+# op(x, 0) == x for these, and op(0, x) == x for the commutative ones among them
+_ZERO_IS_RIGHT_IDENTITY = frozenset({ADD, SUB, OR, XOR, SHL, SHR, SAR, ROTL, ROTR})
+_ZERO_IS_LEFT_IDENTITY = frozenset(op for op in _ZERO_IS_RIGHT_IDENTITY if op.commutative)
 
 
 def optimize(block: Block) -> Block:
@@ -52,14 +71,14 @@ def _fold_and_propagate(block: Block) -> None:
 
     out: list[Op] = []
     for op in block.ops:
-        if op.opc == "label":
+        if op.opc is LABEL:
             known.clear()
             sources.clear()
             out.append(op)
             continue
         if known:
             op.ins = [known.get(x, x) if isinstance(x, Temp) else x for x in op.ins]
-        if op.opc == "call":
+        if op.opc is CALL:
             helper = op.aux
             assert isinstance(helper, Helper)
             if helper.flags & CALL_WRITES_STATE:
@@ -68,17 +87,17 @@ def _fold_and_propagate(block: Block) -> None:
                          if k.is_global or (isinstance(v, Temp) and v.is_global)]
                 for k in stale:
                     del known[k]
-        if op.opc in _PURE_VALUE_OPS:
+        if op.opc.pure:
             op = _simplify(op)
-        if op.opc == "brcond" and all(isinstance(x, Const) for x in op.ins):
+        if op.opc is BRCOND and all(isinstance(x, Const) for x in op.ins):
             cond, label = op.aux
             if cond.evaluate(op.ins[0].value, op.ins[1].value, op.type):
-                op = Op("br", op.type, [], [], label)
+                op = Op(BR, op.type, [], [], label)
             else:
                 continue  # never taken
         for d in op.outs:
             forget(d)
-        if op.opc == "mov" and op.type == op.outs[0].type:
+        if op.opc is MOV and op.type == op.outs[0].type:
             src = op.ins[0]
             if isinstance(src, Const):
                 # a 32-bit mov truncates: what the destination holds is the low word
@@ -94,24 +113,23 @@ def _simplify(op: Op) -> Op:
     """Fold all-constant ops and apply algebraic identities."""
     ins = op.ins
     d = op.outs[0]
+    opc = op.opc
     if all(isinstance(x, Const) for x in ins):
-        value = evaluate(op.opc, op.type, [x.value for x in ins], op.aux)
-        return Op("mov", op.type, [d], [Const(value)])
-    if len(ins) == 2 and op.opc in ("add", "sub", "or", "xor", "shl", "shr", "sar", "rotl",
-                                    "rotr") and isinstance(ins[1], Const) and ins[1].value == 0:
-        return Op("mov", op.type, [d], [ins[0]])
-    if len(ins) == 2 and op.opc in ("add", "or", "xor") and isinstance(ins[0], Const) \
-            and ins[0].value == 0:
-        return Op("mov", op.type, [d], [ins[1]])
-    if op.opc in ("and", "mul") and any(isinstance(x, Const) and x.value == 0 for x in ins):
-        return Op("mov", op.type, [d], [Const(0)])
-    if op.opc == "mul" and isinstance(ins[1], Const) and ins[1].value == 1:
-        return Op("mov", op.type, [d], [ins[0]])
-    if op.opc == "movcond" and isinstance(ins[0], Const) and isinstance(ins[1], Const):
+        value = opc.evaluate(op.type, [x.value for x in ins], op.aux)
+        return Op(MOV, op.type, [d], [Const(value)])
+    if opc in _ZERO_IS_RIGHT_IDENTITY and isinstance(ins[1], Const) and ins[1].value == 0:
+        return Op(MOV, op.type, [d], [ins[0]])
+    if opc in _ZERO_IS_LEFT_IDENTITY and isinstance(ins[0], Const) and ins[0].value == 0:
+        return Op(MOV, op.type, [d], [ins[1]])
+    if (opc is AND or opc is MUL) and any(isinstance(x, Const) and x.value == 0 for x in ins):
+        return Op(MOV, op.type, [d], [Const(0)])
+    if opc is MUL and isinstance(ins[1], Const) and ins[1].value == 1:
+        return Op(MOV, op.type, [d], [ins[0]])
+    if opc is MOVCOND and isinstance(ins[0], Const) and isinstance(ins[1], Const):
         taken = op.aux.evaluate(ins[0].value, ins[1].value, op.type)
-        return Op("mov", op.type, [d], [ins[2] if taken else ins[3]])
-    if op.opc in ("xor", "sub") and ins[0] is ins[1] and isinstance(ins[0], Temp):
-        return Op("mov", op.type, [d], [Const(0)])
+        return Op(MOV, op.type, [d], [ins[2] if taken else ins[3]])
+    if (opc is XOR or opc is SUB) and ins[0] is ins[1] and isinstance(ins[0], Temp):
+        return Op(MOV, op.type, [d], [Const(0)])
     return op
 
 
@@ -127,25 +145,25 @@ def _remove_unreachable(block: Block) -> None:
     while True:
         targets = set()
         for op in ops:
-            if op.opc == "br":
+            if op.opc is BR:
                 targets.add(op.aux.id)
-            elif op.opc == "brcond":
+            elif op.opc is BRCOND:
                 targets.add(op.aux[1].id)
         out: list[Op] = []
         dead = False
         for op in ops:
-            if op.opc == "label":
+            if op.opc is LABEL:
                 if op.aux.id not in targets:
                     continue  # nobody jumps here: the label itself is noise
                 dead = False
             if dead:
                 continue
             out.append(op)
-            if op.opc in BLOCK_ENDS or op.opc == "br":
+            if op.opc.block_end or op.opc is BR:
                 dead = True
         # a br straight to the label that follows it is a no-op
         cleaned = [op for i, op in enumerate(out)
-                   if not (op.opc == "br" and i + 1 < len(out) and out[i + 1].opc == "label"
+                   if not (op.opc is BR and i + 1 < len(out) and out[i + 1].opc is LABEL
                            and out[i + 1].aux is op.aux)]
         if len(cleaned) == len(ops):
             break
@@ -162,20 +180,21 @@ def _remove_dead(block: Block) -> None:
     live_at_label: dict[int, set[Temp]] = {}
     kept: list[Op] = []
     for op in reversed(block.ops):
-        if op.opc in BLOCK_ENDS:
+        opc = op.opc
+        if opc.block_end:
             live = set(all_globals)
-        elif op.opc == "label":
+        elif opc is LABEL:
             live_at_label[op.aux.id] = set(live)
-        elif op.opc == "br":
+        elif opc is BR:
             live = set(live_at_label.get(op.aux.id, all_globals))
-        elif op.opc == "brcond":
+        elif opc is BRCOND:
             live |= live_at_label.get(op.aux[1].id, all_globals)
-        removable = op.opc in _PURE_VALUE_OPS or (op.opc == "call" and op.aux.pure)
-        if removable and op.outs and all(d not in live for d in op.outs):
+        pure_call = opc is CALL and op.aux.pure
+        if (opc.pure or pure_call) and op.outs and all(d not in live for d in op.outs):
             continue
         for d in op.outs:
             live.discard(d)
-        if op.opc in MAY_RAISE and not (op.opc == "call" and op.aux.pure):
+        if opc.may_raise and not pure_call:
             live |= all_globals
         for x in op.ins:
             if isinstance(x, Temp):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import Block, Cond, Const, IRBuilder, Label, Operand, Temp
+from pemu.accel.tcg.opcodes import ADD, OR
 from pemu.target.riscv.cpu_state import ir_globals
 from pemu.target.riscv.exceptions import ILLEGAL_INSN
 from pemu.target.riscv.helpers import RAISE_EXCEPTION
@@ -104,7 +105,7 @@ class DisasContext:
         if not offset:
             return base
         t = self.b.temp()
-        self.b.binop("add", t, base, imm(offset))
+        self.b.binop(ADD, t, base, imm(offset))
         return t
 
     # -- block exits ----------------------------------------------------------------
@@ -163,7 +164,7 @@ class DisasContext:
         return self.frm
 
     def accrue(self, flags: Temp) -> None:
-        self.b.binop("or", self.fflags, self.fflags, flags)
+        self.b.binop(OR, self.fflags, self.fflags, flags)
 
     def new_label(self) -> Label:
         return self.b.label()

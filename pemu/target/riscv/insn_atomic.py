@@ -15,6 +15,7 @@ as the spec wants for an AMO to a read-only page.
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import Cond, Const, MemOp, Operand, Temp
+from pemu.accel.tcg.opcodes import ADD, AND, EXT32S, EXT32U, MAX, MAXU, MIN, MINU, OR, XOR, Opcode
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.cpu_state import NO_RESERVATION
 from pemu.target.riscv.exceptions import LOAD_ADDR_MISALIGNED, STORE_ADDR_MISALIGNED
@@ -62,17 +63,19 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
 
 
 # funct5 -> the IR op combining the old value with rs2 (None: swap)
-_AMO_IR: dict[int, str | None] = {
-    0x01: None, 0x00: "add", 0x04: "xor", 0x0C: "and", 0x08: "or",
-    0x10: "min", 0x14: "max", 0x18: "minu", 0x1C: "maxu",
+_AMO_IR: dict[int, Opcode | None] = {
+    0x01: None, 0x00: ADD, 0x04: XOR, 0x0C: AND, 0x08: OR,
+    0x10: MIN, 0x14: MAX, 0x18: MINU, 0x1C: MAXU,
 }
+
+_MIN_MAX = frozenset({MIN, MAX, MINU, MAXU})
 
 
 def _check_aligned(ctx: DisasContext, addr: Operand, size: int, cause: int) -> None:
     """Misaligned atomics trap (the spec allows no emulation of them)."""
     b = ctx.b
     low = b.temp()
-    b.binop("and", low, addr, Const(size - 1))
+    b.binop(AND, low, addr, Const(size - 1))
     ok = b.label()
     b.brcond(Cond.EQ, low, Const(0), ok)
     b.call(RAISE_EXCEPTION, [], [Const(cause), addr])
@@ -125,7 +128,7 @@ def _trans_amo_inline(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: i
         b.mov(ctx.xr[rd], old)  # type: ignore[arg-type]
 
 
-def _combine(ctx: DisasContext, op: str | None, old: Temp, value: Operand,
+def _combine(ctx: DisasContext, op: Opcode | None, old: Temp, value: Operand,
              size: int) -> Operand:
     """The value an AMO stores; ``old`` is sign-extended, only the low ``size`` bytes
     of the result are stored."""
@@ -133,9 +136,9 @@ def _combine(ctx: DisasContext, op: str | None, old: Temp, value: Operand,
         return value
     b = ctx.b
     new = b.temp()
-    if size == 4 and op in ("min", "max", "minu", "maxu"):
+    if size == 4 and op in _MIN_MAX:
         # compare as 32-bit numbers: both operands extended the same way
-        ext = "ext32s" if op in ("min", "max") else "ext32u"
+        ext = EXT32S if op is MIN or op is MAX else EXT32U
         a, v = b.temp(), b.temp()
         b.unop(ext, a, old)
         b.unop(ext, v, value)

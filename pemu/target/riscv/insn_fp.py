@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Cond, Const, Helper, MemOp, Operand, Temp
+from pemu.accel.tcg.opcodes import AND, ANDC, EXT32S, EXT32U, MOV, OR, SHR, XOR
 from pemu.target.riscv import fp_helpers as fp
 from pemu.target.riscv.context import DisasContext, sext
 
@@ -46,7 +47,7 @@ def trans_load_fp(ctx: DisasContext, insn: int) -> None:
     else:
         t = ctx.b.temp()
         ctx.b.ld(t, addr, MemOp(4))
-        ctx.b.binop("or", fd, t, BOX)
+        ctx.b.binop(OR, fd, t, BOX)
     ctx.fp_state_written()  # after the load: a faulting load leaves FS as it was
 
 
@@ -115,8 +116,8 @@ def _unboxed(ctx: DisasContext, reg: Temp) -> Temp:
     """IR for NaN-unboxing a single: the low 32 bits, or the canonical NaN."""
     b = ctx.b
     hi, lo, out = b.temp(), b.temp(), b.temp()
-    b.binop("shr", hi, reg, Const(32))
-    b.unop("ext32u", lo, reg)
+    b.binop(SHR, hi, reg, Const(32))
+    b.unop(EXT32U, lo, reg)
     b.movcond(out, Cond.EQ, hi, Const(0xFFFF_FFFF), lo, Const(fp.CANONICAL_NAN_S))
     return out
 
@@ -136,18 +137,18 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
             s = ctx.fr[rs2]
     sign_bit, result = b.temp(), b.temp()
     if f3 == 0:  # fsgnj: sign of rs2
-        b.binop("and", sign_bit, s, Const(sign))
-        b.binop("and", result, a, Const(sign - 1))
-        b.binop("or", result, result, sign_bit)
+        b.binop(AND, sign_bit, s, Const(sign))
+        b.binop(AND, result, a, Const(sign - 1))
+        b.binop(OR, result, result, sign_bit)
     elif f3 == 1:  # fsgnjn: inverted sign of rs2
-        b.binop("andc", sign_bit, Const(sign), s)
-        b.binop("and", result, a, Const(sign - 1))
-        b.binop("or", result, result, sign_bit)
+        b.binop(ANDC, sign_bit, Const(sign), s)
+        b.binop(AND, result, a, Const(sign - 1))
+        b.binop(OR, result, result, sign_bit)
     else:  # fsgnjx: sign of rs1 xor sign of rs2
-        b.binop("and", sign_bit, s, Const(sign))
-        b.binop("xor", result, a, sign_bit)
+        b.binop(AND, sign_bit, s, Const(sign))
+        b.binop(XOR, result, a, sign_bit)
     if fmt == fp.FMT_S:
-        b.binop("or", ctx.fr[rd], result, BOX)
+        b.binop(OR, ctx.fr[rd], result, BOX)
     else:
         b.mov(ctx.fr[rd], result)
     ctx.fp_state_written()
@@ -210,7 +211,7 @@ def _fmv_x_fclass(ctx: DisasContext, insn: int, fmt: int) -> bool:
     if f3 == 1:
         ctx.b.call(fp.CLASSIFY[fmt], [ctx.dest(rd)], [ctx.fr[rs1]])
     elif rd:  # fmv.x.w (sign-extends the raw low 32 bits) / fmv.x.d
-        ctx.b.unop("ext32s" if fmt == fp.FMT_S else "mov", ctx.xr[rd],  # type: ignore[arg-type]
+        ctx.b.unop(EXT32S if fmt == fp.FMT_S else MOV, ctx.xr[rd],  # type: ignore[arg-type]
                    ctx.fr[rs1])
     return True
 
@@ -220,7 +221,7 @@ def _fmv_f_x(ctx: DisasContext, insn: int, fmt: int) -> bool:
     if rs2 or f3:
         return False
     if fmt == fp.FMT_S:
-        ctx.b.binop("or", ctx.fr[rd], ctx.xr[rs1], BOX)
+        ctx.b.binop(OR, ctx.fr[rd], ctx.xr[rs1], BOX)
     else:
         ctx.b.mov(ctx.fr[rd], ctx.xr[rs1])
     ctx.fp_state_written()

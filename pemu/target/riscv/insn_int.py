@@ -10,6 +10,43 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import I32, I64, Cond, Const, MemOp, Operand, Temp
+from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
+    ANDC,
+    BSWAP,
+    CLZ,
+    CTPOP,
+    CTZ,
+    DIV,
+    DIVU,
+    EQV,
+    EXT8S,
+    EXT16S,
+    EXT16U,
+    EXT32S,
+    EXT32U,
+    MAX,
+    MAXU,
+    MIN,
+    MINU,
+    MUL,
+    MULSH,
+    MULSUH,
+    MULUH,
+    OR,
+    ORC,
+    REM,
+    REMU,
+    ROTL,
+    ROTR,
+    SAR,
+    SHL,
+    SHR,
+    SUB,
+    XOR,
+    Opcode,
+)
 from pemu.target.riscv.context import DisasContext, imm, sext
 from pemu.target.riscv.helpers import ORC_B
 
@@ -52,18 +89,18 @@ def _imm_j(insn: int) -> int:
 
 # -- building blocks for the operation tables --------------------------------------------
 
-def _op(opc: str) -> Emit:
+def _op(opc: Opcode) -> Emit:
     def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         ctx.b.binop(opc, d, a, b)
     return emit
 
 
-def _op_w(opc: str) -> Emit:
+def _op_w(opc: Opcode) -> Emit:
     """A 32-bit operation whose result is sign-extended (the *w instructions)."""
     def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         t = ctx.b.temp(I32)
         ctx.b.binop(opc, t, a, b, I32)
-        ctx.b.unop("ext32s", d, t)
+        ctx.b.unop(EXT32S, d, t)
     return emit
 
 
@@ -78,39 +115,39 @@ def _shadd(shift: int, uw: bool = False) -> Emit:
     def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         t = ctx.b.temp()
         if uw:
-            ctx.b.unop("ext32u", t, a)
+            ctx.b.unop(EXT32U, t, a)
             a = t
         if shift:
-            ctx.b.binop("shl", t, a, Const(shift))
+            ctx.b.binop(SHL, t, a, Const(shift))
             a = t
-        ctx.b.binop("add", d, a, b)
+        ctx.b.binop(ADD, d, a, b)
     return emit
 
 
-def _single_bit(opc: str) -> Emit:
+def _single_bit(opc: Opcode) -> Emit:
     """Zbs bset/bclr/binv: a OP (1 << (b & 63)); bclr uses andc."""
     def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         if isinstance(b, Const):
             bit: Operand = Const(1 << (b.value & 63))
         else:
             bit = ctx.b.temp()
-            ctx.b.binop("shl", bit, Const(1), b)
+            ctx.b.binop(SHL, bit, Const(1), b)
         ctx.b.binop(opc, d, a, bit)
     return emit
 
 
 def _bext(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
     t = ctx.b.temp()
-    ctx.b.binop("shr", t, a, b)
-    ctx.b.binop("and", d, t, Const(1))
+    ctx.b.binop(SHR, t, a, b)
+    ctx.b.binop(AND, d, t, Const(1))
 
 
-def _unary(opc: str, type: int = I64) -> Emit:
+def _unary(opc: Opcode, type: int = I64) -> Emit:
     def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         if type == I32:
             t = ctx.b.temp(I32)
             ctx.b.unop(opc, t, a, I32)
-            ctx.b.unop("ext32s", d, t)  # clzw & co: small counts, sign-extension is a no-op
+            ctx.b.unop(EXT32S, d, t)  # clzw & co: small counts, sign-extension is a no-op
         else:
             ctx.b.unop(opc, d, a)
     return emit
@@ -122,8 +159,8 @@ def _orc_b(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
 
 def _slli_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
     t = ctx.b.temp()
-    ctx.b.unop("ext32u", t, a)
-    ctx.b.binop("shl", d, t, b)
+    ctx.b.unop(EXT32U, t, a)
+    ctx.b.binop(SHL, d, t, b)
 
 
 def _add_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
@@ -137,35 +174,35 @@ def _key(f7: int, f3: int) -> int:
 
 
 OP_TABLE: dict[int, Emit] = {
-    _key(0x00, 0): _op("add"), _key(0x20, 0): _op("sub"), _key(0x00, 1): _op("shl"),
+    _key(0x00, 0): _op(ADD), _key(0x20, 0): _op(SUB), _key(0x00, 1): _op(SHL),
     _key(0x00, 2): _setcond(Cond.LT), _key(0x00, 3): _setcond(Cond.LTU),
-    _key(0x00, 4): _op("xor"), _key(0x00, 5): _op("shr"), _key(0x20, 5): _op("sar"),
-    _key(0x00, 6): _op("or"), _key(0x00, 7): _op("and"),
+    _key(0x00, 4): _op(XOR), _key(0x00, 5): _op(SHR), _key(0x20, 5): _op(SAR),
+    _key(0x00, 6): _op(OR), _key(0x00, 7): _op(AND),
     # M
-    _key(0x01, 0): _op("mul"), _key(0x01, 1): _op("mulsh"), _key(0x01, 2): _op("mulsuh"),
-    _key(0x01, 3): _op("muluh"), _key(0x01, 4): _op("div"), _key(0x01, 5): _op("divu"),
-    _key(0x01, 6): _op("rem"), _key(0x01, 7): _op("remu"),
+    _key(0x01, 0): _op(MUL), _key(0x01, 1): _op(MULSH), _key(0x01, 2): _op(MULSUH),
+    _key(0x01, 3): _op(MULUH), _key(0x01, 4): _op(DIV), _key(0x01, 5): _op(DIVU),
+    _key(0x01, 6): _op(REM), _key(0x01, 7): _op(REMU),
     # Zba
     _key(0x10, 2): _shadd(1), _key(0x10, 4): _shadd(2), _key(0x10, 6): _shadd(3),
     # Zbb
-    _key(0x20, 7): _op("andc"), _key(0x20, 6): _op("orc"), _key(0x20, 4): _op("eqv"),
-    _key(0x05, 4): _op("min"), _key(0x05, 5): _op("minu"), _key(0x05, 6): _op("max"),
-    _key(0x05, 7): _op("maxu"), _key(0x30, 1): _op("rotl"), _key(0x30, 5): _op("rotr"),
+    _key(0x20, 7): _op(ANDC), _key(0x20, 6): _op(ORC), _key(0x20, 4): _op(EQV),
+    _key(0x05, 4): _op(MIN), _key(0x05, 5): _op(MINU), _key(0x05, 6): _op(MAX),
+    _key(0x05, 7): _op(MAXU), _key(0x30, 1): _op(ROTL), _key(0x30, 5): _op(ROTR),
     # Zbs
-    _key(0x24, 1): _single_bit("andc"), _key(0x14, 1): _single_bit("or"),
-    _key(0x34, 1): _single_bit("xor"), _key(0x24, 5): _bext,
+    _key(0x24, 1): _single_bit(ANDC), _key(0x14, 1): _single_bit(OR),
+    _key(0x34, 1): _single_bit(XOR), _key(0x24, 5): _bext,
 }
 
 OP32_TABLE: dict[int, Emit] = {
-    _key(0x00, 0): _op_w("add"), _key(0x20, 0): _op_w("sub"), _key(0x00, 1): _op_w("shl"),
-    _key(0x00, 5): _op_w("shr"), _key(0x20, 5): _op_w("sar"),
-    _key(0x01, 0): _op_w("mul"), _key(0x01, 4): _op_w("div"), _key(0x01, 5): _op_w("divu"),
-    _key(0x01, 6): _op_w("rem"), _key(0x01, 7): _op_w("remu"),
+    _key(0x00, 0): _op_w(ADD), _key(0x20, 0): _op_w(SUB), _key(0x00, 1): _op_w(SHL),
+    _key(0x00, 5): _op_w(SHR), _key(0x20, 5): _op_w(SAR),
+    _key(0x01, 0): _op_w(MUL), _key(0x01, 4): _op_w(DIV), _key(0x01, 5): _op_w(DIVU),
+    _key(0x01, 6): _op_w(REM), _key(0x01, 7): _op_w(REMU),
     _key(0x04, 0): _add_uw, _key(0x10, 2): _shadd(1, True), _key(0x10, 4): _shadd(2, True),
     _key(0x10, 6): _shadd(3, True),
-    _key(0x30, 1): _op_w("rotl"), _key(0x30, 5): _op_w("rotr"),
+    _key(0x30, 1): _op_w(ROTL), _key(0x30, 5): _op_w(ROTR),
 }
-_ZEXT_H = _unary("ext16u")  # OP-32 funct7 0x04 funct3 4, only with rs2 = 0
+_ZEXT_H = _unary(EXT16U)  # OP-32 funct7 0x04 funct3 4, only with rs2 = 0
 
 
 def trans_op(ctx: DisasContext, insn: int) -> None:
@@ -196,29 +233,29 @@ def trans_op32(ctx: DisasContext, insn: int) -> None:
 
 # funct3 -> emitter taking the sign-extended 12-bit immediate
 OPIMM_SIMPLE: dict[int, Emit] = {
-    0: _op("add"), 2: _setcond(Cond.LT), 3: _setcond(Cond.LTU), 4: _op("xor"),
-    6: _op("or"), 7: _op("and"),
+    0: _op(ADD), 2: _setcond(Cond.LT), 3: _setcond(Cond.LTU), 4: _op(XOR),
+    6: _op(OR), 7: _op(AND),
 }
 # funct3 1 and 5: shifts and Zbb/Zbs by funct6 (insn >> 26), shamt in bits 25:20
 OPIMM_SHIFT6: dict[tuple[int, int], Emit] = {
-    (1, 0x00): _op("shl"), (5, 0x00): _op("shr"), (5, 0x10): _op("sar"),
-    (5, 0x18): _op("rotr"),
-    (1, 0x0A): _single_bit("or"), (1, 0x12): _single_bit("andc"), (1, 0x1A): _single_bit("xor"),
+    (1, 0x00): _op(SHL), (5, 0x00): _op(SHR), (5, 0x10): _op(SAR),
+    (5, 0x18): _op(ROTR),
+    (1, 0x0A): _single_bit(OR), (1, 0x12): _single_bit(ANDC), (1, 0x1A): _single_bit(XOR),
     (5, 0x12): _bext,
 }
 # funct3 1 and 5 with the whole 12-bit immediate fixed (Zbb unary ops)
 OPIMM_UNARY: dict[tuple[int, int], Emit] = {
-    (1, 0x600): _unary("clz"), (1, 0x601): _unary("ctz"), (1, 0x602): _unary("ctpop"),
-    (1, 0x604): _unary("ext8s"), (1, 0x605): _unary("ext16s"),
-    (5, 0x287): _orc_b, (5, 0x6B8): _unary("bswap"),
+    (1, 0x600): _unary(CLZ), (1, 0x601): _unary(CTZ), (1, 0x602): _unary(CTPOP),
+    (1, 0x604): _unary(EXT8S), (1, 0x605): _unary(EXT16S),
+    (5, 0x287): _orc_b, (5, 0x6B8): _unary(BSWAP),
 }
 OPIMM32_SHIFT: dict[tuple[int, int], Emit] = {  # (funct3, funct7)
-    (1, 0x00): _op_w("shl"), (5, 0x00): _op_w("shr"), (5, 0x20): _op_w("sar"),
-    (5, 0x30): _op_w("rotr"),
+    (1, 0x00): _op_w(SHL), (5, 0x00): _op_w(SHR), (5, 0x20): _op_w(SAR),
+    (5, 0x30): _op_w(ROTR),
 }
 OPIMM32_UNARY: dict[tuple[int, int], Emit] = {
-    (1, 0x600): _unary("clz", I32), (1, 0x601): _unary("ctz", I32),
-    (1, 0x602): _unary("ctpop", I32),
+    (1, 0x600): _unary(CLZ, I32), (1, 0x601): _unary(CTZ, I32),
+    (1, 0x602): _unary(CTPOP, I32),
 }
 
 
@@ -241,7 +278,7 @@ def trans_op_imm(ctx: DisasContext, insn: int) -> None:
 def trans_op_imm32(ctx: DisasContext, insn: int) -> None:
     f3 = _f3(insn)
     if f3 == 0:
-        emit: Emit | None = _op_w("add")
+        emit: Emit | None = _op_w(ADD)
         operand: Operand = imm(_imm_i(insn))
     else:
         operand = Const((insn >> 20) & 63)
@@ -328,8 +365,8 @@ def trans_jalr(ctx: DisasContext, insn: int) -> None:
         ctx.goto(offset & ~1)
         return
     target = ctx.b.temp()
-    ctx.b.binop("add", target, ctx.xr[rs1], imm(offset))
-    ctx.b.binop("and", target, target, imm(~1))
+    ctx.b.binop(ADD, target, ctx.xr[rs1], imm(offset))
+    ctx.b.binop(AND, target, target, imm(~1))
     if rd:
         ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
     ctx.b.mov(ctx.pc_reg, target)

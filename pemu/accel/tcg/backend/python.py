@@ -37,6 +37,59 @@ from pemu.accel.tcg.ir import (
     Operand,
     Temp,
 )
+from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
+    ANDC,
+    BR,
+    BRCOND,
+    BSWAP,
+    CALL,
+    CLZ,
+    CTPOP,
+    CTZ,
+    DIV,
+    DIVU,
+    EQV,
+    EXT8S,
+    EXT8U,
+    EXT16S,
+    EXT16U,
+    EXT32S,
+    EXT32U,
+    GOTO_PC,
+    GOTO_PTR,
+    INSN_START,
+    LABEL,
+    LD,
+    MAX,
+    MAXU,
+    MIN,
+    MINU,
+    MOV,
+    MOVCOND,
+    MUL,
+    MULSH,
+    MULSUH,
+    MULUH,
+    NEG,
+    NOT,
+    OPCODES,
+    OR,
+    ORC,
+    REM,
+    REMU,
+    ROTL,
+    ROTR,
+    SAR,
+    SETCOND,
+    SHL,
+    SHR,
+    ST,
+    SUB,
+    XOR,
+    Opcode,
+)
 
 _PY_COND = {
     Cond.EQ: "==", Cond.NE: "!=", Cond.LT: "<", Cond.GE: ">=", Cond.LE: "<=", Cond.GT: ">",
@@ -221,10 +274,10 @@ class _Codegen:
             opc = op.opc
             if i == skip:
                 continue
-            if opc == "insn_start":
+            if opc is INSN_START:
                 self.cur_pc = op.aux
                 continue
-            if opc == "label":
+            if opc is LABEL:
                 if not stack or stack[-1] != op.aux.id:
                     if op.aux.id in stack:
                         raise UnstructuredControlFlow(f"label L{op.aux.id} does not nest")
@@ -233,7 +286,7 @@ class _Codegen:
                     stack.pop()
                     self._close_block()
                 continue
-            if opc == "brcond":
+            if opc is BRCOND:
                 cond, label = op.aux
                 a = self.cmp_operand(op.ins[0], op.type, cond)
                 b = self.cmp_operand(op.ins[1], op.type, cond)
@@ -241,9 +294,9 @@ class _Codegen:
                 self.indent += 1
                 stack.append(label.id)
                 continue
-            if opc == "br":
+            if opc is BR:
                 nxt = ops[i + 1] if i + 1 < len(ops) else None
-                if stack and nxt is not None and nxt.opc == "label" and nxt.aux.id == stack[-1]:
+                if stack and nxt is not None and nxt.opc is LABEL and nxt.aux.id == stack[-1]:
                     # if/else: close the then-part, open the else-part up to op.aux
                     stack.pop()
                     self._close_block()
@@ -298,106 +351,54 @@ class _Codegen:
     # -- ops -------------------------------------------------------------------------
     def gen_op(self, op: Op) -> None:
         opc = op.opc
-        bits = op.type
-        m = MASK[bits]
-        if opc in ("goto_pc", "goto_ptr"):
-            self.writeback([t for t in self.globals_written if t.name != "pc"])
-            if opc == "goto_pc":
-                self.emit(f"return {op.aux:#x}")
-            else:
-                pc = next((t for t in self.globals_used if t.name == "pc"), None)
-                if pc is None:
-                    raise ValueError("goto_ptr in a block that never sets the pc global")
-                self.emit(f"return {_global_local_name(pc)}")
+        template = _TEMPLATES.get(opc)
+        if template is not None:
+            bits = op.type
+            d = self.name(op.outs[0])
+            a = self.operand(op.ins[0], bits)
+            b = self.operand(op.ins[1], bits) if len(op.ins) > 1 else ""
+            if opc in _CONST_COUNT_TEMPLATES and isinstance(op.ins[1], Const):
+                template = _CONST_COUNT_TEMPLATES[opc]
+                b = str(op.ins[1].value & (bits - 1))
+            elif opc is EXT32S and self.is_narrow(op.ins[0]):
+                template = _NARROW_EXT32S
+            self.emit(f"{d} = " + template.format(a=a, b=b, **_WIDTH_VALUES[bits]))
             return
-        if opc == "st":
-            value = self.operand(op.ins[0], 64)
-            addr = self.operand(op.ins[1], 64)
-            for line in self.memory.store(value, addr, op.aux):
-                self.emit(line)
-            return
-        if opc == "call":
-            self.gen_call(op)
-            return
+        _SPECIAL[opc](self, op)
+
+    def gen_exit(self, op: Op) -> None:
+        self.writeback([t for t in self.globals_written if t.name != "pc"])
+        if op.opc is GOTO_PC:
+            self.emit(f"return {op.aux:#x}")
+        else:
+            pc = next((t for t in self.globals_used if t.name == "pc"), None)
+            if pc is None:
+                raise ValueError("goto_ptr in a block that never sets the pc global")
+            self.emit(f"return {_global_local_name(pc)}")
+
+    def gen_st(self, op: Op) -> None:
+        value = self.operand(op.ins[0], 64)
+        addr = self.operand(op.ins[1], 64)
+        for line in self.memory.store(value, addr, op.aux):
+            self.emit(line)
+
+    def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
-        if opc == "ld":
-            for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, bits):
-                self.emit(line)
-            return
-        a = self.operand(op.ins[0], bits) if op.ins else ""
-        b = self.operand(op.ins[1], bits) if len(op.ins) > 1 else ""
-        sign = 1 << (bits - 1)
-        w = bits
-        if opc in ("shl", "shr", "sar") and isinstance(op.ins[1], Const):
-            n = op.ins[1].value & (w - 1)
-            self.emit(f"{d} = " + {
-                "shl": f"({a} << {n}) & {m:#x}",
-                "shr": f"{a} >> {n}",
-                "sar": f"((({a} ^ {sign:#x}) - {sign:#x}) >> {n}) & {m:#x}",
-            }[opc])
-            return
-        if opc == "ext32s" and self.is_narrow(op.ins[0]):
-            self.emit(f"{d} = (({a} ^ 0x80000000) - 0x80000000) & {m:#x}")
-            return
-        expr = {
-            "mov": lambda: a,
-            "add": lambda: f"({a} + {b}) & {m:#x}",
-            "sub": lambda: f"({a} - {b}) & {m:#x}",
-            "mul": lambda: f"({a} * {b}) & {m:#x}",
-            "and": lambda: f"{a} & {b}",
-            "or": lambda: f"{a} | {b}",
-            "xor": lambda: f"{a} ^ {b}",
-            "andc": lambda: f"{a} & ({b} ^ {m:#x})",
-            "orc": lambda: f"{a} | ({b} ^ {m:#x})",
-            "eqv": lambda: f"{a} ^ {b} ^ {m:#x}",
-            "shl": lambda: f"({a} << ({b} & {w - 1})) & {m:#x}",
-            "shr": lambda: f"{a} >> ({b} & {w - 1})",
-            "sar": lambda: f"((({a} ^ {sign:#x}) - {sign:#x}) >> ({b} & {w - 1})) & {m:#x}",
-            "rotl": lambda: f"ROTL({a}, {b}, {w})",
-            "rotr": lambda: f"ROTR({a}, {b}, {w})",
-            "mulsh": lambda: f"(((({a} ^ {sign:#x}) - {sign:#x}) * (({b} ^ {sign:#x}) - "
-                             f"{sign:#x})) >> {w}) & {m:#x}",
-            "muluh": lambda: f"({a} * {b}) >> {w}",
-            "mulsuh": lambda: f"(((({a} ^ {sign:#x}) - {sign:#x}) * {b}) >> {w}) & {m:#x}",
-            "div": lambda: f"DIV({a}, {b}, {w})",
-            "divu": lambda: f"({a} // {b}) if {b} else {m:#x}",
-            "rem": lambda: f"REM({a}, {b}, {w})",
-            "remu": lambda: f"({a} % {b}) if {b} else {a}",
-            "min": lambda: f"{a} if ({a} ^ {sign:#x}) <= ({b} ^ {sign:#x}) else {b}",
-            "max": lambda: f"{a} if ({a} ^ {sign:#x}) >= ({b} ^ {sign:#x}) else {b}",
-            "minu": lambda: f"{a} if {a} <= {b} else {b}",
-            "maxu": lambda: f"{a} if {a} >= {b} else {b}",
-            "neg": lambda: f"(-{a}) & {m:#x}",
-            "not": lambda: f"{a} ^ {m:#x}",
-            "ext8s": lambda: f"(({a} & 0xff ^ 0x80) - 0x80) & {m:#x}",
-            "ext16s": lambda: f"(({a} & 0xffff ^ 0x8000) - 0x8000) & {m:#x}",
-            "ext32s": lambda: f"(({a} & 0xffffffff ^ 0x80000000) - 0x80000000) & {m:#x}",
-            "ext8u": lambda: f"{a} & 0xff",
-            "ext16u": lambda: f"{a} & 0xffff",
-            "ext32u": lambda: f"{a} & 0xffffffff",
-            "clz": lambda: f"{w} - {a}.bit_length()",
-            "ctz": lambda: f"(({a} & -{a}).bit_length() - 1) if {a} else {w}",
-            "ctpop": lambda: f"{a}.bit_count()",
-            "bswap": lambda: f"int.from_bytes({a}.to_bytes({w // 8}, 'little'), 'big')",
-        }
-        if opc == "setcond":
-            cond = op.aux
-            x = self.cmp_operand(op.ins[0], bits, cond)
-            y = self.cmp_operand(op.ins[1], bits, cond)
-            self.emit(f"{d} = 1 if {x} {_PY_COND[cond]} {y} else 0")
-            return
-        if opc == "movcond":
-            cond = op.aux
-            x = self.cmp_operand(op.ins[0], bits, cond)
-            y = self.cmp_operand(op.ins[1], bits, cond)
+        for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
+            self.emit(line)
+
+    def gen_cond(self, op: Op) -> None:
+        """setcond and movcond."""
+        cond = op.aux
+        bits = op.type
+        x = self.cmp_operand(op.ins[0], bits, cond)
+        y = self.cmp_operand(op.ins[1], bits, cond)
+        if op.opc is SETCOND:
+            v1, v2 = "1", "0"
+        else:
             v1 = self.operand(op.ins[2], bits)
             v2 = self.operand(op.ins[3], bits)
-            self.emit(f"{d} = {v1} if {x} {_PY_COND[cond]} {y} else {v2}")
-            return
-        gen = expr.get(opc)
-        if gen is None:
-            raise ValueError(f"python backend: no code for op {opc}")
-        self.emit(f"{d} = {gen()}")
+        self.emit(f"{self.name(op.outs[0])} = {v1} if {x} {_PY_COND[cond]} {y} else {v2}")
 
     def gen_call(self, op: Op) -> None:
         h: Helper = op.aux
@@ -421,7 +422,79 @@ class _Codegen:
 
 
 _PC_SLOT_NAME = "PC_SLOT"
-_NARROW_RESULT = {"ext8u", "ext16u", "ext32u", "setcond", "clz", "ctz", "ctpop"}
+
+# Python source per pure op: ``{a}``, ``{b}`` are the inputs (already reduced to the
+# op's width), the other fields are _WIDTH_VALUES.  Outputs must be reduced to the width.
+_TEMPLATES: dict[Opcode, str] = {
+    MOV: "{a}",
+    ADD: "({a} + {b}) & {m}",
+    SUB: "({a} - {b}) & {m}",
+    MUL: "({a} * {b}) & {m}",
+    AND: "{a} & {b}",
+    OR: "{a} | {b}",
+    XOR: "{a} ^ {b}",
+    ANDC: "{a} & ({b} ^ {m})",
+    ORC: "{a} | ({b} ^ {m})",
+    EQV: "{a} ^ {b} ^ {m}",
+    SHL: "({a} << ({b} & {w1})) & {m}",
+    SHR: "{a} >> ({b} & {w1})",
+    SAR: "((({a} ^ {sign}) - {sign}) >> ({b} & {w1})) & {m}",
+    ROTL: "ROTL({a}, {b}, {w})",
+    ROTR: "ROTR({a}, {b}, {w})",
+    MULSH: "(((({a} ^ {sign}) - {sign}) * (({b} ^ {sign}) - {sign})) >> {w}) & {m}",
+    MULUH: "({a} * {b}) >> {w}",
+    MULSUH: "(((({a} ^ {sign}) - {sign}) * {b}) >> {w}) & {m}",
+    DIV: "DIV({a}, {b}, {w})",
+    DIVU: "({a} // {b}) if {b} else {m}",
+    REM: "REM({a}, {b}, {w})",
+    REMU: "({a} % {b}) if {b} else {a}",
+    MIN: "{a} if ({a} ^ {sign}) <= ({b} ^ {sign}) else {b}",
+    MAX: "{a} if ({a} ^ {sign}) >= ({b} ^ {sign}) else {b}",
+    MINU: "{a} if {a} <= {b} else {b}",
+    MAXU: "{a} if {a} >= {b} else {b}",
+    NEG: "(-{a}) & {m}",
+    NOT: "{a} ^ {m}",
+    EXT8S: "(({a} & 0xff ^ 0x80) - 0x80) & {m}",
+    EXT16S: "(({a} & 0xffff ^ 0x8000) - 0x8000) & {m}",
+    EXT32S: "(({a} & 0xffffffff ^ 0x80000000) - 0x80000000) & {m}",
+    EXT8U: "{a} & 0xff",
+    EXT16U: "{a} & 0xffff",
+    EXT32U: "{a} & 0xffffffff",
+    CLZ: "{w} - {a}.bit_length()",
+    CTZ: "(({a} & -{a}).bit_length() - 1) if {a} else {w}",
+    CTPOP: "{a}.bit_count()",
+    BSWAP: "int.from_bytes({a}.to_bytes({nbytes}, 'little'), 'big')",
+}
+# shifts by a constant: {b} is the count already taken modulo the width
+_CONST_COUNT_TEMPLATES: dict[Opcode, str] = {
+    SHL: "({a} << {b}) & {m}",
+    SHR: "{a} >> {b}",
+    SAR: "((({a} ^ {sign}) - {sign}) >> {b}) & {m}",
+}
+_NARROW_EXT32S = "(({a} ^ 0x80000000) - 0x80000000) & {m}"  # the input is below 2**32
+_WIDTH_VALUES = {
+    bits: {"m": f"{MASK[bits]:#x}", "w": str(bits), "w1": str(bits - 1),
+           "sign": f"{1 << (bits - 1):#x}", "nbytes": str(bits // 8)}
+    for bits in MASK
+}
+# the ops without a template: control flow inside build(), the rest here
+_IN_BUILD = frozenset({INSN_START, LABEL, BR, BRCOND})
+_SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
+    GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
+    LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
+    MOVCOND: _Codegen.gen_cond,
+}
+
+
+def _check_complete() -> None:
+    """Every op of the table has exactly one way to be generated here."""
+    handled = [*_TEMPLATES, *_SPECIAL, *_IN_BUILD]
+    missing = set(OPCODES.values()) - set(handled)
+    if missing or len(handled) != len(set(handled)) or not set(handled) <= set(OPCODES.values()):
+        raise ImportError(f"python backend: ops not handled exactly once: {missing or handled}")
+
+
+_check_complete()
 
 
 def _narrow_locals(block: Block) -> set[int]:
@@ -432,7 +505,7 @@ def _narrow_locals(block: Block) -> set[int]:
         for d in op.outs:
             if d.is_global:
                 continue
-            if op.type == I32 or op.opc in _NARROW_RESULT:
+            if op.type == I32 or op.opc.narrow_result:
                 narrow.add(d.index)
             else:
                 wide.add(d.index)

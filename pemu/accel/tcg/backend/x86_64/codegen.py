@@ -34,7 +34,28 @@ from pemu.accel.tcg.ir import (
     Operand,
     Temp,
 )
-from pemu.accel.tcg.ops_eval import evaluate
+from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
+    BR,
+    BRCOND,
+    DIV,
+    LABEL,
+    MULSH,
+    MULSUH,
+    OPCODES,
+    OR,
+    REM,
+    REMU,
+    ROTL,
+    ROTR,
+    SAR,
+    SHL,
+    SHR,
+    SUB,
+    XOR,
+    Opcode,
+)
 
 from . import encoder as x
 from . import sse_fp
@@ -47,8 +68,8 @@ CC = {
     Cond.LEU: x.CC_BE, Cond.GTU: x.CC_A,
 }
 ARG_REGS = (RDI, RSI, RDX, RCX, R8, R9)
-ALU = {"add": x.ADD, "sub": x.SUB, "and": x.AND, "or": x.OR, "xor": x.XOR}
-SHIFT = {"shl": x.SHL, "shr": x.SHR, "sar": x.SAR, "rotl": x.ROL, "rotr": x.ROR}
+ALU = {ADD: x.ADD, SUB: x.SUB, AND: x.AND, OR: x.OR, XOR: x.XOR}
+SHIFT = {SHL: x.SHL, SHR: x.SHR, SAR: x.SAR, ROTL: x.ROL, ROTR: x.ROR}
 
 
 @dataclass
@@ -99,17 +120,18 @@ class CpuFeatures:
 
 
 FEATURES = CpuFeatures()
-_fallback_helpers: dict[tuple[str, int, object], Helper] = {}
+_fallback_helpers: dict[tuple[Opcode, int, object], Helper] = {}
 
 
-def fallback_helper(opc: str, bits: int, aux: object) -> Helper:
-    """A pure helper computing an op the backend has no inline code for."""
+def fallback_helper(opc: Opcode, bits: int, aux: object) -> Helper:
+    """A pure helper computing an op the backend has no inline code for (its reference
+    semantics from the op table)."""
     key = (opc, bits, aux)
     h = _fallback_helpers.get(key)
     if h is None:
-        def fn(*args: int, _opc: str = opc, _bits: int = bits, _aux: object = aux) -> int:
-            return evaluate(_opc, _bits, list(args), _aux)
-        h = Helper(f"op_{opc}{'' if bits == 64 else '_i32'}", fn, flags=CALL_PURE)
+        def fn(*args: int, _opc: Opcode = opc, _bits: int = bits, _aux: object = aux) -> int:
+            return _opc.evaluate(_bits, args, _aux)
+        h = Helper(f"op_{opc.name}{'' if bits == 64 else '_i32'}", fn, flags=CALL_PURE)
         _fallback_helpers[key] = h
     return h
 
@@ -125,11 +147,11 @@ def compute_last_use(block: Block) -> dict[int, int]:
     labels: set[int] = set()
     backward = False
     for op in block.ops:
-        if op.opc == "label":
+        if op.opc is LABEL:
             labels.add(op.aux.id)
-        elif op.opc == "br" and op.aux.id in labels:
+        elif op.opc is BR and op.aux.id in labels:
             backward = True
-        elif op.opc == "brcond" and op.aux[1].id in labels:
+        elif op.opc is BRCOND and op.aux[1].id in labels:
             backward = True
     last: dict[int, int] = {}
     end = len(block.ops) + 1
@@ -211,7 +233,7 @@ class Codegen:
         return self.out
 
     def gen(self, op: Op) -> None:
-        handler = _HANDLERS.get(op.opc)
+        handler = _HANDLERS[op.opc]
         if handler is None or not handler(self, op):
             self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
 
@@ -421,7 +443,7 @@ class Codegen:
     def _alu(self, op: Op) -> bool:
         aop = ALU[op.opc]
         self._binary(op, lambda w, d, s: self.asm.alu_rr(aop, w, d, s),
-                     lambda w, d, i: self.asm.alu_ri(aop, w, d, i), op.opc != "sub")
+                     lambda w, d, i: self.asm.alu_ri(aop, w, d, i), op.opc.commutative)
         return True
 
     op_add = op_sub = op_and = op_or = op_xor = _alu
@@ -648,8 +670,8 @@ class Codegen:
 
         def body(w: int) -> int:
             a.mov_rr(64, RAX, R11)
-            a.unary(x.IMUL1 if opc == "mulsh" else x.MUL, 64, RCX)
-            if opc == "mulsuh":
+            a.unary(x.IMUL1 if opc is MULSH else x.MUL, 64, RCX)
+            if opc is MULSUH:
                 # signed a times unsigned b: the unsigned high half minus b if a < 0
                 a.shift_ri(x.SAR, 64, R11, 63)
                 a.alu_rr(x.AND, 64, R11, RCX)
@@ -662,8 +684,8 @@ class Codegen:
     def _divrem(self, op: Op) -> bool:
         a = self.asm
         opc = op.opc
-        signed = opc in ("div", "rem")
-        want_rem = opc.startswith("rem")
+        signed = opc is DIV or opc is REM
+        want_rem = opc is REM or opc is REMU
 
         def body(w: int) -> int:
             res = RDX if want_rem else RAX
@@ -702,9 +724,30 @@ class Codegen:
     op_div = op_divu = op_rem = op_remu = _divrem
 
 
-# opcode -> Codegen.op_<opcode> (looked up once per op: no string building per op)
-_HANDLERS: dict[str, Callable[[Codegen, Op], bool]] = {
-    name[3:]: fn for name, fn in vars(Codegen).items() if name.startswith("op_")}
+# Ops with no inline code at all: always a call of their fallback helper.  (A handler
+# may also decline an op at run time, e.g. clz without lzcnt, by returning False.)
+NOT_NATIVE: frozenset[Opcode] = frozenset()
+
+
+def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
+    """Opcode -> Codegen.op_<name> (looked up once per op: no string building per op),
+    checked complete against the op table."""
+    handlers: dict[Opcode, Callable[[Codegen, Op], bool] | None] = dict.fromkeys(NOT_NATIVE)
+    for name, fn in vars(Codegen).items():
+        if name.startswith("op_"):
+            opc = OPCODES.get(name[3:])
+            if opc is None:
+                raise ImportError(f"native codegen: {name} handles no op of the table")
+            if opc in NOT_NATIVE:
+                raise ImportError(f"native codegen: {name} handles an op listed NOT_NATIVE")
+            handlers[opc] = fn
+    missing = [name for name, opc in OPCODES.items() if opc not in handlers]
+    if missing:
+        raise ImportError(f"native codegen: no op_ handler (nor NOT_NATIVE) for {missing}")
+    return handlers
+
+
+_HANDLERS = _handlers()
 
 __all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "ARG_REGS", "RSI", "R9",
            "RDX"]
