@@ -47,8 +47,8 @@ def open_image(filename: str, fmt: str | None = None, read_only: bool = False,
         if strict:
             _check_options(driver, options or {})
         return driver.open(file, read_only=read_only, secrets=secrets or {},
-                           options=options or {}, cache=cache, open_backing=open_backing,
-                           depth=depth)
+                           options=options or {}, cache=cache,
+                           open_backing=open_image if open_backing else None, depth=depth)
     except BaseException:
         file.close()
         raise

@@ -22,7 +22,12 @@ from .node import BlockNode
 Probe = Callable[[bytes, str], int]
 # open(file, *, read_only, secrets, options, cache, open_backing, depth) -> node:
 # a format node over the protocol node ``file`` (a protocol: over the image node).
+# ``open_backing`` is the BackingOpener for a backing file, or None not to open one.
 Opener = Callable[..., BlockNode]
+# open_backing(filename, fmt=..., read_only=..., cache=..., secrets=..., depth=...) -> node:
+# drive.open_image, handed down by whoever opens the image, because a backing file may
+# be of any format and the format list itself imports every format module.
+BackingOpener = Callable[..., BlockNode]
 # create(filename, size, options, secrets): a new image; options are the -o keys, each
 # one the driver declares in ``create_options``.
 Creator = Callable[[str, int, dict[str, str], dict[str, bytes]], None]

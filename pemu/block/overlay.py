@@ -20,7 +20,7 @@ OVERLAY_FORMAT = "qcow2"  # the format pemu can put over another node
 
 
 def _open_over(path: str, base: BlockNode, cache: str = "writeback") -> Qcow2Node:
-    overlay = Qcow2Node(FileNode(path, cache=cache), read_only=False, open_backing=False)
+    overlay = Qcow2Node(FileNode(path, cache=cache), read_only=False)
     overlay.backing = base
     return overlay
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from pemu.monitor.block_devices import BlockDevices
 from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
 from pemu.monitor.events import EventBus
 
@@ -51,8 +52,6 @@ class MonitoredMachine:
 
     def __init__(self, name: str | None = None, start_stopped: bool = False,
                  events: EventBus | None = None) -> None:
-        from pemu.monitor.block_devices import BlockDevices
-
         self.name = name
         self.events = events or EventBus()
         self.block = BlockDevices(self.events)

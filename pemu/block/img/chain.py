@@ -7,7 +7,9 @@ import os
 
 from ..errors import BlockError
 from ..node import BlockNode
-from .info import chain_status, snapshot_table_lines
+from ..qcow2 import snapshots as snap
+from ..qcow2.amend import amend_qcow2
+from .info import chain_status, image_info, snapshot_table_lines
 from .util import (
     ImgError,
     Secrets,
@@ -104,10 +106,8 @@ def cmd_snapshot(argv: list[str]) -> int:
                     open_backing=action != "-l")
     try:
         _require_qcow2(node, "internal snapshots")
-        from ..qcow2 import snapshots as snap
         try:
             if action == "-l":
-                from .info import image_info
                 d = image_info(node, args[0])
                 if d.get("snapshots"):
                     print("\n".join(snapshot_table_lines(d["snapshots"])))
@@ -306,7 +306,6 @@ def cmd_amend(argv: list[str]) -> int:
     node = open_img(args[0], fmt, read_only=False, secrets=secrets, open_backing=False)
     try:
         _require_qcow2(node, "amend")
-        from ..qcow2.amend import amend_qcow2
         try:
             amend_qcow2(node, options)
         except BlockError as e:

@@ -8,6 +8,7 @@ import time
 
 from ..errors import BlockError
 from ..node import BlockNode
+from ..qcow2.check import check_image
 from .util import ImgError, Secrets, getopts, open_img, size_to_str
 
 
@@ -321,7 +322,6 @@ def cmd_check(argv: list[str]) -> int:
     try:
         if node.format_name != "qcow2":
             raise ImgError("This image format does not support checks", status=63)
-        from ..qcow2.check import check_image
         try:
             res = check_image(node, repair=repair)
         except BlockError as e:

@@ -85,7 +85,7 @@ def create_qcow2(path: str, size: int, cluster_size: int = 65536, backing_file: 
         file.write(0, header + bytes(cluster_size - len(header)))
         file.write(cluster_size, reftable + bytes(cluster_size - 8))
         file.write(2 * cluster_size, refblock)
-        node = Qcow2Node(file, read_only=False, open_backing=False, check_mode=True)
+        node = Qcow2Node(file, read_only=False, check_mode=True)
     except BaseException:
         file.close()
         raise

@@ -14,9 +14,12 @@ import struct
 import sys
 from collections import OrderedDict
 
+from ..driver_info import BackingOpener
 from ..errors import BlockError
+from ..luks import open_qcow2_crypto
 from ..node import BlockNode, Extent
 from . import format as fmt
+from .check import check_image
 from .compress import compress_cluster, decompress_cluster
 from .format import (
     INCOMPAT_CORRUPT,
@@ -30,7 +33,7 @@ from .format import (
     parse_header,
 )
 from .refcount import Refcounts
-from .snapshot_table import Snapshot, parse_snapshot_table
+from .snapshot_table import Snapshot, find_snapshot, parse_snapshot_table
 
 UNALLOC, ZERO, NORMAL, COMPRESSED = range(4)
 # L2 entries kept decoded in memory (about 40 bytes each as Python ints)
@@ -42,7 +45,8 @@ class Qcow2Node(BlockNode):
 
     def __init__(self, file: BlockNode, read_only: bool = False,
                  secrets: dict[str, bytes] | None = None, options: dict[str, str] | None = None,
-                 open_backing: bool = True, depth: int = 0, cache: str = "writeback",
+                 open_backing: BackingOpener | None = None, depth: int = 0,
+                 cache: str = "writeback",
                  check_mode: bool = False) -> None:
         self.file = file
         self.filename = file.filename
@@ -103,14 +107,12 @@ class Qcow2Node(BlockNode):
         self.lazy_refcounts = bool(h.compatible_features & fmt.COMPAT_LAZY_REFCOUNTS)
         self.crypto = None
         if h.crypt_method == fmt.CRYPT_LUKS:
-            from ..luks import open_qcow2_crypto
             self.crypto = open_qcow2_crypto(self, secrets or {}, self.options)
-        if h.backing_file and open_backing:
-            self._open_backing(secrets, depth, cache)
+        if h.backing_file and open_backing is not None:
+            self._open_backing(open_backing, secrets, depth, cache)
         if not self.read_only and not check_mode:
             if h.incompatible_features & INCOMPAT_DIRTY:
                 # refcounts may be stale after a crash with lazy refcounts: rebuild them
-                from .check import check_image
                 check_image(self, repair="all")
                 self._set_incompat(INCOMPAT_DIRTY, False)
             if h.autoclear_features & fmt.AUTOCLEAR_BITMAPS:
@@ -131,8 +133,7 @@ class Qcow2Node(BlockNode):
     def version(self) -> int:
         return self.h.version
 
-    def _open_backing(self, secrets, depth: int, cache: str) -> None:
-        from ..drive import open_image
+    def _open_backing(self, open_image: BackingOpener, secrets, depth: int, cache: str) -> None:
         path = self.backing_path()
         try:
             self.backing = open_image(path, fmt=self.h.backing_format, read_only=True,
@@ -733,7 +734,6 @@ class Qcow2Node(BlockNode):
 
     def load_snapshot_read_only(self, name: str) -> None:
         """Show an internal snapshot's contents instead of the active image (convert -l)."""
-        from .snapshots import find_snapshot
         sn = find_snapshot(self, name)
         raw = self.file.read(sn.l1_table_offset, sn.l1_size * 8)
         l1 = list(struct.unpack(f">{sn.l1_size}Q", raw))
@@ -779,7 +779,8 @@ class Qcow2Node(BlockNode):
 
 
 def open_qcow2(file: BlockNode, read_only: bool = False, secrets=None, options=None,
-               cache: str = "writeback", open_backing: bool = True, depth: int = 0,
+               cache: str = "writeback", open_backing: BackingOpener | None = None,
+               depth: int = 0,
                **_ignored) -> Qcow2Node:
     return Qcow2Node(file, read_only=read_only, secrets=secrets, options=options,
                      open_backing=open_backing, depth=depth, cache=cache,

@@ -78,3 +78,15 @@ def parse_snapshot_table(data: bytes, count: int, cluster_size: int, file_size: 
         if pos > MAX_TABLE_BYTES:
             raise BlockError("Snapshot table too large")
     return snaps, pos
+
+
+def find_snapshot(node, name: str) -> Snapshot:
+    """The snapshot of ``node`` (a Qcow2Node) with ID ``name``, else the one with that
+    name (QEMU looks IDs up first)."""
+    for s in node.snapshots:
+        if s.id_str == name:
+            return s
+    for s in node.snapshots:
+        if s.name == name:
+            return s
+    raise BlockError("Can't find the snapshot")

@@ -15,7 +15,7 @@ import time
 from ..errors import BlockError
 from .driver import Qcow2Node
 from .format import OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED
-from .snapshot_table import Snapshot
+from .snapshot_table import Snapshot, find_snapshot
 
 
 def _tree_refs(node: Qcow2Node, l1: list[int]) -> dict[int, int]:
@@ -89,16 +89,6 @@ def refresh_copied_flags(node: Qcow2Node) -> None:
                 changed = True
         if changed:
             node.file.write(l2_off, struct.pack(f">{len(table)}Q", *table))
-
-
-def find_snapshot(node: Qcow2Node, name: str) -> Snapshot:
-    for s in node.snapshots:
-        if s.id_str == name:
-            return s
-    for s in node.snapshots:
-        if s.name == name:
-            return s
-    raise BlockError("Can't find the snapshot")
 
 
 def create_snapshot(node: Qcow2Node, name: str, date: float | None = None) -> Snapshot:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from pemu.hw.core import Device, IRQLine, VMState, VMStateField
+from pemu.main_loop import get_main_loop
 
 MSIP_BASE = 0x0000
 MTIMECMP_BASE = 0x4000
@@ -119,8 +120,6 @@ class ACLINT(Device):
             self._timer = None
         deadline = self.next_deadline()
         if deadline is not None:
-            from pemu.main_loop import get_main_loop
-
             # A tick late rather than early: rounding must not leave MTIP low at expiry.
             delay = deadline - time.monotonic() + 1.0 / self.timebase_hz
             self._timer = get_main_loop().add_timer(delay, self.poll)
