@@ -10,13 +10,11 @@ raising ``VirtqueueError`` from ``queue_notified``.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pemu.hw.core import Device
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue
-
-if TYPE_CHECKING:
-    from pemu.hw.virtio.mmio import VirtioMMIO
+from pemu.memory.address_space import AddressSpace
 
 # Device types (spec 5)
 VIRTIO_ID_NET = 1
@@ -42,6 +40,19 @@ def bit(n: int) -> int:
     return 1 << n
 
 
+class VirtioTransport(Protocol):
+    """What a device needs of its transport (virtio-mmio today, virtio-pci next): the
+    transport imports the devices' constants, so the device side names only this."""
+
+    lock: threading.RLock
+    mem: AddressSpace
+    status: int
+
+    def used_buffer_notify(self, vq: VirtQueue) -> None: ...
+    def config_changed(self) -> None: ...
+    def device_error(self, why: str) -> None: ...
+
+
 class VirtioDevice(Device):
     """Base class; subclasses set ``device_id``, ``num_queues`` and ``queue_size``."""
 
@@ -51,7 +62,7 @@ class VirtioDevice(Device):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id)
-        self.transport: VirtioMMIO | None = None
+        self.transport: VirtioTransport | None = None
         self.queues: list[VirtQueue] = []
         self.lock = threading.RLock()  # replaced by the transport's lock on bind
         self.driver_features = 0
@@ -69,7 +80,7 @@ class VirtioDevice(Device):
         """The driver wrote config space (most fields are read-only)."""
 
     # -- lifecycle, called by the transport -------------------------------------------
-    def bind(self, transport: VirtioMMIO) -> None:
+    def bind(self, transport: VirtioTransport) -> None:
         self.transport = transport
         self.lock = transport.lock
         self.queues = [VirtQueue(transport.mem, i, self.queue_size)
