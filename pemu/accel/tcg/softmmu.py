@@ -98,17 +98,17 @@ Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
 
 
 class TLBContext:
-    """The caches of one address space (one satp value): TLBs and jump cache.
+    """The caches of one address space (one key, RISC-V: satp): TLBs and jump cache.
 
     ``jump_cache`` (flags -> pc -> block function) belongs to the hart loop; it is kept
     here because its entries are valid exactly as long as the execute TLB's are.
     """
 
-    __slots__ = ("satp", "read_tlb", "write_tlb", "exec_tlb", "superpages",
+    __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
                  "superpage_shifts", "jump_cache", "jump_pages", "native")
 
-    def __init__(self, satp: int, native: object | None = None) -> None:
-        self.satp = satp
+    def __init__(self, key: int, native: object | None = None) -> None:
+        self.key = key
         self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # fetch index
@@ -190,13 +190,13 @@ class SoftMMU:
         self.contexts.clear()
         self._bind(self._context(self.guest.space_key()))
 
-    def _context(self, satp: int) -> TLBContext:
-        ctx = self.contexts.get(satp)
+    def _context(self, key: int) -> TLBContext:
+        ctx = self.contexts.get(key)
         if ctx is None:
             if len(self.contexts) >= MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]  # the least recently used
             native = self.native_factory() if self.native_factory is not None else None
-            ctx = self.contexts[satp] = TLBContext(satp, native)
+            ctx = self.contexts[key] = TLBContext(key, native)
         return ctx
 
     def _bind(self, ctx: TLBContext) -> None:
@@ -215,7 +215,7 @@ class SoftMMU:
         architecture allows it, because a guest must fence before reusing an ASID.
         """
         key = self.guest.space_key()
-        if self.ctx.satp != key:
+        if self.ctx.key != key:
             ctx = self.contexts.pop(key, None)
             if ctx is None:
                 self._bind(self._context(key))
@@ -228,16 +228,16 @@ class SoftMMU:
         """Every address space's entries go (sfence.vma x0, x0; PMP or MXR changes)."""
         self.contexts.clear()
         self.ctx.clear()
-        self.contexts[self.ctx.satp] = self.ctx
+        self.contexts[self.ctx.key] = self.ctx
 
     def flush_asid(self, asid: int) -> None:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
-        for satp, ctx in list(self.contexts.items()):
-            if self.guest.space_asid(satp) == asid:
+        for key, ctx in list(self.contexts.items()):
+            if self.guest.space_asid(key) == asid:
                 if ctx is self.ctx:
                     ctx.clear()
                 else:
-                    del self.contexts[satp]
+                    del self.contexts[key]
 
     def flush_page(self, vaddr: int, asid: int | None = None) -> None:
         """sfence.vma with an address: every cached piece of its mapping goes.
@@ -245,8 +245,8 @@ class SoftMMU:
         With an ASID only that address space is flushed: the spec leaves global
         mappings of other address spaces alone in that case.
         """
-        for satp, ctx in self.contexts.items():
-            if asid is None or self.guest.space_asid(satp) == asid:
+        for key, ctx in self.contexts.items():
+            if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
 
     def flush_jump_caches(self) -> None:
