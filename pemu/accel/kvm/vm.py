@@ -10,6 +10,7 @@ from pemu.accel.kvm import abi
 from pemu.accel.kvm.errors import KVMError
 from pemu.accel.kvm.ioctl import ioctl_raw, kvm_ioctl
 from pemu.accel.kvm.system import KVMSystem
+from pemu.accel.kvm.vcpu import KVMVCPU
 
 # Intel VMX needs three pages below 4 GiB for the real-mode TSS and one for the
 # identity map used while the guest runs unpaged; QEMU and Firecracker put them
@@ -127,9 +128,7 @@ class KVMVM:
         return fd
 
     # -- lifetime ----------------------------------------------------------------------------
-    def create_vcpu(self, index: int):  # -> KVMVCPU (import cycle avoided)
-        from pemu.accel.kvm.vcpu import KVMVCPU
-
+    def create_vcpu(self, index: int) -> KVMVCPU:
         return KVMVCPU(self, index)
 
     def close(self) -> None:
