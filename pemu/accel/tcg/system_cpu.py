@@ -231,6 +231,10 @@ class SystemTranslator:
             hart.flush_jump_cache()
 
 
+class _NoGuestTrap(Exception):
+    """Stands in for ``SystemCPU.trap_class`` until a target names its own."""
+
+
 class SystemCPU:
     """One vCPU in system mode: the execution loops around translated code.
 
@@ -246,7 +250,7 @@ class SystemCPU:
       (polled by the python loop), and what machine.Machine asks of a vCPU.
     """
 
-    trap_class: type[BaseException] = Exception
+    trap_class: type[BaseException] = _NoGuestTrap  # the target's guest exception
 
     def __init__(self, translator: SystemTranslator, state: CPUState, mmu: SoftMMU) -> None:
         self.translator = translator
