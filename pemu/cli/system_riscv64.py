@@ -150,7 +150,7 @@ def _print_stats(board) -> None:
     print(f"{PROG}: stats: backend {translator.backend_name}, run {board.run_seconds:.2f} s, "
           f"translated {t['translated']} blocks in {t['translate_s']:.2f} s, {counted}, "
           f"inline TLB misses {sum(h.mmu.slow_accesses for h in board.harts)}, "
-          f"page walks {sum(h.mmu.walks for h in board.harts)}", file=sys.stderr)
+          f"page walks {sum(h.regime.walks for h in board.harts)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -177,13 +177,8 @@ class RiscvSystemTarget(DebugTarget):
                 hit = self._watch_hit(hart)
             flags = ps.block_flags()
             translator = self.board.translator
-            page = hart.mmu.exec_page(S[rv.PC], flags & 3)
-            saved = translator.max_insns
-            translator.max_insns = 1
-            try:
-                tb = translator.translate(hart, S[rv.PC], flags, page)
-            finally:
-                translator.max_insns = saved
+            page = hart.mmu.exec_page(S[rv.PC], translator.fetch_index(flags))
+            tb = translator.translate(hart, S[rv.PC], flags, page, max_insns=1)
             S[rv.PC] = tb.fn(S, hart)
         except RiscvTrap as trap:
             ps.take_trap(trap.cause, trap.tval)

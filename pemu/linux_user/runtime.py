@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from pemu.target.riscv.tcg_target import RISCV64
+
 from . import signals as sg
 from .cpu_loop import run_thread
 from .initial_stack import setup_stack
@@ -34,7 +36,7 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
 
     from pemu.accel.tcg.engine import TCGEngine
 
-    engine = TCGEngine(mem, backend=opts.tcg_backend or "auto", log=log)
+    engine = TCGEngine(mem, RISCV64, backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path)
     process.futexes = FutexTable()

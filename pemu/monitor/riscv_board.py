@@ -176,10 +176,10 @@ class RiscvBoardMonitor(MonitoredMachine):
         priv, sum_ = ps.data_priv()
         if priv == 3 or not ps.satp >> 60:
             return vaddr
-        mmu = hart.mmu
+        regime = hart.regime
         try:
             t = walk(ps.satp, vaddr, ACCESS_READ, priv, True,
-                     bool(ps.mstatus & MSTATUS_MXR), mmu._pte_load, lambda a, v: None,
+                     bool(ps.mstatus & MSTATUS_MXR), regime._pte_load, lambda a, v: None,
                      lambda a: True)
         except RiscvTrap:
             raise ValueError(f"virtual address 0x{vaddr:x} is not mapped") from None

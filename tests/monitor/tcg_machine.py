@@ -15,6 +15,7 @@ from pemu.linux_user.vmem import GuestFault, GuestVirtualMemory
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import CPUInfo, MonitoredMachine
 from pemu.target.riscv.cpu_state import ABI_NAMES
+from pemu.target.riscv.tcg_target import RISCV64
 
 CODE = 0x1000
 DATA = 0x10000
@@ -35,7 +36,7 @@ class TCGLoopMachine(MonitoredMachine):
         self.mem.map_anonymous(CODE, 4096, 5)
         self.mem.map_anonymous(DATA, 4096, 3)
         self.mem.write_initial(CODE, b"".join(w.to_bytes(4, "little") for w in PROGRAM))
-        self.engine = TCGEngine(self.mem)
+        self.engine = TCGEngine(self.mem, RISCV64)
         self.harts = []
         for i in range(ncpus):
             cpu = self.engine.create_cpu()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from pemu.accel.tcg.backend.x86_64 import host_supported
+from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
 from pemu.linux_user.vmem import PROT_READ, PROT_WRITE, GuestVirtualMemory
-from pemu.target.riscv.cpu_state import RiscvCPUState
+from pemu.target.riscv.cpu_state import LAYOUT, RiscvCPUState
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,12 +25,11 @@ class BlockRunner:
 
     def __init__(self, mem_size: int = 0x2000, code_size: int = 1 << 20,
                  pc_slot: int = 8) -> None:
-        from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
-
         self.mem = GuestVirtualMemory(size=1 << 24)
         self.mem.map_anonymous(0, mem_size, PROT_READ | PROT_WRITE)
         self.engine = SimpleNamespace(mem=self.mem, log=TCGLog(), flush=lambda: None)
-        self.backend = NativeBackend(self.engine, code_size=code_size, pc_slot=pc_slot)
+        layout = dataclasses.replace(LAYOUT, pc=pc_slot)
+        self.backend = NativeBackend(self.engine, layout, code_size=code_size)
         self.cpu = _Cpu()
 
     def run(self, block: object, slots: list[int]) -> tuple[int, list[int]]:

@@ -30,6 +30,7 @@ from pemu.linux_user.cpu_loop import _TRAP_SIGNALS
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.tcg_target import RISCV64
 from tests.native.guest_gen import (
     BASE_OFFSET,
     BASE_REG,
@@ -87,7 +88,7 @@ class GuestBench:
         self.mem = GuestVirtualMemory(size=1 << 24)
         self.mem.map_anonymous(CODE_BASE, 2 * PAGE, PROT_READ | PROT_EXEC)
         self.mem.map_anonymous(DATA_BASE, PAGE, PROT_READ | PROT_WRITE)
-        self.engine = TCGEngine(self.mem, backend=backend)
+        self.engine = TCGEngine(self.mem, RISCV64, backend=backend)
 
     def run(self, prog: GuestProgram) -> Result:
         code = bytes(prog.code_offset) + prog.code()

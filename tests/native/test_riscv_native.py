@@ -30,8 +30,9 @@ _TCGEngine = engine_module.TCGEngine
 _created: list[object] = []
 
 
-def _native_engine(mem: object, backend: str = "python", **kw: object) -> object:
-    engine = _TCGEngine(mem, backend="native", **kw)
+def _native_engine(mem: object, target: object, backend: str = "python",
+                   **kw: object) -> object:
+    engine = _TCGEngine(mem, target, backend="native", **kw)
     _created.append(engine)
     return engine
 

@@ -17,6 +17,7 @@ import pytest
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestVirtualMemory
 from pemu.target.riscv.exceptions import ECALL_U, RiscvTrap
+from pemu.target.riscv.tcg_target import RISCV64
 
 CROSS = "riscv64-linux-gnu-"
 MARCH = "rv64gc_zba_zbb_zbs_zicsr_zifencei"
@@ -97,7 +98,7 @@ def run_image(image: bytes, *, regs: dict[int, int] | None = None, linux: bool =
     mem = GuestVirtualMemory()
     mem.map_anonymous(LOAD_ADDR, REGION_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC)
     mem.write_initial(LOAD_ADDR, image)
-    engine = TCGEngine(mem, backend="python", max_insns=max_insns)
+    engine = TCGEngine(mem, RISCV64, backend="python", max_insns=max_insns)
     cpu = engine.create_cpu()
     cpu.state.pc = LOAD_ADDR
     cpu.state.set_x(2, STACK_TOP)

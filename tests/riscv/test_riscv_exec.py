@@ -21,6 +21,7 @@ from pemu.target.riscv.exceptions import (
     STORE_ADDR_MISALIGNED,
     RiscvTrap,
 )
+from pemu.target.riscv.tcg_target import RISCV64
 
 NX, DZ, NV = 1, 8, 16
 
@@ -211,7 +212,8 @@ def test_atomics_across_host_threads(tmp_path: Path) -> None:
     mem = GuestVirtualMemory()
     mem.map_anonymous(LOAD_ADDR, 0x10000, PROT_READ | PROT_WRITE | PROT_EXEC)
     mem.write_initial(LOAD_ADDR, image)
-    engine = TCGEngine(mem, backend="python", max_insns=4)  # short blocks: more interleaving
+    # short blocks: more interleaving
+    engine = TCGEngine(mem, RISCV64, backend="python", max_insns=4)
     errors: list[BaseException] = []
 
     def worker() -> None:

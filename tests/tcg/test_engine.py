@@ -9,6 +9,7 @@ import pytest
 from pemu.accel.tcg.engine import DebugStop, TCGEngine
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
 from pemu.target.riscv.exceptions import ECALL_U, RiscvTrap
+from pemu.target.riscv.tcg_target import RISCV64
 
 CODE = 0x10000
 DATA = 0x20000
@@ -39,7 +40,7 @@ def machine():
     mem = GuestVirtualMemory()
     mem.map_anonymous(CODE, 0x1000, PROT_READ | PROT_EXEC)
     mem.map_anonymous(DATA, 0x1000, PROT_READ | PROT_WRITE)
-    engine = TCGEngine(mem)
+    engine = TCGEngine(mem, RISCV64)
     cpu = engine.create_cpu()
     cpu.state.pc = CODE
     return mem, engine, cpu

@@ -13,12 +13,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pemu.accel.tcg.backend import x86_64
 from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
-from pemu.accel.tcg.ir import Block
+from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.optimize import optimize
-from pemu.target.riscv import cpu_state as rv
-from pemu.target.riscv.cpu_state import RiscvCPUState
+from pemu.accel.tcg.target import TCGTarget
+from pemu.accel.tcg.translator import BlockTranslator
 
 PAGE_SHIFT = 12
 # Blocks translated one instruction each, for breakpoints: a separate cache key.
@@ -103,48 +103,44 @@ BACKENDS = ("python", "native")
 def resolve_backend(name: str) -> str:
     """``auto`` is native on x86-64 Linux hosts and python elsewhere."""
     if name == "auto":
-        from pemu.accel.tcg.backend.x86_64 import host_supported
-
-        return "native" if host_supported() else "python"
+        return "native" if x86_64.host_supported() else "python"
     if name not in BACKENDS:
         raise ValueError(f"TCG backend '{name}' is not available (known: {', '.join(BACKENDS)}"
                          ", auto)")
     if name == "native":
-        from pemu.accel.tcg.backend.x86_64 import host_supported
-
-        if not host_supported():
+        if not x86_64.host_supported():
             raise ValueError("TCG backend 'native' needs an x86-64 Linux host")
     return name
 
 
 class TCGEngine:
-    """RISC-V 64 translation for Linux user mode (system mode adds a softmmu later)."""
+    """Translation for Linux user mode: one guest address space, shared by threads."""
 
-    def __init__(self, mem: object, backend: str = "python", log: TCGLog | None = None,
-                 max_insns: int = 256) -> None:
+    def __init__(self, mem: object, target: TCGTarget, backend: str = "python",
+                 log: TCGLog | None = None, max_insns: int = 256) -> None:
         self.mem = mem
+        self.target = target
+        self.layout = target.layout
         self.log = log or TCGLog()
-        self.max_insns = max_insns
+        self.translator = BlockTranslator(target, self.log, max_insns)
         self.backend_name = resolve_backend(backend)
-        self._cpu_class: type[TCGCPU] = TCGCPU
+        pc_slot = self.layout.pc
+        # the native backend runs the fast loop itself (runtime.NativeBackend.run): debug
+        # execution and single steps keep the Python loops below, calling one block each
+        self.native_run: Callable[[TCGCPU], None] | None = None
         if self.backend_name == "native":
-            from pemu.accel.tcg.backend import x86_64
-
-            self.backend = x86_64.create_backend(self)
-            self._cpu_class = x86_64.cpu_class()
+            self.backend = NativeBackend(self, self.layout)
+            self.native_run = self.backend.run
         else:
-            self.backend = PythonBackend(UserMemoryCodegen(mem), rv.PC)
+            self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
-        self.slow_backend = PythonBackend(UserMemoryCodegen(mem, always_slow=True), rv.PC)
+        self.slow_backend = PythonBackend(UserMemoryCodegen(mem, always_slow=True), pc_slot)
         self.cache = TBCache()
         self.translate_lock = threading.Lock()
         self.stats = {"translated": 0, "invalidated_pages": 0, "flushes": 0}
         # guest pcs where execution stops with DebugStop (the gdb stub's Z0 breakpoints)
         self.breakpoints: set[int] = set()
         mem.on_code_write = self.invalidate_page
-        from pemu.target.riscv.translate import translate_block  # the frontend
-
-        self._translate_block = translate_block
 
     # -- translation ---------------------------------------------------------------
     def translate(self, pc: int, flags: int, max_insns: int | None = None,
@@ -157,20 +153,15 @@ class TCGEngine:
                 return existing
             if flags & DEBUG_SINGLE_INSN_FLAG:
                 max_insns = 1
-            block: Block = self._translate_block(pc, flags & ~DEBUG_SINGLE_INSN_FLAG,
-                                                 self.mem.fetch,
-                                                 max_insns=max_insns or self.max_insns)
-            self.log.block_translated_ir(block, "op")
-            optimize(block)
-            self.log.block_translated_ir(block, "op_opt")
             backend = self.slow_backend if slow_memory else self.backend
-            compiled = backend.compile(block)
+            t = self.translator.translate(backend, pc, flags & ~DEBUG_SINGLE_INSN_FLAG,
+                                          self.mem.fetch, max_insns)
+            block = t.block
             first = pc >> PAGE_SHIFT
             last = (pc + max(block.guest_size, 1) - 1) >> PAGE_SHIFT
             pages = tuple(range(first, last + 1))
-            tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, compiled.fn,
-                                  pages, compiled.source)
-            self.log.block_translated(tb, self.mem)
+            tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, t.fn, pages,
+                                  t.source)
             if not slow_memory and (max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG):
                 for page in pages:
                     self.mem.mark_code_page(page)
@@ -205,21 +196,24 @@ class TCGEngine:
 
     # -- vCPUs ---------------------------------------------------------------------
     def create_cpu(self) -> TCGCPU:
-        return self._cpu_class(self)
+        return TCGCPU(self)
 
 
 class TCGCPU:
-    """One RISC-V hart (or guest thread) executing translated code."""
+    """One guest thread executing translated code."""
 
     def __init__(self, engine: TCGEngine) -> None:
         self.engine = engine
         self.mem = engine.mem
-        self.state = RiscvCPUState()
+        self.state = engine.target.new_state()
         self.skip_breakpoint_once = False
+        # slot numbers, resolved once: the loops below index the state block with them
+        self.pc_slot = engine.layout.pc
+        self.exit_slot = engine.layout.exit_request
 
     def request_exit(self) -> None:
         """Make run() return at the next block boundary (callable from any thread)."""
-        self.state.slots[rv.EXIT_REQUEST] = 1
+        self.state.slots[self.exit_slot] = 1
 
     def flush_icache(self) -> None:
         """fence.i: stores to code pages already invalidated their blocks; be thorough."""
@@ -231,20 +225,23 @@ class TCGCPU:
         engine = self.engine
         if engine.log.wants_exec or engine.breakpoints:
             return self._run_debug()
+        if engine.native_run is not None:
+            return engine.native_run(self)
+        PC, EXIT = self.pc_slot, self.exit_slot
         table = engine.cache.table(0)
         get = table.get
-        pc = S[rv.PC]
-        while not S[rv.EXIT_REQUEST]:
+        pc = S[PC]
+        while not S[EXIT]:
             fn = get(pc)
             if fn is None:
-                S[rv.PC] = pc
+                S[PC] = pc
                 fn = engine.translate(pc, 0).fn
             try:
                 pc = fn(S, self)
             except IndexError:
                 pc = self._replay_checked()
-        S[rv.PC] = pc
-        S[rv.EXIT_REQUEST] = 0
+        S[PC] = pc
+        S[EXIT] = 0
 
     def _replay_checked(self) -> int:
         """Re-run the instruction at the pc slot with every memory access checked.
@@ -253,7 +250,7 @@ class TCGCPU:
         space; the checked replay raises the precise guest fault instead.
         """
         S = self.state.slots
-        tb = self.engine.translate(S[rv.PC], 0, max_insns=1, slow_memory=True)
+        tb = self.engine.translate(S[self.pc_slot], 0, max_insns=1, slow_memory=True)
         return tb.fn(S, self)
 
     def _run_debug(self) -> None:
@@ -265,30 +262,32 @@ class TCGCPU:
         """
         S = self.state.slots
         engine = self.engine
-        pc = S[rv.PC]
+        PC, EXIT = self.pc_slot, self.exit_slot
+        pc = S[PC]
         first = self.skip_breakpoint_once
         self.skip_breakpoint_once = False
-        while not S[rv.EXIT_REQUEST]:
+        while not S[EXIT]:
             bps = engine.breakpoints
             if bps and pc in bps and not first:
-                S[rv.PC] = pc
+                S[PC] = pc
                 raise DebugStop("breakpoint", pc)
             first = False
             flags = DEBUG_SINGLE_INSN_FLAG if bps else 0
             tb = engine.cache.blocks.get((flags, pc))
             if tb is None:
-                S[rv.PC] = pc
+                S[PC] = pc
                 tb = engine.translate(pc, flags)
             engine.log.block_executed(tb, self.state)
             try:
                 pc = tb.fn(S, self)
             except IndexError:
                 pc = self._replay_checked()
-        S[rv.PC] = pc
-        S[rv.EXIT_REQUEST] = 0
+        S[PC] = pc
+        S[EXIT] = 0
 
     def step(self) -> None:
         """Execute exactly one guest instruction (single-step for gdb)."""
         S = self.state.slots
-        tb = self.engine.translate(S[rv.PC], 0, max_insns=1)
-        S[rv.PC] = tb.fn(S, self)
+        PC = self.pc_slot
+        tb = self.engine.translate(S[PC], 0, max_insns=1)
+        S[PC] = tb.fn(S, self)

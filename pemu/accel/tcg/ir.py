@@ -1,6 +1,6 @@
 """The TCG intermediate representation: typed ops on temps.
 
-A frontend (``pemu.target.*.translate``) turns a block of guest instructions into a
+A frontend (a target's ``translate`` module) turns a block of guest instructions into a
 ``Block`` of ``Op``s; the optimizer (``optimize.py``) rewrites it; a backend
 (``backend/python.py``, later ``backend/x86_64.py``) turns it into host code.
 
@@ -188,6 +188,8 @@ class Helper:
     flags: int = CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE
     n_out: int = 1  # 0, 1 or 2 outputs (2: the function returns a tuple)
     needs_env: bool = False  # if True, the running CPU object is passed as first argument
+    # a host_float.HostFloatOp: the host FPU may compute it (backends may ignore it)
+    host_float: object = None
 
     @property
     def pure(self) -> bool:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 LOG_ITEMS = {
@@ -42,6 +43,16 @@ class TCGLog:
         self.items = set(items)
         self.out = out or sys.stderr
         self.wants_exec = bool(self.items & {"exec", "cpu"})
+        # the guest's in_asm and cpu formatters; the engine installs its target's
+        self.disassemble: Callable[[bytes, int], list[str]] = _hex_dump
+        self.dump_registers: Callable[[object], str] = _no_registers
+
+    def use_target(self, disassemble: Callable[[bytes, int], list[str]],
+                   dump_registers: Callable[[object], str]) -> None:
+        """The guest architecture's formatters (``TCGTarget.disassemble`` and
+        ``dump_registers``), installed by the engine that logs here."""
+        self.disassemble = disassemble
+        self.dump_registers = dump_registers
 
     @staticmethod
     def help_text() -> str:
@@ -60,30 +71,15 @@ class TCGLog:
             self.write(("OP:\n" if item == "op" else "OP after optimization:\n")
                        + block.dump() + "\n")
 
-    def block_translated(self, tb: object, mem: object) -> None:
-        if "in_asm" in self.items:
-            self.write(self._in_asm(tb, mem))
-        if "out_asm" in self.items:
-            self.write(f"OUT: [size={len(tb.source)}]\n{tb.source}")
-
     def guest_code(self, pc: int, code: bytes) -> None:
-        """``in_asm`` for a block whose guest bytes the caller fetched (system mode)."""
+        """``in_asm``: the guest code of a block just translated."""
         if "in_asm" in self.items:
-            self.write(self._disassemble(pc, code))
+            self.write("IN: \n" + "\n".join(self.disassemble(code, pc)) + "\n")
 
-    @staticmethod
-    def _in_asm(tb: object, mem: object) -> str:
-        return TCGLog._disassemble(tb.pc, bytes(mem.mem[tb.pc : tb.pc + tb.size]))
-
-    @staticmethod
-    def _disassemble(pc: int, code: bytes) -> str:
-        try:
-            from pemu.target.riscv.disas import disassemble
-
-            lines = disassemble(code, pc)
-        except ImportError:
-            lines = [f"0x{pc:016x}:  {code.hex()}"]
-        return "IN: \n" + "\n".join(lines) + "\n"
+    def host_code(self, source: str) -> None:
+        """``out_asm``: what the backend made of it."""
+        if "out_asm" in self.items:
+            self.write(f"OUT: [size={len(source)}]\n{source}")
 
     def engine_stats(self, prog: str, stats: dict[str, float]) -> None:
         """The ``-d stats`` line: one ``key=value`` per counter, for people and scripts."""
@@ -94,10 +90,15 @@ class TCGLog:
 
     def block_executed(self, tb: object, state: object) -> None:
         if "cpu" in self.items:
-            from pemu.target.riscv.cpu_state import ABI_NAMES
-
-            regs = [f" {ABI_NAMES[i]:>4} {state.x(i):016x}" for i in range(32)]
-            rows = ["".join(regs[i : i + 4]) for i in range(0, 32, 4)]
-            self.write(f" pc       {state.pc:016x}\n" + "\n".join(rows))
+            self.write(self.dump_registers(state))
         if "exec" in self.items:
             self.write(f"Trace 0: [{tb.flags:08x}/{tb.pc:016x}/00000000/00000000]")
+
+
+def _hex_dump(code: bytes, pc: int) -> list[str]:
+    """in_asm without a disassembler: the block's bytes."""
+    return [f"0x{pc:016x}:  {code.hex()}"]
+
+
+def _no_registers(state: object) -> str:
+    return f" pc       {state.pc:016x}"

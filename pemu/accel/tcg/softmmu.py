@@ -2,26 +2,30 @@
 
 TLB
 ---
-Each hart has one read and one write TLB per *MMU index* (0 U, 1 S, 2 S with SUM,
-3 M without translation), plain dicts from virtual page number to an *addend*:
-``host offset into the DRAM memoryview = vaddr + addend``.  The index is known when
-a block is translated (the block flags carry the privilege and SUM), so translated
-code names its dict directly: a load is one dict lookup, a page-offset compare and a
-``struct.unpack_from`` on DRAM.  Only DRAM pages that PMP grants as a whole and
-nobody watches (HTIF's tohost page) ever enter a TLB; everything else (MMIO, the boot
-ROM, page-crossing and M-mode MPRV accesses) goes through ``SoftMMU.load``/``store``,
-which walk the page table, check PMP, refill the TLB or raise the guest exception.
+Each hart has one read and one write TLB per *MMU index* (a translation regime the
+target defines; RISC-V: 0 U, 1 S, 2 S with SUM, 3 M), plain dicts from virtual page
+number to an *addend*: ``host offset into the DRAM memoryview = vaddr + addend``.
+The index is known when a block is translated (the target derives it from the block
+flags), so translated code names its dict directly: a load is one dict lookup, a
+page-offset compare and a ``struct.unpack_from`` on DRAM.  Only DRAM pages that PMP
+grants as a whole and nobody watches (HTIF's tohost page) ever enter a TLB;
+everything else (MMIO, the boot ROM, page-crossing and M-mode MPRV accesses) goes
+through ``SoftMMU.load``/``store``, which walk the page table, check PMP, refill the
+TLB or raise the guest exception.
 
 A read fill installs the write entry too when the PTE is writable and already dirty,
 so the usual read-then-write of a page costs one walk.  Superpages are cached as 4 KiB
 pieces, remembered by superpage so ``sfence.vma addr`` drops all of them.
 
 Code is found through a separate execute TLB (physical page of a virtual page, per
-privilege) used by the vCPU loop and the translator, never by translated code.
+fetch MMU index) used by the vCPU loop and the translator, never by translated code.
 
 All of these (and the hart's jump cache) exist once per *address space*, a
-``TLBContext`` per satp value: a satp write switches sets instead of flushing, and
-``sfence.vma`` with an ASID flushes only the sets of that ASID.
+``TLBContext`` per address space key (RISC-V: satp): a satp write switches sets
+instead of flushing, and ``sfence.vma`` with an ASID flushes only the sets of that ASID.
+
+What is guest-specific - the page walk, physical memory protection, the faults, which
+regime an MPRV-style access uses - the target supplies per vCPU as a ``GuestMMU``.
 
 With the native backend each context also has a ``native`` part
 (backend/x86_64/memory_softmmu.NativeContext): the TLB generated code reads and the
@@ -33,78 +37,83 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Callable
+from typing import Protocol
 
 from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr, struct_accessors
 from pemu.accel.tcg.ir import MASK, Block, MemOp
 from pemu.memory.address_space import AddressSpace, RAMBlock
-from pemu.target.riscv.cpu_state import PC as PC_SLOT
-from pemu.target.riscv.exceptions import RiscvTrap
-from pemu.target.riscv.mmu import (
-    ACCESS_EXEC,
-    ACCESS_FAULT,
-    ACCESS_READ,
-    ACCESS_WRITE,
-    PERM_ALL,
-    PERM_R,
-    PERM_W,
-    PERM_X,
-    PMP,
-    PRV_M,
-    PRV_S,
-    PRV_U,
-    walk,
-)
-from pemu.target.riscv.priv import FLAG_MPRV, FLAG_SUM, MSTATUS_MXR, PrivState
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_MASK = PAGE_SIZE - 1
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-PHYS_LIMIT = 1 << 56  # RV64 physical addresses are 56 bits
 
-MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
-MMU_DYNAMIC = -1  # M-mode with MPRV: the slow path looks at mstatus every time
-N_MMU = 4
+# kinds of access (what a fault is raised for)
+ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = 0, 1, 2
+# permission bits of a translation
+PERM_R, PERM_W, PERM_X = 1, 2, 4
+PERM_ALL = PERM_R | PERM_W | PERM_X
+
+N_MMU = 4  # MMU indexes (the target's privilege/translation regimes) per TLB set
+MMU_DYNAMIC = -1  # the regime is known only at access time: GuestMMU.data_index() says
 TLB_LIMIT = 8192  # entries per dict before it is simply cleared
 MAX_CONTEXTS = 32  # address spaces whose TLBs are kept; least recently used go first
-SATP_ASID_SHIFT = 44
-ASID_MASK = 0xFFFF
-
-_MMU_PRIV = {MMU_U: (PRV_U, False), MMU_S: (PRV_S, False), MMU_S_SUM: (PRV_S, True),
-             MMU_M: (PRV_M, False)}
 
 
-def mmu_index(flags: int) -> int:
-    """The MMU index that data accesses of a block with these flags use."""
-    if flags & FLAG_MPRV:
-        return MMU_DYNAMIC
-    priv = flags & 3
-    if priv == PRV_M:
-        return MMU_M
-    if priv == PRV_S:
-        return MMU_S_SUM if flags & FLAG_SUM else MMU_S
-    return MMU_U
+class GuestMMU(Protocol):
+    """What the softmmu asks the target about one vCPU's address translation.
+
+    An *MMU index* (0 .. N_MMU-1) names a translation regime (RISC-V: U, S, S with
+    SUM, M); the block flags fix it at translation time (``TCGTarget.mmu_index``).
+    An *address space key* names the page tables in use (RISC-V: satp); each key has
+    its own TLB set, so switching address spaces flushes nothing.
+    """
+
+    def space_key(self) -> int:
+        """The address space in use now."""
+
+    def space_asid(self, key: int) -> int:
+        """The ASID an address space key is tagged with (for ASID-selective flushes)."""
+
+    def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
+        """(paddr, PERM_* bits, page shift) of ``vaddr`` under MMU index ``idx``; raises
+        the guest's page fault."""
+
+    def allows(self, paddr: int, size: int, perm: int, idx: int) -> bool:
+        """Physical memory protection: may ``idx`` access ``paddr`` for ``perm``?  False
+        also for addresses beyond the guest's physical address space."""
+
+    def page_allows(self, page: int, perm: int, idx: int) -> bool:
+        """The same for the whole page (only such pages enter a TLB)."""
+
+    def access_fault(self, access: int, vaddr: int) -> BaseException:
+        """The guest exception for an access that translation allowed but protection or
+        the physical address map refused."""
+
+    def data_index(self) -> int:
+        """The MMU index of an MMU_DYNAMIC access, from the vCPU's state now."""
 
 
 Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
 
 
 class TLBContext:
-    """The caches of one address space (one satp value): TLBs and jump cache.
+    """The caches of one address space (one key, RISC-V: satp): TLBs and jump cache.
 
     ``jump_cache`` (flags -> pc -> block function) belongs to the hart loop; it is kept
     here because its entries are valid exactly as long as the execute TLB's are.
     """
 
-    __slots__ = ("satp", "read_tlb", "write_tlb", "exec_tlb", "superpages",
-                 "jump_cache", "jump_pages", "native")
+    __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
+                 "superpage_shifts", "jump_cache", "jump_pages", "native")
 
-    def __init__(self, satp: int, native: object | None = None) -> None:
-        self.satp = satp
+    def __init__(self, key: int, native: object | None = None) -> None:
+        self.key = key
         self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
-        self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # by privilege
+        self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # fetch index
         self.superpages: dict[tuple[int, int], list[int]] = {}
+        self.superpage_shifts: set[int] = set()  # the sizes ``superpages`` holds
         self.jump_cache: dict[int, dict[int, Callable]] = {}
         self.jump_pages: dict[int, set[int]] = {}  # vpn -> pcs cached from it
         self.native = native
@@ -115,6 +124,7 @@ class TLBContext:
             for t in tlbs:
                 t.clear()
         self.superpages.clear()
+        self.superpage_shifts.clear()
         self.clear_jump_cache()
         if self.native is not None:
             self.native.clear()
@@ -128,7 +138,7 @@ class TLBContext:
 
     def flush_page(self, vaddr: int) -> None:
         vpns = [vaddr >> PAGE_SHIFT]
-        for shift in (21, 30, 39, 48):
+        for shift in self.superpage_shifts:
             group = self.superpages.pop((shift, vaddr >> shift), None)
             if group:
                 vpns.extend(group)
@@ -146,14 +156,18 @@ class TLBContext:
         if self.native is not None:
             self.native.flush_pages(vpns)
 
+    def add_superpage_piece(self, shift: int, vaddr: int, vpn: int) -> None:
+        """Remember that the 4 KiB page ``vpn`` came from a ``1 << shift`` superpage."""
+        self.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+        self.superpage_shifts.add(shift)
+
 
 class SoftMMU:
     """Address translation for one hart, with its TLBs."""
 
-    def __init__(self, ps: PrivState, pmp: PMP, space: AddressSpace, dram: RAMBlock,
+    def __init__(self, guest: GuestMMU, space: AddressSpace, dram: RAMBlock,
                  watched: dict[int, Watcher] | None = None) -> None:
-        self.ps = ps
-        self.pmp = pmp
+        self.guest = guest
         self.space = space
         self.dram = dram
         self.dram_base = dram.base
@@ -164,10 +178,9 @@ class SoftMMU:
         self.on_switch: Callable[[TLBContext], None] | None = None
         # makes the native part of each new context (set before any context is made)
         self.native_factory: Callable[[], object] | None = None
-        self.walks = 0
         self.slow_accesses = 0  # translated loads/stores that missed the inline TLB
         self.contexts: dict[int, TLBContext] = {}
-        self.ctx = self._context(ps.satp)
+        self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
 
     # -- address-space contexts ------------------------------------------------------------
@@ -175,15 +188,15 @@ class SoftMMU:
         """Give every context a native part made by ``factory`` (the native backend)."""
         self.native_factory = factory
         self.contexts.clear()
-        self._bind(self._context(self.ps.satp))
+        self._bind(self._context(self.guest.space_key()))
 
-    def _context(self, satp: int) -> TLBContext:
-        ctx = self.contexts.get(satp)
+    def _context(self, key: int) -> TLBContext:
+        ctx = self.contexts.get(key)
         if ctx is None:
             if len(self.contexts) >= MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]  # the least recently used
             native = self.native_factory() if self.native_factory is not None else None
-            ctx = self.contexts[satp] = TLBContext(satp, native)
+            ctx = self.contexts[key] = TLBContext(key, native)
         return ctx
 
     def _bind(self, ctx: TLBContext) -> None:
@@ -195,19 +208,19 @@ class SoftMMU:
             self.on_switch(ctx)
 
     def switch(self) -> None:
-        """satp was written: use the caches of the new address space, flushing nothing.
+        """The address space changed: use its caches, flushing nothing.
 
-        The TLB is tagged by the whole satp value (mode, ASID and root), which is
-        stricter than the ASID tag the spec asks for: a stale entry is only ever used
-        where the spec allows it, because a guest must fence before reusing an ASID.
+        The TLB is tagged by the whole key (RISC-V: satp's mode, ASID and root), which
+        is stricter than an ASID tag: a stale entry is only ever used where the
+        architecture allows it, because a guest must fence before reusing an ASID.
         """
-        satp = self.ps.satp
-        if self.ctx.satp != satp:
-            ctx = self.contexts.pop(satp, None)
+        key = self.guest.space_key()
+        if self.ctx.key != key:
+            ctx = self.contexts.pop(key, None)
             if ctx is None:
-                self._bind(self._context(satp))
+                self._bind(self._context(key))
             else:
-                self.contexts[satp] = ctx  # most recently used last: evicted last
+                self.contexts[key] = ctx  # most recently used last: evicted last
                 self._bind(ctx)
 
     # -- flushing -----------------------------------------------------------------
@@ -215,16 +228,16 @@ class SoftMMU:
         """Every address space's entries go (sfence.vma x0, x0; PMP or MXR changes)."""
         self.contexts.clear()
         self.ctx.clear()
-        self.contexts[self.ctx.satp] = self.ctx
+        self.contexts[self.ctx.key] = self.ctx
 
     def flush_asid(self, asid: int) -> None:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
-        for satp, ctx in list(self.contexts.items()):
-            if (satp >> SATP_ASID_SHIFT) & ASID_MASK == asid:
+        for key, ctx in list(self.contexts.items()):
+            if self.guest.space_asid(key) == asid:
                 if ctx is self.ctx:
                     ctx.clear()
                 else:
-                    del self.contexts[satp]
+                    del self.contexts[key]
 
     def flush_page(self, vaddr: int, asid: int | None = None) -> None:
         """sfence.vma with an address: every cached piece of its mapping goes.
@@ -232,8 +245,8 @@ class SoftMMU:
         With an ASID only that address space is flushed: the spec leaves global
         mappings of other address spaces alone in that case.
         """
-        for satp, ctx in self.contexts.items():
-            if asid is None or (satp >> SATP_ASID_SHIFT) & ASID_MASK == asid:
+        for key, ctx in self.contexts.items():
+            if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
 
     def flush_jump_caches(self) -> None:
@@ -242,43 +255,19 @@ class SoftMMU:
             ctx.clear_jump_cache()
 
     # -- translation ------------------------------------------------------------------
-    def _pte_load(self, paddr: int) -> int:
-        off = paddr - self.dram_base
-        if 0 <= off <= self.dram.size - 8:
-            return self._u64.unpack_from(self._dram_view, off)[0]
-        return self.space.load(paddr, 8)
-
-    def _pte_store(self, paddr: int, value: int) -> None:
-        off = paddr - self.dram_base
-        if 0 <= off <= self.dram.size - 8:
-            self._u64.pack_into(self._dram_view, off, value)
-        else:
-            self.space.store(paddr, 8, value)
-
-    def _pte_allowed(self, paddr: int) -> bool:
-        return self.pmp.allows(paddr, 8, PERM_R, PRV_S)
-
-    def translate(self, vaddr: int, access: int, priv: int, sum_: bool
-                  ) -> tuple[int, int, int]:
+    def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
         """(paddr, perms, page shift) of ``vaddr``; raises the guest's page fault."""
-        ps = self.ps
-        if priv == PRV_M or not ps.satp >> 60:
-            return vaddr, PERM_ALL, PAGE_SHIFT
-        self.walks += 1
-        t = walk(ps.satp, vaddr, access, priv, sum_, bool(ps.mstatus & MSTATUS_MXR),
-                 self._pte_load, self._pte_store, self._pte_allowed)
-        return t.paddr, t.perms, t.shift
+        return self.guest.translate(vaddr, access, idx)
 
-    def _fill(self, idx: int, vaddr: int, paddr: int, perms: int, shift: int, priv: int
-              ) -> None:
+    def _fill(self, idx: int, vaddr: int, paddr: int, perms: int, shift: int) -> None:
         page = paddr & ~PAGE_MASK
         if not self.dram_base <= page < self.dram_end or page >> PAGE_SHIFT in self.watched:
             return
         vpn = vaddr >> PAGE_SHIFT
         addend = page - self.dram_base - (vpn << PAGE_SHIFT)
-        pmp = self.pmp
-        readable = bool(perms & PERM_R) and pmp.page_allows(page, PERM_R, priv)
-        writable = bool(perms & PERM_W) and pmp.page_allows(page, PERM_W, priv)
+        guest = self.guest
+        readable = bool(perms & PERM_R) and guest.page_allows(page, PERM_R, idx)
+        writable = bool(perms & PERM_W) and guest.page_allows(page, PERM_W, idx)
         if readable:
             t = self.read_tlb[idx]
             if len(t) >= TLB_LIMIT:
@@ -294,20 +283,11 @@ class SoftMMU:
             if native is not None:
                 native.fill(idx, vpn, addend, readable, writable)
             if shift > PAGE_SHIFT:
-                self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
-
-    def _concrete_index(self, idx: int) -> int:
-        if idx != MMU_DYNAMIC:
-            return idx
-        priv, sum_ = self.ps.data_priv()
-        if priv == PRV_M:
-            return MMU_M
-        if priv == PRV_S:
-            return MMU_S_SUM if sum_ else MMU_S
-        return MMU_U
+                self.ctx.add_superpage_piece(shift, vaddr, vpn)
 
     def _data_paddr(self, vaddr: int, size: int, access: int, idx: int) -> int:
-        idx = self._concrete_index(idx)
+        if idx == MMU_DYNAMIC:
+            idx = self.guest.data_index()
         # A TLB hit first: helpers (atomics) and MPRV accesses come here every time.
         tlb = self.write_tlb[idx] if access == ACCESS_WRITE else self.read_tlb[idx]
         addend = tlb.get(vaddr >> PAGE_SHIFT)
@@ -317,12 +297,12 @@ class SoftMMU:
                 write = access == ACCESS_WRITE
                 native.fill(idx, vaddr >> PAGE_SHIFT, addend, not write, write)
             return vaddr + addend + self.dram_base
-        priv, sum_ = _MMU_PRIV[idx]
-        paddr, perms, shift = self.translate(vaddr, access, priv, sum_)
+        guest = self.guest
+        paddr, perms, shift = guest.translate(vaddr, access, idx)
         perm = PERM_W if access == ACCESS_WRITE else PERM_R
-        if paddr >= PHYS_LIMIT or not self.pmp.allows(paddr, size, perm, priv):
-            raise RiscvTrap(ACCESS_FAULT[access], vaddr)
-        self._fill(idx, vaddr, paddr, perms, shift, priv)
+        if not guest.allows(paddr, size, perm, idx):
+            raise guest.access_fault(access, vaddr)
+        self._fill(idx, vaddr, paddr, perms, shift)
         return paddr
 
     # -- data accesses (slow path) --------------------------------------------------------
@@ -371,7 +351,7 @@ class SoftMMU:
     def _phys_read(self, paddr: int, size: int, vaddr: int) -> int:
         region = self.space.find(paddr, size)
         if region is None:
-            raise RiscvTrap(ACCESS_FAULT[ACCESS_READ], vaddr)
+            raise self.guest.access_fault(ACCESS_READ, vaddr)
         off = paddr - region.base
         if isinstance(region, RAMBlock):
             return int.from_bytes(region.view[off:off + size], "little")
@@ -384,7 +364,7 @@ class SoftMMU:
     def _phys_write(self, paddr: int, size: int, value: int, vaddr: int) -> None:
         region = self.space.find(paddr, size)
         if region is None:
-            raise RiscvTrap(ACCESS_FAULT[ACCESS_WRITE], vaddr)
+            raise self.guest.access_fault(ACCESS_WRITE, vaddr)
         off = paddr - region.base
         if isinstance(region, RAMBlock):
             if not region.read_only:
@@ -396,23 +376,24 @@ class SoftMMU:
             print(f"pemu: {region.name}: error writing +0x{off:x}: {e}", file=sys.stderr)
 
     # -- instruction fetch ------------------------------------------------------------------
-    def exec_page(self, vaddr: int, priv: int) -> int:
-        """Physical address of the page holding the code at ``vaddr`` (fetch rules)."""
+    def exec_page(self, vaddr: int, idx: int) -> int:
+        """Physical address of the page holding the code at ``vaddr`` (fetch rules);
+        ``idx``: the fetch's MMU index (``TCGTarget.fetch_index`` of the block flags)."""
         vpn = vaddr >> PAGE_SHIFT
-        tlb = self.exec_tlb[priv]
+        tlb = self.exec_tlb[idx]
         page = tlb.get(vpn)
         if page is not None:
             return page
-        paddr, _, shift = self.translate(vaddr, ACCESS_EXEC, priv, False)
+        guest = self.guest
+        paddr, _, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
         region = self.space.find(paddr, 2)
-        if (paddr >= PHYS_LIMIT or not isinstance(region, RAMBlock)
-                or not self.pmp.allows(paddr, 2, PERM_X, priv)):
-            raise RiscvTrap(ACCESS_FAULT[ACCESS_EXEC], vaddr)
+        if not guest.allows(paddr, 2, PERM_X, idx) or not isinstance(region, RAMBlock):
+            raise guest.access_fault(ACCESS_EXEC, vaddr)
         page = paddr & ~PAGE_MASK
-        if self.pmp.page_allows(page, PERM_X, priv) and region.contains(page, PAGE_SIZE):
+        if guest.page_allows(page, PERM_X, idx) and region.contains(page, PAGE_SIZE):
             tlb[vpn] = page
             if shift > PAGE_SHIFT:
-                self.ctx.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
+                self.ctx.add_superpage_piece(shift, vaddr, vpn)
         return page
 
 
@@ -454,7 +435,7 @@ class SoftmmuCodegen:
 
     def __init__(self, dram: RAMBlock) -> None:
         self.dram = dram
-        self.idx = MMU_M  # set per block by SoftmmuBackend.compile
+        self.idx = MMU_DYNAMIC  # set per block by SoftmmuBackend.compile
 
     def namespace(self) -> dict[str, object]:
         return {"M": self.dram.view, "LD": _load_slow, "LDW": _load_for_store_slow,
@@ -495,14 +476,17 @@ class SoftmmuCodegen:
 class SoftmmuBackend(PythonBackend):
     """The python backend with the softmmu's memory code, one MMU index per block."""
 
-    def __init__(self, dram: RAMBlock) -> None:
+    def __init__(self, dram: RAMBlock, pc_slot: int, mmu_index: Callable[[int], int]
+                 ) -> None:
+        """``mmu_index``: block flags -> the MMU index of its data accesses."""
         self.codegen = SoftmmuCodegen(dram)
-        super().__init__(self.codegen, PC_SLOT)
+        self._mmu_index = mmu_index
+        super().__init__(self.codegen, pc_slot)
 
     def compile(self, block: Block):  # -> CompiledBlock
-        self.codegen.idx = mmu_index(block.flags)
+        self.codegen.idx = self._mmu_index(block.flags)
         return super().compile(block)
 
 
-__all__ = ["SoftMMU", "SoftmmuBackend", "VirtualMemory", "mmu_index", "PERM_X",
+__all__ = ["GuestMMU", "SoftMMU", "SoftmmuBackend", "VirtualMemory", "PERM_X",
            "ACCESS_EXEC"]

@@ -15,19 +15,16 @@ import time
 import traceback
 
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.system_cpu import (
-    DEFAULT_BACKEND,
-    DEFAULT_TB_SIZE_MIB,
-    Machine,
-    RiscvHart,
-    SystemTranslator,
-)
+from pemu.accel.tcg.machine import Machine
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, DEFAULT_TB_SIZE_MIB, SystemTranslator
 from pemu.hw.intc.aclint import ACLINT
 from pemu.hw.riscv.memmap import MemoryMap
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.hart import RiscvHart
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
+from pemu.target.riscv.tcg_target import RISCV64
 
 MAX_HARTS = 8
 
@@ -80,7 +77,7 @@ class RiscvBoard:
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         self.translator = SystemTranslator(
-            self.space, self.dram, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+            self.space, self.dram, RISCV64, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND),
             tb_size_mib=tb_size_mib(cfg.accel))
         self.clint = ACLINT(cfg.smp)
         self.space.add_mmio("clint", clint.base, clint.size, self.clint)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import ctypes
 
+from pemu.accel.tcg.target import StateLayout
+
 N_SLOTS = 256
 
 X0 = 0
@@ -43,6 +45,10 @@ NATIVE_TLB = 73
 FIRST_FREE_SLOT = 74
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
+
+# what the engine and the backends address in this block
+LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
+                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB)
 
 ABI_NAMES = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
@@ -100,3 +106,10 @@ class RiscvCPUState:
     def copy_from(self, other: RiscvCPUState) -> None:
         """Clone registers (for a new guest thread or fork)."""
         ctypes.memmove(self.address, other.address, N_SLOTS * 8)
+
+
+def dump_registers(state: RiscvCPUState) -> str:
+    """``-d cpu``: the pc and the integer registers, four to a row."""
+    regs = [f" {ABI_NAMES[i]:>4} {state.x(i):016x}" for i in range(32)]
+    rows = ["".join(regs[i : i + 4]) for i in range(0, 32, 4)]
+    return f" pc       {state.pc:016x}\n" + "\n".join(rows)

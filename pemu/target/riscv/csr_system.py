@@ -1,7 +1,7 @@
 """Machine- and supervisor-level CSRs for system mode, registered in the CSR table.
 
 Each entry reads or writes ``env.ps`` (a ``PrivState``); ``env`` is the system-mode
-hart (``pemu.accel.tcg.system_cpu.RiscvHart``).  The CSR helper already enforces the
+hart (``pemu.target.riscv.hart.RiscvHart``).  The CSR helper already enforces the
 privilege encoded in the CSR number and read-only numbers; the extra rules (TVM for
 satp, counter enables, Sstc's STCE) raise here.  Writes that can unmask an interrupt,
 change the translation regime or the block flags end the block (``ends_block``) and

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pemu.accel.tcg.host_float import FloatConventions, HostFloatOp
 from pemu.accel.tcg.ir import CALL_PURE, Helper
 from pemu.fpu import softfloat as sf
 
@@ -48,8 +49,23 @@ _PREFIX = {FMT_S: "f32", FMT_D: "f64"}
 _SUFFIX = {FMT_S: "s", FMT_D: "d"}
 
 
-def _helper(name: str, fn: Callable[..., object], n_out: int = 2) -> Helper:
-    return Helper(name, fn, flags=CALL_PURE, n_out=n_out)
+def _helper(name: str, fn: Callable[..., object], n_out: int = 2,
+            host_float: HostFloatOp | None = None) -> Helper:
+    return Helper(name, fn, flags=CALL_PURE, n_out=n_out, host_float=host_float)
+
+
+# What RISC-V's F/D define where IEEE 754 does not: a backend with a host FPU path
+# inlines the arithmetic helpers under these rules (accel/tcg/host_float.py).
+CONVENTIONS = FloatConventions(
+    canonical_nan_single=0xFFFF_FFFF_7FC0_0000,  # NaN-boxed 0x7FC00000
+    canonical_nan_double=0x7FF8_0000_0000_0000,
+    nan_boxed_single=True,
+    flag_bits=(16, 8, 4, 2, 1),  # NV DZ OF UF NX
+)
+
+
+def _host_float(kind: str, fmt: int) -> HostFloatOp:
+    return HostFloatOp(kind, fmt == FMT_S, CONVENTIONS)
 
 
 def _arith2(fmt: int, fn: Callable[[int, int, int], Result]) -> Callable[[int, int, int], Result]:
@@ -148,8 +164,10 @@ for _fmt in (FMT_S, FMT_D):
     _p, _s = _PREFIX[_fmt], _SUFFIX[_fmt]
     for _f5, _name in ARITH2_FUNCT5.items():
         ARITH2[(_fmt, _f5)] = _helper(f"f{_name}_{_s}",
-                                      _arith2(_fmt, getattr(sf, f"{_p}_{_name}")))
-    SQRT[_fmt] = _helper(f"fsqrt_{_s}", _arith1(_fmt, getattr(sf, f"{_p}_sqrt")))
+                                      _arith2(_fmt, getattr(sf, f"{_p}_{_name}")),
+                                      host_float=_host_float(_name, _fmt))
+    SQRT[_fmt] = _helper(f"fsqrt_{_s}", _arith1(_fmt, getattr(sf, f"{_p}_sqrt")),
+                         host_float=_host_float("sqrt", _fmt))
     for _opc, (_np, _na) in FMA_VARIANTS.items():
         FMA[(_fmt, _opc)] = _helper(f"fma{_opc:02x}_{_s}", _fma(_fmt, _np, _na))
     for _f3, _name in ((0, "min"), (1, "max")):

@@ -17,6 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pemu.accel.tcg.softmmu import (
+    ACCESS_EXEC,
+    ACCESS_READ,
+    ACCESS_WRITE,
+    PERM_R,
+    PERM_W,
+    PERM_X,
+)
 from pemu.target.riscv.exceptions import (
     INSN_ACCESS_FAULT,
     INSN_PAGE_FAULT,
@@ -26,10 +34,6 @@ from pemu.target.riscv.exceptions import (
     STORE_PAGE_FAULT,
     RiscvTrap,
 )
-
-ACCESS_READ = 0
-ACCESS_WRITE = 1
-ACCESS_EXEC = 2
 
 PAGE_FAULT = {ACCESS_READ: LOAD_PAGE_FAULT, ACCESS_WRITE: STORE_PAGE_FAULT,
               ACCESS_EXEC: INSN_PAGE_FAULT}
@@ -50,9 +54,7 @@ SATP_PPN_MASK = (1 << 44) - 1
 
 PRV_U, PRV_S, PRV_M = 0, 1, 3
 
-# Permission bits of a translation result (what the same mapping allows).
-PERM_R, PERM_W, PERM_X = 1, 2, 4
-PERM_ALL = PERM_R | PERM_W | PERM_X
+# Access kinds and the permission bits of a translation result are the softmmu's.
 _ACCESS_PERM = {ACCESS_READ: PERM_R, ACCESS_WRITE: PERM_W, ACCESS_EXEC: PERM_X}
 
 PhysLoad = Callable[[int], int]  # 8-byte PTE read at a physical address (may raise)

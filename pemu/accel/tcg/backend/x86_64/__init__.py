@@ -3,7 +3,7 @@
 Modules: ``encoder`` (x86-64 instructions), ``codebuf`` (W^X memfd code buffer),
 ``regalloc`` (per-block register allocation), ``codegen`` (IR ops -> code),
 ``memory_user`` (user-mode guest memory access), ``runtime`` (dispatcher, callbacks,
-chaining, run loop), ``cpu`` (the vCPU class), ``disas`` (-d out_asm).
+chaining, run loop), ``disas`` (-d out_asm).
 """
 
 from __future__ import annotations
@@ -17,14 +17,3 @@ def host_supported() -> bool:
     return sys.platform.startswith("linux") and platform.machine().lower() in ("x86_64",
                                                                                 "amd64")
 
-
-def create_backend(engine: object) -> object:
-    from .runtime import NativeBackend
-
-    return NativeBackend(engine)
-
-
-def cpu_class() -> type:
-    from .cpu import NativeTCGCPU
-
-    return NativeTCGCPU

@@ -18,6 +18,7 @@ a flag in the per-CPU context and the code jumps to the dispatcher's exception e
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -95,8 +96,6 @@ class GeneratedBlock:
 
     def link(self, base: int) -> bytes:
         """The code placed at buffer offset ``base``: resolve jumps to the dispatcher."""
-        import struct
-
         buf = bytearray(self.code)
         for at, target in self.ext_fixups:
             struct.pack_into("<i", buf, at, target - (base + at + 4))

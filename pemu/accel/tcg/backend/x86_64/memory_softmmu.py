@@ -23,11 +23,10 @@ access: a satp write inside a block switches it for the rest of that block.
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
-from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT, mmu_index
-from pemu.target.riscv import cpu_state as rv
+from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
 
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
@@ -125,8 +124,12 @@ MMU_INDICES = (MMU_DYNAMIC, *range(N_MMU))
 class SoftmmuMemory(GuestMemoryCodegen):
     """The system-mode memory model of the native backend (one MMU index per block)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tlb_slot: int, mmu_index: Callable[[int], int]) -> None:
+        """``tlb_slot``: the state slot holding the TLB in use (``NativeContext``);
+        ``mmu_index``: block flags -> the MMU index of its data accesses."""
         super().__init__()
+        self._tlb_slot = tlb_slot
+        self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
         self._loads_for_store = {idx: _load_for_store_helper(idx) for idx in MMU_INDICES}
@@ -146,10 +149,10 @@ class SoftmmuMemory(GuestMemoryCodegen):
         return paths
 
     def begin_block(self, block: Block) -> None:
-        self.idx = mmu_index(block.flags)
+        self.idx = self._mmu_index(block.flags)
 
     def attach_cpu(self, cpu: object, backend: object) -> None:
-        """Harts point their slots at their current context themselves (system_cpu)."""
+        """Harts point their slots at their current context themselves."""
 
     # -- code generation ----------------------------------------------------------------
     def address(self, cg: object, v: object) -> int:
@@ -170,16 +173,15 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self.emit_checks(cg, (addr, size, self.idx, store), self._assemble_lookup, slow)
         return Mem(R11, 0, addr)
 
-    @staticmethod
-    def _assemble_lookup(a: x.Assembler, slow: x.Label, addr: int, size: int, idx: int,
-                         store: bool) -> None:
+    def _assemble_lookup(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
+                         idx: int, store: bool) -> None:
         """Leaves the entry's host addend in r11, or jumps to ``slow``."""
         table = idx * TABLE_BYTES
         # r11 = &tlb[idx][(addr >> 12) % entries]
         a.mov_rr(64, R11, addr)
         a.shift_ri(x.SHR, 64, R11, PAGE_SHIFT - ENTRY_SHIFT)
         a.alu_ri(x.AND, 32, R11, (TLB_ENTRIES - 1) << ENTRY_SHIFT)
-        a.alu_rm(x.ADD, 64, R11, Mem(RBP, 8 * rv.NATIVE_TLB))
+        a.alu_rm(x.ADD, 64, R11, Mem(RBP, 8 * self._tlb_slot))
         # rcx = the page of addr, with the low bits a misaligned access would set
         a.mov_rr(64, RCX, addr)
         a.alu_ri(x.AND, 64, RCX, -PAGE_SIZE | (size - 1))

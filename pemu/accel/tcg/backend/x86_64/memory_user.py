@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
-from pemu.target.riscv import cpu_state as rv
 
 from . import encoder as x
 from .encoder import R11, R12, R13, R15, RCX, Mem
@@ -31,8 +30,9 @@ WRITE_TABLE_REG = R13
 
 
 class UserMemory(GuestMemoryCodegen):
-    def __init__(self, vmem: object, callback: object) -> None:
+    def __init__(self, vmem: object, callback: object, jump_cache_slot: int) -> None:
         super().__init__()
+        self._jump_cache_slot = jump_cache_slot
         self.vmem = vmem
         self.n_pages = len(vmem.readable)
         self.load_helper = Helper("load_slow", vmem.load_slow, flags=CALL_SIDE_EFFECTS)
@@ -58,7 +58,7 @@ class UserMemory(GuestMemoryCodegen):
 
     def attach_cpu(self, cpu: object, backend: object) -> None:
         """Every thread of the process shares the backend's one jump cache."""
-        cpu.state.slots[rv.NATIVE_JUMP_CACHE] = ctypes.addressof(backend.jump_cache)
+        cpu.state.slots[self._jump_cache_slot] = ctypes.addressof(backend.jump_cache)
 
     def _assemble_checks(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
                          table: int) -> None:

@@ -31,14 +31,15 @@ import weakref
 from dataclasses import dataclass, field
 
 from pemu.accel.tcg.ir import Block, Helper
-from pemu.target.riscv import cpu_state as rv
+from pemu.accel.tcg.target import StateLayout
 
 from . import encoder as x
 from .codebuf import CodeBuffer, CodeBufferFull
 from .codegen import Codegen, Targets
+from .disas import disassemble
 from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
 from .memory_user import UserMemory
-from .regalloc import FRAME_CTX, FRAME_SIZE, TooManyTemps
+from .regalloc import ALLOCATABLE, CALLEE_SAVED, FRAME_CTX, FRAME_SIZE, TooManyTemps
 from .signal_wakeup import WAKEUP
 
 EXIT_MISS = 0
@@ -91,10 +92,11 @@ class NativeBackend:
 
     name = "native"
 
-    def __init__(self, engine: object, code_size: int = DEFAULT_CODE_SIZE,
-                 pc_slot: int = rv.PC, memory: object | None = None,
+    def __init__(self, engine: object, layout: StateLayout,
+                 code_size: int = DEFAULT_CODE_SIZE, memory: object | None = None,
                  jc_bits: int = JC_BITS, one_thread: bool = False) -> None:
-        """``pc_slot``: where the next pc is looked up and a trap leaves its pc.
+        """``layout``: the guest's state slots (pc: where the next pc is looked up and
+        a trap leaves its pc; exit request; dispatcher flags and jump cache).
 
         ``memory``: how generated code reaches guest memory (UserMemory by default,
         memory_softmmu.SoftmmuMemory in system mode); ``jc_bits``: jump cache size;
@@ -102,15 +104,18 @@ class NativeBackend:
         all harts on one), so a code-buffer reset needs no rendezvous with others.
         """
         self.engine = engine
-        self.pc_slot = pc_slot
+        self.pc_slot = layout.pc
+        self.exit_slot = layout.exit_request
+        self.flags_slot = layout.tb_flags
+        self.jump_cache_slot = layout.native_jump_cache
         self.lock = threading.RLock()
         self.tls = threading.local()
         self.jc_bits = jc_bits
         self.one_thread = one_thread
         self.jump_cache = self.new_jump_cache()
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
-        self.memory = memory if memory is not None else UserMemory(engine.mem,
-                                                                   self.callback_address)
+        self.memory = memory if memory is not None else UserMemory(
+            engine.mem, self.callback_address, self.jump_cache_slot)
         self.by_key: dict[object, NativeTB] = {}
         self.flags_seen: set[int] = set()  # of blocks ever put in a jump cache
         self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
@@ -127,7 +132,8 @@ class NativeBackend:
         self.buf = CodeBuffer(code_size, head_size=-(-len(head) // 4096) * 4096)
         self.buf.write(0, head)
         self.targets = Targets(self.lookup_off, self.exc_exit_off, self.req_exit_off,
-                               pc_slot, rv.EXIT_REQUEST, self.callback_address, self.thunks)
+                               self.pc_slot, self.exit_slot, self.callback_address,
+                               self.thunks)
         self.enter = _ENTER(self.buf.exec_address(self.enter_off))
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _unshare_after_fork(ref))
@@ -155,17 +161,17 @@ class NativeBackend:
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
         a.mov_rr(32, RCX, RAX)
         a.shift_ri(x.SHR, 32, RCX, 1)
-        a.load(64, R11, Mem(RBP, 8 * rv.TB_FLAGS))
+        a.load(64, R11, Mem(RBP, 8 * self.flags_slot))
         a.imul_rri(32, R11, R11, JC_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, RCX, R11)
         a.alu_ri(x.AND, 32, RCX, (1 << self.jc_bits) - 1)
-        a.load(64, R11, Mem(RBP, 8 * rv.NATIVE_JUMP_CACHE))
+        a.load(64, R11, Mem(RBP, 8 * self.jump_cache_slot))
         a.load(64, RCX, Mem(R11, 0, RCX, 8))
         a.test_rr(64, RCX, RCX)
         a.jcc(x.CC_E, miss)
         a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
         a.jcc(x.CC_NE, miss)
-        a.load(64, RAX, Mem(RBP, 8 * rv.TB_FLAGS))
+        a.load(64, RAX, Mem(RBP, 8 * self.flags_slot))
         a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -16))
         a.jcc(x.CC_NE, miss)
         a.jmp_r(RCX)
@@ -195,8 +201,6 @@ class NativeBackend:
         r11.  The caller has already written dirty globals home and stored the pc,
         and checks the exception flag after the call.
         """
-        from .regalloc import ALLOCATABLE, CALLEE_SAVED
-
         saved = [r for r in ALLOCATABLE if r not in CALLEE_SAVED]
         assert len(saved) % 2 == 1  # + the return address: the call below is aligned
         thunks = {}
@@ -285,8 +289,6 @@ class NativeBackend:
             self.tbs.append(tb)
         source = ""
         if self.engine.log.enabled("out_asm"):
-            from .disas import disassemble
-
             source = disassemble(self.buf.read(off, len(gen.code)), self.buf.exec_address(off),
                                  skip=gen.entry)
         return CompiledNative(tb, source)
@@ -303,7 +305,7 @@ class NativeBackend:
         with self.lock:
             if tb.dead or tb.generation != self.generation:
                 return False
-            jc = cpu.state.slots[rv.NATIVE_JUMP_CACHE]
+            jc = cpu.state.slots[self.jump_cache_slot]
             self.flags_seen.add(tb.flags)
             ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
                 self.buf.exec_address(tb.entry)
@@ -433,9 +435,10 @@ class NativeBackend:
         engine = self.engine
         S = cpu.state.slots
         stats = self.stats
+        exit_slot = self.exit_slot
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(cpu)  # host signals interrupt chained code (signal_wakeup.py)
-        while not S[rv.EXIT_REQUEST]:
+        while not S[exit_slot]:
             code = self._call(cpu, 0)
             if code == EXIT_MISS:
                 stats["exits_miss"] += 1
@@ -447,17 +450,18 @@ class NativeBackend:
                 self._raise_pending(cpu)
             else:
                 stats["exits_req"] += 1
-        S[rv.EXIT_REQUEST] = 0
+        S[exit_slot] = 0
 
     def run_one(self, tb: NativeTB, cpu: object) -> int:
         """Execute just this block (single-step, -d exec): exit_request stops the next."""
         S = cpu.state.slots
-        old = S[rv.EXIT_REQUEST]
-        S[rv.EXIT_REQUEST] = 1
+        exit_slot = self.exit_slot
+        old = S[exit_slot]
+        S[exit_slot] = 1
         try:
             code = self._call(cpu, self.buf.exec_address(tb.body))
         finally:
-            S[rv.EXIT_REQUEST] = old
+            S[exit_slot] = old
         if code == EXIT_EXC:
             self._raise_pending(cpu)
         return S[self.pc_slot]

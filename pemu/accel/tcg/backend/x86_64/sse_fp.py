@@ -1,20 +1,20 @@
-"""RISC-V F/D add, sub, mul, div and sqrt in SSE, where SSE gives the exact answer.
+"""Float add, sub, mul, div and sqrt in SSE, where SSE gives the exact answer.
 
-The frontend emits these as pure calls to the soft-float helpers of
-``pemu.target.riscv.fp_helpers`` (``outs = [result, fflags]``, ``ins = [a, (b,) rm]``).
-In round-to-nearest-even IEEE arithmetic is fully specified, so the host's SSE unit
-computes the same result bits; what differs is fixed up inline:
+A target marks the soft-float helpers the host may compute with ``Helper.host_float``
+(accel/tcg/host_float.py: ``outs = [result, flags]``, ``ins = [a, (b,) rm]``).  In
+round-to-nearest-even IEEE arithmetic is fully specified, so the host's SSE unit
+computes the same result bits; what the guest defines itself is fixed up inline, from
+the helper's ``FloatConventions``:
 
-* fflags come from MXCSR (cleared before the op): IE->NV, ZE->DZ, OE->OF, UE->UF,
-  PE->NX.  Both x86 and RISC-V detect tininess after rounding and, with underflow
-  masked, raise UF only when the tiny result is also inexact.  DE (a denormal operand)
-  has no RISC-V counterpart; DAZ and FTZ stay off, so denormals are exact.
-* a NaN result becomes RISC-V's canonical NaN (x86 returns its "default NaN" or an
+* the flags come from MXCSR (cleared before the op), IE DZ OE UE PE mapped to the
+  guest's bits by a table.  x86 detects tininess after rounding and, with underflow
+  masked, raises UE only when the tiny result is also inexact (as RISC-V does).  DE (a
+  denormal operand) is ignored; DAZ and FTZ stay off, so denormals are exact.
+* a NaN result becomes the guest's canonical NaN (x86 returns its "default NaN" or an
   input's payload).
-* singles are NaN-boxed: an operand whose upper 32 bits are not all ones takes the
-  helper (which reads it as the canonical NaN).
+* NaN-boxed singles: an operand whose upper 32 bits are not all ones takes the helper.
 
-Any other rounding mode - a static rm other than 0, or the dynamic frm not 0 at run
+Any other rounding mode - a static rm other than 0, or a dynamic one not 0 at run
 time - takes the helper call, which the code generator emits right behind.
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 
+from pemu.accel.tcg.host_float import FloatConventions, HostFloatOp
 from pemu.accel.tcg.ir import Const, Helper, Operand
 
 from . import encoder as x
@@ -29,52 +30,59 @@ from .encoder import R11, RAX, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
 
 XMM0, XMM1 = 0, 1
 MXCSR_DEFAULT = 0x1F80  # all exceptions masked, round to nearest, no DAZ/FTZ, flags clear
-CANONICAL_NAN_D = 0x7FF8_0000_0000_0000
-CANONICAL_NAN_S_BOXED = 0xFFFF_FFFF_7FC0_0000
 SCRATCH = Mem(RSP, -8)  # red zone: the code is a leaf here (no call before it is read)
 
 # opcode byte of addsd/subsd/mulsd/divsd/sqrtsd (F2 prefix) and the ss forms (F3)
-_ADD, _SUB, _MUL, _DIV, _SQRT = 0x58, 0x5C, 0x59, 0x5E, 0x51
+_OPCODE = {"add": 0x58, "sub": 0x5C, "mul": 0x59, "div": 0x5E, "sqrt": 0x51}
+# MXCSR exception bits for IEEE's invalid, div-by-zero, overflow, underflow, inexact
+_MXCSR_BITS = (1, 4, 8, 16, 32)
 
 
-def _mxcsr_to_fflags() -> ctypes.Array:
-    """64-byte table: MXCSR exception bits (IE DE ZE OE UE PE) -> RISC-V fflags."""
+def _flags_table(conventions: FloatConventions) -> ctypes.Array:
+    """64-byte table: MXCSR exception bits (IE DE ZE OE UE PE) -> the guest's flags."""
     table = (ctypes.c_uint8 * 64)()
     for m in range(64):
-        table[m] = ((16 if m & 1 else 0) | (8 if m & 4 else 0) | (4 if m & 8 else 0)
-                    | (2 if m & 16 else 0) | (1 if m & 32 else 0))
+        table[m] = sum(guest for mx, guest in zip(_MXCSR_BITS, conventions.flag_bits,
+                                                  strict=True) if m & mx)
     return table
 
 
-FFLAGS_TABLE = _mxcsr_to_fflags()
-_table_address = ctypes.addressof(FFLAGS_TABLE)
+_TABLES: dict[FloatConventions, ctypes.Array] = {}  # kept alive: code holds addresses
+
+
+def flags_table(conventions: FloatConventions) -> ctypes.Array:
+    table = _TABLES.get(conventions)
+    if table is None:
+        table = _TABLES[conventions] = _flags_table(conventions)
+    return table
 
 
 class SseOp:
-    __slots__ = ("single", "opcode", "n_in")
+    __slots__ = ("single", "opcode", "n_in", "canonical_nan", "nan_boxed", "table_address")
 
-    def __init__(self, single: bool, opcode: int, n_in: int) -> None:
-        self.single = single
-        self.opcode = opcode
-        self.n_in = n_in
+    def __init__(self, spec: HostFloatOp) -> None:
+        conv = spec.conventions
+        self.single = spec.single
+        self.opcode = _OPCODE[spec.kind]
+        self.n_in = spec.n_in
+        self.canonical_nan = conv.canonical_nan_single if spec.single \
+            else conv.canonical_nan_double
+        self.nan_boxed = spec.single and conv.nan_boxed_single
+        self.table_address = ctypes.addressof(flags_table(conv))
 
 
-_OPS: dict[int, SseOp] | None = None
+_OPS: dict[HostFloatOp, SseOp] = {}
 
 
 def sse_op(h: Helper) -> SseOp | None:
-    """The SSE form of helper h, if it is one of the RISC-V arithmetic helpers."""
-    global _OPS
-    if _OPS is None:
-        from pemu.target.riscv import fp_helpers as fp
-
-        ops: dict[int, SseOp] = {}
-        for fmt, single in ((fp.FMT_S, True), (fp.FMT_D, False)):
-            for f5, opcode in ((0, _ADD), (1, _SUB), (2, _MUL), (3, _DIV)):
-                ops[id(fp.ARITH2[(fmt, f5)])] = SseOp(single, opcode, 3)
-            ops[id(fp.SQRT[fmt])] = SseOp(single, _SQRT, 2)
-        _OPS = ops
-    return _OPS.get(id(h))
+    """The SSE form of helper h, if its target declared one (``Helper.host_float``)."""
+    spec = h.host_float
+    if not isinstance(spec, HostFloatOp) or spec.kind not in _OPCODE:
+        return None
+    op = _OPS.get(spec)
+    if op is None:
+        op = _OPS[spec] = SseOp(spec)
+    return op
 
 
 def applicable(op: SseOp, ins: list[Operand]) -> bool:
@@ -93,7 +101,7 @@ def emit_fast_path(a: Assembler, op: SseOp, ins: list[Operand], slow: Label,
     if not isinstance(ins[op.n_in - 1], Const):
         a.test_rr(64, rm_reg, rm_reg)  # dynamic frm: only round-to-nearest here
         a.jcc(x.CC_NE, slow)
-    if op.single:
+    if op.nan_boxed:
         for r in operands:  # NaN-boxed?
             a.mov_rr(64, R11, r)
             a.shift_ri(x.SHR, 64, R11, 32)
@@ -113,21 +121,21 @@ def emit_fast_path(a: Assembler, op: SseOp, ins: list[Operand], slow: Label,
     # result: canonical NaN if unordered with itself
     a.op(b"\x0F\x7E", XMM0, RAX, movq, prefix=b"\x66")  # movq/movd rax, xmm0
     if op.single:
-        a.mov_ri(R11, 0xFFFF_FFFF_0000_0000)
-        a.alu_rr(x.OR, 64, RAX, R11)
+        if op.nan_boxed:
+            a.mov_ri(R11, 0xFFFF_FFFF_0000_0000)
+            a.alu_rr(x.OR, 64, RAX, R11)
         a.op(b"\x0F\x2E", XMM0, XMM0, 32)  # ucomiss
-        a.mov_ri(R11, CANONICAL_NAN_S_BOXED)
     else:
         a.op(b"\x0F\x2E", XMM0, XMM0, 32, prefix=b"\x66")  # ucomisd
-        a.mov_ri(R11, CANONICAL_NAN_D)
+    a.mov_ri(R11, op.canonical_nan)
     a.cmov(x.CC_P, 64, RAX, R11)
     # flags: table[mxcsr & 63] -> ctx[1]
     a.load(32, RCX, SCRATCH)
     a.alu_ri(x.AND, 32, RCX, 63)
-    a.mov_ri(R11, _table_address)
+    a.mov_ri(R11, op.table_address)
     a.movzx(RCX, Mem(R11, 0, RCX), 1)
     a.load(64, R11, Mem(RSP, ctx_offset))
     a.store(8, Mem(R11, 8), RCX)
 
 
-__all__ = ["FFLAGS_TABLE", "SseOp", "applicable", "emit_fast_path", "sse_op"]
+__all__ = ["flags_table", "SseOp", "applicable", "emit_fast_path", "sse_op"]

@@ -1,0 +1,55 @@
+"""The one translation path: frontend -> optimizer -> backend, with its -d logging.
+
+User mode (engine.TCGEngine) and system mode (system_cpu.SystemTranslator) differ in
+where code comes from (a ``fetch`` function) and how translated blocks are cached
+(by virtual page, or by physical page with snapshots); turning guest code into a
+callable block is the same for both and lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pemu.accel.tcg.ir import Block
+from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.optimize import optimize
+from pemu.accel.tcg.target import Fetch, TCGTarget
+
+
+@dataclass(eq=False)
+class Translation:
+    block: Block
+    fn: object  # what the backend made: called as fn(state slots, cpu) -> next pc
+    source: str  # the host code as text, for -d out_asm ("" unless asked for)
+
+
+class BlockTranslator:
+    """Guest code -> compiled block, for one target and one log."""
+
+    def __init__(self, target: TCGTarget, log: TCGLog, max_insns: int,
+                 inline_atomics: bool = False) -> None:
+        """``inline_atomics``: one thread runs all guest code (system mode)."""
+        self.frontend = target.translate
+        self.log = log
+        self.max_insns = max_insns
+        self.inline_atomics = inline_atomics
+        log.use_target(target.disassemble, target.dump_registers)
+
+    def translate(self, backend: object, pc: int, flags: int, fetch: Fetch,
+                  max_insns: int | None = None) -> Translation:
+        """Translate the code at ``pc`` under ``flags`` and compile it with ``backend``
+        (may raise the guest's fault if the first instruction cannot be fetched)."""
+        log = self.log
+        block = self.frontend(pc, flags, fetch, max_insns=max_insns or self.max_insns,
+                              inline_atomics=self.inline_atomics)
+        if log.enabled("in_asm"):
+            log.guest_code(pc, bytes(fetch(pc + i, 1) for i in range(block.guest_size)))
+        log.block_translated_ir(block, "op")
+        optimize(block)
+        log.block_translated_ir(block, "op_opt")
+        compiled = backend.compile(block)
+        log.host_code(compiled.source)
+        return Translation(block, compiled.fn, compiled.source)
+
+
+__all__ = ["BlockTranslator", "Translation"]

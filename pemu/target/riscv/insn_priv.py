@@ -1,0 +1,128 @@
+"""System-mode instructions: mret, sret, wfi and sfence.vma.
+
+User mode has no privileged instructions (they are illegal there), so these emitters
+are not in the frontend's tables until system mode registers them
+(``register_privileged_instructions``, called when a hart is built).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pemu.accel.tcg.ir import (
+    CALL_READS_STATE,
+    CALL_SIDE_EFFECTS,
+    CALL_WRITES_STATE,
+    Const,
+    Helper,
+)
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv import insn_system
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
+from pemu.target.riscv.mmu_regime import ASID_MASK
+from pemu.target.riscv.priv import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW
+
+if TYPE_CHECKING:  # the hart imports this module to register the emitters
+    from pemu.target.riscv.hart import RiscvHart
+
+MRET = 0x3020_0073
+SRET = 0x1020_0073
+WFI = 0x1050_0073
+# xRET reads and writes the pc slot's neighbours (exit request): sync all globals around it
+_XRET_FLAGS = CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE
+
+
+def _mret(env: RiscvHart) -> int:
+    return env.ps.mret()  # the vCPU loop re-derives the block flags after the kick
+
+
+def _sret(env: RiscvHart, insn: int) -> int:
+    ps = env.ps
+    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TSR:
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    return ps.sret()
+
+
+def _kick_after(fn: Callable[..., int]) -> Callable[..., int]:
+    def wrapped(env: RiscvHart, *args: int) -> int:
+        result = fn(env, *args)
+        env.ps.request_exit()
+        env.slots[rv.RES_ADDR] = rv.NO_RESERVATION
+        return result
+    return wrapped
+
+
+def _wfi(env: RiscvHart, insn: int) -> None:
+    ps = env.ps
+    if ps.priv < PRV_M and ps.mstatus & MSTATUS_TW:
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    ps.waiting = True
+    ps.request_exit()
+
+
+SFENCE_ADDR, SFENCE_ASID = 1, 2  # which of rs1/rs2 an sfence.vma names (not x0)
+
+
+def _sfence_vma(env: RiscvHart, vaddr: int, asid: int, which: int, insn: int) -> None:
+    ps = env.ps
+    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    mmu = env.mmu
+    if which & SFENCE_ASID:
+        asid &= ASID_MASK
+        if which & SFENCE_ADDR:
+            mmu.flush_page(vaddr, asid)
+        else:
+            mmu.flush_asid(asid)
+    elif which & SFENCE_ADDR:
+        mmu.flush_page(vaddr)
+    else:
+        mmu.flush_all()
+
+
+MRET_HELPER = Helper("mret", _kick_after(_mret), flags=_XRET_FLAGS, needs_env=True)
+SRET_HELPER = Helper("sret", _kick_after(_sret), flags=_XRET_FLAGS, needs_env=True)
+WFI_HELPER = Helper("wfi", _wfi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+SFENCE_HELPER = Helper("sfence_vma", _sfence_vma, flags=CALL_SIDE_EFFECTS, n_out=0,
+                       needs_env=True)
+
+
+def _emit_xret(ctx: DisasContext, insn: int) -> None:
+    if insn == MRET and ctx.priv == PRV_M:
+        ctx.b.call(MRET_HELPER, [ctx.pc_reg], [])
+    elif insn == SRET and ctx.priv >= PRV_S:
+        ctx.b.call(SRET_HELPER, [ctx.pc_reg], [Const(insn)])
+    elif insn == WFI and ctx.priv != PRV_U:
+        ctx.b.call(WFI_HELPER, [], [Const(insn)])
+        ctx.goto(ctx.next_pc)
+        return
+    else:
+        ctx.illegal()
+        return
+    ctx.b.goto_ptr()
+    ctx.end = True
+
+
+def _emit_sfence_vma(ctx: DisasContext, insn: int) -> None:
+    rs1 = (insn >> 15) & 31
+    if (insn >> 7) & 31 or ctx.priv == PRV_U:
+        ctx.illegal()
+        return
+    rs2 = (insn >> 20) & 31
+    which = (SFENCE_ADDR if rs1 else 0) | (SFENCE_ASID if rs2 else 0)
+    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(insn)])
+    ctx.goto(ctx.next_pc)
+
+
+def register_privileged_instructions() -> None:
+    """Put mret/sret/wfi (same fixed bits, told apart by rs2) and sfence.vma in the
+    frontend's SYSTEM table (idempotent)."""
+    insn_system.PRIVILEGED[0x3000_0073] = _emit_xret
+    insn_system.PRIVILEGED[0x1000_0073] = _emit_xret
+    insn_system.PRIVILEGED[0x1200_0073] = _emit_sfence_vma
+
+
+__all__ = ["register_privileged_instructions"]

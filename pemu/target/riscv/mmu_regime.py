@@ -1,0 +1,120 @@
+"""RISC-V address translation as the softmmu asks for it (accel/tcg/softmmu.GuestMMU).
+
+The four MMU indexes are the data-access regimes a block can have: U, S, S with SUM
+(S-mode may touch user pages) and M (no translation).  A fetch uses the index equal to
+the privilege (U 0, S 1, M 3).  M-mode code with MPRV set translates its data with
+MPP's privilege: its blocks use ``MMU_DYNAMIC`` and the regime is read per access.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pemu.accel.tcg.softmmu import MMU_DYNAMIC, PAGE_SHIFT, PERM_ALL, PERM_R
+from pemu.memory.address_space import AddressSpace, RAMBlock
+from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.mmu import ACCESS_FAULT, PMP, PRV_M, PRV_S, PRV_U, walk
+from pemu.target.riscv.priv import FLAG_MPRV, FLAG_SUM, MSTATUS_MXR, PrivState
+
+MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
+PHYS_LIMIT = 1 << 56  # RV64 physical addresses are 56 bits
+SATP_ASID_SHIFT = 44
+ASID_MASK = 0xFFFF
+
+# MMU index -> (privilege, SUM) it translates with
+_MMU_PRIV = {MMU_U: (PRV_U, False), MMU_S: (PRV_S, False), MMU_S_SUM: (PRV_S, True),
+             MMU_M: (PRV_M, False)}
+
+
+def mmu_index(flags: int) -> int:
+    """The MMU index that data accesses of a block with these flags use."""
+    if flags & FLAG_MPRV:
+        return MMU_DYNAMIC
+    priv = flags & 3
+    if priv == PRV_M:
+        return MMU_M
+    if priv == PRV_S:
+        return MMU_S_SUM if flags & FLAG_SUM else MMU_S
+    return MMU_U
+
+
+def fetch_index(flags: int) -> int:
+    """The execute TLB index of a block's code: its privilege."""
+    return flags & 3
+
+
+def fetch_fault(paddr: int) -> RiscvTrap:
+    """Code at ``paddr`` is not in RAM: an instruction access fault."""
+    return RiscvTrap(ACCESS_FAULT[2], paddr)
+
+
+class RiscvMMU:
+    """One hart's page walks and PMP checks, for the softmmu."""
+
+    def __init__(self, ps: PrivState, pmp: PMP, space: AddressSpace, dram: RAMBlock
+                 ) -> None:
+        self.ps = ps
+        self.pmp = pmp
+        self.space = space
+        self.dram = dram
+        self._dram_base = dram.base
+        self._dram_view = dram.view
+        self._u64 = struct.Struct("<Q")
+        self.walks = 0
+
+    # -- GuestMMU ---------------------------------------------------------------------
+    def space_key(self) -> int:
+        return self.ps.satp
+
+    @staticmethod
+    def space_asid(key: int) -> int:
+        return (key >> SATP_ASID_SHIFT) & ASID_MASK
+
+    def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
+        ps = self.ps
+        priv, sum_ = _MMU_PRIV[idx]
+        if priv == PRV_M or not ps.satp >> 60:
+            return vaddr, PERM_ALL, PAGE_SHIFT
+        self.walks += 1
+        t = walk(ps.satp, vaddr, access, priv, sum_, bool(ps.mstatus & MSTATUS_MXR),
+                 self._pte_load, self._pte_store, self._pte_allowed)
+        return t.paddr, t.perms, t.shift
+
+    def allows(self, paddr: int, size: int, perm: int, idx: int) -> bool:
+        return paddr < PHYS_LIMIT and self.pmp.allows(paddr, size, perm, _MMU_PRIV[idx][0])
+
+    def page_allows(self, page: int, perm: int, idx: int) -> bool:
+        return self.pmp.page_allows(page, perm, _MMU_PRIV[idx][0])
+
+    @staticmethod
+    def access_fault(access: int, vaddr: int) -> RiscvTrap:
+        return RiscvTrap(ACCESS_FAULT[access], vaddr)
+
+    def data_index(self) -> int:
+        priv, sum_ = self.ps.data_priv()
+        if priv == PRV_M:
+            return MMU_M
+        if priv == PRV_S:
+            return MMU_S_SUM if sum_ else MMU_S
+        return MMU_U
+
+    # -- page-table memory ------------------------------------------------------------
+    def _pte_load(self, paddr: int) -> int:
+        off = paddr - self._dram_base
+        if 0 <= off <= self.dram.size - 8:
+            return self._u64.unpack_from(self._dram_view, off)[0]
+        return self.space.load(paddr, 8)
+
+    def _pte_store(self, paddr: int, value: int) -> None:
+        off = paddr - self._dram_base
+        if 0 <= off <= self.dram.size - 8:
+            self._u64.pack_into(self._dram_view, off, value)
+        else:
+            self.space.store(paddr, 8, value)
+
+    def _pte_allowed(self, paddr: int) -> bool:
+        return self.pmp.allows(paddr, 8, PERM_R, PRV_S)
+
+
+__all__ = ["ASID_MASK", "MMU_M", "MMU_S", "MMU_S_SUM", "MMU_U", "RiscvMMU", "fetch_fault",
+           "fetch_index", "mmu_index"]
