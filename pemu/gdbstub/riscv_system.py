@@ -15,6 +15,7 @@ import threading
 
 from pemu import threads
 from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
+from pemu.gdbstub.server import serve
 from pemu.gdbstub.target import (
     BP_HARDWARE,
     BP_SOFTWARE,
@@ -27,9 +28,11 @@ from pemu.gdbstub.target import (
     StopEvent,
     TargetError,
 )
+from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.exceptions import RiscvTrap
 
 # CSRs GDB shows in "info registers csr" (name -> number); read through the hart's
 # own CSR helpers so the values are exactly what the guest sees.
@@ -127,8 +130,6 @@ class RiscvSystemTarget(DebugTarget):
             raise TargetError(str(e), 14) from None
 
     def write_memory(self, thread: int, addr: int, data: bytes) -> None:
-        from pemu.memory.address_space import GuestMemoryError
-
         hart = self._hart(thread)
         try:
             paddr = self.vm._virt_to_phys(hart, addr)
@@ -167,8 +168,6 @@ class RiscvSystemTarget(DebugTarget):
 
     def _step_one(self, hart) -> tuple[int, int] | None:
         """Execute one instruction of ``hart`` on this thread; returns a watch hit."""
-        from pemu.target.riscv.exceptions import RiscvTrap
-
         S = hart.slots
         ps = hart.ps
         hit = None
@@ -263,7 +262,5 @@ class RiscvSystemTarget(DebugTarget):
 
 def start_system_gdbstub(monitor_machine, spec: str, wait: bool = False):
     """``-gdb SPEC`` / ``-s`` for a RISC-V board; ``wait`` blocks until GDB attaches."""
-    from pemu.gdbstub.server import serve
-
     target = RiscvSystemTarget(monitor_machine)
     return target, serve(target, spec, wait)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import sys
 
+from pemu.accel.tcg.log import TCGLog
 from pemu.qemuopts.keyval import OptionError, parse_keyval
 
 from .elf import ElfError
 from .process import Options
+from .runtime import start_process
 
 PROG = "pemu-riscv64"
 _WITH_VALUE = {"-L", "-E", "-U", "-0", "-cpu", "-d", "-D", "-g", "-accel",
@@ -124,16 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("pemu-riscv64 version 0.1.0 (riscv64 Linux user mode)\n")
         return 0
     if "help" in opts.log_items:
-        from pemu.accel.tcg.log import TCGLog
-
         sys.stdout.write(TCGLog.help_text() + "\n")
         return 0
     return _run(opts, extra, prog, args)
 
 
 def _run(opts: Options, extra: dict, prog: str, args: list[str]) -> int:
-    from .runtime import start_process
-
     try:
         return start_process(opts, prog, [extra["argv0"] or prog, *args],
                              _guest_environment(extra), extra["sigign"], extra["sigmask"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .signals import SignalState, ThreadSignals
@@ -58,8 +59,11 @@ class Process:
     """Address space, engine, signal dispositions and the thread list of one guest."""
 
     def __init__(self, mem: GuestVirtualMemory, engine: object, options: Options,
-                 exe_path: str) -> None:
+                 exe_path: str, run_thread: Callable[[GuestThread], None]) -> None:
         self.mem = mem
+        # cpu_loop.run_thread, handed in: clone() starts threads with it, and the cpu
+        # loop itself dispatches to the syscalls, so they cannot import it.
+        self.run_thread = run_thread
         self.engine = engine
         self.options = options
         self.exe_path = exe_path  # absolute host path of the running program

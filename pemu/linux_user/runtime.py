@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
+from pemu.accel.tcg.engine import TCGEngine
+from pemu.accel.tcg.log import TCGLog
+from pemu.gdbstub.linux_user import attach
 from pemu.target.riscv.tcg_target import RISCV64
 
 from . import signals as sg
@@ -17,9 +20,7 @@ from .syscalls.sync import FutexTable
 from .vmem import PROT_EXEC, PROT_READ, GuestVirtualMemory
 
 
-def _make_log(opts: Options):
-    from pemu.accel.tcg.log import TCGLog
-
+def _make_log(opts: Options) -> TCGLog:
     items = [i for i in opts.log_items if i != "strace"]
     if "strace" in opts.log_items:
         opts.strace = True
@@ -33,12 +34,9 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     mem = GuestVirtualMemory()
     image = load_program(mem, prog, opts.prefix)
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
-
-    from pemu.accel.tcg.engine import TCGEngine
-
     engine = TCGEngine(mem, RISCV64, backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)
-    process = Process(mem, engine, opts, exe_path)
+    process = Process(mem, engine, opts, exe_path, run_thread)
     process.futexes = FutexTable()
     if opts.strace:
         process.strace = Strace(log.out.fileno() if opts.log_file else 2)
@@ -59,8 +57,6 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
         sg.sync_host_disposition(sig, process.signals.actions[sig])
     sys.stdout.flush()
     if gdb:
-        from pemu.gdbstub.linux_user import attach
-
         attach(process, cpu, gdb)  # waits for gdb to connect, as qemu-riscv64 -g does
     run_thread(thread)
     return 0

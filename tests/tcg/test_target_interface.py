@@ -16,6 +16,7 @@ import pytest
 from pemu.accel.tcg.backend.x86_64 import host_supported
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Helper, IRBuilder
+from pemu.accel.tcg.opcodes import ADD
 from pemu.accel.tcg.target import StateLayout, TCGTarget
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, GuestVirtualMemory
 
@@ -67,7 +68,7 @@ def toy_translate(pc: int, flags: int, fetch, *, max_insns: int = 256,
             b.call(HALT_HELPER, [], [])
             b.goto_pc(cur)
             break
-        b.binop("add", acc, acc, b.const(1) if op == INC else acc)
+        b.binop(ADD, acc, acc, b.const(1) if op == INC else acc)
         if cur - pc >= max_insns:
             b.goto_pc(cur)
             break

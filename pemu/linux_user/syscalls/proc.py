@@ -7,6 +7,8 @@ import os
 import struct
 import threading
 
+from pemu.target.riscv import cpu_state as rv
+
 from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
 from ..reexec import exec_guest
@@ -76,8 +78,6 @@ def sys_clone(t, flags, newsp, parent_tid, tls, child_tid):
 
 
 def _child_registers(t, cpu, flags: int, newsp: int, tls: int) -> None:
-    from pemu.target.riscv import cpu_state as rv
-
     state = cpu.state
     state.copy_from(t.state)
     state.slots[rv.RES_ADDR] = rv.NO_RESERVATION
@@ -91,8 +91,6 @@ def _child_registers(t, cpu, flags: int, newsp: int, tls: int) -> None:
 
 
 def _clone_thread(t, flags, newsp, parent_tid, child_tid, tls) -> int:
-    from ..cpu_loop import run_thread
-
     process = t.process
     cpu = process.engine.create_cpu()
     _child_registers(t, cpu, flags, newsp, tls)
@@ -106,7 +104,7 @@ def _clone_thread(t, flags, newsp, parent_tid, child_tid, tls) -> int:
         holder["thread"] = child
         started.set()
         go.wait()
-        run_thread(child)
+        process.run_thread(child)
 
     host_thread = threading.Thread(target=body, name="guest-thread", daemon=True)
     host_thread.start()
