@@ -67,6 +67,12 @@ s.struct("BlockStats", {"*device": "str", "*qdev": "str", "*node-name": "str",
 s.struct("BlockDeviceInfo", {"node-name": "str", "drv": "str", "file": "str", "ro": "bool",
                              "image": "any"})
 s.struct("BlockdevRefFile", {"driver": "str", "filename": "str"})
+s.enum("RxState", ["normal", "none", "all"])
+s.struct("RxFilterInfo", {"name": "str", "promiscuous": "bool", "multicast": "RxState",
+                          "unicast": "RxState", "vlan": "RxState", "broadcast-allowed": "bool",
+                          "multicast-overflow": "bool", "unicast-overflow": "bool",
+                          "main-mac": "str", "vlan-table": "[int]", "unicast-table": "[str]",
+                          "multicast-table": "[str]"})
 
 s.event("STOP")
 s.event("RESUME")
@@ -358,6 +364,11 @@ def set_link(ctx: CommandContext, name: str, up: bool) -> None:
 def netdev_add(ctx: CommandContext, type: str, id: str, **options: object) -> None:
     net_commands.netdev_add(ctx.machine, type, id,
                             {k.replace("_", "-"): v for k, v in options.items()})
+
+
+@command("query-rx-filter", {"*name": "str"}, "[RxFilterInfo]")
+def query_rx_filter(ctx: CommandContext, name: str | None = None) -> list:
+    return net_commands.query_rx_filter(ctx.machine, name)
 
 
 @command("netdev_del", {"id": "str"})

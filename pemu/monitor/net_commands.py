@@ -33,6 +33,16 @@ def set_link(machine, name: str, up: bool) -> None:
         raise QMPError(str(e), DEVICE_NOT_FOUND) from None
 
 
+def query_rx_filter(machine, name: str | None) -> list[dict[str, object]]:
+    network = network_of(machine)
+    nics = network.nics
+    if name is not None:
+        if name not in nics:
+            raise QMPError(f"net client({name}) isn't a NIC", DEVICE_NOT_FOUND)
+        nics = {name: nics[name]}
+    return [nic.rx_filter() for nic in nics.values() if hasattr(nic, "rx_filter")]
+
+
 def _value_items(key: str, value: object) -> list[tuple[str, str]]:
     if isinstance(value, bool):
         return [(key, "on" if value else "off")]

@@ -88,3 +88,10 @@ def test_hmp_info_network_and_hostfwd(machine):
     assert hmp.execute("set_link net0 off") == ""
     assert "link=down" in hmp.execute("info network")
     assert "Error" in hmp.execute("set_link nothing on")
+
+
+def test_query_rx_filter(machine):
+    (info,) = qmp(machine, "query-rx-filter")["return"]
+    assert info["name"] == "net0" and info["main-mac"] == "52:54:00:12:34:99"
+    assert info["promiscuous"] is True  # until a driver sets its receive mode
+    assert qmp(machine, "query-rx-filter", name="n0")["error"]["class"] == "DeviceNotFound"

@@ -157,6 +157,23 @@ class VirtioNet(VirtioDevice, NetClient):
     def describe(self) -> str:
         return f"model={self.type_name},macaddr={':'.join(f'{b:02x}' for b in self.mac)}"
 
+    def rx_filter(self) -> dict[str, object]:
+        """QMP ``query-rx-filter``'s RxFilterInfo for this NIC."""
+        def mac_text(mac: bytes) -> str:
+            return ":".join(f"{b:02x}" for b in mac)
+
+        with self.lock:
+            table = [self.mac_table[i:i + 6] for i in range(0, len(self.mac_table), 6)]
+            return {
+                "name": self.name, "promiscuous": self.promisc,
+                "multicast": "all" if self.allmulti else "normal", "unicast": "normal",
+                "vlan": "all", "broadcast-allowed": True,
+                "multicast-overflow": self.multi_overflow,
+                "unicast-overflow": self.uni_overflow, "main-mac": mac_text(self.mac),
+                "vlan-table": [],
+                "unicast-table": [mac_text(m) for m in table[:self.multi_start]],
+                "multicast-table": [mac_text(m) for m in table[self.multi_start:]]}
+
     # -- link state (monitor thread) ------------------------------------------------
     def link_status_changed(self) -> None:
         with self.lock:
