@@ -3,6 +3,8 @@ hostfwd rule syntax; -netdev help from the registry; and the link's queue semant
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from pemu.net import all_backends  # noqa: F401
@@ -143,3 +145,22 @@ def test_link_queues_for_a_slow_receiver_and_drops_past_the_limit():
     a.send(b"x")
     b.send(b"y")
     assert len(b.got) == MAX_QUEUED and a.link_down and b.link_down
+
+
+def test_nic_and_netdev_build_on_the_board(tmp_path):
+    dtb = f"virt,dumpdtb={tmp_path / 'virt.dtb'}"
+    r = emulator("riscv64", "-M", dtb, "-nic", "user,ipv6=off,mac=52:54:00:00:00:05")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    r = emulator("riscv64", "-M", dtb, "-netdev", "user,id=n0,ipv6=off")
+    assert r.returncode == 0 and "warning: netdev n0 has no peer" in r.stderr
+    r = emulator("riscv64", "-M", dtb, "-netdev", "user,id=n0", "-device",
+                 "virtio-net-device,netdev=n0", "-device", "virtio-net-device,netdev=n0")
+    refused(r, "can't take value 'n0', it's in use")
+    with socket.socket() as busy:  # a port someone listens on cannot be forwarded
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = emulator("riscv64", "-M", dtb, "-netdev",
+                     f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:22",
+                     "-device", "virtio-net-device,netdev=n0")
+    refused(r, "Could not set up host forwarding rule")
