@@ -108,3 +108,24 @@ def test_link_down_keeps_frames_from_slirp():
         assert nic.got == []
     finally:
         net.close()
+
+
+def test_tftp_serves_a_file_from_the_folder(tmp_path):
+    (tmp_path / "boot.txt").write_bytes(b"served by slirp's TFTP server\n")
+    net, _, nic = user(f"ipv6=off,tftp={tmp_path}")
+    try:
+        # the guest must be known to slirp first: ARP gives it our MAC for 10.0.2.15
+        nic.send(arp_request(bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])))
+        nic.wait_for(b"\x08\x06")
+        rrq = struct.pack("!H", 1) + b"boot.txt\0octet\0"
+        udp = struct.pack("!HHHH", 2000, 69, 8 + len(rrq), 0) + rrq
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                         bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2]))
+        ip = ip[:10] + internet_checksum(ip).to_bytes(2, "big") + ip[12:]
+        nic.got.clear()
+        nic.send(b"\x52\x55\x0a\x00\x02\x02" + MAC + b"\x08\x00" + ip + udp)
+        data = nic.wait_for(b"\x08\x00")[14 + 20 + 8:]
+        assert data[:4] == struct.pack("!HH", 3, 1)  # DATA, block 1
+        assert data[4:] == b"served by slirp's TFTP server\n"
+    finally:
+        net.close()
