@@ -21,8 +21,9 @@ import itertools
 import struct
 import sys
 import time
+from collections.abc import Mapping
 
-from pemu.hw.core import VMState, VMStateField
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.virtio.device import VIRTIO_ID_NET, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.net.checksum import internet_checksum
@@ -156,6 +157,17 @@ class VirtioNet(VirtioDevice, NetClient):
 
     def describe(self) -> str:
         return f"model={self.type_name},macaddr={':'.join(f'{b:02x}' for b in self.mac)}"
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        mac, table, start = state["mac"], state["mac_table"], state["multi_start"]
+        assert isinstance(mac, bytes) and isinstance(table, bytes) and isinstance(start, int)
+        if len(mac) != 6:
+            raise VMStateInvalid("mac", f"{len(mac)} bytes, not 6")
+        if len(table) % 6:
+            raise VMStateInvalid("mac_table", f"{len(table)} bytes: not whole MAC addresses")
+        if start > len(table) // 6:
+            raise VMStateInvalid("multi_start", f"{start} is past the {len(table) // 6} "
+                                 "entries of the table")
 
     def rx_filter(self) -> dict[str, object]:
         """QMP ``query-rx-filter``'s RxFilterInfo for this NIC."""
