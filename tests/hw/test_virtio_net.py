@@ -247,3 +247,17 @@ def test_a_receive_chain_with_only_readable_buffers_resets_the_device():
 def test_modern_header_is_twelve_bytes():
     assert n.HDR_SIZE == 12
     assert MODERN
+
+
+def test_a_descriptor_outside_ram_needs_reset_and_a_reset_recovers(capsys):
+    dev, backend, drv, _, transport = rig()
+    _, tx, _ = drv.bring_up(3)
+    tx.add([(0x1000, 64, False)])  # not RAM
+    tx.kick()
+    assert transport.status & STATUS_DEVICE_NEEDS_RESET and backend.got == []
+    assert "device needs reset" in capsys.readouterr().err
+    backend.send(udp_frame(b"while broken"))  # the backend side must not crash either
+    rx, tx, _ = drv.bring_up(3)  # the driver resets and starts again
+    assert not transport.status & STATUS_DEVICE_NEEDS_RESET
+    send(drv, tx, hdr() + udp_frame(b"after reset"))
+    assert len(backend.got) == 1
