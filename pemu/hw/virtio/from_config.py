@@ -2,7 +2,8 @@
 
 Both system emulators take the same QEMU spellings (``-drive if=virtio``, ``-drive
 if=none,id=X -device virtio-blk-device,drive=X``, ``-device virtio-rng-device``,
-``-device virtconsole,chardev=ID``) and hand the devices to the board's
+``-device virtconsole,chardev=ID``, ``-netdev user,id=N -device
+virtio-net-device,netdev=N``, ``-nic user``) and hand the devices to the board's
 ``add_virtio(device, name)``; only the board's name for error messages differs.
 
 Which devices exist, and which properties each takes, comes from the type registry
@@ -66,7 +67,8 @@ def virtio_device_names() -> list[str]:
 
 
 def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str) -> list:
-    """Create the devices on ``board``; returns the block backends to close at exit."""
+    """Create the netdevs (``-netdev``, ``-nic``) and devices on ``board``; returns the
+    backends (drives, the network) to close at exit."""
     drives: dict[str, dict[str, str]] = {}
     for opts in cfg.drives:
         if opts.get("if", "none") not in ("none", "virtio"):
