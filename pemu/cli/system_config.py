@@ -14,6 +14,9 @@ from typing import TextIO
 from pemu.block.drivers import block_driver, supported_formats_line
 from pemu.block.errors import BlockError
 from pemu.chardev.backend import backend_type, check_backend_options
+from pemu.net import all_backends  # noqa: F401 - -netdev types
+from pemu.net.backend import netdev_help, netdev_type
+from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
 from pemu.qom.registry import (
@@ -52,8 +55,8 @@ _OPTIONS = [
     ("monitor", True, "human monitor backend"),
     ("mon", True, "monitor on a chardev: chardev=ID[,mode=control|readline]"),
     ("qmp", True, "QMP monitor backend"),
-    ("netdev", True, "network backend"),
-    ("nic", True, "network interface card"),
+    ("netdev", True, "network backend: user,id=ID[,hostfwd=...] (help lists them)"),
+    ("nic", True, "a NIC and its backend: user[,model=virtio-net-device][,mac=...]"),
     ("object", True, "an object: secret,id=..., tls-creds-x509,id=..."),
     ("nographic", False, "no graphics; serial and monitor multiplexed on stdio"),
     ("display", True, "display backend (only none is supported)"),
@@ -125,10 +128,13 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "qmp":
             cfg.qmp.append(v)
         elif name == "netdev":
-            _not_implemented(prog, name, v)
+            if v != "help" and not v.endswith(",help"):
+                parse_netdev(v, prog)  # a bad type or option: QEMU's error, now
+            cfg.netdevs.append(v)
         elif name == "nic":
-            if parse_keyval(v, implied_key="type", option=name).get("type") != "none":
-                _not_implemented(prog, name, v)
+            if v != "help" and not v.endswith(",help"):
+                parse_nic(v, prog, len(cfg.nics))
+            cfg.nics.append(v)
         elif name == "object":
             cfg.objects.append(parse_keyval(v, implied_key="qom-type", option=name))
         elif name == "nographic":
@@ -167,8 +173,6 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "netdev": "networking is not implemented in pemu yet",
-    "nic": "networking is not implemented in pemu yet (only -nic none is accepted)",
     "sandbox": "the seccomp sandbox is not implemented in pemu yet (only -sandbox off "
                "is accepted)",
     "incoming": "migration is not implemented in pemu yet",
@@ -297,6 +301,12 @@ def help_request(cfg: SystemConfig, arch: str, device_buses: list[str],
             except RegistryError as e:
                 raise OptionError(f"-device {dev.get('driver')}: {e}") from None
             return property_listing(info)
+    for text in cfg.netdevs + cfg.nics:
+        if text == "help":
+            return netdev_help()
+        if text.endswith(",help"):
+            kind = text.split(",", 1)[0]
+            return property_listing(netdev_type(kind, f"-netdev {text}"))
     for chardev in cfg.chardevs:
         if chardev.get("backend") == "help":
             return help_listing(CHARDEV)

@@ -10,7 +10,7 @@ import os
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import chardev_commands, qom
+from pemu.monitor import chardev_commands, net_commands, qom
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
@@ -67,6 +67,12 @@ s.struct("BlockStats", {"*device": "str", "*qdev": "str", "*node-name": "str",
 s.struct("BlockDeviceInfo", {"node-name": "str", "drv": "str", "file": "str", "ro": "bool",
                              "image": "any"})
 s.struct("BlockdevRefFile", {"driver": "str", "filename": "str"})
+s.enum("RxState", ["normal", "none", "all"])
+s.struct("RxFilterInfo", {"name": "str", "promiscuous": "bool", "multicast": "RxState",
+                          "unicast": "RxState", "vlan": "RxState", "broadcast-allowed": "bool",
+                          "multicast-overflow": "bool", "unicast-overflow": "bool",
+                          "main-mac": "str", "vlan-table": "[int]", "unicast-table": "[str]",
+                          "multicast-table": "[str]"})
 
 s.event("STOP")
 s.event("RESUME")
@@ -346,3 +352,25 @@ def chardev_add(ctx: CommandContext, id: str, backend: object) -> dict:
 @command("chardev-remove", {"id": "str"})
 def chardev_remove(ctx: CommandContext, id: str) -> None:
     chardev_commands.chardev_remove(ctx.machine.chardevs, id)
+
+
+# -- network ------------------------------------------------------------------------------
+@command("set_link", {"name": "str", "up": "bool"})
+def set_link(ctx: CommandContext, name: str, up: bool) -> None:
+    net_commands.set_link(ctx.machine, name, up)
+
+
+@command("netdev_add", {"type": "str", "id": "str", **net_commands.NETDEV_ADD_MEMBERS})
+def netdev_add(ctx: CommandContext, type: str, id: str, **options: object) -> None:
+    net_commands.netdev_add(ctx.machine, type, id,
+                            {k.replace("_", "-"): v for k, v in options.items()})
+
+
+@command("query-rx-filter", {"*name": "str"}, "[RxFilterInfo]")
+def query_rx_filter(ctx: CommandContext, name: str | None = None) -> list:
+    return net_commands.query_rx_filter(ctx.machine, name)
+
+
+@command("netdev_del", {"id": "str"})
+def netdev_del(ctx: CommandContext, id: str) -> None:
+    net_commands.netdev_del(ctx.machine, id)

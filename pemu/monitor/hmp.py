@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.monitor import net_commands
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -26,7 +27,7 @@ _SIZES = {"b": 1, "h": 2, "w": 4, "g": 8}
 HELP = {
     "help": "help|? [cmd] -- show the help",
     "info": "info [subcommand] -- show information (status registers block mtree qtree "
-            "tlb version cpus chardev name kvm)",
+            "tlb version cpus chardev name kvm network)",
     "x": "x /fmt addr -- virtual memory dump starting at 'addr'",
     "xp": "xp /fmt addr -- physical memory dump starting at 'addr'",
     "stop": "stop|s -- stop emulation",
@@ -35,6 +36,13 @@ HELP = {
     "system_powerdown": "system_powerdown -- send system power down event",
     "quit": "quit|q -- quit the emulator",
     "cpu": "cpu index -- set the default CPU",
+    "set_link": "set_link name on|off -- change the link status of a network adapter",
+    "netdev_add": "netdev_add [user],id=str[,prop=value][,...] -- add host network device",
+    "netdev_del": "netdev_del id -- remove host network device",
+    "hostfwd_add": "hostfwd_add [netdev_id] [tcp|udp]:[hostaddr]:hostport-"
+                   "[guestaddr]:guestport -- redirect TCP or UDP connections from host to guest",
+    "hostfwd_remove": "hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport -- remove "
+                      "host-to-guest TCP or UDP redirection",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -107,6 +115,27 @@ class HMPInterpreter:
         self.select_cpu(_parse_int(arg))
         return ""
 
+    def cmd_set_link(self, arg: str) -> str:
+        words = arg.split()
+        if len(words) != 2 or words[1] not in ("on", "off"):
+            raise HMPError("usage: set_link name on|off")
+        net_commands.set_link(self.machine, words[0], words[1] == "on")
+        return ""
+
+    def cmd_netdev_add(self, arg: str) -> str:
+        net_commands.netdev_add_text(self.machine, arg)
+        return ""
+
+    def cmd_netdev_del(self, arg: str) -> str:
+        net_commands.netdev_del(self.machine, arg)
+        return ""
+
+    def cmd_hostfwd_add(self, arg: str) -> str:
+        return net_commands.hostfwd_add(self.machine, arg)
+
+    def cmd_hostfwd_remove(self, arg: str) -> str:
+        return net_commands.hostfwd_remove(self.machine, arg)
+
     def cmd_x(self, arg: str) -> str:
         return self._dump(arg, physical=False)
 
@@ -168,6 +197,9 @@ class HMPInterpreter:
     def info_chardev(self) -> str:
         return "".join(f"{c['label']}: filename={c['filename']}\n"
                        for c in query_chardev(self.machine.chardevs))
+
+    def info_network(self) -> str:
+        return net_commands.info_network(self.machine)
 
     def info_block(self) -> str:
         out = []

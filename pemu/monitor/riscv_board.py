@@ -36,6 +36,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.cfg = cfg
         self.machine_type = cfg.machine.get("type", "virt")
         self.chardevs = getattr(board, "chardevs", None)
+        self.network = getattr(board, "network", None)  # pemu/net/network.py
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()

@@ -85,6 +85,7 @@ class MicrovmMonitor(MonitoredMachine):
         self.board = board
         self.cfg = cfg
         self.chardevs = getattr(board, "chardevs", None)
+        self.network = getattr(board, "network", None)  # pemu/net/network.py
         self.runner = board.make_runner(start_paused=cfg.start_stopped)
         board.guest_reset_handler = self._guest_reset
         self._register_drives()

@@ -32,6 +32,8 @@ class SystemConfig:
     mon: list[dict[str, str]] = field(default_factory=list)
     qmp: list[str] = field(default_factory=list)
     objects: list[dict[str, str]] = field(default_factory=list)
+    netdevs: list[str] = field(default_factory=list)  # -netdev text (pemu/net/options.py)
+    nics: list[str] = field(default_factory=list)  # -nic text
     nographic: bool = False
     no_reboot: bool = False
     snapshot: bool = False

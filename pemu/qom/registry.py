@@ -23,7 +23,7 @@ MACHINE = "machine"
 CPU = "cpu"
 DEVICE = "device"
 CHARDEV = "chardev"  # -chardev backends (pemu/chardev/backend.py)
-NETDEV = "netdev"  # -netdev backends: none exist yet (networking is not implemented)
+NETDEV = "netdev"  # -netdev backends (pemu/net/backend.py)
 BLOCK_DRIVER = "block-driver"  # image formats and protocols (pemu/block/driver_info.py)
 KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV, BLOCK_DRIVER)
 

@@ -34,8 +34,10 @@ def refused(r: subprocess.CompletedProcess, *words: str) -> None:
 
 # Options that used to be accepted and then silently ignored.
 NOT_IMPLEMENTED = [
-    (["-nic", "user"], "-nic user"),
-    (["-netdev", "user,id=n0"], "-netdev user,id=n0"),
+    (["-nic", "tap"], "-nic tap"),
+    (["-netdev", "tap,id=n0"], "-netdev tap,id=n0"),
+    (["-netdev", "stream,id=n0"], "-netdev stream,id=n0"),
+    (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
     (["-sandbox", "on"], "-sandbox on"),
     (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),

@@ -23,7 +23,9 @@ from pemu.hw.intc import aclint as a
 from pemu.hw.intc import plic as p
 from pemu.hw.rtc import goldfish_rtc as g
 from pemu.hw.virtio import mmio as r
+from pemu.hw.virtio import net as vnet
 from pemu.hw.virtio.console import VirtioConsole
+from pemu.net.client import NetClient, connect
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
 
@@ -287,8 +289,87 @@ class VirtioConsoleScenario(Scenario):
         return out
 
 
+# -- virtio-mmio with a virtio-net behind it --------------------------------------------
+class FrameSink(NetClient):
+    def __init__(self) -> None:
+        super().__init__("sink")
+        self.got: list[bytes] = []
+
+    def receive(self, frame: bytes) -> bool:
+        self.got.append(frame)
+        return True
+
+
+NET_MAC = bytes.fromhex("525400000042")
+NET_GROUP = bytes.fromhex("01005e000001")
+
+
+class VirtioNetScenario(Scenario):
+    """The receive filter and MAC the driver set through the control queue, and the
+    link state, survive; so do the transport's three queues."""
+
+    device_type = vnet.VirtioNet
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        nic = vnet.VirtioNet(NET_MAC)
+        sink = FrameSink()
+        connect(nic, sink)
+        space, transport, irq = make_machine(nic)
+        new = Rig([transport, nic], extra={"sink": sink, "irq": irq, "drv": Driver(space),
+                                           "space": space})
+        if rig is not None:
+            space.write(RAM_BASE, rig.extra["space"].read(RAM_BASE, RAM_SIZE))
+            new.extra["drv"].ram.next = rig.extra["drv"].ram.next
+            new.extra["queues"] = []
+            for q in rig.extra["queues"]:
+                q2 = copy.copy(q)
+                q2.drv, q2.free = new.extra["drv"], list(q.free)
+                new.extra["queues"].append(q2)
+        return new
+
+    @staticmethod
+    def _control(drv: Driver, cq, request: bytes) -> None:
+        req, ack = drv.ram.alloc(len(request)), drv.ram.alloc(1)
+        drv.space.write(req, request)
+        cq.add([(req, len(request), False), (ack, 1, True)])
+        cq.kick()
+        assert cq.get_used() and drv.space.read(ack, 1) == bytes([vnet.CTRL_OK])
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        drv = rig.extra["drv"]
+        rx, tx, cq = rig.extra["queues"] = drv.bring_up(3, num=8)
+        self._control(drv, cq, bytes([vnet.CTRL_RX, vnet.CTRL_RX_PROMISC, 0]))
+        table = (1).to_bytes(4, "little") + bytes.fromhex("525400000099") + \
+            (1).to_bytes(4, "little") + NET_GROUP
+        self._control(drv, cq, bytes([vnet.CTRL_MAC, vnet.CTRL_MAC_TABLE_SET]) + table)
+        self._control(drv, cq, bytes([vnet.CTRL_MAC, vnet.CTRL_MAC_ADDR_SET]) +
+                      bytes.fromhex("525400000077"))
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        drv, (rx, tx, _) = rig.extra["drv"], rig.extra["queues"]
+        sink, irq = rig.extra["sink"], rig.extra["irq"]
+        out: list = [irq.level, [drv.config(i, 1) for i in range(10)]]
+        bufs = [drv.ram.alloc(128) for _ in range(4)]
+        for b in bufs:
+            rx.add([(b, 128, True)])
+        rx.kick()
+        for dest in (NET_GROUP, bytes.fromhex("525400000001"), bytes.fromhex("525400000077"),
+                     bytes.fromhex("525400000099"), bytes.fromhex("01005e000002")):
+            sink.send(dest + NET_MAC + b"\x08\x00" + bytes(50))
+        out += [rx.get_used(), drv.ack_interrupts()]
+        msg = drv.ram.alloc(vnet.HDR_SIZE + 60)
+        drv.space.write(msg + vnet.HDR_SIZE, b"\xff" * 6 + bytes(54))
+        tx.add([(msg, vnet.HDR_SIZE + 60, False)])
+        tx.kick()
+        out += [tx.get_used(), len(sink.got)]
+        return out
+
+
 SCENARIOS: dict[type[Device], Scenario] = {
     sc.device_type: sc for sc in (PlicScenario(), AclintScenario(), GoldfishScenario(),
-                                  SerialScenario(), VirtioConsoleScenario())}
+                                  SerialScenario(), VirtioConsoleScenario(),
+                                  VirtioNetScenario())}
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO}

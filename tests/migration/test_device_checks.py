@@ -148,3 +148,13 @@ def test_virtio_console_pending_input_is_bounded():
     assert console.pending_input == b"456789"
     refused(rig, console, with_value(console, "pending_input", bytes(4097)),
             "pending_input: 4097 bytes, more than the declared 4096")
+
+
+def test_virtio_net_refuses_a_mac_and_table_no_driver_could_set():
+    from tests.migration.scenarios import VirtioNetScenario
+
+    rig = VirtioNetScenario().configured()
+    nic = rig.devices[1]
+    refused(rig, nic, with_value(nic, "mac", b"\x52\x54\x00"), r"mac: 3 bytes, not 6")
+    refused(rig, nic, with_value(nic, "mac_table", b"\x01" * 7), "not whole MAC addresses")
+    refused(rig, nic, with_value(nic, "multi_start", 5), "past the 2 entries")

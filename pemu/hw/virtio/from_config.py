@@ -2,7 +2,8 @@
 
 Both system emulators take the same QEMU spellings (``-drive if=virtio``, ``-drive
 if=none,id=X -device virtio-blk-device,drive=X``, ``-device virtio-rng-device``,
-``-device virtconsole,chardev=ID``) and hand the devices to the board's
+``-device virtconsole,chardev=ID``, ``-netdev user,id=N -device
+virtio-net-device,netdev=N``, ``-nic user``) and hand the devices to the board's
 ``add_virtio(device, name)``; only the board's name for error messages differs.
 
 Which devices exist, and which properties each takes, comes from the type registry
@@ -13,7 +14,11 @@ declare is refused.
 
 from __future__ import annotations
 
+import sys
+
 from pemu.block.drive import open_drive
+from pemu.net.network import Network
+from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import DEVICE, RegistryError, checked_device, types
@@ -22,16 +27,17 @@ VIRTIO_BUS = "virtio-bus"
 
 
 class DeviceContext:
-    """What a device factory may ask of the command line: drives and chardevs."""
+    """What a device factory may ask of the command line: drives, chardevs, netdevs."""
 
     def __init__(self, board: object, cfg: SystemConfig, prog: str,
-                 drives: dict[str, dict[str, str]]) -> None:
+                 drives: dict[str, dict[str, str]], network: Network) -> None:
         self.board = board
         self.cfg = cfg
         self.prog = prog
         self.drives = drives
+        self.network = network
         self.used: set[str] = set()
-        self.closers: list = []  # block backends to close at exit
+        self.closers: list = [network]  # backends to close at exit
 
     def take_drive(self, driver: str, drive_id: str | None):
         """Open the -drive called ``drive_id`` for ``driver`` (each drive once)."""
@@ -61,7 +67,8 @@ def virtio_device_names() -> list[str]:
 
 
 def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str) -> list:
-    """Create the devices on ``board``; returns the block backends to close at exit."""
+    """Create the netdevs (``-netdev``, ``-nic``) and devices on ``board``; returns the
+    backends (drives, the network) to close at exit."""
     drives: dict[str, dict[str, str]] = {}
     for opts in cfg.drives:
         if opts.get("if", "none") not in ("none", "virtio"):
@@ -74,7 +81,30 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     specs = list(cfg.devices)
     specs += [{"driver": "virtio-blk-device", "drive": did}
               for did, opts in drives.items() if opts.get("if") == "virtio"]
-    ctx = DeviceContext(board, cfg, prog, drives)
+    network = Network(prog)
+    # The monitor finds the netdevs here (set_link, info network, hostfwd_add)
+    board.network = network  # type: ignore[attr-defined]
+    ctx = DeviceContext(board, cfg, prog, drives, network)
+    try:
+        for text in cfg.netdevs:
+            network.add(parse_netdev(text, prog))
+        for n, text in enumerate(cfg.nics):
+            nic = parse_nic(text, prog, n)
+            if nic is not None:
+                network.add(nic.netdev)
+                specs.append({"driver": nic.model, "netdev": nic.netdev.id}
+                             | ({"mac": nic.mac} if nic.mac else {}))
+        closers = _plug(board, specs, ctx, prog, board_name)
+    except BaseException:
+        close_backends(ctx.closers)
+        raise
+    for name in network.unpeered():
+        print(f"{prog}: warning: netdev {name} has no peer", file=sys.stderr)
+    return closers
+
+
+def _plug(board: object, specs: list[dict[str, str]], ctx: DeviceContext, prog: str,
+          board_name: str) -> list:
     for n, dev in enumerate(specs):
         driver = dev.get("driver", "")
         name = dev.get("id") or f"virtio{n}"
@@ -91,10 +121,8 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
 def close_backends(closers: list) -> None:
     """Close what make_virtio_devices opened; a failure to close must not hide the exit
     status the guest gave, so it is reported and passed over."""
-    import sys
-
     for c in closers:
         try:
             c.close()
         except Exception as e:  # noqa: BLE001
-            print(f"pemu: closing a drive failed: {e}", file=sys.stderr)
+            print(f"pemu: closing a backend failed: {e}", file=sys.stderr)

@@ -247,7 +247,26 @@ class VirtQueue:
                                      f"{table_size}")
             i = nxt
 
+    def unpop(self, count: int = 1) -> None:
+        """Give back the last ``count`` popped chains, unused: a device that found too
+        little room for a packet leaves the buffers to the next one."""
+        self.last_avail_idx = (self.last_avail_idx - count) & 0xFFFF
+
     # -- completing -----------------------------------------------------------------------
+    def push_batch(self, done: list[tuple[VirtqElement, int]]) -> None:
+        """Return several chains at once: every used entry is written before the used
+        index moves, so a driver never sees part of a packet spread over several
+        buffers (virtio-net's mergeable receive buffers)."""
+        try:
+            for n, (elem, written) in enumerate(done):
+                slot = (self.used_idx + n) % self.num
+                _USED_ELEM.pack_into(self.mem.view(self.used_addr + 4 + 8 * slot, 8), 0,
+                                     elem.head, written)
+            self.used_idx = (self.used_idx + len(done)) & 0xFFFF
+            self._put_u16(self.used_addr + 2, self.used_idx)
+        except GuestMemoryError as e:
+            raise VirtqueueError(f"queue {self.index}: {e}") from None
+
     def push(self, elem: VirtqElement, written: int) -> None:
         """Return a chain to the driver with ``written`` bytes put in its buffers."""
         slot = self.used_idx % self.num

@@ -1,0 +1,105 @@
+"""A network client is one end of a point-to-point link: a NIC or a backend.
+
+QEMU's semantics, which guests and backends rely on:
+
+* ``send(frame)`` hands an Ethernet frame to the peer.  If the peer cannot take it now
+  (a NIC whose driver has posted no receive buffers), the frame waits in the peer's
+  incoming queue instead of being lost; the peer calls ``flush_incoming`` when it can
+  take frames again (the driver posted buffers), and the queue drains in order.
+* The queue is bounded (``MAX_QUEUED`` frames, QEMU's figure): past it frames are
+  dropped, as a real wire drops what a full NIC cannot take; TCP retransmits.
+* A link that is down (either end's ``link_down``, set by QMP ``set_link``) drops
+  frames in both directions.
+
+Threads: a backend sends from its own thread, a NIC from the vCPU thread.  Each client
+guards its incoming queue with ``self.lock``; a NIC uses its transport's lock, so the
+device's own entry points (which already hold it) may flush without a second lock.
+Nothing here blocks: ``receive`` must return at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+MAX_QUEUED = 10000  # frames waiting for a slow receiver (QEMU's net queue length)
+
+
+class NetClient:
+    """Base of NICs and backends; subclasses override ``receive`` (and ``can_receive``)."""
+
+    kind = "netdev"  # info network shows it; NICs say "nic"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.peer: NetClient | None = None
+        self.link_down = False
+        self.lock: threading.RLock = threading.RLock()
+        self._incoming: deque[bytes] = deque()
+        self.dropped = 0  # frames dropped because the queue was full
+
+    # -- what subclasses provide -----------------------------------------------------
+    def can_receive(self) -> bool:
+        return True
+
+    def receive(self, frame: bytes) -> bool:
+        """Take one frame; False means "not now" and the frame is queued for later."""
+        return True
+
+    def link_status_changed(self) -> None:
+        """``link_down`` changed (a NIC tells its driver)."""
+
+    def describe(self) -> str:
+        """The text after the name in ``info network``."""
+        return ""
+
+    def close(self) -> None:
+        """Stop and release what the client holds (a backend's thread and sockets)."""
+
+    # -- the link ---------------------------------------------------------------------
+    def send(self, frame: bytes) -> None:
+        """Hand ``frame`` to the peer (queued there if it cannot take it now)."""
+        peer = self.peer
+        if peer is None or self.link_down or peer.link_down:
+            return
+        peer._deliver(frame)
+
+    def _deliver(self, frame: bytes) -> None:
+        with self.lock:
+            if not self._incoming and self.can_receive() and self.receive(frame):
+                return
+            if len(self._incoming) >= MAX_QUEUED:
+                self.dropped += 1
+                return
+            self._incoming.append(frame)
+
+    def flush_incoming(self) -> None:
+        """Deliver queued frames while the receiver takes them (call when it can again)."""
+        with self.lock:
+            while self._incoming and self.can_receive():
+                if not self.receive(self._incoming[0]):
+                    return
+                self._incoming.popleft()
+
+    @property
+    def queued(self) -> int:
+        return len(self._incoming)
+
+    def purge_incoming(self) -> None:
+        with self.lock:
+            self._incoming.clear()
+
+    def set_link(self, up: bool) -> None:
+        """QMP ``set_link``: QEMU sets both ends, so each side sees the change."""
+        for client in (self, self.peer):
+            if client is not None and client.link_down == up:
+                client.link_down = not up
+                if not up:
+                    client.purge_incoming()
+                client.link_status_changed()
+
+
+def connect(a: NetClient, b: NetClient) -> None:
+    """Make ``a`` and ``b`` peers."""
+    a.peer = b
+    b.peer = a

@@ -1,0 +1,263 @@
+"""virtio-net against a software driver and a fake backend: the header, MAC and link
+status in config space, checksum completion, mergeable receive buffers, frames waiting
+for buffers, the control queue, and a guest that sends nonsense."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from virtio_driver import MODERN, Driver, make_machine
+
+from pemu.hw.virtio import mmio as r
+from pemu.hw.virtio import net as n
+from pemu.hw.virtio.device import STATUS_DEVICE_NEEDS_RESET, bit
+from pemu.net.checksum import internet_checksum
+from pemu.net.client import NetClient, connect
+
+MAC = bytes.fromhex("525400abcdef")
+HOST_MAC = bytes.fromhex("5255 0a000202".replace(" ", ""))
+
+
+class Backend(NetClient):
+    def __init__(self) -> None:
+        super().__init__("fake")
+        self.got: list[bytes] = []
+
+    def receive(self, frame: bytes) -> bool:
+        self.got.append(frame)
+        return True
+
+
+def rig(features: int | None = None):
+    dev = n.VirtioNet(MAC, features, id="net0")
+    backend = Backend()
+    connect(dev, backend)
+    space, transport, irq = make_machine(dev)
+    return dev, backend, Driver(space), irq, transport
+
+
+def udp_frame(payload: bytes, dest: bytes = MAC) -> bytes:
+    """An Ethernet/IPv4/UDP frame with the UDP checksum left to the device: the field
+    holds the pseudo-header sum, as Linux leaves it with NEEDS_CSUM."""
+    src, dst = bytes([10, 0, 2, 15]), bytes([10, 0, 2, 2])
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, src, dst)
+    ip = ip[:10] + internet_checksum(ip).to_bytes(2, "big") + ip[12:]
+    pseudo = ~internet_checksum(src + dst + struct.pack("!BBH", 0, 17, udp_len)) & 0xFFFF
+    udp = struct.pack("!HHHH", 1234, 80, udp_len, pseudo) + payload
+    return dest + HOST_MAC + b"\x08\x00" + ip + udp
+
+
+def hdr(flags=0, gso=0, start=0, offset=0) -> bytes:
+    return n.HDR.pack(flags, gso, 0, 0, start, offset, 0)
+
+
+def send(drv, tx, data: bytes) -> None:
+    addr = drv.ram.alloc(len(data))
+    drv.space.write(addr, data)
+    tx.add([(addr, len(data), False)])
+    tx.kick()
+
+
+def test_config_space_has_the_mac_and_link_up():
+    dev, _, drv, _, _ = rig()
+    offered = drv.device_features()
+    for f in (n.F_MAC, n.F_STATUS, n.F_MRG_RXBUF, n.F_CSUM, n.F_GUEST_CSUM, n.F_CTRL_VQ):
+        assert offered & bit(f), f
+    drv.bring_up(3)
+    assert bytes(drv.config(i, 1) for i in range(6)) == MAC
+    assert drv.config(6, 2) == n.S_LINK_UP
+
+
+def test_feature_properties_switch_features_off():
+    dev = n.VirtioNet(MAC, n._features({"mrg_rxbuf": "off", "ctrl_vq": "off"}, "x"))
+    assert not dev.device_features() & bit(n.F_MRG_RXBUF)
+    # everything that needs the control queue goes with it
+    assert not dev.device_features() & (bit(n.F_CTRL_RX) | bit(n.F_GUEST_ANNOUNCE))
+
+
+def test_transmit_completes_the_checksum_the_guest_left():
+    _, backend, drv, _, _ = rig()
+    _, tx, _ = drv.bring_up(3)
+    frame = udp_frame(b"hello, world")
+    csum_start = 14 + 20
+    send(drv, tx, hdr(1, 0, csum_start, 6) + frame)
+    assert tx.get_used() == [(0, 0)]
+    (out,) = backend.got
+    udp = out[csum_start:]
+    pseudo = bytes([10, 0, 2, 15, 10, 0, 2, 2]) + struct.pack("!BBH", 0, 17, len(udp))
+    assert internet_checksum(pseudo + udp[:6] + b"\0\0" + udp[8:]) == \
+        int.from_bytes(udp[6:8], "big")
+    assert out[:csum_start] == frame[:csum_start] and udp[8:] == b"hello, world"
+
+
+def test_transmit_without_offload_passes_the_frame_unchanged():
+    _, backend, drv, _, _ = rig()
+    _, tx, _ = drv.bring_up(3)
+    frame = udp_frame(b"x" * 100)
+    send(drv, tx, hdr() + frame)
+    assert backend.got == [frame]
+
+
+def post_rx(drv, rx, count: int, size: int) -> list[int]:
+    bufs = [drv.ram.alloc(size) for _ in range(count)]
+    for addr in bufs:
+        rx.add([(addr, size, True)])
+    rx.kick()
+    return bufs
+
+
+def test_receive_spreads_a_frame_over_mergeable_buffers():
+    _, backend, drv, irq, _ = rig()
+    rx, _, _ = drv.bring_up(3)
+    bufs = post_rx(drv, rx, 4, 512)
+    frame = udp_frame(bytes(range(256)) * 4)  # 1066 bytes + 12 of header: 3 buffers
+    backend.send(frame)
+    used = rx.get_used()
+    assert [head for head, _ in used] == [0, 1, 2]
+    data = b"".join(drv.space.read(bufs[h], length) for h, length in used)
+    assert struct.unpack_from("<H", data, 10)[0] == 3  # num_buffers
+    assert data[n.HDR_SIZE:] == frame
+    assert irq.level
+
+
+def test_frames_wait_for_buffers_and_arrive_in_order():
+    dev, backend, drv, _, _ = rig()
+    rx, _, _ = drv.bring_up(3)
+    frames = [udp_frame(bytes([i]) * 50) for i in range(5)]
+    for f in frames:
+        backend.send(f)
+    assert dev.queued == 5 and rx.get_used() == []
+    bufs = post_rx(drv, rx, 5, 2048)
+    got = [drv.space.read(bufs[h], length)[n.HDR_SIZE:] for h, length in rx.get_used()]
+    assert got == frames and dev.queued == 0
+
+
+def test_without_mergeable_buffers_a_frame_needs_one_big_buffer():
+    dev, backend, drv, _, _ = rig()
+    want = drv.device_features() & ~bit(n.F_MRG_RXBUF)
+    rx, _, _ = drv.bring_up(3, want)
+    post_rx(drv, rx, 2, 100)
+    backend.send(udp_frame(b"y" * 500))  # too big for 100 bytes: dropped, buffers kept
+    assert rx.get_used() == [] and dev.queued == 0
+    backend.send(udp_frame(b"z" * 10))
+    assert len(rx.get_used()) == 1
+
+
+def test_link_down_drops_frames_and_tells_the_driver():
+    dev, backend, drv, irq, _ = rig()
+    rx, tx, _ = drv.bring_up(3)
+    drv.ack_interrupts()
+    dev.set_link(False)
+    assert drv.config(6, 2) & n.S_LINK_UP == 0
+    assert drv.ack_interrupts() & r.INT_CONFIG_CHANGE
+    post_rx(drv, rx, 2, 2048)
+    backend.send(udp_frame(b"lost"))
+    send(drv, tx, hdr() + udp_frame(b"lost too"))
+    assert rx.get_used() == [] and backend.got == []
+    dev.set_link(True)
+    assert drv.config(6, 2) & n.S_LINK_UP
+    backend.send(udp_frame(b"found"))
+    assert len(rx.get_used()) == 1
+
+
+def control(drv, cq, request: bytes) -> int:
+    req = drv.ram.alloc(len(request))
+    ack = drv.ram.alloc(1)
+    drv.space.write(req, request)
+    drv.space.write(ack, b"\xff")
+    cq.add([(req, len(request), False), (ack, 1, True)])
+    cq.kick()
+    assert len(cq.get_used()) == 1
+    return drv.space.read(ack, 1)[0]
+
+
+def test_control_queue_receive_filter_and_mac():
+    dev, backend, drv, _, _ = rig()
+    rx, _, cq = drv.bring_up(3)
+    assert control(drv, cq, bytes([n.CTRL_RX, n.CTRL_RX_PROMISC, 0])) == n.CTRL_OK
+    post_rx(drv, rx, 4, 2048)
+    backend.send(udp_frame(b"not for us", dest=bytes.fromhex("525400000001")))
+    assert rx.get_used() == []
+    backend.send(udp_frame(b"broadcast", dest=b"\xff" * 6))
+    assert len(rx.get_used()) == 1
+    multicast = bytes.fromhex("01005e000001")
+    backend.send(udp_frame(b"multicast", dest=multicast))
+    assert rx.get_used() == []
+    table = struct.pack("<I", 0) + struct.pack("<I", 1) + multicast
+    assert control(drv, cq, bytes([n.CTRL_MAC, n.CTRL_MAC_TABLE_SET]) + table) == n.CTRL_OK
+    backend.send(udp_frame(b"multicast", dest=multicast))
+    assert len(rx.get_used()) == 1
+    new_mac = bytes.fromhex("525400000002")
+    assert control(drv, cq, bytes([n.CTRL_MAC, n.CTRL_MAC_ADDR_SET]) + new_mac) == n.CTRL_OK
+    assert bytes(drv.config(i, 1) for i in range(6)) == new_mac
+    assert control(drv, cq, bytes([9, 9])) == n.CTRL_ERR
+    assert control(drv, cq, bytes([n.CTRL_MAC, n.CTRL_MAC_TABLE_SET, 5])) == n.CTRL_ERR
+
+
+def test_announce_sets_the_status_bit_until_the_driver_acks():
+    dev, _, drv, _, _ = rig()
+    _, _, cq = drv.bring_up(3)
+    dev.announce()
+    assert drv.config(6, 2) & n.S_ANNOUNCE
+    assert control(drv, cq, bytes([n.CTRL_ANNOUNCE, n.CTRL_ANNOUNCE_ACK])) == n.CTRL_OK
+    assert not drv.config(6, 2) & n.S_ANNOUNCE
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"\0" * 5, "shorter than header"),
+    (hdr(gso=1) + udp_frame(b"gso"), "GSO"),
+    (hdr(1, 0, 2000, 6) + udp_frame(b"bad offset"), "outside"),
+])
+def test_malformed_transmits_are_dropped_with_a_warning(data, why, capsys):
+    dev, backend, drv, _, transport = rig()
+    _, tx, _ = drv.bring_up(3)
+    send(drv, tx, data)
+    assert tx.get_used() == [(0, 0)]  # the buffer goes back to the driver
+    assert backend.got == [] and not transport.status & STATUS_DEVICE_NEEDS_RESET
+    assert why in capsys.readouterr().err
+    send(drv, tx, hdr() + udp_frame(b"the next one still goes"))
+    assert len(backend.got) == 1
+
+
+def test_oversized_frames_and_floods_are_rate_limited(capsys):
+    dev, backend, drv, _, _ = rig()
+    _, tx, _ = drv.bring_up(3, num=64)
+    big = drv.ram.alloc(n.HDR_SIZE + n.MAX_FRAME + 1)
+    for _ in range(20):
+        tx.add([(big, n.HDR_SIZE + n.MAX_FRAME + 1, False)])
+    tx.kick()
+    assert len(tx.get_used()) == 20 and backend.got == []
+    assert dev.warn.count == 20
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_receive_chain_with_only_readable_buffers_resets_the_device():
+    dev, backend, drv, _, transport = rig()
+    rx, _, _ = drv.bring_up(3)
+    addr = drv.ram.alloc(64)
+    rx.add([(addr, 64, False)])  # device-readable: nowhere to write a frame
+    rx.kick()
+    backend.send(udp_frame(b"x"))
+    # the device cannot use the chain; it must neither crash nor hand it back half-done
+    assert rx.get_used() == [] or transport.status & STATUS_DEVICE_NEEDS_RESET
+
+
+def test_modern_header_is_twelve_bytes():
+    assert n.HDR_SIZE == 12
+    assert MODERN
+
+
+def test_a_descriptor_outside_ram_needs_reset_and_a_reset_recovers(capsys):
+    dev, backend, drv, _, transport = rig()
+    _, tx, _ = drv.bring_up(3)
+    tx.add([(0x1000, 64, False)])  # not RAM
+    tx.kick()
+    assert transport.status & STATUS_DEVICE_NEEDS_RESET and backend.got == []
+    assert "device needs reset" in capsys.readouterr().err
+    backend.send(udp_frame(b"while broken"))  # the backend side must not crash either
+    rx, tx, _ = drv.bring_up(3)  # the driver resets and starts again
+    assert not transport.status & STATUS_DEVICE_NEEDS_RESET
+    send(drv, tx, hdr() + udp_frame(b"after reset"))
+    assert len(backend.got) == 1
