@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 
+from pemu import threads
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, DEFAULT_TB_SIZE_MIB, SystemTranslator
@@ -132,7 +133,7 @@ class RiscvBoard:
         if timeout is not None:
             timer = threading.Timer(timeout, self.request_exit, (124, "timeout"))
             timer.daemon = True
-            timer.start()
+            threads.start(timer)
         start = time.monotonic()
         try:
             while True:
