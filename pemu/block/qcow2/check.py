@@ -9,7 +9,16 @@ from array import array
 from dataclasses import dataclass, field
 
 from ..errors import BlockError
-from .format import INCOMPAT_CORRUPT, OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED
+from .format import (
+    INCOMPAT_CORRUPT,
+    L1E_RESERVED,
+    L2E_STD_RESERVED,
+    OFFSET_MASK,
+    OFLAG_COMPRESSED,
+    OFLAG_COPIED,
+)
+
+L2E_ZERO = 1  # bit 0 of a standard L2 entry: the cluster reads as zeros (v3)
 
 
 @dataclass
@@ -45,13 +54,18 @@ class _Refs:
         return self.arr[c] if c < len(self.arr) else self.extra.get(c, 0)
 
 
-def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
+def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False) -> None:
     cs, cb = node.cluster_size, node.cluster_bits
     file_size = node.file.size
     h = node.h
 
     def inc_range(off: int, length: int) -> None:
         if length <= 0:
+            return
+        if off + length > file_size + cs:
+            # as qemu-img: no refcount is kept (or created, on repair) that far out
+            bad(f"ERROR: counting reference for region exceeding the end of the file by "
+                f"one cluster or more: offset {off:#x} size {length:#x}")
             return
         first, last = off >> cb, (off + length - 1) >> cb
         refs.inc(first, last - first + 1)
@@ -66,6 +80,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
     def walk_l1(l1: list[int], l1_off: int, active: bool) -> None:
         inc_range(l1_off, len(l1) * 8)
         for _i, e in enumerate(l1):
+            if e & L1E_RESERVED:
+                bad(f"ERROR found L1 entry with reserved bits set: {e:x}")
             l2_off = e & OFFSET_MASK
             if not l2_off:
                 continue
@@ -78,7 +94,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                 continue
             inc_range(l2_off, cs)
             raw = node.file.read(l2_off, cs)
-            table = struct.unpack(f">{cs // 8}Q", raw)
+            table = list(struct.unpack(f">{cs // 8}Q", raw))
+            dirty = False
             for j in range(0, len(table), node.words):
                 entry = table[j]
                 if entry & OFLAG_COMPRESSED:
@@ -95,6 +112,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                         res.compressed_clusters += 1
                         res.fragmented_clusters += 1
                     continue
+                if entry & L2E_STD_RESERVED and not node.extl2:
+                    bad(f"ERROR found l2 entry with reserved bits set: {entry:x}")
                 off = entry & OFFSET_MASK
                 if not off:
                     continue
@@ -102,12 +121,27 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                     bad(f"ERROR offset={off:x}: Cluster is not properly aligned; L2 entry "
                         "corrupted.")
                     continue
+                if off + cs > file_size:
+                    # no refcount can be right for it; repair makes the guest see zeros
+                    if fix:
+                        res.messages.append(f"Repairing offset={off:x}: Data cluster is "
+                                            "beyond the end of the image file")
+                        table[j] = L2E_ZERO if node.version >= 3 else 0
+                        dirty = True
+                        res.corruptions_fixed += 1
+                    else:
+                        bad(f"ERROR offset={off:x}: Data cluster is beyond the end of the "
+                            "image file")
+                    continue
                 inc_range(off, cs)
                 if active:
                     res.allocated_clusters += 1
                     if next_contig[0] and off != next_contig[0]:
                         res.fragmented_clusters += 1
                     next_contig[0] = off + cs
+            if dirty:
+                node.file.write(l2_off, struct.pack(f">{len(table)}Q", *table))
+                node._l2_cache.pop(l2_off, None)
 
     walk_l1(node.l1, h.l1_table_offset, True)
     for s in node.snapshots:
@@ -136,7 +170,7 @@ def check_image(node, repair: str | None = None) -> CheckResult:
     res.total_clusters = -(-node.size // cs)
     nb = -(-node.file.size // cs)
     refs = _Refs(nb)
-    _walk_refs(node, res, refs)
+    _walk_refs(node, res, refs, fix=repair == "all" and not node.read_only)
     rc = node.refcounts
     rc.drop_cache()
     fixes: dict[int, int] = {}

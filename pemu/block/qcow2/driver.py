@@ -82,7 +82,8 @@ class Qcow2Node(BlockNode):
         raw = file.read(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
         self.l1 = list(struct.unpack(f">{h.l1_size}Q", raw))
         for i, e in enumerate(self.l1):
-            if e & fmt.L1E_RESERVED:
+            # check mode opens anyway: the check reports the entry
+            if e & fmt.L1E_RESERVED and not check_mode:
                 raise BlockError(f"qcow2: L1 entry {i} has reserved bits set ({e:#x}); "
                                  "the image is corrupt")
         self.refcounts = Refcounts(file, h.cluster_bits, h.refcount_order,
@@ -98,7 +99,8 @@ class Qcow2Node(BlockNode):
             data = file.read(h.snapshots_offset, min(64 << 20, max(file.size -
                                                                     h.snapshots_offset, 0)))
             self.snapshots, self.snapshot_table_bytes = parse_snapshot_table(
-                data, h.nb_snapshots, cs, file.size, h.size)
+                data, h.nb_snapshots, cs, file.size, h.size,
+                min_extra=16 if check_mode and h.version >= 3 else 0)
         self._l2_cache: OrderedDict[int, list[int]] = OrderedDict()
         self._l2_cache_tables = max(4, _L2_CACHE_ENTRIES // (cs // 8))
         self._cbuf_key = -1

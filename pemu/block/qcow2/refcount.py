@@ -15,7 +15,7 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from ..errors import BlockError
+from ..errors import BlockError, CorruptImageError
 from .format import OFFSET_MASK
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Refcounts:
         self.table = list(struct.unpack(f">{len(raw) // 8}Q", raw))
         for i, entry in enumerate(self.table):
             if entry & ~OFFSET_MASK & ~0x1FF or entry % self.cluster_size:
-                raise BlockError(f"Refcount block offset {entry:#x} (table entry {i}) is "
+                raise CorruptImageError(f"Refcount block offset {entry:#x} (table entry {i}) is "
                                  "invalid")
         self._cache: OrderedDict[int, bytearray] = OrderedDict()
         self.free_hint = 0
