@@ -25,6 +25,7 @@ from pemu.monitor.server import create_monitors
 from pemu.monitor.x86_board import MicrovmMonitor
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
+from pemu.sandbox.isolate import IsolationError, isolate
 from pemu.target.x86.cpuid import CPUModelError, check_model
 
 PROG = "pemu-system-x86_64"
@@ -88,12 +89,13 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         monitors = create_monitors(cfg, machine, chardevs)
         if cfg.gdb:
             _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
+        isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
         status = board.run(timeout)
         machine.board_exited()
         if board.error:
             print(f"{PROG}: guest cannot run: {board.error}", file=sys.stderr)
         return status
-    except (BoardError, BootError, KVMError, ValueError) as e:
+    except (BoardError, BootError, KVMError, IsolationError, ValueError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     finally:
