@@ -30,6 +30,7 @@ from pemu.qom.registry import (
     types,
 )
 from pemu.sandbox.policy import SandboxError, parse_sandbox
+from pemu.sandbox.privileges import PrivilegeError, resolve_user
 from pemu.version import PEMU_VERSION, QEMU_COMPAT_VERSION
 
 _OPTIONS = [
@@ -162,7 +163,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             except SandboxError as e:
                 raise OptionError(f"{prog}: -sandbox {v}: {e}") from None
         elif name == "runas":
-            cfg.runas = v
+            cfg.runas = _check_user(prog, v)
         elif name == "chroot":
             cfg.chroot = v
         elif name == "run-with":
@@ -191,10 +192,19 @@ NOT_IMPLEMENTED_OPTIONS = {
 }
 
 
+def _check_user(prog: str, user: str) -> str:
+    """Refuse an unknown -runas user now, as QEMU does, not after the guest is set up."""
+    try:
+        resolve_user(user)
+    except PrivilegeError as e:
+        raise OptionError(f"{prog}: {e}") from None
+    return user
+
+
 def _parse_run_with(prog: str, value: str, cfg: SystemConfig) -> None:
     for key, v in parse_keyval(value, option="run-with").items():
         if key == "user":
-            cfg.runas = v
+            cfg.runas = _check_user(prog, v)
         elif key == "chroot":
             cfg.chroot = v
         else:

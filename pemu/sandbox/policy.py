@@ -105,20 +105,32 @@ def rules(policy: SandboxPolicy, kill: int) -> list[tuple[int, str, tuple[ArgCmp
     return out
 
 
-def apply_sandbox(policy: SandboxPolicy) -> None:
-    """Install the filter on every thread of this process; irreversible."""
-    if policy.no_new_privs:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise SandboxError("failed to set no_new_privs aborting")
-    try:
-        kill = ACT_KILL_PROCESS if kill_process_available() else ACT_TRAP
-        filt = Filter()
+class PreparedSandbox:
+    """A filter built while libseccomp can still be loaded (before ``-chroot``), to be
+    installed once privileges are dropped."""
+
+    def __init__(self, policy: SandboxPolicy) -> None:
+        self.policy = policy
+        self._libc = ctypes.CDLL(None, use_errno=True)
         try:
+            kill = ACT_KILL_PROCESS if kill_process_available() else ACT_TRAP
+            self._filter = Filter()
             for action, name, conditions in rules(policy, kill):
-                filt.add(action, name, *conditions)
-            filt.load()
+                self._filter.add(action, name, *conditions)
+        except SeccompError as e:
+            raise SandboxError(str(e.strerror or e)) from None
+
+    def install(self) -> None:
+        """Load the filter into the kernel for every thread of this process; irreversible."""
+        if self.policy.no_new_privs and self._libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0):
+            raise SandboxError("failed to set no_new_privs aborting")
+        try:
+            self._filter.load()
+        except SeccompError as e:
+            raise SandboxError(str(e.strerror or e)) from None
         finally:
-            filt.close()
-    except SeccompError as e:
-        raise SandboxError(str(e.strerror or e)) from None
+            self._filter.close()
+
+
+def apply_sandbox(policy: SandboxPolicy) -> None:
+    PreparedSandbox(policy).install()
