@@ -53,8 +53,25 @@ class _Refs:
     def get(self, c: int) -> int:
         return self.arr[c] if c < len(self.arr) else self.extra.get(c, 0)
 
+    def dec(self, c: int) -> None:
+        if c < len(self.arr):
+            self.arr[c] = max(self.arr[c] - 1, 0)
+        elif self.extra.get(c):
+            self.extra[c] -= 1
 
-def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False) -> None:
+    def end(self) -> int:
+        """One past the highest cluster with a reference."""
+        top = max((c for c, n in self.extra.items() if n), default=-1)
+        for c in range(len(self.arr) - 1, top, -1):
+            if self.arr[c]:
+                return c + 1
+        return top + 1
+
+
+def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False
+               ) -> tuple[list[int], bool]:
+    """Count references into ``refs``; returns the clusters of the refcount table and
+    blocks (once per reference counted), and whether a refcount table entry is broken."""
     cs, cb = node.cluster_size, node.cluster_bits
     file_size = node.file.size
     h = node.h
@@ -149,18 +166,31 @@ def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False) -> None:
         walk_l1(list(struct.unpack(f">{s.l1_size}Q", raw)), s.l1_table_offset, False)
     if h.nb_snapshots:
         inc_range(h.snapshots_offset, node.snapshot_table_bytes)
+    if h.crypto_header:
+        inc_range(*h.crypto_header)
     rc = node.refcounts
     inc_range(rc.table_offset, rc.table_clusters * cs)
+    structure = list(range(rc.table_offset >> cb, (rc.table_offset >> cb) + rc.table_clusters))
+    broken = False
     for i, off in enumerate(rc.table):
         if not off:
+            continue
+        if off & ~OFFSET_MASK:
+            bad(f"ERROR refcount table entry {i} has reserved bits set")
+            broken = True
             continue
         if off % cs:
             bad(f"ERROR refcount block {i} is not cluster aligned; refcount table entry "
                 "corrupted")
+            broken = True
+            continue
+        if off + cs > file_size:
+            bad(f"ERROR refcount block {i} is outside image")
+            broken = True
             continue
         inc_range(off, cs)
-    if h.crypto_header:
-        inc_range(*h.crypto_header)
+        structure.append(off >> cb)
+    return structure, broken
 
 
 def check_image(node, repair: str | None = None) -> CheckResult:
@@ -170,7 +200,8 @@ def check_image(node, repair: str | None = None) -> CheckResult:
     res.total_clusters = -(-node.size // cs)
     nb = -(-node.file.size // cs)
     refs = _Refs(nb)
-    _walk_refs(node, res, refs, fix=repair == "all" and not node.read_only)
+    fix = repair == "all" and not node.read_only
+    structure, broken = _walk_refs(node, res, refs, fix=fix)
     rc = node.refcounts
     rc.drop_cache()
     fixes: dict[int, int] = {}
@@ -193,15 +224,20 @@ def check_image(node, repair: str | None = None) -> CheckResult:
             res.leaks += 1
         if fixing:
             fixes[c] = ref - stored
+        if c in structure_set:
+            structure_wrong.append(c)
 
+    structure_wrong: list[int] = []
+    structure_set = set(structure)
     for b, off in enumerate(rc.table):
-        if not off or off % cs:
-            continue
+        if not off or off & ~OFFSET_MASK or off % cs or off + cs > node.file.size:
+            continue  # reported by _walk_refs
         try:
             blk = rc._block(b)
         except BlockError as e:
             res.messages.append(f"ERROR refcount block {b}: {e}")
             res.corruptions += 1
+            broken = True
             continue
         base = b * rc.per_block
         for i, v in rc.codec.nonzero(blk):
@@ -213,7 +249,14 @@ def check_image(node, repair: str | None = None) -> CheckResult:
         if c not in seen and refs.get(c):
             compare(c, 0)
     res.image_end_offset = (highest + 1) * cs
-    if repair and not node.read_only:
+    if fix and (broken or structure_wrong):
+        # the refcount structure itself cannot be trusted: write a new one, as qemu-img
+        for c in structure:
+            refs.dec(c)
+        _rebuild_refcounts(node, refs)
+        res.corruptions_fixed += res.corruptions
+        res.messages.append("Rebuilding refcount structure")
+    elif repair and not node.read_only:
         if fixes:
             # raise first, then lower: a crash in between only leaks
             rc.apply({c: d for c, d in fixes.items() if d > 0})
@@ -223,7 +266,8 @@ def check_image(node, repair: str | None = None) -> CheckResult:
                     res.leaks_fixed += 1
                 else:
                     res.corruptions_fixed += 1
-    copied_fixes = _check_copied(node, res, repair == "all")
+    # stored refcounts from a broken structure say nothing about COPIED flags
+    copied_fixes = _check_copied(node, res, repair == "all") if not broken or fix else 0
     if repair and not node.read_only:
         res.corruptions_fixed += copied_fixes
         if repair == "all" and node.h.incompatible_features & INCOMPAT_CORRUPT:
@@ -231,6 +275,44 @@ def check_image(node, repair: str | None = None) -> CheckResult:
             node.write_header()
         node.file.flush()
     return res
+
+
+def _rebuild_refcounts(node, refs: _Refs) -> None:
+    """A new refcount table and blocks after the last used cluster, holding ``refs``
+    (which must not count the old structure) plus the new structure itself; then the
+    header points at it.  The old table and blocks are left behind, unreferenced."""
+    cs, cb = node.cluster_size, node.cluster_bits
+    old = node.refcounts
+    codec, per_block = old.codec, old.per_block
+    start = max(refs.end(), -(-node.file.size // cs))
+    blocks = table_clusters = 0
+    while True:  # the structure covers itself
+        total = start + blocks + table_clusters
+        need_blocks = -(-total // per_block)
+        need_table = -(-need_blocks * 8 // cs)
+        if (need_blocks, need_table) == (blocks, table_clusters):
+            break
+        blocks, table_clusters = need_blocks, need_table
+    for c in range(start, start + blocks + table_clusters):
+        refs.inc(c)
+    table = []
+    for b in range(blocks):
+        raw = codec.new_block()
+        for i in range(per_block):
+            n = refs.get(b * per_block + i)
+            if n:
+                codec.set(raw, i, min(n, codec.max))
+        offset = (start + b) << cb
+        node.file.write(offset, bytes(raw))
+        table.append(offset)
+    table_offset = (start + blocks) << cb
+    node.file.write(table_offset, struct.pack(f">{len(table)}Q", *table)
+                    + bytes(table_clusters * cs - 8 * len(table)))
+    node.file.flush()
+    node.h.refcount_table_offset = table_offset
+    node.h.refcount_table_clusters = table_clusters
+    node.write_header()
+    node.reload_refcounts()
 
 
 def _check_copied(node, res: CheckResult, fix: bool) -> int:

@@ -86,12 +86,7 @@ class Qcow2Node(BlockNode):
             if e & fmt.L1E_RESERVED and not check_mode:
                 raise BlockError(f"qcow2: L1 entry {i} has reserved bits set ({e:#x}); "
                                  "the image is corrupt")
-        self.refcounts = Refcounts(file, h.cluster_bits, h.refcount_order,
-                                   h.refcount_table_offset, h.refcount_table_clusters,
-                                   on_table_moved=self._refcount_table_moved)
-        self.refcounts.writable = not self.read_only
-        self.refcounts.overlap_check = self._overlap_check
-        self.refcounts.on_change = self.invalidate_meta
+        self.reload_refcounts()
         self._meta: tuple[set[int], set[int]] | None = None
         self.snapshots: list[Snapshot] = []
         self.snapshot_table_bytes = 0
@@ -222,6 +217,17 @@ class Qcow2Node(BlockNode):
             self.h.incompatible_features &= ~bit
         self.write_header()
         self.file.flush()
+
+    def reload_refcounts(self) -> None:
+        """(Re)read the refcount table the header names (at open; after check rebuilt it)."""
+        h = self.h
+        self.refcounts = Refcounts(self.file, h.cluster_bits, h.refcount_order,
+                                   h.refcount_table_offset, h.refcount_table_clusters,
+                                   on_table_moved=self._refcount_table_moved,
+                                   strict=not self.check_mode)
+        self.refcounts.writable = not self.read_only
+        self.refcounts.overlap_check = self._overlap_check
+        self.refcounts.on_change = self.invalidate_meta
 
     def _refcount_table_moved(self, offset: int, clusters: int) -> None:
         self.h.refcount_table_offset = offset
