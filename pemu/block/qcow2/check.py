@@ -171,7 +171,9 @@ def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False
     rc = node.refcounts
     inc_range(rc.table_offset, rc.table_clusters * cs)
     structure = list(range(rc.table_offset >> cb, (rc.table_offset >> cb) + rc.table_clusters))
-    broken = False
+    broken = rc.table_offset + rc.table_clusters * cs > file_size
+    if broken:
+        bad("ERROR refcount table is outside the image file")
     for i, off in enumerate(rc.table):
         if not off:
             continue

@@ -59,7 +59,7 @@ class Qcow2Node(BlockNode):
             cb = struct.unpack_from(">I", first, 20)[0]
             if fmt.MIN_CLUSTER_BITS <= cb <= fmt.MAX_CLUSTER_BITS and (1 << cb) > len(first):
                 first = file.read(0, min(1 << cb, file.size))
-        self.h: Header = parse_header(first, file.size)
+        self.h: Header = parse_header(first, file.size, check_mode=check_mode)
         h = self.h
         self.cluster_bits = h.cluster_bits
         self.cluster_size = cs = 1 << h.cluster_bits

@@ -136,7 +136,7 @@ def _feature_table() -> bytes:
     return b"".join(struct.pack(">BB46s", t, b, n.encode()) for t, b, n in _FEATURES)
 
 
-def parse_header(buf: bytes, file_size: int) -> Header:
+def parse_header(buf: bytes, file_size: int, check_mode: bool = False) -> Header:
     """Parse and validate the header cluster (``buf`` holds at least its first bytes)."""
     if len(buf) < V2_HEADER_LEN or buf[:4] != MAGIC:
         raise BlockError("Image is not in qcow2 format")
@@ -206,7 +206,9 @@ def parse_header(buf: bytes, file_size: int) -> Header:
     if rt_clusters == 0 or rt_clusters * cs > MAX_REFTABLE_BYTES:
         raise CorruptImageError("Reference count table too large" if rt_clusters else
                          "Image has no reference count table")
-    if rt_off + rt_clusters * cs > file_size:
+    if (rt_off + rt_clusters * cs) >> 56:  # past what any qcow2 offset can address
+        raise CorruptImageError("Reference count table offset invalid")
+    if rt_off + rt_clusters * cs > file_size and not check_mode:  # check: -r all rebuilds
         raise CorruptImageError("Reference count table is outside the image file")
     if nb_snap > MAX_SNAPSHOTS:
         raise BlockError("Too many snapshots")
