@@ -10,6 +10,7 @@ APT_PACKAGES=(
     gdb-multiarch device-tree-compiler binutils-riscv64-linux-gnu gcc-riscv64-linux-gnu
     libc6-dev-riscv64-cross binutils e2fsprogs cpio gzip
     libslirp0 openssh-client sshpass
+    libseccomp2  # -sandbox: bound with ctypes (pemu/sandbox/libseccomp.py)
 )
 
 missing=()

@@ -190,9 +190,9 @@ def parse_secret_object(text: str) -> tuple[str, bytes]:
         try:
             with open(opts["file"], "rb") as f:
                 data = f.read()
-        except OSError as e:
-            raise BlockError(f"Unable to read secret file '{opts['file']}': {e.strerror}") \
-                from None
+        except (OSError, ValueError) as e:  # ValueError: a NUL in the name
+            raise BlockError(f"Unable to read secret file '{opts['file']}': "
+                             f"{getattr(e, 'strerror', None) or e}") from None
     else:
         raise BlockError("Either 'data' or 'file' must be provided")
     if opts.get("format", "raw") == "base64":

@@ -63,6 +63,9 @@ class FileNode(BlockNode):
         if create:
             flags |= os.O_CREAT | os.O_TRUNC
         flags |= getattr(os, "O_CLOEXEC", 0)
+        if "\0" in filename:  # e.g. a backing file name read from an image header
+            shown = filename.replace("\0", "\\0")
+            raise BlockError(f"Could not open '{shown}': file name contains a NUL byte")
         try:
             self.fd = os.open(filename, flags, 0o644)
         except OSError as e:

@@ -32,6 +32,8 @@ from pemu.qom.registry import (
     property_listing,
     types,
 )
+from pemu.sandbox.policy import SandboxError, parse_sandbox
+from pemu.sandbox.privileges import PrivilegeError, resolve_user
 from pemu.version import PEMU_VERSION, QEMU_COMPAT_VERSION
 
 _OPTIONS = [
@@ -69,7 +71,11 @@ _OPTIONS = [
     ("d", True, "log items, comma separated (help lists them)"),
     ("D", True, "log file"),
     ("name", True, "guest name"),
-    ("sandbox", True, "seccomp sandbox: on|off[,...]"),
+    ("sandbox", True, "seccomp sandbox: on|off[,obsolete=,elevateprivileges=,spawn=,"
+                      "resourcecontrol=] (docs/SECURITY.md)"),
+    ("runas", True, "drop root for this user (or UID:GID) once devices are open"),
+    ("chroot", True, "chroot to this directory once devices are open"),
+    ("run-with", True, "user=USER,chroot=DIR: as -runas and -chroot"),
     ("incoming", True, "wait for an incoming migration"),
     ("icount", True, "instruction counting: shift=N"),
     ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
@@ -158,8 +164,16 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.log_file = v
         elif name == "sandbox":
             cfg.sandbox = parse_keyval(v, implied_key="enable", option=name)
-            if cfg.sandbox.get("enable") not in ("off", "false", "no"):
-                _not_implemented(prog, name, v)
+            try:
+                parse_sandbox(cfg.sandbox)  # refuse bad values now, apply after setup
+            except SandboxError as e:
+                raise OptionError(f"{prog}: -sandbox {v}: {e}") from None
+        elif name == "runas":
+            cfg.runas = _check_user(prog, v)
+        elif name == "chroot":
+            cfg.chroot = v
+        elif name == "run-with":
+            _parse_run_with(prog, v, cfg)
         elif name in ("icount", "incoming"):
             _not_implemented(prog, name, v)
         elif name == "rtc":
@@ -173,8 +187,6 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "sandbox": "the seccomp sandbox is not implemented in pemu yet (only -sandbox off "
-               "is accepted)",
     "incoming": "migration is not implemented in pemu yet",
     "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
                 "same driver options)",
@@ -182,6 +194,25 @@ NOT_IMPLEMENTED_OPTIONS = {
                    "in pemu yet",
     "icount": "instruction counting is not implemented in pemu yet",
 }
+
+
+def _check_user(prog: str, user: str) -> str:
+    """Refuse an unknown -runas user now, as QEMU does, not after the guest is set up."""
+    try:
+        resolve_user(user)
+    except PrivilegeError as e:
+        raise OptionError(f"{prog}: {e}") from None
+    return user
+
+
+def _parse_run_with(prog: str, value: str, cfg: SystemConfig) -> None:
+    for key, v in parse_keyval(value, option="run-with").items():
+        if key == "user":
+            cfg.runas = _check_user(prog, v)
+        elif key == "chroot":
+            cfg.chroot = v
+        else:
+            raise OptionError(f"{prog}: -run-with {value}: Invalid parameter '{key}'")
 
 
 def _not_implemented(prog: str, name: str, value: str) -> None:

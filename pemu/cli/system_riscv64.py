@@ -35,6 +35,7 @@ from pemu.monitor.riscv_board import RiscvBoardMonitor
 from pemu.monitor.server import create_monitors
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
+from pemu.sandbox.isolate import IsolationError, isolate
 
 PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
@@ -106,6 +107,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
+        isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
 
         def on_signal(signum: int, frame: object) -> None:
             print(f"\r\n{PROG}: terminating on signal {signum}", file=sys.stderr)
@@ -120,7 +122,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if "stats" in cfg.log_items:
             _print_stats(board)
         return status
-    except (BoardError, BootError, BlockError, ChardevError, ValueError) as e:
+    except (BoardError, BootError, BlockError, ChardevError, IsolationError, ValueError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1

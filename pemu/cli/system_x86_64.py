@@ -16,6 +16,7 @@ from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.gdbstub.x86_kvm import start_x86_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
@@ -24,6 +25,7 @@ from pemu.monitor.server import create_monitors
 from pemu.monitor.x86_board import MicrovmMonitor
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
+from pemu.sandbox.isolate import IsolationError, isolate
 from pemu.target.x86.cpuid import CPUModelError, check_model
 
 PROG = "pemu-system-x86_64"
@@ -32,12 +34,11 @@ LOG_ITEMS = {"guest_errors": "log when the guest accesses invalid ports or memor
 ACCEL_PROPERTIES = {"accel"}
 
 
-def _read(path: str, what: str) -> bytes:
+def _read(path: str, what: str, limit: int) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise OptionError(f"{PROG}: could not load {what} '{path}': {e.strerror}") from None
+        return read_image(path, limit)
+    except ImageFileError as e:
+        raise OptionError(f"{PROG}: could not load {what} '{path}': {e}") from None
 
 
 def _check_config(cfg: SystemConfig) -> None:
@@ -67,8 +68,8 @@ def _make_devices(board, cfg: SystemConfig) -> list:
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     _check_config(cfg)
-    kernel = _read(cfg.kernel, "kernel")
-    initrd = _read(cfg.initrd, "initrd") if cfg.initrd else None
+    kernel = _read(cfg.kernel, "kernel", cfg.ram_size)
+    initrd = _read(cfg.initrd, "initrd", cfg.ram_size) if cfg.initrd else None
     log_stream = open_log_file(cfg, PROG)
     log = GuestErrorLog("guest_errors" in cfg.log_items, log_stream)
     chardevs = ChardevRegistry()
@@ -88,12 +89,13 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         monitors = create_monitors(cfg, machine, chardevs)
         if cfg.gdb:
             _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
+        isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
         status = board.run(timeout)
         machine.board_exited()
         if board.error:
             print(f"{PROG}: guest cannot run: {board.error}", file=sys.stderr)
         return status
-    except (BoardError, BootError, KVMError, ValueError) as e:
+    except (BoardError, BootError, KVMError, IsolationError, ValueError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     finally:

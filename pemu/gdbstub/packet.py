@@ -3,8 +3,12 @@
 ``PacketReader`` cuts the byte stream into events: ``Packet(payload)`` for a packet
 whose checksum matched, ``BAD_PACKET`` for one that did not (the caller NAKs it),
 ``INTERRUPT`` for a 0x03 byte between packets, ``ACK``/``NAK`` for ``+``/``-``.
-A packet longer than ``max_size`` is dropped as bad, so a broken or hostile client
-cannot make the stub buffer without bound.
+A packet longer than ``max_size`` (the PacketSize that qSupported advertises) is
+dropped the moment it overflows, as QEMU's stub drops it: the reader returns to idle,
+yields ``OVERSIZED`` once (NAKed like a bad packet), and the bytes that follow are
+noise until the next ``$``.
+So a broken or hostile client cannot make the stub buffer without bound, and a good
+packet after the junk is still served.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ ACK = "ack"
 NAK = "nak"
 INTERRUPT = "interrupt"
 BAD_PACKET = "bad"
+OVERSIZED = "oversized"
 
 
 @dataclass
@@ -75,7 +80,6 @@ class PacketReader:
         self._buf = bytearray()
         self._state = "idle"  # idle | body | sum1 | sum2
         self._sum = ""
-        self._too_long = False
 
     def feed(self, data: bytes):
         for b in data:
@@ -89,7 +93,6 @@ class PacketReader:
             if b == 0x24:  # $
                 self._state = "body"
                 self._buf = bytearray()
-                self._too_long = False
             elif b == 0x03:
                 return INTERRUPT
             elif b == 0x2B:
@@ -103,7 +106,9 @@ class PacketReader:
             elif len(self._buf) < self.max_size:
                 self._buf.append(b)
             else:
-                self._too_long = True
+                self._state = "idle"
+                self._buf = bytearray()
+                return OVERSIZED
             return None
         if state == "sum1":
             self._sum = chr(b)
@@ -115,7 +120,7 @@ class PacketReader:
         except ValueError:
             return BAD_PACKET
         body = bytes(self._buf)
-        if self._too_long or checksum(body) != expected:
+        if checksum(body) != expected:
             return BAD_PACKET
         return Packet(body)
 

@@ -60,7 +60,7 @@ class GdbSession:
                 with self._send_lock:
                     if self._last_packet and not self.no_ack:
                         self._send_raw(self._last_packet)
-            elif event == pk.BAD_PACKET:
+            elif event in (pk.BAD_PACKET, pk.OVERSIZED):
                 if not self.no_ack:
                     self._send_raw(b"-")
             elif isinstance(event, pk.Packet):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pemu.hw.image_file import ImageFileError, read_image
+
 from .elf import ET_DYN, PF_R, PF_W, PF_X, PT_PHDR, ElfError, ElfFile, parse_elf
 from .vmem import PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE, GuestVirtualMemory
 
@@ -21,6 +23,7 @@ MMAP_BASE = 0x4_0000_0000
 SIGTRAMP_ADDR = 0xF_0000_0000
 STACK_TOP = 0xF_FFFF_0000
 STACK_SIZE = 8 << 20
+MAX_PROGRAM_SIZE = 1 << 31  # an executable or interpreter file read whole
 
 
 @dataclass
@@ -46,12 +49,9 @@ def resolve_path(path: str, prefix: str | None) -> str:
 
 def read_elf(path: str) -> ElfFile:
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except IsADirectoryError:
-        raise ElfError("is a directory") from None
-    except OSError as e:
-        raise ElfError(e.strerror or str(e)) from None
+        data = read_image(path, MAX_PROGRAM_SIZE)
+    except ImageFileError as e:
+        raise ElfError(str(e)) from None
     return parse_elf(data)
 
 

@@ -15,6 +15,7 @@ from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
 from pemu.monitor.qmp import VERSION, CommandContext
+from pemu.monitor.save_file import save_atomically
 from pemu.monitor.schema import Schema
 from pemu.qom import registry
 
@@ -262,13 +263,13 @@ def _save(ctx: CommandContext, addr: int, size: int, filename: str, physical: bo
     cpus = ctx.machine.cpus()
     if not physical and cpus and not 0 <= cpu_index < len(cpus):
         raise QMPError(f"Invalid parameter 'cpu-index': no CPU {cpu_index}")
+    def chunks():
+        for done in range(0, size, MEMSAVE_CHUNK):
+            n = min(MEMSAVE_CHUNK, size - done)
+            yield ctx.machine.read_memory(addr + done, n, physical, cpu_index)
+
     try:
-        with open(filename, "wb") as f:
-            done = 0
-            while done < size:
-                n = min(MEMSAVE_CHUNK, size - done)
-                f.write(ctx.machine.read_memory(addr + done, n, physical, cpu_index))
-                done += n
+        save_atomically(filename, chunks())  # a read that fails half way leaves no file
     except OSError as e:
         raise QMPError(f"Could not open '{filename}': {e.strerror}") from None
 

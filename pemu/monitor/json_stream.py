@@ -13,6 +13,7 @@ confused client can always get back to a clean state.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -35,10 +36,30 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"'{name}' is not valid JSON")
 
 
+def _reject_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    # Python keeps the last of two equal keys; a proxy that checked the first would be
+    # bypassed, so the message is refused, as QEMU's parser refuses it.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise ValueError("duplicate key")
+    return obj
+
+
+def _finite_float(text: str) -> float:
+    # 1e309 parses to inf, which would be echoed back as "Infinity": not JSON.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
 def decode_json(text: bytes) -> object:
-    """Strict JSON: UTF-8 only, no NaN/Infinity; raises ValueError."""
+    """Strict JSON: UTF-8 only, no NaN/Infinity (literal or overflowed), no duplicate
+    keys; raises ValueError."""
     try:
-        return json.loads(text.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(text.decode("utf-8"), parse_constant=_reject_constant,
+                          parse_float=_finite_float,
+                          object_pairs_hook=_reject_duplicate_keys)
     except UnicodeDecodeError:
         raise ValueError("invalid UTF-8 in JSON input") from None
     except RecursionError:

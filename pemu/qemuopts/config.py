@@ -43,5 +43,7 @@ class SystemConfig:
     log_file: str | None = None
     name: str | None = None
     sandbox: dict[str, str] | None = None
+    runas: str | None = None   # -runas / -run-with user=
+    chroot: str | None = None  # -chroot / -run-with chroot=
     show_version: bool = False
     show_help: bool = False

@@ -38,7 +38,6 @@ NOT_IMPLEMENTED = [
     (["-netdev", "tap,id=n0"], "-netdev tap,id=n0"),
     (["-netdev", "stream,id=n0"], "-netdev stream,id=n0"),
     (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
-    (["-sandbox", "on"], "-sandbox on"),
     (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),
@@ -56,6 +55,8 @@ def test_unimplemented_options_are_refused(arch, args, named):
 
 
 @pytest.mark.parametrize("args", [["-nic", "none"], ["-sandbox", "off"],
+                                  ["-sandbox", "on,spawn=deny,elevateprivileges=children"],
+                                  ["-runas", "nobody"], ["-run-with", "user=nobody,chroot=/"],
                                   ["-rtc", "base=utc,clock=host"]])
 def test_options_that_describe_what_pemu_does_are_accepted(args):
     # -M help answers after the whole command line was parsed: the option passed
@@ -75,6 +76,9 @@ def test_options_that_describe_what_pemu_does_are_accepted(args):
     ("x86_64", ["-M", "microvm,graphics=on"], "graphics=on"),
     ("x86_64", ["-accel", "kvm,bogus=1"], "bogus"),
     ("x86_64", ["-d", "int"], "-d int"),
+    ("riscv64", ["-sandbox", "on,spawn=maybe"], "invalid argument for spawn"),
+    ("riscv64", ["-sandbox", "on,bogus=deny"], "Invalid parameter 'bogus'"),
+    ("riscv64", ["-run-with", "group=x"], "Invalid parameter 'group'"),
 ])
 def test_unknown_properties_and_values_are_refused(arch, args, named):
     base = ["-kernel", "/nonexistent"] if arch == "x86_64" else ["-bios", "none"]

@@ -296,6 +296,23 @@ def _status(res) -> int:
     return 0
 
 
+def _report_unopenable(err: ImgError, repair: str | None, output: str, filename: str) -> int:
+    """Metadata too broken to open the image (a table outside the file, a misaligned
+    refcount block): that is a corruption, status 2, as qemu-img reports it.  Repair
+    would need the refcount structure rebuilt from scratch, which pemu-img does not do."""
+    print(f"ERROR {err}", file=sys.stderr)
+    if repair:
+        print("pemu-img: the image cannot be repaired: its metadata cannot be walked",
+              file=sys.stderr)
+    if output == "json":
+        print(json.dumps({"check-errors": 0, "corruptions": 1, "filename": filename,
+                          "format": "qcow2"}, indent=4))
+    else:
+        print("\n1 errors were found on the image.\n"
+              "Data may be corrupted, or further writes to the image may corrupt it.")
+    return 2
+
+
 def cmd_check(argv: list[str]) -> int:
     opts, args = getopts(argv, "f:hr:T:qU", ["output=", "repair=", "object=", "force-share",
                                               "image-opts"])
@@ -317,8 +334,13 @@ def cmd_check(argv: list[str]) -> int:
     if len(args) != 1:
         raise ImgError("Expecting one image file name")
     filename = args[0]
-    node = open_img(filename, fmt, read_only=repair is None, secrets=secrets,
-                    options={"check-mode": "on", "no-io": "on"}, open_backing=False)
+    try:
+        node = open_img(filename, fmt, read_only=repair is None, secrets=secrets,
+                        options={"check-mode": "on", "no-io": "on"}, open_backing=False)
+    except ImgError as e:
+        if not e.corrupt:
+            raise
+        return _report_unopenable(e, repair, output, filename)
     try:
         if node.format_name != "qcow2":
             raise ImgError("This image format does not support checks", status=63)

@@ -9,16 +9,17 @@ import sys
 from pemu.qemuopts.keyval import OptionError, parse_keyval, parse_size
 
 from ..drive import open_image, parse_secret_object
-from ..errors import BlockError
+from ..errors import BlockError, CorruptImageError
 from ..node import BlockNode
 
 
 class ImgError(Exception):
     """Printed as 'pemu-img: MESSAGE' with exit status ``status``."""
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(self, message: str, status: int = 1, corrupt: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.corrupt = corrupt  # the image's metadata is inconsistent (check: status 2)
 
 
 def getopts(argv: list[str], short: str, long: list[str]) -> tuple[list[tuple[str, str]],
@@ -111,9 +112,9 @@ def open_img(filename: str, fmt: str | None, read_only: bool = True,
                           open_backing=open_backing, cache=cache)
     except BlockError as e:
         msg = str(e)
-        if msg.startswith(f"Could not open '{filename}'"):
-            raise ImgError(msg) from None
-        raise ImgError(f"Could not open '{filename}': {msg}") from None
+        if not msg.startswith(f"Could not open '{filename}'"):
+            msg = f"Could not open '{filename}': {msg}"
+        raise ImgError(msg, corrupt=isinstance(e, CorruptImageError)) from None
 
 
 def progress(done: int, total: int, enabled: bool, final: bool = False) -> None:

@@ -9,7 +9,16 @@ from array import array
 from dataclasses import dataclass, field
 
 from ..errors import BlockError
-from .format import INCOMPAT_CORRUPT, OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED
+from .format import (
+    INCOMPAT_CORRUPT,
+    L1E_RESERVED,
+    L2E_STD_RESERVED,
+    OFFSET_MASK,
+    OFLAG_COMPRESSED,
+    OFLAG_COPIED,
+)
+
+L2E_ZERO = 1  # bit 0 of a standard L2 entry: the cluster reads as zeros (v3)
 
 
 @dataclass
@@ -44,14 +53,36 @@ class _Refs:
     def get(self, c: int) -> int:
         return self.arr[c] if c < len(self.arr) else self.extra.get(c, 0)
 
+    def dec(self, c: int) -> None:
+        if c < len(self.arr):
+            self.arr[c] = max(self.arr[c] - 1, 0)
+        elif self.extra.get(c):
+            self.extra[c] -= 1
 
-def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
+    def end(self) -> int:
+        """One past the highest cluster with a reference."""
+        top = max((c for c, n in self.extra.items() if n), default=-1)
+        for c in range(len(self.arr) - 1, top, -1):
+            if self.arr[c]:
+                return c + 1
+        return top + 1
+
+
+def _walk_refs(node, res: CheckResult, refs: _Refs, fix: bool = False
+               ) -> tuple[list[int], bool]:
+    """Count references into ``refs``; returns the clusters of the refcount table and
+    blocks (once per reference counted), and whether a refcount table entry is broken."""
     cs, cb = node.cluster_size, node.cluster_bits
     file_size = node.file.size
     h = node.h
 
     def inc_range(off: int, length: int) -> None:
         if length <= 0:
+            return
+        if off + length > file_size + cs:
+            # as qemu-img: no refcount is kept (or created, on repair) that far out
+            bad(f"ERROR: counting reference for region exceeding the end of the file by "
+                f"one cluster or more: offset {off:#x} size {length:#x}")
             return
         first, last = off >> cb, (off + length - 1) >> cb
         refs.inc(first, last - first + 1)
@@ -66,6 +97,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
     def walk_l1(l1: list[int], l1_off: int, active: bool) -> None:
         inc_range(l1_off, len(l1) * 8)
         for _i, e in enumerate(l1):
+            if e & L1E_RESERVED:
+                bad(f"ERROR found L1 entry with reserved bits set: {e:x}")
             l2_off = e & OFFSET_MASK
             if not l2_off:
                 continue
@@ -78,7 +111,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                 continue
             inc_range(l2_off, cs)
             raw = node.file.read(l2_off, cs)
-            table = struct.unpack(f">{cs // 8}Q", raw)
+            table = list(struct.unpack(f">{cs // 8}Q", raw))
+            dirty = False
             for j in range(0, len(table), node.words):
                 entry = table[j]
                 if entry & OFLAG_COMPRESSED:
@@ -95,6 +129,8 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                         res.compressed_clusters += 1
                         res.fragmented_clusters += 1
                     continue
+                if entry & L2E_STD_RESERVED and not node.extl2:
+                    bad(f"ERROR found l2 entry with reserved bits set: {entry:x}")
                 off = entry & OFFSET_MASK
                 if not off:
                     continue
@@ -102,12 +138,27 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
                     bad(f"ERROR offset={off:x}: Cluster is not properly aligned; L2 entry "
                         "corrupted.")
                     continue
+                if off + cs > file_size:
+                    # no refcount can be right for it; repair makes the guest see zeros
+                    if fix:
+                        res.messages.append(f"Repairing offset={off:x}: Data cluster is "
+                                            "beyond the end of the image file")
+                        table[j] = L2E_ZERO if node.version >= 3 else 0
+                        dirty = True
+                        res.corruptions_fixed += 1
+                    else:
+                        bad(f"ERROR offset={off:x}: Data cluster is beyond the end of the "
+                            "image file")
+                    continue
                 inc_range(off, cs)
                 if active:
                     res.allocated_clusters += 1
                     if next_contig[0] and off != next_contig[0]:
                         res.fragmented_clusters += 1
                     next_contig[0] = off + cs
+            if dirty:
+                node.file.write(l2_off, struct.pack(f">{len(table)}Q", *table))
+                node._l2_cache.pop(l2_off, None)
 
     walk_l1(node.l1, h.l1_table_offset, True)
     for s in node.snapshots:
@@ -115,18 +166,33 @@ def _walk_refs(node, res: CheckResult, refs: _Refs) -> None:
         walk_l1(list(struct.unpack(f">{s.l1_size}Q", raw)), s.l1_table_offset, False)
     if h.nb_snapshots:
         inc_range(h.snapshots_offset, node.snapshot_table_bytes)
+    if h.crypto_header:
+        inc_range(*h.crypto_header)
     rc = node.refcounts
     inc_range(rc.table_offset, rc.table_clusters * cs)
+    structure = list(range(rc.table_offset >> cb, (rc.table_offset >> cb) + rc.table_clusters))
+    broken = rc.table_offset + rc.table_clusters * cs > file_size
+    if broken:
+        bad("ERROR refcount table is outside the image file")
     for i, off in enumerate(rc.table):
         if not off:
+            continue
+        if off & ~OFFSET_MASK:
+            bad(f"ERROR refcount table entry {i} has reserved bits set")
+            broken = True
             continue
         if off % cs:
             bad(f"ERROR refcount block {i} is not cluster aligned; refcount table entry "
                 "corrupted")
+            broken = True
+            continue
+        if off + cs > file_size:
+            bad(f"ERROR refcount block {i} is outside image")
+            broken = True
             continue
         inc_range(off, cs)
-    if h.crypto_header:
-        inc_range(*h.crypto_header)
+        structure.append(off >> cb)
+    return structure, broken
 
 
 def check_image(node, repair: str | None = None) -> CheckResult:
@@ -136,7 +202,8 @@ def check_image(node, repair: str | None = None) -> CheckResult:
     res.total_clusters = -(-node.size // cs)
     nb = -(-node.file.size // cs)
     refs = _Refs(nb)
-    _walk_refs(node, res, refs)
+    fix = repair == "all" and not node.read_only
+    structure, broken = _walk_refs(node, res, refs, fix=fix)
     rc = node.refcounts
     rc.drop_cache()
     fixes: dict[int, int] = {}
@@ -159,15 +226,20 @@ def check_image(node, repair: str | None = None) -> CheckResult:
             res.leaks += 1
         if fixing:
             fixes[c] = ref - stored
+        if c in structure_set:
+            structure_wrong.append(c)
 
+    structure_wrong: list[int] = []
+    structure_set = set(structure)
     for b, off in enumerate(rc.table):
-        if not off or off % cs:
-            continue
+        if not off or off & ~OFFSET_MASK or off % cs or off + cs > node.file.size:
+            continue  # reported by _walk_refs
         try:
             blk = rc._block(b)
         except BlockError as e:
             res.messages.append(f"ERROR refcount block {b}: {e}")
             res.corruptions += 1
+            broken = True
             continue
         base = b * rc.per_block
         for i, v in rc.codec.nonzero(blk):
@@ -179,7 +251,14 @@ def check_image(node, repair: str | None = None) -> CheckResult:
         if c not in seen and refs.get(c):
             compare(c, 0)
     res.image_end_offset = (highest + 1) * cs
-    if repair and not node.read_only:
+    if fix and (broken or structure_wrong):
+        # the refcount structure itself cannot be trusted: write a new one, as qemu-img
+        for c in structure:
+            refs.dec(c)
+        _rebuild_refcounts(node, refs)
+        res.corruptions_fixed += res.corruptions
+        res.messages.append("Rebuilding refcount structure")
+    elif repair and not node.read_only:
         if fixes:
             # raise first, then lower: a crash in between only leaks
             rc.apply({c: d for c, d in fixes.items() if d > 0})
@@ -189,7 +268,8 @@ def check_image(node, repair: str | None = None) -> CheckResult:
                     res.leaks_fixed += 1
                 else:
                     res.corruptions_fixed += 1
-    copied_fixes = _check_copied(node, res, repair == "all")
+    # stored refcounts from a broken structure say nothing about COPIED flags
+    copied_fixes = _check_copied(node, res, repair == "all") if not broken or fix else 0
     if repair and not node.read_only:
         res.corruptions_fixed += copied_fixes
         if repair == "all" and node.h.incompatible_features & INCOMPAT_CORRUPT:
@@ -197,6 +277,44 @@ def check_image(node, repair: str | None = None) -> CheckResult:
             node.write_header()
         node.file.flush()
     return res
+
+
+def _rebuild_refcounts(node, refs: _Refs) -> None:
+    """A new refcount table and blocks after the last used cluster, holding ``refs``
+    (which must not count the old structure) plus the new structure itself; then the
+    header points at it.  The old table and blocks are left behind, unreferenced."""
+    cs, cb = node.cluster_size, node.cluster_bits
+    old = node.refcounts
+    codec, per_block = old.codec, old.per_block
+    start = max(refs.end(), -(-node.file.size // cs))
+    blocks = table_clusters = 0
+    while True:  # the structure covers itself
+        total = start + blocks + table_clusters
+        need_blocks = -(-total // per_block)
+        need_table = -(-need_blocks * 8 // cs)
+        if (need_blocks, need_table) == (blocks, table_clusters):
+            break
+        blocks, table_clusters = need_blocks, need_table
+    for c in range(start, start + blocks + table_clusters):
+        refs.inc(c)
+    table = []
+    for b in range(blocks):
+        raw = codec.new_block()
+        for i in range(per_block):
+            n = refs.get(b * per_block + i)
+            if n:
+                codec.set(raw, i, min(n, codec.max))
+        offset = (start + b) << cb
+        node.file.write(offset, bytes(raw))
+        table.append(offset)
+    table_offset = (start + blocks) << cb
+    node.file.write(table_offset, struct.pack(f">{len(table)}Q", *table)
+                    + bytes(table_clusters * cs - 8 * len(table)))
+    node.file.flush()
+    node.h.refcount_table_offset = table_offset
+    node.h.refcount_table_clusters = table_clusters
+    node.write_header()
+    node.reload_refcounts()
 
 
 def _check_copied(node, res: CheckResult, fix: bool) -> int:

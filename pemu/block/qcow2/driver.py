@@ -59,7 +59,7 @@ class Qcow2Node(BlockNode):
             cb = struct.unpack_from(">I", first, 20)[0]
             if fmt.MIN_CLUSTER_BITS <= cb <= fmt.MAX_CLUSTER_BITS and (1 << cb) > len(first):
                 first = file.read(0, min(1 << cb, file.size))
-        self.h: Header = parse_header(first, file.size)
+        self.h: Header = parse_header(first, file.size, check_mode=check_mode)
         h = self.h
         self.cluster_bits = h.cluster_bits
         self.cluster_size = cs = 1 << h.cluster_bits
@@ -82,15 +82,11 @@ class Qcow2Node(BlockNode):
         raw = file.read(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
         self.l1 = list(struct.unpack(f">{h.l1_size}Q", raw))
         for i, e in enumerate(self.l1):
-            if e & fmt.L1E_RESERVED:
+            # check mode opens anyway: the check reports the entry
+            if e & fmt.L1E_RESERVED and not check_mode:
                 raise BlockError(f"qcow2: L1 entry {i} has reserved bits set ({e:#x}); "
                                  "the image is corrupt")
-        self.refcounts = Refcounts(file, h.cluster_bits, h.refcount_order,
-                                   h.refcount_table_offset, h.refcount_table_clusters,
-                                   on_table_moved=self._refcount_table_moved)
-        self.refcounts.writable = not self.read_only
-        self.refcounts.overlap_check = self._overlap_check
-        self.refcounts.on_change = self.invalidate_meta
+        self.reload_refcounts()
         self._meta: tuple[set[int], set[int]] | None = None
         self.snapshots: list[Snapshot] = []
         self.snapshot_table_bytes = 0
@@ -98,7 +94,8 @@ class Qcow2Node(BlockNode):
             data = file.read(h.snapshots_offset, min(64 << 20, max(file.size -
                                                                     h.snapshots_offset, 0)))
             self.snapshots, self.snapshot_table_bytes = parse_snapshot_table(
-                data, h.nb_snapshots, cs, file.size, h.size)
+                data, h.nb_snapshots, cs, file.size, h.size,
+                min_extra=16 if check_mode and h.version >= 3 else 0)
         self._l2_cache: OrderedDict[int, list[int]] = OrderedDict()
         self._l2_cache_tables = max(4, _L2_CACHE_ENTRIES // (cs // 8))
         self._cbuf_key = -1
@@ -220,6 +217,17 @@ class Qcow2Node(BlockNode):
             self.h.incompatible_features &= ~bit
         self.write_header()
         self.file.flush()
+
+    def reload_refcounts(self) -> None:
+        """(Re)read the refcount table the header names (at open; after check rebuilt it)."""
+        h = self.h
+        self.refcounts = Refcounts(self.file, h.cluster_bits, h.refcount_order,
+                                   h.refcount_table_offset, h.refcount_table_clusters,
+                                   on_table_moved=self._refcount_table_moved,
+                                   strict=not self.check_mode)
+        self.refcounts.writable = not self.read_only
+        self.refcounts.overlap_check = self._overlap_check
+        self.refcounts.on_change = self.invalidate_meta
 
     def _refcount_table_moved(self, offset: int, clusters: int) -> None:
         self.h.refcount_table_offset = offset

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ..errors import BlockError
+from ..errors import BlockError, CorruptImageError
 
 MAGIC = b"QFI\xfb"
 
@@ -23,6 +23,7 @@ INCOMPAT_EXTL2 = 1 << 4
 INCOMPAT_KNOWN = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2
 COMPAT_LAZY_REFCOUNTS = 1 << 0
 AUTOCLEAR_BITMAPS = 1 << 0
+AUTOCLEAR_DATA_FILE_RAW = 1 << 1
 
 # header extension types
 EXT_END = 0
@@ -135,7 +136,7 @@ def _feature_table() -> bytes:
     return b"".join(struct.pack(">BB46s", t, b, n.encode()) for t, b, n in _FEATURES)
 
 
-def parse_header(buf: bytes, file_size: int) -> Header:
+def parse_header(buf: bytes, file_size: int, check_mode: bool = False) -> Header:
     """Parse and validate the header cluster (``buf`` holds at least its first bytes)."""
     if len(buf) < V2_HEADER_LEN or buf[:4] != MAGIC:
         raise BlockError("Image is not in qcow2 format")
@@ -170,6 +171,8 @@ def parse_header(buf: bytes, file_size: int) -> Header:
         raise BlockError("Unsupported qcow2 feature(s): external data file")
     if unknown:
         raise BlockError(f"Unsupported qcow2 feature(s): unknown incompatible bits {unknown:#x}")
+    if h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW:
+        raise BlockError("data-file-raw requires a data file")  # none can be given
     if h.refcount_order > 6:
         raise BlockError("Reference count entry width too large; may not exceed 64 bits")
     if h.compression_type not in COMPRESSION_NAMES:
@@ -186,27 +189,31 @@ def parse_header(buf: bytes, file_size: int) -> Header:
     if size > MAX_VIRTUAL_SIZE:
         raise BlockError(f"Image size {size} is too large")
     entry_bytes = 16 if h.incompatible_features & INCOMPAT_EXTL2 else 8
+    if entry_bytes == 16 and cs // 32 < 512:
+        raise BlockError(f"Unsupported subcluster size: {cs // 32}")
     l2_span = (cs // entry_bytes) * cs
     needed_l1 = -(-size // l2_span)
     if l1_size * 8 > MAX_L1_BYTES:
         raise BlockError("Active L1 table too large")
     if l1_size < needed_l1:
-        raise BlockError("L1 table is too small for the image size")
+        raise CorruptImageError("L1 table is too small for the image size")
     if l1_size and (l1_off % cs or l1_off == 0):
-        raise BlockError("Invalid L1 table offset")
+        raise CorruptImageError("Invalid L1 table offset")
     if l1_size and l1_off + l1_size * 8 > max(file_size, cs):
-        raise BlockError("L1 table is outside the image file")
+        raise CorruptImageError("L1 table is outside the image file")
     if rt_off % cs or rt_off == 0:
-        raise BlockError("Invalid reference count table offset")
+        raise CorruptImageError("Invalid reference count table offset")
     if rt_clusters == 0 or rt_clusters * cs > MAX_REFTABLE_BYTES:
-        raise BlockError("Reference count table too large" if rt_clusters else
+        raise CorruptImageError("Reference count table too large" if rt_clusters else
                          "Image has no reference count table")
-    if rt_off + rt_clusters * cs > file_size:
-        raise BlockError("Reference count table is outside the image file")
+    if (rt_off + rt_clusters * cs) >> 56:  # past what any qcow2 offset can address
+        raise CorruptImageError("Reference count table offset invalid")
+    if rt_off + rt_clusters * cs > file_size and not check_mode:  # check: -r all rebuilds
+        raise CorruptImageError("Reference count table is outside the image file")
     if nb_snap > MAX_SNAPSHOTS:
         raise BlockError("Too many snapshots")
     if nb_snap and (snap_off % cs or snap_off == 0 or snap_off >= file_size):
-        raise BlockError("Invalid snapshot table offset")
+        raise CorruptImageError("Invalid snapshot table offset")
     _parse_extensions(h, buf, cs)
     if bf_off:
         if bf_size > MAX_BACKING_NAME or bf_off + bf_size > min(cs, len(buf)):

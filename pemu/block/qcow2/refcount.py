@@ -15,7 +15,7 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from ..errors import BlockError
+from ..errors import BlockError, CorruptImageError
 from .format import OFFSET_MASK
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ def _full_byte_skip(raw: bytearray, b: int, bits: int) -> int:
 
 class Refcounts:
     def __init__(self, file: BlockNode, cluster_bits: int, order: int, table_offset: int,
-                 table_clusters: int, on_table_moved=None) -> None:
+                 table_clusters: int, on_table_moved=None, strict: bool = True) -> None:
+        """``strict=False`` (check mode) keeps broken table entries for the check to
+        report (and -r all to replace) instead of refusing the image."""
         self.file = file
         self.cluster_bits = cluster_bits
         self.cluster_size = 1 << cluster_bits
@@ -143,8 +145,8 @@ class Refcounts:
         raw = file.read(table_offset, table_clusters * self.cluster_size)
         self.table = list(struct.unpack(f">{len(raw) // 8}Q", raw))
         for i, entry in enumerate(self.table):
-            if entry & ~OFFSET_MASK & ~0x1FF or entry % self.cluster_size:
-                raise BlockError(f"Refcount block offset {entry:#x} (table entry {i}) is "
+            if strict and (entry & ~OFFSET_MASK & ~0x1FF or entry % self.cluster_size):
+                raise CorruptImageError(f"Refcount block offset {entry:#x} (table entry {i}) is "
                                  "invalid")
         self._cache: OrderedDict[int, bytearray] = OrderedDict()
         self.free_hint = 0

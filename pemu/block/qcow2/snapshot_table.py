@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ..errors import BlockError
+from ..errors import BlockError, CorruptImageError
 from .format import MAX_L1_BYTES
 
 _ENTRY = struct.Struct(">QIHHIIQII")
@@ -38,34 +38,37 @@ class Snapshot:
 
 
 def parse_snapshot_table(data: bytes, count: int, cluster_size: int, file_size: int,
-                         image_size: int) -> tuple[list[Snapshot], int]:
-    """Returns the snapshots and the table's length in bytes."""
+                         image_size: int, min_extra: int = 0) -> tuple[list[Snapshot], int]:
+    """Returns the snapshots and the table's length in bytes.  ``min_extra``: the extra
+    data every entry must have (16 in a v3 image checked: vm state size and disk size)."""
     snaps: list[Snapshot] = []
     pos = 0
     for i in range(count):
         if pos + _ENTRY.size > len(data):
-            raise BlockError(f"Snapshot table entry {i} is outside the snapshot table")
+            raise CorruptImageError(f"Snapshot table entry {i} is outside the snapshot table")
         (l1_off, l1_size, id_len, name_len, dsec, dnsec, clock, vmstate,
          extra_len) = _ENTRY.unpack_from(data, pos)
         pos += _ENTRY.size
         if extra_len > MAX_EXTRA_DATA:
             raise BlockError(f"Snapshot {i}: extra data too large")
         if pos + extra_len + id_len + name_len > len(data):
-            raise BlockError(f"Snapshot {i} is outside the snapshot table")
+            raise CorruptImageError(f"Snapshot {i} is outside the snapshot table")
+        if extra_len < min_extra:
+            raise CorruptImageError(f"snapshot table entry {i} is incomplete")
         extra = data[pos:pos + extra_len]
         pos += extra_len
         try:
             ids = data[pos:pos + id_len].decode()
             name = data[pos + id_len:pos + id_len + name_len].decode()
         except UnicodeDecodeError:
-            raise BlockError(f"Snapshot {i}: name is not valid UTF-8") from None
+            raise CorruptImageError(f"Snapshot {i}: name is not valid UTF-8") from None
         pos += id_len + name_len
         pos += -pos % 8
         if l1_size * 8 > MAX_L1_BYTES:
-            raise BlockError(f"Snapshot {i}: L1 table is too large")
+            raise CorruptImageError(f"Snapshot {i}: L1 table is too large")
         if l1_off % cluster_size or (l1_size and (l1_off == 0 or
                                                    l1_off + l1_size * 8 > file_size)):
-            raise BlockError(f"Snapshot {i}: invalid L1 table offset")
+            raise CorruptImageError(f"Snapshot {i}: invalid L1 table offset")
         s = Snapshot(l1_off, l1_size, ids, name, dsec, dnsec, clock, vmstate, image_size)
         if len(extra) >= 8:
             s.vm_state_size = struct.unpack_from(">Q", extra)[0]

@@ -18,6 +18,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pemu.hw.image_file import write_zeros
+
 ELF_MAGIC = b"\x7fELF"
 EM_RISCV = 243
 PT_LOAD = 1
@@ -80,7 +82,7 @@ def load_elf(data: bytes, what: str, write: Write, ram_base: int, ram_size: int
         _check_range(f"{what} segment {i}", p_paddr, p_memsz, ram_base, ram_size)
         write(p_paddr, data[p_offset:p_offset + p_filesz])
         if p_memsz > p_filesz:
-            write(p_paddr + p_filesz, bytes(p_memsz - p_filesz))
+            write_zeros(write, p_paddr + p_filesz, p_memsz - p_filesz)
         low, high = min(low, p_paddr), max(high, p_paddr + p_memsz)
     if high == 0:
         raise BootError(f"{what}: ELF file has nothing to load")

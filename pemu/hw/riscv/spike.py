@@ -33,7 +33,7 @@ class SpikeBoard(RiscvBoard):
                              "-kernel FILE)")
         if cfg.bios not in (None, "none") and cfg.kernel:
             raise BoardError("-M spike: give the program as -bios or as -kernel, not both")
-        self.image = read_file(path, "program")
+        self.image = read_file(path, "program", cfg.ram_size)
         if not boot.is_elf(self.image):
             raise BoardError(f"'{path}': spike runs ELF programs only")
         self.chardevs = chardevs

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 
+from pemu.fdt.header import FdtHeaderError, check_fdt_blob
 from pemu.hw.char.serial16550 import Serial16550
+from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.riscv import boot
@@ -62,12 +64,12 @@ def check_machine_options(info: TypeInfo, opts: dict[str, str]) -> None:
         raise BoardError(f"-M {info.name}: {e}") from None
 
 
-def read_file(path: str, what: str) -> bytes:
+def read_file(path: str, what: str, limit: int) -> bytes:
+    """A regular file of at most ``limit`` bytes (the RAM it must fit in)."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise BoardError(f"could not load {what} '{path}': {e.strerror}") from None
+        return read_image(path, limit)
+    except ImageFileError as e:
+        raise BoardError(f"could not load {what} '{path}': {e}") from None
 
 
 class VirtBoard(RiscvBoard):
@@ -149,9 +151,9 @@ class VirtBoard(RiscvBoard):
             if cfg.bios is None and not os.path.exists(bios):
                 raise BoardError(f"no -bios given and the default firmware {bios} is "
                                  "missing (install Debian's opensbi, or use -bios none)")
-            self._images["bios"] = read_file(bios, "bios")
+            self._images["bios"] = read_file(bios, "bios", cfg.ram_size)
         if cfg.kernel:
-            self._images["kernel"] = read_file(cfg.kernel, "kernel")
+            self._images["kernel"] = read_file(cfg.kernel, "kernel", cfg.ram_size)
             data = self._images["kernel"]
             if not (boot.is_elf(data) or boot.is_linux_image(data)):
                 raise BoardError(f"kernel '{cfg.kernel}': not a RISC-V Linux Image or an "
@@ -161,9 +163,14 @@ class VirtBoard(RiscvBoard):
         if cfg.initrd:
             if not cfg.kernel:
                 raise BoardError("-initrd needs a -kernel")
-            self._images["initrd"] = read_file(cfg.initrd, "initrd")
+            self._images["initrd"] = read_file(cfg.initrd, "initrd", cfg.ram_size)
         if cfg.dtb:
-            self._images["dtb"] = read_file(cfg.dtb, "dtb")
+            dtb = read_file(cfg.dtb, "dtb", FDT_MAX)
+            try:
+                self._images["dtb"] = dtb[:check_fdt_blob(dtb)]
+            except FdtHeaderError as e:
+                raise BoardError(f"load_device_tree: Unable to copy device tree into "
+                                 f"memory: {e} ('{cfg.dtb}')") from None
 
     def layout(self, initrd: tuple[int, int] | None) -> VirtLayout:
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from pemu.hw.image_file import write_zeros
 from pemu.hw.x86.boot_layout import (
     BOOT_INFO_ADDR,
     CMDLINE_ADDR,
@@ -78,7 +79,8 @@ def load_multiboot(image: bytes, hdr: MultibootHeader, initrd: bytes | None, cmd
             raise BootError("kernel: multiboot load range lies outside the file")
         bss_end = max(hdr.bss_end_addr, load_end)
         check_fits("kernel", hdr.load_addr, bss_end - hdr.load_addr, low_ram_end)
-        write(hdr.load_addr, image[file_start:file_start + size] + bytes(bss_end - load_end))
+        write(hdr.load_addr, image[file_start:file_start + size])
+        write_zeros(write, load_end, bss_end - load_end)
         entry, kernel_end = hdr.entry_addr, bss_end
     elif is_elf(image):
         elf = parse_elf(image)

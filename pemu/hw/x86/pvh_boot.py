@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 
+from pemu.hw.image_file import write_zeros
 from pemu.hw.x86.boot_layout import (
     BOOT_INFO_ADDR,
     MODULES_ADDR,
@@ -55,7 +56,8 @@ def load_segments(elf: ELFImage, write: WriteFn, ram_end: int) -> int:
     end = 0
     for seg in elf.segments:
         check_fits("kernel segment", seg.paddr, seg.memsz, ram_end)
-        write(seg.paddr, seg.data + bytes(seg.memsz - len(seg.data)))
+        write(seg.paddr, seg.data)
+        write_zeros(write, seg.paddr + len(seg.data), seg.memsz - len(seg.data))
         end = max(end, seg.paddr + seg.memsz)
     return end
 

@@ -1,0 +1,56 @@
+"""Reading a ``-kernel``/``-bios``/``-initrd``/``-dtb`` file, with the limits an image given
+by an untrusted manager or user must not pass.
+
+Only regular files are read: ``/dev/zero`` would be read until memory runs out and a
+FIFO would block start-up forever (QEMU blocks on one; pemu refuses it).  A file larger
+than the guest RAM it must fit in is refused from its size, before anything is read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+
+class ImageFileError(Exception):
+    """The reason in words, e.g. "not a regular file"; callers add what and where."""
+
+
+def read_image(path: str, limit: int) -> bytes:
+    """The whole of regular file ``path``, which must be at most ``limit`` bytes."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not block; we refuse it below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ImageFileError(e.strerror or str(e)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ImageFileError("Is a directory" if stat.S_ISDIR(st.st_mode)
+                             else "not a regular file")
+    if st.st_size > limit:
+        os.close(fd)
+        raise ImageFileError(f"file is {st.st_size} bytes, larger than guest RAM "
+                             f"({limit} bytes)")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(limit + 1)  # the file may grow while we read it
+        except OSError as e:
+            raise ImageFileError(e.strerror or str(e)) from None
+    if len(data) > limit:
+        raise ImageFileError(f"file grew past the guest RAM size ({limit} bytes)")
+    return data
+
+
+ZERO_CHUNK = 1 << 20
+
+
+def write_zeros(write, addr: int, size: int) -> None:
+    """``size`` zero bytes at ``addr`` through ``write(addr, data)``, a chunk at a time, so
+    a segment's large .bss (p_memsz) never becomes one huge bytes object."""
+    zeros = bytes(min(size, ZERO_CHUNK))
+    done = 0
+    while done < size:
+        n = min(ZERO_CHUNK, size - done)
+        write(addr + done, zeros if n == len(zeros) else zeros[:n])
+        done += n
