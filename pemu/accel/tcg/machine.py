@@ -66,6 +66,48 @@ class DeadlineKicker:
                     wait = min(wait, max(self.MIN_WAIT_S, (deadline - now) / 1e9))
 
 
+class QuantumTimer:
+    """Ends the running vCPU's turn when its quantum is over: one thread for the
+    machine's life.  (A ``threading.Timer`` per turn cost a thread start, and
+    ``Thread.start`` waits until the new thread has been scheduled: on a loaded host
+    that wait was a large part of a 5 ms turn.)"""
+
+    def __init__(self, quantum_s: float, expire: Callable[[SystemCPU], None]) -> None:
+        self.quantum_s = quantum_s
+        self._expire = expire
+        self._cond = threading.Condition()
+        self._hart: SystemCPU | None = None  # the vCPU whose turn is timed, if any
+        self._deadline = 0.0
+        self._done = False
+        self._thread = threads.start_daemon(self._run, name="pemu-quantum")
+
+    def arm(self, hart: SystemCPU) -> None:
+        """Time ``hart``'s turn from now (replacing the previous turn's timing)."""
+        with self._cond:
+            self._hart = hart
+            self._deadline = time.monotonic() + self.quantum_s
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._done:
+                if self._hart is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                hart, self._hart = self._hart, None
+                self._expire(hart)
+
+
 class Machine:
     """Runs a set of vCPUs on one thread, round-robin, until ``stop`` is called."""
 
@@ -78,7 +120,7 @@ class Machine:
         self.next_deadline = next_deadline  # host monotonic time of the next timer event
         self.stopping = False
         self._yield = False
-        self._timer: threading.Timer | None = None
+        self._quantum: QuantumTimer | None = None  # with several vCPUs, while running
         self._current: SystemCPU | None = None  # the vCPU running now (several vCPUs)
         for hart in harts:
             hart.should_stop = self._should_stop
@@ -127,11 +169,16 @@ class Machine:
     def run_harts(self) -> None:
         native = bool(self.harts) and self.harts[0].translator.native
         kicker = DeadlineKicker(self.harts) if native else None
+        if len(self.harts) > 1:
+            self._quantum = QuantumTimer(self.QUANTUM_S, self._end_turn)
         try:
             self._run_harts()
         finally:
             if kicker is not None:
                 kicker.stop()
+            if self._quantum is not None:
+                self._quantum.stop()
+                self._quantum = None
 
     def _run_harts(self) -> None:
         multi = len(self.harts) > 1
@@ -147,23 +194,17 @@ class Machine:
                     hart.wake()
                 ran = True
                 if multi:
-                    self._arm_quantum(hart)
+                    self._quantum.arm(hart)
                     self._current = hart
                 hart.run()
                 self._current = None
             if not ran:
                 self._sleep()
 
-    def _arm_quantum(self, hart: SystemCPU) -> None:
-        def expire() -> None:
-            self._yield = True
-            hart.slots[hart.exit_slot] = 1
-
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self.QUANTUM_S, expire)
-        self._timer.daemon = True
-        threads.start(self._timer)
+    def _end_turn(self, hart: SystemCPU) -> None:
+        """The quantum of ``hart`` is over (on the quantum thread)."""
+        self._yield = True
+        hart.slots[hart.exit_slot] = 1
 
 
-__all__ = ["DeadlineKicker", "Machine"]
+__all__ = ["DeadlineKicker", "Machine", "QuantumTimer"]
