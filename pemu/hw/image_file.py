@@ -32,13 +32,16 @@ def read_image(path: str, limit: int) -> bytes:
         os.close(fd)
         raise ImageFileError(f"file is {st.st_size} bytes, larger than guest RAM "
                              f"({limit} bytes)")
+    expected = st.st_size
     with os.fdopen(fd, "rb") as f:
         try:
-            data = f.read(limit + 1)  # the file may grow while we read it
+            # One byte more than its size, to see it grow while we read; never ``limit``
+            # itself (``-m 64T``: read() would allocate a buffer of that size).
+            data = f.read(expected + 1)
         except OSError as e:
             raise ImageFileError(e.strerror or str(e)) from None
-    if len(data) > limit:
-        raise ImageFileError(f"file grew past the guest RAM size ({limit} bytes)")
+    if len(data) > expected:
+        raise ImageFileError("file changed while it was read")
     return data
 
 
