@@ -18,8 +18,8 @@ Pieces:
 * system mode only: ``mmu_index`` (block flags -> MMU index of its data accesses),
   ``fetch_index`` (block flags -> the execute TLB's index), ``fetch_fault``; the page
   walk and protection checks come per vCPU as a ``GuestMMU`` (see softmmu.py), and
-  exception/interrupt entry is the target's vCPU loop's own business (the
-  ``SystemVCPU`` protocol of round_robin.py).
+  exception and interrupt entry are the target's vCPU class, a subclass of
+  system_cpu.SystemCPU (what machine.Machine asks of it is listed there).
 * native FP: a helper the host FPU can compute carries ``Helper.host_float``
   (host_float.py); the backend needs no table from the target.
 """
