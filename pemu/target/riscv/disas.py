@@ -9,20 +9,26 @@ from __future__ import annotations
 
 from functools import cache
 
-import capstone
-
 from pemu.target.riscv.translate import insn_length
 
 
 @cache
-def _disassembler() -> capstone.Cs:
+def _disassembler():  # -> capstone.Cs, or None without capstone
+    try:
+        # capstone is optional and slow to import: only -d in_asm and the tests load it
+        import capstone
+    except ImportError:
+        return None
     return capstone.Cs(capstone.CS_ARCH_RISCV,
                        capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
 
 
 def disassemble(code: bytes, pc: int) -> list[str]:
-    """One line per instruction: ``0x<addr>:  <hex bytes>  <mnemonic> <operands>``."""
+    """One line per instruction: ``0x<addr>:  <hex bytes>  <mnemonic> <operands>``
+    (without capstone, the raw bytes in one line)."""
     md = _disassembler()
+    if md is None:
+        return [f"0x{pc:016x}:  {code.hex()}"]
     lines = []
     off = 0
     while off + 2 <= len(code):

@@ -9,25 +9,16 @@ from __future__ import annotations
 
 from pemu.accel.tcg.target import TCGTarget
 from pemu.target.riscv import cpu_state
+from pemu.target.riscv.disas import disassemble
 from pemu.target.riscv.mmu_regime import fetch_fault, fetch_index, mmu_index
 from pemu.target.riscv.translate import translate_block
-
-
-def _disassemble(code: bytes, pc: int) -> list[str]:
-    try:
-        # capstone is optional (and slow to import): only -d in_asm loads it
-        from pemu.target.riscv.disas import disassemble
-    except ImportError:
-        return [f"0x{pc:016x}:  {code.hex()}"]
-    return disassemble(code, pc)
-
 
 RISCV64 = TCGTarget(
     name="riscv64",
     layout=cpu_state.LAYOUT,
     translate=translate_block,
     new_state=cpu_state.RiscvCPUState,
-    disassemble=_disassemble,
+    disassemble=disassemble,
     dump_registers=cpu_state.dump_registers,
     mmu_index=mmu_index,
     fetch_index=fetch_index,
