@@ -12,6 +12,7 @@ cleanly (disks flushed and closed, terminal restored).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 
@@ -110,8 +111,11 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
 
         def on_signal(signum: int, frame: object) -> None:
-            print(f"\r\n{PROG}: terminating on signal {signum}", file=sys.stderr)
+            # stop first: when stderr is a pipe whose reader died (the usual reason for
+            # a SIGTERM), the message cannot be written and must not keep pemu running
             board.request_exit(0, f"signal {signum}")
+            with contextlib.suppress(OSError):
+                print(f"\r\n{PROG}: terminating on signal {signum}", file=sys.stderr)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
