@@ -16,11 +16,16 @@ class ImageFileError(Exception):
     """The reason in words, e.g. "not a regular file"; callers add what and where."""
 
 
-def read_image(path: str, limit: int) -> bytes:
-    """The whole of regular file ``path``, which must be at most ``limit`` bytes."""
+def read_image(path: str | int, limit: int) -> bytes:
+    """The whole of regular file ``path`` (or of an open descriptor, read from its
+    start and left open), which must be at most ``limit`` bytes."""
     try:
-        # O_NONBLOCK: opening a FIFO with no writer must not block; we refuse it below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if isinstance(path, int):
+            fd = os.dup(path)
+            os.lseek(fd, 0, os.SEEK_SET)
+        else:
+            # O_NONBLOCK: opening a FIFO with no writer must not block; refused below.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         raise ImageFileError(e.strerror or str(e)) from None
     st = os.fstat(fd)

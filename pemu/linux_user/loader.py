@@ -47,7 +47,7 @@ def resolve_path(path: str, prefix: str | None) -> str:
     return path
 
 
-def read_elf(path: str) -> ElfFile:
+def read_elf(path: str | int) -> ElfFile:
     try:
         data = read_image(path, MAX_PROGRAM_SIZE)
     except ImageFileError as e:
@@ -97,8 +97,10 @@ def _phdr_address(elf: ElfFile, bias: int) -> int:
     return 0
 
 
-def load_program(mem: GuestVirtualMemory, path: str, prefix: str | None) -> LoadedProgram:
-    """Load the program and its interpreter; raises ElfError with a short reason."""
+def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None
+                 ) -> LoadedProgram:
+    """Load the program (a path, or a descriptor open on it) and its interpreter; raises
+    ElfError with a short reason."""
     elf = read_elf(path)
     lo, hi = _span(elf)
     bias = PIE_BASE - lo if elf.type == ET_DYN else 0

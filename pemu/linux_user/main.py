@@ -1,10 +1,17 @@
 """pemu-riscv64: run a riscv64 Linux program on this host (qemu-riscv64's interface).
 
-usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64]
+usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64] [-r release]
                     [-d item,...] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]]
                     program [args...]
-Environment: QEMU_LD_PREFIX (like -L), QEMU_STRACE (like -strace), QEMU_LOG (like -d),
-QEMU_LOG_FILENAME (like -D).
+Every option can also come from the environment, as in QEMU (``ENV_OPTIONS``): PEMU_NAME,
+or QEMU's QEMU_NAME so that existing setups (binfmt_misc, sbuild, containers) work
+unchanged; the command line wins over both, PEMU_ over QEMU_.
+
+Started by binfmt_misc with the ``P`` flag, the kernel passes the original argv[0] after
+the program path.  It says so in AT_FLAGS only to an ELF interpreter, and this one is a
+Python script, so ``pemu-riscv64-binfmt-P`` (``binfmt_main``) is the entry point that
+pemu-binfmt registers for ``P``; AT_FLAGS is still honoured (``host_auxv.py``) for an ELF
+wrapper such as Debian's ``riscv64-binfmt-P``, which does the same.
 """
 
 from __future__ import annotations
@@ -16,12 +23,22 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.qemuopts.keyval import OptionError, parse_keyval
 
 from .elf import ElfError
+from .host_auxv import binfmt_program_fd, host_auxv, started_by_binfmt_with_argv0
 from .process import Options
 from .runtime import start_process
 
 PROG = "pemu-riscv64"
-_WITH_VALUE = {"-L", "-E", "-U", "-0", "-cpu", "-d", "-D", "-g", "-accel",
-               "-pemu-sigign", "-pemu-sigmask", "-s", "-B", "-R", "-seed"}
+# Options that take a value, and for each option its environment variable (without the
+# PEMU_/QEMU_ prefix), as QEMU's linux-user names them.
+_WITH_VALUE = {"-L", "-E", "-U", "-0", "-cpu", "-d", "-D", "-g", "-accel", "-r",
+               "-pemu-sigign", "-pemu-sigmask", "-s", "-B", "-R", "-seed", "-p"}
+ENV_OPTIONS = {
+    "-L": "LD_PREFIX", "-s": "STACK_SIZE", "-cpu": "CPU", "-E": "SET_ENV",
+    "-U": "UNSET_ENV", "-0": "ARGV0", "-r": "UNAME", "-B": "GUEST_BASE",
+    "-R": "RESERVED_VA", "-d": "LOG", "-D": "LOG_FILENAME", "-g": "GDB",
+    "-strace": "STRACE", "-singlestep": "SINGLESTEP", "-seed": "RAND_SEED",
+    "-p": "PAGESIZE",
+}
 
 
 class UsageError(Exception):
@@ -30,76 +47,111 @@ class UsageError(Exception):
 
 def _usage() -> str:
     return (f"usage: {PROG} [-L path] [-E var=value] [-U var] [-0 argv0] [-cpu model] "
-            "[-d item[,...]] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]] "
-            "program [args...]\n")
+            "[-r release] [-d item[,...]] [-D logfile] [-strace] [-g port] "
+            "[-accel tcg[,backend=B]] program [args...]\n")
 
 
-def parse_args(argv: list[str]) -> tuple[Options, dict, str, list[str]]:
-    opts = Options(prefix=os.environ.get("QEMU_LD_PREFIX") or None,
-                   strace=bool(os.environ.get("QEMU_STRACE")))
-    if os.environ.get("QEMU_LOG"):
-        opts.log_items = os.environ["QEMU_LOG"].split(",")
-    opts.log_file = os.environ.get("QEMU_LOG_FILENAME") or None
-    extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": [], "sigmask": 0}
+def _environment_options(environ: dict[str, str]) -> list[tuple[str, str | None]]:
+    """(option, value) pairs from PEMU_*/QEMU_* variables, PEMU_ taking precedence."""
+    pairs: list[tuple[str, str | None]] = []
+    for flag, name in ENV_OPTIONS.items():
+        value = environ.get("PEMU_" + name, environ.get("QEMU_" + name))
+        if value is None:
+            continue
+        pairs.append((flag, value if flag in _WITH_VALUE else None))
+    return pairs
+
+
+def _command_line_options(argv: list[str]) -> tuple[list[tuple[str, str | None]], int]:
+    """(option, value) pairs up to the program name, and the program's index in argv."""
+    pairs: list[tuple[str, str | None]] = []
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
-        flag = argv[i].lstrip("-")
-        flag = "-" + flag
         if argv[i] == "--":
-            i += 1
-            break
+            return pairs, i + 1
+        flag = "-" + argv[i].lstrip("-")
         if flag in _WITH_VALUE:
             if i + 1 >= len(argv):
                 raise UsageError(f"option '{argv[i]}' needs an argument")
-            value = argv[i + 1]
+            pairs.append((flag, argv[i + 1]))
             i += 2
         else:
-            value = None
+            pairs.append((flag, None))
             i += 1
-        if flag == "-L":
-            opts.prefix = value
-        elif flag == "-E":
-            extra["env_set"].extend(v for v in value.split(",") if v)
-        elif flag == "-U":
-            extra["env_unset"].extend(v for v in value.split(",") if v)
-        elif flag == "-0":
-            extra["argv0"] = value
-        elif flag == "-cpu":
-            if value not in ("rv64", "any", "max") and not value.startswith("rv64"):
-                raise UsageError(f"unable to find CPU model '{value}'")
-            opts.cpu = value
-        elif flag == "-d":
-            opts.log_items = [v for v in value.split(",") if v]
-        elif flag == "-D":
-            opts.log_file = value
-        elif flag == "-strace":
-            opts.strace = True
-        elif flag == "-g":
-            extra["gdb"] = value
-        elif flag == "-accel":
-            try:
-                accel = parse_keyval(value, implied_key="accel", option="accel")
-            except OptionError as e:
-                raise UsageError(str(e)) from None
-            if accel.get("accel") != "tcg" or set(accel) - {"accel", "backend"}:
-                raise UsageError(f"invalid accelerator {value} (user mode has tcg[,backend=...])")
-            opts.tcg_backend = accel.get("backend")
-        elif flag == "-pemu-sigign":
-            extra["sigign"] = [int(v) for v in value.split(",") if v]
-        elif flag == "-pemu-sigmask":
-            extra["sigmask"] = int(value, 16)
-        elif flag in ("-h", "-help"):
-            raise UsageError("")
-        elif flag == "-version":
-            extra["version"] = True
-            return opts, extra, "", []
-        elif flag in ("-s", "-B", "-R", "-seed", "-singlestep", "-one-insn-per-tb"):
-            pass  # accepted for compatibility; pemu sizes these itself
-        else:
-            raise UsageError(f"unknown option '{argv[i - (2 if value is not None else 1)]}'")
+        if flag in ("-h", "-help", "-version"):
+            break
+    return pairs, i
+
+
+def _apply(opts: Options, extra: dict, flag: str, value: str | None) -> None:
+    if flag == "-L":
+        opts.prefix = value or None
+    elif flag == "-E":
+        extra["env_set"].extend(v for v in value.split(",") if v)
+    elif flag == "-U":
+        extra["env_unset"].extend(v for v in value.split(",") if v)
+    elif flag == "-0":
+        extra["argv0"] = value
+    elif flag == "-cpu":
+        if value not in ("rv64", "any", "max") and not value.startswith("rv64"):
+            raise UsageError(f"unable to find CPU model '{value}'")
+        opts.cpu = value
+    elif flag == "-r":
+        opts.uname_release = value
+    elif flag == "-d":
+        opts.log_items = [v for v in value.split(",") if v]
+    elif flag == "-D":
+        opts.log_file = value or None
+    elif flag == "-strace":
+        opts.strace = True
+    elif flag == "-g":
+        extra["gdb"] = value
+    elif flag == "-accel":
+        try:
+            accel = parse_keyval(value, implied_key="accel", option="accel")
+        except OptionError as e:
+            raise UsageError(str(e)) from None
+        if accel.get("accel") != "tcg" or set(accel) - {"accel", "backend"}:
+            raise UsageError(f"invalid accelerator {value} (user mode has tcg[,backend=...])")
+        opts.tcg_backend = accel.get("backend")
+    elif flag == "-pemu-sigign":
+        extra["sigign"] = [int(v) for v in value.split(",") if v]
+    elif flag == "-pemu-sigmask":
+        extra["sigmask"] = int(value, 16)
+    elif flag in ("-h", "-help"):
+        raise UsageError("")
+    elif flag == "-version":
+        extra["version"] = True
+    elif flag in ("-s", "-B", "-R", "-seed", "-p", "-singlestep", "-one-insn-per-tb"):
+        pass  # accepted for compatibility; pemu sizes these itself
+    else:
+        raise UsageError(f"unknown option '{flag}'")
+
+
+def parse_args(argv: list[str], environ: dict[str, str] | None = None,
+               auxv: dict[int, int] | None = None, preserved_argv0: bool = False
+               ) -> tuple[Options, dict, str, list[str]]:
+    """Options from the environment, then the command line, then what binfmt_misc said."""
+    opts = Options()
+    extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": [], "sigmask": 0,
+             "program_fd": None}
+    pairs, i = _command_line_options(argv)
+    for flag, value in [*_environment_options(os.environ if environ is None else environ),
+                        *pairs]:
+        _apply(opts, extra, flag, value)
+    if extra.get("version"):
+        return opts, extra, "", []
     if i >= len(argv):
         raise UsageError("")
-    return opts, extra, argv[i], argv[i + 1 :]
+    prog, args = argv[i], argv[i + 1 :]
+    auxv = host_auxv() if auxv is None else auxv
+    if (preserved_argv0 or started_by_binfmt_with_argv0(auxv)) and args:
+        # flag P: [program path, original argv[0], arguments...]
+        preserved, args = args[0], args[1:]
+        if extra["argv0"] is None:
+            extra["argv0"] = preserved
+    extra["program_fd"] = binfmt_program_fd(auxv)
+    return opts, extra, prog, args
 
 
 def _guest_environment(extra: dict) -> list[bytes]:
@@ -112,11 +164,19 @@ def _guest_environment(extra: dict) -> list[bytes]:
     return [k + b"=" + v for k, v in env.items()]
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, preserved_argv0: bool = False,
+         auxv: dict[int, int] | None = None, exec_natively: bool = False) -> int:
+    """``auxv``: what binfmt_misc said (AT_FLAGS, AT_EXECFD) when it is not this
+    process's own auxiliary vector (the binfmt server passes the launcher's).
+    ``exec_natively``: a guest execve of a foreign program goes to the kernel, whose
+    binfmt_misc entry brings it back to pemu (the server's children do this: inside a
+    chroot there is no Python to start a new pemu with)."""
     if argv is None:
         argv = sys.argv[1:]
     try:
-        opts, extra, prog, args = parse_args(argv)
+        opts, extra, prog, args = parse_args(argv, auxv=auxv,
+                                             preserved_argv0=preserved_argv0)
+        opts.exec_natively = exec_natively
     except UsageError as e:
         if str(e):
             sys.stderr.write(f"{PROG}: {e}\n")
@@ -135,7 +195,7 @@ def _run(opts: Options, extra: dict, prog: str, args: list[str]) -> int:
     try:
         return start_process(opts, prog, [extra["argv0"] or prog, *args],
                              _guest_environment(extra), extra["sigign"], extra["sigmask"],
-                             gdb=extra.get("gdb"))
+                             gdb=extra.get("gdb"), program_fd=extra["program_fd"])
     except ElfError as e:
         sys.stderr.write(f"{PROG}: {prog}: {e}\n")
         return 1
@@ -145,6 +205,12 @@ def _run(opts: Options, extra: dict, prog: str, args: list[str]) -> int:
     except OSError as e:
         sys.stderr.write(f"{PROG}: {prog}: {e.strerror or e}\n")
         return 1
+
+
+def binfmt_main() -> int:
+    """pemu-riscv64-binfmt-P: the interpreter binfmt_misc runs with the ``P`` flag, whose
+    arguments are always [program path, original argv[0], arguments...]."""
+    return main(preserved_argv0=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ class Options:
     log_file: str | None = None
     cpu: str | None = None
     tcg_backend: str | None = None  # -accel tcg,backend=NAME (None: the engine's default)
+    uname_release: str | None = None  # -r: the kernel release uname() reports
+    exec_natively: bool = False  # execve goes to the kernel (binfmt_misc runs pemu again)
 
 
 class ThreadExit(Exception):

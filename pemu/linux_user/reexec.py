@@ -33,6 +33,10 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
         cmd += [b"-d", ",".join(options.log_items).encode()]
     if options.log_file:
         cmd += [b"-D", os.fsencode(options.log_file)]
+    if options.cpu:
+        cmd += [b"-cpu", options.cpu.encode()]
+    if options.uname_release:
+        cmd += [b"-r", os.fsencode(options.uname_release)]
     if options.tcg_backend:
         cmd += [b"-accel", b"tcg,backend=" + options.tcg_backend.encode()]
     if ignored:
@@ -73,7 +77,9 @@ def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[by
     except OSError as e:
         return -(e.errno or errno.ENOENT)
     argv0 = args[0] if args else raw_path
-    if _is_riscv_elf(head):
+    if process.options.exec_natively:
+        cmd = None  # binfmt_misc's entry brings a foreign program back to pemu
+    elif _is_riscv_elf(head):
         cmd = pemu_command(process.options, os.fsdecode(host_path), argv0, args[1:],
                            ignored, sigmask)
     elif head[:2] == b"#!":

@@ -29,10 +29,14 @@ def _make_log(opts: Options) -> TCGLog:
 
 
 def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
-                  ignored: list[int], sigmask: int, gdb: str | None = None) -> int:
-    """Load ``prog`` and run it; returns only on a load error (raises ElfError/OSError)."""
+                  ignored: list[int], sigmask: int, gdb: str | None = None,
+                  program_fd: int | None = None) -> int:
+    """Load ``prog`` and run it; returns only on a load error (raises ElfError/OSError).
+
+    ``program_fd`` is the program already opened by binfmt_misc (flags O/C): it is read
+    through that descriptor, since the file may be executable but not readable."""
     mem = GuestVirtualMemory()
-    image = load_program(mem, prog, opts.prefix)
+    image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix)
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
     engine = TCGEngine(mem, RISCV64, backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)

@@ -14,7 +14,8 @@ UTSNAME_FIELD = 65
 @syscall("uname")
 def sys_uname(t, buf):
     u = os.uname()
-    fields = [u.sysname, u.nodename, u.release, u.version, "riscv64", "(none)"]
+    release = t.process.options.uname_release or u.release  # -r / QEMU_UNAME
+    fields = [u.sysname, u.nodename, release, u.version, "riscv64", "(none)"]
     data = b"".join(os.fsencode(f)[: UTSNAME_FIELD - 1].ljust(UTSNAME_FIELD, b"\0")
                     for f in fields)
     t.process.mem.write(buf, data)

@@ -1,0 +1,325 @@
+"""The resident binfmt server: one Python process with pemu imported, forking an emulator
+for each foreign program that the launcher (binfmt_launcher.py) hands over.
+
+A fork of a warm process costs a few milliseconds, where starting Python and importing
+pemu costs half a second; a ``./configure`` or a ``dpkg`` run starts thousands of
+processes.  The forked child becomes the program the user started:
+
+- its standard descriptors, root directory, working directory and umask are the
+  launcher's (passed with SCM_RIGHTS, so a chroot needs neither Python nor pemu);
+- its credentials are the launcher's (SO_PEERCRED, supplementary groups from /proc);
+  a server that is not root serves only its own user, in its own root;
+- its environment and arguments are the launcher's, laid out as binfmt_misc gave them
+  (with ``P``, the original argv[0] follows the program path).
+
+The server answers each launcher with the child's end (exit code or signal) and kills the
+child if the launcher goes away first (killed by ^C, by make, ...).  One thread, one
+selector: the listening socket, each launcher's connection and each child's pidfd.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+from dataclasses import dataclass
+
+from .binfmt_launcher import (
+    FD_CWD,
+    FD_PROGRAM,
+    FD_ROOT,
+    FD_STDERR,
+    FD_STDIN,
+    FD_STDOUT,
+    HEADER,
+    MAGIC,
+    MAX_FDS,
+    REPLY,
+    REPLY_EXIT,
+    REPLY_SIGNAL,
+    VERSION,
+)
+from .host_auxv import AT_EXECFD, AT_FLAGS
+
+MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
+REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
+EXIT_SETUP_FAILED = 126
+
+
+class RequestError(Exception):
+    pass
+
+
+@dataclass
+class Request:
+    argv: list[bytes]
+    envp: list[bytes]
+    at_flags: int
+    umask: int
+    fds: dict[int, int]  # FD_* bit -> descriptor received
+    uid: int
+    gid: int
+    pid: int
+
+
+def _read_exact(conn: socket.socket, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = conn.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise RequestError("launcher closed the connection mid-request")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def receive_request(conn: socket.socket) -> Request:
+    """Read and check one launcher's request; the descriptors it carries are owned by
+    the returned Request (closed by the caller)."""
+    conn.settimeout(REQUEST_TIMEOUT)
+    fd_space = socket.CMSG_SPACE(MAX_FDS * 4)
+    data, ancillary, flags, _ = conn.recvmsg(HEADER.size, fd_space, socket.MSG_CMSG_CLOEXEC)
+    received: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received += struct.unpack(f"<{len(payload) // 4}i", payload[: len(payload) // 4 * 4])
+    try:
+        if flags & socket.MSG_CTRUNC:
+            raise RequestError("too many descriptors")
+        if len(data) < HEADER.size:
+            data += _read_exact(conn, HEADER.size - len(data))
+        magic, version, argc, envc, at_flags, umask, fd_mask, size = HEADER.unpack(data)
+        if magic != MAGIC or version != VERSION:
+            raise RequestError(f"not a pemu launcher request (magic {magic:#x}, "
+                               f"version {version})")
+        if size > MAX_STRINGS or argc < 2:
+            raise RequestError(f"bad request: argc {argc}, {size} bytes of strings")
+        bits = [b for b in (FD_STDIN, FD_STDOUT, FD_STDERR, FD_ROOT, FD_CWD, FD_PROGRAM)
+                if fd_mask & b]
+        if len(bits) != len(received) or not fd_mask & FD_ROOT or not fd_mask & FD_CWD:
+            raise RequestError("descriptors do not match the request")
+        strings = _read_exact(conn, size).split(b"\0")
+        if len(strings) < argc + envc:
+            raise RequestError("fewer strings than argc + envc")
+        uid_pid = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                  struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", uid_pid)
+    except (RequestError, OSError, struct.error):
+        for fd in received:
+            os.close(fd)
+        raise
+    conn.settimeout(None)
+    return Request(strings[:argc], strings[argc : argc + envc], at_flags, umask & 0o777,
+                   dict(zip(bits, received, strict=True)), uid, gid, pid)
+
+
+def _supplementary_groups(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return [int(g) for g in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+def _same_file(fd: int, path: str) -> bool:
+    a, b = os.fstat(fd), os.stat(path)
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def become_program(req: Request) -> list[str]:
+    """In the forked child: take the launcher's place.  Returns pemu's argv."""
+    for bit, target in ((FD_STDIN, 0), (FD_STDOUT, 1), (FD_STDERR, 2)):
+        if bit in req.fds:
+            os.dup2(req.fds[bit], target)
+        else:
+            os.close(target)
+    root, cwd = req.fds[FD_ROOT], req.fds[FD_CWD]
+    if not _same_file(root, "/"):
+        os.fchdir(root)
+        os.chroot(".")
+    os.fchdir(cwd)
+    os.umask(req.umask)
+    if req.uid != os.getuid() or req.gid != os.getgid():
+        os.setgroups(_supplementary_groups(req.pid))
+        os.setgid(req.gid)
+        os.setuid(req.uid)
+    os.environ.clear()
+    for item in req.envp:
+        key, sep, value = item.partition(b"=")
+        if sep and key:
+            os.environb[key] = value
+    # argv[0] is the launcher; argv[1] the program path as the kernel was given it.
+    return ["--", *(os.fsdecode(a) for a in req.argv[1:])]
+
+
+def _run_child(req: Request) -> int:
+    from .main import main
+
+    auxv = {AT_FLAGS: req.at_flags}
+    if FD_PROGRAM in req.fds:
+        auxv[AT_EXECFD] = req.fds[FD_PROGRAM]
+    return main(become_program(req), auxv=auxv, exec_natively=True)
+
+
+class BinfmtServer:
+    def __init__(self, name: bytes, log=sys.stderr) -> None:
+        self.name = name
+        self.log = log
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            self.listener.bind(b"\0" + name)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot listen on @{name.decode()}: {e.strerror}") from None
+        self.listener.listen(128)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
+        self.may_switch_user = os.geteuid() == 0
+        self.stopping = False
+
+    def _say(self, text: str) -> None:
+        if self.log is not None:
+            self.log.write(f"pemu-binfmt: {text}\n")
+            self.log.flush()
+
+    def serve_forever(self) -> None:
+        while not self.stopping:
+            for key, _ in self.selector.select(timeout=1.0):
+                what, arg = key.data
+                if what == "accept":
+                    self._accept()
+                elif what == "child":
+                    self._reap(arg)
+                else:
+                    self._launcher_gone(arg)
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def close(self) -> None:
+        for pid, (conn, pidfd) in list(self.children.items()):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            conn.close()
+            os.close(pidfd)
+        self.children.clear()
+        self.selector.close()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        try:
+            req = receive_request(conn)
+        except (RequestError, OSError, struct.error) as e:
+            self._say(f"refused a request: {e}")
+            conn.close()
+            return
+        try:
+            if not self.may_switch_user and (req.uid, req.gid) != (os.getuid(), os.getgid()):
+                self._refuse(conn, req, "this server runs as another user and cannot "
+                             "switch to yours")
+                return
+            self._start(conn, req)
+        finally:
+            for fd in req.fds.values():
+                os.close(fd)
+
+    def _refuse(self, conn: socket.socket, req: Request, why: str) -> None:
+        if FD_STDERR in req.fds:
+            os.write(req.fds[FD_STDERR], f"pemu-binfmt: {why}\n".encode())
+        conn.sendall(REPLY.pack(REPLY_EXIT, EXIT_SETUP_FAILED))
+        conn.close()
+
+    def _start(self, conn: socket.socket, req: Request) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the emulated program
+            code = EXIT_SETUP_FAILED
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                self.selector.close()
+                self.listener.close()
+                conn.close()
+                for other, pidfd in self.children.values():
+                    other.close()
+                    os.close(pidfd)
+                code = _run_child(req)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
+            except BaseException as e:  # noqa: BLE001 - the child must never return
+                try:
+                    os.write(2, f"pemu-binfmt: {req.argv[1:2]}: {e!r}\n".encode())
+                except OSError:
+                    pass
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code & 0xFF)
+        pidfd = os.pidfd_open(pid)
+        self.children[pid] = (conn, pidfd)
+        self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
+        self.selector.register(conn, selectors.EVENT_READ, ("conn", pid))
+
+    def _reap(self, pid: int) -> None:
+        conn, pidfd = self.children.pop(pid)
+        self.selector.unregister(pidfd)
+        if conn.fileno() in self.selector.get_map():
+            self.selector.unregister(conn)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            reply = REPLY.pack(REPLY_SIGNAL, os.WTERMSIG(status))
+        else:
+            reply = REPLY.pack(REPLY_EXIT, os.waitstatus_to_exitcode(status) & 0xFF)
+        try:
+            conn.sendall(reply)
+        except OSError:
+            pass  # the launcher is gone already
+        conn.close()
+
+    def _launcher_gone(self, pid: int) -> None:
+        """The launcher closed its end (it was killed): the program goes with it."""
+        conn, _ = self.children[pid]
+        try:
+            if conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return  # stray bytes; the launcher is still there
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno not in (errno.ECONNRESET, errno.EPIPE):
+                raise
+        self.selector.unregister(conn)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def serve(name: bytes) -> int:
+    """pemu-binfmt --serve: run until SIGTERM/SIGINT."""
+    # Imported before the first fork, so that every child starts warm.
+    from . import main, runtime  # noqa: F401
+
+    server = BinfmtServer(name)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server._say(f"serving on @{name.decode()} (pid {os.getpid()})")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0

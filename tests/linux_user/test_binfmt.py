@@ -1,0 +1,271 @@
+"""binfmt_misc: pemu registered with the kernel runs riscv64 programs that are simply exec'd.
+
+The registrations are real (the kernel's binfmt_misc, so root is needed) and use entry
+names of their own, removed at the end; the newest entry wins, so a registered
+qemu-user-binfmt does not interfere.  Two modes: the pemu-riscv64 script as the
+interpreter, and the generated launcher handing programs to a resident server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_pemu
+
+from pemu.linux_user import binfmt
+from pemu.linux_user.binfmt_launcher import socket_name
+
+ENV = dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+def pemu_binfmt(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pemu.linux_user.binfmt", *args],
+                          capture_output=True, text=True, env=ENV, timeout=60)
+
+
+# -- the register line --------------------------------------------------------------------
+def test_register_line_claims_what_qemu_claims():
+    line = binfmt.register_line("x", binfmt.RISCV64, "/usr/bin/pemu-riscv64", "P")
+    _, name, kind, offset, magic, mask, interp, flags = line.split(":")
+    assert (name, kind, offset, interp, flags) == ("x", "M", "0", "/usr/bin/pemu-riscv64", "P")
+    debian = Path("/usr/share/binfmts/qemu-riscv64")
+    if debian.exists():  # Debian's qemu-user-binfmt: the same files must match
+        fields = dict(line.split(" ", 1) for line in debian.read_text().splitlines() if " " in line)
+        assert magic == fields["magic"] and mask == fields["mask"]
+    assert bytes.fromhex(magic.replace("\\x", ""))[18:20] == b"\xf3\x00"  # EM_RISCV
+
+
+@pytest.mark.parametrize("entry, interp, flags, why", [
+    ("a:b", "/x", "P", "invalid entry name"),
+    ("ok", "relative/path", "P", "absolute path"),
+    ("ok", "/x", "PZ", "unknown flag"),
+])
+def test_register_line_refuses_bad_input(entry, interp, flags, why):
+    with pytest.raises(binfmt.BinfmtError, match=why):
+        binfmt.register_line(entry, binfmt.RISCV64, interp, flags)
+
+
+def test_script_interpreter_refuses_open_binary_flags():
+    result = pemu_binfmt("--print", "--flags", "OC", "--name", "never-registered")
+    assert result.returncode == 1 and "need an ELF interpreter" in result.stderr
+
+
+# -- environment options, against qemu-riscv64 -----------------------------------------------
+@pytest.mark.parametrize("env, command", [
+    ({"QEMU_UNAME": "1.2.3-qemu"}, ["uname", "-r"]),
+    ({"QEMU_SET_ENV": "FOO=bar,BAZ=2", "QEMU_UNSET_ENV": "HOME"},
+     ["sh", "-c", "echo $FOO $BAZ ${HOME-unset}"]),
+    ({"QEMU_ARGV0": "echo"}, ["argv0-replaced", "hello"]),
+])
+def test_qemu_environment_options(busybox, qemu, env, command):
+
+
+    full = dict(os.environ, **env)
+    ours = run_pemu(str(busybox), *command, env=env)
+    theirs = subprocess.run([qemu, str(busybox), *command], capture_output=True, env=full,
+                            timeout=60)
+    assert ours.returncode == theirs.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+
+
+def test_pemu_prefix_wins_over_qemu_and_command_line_wins_over_both(busybox):
+
+
+    env = {"QEMU_UNAME": "1.0-qemu", "PEMU_UNAME": "2.0-pemu"}
+    assert run_pemu(str(busybox), "uname", "-r", env=env).stdout == b"2.0-pemu\n"
+    assert run_pemu("-r", "3.0-cli", str(busybox), "uname", "-r", env=env).stdout == \
+        b"3.0-cli\n"
+
+
+# -- real registrations ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def binfmt_misc():
+    if os.geteuid() != 0:
+        pytest.skip("registering in binfmt_misc needs root")
+    try:
+        binfmt.ensure_mounted()
+    except binfmt.BinfmtError as e:
+        pytest.skip(str(e))
+    if not os.access(binfmt.BINFMT_DIR / "register", os.W_OK):
+        pytest.skip("binfmt_misc is read-only here")
+    return binfmt.BINFMT_DIR
+
+
+@pytest.fixture(scope="module")
+def world(busybox):
+    """A directory every user can reach, with programs to exec directly."""
+    top = Path(tempfile.mkdtemp(prefix="pemu-binfmt-"))
+    top.chmod(0o755)
+    shutil.copy(busybox, top / "busybox")
+    (top / "busybox").chmod(0o755)
+    (top / "echo").symlink_to("busybox")
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def _register(name: str, *args: str) -> None:
+    result = pemu_binfmt("--install", "--name", name, *args)
+    assert result.returncode == 0, result.stderr
+
+
+def _run(argv, executable=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, executable=executable, capture_output=True, timeout=120,
+                          **kw)
+
+
+@pytest.fixture
+def script_entry(binfmt_misc, world):
+    """The Python-script interpreter: a copy of pemu-riscv64-binfmt-P naming this tree."""
+    name = f"pemu-test-script-{os.getpid()}"
+    interp = world / "interp-P"
+    interp.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+                      "from pemu.linux_user.main import binfmt_main\nsys.exit(binfmt_main())\n")
+    interp.chmod(0o755)
+    _register(name, "--interpreter", str(interp), "--flags", "P")
+    yield name
+    pemu_binfmt("--remove", "--name", name)
+
+
+def test_status_shows_the_kernel_entry(script_entry, world):
+    result = pemu_binfmt("--status", "--name", script_entry)
+    assert result.returncode == 0, result.stderr
+    assert "enabled" in result.stdout and f"interpreter: {world / 'interp-P'}" in result.stdout
+    assert "flags: P" in result.stdout
+
+
+def test_script_interpreter_preserves_argv0(script_entry, world):
+    # busybox picks its applet from argv[0]: with P it sees "ls", not the file's name
+    result = _run(["ls", "-d", "/", str(world)], executable=str(world / "busybox"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [b"/", str(world).encode()]
+    assert _run([str(world / "echo"), "a", "b"]).stdout == b"a b\n"
+
+
+@pytest.fixture(scope="module")
+def server(binfmt_misc, world):
+    """pemu-binfmt --serve, and a launcher registered with POCF."""
+    name = f"pemu-test-srv-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
+                             "--name", name], env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while True:  # ready once it accepts connections
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(b"\0" + socket_name("riscv64", name))
+            break
+        except OSError:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.1)
+        finally:
+            probe.close()
+    _register(name, "--server", "--launcher", str(world / "launcher"))
+    yield name, proc
+    pemu_binfmt("--remove", "--name", name)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+
+
+def test_server_entry_flags(server):
+    info = binfmt.status(server[0])
+    assert info is not None and info["state"] == "enabled" and info["flags:"] == "POCF"
+
+
+def test_server_runs_programs_with_their_status(server, world):
+    bb = str(world / "busybox")
+    assert _run([str(world / "echo"), "hello", "binfmt"]).stdout == b"hello binfmt\n"
+    assert _run(["ls", "-d", "/"], executable=bb).stdout == b"/\n"  # P: argv[0] kept
+    assert _run([bb, "sh", "-c", "exit 7"]).returncode == 7
+    assert _run([bb, "sh", "-c", "kill -TERM $$"]).returncode == -signal.SIGTERM
+    env_out = _run([bb, "sh", "-c", "echo $PEMU_MARK; pwd"], env={"PEMU_MARK": "m1"},
+                   cwd="/tmp")
+    assert env_out.stdout == b"m1\n/tmp\n"
+    piped = subprocess.run([bb, "tr", "a-z", "A-Z"], input=b"stdin reaches it\n",
+                           capture_output=True, timeout=60)
+    assert piped.stdout == b"STDIN REACHES IT\n"
+
+
+def test_server_enters_a_chroot_without_python(server, world, tmp_path):
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "work").mkdir()
+    shutil.copy(world / "busybox", root / "bin" / "busybox")
+    for applet in ("sh", "ls", "cat"):
+        (root / "bin" / applet).symlink_to("busybox")
+    result = _run([shutil.which("chroot"), str(root), "/bin/sh", "-c",
+                   "cd /work && echo made > f && cat f && ls / && umask"],
+                  preexec_fn=lambda: os.umask(0o027), env={"PATH": "/bin"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [b"made", b"bin", b"work", b"0027"]
+    assert (root / "work" / "f").read_text() == "made\n"
+
+
+def test_server_runs_execute_only_programs_as_the_caller(server, world):
+    try:
+        import pwd
+
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user nobody")
+    xo = world / "xo"
+    xo.mkdir(exist_ok=True)
+    xo.chmod(0o755)
+    shutil.copy(world / "busybox", xo / "id")
+    (xo / "id").chmod(0o711)  # nobody may execute it but not read it: flag O
+
+    def as_nobody():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+
+    result = _run([str(xo / "id"), "-u"], preexec_fn=as_nobody)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{nobody.pw_uid}\n".encode()
+
+
+def test_killed_launcher_takes_the_program_with_it(server, world):
+    server_pid = server[1].pid
+
+    def emulated() -> list[str]:  # the server's children: the programs it runs
+        return Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+
+    proc = subprocess.Popen([str(world / "busybox"), "sleep", "60"])
+    deadline = time.monotonic() + 30
+    while not emulated():
+        assert time.monotonic() < deadline, "the program never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while emulated() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not emulated(), "the emulated sleep outlived its launcher"
+
+
+def test_server_survives_garbage_requests(server, world):
+    for junk in (b"", b"\x00" * 3, b"GET / HTTP/1.0\r\n\r\n" * 4, b"\xff" * 4096):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(b"\0" + socket_name("riscv64", server[0]))
+        s.sendall(junk)
+        s.close()
+    assert _run([str(world / "echo"), "still", "serving"]).stdout == b"still serving\n"
+    assert server[1].poll() is None
+
+
+def test_launcher_without_server_says_so(binfmt_misc, world):
+    name = f"pemu-test-noserver-{os.getpid()}"
+    _register(name, "--server", "--launcher", str(world / "lonely-launcher"))
+    try:
+        result = _run([str(world / "echo"), "x"])
+    finally:
+        pemu_binfmt("--remove", "--name", name)
+    assert result.returncode == 126
+    assert b"no pemu server answers" in result.stderr
