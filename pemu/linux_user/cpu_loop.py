@@ -14,6 +14,7 @@ from . import signals as sg
 from .loader import SIGTRAMP_ADDR
 from .process import GuestThread, ProcessExit, ThreadExit
 from .syscalls import NO_RESULT, RESTART, dispatch
+from .syscalls.registry import SYSCALLS, syscall_name
 from .vmem import GuestFault
 
 _TRAP_SIGNALS = {
@@ -72,6 +73,17 @@ def _loop(t: GuestThread) -> None:
             force_signal(t, sg.SigInfo(sg.SIGSEGV, code, addr=fault.addr))
 
 
+def _report_unimplemented(process, nr: int) -> None:
+    """-d unimp: each unknown syscall once (the guest got ENOSYS), in QEMU's words."""
+    seen = process.unimplemented_syscalls
+    if nr in seen:
+        return
+    seen.add(nr)
+    log = process.engine.log
+    if log.enabled("unimp"):
+        log.write(f"Unsupported syscall: {nr} ({syscall_name(nr)})")
+
+
 def do_syscall(t: GuestThread) -> None:
     state = t.state
     nr = state.x(17)
@@ -80,6 +92,8 @@ def do_syscall(t: GuestThread) -> None:
     if strace is not None:
         strace.before(t.process.pid, nr, args)
     ret = dispatch(t, nr, args)
+    if nr not in SYSCALLS:
+        _report_unimplemented(t.process, nr)
     if strace is not None:
         strace.after(nr, ret)
     if ret is NO_RESULT:

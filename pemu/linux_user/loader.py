@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pemu.hw.image_file import ImageFileError, read_image
 
 from .elf import ET_DYN, PF_R, PF_W, PF_X, PT_PHDR, ElfError, ElfFile, parse_elf
-from .vmem import PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE, GuestVirtualMemory
+from .vmem import PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE, FileRegion, GuestVirtualMemory
 
 PIE_BASE = 0x2_0000_0000
 MMAP_BASE = 0x4_0000_0000
@@ -67,8 +67,10 @@ def _span(elf: ElfFile) -> tuple[int, int]:
     return lo, (hi + PAGE_MASK) & ~PAGE_MASK
 
 
-def map_elf(mem: GuestVirtualMemory, elf: ElfFile, bias: int) -> None:
-    """Copy the PT_LOAD segments to ``bias + p_vaddr`` with their final protections."""
+def map_elf(mem: GuestVirtualMemory, elf: ElfFile, bias: int,
+            origin: tuple[str, os.stat_result] | None = None) -> None:
+    """Copy the PT_LOAD segments to ``bias + p_vaddr`` with their final protections;
+    ``origin`` (path, stat) names the file-backed pages in /proc/self/maps."""
     lo, hi = _span(elf)
     if lo + bias < 0x1000 or hi + bias > mem.size:
         raise ElfError("segments lie outside the guest address space")
@@ -85,6 +87,15 @@ def map_elf(mem: GuestVirtualMemory, elf: ElfFile, bias: int) -> None:
             page_prot[page] = page_prot.get(page, 0) | _flags_to_prot(ph.flags)
     for page in range((lo + bias) >> 12, (hi + bias) >> 12):
         mem.protect(page << 12, 0x1000, page_prot.get(page, 0))
+    if origin is not None:
+        path, st = origin
+        dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+        for ph in elf.loads:
+            if ph.filesz:
+                start = (ph.vaddr + bias) & ~PAGE_MASK
+                end = (ph.vaddr + bias + ph.filesz + PAGE_MASK) & ~PAGE_MASK
+                mem.file_regions.append(FileRegion(start, end, ph.offset & ~PAGE_MASK, dev,
+                                                   st.st_ino, path))
 
 
 def _phdr_address(elf: ElfFile, bias: int) -> int:
@@ -97,14 +108,21 @@ def _phdr_address(elf: ElfFile, bias: int) -> int:
     return 0
 
 
-def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None
-                 ) -> LoadedProgram:
+def _origin(path: str | int, name: str) -> tuple[str, os.stat_result] | None:
+    try:
+        return name, (os.fstat(path) if isinstance(path, int) else os.stat(path))
+    except OSError:
+        return None
+
+
+def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None,
+                 name: str | None = None) -> LoadedProgram:
     """Load the program (a path, or a descriptor open on it) and its interpreter; raises
-    ElfError with a short reason."""
+    ElfError with a short reason.  ``name``: the program's path as the guest knows it."""
     elf = read_elf(path)
     lo, hi = _span(elf)
     bias = PIE_BASE - lo if elf.type == ET_DYN else 0
-    map_elf(mem, elf, bias)
+    map_elf(mem, elf, bias, _origin(path, name or str(path)))
     entry = elf.entry + bias
     start_pc = entry
     interp_base = 0
@@ -122,7 +140,7 @@ def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None
             ibias = base - ilo
         else:
             ibias = 0
-        map_elf(mem, interp, ibias)
+        map_elf(mem, interp, ibias, _origin(interp_path, elf.interp))
         interp_base = ilo + ibias
         start_pc = interp.entry + ibias
     return LoadedProgram(path=path, entry=entry, start_pc=start_pc,

@@ -68,6 +68,7 @@ class Process:
         self.run_thread = run_thread
         self.engine = engine
         self.options = options
+        self.unimplemented_syscalls: set[int] = set()  # reported once each (-d unimp)
         self.exe_path = exe_path  # absolute host path of the running program
         self.brk_start = 0
         self.brk = 0

@@ -36,7 +36,8 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     ``program_fd`` is the program already opened by binfmt_misc (flags O/C): it is read
     through that descriptor, since the file may be executable but not readable."""
     mem = GuestVirtualMemory()
-    image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix)
+    image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix,
+                         os.path.abspath(prog))
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
     engine = TCGEngine(mem, RISCV64, backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)

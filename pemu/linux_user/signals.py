@@ -48,6 +48,7 @@ UNBLOCKABLE = (1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1))
 
 # si_code values
 SI_USER = 0
+SI_TIMER = -2
 SI_TKILL = -6
 SEGV_MAPERR, SEGV_ACCERR = 1, 2
 BUS_ADRALN = 1
@@ -88,10 +89,15 @@ class SigInfo:
     pid: int = 0
     uid: int = 0
     status: int = 0  # SIGCHLD
+    timer_id: int = 0  # SI_TIMER: which timer, how often it expired meanwhile, its value
+    overrun: int = 0
+    value: int = 0
 
     def pack(self) -> bytes:
         head = struct.pack("<iii4x", self.signo, 0, self.code)
-        if self.signo in SYNCHRONOUS and self.code > 0:
+        if self.code == SI_TIMER:
+            body = struct.pack("<iiQ", self.timer_id, self.overrun, self.value)
+        elif self.signo in SYNCHRONOUS and self.code > 0:
             body = struct.pack("<Q", self.addr)
         elif self.signo == SIGCHLD:
             body = struct.pack("<iIi", self.pid, self.uid, self.status)

@@ -20,6 +20,7 @@ import mmap
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
@@ -62,6 +63,19 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+@dataclass(frozen=True)
+class FileRegion:
+    """Guest pages that hold a file's bytes copied by the ELF loader (not a host file
+    mapping): what /proc/self/maps names them by, as the kernel's mapping would."""
+
+    start: int
+    end: int
+    offset: int
+    dev: str  # "major:minor" in hex, as /proc/PID/maps shows it
+    inode: int
+    path: str
+
+
 class GuestVirtualMemory:
     """The guest's address space and its page permissions."""
 
@@ -85,6 +99,7 @@ class GuestVirtualMemory:
         self.readable = _page_table(n_pages)  # fast-path tables for translated code
         self.writable_fast = _page_table(n_pages)
         self.code_pages: set[int] = set()  # pages with translations
+        self.file_regions: list[FileRegion] = []
         self.lock = threading.RLock()
         # Called with a page number when a store hits a page holding translated code.
         self.on_code_write: Callable[[int], None] | None = None
@@ -106,6 +121,7 @@ class GuestVirtualMemory:
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
             self._set_pages(addr, length, prot, mapped=True)
+            self._forget_file_regions(addr, length)
 
     def map_file(self, addr: int, length: int, prot: int, fd: int, offset: int,
                  shared: bool) -> None:
@@ -120,6 +136,7 @@ class GuestVirtualMemory:
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
             self._set_pages(addr, length, prot, mapped=True)
+            self._forget_file_regions(addr, length)
 
     def unmap(self, addr: int, length: int) -> None:
         length = _page_align(length)
@@ -132,12 +149,18 @@ class GuestVirtualMemory:
                 err = ctypes.get_errno()
                 raise OSError(err, os.strerror(err))
             self._set_pages(addr, length, 0, mapped=False)
+            self._forget_file_regions(addr, length)
 
     def protect(self, addr: int, length: int, prot: int) -> None:
         length = _page_align(length)
         self._check_range(addr, length)
         with self.lock:
             self._set_pages(addr, length, prot, mapped=None)
+
+    def _forget_file_regions(self, addr: int, length: int) -> None:
+        if self.file_regions:
+            self.file_regions = [r for r in self.file_regions
+                                 if r.end <= addr or r.start >= addr + length]
 
     def _set_pages(self, addr: int, length: int, prot: int, mapped: bool | None) -> None:
         first, n = addr >> PAGE_SHIFT, length >> PAGE_SHIFT

@@ -43,3 +43,11 @@ def test_threads_dynamic(build, qemu):
 def test_cpu_bound_static(build, qemu):
     p = _same(build, qemu, "cpu_bound", True, ["20000"])
     assert b"primes 2262" in p.stdout
+
+
+def test_posix_timers_dynamic(build, qemu):
+    p = _same(build, qemu, "timers", False)
+    out = p.stdout.decode()
+    assert "one-shot: hits 1, code SI_TIMER, value 42" in out
+    assert "blocked: one signal yes, overrun >=3" in out
+    assert "thread-id timer: sig ok, code SI_TIMER, value 77" in out

@@ -16,6 +16,7 @@ from . import (  # noqa: F401,E501,I001
     io_multiplex,
     memory,
     misc,
+    posix_timers,
     proc,
     signal_calls,
     sockets,

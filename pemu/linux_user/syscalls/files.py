@@ -6,6 +6,7 @@ import ctypes
 import errno
 import struct
 
+from ..proc_views import open_synthetic, synthetic_content
 from .hostcall import fd_arg, guest_path, host, in_ptr, opt_out_ptr, out_ptr, signed
 from .registry import syscall
 
@@ -69,7 +70,36 @@ def sys_lseek(t, fd, offset, whence):
 
 @syscall("openat")
 def sys_openat(t, dirfd, path, flags, mode):
+    synthetic = _proc_view(t, path)
+    if synthetic is not None:
+        return synthetic
     return host("openat", fd_arg(dirfd), guest_path(t, path), flags & 0xFFFFFFFF, mode)
+
+
+OPEN_HOW = struct.Struct("<QQQ")  # flags, mode, resolve: the same on both architectures
+
+
+@syscall("openat2")
+def sys_openat2(t, dirfd, path, how, size):
+    if size < OPEN_HOW.size or size > 4096:
+        return -errno.EINVAL
+    raw_how = t.process.mem.read(how, size)
+    if any(raw_how[OPEN_HOW.size :]):
+        return -errno.E2BIG  # fields from a newer kernel than pemu knows
+    synthetic = _proc_view(t, path)
+    if synthetic is not None:
+        return synthetic
+    return host("openat2", fd_arg(dirfd), guest_path(t, path), bytes(raw_how[: OPEN_HOW.size]),
+                OPEN_HOW.size)
+
+
+def _proc_view(t, path: int) -> int | None:
+    """A descriptor on the guest's view of /proc/self/maps, auxv, /proc/cpuinfo."""
+    raw = t.process.mem.read_cstring(path, 4096)
+    if not raw.startswith(b"/proc/"):
+        return None
+    content = synthetic_content(t.process, raw)
+    return None if content is None else open_synthetic(content)
 
 @syscall("close")
 def sys_close(t, fd):

@@ -8,6 +8,7 @@ import struct
 
 from .hostcall import fd_arg, host, opt_out_ptr, out_ptr
 from .registry import RESTART, syscall
+from .time_calls import interruptible_sleep
 
 _GUEST_EPOLL_EVENT = struct.Struct("<I4xQ")  # riscv64: naturally aligned, 16 bytes
 _HOST_EPOLL_EVENT = struct.Struct("<IQ")  # x86-64: packed, 12 bytes
@@ -20,8 +21,25 @@ def _no_restart(ret: int) -> int:
     return -errno.EINTR if ret == RESTART else ret
 
 
+def _wait_for_signal(t, tsp: int) -> int:
+    """ppoll/pselect6 on no descriptors (glibc's pause(), select-based sleeps): a guest
+    signal that pemu queues itself (a timer, another thread) must end it too, and those
+    never interrupt a host call, so pemu waits for them itself."""
+    if tsp:
+        sec, nsec = struct.unpack("<qq", t.process.mem.read(tsp, 16))
+        if sec < 0 or not 0 <= nsec < 1_000_000_000:
+            return -errno.EINVAL
+        left = interruptible_sleep(t, sec + nsec / 1e9)
+        return -errno.EINTR if left else 0
+    while t.signals.first_deliverable() is None:
+        interruptible_sleep(t, 3600.0)
+    return -errno.EINTR
+
+
 @syscall("ppoll")
 def sys_ppoll(t, fds, nfds, tsp, sigmask, sigsetsize):
+    if nfds == 0:
+        return _wait_for_signal(t, tsp)
     # The guest signal mask is pemu's business, not the host's: the host call gets none.
     return _no_restart(host("ppoll", opt_out_ptr(t, fds, nfds * 8), nfds,
                             opt_out_ptr(t, tsp, 16), 0, 8))
@@ -32,6 +50,8 @@ def sys_pselect6(t, nfds, readfds, writefds, exceptfds, tsp, sig):
     nfds = fd_arg(nfds)
     if nfds < 0:
         return -errno.EINVAL
+    if nfds == 0:
+        return _wait_for_signal(t, tsp)
     size = (nfds + 63) // 64 * 8
     return _no_restart(host("pselect6", nfds, opt_out_ptr(t, readfds, size),
                             opt_out_ptr(t, writefds, size), opt_out_ptr(t, exceptfds, size),

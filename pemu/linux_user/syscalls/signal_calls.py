@@ -147,6 +147,10 @@ def sys_rt_sigtimedwait(t, set_ptr, info_ptr, timeout_ptr, sigsetsize):
 
     end = None if deadline is None else time.monotonic() + deadline
     while True:
+        # Cleared before looking: a signal queued after the look sets it again.  (The
+        # wanted signals are blocked, so interruptible_sleep, which watches only for
+        # deliverable ones, would sleep through them.)
+        t.wake.clear()
         for info in list(t.signals.pending):
             if sg.bit(info.signo) & wanted:
                 t.signals.pending.remove(info)
@@ -158,7 +162,7 @@ def sys_rt_sigtimedwait(t, set_ptr, info_ptr, timeout_ptr, sigsetsize):
         left = None if end is None else end - time.monotonic()
         if left is not None and left <= 0:
             return -errno.EAGAIN
-        interruptible_sleep(t, 3600.0 if left is None else left)
+        t.wake.wait(3600.0 if left is None else left)
 
 
 def _send_to_self(t, sig: int, code: int, target=None) -> int:
