@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.crypto.tls_session import TLSRefused
 from pemu.qemuopts.keyval import OptionError
 
 
@@ -145,12 +146,12 @@ class Listener:
     """Accepts clients on a bound socket; every client gets ``factory(connection)``."""
 
     def __init__(self, sock: socket.socket, factory: SessionFactory, label: str,
-                 ssl_context: ssl.SSLContext | None = None, unix_path: str | None = None
-                 ) -> None:
+                 tls_wrap: Callable[[socket.socket], socket.socket] | None = None,
+                 unix_path: str | None = None) -> None:
         self.sock = sock
         self.factory = factory
         self.label = label
-        self.ssl_context = ssl_context
+        self.tls_wrap = tls_wrap  # pemu.crypto.tls_session: handshake and authorization
         self.unix_path = unix_path
         self.first_client = threading.Event()
         self.sessions: list[object] = []
@@ -170,15 +171,11 @@ class Listener:
             threads.start_daemon(self._serve, conn, name=f"pemu-{self.label}-c")
 
     def _serve(self, conn: socket.socket) -> None:
-        if self.ssl_context is not None:
+        if self.tls_wrap is not None:
             try:
-                conn.settimeout(30)
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
-                conn.settimeout(None)
-            except (ssl.SSLError, OSError) as e:
-                print(f"pemu: {self.label}: TLS handshake failed: {e}", file=sys.stderr)
-                with contextlib.suppress(OSError):
-                    conn.close()
+                conn = self.tls_wrap(conn)
+            except TLSRefused as e:
+                print(f"pemu: {self.label}: {e}", file=sys.stderr)
                 return
         connection = Connection(conn)
         session = self.factory(connection)
