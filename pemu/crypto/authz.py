@@ -61,6 +61,15 @@ def _rules(entries: list[dict], where: str) -> list[Rule]:
 class Authz:
     id = ""
 
+    @staticmethod
+    def check_keys(opts: dict[str, str], kind: str, allowed: set[str]) -> None:
+        unknown = {k for k in set(opts) - allowed - {"qom-type", "id", "loaded"}
+                   if not (kind == LIST and k.startswith("rules."))}
+        if unknown:
+            # a DN's commas must be doubled on the command line: "CN=a,,O=b"
+            raise SecretError(f"{kind} '{opts['id']}': Property '{sorted(unknown)[0]}' not "
+                              "found (write a comma inside a value as ',,')")
+
     def is_allowed(self, identity: str | None) -> bool:
         raise NotImplementedError
 
@@ -68,6 +77,7 @@ class Authz:
 class SimpleAuthz(Authz):
     def __init__(self, store, opts: dict[str, str]) -> None:
         self.id = opts["id"]
+        self.check_keys(opts, SIMPLE, {"identity"})
         if "identity" not in opts:
             raise SecretError(f"{SIMPLE} '{self.id}': parameter 'identity' is missing")
         self.identity = opts["identity"]
@@ -79,6 +89,7 @@ class SimpleAuthz(Authz):
 class ListAuthz(Authz):
     def __init__(self, store, opts: dict[str, str]) -> None:
         self.id = opts["id"]
+        self.check_keys(opts, LIST, {"policy"})
         self.default_allow = _choice(opts.get("policy", "deny"), _POLICIES,
                                      f"{LIST} '{self.id}' policy") == "allow"
         by_index: dict[int, dict] = {}
@@ -107,6 +118,7 @@ class ListFileAuthz(ListAuthz):
 
     def __init__(self, store, opts: dict[str, str]) -> None:
         self.id = opts["id"]
+        self.check_keys(opts, LIST_FILE, {"filename", "refresh"})
         self.filename = opts.get("filename")
         if not self.filename:
             raise SecretError(f"{LIST_FILE} '{self.id}': parameter 'filename' is missing")

@@ -71,7 +71,8 @@ class TLSCreds:
         # No TLS 1.3 session tickets: they arrive after the handshake, and asyncio
         # clients (qemu.qmp) that stop reading before they close then never finish
         # their TLS shutdown.  A monitor has no use for session resumption anyway.
-        ctx.num_tickets = 0
+        if self.server:
+            ctx.num_tickets = 0
         return ctx
 
     def failed(self, e: ssl.SSLError | OSError) -> SecretError:
@@ -126,6 +127,9 @@ class PSKCreds(TLSCreds):
         ctx = self.new_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # the key authenticates both ends
+        # OpenSSL's PSK callbacks are TLS 1.2's; under 1.3 they only work in a
+        # compatibility mode that Python's defaults break (illegal parameter alert)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         self.context = ctx
         psk.install(ctx, self)
 
