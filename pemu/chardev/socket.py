@@ -299,11 +299,16 @@ def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
             "wait": "on" if data.get("wait", False) else "off"}
     if addr.get("type") == "unix" and isinstance(inner.get("path"), str):
         opts["path"] = inner["path"]
+    elif addr.get("type") == "fd" and isinstance(inner.get("str"), str):
+        opts["fd"] = inner["str"]  # a getfd name or a number
     elif addr.get("type") == "inet" and isinstance(inner.get("port"), str | int):
         opts["host"] = str(inner.get("host", "127.0.0.1"))
         opts["port"] = str(inner["port"])
     else:
-        raise OptionError("backend.data.addr must be unix (path) or inet (host, port)")
+        raise OptionError("backend.data.addr must be unix (path), inet (host, port) or fd")
+    for key in ("tls-creds", "tls-authz"):
+        if isinstance(data.get(key), str):
+            opts[key] = data[key]
     return opts
 
 

@@ -11,6 +11,6 @@ of its own (``-runas``, ``-chroot``, ``-sandbox``) and pass them in:
   QMP unix socket)
 """
 
-from pemu.fdpass.fdsets import FdPassError, fd_param, fd_sets, open_file, parse_add_fd
+from pemu.fdpass.fdsets import FdPassError, fd_param, fd_sets, open_path, parse_add_fd
 
-__all__ = ["FdPassError", "fd_param", "fd_sets", "open_file", "parse_add_fd"]
+__all__ = ["FdPassError", "fd_param", "fd_sets", "open_path", "parse_add_fd"]

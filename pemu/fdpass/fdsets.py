@@ -150,7 +150,7 @@ def _set_id(path: str) -> int | None:
     return int(tail)
 
 
-def open_file(path: str, flags: int, mode: int = 0o666) -> int:
+def open_path(path: str, flags: int, mode: int = 0o666) -> int:
     """``os.open``, with ``/dev/fdset/S`` resolved to a dup of a passed-in fd (flags
     other than the access mode, O_CREAT say, do not apply to an fd already open)."""
     set_id = _set_id(path)

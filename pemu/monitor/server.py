@@ -46,6 +46,11 @@ class MonitorSet:
                               events=self.machine.events)
         return HMPSession(self.machine, self, send, echo=echo)
 
+    def _session_for(self, mode: str, conn: Connection):
+        session = self.new_session(mode, conn.send)
+        session.passed_fds = conn.passed_fds  # add-fd/getfd take what came with SCM_RIGHTS
+        return session
+
     # -- -qmp / -monitor strings -------------------------------------------------------
     def add_spec(self, spec: str, mode: str, chardevs=None) -> None:
         opt = "-qmp" if mode == CONTROL else "-monitor"
@@ -99,7 +104,7 @@ class MonitorSet:
                 raise OptionError(f"{opt} {spec}: expected tcp:HOST:PORT")
             sock = bind_tcp(host.strip("[]"), int(port))
             unix_path = None
-        listener = Listener(sock, lambda conn: self.new_session(mode, conn.send),
+        listener = Listener(sock, lambda conn: self._session_for(mode, conn),
                             f"{'qmp' if mode == CONTROL else 'monitor'}",
                             creds, unix_path)
         self.listeners.append(listener)
