@@ -195,7 +195,13 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 class Listener:
-    """Accepts clients on a bound socket; every client gets ``factory(connection)``."""
+    """Accepts clients on a bound socket; every client gets ``factory(connection)``.
+
+    At most MAX_CLIENTS are served at once (each costs a thread and a session); a
+    client past that is closed at once, so connecting in a loop cannot exhaust pemu.
+    """
+
+    MAX_CLIENTS = 16
 
     def __init__(self, sock: socket.socket, factory: SessionFactory, label: str,
                  tls_wrap: Callable[[socket.socket], socket.socket] | None = None,
@@ -207,6 +213,7 @@ class Listener:
         self.unix_path = unix_path
         self.first_client = threading.Event()
         self.sessions: list[object] = []
+        self._clients = threading.BoundedSemaphore(self.MAX_CLIENTS)
         self._closing = False
         self._thread = threads.start_daemon(self._accept_loop, name=f"pemu-{label}")
 
@@ -220,7 +227,19 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # closed
-            threads.start_daemon(self._serve, conn, name=f"pemu-{self.label}-c")
+            if not self._clients.acquire(blocking=False):
+                print(f"pemu: {self.label}: more than {self.MAX_CLIENTS} clients; "
+                      "refusing one", file=sys.stderr)
+                with contextlib.suppress(OSError):
+                    conn.close()
+                continue
+            threads.start_daemon(self._serve_counted, conn, name=f"pemu-{self.label}-c")
+
+    def _serve_counted(self, conn: socket.socket) -> None:
+        try:
+            self._serve(conn)
+        finally:
+            self._clients.release()
 
     def _serve(self, conn: socket.socket) -> None:
         if self.tls_wrap is not None:
