@@ -50,6 +50,8 @@ class SocketChardev(Chardev):
         self.nodelay = nodelay
         self.tls = tls_creds is not None
         self._tls_creds, self._tls_authz = tls_creds, tls_authz
+        if self.tls:
+            self._check_tls_objects(server)
         self._conn: socket.socket | None = None
         self._stream = None  # a TLS connection's locked stream (pemu.monitor.listener)
         self._handshaking = 0  # TLS handshakes running in their threads
@@ -128,6 +130,20 @@ class SocketChardev(Chardev):
         except OSError as e:
             raise ChardevError(f"could not connect to {self.address}: {e.strerror}") from None
         self._attach(self._client_tls(sock))
+
+    def _check_tls_objects(self, server: bool) -> None:
+        """Refuse unknown or wrong-endpoint objects now, not at the first client."""
+        from pemu.crypto.objects import user_objects
+        store = user_objects()
+        creds = store.tls_creds(self._tls_creds)
+        want = "server" if server else "client"
+        if creds.endpoint != want:
+            raise ChardevError(f"TLS credentials '{self._tls_creds}' are for "
+                               f"endpoint={creds.endpoint}; this socket needs {want}")
+        if self._tls_authz:
+            if not server:
+                raise ChardevError("tls-authz applies to server sockets only")
+            store.authz(self._tls_authz)
 
     def _client_tls(self, sock: socket.socket) -> socket.socket:
         if not self.tls:

@@ -19,6 +19,7 @@ import threading
 from pemu.crypto import psk
 from pemu.crypto.objects import ObjectStore, user_objects
 from pemu.crypto.tls_creds import X509Creds
+from pemu.qemuopts.keyval import OptionError
 
 HANDSHAKE_TIMEOUT_S = 30.0
 _client_lock = threading.Lock()
@@ -38,7 +39,10 @@ def x509_identity(sock: ssl.SSLSocket) -> str | None:
 
 
 def _creds(creds_id: str, server: bool, store: ObjectStore | None):
-    creds = (store or user_objects()).tls_creds(creds_id)
+    try:
+        creds = (store or user_objects()).tls_creds(creds_id)
+    except OptionError as e:  # removed since the service started: refuse, do not crash
+        raise TLSRefused(str(e)) from None
     want = "server" if server else "client"
     if creds.endpoint != want:
         raise TLSRefused(f"TLS credentials '{creds_id}' are for endpoint={creds.endpoint}, "
@@ -54,8 +58,12 @@ def _close(sock: socket.socket) -> None:
 def wrap_server(sock: socket.socket, creds_id: str, authz_id: str | None = None,
                 store: ObjectStore | None = None,
                 timeout: float = HANDSHAKE_TIMEOUT_S) -> ssl.SSLSocket:
-    creds = _creds(creds_id, True, store)
-    authz = (store or user_objects()).authz(authz_id) if authz_id else None
+    try:
+        creds = _creds(creds_id, True, store)
+        authz = (store or user_objects()).authz(authz_id) if authz_id else None
+    except (TLSRefused, OptionError) as e:
+        _close(sock)
+        raise TLSRefused(str(e)) from None
     psk.start_handshake()
     try:
         sock.settimeout(timeout)
@@ -77,7 +85,11 @@ def wrap_client(sock: socket.socket, creds_id: str, hostname: str | None = None,
                 store: ObjectStore | None = None,
                 timeout: float = HANDSHAKE_TIMEOUT_S) -> ssl.SSLSocket:
     """``hostname`` is checked against the server certificate (x509, verify-peer=on)."""
-    creds = _creds(creds_id, False, store)
+    try:
+        creds = _creds(creds_id, False, store)
+    except TLSRefused:
+        _close(sock)
+        raise
     ctx = creds.context
     try:
         sock.settimeout(timeout)

@@ -255,3 +255,22 @@ def test_qmp_over_a_tls_chardev_with_openssl_s_client(baremetal, pki, psk_dir):
         proc.kill()
         _, err = proc.communicate(timeout=30)
     assert b"is not authorized by 'az0'" in err
+
+
+def test_tls_options_name_usable_objects(pki):
+    """Unknown ids and wrong endpoints are start-up errors, not failures at the first
+    client (a chardev's handshake thread would otherwise meet them)."""
+    from pemu.chardev.socket import SocketChardev
+    from pemu.crypto.objects import user_objects
+
+    store = user_objects()
+    store.sync([parse_keyval(x509("cli0", pki["alice"], "client"), implied_key="qom-type")])
+    try:
+        with pytest.raises(SecretError, match="No TLS credentials with id 'nope'"):
+            SocketChardev(host="127.0.0.1", port=0, server=True, wait=False, tls_creds="nope")
+        with pytest.raises(Exception, match="endpoint=client; this socket needs server"):
+            SocketChardev(host="127.0.0.1", port=0, server=True, wait=False, tls_creds="cli0")
+        with pytest.raises(TLSRefused, match="endpoint=client"):
+            wrap_server(socket.socket(), "cli0")
+    finally:
+        store.remove("cli0")
