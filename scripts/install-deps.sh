@@ -11,6 +11,7 @@ APT_PACKAGES=(
     libc6-dev-riscv64-cross binutils e2fsprogs cpio gzip
     libslirp0 openssh-client sshpass
     libseccomp2  # -sandbox: bound with ctypes (pemu/sandbox/libseccomp.py)
+    openssl  # tests/hardening/test_tls.py: openssl s_client as the TLS client
 )
 
 missing=()

@@ -3,7 +3,6 @@ files (with their backing chains) to node graphs for pemu-img."""
 
 from __future__ import annotations
 
-import base64
 import sys
 
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval, parse_size
@@ -97,7 +96,9 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
     (-blockdev).  See docs/BLOCK.md for the full key list.
     """
     opts = dict(opts)
-    secrets = secrets or {}
+    if secrets is None:  # the -object secrets of the command line
+        from pemu.crypto.objects import user_objects
+        secrets = user_objects().secrets()
     for key in _DEVICE_KEYS:
         opts.pop(key, None)
     fmt = opts.pop("format", None)
@@ -177,27 +178,19 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
 
 
 def parse_secret_object(text: str) -> tuple[str, bytes]:
-    """``-object secret,id=ID,data=...|file=...[,format=raw|base64]``"""
+    """``-object secret,id=ID,data=...|file=...[,format=raw|base64]`` on its own (no
+    ``keyid``: an encrypted secret needs the store that holds its key, see Secrets)."""
+    from pemu.crypto.objects import ObjectStore
+
     opts = parse_keyval(text, implied_key="qom-type")
     if opts.get("qom-type") != "secret":
         raise BlockError(f"Unsupported object type '{opts.get('qom-type')}'")
-    sid = opts.get("id")
-    if not sid:
-        raise BlockError("Parameter 'id' is missing")
-    if "data" in opts:
-        data = opts["data"].encode()
-    elif "file" in opts:
-        try:
-            with open(opts["file"], "rb") as f:
-                data = f.read()
-        except (OSError, ValueError) as e:  # ValueError: a NUL in the name
-            raise BlockError(f"Unable to read secret file '{opts['file']}': "
-                             f"{getattr(e, 'strerror', None) or e}") from None
-    else:
-        raise BlockError("Either 'data' or 'file' must be provided")
-    if opts.get("format", "raw") == "base64":
-        data = base64.b64decode(data)
-    return sid, data
+    store = ObjectStore()
+    try:
+        store.add(opts)
+    except OptionError as e:
+        raise BlockError(str(e)) from None
+    return opts["id"], store.secret(opts["id"])
 
 
 __all__ = ["open_drive", "open_image", "parse_secret_object", "parse_size"]

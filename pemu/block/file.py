@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 
+from pemu.fdpass import open_path
 from pemu.qom.registry import Property
 
 from .driver_info import declare
@@ -67,7 +68,7 @@ class FileNode(BlockNode):
             shown = filename.replace("\0", "\\0")
             raise BlockError(f"Could not open '{shown}': file name contains a NUL byte")
         try:
-            self.fd = os.open(filename, flags, 0o644)
+            self.fd = open_path(filename, flags, 0o644)  # /dev/fdset/N too
         except OSError as e:
             raise BlockError(f"Could not open '{filename}': {e.strerror}", errno=e.errno) from None
         st = os.fstat(self.fd)

@@ -6,6 +6,7 @@ import os
 
 from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
 from pemu.chardev.base import Chardev, ChardevError
+from pemu.fdpass import open_path
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
 
@@ -24,7 +25,7 @@ class FileChardev(Chardev):
         super().__init__(id)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            self._fd = os.open(path, flags, 0o666)
+            self._fd = open_path(path, flags, 0o666)  # /dev/fdset/N too
         except OSError as e:
             raise ChardevError(f"could not open '{path}': {e.strerror}") from None
         self.path = path

@@ -3,6 +3,12 @@
 A server accepts one peer at a time; while none is connected, guest output is
 dropped (the UART must not stall the guest).  ``wait=on`` blocks at startup until
 the first peer connects, as QEMU does, so no early boot output is lost.
+
+``tls-creds=ID[,tls-authz=ID]`` makes it TLS (pemu.crypto): the handshake of an
+accepted client runs in a thread of its own (a client that stalls it cannot stall the
+I/O loop), and a TLS connection is read by a thread too, because a readable socket
+does not mean a whole TLS record has arrived.  ``fd=N`` (or a getfd name) is a socket
+the manager made: a listening one with ``server=on``, a connected one without.
 """
 
 from __future__ import annotations
@@ -10,38 +16,62 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import sys
 import threading
 
+from pemu import threads
 from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, ChardevError
 from pemu.main_loop import get_main_loop
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
 
+MAX_HANDSHAKES = 8  # TLS clients that may be mid-handshake at once
+
 
 class SocketChardev(Chardev):
     def __init__(self, *, host: str | None = None, port: int | None = None,
                  path: str | None = None, server: bool = False, wait: bool = True,
-                 nodelay: bool = False, id: str | None = None) -> None:
+                 nodelay: bool = False, id: str | None = None, tls_creds: str | None = None,
+                 tls_authz: str | None = None, fd: int | None = None) -> None:
         super().__init__(id)
-        if (path is None) == (port is None):
+        if fd is not None:
+            sock = socket.socket(fileno=fd)
+            self.unix = sock.family == socket.AF_UNIX
+            self.address = sock.getsockname() if self.unix else sock.getsockname()[:2]
+            self._owns_path = False
+        elif (path is None) == (port is None):
             raise ChardevError("socket chardev needs either path= or host=/port=")
-        self.unix = path is not None
-        self.address: str | tuple[str, int] = path if path is not None else (host or "", port)
+        else:
+            self.unix = path is not None
+            self.address = path if path is not None else (host or "", port)
+            self._owns_path = True
         self.nodelay = nodelay
+        self.tls = tls_creds is not None
+        self._tls_creds, self._tls_authz = tls_creds, tls_authz
+        if self.tls:
+            self._check_tls_objects(server)
         self._conn: socket.socket | None = None
+        self._stream = None  # a TLS connection's locked stream (pemu.monitor.listener)
+        self._handshaking = 0  # TLS handshakes running in their threads
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
         self._connected = threading.Event()
         if server:
-            self._listen()
+            if fd is not None:
+                self._listener = sock
+            else:
+                self._listen()
             if wait:
                 print(f"pemu: waiting for connection on: {self.describe()}", file=sys.stderr,
                       flush=True)
-                conn, _ = self._listener.accept()
-                self._attach(conn)
+                while not self._connected.is_set():
+                    conn, _ = self._listener.accept()
+                    self._accepted(conn)
             get_main_loop().add_reader(self._listener.fileno(), self._on_accept)
+        elif fd is not None:
+            self._attach(self._client_tls(sock))
         else:
             self._connect()
 
@@ -99,7 +129,63 @@ class SocketChardev(Chardev):
                 sock = socket.create_connection(self.address)
         except OSError as e:
             raise ChardevError(f"could not connect to {self.address}: {e.strerror}") from None
-        self._attach(sock)
+        self._attach(self._client_tls(sock))
+
+    def _check_tls_objects(self, server: bool) -> None:
+        """Refuse unknown or wrong-endpoint objects now, not at the first client."""
+        from pemu.crypto.objects import user_objects
+        store = user_objects()
+        creds = store.tls_creds(self._tls_creds)
+        want = "server" if server else "client"
+        if creds.endpoint != want:
+            raise ChardevError(f"TLS credentials '{self._tls_creds}' are for "
+                               f"endpoint={creds.endpoint}; this socket needs {want}")
+        if self._tls_authz:
+            if not server:
+                raise ChardevError("tls-authz applies to server sockets only")
+            store.authz(self._tls_authz)
+
+    def _client_tls(self, sock: socket.socket) -> socket.socket:
+        if not self.tls:
+            return sock
+        from pemu.crypto.tls_session import TLSRefused, wrap_client
+        host = None if self.unix else self.address[0] or None
+        try:
+            return wrap_client(sock, self._tls_creds, hostname=host)
+        except (TLSRefused, OptionError) as e:
+            raise ChardevError(f"{self.address}: {e}") from None
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """A new client: TLS handshake (blocking: at startup or in its own thread)."""
+        if not self.tls:
+            self._attach(conn)
+            return
+        from pemu.crypto.tls_session import TLSRefused, wrap_server
+        try:
+            self._attach(wrap_server(conn, self._tls_creds, self._tls_authz))
+        except TLSRefused as e:
+            print(f"pemu: chardev {self.id or ''}: {e}", file=sys.stderr)
+
+    def _handshake_in_thread(self, conn: socket.socket) -> None:
+        """Several handshakes may run at once (one stalled client must not lock the
+        right one out); the first to succeed while nobody is connected is the peer."""
+        from pemu.crypto.tls_session import TLSRefused, wrap_server
+        try:
+            tls = wrap_server(conn, self._tls_creds, self._tls_authz)
+        except TLSRefused as e:
+            print(f"pemu: chardev {self.id or ''}: {e}", file=sys.stderr)
+            get_main_loop().call_soon(self._handshake_done)
+            return
+        get_main_loop().call_soon(lambda: self._handshake_done(tls))
+
+    def _handshake_done(self, tls: socket.socket | None = None) -> None:
+        self._handshaking -= 1
+        if tls is None:
+            return
+        if self._conn is not None or self.closed:
+            tls.close()  # one peer at a time, as QEMU
+        else:
+            self._attach(tls)
 
     def _attach(self, conn: socket.socket) -> None:
         if self.nodelay and not self.unix:
@@ -110,15 +196,33 @@ class SocketChardev(Chardev):
         # OPENED before the first byte is read, so the frontend can start a new
         # session (a QMP greeting) that the client's first command then reaches.
         self._emit(CHR_EVENT_OPENED)
-        get_main_loop().add_reader(conn.fileno(), self._on_readable)
+        if isinstance(conn, ssl.SSLSocket):
+            from pemu.monitor.listener import Connection
+            self._stream = stream = Connection(conn)
+            threads.start_daemon(self._read_tls, stream, name="pemu-chardev-tls")
+        else:
+            get_main_loop().add_reader(conn.fileno(), self._on_readable)
+
+    def _read_tls(self, stream) -> None:
+        loop = get_main_loop()
+        while True:
+            data = stream.recv()
+            if not data:
+                break
+            loop.call_soon(lambda data=data: self._deliver(data))
+        loop.call_soon(lambda: self._disconnect() if self._stream is stream else None)
 
     def _on_accept(self) -> None:
         try:
             conn, _ = self._listener.accept()
         except OSError:
             return
-        if self._conn is not None:
+        if self._conn is not None or self._handshaking >= MAX_HANDSHAKES:
             conn.close()  # one peer at a time, as QEMU
+            return
+        if self.tls:
+            self._handshaking += 1
+            threads.start_daemon(self._handshake_in_thread, conn, name="pemu-chardev-tls")
             return
         self._attach(conn)
 
@@ -140,24 +244,33 @@ class SocketChardev(Chardev):
     def _disconnect(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
+            stream, self._stream = self._stream, None
         self._connected.clear()
         if conn is not None:
-            get_main_loop().remove_reader(conn.fileno())
-            conn.close()
+            if stream is not None:
+                stream.close()  # its reader thread sees the end and stops
+            else:
+                get_main_loop().remove_reader(conn.fileno())
+                conn.close()
             with self._in_lock:
                 self._inbuf.clear()  # unread input of a client that left is dropped
             self._emit(CHR_EVENT_CLOSED)
 
     def write(self, data: bytes) -> None:
         with self._lock:
-            conn = self._conn
+            conn, stream = self._conn, self._stream
             if conn is None:
                 return
-            try:
-                conn.sendall(data)
-                return
-            except OSError:
-                pass
+            if stream is not None:
+                stream.send(data)
+                if not stream.closed:
+                    return
+            else:
+                try:
+                    conn.sendall(data)
+                    return
+                except OSError:
+                    pass
         get_main_loop().call_soon(self._disconnect)
 
     def close(self) -> None:
@@ -168,21 +281,27 @@ class SocketChardev(Chardev):
         if self._listener is not None:
             get_main_loop().remove_reader(self._listener.fileno())
             self._listener.close()
-            if self.unix:
+            if self.unix and self._owns_path:
                 with contextlib.suppress(OSError):
                     os.unlink(self.address)
 
 
 def _open_socket(options: BackendOptions) -> SocketChardev:
     server, wait, nodelay = (options.flag(k) for k in ("server", "wait", "nodelay"))
+    common = {"server": server, "wait": wait, "id": options.id,
+              "tls_creds": options.text("tls-creds") or None,
+              "tls_authz": options.text("tls-authz") or None}
+    if common["tls_authz"] and not common["tls_creds"]:
+        raise OptionError(f"{options.what}: tls-authz needs tls-creds")
+    if options.has("fd"):
+        from pemu.fdpass import fd_param
+        return SocketChardev(fd=fd_param(options.required("fd")), nodelay=nodelay, **common)
     if options.has("path"):
-        return SocketChardev(path=options.required("path"), server=server, wait=wait,
-                             id=options.id)
+        return SocketChardev(path=options.required("path"), **common)
     if not options.has("port"):
-        raise OptionError(f"{options.what}: socket needs 'path' or 'port'")
+        raise OptionError(f"{options.what}: socket needs 'path', 'port' or 'fd'")
     return SocketChardev(host=options.text("host") or None,
-                         port=options.number("port", 0, 65535), server=server, wait=wait,
-                         nodelay=nodelay, id=options.id)
+                         port=options.number("port", 0, 65535), nodelay=nodelay, **common)
 
 
 def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
@@ -196,11 +315,16 @@ def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
             "wait": "on" if data.get("wait", False) else "off"}
     if addr.get("type") == "unix" and isinstance(inner.get("path"), str):
         opts["path"] = inner["path"]
+    elif addr.get("type") == "fd" and isinstance(inner.get("str"), str):
+        opts["fd"] = inner["str"]  # a getfd name or a number
     elif addr.get("type") == "inet" and isinstance(inner.get("port"), str | int):
         opts["host"] = str(inner.get("host", "127.0.0.1"))
         opts["port"] = str(inner["port"])
     else:
-        raise OptionError("backend.data.addr must be unix (path) or inet (host, port)")
+        raise OptionError("backend.data.addr must be unix (path), inet (host, port) or fd")
+    for key in ("tls-creds", "tls-authz"):
+        if isinstance(data.get(key), str):
+            opts[key] = data[key]
     return opts
 
 
@@ -211,4 +335,10 @@ declare_backend("socket", "a TCP or Unix stream socket, as server or client", _o
                 Property("server", "bool", "off", "listen instead of connecting"),
                 Property("wait", "bool", "on", "server: wait for a client at startup"),
                 Property("nodelay", "bool", "off", "TCP_NODELAY on the connection"),
+                Property("tls-creds", "str", description="ID of a tls-creds-x509/psk object: "
+                         "TLS on the connection"),
+                Property("tls-authz", "str", description="ID of an authz-* object that "
+                         "decides which TLS clients may connect"),
+                Property("fd", "str", description="a socket passed in (number, or a getfd "
+                         "name): listening with server=on, else connected"),
                 from_qmp=_socket_from_qmp)

@@ -14,6 +14,7 @@ from typing import TextIO
 from pemu.block.drivers import block_driver, supported_formats_line
 from pemu.block.errors import BlockError
 from pemu.chardev.backend import backend_type, check_backend_options
+from pemu.fdpass import parse_add_fd
 from pemu.net import all_backends  # noqa: F401 - -netdev types
 from pemu.net.backend import netdev_help, netdev_type
 from pemu.net.options import parse_netdev, parse_nic
@@ -79,6 +80,8 @@ _OPTIONS = [
     ("incoming", True, "wait for an incoming migration"),
     ("icount", True, "instruction counting: shift=N"),
     ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
+    ("add-fd", True, "fd=N,set=S[,opaque=TEXT]: an inherited fd joins fd set S "
+                     "(open it as /dev/fdset/S)"),
     ("version", False, "print the version and exit"),
     ("h", False, "print help and exit"),
     ("help", False, "print help and exit"),
@@ -143,6 +146,9 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.nics.append(v)
         elif name == "object":
             cfg.objects.append(parse_keyval(v, implied_key="qom-type", option=name))
+        elif name == "add-fd":
+            # adopted at once, as QEMU does, before anything can open /dev/fdset/S
+            parse_add_fd(parse_keyval(v, option=name))
         elif name == "nographic":
             cfg.nographic = True
         elif name == "display":

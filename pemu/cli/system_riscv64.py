@@ -25,6 +25,7 @@ from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.riscv.board import BoardError
@@ -84,6 +85,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     closers: list = []
     old_handlers = {}
     try:
+        # secrets, TLS credentials, authz first: drives, chardevs and monitors use them
+        user_objects().sync(cfg.objects)
         for opts in cfg.chardevs:
             chardevs.add(opts)
         if machine == "virt":

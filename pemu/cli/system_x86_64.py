@@ -14,6 +14,7 @@ from pemu.accel.kvm.vcpu import install_kick_handler
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.crypto.objects import user_objects
 from pemu.gdbstub.x86_kvm import start_x86_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.image_file import ImageFileError, read_image
@@ -78,6 +79,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     gdb_server = None
     closers: list = []
     try:
+        # secrets, TLS credentials, authz first: drives, chardevs and monitors use them
+        user_objects().sync(cfg.objects)
         for opts in cfg.chardevs:
             chardevs.add(opts)
         install_kick_handler()

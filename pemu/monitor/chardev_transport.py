@@ -25,7 +25,8 @@ class ChardevMonitor:
         self.session = None
         self._closed = False
         self._timer = None
-        if hasattr(chardev, "connected"):  # a socket chardev: one session per client
+        self._polling = hasattr(chardev, "connected")
+        if self._polling:  # a socket chardev: one session per client
             chardev.set_receiver(self._on_input)
             self._poll()
             return
@@ -52,6 +53,11 @@ class ChardevMonitor:
 
     def _on_input(self, data: bytes) -> None:
         session = self.session
+        if session is None and self._polling and self.chardev.connected:
+            # a client that speaks before the next poll (openssl s_client sends at
+            # once) must not lose its first commands: greet it now
+            session = self.session = self.factory(self.chardev.write, False)
+            session.start()
         if session is not None:
             session.feed(data)
 

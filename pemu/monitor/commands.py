@@ -10,7 +10,7 @@ import os
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import chardev_commands, net_commands, qom
+from pemu.monitor import chardev_commands, fd_commands, net_commands, qom
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
@@ -375,3 +375,6 @@ def query_rx_filter(ctx: CommandContext, name: str | None = None) -> list:
 @command("netdev_del", {"id": "str"})
 def netdev_del(ctx: CommandContext, id: str) -> None:
     net_commands.netdev_del(ctx.machine, id)
+
+
+fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd

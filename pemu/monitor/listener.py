@@ -11,6 +11,7 @@ An existing file that is not a socket is never replaced.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import select
@@ -23,6 +24,7 @@ import threading
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.crypto.tls_session import TLSRefused
 from pemu.qemuopts.keyval import OptionError
 
 
@@ -39,6 +41,9 @@ class Connection:
         self._lock = threading.Lock()
         self.closed = False
         self.tls = isinstance(sock, ssl.SSLSocket)
+        # fds a client sent with SCM_RIGHTS (UNIX sockets), for add-fd and getfd
+        self.passed_fds = PassedFds() if sock.family == socket.AF_UNIX and not self.tls \
+            else None
         if self.tls:
             sock.setblocking(False)
 
@@ -65,6 +70,8 @@ class Connection:
 
     def recv(self) -> bytes:
         """The next data from the peer; b"" when it has gone."""
+        if self.passed_fds is not None:
+            return self.passed_fds.recv(self.sock)
         if not self.tls:
             try:
                 return self.sock.recv(65536)
@@ -85,9 +92,55 @@ class Connection:
     def close(self) -> None:
         with self._lock:
             self.closed = True
+        if self.passed_fds is not None:
+            self.passed_fds.close_all()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+
+
+class PassedFds:
+    """File descriptors received with SCM_RIGHTS, oldest first, until a command (add-fd,
+    getfd) takes one.  At most MAX_PASSED_FDS wait: a client cannot make pemu hold an
+    unbounded number of descriptors; the extra ones are closed at once."""
+
+    MAX_PASSED_FDS = 16
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+        self._lock = threading.Lock()
+
+    def recv(self, sock: socket.socket) -> bytes:
+        try:
+            data, ancdata, _, _ = sock.recvmsg(
+                65536, socket.CMSG_SPACE(self.MAX_PASSED_FDS * 4))
+        except OSError:
+            return b""
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                whole = len(payload) - len(payload) % 4
+                for fd in array.array("i", payload[:whole]):
+                    self._keep(fd)
+        return data
+
+    def _keep(self, fd: int) -> None:
+        with self._lock:
+            if len(self._fds) < self.MAX_PASSED_FDS:
+                os.set_inheritable(fd, False)
+                self._fds.append(fd)
+                return
+        os.close(fd)
+
+    def take(self) -> int | None:
+        with self._lock:
+            return self._fds.pop(0) if self._fds else None
+
+    def close_all(self) -> None:
+        with self._lock:
+            fds, self._fds = self._fds, []
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 SessionFactory = Callable[[Connection], object]  # returns something with feed/start/close
@@ -142,18 +195,25 @@ def bind_tcp(host: str, port: int) -> socket.socket:
 
 
 class Listener:
-    """Accepts clients on a bound socket; every client gets ``factory(connection)``."""
+    """Accepts clients on a bound socket; every client gets ``factory(connection)``.
+
+    At most MAX_CLIENTS are served at once (each costs a thread and a session); a
+    client past that is closed at once, so connecting in a loop cannot exhaust pemu.
+    """
+
+    MAX_CLIENTS = 16
 
     def __init__(self, sock: socket.socket, factory: SessionFactory, label: str,
-                 ssl_context: ssl.SSLContext | None = None, unix_path: str | None = None
-                 ) -> None:
+                 tls_wrap: Callable[[socket.socket], socket.socket] | None = None,
+                 unix_path: str | None = None) -> None:
         self.sock = sock
         self.factory = factory
         self.label = label
-        self.ssl_context = ssl_context
+        self.tls_wrap = tls_wrap  # pemu.crypto.tls_session: handshake and authorization
         self.unix_path = unix_path
         self.first_client = threading.Event()
         self.sessions: list[object] = []
+        self._clients = threading.BoundedSemaphore(self.MAX_CLIENTS)
         self._closing = False
         self._thread = threads.start_daemon(self._accept_loop, name=f"pemu-{label}")
 
@@ -167,18 +227,26 @@ class Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return  # closed
-            threads.start_daemon(self._serve, conn, name=f"pemu-{self.label}-c")
-
-    def _serve(self, conn: socket.socket) -> None:
-        if self.ssl_context is not None:
-            try:
-                conn.settimeout(30)
-                conn = self.ssl_context.wrap_socket(conn, server_side=True)
-                conn.settimeout(None)
-            except (ssl.SSLError, OSError) as e:
-                print(f"pemu: {self.label}: TLS handshake failed: {e}", file=sys.stderr)
+            if not self._clients.acquire(blocking=False):
+                print(f"pemu: {self.label}: more than {self.MAX_CLIENTS} clients; "
+                      "refusing one", file=sys.stderr)
                 with contextlib.suppress(OSError):
                     conn.close()
+                continue
+            threads.start_daemon(self._serve_counted, conn, name=f"pemu-{self.label}-c")
+
+    def _serve_counted(self, conn: socket.socket) -> None:
+        try:
+            self._serve(conn)
+        finally:
+            self._clients.release()
+
+    def _serve(self, conn: socket.socket) -> None:
+        if self.tls_wrap is not None:
+            try:
+                conn = self.tls_wrap(conn)
+            except TLSRefused as e:
+                print(f"pemu: {self.label}: {e}", file=sys.stderr)
                 return
         connection = Connection(conn)
         session = self.factory(connection)

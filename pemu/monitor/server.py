@@ -22,18 +22,18 @@ from pemu.monitor.commands import SCHEMA
 from pemu.monitor.hmp import HMPSession
 from pemu.monitor.listener import Connection, Listener, bind_tcp, bind_unix_private
 from pemu.monitor.qmp import CommandContext, QMPSession
-from pemu.monitor.tls import TLSCreds, load_tls_objects
+from pemu.monitor.tls import load_tls_objects, server_wrapper
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval
 
 CONTROL = "control"  # QMP
 READLINE = "readline"  # HMP
-_SOCKET_KEYS = {"server", "wait", "nowait", "tls-creds", "insecure", "nodelay", "pretty"}
+_SOCKET_KEYS = {"server", "wait", "nowait", "tls-creds", "tls-authz", "insecure", "nodelay",
+                "pretty"}
 
 
 class MonitorSet:
-    def __init__(self, machine, tls: dict[str, TLSCreds] | None = None) -> None:
+    def __init__(self, machine) -> None:
         self.machine = machine
-        self.tls = tls or {}
         self.listeners: list[Listener] = []
         self.chardev_monitors: list[ChardevMonitor] = []
         self._client_sockets: list[Connection] = []
@@ -45,6 +45,11 @@ class MonitorSet:
             return QMPSession(SCHEMA, lambda s: CommandContext(self.machine, self, s), send,
                               events=self.machine.events)
         return HMPSession(self.machine, self, send, echo=echo)
+
+    def _session_for(self, mode: str, conn: Connection):
+        session = self.new_session(mode, conn.send)
+        session.passed_fds = conn.passed_fds  # add-fd/getfd take what came with SCM_RIGHTS
+        return session
 
     # -- -qmp / -monitor strings -------------------------------------------------------
     def add_spec(self, spec: str, mode: str, chardevs=None) -> None:
@@ -72,10 +77,9 @@ class MonitorSet:
         wait = "nowait" not in opts and parse_bool(opts.get("wait", "on"), f"{opt} wait")
         creds = None
         if "tls-creds" in opts:
-            creds = self.tls.get(opts["tls-creds"])
-            if creds is None:
-                raise OptionError(f"{opt} {spec}: no tls-creds-x509 object with id "
-                                  f"'{opts['tls-creds']}' (add -object tls-creds-x509,...)")
+            creds = server_wrapper(f"{opt} {spec}", opts["tls-creds"], opts.get("tls-authz"))
+        elif "tls-authz" in opts:
+            raise OptionError(f"{opt} {spec}: tls-authz needs tls-creds")
         if kind == "tcp":
             insecure = parse_bool(opts.get("insecure", "off"), f"{opt} insecure")
             if creds is None and not insecure:
@@ -100,9 +104,9 @@ class MonitorSet:
                 raise OptionError(f"{opt} {spec}: expected tcp:HOST:PORT")
             sock = bind_tcp(host.strip("[]"), int(port))
             unix_path = None
-        listener = Listener(sock, lambda conn: self.new_session(mode, conn.send),
+        listener = Listener(sock, lambda conn: self._session_for(mode, conn),
                             f"{'qmp' if mode == CONTROL else 'monitor'}",
-                            creds.context if creds else None, unix_path)
+                            creds, unix_path)
         self.listeners.append(listener)
         if wait:
             print(f"pemu: waiting for connection on: {kind}:{where},server=on",
@@ -160,10 +164,10 @@ class MonitorSet:
 
 def create_monitors(cfg, machine, chardevs=None) -> MonitorSet:
     """Every monitor the command line asked for (SystemConfig.qmp/monitor/mon)."""
-    tls = load_tls_objects(cfg.objects)
+    load_tls_objects(cfg.objects)
     machine.objects.update({o["id"]: o for o in cfg.objects if "id" in o})
     machine.chardevs = chardevs
-    monitors = MonitorSet(machine, tls)
+    monitors = MonitorSet(machine)
     try:
         for spec in cfg.qmp:
             monitors.add_spec(spec, CONTROL, chardevs)
@@ -192,7 +196,7 @@ def create_monitors(cfg, machine, chardevs=None) -> MonitorSet:
 
 def _refuse_plain_tcp(chardev, opts: dict[str, str]) -> None:
     backend = getattr(chardev, "backend", chardev)
-    if getattr(backend, "unix", True):
+    if getattr(backend, "unix", True) or getattr(backend, "tls", False):
         return
     if not parse_bool(opts.get("insecure", "off"), "-mon insecure"):
         raise OptionError(f"-mon chardev={opts['chardev']}: a monitor on a TCP chardev has "

@@ -6,9 +6,10 @@ import getopt
 import math
 import sys
 
+from pemu.crypto.objects import ObjectStore
 from pemu.qemuopts.keyval import OptionError, parse_keyval, parse_size
 
-from ..drive import open_image, parse_secret_object
+from ..drive import open_image
 from ..errors import BlockError, CorruptImageError
 from ..node import BlockNode
 
@@ -64,15 +65,23 @@ def parse_options_list(values: list[str]) -> dict[str, str]:
 
 
 class Secrets:
+    """pemu-img's --object secrets (an encrypted one may name an earlier one's key)."""
+
     def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
+        self.store = ObjectStore()
+
+    @property
+    def values(self) -> dict[str, bytes]:
+        return self.store.secrets()
 
     def add_object(self, text: str) -> None:
         try:
-            sid, data = parse_secret_object(text)
+            opts = parse_keyval(text, implied_key="qom-type")
+            if opts.get("qom-type") != "secret":
+                raise BlockError(f"Unsupported object type '{opts.get('qom-type')}'")
+            self.store.add(opts)
         except (BlockError, OptionError) as e:
             raise ImgError(str(e)) from None
-        self.values[sid] = data
 
 
 class Flags:

@@ -40,7 +40,12 @@ CREATE_OPTIONS = (
 declare("qcow2", "QEMU copy-on-write image, version 2 and 3", probe=probe_qcow2,
         open=open_qcow2, create=create_qcow2_from_options, compression=True,
         properties=(_ENCRYPT[0], Property("check-mode", "bool", "off",
-                                          "open a corrupt image to check or repair it")),
+                                          "open a corrupt image to check or repair it"),
+                    Property("cache-size", "size", description="L2 and refcount caches "
+                             "together, bytes (at most 256 MiB each)"),
+                    Property("l2-cache-size", "size", "8M", "L2 table cache, bytes"),
+                    Property("refcount-cache-size", "size", "16M",
+                             "refcount block cache, bytes")),
         create_options=CREATE_OPTIONS)
 
 __all__ = ["CREATE_OPTIONS", "Qcow2Node", "create_qcow2", "open_qcow2"]

@@ -19,6 +19,7 @@ from ..errors import BlockError
 from ..luks import open_qcow2_crypto
 from ..node import BlockNode, Extent
 from . import format as fmt
+from .cache_sizes import cache_sizes
 from .check import check_image
 from .compress import compress_cluster, decompress_cluster
 from .format import (
@@ -37,7 +38,6 @@ from .snapshot_table import Snapshot, find_snapshot, parse_snapshot_table
 
 UNALLOC, ZERO, NORMAL, COMPRESSED = range(4)
 # L2 entries kept decoded in memory (about 40 bytes each as Python ints)
-_L2_CACHE_ENTRIES = 1 << 20
 
 
 class Qcow2Node(BlockNode):
@@ -63,6 +63,7 @@ class Qcow2Node(BlockNode):
         h = self.h
         self.cluster_bits = h.cluster_bits
         self.cluster_size = cs = 1 << h.cluster_bits
+        self.cache_sizes = cache_sizes(self.options, cs)
         self.extl2 = bool(h.incompatible_features & INCOMPAT_EXTL2)
         self.words = 2 if self.extl2 else 1
         self.l2_size = cs // (8 * self.words)
@@ -97,7 +98,7 @@ class Qcow2Node(BlockNode):
                 data, h.nb_snapshots, cs, file.size, h.size,
                 min_extra=16 if check_mode and h.version >= 3 else 0)
         self._l2_cache: OrderedDict[int, list[int]] = OrderedDict()
-        self._l2_cache_tables = max(4, _L2_CACHE_ENTRIES // (cs // 8))
+        self._l2_cache_tables = self.cache_sizes.l2_tables
         self._cbuf_key = -1
         self._cbuf = b""
         self._compressed_cursor = 0   # byte offset where the next compressed cluster may go
@@ -224,7 +225,8 @@ class Qcow2Node(BlockNode):
         self.refcounts = Refcounts(self.file, h.cluster_bits, h.refcount_order,
                                    h.refcount_table_offset, h.refcount_table_clusters,
                                    on_table_moved=self._refcount_table_moved,
-                                   strict=not self.check_mode)
+                                   strict=not self.check_mode,
+                                   cache_blocks=self.cache_sizes.refcount_blocks)
         self.refcounts.writable = not self.read_only
         self.refcounts.overlap_check = self._overlap_check
         self.refcounts.on_change = self.invalidate_meta
@@ -256,10 +258,16 @@ class Qcow2Node(BlockNode):
             raise self.corrupt(f"L2 table at {offset:#x} overlaps other metadata")
         raw = self.file.read(offset, self.cluster_size)
         t = list(struct.unpack(f">{self.cluster_size // 8}Q", raw))
-        self._l2_cache[offset] = t
-        if len(self._l2_cache) > self._l2_cache_tables:
-            self._l2_cache.popitem(last=False)
+        self._cache_l2(offset, t)
         return t
+
+    def _cache_l2(self, offset: int, table: list[int]) -> None:
+        """Every way into the L2 cache goes through here, so it keeps its size limit
+        (tables are written through at once: evicting one loses nothing)."""
+        self._l2_cache[offset] = table
+        self._l2_cache.move_to_end(offset)
+        while len(self._l2_cache) > self._l2_cache_tables:
+            self._l2_cache.popitem(last=False)
 
     def _set_l1(self, index: int, value: int) -> None:
         self.invalidate_meta()
@@ -268,7 +276,7 @@ class Qcow2Node(BlockNode):
 
     def _write_l2_entries(self, table_off: int, table: list[int], first: int, count: int) -> None:
         # the list we changed is authoritative, even if the cache evicted it meanwhile
-        self._l2_cache[table_off] = table
+        self._cache_l2(table_off, table)
         w = self.words
         self.file.write(table_off + first * 8 * w,
                         struct.pack(f">{count * w}Q", *table[first * w:(first + count) * w]))
@@ -458,7 +466,7 @@ class Qcow2Node(BlockNode):
             self.check_releasable([off])
         new = self.refcounts.alloc(1)
         self.file.write(new, struct.pack(f">{len(table)}Q", *table))
-        self._l2_cache[new] = table
+        self._cache_l2(new, table)
         self._set_l1(l1_index, new | OFLAG_COPIED)
         if off:
             self.refcounts.free(off)

@@ -132,7 +132,8 @@ def _full_byte_skip(raw: bytearray, b: int, bits: int) -> int:
 
 class Refcounts:
     def __init__(self, file: BlockNode, cluster_bits: int, order: int, table_offset: int,
-                 table_clusters: int, on_table_moved=None, strict: bool = True) -> None:
+                 table_clusters: int, on_table_moved=None, strict: bool = True,
+                 cache_blocks: int | None = None) -> None:
         """``strict=False`` (check mode) keeps broken table entries for the check to
         report (and -r all to replace) instead of refusing the image."""
         self.file = file
@@ -149,6 +150,7 @@ class Refcounts:
                 raise CorruptImageError(f"Refcount block offset {entry:#x} (table entry {i}) is "
                                  "invalid")
         self._cache: OrderedDict[int, bytearray] = OrderedDict()
+        self.cache_blocks = cache_blocks or max(4, _BLOCK_CACHE_BYTES // self.cluster_size)
         self.free_hint = 0
         self.on_table_moved = on_table_moved
         self.writable = True
@@ -168,7 +170,7 @@ class Refcounts:
                 raise BlockError(f"Refcount block {index} at {offset:#x} is invalid")
             blk = bytearray(self.file.read(offset, self.cluster_size))
             self._cache[offset] = blk
-            if len(self._cache) > max(4, _BLOCK_CACHE_BYTES // self.cluster_size):
+            if len(self._cache) > self.cache_blocks:
                 self._cache.popitem(last=False)
         else:
             self._cache.move_to_end(offset)
