@@ -49,6 +49,10 @@ class NetClient:
     def link_status_changed(self) -> None:
         """``link_down`` changed (a NIC tells its driver)."""
 
+    def peer_drained(self) -> None:
+        """The peer emptied its incoming queue (a backend that stopped reading the host
+        side because of that backlog may read again)."""
+
     def describe(self) -> str:
         """The text after the name in ``info network``."""
         return ""
@@ -76,10 +80,13 @@ class NetClient:
     def flush_incoming(self) -> None:
         """Deliver queued frames while the receiver takes them (call when it can again)."""
         with self.lock:
+            had = bool(self._incoming)
             while self._incoming and self.can_receive():
                 if not self.receive(self._incoming[0]):
                     return
                 self._incoming.popleft()
+        if had and not self._incoming and self.peer is not None:
+            self.peer.peer_drained()
 
     @property
     def queued(self) -> int:

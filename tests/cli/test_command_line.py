@@ -36,7 +36,7 @@ def refused(r: subprocess.CompletedProcess, *words: str) -> None:
 NOT_IMPLEMENTED = [
     (["-nic", "tap"], "-nic tap"),
     (["-netdev", "tap,id=n0"], "-netdev tap,id=n0"),
-    (["-netdev", "stream,id=n0"], "-netdev stream,id=n0"),
+    (["-netdev", "vde,id=n0"], "-netdev vde,id=n0"),
     (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
     (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
