@@ -26,7 +26,7 @@ COMMON_PROPERTIES = (
 
 # Backends QEMU has that pemu does not build yet: named in the error, never ignored.
 NOT_BUILT = {name: f"the {name} netdev backend is not implemented in pemu yet"
-             for name in ("tap", "hubport", "l2tpv3", "vde",
+             for name in ("hubport", "l2tpv3", "vde",
                           "bridge", "vhost-user", "vhost-vdpa")}
 
 

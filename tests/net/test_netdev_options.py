@@ -34,7 +34,7 @@ def error_of(fn, *args) -> str:
     ("user,id=x,restrict=maybe",
      f"{P}: -netdev user,id=x,restrict=maybe: Parameter 'restrict' expects 'on' or 'off'"),
     ("user,id=x,net=10.0.2.0,net=10.0.3.0", "Parameter 'net' given twice"),
-    ("tap,id=x", "tap netdev backend is not implemented in pemu yet"),
+    ("l2tpv3,id=x", "l2tpv3 netdev backend is not implemented in pemu yet"),
     ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "guestfwd= is not implemented"),
 ])
 def test_netdev_errors_are_qemus(text, expected):
