@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 MAX_QUEUED = 10000  # frames waiting for a slow receiver (QEMU's net queue length)
 
@@ -37,6 +38,8 @@ class NetClient:
         self.lock: threading.RLock = threading.RLock()
         self._incoming: deque[bytes] = deque()
         self.dropped = 0  # frames dropped because the queue was full
+        # observers of every frame crossing this end's link, both ways (filter-dump)
+        self.filters: list[Callable[[bytes], None]] = []
 
     # -- what subclasses provide -----------------------------------------------------
     def can_receive(self) -> bool:
@@ -66,6 +69,9 @@ class NetClient:
         peer = self.peer
         if peer is None or self.link_down or peer.link_down:
             return
+        if self.filters or peer.filters:
+            for observe in self.filters + peer.filters:
+                observe(frame)
         peer._deliver(frame)
 
     def _deliver(self, frame: bytes) -> None:

@@ -37,7 +37,7 @@ NOT_IMPLEMENTED = [
     (["-nic", "vde"], "-nic vde"),
     (["-netdev", "l2tpv3,id=n0"], "-netdev l2tpv3,id=n0"),
     (["-netdev", "vde,id=n0"], "-netdev vde,id=n0"),
-    (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
+    (["-netdev", "user,id=n0,smb=/tmp"], "smb"),
     (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),

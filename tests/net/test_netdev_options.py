@@ -35,10 +35,18 @@ def error_of(fn, *args) -> str:
      f"{P}: -netdev user,id=x,restrict=maybe: Parameter 'restrict' expects 'on' or 'off'"),
     ("user,id=x,net=10.0.2.0,net=10.0.3.0", "Parameter 'net' given twice"),
     ("l2tpv3,id=x", "l2tpv3 netdev backend is not implemented in pemu yet"),
-    ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "guestfwd= is not implemented"),
 ])
 def test_netdev_errors_are_qemus(text, expected):
     assert expected in error_of(parse_netdev, text, P)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("user,id=x,guestfwd=tcp:10.0.2.100:80-chr0", "only -cmd:COMMAND is implemented"),
+    ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "is not in the network"),
+    ("user,id=x,guestfwd=udp:10.0.2.100:80-cmd:true", "Only TCP"),
+])
+def test_guestfwd_errors(text, expected):
+    assert expected in error_of(lambda t, p: Network(p).add_text(t), text, P)
 
 
 def test_netdev_keeps_repeated_hostfwd_in_order():
