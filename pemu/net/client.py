@@ -23,6 +23,8 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from pemu.net.ratelimit import RateLimitedWarning
+
 MAX_QUEUED = 10000  # frames waiting for a slow receiver (QEMU's net queue length)
 
 
@@ -38,6 +40,7 @@ class NetClient:
         self.lock: threading.RLock = threading.RLock()
         self._incoming: deque[bytes] = deque()
         self.dropped = 0  # frames dropped because the queue was full
+        self._drop_warning: RateLimitedWarning | None = None
         # observers of every frame crossing this end's link, both ways (filter-dump)
         self.filters: list[Callable[[bytes], None]] = []
 
@@ -51,6 +54,13 @@ class NetClient:
 
     def link_status_changed(self) -> None:
         """``link_down`` changed (a NIC tells its driver)."""
+
+    def drop(self, why: str) -> None:
+        """Count a frame lost at this end and say so, at most once a second."""
+        self.dropped += 1
+        if self._drop_warning is None:
+            self._drop_warning = RateLimitedWarning(f"pemu: {self.kind} {self.name}")
+        self._drop_warning(f"dropped a frame: {why}")
 
     def peer_drained(self) -> None:
         """The peer emptied its incoming queue (a backend that stopped reading the host
@@ -79,7 +89,7 @@ class NetClient:
             if not self._incoming and self.can_receive() and self.receive(frame):
                 return
             if len(self._incoming) >= MAX_QUEUED:
-                self.dropped += 1
+                self.drop("its receiver is not taking frames (queue full)")
                 return
             self._incoming.append(frame)
 

@@ -74,7 +74,7 @@ class HubPort(NetClient):
 
     def receive(self, frame: bytes) -> bool:
         if not self.hub.carry(self, frame):
-            self.dropped += 1
+            self.drop("the hub's queue is full")
         return True
 
     def describe(self) -> str:

@@ -68,7 +68,7 @@ class PollingBackend(NetClient):
             self.tx.append(frame)
             self.wake()
         else:
-            self.dropped += 1
+            self.drop("the host side is not keeping up with the guest (queue full)")
         return True
 
     def wake(self) -> None:

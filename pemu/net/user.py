@@ -357,7 +357,7 @@ class SlirpBackend(NetClient):
             self._to_slirp.append(frame)
             self._wake()
         else:
-            self.dropped += 1
+            self.drop("slirp is not keeping up with the guest (queue full)")
         return True
 
     def _wake(self) -> None:

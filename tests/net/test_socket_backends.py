@@ -220,3 +220,30 @@ def test_stream_server_refuses_an_address_in_use(net):
         with pytest.raises(OptionError, match="cannot listen on 127.0.0.1"):
             net.add_text(f"stream,id=s,server=on,addr.type=inet,addr.host=127.0.0.1,"
                          f"addr.port={port}")
+
+
+def test_a_flood_the_host_side_cannot_take_is_dropped_with_one_warning(net, capsys):
+    """Frames from the guest faster than the backend's thread drains them: past
+    MAX_QUEUED they are dropped, counted, and reported at most once a second."""
+    from pemu.net.client import MAX_QUEUED
+
+    backend, nic = attach(net, "stream,id=s,server=on,addr.type=unix,addr.path="
+                               f"/tmp/pemu-flood-{id(net)}.sock")
+    backend.transmit = lambda: None  # a host side that takes nothing
+    for _ in range(MAX_QUEUED + 500):
+        nic.send(frame(60, 1))
+    assert backend.dropped == 500
+    err = capsys.readouterr().err
+    assert err.count("dropped a frame: the host side is not keeping up") == 1, err
+
+
+def test_frames_the_nic_never_takes_are_dropped_past_the_queue(net, capsys):
+    from pemu.net.client import MAX_QUEUED
+
+    path = f"/tmp/pemu-full-{id(net)}.sock"
+    server, nic = attach(net, f"stream,id=s,server=on,addr.type=unix,addr.path={path}",
+                         accept=False)
+    for _ in range(MAX_QUEUED + 10):
+        server.send(frame(60, 2))  # as if read from the socket
+    assert nic.queued == MAX_QUEUED and nic.dropped == 10
+    assert "receiver is not taking frames" in capsys.readouterr().err
