@@ -26,9 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from pemu.guests import guest_file
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pemu.guests import guest_file  # noqa: E402
+
 DEBIAN = guest_file("riscv64-debian")
 OPENSBI = Path("/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin")
 READY = "PEMU-TEST iperf3 up"
