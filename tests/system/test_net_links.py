@@ -1,7 +1,9 @@
-"""Two guests on one Ethernet link: -netdev stream and -netdev dgram between two pemu
-processes, and between pemu and Debian's QEMU 7.2 (same wire format).  Each guest is
-the lean riscv64 guest with a static address; each pings the other.  The sockets are
-on 127.0.0.1 or in the test's temporary folder."""
+"""Guests linked by point-to-point backends, each pinging the other with static
+addresses: two pemu processes over -netdev stream (UNIX socket) and the legacy
+-netdev socket (TCP), and pemu against Debian's QEMU 7.2 over -netdev stream (TCP:
+QEMU's length-prefixed framing must agree) and -netdev dgram (UDP).  Every guest has
+two NICs, one link each, so two boots cover two backends; an interface is found by
+its MAC.  Sockets are on 127.0.0.1 or in the test's temporary folder."""
 
 from __future__ import annotations
 
@@ -13,8 +15,6 @@ from tests.system.lean_guest import LeanGuest, need_lean_guest, need_qemu, ping_
 
 pytestmark = pytest.mark.slow
 
-A, B = "192.168.76.1", "192.168.76.2"
-
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
@@ -22,69 +22,67 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def nic(netdev: str, mac: str) -> list[str]:
-    return ["-netdev", netdev, "-device", f"virtio-net-device,netdev=n0,mac={mac}"]
+def mac(guest: int, link: int) -> str:
+    return f"52:54:00:00:7{link}:0{guest}"
 
 
-def linked(first: LeanGuest, second: LeanGuest) -> None:
-    """Address both guests and ping both ways."""
+def nics(*netdevs: str, guest: int) -> list[str]:
+    args = []
+    for link, netdev in enumerate(netdevs):
+        args += ["-netdev", f"{netdev},id=n{link}",
+                 "-device", f"virtio-net-device,netdev=n{link},mac={mac(guest, link)}"]
+    return args
+
+
+def address(guest: LeanGuest, number: int, links: int) -> None:
+    for link in range(links):
+        guest.run(f"IF=$(ip -o link | grep {mac(number, link)} | cut -d: -f2 | tr -d ' ') "
+                  f"&& ifconfig $IF 192.168.7{link}.{number} netmask 255.255.255.0 up")
+
+
+def check_links(first: LeanGuest, second: LeanGuest, links: int) -> None:
     try:
-        for guest, addr in ((first, A), (second, B)):
-            guest.wait_prompt()
-            guest.run(f"ifconfig eth0 {addr} netmask 255.255.255.0 up")
-        out = ping_until_answered(first, B)
-        assert "3 packets received" in out, out
-        out = ping_until_answered(second, A)
-        assert "3 packets received" in out, out
-        # a bigger frame than one small ICMP echo: the length prefix/datagram carries it
-        out = first.run(f"ping -c 2 -s 1400 -W 2 {B}")
-        assert "2 packets received" in out, out
+        first.wait_prompt()
+        second.wait_prompt()
+        address(first, 1, links)
+        address(second, 2, links)
+        for link in range(links):
+            out = ping_until_answered(first, f"192.168.7{link}.2")
+            assert "3 packets received" in out, out
+            out = ping_until_answered(second, f"192.168.7{link}.1")
+            assert "3 packets received" in out, out
+            # a frame far bigger than a small echo: one length prefix / datagram carries it
+            out = first.run(f"ping -c 2 -s 1400 -W 2 192.168.7{link}.2")
+            assert "2 packets received" in out, out
     finally:
         first.close()
         second.close()
 
 
-def test_two_pemu_guests_over_stream_unix(tmp_path):
+def test_two_pemu_guests_over_stream_unix_and_legacy_socket(tmp_path):
     need_lean_guest()
-    path = tmp_path / "link.sock"
-    server = LeanGuest(nic(f"stream,id=n0,server=on,addr.type=unix,addr.path={path}",
-                           "52:54:00:00:76:01"))
-    client = LeanGuest(nic(f"stream,id=n0,server=off,reconnect=1,addr.type=unix,"
-                           f"addr.path={path}", "52:54:00:00:76:02"))
-    linked(server, client)
+    path, port = tmp_path / "link.sock", free_port()
+    first = LeanGuest(nics(f"stream,server=on,addr.type=unix,addr.path={path}",
+                           f"socket,listen=127.0.0.1:{port}", guest=1))
+    # the client retries until the first pemu listens (reconnect=), the legacy connect=
+    # does not: start it once the first one is up
+    first.wait_prompt()
+    second = LeanGuest(nics(f"stream,server=off,reconnect=1,addr.type=unix,addr.path={path}",
+                            f"socket,connect=127.0.0.1:{port}", guest=2))
+    check_links(first, second, 2)
 
 
-def test_pemu_and_qemu_over_stream_inet():
-    """pemu listens, QEMU 7.2 connects: the length-prefixed framing must agree."""
-    need_lean_guest()
-    need_qemu()
-    port = free_port()
-    server = LeanGuest(nic(f"stream,id=n0,server=on,addr.type=inet,addr.host=127.0.0.1,"
-                           f"addr.port={port}", "52:54:00:00:76:01"))
-    server.wait_prompt()  # listening long before; QEMU 7.2's client does not retry
-    client = LeanGuest(nic(f"stream,id=n0,server=off,addr.type=inet,addr.host=127.0.0.1,"
-                           f"addr.port={port}", "52:54:00:00:76:02"), qemu=True)
-    linked(server, client)
-
-
-def test_pemu_and_qemu_over_dgram():
+def test_pemu_and_qemu_over_stream_inet_and_dgram():
     need_lean_guest()
     need_qemu()
-    p1, p2 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+    port, p1, p2 = free_port(), free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
 
     def dgram(local: int, remote: int) -> str:
-        return (f"dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port={local},"
+        return (f"dgram,local.type=inet,local.host=127.0.0.1,local.port={local},"
                 f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")
 
-    first = LeanGuest(nic(dgram(p1, p2), "52:54:00:00:76:01"))
-    second = LeanGuest(nic(dgram(p2, p1), "52:54:00:00:76:02"), qemu=True)
-    linked(first, second)
-
-
-def test_two_pemu_guests_over_legacy_socket():
-    need_lean_guest()
-    port = free_port()
-    first = LeanGuest(nic(f"socket,id=n0,listen=127.0.0.1:{port}", "52:54:00:00:76:01"))
-    first.wait_prompt()
-    second = LeanGuest(nic(f"socket,id=n0,connect=127.0.0.1:{port}", "52:54:00:00:76:02"))
-    linked(first, second)
+    inet = f"addr.type=inet,addr.host=127.0.0.1,addr.port={port}"
+    first = LeanGuest(nics(f"stream,server=on,{inet}", dgram(p1, p2), guest=1))
+    first.wait_prompt()  # listening long before; QEMU 7.2's stream client does not retry
+    second = LeanGuest(nics(f"stream,server=off,{inet}", dgram(p2, p1), guest=2), qemu=True)
+    check_links(first, second, 2)
