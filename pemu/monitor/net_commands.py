@@ -21,6 +21,9 @@ NETDEV_ADD_MEMBERS = {
     # socket (legacy)
     "*listen": "str", "*connect": "str", "*mcast": "str", "*udp": "str", "*localaddr": "str",
     "*fd": "str",
+    # tap, hubport
+    "*ifname": "str", "*script": "str", "*downscript": "str", "*vnet_hdr": "bool",
+    "*queues": "any", "*hubid": "any", "*netdev": "str", "*guestfwd": "any",
 }
 
 

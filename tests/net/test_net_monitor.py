@@ -83,6 +83,8 @@ def test_netdev_add_stream_takes_a_socket_address_object(machine, tmp_path):
     assert "s0: index=0,type=stream," in HMPInterpreter(machine).execute("info network")
     assert qmp(machine, "netdev_del", id="s0") == {"return": {}}
     assert not path.exists()
+    assert qmp(machine, "netdev_add", type="hubport", id="h0", hubid=3) == {"return": {}}
+    assert machine.network.netdevs["h0"].hub.id == 3
 
 
 def test_hmp_info_network_and_hostfwd(machine):
