@@ -225,13 +225,13 @@ def test_stream_server_refuses_an_address_in_use(net):
                          f"addr.port={port}")
 
 
-def test_a_flood_the_host_side_cannot_take_is_dropped_with_one_warning(net, capsys):
+def test_a_flood_the_host_side_cannot_take_is_dropped_with_one_warning(net, capsys, tmp_path):
     """Frames from the guest faster than the backend's thread drains them: past
     MAX_QUEUED they are dropped, counted, and reported at most once a second."""
     from pemu.net.client import MAX_QUEUED
 
-    backend, nic = attach(net, "stream,id=s,server=on,addr.type=unix,addr.path="
-                               f"/tmp/pemu-flood-{id(net)}.sock")
+    backend, nic = attach(net, f"stream,id=s,server=on,addr.type=unix,addr.path="
+                               f"{tmp_path / 's'}")
     backend.transmit = lambda: None  # a host side that takes nothing
     for _ in range(MAX_QUEUED + 500):
         nic.send(frame(60, 1))
@@ -240,10 +240,10 @@ def test_a_flood_the_host_side_cannot_take_is_dropped_with_one_warning(net, caps
     assert err.count("dropped a frame: the host side is not keeping up") == 1, err
 
 
-def test_frames_the_nic_never_takes_are_dropped_past_the_queue(net, capsys):
+def test_frames_the_nic_never_takes_are_dropped_past_the_queue(net, capsys, tmp_path):
     from pemu.net.client import MAX_QUEUED
 
-    path = f"/tmp/pemu-full-{id(net)}.sock"
+    path = tmp_path / "s"
     server, nic = attach(net, f"stream,id=s,server=on,addr.type=unix,addr.path={path}",
                          accept=False)
     for _ in range(MAX_QUEUED + 10):
