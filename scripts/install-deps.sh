@@ -10,6 +10,7 @@ APT_PACKAGES=(
     gdb-multiarch device-tree-compiler binutils-riscv64-linux-gnu gcc-riscv64-linux-gnu
     libc6-dev-riscv64-cross binutils e2fsprogs cpio gzip
     libslirp0 openssh-client sshpass
+    passt tcpdump iperf3  # networking: passt backend test, filter-dump pcap check, bench/
     libseccomp2  # -sandbox: bound with ctypes (pemu/sandbox/libseccomp.py)
     openssl  # tests/hardening/test_tls.py: openssl s_client as the TLS client
 )

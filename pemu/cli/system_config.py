@@ -17,6 +17,7 @@ from pemu.chardev.backend import backend_type, check_backend_options
 from pemu.fdpass import parse_add_fd
 from pemu.net import all_backends  # noqa: F401 - -netdev types
 from pemu.net.backend import netdev_help, netdev_type
+from pemu.net.legacy import expand_net
 from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
@@ -61,6 +62,7 @@ _OPTIONS = [
     ("netdev", True, "network backend: user,id=ID[,hostfwd=...] (help lists them)"),
     ("nic", True, "a NIC and its backend: user[,model=virtio-net-device][,mac=...]"),
     ("object", True, "an object: secret,id=..., tls-creds-x509,id=..."),
+    ("net", True, "legacy: nic[,model=...] or a backend (user, tap, ...) on hub 0"),
     ("nographic", False, "no graphics; serial and monitor multiplexed on stdio"),
     ("display", True, "display backend (only none is supported)"),
     ("no-reboot", False, "exit instead of rebooting"),
@@ -144,6 +146,9 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             if v != "help" and not v.endswith(",help"):
                 parse_nic(v, prog, len(cfg.nics))
             cfg.nics.append(v)
+        elif name == "net":
+            cfg.nets.append(v)
+            expand_net(cfg.nets, prog)  # a bad type or option: QEMU's error, now
         elif name == "object":
             cfg.objects.append(parse_keyval(v, implied_key="qom-type", option=name))
         elif name == "add-fd":

@@ -16,6 +16,14 @@ NETDEV_ADD_MEMBERS = {
     "*hostname": "str", "*domainname": "str", "*restrict": "bool", "*ipv4": "bool",
     "*ipv6": "bool", "*ipv6-net": "str", "*tftp": "str", "*tftp-server-name": "str",
     "*bootfile": "str", "*hostfwd": "any", "*dnssearch": "any",
+    # stream / dgram (a SocketAddress is an object: {"type": "unix", "path": ...})
+    "*server": "bool", "*addr": "any", "*local": "any", "*remote": "any", "*reconnect": "any",
+    # socket (legacy)
+    "*listen": "str", "*connect": "str", "*mcast": "str", "*udp": "str", "*localaddr": "str",
+    "*fd": "str",
+    # tap, hubport
+    "*ifname": "str", "*script": "str", "*downscript": "str", "*vnet_hdr": "bool",
+    "*queues": "any", "*hubid": "any", "*netdev": "str", "*guestfwd": "any",
 }
 
 
@@ -46,6 +54,10 @@ def query_rx_filter(machine, name: str | None) -> list[dict[str, object]]:
 def _value_items(key: str, value: object) -> list[tuple[str, str]]:
     if isinstance(value, bool):
         return [(key, "on" if value else "off")]
+    if isinstance(value, int):
+        return [(key, str(value))]
+    if isinstance(value, dict):  # an object member: addr.type=..., addr.path=...
+        return [item for sub, v in value.items() for item in _value_items(f"{key}.{sub}", v)]
     if isinstance(value, list):
         out = []
         for entry in value:

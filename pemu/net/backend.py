@@ -26,15 +26,17 @@ COMMON_PROPERTIES = (
 
 # Backends QEMU has that pemu does not build yet: named in the error, never ignored.
 NOT_BUILT = {name: f"the {name} netdev backend is not implemented in pemu yet"
-             for name in ("tap", "stream", "dgram", "socket", "hubport", "l2tpv3", "vde",
+             for name in ("l2tpv3", "vde",
                           "bridge", "vhost-user", "vhost-vdpa")}
 
 
 class NetdevOptions:
     """The options of one ``-netdev`` (or the netdev half of a ``-nic``), in order."""
 
-    def __init__(self, info: TypeInfo, items: list[tuple[str, str]], what: str) -> None:
+    def __init__(self, info: TypeInfo, items: list[tuple[str, str]], what: str,
+                 network: object = None) -> None:
         self.info = info
+        self.network = network  # the machine's Network (hubport finds its hub there)
         self.items = items
         self.what = what  # "-netdev user,id=n0,...": the prefix of every error
         self.id = self.text("id") or ""

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
+
+from pemu.net.ratelimit import RateLimitedWarning
 
 MAX_QUEUED = 10000  # frames waiting for a slow receiver (QEMU's net queue length)
 
@@ -37,6 +40,9 @@ class NetClient:
         self.lock: threading.RLock = threading.RLock()
         self._incoming: deque[bytes] = deque()
         self.dropped = 0  # frames dropped because the queue was full
+        self._drop_warning: RateLimitedWarning | None = None
+        # observers of every frame crossing this end's link, both ways (filter-dump)
+        self.filters: list[Callable[[bytes], None]] = []
 
     # -- what subclasses provide -----------------------------------------------------
     def can_receive(self) -> bool:
@@ -48,6 +54,17 @@ class NetClient:
 
     def link_status_changed(self) -> None:
         """``link_down`` changed (a NIC tells its driver)."""
+
+    def drop(self, why: str) -> None:
+        """Count a frame lost at this end and say so, at most once a second."""
+        self.dropped += 1
+        if self._drop_warning is None:
+            self._drop_warning = RateLimitedWarning(f"pemu: {self.kind} {self.name}")
+        self._drop_warning(f"dropped a frame: {why}")
+
+    def peer_drained(self) -> None:
+        """The peer emptied its incoming queue (a backend that stopped reading the host
+        side because of that backlog may read again)."""
 
     def describe(self) -> str:
         """The text after the name in ``info network``."""
@@ -62,6 +79,9 @@ class NetClient:
         peer = self.peer
         if peer is None or self.link_down or peer.link_down:
             return
+        if self.filters or peer.filters:
+            for observe in self.filters + peer.filters:
+                observe(frame)
         peer._deliver(frame)
 
     def _deliver(self, frame: bytes) -> None:
@@ -69,17 +89,20 @@ class NetClient:
             if not self._incoming and self.can_receive() and self.receive(frame):
                 return
             if len(self._incoming) >= MAX_QUEUED:
-                self.dropped += 1
+                self.drop("its receiver is not taking frames (queue full)")
                 return
             self._incoming.append(frame)
 
     def flush_incoming(self) -> None:
         """Deliver queued frames while the receiver takes them (call when it can again)."""
         with self.lock:
+            had = bool(self._incoming)
             while self._incoming and self.can_receive():
                 if not self.receive(self._incoming[0]):
                     return
                 self._incoming.popleft()
+        if had and not self._incoming and self.peer is not None:
+            self.peer.peer_drained()
 
     @property
     def queued(self) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pemu.net.backend import NetdevOptions, factory_of, netdev_type
 from pemu.net.client import NetClient, connect
+from pemu.net.hub import Hub
 from pemu.net.options import NetdevSpec, parse_netdev
 from pemu.qemuopts.keyval import OptionError
 
@@ -19,13 +20,15 @@ class Network:
         self.prog = prog
         self.netdevs: dict[str, NetClient] = {}
         self.nics: dict[str, NetClient] = {}
+        self.hubs: dict[int, Hub] = {}  # -netdev hubport, -net (hub 0)
+        self.closers: list = []  # what else to close at exit (filter-dump's files)
 
     # -- backends ---------------------------------------------------------------------
     def add(self, spec: NetdevSpec) -> NetClient:
         if spec.id in self.netdevs:
             raise OptionError(f"{spec.what}: Duplicate ID '{spec.id}' for netdev")
         info = netdev_type(spec.type, spec.what)
-        client = factory_of(info)(NetdevOptions(info, list(spec.items), spec.what))
+        client = factory_of(info)(NetdevOptions(info, list(spec.items), spec.what, self))
         self.netdevs[spec.id] = client
         return client
 
@@ -60,6 +63,15 @@ class Network:
     def attach(self, nic: NetClient, backend: NetClient) -> None:
         self.nics[nic.name] = nic
         connect(nic, backend)
+
+    def connect(self, a: NetClient, b: NetClient) -> None:
+        """Peer two backends (a hub port and the backend on it)."""
+        connect(a, b)
+
+    def hub(self, hub_id: int) -> Hub:
+        if hub_id not in self.hubs:
+            self.hubs[hub_id] = Hub(hub_id)
+        return self.hubs[hub_id]
 
     def unpeered(self) -> list[str]:
         """Backends no NIC uses (QEMU warns "netdev X has no peer")."""
@@ -108,3 +120,6 @@ class Network:
         for client in self.netdevs.values():
             client.close()
         self.netdevs.clear()
+        for closer in self.closers:
+            closer.close()
+        self.closers.clear()

@@ -57,7 +57,7 @@ def split_items(text: str, implied_key: str = "type") -> list[tuple[str, str]]:
     return out
 
 
-def _typed(text: str, what: str, also: tuple[str, ...] = ()) -> tuple[str, list]:
+def typed_items(text: str, what: str, also: tuple[str, ...] = ()) -> tuple[str, list]:
     items = split_items(text)
     kind = dict(items).get("type", "")
     if not kind:
@@ -70,7 +70,7 @@ def _typed(text: str, what: str, also: tuple[str, ...] = ()) -> tuple[str, list]
 
 def parse_netdev(text: str, prog: str) -> NetdevSpec:
     what = f"{prog}: -netdev {text}"
-    kind, items = _typed(text, what)
+    kind, items = typed_items(text, what)
     if not dict(items).get("id"):
         raise OptionError(f"{what}: Parameter 'id' is missing")
     return NetdevSpec(kind, tuple(items), what)
@@ -81,7 +81,7 @@ def parse_nic(text: str, prog: str, index: int) -> NicSpec | None:
     what = f"{prog}: -nic {text}"
     if split_items(text)[:1] == [("type", "none")]:
         return None
-    kind, items = _typed(text, what, NIC_KEYS)
+    kind, items = typed_items(text, what, NIC_KEYS)
     given = dict(items)
     model = given.get("model", "virtio-net-device")
     if model not in NIC_MODELS:

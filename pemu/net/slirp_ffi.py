@@ -153,6 +153,8 @@ def library() -> ctypes.CDLL:
     lib.slirp_add_hostfwd.argtypes = [c_void_p, c_int, InAddr, c_int, InAddr, c_int]
     lib.slirp_remove_hostfwd.restype = c_int
     lib.slirp_remove_hostfwd.argtypes = [c_void_p, c_int, InAddr, c_int]
+    lib.slirp_add_exec.restype = c_int  # guestfwd=...-cmd:COMMAND
+    lib.slirp_add_exec.argtypes = [c_void_p, c_char_p, POINTER(InAddr), c_int]
     lib.slirp_connection_info.restype = c_void_p  # a g_malloc'd string
     lib.slirp_connection_info.argtypes = [c_void_p]
     _lib = lib

@@ -95,6 +95,42 @@ def parse_hostfwd(rule: str, default_guest: str) -> Hostfwd:
                                                                   rule))
 
 
+@dataclass(frozen=True)
+class Guestfwd:
+    """``guestfwd=[tcp]:server:port-cmd:COMMAND``: a guest connection to server:port
+    runs COMMAND with the connection as its stdin/stdout."""
+
+    server: str
+    port: int
+    command: str
+
+
+def parse_guestfwd(rule: str) -> Guestfwd:
+    def bad(why: str) -> HostfwdError:
+        return HostfwdError(f"Invalid guest forwarding rule '{rule}' ({why})")
+
+    target, sep, dest = rule.partition("-")
+    if not sep:
+        raise bad("Missing - separator")
+    parts = target.split(":")
+    if len(parts) == 3:
+        if parts[0] not in ("", "tcp"):
+            raise bad("Only TCP is supported")
+        parts = parts[1:]
+    if len(parts) != 2:
+        raise bad("expected [tcp]:server:port")
+    server, port = parts
+    try:
+        server = str(ipaddress.IPv4Address(server))
+    except ValueError:
+        raise bad("Bad server address") from None
+    if not port.isdigit() or not 0 < int(port) <= 65535:
+        raise bad("Bad port")
+    if not dest.startswith("cmd:"):
+        raise bad("only -cmd:COMMAND is implemented in pemu, not a chardev")
+    return Guestfwd(server, int(port), dest[4:])
+
+
 @dataclass
 class UserConfig:
     """The ``-netdev user`` options, resolved to addresses (QEMU's defaults)."""
@@ -114,6 +150,7 @@ class UserConfig:
     tftp_server_name: str | None = None
     bootfile: str | None = None
     hostfwd: list[Hostfwd] = field(default_factory=list)
+    guestfwd: list[Guestfwd] = field(default_factory=list)
 
 
 def _in_net(opts: NetdevOptions, key: str, net: ipaddress.IPv4Network, default: int) -> str:
@@ -163,11 +200,14 @@ def user_config(opts: NetdevOptions) -> UserConfig:
     cfg.tftp = opts.text("tftp")
     cfg.tftp_server_name = opts.text("tftp-server-name")
     cfg.bootfile = opts.text("bootfile")
-    for rule in opts.texts("hostfwd"):
-        try:
-            cfg.hostfwd.append(parse_hostfwd(rule, cfg.dhcpstart))
-        except HostfwdError as e:
-            raise opts.error(str(e)) from None
+    try:
+        cfg.hostfwd = [parse_hostfwd(rule, cfg.dhcpstart) for rule in opts.texts("hostfwd")]
+        cfg.guestfwd = [parse_guestfwd(rule) for rule in opts.texts("guestfwd")]
+    except HostfwdError as e:
+        raise opts.error(str(e)) from None
+    for fwd in cfg.guestfwd:
+        if ipaddress.IPv4Address(fwd.server) not in cfg.net:
+            raise opts.error(f"guestfwd server {fwd.server} is not in the network {cfg.net}")
     return cfg
 
 
@@ -211,6 +251,8 @@ class SlirpBackend(NetClient):
         try:
             for rule in cfg.hostfwd:
                 self._add_hostfwd_now(rule)
+            for fwd in cfg.guestfwd:
+                self._add_guestfwd_now(fwd)
         except HostfwdError:
             self.lib.slirp_cleanup(self.slirp)
             self.slirp = None
@@ -315,7 +357,7 @@ class SlirpBackend(NetClient):
             self._to_slirp.append(frame)
             self._wake()
         else:
-            self.dropped += 1
+            self.drop("slirp is not keeping up with the guest (queue full)")
         return True
 
     def _wake(self) -> None:
@@ -406,6 +448,13 @@ class SlirpBackend(NetClient):
             raise HostfwdError(f"Could not set up host forwarding rule '{rule.describe()}'")
         self.rules.append(rule)
 
+    def _add_guestfwd_now(self, fwd: Guestfwd) -> None:
+        server = ffi.InAddr.of(fwd.server)
+        self._keep.append(server)
+        if self.lib.slirp_add_exec(self.slirp, self._cstr(fwd.command), ctypes.byref(server),
+                                   fwd.port) < 0:
+            raise HostfwdError(f"Conflicting/invalid guestfwd for {fwd.server}:{fwd.port}")
+
     def add_hostfwd(self, text: str) -> Hostfwd:
         """HMP ``hostfwd_add``: QEMU's syntax; HostfwdError with QEMU's message."""
         rule = parse_hostfwd(text, self.cfg.dhcpstart)
@@ -480,8 +529,9 @@ declare_netdev(
     Property("bootfile", "str", None, "the boot file name DHCP announces"),
     Property("hostfwd", REPEATABLE, None,
              "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport (repeatable)"),
+    Property("guestfwd", REPEATABLE, None,
+             "[tcp]:server:port-cmd:COMMAND: guest connections run COMMAND (repeatable)"),
     refused={
-        "guestfwd": "is not implemented in pemu yet",
         "smb": "is not implemented in pemu yet",
         "ipv6-host": "is not implemented in pemu yet (the host is prefix::2)",
         "ipv6-dns": "is not implemented in pemu yet (the DNS forwarder is prefix::3)",

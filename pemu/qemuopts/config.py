@@ -34,6 +34,7 @@ class SystemConfig:
     objects: list[dict[str, str]] = field(default_factory=list)
     netdevs: list[str] = field(default_factory=list)  # -netdev text (pemu/net/options.py)
     nics: list[str] = field(default_factory=list)  # -nic text
+    nets: list[str] = field(default_factory=list)  # legacy -net text (pemu/net/legacy.py)
     nographic: bool = False
     no_reboot: bool = False
     snapshot: bool = False

@@ -34,10 +34,10 @@ def refused(r: subprocess.CompletedProcess, *words: str) -> None:
 
 # Options that used to be accepted and then silently ignored.
 NOT_IMPLEMENTED = [
-    (["-nic", "tap"], "-nic tap"),
-    (["-netdev", "tap,id=n0"], "-netdev tap,id=n0"),
-    (["-netdev", "stream,id=n0"], "-netdev stream,id=n0"),
-    (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
+    (["-nic", "vde"], "-nic vde"),
+    (["-netdev", "l2tpv3,id=n0"], "-netdev l2tpv3,id=n0"),
+    (["-netdev", "vde,id=n0"], "-netdev vde,id=n0"),
+    (["-netdev", "user,id=n0,smb=/tmp"], "smb"),
     (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),

@@ -66,11 +66,25 @@ def test_netdev_add_and_del_through_qmp(machine):
     assert reply == {"return": {}}, reply
     assert listening(port)
     assert "Duplicate ID" in qmp(machine, "netdev_add", type="user", id="n1")["error"]["desc"]
-    assert "does not accept value 'tap'" in \
-        qmp(machine, "netdev_add", type="tap", id="t")["error"]["desc"]
+    assert "does not accept value 'vde'" in \
+        qmp(machine, "netdev_add", type="vde", id="t")["error"]["desc"]
     assert qmp(machine, "netdev_del", id="n1") == {"return": {}}
     assert not listening(port)
     assert "in use" in qmp(machine, "netdev_del", id="n0")["error"]["desc"]
+
+
+def test_netdev_add_stream_takes_a_socket_address_object(machine, tmp_path):
+    path = tmp_path / "s.sock"
+    reply = qmp(machine, "netdev_add", type="stream", id="s0", server=True,
+                addr={"type": "unix", "path": str(path)})
+    assert reply == {"return": {}}, reply
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(path))  # it listens there
+    assert "s0: index=0,type=stream," in HMPInterpreter(machine).execute("info network")
+    assert qmp(machine, "netdev_del", id="s0") == {"return": {}}
+    assert not path.exists()
+    assert qmp(machine, "netdev_add", type="hubport", id="h0", hubid=3) == {"return": {}}
+    assert machine.network.netdevs["h0"].hub.id == 3
 
 
 def test_hmp_info_network_and_hostfwd(machine):

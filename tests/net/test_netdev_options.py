@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from pemu.net import all_backends  # noqa: F401
-from pemu.net.backend import netdev_help
+from pemu.net.backend import NOT_BUILT, netdev_help
 from pemu.net.client import MAX_QUEUED, NetClient, connect
 from pemu.net.network import Network, NetworkError
 from pemu.net.options import parse_mac, parse_netdev, parse_nic
@@ -34,11 +34,19 @@ def error_of(fn, *args) -> str:
     ("user,id=x,restrict=maybe",
      f"{P}: -netdev user,id=x,restrict=maybe: Parameter 'restrict' expects 'on' or 'off'"),
     ("user,id=x,net=10.0.2.0,net=10.0.3.0", "Parameter 'net' given twice"),
-    ("tap,id=x", "tap netdev backend is not implemented in pemu yet"),
-    ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "guestfwd= is not implemented"),
+    ("l2tpv3,id=x", "l2tpv3 netdev backend is not implemented in pemu yet"),
 ])
 def test_netdev_errors_are_qemus(text, expected):
     assert expected in error_of(parse_netdev, text, P)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("user,id=x,guestfwd=tcp:10.0.2.100:80-chr0", "only -cmd:COMMAND is implemented"),
+    ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "is not in the network"),
+    ("user,id=x,guestfwd=udp:10.0.2.100:80-cmd:true", "Only TCP"),
+])
+def test_guestfwd_errors(text, expected):
+    assert expected in error_of(lambda t, p: Network(p).add_text(t), text, P)
 
 
 def test_netdev_keeps_repeated_hostfwd_in_order():
@@ -102,7 +110,10 @@ def test_user_options_are_checked_against_net():
 
 
 def test_netdev_help_lists_the_backends_pemu_has():
-    assert netdev_help().splitlines() == ["Available netdev backend types:", "user"]
+    heading, *names = netdev_help().splitlines()
+    assert heading == "Available netdev backend types:"
+    assert {"user", "stream", "dgram", "socket"} <= set(names)
+    assert not set(names) & set(NOT_BUILT)
     r = emulator("riscv64", "-netdev", "help")
     assert r.returncode == 0 and r.stdout.splitlines()[0] == "Available netdev backend types:"
     assert "user" in r.stdout.splitlines()[1:]

@@ -17,6 +17,8 @@ from __future__ import annotations
 import sys
 
 from pemu.block.drive import open_drive
+from pemu.net.dump import attach_filters
+from pemu.net.legacy import expand_net
 from pemu.net.network import Network
 from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
@@ -94,6 +96,11 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
                 network.add(nic.netdev)
                 specs.append({"driver": nic.model, "netdev": nic.netdev.id}
                              | ({"mac": nic.mac} if nic.mac else {}))
+        net_specs, net_nics = expand_net(cfg.nets, prog)  # legacy -net: hub 0
+        for spec in net_specs:
+            network.add(spec)
+        specs += net_nics
+        attach_filters(network, cfg.objects, prog)
         closers = _plug(board, specs, ctx, prog, board_name)
     except BaseException:
         close_backends(ctx.closers)

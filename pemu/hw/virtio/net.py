@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import itertools
 import struct
-import sys
-import time
 from collections.abc import Mapping
 
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
@@ -29,6 +27,7 @@ from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.net.checksum import internet_checksum
 from pemu.net.client import NetClient
 from pemu.net.options import parse_mac
+from pemu.net.ratelimit import RateLimitedWarning
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import DEVICE, Property, TypeInfo, register
 
@@ -69,28 +68,6 @@ MAC_TABLE_MAX = 64  # entries (QEMU's MAC_TABLE_ENTRIES)
 RX_QUEUE, TX_QUEUE, CTRL_QUEUE = 0, 1, 2
 BROADCAST = b"\xff" * 6
 _default_macs = itertools.count(0x56)
-
-
-class RateLimitedWarning:
-    """At most one line a second on stderr; the lines in between are counted."""
-
-    def __init__(self, prefix: str, interval: float = 1.0) -> None:
-        self.prefix = prefix
-        self.interval = interval
-        self.last = -interval
-        self.suppressed = 0
-        self.count = 0
-
-    def __call__(self, message: str) -> None:
-        self.count += 1
-        now = time.monotonic()
-        if now - self.last < self.interval:
-            self.suppressed += 1
-            return
-        more = f" ({self.suppressed} more suppressed)" if self.suppressed else ""
-        print(f"{self.prefix}: {message}{more}", file=sys.stderr)
-        self.last = now
-        self.suppressed = 0
 
 
 class VirtioNet(VirtioDevice, NetClient):

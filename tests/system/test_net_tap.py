@@ -1,0 +1,68 @@
+"""-netdev tap with the lean guest, in a network namespace the test makes (``unshare
+-n``: needs root/CAP_NET_ADMIN, skipped otherwise).  The namespace holds a TAP
+interface at 192.168.77.1 and pemu attached to it; the guest is 192.168.77.2.  TCP
+both ways: the guest downloads from an HTTP server in the namespace, and the
+namespace downloads from the guest's busybox httpd; sha256 compared each time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.net.test_tap import can_unshare_net
+from tests.system.lean_guest import LeanGuest, need_lean_guest
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not can_unshare_net(),
+                                 reason="needs root (CAP_NET_ADMIN) and unshare -n")]
+
+HOST, GUEST = "192.168.77.1", "192.168.77.2"
+SETUP = ("ip link set lo up && ip tuntap add dev ptap0 mode tap && "
+         f"ip addr add {HOST}/24 dev ptap0 && ip link set ptap0 up && exec \"$@\"")
+
+
+def in_namespace(pid: int, *cmd: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", *cmd], **kw)
+
+
+@pytest.mark.parametrize("vnet_hdr", ["on"])  # off: tests/net/test_tap.py
+def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
+    need_lean_guest()
+    payload = os.urandom(200_000)
+    (tmp_path / "blob").write_bytes(payload)
+    guest = LeanGuest(["-netdev", f"tap,id=n0,ifname=ptap0,script=no,downscript=no,"
+                                  f"vnet_hdr={vnet_hdr}",
+                       "-device", "virtio-net-device,netdev=n0"],
+                      prefix=["unshare", "-n", "sh", "-c", SETUP, "sh"])
+    server = None
+    try:
+        guest.wait_prompt()
+        server = in_namespace(guest.proc.pid, sys.executable, "-m", "http.server", "--bind",
+                              HOST, "8000", "--directory", str(tmp_path),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        guest.run(f"ifconfig eth0 {GUEST} netmask 255.255.255.0 up")
+        time.sleep(0.5)
+        out = guest.run(f"for i in $(seq 20); do wget -q -O /tmp/blob http://{HOST}:8000/blob"
+                        f" && break; sleep 1; done; sha256sum /tmp/blob", 180)
+        assert hashlib.sha256(payload).hexdigest() in out, out
+        # the other way: the guest serves, the namespace fetches
+        guest.run("mkdir -p /www && dd if=/dev/urandom of=/www/g bs=1k count=150 2>/dev/null"
+                  " && httpd -p 8080 -h /www")
+        theirs = re.search(r"\b([0-9a-f]{64})  /www/g", guest.run("sha256sum /www/g")).group(1)
+        fetch = in_namespace(guest.proc.pid, sys.executable, "-c",
+                             "import hashlib, urllib.request; print(hashlib.sha256(urllib."
+                             f"request.urlopen('http://{GUEST}:8080/g', timeout=60).read())"
+                             ".hexdigest())", stdout=subprocess.PIPE, text=True)
+        ours = fetch.communicate(timeout=120)[0].strip()
+        assert ours == theirs and len(ours) == 64, (ours, theirs)
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        guest.close()
