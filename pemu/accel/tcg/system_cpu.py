@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext, SoftmmuMemory
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
@@ -182,7 +183,21 @@ class SystemTranslator:
                 self.snapshots[ppn] = self._page_bytes(ppn)
         self.stats["translated"] += 1
         self.stats["translate_s"] += time.thread_time() - start
+        if counters.ENABLED:
+            self._count_translation(tb, page)
         return tb
+
+    def _count_translation(self, tb: SystemTB, page: int) -> None:
+        """PEMU_COUNTERS: what kind of translation this was."""
+        seen = self.__dict__.setdefault("_code_seen", set())
+        code = (tb.pc, page)
+        counters.count("tb:translated")
+        counters.count("tb:guest insns translated", tb.n_insns)
+        if code in seen:
+            counters.count("tb:same code, other flags")
+        seen.add(code)
+        if len(tb.pages) > 1:
+            counters.count("tb:over two pages")
 
     @staticmethod
     def _set_chain_keys(ntb: object, flags: int, pc: int, page: int, one_page: bool) -> None:
@@ -294,6 +309,18 @@ class SystemCPU:
         """Leave translated code at the next block entry (any thread)."""
         self.slots[self.exit_slot] = 1
 
+    def flags_changed(self) -> None:
+        """A helper changed what ``block_flags()`` returns (or the address space).
+
+        The native loop's dispatcher looks blocks up by the flags slot, so updating it
+        in place lets the helper's block end with a lookup (goto_ptr) and run on
+        natively; the python loop holds the flags and the jump cache it started with,
+        so it must be left."""
+        if self.translator.native and not self.count_insns:
+            self.slots[self.flags_slot] = self.block_flags()
+        else:
+            self.request_exit()
+
     def tlb_flush_all(self) -> None:
         self.mmu.flush_all()
 
@@ -387,6 +414,7 @@ class SystemCPU:
         translator = self.translator
         backend = translator.backend
         stats = backend.stats
+        counting = counters.ENABLED
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
         while True:
@@ -399,8 +427,15 @@ class SystemCPU:
                 if code == EXIT_MISS:
                     stats["exits_miss"] += 1
                     if S[EXIT]:
+                        if counting:
+                            counters.count("exit:miss with a request pending")
                         continue  # e.g. after xRET: the flags are stale, look again
                     pc = S[PC]
+                    if counting:
+                        counters.count("exit:miss")
+                    # a helper (xRET, a status write) may have changed the flags in
+                    # place since the call began (flags_changed)
+                    flags = S[FLAGS]
                     tb = translator.lookup(self, pc, flags)
                     if not backend.link(tb.fn, self):
                         # one thread runs every hart: a cached block is never dead
@@ -408,9 +443,13 @@ class SystemCPU:
                                            "while still cached")
                     self._remember_page(pc)
                 elif code == EXIT_EXC:
+                    if counting:
+                        counters.count("exit:exception")
                     raise backend.take_pending(self)
                 else:
                     stats["exits_req"] += 1
+                    if counting:
+                        counters.count("exit:request")
             except trap_class as trap:
                 self.do_exception(trap)
 

@@ -52,7 +52,11 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
                [Const(number), Const(action), value, Const(ctx.insn)])
     ctx.frm_checked = False  # frm may have changed
     if action & ~csr.ACTION_READ and csr.write_ends_block(number):
-        ctx.goto(ctx.next_pc)
+        # a lookup, not a chained jump: the write may have changed the block flags
+        # (the dispatcher matches them) or the address space (its jump cache)
+        ctx.b.mov(ctx.pc_reg, Const(ctx.next_pc))
+        ctx.b.goto_ptr()
+        ctx.end = True
 
 
 def trans_misc_mem(ctx: DisasContext, insn: int) -> None:

@@ -30,6 +30,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import Block, Helper
 from pemu.accel.tcg.target import StateLayout
 
@@ -243,6 +244,13 @@ class NativeBackend:
         needs_env = h.needs_env
         tls = self.tls
         stats = self.stats
+
+        if counters.ENABLED:  # PEMU_COUNTERS: by helper (no wrapper otherwise)
+            plain, name = fn, f"helper:{h.name}"
+
+            def fn(*args: int) -> object:
+                counters.COUNTS[name] += 1
+                return plain(*args)
 
         def callback(*args: int) -> int:
             # Nothing may escape into native frames: a Python exception is parked on
