@@ -62,7 +62,7 @@ DEFAULT_TB_SIZE_MIB = 512
 BLOCKS_PER_MIB = 512  # blocks kept per MiB of tb-size before the whole cache is dropped
 TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for the timer
 DEFAULT_BACKEND = "auto"  # -accel tcg,backend=python|native|auto: native on x86-64
-NATIVE_JC_BITS = 15  # native jump cache entries per address space: 32768 (256 KiB)
+NATIVE_JC_BITS = 17  # native jump cache entries per address space: 128 k (1 MiB, zeroed lazily)
 
 
 @dataclass(eq=False)
@@ -436,6 +436,8 @@ class SystemCPU:
                     # a helper (xRET, a status write) may have changed the flags in
                     # place since the call began (flags_changed)
                     flags = S[FLAGS]
+                    if counting:
+                        self._count_miss(pc, flags)
                     tb = translator.lookup(self, pc, flags)
                     if not backend.link(tb.fn, self):
                         # one thread runs every hart: a cached block is never dead
@@ -452,6 +454,19 @@ class SystemCPU:
                         counters.count("exit:request")
             except trap_class as trap:
                 self.do_exception(trap)
+
+    def _count_miss(self, pc: int, flags: int) -> None:
+        """PEMU_COUNTERS: why the native jump cache missed."""
+        seen = self.__dict__.setdefault("_linked_in", {})  # (pc, flags) -> space keys
+        spaces = seen.setdefault((pc, flags), set())
+        key = self.mmu.ctx.key
+        if not spaces:
+            counters.count("miss:first run anywhere")
+        elif key in spaces:
+            counters.count(f"miss:again in the same space ({'USHM'[flags & 3]})")
+        else:
+            counters.count(f"miss:first in this space ({'USHM'[flags & 3]})")
+        spaces.add(key)
 
     def _run_counting(self, pc: int, flags: int, jc: dict[int, Callable]) -> None:
         """The same loop, also counting guest instructions (for benchmarks)."""
