@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from time import monotonic_ns
 
 from pemu.accel.tcg import counters
+from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext, SoftmmuMemory
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
@@ -52,6 +53,7 @@ from pemu.accel.tcg.softmmu import (
     VirtualMemory,
 )
 from pemu.accel.tcg.target import CPUState, TCGTarget
+from pemu.accel.tcg.tb_cache import TranslationCache, cache_dir, page_digest
 from pemu.accel.tcg.translator import BlockTranslator
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -109,6 +111,19 @@ class SystemTranslator:
         self.harts: list[SystemCPU] = []
         self.stats = {"translated": 0, "translate_s": 0.0, "invalidated_pages": 0,
                       "flushes": 0}
+        self.tb_cache = self._open_tb_cache(max_insns)
+
+    def _open_tb_cache(self, max_insns: int) -> TranslationCache | None:
+        """The native code of earlier runs (tb_cache.py), unless turned off or the log
+        wants to see translations happen."""
+        folder = cache_dir()
+        logged = any(self.log.enabled(i) for i in ("in_asm", "op", "op_opt", "out_asm"))
+        if not self.native or folder is None or logged:
+            return None
+        self.backend.keep_generated = True
+        features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
+        return TranslationCache(folder, (self.backend.layout_key(), features, max_insns,
+                                         self.target.name))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""
@@ -171,10 +186,36 @@ class SystemTranslator:
                 pages.append(other >> PAGE_SHIFT)
             return read(other | (addr & PAGE_MASK), size)
 
+        cache = self.tb_cache if view is not None and max_insns is None else None
+        if cache is not None:
+            digest = page_digest(view[page_off:page_off + PAGE_SIZE])
+            hit = cache.get(flags, pc, digest)
+            if hit is not None:
+                return self._install_cached(pc, flags, page, *hit, start)
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
-        tb = SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source)
+            gen, t.fn.generated = t.fn.generated, None
+            if cache is not None and len(pages) == 1:
+                cache.put(flags, pc, digest, gen, t.block.n_insns)
+        return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source),
+                         page, start)
+
+    def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
+                        fixups: list, start: float) -> SystemTB:
+        """A block of an earlier run (tb_cache): relocated into the code buffer."""
+        code, entry_off, body, exits, ext_fixups, _names, n_insns = entry
+        gen = GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
+        fn = self.backend.install(self.backend.relocated(gen), pc, flags).fn
+        fn.generated = None
+        self._set_chain_keys(fn, flags, pc, page, True)
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), n_insns, fn), page, start)
+
+    def _add(self, tb: SystemTB, page: int, start: float) -> SystemTB:
+        """Cache a new block by its code's pages (and snapshot them, for fence.i)."""
+        pages = tb.pages
+        pc, flags = tb.pc, tb.flags
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
             self.tbs[(flags, pc, page)] = tb
         for ppn in pages:

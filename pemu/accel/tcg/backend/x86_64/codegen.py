@@ -93,6 +93,8 @@ class GeneratedBlock:
     body: int
     exits: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, guest pc)
     ext_fixups: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, target)
+    # (imm64 field, helper, n_args): callback addresses, different in every process
+    helper_fixups: list[tuple[int, Helper, int]] = field(default_factory=list)
 
     def link(self, base: int) -> bytes:
         """The code placed at buffer offset ``base``: resolve jumps to the dispatcher."""
@@ -321,7 +323,8 @@ class Codegen:
             sse_fp.emit_fast_path(a, sse, ins, call, FRAME_CTX)
             a.jmp(done)
             a.bind(call)
-        a.mov_ri(RAX, self.t.callback(h, len(ins)))
+        at = a.mov_ri64(RAX, self.t.callback(h, len(ins)))
+        self.out.helper_fixups.append((at, h, len(ins)))
         a.call_r(RAX)
         self.check_exception()
         self.jcc_ext(x.CC_NE, self.t.exc_exit)

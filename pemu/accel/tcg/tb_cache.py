@@ -1,0 +1,146 @@
+"""A translation cache kept across runs: the second boot of a kernel skips translation.
+
+A system-mode block is keyed by what its code depends on: the block flags, its guest
+pc, and the bytes of the physical page it lies on (a BLAKE2 digest: the whole page,
+which is stricter than the bytes the block really read).  Pages that change are
+simply other keys.  What is stored is the native backend's output before linking
+(``codegen.GeneratedBlock``): position-independent code, whose jumps outside itself
+are buffer offsets of the dispatcher, and whose helper calls are patched to this
+process's callback addresses on load (``NativeBackend.relocated``), with the block's
+instruction count.
+
+One file per *version*: a digest of pemu's translator and target sources, the Python
+version, the host CPU features the code generator uses and the dispatcher's layout,
+so any change of the code that generates blocks starts a new file and stale code is
+never run.  Blocks that span two pages, call a helper whose name is ambiguous, or
+were translated for the debugger are not cached.
+
+``PEMU_TB_CACHE`` chooses the folder (default ``$XDG_CACHE_HOME/pemu`` or
+``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  New blocks are
+written at exit, merged with what other processes wrote meanwhile (write to a
+temporary file, then rename: readers never see half a file).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import marshal
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from pemu.accel.tcg.ir import HELPERS_BY_NAME
+
+FORMAT = 1
+MAX_ENTRIES = 1_000_000  # a file past this is not grown further
+_SOURCE_DIRS = ("accel/tcg", "target/riscv")
+
+# flags, pc, page digest -> (code, entry, body, exits, ext_fixups, helper_fixups, n_insns)
+Entry = tuple
+
+
+def cache_dir() -> Path | None:
+    """Where cache files live, or None when the cache is turned off."""
+    setting = os.environ.get("PEMU_TB_CACHE", "")
+    if setting.lower() in ("off", "0", "no", "none"):
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pemu"
+
+
+def _sources_digest() -> bytes:
+    root = Path(__file__).resolve().parents[2]  # the pemu package
+    h = hashlib.blake2b(digest_size=16)
+    for sub in _SOURCE_DIRS:
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.digest()
+
+
+def page_digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+class TranslationCache:
+    """Cached native blocks of one version, loaded once, saved at exit."""
+
+    def __init__(self, folder: Path, extra_key: object) -> None:
+        """``extra_key``: what else generated code depends on (the backend's layout,
+        CPU features), folded into the version."""
+        h = hashlib.blake2b(digest_size=12)
+        h.update(_sources_digest())
+        h.update(repr((FORMAT, sys.version, extra_key)).encode())
+        self.path = folder / f"tb-{h.hexdigest()}.bin"
+        self.entries: dict[tuple[int, int, bytes], Entry] = {}
+        self.new: dict[tuple[int, int, bytes], Entry] = {}
+        self.hits = 0
+        self._load()
+        atexit.register(self.save)
+
+    def _load(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                data = marshal.load(f)
+        except (OSError, EOFError, ValueError, TypeError):
+            return  # no file yet, or a damaged one: it is rewritten at exit
+        if isinstance(data, dict):
+            self.entries = data
+
+    def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
+        """The cached block and its helper fixups (helpers resolved), or None."""
+        entry = self.entries.get((flags, pc, digest))
+        if entry is None:
+            return None
+        fixups = []
+        for at, name, n_args in entry[5]:
+            h = HELPERS_BY_NAME.get(name)
+            if h is None:  # not created yet in this process (or ambiguous): translate
+                return None
+            fixups.append((at, h, n_args))
+        self.hits += 1
+        return entry, fixups
+
+    def put(self, flags: int, pc: int, digest: bytes, gen: object, n_insns: int) -> None:
+        """Remember a new block (``gen``: its codegen.GeneratedBlock)."""
+        fixups = []
+        for at, h, n_args in gen.helper_fixups:  # type: ignore[attr-defined]
+            if HELPERS_BY_NAME.get(h.name) is not h:
+                return  # another helper has that name: it could not be found again
+            fixups.append((at, h.name, n_args))
+        entry = (gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
+                 tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
+        key = (flags, pc, digest)
+        self.entries[key] = entry
+        self.new[key] = entry
+
+    def save(self) -> None:
+        """Merge the new blocks into the file (best effort: a cache never fails a run)."""
+        if not self.new:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            merged: dict = {}
+            try:
+                with open(self.path, "rb") as f:
+                    on_disk = marshal.load(f)
+                if isinstance(on_disk, dict):
+                    merged = on_disk
+            except (OSError, EOFError, ValueError, TypeError):
+                pass
+            if len(merged) < MAX_ENTRIES:
+                merged.update(self.new)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tb-")
+            with os.fdopen(fd, "wb") as f:
+                marshal.dump(merged, f)
+            os.replace(tmp, self.path)
+            self.new = {}
+        except OSError as e:
+            print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
+
+
+__all__ = ["TranslationCache", "cache_dir", "page_digest"]
