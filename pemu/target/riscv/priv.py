@@ -139,6 +139,16 @@ class PrivState:
         self.cycle_offset = 0
         self.waiting = False  # in WFI
 
+    # mstatus lives in the state block: translated code reads it and clears SIE inline
+    # (insn_system._trans_sstatus_inline); everything else goes through here
+    @property
+    def mstatus(self) -> int:
+        return self.slots[rv.MSTATUS]
+
+    @mstatus.setter
+    def mstatus(self, value: int) -> None:
+        self.slots[rv.MSTATUS] = value
+
     # -- interrupt lines (any thread) -------------------------------------------------
     def set_line(self, bit: int, level: bool) -> None:
         with self.lock:
