@@ -47,6 +47,21 @@ def test_second_run_takes_its_blocks_from_the_cache(build_program, tcg_backend, 
     assert cached + translated2 // 2 < cached2 <= translated2
 
 
+def test_cached_fp_code_keeps_its_host_float_fast_path(build_program, tcg_backend,
+                                                       tmp_path, monkeypatch):
+    """FP blocks inline an SSE path that reads a host table: its address is relocated
+    too (a cached block that kept the first process's address crashed the second)."""
+    monkeypatch.setenv("PEMU_TB_CACHE", str(tmp_path))
+    program = str(build_program("fs_tracking"))
+    for run in range(2):
+        r = run_pemu("-M", "virt", "-bios", "none", "-kernel", program, "-nographic",
+                     "-d", "stats", timeout=120)
+        assert r.returncode == 0, f"run {run}: check {r.returncode} failed"
+        assert b"DONE" in r.stdout
+    translated, cached = _cached_blocks(r.stderr)
+    assert cached == translated
+
+
 def test_cache_off_writes_nothing(build_program, tcg_backend, tmp_path, monkeypatch):
     monkeypatch.setenv("PEMU_TB_CACHE", "off")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

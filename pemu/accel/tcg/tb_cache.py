@@ -18,7 +18,8 @@ were translated for the debugger are not cached.
 ``PEMU_TB_CACHE`` chooses the folder (default ``$XDG_CACHE_HOME/pemu`` or
 ``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  New blocks are
 written at exit, merged with what other processes wrote meanwhile (write to a
-temporary file, then rename: readers never see half a file).
+temporary file, then rename: readers never see half a file); files of older versions
+beyond the newest ``KEEP_FILES`` are deleted then.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
 FORMAT = 1
 MAX_ENTRIES = 1_000_000  # a file past this is not grown further
+KEEP_FILES = 4  # files of other versions (older pemu sources) beyond these are deleted
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 
 # flags, pc, page digest -> (code, entry, body, exits, ext_fixups, helper_fixups, n_insns)
@@ -139,8 +141,17 @@ class TranslationCache:
                 marshal.dump(merged, f)
             os.replace(tmp, self.path)
             self.new = {}
+            self._drop_old_versions()
         except OSError as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
+
+    def _drop_old_versions(self) -> None:
+        """Every source change starts a new file: keep only the most recent few."""
+        files = sorted(self.path.parent.glob("tb-*.bin"), key=lambda p: p.stat().st_mtime,
+                       reverse=True)
+        for old in files[KEEP_FILES:]:
+            if old != self.path:
+                old.unlink(missing_ok=True)
 
 
 __all__ = ["TranslationCache", "cache_dir", "page_digest"]

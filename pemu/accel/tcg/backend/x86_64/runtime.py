@@ -36,8 +36,9 @@ from pemu.accel.tcg.ir import Block, Helper
 from pemu.accel.tcg.target import StateLayout
 
 from . import encoder as x
+from . import sse_fp
 from .codebuf import CodeBuffer, CodeBufferFull
-from .codegen import Codegen, GeneratedBlock, Targets
+from .codegen import SSE_TABLE, Codegen, GeneratedBlock, Targets
 from .disas import disassemble
 from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
 from .memory_user import UserMemory
@@ -295,7 +296,11 @@ class NativeBackend:
         """``gen`` with its helper call addresses those of this process."""
         code = bytearray(gen.code)
         for at, h, n_args in gen.helper_fixups:
-            struct.pack_into("<Q", code, at, self.callback_address(h, n_args))
+            if n_args == SSE_TABLE:
+                address = sse_fp.sse_op(h).table_address  # type: ignore[union-attr]
+            else:
+                address = self.callback_address(h, n_args)
+            struct.pack_into("<Q", code, at, address)
         return GeneratedBlock(bytes(code), gen.entry, gen.body, gen.exits, gen.ext_fixups,
                               gen.helper_fixups)
 
