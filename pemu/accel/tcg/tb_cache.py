@@ -16,10 +16,11 @@ never run.  Blocks that span two pages, call a helper whose name is ambiguous, o
 were translated for the debugger are not cached.
 
 ``PEMU_TB_CACHE`` chooses the folder (default ``$XDG_CACHE_HOME/pemu`` or
-``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  New blocks are
-written at exit, merged with what other processes wrote meanwhile (write to a
-temporary file, then rename: readers never see half a file); files of older versions
-beyond the newest ``KEEP_FILES`` are deleted then.
+``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  The file is an SQLite
+table (key: flags, pc, digest; value: the marshalled block), read one block at a time,
+so a bare-metal run does not load a distro kernel's blocks; new blocks are written in
+one transaction at exit (SQLite's locking lets test processes share the file); files of
+older versions beyond the newest ``KEEP_FILES`` are deleted then.
 """
 
 from __future__ import annotations
@@ -28,18 +29,19 @@ import atexit
 import hashlib
 import marshal
 import os
+import sqlite3
+import struct
 import sys
-import tempfile
 from pathlib import Path
 
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
-FORMAT = 1
-MAX_ENTRIES = 1_000_000  # a file past this is not grown further
+FORMAT = 2
 KEEP_FILES = 4  # files of other versions (older pemu sources) beyond these are deleted
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
-# flags, pc, page digest -> (code, entry, body, exits, ext_fixups, helper_fixups, n_insns)
+# (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)
 Entry = tuple
 
 
@@ -68,8 +70,14 @@ def page_digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _key(flags: int, pc: int, digest: bytes) -> bytes:
+    return struct.pack("<QQ", flags & _MASK64, pc & _MASK64) + digest
+
+
 class TranslationCache:
-    """Cached native blocks of one version, loaded once, saved at exit."""
+    """Cached native blocks of one version, in an SQLite file read block by block (a
+    process loads only what it runs, whatever other guests put in the file), new
+    blocks written at exit."""
 
     def __init__(self, folder: Path, extra_key: object) -> None:
         """``extra_key``: what else generated code depends on (the backend's layout,
@@ -77,27 +85,41 @@ class TranslationCache:
         h = hashlib.blake2b(digest_size=12)
         h.update(_sources_digest())
         h.update(repr((FORMAT, sys.version, extra_key)).encode())
-        self.path = folder / f"tb-{h.hexdigest()}.bin"
-        self.entries: dict[tuple[int, int, bytes], Entry] = {}
-        self.new: dict[tuple[int, int, bytes], Entry] = {}
+        self.path = folder / f"tb-{h.hexdigest()}.sqlite"
+        self.new: dict[bytes, Entry] = {}
         self.hits = 0
-        self._load()
+        self._db: sqlite3.Connection | None = None
+        self._broken = False
         atexit.register(self.save)
 
-    def _load(self) -> None:
-        try:
-            with open(self.path, "rb") as f:
-                data = marshal.load(f)
-        except (OSError, EOFError, ValueError, TypeError):
-            return  # no file yet, or a damaged one: it is rewritten at exit
-        if isinstance(data, dict):
-            self.entries = data
+    def _connect(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._broken:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                db.execute("CREATE TABLE IF NOT EXISTS tb (k BLOB PRIMARY KEY, v BLOB)"
+                           " WITHOUT ROWID")
+                self._db = db
+            except (OSError, sqlite3.Error) as e:
+                self._broken = True  # a cache never fails a run: translate instead
+                print(f"pemu: translation cache {self.path} unusable: {e}", file=sys.stderr)
+        return self._db
 
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
         """The cached block and its helper fixups (helpers resolved), or None."""
-        entry = self.entries.get((flags, pc, digest))
+        key = _key(flags, pc, digest)
+        entry = self.new.get(key)
         if entry is None:
-            return None
+            db = self._connect()
+            if db is None:
+                return None
+            try:
+                row = db.execute("SELECT v FROM tb WHERE k = ?", (key,)).fetchone()
+                entry = marshal.loads(row[0]) if row is not None else None
+            except (sqlite3.Error, ValueError, EOFError, TypeError):
+                return None
+            if not isinstance(entry, tuple) or len(entry) != 7:
+                return None
         fixups = []
         for at, name, n_args in entry[5]:
             h = HELPERS_BY_NAME.get(name)
@@ -114,41 +136,30 @@ class TranslationCache:
             if HELPERS_BY_NAME.get(h.name) is not h:
                 return  # another helper has that name: it could not be found again
             fixups.append((at, h.name, n_args))
-        entry = (gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
-                 tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
-        key = (flags, pc, digest)
-        self.entries[key] = entry
-        self.new[key] = entry
+        self.new[_key(flags, pc, digest)] = (
+            gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
+            tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
 
     def save(self) -> None:
-        """Merge the new blocks into the file (best effort: a cache never fails a run)."""
+        """Write the new blocks (best effort: a cache never fails a run)."""
         if not self.new:
             return
+        db = self._connect()
+        if db is None:
+            return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            merged: dict = {}
-            try:
-                with open(self.path, "rb") as f:
-                    on_disk = marshal.load(f)
-                if isinstance(on_disk, dict):
-                    merged = on_disk
-            except (OSError, EOFError, ValueError, TypeError):
-                pass
-            if len(merged) < MAX_ENTRIES:
-                merged.update(self.new)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tb-")
-            with os.fdopen(fd, "wb") as f:
-                marshal.dump(merged, f)
-            os.replace(tmp, self.path)
+            with db:  # one transaction
+                db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
+                               ((k, marshal.dumps(v)) for k, v in self.new.items()))
             self.new = {}
             self._drop_old_versions()
-        except OSError as e:
+        except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
 
     def _drop_old_versions(self) -> None:
         """Every source change starts a new file: keep only the most recent few."""
-        files = sorted(self.path.parent.glob("tb-*.bin"), key=lambda p: p.stat().st_mtime,
-                       reverse=True)
+        files = sorted(self.path.parent.glob("tb-*.sqlite"),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[KEEP_FILES:]:
             if old != self.path:
                 old.unlink(missing_ok=True)
