@@ -102,7 +102,9 @@ class TranslationCache:
                 self._db = db
             except (OSError, sqlite3.Error) as e:
                 self._broken = True  # a cache never fails a run: translate instead
-                print(f"pemu: translation cache {self.path} unusable: {e}", file=sys.stderr)
+                if os.environ.get("PEMU_TB_CACHE"):  # asked for explicitly: say why not
+                    print(f"pemu: translation cache {self.path} unusable: {e}",
+                          file=sys.stderr)
         return self._db
 
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
