@@ -36,7 +36,7 @@ from pathlib import Path
 
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
-FORMAT = 2
+FORMAT = 3
 KEEP_FILES = 4  # files of other versions (older pemu sources) beyond these are deleted
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -71,7 +71,8 @@ def page_digest(data: bytes) -> bytes:
 
 
 def _key(flags: int, pc: int, digest: bytes) -> bytes:
-    return struct.pack("<QQ", flags & _MASK64, pc & _MASK64) + digest
+    # the page digest first: one range query reads every block of a page
+    return digest + struct.pack("<QQ", flags & _MASK64, pc & _MASK64)
 
 
 class TranslationCache:
@@ -89,6 +90,7 @@ class TranslationCache:
         self.new: dict[bytes, Entry] = {}
         self.hits = 0
         self._db: sqlite3.Connection | None = None
+        self._pages: dict[bytes, dict[bytes, bytes]] = {}  # digest -> its stored blocks
         self._broken = False
         atexit.register(self.save)
 
@@ -112,13 +114,15 @@ class TranslationCache:
         key = _key(flags, pc, digest)
         entry = self.new.get(key)
         if entry is None:
-            db = self._connect()
-            if db is None:
+            page = self._pages.get(digest)
+            if page is None:
+                page = self._pages[digest] = self._read_page(digest)
+            data = page.get(key)
+            if data is None:
                 return None
             try:
-                row = db.execute("SELECT v FROM tb WHERE k = ?", (key,)).fetchone()
-                entry = marshal.loads(row[0]) if row is not None else None
-            except (sqlite3.Error, ValueError, EOFError, TypeError):
+                entry = marshal.loads(data)
+            except (ValueError, EOFError, TypeError):
                 return None
             if not isinstance(entry, tuple) or len(entry) != 7:
                 return None
@@ -130,6 +134,18 @@ class TranslationCache:
             fixups.append((at, h, n_args))
         self.hits += 1
         return entry, fixups
+
+    def _read_page(self, digest: bytes) -> dict[bytes, bytes]:
+        """Every stored block of a page with these bytes, in one query."""
+        db = self._connect()
+        if db is None:
+            return {}
+        try:
+            rows = db.execute("SELECT k, v FROM tb WHERE k BETWEEN ? AND ?",
+                              (digest + bytes(16), digest + b"\xff" * 16)).fetchall()
+        except sqlite3.Error:
+            return {}
+        return dict(rows)
 
     def put(self, flags: int, pc: int, digest: bytes, gen: object, n_insns: int) -> None:
         """Remember a new block (``gen``: its codegen.GeneratedBlock)."""
