@@ -37,7 +37,7 @@ from pathlib import Path
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
 FORMAT = 3
-KEEP_FILES = 4  # files of other versions (older pemu sources) beyond these are deleted
+KEEP_FILES = 2  # files of other versions (older pemu sources) beyond these are deleted
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
