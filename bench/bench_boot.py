@@ -9,7 +9,8 @@ each TCG backend.  ``--guest lean`` (the default) is the small 6.1 kernel with b
 (256 MiB); ``--guest debian`` is Debian 13's own kernel and initramfs (512 MiB).
 It prints wall time, CPU time (user+sys of the child: the steadier
 number on a shared host) and the pemu/QEMU ratio of both, and pemu's ``-d stats``
-line: blocks translated and the time spent translating, and for the python backend
+line: blocks translated, how many came from the translation cache of earlier runs
+(``--no-tb-cache``: none) and the time spent translating, and for the python backend
 the guest instruction count, for the native one its exits to Python and helper calls.
 The python backend takes about 16 minutes.
 """
@@ -68,6 +69,8 @@ def main() -> int:
     ap.add_argument("--backends", default="native,python",
                     help="pemu TCG backends to run, comma-separated")
     ap.add_argument("--append", default="console=ttyS0 pemu.test=poweroff")
+    ap.add_argument("--no-tb-cache", action="store_true",
+                    help="translate everything (PEMU_TB_CACHE=off): a first boot's cost")
     args = ap.parse_args()
     folder = GUESTS[args.guest][0]
     if not (folder / "Image").exists():
@@ -80,6 +83,8 @@ def main() -> int:
         wall, cpu, rc, out, _ = timed([qemu, *guest], args.timeout)
         results.append(("qemu-system-riscv64 (TCG)", wall, cpu, rc, DONE in out, ""))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    if args.no_tb_cache:
+        env["PEMU_TB_CACHE"] = "off"
     for backend in filter(None, args.backends.split(",")):
         cmd = [sys.executable, "-m", "pemu.cli.system_riscv64", *guest,
                "-accel", f"tcg,backend={backend}", "-d", "stats"]

@@ -157,7 +157,8 @@ def _print_stats(board) -> None:
     else:
         counted = f"guest insns {sum(h.insns for h in board.harts)}"
     print(f"{PROG}: stats: backend {translator.backend_name}, run {board.run_seconds:.2f} s, "
-          f"translated {t['translated']} blocks in {t['translate_s']:.2f} s, {counted}, "
+          f"translated {t['translated']} blocks in {t['translate_s']:.2f} s "
+          f"({t.get('cached', 0)} from the translation cache), {counted}, "
           f"inline TLB misses {sum(h.mmu.slow_accesses for h in board.harts)}, "
           f"page walks {sum(h.regime.walks for h in board.harts)}", file=sys.stderr)
 

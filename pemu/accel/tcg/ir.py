@@ -191,9 +191,18 @@ class Helper:
     # a host_float.HostFloatOp: the host FPU may compute it (backends may ignore it)
     host_float: object = None
 
+    def __post_init__(self) -> None:
+        # helpers by name, for code cached across runs (tb_cache): a name two different
+        # helpers share resolves to None, and blocks calling it are not cached
+        known = HELPERS_BY_NAME.get(self.name, self)
+        HELPERS_BY_NAME[self.name] = self if known == self else None
+
     @property
     def pure(self) -> bool:
         return self.flags == CALL_PURE
+
+
+HELPERS_BY_NAME: dict[str, Helper | None] = {}
 
 
 @dataclass(eq=False)

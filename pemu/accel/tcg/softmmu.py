@@ -39,6 +39,7 @@ import sys
 from collections.abc import Callable
 from typing import Protocol
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr, struct_accessors
 from pemu.accel.tcg.ir import MASK, Block, MemOp
 from pemu.memory.address_space import AddressSpace, RAMBlock
@@ -217,6 +218,9 @@ class SoftMMU:
         key = self.guest.space_key()
         if self.ctx.key != key:
             ctx = self.contexts.pop(key, None)
+            if counters.ENABLED:
+                counters.count("tlb:switch to a new space" if ctx is None
+                               else "tlb:switch to a known space")
             if ctx is None:
                 self._bind(self._context(key))
             else:
@@ -226,12 +230,16 @@ class SoftMMU:
     # -- flushing -----------------------------------------------------------------
     def flush_all(self) -> None:
         """Every address space's entries go (sfence.vma x0, x0; PMP or MXR changes)."""
+        if counters.ENABLED:
+            counters.count(f"tlb:flush all ({counters.caller_name()})")
         self.contexts.clear()
         self.ctx.clear()
         self.contexts[self.ctx.key] = self.ctx
 
     def flush_asid(self, asid: int) -> None:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
+        if counters.ENABLED:
+            counters.count("tlb:flush asid")
         for key, ctx in list(self.contexts.items()):
             if self.guest.space_asid(key) == asid:
                 if ctx is self.ctx:
@@ -245,12 +253,16 @@ class SoftMMU:
         With an ASID only that address space is flushed: the spec leaves global
         mappings of other address spaces alone in that case.
         """
+        if counters.ENABLED:
+            counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
 
     def flush_jump_caches(self) -> None:
         """Translated code was dropped: forget every pc -> function shortcut."""
+        if counters.ENABLED:
+            counters.count("tlb:jump caches flushed")
         for ctx in self.contexts.values():
             ctx.clear_jump_cache()
 

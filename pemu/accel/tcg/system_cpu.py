@@ -36,6 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
+from pemu.accel.tcg import counters
+from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext, SoftmmuMemory
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
@@ -51,6 +53,7 @@ from pemu.accel.tcg.softmmu import (
     VirtualMemory,
 )
 from pemu.accel.tcg.target import CPUState, TCGTarget
+from pemu.accel.tcg.tb_cache import TranslationCache, cache_dir, page_digest
 from pemu.accel.tcg.translator import BlockTranslator
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -61,7 +64,7 @@ DEFAULT_TB_SIZE_MIB = 512
 BLOCKS_PER_MIB = 512  # blocks kept per MiB of tb-size before the whole cache is dropped
 TIMER_CHECK_BLOCKS = 128  # blocks between two looks at the host clock for the timer
 DEFAULT_BACKEND = "auto"  # -accel tcg,backend=python|native|auto: native on x86-64
-NATIVE_JC_BITS = 15  # native jump cache entries per address space: 32768 (256 KiB)
+NATIVE_JC_BITS = 17  # native jump cache entries per address space: 128 k (1 MiB, zeroed lazily)
 
 
 @dataclass(eq=False)
@@ -108,6 +111,19 @@ class SystemTranslator:
         self.harts: list[SystemCPU] = []
         self.stats = {"translated": 0, "translate_s": 0.0, "invalidated_pages": 0,
                       "flushes": 0}
+        self.tb_cache = self._open_tb_cache(max_insns)
+
+    def _open_tb_cache(self, max_insns: int) -> TranslationCache | None:
+        """The native code of earlier runs (tb_cache.py), unless turned off or the log
+        wants to see translations happen."""
+        folder = cache_dir()
+        logged = any(self.log.enabled(i) for i in ("in_asm", "op", "op_opt", "out_asm"))
+        if not self.native or folder is None or logged:
+            return None
+        self.backend.keep_generated = True
+        features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
+        return TranslationCache(folder, (self.backend.layout_key(), features, max_insns,
+                                         self.target.name))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""
@@ -170,10 +186,36 @@ class SystemTranslator:
                 pages.append(other >> PAGE_SHIFT)
             return read(other | (addr & PAGE_MASK), size)
 
+        cache = self.tb_cache if view is not None and max_insns is None else None
+        if cache is not None:
+            digest = page_digest(view[page_off:page_off + PAGE_SIZE])
+            hit = cache.get(flags, pc, digest)
+            if hit is not None:
+                return self._install_cached(pc, flags, page, *hit, start)
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
-        tb = SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source)
+            gen, t.fn.generated = t.fn.generated, None
+            if cache is not None and len(pages) == 1:
+                cache.put(flags, pc, digest, gen, t.block.n_insns)
+        return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source),
+                         page, start)
+
+    def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
+                        fixups: list, start: float) -> SystemTB:
+        """A block of an earlier run (tb_cache): relocated into the code buffer."""
+        code, entry_off, body, exits, ext_fixups, _names, n_insns = entry
+        gen = GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
+        fn = self.backend.install(self.backend.relocated(gen), pc, flags).fn
+        fn.generated = None
+        self._set_chain_keys(fn, flags, pc, page, True)
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), n_insns, fn), page, start)
+
+    def _add(self, tb: SystemTB, page: int, start: float) -> SystemTB:
+        """Cache a new block by its code's pages (and snapshot them, for fence.i)."""
+        pages = tb.pages
+        pc, flags = tb.pc, tb.flags
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
             self.tbs[(flags, pc, page)] = tb
         for ppn in pages:
@@ -182,7 +224,21 @@ class SystemTranslator:
                 self.snapshots[ppn] = self._page_bytes(ppn)
         self.stats["translated"] += 1
         self.stats["translate_s"] += time.thread_time() - start
+        if counters.ENABLED:
+            self._count_translation(tb, page)
         return tb
+
+    def _count_translation(self, tb: SystemTB, page: int) -> None:
+        """PEMU_COUNTERS: what kind of translation this was."""
+        seen = self.__dict__.setdefault("_code_seen", set())
+        code = (tb.pc, page)
+        counters.count("tb:translated")
+        counters.count("tb:guest insns translated", tb.n_insns)
+        if code in seen:
+            counters.count("tb:same code, other flags")
+        seen.add(code)
+        if len(tb.pages) > 1:
+            counters.count("tb:over two pages")
 
     @staticmethod
     def _set_chain_keys(ntb: object, flags: int, pc: int, page: int, one_page: bool) -> None:
@@ -294,6 +350,18 @@ class SystemCPU:
         """Leave translated code at the next block entry (any thread)."""
         self.slots[self.exit_slot] = 1
 
+    def flags_changed(self) -> None:
+        """A helper changed what ``block_flags()`` returns (or the address space).
+
+        The native loop's dispatcher looks blocks up by the flags slot, so updating it
+        in place lets the helper's block end with a lookup (goto_ptr) and run on
+        natively; the python loop holds the flags and the jump cache it started with,
+        so it must be left."""
+        if self.translator.native and not self.count_insns:
+            self.slots[self.flags_slot] = self.block_flags()
+        else:
+            self.request_exit()
+
     def tlb_flush_all(self) -> None:
         self.mmu.flush_all()
 
@@ -387,6 +455,7 @@ class SystemCPU:
         translator = self.translator
         backend = translator.backend
         stats = backend.stats
+        counting = counters.ENABLED
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
         while True:
@@ -399,8 +468,17 @@ class SystemCPU:
                 if code == EXIT_MISS:
                     stats["exits_miss"] += 1
                     if S[EXIT]:
+                        if counting:
+                            counters.count("exit:miss with a request pending")
                         continue  # e.g. after xRET: the flags are stale, look again
                     pc = S[PC]
+                    if counting:
+                        counters.count("exit:miss")
+                    # a helper (xRET, a status write) may have changed the flags in
+                    # place since the call began (flags_changed)
+                    flags = S[FLAGS]
+                    if counting:
+                        self._count_miss(pc, flags)
                     tb = translator.lookup(self, pc, flags)
                     if not backend.link(tb.fn, self):
                         # one thread runs every hart: a cached block is never dead
@@ -408,11 +486,28 @@ class SystemCPU:
                                            "while still cached")
                     self._remember_page(pc)
                 elif code == EXIT_EXC:
+                    if counting:
+                        counters.count("exit:exception")
                     raise backend.take_pending(self)
                 else:
                     stats["exits_req"] += 1
+                    if counting:
+                        counters.count("exit:request")
             except trap_class as trap:
                 self.do_exception(trap)
+
+    def _count_miss(self, pc: int, flags: int) -> None:
+        """PEMU_COUNTERS: why the native jump cache missed."""
+        seen = self.__dict__.setdefault("_linked_in", {})  # (pc, flags) -> space keys
+        spaces = seen.setdefault((pc, flags), set())
+        key = self.mmu.ctx.key
+        if not spaces:
+            counters.count("miss:first run anywhere")
+        elif key in spaces:
+            counters.count(f"miss:again in the same space ({'USHM'[flags & 3]})")
+        else:
+            counters.count(f"miss:first in this space ({'USHM'[flags & 3]})")
+        spaces.add(key)
 
     def _run_counting(self, pc: int, flags: int, jc: dict[int, Callable]) -> None:
         """The same loop, also counting guest instructions (for benchmarks)."""

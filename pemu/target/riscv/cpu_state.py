@@ -19,7 +19,8 @@ Slot map (each slot is a little-endian uint64):
   71      tb_flags: the block flags the native dispatcher matches (0 in user mode)
   72      host address of the native jump cache the dispatcher uses now
   73      host address of the native softmmu TLB in use (system mode)
-  74..    system-mode CSR shadows and scratch, defined by the system-mode code
+  74      mstatus (system mode): translated code clears sstatus.SIE inline (irq save)
+  75..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ PRIV = 70
 TB_FLAGS = 71
 NATIVE_JUMP_CACHE = 72
 NATIVE_TLB = 73
-FIRST_FREE_SLOT = 74
+MSTATUS = 74
+FIRST_FREE_SLOT = 75
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -67,7 +69,7 @@ def ir_globals() -> dict[str, int]:
     g = {f"x{i}": X0 + i for i in range(1, 32)}
     g.update({f"f{i}": F0 + i for i in range(32)})
     g.update({"pc": PC, "fflags": FFLAGS, "frm": FRM, "res_addr": RES_ADDR,
-              "res_value": RES_VALUE})
+              "res_value": RES_VALUE, "mstatus": MSTATUS})
     return g
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import Helper
 from pemu.target.riscv.cpu_state import FFLAGS, FRM, PRIV
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
@@ -71,6 +72,8 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
     csr = CSR_TABLE.get(number)
     slots = _slots(env)
     writes = action & (ACTION_WRITE | ACTION_SET | ACTION_CLEAR)
+    if counters.ENABLED:
+        counters.count(f"csr:{csr_name(number)} {'write' if writes else 'read'}")
     if (csr is None or slots[PRIV] < (number >> 8) & 3
             or (writes and (csr.write is None or number >> 10 == 3))):
         raise RiscvTrap(ILLEGAL_INSN, insn)

@@ -89,11 +89,14 @@ def _write_status(env: object, new: int) -> None:
     ps.mstatus = new
     if (old ^ new) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]
-    # The vCPU loop must look again only when the block flags (MMU bits, FS) may
-    # change or an interrupt may become deliverable; Linux toggles SIE constantly,
-    # mostly to 0, and FS on every trap from user mode.
-    if (old ^ new) & MSTATUS_FLAG_BITS or new & ~old & (MSTATUS_SIE | MSTATUS_MIE):
-        ps.request_exit()
+    # Linux toggles SUM around every user copy and SIE around every irqsave lock: the
+    # vCPU loop must not be left for either.  New block flags (MMU bits, FS) reach the
+    # dispatcher in place (the write ends the block with a lookup); only an interrupt
+    # that really became deliverable needs an exit.
+    if (old ^ new) & MSTATUS_FLAG_BITS:
+        ps.on_flags_changed()
+    if new & ~old & (MSTATUS_SIE | MSTATUS_MIE):
+        ps.recheck_interrupts()
 
 
 def _write_mstatus(env: object, v: int) -> None:
@@ -116,7 +119,7 @@ def _write_sstatus(env: object, v: int) -> None:
 def _write_mie(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mie = v & ALL_INTERRUPTS
-    ps.request_exit()
+    ps.recheck_interrupts()
 
 
 def _read_sie(env: object) -> int:
@@ -127,7 +130,7 @@ def _read_sie(env: object) -> int:
 def _write_sie(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mie = (ps.mie & ~ps.mideleg) | (v & ps.mideleg)
-    ps.request_exit()
+    ps.recheck_interrupts()
 
 
 def _mip_sw_writable(ps) -> int:
@@ -138,7 +141,7 @@ def _write_mip(env: object, v: int) -> None:
     ps = _ps(env)
     mask = _mip_sw_writable(ps)
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
-    ps.request_exit()
+    ps.recheck_interrupts()
 
 
 def _read_sip(env: object) -> int:
@@ -150,13 +153,13 @@ def _write_sip(env: object, v: int) -> None:
     ps = _ps(env)
     mask = MIP_SSIP & ps.mideleg  # S-mode may only set/clear its software interrupt
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
-    ps.request_exit()
+    ps.recheck_interrupts()
 
 
 def _write_mideleg(env: object, v: int) -> None:
     ps = _ps(env)
     ps.mideleg = v & S_INTERRUPTS
-    ps.request_exit()
+    ps.recheck_interrupts()
 
 
 def _write_tvec(name: str) -> Callable[[object, int], None]:
@@ -193,8 +196,8 @@ def _write_satp(env: object, v: int) -> None:
     # ASIDLEN 16: the ASID is kept, and the softmmu keeps one set of TLBs per
     # address space, so a context switch costs no flush (sfence.vma orders changes).
     ps.satp = v
-    env.mmu.switch()  # type: ignore[attr-defined]
-    ps.request_exit()
+    env.mmu.switch()  # type: ignore[attr-defined]  (rebinds the native TLB and jump cache)
+    ps.on_flags_changed()  # the python loop holds the old space's jump cache
 
 
 # -- counters and timers ------------------------------------------------------------------

@@ -41,6 +41,7 @@ class RiscvHart(SystemCPU):
         self.regime = RiscvMMU(ps, self.pmp, space, translator.dram)
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit
+        ps.on_flags_changed = self.flags_changed
 
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:

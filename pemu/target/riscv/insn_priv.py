@@ -47,9 +47,13 @@ def _sret(env: RiscvHart, insn: int) -> int:
 
 
 def _kick_after(fn: Callable[..., int]) -> Callable[..., int]:
+    """xRET: new privilege (block flags), maybe newly enabled interrupts.  The block
+    ends with a lookup under the new flags; Python sees it only for an interrupt."""
     def wrapped(env: RiscvHart, *args: int) -> int:
         result = fn(env, *args)
-        env.ps.request_exit()
+        ps = env.ps
+        ps.on_flags_changed()
+        ps.recheck_interrupts()
         env.slots[rv.RES_ADDR] = rv.NO_RESERVATION
         return result
     return wrapped

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import trap_name
@@ -100,6 +101,10 @@ class PrivState:
         self.log_trap: Callable[[str], None] | None = None  # -d int: one line per trap
         # called (any thread) after an interrupt line of this hart rose
         self.on_line_raised: Callable[[PrivState], None] | None = None
+        # called (hart's thread, inside a helper) when the block flags may have changed;
+        # the hart replaces it (SystemCPU.flags_changed: the native dispatcher's flags
+        # slot is updated in place and the block ends with a lookup, no exit to Python)
+        self.on_flags_changed: Callable[[], None] = self.request_exit
         self.timebase_hz = 10_000_000
         self.reset()
 
@@ -134,6 +139,16 @@ class PrivState:
         self.cycle_offset = 0
         self.waiting = False  # in WFI
 
+    # mstatus lives in the state block: translated code reads it and clears SIE inline
+    # (insn_system._trans_sstatus_inline); everything else goes through here
+    @property
+    def mstatus(self) -> int:
+        return self.slots[rv.MSTATUS]
+
+    @mstatus.setter
+    def mstatus(self, value: int) -> None:
+        self.slots[rv.MSTATUS] = value
+
     # -- interrupt lines (any thread) -------------------------------------------------
     def set_line(self, bit: int, level: bool) -> None:
         with self.lock:
@@ -148,13 +163,24 @@ class PrivState:
 
     def kick(self) -> None:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
+        if counters.ENABLED:
+            counters.count(f"request:kick ({counters.caller_name()})")
         self.slots[rv.EXIT_REQUEST] = 1
         self.wakeup.set()
 
     def request_exit(self) -> None:
         """``kick`` for the hart's own thread (CSR writes, xRET): the hart is running,
         so nobody sleeps on ``wakeup`` and setting the Event (a lock) is not needed."""
+        if counters.ENABLED:
+            counters.count(f"request:{counters.caller_name()}")
         self.slots[rv.EXIT_REQUEST] = 1
+
+    def recheck_interrupts(self) -> None:
+        """An interrupt may have become deliverable (an enable bit was set, a pending bit
+        or the timer changed): leave translated code only if one really is.  Lines that
+        rise later kick by themselves, so nothing is missed by not exiting now."""
+        if self.pending_interrupt() is not None:
+            self.request_exit()
 
     def set_stimecmp(self, value: int) -> None:
         """Program the Sstc timer; the vCPU loop polls ``timer_deadline_ns``."""
@@ -165,7 +191,10 @@ class PrivState:
             delta = value - self.now()
             self.timer_deadline_ns = time.monotonic_ns() + max(0, delta) * 1_000_000_000 \
                 // self.timebase_hz
-        self.request_exit()
+        # the python loop reads the deadline when it (re)starts; the native one has
+        # machine.DeadlineKicker watch it, so only an already-due timer needs an exit
+        self.on_flags_changed()
+        self.recheck_interrupts()
 
     def line_sink(self, bit: int) -> Callable[[bool], None]:
         return lambda level: self.set_line(bit, level)
@@ -213,6 +242,8 @@ class PrivState:
         priv = self.priv
         deleg = self.mideleg if interrupt else self.medeleg
         code = cause | (INTERRUPT_BIT if interrupt else 0)
+        if counters.ENABLED:
+            counters.count(f"trap:{trap_name(cause, interrupt)} from {'USHM'[priv]}")
         if self.log_trap is not None:
             # QEMU's -d int line, so that logs of both can be compared
             self.log_trap(f"riscv_cpu_do_interrupt: hart:{self.hartid}, "

@@ -86,6 +86,9 @@ class Targets:
     thunks: dict[tuple, int] = field(default_factory=dict)  # memory slow paths
 
 
+SSE_TABLE = -1  # a helper fixup that is the helper's sse_fp flags table
+
+
 @dataclass
 class GeneratedBlock:
     code: bytes
@@ -93,6 +96,9 @@ class GeneratedBlock:
     body: int
     exits: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, guest pc)
     ext_fixups: list[tuple[int, int]] = field(default_factory=list)  # (rel32 field, target)
+    # (imm64 field, helper, n_args): callback addresses, different in every process;
+    # n_args SSE_TABLE: the address of the helper's SSE flags table instead
+    helper_fixups: list[tuple[int, Helper, int]] = field(default_factory=list)
 
     def link(self, base: int) -> bytes:
         """The code placed at buffer offset ``base``: resolve jumps to the dispatcher."""
@@ -130,7 +136,10 @@ def fallback_helper(opc: Opcode, bits: int, aux: object) -> Helper:
     if h is None:
         def fn(*args: int, _opc: Opcode = opc, _bits: int = bits, _aux: object = aux) -> int:
             return _opc.evaluate(_bits, args, _aux)
-        h = Helper(f"op_{opc.name}{'' if bits == 64 else '_i32'}", fn, flags=CALL_PURE)
+        # the name says everything the function depends on: the translation cache
+        # finds helpers again by name in another process
+        suffix = ("" if bits == 64 else "_i32") + ("" if aux is None else f"_{aux}")
+        h = Helper(f"op_{opc.name}{suffix}", fn, flags=CALL_PURE)
         _fallback_helpers[key] = h
     return h
 
@@ -318,10 +327,12 @@ class Codegen:
         if sse is not None and sse_fp.applicable(sse, ins):
             # SSE computes it when the rounding mode is round-to-nearest; else the call
             call, done = Label(), Label()
-            sse_fp.emit_fast_path(a, sse, ins, call, FRAME_CTX)
+            table_at = sse_fp.emit_fast_path(a, sse, ins, call, FRAME_CTX)
+            self.out.helper_fixups.append((table_at, h, SSE_TABLE))
             a.jmp(done)
             a.bind(call)
-        a.mov_ri(RAX, self.t.callback(h, len(ins)))
+        at = a.mov_ri64(RAX, self.t.callback(h, len(ins)))
+        self.out.helper_fixups.append((at, h, len(ins)))
         a.call_r(RAX)
         self.check_exception()
         self.jcc_ext(x.CC_NE, self.t.exc_exit)

@@ -182,6 +182,15 @@ class Assembler:
             self.buf.append(0xB8 + (d & 7))
             self.buf += struct.pack("<Q", imm)
 
+    def mov_ri64(self, d: int, imm: int) -> int:
+        """d = imm in the 10-byte form whatever its value; returns the imm64's offset
+        (an address patched when cached code is loaded in another process)."""
+        self._rex(True, 0, 0, d)
+        self.buf.append(0xB8 + (d & 7))
+        at = len(self.buf)
+        self.buf += struct.pack("<Q", imm & ((1 << 64) - 1))
+        return at
+
     def load(self, w: int, d: int, m: Mem) -> None:
         self.op(b"\x8B", d, m, w)
 

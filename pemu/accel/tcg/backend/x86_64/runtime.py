@@ -25,17 +25,20 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import Block, Helper
 from pemu.accel.tcg.target import StateLayout
 
 from . import encoder as x
+from . import sse_fp
 from .codebuf import CodeBuffer, CodeBufferFull
-from .codegen import Codegen, Targets
+from .codegen import SSE_TABLE, Codegen, GeneratedBlock, Targets
 from .disas import disassemble
 from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
 from .memory_user import UserMemory
@@ -82,6 +85,8 @@ class NativeTB:
     flags: int = 0
     key: object = None  # what chaining finds this block by (None: never a chain target)
     exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
+    # the code before linking, until the translation cache has taken it (tb_cache)
+    generated: GeneratedBlock | None = field(default=None, repr=False)
 
     def __call__(self, S: memoryview, env: object) -> int:
         return self.runtime.run_one(self, env)
@@ -113,6 +118,7 @@ class NativeBackend:
         self.jc_bits = jc_bits
         self.one_thread = one_thread
         self.jump_cache = self.new_jump_cache()
+        self.keep_generated = False  # set by a translation cache that stores new code
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
         self.memory = memory if memory is not None else UserMemory(
             engine.mem, self.callback_address, self.jump_cache_slot)
@@ -244,6 +250,13 @@ class NativeBackend:
         tls = self.tls
         stats = self.stats
 
+        if counters.ENABLED:  # PEMU_COUNTERS: by helper (no wrapper otherwise)
+            plain, name = fn, f"helper:{h.name}"
+
+            def fn(*args: int) -> object:
+                counters.COUNTS[name] += 1
+                return plain(*args)
+
         def callback(*args: int) -> int:
             # Nothing may escape into native frames: a Python exception is parked on
             # the CPU and the generated code leaves through the exception exit.
@@ -270,6 +283,31 @@ class NativeBackend:
             gen = Codegen(block, self.targets, self.memory).generate()
         except TooManyTemps as e:
             raise RuntimeError(f"block at 0x{block.pc:x} needs too many spill slots") from e
+        return self.install(gen, block.pc, block.flags)
+
+    def layout_key(self) -> tuple:
+        """Where generated code jumps outside itself: cached code is valid only in a
+        process whose dispatcher and thunks lie at the same buffer offsets."""
+        t = self.targets
+        return (t.lookup, t.exc_exit, t.req_exit, t.pc_slot, t.exit_request_slot,
+                tuple(sorted(t.thunks.items())), self.jc_bits)
+
+    def relocated(self, gen: GeneratedBlock) -> GeneratedBlock:
+        """``gen`` with its helper call addresses those of this process."""
+        code = bytearray(gen.code)
+        for at, h, n_args in gen.helper_fixups:
+            if n_args == SSE_TABLE:
+                address = sse_fp.sse_op(h).table_address  # type: ignore[union-attr]
+            else:
+                address = self.callback_address(h, n_args)
+            struct.pack_into("<Q", code, at, address)
+        return GeneratedBlock(bytes(code), gen.entry, gen.body, gen.exits, gen.ext_fixups,
+                              gen.helper_fixups)
+
+    def install(self, gen: GeneratedBlock, pc: int, flags: int) -> CompiledNative:
+        """Put generated code (new, or relocated from the translation cache) in the
+        buffer as a block."""
+        block_pc = pc
         while True:
             with self.lock:
                 try:
@@ -281,11 +319,13 @@ class NativeBackend:
             self._reset_code()  # outside the lock: threads in callbacks may need it
         with self.lock:
             self.buf.write(off, gen.link(off))
-            tb = NativeTB(self, block.pc, off, off + gen.entry, off + gen.body, len(gen.code),
+            tb = NativeTB(self, block_pc, off, off + gen.entry, off + gen.body, len(gen.code),
                           [off + f for f, _pc in gen.exits], [pc for _f, pc in gen.exits],
-                          generation=self.generation, flags=block.flags, key=block.pc)
+                          generation=self.generation, flags=flags, key=block_pc)
             tb.chained = [None] * len(tb.exit_fields)
             tb.exit_keys = list(tb.exit_pcs)
+            if self.keep_generated:
+                tb.generated = gen
             self.tbs.append(tb)
         source = ""
         if self.engine.log.enabled("out_asm"):

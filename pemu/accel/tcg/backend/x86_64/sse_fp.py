@@ -92,10 +92,11 @@ def applicable(op: SseOp, ins: list[Operand]) -> bool:
 
 
 def emit_fast_path(a: Assembler, op: SseOp, ins: list[Operand], slow: Label,
-                   ctx_offset: int) -> None:
+                   ctx_offset: int) -> int:
     """With the helper's arguments in rdi, rsi (, rdx): the result in rax and the flags
     in ctx[1] (where a two-output helper's second output goes), or a jump to ``slow``.
-    Clobbers rcx, r11, xmm0, xmm1 and the flags."""
+    Clobbers rcx, r11, xmm0, xmm1 and the flags.  Returns the offset of the flags
+    table's address in the code (a host address: relocated by the translation cache)."""
     rm_reg = (RDI, RSI, RDX)[op.n_in - 1]
     operands = (RDI, RSI)[:op.n_in - 1]
     if not isinstance(ins[op.n_in - 1], Const):
@@ -132,10 +133,11 @@ def emit_fast_path(a: Assembler, op: SseOp, ins: list[Operand], slow: Label,
     # flags: table[mxcsr & 63] -> ctx[1]
     a.load(32, RCX, SCRATCH)
     a.alu_ri(x.AND, 32, RCX, 63)
-    a.mov_ri(R11, op.table_address)
+    table_at = a.mov_ri64(R11, op.table_address)
     a.movzx(RCX, Mem(R11, 0, RCX), 1)
     a.load(64, R11, Mem(RSP, ctx_offset))
     a.store(8, Mem(R11, 8), RCX)
+    return table_at
 
 
 __all__ = ["flags_table", "SseOp", "applicable", "emit_fast_path", "sse_op"]

@@ -1,0 +1,102 @@
+# csrrs/csrrc on sstatus, as Linux's irqsave locks use them: translated code clears
+# SIE and does writes that change nothing without calling the CSR helper; every other
+# write takes the helper.  Checks, in S-mode:
+#   1-2  csrrc with rd == rs: rd gets the old value (SIE set), SIE is then clear
+#   3    csrs with a zero register: no change, rd = sstatus
+#   4    SD (bit 63) in the old value when FS is Dirty
+#   5    csrs SIE when SIE is clear (the helper) sets it
+#   6    csrc SUM when SUM is clear leaves SIE set
+#   7    csrc SIE|SUM (the helper) clears both
+#   8-9  csrs SIE with a delegated software interrupt pending traps at once, before
+#        the next instruction; csrc SIE with it pending does not
+.include "common.inc"
+.option norelax
+.equ SIE, 2
+.equ SUM, (1 << 18)
+.equ FS_DIRTY, (3 << 13)
+
+.globl _start
+_start:
+    la t0, mtrap
+    csrw mtvec, t0
+    li t0, -1                   # PMP: give S-mode all memory (NAPOT over everything)
+    csrw pmpaddr0, t0
+    li t0, 0x1f
+    csrw pmpcfg0, t0
+    li t0, 2                    # delegate S software interrupts
+    csrw mideleg, t0
+    ENTER_S s_code, strap
+
+s_code:
+    li s4, 0
+    csrsi sstatus, SIE
+    li a1, SIE
+    csrrc a1, sstatus, a1       # 1-2
+    andi t0, a1, SIE
+    EXPECT t0, SIE, 1
+    csrr t0, sstatus
+    andi t0, t0, SIE
+    EXPECT t0, 0, 2
+    li a2, 0
+    csrr t1, sstatus
+    csrrs a2, sstatus, a2       # 3
+    EXPECT_EQ a2, t1, 3
+    li t0, FS_DIRTY             # 4
+    csrs sstatus, t0
+    li t0, SIE
+    csrrc a3, sstatus, t0
+    srli a3, a3, 63
+    EXPECT a3, 1, 4
+    li t0, SIE                  # 5
+    csrs sstatus, t0
+    csrr t0, sstatus
+    andi t0, t0, SIE
+    EXPECT t0, SIE, 5
+    li t0, SUM                  # 6
+    csrc sstatus, t0
+    csrr t0, sstatus
+    andi t0, t0, SIE
+    EXPECT t0, SIE, 6
+    li t0, SUM                  # 7
+    csrs sstatus, t0
+    li t0, SUM | SIE
+    csrc sstatus, t0
+    csrr t0, sstatus
+    li t1, SUM | SIE
+    and t0, t0, t1
+    EXPECT t0, 0, 7
+    li t0, 2                    # 8-9: SSIP pending and enabled in sie, SIE clear
+    csrs sie, t0
+    csrs sip, t0
+    li s3, 0                    # set by strap
+    li t0, SIE
+    csrc sstatus, t0            # clearing SIE again takes no interrupt
+    EXPECT s3, 0, 9
+    csrs sstatus, t0            # now it must be taken here
+    li s4, 1                    # runs only after the handler returned
+    EXPECT s3, 1, 8
+    PASS
+
+strap:
+    csrr t0, scause
+    li t1, (1 << 63) | 1
+    beq t0, t1, 1f
+    li a0, (10 << 16) | 0x3333
+    j finish
+1:  bnez s4, 2f                 # s4 must still be 0: nothing ran after the csrs
+    li s3, 1
+    li t0, 2
+    csrc sip, t0
+    csrc sstatus, t0            # return with interrupts off (SPIE decides, below)
+    li t0, (1 << 5)
+    csrc sstatus, t0
+    sret
+2:  li a0, (11 << 16) | 0x3333
+    j finish
+
+mtrap:
+    csrr t0, mcause
+    li a0, (12 << 16) | 0x3333
+    j finish
+
+FINISH_ROUTINE
