@@ -1,10 +1,10 @@
 """pemu-riscv64: run a riscv64 Linux program on this host (qemu-riscv64's interface).
 
-usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64]
+usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64,...]
                     [-d item,...] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]]
                     program [args...]
 Environment: QEMU_LD_PREFIX (like -L), QEMU_STRACE (like -strace), QEMU_LOG (like -d),
-QEMU_LOG_FILENAME (like -D).
+QEMU_LOG_FILENAME (like -D), QEMU_CPU (like -cpu: rv64|max[,ext=on|off...], -cpu help).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.qemuopts.keyval import OptionError, parse_keyval
+from pemu.target.riscv.isa import MODELS, CpuOptionError, parse_cpu
 
 from .elf import ElfError
 from .process import Options
@@ -34,12 +35,28 @@ def _usage() -> str:
             "program [args...]\n")
 
 
+def _check_cpu(spec: str) -> None:
+    """``-cpu MODEL[,ext=on|off,...]``, checked before the guest loads."""
+    try:
+        parse_cpu(spec)
+    except CpuOptionError as e:
+        raise UsageError(str(e)) from None
+
+
+def _cpu_help() -> str:
+    return "Available CPUs:\n" + "".join(
+        f"  {name:<8} {parse_cpu(name).isa_string}\n" for name in MODELS)
+
+
 def parse_args(argv: list[str]) -> tuple[Options, dict, str, list[str]]:
     opts = Options(prefix=os.environ.get("QEMU_LD_PREFIX") or None,
                    strace=bool(os.environ.get("QEMU_STRACE")))
     if os.environ.get("QEMU_LOG"):
         opts.log_items = os.environ["QEMU_LOG"].split(",")
     opts.log_file = os.environ.get("QEMU_LOG_FILENAME") or None
+    if os.environ.get("QEMU_CPU"):
+        _check_cpu(os.environ["QEMU_CPU"])
+        opts.cpu = os.environ["QEMU_CPU"]
     extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": [], "sigmask": 0}
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
@@ -65,8 +82,10 @@ def parse_args(argv: list[str]) -> tuple[Options, dict, str, list[str]]:
         elif flag == "-0":
             extra["argv0"] = value
         elif flag == "-cpu":
-            if value not in ("rv64", "any", "max") and not value.startswith("rv64"):
-                raise UsageError(f"unable to find CPU model '{value}'")
+            if value == "help":
+                extra["cpu_help"] = True
+                return opts, extra, "", []
+            _check_cpu(value)
             opts.cpu = value
         elif flag == "-d":
             opts.log_items = [v for v in value.split(",") if v]
@@ -122,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"{PROG}: {e}\n")
         sys.stderr.write(_usage())
         return 1
+    if extra.get("cpu_help"):
+        sys.stdout.write(_cpu_help())
+        return 0
     if extra.get("version"):
         sys.stdout.write("pemu-riscv64 version 0.1.0 (riscv64 Linux user mode)\n")
         return 0

@@ -1,6 +1,6 @@
 """execve: run the new program under a fresh pemu (or directly, if it is a host program).
 
-The new pemu gets the same -L/-strace/-d/-D options and the guest's environment
+The new pemu gets the same -L/-strace/-d/-D/-cpu options and the guest's environment
 unchanged.  Signal state that survives exec (ignored signals, the blocked mask) is
 passed with hidden options, because the Python runtime resets SIGPIPE at startup.
 """
@@ -33,6 +33,8 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
         cmd += [b"-d", ",".join(options.log_items).encode()]
     if options.log_file:
         cmd += [b"-D", os.fsencode(options.log_file)]
+    if options.cpu:  # the new program runs on the same extensions
+        cmd += [b"-cpu", options.cpu.encode()]
     if options.tcg_backend:
         cmd += [b"-accel", b"tcg,backend=" + options.tcg_backend.encode()]
     if ignored:
