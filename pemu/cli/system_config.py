@@ -305,11 +305,12 @@ def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
     except RegistryError as e:
         raise OptionError(f"{prog}: -M {machine}: {e}") from None
     if cfg.cpu is not None:
+        model = cfg.cpu.split(",")[0]  # the properties after it are the board's to check
         try:
-            lookup(CPU, cfg.cpu, arch)
+            lookup(CPU, model, arch)
         except RegistryError:
             names = ", ".join(t.name for t in types(CPU, arch))
-            raise OptionError(f"{prog}: -cpu {cfg.cpu}: unknown CPU model (supported: "
+            raise OptionError(f"{prog}: -cpu {model}: unknown CPU model (supported: "
                               f"{names}; -cpu help lists them)") from None
     for dev in cfg.devices:
         try:

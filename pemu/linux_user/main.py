@@ -1,11 +1,12 @@
 """pemu-riscv64: run a riscv64 Linux program on this host (qemu-riscv64's interface).
 
-usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64] [-r release]
+usage: pemu-riscv64 [-L sysroot] [-E VAR=val] [-U VAR] [-0 argv0] [-cpu rv64,...] [-r release]
                     [-d item,...] [-D logfile] [-strace] [-g port] [-accel tcg[,backend=B]]
                     program [args...]
 Every option can also come from the environment, as in QEMU (``ENV_OPTIONS``): PEMU_NAME,
 or QEMU's QEMU_NAME so that existing setups (binfmt_misc, sbuild, containers) work
-unchanged; the command line wins over both, PEMU_ over QEMU_.
+unchanged; the command line wins over both, PEMU_ over QEMU_.  ``-cpu`` takes
+rv64|max[,ext=on|off...] and ``-cpu help``.
 
 Started by binfmt_misc with the ``P`` flag, the kernel passes the original argv[0] after
 the program path.  It says so in AT_FLAGS only to an ELF interpreter, and this one is a
@@ -21,6 +22,7 @@ import sys
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.qemuopts.keyval import OptionError, parse_keyval
+from pemu.target.riscv.isa import MODELS, CpuOptionError, parse_cpu
 
 from .elf import ElfError
 from .host_auxv import binfmt_program_fd, host_auxv, started_by_binfmt_with_argv0
@@ -49,6 +51,19 @@ def _usage() -> str:
     return (f"usage: {PROG} [-L path] [-E var=value] [-U var] [-0 argv0] [-cpu model] "
             "[-r release] [-d item[,...]] [-D logfile] [-strace] [-g port] "
             "[-accel tcg[,backend=B]] program [args...]\n")
+
+
+def _check_cpu(spec: str) -> None:
+    """``-cpu MODEL[,ext=on|off,...]``, checked before the guest loads."""
+    try:
+        parse_cpu(spec)
+    except CpuOptionError as e:
+        raise UsageError(str(e)) from None
+
+
+def _cpu_help() -> str:
+    return "Available CPUs:\n" + "".join(
+        f"  {name:<8} {parse_cpu(name).isa_string}\n" for name in MODELS)
 
 
 def _environment_options(environ: dict[str, str]) -> list[tuple[str, str | None]]:
@@ -93,8 +108,10 @@ def _apply(opts: Options, extra: dict, flag: str, value: str | None) -> None:
     elif flag == "-0":
         extra["argv0"] = value
     elif flag == "-cpu":
-        if value not in ("rv64", "any", "max") and not value.startswith("rv64"):
-            raise UsageError(f"unable to find CPU model '{value}'")
+        if value == "help":
+            extra["cpu_help"] = True
+            return
+        _check_cpu(value)
         opts.cpu = value
     elif flag == "-r":
         opts.uname_release = value
@@ -139,7 +156,7 @@ def parse_args(argv: list[str], environ: dict[str, str] | None = None,
     for flag, value in [*_environment_options(os.environ if environ is None else environ),
                         *pairs]:
         _apply(opts, extra, flag, value)
-    if extra.get("version"):
+    if extra.get("version") or extra.get("cpu_help"):
         return opts, extra, "", []
     if i >= len(argv):
         raise UsageError("")
@@ -182,6 +199,9 @@ def main(argv: list[str] | None = None, preserved_argv0: bool = False,
             sys.stderr.write(f"{PROG}: {e}\n")
         sys.stderr.write(_usage())
         return 1
+    if extra.get("cpu_help"):
+        sys.stdout.write(_cpu_help())
+        return 0
     if extra.get("version"):
         sys.stdout.write("pemu-riscv64 version 0.1.0 (riscv64 Linux user mode)\n")
         return 0

@@ -1,6 +1,6 @@
 """execve: run the new program under a fresh pemu (or directly, if it is a host program).
 
-The new pemu gets the same -L/-strace/-d/-D options and the guest's environment
+The new pemu gets the same -L/-strace/-d/-D/-cpu options and the guest's environment
 unchanged.  Signal state that survives exec (ignored signals, the blocked mask) is
 passed with hidden options, because the Python runtime resets SIGPIPE at startup.
 """
@@ -33,7 +33,7 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
         cmd += [b"-d", ",".join(options.log_items).encode()]
     if options.log_file:
         cmd += [b"-D", os.fsencode(options.log_file)]
-    if options.cpu:
+    if options.cpu:  # the new program runs on the same extensions
         cmd += [b"-cpu", options.cpu.encode()]
     if options.uname_release:
         cmd += [b"-r", os.fsencode(options.uname_release)]

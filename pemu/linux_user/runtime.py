@@ -8,7 +8,8 @@ import sys
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.accel.tcg.log import TCGLog
 from pemu.gdbstub.linux_user import attach
-from pemu.target.riscv.tcg_target import RISCV64
+from pemu.target.riscv.isa import parse_cpu
+from pemu.target.riscv.tcg_target import riscv64_target
 
 from . import signals as sg
 from .cpu_loop import run_thread
@@ -39,7 +40,8 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix,
                          os.path.abspath(prog))
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
-    engine = TCGEngine(mem, RISCV64, backend=opts.tcg_backend or "auto", log=log)
+    engine = TCGEngine(mem, riscv64_target(parse_cpu(opts.cpu)),
+                       backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path, run_thread)
     process.futexes = FutexTable()

@@ -1,6 +1,6 @@
 """Random RV64GC instruction sequences on both TCG backends, and on qemu-riscv64.
 
-tests/native/guest_gen.py generates the programs: integer, M, Zba/Zbb/Zbs, RVC,
+tests/native/guest_gen.py generates the programs: integer, M, Zba/Zbb/Zbc/Zbs, Zbkb/Zbkx, RVC,
 loads and stores of every width (misaligned, across the data page's edge, into the
 unmapped page below it), LR/SC and AMOs, forward branches and jumps, F/D arithmetic
 and conversions under every rounding mode, and fflags/frm/fcsr accesses, from
@@ -30,11 +30,13 @@ from pemu.linux_user.cpu_loop import _TRAP_SIGNALS
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import RiscvTrap
-from pemu.target.riscv.tcg_target import RISCV64
+from pemu.target.riscv.isa import parse_cpu
+from pemu.target.riscv.tcg_target import riscv64_target
 from tests.native.guest_gen import (
     BASE_OFFSET,
     BASE_REG,
     DUMP_OFFSET,
+    GUEST_CPU,
     PAGE,
     GuestProgram,
     Insn,
@@ -43,6 +45,7 @@ from tests.native.guest_gen import (
 from tests.native.native_harness import needs_native
 from tests.riscv.rvtest_harness import build, run_image, run_qemu
 
+GUEST_ISA = parse_cpu(GUEST_CPU)
 CODE_BASE = 0x10000
 DATA_BASE = 0x20000  # the pages either side stay unmapped (code: 0x10000..0x12000)
 # Hypothesis' own shrinking of a program this size takes many minutes (every step runs
@@ -88,7 +91,7 @@ class GuestBench:
         self.mem = GuestVirtualMemory(size=1 << 24)
         self.mem.map_anonymous(CODE_BASE, 2 * PAGE, PROT_READ | PROT_EXEC)
         self.mem.map_anonymous(DATA_BASE, PAGE, PROT_READ | PROT_WRITE)
-        self.engine = TCGEngine(self.mem, RISCV64, backend=backend)
+        self.engine = TCGEngine(self.mem, riscv64_target(GUEST_ISA), backend=backend)
 
     def run(self, prog: GuestProgram) -> Result:
         code = bytes(prog.code_offset) + prog.code()
@@ -257,7 +260,7 @@ def dumped_result(status: int, stdout: bytes) -> Result:
 def run_pemu_oracle_image(image: bytes) -> tuple[int, bytes]:
     """The oracle program on pemu's python backend, as (exit status, stdout)."""
     try:
-        out = run_image(image, linux=True)
+        out = run_image(image, linux=True, isa=GUEST_ISA)
     except GuestFault:
         return -11, b""  # SIGSEGV
     if out.trap is not None:  # what pemu's Linux user mode turns the trap into
@@ -273,7 +276,7 @@ def test_python_matches_qemu(tmp_path_factory: pytest.TempPathFactory,
 
     def report(p: GuestProgram) -> str:
         elf, image = build(oracle_source(p), workdir)
-        expected = dumped_result(*run_qemu(elf))
+        expected = dumped_result(*run_qemu(elf, GUEST_CPU))
         got = dumped_result(*run_pemu_oracle_image(image))
         report = mismatch_report(p, ("qemu", "pemu"), expected, got)
         return report and report + "\n(the oracle ELF runs a register dump instead of the " \

@@ -17,7 +17,8 @@ import pytest
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestVirtualMemory
 from pemu.target.riscv.exceptions import ECALL_U, RiscvTrap
-from pemu.target.riscv.tcg_target import RISCV64
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
+from pemu.target.riscv.tcg_target import riscv64_target
 
 CROSS = "riscv64-linux-gnu-"
 MARCH = "rv64gc_zba_zbb_zbs_zicsr_zifencei"
@@ -89,16 +90,18 @@ class Outcome:
 
 
 def run_image(image: bytes, *, regs: dict[int, int] | None = None, linux: bool = False,
-              max_traps: int = 10_000, max_insns: int = 256) -> Outcome:
+              max_traps: int = 10_000, max_insns: int = 256, isa: RiscvIsa = DEFAULT_ISA,
+              backend: str = "python") -> Outcome:
     """Run a flat image loaded at LOAD_ADDR.
 
     Without ``linux`` the run stops at the first trap (tests end snippets with ecall).
-    With it, write/exit ecalls are serviced and the run ends at exit.
+    With it, write/exit ecalls are serviced and the run ends at exit.  ``isa``: the
+    hart's extensions (``-cpu``); ``backend``: the TCG backend that runs it.
     """
     mem = GuestVirtualMemory()
     mem.map_anonymous(LOAD_ADDR, REGION_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC)
     mem.write_initial(LOAD_ADDR, image)
-    engine = TCGEngine(mem, RISCV64, backend="python", max_insns=max_insns)
+    engine = TCGEngine(mem, riscv64_target(isa), backend=backend, max_insns=max_insns)
     cpu = engine.create_cpu()
     cpu.state.pc = LOAD_ADDR
     cpu.state.set_x(2, STACK_TOP)
@@ -139,10 +142,10 @@ def run_asm(source: str, workdir: Path, **kwargs: object) -> Outcome:
     return run_image(image, **kwargs)  # type: ignore[arg-type]
 
 
-def run_qemu(elf: Path) -> tuple[int, bytes]:
+def run_qemu(elf: Path, cpu: str = "rv64,zba=true,zbb=true,zbs=true") -> tuple[int, bytes]:
     qemu = shutil.which("qemu-riscv64")
     if qemu is None:
         pytest.skip("qemu-riscv64 (Debian qemu-user) is not installed")
-    proc = subprocess.run([qemu, "-cpu", "rv64,zba=true,zbb=true,zbs=true", str(elf)],
+    proc = subprocess.run([qemu, "-cpu", cpu, str(elf)],
                           capture_output=True, timeout=60, check=False)
     return proc.returncode, proc.stdout

@@ -24,8 +24,9 @@ from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.hart import RiscvHart
+from pemu.target.riscv.isa import CpuOptionError, parse_cpu
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
-from pemu.target.riscv.tcg_target import RISCV64
+from pemu.target.riscv.tcg_target import riscv64_target
 
 MAX_HARTS = 8
 
@@ -70,6 +71,10 @@ class RiscvBoard:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 16 MiB of RAM is needed")
         if cfg.ram_size > 0x8000_0000 * 8:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at most 16 GiB of RAM")
+        try:
+            self.isa = parse_cpu(cfg.cpu)  # -cpu MODEL,ext=on|off: what the harts decode
+        except CpuOptionError as e:
+            raise BoardError(str(e)) from None
         self.memmap = self.machine_memmap(cfg)
         dram, clint = self.memmap["dram"], self.memmap["clint"]
         self.space = AddressSpace("memory")
@@ -78,7 +83,8 @@ class RiscvBoard:
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         self.translator = SystemTranslator(
-            self.space, self.dram, RISCV64, log, backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+            self.space, self.dram, riscv64_target(self.isa), log,
+            backend=cfg.accel.get("backend", DEFAULT_BACKEND),
             tb_size_mib=tb_size_mib(cfg.accel))
         self.clint = ACLINT(cfg.smp)
         self.space.add_mmio("clint", clint.base, clint.size, self.clint)

@@ -175,7 +175,7 @@ class VirtBoard(RiscvBoard):
     def layout(self, initrd: tuple[int, int] | None) -> VirtLayout:
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=self.plic.num_sources, bootargs=self.cfg.append,
-                          initrd=initrd)
+                          initrd=initrd, isa=self.isa.isa_string)
 
     def load(self) -> None:
         dram = self.memmap["dram"]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from pemu.fdt.writer import FDT, Node
 from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
+from pemu.target.riscv.isa import DEFAULT_ISA
 
-CPU_ISA = "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
+CPU_ISA = DEFAULT_ISA.isa_string  # the default -cpu rv64
 TIMEBASE_HZ = 10_000_000
 UART_CLOCK_HZ = 3_686_400
 IRQ_S_EXT, IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER = 9, 11, 3, 7
@@ -32,6 +33,7 @@ class VirtLayout:
     bootargs: str = ""
     initrd: tuple[int, int] | None = None  # (start, end)
     mmu_type: str = "riscv,sv57"
+    isa: str = CPU_ISA  # riscv,isa: the extensions -cpu enabled (target/riscv/isa.py)
 
 
 def _device(parent: Node, name: str, entry: MemMapEntry) -> Node:
@@ -77,7 +79,7 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
         cpu.set_u32("reg", h)
         cpu.set_string("status", "okay")
         cpu.set_string("compatible", "riscv")
-        cpu.set_string("riscv,isa", CPU_ISA)
+        cpu.set_string("riscv,isa", layout.isa)
         cpu.set_string("mmu-type", layout.mmu_type)
         intc = cpu.add_node("interrupt-controller")
         intc.set_u32("#interrupt-cells", 1)

@@ -1,13 +1,13 @@
-"""The RISC-V CPU models ``-cpu`` accepts.  Both are the same hart today: RV64GC with
-Zba/Zbb/Zbs, Sstc, Sv39/48/57 and 16 PMP entries (see docs/RISCV.md)."""
+"""The RISC-V CPU models ``-cpu`` accepts: one hart (RV64GC, Sstc, Sv39/48/57, 16 PMP
+entries: see docs/RISCV.md) whose optional extensions each model sets, and which
+``-cpu MODEL,ext=on|off`` properties change (target/riscv/isa.py)."""
 
 from __future__ import annotations
 
 from pemu.qom.registry import CPU, TypeInfo, register
+from pemu.target.riscv.isa import DEFAULT_ISA, MAX_ISA
 
-ISA_SUMMARY = "RV64IMAFDC_Zicsr_Zifencei_Zihintpause_Zba_Zbb_Zbs_Sstc"
-
-register(TypeInfo("rv64", CPU, f"generic {ISA_SUMMARY} hart", arch="riscv64",
+register(TypeInfo("rv64", CPU, f"generic {DEFAULT_ISA.isa_string} hart", arch="riscv64",
                   is_default=True))
-register(TypeInfo("max", CPU, "every extension pemu implements (the same hart as rv64)",
+register(TypeInfo("max", CPU, f"every extension pemu implements: {MAX_ISA.isa_string}",
                   arch="riscv64"))

@@ -146,3 +146,39 @@ def _orc_b(v: int) -> int:
 
 
 ORC_B = Helper("orc_b", _orc_b, flags=0)
+
+
+# -- Zbc/Zbkc carry-less multiply and Zbkx crossbar permutes: no IR op for them -------
+
+_MASK64 = (1 << 64) - 1
+
+
+def _clmul_full(a: int, b: int) -> int:
+    """The 128-bit carry-less product of two 64-bit values."""
+    a, b, out = a & _MASK64, b & _MASK64, 0  # operands may arrive as signed ints
+    while b:
+        low = b & -b  # the lowest set bit of b
+        out ^= a << (low.bit_length() - 1)
+        b ^= low
+    return out
+
+
+def _xperm(lane_bits: int) -> Callable[[int, int], int]:
+    """xperm4/xperm8: each lane of b indexes a lane of a (0 where out of range)."""
+    lanes, mask = 64 // lane_bits, (1 << lane_bits) - 1
+
+    def xperm(a: int, b: int) -> int:
+        a, out = a & _MASK64, 0
+        for i in range(0, 64, lane_bits):
+            index = (b >> i) & mask
+            if index < lanes:
+                out |= ((a >> (index * lane_bits)) & mask) << i
+        return out
+    return xperm
+
+
+CLMUL = Helper("clmul", lambda a, b: _clmul_full(a, b) & _MASK64, flags=0)
+CLMULH = Helper("clmulh", lambda a, b: _clmul_full(a, b) >> 64, flags=0)
+CLMULR = Helper("clmulr", lambda a, b: (_clmul_full(a, b) >> 63) & _MASK64, flags=0)
+XPERM4 = Helper("xperm4", _xperm(4), flags=0)
+XPERM8 = Helper("xperm8", _xperm(8), flags=0)

@@ -1,15 +1,18 @@
-"""Emitters for RV64I, M, Zba, Zbb and Zbs: integer ALU, loads/stores, jumps, branches.
+"""Emitters for RV64I, M, Zba/Zbb/Zbc/Zbs, Zbkb/Zbkc/Zbkx and Zicond: integer ALU,
+loads/stores, jumps, branches.
 
 Each emitter takes the DisasContext and the 32-bit instruction word.  Register-register
 and register-immediate operations are found through dicts keyed by (funct7, funct3)
-or by the immediate's fixed bits, never by walking if-chains.
+or by the immediate's fixed bits, never by walking if-chains; which entries exist
+depends on the hart's extensions (``int_tables``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from pemu.accel.tcg.ir import I32, I64, Cond, Const, MemOp, Operand, Temp
+from pemu.accel.tcg.ir import I32, I64, Cond, Const, Helper, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import (
     ADD,
     AND,
@@ -22,6 +25,7 @@ from pemu.accel.tcg.opcodes import (
     DIVU,
     EQV,
     EXT8S,
+    EXT8U,
     EXT16S,
     EXT16U,
     EXT32S,
@@ -48,7 +52,7 @@ from pemu.accel.tcg.opcodes import (
     Opcode,
 )
 from pemu.target.riscv.context import DisasContext, imm, sext
-from pemu.target.riscv.helpers import ORC_B
+from pemu.target.riscv.helpers import CLMUL, CLMULH, CLMULR, ORC_B, XPERM4, XPERM8
 
 Emit = Callable[[DisasContext, Temp, Operand, Operand], None]
 
@@ -167,66 +171,202 @@ def _add_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
     _shadd(0, True)(ctx, d, a, b)
 
 
-# -- OP and OP-32: keyed by funct7 << 3 | funct3 -------------------------------------------
+def _helper(helper: Helper) -> Emit:
+    """An operation the IR has no op for (clmul, xperm): a pure helper call."""
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        ctx.b.call(helper, [d], [a, b])
+    return emit
+
+
+def _czero(cond: Cond) -> Emit:
+    """Zicond czero.eqz/czero.nez: 0 when rs2 COND 0, else rs1."""
+    def emit(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+        ctx.b.movcond(d, cond, b, Const(0), Const(0), a)
+    return emit
+
+
+def _pack_halves(ctx: DisasContext, d: Temp, a: Operand, b: Operand, ext: Opcode,
+                 shift: int) -> None:
+    """ext(a) | b << shift: the low parts of rs1 and rs2 side by side (Zbkb pack*)."""
+    low, high = ctx.b.temp(), ctx.b.temp()
+    ctx.b.unop(ext, low, a)
+    if ext is not EXT32U:
+        ctx.b.unop(ext, high, b)  # packh/packw: rs2's high bits must not reach the result
+        b = high
+    ctx.b.binop(SHL, high, b, Const(shift))
+    ctx.b.binop(OR, d, low, high)
+
+
+def _pack(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    _pack_halves(ctx, d, a, b, EXT32U, 32)
+
+
+def _packh(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    _pack_halves(ctx, d, a, b, EXT8U, 8)
+
+
+def _packw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    _pack_halves(ctx, d, a, b, EXT16U, 16)
+    ctx.b.unop(EXT32S, d, d)
+
+
+# brev8 reverses the bits of each byte: swap adjacent bits, then pairs, then nibbles
+_BREV8_STEPS = ((1, 0x5555_5555_5555_5555), (2, 0x3333_3333_3333_3333),
+                (4, 0x0F0F_0F0F_0F0F_0F0F))
+
+
+def _brev8(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
+    for shift, mask in _BREV8_STEPS:
+        high, low = ctx.b.temp(), ctx.b.temp()
+        ctx.b.binop(SHR, high, a, Const(shift))
+        ctx.b.binop(AND, high, high, Const(mask))
+        ctx.b.binop(AND, low, a, Const(mask))
+        ctx.b.binop(SHL, low, low, Const(shift))
+        ctx.b.binop(OR, d, high, low)
+        a = d
+
+
+# -- the decode tables, per extension ----------------------------------------------------
+#
+# Each table is a list of (extensions, entries): the entries exist when the hart has any
+# of those extensions (andn is Zbb's and Zbkb's), so a disabled extension's encodings
+# are absent from the merged table and trap as illegal.  ``int_tables(isa)`` merges them
+# once per extension set.
+
+Group = tuple[tuple[str, ...], dict]
+
 
 def _key(f7: int, f3: int) -> int:
     return f7 << 3 | f3
 
 
-OP_TABLE: dict[int, Emit] = {
-    _key(0x00, 0): _op(ADD), _key(0x20, 0): _op(SUB), _key(0x00, 1): _op(SHL),
-    _key(0x00, 2): _setcond(Cond.LT), _key(0x00, 3): _setcond(Cond.LTU),
-    _key(0x00, 4): _op(XOR), _key(0x00, 5): _op(SHR), _key(0x20, 5): _op(SAR),
-    _key(0x00, 6): _op(OR), _key(0x00, 7): _op(AND),
-    # M
-    _key(0x01, 0): _op(MUL), _key(0x01, 1): _op(MULSH), _key(0x01, 2): _op(MULSUH),
-    _key(0x01, 3): _op(MULUH), _key(0x01, 4): _op(DIV), _key(0x01, 5): _op(DIVU),
-    _key(0x01, 6): _op(REM), _key(0x01, 7): _op(REMU),
-    # Zba
-    _key(0x10, 2): _shadd(1), _key(0x10, 4): _shadd(2), _key(0x10, 6): _shadd(3),
-    # Zbb
-    _key(0x20, 7): _op(ANDC), _key(0x20, 6): _op(ORC), _key(0x20, 4): _op(EQV),
-    _key(0x05, 4): _op(MIN), _key(0x05, 5): _op(MINU), _key(0x05, 6): _op(MAX),
-    _key(0x05, 7): _op(MAXU), _key(0x30, 1): _op(ROTL), _key(0x30, 5): _op(ROTR),
-    # Zbs
-    _key(0x24, 1): _single_bit(ANDC), _key(0x14, 1): _single_bit(OR),
-    _key(0x34, 1): _single_bit(XOR), _key(0x24, 5): _bext,
-}
+# OP and OP-32: keyed by funct7 << 3 | funct3
+OP_GROUPS: list[Group] = [
+    (("i",), {
+        _key(0x00, 0): _op(ADD), _key(0x20, 0): _op(SUB), _key(0x00, 1): _op(SHL),
+        _key(0x00, 2): _setcond(Cond.LT), _key(0x00, 3): _setcond(Cond.LTU),
+        _key(0x00, 4): _op(XOR), _key(0x00, 5): _op(SHR), _key(0x20, 5): _op(SAR),
+        _key(0x00, 6): _op(OR), _key(0x00, 7): _op(AND)}),
+    (("m",), {
+        _key(0x01, 0): _op(MUL), _key(0x01, 1): _op(MULSH), _key(0x01, 2): _op(MULSUH),
+        _key(0x01, 3): _op(MULUH), _key(0x01, 4): _op(DIV), _key(0x01, 5): _op(DIVU),
+        _key(0x01, 6): _op(REM), _key(0x01, 7): _op(REMU)}),
+    (("zba",), {_key(0x10, 2): _shadd(1), _key(0x10, 4): _shadd(2), _key(0x10, 6): _shadd(3)}),
+    (("zbb", "zbkb"), {
+        _key(0x20, 7): _op(ANDC), _key(0x20, 6): _op(ORC), _key(0x20, 4): _op(EQV),
+        _key(0x30, 1): _op(ROTL), _key(0x30, 5): _op(ROTR)}),
+    (("zbb",), {
+        _key(0x05, 4): _op(MIN), _key(0x05, 5): _op(MINU), _key(0x05, 6): _op(MAX),
+        _key(0x05, 7): _op(MAXU)}),
+    (("zbs",), {
+        _key(0x24, 1): _single_bit(ANDC), _key(0x14, 1): _single_bit(OR),
+        _key(0x34, 1): _single_bit(XOR), _key(0x24, 5): _bext}),
+    (("zbc", "zbkc"), {_key(0x05, 1): _helper(CLMUL), _key(0x05, 3): _helper(CLMULH)}),
+    (("zbc",), {_key(0x05, 2): _helper(CLMULR)}),
+    (("zbkb",), {_key(0x04, 4): _pack, _key(0x04, 7): _packh}),
+    (("zbkx",), {_key(0x14, 2): _helper(XPERM4), _key(0x14, 4): _helper(XPERM8)}),
+    (("zicond",), {_key(0x07, 5): _czero(Cond.EQ), _key(0x07, 7): _czero(Cond.NE)}),
+]
+OP32_GROUPS: list[Group] = [
+    (("i",), {
+        _key(0x00, 0): _op_w(ADD), _key(0x20, 0): _op_w(SUB), _key(0x00, 1): _op_w(SHL),
+        _key(0x00, 5): _op_w(SHR), _key(0x20, 5): _op_w(SAR)}),
+    (("m",), {
+        _key(0x01, 0): _op_w(MUL), _key(0x01, 4): _op_w(DIV), _key(0x01, 5): _op_w(DIVU),
+        _key(0x01, 6): _op_w(REM), _key(0x01, 7): _op_w(REMU)}),
+    (("zba",), {
+        _key(0x04, 0): _add_uw, _key(0x10, 2): _shadd(1, True), _key(0x10, 4): _shadd(2, True),
+        _key(0x10, 6): _shadd(3, True)}),
+    (("zbb", "zbkb"), {_key(0x30, 1): _op_w(ROTL), _key(0x30, 5): _op_w(ROTR)}),
+    # packw with rs2 = x0 is zext.h, so Zbkb's entry serves both
+    (("zbkb",), {_key(0x04, 4): _packw}),
+]
+# OP-32 encodings that exist only with rs2 = 0 (Zbb zext.h: packw's rs2 = x0 case)
+OP32_RS2_ZERO_GROUPS: list[Group] = [(("zbb",), {_key(0x04, 4): _unary(EXT16U)})]
 
-OP32_TABLE: dict[int, Emit] = {
-    _key(0x00, 0): _op_w(ADD), _key(0x20, 0): _op_w(SUB), _key(0x00, 1): _op_w(SHL),
-    _key(0x00, 5): _op_w(SHR), _key(0x20, 5): _op_w(SAR),
-    _key(0x01, 0): _op_w(MUL), _key(0x01, 4): _op_w(DIV), _key(0x01, 5): _op_w(DIVU),
-    _key(0x01, 6): _op_w(REM), _key(0x01, 7): _op_w(REMU),
-    _key(0x04, 0): _add_uw, _key(0x10, 2): _shadd(1, True), _key(0x10, 4): _shadd(2, True),
-    _key(0x10, 6): _shadd(3, True),
-    _key(0x30, 1): _op_w(ROTL), _key(0x30, 5): _op_w(ROTR),
-}
-_ZEXT_H = _unary(EXT16U)  # OP-32 funct7 0x04 funct3 4, only with rs2 = 0
+# OP-IMM funct3 1 and 5: shifts and Zbb/Zbs by funct6 (insn >> 26), shamt in bits 25:20
+OPIMM_SHIFT6_GROUPS: list[Group] = [
+    (("i",), {(1, 0x00): _op(SHL), (5, 0x00): _op(SHR), (5, 0x10): _op(SAR)}),
+    (("zbb", "zbkb"), {(5, 0x18): _op(ROTR)}),
+    (("zbs",), {(1, 0x0A): _single_bit(OR), (1, 0x12): _single_bit(ANDC),
+                (1, 0x1A): _single_bit(XOR), (5, 0x12): _bext}),
+]
+# OP-IMM funct3 1 and 5 with the whole 12-bit immediate fixed (unary ops)
+OPIMM_UNARY_GROUPS: list[Group] = [
+    (("zbb",), {(1, 0x600): _unary(CLZ), (1, 0x601): _unary(CTZ), (1, 0x602): _unary(CTPOP),
+                (1, 0x604): _unary(EXT8S), (1, 0x605): _unary(EXT16S), (5, 0x287): _orc_b}),
+    (("zbb", "zbkb"), {(5, 0x6B8): _unary(BSWAP)}),
+    (("zbkb",), {(5, 0x687): _brev8}),
+]
+OPIMM32_SHIFT_GROUPS: list[Group] = [  # (funct3, funct7)
+    (("i",), {(1, 0x00): _op_w(SHL), (5, 0x00): _op_w(SHR), (5, 0x20): _op_w(SAR)}),
+    (("zbb", "zbkb"), {(5, 0x30): _op_w(ROTR)}),
+]
+OPIMM32_SHIFT6_GROUPS: list[Group] = [(("zba",), {(1, 0x02): _slli_uw})]  # (funct3, funct6)
+OPIMM32_UNARY_GROUPS: list[Group] = [
+    (("zbb",), {(1, 0x600): _unary(CLZ, I32), (1, 0x601): _unary(CTZ, I32),
+                (1, 0x602): _unary(CTPOP, I32)}),
+]
+
+
+def _merge(groups: list[Group], extensions: frozenset[str]) -> dict:
+    table: dict = {}
+    for needs, entries in groups:
+        if extensions.intersection(needs):
+            table.update(entries)
+    return table
+
+
+class IntTables:
+    """The integer decode tables of one extension set (see ``int_tables``)."""
+
+    __slots__ = ("op", "op32", "op32_rs2_zero", "opimm_shift6", "opimm_unary",
+                 "opimm32_shift", "opimm32_shift6", "opimm32_unary")
+
+    def __init__(self, extensions: frozenset[str]) -> None:
+        self.op: dict[int, Emit] = _merge(OP_GROUPS, extensions)
+        self.op32: dict[int, Emit] = _merge(OP32_GROUPS, extensions)
+        self.op32_rs2_zero: dict[int, Emit] = _merge(OP32_RS2_ZERO_GROUPS, extensions)
+        self.opimm_shift6: dict[tuple[int, int], Emit] = _merge(OPIMM_SHIFT6_GROUPS, extensions)
+        self.opimm_unary: dict[tuple[int, int], Emit] = _merge(OPIMM_UNARY_GROUPS, extensions)
+        self.opimm32_shift: dict[tuple[int, int], Emit] = _merge(OPIMM32_SHIFT_GROUPS,
+                                                                 extensions)
+        self.opimm32_shift6: dict[tuple[int, int], Emit] = _merge(OPIMM32_SHIFT6_GROUPS,
+                                                                  extensions)
+        self.opimm32_unary: dict[tuple[int, int], Emit] = _merge(OPIMM32_UNARY_GROUPS,
+                                                                 extensions)
+
+
+@functools.cache
+def int_tables(extensions: frozenset[str]) -> IntTables:
+    """The tables for a hart with ``extensions`` (built once per distinct set)."""
+    return IntTables(extensions)
+
+
+def _emit_rd(ctx: DisasContext, insn: int, emit: Emit, b: Operand) -> None:
+    rd = _rd(insn)
+    if rd:  # writes to x0 are dropped, the operation has no other effect
+        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], b)  # type: ignore[arg-type]
 
 
 def trans_op(ctx: DisasContext, insn: int) -> None:
-    emit = OP_TABLE.get(_key(insn >> 25, _f3(insn)))
+    emit = ctx.int_tables.op.get(_key(insn >> 25, _f3(insn)))
     if emit is None:
         ctx.illegal()
         return
-    rd = _rd(insn)
-    if rd:
-        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)])  # type: ignore[arg-type]
+    _emit_rd(ctx, insn, emit, ctx.xr[_rs2(insn)])
 
 
 def trans_op32(ctx: DisasContext, insn: int) -> None:
+    tables = ctx.int_tables
     key = _key(insn >> 25, _f3(insn))
-    emit = OP32_TABLE.get(key)
+    emit = tables.op32.get(key)
+    if emit is None and not _rs2(insn):
+        emit = tables.op32_rs2_zero.get(key)
     if emit is None:
-        if key == _key(0x04, 4) and not _rs2(insn):
-            emit = _ZEXT_H
-        else:
-            ctx.illegal()
-            return
-    rd = _rd(insn)
-    if rd:
-        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)])  # type: ignore[arg-type]
+        ctx.illegal()
+        return
+    _emit_rd(ctx, insn, emit, ctx.xr[_rs2(insn)])
 
 
 # -- OP-IMM and OP-IMM-32 ----------------------------------------------------------------
@@ -236,27 +376,7 @@ OPIMM_SIMPLE: dict[int, Emit] = {
     0: _op(ADD), 2: _setcond(Cond.LT), 3: _setcond(Cond.LTU), 4: _op(XOR),
     6: _op(OR), 7: _op(AND),
 }
-# funct3 1 and 5: shifts and Zbb/Zbs by funct6 (insn >> 26), shamt in bits 25:20
-OPIMM_SHIFT6: dict[tuple[int, int], Emit] = {
-    (1, 0x00): _op(SHL), (5, 0x00): _op(SHR), (5, 0x10): _op(SAR),
-    (5, 0x18): _op(ROTR),
-    (1, 0x0A): _single_bit(OR), (1, 0x12): _single_bit(ANDC), (1, 0x1A): _single_bit(XOR),
-    (5, 0x12): _bext,
-}
-# funct3 1 and 5 with the whole 12-bit immediate fixed (Zbb unary ops)
-OPIMM_UNARY: dict[tuple[int, int], Emit] = {
-    (1, 0x600): _unary(CLZ), (1, 0x601): _unary(CTZ), (1, 0x602): _unary(CTPOP),
-    (1, 0x604): _unary(EXT8S), (1, 0x605): _unary(EXT16S),
-    (5, 0x287): _orc_b, (5, 0x6B8): _unary(BSWAP),
-}
-OPIMM32_SHIFT: dict[tuple[int, int], Emit] = {  # (funct3, funct7)
-    (1, 0x00): _op_w(SHL), (5, 0x00): _op_w(SHR), (5, 0x20): _op_w(SAR),
-    (5, 0x30): _op_w(ROTR),
-}
-OPIMM32_UNARY: dict[tuple[int, int], Emit] = {
-    (1, 0x600): _unary(CLZ, I32), (1, 0x601): _unary(CTZ, I32),
-    (1, 0x602): _unary(CTPOP, I32),
-}
+_ADDIW = _op_w(ADD)
 
 
 def trans_op_imm(ctx: DisasContext, insn: int) -> None:
@@ -265,32 +385,31 @@ def trans_op_imm(ctx: DisasContext, insn: int) -> None:
     if emit is not None:
         operand: Operand = imm(_imm_i(insn))
     else:
+        tables = ctx.int_tables
         operand = Const((insn >> 20) & 63)
-        emit = OPIMM_SHIFT6.get((f3, insn >> 26)) or OPIMM_UNARY.get((f3, insn >> 20))
+        emit = (tables.opimm_shift6.get((f3, insn >> 26))
+                or tables.opimm_unary.get((f3, insn >> 20)))
         if emit is None:
             ctx.illegal()
             return
-    rd = _rd(insn)
-    if rd:
-        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], operand)  # type: ignore[arg-type]
+    _emit_rd(ctx, insn, emit, operand)
 
 
 def trans_op_imm32(ctx: DisasContext, insn: int) -> None:
     f3 = _f3(insn)
     if f3 == 0:
-        emit: Emit | None = _op_w(ADD)
+        emit: Emit | None = _ADDIW
         operand: Operand = imm(_imm_i(insn))
     else:
+        tables = ctx.int_tables
         operand = Const((insn >> 20) & 63)
-        emit = OPIMM32_SHIFT.get((f3, insn >> 25)) or OPIMM32_UNARY.get((f3, insn >> 20))
-        if emit is None and f3 == 1 and insn >> 26 == 0x02:
-            emit = _slli_uw
+        emit = (tables.opimm32_shift.get((f3, insn >> 25))
+                or tables.opimm32_unary.get((f3, insn >> 20))
+                or tables.opimm32_shift6.get((f3, insn >> 26)))
     if emit is None:
         ctx.illegal()
         return
-    rd = _rd(insn)
-    if rd:
-        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], operand)  # type: ignore[arg-type]
+    _emit_rd(ctx, insn, emit, operand)
 
 
 def trans_lui(ctx: DisasContext, insn: int) -> None:

@@ -7,9 +7,13 @@ privileged instructions (``insn_priv.py``) registered when a hart is built
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 from pemu.accel.tcg.target import TCGTarget
 from pemu.target.riscv import cpu_state
 from pemu.target.riscv.disas import disassemble
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu_regime import fetch_fault, fetch_index, mmu_index
 from pemu.target.riscv.translate import translate_block
 
@@ -25,4 +29,14 @@ RISCV64 = TCGTarget(
     fetch_fault=fetch_fault,
 )
 
-__all__ = ["RISCV64"]
+
+
+def riscv64_target(isa: RiscvIsa) -> TCGTarget:
+    """RISCV64 for a hart with the extensions ``isa`` (``-cpu``): the same target with
+    a frontend that decodes exactly those."""
+    if isa == DEFAULT_ISA:
+        return RISCV64
+    return dataclasses.replace(RISCV64, translate=functools.partial(translate_block, isa=isa))
+
+
+__all__ = ["RISCV64", "riscv64_target"]

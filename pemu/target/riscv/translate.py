@@ -18,6 +18,7 @@ from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext
 from pemu.target.riscv.insn_atomic import trans_amo
 from pemu.target.riscv.insn_fp import trans_fma, trans_load_fp, trans_op_fp, trans_store_fp
 from pemu.target.riscv.insn_int import (
+    int_tables,
     trans_auipc,
     trans_branch,
     trans_jal,
@@ -31,6 +32,7 @@ from pemu.target.riscv.insn_int import (
     trans_store,
 )
 from pemu.target.riscv.insn_system import trans_misc_mem, trans_system
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 
 PAGE_SIZE = 4096
 Fetch = Callable[[int, int], int]
@@ -73,16 +75,18 @@ def _fetch_insn(fetch: Fetch, pc: int) -> tuple[int, int]:
 
 
 def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
-                    inline_atomics: bool = False) -> Block:
+                    inline_atomics: bool = False, isa: RiscvIsa = DEFAULT_ISA) -> Block:
     """Translate the guest code at ``pc`` into one IR block.
 
     ``fetch(addr, size)`` reads code (little-endian) and raises if it cannot; a raise
     on the first instruction propagates, a later one ends the block before it.
     ``inline_atomics``: emit the A extension as IR loads and stores (only where no
-    other thread runs guest code: see insn_atomic.py).
+    other thread runs guest code: see insn_atomic.py).  ``isa``: the hart's extensions;
+    the encodings of the others are illegal instructions.
     """
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
+    ctx.int_tables = int_tables(isa.extensions)
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR
