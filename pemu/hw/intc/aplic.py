@@ -105,6 +105,7 @@ class AplicDomain(Device):
         self.lock: threading.RLock = parent.lock if parent is not None else threading.RLock()
         self._msi_config_reset = msi_config
         self.msi_write: Callable[[int, int], None] | None = None
+        self._genmsi_out: list[tuple[int, int]] = []  # sent once the lock is released
         self.outputs = [IRQLine(name=f"aplic-{'m' if machine_level else 's'}-idc{h}")
                         for h in range(num_harts)]
         # Raw (unrectified) levels of the wired sources; only the root's are used.
@@ -234,16 +235,13 @@ class AplicDomain(Device):
         if not self._delegated_here(n):
             return  # not this domain's source: read-only zero
         old = self.sourcecfg[n]
-        if value & SOURCECFG_D:
-            if not self.children:
-                value &= ~SOURCECFG_D  # a leaf domain cannot delegate
-                value &= 7
-            else:
-                value &= SOURCECFG_D | 0x3FF
+        if value & SOURCECFG_D and self.children:  # a leaf domain cannot delegate
+            index = value & 0x3FF
+            value = SOURCECFG_D | (index if index < len(self.children) else 0)
         else:
             value &= 7
-        if not value & SOURCECFG_D and value & 7 in (2, 3):
-            value = SM_INACTIVE  # reserved modes
+            if value in (2, 3):
+                value = SM_INACTIVE  # reserved modes
         self.sourcecfg[n] = value
         bit = 1 << n
         if (old ^ value) & SOURCECFG_D or (old & SOURCECFG_D and (old ^ value) & 0x3FF):
@@ -414,7 +412,8 @@ class AplicDomain(Device):
         value &= 0xFFFF_FFFF
         with self.lock:
             self._write(offset, value)
-            msis = self._update()
+            msis = self._genmsi_out + self._update()
+            self._genmsi_out = []
         self._send(msis)
 
     def _write(self, offset: int, value: int) -> None:
@@ -475,10 +474,7 @@ class AplicDomain(Device):
         """An extempore MSI: sent at once, so the busy bit is never seen set."""
         hart = value >> TARGET_HART_SHIFT & TARGET_HART_MASK
         self.genmsi = hart << TARGET_HART_SHIFT | value & EIID_MASK
-        write = self.root.msi_write
-        if write is not None:
-            # the lock is an RLock and the IMSIC never calls back: safe to send here
-            write(self._msi_address(hart, 0), value & EIID_MASK)
+        self._genmsi_out.append((self._msi_address(hart, 0), value & EIID_MASK))
 
 
 def aplic_source_spec(source: int) -> tuple[int, int]:
