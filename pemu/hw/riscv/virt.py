@@ -4,7 +4,8 @@ Its devices: the boot ROM (reset vector + fw_dynamic_info), the SiFive test fini
 (poweroff/reboot), a goldfish RTC, the CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz),
 the interrupt controller for wired sources, a 16550A UART, 8 virtio-mmio slots
 (slot n on wired source n + 1; the first device goes to the highest slot, as on QEMU)
-and DRAM (-m).
+and DRAM (-m).  Each is created at its table entry, and virt_fdt.py describes it from
+the same entry.
 
 The wired-interrupt controller is chosen with ``-M virt,aia=``: ``none`` (default), the
 PLIC (96 sources, contexts M and S per hart); ``aplic``, an APLIC with an M-level root
@@ -12,8 +13,7 @@ domain and an S-level child in direct delivery mode (an IDC per hart drives MEIP
 ``aplic-imsic``, the same APLIC in MSI mode plus an IMSIC per hart with M and S files,
 and the harts get the Smaia/Ssaia CSRs.  Devices never name the controller: they take
 ``wired_irq(n)``, and MSI-capable devices write to the IMSIC pages through the address
-space (``has_msi``).  Each is created at its table entry, and virt_fdt.py describes it from
-the same entry.
+space (``has_msi``).
 
 Boot (QEMU's placement): firmware at DRAM, the kernel at DRAM + 2 MiB when firmware
 runs (at DRAM with ``-bios none``, started in M-mode), the initrd at kernel +
