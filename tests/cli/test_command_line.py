@@ -65,7 +65,7 @@ def test_options_that_describe_what_pemu_does_are_accepted(args):
 
 
 @pytest.mark.parametrize(("arch", "args", "named"), [
-    ("riscv64", ["-M", "virt,aia=aplic-imsic"], "aia=aplic-imsic"),
+    ("riscv64", ["-M", "virt,aia=aplic-msi"], "aia=aplic-msi"),
     ("riscv64", ["-M", "virt,aclint=on"], "aclint=on"),
     ("riscv64", ["-M", "virt,bogus=1"], "virt.bogus"),
     ("riscv64", ["-M", "spike,aia=none"], "spike.aia"),

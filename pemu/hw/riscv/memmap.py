@@ -7,7 +7,9 @@ and device trees with QEMU's), for the devices pemu builds.
 
 An entry with size 0 is sized when the machine is made (``MemoryMap.sized``): DRAM
 by ``-m`` and, on pemu's virt, the PLIC by the number of harts (only the contexts of
-the harts present are mapped).
+the harts present are mapped), and the IMSIC windows by the number of harts.  The virt
+table lists both interrupt-controller layouts (PLIC, or APLIC and IMSICs with
+``aia=``); the machine drops the one it does not build (``MemoryMap.without``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class MemMapEntry:
-    """One device window; ``irq`` is its PLIC source (None: no wired interrupt).  A
+    """One device window; ``irq`` is its wired interrupt source, the same number on the
+    PLIC and on the APLIC (None: no wired interrupt).  A
     window of ``count`` identical slots (virtio-mmio) holds slot n at
     ``base + n * size`` on source ``irq + n``."""
 
@@ -53,6 +56,10 @@ class MemoryMap(Mapping[str, MemMapEntry]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def without(self, *names: str) -> MemoryMap:
+        """The same table less the entries of devices this machine does not create."""
+        return MemoryMap({k: v for k, v in self._entries.items() if k not in names})
+
     def sized(self, **sizes: int) -> MemoryMap:
         """The same table with the entries left open (size 0) given their size."""
         out = dict(self._entries)
@@ -70,6 +77,12 @@ VIRT_MEMMAP = MemoryMap({
     "rtc": MemMapEntry(0x0010_1000, 0x1000, irq=11),  # goldfish RTC
     "clint": MemMapEntry(0x0200_0000, 0x10000),  # ACLINT MSWI + MTIMER
     "plic": MemMapEntry(0x0C00_0000, 0),  # sized by the harts' contexts
+    # aia=aplic[-imsic] instead of the PLIC: APLIC domains of a fixed size (QEMU's, for
+    # its largest hart count) and IMSIC files, one 4 KiB page per hart
+    "aplic_m": MemMapEntry(0x0C00_0000, 0x8000),
+    "aplic_s": MemMapEntry(0x0D00_0000, 0x8000),
+    "imsic_m": MemMapEntry(0x2400_0000, 0),
+    "imsic_s": MemMapEntry(0x2800_0000, 0),
     "uart0": MemMapEntry(0x1000_0000, 0x100, irq=10),  # 16550A
     "virtio": MemMapEntry(0x1000_1000, 0x1000, irq=1, count=8),  # virtio-mmio slots
     "dram": MemMapEntry(0x8000_0000, 0),  # -m

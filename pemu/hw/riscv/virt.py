@@ -2,10 +2,18 @@
 
 Its devices: the boot ROM (reset vector + fw_dynamic_info), the SiFive test finisher
 (poweroff/reboot), a goldfish RTC, the CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz),
-the PLIC (96 sources, contexts M and S per hart), a 16550A UART, 8 virtio-mmio slots
-(slot n on PLIC source n + 1; the first device goes to the highest slot, as on QEMU)
+the interrupt controller for wired sources, a 16550A UART, 8 virtio-mmio slots
+(slot n on wired source n + 1; the first device goes to the highest slot, as on QEMU)
 and DRAM (-m).  Each is created at its table entry, and virt_fdt.py describes it from
 the same entry.
+
+The wired-interrupt controller is chosen with ``-M virt,aia=``: ``none`` (default), the
+PLIC (96 sources, contexts M and S per hart); ``aplic``, an APLIC with an M-level root
+domain and an S-level child in direct delivery mode (an IDC per hart drives MEIP/SEIP);
+``aplic-imsic``, the same APLIC in MSI mode plus an IMSIC per hart with M and S files,
+and the harts get the Smaia/Ssaia CSRs.  Devices never name the controller: they take
+``wired_irq(n)``, and MSI-capable devices write to the IMSIC pages through the address
+space (``has_msi``).
 
 Boot (QEMU's placement): firmware at DRAM, the kernel at DRAM + 2 MiB when firmware
 runs (at DRAM with ``-bios none``, started in M-mode), the initrd at kernel +
@@ -18,7 +26,10 @@ import os
 
 from pemu.fdt.header import FdtHeaderError, check_fdt_blob
 from pemu.hw.char.serial16550 import Serial16550
+from pemu.hw.core import IRQLine
 from pemu.hw.image_file import ImageFileError, read_image
+from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
+from pemu.hw.intc.imsic import ImsicFile, ImsicPages
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.riscv import boot
@@ -27,6 +38,7 @@ from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemoryMap
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
 from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
 from pemu.hw.virtio.mmio import VirtioMMIO
+from pemu.memory.address_space import GuestMemoryError
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import (
@@ -37,11 +49,14 @@ from pemu.qom.registry import (
     check_options,
     register,
 )
+from pemu.target.riscv.aia_csrs import AiaHartState
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
 KERNEL_OFFSET = 0x20_0000
 FDT_ALIGN = 0x20_0000
 FDT_MAX = 0x10_0000
+IMSIC_PAGE = 0x1000
+AIA_ENTRIES = ("aplic_m", "aplic_s", "imsic_m", "imsic_s")
 DEFAULT_BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
 VIRT_MACHINE = register(TypeInfo(
     "virt", MACHINE, "RISC-V VirtIO board", arch="riscv64", is_default=True,
@@ -49,8 +64,9 @@ VIRT_MACHINE = register(TypeInfo(
         Property("dumpdtb", "str", description="write the device tree to a file and exit"),
         Property("aclint", "bool", "off", "ACLINT devices (MTIMER/MSWI/SSWI)",
                  choices=("off",)),
-        Property("aia", "str", "none", "interrupt controller: none (PLIC); APLIC and "
-                 "IMSIC are not emulated yet", choices=("none",)),
+        Property("aia", "str", "none", "interrupt controller: none (PLIC), aplic (APLIC, "
+                 "direct delivery) or aplic-imsic (APLIC forwarding MSIs to per-hart "
+                 "IMSICs)", choices=("none", "aplic", "aplic-imsic")),
         Property("acpi", "OnOffAuto", "auto", "ACPI tables (pemu builds none)",
                  choices=("off", "auto")),
     )))
@@ -77,8 +93,16 @@ class VirtBoard(RiscvBoard):
     MEMMAP = VIRT_MEMMAP
 
     def machine_memmap(self, cfg: SystemConfig) -> MemoryMap:
-        # the PLIC maps the contexts of the harts present: M and S per hart
-        return self.MEMMAP.sized(dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp))
+        aia = cfg.machine.get("aia", "none")
+        if aia == "none":
+            # the PLIC maps the contexts of the harts present: M and S per hart
+            return self.MEMMAP.without(*AIA_ENTRIES).sized(
+                dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp))
+        mm = self.MEMMAP.without("plic")
+        if aia == "aplic":
+            return mm.without("imsic_m", "imsic_s").sized(dram=cfg.ram_size)
+        pages = IMSIC_PAGE * cfg.smp
+        return mm.sized(dram=cfg.ram_size, imsic_m=pages, imsic_s=pages)
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(VIRT_MACHINE, cfg.machine)
@@ -87,12 +111,15 @@ class VirtBoard(RiscvBoard):
         mm = self.memmap
         self.rom = self.space.add_ram("mrom", mm["mrom"].base, mm["mrom"].size,
                                       read_only=True)
-        self.plic = PLIC(cfg.smp)
-        assert self.plic.region_size == mm["plic"].size, "machine_memmap sizes the PLIC"
-        self.space.add_mmio("plic", mm["plic"].base, mm["plic"].size, self.plic)
-        for h, hart in enumerate(self.harts):
-            self.plic.m_external(h).connect(hart.ps.line_sink(MIP_MEIP))
-            self.plic.s_external(h).connect(hart.ps.line_sink(MIP_SEIP))
+        self.aia = cfg.machine.get("aia", "none")
+        self.plic: PLIC | None = None
+        self.aplic_m: AplicDomain | None = None
+        self.aplic_s: AplicDomain | None = None
+        self.imsics: list[ImsicPages] = []
+        if self.aia == "none":
+            self._add_plic()
+        else:
+            self._add_aia()
         self._add_devices()
         self.virtio_slots: list[VirtioMMIO] = []
         self._virtio_used = 0
@@ -100,12 +127,89 @@ class VirtBoard(RiscvBoard):
         self._images: dict[str, bytes] = {}
         self._read_images()
 
+    # -- interrupt controllers ---------------------------------------------------------
+    def _add_plic(self) -> None:
+        mm = self.memmap
+        self.plic = plic = PLIC(self.cfg.smp)
+        assert plic.region_size == mm["plic"].size, "machine_memmap sizes the PLIC"
+        self.space.add_mmio("plic", mm["plic"].base, mm["plic"].size, plic)
+        for h, hart in enumerate(self.harts):
+            plic.m_external(h).connect(hart.ps.line_sink(MIP_MEIP))
+            plic.s_external(h).connect(hart.ps.line_sink(MIP_SEIP))
+
+    def _add_aia(self) -> None:
+        mm, smp = self.memmap, self.cfg.smp
+        msi = self.has_msi
+        msi_config = (0, 0, 0, 0)
+        if msi:
+            files = {}
+            for level, bit in (("m", MIP_MEIP), ("s", MIP_SEIP)):
+                files[level] = [ImsicFile(name=f"imsic-{level}{h}") for h in range(smp)]
+                pages = ImsicPages(files[level], id=f"imsic-{level}")
+                entry = mm[f"imsic_{level}"]
+                self.space.add_mmio(f"imsic_{level}", entry.base, entry.size, pages)
+                self.imsics.append(pages)
+                for hart, f in zip(self.harts, files[level], strict=True):
+                    f.output.connect(hart.ps.line_sink(bit))
+            for hart, m_file, s_file in zip(self.harts, files["m"], files["s"], strict=True):
+                hart.aia = AiaHartState(m_file, s_file)
+            # Reset values that already point at the IMSIC pages: firmware that programs
+            # the registers (OpenSBI) overwrites them with the same, and firmware that
+            # does not still gets working MSIs.
+            s_low, s_high = msi_addr_config(mm["imsic_s"].base, 12, smp)
+            msi_config = (*msi_addr_config(mm["imsic_m"].base, 12, smp),
+                          s_low, s_high & 0x0070_0FFF)
+        self.aplic_m = AplicDomain(smp, machine_level=True, msi_mode=msi,
+                                   msi_config=msi_config, id="aplic-m")
+        self.aplic_s = AplicDomain(smp, machine_level=False, msi_mode=msi,
+                                   parent=self.aplic_m, id="aplic-s")
+        for name, domain in (("aplic_m", self.aplic_m), ("aplic_s", self.aplic_s)):
+            self.space.add_mmio(name, mm[name].base, mm[name].size, domain)
+        if msi:
+            self.aplic_m.msi_write = self._msi_write
+        else:
+            for h, hart in enumerate(self.harts):
+                self.aplic_m.outputs[h].connect(hart.ps.line_sink(MIP_MEIP))
+                self.aplic_s.outputs[h].connect(hart.ps.line_sink(MIP_SEIP))
+
+    def _msi_write(self, address: int, data: int) -> None:
+        """An MSI: a 32-bit write on the bus, as the device's bus master would do."""
+        try:
+            self.space.store(address, 4, data)
+        except GuestMemoryError:
+            pass  # an MSI to an unbacked address is lost, as on a real bus
+
+    @property
+    def has_msi(self) -> bool:
+        """Whether MSIs have somewhere to go (IMSICs): MSI/MSI-X devices need it."""
+        return self.aia == "aplic-imsic"
+
+    def wired_irq(self, source: int) -> IRQLine:
+        """Wired interrupt source ``source`` (1..95 with the PLIC, 1..96 with the APLIC)
+        of whichever controller this machine has; the device tree names the same
+        source through ``virt_fdt.InterruptParents.wired_cells``."""
+        if self.plic is not None:
+            return self.plic.input(source)
+        assert self.aplic_m is not None
+        return self.aplic_m.input(source)
+
+    def reset(self) -> None:
+        for domain in (self.aplic_m, self.aplic_s):
+            if domain is not None:
+                domain.reset()
+        for pages in self.imsics:
+            pages.reset()
+        for hart in self.harts:
+            if getattr(hart, "aia", None) is not None:
+                hart.aia.reset()
+        super().reset()
+
     # -- devices -----------------------------------------------------------------------
     def _add_devices(self) -> None:
         mm = self.memmap
         self.test = SiFiveTest(self.guest_shutdown, self.request_reset)
         self.space.add_mmio("test", mm["test"].base, mm["test"].size, self.test)
-        self.rtc = GoldfishRTC(self.plic.input(mm["rtc"].irq))
+        self.rtc = GoldfishRTC(self.wired_irq(mm["rtc"].irq))
         self.space.add_mmio("rtc", mm["rtc"].base, mm["rtc"].size, self.rtc)
         chardev = None
         if self.chardevs is not None:
@@ -117,14 +221,14 @@ class VirtBoard(RiscvBoard):
                 chardev = self.chardevs.from_legacy(spec, "serial0")
             except OptionError as e:
                 raise BoardError(f"-serial {spec}: {e}") from None
-        self.uart = Serial16550(chardev, self.plic.input(mm["uart0"].irq))
+        self.uart = Serial16550(chardev, self.wired_irq(mm["uart0"].irq))
         self.space.add_mmio("uart", mm["uart0"].base, mm["uart0"].size, self.uart)
 
     def _add_virtio_slots(self) -> None:
         virtio = self.memmap["virtio"]
         for n in range(virtio.count):
             slot = virtio.slot(n)
-            transport = VirtioMMIO(self.space, None, self.plic.input(slot.irq),
+            transport = VirtioMMIO(self.space, None, self.wired_irq(slot.irq),
                                    id=f"virtio-mmio{n}")
             self.space.add_mmio(f"virtio-mmio{n}", slot.base, slot.size, transport)
             self.virtio_slots.append(transport)
@@ -139,7 +243,7 @@ class VirtBoard(RiscvBoard):
         slot = virtio.slot(n)
         # replace the empty transport of that slot by one carrying the device
         region = self.space.find(slot.base, 4)
-        transport = VirtioMMIO(self.space, device, self.plic.input(slot.irq), id=name)
+        transport = VirtioMMIO(self.space, device, self.wired_irq(slot.irq), id=name)
         region.handler = transport  # type: ignore[union-attr]
         self.virtio_slots[n] = transport
 
@@ -173,9 +277,10 @@ class VirtBoard(RiscvBoard):
                                  f"memory: {e} ('{cfg.dtb}')") from None
 
     def layout(self, initrd: tuple[int, int] | None) -> VirtLayout:
+        plic_sources = self.plic.num_sources if self.plic is not None else 0
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
-                          plic_sources=self.plic.num_sources, bootargs=self.cfg.append,
-                          initrd=initrd, isa=self.isa.isa_string)
+                          plic_sources=plic_sources, bootargs=self.cfg.append,
+                          initrd=initrd, isa=self.isa.isa_string, aia=self.aia)
 
     def load(self) -> None:
         dram = self.memmap["dram"]

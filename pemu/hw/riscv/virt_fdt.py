@@ -2,9 +2,15 @@
 
 The layout of nodes and properties follows what Linux and OpenSBI read on QEMU's virt
 (see riscv64/qemu-virt.dts in the shared guests folder): cpus with their local interrupt
-controllers, memory, the PLIC and CLINT with ``interrupts-extended``, the UART, RTC,
+controllers, memory, the PLIC (or, with ``aia=``, the APLIC domains and IMSICs, as QEMU's
+``-M virt,aia=...`` writes them) and CLINT with ``interrupts-extended``, the UART, RTC,
 test finisher (with syscon poweroff/reboot), the virtio-mmio slots, and ``/chosen``.
 PCIe, flash and fw-cfg do not exist on this board and are not described.
+
+Every device with a wired interrupt names it through ``InterruptParents`` (the
+controller's phandle and its interrupt cells), and an MSI-capable bus takes its
+``msi-parent`` from there too: that is the one place that knows which controller the
+machine has.
 """
 
 from __future__ import annotations
@@ -13,10 +19,15 @@ import os
 from dataclasses import dataclass
 
 from pemu.fdt.writer import FDT, Node
+from pemu.hw.intc.aplic import NUM_SOURCES as APLIC_SOURCES
+from pemu.hw.intc.aplic import aplic_source_spec
+from pemu.hw.intc.imsic import NUM_IDS as IMSIC_IDS
 from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
 from pemu.target.riscv.isa import DEFAULT_ISA
 
 CPU_ISA = DEFAULT_ISA.isa_string  # the default -cpu rv64
+AIA_ISA = "_smaia_ssaia"  # before _sstc, where QEMU puts them (aia=aplic-imsic only)
+IMSIC_IPI_ID = 1  # QEMU's "riscv,ipi-id"
 TIMEBASE_HZ = 10_000_000
 UART_CLOCK_HZ = 3_686_400
 IRQ_S_EXT, IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER = 9, 11, 3, 7
@@ -34,6 +45,28 @@ class VirtLayout:
     initrd: tuple[int, int] | None = None  # (start, end)
     mmu_type: str = "riscv,sv57"
     isa: str = CPU_ISA  # riscv,isa: the extensions -cpu enabled (target/riscv/isa.py)
+    aia: str = "none"  # none (PLIC), aplic, aplic-imsic
+
+
+@dataclass(frozen=True)
+class InterruptParents:
+    """Where the board's interrupts go, for nodes that need them.
+
+    wired        phandle of the controller of wired sources (PLIC, or the S-level APLIC
+                 domain): a node's ``interrupt-parent``, the parent in an
+                 ``interrupt-map``
+    wired_cells  the interrupt specifier of wired source n under ``wired``: (n,) on
+                 the PLIC, (n, IRQ_TYPE_LEVEL_HIGH) on the APLIC
+    msi          phandle of the S-level IMSIC, a bus's ``msi-parent``; None when the
+                 machine has no MSI controller (aia=none or aplic)
+    """
+
+    wired: int
+    cells_per_irq: int
+    msi: int | None = None
+
+    def wired_cells(self, source: int) -> tuple[int, ...]:
+        return (source,) if self.cells_per_irq == 1 else aplic_source_spec(source)
 
 
 def _device(parent: Node, name: str, entry: MemMapEntry) -> Node:
@@ -43,8 +76,75 @@ def _device(parent: Node, name: str, entry: MemMapEntry) -> Node:
     return node
 
 
-def _wire(node: Node, plic_phandle: int, entry: MemMapEntry) -> None:
-    node.set_u32("interrupt-parent", plic_phandle).set_u32("interrupts", entry.irq)
+def _wire(node: Node, parents: InterruptParents, entry: MemMapEntry) -> None:
+    assert entry.irq is not None
+    node.set_u32("interrupt-parent", parents.wired)
+    node.set_u32("interrupts", *parents.wired_cells(entry.irq))
+
+
+def _harts_ext(intcs: list[int], irq: int) -> list[int]:
+    """``interrupts-extended`` cells naming local interrupt ``irq`` of every hart."""
+    return [cell for ph in intcs for cell in (ph, irq)]
+
+
+def _add_plic(soc: Node, layout: VirtLayout, intcs: list[int]) -> InterruptParents:
+    plic = _device(soc, "plic", layout.memmap["plic"])
+    plic.set_u32("#interrupt-cells", 1).set_u32("#address-cells", 0)
+    plic.set_string("compatible", "sifive,plic-1.0.0", "riscv,plic0")
+    plic.set_empty("interrupt-controller")
+    ext = []
+    for ph in intcs:
+        ext += [ph, IRQ_M_EXT, ph, IRQ_S_EXT]
+    plic.set_u32("interrupts-extended", *ext)
+    plic.set_u32("riscv,ndev", layout.plic_sources - 1)
+    return InterruptParents(wired=plic.phandle(), cells_per_irq=1)
+
+
+def _add_imsic(soc: Node, entry: MemMapEntry, intcs: list[int], irq: int) -> int:
+    imsic = _device(soc, "imsics", entry)
+    imsic.set_string("compatible", "riscv,imsics")
+    imsic.set_u32("#interrupt-cells", 0)
+    imsic.set_empty("interrupt-controller")
+    imsic.set_empty("msi-controller")
+    imsic.set_u32("interrupts-extended", *_harts_ext(intcs, irq))
+    imsic.set_u32("riscv,num-ids", IMSIC_IDS)
+    imsic.set_u32("riscv,ipi-id", IMSIC_IPI_ID)
+    return imsic.phandle()
+
+
+def _add_aplic(soc: Node, entry: MemMapEntry) -> Node:
+    aplic = _device(soc, "aplic", entry)
+    aplic.set_string("compatible", "riscv,aplic")
+    aplic.set_u32("#interrupt-cells", 2)
+    aplic.set_empty("interrupt-controller")
+    aplic.set_u32("riscv,num-sources", APLIC_SOURCES)
+    return aplic
+
+
+def _add_aia(soc: Node, layout: VirtLayout, intcs: list[int]) -> InterruptParents:
+    """The APLIC's M root and S child (QEMU's virt: the M domain delegates every source
+    to the S domain, which Linux drives), with IMSICs when ``aia=aplic-imsic``."""
+    mm = layout.memmap
+    msi = layout.aia == "aplic-imsic"
+    imsic_m = imsic_s = None
+    if msi:
+        imsic_m = _add_imsic(soc, mm["imsic_m"], intcs, IRQ_M_EXT)
+        imsic_s = _add_imsic(soc, mm["imsic_s"], intcs, IRQ_S_EXT)
+    aplic_m = _add_aplic(soc, mm["aplic_m"])
+    aplic_s = _add_aplic(soc, mm["aplic_s"])
+    for node, irq, imsic in ((aplic_m, IRQ_M_EXT, imsic_m), (aplic_s, IRQ_S_EXT, imsic_s)):
+        if imsic is not None:
+            node.set_u32("msi-parent", imsic)
+        else:
+            node.set_u32("interrupts-extended", *_harts_ext(intcs, irq))
+    child = aplic_s.phandle()
+    aplic_m.set_u32("riscv,children", child)
+    # QEMU 7.2 and OpenSBI 1.1 spell it "riscv,delegate"; the binding (and Linux, newer
+    # QEMU) "riscv,delegation": QEMU 9.1+ writes both, and so does pemu.
+    aplic_m.set_u32("riscv,delegate", child, 1, APLIC_SOURCES)
+    aplic_m.set_u32("riscv,delegation", child, 1, APLIC_SOURCES)
+    aplic_m.phandle()
+    return InterruptParents(wired=child, cells_per_irq=2, msi=imsic_s)
 
 
 def build_virt_fdt(layout: VirtLayout) -> bytes:
@@ -79,7 +179,10 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
         cpu.set_u32("reg", h)
         cpu.set_string("status", "okay")
         cpu.set_string("compatible", "riscv")
-        cpu.set_string("riscv,isa", layout.isa)
+        isa = layout.isa
+        if layout.aia == "aplic-imsic":
+            isa = isa.replace("_sstc", AIA_ISA + "_sstc") if "_sstc" in isa else isa + AIA_ISA
+        cpu.set_string("riscv,isa", isa)
         cpu.set_string("mmu-type", layout.mmu_type)
         intc = cpu.add_node("interrupt-controller")
         intc.set_u32("#interrupt-cells", 1)
@@ -93,16 +196,10 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     soc.set_string("compatible", "simple-bus")
     soc.set_empty("ranges")
 
-    plic = _device(soc, "plic", mm["plic"])
-    plic.set_u32("#interrupt-cells", 1).set_u32("#address-cells", 0)
-    plic.set_string("compatible", "sifive,plic-1.0.0", "riscv,plic0")
-    plic.set_empty("interrupt-controller")
-    ext = []
-    for ph in intcs:
-        ext += [ph, IRQ_M_EXT, ph, IRQ_S_EXT]
-    plic.set_u32("interrupts-extended", *ext)
-    plic.set_u32("riscv,ndev", layout.plic_sources - 1)
-    plic_ph = plic.phandle()
+    if layout.aia == "none":
+        parents = _add_plic(soc, layout, intcs)
+    else:
+        parents = _add_aia(soc, layout, intcs)
 
     clint = _device(soc, "clint", mm["clint"])
     clint.set_string("compatible", "sifive,clint0", "riscv,clint0")
@@ -116,7 +213,7 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
         slot = virtio.slot(n)
         node = _device(soc, "virtio_mmio", slot)
         node.set_string("compatible", "virtio,mmio")
-        _wire(node, plic_ph, slot)
+        _wire(node, parents, slot)
 
     test = _device(soc, "test", mm["test"])
     test.set_string("compatible", "sifive,test1", "sifive,test0", "syscon")
@@ -125,11 +222,11 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     uart = _device(soc, "serial", mm["uart0"])
     uart.set_string("compatible", "ns16550a")
     uart.set_u32("clock-frequency", UART_CLOCK_HZ)
-    _wire(uart, plic_ph, mm["uart0"])
+    _wire(uart, parents, mm["uart0"])
 
     rtc = _device(soc, "rtc", mm["rtc"])
     rtc.set_string("compatible", "google,goldfish-rtc")
-    _wire(rtc, plic_ph, mm["rtc"])
+    _wire(rtc, parents, mm["rtc"])
 
     for name, value in (("poweroff", 0x5555), ("reboot", 0x7777)):
         node = root.add_node(name)

@@ -14,6 +14,7 @@ from pemu.accel.tcg.softmmu import SoftMMU
 from pemu.accel.tcg.system_cpu import SystemCPU, SystemTranslator
 from pemu.memory.address_space import AddressSpace
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.aia_csrs import register_aia_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
@@ -32,6 +33,7 @@ class RiscvHart(SystemCPU):
                  now: Callable[[], int], wakeup: threading.Event) -> None:
         # what system mode adds to the frontend and the CSR table (both idempotent)
         register_system_csrs()
+        register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         self.hartid = hartid
         state = RiscvCPUState()

@@ -1,0 +1,161 @@
+"""The RISC-V Incoming MSI Controller (AIA spec 1.0, chapter 3).
+
+Each hart has an interrupt file per privilege level (machine and supervisor on QEMU's
+virt; no guest files).  A file is a bitmap of pending identities (eip), one of enabled
+identities (eie), ``eithreshold`` and ``eidelivery``; its top identity is the lowest
+pending-and-enabled one below the threshold, and the file drives the hart's MEIP or
+SEIP while delivery is on and a top identity exists.
+
+Devices (PCI MSI/MSI-X, the APLIC in MSI mode, other harts' IPIs) reach a file through
+its 4 KiB MMIO page: a 32-bit write of an identity to ``seteipnum_le`` (offset 0) or,
+byte-swapped, ``seteipnum_be`` (offset 4) makes it pending.  The hart reaches the rest
+through its AIA CSRs (target/riscv/aia_csrs.py): ``[ms]iselect``/``[ms]ireg`` for the
+indirect registers (``read_indirect``/``write_indirect``) and ``[ms]topei``.
+
+``ImsicPages`` maps the files of one level, one page per hart, as QEMU's virt does
+(machine files at 0x24000000, supervisor files at 0x28000000).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pemu.hw.core import Device, IRQLine
+
+NUM_IDS = 255  # QEMU virt: "riscv,num-ids" (identities 1..255)
+PAGE_SIZE = 0x1000
+SETEIPNUM_LE, SETEIPNUM_BE = 0x0, 0x4
+
+# indirect register numbers ([ms]iselect values)
+ISELECT_EIDELIVERY = 0x70
+ISELECT_EITHRESHOLD = 0x72
+ISELECT_EIP0, ISELECT_EIP63 = 0x80, 0xBF
+ISELECT_EIE0, ISELECT_EIE63 = 0xC0, 0xFF
+TOPEI_ID_SHIFT = 16
+
+
+class ImsicFile:
+    """One interrupt file.  ``output`` is the level the hart's xEIP follows."""
+
+    def __init__(self, num_ids: int = NUM_IDS, name: str = "imsic") -> None:
+        self.num_ids = num_ids
+        self._valid = ((1 << (num_ids + 1)) - 1) & ~1  # identity 0 does not exist
+        self._threshold_mask = (1 << num_ids.bit_length()) - 1
+        self.lock = threading.RLock()
+        self.output = IRQLine(name=name)
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.eip = 0
+            self.eie = 0
+            self.eithreshold = 0
+            self.eidelivery = 0
+            self._update()
+
+    # -- what the MMIO page and the CSRs do ----------------------------------------------
+    def set_pending(self, identity: int) -> None:
+        """A write to seteipnum (any thread); identities out of range are ignored."""
+        if not 0 < identity <= self.num_ids:
+            return
+        with self.lock:
+            self.eip |= 1 << identity
+            self._update()
+
+    def topei(self) -> int:
+        """The [ms]topei value: identity in bits 26:16 and 10:0 (its own priority)."""
+        with self.lock:
+            top = self._top()
+        return top << TOPEI_ID_SHIFT | top
+
+    def claim(self) -> None:
+        """A write to [ms]topei: the top identity stops being pending."""
+        with self.lock:
+            top = self._top()
+            self.eip &= ~(1 << top)
+            self._update()
+
+    def read_indirect(self, select: int, xlen: int = 64) -> int | None:
+        """Indirect register ``select`` (None: no such register, an illegal access)."""
+        with self.lock:
+            if select == ISELECT_EIDELIVERY:
+                return self.eidelivery
+            if select == ISELECT_EITHRESHOLD:
+                return self.eithreshold
+            word = self._array_word(select, xlen)
+            if word is None:
+                return None
+            bits = self.eip if select <= ISELECT_EIP63 else self.eie
+            return bits >> (32 * word) & ((1 << xlen) - 1)
+
+    def write_indirect(self, select: int, value: int, xlen: int = 64) -> bool:
+        """Write indirect register ``select``; False: no such register (illegal)."""
+        with self.lock:
+            if select == ISELECT_EIDELIVERY:
+                self.eidelivery = value & 1  # no APLIC direct forwarding (0x40000000)
+            elif select == ISELECT_EITHRESHOLD:
+                self.eithreshold = value & self._threshold_mask
+            else:
+                word = self._array_word(select, xlen)
+                if word is None:
+                    return False
+                shift = 32 * word
+                mask = ((1 << xlen) - 1) << shift
+                field = (value << shift) & mask & self._valid
+                if select <= ISELECT_EIP63:
+                    self.eip = self.eip & ~mask | field
+                else:
+                    self.eie = self.eie & ~mask | field
+            self._update()
+        return True
+
+    # -- internals (under the lock) ---------------------------------------------------------
+    @staticmethod
+    def _array_word(select: int, xlen: int) -> int | None:
+        """The 32-bit word index an eip/eie select starts at (RV64: even selects only)."""
+        if not ISELECT_EIP0 <= select <= ISELECT_EIE63:
+            return None
+        index = (select - ISELECT_EIP0) & 0x3F
+        if xlen == 64 and index & 1:
+            return None
+        return index
+
+    def _top(self) -> int:
+        ready = self.eip & self.eie
+        if not ready:
+            return 0
+        top = (ready & -ready).bit_length() - 1
+        if self.eithreshold and top >= self.eithreshold:
+            return 0
+        return top
+
+    def _update(self) -> None:
+        # under the lock: two threads must not set the line in the other order
+        self.output.set_level(self.eidelivery == 1 and self._top() != 0)
+
+
+class ImsicPages(Device):
+    """The MMIO window of one privilege level's files: page h is hart h's file."""
+
+    type_name = "riscv.imsic"
+
+    def __init__(self, files: list[ImsicFile], id: str | None = None) -> None:
+        super().__init__(id)
+        self.files = files
+        self.region_size = PAGE_SIZE * len(files)
+
+    def reset(self) -> None:
+        for f in self.files:
+            f.reset()
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        return 0  # seteipnum_le/be read as zero; the rest of the page is reserved
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        hart, reg = divmod(offset, PAGE_SIZE)
+        if size != 4 or hart >= len(self.files):
+            return
+        if reg == SETEIPNUM_LE:
+            self.files[hart].set_pending(value & 0xFFFF_FFFF)
+        elif reg == SETEIPNUM_BE:
+            self.files[hart].set_pending(int.from_bytes(value.to_bytes(4, "little"), "big"))
