@@ -123,7 +123,7 @@ class SystemTranslator:
         self.backend.keep_generated = True
         features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
         return TranslationCache(folder, (self.backend.layout_key(), features, max_insns,
-                                         self.target.name))
+                                         self.target.name, self.target.config))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""

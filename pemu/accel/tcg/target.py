@@ -79,6 +79,9 @@ class TCGTarget:
     new_state: Callable[[], CPUState]
     disassemble: Callable[[bytes, int], list[str]]  # (code, pc) -> lines, for in_asm
     dump_registers: Callable[[CPUState], str]  # -d cpu
+    # what else decides the code ``translate`` makes (enabled extensions): blocks
+    # translated under another configuration are never reused (the translation cache)
+    config: str = ""
     # -- system mode (None for a user-mode-only target) --
     mmu_index: Callable[[int], int] | None = None  # block flags -> data MMU index
     fetch_index: Callable[[int], int] | None = None  # block flags -> execute TLB index

@@ -36,7 +36,8 @@ def riscv64_target(isa: RiscvIsa) -> TCGTarget:
     a frontend that decodes exactly those."""
     if isa == DEFAULT_ISA:
         return RISCV64
-    return dataclasses.replace(RISCV64, translate=functools.partial(translate_block, isa=isa))
+    return dataclasses.replace(RISCV64, translate=functools.partial(translate_block, isa=isa),
+                               config=isa.isa_string)
 
 
 __all__ = ["RISCV64", "riscv64_target"]
