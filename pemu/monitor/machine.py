@@ -57,6 +57,7 @@ class MonitoredMachine:
         self.block = BlockDevices(self.events)
         self.chardevs = None  # a pemu.chardev.ChardevRegistry when the board has one
         self.network = None  # a pemu.net.network.Network when the board has devices
+        self.pci_host = None  # a pemu.hw.pci.host.PCIHost when the board has PCI
         self.objects: dict[str, dict[str, str]] = {}  # -object id -> options
         self._state = PRELAUNCH if start_stopped else RUNNING
         self._state_lock = threading.RLock()

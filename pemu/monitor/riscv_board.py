@@ -37,6 +37,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.machine_type = cfg.machine.get("type", "virt")
         self.chardevs = getattr(board, "chardevs", None)
         self.network = getattr(board, "network", None)  # pemu/net/network.py
+        self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -79,9 +80,13 @@ class RiscvBoardMonitor(MonitoredMachine):
         """Every virtio-blk's backend, named by its -drive id, for query-block & co."""
         names = {}
         for n, dev in enumerate(self.cfg.devices):
-            if dev.get("driver") == "virtio-blk-device" and dev.get("drive"):
+            if dev.get("driver") in ("virtio-blk-device", "virtio-blk-pci") and dev.get("drive"):
                 names[dev.get("id") or f"virtio{n}"] = dev["drive"]
-        for transport in getattr(self.board, "virtio_slots", []):
+        transports = list(getattr(self.board, "virtio_slots", []))
+        if self.pci_host is not None:  # virtio-blk-pci: the function's transport
+            transports += [f.transport for f in self.pci_host.devices()
+                           if hasattr(f, "transport")]
+        for transport in transports:
             device = getattr(transport, "device", None)
             backend = getattr(device, "backend", None)
             if backend is None or not hasattr(backend, "node"):

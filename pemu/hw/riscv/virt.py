@@ -3,8 +3,10 @@
 Its devices: the boot ROM (reset vector + fw_dynamic_info), the SiFive test finisher
 (poweroff/reboot), a goldfish RTC, the CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz),
 the PLIC (96 sources, contexts M and S per hart), a 16550A UART, 8 virtio-mmio slots
-(slot n on PLIC source n + 1; the first device goes to the highest slot, as on QEMU)
-and DRAM (-m).  Each is created at its table entry, and virt_fdt.py describes it from
+(slot n on PLIC source n + 1; the first device goes to the highest slot, as on QEMU),
+the generic ECAM PCIe host bridge with its PIO and MMIO windows (INTx on PLIC sources
+32..35; ``-device virtio-blk-pci`` & co. plug into its root bus ``pcie.0``) and DRAM
+(-m).  Each is created at its table entry, and virt_fdt.py describes it from
 the same entry.
 
 Boot (QEMU's placement): firmware at DRAM, the kernel at DRAM + 2 MiB when firmware
@@ -21,10 +23,13 @@ from pemu.hw.char.serial16550 import Serial16550
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
+from pemu.hw.pci.device import PCIDevice
+from pemu.hw.pci.host import PCIHost
+from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import BoardError, RiscvBoard
-from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemoryMap
-from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
+from pemu.hw.riscv.memmap import PCI_INTX_LINES, VIRT_MEMMAP, MemoryMap, pcie_high_above
+from pemu.hw.riscv.virt_fdt import PCIInterruptRoute, VirtLayout, build_virt_fdt
 from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
 from pemu.hw.virtio.mmio import VirtioMMIO
 from pemu.qemuopts.config import SystemConfig
@@ -78,7 +83,8 @@ class VirtBoard(RiscvBoard):
 
     def machine_memmap(self, cfg: SystemConfig) -> MemoryMap:
         # the PLIC maps the contexts of the harts present: M and S per hart
-        return self.MEMMAP.sized(dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp))
+        return pcie_high_above(self.MEMMAP.sized(dram=cfg.ram_size,
+                                                 plic=plic_region_size(2 * cfg.smp)))
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(VIRT_MACHINE, cfg.machine)
@@ -97,6 +103,7 @@ class VirtBoard(RiscvBoard):
         self.virtio_slots: list[VirtioMMIO] = []
         self._virtio_used = 0
         self._add_virtio_slots()
+        self._add_pcie_host()
         self._images: dict[str, bytes] = {}
         self._read_images()
 
@@ -128,6 +135,32 @@ class VirtBoard(RiscvBoard):
                                    id=f"virtio-mmio{n}")
             self.space.add_mmio(f"virtio-mmio{n}", slot.base, slot.size, transport)
             self.virtio_slots.append(transport)
+
+    def _add_pcie_host(self) -> None:
+        mm = self.memmap
+        ecam = mm["pcie_ecam"]
+        assert ecam.irq is not None
+        intx = [self.plic.input(ecam.irq + n) for n in range(PCI_INTX_LINES)]
+        self.pci = PCIHost(self.space, intx)
+        self.space.add_mmio("pcie-ecam", ecam.base, ecam.size, self.pci.ecam)
+        # bus addresses: I/O from 0, memory identical to the CPU's (QEMU's ranges)
+        pio = mm["pcie_pio"]
+        self.space.add_mmio("pcie-pio", pio.base, pio.size, self.pci.window("io", 0))
+        for name in ("pcie_mmio", "pcie_mmio_high"):
+            win = mm[name]
+            self.space.add_mmio(name.replace("_", "-"), win.base, win.size,
+                                self.pci.window("mem", win.base))
+
+    def add_pci(self, device: PCIDevice, name: str, opts: dict[str, str]) -> None:
+        """Plug a PCI device where its ``bus=``/``addr=`` options say."""
+        try:
+            plug_device(self.pci, device, opts)
+        except ValueError as e:  # PCIBusError, or a malformed addr=
+            raise BoardError(f"-device {opts.get('driver', name)}: {e}") from None
+
+    def reset(self) -> None:
+        self.pci.reset()  # BARs unmapped, MSI/MSI-X off: firmware and kernel start over
+        super().reset()
 
     def add_virtio(self, device, name: str) -> None:
         """Plug a virtio device into the highest free slot."""
@@ -175,7 +208,13 @@ class VirtBoard(RiscvBoard):
     def layout(self, initrd: tuple[int, int] | None) -> VirtLayout:
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=self.plic.num_sources, bootargs=self.cfg.append,
-                          initrd=initrd)
+                          initrd=initrd, pci_interrupts=self.pci_interrupt_route())
+
+    def pci_interrupt_route(self) -> PCIInterruptRoute:
+        """Where the PCIe host's INTx and MSIs go in the device tree: the PLIC today.
+        An APLIC/IMSIC board (aia=) changes only this: its wired controller, and its
+        IMSIC as ``msi_parent``."""
+        return PCIInterruptRoute(wired="plic", msi_parent=None)
 
     def load(self) -> None:
         dram = self.memmap["dram"]

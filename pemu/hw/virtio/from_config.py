@@ -4,7 +4,9 @@ Both system emulators take the same QEMU spellings (``-drive if=virtio``, ``-dri
 if=none,id=X -device virtio-blk-device,drive=X``, ``-device virtio-rng-device``,
 ``-device virtconsole,chardev=ID``, ``-netdev user,id=N -device
 virtio-net-device,netdev=N``, ``-nic user``) and hand the devices to the board's
-``add_virtio(device, name)``; only the board's name for error messages differs.
+``add_virtio(device, name)``; only the board's name for error messages differs.  A
+board with a PCI bus (virt) also takes the PCI types (``virtio-blk-pci`` & co.,
+``buses`` includes ``PCI``): those go to its ``add_pci(device, name, options)``.
 
 Which devices exist, and which properties each takes, comes from the type registry
 (pemu/qom): every device file declares its type with a factory
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from pemu.block.drive import open_drive
+from pemu.hw.pci.bus import PCI_BUS
 from pemu.net.network import Network
 from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
@@ -62,11 +65,12 @@ class DeviceContext:
         return self.board.chardevs.attach(chardev_id, name)
 
 
-def virtio_device_names() -> list[str]:
-    return [t.name for t in types(DEVICE, buses=[VIRTIO_BUS])]
+def virtio_device_names(buses: list[str] | None = None) -> list[str]:
+    return [t.name for t in types(DEVICE, buses=buses or [VIRTIO_BUS])]
 
 
-def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str) -> list:
+def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str,
+                        buses: list[str] | None = None) -> list:
     """Create the netdevs (``-netdev``, ``-nic``) and devices on ``board``; returns the
     backends (drives, the network) to close at exit."""
     drives: dict[str, dict[str, str]] = {}
@@ -94,7 +98,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
                 network.add(nic.netdev)
                 specs.append({"driver": nic.model, "netdev": nic.netdev.id}
                              | ({"mac": nic.mac} if nic.mac else {}))
-        closers = _plug(board, specs, ctx, prog, board_name)
+        closers = _plug(board, specs, ctx, prog, board_name, buses or [VIRTIO_BUS])
     except BaseException:
         close_backends(ctx.closers)
         raise
@@ -104,17 +108,20 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
 
 
 def _plug(board: object, specs: list[dict[str, str]], ctx: DeviceContext, prog: str,
-          board_name: str) -> list:
+          board_name: str, buses: list[str]) -> list:
     for n, dev in enumerate(specs):
         driver = dev.get("driver", "")
         name = dev.get("id") or f"virtio{n}"
         try:
-            info = checked_device(dev, [VIRTIO_BUS])
+            info = checked_device(dev, buses)
         except RegistryError as e:
             raise OptionError(f"{prog}: -device {driver}: {e} (devices of {board_name}: "
-                              f"{', '.join(virtio_device_names())}; -device help lists "
-                              "them)") from None
-        board.add_virtio(info.factory(ctx, dev, name), name)
+                              f"{', '.join(virtio_device_names(buses))}; -device help "
+                              "lists them)") from None
+        if info.bus == PCI_BUS:
+            board.add_pci(info.factory(ctx, dev, name), name, dev)  # type: ignore[attr-defined]
+        else:
+            board.add_virtio(info.factory(ctx, dev, name), name)
     return ctx.closers
 
 
