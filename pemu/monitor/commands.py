@@ -252,6 +252,25 @@ def quit_(ctx: CommandContext) -> None:
     ctx.machine.quit()
 
 
+@command("device_add", {"driver": "str", "*id": "str", "*bus": "str"}, open_args=True)
+def device_add(ctx: CommandContext, driver: str, **props: object) -> None:
+    """Properties as QEMU takes them: JSON strings, numbers and booleans."""
+    try:
+        declared = {p.name for p in registry.lookup(registry.DEVICE, driver).properties}
+    except registry.RegistryError as e:
+        raise QMPError(str(e)) from None
+    options = {"driver": driver}
+    for key, value in props.items():
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        elif not isinstance(value, (str, int)):
+            raise QMPError(f"Parameter '{key}' expects a string, number or boolean")
+        # the dispatcher turned dashes into underscores; a property has one spelling
+        dashed = key.replace("_", "-")
+        options[dashed if dashed in declared and key not in declared else key] = str(value)
+    ctx.machine.device_add(options)
+
+
 @command("device_del", {"id": "str"})
 def device_del(ctx: CommandContext, id: str) -> None:
     ctx.machine.device_del(id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 
+from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import CPUInfo, MonitoredMachine
@@ -38,6 +39,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.chardevs = getattr(board, "chardevs", None)
         self.network = getattr(board, "network", None)  # pemu/net/network.py
         self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
+        self._hotplugged: dict[str, str] = {}  # device_add id -> driver
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -223,5 +225,38 @@ class RiscvBoardMonitor(MonitoredMachine):
         return "\n".join(lines) + "\n"
 
     def qom_children(self) -> dict[str, str]:
-        return {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
-                if dev.get("id")}
+        children = {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
+                    if dev.get("id")}
+        return (children | self._hotplugged)
+
+    # -- PCIe hot-plug (virt's pcie-root-port slots) -----------------------------------------
+    def _device_add(self, options: dict[str, str]) -> None:
+        hot_add = getattr(self.board, "hot_add", None)
+        if hot_add is None:
+            super()._device_add(options)
+            return
+        dev_id = options.get("id")
+        if not dev_id:
+            raise QMPError("device_add needs an id (device_del names the device by it)")
+        if dev_id in self.qom_children():
+            raise QMPError(f"Duplicate device ID '{dev_id}'")
+        try:
+            hot_add(options, self.board.device_context)
+        except BoardError as e:
+            raise QMPError(str(e)) from None
+        self._hotplugged[dev_id] = options["driver"]
+
+    def _device_del(self, dev_id: str) -> bool:
+        hot_remove = getattr(self.board, "hot_remove", None)
+        if hot_remove is None:
+            return super()._device_del(dev_id)
+
+        def removed(device: object) -> None:
+            self._hotplugged.pop(dev_id, None)
+            self.device_deleted(dev_id)
+
+        try:
+            hot_remove(dev_id, removed)
+        except BoardError as e:
+            raise QMPError(str(e)) from None
+        return True

@@ -19,14 +19,25 @@ class PCIBusError(ValueError):
 
 
 class PCIBus:
-    def __init__(self, host: PCIHost, name: str, bridge: PCIDevice | None = None,
-                 first_slot: int = 0, last_slot: int = MAX_SLOT) -> None:
-        self.host = host
+    def __init__(self, host: PCIHost | None, name: str, bridge: PCIDevice | None = None,
+                 first_slot: int = 0, last_slot: int = MAX_SLOT, express: bool = False,
+                 hotplug: bool = False) -> None:
+        self._host = host
         self.name = name
+        self.express = express  # devices plugged here become PCIe endpoints
+        self.hotplug = hotplug  # device_add / device_del may plug here at run time
         self.bridge = bridge  # None: the root bus
         self.first_slot = first_slot
         self.last_slot = last_slot  # a root port's bus has one slot: 0
         self.devices: dict[int, PCIDevice] = {}
+
+    @property
+    def host(self) -> PCIHost:
+        """The host bridge: a bridge's bus finds it through the bridge's own bus."""
+        if self._host is not None:
+            return self._host
+        assert self.bridge is not None and self.bridge.bus is not None, "bridge not plugged"
+        return self.bridge.bus.host
 
     @property
     def number(self) -> int:
@@ -64,6 +75,8 @@ class PCIBus:
         if devfn is None:
             devfn = self.free_devfn()
         self.check_free(devfn, multifunction)
+        if self.express:
+            device.make_express()
         device.set_multifunction(multifunction)
         device.bus = self
         device.devfn = devfn

@@ -79,6 +79,14 @@ class ConfigSpace:
         self.wmask = bytearray(size)
         self.w1cmask = bytearray(size)
 
+    def grow(self, size: int) -> None:
+        """Extend to ``size`` bytes (a device that became PCIe: 4 KiB), new bytes zero."""
+        extra = size - self.size
+        if extra > 0:
+            for buf in (self.data, self.wmask, self.w1cmask):
+                buf.extend(bytes(extra))
+            self.size = size
+
     # -- the device's side: fields and masks ---------------------------------------------
     def get(self, offset: int, size: int) -> int:
         return int.from_bytes(self.data[offset:offset + size], "little")

@@ -104,6 +104,15 @@ class PCIDevice(Device):
     def add_pcie_endpoint(self) -> int:
         return add_pcie_capability(self.config, self.caps, "endpoint")
 
+    def make_express(self) -> None:
+        """Plugged below a PCIe port: a PCIe endpoint with 4 KiB of config space (on
+        the root bus the same device is conventional PCI, as on QEMU's virt)."""
+        if self.express:
+            return
+        self.express = True
+        self.config.grow(C.PCIE_CONFIG_SIZE)
+        self.add_pcie_endpoint()
+
     # -- identity --------------------------------------------------------------------------
     @property
     def slot(self) -> int:

@@ -23,8 +23,10 @@ from pemu.hw.char.serial16550 import Serial16550
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
+from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.device import PCIDevice
 from pemu.hw.pci.host import PCIHost
+from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
 from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import BoardError, RiscvBoard
@@ -40,6 +42,7 @@ from pemu.qom.registry import (
     RegistryError,
     TypeInfo,
     check_options,
+    checked_device,
     register,
 )
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
@@ -157,6 +160,25 @@ class VirtBoard(RiscvBoard):
             plug_device(self.pci, device, opts)
         except ValueError as e:  # PCIBusError, or a malformed addr=
             raise BoardError(f"-device {opts.get('driver', name)}: {e}") from None
+
+    def hot_add(self, opts: dict[str, str], ctx: object) -> PCIDevice:
+        """QMP device_add of a PCI device into a pcie-root-port's empty slot."""
+        try:
+            info = checked_device(opts, [PCI_BUS])
+            port = hot_plug_port(self.pci, opts.get("bus"))
+            assert info.factory is not None
+            device = info.factory(ctx, opts, opts.get("id") or info.name)
+            hot_plug(self.pci, port, device)
+        except ValueError as e:  # RegistryError, PCIBusError, OptionError
+            raise BoardError(str(e)) from None
+        return device
+
+    def hot_remove(self, dev_id: str, removed) -> None:  # noqa: ANN001 - a callback
+        """QMP device_del: the guest is asked; ``removed(device)`` once it let go."""
+        try:
+            request_unplug(self.pci, dev_id, removed)
+        except ValueError as e:
+            raise BoardError(str(e)) from None
 
     def reset(self) -> None:
         self.pci.reset()  # BARs unmapped, MSI/MSI-X off: firmware and kernel start over

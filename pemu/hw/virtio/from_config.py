@@ -89,6 +89,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     # The monitor finds the netdevs here (set_link, info network, hostfwd_add)
     board.network = network  # type: ignore[attr-defined]
     ctx = DeviceContext(board, cfg, prog, drives, network)
+    board.device_context = ctx  # type: ignore[attr-defined] # for device_add at run time
     try:
         for text in cfg.netdevs:
             network.add(parse_netdev(text, prog))
