@@ -74,7 +74,7 @@ def _hmp_device(info: dict, out: list[str]) -> None:
     cls = info["class_info"]
     out.append(f"  Bus {info['bus']:2d}, device {info['slot']:3d}, function "
                f"{info['function']}:")
-    name = cls.get("desc") or f"Class {cls['class']:04x}"
+    name = cls.get("desc") or f"Class {cls['class']:04d}"  # QEMU prints it in decimal
     out.append(f"    {name}: PCI device {info['id']['vendor']:04x}:"
                f"{info['id']['device']:04x}")
     if "subsystem" in info["id"]:
@@ -88,7 +88,7 @@ def _hmp_device(info: dict, out: list[str]) -> None:
         out.append(f"      secondary bus {bridge['bus']['secondary']}.")
         out.append(f"      subordinate bus {bridge['bus']['subordinate']}.")
     for r in info["regions"]:
-        end = r["address"] + r["size"] - 1 if r["address"] != UNMAPPED else UNMAPPED
+        end = (r["address"] + r["size"] - 1) & UNMAPPED  # QEMU's wrap for unmapped BARs
         if r["type"] == "io":
             out.append(f"      BAR{r['bar']}: I/O at 0x{r['address']:04x} [0x{end:04x}].")
         else:

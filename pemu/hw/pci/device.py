@@ -37,8 +37,8 @@ class PCIDevice(Device):
     device_id = 0
     revision = 0
     class_code = 0xFF0000  # base class, subclass, prog-if
-    subsystem_vendor_id = 0
-    subsystem_id = 0
+    subsystem_vendor_id = 0x1AF4  # QEMU's default for every function: Red Hat,
+    subsystem_id = 0x1100  # "QEMU"
     header_type = C.HEADER_TYPE_NORMAL
     num_bar_slots = 6
     type_name = "pci-device"

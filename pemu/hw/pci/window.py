@@ -19,8 +19,9 @@ class BarMap:
     """Sorted, non-overlapping (start, size, handler) ranges of one bus address space."""
 
     def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._ranges: list[tuple[int, int, MMIOHandler]] = []
+        # (starts, ranges) replaced as one tuple: a vCPU looking up while another
+        # thread remaps sees the old map or the new one, never half of each
+        self._map: tuple[list[int], list[tuple[int, int, MMIOHandler]]] = ([], [])
 
     def rebuild(self, ranges: list[tuple[int, int, MMIOHandler]]) -> None:
         kept: list[tuple[int, int, MMIOHandler]] = []
@@ -28,20 +29,20 @@ class BarMap:
             if kept and start < kept[-1][0] + kept[-1][1]:
                 continue  # overlapping BARs: the lower one decodes (the guest's mistake)
             kept.append((start, size, handler))
-        self._ranges = kept
-        self._starts = [r[0] for r in kept]
+        self._map = ([r[0] for r in kept], kept)
 
     def lookup(self, addr: int, size: int) -> tuple[MMIOHandler, int] | None:
-        i = bisect.bisect_right(self._starts, addr) - 1
+        starts, ranges = self._map
+        i = bisect.bisect_right(starts, addr) - 1
         if i < 0:
             return None
-        start, length, handler = self._ranges[i]
+        start, length, handler = ranges[i]
         if addr + size > start + length:
             return None
         return handler, addr - start
 
     def ranges(self) -> list[tuple[int, int, MMIOHandler]]:
-        return list(self._ranges)
+        return list(self._map[1])
 
 
 class AddressWindow:
