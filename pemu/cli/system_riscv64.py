@@ -27,6 +27,7 @@ from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.nvme.types import NVME_BUS
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.riscv.board import BoardError
 from pemu.hw.riscv.boot import BootError
@@ -43,7 +44,8 @@ PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
 ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
-DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS]  # virt's virtio-mmio slots and its PCIe root bus
+DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS]  # virt's virtio-mmio slots, its PCIe
+# root bus, and the NVMe controllers' namespaces
 
 
 def _check_config(cfg: SystemConfig) -> str:

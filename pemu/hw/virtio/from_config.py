@@ -40,6 +40,9 @@ class DeviceContext:
         self.drives = drives
         self.network = network
         self.used: set[str] = set()
+        # the devices made so far, by name: a device on a device's own bus (nvme-ns on
+        # an nvme controller) finds its parent here
+        self.devices: dict[str, object] = {}
         self.closers: list = [network]  # backends to close at exit
 
     def take_drive(self, driver: str, drive_id: str | None):
@@ -119,10 +122,12 @@ def _plug(board: object, specs: list[dict[str, str]], ctx: DeviceContext, prog: 
             raise OptionError(f"{prog}: -device {driver}: {e} (devices of {board_name}: "
                               f"{', '.join(virtio_device_names(buses))}; -device help "
                               "lists them)") from None
+        device = ctx.devices[name] = info.factory(ctx, dev, name)
         if info.bus == PCI_BUS:
-            board.add_pci(info.factory(ctx, dev, name), name, dev)  # type: ignore[attr-defined]
-        else:
-            board.add_virtio(info.factory(ctx, dev, name), name)
+            board.add_pci(device, name, dev)  # type: ignore[attr-defined]
+        elif info.bus == VIRTIO_BUS:
+            board.add_virtio(device, name)
+        # any other bus belongs to a device made earlier: the factory plugged it there
     return ctx.closers
 
 
