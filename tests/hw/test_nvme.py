@@ -93,6 +93,8 @@ def test_identify_controller_namespace_and_lists(tmp_path):
     _, d2 = drv.identify(S.CNS_NS_DESCRIPTORS, nsid=2)
     assert d1[0] == 3 and d1[1] == 16 and d1[4:20] != d2[4:20]
     assert drv.identify(S.CNS_NAMESPACE, nsid=0)[0].status == S.INVALID_NAMESPACE
+    c, data = drv.identify(S.CNS_CSI_CONTROLLER)  # NVM command set: no extra limits
+    assert c.status == 0 and data == bytes(PAGE)
     assert drv.identify(0x55)[0].status == S.INVALID_FIELD
 
 

@@ -1,12 +1,13 @@
-"""Debian's riscv64 guest on virt's PCIe host: virtio-blk-pci and virtio-net-pci, on
-the PLIC (INTx: without an MSI controller the guest has no msi-parent and falls back).
+"""Debian's riscv64 guest on virt's PCIe host: virtio-blk-pci, virtio-net-pci and an
+nvme controller with two namespaces (a qcow2 and a raw image), on the PLIC (INTx:
+without an MSI controller the guest has no msi-parent and falls back).
 
 One boot for the module (several minutes on a loaded 2-core host); every check reads
 that boot.  The guest's interactive shell on the serial console runs the commands: it
 lists /sys/bus/pci/devices, writes a known pattern to the disk with dd and reads it
-back; the host compares the image with ``qemu-img compare`` against the file it
-expects, reads QMP ``query-pci`` and HMP ``info pci`` while the guest runs, and sees
-the DHCP lease of ``-netdev user``.
+back (on vda, nvme0n1 and nvme0n2); the host compares the images with ``qemu-img
+compare`` against the file it expects, reads QMP ``query-pci`` and HMP ``info pci``
+while the guest runs, and sees the DHCP lease of ``-netdev user``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,13 @@ def guest(tmp_path_factory):
         pytest.skip("needs qemu-img (qemu-utils)")
     work = tmp_path_factory.mktemp("debian-pci")
     disk, expected = work / "disk.raw", work / "expected.raw"
+    nvme1, nvme2 = work / "nvme1.qcow2", work / "nvme2.raw"
     with open(disk, "wb") as f:
         f.truncate(DISK_SIZE)
+    with open(nvme2, "wb") as f:
+        f.truncate(DISK_SIZE)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(nvme1), str(DISK_SIZE)],
+                   check=True)
     with open(expected, "wb") as f:
         f.truncate(DISK_SIZE)
         f.seek(PATTERN_OFFSET)
@@ -96,6 +102,10 @@ def guest(tmp_path_factory):
                  "-drive", f"file={disk},format=raw,if=none,id=d0",
                  "-device", "virtio-blk-pci,drive=d0,addr=0x3,id=disk0",
                  "-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,id=nic0",
+                 "-drive", f"file={nvme1},format=qcow2,if=none,id=nv1",
+                 "-drive", f"file={nvme2},format=raw,if=none,id=nv2",
+                 "-device", "nvme,serial=pemu-nvme-1,drive=nv1,id=nvme0,addr=0x5",
+                 "-device", "nvme-ns,drive=nv2,bus=nvme0,nsid=2",
                  "-qmp", f"unix:{qmp_path},server=on,wait=off"),
         env=pemu_env(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
@@ -116,7 +126,15 @@ def guest(tmp_path_factory):
             "2>/dev/null && sync && echo 3 >/proc/sys/vm/drop_caches && "
             f"echo READBACK $(dd if=/dev/vda bs=4096 skip={PATTERN_OFFSET // 4096} "
             f"count={PATTERN_SIZE // 4096} 2>/dev/null | sha256sum)", "DD-END")
-        results["irqs"] = console.run("grep virtio /proc/interrupts", "IRQ-END")
+        for name in ("nvme0n1", "nvme0n2"):
+            results[f"size-{name}"] = console.run(
+                f"echo DISK-SECTORS $(cat /sys/block/{name}/size)", f"SIZE-{name}-END")
+            results[f"dd-{name}"] = console.run(
+                f"dd if=/tmp/p of=/dev/{name} bs=4096 seek={PATTERN_OFFSET // 4096} "
+                "conv=fsync 2>/dev/null && sync && echo 3 >/proc/sys/vm/drop_caches && "
+                f"echo READBACK $(dd if=/dev/{name} bs=4096 skip={PATTERN_OFFSET // 4096} "
+                f"count={PATTERN_SIZE // 4096} 2>/dev/null | sha256sum)", f"DD-{name}-END")
+        results["irqs"] = console.run("grep -E 'virtio|nvme' /proc/interrupts", "IRQ-END")
         qmp = QMP(qmp_path)
         results["query-pci"] = qmp.execute("query-pci")
         results["info pci"] = qmp.hmp("info pci")
@@ -128,6 +146,10 @@ def guest(tmp_path_factory):
         cmp = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "raw", str(disk),
                               str(expected)], capture_output=True, text=True)
         results["compare"] = (cmp.returncode, cmp.stdout + cmp.stderr)
+        for image, fmt in ((nvme1, "qcow2"), (nvme2, "raw")):
+            cmp = subprocess.run(["qemu-img", "compare", "-f", fmt, "-F", "raw", str(image),
+                                  str(expected)], capture_output=True, text=True)
+            results[f"compare-{image.name}"] = (cmp.returncode, cmp.stdout + cmp.stderr)
         yield results
     finally:
         if proc.poll() is None:
@@ -144,6 +166,7 @@ def test_guest_enumerates_the_devices_with_their_drivers(guest):
     assert devs["03.0"] == ("1af4", "1042", "010000", "virtio-pci"), guest["pci"]
     net = [d for d in devs.values() if d[1] == "1041"]
     assert net and net[0][3] == "virtio-pci", guest["pci"]
+    assert devs["05.0"] == ("1b36", "0010", "010802", "nvme"), guest["pci"]
     assert "pci-host-generic 30000000.pci: PCI host bridge to bus 0000:00" in guest["boot"]
 
 
@@ -158,6 +181,25 @@ def test_image_holds_exactly_the_pattern(guest):
     assert guest["compare"][0] == 0, guest["compare"][1]
 
 
+@pytest.mark.parametrize("name", ["nvme0n1", "nvme0n2"])
+def test_nvme_namespaces_are_seen_and_the_pattern_reads_back(guest, name):
+    assert f"DISK-SECTORS {DISK_SIZE // 512}" in guest[f"size-{name}"], guest[f"size-{name}"]
+    digest = hashlib.sha256(pattern()).hexdigest()
+    assert f"READBACK {digest}" in guest[f"dd-{name}"], guest[f"dd-{name}"]
+
+
+def test_no_nvme_command_failed_in_the_guest(guest):
+    # Linux logs every failed NVMe command: "nvme0: Admin Cmd(0x6), I/O Error (sct ...)"
+    failed = re.findall(r"nvme\d+\S*: .*(?:Cmd|I/O Error|timeout).*", guest["boot"])
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("image", ["nvme1.qcow2", "nvme2.raw"])
+def test_nvme_images_hold_exactly_the_pattern(guest, image):
+    assert guest["status"] == 0, guest["boot"][-2000:]
+    assert guest[f"compare-{image}"][0] == 0, guest[f"compare-{image}"][1]
+
+
 def test_net_got_its_dhcp_lease(guest):
     assert re.search(r"PEMU-TEST net eth0 10\.0\.2\.15/24", guest["boot"]), \
         guest["boot"][-3000:]
@@ -166,8 +208,9 @@ def test_net_got_its_dhcp_lease(guest):
 def test_interrupts_came_by_intx_on_the_plic(guest):
     # each virtio-pci function requested its INTx line: PLIC 32..35
     # (the shell echoes the command line too: only /proc/interrupts rows count)
-    rows = re.findall(r"^\s*\d+:\s+(\d+)\s+(.*virtio.*)$", guest["irqs"], re.M)
-    assert len(rows) >= 2, guest["irqs"]
+    rows = re.findall(r"^\s*\d+:\s+(\d+)\s+(.*(?:virtio|nvme).*)$", guest["irqs"], re.M)
+    # (nvme in slot 5 and the NIC in slot 1 both swizzle to INTB#: one shared row)
+    assert len(rows) >= 2 and any("nvme0q1" in rest for _, rest in rows), guest["irqs"]
     for count, rest in rows:
         assert int(count) > 0 and re.search(r"\b3[2-5]\b", rest), (count, rest)
 

@@ -141,6 +141,8 @@ class AdminCommands:
             if nsid not in ctrl.namespaces:
                 raise NvmeError(S.INVALID_NAMESPACE, f"nsid {nsid}")
             data = ident.namespace_descriptors(ctrl.serial, nsid)
+        elif cns == S.CNS_CSI_CONTROLLER and cmd.cdw11 >> 24 == S.CSI_NVM:
+            data = bytes(ident.IDENTIFY_SIZE)  # NVM: no write zeroes / DSM size limits
         else:
             raise NvmeError(S.INVALID_FIELD, f"identify CNS {cns}")
         self._send(cmd, data)
