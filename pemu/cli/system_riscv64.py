@@ -28,6 +28,8 @@ from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.nvme.types import NVME_BUS
+from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.riscv.board import BoardError
 from pemu.hw.riscv.boot import BootError
 from pemu.hw.riscv.spike import SpikeBoard
@@ -43,10 +45,12 @@ PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
 ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
+DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS]  # virt's virtio-mmio slots, its PCIe
+# root bus, and the NVMe controllers' namespaces
 
 
 def _check_config(cfg: SystemConfig) -> str:
-    check_types(cfg, PROG, ARCH, "virt", [VIRTIO_BUS])
+    check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     machine = cfg.machine.get("type", "virt")
     accel = cfg.accel.get("accel", "tcg")
     if accel != "tcg":
@@ -68,7 +72,7 @@ def _check_config(cfg: SystemConfig) -> str:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    return make_virtio_devices(board, cfg, PROG, "the virt board")
+    return make_virtio_devices(board, cfg, PROG, "the virt board", DEVICE_BUSES)
 
 
 def _make_log(cfg: SystemConfig) -> TCGLog:
@@ -164,7 +168,7 @@ def _print_stats(board) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return system_main(argv, PROG, run, ARCH, [VIRTIO_BUS],
+    return system_main(argv, PROG, run, ARCH, DEVICE_BUSES,
                        {item: LOG_DESCRIPTIONS[item] for item in LOG_ITEMS})
 
 

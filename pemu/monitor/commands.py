@@ -10,7 +10,7 @@ import os
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import chardev_commands, fd_commands, net_commands, qom
+from pemu.monitor import chardev_commands, fd_commands, net_commands, pci_commands, qom
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
@@ -74,6 +74,17 @@ s.struct("RxFilterInfo", {"name": "str", "promiscuous": "bool", "multicast": "Rx
                           "multicast-overflow": "bool", "unicast-overflow": "bool",
                           "main-mac": "str", "vlan-table": "[int]", "unicast-table": "[str]",
                           "multicast-table": "[str]"})
+
+s.struct("PciDeviceClass", {"*desc": "str", "class": "int"})
+s.struct("PciDeviceId", {"device": "int", "vendor": "int", "*subsystem": "int",
+                         "*subsystem-vendor": "int"})
+s.struct("PciMemoryRegion", {"bar": "int", "type": "str", "address": "int", "size": "int",
+                             "*prefetch": "bool", "*mem_type_64": "bool"})
+s.struct("PciDeviceInfo", {"bus": "int", "slot": "int", "function": "int",
+                           "class_info": "PciDeviceClass", "id": "PciDeviceId",
+                           "*irq": "int", "irq_pin": "int", "qdev_id": "str",
+                           "*pci_bridge": "any", "regions": "[PciMemoryRegion]"})
+s.struct("PciInfo", {"bus": "int", "devices": "[PciDeviceInfo]"})
 
 s.event("STOP")
 s.event("RESUME")
@@ -241,6 +252,25 @@ def quit_(ctx: CommandContext) -> None:
     ctx.machine.quit()
 
 
+@command("device_add", {"driver": "str", "*id": "str", "*bus": "str"}, open_args=True)
+def device_add(ctx: CommandContext, driver: str, **props: object) -> None:
+    """Properties as QEMU takes them: JSON strings, numbers and booleans."""
+    try:
+        declared = {p.name for p in registry.lookup(registry.DEVICE, driver).properties}
+    except registry.RegistryError as e:
+        raise QMPError(str(e)) from None
+    options = {"driver": driver}
+    for key, value in props.items():
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        elif not isinstance(value, (str, int)):
+            raise QMPError(f"Parameter '{key}' expects a string, number or boolean")
+        # the dispatcher turned dashes into underscores; a property has one spelling
+        dashed = key.replace("_", "-")
+        options[dashed if dashed in declared and key not in declared else key] = str(value)
+    ctx.machine.device_add(options)
+
+
 @command("device_del", {"id": "str"})
 def device_del(ctx: CommandContext, id: str) -> None:
     ctx.machine.device_del(id)
@@ -337,6 +367,12 @@ def qom_list(ctx: CommandContext, path: str) -> list:
 @command("qom-get", {"path": "str", "property": "str"}, "any")
 def qom_get(ctx: CommandContext, path: str, property: str) -> object:
     return qom.qom_get(qom.build_tree(ctx.machine), path, property)
+
+
+# -- PCI ----------------------------------------------------------------------------------
+@command("query-pci", returns="[PciInfo]")
+def query_pci(ctx: CommandContext) -> list:
+    return pci_commands.query_pci(ctx.machine.pci_host)
 
 
 # -- chardevs -----------------------------------------------------------------------------

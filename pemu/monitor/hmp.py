@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import net_commands
+from pemu.monitor import net_commands, pci_commands
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -200,6 +200,9 @@ class HMPInterpreter:
 
     def info_network(self) -> str:
         return net_commands.info_network(self.machine)
+
+    def info_pci(self) -> str:
+        return pci_commands.info_pci(self.machine.pci_host)
 
     def info_block(self) -> str:
         out = []

@@ -57,6 +57,7 @@ class MonitoredMachine:
         self.block = BlockDevices(self.events)
         self.chardevs = None  # a pemu.chardev.ChardevRegistry when the board has one
         self.network = None  # a pemu.net.network.Network when the board has devices
+        self.pci_host = None  # a pemu.hw.pci.host.PCIHost when the board has PCI
         self.objects: dict[str, dict[str, str]] = {}  # -object id -> options
         self._state = PRELAUNCH if start_stopped else RUNNING
         self._state_lock = threading.RLock()
@@ -116,8 +117,22 @@ class MonitoredMachine:
         path = f"/machine/peripheral/{dev_id}"
         if dev_id not in self.qom_children():
             raise QMPError(f"Device '{dev_id}' not found", DEVICE_NOT_FOUND)
-        self._device_del(dev_id)
+        if self._device_del(dev_id):
+            return  # the guest is asked first (PCIe hot-plug): device_deleted follows
         self.events.emit("DEVICE_DELETED", {"device": dev_id, "path": path})
+
+    def device_deleted(self, dev_id: str) -> None:
+        """The board let go of a device whose removal the guest had to agree to."""
+        self.events.emit("DEVICE_DELETED", {"device": dev_id,
+                                            "path": f"/machine/peripheral/{dev_id}"})
+
+    def device_add(self, options: dict[str, str]) -> None:
+        """QMP device_add: hot-plug a device where the board allows it."""
+        self._device_add(options)
+
+    def _device_add(self, options: dict[str, str]) -> None:
+        raise QMPError(f"Device '{options.get('driver', '')}' cannot be hot-plugged on "
+                       "this machine")
 
     # -- called by the board -----------------------------------------------------------
     def guest_shutdown(self, reason: str = "guest-shutdown", stay_alive: bool = False) -> None:
@@ -150,7 +165,8 @@ class MonitoredMachine:
     def _quit(self) -> None:
         """Make the board's run loop return (the CLI then exits)."""
 
-    def _device_del(self, dev_id: str) -> None:
+    def _device_del(self, dev_id: str) -> bool:
+        """Unplug ``dev_id``; True: only requested, ``device_deleted`` comes later."""
         raise QMPError(f"Device '{dev_id}' does not support hotplugging")
 
     def cpus(self) -> list[CPUInfo]:

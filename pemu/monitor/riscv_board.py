@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 
+from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import CPUInfo, MonitoredMachine
@@ -37,6 +38,8 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.machine_type = cfg.machine.get("type", "virt")
         self.chardevs = getattr(board, "chardevs", None)
         self.network = getattr(board, "network", None)  # pemu/net/network.py
+        self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
+        self._hotplugged: dict[str, str] = {}  # device_add id -> driver
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -79,9 +82,13 @@ class RiscvBoardMonitor(MonitoredMachine):
         """Every virtio-blk's backend, named by its -drive id, for query-block & co."""
         names = {}
         for n, dev in enumerate(self.cfg.devices):
-            if dev.get("driver") == "virtio-blk-device" and dev.get("drive"):
+            if dev.get("driver") in ("virtio-blk-device", "virtio-blk-pci") and dev.get("drive"):
                 names[dev.get("id") or f"virtio{n}"] = dev["drive"]
-        for transport in getattr(self.board, "virtio_slots", []):
+        transports = list(getattr(self.board, "virtio_slots", []))
+        if self.pci_host is not None:  # virtio-blk-pci: the function's transport
+            transports += [f.transport for f in self.pci_host.devices()
+                           if hasattr(f, "transport")]
+        for transport in transports:
             device = getattr(transport, "device", None)
             backend = getattr(device, "backend", None)
             if backend is None or not hasattr(backend, "node"):
@@ -218,5 +225,38 @@ class RiscvBoardMonitor(MonitoredMachine):
         return "\n".join(lines) + "\n"
 
     def qom_children(self) -> dict[str, str]:
-        return {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
-                if dev.get("id")}
+        children = {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
+                    if dev.get("id")}
+        return (children | self._hotplugged)
+
+    # -- PCIe hot-plug (virt's pcie-root-port slots) -----------------------------------------
+    def _device_add(self, options: dict[str, str]) -> None:
+        hot_add = getattr(self.board, "hot_add", None)
+        if hot_add is None:
+            super()._device_add(options)
+            return
+        dev_id = options.get("id")
+        if not dev_id:
+            raise QMPError("device_add needs an id (device_del names the device by it)")
+        if dev_id in self.qom_children():
+            raise QMPError(f"Duplicate device ID '{dev_id}'")
+        try:
+            hot_add(options, self.board.device_context)
+        except BoardError as e:
+            raise QMPError(str(e)) from None
+        self._hotplugged[dev_id] = options["driver"]
+
+    def _device_del(self, dev_id: str) -> bool:
+        hot_remove = getattr(self.board, "hot_remove", None)
+        if hot_remove is None:
+            return super()._device_del(dev_id)
+
+        def removed(device: object) -> None:
+            self._hotplugged.pop(dev_id, None)
+            self.device_deleted(dev_id)
+
+        try:
+            hot_remove(dev_id, removed)
+        except BoardError as e:
+            raise QMPError(str(e)) from None
+        return True

@@ -41,6 +41,7 @@ class Command:
     ret_type: str
     handler: Handler
     allow_preconfig: bool = False
+    open_args: bool = False  # other arguments pass unchecked (device_add's properties)
 
 
 @dataclass
@@ -60,12 +61,13 @@ class Schema:
         return name
 
     def command(self, name: str, args: dict[str, str] | None = None, returns: str = "any",
-                ) -> Callable[[Handler], Handler]:
+                open_args: bool = False) -> Callable[[Handler], Handler]:
         """Decorator: register ``handler(ctx, **arguments)`` as QMP command ``name``."""
         arg_type = self.struct(f"q_obj_{name}-arg", args) if args else None
 
         def register(handler: Handler) -> Handler:
-            self.commands[name] = Command(name, arg_type, returns, handler)
+            self.commands[name] = Command(name, arg_type, returns, handler,
+                                          open_args=open_args)
             return handler
 
         return register
@@ -83,6 +85,11 @@ class Schema:
             if args:
                 raise QMPError(f"Parameter '{next(iter(args))}' is unexpected")
             return {}
+        if command.open_args:
+            known = {m.name for m in self.structs[command.arg_type]}
+            self._check_struct(command.arg_type,
+                               {k: v for k, v in args.items() if k in known}, "")
+            return args
         self._check_struct(command.arg_type, args, "")
         return args
 

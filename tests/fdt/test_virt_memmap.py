@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemMapEntry
+from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemMapEntry, pcie_high_above
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.riscv.virt_fdt import build_virt_fdt
 from pemu.qemuopts.config import SystemConfig
@@ -48,10 +48,31 @@ def test_device_tree_describes_the_memory_map(tmp_path, smp, ram_size):
     virtio = mm["virtio"]
     for n in range(virtio.count):
         check("/soc/virtio_mmio", virtio.slot(n))
+    check_pcie_host(nodes, mm, plic_phandle)
     described = {path.rsplit("@", 1)[0] for path in nodes if "@" in path
                  and not path.startswith("/cpus")}
-    assert described == set(NODE_NAMES.values()) | {"/soc/virtio_mmio"}
+    assert described == set(NODE_NAMES.values()) | {"/soc/virtio_mmio", "/soc/pci"}
     assert mm["dram"].size == ram_size
+
+
+def check_pcie_host(nodes: dict, mm, plic_phandle: int) -> None:
+    """ECAM at its entry; ranges are the PIO, MMIO and high MMIO windows; the
+    interrupt map sends each (slot, pin) to the PLIC source the swizzle gives."""
+    ecam = mm["pcie_ecam"]
+    node = nodes[f"/soc/pci@{ecam.base:x}"]
+    assert reg(node) == (ecam.base, ecam.size)
+    r = cells(node["ranges"])
+    windows = [(r[i] >> 24, r[i + 3] << 32 | r[i + 4], r[i + 5] << 32 | r[i + 6])
+               for i in range(0, len(r), 7)]
+    assert windows == [(1, mm["pcie_pio"].base, mm["pcie_pio"].size),
+                       (2, mm["pcie_mmio"].base, mm["pcie_mmio"].size),
+                       (3, mm["pcie_mmio_high"].base, mm["pcie_mmio_high"].size)]
+    imap = cells(node["interrupt-map"])
+    entries = [imap[i:i + 6] for i in range(0, len(imap), 6)]
+    assert len(entries) == 16
+    for phys_hi, _, _, pin, parent, irq in entries:
+        assert parent == plic_phandle
+        assert irq == ecam.irq + ((phys_hi >> 11) + pin - 1) % 4
 
 
 @pytest.mark.parametrize("smp", [1, 3])
@@ -73,3 +94,12 @@ def test_table_keeps_qemus_addresses():
     assert list(VIRT_MEMMAP) == sorted(VIRT_MEMMAP, key=lambda n: VIRT_MEMMAP[n].base)
     with pytest.raises(ValueError, match="fixed size"):
         VIRT_MEMMAP.sized(uart0=0x1000)
+
+
+def test_high_pcie_window_moves_above_large_ram():
+    # QEMU's rule: the 16 GiB window at 16 GiB, unless RAM reaches it
+    small = pcie_high_above(VIRT_MEMMAP.sized(dram=1 << 30, plic=0x1000))
+    assert small["pcie_mmio_high"] == MemMapEntry(0x4_0000_0000, 0x4_0000_0000)
+    big = pcie_high_above(VIRT_MEMMAP.sized(dram=16 << 30, plic=0x1000))
+    assert big["pcie_mmio_high"].base == 0x8_0000_0000
+    assert big["pcie_mmio_high"].base >= big["dram"].end

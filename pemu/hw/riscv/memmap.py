@@ -85,8 +85,25 @@ VIRT_MEMMAP = MemoryMap({
     "imsic_s": MemMapEntry(0x2800_0000, 0),
     "uart0": MemMapEntry(0x1000_0000, 0x100, irq=10),  # 16550A
     "virtio": MemMapEntry(0x1000_1000, 0x1000, irq=1, count=8),  # virtio-mmio slots
+    "pcie_pio": MemMapEntry(0x0300_0000, 0x10000),  # PCI I/O ports 0..0xffff
+    # ECAM: 256 buses; INTA..INTD of the host bridge on PLIC sources 32..35
+    "pcie_ecam": MemMapEntry(0x3000_0000, 0x1000_0000, irq=32, count=1),
+    "pcie_mmio": MemMapEntry(0x4000_0000, 0x4000_0000),  # 32-bit BARs, bus address = CPU
     "dram": MemMapEntry(0x8000_0000, 0),  # -m
+    # 64-bit BARs; QEMU moves it above RAM when RAM reaches it (``pcie_high_above``)
+    "pcie_mmio_high": MemMapEntry(0x4_0000_0000, 0x4_0000_0000),
 })
+PCI_INTX_LINES = 4  # consecutive PLIC sources from pcie_ecam's irq
+
+
+def pcie_high_above(mm: MemoryMap) -> MemoryMap:
+    """QEMU's placement of the high PCIe window: at its table address unless RAM
+    reaches it, then at the first multiple of its size above RAM."""
+    high, dram = mm["pcie_mmio_high"], mm["dram"]
+    if dram.end <= high.base:
+        return mm
+    base = (dram.end + high.size - 1) // high.size * high.size
+    return MemoryMap({**mm, "pcie_mmio_high": replace(high, base=base)})
 
 # QEMU's hw/riscv/spike.c map, for the devices pemu's spike creates (HTIF is found
 # through the program's tohost symbol, not at a fixed address).

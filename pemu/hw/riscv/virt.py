@@ -3,9 +3,11 @@
 Its devices: the boot ROM (reset vector + fw_dynamic_info), the SiFive test finisher
 (poweroff/reboot), a goldfish RTC, the CLINT (ACLINT MSWI + MTIMER, mtime at 10 MHz),
 the interrupt controller for wired sources, a 16550A UART, 8 virtio-mmio slots
-(slot n on wired source n + 1; the first device goes to the highest slot, as on QEMU)
-and DRAM (-m).  Each is created at its table entry, and virt_fdt.py describes it from
-the same entry.
+(slot n on wired source n + 1; the first device goes to the highest slot, as on QEMU),
+the generic ECAM PCIe host bridge with its PIO and MMIO windows (INTx on wired sources
+32..35, MSIs to the IMSIC with ``aia=aplic-imsic``; ``-device virtio-blk-pci`` & co.
+plug into its root bus ``pcie.0``) and DRAM (-m).  Each is created at its table
+entry, and virt_fdt.py describes it from the same entry.
 
 The wired-interrupt controller is chosen with ``-M virt,aia=``: ``none`` (default), the
 PLIC (96 sources, contexts M and S per hart); ``aplic``, an APLIC with an M-level root
@@ -32,9 +34,14 @@ from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
 from pemu.hw.intc.imsic import ImsicFile, ImsicPages
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
+from pemu.hw.pci.bus import PCI_BUS
+from pemu.hw.pci.device import PCIDevice
+from pemu.hw.pci.host import PCIHost
+from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
+from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import BoardError, RiscvBoard
-from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemoryMap
+from pemu.hw.riscv.memmap import PCI_INTX_LINES, VIRT_MEMMAP, MemoryMap, pcie_high_above
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
 from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
 from pemu.hw.virtio.mmio import VirtioMMIO
@@ -47,6 +54,7 @@ from pemu.qom.registry import (
     RegistryError,
     TypeInfo,
     check_options,
+    checked_device,
     register,
 )
 from pemu.target.riscv.aia_csrs import AiaHartState
@@ -96,13 +104,13 @@ class VirtBoard(RiscvBoard):
         aia = cfg.machine.get("aia", "none")
         if aia == "none":
             # the PLIC maps the contexts of the harts present: M and S per hart
-            return self.MEMMAP.without(*AIA_ENTRIES).sized(
-                dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp))
+            return pcie_high_above(self.MEMMAP.without(*AIA_ENTRIES).sized(
+                dram=cfg.ram_size, plic=plic_region_size(2 * cfg.smp)))
         mm = self.MEMMAP.without("plic")
         if aia == "aplic":
-            return mm.without("imsic_m", "imsic_s").sized(dram=cfg.ram_size)
+            return pcie_high_above(mm.without("imsic_m", "imsic_s").sized(dram=cfg.ram_size))
         pages = IMSIC_PAGE * cfg.smp
-        return mm.sized(dram=cfg.ram_size, imsic_m=pages, imsic_s=pages)
+        return pcie_high_above(mm.sized(dram=cfg.ram_size, imsic_m=pages, imsic_s=pages))
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(VIRT_MACHINE, cfg.machine)
@@ -124,6 +132,7 @@ class VirtBoard(RiscvBoard):
         self.virtio_slots: list[VirtioMMIO] = []
         self._virtio_used = 0
         self._add_virtio_slots()
+        self._add_pcie_host()
         self._images: dict[str, bytes] = {}
         self._read_images()
 
@@ -194,6 +203,7 @@ class VirtBoard(RiscvBoard):
         return self.aplic_m.input(source)
 
     def reset(self) -> None:
+        self.pci.reset()  # BARs unmapped, MSI/MSI-X off: firmware and kernel start over
         for domain in (self.aplic_m, self.aplic_s):
             if domain is not None:
                 domain.reset()
@@ -232,6 +242,47 @@ class VirtBoard(RiscvBoard):
                                    id=f"virtio-mmio{n}")
             self.space.add_mmio(f"virtio-mmio{n}", slot.base, slot.size, transport)
             self.virtio_slots.append(transport)
+
+    def _add_pcie_host(self) -> None:
+        mm = self.memmap
+        ecam = mm["pcie_ecam"]
+        assert ecam.irq is not None
+        intx = [self.wired_irq(ecam.irq + n) for n in range(PCI_INTX_LINES)]
+        self.pci = PCIHost(self.space, intx)
+        self.space.add_mmio("pcie-ecam", ecam.base, ecam.size, self.pci.ecam)
+        # bus addresses: I/O from 0, memory identical to the CPU's (QEMU's ranges)
+        pio = mm["pcie_pio"]
+        self.space.add_mmio("pcie-pio", pio.base, pio.size, self.pci.window("io", 0))
+        for name in ("pcie_mmio", "pcie_mmio_high"):
+            win = mm[name]
+            self.space.add_mmio(name.replace("_", "-"), win.base, win.size,
+                                self.pci.window("mem", win.base))
+
+    def add_pci(self, device: PCIDevice, name: str, opts: dict[str, str]) -> None:
+        """Plug a PCI device where its ``bus=``/``addr=`` options say."""
+        try:
+            plug_device(self.pci, device, opts)
+        except ValueError as e:  # PCIBusError, or a malformed addr=
+            raise BoardError(f"-device {opts.get('driver', name)}: {e}") from None
+
+    def hot_add(self, opts: dict[str, str], ctx: object) -> PCIDevice:
+        """QMP device_add of a PCI device into a pcie-root-port's empty slot."""
+        try:
+            info = checked_device(opts, [PCI_BUS])
+            port = hot_plug_port(self.pci, opts.get("bus"))
+            assert info.factory is not None
+            device = info.factory(ctx, opts, opts.get("id") or info.name)
+            hot_plug(self.pci, port, device)
+        except ValueError as e:  # RegistryError, PCIBusError, OptionError
+            raise BoardError(str(e)) from None
+        return device
+
+    def hot_remove(self, dev_id: str, removed) -> None:  # noqa: ANN001 - a callback
+        """QMP device_del: the guest is asked; ``removed(device)`` once it let go."""
+        try:
+            request_unplug(self.pci, dev_id, removed)
+        except ValueError as e:
+            raise BoardError(str(e)) from None
 
     def add_virtio(self, device, name: str) -> None:
         """Plug a virtio device into the highest free slot."""

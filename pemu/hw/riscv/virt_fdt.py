@@ -5,7 +5,9 @@ The layout of nodes and properties follows what Linux and OpenSBI read on QEMU's
 controllers, memory, the PLIC (or, with ``aia=``, the APLIC domains and IMSICs, as QEMU's
 ``-M virt,aia=...`` writes them) and CLINT with ``interrupts-extended``, the UART, RTC,
 test finisher (with syscon poweroff/reboot), the virtio-mmio slots, and ``/chosen``.
-PCIe, flash and fw-cfg do not exist on this board and are not described.
+the ECAM PCIe host bridge (``pci-host-ecam-generic``; its interrupt-map targets the
+wired controller, and with an IMSIC it gets ``msi-parent``).  Flash and fw-cfg do not exist
+on this board and are not described.
 
 Every device with a wired interrupt names it through ``InterruptParents`` (the
 controller's phandle and its interrupt cells), and an MSI-capable bus takes its
@@ -22,7 +24,7 @@ from pemu.fdt.writer import FDT, Node
 from pemu.hw.intc.aplic import NUM_SOURCES as APLIC_SOURCES
 from pemu.hw.intc.aplic import aplic_source_spec
 from pemu.hw.intc.imsic import NUM_IDS as IMSIC_IDS
-from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
+from pemu.hw.riscv.memmap import PCI_INTX_LINES, MemMapEntry, MemoryMap
 from pemu.target.riscv.isa import DEFAULT_ISA
 
 CPU_ISA = DEFAULT_ISA.isa_string  # the default -cpu rv64
@@ -228,8 +230,54 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     rtc.set_string("compatible", "google,goldfish-rtc")
     _wire(rtc, parents, mm["rtc"])
 
+    _pcie_host(soc, mm, parents)
+
     for name, value in (("poweroff", 0x5555), ("reboot", 0x7777)):
         node = root.add_node(name)
         node.set_string("compatible", f"syscon-{name}")
         node.set_u32("regmap", test_ph).set_u32("offset", 0).set_u32("value", value)
     return fdt.to_bytes()
+
+
+# PCI bus address spaces in the first cell of a child address (IEEE 1275 PCI binding)
+_PCI_SPACE_IO = 0x0100_0000
+_PCI_SPACE_MEM32 = 0x0200_0000
+_PCI_SPACE_MEM64 = 0x0300_0000
+
+
+def _pcie_host(soc: Node, mm: MemoryMap, parents: InterruptParents) -> Node:
+    """The generic ECAM host bridge, as QEMU's virt describes it: INTx through the wired
+    controller (PLIC or APLIC), MSIs to the IMSIC when the machine has one."""
+    ecam, pio = mm["pcie_ecam"], mm["pcie_pio"]
+    mmio, high = mm["pcie_mmio"], mm["pcie_mmio_high"]
+    node = _device(soc, "pci", ecam)
+    node.set_u32("#address-cells", 3).set_u32("#interrupt-cells", 1)
+    node.set_u32("#size-cells", 2)
+    node.set_string("compatible", "pci-host-ecam-generic")
+    node.set_string("device_type", "pci")
+    node.set_u32("linux,pci-domain", 0)
+    node.set_u32("bus-range", 0, ecam.size // (1 << 20) - 1)
+    node.set_empty("dma-coherent")
+    ranges: list[int] = []
+    # (space, bus address, CPU address, size): I/O from bus address 0, memory 1:1
+    for space, bus_addr, entry in ((_PCI_SPACE_IO, 0, pio),
+                                   (_PCI_SPACE_MEM32, mmio.base, mmio),
+                                   (_PCI_SPACE_MEM64, high.base, high)):
+        ranges += [space, bus_addr >> 32, bus_addr & 0xFFFFFFFF,
+                   entry.base >> 32, entry.base & 0xFFFFFFFF,
+                   entry.size >> 32, entry.size & 0xFFFFFFFF]
+    node.set_u32("ranges", *ranges)
+    if parents.msi is not None:
+        node.set_u32("msi-parent", parents.msi)
+    # the swizzle: pin P (1..4) of slot S reaches line (S + P - 1) mod 4; the mask keeps
+    # the slot's low two bits (devfn bits 11..12 of phys.hi) and the pin
+    parent = parents.wired
+    assert ecam.irq is not None
+    imap: list[int] = []
+    for slot in range(PCI_INTX_LINES):
+        for pin in range(1, PCI_INTX_LINES + 1):
+            irq = ecam.irq + (slot + pin - 1) % PCI_INTX_LINES
+            imap += [slot << 11, 0, 0, pin, parent, *parents.wired_cells(irq)]
+    node.set_u32("interrupt-map", *imap)
+    node.set_u32("interrupt-map-mask", 0x1800, 0, 0, 0x7)
+    return node

@@ -4,7 +4,9 @@ Both system emulators take the same QEMU spellings (``-drive if=virtio``, ``-dri
 if=none,id=X -device virtio-blk-device,drive=X``, ``-device virtio-rng-device``,
 ``-device virtconsole,chardev=ID``, ``-netdev user,id=N -device
 virtio-net-device,netdev=N``, ``-nic user``) and hand the devices to the board's
-``add_virtio(device, name)``; only the board's name for error messages differs.
+``add_virtio(device, name)``; only the board's name for error messages differs.  A
+board with a PCI bus (virt) also takes the PCI types (``virtio-blk-pci`` & co.,
+``buses`` includes ``PCI``): those go to its ``add_pci(device, name, options)``.
 
 Which devices exist, and which properties each takes, comes from the type registry
 (pemu/qom): every device file declares its type with a factory
@@ -17,6 +19,7 @@ from __future__ import annotations
 import sys
 
 from pemu.block.drive import open_drive
+from pemu.hw.pci.bus import PCI_BUS
 from pemu.net.dump import attach_filters
 from pemu.net.legacy import expand_net
 from pemu.net.network import Network
@@ -39,6 +42,9 @@ class DeviceContext:
         self.drives = drives
         self.network = network
         self.used: set[str] = set()
+        # the devices made so far, by name: a device on a device's own bus (nvme-ns on
+        # an nvme controller) finds its parent here
+        self.devices: dict[str, object] = {}
         self.closers: list = [network]  # backends to close at exit
 
     def take_drive(self, driver: str, drive_id: str | None):
@@ -64,11 +70,12 @@ class DeviceContext:
         return self.board.chardevs.attach(chardev_id, name)
 
 
-def virtio_device_names() -> list[str]:
-    return [t.name for t in types(DEVICE, buses=[VIRTIO_BUS])]
+def virtio_device_names(buses: list[str] | None = None) -> list[str]:
+    return [t.name for t in types(DEVICE, buses=buses or [VIRTIO_BUS])]
 
 
-def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str) -> list:
+def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name: str,
+                        buses: list[str] | None = None) -> list:
     """Create the netdevs (``-netdev``, ``-nic``) and devices on ``board``; returns the
     backends (drives, the network) to close at exit."""
     drives: dict[str, dict[str, str]] = {}
@@ -87,6 +94,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     # The monitor finds the netdevs here (set_link, info network, hostfwd_add)
     board.network = network  # type: ignore[attr-defined]
     ctx = DeviceContext(board, cfg, prog, drives, network)
+    board.device_context = ctx  # type: ignore[attr-defined] # for device_add at run time
     try:
         for text in cfg.netdevs:
             network.add(parse_netdev(text, prog))
@@ -101,7 +109,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
             network.add(spec)
         specs += net_nics
         attach_filters(network, cfg.objects, prog)
-        closers = _plug(board, specs, ctx, prog, board_name)
+        closers = _plug(board, specs, ctx, prog, board_name, buses or [VIRTIO_BUS])
     except BaseException:
         close_backends(ctx.closers)
         raise
@@ -111,17 +119,22 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
 
 
 def _plug(board: object, specs: list[dict[str, str]], ctx: DeviceContext, prog: str,
-          board_name: str) -> list:
+          board_name: str, buses: list[str]) -> list:
     for n, dev in enumerate(specs):
         driver = dev.get("driver", "")
         name = dev.get("id") or f"virtio{n}"
         try:
-            info = checked_device(dev, [VIRTIO_BUS])
+            info = checked_device(dev, buses)
         except RegistryError as e:
             raise OptionError(f"{prog}: -device {driver}: {e} (devices of {board_name}: "
-                              f"{', '.join(virtio_device_names())}; -device help lists "
-                              "them)") from None
-        board.add_virtio(info.factory(ctx, dev, name), name)
+                              f"{', '.join(virtio_device_names(buses))}; -device help "
+                              "lists them)") from None
+        device = ctx.devices[name] = info.factory(ctx, dev, name)
+        if info.bus == PCI_BUS:
+            board.add_pci(device, name, dev)  # type: ignore[attr-defined]
+        elif info.bus == VIRTIO_BUS:
+            board.add_virtio(device, name)
+        # any other bus belongs to a device made earlier: the factory plugged it there
     return ctx.closers
 
 

@@ -12,21 +12,11 @@ the vCPU thread and the I/O thread may call in concurrently.
 
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Mapping
 
-from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
-from pemu.hw.virtio.device import (
-    STATUS_DEVICE_NEEDS_RESET,
-    STATUS_DRIVER_OK,
-    STATUS_FEATURES_OK,
-    VIRTIO_F_EVENT_IDX,
-    VIRTIO_F_INDIRECT_DESC,
-    VIRTIO_F_VERSION_1,
-    VirtioDevice,
-    bit,
-)
+from pemu.hw.core import IRQLine, VMState, VMStateField, VMStateInvalid
+from pemu.hw.virtio.device import STATUS_FEATURES_OK, VirtioDevice
+from pemu.hw.virtio.transport import VirtioTransportBase
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.memory.address_space import AddressSpace
 
@@ -86,10 +76,11 @@ def _queue_view(attr: str) -> property:
     return property(get, set)
 
 
-class VirtioMMIO(Device):
+class VirtioMMIO(VirtioTransportBase):
     """``VirtioMMIO(address_space, device, irq)``; map it with ``add_mmio(.., 0x200, t)``."""
 
     type_name = "virtio-mmio"
+    transport_name = "virtio-mmio"
     # The transport's registers and, per queue, what the driver programmed plus the ring
     # indices the device keeps (with where it last interrupted, for EVENT_IDX: without
     # it a restored queue would send one interrupt the original would not).  Each
@@ -110,51 +101,12 @@ class VirtioMMIO(Device):
 
     def __init__(self, address_space: AddressSpace, device: VirtioDevice | None,
                  irq: IRQLine, id: str | None = None) -> None:
-        super().__init__(id)
-        self.mem = address_space
-        self.device = device
         self.irq = irq
-        self.lock = threading.RLock()
-        self.config_generation = 0
-        self.error: str | None = None
-        if device is not None:
-            device.bind(self)
+        self.interrupt_status = 0
+        super().__init__(address_space, device, id)
         self.reset()
 
-    # -- state ------------------------------------------------------------------------
-    def reset(self) -> None:
-        with self.lock:
-            self.status = 0
-            self.interrupt_status = 0
-            self.driver_features = 0
-            self.device_features_sel = 0
-            self.driver_features_sel = 0
-            self.queue_sel = 0
-            self.error = None
-            if self.device is not None:
-                self.device.device_reset()
-            self._update_irq()
-
-    @property
-    def host_features(self) -> int:
-        if self.device is None:
-            return 0
-        return (self.device.device_features() | bit(VIRTIO_F_VERSION_1)
-                | bit(VIRTIO_F_INDIRECT_DESC) | bit(VIRTIO_F_EVENT_IDX))
-
-    @property
-    def queues(self) -> list[VirtQueue]:
-        return self.device.queues if self.device is not None else []
-
-    def _selected_queue(self) -> VirtQueue | None:
-        qs = self.queues
-        return qs[self.queue_sel] if self.queue_sel < len(qs) else None
-
     # -- migration ----------------------------------------------------------------------
-    @property
-    def device_type(self) -> int:
-        return self.device.device_id if self.device is not None else 0
-
     queue_num = _queue_view("num")
     queue_ready = _queue_view("ready")
     queue_desc = _queue_view("desc_addr")
@@ -169,8 +121,7 @@ class VirtioMMIO(Device):
         status = state["status"]
         features = state["driver_features"]
         assert isinstance(status, int) and isinstance(features, int)
-        if status & STATUS_FEATURES_OK and (features & ~self.host_features
-                                            or not features & bit(VIRTIO_F_VERSION_1)):
+        if status & STATUS_FEATURES_OK and not self.features_accepted(features):
             raise VMStateInvalid("driver_features", f"0x{features:x} accepted (FEATURES_OK) "
                                  f"but not a modern subset of 0x{self.host_features:x}")
         # A live queue must be one this transport would have let go live: the same
@@ -196,62 +147,33 @@ class VirtioMMIO(Device):
             self.device.features_negotiated(self.driver_features if accepted else 0)
         self._update_irq()
 
-    # -- interrupts and errors ---------------------------------------------------------
+    # -- interrupts: a status register and one wired line --------------------------------
+    def transport_reset(self) -> None:
+        self.interrupt_status = 0
+        self._update_irq()
+
     def _update_irq(self) -> None:
         self.irq.set_level(self.interrupt_status != 0)
 
-    def used_buffer_notify(self, vq: VirtQueue) -> None:
-        with self.lock:
-            if vq.should_notify():
-                self.interrupt_status |= INT_USED_BUFFER
-                self._update_irq()
+    def notify_used(self, vq: VirtQueue) -> None:
+        self.interrupt_status |= INT_USED_BUFFER
+        self._update_irq()
 
-    def config_changed(self) -> None:
-        """Config space (or device status) changed: new generation, and tell a live driver."""
-        with self.lock:
-            self.config_generation = (self.config_generation + 1) & 0xFFFFFFFF
-            if self.status & STATUS_DRIVER_OK:
-                # Before DRIVER_OK the driver reads config itself; no notification yet.
-                self.interrupt_status |= INT_CONFIG_CHANGE
-                self._update_irq()
-
-    def device_error(self, why: str) -> None:
-        """The driver broke the rules: DEVICE_NEEDS_RESET, a config interrupt, no crash."""
-        with self.lock:
-            if self.error is None:
-                print(f"pemu: virtio-mmio {self.id or ''}: {why}; device needs reset",
-                      file=sys.stderr)
-            self.error = why
-            self.status |= STATUS_DEVICE_NEEDS_RESET
-            self.config_changed()  # the status change is announced like a config change
-
-    # -- queue kicks -------------------------------------------------------------------
-    def notify_queue(self, n: int | None) -> None:
-        """QueueNotify from a register write or an ioeventfd, on any thread."""
-        with self.lock:
-            if self.device is None or self.status & STATUS_DEVICE_NEEDS_RESET:
-                return
-            targets = self.queues if n is None else self.queues[n:n + 1] if n >= 0 else []
-            for vq in targets:
-                if not vq.ready:
-                    continue
-                try:
-                    self.device.queue_notified(vq)
-                except VirtqueueError as e:
-                    self.device_error(str(e))
-                    return
+    def notify_config(self) -> None:
+        self.interrupt_status |= INT_CONFIG_CHANGE
+        self._update_irq()
 
     # -- registers ---------------------------------------------------------------------
     def mmio_read(self, offset: int, size: int) -> int:
         with self.lock:
             if offset >= CONFIG:
-                return self._config_read(offset - CONFIG, size)
+                return self.read_device_config(offset - CONFIG, size)
             if size != 4:
                 return 0  # registers are 32-bit only (spec 4.2.2.2)
             return self._register_read(offset)
 
     def _register_read(self, offset: int) -> int:
-        vq = self._selected_queue()
+        vq = self.selected_queue()
         if offset == MAGIC_VALUE:
             return MAGIC
         if offset == VERSION:
@@ -263,9 +185,7 @@ class VirtioMMIO(Device):
         if offset == DEVICE_ID:
             return self.device.device_id
         if offset == DEVICE_FEATURES:
-            if self.device_features_sel > 1:
-                return 0
-            return (self.host_features >> (32 * self.device_features_sel)) & 0xFFFFFFFF
+            return self.device_features_word()
         if offset == QUEUE_NUM_MAX:
             return vq.max_size if vq is not None else 0
         if offset == QUEUE_READY:
@@ -283,22 +203,11 @@ class VirtioMMIO(Device):
             return (getattr(vq, attr) >> shift) & 0xFFFFFFFF
         return 0
 
-    def _config_read(self, offset: int, size: int) -> int:
-        if self.device is None:
-            return 0
-        data = self.device.config_bytes()
-        if offset + size > len(data):
-            return 0
-        return int.from_bytes(data[offset:offset + size], "little")
-
     def mmio_write(self, offset: int, size: int, value: int) -> None:
         kick: int | None = None
         with self.lock:
             if offset >= CONFIG:
-                if self.device is not None:
-                    self.device.config_write(offset - CONFIG,
-                                             (value & ((1 << (8 * size)) - 1)).to_bytes(
-                                                 size, "little"))
+                self.write_device_config(offset - CONFIG, size, value)
                 return
             if size != 4:
                 return
@@ -311,14 +220,11 @@ class VirtioMMIO(Device):
             self.notify_queue(kick & 0xFFFF)
 
     def _register_write(self, offset: int, value: int) -> None:
-        vq = self._selected_queue()
+        vq = self.selected_queue()
         if offset == DEVICE_FEATURES_SEL:
             self.device_features_sel = value
         elif offset == DRIVER_FEATURES:
-            if self.driver_features_sel <= 1 and not self.status & STATUS_FEATURES_OK:
-                shift = 32 * self.driver_features_sel
-                self.driver_features = (self.driver_features & ~(0xFFFFFFFF << shift)) | (
-                    value << shift)
+            self.write_driver_features_word(value)
         elif offset == DRIVER_FEATURES_SEL:
             self.driver_features_sel = value
         elif offset == QUEUE_SEL:
@@ -327,42 +233,15 @@ class VirtioMMIO(Device):
             if vq is not None and not vq.ready:
                 vq.num = value
         elif offset == QUEUE_READY:
-            self._set_queue_ready(vq, bool(value & 1))
+            self.set_queue_ready(vq, bool(value & 1))
         elif offset == INTERRUPT_ACK:
             self.interrupt_status &= ~value
             self._update_irq()
         elif offset == STATUS:
-            self._write_status(value & 0xFF)
+            self.write_status(value & 0xFF)
         elif offset == SHM_SEL:
             pass
         elif offset in _QUEUE_ADDR_REGS and vq is not None and not vq.ready:
             attr, shift = _QUEUE_ADDR_REGS[offset]
             old = getattr(vq, attr)
             setattr(vq, attr, (old & ~(0xFFFFFFFF << shift)) | (value << shift))
-
-    def _set_queue_ready(self, vq: VirtQueue | None, ready: bool) -> None:
-        if vq is None:
-            return
-        if not ready:
-            vq.ready = False
-            return
-        try:
-            vq.check_layout()
-        except VirtqueueError as e:
-            self.device_error(str(e))
-            return
-        vq.ready = True
-
-    def _write_status(self, value: int) -> None:
-        if value == 0:
-            self.reset()
-            return
-        if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
-            # Accept the driver's subset only if it is a subset and is modern.
-            wanted = self.driver_features
-            if wanted & ~self.host_features or not wanted & bit(VIRTIO_F_VERSION_1):
-                value &= ~STATUS_FEATURES_OK
-            elif self.device is not None:
-                self.device.features_negotiated(wanted)
-        # DEVICE_NEEDS_RESET is ours to set; the driver cannot clear it except by reset.
-        self.status = value | (self.status & STATUS_DEVICE_NEEDS_RESET)

@@ -1,0 +1,169 @@
+"""``pcie-root-port`` (QEMU's generic root port, 1b36:000c): a PCI-to-PCI bridge with
+one slot below it, hot-plug capable (PCIe 4.0 6.7).
+
+The slot signals the guest's hot-plug driver (Linux pciehp) with Slot Status events:
+``hot_plug`` marks the card present and the link up (Presence Detect Changed, Data Link
+Layer State Changed); ``request_unplug`` presses the Attention Button, and when the
+guest then turns the slot's power off the device is removed (``on_removed`` runs: the
+board's DEVICE_DELETED).  An event interrupts when Hot-Plug Interrupt Enable and the
+event's own enable are set: by MSI if the guest enabled it, else INTx (level, until
+the guest clears the status bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pemu.hw.pci import config as C
+from pemu.hw.pci import pcie as X
+from pemu.hw.pci.bus import PCI_BUS, PCIBus
+from pemu.hw.pci.config import overlaps
+from pemu.hw.pci.device import PCIDevice
+from pemu.hw.pci.plug import PCI_PROPERTIES
+from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, register
+
+_EVENT_ENABLES = ((X.SLTSTA_ABP, X.SLTCTL_ABPE), (X.SLTSTA_PDC, X.SLTCTL_PDCE),
+                  (X.SLTSTA_CC, X.SLTCTL_CCIE), (X.SLTSTA_DLLSC, X.SLTCTL_DLLSCE))
+
+
+class PCIeRootPort(PCIDevice):
+    device_id = 0x000C
+    class_code = 0x060400  # PCI-to-PCI bridge
+    header_type = C.HEADER_TYPE_BRIDGE
+    num_bar_slots = 2
+    type_name = "pcie-root-port"
+
+    def __init__(self, id: str, slot: int = 0, chassis: int = 0) -> None:
+        super().__init__(id, express=True)
+        self.chassis = chassis
+        self.secondary = PCIBus(None, id, bridge=self, first_slot=0, last_slot=0,
+                                express=True, hotplug=True)
+        self._init_bridge_header()
+        self.exp = X.add_pcie_capability(self.config, self.caps, "root-port", slot=slot)
+        self.add_msi(1)
+        self.set_interrupt_pin(1)
+        self.on_removed: Callable[[PCIDevice], None] | None = None
+        self._unplug_requested = False
+        self._irq_on = False
+
+    def _init_bridge_header(self) -> None:
+        cfg = self.config
+        for reg in (C.PRIMARY_BUS, C.SECONDARY_BUS, C.SUBORDINATE_BUS, 0x1B):
+            cfg.set_wmask(reg, 1, 0xFF)
+        cfg.set_wmask(C.IO_BASE, 1, 0xF0)
+        cfg.set_wmask(C.IO_LIMIT, 1, 0xF0)
+        cfg.set_w1c(C.SECONDARY_STATUS, 2, C.STATUS_W1C)
+        cfg.set_wmask(C.MEMORY_BASE, 2, 0xFFF0)
+        cfg.set_wmask(C.MEMORY_LIMIT, 2, 0xFFF0)
+        cfg.set(C.PREF_MEMORY_BASE, 2, 0x1)  # 64-bit prefetchable window
+        cfg.set(C.PREF_MEMORY_LIMIT, 2, 0x1)
+        cfg.set_wmask(C.PREF_MEMORY_BASE, 2, 0xFFF0)
+        cfg.set_wmask(C.PREF_MEMORY_LIMIT, 2, 0xFFF0)
+        cfg.set_wmask(C.PREF_BASE_UPPER32, 4, 0xFFFFFFFF)
+        cfg.set_wmask(C.PREF_LIMIT_UPPER32, 4, 0xFFFFFFFF)
+        cfg.set_wmask(C.BRIDGE_CONTROL, 2, 0x0FFF)
+
+    # -- slot registers ----------------------------------------------------------------
+    def _get(self, reg: int) -> int:
+        return self.config.get(self.exp + reg, 2)
+
+    def _set(self, reg: int, value: int) -> None:
+        self.config.set(self.exp + reg, 2, value)
+
+    @property
+    def occupant(self) -> PCIDevice | None:
+        return self.secondary.devices.get(0)
+
+    def reset(self) -> None:
+        super().reset()
+        for reg in (C.PRIMARY_BUS, C.SECONDARY_BUS, C.SUBORDINATE_BUS):
+            self.config.set(reg, 1, 0)
+        self._set(X.SLTCTL, 0)
+        present = self.occupant is not None
+        self._set(X.SLTSTA, X.SLTSTA_PDS if present else 0)
+        self._set_link(present)
+        self._update_hotplug_irq()
+
+    def _set_link(self, up: bool) -> None:
+        lnksta = self._get(X.LNKSTA) & ~X.LNKSTA_DLLLA
+        self._set(X.LNKSTA, lnksta | (X.LNKSTA_DLLLA if up else 0))
+
+    def _event(self, events: int) -> None:
+        self._set(X.SLTSTA, self._get(X.SLTSTA) | events)
+        self._update_hotplug_irq()
+
+    def _update_hotplug_irq(self) -> None:
+        ctl, sta = self._get(X.SLTCTL), self._get(X.SLTSTA)
+        on = bool(ctl & X.SLTCTL_HPIE) and any(sta & ev and ctl & en
+                                               for ev, en in _EVENT_ENABLES)
+        rising = on and not self._irq_on
+        self._irq_on = on
+        if self.msi is not None and self.msi.enabled:
+            if rising:  # MSI is an edge: one message per new event
+                self.msi.notify(0)
+            self.set_irq(False)
+        else:
+            self.set_irq(on)
+
+    # -- the guest's writes --------------------------------------------------------------
+    def config_write(self, offset: int, size: int, value: int) -> None:
+        old_ctl = self._get(X.SLTCTL)
+        super().config_write(offset, size, value)
+        if not overlaps(offset, size, self.exp + X.SLTCTL, 4):
+            return
+        ctl = self._get(X.SLTCTL)
+        powered_off = ctl & X.SLTCTL_PCC and not old_ctl & X.SLTCTL_PCC
+        if powered_off and self.occupant is not None:
+            self._remove_occupant()  # the guest let go of the card: it comes out
+        self._update_hotplug_irq()
+
+    # -- hot-plug, from the board (device_add / device_del) -------------------------------
+    def hot_plug(self, device: PCIDevice) -> None:
+        """A card goes into the (empty) slot: present, link up, the guest is told."""
+        self.secondary.plug(device, 0)
+        self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDS)
+        self._set_link(True)
+        self._event(X.SLTSTA_PDC | X.SLTSTA_DLLSC)
+
+    def request_unplug(self) -> None:
+        """device_del: press the Attention Button; the guest powers the slot off when
+        it has let go of the device, and only then does the device leave."""
+        self._unplug_requested = True
+        self._event(X.SLTSTA_ABP)
+
+    def _remove_occupant(self) -> None:
+        device = self.occupant
+        assert device is not None
+        self.secondary.unplug(device)
+        self._unplug_requested = False
+        self._set(X.SLTSTA, self._get(X.SLTSTA) & ~X.SLTSTA_PDS)
+        self._set_link(False)
+        self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDC | X.SLTSTA_DLLSC)
+        if self.on_removed is not None:
+            self.on_removed(device)
+
+    def describe(self) -> str:
+        return "pcie-root-port"
+
+
+def _number(opts: dict[str, str], name: str) -> int:
+    try:
+        value = int(opts.get(name, "0"), 0)
+    except ValueError:
+        raise RegistryError(f"Property 'pcie-root-port.{name}' expects a number") from None
+    if not 0 <= value <= 0x1FFF:
+        raise RegistryError(f"pcie-root-port: {name}={value} (0..8191)")
+    return value
+
+
+def _create(ctx: object, opts: dict[str, str], name: str) -> PCIeRootPort:
+    return PCIeRootPort(name, slot=_number(opts, "slot"), chassis=_number(opts, "chassis"))
+
+
+register(TypeInfo(
+    "pcie-root-port", DEVICE, "PCI Express root port (hot-plug capable slot; its bus "
+    "is named by its id)", bus=PCI_BUS, factory=_create,
+    properties=(*PCI_PROPERTIES,
+                Property("chassis", "uint8", "0", "chassis number"),
+                Property("slot", "uint16", "0", "physical slot number of its slot"),
+                Property("port", "uint8", "0", "port number (link capabilities)"))))

@@ -1,0 +1,197 @@
+"""What every virtio transport does the same way, whatever its registers look like:
+feature negotiation, the status byte, queue set-up checks, kicks, config generation
+and the broken-driver path (spec 2, 3.1).
+
+virtio-mmio (mmio.py) and virtio-pci (pci.py) subclass ``VirtioTransportBase`` and
+add only their register layout and how an interrupt reaches the guest: they
+implement ``notify_used(vq)`` and ``notify_config()`` (an interrupt-status bit and a
+wired line for mmio; an MSI-X vector or INTx with the ISR for pci) and
+``transport_reset()``.  The device models (blk, net, rng, console) see only the
+``VirtioTransport`` protocol of device.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from pemu.hw.core import Device
+from pemu.hw.virtio.device import (
+    STATUS_DEVICE_NEEDS_RESET,
+    STATUS_DRIVER_OK,
+    STATUS_FEATURES_OK,
+    VIRTIO_F_EVENT_IDX,
+    VIRTIO_F_INDIRECT_DESC,
+    VIRTIO_F_VERSION_1,
+    VirtioDevice,
+    bit,
+)
+from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
+from pemu.memory.address_space import AddressSpace
+
+
+class VirtioTransportBase(Device):
+    transport_name = "virtio"
+
+    def __init__(self, address_space: AddressSpace, device: VirtioDevice | None,
+                 id: str | None = None) -> None:
+        super().__init__(id)
+        self.mem = address_space
+        self.device = device
+        self.lock = threading.RLock()
+        self.config_generation = 0
+        self.error: str | None = None
+        self.status = 0
+        self.driver_features = 0
+        self.device_features_sel = 0
+        self.driver_features_sel = 0
+        self.queue_sel = 0
+        if device is not None:
+            device.bind(self)
+
+    # -- what a subclass provides -----------------------------------------------------
+    def notify_used(self, vq: VirtQueue) -> None:
+        """Interrupt the driver for used buffers on ``vq`` (suppression already checked)."""
+        raise NotImplementedError
+
+    def notify_config(self) -> None:
+        """Interrupt the driver for a configuration (or device status) change."""
+        raise NotImplementedError
+
+    def transport_reset(self) -> None:
+        """Forget the transport's own registers (interrupt state, vectors)."""
+
+    # -- state --------------------------------------------------------------------------
+    def reset(self) -> None:
+        with self.lock:
+            self.status = 0
+            self.driver_features = 0
+            self.device_features_sel = 0
+            self.driver_features_sel = 0
+            self.queue_sel = 0
+            self.error = None
+            if self.device is not None:
+                self.device.device_reset()
+            self.transport_reset()
+
+    @property
+    def host_features(self) -> int:
+        if self.device is None:
+            return 0
+        return (self.device.device_features() | bit(VIRTIO_F_VERSION_1)
+                | bit(VIRTIO_F_INDIRECT_DESC) | bit(VIRTIO_F_EVENT_IDX))
+
+    @property
+    def queues(self) -> list[VirtQueue]:
+        return self.device.queues if self.device is not None else []
+
+    @property
+    def device_type(self) -> int:
+        return self.device.device_id if self.device is not None else 0
+
+    def selected_queue(self) -> VirtQueue | None:
+        qs = self.queues
+        return qs[self.queue_sel] if self.queue_sel < len(qs) else None
+
+    def features_accepted(self, features: int) -> bool:
+        """May the driver accept ``features``: a subset of ours, and modern."""
+        return not features & ~self.host_features and bool(features & bit(VIRTIO_F_VERSION_1))
+
+    # -- feature words (32 bits selected by *_features_sel) -----------------------------
+    def device_features_word(self) -> int:
+        if self.device_features_sel > 1:
+            return 0
+        return (self.host_features >> (32 * self.device_features_sel)) & 0xFFFFFFFF
+
+    def driver_features_word(self) -> int:
+        if self.driver_features_sel > 1:
+            return 0
+        return (self.driver_features >> (32 * self.driver_features_sel)) & 0xFFFFFFFF
+
+    def write_driver_features_word(self, value: int) -> None:
+        if self.driver_features_sel <= 1 and not self.status & STATUS_FEATURES_OK:
+            shift = 32 * self.driver_features_sel
+            self.driver_features = (self.driver_features & ~(0xFFFFFFFF << shift)) | (
+                (value & 0xFFFFFFFF) << shift)
+
+    # -- interrupts and errors -----------------------------------------------------------
+    def used_buffer_notify(self, vq: VirtQueue) -> None:
+        with self.lock:
+            if vq.should_notify():
+                self.notify_used(vq)
+
+    def config_changed(self) -> None:
+        """Config space (or device status) changed: new generation, and tell a live driver."""
+        with self.lock:
+            self.config_generation = (self.config_generation + 1) & 0xFFFFFFFF
+            if self.status & STATUS_DRIVER_OK:
+                # Before DRIVER_OK the driver reads config itself; no notification yet.
+                self.notify_config()
+
+    def device_error(self, why: str) -> None:
+        """The driver broke the rules: DEVICE_NEEDS_RESET, a config interrupt, no crash."""
+        with self.lock:
+            if self.error is None:
+                print(f"pemu: {self.transport_name} {self.id or ''}: {why}; device needs "
+                      "reset", file=sys.stderr)
+            self.error = why
+            self.status |= STATUS_DEVICE_NEEDS_RESET
+            self.config_changed()  # the status change is announced like a config change
+
+    # -- queue kicks and set-up -------------------------------------------------------------
+    def notify_queue(self, n: int | None) -> None:
+        """A queue notification from a register write or an ioeventfd, on any thread
+        (``None``: poll every ready queue)."""
+        with self.lock:
+            if self.device is None or self.status & STATUS_DEVICE_NEEDS_RESET:
+                return
+            targets = self.queues if n is None else self.queues[n:n + 1] if n >= 0 else []
+            for vq in targets:
+                if not vq.ready:
+                    continue
+                try:
+                    self.device.queue_notified(vq)
+                except VirtqueueError as e:
+                    self.device_error(str(e))
+                    return
+
+    def set_queue_ready(self, vq: VirtQueue | None, ready: bool) -> None:
+        if vq is None:
+            return
+        if not ready:
+            vq.ready = False
+            return
+        try:
+            vq.check_layout()
+        except VirtqueueError as e:
+            self.device_error(str(e))
+            return
+        vq.ready = True
+
+    def write_status(self, value: int) -> None:
+        if value == 0:
+            self.reset()
+            return
+        if value & STATUS_FEATURES_OK and not self.status & STATUS_FEATURES_OK:
+            # Accept the driver's subset only if it is a subset and is modern.
+            wanted = self.driver_features
+            if not self.features_accepted(wanted):
+                value &= ~STATUS_FEATURES_OK
+            elif self.device is not None:
+                self.device.features_negotiated(wanted)
+        # DEVICE_NEEDS_RESET is ours to set; the driver cannot clear it except by reset.
+        self.status = value | (self.status & STATUS_DEVICE_NEEDS_RESET)
+
+    # -- device config space -------------------------------------------------------------
+    def read_device_config(self, offset: int, size: int) -> int:
+        if self.device is None:
+            return 0
+        data = self.device.config_bytes()
+        if offset + size > len(data):
+            return 0
+        return int.from_bytes(data[offset:offset + size], "little")
+
+    def write_device_config(self, offset: int, size: int, value: int) -> None:
+        if self.device is not None:
+            self.device.config_write(offset, (value & ((1 << (8 * size)) - 1)).to_bytes(
+                size, "little"))
