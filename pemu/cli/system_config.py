@@ -77,6 +77,7 @@ _OPTIONS = [
     ("chroot", True, "chroot to this directory once devices are open"),
     ("run-with", True, "user=USER,chroot=DIR: as -runas and -chroot"),
     ("incoming", True, "wait for an incoming migration"),
+    ("loadvm", True, "start from the snapshot NAME (savevm) of the qcow2 disks"),
     ("icount", True, "instruction counting: shift=N"),
     ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
     ("version", False, "print the version and exit"),
@@ -176,6 +177,8 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             _parse_run_with(prog, v, cfg)
         elif name in ("icount", "incoming"):
             _not_implemented(prog, name, v)
+        elif name == "loadvm":
+            cfg.loadvm = v
         elif name == "rtc":
             _check_rtc(prog, parse_keyval(v, option=name))
         elif name == "version":

@@ -32,8 +32,10 @@ from pemu.hw.riscv.boot import BootError
 from pemu.hw.riscv.spike import SpikeBoard
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.monitor.errors import QMPError
 from pemu.monitor.riscv_board import RiscvBoardMonitor
 from pemu.monitor.server import create_monitors
+from pemu.monitor.vm_snapshots import load_vm
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.sandbox.isolate import IsolationError, isolate
@@ -108,6 +110,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
+        if cfg.loadvm:
+            _loadvm(monitored, cfg.loadvm)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
 
         def on_signal(signum: int, frame: object) -> None:
@@ -126,7 +130,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if "stats" in cfg.log_items:
             _print_stats(board)
         return status
-    except (BoardError, BootError, BlockError, ChardevError, IsolationError, ValueError) as e:
+    except (BoardError, BootError, BlockError, ChardevError, IsolationError, ValueError,
+            StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
@@ -141,6 +146,18 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         chardevs.close_all()
         if board is not None:
             board.close()
+
+
+class StartupError(Exception):
+    """A start-up step after the board was built failed (-loadvm)."""
+
+
+def _loadvm(monitored: RiscvBoardMonitor, name: str) -> None:
+    """-loadvm NAME: the machine starts from the snapshot (paused with -S)."""
+    try:
+        load_vm(monitored, name)
+    except QMPError as e:
+        raise StartupError(f"-loadvm {name}: {e}") from None
 
 
 def _print_stats(board) -> None:

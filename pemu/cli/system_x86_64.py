@@ -42,6 +42,8 @@ def _read(path: str, what: str, limit: int) -> bytes:
 
 
 def _check_config(cfg: SystemConfig) -> None:
+    if cfg.loadvm:
+        raise OptionError(f"{PROG}: -loadvm: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
     accel = cfg.accel.get("accel", "tcg")
     if accel != "kvm":

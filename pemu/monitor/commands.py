@@ -10,7 +10,7 @@ import os
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import chardev_commands, net_commands, qom
+from pemu.monitor import chardev_commands, net_commands, qom, vm_snapshots
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
@@ -375,3 +375,47 @@ def query_rx_filter(ctx: CommandContext, name: str | None = None) -> list:
 @command("netdev_del", {"id": "str"})
 def netdev_del(ctx: CommandContext, id: str) -> None:
     net_commands.netdev_del(ctx.machine, id)
+
+
+# -- VM state: snapshots as jobs (pemu/monitor/vm_snapshots.py, jobs.py) -----------------
+s.enum("JobType", ["snapshot-save", "snapshot-load", "snapshot-delete"])
+s.enum("JobStatus", ["undefined", "created", "running", "paused", "ready", "standby",
+                     "waiting", "pending", "aborting", "concluded", "null"])
+s.struct("JobInfo", {"id": "str", "type": "JobType", "status": "JobStatus",
+                     "current-progress": "int", "total-progress": "int", "*error": "str"})
+s.event("JOB_STATUS_CHANGE", {"id": "str", "status": "JobStatus"})
+
+
+@command("snapshot-save", {"job-id": "str", "tag": "str", "vmstate": "str",
+                           "devices": "[str]"})
+def snapshot_save(ctx: CommandContext, job_id: str, tag: str, vmstate: str,
+                  devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)  # refuse bad names synchronously
+    ctx.machine.jobs.start(job_id, "snapshot-save", lambda: vm_snapshots.save_vm(
+        ctx.machine, tag, vmstate, devices, overwrite=False))
+
+
+@command("snapshot-load", {"job-id": "str", "tag": "str", "vmstate": "str",
+                           "devices": "[str]"})
+def snapshot_load(ctx: CommandContext, job_id: str, tag: str, vmstate: str,
+                  devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)
+    ctx.machine.jobs.start(job_id, "snapshot-load", lambda: vm_snapshots.load_vm(
+        ctx.machine, tag, vmstate, devices))
+
+
+@command("snapshot-delete", {"job-id": "str", "tag": "str", "devices": "[str]"})
+def snapshot_delete(ctx: CommandContext, job_id: str, tag: str, devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)
+    ctx.machine.jobs.start(job_id, "snapshot-delete", lambda: vm_snapshots.delete_vm(
+        ctx.machine, tag, devices))
+
+
+@command("query-jobs", returns="[JobInfo]")
+def query_jobs(ctx: CommandContext) -> list:
+    return ctx.machine.jobs.query()
+
+
+@command("job-dismiss", {"id": "str"})
+def job_dismiss(ctx: CommandContext, id: str) -> None:
+    ctx.machine.jobs.dismiss(id)

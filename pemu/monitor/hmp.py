@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import queue
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import net_commands
+from pemu.monitor import net_commands, vm_snapshots
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -43,6 +44,10 @@ HELP = {
                    "[guestaddr]:guestport -- redirect TCP or UDP connections from host to guest",
     "hostfwd_remove": "hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport -- remove "
                       "host-to-guest TCP or UDP redirection",
+    "savevm": "savevm [tag] -- save a VM snapshot. If no tag is provided, a new snapshot "
+              "is created",
+    "loadvm": "loadvm tag -- restore a VM snapshot from its tag",
+    "delvm": "delvm tag -- delete a VM snapshot from its tag",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -193,6 +198,26 @@ class HMPInterpreter:
 
     def info_tlb(self) -> str:
         return self.machine.info_tlb(self.cpu_index)
+
+    def cmd_savevm(self, arg: str) -> str:
+        name = arg or time.strftime("vm-%Y%m%d%H%M%S")
+        vm_snapshots.save_vm(self.machine, name)
+        return ""
+
+    def cmd_loadvm(self, arg: str) -> str:
+        if not arg:
+            raise HMPError("loadvm: a snapshot tag is needed")
+        vm_snapshots.load_vm(self.machine, arg)
+        return ""
+
+    def cmd_delvm(self, arg: str) -> str:
+        if not arg:
+            raise HMPError("delvm: a snapshot tag is needed")
+        vm_snapshots.delete_vm(self.machine, arg)
+        return ""
+
+    def info_snapshots(self) -> str:
+        return vm_snapshots.info_snapshots(self.machine)
 
     def info_chardev(self) -> str:
         return "".join(f"{c['label']}: filename={c['filename']}\n"

@@ -11,6 +11,7 @@ keeps the hart paused, as ``system_reset`` does in QEMU.
 from __future__ import annotations
 
 import threading
+import time
 
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
@@ -33,6 +34,7 @@ class RiscvBoardMonitor(MonitoredMachine):
     def __init__(self, board, cfg) -> None:
         super().__init__(name=cfg.name, start_stopped=cfg.start_stopped)
         self.board = board
+        self.migratable = board
         self.cfg = cfg
         self.machine_type = cfg.machine.get("type", "virt")
         self.chardevs = getattr(board, "chardevs", None)
@@ -95,7 +97,12 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._open.clear()
         self._parked.clear()
         self._kick_harts()
-        self._parked.wait(PARK_WAIT)
+        # Harts asleep in WFI never reach the gate, and need not: the loop that would
+        # wake them runs into the gate first (their exit request is up).
+        deadline = time.monotonic() + PARK_WAIT
+        while not self._parked.wait(0.005):
+            if time.monotonic() > deadline or all(h.waiting for h in self.board.harts):
+                break
 
     def _resume(self) -> None:
         self._open.set()

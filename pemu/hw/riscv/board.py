@@ -168,6 +168,10 @@ class RiscvBoard:
         blocks = ",".join(f"{b.name}:0x{b.size:x}" for b in self.ram_blocks())
         return f"riscv64 {self.name} harts={len(self.harts)} ram={blocks}"
 
+    def vm_clock_ns(self) -> int:
+        """The guest's clock (mtime) in ns: what a snapshot records as VM CLOCK."""
+        return self.clint.mtime() * 1_000_000_000 // self.clint.timebase_hz
+
     def ram_blocks(self) -> list:
         return [r for r in self.space.regions() if hasattr(r, "view")]
 
