@@ -175,8 +175,10 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.chroot = v
         elif name == "run-with":
             _parse_run_with(prog, v, cfg)
-        elif name in ("icount", "incoming"):
+        elif name == "icount":
             _not_implemented(prog, name, v)
+        elif name == "incoming":
+            cfg.incoming = v
         elif name == "loadvm":
             cfg.loadvm = v
         elif name == "rtc":
@@ -190,7 +192,6 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "incoming": "migration is not implemented in pemu yet",
     "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
                 "same driver options)",
     "no-shutdown": "stopping instead of exiting at guest power-off is not implemented "

@@ -14,6 +14,7 @@ from pemu.monitor import chardev_commands, net_commands, qom, vm_snapshots
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
+from pemu.monitor.migrate import migration_of
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.save_file import save_atomically
 from pemu.monitor.schema import Schema
@@ -419,3 +420,86 @@ def query_jobs(ctx: CommandContext) -> list:
 @command("job-dismiss", {"id": "str"})
 def job_dismiss(ctx: CommandContext, id: str) -> None:
     ctx.machine.jobs.dismiss(id)
+
+
+# -- live migration (pemu/monitor/migrate.py) ---------------------------------------------
+s.enum("MigrationStatus", ["none", "setup", "cancelling", "cancelled", "active",
+                           "postcopy-active", "postcopy-paused", "postcopy-recover",
+                           "completed", "failed", "colo", "pre-switchover", "device",
+                           "wait-unplug"])
+s.struct("MigrationCapabilityStatus", {"capability": "str", "state": "bool"})
+s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+s.event("MIGRATION", {"status": "MigrationStatus"})
+s.event("MIGRATION_PASS", {"pass": "int"})
+
+
+@command("migrate", {"uri": "str", "*detach": "bool", "*resume": "bool", "*blk": "bool",
+                     "*inc": "bool"})
+def migrate(ctx: CommandContext, uri: str, detach: bool = True, resume: bool = False,
+            blk: bool = False, inc: bool = False) -> None:
+    if resume or blk or inc:
+        raise QMPError("migrate: resume, blk and inc are not supported (use shared storage)")
+    migration_of(ctx.machine).start(uri)
+
+
+@command("migrate-incoming", {"uri": "str"})
+def migrate_incoming(ctx: CommandContext, uri: str) -> None:
+    m = ctx.machine
+    if m.run_state != "inmigrate" or getattr(m, "incoming_deferred", None) is None:
+        raise QMPError("'-incoming' was not specified on the command line")
+    autostart, on_failure = m.incoming_deferred
+    m.incoming_deferred = None
+    migration_of(m).listen(uri, autostart, on_failure)
+
+
+@command("migrate_cancel")
+def migrate_cancel(ctx: CommandContext) -> None:
+    migration_of(ctx.machine).cancel()
+
+
+@command("query-migrate")
+def query_migrate(ctx: CommandContext) -> dict:
+    return migration_of(ctx.machine).query()
+
+
+@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
+                           downtime_limit: int | None = None) -> None:
+    params = migration_of(ctx.machine).parameters
+    if max_bandwidth is not None:
+        if max_bandwidth < 0:
+            raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")
+        params["max-bandwidth"] = max_bandwidth
+    if downtime_limit is not None:
+        if not 0 <= downtime_limit <= 2_000_000:
+            raise QMPError("Parameter 'downtime_limit' expects an integer in the range "
+                           "of 0 to 2000 seconds")
+        params["downtime-limit"] = downtime_limit
+
+
+@command("query-migrate-parameters", returns="MigrationParameters")
+def query_migrate_parameters(ctx: CommandContext) -> dict:
+    return dict(migration_of(ctx.machine).parameters)
+
+
+MIGRATION_CAPABILITIES = ("xbzrle", "auto-converge", "zero-blocks", "events",
+                          "postcopy-ram", "multifd", "return-path", "pause-before-switchover")
+SUPPORTED_CAPABILITIES = {"events", "zero-blocks"}  # what pemu does anyway
+
+
+@command("migrate-set-capabilities", {"capabilities": "[MigrationCapabilityStatus]"})
+def migrate_set_capabilities(ctx: CommandContext, capabilities: list) -> None:
+    mig = migration_of(ctx.machine)
+    for cap in capabilities:
+        name, state = cap["capability"], cap["state"]
+        if name not in MIGRATION_CAPABILITIES:
+            raise QMPError(f"Invalid parameter '{name}'")
+        if state and name not in SUPPORTED_CAPABILITIES:
+            raise QMPError(f"Migration capability '{name}' is not supported by pemu")
+        mig.capabilities[name] = state
+
+
+@command("query-migrate-capabilities", returns="[MigrationCapabilityStatus]")
+def query_migrate_capabilities(ctx: CommandContext) -> list:
+    caps = migration_of(ctx.machine).capabilities
+    return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES]

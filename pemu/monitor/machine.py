@@ -64,6 +64,8 @@ class MonitoredMachine:
         self.quit_requested = threading.Event()
         # savevm/migration: the board as pemu/migration/machine_state.MigratableMachine
         self.migratable = None
+        self.migration = None  # pemu/monitor/migrate.Migration, made on first use
+        self.incoming_deferred = None  # -incoming defer: (autostart, on_failure)
         self.jobs = JobRegistry(self.events)
 
     # -- run state (any thread) -----------------------------------------------------

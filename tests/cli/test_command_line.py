@@ -38,7 +38,6 @@ NOT_IMPLEMENTED = [
     (["-netdev", "tap,id=n0"], "-netdev tap,id=n0"),
     (["-netdev", "stream,id=n0"], "-netdev stream,id=n0"),
     (["-netdev", "user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:true"], "guestfwd"),
-    (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),
     (["-rtc", "driftfix=slew"], "-rtc driftfix=slew"),

@@ -71,7 +71,10 @@ class QMP:
             self.events.append(self._read())
 
     def close(self) -> None:
-        self.file.close()
+        try:
+            self.file.close()
+        except OSError:
+            pass  # the process is gone
         self.sock.close()
 
 
@@ -124,7 +127,7 @@ class Pemu:
         if self.proc.poll() is None:
             try:
                 self.qmp.execute("quit")
-            except (OSError, ConnectionError):
+            except (OSError, ConnectionError, ValueError):
                 pass
             try:
                 self.proc.wait(timeout)
