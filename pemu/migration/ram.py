@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pemu.memory.address_space import RAMBlock
 from pemu.migration.stream import MAX_RUN_PAGES, PAGE_SIZE, RamRecord, StreamError, StreamWriter
 
-_ZERO_RUN = bytes(MAX_RUN_PAGES * PAGE_SIZE)
+_ZERO_RUN = bytes(MAX_RUN_PAGES * PAGE_SIZE)  # nonzero_pages skips a MiB at once
 _ZERO_PAGE = bytes(PAGE_SIZE)
 
 
@@ -45,22 +45,42 @@ def nonzero_pages(block: RAMBlock) -> Iterator[int]:
                 yield off // PAGE_SIZE
 
 
+def _classified(mem, pages: Iterable[int]) -> Iterator[tuple[int, bool]]:
+    for p in pages:
+        off = p * PAGE_SIZE
+        yield p, mem[off:off + PAGE_SIZE] == _ZERO_PAGE
+
+
 def send_pages(writer: StreamWriter, block: RAMBlock, pages: Iterable[int],
                skip_zero: bool) -> tuple[int, int]:
-    """Write the given pages (ascending); returns (pages sent with data, zero pages).
-    ``skip_zero``: the receiver's copy is known to be zero (the first pass)."""
+    """Write the given pages (ascending): runs of non-zero pages with their data, runs
+    of zero pages as Z records (or nothing with ``skip_zero``: the receiver's copy is
+    known to be zero, the first pass).  Returns (pages sent with data, zero pages)."""
     mem = block.mem
     sent = zeros = 0
-    for first, count in _runs(pages):
-        off = first * PAGE_SIZE
-        data = mem[off:off + count * PAGE_SIZE]
-        if data == _ZERO_RUN[:len(data)]:
-            zeros += count
-            if not skip_zero:
-                writer.zero(block.name, off, count)
-            continue
-        writer.ram(block.name, off, data)
-        sent += count
+    run: list[int] = []
+    run_zero = False
+
+    def flush() -> None:
+        nonlocal sent, zeros
+        for first, count in _runs(run):
+            off = first * PAGE_SIZE
+            if run_zero:
+                zeros += count
+                if not skip_zero:
+                    writer.zero(block.name, off, count)
+            else:
+                writer.ram(block.name, off, mem[off:off + count * PAGE_SIZE])
+                sent += count
+
+    for page, is_zero in _classified(mem, pages):
+        if run and (is_zero != run_zero or page != run[-1] + 1):
+            flush()
+            run = []
+        run_zero = is_zero
+        run.append(page)
+    if run:
+        flush()
     return sent, zeros
 
 

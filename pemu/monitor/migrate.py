@@ -254,6 +254,9 @@ class Migration:
                     break
                 loader.apply(rec)
             loader.finish()
+            announce = getattr(machine.migratable, "announce_nics", None)
+            if announce is not None:
+                announce()
             self.total_time_ms = int((time.monotonic() - self.started) * 1000)
             self._set_status("completed")
             if autostart:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -86,9 +87,10 @@ class Pemu:
         self.qmp_path = str(tmp / f"{name}.qmp")
         self.proc = subprocess.Popen(
             pemu_cmd("-nographic", "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *args),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=pemu_env())
         self.lines: list[str] = []
+        self.stamps: list[float] = []  # when each line arrived (host monotonic)
         self.err = b""
         threading.Thread(target=self._pump, daemon=True).start()
         threading.Thread(target=self._pump_err, daemon=True).start()
@@ -96,6 +98,7 @@ class Pemu:
 
     def _pump(self) -> None:
         for raw in self.proc.stdout:
+            self.stamps.append(time.monotonic())
             self.lines.append(raw.decode(errors="replace").strip())
 
     def _pump_err(self) -> None:
@@ -106,6 +109,25 @@ class Pemu:
         if self._qmp is None:
             self._qmp = QMP(self.qmp_path)
         return self._qmp
+
+    def send(self, text: str) -> None:
+        """Type on the guest's console (-nographic: the serial port is our stdin)."""
+        self.proc.stdin.write(text.encode())
+        self.proc.stdin.flush()
+
+    def wait_line(self, pattern: str, start: int = 0, timeout: float = 300) -> int:
+        """Index of the first console line from ``start`` on matching ``pattern``."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(start, len(self.lines)):
+                if rx.search(self.lines[i]):
+                    return i
+            if self.proc.poll() is not None:
+                raise AssertionError(f"pemu exited {self.proc.returncode}: {self.err!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {pattern!r}: {self.lines[-10:]}")
+            time.sleep(0.1)
 
     def ticks(self) -> list[int]:
         return [int(x[1:], 16) for x in list(self.lines)

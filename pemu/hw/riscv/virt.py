@@ -159,6 +159,14 @@ class VirtBoard(RiscvBoard):
             if drain is not None:
                 drain()
 
+    def announce_nics(self) -> None:
+        """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
+        switches learn where the guest is now (QEMU's self-announce)."""
+        for transport in self.virtio_slots:
+            announce = getattr(transport.device, "announce", None)
+            if announce is not None:
+                announce()
+
     # -- images ------------------------------------------------------------------------
     def _read_images(self) -> None:
         cfg = self.cfg
