@@ -111,13 +111,13 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if cfg.incoming:
             cfg.start_stopped = True  # the harts wait until the state has arrived
         monitored = RiscvBoardMonitor(board, cfg)
+        if cfg.incoming:  # listening before QMP answers: a client may migrate at once
+            _incoming(monitored, cfg.incoming, autostart)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
         if cfg.loadvm:
             _loadvm(monitored, cfg.loadvm)
-        if cfg.incoming:
-            _incoming(monitored, cfg.incoming, autostart)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
 
         def on_signal(signum: int, frame: object) -> None:

@@ -118,8 +118,7 @@ class Migration:
         channel: Channel | None = None
         try:
             channel = open_outgoing(uri)
-            for block in blocks:
-                block.dirty = set()
+            self._start_logging(blocks)
             self._set_status("active")
             writer = StreamWriter(self._throttled(channel.write))
             writer.header(board.migration_description())
@@ -205,6 +204,22 @@ class Migration:
         normal, zeros = send_pages(writer, block, pages, skip_zero)
         self.stats["normal"] = self.stats.get("normal", 0) + normal
         self.stats["duplicate"] = self.stats.get("duplicate", 0) + zeros
+
+    def _start_logging(self, blocks) -> None:
+        """Dirty logging on, with no block request in flight: a device writes through a
+        view of guest RAM it took when the request started, and a view taken before
+        logging was on is never marked."""
+        machine = self.machine
+        running = machine.run_state == RUNNING
+        if running:
+            machine._pause()
+        try:
+            machine.migratable.migration_pre_save()
+            for block in blocks:
+                block.dirty = set()
+        finally:
+            if running:
+                machine._resume()
 
     def _harvest(self, blocks, keep_paused: bool) -> dict[str, set[int]]:
         """Swap every block's dirty set for an empty one, TLBs flushed in between while

@@ -62,18 +62,21 @@ def test_chained_live_migration_unix_then_tcp(ticker, tmp_path):
         assert info["ram"]["total"] >= 64 << 20
         assert 0 < info["ram"]["transferred"] < 8 << 20  # zero pages cost nothing
         assert a.qmp.cmd("query-status")["status"] == "postmigrate"
+        time.sleep(0.5)  # the source's last console line reaches us
         last_a = a.ticks()[-1]
         got = b.wait_ticks(5)
         # the heartbeat goes on from the source's count, with no restart
-        assert got[0] in (last_a, last_a + 1) and got == list(range(got[0], got[0] + len(got)))
+        # (a tick line cut in two by the switch-over - part sent by each side - is lost)
+        assert last_a <= got[0] <= last_a + 2 and got == list(range(got[0], got[0] + len(got)))
         assert b.qmp.cmd("query-status")["status"] == "running"
         events = [e["data"]["status"] for e in a.qmp.events if e["event"] == "MIGRATION"]
         assert events[0] == "setup" and "active" in events and events[-1] == "completed"
 
         _migrate(b, c, f"tcp:127.0.0.1:{port}")
+        time.sleep(0.5)
         last_b = b.ticks()[-1]
         got_c = c.wait_ticks(5)
-        assert got_c[0] in (last_b, last_b + 1)
+        assert last_b <= got_c[0] <= last_b + 2
         assert got_c == list(range(got_c[0], got_c[0] + len(got_c)))
         a.qmp.execute("quit")
         b.qmp.execute("quit")
