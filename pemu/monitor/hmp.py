@@ -19,6 +19,7 @@ from pemu.monitor import net_commands, vm_snapshots
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
+from pemu.monitor.migrate import migration_of
 from pemu.monitor.qmp import VERSION
 
 PROMPT = b"(qemu) "
@@ -48,6 +49,8 @@ HELP = {
               "is created",
     "loadvm": "loadvm tag -- restore a VM snapshot from its tag",
     "delvm": "delvm tag -- delete a VM snapshot from its tag",
+    "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
+    "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -215,6 +218,42 @@ class HMPInterpreter:
             raise HMPError("delvm: a snapshot tag is needed")
         vm_snapshots.delete_vm(self.machine, arg)
         return ""
+
+    def cmd_migrate(self, arg: str) -> str:
+        words = arg.split()
+        detach = "-d" in words
+        words = [w for w in words if w != "-d"]
+        if len(words) != 1:
+            raise HMPError("usage: migrate [-d] uri")
+        mig = migration_of(self.machine)
+        mig.start(words[0])
+        while not detach and mig.status in ("setup", "active", "device", "cancelling"):
+            time.sleep(0.05)
+        if mig.status == "failed":
+            return f"Error: {mig.error}\n"
+        return ""
+
+    def cmd_migrate_cancel(self, arg: str) -> str:
+        migration_of(self.machine).cancel()
+        return ""
+
+    def info_migrate(self) -> str:
+        info = migration_of(self.machine).query()
+        if not info:
+            return ""
+        lines = [f"Migration status: {info['status']}",
+                 f"total time: {info['total-time']} ms"]
+        if "downtime" in info:
+            lines.append(f"downtime: {info['downtime']} ms")
+        ram = info["ram"]
+        lines += [f"transferred ram: {ram['transferred'] >> 10} kbytes",
+                  f"remaining ram: {ram['remaining'] >> 10} kbytes",
+                  f"total ram: {ram['total'] >> 10} kbytes",
+                  f"duplicate: {ram['duplicate']} pages", f"normal: {ram['normal']} pages",
+                  f"dirty sync count: {ram['dirty-sync-count']}"]
+        if "error-desc" in info:
+            lines.append(f"error description: {info['error-desc']}")
+        return "".join(line + "\n" for line in lines)
 
     def info_snapshots(self) -> str:
         return vm_snapshots.info_snapshots(self.machine)

@@ -127,7 +127,9 @@ def test_damaged_streams_fail_the_destination(ticker, tmp_path):
     src = Pemu(tmp_path, *_args(ticker), name="src")
     try:
         src.wait_ticks(3)
-        _migrate(src, src, f"file:{path}")
+        assert src.qmp.hmp(f"migrate file:{path}") == ""  # HMP waits for the end
+        assert "Migration status: completed" in src.qmp.hmp("info migrate")
+        assert src.qmp.cmd("query-status")["status"] == "postmigrate"
     finally:
         src.finish()
     data = path.read_bytes()
