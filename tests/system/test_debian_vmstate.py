@@ -65,7 +65,7 @@ def _last_tick(vm: Pemu) -> tuple[int, int]:
     raise AssertionError("no heartbeat yet")
 
 
-def _shell(vm: Pemu, command: str, timeout: float = 120) -> str:
+def _shell(vm: Pemu, command: str, timeout: float = 600) -> str:
     """Run a command in the guest's shell; returns its one tagged output line.  The tag
     is computed by the shell, so the echo of the typed line never matches it."""
     start = len(vm.lines)
@@ -136,9 +136,9 @@ def test_live_migration_unix_then_tcp_while_the_guest_dirties_memory(guest):
     b = Pemu(tmp, *_args(disk_b), "-incoming", f"unix:{sock}", name="b")
     c = Pemu(tmp, *_args(disk_c), "-incoming", f"tcp:127.0.0.1:{port}", name="c")
     try:
-        checksum = _shell(a, "head -c 33554432 /dev/urandom > /dev/shm/fixed; "
+        checksum = _shell(a, "head -c 4194304 /dev/urandom > /dev/shm/fixed; "
                              "sha256sum /dev/shm/fixed | cut -c1-64")
-        a.send("(while :; do head -c 16777216 /dev/urandom > /dev/shm/churn; done) &\n")
+        a.send("(while :; do head -c 2097152 /dev/urandom > /dev/shm/churn; done) &\n")
         time.sleep(2)
         for src, dst, uri in ((a, b, f"unix:{sock}"), (b, c, f"tcp:127.0.0.1:{port}")):
             _migrate(src, dst, uri)
