@@ -80,6 +80,7 @@ _OPTIONS = [
     ("chroot", True, "chroot to this directory once devices are open"),
     ("run-with", True, "user=USER,chroot=DIR: as -runas and -chroot"),
     ("incoming", True, "wait for an incoming migration"),
+    ("loadvm", True, "start from the snapshot NAME (savevm) of the qcow2 disks"),
     ("icount", True, "instruction counting: shift=N"),
     ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
     ("add-fd", True, "fd=N,set=S[,opaque=TEXT]: an inherited fd joins fd set S "
@@ -185,8 +186,12 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.chroot = v
         elif name == "run-with":
             _parse_run_with(prog, v, cfg)
-        elif name in ("icount", "incoming"):
+        elif name == "icount":
             _not_implemented(prog, name, v)
+        elif name == "incoming":
+            cfg.incoming = v
+        elif name == "loadvm":
+            cfg.loadvm = v
         elif name == "rtc":
             _check_rtc(prog, parse_keyval(v, option=name))
         elif name == "version":
@@ -198,7 +203,6 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "incoming": "migration is not implemented in pemu yet",
     "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
                 "same driver options)",
     "no-shutdown": "stopping instead of exiting at guest power-off is not implemented "

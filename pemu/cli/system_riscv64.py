@@ -35,8 +35,11 @@ from pemu.hw.riscv.boot import BootError
 from pemu.hw.riscv.spike import SpikeBoard
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.monitor.errors import QMPError
+from pemu.monitor.migrate import fail_incoming, migration_of
 from pemu.monitor.riscv_board import RiscvBoardMonitor
 from pemu.monitor.server import create_monitors
+from pemu.monitor.vm_snapshots import load_vm
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.sandbox.isolate import IsolationError, isolate
@@ -111,10 +114,17 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             for hart in board.harts:
                 hart.count_insns = True
         # -qmp/-monitor/-mon, and -gdb/-s (with -S the harts wait for cont or gdb)
+        autostart = not cfg.start_stopped
+        if cfg.incoming:
+            cfg.start_stopped = True  # the harts wait until the state has arrived
         monitored = RiscvBoardMonitor(board, cfg)
+        if cfg.incoming:  # listening before QMP answers: a client may migrate at once
+            _incoming(monitored, cfg.incoming, autostart)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
+        if cfg.loadvm:
+            _loadvm(monitored, cfg.loadvm)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
 
         def on_signal(signum: int, frame: object) -> None:
@@ -133,7 +143,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if "stats" in cfg.log_items:
             _print_stats(board)
         return status
-    except (BoardError, BootError, BlockError, ChardevError, IsolationError, ValueError) as e:
+    except (BoardError, BootError, BlockError, ChardevError, IsolationError, ValueError,
+            StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
@@ -148,6 +159,31 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         chardevs.close_all()
         if board is not None:
             board.close()
+
+
+class StartupError(Exception):
+    """A start-up step after the board was built failed (-loadvm)."""
+
+
+def _loadvm(monitored: RiscvBoardMonitor, name: str) -> None:
+    """-loadvm NAME: the machine starts from the snapshot (paused with -S)."""
+    try:
+        load_vm(monitored, name)
+    except QMPError as e:
+        raise StartupError(f"-loadvm {name}: {e}") from None
+
+
+def _incoming(monitored: RiscvBoardMonitor, uri: str, autostart: bool) -> None:
+    """-incoming URI|defer: wait in inmigrate for the state (pemu/monitor/migrate.py)."""
+    on_failure = fail_incoming(monitored.board, PROG)
+    if uri == "defer":
+        monitored.set_run_state("inmigrate")
+        monitored.incoming_deferred = (autostart, on_failure)  # migrate-incoming
+        return
+    try:
+        migration_of(monitored).listen(uri, autostart, on_failure)
+    except QMPError as e:
+        raise StartupError(f"-incoming {uri}: {e}") from None
 
 
 def _print_stats(board) -> None:

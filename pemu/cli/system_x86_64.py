@@ -43,6 +43,9 @@ def _read(path: str, what: str, limit: int) -> bytes:
 
 
 def _check_config(cfg: SystemConfig) -> None:
+    if cfg.loadvm or cfg.incoming:
+        option = "-loadvm" if cfg.loadvm else "-incoming"
+        raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
     accel = cfg.accel.get("accel", "tcg")
     if accel != "kvm":

@@ -52,6 +52,15 @@ class RAMBlock:
         self.mem = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.host_addr = ctypes.addressof(ctypes.c_char.from_buffer(self.mem))
         self.view = memoryview(self.mem)
+        # Dirty logging (live migration): page numbers written since the last harvest,
+        # or None when nobody logs.  The softmmu marks a page when it installs a write
+        # TLB entry for it, devices when they take a view of it (see migration/dirty.py).
+        self.dirty: set[int] | None = None
+
+    def mark_dirty(self, offset: int, size: int) -> None:
+        dirty = self.dirty
+        if dirty is not None and size > 0:
+            dirty.update(range(offset >> 12, ((offset + size - 1) >> 12) + 1))
 
     def contains(self, addr: int, size: int) -> bool:
         return self.base <= addr and addr + size <= self.base + self.size
@@ -125,6 +134,8 @@ class AddressSpace:
         """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM."""
         block = self.find_ram(addr, size)
         off = addr - block.base
+        if block.dirty is not None:  # a device may write through the view
+            block.mark_dirty(off, size)
         return block.view[off : off + size]
 
     def read(self, addr: int, size: int) -> bytes:
@@ -134,6 +145,8 @@ class AddressSpace:
         block = self.find_ram(addr, len(data))
         off = addr - block.base
         block.view[off : off + len(data)] = data
+        if block.dirty is not None:
+            block.mark_dirty(off, len(data))
 
     def load(self, addr: int, size: int) -> int:
         """A CPU-style access of 1, 2, 4 or 8 bytes to RAM or MMIO."""
@@ -155,5 +168,7 @@ class AddressSpace:
             if region.read_only:
                 return  # ROM: writes are ignored, as on real boards
             region.view[off : off + size] = value.to_bytes(size, "little")
+            if region.dirty is not None:
+                region.mark_dirty(off, size)
         else:
             region.handler.mmio_write(off, size, value)

@@ -10,10 +10,18 @@ import os
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
-from pemu.monitor import chardev_commands, fd_commands, net_commands, pci_commands, qom
+from pemu.monitor import (
+    chardev_commands,
+    fd_commands,
+    net_commands,
+    pci_commands,
+    qom,
+    vm_snapshots,
+)
 from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
+from pemu.monitor.migrate import migration_of
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.save_file import save_atomically
 from pemu.monitor.schema import Schema
@@ -411,6 +419,133 @@ def query_rx_filter(ctx: CommandContext, name: str | None = None) -> list:
 @command("netdev_del", {"id": "str"})
 def netdev_del(ctx: CommandContext, id: str) -> None:
     net_commands.netdev_del(ctx.machine, id)
+
+
+# -- VM state: snapshots as jobs (pemu/monitor/vm_snapshots.py, jobs.py) -----------------
+s.enum("JobType", ["snapshot-save", "snapshot-load", "snapshot-delete"])
+s.enum("JobStatus", ["undefined", "created", "running", "paused", "ready", "standby",
+                     "waiting", "pending", "aborting", "concluded", "null"])
+s.struct("JobInfo", {"id": "str", "type": "JobType", "status": "JobStatus",
+                     "current-progress": "int", "total-progress": "int", "*error": "str"})
+s.event("JOB_STATUS_CHANGE", {"id": "str", "status": "JobStatus"})
+
+
+@command("snapshot-save", {"job-id": "str", "tag": "str", "vmstate": "str",
+                           "devices": "[str]"})
+def snapshot_save(ctx: CommandContext, job_id: str, tag: str, vmstate: str,
+                  devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)  # refuse bad names synchronously
+    ctx.machine.jobs.start(job_id, "snapshot-save", lambda: vm_snapshots.save_vm(
+        ctx.machine, tag, vmstate, devices, overwrite=False))
+
+
+@command("snapshot-load", {"job-id": "str", "tag": "str", "vmstate": "str",
+                           "devices": "[str]"})
+def snapshot_load(ctx: CommandContext, job_id: str, tag: str, vmstate: str,
+                  devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)
+    ctx.machine.jobs.start(job_id, "snapshot-load", lambda: vm_snapshots.load_vm(
+        ctx.machine, tag, vmstate, devices))
+
+
+@command("snapshot-delete", {"job-id": "str", "tag": "str", "devices": "[str]"})
+def snapshot_delete(ctx: CommandContext, job_id: str, tag: str, devices: list[str]) -> None:
+    vm_snapshots.snapshot_disks(ctx.machine, devices)
+    ctx.machine.jobs.start(job_id, "snapshot-delete", lambda: vm_snapshots.delete_vm(
+        ctx.machine, tag, devices))
+
+
+@command("query-jobs", returns="[JobInfo]")
+def query_jobs(ctx: CommandContext) -> list:
+    return ctx.machine.jobs.query()
+
+
+@command("job-dismiss", {"id": "str"})
+def job_dismiss(ctx: CommandContext, id: str) -> None:
+    ctx.machine.jobs.dismiss(id)
+
+
+# -- live migration (pemu/monitor/migrate.py) ---------------------------------------------
+s.enum("MigrationStatus", ["none", "setup", "cancelling", "cancelled", "active",
+                           "postcopy-active", "postcopy-paused", "postcopy-recover",
+                           "completed", "failed", "colo", "pre-switchover", "device",
+                           "wait-unplug"])
+s.struct("MigrationCapabilityStatus", {"capability": "str", "state": "bool"})
+s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+s.event("MIGRATION", {"status": "MigrationStatus"})
+s.event("MIGRATION_PASS", {"pass": "int"})
+
+
+@command("migrate", {"uri": "str", "*detach": "bool", "*resume": "bool", "*blk": "bool",
+                     "*inc": "bool"})
+def migrate(ctx: CommandContext, uri: str, detach: bool = True, resume: bool = False,
+            blk: bool = False, inc: bool = False) -> None:
+    if resume or blk or inc:
+        raise QMPError("migrate: resume, blk and inc are not supported (use shared storage)")
+    migration_of(ctx.machine).start(uri)
+
+
+@command("migrate-incoming", {"uri": "str"})
+def migrate_incoming(ctx: CommandContext, uri: str) -> None:
+    m = ctx.machine
+    if m.run_state != "inmigrate" or getattr(m, "incoming_deferred", None) is None:
+        raise QMPError("'-incoming' was not specified on the command line")
+    autostart, on_failure = m.incoming_deferred
+    m.incoming_deferred = None
+    migration_of(m).listen(uri, autostart, on_failure)
+
+
+@command("migrate_cancel")
+def migrate_cancel(ctx: CommandContext) -> None:
+    migration_of(ctx.machine).cancel()
+
+
+@command("query-migrate")
+def query_migrate(ctx: CommandContext) -> dict:
+    return migration_of(ctx.machine).query()
+
+
+@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
+                           downtime_limit: int | None = None) -> None:
+    params = migration_of(ctx.machine).parameters
+    if max_bandwidth is not None:
+        if max_bandwidth < 0:
+            raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")
+        params["max-bandwidth"] = max_bandwidth
+    if downtime_limit is not None:
+        if not 0 <= downtime_limit <= 2_000_000:
+            raise QMPError("Parameter 'downtime_limit' expects an integer in the range "
+                           "of 0 to 2000 seconds")
+        params["downtime-limit"] = downtime_limit
+
+
+@command("query-migrate-parameters", returns="MigrationParameters")
+def query_migrate_parameters(ctx: CommandContext) -> dict:
+    return dict(migration_of(ctx.machine).parameters)
+
+
+MIGRATION_CAPABILITIES = ("xbzrle", "auto-converge", "zero-blocks", "events",
+                          "postcopy-ram", "multifd", "return-path", "pause-before-switchover")
+SUPPORTED_CAPABILITIES = {"events", "zero-blocks"}  # what pemu does anyway
+
+
+@command("migrate-set-capabilities", {"capabilities": "[MigrationCapabilityStatus]"})
+def migrate_set_capabilities(ctx: CommandContext, capabilities: list) -> None:
+    mig = migration_of(ctx.machine)
+    for cap in capabilities:
+        name, state = cap["capability"], cap["state"]
+        if name not in MIGRATION_CAPABILITIES:
+            raise QMPError(f"Invalid parameter '{name}'")
+        if state and name not in SUPPORTED_CAPABILITIES:
+            raise QMPError(f"Migration capability '{name}' is not supported by pemu")
+        mig.capabilities[name] = state
+
+
+@command("query-migrate-capabilities", returns="[MigrationCapabilityStatus]")
+def query_migrate_capabilities(ctx: CommandContext) -> list:
+    caps = migration_of(ctx.machine).capabilities
+    return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES]
 
 
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import queue
 import sys
+import time
 import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import net_commands, pci_commands
+from pemu.monitor import net_commands, pci_commands, vm_snapshots
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
+from pemu.monitor.migrate import migration_of
 from pemu.monitor.qmp import VERSION
 
 PROMPT = b"(qemu) "
@@ -43,6 +45,12 @@ HELP = {
                    "[guestaddr]:guestport -- redirect TCP or UDP connections from host to guest",
     "hostfwd_remove": "hostfwd_remove [netdev_id] [tcp|udp]:[hostaddr]:hostport -- remove "
                       "host-to-guest TCP or UDP redirection",
+    "savevm": "savevm [tag] -- save a VM snapshot. If no tag is provided, a new snapshot "
+              "is created",
+    "loadvm": "loadvm tag -- restore a VM snapshot from its tag",
+    "delvm": "delvm tag -- delete a VM snapshot from its tag",
+    "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
+    "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -193,6 +201,62 @@ class HMPInterpreter:
 
     def info_tlb(self) -> str:
         return self.machine.info_tlb(self.cpu_index)
+
+    def cmd_savevm(self, arg: str) -> str:
+        name = arg or time.strftime("vm-%Y%m%d%H%M%S")
+        vm_snapshots.save_vm(self.machine, name)
+        return ""
+
+    def cmd_loadvm(self, arg: str) -> str:
+        if not arg:
+            raise HMPError("loadvm: a snapshot tag is needed")
+        vm_snapshots.load_vm(self.machine, arg)
+        return ""
+
+    def cmd_delvm(self, arg: str) -> str:
+        if not arg:
+            raise HMPError("delvm: a snapshot tag is needed")
+        vm_snapshots.delete_vm(self.machine, arg)
+        return ""
+
+    def cmd_migrate(self, arg: str) -> str:
+        words = arg.split()
+        detach = "-d" in words
+        words = [w for w in words if w != "-d"]
+        if len(words) != 1:
+            raise HMPError("usage: migrate [-d] uri")
+        mig = migration_of(self.machine)
+        mig.start(words[0])
+        while not detach and mig.status in ("setup", "active", "device", "cancelling"):
+            time.sleep(0.05)
+        if mig.status == "failed":
+            return f"Error: {mig.error}\n"
+        return ""
+
+    def cmd_migrate_cancel(self, arg: str) -> str:
+        migration_of(self.machine).cancel()
+        return ""
+
+    def info_migrate(self) -> str:
+        info = migration_of(self.machine).query()
+        if not info:
+            return ""
+        lines = [f"Migration status: {info['status']}",
+                 f"total time: {info['total-time']} ms"]
+        if "downtime" in info:
+            lines.append(f"downtime: {info['downtime']} ms")
+        ram = info["ram"]
+        lines += [f"transferred ram: {ram['transferred'] >> 10} kbytes",
+                  f"remaining ram: {ram['remaining'] >> 10} kbytes",
+                  f"total ram: {ram['total'] >> 10} kbytes",
+                  f"duplicate: {ram['duplicate']} pages", f"normal: {ram['normal']} pages",
+                  f"dirty sync count: {ram['dirty-sync-count']}"]
+        if "error-desc" in info:
+            lines.append(f"error description: {info['error-desc']}")
+        return "".join(line + "\n" for line in lines)
+
+    def info_snapshots(self) -> str:
+        return vm_snapshots.info_snapshots(self.machine)
 
     def info_chardev(self) -> str:
         return "".join(f"{c['label']}: filename={c['filename']}\n"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pemu.monitor.block_devices import BlockDevices
 from pemu.monitor.errors import DEVICE_NOT_FOUND, QMPError
 from pemu.monitor.events import EventBus
+from pemu.monitor.jobs import JobRegistry
 
 # QEMU's RunState values the monitor reports
 RUNNING = "running"
@@ -62,6 +63,11 @@ class MonitoredMachine:
         self._state = PRELAUNCH if start_stopped else RUNNING
         self._state_lock = threading.RLock()
         self.quit_requested = threading.Event()
+        # savevm/migration: the board as pemu/migration/machine_state.MigratableMachine
+        self.migratable = None
+        self.migration = None  # pemu/monitor/migrate.Migration, made on first use
+        self.incoming_deferred = None  # -incoming defer: (autostart, on_failure)
+        self.jobs = JobRegistry(self.events)
 
     # -- run state (any thread) -----------------------------------------------------
     @property
@@ -92,6 +98,18 @@ class MonitoredMachine:
             self._resume()
             self._state = RUNNING
         self.events.emit("RESUME")
+
+    def mark_internal_error(self) -> None:
+        """A load failed half-way: the machine stays stopped until a reset or a load."""
+        with self._state_lock:
+            if self._state == RUNNING:
+                self._pause()
+            self._state = INTERNAL_ERROR
+
+    def set_run_state(self, state: str) -> None:
+        """A paused machine's reason changes (postmigrate, inmigrate, paused)."""
+        with self._state_lock:
+            self._state = state
 
     def system_reset(self, guest: bool = False) -> None:
         with self._state_lock:

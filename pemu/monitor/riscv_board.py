@@ -11,6 +11,7 @@ keeps the hart paused, as ``system_reset`` does in QEMU.
 from __future__ import annotations
 
 import threading
+import time
 
 from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
@@ -34,6 +35,7 @@ class RiscvBoardMonitor(MonitoredMachine):
     def __init__(self, board, cfg) -> None:
         super().__init__(name=cfg.name, start_stopped=cfg.start_stopped)
         self.board = board
+        self.migratable = board
         self.cfg = cfg
         self.machine_type = cfg.machine.get("type", "virt")
         self.chardevs = getattr(board, "chardevs", None)
@@ -58,7 +60,9 @@ class RiscvBoardMonitor(MonitoredMachine):
         machine = self.board.machine
 
         def gate() -> bool:
-            if not self._open.is_set():
+            # a loop: a pause that follows a resume at once (migration's dirty-page
+            # harvests) must not let the hart through on the resume's wake-up
+            while not self._open.is_set() and not machine.stopping:
                 self._parked.set()
                 while not self._open.wait(0.1):
                     if machine.stopping:
@@ -102,7 +106,15 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._open.clear()
         self._parked.clear()
         self._kick_harts()
-        self._parked.wait(PARK_WAIT)
+        # Harts asleep in WFI never reach the gate, and need not: the loop that would
+        # wake them runs into the gate first (their exit request is up).
+        # The kick is repeated: a hart leaving the gate of a pause just ended clears
+        # its exit request after this one may have set it.
+        deadline = time.monotonic() + PARK_WAIT
+        while not self._parked.wait(0.005):
+            if time.monotonic() > deadline or all(h.waiting for h in self.board.harts):
+                break
+            self._kick_harts()
 
     def _resume(self) -> None:
         self._open.set()

@@ -47,4 +47,6 @@ class SystemConfig:
     runas: str | None = None   # -runas / -run-with user=
     chroot: str | None = None  # -chroot / -run-with chroot=
     show_version: bool = False
+    loadvm: str | None = None  # -loadvm NAME: restore a snapshot at start
+    incoming: str | None = None  # -incoming URI: wait for a migration stream
     show_help: bool = False

@@ -9,7 +9,12 @@ import pytest
 
 from pemu.block import open_image
 from pemu.block.qcow2 import create_qcow2
-from pemu.block.qcow2.snapshots import apply_snapshot, create_snapshot, delete_snapshot
+from pemu.block.qcow2.snapshots import (
+    apply_snapshot,
+    create_snapshot,
+    delete_snapshot,
+    read_vm_state,
+)
 
 from .conftest import pattern_data
 
@@ -255,3 +260,32 @@ def test_pemu_writes_v2_image(tmp_path, source, qemu_img):
     qemu_img("compare", img, str(flat))
     info = qemu_img("info", "--output=json", img, json_out=True)
     assert info["format-specific"]["data"]["compat"] == "0.10"
+
+
+def test_vm_state_area_is_where_qemu_looks(tmp_path, qemu_img):
+    """A snapshot with machine state: qemu-img lists its VM SIZE, check is clean, the
+    state reads back without touching the active image, and deleting frees it."""
+    img = str(tmp_path / "vm.qcow2")
+    create_qcow2(img, 8 << 20, cluster_size=65536)
+    node = open_image(img)
+    node.write(0, b"\x01" * 70000)
+    state = bytes(range(256)) * 4000 + b"tail"  # ~1 MiB, not cluster-aligned
+    create_snapshot(node, "vm1", vm_state=state)
+    node.write(0, b"\x02" * 100)
+    assert read_vm_state(node, "vm1") == state
+    assert node.read(0, 1) == b"\x02"
+    node.close()
+    qemu_img("check", img)
+    listing = qemu_img("snapshot", "-l", img).stdout
+    line = next(x for x in listing.splitlines() if " vm1 " in x)
+    assert "0.977 MiB" in line  # 1024004 bytes, as qemu-img prints it
+    node = open_image(img)
+    apply_snapshot(node, "vm1")
+    assert node.read(0, 2) == b"\x01\x01"
+    assert read_vm_state(node, "vm1") == state
+    node.close()
+    qemu_img("check", img)
+    node = open_image(img)
+    delete_snapshot(node, "vm1")
+    node.close()
+    assert "No errors" in qemu_img("check", img).stdout

@@ -38,7 +38,6 @@ NOT_IMPLEMENTED = [
     (["-netdev", "l2tpv3,id=n0"], "-netdev l2tpv3,id=n0"),
     (["-netdev", "vde,id=n0"], "-netdev vde,id=n0"),
     (["-netdev", "user,id=n0,smb=/tmp"], "smb"),
-    (["-incoming", "tcp:127.0.0.1:4444"], "-incoming"),
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),
     (["-rtc", "driftfix=slew"], "-rtc driftfix=slew"),

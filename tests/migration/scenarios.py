@@ -15,8 +15,10 @@ Clocks are fakes that start at the same instant in every rig and only move insid
 from __future__ import annotations
 
 import copy
+import threading
 from dataclasses import dataclass, field
 
+from pemu.accel.tcg.system_cpu import SystemTranslator
 from pemu.hw.char import serial16550 as s
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import aclint as a
@@ -25,7 +27,13 @@ from pemu.hw.rtc import goldfish_rtc as g
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio import net as vnet
 from pemu.hw.virtio.console import VirtioConsole
+from pemu.memory.address_space import AddressSpace
 from pemu.net.client import NetClient, connect
+from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.csr import CSR_TABLE
+from pemu.target.riscv.hart import RiscvHart
+from pemu.target.riscv.hart_vmstate import HartState
+from pemu.target.riscv.tcg_target import RISCV64
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
 
@@ -367,9 +375,56 @@ class VirtioNetScenario(Scenario):
         return out
 
 
+# -- a RISC-V hart (its declaration is on target/riscv/hart_vmstate.HartState) --------------
+class HartScenario(Scenario):
+    device_type = HartState
+    CSRS = {0x300: 0x0000_0000_0000_6AAA, 0x302: 0xB1FF, 0x303: 0x222, 0x304: 0xAAA,
+            0x305: 0x8000_0101, 0x306: 7, 0x30A: 1 << 63, 0x340: 0x1122, 0x341: 0x8000_1234,
+            0x342: 0x8000_0000_0000_0009, 0x343: 0x55, 0x105: 0x8000_2001, 0x106: 5,
+            0x140: 0x3344, 0x141: 0x8000_5678, 0x142: 13, 0x143: 0x66, 0x144: 2,
+            0x14D: 0x1234_5678_9ABC + 500, 0x180: (8 << 60) | 0x80123, 0x3A0: 0x1F,
+            0x3B0: 0x2000_03FF, 0xB00: 0x9999}
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        clock = FakeClock()
+        space = AddressSpace("memory")
+        dram = space.add_ram("ram", RAM_BASE, RAM_SIZE)
+        translator = SystemTranslator(space, dram, RISCV64)
+        hart = RiscvHart(0, translator, space, lambda: clock.ns // 100, threading.Event())
+        hart.reset(RAM_BASE)
+        return Rig([HartState(hart)], clock)
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        hart = rig.devices[0].hart
+        for i in range(1, 32):
+            hart.state.set_x(i, 0x1000 * i + 7)
+            hart.state.set_f(i, 0xFFFF_FFFF_0000_0000 | i)
+        hart.state.pc = RAM_BASE + 0x444
+        hart.slots[rv.FFLAGS], hart.slots[rv.FRM] = 0x11, 2
+        hart.slots[rv.RES_ADDR], hart.slots[rv.RES_VALUE] = RAM_BASE + 0x80, 42
+        for number, value in self.CSRS.items():
+            CSR_TABLE[number].write(hart, value)
+        hart.ps.set_priv(1)
+        hart.ps.waiting = True
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        hart = rig.devices[0].hart
+        hart.ps.set_priv(3)  # every CSR readable
+        out = [hart.state.x(i) for i in range(32)] + [hart.state.f(i) for i in range(32)]
+        out += [hart.state.pc, hart.slots[rv.FFLAGS], hart.slots[rv.FRM],
+                hart.slots[rv.RES_ADDR], hart.slots[rv.RES_VALUE], hart.ps.waiting]
+        out += [CSR_TABLE[n].read(hart) for n in sorted(self.CSRS)]
+        for step_ns in (0, 100_000):  # 1000 ticks: stimecmp falls due, STIP rises
+            rig.clock.ns += step_ns
+            out.append(hart.ps.mip())
+        return out
+
+
 SCENARIOS: dict[type[Device], Scenario] = {
     sc.device_type: sc for sc in (PlicScenario(), AclintScenario(), GoldfishScenario(),
                                   SerialScenario(), VirtioConsoleScenario(),
-                                  VirtioNetScenario())}
+                                  VirtioNetScenario(), HartScenario())}
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO}

@@ -290,6 +290,11 @@ class SoftMMU:
             if len(t) >= TLB_LIMIT:
                 t.clear()
             t[vpn] = addend
+            dirty = self.dram.dirty
+            if dirty is not None:
+                # Dirty logging: every store through this entry lands on this page, and
+                # a harvest flushes the TLBs, so the next store after it comes here again.
+                dirty.add((page - self.dram_base) >> PAGE_SHIFT)
         if readable or writable:
             native = self.ctx.native
             if native is not None:
@@ -314,6 +319,8 @@ class SoftMMU:
         perm = PERM_W if access == ACCESS_WRITE else PERM_R
         if not guest.allows(paddr, size, perm, idx):
             raise guest.access_fault(access, vaddr)
+        if access != ACCESS_WRITE and self.dram.dirty is not None:
+            perms &= ~PERM_W  # logging: a read must not make the page count as written
         self._fill(idx, vaddr, paddr, perms, shift)
         return paddr
 
@@ -354,6 +361,8 @@ class SoftMMU:
         off = paddr - self.dram_base
         if 0 <= off <= self.dram.size - size:
             self._dram_view[off:off + size] = value.to_bytes(size, "little")
+            if self.dram.dirty is not None:  # watched pages never enter the TLB
+                self.dram.dirty.add(off >> PAGE_SHIFT)
             watcher = self.watched.get(paddr >> PAGE_SHIFT)
             if watcher is not None:
                 watcher(paddr, size, value)

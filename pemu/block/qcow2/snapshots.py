@@ -91,10 +91,50 @@ def refresh_copied_flags(node: Qcow2Node) -> None:
             node.file.write(l2_off, struct.pack(f">{len(table)}Q", *table))
 
 
-def create_snapshot(node: Qcow2Node, name: str, date: float | None = None) -> Snapshot:
+def vm_state_offset(node: Qcow2Node) -> int:
+    """Where the VM state area starts: the first L1 entry past the virtual disk, as
+    QEMU places it, so that guest writes never reach it and ``qemu-img`` finds it."""
+    return node.l1_entries_for(node.size) << node.span_bits
+
+
+def _write_vm_state(node: Qcow2Node, data: bytes) -> None:
+    start = vm_state_offset(node)
+    node.grow_l1(node.l1_entries_for(start + len(data)))
+    node.write(start, data)
+
+
+def _drop_vm_state(node: Qcow2Node, length: int) -> None:
+    """Unmap the VM state area from the active L1: the snapshot keeps its copy, and
+    the active image must not carry (and later copy-on-write) a stale one."""
+    start = vm_state_offset(node)
+    end = start + -(-length // node.cluster_size) * node.cluster_size
+    node._unmap_range(start, min(end, len(node.l1) << node.span_bits))
+
+
+def read_vm_state(node: Qcow2Node, name: str) -> bytes:
+    """The VM state saved with snapshot ``name``, read through the snapshot's own L1
+    (the active image is not changed)."""
+    sn = find_snapshot(node, name)
+    if not sn.vm_state_size:
+        return b""
+    snap_l1 = _read_l1(node, sn)
+    active, size = node.l1, node.h.size
+    node.l1, node.h.size = snap_l1, sn.disk_size
+    try:
+        return node.read(vm_state_offset(node), sn.vm_state_size)
+    finally:
+        node.l1, node.h.size = active, size
+
+
+def create_snapshot(node: Qcow2Node, name: str, date: float | None = None,
+                    vm_state: bytes = b"", vm_clock_nsec: int = 0) -> Snapshot:
+    """Snapshot the disk, and with ``vm_state`` the machine state stored with it (in the
+    VM state area, so ``qemu-img snapshot -l`` shows its size)."""
     node.check_writable()
     if any(s.name == name for s in node.snapshots):
         raise BlockError(f"Snapshot with name '{name}' already exists")
+    if vm_state:
+        _write_vm_state(node, vm_state)
     ids = [int(s.id_str) for s in node.snapshots if s.id_str.isdigit()]
     sid = str(max(ids, default=0) + 1)
     cs = node.cluster_size
@@ -108,8 +148,10 @@ def create_snapshot(node: Qcow2Node, name: str, date: float | None = None) -> Sn
     refresh_copied_flags(node)
     now = time.time() if date is None else date
     sn = Snapshot(l1_off, len(l1), sid, name, int(now), int((now % 1) * 1e9) // 1000 * 1000,
-                  0, 0, node.size, 0)
+                  vm_clock_nsec, len(vm_state), node.size, 0)
     _write_snapshot_table(node, node.snapshots + [sn])
+    if vm_state:
+        _drop_vm_state(node, len(vm_state))
     node.flush()
     return sn
 
@@ -130,6 +172,8 @@ def apply_snapshot(node: Qcow2Node, name: str) -> None:
     node.file.write(node.h.l1_table_offset, struct.pack(f">{len(node.l1)}Q", *node.l1))
     node.write_header()
     node.release_map({c: -d for c, d in old_refs.items()})
+    if sn.vm_state_size:
+        _drop_vm_state(node, sn.vm_state_size)
     refresh_copied_flags(node)
     node.flush()
 

@@ -25,6 +25,7 @@ from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.hart import RiscvHart
 from pemu.target.riscv.isa import CpuOptionError, parse_cpu
+from pemu.target.riscv.hart_vmstate import HartState
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
 from pemu.target.riscv.tcg_target import riscv64_target
 
@@ -97,6 +98,7 @@ class RiscvBoard:
             hart.ps.timebase_hz = self.clint.timebase_hz
             if self.translator.log.enabled("int"):
                 hart.ps.log_trap = self.translator.log.write
+        self.hart_states = [HartState(h) for h in self.harts]
         self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
         self.exit_status: int | None = None
         self.exit_reason = ""
@@ -166,6 +168,36 @@ class RiscvBoard:
         if self.error:
             print(f"pemu-system-riscv64: {self.error}", file=sys.stderr)
         return self.exit_status if self.exit_status is not None else 0
+
+    # -- machine state (pemu/migration/machine_state.MigratableMachine) -------------------
+    def migration_description(self) -> str:
+        blocks = ",".join(f"{b.name}:0x{b.size:x}" for b in self.ram_blocks())
+        return f"riscv64 {self.name} harts={len(self.harts)} ram={blocks}"
+
+    def vm_clock_ns(self) -> int:
+        """The guest's clock (mtime) in ns: what a snapshot records as VM CLOCK."""
+        return self.clint.mtime() * 1_000_000_000 // self.clint.timebase_hz
+
+    def ram_blocks(self) -> list:
+        return [r for r in self.space.regions() if hasattr(r, "view")]
+
+    def board_devices(self) -> list:
+        """The board's devices with state, in load order (subclasses extend it)."""
+        return [self.clint]
+
+    def migratable_devices(self) -> list:
+        # harts last: their post-load re-arms stimecmp against the loaded mtime
+        return [*self.board_devices(), *self.hart_states]
+
+    def migration_pre_save(self) -> None:
+        """Nothing on a bare board; boards with block devices drain them."""
+
+    def migration_post_load(self) -> None:
+        self.translator.flush()  # translated code and page snapshots were of the old RAM
+        for hart in self.harts:
+            hart.tlb_flush_all()
+            hart.ps.kick()
+        self.wakeup.set()
 
     def close(self) -> None:
         """Nothing to release yet: devices and chardevs are closed by their owners."""

@@ -298,6 +298,30 @@ class VirtBoard(RiscvBoard):
         region.handler = transport  # type: ignore[union-attr]
         self.virtio_slots[n] = transport
 
+    # -- machine state -----------------------------------------------------------------
+    def board_devices(self) -> list:
+        devices = [*super().board_devices(), self.plic, self.rtc, self.uart, self.test]
+        for transport in self.virtio_slots:
+            devices.append(transport)
+            if transport.device is not None:
+                devices.append(transport.device)
+        return devices
+
+    def migration_pre_save(self) -> None:
+        # in-flight virtio-blk requests complete into guest RAM first (QEMU drains too)
+        for transport in self.virtio_slots:
+            drain = getattr(transport.device, "drain", None)
+            if drain is not None:
+                drain()
+
+    def announce_nics(self) -> None:
+        """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
+        switches learn where the guest is now (QEMU's self-announce)."""
+        for transport in self.virtio_slots:
+            announce = getattr(transport.device, "announce", None)
+            if announce is not None:
+                announce()
+
     # -- images ------------------------------------------------------------------------
     def _read_images(self) -> None:
         cfg = self.cfg

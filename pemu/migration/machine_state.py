@@ -1,0 +1,143 @@
+"""A whole machine to a stream and back: RAM, devices, CPUs (stream.py's records).
+
+A board offers what the stream needs through ``MigratableMachine``; nothing here knows
+a device.  Devices are named in the stream as QEMU names its sections: the VMState
+name plus an instance id, the n-th device of that name in the board's order (eight
+virtio-mmio slots are ``virtio-mmio`` 0..7).  Every device the machine declares must
+be in the stream exactly once, and the stream must name no other.
+
+The caller pauses the machine around both directions (QEMU's save-vm/restore-vm
+states): nothing may run guest code while RAM and CPU state are read or replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from pemu.hw.core import Device
+from pemu.memory.address_space import RAMBlock
+from pemu.migration.errors import MigrationError
+from pemu.migration.ram import apply_ram, nonzero_pages, send_pages, zero_ram
+from pemu.migration.stream import (
+    DeviceRecord,
+    EndRecord,
+    RamRecord,
+    StreamError,
+    StreamReader,
+    StreamWriter,
+)
+from pemu.migration.vmstate import load_device, save_device
+
+
+class MigratableMachine(Protocol):
+    def migration_description(self) -> str:
+        """What must be equal on both sides: board, RAM layout, harts."""
+
+    def ram_blocks(self) -> list[RAMBlock]: ...
+
+    def migratable_devices(self) -> list[Device]:
+        """Every device with declared state, in load order (CPUs last)."""
+
+    def migration_pre_save(self) -> None:
+        """Quiesce what the stream cannot carry (in-flight block requests)."""
+
+    def migration_post_load(self) -> None:
+        """After a complete load: drop what was derived from the old RAM (translated
+        code) and make the devices act on their new state."""
+
+
+def device_keys(devices: Iterable[Device]) -> list[tuple[str, int, Device]]:
+    """(section id, instance id, device) for the devices that declare state."""
+    seen: dict[str, int] = {}
+    out = []
+    for dev in devices:
+        if dev.vmstate is None:
+            continue  # stateless (sifive_test, virtio-rng): nothing to carry
+        name = dev.vmstate.name
+        out.append((name, seen.get(name, 0), dev))
+        seen[name] = seen.get(name, 0) + 1
+    return out
+
+
+def write_devices(writer: StreamWriter, machine: MigratableMachine) -> None:
+    for name, instance, dev in device_keys(machine.migratable_devices()):
+        writer.device(name, instance, save_device(dev))
+
+
+def save_machine(machine: MigratableMachine, writer: StreamWriter) -> dict[str, int]:
+    """The complete state (machine paused): header, non-zero RAM, devices, end.
+    Returns statistics: pages sent and zero pages skipped."""
+    machine.migration_pre_save()
+    writer.header(machine.migration_description())
+    sent = zeros = 0
+    for block in machine.ram_blocks():
+        pages = list(nonzero_pages(block))
+        zeros += block.size // 4096 - len(pages)
+        s, _ = send_pages(writer, block, pages, skip_zero=True)
+        sent += s
+    write_devices(writer, machine)
+    writer.end()
+    return {"normal": sent, "duplicate": zeros}
+
+
+class MachineLoader:
+    """Applies records to a paused machine; ``finish`` checks that all devices came."""
+
+    def __init__(self, machine: MigratableMachine) -> None:
+        self.machine = machine
+        self.blocks = {b.name: b for b in machine.ram_blocks()}
+        self.devices = {(n, i): d for n, i, d in device_keys(machine.migratable_devices())}
+        self.loaded: set[tuple[str, int]] = set()
+
+    def begin(self, reader: StreamReader) -> None:
+        description = reader.header()
+        ours = self.machine.migration_description()
+        if description != ours:
+            raise StreamError(f"the state is of another machine ({description}), "
+                              f"this one is {ours}")
+        for block in self.blocks.values():
+            zero_ram(block)
+
+    def apply(self, rec: RamRecord | DeviceRecord) -> None:
+        if isinstance(rec, RamRecord):
+            apply_ram(self.blocks, rec)
+            return
+        key = (rec.idstr, rec.instance_id)
+        dev = self.devices.get(key)
+        if dev is None:
+            raise StreamError(f"state of unknown device {rec.idstr!r} instance "
+                              f"{rec.instance_id}")
+        if key in self.loaded:
+            raise StreamError(f"device {rec.idstr!r} instance {rec.instance_id} twice")
+        load_device(dev, rec.section)
+        self.loaded.add(key)
+
+    def finish(self) -> None:
+        missing = sorted(set(self.devices) - self.loaded)
+        if missing:
+            name, inst = missing[0]
+            raise StreamError(f"the stream ends without the state of {name!r} instance "
+                              f"{inst}")
+        self.machine.migration_post_load()
+
+
+def load_machine(machine: MigratableMachine, reader: StreamReader,
+                 on_record: Callable[[], None] | None = None) -> None:
+    """Read a whole stream into the (paused) machine.  ``StreamError`` or
+    ``MigrationError`` if it is refused; the machine is then in no useful state (the
+    caller reverts it, as loadvm does, or exits, as an incoming migration does)."""
+    loader = MachineLoader(machine)
+    loader.begin(reader)
+    while True:
+        rec = reader.record()
+        if isinstance(rec, EndRecord):
+            break
+        loader.apply(rec)
+        if on_record is not None:
+            on_record()
+    loader.finish()
+
+
+__all__ = ["MachineLoader", "MigratableMachine", "MigrationError", "device_keys",
+           "load_machine", "save_machine", "write_devices"]

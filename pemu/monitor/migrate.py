@@ -1,0 +1,306 @@
+"""Live migration (pre-copy) and incoming migration, as the monitor drives them.
+
+Outgoing (QMP ``migrate``), on its own thread:
+
+  setup    RAM dirty logging on (RAMBlock.dirty; the softmmu marks a page when it
+           installs a write TLB entry for it, devices when they take a view of it)
+  active   pass 1 sends every non-zero page while the guest runs; then, while the
+           pages dirtied meanwhile would take longer than ``downtime-limit`` at the
+           measured bandwidth, harvest and resend them (at most MAX_PASSES passes)
+  device   stop-and-copy: the guest stops (finish-migrate), block requests drain,
+           the last dirty pages, the devices and the CPUs go, then the end record
+  completed  the source stays stopped in ``postmigrate``
+
+A harvest swaps the dirty set for an empty one and flushes every hart's TLBs while the
+vCPUs are parked for a moment, so the next store to any page installs a write entry
+again and marks it.  ``max-bandwidth`` throttles the sending.  Any failure (the
+destination died, a write failed, ``migrate_cancel``) stops logging and, if the guest
+was stopped for the final copy, resumes it: the source keeps running.
+
+Incoming (``-incoming URI`` or ``migrate-incoming``): the machine waits in
+``inmigrate``, accepts one connection and loads records as they arrive; at the end it
+runs (or stays paused with -S).  A bad stream ends the process with an error.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from pemu import threads
+from pemu.migration import MigrationError
+from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
+from pemu.migration.machine_state import MachineLoader, write_devices
+from pemu.migration.ram import nonzero_pages, send_pages
+from pemu.migration.stream import EndRecord, StreamError, StreamReader, StreamWriter
+from pemu.monitor.errors import QMPError
+from pemu.monitor.machine import RUNNING, MonitoredMachine
+
+PAGE = 4096
+MAX_PASSES = 30
+ACTIVE = ("setup", "active", "device", "cancelling")
+
+
+class _Cancelled(Exception):
+    pass
+
+
+class Migration:
+    """Per machine: parameters, capabilities and the current (or last) migration."""
+
+    def __init__(self, machine: MonitoredMachine) -> None:
+        self.machine = machine
+        self.parameters: dict[str, int] = {"max-bandwidth": 128 << 20,
+                                           "downtime-limit": 300}
+        self.capabilities: dict[str, bool] = {}
+        self.status = "none"
+        self.error: str | None = None
+        self.stats: dict[str, int] = {}
+        self.started = 0.0
+        self.total_time_ms = 0
+        self.downtime_ms = 0
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+
+    # -- reporting ------------------------------------------------------------------------
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        self.machine.events.emit("MIGRATION", {"status": status})
+
+    def query(self) -> dict[str, object]:
+        if self.status == "none":
+            return {}
+        out: dict[str, object] = {"status": self.status}
+        ram_total = sum(b.size for b in self.machine.migratable.ram_blocks())
+        elapsed = self.total_time_ms if self.status not in ACTIVE else \
+            int((time.monotonic() - self.started) * 1000)
+        st = self.stats
+        out["total-time"] = elapsed
+        if self.status == "completed":
+            out["downtime"] = self.downtime_ms
+        out["ram"] = {"transferred": st.get("transferred", 0),
+                      "remaining": st.get("remaining", 0) * PAGE, "total": ram_total,
+                      "duplicate": st.get("duplicate", 0), "normal": st.get("normal", 0),
+                      "normal-bytes": st.get("normal", 0) * PAGE,
+                      "dirty-sync-count": st.get("passes", 0),
+                      "mbps": round(st.get("transferred", 0) * 8 / 1e6
+                                    / max(elapsed / 1000, 1e-3), 3)}
+        if self.error is not None:
+            out["error-desc"] = self.error
+        return out
+
+    # -- outgoing ---------------------------------------------------------------------------
+    def start(self, uri: str) -> None:
+        with self._lock:
+            if self.status in ACTIVE:
+                raise QMPError("There's a migration process in progress")
+            if self.machine.migratable is None:
+                raise QMPError("this machine cannot be migrated")
+            self._cancel.clear()
+            self.error = None
+            self.stats = {}
+            self.started = time.monotonic()
+            self._set_status("setup")
+        threads.start_daemon(self._run, uri, name="pemu-migration")
+
+    def cancel(self) -> None:
+        if self.status in ACTIVE:
+            self._set_status("cancelling")
+            self._cancel.set()
+
+    def _run(self, uri: str) -> None:
+        machine = self.machine
+        board = machine.migratable
+        blocks = board.ram_blocks()
+        stopped_here = False
+        channel: Channel | None = None
+        try:
+            channel = open_outgoing(uri)
+            self._start_logging(blocks)
+            self._set_status("active")
+            writer = StreamWriter(self._throttled(channel.write))
+            writer.header(board.migration_description())
+            for block in blocks:  # pass 1: everything that is not zero
+                self._send(writer, block, list(nonzero_pages(block)), skip_zero=True)
+            passes = 1
+            while True:
+                dirty = self._harvest(blocks, keep_paused=False)
+                pending = sum(len(p) for p in dirty.values())
+                self.stats["remaining"] = pending
+                if self._fits_downtime(pending) or passes >= MAX_PASSES:
+                    break
+                for block in blocks:
+                    self._send(writer, block, sorted(dirty[block.name]), skip_zero=False)
+                passes += 1
+                machine.events.emit("MIGRATION_PASS", {"pass": passes})
+            self.stats["passes"] = passes
+            # stop-and-copy
+            was_running = machine.run_state == RUNNING
+            down_start = time.monotonic()
+            if was_running:
+                machine.stop("finish-migrate")
+                stopped_here = True
+            self._set_status("device")
+            board.migration_pre_save()
+            final = self._harvest(blocks, keep_paused=True)
+            for block in blocks:
+                pages = sorted(final[block.name] | dirty[block.name])
+                send_pages(writer, block, pages, skip_zero=False)
+                block.dirty = None
+            write_devices(writer, board)
+            writer.end()
+            channel.close()
+            channel = None
+            self.stats["transferred"] = writer.bytes_written
+            self.stats["remaining"] = 0
+            self.downtime_ms = int((time.monotonic() - down_start) * 1000)
+            self.total_time_ms = int((time.monotonic() - self.started) * 1000)
+            machine.set_run_state("postmigrate")
+            self._set_status("completed")
+        except _Cancelled:
+            self._fail(blocks, stopped_here, None)
+        except (ChannelError, OSError, MigrationError, StreamError) as e:
+            self._fail(blocks, stopped_here, str(e))
+        finally:
+            if channel is not None:
+                channel.close()
+
+    def _fail(self, blocks, stopped_here: bool, error: str | None) -> None:
+        for block in blocks:
+            block.dirty = None
+        self.total_time_ms = int((time.monotonic() - self.started) * 1000)
+        if stopped_here:
+            self.machine.cont()  # the source keeps running
+        if error is None:
+            self._set_status("cancelled")
+        else:
+            self.error = error
+            self._set_status("failed")
+
+    def _fits_downtime(self, pages: int) -> bool:
+        elapsed = max(time.monotonic() - self.started, 1e-3)
+        rate = max(self.stats.get("transferred", 0) / elapsed, 1.0)  # bytes/s so far
+        return pages * PAGE / rate * 1000 <= self.parameters["downtime-limit"]
+
+    def _throttled(self, write: Callable[[bytes], object]) -> Callable[[bytes], None]:
+        start = time.monotonic()
+
+        def out(data: bytes) -> None:
+            if self._cancel.is_set():
+                raise _Cancelled
+            write(data)
+            sent = self.stats["transferred"] = self.stats.get("transferred", 0) + len(data)
+            limit = self.parameters["max-bandwidth"]
+            if limit > 0:
+                ahead = sent / limit - (time.monotonic() - start)
+                if ahead > 0:
+                    time.sleep(ahead)
+
+        return out
+
+    def _send(self, writer: StreamWriter, block, pages: list[int], skip_zero: bool) -> None:
+        normal, zeros = send_pages(writer, block, pages, skip_zero)
+        self.stats["normal"] = self.stats.get("normal", 0) + normal
+        self.stats["duplicate"] = self.stats.get("duplicate", 0) + zeros
+
+    def _start_logging(self, blocks) -> None:
+        """Dirty logging on, with no block request in flight: a device writes through a
+        view of guest RAM it took when the request started, and a view taken before
+        logging was on is never marked."""
+        machine = self.machine
+        running = machine.run_state == RUNNING
+        if running:
+            machine._pause()
+        try:
+            machine.migratable.migration_pre_save()
+            for block in blocks:
+                block.dirty = set()
+        finally:
+            if running:
+                machine._resume()
+
+    def _harvest(self, blocks, keep_paused: bool) -> dict[str, set[int]]:
+        """Swap every block's dirty set for an empty one, TLBs flushed in between while
+        no vCPU runs guest code (see the module docstring)."""
+        machine = self.machine
+        running = machine.run_state == RUNNING
+        if running:
+            machine._pause()
+        try:
+            out = {}
+            for block in blocks:
+                out[block.name] = block.dirty if block.dirty is not None else set()
+                block.dirty = set()
+            for hart in machine.migratable.harts:
+                hart.tlb_flush_all()
+        finally:
+            if running and not keep_paused:
+                machine._resume()
+        return out
+
+    # -- incoming ------------------------------------------------------------------------------
+    def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None]) -> None:
+        """Start waiting for the stream (``-incoming`` or ``migrate-incoming``)."""
+        listener = IncomingListener(uri)
+        try:
+            listener.listen()
+        except ChannelError as e:
+            raise QMPError(str(e)) from None
+        self.machine.set_run_state("inmigrate")
+        threads.start_daemon(self._incoming, listener, autostart, on_failure,
+                             name="pemu-incoming")
+
+    def _incoming(self, listener: IncomingListener, autostart: bool,
+                  on_failure: Callable[[str], None]) -> None:
+        machine = self.machine
+        channel = None
+        self.started = time.monotonic()
+        try:
+            channel = listener.accept()
+            self._set_status("active")
+            reader = StreamReader(channel.read)
+            loader = MachineLoader(machine.migratable)
+            loader.begin(reader)
+            while True:
+                rec = reader.record()
+                if isinstance(rec, EndRecord):
+                    break
+                loader.apply(rec)
+            loader.finish()
+            announce = getattr(machine.migratable, "announce_nics", None)
+            if announce is not None:
+                announce()
+            self.total_time_ms = int((time.monotonic() - self.started) * 1000)
+            self._set_status("completed")
+            if autostart:
+                machine.cont()
+            else:
+                machine.set_run_state("paused")
+        except (ChannelError, OSError, StreamError, MigrationError) as e:
+            self.error = str(e)
+            self._set_status("failed")
+            on_failure(f"load of migration failed: {e}")
+        finally:
+            if channel is not None:
+                channel.close()
+            listener.close()
+
+
+def migration_of(machine: MonitoredMachine) -> Migration:
+    mig = getattr(machine, "migration", None)
+    if mig is None:
+        mig = machine.migration = Migration(machine)  # type: ignore[attr-defined]
+    return mig
+
+
+def fail_incoming(board, prog: str) -> Callable[[str], None]:
+    """What a failed incoming migration does in the CLI: report and exit non-zero."""
+    def fail(why: str) -> None:
+        print(f"{prog}: {why}", file=sys.stderr)
+        board.request_exit(1, why)
+    return fail
+
+
+__all__ = ["Migration", "fail_incoming", "migration_of"]

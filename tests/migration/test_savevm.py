@@ -1,0 +1,95 @@
+"""savevm/loadvm/delvm, the QMP snapshot jobs and -loadvm on the virt board, with a
+bare-metal heartbeat (tests/system/programs/ticker.S) and a qcow2 disk (~20 s)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from pemu.block.qcow2 import create_qcow2
+from tests.migration.pemu_process import Pemu, hart_register
+from tests.system import conftest as system_conftest
+
+build_program = system_conftest.build_program
+
+
+@pytest.fixture(scope="module")
+def ticker(build_program):  # noqa: F811 - the fixture above
+    return str(build_program("ticker", TICK_PERIOD=500000))  # 50 ms ticks
+
+
+def _args(elf: str, disk: str) -> list[str]:
+    return ["-M", "virt", "-m", "64M", "-bios", "none", "-kernel", elf,
+            "-drive", f"file={disk},format=qcow2,if=none,id=d0",
+            "-device", "virtio-blk-device,drive=d0,id=blk0"]
+
+
+def _paused_tick(vm: Pemu) -> int:
+    vm.qmp.cmd("stop")
+    return hart_register(vm, "s0")
+
+
+def test_savevm_loadvm_delvm_and_snapshot_jobs(ticker, tmp_path):
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed")
+    disk = str(tmp_path / "disk.qcow2")
+    create_qcow2(disk, 16 << 20)
+    vm = Pemu(tmp_path, *_args(ticker, disk))
+    try:
+        vm.wait_ticks(5)
+        n = _paused_tick(vm)
+        assert vm.qmp.hmp("savevm s1") == ""
+        assert vm.qmp.cmd("query-status")["status"] == "paused"
+        vm.qmp.cmd("cont")
+        after = vm.wait_ticks(10)
+        assert after[-1] > n + 5
+        assert vm.qmp.hmp("loadvm s1") == ""
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+        resumed = vm.wait_ticks(3)
+        # the heartbeat goes back to right after the save: n + 1 again
+        assert resumed[len(after):][0] == n + 1, (n, resumed[len(after) - 3:])
+        assert "s1" in vm.qmp.hmp("info snapshots")
+
+        # the QMP job, its events and query-jobs
+        vm.qmp.cmd("snapshot-save", **{"job-id": "j1", "tag": "s2", "vmstate": "d0",
+                                       "devices": ["d0"]})
+        vm.qmp.wait_event("JOB_STATUS_CHANGE", id="j1", status="concluded")
+        jobs = vm.qmp.cmd("query-jobs")
+        assert jobs == [{"id": "j1", "type": "snapshot-save", "status": "concluded",
+                         "current-progress": 1, "total-progress": 1}]
+        vm.qmp.cmd("job-dismiss", id="j1")
+        assert vm.qmp.cmd("query-jobs") == []
+        # saving under an existing name is a failed job, with the reason
+        vm.qmp.cmd("snapshot-save", **{"job-id": "j2", "tag": "s2", "vmstate": "d0",
+                                       "devices": ["d0"]})
+        vm.qmp.wait_event("JOB_STATUS_CHANGE", id="j2", status="concluded")
+        assert "already exists" in vm.qmp.cmd("query-jobs")[0]["error"]
+        vm.qmp.cmd("job-dismiss", id="j2")
+        n2 = _paused_tick(vm)  # s2 was saved earlier, at a tick <= this one
+        vm.qmp.cmd("cont")
+        assert "does not have" in vm.qmp.hmp("loadvm nosuch")
+        assert vm.qmp.hmp("delvm s1") == ""
+        info = vm.qmp.hmp("info snapshots")
+        assert "s1" not in info and "s2" in info
+    finally:
+        assert vm.finish() == 0
+    listing = subprocess.run(["qemu-img", "snapshot", "-l", disk], capture_output=True,
+                             text=True, check=True).stdout
+    line = next(x for x in listing.splitlines() if " s2 " in x)
+    assert "KiB" in line or "MiB" in line, line  # the VM state size
+    assert "No errors" in subprocess.run(["qemu-img", "check", disk], capture_output=True,
+                                         text=True).stdout
+
+    # -loadvm: start from s2; its heartbeat continues from where s2 was taken
+    vm = Pemu(tmp_path, *_args(ticker, disk), "-loadvm", "s2", name="again")
+    try:
+        first = vm.wait_ticks(2)[0]
+        assert 1 < first <= n2 + 1
+    finally:
+        assert vm.finish() == 0
+    bad = subprocess.run(system_conftest.pemu_cmd(*_args(ticker, disk), "-nographic",
+                                                  "-loadvm", "nosuch"),
+                         env=system_conftest.pemu_env(), capture_output=True, timeout=60)
+    assert bad.returncode == 1 and b"-loadvm nosuch" in bad.stderr
