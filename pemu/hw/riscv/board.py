@@ -24,8 +24,8 @@ from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.hart import RiscvHart
-from pemu.target.riscv.isa import CpuOptionError, parse_cpu
 from pemu.target.riscv.hart_vmstate import HartState
+from pemu.target.riscv.isa import CpuOptionError, parse_cpu
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
 from pemu.target.riscv.tcg_target import riscv64_target
 
