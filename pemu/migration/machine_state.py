@@ -39,6 +39,9 @@ class MigratableMachine(Protocol):
     def migratable_devices(self) -> list[Device]:
         """Every device with declared state, in load order (CPUs last)."""
 
+    def migration_blockers(self) -> list[str]:
+        """Devices whose state cannot be carried: nothing is saved while there are any."""
+
     def migration_pre_save(self) -> None:
         """Quiesce what the stream cannot carry (in-flight block requests)."""
 
@@ -58,6 +61,15 @@ def device_keys(devices: Iterable[Device]) -> list[tuple[str, int, Device]]:
         out.append((name, seen.get(name, 0), dev))
         seen[name] = seen.get(name, 0) + 1
     return out
+
+
+def blocked_reason(machine: MigratableMachine) -> str | None:
+    """Why the machine's state cannot be saved or loaded (QEMU's words), or None."""
+    blockers = machine.migration_blockers()
+    if not blockers:
+        return None
+    more = f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
+    return f"State blocked by non-migratable device '{blockers[0]}'{more}"
 
 
 def write_devices(writer: StreamWriter, machine: MigratableMachine) -> None:
@@ -91,6 +103,9 @@ class MachineLoader:
         self.loaded: set[tuple[str, int]] = set()
 
     def begin(self, reader: StreamReader) -> None:
+        why = blocked_reason(self.machine)
+        if why is not None:
+            raise StreamError(why)
         description = reader.header()
         ours = self.machine.migration_description()
         if description != ours:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pemu import threads
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
-from pemu.migration.machine_state import MachineLoader, write_devices
+from pemu.migration.machine_state import MachineLoader, blocked_reason, write_devices
 from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import EndRecord, StreamError, StreamReader, StreamWriter
 from pemu.monitor.errors import QMPError
@@ -98,6 +98,9 @@ class Migration:
                 raise QMPError("There's a migration process in progress")
             if self.machine.migratable is None:
                 raise QMPError("this machine cannot be migrated")
+            why = blocked_reason(self.machine.migratable)
+            if why is not None:
+                raise QMPError(why)
             self._cancel.clear()
             self.error = None
             self.stats = {}

@@ -25,7 +25,7 @@ from pemu.block.qcow2.snapshots import (
     read_vm_state,
 )
 from pemu.migration import MigrationError
-from pemu.migration.machine_state import MachineLoader, save_machine
+from pemu.migration.machine_state import MachineLoader, blocked_reason, save_machine
 from pemu.migration.stream import EndRecord, StreamError, StreamReader, StreamWriter, bytes_source
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
@@ -95,9 +95,16 @@ def _quiesce(machine: MonitoredMachine, board) -> None:
         drive.backend.flush()
 
 
+def _refuse_blocked(board) -> None:
+    why = blocked_reason(board)
+    if why is not None:
+        raise QMPError(why)
+
+
 def save_vm(machine: MonitoredMachine, name: str, vmstate: str | None = None,
             devices: list[str] | None = None, overwrite: bool = True) -> None:
     board = _board(machine)
+    _refuse_blocked(board)
     disks = snapshot_disks(machine, devices)
     _, state_node = _state_disk(disks, vmstate, machine)
     existing = [d for d, n in disks if any(s.name == name for s in n.snapshots)]
@@ -133,6 +140,7 @@ def _parse_state(data: bytes) -> tuple[StreamReader, list]:
 def load_vm(machine: MonitoredMachine, name: str, vmstate: str | None = None,
             devices: list[str] | None = None) -> None:
     board = _board(machine)
+    _refuse_blocked(board)
     disks = snapshot_disks(machine, devices)
     _, state_node = _state_disk(disks, vmstate, machine)
     for drive_id, node in disks:

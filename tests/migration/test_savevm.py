@@ -93,3 +93,30 @@ def test_savevm_loadvm_delvm_and_snapshot_jobs(ticker, tmp_path):
                                                   "-loadvm", "nosuch"),
                          env=system_conftest.pemu_env(), capture_output=True, timeout=60)
     assert bad.returncode == 1 and b"-loadvm nosuch" in bad.stderr
+
+
+@pytest.mark.parametrize("extra, blocker", [
+    (["-device", "virtio-rng-pci,id=rng0"], "rng0"),
+    (["-M", "virt,aia=aplic"], "aia=aplic (APLIC/IMSIC)"),
+])
+def test_devices_without_state_block_savevm_and_migrate(ticker, tmp_path, extra, blocker):
+    """A device whose state pemu cannot carry refuses savevm, loadvm and migrate (QEMU's
+    migration blockers) instead of losing its state; the guest runs on."""
+    disk = str(tmp_path / "disk.qcow2")
+    create_qcow2(disk, 16 << 20)
+    args = _args(ticker, disk)
+    if extra[0] == "-M":
+        args[1] = extra[1]
+    else:
+        args += extra
+    vm = Pemu(tmp_path, *args)
+    try:
+        vm.wait_ticks(2)
+        why = f"State blocked by non-migratable device '{blocker}'"
+        assert why in vm.qmp.hmp("savevm s1")
+        assert why in vm.qmp.hmp(f"migrate unix:{tmp_path}/never.sock")
+        assert vm.qmp.cmd("query-status")["status"] == "running"
+        assert "s1" not in vm.qmp.hmp("info snapshots")
+        vm.wait_ticks(2)
+    finally:
+        assert vm.finish() == 0

@@ -185,6 +185,11 @@ class RiscvBoard:
         """The board's devices with state, in load order (subclasses extend it)."""
         return [self.clint]
 
+    def migration_blockers(self) -> list[str]:
+        """Devices whose state pemu cannot carry yet: savevm and migrate refuse while
+        the machine has one (QEMU's migration blockers), instead of losing it."""
+        return []
+
     def migratable_devices(self) -> list:
         # harts last: their post-load re-arms stimecmp against the loaded mtime
         return [*self.board_devices(), *self.hart_states]

@@ -36,7 +36,7 @@ from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.device import PCIDevice
-from pemu.hw.pci.host import PCIHost
+from pemu.hw.pci.host import PCIeHostBridgeFunction, PCIHost
 from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
 from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
@@ -306,6 +306,12 @@ class VirtBoard(RiscvBoard):
             if transport.device is not None:
                 devices.append(transport.device)
         return devices
+
+    def migration_blockers(self) -> list[str]:
+        blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
+        blockers += [dev.id or dev.type_name for dev in self.pci.devices()
+                     if not isinstance(dev, PCIeHostBridgeFunction)]
+        return blockers
 
     def migration_pre_save(self) -> None:
         # in-flight virtio-blk requests complete into guest RAM first (QEMU drains too)
