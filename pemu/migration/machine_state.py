@@ -128,6 +128,18 @@ class MachineLoader:
         load_device(dev, rec.section)
         self.loaded.add(key)
 
+    def apply_all(self, reader: StreamReader,
+                  on_record: Callable[[], None] | None = None) -> None:
+        """Every record up to the end record, then ``finish``."""
+        while True:
+            rec = reader.record()
+            if isinstance(rec, EndRecord):
+                break
+            self.apply(rec)
+            if on_record is not None:
+                on_record()
+        self.finish()
+
     def finish(self) -> None:
         missing = sorted(set(self.devices) - self.loaded)
         if missing:
@@ -144,14 +156,7 @@ def load_machine(machine: MigratableMachine, reader: StreamReader,
     caller reverts it, as loadvm does, or exits, as an incoming migration does)."""
     loader = MachineLoader(machine)
     loader.begin(reader)
-    while True:
-        rec = reader.record()
-        if isinstance(rec, EndRecord):
-            break
-        loader.apply(rec)
-        if on_record is not None:
-            on_record()
-    loader.finish()
+    loader.apply_all(reader, on_record)
 
 
 __all__ = ["MachineLoader", "MigratableMachine", "MigrationError", "device_keys",

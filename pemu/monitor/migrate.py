@@ -34,7 +34,7 @@ from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
 from pemu.migration.machine_state import MachineLoader, blocked_reason, write_devices
 from pemu.migration.ram import nonzero_pages, send_pages
-from pemu.migration.stream import EndRecord, StreamError, StreamReader, StreamWriter
+from pemu.migration.stream import StreamError, StreamReader, StreamWriter
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
 
@@ -266,12 +266,7 @@ class Migration:
             reader = StreamReader(channel.read)
             loader = MachineLoader(machine.migratable)
             loader.begin(reader)
-            while True:
-                rec = reader.record()
-                if isinstance(rec, EndRecord):
-                    break
-                loader.apply(rec)
-            loader.finish()
+            loader.apply_all(reader)
             announce = getattr(machine.migratable, "announce_nics", None)
             if announce is not None:
                 announce()

@@ -168,12 +168,7 @@ def load_vm(machine: MonitoredMachine, name: str, vmstate: str | None = None,
         for dev in board.migratable_devices():
             dev.reset()  # state an older stream lacks is at its reset value
         try:
-            while True:
-                rec = reader.record()
-                if isinstance(rec, EndRecord):
-                    break
-                loader.apply(rec)
-            loader.finish()
+            loader.apply_all(reader)
         except (StreamError, MigrationError) as e:
             # checked above: only a device refusing its section gets here
             flags["broken"] = True

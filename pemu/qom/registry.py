@@ -137,6 +137,18 @@ def check_values(info: TypeInfo, given: dict[str, str]) -> None:
                                 f"(supported: {', '.join(p.choices)})")
 
 
+def int_property(driver: str, opts: dict[str, str], name: str, default: int) -> int:
+    """A numeric property's value (decimal or 0x...), or ``default`` when not given."""
+    text = opts.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise RegistryError(f"Property '{driver}.{name}' expects a number, not "
+                            f"'{text}'") from None
+
+
 def check_options(info: TypeInfo, given: dict[str, str],
                   always: Iterable[str] = ("type",)) -> None:
     """``check_properties`` and ``check_values`` together: what ``-M NAME,...`` and

@@ -12,24 +12,13 @@ from pemu.hw.nvme.controller import NvmeController
 from pemu.hw.nvme.namespace import Namespace
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.plug import PCI_PROPERTIES
-from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, register
+from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, int_property, register
 
 NVME_BUS = "nvme-bus"
 
 
-def _int(driver: str, opts: dict[str, str], name: str, default: int) -> int:
-    text = opts.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise RegistryError(f"Property '{driver}.{name}' expects a number, not "
-                            f"'{text}'") from None
-
-
 def _namespace(ctx: object, driver: str, opts: dict[str, str], nsid: int) -> Namespace:
-    block_size = _int(driver, opts, "logical_block_size", 512)
+    block_size = int_property(driver, opts, "logical_block_size", 512)
     backend = ctx.take_drive(driver, opts.get("drive"))  # type: ignore[attr-defined]
     try:
         return Namespace(backend, nsid, block_size)
@@ -43,9 +32,9 @@ def _create_controller(ctx: object, opts: dict[str, str], name: str) -> NvmeCont
     space = ctx.board.space  # type: ignore[attr-defined]
     try:
         ctrl = NvmeController(space, opts["serial"],
-                              max_ioqpairs=_int("nvme", opts, "max_ioqpairs", 64),
-                              msix_qsize=_int("nvme", opts, "msix_qsize", 65),
-                              mdts=_int("nvme", opts, "mdts", 7), id=name)
+                              max_ioqpairs=int_property("nvme", opts, "max_ioqpairs", 64),
+                              msix_qsize=int_property("nvme", opts, "msix_qsize", 65),
+                              mdts=int_property("nvme", opts, "mdts", 7), id=name)
     except ValueError as e:
         raise RegistryError(f"nvme: {e}") from None
     if opts.get("drive"):
@@ -63,7 +52,7 @@ def _create_namespace(ctx: object, opts: dict[str, str], name: str) -> Namespace
     if not controllers:
         raise RegistryError("nvme-ns: no nvme controller to plug it into")
     ctrl = controllers[bus] if bus is not None else list(controllers.values())[-1]
-    nsid = _int("nvme-ns", opts, "nsid", 0) or ctrl.free_nsid()
+    nsid = int_property("nvme-ns", opts, "nsid", 0) or ctrl.free_nsid()
     ns = _namespace(ctx, "nvme-ns", opts, nsid)
     with ctrl.lock:
         try:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from pemu.hw.virtio.device import VIRTIO_ID_BLOCK, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, slice_bufs
-from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, register
+from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, int_property, register
 
 # Feature bits (spec 5.2.3)
 VIRTIO_BLK_F_SIZE_MAX = 1
@@ -251,21 +251,10 @@ class VirtioBlk(VirtioDevice):
                 self.backend.write_zeroes(offset, length, may_unmap=unmap)
 
 
-def _int_property(driver: str, opts: dict[str, str], name: str, default: int) -> int:
-    text = opts.get(name)
-    if text is None:
-        return default
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise RegistryError(f"Property '{driver}.{name}' expects a number, not "
-                            f"'{text}'") from None
-
-
 def _create(ctx: object, opts: dict[str, str], name: str) -> VirtioBlk:
     driver = "virtio-blk-device"
-    block_size = _int_property(driver, opts, "logical_block_size", SECTOR)
-    queue_size = _int_property(driver, opts, "queue-size", 256)
+    block_size = int_property(driver, opts, "logical_block_size", SECTOR)
+    queue_size = int_property(driver, opts, "queue-size", 256)
     backend = ctx.take_drive(driver, opts.get("drive"))  # type: ignore[attr-defined]
     try:
         return VirtioBlk(backend, serial=opts.get("serial", ""),
