@@ -4,8 +4,8 @@ the APLIC's S domain (through MSIs to the IMSICs, or directly), the UART and the
 virtio-mmio devices interrupt through it, IPIs go through the IMSICs, and the guest
 runs its self-test to the end.
 
-One boot (~150 s on an idle machine); aia=aplic's boot is left out, see ``boot``.  The boot stops at the guest's
-interactive shell; the test types one line that prints /proc/interrupts (where Linux
+One boot (~150 s on an idle machine); aia=aplic's boot is left out, see ``boot``.
+The boot stops at the guest's interactive shell; the test types one line that prints /proc/interrupts (where Linux
 names the chip of each interrupt) and then hands over to /init's self-test, which sees
 ``pemu.test=poweroff`` on a bind-mounted /proc/cmdline and powers off after
 ``PEMU-GUEST-TEST-DONE``.
