@@ -5,8 +5,9 @@ virtio-mmio devices interrupt through it, IPIs go through the IMSICs, and the gu
 runs its self-test to the end.
 
 One boot (~150 s on an idle machine); aia=aplic's boot is left out, see ``boot``.
-The boot stops at the guest's interactive shell; the test types one line that prints /proc/interrupts (where Linux
-names the chip of each interrupt) and then hands over to /init's self-test, which sees
+The boot stops at the guest's interactive shell; the test types one line that prints
+/proc/interrupts (where Linux names the chip of each interrupt) and then hands over to
+/init's self-test, which sees
 ``pemu.test=poweroff`` on a bind-mounted /proc/cmdline and powers off after
 ``PEMU-GUEST-TEST-DONE``.
 """
