@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from pemu.crypto.objects import ObjectStore, user_objects
 from pemu.qemuopts.keyval import OptionError, parse_bool, parse_keyval, parse_size
 from pemu.qom.registry import RegistryError, check_values
 
@@ -97,7 +98,6 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
     """
     opts = dict(opts)
     if secrets is None:  # the -object secrets of the command line
-        from pemu.crypto.objects import user_objects
         secrets = user_objects().secrets()
     for key in _DEVICE_KEYS:
         opts.pop(key, None)
@@ -180,7 +180,6 @@ def open_drive(opts: dict[str, str], secrets: dict[str, bytes] | None = None) ->
 def parse_secret_object(text: str) -> tuple[str, bytes]:
     """``-object secret,id=ID,data=...|file=...[,format=raw|base64]`` on its own (no
     ``keyid``: an encrypted secret needs the store that holds its key, see Secrets)."""
-    from pemu.crypto.objects import ObjectStore
 
     opts = parse_keyval(text, implied_key="qom-type")
     if opts.get("qom-type") != "secret":

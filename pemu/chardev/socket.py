@@ -23,6 +23,10 @@ import threading
 from pemu import threads
 from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, ChardevError
+from pemu.crypto.objects import user_objects
+from pemu.crypto.tls_session import TLSRefused, wrap_client, wrap_server
+from pemu.fdpass import fd_param
+from pemu.fdpass.connection import Connection
 from pemu.main_loop import get_main_loop
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
@@ -133,7 +137,6 @@ class SocketChardev(Chardev):
 
     def _check_tls_objects(self, server: bool) -> None:
         """Refuse unknown or wrong-endpoint objects now, not at the first client."""
-        from pemu.crypto.objects import user_objects
         store = user_objects()
         creds = store.tls_creds(self._tls_creds)
         want = "server" if server else "client"
@@ -148,7 +151,6 @@ class SocketChardev(Chardev):
     def _client_tls(self, sock: socket.socket) -> socket.socket:
         if not self.tls:
             return sock
-        from pemu.crypto.tls_session import TLSRefused, wrap_client
         host = None if self.unix else self.address[0] or None
         try:
             return wrap_client(sock, self._tls_creds, hostname=host)
@@ -160,7 +162,6 @@ class SocketChardev(Chardev):
         if not self.tls:
             self._attach(conn)
             return
-        from pemu.crypto.tls_session import TLSRefused, wrap_server
         try:
             self._attach(wrap_server(conn, self._tls_creds, self._tls_authz))
         except TLSRefused as e:
@@ -169,7 +170,6 @@ class SocketChardev(Chardev):
     def _handshake_in_thread(self, conn: socket.socket) -> None:
         """Several handshakes may run at once (one stalled client must not lock the
         right one out); the first to succeed while nobody is connected is the peer."""
-        from pemu.crypto.tls_session import TLSRefused, wrap_server
         try:
             tls = wrap_server(conn, self._tls_creds, self._tls_authz)
         except TLSRefused as e:
@@ -197,7 +197,6 @@ class SocketChardev(Chardev):
         # session (a QMP greeting) that the client's first command then reaches.
         self._emit(CHR_EVENT_OPENED)
         if isinstance(conn, ssl.SSLSocket):
-            from pemu.monitor.listener import Connection
             self._stream = stream = Connection(conn)
             threads.start_daemon(self._read_tls, stream, name="pemu-chardev-tls")
         else:
@@ -294,7 +293,6 @@ def _open_socket(options: BackendOptions) -> SocketChardev:
     if common["tls_authz"] and not common["tls_creds"]:
         raise OptionError(f"{options.what}: tls-authz needs tls-creds")
     if options.has("fd"):
-        from pemu.fdpass import fd_param
         return SocketChardev(fd=fd_param(options.required("fd")), nodelay=nodelay, **common)
     if options.has("path"):
         return SocketChardev(path=options.required("path"), **common)

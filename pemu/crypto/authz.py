@@ -20,12 +20,11 @@ import os
 import threading
 from dataclasses import dataclass
 
-from pemu.crypto.objects import register_object_type
+from pemu.crypto.objects import AUTHZ_TYPES, register_object_type
 from pemu.crypto.secret import SecretError
 from pemu.qemuopts.keyval import parse_bool
 
-SIMPLE, LIST, LIST_FILE = "authz-simple", "authz-list", "authz-list-file"
-AUTHZ_TYPES = (SIMPLE, LIST, LIST_FILE)
+SIMPLE, LIST, LIST_FILE = AUTHZ_TYPES
 _POLICIES = ("allow", "deny")
 _FORMATS = ("exact", "glob")
 

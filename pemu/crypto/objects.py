@@ -19,13 +19,18 @@ Factory = Callable[["ObjectStore", dict[str, str]], object]
 _FACTORIES: dict[str, Factory] = {}
 
 
+# The kinds the store keeps besides secrets; their modules (tls_creds.py, authz.py)
+# register the factories, and the package imports them, so every user sees them.
+TLS_TYPES = ("tls-creds-x509", "tls-creds-psk")
+AUTHZ_TYPES = ("authz-simple", "authz-list", "authz-list-file")
+
+
 def register_object_type(qom_type: str, factory: Factory) -> None:
     """``factory(store, options)`` builds the object; it may look up others in store."""
     _FACTORIES[qom_type] = factory
 
 
 def handles(qom_type: str | None) -> bool:
-    _load_types()
     return qom_type in _FACTORIES
 
 
@@ -38,7 +43,6 @@ class ObjectStore:
     def add(self, opts: dict[str, str]) -> object | None:
         """Create the object ``opts`` describes; None for a type this store does not keep
         (memory backends, rng...: other parts of pemu create those)."""
-        _load_types()
         qom_type = opts.get("qom-type")
         factory = _FACTORIES.get(qom_type or "")
         if factory is None:
@@ -102,11 +106,9 @@ class ObjectStore:
                 if t == SECRET}  # type: ignore[misc]
 
     def tls_creds(self, oid: str):
-        from pemu.crypto.tls_creds import TLS_TYPES
         return self.get(oid, TLS_TYPES, "TLS credentials")
 
     def authz(self, oid: str):
-        from pemu.crypto.authz import AUTHZ_TYPES
         return self.get(oid, AUTHZ_TYPES, "authorization object")
 
     def clear(self) -> None:
@@ -118,17 +120,6 @@ class ObjectStore:
 register_object_type(SECRET, lambda store, opts: build_secret(opts, store.secret))
 
 _store = ObjectStore()
-_types_loaded = False
-
-
-def _load_types() -> None:
-    """Import the modules that register the TLS and authz types (they import ssl and
-    cryptography, which a plain run does not need)."""
-    global _types_loaded
-    if not _types_loaded:
-        _types_loaded = True
-        import pemu.crypto.authz  # noqa: F401
-        import pemu.crypto.tls_creds  # noqa: F401
 
 
 def user_objects() -> ObjectStore:

@@ -15,6 +15,8 @@ import ssl
 import sys
 import threading
 
+from pemu.crypto.secret import SecretError
+
 _PSK_MAX = 256
 _local = threading.local()
 
@@ -27,8 +29,6 @@ _CLIENT_CB = ctypes.CFUNCTYPE(ctypes.c_uint, ctypes.c_void_p, ctypes.c_char_p,
 
 def read_keys_file(path: str, kind: str, oid: str) -> dict[str, bytes]:
     """``keys.psk``: one ``username:hexkey`` per line."""
-    from pemu.crypto.secret import SecretError
-
     keys: dict[str, bytes] = {}
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):

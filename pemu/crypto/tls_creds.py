@@ -20,13 +20,12 @@ from __future__ import annotations
 import os
 import ssl
 
-from pemu.crypto.objects import register_object_type
+from pemu.crypto import psk
+from pemu.crypto.objects import TLS_TYPES, register_object_type
 from pemu.crypto.secret import SecretError
 from pemu.qemuopts.keyval import parse_bool
 
-X509 = "tls-creds-x509"
-PSK = "tls-creds-psk"
-TLS_TYPES = (X509, PSK)
+X509, PSK = TLS_TYPES
 SERVER, CLIENT = "server", "client"
 _COMMON_KEYS = {"qom-type", "id", "dir", "endpoint", "verify-peer", "priority",
                 "sanity-check", "loaded"}
@@ -114,8 +113,6 @@ class PSKCreds(TLSCreds):
     kind = PSK
 
     def __init__(self, store, opts: dict[str, str]) -> None:
-        from pemu.crypto import psk
-
         super().__init__(opts, {"username"})
         self.username = opts.get("username", "qemu")
         if self.server and "username" in opts:

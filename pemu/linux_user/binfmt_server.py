@@ -44,6 +44,7 @@ from .binfmt_launcher import (
     VERSION,
 )
 from .host_auxv import AT_EXECFD, AT_FLAGS
+from .main import main  # with it, all of pemu's user mode: imported before any fork
 
 MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
@@ -160,8 +161,6 @@ def become_program(req: Request) -> list[str]:
 
 
 def _run_child(req: Request) -> int:
-    from .main import main
-
     auxv = {AT_FLAGS: req.at_flags}
     if FD_PROGRAM in req.fds:
         auxv[AT_EXECFD] = req.fds[FD_PROGRAM]
@@ -310,9 +309,6 @@ class BinfmtServer:
 
 def serve(name: bytes) -> int:
     """pemu-binfmt --serve: run until SIGTERM/SIGINT."""
-    # Imported before the first fork, so that every child starts warm.
-    from . import main, runtime  # noqa: F401
-
     server = BinfmtServer(name)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server._say(f"serving on @{name.decode()} (pid {os.getpid()})")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pemu.block.errors import BlockError
+from pemu.block.img.info import snapshot_table_lines  # the qemu-img table layout
 from pemu.block.qcow2.driver import Qcow2Node
 from pemu.block.qcow2.snapshots import (
     apply_snapshot,
@@ -187,7 +188,6 @@ def delete_vm(machine: MonitoredMachine, name: str, devices: list[str] | None = 
 
 def info_snapshots(machine: MonitoredMachine) -> str:
     """HMP ``info snapshots``: the snapshots with machine state present on all disks."""
-    from pemu.block.img.info import snapshot_table_lines  # the qemu-img table layout
 
     disks = snapshot_disks(machine)
     if not disks:

@@ -23,6 +23,7 @@ from pemu.hw.char import serial16550 as s
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import aclint as a
 from pemu.hw.intc import plic as p
+from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.rtc import goldfish_rtc as g
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio import net as vnet
@@ -32,7 +33,6 @@ from pemu.net.client import NetClient, connect
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.csr import CSR_TABLE
 from pemu.target.riscv.hart import RiscvHart
-from pemu.target.riscv.hart_vmstate import HartState
 from pemu.target.riscv.tcg_target import RISCV64
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
@@ -375,7 +375,7 @@ class VirtioNetScenario(Scenario):
         return out
 
 
-# -- a RISC-V hart (its declaration is on target/riscv/hart_vmstate.HartState) --------------
+# -- a RISC-V hart (its declaration is on hw/riscv/hart_vmstate.HartState) --------------
 class HartScenario(Scenario):
     device_type = HartState
     CSRS = {0x300: 0x0000_0000_0000_6AAA, 0x302: 0xB1FF, 0x303: 0x222, 0x304: 0xAAA,

@@ -19,12 +19,12 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, DEFAULT_TB_SIZE_MIB, SystemTranslator
 from pemu.hw.intc.aclint import ACLINT
+from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.riscv.memmap import MemoryMap
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.hart import RiscvHart
-from pemu.target.riscv.hart_vmstate import HartState
 from pemu.target.riscv.isa import CpuOptionError, parse_cpu
 from pemu.target.riscv.priv import MIP_MSIP, MIP_MTIP
 from pemu.target.riscv.tcg_target import riscv64_target

@@ -21,14 +21,21 @@ lines drive MEIP/SEIP through the hart's ordinary interrupt lines.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pemu.target.riscv.csr import CSR_TABLE, CsrDef, register_csr
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.priv import IRQ_PRIORITY, MIP_SEIP, MIP_SSIP, MIP_STIP
 
-if TYPE_CHECKING:  # the files are device models; the hart only calls their methods
-    from pemu.hw.intc.imsic import ImsicFile
+
+class ImsicFile(Protocol):
+    """What the hart calls on an interrupt file (the model is pemu/hw/intc/imsic.py, a
+    device: the target names only this)."""
+
+    def topei(self) -> int: ...
+    def claim(self) -> None: ...
+    def read_indirect(self, select: int, xlen: int = 64) -> int | None: ...
+    def write_indirect(self, select: int, value: int, xlen: int = 64) -> bool: ...
 
 ISELECT_IPRIO0, ISELECT_IPRIO15 = 0x30, 0x3F
 ISELECT_MASK = 0xFFF
