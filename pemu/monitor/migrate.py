@@ -209,20 +209,32 @@ class Migration:
         self.stats["duplicate"] = self.stats.get("duplicate", 0) + zeros
 
     def _start_logging(self, blocks) -> None:
-        """Dirty logging on, with no block request in flight: a device writes through a
+        """Dirty logging on, with no block request in flight (a device writes through a
         view of guest RAM it took when the request started, and a view taken before
-        logging was on is never marked."""
+        logging was on is never marked) and no write TLB entry left from before."""
         machine = self.machine
         running = machine.run_state == RUNNING
+        save_translations = None
         if running:
             machine._pause()
         try:
             machine.migratable.migration_pre_save()
             for block in blocks:
                 block.dirty = set()
+            # A write TLB entry installed before logging began would let stores go
+            # unmarked until the first harvest: flush them, so every store from now on
+            # passes the fill that marks its page.
+            for hart in machine.migratable.harts:
+                hart.tlb_flush_all()
+            harts = machine.migratable.harts
+            if harts and hasattr(harts[0], "detach_new_translations"):  # TCG harts
+                save_translations = harts[0].detach_new_translations()
         finally:
             if running:
                 machine._resume()
+        if save_translations is not None:
+            # the harts share one translator: a destination on this host starts warm
+            save_translations()
 
     def _harvest(self, blocks, keep_paused: bool) -> dict[str, set[int]]:
         """Swap every block's dirty set for an empty one, TLBs flushed in between while

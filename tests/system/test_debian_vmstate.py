@@ -19,6 +19,7 @@ import re
 import shutil
 import socket
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -63,6 +64,13 @@ def _last_tick(vm: Pemu) -> tuple[int, int]:
         if m:
             return i, int(m.group(1))
     raise AssertionError("no heartbeat yet")
+
+
+def _heartbeat_period(vm: Pemu) -> float:
+    """The longest gap between two of the last ten heartbeats as the host saw them, and
+    never less than two seconds: one between beats, one for where the stop falls."""
+    stamps = [at for at, _ in _ticks_from(vm, 0)][-11:]
+    return max([2.0, *(b - a + 1 for a, b in pairwise(stamps))])
 
 
 def _shell(vm: Pemu, command: str, timeout: float = 600) -> str:
@@ -130,9 +138,6 @@ def test_loadvm_returns_to_the_saved_heartbeat_and_forgets_later_files(guest):
     assert "s1" in vm.qmp.hmp("info snapshots")
 
 
-@pytest.mark.skip(reason="known gap: after a completed UNIX migration the Debian destination "
-                  "printed no heartbeat (seen twice; the bare-metal chain in tests/migration "
-                  "passes); a run that cannot fail would only cost the suite 200 s")
 def test_live_migration_unix_then_tcp_while_the_guest_dirties_memory(guest):
     tmp, disk, a = guest
     # the disks stand for shared storage: each process its own copy of the image
@@ -149,15 +154,18 @@ def test_live_migration_unix_then_tcp_while_the_guest_dirties_memory(guest):
         a.send("(while :; do head -c 2097152 /dev/urandom > /root/churn; done) &\n")
         time.sleep(2)
         for src, dst, uri in ((a, b, f"unix:{sock}"), (b, c, f"tcp:127.0.0.1:{port}")):
-            _migrate(src, dst, uri)
+            period = _heartbeat_period(src)
+            info = _migrate(src, dst, uri)
             time.sleep(0.5)  # the source's last console bytes reach us
             last_line, last = _last_tick(src)
             last_at = src.stamps[last_line]
             first_line = dst.wait_line(TICK, timeout=180)
             first_at, first = _ticks_from(dst, first_line)[0]
             assert last <= first <= last + 2, (last, first)
-            # a second between heartbeats, plus at most the downtime and a second
-            assert first_at - last_at < 2 + DOWNTIME_MS / 1000 + 1, first_at - last_at
+            # the heartbeat's own period (a second, longer on a loaded host), plus at
+            # most the downtime and a second
+            gap = first_at - last_at
+            assert gap < period + DOWNTIME_MS / 1000 + 1, (gap, period, info)
             assert _shell(dst, "sha256sum /root/fixed | cut -c1-64") == checksum
             more = dst.wait_line(TICK, first_line + 1, timeout=30)
             assert _ticks_from(dst, more)[0][1] == first + 1

@@ -390,6 +390,7 @@ class SoftMMU:
         if isinstance(region, RAMBlock):
             if not region.read_only:
                 region.view[off:off + size] = value.to_bytes(size, "little")
+                region.mark_dirty(off, size)
             return
         try:
             region.handler.mmio_write(off, size, value)

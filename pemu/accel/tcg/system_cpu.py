@@ -365,6 +365,16 @@ class SystemCPU:
     def tlb_flush_all(self) -> None:
         self.mmu.flush_all()
 
+    def detach_new_translations(self) -> Callable[[], None]:
+        """This machine's translations not yet in the cache, handed to the writer this
+        returns (run it on any thread), so that a process taking the guest over on this
+        host (a migration destination) finds them.  Call it with the vCPUs parked."""
+        cache = self.translator.tb_cache
+        if cache is None:
+            return lambda: None
+        blocks = cache.take_new()
+        return lambda: cache.write(blocks)
+
     def flush_icache(self) -> None:
         self.translator.sync_code()
 

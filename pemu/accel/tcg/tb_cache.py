@@ -160,16 +160,30 @@ class TranslationCache:
 
     def save(self) -> None:
         """Write the new blocks (best effort: a cache never fails a run)."""
-        if not self.new:
-            return
-        db = self._connect()
-        if db is None:
+        self.write(self.take_new())
+
+    def take_new(self) -> dict[bytes, Entry]:
+        """The blocks not written yet, handed over (call it while no vCPU translates:
+        a block put meanwhile could land in the dictionary being handed over)."""
+        new, self.new = self.new, {}
+        return new
+
+    def write(self, blocks: dict[bytes, Entry]) -> None:
+        """Store ``blocks`` in one transaction, on a connection of its own, so another
+        thread (live migration) can write while the vCPUs read."""
+        if not blocks or self._broken:
             return
         try:
-            with db:  # one transaction
-                db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
-                               ((k, marshal.dumps(v)) for k, v in self.new.items()))
-            self.new = {}
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                with db:
+                    db.execute("CREATE TABLE IF NOT EXISTS tb (k BLOB PRIMARY KEY, v BLOB)"
+                               " WITHOUT ROWID")
+                    db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
+                                   ((k, marshal.dumps(v)) for k, v in blocks.items()))
+            finally:
+                db.close()
             self._drop_old_versions()
         except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
