@@ -7,12 +7,14 @@ underscores), already checked against the declared types.
 from __future__ import annotations
 
 import os
+import platform
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
 from pemu.monitor import (
     chardev_commands,
     fd_commands,
+    introspection_commands,
     net_commands,
     pci_commands,
     qom,
@@ -32,6 +34,8 @@ s = SCHEMA
 command = SCHEMA.command
 
 MEMSAVE_CHUNK = 1 << 20
+_HOST_TARGET = {"x86_64": "x86_64", "amd64": "x86_64", "riscv64": "riscv64"}.get(
+    platform.machine().lower(), platform.machine().lower())
 
 # -- types --------------------------------------------------------------------------
 s.enum("QapiErrorClass", list(ERROR_CLASSES))
@@ -143,7 +147,9 @@ def query_status(ctx: CommandContext) -> dict:
 
 @command("query-kvm", returns="KvmInfo")
 def query_kvm(ctx: CommandContext) -> dict:
-    return {"enabled": ctx.machine.accel == "kvm", "present": os.path.exists("/dev/kvm")}
+    # KVM runs only guests of the host's own architecture (QEMU builds it only there)
+    present = os.path.exists("/dev/kvm") and ctx.machine.target == _HOST_TARGET
+    return {"enabled": ctx.machine.accel == "kvm", "present": present}
 
 
 @command("query-target", returns="TargetInfo")
@@ -179,13 +185,14 @@ def query_cpu_definitions(ctx: CommandContext) -> list:
 
 def _qom_types(arch: str) -> list[registry.TypeInfo]:
     return (registry.types(registry.MACHINE, arch) + registry.types(registry.CPU, arch)
-            + registry.types(registry.DEVICE))
+            + registry.types(registry.DEVICE) + registry.types(registry.OBJECT, arch))
 
 
 @command("qom-list-types", {"*implements": "str", "*abstract": "bool"}, "[ObjectTypeInfo]")
 def qom_list_types(ctx: CommandContext, implements: str | None = None,
                    abstract: bool = False) -> list:
-    parents = {registry.MACHINE: "machine", registry.CPU: "cpu", registry.DEVICE: "device"}
+    parents = {registry.MACHINE: "machine", registry.CPU: "cpu", registry.DEVICE: "device",
+               registry.OBJECT: "object"}
     out = []
     for t in _qom_types(ctx.machine.target):
         parent = f"{t.bus.removesuffix('-bus')}-device" if t.bus else parents[t.kind]
@@ -549,3 +556,4 @@ def query_migrate_capabilities(ctx: CommandContext) -> list:
 
 
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
+introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...

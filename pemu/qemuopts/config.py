@@ -50,3 +50,13 @@ class SystemConfig:
     loadvm: str | None = None  # -loadvm NAME: restore a snapshot at start
     incoming: str | None = None  # -incoming URI: wait for a migration stream
     show_help: bool = False
+    # the process around the machine (pemu/cli/process_setup.py)
+    nodefaults: bool = False  # no default serial/monitor: only what the line names
+    daemonize: bool = False
+    pidfile: str | None = None
+    debug_threads: bool = False  # -name ...,debug-threads=on
+    msg_timestamp: bool = False  # -msg timestamp=on
+    msg_guest_name: bool = False  # -msg guest-name=on
+    uuid: str | None = None
+    ram_size_given: bool = False  # -m (a memory backend's size must then agree)
+    accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)

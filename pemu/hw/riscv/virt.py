@@ -225,6 +225,8 @@ class VirtBoard(RiscvBoard):
         if self.chardevs is not None:
             if self.cfg.serial:
                 spec = self.cfg.serial[0]
+            elif self.cfg.nodefaults:  # the UART is there, with nothing behind it
+                spec = "null"
             else:
                 spec = "mon:stdio" if self.cfg.nographic else "stdio"
             try:
