@@ -126,6 +126,21 @@ def check_boot(text: str) -> None:
                           "firmware boot menu)")
 
 
+# -machine properties every QEMU machine has (QEMU's MachineClass), handled here for
+# all boards: usb (pemu boards have no USB), dump-guest-core (guest RAM in core dumps)
+GENERIC_MACHINE_OPTIONS = ("usb", "dump-guest-core")
+
+
+def take_generic_machine_options(machine: dict[str, str]) -> bool:
+    """Remove the generic properties from ``-machine``'s options; returns whether
+    guest RAM goes into core dumps (dump-guest-core, on by default as in QEMU)."""
+    usb = machine.pop("usb", None)
+    if usb is not None and parse_bool(usb, "-machine usb"):
+        raise OptionError("-machine usb=on: pemu's boards have no USB controller")
+    dump = machine.pop("dump-guest-core", None)
+    return True if dump is None else parse_bool(dump, "-machine dump-guest-core")
+
+
 def parse_audiodev(text: str) -> str:
     """``-audiodev none,id=ID`` or ``{"driver":"none","id":"ID"}``: pemu has no sound
     device, so the silent backend is the only one; returns the id."""

@@ -183,7 +183,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "no-reboot":
             cfg.no_reboot = True
         elif name == "no-shutdown":
-            _not_implemented(prog, name, "")
+            cfg.no_shutdown = True
         elif name == "snapshot":
             cfg.snapshot = True
         elif name == "s":
@@ -272,8 +272,6 @@ def choose_accel(cfg: SystemConfig, available: tuple[str, ...]) -> str:
 NOT_IMPLEMENTED_OPTIONS = {
     "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
                 "same driver options)",
-    "no-shutdown": "stopping instead of exiting at guest power-off is not implemented "
-                   "in pemu yet",
     "icount": "instruction counting is not implemented in pemu yet",
 }
 
@@ -371,6 +369,7 @@ def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
     check_drives(cfg, prog)
     try:
         apply_memory_backends(cfg, cfg.ram_size_given)
+        cfg.dump_guest_core = management_options.take_generic_machine_options(cfg.machine)
     except OptionError as e:
         raise OptionError(f"{prog}: {e}") from None
     machine = cfg.machine.get("type", default_machine)

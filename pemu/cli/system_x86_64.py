@@ -49,6 +49,9 @@ def _check_config(cfg: SystemConfig) -> None:
         option = "-loadvm" if cfg.loadvm else "-incoming"
         raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
+    if cfg.no_shutdown:
+        raise OptionError(f"{PROG}: -no-shutdown: stopping instead of exiting at guest "
+                          "power-off is not implemented for microvm yet")
     accel = choose_accel(cfg, ("kvm",))
     if accel != "kvm":
         raise OptionError(f"{PROG}: -accel {accel}: x86-64 guests run only under KVM "

@@ -15,7 +15,11 @@ from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev back
 from pemu.hw import none_machine  # noqa: F401 - the none machine (every target)
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
-from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
+from pemu.hw.riscv import (  # noqa: F401 - machines
+    spike,
+    virt,
+    virt_parts,  # noqa: F401 - virtio-mmio, gpex-pcihost
+)
 from pemu.hw.virtio import blk, console, net, pci_types, rng  # noqa: F401 - virtio devices
 from pemu.hw.x86 import microvm  # noqa: F401 - machine
 from pemu.memory import backends  # noqa: F401 - memory-backend-ram, memory-backend-file

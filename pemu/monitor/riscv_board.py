@@ -16,7 +16,7 @@ import time
 from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
-from pemu.monitor.machine import CPUInfo, MonitoredMachine
+from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
 from pemu.target.riscv.exceptions import RiscvTrap
@@ -50,6 +50,8 @@ class RiscvBoardMonitor(MonitoredMachine):
         for hart in board.harts:
             self._install_gate(hart)
         self._register_drives()
+        if cfg.no_shutdown:
+            board.on_poweroff_stay = self._poweroff_stay
         if cfg.start_stopped:
             self._kick_harts()  # -S: stop before the first instruction
 
@@ -128,6 +130,18 @@ class RiscvBoardMonitor(MonitoredMachine):
     def _quit(self) -> None:
         self.board.request_exit(0, "quit from the monitor")
         self._open.set()
+
+    def _poweroff_stay(self, code: int) -> None:
+        """-no-shutdown: the guest powered off; the machine stops in run state
+        ``shutdown`` (cont refuses until system_reset), as QEMU's does.  Runs on the
+        hart's thread: the gate closes and the hart parks at its next exit check,
+        so this must not wait for the park itself."""
+        self.events.emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
+        with self._state_lock:
+            self._open.clear()
+            self._kick_harts()
+            self._state = SHUTDOWN
+        self.events.emit("STOP")
 
     def board_exited(self) -> None:
         """Call once ``board.run`` has returned: reports why, as QEMU's SHUTDOWN does."""

@@ -37,6 +37,8 @@ class SystemConfig:
     nets: list[str] = field(default_factory=list)  # legacy -net text (pemu/net/legacy.py)
     nographic: bool = False
     no_reboot: bool = False
+    dump_guest_core: bool = True  # -machine dump-guest-core=off: RAM not in core dumps
+    no_shutdown: bool = False  # guest power-off stops the machine; pemu stays
     snapshot: bool = False
     gdb: str | None = None
     start_stopped: bool = False
