@@ -199,7 +199,9 @@ def qom_list_types(ctx: CommandContext, implements: str | None = None,
         if implements is not None and implements not in (t.qom_type, parent,
                                                          parents[t.kind]):
             continue
-        out.append({"name": t.qom_type, "parent": parent})
+        # a device alias is a type of its own in QEMU (virtio-blk-pci-non-transitional)
+        aliases = t.aliases if t.kind == registry.DEVICE else ()
+        out += [{"name": name, "parent": parent} for name in (t.qom_type, *aliases)]
     return out
 
 

@@ -166,7 +166,7 @@ def test_the_introspection_libvirt_reads(probed):
     names = {t["name"] for t in types}
     assert {"none-machine", "virt-machine", "tcg-accel", "virtio-blk-pci", "virtio-net-pci",
             "pcie-root-port", "memory-backend-ram", "memory-backend-file", "gpex-pcihost",
-            "virtio-mmio"} <= names
+            "virtio-mmio", "virtio-blk-pci-non-transitional"} <= names
     # what pemu does not have is not listed: no KVM for RISC-V, no IDE, no memfd
     assert not {"kvm-accel", "ide-hd", "memory-backend-memfd", "microvm-machine"} & names
     devices = {t.name for t in registry.types(registry.DEVICE)}

@@ -146,6 +146,7 @@ LEAN_DOMAIN = """<domain type='qemu'>
   <devices>
     <emulator>{emulator}</emulator>
     <serial type='file'><source path='{serial}'/></serial>
+    <interface type='user'><model type='virtio'/></interface>
     <memballoon model='none'/>
   </devices>
 </domain>
@@ -186,5 +187,8 @@ def test_the_lean_guest_runs_as_a_libvirt_domain(libvirt):
     command_line = libvirt.emulator_log()
     for option in ("-name guest=pemu-lean,debug-threads=on", "-no-shutdown",
                    "-machine virt,usb=off,dump-guest-core=off,memory-backend=ram",
-                   "-object memory-backend-ram,id=ram", "-sandbox on"):
+                   "-object memory-backend-ram,id=ram", "-sandbox on",
+                   # libvirt puts virtio devices on PCIe root ports (they are modern)
+                   "-device pcie-root-port", "-netdev user,id=hostnet0",
+                   "-device virtio-net-pci,netdev=hostnet0"):
         assert option in command_line

@@ -45,9 +45,13 @@ def _factory(pci_name: str, inner: TypeInfo) -> Callable[..., VirtioPCI]:
 
 
 def _declare(pci_name: str, device_name: str, description: str) -> TypeInfo:
+    """``NAME-non-transitional`` is QEMU's name for the modern-only variant, which is
+    what pemu's are (disable-legacy=on); management tools (libvirt) place virtio
+    devices in PCIe slots only when the emulator lists those names."""
     inner = lookup(DEVICE, device_name)
     return register(TypeInfo(pci_name, DEVICE, description, bus=PCI_BUS,
                              properties=(*inner.properties, *VIRTIO_PCI_PROPERTIES),
+                             aliases=(f"{pci_name}-non-transitional",),
                              factory=_factory(pci_name, inner)))
 
 
