@@ -15,7 +15,7 @@ import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
 from tests.cli.test_command_line import emulator, refused
-from tests.libvirt.test_qmp_probe import ask, start_probe
+from tests.libvirt.test_qmp_probe import start_probe
 from tests.system.conftest import ROOT, build_program, pemu_env  # noqa: F401 - fixture
 
 UUID = "c7a5fdbd-cdaf-9455-926a-d65c16db1809"
@@ -71,11 +71,23 @@ def test_name_uuid_and_host_thread_names(tmp_path):
                                    "-uuid", UUID)
     assert r.returncode == 0, r.stderr
     pid = int(open(pidfile).read())
+
+    async def go():
+        client = QMPClient("names")
+        await client.connect(sock)
+        name = await client.execute("query-name")
+        uuid = await client.execute("query-uuid")
+        # while this session's thread lives
+        comms = set()
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comms.add(f.read().strip())
+        await client.execute("quit")
+        await client.disconnect()
+        return name, uuid, comms
+
     try:
-        name, uuid = ask(sock, ("query-name", None), ("query-uuid", None))
-        comms = {open(f"/proc/{pid}/task/{t}/comm").read().strip()
-                 for t in os.listdir(f"/proc/{pid}/task")}
-        ask(sock, ("quit", None))
+        name, uuid, comms = asyncio.run(asyncio.wait_for(go(), 60))
     finally:
         try:
             os.kill(pid, 9)
