@@ -200,3 +200,16 @@ def test_properties_are_the_registrys_and_nothing_more(probed):
     assert {p["name"] for p in ram} == {"type", "size"}
     assert {p["name"] for p in file_backend} == {"type"}  # declared, not implemented
     assert {"aia", "acpi"} <= {p["name"] for p in virt}
+
+
+def test_a_second_pemu_cannot_take_a_held_pidfile(probed, tmp_path):
+    _, pid, pidfile = probed
+    other = tmp_path / "other"
+    other.mkdir()
+    sock = str(other / "qmp.sock")
+    r = subprocess.run([sys.executable, "-m", "pemu.cli.system_riscv64", *PROBE_ARGS,
+                        "-qmp", f"unix:{sock},server=on,wait=off", "-pidfile", pidfile,
+                        "-daemonize"], env=pemu_env(), cwd=ROOT, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "PID file" in r.stderr, r.stderr
+    assert int(open(pidfile).read()) == pid  # the first one's file is untouched
