@@ -26,6 +26,7 @@ def _refuse_guest_options(cfg: SystemConfig, prog: str) -> None:
     """What needs a CPU or RAM is refused, not dropped (QEMU refuses -kernel too)."""
     for option, given in (("-kernel", cfg.kernel), ("-initrd", cfg.initrd),
                           ("-device", cfg.devices), ("-drive", cfg.drives),
+                          ("-blockdev", cfg.blockdevs),
                           ("-netdev", cfg.netdevs or cfg.nics or cfg.nets),
                           ("-loadvm", cfg.loadvm), ("-incoming", cfg.incoming),
                           ("-gdb", cfg.gdb)):

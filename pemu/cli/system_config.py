@@ -144,7 +144,8 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "drive":
             cfg.drives.append(parse_keyval(v, option=name))
         elif name == "blockdev":
-            _not_implemented(prog, name, v)
+            # "backing": null, as libvirt writes it: the node has no backing node
+            cfg.blockdevs.append(parse_option_value(v, option=name, nullable=("backing",)))
         elif name == "device":
             cfg.devices.append(parse_option_value(v, implied_key="driver", option=name))
         elif name == "chardev":
@@ -270,8 +271,6 @@ def choose_accel(cfg: SystemConfig, available: tuple[str, ...]) -> str:
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
-                "same driver options)",
     "icount": "instruction counting is not implemented in pemu yet",
 }
 

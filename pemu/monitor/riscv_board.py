@@ -90,18 +90,21 @@ class RiscvBoardMonitor(MonitoredMachine):
         for n, dev in enumerate(self.cfg.devices):
             if dev.get("driver") in ("virtio-blk-device", "virtio-blk-pci") and dev.get("drive"):
                 names[dev.get("id") or f"virtio{n}"] = dev["drive"]
-        transports = list(getattr(self.board, "virtio_slots", []))
-        if self.pci_host is not None:  # virtio-blk-pci: the function's transport
-            transports += [f.transport for f in self.pci_host.devices()
+        transports = [(t, "") for t in getattr(self.board, "virtio_slots", [])]
+        if self.pci_host is not None:  # virtio-blk-pci: the function's transport, and
+            # QEMU's qdev path of the virtio device inside the PCI function (libvirt
+            # finds a disk's statistics by it)
+            transports += [(f.transport, "/virtio-backend") for f in self.pci_host.devices()
                            if hasattr(f, "transport")]
-        for transport in transports:
+        for transport, inner in transports:
             device = getattr(transport, "device", None)
             backend = getattr(device, "backend", None)
             if backend is None or not hasattr(backend, "node"):
                 continue
             dev_id = getattr(device, "id", None) or "virtio"
             drive_id = names.get(dev_id, dev_id)
-            self.block.add_drive(drive_id, backend, qdev=f"/machine/peripheral/{dev_id}")
+            self.block.add_drive(drive_id, backend,
+                                 qdev=f"/machine/peripheral/{dev_id}{inner}")
 
     # -- MonitoredMachine primitives ----------------------------------------------------------
     def _pause(self) -> None:

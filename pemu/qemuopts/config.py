@@ -25,6 +25,7 @@ class SystemConfig:
     bios: str | None = None
     dtb: str | None = None
     drives: list[dict[str, str]] = field(default_factory=list)
+    blockdevs: list[dict[str, str]] = field(default_factory=list)  # -blockdev nodes
     devices: list[dict[str, str]] = field(default_factory=list)
     chardevs: list[dict[str, str]] = field(default_factory=list)
     serial: list[str] = field(default_factory=list)

@@ -12,19 +12,24 @@ import json
 
 from pemu.qemuopts.keyval import OptionError, parse_keyval
 
+NULL = "null"  # the value of a key given as JSON null where null is allowed
+
 
 def is_json_value(text: str) -> bool:
     """QEMU's rule: a value that starts with ``{`` is JSON."""
     return text.lstrip().startswith("{")
 
 
-def _flatten(value: object, key: str, out: dict[str, str], what: str) -> None:
+def _flatten(value: object, key: str, out: dict[str, str], what: str,
+             nullable: tuple[str, ...]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
-            _flatten(v, f"{key}.{k}" if key else k, out, what)
+            _flatten(v, f"{key}.{k}" if key else k, out, what, nullable)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _flatten(v, f"{key}.{i}", out, what)
+            _flatten(v, f"{key}.{i}", out, what, nullable)
+    elif value is None and key in nullable:
+        out[key] = NULL
     elif isinstance(value, bool):  # before int: bool is an int in Python
         out[key] = "on" if value else "off"
     elif isinstance(value, int | float | str):
@@ -33,8 +38,10 @@ def _flatten(value: object, key: str, out: dict[str, str], what: str) -> None:
         raise OptionError(f"{what}: Parameter '{key}' has a null value")
 
 
-def parse_json_option(text: str, option: str) -> dict[str, str]:
-    """A JSON option value as flat string keys; OptionError names the option."""
+def parse_json_option(text: str, option: str,
+                      nullable: tuple[str, ...] = ()) -> dict[str, str]:
+    """A JSON option value as flat string keys; OptionError names the option.  The
+    keys in ``nullable`` may be JSON null (their value is then ``NULL``)."""
     what = f"-{option} {text}"
     try:
         value = json.loads(text)
@@ -43,15 +50,15 @@ def parse_json_option(text: str, option: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise OptionError(f"{what}: JSON value must be an object")
     out: dict[str, str] = {}
-    _flatten(value, "", out, what)
+    _flatten(value, "", out, what, nullable)
     return out
 
 
-def parse_option_value(text: str, implied_key: str | None = None,
-                       option: str = "") -> dict[str, str]:
+def parse_option_value(text: str, implied_key: str | None = None, option: str = "",
+                       nullable: tuple[str, ...] = ()) -> dict[str, str]:
     """``-OPTION`` value in either form: JSON object or ``a=1,b=2``."""
     if is_json_value(text):
-        return parse_json_option(text, option)
+        return parse_json_option(text, option, nullable)
     return parse_keyval(text, implied_key=implied_key, option=option)
 
 

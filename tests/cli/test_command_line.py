@@ -41,7 +41,6 @@ NOT_IMPLEMENTED = [
     (["-icount", "shift=1"], "-icount"),
     (["-rtc", "base=localtime"], "-rtc base=localtime"),
     (["-rtc", "driftfix=slew"], "-rtc driftfix=slew"),
-    (["-blockdev", "driver=file,filename=x,node-name=n0"], "-blockdev"),
 ]
 
 
