@@ -96,6 +96,7 @@ class RiscvBoardMonitor(MonitoredMachine):
             # finds a disk's statistics by it)
             transports += [(f.transport, "/virtio-backend") for f in self.pci_host.devices()
                            if hasattr(f, "transport")]
+        blockdev_nodes = {b.get("node-name") for b in self.cfg.blockdevs}
         for transport, inner in transports:
             device = getattr(transport, "device", None)
             backend = getattr(device, "backend", None)
@@ -103,7 +104,9 @@ class RiscvBoardMonitor(MonitoredMachine):
                 continue
             dev_id = getattr(device, "id", None) or "virtio"
             drive_id = names.get(dev_id, dev_id)
-            self.block.add_drive(drive_id, backend,
+            # a -blockdev drive keeps its node-name (libvirt finds its sizes by it)
+            node = drive_id if drive_id in blockdev_nodes else None
+            self.block.add_drive(drive_id, backend, node_name=node,
                                  qdev=f"/machine/peripheral/{dev_id}{inner}")
 
     # -- MonitoredMachine primitives ----------------------------------------------------------

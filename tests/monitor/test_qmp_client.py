@@ -361,7 +361,7 @@ def test_block_commands_against_real_images(vm, tmp_path, qemu_img):
     top = after[0]["inserted"]
     assert top["file"] == str(overlay) and top["backing_file"] == str(disk)
     assert top["image"]["virtual-size"] == 2 << 20
-    assert [n["node-name"] for n in nodes] == ["extra"]
+    assert [n["node-name"] for n in nodes] == ["#block001", "extra"]  # the drive's too
     assert "Duplicate" in dup.error.error.desc
     assert missing.error_class == "DeviceNotFound"
     assert f"drive0 (#block001): {overlay} (qcow2)" in info
