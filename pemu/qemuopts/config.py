@@ -63,3 +63,10 @@ class SystemConfig:
     uuid: str | None = None
     ram_size_given: bool = False  # -m (a memory backend's size must then agree)
     accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)
+
+    def first_serial(self, default: str = "stdio") -> str:
+        """The first serial port's backend: the first -serial; with -nodefaults none
+        (QEMU makes the port with nothing behind it); else the board's ``default``."""
+        if self.serial:
+            return self.serial[0]
+        return "null" if self.nodefaults else default

@@ -177,3 +177,14 @@ def test_json_device_and_netdev_are_the_keyval_forms(tmp_path):
     r = emulator("riscv64", "-bios", "none", "-nographic", "-drive",
                  f"file={disk},format=raw,if=none,id=d0", "-device", device)
     refused(r, "virtio-blk-pci.bogus")
+
+
+@pytest.mark.parametrize("nodefaults", [False, True])
+def test_nodefaults_leaves_the_uart_without_a_backend(build_program, nodefaults):  # noqa: F811
+    elf = build_program("reboot")  # prints on the UART, then powers off
+    args = [sys.executable, "-m", "pemu.cli.system_riscv64", "-M", "virt", "-m", "64M",
+            "-bios", "none", "-kernel", str(elf), "-display", "none"]
+    r = subprocess.run(args + (["-nodefaults"] if nodefaults else []), env=pemu_env(),
+                       cwd=ROOT, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == (b"" if nodefaults else b"12DONE\n")
