@@ -19,6 +19,9 @@ import threading
 
 MAIN_THREAD_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT,
                                  signal.SIGQUIT})
+# -name ...,debug-threads=on: give each helper thread its name in the host (top -H,
+# gdb, /proc/PID/task/TID/comm), as QEMU does
+name_host_threads = False
 
 
 def start(thread: threading.Thread) -> threading.Thread:
@@ -28,7 +31,17 @@ def start(thread: threading.Thread) -> threading.Thread:
         thread.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    if name_host_threads:
+        _name_in_host(thread)
     return thread
+
+
+def _name_in_host(thread: threading.Thread) -> None:
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/comm", "w") as comm:
+            comm.write(thread.name[:15])  # the kernel keeps 15 bytes
+    except OSError:
+        pass  # the thread has already ended, or no /proc: only the name is lost
 
 
 def start_daemon(target, *args, name: str) -> threading.Thread:

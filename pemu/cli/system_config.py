@@ -14,13 +14,23 @@ from typing import TextIO
 from pemu.block.drivers import block_driver, supported_formats_line
 from pemu.block.errors import BlockError
 from pemu.chardev.backend import backend_type, check_backend_options
+from pemu.cli import management_options
+from pemu.cli.process_setup import setup_process
 from pemu.fdpass import parse_add_fd
+from pemu.memory.backends import apply_memory_backends
 from pemu.net import all_backends  # noqa: F401 - -netdev types
 from pemu.net.backend import netdev_help, netdev_type
 from pemu.net.legacy import expand_net
 from pemu.net.options import parse_netdev, parse_nic
 from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.json_options import (
+    is_json_value,
+    keyval_text,
+    parse_json_option,
+    parse_option_value,
+)
 from pemu.qemuopts.keyval import OptionError, OptionSpec, parse_argv, parse_keyval, parse_size
+from pemu.qemuopts.parameters import BOOLEAN, STRING, declare
 from pemu.qom.registry import (
     CHARDEV,
     CPU,
@@ -85,6 +95,15 @@ _OPTIONS = [
     ("rtc", True, "real-time clock: base=utc, clock=host|rt (the guest sees host UTC)"),
     ("add-fd", True, "fd=N,set=S[,opaque=TEXT]: an inherited fd joins fd set S "
                      "(open it as /dev/fdset/S)"),
+    ("no-user-config", False, "load no user configuration (pemu has none to load)"),
+    ("nodefaults", False, "create no default devices (serial port, monitor)"),
+    ("daemonize", False, "detach once started; the parent exits when QMP listens"),
+    ("pidfile", True, "write the process id to this file (locked, removed at exit)"),
+    ("uuid", True, "the machine's UUID (query-uuid)"),
+    ("overcommit", True, "mem-lock=off,cpu-pm=off (on is not implemented)"),
+    ("msg", True, "timestamp=on|off,guest-name=on|off: prefixes of error lines"),
+    ("boot", True, "strict=on|off,menu=off (pemu boots -kernel/-bios itself)"),
+    ("audiodev", True, "none,id=ID: the only audio backend (pemu has no sound device)"),
     ("version", False, "print the version and exit"),
     ("h", False, "print help and exit"),
     ("help", False, "print help and exit"),
@@ -103,32 +122,32 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "m":
             opts = parse_keyval(v, implied_key="size", option=name)
             cfg.ram_size = parse_size(opts["size"], default_suffix="M", what="memory size")
+            cfg.ram_size_given = True
             if cfg.ram_size <= 0:
                 raise OptionError(f"{prog}: -m {v}: memory size must be positive")
         elif name == "smp":
-            opts = parse_keyval(v, implied_key="cpus", option=name)
-            try:
-                cfg.smp = int(opts.get("cpus", "1"))
-            except ValueError:
-                raise OptionError(f"{prog}: -smp {v}: CPU count must be a number") from None
-            if not 1 <= cfg.smp <= 512:
-                raise OptionError(f"{prog}: -smp {v}: CPU count must be between 1 and 512")
+            cfg.smp = management_options.parse_smp(v)
         elif name == "cpu":
             cfg.cpu = v
         elif name == "accel":
             cfg.accel = parse_keyval(v, implied_key="accel", option=name)
+            cfg.accel_given = True
         elif name == "enable-kvm":
             cfg.accel = {"accel": "kvm"}
-        elif name in ("kernel", "initrd", "bios", "dtb", "gdb", "name"):
+            cfg.accel_given = True
+        elif name == "name":
+            cfg.name, cfg.debug_threads = management_options.parse_name(v)
+        elif name in ("kernel", "initrd", "bios", "dtb", "gdb"):
             setattr(cfg, name, v)
         elif name == "append":
             cfg.append = v
         elif name == "drive":
             cfg.drives.append(parse_keyval(v, option=name))
         elif name == "blockdev":
-            _not_implemented(prog, name, v)
+            # "backing": null, as libvirt writes it: the node has no backing node
+            cfg.blockdevs.append(parse_option_value(v, option=name, nullable=("backing",)))
         elif name == "device":
-            cfg.devices.append(parse_keyval(v, implied_key="driver", option=name))
+            cfg.devices.append(parse_option_value(v, implied_key="driver", option=name))
         elif name == "chardev":
             cfg.chardevs.append(parse_keyval(v, implied_key="backend", option=name))
         elif name == "serial":
@@ -140,6 +159,8 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "qmp":
             cfg.qmp.append(v)
         elif name == "netdev":
+            if is_json_value(v):  # the JSON form as the text form it means
+                v = keyval_text(parse_json_option(v, name), first="type")
             if v != "help" and not v.endswith(",help"):
                 parse_netdev(v, prog)  # a bad type or option: QEMU's error, now
             cfg.netdevs.append(v)
@@ -151,7 +172,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.nets.append(v)
             expand_net(cfg.nets, prog)  # a bad type or option: QEMU's error, now
         elif name == "object":
-            cfg.objects.append(parse_keyval(v, implied_key="qom-type", option=name))
+            cfg.objects.append(parse_option_value(v, implied_key="qom-type", option=name))
         elif name == "add-fd":
             # adopted at once, as QEMU does, before anything can open /dev/fdset/S
             parse_add_fd(parse_keyval(v, option=name))
@@ -163,7 +184,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "no-reboot":
             cfg.no_reboot = True
         elif name == "no-shutdown":
-            _not_implemented(prog, name, "")
+            cfg.no_shutdown = True
         elif name == "snapshot":
             cfg.snapshot = True
         elif name == "s":
@@ -198,15 +219,58 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.show_version = True
         elif name in ("h", "help"):
             cfg.show_help = True
+        else:
+            _parse_process_option(cfg, name, v)
+    _machine_accel(cfg)
     return cfg
+
+
+def _parse_process_option(cfg: SystemConfig, name: str, v: str) -> None:
+    """The options of the process around the machine (pemu/cli/management_options.py
+    and process_setup.py)."""
+    if name == "no-user-config":
+        pass  # pemu reads no configuration files: there is nothing not to load
+    elif name == "nodefaults":
+        cfg.nodefaults = True
+    elif name == "daemonize":
+        cfg.daemonize = True
+    elif name == "pidfile":
+        cfg.pidfile = v
+    elif name == "uuid":
+        cfg.uuid = management_options.parse_uuid(v)
+    elif name == "overcommit":
+        management_options.check_overcommit(v)
+    elif name == "msg":
+        cfg.msg_timestamp, cfg.msg_guest_name = management_options.parse_msg(v)
+    elif name == "boot":
+        management_options.check_boot(v)
+    elif name == "audiodev":
+        management_options.parse_audiodev(v)
+    else:
+        raise AssertionError(f"option -{name} is in the table but has no parser")
+
+
+def _machine_accel(cfg: SystemConfig) -> None:
+    """``-machine accel=kvm:tcg`` (the legacy spelling libvirt's probe uses) is
+    ``-accel``; an explicit ``-accel`` wins, as in QEMU."""
+    accel = cfg.machine.pop("accel", None)
+    if accel is not None and not cfg.accel_given:
+        cfg.accel = {"accel": accel}
+
+
+def choose_accel(cfg: SystemConfig, available: tuple[str, ...]) -> str:
+    """The first accelerator of an ``a:b`` list that this emulator has (QEMU tries them
+    in order); writes it back into ``cfg.accel``."""
+    wanted = cfg.accel.get("accel", available[0])
+    for name in wanted.split(":"):
+        if name in available:
+            cfg.accel["accel"] = name
+            return name
+    return wanted
 
 
 # Options pemu parses but cannot honour yet: refused with this reason, never ignored.
 NOT_IMPLEMENTED_OPTIONS = {
-    "blockdev": "-blockdev is not implemented in pemu yet (use -drive, which takes the "
-                "same driver options)",
-    "no-shutdown": "stopping instead of exiting at guest power-off is not implemented "
-                   "in pemu yet",
     "icount": "instruction counting is not implemented in pemu yet",
 }
 
@@ -237,6 +301,11 @@ def _not_implemented(prog: str, name: str, value: str) -> None:
 
 # -rtc values that describe what the boards do: the guest clock is the host's UTC clock
 RTC_SUPPORTED = {"base": ("utc",), "clock": ("host", "rt")}
+# the keys of -rtc and -sandbox, for query-command-line-options (libvirt passes
+# -sandbox only to an emulator that lists it)
+declare("rtc", {key: STRING for key in RTC_SUPPORTED})
+declare("sandbox", {"enable": BOOLEAN, "obsolete": STRING, "elevateprivileges": STRING,
+                    "spawn": STRING, "resourcecontrol": STRING})
 
 
 def _check_rtc(prog: str, opts: dict[str, str]) -> None:
@@ -297,6 +366,11 @@ def check_types(cfg: SystemConfig, prog: str, arch: str, default_machine: str,
     is loaded: the type must exist for this target, and each property must be declared
     (with a value pemu implements, where the type lists them)."""
     check_drives(cfg, prog)
+    try:
+        apply_memory_backends(cfg, cfg.ram_size_given)
+        cfg.dump_guest_core = management_options.take_generic_machine_options(cfg.machine)
+    except OptionError as e:
+        raise OptionError(f"{prog}: {e}") from None
     machine = cfg.machine.get("type", default_machine)
     try:
         info = lookup(MACHINE, machine, arch)
@@ -390,6 +464,7 @@ def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig],
         if listing is not None:
             print(listing)
             return 0
+        setup_process(cfg)  # -daemonize forks here: nothing has started a thread yet
         return run(cfg)
     except OptionError as e:
         msg = str(e)

@@ -24,7 +24,9 @@ from pemu.block.errors import BlockError
 from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
-from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.cli.none_machine import run_none_machine
+from pemu.cli.process_setup import startup_done
+from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
@@ -55,7 +57,7 @@ DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS]  # virt's virtio-mmio slots, its 
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     machine = cfg.machine.get("type", "virt")
-    accel = cfg.accel.get("accel", "tcg")
+    accel = choose_accel(cfg, ("tcg",))
     if accel != "tcg":
         raise OptionError(f"{PROG}: -accel {accel}: RISC-V guests run only under TCG")
     unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
@@ -85,6 +87,8 @@ def _make_log(cfg: SystemConfig) -> TCGLog:
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     machine = _check_config(cfg)
+    if machine == "none":
+        return run_none_machine(cfg, PROG, ARCH, "tcg", timeout)
     chardevs = ChardevRegistry()
     board = None
     monitored = None
@@ -126,6 +130,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if cfg.loadvm:
             _loadvm(monitored, cfg.loadvm)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
+        startup_done()  # -daemonize: the parent returns now
 
         def on_signal(signum: int, frame: object) -> None:
             # stop first: when stderr is a pipe whose reader died (the usual reason for

@@ -13,7 +13,9 @@ from pemu.accel.kvm.errors import KVMError
 from pemu.accel.kvm.vcpu import install_kick_handler
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
-from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.cli.none_machine import run_none_machine
+from pemu.cli.process_setup import startup_done
+from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.x86_kvm import start_x86_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
@@ -47,7 +49,10 @@ def _check_config(cfg: SystemConfig) -> None:
         option = "-loadvm" if cfg.loadvm else "-incoming"
         raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
-    accel = cfg.accel.get("accel", "tcg")
+    if cfg.no_shutdown:
+        raise OptionError(f"{PROG}: -no-shutdown: stopping instead of exiting at guest "
+                          "power-off is not implemented for microvm yet")
+    accel = choose_accel(cfg, ("kvm",))
     if accel != "kvm":
         raise OptionError(f"{PROG}: -accel {accel}: x86-64 guests run only under KVM "
                           "(use -accel kvm)")
@@ -71,6 +76,9 @@ def _make_devices(board, cfg: SystemConfig) -> list:
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
+    if cfg.machine.get("type") == "none":
+        check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
+        return run_none_machine(cfg, PROG, ARCH, choose_accel(cfg, ("kvm",)), timeout)
     _check_config(cfg)
     kernel = _read(cfg.kernel, "kernel", cfg.ram_size)
     initrd = _read(cfg.initrd, "initrd", cfg.ram_size) if cfg.initrd else None
@@ -96,6 +104,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if cfg.gdb:
             _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
+        startup_done()  # -daemonize: the parent returns now
         status = board.run(timeout)
         machine.board_exited()
         if board.error:

@@ -34,6 +34,13 @@ class Drive:
     filter: AccountingNode | None = field(default=None, repr=False)
 
     @property
+    def device(self) -> str:
+        """The name QMP's ``device`` shows: a -blockdev node bound to a device (its
+        node-name is its id) has no BlockBackend name in QEMU, so it shows "" and is
+        known by node-name and qdev (libvirt keys on those, and refuses duplicates)."""
+        return "" if self.node_name == self.id else self.id
+
+    @property
     def top(self) -> BlockNode:
         """The image layer the guest sees (under our accounting filter)."""
         return self.filter.child if self.filter is not None else self.backend.node
@@ -113,7 +120,7 @@ class BlockDevices:
             for drive in self.drives.values():
                 top = drive.top
                 entry: dict[str, object] = {
-                    "device": drive.id, "locked": False, "removable": False,
+                    "device": drive.device, "locked": False, "removable": False,
                     "type": "unknown", "io-status": "ok",
                 }
                 if drive.qdev:
@@ -141,15 +148,18 @@ class BlockDevices:
                 stats.update({"invalid_rd_operations": 0, "invalid_wr_operations": 0,
                               "invalid_flush_operations": 0, "account_invalid": False,
                               "account_failed": True, "timed_stats": []})
-                out.append({"device": drive.id, "node-name": drive.node_name,
+                out.append({"device": drive.device, "node-name": drive.node_name,
                             "qdev": drive.qdev, "stats": stats})
         return out
 
     def query_named_nodes(self) -> list[dict[str, object]]:
+        """Every node with a name, as QEMU lists them: the devices' drives (libvirt
+        reads a -blockdev disk's sizes here, by node-name) and the blockdev-add nodes."""
         with self._lock:
-            return [{"node-name": name, "drv": be.node.format_name, "file": be.node.filename,
-                     "ro": be.read_only, "image": _image_info(be.node)}
-                    for name, be in self.nodes.items()]
+            named = [(d.node_name, d.top, d.backend.read_only) for d in self.drives.values()]
+            named += [(name, be.node, be.read_only) for name, be in self.nodes.items()]
+            return [{"node-name": name, "drv": node.format_name, "file": node.filename,
+                     "ro": ro, "image": _image_info(node)} for name, node, ro in named]
 
     # -- changes ----------------------------------------------------------------------------
     def blockdev_add(self, args: dict[str, object]) -> None:

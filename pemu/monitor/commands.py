@@ -7,12 +7,14 @@ underscores), already checked against the declared types.
 from __future__ import annotations
 
 import os
+import platform
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
 from pemu.monitor import (
     chardev_commands,
     fd_commands,
+    introspection_commands,
     net_commands,
     pci_commands,
     qom,
@@ -32,6 +34,8 @@ s = SCHEMA
 command = SCHEMA.command
 
 MEMSAVE_CHUNK = 1 << 20
+_HOST_TARGET = {"x86_64": "x86_64", "amd64": "x86_64", "riscv64": "riscv64"}.get(
+    platform.machine().lower(), platform.machine().lower())
 
 # -- types --------------------------------------------------------------------------
 s.enum("QapiErrorClass", list(ERROR_CLASSES))
@@ -143,7 +147,9 @@ def query_status(ctx: CommandContext) -> dict:
 
 @command("query-kvm", returns="KvmInfo")
 def query_kvm(ctx: CommandContext) -> dict:
-    return {"enabled": ctx.machine.accel == "kvm", "present": os.path.exists("/dev/kvm")}
+    # KVM runs only guests of the host's own architecture (QEMU builds it only there)
+    present = os.path.exists("/dev/kvm") and ctx.machine.target == _HOST_TARGET
+    return {"enabled": ctx.machine.accel == "kvm", "present": present}
 
 
 @command("query-target", returns="TargetInfo")
@@ -179,20 +185,23 @@ def query_cpu_definitions(ctx: CommandContext) -> list:
 
 def _qom_types(arch: str) -> list[registry.TypeInfo]:
     return (registry.types(registry.MACHINE, arch) + registry.types(registry.CPU, arch)
-            + registry.types(registry.DEVICE))
+            + registry.types(registry.DEVICE) + registry.types(registry.OBJECT, arch))
 
 
 @command("qom-list-types", {"*implements": "str", "*abstract": "bool"}, "[ObjectTypeInfo]")
 def qom_list_types(ctx: CommandContext, implements: str | None = None,
                    abstract: bool = False) -> list:
-    parents = {registry.MACHINE: "machine", registry.CPU: "cpu", registry.DEVICE: "device"}
+    parents = {registry.MACHINE: "machine", registry.CPU: "cpu", registry.DEVICE: "device",
+               registry.OBJECT: "object"}
     out = []
     for t in _qom_types(ctx.machine.target):
         parent = f"{t.bus.removesuffix('-bus')}-device" if t.bus else parents[t.kind]
         if implements is not None and implements not in (t.qom_type, parent,
                                                          parents[t.kind]):
             continue
-        out.append({"name": t.qom_type, "parent": parent})
+        # a device alias is a type of its own in QEMU (virtio-blk-pci-non-transitional)
+        aliases = t.aliases if t.kind == registry.DEVICE else ()
+        out += [{"name": name, "parent": parent} for name in (t.qom_type, *aliases)]
     return out
 
 
@@ -549,3 +558,4 @@ def query_migrate_capabilities(ctx: CommandContext) -> list:
 
 
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
+introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...

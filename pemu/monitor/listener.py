@@ -45,16 +45,22 @@ def bind_unix_private(path: str) -> socket.socket:
     except OSError as e:
         raise OptionError(f"could not listen on {path}: {e.strerror}") from None
     tmp = os.path.join(private, "s")
+    # The private directory makes the name longer than ``path``: a path near the
+    # 107-byte limit of sun_path (libvirt's are) is bound through the directory's
+    # /proc/self/fd link, which the kernel resolves like the directory itself.
+    dir_fd = os.open(private, os.O_PATH | os.O_DIRECTORY)
+    bind_name = tmp if len(os.fsencode(tmp)) < 108 else f"/proc/self/fd/{dir_fd}/s"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(tmp)
+        sock.bind(bind_name)
         os.chmod(tmp, 0o600)
         os.rename(tmp, path)
         sock.listen(4)
     except OSError as e:
         sock.close()
-        raise OptionError(f"could not listen on {path}: {e.strerror}") from None
+        raise OptionError(f"could not listen on {path}: {e.strerror or e}") from None
     finally:
+        os.close(dir_fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         with contextlib.suppress(OSError):

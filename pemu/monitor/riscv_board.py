@@ -16,7 +16,7 @@ import time
 from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
-from pemu.monitor.machine import CPUInfo, MonitoredMachine
+from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
 from pemu.target.riscv.exceptions import RiscvTrap
@@ -50,6 +50,8 @@ class RiscvBoardMonitor(MonitoredMachine):
         for hart in board.harts:
             self._install_gate(hart)
         self._register_drives()
+        if cfg.no_shutdown:
+            board.on_poweroff_stay = self._poweroff_stay
         if cfg.start_stopped:
             self._kick_harts()  # -S: stop before the first instruction
 
@@ -88,18 +90,24 @@ class RiscvBoardMonitor(MonitoredMachine):
         for n, dev in enumerate(self.cfg.devices):
             if dev.get("driver") in ("virtio-blk-device", "virtio-blk-pci") and dev.get("drive"):
                 names[dev.get("id") or f"virtio{n}"] = dev["drive"]
-        transports = list(getattr(self.board, "virtio_slots", []))
-        if self.pci_host is not None:  # virtio-blk-pci: the function's transport
-            transports += [f.transport for f in self.pci_host.devices()
+        transports = [(t, "") for t in getattr(self.board, "virtio_slots", [])]
+        if self.pci_host is not None:  # virtio-blk-pci: the function's transport, and
+            # QEMU's qdev path of the virtio device inside the PCI function (libvirt
+            # finds a disk's statistics by it)
+            transports += [(f.transport, "/virtio-backend") for f in self.pci_host.devices()
                            if hasattr(f, "transport")]
-        for transport in transports:
+        blockdev_nodes = {b.get("node-name") for b in self.cfg.blockdevs}
+        for transport, inner in transports:
             device = getattr(transport, "device", None)
             backend = getattr(device, "backend", None)
             if backend is None or not hasattr(backend, "node"):
                 continue
             dev_id = getattr(device, "id", None) or "virtio"
             drive_id = names.get(dev_id, dev_id)
-            self.block.add_drive(drive_id, backend, qdev=f"/machine/peripheral/{dev_id}")
+            # a -blockdev drive keeps its node-name (libvirt finds its sizes by it)
+            node = drive_id if drive_id in blockdev_nodes else None
+            self.block.add_drive(drive_id, backend, node_name=node,
+                                 qdev=f"/machine/peripheral/{dev_id}{inner}")
 
     # -- MonitoredMachine primitives ----------------------------------------------------------
     def _pause(self) -> None:
@@ -128,6 +136,18 @@ class RiscvBoardMonitor(MonitoredMachine):
     def _quit(self) -> None:
         self.board.request_exit(0, "quit from the monitor")
         self._open.set()
+
+    def _poweroff_stay(self, code: int) -> None:
+        """-no-shutdown: the guest powered off; the machine stops in run state
+        ``shutdown`` (cont refuses until system_reset), as QEMU's does.  Runs on the
+        hart's thread: the gate closes and the hart parks at its next exit check,
+        so this must not wait for the park itself."""
+        self.events.emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
+        with self._state_lock:
+            self._open.clear()
+            self._kick_harts()
+            self._state = SHUTDOWN
+        self.events.emit("STOP")
 
     def board_exited(self) -> None:
         """Call once ``board.run`` has returned: reports why, as QEMU's SHUTDOWN does."""

@@ -174,7 +174,7 @@ def create_monitors(cfg, machine, chardevs=None) -> MonitorSet:
         for spec in cfg.monitor:
             monitors.add_spec(spec, READLINE, chardevs)
         for opts in cfg.mon:
-            unknown = set(opts) - {"chardev", "mode", "pretty", "insecure"}
+            unknown = set(opts) - {"chardev", "mode", "pretty", "insecure", "id"}
             if unknown:
                 raise OptionError(f"-mon: invalid parameter '{sorted(unknown)[0]}'")
             mode = opts.get("mode", READLINE)

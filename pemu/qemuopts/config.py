@@ -25,6 +25,7 @@ class SystemConfig:
     bios: str | None = None
     dtb: str | None = None
     drives: list[dict[str, str]] = field(default_factory=list)
+    blockdevs: list[dict[str, str]] = field(default_factory=list)  # -blockdev nodes
     devices: list[dict[str, str]] = field(default_factory=list)
     chardevs: list[dict[str, str]] = field(default_factory=list)
     serial: list[str] = field(default_factory=list)
@@ -37,6 +38,8 @@ class SystemConfig:
     nets: list[str] = field(default_factory=list)  # legacy -net text (pemu/net/legacy.py)
     nographic: bool = False
     no_reboot: bool = False
+    dump_guest_core: bool = True  # -machine dump-guest-core=off: RAM not in core dumps
+    no_shutdown: bool = False  # guest power-off stops the machine; pemu stays
     snapshot: bool = False
     gdb: str | None = None
     start_stopped: bool = False
@@ -50,3 +53,20 @@ class SystemConfig:
     loadvm: str | None = None  # -loadvm NAME: restore a snapshot at start
     incoming: str | None = None  # -incoming URI: wait for a migration stream
     show_help: bool = False
+    # the process around the machine (pemu/cli/process_setup.py)
+    nodefaults: bool = False  # no default serial/monitor: only what the line names
+    daemonize: bool = False
+    pidfile: str | None = None
+    debug_threads: bool = False  # -name ...,debug-threads=on
+    msg_timestamp: bool = False  # -msg timestamp=on
+    msg_guest_name: bool = False  # -msg guest-name=on
+    uuid: str | None = None
+    ram_size_given: bool = False  # -m (a memory backend's size must then agree)
+    accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)
+
+    def first_serial(self, default: str = "stdio") -> str:
+        """The first serial port's backend: the first -serial; with -nodefaults none
+        (QEMU makes the port with nothing behind it); else the board's ``default``."""
+        if self.serial:
+            return self.serial[0]
+        return "null" if self.nodefaults else default

@@ -25,7 +25,8 @@ DEVICE = "device"
 CHARDEV = "chardev"  # -chardev backends (pemu/chardev/backend.py)
 NETDEV = "netdev"  # -netdev backends (pemu/net/backend.py)
 BLOCK_DRIVER = "block-driver"  # image formats and protocols (pemu/block/driver_info.py)
-KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV, BLOCK_DRIVER)
+OBJECT = "object"  # -object types that are not devices (pemu/memory/backends.py)
+KINDS = (MACHINE, CPU, DEVICE, CHARDEV, NETDEV, BLOCK_DRIVER, OBJECT)
 
 
 class RegistryError(ValueError):
@@ -213,7 +214,8 @@ def property_listing(info: TypeInfo) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BLOCK_DRIVER", "CHARDEV", "CPU", "DEVICE", "MACHINE", "NETDEV", "Property",
+__all__ = ["BLOCK_DRIVER", "CHARDEV", "CPU", "DEVICE", "MACHINE", "NETDEV", "OBJECT",
+           "Property",
            "RegistryError", "TypeInfo",
            "check_options", "check_properties", "check_values", "checked_device",
            "help_listing", "lookup", "property_listing", "register", "types"]

@@ -9,10 +9,12 @@ A guest reset without ``-no-reboot`` reloads the images and restarts the harts.
 
 from __future__ import annotations
 
+import mmap
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from pemu import threads
 from pemu.accel.tcg.log import TCGLog
@@ -81,6 +83,8 @@ class RiscvBoard:
         self.space = AddressSpace("memory")
         try:
             self.dram = self.space.add_ram("ram", dram.base, dram.size)
+            if not cfg.dump_guest_core:
+                self.dram.mem.madvise(mmap.MADV_DONTDUMP)
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         self.translator = SystemTranslator(
@@ -105,6 +109,8 @@ class RiscvBoard:
         self.error: str | None = None
         self._reset_requested = False
         self.reset_pc = dram.base
+        # -no-shutdown: called (on the hart's thread) instead of exiting at power-off
+        self.on_poweroff_stay: Callable[[int], None] | None = None
 
     # -- power ------------------------------------------------------------------------------
     def request_exit(self, status: int, why: str = "") -> None:
@@ -121,6 +127,9 @@ class RiscvBoard:
         self.machine.stop()
 
     def guest_shutdown(self, code: int) -> None:
+        if self.cfg.no_shutdown and self.on_poweroff_stay is not None:
+            self.on_poweroff_stay(code)  # -no-shutdown: the monitor stops the machine
+            return
         self.request_exit(code, f"guest powered off (status {code})")
 
     # -- boot ---------------------------------------------------------------------------------

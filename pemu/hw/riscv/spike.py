@@ -39,7 +39,7 @@ class SpikeBoard(RiscvBoard):
         self.chardevs = chardevs
         self.output = None
         if chardevs is not None:
-            spec = cfg.serial[0] if cfg.serial else "stdio"
+            spec = cfg.first_serial()
             self.output = chardevs.from_legacy(spec, "htif")
         self.htif: HTIF | None = None
 

@@ -223,10 +223,7 @@ class VirtBoard(RiscvBoard):
         self.space.add_mmio("rtc", mm["rtc"].base, mm["rtc"].size, self.rtc)
         chardev = None
         if self.chardevs is not None:
-            if self.cfg.serial:
-                spec = self.cfg.serial[0]
-            else:
-                spec = "mon:stdio" if self.cfg.nographic else "stdio"
+            spec = self.cfg.first_serial("mon:stdio" if self.cfg.nographic else "stdio")
             try:
                 chardev = self.chardevs.from_legacy(spec, "serial0")
             except OptionError as e:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 
+from pemu.block.blockdev_options import blockdev_drives
 from pemu.block.drive import open_drive
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.net.dump import attach_filters
@@ -87,6 +88,10 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
         if did in drives:
             raise OptionError(f"{prog}: -drive id={did}: duplicate drive id")
         drives[did] = opts
+    for node, opts in blockdev_drives(cfg.blockdevs).items():
+        if node in drives:
+            raise OptionError(f"{prog}: -blockdev node-name={node}: the name of a -drive")
+        drives[node] = opts  # -device ...,drive=NODE
     specs = list(cfg.devices)
     specs += [{"driver": "virtio-blk-device", "drive": did}
               for did, opts in drives.items() if opts.get("if") == "virtio"]

@@ -26,6 +26,13 @@ VIRTIO_PCI_PROPERTIES = (
 )
 
 
+# QEMU's boot order for firmware that reads one (fw_cfg "bootorder", EDK2).  pemu
+# loads -kernel/-bios itself and its firmware (OpenSBI) boots no device, so the
+# order changes nothing, as on QEMU's virt board with OpenSBI; libvirt always sets it.
+BOOTINDEX = Property("bootindex", "int32", description="firmware boot order (pemu's "
+                     "firmware boots no device: no effect)")
+
+
 def _factory(pci_name: str, inner: TypeInfo) -> Callable[..., VirtioPCI]:
     def create(ctx: object, opts: dict[str, str], name: str) -> VirtioPCI:
         vectors = None
@@ -44,14 +51,21 @@ def _factory(pci_name: str, inner: TypeInfo) -> Callable[..., VirtioPCI]:
     return create
 
 
-def _declare(pci_name: str, device_name: str, description: str) -> TypeInfo:
+def _declare(pci_name: str, device_name: str, description: str,
+             extra: tuple[Property, ...] = ()) -> TypeInfo:
+    """``NAME-non-transitional`` is QEMU's name for the modern-only variant, which is
+    what pemu's are (disable-legacy=on); management tools (libvirt) place virtio
+    devices in PCIe slots only when the emulator lists those names."""
     inner = lookup(DEVICE, device_name)
     return register(TypeInfo(pci_name, DEVICE, description, bus=PCI_BUS,
-                             properties=(*inner.properties, *VIRTIO_PCI_PROPERTIES),
+                             properties=(*inner.properties, *VIRTIO_PCI_PROPERTIES, *extra),
+                             aliases=(f"{pci_name}-non-transitional",),
                              factory=_factory(pci_name, inner)))
 
 
-VIRTIO_BLK_PCI = _declare("virtio-blk-pci", "virtio-blk-device", "Virtio block device (PCI)")
-VIRTIO_NET_PCI = _declare("virtio-net-pci", "virtio-net-device", "Virtio network device (PCI)")
+VIRTIO_BLK_PCI = _declare("virtio-blk-pci", "virtio-blk-device", "Virtio block device (PCI)",
+                          (BOOTINDEX,))
+VIRTIO_NET_PCI = _declare("virtio-net-pci", "virtio-net-device", "Virtio network device (PCI)",
+                          (BOOTINDEX,))
 VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")

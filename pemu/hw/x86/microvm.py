@@ -206,7 +206,7 @@ class Microvm:
     def _add_serial(self) -> None:
         chardev = None
         if self.chardevs is not None:
-            spec = self.cfg.serial[0] if self.cfg.serial else "stdio"
+            spec = self.cfg.first_serial()
             chardev = self.chardevs.from_legacy(spec, "serial0")
         self.serial = Serial16550(chardev, IRQLine(IrqLineSink(self.vm, SERIAL_IRQ), "serial0"))
         self.io.add_mmio("serial0", SERIAL_PORT, 8, self.serial)
