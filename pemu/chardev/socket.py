@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 
 from pemu import threads
 from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
@@ -32,6 +34,7 @@ from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
 
 MAX_HANDSHAKES = 8  # TLS clients that may be mid-handshake at once
+WRITABLE_POLL_S = 0.005  # how often a full socket is checked for room
 
 
 class SocketChardev(Chardev):
@@ -271,6 +274,34 @@ class SocketChardev(Chardev):
                 except OSError:
                     pass
         get_main_loop().call_soon(self._disconnect)
+
+    def write_some(self, data: bytes) -> int:
+        """As much as the socket's buffer takes now (a slow peer holds the frontend's
+        output back instead of blocking the vCPU); all of it when no peer is there
+        (dropped, as ``write`` does) or over TLS (the stream queues it)."""
+        with self._lock:
+            conn, stream = self._conn, self._stream
+        if conn is None or stream is not None:
+            self.write(data)
+            return len(data)
+        try:
+            return conn.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            get_main_loop().call_soon(self._disconnect)
+            return len(data)
+
+    def notify_writable(self, callback: Callable[[], None]) -> None:
+        # The main loop watches fds for reading only; a short poll is enough for the
+        # rare case of a peer that stopped reading.
+        def check() -> None:
+            conn = self._conn
+            if conn is None or self.closed or select.select([], [conn], [], 0)[1]:
+                callback()
+            else:
+                get_main_loop().add_timer(WRITABLE_POLL_S, check)
+        get_main_loop().call_soon(check)
 
     def close(self) -> None:
         if self.closed:
