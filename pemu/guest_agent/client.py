@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 DELIMITER = 0xFF
 EXEC_POLL_S = 0.1
+BUSY_RETRY_S = 0.2
 
 
 class GuestAgentError(Exception):
@@ -69,12 +70,26 @@ class GuestAgent:
 
     def __init__(self, address: str | socket.socket, timeout: float = 30.0) -> None:
         self.timeout = timeout
-        self.sock = address if isinstance(address, socket.socket) else _connect(address,
-                                                                                 timeout)
-        self.sock.settimeout(timeout)
         self._buf = bytearray()
         self._ids = random.Random()
-        self.sync()
+        if isinstance(address, socket.socket):
+            self.sock = address
+            self.sync()
+            return
+        # A chardev socket serves one client at a time and hangs up on a second one
+        # (or on one that came while the last was still leaving): try again a while.
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = _connect(address, timeout)
+            try:
+                self.sync()
+                return
+            except (GuestAgentError, ConnectionError) as e:
+                self.sock.close()
+                if isinstance(e, GuestAgentError) and "closed" not in str(e) \
+                        or time.monotonic() > deadline:
+                    raise
+                time.sleep(BUSY_RETRY_S)
 
     def __enter__(self) -> GuestAgent:
         return self

@@ -18,6 +18,7 @@ class VirtioConsole(VirtioSerial):
     """``VirtioConsole(chardev, cols=80, rows=25)``."""
 
     offers_multiport = False
+    migratable = True  # one port, always open: its pending input is all its state
     # The queues and features are the transport's state (virtio-mmio).
     vmstate = VMState("virtio-console", 1, (
         VMStateField("pending_input", "bytes", max=RX_CHUNK),))

@@ -31,9 +31,10 @@ def _socket(guest) -> str:
     return str(guest.work / AGENT_SOCKET)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def agent(services_guest):
-    # qemu-ga starts during /init, before the shell; give it a moment on a slow host.
+    """A connection of its own per test: the chardev serves one client at a time, and
+    some tests connect by other means (raw sockets, pemu-ga)."""
     services_guest.console.wait_for(r"PEMU-TEST guest-agent on /dev/vport\d+p\d+", 120)
     with GuestAgent(_socket(services_guest), timeout=AGENT_TIMEOUT) as ga:
         yield ga
@@ -50,7 +51,7 @@ def _read_line(sock: socket.socket, buf: bytearray) -> bytes:
     return line
 
 
-def test_guest_sync_with_the_delimiter_on_raw_bytes(services_guest, agent):
+def test_guest_sync_with_the_delimiter_on_raw_bytes(services_guest):
     """0xFF resets the agent's parser (here: it throws away a half request), and
     guest-sync-delimited answers with 0xFF before its reply."""
     with socket.socket(socket.AF_UNIX) as sock:
@@ -69,7 +70,8 @@ def test_guest_sync_with_the_delimiter_on_raw_bytes(services_guest, agent):
         assert json.loads(_read_line(sock, buf)) == {"return": 77}
 
 
-def test_a_new_client_skips_the_stale_replies_of_the_last(services_guest, agent):
+def test_a_new_client_skips_the_stale_replies_of_the_last(services_guest):
+    time.sleep(1)  # the last test's client is gone: the chardev takes one at a time
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(_socket(services_guest))
         for n in range(3):  # requests whose replies nobody reads
@@ -86,16 +88,16 @@ def test_guest_info(agent):
     assert {"guest-exec", "guest-file-open", "guest-shutdown"} <= enabled
 
 
-def test_the_host_sees_the_agent_holding_its_port_open(services_guest, agent):
+def test_the_host_sees_the_agent_holding_its_port_open(services_guest):
     qmp = services_guest.qmp()
     try:
-        chardevs = {c["label"]: c for c in qmp.cmd("query-chardev")}
+        chardevs = {c["label"]: c for c in qmp.execute("query-chardev")}
     finally:
         qmp.close()
     assert chardevs["qga0"]["frontend-open"] is True
 
 
-def test_guest_exec_uname_through_pemu_ga(services_guest, agent):
+def test_guest_exec_uname_through_pemu_ga(services_guest):
     done = subprocess.run([sys.executable, "-m", "pemu.guest_agent.main", "--timeout",
                            str(AGENT_TIMEOUT), _socket(services_guest), "exec", "--",
                            "uname", "-m"], env=pemu_env(), cwd=ROOT, capture_output=True,
@@ -120,10 +122,10 @@ def test_guest_exec_status_by_hand(agent):
 
 
 def test_a_file_written_by_the_agent_is_read_by_the_guest_shell(services_guest, agent):
-    text = f"written through qemu-ga at {time.time()}"
+    text = f"written through qemu-ga at {time.time()}\n"
     agent.file_write("/tmp/from-agent.txt", text.encode())
     out = services_guest.console.run("cat /tmp/from-agent.txt", "AGENT-FILE-END", 120)
-    assert text in out
+    assert text.strip() in out
     assert agent.file_read("/tmp/from-agent.txt") == text.encode()
 
 
