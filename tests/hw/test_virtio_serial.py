@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hwtest_util import CaptureChardev, wait_until
 from virtio_driver import MODERN, Driver, make_machine
 
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED
+from pemu.hw.virtio import pci_types  # noqa: F401 - virtio-serial-pci
 from pemu.hw.virtio import serial as vs
+from pemu.hw.virtio.console import VirtioConsole
+from pemu.qom import registry
+from pemu.qom.registry import RegistryError
 
 CTRL = struct.Struct("<IHH")
 FEATURES = MODERN | 1 << vs.VIRTIO_CONSOLE_F_MULTIPORT
@@ -233,3 +238,56 @@ def test_port_numbers_and_names_are_checked():
             assert why in str(e)
         else:
             raise AssertionError(f"{kwargs} accepted")
+
+
+class FakeBoard:
+    def __init__(self) -> None:
+        self.mmio: list = []
+        self.space = make_machine(None)[0]
+
+    def add_virtio(self, device, name: str) -> None:
+        self.mmio.append((name, device))
+
+
+class FakeContext:
+    """What the device factories ask of the command line (from_config.DeviceContext)."""
+
+    def __init__(self) -> None:
+        self.board = FakeBoard()
+        self.devices: dict[str, object] = {}
+        self.chardevs: dict[str, CaptureChardev] = {}
+
+    def chardev(self, driver: str, chardev_id: str | None, name: str) -> CaptureChardev:
+        return self.chardevs.setdefault(chardev_id or "", CaptureChardev())
+
+    def plug(self, driver: str, dev_id: str, **opts: str) -> object:
+        info = registry.lookup(registry.DEVICE, driver)
+        device = self.devices[dev_id] = info.factory(self, {"driver": driver, **opts}, dev_id)
+        return device
+
+
+def test_ports_plug_into_the_bus_named_or_the_last_device():
+    ctx = FakeContext()
+    first = ctx.plug("virtio-serial-device", "vser0")
+    second = ctx.plug("virtio-serial-pci", "vser1", max_ports="4")  # a PCI function
+    assert second.virtio.num_queues == 10 and second.class_code == 0x078000
+    agent = ctx.plug("virtserialport", "p1", chardev="a", name="org.qemu.guest_agent.0",
+                     bus="vser0.0")
+    assert agent.nr == 1 and first.ports[1] is agent
+    console = ctx.plug("virtconsole", "c0", chardev="b")  # no bus=: the last device
+    assert console.nr == 0 and second.virtio.ports[0] is console and console.console
+    with pytest.raises(RegistryError, match="Bus 'nope.0' not found"):
+        ctx.plug("virtserialport", "p2", chardev="c", bus="nope.0")
+    with pytest.raises(RegistryError, match="already in use"):
+        ctx.plug("virtserialport", "p3", chardev="d", nr="1", bus="vser0.0")
+    assert ctx.board.mmio == []  # the factories plugged nothing themselves
+
+
+def test_a_lone_virtconsole_is_the_single_port_console_on_its_own_slot():
+    ctx = FakeContext()
+    with pytest.raises(RegistryError, match="No 'virtio-serial-bus' bus"):
+        ctx.plug("virtserialport", "p1", chardev="a")
+    console = ctx.plug("virtconsole", "c0", chardev="b")
+    assert isinstance(console, VirtioConsole) and console.num_queues == 2
+    assert ctx.board.mmio == [("c0", console)]
+    assert not console.device_features() & 1 << vs.VIRTIO_CONSOLE_F_MULTIPORT
