@@ -342,7 +342,11 @@ class SocketChardev(Chardev):
         # rare case of a peer that stopped reading.
         def check() -> None:
             conn = self._conn
-            if conn is None or self.closed or select.select([], [conn], [], 0)[1]:
+            try:
+                ready = conn is None or self.closed or select.select([], [conn], [], 0)[1]
+            except (OSError, ValueError):  # closed under us: write_some drops from now on
+                ready = True
+            if ready:
                 callback()
             else:
                 get_main_loop().add_timer(WRITABLE_POLL_S, check)

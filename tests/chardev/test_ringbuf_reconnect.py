@@ -120,3 +120,38 @@ def test_reconnect_options_on_the_command_line(tmp_path):
     with pytest.raises(OptionError, match="only for client"):
         reg.add({"backend": "socket", "id": "e", "path": path, "server": "on",
                  "wait": "off", "reconnect": "1"})
+
+
+def test_socket_write_some_takes_what_fits_and_says_when_there_is_room(tmp_path):
+    """virtio-serial's guest output waits for a peer that stopped reading instead of
+    blocking the vCPU; nothing is lost once the peer reads again."""
+    path = str(tmp_path / "slow.sock")
+    server = SocketChardev(path=path, server=True, wait=False)
+    peer = socket.socket(socket.AF_UNIX)
+    peer.connect(path)
+    try:
+        assert server.wait_connected(5)
+        data = bytes(range(256)) * 4096  # 1 MiB: more than the socket buffers hold
+        sent = 0
+        while sent < len(data):
+            n = server.write_some(data[sent:])
+            if n == 0:
+                break
+            sent += n
+        assert 0 < sent < len(data)
+        room = []
+        server.notify_writable(lambda: room.append(True))
+        time.sleep(0.1)
+        assert not room  # still full: no call yet
+        got = bytearray()
+        peer.settimeout(5)
+        while len(got) < sent:
+            got += peer.recv(65536)
+        assert wait_until(lambda: room)
+        assert server.write_some(data[sent:sent + 10]) == 10
+        while len(got) < sent + 10:
+            got += peer.recv(65536)
+        assert bytes(got) == data[:sent + 10]
+    finally:
+        peer.close()
+        server.close()
