@@ -11,12 +11,13 @@ from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, Chard
 from pemu.chardev.mux import MuxChardev, MuxFrontend, set_quit_handler
 from pemu.chardev.pty import PtyChardev
 from pemu.chardev.registry import ChardevRegistry
+from pemu.chardev.ringbuf import RingbufChardev
 from pemu.chardev.simple import FileChardev, NullChardev
 from pemu.chardev.socket import SocketChardev
 from pemu.chardev.stdio import StdioChardev
 
 __all__ = [
     "CHR_EVENT_CLOSED", "CHR_EVENT_OPENED", "Chardev", "ChardevError", "ChardevRegistry",
-    "FileChardev", "MuxChardev", "MuxFrontend", "NullChardev", "PtyChardev", "SocketChardev",
-    "StdioChardev", "set_quit_handler",
+    "FileChardev", "MuxChardev", "MuxFrontend", "NullChardev", "PtyChardev", "RingbufChardev",
+    "SocketChardev", "StdioChardev", "set_quit_handler",
 ]

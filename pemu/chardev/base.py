@@ -42,11 +42,30 @@ class Chardev:
         self._in_lock = threading.RLock()
         self._event_handler: EventHandler | None = None
         self.closed = False
+        # Whether the frontend's guest side has the line open (a virtio-serial port the
+        # guest opened); None for frontends that never say (a UART is always there).
+        self.fe_open: bool | None = None
 
     # -- frontend side -----------------------------------------------------------
     def write(self, data: bytes) -> None:
         """Send guest output to the host."""
         raise NotImplementedError
+
+    def write_some(self, data: bytes) -> int:
+        """Send as much of ``data`` as the backend takes now, without blocking; returns
+        how many bytes it took.  A frontend that can hold its output (virtio-serial)
+        uses this and ``notify_writable``; the default takes everything."""
+        self.write(data)
+        return len(data)
+
+    def notify_writable(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the I/O thread once ``write_some`` may take more."""
+        get_main_loop().call_soon(callback)
+
+    def set_fe_open(self, is_open: bool) -> None:
+        """The frontend's guest opened or closed its end (QEMU's qemu_chr_fe_set_open):
+        recorded for query-chardev's frontend-open; backends may act on it."""
+        self.fe_open = is_open
 
     def set_receiver(self, callback: Receiver | None, can_receive: CanReceive | None = None
                      ) -> None:

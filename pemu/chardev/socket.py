@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import socket
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 
 from pemu import threads
 from pemu.chardev.backend import BackendOptions, QMPData, declare_backend
@@ -32,14 +34,20 @@ from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
 
 MAX_HANDSHAKES = 8  # TLS clients that may be mid-handshake at once
+WRITABLE_POLL_S = 0.005  # how often a full socket is checked for room
 
 
 class SocketChardev(Chardev):
     def __init__(self, *, host: str | None = None, port: int | None = None,
                  path: str | None = None, server: bool = False, wait: bool = True,
                  nodelay: bool = False, id: str | None = None, tls_creds: str | None = None,
-                 tls_authz: str | None = None, fd: int | None = None) -> None:
+                 tls_authz: str | None = None, fd: int | None = None,
+                 reconnect: float | None = None) -> None:
         super().__init__(id)
+        self._server = server
+        # A client with reconnect=S connects again S seconds after it failed or lost
+        # its peer (QEMU's reconnect/reconnect-ms); without it a failure is final.
+        self._reconnect = reconnect if reconnect and not server else None
         if fd is not None:
             sock = socket.socket(fileno=fd)
             self.unix = sock.family == socket.AF_UNIX
@@ -76,6 +84,13 @@ class SocketChardev(Chardev):
             get_main_loop().add_reader(self._listener.fileno(), self._on_accept)
         elif fd is not None:
             self._attach(self._client_tls(sock))
+        elif self._reconnect is not None:
+            try:
+                self._connect()
+            except ChardevError as e:
+                print(f"pemu: chardev {self.id or ''}: {e} (retrying every "
+                      f"{self._reconnect:g} s)", file=sys.stderr)
+                self._schedule_reconnect()
         else:
             self._connect()
 
@@ -125,15 +140,47 @@ class SocketChardev(Chardev):
         self._listener = sock
 
     def _connect(self) -> None:
+        self._attach(self._client_socket())
+
+    def _client_socket(self) -> socket.socket:
+        """A connected client socket (TLS if asked), or ChardevError."""
         try:
             if self.unix:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.connect(self.address)
+                try:
+                    sock.connect(self.address)
+                except OSError:
+                    sock.close()
+                    raise
             else:
                 sock = socket.create_connection(self.address)
         except OSError as e:
             raise ChardevError(f"could not connect to {self.address}: {e.strerror}") from None
-        self._attach(self._client_tls(sock))
+        return self._client_tls(sock)
+
+    # -- reconnect=: a client that lost its server tries again -----------------------
+    def _schedule_reconnect(self) -> None:
+        if self._reconnect is not None and not self.closed:
+            get_main_loop().add_timer(self._reconnect, self._try_reconnect)
+
+    def _try_reconnect(self) -> None:
+        if not self.closed and self._conn is None:
+            # connect() may block (TCP, TLS handshake): not on the I/O thread
+            threads.start_daemon(self._reconnect_in_thread, name="pemu-chardev-reconnect")
+
+    def _reconnect_in_thread(self) -> None:
+        try:
+            sock = self._client_socket()
+        except ChardevError:
+            get_main_loop().call_soon(self._schedule_reconnect)
+            return
+
+        def attach() -> None:
+            if self.closed or self._conn is not None:
+                sock.close()
+            else:
+                self._attach(sock)
+        get_main_loop().call_soon(attach)
 
     def _check_tls_objects(self, server: bool) -> None:
         """Refuse unknown or wrong-endpoint objects now, not at the first client."""
@@ -254,6 +301,7 @@ class SocketChardev(Chardev):
             with self._in_lock:
                 self._inbuf.clear()  # unread input of a client that left is dropped
             self._emit(CHR_EVENT_CLOSED)
+            self._schedule_reconnect()
 
     def write(self, data: bytes) -> None:
         with self._lock:
@@ -272,6 +320,38 @@ class SocketChardev(Chardev):
                     pass
         get_main_loop().call_soon(self._disconnect)
 
+    def write_some(self, data: bytes) -> int:
+        """As much as the socket's buffer takes now (a slow peer holds the frontend's
+        output back instead of blocking the vCPU); all of it when no peer is there
+        (dropped, as ``write`` does) or over TLS (the stream queues it)."""
+        with self._lock:
+            conn, stream = self._conn, self._stream
+        if conn is None or stream is not None:
+            self.write(data)
+            return len(data)
+        try:
+            return conn.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            get_main_loop().call_soon(self._disconnect)
+            return len(data)
+
+    def notify_writable(self, callback: Callable[[], None]) -> None:
+        # The main loop watches fds for reading only; a short poll is enough for the
+        # rare case of a peer that stopped reading.
+        def check() -> None:
+            conn = self._conn
+            try:
+                ready = conn is None or self.closed or select.select([], [conn], [], 0)[1]
+            except (OSError, ValueError):  # closed under us: write_some drops from now on
+                ready = True
+            if ready:
+                callback()
+            else:
+                get_main_loop().add_timer(WRITABLE_POLL_S, check)
+        get_main_loop().call_soon(check)
+
     def close(self) -> None:
         if self.closed:
             return
@@ -287,7 +367,15 @@ class SocketChardev(Chardev):
 
 def _open_socket(options: BackendOptions) -> SocketChardev:
     server, wait, nodelay = (options.flag(k) for k in ("server", "wait", "nodelay"))
-    common = {"server": server, "wait": wait, "id": options.id,
+    reconnect = None
+    if options.has("reconnect-ms"):
+        reconnect = options.number("reconnect-ms", 0, 2**31) / 1000
+    elif options.has("reconnect"):
+        reconnect = float(options.number("reconnect", 0, 2**31))
+    if reconnect and server:
+        raise OptionError(f"{options.what}: reconnect is only for client sockets "
+                          "(server=off)")
+    common = {"server": server, "wait": wait, "id": options.id, "reconnect": reconnect,
               "tls_creds": options.text("tls-creds") or None,
               "tls_authz": options.text("tls-authz") or None}
     if common["tls_authz"] and not common["tls_creds"]:
@@ -323,6 +411,9 @@ def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:
     for key in ("tls-creds", "tls-authz"):
         if isinstance(data.get(key), str):
             opts[key] = data[key]
+    for key in ("reconnect", "reconnect-ms"):
+        if isinstance(data.get(key), int) and not isinstance(data.get(key), bool):
+            opts[key] = str(data[key])
     return opts
 
 
@@ -339,4 +430,8 @@ declare_backend("socket", "a TCP or Unix stream socket, as server or client", _o
                          "decides which TLS clients may connect"),
                 Property("fd", "str", description="a socket passed in (number, or a getfd "
                          "name): listening with server=on, else connected"),
+                Property("reconnect", "str", description="client: seconds between "
+                         "attempts to connect again after a failure (0: never)"),
+                Property("reconnect-ms", "str", description="client: the same in "
+                         "milliseconds"),
                 from_qmp=_socket_from_qmp)

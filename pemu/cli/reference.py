@@ -14,6 +14,7 @@ from pemu.hw import all_types  # noqa: F401 - fills the registry
 from pemu.hw.nvme.types import NVME_BUS
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS
+from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.qom.registry import CHARDEV, CPU, DEVICE, MACHINE, NETDEV, TypeInfo, types
 
 EMULATORS = (("pemu-system-riscv64", "riscv64"), ("pemu-system-x86_64", "x86_64"))
@@ -62,7 +63,7 @@ def reference() -> str:
         out += [f"| `{t.name}` | {_cell(t.description)} |" for t in types(CPU, arch)]
     out += ["", "## Devices (both emulators: virtio-mmio)", "",
             "| device | aliases | description | properties |", "|---|---|---|---|"]
-    for t in types(DEVICE, buses=[VIRTIO_BUS]):
+    for t in types(DEVICE, buses=[VIRTIO_BUS, VIRTIO_SERIAL_BUS]):  # + virtio-serial ports
         aliases = ", ".join(f"`{a}`" for a in t.aliases) or ""
         out.append(f"| `{t.name}` | {aliases} | {_cell(t.description)} | "
                    f"{_properties(t)} |")

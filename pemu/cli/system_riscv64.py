@@ -37,6 +37,7 @@ from pemu.hw.riscv.boot import BootError
 from pemu.hw.riscv.spike import SpikeBoard
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.monitor.errors import QMPError
 from pemu.monitor.migrate import fail_incoming, migration_of
 from pemu.monitor.riscv_board import RiscvBoardMonitor
@@ -52,6 +53,7 @@ ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
 DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS]  # virt's virtio-mmio slots, its PCIe
 # root bus, and the NVMe controllers' namespaces
+DEVICE_BUSES.append(VIRTIO_SERIAL_BUS)  # virtserialport/virtconsole on a virtio-serial
 
 
 def _check_config(cfg: SystemConfig) -> str:

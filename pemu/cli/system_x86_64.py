@@ -21,6 +21,7 @@ from pemu.gdbstub.x86_kvm import start_x86_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.hw.x86.microvm import BoardError, Microvm
@@ -35,6 +36,8 @@ PROG = "pemu-system-x86_64"
 ARCH = "x86_64"
 LOG_ITEMS = {"guest_errors": "log when the guest accesses invalid ports or memory"}
 ACCEL_PROPERTIES = {"accel"}
+DEVICE_BUSES = [VIRTIO_BUS, VIRTIO_SERIAL_BUS]  # virtio-mmio slots, and the ports of a
+# virtio-serial device on one
 
 
 def _read(path: str, what: str, limit: int) -> bytes:
@@ -48,7 +51,7 @@ def _check_config(cfg: SystemConfig) -> None:
     if cfg.loadvm or cfg.incoming:
         option = "-loadvm" if cfg.loadvm else "-incoming"
         raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
-    check_types(cfg, PROG, ARCH, "microvm", [VIRTIO_BUS])
+    check_types(cfg, PROG, ARCH, "microvm", DEVICE_BUSES)
     if cfg.no_shutdown:
         raise OptionError(f"{PROG}: -no-shutdown: stopping instead of exiting at guest "
                           "power-off is not implemented for microvm yet")
@@ -72,7 +75,7 @@ def _check_config(cfg: SystemConfig) -> None:
 
 
 def _make_devices(board, cfg: SystemConfig) -> list:
-    return make_virtio_devices(board, cfg, PROG, "microvm")
+    return make_virtio_devices(board, cfg, PROG, "microvm", DEVICE_BUSES)
 
 
 def run(cfg: SystemConfig, timeout: float | None = None) -> int:
@@ -129,7 +132,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return system_main(argv, PROG, run, ARCH, [VIRTIO_BUS], LOG_ITEMS)
+    return system_main(argv, PROG, run, ARCH, DEVICE_BUSES, LOG_ITEMS)
 
 
 if __name__ == "__main__":

@@ -408,6 +408,19 @@ def chardev_remove(ctx: CommandContext, id: str) -> None:
     chardev_commands.chardev_remove(ctx.machine.chardevs, id)
 
 
+s.enum("DataFormat", ["utf8", "base64"])
+
+
+@command("ringbuf-write", {"device": "str", "data": "str", "*format": "DataFormat"})
+def ringbuf_write(ctx: CommandContext, device: str, data: str, format: str = "utf8") -> None:
+    chardev_commands.ringbuf_write(ctx.machine.chardevs, device, data, format)
+
+
+@command("ringbuf-read", {"device": "str", "size": "int", "*format": "DataFormat"}, "str")
+def ringbuf_read(ctx: CommandContext, device: str, size: int, format: str = "utf8") -> str:
+    return chardev_commands.ringbuf_read(ctx.machine.chardevs, device, size, format)
+
+
 # -- network ------------------------------------------------------------------------------
 @command("set_link", {"name": "str", "up": "bool"})
 def set_link(ctx: CommandContext, name: str, up: bool) -> None:

@@ -14,6 +14,7 @@ import threading
 import time
 
 from pemu.hw.riscv.board import BoardError
+from pemu.hw.virtio.serial import SerialPort, VirtioSerial
 from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
@@ -52,8 +53,21 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._register_drives()
         if cfg.no_shutdown:
             board.on_poweroff_stay = self._poweroff_stay
+        self._watch_serial_ports()
         if cfg.start_stopped:
             self._kick_harts()  # -S: stop before the first instruction
+
+    def _watch_serial_ports(self) -> None:
+        """QMP VSERPORT_CHANGE when the guest opens or closes a virtio-serial port (how
+        libvirt learns that the guest agent is there)."""
+        ctx = getattr(self.board, "device_context", None)
+        for dev in getattr(ctx, "devices", {}).values():
+            serial = getattr(dev, "virtio", dev)  # a -pci device's model
+            if isinstance(serial, VirtioSerial):
+                serial.on_port_open = self._serial_port_changed
+
+    def _serial_port_changed(self, port: SerialPort, is_open: bool) -> None:
+        self.events.emit("VSERPORT_CHANGE", {"id": port.describe(), "open": is_open})
 
     # -- the gate in front of should_stop -------------------------------------------------
     def _install_gate(self, hart) -> None:

@@ -53,8 +53,8 @@ def test_options_of_another_backend_are_refused():
 def test_qmp_chardev_add_follows_the_declarations(tmp_path):
     reg = ChardevRegistry()
     try:
-        with pytest.raises(QMPError, match="'ringbuf' is not supported .*null"):
-            chardev_add(reg, "r", {"type": "ringbuf", "data": {}})
+        with pytest.raises(QMPError, match="'spicevmc' is not supported .*null"):
+            chardev_add(reg, "r", {"type": "spicevmc", "data": {}})
         with pytest.raises(QMPError, match="no parameter 'size'"):
             chardev_add(reg, "n", {"type": "null", "data": {"size": 4}})
         with pytest.raises(QMPError, match="backend.data.out"):

@@ -308,6 +308,10 @@ class VirtBoard(RiscvBoard):
         blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if not isinstance(dev, PCIeHostBridgeFunction)]
+        # a virtio device on a slot whose state is not declared yet (virtio-serial's
+        # port handshake): refusing beats a target whose ports never come up
+        blockers += [t.device.id or t.device.type_name for t in self.virtio_slots
+                     if t.device is not None and not t.device.migratable]
         return blockers
 
     def migration_pre_save(self) -> None:

@@ -59,6 +59,7 @@ class VirtioDevice(Device):
     device_id = 0
     num_queues = 1
     queue_size = 256
+    migratable = True  # False: the board refuses to migrate (state not declared yet)
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id)

@@ -1,9 +1,6 @@
 """The virtio-pci device types (``virtio-blk-pci``, ``virtio-net-pci``,
-``virtio-rng-pci``): each is its virtio-mmio twin's device model (same factory, same
-properties) in a ``VirtioPCI`` function, plus the PCI properties.
-
-virtio-serial-pci is not declared: QEMU's is the multiport virtio-serial bus, which
-pemu does not have (its console is one port, hvc0, on virtio-mmio only).
+``virtio-rng-pci``, ``virtio-serial-pci``): each is its virtio-mmio twin's device model
+(same factory, same properties) in a ``VirtioPCI`` function, plus the PCI properties.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ from collections.abc import Callable
 
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.plug import PCI_PROPERTIES
-from pemu.hw.virtio import blk, net, rng  # noqa: F401 - the device types wrapped here
+from pemu.hw.virtio import blk, net, rng, serial_types  # noqa: F401 - the types wrapped here
 from pemu.hw.virtio.pci import VirtioPCI
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, lookup, register
 
@@ -69,3 +66,5 @@ VIRTIO_NET_PCI = _declare("virtio-net-pci", "virtio-net-device", "Virtio network
                           (BOOTINDEX,))
 VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")
+VIRTIO_SERIAL_PCI = _declare("virtio-serial-pci", "virtio-serial-device",
+                             "Virtio serial: multiport console (PCI)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pemu.guest_agent import GuestAgent
 from pemu.guests import guest_file
 from tests.system.conftest import OPENSBI, ROOT, pemu_cmd, pemu_env
 from tests.system.test_debian_net import QMP
@@ -25,12 +26,22 @@ from tests.system.test_debian_pci import Console
 DEBIAN = guest_file("riscv64-debian")
 BOOT_TIMEOUT = 1500  # seconds to the interactive shell on a loaded 2-core host
 GUEST_RAM_MIB = 512
+AGENT_SOCKET = "qga.sock"  # in the boot's work dir: the guest agent's chardev
+SHUTDOWN_TIMEOUT = 300  # seconds from guest-shutdown to pemu's own exit
 
 
 def service_args(work: Path) -> list[str]:
     """The command-line options of every service device; ``work`` is the boot's
     private directory (sockets, shared folders)."""
     args: list[str] = []
+    # -- virtio-serial with the real guest agent (test_guest_agent.py) ------------------
+    # The guest's /init starts qemu-ga on the port named org.qemu.guest_agent.0; the
+    # host side is a Unix socket (AGENT_SOCKET) that the tests and the teardown's
+    # guest-shutdown connect to.  virtio-serial-pci, as libvirt plugs it.
+    args += ["-chardev", f"socket,id=qga0,path={work / AGENT_SOCKET},server=on,wait=off",
+             "-device", "virtio-serial-pci,id=vser0",
+             "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,"
+             "bus=vser0.0"]
     return args
 
 
@@ -43,6 +54,25 @@ class ServicesGuest:
 
     def qmp(self) -> QMP:
         return QMP(self.qmp_path)
+
+
+def power_off_through_the_agent(guest: ServicesGuest) -> None:
+    """guest-shutdown must power the guest off: pemu then exits by itself, status 0.
+
+    qemu-ga runs ``/sbin/shutdown -P +0``, which a Debian system gets from systemd or
+    sysvinit; this initramfs has busybox only, so the guest is given the one-line
+    /sbin/shutdown those packages amount to here (power off now).
+    """
+    guest.console.run("[ -x /sbin/shutdown ] || { printf '#!/bin/sh\\nexec poweroff -f\\n' "
+                      "> /sbin/shutdown; chmod 755 /sbin/shutdown; }", "SHUTDOWN-READY", 120)
+    with GuestAgent(str(guest.work / AGENT_SOCKET), timeout=120) as agent:
+        agent.shutdown("powerdown")
+    try:
+        status = guest.proc.wait(SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"pemu still runs {SHUTDOWN_TIMEOUT} s after guest-shutdown:\n"
+                             f"{guest.console.text[-2000:]}") from None
+    assert status == 0, f"pemu exited with {status} after guest-shutdown"
 
 
 @pytest.fixture(scope="package")
@@ -63,7 +93,10 @@ def services_guest(tmp_path_factory):
     try:
         console.wait_for(r"pemu: interactive shell", BOOT_TIMEOUT)
         time.sleep(1)
-        yield ServicesGuest(proc, console, work, qmp_path)
+        guest = ServicesGuest(proc, console, work, qmp_path)
+        yield guest
+        if (work / AGENT_SOCKET).exists():
+            power_off_through_the_agent(guest)  # a failure here is a teardown error
     finally:
         if proc.poll() is None:
             proc.kill()
