@@ -15,6 +15,7 @@ import time
 
 from pemu.hw.riscv.board import BoardError
 from pemu.memory.address_space import GuestMemoryError
+from pemu.monitor.balloon_commands import connect_balloon_events
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import CPUInfo, MonitoredMachine
 from pemu.target.riscv import cpu_state as rv
@@ -50,6 +51,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         for hart in board.harts:
             self._install_gate(hart)
         self._register_drives()
+        connect_balloon_events(self)
         if cfg.start_stopped:
             self._kick_harts()  # -S: stop before the first instruction
 
@@ -235,6 +237,10 @@ class RiscvBoardMonitor(MonitoredMachine):
                     va = vpn << 12
                     lines.append(f"  {what} mmu{idx} {va:016x} -> {dram + va + addend:016x}")
         return "\n".join(lines) + "\n"
+
+    def device_models(self) -> dict[str, object]:
+        context = getattr(self.board, "device_context", None)
+        return dict(context.devices) if context is not None else {}
 
     def qom_children(self) -> dict[str, str]:
         children = {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
