@@ -25,12 +25,20 @@ from tests.system.test_debian_pci import Console
 DEBIAN = guest_file("riscv64-debian")
 BOOT_TIMEOUT = 1500  # seconds to the interactive shell on a loaded 2-core host
 GUEST_RAM_MIB = 512
+VSOCK_GUEST_CID = 3  # the userspace vsock's guest (test_vsock.py)
+VSOCK_SOCKET = "vsock.sock"  # its host UNIX socket, in the boot's work directory
 
 
 def service_args(work: Path) -> list[str]:
     """The command-line options of every service device; ``work`` is the boot's
     private directory (sockets, shared folders)."""
     args: list[str] = []
+    # -- virtio-balloon and the userspace vsock (test_balloon.py, test_vsock.py) -------
+    # deflate-on-oom stays off here: with it Linux keeps ballooned pages in MemTotal,
+    # and the test shows the balloon in MemTotal (the unit tests cover the option)
+    args += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on",
+             "-device", f"virtio-vsock-pci,id=vsock0,guest-cid={VSOCK_GUEST_CID},"
+             f"uds-path={work / VSOCK_SOCKET}"]
     return args
 
 
