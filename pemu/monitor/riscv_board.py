@@ -43,6 +43,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.network = getattr(board, "network", None)  # pemu/net/network.py
         self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
         self._hotplugged: dict[str, str] = {}  # device_add id -> driver
+        self._hot_models: dict[str, object] = {}  # device_add id -> the device
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -240,7 +241,8 @@ class RiscvBoardMonitor(MonitoredMachine):
 
     def device_models(self) -> dict[str, object]:
         context = getattr(self.board, "device_context", None)
-        return dict(context.devices) if context is not None else {}
+        made = dict(context.devices) if context is not None else {}
+        return made | self._hot_models
 
     def qom_children(self) -> dict[str, str]:
         children = {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
@@ -259,10 +261,11 @@ class RiscvBoardMonitor(MonitoredMachine):
         if dev_id in self.qom_children():
             raise QMPError(f"Duplicate device ID '{dev_id}'")
         try:
-            hot_add(options, self.board.device_context)
+            self._hot_models[dev_id] = hot_add(options, self.board.device_context)
         except BoardError as e:
             raise QMPError(str(e)) from None
         self._hotplugged[dev_id] = options["driver"]
+        connect_balloon_events(self)  # a hot-plugged balloon reports too
 
     def _device_del(self, dev_id: str) -> bool:
         hot_remove = getattr(self.board, "hot_remove", None)
@@ -271,6 +274,7 @@ class RiscvBoardMonitor(MonitoredMachine):
 
         def removed(device: object) -> None:
             self._hotplugged.pop(dev_id, None)
+            self._hot_models.pop(dev_id, None)
             self.device_deleted(dev_id)
 
         try:

@@ -190,8 +190,7 @@ class VsockHost:
         return wanted
 
     def _iterate(self) -> None:
-        lock = self.lock_of()
-        with lock:
+        with self.lock_of():
             if self._stopping:
                 return
             wanted = self._interest()
@@ -265,12 +264,12 @@ class VsockHost:
         conn.send(OP_REQUEST)
 
     def _free_port(self, guest_port: int) -> int:
-        while (self._next_port, guest_port) in self.connections:
-            self._next_port = FIRST_HOST_PORT + (self._next_port + 1 - FIRST_HOST_PORT) % (
-                1 << 30)
-        port = self._next_port
-        self._next_port = FIRST_HOST_PORT + (port + 1 - FIRST_HOST_PORT) % (1 << 30)
-        return port
+        """The next host port (from 2**30 on, wrapping) no stream to ``guest_port`` uses."""
+        while True:
+            port = self._next_port
+            self._next_port = FIRST_HOST_PORT + (port + 1 - FIRST_HOST_PORT) % FIRST_HOST_PORT
+            if (port, guest_port) not in self.connections:
+                return port
 
     # -- the end ------------------------------------------------------------------------------
     def close(self) -> None:
