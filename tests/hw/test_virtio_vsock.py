@@ -10,7 +10,7 @@ import pytest
 from hwtest_util import wait_until
 from virtio_driver import Driver, make_machine
 
-from pemu.hw.virtio import vsock_connection
+from pemu.hw.virtio import vsock_connection, vsock_host
 from pemu.hw.virtio.vsock import VirtioVsock, _create
 from pemu.hw.virtio.vsock_packet import (
     HEADER_SIZE,
@@ -204,6 +204,19 @@ def test_host_connect_refused_by_the_guest_and_bad_lines(guest):
         bad.sendall(line)
         assert closed_by_peer(bad)  # without a word
         bad.close()
+    host.close()
+
+
+def test_host_connect_unanswered_by_the_guest_times_out(guest, monkeypatch):
+    monkeypatch.setattr(vsock_host, "CONNECT_TIMEOUT", 0.3)
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.settimeout(5)
+    host.connect(guest.uds)
+    host.sendall(b"CONNECT 82\n")
+    req = guest.wait_for(OP_REQUEST)  # ... and the guest never answers
+    assert host.recv(100) == b""
+    rst = guest.wait_for(OP_RST)  # the guest hears that the request is off
+    assert (rst.src_port, rst.dst_port) == (req.src_port, 82)
     host.close()
 
 

@@ -58,6 +58,7 @@ class VsockConnection:
         self.peer_shutdown = 0  # SHUTDOWN_* flags the guest sent
         self.host_eof = False
         self.rx_in_flight = False  # a chunk of ours waits in the device's receive queue
+        self.deadline = 0.0  # CONNECTING: when we stop waiting for the guest (monotonic)
         self.closed = False
 
     @property

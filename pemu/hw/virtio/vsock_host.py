@@ -22,6 +22,7 @@ import socket
 import stat
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -43,6 +44,9 @@ from pemu.hw.virtio.vsock_packet import (
 CONNECT_LINE_MAX = 32  # "CONNECT 4294967295\n" and then some
 FIRST_HOST_PORT = 1 << 30  # host ports we pick for host-initiated connections
 IDLE_POLL_MS = 1000
+# how long a host program waits for the guest to accept before we give up (the guest
+# may have no driver yet, or be slow under TCG); then its socket is closed
+CONNECT_TIMEOUT = 30.0
 
 
 class VsockHost:
@@ -193,13 +197,14 @@ class VsockHost:
         with self.lock_of():
             if self._stopping:
                 return
+            wait = self._expire_requests()
             wanted = self._interest()
             by_fd = {c.sock.fileno(): c for c in self.connections.values()}
         poller = select.poll()
         for fd, events in wanted.items():
             poller.register(fd, events)
         poller.register(self._wake_r, select.POLLIN)
-        ready = poller.poll(IDLE_POLL_MS)
+        ready = poller.poll(max(1, int(wait * 1000)))
         with self.lock_of():
             if self._stopping:
                 return
@@ -260,8 +265,23 @@ class VsockHost:
             return
         conn = VsockConnection(sock, self.guest_cid, self._free_port(port), port,
                                CONNECTING, self.emit)
+        conn.deadline = time.monotonic() + CONNECT_TIMEOUT
         self.connections[conn.key] = conn
         conn.send(OP_REQUEST)
+
+    def _expire_requests(self) -> float:
+        """Reset host-initiated streams the guest never answered; the seconds until the
+        next one is due (or the idle poll time)."""
+        now = time.monotonic()
+        wait = IDLE_POLL_MS / 1000
+        for conn in self.connections.values():
+            if conn.state == CONNECTING:
+                if conn.deadline <= now:
+                    conn.reset()
+                else:
+                    wait = min(wait, conn.deadline - now)
+        self._reap()
+        return wait
 
     def _free_port(self, guest_port: int) -> int:
         """The next host port (from 2**30 on, wrapping) no stream to ``guest_port`` uses."""

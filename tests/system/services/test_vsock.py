@@ -38,7 +38,7 @@ def connect_to_guest(uds: Path, port: int, timeout: float) -> tuple[socket.socke
     deadline = time.monotonic() + timeout
     while True:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(30)
+        sock.settimeout(60)  # longer than pemu waits for the guest (vsock_host.py)
         sock.connect(str(uds))
         sock.sendall(f"CONNECT {port}\n".encode())
         reply = sock.makefile("rb").readline()
