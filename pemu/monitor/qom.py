@@ -1,8 +1,10 @@
-"""A read-only QOM-style object tree for qom-list and qom-get.
+"""A QOM-style object tree for qom-list, qom-get and qom-set.
 
 pemu's devices are plain Python objects, not QOM objects; this tree is built on each
 call from what the machine reports (CPUs, peripherals, -object and chardev ids), with
-the paths QEMU uses, so tools that walk ``/machine`` find what they expect.
+the paths QEMU uses, so tools that walk ``/machine`` find what they expect.  The tree
+is read-only except for the properties a device model serves itself
+(``qom_properties``/``qom_set``: virtio-balloon's guest statistics).
 """
 
 from __future__ import annotations
@@ -103,10 +105,10 @@ def qom_get(root: QOMObject, path: str, prop: str) -> object:
 
 def qom_set(root: QOMObject, path: str, prop: str, value: object) -> None:
     node = resolve(root, path)
-    if node.device is None or prop not in node.props or prop == "type":
-        if prop in node.props:
-            raise QMPError(f"Property '{node.type}.{prop}' is not writable")
+    if prop not in node.props:
         raise QMPError(f"Property '{node.type}.{prop}' not found")
+    if node.device is None or prop == "type":
+        raise QMPError(f"Property '{node.type}.{prop}' is not writable")
     try:
         node.device.qom_set(prop, value)  # type: ignore[attr-defined]
     except KeyError:
