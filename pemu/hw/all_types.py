@@ -20,7 +20,15 @@ from pemu.hw.riscv import (  # noqa: F401 - machines
     virt,
     virt_parts,  # noqa: F401 - virtio-mmio, gpex-pcihost
 )
-from pemu.hw.virtio import blk, console, net, pci_types, rng  # noqa: F401 - virtio devices
+from pemu.hw.virtio import (  # noqa: F401 - virtio devices
+    balloon,
+    blk,
+    console,
+    net,
+    pci_types,
+    rng,
+    vsock,
+)
 from pemu.hw.x86 import microvm  # noqa: F401 - machine
 from pemu.memory import backends  # noqa: F401 - memory-backend-ram, memory-backend-file
 from pemu.net import all_backends  # noqa: F401 - netdev backends

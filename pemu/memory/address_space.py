@@ -65,6 +65,28 @@ class RAMBlock:
     def contains(self, addr: int, size: int) -> bool:
         return self.base <= addr and addr + size <= self.base + self.size
 
+    def discard(self, offset: int, size: int) -> int:
+        """Give the host pages of [offset, offset+size) back to the host kernel (balloon,
+        free page reporting): they read as zero afterwards and cost no memory until
+        written again.  Only the whole host pages inside the range go; returns how
+        many bytes went."""
+        page = mmap.PAGESIZE
+        start = max(0, (offset + page - 1) & ~(page - 1))
+        end = min(self.size, (offset + size) & ~(page - 1))
+        if self.read_only or end <= start:
+            return 0  # a ROM's contents are not the guest's to throw away
+        self.mem.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self.mark_dirty(start, end - start)  # migration must send the zeros
+        return end - start
+
+    def offset_of(self, view: memoryview) -> int | None:
+        """Where a (writable) view of this block begins, or None if it is not one."""
+        if view.readonly or not len(view):
+            return None
+        host = ctypes.addressof(ctypes.c_char.from_buffer(view))
+        offset = host - self.host_addr
+        return offset if 0 <= offset and offset + len(view) <= self.size else None
+
 
 @dataclass
 class MMIORegion:
@@ -137,6 +159,22 @@ class AddressSpace:
         if block.dirty is not None:  # a device may write through the view
             block.mark_dirty(off, size)
         return block.view[off : off + size]
+
+    def discard(self, addr: int, size: int) -> int:
+        """Drop the host pages behind guest RAM [addr, addr+size) (see
+        ``RAMBlock.discard``); a range that is not all RAM is left alone (returns 0)."""
+        region = self.find(addr, size)
+        if not isinstance(region, RAMBlock) or size <= 0:
+            return 0
+        return region.discard(addr - region.base, size)
+
+    def discard_view(self, view: memoryview) -> int:
+        """``discard`` for a writable view that ``view()`` gave (a virtqueue buffer)."""
+        for block in self.ram_blocks:
+            offset = block.offset_of(view)
+            if offset is not None:
+                return block.discard(offset, len(view))
+        return 0
 
     def read(self, addr: int, size: int) -> bytes:
         return bytes(self.view(addr, size))

@@ -12,6 +12,7 @@ import platform
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
 from pemu.monitor import (
+    balloon_commands,
     chardev_commands,
     fd_commands,
     introspection_commands,
@@ -386,6 +387,11 @@ def qom_get(ctx: CommandContext, path: str, property: str) -> object:
     return qom.qom_get(qom.build_tree(ctx.machine), path, property)
 
 
+@command("qom-set", {"path": "str", "property": "str", "value": "any"})
+def qom_set(ctx: CommandContext, path: str, property: str, value: object) -> None:
+    qom.qom_set(qom.build_tree(ctx.machine), path, property, value)
+
+
 # -- PCI ----------------------------------------------------------------------------------
 @command("query-pci", returns="[PciInfo]")
 def query_pci(ctx: CommandContext) -> list:
@@ -572,3 +578,4 @@ def query_migrate_capabilities(ctx: CommandContext) -> list:
 
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
 introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...
+balloon_commands.register(SCHEMA)  # balloon, query-balloon, BALLOON_CHANGE

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import net_commands, pci_commands, vm_snapshots
+from pemu.monitor import balloon_commands, net_commands, pci_commands, vm_snapshots
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -51,6 +51,7 @@ HELP = {
     "delvm": "delvm tag -- delete a VM snapshot from its tag",
     "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
     "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
+    "balloon": "balloon target -- request VM to change its memory allocation (in MB)",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -143,6 +144,12 @@ class HMPInterpreter:
 
     def cmd_hostfwd_remove(self, arg: str) -> str:
         return net_commands.hostfwd_remove(self.machine, arg)
+
+    def cmd_balloon(self, arg: str) -> str:
+        return balloon_commands.hmp_balloon(self.machine, arg)
+
+    def info_balloon(self) -> str:
+        return balloon_commands.hmp_info_balloon(self.machine)
 
     def cmd_x(self, arg: str) -> str:
         return self._dump(arg, physical=False)

@@ -211,3 +211,8 @@ class MonitoredMachine:
     def qom_children(self) -> dict[str, str]:
         """Devices below /machine/peripheral: id -> QOM type."""
         return {}
+
+    def device_models(self) -> dict[str, object]:
+        """The device objects the command line (and device_add) made: id -> object
+        (the balloon commands and qom-get/qom-set of device properties find them)."""
+        return {}

@@ -1,8 +1,10 @@
-"""A read-only QOM-style object tree for qom-list and qom-get.
+"""A QOM-style object tree for qom-list, qom-get and qom-set.
 
 pemu's devices are plain Python objects, not QOM objects; this tree is built on each
 call from what the machine reports (CPUs, peripherals, -object and chardev ids), with
-the paths QEMU uses, so tools that walk ``/machine`` find what they expect.
+the paths QEMU uses, so tools that walk ``/machine`` find what they expect.  The tree
+is read-only except for the properties a device model serves itself
+(``qom_properties``/``qom_set``: virtio-balloon's guest statistics).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ class QOMObject:
     type: str
     props: dict[str, object] = field(default_factory=dict)
     children: dict[str, QOMObject] = field(default_factory=dict)
+    # the live object behind a peripheral whose properties qom-set may change: it has
+    # ``qom_properties() -> dict`` and ``qom_set(name, value)`` (virtio-balloon)
+    device: object | None = None
 
     def add(self, name: str, child: QOMObject) -> QOMObject:
         self.children[name] = child
@@ -32,8 +37,10 @@ def build_tree(machine) -> QOMObject:
     mtype = f"{machine.machine_type}-machine"
     m = root.add("machine", QOMObject(mtype, {"type": mtype}))
     peripheral = m.add("peripheral", _container())
+    models = getattr(machine, "device_models", dict)()  # test doubles may lack it
     for dev_id, dev_type in machine.qom_children().items():
-        peripheral.add(dev_id, QOMObject(dev_type, {"type": dev_type}))
+        node = peripheral.add(dev_id, QOMObject(dev_type, {"type": dev_type}))
+        _add_live_properties(node, models.get(dev_id))
     unattached = m.add("unattached", _container())
     for cpu in machine.cpus():
         unattached.add(f"device[{cpu.index}]",
@@ -50,6 +57,14 @@ def build_tree(machine) -> QOMObject:
         for cid in registry.chardevs:
             chardevs.add(cid, QOMObject("chardev", {"type": "chardev"}))
     return root
+
+
+def _add_live_properties(node: QOMObject, device: object) -> None:
+    """A device model's own properties (a -pci function's are its model's)."""
+    model = getattr(device, "virtio", device)
+    if hasattr(model, "qom_properties"):
+        node.props.update(model.qom_properties())
+        node.device = model
 
 
 def resolve(root: QOMObject, path: str) -> QOMObject:
@@ -86,3 +101,17 @@ def qom_get(root: QOMObject, path: str, prop: str) -> object:
     if prop in node.children:
         return f"{path.rstrip('/')}/{prop}"
     raise QMPError(f"Property '{node.type}.{prop}' not found")
+
+
+def qom_set(root: QOMObject, path: str, prop: str, value: object) -> None:
+    node = resolve(root, path)
+    if prop not in node.props:
+        raise QMPError(f"Property '{node.type}.{prop}' not found")
+    if node.device is None or prop == "type":
+        raise QMPError(f"Property '{node.type}.{prop}' is not writable")
+    try:
+        node.device.qom_set(prop, value)  # type: ignore[attr-defined]
+    except KeyError:
+        raise QMPError(f"Property '{node.type}.{prop}' is not writable") from None
+    except ValueError as e:
+        raise QMPError(str(e)) from None

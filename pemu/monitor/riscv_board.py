@@ -16,6 +16,7 @@ import time
 from pemu.hw.riscv.board import BoardError
 from pemu.hw.virtio.serial import SerialPort, VirtioSerial
 from pemu.memory.address_space import GuestMemoryError
+from pemu.monitor.balloon_commands import connect_balloon_events
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
 from pemu.target.riscv import cpu_state as rv
@@ -43,6 +44,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.network = getattr(board, "network", None)  # pemu/net/network.py
         self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
         self._hotplugged: dict[str, str] = {}  # device_add id -> driver
+        self._hot_models: dict[str, object] = {}  # device_add id -> the device
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -54,6 +56,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         if cfg.no_shutdown:
             board.on_poweroff_stay = self._poweroff_stay
         self._watch_serial_ports()
+        connect_balloon_events(self)
         if cfg.start_stopped:
             self._kick_harts()  # -S: stop before the first instruction
 
@@ -270,6 +273,11 @@ class RiscvBoardMonitor(MonitoredMachine):
                     lines.append(f"  {what} mmu{idx} {va:016x} -> {dram + va + addend:016x}")
         return "\n".join(lines) + "\n"
 
+    def device_models(self) -> dict[str, object]:
+        context = getattr(self.board, "device_context", None)
+        made = dict(context.devices) if context is not None else {}
+        return made | self._hot_models
+
     def qom_children(self) -> dict[str, str]:
         children = {dev["id"]: dev.get("driver", "device") for dev in self.cfg.devices
                     if dev.get("id")}
@@ -287,10 +295,11 @@ class RiscvBoardMonitor(MonitoredMachine):
         if dev_id in self.qom_children():
             raise QMPError(f"Duplicate device ID '{dev_id}'")
         try:
-            hot_add(options, self.board.device_context)
+            self._hot_models[dev_id] = hot_add(options, self.board.device_context)
         except BoardError as e:
             raise QMPError(str(e)) from None
         self._hotplugged[dev_id] = options["driver"]
+        connect_balloon_events(self)  # a hot-plugged balloon reports too
 
     def _device_del(self, dev_id: str) -> bool:
         hot_remove = getattr(self.board, "hot_remove", None)
@@ -299,6 +308,7 @@ class RiscvBoardMonitor(MonitoredMachine):
 
         def removed(device: object) -> None:
             self._hotplugged.pop(dev_id, None)
+            self._hot_models.pop(dev_id, None)
             self.device_deleted(dev_id)
 
         try:

@@ -9,7 +9,14 @@ from collections.abc import Callable
 
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.plug import PCI_PROPERTIES
-from pemu.hw.virtio import blk, net, rng, serial_types  # noqa: F401 - the types wrapped here
+from pemu.hw.virtio import (  # noqa: F401 - the types wrapped here
+    balloon,
+    blk,
+    net,
+    rng,
+    serial_types,
+    vsock,
+)
 from pemu.hw.virtio.pci import VirtioPCI
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, lookup, register
 
@@ -68,3 +75,7 @@ VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")
 VIRTIO_SERIAL_PCI = _declare("virtio-serial-pci", "virtio-serial-device",
                              "Virtio serial: multiport console (PCI)")
+VIRTIO_BALLOON_PCI = _declare("virtio-balloon-pci", "virtio-balloon-device",
+                              "Virtio memory balloon (PCI)")
+VIRTIO_VSOCK_PCI = _declare("virtio-vsock-pci", "virtio-vsock-device",
+                            "Virtio vsock bridged to host UNIX sockets, no vhost (PCI)")

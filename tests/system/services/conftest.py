@@ -28,6 +28,8 @@ BOOT_TIMEOUT = 1500  # seconds to the interactive shell on a loaded 2-core host
 GUEST_RAM_MIB = 512
 AGENT_SOCKET = "qga.sock"  # in the boot's work dir: the guest agent's chardev
 SHUTDOWN_TIMEOUT = 300  # seconds from guest-shutdown to pemu's own exit
+VSOCK_GUEST_CID = 3  # the userspace vsock's guest (test_vsock.py)
+VSOCK_SOCKET = "vsock.sock"  # its host UNIX socket, in the boot's work directory
 
 
 def service_args(work: Path) -> list[str]:
@@ -42,6 +44,12 @@ def service_args(work: Path) -> list[str]:
              "-device", "virtio-serial-pci,id=vser0",
              "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0,"
              "bus=vser0.0"]
+    # -- virtio-balloon and the userspace vsock (test_balloon.py, test_vsock.py) -------
+    # deflate-on-oom stays off here: with it Linux keeps ballooned pages in MemTotal,
+    # and the test shows the balloon in MemTotal (the unit tests cover the option)
+    args += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on",
+             "-device", f"virtio-vsock-pci,id=vsock0,guest-cid={VSOCK_GUEST_CID},"
+             f"uds-path={work / VSOCK_SOCKET}"]
     return args
 
 
