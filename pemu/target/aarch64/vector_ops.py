@@ -32,8 +32,8 @@ def signed(x: int, esize: int) -> int:
 def lanewise(fn: Callable[[int, int, int], int]) -> Callable[[Vec, Vec, int, int], Vec]:
     """A binary op per lane: fn(a, b, esize) -> lane."""
     def op(a: Vec, b: Vec, esize: int, n: int) -> Vec:
-        return pack([fn(x, y, esize) for x, y in zip(lanes(a, esize, n), lanes(b, esize, n), strict=True)],
-                    esize)
+        pairs = zip(lanes(a, esize, n), lanes(b, esize, n), strict=True)
+        return pack([fn(x, y, esize) for x, y in pairs], esize)
     return op
 
 
