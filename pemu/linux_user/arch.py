@@ -44,4 +44,25 @@ class LinuxArch:
     restore_frame: Callable[[object], None]
     trampoline_code: bytes  # rt_sigreturn, mapped at loader.SIGTRAMP_ADDR
     sigaction_restorer: bool  # the kernel's struct sigaction has sa_restorer
+    # open(2) flag bits whose values differ from the host's (x86-64, asm-generic):
+    # (guest bit, host bit) pairs; arm64 swaps O_DIRECTORY/O_NOFOLLOW/O_DIRECT/O_LARGEFILE
+    open_flag_bits: tuple[tuple[int, int], ...] = ()
+
+    def open_flags_to_host(self, flags: int) -> int:
+        return _swap_bits(flags, self.open_flag_bits)
+
+    def open_flags_from_host(self, flags: int) -> int:
+        return _swap_bits(flags, tuple((h, g) for g, h in self.open_flag_bits))
+
+
+def _swap_bits(flags: int, pairs: tuple[tuple[int, int], ...]) -> int:
+    if not pairs:
+        return flags
+    out = flags
+    for src, _dst in pairs:
+        out &= ~src
+    for src, dst in pairs:
+        if flags & src:
+            out |= dst
+    return out
 

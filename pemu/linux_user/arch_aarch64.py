@@ -30,6 +30,8 @@ from .arch import LinuxArch, TrapAction
 HWCAP_FP, HWCAP_ASIMD, HWCAP_CPUID = 1 << 0, 1 << 1, 1 << 11
 HWCAP = HWCAP_FP | HWCAP_ASIMD | HWCAP_CPUID
 SA_RESTORER = 0x04000000
+# arm64's O_DIRECTORY, O_NOFOLLOW, O_DIRECT, O_LARGEFILE -> the host's (asm-generic)
+OPEN_FLAG_BITS = ((0x4000, 0x10000), (0x8000, 0x20000), (0x10000, 0x4000), (0x20000, 0x8000))
 
 UC_STACK, UC_SIGMASK, UC_MCONTEXT = 16, 40, 176
 SC_REGS, SC_SP, SC_PC, SC_PSTATE, SC_RESERVED = 8, 256, 264, 272, 288
@@ -135,4 +137,5 @@ AARCH64_LINUX = LinuxArch(
     get_sp=lambda state: state.sp, set_sp=_set_sp, set_tls=_set_tls,
     reset_thread=_reset_thread, setup_frame=setup_frame, restore_frame=restore_frame,
     trampoline_code=TRAMPOLINE_CODE, sigaction_restorer=True,
+    open_flag_bits=OPEN_FLAG_BITS,
 )

@@ -26,7 +26,6 @@ SIMD_COPY    0 q:1 op:1 01110000 imm5:5 0 imm4:4 1 rn:5 rd:5
   SIMD_SHIFT   0 q:1 u:1 011110 immh:4 immb:3 opcode:5 1 rn:5 rd:5
 }
 SIMD_LDST_MULTI 0 q:1 0011 00 p:1 l:1 0 rm:5 opcode:4 size:2 rn:5 rt:5
-FMOV_gp      sf:1 0 0 11110 type:2 1 rmode:2 opcode:3 000000 rn:5 rd:5
 """
 
 
@@ -34,7 +33,7 @@ def _read_v(ctx: DisasContext, r: int) -> tuple[Temp, Temp]:
     return ctx.v(r, 0), ctx.v(r, 1)
 
 
-def _write_v(ctx: DisasContext, r: int, lo: Operand, hi: Operand, q: int = 1) -> None:
+def write_v(ctx: DisasContext, r: int, lo: Operand, hi: Operand, q: int = 1) -> None:
     ctx.b.mov(ctx.v(r, 0), lo)
     if q:
         ctx.b.mov(ctx.v(r, 1), hi)
@@ -74,7 +73,7 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
                 b.binop(AND, out, yes, mask)
                 b.binop(ANDC, t, no, mask)
                 b.binop(OR, out, out, t)
-        _write_v(ctx, a.rd, lo, hi, a.q)
+        write_v(ctx, a.rd, lo, hi, a.q)
         return None
     name = _THREE_SAME.get((a.u, a.opcode))
     if name is None or (a.size == 3 and not a.q):
@@ -82,7 +81,7 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
     esize = 8 << a.size
     n = (128 if a.q else 64) // esize
     lo, hi = _call2(ctx, binary_helper(name, esize, n), [nlo, nhi, mlo, mhi])
-    _write_v(ctx, a.rd, lo, hi, a.q)
+    write_v(ctx, a.rd, lo, hi, a.q)
     return None
 
 
@@ -128,11 +127,11 @@ def trans_SIMD_MISC(ctx: DisasContext, a) -> bool | None:
         if a.q:
             b.mov(ctx.v(a.rd, 1), narrow)
         else:
-            _write_v(ctx, a.rd, narrow, zero, 0)
+            write_v(ctx, a.rd, narrow, zero, 0)
         return None
     else:
         return False
-    _write_v(ctx, a.rd, lo, hi, a.q)
+    write_v(ctx, a.rd, lo, hi, a.q)
     return None
 
 
@@ -155,7 +154,7 @@ def trans_SIMD_ACROSS(ctx: DisasContext, a) -> bool | None:
     nlo, nhi = _read_v(ctx, a.rn)
     lo, _ = _call2(ctx, unary_helper(entry[0], entry[1], esize, n),
                    [nlo, nhi, Const(0), Const(0)])
-    _write_v(ctx, a.rd, lo, Const(0), 0)
+    write_v(ctx, a.rd, lo, Const(0), 0)
     return None
 
 
@@ -193,7 +192,7 @@ def trans_SIMD_MODIMM(ctx: DisasContext, a) -> bool | None:
         opc = ANDC if op else OR
         b.binop(opc, lo, ctx.v(a.rd, 0), Const(value))
         b.binop(opc, hi, ctx.v(a.rd, 1), Const(value))
-        _write_v(ctx, a.rd, lo, hi, a.q)
+        write_v(ctx, a.rd, lo, hi, a.q)
         return None
     return _movi(ctx, a, value, op)
 
@@ -201,7 +200,7 @@ def trans_SIMD_MODIMM(ctx: DisasContext, a) -> bool | None:
 def _movi(ctx: DisasContext, a, value: int, invert: int) -> None:
     if invert:
         value = ~value & MASK64
-    _write_v(ctx, a.rd, Const(value), Const(value), a.q)
+    write_v(ctx, a.rd, Const(value), Const(value), a.q)
 
 
 def trans_SIMD_SHIFT(ctx: DisasContext, a) -> bool | None:
@@ -223,7 +222,7 @@ def trans_SIMD_SHIFT(ctx: DisasContext, a) -> bool | None:
         if a.q:
             ctx.b.mov(ctx.v(a.rd, 1), lo)
         else:
-            _write_v(ctx, a.rd, lo, zero, 0)
+            write_v(ctx, a.rd, lo, zero, 0)
         return None
     if esize == 64 and not a.q:
         return False
@@ -244,7 +243,7 @@ def trans_SIMD_SHIFT(ctx: DisasContext, a) -> bool | None:
     else:
         return False
     lo, hi = _call2(ctx, helper, [nlo, nhi, zero, zero])
-    _write_v(ctx, a.rd, lo, hi, a.q)
+    write_v(ctx, a.rd, lo, hi, a.q)
     return None
 
 
@@ -290,7 +289,7 @@ def _dup(ctx: DisasContext, value: Operand, esize: int, q: int, rd: int) -> None
         b.binop(SHL, s, t, Const(e))
         b.binop(OR, t, t, s)
         e *= 2
-    _write_v(ctx, rd, t, t, q)
+    write_v(ctx, rd, t, t, q)
 
 
 def trans_SIMD_COPY(ctx: DisasContext, a) -> bool | None:
@@ -338,7 +337,7 @@ def trans_SIMD_EXT(ctx: DisasContext, a) -> bool | None:
     nlo, nhi = _read_v(ctx, a.rn)
     mlo, mhi = _read_v(ctx, a.rm)
     lo, hi = _call2(ctx, helper, [nlo, nhi, mlo, mhi])
-    _write_v(ctx, a.rd, lo, hi, a.q)
+    write_v(ctx, a.rd, lo, hi, a.q)
     return None
 
 
@@ -375,25 +374,6 @@ def trans_SIMD_LDST_MULTI(ctx: DisasContext, a) -> bool | None:
         step: Operand = Const(nregs * regbytes) if a.rm == 31 else ctx.read(a.rm)
         b.binop(ADD, moved, base, step)
         ctx.write(a.rn, moved, sp=True)
-    return None
-
-
-def trans_FMOV_gp(ctx: DisasContext, a) -> bool | None:
-    """FMOV between a general register and S, D or the upper half of V (V.D[1])."""
-    if a.rmode == 0 and a.opcode in (6, 7) and (a.sf, a.type) in ((0, 0), (1, 1)):
-        half = 0
-    elif a.rmode == 1 and a.opcode in (6, 7) and (a.sf, a.type) == (1, 2):
-        half = 1
-    else:
-        return False  # conversions (FCVT*, SCVTF, ...) are not in this model yet
-    if a.opcode == 6:  # to general
-        ctx.write(a.rd, ctx.v(a.rn, half), a.sf)
-        return None
-    value = ctx.read(a.rn, a.sf)
-    if half:
-        ctx.b.mov(ctx.v(a.rd, 1), value)
-    else:
-        _write_v(ctx, a.rd, value, Const(0), 0)
     return None
 
 
