@@ -173,7 +173,7 @@ def random_program(seed: int, length: int = 150) -> str:
         lines += [f"    movz x{r}, #{value & 0xFFFF}"] + [
             f"    movk x{r}, #{(value >> s) & 0xFFFF}, lsl #{s}" for s in (16, 32, 48)]
     lines.append(f"    msr nzcv, x{rng.randrange(DATA_REGS)}")
-    for i in range(length):
+    for _ in range(length):
         lines.append("    " + random_instruction(rng))
         if rng.random() < 0.05:
             lines.append(f"    b.{rng.choice(CONDS)} 1f\n    eor x{rng.randrange(DATA_REGS)},"
