@@ -9,6 +9,7 @@ from pemu.target.riscv.tcg_target import riscv64_target
 
 from . import signals as sg
 from .arch import LinuxArch, TrapAction
+from .initial_stack import HWCAP_RV64IMAFDC
 
 _TRAP_SIGNALS = {
     exc.ILLEGAL_INSN: (sg.SIGILL, sg.ILL_ILLOPC),
@@ -17,7 +18,6 @@ _TRAP_SIGNALS = {
     exc.LOAD_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
     exc.STORE_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
 }
-HWCAP_RV64IMAFDC = sum(1 << (ord(c) - ord("A")) for c in "IMAFDC")
 
 
 def _classify(trap: exc.RiscvTrap, pc: int) -> TrapAction:

@@ -33,12 +33,14 @@ AT_SECURE = 23
 AT_RANDOM = 25
 AT_EXECFN = 31
 
-# One bit per single-letter ISA extension ('A' is bit 0): rv64 IMAFDC.
+# riscv64's AT_HWCAP (the default): one bit per single-letter extension
+HWCAP_RV64IMAFDC = sum(1 << (ord(c) - ord("A")) for c in "IMAFDC")
+
 
 
 def setup_stack(mem: GuestVirtualMemory, prog: LoadedProgram, argv: list[bytes],
                 envp: list[bytes], execfn: bytes, platform: bytes = b"riscv64",
-                hwcap: int = 0) -> tuple[int, list[tuple[int, int]]]:
+                hwcap: int = HWCAP_RV64IMAFDC) -> tuple[int, list[tuple[int, int]]]:
     """Map the main stack and fill it; returns (sp, auxv pairs) for /proc/self/auxv."""
     mem.map_anonymous(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE)
     top = STACK_TOP

@@ -1,5 +1,10 @@
 """Debian's static arm64 busybox under pemu-aarch64: the same bytes as qemu-aarch64
-(the shell, pipes and forks, sort, sed, md5sum, gzip, ls, FP in awk)."""
+(the shell, pipes and forks, sort, md5sum, FP in awk).
+
+Where busybox's shell execs an applet (/proc/self/exe), qemu-aarch64 fails that exec
+(its /proc/self/exe is qemu itself) and the shell finds the host's tool on PATH; so
+the script sticks to applets whose host twin prints the same bytes (not gzip, whose
+header would differ)."""
 
 from __future__ import annotations
 
@@ -15,15 +20,10 @@ from pemu.guests import guest_file
 BUSYBOX = guest_file("aarch64/busybox")
 
 SCRIPT = r"""
-echo one two three | tr ' ' '\n' | sort -r | head -n 2
-x=$(echo inner | wc -c); echo "count=$x"
-(cd / && pwd); for i in 1 2 3; do echo -n $i; done; echo
+echo one two three | sort -r; x=$(echo inner | wc -c); echo "count=$x"
+for i in 1 2 3; do echo -n $i; done; echo; printf '%08x %s\n' 48879 "$((7 * 6))"
 seq 1 50 | awk '{s += $1 * 1.5} END {printf "%.6f %d %s\n", s, NR, s / 7}'
 sort -n nums.txt | md5sum
-sed 's/item/ITEM/' nums.txt | tail -n 2
-gzip -c nums.txt | md5sum
-ls -l nums.txt | cut -c1-10
-printf '%08x %s\n' 48879 "$(expr 7 \* 6)"
 false || echo recovered; exit 3
 """
 
@@ -40,7 +40,9 @@ def workdir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("backend", ["native", "python"])
+# the python backend runs the same script under -m slow (~70 s); the random sequences
+# and the SIMD/FP program cover it in the quick suite
+@pytest.mark.parametrize("backend", ["native", pytest.param("python", marks=pytest.mark.slow)])
 def test_busybox_script_matches_qemu(workdir: Path, backend: str) -> None:
     if backend == "native":
         from pemu.accel.tcg.backend.x86_64 import host_supported
