@@ -47,6 +47,7 @@ class LinuxArch:
     # open(2) flag bits whose values differ from the host's (x86-64, asm-generic):
     # (guest bit, host bit) pairs; arm64 swaps O_DIRECTORY/O_NOFOLLOW/O_DIRECT/O_LARGEFILE
     open_flag_bits: tuple[tuple[int, int], ...] = ()
+    gdb_stub: bool = False  # pemu/gdbstub describes this architecture's registers (-g)
 
     def open_flags_to_host(self, flags: int) -> int:
         return _swap_bits(flags, self.open_flag_bits)

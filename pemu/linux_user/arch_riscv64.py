@@ -45,5 +45,5 @@ RISCV64_LINUX = LinuxArch(
     get_sp=lambda state: state.x(2), set_sp=lambda state, v: state.set_x(2, v),
     set_tls=lambda state, v: state.set_x(4, v), reset_thread=_reset_thread,
     setup_frame=sg.setup_frame, restore_frame=sg.restore_frame,
-    trampoline_code=sg.TRAMPOLINE_CODE, sigaction_restorer=False,
+    trampoline_code=sg.TRAMPOLINE_CODE, sigaction_restorer=False, gdb_stub=True,
 )

@@ -36,6 +36,8 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     ``program_fd`` is the program already opened by binfmt_misc (flags O/C): it is read
     through that descriptor, since the file may be executable but not readable."""
     arch = ARCHES[opts.arch]
+    if gdb and not arch.gdb_stub:
+        raise ValueError(f"-g: the gdb stub has no {arch.name} register description yet")
     mem = GuestVirtualMemory()
     image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix,
                          os.path.abspath(prog), arch.elf_machine, arch.elf_machine_name)

@@ -60,8 +60,8 @@ INTERESTING = [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x7FFF_FFFF_FFFF_FFF
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_adds_subs_adcs_sbcs_flags_match_the_arm_model(backend: str) -> None:
     rng = random.Random(7)
-    pairs = [(a, b) for a in INTERESTING for b in INTERESTING][:60]
-    pairs += [(rng.getrandbits(64), rng.getrandbits(64)) for _ in range(20)]
+    pairs = [(a, b) for a in INTERESTING for b in INTERESTING][::2]
+    pairs += [(rng.getrandbits(64), rng.getrandbits(64)) for _ in range(12)]
     # x2 = x0 OP x1 (sf:op:S), with the carry flag in for adcs/sbcs
     forms = {"adds": (0xAB010002, False, False), "subs": (0xEB010002, True, False),
              "adds_w": (0x2B010002, False, False), "subs_w": (0x6B010002, True, False),
