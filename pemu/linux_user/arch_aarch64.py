@@ -137,5 +137,5 @@ AARCH64_LINUX = LinuxArch(
     get_sp=lambda state: state.sp, set_sp=_set_sp, set_tls=_set_tls,
     reset_thread=_reset_thread, setup_frame=setup_frame, restore_frame=restore_frame,
     trampoline_code=TRAMPOLINE_CODE, sigaction_restorer=True,
-    open_flag_bits=OPEN_FLAG_BITS,
+    open_flag_bits=OPEN_FLAG_BITS, gdb_stub=True,
 )
