@@ -37,3 +37,13 @@ def test_simd_fp_and_a_signal_frame(tmp_path: Path, backend: str) -> None:
     need_tools()
     exe = assemble((HERE / "simd_fp_signals.S").read_text(), tmp_path)
     _same_as_qemu(exe, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exclusives_are_atomic_across_threads(tmp_path: Path, backend: str) -> None:
+    need_tools()
+    exe = assemble((HERE / "threads_exclusive.S").read_text(), tmp_path)
+    got = run_pemu(str(exe), backend=backend)
+    assert got.returncode == 0, got.stderr.decode()
+    assert int.from_bytes(got.stdout, "little") == 2 * 20000
+    assert got.stdout == run_qemu(str(exe)).stdout
