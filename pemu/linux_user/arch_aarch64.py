@@ -25,10 +25,11 @@ from pemu.target.aarch64.tcg_target import AARCH64
 from . import signals as sg
 from .arch import LinuxArch, TrapAction
 
-# AT_HWCAP: what the model has (FP, ASIMD, CPUID: MRS of the ID registers) - LSE
-# atomics, CRC32 and the rest are not in the frontend yet, so they are not announced
-HWCAP_FP, HWCAP_ASIMD, HWCAP_CPUID = 1 << 0, 1 << 1, 1 << 11
-HWCAP = HWCAP_FP | HWCAP_ASIMD | HWCAP_CPUID
+# AT_HWCAP: what the model has (FP, ASIMD, CRC32, LSE atomics, CPUID: MRS of the ID
+# registers); AES/SHA/PMULL, PAuth and the rest are not in the frontend yet
+HWCAP_FP, HWCAP_ASIMD, HWCAP_CRC32, HWCAP_ATOMICS = 1 << 0, 1 << 1, 1 << 7, 1 << 8
+HWCAP_CPUID = 1 << 11
+HWCAP = HWCAP_FP | HWCAP_ASIMD | HWCAP_CRC32 | HWCAP_ATOMICS | HWCAP_CPUID
 SA_RESTORER = 0x04000000
 # arm64's O_DIRECTORY, O_NOFOLLOW, O_DIRECT, O_LARGEFILE -> the host's (asm-generic)
 OPEN_FLAG_BITS = ((0x4000, 0x10000), (0x8000, 0x20000), (0x10000, 0x4000), (0x20000, 0x8000))

@@ -27,7 +27,7 @@ def need_tools() -> None:
 def assemble(source: str, workdir: Path, name: str = "prog") -> Path:
     src, obj, exe = workdir / f"{name}.S", workdir / f"{name}.o", workdir / name
     src.write_text(source)
-    subprocess.run([AS, "-march=armv8-a", str(src), "-o", str(obj)], check=True,
+    subprocess.run([AS, "-march=armv8.1-a+crc", str(src), "-o", str(obj)], check=True,
                    capture_output=True)
     subprocess.run([LD, "-static", str(obj), "-o", str(exe)], check=True, capture_output=True)
     return exe
@@ -68,7 +68,7 @@ def random_instruction(rng: random.Random) -> str:
     w = rng.random() < 0.35
     d, n, m, a = (_reg(rng, w) for _ in range(4))
     size = 32 if w else 64
-    kind = rng.randrange(22)
+    kind = rng.randrange(25)
     if kind == 0:
         op = rng.choice(("add", "adds", "sub", "subs"))
         return f"{op} {d}, {n}, #{rng.randrange(4096)}{', lsl #12' if rng.random() < .3 else ''}"
@@ -157,6 +157,23 @@ def random_instruction(rng: random.Random) -> str:
         x = rng.randrange(DATA_REGS)
         return (f"add x25, x26, #{rng.randrange(0, 30) * 8}\n    ldxr x{x}, [x25]\n"
                 f"    stxr w24, x{rng.randrange(DATA_REGS)}, [x25]\n    add x{x}, x{x}, x24")
+    if kind == 21:  # LSE atomics and CAS
+        x, y = rng.sample(range(DATA_REGS), 2)
+        off = rng.randrange(0, 30) * 8
+        op = rng.choice(("ldadd", "ldclr", "ldeor", "ldset", "ldsmax", "ldsmin", "ldumax",
+                         "ldumin", "swp", "cas", "ldaddal", "swpl", "casa"))
+        width = rng.choice(("", "b", "h")) if op[-1] not in "bhl" else ""
+        reg = "w" if width or rng.random() < .3 else "x"
+        return (f"add x25, x26, #{off}\n    {op}{width} {reg}{x}, {reg}{y}, [x25]")
+    if kind == 22:  # CRC32
+        op, src = rng.choice((("crc32b", "w"), ("crc32h", "w"), ("crc32w", "w"),
+                              ("crc32x", "x"), ("crc32cb", "w"), ("crc32cx", "x")))
+        return f"{op} w{rng.randrange(DATA_REGS)}, w{rng.randrange(DATA_REGS)}, " \
+               f"{src}{rng.randrange(DATA_REGS)}"
+    if kind == 23:  # exclusive pairs
+        x, y = rng.sample(range(DATA_REGS), 2)
+        return (f"add x25, x26, #{rng.randrange(0, 14) * 16}\n    ldxp x{x}, x{y}, [x25]\n"
+                f"    stxp w24, x{y}, x{x}, [x25]\n    add x{x}, x{x}, x24")
     return f"adr {d.replace('w', 'x')}, .+{rng.randrange(-64, 64) * 4}\n" \
            f"    sub {d.replace('w', 'x')}, {d.replace('w', 'x')}, x23"
 

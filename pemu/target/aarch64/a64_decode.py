@@ -52,4 +52,5 @@ LDST_reg   size:2 111 v:1 00 opc:2 1 rm:5 option:3 s:1 10 rn:5 rt:5
 LDR_lit    opc:2 011 v:1 00 imm:s19 rt:5
 LDST_pair  opc:2 101 v:1 0 idx:2 l:1 imm:s7 rt2:5 rn:5 rt:5
 LDST_excl  size:2 001000 o2:1 l:1 o1:1 rs:5 o0:1 rt2:5 rn:5 rt:5
+LSE_ATOMIC size:2 111 0 00 a:1 r:1 1 rs:5 o3:1 opc:3 00 rn:5 rt:5
 """

@@ -8,6 +8,7 @@ Slot map (each slot a little-endian uint64):
            the result that sets it, and conditions read them without unpacking
   37       FPCR   38  FPSR   39  TPIDR_EL0
   40       exclusive monitor address (all ones: open)  41  the value LDXR loaded
+  46       the second value LDXP loaded
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -26,6 +27,7 @@ NF, ZF, CF, VF = 33, 34, 35, 36
 FPCR, FPSR, TPIDR_EL0 = 37, 38, 39
 EXCL_ADDR, EXCL_VALUE = 40, 41
 EXIT_REQUEST, TB_FLAGS, NATIVE_JUMP_CACHE, NATIVE_TLB = 42, 43, 44, 45
+EXCL_VALUE_HI = 46
 V0 = 64
 
 NO_EXCLUSIVE = 0xFFFF_FFFF_FFFF_FFFF
@@ -42,7 +44,7 @@ def ir_globals() -> dict[str, int]:
     g.update({f"v{i}h": V0 + 2 * i + 1 for i in range(32)})
     g.update({"sp": SP, "pc": PC, "nf": NF, "zf": ZF, "cf": CF, "vf": VF, "fpcr": FPCR,
               "fpsr": FPSR, "tpidr_el0": TPIDR_EL0, "excl_addr": EXCL_ADDR,
-              "excl_value": EXCL_VALUE})
+              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI})
     return g
 
 

@@ -38,7 +38,7 @@ from pemu.accel.tcg.opcodes import (
     Opcode,
 )
 from pemu.target.aarch64.context import MASK64, ZERO, DisasContext, imm
-from pemu.target.aarch64.helpers import CLS, RBIT, REV16, REV32
+from pemu.target.aarch64.helpers import CLS, CRC32, RBIT, REV16, REV32
 
 M32 = Const(0xFFFF_FFFF)
 
@@ -396,6 +396,13 @@ def trans_DP2(ctx: DisasContext, a) -> bool | None:
             b.binop(SHL, r, rn, Const(32))
             b.binop(OR, r, r, rn)
             b.binop(ROTR, r, r, count)
+    elif a.opcode >> 3 == 2:  # CRC32B/H/W/X, CRC32CB/H/W/X
+        c, sz = a.opcode >> 2 & 1, a.opcode & 3
+        if a.sf != (sz == 3):
+            return False
+        b.call(CRC32[(c, sz)], [r], [rn, ctx.read(a.rm)])
+        ctx.write(a.rd, r, 0)
+        return None
     else:
         return False
     ctx.write(a.rd, r, a.sf)

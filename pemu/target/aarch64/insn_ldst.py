@@ -12,7 +12,7 @@ from pemu.accel.tcg.ir import MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD
 from pemu.target.aarch64.context import DisasContext, imm
 from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
-from pemu.target.aarch64.helpers import LDXR, STXR
+from pemu.target.aarch64.helpers import CAS, LDXP, LDXR, LSE, STXP, STXR
 from pemu.target.aarch64.insn_dp import extended
 
 
@@ -178,7 +178,7 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
     b = ctx.b
     addr = ctx.read(a.rn, sp=True)
     if a.o1:
-        return False  # LDXP/STXP, CAS (FEAT_LSE): not in this model yet
+        return _pair_or_cas(ctx, a, addr)
     if a.o2:
         if not a.o0:
             return False  # LDLAR/STLLR (FEAT_LOR)
@@ -196,6 +196,56 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
         b.call(STXR[size], [status], [addr, ctx.read(a.rt), excl_addr, excl_value])
         b.movi(excl_addr, NO_EXCLUSIVE)
         ctx.write(a.rs, status, 0)
+    return None
+
+
+def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
+    """CAS/CASA/CASL/CASAL (o2=1, FEAT_LSE) and LDXP/STXP/LDAXP/STLXP (o2=0); CASP
+    is not in the model."""
+    b = ctx.b
+    if a.o2:
+        if a.rt2 != 31:
+            return False
+        size = 1 << a.size
+        old = ctx.temp()
+        b.call(CAS[size], [old], [addr, ctx.read(a.rs), ctx.read(a.rt)])
+        ctx.write(a.rs, old)
+        return None
+    if a.size < 2:
+        return False  # CASP
+    size = 4 << (a.size & 1)
+    sf = a.size & 1
+    names = ("excl_addr", "excl_value", "excl_value_hi")
+    excl_addr, excl_lo, excl_hi = (ctx.glob(n) for n in names)
+    if a.l:
+        if a.rt == a.rt2:
+            return False  # CONSTRAINED UNPREDICTABLE
+        first, second = ctx.temp(), ctx.temp()
+        b.call(LDXP[size], [first, second], [addr])
+        b.mov(excl_addr, addr)
+        b.mov(excl_lo, first)
+        b.mov(excl_hi, second)
+        ctx.write(a.rt, first, sf)
+        ctx.write(a.rt2, second, sf)
+    else:
+        status = ctx.temp()
+        b.call(STXP[size], [status], [addr, ctx.read(a.rt), ctx.read(a.rt2), excl_addr,
+                                      excl_lo, excl_hi])
+        b.movi(excl_addr, NO_EXCLUSIVE)
+        ctx.write(a.rs, status, 0)
+    return None
+
+
+def trans_LSE_ATOMIC(ctx: DisasContext, a) -> bool | None:
+    """LDADD/LDCLR/LDEOR/LDSET/LD[SU]MAX/LD[SU]MIN and SWP (FEAT_LSE), any ordering;
+    Rt gets the old value (the ST* aliases write XZR)."""
+    op = a.opc if not a.o3 else (8 if a.opc == 0 else None)
+    if op is None:
+        return False  # LDAPR (FEAT_LRCPC) is not in the model
+    size = 1 << a.size
+    old = ctx.temp()
+    ctx.b.call(LSE[(op, size)], [old], [ctx.read(a.rn, sp=True), ctx.read(a.rs)])
+    ctx.write(a.rt, old)
     return None
 
 
