@@ -53,6 +53,8 @@ def run_qemu(*args: str, cwd: Path | None = None, stdin: bytes | None = None
 
 DATA_REGS = 21  # x0..x20 hold the values the sequence computes
 MEM_BYTES = 256
+Q_OFFSET = 8 * (DATA_REGS + 3)  # after X0-X20, NZCV, FPSR, one pad word: 16-aligned
+OUT_BYTES = Q_OFFSET + 16 * 16  # then Q0-Q15
 BITMASKS = (0xFF, 0xFF00, 0x5555555555555555, 0xFFFFFFFFFFFFFFF0, 0x0F0F0F0F0F0F0F0F,
             0x7FFFFFFFFFFFFFFE, 0x3, 0xFFFF0000FFFF0000, 0x1FFFF)
 BITMASKS32 = (0xFF, 0xFFFF0000, 0x55555555, 0xFFFFFFF0, 0x7FFFFFFE, 0x1)
@@ -178,20 +180,122 @@ def random_instruction(rng: random.Random) -> str:
            f"    sub {d.replace('w', 'x')}, {d.replace('w', 'x')}, x23"
 
 
-def random_program(seed: int, length: int = 150) -> str:
+SIMD_ARRANGEMENTS = ("16b", "8b", "8h", "4h", "4s", "2s")
+TO_INT = ("fcvtzs", "fcvtzu", "fcvtns", "fcvtms", "fcvtps", "fcvtas", "fcvtau")
+
+
+def random_simd_instruction(rng: random.Random) -> str:
+    """One random Advanced SIMD or scalar FP instruction over v0..v15 (and x0..x20)."""
+    v = [rng.randrange(16) for _ in range(4)]
+    t = rng.choice(SIMD_ARRANGEMENTS + ("2d",))
+    kind = rng.randrange(16)
+    if kind == 0:
+        ops = ["add", "sub", "cmeq", "cmtst", "cmhi", "cmhs", "cmgt", "cmge"]
+        if t != "2d":
+            ops += ["umax", "umin", "umaxp", "uminp", "addp"]
+        return f"{rng.choice(ops)} v{v[0]}.{t}, v{v[1]}.{t}, v{v[2]}.{t}"
+    if kind == 1:
+        t = rng.choice(("16b", "8b"))
+        op = rng.choice(("and", "bic", "orr", "orn", "eor", "bsl", "bit", "bif"))
+        return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, v{v[2]}.{t}"
+    if kind == 2:
+        op = rng.choice(("cmeq", "cmgt", "cmge", "cmle", "cmlt"))
+        return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, #0"
+    if kind == 3:
+        t = rng.choice(("16b", "8b"))
+        return f"{rng.choice(('not', 'cnt'))} v{v[0]}.{t}, v{v[1]}.{t}"
+    if kind == 4:
+        wide, narrow, narrow2, bits = rng.choice((("8h", "8b", "16b", 8), ("4s", "4h", "8h", 16),
+                                                  ("2d", "2s", "4s", 32)))
+        second = rng.random() < .5
+        op, narrow = (("xtn2", "shrn2")[rng.random() < .5], narrow2) if second else \
+            (rng.choice(("xtn", "shrn")), narrow)
+        if op.startswith("xtn"):
+            return f"{op} v{v[0]}.{narrow}, v{v[1]}.{wide}"
+        return f"{op} v{v[0]}.{narrow}, v{v[1]}.{wide}, #{rng.randrange(1, bits + 1)}"
+    if kind == 5:
+        t = rng.choice(("16b", "8h", "4s", "2d", "8b", "4h", "2s"))
+        bits = {"b": 8, "h": 16, "s": 32, "d": 64}[t[-1]]
+        op = rng.choice(("ushr", "sshr", "shl"))
+        amount = rng.randrange(0, bits) if op == "shl" else rng.randrange(1, bits + 1)
+        return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, #{amount}"
+    if kind == 6:
+        op, reg, t = rng.choice((("umaxv", "b", "16b"), ("uminv", "h", "8h"),
+                                 ("addv", "s", "4s"), ("addv", "b", "8b"),
+                                 ("umaxv", "s", "4s")))
+        return f"{op} {reg}{v[0]}, v{v[1]}.{t}"
+    if kind == 7:
+        shift = rng.choice((0, 8, 16, 24))
+        return rng.choice((f"movi v{v[0]}.16b, #{rng.randrange(256)}",
+                           f"movi v{v[0]}.4s, #{rng.randrange(256)}, lsl #{shift}",
+                           f"mvni v{v[0]}.8h, #{rng.randrange(256)}, lsl #{rng.choice((0, 8))}",
+                           f"movi v{v[0]}.2d, #0xff00ff0000ffff00",
+                           f"orr v{v[0]}.4s, #{rng.randrange(256)}, lsl #8",
+                           f"bic v{v[0]}.8h, #{rng.randrange(256)}",
+                           f"movi v{v[0]}.4s, #{rng.randrange(256)}, msl #8"))
+    if kind == 8:
+        t, reg = rng.choice((("16b", "w"), ("8h", "w"), ("4s", "w"), ("2d", "x"), ("8b", "w")))
+        return f"dup v{v[0]}.{t}, {reg}{rng.randrange(DATA_REGS)}"
+    if kind == 9:
+        lane, n = rng.choice((("b", 16), ("h", 8), ("s", 4), ("d", 2)))
+        t = {"b": "16b", "h": "8h", "s": "4s", "d": "2d"}[lane]
+        return rng.choice((f"dup v{v[0]}.{t}, v{v[1]}.{lane}[{rng.randrange(n)}]",
+                           f"mov v{v[0]}.{lane}[{rng.randrange(n)}], "
+                           f"v{v[1]}.{lane}[{rng.randrange(n)}]",
+                           f"mov v{v[0]}.{lane}[{rng.randrange(n)}], "
+                           f"{'x' if lane == 'd' else 'w'}{rng.randrange(DATA_REGS)}",
+                           f"umov {'x' if lane == 'd' else 'w'}{rng.randrange(DATA_REGS)}, "
+                           f"v{v[1]}.{lane}[{rng.randrange(n)}]"))
+    if kind == 10:
+        q = rng.random() < .5
+        return f"ext v{v[0]}.{'16b' if q else '8b'}, v{v[1]}.{'16b' if q else '8b'}, " \
+               f"v{v[2]}.{'16b' if q else '8b'}, #{rng.randrange(16 if q else 8)}"
+    p = rng.choice("sd")
+    if kind == 11:
+        op = rng.choice(("fadd", "fsub", "fmul", "fdiv", "fmax", "fmin", "fmaxnm", "fminnm",
+                         "fnmul"))
+        return f"{op} {p}{v[0]}, {p}{v[1]}, {p}{v[2]}"
+    if kind == 12:
+        op = rng.choice(("fsqrt", "fabs", "fneg", "fmov", "frintn", "frintp", "frintm",
+                         "frintz", "frinta", "frintx", "frinti"))
+        return f"{op} {p}{v[0]}, {p}{v[1]}"
+    if kind == 13:
+        x = rng.randrange(DATA_REGS)
+        r = rng.choice("wx")
+        return rng.choice((f"{rng.choice(('scvtf', 'ucvtf'))} {p}{v[0]}, {r}{x}",
+                           f"{rng.choice(TO_INT)} {r}{x}, {p}{v[0]}",
+                           f"fcvt {'d' if p == 's' else 's'}{v[0]}, {p}{v[1]}",
+                           f"fmov {'d' if r == 'x' else 's'}{v[0]}, {r}{x}",
+                           f"fmov {r}{x}, {'d' if r == 'x' else 's'}{v[0]}"))
+    if kind == 14:
+        op = rng.choice(("fmadd", "fmsub", "fnmadd", "fnmsub"))
+        return f"{op} {p}{v[0]}, {p}{v[1]}, {p}{v[2]}, {p}{v[3]}"
+    return rng.choice((f"{rng.choice(('fcmp', 'fcmpe'))} {p}{v[0]}, {p}{v[1]}",
+                       f"fcmp {p}{v[0]}, #0.0",
+                       f"fccmp {p}{v[0]}, {p}{v[1]}, #{rng.randrange(16)}, {rng.choice(CONDS)}",
+                       f"fcsel {p}{v[0]}, {p}{v[1]}, {p}{v[2]}, {rng.choice(CONDS)}"))
+
+
+def random_program(seed: int, length: int = 150, simd: bool = False) -> str:
     """Random values into x0..x20 and the buffer, ``length`` random instructions (a
     forward branch or two among them), then the registers, NZCV and the buffer written
     to stdout: the same bytes must come out of pemu and qemu."""
     rng = random.Random(seed)
+    data = random.Random(seed + 0x5EED)  # the values, apart: a shorter program same data
     lines = [".global _start", "_start:", "    adr x26, mem", "    adr x23, _start"]
     for r in range(DATA_REGS):
-        value = rng.choice((rng.getrandbits(64), rng.getrandbits(8), (1 << 63),
+        value = data.choice((data.getrandbits(64), data.getrandbits(8), (1 << 63),
                             (1 << 64) - 1, (1 << 31), 0))
         lines += [f"    movz x{r}, #{value & 0xFFFF}"] + [
             f"    movk x{r}, #{(value >> s) & 0xFFFF}, lsl #{s}" for s in (16, 32, 48)]
-    lines.append(f"    msr nzcv, x{rng.randrange(DATA_REGS)}")
+    lines.append(f"    msr nzcv, x{data.randrange(DATA_REGS)}")
+    if simd:  # V registers from the random buffer: every kind of float bit pattern
+        lines += [f"    ldr q{r}, [x26, #{16 * r}]" for r in range(16)]
     for _ in range(length):
-        lines.append("    " + random_instruction(rng))
+        if simd and rng.random() < 0.5:
+            lines.append("    " + random_simd_instruction(rng))
+        else:
+            lines.append("    " + random_instruction(rng))
         if rng.random() < 0.05:
             lines.append(f"    b.{rng.choice(CONDS)} 1f\n    eor x{rng.randrange(DATA_REGS)},"
                          f" x{rng.randrange(DATA_REGS)}, #1\n1:")
@@ -202,11 +306,14 @@ def random_program(seed: int, length: int = 150) -> str:
                          f"    add x1, x1, #5\n3:")
     lines += ["    mrs x21, nzcv", "    adr x22, out"]
     lines += [f"    str x{r}, [x22, #{8 * r}]" for r in range(DATA_REGS + 1)]
-    lines += ["    mov x0, #1", "    adr x1, out", f"    mov x2, #{8 * (DATA_REGS + 1)}",
+    if simd:
+        lines += ["    mrs x0, fpsr", f"    str x0, [x22, #{8 * (DATA_REGS + 1)}]"]
+        lines += [f"    str q{r}, [x22, #{Q_OFFSET + 16 * r}]" for r in range(16)]
+    lines += ["    mov x0, #1", "    adr x1, out", f"    mov x2, #{OUT_BYTES}",
               "    mov x8, #64", "    svc #0",
               "    mov x0, #1", "    adr x1, mem", f"    mov x2, #{MEM_BYTES}", "    svc #0",
               "    mov x0, #0", "    mov x8, #93", "    svc #0",
               ".data", ".balign 16", "mem:"]
-    lines += [f"    .quad {rng.getrandbits(64):#x}" for _ in range(MEM_BYTES // 8)]
-    lines += [".balign 16", "out:", f"    .skip {8 * (DATA_REGS + 1)}"]
+    lines += [f"    .quad {data.getrandbits(64):#x}" for _ in range(MEM_BYTES // 8)]
+    lines += [".balign 16", "out:", f"    .skip {OUT_BYTES}"]
     return "\n".join(lines) + "\n"

@@ -110,17 +110,29 @@ SQRT = {t: Helper(f"a64_fsqrt_{fmt.name}", _sqrt(fmt), flags=CALL_PURE, n_out=2)
         for t, fmt in FORMATS.items()}
 
 
+def _inf_times_zero(fmt: FloatFormat, n: int, m: int) -> bool:
+    mags = {n & fmt.mag_mask, m & fmt.mag_mask}
+    return mags == {0, fmt.inf_bits}
+
+
 def _fma(fmt: FloatFormat, negate_product: bool, negate_addend: bool):
     mask = (1 << fmt.width) - 1
 
     def op(n: int, m: int, a: int, fpcr: int) -> tuple[int, int]:
         n, m, a = n & mask, m & mask, a & mask
-        # Arm checks the addend first, then the multiplicands (FPProcessNaNs3(a, n, m))
+        # Arm negates the operands themselves (FPNeg), before NaN processing: a NaN
+        # operand comes out with its sign flipped
+        if negate_product:
+            n ^= fmt.sign_bit
+        if negate_addend:
+            a ^= fmt.sign_bit
+        # the addend first, then the multiplicands (FPProcessNaNs3(a, n, m))
         nan = process_nans(fmt, a, n, m)
+        if fmt.is_nan(a) and not fmt.is_snan(a) and _inf_times_zero(fmt, n, m):
+            return fmt.canonical_nan, 1  # Arm: a quiet NaN addend does not hide inf * 0
         if nan is not None:
-            # inf * 0 + qNaN is invalid on Arm too
             return nan
-        r, ff = arith.fma(fmt, n, m, a, rounding(fpcr), negate_product, negate_addend)
+        r, ff = arith.fma(fmt, n, m, a, rounding(fpcr), False, False)
         return r, fpsr_flags(ff)
     return op
 
