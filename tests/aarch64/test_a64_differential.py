@@ -1,6 +1,7 @@
-"""pemu-aarch64 against qemu-aarch64 on the same programs, byte for byte: random
-integer A64 sequences (registers, NZCV and a memory buffer written out at the end)
-and a hand-written SIMD/FP/signal program; on both TCG backends."""
+"""pemu-aarch64 against qemu-aarch64 on the same programs, byte for byte: random A64
+sequences (integer, LSE, CRC32, exclusives; then with Advanced SIMD and FP: registers,
+NZCV, FPSR, V registers and a memory buffer written out at the end), a hand-written
+SIMD/FP/signal program and an exclusives counter across threads; both TCG backends."""
 
 from __future__ import annotations
 
@@ -29,6 +30,15 @@ def _same_as_qemu(exe: Path, backend: str) -> None:
 def test_random_integer_sequences(tmp_path: Path, backend: str, seed: int) -> None:
     need_tools()
     exe = assemble(random_program(seed * 1000 + len(backend), length=300), tmp_path)
+    _same_as_qemu(exe, backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_simd_and_fp_sequences(tmp_path: Path, backend: str) -> None:
+    """Half the instructions Advanced SIMD or scalar FP on V registers loaded with random
+    bits (NaNs, subnormals, infinities): V0-V15, FPSR and NZCV must match too."""
+    need_tools()
+    exe = assemble(random_program(77 + len(backend), length=300, simd=True), tmp_path)
     _same_as_qemu(exe, backend)
 
 
