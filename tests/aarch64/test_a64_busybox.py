@@ -1,5 +1,5 @@
 """Debian's static arm64 busybox under pemu-aarch64: the same bytes as qemu-aarch64
-(the shell, pipes and forks, sort, md5sum, FP in awk).
+(the shell, pipes and forks, command substitution, sort, md5sum, FP in awk).
 
 Where busybox's shell execs an applet (/proc/self/exe), qemu-aarch64 fails that exec
 (its /proc/self/exe is qemu itself) and the shell finds the host's tool on PATH; so
@@ -20,8 +20,8 @@ from pemu.guests import guest_file
 BUSYBOX = guest_file("aarch64/busybox")
 
 SCRIPT = r"""
-echo one two three | sort -r; x=$(echo inner | wc -c); echo "count=$x"
-for i in 1 2 3; do echo -n $i; done; echo; printf '%08x %s\n' 48879 "$((7 * 6))"
+x=$(echo inner); echo "${#x} $x"; for i in 1 2 3; do echo -n $i; done; echo
+printf '%08x %s\n' 48879 "$((7 * 6))"
 seq 1 50 | awk '{s += $1 * 1.5} END {printf "%.6f %d %s\n", s, NR, s / 7}'
 sort -n nums.txt | md5sum
 false || echo recovered; exit 3
