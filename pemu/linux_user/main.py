@@ -238,5 +238,10 @@ def main_aarch64(argv: list[str] | None = None) -> int:
     return main(argv, arch="aarch64")
 
 
+def binfmt_main_aarch64() -> int:
+    """pemu-aarch64-binfmt-P: binfmt_main for arm64 programs."""
+    return main(preserved_argv0=True, arch="aarch64")
+
+
 if __name__ == "__main__":
     sys.exit(main())
