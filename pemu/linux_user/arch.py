@@ -48,6 +48,7 @@ class LinuxArch:
     # (guest bit, host bit) pairs; arm64 swaps O_DIRECTORY/O_NOFOLLOW/O_DIRECT/O_LARGEFILE
     open_flag_bits: tuple[tuple[int, int], ...] = ()
     gdb_stub: bool = False  # pemu/gdbstub describes this architecture's registers (-g)
+    cpuinfo: Callable[[], str] | None = None  # /proc/cpuinfo (None: proc_views' riscv64)
 
     def open_flags_to_host(self, flags: int) -> int:
         return _swap_bits(flags, self.open_flag_bits)

@@ -16,6 +16,7 @@ through pemu's trampoline (``mov x8, #139; svc #0``) as through the kernel's vDS
 
 from __future__ import annotations
 
+import os
 import struct
 
 from pemu.target.aarch64 import cpu_state as a64
@@ -123,6 +124,16 @@ def restore_frame(thread) -> None:
         thread.signals.altstack = (ss_sp, ss_flags & sg.SS_DISABLE, ss_size)
 
 
+def cpuinfo() -> str:
+    """/proc/cpuinfo as the arm64 kernel writes it: one entry per host CPU, the
+    features AT_HWCAP announces, a Cortex-A72 identity (MIDR_EL1)."""
+    entry = ("processor\t: {n}\nBogoMIPS\t: 100.00\n"
+             "Features\t: fp asimd crc32 atomics cpuid\nCPU implementer\t: 0x41\n"
+             "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\n"
+             "CPU revision\t: 3\n")
+    return "\n".join(entry.format(n=n) for n in range(os.cpu_count() or 1)) + "\n"
+
+
 def _make_target(cpu: str | None):
     if cpu not in (None, "", "max", "cortex-a57", "cortex-a72", "cortex-a53"):
         raise ValueError(f"unable to find CPU model '{cpu}'")
@@ -138,5 +149,5 @@ AARCH64_LINUX = LinuxArch(
     get_sp=lambda state: state.sp, set_sp=_set_sp, set_tls=_set_tls,
     reset_thread=_reset_thread, setup_frame=setup_frame, restore_frame=restore_frame,
     trampoline_code=TRAMPOLINE_CODE, sigaction_restorer=True,
-    open_flag_bits=OPEN_FLAG_BITS, gdb_stub=True,
+    open_flag_bits=OPEN_FLAG_BITS, gdb_stub=True, cpuinfo=cpuinfo,
 )
