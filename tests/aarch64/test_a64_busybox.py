@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from a64_programs import run_pemu, run_qemu
 
+from pemu.accel.tcg.backend.x86_64 import host_supported
 from pemu.guests import guest_file
 
 BUSYBOX = guest_file("aarch64/busybox")
@@ -45,7 +46,6 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("backend", ["native", pytest.param("python", marks=pytest.mark.slow)])
 def test_busybox_script_matches_qemu(workdir: Path, backend: str) -> None:
     if backend == "native":
-        from pemu.accel.tcg.backend.x86_64 import host_supported
         if not host_supported():
             pytest.skip("the native backend needs an x86-64 Linux host")
     want = run_qemu(str(BUSYBOX), "sh", "script.sh", cwd=workdir)
