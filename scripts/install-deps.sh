@@ -13,6 +13,7 @@ APT_PACKAGES=(
     passt tcpdump iperf3  # networking: passt backend test, filter-dump pcap check, bench/
     libseccomp2  # -sandbox: bound with ctypes (pemu/sandbox/libseccomp.py)
     openssl  # tests/hardening/test_tls.py: openssl s_client as the TLS client
+    binutils-aarch64-linux-gnu  # tests/aarch64: A64 test programs, against qemu-aarch64
 )
 
 missing=()

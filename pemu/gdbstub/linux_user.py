@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from pemu.accel.tcg.engine import DEBUG_SINGLE_INSN_FLAG, DebugStop
-from pemu.gdbstub.riscv import CORE_REGS, RiscvRegisters, memory_access, target_xml
+from pemu.gdbstub import aarch64, riscv
 from pemu.gdbstub.server import serve
 from pemu.gdbstub.target import (
     BP_HARDWARE,
@@ -31,9 +33,41 @@ from pemu.gdbstub.target import (
     StopEvent,
     TargetError,
 )
+from pemu.target.aarch64 import cpu_state as a64
 from pemu.target.riscv import cpu_state as rv
 
 PARK_TIMEOUT = 2.0  # how long a stop waits for the other threads to leave guest code
+
+
+def _riscv_insn(mem, pc: int) -> int:
+    insn = mem.fetch(pc, 2)
+    return mem.fetch(pc, 4) if insn & 3 == 3 else insn
+
+
+@dataclass(frozen=True)
+class UserArch:
+    """What the user-mode stub needs to know about the guest architecture."""
+
+    regs: object  # read_core/write_core/read/write and core_bytes
+    xml: dict[str, str]
+    pc_slot: int
+    exit_slot: int
+    # (mem, pc) -> instruction, and (insn, state) -> its data access: emulated
+    # watchpoints; None: GDB gets no hardware watchpoints and steps with software ones
+    fetch_insn: Callable[[object, int], int] | None = None
+    memory_access: Callable[[int, object], tuple[int, int, bool, bool] | None] | None = None
+
+
+class _RiscvRegs(riscv.RiscvRegisters):
+    core_bytes = riscv.CORE_REGS * 8
+
+
+USER_ARCHES = {
+    "riscv64": UserArch(_RiscvRegs(), riscv.target_xml(None), rv.PC, rv.EXIT_REQUEST,
+                        _riscv_insn, riscv.memory_access),
+    "aarch64": UserArch(aarch64.Aarch64Registers(), aarch64.target_xml(), a64.PC,
+                        a64.EXIT_REQUEST),
+}
 
 
 class UserModeTarget(DebugTarget):
@@ -44,7 +78,11 @@ class UserModeTarget(DebugTarget):
         self.process = process
         self.engine = process.engine
         self.mem = process.mem
-        self.regs = RiscvRegisters()
+        self.arch = process.arch.name
+        self.user_arch = USER_ARCHES[self.arch]
+        self.regs = self.user_arch.regs
+        self._pc = self.user_arch.pc_slot
+        self._exit = self.user_arch.exit_slot
         self._cond = threading.Condition()
         self.stopped = True  # user mode starts stopped, waiting for the debugger
         self.detached = False
@@ -52,7 +90,7 @@ class UserModeTarget(DebugTarget):
         self._step_pending: int | None = None  # a step interrupted by a syscall or fault
         self._in_guest = 0
         self.watchpoints: set[tuple[int, int, int]] = set()  # (kind, addr, length)
-        self._xml = target_xml(None)
+        self._xml = self.user_arch.xml
 
     # -- the hook in front of cpu.run() ----------------------------------------------
     def run_cpu(self, cpu, original_run) -> None:
@@ -98,11 +136,11 @@ class UserModeTarget(DebugTarget):
     def _step_insn(self, cpu, tid: int) -> tuple[int, int] | None:
         """Execute one instruction; returns (kind, addr) of a watchpoint it hit."""
         S = cpu.state.slots
-        pc = S[rv.PC]
+        pc = S[self._pc]
         hit = self._watch_hit(cpu, pc) if self.watchpoints else None
         tb = self.engine.translate(pc, DEBUG_SINGLE_INSN_FLAG)
         self._step_pending = tid
-        S[rv.PC] = tb.fn(S, cpu)
+        S[self._pc] = tb.fn(S, cpu)
         self._step_pending = None
         return hit
 
@@ -117,8 +155,8 @@ class UserModeTarget(DebugTarget):
         """Continue one instruction at a time so that data accesses can be checked."""
         S = cpu.state.slots
         first = True
-        while not S[rv.EXIT_REQUEST]:
-            if not first and S[rv.PC] in self.engine.breakpoints:
+        while not S[self._exit]:
+            if not first and S[self._pc] in self.engine.breakpoints:
                 self._stop(StopEvent(SIGTRAP, tid))
                 return
             first = False
@@ -127,16 +165,17 @@ class UserModeTarget(DebugTarget):
             if hit is not None:
                 self._stop(StopEvent(SIGTRAP, tid, watch_kind=hit[0], watch_addr=hit[1]))
                 return
-        S[rv.EXIT_REQUEST] = 0
+        S[self._exit] = 0
 
     def _watch_hit(self, cpu, pc: int) -> tuple[int, int] | None:
+        arch = self.user_arch
+        if arch.fetch_insn is None or arch.memory_access is None:
+            return None
         try:
-            insn = self.mem.fetch(pc, 2)
-            if insn & 3 == 3:
-                insn = self.mem.fetch(pc, 4)
+            insn = arch.fetch_insn(self.mem, pc)
         except Exception:  # noqa: BLE001 - a bad pc faults when executed, not here
             return None
-        access = memory_access(insn, cpu.state)
+        access = arch.memory_access(insn, cpu.state)
         if access is None:
             return None
         addr, size, reads, writes = access
@@ -203,7 +242,7 @@ class UserModeTarget(DebugTarget):
         return self.regs.read_core(self._state(thread))
 
     def write_registers(self, thread: int, data: bytes) -> None:
-        self.regs.write_core(self._state(thread), data[:CORE_REGS * 8])
+        self.regs.write_core(self._state(thread), data[:self.regs.core_bytes])
 
     def read_register(self, thread: int, regno: int) -> bytes:
         return self.regs.read(self._state(thread), regno)
@@ -227,7 +266,7 @@ class UserModeTarget(DebugTarget):
         if kind in (BP_SOFTWARE, BP_HARDWARE):
             self.engine.breakpoints.add(addr)
             return True
-        if kind in (WP_WRITE, WP_READ, WP_ACCESS):
+        if kind in (WP_WRITE, WP_READ, WP_ACCESS) and self.user_arch.memory_access:
             with self._cond:
                 self.watchpoints.add((kind, addr, max(length, 1)))
             return True

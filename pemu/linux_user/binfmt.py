@@ -61,7 +61,13 @@ RISCV64 = ForeignFormat(
     b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00",
     b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
 )
-FORMATS = {f.name: f for f in (RISCV64,)}
+# the same with e_machine 183 (EM_AARCH64)
+AARCH64 = ForeignFormat(
+    "aarch64",
+    b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
+    b"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+)
+FORMATS = {f.name: f for f in (RISCV64, AARCH64)}
 
 
 class BinfmtError(Exception):
@@ -197,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     socket = socket_name(fmt.name, args.name)
     try:
         if args.serve:
-            return serve(socket)
+            return serve(socket, fmt.name)
         if args.install or args.print:
             flags = (args.flags if args.flags is not None
                      else "POCF" if args.server else "P").upper()

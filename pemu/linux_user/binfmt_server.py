@@ -160,16 +160,17 @@ def become_program(req: Request) -> list[str]:
     return ["--", *(os.fsdecode(a) for a in req.argv[1:])]
 
 
-def _run_child(req: Request) -> int:
+def _run_child(req: Request, arch: str = "riscv64") -> int:
     auxv = {AT_FLAGS: req.at_flags}
     if FD_PROGRAM in req.fds:
         auxv[AT_EXECFD] = req.fds[FD_PROGRAM]
-    return main(become_program(req), auxv=auxv, exec_natively=True)
+    return main(become_program(req), auxv=auxv, exec_natively=True, arch=arch)
 
 
 class BinfmtServer:
-    def __init__(self, name: bytes, log=sys.stderr) -> None:
+    def __init__(self, name: bytes, log=sys.stderr, arch: str = "riscv64") -> None:
         self.name = name
+        self.arch = arch  # the guest architecture its children run
         self.log = log
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
@@ -253,7 +254,7 @@ class BinfmtServer:
                 for other, pidfd in self.children.values():
                     other.close()
                     os.close(pidfd)
-                code = _run_child(req)
+                code = _run_child(req, self.arch)
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else 1
             except BaseException as e:  # noqa: BLE001 - the child must never return
@@ -307,9 +308,9 @@ class BinfmtServer:
             pass
 
 
-def serve(name: bytes) -> int:
+def serve(name: bytes, arch: str = "riscv64") -> int:
     """pemu-binfmt --serve: run until SIGTERM/SIGINT."""
-    server = BinfmtServer(name)
+    server = BinfmtServer(name, arch=arch)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     server._say(f"serving on @{name.decode()} (pid {os.getpid()})")
     try:

@@ -7,23 +7,12 @@ import sys
 import threading
 import traceback
 
-from pemu.target.riscv import exceptions as exc
-from pemu.target.riscv.exceptions import RiscvTrap
-
 from . import signals as sg
 from .loader import SIGTRAMP_ADDR
 from .process import GuestThread, ProcessExit, ThreadExit
 from .syscalls import NO_RESULT, RESTART, dispatch
 from .syscalls.registry import SYSCALLS, syscall_name
 from .vmem import GuestFault
-
-_TRAP_SIGNALS = {
-    exc.ILLEGAL_INSN: (sg.SIGILL, sg.ILL_ILLOPC),
-    exc.BREAKPOINT: (sg.SIGTRAP, sg.TRAP_BRKPT),
-    exc.INSN_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
-    exc.LOAD_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
-    exc.STORE_ADDR_MISALIGNED: (sg.SIGBUS, sg.BUS_ADRALN),
-}
 
 
 def exit_process(process, status: int) -> None:
@@ -32,7 +21,7 @@ def exit_process(process, status: int) -> None:
         debugger.process_exited(status)  # gdb gets W<status>, not a dropped connection
     if process.strace is not None:
         process.strace.flush()
-    process.engine.log.engine_stats("pemu-riscv64", process.engine.all_stats())
+    process.engine.log.engine_stats(f"pemu-{process.arch.name}", process.engine.all_stats())
     try:
         sys.stderr.flush()
     finally:
@@ -57,17 +46,18 @@ def run_thread(t: GuestThread) -> None:
 
 def _loop(t: GuestThread) -> None:
     cpu = t.cpu
+    arch = t.process.arch
     while True:
         if t.signals.pending:
             deliver_signals(t)
         try:
             cpu.run()
-        except RiscvTrap as trap:
-            if trap.cause == exc.ECALL_U:
+        except arch.trap_class as trap:
+            action = arch.classify_trap(trap, t.state.pc)
+            if action.syscall:
                 do_syscall(t)
             else:
-                signo, code = _TRAP_SIGNALS.get(trap.cause, (sg.SIGSEGV, sg.SEGV_MAPERR))
-                force_signal(t, sg.SigInfo(signo, code, addr=trap.tval or t.state.pc))
+                force_signal(t, sg.SigInfo(action.signo, action.code, addr=action.addr))
         except GuestFault as fault:
             code = sg.SEGV_ACCERR if fault.mapped else sg.SEGV_MAPERR
             force_signal(t, sg.SigInfo(sg.SIGSEGV, code, addr=fault.addr))
@@ -86,8 +76,9 @@ def _report_unimplemented(process, nr: int) -> None:
 
 def do_syscall(t: GuestThread) -> None:
     state = t.state
-    nr = state.x(17)
-    args = (state.x(10), state.x(11), state.x(12), state.x(13), state.x(14), state.x(15))
+    nr_reg, arg_regs, ret_reg = t.process.arch.syscall_regs
+    nr = state.x(nr_reg)
+    args = tuple(state.x(r) for r in arg_regs)
     strace = t.process.strace
     if strace is not None:
         strace.before(t.process.pid, nr, args)
@@ -104,10 +95,10 @@ def do_syscall(t: GuestThread) -> None:
             action = t.process.signals.actions[info.signo]
             if action.handler not in (sg.SIG_DFL, sg.SIG_IGN) and \
                     not action.flags & sg.SA_RESTART:
-                state.set_x(10, -4)  # -EINTR
+                state.set_x(ret_reg, -4)  # -EINTR
                 state.pc = state.pc + 4
         return  # otherwise the ecall runs again after the signal
-    state.set_x(10, ret)
+    state.set_x(ret_reg, ret)
     state.pc = state.pc + 4
 
 
@@ -144,7 +135,7 @@ def deliver_signals(t: GuestThread) -> None:
         old_mask = sigs.saved_mask if sigs.saved_mask is not None else sigs.mask
         sigs.saved_mask = None
         try:
-            sg.setup_frame(t, info, action, old_mask, SIGTRAMP_ADDR)
+            process.arch.setup_frame(t, info, action, old_mask, SIGTRAMP_ADDR)
         except GuestFault:
             sg.die_by_signal(process, sg.SIGSEGV)
         new_mask = old_mask | action.mask

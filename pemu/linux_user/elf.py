@@ -55,8 +55,10 @@ class ElfFile:
         return [p for p in self.phdrs if p.type == PT_LOAD]
 
 
-def parse_elf(data: bytes) -> ElfFile:
-    """Parse and validate a riscv64 ELF executable or shared object."""
+def parse_elf(data: bytes, machine_wanted: int = EM_RISCV, machine_name: str = "RISC-V"
+              ) -> ElfFile:
+    """Parse and validate a 64-bit little-endian ELF executable or shared object for
+    the machine ``machine_wanted`` (e_machine)."""
     if len(data) < 4 or data[:4] != b"\x7fELF":
         raise ElfError("not an ELF file")
     if len(data) < _EHDR.size:
@@ -64,12 +66,12 @@ def parse_elf(data: bytes) -> ElfFile:
     (ident, e_type, machine, _version, entry, phoff, _shoff, _flags, _ehsize, phentsize,
      phnum, _shentsize, _shnum, _shstrndx) = _EHDR.unpack_from(data)
     if ident[4] != 2:
-        raise ElfError("not a 64-bit ELF file (riscv64 needs ELFCLASS64)")
+        raise ElfError("not a 64-bit ELF file (pemu's guests need ELFCLASS64)")
     if ident[5] != 1:
         raise ElfError("not a little-endian ELF file")
-    if machine != EM_RISCV:
+    if machine != machine_wanted:
         name = _MACHINE_NAMES.get(machine, f"machine {machine}")
-        raise ElfError(f"ELF file is for {name}, not RISC-V")
+        raise ElfError(f"ELF file is for {name}, not {machine_name}")
     if e_type not in (ET_EXEC, ET_DYN):
         raise ElfError(f"ELF type {e_type} is neither an executable nor a shared object")
     if phnum == 0:

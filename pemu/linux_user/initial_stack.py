@@ -33,13 +33,14 @@ AT_SECURE = 23
 AT_RANDOM = 25
 AT_EXECFN = 31
 
-# One bit per single-letter ISA extension ('A' is bit 0): rv64 IMAFDC.
+# riscv64's AT_HWCAP (the default): one bit per single-letter extension
 HWCAP_RV64IMAFDC = sum(1 << (ord(c) - ord("A")) for c in "IMAFDC")
-PLATFORM = b"riscv64"
+
 
 
 def setup_stack(mem: GuestVirtualMemory, prog: LoadedProgram, argv: list[bytes],
-                envp: list[bytes], execfn: bytes) -> tuple[int, list[tuple[int, int]]]:
+                envp: list[bytes], execfn: bytes, platform: bytes = b"riscv64",
+                hwcap: int = HWCAP_RV64IMAFDC) -> tuple[int, list[tuple[int, int]]]:
     """Map the main stack and fill it; returns (sp, auxv pairs) for /proc/self/auxv."""
     mem.map_anonymous(STACK_TOP - STACK_SIZE, STACK_SIZE, PROT_READ | PROT_WRITE)
     top = STACK_TOP
@@ -53,7 +54,7 @@ def setup_stack(mem: GuestVirtualMemory, prog: LoadedProgram, argv: list[bytes],
     execfn_addr = push_bytes(execfn + b"\0")
     env_addrs = [push_bytes(e + b"\0") for e in reversed(envp)][::-1]
     arg_addrs = [push_bytes(a + b"\0") for a in reversed(argv)][::-1]
-    platform_addr = push_bytes(PLATFORM + b"\0")
+    platform_addr = push_bytes(platform + b"\0")
     top &= ~0xF
     random_addr = push_bytes(os.urandom(16))
 
@@ -61,7 +62,7 @@ def setup_stack(mem: GuestVirtualMemory, prog: LoadedProgram, argv: list[bytes],
         (AT_PHDR, prog.phdr), (AT_PHENT, prog.phent), (AT_PHNUM, prog.phnum),
         (AT_PAGESZ, 4096), (AT_BASE, prog.interp_base), (AT_FLAGS, 0),
         (AT_ENTRY, prog.entry), (AT_UID, os.getuid()), (AT_EUID, os.geteuid()),
-        (AT_GID, os.getgid()), (AT_EGID, os.getegid()), (AT_HWCAP, HWCAP_RV64IMAFDC),
+        (AT_GID, os.getgid()), (AT_EGID, os.getegid()), (AT_HWCAP, hwcap),
         (AT_CLKTCK, os.sysconf("SC_CLK_TCK")), (AT_SECURE, 0), (AT_RANDOM, random_addr),
         (AT_EXECFN, execfn_addr), (AT_PLATFORM, platform_addr), (AT_NULL, 0),
     ]

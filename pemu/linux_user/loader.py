@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pemu.hw.image_file import ImageFileError, read_image
 
-from .elf import ET_DYN, PF_R, PF_W, PF_X, PT_PHDR, ElfError, ElfFile, parse_elf
+from .elf import EM_RISCV, ET_DYN, PF_R, PF_W, PF_X, PT_PHDR, ElfError, ElfFile, parse_elf
 from .vmem import PAGE_MASK, PROT_EXEC, PROT_READ, PROT_WRITE, FileRegion, GuestVirtualMemory
 
 PIE_BASE = 0x2_0000_0000
@@ -47,12 +47,13 @@ def resolve_path(path: str, prefix: str | None) -> str:
     return path
 
 
-def read_elf(path: str | int) -> ElfFile:
+def read_elf(path: str | int, machine: int = EM_RISCV, machine_name: str = "RISC-V"
+             ) -> ElfFile:
     try:
         data = read_image(path, MAX_PROGRAM_SIZE)
     except ImageFileError as e:
         raise ElfError(str(e)) from None
-    return parse_elf(data)
+    return parse_elf(data, machine, machine_name)
 
 
 def _flags_to_prot(flags: int) -> int:
@@ -116,10 +117,11 @@ def _origin(path: str | int, name: str) -> tuple[str, os.stat_result] | None:
 
 
 def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None,
-                 name: str | None = None) -> LoadedProgram:
+                 name: str | None = None, machine: int = EM_RISCV,
+                 machine_name: str = "RISC-V") -> LoadedProgram:
     """Load the program (a path, or a descriptor open on it) and its interpreter; raises
     ElfError with a short reason.  ``name``: the program's path as the guest knows it."""
-    elf = read_elf(path)
+    elf = read_elf(path, machine, machine_name)
     lo, hi = _span(elf)
     bias = PIE_BASE - lo if elf.type == ET_DYN else 0
     map_elf(mem, elf, bias, _origin(path, name or str(path)))
@@ -129,7 +131,7 @@ def load_program(mem: GuestVirtualMemory, path: str | int, prefix: str | None,
     if elf.interp is not None:
         interp_path = resolve_path(elf.interp, prefix)
         try:
-            interp = read_elf(interp_path)
+            interp = read_elf(interp_path, machine, machine_name)
         except ElfError as e:
             raise ElfError(f"interpreter {elf.interp}: {e}") from None
         ilo, ihi = _span(interp)

@@ -22,14 +22,14 @@ import sys
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.qemuopts.keyval import OptionError, parse_keyval
-from pemu.target.riscv.isa import MODELS, CpuOptionError, parse_cpu
 
+from .arches import ARCHES
 from .elf import ElfError
 from .host_auxv import binfmt_program_fd, host_auxv, started_by_binfmt_with_argv0
 from .process import Options
 from .runtime import start_process
 
-PROG = "pemu-riscv64"
+PROG = "pemu-riscv64"  # the riscv64 entry point; messages name the running one
 # Options that take a value, and for each option its environment variable (without the
 # PEMU_/QEMU_ prefix), as QEMU's linux-user names them.
 _WITH_VALUE = {"-L", "-E", "-U", "-0", "-cpu", "-d", "-D", "-g", "-accel", "-r",
@@ -47,23 +47,22 @@ class UsageError(Exception):
     pass
 
 
-def _usage() -> str:
-    return (f"usage: {PROG} [-L path] [-E var=value] [-U var] [-0 argv0] [-cpu model] "
+def _prog(arch: str) -> str:
+    return f"pemu-{arch}"
+
+
+def _usage(arch: str = "riscv64") -> str:
+    return (f"usage: {_prog(arch)} [-L path] [-E var=value] [-U var] [-0 argv0] [-cpu model] "
             "[-r release] [-d item[,...]] [-D logfile] [-strace] [-g port] "
             "[-accel tcg[,backend=B]] program [args...]\n")
 
 
-def _check_cpu(spec: str) -> None:
+def _check_cpu(spec: str, arch: str) -> None:
     """``-cpu MODEL[,ext=on|off,...]``, checked before the guest loads."""
     try:
-        parse_cpu(spec)
-    except CpuOptionError as e:
+        ARCHES[arch].make_target(spec)
+    except ValueError as e:
         raise UsageError(str(e)) from None
-
-
-def _cpu_help() -> str:
-    return "Available CPUs:\n" + "".join(
-        f"  {name:<8} {parse_cpu(name).isa_string}\n" for name in MODELS)
 
 
 def _environment_options(environ: dict[str, str]) -> list[tuple[str, str | None]]:
@@ -111,7 +110,7 @@ def _apply(opts: Options, extra: dict, flag: str, value: str | None) -> None:
         if value == "help":
             extra["cpu_help"] = True
             return
-        _check_cpu(value)
+        _check_cpu(value, opts.arch)
         opts.cpu = value
     elif flag == "-r":
         opts.uname_release = value
@@ -146,10 +145,10 @@ def _apply(opts: Options, extra: dict, flag: str, value: str | None) -> None:
 
 
 def parse_args(argv: list[str], environ: dict[str, str] | None = None,
-               auxv: dict[int, int] | None = None, preserved_argv0: bool = False
-               ) -> tuple[Options, dict, str, list[str]]:
+               auxv: dict[int, int] | None = None, preserved_argv0: bool = False,
+               arch: str = "riscv64") -> tuple[Options, dict, str, list[str]]:
     """Options from the environment, then the command line, then what binfmt_misc said."""
-    opts = Options()
+    opts = Options(arch=arch)
     extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": [], "sigmask": 0,
              "program_fd": None}
     pairs, i = _command_line_options(argv)
@@ -182,7 +181,8 @@ def _guest_environment(extra: dict) -> list[bytes]:
 
 
 def main(argv: list[str] | None = None, preserved_argv0: bool = False,
-         auxv: dict[int, int] | None = None, exec_natively: bool = False) -> int:
+         auxv: dict[int, int] | None = None, exec_natively: bool = False,
+         arch: str = "riscv64") -> int:
     """``auxv``: what binfmt_misc said (AT_FLAGS, AT_EXECFD) when it is not this
     process's own auxiliary vector (the binfmt server passes the launcher's).
     ``exec_natively``: a guest execve of a foreign program goes to the kernel, whose
@@ -192,18 +192,18 @@ def main(argv: list[str] | None = None, preserved_argv0: bool = False,
         argv = sys.argv[1:]
     try:
         opts, extra, prog, args = parse_args(argv, auxv=auxv,
-                                             preserved_argv0=preserved_argv0)
+                                             preserved_argv0=preserved_argv0, arch=arch)
         opts.exec_natively = exec_natively
     except UsageError as e:
         if str(e):
-            sys.stderr.write(f"{PROG}: {e}\n")
-        sys.stderr.write(_usage())
+            sys.stderr.write(f"{_prog(arch)}: {e}\n")
+        sys.stderr.write(_usage(arch))
         return 1
     if extra.get("cpu_help"):
-        sys.stdout.write(_cpu_help())
+        sys.stdout.write(ARCHES[arch].cpu_help())
         return 0
     if extra.get("version"):
-        sys.stdout.write("pemu-riscv64 version 0.1.0 (riscv64 Linux user mode)\n")
+        sys.stdout.write(f"{_prog(arch)} version 0.1.0 ({arch} Linux user mode)\n")
         return 0
     if "help" in opts.log_items:
         sys.stdout.write(TCGLog.help_text() + "\n")
@@ -217,13 +217,13 @@ def _run(opts: Options, extra: dict, prog: str, args: list[str]) -> int:
                              _guest_environment(extra), extra["sigign"], extra["sigmask"],
                              gdb=extra.get("gdb"), program_fd=extra["program_fd"])
     except ElfError as e:
-        sys.stderr.write(f"{PROG}: {prog}: {e}\n")
+        sys.stderr.write(f"{_prog(opts.arch)}: {prog}: {e}\n")
         return 1
     except ValueError as e:  # a bad -d item or -accel backend, found before the guest runs
-        sys.stderr.write(f"{PROG}: {e}\n")
+        sys.stderr.write(f"{_prog(opts.arch)}: {e}\n")
         return 1
     except OSError as e:
-        sys.stderr.write(f"{PROG}: {prog}: {e.strerror or e}\n")
+        sys.stderr.write(f"{_prog(opts.arch)}: {prog}: {e.strerror or e}\n")
         return 1
 
 
@@ -231,6 +231,16 @@ def binfmt_main() -> int:
     """pemu-riscv64-binfmt-P: the interpreter binfmt_misc runs with the ``P`` flag, whose
     arguments are always [program path, original argv[0], arguments...]."""
     return main(preserved_argv0=True)
+
+
+def main_aarch64(argv: list[str] | None = None) -> int:
+    """pemu-aarch64: an arm64 Linux program, with pemu-riscv64's options."""
+    return main(argv, arch="aarch64")
+
+
+def binfmt_main_aarch64() -> int:
+    """pemu-aarch64-binfmt-P: binfmt_main for arm64 programs."""
+    return main(preserved_argv0=True, arch="aarch64")
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def synthetic_content(process: object, path: bytes) -> bytes | None:
     if path in _own_paths(process.pid, "auxv"):
         return b"".join(struct.pack("<QQ", k, v) for k, v in process.auxv)
     if path == b"/proc/cpuinfo":
-        return cpuinfo().encode()
+        arch = getattr(process, "arch", None)
+        return (arch.cpuinfo() if arch is not None and arch.cpuinfo else cpuinfo()).encode()
     return None
 
 

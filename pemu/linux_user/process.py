@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .arches import ARCHES
 from .signals import SignalState, ThreadSignals
 from .vmem import GuestVirtualMemory
 
@@ -23,6 +24,7 @@ class Options:
     tcg_backend: str | None = None  # -accel tcg,backend=NAME (None: the engine's default)
     uname_release: str | None = None  # -r: the kernel release uname() reports
     exec_natively: bool = False  # execve goes to the kernel (binfmt_misc runs pemu again)
+    arch: str = "riscv64"  # the guest architecture (arches.ARCHES), by entry point
 
 
 class ThreadExit(Exception):
@@ -80,6 +82,7 @@ class Process:
         self.pid = os.getpid()
         self.strace = None  # set by main when -strace is on
         self.futexes = None  # FutexTable, set by main
+        self.arch = ARCHES[options.arch]  # the guest architecture's LinuxArch
 
     def add_thread(self, thread: GuestThread) -> None:
         with self.threads_lock:

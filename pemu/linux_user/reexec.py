@@ -13,17 +13,17 @@ import sys
 
 import pemu
 
-from .elf import EM_RISCV
-
 _PEMU_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pemu.__file__)))
+# the new pemu runs the same guest architecture: main(..., arch=NAME)
 _BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-         "from pemu.linux_user.main import main; sys.exit(main(sys.argv[1:]))")
+         "from pemu.linux_user.main import main; sys.exit(main(sys.argv[1:], arch={arch!r}))")
 
 
 def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
                  ignored: list[int] = (), sigmask: int = 0) -> list[bytes]:
     """The host argv that starts pemu on ``exe`` with guest argv ``[argv0, *args]``."""
-    cmd: list[bytes] = [os.fsencode(sys.executable), b"-c", _BOOT.encode(),
+    boot = _BOOT.format(arch=getattr(options, "arch", "riscv64"))
+    cmd: list[bytes] = [os.fsencode(sys.executable), b"-c", boot.encode(),
                         os.fsencode(_PEMU_ROOT)]
     if options.prefix:
         cmd += [b"-L", os.fsencode(options.prefix)]
@@ -47,9 +47,10 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
     return cmd
 
 
-def _is_riscv_elf(head: bytes) -> bool:
+def _is_guest_elf(head: bytes, machine: int) -> bool:
+    """An ELF file for the guest's machine (e_machine)."""
     return head[:4] == b"\x7fELF" and len(head) >= 20 and \
-        int.from_bytes(head[18:20], "little") == EM_RISCV
+        int.from_bytes(head[18:20], "little") == machine
 
 
 def _read_head(path: bytes) -> bytes:
@@ -77,9 +78,10 @@ def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[by
     except OSError as e:
         return -(e.errno or errno.ENOENT)
     argv0 = args[0] if args else raw_path
+    machine = process.arch.elf_machine
     if process.options.exec_natively:
         cmd = None  # binfmt_misc's entry brings a foreign program back to pemu
-    elif _is_riscv_elf(head):
+    elif _is_guest_elf(head, machine):
         cmd = pemu_command(process.options, os.fsdecode(host_path), argv0, args[1:],
                            ignored, sigmask)
     elif head[:2] == b"#!":
@@ -94,7 +96,7 @@ def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[by
             interp_head = _read_head(interp_host)
         except OSError as e:
             return -(e.errno or errno.ENOENT)
-        if not _is_riscv_elf(interp_head):
+        if not _is_guest_elf(interp_head, machine):
             cmd = None
         else:
             cmd = pemu_command(process.options, os.fsdecode(interp_host), interp,

@@ -8,10 +8,9 @@ import sys
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.accel.tcg.log import TCGLog
 from pemu.gdbstub.linux_user import attach
-from pemu.target.riscv.isa import parse_cpu
-from pemu.target.riscv.tcg_target import riscv64_target
 
 from . import signals as sg
+from .arches import ARCHES
 from .cpu_loop import run_thread
 from .initial_stack import setup_stack
 from .loader import SIGTRAMP_ADDR, load_program
@@ -36,11 +35,14 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
 
     ``program_fd`` is the program already opened by binfmt_misc (flags O/C): it is read
     through that descriptor, since the file may be executable but not readable."""
+    arch = ARCHES[opts.arch]
+    if gdb and not arch.gdb_stub:
+        raise ValueError(f"-g: the gdb stub has no {arch.name} register description yet")
     mem = GuestVirtualMemory()
     image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix,
-                         os.path.abspath(prog))
+                         os.path.abspath(prog), arch.elf_machine, arch.elf_machine_name)
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
-    engine = TCGEngine(mem, riscv64_target(parse_cpu(opts.cpu)),
+    engine = TCGEngine(mem, arch.make_target(opts.cpu),
                        backend=opts.tcg_backend or "auto", log=log)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path, run_thread)
@@ -49,11 +51,11 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
         process.strace = Strace(log.out.fileno() if opts.log_file else 2)
     process.brk_start = process.brk = image.start_brk
     mem.map_anonymous(SIGTRAMP_ADDR, 4096, PROT_READ | PROT_EXEC)
-    mem.write_initial(SIGTRAMP_ADDR, sg.TRAMPOLINE_CODE)
+    mem.write_initial(SIGTRAMP_ADDR, arch.trampoline_code)
     sp, process.auxv = setup_stack(mem, image, [os.fsencode(a) for a in argv], envp,
-                                   os.fsencode(prog))
+                                   os.fsencode(prog), arch.name.encode(), arch.hwcap)
     cpu = engine.create_cpu()
-    cpu.state.set_x(2, sp)
+    arch.set_sp(cpu.state, sp)
     cpu.state.pc = image.start_pc
     thread = GuestThread(process, cpu, process.pid)
     thread.signals.mask = sigmask & ~sg.UNBLOCKABLE

@@ -79,6 +79,7 @@ class SigAction:
     handler: int = SIG_DFL
     flags: int = 0
     mask: int = 0
+    restorer: int = 0  # sa_restorer, on architectures whose sigaction has one (arm64)
 
 
 @dataclass

@@ -73,7 +73,8 @@ def sys_openat(t, dirfd, path, flags, mode):
     synthetic = _proc_view(t, path)
     if synthetic is not None:
         return synthetic
-    return host("openat", fd_arg(dirfd), guest_path(t, path), flags & 0xFFFFFFFF, mode)
+    flags = t.process.arch.open_flags_to_host(flags & 0xFFFFFFFF)
+    return host("openat", fd_arg(dirfd), guest_path(t, path), flags, mode)
 
 
 OPEN_HOW = struct.Struct("<QQQ")  # flags, mode, resolve: the same on both architectures
@@ -89,8 +90,9 @@ def sys_openat2(t, dirfd, path, how, size):
     synthetic = _proc_view(t, path)
     if synthetic is not None:
         return synthetic
-    return host("openat2", fd_arg(dirfd), guest_path(t, path), bytes(raw_how[: OPEN_HOW.size]),
-                OPEN_HOW.size)
+    flags, mode, resolve = OPEN_HOW.unpack_from(raw_how)
+    how_host = OPEN_HOW.pack(t.process.arch.open_flags_to_host(flags), mode, resolve)
+    return host("openat2", fd_arg(dirfd), guest_path(t, path), how_host, OPEN_HOW.size)
 
 
 def _proc_view(t, path: int) -> int | None:
@@ -121,6 +123,7 @@ def sys_dup3(t, old, new, flags):
 def sys_pipe2(t, fds, flags):
     return host("pipe2", out_ptr(t, fds, 8), flags)
 
+F_GETFL, F_SETFL = 3, 4
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 FLOCK_SIZE = 32
@@ -132,7 +135,13 @@ def sys_fcntl(t, fd, cmd, arg):
         return host("fcntl", fd_arg(fd), cmd, out_ptr(t, arg, FLOCK_SIZE))
     if cmd in (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW):
         return host("fcntl", fd_arg(fd), cmd, in_ptr(t, arg, FLOCK_SIZE))
-    return host("fcntl", fd_arg(fd), cmd, arg)
+    arch = t.process.arch
+    if cmd == F_SETFL:
+        return host("fcntl", fd_arg(fd), cmd, arch.open_flags_to_host(arg & 0xFFFFFFFF))
+    ret = host("fcntl", fd_arg(fd), cmd, arg)
+    if cmd == F_GETFL and ret >= 0:
+        return arch.open_flags_from_host(ret)
+    return ret
 
 TERMIOS_SIZE = 36  # asm-generic struct termios: 4 flag words, c_line, c_cc[19]
 # ioctl command -> (direction, size): "r" the kernel reads guest memory, "w" writes it,

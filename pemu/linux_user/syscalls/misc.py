@@ -15,7 +15,7 @@ UTSNAME_FIELD = 65
 def sys_uname(t, buf):
     u = os.uname()
     release = t.process.options.uname_release or u.release  # -r / QEMU_UNAME
-    fields = [u.sysname, u.nodename, release, u.version, "riscv64", "(none)"]
+    fields = [u.sysname, u.nodename, release, u.version, t.process.arch.name, "(none)"]
     data = b"".join(os.fsencode(f)[: UTSNAME_FIELD - 1].ljust(UTSNAME_FIELD, b"\0")
                     for f in fields)
     t.process.mem.write(buf, data)

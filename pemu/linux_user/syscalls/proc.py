@@ -7,8 +7,6 @@ import os
 import struct
 import threading
 
-from pemu.target.riscv import cpu_state as rv
-
 from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
 from ..reexec import exec_guest
@@ -80,14 +78,14 @@ def sys_clone(t, flags, newsp, parent_tid, tls, child_tid):
 def _child_registers(t, cpu, flags: int, newsp: int, tls: int) -> None:
     state = cpu.state
     state.copy_from(t.state)
-    state.slots[rv.RES_ADDR] = rv.NO_RESERVATION
-    state.slots[rv.EXIT_REQUEST] = 0
-    state.set_x(10, 0)
-    state.pc = t.state.pc + 4  # past the ecall
+    arch = t.process.arch
+    arch.reset_thread(state)
+    state.set_x(arch.syscall_regs[2], 0)
+    state.pc = t.state.pc + 4  # past the ecall / svc
     if newsp:
-        state.set_x(2, newsp)
+        arch.set_sp(state, newsp)
     if flags & CLONE_SETTLS:
-        state.set_x(4, tls)
+        arch.set_tls(state, tls)
 
 
 def _clone_thread(t, flags, newsp, parent_tid, child_tid, tls) -> int:
@@ -129,9 +127,9 @@ def _fork(t, flags, newsp, parent_tid, child_tid, tls) -> int:
     if pid == 0:
         process.after_fork_child(t)
         if newsp:
-            t.state.set_x(2, newsp)
+            process.arch.set_sp(t.state, newsp)
         if flags & CLONE_SETTLS:
-            t.state.set_x(4, tls)
+            process.arch.set_tls(t.state, tls)
         if flags & CLONE_CHILD_SETTID:
             _write_tid(t, child_tid, t.tid)
         if flags & CLONE_CHILD_CLEARTID:

@@ -14,6 +14,7 @@ from .time_calls import interruptible_sleep
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
 SIGSET_SIZE = 8
 _ACTION = struct.Struct("<QQQ")  # riscv64 kernel sigaction: handler, flags, mask
+_ACTION_RESTORER = struct.Struct("<QQQQ")  # arm64: handler, flags, restorer, mask
 _STACK = struct.Struct("<QiIQ")  # stack_t: sp, flags, (pad), size
 MINSIGSTKSZ = 2048
 
@@ -28,16 +29,24 @@ def sys_rt_sigaction(t, sig, act, oact, sigsetsize):
         return -errno.EINVAL
     state = t.process.signals
     mem = t.process.mem
+    with_restorer = t.process.arch.sigaction_restorer
+    layout = _ACTION_RESTORER if with_restorer else _ACTION
     new = None
     if act:
-        handler, flags, mask = _ACTION.unpack(mem.read(act, _ACTION.size))
+        restorer = 0
+        if with_restorer:
+            handler, flags, restorer, mask = layout.unpack(mem.read(act, layout.size))
+        else:
+            handler, flags, mask = layout.unpack(mem.read(act, layout.size))
         if sig in (sg.SIGKILL, sg.SIGSTOP):
             return -errno.EINVAL
-        new = sg.SigAction(handler, flags & 0xFFFFFFFF, mask & ~sg.UNBLOCKABLE)
+        new = sg.SigAction(handler, flags & 0xFFFFFFFF, mask & ~sg.UNBLOCKABLE, restorer)
     with state.lock:
         old = state.actions[sig]
         if oact:
-            mem.write(oact, _ACTION.pack(old.handler, old.flags, old.mask))
+            fields = ((old.handler, old.flags, old.restorer, old.mask) if with_restorer
+                      else (old.handler, old.flags, old.mask))
+            mem.write(oact, layout.pack(*fields))
         if new is not None:
             state.actions[sig] = new
     if new is not None:
@@ -78,7 +87,7 @@ def sys_rt_sigprocmask(t, how, nset, oset, sigsetsize):
 
 @syscall("rt_sigreturn")
 def sys_rt_sigreturn(t):
-    sg.restore_frame(t)
+    t.process.arch.restore_frame(t)
     return NO_RESULT
 
 
@@ -86,7 +95,7 @@ def sys_rt_sigreturn(t):
 def sys_sigaltstack(t, ss, old_ss):
     mem = t.process.mem
     sigs = t.signals
-    sp = t.state.x(2)
+    sp = t.process.arch.get_sp(t.state)
     on_stack = sigs.on_altstack(sp)
     old = sigs.altstack
     if ss:

@@ -1,0 +1,110 @@
+"""A64 blocks run on the TCG engine, both backends: exact NZCV against a model of the
+Arm ARM's AddWithCarry, and precise undefined-instruction traps.  Needs no cross
+tools (the words are encoded here)."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+
+from pemu.accel.tcg.backend.x86_64 import host_supported
+from pemu.accel.tcg.engine import TCGEngine
+from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, GuestVirtualMemory
+from pemu.target.aarch64.exceptions import SVC, UNDEFINED, Aarch64Trap
+from pemu.target.aarch64.tcg_target import AARCH64
+
+CODE = 0x10000
+BACKENDS = ["python"] + (["native"] if host_supported() else [])
+MRS_X3_NZCV = 0xD53B4203
+SVC_0 = 0xD4000001
+
+
+def run(words: list[int], backend: str, regs: dict[int, int], nzcv: int = 0):
+    mem = GuestVirtualMemory(size=1 << 24)
+    mem.map_anonymous(CODE, 0x1000, PROT_READ | PROT_EXEC)
+    mem.write_initial(CODE, struct.pack(f"<{len(words)}I", *words))
+    engine = TCGEngine(mem, AARCH64, backend=backend)
+    cpu = engine.create_cpu()
+    for r, v in regs.items():
+        cpu.state.set_x(r, v)
+    cpu.state.nzcv = nzcv
+    cpu.state.pc = CODE
+    with pytest.raises(Aarch64Trap) as trap:
+        cpu.run()
+    return cpu.state, trap.value
+
+
+def add_with_carry(x: int, y: int, carry: int, bits: int) -> tuple[int, int]:
+    """The Arm ARM's AddWithCarry: (result, NZCV as bits 31:28)."""
+    mask = (1 << bits) - 1
+    x, y = x & mask, y & mask
+    unsigned_sum = x + y + carry
+
+    def s(v: int) -> int:
+        return v - (1 << bits) if v >> (bits - 1) else v
+    signed_sum = s(x) + s(y) + carry
+    result = unsigned_sum & mask
+    n = result >> (bits - 1)
+    z = int(result == 0)
+    c = int(result != unsigned_sum)
+    v = int(s(result) != signed_sum)
+    return result, n << 31 | z << 30 | c << 29 | v << 28
+
+
+INTERESTING = [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF,
+               0x8000_0000_0000_0000, 0xFFFF_FFFF_FFFF_FFFF, 0x1_0000_0000]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adds_subs_adcs_sbcs_flags_match_the_arm_model(backend: str) -> None:
+    rng = random.Random(7)
+    pairs = [(a, b) for a in INTERESTING for b in INTERESTING][::2]
+    pairs += [(rng.getrandbits(64), rng.getrandbits(64)) for _ in range(12)]
+    # x2 = x0 OP x1 (sf:op:S), with the carry flag in for adcs/sbcs
+    forms = {"adds": (0xAB010002, False, False), "subs": (0xEB010002, True, False),
+             "adds_w": (0x2B010002, False, False), "subs_w": (0x6B010002, True, False),
+             "adcs": (0xBA010002, False, True), "sbcs": (0xFA010002, True, True),
+             "adcs_w": (0x3A010002, False, True), "sbcs_w": (0x7A010002, True, True)}
+    for name, (word, sub, with_carry) in forms.items():
+        bits = 32 if name.endswith("_w") else 64
+        for a, b in pairs[:: 3 if with_carry else 1]:
+            for carry_in in ((0, 1) if with_carry else (None,)):
+                state, trap = run([word, MRS_X3_NZCV, SVC_0], backend, {0: a, 1: b},
+                                  nzcv=(carry_in or 0) << 29)
+                y = ~b if sub else b
+                carry = carry_in if with_carry else int(sub)
+                result, flags = add_with_carry(a, y, carry, bits)
+                assert trap.kind == SVC
+                assert (state.x(2), state.x(3)) == (result, flags), (name, hex(a), hex(b))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_undefined_instruction_traps_precisely(backend: str) -> None:
+    # add x0, x0, #1; add x0, x0, #1; udf #0; add x0, x0, #1
+    state, trap = run([0x91000400, 0x91000400, 0x00000000, 0x91000400], backend, {0: 5})
+    assert trap.kind == UNDEFINED
+    assert state.pc == CODE + 8
+    assert state.x(0) == 7
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_loads_stores_and_writeback(backend: str) -> None:
+    # stp x0, x1, [sp, #-16]!; ldr x2, [sp], #8; ldrsb x3, [sp]; svc #0
+    words = [0xA9BF07E0, 0xF84087E2, 0x39800000 | 31 << 5 | 3, SVC_0]
+    mem_top = 0x20000
+    mem = GuestVirtualMemory(size=1 << 24)
+    mem.map_anonymous(CODE, 0x1000, PROT_READ | PROT_EXEC)
+    mem.map_anonymous(mem_top - 0x1000, 0x1000, PROT_READ | 2)
+    mem.write_initial(CODE, struct.pack("<4I", *words))
+    cpu = TCGEngine(mem, AARCH64, backend=backend).create_cpu()
+    cpu.state.set_x(0, 0x1122_3344_5566_7788)
+    cpu.state.set_x(1, 0xFFFF_FFFF_FFFF_FF80)
+    cpu.state.sp = mem_top
+    cpu.state.pc = CODE
+    with pytest.raises(Aarch64Trap):
+        cpu.run()
+    assert cpu.state.x(2) == 0x1122_3344_5566_7788
+    assert cpu.state.x(3) == 0xFFFF_FFFF_FFFF_FF80  # sign-extended 0x80
+    assert cpu.state.sp == mem_top - 8
