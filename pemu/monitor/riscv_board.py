@@ -202,7 +202,10 @@ class RiscvBoardMonitor(MonitoredMachine):
                  f" satp     {ps.satp:016x}",
                  f" mtvec    {ps.mtvec:016x}   stvec    {ps.stvec:016x}",
                  f" mepc     {ps.mepc:016x}   sepc     {ps.sepc:016x}",
-                 f" mcause   {ps.mcause:016x}   mtval    {ps.mtval:016x}"]
+                 f" mcause   {ps.mcause:016x}   mtval    {ps.mtval:016x}",
+                 f" scause   {ps.scause:016x}   stval    {ps.stval:016x}",
+                 f" mip      {ps.mip():016x}   mie      {ps.mie:016x}",
+                 f" mideleg  {ps.mideleg:016x}   medeleg  {ps.medeleg:016x}"]
         for i in range(0, 32, 4):
             lines.append(" " + " ".join(f"x{j}/{ABI_NAMES[j]}".ljust(8) + f" {state.x(j):016x}"
                                         for j in range(i, i + 4)))
