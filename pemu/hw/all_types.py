@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
+from pemu.hw.ahci import types as ahci_types  # noqa: F401 - ich9-ahci, ide-hd, ide-cd
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
 from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
+from pemu.hw.scsi import types as scsi_types  # noqa: F401 - scsi-hd, scsi-cd
 from pemu.hw.virtio import blk, console, net, pci_types, rng  # noqa: F401 - virtio devices
 from pemu.hw.x86 import microvm  # noqa: F401 - machine
 from pemu.net import all_backends  # noqa: F401 - netdev backends

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.plug import PCI_PROPERTIES
-from pemu.hw.virtio import blk, net, rng  # noqa: F401 - the device types wrapped here
+from pemu.hw.virtio import blk, net, rng, scsi  # noqa: F401 - the device types wrapped here
 from pemu.hw.virtio.pci import VirtioPCI
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, lookup, register
 
@@ -55,3 +55,5 @@ VIRTIO_BLK_PCI = _declare("virtio-blk-pci", "virtio-blk-device", "Virtio block d
 VIRTIO_NET_PCI = _declare("virtio-net-pci", "virtio-net-device", "Virtio network device (PCI)")
 VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")
+VIRTIO_SCSI_PCI = _declare("virtio-scsi-pci", "virtio-scsi-device",
+                           "Virtio SCSI host adapter (PCI)")
