@@ -123,6 +123,16 @@ def test_identify_device(rig):
     assert sum(rig.m.space.read(buf, SECTOR)) & 0xFF == 0 and words[255] & 0xFF == 0xA5
 
 
+def test_read_log_ext_gives_an_empty_log_directory(rig):
+    buf = rig.buf(SECTOR)
+    rig.m.space.write(buf, b"\xff" * SECTOR)
+    rig.run(0, 0, h2d(0x2F, lba=0, count=1), prds=[(buf, SECTOR)])
+    assert rig.drv.pr(0, R.PX_TFD) & 1 == 0
+    assert rig.m.space.read(buf, SECTOR) == b"\x01" + bytes(SECTOR - 1)
+    rig.run(0, 1, h2d(0x2F, lba=0x10, count=1), prds=[(buf, SECTOR)])  # no NCQ error log
+    assert rig.drv.pr(0, R.PX_TFD) & 1
+
+
 def test_read_and_write_dma_ext(rig):
     buf = rig.buf(8 * SECTOR)
     rig.run(0, 3, h2d(0x25, lba=16, count=8), prds=[(buf, 4 * SECTOR),

@@ -28,7 +28,7 @@ ERROR_ABRT = 0x04
 ERROR_IDNF = 0x10  # the address is beyond the end of the disk
 ERROR_UNC = 0x40  # uncorrectable data
 
-TRIM_RANGES_PER_BLOCK = SECTOR // 8
+LOG_DIRECTORY_VERSION = 0x0001
 
 CMD_READ_FPDMA, CMD_WRITE_FPDMA = 0x60, 0x61
 NCQ_COMMANDS = (CMD_READ_FPDMA, CMD_WRITE_FPDMA)
@@ -123,6 +123,11 @@ class AtaDisk:
             return cmd
         if op == 0x06 and tf.features & 1:  # DATA SET MANAGEMENT: TRIM
             return self._trim(tf.count or 65536, bufs)
+        if op == 0x2F and tf.lba & 0xFFFFFF == 0 and tf.count:  # READ LOG EXT, directory
+            # only the General Purpose Log directory, which lists no logs: Linux reads
+            # it before it asks for any log, and then asks for none
+            directory = LOG_DIRECTORY_VERSION.to_bytes(2, "little").ljust(SECTOR, b"\0")
+            return AtaCommand(lambda: scatter(clip(bufs, SECTOR), directory), pio_in=True)
         raise AtaError(why=f"ATA command {op:#x}")
 
     # -- data ------------------------------------------------------------------------------
