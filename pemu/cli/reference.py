@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from pemu.cli.system_config import NOT_IMPLEMENTED_OPTIONS, OPTION_TABLE
 from pemu.hw import all_types  # noqa: F401 - fills the registry
+from pemu.hw.ahci.types import IDE_BUS
 from pemu.hw.nvme.types import NVME_BUS
 from pemu.hw.pci.bus import PCI_BUS
+from pemu.hw.scsi.bus import SCSI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.qom.registry import CHARDEV, CPU, DEVICE, MACHINE, NETDEV, TypeInfo, types
@@ -69,7 +71,8 @@ def reference() -> str:
                    f"{_properties(t)} |")
     out += ["", "## PCI devices (pemu-system-riscv64 -M virt: bus pcie.0)", "",
             "| device | aliases | description | properties |", "|---|---|---|---|"]
-    for t in types(DEVICE, buses=[PCI_BUS, NVME_BUS]):  # nvme-ns: on an nvme controller
+    # nvme-ns, ide-hd/cd, scsi-hd/cd: on a controller of their own
+    for t in types(DEVICE, buses=[PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS]):
         aliases = ", ".join(f"`{a}`" for a in t.aliases) or ""
         out.append(f"| `{t.name}` | {aliases} | {_cell(t.description)} | "
                    f"{_properties(t)} |")

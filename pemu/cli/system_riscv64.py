@@ -30,12 +30,14 @@ from pemu.cli.system_config import check_types, choose_accel, open_log_file, sys
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.ahci.types import IDE_BUS
 from pemu.hw.nvme.types import NVME_BUS
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.riscv.board import BoardError
 from pemu.hw.riscv.boot import BootError
 from pemu.hw.riscv.spike import SpikeBoard
 from pemu.hw.riscv.virt import VirtBoard
+from pemu.hw.scsi.bus import SCSI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.monitor.errors import QMPError
@@ -51,8 +53,8 @@ PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
 ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
-DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS]  # virt's virtio-mmio slots, its PCIe
-# root bus, and the NVMe controllers' namespaces
+DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS]  # virt's virtio-mmio
+# slots, its PCIe root bus, the NVMe controllers' namespaces, AHCI ports, SCSI buses
 DEVICE_BUSES.append(VIRTIO_SERIAL_BUS)  # virtserialport/virtconsole on a virtio-serial
 
 

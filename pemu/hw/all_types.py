@@ -13,6 +13,7 @@ from pemu.accel import accel_types  # noqa: F401 - tcg-accel, kvm-accel
 from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
 from pemu.hw import none_machine  # noqa: F401 - the none machine (every target)
+from pemu.hw.ahci import types as ahci_types  # noqa: F401 - ich9-ahci, ide-hd, ide-cd
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
 from pemu.hw.riscv import (  # noqa: F401 - machines
@@ -20,6 +21,7 @@ from pemu.hw.riscv import (  # noqa: F401 - machines
     virt,
     virt_parts,  # noqa: F401 - virtio-mmio, gpex-pcihost
 )
+from pemu.hw.scsi import types as scsi_types  # noqa: F401 - scsi-hd, scsi-cd
 from pemu.hw.virtio import (  # noqa: F401 - virtio devices
     balloon,
     blk,

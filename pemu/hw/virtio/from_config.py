@@ -59,6 +59,8 @@ class DeviceContext:
                               "already in use")
         self.used.add(drive_id)
         opts = {k: v for k, v in self.drives[drive_id].items() if k != "if"}
+        if opts.get("media") == "cdrom":
+            opts.setdefault("read-only", "on")  # a CD-ROM's medium is read-only
         if self.cfg.snapshot:
             opts.setdefault("snapshot", "on")  # -snapshot: a temporary overlay per drive
         backend = open_drive(opts)

@@ -69,7 +69,7 @@ _QUEUE_ADDRS = {QUEUE_DESC: "desc_addr", QUEUE_DRIVER: "avail_addr",
                 QUEUE_DEVICE: "used_addr"}
 
 # PCI class of each virtio device type, as QEMU gives them
-_CLASS_CODES = {1: 0x020000, 2: 0x010000, 3: 0x078000, 4: 0x00FF00}
+_CLASS_CODES = {1: 0x020000, 2: 0x010000, 3: 0x078000, 4: 0x00FF00, 8: 0x010000}
 
 
 class VirtioPCITransport(VirtioTransportBase):

@@ -14,6 +14,7 @@ from pemu.hw.virtio import (  # noqa: F401 - the types wrapped here
     blk,
     net,
     rng,
+    scsi,
     serial_types,
     vsock,
 )
@@ -79,3 +80,5 @@ VIRTIO_BALLOON_PCI = _declare("virtio-balloon-pci", "virtio-balloon-device",
                               "Virtio memory balloon (PCI)")
 VIRTIO_VSOCK_PCI = _declare("virtio-vsock-pci", "virtio-vsock-device",
                             "Virtio vsock bridged to host UNIX sockets, no vhost (PCI)")
+VIRTIO_SCSI_PCI = _declare("virtio-scsi-pci", "virtio-scsi-device",
+                           "Virtio SCSI host adapter (PCI)")
