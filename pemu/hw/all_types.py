@@ -14,7 +14,7 @@ from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev back
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
 from pemu.hw.riscv import spike, virt  # noqa: F401 - machines
-from pemu.hw.virtio import blk, console, net, pci_types, rng  # noqa: F401 - virtio devices
+from pemu.hw.virtio import blk, console, net, pci_types, rng, virtio_9p  # noqa: F401
 from pemu.hw.x86 import microvm  # noqa: F401 - machine
 from pemu.net import all_backends  # noqa: F401 - netdev backends
 from pemu.target.riscv import cpu_models  # noqa: F401 - CPU models

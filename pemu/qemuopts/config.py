@@ -50,3 +50,4 @@ class SystemConfig:
     loadvm: str | None = None  # -loadvm NAME: restore a snapshot at start
     incoming: str | None = None  # -incoming URI: wait for a migration stream
     show_help: bool = False
+    fsdevs: list[dict[str, str]] = field(default_factory=list)  # -fsdev (and -virtfs) options

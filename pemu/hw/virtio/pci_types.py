@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.plug import PCI_PROPERTIES
-from pemu.hw.virtio import blk, net, rng  # noqa: F401 - the device types wrapped here
+from pemu.hw.virtio import blk, net, rng, virtio_9p  # noqa: F401 - the device types wrapped here
 from pemu.hw.virtio.pci import VirtioPCI
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, lookup, register
 
@@ -55,3 +55,4 @@ VIRTIO_BLK_PCI = _declare("virtio-blk-pci", "virtio-blk-device", "Virtio block d
 VIRTIO_NET_PCI = _declare("virtio-net-pci", "virtio-net-device", "Virtio network device (PCI)")
 VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")
+VIRTIO_9P_PCI = _declare("virtio-9p-pci", "virtio-9p-device", "Virtio 9p share (PCI)")
