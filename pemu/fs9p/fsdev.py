@@ -17,7 +17,7 @@ DRIVERS = ("local",)  # QEMU's proxy (deprecated) and synth (tests only) are not
 LOCAL_OPTIONS = ("fsdriver", "id", "readonly", "path", "security_model", "writeout",
                  "fmode", "dmode", "multidevs")
 VIRTFS_OPTIONS = (*LOCAL_OPTIONS, "mount_tag")
-SECURITY_MODEL_HINT = "Valid options are:\tsecurity_model=[passthrough|mapped-xattr|none]"
+SECURITY_MODEL_HINT = "(valid options are: security_model=[passthrough|mapped-xattr|none])"
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,10 @@ def parse_fsdev(opts: dict[str, str]) -> FsdevSpec:
             raise OptionError(f"'{key}' is invalid for fsdriver '{driver}'")
     model = opts.get("security_model")
     if not model:
-        raise OptionError(f"security_model property not set\n{SECURITY_MODEL_HINT}")
+        raise OptionError(f"security_model property not set {SECURITY_MODEL_HINT}")
     if model not in SECURITY_MODELS:
-        raise OptionError(f"invalid security_model property '{model}'\n{SECURITY_MODEL_HINT}")
+        raise OptionError(f"invalid security_model property '{model}' "
+                          f"{SECURITY_MODEL_HINT}")
     if opts.get("multidevs", "warn") != "warn":
         raise OptionError(f"multidevs={opts['multidevs']}: not implemented in pemu (inode "
                           "numbers pass through as with multidevs=warn)")

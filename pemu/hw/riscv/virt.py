@@ -311,6 +311,9 @@ class VirtBoard(RiscvBoard):
         blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if not isinstance(dev, PCIeHostBridgeFunction)]
+        # a device on virtio-mmio may say it cannot move now (a mounted 9p share)
+        blockers += [t.device.id or t.device.type_name for t in self.virtio_slots
+                     if getattr(t.device, "blocks_migration", False)]
         return blockers
 
     def migration_pre_save(self) -> None:

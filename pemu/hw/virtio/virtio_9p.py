@@ -81,6 +81,12 @@ class Virtio9P(VirtioDevice):
         super().device_reset()
         self._aio.submit(self.server.close)  # after the requests already queued
 
+    @property
+    def blocks_migration(self) -> bool:
+        """While the guest has the share mounted (any fid), its state cannot move: the
+        fids name host files the destination may not have (QEMU blocks it too)."""
+        return bool(self.server.fids)
+
     def drain(self) -> None:
         """Wait for every queued request (tests, migration)."""
         self._aio.drain()

@@ -31,6 +31,13 @@ def service_args(work: Path) -> list[str]:
     """The command-line options of every service device; ``work`` is the boot's
     private directory (sockets, shared folders)."""
     args: list[str] = []
+    # -- virtio-9p (test_9p.py): the directory work/9p-share as mount tag "hostshare",
+    # on virtio-9p-pci (what -virtfs gives, and what libvirt uses); its neighbour
+    # work/9p-outside holds what the guest must never reach
+    (work / "9p-share").mkdir()
+    (work / "9p-outside").mkdir()
+    args += ["-virtfs", f"local,path={work / '9p-share'},mount_tag=hostshare,"
+                        "security_model=mapped-xattr"]
     return args
 
 
