@@ -30,6 +30,10 @@ VERSION = b"9P2000.L"
 MIN_MSIZE = 4096  # QEMU's floor: below it not even a directory entry fits
 MAX_MSIZE = 1 << 20
 XATTR_SIZE_MAX = 65536  # Linux's limit on one attribute value
+# Open fids (host descriptors, xattr buffers) one guest may hold: beyond it EMFILE, so
+# a guest cannot take every descriptor of the pemu process or fill its memory
+MAX_OPEN_FIDS = 4096
+MAX_FIDS = 1 << 20  # fids at all (Linux keeps one per cached dentry): bounds our memory
 V9FS_MAGIC = 0x01021997  # f_type of a 9p mount, what statfs reports in the guest
 DT_UNKNOWN = 0
 _DTYPES = {stat.S_IFIFO: 1, stat.S_IFCHR: 2, stat.S_IFDIR: 4, stat.S_IFBLK: 6,
@@ -62,6 +66,10 @@ class Fid:
     listing: list[tuple[Qid, int, bytes]] | None = None  # readdir snapshot
     xattr: XattrBuffer | None = None
 
+    @property
+    def is_open(self) -> bool:
+        return self.fd is not None or self.xattr is not None
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
@@ -88,6 +96,7 @@ class Server:
         self.max_msize = max_msize
         self.msize = max_msize
         self.fids: dict[int, Fid] = {}
+        self.open_fids = 0  # how many of them hold a descriptor or an xattr buffer
         self._ops: dict[int, Callable[[Decoder, int], Encoder | None]] = {
             p.TVERSION: self._version, p.TAUTH: self._auth, p.TATTACH: self._attach,
             p.TFLUSH: self._flush, p.TWALK: self._walk, p.TLOPEN: self._lopen,
@@ -105,6 +114,7 @@ class Server:
         for fid in self.fids.values():
             fid.close()
         self.fids.clear()
+        self.open_fids = 0
 
     # -- one message ------------------------------------------------------------------------
     def handle(self, request: bytes, room: int | None = None) -> bytes:
@@ -143,6 +153,21 @@ class Server:
     def _new_fid_number(self, n: int) -> None:
         if n in self.fids or n == p.NOFID:
             raise P9Error(errno.EINVAL, f"fid {n} is already in use")
+        if len(self.fids) >= MAX_FIDS:
+            raise P9Error(errno.EMFILE, f"{MAX_FIDS} fids are in use")
+
+    def _may_open(self) -> None:
+        if self.open_fids >= MAX_OPEN_FIDS:
+            raise P9Error(errno.EMFILE, f"{MAX_OPEN_FIDS} fids are open")
+
+    def _forget(self, n: int) -> Fid:
+        """Take fid ``n`` out of the table, its descriptor closed."""
+        fid = self._fid(n)
+        del self.fids[n]
+        if fid.is_open:
+            self.open_fids -= 1
+        fid.close()
+        return fid
 
     def _writable(self) -> None:
         if self.fs.readonly:
@@ -235,6 +260,7 @@ class Server:
         wants_write = bool(dotl & _WRITE_FLAGS)
         if wants_write:
             self._writable()
+        self._may_open()
         if stat.S_ISDIR(attr.st.st_mode):
             if wants_write:
                 raise P9Error(errno.EISDIR, "a directory opens read-only")
@@ -242,15 +268,18 @@ class Server:
         else:
             fid.fd = self.fs.open(fid.parts, host_open_flags(dotl))
         fid.writable = wants_write
+        self.open_fids += 1
         return Encoder().qid(self._attr_qid(attr)).u32(0)  # iounit 0: msize rules
 
     def _lcreate(self, d: Decoder, room: int) -> Encoder:
         fid, name, dotl, mode, gid = self._unopened(d.u32()), d.string(), d.u32(), d.u32(), \
             d.u32()
         self._writable()
+        self._may_open()
         flags = host_open_flags(dotl) | (os.O_EXCL if dotl & p.DOTL_EXCL else 0)
         fd = self.fs.create(fid.parts, name, flags, mode, fid.uid, gid)
         fid.parts, fid.fd, fid.writable = (*fid.parts, name), fd, True
+        self.open_fids += 1
         return Encoder().qid(self._attr_qid(self.fs.getattr(fid.parts, fd))).u32(0)
 
     # -- data ----------------------------------------------------------------------------------
@@ -291,10 +320,7 @@ class Server:
         return Encoder().u32(written)
 
     def _clunk(self, d: Decoder, room: int) -> None:
-        n = d.u32()
-        fid = self._fid(n)
-        del self.fids[n]
-        fid.close()
+        fid = self._forget(d.u32())
         xa = fid.xattr
         if xa is not None and xa.creating:
             if xa.written != len(xa.value):
@@ -305,10 +331,7 @@ class Server:
                 self.fs.removexattr(fid.parts, xa.name)
 
     def _remove(self, d: Decoder, room: int) -> None:
-        n = d.u32()
-        fid = self._fid(n)
-        del self.fids[n]  # Tremove clunks the fid whatever happens to the file
-        fid.close()
+        fid = self._forget(d.u32())  # Tremove clunks the fid whatever happens to the file
         self._writable()
         if not fid.parts:
             raise P9Error(errno.EBUSY, "the share root cannot be removed")
@@ -466,11 +489,13 @@ class Server:
     def _xattrwalk(self, d: Decoder, room: int) -> Encoder:
         fid, newfid, name = self._fid(d.u32()), d.u32(), d.string()
         self._new_fid_number(newfid)
+        self._may_open()
         if name:
             value = self.fs.getxattr(fid.parts, name, fid.fd)
         else:
             value = b"".join(n + b"\0" for n in self.fs.listxattr(fid.parts, fid.fd))
         self.fids[newfid] = Fid(fid.parts, fid.uid, xattr=XattrBuffer(bytearray(value)))
+        self.open_fids += 1
         return Encoder().u64(len(value))
 
     def _xattrcreate(self, d: Decoder, room: int) -> None:
@@ -480,7 +505,9 @@ class Server:
             raise P9Error(errno.E2BIG, f"xattr value of {size} bytes")
         if self.fs.is_hidden_xattr(name):
             raise P9Error(errno.EACCES, "the mapped attributes are the server's")
+        self._may_open()
         fid.xattr = XattrBuffer(bytearray(size), name, flags, creating=True)
+        self.open_fids += 1
 
 
 

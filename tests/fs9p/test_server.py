@@ -290,3 +290,19 @@ def test_none_model_makes_no_device_nodes(make_share):
         s.client.mknod(s.rootfid, b"sda", stat.S_IFBLK | 0o600, 8, 0)
     assert err(e) == errno.EPERM
     assert not (s.root / "sda").exists()
+
+
+def test_open_fids_are_bounded(share, monkeypatch):
+    from pemu.fs9p import server
+    monkeypatch.setattr(server, "MAX_OPEN_FIDS", 3)
+    (share.root / "f").write_text("x")
+    c = share.client
+    fids = [c.open_path(share.rootfid, b"f") for _ in range(2)]
+    xfid, _ = c.xattrwalk(share.rootfid, b"")
+    with pytest.raises(P9Error) as e:
+        c.open_path(share.rootfid, b"f")
+    assert err(e) == errno.EMFILE
+    c.clunk(fids[0])
+    c.clunk(c.open_path(share.rootfid, b"f"))
+    c.clunk(xfid)
+    assert share.server.open_fids == 1
