@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from pemu.fs9p import protocol as p
+from pemu.fs9p import server
 from pemu.fs9p.protocol import Encoder, P9Error
 from tests.fs9p.client9p import O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY
 
@@ -293,7 +294,6 @@ def test_none_model_makes_no_device_nodes(make_share):
 
 
 def test_open_fids_are_bounded(share, monkeypatch):
-    from pemu.fs9p import server
     monkeypatch.setattr(server, "MAX_OPEN_FIDS", 3)
     (share.root / "f").write_text("x")
     c = share.client

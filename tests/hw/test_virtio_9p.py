@@ -14,8 +14,10 @@ from pemu.fs9p import protocol as p
 from pemu.fs9p.local import LocalFS
 from pemu.fs9p.protocol import Decoder, Encoder
 from pemu.fs9p.server import Server
+from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio.virtio_9p import VIRTIO_9P_MOUNT_TAG, Virtio9P
+from pemu.qemuopts.config import SystemConfig
 
 
 @pytest.fixture
@@ -100,3 +102,19 @@ def test_a_chain_without_room_for_a_header_gets_nothing(machine):
     drv, *_ = machine
     (q,) = drv.bring_up(1)
     assert rpc(drv, q, b"\x01\x02", in_sizes=(64,)) == b""
+
+
+def test_a_mounted_share_blocks_savevm_on_virt(tmp_path):
+    kernel = tmp_path / "kernel.elf"
+    kernel.write_bytes(b"\x7fELF" + bytes(60))  # only looked at, never loaded here
+    board = VirtBoard(SystemConfig(bios="none", kernel=str(kernel), ram_size=32 << 20))
+    (tmp_path / "share").mkdir()
+    dev = Virtio9P(Server(LocalFS(str(tmp_path / "share"), "none")), "t", id="share0")
+    board.add_virtio(dev, "share0")
+    try:
+        assert "share0" not in board.migration_blockers()
+        dev.server.handle(msg(p.TATTACH, Encoder().u32(1).u32(p.NOFID).string(b"")
+                              .string(b"").u32(0)))
+        assert "share0" in board.migration_blockers()
+    finally:
+        dev.close()
