@@ -285,7 +285,7 @@ class Server:
     # -- data ----------------------------------------------------------------------------------
     def _read(self, d: Decoder, room: int) -> Encoder:
         fid, offset, count = self._fid(d.u32()), d.u64(), d.u32()
-        count = min(count, room - p.IOHDR_SIZE)
+        count = max(0, min(count, room - p.IOHDR_SIZE))
         if fid.xattr is not None:
             if fid.xattr.creating:
                 raise P9Error(errno.EBADF, "an xattr being created is written, not read")
@@ -395,7 +395,7 @@ class Server:
             raise P9Error(errno.EBADF, "readdir of a fid that is not an open directory")
         if offset == 0 or fid.listing is None:
             fid.listing = self._list(fid)
-        count = min(count, room - p.IOHDR_SIZE)
+        count = max(0, min(count, room - p.IOHDR_SIZE))
         out = Encoder()
         for index in range(offset, len(fid.listing)):
             qid, dtype, name = fid.listing[index]

@@ -306,3 +306,15 @@ def test_open_fids_are_bounded(share, monkeypatch):
     c.clunk(c.open_path(share.rootfid, b"f"))
     c.clunk(xfid)
     assert share.server.open_fids == 1
+
+
+def test_a_reply_that_cannot_fit_the_buffers_is_refused_not_cut(share):
+    (share.root / "f").write_text("data")
+    c = share.client
+    fid = c.open_path(share.rootfid, b"f")
+    reply = c.raw(p.TREAD, Encoder().u32(fid).u64(0).u32(100).buf, room=8)
+    assert reply[4] == p.RLERROR  # no room even for Rread's header: an error, no crash
+    c.symlink(share.rootfid, b"ln", b"x" * 200)
+    lfid, _ = c.walk(share.rootfid, b"ln")
+    reply = c.raw(p.TREADLINK, Encoder().u32(lfid).buf, room=64)
+    assert int.from_bytes(reply[7:11], "little") == errno.ERANGE
