@@ -126,37 +126,50 @@ class LocalFS:
                 attr.rdev = _get_int(target, follow, b"rdev", _U64, attr.rdev)
         return attr
 
-    def chmod(self, parts: Parts, mode: int) -> None:
+    # The setters take ``fd``, a descriptor the guest opened (never O_PATH), when there is
+    # one: it still reaches a file that was unlinked while open.
+    def chmod(self, parts: Parts, mode: int, fd: int | None = None) -> None:
         if self.mapped:
-            kind = stat.S_IFMT(self.getattr(parts).mode)
-            with self._xattr_target(parts) as (target, follow):
+            kind = stat.S_IFMT(self.getattr(parts, fd).mode)
+            with self._xattr_target(parts, fd) as (target, follow):
                 _set_int(target, follow, b"mode", _U32, kind | (mode & 0o7777))
-            return
-        with self._not_symlink(parts) as fd:
-            os.chmod(proc_fd_path(fd), mode & 0o7777)
+        elif fd is not None:
+            os.chmod(fd, mode & 0o7777)
+        else:
+            with self._not_symlink(parts) as pfd:
+                os.chmod(proc_fd_path(pfd), mode & 0o7777)
 
-    def chown(self, parts: Parts, uid: int, gid: int) -> None:
+    def chown(self, parts: Parts, uid: int, gid: int, fd: int | None = None) -> None:
         """-1 leaves that id as it is."""
         if self.mapped:
-            with self._xattr_target(parts) as (target, follow):
+            with self._xattr_target(parts, fd) as (target, follow):
                 if uid != -1:
                     _set_int(target, follow, b"uid", _U32, uid)
                 if gid != -1:
                     _set_int(target, follow, b"gid", _U32, gid)
             return
-        with self.at(parts) as (parent, name):
-            try:
-                os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
-            except PermissionError:
-                if self.model != "none":
-                    raise
+        try:
+            if fd is not None:
+                os.chown(fd, uid, gid)
+            else:
+                with self.at(parts) as (parent, name):
+                    os.chown(name, uid, gid, dir_fd=parent, follow_symlinks=False)
+        except PermissionError:
+            if self.model != "none":
+                raise
 
     def truncate(self, parts: Parts, size: int) -> None:
         with self._not_symlink(parts) as fd:
             os.truncate(proc_fd_path(fd), size)
 
-    def utimes(self, parts: Parts, atime: int | None, mtime: int | None) -> None:
+    def utimes(self, parts: Parts, atime: int | None, mtime: int | None,
+               fd: int | None = None) -> None:
         """Times in ns since the epoch; None leaves that one as it is."""
+        if fd is not None:
+            st = os.fstat(fd)
+            os.utime(fd, ns=(st.st_atime_ns if atime is None else atime,
+                             st.st_mtime_ns if mtime is None else mtime))
+            return
         with self.at(parts) as (parent, name):
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
             os.utime(name, ns=(st.st_atime_ns if atime is None else atime,

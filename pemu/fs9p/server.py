@@ -356,8 +356,18 @@ class Server:
         fid, valid, mode, uid, gid = self._fid(d.u32()), d.u32(), d.u32(), d.u32(), d.u32()
         size, a_sec, a_nsec, m_sec, m_nsec = d.u64(), d.u64(), d.u64(), d.u64(), d.u64()
         self._writable()
+        fd = fid.fd  # an open file is changed through its descriptor (unlinked ones too)
         if valid & p.SETATTR_MODE:
-            self.fs.chmod(fid.parts, mode)
+            self.fs.chmod(fid.parts, mode, fd)
+        if valid & (p.SETATTR_UID | p.SETATTR_GID):
+            self.fs.chown(fid.parts, uid if valid & p.SETATTR_UID and uid != p.NOFID else -1,
+                          gid if valid & p.SETATTR_GID and gid != p.NOFID else -1, fd)
+        if valid & p.SETATTR_SIZE:
+            if fd is not None and fid.writable:
+                os.ftruncate(fd, size)
+            else:
+                self.fs.truncate(fid.parts, size)
+        # last: a truncation moves mtime, the times the guest gives must win
         if valid & (p.SETATTR_ATIME | p.SETATTR_MTIME):
             now = time.time_ns()
             atime = mtime = None
@@ -365,15 +375,7 @@ class Server:
                 atime = a_sec * 1_000_000_000 + a_nsec if valid & p.SETATTR_ATIME_SET else now
             if valid & p.SETATTR_MTIME:
                 mtime = m_sec * 1_000_000_000 + m_nsec if valid & p.SETATTR_MTIME_SET else now
-            self.fs.utimes(fid.parts, atime, mtime)
-        if valid & (p.SETATTR_UID | p.SETATTR_GID):
-            self.fs.chown(fid.parts, uid if valid & p.SETATTR_UID and uid != p.NOFID else -1,
-                          gid if valid & p.SETATTR_GID and gid != p.NOFID else -1)
-        if valid & p.SETATTR_SIZE:
-            if fid.fd is not None and fid.writable:
-                os.ftruncate(fid.fd, size)
-            else:
-                self.fs.truncate(fid.parts, size)
+            self.fs.utimes(fid.parts, atime, mtime, fd)
 
     def _statfs(self, d: Decoder, room: int) -> Encoder:
         fid = self._fid(d.u32())

@@ -318,3 +318,16 @@ def test_a_reply_that_cannot_fit_the_buffers_is_refused_not_cut(share):
     lfid, _ = c.walk(share.rootfid, b"ln")
     reply = c.raw(p.TREADLINK, Encoder().u32(lfid).buf, room=64)
     assert int.from_bytes(reply[7:11], "little") == errno.ERANGE
+
+
+def test_setattr_of_an_open_file_that_was_unlinked(share):
+    c = share.client
+    fid, _ = c.walk(share.rootfid)
+    c.lcreate(fid, b"tmp", O_RDWR | O_CREAT, 0o600)
+    c.write(fid, 0, b"0123456789")
+    c.unlinkat(share.rootfid, b"tmp")
+    c.setattr(fid, p.SETATTR_MODE | p.SETATTR_SIZE | p.SETATTR_MTIME | p.SETATTR_MTIME_SET,
+              mode=0o640, size=4, mtime=(3000, 0))
+    attr = c.getattr(fid)
+    assert (stat.S_IMODE(attr["mode"]), attr["size"], attr["mtime"]) == (0o640, 4, 3000)
+    assert c.read(fid, 0, 100) == b"0123"
