@@ -17,6 +17,7 @@ from pemu.chardev.backend import backend_type, check_backend_options
 from pemu.cli import management_options
 from pemu.cli.process_setup import setup_process
 from pemu.fdpass import parse_add_fd
+from pemu.fs9p.fsdev import expand_virtfs, parse_fsdev
 from pemu.memory.backends import apply_memory_backends
 from pemu.net import all_backends  # noqa: F401 - -netdev types
 from pemu.net.backend import netdev_help, netdev_type
@@ -104,6 +105,10 @@ _OPTIONS = [
     ("msg", True, "timestamp=on|off,guest-name=on|off: prefixes of error lines"),
     ("boot", True, "strict=on|off,menu=off (pemu boots -kernel/-bios itself)"),
     ("audiodev", True, "none,id=ID: the only audio backend (pemu has no sound device)"),
+    ("fsdev", True, "a 9p share backend: local,id=ID,path=DIR,security_model=MODEL"
+                    "[,readonly=on]"),
+    ("virtfs", True, "a 9p share: local,path=DIR,mount_tag=TAG,security_model=MODEL"
+                     "[,readonly=on][,id=ID] (-fsdev + -device virtio-9p-pci)"),
     ("version", False, "print the version and exit"),
     ("h", False, "print help and exit"),
     ("help", False, "print help and exit"),
@@ -215,6 +220,8 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
             cfg.loadvm = v
         elif name == "rtc":
             _check_rtc(prog, parse_keyval(v, option=name))
+        elif name in ("fsdev", "virtfs"):
+            _add_fsdev(prog, name, v, cfg)
         elif name == "version":
             cfg.show_version = True
         elif name in ("h", "help"):
@@ -273,6 +280,24 @@ def choose_accel(cfg: SystemConfig, available: tuple[str, ...]) -> str:
 NOT_IMPLEMENTED_OPTIONS = {
     "icount": "instruction counting is not implemented in pemu yet",
 }
+
+
+def _add_fsdev(prog: str, option: str, value: str, cfg: SystemConfig) -> None:
+    """-fsdev, or -virtfs (an -fsdev plus its virtio-9p-pci): checked now, as QEMU does."""
+    try:
+        opts = parse_keyval(value, implied_key="fsdriver", option=option)
+        device = None
+        if option == "virtfs":
+            opts, device = expand_virtfs(opts)
+        parse_fsdev(opts)
+        if any(f.get("id") == opts["id"] for f in cfg.fsdevs):
+            raise OptionError(f"duplicate or invalid fsdev id: {opts['id']}" if device
+                              else f"Duplicate ID '{opts['id']}' for fsdev")
+    except OptionError as e:
+        raise OptionError(f"{prog}: -{option} {value}: {e}") from None
+    cfg.fsdevs.append(opts)
+    if device is not None:
+        cfg.devices.append(device)
 
 
 def _check_user(prog: str, user: str) -> str:

@@ -29,6 +29,7 @@ from pemu.hw.virtio import (  # noqa: F401 - virtio devices
     net,
     pci_types,
     rng,
+    virtio_9p,
     vsock,
 )
 from pemu.hw.x86 import microvm  # noqa: F401 - machine

@@ -53,6 +53,7 @@ class SystemConfig:
     loadvm: str | None = None  # -loadvm NAME: restore a snapshot at start
     incoming: str | None = None  # -incoming URI: wait for a migration stream
     show_help: bool = False
+    fsdevs: list[dict[str, str]] = field(default_factory=list)  # -fsdev (and -virtfs) options
     # the process around the machine (pemu/cli/process_setup.py)
     nodefaults: bool = False  # no default serial/monitor: only what the line names
     daemonize: bool = False

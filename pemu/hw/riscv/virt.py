@@ -309,9 +309,12 @@ class VirtBoard(RiscvBoard):
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if not isinstance(dev, PCIeHostBridgeFunction)]
         # a virtio device on a slot whose state is not declared yet (virtio-serial's
-        # port handshake): refusing beats a target whose ports never come up
+        # port handshake), or that says it cannot move now (a mounted 9p share):
+        # refusing beats a target whose ports or share never come up
         blockers += [t.device.id or t.device.type_name for t in self.virtio_slots
-                     if t.device is not None and not t.device.migratable]
+                     if t.device is not None and (not t.device.migratable
+                                                  or getattr(t.device, "blocks_migration",
+                                                             False))]
         return blockers
 
     def migration_pre_save(self) -> None:

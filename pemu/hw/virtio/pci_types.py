@@ -16,6 +16,7 @@ from pemu.hw.virtio import (  # noqa: F401 - the types wrapped here
     rng,
     scsi,
     serial_types,
+    virtio_9p,
     vsock,
 )
 from pemu.hw.virtio.pci import VirtioPCI
@@ -82,3 +83,4 @@ VIRTIO_VSOCK_PCI = _declare("virtio-vsock-pci", "virtio-vsock-device",
                             "Virtio vsock bridged to host UNIX sockets, no vhost (PCI)")
 VIRTIO_SCSI_PCI = _declare("virtio-scsi-pci", "virtio-scsi-device",
                            "Virtio SCSI host adapter (PCI)")
+VIRTIO_9P_PCI = _declare("virtio-9p-pci", "virtio-9p-device", "Virtio 9p share (PCI)")

@@ -50,6 +50,13 @@ def service_args(work: Path) -> list[str]:
     args += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on",
              "-device", f"virtio-vsock-pci,id=vsock0,guest-cid={VSOCK_GUEST_CID},"
              f"uds-path={work / VSOCK_SOCKET}"]
+    # -- virtio-9p (test_9p.py): the directory work/9p-share as mount tag "hostshare",
+    # on virtio-9p-pci (what -virtfs gives, and what libvirt uses); its neighbour
+    # work/9p-outside holds what the guest must never reach
+    (work / "9p-share").mkdir()
+    (work / "9p-outside").mkdir()
+    args += ["-virtfs", f"local,path={work / '9p-share'},mount_tag=hostshare,"
+                        "security_model=mapped-xattr"]
     return args
 
 
