@@ -46,6 +46,8 @@ class VirtioVsock(VirtioDevice):
     num_queues = 3
     queue_size = 128
     type_name = "virtio-vsock-device"
+    # open streams are host sockets: nothing to carry them over yet, so no migration
+    migratable = False
 
     def __init__(self, guest_cid: int, uds_path: str, id: str | None = None) -> None:
         super().__init__(id)
