@@ -166,9 +166,10 @@ def test_the_introspection_libvirt_reads(probed):
     names = {t["name"] for t in types}
     assert {"none-machine", "virt-machine", "tcg-accel", "virtio-blk-pci", "virtio-net-pci",
             "pcie-root-port", "memory-backend-ram", "memory-backend-file", "gpex-pcihost",
-            "virtio-mmio", "virtio-blk-pci-non-transitional"} <= names
-    # what pemu does not have is not listed: no KVM for RISC-V, no IDE, no memfd
-    assert not {"kvm-accel", "ide-hd", "memory-backend-memfd", "microvm-machine"} & names
+            "virtio-mmio", "virtio-blk-pci-non-transitional", "ich9-ahci", "ide-hd",
+            "virtio-scsi-pci", "scsi-hd", "virtio-serial-pci", "virtio-balloon-pci"} <= names
+    # what pemu does not have is not listed: no KVM for RISC-V, no memfd, no USB
+    assert not {"kvm-accel", "usb-storage", "memory-backend-memfd", "microvm-machine"} & names
     devices = {t.name for t in registry.types(registry.DEVICE)}
     assert devices <= names
 
@@ -184,7 +185,7 @@ def test_properties_are_the_registrys_and_nothing_more(probed):
     blk, net, missing, ram, file_backend, virt, memfd = ask(
         sock, ("device-list-properties", {"typename": "virtio-blk-pci"}),
         ("device-list-properties", {"typename": "virtio-net-pci"}),
-        ("device-list-properties", {"typename": "ide-hd"}),
+        ("device-list-properties", {"typename": "usb-storage"}),
         ("qom-list-properties", {"typename": "memory-backend-ram"}),
         ("qom-list-properties", {"typename": "memory-backend-file"}),
         ("qom-list-properties", {"typename": "virt-machine"}),
