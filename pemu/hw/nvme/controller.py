@@ -49,6 +49,7 @@ CAP = ((MAX_QUEUE_ENTRIES - 1)  # MQES
 
 
 class NvmeController(PCIDevice):
+    vmstate = None  # its queues are not declared yet: it blocks migration
     vendor_id = 0x1B36
     device_id = 0x0010
     revision = 2
