@@ -311,11 +311,14 @@ class VirtBoard(RiscvBoard):
                 devices += [transport, transport.device]
         return devices
 
-    def _virtio_devices(self) -> list:
-        """Every virtio device, behind virtio-mmio or virtio-pci."""
-        transports = [*self.virtio_slots,
-                      *(getattr(f, "transport", None) for f in self.pci.devices())]
-        return [t.device for t in transports if t is not None and t.device is not None]
+    def _virtio_devices(self) -> list[tuple[str, object]]:
+        """(the name the user gave it, the device) of every virtio device, behind
+        virtio-mmio (the device's id) or virtio-pci (the PCI function's id)."""
+        out = [(t.device.id or t.device.type_name, t.device) for t in self.virtio_slots
+               if t.device is not None]
+        out += [(f.id or f.type_name, f.transport.device) for f in self.pci.devices()
+                if getattr(f, "transport", None) is not None]
+        return out
 
     def migration_blockers(self) -> list[str]:
         blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
@@ -324,13 +327,13 @@ class VirtBoard(RiscvBoard):
         # target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if dev.vmstate is None]
-        blockers += [dev.id or dev.type_name for dev in self._virtio_devices()
-                     if not dev.migratable]
+        blockers += [name for name, dev in self._virtio_devices()
+                     if not dev.migratable]  # type: ignore[attr-defined]
         return blockers
 
     def migration_pre_save(self) -> None:
         # in-flight virtio-blk requests complete into guest RAM first (QEMU drains too)
-        for device in self._virtio_devices():
+        for _, device in self._virtio_devices():
             drain = getattr(device, "drain", None)
             if drain is not None:
                 drain()
@@ -338,7 +341,7 @@ class VirtBoard(RiscvBoard):
     def announce_nics(self) -> None:
         """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
         switches learn where the guest is now (QEMU's self-announce)."""
-        for device in self._virtio_devices():
+        for _, device in self._virtio_devices():
             announce = getattr(device, "announce", None)
             if announce is not None:
                 announce()
