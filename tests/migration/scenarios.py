@@ -23,6 +23,8 @@ from pemu.hw.char import serial16550 as s
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import aclint as a
 from pemu.hw.intc import plic as p
+from pemu.hw.nvme import spec as ns
+from pemu.hw.nvme.controller import NvmeController
 from pemu.hw.pci import config as C
 from pemu.hw.pci import pcie as X
 from pemu.hw.pci.bar import BAR_MEM32
@@ -43,6 +45,7 @@ from pemu.target.riscv.hart import RiscvHart
 from pemu.target.riscv.tcg_target import RISCV64
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
+from tests.migration.nvme_guest import GuestQueuePair, NvmeGuest
 from tests.migration.pci_rig import MEM_WINDOW_BASE, PCIRig, VirtioPCIGuest
 
 T0 = 1_700_000_000 * 10**9
@@ -575,11 +578,76 @@ class RootPortScenario(Scenario):
         return out
 
 
+# -- nvme: admin and I/O queues, a full CQ with a completion waiting, an AER outstanding ---
+MSG_IO, MSG_ADMIN = RAM_BASE + 0xF100, RAM_BASE + 0xF110
+
+
+class NvmeScenario(Scenario):
+    device_type = NvmeController
+    DEVFN = 3 << 3
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        pci = PCIRig()
+        ctrl = NvmeController(pci.space, "mig-0", max_ioqpairs=4, msix_qsize=5, id="nvme0")
+        pci.host.root_bus.plug(ctrl, self.DEVFN)
+        pci.host.reset()
+        new = Rig([pci.host.root_bus.find(0), ctrl],
+                  extra={"pci": pci, "guest": NvmeGuest(pci, self.DEVFN)})
+        if rig is not None:
+            pci.copy_ram_from(rig.extra["pci"])
+            new.extra["guest"].cid = rig.extra["guest"].cid
+            new.extra["queues"] = [copy.copy(q) for q in rig.extra["queues"]]
+        return new
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        guest, ctrl = rig.extra["guest"], rig.devices[1]
+        guest.map_bar()
+        guest.msix_entry(0, MSG_ADMIN, 0x70, masked=False)
+        guest.msix_entry(1, MSG_IO, 0x71, masked=True)  # I/O completions wait in the PBA
+        admin = guest.enable(ctrl.msix.offset)
+        io = GuestQueuePair(rig.extra["pci"], 1, 4)
+        for opcode, prp, cdw10, cdw11 in (
+                (ns.ADM_SET_FEATURES, 0, ns.FEAT_TEMP_THRESHOLD, 0x160),
+                (ns.ADM_CREATE_CQ, io.cq, 3 << 16 | 1, 1 << 16 | 3),
+                (ns.ADM_CREATE_SQ, io.sq, 3 << 16 | 1, 1 << 16 | 1)):
+            guest.submit(admin, opcode, prp1=prp, cdw10=cdw10, cdw11=cdw11)
+            assert [c[1] for c in guest.reap(admin)] == [0]
+        guest.submit(admin, ns.ADM_ASYNC_EVENT)  # outstanding until an event or reset
+        # four reads of a namespace that does not exist: 3 fit the 4-entry CQ, 1 waits
+        for _ in range(3):
+            guest.submit(io, ns.NVM_READ, nsid=1)
+        assert len(guest.reap(io, ring=False)) == 3
+        guest.submit(io, ns.NVM_READ, nsid=1)
+        rig.extra["queues"] = [admin, io]
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        guest, (admin, io) = rig.extra["guest"], rig.extra["queues"]
+        space = rig.extra["pci"].space
+        out: list = [guest.reg(o, 4) for o in (ns.REG_CC, ns.REG_CSTS, ns.REG_AQA)]
+        out += [guest.reg(ns.REG_ASQ, 8), guest.pba()]
+        space.store(MSG_ADMIN, 4, 0)
+        guest.submit(admin, ns.ADM_GET_FEATURES, cdw10=ns.FEAT_TEMP_THRESHOLD)
+        out += [guest.reap(admin), space.load(MSG_ADMIN, 4)]
+        space.store(MSG_IO, 4, 0)
+        guest.doorbell(1, True, 3)  # room in the CQ: the waiting completion goes in
+        out += [guest.reap(io), guest.pba()]
+        guest.msix_entry(1, MSG_IO, 0x71, masked=False)
+        out.append(space.load(MSG_IO, 4))
+        guest.submit(io, ns.NVM_READ, nsid=1)
+        out.append(guest.reap(io))
+        for _ in range(4):  # the AER limit counts the outstanding request
+            guest.submit(admin, ns.ADM_ASYNC_EVENT)
+        out.append(guest.reap(admin))
+        return out
+
+
 SCENARIOS: dict[type[Device], Scenario] = {
     sc.device_type: sc for sc in (PlicScenario(), AclintScenario(), GoldfishScenario(),
                                   SerialScenario(), VirtioConsoleScenario(),
                                   VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
-                                  RootPortScenario())}
+                                  RootPortScenario(), NvmeScenario())}
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}

@@ -123,15 +123,18 @@ def test_devices_without_state_block_savevm_and_migrate(ticker, tmp_path, extra,
 
 
 def test_machine_with_pci_devices_saves_loads_and_migrates(ticker, tmp_path):
-    """virtio-blk-pci (the qcow2 disk) behind a pcie-root-port and virtio-rng-pci on
-    the root bus: savevm/loadvm and a live migration to a second process (~10 s).  The
+    """virtio-blk-pci (the qcow2 disk) behind a pcie-root-port, virtio-rng-pci and an
+    nvme disk on the root bus: savevm/loadvm and a live migration to a second process (~10 s).  The
     devices' programmed state is checked in-process (test_pci_machine.py): a
     bare-metal guest does not enumerate PCI."""
     def args(disk: str) -> list[str]:
         create_qcow2(disk, 16 << 20)
+        create_qcow2(disk + ".nvme", 16 << 20)
         return _args(ticker, disk)[:-2] + [
             "-device", "pcie-root-port,id=rp0,chassis=1", "-device",
-            "virtio-blk-pci,drive=d0,id=blk0,bus=rp0", "-device", "virtio-rng-pci,id=rng0"]
+            "virtio-blk-pci,drive=d0,id=blk0,bus=rp0", "-device", "virtio-rng-pci,id=rng0",
+            "-drive", f"file={disk}.nvme,format=qcow2,if=none,id=n0",
+            "-device", "nvme,drive=n0,serial=mig0,id=nvme0"]
 
     sock = str(tmp_path / "mig.sock")
     vm = Pemu(tmp_path, *args(str(tmp_path / "disk.qcow2")), name="src")

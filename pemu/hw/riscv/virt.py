@@ -332,8 +332,9 @@ class VirtBoard(RiscvBoard):
         return blockers
 
     def migration_pre_save(self) -> None:
-        # in-flight virtio-blk requests complete into guest RAM first (QEMU drains too)
-        for _, device in self._virtio_devices():
+        # in-flight block requests complete into guest RAM first (QEMU drains too)
+        holders = [device for _, device in self._virtio_devices()]
+        for device in [*holders, *self.pci.devices()]:  # virtio-blk, nvme
             drain = getattr(device, "drain", None)
             if drain is not None:
                 drain()
