@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, cast
 
 from pemu.hw.core import VMStateField, VMStateInvalid
 from pemu.hw.nvme import identify as ident
@@ -22,6 +23,10 @@ from pemu.hw.nvme.admin import DEFAULT_FEATURES, MAX_QUEUE_ENTRIES
 from pemu.hw.nvme.queues import CompletionQueue, SubmissionQueue, ring_view
 from pemu.hw.pci.function_state import PCI_FUNCTION_FIELDS
 from pemu.memory.address_space import GuestMemoryError
+
+if TYPE_CHECKING:
+    from pemu.hw.nvme.admin import AdminCommands
+    from pemu.memory.address_space import AddressSpace
 
 FEATURE_IDS = sorted(DEFAULT_FEATURES)
 # a completion waiting for room: cqid, result, sq_head, sqid, cid, status
@@ -69,6 +74,9 @@ def _table_view(name: str, table: str, attr: str) -> property:
 class NvmeControllerState:
     """Mixed into ``NvmeController``: its views, checks and post-load."""
 
+    # what NvmeController provides
+    space: AddressSpace
+    admin: AdminCommands
     max_ioqpairs: int
     msix_vectors: int
     sqs: dict[int, SubmissionQueue]
@@ -90,11 +98,11 @@ class NvmeControllerState:
 
     @property
     def feature_values(self) -> list[int]:
-        return [self.admin.features[f] for f in FEATURE_IDS]  # type: ignore[attr-defined]
+        return [self.admin.features[f] for f in FEATURE_IDS]
 
     @feature_values.setter
     def feature_values(self, values: list[int]) -> None:
-        self.admin.features = dict(zip(FEATURE_IDS, values, strict=True))  # type: ignore[attr-defined]
+        self.admin.features = dict(zip(FEATURE_IDS, values, strict=True))
 
     @property
     def cq_waiting(self) -> bytes:
@@ -111,7 +119,7 @@ class NvmeControllerState:
     def aer_cids(self) -> bytes:
         if "aer_cids" in self._staged:
             return bytes(self._staged["aer_cids"])
-        return b"".join(AER.pack(cid) for _, cid in self.admin.pending_events)  # type: ignore[attr-defined]
+        return b"".join(AER.pack(cid) for _, cid in self.admin.pending_events)
 
     @aer_cids.setter
     def aer_cids(self, value: bytes) -> None:
@@ -119,42 +127,40 @@ class NvmeControllerState:
 
     # -- checks -------------------------------------------------------------------------
     def vmstate_check(self, state: Mapping[str, object]) -> None:
-        super().vmstate_check(state)  # type: ignore[misc]
-        sq = {name: state[name] for name, _ in _SQ_VIEWS}
-        cq = {name: state[name] for name, _ in _CQ_VIEWS}
+        super().vmstate_check(state)  # type: ignore[misc]  # PCIFunctionState's
+        t = {name: cast(list, state[name]) for name, _ in (*_SQ_VIEWS, *_CQ_VIEWS)}
         for q in range(self.max_ioqpairs + 1):
-            self._check_queue(q, cq, "cq", S.CQ_ENTRY)
-            if self._check_queue(q, sq, "sq", S.SQ_ENTRY):
-                cqid = sq["sq_cqid"][q]  # type: ignore[index]
-                if (cqid == 0) != (q == 0) or not cq["cq_size"][cqid]:  # type: ignore[index]
+            self._check_queue(q, t, "cq", S.CQ_ENTRY)
+            if self._check_queue(q, t, "sq", S.SQ_ENTRY):
+                cqid = t["sq_cqid"][q]
+                if (cqid == 0) != (q == 0) or cqid > self.max_ioqpairs \
+                        or not t["cq_size"][cqid]:
                     raise VMStateInvalid("sq_cqid", f"SQ {q} posts to CQ {cqid}, which "
                                          "does not exist")
-            if cq["cq_size"][q] and cq["cq_vector"][q] >= self.msix_vectors:  # type: ignore[index]
-                raise VMStateInvalid("cq_vector", f"CQ {q}: no vector {cq['cq_vector'][q]}")  # type: ignore[index]
-        waiting = state["cq_waiting"]
-        aers = state["aer_cids"]
-        assert isinstance(waiting, bytes) and isinstance(aers, bytes)
+            if t["cq_size"][q] and t["cq_vector"][q] >= self.msix_vectors:
+                raise VMStateInvalid("cq_vector", f"CQ {q}: no vector {t['cq_vector'][q]}")
+        waiting, aers = cast(bytes, state["cq_waiting"]), cast(bytes, state["aer_cids"])
         if len(waiting) % WAITING.size or len(aers) % AER.size:
             raise VMStateInvalid("cq_waiting", "not whole records")
-        for record in WAITING.iter_unpack(waiting):
-            if not record[0] <= self.max_ioqpairs or not cq["cq_size"][record[0]]:  # type: ignore[index]
-                raise VMStateInvalid("cq_waiting", f"a completion for CQ {record[0]}, "
-                                     "which does not exist")
-        if aers and not sq["sq_size"][0]:  # type: ignore[index]
+        for cqid, *_ in WAITING.iter_unpack(waiting):
+            if cqid > self.max_ioqpairs or not t["cq_size"][cqid]:
+                raise VMStateInvalid("cq_waiting", f"a completion for CQ {cqid}, which "
+                                     "does not exist")
+        if aers and not t["sq_size"][0]:
             raise VMStateInvalid("aer_cids", "event requests without an admin queue")
 
-    def _check_queue(self, q: int, table: Mapping[str, object], kind: str,
-                     entry: int) -> bool:
-        size = table[f"{kind}_size"][q]  # type: ignore[index]
+    def _check_queue(self, q: int, t: Mapping[str, list], kind: str, entry: int) -> bool:
+        """Could the host have created this queue (size, indices, ring in RAM)?"""
+        size = t[f"{kind}_size"][q]
         if not size:
             return False
         if not 2 <= size <= MAX_QUEUE_ENTRIES:
             raise VMStateInvalid(f"{kind}_size", f"queue {q}: {size} entries")
         for index in ("head", "tail"):
-            if table[f"{kind}_{index}"][q] >= size:  # type: ignore[index]
+            if t[f"{kind}_{index}"][q] >= size:
                 raise VMStateInvalid(f"{kind}_{index}", f"queue {q}: outside the ring")
         try:
-            ring_view(self.space, table[f"{kind}_base"][q], size, entry)  # type: ignore[attr-defined]
+            ring_view(self.space, t[f"{kind}_base"][q], size, entry)
         except GuestMemoryError:
             raise VMStateInvalid(f"{kind}_base", f"queue {q}: ring outside RAM") from None
         return True
@@ -165,7 +171,7 @@ class NvmeControllerState:
         st, self._staged = self._staged, {}
         if not st:
             return
-        space = self.space  # type: ignore[attr-defined]
+        space = self.space
         self.cqs, self.sqs = {}, {}
         for q in range(self.max_ioqpairs + 1):
             size = st["cq_size"][q]
@@ -183,8 +189,8 @@ class NvmeControllerState:
                 sq.head, sq.tail = st["sq_head"][q], st["sq_tail"][q]
                 self.sqs[q] = sq
                 self.cqs[sq.cqid].sq_count += 1
-        for cqid, *completion in WAITING.iter_unpack(bytes(st["cq_waiting"])):
-            self.cqs[cqid].waiting.append(tuple(completion))  # type: ignore[arg-type]
-        admin = self.admin  # type: ignore[attr-defined]
-        admin.pending_events = [(self.sqs[0], cid)
+        for cqid, result, sq_head, sqid, cid, status in WAITING.iter_unpack(
+                bytes(st["cq_waiting"])):
+            self.cqs[cqid].waiting.append((result, sq_head, sqid, cid, status))
+        self.admin.pending_events = [(self.sqs[0], cid)
                                 for (cid,) in AER.iter_unpack(bytes(st["aer_cids"]))]

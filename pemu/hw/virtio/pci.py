@@ -15,6 +15,7 @@ follows ISR bit 0 or 1 until the driver reads the ISR.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.pci.bar import BAR_MEM32, BAR_MEM64
@@ -102,10 +103,10 @@ class VirtioPCITransport(VirtioTransportBase):
     # -- migration -------------------------------------------------------------------------
     def vmstate_check(self, state: Mapping[str, object]) -> None:
         super().vmstate_check(state)
-        named = [("config_vector", state["config_vector"])]
-        named += [("queue_vectors", v) for v in state["queue_vectors"]]  # type: ignore[attr-defined]
+        named = [("config_vector", cast(int, state["config_vector"]))]
+        named += [("queue_vectors", v) for v in cast(list, state["queue_vectors"])]
         for name, vector in named:
-            if vector != NO_VECTOR and self._vector(vector) == NO_VECTOR:  # type: ignore[arg-type]
+            if vector != NO_VECTOR and self._vector(vector) == NO_VECTOR:
                 raise VMStateInvalid(name, f"vector {vector}: the function has no such "
                                      "MSI-X vector")
 
