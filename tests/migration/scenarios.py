@@ -23,10 +23,19 @@ from pemu.hw.char import serial16550 as s
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import aclint as a
 from pemu.hw.intc import plic as p
+from pemu.hw.nvme import spec as ns
+from pemu.hw.nvme.controller import NvmeController
+from pemu.hw.pci import config as C
+from pemu.hw.pci import pcie as X
+from pemu.hw.pci.bar import BAR_MEM32
+from pemu.hw.pci.device import PCIDevice
+from pemu.hw.pci.host import PCIeHostBridgeFunction
+from pemu.hw.pci.root_port import PCIeRootPort
 from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.rtc import goldfish_rtc as g
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio import net as vnet
+from pemu.hw.virtio import pci as vp
 from pemu.hw.virtio.console import VirtioConsole
 from pemu.memory.address_space import AddressSpace
 from pemu.net.client import NetClient, connect
@@ -36,6 +45,8 @@ from pemu.target.riscv.hart import RiscvHart
 from pemu.target.riscv.tcg_target import RISCV64
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
+from tests.migration.nvme_guest import GuestQueuePair, NvmeGuest
+from tests.migration.pci_rig import MEM_WINDOW_BASE, PCIRig, VirtioPCIGuest
 
 T0 = 1_700_000_000 * 10**9
 
@@ -422,9 +433,221 @@ class HartScenario(Scenario):
         return out
 
 
+# -- virtio-pci: a console behind MSI-X, on an ECAM host -----------------------------------
+MSG_RX, MSG_TX, MSG_CONFIG = (RAM_BASE + 0xF000 + 0x10 * n for n in range(3))
+
+
+class VirtioPCIScenario(Scenario):
+    """Three sections: the function (config space with the BARs, MSI-X table and PBA),
+    the virtio-pci transport, the console.  The host bridge's function travels too."""
+
+    device_type = vp.VirtioPCI
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        pci = PCIRig()
+        chardev = CaptureChardev()
+        console = VirtioConsole(chardev)
+        fn = vp.VirtioPCI(pci.space, console, id="con")
+        pci.host.root_bus.plug(fn, 1 << 3)
+        pci.host.reset()
+        bridge = pci.host.root_bus.find(0)
+        new = Rig([bridge, fn, fn.transport, console],
+                  extra={"pci": pci, "chardev": chardev, "drv": VirtioPCIGuest(pci, 1 << 3)})
+        if rig is not None:
+            pci.copy_ram_from(rig.extra["pci"])
+            new.extra["queues"] = []
+            for q in rig.extra["queues"]:
+                q2 = copy.copy(q)
+                q2.drv, q2.free = new.extra["drv"], list(q.free)
+                new.extra["queues"].append(q2)
+        return new
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        pci, drv, fn = rig.extra["pci"], rig.extra["drv"], rig.devices[1]
+        drv.program_bars()
+        pci.cfg_w(0, C.COMMAND, 2, C.COMMAND_MEMORY)  # the bridge function's own state
+        drv.msix_entry(0, MSG_RX, 0x11, masked=False)
+        drv.msix_entry(1, MSG_TX, 0x22, masked=True)  # tx completions wait in the PBA
+        drv.msix_entry(2, MSG_CONFIG, 0x33, masked=False)
+        pci.cfg_w(1 << 3, fn.msix.offset + 2, 2, 0x8000)  # MSI-X enable
+        rx, tx = rig.extra["queues"] = drv.bring_up(2, vectors=[0, 1])
+        drv.w(vp.CONFIG_MSIX_VECTOR, 2, 2)
+        buf = drv.ram.alloc(4)
+        rx.add([(buf, 4, True)])
+        rx.kick()
+        rig.extra["chardev"].feed(b"0123456789")  # 4 bytes fit, 6 wait in the device
+        assert rx.get_used() == [(0, 4)]
+        msg = drv.ram.alloc(3)
+        drv.space.write(msg, b"hi\n")
+        tx.add([(msg, 3, False)])
+        tx.kick()
+        assert tx.get_used() == [(0, 0)] and drv.space.load(MSG_TX, 4) == 0
+        drv.w(vp.QUEUE_SELECT, 2, 1)
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        pci, drv, (rx, _) = rig.extra["pci"], rig.extra["drv"], rig.extra["queues"]
+        fn = rig.devices[1]
+        out: list = [pci.cfg_r(0, C.COMMAND, 2)]
+        out += [pci.cfg_r(1 << 3, off, 4) for off in range(0, 0x40, 4)]
+        out.append(pci.cfg_r(1 << 3, fn.msix.offset, 4))
+        # the BARs answer where the guest put them (the mapping is re-derived on load)
+        out += [drv.r(off, 2) for off in (vp.QUEUE_SELECT, vp.QUEUE_SIZE,
+                                          vp.QUEUE_MSIX_VECTOR, vp.CONFIG_MSIX_VECTOR)]
+        out += [drv.r(vp.DEVICE_STATUS, 1), drv.r(vp.QUEUE_DESC, 8)]
+        out += [drv.space.load(drv.bar1 + 0x800, 4), drv.read_isr(), drv.read_isr()]
+        for addr in (MSG_RX, MSG_TX):
+            drv.space.store(addr, 4, 0)
+        buf = drv.ram.alloc(16)
+        rx.add([(buf, 16, True)])
+        rx.kick()  # the 6 pending bytes go into the new buffer: vector 0 fires
+        out += [rx.get_used(), drv.space.read(buf, 6), drv.space.load(MSG_RX, 4)]
+        drv.space.store(drv.bar1 + 16 + 12, 4, 0)  # unmask vector 1: the pending one fires
+        out += [drv.space.load(MSG_TX, 4), drv.space.load(drv.bar1 + 0x800, 4)]
+        return out
+
+
+# -- pcie-root-port: a card in its slot, an unplug request the guest has not answered -----
+class _Scratch:
+    def __init__(self) -> None:
+        self.data = bytearray(0x100)
+
+    def mmio_read(self, offset: int, size: int) -> int:
+        return int.from_bytes(self.data[offset:offset + size], "little")
+
+    def mmio_write(self, offset: int, size: int, value: int) -> None:
+        self.data[offset:offset + size] = value.to_bytes(size, "little")
+
+
+class RootPortScenario(Scenario):
+    """The root port's slot (hot-plug enables, events, INTx) and a card behind it whose
+    BAR decodes only through the port: both re-derived on load."""
+
+    device_type = PCIeRootPort
+    CARD_BAR = MEM_WINDOW_BASE + 0x30_0000
+    PORT = 2 << 3
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        pci = PCIRig()
+        port = PCIeRootPort("rp0", slot=5)
+        pci.host.root_bus.plug(port, self.PORT)
+        card = PCIDevice("card")
+        scratch = _Scratch()
+        card.add_bar(0, 0x100, BAR_MEM32, scratch)
+        card.set_interrupt_pin(1)
+        port.secondary.plug(card, 0)
+        removed: list = []
+        port.on_removed = lambda dev: removed.append(dev.id)
+        pci.host.reset()
+        if rig is not None:
+            scratch.data[:] = rig.extra["scratch"].data  # the card's memory: not state
+        return Rig([pci.host.root_bus.find(0), port, card],
+                   extra={"pci": pci, "removed": removed, "scratch": scratch})
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        pci, port = rig.extra["pci"], rig.devices[1]
+        pci.cfg_w(self.PORT, C.PRIMARY_BUS, 4, 0x00_01_01_00)  # primary 0, secondary 1
+        pci.cfg_w(self.PORT, C.COMMAND, 2, C.COMMAND_MEMORY)
+        pci.cfg_w(0, C.BAR0, 4, self.CARD_BAR, bus=1)
+        pci.cfg_w(0, C.COMMAND, 2, C.COMMAND_MEMORY, bus=1)
+        pci.host.mem.lookup(self.CARD_BAR - MEM_WINDOW_BASE, 4)
+        pci.space.store(self.CARD_BAR + 8, 4, 0xCAFE)
+        pci.cfg_w(0, C.COMMAND, 2, C.COMMAND_MEMORY | C.COMMAND_INTX_DISABLE, bus=1)
+        rig.devices[2].set_irq(True)  # the card's level, kept off the wire by Disable
+        ctl = port.exp + X.SLTCTL
+        pci.cfg_w(self.PORT, ctl, 2, X.SLTCTL_HPIE | X.SLTCTL_ABPE | X.SLTCTL_PDCE)
+        port.request_unplug()  # Attention Button: INTx (no MSI enabled)
+        assert any(line.level for line in pci.intx)
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        pci, port = rig.extra["pci"], rig.devices[1]
+        sta, ctl = port.exp + X.SLTSTA, port.exp + X.SLTCTL
+        out: list = [[line.level for line in pci.intx], pci.cfg_r(self.PORT, sta, 2),
+                     port.unplug_requested, pci.cfg_r(self.PORT, C.SECONDARY_BUS, 1)]
+        out += [pci.cfg_r(0, C.STATUS, 2, bus=1), pci.space.load(self.CARD_BAR + 8, 4)]
+        pci.cfg_w(0, C.COMMAND, 2, C.COMMAND_MEMORY, bus=1)  # the card's INTx goes out
+        out.append([line.level for line in pci.intx])
+        pci.cfg_w(self.PORT, sta, 2, X.SLTSTA_ABP)  # the guest acknowledges the button
+        out.append([line.level for line in pci.intx])
+        pci.cfg_w(self.PORT, ctl, 2, X.SLTCTL_HPIE | X.SLTCTL_PDCE | X.SLTCTL_PCC)
+        out += [list(rig.extra["removed"]), pci.cfg_r(self.PORT, sta, 2),
+                [line.level for line in pci.intx]]
+        return out
+
+
+# -- nvme: admin and I/O queues, a full CQ with a completion waiting, an AER outstanding ---
+MSG_IO, MSG_ADMIN = RAM_BASE + 0xF100, RAM_BASE + 0xF110
+
+
+class NvmeScenario(Scenario):
+    device_type = NvmeController
+    DEVFN = 3 << 3
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        pci = PCIRig()
+        ctrl = NvmeController(pci.space, "mig-0", max_ioqpairs=4, msix_qsize=5, id="nvme0")
+        pci.host.root_bus.plug(ctrl, self.DEVFN)
+        pci.host.reset()
+        new = Rig([pci.host.root_bus.find(0), ctrl],
+                  extra={"pci": pci, "guest": NvmeGuest(pci, self.DEVFN)})
+        if rig is not None:
+            pci.copy_ram_from(rig.extra["pci"])
+            new.extra["guest"].cid = rig.extra["guest"].cid
+            new.extra["queues"] = [copy.copy(q) for q in rig.extra["queues"]]
+        return new
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        guest, ctrl = rig.extra["guest"], rig.devices[1]
+        guest.map_bar()
+        guest.msix_entry(0, MSG_ADMIN, 0x70, masked=False)
+        guest.msix_entry(1, MSG_IO, 0x71, masked=True)  # I/O completions wait in the PBA
+        admin = guest.enable(ctrl.msix.offset)
+        io = GuestQueuePair(rig.extra["pci"], 1, 4)
+        for opcode, prp, cdw10, cdw11 in (
+                (ns.ADM_SET_FEATURES, 0, ns.FEAT_TEMP_THRESHOLD, 0x160),
+                (ns.ADM_CREATE_CQ, io.cq, 3 << 16 | 1, 1 << 16 | 3),
+                (ns.ADM_CREATE_SQ, io.sq, 3 << 16 | 1, 1 << 16 | 1)):
+            guest.submit(admin, opcode, prp1=prp, cdw10=cdw10, cdw11=cdw11)
+            assert [c[1] for c in guest.reap(admin)] == [0]
+        guest.submit(admin, ns.ADM_ASYNC_EVENT)  # outstanding until an event or reset
+        # four reads of a namespace that does not exist: 3 fit the 4-entry CQ, 1 waits
+        for _ in range(3):
+            guest.submit(io, ns.NVM_READ, nsid=1)
+        assert len(guest.reap(io, ring=False)) == 3
+        guest.submit(io, ns.NVM_READ, nsid=1)
+        rig.extra["queues"] = [admin, io]
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        guest, (admin, io) = rig.extra["guest"], rig.extra["queues"]
+        space = rig.extra["pci"].space
+        out: list = [guest.reg(o, 4) for o in (ns.REG_CC, ns.REG_CSTS, ns.REG_AQA)]
+        out += [guest.reg(ns.REG_ASQ, 8), guest.pba()]
+        space.store(MSG_ADMIN, 4, 0)
+        guest.submit(admin, ns.ADM_GET_FEATURES, cdw10=ns.FEAT_TEMP_THRESHOLD)
+        out += [guest.reap(admin), space.load(MSG_ADMIN, 4)]
+        space.store(MSG_IO, 4, 0)
+        guest.doorbell(1, True, 3)  # room in the CQ: the waiting completion goes in
+        out += [guest.reap(io), guest.pba()]
+        guest.msix_entry(1, MSG_IO, 0x71, masked=False)
+        out.append(space.load(MSG_IO, 4))
+        guest.submit(io, ns.NVM_READ, nsid=1)
+        out.append(guest.reap(io))
+        for _ in range(4):  # the AER limit counts the outstanding request
+            guest.submit(admin, ns.ADM_ASYNC_EVENT)
+        out.append(guest.reap(admin))
+        return out
+
+
 SCENARIOS: dict[type[Device], Scenario] = {
     sc.device_type: sc for sc in (PlicScenario(), AclintScenario(), GoldfishScenario(),
                                   SerialScenario(), VirtioConsoleScenario(),
-                                  VirtioNetScenario(), HartScenario())}
+                                  VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
+                                  RootPortScenario(), NvmeScenario())}
 # Devices whose section only travels as part of another scenario's rig.
-COVERED_BY = {VirtioConsole: r.VirtioMMIO}
+COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
+              PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}

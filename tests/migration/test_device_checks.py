@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pemu.hw.pci.root_port import PCIeRootPort
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio.device import (
     STATUS_ACKNOWLEDGE,
@@ -16,9 +17,12 @@ from pemu.migration import MigrationError, load_device, save_device
 from tests.hw.virtio_driver import make_machine
 from tests.migration.scenarios import (
     AclintScenario,
+    NvmeScenario,
     PlicScenario,
+    RootPortScenario,
     SerialScenario,
     VirtioConsoleScenario,
+    VirtioPCIScenario,
 )
 from tests.migration.streams import with_value
 
@@ -158,3 +162,44 @@ def test_virtio_net_refuses_a_mac_and_table_no_driver_could_set():
     refused(rig, nic, with_value(nic, "mac", b"\x52\x54\x00"), r"mac: 3 bytes, not 6")
     refused(rig, nic, with_value(nic, "mac_table", b"\x01" * 7), "not whole MAC addresses")
     refused(rig, nic, with_value(nic, "multi_start", 5), "past the 2 entries")
+
+
+def test_pci_functions_refuse_another_devices_state():
+    rig = VirtioPCIScenario().configured()
+    fn = rig.devices[1]
+    config = bytearray(fn.config_bytes)
+    config[2] ^= 1  # another device ID
+    refused(rig, fn, with_value(fn, "config_bytes", bytes(config)), "another device")
+    refused(rig, fn, with_value(fn, "config_bytes", fn.config_bytes[:0x100] + bytes(1)),
+            "257 bytes of config space")
+    refused(rig, fn, with_value(fn, "msix_table", fn.msix_table[:16]),
+            "another vector count")
+    transport = rig.devices[2]
+    refused(rig, transport, with_value(transport, "queue_vectors", [0, 3]),
+            "queue_vectors: vector 3: the function has no such MSI-X vector")
+
+
+def test_root_port_refuses_a_card_it_does_not_have():
+    rig = RootPortScenario().configured()
+    port = rig.devices[1]
+    empty = PCIeRootPort("rp0", slot=5)  # no card below it
+    with pytest.raises(MigrationError, match="slot presence differs"):
+        load_device(empty, save_device(port))
+
+
+def test_nvme_refuses_queues_it_could_not_have_created():
+    rig = NvmeScenario().configured()
+    ctrl = rig.devices[1]
+    bases = list(ctrl.sq_base)
+    bases[1] = 0x1000  # not RAM
+    refused(rig, ctrl, with_value(ctrl, "sq_base", bases), "sq_base: queue 1: ring outside")
+    cqids = list(ctrl.sq_cqid)
+    cqids[1] = 2
+    refused(rig, ctrl, with_value(ctrl, "sq_cqid", cqids), "CQ 2, which does not exist")
+    heads = list(ctrl.cq_head)
+    heads[1] = 4
+    refused(rig, ctrl, with_value(ctrl, "cq_head", heads), "queue 1: outside the ring")
+    vectors = list(ctrl.cq_vector)
+    vectors[1] = 5
+    refused(rig, ctrl, with_value(ctrl, "cq_vector", vectors), "CQ 1: no vector 5")
+    refused(rig, ctrl, with_value(ctrl, "cq_waiting", ctrl.cq_waiting[:-1]), "whole records")

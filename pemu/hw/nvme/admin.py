@@ -89,7 +89,8 @@ class AdminCommands:
         if vector >= ctrl.msix_vectors:
             raise NvmeError(S.INVALID_VECTOR, f"interrupt vector {vector}")
         ring = self._ring(cmd.prp1, size, S.CQ_ENTRY)
-        ctrl.cqs[qid] = CompletionQueue(qid, ring, size, vector, bool(cmd.cdw11 & 2))
+        ctrl.cqs[qid] = CompletionQueue(qid, ring, size, vector, bool(cmd.cdw11 & 2),
+                                       cmd.prp1)
         return 0
 
     def create_sq(self, cmd: Command) -> int:
@@ -99,7 +100,7 @@ class AdminCommands:
             raise NvmeError(S.CQ_INVALID, f"completion queue {cqid}")
         qid, size = self._queue_args(cmd, ctrl.sqs)
         ring = self._ring(cmd.prp1, size, S.SQ_ENTRY)
-        ctrl.sqs[qid] = SubmissionQueue(qid, ring, size, cqid)
+        ctrl.sqs[qid] = SubmissionQueue(qid, ring, size, cqid, cmd.prp1)
         ctrl.cqs[cqid].sq_count += 1
         return 0
 

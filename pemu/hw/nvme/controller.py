@@ -22,9 +22,11 @@ from __future__ import annotations
 import sys
 import threading
 
+from pemu.hw.core import VMState
 from pemu.hw.nvme import identify as ident
 from pemu.hw.nvme import spec as S
 from pemu.hw.nvme.admin import MAX_QUEUE_ENTRIES, AdminCommands
+from pemu.hw.nvme.controller_state import NVME_FIELDS, NvmeControllerState
 from pemu.hw.nvme.namespace import Namespace, Work
 from pemu.hw.nvme.queues import CompletionQueue, SubmissionQueue, ring_view
 from pemu.hw.nvme.spec import Command, NvmeError
@@ -48,7 +50,8 @@ CAP = ((MAX_QUEUE_ENTRIES - 1)  # MQES
        | MPS_MAX << 52)
 
 
-class NvmeController(PCIDevice):
+class NvmeController(NvmeControllerState, PCIDevice):
+    vmstate = VMState("nvme", 1, NVME_FIELDS)  # controller_state.py
     vendor_id = 0x1B36
     device_id = 0x0010
     revision = 2
@@ -64,6 +67,7 @@ class NvmeController(PCIDevice):
         if not 0 <= mdts <= 15:
             raise ValueError(f"mdts={mdts} (0..15)")
         super().__init__(id)
+        self._staged: dict[str, list] = {}  # a load's queue tables (controller_state.py)
         self.space = space
         self.serial = serial
         self.max_ioqpairs = max_ioqpairs
@@ -112,6 +116,18 @@ class NvmeController(PCIDevice):
             super().reset()
             self.aqa = self.asq = self.acq = 0
             self._clear()
+
+    def drain(self) -> None:
+        """Wait until every submitted I/O has completed (migration saves no requests)."""
+        for ns in self.namespaces.values():
+            drain = getattr(ns.backend, "drain", None)
+            if callable(drain):
+                drain()
+
+    def vmstate_post_load(self) -> None:
+        self.generation += 1  # nothing from before the load may complete into it
+        self.rebuild_queues()
+        super().vmstate_post_load()
 
     @property
     def page_size(self) -> int:
@@ -190,8 +206,8 @@ class NvmeController(PCIDevice):
         except (ValueError, GuestMemoryError):
             self.csts = S.CSTS_CFS
             return
-        self.cqs = {0: CompletionQueue(0, cq_ring, cq_size, 0, True)}
-        self.sqs = {0: SubmissionQueue(0, sq_ring, sq_size, 0)}
+        self.cqs = {0: CompletionQueue(0, cq_ring, cq_size, 0, True, self.acq)}
+        self.sqs = {0: SubmissionQueue(0, sq_ring, sq_size, 0, self.asq)}
         self.cqs[0].sq_count = 1
         self.csts = S.CSTS_RDY
 

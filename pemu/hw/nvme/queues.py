@@ -15,8 +15,9 @@ from pemu.memory.address_space import AddressSpace
 
 
 class SubmissionQueue:
-    def __init__(self, qid: int, ring: memoryview, size: int, cqid: int) -> None:
+    def __init__(self, qid: int, ring: memoryview, size: int, cqid: int, base: int) -> None:
         self.qid = qid
+        self.base = base  # the ring's guest address (migration rebuilds the view from it)
         self.ring = ring
         self.size = size
         self.cqid = cqid
@@ -42,8 +43,9 @@ class SubmissionQueue:
 
 class CompletionQueue:
     def __init__(self, qid: int, ring: memoryview, size: int, vector: int,
-                 irq_enabled: bool) -> None:
+                 irq_enabled: bool, base: int) -> None:
         self.qid = qid
+        self.base = base
         self.ring = ring
         self.size = size
         self.vector = vector

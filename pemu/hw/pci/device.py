@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pemu.hw.core import Device
+from pemu.hw.core import Device, VMState
 from pemu.hw.pci import config as C
 from pemu.hw.pci.bar import BAR_MEM64, Bar
 from pemu.hw.pci.capability import CapabilityAllocator
 from pemu.hw.pci.config import ConfigSpace, overlaps
+from pemu.hw.pci.function_state import PCI_FUNCTION_FIELDS, PCIFunctionState
 from pemu.hw.pci.msi import MSI
 from pemu.hw.pci.msix import MSIX
 from pemu.hw.pci.pcie import add_pcie_capability
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 PIN_NAMES = ("", "A", "B", "C", "D")
 
 
-class PCIDevice(Device):
+class PCIDevice(PCIFunctionState, Device):
     vendor_id = 0x1B36  # Red Hat / QEMU's own devices
     device_id = 0
     revision = 0
@@ -42,6 +43,9 @@ class PCIDevice(Device):
     header_type = C.HEADER_TYPE_NORMAL
     num_bar_slots = 6
     type_name = "pci-device"
+    # One section per function; a device model with state of its own declares its own
+    # VMState as PCI_FUNCTION_FIELDS + its fields (None: it blocks migration).
+    vmstate: VMState | None = VMState("pci-function", 1, PCI_FUNCTION_FIELDS)
 
     def __init__(self, id: str | None = None, express: bool = False) -> None:
         super().__init__(id)

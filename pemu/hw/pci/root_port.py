@@ -12,13 +12,15 @@ the guest clears the status bits).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.pci import config as C
 from pemu.hw.pci import pcie as X
 from pemu.hw.pci.bus import PCI_BUS, PCIBus
 from pemu.hw.pci.config import overlaps
 from pemu.hw.pci.device import PCIDevice
+from pemu.hw.pci.function_state import PCI_FUNCTION_FIELDS
 from pemu.hw.pci.plug import PCI_PROPERTIES
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, register
 
@@ -32,6 +34,10 @@ class PCIeRootPort(PCIDevice):
     header_type = C.HEADER_TYPE_BRIDGE
     num_bar_slots = 2
     type_name = "pcie-root-port"
+    # The slot's registers are in config space; an Attention Button press the guest has
+    # not answered yet is the port's own (the card leaves when the guest powers off).
+    vmstate = VMState("pcie-root-port", 1, (
+        *PCI_FUNCTION_FIELDS, VMStateField("unplug_requested", "bool")))
 
     def __init__(self, id: str, slot: int = 0, chassis: int = 0) -> None:
         super().__init__(id, express=True)
@@ -43,7 +49,7 @@ class PCIeRootPort(PCIDevice):
         self.add_msi(1)
         self.set_interrupt_pin(1)
         self.on_removed: Callable[[PCIDevice], None] | None = None
-        self._unplug_requested = False
+        self.unplug_requested = False
         self._irq_on = False
 
     def _init_bridge_header(self) -> None:
@@ -92,10 +98,30 @@ class PCIeRootPort(PCIDevice):
         self._set(X.SLTSTA, self._get(X.SLTSTA) | events)
         self._update_hotplug_irq()
 
-    def _update_hotplug_irq(self) -> None:
+    def _hotplug_irq_wanted(self) -> bool:
         ctl, sta = self._get(X.SLTCTL), self._get(X.SLTSTA)
-        on = bool(ctl & X.SLTCTL_HPIE) and any(sta & ev and ctl & en
-                                               for ev, en in _EVENT_ENABLES)
+        return bool(ctl & X.SLTCTL_HPIE) and any(sta & ev and ctl & en
+                                                 for ev, en in _EVENT_ENABLES)
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        super().vmstate_check(state)
+        config = state["config_bytes"]
+        assert isinstance(config, bytes)
+        sltsta = int.from_bytes(config[self.exp + X.SLTSTA:self.exp + X.SLTSTA + 2], "little")
+        if bool(sltsta & X.SLTSTA_PDS) != (self.occupant is not None):
+            # a card hot-plugged on one side only: add it here first (device_add)
+            raise VMStateInvalid("config_bytes", "slot presence differs: the state has "
+                                 f"{'a' if sltsta & X.SLTSTA_PDS else 'no'} card, this "
+                                 f"port {'has one' if self.occupant else 'is empty'}")
+
+    def vmstate_post_load(self) -> None:
+        # the edge detector follows the loaded registers: no MSI for an event the
+        # source already signalled
+        self._irq_on = self._hotplug_irq_wanted()
+        super().vmstate_post_load()
+
+    def _update_hotplug_irq(self) -> None:
+        on = self._hotplug_irq_wanted()
         rising = on and not self._irq_on
         self._irq_on = on
         if self.msi is not None and self.msi.enabled:
@@ -128,14 +154,14 @@ class PCIeRootPort(PCIDevice):
     def request_unplug(self) -> None:
         """device_del: press the Attention Button; the guest powers the slot off when
         it has let go of the device, and only then does the device leave."""
-        self._unplug_requested = True
+        self.unplug_requested = True
         self._event(X.SLTSTA_ABP)
 
     def _remove_occupant(self) -> None:
         device = self.occupant
         assert device is not None
         self.secondary.unplug(device)
-        self._unplug_requested = False
+        self.unplug_requested = False
         self._set(X.SLTSTA, self._get(X.SLTSTA) & ~X.SLTSTA_PDS)
         self._set_link(False)
         self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDC | X.SLTSTA_DLLSC)

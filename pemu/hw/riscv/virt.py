@@ -36,7 +36,7 @@ from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.pci.device import PCIDevice
-from pemu.hw.pci.host import PCIeHostBridgeFunction, PCIHost
+from pemu.hw.pci.host import PCIHost
 from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
 from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
@@ -302,33 +302,50 @@ class VirtBoard(RiscvBoard):
             devices.append(transport)
             if transport.device is not None:
                 devices.append(transport.device)
+        # PCI functions in bus order (the same command line gives the same order); a
+        # virtio-pci function is followed by its transport and its device
+        for function in self.pci.devices():
+            devices.append(function)
+            transport = getattr(function, "transport", None)
+            if transport is not None:
+                devices += [transport, transport.device]
         return devices
+
+    def _virtio_devices(self) -> list[tuple[str, object]]:
+        """(the name the user gave it, the device) of every virtio device, behind
+        virtio-mmio (the device's id) or virtio-pci (the PCI function's id)."""
+        out = [(t.device.id or t.device.type_name, t.device) for t in self.virtio_slots
+               if t.device is not None]
+        out += [(f.id or f.type_name, f.transport.device) for f in self.pci.devices()
+                if getattr(f, "transport", None) is not None]
+        return out
 
     def migration_blockers(self) -> list[str]:
         blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
+        # a PCI function whose state is not declared (ich9-ahci's ports and command
+        # slots): refusing beats a target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
-                     if not isinstance(dev, PCIeHostBridgeFunction)]
-        # a virtio device on a slot whose state is not declared yet (virtio-serial's
-        # port handshake), or that says it cannot move now (a mounted 9p share):
-        # refusing beats a target whose ports or share never come up
-        blockers += [t.device.id or t.device.type_name for t in self.virtio_slots
-                     if t.device is not None and (not t.device.migratable
-                                                  or getattr(t.device, "blocks_migration",
-                                                             False))]
+                     if dev.vmstate is None or not getattr(dev, "migratable", True)]
+        # a virtio device whose state is not declared yet (virtio-serial's port
+        # handshake), or that says it cannot move now (a mounted 9p share)
+        blockers += [name for name, dev in self._virtio_devices()
+                     if not dev.migratable  # type: ignore[attr-defined]
+                     or getattr(dev, "blocks_migration", False)]
         return blockers
 
     def migration_pre_save(self) -> None:
-        # in-flight virtio-blk requests complete into guest RAM first (QEMU drains too)
-        for transport in self.virtio_slots:
-            drain = getattr(transport.device, "drain", None)
+        # in-flight block requests complete into guest RAM first (QEMU drains too)
+        holders = [device for _, device in self._virtio_devices()]
+        for device in [*holders, *self.pci.devices()]:  # virtio-blk, nvme
+            drain = getattr(device, "drain", None)
             if drain is not None:
                 drain()
 
     def announce_nics(self) -> None:
         """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
         switches learn where the guest is now (QEMU's self-announce)."""
-        for transport in self.virtio_slots:
-            announce = getattr(transport.device, "announce", None)
+        for _, device in self._virtio_devices():
+            announce = getattr(device, "announce", None)
             if announce is not None:
                 announce()
 

@@ -12,12 +12,10 @@ the vCPU thread and the I/O thread may call in concurrently.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from pemu.hw.core import IRQLine, VMState, VMStateField, VMStateInvalid
-from pemu.hw.virtio.device import STATUS_FEATURES_OK, VirtioDevice
-from pemu.hw.virtio.transport import VirtioTransportBase
-from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
+from pemu.hw.core import IRQLine, VMState, VMStateField
+from pemu.hw.virtio.device import VirtioDevice
+from pemu.hw.virtio.transport import TRANSPORT_HEAD, TRANSPORT_QUEUES, VirtioTransportBase
+from pemu.hw.virtio.virtqueue import VirtQueue
 from pemu.memory.address_space import AddressSpace
 
 MAGIC_VALUE = 0x000
@@ -63,41 +61,16 @@ _QUEUE_ADDR_REGS = {
 }
 
 
-def _queue_view(attr: str) -> property:
-    """One VirtQueue attribute of every queue, as a list in queue order (for vmstate)."""
-
-    def get(self: VirtioMMIO) -> list:
-        return [getattr(vq, attr) for vq in self.queues]
-
-    def set(self: VirtioMMIO, values: list) -> None:
-        for vq, value in zip(self.queues, values, strict=True):
-            setattr(vq, attr, value)
-
-    return property(get, set)
-
-
 class VirtioMMIO(VirtioTransportBase):
     """``VirtioMMIO(address_space, device, irq)``; map it with ``add_mmio(.., 0x200, t)``."""
 
     type_name = "virtio-mmio"
     transport_name = "virtio-mmio"
-    # The transport's registers and, per queue, what the driver programmed plus the ring
-    # indices the device keeps (with where it last interrupted, for EVENT_IDX: without
-    # it a restored queue would send one interrupt the original would not).  Each
-    # queue's event_idx/indirect follow from driver_features; device_type makes a blk
-    # state refuse to load into an rng slot.
+    # The shared transport state (transport.py) around the interrupt status register.
     vmstate = VMState("virtio-mmio", 1, (
-        VMStateField("device_type", "u32", equal=True),
-        VMStateField("status", "u8"),
+        *TRANSPORT_HEAD,
         VMStateField("interrupt_status", "u32", max=INT_USED_BUFFER | INT_CONFIG_CHANGE),
-        VMStateField("driver_features", "u64"),
-        VMStateField("device_features_sel", "u32"), VMStateField("driver_features_sel", "u32"),
-        VMStateField("queue_sel", "u32"), VMStateField("config_generation", "u32"),
-        VMStateField("queue_num", "u32[]"), VMStateField("queue_ready", "bool[]"),
-        VMStateField("queue_desc", "u64[]"), VMStateField("queue_driver", "u64[]"),
-        VMStateField("queue_device", "u64[]"), VMStateField("queue_last_avail_idx", "u16[]"),
-        VMStateField("queue_used_idx", "u16[]"), VMStateField("queue_signalled_used", "u16[]"),
-        VMStateField("queue_signalled_used_valid", "bool[]")))
+        *TRANSPORT_QUEUES))
 
     def __init__(self, address_space: AddressSpace, device: VirtioDevice | None,
                  irq: IRQLine, id: str | None = None) -> None:
@@ -107,44 +80,8 @@ class VirtioMMIO(VirtioTransportBase):
         self.reset()
 
     # -- migration ----------------------------------------------------------------------
-    queue_num = _queue_view("num")
-    queue_ready = _queue_view("ready")
-    queue_desc = _queue_view("desc_addr")
-    queue_driver = _queue_view("avail_addr")
-    queue_device = _queue_view("used_addr")
-    queue_last_avail_idx = _queue_view("last_avail_idx")
-    queue_used_idx = _queue_view("used_idx")
-    queue_signalled_used = _queue_view("signalled_used")
-    queue_signalled_used_valid = _queue_view("signalled_used_valid")
-
-    def vmstate_check(self, state: Mapping[str, object]) -> None:
-        status = state["status"]
-        features = state["driver_features"]
-        assert isinstance(status, int) and isinstance(features, int)
-        if status & STATUS_FEATURES_OK and not self.features_accepted(features):
-            raise VMStateInvalid("driver_features", f"0x{features:x} accepted (FEATURES_OK) "
-                                 f"but not a modern subset of 0x{self.host_features:x}")
-        # A live queue must be one this transport would have let go live: the same
-        # check QueueReady runs, on a scratch queue (the real ones are untouched).
-        # Its rings must lie in RAM: a savevm stream carries RAM before devices.
-        for i, vq in enumerate(self.queues):
-            if not state["queue_ready"][i]:  # type: ignore[index]
-                continue
-            scratch = VirtQueue(self.mem, i, vq.max_size)
-            scratch.num = state["queue_num"][i]  # type: ignore[index]
-            scratch.desc_addr = state["queue_desc"][i]  # type: ignore[index]
-            scratch.avail_addr = state["queue_driver"][i]  # type: ignore[index]
-            scratch.used_addr = state["queue_device"][i]  # type: ignore[index]
-            try:
-                scratch.check_layout()
-            except VirtqueueError as e:
-                raise VMStateInvalid("queue_ready", str(e)) from None
-
     def vmstate_post_load(self) -> None:
-        if self.device is not None:
-            # What FEATURES_OK told the device (event_idx, indirect per queue).
-            accepted = self.status & STATUS_FEATURES_OK
-            self.device.features_negotiated(self.driver_features if accepted else 0)
+        super().vmstate_post_load()
         self._update_irq()
 
     # -- interrupts: a status register and one wired line --------------------------------

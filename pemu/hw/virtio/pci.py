@@ -14,11 +14,15 @@ follows ISR bit 0 or 1 until the driver reads the ISR.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import cast
+
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.pci.bar import BAR_MEM32, BAR_MEM64
 from pemu.hw.pci.capability import CAP_ID_VENDOR
 from pemu.hw.pci.device import PCIDevice
 from pemu.hw.virtio.device import VirtioDevice
-from pemu.hw.virtio.transport import VirtioTransportBase
+from pemu.hw.virtio.transport import TRANSPORT_HEAD, TRANSPORT_QUEUES, VirtioTransportBase
 from pemu.hw.virtio.virtqueue import VirtQueue
 from pemu.memory.address_space import AddressSpace
 
@@ -77,6 +81,15 @@ class VirtioPCITransport(VirtioTransportBase):
     interrupts)."""
 
     transport_name = "virtio-pci"
+    # The shared transport state (transport.py) around this transport's interrupt
+    # registers: the ISR and the MSI-X vector of config changes and of each queue.  The
+    # function's own state (config space, MSI-X table, INTx) is the function's section.
+    vmstate = VMState("virtio-pci", 1, (
+        *TRANSPORT_HEAD,
+        VMStateField("isr", "u8", max=ISR_QUEUE | ISR_CONFIG),
+        VMStateField("config_vector", "u16"),
+        VMStateField("queue_vectors", "u16[]"),
+        *TRANSPORT_QUEUES))
 
     def __init__(self, address_space: AddressSpace, device: VirtioDevice,
                  function: VirtioPCI, id: str | None = None) -> None:
@@ -86,6 +99,18 @@ class VirtioPCITransport(VirtioTransportBase):
         self.queue_vectors = [NO_VECTOR] * device.num_queues
         super().__init__(address_space, device, id)
         self.reset()
+
+    # -- migration -------------------------------------------------------------------------
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        super().vmstate_check(state)
+        named = [("config_vector", cast(int, state["config_vector"]))]
+        named += [("queue_vectors", v) for v in cast(list, state["queue_vectors"])]
+        for name, vector in named:
+            if vector != NO_VECTOR and self._vector(vector) == NO_VECTOR:
+                raise VMStateInvalid(name, f"vector {vector}: the function has no such "
+                                     "MSI-X vector")
+
+    # (INTx follows the ISR through the function's own intx_level: nothing to re-derive)
 
     # -- interrupts ------------------------------------------------------------------------
     def transport_reset(self) -> None:
@@ -256,6 +281,7 @@ class VirtioPCI(PCIDevice):
             self.type_name = type_name
         self.virtio = device
         self.transport = VirtioPCITransport(address_space, device, self, id)
+        self.lock = self.transport.lock  # config writes and I/O threads share it
         if express:
             self.add_pcie_endpoint()
         self.set_interrupt_pin(1)

@@ -52,6 +52,8 @@ def decode_lun(lun: bytes) -> tuple[int, int] | None:
 class VirtioSCSI(VirtioDevice):
     device_id = VIRTIO_ID_SCSI
     type_name = "virtio-scsi-device"
+    # requests in flight and the units' sense data are not declared state yet
+    migratable = False
 
     def __init__(self, num_queues: int = 1, queue_size: int = 256,
                  id: str | None = None) -> None:

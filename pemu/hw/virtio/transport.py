@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Mapping
 
-from pemu.hw.core import Device
+from pemu.hw.core import Device, VMStateField, VMStateInvalid
 from pemu.hw.virtio.device import (
     STATUS_DEVICE_NEEDS_RESET,
     STATUS_DRIVER_OK,
@@ -28,6 +29,41 @@ from pemu.hw.virtio.device import (
 )
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.memory.address_space import AddressSpace
+
+
+def _queue_view(attr: str) -> property:
+    """One VirtQueue attribute of every queue, as a list in queue order (for vmstate)."""
+
+    def get(self: VirtioTransportBase) -> list:
+        return [getattr(vq, attr) for vq in self.queues]
+
+    def set(self: VirtioTransportBase, values: list) -> None:
+        for vq, value in zip(self.queues, values, strict=True):
+            setattr(vq, attr, value)
+
+    return property(get, set)
+
+
+# The state every transport has, declared once; a transport's VMState is
+# TRANSPORT_HEAD + its own interrupt registers + TRANSPORT_QUEUES.  Per queue: what the
+# driver programmed plus the ring indices the device keeps (with where it last
+# interrupted, for EVENT_IDX: without it a restored queue would send one interrupt the
+# original would not).  Each queue's event_idx/indirect follow from driver_features;
+# device_type makes a blk state refuse to load into an rng transport.
+TRANSPORT_HEAD = (
+    VMStateField("device_type", "u32", equal=True),
+    VMStateField("status", "u8"),
+)
+TRANSPORT_QUEUES = (
+    VMStateField("driver_features", "u64"),
+    VMStateField("device_features_sel", "u32"), VMStateField("driver_features_sel", "u32"),
+    VMStateField("queue_sel", "u32"), VMStateField("config_generation", "u32"),
+    VMStateField("queue_num", "u32[]"), VMStateField("queue_ready", "bool[]"),
+    VMStateField("queue_desc", "u64[]"), VMStateField("queue_driver", "u64[]"),
+    VMStateField("queue_device", "u64[]"), VMStateField("queue_last_avail_idx", "u16[]"),
+    VMStateField("queue_used_idx", "u16[]"), VMStateField("queue_signalled_used", "u16[]"),
+    VMStateField("queue_signalled_used_valid", "bool[]"),
+)
 
 
 class VirtioTransportBase(Device):
@@ -48,6 +84,47 @@ class VirtioTransportBase(Device):
         self.queue_sel = 0
         if device is not None:
             device.bind(self)
+
+    # -- migration: the views TRANSPORT_QUEUES names, checks, re-derivation ------------
+    queue_num = _queue_view("num")
+    queue_ready = _queue_view("ready")
+    queue_desc = _queue_view("desc_addr")
+    queue_driver = _queue_view("avail_addr")
+    queue_device = _queue_view("used_addr")
+    queue_last_avail_idx = _queue_view("last_avail_idx")
+    queue_used_idx = _queue_view("used_idx")
+    queue_signalled_used = _queue_view("signalled_used")
+    queue_signalled_used_valid = _queue_view("signalled_used_valid")
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        status = state["status"]
+        features = state["driver_features"]
+        assert isinstance(status, int) and isinstance(features, int)
+        if status & STATUS_FEATURES_OK and not self.features_accepted(features):
+            raise VMStateInvalid("driver_features", f"0x{features:x} accepted (FEATURES_OK) "
+                                 f"but not a modern subset of 0x{self.host_features:x}")
+        # A live queue must be one this transport would have let go live: the same
+        # check QueueReady runs, on a scratch queue (the real ones are untouched).
+        # Its rings must lie in RAM: a savevm stream carries RAM before devices.
+        for i, vq in enumerate(self.queues):
+            if not state["queue_ready"][i]:  # type: ignore[index]
+                continue
+            scratch = VirtQueue(self.mem, i, vq.max_size)
+            scratch.num = state["queue_num"][i]  # type: ignore[index]
+            scratch.desc_addr = state["queue_desc"][i]  # type: ignore[index]
+            scratch.avail_addr = state["queue_driver"][i]  # type: ignore[index]
+            scratch.used_addr = state["queue_device"][i]  # type: ignore[index]
+            try:
+                scratch.check_layout()
+            except VirtqueueError as e:
+                raise VMStateInvalid("queue_ready", str(e)) from None
+
+    def vmstate_post_load(self) -> None:
+        """Subclasses re-derive their interrupt output after calling this."""
+        if self.device is not None:
+            # What FEATURES_OK told the device (event_idx, indirect per queue).
+            accepted = self.status & STATUS_FEATURES_OK
+            self.device.features_negotiated(self.driver_features if accepted else 0)
 
     # -- what a subclass provides -----------------------------------------------------
     def notify_used(self, vq: VirtQueue) -> None:
