@@ -30,9 +30,10 @@ class AhciController(PCIDevice):
     revision = 0x02
     class_code = 0x010601  # mass storage, SATA, AHCI 1.0
     type_name = "ich9-ahci"
-    # the ports, command slots and FIS areas are not declared state yet: the board
-    # refuses to migrate a machine with one rather than lose requests in flight
-    migratable = False
+    # the ports, command slots and FIS areas are not declared state yet (only the
+    # function's config space would be): no state, so the board refuses to migrate a
+    # machine with one rather than lose requests in flight
+    vmstate = None
 
     def __init__(self, space: AddressSpace, id: str | None = None,
                  num_ports: int = NUM_PORTS) -> None:

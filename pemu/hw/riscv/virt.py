@@ -325,7 +325,7 @@ class VirtBoard(RiscvBoard):
         # a PCI function whose state is not declared (ich9-ahci's ports and command
         # slots): refusing beats a target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
-                     if dev.vmstate is None or not getattr(dev, "migratable", True)]
+                     if dev.vmstate is None]
         # a virtio device whose state is not declared yet (virtio-serial's port
         # handshake), or that says it cannot move now (a mounted 9p share)
         blockers += [name for name, dev in self._virtio_devices()
