@@ -5,9 +5,11 @@ with the file written before the save, neither seeing what the other writes."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 from tests.migration.pemu_process import QMP
+from tests.system.conftest import GUESTS, pemu_cmd, pemu_env
 from tests.system.lean_guest import LeanGuest, need_lean_guest
 
 
@@ -51,6 +53,17 @@ def test_snapshot_file_restores_two_guests(tmp_path):
         assert "written-before-save" in b.run("cat /tmp/before")
         assert "no-such-file" in b.run("test -e /tmp/after || echo no-such-file")
         assert "only-in-a" in a.run("cat /tmp/after")
+
+        # a truncated copy: the destination says why and exits non-zero
+        bad = tmp_path / "truncated.snap"
+        bad.write_bytes(snap.read_bytes()[:snap.stat().st_size // 2])
+        proc = subprocess.run(
+            pemu_cmd("-M", "virt", "-m", "256M", "-nographic", "-kernel",
+                     str(GUESTS / "Image"), "-incoming", f"file:{bad}"),
+            stdin=subprocess.DEVNULL, capture_output=True, env=pemu_env(), timeout=120)
+        assert proc.returncode == 1
+        assert b"load of migration failed" in proc.stderr
+        assert b"past the end of the file" in proc.stderr
     finally:
         src.close()
         for guest in restored:
