@@ -81,6 +81,9 @@ def restore(workdir: str, name: str, incoming: str, qemu: bool) -> None:
     try:
         qmp = QMP(qmp_path)
         done = _wait_status(qmp)
+        load_ms = qmp.cmd("query-migrate").get("total-time", -1)  # the load alone
+        if qmp.cmd("query-status")["status"] != "running":
+            qmp.cmd("cont")  # QEMU keeps the source's run state: it was saved paused
         rss = _rss_mib(guest.proc.pid)
         guest.run("true")
         answered = time.monotonic()
@@ -88,8 +91,8 @@ def restore(workdir: str, name: str, incoming: str, qemu: bool) -> None:
     finally:
         guest.close()
     print(f"{name:24} completed {1000 * (done - start):8.0f} ms after start, "
-          f"shell answers at {1000 * (answered - start):8.0f} ms, RSS at completion "
-          f"{rss:6.0f} MiB", flush=True)
+          f"shell answers at {1000 * (answered - start):8.0f} ms, load (query-migrate "
+          f"total-time) {load_ms:6} ms, RSS at completion {rss:6.0f} MiB", flush=True)
 
 
 def main() -> None:

@@ -325,7 +325,6 @@ class Migration:
                 channel.close()
             listener.close()
 
-
     def _incoming_mapped(self, path: str, autostart: bool,
                          on_failure: Callable[[str], None]) -> None:
         machine = self.machine

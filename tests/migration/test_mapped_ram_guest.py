@@ -34,6 +34,8 @@ def test_snapshot_file_restores_two_guests(tmp_path):
         qmp = QMP(f"{tmp_path}/src.qmp")
         qmp.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": "mapped-ram", "state": True}])
+        refused = qmp.execute("migrate", uri="tcp:127.0.0.1:1")
+        assert "mapped-ram requires a file:" in refused["error"]["desc"]
         qmp.cmd("migrate", uri=f"file:{snap}")
         info = _wait_migration(qmp)
         assert info["status"] == "completed", info
