@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pemu.memory.host_mapping import map_anonymous, map_file_private
+
 
 class GuestMemoryError(Exception):
     """An access to guest physical memory that no RAM or MMIO region backs."""
@@ -56,6 +58,22 @@ class RAMBlock:
         # or None when nobody logs.  The softmmu marks a page when it installs a write
         # TLB entry for it, devices when they take a view of it (see migration/dirty.py).
         self.dirty: set[int] | None = None
+        # A mapped-ram restore backs ranges of the block with a snapshot file
+        # (host_mapping.py); giving pages back must then map anonymous zeros over them.
+        self.file_backed = False
+
+    def map_file(self, offset: int, length: int, fd: int, file_offset: int) -> None:
+        """Back [offset, offset+length) by a private, lazily read view of the file."""
+        map_file_private(self.host_addr + offset, length, fd, file_offset)
+        self.file_backed = True
+
+    def zero_all(self) -> None:
+        """Every page reads as zero and costs no memory (the start of a load)."""
+        if self.file_backed:
+            map_anonymous(self.host_addr, self.size)
+            self.file_backed = False
+        else:
+            self.mem.madvise(mmap.MADV_DONTNEED)  # private anonymous memory: zero-filled
 
     def mark_dirty(self, offset: int, size: int) -> None:
         dirty = self.dirty
@@ -75,7 +93,10 @@ class RAMBlock:
         end = min(self.size, (offset + size) & ~(page - 1))
         if self.read_only or end <= start:
             return 0  # a ROM's contents are not the guest's to throw away
-        self.mem.madvise(mmap.MADV_DONTNEED, start, end - start)
+        if self.file_backed:  # DONTNEED would bring the snapshot file's contents back
+            map_anonymous(self.host_addr + start, end - start)
+        else:
+            self.mem.madvise(mmap.MADV_DONTNEED, start, end - start)
         self.mark_dirty(start, end - start)  # migration must send the zeros
         return end - start
 

@@ -8,7 +8,6 @@ became zero goes as a Z record of a few bytes.
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterable, Iterator
 
 from pemu.memory.address_space import RAMBlock
@@ -87,7 +86,7 @@ def send_pages(writer: StreamWriter, block: RAMBlock, pages: Iterable[int],
 def zero_ram(block: RAMBlock) -> None:
     """Make every page of the block read as zero (the start of a load)."""
     try:
-        block.mem.madvise(mmap.MADV_DONTNEED)  # private anonymous memory: zero-filled
+        block.zero_all()
     except (AttributeError, OSError, ValueError):
         block.view[:] = bytes(block.size)
 

@@ -555,8 +555,9 @@ def query_migrate_parameters(ctx: CommandContext) -> dict:
 
 
 MIGRATION_CAPABILITIES = ("xbzrle", "auto-converge", "zero-blocks", "events",
-                          "postcopy-ram", "multifd", "return-path", "pause-before-switchover")
-SUPPORTED_CAPABILITIES = {"events", "zero-blocks"}  # what pemu does anyway
+                          "postcopy-ram", "multifd", "return-path", "pause-before-switchover",
+                          "mapped-ram")
+SUPPORTED_CAPABILITIES = {"events", "zero-blocks", "mapped-ram"}  # what pemu does anyway
 
 
 @command("migrate-set-capabilities", {"capabilities": "[MigrationCapabilityStatus]"})

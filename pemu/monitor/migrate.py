@@ -33,6 +33,7 @@ from pemu import threads
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
 from pemu.migration.machine_state import MachineLoader, blocked_reason, write_devices
+from pemu.migration.mapped_ram import is_mapped_ram_file, restore, save_mapped
 from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import StreamError, StreamReader, StreamWriter
 from pemu.monitor.errors import QMPError
@@ -105,6 +106,13 @@ class Migration:
             self.error = None
             self.stats = {}
             self.started = time.monotonic()
+            if self.capabilities.get("mapped-ram"):
+                if not uri.startswith("file:"):
+                    raise QMPError("mapped-ram requires a file: migration URI")
+                self._set_status("setup")
+                threads.start_daemon(self._run_mapped, uri[len("file:"):],
+                                     name="pemu-migration")
+                return
             self._set_status("setup")
         threads.start_daemon(self._run, uri, name="pemu-migration")
 
@@ -169,6 +177,25 @@ class Migration:
         finally:
             if channel is not None:
                 channel.close()
+
+    def _run_mapped(self, path: str) -> None:
+        """mapped-ram: stop-and-copy into a file whose RAM a restore maps
+        (pemu/migration/mapped_ram.py); the guest is stopped for the whole write."""
+        machine = self.machine
+        stopped_here = machine.run_state == RUNNING
+        down_start = time.monotonic()
+        try:
+            if stopped_here:
+                machine.stop("finish-migrate")
+            self._set_status("device")
+            self.stats.update(save_mapped(machine.migratable, path))
+            self.stats["passes"] = 1
+            self.downtime_ms = int((time.monotonic() - down_start) * 1000)
+            self.total_time_ms = int((time.monotonic() - self.started) * 1000)
+            machine.set_run_state("postmigrate")
+            self._set_status("completed")
+        except (OSError, MigrationError, StreamError) as e:
+            self._fail([], stopped_here, str(e))
 
     def _fail(self, blocks, stopped_here: bool, error: str | None) -> None:
         for block in blocks:
@@ -258,6 +285,15 @@ class Migration:
     # -- incoming ------------------------------------------------------------------------------
     def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None]) -> None:
         """Start waiting for the stream (``-incoming`` or ``migrate-incoming``)."""
+        if uri.startswith("file:") and is_mapped_ram_file(uri[len("file:"):]):
+            # the file says what it is: a mapped-ram snapshot maps, whatever the
+            # capability (which -incoming file: gives no chance to set)
+            self.machine.set_run_state("inmigrate")
+            threads.start_daemon(self._incoming_mapped, uri[len("file:"):], autostart,
+                                 on_failure, name="pemu-incoming")
+            return
+        if self.capabilities.get("mapped-ram") and uri.startswith("file:"):
+            raise QMPError(f"{uri}: not a mapped-ram snapshot")
         listener = IncomingListener(uri)
         try:
             listener.listen()
@@ -279,15 +315,7 @@ class Migration:
             loader = MachineLoader(machine.migratable)
             loader.begin(reader)
             loader.apply_all(reader)
-            announce = getattr(machine.migratable, "announce_nics", None)
-            if announce is not None:
-                announce()
-            self.total_time_ms = int((time.monotonic() - self.started) * 1000)
-            self._set_status("completed")
-            if autostart:
-                machine.cont()
-            else:
-                machine.set_run_state("paused")
+            self._finish_incoming(autostart)
         except (ChannelError, OSError, StreamError, MigrationError) as e:
             self.error = str(e)
             self._set_status("failed")
@@ -296,6 +324,31 @@ class Migration:
             if channel is not None:
                 channel.close()
             listener.close()
+
+    def _incoming_mapped(self, path: str, autostart: bool,
+                         on_failure: Callable[[str], None]) -> None:
+        machine = self.machine
+        self.started = time.monotonic()
+        try:
+            self._set_status("active")
+            self.stats.update(restore(machine.migratable, path))
+            self._finish_incoming(autostart)
+        except (OSError, StreamError, MigrationError) as e:
+            self.error = str(e)
+            self._set_status("failed")
+            on_failure(f"load of migration failed: {e}")
+
+    def _finish_incoming(self, autostart: bool) -> None:
+        machine = self.machine
+        announce = getattr(machine.migratable, "announce_nics", None)
+        if announce is not None:
+            announce()
+        self.total_time_ms = int((time.monotonic() - self.started) * 1000)
+        self._set_status("completed")
+        if autostart:
+            machine.cont()
+        else:
+            machine.set_run_state("paused")
 
 
 def migration_of(machine: MonitoredMachine) -> Migration:
