@@ -5,6 +5,7 @@ purpose; a cancelled migration and a killed destination leave the source running
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -38,6 +39,15 @@ def _wait_status(vm: Pemu, want: set[str], timeout: float = 120) -> dict:
         if info.get("status") in want:
             return info
         assert time.monotonic() < deadline, info
+        time.sleep(0.1)
+
+
+def _wait_listening(path: str, timeout: float = 120) -> None:
+    """A destination started a moment ago listens only once it has started up (seconds
+    on a loaded host): migrating before that fails at once with ENOENT."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"nothing listens on {path}"
         time.sleep(0.1)
 
 
@@ -93,6 +103,7 @@ def test_source_survives_a_cancelled_migration_and_a_dead_destination(ticker, tm
     try:
         src.wait_ticks(3)
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100_000})  # ~slow
+        _wait_listening(sock)
         src.qmp.cmd("migrate", uri=f"unix:{sock}")
         _wait_status(src, {"active"})
         src.qmp.cmd("migrate_cancel")
@@ -105,9 +116,12 @@ def test_source_survives_a_cancelled_migration_and_a_dead_destination(ticker, tm
         time.sleep(0.2)
         assert b"truncated" in dst.err or b"migration" in dst.err, dst.err
 
+        if os.path.exists(sock):
+            os.unlink(sock)  # the dead destination's: wait for dst2's own
         dst2 = Pemu(tmp_path, *_args(ticker), "-incoming", f"unix:{sock}", name="dst2")
         try:
             dst2.qmp.cmd("query-status")
+            _wait_listening(sock)
             src.qmp.cmd("migrate", uri=f"unix:{sock}")
             _wait_status(src, {"active"})
             dst2.proc.kill()
