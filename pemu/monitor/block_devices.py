@@ -197,6 +197,11 @@ class BlockDevices:
                 opts["file.filename"] = file["filename"]
             else:
                 raise QMPError("Parameter 'file' is missing")
+        # libvirt writes "backing": null on every format node (open no backing node);
+        # a node named as backing is not implemented: the image's own backing file opens
+        if args.get("backing") is not None:
+            raise QMPError("Parameter 'backing': a backing node is not implemented in pemu "
+                           "(the image's own backing file is opened)")
         if args.get("read-only"):
             opts["read-only"] = "on"
         if isinstance(args.get("discard"), str):
