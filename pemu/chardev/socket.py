@@ -1,6 +1,7 @@
 """The ``socket`` backend: TCP or Unix stream, as server or client.
 
-A server accepts one peer at a time; while none is connected, guest output is
+A server accepts one peer at a time (others wait in the listen backlog until it
+leaves, as with QEMU); while none is connected, guest output is
 dropped (the UART must not stall the guest).  ``wait=on`` blocks at startup until
 the first peer connects, as QEMU does, so no early boot output is lost.
 
@@ -81,7 +82,7 @@ class SocketChardev(Chardev):
                 while not self._connected.is_set():
                     conn, _ = self._listener.accept()
                     self._accepted(conn)
-            get_main_loop().add_reader(self._listener.fileno(), self._on_accept)
+            self._accept_clients(self._conn is None)
         elif fd is not None:
             self._attach(self._client_tls(sock))
         elif self._reconnect is not None:
@@ -240,6 +241,7 @@ class SocketChardev(Chardev):
         with self._lock:
             self._conn = conn
         self._connected.set()
+        self._accept_clients(False)
         # OPENED before the first byte is read, so the frontend can start a new
         # session (a QMP greeting) that the client's first command then reaches.
         self._emit(CHR_EVENT_OPENED)
@@ -257,6 +259,18 @@ class SocketChardev(Chardev):
                 break
             loop.call_soon(lambda data=data: self._deliver(data))
         loop.call_soon(lambda: self._disconnect() if self._stream is stream else None)
+
+    def _accept_clients(self, accepting: bool) -> None:
+        """A server takes one peer at a time as QEMU does: by not accepting while it has
+        one, so that a second client waits in the listen backlog and is taken when the
+        first leaves.  libvirt relies on it: its next connection to the monitor may come
+        before the previous one is closed."""
+        if self._listener is None or self.closed:
+            return
+        if accepting:
+            get_main_loop().add_reader(self._listener.fileno(), self._on_accept)
+        else:
+            get_main_loop().remove_reader(self._listener.fileno())
 
     def _on_accept(self) -> None:
         try:
@@ -302,6 +316,7 @@ class SocketChardev(Chardev):
                 self._inbuf.clear()  # unread input of a client that left is dropped
             self._emit(CHR_EVENT_CLOSED)
             self._schedule_reconnect()
+            self._accept_clients(True)
 
     def write(self, data: bytes) -> None:
         with self._lock:

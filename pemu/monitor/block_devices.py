@@ -98,6 +98,29 @@ class BlockDevices:
             self.drives[drive_id] = drive
             return drive
 
+    def node_backend(self, node_name: str) -> BlockBackend | None:
+        """A blockdev-add node no device uses yet (device_add drive=NODE opens it)."""
+        with self._lock:
+            return self.nodes.get(node_name)
+
+    def bind_node(self, node_name: str, qdev: str) -> None:
+        """device_add made a blockdev-add node a device's drive: from now on it is
+        listed and counted as a -blockdev drive is (by node-name and qdev)."""
+        with self._lock:
+            backend = self.nodes.pop(node_name)
+            self.add_drive(node_name, backend, qdev=qdev, node_name=node_name)
+
+    def unbind_node(self, node_name: str) -> None:
+        """Its device is gone (device_del): the node stays, unused, until blockdev-del
+        closes it, as in QEMU (libvirt deletes it after DEVICE_DELETED)."""
+        with self._lock:
+            drive = self.drives.pop(node_name, None)
+            if drive is None:
+                return
+            if drive.filter is not None:
+                drive.backend.node = drive.filter.child
+            self.nodes[node_name] = drive.backend
+
     # -- lookups ------------------------------------------------------------------------
     def find(self, device: str | None = None, node_name: str | None = None) -> Drive:
         with self._lock:
@@ -197,6 +220,11 @@ class BlockDevices:
                 opts["file.filename"] = file["filename"]
             else:
                 raise QMPError("Parameter 'file' is missing")
+        # libvirt writes "backing": null on every format node (open no backing node);
+        # a node named as backing is not implemented: the image's own backing file opens
+        if args.get("backing") is not None:
+            raise QMPError("Parameter 'backing': a backing node is not implemented in pemu "
+                           "(the image's own backing file is opened)")
         if args.get("read-only"):
             opts["read-only"] = "on"
         if isinstance(args.get("discard"), str):

@@ -1,8 +1,8 @@
 """A monitor on a chardev: ``-mon chardev=ID``, ``-monitor stdio``, ``mon:stdio``.
 
-Chardevs have no "client connected" callback, so for socket chardevs the monitor
-watches the ``connected`` flag from an I/O-loop timer and starts a fresh session
-(greeting included) for each new client, as QEMU does.  Other chardevs (stdio, a mux
+For socket chardevs the monitor starts a fresh session (greeting included) for each
+new client, as QEMU does: on the chardev's OPENED event, or, for one without events,
+when an I/O-loop timer sees its ``connected`` flag rise.  Other chardevs (stdio, a mux
 port, a pty) have one session for the life of the machine; on a mux it is greeted
 when Ctrl-A c first gives it the focus.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pemu.chardev.base import CHR_EVENT_OPENED
 from pemu.main_loop import get_main_loop
 
 POLL_INTERVAL = 0.05
@@ -28,6 +29,13 @@ class ChardevMonitor:
         self._polling = hasattr(chardev, "connected")
         if self._polling:  # a socket chardev: one session per client
             chardev.set_receiver(self._on_input)
+            if hasattr(chardev, "set_event_handler"):
+                # each OPENED is a new client, even one that came within a poll
+                # interval of the last one leaving (libvirt's next connection): it
+                # must get a fresh session and greeting, not the last one's
+                self._polling = False
+                chardev.set_event_handler(self._on_event)
+                return
             self._poll()
             return
         is_mux_port = hasattr(chardev, "on_focus")
@@ -60,6 +68,16 @@ class ChardevMonitor:
             session.start()
         if session is not None:
             session.feed(data)
+
+    def _on_event(self, event: str) -> None:
+        if self._closed:
+            return
+        if self.session is not None:  # the last client's session ends with it
+            self.session.close()
+            self.session = None
+        if event == CHR_EVENT_OPENED:
+            self.session = self.factory(self.chardev.write, False)
+            self.session.start()
 
     def _poll(self) -> None:
         if self._closed:

@@ -109,6 +109,7 @@ s.event("BLOCK_IO_ERROR", {"device": "str", "*node-name": "str",
                            "operation": "IoOperationType", "action": "BlockErrorAction",
                            "*nospace": "bool", "reason": "str"})
 s.event("DEVICE_DELETED", {"*device": "str", "path": "str"})
+s.event("VSERPORT_CHANGE", {"id": "str", "open": "bool"})  # a guest opened/closed a port
 
 
 # -- session and introspection --------------------------------------------------------
@@ -351,7 +352,7 @@ def query_named_block_nodes(ctx: CommandContext, flat: bool = False) -> list:
 
 @command("blockdev-add", {"driver": "BlockdevDriver", "node-name": "str", "*file": "any",
                           "*filename": "str", "*read-only": "bool", "*discard": "str",
-                          "*cache": "any", "*auto-read-only": "bool"})
+                          "*cache": "any", "*auto-read-only": "bool", "*backing": "any"})
 def blockdev_add(ctx: CommandContext, **args: object) -> None:
     ctx.machine.block.blockdev_add({k.replace("_", "-"): v for k, v in args.items()})
 

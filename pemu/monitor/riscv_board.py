@@ -19,6 +19,7 @@ from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.balloon_commands import connect_balloon_events
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
+from pemu.qemuopts.keyval import OptionError
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
 from pemu.target.riscv.exceptions import RiscvTrap
@@ -45,6 +46,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self.pci_host = getattr(board, "pci", None)  # pemu/hw/pci/host.py
         self._hotplugged: dict[str, str] = {}  # device_add id -> driver
         self._hot_models: dict[str, object] = {}  # device_add id -> the device
+        self._hot_drives: dict[str, str] = {}  # device_add id -> its blockdev-add node
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -53,6 +55,9 @@ class RiscvBoardMonitor(MonitoredMachine):
         for hart in board.harts:
             self._install_gate(hart)
         self._register_drives()
+        ctx = getattr(board, "device_context", None)
+        if ctx is not None:  # device_add drive=NODE finds blockdev-add's nodes
+            ctx.find_block_node = self.block.node_backend
         if cfg.no_shutdown:
             board.on_poweroff_stay = self._poweroff_stay
         self._watch_serial_ports()
@@ -299,9 +304,15 @@ class RiscvBoardMonitor(MonitoredMachine):
             raise QMPError(f"Duplicate device ID '{dev_id}'")
         try:
             self._hot_models[dev_id] = hot_add(options, self.board.device_context)
-        except BoardError as e:
+        except (BoardError, OptionError) as e:
             raise QMPError(str(e)) from None
         self._hotplugged[dev_id] = options["driver"]
+        drive = options.get("drive")
+        if drive and self.block.node_backend(drive) is not None:
+            # QEMU's qdev path of a virtio device's drive (libvirt looks it up)
+            inner = "/virtio-backend" if options["driver"].startswith("virtio-") else ""
+            self.block.bind_node(drive, qdev=f"/machine/peripheral/{dev_id}{inner}")
+            self._hot_drives[dev_id] = drive
         connect_balloon_events(self)  # a hot-plugged balloon reports too
 
     def _device_del(self, dev_id: str) -> bool:
@@ -312,6 +323,10 @@ class RiscvBoardMonitor(MonitoredMachine):
         def removed(device: object) -> None:
             self._hotplugged.pop(dev_id, None)
             self._hot_models.pop(dev_id, None)
+            drive = self._hot_drives.pop(dev_id, None)
+            if drive is not None:  # the node may be used again, or blockdev-del'd
+                self.block.unbind_node(drive)
+                self.board.device_context.used.discard(drive)
             self.device_deleted(dev_id)
 
         try:

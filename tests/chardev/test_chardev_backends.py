@@ -159,6 +159,34 @@ def test_tcp_server_nowait_and_reconnect():
         c.close()
 
 
+def test_a_second_client_waits_until_the_first_leaves(tmp_path):
+    """As QEMU's server: one peer at a time, the next one queued, not hung up on
+    (libvirt opens its next monitor connection while the last one is closing)."""
+    path = str(tmp_path / "mon.sock")
+    c = SocketChardev(path=path, server=True, wait=False, id="mon")
+    sink = Sink()
+    c.set_receiver(sink)
+    first, second = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+    try:
+        first.connect(path)
+        assert c.wait_connected(5)
+        second.connect(path)  # into the backlog
+        second.sendall(b"queued")
+        time.sleep(0.3)
+        assert sink.data == b""  # not taken while the first is connected
+        c.write(b"to-first")
+        assert first.recv(100) == b"to-first"
+        first.close()
+        assert wait_until(lambda: sink.data == b"queued")  # taken, not closed
+        c.write(b"to-second")
+        second.settimeout(5)
+        assert second.recv(100) == b"to-second"
+    finally:
+        first.close()
+        second.close()
+        c.close()
+
+
 def test_tcp_server_wait_blocks_until_client(tmp_path):
     import threading
 

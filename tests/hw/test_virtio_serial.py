@@ -115,6 +115,7 @@ def test_config_and_queue_count():
 
 def test_handshake_adds_ports_names_them_and_opens_the_connected_ones():
     dev, console, agent, guest = agent_setup()
+    assert (console.fe_open, agent.fe_open) == (True, False)  # what query-chardev shows
     assert guest.drv.config(4, 4) == 3  # max_nr_ports
     guest.send_control(vs.NO_PORT, vs.DEVICE_READY, 1)
     assert guest.control_messages() == [(0, vs.PORT_ADD, 1, b""), (1, vs.PORT_ADD, 1, b"")]
@@ -159,7 +160,7 @@ def test_guest_open_reaches_the_chardev_and_input_waits_for_it():
     agent.feed(b'{"execute":"guest-ping"}\n')
     rxq = guest.queues[vs.rx_queue_index(1)]
     assert not wait_until(lambda: rxq.used_idx() != 0, timeout=0.2)  # port closed: held
-    assert agent.fe_open is None
+    assert agent.fe_open is False  # query-chardev: closed until the guest opens it
     guest.send_control(1, vs.PORT_OPEN, 1)
     assert agent.fe_open is True
     assert events == [("org.qemu.guest_agent.0", True)]

@@ -149,7 +149,7 @@ def test_the_introspection_libvirt_reads(probed):
                                           "value", "object", "array")
     events = {e["name"] for e in schema if e["meta-type"] == "event"}
     assert {"STOP", "RESUME", "SHUTDOWN", "DEVICE_DELETED", "MIGRATION",
-            "JOB_STATUS_CHANGE"} <= events
+            "JOB_STATUS_CHANGE", "VSERPORT_CHANGE"} <= events  # libvirt: agent there?
     add = by_name[by_name["blockdev-add"]["arg-type"]]
     assert {"driver", "node-name"} <= {m["name"] for m in add["members"]}
     assert "device_add" in listed and "query-command-line-options" in listed

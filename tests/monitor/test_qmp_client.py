@@ -345,13 +345,29 @@ def test_block_commands_against_real_images(vm, tmp_path, qemu_img):
                                              "file": {"driver": "file",
                                                       "filename": str(extra)}})
         await c.execute("blockdev-del", {"node-name": "extra"})
+        # libvirt's attach-device: a protocol node, then a format node naming it, with
+        # "backing": null (no backing node); a backing node itself is not implemented
+        await c.execute("blockdev-add", {"driver": "file", "filename": str(extra),
+                                         "node-name": "lv-storage", "auto-read-only": True,
+                                         "discard": "unmap"})
+        await c.execute("blockdev-add", {"node-name": "lv-format", "read-only": False,
+                                         "driver": "raw", "file": "lv-storage",
+                                         "backing": None})
+        pair = [n["node-name"] for n in await c.execute("query-named-block-nodes")]
+        with pytest.raises(ExecuteError) as backing:
+            await c.execute("blockdev-add", {"node-name": "lv-2", "driver": "raw",
+                                             "file": "lv-storage", "backing": "lv-format"})
+        for node in ("lv-format", "lv-storage"):
+            await c.execute("blockdev-del", {"node-name": node})
         with pytest.raises(ExecuteError) as missing:
             await c.execute("block_resize", {"device": "nodisk", "size": 1})
         info = await c.execute("human-monitor-command", {"command-line": "info block"})
         await c.disconnect()
-        return blocks, stats, after, nodes, dup.value, missing.value, info
+        return blocks, stats, after, nodes, dup.value, missing.value, info, pair, backing.value
 
-    blocks, stats, after, nodes, dup, missing, info = run(go())
+    blocks, stats, after, nodes, dup, missing, info, pair, backing = run(go())
+    assert {"lv-storage", "lv-format"} <= set(pair)
+    assert "backing node is not implemented" in str(backing)
     ins = blocks[0]["inserted"]
     assert blocks[0]["device"] == "drive0" and ins["drv"] == "qcow2"
     assert ins["image"]["virtual-size"] == 1 << 20 and ins["file"] == str(disk)

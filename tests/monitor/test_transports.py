@@ -183,6 +183,19 @@ def test_mon_chardev_control_and_hmp_on_a_socket(tmp_path):
 
         chardevs = asyncio.run(asyncio.wait_for(qmp(), 30))
         assert any(x["label"] == "mon0" and "unix" in x["filename"] for x in chardevs)
+        # libvirt's next connection comes while its last one is closing: it waits for
+        # the first to leave, then gets a greeting and a session of its own
+        first, second = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
+        with first, second:
+            first.connect(qmp_path)
+            assert b'"QMP"' in _read_until(first, b"\n")
+            first.sendall(b'{"execute":"qmp_capabilities","id":1}\n')
+            assert b'"id": 1' in _read_until(first, b"\n")
+            second.connect(qmp_path)
+            first.close()
+            assert b'"QMP"' in _read_until(second, b"\n")
+            second.sendall(b'{"execute":"qmp_capabilities","id":2}\n')
+            assert b'"return": {}, "id": 2' in _read_until(second, b"\n")
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(hmp_path)
             banner = _read_until(s, b"(qemu) ")

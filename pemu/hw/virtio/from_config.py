@@ -17,6 +17,7 @@ declare is refused.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from pemu.block.blockdev_options import blockdev_drives
 from pemu.block.drive import open_drive
@@ -47,17 +48,24 @@ class DeviceContext:
         # an nvme controller) finds its parent here
         self.devices: dict[str, object] = {}
         self.closers: list = [network]  # backends to close at exit
+        # At run time the monitor's blockdev-add nodes are drives too (libvirt's
+        # attach-device: blockdev-add, then device_add drive=NODE): node-name -> the
+        # open BlockBackend, owned by the monitor (blockdev-del closes it), or None.
+        self.find_block_node: Callable[[str], object | None] | None = None
 
     def take_drive(self, driver: str, drive_id: str | None):
         """Open the -drive called ``drive_id`` for ``driver`` (each drive once)."""
         if not drive_id:
             raise OptionError(f"{self.prog}: -device {driver}: needs drive=ID")
-        if drive_id not in self.drives:
+        node = self.find_block_node(drive_id) if self.find_block_node is not None else None
+        if drive_id not in self.drives and node is None:
             raise OptionError(f"{self.prog}: -device {driver}: drive '{drive_id}' not found")
         if drive_id in self.used:
             raise OptionError(f"{self.prog}: -device {driver}: drive '{drive_id}' is "
                               "already in use")
         self.used.add(drive_id)
+        if node is not None:
+            return node
         opts = {k: v for k, v in self.drives[drive_id].items() if k != "if"}
         if opts.get("media") == "cdrom":
             opts.setdefault("read-only", "on")  # a CD-ROM's medium is read-only

@@ -136,6 +136,10 @@ class VirtioSerial(VirtioDevice):
             if name is not None and any(p.name == name for p in self.ports.values()):
                 raise ValueError(f"a port named '{name}' already exists")
             port = self.ports[nr] = SerialPort(self, chardev, nr, name, console, id)
+            # query-chardev's frontend-open: a console is open from the start (as
+            # QEMU's virtconsole); a port only once a guest program opens it, which
+            # libvirt reads to decide whether the guest agent is there
+            chardev.set_fe_open(console)
             if self._device_ready:
                 self._send_control(nr, PORT_ADD, 1)  # hot-plugged after the driver came up
         chardev.set_receiver(lambda data: self._receive(port, data),
