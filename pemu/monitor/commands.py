@@ -101,7 +101,6 @@ s.struct("PciInfo", {"bus": "int", "devices": "[PciDeviceInfo]"})
 
 s.event("STOP")
 s.event("RESUME")
-s.event("VSERPORT_CHANGE", {"id": "str", "open": "bool"})
 s.event("POWERDOWN")
 s.event("SHUTDOWN", {"guest": "bool", "reason": "ShutdownCause"})
 s.event("RESET", {"guest": "bool", "reason": "ShutdownCause"})
