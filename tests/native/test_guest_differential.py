@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from pemu.accel.tcg.engine import TCGEngine
-from pemu.linux_user.cpu_loop import _TRAP_SIGNALS
+from pemu.linux_user.arch_riscv64 import _TRAP_SIGNALS
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import RiscvTrap
