@@ -98,7 +98,6 @@ class VirtioBlk(VirtioDevice):
         # that kicked the queue goes straight back to the guest.  A reset bumps the
         # generation: completions of requests from before it are dropped.
         self._async = callable(getattr(backend, "submit", None))
-        self._generation = 0
 
     @property
     def capacity_sectors(self) -> int:
@@ -136,21 +135,9 @@ class VirtioBlk(VirtioDevice):
         while (elem := vq.pop()) is not None:
             if self._async:
                 self.backend.submit(lambda e=elem: self._handle(e),
-                                    self._completion(vq, elem, self._generation))
+                                    self.completion_for(vq, elem))
             else:
                 self.complete(vq, elem, self._handle(elem))
-
-    def _completion(self, vq: VirtQueue, elem: VirtqElement, generation: int):
-        def done(written: int | None, exc: BaseException | None) -> None:
-            with self.lock:
-                if generation == self._generation:
-                    # _handle reports failures in the status byte; exc is a bug's trace
-                    self.complete(vq, elem, written if exc is None else 0)
-        return done
-
-    def device_reset(self) -> None:
-        self._generation += 1
-        super().device_reset()
 
     def drain(self) -> None:
         """Wait until every submitted request has completed (reset, migration, tests)."""

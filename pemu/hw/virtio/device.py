@@ -10,6 +10,7 @@ raising ``VirtqueueError`` from ``queue_notified``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from pemu.hw.core import Device
@@ -67,6 +68,9 @@ class VirtioDevice(Device):
         self.queues: list[VirtQueue] = []
         self.lock = threading.RLock()  # replaced by the transport's lock on bind
         self.driver_features = 0
+        # bumped by every reset: a request finished on an I/O thread after a reset
+        # belongs to rings that are gone, and its completion is dropped
+        self._generation = 0
 
     # -- what the device offers -------------------------------------------------------
     def device_features(self) -> int:
@@ -95,9 +99,23 @@ class VirtioDevice(Device):
 
     def device_reset(self) -> None:
         """The driver wrote 0 to Status: forget in-flight state."""
+        self._generation += 1
         self.driver_features = 0
         for vq in self.queues:
             vq.reset()
+
+    def completion_for(self, vq: VirtQueue, elem: VirtqElement
+                       ) -> Callable[[int | None, BaseException | None], None]:
+        """The ``done(written, exc)`` callback of a request run on an I/O thread: it
+        completes ``elem`` unless the device was reset meanwhile (an exception, a bug's
+        trace, completes it with nothing written)."""
+        generation = self._generation
+
+        def done(written: int | None, exc: BaseException | None) -> None:
+            with self.lock:
+                if generation == self._generation:
+                    self.complete(vq, elem, written if exc is None else 0)
+        return done
 
     def queue_notified(self, vq: VirtQueue) -> None:
         """The driver added buffers to ``vq``; runs with the transport lock held."""

@@ -64,15 +64,10 @@ class VirtioSCSI(VirtioDevice):
         self.num_queues = FIRST_REQUEST_QUEUE + num_queues
         self.queue_size = queue_size
         self.scsi_bus = ScsiBus(f"{id or 'scsi'}.0", MAX_TARGET, MAX_LUN)
-        self._generation = 0
 
     def config_bytes(self) -> bytes:
         return struct.pack("<IIIIIIIHHI", self.request_queues, self.queue_size - 2, 0xFFFF,
                            128, 16, SENSE_SIZE, CDB_SIZE, 0, MAX_TARGET, MAX_LUN)
-
-    def device_reset(self) -> None:
-        self._generation += 1
-        super().device_reset()
 
     def queue_notified(self, vq: VirtQueue) -> None:
         if vq.index == EVENT_QUEUE:
@@ -91,13 +86,7 @@ class VirtioSCSI(VirtioDevice):
         if not callable(submit):
             self.complete(vq, elem, work())
             return
-        generation = self._generation
-
-        def done(written: int | None, exc: BaseException | None) -> None:
-            with self.lock:
-                if generation == self._generation:
-                    self.complete(vq, elem, written if exc is None else 0)
-        submit(work, done)
+        submit(work, self.completion_for(vq, elem))
 
     # -- requests ---------------------------------------------------------------------------
     def _request(self, vq: VirtQueue, elem: VirtqElement) -> None:

@@ -46,7 +46,6 @@ class Virtio9P(VirtioDevice):
                              f"maximum ({MAX_TAG_LEN} bytes)")
         self.server = server
         self._aio = AioContext(name="pemu-9p-io")
-        self._generation = 0  # completions of requests from before a reset are dropped
 
     def device_features(self) -> int:
         return bit(VIRTIO_9P_MOUNT_TAG)
@@ -57,7 +56,7 @@ class Virtio9P(VirtioDevice):
     def queue_notified(self, vq: VirtQueue) -> None:
         while (elem := vq.pop()) is not None:
             self._aio.submit(lambda e=elem: self._serve(e),
-                             self._completion(vq, elem, self._generation))
+                             self.completion_for(vq, elem))
 
     def _serve(self, elem: VirtqElement) -> int:
         """One request, on the I/O thread: returns the bytes written for the driver."""
@@ -69,15 +68,7 @@ class Virtio9P(VirtioDevice):
         request = elem.read_out(0, min(size, elem.out_len, self.server.max_msize))
         return elem.write_in(0, self.server.handle(request, elem.in_len))
 
-    def _completion(self, vq: VirtQueue, elem: VirtqElement, generation: int):
-        def done(written: int | None, exc: BaseException | None) -> None:
-            with self.lock:
-                if generation == self._generation:
-                    self.complete(vq, elem, written if exc is None else 0)
-        return done
-
     def device_reset(self) -> None:
-        self._generation += 1
         super().device_reset()
         self._aio.submit(self.server.close)  # after the requests already queued
 
