@@ -28,6 +28,8 @@ import struct
 import sys
 from dataclasses import dataclass
 
+from pemu.accel.tcg import tb_cache
+
 from .binfmt_launcher import (
     FD_CWD,
     FD_PROGRAM,
@@ -161,6 +163,13 @@ def become_program(req: Request) -> list[str]:
 
 
 def _run_child(req: Request, arch: str = "riscv64") -> int:
+    # the translation cache is opened here, in the server's root and environment (the
+    # program's root and environment come next); a program run as another user gets
+    # none, since the cache holds native code that every user of it runs
+    if req.uid == os.getuid() and req.gid == os.getgid():
+        tb_cache.pin()
+    else:
+        tb_cache.disable()
     auxv = {AT_FLAGS: req.at_flags}
     if FD_PROGRAM in req.fds:
         auxv[AT_EXECFD] = req.fds[FD_PROGRAM]

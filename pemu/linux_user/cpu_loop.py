@@ -22,6 +22,7 @@ def exit_process(process, status: int) -> None:
     if process.strace is not None:
         process.strace.flush()
     process.engine.log.engine_stats(f"pemu-{process.arch.name}", process.engine.all_stats())
+    process.engine.save_translations()  # os._exit skips atexit
     try:
         sys.stderr.flush()
     finally:

@@ -112,6 +112,7 @@ def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[by
             env_map[key] = value
     if process.strace is not None:
         process.strace.flush()
+    process.engine.save_translations()  # execve skips atexit
     sys.stderr.flush()
     try:
         if cmd is None:

@@ -40,7 +40,7 @@ def test_second_run_takes_its_blocks_from_the_cache(build_program, tcg_backend, 
     # (a block dropped by fence.i and translated again from unchanged bytes may come
     # from the cache already in the first run)
     assert cached < translated // 2
-    assert list(tmp_path.glob("tb-*.sqlite")), "no cache file was written"
+    assert (tmp_path / "tb.sqlite").exists(), "no cache file was written"
     translated2, cached2 = _run_smc(program)
     assert translated2 == translated
     # the blocks of the patched page too (its bytes are the same as in the first run)
@@ -68,7 +68,7 @@ def test_cache_off_writes_nothing(build_program, tcg_backend, tmp_path, monkeypa
     program = str(build_program("smc"))
     for _ in range(2):
         assert _run_smc(program)[1] == 0
-    assert not list(tmp_path.rglob("tb-*.sqlite"))
+    assert not list(tmp_path.rglob("tb*.sqlite"))
 
 
 def test_counters_report_exits_csrs_and_translations(build_program, tcg_backend,

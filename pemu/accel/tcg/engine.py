@@ -18,9 +18,11 @@ from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
 from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.target import TCGTarget
+from pemu.accel.tcg.tb_cache import TranslationCache, cached_code, open_cache, page_digest
 from pemu.accel.tcg.translator import BlockTranslator
 
 PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
 # Blocks translated one instruction each, for breakpoints: a separate cache key.
 DEBUG_SINGLE_INSN_FLAG = 1 << 62
 
@@ -128,9 +130,14 @@ class TCGEngine:
         # the native backend runs the fast loop itself (runtime.NativeBackend.run): debug
         # execution and single steps keep the Python loops below, calling one block each
         self.native_run: Callable[[TCGCPU], None] | None = None
+        # native code of earlier processes (tb_cache.py): a program's second start, and
+        # every process of a distribution sharing a library, skips its translation
+        self.tb_cache: TranslationCache | None = None
         if self.backend_name == "native":
             self.backend = NativeBackend(self, self.layout)
             self.native_run = self.backend.run
+            self.tb_cache = open_cache(self.backend, self.log, (
+                "user", len(mem.readable), max_insns, target.name, target.config))
         else:
             self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
@@ -154,20 +161,58 @@ class TCGEngine:
             if flags & DEBUG_SINGLE_INSN_FLAG:
                 max_insns = 1
             backend = self.slow_backend if slow_memory else self.backend
-            t = self.translator.translate(backend, pc, flags & ~DEBUG_SINGLE_INSN_FLAG,
-                                          self.mem.fetch, max_insns)
-            block = t.block
-            first = pc >> PAGE_SHIFT
-            last = (pc + max(block.guest_size, 1) - 1) >> PAGE_SHIFT
-            pages = tuple(range(first, last + 1))
-            tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, t.fn, pages,
-                                  t.source)
+            cache = self.tb_cache if max_insns is None and not slow_memory and not flags \
+                & DEBUG_SINGLE_INSN_FLAG else None
+            tb = self._from_cache(cache, pc, flags) if cache is not None else None
+            if tb is None:
+                t = self.translator.translate(backend, pc, flags & ~DEBUG_SINGLE_INSN_FLAG,
+                                              self.mem.fetch, max_insns)
+                block = t.block
+                first = pc >> PAGE_SHIFT
+                last = (pc + max(block.guest_size, 1) - 1) >> PAGE_SHIFT
+                pages = tuple(range(first, last + 1))
+                tb = TranslationBlock(pc, flags, block.guest_size, block.n_insns, t.fn,
+                                      pages, t.source)
+                self.stats["translated"] += 1
+                if self.tb_cache is not None and backend is self.backend:
+                    gen, t.fn.generated = t.fn.generated, None
+                    if cache is not None and len(pages) == 1:
+                        cache.put(flags, pc, self._page_digest(pc), gen, block.n_insns)
+            pages = tb.pages
             if not slow_memory and (max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG):
                 for page in pages:
                     self.mem.mark_code_page(page)
                 self.cache.insert(tb)
-            self.stats["translated"] += 1
             return tb
+
+    def save_translations(self) -> None:
+        """Write new translations to the cache kept across processes (call it before
+        os._exit or execve, which skip atexit)."""
+        if self.tb_cache is not None:
+            self.tb_cache.save()
+
+    def _page_digest(self, pc: int) -> bytes:
+        """The digest of the bytes of pc's page (mapped and executable: just fetched)."""
+        start = pc & ~(PAGE_SIZE - 1)
+        return page_digest(self.mem.mem[start:start + PAGE_SIZE])
+
+    def _from_cache(self, cache: TranslationCache, pc: int, flags: int
+                    ) -> TranslationBlock | None:
+        """The block of an earlier process, if one was made from these same bytes."""
+        try:
+            self.mem.fetch(pc, 2)  # the guest's own fault if pc is not executable
+        except Exception:
+            return None  # translating raises it precisely
+        hit = cache.get(flags, pc, self._page_digest(pc))
+        if hit is None:
+            return None
+        entry, fixups = hit
+        compiled = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
+                                        pc, flags)
+        compiled.fn.generated = None
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        # a cached block never straddles a page: its code lies on pc's page
+        return TranslationBlock(pc, flags, 0, entry[6], compiled.fn, (pc >> PAGE_SHIFT,))
 
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from time import monotonic_ns
 
 from pemu.accel.tcg import counters
-from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext, SoftmmuMemory
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
@@ -53,7 +52,7 @@ from pemu.accel.tcg.softmmu import (
     VirtualMemory,
 )
 from pemu.accel.tcg.target import CPUState, TCGTarget
-from pemu.accel.tcg.tb_cache import TranslationCache, cache_dir, page_digest
+from pemu.accel.tcg.tb_cache import TranslationCache, cached_code, open_cache, page_digest
 from pemu.accel.tcg.translator import BlockTranslator
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -114,16 +113,11 @@ class SystemTranslator:
         self.tb_cache = self._open_tb_cache(max_insns)
 
     def _open_tb_cache(self, max_insns: int) -> TranslationCache | None:
-        """The native code of earlier runs (tb_cache.py), unless turned off or the log
-        wants to see translations happen."""
-        folder = cache_dir()
-        logged = any(self.log.enabled(i) for i in ("in_asm", "op", "op_opt", "out_asm"))
-        if not self.native or folder is None or logged:
+        """The native code of earlier runs (tb_cache.py)."""
+        if not self.native:
             return None
-        self.backend.keep_generated = True
-        features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
-        return TranslationCache(folder, (self.backend.layout_key(), features, max_insns,
-                                         self.target.name, self.target.config))
+        return open_cache(self.backend, self.log,
+                          (max_insns, self.target.name, self.target.config))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""
@@ -204,8 +198,8 @@ class SystemTranslator:
     def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
                         fixups: list, start: float) -> SystemTB:
         """A block of an earlier run (tb_cache): relocated into the code buffer."""
-        code, entry_off, body, exits, ext_fixups, _names, n_insns = entry
-        gen = GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
+        gen = cached_code(entry, fixups)
+        n_insns = entry[6]
         fn = self.backend.install(self.backend.relocated(gen), pc, flags).fn
         fn.generated = None
         self._set_chain_keys(fn, flags, pc, page, True)

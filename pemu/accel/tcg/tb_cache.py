@@ -1,26 +1,30 @@
-"""A translation cache kept across runs: the second boot of a kernel skips translation.
+"""A translation cache kept across runs: the second boot of a kernel, and the second
+start of a user-mode program, skip translation.
 
-A system-mode block is keyed by what its code depends on: the block flags, its guest
-pc, and the bytes of the physical page it lies on (a BLAKE2 digest: the whole page,
-which is stricter than the bytes the block really read).  Pages that change are
-simply other keys.  What is stored is the native backend's output before linking
-(``codegen.GeneratedBlock``): position-independent code, whose jumps outside itself
-are buffer offsets of the dispatcher, and whose helper calls are patched to this
-process's callback addresses on load (``NativeBackend.relocated``), with the block's
-instruction count.
+A block is keyed by what its code depends on: the block flags, its guest pc, and the
+bytes of the page it lies on (a BLAKE2 digest: the whole page, which is stricter than
+the bytes the block really read): the physical page in system mode, the guest virtual
+page in user mode.  Pages that change are simply other keys.  What is stored is the
+native backend's output before linking (``codegen.GeneratedBlock``): position-
+independent code, whose jumps outside itself are buffer offsets of the dispatcher, and
+whose helper calls are patched to this process's callback addresses on load
+(``NativeBackend.relocated``), with the block's instruction count.
 
-One file per *version*: a digest of pemu's translator and target sources, the Python
-version, the host CPU features the code generator uses and the dispatcher's layout,
-so any change of the code that generates blocks starts a new file and stale code is
-never run.  Blocks that span two pages, call a helper whose name is ambiguous, or
-were translated for the debugger are not cached.
+One table per *version*: a digest of pemu's translator and target sources, the Python
+version, the host CPU features the code generator uses, the dispatcher's layout and
+the mode and target configuration, so any change of the code that generates blocks
+starts a new table and stale code is never run.  Blocks that span two pages, call a
+helper whose name is ambiguous, or were translated for the debugger are not cached.
 
 ``PEMU_TB_CACHE`` chooses the folder (default ``$XDG_CACHE_HOME/pemu`` or
-``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  The file is an SQLite
-table (key: flags, pc, digest; value: the marshalled block), read one block at a time,
-so a bare-metal run does not load a distro kernel's blocks; new blocks are written in
-one transaction at exit (SQLite's locking lets test processes share the file); files of
-older versions beyond the newest ``KEEP_FILES`` are deleted then.
+``~/.cache/pemu``); ``PEMU_TB_CACHE=off`` turns the cache off.  The folder holds one
+SQLite file, ``tb.sqlite``, in WAL mode so that readers never wait for a writer (a
+shell pipeline's processes all exit, and write, at once).  A process reads one page's
+blocks at a time, so a bare-metal run does not load a distro kernel's blocks; new
+blocks are written in one transaction at exit; tables of versions other than the
+newest ``KEEP_VERSIONS`` are dropped then.  A process that is about to chroot (the
+binfmt server's children) opens the file first (``pin``), and keeps using that
+connection, so that it never writes into the root it enters.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ import os
 import sqlite3
 import struct
 import sys
+import time
 from pathlib import Path
 
+from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
-FORMAT = 3
-KEEP_FILES = 2  # files of other versions (older pemu sources) beyond these are deleted
+FORMAT = 5
+KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
+DB_NAME = "tb.sqlite"
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -47,13 +54,97 @@ Entry = tuple
 
 def cache_dir() -> Path | None:
     """Where cache files live, or None when the cache is turned off."""
+    if _pinned_folder is not None:
+        return _pinned_folder or None
     setting = os.environ.get("PEMU_TB_CACHE", "")
     if setting.lower() in ("off", "0", "no", "none"):
         return None
     if setting:
-        return Path(setting)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pemu"
+        return Path(setting).absolute()
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.path.expanduser("~")
+        if home.startswith("~"):  # no home to keep a cache in (never a relative path)
+            return None
+        base = os.path.join(home, ".cache")
+    return Path(base).absolute() / "pemu"
+
+
+# connections opened before a chroot, by file (see ``pin``); the folder they chose
+# (False: the cache is off for this process, see ``disable``)
+_PINNED: dict[Path, sqlite3.Connection] = {}
+_pinned_folder: Path | bool | None = None
+# connections a forked child inherited: never used, never closed (closing could
+# checkpoint the parent's WAL from under it)
+_INHERITED: list[sqlite3.Connection] = []
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, used REAL)")
+    return db
+
+
+def pin() -> None:
+    """Open the cache file now, for a process about to chroot or take another
+    environment: its translation cache keeps using this connection (and the WAL files
+    it holds open) inside the new root, instead of opening a path there; the guest's
+    environment no longer chooses the folder.  Best effort, like the cache itself."""
+    global _pinned_folder
+    folder = cache_dir()
+    _pinned_folder = False
+    if folder is None:
+        return
+    path = folder / DB_NAME
+    try:
+        db = _open_db(path)
+        db.execute("SELECT count(*) FROM versions").fetchall()  # opens the WAL files
+    except (OSError, sqlite3.Error):
+        return
+    _PINNED[path] = db
+    _pinned_folder = folder
+
+
+def disable() -> None:
+    """No translation cache in this process (one that will run as another user: the
+    cache holds native code, so it is never shared between users)."""
+    global _pinned_folder
+    _pinned_folder = False
+
+
+def _after_fork_in_child() -> None:
+    # a connection opened before a chroot: its path may not lead to the file any more,
+    # and a connection must not cross a fork; the child goes without the cache
+    if _PINNED:
+        _INHERITED.extend(_PINNED.values())
+        _PINNED.clear()
+        disable()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def open_cache(backend: object, log: object, extra_key: tuple) -> TranslationCache | None:
+    """The cache for a native ``backend`` (made to keep what it generates), or None when
+    the cache is turned off or the log wants to see translations happen.
+    ``extra_key``: what else the generated code depends on (mode, target, its options)."""
+    folder = cache_dir()
+    if folder is None or any(log.enabled(i)  # type: ignore[attr-defined]
+                             for i in ("in_asm", "op", "op_opt", "out_asm")):
+        return None
+    backend.keep_generated = True  # type: ignore[attr-defined]
+    features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
+    return TranslationCache(folder, (backend.layout_key(),  # type: ignore[attr-defined]
+                                     features, *extra_key))
+
+
+def cached_code(entry: Entry, fixups: list) -> GeneratedBlock:
+    """A stored block as the backend's GeneratedBlock (still to be relocated and
+    installed: ``backend.install(backend.relocated(gen), pc, flags)``)."""
+    code, entry_off, body, exits, ext_fixups, _names, _n_insns = entry
+    return GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
 
 
 def _sources_digest() -> bytes:
@@ -64,6 +155,19 @@ def _sources_digest() -> bytes:
             h.update(str(path.relative_to(root)).encode())
             h.update(path.read_bytes())
     return h.digest()
+
+
+_SEAL = 8  # bytes of checksum before each stored block
+
+
+def _seal(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=_SEAL).digest()
+
+
+def _sealed(body: bytes) -> bytes:
+    """A stored block: its checksum, then the marshalled entry (a damaged record is a
+    cache miss, never code run)."""
+    return _seal(body) + body
 
 
 def page_digest(data: bytes) -> bytes:
@@ -86,21 +190,31 @@ class TranslationCache:
         h = hashlib.blake2b(digest_size=12)
         h.update(_sources_digest())
         h.update(repr((FORMAT, sys.version, extra_key)).encode())
-        self.path = folder / f"tb-{h.hexdigest()}.sqlite"
+        self.table = f"tb_{h.hexdigest()}"
+        self.path = folder / DB_NAME
         self.new: dict[bytes, Entry] = {}
         self.hits = 0
         self._db: sqlite3.Connection | None = None
         self._pages: dict[bytes, dict[bytes, bytes]] = {}  # digest -> its stored blocks
         self._broken = False
         atexit.register(self.save)
+        # a forked child (user mode: fork, the binfmt server) must not share the parent's
+        # SQLite connection, and its parent writes the blocks it inherited
+        os.register_at_fork(after_in_child=self._forget_parent)
+
+    def _forget_parent(self) -> None:
+        if self._db is not None:
+            _INHERITED.append(self._db)
+        self._db = None
+        self.new = {}
+        if _pinned_folder is False:
+            self._broken = True
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and not self._broken:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                db.execute("CREATE TABLE IF NOT EXISTS tb (k BLOB PRIMARY KEY, v BLOB)"
-                           " WITHOUT ROWID")
+                db = _PINNED.get(self.path) or _open_db(self.path)
+                self._create_table(db)
                 self._db = db
             except (OSError, sqlite3.Error) as e:
                 self._broken = True  # a cache never fails a run: translate instead
@@ -108,6 +222,10 @@ class TranslationCache:
                     print(f"pemu: translation cache {self.path} unusable: {e}",
                           file=sys.stderr)
         return self._db
+
+    def _create_table(self, db: sqlite3.Connection) -> None:
+        db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (k BLOB PRIMARY KEY, v BLOB)"
+                   " WITHOUT ROWID")
 
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
         """The cached block and its helper fixups (helpers resolved), or None."""
@@ -120,8 +238,11 @@ class TranslationCache:
             data = page.get(key)
             if data is None:
                 return None
+            body = data[_SEAL:]
+            if data[:_SEAL] != _seal(body):  # a damaged file: translate instead
+                return None
             try:
-                entry = marshal.loads(data)
+                entry = marshal.loads(body)
             except (ValueError, EOFError, TypeError):
                 return None
             if not isinstance(entry, tuple) or len(entry) != 7:
@@ -141,7 +262,7 @@ class TranslationCache:
         if db is None:
             return {}
         try:
-            rows = db.execute("SELECT k, v FROM tb WHERE k BETWEEN ? AND ?",
+            rows = db.execute(f"SELECT k, v FROM {self.table} WHERE k BETWEEN ? AND ?",
                               (digest + bytes(16), digest + b"\xff" * 16)).fetchall()
         except sqlite3.Error:
             return {}
@@ -169,32 +290,37 @@ class TranslationCache:
         return new
 
     def write(self, blocks: dict[bytes, Entry]) -> None:
-        """Store ``blocks`` in one transaction, on a connection of its own, so another
-        thread (live migration) can write while the vCPUs read."""
+        """Store ``blocks`` in one transaction, on a connection of its own (unless the
+        process pinned one before a chroot), so another thread (live migration) can
+        write while the vCPUs read."""
         if not blocks or self._broken:
             return
+        pinned = _PINNED.get(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30)
+            db = pinned or _open_db(self.path)
             try:
                 with db:
-                    db.execute("CREATE TABLE IF NOT EXISTS tb (k BLOB PRIMARY KEY, v BLOB)"
-                               " WITHOUT ROWID")
-                    db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
-                                   ((k, marshal.dumps(v)) for k, v in blocks.items()))
+                    self._create_table(db)
+                    db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)",
+                                   ((k, _sealed(marshal.dumps(v)))
+                                    for k, v in blocks.items()))
+                    db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)",
+                               (self.table, time.time()))
+                    self._drop_old_versions(db)
             finally:
-                db.close()
-            self._drop_old_versions()
+                if db is not pinned:
+                    db.close()
         except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
 
-    def _drop_old_versions(self) -> None:
-        """Every source change starts a new file: keep only the most recent few."""
-        files = sorted(self.path.parent.glob("tb-*.sqlite"),
-                       key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in files[KEEP_FILES:]:
-            if old != self.path:
-                old.unlink(missing_ok=True)
+    def _drop_old_versions(self, db: sqlite3.Connection) -> None:
+        """Every source change starts a new table: keep only the most recent few."""
+        old = db.execute("SELECT name FROM versions ORDER BY used DESC LIMIT -1 OFFSET ?",
+                         (KEEP_VERSIONS,)).fetchall()
+        for (name,) in old:
+            if name != self.table and name.isidentifier():
+                db.execute(f"DROP TABLE IF EXISTS {name}")
+            db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "cache_dir", "page_digest"]
+__all__ = ["TranslationCache", "cache_dir", "cached_code", "open_cache", "page_digest", "pin"]
