@@ -175,11 +175,7 @@ def minimize(prog: GuestProgram, fails: Callable[[GuestProgram], bool]) -> Guest
 
 @pytest.fixture(scope="module")
 def benches() -> tuple[GuestBench, GuestBench]:
-    # every program is translated afresh: the translation cache kept across processes
-    # would hand the native bench blocks of an earlier run instead
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PEMU_TB_CACHE", "off")
-        return GuestBench("python"), GuestBench("native")
+    return GuestBench("python"), GuestBench("native")
 
 
 @needs_native

@@ -119,7 +119,10 @@ class TCGEngine:
     """Translation for Linux user mode: one guest address space, shared by threads."""
 
     def __init__(self, mem: object, target: TCGTarget, backend: str = "python",
-                 log: TCGLog | None = None, max_insns: int = 256) -> None:
+                 log: TCGLog | None = None, max_insns: int = 256,
+                 keep_translations: bool = False) -> None:
+        """``keep_translations``: use the translation cache kept across processes
+        (a program's process; not an engine made for a test or a tool)."""
         self.mem = mem
         self.target = target
         self.layout = target.layout
@@ -136,8 +139,9 @@ class TCGEngine:
         if self.backend_name == "native":
             self.backend = NativeBackend(self, self.layout)
             self.native_run = self.backend.run
-            self.tb_cache = open_cache(self.backend, self.log, (
-                "user", len(mem.readable), max_insns, target.name, target.config))
+            if keep_translations:
+                self.tb_cache = open_cache(self.backend, self.log, (
+                    "user", len(mem.readable), max_insns, target.name, target.config))
         else:
             self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
