@@ -21,6 +21,11 @@ table (key: flags, pc, digest; value: the marshalled block), read one block at a
 so a bare-metal run does not load a distro kernel's blocks; new blocks are written in
 one transaction at exit (SQLite's locking lets test processes share the file); files of
 older versions beyond the newest ``KEEP_FILES`` are deleted then.
+
+A termination signal must end pemu promptly, as it ends QEMU: writing a distro boot's
+blocks takes many seconds on a loaded host, and another process's transaction can hold
+the file's lock for up to 30 s.  ``hurry_exit_saves`` (called by the signal handlers)
+bounds what the exit's save may spend; the blocks written by then are kept.
 """
 
 from __future__ import annotations
@@ -32,12 +37,18 @@ import os
 import sqlite3
 import struct
 import sys
+import time
+from itertools import islice
 from pathlib import Path
 
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
 FORMAT = 3
 KEEP_FILES = 2  # files of other versions (older pemu sources) beyond these are deleted
+LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
+SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
+# host monotonic time by which the exit's save must be done (None: no limit)
+_exit_save_deadline: float | None = None
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -54,6 +65,13 @@ def cache_dir() -> Path | None:
         return Path(setting)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "pemu"
+
+
+def hurry_exit_saves(budget_s: float) -> None:
+    """The process is terminating on a signal: the saves at exit may spend at most
+    ``budget_s`` seconds from now (waiting for the lock included)."""
+    global _exit_save_deadline
+    _exit_save_deadline = time.monotonic() + budget_s
 
 
 def _sources_digest() -> bytes:
@@ -159,8 +177,9 @@ class TranslationCache:
             tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
 
     def save(self) -> None:
-        """Write the new blocks (best effort: a cache never fails a run)."""
-        self.write(self.take_new())
+        """Write the new blocks (best effort: a cache never fails a run), within the
+        deadline a termination signal set (``hurry_exit_saves``)."""
+        self.write(self.take_new(), _exit_save_deadline)
 
     def take_new(self) -> dict[bytes, Entry]:
         """The blocks not written yet, handed over (call it while no vCPU translates:
@@ -168,20 +187,29 @@ class TranslationCache:
         new, self.new = self.new, {}
         return new
 
-    def write(self, blocks: dict[bytes, Entry]) -> None:
+    def write(self, blocks: dict[bytes, Entry], deadline: float | None = None) -> None:
         """Store ``blocks`` in one transaction, on a connection of its own, so another
-        thread (live migration) can write while the vCPUs read."""
+        thread (live migration) can write while the vCPUs read.  ``deadline`` (host
+        monotonic): stop there and keep what was written (the rest is translated again
+        next time)."""
         if not blocks or self._broken:
             return
+        lock_wait = LOCK_WAIT_S
+        if deadline is not None:
+            lock_wait = min(lock_wait, max(0.0, deadline - time.monotonic()))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=30)
+            db = sqlite3.connect(self.path, timeout=lock_wait)
             try:
                 with db:
                     db.execute("CREATE TABLE IF NOT EXISTS tb (k BLOB PRIMARY KEY, v BLOB)"
                                " WITHOUT ROWID")
-                    db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
-                                   ((k, marshal.dumps(v)) for k, v in blocks.items()))
+                    items = iter(blocks.items())
+                    while chunk := list(islice(items, SAVE_CHUNK)):
+                        db.executemany("INSERT OR REPLACE INTO tb VALUES (?, ?)",
+                                       ((k, marshal.dumps(v)) for k, v in chunk))
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
             finally:
                 db.close()
             self._drop_old_versions()
@@ -197,4 +225,4 @@ class TranslationCache:
                 old.unlink(missing_ok=True)
 
 
-__all__ = ["TranslationCache", "cache_dir", "page_digest"]
+__all__ = ["TranslationCache", "cache_dir", "hurry_exit_saves", "page_digest"]
