@@ -20,12 +20,14 @@ from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
+from pemu.accel.tcg.tb_cache import hurry_exit_saves
 from pemu.block.errors import BlockError
 from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
+from pemu.cli.prompt_exit import exit_promptly
 from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
@@ -53,6 +55,8 @@ PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
 ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
+SIGNAL_EXIT_SAVE_S = 1.0  # what a SIGTERM/SIGINT exit may spend saving translations
+_terminating_signals: list[int] = []  # SIGTERM/SIGINT received by run()'s handler
 DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS]  # virt's virtio-mmio
 # slots, its PCIe root bus, the NVMe controllers' namespaces, AHCI ports, SCSI buses
 DEVICE_BUSES.append(VIRTIO_SERIAL_BUS)  # virtserialport/virtconsole on a virtio-serial
@@ -140,6 +144,9 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             # stop first: when stderr is a pipe whose reader died (the usual reason for
             # a SIGTERM), the message cannot be written and must not keep pemu running
             board.request_exit(0, f"signal {signum}")
+            # QEMU ends at once; saving this run's translations must not hold the exit
+            hurry_exit_saves(SIGNAL_EXIT_SAVE_S)
+            _terminating_signals.append(signum)
             with contextlib.suppress(OSError):
                 print(f"\r\n{PROG}: terminating on signal {signum}", file=sys.stderr)
 
@@ -213,8 +220,11 @@ def _print_stats(board) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return system_main(argv, PROG, run, ARCH, DEVICE_BUSES,
-                       {item: LOG_DESCRIPTIONS[item] for item in LOG_ITEMS})
+    status = system_main(argv, PROG, run, ARCH, DEVICE_BUSES,
+                         {item: LOG_DESCRIPTIONS[item] for item in LOG_ITEMS})
+    if _terminating_signals:  # the machine is closed: skip the interpreter's teardown
+        exit_promptly(status)
+    return status
 
 
 if __name__ == "__main__":

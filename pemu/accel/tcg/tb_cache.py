@@ -25,6 +25,11 @@ blocks are written in one transaction at exit; tables of versions other than the
 newest ``KEEP_VERSIONS`` are dropped then.  A process that is about to chroot (the
 binfmt server's children) opens the file first (``pin``), and keeps using that
 connection, so that it never writes into the root it enters.
+
+A termination signal must end pemu promptly, as it ends QEMU: writing a distro boot's
+blocks takes many seconds on a loaded host, and another process's transaction can hold
+the file's lock for a while.  ``hurry_exit_saves`` (called by the signal handlers)
+bounds what the exit's save may spend; the blocks written by then are kept.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import sqlite3
 import struct
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
@@ -45,6 +51,10 @@ from pemu.accel.tcg.ir import HELPERS_BY_NAME
 FORMAT = 5
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
 DB_NAME = "tb.sqlite"
+LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
+SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
+# host monotonic time by which the exit's save must be done (None: no limit)
+_exit_save_deadline: float | None = None
 _SOURCE_DIRS = ("accel/tcg", "target/riscv")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -79,9 +89,9 @@ _pinned_folder: Path | bool | None = None
 _INHERITED: list[sqlite3.Connection] = []
 
 
-def _open_db(path: Path) -> sqlite3.Connection:
+def _open_db(path: Path, lock_wait: float = LOCK_WAIT_S) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+    db = sqlite3.connect(path, timeout=lock_wait, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, used REAL)")
     return db
@@ -145,6 +155,13 @@ def cached_code(entry: Entry, fixups: list) -> GeneratedBlock:
     installed: ``backend.install(backend.relocated(gen), pc, flags)``)."""
     code, entry_off, body, exits, ext_fixups, _names, _n_insns = entry
     return GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
+
+
+def hurry_exit_saves(budget_s: float) -> None:
+    """The process is terminating on a signal: the saves at exit may spend at most
+    ``budget_s`` seconds from now (waiting for the lock included)."""
+    global _exit_save_deadline
+    _exit_save_deadline = time.monotonic() + budget_s
 
 
 def _sources_digest() -> bytes:
@@ -280,8 +297,9 @@ class TranslationCache:
             tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
 
     def save(self) -> None:
-        """Write the new blocks (best effort: a cache never fails a run)."""
-        self.write(self.take_new())
+        """Write the new blocks (best effort: a cache never fails a run), within the
+        deadline a termination signal set (``hurry_exit_saves``)."""
+        self.write(self.take_new(), _exit_save_deadline)
 
     def take_new(self) -> dict[bytes, Entry]:
         """The blocks not written yet, handed over (call it while no vCPU translates:
@@ -289,21 +307,28 @@ class TranslationCache:
         new, self.new = self.new, {}
         return new
 
-    def write(self, blocks: dict[bytes, Entry]) -> None:
+    def write(self, blocks: dict[bytes, Entry], deadline: float | None = None) -> None:
         """Store ``blocks`` in one transaction, on a connection of its own (unless the
         process pinned one before a chroot), so another thread (live migration) can
-        write while the vCPUs read."""
+        write while the vCPUs read.  ``deadline`` (host monotonic): stop there and keep
+        what was written (the rest is translated again next time)."""
         if not blocks or self._broken:
             return
+        lock_wait = LOCK_WAIT_S
+        if deadline is not None:
+            lock_wait = min(lock_wait, max(0.0, deadline - time.monotonic()))
         pinned = _PINNED.get(self.path)
         try:
-            db = pinned or _open_db(self.path)
+            db = pinned or _open_db(self.path, lock_wait)
             try:
                 with db:
                     self._create_table(db)
-                    db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)",
-                                   ((k, _sealed(marshal.dumps(v)))
-                                    for k, v in blocks.items()))
+                    items = iter(blocks.items())
+                    while chunk := list(islice(items, SAVE_CHUNK)):
+                        db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)",
+                                       ((k, _sealed(marshal.dumps(v))) for k, v in chunk))
+                        if deadline is not None and time.monotonic() >= deadline:
+                            break
                     db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)",
                                (self.table, time.time()))
                     self._drop_old_versions(db)
@@ -323,4 +348,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "cache_dir", "cached_code", "open_cache", "page_digest", "pin"]
+__all__ = ["TranslationCache", "cache_dir", "cached_code", "hurry_exit_saves", "open_cache",
+           "page_digest", "pin"]

@@ -158,16 +158,23 @@ def _write_mvien(env: object, v: int) -> None:
     _aia(env)
 
 
+def _mip_software_view(env: object) -> int:
+    """mip with SEIP as the software-writable bit alone (what mvip aliases, and what
+    a write back must start from: the controller's line must not be latched)."""
+    mip = CSR_TABLE[0x344]
+    read = mip.read_for_update or mip.read
+    return read(env)
+
+
 def _read_mvip(env: object) -> int:
     _aia(env)
-    return CSR_TABLE[0x344].read(env) & MVIP_ALIASED
+    return _mip_software_view(env) & MVIP_ALIASED
 
 
 def _write_mvip(env: object, v: int) -> None:
     _aia(env)
-    mip = CSR_TABLE[0x344]
-    old = mip.read(env)
-    mip.write(env, (old & ~MVIP_ALIASED) | (v & MVIP_ALIASED))  # type: ignore[misc]
+    old = _mip_software_view(env)
+    CSR_TABLE[0x344].write(env, (old & ~MVIP_ALIASED) | (v & MVIP_ALIASED))  # type: ignore[misc]
 
 
 _registered = False

@@ -43,6 +43,11 @@ class CsrDef:
     write: CsrWrite | None = None  # None: writes are illegal (counters, ids)
     ends_block: bool = False  # a write changes how later code must be translated
     fp_state: bool = False  # part of the FP state that mstatus.FS guards
+    # What csrrs/csrrc combine their operand with, where it is not what a read returns:
+    # mip's SEIP reads as the software bit OR the interrupt controller's line, but a
+    # set/clear must write back only the software bit (spec 3.1.9), or firmware that
+    # sets SSIP while a device interrupt is pending latches SEIP on for good.
+    read_for_update: CsrRead | None = None
 
 
 CSR_TABLE: dict[int, CsrDef] = {}
@@ -82,12 +87,15 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
     try:
         old = csr.read(env) if action & (ACTION_READ | ACTION_SET | ACTION_CLEAR) else 0
         if writes:
+            base = old
+            if csr.read_for_update is not None and action & (ACTION_SET | ACTION_CLEAR):
+                base = csr.read_for_update(env)
             if action & ACTION_WRITE:
                 new = value
             elif action & ACTION_SET:
-                new = old | value
+                new = base | value
             else:
-                new = old & ~value
+                new = base & ~value
             csr.write(env, new & MASK64)  # type: ignore[misc]
     except RiscvTrap as trap:
         if trap.cause == ILLEGAL_INSN and not trap.tval:  # refused by the CSR (TVM, ...)

@@ -54,9 +54,10 @@ def _ps(env: object):  # -> PrivState
 
 
 def _define(number: int, name: str, read: Callable[[object], int],
-            write: Callable[[object, int], None] | None = None, ends_block: bool = False
-            ) -> None:
-    register_csr(number, CsrDef(name, read, write, ends_block))
+            write: Callable[[object, int], None] | None = None, ends_block: bool = False,
+            read_for_update: Callable[[object], int] | None = None) -> None:
+    register_csr(number, CsrDef(name, read, write, ends_block,
+                                read_for_update=read_for_update))
 
 
 def _field(name: str, mask: int = MASK64, number: int = 0, ends: bool = False) -> None:
@@ -135,6 +136,12 @@ def _write_sie(env: object, v: int) -> None:
 
 def _mip_sw_writable(ps) -> int:
     return MIP_SSIP | MIP_SEIP | (0 if ps.sstc_enabled else MIP_STIP)
+
+
+def _read_mip_for_update(env: object) -> int:
+    """mip as csrrs/csrrc see it: the software-writable SEIP, not the line's."""
+    ps = _ps(env)
+    return ps.mip() & ~MIP_SEIP | ps.mip_sw & MIP_SEIP
 
 
 def _write_mip(env: object, v: int) -> None:
@@ -330,7 +337,8 @@ def register_system_csrs() -> None:
     _define(0x341, "mepc", lambda env: _ps(env).mepc, _write_epc("mepc"))
     _field("mcause", MASK64, 0x342)
     _field("mtval", MASK64, 0x343)
-    _define(0x344, "mip", lambda env: _ps(env).mip(), _write_mip, True)
+    _define(0x344, "mip", lambda env: _ps(env).mip(), _write_mip, True,
+            read_for_update=_read_mip_for_update)
     for reg in (0, 2):
         _pmpcfg(reg)
     for n in range(16):
