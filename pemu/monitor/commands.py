@@ -500,7 +500,9 @@ s.enum("MigrationStatus", ["none", "setup", "cancelling", "cancelled", "active",
                            "completed", "failed", "colo", "pre-switchover", "device",
                            "wait-unplug"])
 s.struct("MigrationCapabilityStatus", {"capability": "str", "state": "bool"})
-s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
+                                 "*tls-creds": "str", "*tls-authz": "str",
+                                 "*tls-hostname": "str"})
 s.event("MIGRATION", {"status": "MigrationStatus"})
 s.event("MIGRATION_PASS", {"pass": "int"})
 
@@ -534,10 +536,19 @@ def query_migrate(ctx: CommandContext) -> dict:
     return migration_of(ctx.machine).query()
 
 
-@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
+                                    "*tls-creds": "str", "*tls-authz": "str",
+                                    "*tls-hostname": "str"})
 def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
-                           downtime_limit: int | None = None) -> None:
+                           downtime_limit: int | None = None, tls_creds: str | None = None,
+                           tls_authz: str | None = None,
+                           tls_hostname: str | None = None) -> None:
     params = migration_of(ctx.machine).parameters
+    # looked up when the channel opens (pemu/migration/tls.py), as QEMU does
+    for name, value in (("tls-creds", tls_creds), ("tls-authz", tls_authz),
+                        ("tls-hostname", tls_hostname)):
+        if value is not None:
+            params[name] = value
     if max_bandwidth is not None:
         if max_bandwidth < 0:
             raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")
