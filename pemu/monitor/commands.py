@@ -17,6 +17,7 @@ from pemu.monitor import (
     fd_commands,
     introspection_commands,
     net_commands,
+    object_commands,
     pci_commands,
     qom,
     vm_snapshots,
@@ -589,6 +590,7 @@ def query_migrate_capabilities(ctx: CommandContext) -> list:
     return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES]
 
 
+object_commands.register(SCHEMA)  # object-add, object-del
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
 introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...
 balloon_commands.register(SCHEMA)  # balloon, query-balloon, BALLOON_CHANGE
