@@ -15,7 +15,7 @@ from __future__ import annotations
 from pemu.crypto.objects import handles, user_objects
 from pemu.memory.backends import MEMORY_BACKENDS, backend_size
 from pemu.monitor.errors import QMPError
-from pemu.qemuopts.keyval import OptionError
+from pemu.qemuopts.keyval import OptionError, parse_keyval
 from pemu.qom.registry import OBJECT, RegistryError, lookup
 
 
@@ -65,6 +65,15 @@ def object_add(machine, args: dict[str, object]) -> None:
     machine.objects[oid] = opts
 
 
+def object_add_text(machine, text: str) -> None:
+    """HMP's ``object_add TYPE,id=ID,...`` (the -object syntax)."""
+    try:
+        opts = parse_keyval(text, implied_key="qom-type", option="object_add")
+    except OptionError as e:
+        raise QMPError(str(e)) from None
+    object_add(machine, opts)
+
+
 def object_del(machine, oid: str) -> None:
     if oid not in machine.objects:
         raise QMPError(f"object '{oid}' not found")
@@ -89,4 +98,4 @@ def register(schema) -> None:
         object_del(ctx.machine, id)
 
 
-__all__ = ["flatten", "object_add", "object_del", "register"]
+__all__ = ["flatten", "object_add", "object_add_text", "object_del", "register"]

@@ -94,3 +94,14 @@ def test_memory_backends(qmp):
     assert qmp("object-del", id="ram1") == {"return": {}}
     assert "not implemented" in _error(qmp("object-add", **{
         "qom-type": "memory-backend-file", "id": "f", "size": 4096, "mem-path": "/tmp"}))
+
+
+def test_hmp_object_add_and_del(qmp):
+    def hmp(line: str) -> str:
+        return qmp("human-monitor-command", **{"command-line": line})["return"]
+
+    assert hmp("object_add secret,id=sec0,data=abc") == ""
+    assert user_objects().secret("sec0") == b"abc"
+    assert "duplicate property" in hmp("object_add secret,id=sec0,data=abc")
+    assert hmp("object_del sec0") == "" and "sec0" not in _objects(qmp)
+    assert "is in use" in hmp("object_del ram0")
