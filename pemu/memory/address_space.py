@@ -181,6 +181,14 @@ class AddressSpace:
             block.mark_dirty(off, size)
         return block.view[off : off + size]
 
+    def writable_view(self, addr: int, size: int) -> memoryview:
+        """``view`` for a device that will write: ROM is refused (GuestMemoryError), as a
+        DMA write there must never change what the next reset runs."""
+        block = self.find_ram(addr, size)
+        if block.read_only:
+            raise GuestMemoryError(addr, size, "read-only memory")
+        return self.view(addr, size)
+
     def discard(self, addr: int, size: int) -> int:
         """Drop the host pages behind guest RAM [addr, addr+size) (see
         ``RAMBlock.discard``); a range that is not all RAM is left alone (returns 0)."""

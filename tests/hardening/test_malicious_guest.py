@@ -1,0 +1,66 @@
+"""A malicious bare-metal driver (tests/system/programs/virtio_attack.S) attacks the
+queues of every virtio-mmio device family on the virt board in one pemu run: descriptor
+loops, chains longer than the queue, buffers outside RAM and on MMIO, 4 GiB lengths,
+nested and 4 GiB indirect tables, an avail index jumping 32768 ahead, the used ring
+in the boot ROM, a bad queue size, the descriptor table outside RAM and a head index
+out of range.  Each attack must leave the device in DEVICE_NEEDS_RESET with nothing
+consumed and the ROM intact; after a reset the device works again; pemu logs the
+guest's errors rate-limited, raises no Python exception, and the program's final
+heartbeat shows the machine still runs."""
+
+from __future__ import annotations
+
+import re
+
+from tests.system import conftest as system_conftest
+from tests.system.conftest import run_pemu
+
+build_program = system_conftest.build_program
+
+NEEDS_RESET = 0x40
+ATTACKS = 12  # then attack 13: a plain request, which must work after the reset
+DEVICES = {1: "net", 2: "blk", 3: "serial", 4: "rng", 5: "balloon", 8: "scsi", 9: "9p",
+           19: "vsock"}
+LINE = re.compile(r"^D([0-9a-f]+) A([0-9a-f]+) S([0-9a-f]+) U([0-9a-f]+) R([0-9a-f]+)$")
+
+
+def test_virtio_queue_attacks(build_program, tmp_path):  # noqa: F811 - the fixture above
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    share = tmp_path / "share"
+    share.mkdir()
+    r = run_pemu(
+        "-M", "virt", "-bios", "none", "-nographic",
+        "-kernel", str(build_program("virtio_attack")),
+        "-drive", f"file={disk},format=raw,if=none,id=d0",
+        "-device", "virtio-blk-device,drive=d0",
+        "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
+        "-device", "virtio-serial-device", "-device", "virtio-scsi-device",
+        "-fsdev", f"local,id=f0,path={share},security_model=none",
+        "-device", "virtio-9p-device,fsdev=f0,mount_tag=t",
+        "-device", "virtio-balloon-device",
+        "-device", f"virtio-vsock-device,guest-cid=3,uds-path={tmp_path}/vsock",
+        "-device", "virtio-rng-device", timeout=180)
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    assert r.returncode == 0, f"check {r.returncode} failed: {out} {err}"
+    assert "HEARTBEAT" in out and "Traceback" not in err, err
+    results: dict[str, dict[int, tuple[int, int, int]]] = {}
+    for line in out.splitlines():
+        m = LINE.match(line.strip())
+        if m:
+            dev, attack, status, used, rom = (int(g, 16) for g in m.groups())
+            results.setdefault(DEVICES[dev], {})[attack] = (status, used, rom)
+    assert set(results) == set(DEVICES.values()), out
+    for name, by_attack in results.items():
+        assert sorted(by_attack) == list(range(1, ATTACKS + 2)), (name, by_attack)
+        for attack in range(1, ATTACKS + 1):
+            status, used, rom = by_attack[attack]
+            assert status & NEEDS_RESET, (name, attack, hex(status))
+            assert used == 0 and rom == 0, (name, attack, used, rom)
+        status, used, _ = by_attack[ATTACKS + 1]
+        assert not status & NEEDS_RESET, (name, hex(status))
+        if name == "rng":
+            assert used == 1  # it filled the buffer: the device works after the resets
+        # one line a second at most per device, whatever the guest does
+        logged = [x for x in err.splitlines() if "needs reset" in x]
+        assert len(logged) < len(DEVICES) * ATTACKS // 2, err
