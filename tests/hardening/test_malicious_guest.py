@@ -1,5 +1,6 @@
 """A malicious bare-metal driver (tests/system/programs/virtio_attack.S) attacks the
-queues of every virtio-mmio device family on the virt board in one pemu run: descriptor
+queues of every virtio device family on the virt board, one pemu run for virtio-mmio
+and one for virtio-pci: descriptor
 loops, chains longer than the queue, buffers outside RAM and on MMIO, 4 GiB lengths,
 nested and 4 GiB indirect tables, an avail index jumping 32768 ahead, the used ring
 in the boot ROM, a bad queue size, the descriptor table outside RAM and a head index
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.system import conftest as system_conftest
 from tests.system.conftest import run_pemu
 
@@ -19,28 +22,31 @@ build_program = system_conftest.build_program
 
 NEEDS_RESET = 0x40
 ATTACKS = 12  # then attack 13: a plain request, which must work after the reset
+BAD_SIZE = 10  # virtio-pci ignores a queue_size write that is no power of 2 (as QEMU)
 DEVICES = {1: "net", 2: "blk", 3: "serial", 4: "rng", 5: "balloon", 8: "scsi", 9: "9p",
            19: "vsock"}
 LINE = re.compile(r"^D([0-9a-f]+) A([0-9a-f]+) S([0-9a-f]+) U([0-9a-f]+) R([0-9a-f]+)$")
 
 
-def test_virtio_queue_attacks(build_program, tmp_path):  # noqa: F811 - the fixture above
+@pytest.mark.parametrize("transport", ["device", "pci"])  # virtio-mmio: virtio-*-device
+def test_virtio_queue_attacks(build_program, tmp_path, transport):  # noqa: F811
     disk = tmp_path / "disk.img"
     disk.write_bytes(bytes(1 << 20))
     share = tmp_path / "share"
     share.mkdir()
+    program = build_program("virtio_attack", **({"PCI": 1} if transport == "pci" else {}))
+    t = transport
     r = run_pemu(
-        "-M", "virt", "-bios", "none", "-nographic",
-        "-kernel", str(build_program("virtio_attack")),
+        "-M", "virt", "-bios", "none", "-nographic", "-kernel", str(program),
         "-drive", f"file={disk},format=raw,if=none,id=d0",
-        "-device", "virtio-blk-device,drive=d0",
-        "-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
-        "-device", "virtio-serial-device", "-device", "virtio-scsi-device",
+        "-device", f"virtio-blk-{t},drive=d0",
+        "-netdev", "user,id=n0", "-device", f"virtio-net-{t},netdev=n0",
+        "-device", f"virtio-serial-{t}", "-device", f"virtio-scsi-{t}",
         "-fsdev", f"local,id=f0,path={share},security_model=none",
-        "-device", "virtio-9p-device,fsdev=f0,mount_tag=t",
-        "-device", "virtio-balloon-device",
-        "-device", f"virtio-vsock-device,guest-cid=3,uds-path={tmp_path}/vsock",
-        "-device", "virtio-rng-device", timeout=180)
+        "-device", f"virtio-9p-{t},fsdev=f0,mount_tag=t",
+        "-device", f"virtio-balloon-{t}",
+        "-device", f"virtio-vsock-{t},guest-cid=3,uds-path={tmp_path}/vsock",
+        "-device", f"virtio-rng-{t}", timeout=180)
     out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
     assert r.returncode == 0, f"check {r.returncode} failed: {out} {err}"
     assert "HEARTBEAT" in out and "Traceback" not in err, err
@@ -55,8 +61,11 @@ def test_virtio_queue_attacks(build_program, tmp_path):  # noqa: F811 - the fixt
         assert sorted(by_attack) == list(range(1, ATTACKS + 2)), (name, by_attack)
         for attack in range(1, ATTACKS + 1):
             status, used, rom = by_attack[attack]
+            assert rom == 0, (name, attack)
+            if attack == BAD_SIZE and transport == "pci":
+                continue  # the queue kept its size: whatever the device made of it
             assert status & NEEDS_RESET, (name, attack, hex(status))
-            assert used == 0 and rom == 0, (name, attack, used, rom)
+            assert used == 0, (name, attack, used)
         status, used, _ = by_attack[ATTACKS + 1]
         assert not status & NEEDS_RESET, (name, hex(status))
         if name == "rng":

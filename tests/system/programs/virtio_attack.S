@@ -1,4 +1,5 @@
-# A malicious virtio driver for every virtio-mmio device of the virt board.  For each
+# A malicious virtio driver for every virtio device of the virt board: the virtio-mmio
+# slots, or with --defsym PCI=1 the virtio-pci functions on the root bus.  For each
 # device and each attack it resets and re-initialises the device, builds a bad queue
 # (queue 0, or 1 where 0 is a receive queue the device only fills when data comes),
 # kicks it and prints "D<device id> A<n> S<status> U<used idx> R<rom changed>" (hex);
@@ -8,6 +9,10 @@
 .include "common.inc"
 .equ VIO_FIRST, 0x10001000      # eight slots, 0x1000 apart
 .equ VIO_LAST, 0x10008000
+.equ ECAM, 0x30000000           # bus 0: device N's config space at ECAM + (N << 15)
+.equ PCI_MMIO, 0x40000000       # where this program puts each function's BAR4
+.equ VIRTIO_VENDOR, 0x1af4
+.equ VIRTIO_PCI_BASE, 0x1040    # modern device id = 0x1040 + virtio id
 .equ QSIZE, 8
 .equ ROM, 0x1000                # the virt board's mask ROM (reset vector, dtb pointer)
 .equ OUTSIDE, 0x1000000000      # no memory at all here
@@ -20,6 +25,25 @@
     li t1, \val
     sw t1, \off(s0)
 .endm
+
+# The transport: register offsets (virtio-mmio, or virtio-pci's common configuration
+# structure in BAR4 at offset 0, the layout pemu/hw/virtio/pci.py documents).
+.ifdef PCI
+.macro SET_STATUS val
+    li t1, \val
+    sb t1, 0x14(s0)
+.endm
+.macro GET_STATUS reg
+    lbu \reg, 0x14(s0)
+.endm
+.else
+.macro SET_STATUS val
+    W32 0x70, \val
+.endm
+.macro GET_STATUS reg
+    lw \reg, 0x70(s0)
+.endm
+.endif
 
 # desc[i] = {addr, len, flags, next}; addr and len from registers a1/a2
 .macro DESC i, flags, next
@@ -36,13 +60,34 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li s0, VIO_FIRST
     li s5, 0                    # devices attacked
+.ifdef PCI
+    li s7, 0                    # PCI device number on bus 0
+next_slot:
+    li t0, ECAM
+    slli t1, s7, 15
+    add s8, t0, t1              # its configuration space
+    lhu t0, 0(s8)
+    li t1, VIRTIO_VENDOR
+    bne t0, t1, slot_done
+    lhu s4, 2(s8)
+    li t0, VIRTIO_PCI_BASE
+    sub s4, s4, t0
+    li s0, PCI_MMIO             # BAR4 (64-bit) at PCI_MMIO + (N << 16)
+    slli t1, s7, 16
+    add s0, s0, t1
+    sw s0, 0x20(s8)
+    sw zero, 0x24(s8)
+    li t0, 6                    # memory space + bus master
+    sh t0, 4(s8)
+.else
+    li s0, VIO_FIRST
 next_slot:
     lw t0, 0(s0)
     EXPECT t0, 0x74726976, 1    # "virt"
     lw s4, 8(s0)                # device id (0: empty slot)
     beqz s4, slot_done
+.endif
     addi s5, s5, 1
     li s2, 0                    # the queue to attack
     li t0, 1                    # net: queue 0 receives
@@ -71,7 +116,11 @@ after_setup:
     ld s3, 0(t0)                # the ROM word the used ring would overwrite
     call init_device
     fence
+.ifdef PCI
+    sh s2, 0(s6)                # kick: the queue's notify address
+.else
     sw s2, 0x50(s0)             # kick
+.endif
     fence
     li t0, ROM
     ld t0, 0(t0)
@@ -91,7 +140,7 @@ after_setup:
     call putc
     li a0, 'S'
     call putc
-    lw a0, 0x70(s0)
+    GET_STATUS a0
     call puthex
     li a0, ' '
     call putc
@@ -112,12 +161,18 @@ after_setup:
     j next_attack
 
 device_done:
-    W32 0x70, 0                 # leave the device reset
+    SET_STATUS 0                # leave the device reset
 slot_done:
+.ifdef PCI
+    addi s7, s7, 1
+    li t0, 32
+    blt s7, t0, next_slot
+.else
     li t0, VIO_LAST
     li t1, 0x1000
     add s0, s0, t1
     bleu s0, t0, next_slot
+.endif
     beqz s5, no_device
     la a1, heartbeat
 1:  lbu a0, 0(a1)
@@ -238,9 +293,39 @@ avail_one:                      # ring[0] = 0, idx = 1
 
 # -- device bring-up: a3 used ring (0: ours), a4 queue size, a5 desc outside --------------
 init_device:
-    W32 0x70, 0                 # reset
-    W32 0x70, 1                 # ACKNOWLEDGE
-    W32 0x70, 3                 # DRIVER
+    SET_STATUS 0                # reset
+    SET_STATUS 1                # ACKNOWLEDGE
+    SET_STATUS 3                # DRIVER
+.ifdef PCI
+    sw zero, 0x00(s0)           # device features, low word
+    lw t2, 0x04(s0)
+    li t1, (1 << 28)            # VIRTIO_F_INDIRECT_DESC, if offered
+    and t2, t2, t1
+    W32 0x08, 1
+    W32 0x0c, 1                 # high word: VERSION_1
+    W32 0x08, 0
+    sw t2, 0x0c(s0)
+    SET_STATUS 11               # FEATURES_OK
+    sh s2, 0x16(s0)             # queue_select
+    sh a4, 0x18(s0)             # queue_size
+    la t0, desc
+    beqz a5, 1f
+    li t0, OUTSIDE
+1:  sd t0, 0x20(s0)
+    la t0, avail
+    sd t0, 0x28(s0)
+    la t0, used
+    beqz a3, 2f
+    mv t0, a3
+2:  sd t0, 0x30(s0)
+    lhu t0, 0x1e(s0)            # queue_notify_off: notify at 0x3000 + off * 4
+    slli t0, t0, 2
+    li t1, 0x3000
+    add t0, t0, t1
+    add s6, s0, t0
+    li t1, 1
+    sh t1, 0x1c(s0)             # queue_enable
+.else
     W32 0x14, 0                 # device features, low word
     lw t2, 0x10(s0)
     li t1, (1 << 28)            # VIRTIO_F_INDIRECT_DESC, if offered
@@ -249,7 +334,7 @@ init_device:
     W32 0x20, 1                 # high word: VERSION_1
     W32 0x24, 0
     sw t2, 0x20(s0)
-    W32 0x70, 11                # FEATURES_OK
+    SET_STATUS 11               # FEATURES_OK
     sw s2, 0x30(s0)
     sw a4, 0x38(s0)
     la t0, desc
@@ -267,7 +352,8 @@ init_device:
 2:  sw t0, 0xa0(s0)
     sw zero, 0xa4(s0)
     W32 0x44, 1                 # queue ready
-    W32 0x70, 15                # DRIVER_OK
+.endif
+    SET_STATUS 15               # DRIVER_OK
     ret
 
 clear_rings:
