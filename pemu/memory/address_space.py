@@ -174,9 +174,14 @@ class AddressSpace:
 
     # -- access for devices (DMA) and slow paths ------------------------------
     def view(self, addr: int, size: int) -> memoryview:
-        """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM."""
+        """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM.  On ROM
+        it is a copy: a device's DMA write there is dropped (as on real boards), so a
+        guest cannot aim a disk read at the reset vector and change what the next
+        reset runs."""
         block = self.find_ram(addr, size)
         off = addr - block.base
+        if block.read_only:
+            return memoryview(bytearray(block.view[off : off + size]))
         if block.dirty is not None:  # a device may write through the view
             block.mark_dirty(off, size)
         return block.view[off : off + size]
