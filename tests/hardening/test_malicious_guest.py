@@ -73,3 +73,35 @@ def test_virtio_queue_attacks(build_program, tmp_path, transport):  # noqa: F811
         # one line a second at most per device, whatever the guest does
         logged = [x for x in err.splitlines() if "needs reset" in x]
         assert len(logged) < len(DEVICES) * ATTACKS // 2, err
+
+
+NVME_LINE = re.compile(r"^N([0-9a-f]+) C([0-9a-fT]+)$")
+
+
+def test_nvme_attacks(build_program, tmp_path):  # noqa: F811 - the fixture above
+    """tests/system/programs/nvme_attack.S: bad PRPs and PRP lists, queues too big or
+    outside RAM, doorbell misuse; each gets its NVMe status, the ROM stays intact and
+    the controller still serves the I/O queue at the end."""
+    from pemu.hw.nvme import spec as S
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    r = run_pemu("-M", "virt", "-bios", "none", "-nographic",
+                 "-kernel", str(build_program("nvme_attack")),
+                 "-drive", f"file={disk},format=raw,if=none,id=d0",
+                 "-device", "nvme,drive=d0,serial=attack", timeout=180)
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    assert r.returncode == 0, f"check {r.returncode} failed: {out} {err}"
+    assert "HEARTBEAT" in out and "R0" in out.split(), out  # the ROM did not change
+    assert "Traceback" not in err, err
+    got = {int(m[1], 16): m[2] for m in map(NVME_LINE.match, out.split("\n")) if m}
+    want = {1: S.DATA_TRANSFER_ERROR,   # Identify into no memory
+            2: S.SUCCESS,               # Identify into the ROM: the write is dropped
+            3: S.PRP_OFFSET_INVALID,    # PRP1 not dword aligned
+            4: S.INVALID_QUEUE_SIZE,    # a CQ of 65536 entries
+            5: S.DATA_TRANSFER_ERROR,   # a CQ outside RAM
+            6: S.SUCCESS, 7: S.SUCCESS,  # the real I/O queue pair
+            8: S.DATA_TRANSFER_ERROR,   # PRP list pointer outside RAM
+            9: S.DATA_TRANSFER_ERROR,   # PRP list entries outside RAM
+            11: S.SUCCESS}              # a flush after the doorbell misuse
+    assert {n: int(got[n], 16) for n in want} == want, got
+    assert got[10] != "T"  # a PRP list chained to itself: answered, not a hang
