@@ -105,3 +105,31 @@ def test_nvme_attacks(build_program, tmp_path):  # noqa: F811 - the fixture abov
             11: S.SUCCESS}              # a flush after the doorbell misuse
     assert {n: int(got[n], 16) for n in want} == want, got
     assert got[10] != "T"  # a PRP list chained to itself: answered, not a hang
+
+
+AHCI_LINE = re.compile(r"^H([0-9a-f]+) T([0-9a-f]+) I([0-9a-f]+)$")
+
+
+def test_ahci_attacks(build_program, tmp_path):  # noqa: F811 - the fixture above
+    """tests/system/programs/ahci_attack.S: PRDs outside RAM, odd, aimed at the ROM or
+    too short, 65535 PRD entries, the command table outside RAM: a task file error
+    (ERR + ABRT, PxIS.TFES) for each, the ROM intact, and a read works at the end."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(1 << 20))
+    r = run_pemu("-M", "virt", "-bios", "none", "-nographic",
+                 "-kernel", str(build_program("ahci_attack")),
+                 "-drive", f"file={disk},format=raw,if=none,id=d0",
+                 "-device", "ich9-ahci,id=ahci", "-device", "ide-hd,drive=d0,bus=ahci.0",
+                 timeout=180)
+    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    assert r.returncode == 0, f"check {r.returncode} failed: {out} {err}"
+    assert "HEARTBEAT" in out and "R0" in out.split(), out  # the ROM did not change
+    assert "Traceback" not in err, err
+    got = {int(m[1], 16): (int(m[2], 16), int(m[3], 16))
+           for m in map(AHCI_LINE.match, out.split("\n")) if m}
+    assert sorted(got) == list(range(1, 8)), out  # every command finished, one way or another
+    for n in (1, 2, 3, 5, 6):
+        tfd, irq = got[n]
+        assert tfd & 0x01 and (tfd >> 8) & 0x04 and irq & (1 << 30), (n, hex(tfd), hex(irq))
+    for n in (4, 7):  # the ROM read (dropped) and the last plain read succeed
+        assert not got[n][0] & 0x01, (n, got[n])
