@@ -10,6 +10,7 @@ the guest runs on; the destination reports the error (pemu/monitor/migrate.py).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 
 from pemu.crypto.tls_session import TLSRefused, wrap_client, wrap_server
@@ -64,5 +65,48 @@ def secure_incoming(channel: Channel, uri: str, params: Mapping[str, object]) ->
     return _socket_channel(tls)
 
 
-__all__ = ["TLS_PARAMETERS", "default_tls_parameters", "secure_incoming",
-           "secure_outgoing"]
+# After the end record, on a TLS channel, the destination says it loaded the state.
+# An authz refusal comes after the handshake (which the source has passed by then), so
+# a small guest's whole state may already sit in the socket buffers when the
+# destination drops the connection: without this word the source would take the
+# migration for done and stop its guest for good.  (pemu's stream is its own, so no
+# QEMU peer is expected on either side.)
+LOADED = b"\x06"
+DELIVERY_TIMEOUT_S = 30.0
+
+
+def _is_tls(channel: Channel) -> bool:
+    return isinstance(channel.sock, ssl.SSLSocket)
+
+
+def acknowledge(channel: Channel) -> None:
+    """Destination: the whole stream is loaded (said on TLS channels only)."""
+    if _is_tls(channel) and channel.write is not None:
+        channel.write(LOADED)
+
+
+def confirm_delivery(channel: Channel, timeout: float = DELIVERY_TIMEOUT_S) -> None:
+    """Source: wait for the destination's LOADED; anything else (the connection reset
+    or closed, a TLS alert, ``timeout`` seconds of silence) fails the migration, and
+    the source's guest runs on.  A plain channel returns at once."""
+    sock = channel.sock
+    if sock is None or not _is_tls(channel):
+        return
+    sock.settimeout(timeout)
+    try:
+        got = sock.recv(len(LOADED))
+    except TimeoutError:
+        raise ChannelError(f"the destination did not confirm the load in {timeout:g} s") \
+            from None
+    except OSError as e:  # ConnectionResetError, a TLS alert...
+        got = b""
+        why = str(e)
+    else:
+        why = "connection closed"
+    if got != LOADED:
+        raise ChannelError(f"the destination did not load the migration stream ({why}); "
+                           "is this client authorized?")
+
+
+__all__ = ["LOADED", "TLS_PARAMETERS", "acknowledge", "confirm_delivery",
+           "default_tls_parameters", "secure_incoming", "secure_outgoing"]

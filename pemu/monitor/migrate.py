@@ -36,7 +36,13 @@ from pemu.migration.machine_state import MachineLoader, blocked_reason, write_de
 from pemu.migration.mapped_ram import is_mapped_ram_file, restore, save_mapped
 from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import StreamError, StreamReader, StreamWriter
-from pemu.migration.tls import default_tls_parameters, secure_incoming, secure_outgoing
+from pemu.migration.tls import (
+    acknowledge,
+    confirm_delivery,
+    default_tls_parameters,
+    secure_incoming,
+    secure_outgoing,
+)
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
 
@@ -164,6 +170,7 @@ class Migration:
                 block.dirty = None
             write_devices(writer, board)
             writer.end()
+            confirm_delivery(channel)  # TLS: an authz refusal may show only now
             channel.close()
             channel = None
             self.stats["transferred"] = writer.bytes_written
@@ -317,6 +324,7 @@ class Migration:
             loader = MachineLoader(machine.migratable)
             loader.begin(reader)
             loader.apply_all(reader)
+            acknowledge(channel)  # on TLS the source waits for it (pemu/migration/tls.py)
             self._finish_incoming(autostart)
         except (ChannelError, OSError, StreamError, MigrationError) as e:
             self.error = str(e)
