@@ -89,6 +89,9 @@ def test_migration_tls(ticker, pki, tmp_path):
     vms = [src, wrong_ca, denied, allowed]
     try:
         src.wait_ticks(3)
+        # -object ids are listed where QEMU lists them
+        objects = {e["name"]: e["type"] for e in src.qmp.cmd("qom-list", path="/objects")}
+        assert objects["good"] == objects["bad"] == "child<tls-creds-x509>", objects
         # file: (and exec:) have no TLS: a clear error, the guest runs on
         src.qmp.cmd("migrate-set-parameters", **{"tls-creds": "good"})
         src.qmp.cmd("migrate", uri=f"file:{tmp_path}/state")
