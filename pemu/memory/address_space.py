@@ -174,12 +174,25 @@ class AddressSpace:
 
     # -- access for devices (DMA) and slow paths ------------------------------
     def view(self, addr: int, size: int) -> memoryview:
-        """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM."""
+        """A zero-copy window on guest RAM; raises GuestMemoryError outside RAM.  On ROM
+        it is a copy: a device's DMA write there is dropped (as on real boards), so a
+        guest cannot aim a disk read at the reset vector and change what the next
+        reset runs."""
         block = self.find_ram(addr, size)
         off = addr - block.base
+        if block.read_only:
+            return memoryview(bytearray(block.view[off : off + size]))
         if block.dirty is not None:  # a device may write through the view
             block.mark_dirty(off, size)
         return block.view[off : off + size]
+
+    def writable_view(self, addr: int, size: int) -> memoryview:
+        """``view`` for a device that will write: ROM is refused (GuestMemoryError), as a
+        DMA write there must never change what the next reset runs."""
+        block = self.find_ram(addr, size)
+        if block.read_only:
+            raise GuestMemoryError(addr, size, "read-only memory")
+        return self.view(addr, size)
 
     def discard(self, addr: int, size: int) -> int:
         """Drop the host pages behind guest RAM [addr, addr+size) (see

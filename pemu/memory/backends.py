@@ -32,7 +32,7 @@ MEMORY_BACKEND_FILE = register(TypeInfo(
 MEMORY_BACKENDS = (MEMORY_BACKEND_RAM.name, MEMORY_BACKEND_FILE.name)
 
 
-def _backend_size(opts: dict[str, str]) -> int:
+def backend_size(opts: dict[str, str]) -> int:
     what = f"-object {opts['qom-type']},id={opts.get('id', '')}"
     if opts["qom-type"] != MEMORY_BACKEND_RAM.name:
         raise OptionError(f"{what}: {opts['qom-type']} is not implemented in pemu (guest "
@@ -52,7 +52,7 @@ def _backend_size(opts: dict[str, str]) -> int:
 def apply_memory_backends(cfg: SystemConfig, ram_size_given: bool) -> None:
     """Check every memory backend of the command line; the one ``memory-backend=`` names
     becomes the machine's RAM (its size is the RAM size)."""
-    sizes = {o.get("id", ""): _backend_size(o) for o in cfg.objects
+    sizes = {o.get("id", ""): backend_size(o) for o in cfg.objects
              if o.get("qom-type") in MEMORY_BACKENDS}
     wanted = cfg.machine.pop("memory-backend", None)
     if wanted is None:
@@ -63,3 +63,4 @@ def apply_memory_backends(cfg: SystemConfig, ram_size_given: bool) -> None:
         raise OptionError("-machine memory-backend: backend memory size must be equal to "
                           "the machine memory size (-m)")
     cfg.ram_size = sizes[wanted]
+    cfg.memory_backend = wanted

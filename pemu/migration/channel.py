@@ -27,6 +27,8 @@ class Channel:
     write: Callable[[bytes], object] | None = None
     closers: list[Callable[[], object]] = field(default_factory=list)
     proc: subprocess.Popen | None = None
+    # the connected socket for tcp:/unix: (TLS wraps it, pemu/migration/tls.py)
+    sock: socket.socket | None = None
 
     def close(self) -> None:
         for close in self.closers:
@@ -59,7 +61,7 @@ def _socket_channel(sock: socket.socket) -> Channel:
     def read(n: int) -> bytes:
         return sock.recv(min(n, 1 << 20))
 
-    return Channel(read=read, write=sock.sendall, closers=[sock.close])
+    return Channel(read=read, write=sock.sendall, closers=[sock.close], sock=sock)
 
 
 def _fd(rest: str) -> int:

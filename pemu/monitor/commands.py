@@ -17,6 +17,7 @@ from pemu.monitor import (
     fd_commands,
     introspection_commands,
     net_commands,
+    object_commands,
     pci_commands,
     qom,
     vm_snapshots,
@@ -500,7 +501,9 @@ s.enum("MigrationStatus", ["none", "setup", "cancelling", "cancelled", "active",
                            "completed", "failed", "colo", "pre-switchover", "device",
                            "wait-unplug"])
 s.struct("MigrationCapabilityStatus", {"capability": "str", "state": "bool"})
-s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
+                                 "*tls-creds": "str", "*tls-authz": "str",
+                                 "*tls-hostname": "str"})
 s.event("MIGRATION", {"status": "MigrationStatus"})
 s.event("MIGRATION_PASS", {"pass": "int"})
 
@@ -534,10 +537,19 @@ def query_migrate(ctx: CommandContext) -> dict:
     return migration_of(ctx.machine).query()
 
 
-@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int"})
+@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
+                                    "*tls-creds": "str", "*tls-authz": "str",
+                                    "*tls-hostname": "str"})
 def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
-                           downtime_limit: int | None = None) -> None:
+                           downtime_limit: int | None = None, tls_creds: str | None = None,
+                           tls_authz: str | None = None,
+                           tls_hostname: str | None = None) -> None:
     params = migration_of(ctx.machine).parameters
+    # looked up when the channel opens (pemu/migration/tls.py), as QEMU does
+    for name, value in (("tls-creds", tls_creds), ("tls-authz", tls_authz),
+                        ("tls-hostname", tls_hostname)):
+        if value is not None:
+            params[name] = value
     if max_bandwidth is not None:
         if max_bandwidth < 0:
             raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")
@@ -578,6 +590,7 @@ def query_migrate_capabilities(ctx: CommandContext) -> list:
     return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES]
 
 
+object_commands.register(SCHEMA)  # object-add, object-del
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
 introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...
 balloon_commands.register(SCHEMA)  # balloon, query-balloon, BALLOON_CHANGE

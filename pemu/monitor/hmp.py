@@ -15,7 +15,13 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import balloon_commands, net_commands, pci_commands, vm_snapshots
+from pemu.monitor import (
+    balloon_commands,
+    net_commands,
+    object_commands,
+    pci_commands,
+    vm_snapshots,
+)
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -52,6 +58,8 @@ HELP = {
     "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
     "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
     "balloon": "balloon target -- request VM to change its memory allocation (in MB)",
+    "object_add": "object_add [qom-type=]type,id=str[,prop=value][,...] -- create QOM object",
+    "object_del": "object_del id -- destroy QOM object",
 }
 _ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
 
@@ -137,6 +145,14 @@ class HMPInterpreter:
 
     def cmd_netdev_del(self, arg: str) -> str:
         net_commands.netdev_del(self.machine, arg)
+        return ""
+
+    def cmd_object_add(self, arg: str) -> str:
+        object_commands.object_add_text(self.machine, arg)
+        return ""
+
+    def cmd_object_del(self, arg: str) -> str:
+        object_commands.object_del(self.machine, arg.strip())
         return ""
 
     def cmd_hostfwd_add(self, arg: str) -> str:

@@ -60,6 +60,7 @@ class MonitoredMachine:
         self.network = None  # a pemu.net.network.Network when the board has devices
         self.pci_host = None  # a pemu.hw.pci.host.PCIHost when the board has PCI
         self.objects: dict[str, dict[str, str]] = {}  # -object id -> options
+        self.memory_backend: str | None = None  # the object that is the guest's RAM
         self._state = PRELAUNCH if start_stopped else RUNNING
         self._state_lock = threading.RLock()
         self.quit_requested = threading.Event()

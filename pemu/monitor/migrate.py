@@ -36,6 +36,13 @@ from pemu.migration.machine_state import MachineLoader, blocked_reason, write_de
 from pemu.migration.mapped_ram import is_mapped_ram_file, restore, save_mapped
 from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import StreamError, StreamReader, StreamWriter
+from pemu.migration.tls import (
+    acknowledge,
+    confirm_delivery,
+    default_tls_parameters,
+    secure_incoming,
+    secure_outgoing,
+)
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
 
@@ -53,8 +60,9 @@ class Migration:
 
     def __init__(self, machine: MonitoredMachine) -> None:
         self.machine = machine
-        self.parameters: dict[str, int] = {"max-bandwidth": 128 << 20,
-                                           "downtime-limit": 300}
+        self.parameters: dict[str, int | str] = {"max-bandwidth": 128 << 20,
+                                                 "downtime-limit": 300,
+                                                 **default_tls_parameters()}
         self.capabilities: dict[str, bool] = {}
         self.status = "none"
         self.error: str | None = None
@@ -128,7 +136,7 @@ class Migration:
         stopped_here = False
         channel: Channel | None = None
         try:
-            channel = open_outgoing(uri)
+            channel = secure_outgoing(open_outgoing(uri), uri, self.parameters)
             self._start_logging(blocks)
             self._set_status("active")
             writer = StreamWriter(self._throttled(channel.write))
@@ -162,6 +170,7 @@ class Migration:
                 block.dirty = None
             write_devices(writer, board)
             writer.end()
+            confirm_delivery(channel)  # TLS: an authz refusal may show only now
             channel.close()
             channel = None
             self.stats["transferred"] = writer.bytes_written
@@ -309,12 +318,13 @@ class Migration:
         channel = None
         self.started = time.monotonic()
         try:
-            channel = listener.accept()
+            channel = secure_incoming(listener.accept(), listener.uri, self.parameters)
             self._set_status("active")
             reader = StreamReader(channel.read)
             loader = MachineLoader(machine.migratable)
             loader.begin(reader)
             loader.apply_all(reader)
+            acknowledge(channel)  # on TLS the source waits for it (pemu/migration/tls.py)
             self._finish_incoming(autostart)
         except (ChannelError, OSError, StreamError, MigrationError) as e:
             self.error = str(e)

@@ -64,6 +64,7 @@ class SystemConfig:
     uuid: str | None = None
     ram_size_given: bool = False  # -m (a memory backend's size must then agree)
     accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)
+    memory_backend: str | None = None  # the -object that is the RAM (object-del refuses it)
 
     def first_serial(self, default: str = "stdio") -> str:
         """The first serial port's backend: the first -serial; with -nodefaults none

@@ -1,6 +1,7 @@
-"""Bounded resources: what an image, an option or a client asks for has a limit and a
-clear error.  (Virtqueue bounds: tests/hw/test_virtio_mmio.py; QMP message size and
-nesting: tests/monitor/test_qmp_fuzz.py; GDB packets: test_gdb_packets.py.)"""
+"""Bounded resources: what an image, an option, a client or a migration stream asks for
+has a limit and a clear error.  (Virtqueue bounds: tests/hw/test_virtio_mmio.py and
+test_malicious_guest.py; QMP message size and nesting: tests/monitor/test_qmp_fuzz.py;
+GDB packets: test_gdb_packets.py; savevm sections: tests/migration/test_bad_input.py.)"""
 
 from __future__ import annotations
 
@@ -136,3 +137,42 @@ def test_monitor_listener_serves_a_bounded_number_of_clients():
         for c in clients:
             c.close()
         listener.close()
+
+
+def _stream(*parts: bytes) -> bytes:
+    from pemu.migration.stream import MAGIC, STREAM_VERSION
+    return MAGIC + struct.pack("<IH", STREAM_VERSION, 3) + b"abc" + b"".join(parts)
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("description", None, "description too long"),
+    ("empty run", b"R\x03ram" + struct.pack("<QI", 0, 0), "RAM record of 0 pages"),
+    ("huge run", b"R\x03ram" + struct.pack("<QI", 0, 0xFFFF_FFFF), "RAM record of"),
+    ("device", b"D\x03dev" + struct.pack("<II", 0, 0xFFFF_FFFF), "device record of"),
+])
+def test_migration_stream_lengths_are_bounded(name, data, message):
+    """A lying length in the live-migration stream is refused before anything of that
+    size is read or allocated (the reader reads through a socket)."""
+    from pemu.migration.stream import MAGIC, STREAM_VERSION, StreamError, StreamReader
+    raw = (MAGIC + struct.pack("<IH", STREAM_VERSION, 0xFFFF) if data is None
+           else _stream(data))
+    asked: list[int] = []
+    pos = 0
+
+    def read(n: int) -> bytes:
+        nonlocal pos
+        asked.append(n)
+        chunk = raw[pos:pos + n]
+        pos += len(chunk)
+        return chunk
+
+    reader = StreamReader(read)
+    tracemalloc.start()
+    try:
+        with pytest.raises(StreamError, match=message):
+            reader.header()
+            reader.record()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert max(asked) < 1 << 16 and peak < 1 << 20, (asked, peak)

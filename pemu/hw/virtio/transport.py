@@ -12,7 +12,6 @@ wired line for mmio; an MSI-X vector or INTx with the ISR for pci) and
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Mapping
 
@@ -29,6 +28,7 @@ from pemu.hw.virtio.device import (
 )
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.memory.address_space import AddressSpace
+from pemu.net.ratelimit import RateLimitedWarning
 
 
 def _queue_view(attr: str) -> property:
@@ -77,6 +77,8 @@ class VirtioTransportBase(Device):
         self.lock = threading.RLock()
         self.config_generation = 0
         self.error: str | None = None
+        # a guest may break and reset its device in a loop: one line a second at most
+        self._error_log = RateLimitedWarning(f"pemu: {self.transport_name} {self.id or ''}")
         self.status = 0
         self.driver_features = 0
         self.device_features_sel = 0
@@ -209,8 +211,7 @@ class VirtioTransportBase(Device):
         """The driver broke the rules: DEVICE_NEEDS_RESET, a config interrupt, no crash."""
         with self.lock:
             if self.error is None:
-                print(f"pemu: {self.transport_name} {self.id or ''}: {why}; device needs "
-                      "reset", file=sys.stderr)
+                self._error_log(f"{why}; device needs reset")
             self.error = why
             self.status |= STATUS_DEVICE_NEEDS_RESET
             self.config_changed()  # the status change is announced like a config change

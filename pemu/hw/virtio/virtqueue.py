@@ -140,7 +140,7 @@ class VirtQueue:
         try:
             self.mem.view(self.desc_addr, DESC_SIZE * n)
             self.mem.view(self.avail_addr, 6 + 2 * n)
-            self.mem.view(self.used_addr, 6 + 8 * n)
+            self.mem.writable_view(self.used_addr, 6 + 8 * n)
         except GuestMemoryError as e:
             raise VirtqueueError(f"queue {self.index}: ring outside RAM ({e})") from None
 
@@ -149,7 +149,7 @@ class VirtQueue:
         return _U16.unpack(self.mem.view(addr, 2))[0]
 
     def _put_u16(self, addr: int, value: int) -> None:
-        _U16.pack_into(self.mem.view(addr, 2), 0, value & 0xFFFF)
+        _U16.pack_into(self.mem.writable_view(addr, 2), 0, value & 0xFFFF)
 
     def avail_idx(self) -> int:
         return self._u16(self.avail_addr + 2)
@@ -232,13 +232,14 @@ class VirtQueue:
             if seen > min(table_size, MAX_CHAIN):
                 raise VirtqueueError(f"queue {self.index}: descriptor chain loops or is "
                                      "longer than its table")
-            buf = self.mem.view(addr, length) if length else memoryview(b"")
             if flags & VIRTQ_DESC_F_WRITE:
-                elem.in_bufs.append(buf)
+                elem.in_bufs.append(self.mem.writable_view(addr, length) if length
+                                    else memoryview(bytearray()))
             elif elem.in_bufs:
                 raise VirtqueueError(f"queue {self.index}: device-readable descriptor after "
                                      "a device-writable one")
             else:
+                buf = self.mem.view(addr, length) if length else memoryview(b"")
                 elem.out_bufs.append(buf.toreadonly())
             if not flags & VIRTQ_DESC_F_NEXT:
                 return elem
@@ -260,7 +261,7 @@ class VirtQueue:
         try:
             for n, (elem, written) in enumerate(done):
                 slot = (self.used_idx + n) % self.num
-                _USED_ELEM.pack_into(self.mem.view(self.used_addr + 4 + 8 * slot, 8), 0,
+                _USED_ELEM.pack_into(self.mem.writable_view(self.used_addr + 4 + 8 * slot, 8), 0,
                                      elem.head, written)
             self.used_idx = (self.used_idx + len(done)) & 0xFFFF
             self._put_u16(self.used_addr + 2, self.used_idx)
@@ -271,7 +272,7 @@ class VirtQueue:
         """Return a chain to the driver with ``written`` bytes put in its buffers."""
         slot = self.used_idx % self.num
         try:
-            _USED_ELEM.pack_into(self.mem.view(self.used_addr + 4 + 8 * slot, 8), 0,
+            _USED_ELEM.pack_into(self.mem.writable_view(self.used_addr + 4 + 8 * slot, 8), 0,
                                  elem.head, written)
             self.used_idx = (self.used_idx + 1) & 0xFFFF
             self._put_u16(self.used_addr + 2, self.used_idx)
