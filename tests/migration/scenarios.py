@@ -648,6 +648,10 @@ SCENARIOS: dict[type[Device], Scenario] = {
                                   SerialScenario(), VirtioConsoleScenario(),
                                   VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
                                   RootPortScenario(), NvmeScenario())}
+# Scenarios kept in modules of their own (they import this one for Rig and Scenario).
+from tests.migration.aia_scenarios import AplicScenario, ImsicScenario  # noqa: E402
+
+SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario())})
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}

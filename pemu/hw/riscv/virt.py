@@ -154,7 +154,8 @@ class VirtBoard(RiscvBoard):
             files = {}
             for level, bit in (("m", MIP_MEIP), ("s", MIP_SEIP)):
                 files[level] = [ImsicFile(name=f"imsic-{level}{h}") for h in range(smp)]
-                pages = ImsicPages(files[level], id=f"imsic-{level}")
+                pages = ImsicPages(files[level], id=f"imsic-{level}",
+                                   machine_level=level == "m")
                 entry = mm[f"imsic_{level}"]
                 self.space.add_mmio(f"imsic_{level}", entry.base, entry.size, pages)
                 self.imsics.append(pages)
@@ -162,6 +163,8 @@ class VirtBoard(RiscvBoard):
                     f.output.connect(hart.ps.line_sink(bit))
             for hart, m_file, s_file in zip(self.harts, files["m"], files["s"], strict=True):
                 hart.aia = AiaHartState(m_file, s_file)
+            for pages in self.imsics:  # the [ms]iselect registers migrate with the files
+                pages.hart_selects = [hart.aia for hart in self.harts]
             # Reset values that already point at the IMSIC pages: firmware that programs
             # the registers (OpenSBI) overwrites them with the same, and firmware that
             # does not still gets working MSIs.
@@ -297,7 +300,11 @@ class VirtBoard(RiscvBoard):
 
     # -- machine state -----------------------------------------------------------------
     def board_devices(self) -> list:
-        devices = [*super().board_devices(), self.plic, self.rtc, self.uart, self.test]
+        # the interrupt controller where the PLIC always was; with AIA the IMSIC files
+        # load before the APLIC, whose post-load may forward MSIs into them
+        controllers = [self.plic] if self.plic is not None else [
+            *self.imsics, self.aplic_m, self.aplic_s]
+        devices = [*super().board_devices(), *controllers, self.rtc, self.uart, self.test]
         for transport in self.virtio_slots:
             devices.append(transport)
             if transport.device is not None:
@@ -321,7 +328,7 @@ class VirtBoard(RiscvBoard):
         return out
 
     def migration_blockers(self) -> list[str]:
-        blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
+        blockers: list[str] = []
         # a PCI function whose state is not declared (ich9-ahci's ports and command
         # slots): refusing beats a target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
