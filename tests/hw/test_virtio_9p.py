@@ -23,7 +23,7 @@ from pemu.qemuopts.config import SystemConfig
 @pytest.fixture
 def machine(tmp_path):
     fs = LocalFS(str(tmp_path), "passthrough")
-    dev = Virtio9P(Server(fs), "hostshare")
+    dev = Virtio9P(Server(fs), "hostshare", export_path=str(tmp_path))
     space, transport, irq = make_machine(dev)
     drv = Driver(space)
     yield drv, dev, tmp_path, irq
@@ -93,6 +93,9 @@ def test_reset_forgets_the_fids(machine):
     rpc(drv, q, msg(p.TVERSION, Encoder().u32(65536).string(b"9P2000.L")))
     rpc(drv, q, msg(p.TATTACH, Encoder().u32(1).u32(p.NOFID).string(b"").string(b"").u32(0)))
     assert dev.server.fids and dev.blocks_migration  # mounted: savevm/migrate refuse
+    assert dev.migration_blocker == (f"Migration is disabled when VirtFS export path "
+                                     f"'{root}' is mounted in the guest using mount_tag "
+                                     "'hostshare'")  # QEMU's words
     drv.w32(r.STATUS, 0)  # reset
     dev.drain()
     assert not dev.server.fids and not dev.blocks_migration

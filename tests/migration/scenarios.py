@@ -650,8 +650,10 @@ SCENARIOS: dict[type[Device], Scenario] = {
                                   RootPortScenario(), NvmeScenario())}
 # Scenarios kept in modules of their own (they import this one for Rig and Scenario).
 from tests.migration.aia_scenarios import AplicScenario, ImsicScenario  # noqa: E402
+from tests.migration.virtio_scenarios import BalloonScenario, SerialPortsScenario  # noqa: E402
 
-SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario())})
+SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario(),
+                                                BalloonScenario(), SerialPortsScenario())})
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}

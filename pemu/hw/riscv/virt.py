@@ -28,7 +28,7 @@ import os
 
 from pemu.fdt.header import FdtHeaderError, check_fdt_blob
 from pemu.hw.char.serial16550 import Serial16550
-from pemu.hw.core import IRQLine
+from pemu.hw.core import BlockerMessage, IRQLine
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
 from pemu.hw.intc.imsic import ImsicFile, ImsicPages
@@ -333,11 +333,13 @@ class VirtBoard(RiscvBoard):
         # slots): refusing beats a target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if dev.vmstate is None]
-        # a virtio device whose state is not declared yet (virtio-serial's port
-        # handshake), or that says it cannot move now (a mounted 9p share)
-        blockers += [name for name, dev in self._virtio_devices()
-                     if not dev.migratable  # type: ignore[attr-defined]
-                     or getattr(dev, "blocks_migration", False)]
+        # a virtio device whose state is not declared, or that says it cannot move now
+        # (a mounted 9p share, in its own words as QEMU's)
+        for name, dev in self._virtio_devices():
+            if getattr(dev, "blocks_migration", False):
+                blockers.append(BlockerMessage(dev.migration_blocker))  # type: ignore[attr-defined]
+            elif not dev.migratable:  # type: ignore[attr-defined]
+                blockers.append(name)
         return blockers
 
     def migration_pre_save(self) -> None:
@@ -347,6 +349,15 @@ class VirtBoard(RiscvBoard):
             drain = getattr(device, "drain", None)
             if drain is not None:
                 drain()
+
+    def migration_post_load(self) -> None:
+        super().migration_post_load()
+        # vsock streams were the source's host sockets: tell the guest they are gone
+        # (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, as QEMU's vhost-vsock post-load does)
+        for _, device in self._virtio_devices():
+            reset = getattr(device, "transport_reset", None)
+            if reset is not None:
+                reset()
 
     def announce_nics(self) -> None:
         """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
