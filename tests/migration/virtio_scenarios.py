@@ -1,14 +1,18 @@
 """Scenarios for virtio devices behind virtio-mmio that hold state of their own beyond
-the transport's: virtio-balloon, multiport virtio-serial."""
+the transport's: virtio-balloon, multiport virtio-serial, virtio-scsi."""
 
 from __future__ import annotations
 
 import copy
 import struct
 
+from pemu.block import open_drive
+from pemu.hw.scsi.disk import ScsiDisk
 from pemu.hw.virtio import balloon as b
+from pemu.hw.virtio import scsi as vscsi
 from pemu.hw.virtio import serial as vs
 from pemu.hw.virtio.balloon import VirtioBalloon
+from pemu.hw.virtio.scsi import VirtioSCSI
 from pemu.hw.virtio.serial import VirtioSerial
 from tests.hw.hwtest_util import CaptureChardev
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
@@ -182,3 +186,64 @@ class SerialPortsScenario(Scenario):
         self._send(rig, _control(2, vs.PORT_OPEN, 1))
         out += [chardevs[1].fe_open, dev.ports[2].guest_open]
         return out
+
+
+# -- virtio-scsi --------------------------------------------------------------------------
+class VirtioScsiScenario(Scenario):
+    """A scsi-hd and a scsi-cd: a WRITE(10) ran on the disk's I/O thread and was drained
+    (the board's pre-save), a bad command left sense data on the CD that REQUEST SENSE
+    answers after the load."""
+
+    device_type = VirtioSCSI
+
+    def fresh_like(self, rig: Rig | None = None) -> Rig:
+        from tests.migration.storage_scenarios import shared_image  # imports scenarios
+
+        dev = VirtioSCSI(id="scsi0")
+        disk = open_drive({"file": shared_image("scsi-disk", 1 << 20), "format": "raw"})
+        cd = open_drive({"file": shared_image("scsi-cd", 64 * 2048), "format": "raw",
+                         "read-only": "on"})
+        dev.scsi_bus.attach(ScsiDisk(disk, serial="mig-hd"), 0, 1, 0)
+        dev.scsi_bus.attach(ScsiDisk(cd, cdrom=True, serial="mig-cd"), 0, 2, 0)
+        new = virtio_rig(dev, rig)
+        if rig is not None:
+            new.extra["data"] = rig.extra["data"]
+        return new
+
+    def _command(self, rig: Rig, target: int, cdb: bytes, out: bytes = b"",
+                 in_len: int = 0) -> tuple[bytes, bytes]:
+        drv, req = rig.extra["drv"], rig.extra["queues"][2]
+        head = drv.ram.alloc(vscsi.REQ_HEADER)
+        drv.space.write(head, bytes([1, target, 0x40, 0]) + bytes(4)
+                        + struct.pack("<QBBB", 7, 0, 0, 0) + cdb.ljust(vscsi.CDB_SIZE, b"\0"))
+        bufs = [(head, vscsi.REQ_HEADER, False)]
+        if out:
+            a = drv.ram.alloc(len(out))
+            drv.space.write(a, out)
+            bufs.append((a, len(out), False))
+        resp = drv.ram.alloc(vscsi.RESP.size)
+        bufs.append((resp, vscsi.RESP.size, True))
+        data = drv.ram.alloc(in_len) if in_len else 0
+        if in_len:
+            bufs.append((data, in_len, True))
+        req.add(bufs)
+        req.kick()
+        rig.devices[1].drain()  # what the board's migration_pre_save does
+        payload = drv.space.read(data, in_len) if in_len else b""
+        return drv.space.read(resp, vscsi.RESP.size), payload
+
+    def configured(self) -> Rig:
+        rig = self.fresh_like()
+        rig.extra["queues"] = rig.extra["drv"].bring_up(3, num=64)
+        data = rig.extra["data"] = bytes(range(256)) * 2
+        self._command(rig, 1, struct.pack(">BBIBHB", 0x2A, 0, 9, 0, 1, 0), out=data)
+        resp, _ = self._command(rig, 2, bytes([0xFF]))  # no such opcode
+        assert resp[10] == 2  # CHECK CONDITION: the CD holds sense data
+        return rig
+
+    def probe(self, rig: Rig) -> list:
+        _, sense = self._command(rig, 2, bytes([0x03, 0, 0, 0, 18]), in_len=18)
+        _, again = self._command(rig, 2, bytes([0x03, 0, 0, 0, 18]), in_len=18)
+        _, block = self._command(rig, 1, struct.pack(">BBIBHB", 0x28, 0, 9, 0, 1, 0),
+                                 in_len=512)
+        return [sense, again, block == rig.extra["data"], rig.extra["queues"][2].get_used()]

@@ -19,37 +19,16 @@ PORT_OPEN message, as QEMU's virtio-serial post-load sends.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Mapping
 
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
+from pemu.hw.state_records import pack_records, unpack_records
 
 RX_CHUNK = 4096  # most input taken from a chardev at once (and so ever pending)
 MAX_PORTS = 32
 CONTROL_OUT_MAX = 64 * 1024
-_LEN = struct.Struct("<H")
-
-
-def pack_messages(messages: list[bytes]) -> bytes:
-    return b"".join(_LEN.pack(len(m)) + m for m in messages)
-
-
-def unpack_messages(blob: bytes) -> list[bytes] | None:
-    """The messages of a ``control_out`` blob; None if it is not a sequence of them."""
-    out, pos = [], 0
-    while pos < len(blob):
-        if pos + _LEN.size > len(blob):
-            return None
-        (n,) = _LEN.unpack_from(blob, pos)
-        pos += _LEN.size
-        if n < 8 or pos + n > len(blob):  # every control message has its 8-byte head
-            return None
-        out.append(blob[pos:pos + n])
-        pos += n
-    return out
-
-
+CONTROL_HEAD = 8  # every control message has its 8-byte head
 class SerialPortsState:
     """Views, checks and post-load for ``VirtioSerial.vmstate``."""
 
@@ -96,7 +75,7 @@ class SerialPortsState:
                        lambda self, v: self._stage("tx_held", v))
     tx_taken = property(lambda self: self._per_port(_taken, 0),
                         lambda self, v: self._stage("tx_taken", v))
-    control_out = property(lambda self: pack_messages(list(self._control_out)),
+    control_out = property(lambda self: pack_records(list(self._control_out)),
                            lambda self, v: self._stage("control_out", v))
 
     # -- checks -------------------------------------------------------------------------
@@ -115,7 +94,7 @@ class SerialPortsState:
             if taken and not held:
                 raise VMStateInvalid("tx_taken", f"port {nr}: bytes taken of output it "
                                      "does not hold")
-        if unpack_messages(state["control_out"]) is None:  # type: ignore[arg-type]
+        if unpack_records(state["control_out"], CONTROL_HEAD) is None:  # type: ignore[arg-type]
             raise VMStateInvalid("control_out", "not a sequence of control messages")
 
     # -- applying ---------------------------------------------------------------------------
@@ -126,7 +105,7 @@ class SerialPortsState:
         if not loaded:
             return
         self._device_ready = loaded["device_ready"]  # type: ignore[attr-defined]
-        self._control_out = deque(unpack_messages(loaded["control_out"]) or [])  # type: ignore[attr-defined]
+        self._control_out = deque(unpack_records(loaded["control_out"], CONTROL_HEAD) or [])  # type: ignore[attr-defined]
         data, pos = loaded["pending_data"], 0
         for nr, port in sorted(self.ports.items()):  # type: ignore[attr-defined]
             port.guest_ready = loaded["guest_ready"][nr]
