@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
-from pemu.monitor import balloon_commands, net_commands, pci_commands, vm_snapshots
+from pemu.monitor import balloon_commands, net_commands, pci_commands, qemu_io, vm_snapshots
 from pemu.monitor.chardev_commands import query_chardev
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG, PRELAUNCH
@@ -52,8 +52,9 @@ HELP = {
     "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
     "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
     "balloon": "balloon target -- request VM to change its memory allocation (in MB)",
+    "qemu_io": 'qemu-io device "[-d] command" -- run a qemu-io command on a block device',
 }
-_ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
+_ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit", "qemu-io": "qemu_io"}
 
 
 class HMPError(Exception):
@@ -239,6 +240,9 @@ class HMPInterpreter:
         if mig.status == "failed":
             return f"Error: {mig.error}\n"
         return ""
+
+    def cmd_qemu_io(self, arg: str) -> str:
+        return qemu_io.run(self.machine, arg)
 
     def cmd_migrate_cancel(self, arg: str) -> str:
         migration_of(self.machine).cancel()
