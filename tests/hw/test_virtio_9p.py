@@ -17,6 +17,7 @@ from pemu.fs9p.server import Server
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio.virtio_9p import VIRTIO_9P_MOUNT_TAG, Virtio9P
+from pemu.migration.machine_state import blocked_reason
 from pemu.qemuopts.config import SystemConfig
 
 
@@ -112,12 +113,15 @@ def test_a_mounted_share_blocks_savevm_on_virt(tmp_path):
     kernel.write_bytes(b"\x7fELF" + bytes(60))  # only looked at, never loaded here
     board = VirtBoard(SystemConfig(bios="none", kernel=str(kernel), ram_size=32 << 20))
     (tmp_path / "share").mkdir()
-    dev = Virtio9P(Server(LocalFS(str(tmp_path / "share"), "none")), "t", id="share0")
+    share = str(tmp_path / "share")
+    dev = Virtio9P(Server(LocalFS(share, "none")), "t", id="share0", export_path=share)
     board.add_virtio(dev, "share0")
     try:
-        assert "share0" not in board.migration_blockers()
+        assert board.migration_blockers() == []
         dev.server.handle(msg(p.TATTACH, Encoder().u32(1).u32(p.NOFID).string(b"")
                               .string(b"").u32(0)))
-        assert "share0" in board.migration_blockers()
+        why = (f"Migration is disabled when VirtFS export path '{share}' is mounted in "
+               "the guest using mount_tag 't'")  # QEMU's words, naming export and tag
+        assert board.migration_blockers() == [why] and blocked_reason(board) == why
     finally:
         dev.close()

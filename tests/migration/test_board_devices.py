@@ -2,15 +2,14 @@
 aia=aplic-imsic, a multiport virtio-serial, a balloon and a vsock the machine has no
 migration blocker; its stream loads into a fresh board with the same command line; the
 APLIC's pending source reaches the restored IMSIC as an MSI, and the vsock tells the
-guest its streams are gone (TRANSPORT_RESET).  A mounted 9p share blocks in QEMU's
-words."""
+guest its streams are gone (TRANSPORT_RESET).  (A mounted 9p share's blocker:
+tests/hw/test_virtio_9p.py.)"""
 
 from __future__ import annotations
 
 import io
 import struct
 
-from pemu.hw.core import BlockerMessage
 from pemu.hw.intc import aplic as a
 from pemu.hw.intc import imsic as i
 from pemu.hw.riscv.virt import VirtBoard
@@ -96,17 +95,3 @@ def test_aia_serial_balloon_vsock_machine_migrates(tmp_path, build_program):  # 
             if isinstance(t.device, VirtioVsock):
                 t.device.close()
 
-
-def test_a_mounted_9p_share_blocks_in_qemus_words(tmp_path, build_program):  # noqa: F811
-    kernel = str(build_program("ticker", TICK_PERIOD=200000))
-    board = _board(kernel, tmp_path)
-
-    class Mounted9P:  # what the board asks of a virtio device (test_virtio_9p.py
-        migratable = True  # checks the real device's blocker text)
-        blocks_migration = True
-        migration_blocker = ("Migration is disabled when VirtFS export path '/srv' is "
-                             "mounted in the guest using mount_tag 'share'")
-
-    board._virtio_devices = lambda: [("fs0", Mounted9P())]  # type: ignore[method-assign]
-    assert board.migration_blockers() == [BlockerMessage(Mounted9P.migration_blocker)]
-    assert blocked_reason(board) == Mounted9P.migration_blocker
