@@ -182,14 +182,19 @@ def _create_target(path: str, fmt: str, drive: Drive, sync: str) -> None:
         raise QMPError(f"Could not create '{path}': {e.strerror or e}") from None
 
 
+def _check_args(sync: str, speed: int) -> None:
+    if sync not in SYNC_MODES:  # incremental and bitmap need dirty bitmaps pemu lacks
+        raise QMPError(f"Parameter 'sync' does not accept value '{sync}' (pemu mirrors "
+                       f"with sync {', '.join(SYNC_MODES)})")
+    if speed < 0:
+        raise QMPError("Parameter 'speed' expects a non-negative value")
+
+
 def start_mirror(machine, job_id: str | None, device: str, target: BlockNode,  # noqa: ANN001
                  sync: str, speed: int = 0, target_zero: bool = False,
                  target_node_name: str | None = None) -> MirrorJob:
     drive = _find_drive(machine, device)
-    if sync not in SYNC_MODES:
-        raise QMPError(f"Parameter 'sync' does not accept value '{sync}'")
-    if speed < 0:
-        raise QMPError("Parameter 'speed' expects a non-negative value")
+    _check_args(sync, speed)
     if target.size != drive.backend.size:
         target.close()
         raise QMPError("Source and target image have different sizes")
@@ -204,6 +209,7 @@ def drive_mirror(machine, args: dict) -> None:  # noqa: ANN001
     drive = _find_drive(machine, args["device"])
     _busy(machine, drive)
     sync = args["sync"]
+    _check_args(sync, args.get("speed", 0))
     path = args["target"]
     mode = args.get("mode", "absolute-paths")
     fmt = args.get("format") or drive.top.format_name
@@ -226,6 +232,7 @@ def drive_mirror(machine, args: dict) -> None:  # noqa: ANN001
 def blockdev_mirror(machine, args: dict) -> None:  # noqa: ANN001
     drive = _find_drive(machine, args["device"])
     _busy(machine, drive)
+    _check_args(args["sync"], args.get("speed", 0))
     name = args["target"]
     backend = machine.block.nodes.get(name)
     if backend is None:

@@ -40,6 +40,14 @@ def test_mirror_follows_writes_then_cancel_or_complete(tmp_path, build_program):
               "-device", "virtio-blk-device,drive=d0,id=blk0")
     try:
         _io(vm, "write -P 0xaa 0 4M")
+        for args, why in (({"device": "nosuch", "sync": "full"}, "Cannot find device"),
+                          ({"device": "d0", "sync": "incremental"}, "'sync'"),
+                          ({"device": "d0", "sync": "full", "mode": "existing"},
+                           "No such file")):
+            err = vm.qmp.execute("drive-mirror", target=dst, **args)["error"]
+            assert why in err["desc"], err
+        err = vm.qmp.execute("block-job-complete", device="d0")["error"]
+        assert err["class"] == "DeviceNotActive", err
         # slow enough (4 MiB/s, 8 MiB) that the writes below land while it copies
         vm.qmp.cmd("drive-mirror", device="d0", target=dst, sync="full", format="qcow2",
                    speed=4 * MIB)
