@@ -4,6 +4,7 @@ shared storage: the source and target rigs open the same files."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import struct
 import tempfile
@@ -27,6 +28,7 @@ def shared_image(name: str, size: int) -> str:
         fd, path = tempfile.mkstemp(prefix=f"pemu-{name}-", suffix=".raw")
         os.write(fd, os.urandom(size))
         os.close(fd)
+        atexit.register(os.unlink, path)
         _images[name] = path
     return _images[name]
 
