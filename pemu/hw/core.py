@@ -130,6 +130,12 @@ class VMState:
         return tuple(f for f in self.fields if f.since <= version)
 
 
+class BlockerMessage(str):
+    """A migration blocker (an entry of a board's ``migration_blockers()``) that says
+    why in its own words, as QEMU's blockers set with error_setg do (virtio-9p's
+    mounted export), instead of naming a device."""
+
+
 class VMStateInvalid(ValueError):
     """A loaded state the device cannot take (raised by ``Device.vmstate_check``)."""
 

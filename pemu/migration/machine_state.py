@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from pemu.hw.core import Device
+from pemu.hw.core import BlockerMessage, Device
 from pemu.memory.address_space import RAMBlock
 from pemu.migration.errors import MigrationError
 from pemu.migration.ram import apply_ram, nonzero_pages, send_pages, zero_ram
@@ -69,6 +69,8 @@ def blocked_reason(machine: MigratableMachine) -> str | None:
     if not blockers:
         return None
     more = f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
+    if isinstance(blockers[0], BlockerMessage):
+        return f"{blockers[0]}{more}"
     return f"State blocked by non-migratable device '{blockers[0]}'{more}"
 
 

@@ -126,15 +126,15 @@ def _check_against(dev: Device, vms: VMState, staged: dict[str, object], label: 
 
 def _field_problem(dev: Device, f: VMStateField, value: object) -> str | None:
     current = getattr(dev, f.name)
-    if f.equal:
-        if value != current:
-            return f"the state was saved with {value!r}, this device has {current!r}"
-        return None
     if f.is_array:
         assert isinstance(value, list)
         if len(value) != len(current):
             return (f"{len(value)} elements in the state, {len(current)} in this device "
                     f"(configured differently)")
+    if f.equal:
+        if value != current:
+            return f"the state was saved with {value!r}, this device has {current!r}"
+        return None
     if f.max is None or f.kind == "bytes":  # a bytes max is a length, checked on parse
         return None
     bound = f.max if isinstance(f.max, int) else getattr(dev, f.max)

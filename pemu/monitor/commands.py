@@ -13,6 +13,7 @@ from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
 from pemu.monitor import (
     balloon_commands,
+    block_jobs,
     chardev_commands,
     fd_commands,
     introspection_commands,
@@ -452,7 +453,7 @@ def netdev_del(ctx: CommandContext, id: str) -> None:
 
 
 # -- VM state: snapshots as jobs (pemu/monitor/vm_snapshots.py, jobs.py) -----------------
-s.enum("JobType", ["snapshot-save", "snapshot-load", "snapshot-delete"])
+s.enum("JobType", ["snapshot-save", "snapshot-load", "snapshot-delete", "mirror"])
 s.enum("JobStatus", ["undefined", "created", "running", "paused", "ready", "standby",
                      "waiting", "pending", "aborting", "concluded", "null"])
 s.struct("JobInfo", {"id": "str", "type": "JobType", "status": "JobStatus",
@@ -594,3 +595,4 @@ object_commands.register(SCHEMA)  # object-add, object-del
 fd_commands.register(SCHEMA)  # add-fd, remove-fd, query-fdsets, getfd, closefd
 introspection_commands.register(SCHEMA)  # query-command-line-options, query-tpm-*, ...
 balloon_commands.register(SCHEMA)  # balloon, query-balloon, BALLOON_CHANGE
+block_jobs.register(SCHEMA)  # drive-mirror, blockdev-mirror, query-block-jobs, ...

@@ -20,6 +20,7 @@ from pemu.monitor import (
     net_commands,
     object_commands,
     pci_commands,
+    qemu_io,
     vm_snapshots,
 )
 from pemu.monitor.chardev_commands import query_chardev
@@ -60,8 +61,9 @@ HELP = {
     "balloon": "balloon target -- request VM to change its memory allocation (in MB)",
     "object_add": "object_add [qom-type=]type,id=str[,prop=value][,...] -- create QOM object",
     "object_del": "object_del id -- destroy QOM object",
+    "qemu_io": 'qemu-io device "[-d] command" -- run a qemu-io command on a block device',
 }
-_ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit"}
+_ALIASES = {"?": "help", "s": "stop", "c": "cont", "q": "quit", "qemu-io": "qemu_io"}
 
 
 class HMPError(Exception):
@@ -255,6 +257,9 @@ class HMPInterpreter:
         if mig.status == "failed":
             return f"Error: {mig.error}\n"
         return ""
+
+    def cmd_qemu_io(self, arg: str) -> str:
+        return qemu_io.run(self.machine, arg)
 
     def cmd_migrate_cancel(self, arg: str) -> str:
         migration_of(self.machine).cancel()

@@ -44,6 +44,35 @@ class JobRegistry:
         job.status = status
         self.events.emit("JOB_STATUS_CHANGE", {"id": job.id, "status": status})
 
+    # -- jobs that run themselves (block jobs: pemu/monitor/block_jobs.py) -------------
+    def adopt(self, job: Job) -> None:
+        """List a job that drives its own status (with ``set_status``)."""
+        with self._lock:
+            if job.id in self._jobs:
+                raise QMPError(f"Job ID '{job.id}' already in use")
+            self._jobs[job.id] = job
+        self._set(job, "created")
+
+    def set_status(self, job: Job, status: str) -> None:
+        self._set(job, status)
+
+    def find(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise QMPError(f"Job not found: '{job_id}'")
+        return job
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def remove(self, job: Job) -> None:
+        """Auto-dismiss: the concluded job disappears (status null)."""
+        with self._lock:
+            self._jobs.pop(job.id, None)
+        self._set(job, "null")
+
     def start(self, job_id: str, job_type: str, work: Callable[[], None]) -> Job:
         """Create the job and run ``work`` on a thread; an exception fails the job."""
         with self._lock:

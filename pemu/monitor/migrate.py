@@ -163,6 +163,8 @@ class Migration:
                 stopped_here = True
             self._set_status("device")
             board.migration_pre_save()
+            for drive in machine.block.drives.values():  # shared storage: on disk now
+                drive.backend.flush()
             final = self._harvest(blocks, keep_paused=True)
             for block in blocks:
                 pages = sorted(final[block.name] | dirty[block.name])

@@ -17,13 +17,14 @@ from pemu.fs9p.server import Server
 from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.virtio import mmio as r
 from pemu.hw.virtio.virtio_9p import VIRTIO_9P_MOUNT_TAG, Virtio9P
+from pemu.migration.machine_state import blocked_reason
 from pemu.qemuopts.config import SystemConfig
 
 
 @pytest.fixture
 def machine(tmp_path):
     fs = LocalFS(str(tmp_path), "passthrough")
-    dev = Virtio9P(Server(fs), "hostshare")
+    dev = Virtio9P(Server(fs), "hostshare", export_path=str(tmp_path))
     space, transport, irq = make_machine(dev)
     drv = Driver(space)
     yield drv, dev, tmp_path, irq
@@ -93,6 +94,9 @@ def test_reset_forgets_the_fids(machine):
     rpc(drv, q, msg(p.TVERSION, Encoder().u32(65536).string(b"9P2000.L")))
     rpc(drv, q, msg(p.TATTACH, Encoder().u32(1).u32(p.NOFID).string(b"").string(b"").u32(0)))
     assert dev.server.fids and dev.blocks_migration  # mounted: savevm/migrate refuse
+    assert dev.migration_blocker == (f"Migration is disabled when VirtFS export path "
+                                     f"'{root}' is mounted in the guest using mount_tag "
+                                     "'hostshare'")  # QEMU's words
     drv.w32(r.STATUS, 0)  # reset
     dev.drain()
     assert not dev.server.fids and not dev.blocks_migration
@@ -109,12 +113,15 @@ def test_a_mounted_share_blocks_savevm_on_virt(tmp_path):
     kernel.write_bytes(b"\x7fELF" + bytes(60))  # only looked at, never loaded here
     board = VirtBoard(SystemConfig(bios="none", kernel=str(kernel), ram_size=32 << 20))
     (tmp_path / "share").mkdir()
-    dev = Virtio9P(Server(LocalFS(str(tmp_path / "share"), "none")), "t", id="share0")
+    share = str(tmp_path / "share")
+    dev = Virtio9P(Server(LocalFS(share, "none")), "t", id="share0", export_path=share)
     board.add_virtio(dev, "share0")
     try:
-        assert "share0" not in board.migration_blockers()
+        assert board.migration_blockers() == []
         dev.server.handle(msg(p.TATTACH, Encoder().u32(1).u32(p.NOFID).string(b"")
                               .string(b"").u32(0)))
-        assert "share0" in board.migration_blockers()
+        why = (f"Migration is disabled when VirtFS export path '{share}' is mounted in "
+               "the guest using mount_tag 't'")  # QEMU's words, naming export and tag
+        assert board.migration_blockers() == [why] and blocked_reason(board) == why
     finally:
         dev.close()

@@ -648,6 +648,18 @@ SCENARIOS: dict[type[Device], Scenario] = {
                                   SerialScenario(), VirtioConsoleScenario(),
                                   VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
                                   RootPortScenario(), NvmeScenario())}
+# Scenarios kept in modules of their own (they import this one for Rig and Scenario).
+from tests.migration.aia_scenarios import AplicScenario, ImsicScenario  # noqa: E402
+from tests.migration.storage_scenarios import AhciScenario  # noqa: E402
+from tests.migration.virtio_scenarios import (  # noqa: E402
+    BalloonScenario,
+    SerialPortsScenario,
+    VirtioScsiScenario,
+)
+
+SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario(),
+                                                BalloonScenario(), SerialPortsScenario(),
+                                                AhciScenario(), VirtioScsiScenario())})
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}

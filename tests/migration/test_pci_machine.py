@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from pemu.block import open_drive
+from pemu.hw.ahci.hba import AhciController
 from pemu.hw.pci import config as C
 from pemu.hw.pci.root_port import PCIeRootPort
 from pemu.hw.riscv.virt import VirtBoard
@@ -176,4 +177,9 @@ def test_undeclared_pci_devices_still_block(disk):
     board.add_pci(vp.VirtioPCI(board.space, console, id="con"), "con", {})
     assert blocked_reason(board) is None  # virtio-console's state is declared
     board.add_pci(vp.VirtioPCI(board.space, VirtioSerial(), id="ser0"), "ser0", {})
-    assert blocked_reason(board) == "State blocked by non-migratable device 'ser0'"
+    assert blocked_reason(board) is None  # multiport virtio-serial's too
+    ahci = AhciController(board.space, id="sata0")
+    board.add_pci(ahci, "sata0", {})
+    assert blocked_reason(board) is None  # and ich9-ahci's (issue 24)
+    ahci.vmstate = None  # a function whose state is not declared still blocks
+    assert blocked_reason(board) == "State blocked by non-migratable device 'sata0'"

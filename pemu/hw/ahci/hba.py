@@ -14,7 +14,9 @@ from __future__ import annotations
 import threading
 
 from pemu.hw.ahci import regs as R
+from pemu.hw.ahci.hba_state import AHCI_FIELDS, AhciState
 from pemu.hw.ahci.port import AhciPort, AtaDrive
+from pemu.hw.core import VMState
 from pemu.hw.pci.bar import BAR_MEM32
 from pemu.hw.pci.device import PCIDevice
 from pemu.memory.address_space import AddressSpace
@@ -24,16 +26,13 @@ ABAR_SIZE = 0x1000
 NUM_PORTS = 6
 
 
-class AhciController(PCIDevice):
+class AhciController(AhciState, PCIDevice):
     vendor_id = 0x8086
     device_id = 0x2922
     revision = 0x02
     class_code = 0x010601  # mass storage, SATA, AHCI 1.0
     type_name = "ich9-ahci"
-    # the ports, command slots and FIS areas are not declared state yet (only the
-    # function's config space would be): no state, so the board refuses to migrate a
-    # machine with one rather than lose requests in flight
-    vmstate = None
+    vmstate = VMState("ich9-ahci", 1, AHCI_FIELDS)  # hba_state.py
 
     def __init__(self, space: AddressSpace, id: str | None = None,
                  num_ports: int = NUM_PORTS) -> None:

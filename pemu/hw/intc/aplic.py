@@ -29,6 +29,7 @@ import threading
 from collections.abc import Callable
 
 from pemu.hw.core import Device, IRQLine
+from pemu.hw.intc.aplic_state import AplicDomainState
 
 NUM_SOURCES = 96  # QEMU virt: VIRT_IRQCHIP_NUM_SOURCES, sources 1..96
 DOMAIN_SIZE = 0x8000  # QEMU's APLIC_SIZE for its maximum hart count, whatever -smp is
@@ -74,7 +75,7 @@ def msi_addr_config(base: int, hart_stride_log2: int, num_harts: int) -> tuple[i
     return ppn & 0xFFFF_FFFF, (ppn >> 32) & 0xFFF | lhxs << 20 | lhxw << 12
 
 
-class AplicDomain(Device):
+class AplicDomain(AplicDomainState, Device):
     """One interrupt domain.  ``AplicDomain(num_harts, machine_level, msi_mode,
     parent=None)``; a child registers itself with its parent (child index = order).
 

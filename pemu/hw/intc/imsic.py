@@ -19,8 +19,10 @@ indirect registers (``read_indirect``/``write_indirect``) and ``[ms]topei``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
-from pemu.hw.core import Device, IRQLine
+from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
+from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
 
 NUM_IDS = 255  # QEMU virt: "riscv,num-ids" (identities 1..255)
 PAGE_SIZE = 0x1000
@@ -135,14 +137,89 @@ class ImsicFile:
 
 
 class ImsicPages(Device):
-    """The MMIO window of one privilege level's files: page h is hart h's file."""
+    """The MMIO window of one privilege level's files: page h is hart h's file.
+
+    It is also the level's migratable state (section ``riscv.imsic``, instance 0 the
+    machine files, 1 the supervisor files): per hart eidelivery, eithreshold and the
+    eip/eie bitmaps as 32-bit words, and the hart's ``[ms]iselect`` of this level
+    (``hart_selects``: the harts' ``AiaHartState``, set by the board; the select
+    register exists only with an IMSIC, so it travels with it).  Post-load re-derives
+    each file's xEIP line.
+    """
 
     type_name = "riscv.imsic"
+    vmstate = VMState("riscv.imsic", 1, (
+        VMStateField("eidelivery", "u32[]", max=1),
+        VMStateField("eithreshold", "u32[]", max="threshold_max"),
+        VMStateField("eip_words", "u32[]"),
+        VMStateField("eie_words", "u32[]"),
+        VMStateField("iselect", "u32[]", max=0xFFF),  # aia_csrs.ISELECT_MASK
+    ))
 
-    def __init__(self, files: list[ImsicFile], id: str | None = None) -> None:
+    def __init__(self, files: list[ImsicFile], id: str | None = None,
+                 machine_level: bool = True) -> None:
         super().__init__(id)
         self.files = files
         self.region_size = PAGE_SIZE * len(files)
+        self.select_attr = "miselect" if machine_level else "siselect"
+        self.hart_selects: list = []  # AiaHartState per hart, once the board made them
+
+    # -- the state's views --------------------------------------------------------------
+    @property
+    def threshold_max(self) -> int:
+        return self.files[0]._threshold_mask if self.files else 0
+
+    @property
+    def _nwords(self) -> int:
+        return words_for(self.files[0].num_ids + 1) if self.files else 0
+
+    def _per_file(self, attr: str) -> list[int]:
+        return [getattr(f, attr) for f in self.files]
+
+    def _set_per_file(self, attr: str, values: list[int]) -> None:
+        for f, v in zip(self.files, values, strict=True):
+            setattr(f, attr, v)
+
+    eidelivery = property(lambda self: self._per_file("eidelivery"),
+                          lambda self, v: self._set_per_file("eidelivery", v))
+    eithreshold = property(lambda self: self._per_file("eithreshold"),
+                           lambda self, v: self._set_per_file("eithreshold", v))
+
+    def _words(self, attr: str) -> list[int]:
+        return [w for f in self.files for w in to_words(getattr(f, attr), self._nwords)]
+
+    def _set_words(self, attr: str, words: list[int]) -> None:
+        n = self._nwords
+        for h, f in enumerate(self.files):
+            setattr(f, attr, from_words(words[h * n:(h + 1) * n]))
+
+    eip_words = property(lambda self: self._words("eip"),
+                         lambda self, w: self._set_words("eip", w))
+    eie_words = property(lambda self: self._words("eie"),
+                         lambda self, w: self._set_words("eie", w))
+
+    @property
+    def iselect(self) -> list[int]:
+        return [getattr(aia, self.select_attr) for aia in self.hart_selects]
+
+    @iselect.setter
+    def iselect(self, values: list[int]) -> None:
+        for aia, v in zip(self.hart_selects, values, strict=True):
+            setattr(aia, self.select_attr, v)
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        n = self._nwords
+        for name in ("eip_words", "eie_words"):
+            words: list[int] = state[name]  # type: ignore[assignment]
+            for h, f in enumerate(self.files):
+                if from_words(words[h * n:(h + 1) * n]) & ~f._valid:
+                    raise VMStateInvalid(name, f"hart {h}: bits for identities this "
+                                         f"file does not have (1..{f.num_ids})")
+
+    def vmstate_post_load(self) -> None:
+        for f in self.files:
+            with f.lock:
+                f._update()
 
     def reset(self) -> None:
         for f in self.files:

@@ -28,7 +28,7 @@ import os
 
 from pemu.fdt.header import FdtHeaderError, check_fdt_blob
 from pemu.hw.char.serial16550 import Serial16550
-from pemu.hw.core import IRQLine
+from pemu.hw.core import BlockerMessage, IRQLine
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
 from pemu.hw.intc.imsic import ImsicFile, ImsicPages
@@ -154,7 +154,8 @@ class VirtBoard(RiscvBoard):
             files = {}
             for level, bit in (("m", MIP_MEIP), ("s", MIP_SEIP)):
                 files[level] = [ImsicFile(name=f"imsic-{level}{h}") for h in range(smp)]
-                pages = ImsicPages(files[level], id=f"imsic-{level}")
+                pages = ImsicPages(files[level], id=f"imsic-{level}",
+                                   machine_level=level == "m")
                 entry = mm[f"imsic_{level}"]
                 self.space.add_mmio(f"imsic_{level}", entry.base, entry.size, pages)
                 self.imsics.append(pages)
@@ -162,6 +163,8 @@ class VirtBoard(RiscvBoard):
                     f.output.connect(hart.ps.line_sink(bit))
             for hart, m_file, s_file in zip(self.harts, files["m"], files["s"], strict=True):
                 hart.aia = AiaHartState(m_file, s_file)
+            for pages in self.imsics:  # the [ms]iselect registers migrate with the files
+                pages.hart_selects = [hart.aia for hart in self.harts]
             # Reset values that already point at the IMSIC pages: firmware that programs
             # the registers (OpenSBI) overwrites them with the same, and firmware that
             # does not still gets working MSIs.
@@ -297,7 +300,11 @@ class VirtBoard(RiscvBoard):
 
     # -- machine state -----------------------------------------------------------------
     def board_devices(self) -> list:
-        devices = [*super().board_devices(), self.plic, self.rtc, self.uart, self.test]
+        # the interrupt controller where the PLIC always was; with AIA the IMSIC files
+        # load before the APLIC, whose post-load may forward MSIs into them
+        controllers = [self.plic] if self.plic is not None else [
+            *self.imsics, self.aplic_m, self.aplic_s]
+        devices = [*super().board_devices(), *controllers, self.rtc, self.uart, self.test]
         for transport in self.virtio_slots:
             devices.append(transport)
             if transport.device is not None:
@@ -321,16 +328,18 @@ class VirtBoard(RiscvBoard):
         return out
 
     def migration_blockers(self) -> list[str]:
-        blockers = [] if self.aia == "none" else [f"aia={self.aia} (APLIC/IMSIC)"]
+        blockers: list[str] = []
         # a PCI function whose state is not declared (ich9-ahci's ports and command
         # slots): refusing beats a target whose device never comes back
         blockers += [dev.id or dev.type_name for dev in self.pci.devices()
                      if dev.vmstate is None]
-        # a virtio device whose state is not declared yet (virtio-serial's port
-        # handshake), or that says it cannot move now (a mounted 9p share)
-        blockers += [name for name, dev in self._virtio_devices()
-                     if not dev.migratable  # type: ignore[attr-defined]
-                     or getattr(dev, "blocks_migration", False)]
+        # a virtio device whose state is not declared, or that says it cannot move now
+        # (a mounted 9p share, in its own words as QEMU's)
+        for name, dev in self._virtio_devices():
+            if getattr(dev, "blocks_migration", False):
+                blockers.append(BlockerMessage(dev.migration_blocker))  # type: ignore[attr-defined]
+            elif not dev.migratable:  # type: ignore[attr-defined]
+                blockers.append(name)
         return blockers
 
     def migration_pre_save(self) -> None:
@@ -340,6 +349,15 @@ class VirtBoard(RiscvBoard):
             drain = getattr(device, "drain", None)
             if drain is not None:
                 drain()
+
+    def migration_post_load(self) -> None:
+        super().migration_post_load()
+        # vsock streams were the source's host sockets: tell the guest they are gone
+        # (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, as QEMU's vhost-vsock post-load does)
+        for _, device in self._virtio_devices():
+            reset = getattr(device, "transport_reset", None)
+            if reset is not None:
+                reset()
 
     def announce_nics(self) -> None:
         """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so

@@ -22,6 +22,8 @@ ABORTED_COMMAND = 0xB
 FIXED_SENSE_LEN = 18
 
 
+SENSE_MAX_LENGTH = 252  # the longest sense data (fixed format: 8 + additional length)
+
 class SenseError(Exception):
     """A command failed with sense key / additional sense code / qualifier."""
 

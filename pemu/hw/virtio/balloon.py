@@ -21,9 +21,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from pemu.hw.core import VMState, VMStateField
 from pemu.hw.virtio.balloon_stats import MAX_ENTRIES, BalloonStats
 from pemu.hw.virtio.device import VirtioDevice, bit
-from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue
+from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, VirtqueueError
 from pemu.main_loop import Timer, get_main_loop
 from pemu.qemuopts.keyval import parse_bool
 from pemu.qom.registry import DEVICE, Property, TypeInfo, register
@@ -67,9 +68,19 @@ class VirtioBalloon(VirtioDevice):
     device_id = VIRTIO_ID_BALLOON
     queue_size = 128
     type_name = "virtio-balloon-device"
-    # the target, actual size and stats timer are not declared state yet: the board
-    # refuses to migrate rather than lose the balloon on the destination
-    migratable = False
+    # The target, the driver's actual size, the polling interval (its timer is re-armed
+    # on load) and whether the device holds the driver's statistics buffer (re-taken
+    # from the ring on load, so the next poll can give it back).  The statistics
+    # themselves are not state: the next poll refreshes them (QEMU does not carry them
+    # either).  Free page reporting completes every report at once: nothing in flight.
+    vmstate = VMState("virtio-balloon", 1, (
+        VMStateField("deflate_on_oom", "bool", equal=True),
+        VMStateField("free_page_reporting", "bool", equal=True),
+        VMStateField("num_pages", "u32", max="max_pages"),
+        VMStateField("actual", "u32"),
+        VMStateField("stats_interval", "u32"),
+        VMStateField("stats_held", "bool"),
+    ))
 
     def __init__(self, ram_size: int, deflate_on_oom: bool = False,
                  free_page_reporting: bool = False, id: str | None = None) -> None:
@@ -86,6 +97,7 @@ class VirtioBalloon(VirtioDevice):
         self.on_change: Callable[[int], None] | None = None
         self._stats_elem: VirtqElement | None = None
         self._stats_timer: Timer | None = None
+        self._stats_retake = False  # held when the state was saved: re-take on use
 
     # -- config and features ---------------------------------------------------------
     def device_features(self) -> int:
@@ -114,6 +126,25 @@ class VirtioBalloon(VirtioDevice):
         self.actual = actual
         if self.on_change is not None:
             self.on_change(self.actual_bytes)
+
+    # -- migration ---------------------------------------------------------------------
+    @property
+    def max_pages(self) -> int:
+        return self.ram_size >> PFN_SHIFT
+
+    @property
+    def stats_held(self) -> bool:
+        return self._stats_elem is not None or self._stats_retake
+
+    @stats_held.setter
+    def stats_held(self, held: bool) -> None:
+        # The element itself is re-taken from the ring when it is given back: by then
+        # the transport's queue state is loaded whatever the load order.
+        self._stats_elem = None
+        self._stats_retake = held
+
+    def vmstate_post_load(self) -> None:
+        self.set_stats_interval(self.stats_interval)  # (re-)arms the polling timer
 
     # -- the host's side (monitor thread) ------------------------------------------------
     @property
@@ -152,9 +183,25 @@ class VirtioBalloon(VirtioDevice):
     def request_stats(self) -> None:
         """Give the held statistics buffer back: the driver refills and resends it."""
         with self.lock:
+            if not self._retake_stats():
+                return
             elem, self._stats_elem = self._stats_elem, None
             if elem is not None and self.driver_ok:
                 self.complete(self.queues[STATS_QUEUE], elem, 0)
+
+    def _retake_stats(self) -> bool:
+        """After a load: take the buffer the source held back from the ring, before
+        anything else is popped from it (False: the ring is broken)."""
+        if not (self._stats_retake and self.driver_ok):
+            return True
+        self._stats_retake = False
+        try:
+            self._stats_elem = self.retake_held(self.queues[STATS_QUEUE])
+        except VirtqueueError as e:
+            if self.transport is not None:
+                self.transport.device_error(str(e))
+            return False
+        return True
 
     # -- the guest's side ------------------------------------------------------------
     def queue_notified(self, vq: VirtQueue) -> None:
@@ -180,6 +227,8 @@ class VirtioBalloon(VirtioDevice):
             self.complete(vq, elem, 0)
 
     def _take_stats(self, vq: VirtQueue) -> None:
+        if not self._retake_stats():
+            return
         while (elem := vq.pop()) is not None:
             self.stats.update(elem.read_out(0, MAX_ENTRIES * 10))
             if self._stats_elem is not None:  # a second buffer: give the older back
@@ -197,6 +246,7 @@ class VirtioBalloon(VirtioDevice):
     def device_reset(self) -> None:
         super().device_reset()
         self._stats_elem = None
+        self._stats_retake = False
         self.stats.reset()
         self._set_actual(0)  # the guest's balloon went with its driver
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pemu.hw.core import Device
-from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue
+from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, VirtqueueError
 from pemu.memory.address_space import AddressSpace
 
 # Device types (spec 5)
@@ -119,6 +119,22 @@ class VirtioDevice(Device):
 
     def queue_notified(self, vq: VirtQueue) -> None:
         """The driver added buffers to ``vq``; runs with the transport lock held."""
+
+    # -- migration: elements a device holds across a save ----------------------------------
+    def retake_held(self, vq: VirtQueue) -> VirtqElement:
+        """After a load: the element the source had popped from ``vq`` and still held
+        (a statistics buffer, output its chardev had not taken yet).  It is the last one
+        the source popped from that queue, so the loaded ring position is one past it:
+        step back and pop it again, from the guest RAM that came with the migration.
+        Raises ``VirtqueueError`` if the ring has no such element (a bad state)."""
+        if not vq.ready:
+            raise VirtqueueError(f"queue {vq.index} holds an element but is not ready")
+        vq.unpop()
+        elem = vq.pop()
+        if elem is None:
+            vq.last_avail_idx = (vq.last_avail_idx + 1) & 0xFFFF
+            raise VirtqueueError(f"queue {vq.index}: the held element is not in the ring")
+        return elem
 
     # -- helpers for subclasses ----------------------------------------------------------
     def complete(self, vq: VirtQueue, elem: VirtqElement, written: int) -> None:

@@ -15,10 +15,13 @@ the requests before it have completed.
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.scsi.bus import ScsiBus
 from pemu.hw.scsi.disk import ScsiResult
-from pemu.hw.scsi.sense import GOOD
+from pemu.hw.scsi.sense import GOOD, SENSE_MAX_LENGTH
+from pemu.hw.state_records import pack_records, unpack_records
 from pemu.hw.virtio.device import VirtioDevice
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, slice_bufs
 from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, int_property, register
@@ -52,8 +55,17 @@ def decode_lun(lun: bytes) -> tuple[int, int] | None:
 class VirtioSCSI(VirtioDevice):
     device_id = VIRTIO_ID_SCSI
     type_name = "virtio-scsi-device"
-    # requests in flight and the units' sense data are not declared state yet
-    migratable = False
+    # Beyond the transport's queues: each unit's sense data (what REQUEST SENSE will
+    # answer), the units themselves must match (address and kind).  Requests in flight
+    # are drained before the save (``drain``, from the board's migration_pre_save), and
+    # event buffers stay in their ring (no events are ever sent), so nothing else is
+    # outstanding.  scsi-hd/scsi-cd model no unit attention and no tray: their sense
+    # data is all their state.
+    vmstate = VMState("virtio-scsi", 1, (
+        VMStateField("unit_addresses", "u32[]", equal=True),
+        VMStateField("unit_cdrom", "bool[]", equal=True),
+        VMStateField("unit_sense", "bytes", max=1 << 20),
+    ))
 
     def __init__(self, num_queues: int = 1, queue_size: int = 256,
                  id: str | None = None) -> None:
@@ -64,6 +76,39 @@ class VirtioSCSI(VirtioDevice):
         self.num_queues = FIRST_REQUEST_QUEUE + num_queues
         self.queue_size = queue_size
         self.scsi_bus = ScsiBus(f"{id or 'scsi'}.0", MAX_TARGET, MAX_LUN)
+
+    # -- migration ----------------------------------------------------------------------
+    def _units(self) -> list:
+        return [unit for _, unit in sorted(self.scsi_bus.units.items())]
+
+    @property
+    def unit_addresses(self) -> list[int]:
+        return [target << 16 | lun for (_, target, lun) in sorted(self.scsi_bus.units)]
+
+    @property
+    def unit_cdrom(self) -> list[bool]:
+        return [unit.cdrom for unit in self._units()]
+
+    @property
+    def unit_sense(self) -> bytes:
+        return pack_records([unit.pending_sense for unit in self._units()])
+
+    @unit_sense.setter
+    def unit_sense(self, blob: bytes) -> None:
+        for unit, sense in zip(self._units(), unpack_records(blob) or [], strict=False):
+            unit.pending_sense = sense
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        sense = unpack_records(state["unit_sense"], 0, SENSE_MAX_LENGTH)  # type: ignore[arg-type]
+        if sense is None or len(sense) != len(self.scsi_bus.units):
+            raise VMStateInvalid("unit_sense", "not one sense record per unit")
+
+    def drain(self) -> None:
+        """Wait until every request the units run on I/O threads has completed."""
+        for unit in self._units():
+            drain = getattr(unit.backend, "drain", None)
+            if callable(drain):
+                drain()
 
     def config_bytes(self) -> bytes:
         return struct.pack("<IIIIIIIHHI", self.request_queues, self.queue_size - 2, 0xFFFF,

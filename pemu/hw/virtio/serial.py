@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 from pemu.chardev.base import CHR_EVENT_OPENED, Chardev
 from pemu.hw.virtio.device import VIRTIO_ID_CONSOLE, VirtioDevice, bit
+from pemu.hw.virtio.serial_state import RX_CHUNK, SerialPortsState, retake_tx
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, VirtqueueError
 
 VIRTIO_CONSOLE_F_SIZE = 0
@@ -47,7 +48,6 @@ CONTROL_RX = 2
 CONTROL_TX = 3
 CONTROL = struct.Struct("<IHH")
 NO_PORT = 0xFFFFFFFF  # the id of DEVICE_READY
-RX_CHUNK = 4096  # most input taken from a chardev at once (and so ever pending)
 DEFAULT_MAX_PORTS = 31  # QEMU's default: 64 queues
 
 
@@ -81,21 +81,21 @@ class SerialPort:
         self.pending = bytearray()  # host input taken from the chardev, not yet in a buffer
         self.tx_held: tuple[VirtqElement, bytes] | None = None  # output the chardev refused
         self.tx_waiting = False  # notify_writable asked, not answered yet
+        # after a load: tx_held is still in the ring; this many of its bytes were taken
+        self.tx_retake: int | None = None
 
     def describe(self) -> str:
         return self.id or self.name or f"port{self.nr}"
 
 
-class VirtioSerial(VirtioDevice):
+class VirtioSerial(SerialPortsState, VirtioDevice):
     """``VirtioSerial(max_ports=31)``, then ``add_port(chardev, name=...)`` per port."""
 
     device_id = VIRTIO_ID_CONSOLE
     queue_size = 128
     type_name = "virtio-serial-device"
     offers_multiport = True
-    # The ports' handshake state (which the guest set up and opened) is not declared
-    # as vmstate yet, so a machine with this device is not migrated (virt.py refuses).
-    migratable = False
+    # state: serial_state.SerialPortsState.vmstate
 
     def __init__(self, max_ports: int = DEFAULT_MAX_PORTS, cols: int = 80, rows: int = 25,
                  id: str | None = None) -> None:
@@ -306,6 +306,8 @@ class VirtioSerial(VirtioDevice):
             return
         vq = self.queues[rx_queue_index(port.nr) + 1]
         try:
+            if port.tx_retake is not None and not port.tx_waiting:
+                retake_tx(self, port, vq)
             while not port.tx_waiting:
                 if port.tx_held is None:
                     elem = vq.pop()
@@ -340,7 +342,7 @@ class VirtioSerial(VirtioDevice):
         self._device_ready = False
         for port in self.ports.values():
             port.pending.clear()
-            port.tx_held = None
+            port.tx_held = port.tx_retake = None
             port.guest_ready = False
             if port.guest_open:
                 port.guest_open = False

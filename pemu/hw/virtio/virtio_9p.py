@@ -38,13 +38,15 @@ class Virtio9P(VirtioDevice):
     queue_size = 128  # QEMU's MAX_REQ
     type_name = "virtio-9p-device"
 
-    def __init__(self, server: Server, tag: str, id: str | None = None) -> None:
+    def __init__(self, server: Server, tag: str, id: str | None = None,
+                 export_path: str = "") -> None:
         super().__init__(id)
         self.tag = tag.encode()
         if not 0 < len(self.tag) <= MAX_TAG_LEN:
             raise ValueError(f"mount tag '{tag}' ({len(self.tag)} bytes) is longer than "
                              f"maximum ({MAX_TAG_LEN} bytes)")
         self.server = server
+        self.export_path = export_path
         self._aio = AioContext(name="pemu-9p-io")
 
     def device_features(self) -> int:
@@ -78,6 +80,12 @@ class Virtio9P(VirtioDevice):
         fids name host files the destination may not have (QEMU blocks it too)."""
         return bool(self.server.fids)
 
+    @property
+    def migration_blocker(self) -> str:
+        """QEMU's message for the blocker above."""
+        return (f"Migration is disabled when VirtFS export path '{self.export_path}' is "
+                f"mounted in the guest using mount_tag '{self.tag.decode()}'")
+
     def drain(self) -> None:
         """Wait for every queued request (tests, migration)."""
         self._aio.drain()
@@ -105,7 +113,8 @@ def _create(ctx, opts: dict[str, str], name: str) -> Virtio9P:  # noqa: ANN001 -
         raise OptionError(f"{where}: cannot initialize fsdev '{spec.id}': failed to open "
                           f"'{spec.path}': {e.strerror}") from None
     try:
-        device = Virtio9P(Server(fs, sync_writes=spec.writeout_immediate), tag, id=name)
+        device = Virtio9P(Server(fs, sync_writes=spec.writeout_immediate), tag, id=name,
+                          export_path=spec.path)
     except ValueError as e:
         fs.close()
         raise OptionError(f"{where}: {e}") from None

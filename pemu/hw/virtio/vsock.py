@@ -46,8 +46,10 @@ class VirtioVsock(VirtioDevice):
     num_queues = 3
     queue_size = 128
     type_name = "virtio-vsock-device"
-    # open streams are host sockets: nothing to carry them over yet, so no migration
-    migratable = False
+    # Migrates as QEMU's vhost-vsock does: no state beyond the transport's (vmstate
+    # None); open streams are host sockets of the source and do not move, so after a
+    # load the board calls ``transport_reset``: the guest drops every connection and
+    # reconnects through the destination's sockets.
 
     def __init__(self, guest_cid: int, uds_path: str, id: str | None = None) -> None:
         super().__init__(id)
