@@ -5,17 +5,29 @@ children (a shell pipeline) share the file."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from conftest import BUSYBOX, run_pemu
 
 from pemu.accel.tcg.backend.x86_64 import host_supported
+from pemu.guests import guest_file
 
 # the cache holds native code: the python backend has none to keep
 pytestmark = pytest.mark.skipif(not host_supported(), reason="needs the native backend")
 NATIVE = ("-accel", "tcg,backend=native")
+ROOT = Path(__file__).resolve().parents[2]
+BUSYBOX = guest_file("riscv64/busybox")
+
+
+def run_pemu(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pemu.linux_user.main", *args],
+                          capture_output=True, timeout=240,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
 
 SCRIPT = "for i in 1 2 3 4 5; do echo line$i; done | sort -r | head -n 2; echo $((6*7))"
 EXPECTED = b"line5\nline4\n42\n"

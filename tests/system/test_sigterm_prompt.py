@@ -35,7 +35,8 @@ def test_sigterm_exits_promptly_while_the_cache_file_is_locked(build_program, tm
     holder = None
     try:
         assert proc.stdout.read(2) == b"R\n"  # the guest runs: its blocks are new
-        (db_file,) = cache.glob("tb-*.sqlite")  # opened by the first translation
+        db_file = cache / "tb.sqlite"  # opened by the first translation
+        assert db_file.exists()
         holder = sqlite3.connect(db_file, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # another pemu saving its blocks
         start = time.monotonic()
