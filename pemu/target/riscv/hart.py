@@ -36,7 +36,7 @@ class RiscvHart(SystemCPU):
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         self.hartid = hartid
-        state = RiscvCPUState()
+        state: RiscvCPUState = translator.target.new_state()  # type: ignore[assignment]
         self.ps = ps = PrivState(hartid, state.slots, now)
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
