@@ -23,6 +23,7 @@ _LMUL_VALUE = {"mf8": 1 / 8, "mf4": 1 / 4, "mf2": 1 / 2, "m1": 1, "m2": 2, "m4":
 MEM_SIZE = 8192
 MEM_BASE_OFFSET = 4096  # a3 points here: strides and offsets reach both ways
 EDGE_BYTES = (0x00, 0xFF, 0x80, 0x7F, 0x01)
+RECORD_TAIL = 48  # after the registers: vl, vtype, vxsat, a0, fflags, fa0
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Case:
     stride: int  # a4
     store: bool = False
     prep: list[str] = field(default_factory=list)  # run after vsetvli, before insn
+    frm: int = 0
 
 
 # -- the instruction catalogue -----------------------------------------------------------------
@@ -251,6 +253,82 @@ def _gen_vset(rng: random.Random, sew: int, lmul: float):
     return f"vsetvli a0, zero, e{rng.choice(SEWS)}, {rng.choice(LMULS)}, tu, ma", []
 
 
+# -- floating point ---------------------------------------------------------------------------
+
+FP_BINARY = {"vfadd": "vf", "vfsub": "vf", "vfrsub": "f", "vfmul": "vf", "vfdiv": "vf",
+             "vfrdiv": "f", "vfmin": "vf", "vfmax": "vf", "vfsgnj": "vf", "vfsgnjn": "vf",
+             "vfsgnjx": "vf"}
+FP_MAC = {"vfmacc": "vf", "vfnmacc": "vf", "vfmsac": "vf", "vfnmsac": "vf", "vfmadd": "vf",
+          "vfnmadd": "vf", "vfmsub": "vf", "vfnmsub": "vf"}
+FP_WIDENING = {"vfwadd": "vf", "vfwsub": "vf", "vfwadd.w": "vf", "vfwsub.w": "vf",
+               "vfwmul": "vf"}
+FP_WIDENING_MAC = {"vfwmacc": "vf", "vfwnmacc": "vf", "vfwmsac": "vf", "vfwnmsac": "vf"}
+FP_COMPARE = {"vmfeq": "vf", "vmfne": "vf", "vmflt": "vf", "vmfle": "vf", "vmfgt": "f",
+              "vmfge": "f"}
+# (QEMU 7.2 crashes on the .rtz conversions: test_riscv_vector checks those on pemu alone)
+FP_CONVERT = ("xu.f", "x.f", "f.xu", "f.x")
+
+
+def _fp_form(rng: random.Random, name: str, forms: str, suffix: str = "v",
+             mac: bool = False) -> str:
+    form = rng.choice(forms)
+    m = _mask(rng)
+    if form == "v":
+        return f"{name}.{suffix}v v8, {'v24, v16' if mac else 'v16, v24'}{m}"
+    return f"{name}.{suffix}f v8, {'fa0, v16' if mac else 'v16, fa0'}{m}"
+
+
+def _gen_fp_arith(rng: random.Random, sew: int, lmul: float):
+    if sew == 8:
+        return None
+    r = rng.random()
+    if r < 0.35:
+        name, forms = rng.choice(list(FP_BINARY.items()))
+        return _fp_form(rng, name, forms), []
+    if r < 0.55:
+        name, forms = rng.choice(list(FP_MAC.items()))
+        return _fp_form(rng, name, forms, mac=True), []
+    if r < 0.75:
+        name, forms = rng.choice(list(FP_COMPARE.items()))
+        return _fp_form(rng, name, forms), []
+    if r < 0.85:
+        return f"{rng.choice(('vfsqrt', 'vfclass'))}.v v8, v16{_mask(rng)}", []
+    if r < 0.9:
+        return "vfmv.f.s fa0, v16", []
+    if r < 0.95:
+        return rng.choice(("vfmv.s.f v8, fa0", "vfmv.v.f v8, fa0",
+                           "vfmerge.vfm v8, v16, fa0, v0")), []
+    return f"{rng.choice(('vfslide1up', 'vfslide1down'))}.vf v8, v16, fa0{_mask(rng)}", []
+
+
+def _gen_fp_wide(rng: random.Random, sew: int, lmul: float):
+    if sew == 8 or lmul == 8:
+        return None
+    r = rng.random()
+    if r < 0.3:
+        reduction = rng.choice(("vfredusum", "vfredosum", "vfredmin", "vfredmax"))
+        return f"{reduction}.vs v8, v16, v24{_mask(rng)}", []
+    if r < 0.5:
+        if rng.random() < 0.5:
+            name, forms = rng.choice(list(FP_WIDENING_MAC.items()))
+            return (_fp_form(rng, name, forms, mac=True), []) if sew < 64 else None
+        name, forms = rng.choice(list(FP_WIDENING.items()))
+        base, _, w = name.partition(".")
+        return (_fp_form(rng, base, forms, suffix="w" if w else "v"), []) if sew < 64 else None
+    if r < 0.6:
+        if sew == 64:
+            return None
+        return f"{rng.choice(('vfwredusum', 'vfwredosum'))}.vs v8, v16, v24{_mask(rng)}", []
+    # conversions: SEW->SEW, widening (SEW -> 2*SEW), narrowing (2*SEW -> SEW)
+    kind = rng.choice(("", "w", "n"))
+    conv = rng.choice(FP_CONVERT + (("f.f",) if kind else ()) + (("rod.f.f",) if kind == "n"
+                                                                  else ()))
+    if kind and sew == 64:
+        return None
+    suffix = {"": "v", "w": "v", "n": "w"}[kind]
+    return f"vf{kind}cvt.{conv}.{suffix} v8, v16{_mask(rng)}", []
+
+
 FAMILIES: dict[str, tuple[Gen, ...]] = {
     "integer": (_gen_binary, _gen_compare, _gen_mac, _gen_widening, _gen_narrowing,
                 _gen_carry, _gen_merge, _gen_ext),
@@ -258,6 +336,8 @@ FAMILIES: dict[str, tuple[Gen, ...]] = {
     "permute": (_gen_permute,),
     "memory": (_gen_load_store,),
     "vset": (_gen_vset,),
+    "fp": (_gen_fp_arith,),
+    "fp_wide": (_gen_fp_wide,),
 }
 
 
@@ -274,6 +354,45 @@ def _init_bytes(rng: random.Random, size: int) -> bytes:
         at = rng.randrange(size)
         out[at] = rng.choice(EDGE_BYTES)
     return bytes(out)
+
+
+_FP_SPECIAL = {  # +-0, +-inf, qNaN, sNaN, smallest subnormal, 1.0, max finite
+    16: (0, 0x8000, 0x7C00, 0xFC00, 0x7E00, 0x7D00, 1, 0x3C00, 0x7BFF),
+    32: (0, 1 << 31, 0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0x7FA0_0000, 1, 0x3F80_0000,
+         0x7F7F_FFFF),
+    64: (0, 1 << 63, 0x7FF0 << 48, 0xFFF0 << 48, 0x7FF8 << 48, 0x7FF4 << 48, 1, 0x3FF0 << 48,
+         0x7FEF_FFFF_FFFF_FFFF),
+}
+_FP_EXP_BITS = {16: 5, 32: 8, 64: 11}
+
+
+def fp_value(rng: random.Random, bits: int) -> int:
+    """Random FP bits: specials, values near 1 (sums that round), random patterns."""
+    r = rng.random()
+    if r < 0.2:
+        return rng.choice(_FP_SPECIAL[bits])
+    if r < 0.35:
+        return rng.getrandbits(bits)
+    exp_bits = _FP_EXP_BITS[bits]
+    frac_bits = bits - 1 - exp_bits
+    bias = (1 << (exp_bits - 1)) - 1
+    exp = bias + rng.randrange(-6, 8)
+    return rng.getrandbits(1) << (bits - 1) | exp << frac_bits | rng.getrandbits(frac_bits)
+
+
+def _fp_init(rng: random.Random, size: int, sew: int) -> bytes:
+    bits = sew if sew in _FP_EXP_BITS else 16
+    return b"".join(fp_value(rng, bits).to_bytes(bits // 8, "little")
+                    for _ in range(size // (bits // 8)))
+
+
+def _fp_scalar(rng: random.Random, sew: int) -> int:
+    """An f register for fa0: NaN-boxed to SEW (now and then not: reads as NaN)."""
+    bits = sew if sew in _FP_EXP_BITS else 16
+    value = fp_value(rng, bits)
+    if bits < 64 and rng.random() < 0.9:
+        value |= ((1 << 64) - 1) ^ ((1 << bits) - 1)
+    return value - (1 << 63) if value >> 63 else value
 
 
 def _scalar(rng: random.Random) -> int:
@@ -311,16 +430,23 @@ def cases(family: str, seed: int, per_mnemonic: int, vlen: int) -> list[Case]:
             x2 = rng.choice((rng.randrange(256), rng.randrange(256) | 1 << rng.randrange(8, 63)))
         elif "a2" in insn or prep:
             x2 = rng.choice((1, 3, 7, 15, 31, 63, 127)) if prep else rng.randrange(2 * vlmax + 2)
+        fp = family.startswith("fp")
+        if family == "vset":
+            x1 = rng.randrange(3 * vlmax + 2)
+        else:
+            x1 = _fp_scalar(rng, sew) if fp else _scalar(rng)
+        init = _fp_init(rng, 32 * vlen // 8, sew) if fp else _init_bytes(rng, 32 * vlen // 8)
+        if fp:  # v0 (the mask) random bits all the same
+            init = _init_bytes(rng, vlen // 8) + init[vlen // 8:]
         out.append(Case(insn, sew, lmul, avl, rng.choice(("tu, mu", "ta, ma", "tu, ma")),
-                        rng.randrange(4), _init_bytes(rng, 32 * vlen // 8),
-                        _scalar(rng) if family != "vset" else rng.randrange(3 * vlmax + 2),
-                        x2, rng.randrange(-8, 17), store=" (a3)" in insn and
-                        insn.startswith("vs"), prep=prep))
+                        rng.randrange(4), init, x1, x2, rng.randrange(-8, 17),
+                        store=" (a3)" in insn and insn.startswith("vs"), prep=prep,
+                        frm=rng.randrange(5)))
     return out
 
 
 def record_size(case: Case, vlen: int) -> int:
-    return 32 * vlen // 8 + 32 + (MEM_SIZE if case.store else 0)
+    return 32 * vlen // 8 + RECORD_TAIL + (MEM_SIZE if case.store else 0)
 
 
 def program(all_cases: list[Case], vlen: int, mem_seed: int) -> str:
@@ -338,19 +464,23 @@ def program(all_cases: list[Case], vlen: int, mem_seed: int) -> str:
             f"li t0, {c.avl}", f"vsetvli t1, t0, e{c.sew}, {c.lmul}, {c.policy}",
             f"li a1, {c.x1}", f"li a2, {c.x2}", f"li a4, {c.stride}",
             "la a3, mem", f"li t2, {MEM_BASE_OFFSET}", "add a3, a3, t2", "li a0, 0",
+            "fmv.d.x fa0, a1", f"fsrmi {c.frm}", "csrwi fflags, 0",
             *c.prep, c.insn,
             # the record: v0..v31, vl, vtype, vxsat, a0
-            "csrr t1, vl", "csrr t3, vtype", "csrr t4, vxsat",
+            "csrr t1, vl", "csrr t3, vtype", "csrr t4, vxsat", "csrr t5, fflags",
+            "fmv.x.d t6, fa0",
             "mv t2, s2", "vs8r.v v0, (t2)", f"addi t2, t2, {8 * vlenb}", "vs8r.v v8, (t2)",
             f"addi t2, t2, {8 * vlenb}", "vs8r.v v16, (t2)", f"addi t2, t2, {8 * vlenb}",
             "vs8r.v v24, (t2)", f"addi t2, t2, {8 * vlenb}",
             "sd t1, 0(t2)", "sd t3, 8(t2)", "sd t4, 16(t2)", "sd a0, 24(t2)",
-            "li a0, 1", "mv a1, s2", f"li a2, {32 * vlenb + 32}", "li a7, 64", "ecall",
+            "sd t5, 32(t2)", "sd t6, 40(t2)",
+            "li a0, 1", "mv a1, s2", f"li a2, {32 * vlenb + RECORD_TAIL}", "li a7, 64",
+            "ecall",
         ]
         if c.store:
             lines += ["li a0, 1", "la a1, mem", f"li a2, {MEM_SIZE}", "li a7, 64", "ecall"]
     lines += ["li a0, 0", "li a7, 93", "ecall", ".data", ".balign 64", "rec:",
-              f".zero {32 * vlenb + 32}", ".balign 64", "mem:"]
+              f".zero {32 * vlenb + RECORD_TAIL}", ".balign 64", "mem:"]
     lines += _quads(_init_bytes(rng, MEM_SIZE))
     lines += [".balign 64", "init:"]
     for c in all_cases:

@@ -40,15 +40,16 @@ def _describe(c: gen.Case, ours: bytes, theirs: bytes, vlen: int) -> str:
         if a != b:
             where.append(f"v{r}: pemu {a.hex()} qemu {b.hex()}")
     tail = 32 * vlenb
-    names = ("vl", "vtype", "vxsat", "a0")
+    names = ("vl", "vtype", "vxsat", "a0", "fflags", "fa0")
     for k, name in enumerate(names):
         a, b = ours[tail + 8 * k:tail + 8 * k + 8], theirs[tail + 8 * k:tail + 8 * k + 8]
         if a != b:
             where.append(f"{name}: pemu {a[::-1].hex()} qemu {b[::-1].hex()}")
-    if ours[tail + 32:] != theirs[tail + 32:]:
+    if ours[tail + gen.RECORD_TAIL:] != theirs[tail + gen.RECORD_TAIL:]:
         where.append("memory after the store differs")
     return (f"{c.insn}  [e{c.sew},{c.lmul},{c.policy} avl={c.avl} a1={c.x1:#x} a2={c.x2:#x}"
-            f" a4={c.stride} vxrm={c.vxrm} prep={c.prep}]\n    " + "\n    ".join(where[:6]))
+            f" a4={c.stride} vxrm={c.vxrm} frm={c.frm} prep={c.prep}]\n    "
+            + "\n    ".join(where[:6]))
 
 
 def _differential(family: str, seed: int, per: int, vlen: int, tmp_path: Path) -> None:
@@ -68,7 +69,8 @@ def _differential(family: str, seed: int, per: int, vlen: int, tmp_path: Path) -
 
 
 # (family, cases per mnemonic)
-FAMILIES = [("integer", 3), ("reduction_mask", 8), ("permute", 8), ("memory", 1), ("vset", 20)]
+FAMILIES = [("integer", 3), ("reduction_mask", 8), ("permute", 8), ("memory", 1), ("vset", 20),
+            ("fp", 3), ("fp_wide", 3)]
 
 
 @pytest.mark.parametrize(("family", "per"), FAMILIES)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.target.riscv.vector_exec import IllegalVector, VInsn, sign
+from pemu.target.riscv.cpu_state import FFLAGS, FRM
+from pemu.target.riscv.vector_exec import IllegalVector, VInsn, sign, unbox
 
 Handler = Callable[[VInsn, str], None]
 OPS: dict[tuple[str, int], tuple[str, Handler]] = {}
@@ -32,20 +33,28 @@ def exec_op_v(v: VInsn) -> None:
     entry[1](v, form)
 
 
-def _op(category: str, funct6: int, forms: str, handler: Handler) -> None:
+def register_op(category: str, funct6: int, forms: str, handler: Handler) -> None:
     OPS[(category, funct6)] = (forms, handler)
 
 
 class Fixed:
     """What an element function may need beyond its operands: SEW, the fixed-point
-    rounding mode, and a place to note saturation (vxsat)."""
+    rounding mode and a place to note saturation (vxsat); for FP, the rounding mode
+    (frm) and the accrued exception flags."""
 
-    __slots__ = ("sew", "vxrm", "saturated")
+    __slots__ = ("sew", "vxrm", "saturated", "rm", "fflags")
 
-    def __init__(self, sew: int, vxrm: int) -> None:
+    def __init__(self, sew: int, vxrm: int, rm: int = 0) -> None:
         self.sew = sew
         self.vxrm = vxrm
         self.saturated = False
+        self.rm = rm
+        self.fflags = 0
+
+    def fp(self, result: tuple[int, int]) -> int:
+        """A pemu.fpu result: keeps its flags, returns its bits."""
+        self.fflags |= result[1]
+        return result[0]
 
     def clamp(self, value: int, lo: int, hi: int) -> int:
         if value < lo or value > hi:
@@ -76,9 +85,12 @@ class Fixed:
         return (value >> d) + inc
 
 
-def _note_saturation(v: VInsn, k: Fixed) -> None:
+def note_flags(v: VInsn, k: Fixed) -> None:
+    """What the elements raised: vxsat, fflags."""
     if k.saturated:
         v.vs.vxsat = 1
+    if k.fflags:
+        v.slots[FFLAGS] |= k.fflags
 
 
 # -- operand 1 (vs1, rs1 or the immediate) --------------------------------------------------
@@ -95,6 +107,8 @@ def _operand(v: VInsn, form: str, size: int, signed: bool, uimm: bool = False
         return lambda i: v.elem(rs1, i, size)
     if form == "x":
         raw = v.x(v.rs1) & mask
+    elif form == "f":
+        raw = unbox(v.f(v.rs1), bits)
     elif uimm:
         raw = v.rs1
     else:
@@ -105,7 +119,7 @@ def _operand(v: VInsn, form: str, size: int, signed: bool, uimm: bool = False
 
 # -- element-wise arithmetic ---------------------------------------------------------------------
 
-def _arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
+def arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
            wide_d: bool = False, wide_a: bool = False, accum: bool = False,
            uimm: bool = False) -> Handler:
     """vd[i] = fn(vs2[i], op1[i], k) (``accum``: fn(vs2[i], op1[i], vd[i], k)).
@@ -125,7 +139,7 @@ def _arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
             v.require_aligned(v.rs1, v.group_regs())
         v.require_no_v0_overlap()
         op1 = _operand(v, form, esz, sb, uimm)
-        k = Fixed(vt.sew, v.vs.vxrm)
+        k = Fixed(vt.sew, v.vs.vxrm, v.slots[FRM])
         abits = asz * 8
         vd, rs2 = v.vd, v.rs2
         for i in v.body():
@@ -139,7 +153,7 @@ def _arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
             else:
                 r = fn(a, op1(i), k)
             v.set_elem(vd, i, dsz, r)
-        _note_saturation(v, k)
+        note_flags(v, k)
     return run
 
 
@@ -186,7 +200,7 @@ def _carry(fn: Callable[[int, int, int, int], int], mask_dest: bool) -> Handler:
     return run
 
 
-def _merge(v: VInsn, form: str) -> None:
+def merge(v: VInsn, form: str) -> None:
     """vmerge.v[vxi]m (masked) and vmv.v.[vxi] (unmasked, vs2 = 0)."""
     vt = v.require_vtype()
     esz = vt.sew_bytes
@@ -232,22 +246,22 @@ def _shift_mask(k: Fixed, wide: bool = False) -> int:
 
 # funct6 -> (forms, handler)
 for _f6, _forms, _h in (
-    (0x00, "vxi", _arith(lambda a, b, k: a + b)),
-    (0x02, "vx", _arith(lambda a, b, k: a - b)),
-    (0x03, "xi", _arith(lambda a, b, k: b - a)),
-    (0x04, "vx", _arith(lambda a, b, k: min(a, b))),
-    (0x05, "vx", _arith(lambda a, b, k: min(a, b), sa=True, sb=True)),
-    (0x06, "vx", _arith(lambda a, b, k: max(a, b))),
-    (0x07, "vx", _arith(lambda a, b, k: max(a, b), sa=True, sb=True)),
-    (0x09, "vxi", _arith(lambda a, b, k: a & b)),
-    (0x0A, "vxi", _arith(lambda a, b, k: a | b)),
-    (0x0B, "vxi", _arith(lambda a, b, k: a ^ b)),
+    (0x00, "vxi", arith(lambda a, b, k: a + b)),
+    (0x02, "vx", arith(lambda a, b, k: a - b)),
+    (0x03, "xi", arith(lambda a, b, k: b - a)),
+    (0x04, "vx", arith(lambda a, b, k: min(a, b))),
+    (0x05, "vx", arith(lambda a, b, k: min(a, b), sa=True, sb=True)),
+    (0x06, "vx", arith(lambda a, b, k: max(a, b))),
+    (0x07, "vx", arith(lambda a, b, k: max(a, b), sa=True, sb=True)),
+    (0x09, "vxi", arith(lambda a, b, k: a & b)),
+    (0x0A, "vxi", arith(lambda a, b, k: a | b)),
+    (0x0B, "vxi", arith(lambda a, b, k: a ^ b)),
     (0x10, "vxi", _carry(lambda a, b, c, bits: a + b + c, False)),
     (0x11, "vxi", _carry(lambda a, b, c, bits: a + b + c, True)),
     (0x12, "vx", _carry(lambda a, b, c, bits: a - b - c, False)),
     (0x13, "vx", _carry(lambda a, b, c, bits: (a - b - c) & (1 << bits | ((1 << bits) - 1)),
                         True)),
-    (0x17, "vxi", _merge),
+    (0x17, "vxi", merge),
     (0x18, "vxi", _compare(lambda a, b: a == b, False)),
     (0x19, "vxi", _compare(lambda a, b: a != b, False)),
     (0x1A, "vx", _compare(lambda a, b: a < b, False)),
@@ -256,62 +270,62 @@ for _f6, _forms, _h in (
     (0x1D, "vxi", _compare(lambda a, b: a <= b, True)),
     (0x1E, "xi", _compare(lambda a, b: a > b, False)),
     (0x1F, "xi", _compare(lambda a, b: a > b, True)),
-    (0x20, "vxi", _arith(lambda a, b, k: k.clamp_unsigned(a + b, k.sew))),
-    (0x21, "vxi", _arith(lambda a, b, k: k.clamp_signed(a + b, k.sew), sa=True, sb=True)),
-    (0x22, "vx", _arith(lambda a, b, k: k.clamp_unsigned(a - b, k.sew))),
-    (0x23, "vx", _arith(lambda a, b, k: k.clamp_signed(a - b, k.sew), sa=True, sb=True)),
-    (0x25, "vxi", _arith(lambda a, b, k: a << (b & _shift_mask(k)), uimm=True)),
-    (0x28, "vxi", _arith(lambda a, b, k: a >> (b & _shift_mask(k)), uimm=True)),
-    (0x29, "vxi", _arith(lambda a, b, k: a >> (b & _shift_mask(k)), sa=True, uimm=True)),
-    (0x2A, "vxi", _arith(lambda a, b, k: k.round_shift(a, b & _shift_mask(k)), uimm=True)),
-    (0x2B, "vxi", _arith(lambda a, b, k: k.round_shift(a, b & _shift_mask(k)), sa=True,
+    (0x20, "vxi", arith(lambda a, b, k: k.clamp_unsigned(a + b, k.sew))),
+    (0x21, "vxi", arith(lambda a, b, k: k.clamp_signed(a + b, k.sew), sa=True, sb=True)),
+    (0x22, "vx", arith(lambda a, b, k: k.clamp_unsigned(a - b, k.sew))),
+    (0x23, "vx", arith(lambda a, b, k: k.clamp_signed(a - b, k.sew), sa=True, sb=True)),
+    (0x25, "vxi", arith(lambda a, b, k: a << (b & _shift_mask(k)), uimm=True)),
+    (0x28, "vxi", arith(lambda a, b, k: a >> (b & _shift_mask(k)), uimm=True)),
+    (0x29, "vxi", arith(lambda a, b, k: a >> (b & _shift_mask(k)), sa=True, uimm=True)),
+    (0x2A, "vxi", arith(lambda a, b, k: k.round_shift(a, b & _shift_mask(k)), uimm=True)),
+    (0x2B, "vxi", arith(lambda a, b, k: k.round_shift(a, b & _shift_mask(k)), sa=True,
                          uimm=True)),
-    (0x2C, "vxi", _arith(lambda a, b, k: a >> (b & _shift_mask(k, True)), wide_a=True,
+    (0x2C, "vxi", arith(lambda a, b, k: a >> (b & _shift_mask(k, True)), wide_a=True,
                          uimm=True)),
-    (0x2D, "vxi", _arith(lambda a, b, k: a >> (b & _shift_mask(k, True)), wide_a=True,
+    (0x2D, "vxi", arith(lambda a, b, k: a >> (b & _shift_mask(k, True)), wide_a=True,
                          sa=True, uimm=True)),
-    (0x2E, "vxi", _arith(lambda a, b, k: k.clamp_unsigned(
+    (0x2E, "vxi", arith(lambda a, b, k: k.clamp_unsigned(
         k.round_shift(a, b & _shift_mask(k, True)), k.sew), wide_a=True, uimm=True)),
-    (0x2F, "vxi", _arith(lambda a, b, k: k.clamp_signed(
+    (0x2F, "vxi", arith(lambda a, b, k: k.clamp_signed(
         k.round_shift(a, b & _shift_mask(k, True)), k.sew), wide_a=True, sa=True, uimm=True)),
 ):
-    _op("i", _f6, _forms, _h)
+    register_op("i", _f6, _forms, _h)
 
 for _f6, _forms, _h in (
-    (0x08, "vx", _arith(lambda a, b, k: k.round_shift(a + b, 1))),
-    (0x09, "vx", _arith(lambda a, b, k: k.round_shift(a + b, 1), sa=True, sb=True)),
-    (0x0A, "vx", _arith(lambda a, b, k: k.round_shift(a - b, 1))),
-    (0x0B, "vx", _arith(lambda a, b, k: k.round_shift(a - b, 1), sa=True, sb=True)),
-    (0x20, "vx", _arith(lambda a, b, k: a // b if b else -1)),
-    (0x21, "vx", _arith(_div, sa=True, sb=True)),
-    (0x22, "vx", _arith(lambda a, b, k: a % b if b else a)),
-    (0x23, "vx", _arith(_rem, sa=True, sb=True)),
-    (0x24, "vx", _arith(lambda a, b, k: (a * b) >> k.sew)),
-    (0x25, "vx", _arith(lambda a, b, k: a * b)),
-    (0x26, "vx", _arith(lambda a, b, k: (a * b) >> k.sew, sa=True)),
-    (0x27, "vx", _arith(lambda a, b, k: (a * b) >> k.sew, sa=True, sb=True)),
-    (0x29, "vx", _arith(lambda a, b, d, k: b * d + a, accum=True)),
-    (0x2B, "vx", _arith(lambda a, b, d, k: a - b * d, accum=True)),
-    (0x2D, "vx", _arith(lambda a, b, d, k: a * b + d, accum=True)),
-    (0x2F, "vx", _arith(lambda a, b, d, k: d - a * b, accum=True)),
-    (0x30, "vx", _arith(lambda a, b, k: a + b, wide_d=True)),
-    (0x31, "vx", _arith(lambda a, b, k: a + b, wide_d=True, sa=True, sb=True)),
-    (0x32, "vx", _arith(lambda a, b, k: a - b, wide_d=True)),
-    (0x33, "vx", _arith(lambda a, b, k: a - b, wide_d=True, sa=True, sb=True)),
-    (0x34, "vx", _arith(lambda a, b, k: a + b, wide_d=True, wide_a=True)),
-    (0x35, "vx", _arith(lambda a, b, k: a + b, wide_d=True, wide_a=True, sa=True, sb=True)),
-    (0x36, "vx", _arith(lambda a, b, k: a - b, wide_d=True, wide_a=True)),
-    (0x37, "vx", _arith(lambda a, b, k: a - b, wide_d=True, wide_a=True, sa=True, sb=True)),
-    (0x38, "vx", _arith(lambda a, b, k: a * b, wide_d=True)),
-    (0x3A, "vx", _arith(lambda a, b, k: a * b, wide_d=True, sa=True)),
-    (0x3B, "vx", _arith(lambda a, b, k: a * b, wide_d=True, sa=True, sb=True)),
-    (0x3C, "vx", _arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True)),
-    (0x3D, "vx", _arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sa=True,
+    (0x08, "vx", arith(lambda a, b, k: k.round_shift(a + b, 1))),
+    (0x09, "vx", arith(lambda a, b, k: k.round_shift(a + b, 1), sa=True, sb=True)),
+    (0x0A, "vx", arith(lambda a, b, k: k.round_shift(a - b, 1))),
+    (0x0B, "vx", arith(lambda a, b, k: k.round_shift(a - b, 1), sa=True, sb=True)),
+    (0x20, "vx", arith(lambda a, b, k: a // b if b else -1)),
+    (0x21, "vx", arith(_div, sa=True, sb=True)),
+    (0x22, "vx", arith(lambda a, b, k: a % b if b else a)),
+    (0x23, "vx", arith(_rem, sa=True, sb=True)),
+    (0x24, "vx", arith(lambda a, b, k: (a * b) >> k.sew)),
+    (0x25, "vx", arith(lambda a, b, k: a * b)),
+    (0x26, "vx", arith(lambda a, b, k: (a * b) >> k.sew, sa=True)),
+    (0x27, "vx", arith(lambda a, b, k: (a * b) >> k.sew, sa=True, sb=True)),
+    (0x29, "vx", arith(lambda a, b, d, k: b * d + a, accum=True)),
+    (0x2B, "vx", arith(lambda a, b, d, k: a - b * d, accum=True)),
+    (0x2D, "vx", arith(lambda a, b, d, k: a * b + d, accum=True)),
+    (0x2F, "vx", arith(lambda a, b, d, k: d - a * b, accum=True)),
+    (0x30, "vx", arith(lambda a, b, k: a + b, wide_d=True)),
+    (0x31, "vx", arith(lambda a, b, k: a + b, wide_d=True, sa=True, sb=True)),
+    (0x32, "vx", arith(lambda a, b, k: a - b, wide_d=True)),
+    (0x33, "vx", arith(lambda a, b, k: a - b, wide_d=True, sa=True, sb=True)),
+    (0x34, "vx", arith(lambda a, b, k: a + b, wide_d=True, wide_a=True)),
+    (0x35, "vx", arith(lambda a, b, k: a + b, wide_d=True, wide_a=True, sa=True, sb=True)),
+    (0x36, "vx", arith(lambda a, b, k: a - b, wide_d=True, wide_a=True)),
+    (0x37, "vx", arith(lambda a, b, k: a - b, wide_d=True, wide_a=True, sa=True, sb=True)),
+    (0x38, "vx", arith(lambda a, b, k: a * b, wide_d=True)),
+    (0x3A, "vx", arith(lambda a, b, k: a * b, wide_d=True, sa=True)),
+    (0x3B, "vx", arith(lambda a, b, k: a * b, wide_d=True, sa=True, sb=True)),
+    (0x3C, "vx", arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True)),
+    (0x3D, "vx", arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sa=True,
                         sb=True)),
-    (0x3E, "x", _arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sa=True)),
-    (0x3F, "vx", _arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sb=True)),
+    (0x3E, "x", arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sa=True)),
+    (0x3F, "vx", arith(lambda a, b, d, k: d + a * b, wide_d=True, accum=True, sb=True)),
 ):
-    _op("m", _f6, _forms, _h)
+    register_op("m", _f6, _forms, _h)
 
 
 def _vsmul_or_vmvnr(v: VInsn, form: str) -> None:
@@ -321,7 +335,7 @@ def _vsmul_or_vmvnr(v: VInsn, form: str) -> None:
         _VSMUL(v, form)
 
 
-_VSMUL = _arith(_vsmul, sa=True, sb=True)
+_VSMUL = arith(_vsmul, sa=True, sb=True)
 
 
 def _whole_register_move(v: VInsn) -> None:
@@ -338,7 +352,7 @@ def _whole_register_move(v: VInsn) -> None:
         v.regs[dst + start:dst + end] = v.regs[src + start:src + end]
 
 
-_op("i", 0x27, "vxi", _vsmul_or_vmvnr)
+register_op("i", 0x27, "vxi", _vsmul_or_vmvnr)
 
 
 # -- reductions -------------------------------------------------------------------------------
@@ -372,9 +386,9 @@ for _f6, _fn, _signed in (
     (0x02, lambda a, b: a | b, False), (0x03, lambda a, b: a ^ b, False),
     (0x04, min, False), (0x05, min, True), (0x06, max, False), (0x07, max, True),
 ):
-    _op("m", _f6, "v", _reduction(_fn, _signed))
-_op("i", 0x30, "v", _reduction(lambda a, b: a + b, False, widening=True))
-_op("i", 0x31, "v", _reduction(lambda a, b: a + b, True, widening=True))
+    register_op("m", _f6, "v", _reduction(_fn, _signed))
+register_op("i", 0x30, "v", _reduction(lambda a, b: a + b, False, widening=True))
+register_op("i", 0x31, "v", _reduction(lambda a, b: a + b, True, widening=True))
 
 
 # -- mask instructions ----------------------------------------------------------------------------
@@ -394,7 +408,7 @@ for _f6, _fn in (
     (0x1B, lambda a, b: a ^ b), (0x1C, lambda a, b: a | ~b), (0x1D, lambda a, b: ~(a & b)),
     (0x1E, lambda a, b: ~(a | b)), (0x1F, lambda a, b: ~(a ^ b)),
 ):
-    _op("m", _f6, "v", _mask_logical(_fn))
+    register_op("m", _f6, "v", _mask_logical(_fn))
 
 
 def _active_mask_bits(v: VInsn) -> list[int]:
@@ -484,9 +498,9 @@ def _vmunary0(v: VInsn, form: str) -> None:
             count += v.mask_bit(v.rs2, i)
 
 
-_op("m", 0x10, "vx", _vwxunary0)
-_op("m", 0x12, "v", _vext)
-_op("m", 0x14, "v", _vmunary0)
+register_op("m", 0x10, "vx", _vwxunary0)
+register_op("m", 0x12, "v", _vext)
+register_op("m", 0x14, "v", _vmunary0)
 
 
 # -- permutations --------------------------------------------------------------------------------
@@ -579,11 +593,11 @@ def _vcompress(v: VInsn, form: str) -> None:
             j += 1
 
 
-_op("i", 0x0C, "vxi", _vrgather)
-_op("i", 0x0E, "vxi", _slideup_or_gatherei16)
-_op("i", 0x0F, "xi", _slidedown)
-_op("m", 0x0E, "x", lambda v, form: slide1(v, True, v.x(v.rs1)))
-_op("m", 0x0F, "x", lambda v, form: slide1(v, False, v.x(v.rs1)))
-_op("m", 0x17, "v", _vcompress)
+register_op("i", 0x0C, "vxi", _vrgather)
+register_op("i", 0x0E, "vxi", _slideup_or_gatherei16)
+register_op("i", 0x0F, "xi", _slidedown)
+register_op("m", 0x0E, "x", lambda v, form: slide1(v, True, v.x(v.rs1)))
+register_op("m", 0x0F, "x", lambda v, form: slide1(v, False, v.x(v.rs1)))
+register_op("m", 0x17, "v", _vcompress)
 
-__all__ = ["OPS", "Fixed", "exec_op_v", "slide1"]
+__all__ = ["OPS", "Fixed", "arith", "exec_op_v", "merge", "note_flags", "register_op", "slide1"]

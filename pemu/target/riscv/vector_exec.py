@@ -127,6 +127,19 @@ def sign(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) & 1 else value
 
 
+def unbox(value: int, bits: int) -> int:
+    """A SEW-bit FP scalar from an f register: NaN-boxed narrower values are unboxed,
+    a badly boxed one reads as the canonical NaN (as scalar F does)."""
+    if bits >= 64:
+        return value
+    if value >> bits == (1 << (64 - bits)) - 1:
+        return value & ((1 << bits) - 1)
+    return _CANONICAL_NAN[bits]
+
+
+_CANONICAL_NAN = {16: 0x7E00, 32: 0x7FC0_0000}
+
+
 def vs_check(env: object, dirty: bool = True) -> None:
     """System mode: vector instructions and CSRs are illegal with mstatus.VS Off; one
     that writes vector state makes VS Dirty (the kernel saves the registers on a context
@@ -168,4 +181,4 @@ def exec_vset(v: VInsn) -> None:
     v.set_x(rd, vs.vl)
 
 
-__all__ = ["IllegalVector", "VInsn", "exec_vset", "sign", "vs_check"]
+__all__ = ["IllegalVector", "VInsn", "exec_vset", "sign", "unbox", "vs_check"]
