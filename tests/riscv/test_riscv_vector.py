@@ -8,14 +8,23 @@ same under qemu-riscv64 ``-cpu rv64,v=true,vlen=N,elen=64`` and under pemu.
 
 from __future__ import annotations
 
+import re
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from pemu.accel.tcg.backend.x86_64 import host_supported
-from pemu.target.riscv.isa import parse_cpu
+from pemu.accel.tcg.engine import TCGEngine
+from pemu.linux_user.arch_riscv64 import RISCV64_LINUX
+from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
+from pemu.target.riscv.cpu_state import RiscvCPUState
+from pemu.target.riscv.exceptions import ECALL_U, ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.isa import CpuOptionError, RiscvIsa, parse_cpu
+from pemu.target.riscv.tcg_target import riscv64_target
 from tests.riscv import rvv_programs as gen
-from tests.riscv.rvtest_harness import build, run_image, run_qemu
+from tests.riscv.rvtest_harness import LOAD_ADDR, REGION_SIZE, build, run_image, run_qemu
 
 
 def _qemu_cpu(vlen: int) -> str:
@@ -77,3 +86,139 @@ FAMILIES = [("integer", 3), ("reduction_mask", 8), ("permute", 8), ("memory", 1)
 @pytest.mark.parametrize("vlen", [128, 256])
 def test_vector_family_matches_qemu(family: str, per: int, vlen: int, tmp_path: Path) -> None:
     _differential(family, 1000 + vlen, per, vlen, tmp_path)
+
+
+# -- what QEMU 7.2 cannot check: against the specification -----------------------------------
+
+V_ISA = parse_cpu("rv64,v=true,vlen=128")
+TOP = LOAD_ADDR + REGION_SIZE  # the first unmapped byte above run_image's region
+
+
+@dataclass
+class Stop:
+    """Where a snippet stopped: the trap (an ecall at its end) or the memory fault."""
+
+    state: RiscvCPUState
+    trap: BaseException
+
+    def x(self, i: int) -> int:
+        return self.state.x(i)
+
+
+def _run(source: str, tmp_path: Path, isa: RiscvIsa = V_ISA, **regs: int) -> Stop:
+    _, image = build(".option arch, +v\n.globl _start\n_start:\n" + source + "\necall",
+                     tmp_path, rvc=False)
+    mem = GuestVirtualMemory()
+    mem.map_anonymous(LOAD_ADDR, REGION_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC)
+    mem.write_initial(LOAD_ADDR, image)
+    cpu = TCGEngine(mem, riscv64_target(isa), backend="python").create_cpu()
+    cpu.state.pc = LOAD_ADDR
+    for name, value in regs.items():
+        cpu.state.set_x(int(name[1:]), value)
+    try:
+        cpu.run()
+    except (RiscvTrap, GuestFault) as stop:
+        return Stop(cpu.state, stop)
+    raise AssertionError("the snippet did not stop")
+
+
+def _ecall(out: Stop) -> bool:
+    return isinstance(out.trap, RiscvTrap) and out.trap.cause == ECALL_U
+
+
+def _vreg(out: Stop, reg: int, vlenb: int = 16) -> bytes:
+    return bytes(out.state.vector.regs[reg * vlenb:(reg + 1) * vlenb])
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_rtz_conversions_round_toward_zero_whatever_frm(signed: bool, tmp_path: Path) -> None:
+    """vfcvt.rtz.* (QEMU 7.2 crashes on them) = the plain conversion with frm = RTZ."""
+    x = "x" if signed else "xu"
+    values = [1.5, -1.5, 2.5, -2.7, 7.99, 0.49, 1e10, -1e10]
+    data = ", ".join(f"0x{struct.unpack('<I', struct.pack('<f', v))[0]:x}" for v in values)
+    out = _run(f"""
+        la a0, data
+        vsetivli zero, 8, e32, m2, ta, ma
+        vle32.v v2, (a0)
+        fsrmi 4
+        vfcvt.rtz.{x}.f.v v4, v2
+        fsrmi 1
+        vfcvt.{x}.f.v v6, v2
+        fsrmi 0
+        vsetivli zero, 8, e16, m1, ta, ma
+        vfncvt.rtz.{x}.f.w v8, v2
+        j done
+        .balign 8
+        data: .word {data}
+        done:""", tmp_path)
+    assert _ecall(out)
+    assert _vreg(out, 4) + _vreg(out, 5) == _vreg(out, 6) + _vreg(out, 7)
+    got = struct.unpack("<8i" if signed else "<8I", _vreg(out, 4) + _vreg(out, 5))
+    want = [int(v) if signed or v >= 0 else 0 for v in values]
+    want = [max(min(w, 2**31 - 1), -2**31) if signed else min(w, 2**32 - 1) for w in want]
+    assert list(got) == want
+    narrow = struct.unpack("<8h" if signed else "<8H", _vreg(out, 8))
+    assert list(narrow) == [max(min(w, 2**15 - 1), -2**15) if signed else min(w, 2**16 - 1)
+                            for w in [int(v) if signed or v >= 0 else 0 for v in values]]
+
+
+def test_fault_only_first_trims_vl_at_the_first_faulting_element(tmp_path: Path) -> None:
+    out = _run("""
+        vsetivli t0, 16, e8, m1, ta, ma
+        vmv.v.i v1, 0
+        vle8ff.v v1, (a3)
+        csrr a0, vl""", tmp_path, x13=TOP - 5)
+    assert _ecall(out)
+    assert out.x(10) == 5 and out.x(5) == 16
+
+
+@pytest.mark.parametrize(("insn", "base", "vstart"), [
+    ("vle8.v v1, (a3)", TOP - 5, 5), ("vse16.v v1, (a3)", TOP - 6, 3),
+    ("vlse32.v v1, (a3), a4", TOP - 12, 3),  # a4 = 4
+    ("vle8ff.v v1, (a3)", TOP, 0),  # fault-only-first faults on element 0 like any load
+])
+def test_a_fault_in_the_middle_leaves_vstart_at_the_faulting_element(
+        insn: str, base: int, vstart: int, tmp_path: Path) -> None:
+    sew = re.search(r"e(\d+)", insn.split(".")[0]).group(1)  # type: ignore[union-attr]
+    out = _run(f"vsetivli t0, 8, e{sew}, m1, ta, ma\n{insn}", tmp_path, x13=base, x14=4)
+    assert isinstance(out.trap, GuestFault) and out.trap.addr == TOP  # the SIGSEGV to be
+    assert out.state.vector.vstart == vstart
+
+
+@pytest.mark.parametrize("insn", ["vsetvli a0, a1, e8, m1, ta, ma", "vadd.vv v1, v2, v3",
+                                  "vle8.v v1, (a1)", "csrr a0, vl", "csrr a0, vlenb"])
+def test_vector_instructions_and_csrs_need_v(insn: str, tmp_path: Path) -> None:
+    with_vtype = f"vsetvli t0, zero, e8, m1, ta, ma\n{insn}"
+    assert _ecall(_run(with_vtype, tmp_path, isa=V_ISA, x11=LOAD_ADDR))
+    trap = _run(insn, tmp_path, isa=parse_cpu("rv64")).trap
+    assert isinstance(trap, RiscvTrap) and trap.cause == ILLEGAL_INSN
+
+
+@pytest.mark.parametrize(("cpu", "vlenb", "e64_legal"), [
+    ("rv64,v=true", 16, True), ("rv64,v=on,vlen=512", 64, True),
+    ("rv64,v=true,elen=32", 16, False), ("max", 16, True),
+])
+def test_vlen_and_elen_properties(cpu: str, vlenb: int, e64_legal: bool, tmp_path: Path) -> None:
+    out = _run("""
+        csrr a0, vlenb
+        vsetvli a1, zero, e64, m1, ta, ma
+        csrr a2, vtype""", tmp_path, isa=parse_cpu(cpu))
+    assert out.x(10) == vlenb
+    assert (out.x(11) == vlenb // 8) is e64_legal
+    assert (out.x(12) >> 63 == 0) is e64_legal
+
+
+def test_cpu_option_parsing() -> None:
+    isa = parse_cpu("rv64,v=true,vlen=256,elen=64,vext_spec=v1.0")
+    assert isa.vlenb == 32 and "v" in isa.isa_string.split("_")[0]
+    assert parse_cpu("rv64").vlenb == 0
+    for bad in ("rv64,vlen=96", "rv64,vlen=2048", "rv64,elen=16", "rv64,vext_spec=v0.7.1"):
+        with pytest.raises(CpuOptionError):
+            parse_cpu(bad)
+
+
+def test_at_hwcap_has_v_with_the_extension() -> None:
+    v_bit = 1 << (ord("V") - ord("A"))
+    assert RISCV64_LINUX.hwcap_for_cpu("rv64,v=true") & v_bit
+    assert not RISCV64_LINUX.hwcap_for_cpu("rv64") & v_bit
+    assert RISCV64_LINUX.hwcap_for_cpu(None) == RISCV64_LINUX.hwcap
