@@ -273,12 +273,13 @@ def _vector_context(state: rv.RiscvCPUState) -> bytearray:
     return bytearray(head + vector.register_bytes() + bytes(8))
 
 
-def _restore_vector_context(state: rv.RiscvCPUState, mem: object, uc: bytes) -> None:
+def _restore_vector_context(state: rv.RiscvCPUState, mem: object, uc: bytes,
+                            uc_addr: int) -> None:
     vector = state.vector
     magic, _size = struct.unpack_from("<II", uc, UC_EXT_HDR)
     if not vector.vlenb or magic != RISCV_V_MAGIC:
         return
-    head_addr = state.x(2) + UC_OFFSET + UCONTEXT_SIZE
+    head_addr = uc_addr + UCONTEXT_SIZE
     vstart, vl, vtype, vcsr, _vlenb, datap = struct.unpack(
         "<6Q", mem.read(head_addr, V_STATE_SIZE))  # type: ignore[attr-defined]
     vector.set_register_bytes(mem.read(datap, 32 * vector.vlenb))  # type: ignore[attr-defined]
@@ -302,7 +303,7 @@ def restore_frame(thread: object) -> None:
         state.set_f(i, fp[i])
     state.slots[rv.FFLAGS] = fp[32] & 0x1F
     state.slots[rv.FRM] = (fp[32] >> 5) & 0x7
-    _restore_vector_context(state, mem, uc)
+    _restore_vector_context(state, mem, uc, uc_addr)
     (mask,) = struct.unpack_from("<Q", uc, UC_SIGMASK)
     thread.signals.mask = mask & ~UNBLOCKABLE
     ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QiIQ", uc, UC_STACK)
