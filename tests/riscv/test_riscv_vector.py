@@ -17,12 +17,14 @@ import pytest
 
 from pemu.accel.tcg.backend.x86_64 import host_supported
 from pemu.accel.tcg.engine import TCGEngine
+from pemu.fpu.flags import DZ, NV, NX, OF
 from pemu.linux_user.arch_riscv64 import RISCV64_LINUX
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, PROT_WRITE, GuestFault, GuestVirtualMemory
 from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.exceptions import ECALL_U, ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.isa import CpuOptionError, RiscvIsa, parse_cpu
 from pemu.target.riscv.tcg_target import riscv64_target
+from pemu.target.riscv.vector_fp import FORMATS, REC7_TABLE, RSQRT7_TABLE, rec7, rsqrt7
 from tests.riscv import rvv_programs as gen
 from tests.riscv.rvtest_harness import LOAD_ADDR, REGION_SIZE, build, run_image, run_qemu
 
@@ -222,3 +224,36 @@ def test_at_hwcap_has_v_with_the_extension() -> None:
     assert RISCV64_LINUX.hwcap_for_cpu("rv64,v=true") & v_bit
     assert not RISCV64_LINUX.hwcap_for_cpu("rv64") & v_bit
     assert RISCV64_LINUX.hwcap_for_cpu(None) == RISCV64_LINUX.hwcap
+
+
+def test_estimate_tables_are_the_specifications() -> None:
+    """Entries of the RVV 1.0 spec's vfrec7/vfrsqrt7 tables (pemu computes them)."""
+    assert [REC7_TABLE[i] for i in (0, 1, 6, 13, 64, 67, 100, 126, 127)] == [
+        127, 125, 116, 104, 42, 40, 15, 1, 0]
+    assert [RSQRT7_TABLE[i] for i in (0, 3, 20, 63, 64, 69, 100, 127)] == [
+        52, 48, 30, 0, 127, 118, 76, 53]
+
+
+def test_vfrec7_and_vfrsqrt7(tmp_path: Path) -> None:
+    f32 = FORMATS[32]
+    assert rec7(f32, 0x4000_0000, 0) == (0x3EFF_0000, 0)  # 1/2.0 ~ 0.498
+    assert rsqrt7(f32, 0x4080_0000) == (0x3EFF_0000, 0)  # 1/sqrt(4.0) ~ 0.498
+    assert rec7(f32, 0x8000_0000, 0) == (0xFF80_0000, DZ)  # -0 -> -inf
+    assert rsqrt7(f32, 0xBF80_0000) == (0x7FC0_0000, NV)  # negative -> NaN
+    assert rsqrt7(f32, 0x7F80_0000) == (0, 0)  # +inf -> +0
+    assert rec7(f32, 1, 0) == (0x7F80_0000, OF | NX)  # tiny: overflows to inf (RNE)
+    assert rec7(f32, 1, 1) == (0x7F7F_FFFF, OF | NX)  # ... to the largest finite (RTZ)
+    assert rec7(f32, 0x7F7F_FFFF, 0) == (0x0020_0000, 0)  # huge: a subnormal estimate
+    out = _run("""
+        la a0, data
+        vsetivli zero, 2, e32, m1, ta, ma
+        vle32.v v1, (a0)
+        vfrec7.v v2, v1
+        vfrsqrt7.v v3, v1
+        j done
+        .balign 8
+        data: .word 0x40000000, 0x40800000
+        done:""", tmp_path)
+    assert _ecall(out)
+    assert struct.unpack("<2I", _vreg(out, 2)[:8]) == (0x3EFF_0000, 0x3E7F_0000)
+    assert struct.unpack("<2I", _vreg(out, 3)[:8]) == (0x3F34_0000, 0x3EFF_0000)

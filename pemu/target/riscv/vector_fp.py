@@ -7,17 +7,21 @@ and the elements' exception flags accrue into fflags.  Element-wise operations r
 the integer loop (vector_alu.arith) with an FP element function; widening operations
 convert their SEW operands exactly to 2*SEW first, as the spec defines them.
 
-vfrec7/vfrsqrt7 (the estimate tables) are not implemented: they decode as illegal.
+vfrec7/vfrsqrt7 use the spec's 7-bit estimate tables, computed here from the midpoint of
+each input interval (that reproduces the spec's tables exactly; test_riscv_vector checks
+entries against it).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from fractions import Fraction
 
 from pemu.fpu import arith as fa
 from pemu.fpu import compare as fc
 from pemu.fpu import convert as fcv
-from pemu.fpu.flags import NX, RTZ
+from pemu.fpu.flags import DZ, NV, NX, OF, RDN, RMM, RNE, RTZ, RUP
 from pemu.fpu.formats import F32, F64, FloatFormat
 from pemu.target.riscv.cpu_state import FRM
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
@@ -259,9 +263,86 @@ def _converter(kind: str, src: int, dst: int) -> Callable[[int, int], tuple[int,
     return round_to_odd
 
 
+# -- vfrsqrt7 / vfrec7: 7-bit estimates (spec 13.9, 13.10) ------------------------------------
+
+def _round_half_up(value: float) -> int:
+    return math.floor(value + 0.5)
+
+
+# index (exp[0], sig[MSB -: 6]) -> output sig[MSB -: 7]: 1/sqrt of the interval's midpoint
+# (x in [2, 4) for an even exponent field bit, [1, 2) for an odd one), as a fraction of
+# the next power of two below it
+RSQRT7_TABLE = tuple(
+    min(127, _round_half_up((2 ** 0.5 if i < 64 else 2) / math.sqrt(1 + (i % 64 + 0.5) / 64)
+                            * 128 - 128))
+    for i in range(128))
+# index sig[MSB -: 7] -> output sig: 2/x - 1 at the midpoint x of [1 + i/128, 1 + (i+1)/128)
+REC7_TABLE = tuple(min(127, math.floor((Fraction(2) / (1 + Fraction(2 * i + 1, 256)) - 1)
+                                       * 128 + Fraction(1, 2)))
+                   for i in range(128))
+
+
+def _normalized(fmt: FloatFormat, x: int) -> tuple[int, int]:
+    """(exponent field, fraction) of a finite non-zero x, a subnormal normalized (its
+    exponent going to 0 and below, its leading one dropped)."""
+    exp = (x >> fmt.frac_bits) & fmt.exp_max_field
+    frac = x & fmt.frac_mask
+    if exp == 0:
+        shift = fmt.frac_bits - frac.bit_length() + 1
+        exp, frac = 1 - shift, (frac << shift) & fmt.frac_mask
+    return exp, frac
+
+
+def _special(fmt: FloatFormat, x: int) -> tuple[int, int] | None:
+    """NaN inputs: the canonical NaN (NV for a signalling one)."""
+    if fmt.is_nan(x):
+        return fmt.canonical_nan, NV if fmt.is_snan(x) else 0
+    return None
+
+
+def rsqrt7(fmt: FloatFormat, x: int) -> tuple[int, int]:
+    sign = x & fmt.sign_bit
+    mag = x & fmt.mag_mask
+    nan = _special(fmt, x)
+    if nan:
+        return nan
+    if mag == 0:
+        return sign | fmt.inf_bits, DZ
+    if sign:
+        return fmt.canonical_nan, NV
+    if mag == fmt.inf_bits:
+        return 0, 0
+    exp, frac = _normalized(fmt, x)
+    out_exp = (3 * fmt.bias - 1 - exp) // 2
+    index = (exp & 1) << 6 | frac >> (fmt.frac_bits - 6)
+    return out_exp << fmt.frac_bits | RSQRT7_TABLE[index] << (fmt.frac_bits - 7), 0
+
+
+def rec7(fmt: FloatFormat, x: int, rm: int) -> tuple[int, int]:
+    sign = x & fmt.sign_bit
+    mag = x & fmt.mag_mask
+    nan = _special(fmt, x)
+    if nan:
+        return nan
+    if mag == 0:
+        return sign | fmt.inf_bits, DZ
+    if mag == fmt.inf_bits:
+        return sign, 0
+    exp, frac = _normalized(fmt, x)
+    if exp < -1:  # |x| < 2^-(bias+1): the estimate overflows, rounded as rm says
+        to_inf = rm in (RNE, RMM) or (rm == RUP and not sign) or (rm == RDN and sign)
+        return sign | (fmt.inf_bits if to_inf else fmt.max_finite), OF | NX
+    out_exp = 2 * fmt.bias - 1 - exp
+    out_frac = REC7_TABLE[frac >> (fmt.frac_bits - 7)] << (fmt.frac_bits - 7)
+    if out_exp <= 0:  # a subnormal result: the leading one shifts in
+        out_frac = (fmt.hidden_bit | out_frac) >> (1 - out_exp)
+        out_exp = 0
+    return sign | out_exp << fmt.frac_bits | out_frac, 0
+
+
 def _vfunary1(v: VInsn, form: str) -> None:
     fmt = _fmt(v)
-    if v.rs1 not in (0, 16):  # vfsqrt, vfclass (vfrsqrt7/vfrec7: not implemented)
+    if v.rs1 not in (0, 4, 5, 16):  # vfsqrt, vfrsqrt7, vfrec7, vfclass
         raise IllegalVector
     v.require_aligned(v.vd, v.group_regs())
     v.require_aligned(v.rs2, v.group_regs())
@@ -271,7 +352,14 @@ def _vfunary1(v: VInsn, form: str) -> None:
     for i in v.body():
         if v.active(i):
             x = v.elem(v.rs2, i, esz)
-            r = k.fp(fa.sqrt(fmt, x, k.rm)) if v.rs1 == 0 else fc.classify(fmt, x)
+            if v.rs1 == 0:
+                r = k.fp(fa.sqrt(fmt, x, k.rm))
+            elif v.rs1 == 4:
+                r = k.fp(rsqrt7(fmt, x))
+            elif v.rs1 == 5:
+                r = k.fp(rec7(fmt, x, k.rm))
+            else:
+                r = fc.classify(fmt, x)
             v.set_elem(v.vd, i, esz, r)
     note_flags(v, k)
 
@@ -310,4 +398,4 @@ for _f6, _forms, _h in (
 ):
     register_op("f", _f6, _forms, _h)
 
-__all__ = ["F16", "FORMATS", "fp_check"]
+__all__ = ["F16", "FORMATS", "REC7_TABLE", "RSQRT7_TABLE", "fp_check", "rec7", "rsqrt7"]
