@@ -22,7 +22,6 @@ from pemu.target.riscv.vector_state import VectorState, VType, decode_vtype
 MASK64 = (1 << 64) - 1
 MSTATUS_VS = 3 << 9
 
-_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
 class IllegalVector(Exception):
@@ -50,8 +49,7 @@ class VInsn:
         self.f3 = (insn >> 12) & 7
         self.vt: VType = self.vs.vtype
         self.regs = self.vs.regs
-        mv = memoryview(self.regs)
-        self.views = {size: mv.cast(fmt) for size, fmt in _FORMATS.items()}
+        self.views = self.vs.views
 
     # -- scalar registers -------------------------------------------------------------------
     def x(self, r: int) -> int:

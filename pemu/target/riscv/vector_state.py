@@ -64,12 +64,17 @@ def decode_vtype(raw: int, elen: int = 64) -> VType:
 class VectorState:
     """Vector registers, vl, vtype, vstart and the fixed-point vxrm/vxsat."""
 
-    __slots__ = ("vlenb", "elen", "regs", "vl", "vtype", "vstart", "vxrm", "vxsat")
+    __slots__ = ("vlenb", "elen", "regs", "views", "vl", "vtype", "vstart", "vxrm", "vxsat")
 
     def __init__(self, vlenb: int = 0, elen: int = 64) -> None:
         self.vlenb = vlenb
         self.elen = elen
         self.regs = bytearray(N_VREGS * MAX_VLENB)
+        # the registers as arrays of 1-, 2-, 4- and 8-byte elements (native byte order:
+        # little-endian, as the host pemu runs on); the array never changes size
+        raw = memoryview(self.regs)
+        self.views = {size: raw.cast(fmt) for size, fmt in ((1, "B"), (2, "H"), (4, "I"),
+                                                               (8, "Q"))}
         self.vl = 0
         self.vtype = ILLEGAL_VTYPE  # the reset value: vill set (as QEMU)
         self.vstart = 0
