@@ -257,3 +257,24 @@ def test_vfrec7_and_vfrsqrt7(tmp_path: Path) -> None:
     assert _ecall(out)
     assert struct.unpack("<2I", _vreg(out, 2)[:8]) == (0x3EFF_0000, 0x3E7F_0000)
     assert struct.unpack("<2I", _vreg(out, 3)[:8]) == (0x3F34_0000, 0x3EFF_0000)
+
+
+@pytest.mark.parametrize(("vtype", "insn", "legal"), [
+    ("e16, m1", "vwadd.vv v2, v3, v4", True),  # the source in the destination's top half
+    ("e16, m1", "vwadd.vv v2, v2, v4", False),  # ... in its bottom half
+    ("e16, mf2", "vwadd.vv v2, v2, v4", False),  # a fractional source may not overlap
+    ("e16, m1", "vnsrl.wv v2, v2, v5", True),  # the source's lowest register
+    ("e16, m1", "vnsrl.wv v3, v2, v5", False),
+    ("e16, m2", "vmseq.vv v2, v2, v6", True),  # a mask into the lowest source register
+    ("e16, m2", "vmseq.vv v3, v2, v6", False),
+    ("e16, m1", "vzext.vf2 v2, v2", False),  # a fractional source (mf2) inside vd
+    ("e16, m2", "vzext.vf2 v2, v3", True),
+    ("e32, m1", "vfwcvt.f.f.v v2, v2", False),
+])
+def test_register_group_overlaps_follow_the_spec(vtype: str, insn: str, legal: bool,
+                                                 tmp_path: Path) -> None:
+    source = f"vsetvli t0, zero, {vtype}, ta, ma\n{insn}"
+    assert _ecall(_run(source, tmp_path)) is legal
+    elf, _ = build(f".option arch, +v\n.globl _start\n_start:\n{source}\nli a0, 0\n"
+                   "li a7, 93\necall", tmp_path, rvc=False)
+    assert (run_qemu(elf, _qemu_cpu(128))[0] == 0) is legal  # SIGILL otherwise

@@ -133,10 +133,16 @@ def arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
         if (wide_d or wide_a) and vt.sew * 2 > v.elen:
             raise IllegalVector
         dsz, asz = esz * (2 if wide_d else 1), esz * (2 if wide_a else 1)
-        v.require_aligned(v.vd, v.group_regs(2 if wide_d else 1))
-        v.require_aligned(v.rs2, v.group_regs(2 if wide_a else 1))
+        dregs, aregs, bregs = (v.group_regs(2 if wide_d else 1),
+                               v.group_regs(2 if wide_a else 1), v.group_regs())
+        v.require_aligned(v.vd, dregs)
+        v.require_aligned(v.rs2, aregs)
+        if dsz != asz:  # widening .vv/.vx, or narrowing
+            v.require_legal_overlap(v.vd, dregs, v.rs2, aregs, dsz > asz)
         if form == "v":
-            v.require_aligned(v.rs1, v.group_regs())
+            v.require_aligned(v.rs1, bregs)
+            if dsz != esz:
+                v.require_legal_overlap(v.vd, dregs, v.rs1, bregs, True)
         v.require_no_v0_overlap()
         op1 = _operand(v, form, esz, sb, uimm)
         k = Fixed(vt.sew, v.vs.vxrm, v.slots[FRM])
@@ -157,15 +163,24 @@ def arith(fn: Callable[..., int], *, sa: bool = False, sb: bool = False,
     return run
 
 
+def require_mask_sources(v: VInsn, form: str) -> None:
+    """A mask result from vs2 (and vs1): aligned sources, overlapping vd at most in
+    their lowest register."""
+    nregs = v.group_regs()
+    v.require_aligned(v.rs2, nregs)
+    v.require_legal_overlap(v.vd, 1, v.rs2, nregs, False)
+    if form == "v":
+        v.require_aligned(v.rs1, nregs)
+        v.require_legal_overlap(v.vd, 1, v.rs1, nregs, False)
+
+
 def _compare(pred: Callable[[int, int], bool], signed: bool) -> Handler:
     """Integer compares: a mask bit per element."""
 
     def run(v: VInsn, form: str) -> None:
         vt = v.require_vtype()
         esz = vt.sew_bytes
-        v.require_aligned(v.rs2, v.group_regs())
-        if form == "v":
-            v.require_aligned(v.rs1, v.group_regs())
+        require_mask_sources(v, form)
         op1 = _operand(v, form, esz, signed)
         bits = vt.sew
         for i in v.body():
@@ -186,9 +201,11 @@ def _carry(fn: Callable[[int, int, int, int], int], mask_dest: bool) -> Handler:
         if not mask_dest and (v.vm or v.vd == 0):
             raise IllegalVector
         esz, bits = vt.sew_bytes, vt.sew
-        if not mask_dest:
+        if mask_dest:
+            require_mask_sources(v, form)
+        else:
             v.require_aligned(v.vd, v.group_regs())
-        v.require_aligned(v.rs2, v.group_regs())
+            v.require_aligned(v.rs2, v.group_regs())
         op1 = _operand(v, form, esz, False)
         for i in v.body():
             carry = 0 if v.vm else v.mask_bit(0, i)
@@ -446,8 +463,13 @@ def _vext(v: VInsn, form: str) -> None:
     if frac is None or vt.sew // frac < 8:
         raise IllegalVector
     signed = bool(v.rs1 & 1)
-    v.require_aligned(v.vd, v.group_regs())
-    v.require_aligned(v.rs2, v.group_regs(1, frac))
+    dregs, sregs = v.group_regs(), v.group_regs(1, frac)
+    v.require_aligned(v.vd, dregs)
+    v.require_aligned(v.rs2, sregs)
+    if v.vt.lmul_den * frac <= v.vt.lmul_num:  # the source has EMUL >= 1
+        v.require_legal_overlap(v.vd, dregs, v.rs2, sregs, True)
+    elif v.vd <= v.rs2 < v.vd + dregs:  # a fractional source may not overlap at all
+        raise IllegalVector
     v.require_no_v0_overlap()
     esz, ssz = vt.sew_bytes, vt.sew_bytes // frac
     for i in v.body():
@@ -600,4 +622,5 @@ register_op("m", 0x0E, "x", lambda v, form: slide1(v, True, v.x(v.rs1)))
 register_op("m", 0x0F, "x", lambda v, form: slide1(v, False, v.x(v.rs1)))
 register_op("m", 0x17, "v", _vcompress)
 
-__all__ = ["OPS", "Fixed", "arith", "exec_op_v", "merge", "note_flags", "register_op", "slide1"]
+__all__ = ["OPS", "Fixed", "arith", "exec_op_v", "merge", "note_flags", "register_op",
+           "require_mask_sources", "slide1"]

@@ -115,6 +115,21 @@ class VInsn:
         if reg % nregs or reg + nregs > 32:
             raise IllegalVector
 
+    def require_legal_overlap(self, dst: int, dst_regs: int, src: int, src_regs: int,
+                              dest_wider: bool) -> None:
+        """The spec's rules (5.2) for a destination group overlapping a source group of
+        another EEW: a wider destination may overlap only with its highest-numbered part
+        (and only a source with EMUL >= 1); a narrower one (a mask too) only the
+        lowest-numbered part of the source.  Call it where the EEWs differ."""
+        if dst + dst_regs <= src or src + src_regs <= dst:
+            return
+        if dest_wider:
+            ok = self.vt.lmul_den == 1 and src + src_regs == dst + dst_regs and dst < src
+        else:
+            ok = dst == src
+        if not ok:
+            raise IllegalVector
+
     def require_no_v0_overlap(self) -> None:
         """A masked instruction may not write a vector (non-mask) result into v0."""
         if not self.vm and self.vd == 0:

@@ -32,6 +32,7 @@ from pemu.target.riscv.vector_alu import (
     merge,
     note_flags,
     register_op,
+    require_mask_sources,
     slide1,
 )
 from pemu.target.riscv.vector_exec import IllegalVector, VInsn, unbox
@@ -131,7 +132,7 @@ def _compare(op: Callable[[FloatFormat, int, int], tuple[int, int]], *, swap: bo
     def run(v: VInsn, form: str) -> None:
         fmt = _fmt(v)
         vt = v.vt
-        v.require_aligned(v.rs2, v.group_regs())
+        require_mask_sources(v, form)
         esz = vt.sew_bytes
         scalar = unbox(v.f(v.rs1), vt.sew) if form == "f" else 0
         k = Fixed(vt.sew, 0)
@@ -234,8 +235,11 @@ def _vfunary0(v: VInsn, form: str) -> None:
         raise IllegalVector
     if max(src_bits, dst_bits) > v.elen:
         raise IllegalVector
-    v.require_aligned(v.vd, v.group_regs(dst_bits, sew))
-    v.require_aligned(v.rs2, v.group_regs(src_bits, sew))
+    dregs, sregs = v.group_regs(dst_bits, sew), v.group_regs(src_bits, sew)
+    v.require_aligned(v.vd, dregs)
+    v.require_aligned(v.rs2, sregs)
+    if dst_bits != src_bits:
+        v.require_legal_overlap(v.vd, dregs, v.rs2, sregs, dst_bits > src_bits)
     v.require_no_v0_overlap()
     k = Fixed(sew, 0, RTZ if rtz else v.slots[FRM])
     convert = _converter(kind, src_bits, dst_bits)
