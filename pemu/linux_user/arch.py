@@ -49,6 +49,8 @@ class LinuxArch:
     open_flag_bits: tuple[tuple[int, int], ...] = ()
     gdb_stub: bool = False  # pemu/gdbstub describes this architecture's registers (-g)
     cpuinfo: Callable[[], str] | None = None  # /proc/cpuinfo (None: proc_views' riscv64)
+    # AT_HWCAP for a -cpu spec, where it depends on the model (None: ``hwcap``)
+    hwcap_for_cpu: Callable[[str | None], int] | None = None
 
     def open_flags_to_host(self, flags: int) -> int:
         return _swap_bits(flags, self.open_flag_bits)

@@ -32,6 +32,15 @@ def _reset_thread(state) -> None:
     state.slots[rv.EXIT_REQUEST] = 0
 
 
+HWCAP_V = 1 << (ord("V") - ord("A"))
+
+
+def _hwcap(cpu: str | None) -> int:
+    """The letters the model has: IMAFDC, and V with the vector extension (glibc and
+    the programs' own ifuncs pick their vector routines by it)."""
+    return HWCAP_RV64IMAFDC | (HWCAP_V if parse_cpu(cpu).has("v") else 0)
+
+
 def _cpu_help() -> str:
     return "Available CPUs:\n" + "".join(
         f"  {name:<8} {parse_cpu(name).isa_string}\n" for name in MODELS)
@@ -46,4 +55,5 @@ RISCV64_LINUX = LinuxArch(
     set_tls=lambda state, v: state.set_x(4, v), reset_thread=_reset_thread,
     setup_frame=sg.setup_frame, restore_frame=sg.restore_frame,
     trampoline_code=sg.TRAMPOLINE_CODE, sigaction_restorer=False, gdb_stub=True,
+    hwcap_for_cpu=_hwcap,
 )

@@ -53,7 +53,9 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     mem.map_anonymous(SIGTRAMP_ADDR, 4096, PROT_READ | PROT_EXEC)
     mem.write_initial(SIGTRAMP_ADDR, arch.trampoline_code)
     sp, process.auxv = setup_stack(mem, image, [os.fsencode(a) for a in argv], envp,
-                                   os.fsencode(prog), arch.name.encode(), arch.hwcap)
+                                   os.fsencode(prog), arch.name.encode(),
+                                   arch.hwcap_for_cpu(opts.cpu) if arch.hwcap_for_cpu
+                                   else arch.hwcap)
     cpu = engine.create_cpu()
     arch.set_sp(cpu.state, sp)
     cpu.state.pc = image.start_pc

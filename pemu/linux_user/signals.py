@@ -5,7 +5,11 @@ Layout facts (arch/riscv/include/uapi/asm/{ucontext,sigcontext}.h, kernel/signal
   ucontext    = uc_flags @0, uc_link @8, uc_stack {sp @16, flags @24, size @32},
                 uc_sigmask @40 (8 bytes, padded to 128), uc_mcontext @176 (16-aligned);
   sigcontext  = pc, x1..x31 (32 words), then __riscv_d_ext_state f[32] and fcsr,
-                inside a union sized like the Q state (528 bytes).
+                inside a union sized like the Q state (528 bytes), whose last 8 bytes
+                are the first __riscv_ctx_hdr (magic, size) of the extension area;
+  V (Linux 6.5+): that header says RISCV_V_MAGIC, a __riscv_v_ext_state (vstart, vl,
+                vtype, vcsr, vlenb, datap) follows the sigcontext, then the registers
+                (datap points there), then an END header (0, 0).
 The kernel returns from handlers through the vDSO; pemu maps a one-page trampoline
 (``li a7, 139; ecall``) and points ra at it.
 """
@@ -22,6 +26,7 @@ import threading
 from dataclasses import dataclass
 
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.vector_state import decode_vtype
 
 NSIG = 64
 SIG_DFL = 0
@@ -65,6 +70,9 @@ MC_FP = 32 * 8
 MC_FCSR = MC_FP + 32 * 8
 UCONTEXT_SIZE = UC_MCONTEXT + 256 + 528
 FRAME_SIZE = SIGINFO_SIZE + UCONTEXT_SIZE
+UC_EXT_HDR = UCONTEXT_SIZE - 8  # the first extension header, inside the FP union
+RISCV_V_MAGIC = 0x53465457
+V_STATE_SIZE = 48  # __riscv_v_ext_state: five words and datap
 NR_RT_SIGRETURN = 139
 # li a7, 139 ; ecall
 TRAMPOLINE_CODE = struct.pack("<II", 0x08B00893, 0x00000073)
@@ -227,7 +235,8 @@ def setup_frame(thread: object, info: SigInfo, action: SigAction, old_mask: int,
     if action.flags & SA_ONSTACK and not sigs.altstack[1] & SS_DISABLE \
             and not sigs.on_altstack(sp):
         sp = sigs.altstack[0] + sigs.altstack[2]
-    frame = (sp - FRAME_SIZE) & ~0xF
+    vector = _vector_context(state)
+    frame = (sp - FRAME_SIZE - len(vector)) & ~0xF
     regs = [state.pc] + [state.x(i) for i in range(1, 32)]
     fregs = [state.f(i) for i in range(32)]
     fcsr = (state.slots[rv.FRM] << 5) | state.slots[rv.FFLAGS]
@@ -240,13 +249,43 @@ def setup_frame(thread: object, info: SigInfo, action: SigAction, old_mask: int,
     struct.pack_into("<Q", uc, UC_SIGMASK, old_mask)
     struct.pack_into("<32Q", uc, UC_MCONTEXT, *regs)
     struct.pack_into("<32QI", uc, UC_MCONTEXT + MC_FP, *fregs, fcsr)
-    mem.write(frame, info.pack() + bytes(uc))  # GuestFault here means a bad stack
+    if vector:
+        data_addr = frame + SIGINFO_SIZE + UCONTEXT_SIZE + V_STATE_SIZE
+        struct.pack_into("<II", uc, UC_EXT_HDR, RISCV_V_MAGIC, len(vector))
+        struct.pack_into("<Q", vector, V_STATE_SIZE - 8, data_addr)
+    mem.write(frame, info.pack() + bytes(uc) + vector)  # GuestFault: a bad stack
     state.set_x(1, trampoline)
     state.set_x(2, frame)
     state.set_x(10, info.signo)
     state.set_x(11, frame)
     state.set_x(12, frame + UC_OFFSET)
     state.pc = action.handler
+
+
+def _vector_context(state: rv.RiscvCPUState) -> bytearray:
+    """What follows the ucontext with V: the __riscv_v_ext_state (datap left 0 for the
+    caller), the registers, the END header; empty without V."""
+    vector = state.vector
+    if not vector.vlenb:
+        return bytearray()
+    head = struct.pack("<6Q", vector.vstart, vector.vl, vector.vtype.raw,
+                       vector.vxrm << 1 | vector.vxsat, vector.vlenb, 0)
+    return bytearray(head + vector.register_bytes() + bytes(8))
+
+
+def _restore_vector_context(state: rv.RiscvCPUState, mem: object, uc: bytes,
+                            uc_addr: int) -> None:
+    vector = state.vector
+    magic, _size = struct.unpack_from("<II", uc, UC_EXT_HDR)
+    if not vector.vlenb or magic != RISCV_V_MAGIC:
+        return
+    head_addr = uc_addr + UCONTEXT_SIZE
+    vstart, vl, vtype, vcsr, _vlenb, datap = struct.unpack(
+        "<6Q", mem.read(head_addr, V_STATE_SIZE))  # type: ignore[attr-defined]
+    vector.set_register_bytes(mem.read(datap, 32 * vector.vlenb))  # type: ignore[attr-defined]
+    vector.vtype = decode_vtype(vtype, vector.elen)
+    vector.vstart, vector.vl = vstart, vl
+    vector.vxrm, vector.vxsat = (vcsr >> 1) & 3, vcsr & 1
 
 
 def restore_frame(thread: object) -> None:
@@ -264,6 +303,7 @@ def restore_frame(thread: object) -> None:
         state.set_f(i, fp[i])
     state.slots[rv.FFLAGS] = fp[32] & 0x1F
     state.slots[rv.FRM] = (fp[32] >> 5) & 0x7
+    _restore_vector_context(state, mem, uc, uc_addr)
     (mask,) = struct.unpack_from("<Q", uc, UC_SIGMASK)
     thread.signals.mask = mask & ~UNBLOCKABLE
     ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QiIQ", uc, UC_STACK)

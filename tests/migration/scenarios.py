@@ -42,7 +42,9 @@ from pemu.net.client import NetClient, connect
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.csr import CSR_TABLE
 from pemu.target.riscv.hart import RiscvHart
-from pemu.target.riscv.tcg_target import RISCV64
+from pemu.target.riscv.isa import parse_cpu
+from pemu.target.riscv.tcg_target import riscv64_target
+from pemu.target.riscv.vector_state import decode_vtype
 from tests.hw.hwtest_util import CaptureChardev, wait_until
 from tests.hw.virtio_driver import RAM_BASE, RAM_SIZE, Driver, make_machine
 from tests.migration.nvme_guest import GuestQueuePair, NvmeGuest
@@ -400,7 +402,8 @@ class HartScenario(Scenario):
         clock = FakeClock()
         space = AddressSpace("memory")
         dram = space.add_ram("ram", RAM_BASE, RAM_SIZE)
-        translator = SystemTranslator(space, dram, RISCV64)
+        # with V: the vector registers and CSRs travel too
+        translator = SystemTranslator(space, dram, riscv64_target(parse_cpu("rv64,v=on,vlen=256")))
         hart = RiscvHart(0, translator, space, lambda: clock.ns // 100, threading.Event())
         hart.reset(RAM_BASE)
         return Rig([HartState(hart)], clock)
@@ -418,6 +421,10 @@ class HartScenario(Scenario):
             CSR_TABLE[number].write(hart, value)
         hart.ps.set_priv(1)
         hart.ps.waiting = True
+        vector = hart.state.vector
+        vector.set_register_bytes(bytes((i * 7 + 3) & 0xFF for i in range(32 * vector.vlenb)))
+        vector.vtype, vector.vl, vector.vstart = decode_vtype(0xD1), 9, 3
+        vector.vxrm, vector.vxsat = 2, 1
         return rig
 
     def probe(self, rig: Rig) -> list:
@@ -427,6 +434,9 @@ class HartScenario(Scenario):
         out += [hart.state.pc, hart.slots[rv.FFLAGS], hart.slots[rv.FRM],
                 hart.slots[rv.RES_ADDR], hart.slots[rv.RES_VALUE], hart.ps.waiting]
         out += [CSR_TABLE[n].read(hart) for n in sorted(self.CSRS)]
+        vector = hart.state.vector
+        out += [vector.register_bytes(), vector.vtype, vector.vl, vector.vstart, vector.vxrm,
+                vector.vxsat]
         for step_ns in (0, 100_000):  # 1000 ticks: stimecmp falls due, STIP rises
             rig.clock.ns += step_ns
             out.append(hart.ps.mip())

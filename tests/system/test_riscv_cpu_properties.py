@@ -48,7 +48,7 @@ def test_device_tree_isa_string_says_what_is_enabled(tmp_path, build_program, cp
 
 
 @pytest.mark.parametrize(("cpu", "message"), [
-    ("rv64,v=true", "property 'v' not found"), ("rv64,zbc=maybe", "expects 'on' or 'off'"),
+    ("rv64,vlen=100", "unsupported vlen=100"), ("rv64,zbc=maybe", "expects 'on' or 'off'"),
     ("rv64,c=off", "cannot disable 'c'"), ("nosuch,zbc=on", "unknown CPU model"),
 ])
 def test_bad_cpu_properties_are_reported(cpu, message):

@@ -23,6 +23,7 @@ from pemu.hw.core import Device, VMState, VMStateField, VMStateInvalid
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
 from pemu.target.riscv.priv import ALL_INTERRUPTS, MENVCFG_WRITABLE, S_INTERRUPTS
+from pemu.target.riscv.vector_state import N_VREGS, decode_vtype
 
 # Plain PrivState registers (Python ints) that travel as they are.
 _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec",
@@ -80,7 +81,11 @@ class HartState(Device):
         VMStateField("priv", "u8", max=PRV_M),
         *(VMStateField(n, "u64", max=_FIELD_MAX.get(n)) for n in _CSR_FIELDS),
         VMStateField("waiting", "bool"),
-        VMStateField("pmp_cfg", "u8[]", max=0x9F), VMStateField("pmp_addr", "u64[]")))
+        VMStateField("pmp_cfg", "u8[]", max=0x9F), VMStateField("pmp_addr", "u64[]"),
+        # V: the registers (32 * VLEN bits; none without V) and the vector CSRs
+        VMStateField("vregs", "u8[]"), VMStateField("vl", "u64"), VMStateField("vtype", "u64"),
+        VMStateField("vstart", "u64"), VMStateField("vxrm", "u8", max=3),
+        VMStateField("vxsat", "u8", max=1)))
 
     gprs = _slots_property(rv.X0, 32, keep_x0=True)
     fprs = _slots_property(rv.F0, 32)
@@ -129,6 +134,24 @@ class HartState(Device):
     def pmp_addr(self, values: list[int]) -> None:
         self.hart.pmp.addr = list(values)
 
+    # -- the vector unit (target/riscv/vector_state.py) -----------------------------------
+    @property
+    def vregs(self) -> list[int]:
+        return list(self.hart.state.vector.register_bytes())
+
+    @vregs.setter
+    def vregs(self, values: list[int]) -> None:
+        self.hart.state.vector.set_register_bytes(bytes(values))
+
+    @property
+    def vtype(self) -> int:
+        return self.hart.state.vector.vtype.raw
+
+    @vtype.setter
+    def vtype(self, value: int) -> None:
+        vector = self.hart.state.vector
+        vector.vtype = decode_vtype(value, vector.elen)
+
     def vmstate_check(self, state: Mapping[str, object]) -> None:
         if state.get("priv") not in (PRV_U, PRV_S, PRV_M):
             raise VMStateInvalid("priv", f"privilege level {state.get('priv')} does not exist")
@@ -136,6 +159,11 @@ class HartState(Device):
         assert isinstance(satp, int)
         if satp >> 60 != SATP_MODE_BARE and satp >> 60 not in SATP_LEVELS:
             raise VMStateInvalid("satp", f"translation mode {satp >> 60} is not supported")
+        vregs = state.get("vregs", [])
+        assert isinstance(vregs, list)
+        if len(vregs) != N_VREGS * self.hart.state.vector.vlenb:
+            raise VMStateInvalid("vregs", f"{len(vregs)} bytes of vector registers: this "
+                                 "hart's VLEN differs (or it has no V)")
 
     def vmstate_post_load(self) -> None:
         hart = self.hart
@@ -150,5 +178,19 @@ class HartState(Device):
 
 for _name in _CSR_FIELDS:
     setattr(HartState, _name, _ps_property(_name))
+
+
+def _vector_property(name: str) -> property:
+    def get(self: HartState) -> int:
+        return getattr(self.hart.state.vector, name)
+
+    def set_(self: HartState, value: int) -> None:
+        setattr(self.hart.state.vector, name, value)
+
+    return property(get, set_)
+
+
+for _name in ("vl", "vstart", "vxrm", "vxsat"):
+    setattr(HartState, _name, _vector_property(_name))
 
 __all__ = ["HartState"]

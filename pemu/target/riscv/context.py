@@ -52,7 +52,7 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables")
+                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -79,6 +79,8 @@ class DisasContext:
         # the integer decode tables of the hart's extensions (insn_int.int_tables); the
         # translator sets them
         self.int_tables: IntTables
+        # VLEN in bytes, 0 when the hart has no V (the translator sets it)
+        self.vlenb = 0
 
     @property
     def fflags(self) -> Temp:

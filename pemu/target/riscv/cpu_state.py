@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 
 from pemu.accel.tcg.target import StateLayout
+from pemu.target.riscv.vector_state import VectorState
 
 N_SLOTS = 256
 
@@ -76,12 +77,15 @@ def ir_globals() -> dict[str, int]:
 class RiscvCPUState:
     """The native state block plus Python-side views of it."""
 
-    def __init__(self) -> None:
+    def __init__(self, vlenb: int = 0, elen: int = 64) -> None:
         self.block = (ctypes.c_uint64 * N_SLOTS)()
         self.address = ctypes.addressof(self.block)
         # 64-bit word view: the python backend's fast access path
         self.slots = memoryview(self.block).cast("B").cast("Q")
         self.slots[RES_ADDR] = NO_RESERVATION
+        # the V registers and CSRs: only the vector helpers touch them, so they live in
+        # Python (vector_state.py), not in the slots translated code addresses
+        self.vector = VectorState(vlenb, elen)
 
     # -- convenience accessors for the runtime and tests -----------------------------
     @property
@@ -108,6 +112,7 @@ class RiscvCPUState:
     def copy_from(self, other: RiscvCPUState) -> None:
         """Clone registers (for a new guest thread or fork)."""
         ctypes.memmove(self.address, other.address, N_SLOTS * 8)
+        self.vector.copy_from(other.vector)
 
 
 def dump_registers(state: RiscvCPUState) -> str:

@@ -35,6 +35,7 @@ from pemu.target.riscv.priv import (
     MSTATUS_MXR,
     MSTATUS_SIE,
     MSTATUS_TVM,
+    MSTATUS_VS,
     MSTATUS_WRITABLE,
     S_INTERRUPTS,
     SSTATUS_MASK,
@@ -87,6 +88,8 @@ def _legal_mpp(v: int) -> int:
 def _write_status(env: object, new: int) -> None:
     ps = _ps(env)
     old = ps.mstatus
+    if not ps.vector:
+        new &= ~MSTATUS_VS  # no V: VS is read-only zero
     ps.mstatus = new
     if (old ^ new) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]

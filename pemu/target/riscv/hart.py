@@ -36,8 +36,11 @@ class RiscvHart(SystemCPU):
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         self.hartid = hartid
-        state = RiscvCPUState()
+        state: RiscvCPUState = translator.target.new_state()  # type: ignore[assignment]
         self.ps = ps = PrivState(hartid, state.slots, now)
+        if state.vector.vlenb:
+            ps.vector = True
+            ps.reset()  # misa.V
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
         self.regime = RiscvMMU(ps, self.pmp, space, translator.dram)
@@ -98,6 +101,7 @@ class RiscvHart(SystemCPU):
             self.slots[i] = 0
         self.slots[rv.RES_ADDR] = rv.NO_RESERVATION
         self.ps.reset()
+        self.state.vector.reset()
         self.pmp.reset()
         self.mmu.switch()
         self.tlb_flush_all()

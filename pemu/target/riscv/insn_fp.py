@@ -18,6 +18,7 @@ from pemu.accel.tcg.ir import Cond, Const, Helper, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, ANDC, EXT32S, EXT32U, MOV, OR, SHR, XOR
 from pemu.target.riscv import fp_helpers as fp
 from pemu.target.riscv.context import DisasContext, sext
+from pemu.target.riscv.insn_vector import VECTOR_WIDTHS, trans_vector
 
 BOX = Const(fp.BOX)
 
@@ -34,6 +35,9 @@ def _address(ctx: DisasContext, insn: int, offset: int) -> Operand:
 # -- loads and stores -------------------------------------------------------------------
 
 def trans_load_fp(ctx: DisasContext, insn: int) -> None:
+    if (insn >> 12) & 7 in VECTOR_WIDTHS:
+        trans_vector(ctx, insn)
+        return
     if ctx.fp_disabled():
         return
     f3 = (insn >> 12) & 7
@@ -52,6 +56,9 @@ def trans_load_fp(ctx: DisasContext, insn: int) -> None:
 
 
 def trans_store_fp(ctx: DisasContext, insn: int) -> None:
+    if (insn >> 12) & 7 in VECTOR_WIDTHS:
+        trans_vector(ctx, insn)
+        return
     if ctx.fp_disabled():
         return
     f3 = (insn >> 12) & 7

@@ -11,7 +11,7 @@ from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
 from pemu.target.riscv.mmu import PRV_S
-from pemu.target.riscv.priv import MSTATUS_FS, MSTATUS_SIE, SSTATUS_MASK
+from pemu.target.riscv.priv import MSTATUS_FS, MSTATUS_SIE, MSTATUS_VS, SSTATUS_MASK
 
 CSR_SSTATUS = 0x100
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -94,10 +94,14 @@ def _trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand, is_set: bo
     b.brcond(Cond.NE, t, Const(0), slow)
     # rd may be the source register: compute everything before writing it
     old: Temp | None = None
-    if rd:  # the old value as sstatus shows it: SD summarises FS (the only extension)
+    if rd:  # the old value as sstatus shows it: SD summarises FS and VS
         old, sd = b.temp(), b.temp()
         b.binop(AND, sd, ms, Const(MSTATUS_FS))
         b.setcond(sd, Cond.EQ, sd, Const(MSTATUS_FS))
+        vs_dirty = b.temp()
+        b.binop(AND, vs_dirty, ms, Const(MSTATUS_VS))
+        b.setcond(vs_dirty, Cond.EQ, vs_dirty, Const(MSTATUS_VS))
+        b.binop(OR, sd, sd, vs_dirty)
         b.binop(SHL, sd, sd, Const(63))
         b.binop(AND, old, ms, Const(SSTATUS_MASK))
         b.binop(OR, old, old, sd)

@@ -40,6 +40,7 @@ MSTATUS_MPIE = 1 << 7
 MSTATUS_SPP = 1 << 8
 MSTATUS_MPP_SHIFT = 11
 MSTATUS_MPP = 3 << MSTATUS_MPP_SHIFT
+MSTATUS_VS = 3 << 9  # the vector unit's state, like FS (only with V: see PrivState.vector)
 MSTATUS_FS_SHIFT = 13
 MSTATUS_FS = 3 << MSTATUS_FS_SHIFT  # 0 Off, 1 Initial, 2 Clean, 3 Dirty
 MSTATUS_MPRV = 1 << 17
@@ -53,9 +54,9 @@ MSTATUS_SXL = 2 << 34
 MSTATUS_SD = 1 << 63
 MSTATUS_WRITABLE = (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE | MSTATUS_SPP
                     | MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV | MSTATUS_SUM | MSTATUS_MXR
-                    | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
+                    | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR | MSTATUS_VS)
 SSTATUS_MASK = (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_FS | MSTATUS_SUM
-                | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD)
+                | MSTATUS_MXR | MSTATUS_UXL | MSTATUS_SD | MSTATUS_VS)
 # Changing these changes how memory accesses translate (TLB contents or block flags).
 MSTATUS_MMU_BITS = MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR
 # Changing these changes the block flags or the TLBs: the vCPU loop must look again.
@@ -87,6 +88,7 @@ _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
+MISA_V = 1 << (ord("V") - ord("A"))
 
 
 class PrivState:
@@ -106,13 +108,15 @@ class PrivState:
         # slot is updated in place and the block ends with a lookup, no exit to Python)
         self.on_flags_changed: Callable[[], None] = self.request_exit
         self.timebase_hz = 10_000_000
+        # the hart has V: misa.V is set and mstatus.VS is writable (else it stays Off)
+        self.vector = False
         self.reset()
 
     def reset(self) -> None:
         self.priv = PRV_M
         self.slots[rv.PRIV] = PRV_M
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
-        self.misa = MISA
+        self.misa = MISA | (MISA_V if self.vector else 0)
         self.medeleg = 0
         self.mideleg = 0
         self.mie = 0
@@ -315,8 +319,8 @@ class PrivState:
 
     def read_mstatus(self) -> int:
         ms = self.mstatus
-        # SD summarises the extension states; FS is the only one (no V, no XS).
-        if (ms & MSTATUS_FS) == MSTATUS_FS:
+        # SD summarises the extension states: FS and VS (no XS).
+        if (ms & MSTATUS_FS) == MSTATUS_FS or (ms & MSTATUS_VS) == MSTATUS_VS:
             ms |= MSTATUS_SD
         return ms
 

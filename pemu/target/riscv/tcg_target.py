@@ -37,7 +37,16 @@ def riscv64_target(isa: RiscvIsa) -> TCGTarget:
     if isa == DEFAULT_ISA:
         return RISCV64
     return dataclasses.replace(RISCV64, translate=functools.partial(translate_block, isa=isa),
-                               config=isa.isa_string)
+                               config=_config(isa),
+                               new_state=functools.partial(cpu_state.RiscvCPUState,
+                                                           isa.vlenb, isa.elen))
+
+
+def _config(isa: RiscvIsa) -> str:
+    """What distinguishes translations: the extensions, and the vector unit's sizes."""
+    if isa.vlenb:
+        return f"{isa.isa_string},vlen={isa.vlen},elen={isa.elen}"
+    return isa.isa_string
 
 
 __all__ = ["RISCV64", "riscv64_target"]

@@ -32,6 +32,7 @@ from pemu.target.riscv.insn_int import (
     trans_store,
 )
 from pemu.target.riscv.insn_system import trans_misc_mem, trans_system
+from pemu.target.riscv.insn_vector import trans_vector
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 
 PAGE_SIZE = 4096
@@ -53,7 +54,7 @@ for _opcode, _emit in {
     0x2F: trans_amo, 0x33: trans_op, 0x37: trans_lui, 0x3B: trans_op32,
     0x43: trans_fma, 0x47: trans_fma, 0x4B: trans_fma, 0x4F: trans_fma,
     0x53: trans_op_fp, 0x63: trans_branch, 0x67: trans_jalr, 0x6F: trans_jal,
-    0x73: trans_system,
+    0x73: trans_system, 0x57: trans_vector,
 }.items():
     _MAJOR[_opcode >> 2] = _emit
 
@@ -87,6 +88,7 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
     ctx.int_tables = int_tables(isa.extensions)
+    ctx.vlenb = isa.vlenb
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR

@@ -1,0 +1,61 @@
+"""The V extension in the frontend: every vector instruction is one helper call.
+
+OP-V (major opcode 0x57: arithmetic and vsetvl*) and the vector loads/stores (LOAD-FP
+and STORE-FP with width 0, 5, 6 or 7) become ``VECTOR_EXEC(insn)``; the helper decodes
+the bits at run time against the current vtype, and runs the instruction on the
+register file (vector_exec.py and its families).  vtype therefore never enters the
+block flags: a vsetvl needs no end of block.  With the hart lacking V (``ctx.vlenb``
+0) the encodings are illegal instructions.  Both backends call the same helper.
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import Const, Helper
+from pemu.target.riscv import vector_csrs  # noqa: F401  (registers the vector CSRs)
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.vector_alu import exec_op_v
+from pemu.target.riscv.vector_exec import IllegalVector, VInsn, exec_vset, vs_check
+from pemu.target.riscv.vector_fp import fp_check
+from pemu.target.riscv.vector_mem import exec_mem
+
+OP_V = 0x57
+VECTOR_WIDTHS = frozenset({0, 5, 6, 7})  # LOAD-FP/STORE-FP funct3 of vector accesses
+_OPF = (1, 5)  # OPFVV, OPFVF
+_OPCFG = 7
+
+
+def vector_exec(env: object, insn: int) -> None:
+    v = VInsn(env, insn)
+    try:
+        vs_check(env)
+        if insn & 0x7F != OP_V:
+            exec_mem(v)
+        elif v.f3 == _OPCFG:
+            exec_vset(v)
+        else:
+            if v.f3 in _OPF:
+                fp_check(env)
+            exec_op_v(v)
+    except IllegalVector:
+        raise RiscvTrap(ILLEGAL_INSN, insn) from None
+    except RiscvTrap as trap:
+        if trap.cause == ILLEGAL_INSN and not trap.tval:  # VS/FS Off
+            raise RiscvTrap(ILLEGAL_INSN, insn) from None
+        raise
+    v.vs.vstart = 0
+
+
+# Reads and writes the state block (x/f registers, fflags): the default helper flags.
+VECTOR_EXEC = Helper("vector_exec", vector_exec, n_out=0, needs_env=True)
+
+
+def trans_vector(ctx: DisasContext, insn: int) -> None:
+    """OP-V, and LOAD-FP/STORE-FP with a vector width."""
+    if not ctx.vlenb:
+        ctx.illegal()
+        return
+    ctx.b.call(VECTOR_EXEC, [], [Const(insn)])
+
+
+__all__ = ["OP_V", "VECTOR_EXEC", "VECTOR_WIDTHS", "trans_vector", "vector_exec"]

@@ -1,0 +1,144 @@
+"""Vector loads and stores (RVV 1.0 chapter 7): unit-stride, strided, indexed
+(ordered and unordered), segment (nf), whole-register, mask and fault-only-first.
+
+Every element goes through the hart's data-access path (``env.mem``: the guest
+memory in user mode, the softmmu with the current data privilege in system mode), one
+element at a time in element order, so a fault stops the instruction with vstart at
+the faulting element and the elements before it done, as the spec wants for a resumable
+trap.  A fault-only-first load faulting on an element after the first instead trims vl
+to that element and completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pemu.target.riscv.vector_exec import IllegalVector, VInsn
+
+MASK64 = (1 << 64) - 1
+_EEW_BYTES = {0: 1, 5: 2, 6: 4, 7: 8}  # width field -> element size
+MOP_UNIT, MOP_INDEXED_UNORDERED, MOP_STRIDED, MOP_INDEXED_ORDERED = 0, 1, 2, 3
+LUMOP_WHOLE, LUMOP_MASK, LUMOP_FAULT_FIRST = 0x08, 0x0B, 0x10
+
+
+def exec_mem(v: VInsn) -> None:
+    insn = v.insn
+    store = insn & 0x7F == 0x27
+    size = _EEW_BYTES[v.f3]
+    if insn >> 28 & 1:  # mew: EEW above 64 bits, reserved
+        raise IllegalVector
+    nf = (insn >> 29) + 1
+    mop = (insn >> 26) & 3
+    if mop == MOP_UNIT:
+        lumop = v.rs2
+        if lumop == LUMOP_WHOLE:
+            _whole_register(v, store, size, nf)
+        elif lumop == LUMOP_MASK:
+            _mask(v, store, size, nf)
+        elif lumop == 0 or (lumop == LUMOP_FAULT_FIRST and not store):
+            _strided(v, store, size, nf, None, lumop == LUMOP_FAULT_FIRST)
+        else:
+            raise IllegalVector
+    elif mop == MOP_STRIDED:
+        _strided(v, store, size, nf, v.x(v.rs2), False)
+    else:
+        _indexed(v, store, size, nf)
+
+
+def _access(v: VInsn) -> tuple[Callable[[int, int], int], Callable[[int, int, int], None]]:
+    mem = v.env.mem  # type: ignore[attr-defined]
+    return mem.load_slow, mem.store_slow
+
+
+def _strided(v: VInsn, store: bool, size: int, nf: int, stride: int | None,
+             fault_first: bool) -> None:
+    """Unit-stride (``stride`` None: the fields of a segment are packed) and strided."""
+    vt = v.require_vtype()
+    if size * 8 > v.elen:
+        raise IllegalVector
+    emul = v.group_regs(size, vt.sew_bytes)
+    base = v.x(v.rs1)
+    step = nf * size if stride is None else stride
+    _segments(v, store, size, nf, emul, lambda i: base + i * step, fault_first)
+
+
+def _indexed(v: VInsn, store: bool, index_size: int, nf: int) -> None:
+    """Indexed: element i at rs1 + vs2[i] (vs2's EEW from the width field, unsigned
+    offsets); the data has SEW/LMUL.  Ordered and unordered are both run in order."""
+    vt = v.require_vtype()
+    if index_size * 8 > v.elen:
+        raise IllegalVector
+    size = vt.sew_bytes
+    v.require_aligned(v.rs2, v.group_regs(index_size, size))
+    base = v.x(v.rs1)
+    _segments(v, store, size, nf, v.group_regs(),
+              lambda i: base + v.elem(v.rs2, i, index_size), False)
+
+
+def _segments(v: VInsn, store: bool, size: int, nf: int, emul: int,
+              address: Callable[[int], int], fault_first: bool) -> None:
+    """The active elements from vstart to vl, each with its nf fields (field f in the
+    register group vd + f * emul, at address(i) + f * size)."""
+    v.require_aligned(v.vd, emul)
+    if nf * emul > 8 or v.vd + nf * emul > 32:
+        raise IllegalVector
+    if not store:
+        v.require_no_v0_overlap()
+    load, store_elem = _access(v)
+    vs = v.vs
+    for i in v.body():
+        if not v.active(i):
+            continue
+        addr = address(i)
+        try:
+            for f in range(nf):
+                reg = v.vd + f * emul
+                a = (addr + f * size) & MASK64
+                if store:
+                    store_elem(a, size, v.elem(reg, i, size))
+                else:
+                    v.set_elem(reg, i, size, load(a, size))
+        except Exception:
+            if fault_first and i > 0:
+                vs.vl = i  # trim vl to the elements loaded; no trap
+                return
+            vs.vstart = i
+            raise
+
+
+def _whole_register(v: VInsn, store: bool, size: int, nf: int) -> None:
+    """vl<nf>re<eew>.v / vs<nf>r.v: nf registers as EEW elements, whatever vtype and vl
+    (a store's EEW is 8: it moves bytes)."""
+    if not v.vm or nf not in (1, 2, 4, 8):
+        raise IllegalVector
+    if store:
+        size = 1
+    v.require_aligned(v.vd, nf)
+    _contiguous(v, store, size, nf * v.vlenb // size)
+
+
+def _mask(v: VInsn, store: bool, size: int, nf: int) -> None:
+    """vlm.v / vsm.v: ceil(vl / 8) bytes, unmasked."""
+    v.require_vtype()
+    if size != 1 or nf != 1 or not v.vm:
+        raise IllegalVector
+    _contiguous(v, store, 1, (v.vs.vl + 7) // 8)
+
+
+def _contiguous(v: VInsn, store: bool, size: int, count: int) -> None:
+    """Elements vstart..count-1 of vd, unmasked, packed from rs1 on."""
+    base = v.x(v.rs1)
+    load, store_elem = _access(v)
+    for i in range(v.vs.vstart, count):
+        a = (base + i * size) & MASK64
+        try:
+            if store:
+                store_elem(a, size, v.elem(v.vd, i, size))
+            else:
+                v.set_elem(v.vd, i, size, load(a, size))
+        except Exception:
+            v.vs.vstart = i
+            raise
+
+
+__all__ = ["exec_mem"]
