@@ -382,7 +382,10 @@ class VirtBoard(RiscvBoard):
         plic_sources = self.plic.num_sources if self.plic is not None else 0
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=plic_sources, bootargs=self.cfg.append,
-                          initrd=initrd, isa=self.isa.isa_string, aia=self.aia)
+                          initrd=initrd, isa=self.isa.isa_string, aia=self.aia,
+                          isa_extensions=self.isa.isa_extensions,
+                          cbom_block_size=CBO_BLOCK_SIZE if self.isa.has("zicbom") else 0,
+                          cboz_block_size=CBO_BLOCK_SIZE if self.isa.has("zicboz") else 0)
 
     def load(self) -> None:
         dram = self.memmap["dram"]

@@ -52,7 +52,7 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables")
+                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "ext")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -79,6 +79,9 @@ class DisasContext:
         # the integer decode tables of the hart's extensions (insn_int.int_tables); the
         # translator sets them
         self.int_tables: IntTables
+        # the hart's extension names (RiscvIsa.extensions): the emitters of the rarer
+        # extensions check them while translating (never at run time)
+        self.ext: frozenset[str] = frozenset()
 
     @property
     def fflags(self) -> Temp:

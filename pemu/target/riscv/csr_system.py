@@ -37,6 +37,7 @@ from pemu.target.riscv.priv import (
     MSTATUS_TVM,
     MSTATUS_WRITABLE,
     S_INTERRUPTS,
+    SENVCFG_WRITABLE,
     SSTATUS_MASK,
 )
 
@@ -350,7 +351,7 @@ def register_system_csrs() -> None:
     _define(0x104, "sie", _read_sie, _write_sie, True)
     _define(0x105, "stvec", lambda env: _ps(env).stvec, _write_tvec("stvec"))
     _field("scounteren", 0xFFFF_FFFF, 0x106)
-    _field("senvcfg", 1, 0x10A)
+    _field("senvcfg", SENVCFG_WRITABLE, 0x10A)
     _field("sscratch", MASK64, 0x140)
     _define(0x141, "sepc", lambda env: _ps(env).sepc, _write_epc("sepc"))
     _field("scause", MASK64, 0x142)

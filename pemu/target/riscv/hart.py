@@ -19,9 +19,10 @@ from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.insn_priv import register_privileged_instructions
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
 from pemu.target.riscv.mmu_regime import RiscvMMU
-from pemu.target.riscv.priv import MIP_STIP, NEVER_NS, PrivState
+from pemu.target.riscv.priv import MENVCFG_ADUE, MIP_STIP, NEVER_NS, PrivState
 
 
 class RiscvHart(SystemCPU):
@@ -30,7 +31,8 @@ class RiscvHart(SystemCPU):
     trap_class = RiscvTrap
 
     def __init__(self, hartid: int, translator: SystemTranslator, space: AddressSpace,
-                 now: Callable[[], int], wakeup: threading.Event) -> None:
+                 now: Callable[[], int], wakeup: threading.Event,
+                 isa: RiscvIsa = DEFAULT_ISA) -> None:
         # what system mode adds to the frontend and the CSR table (both idempotent)
         register_system_csrs()
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
@@ -40,7 +42,9 @@ class RiscvHart(SystemCPU):
         self.ps = ps = PrivState(hartid, state.slots, now)
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
-        self.regime = RiscvMMU(ps, self.pmp, space, translator.dram)
+        if isa.has("svadu"):
+            ps.menvcfg_reset = ps.menvcfg = MENVCFG_ADUE
+        self.regime = RiscvMMU(ps, self.pmp, space, translator.dram, isa)
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit
         ps.on_flags_changed = self.flags_changed

@@ -21,11 +21,31 @@ OPTIONAL_EXTENSIONS: dict[str, bool] = {
     "zba": True, "zbb": True, "zbc": True, "zbkb": False, "zbkc": False, "zbkx": False,
     "zbs": True,
 }
+# Issue 18's second slice (all off in rv64, as in QEMU 7.2, which has only Zfh/Zfhmin,
+# Svinval/Svnapot/Svpbmt and the Zk ones of these).
+OPTIONAL_EXTENSIONS.update({
+    "zfh": False, "zfhmin": False, "zimop": False, "zcmop": False, "zawrs": False,
+    "zihintntl": False, "zacas": False, "zicbom": False, "zicboz": False, "zicbop": False,
+    "svinval": False, "svnapot": False, "svpbmt": False, "svadu": False, "svade": False,
+})
+# Definitional extensions: names for what pemu always does (Zicntr: cycle/time/instret;
+# Zihpm: hpmcounters that read 0; Zkt: data-independent timing, trivially true of an
+# interpreter; cache and reservation-set sizes of 64 bytes; Ss* facts about the CSRs).
+# The property only decides whether the device tree advertises them (profiles need them
+# listed); switching one off changes no behaviour.
+NAMED_EXTENSIONS = ("zic64b", "ziccamoa", "ziccif", "zicclsm", "ziccrse", "zicntr", "zihpm",
+                    "za64rs", "zkt", "ssccptr", "sscounterenw", "sstvala", "sstvecd",
+                    "ssu64xl", "svbare")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
-_ISA_ORDER = ("i", "m", "a", "f", "d", "c", "zicond", "zicsr", "zifencei", "zihintpause",
-              "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs", "sstc")
+_ISA_ORDER = ("i", "m", "a", "f", "d", "c", "zic64b", "zicbom", "zicbop", "zicboz",
+              "ziccamoa", "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr",
+              "zifencei", "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas",
+              "zawrs", "zfh", "zfhmin", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx",
+              "zbs", "zkt", "ssccptr", "sscounterenw", "sstc", "sstvala", "sstvecd",
+              "ssu64xl", "svade", "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}
@@ -38,6 +58,8 @@ class CpuOptionError(ValueError):
 @dataclass(frozen=True)
 class RiscvIsa:
     extensions: frozenset[str]
+    # what the chosen profile model requires and pemu lacks (``-cpu rva23s64``: V, H...)
+    missing: tuple[str, ...] = ()
 
     def has(self, ext: str) -> bool:
         return ext in self.extensions
@@ -49,10 +71,27 @@ class RiscvIsa:
         multi = [e for e in _ISA_ORDER if len(e) > 1 and e in self.extensions]
         return "_".join([f"rv64{letters}", *multi])
 
+    @property
+    def isa_base(self) -> str:
+        """``riscv,isa-base``."""
+        return "rv64i"
 
-def _isa(optional: dict[str, bool]) -> RiscvIsa:
-    return RiscvIsa(frozenset(FIXED_EXTENSIONS)
-                    | frozenset(e for e, on in optional.items() if on))
+    @property
+    def isa_extensions(self) -> tuple[str, ...]:
+        """``riscv,isa-extensions``: every extension, one string each, canonical order."""
+        return tuple(e for e in _ISA_ORDER if e in self.extensions)
+
+
+# An extension that is part of another: enabling the first enables the second.
+_IMPLIES = {"zfh": ("zfhmin",)}
+
+
+def _isa(optional: dict[str, bool], missing: tuple[str, ...] = ()) -> RiscvIsa:
+    on = {e for e, enabled in optional.items() if enabled}
+    for ext, implied in _IMPLIES.items():
+        if ext in on:
+            on.update(implied)
+    return RiscvIsa(frozenset(FIXED_EXTENSIONS) | frozenset(on), missing)
 
 
 DEFAULT_ISA = _isa(OPTIONAL_EXTENSIONS)
@@ -64,6 +103,36 @@ MODELS: dict[str, dict[str, bool]] = {
     "any": OPTIONAL_EXTENSIONS,
     "max": dict.fromkeys(OPTIONAL_EXTENSIONS, True),
 }
+
+# The RVA profiles (RISC-V Profiles 1.0): their mandatory extensions beyond RV64GC,
+# Zicsr, Zifencei, Zihintpause and Sstc, which every pemu hart has.  Svade, not Svadu:
+# a profile's kernel must expect A/D page faults.
+RVA22S64 = ("zic64b", "zicbom", "zicbop", "zicboz", "ziccamoa", "ziccif", "zicclsm",
+            "ziccrse", "zicntr", "zihpm", "za64rs", "zfhmin", "zba", "zbb", "zbs", "zkt",
+            "ssccptr", "sscounterenw", "sstvala", "sstvecd", "svade", "svbare", "svinval",
+            "svpbmt")
+RVA23S64 = RVA22S64 + ("zihintntl", "zicond", "zimop", "zcmop", "zawrs", "zfa", "zcb",
+                       "v", "zvfhmin", "zvbb", "zvkt", "supm", "svnapot", "sscofpmf",
+                       "ssnpm", "ssu64xl", "h", "ssstateen", "shcounterenw", "shvstvala",
+                       "shtvala", "shvstvecd", "shvsatpa", "shgatpa")
+
+
+def _profile(required: tuple[str, ...]) -> dict[str, bool]:
+    optional = dict.fromkeys(OPTIONAL_EXTENSIONS, False)
+    optional.update((e, True) for e in required if e in optional)
+    for ext in ("zba", "zbb", "zbs"):  # rv64's Zbc stays off: no profile has it
+        optional[ext] = ext in required
+    return optional
+
+
+MODELS["rva22s64"] = _profile(RVA22S64)
+MODELS["rva23s64"] = _profile(RVA23S64)
+# model -> the mandatory extensions pemu does not have yet: the hart runs without them
+# and the board says so on stderr (QEMU refuses such a model outright; pemu prefers a
+# guest that mostly runs)
+MISSING: dict[str, tuple[str, ...]] = {
+    model: tuple(e for e in required if e not in OPTIONAL_EXTENSIONS)
+    for model, required in (("rva22s64", RVA22S64), ("rva23s64", RVA23S64))}
 
 
 def _bool(name: str, text: str) -> bool:
@@ -97,7 +166,7 @@ def parse_cpu(spec: str | None) -> RiscvIsa:
         else:
             raise CpuOptionError(f"-cpu {model}: property '{name}' not found "
                                  f"(pemu has: {', '.join(OPTIONAL_EXTENSIONS)})")
-    return _isa(optional)
+    return _isa(optional, MISSING.get(model, ()))
 
 
 __all__ = ["DEFAULT_ISA", "MAX_ISA", "MODELS", "CpuOptionError", "RiscvIsa", "parse_cpu"]

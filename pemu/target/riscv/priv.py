@@ -74,7 +74,16 @@ IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S
 MEDELEG_WRITABLE = 0xB3FF
 
 MENVCFG_STCE = 1 << 63
-MENVCFG_WRITABLE = MENVCFG_STCE | 1  # STCE and FIOM (no Zicbo*, no Svpbmt)
+MENVCFG_PBMTE = 1 << 62  # Svpbmt: S-mode page tables may give memory types
+MENVCFG_ADUE = 1 << 61  # Svadu: the walk sets A/D (else they fault, Svade)
+ENVCFG_FIOM = 1
+ENVCFG_CBIE = 3 << 4  # Zicbom: cbo.inval below M (0 illegal, 1 flush, 3 invalidate)
+ENVCFG_CBCFE = 1 << 6  # Zicbom: cbo.clean/cbo.flush below M
+ENVCFG_CBZE = 1 << 7  # Zicboz: cbo.zero below M
+# menvcfg/senvcfg bits pemu keeps; the extension bits exist whatever -cpu says (the CSR
+# table is one for all harts), so a guest that probes them sees them writable
+SENVCFG_WRITABLE = ENVCFG_FIOM | ENVCFG_CBIE | ENVCFG_CBCFE | ENVCFG_CBZE
+MENVCFG_WRITABLE = MENVCFG_STCE | MENVCFG_PBMTE | MENVCFG_ADUE | SENVCFG_WRITABLE
 
 # Block flags beyond the privilege level (bits 1:0, see target.riscv.context):
 FLAG_MPRV = 1 << 2  # M-mode data accesses use MPP's translation: all take the slow path
@@ -106,6 +115,9 @@ class PrivState:
         # slot is updated in place and the block ends with a lookup, no exit to Python)
         self.on_flags_changed: Callable[[], None] = self.request_exit
         self.timebase_hz = 10_000_000
+        # menvcfg after reset: ADUE for a hart with Svadu (the hart sets it), so that
+        # software written for the old always-update walk keeps working
+        self.menvcfg_reset = 0
         self.reset()
 
     def reset(self) -> None:
@@ -132,7 +144,7 @@ class PrivState:
         self.mcounteren = 0
         self.scounteren = 0
         self.mcountinhibit = 0
-        self.menvcfg = 0
+        self.menvcfg = self.menvcfg_reset
         self.senvcfg = 0
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp

@@ -87,6 +87,7 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
     ctx.int_tables = int_tables(isa.extensions)
+    ctx.ext = isa.extensions
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR
