@@ -58,6 +58,7 @@ from pemu.qom.registry import (
     register,
 )
 from pemu.target.riscv.aia_csrs import AiaHartState
+from pemu.target.riscv.insn_cbo import CBO_BLOCK_SIZE
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
 KERNEL_OFFSET = 0x20_0000

@@ -91,7 +91,7 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR
-    expand = rvc.expand
+    expand = rvc.expander(isa.extensions)
     cur = pc
     n = 0
     while True:
