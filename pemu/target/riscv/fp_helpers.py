@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.host_float import FloatConventions, HostFloatOp
 from pemu.accel.tcg.ir import CALL_PURE, Helper
-from pemu.fpu import half
+from pemu.fpu import half, zfa
 from pemu.fpu import softfloat as sf
+from pemu.fpu.formats import F16, F32, F64
 
 FMT_S = 0
 FMT_D = 1
@@ -228,3 +229,45 @@ FP_CONVERT: dict[tuple[int, int], Helper] = {(FMT_S, FMT_D): D_TO_S, (FMT_D, FMT
 for _dst, _src in ((FMT_S, FMT_H), (FMT_H, FMT_S), (FMT_D, FMT_H), (FMT_H, FMT_D)):
     FP_CONVERT[(_dst, _src)] = _helper(f"fcvt_{_SUFFIX[_dst]}_{_SUFFIX[_src]}",
                                        _fp_convert(_src, _dst))
+
+
+# -- Zfa ---------------------------------------------------------------------------------
+
+_FORMAT = {FMT_S: F32, FMT_D: F64, FMT_H: F16}
+
+
+def fli_bits(fmt: int, index: int) -> int:
+    """What fli.{s,d,h} loads for rs1 = ``index``, NaN-boxed for the register."""
+    return _WRITE[fmt](zfa.fli(_FORMAT[fmt], index))
+
+
+def _zfa2(fmt: int, fn: Callable[..., Result], boxed_result: bool) -> Callable[..., Result]:
+    f, rd, wr = _FORMAT[fmt], _READ[fmt], _WRITE[fmt]
+
+    def op(a: int, b: int) -> Result:
+        r, fl = fn(f, rd(a), rd(b))
+        return (wr(r) if boxed_result else r), fl
+    return op
+
+
+def _fround(fmt: int, inexact_flag: bool) -> Callable[[int, int], Result]:
+    f, rd, wr = _FORMAT[fmt], _READ[fmt], _WRITE[fmt]
+
+    def op(a: int, rm: int) -> Result:
+        r, fl = zfa.fround(f, rd(a), rm, inexact_flag)
+        return wr(r), fl
+    return op
+
+
+MINMAX_M: dict[tuple[int, int], Helper] = {}  # (fmt, funct3: 2 fminm / 3 fmaxm)
+COMPARE_Q: dict[tuple[int, int], Helper] = {}  # (fmt, funct3: 4 fltq / 5 fleq)
+ROUND: dict[tuple[int, int], Helper] = {}  # (fmt, rs2: 4 fround / 5 froundnx)
+for _fmt in (FMT_S, FMT_D, FMT_H):
+    _s = _SUFFIX[_fmt]
+    MINMAX_M[(_fmt, 2)] = _helper(f"fminm_{_s}", _zfa2(_fmt, zfa.fminm, True))
+    MINMAX_M[(_fmt, 3)] = _helper(f"fmaxm_{_s}", _zfa2(_fmt, zfa.fmaxm, True))
+    COMPARE_Q[(_fmt, 4)] = _helper(f"fltq_{_s}", _zfa2(_fmt, zfa.fltq, False))
+    COMPARE_Q[(_fmt, 5)] = _helper(f"fleq_{_s}", _zfa2(_fmt, zfa.fleq, False))
+    ROUND[(_fmt, 4)] = _helper(f"fround_{_s}", _fround(_fmt, False))
+    ROUND[(_fmt, 5)] = _helper(f"froundnx_{_s}", _fround(_fmt, True))
+FCVTMOD_W_D = _helper("fcvtmod_w_d", lambda a, rm: zfa.fcvtmod_w_d(a))

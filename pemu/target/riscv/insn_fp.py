@@ -169,7 +169,7 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
 
 def _minmax(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.MINMAX.get((fmt, f3))
+    helper = fp.MINMAX.get((fmt, f3)) or _zfa(ctx, fp.MINMAX_M, (fmt, f3))
     if helper is None:
         return False
     _call_fp(ctx, helper, ctx.fr[rd], [ctx.fr[rs1], ctx.fr[rs2]])
@@ -180,6 +180,7 @@ def _fcvt_fp_fp(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, rm = _fields(insn)
     # fcvt.s.d is fmt S with rs2 = 1 (the source format); fcvt.d.s is fmt D with rs2 = 0
     helper = fp.FP_CONVERT.get((fmt, rs2)) if _has_format(ctx, rs2) else None
+    helper = helper or _zfa(ctx, fp.ROUND, (fmt, rs2))
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
@@ -189,7 +190,7 @@ def _fcvt_fp_fp(ctx: DisasContext, insn: int, fmt: int) -> bool:
 
 def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.COMPARE.get((fmt, f3))
+    helper = fp.COMPARE.get((fmt, f3)) or _zfa(ctx, fp.COMPARE_Q, (fmt, f3))
     if helper is None:
         return False
     _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], ctx.fr[rs2]], f_dest=False)
@@ -199,6 +200,8 @@ def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
 def _fcvt_to_int(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, kind, rm = _fields(insn)
     helper = fp.TO_INT.get((fmt, kind))
+    if (fmt, kind, rm) == (fp.FMT_D, FCVTMOD_KIND, RM_RTZ) and "zfa" in ctx.ext:
+        helper = fp.FCVTMOD_W_D  # fcvtmod.w.d: only with the static rm RTZ
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
@@ -234,6 +237,12 @@ _FMV_X = {fp.FMT_S: EXT32S, fp.FMT_D: MOV, fp.FMT_H: EXT16S}
 
 def _fmv_f_x(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
+    if rs2 == FLI_RS2 and not f3 and "zfa" in ctx.ext:
+        if fmt == fp.FMT_H and "zfh" not in ctx.ext:
+            return False  # fli.h needs Zfh (Zfhmin is not enough)
+        ctx.b.movi(ctx.fr[rd], fp.fli_bits(fmt, rs1))  # rs1 is the constant's index
+        ctx.fp_state_written()
+        return True
     if rs2 or f3:
         return False
     boxed = _BOXED.get(fmt)
@@ -262,6 +271,19 @@ def trans_op_fp(ctx: DisasContext, insn: int) -> None:
         emit = None
     if not _has_format(ctx, fmt) or emit is None or not emit(ctx, insn, fmt):
         ctx.illegal()
+
+
+# Zfa's encodings inside existing OP-FP groups (rs2 / rm fields)
+FLI_RS2 = 1
+FCVTMOD_KIND = 8
+RM_RTZ = 1
+
+
+def _zfa(ctx: DisasContext, table: dict, key: tuple[int, int]) -> Helper | None:
+    """A Zfa helper from ``table`` when the hart has Zfa (and Zfh for half precision)."""
+    if "zfa" not in ctx.ext or (key[0] == fp.FMT_H and "zfh" not in ctx.ext):
+        return None
+    return table.get(key)
 
 
 # What Zfhmin has of the half-precision OP-FP instructions: the conversions and moves

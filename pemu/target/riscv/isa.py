@@ -27,7 +27,8 @@ OPTIONAL_EXTENSIONS.update({
     "zfh": False, "zfhmin": False, "zimop": False, "zcmop": False, "zawrs": False,
     "zihintntl": False, "zacas": False, "zicbom": False, "zicboz": False, "zicbop": False,
     "svinval": False, "svnapot": False, "svpbmt": False, "svadu": False, "svade": False,
-    "zcb": False, "zknd": False, "zkne": False, "zknh": False, "zksed": False, "zksh": False,
+    "zcb": False, "zfa": False, "zknd": False, "zkne": False, "zknh": False, "zksed": False,
+    "zksh": False,
 })
 # Definitional extensions: names for what pemu always does (Zicntr: cycle/time/instret;
 # Zihpm: hpmcounters that read 0; Zkt: data-independent timing, trivially true of an
@@ -43,8 +44,8 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
 _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "zic64b", "zicbom", "zicbop", "zicboz", "ziccamoa",
               "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr", "zifencei",
-              "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfh",
-              "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
+              "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
+              "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "ssccptr", "sscounterenw", "sstc",
               "sstvala", "sstvecd", "ssu64xl", "svade", "svadu", "svbare", "svinval", "svnapot",
               "svpbmt")
