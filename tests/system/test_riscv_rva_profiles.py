@@ -133,3 +133,17 @@ def test_rva23s64_warns_about_what_pemu_lacks(build_program) -> None:
     assert r.returncode == 42  # it runs
     err = r.stderr.decode()
     assert "warning: -cpu rva23s64" in err and " v, " in err and " h, " in err
+
+
+@pytest.mark.parametrize(("levels", "cpu", "status"), [
+    (4, "rv64,sv57=off", 0), (5, "rv64,sv57=off", 2), (4, "rv64,sv48=off", 2)])
+def test_satp_modes_follow_the_sv_properties(build_program, levels: int, cpu: str,
+                                             status: int) -> None:
+    """paging.S's check 2 is that satp takes the mode under test (WARL otherwise)."""
+    r = _run(build_program("paging", LEVELS=levels), cpu)
+    assert r.returncode == status, r.stderr.decode()
+
+
+def test_device_tree_mmu_type(tmp_path, build_program) -> None:
+    assert 'mmu-type = "riscv,sv48";' in _dts(tmp_path, build_program, "rv64,sv57=off")
+    assert 'mmu-type = "riscv,sv57";' in _dts(tmp_path, build_program, "rv64")

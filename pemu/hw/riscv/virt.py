@@ -384,7 +384,7 @@ class VirtBoard(RiscvBoard):
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=plic_sources, bootargs=self.cfg.append,
                           initrd=initrd, isa=self.isa.isa_string, aia=self.aia,
-                          isa_extensions=self.isa.isa_extensions,
+                          isa_extensions=self.isa.isa_extensions, mmu_type=self.isa.mmu_type,
                           cbom_block_size=CBO_BLOCK_SIZE if self.isa.has("zicbom") else 0,
                           cboz_block_size=CBO_BLOCK_SIZE if self.isa.has("zicboz") else 0)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pemu.target.riscv import csr
 from pemu.target.riscv.csr import CsrDef, register_csr
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
-from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MEDELEG_WRITABLE,
@@ -192,7 +192,7 @@ def _write_satp(env: object, v: int) -> None:
     ps = _ps(env)
     _check_tvm(ps)
     mode = v >> 60
-    if mode != SATP_MODE_BARE and mode not in SATP_LEVELS:
+    if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return  # WARL: a write of an unsupported mode has no effect at all
     # ASIDLEN 16: the ASID is kept, and the softmmu keeps one set of TLBs per
     # address space, so a context switch costs no flush (sfence.vma orders changes).

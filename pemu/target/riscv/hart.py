@@ -42,6 +42,7 @@ class RiscvHart(SystemCPU):
         self.ps = ps = PrivState(hartid, state.slots, now)
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
+        ps.satp_modes = isa.satp_modes
         if isa.has("svadu"):
             ps.menvcfg_reset = ps.menvcfg = MENVCFG_ADUE
         self.regime = RiscvMMU(ps, self.pmp, space, translator.dram, isa)

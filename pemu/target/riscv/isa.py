@@ -39,6 +39,11 @@ NAMED_EXTENSIONS = ("zic64b", "ziccamoa", "ziccif", "zicclsm", "ziccrse", "zicnt
                     "za64rs", "zkt", "ssccptr", "sscounterenw", "sstvala", "sstvecd",
                     "ssu64xl", "svbare")
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
+# The translation modes, as QEMU's sv39/sv48/sv57 properties: the largest enabled one
+# below the first disabled is the hart's (satp takes it and every smaller one; the
+# device tree's mmu-type names it).  Not extensions: riscv,isa never lists them.
+SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -73,6 +78,23 @@ class RiscvIsa:
         letters = "".join(e for e in _ISA_ORDER if len(e) == 1 and e in self.extensions)
         multi = [e for e in _ISA_ORDER if len(e) > 1 and e in self.extensions]
         return "_".join([f"rv64{letters}", *multi])
+
+    @property
+    def satp_modes(self) -> frozenset[int]:
+        """satp MODE values the hart accepts besides Bare: Sv39 up to the first mode
+        switched off."""
+        modes = set()
+        for name, mode in SATP_MODES.items():
+            if name not in self.extensions:
+                break
+            modes.add(mode)
+        return frozenset(modes)
+
+    @property
+    def mmu_type(self) -> str:
+        """The device tree's ``mmu-type``: the largest mode (riscv,none without one)."""
+        names = {mode: name for name, mode in SATP_MODES.items()}
+        return f"riscv,{names[max(self.satp_modes)]}" if self.satp_modes else "riscv,none"
 
     @property
     def isa_base(self) -> str:
@@ -122,6 +144,7 @@ RVA23S64 = RVA22S64 + ("zihintntl", "zicond", "zimop", "zcmop", "zawrs", "zfa", 
 
 def _profile(required: tuple[str, ...]) -> dict[str, bool]:
     optional = dict.fromkeys(OPTIONAL_EXTENSIONS, False)
+    optional.update(dict.fromkeys(SATP_MODES, True))  # a profile's minimum is Sv39
     optional.update((e, True) for e in required if e in optional)
     for ext in ("zba", "zbb", "zbs"):  # rv64's Zbc stays off: no profile has it
         optional[ext] = ext in required

@@ -118,6 +118,8 @@ class PrivState:
         # menvcfg after reset: ADUE for a hart with Svadu (the hart sets it), so that
         # software written for the old always-update walk keeps working
         self.menvcfg_reset = 0
+        # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
+        self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
         self.reset()
 
     def reset(self) -> None:
