@@ -43,6 +43,7 @@ class RiscvHart(SystemCPU):
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
         ps.satp_modes = isa.satp_modes
+        ps.smstateen = isa.has("smstateen")
         if isa.has("svadu"):
             ps.menvcfg_reset = ps.menvcfg = MENVCFG_ADUE
         self.regime = RiscvMMU(ps, self.pmp, space, translator.dram, isa)

@@ -28,7 +28,7 @@ OPTIONAL_EXTENSIONS.update({
     "zihintntl": False, "zacas": False, "zicbom": False, "zicboz": False, "zicbop": False,
     "svinval": False, "svnapot": False, "svpbmt": False, "svadu": False, "svade": False,
     "zcb": False, "zfa": False, "zknd": False, "zkne": False, "zknh": False, "zksed": False,
-    "zksh": False,
+    "zksh": False, "smstateen": False, "ssstateen": False,
 })
 # Definitional extensions: names for what pemu always does (Zicntr: cycle/time/instret;
 # Zihpm: hpmcounters that read 0; Zkt: data-independent timing, trivially true of an
@@ -51,9 +51,9 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "zic64b", "zicbom", "zicbop", "zicbo
               "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr", "zifencei",
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
-              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "ssccptr", "sscounterenw", "sstc",
-              "sstvala", "sstvecd", "ssu64xl", "svade", "svadu", "svbare", "svinval", "svnapot",
-              "svpbmt")
+              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
+              "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
+              "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}
@@ -108,7 +108,10 @@ class RiscvIsa:
 
 
 # An extension that is part of another: enabling the first enables the second.
-_IMPLIES = {"zfh": ("zfhmin",)}
+_IMPLIES = {"zfh": ("zfhmin",),
+            # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
+            # pemu hart has M-mode, so either name gives both
+            "ssstateen": ("smstateen",), "smstateen": ("ssstateen",)}
 
 
 def _isa(optional: dict[str, bool], missing: tuple[str, ...] = ()) -> RiscvIsa:

@@ -120,6 +120,7 @@ class PrivState:
         self.menvcfg_reset = 0
         # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
         self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
+        self.smstateen = False  # the hart has Smstateen (csr_stateen.py)
         self.reset()
 
     def reset(self) -> None:
@@ -148,6 +149,7 @@ class PrivState:
         self.mcountinhibit = 0
         self.menvcfg = self.menvcfg_reset
         self.senvcfg = 0
+        self.mstateen = [0, 0, 0, 0]
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
         self.cycle_offset = 0

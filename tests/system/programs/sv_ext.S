@@ -1,9 +1,10 @@
 # The RVA supervisor extensions under Sv39 (run with -cpu max, or -cpu rva22s64 and
 # --defsym SVADE=1): Svnapot, Svpbmt with menvcfg.PBMTE, Svade/Svadu (A/D faults or
 # hardware updates, menvcfg.ADUE), Svinval, and the menvcfg permission checks of
-# Zicbom/Zicboz with cbo.zero's block.  S-mode runs identity-mapped through a 1 GiB
-# leaf; faults go to M, which records mcause/mtval in s1/s2 and skips the instruction.
-# An ecall from S asks M to enable the cache-block operations in menvcfg.
+# Zicbom/Zicboz with cbo.zero's block, and Smstateen's gating of senvcfg (max only).
+# S-mode runs identity-mapped through a 1 GiB leaf; faults go to M, which records
+# mcause/mtval in s1/s2 and skips the instruction.  An ecall from S asks M to enable the
+# cache-block operations in menvcfg (and everything in mstateen0).
 .include "common.inc"
 .option arch, +zicbom, +zicboz, +svinval
 .equ PTE_V, 1
@@ -89,6 +90,14 @@ _start:
     csrr t1, menvcfg
     and t1, t1, t0
     EXPECT_EQ t1, t0, 2
+.if !SVADE                           # -cpu max: Smstateen keeps SE0 and ENVCFG only
+    li t0, -1
+    csrw 0x30c, t0                   # mstateen0
+    csrr t1, 0x30c
+    li t2, 3 << 62
+    EXPECT_EQ t1, t2, 17
+    csrw 0x30c, zero
+.endif
     ENTER_S s_code, mtrap
 
 s_code:
@@ -135,8 +144,23 @@ s_code:
     li s1, 0
     cbo.clean (a3)
     EXPECT s1, 2, 12
-    # 13-15: enabled (ecall: M sets CBIE/CBCFE/CBZE), cbo.zero clears exactly the block
+    # 18: senvcfg from S needs mstateen0.ENVCFG with Smstateen (max), not without
+    li s1, 0
+    csrr t1, senvcfg
+.if SVADE
+    EXPECT s1, 0, 18
+.else
+    EXPECT s1, 2, 18
+.endif
+    # 13-15: enabled (ecall: M sets CBIE/CBCFE/CBZE and mstateen0), cbo.zero clears
+    # exactly the block
     ecall
+    li s1, 0
+    csrr t1, senvcfg                 # 19: now S may use senvcfg (and sstateen0, which
+.if !SVADE                           # only a hart with Smstateen has)
+    csrr t1, 0x10c
+.endif
+    EXPECT s1, 0, 19
     li s1, 0
     cbo.zero (a3)
     cbo.flush (a3)
@@ -160,6 +184,10 @@ mtrap:
     bne t0, t1, 1f
     li t1, MENVCFG_CBO
     csrs menvcfg, t1
+.if !SVADE
+    li t1, -1
+    csrw 0x30c, t1
+.endif
     j 2f
 1:  mv s1, t0
     csrr s2, mtval
