@@ -44,6 +44,9 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 # device tree's mmu-type names it).  Not extensions: riscv,isa never lists them.
 SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
+# QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
+# not themselves in riscv,isa
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(("zk", "zkn", "zks"), False))
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -111,7 +114,12 @@ class RiscvIsa:
 _IMPLIES = {"zfh": ("zfhmin",),
             # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
             # pemu hart has M-mode, so either name gives both
-            "ssstateen": ("smstateen",), "smstateen": ("ssstateen",)}
+            "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
+            # the scalar-crypto shorthands QEMU 7.2 also accepts (zk=on, zkn=on, zks=on)
+            "zk": ("zkn", "zkt"),
+            "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),
+            "zks": ("zbkb", "zbkc", "zbkx", "zksed", "zksh")}
+
 
 
 def _isa(optional: dict[str, bool], missing: tuple[str, ...] = ()) -> RiscvIsa:
