@@ -22,7 +22,7 @@ from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
 from pemu.target.riscv.mmu_regime import RiscvMMU
-from pemu.target.riscv.priv import MENVCFG_ADUE, MIP_STIP, NEVER_NS, PrivState
+from pemu.target.riscv.priv import MENVCFG_ADUE, MENVCFG_PBMTE, MIP_STIP, NEVER_NS, PrivState
 
 
 class RiscvHart(SystemCPU):
@@ -44,8 +44,11 @@ class RiscvHart(SystemCPU):
         self.pmp = PMP(on_change=self.tlb_flush_all)
         ps.satp_modes = isa.satp_modes
         ps.smstateen = isa.has("smstateen")
-        if isa.has("svadu"):
-            ps.menvcfg_reset = ps.menvcfg = MENVCFG_ADUE
+        # menvcfg at reset, as QEMU resets it: PBMTE with Svpbmt (firmware that predates
+        # Svpbmt never sets it, while Linux uses the PBMT bits whenever the device tree
+        # lists Svpbmt), ADUE with Svadu (the old always-updating walk)
+        ps.menvcfg_reset = ps.menvcfg = ((MENVCFG_PBMTE if isa.has("svpbmt") else 0)
+                                         | (MENVCFG_ADUE if isa.has("svadu") else 0))
         self.regime = RiscvMMU(ps, self.pmp, space, translator.dram, isa)
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit

@@ -115,8 +115,7 @@ class PrivState:
         # slot is updated in place and the block ends with a lookup, no exit to Python)
         self.on_flags_changed: Callable[[], None] = self.request_exit
         self.timebase_hz = 10_000_000
-        # menvcfg after reset: ADUE for a hart with Svadu (the hart sets it), so that
-        # software written for the old always-update walk keeps working
+        # menvcfg after reset: PBMTE/ADUE for a hart with Svpbmt/Svadu (the hart sets it)
         self.menvcfg_reset = 0
         # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
         self.satp_modes: frozenset[int] = frozenset({8, 9, 10})

@@ -76,6 +76,12 @@ _start:
     csrw pmpaddr0, t0
     li t0, 0x1f
     csrw pmpcfg0, t0
+    # 20: with Svpbmt, PBMTE is set after reset (old firmware never sets it)
+    csrr t1, menvcfg
+    li t0, MENVCFG_PBMTE
+    and t1, t1, t0
+    EXPECT_EQ t1, t0, 20
+    csrc menvcfg, t0                 # (set again by check 2)
     # 1: with Svadu, ADUE is set after reset; 2: PBMTE and ADUE are writable
     csrr t1, menvcfg
     li t0, MENVCFG_ADUE
