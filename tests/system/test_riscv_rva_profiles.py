@@ -116,6 +116,7 @@ def test_device_tree_lists_the_extensions(tmp_path, build_program) -> None:
     assert "riscv,cboz-block-size = <0x40>;" in dts
     plain = _dts(tmp_path, build_program, "rv64")
     assert "cbom-block-size" not in plain
+    assert 'mmu-type = "riscv,sv57";' in plain
     assert _string_list(plain, "riscv,isa-extensions")[-4:] == ["zbb", "zbc", "zbs", "sstc"]
 
 
@@ -146,4 +147,3 @@ def test_satp_modes_follow_the_sv_properties(build_program, levels: int, cpu: st
 
 def test_device_tree_mmu_type(tmp_path, build_program) -> None:
     assert 'mmu-type = "riscv,sv48";' in _dts(tmp_path, build_program, "rv64,sv57=off")
-    assert 'mmu-type = "riscv,sv57";' in _dts(tmp_path, build_program, "rv64")
