@@ -45,8 +45,9 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
-# not themselves in riscv,isa
-OPTIONAL_EXTENSIONS.update(dict.fromkeys(("zk", "zkn", "zks"), False))
+# not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
+SHORTHANDS = ("zk", "zkn", "zks")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SHORTHANDS, False))
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -131,13 +132,14 @@ def _isa(optional: dict[str, bool], missing: tuple[str, ...] = ()) -> RiscvIsa:
 
 
 DEFAULT_ISA = _isa(OPTIONAL_EXTENSIONS)
-MAX_ISA = _isa(dict.fromkeys(OPTIONAL_EXTENSIONS, True))
+_MAX = {e: e not in SHORTHANDS for e in OPTIONAL_EXTENSIONS}
+MAX_ISA = _isa(_MAX)
 
 # model -> the optional extensions it starts with ("any" is linux-user's old default name)
 MODELS: dict[str, dict[str, bool]] = {
     "rv64": OPTIONAL_EXTENSIONS,
     "any": OPTIONAL_EXTENSIONS,
-    "max": dict.fromkeys(OPTIONAL_EXTENSIONS, True),
+    "max": _MAX,
 }
 
 # The RVA profiles (RISC-V Profiles 1.0): their mandatory extensions beyond RV64GC,
