@@ -78,3 +78,4 @@ class FloatFormat:
 
 F32 = FloatFormat.build("f32", 8, 23)
 F64 = FloatFormat.build("f64", 11, 52)
+F16 = FloatFormat.build("f16", 5, 10)  # IEEE binary16 (RISC-V Zfh)

@@ -78,6 +78,10 @@ class RiscvBoard:
             self.isa = parse_cpu(cfg.cpu)  # -cpu MODEL,ext=on|off: what the harts decode
         except CpuOptionError as e:
             raise BoardError(str(e)) from None
+        if self.isa.missing:  # a profile model pemu cannot complete (rva23s64: V, H)
+            print(f"pemu: warning: -cpu {cfg.cpu}: the profile also requires "
+                  f"{', '.join(self.isa.missing)}, which pemu does not implement",
+                  file=sys.stderr)
         self.memmap = self.machine_memmap(cfg)
         dram, clint = self.memmap["dram"], self.memmap["clint"]
         self.space = AddressSpace("memory")
@@ -95,7 +99,7 @@ class RiscvBoard:
         self.space.add_mmio("clint", clint.base, clint.size, self.clint)
         self.wakeup = threading.Event()
         self.harts = [RiscvHart(h, self.translator, self.space, self.clint.mtime,
-                                self.wakeup) for h in range(cfg.smp)]
+                                self.wakeup, self.isa) for h in range(cfg.smp)]
         for h, hart in enumerate(self.harts):
             self.clint.msip[h].connect(hart.ps.line_sink(MIP_MSIP))
             self.clint.mtip[h].connect(hart.ps.line_sink(MIP_MTIP))

@@ -21,8 +21,14 @@ from collections.abc import Mapping
 
 from pemu.hw.core import Device, VMState, VMStateField, VMStateInvalid
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.csr_stateen import MSTATEEN_WRITABLE
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
-from pemu.target.riscv.priv import ALL_INTERRUPTS, MENVCFG_WRITABLE, S_INTERRUPTS
+from pemu.target.riscv.priv import (
+    ALL_INTERRUPTS,
+    MENVCFG_WRITABLE,
+    S_INTERRUPTS,
+    SENVCFG_WRITABLE,
+)
 from pemu.target.riscv.vector_state import N_VREGS, decode_vtype
 
 # Plain PrivState registers (Python ints) that travel as they are.
@@ -31,7 +37,7 @@ _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec
                "satp", "mcounteren", "scounteren", "mcountinhibit", "menvcfg", "senvcfg",
                "stimecmp", "cycle_offset")
 _FIELD_MAX = {"mie": ALL_INTERRUPTS, "mip_sw": ALL_INTERRUPTS, "mideleg": S_INTERRUPTS,
-              "menvcfg": MENVCFG_WRITABLE, "senvcfg": 1, "mcounteren": 0xFFFF_FFFF,
+              "menvcfg": MENVCFG_WRITABLE, "senvcfg": SENVCFG_WRITABLE, "mcounteren": 0xFFFF_FFFF,
               "scounteren": 0xFFFF_FFFF}
 
 
@@ -85,7 +91,8 @@ class HartState(Device):
         # V: the registers (32 * VLEN bits; none without V) and the vector CSRs
         VMStateField("vregs", "u8[]"), VMStateField("vl", "u64"), VMStateField("vtype", "u64"),
         VMStateField("vstart", "u64"), VMStateField("vxrm", "u8", max=3),
-        VMStateField("vxsat", "u8", max=1)))
+        VMStateField("vxsat", "u8", max=1),
+        VMStateField("mstateen", "u64[]")))
 
     gprs = _slots_property(rv.X0, 32, keep_x0=True)
     fprs = _slots_property(rv.F0, 32)
@@ -151,6 +158,16 @@ class HartState(Device):
     def vtype(self, value: int) -> None:
         vector = self.hart.state.vector
         vector.vtype = decode_vtype(value, vector.elen)
+
+    @property
+    def mstateen(self) -> list[int]:
+        return list(self.hart.ps.mstateen)
+
+    @mstateen.setter
+    def mstateen(self, values: list[int]) -> None:
+        if len(values) != 4:
+            raise VMStateInvalid("mstateen", f"{len(values)} registers, not 4")
+        self.hart.ps.mstateen = [v & MSTATEEN_WRITABLE[n] for n, v in enumerate(values)]
 
     def vmstate_check(self, state: Mapping[str, object]) -> None:
         if state.get("priv") not in (PRV_U, PRV_S, PRV_M):

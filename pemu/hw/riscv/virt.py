@@ -58,6 +58,7 @@ from pemu.qom.registry import (
     register,
 )
 from pemu.target.riscv.aia_csrs import AiaHartState
+from pemu.target.riscv.insn_cbo import CBO_BLOCK_SIZE
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
 KERNEL_OFFSET = 0x20_0000
@@ -400,7 +401,10 @@ class VirtBoard(RiscvBoard):
         plic_sources = self.plic.num_sources if self.plic is not None else 0
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=plic_sources, bootargs=self.cfg.append,
-                          initrd=initrd, isa=self.isa.isa_string, aia=self.aia)
+                          initrd=initrd, isa=self.isa.isa_string, aia=self.aia,
+                          isa_extensions=self.isa.isa_extensions, mmu_type=self.isa.mmu_type,
+                          cbom_block_size=CBO_BLOCK_SIZE if self.isa.has("zicbom") else 0,
+                          cboz_block_size=CBO_BLOCK_SIZE if self.isa.has("zicboz") else 0)
 
     def load(self) -> None:
         dram = self.memmap["dram"]

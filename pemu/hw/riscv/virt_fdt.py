@@ -48,6 +48,19 @@ class VirtLayout:
     mmu_type: str = "riscv,sv57"
     isa: str = CPU_ISA  # riscv,isa: the extensions -cpu enabled (target/riscv/isa.py)
     aia: str = "none"  # none (PLIC), aplic, aplic-imsic
+    # riscv,isa-extensions: the same extensions one string each (Linux 6.5+ reads it)
+    isa_extensions: tuple[str, ...] = DEFAULT_ISA.isa_extensions
+    cbom_block_size: int = 0  # riscv,cbom-block-size (Zicbom); 0: no property
+    cboz_block_size: int = 0  # riscv,cboz-block-size (Zicboz)
+
+
+def _isa_extensions(layout: VirtLayout) -> list[str]:
+    """riscv,isa-extensions: upper-case letters are not allowed, so "i", "m", ..."""
+    exts = list(layout.isa_extensions)
+    if layout.aia == "aplic-imsic":  # as in riscv,isa: before sstc
+        at = exts.index("sstc") if "sstc" in exts else len(exts)
+        exts[at:at] = AIA_ISA.strip("_").split("_")
+    return exts
 
 
 @dataclass(frozen=True)
@@ -185,6 +198,12 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
         if layout.aia == "aplic-imsic":
             isa = isa.replace("_sstc", AIA_ISA + "_sstc") if "_sstc" in isa else isa + AIA_ISA
         cpu.set_string("riscv,isa", isa)
+        cpu.set_string("riscv,isa-base", "rv64i")
+        cpu.set_string("riscv,isa-extensions", *_isa_extensions(layout))
+        if layout.cbom_block_size:
+            cpu.set_u32("riscv,cbom-block-size", layout.cbom_block_size)
+        if layout.cboz_block_size:
+            cpu.set_u32("riscv,cboz-block-size", layout.cboz_block_size)
         cpu.set_string("mmu-type", layout.mmu_type)
         intc = cpu.add_node("interrupt-controller")
         intc.set_u32("#interrupt-cells", 1)

@@ -52,7 +52,8 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb")
+                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb",
+                 "ext")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -81,6 +82,9 @@ class DisasContext:
         self.int_tables: IntTables
         # VLEN in bytes, 0 when the hart has no V (the translator sets it)
         self.vlenb = 0
+        # the hart's extension names (RiscvIsa.extensions): the emitters of the rarer
+        # extensions check them while translating (never at run time)
+        self.ext: frozenset[str] = frozenset()
 
     @property
     def fflags(self) -> Temp:

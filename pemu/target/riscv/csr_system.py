@@ -17,8 +17,9 @@ from collections.abc import Callable
 
 from pemu.target.riscv import csr
 from pemu.target.riscv.csr import CsrDef, register_csr
+from pemu.target.riscv.csr_stateen import check_senvcfg, register_stateen_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
-from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MEDELEG_WRITABLE,
@@ -38,6 +39,7 @@ from pemu.target.riscv.priv import (
     MSTATUS_VS,
     MSTATUS_WRITABLE,
     S_INTERRUPTS,
+    SENVCFG_WRITABLE,
     SSTATUS_MASK,
 )
 
@@ -201,7 +203,7 @@ def _write_satp(env: object, v: int) -> None:
     ps = _ps(env)
     _check_tvm(ps)
     mode = v >> 60
-    if mode != SATP_MODE_BARE and mode not in SATP_LEVELS:
+    if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return  # WARL: a write of an unsupported mode has no effect at all
     # ASIDLEN 16: the ASID is kept, and the softmmu keeps one set of TLBs per
     # address space, so a context switch costs no flush (sfence.vma orders changes).
@@ -283,6 +285,18 @@ def _write_stimecmp(env: object, v: int) -> None:
     ps.set_stimecmp(v)
 
 
+def _read_senvcfg(env: object) -> int:
+    ps = _ps(env)
+    check_senvcfg(ps)
+    return ps.senvcfg
+
+
+def _write_senvcfg(env: object, v: int) -> None:
+    ps = _ps(env)
+    check_senvcfg(ps)
+    ps.senvcfg = v & SENVCFG_WRITABLE
+
+
 def _write_menvcfg(env: object, v: int) -> None:
     ps = _ps(env)
     ps.menvcfg = v & MENVCFG_WRITABLE
@@ -361,7 +375,8 @@ def register_system_csrs() -> None:
     _define(0x104, "sie", _read_sie, _write_sie, True)
     _define(0x105, "stvec", lambda env: _ps(env).stvec, _write_tvec("stvec"))
     _field("scounteren", 0xFFFF_FFFF, 0x106)
-    _field("senvcfg", 1, 0x10A)
+    _define(0x10A, "senvcfg", _read_senvcfg, _write_senvcfg)
+    register_stateen_csrs()
     _field("sscratch", MASK64, 0x140)
     _define(0x141, "sepc", lambda env: _ps(env).sepc, _write_epc("sepc"))
     _field("scause", MASK64, 0x142)

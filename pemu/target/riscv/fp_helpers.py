@@ -14,12 +14,18 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.host_float import FloatConventions, HostFloatOp
 from pemu.accel.tcg.ir import CALL_PURE, Helper
+from pemu.fpu import half, zfa
 from pemu.fpu import softfloat as sf
+from pemu.fpu.formats import F16, F32, F64
 
 FMT_S = 0
 FMT_D = 1
+FMT_H = 2  # Zfh: the fmt field's 10
 BOX = 0xFFFF_FFFF_0000_0000
+BOX_H = 0xFFFF_FFFF_FFFF_0000
 CANONICAL_NAN_S = 0x7FC0_0000
+CANONICAL_NAN_H = 0x7E00
+F16_SIGN = 0x8000
 F64_SIGN = 0x8000_0000_0000_0000
 F32_SIGN = 0x8000_0000
 
@@ -28,6 +34,14 @@ Result = tuple[int, int]
 
 def unbox(v: int) -> int:
     return v & 0xFFFF_FFFF if v >> 32 == 0xFFFF_FFFF else CANONICAL_NAN_S
+
+
+def unbox_h(v: int) -> int:
+    return v & 0xFFFF if v >> 16 == 0xFFFF_FFFF_FFFF else CANONICAL_NAN_H
+
+
+def _box_h(v: int) -> int:
+    return v | BOX_H
 
 
 def _sext32(v: int) -> int:
@@ -43,10 +57,11 @@ def _box(v: int) -> int:
 
 
 # how each format reads an f register operand and writes a float result
-_READ = {FMT_S: unbox, FMT_D: _identity}
-_WRITE = {FMT_S: _box, FMT_D: _identity}
-_PREFIX = {FMT_S: "f32", FMT_D: "f64"}
-_SUFFIX = {FMT_S: "s", FMT_D: "d"}
+_READ = {FMT_S: unbox, FMT_D: _identity, FMT_H: unbox_h}
+_WRITE = {FMT_S: _box, FMT_D: _identity, FMT_H: _box_h}
+_PREFIX = {FMT_S: "f32", FMT_D: "f64", FMT_H: "f16"}
+_SUFFIX = {FMT_S: "s", FMT_D: "d", FMT_H: "h"}
+_SOFT = {FMT_S: sf, FMT_D: sf, FMT_H: half}  # where each format's operations live
 
 
 def _helper(name: str, fn: Callable[..., object], n_out: int = 2,
@@ -64,8 +79,13 @@ CONVENTIONS = FloatConventions(
 )
 
 
-def _host_float(kind: str, fmt: int) -> HostFloatOp:
-    return HostFloatOp(kind, fmt == FMT_S, CONVENTIONS)
+def _host_float(kind: str, fmt: int) -> HostFloatOp | None:
+    return None if fmt == FMT_H else HostFloatOp(kind, fmt == FMT_S, CONVENTIONS)
+
+
+def _soft(fmt: int, name: str) -> Callable[..., object]:
+    """The softfloat operation ``name`` ("add", "to_i32"...) for ``fmt``."""
+    return getattr(_SOFT[fmt], f"{_PREFIX[fmt]}_{name}")
 
 
 def _arith2(fmt: int, fn: Callable[[int, int, int], Result]) -> Callable[[int, int, int], Result]:
@@ -87,7 +107,7 @@ def _arith1(fmt: int, fn: Callable[[int, int], Result]) -> Callable[[int, int], 
 
 
 def _fma(fmt: int, neg_product: bool, neg_addend: bool) -> Callable[..., Result]:
-    fn = getattr(sf, f"{_PREFIX[fmt]}_fma")
+    fn = _soft(fmt, "fma")
     rd, wr = _READ[fmt], _WRITE[fmt]
 
     def op(a: int, b: int, c: int, rm: int) -> Result:
@@ -114,7 +134,7 @@ def _compare(fmt: int, fn: Callable[[int, int], Result]) -> Callable[[int, int],
 
 
 def _classify(fmt: int) -> Callable[[int], int]:
-    fn = getattr(sf, f"{_PREFIX[fmt]}_classify")
+    fn = _soft(fmt, "classify")
     rd = _READ[fmt]
 
     def op(a: int) -> int:
@@ -160,28 +180,25 @@ CLASSIFY: dict[int, Helper] = {}
 TO_INT: dict[tuple[int, int], Helper] = {}  # (fmt, kind)
 FROM_INT: dict[tuple[int, int], Helper] = {}  # (fmt, kind)
 
-for _fmt in (FMT_S, FMT_D):
-    _p, _s = _PREFIX[_fmt], _SUFFIX[_fmt]
+for _fmt in (FMT_S, FMT_D, FMT_H):
+    _s = _SUFFIX[_fmt]
     for _f5, _name in ARITH2_FUNCT5.items():
-        ARITH2[(_fmt, _f5)] = _helper(f"f{_name}_{_s}",
-                                      _arith2(_fmt, getattr(sf, f"{_p}_{_name}")),
+        ARITH2[(_fmt, _f5)] = _helper(f"f{_name}_{_s}", _arith2(_fmt, _soft(_fmt, _name)),
                                       host_float=_host_float(_name, _fmt))
-    SQRT[_fmt] = _helper(f"fsqrt_{_s}", _arith1(_fmt, getattr(sf, f"{_p}_sqrt")),
+    SQRT[_fmt] = _helper(f"fsqrt_{_s}", _arith1(_fmt, _soft(_fmt, "sqrt")),
                          host_float=_host_float("sqrt", _fmt))
     for _opc, (_np, _na) in FMA_VARIANTS.items():
         FMA[(_fmt, _opc)] = _helper(f"fma{_opc:02x}_{_s}", _fma(_fmt, _np, _na))
     for _f3, _name in ((0, "min"), (1, "max")):
-        MINMAX[(_fmt, _f3)] = _helper(f"f{_name}_{_s}",
-                                      _minmax(_fmt, getattr(sf, f"{_p}_{_name}")))
+        MINMAX[(_fmt, _f3)] = _helper(f"f{_name}_{_s}", _minmax(_fmt, _soft(_fmt, _name)))
     for _f3, _name in COMPARE_FUNCT3.items():
-        COMPARE[(_fmt, _f3)] = _helper(f"f{_name}_{_s}",
-                                       _compare(_fmt, getattr(sf, f"{_p}_{_name}")))
+        COMPARE[(_fmt, _f3)] = _helper(f"f{_name}_{_s}", _compare(_fmt, _soft(_fmt, _name)))
     CLASSIFY[_fmt] = _helper(f"fclass_{_s}", _classify(_fmt), n_out=1)
     for _kind, (_iname, _width) in INT_KINDS.items():
         TO_INT[(_fmt, _kind)] = _helper(
-            f"fcvt_{_iname}_{_s}", _to_int(_fmt, getattr(sf, f"{_p}_to_{_iname}"), _width))
+            f"fcvt_{_iname}_{_s}", _to_int(_fmt, _soft(_fmt, f"to_{_iname}"), _width))
         FROM_INT[(_fmt, _kind)] = _helper(
-            f"fcvt_{_s}_{_iname}", _from_int(_fmt, getattr(sf, f"{_p}_from_{_iname}")))
+            f"fcvt_{_s}_{_iname}", _from_int(_fmt, _soft(_fmt, f"from_{_iname}")))
 
 # fcvt.d.s and fcvt.s.d
 def _s_to_d(a: int, rm: int) -> Result:
@@ -195,3 +212,62 @@ def _d_to_s(a: int, rm: int) -> Result:
 
 S_TO_D = _helper("fcvt_d_s", _s_to_d)
 D_TO_S = _helper("fcvt_s_d", _d_to_s)
+
+
+def _fp_convert(src: int, dst: int) -> Callable[[int, int], Result]:
+    fn = getattr(half, f"{_PREFIX[src]}_to_{_PREFIX[dst]}")
+    rd, wr = _READ[src], _WRITE[dst]
+
+    def op(a: int, rm: int) -> Result:
+        r, fl = fn(rd(a), rm)
+        return wr(r), fl
+    return op
+
+
+# fcvt between two formats, by (destination fmt, source fmt: fcvt's rs2 field)
+FP_CONVERT: dict[tuple[int, int], Helper] = {(FMT_S, FMT_D): D_TO_S, (FMT_D, FMT_S): S_TO_D}
+for _dst, _src in ((FMT_S, FMT_H), (FMT_H, FMT_S), (FMT_D, FMT_H), (FMT_H, FMT_D)):
+    FP_CONVERT[(_dst, _src)] = _helper(f"fcvt_{_SUFFIX[_dst]}_{_SUFFIX[_src]}",
+                                       _fp_convert(_src, _dst))
+
+
+# -- Zfa ---------------------------------------------------------------------------------
+
+_FORMAT = {FMT_S: F32, FMT_D: F64, FMT_H: F16}
+
+
+def fli_bits(fmt: int, index: int) -> int:
+    """What fli.{s,d,h} loads for rs1 = ``index``, NaN-boxed for the register."""
+    return _WRITE[fmt](zfa.fli(_FORMAT[fmt], index))
+
+
+def _zfa2(fmt: int, fn: Callable[..., Result], boxed_result: bool) -> Callable[..., Result]:
+    f, rd, wr = _FORMAT[fmt], _READ[fmt], _WRITE[fmt]
+
+    def op(a: int, b: int) -> Result:
+        r, fl = fn(f, rd(a), rd(b))
+        return (wr(r) if boxed_result else r), fl
+    return op
+
+
+def _fround(fmt: int, inexact_flag: bool) -> Callable[[int, int], Result]:
+    f, rd, wr = _FORMAT[fmt], _READ[fmt], _WRITE[fmt]
+
+    def op(a: int, rm: int) -> Result:
+        r, fl = zfa.fround(f, rd(a), rm, inexact_flag)
+        return wr(r), fl
+    return op
+
+
+MINMAX_M: dict[tuple[int, int], Helper] = {}  # (fmt, funct3: 2 fminm / 3 fmaxm)
+COMPARE_Q: dict[tuple[int, int], Helper] = {}  # (fmt, funct3: 4 fltq / 5 fleq)
+ROUND: dict[tuple[int, int], Helper] = {}  # (fmt, rs2: 4 fround / 5 froundnx)
+for _fmt in (FMT_S, FMT_D, FMT_H):
+    _s = _SUFFIX[_fmt]
+    MINMAX_M[(_fmt, 2)] = _helper(f"fminm_{_s}", _zfa2(_fmt, zfa.fminm, True))
+    MINMAX_M[(_fmt, 3)] = _helper(f"fmaxm_{_s}", _zfa2(_fmt, zfa.fmaxm, True))
+    COMPARE_Q[(_fmt, 4)] = _helper(f"fltq_{_s}", _zfa2(_fmt, zfa.fltq, False))
+    COMPARE_Q[(_fmt, 5)] = _helper(f"fleq_{_s}", _zfa2(_fmt, zfa.fleq, False))
+    ROUND[(_fmt, 4)] = _helper(f"fround_{_s}", _fround(_fmt, False))
+    ROUND[(_fmt, 5)] = _helper(f"froundnx_{_s}", _fround(_fmt, True))
+FCVTMOD_W_D = _helper("fcvtmod_w_d", lambda a, rm: zfa.fcvtmod_w_d(a))

@@ -19,9 +19,10 @@ from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.insn_priv import register_privileged_instructions
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
 from pemu.target.riscv.mmu_regime import RiscvMMU
-from pemu.target.riscv.priv import MIP_STIP, NEVER_NS, PrivState
+from pemu.target.riscv.priv import MENVCFG_ADUE, MENVCFG_PBMTE, MIP_STIP, NEVER_NS, PrivState
 
 
 class RiscvHart(SystemCPU):
@@ -30,7 +31,8 @@ class RiscvHart(SystemCPU):
     trap_class = RiscvTrap
 
     def __init__(self, hartid: int, translator: SystemTranslator, space: AddressSpace,
-                 now: Callable[[], int], wakeup: threading.Event) -> None:
+                 now: Callable[[], int], wakeup: threading.Event,
+                 isa: RiscvIsa = DEFAULT_ISA) -> None:
         # what system mode adds to the frontend and the CSR table (both idempotent)
         register_system_csrs()
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
@@ -43,7 +45,14 @@ class RiscvHart(SystemCPU):
             ps.reset()  # misa.V
         ps.wakeup = wakeup
         self.pmp = PMP(on_change=self.tlb_flush_all)
-        self.regime = RiscvMMU(ps, self.pmp, space, translator.dram)
+        ps.satp_modes = isa.satp_modes
+        ps.smstateen = isa.has("smstateen")
+        # menvcfg at reset, as QEMU resets it: PBMTE with Svpbmt (firmware that predates
+        # Svpbmt never sets it, while Linux uses the PBMT bits whenever the device tree
+        # lists Svpbmt), ADUE with Svadu (the old always-updating walk)
+        ps.menvcfg_reset = ps.menvcfg = ((MENVCFG_PBMTE if isa.has("svpbmt") else 0)
+                                         | (MENVCFG_ADUE if isa.has("svadu") else 0))
+        self.regime = RiscvMMU(ps, self.pmp, space, translator.dram, isa)
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit
         ps.on_flags_changed = self.flags_changed

@@ -135,6 +135,35 @@ AMO = {(funct5, size): Helper(f"amo{name}_{_SUFFIX[size]}", _make_amo(fn, size),
        for funct5, (name, fn) in AMO_OPS.items() for size in (4, 8)}
 
 
+# -- Zacas: amocas.w/d/q ----------------------------------------------------------------
+
+def _make_cas(size: int) -> Callable[..., object]:
+    """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first);
+    the old value comes back whether or not it matched."""
+    words = 2 if size == 16 else 1
+    part = size // words
+    mask = (1 << (8 * part)) - 1
+    widen = _widen(part)
+
+    def cas(env: object, addr: int, *operands: int) -> object:
+        if addr & (size - 1):
+            raise RiscvTrap(STORE_ADDR_MISALIGNED, addr)
+        expected, new = operands[:words], operands[words:]
+        mem = env.mem  # type: ignore[attr-defined]
+        with mem.lock:
+            old = [mem.load_slow(addr + i * part, part) for i in range(words)]
+            if all(o == e & mask for o, e in zip(old, expected, strict=True)):
+                for i, value in enumerate(new):
+                    mem.store_slow(addr + i * part, part, value & mask)
+        return widen(old[0]) if words == 1 else tuple(old)
+    return cas
+
+
+CAS = {size: Helper(f"amocas_{name}", _make_cas(size), flags=CALL_SIDE_EFFECTS,
+                    n_out=2 if size == 16 else 1, needs_env=True)
+       for size, name in ((4, "w"), (8, "d"), (16, "q"))}
+
+
 # -- Zbb orc.b: no IR op for it, and it is rare -------------------------------------
 
 def _orc_b(v: int) -> int:

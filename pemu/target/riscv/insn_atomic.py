@@ -19,17 +19,22 @@ from pemu.accel.tcg.opcodes import ADD, AND, EXT32S, EXT32U, MAX, MAXU, MIN, MIN
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.cpu_state import NO_RESERVATION
 from pemu.target.riscv.exceptions import LOAD_ADDR_MISALIGNED, STORE_ADDR_MISALIGNED
-from pemu.target.riscv.helpers import AMO, LR, RAISE_EXCEPTION, SC
+from pemu.target.riscv.helpers import AMO, CAS, LR, RAISE_EXCEPTION, SC
 
 _SIZES = {2: 4, 3: 8}  # funct3 -> access size
+_CAS_SIZES = {2: 4, 3: 8, 4: 16}  # Zacas adds amocas.q
 FUNCT5_LR = 0x02
 FUNCT5_SC = 0x03
+FUNCT5_CAS = 0x05
 
 
 def trans_amo(ctx: DisasContext, insn: int) -> None:
     size = _SIZES.get((insn >> 12) & 7)
     funct5 = insn >> 27
     rd, rs1, rs2 = (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
+    if funct5 == FUNCT5_CAS and "zacas" in ctx.ext:
+        _trans_cas(ctx, _CAS_SIZES.get((insn >> 12) & 7), rd, rs1, rs2)
+        return
     if size is None:
         ctx.illegal()
         return
@@ -60,6 +65,52 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
             ctx.illegal()
             return
         b.call(helper, [ctx.dest(rd)], [addr, ctx.xr[rs2]])
+
+
+def _pair(r: int) -> tuple[int, int]:
+    """The registers of an amocas.q operand: an even one and the next (x0 stands for a
+    pair of zeros)."""
+    return (r, r + 1) if r else (0, 0)
+
+
+def _trans_cas(ctx: DisasContext, size: int | None, rd: int, rs1: int, rs2: int) -> None:
+    """amocas.w/d/q: if memory holds rd's value, store rs2's; rd gets the old value."""
+    if size is None or (size == 16 and (rd | rs2) & 1):
+        ctx.illegal()
+        return
+    b = ctx.b
+    words = 2 if size == 16 else 1
+    rd_regs = _pair(rd)[:words]
+    expected = [ctx.xr[r] for r in rd_regs]
+    new = [ctx.xr[r] for r in _pair(rs2)[:words]]
+    if not ctx.inline_atomics:
+        old = [b.temp() for _ in range(words)]
+        b.call(CAS[size], old, [ctx.xr[rs1], *expected, *new])
+    else:
+        addr = b.temp()
+        b.mov(addr, ctx.xr[rs1])
+        _check_aligned(ctx, addr, size, STORE_ADDR_MISALIGNED)
+        part = size // words
+        old, parts = [], [addr]
+        for i in range(words):
+            if i:
+                parts.append(b.temp())
+                b.binop(ADD, parts[i], addr, Const(part))
+            old.append(b.temp())
+            b.ld(old[i], parts[i], MemOp(part, signed=True, for_store=True))
+        differ = b.label()
+        for i in range(words):
+            want = expected[i]
+            if part == 4:  # compare the low 32 bits: old is sign-extended, so extend rd
+                want = b.temp()
+                b.unop(EXT32S, want, expected[i])
+            b.brcond(Cond.NE, old[i], want, differ)
+        for i in range(words):
+            b.st(new[i], parts[i], MemOp(part))
+        b.set_label(differ)
+    for r, value in zip(rd_regs, old, strict=True):
+        if r:
+            b.mov(ctx.xr[r], value)  # type: ignore[arg-type]
 
 
 # funct5 -> the IR op combining the old value with rs2 (None: swap)

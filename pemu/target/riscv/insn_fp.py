@@ -15,12 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Cond, Const, Helper, MemOp, Operand, Temp
-from pemu.accel.tcg.opcodes import AND, ANDC, EXT32S, EXT32U, MOV, OR, SHR, XOR
+from pemu.accel.tcg.opcodes import AND, ANDC, EXT16S, EXT16U, EXT32S, EXT32U, MOV, OR, SHR, XOR
 from pemu.target.riscv import fp_helpers as fp
 from pemu.target.riscv.context import DisasContext, sext
 from pemu.target.riscv.insn_vector import VECTOR_WIDTHS, trans_vector
 
 BOX = Const(fp.BOX)
+BOX_H = Const(fp.BOX_H)
+# load/store funct3 -> (access size, the NaN box of a loaded value, extension needed)
+_FP_MEM = {1: (2, BOX_H, "zfhmin"), 2: (4, BOX, "f"), 3: (8, None, "d")}
 
 
 def _fields(insn: int) -> tuple[int, int, int, int]:
@@ -40,18 +43,19 @@ def trans_load_fp(ctx: DisasContext, insn: int) -> None:
         return
     if ctx.fp_disabled():
         return
-    f3 = (insn >> 12) & 7
-    if f3 not in (2, 3):
+    mem = _FP_MEM.get((insn >> 12) & 7)
+    if mem is None or mem[2] not in ctx.ext:
         ctx.illegal()
         return
+    size, box, _ = mem
     fd = ctx.fr[(insn >> 7) & 31]
     addr = _address(ctx, insn, sext(insn >> 20, 12))
-    if f3 == 3:
-        ctx.b.ld(fd, addr, MemOp(8))
+    if box is None:
+        ctx.b.ld(fd, addr, MemOp(size))
     else:
         t = ctx.b.temp()
-        ctx.b.ld(t, addr, MemOp(4))
-        ctx.b.binop(OR, fd, t, BOX)
+        ctx.b.ld(t, addr, MemOp(size))
+        ctx.b.binop(OR, fd, t, box)
     ctx.fp_state_written()  # after the load: a faulting load leaves FS as it was
 
 
@@ -61,14 +65,14 @@ def trans_store_fp(ctx: DisasContext, insn: int) -> None:
         return
     if ctx.fp_disabled():
         return
-    f3 = (insn >> 12) & 7
-    if f3 not in (2, 3):
+    mem = _FP_MEM.get((insn >> 12) & 7)
+    if mem is None or mem[2] not in ctx.ext:
         ctx.illegal()
         return
     offset = sext((insn >> 25) << 5 | (insn >> 7) & 31, 12)
     addr = _address(ctx, insn, offset)
-    # fsw stores the low 32 bits as they are, whatever the boxing
-    ctx.b.st(ctx.fr[(insn >> 20) & 31], addr, MemOp(4 if f3 == 2 else 8))
+    # fsw/fsh store the low bits as they are, whatever the boxing
+    ctx.b.st(ctx.fr[(insn >> 20) & 31], addr, MemOp(mem[0]))
 
 
 # -- helper calls ------------------------------------------------------------------------
@@ -87,7 +91,8 @@ def trans_fma(ctx: DisasContext, insn: int) -> None:
     if ctx.fp_disabled():
         return
     fmt = (insn >> 25) & 3
-    helper = fp.FMA.get((fmt, insn & 0x7F))
+    has = _has_format(ctx, fmt) and (fmt != fp.FMT_H or "zfh" in ctx.ext)
+    helper = fp.FMA.get((fmt, insn & 0x7F)) if has else None
     rd, rs1, rs2, rm = _fields(insn)
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
@@ -119,13 +124,19 @@ def _sqrt(ctx: DisasContext, insn: int, fmt: int) -> bool:
     return True
 
 
-def _unboxed(ctx: DisasContext, reg: Temp) -> Temp:
-    """IR for NaN-unboxing a single: the low 32 bits, or the canonical NaN."""
+# NaN-boxed formats -> (value bits, zero-extension op, canonical NaN, box, sign bit)
+_BOXED = {fp.FMT_S: (32, EXT32U, fp.CANONICAL_NAN_S, BOX, fp.F32_SIGN),
+          fp.FMT_H: (16, EXT16U, fp.CANONICAL_NAN_H, BOX_H, fp.F16_SIGN)}
+
+
+def _unboxed(ctx: DisasContext, reg: Temp, fmt: int = fp.FMT_S) -> Temp:
+    """IR for NaN-unboxing a single or half: the low bits, or the canonical NaN."""
+    bits, zext, nan, _, _ = _BOXED[fmt]
     b = ctx.b
     hi, lo, out = b.temp(), b.temp(), b.temp()
-    b.binop(SHR, hi, reg, Const(32))
-    b.unop(EXT32U, lo, reg)
-    b.movcond(out, Cond.EQ, hi, Const(0xFFFF_FFFF), lo, Const(fp.CANONICAL_NAN_S))
+    b.binop(SHR, hi, reg, Const(bits))
+    b.unop(zext, lo, reg)
+    b.movcond(out, Cond.EQ, hi, Const((1 << (64 - bits)) - 1), lo, Const(nan))
     return out
 
 
@@ -134,10 +145,11 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
     if f3 > 2:
         return False
     b = ctx.b
-    sign = fp.F32_SIGN if fmt == fp.FMT_S else fp.F64_SIGN
-    if fmt == fp.FMT_S:
-        a: Operand = _unboxed(ctx, ctx.fr[rs1])
-        s: Operand = a if rs1 == rs2 else _unboxed(ctx, ctx.fr[rs2])
+    boxed = _BOXED.get(fmt)
+    sign = boxed[4] if boxed else fp.F64_SIGN
+    if boxed:
+        a: Operand = _unboxed(ctx, ctx.fr[rs1], fmt)
+        s: Operand = a if rs1 == rs2 else _unboxed(ctx, ctx.fr[rs2], fmt)
     else:
         a = s = ctx.fr[rs1]
         if rs1 != rs2:
@@ -154,8 +166,8 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
     else:  # fsgnjx: sign of rs1 xor sign of rs2
         b.binop(AND, sign_bit, s, Const(sign))
         b.binop(XOR, result, a, sign_bit)
-    if fmt == fp.FMT_S:
-        b.binop(OR, ctx.fr[rd], result, BOX)
+    if boxed:
+        b.binop(OR, ctx.fr[rd], result, boxed[3])
     else:
         b.mov(ctx.fr[rd], result)
     ctx.fp_state_written()
@@ -164,7 +176,7 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
 
 def _minmax(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.MINMAX.get((fmt, f3))
+    helper = fp.MINMAX.get((fmt, f3)) or _zfa(ctx, fp.MINMAX_M, (fmt, f3))
     if helper is None:
         return False
     _call_fp(ctx, helper, ctx.fr[rd], [ctx.fr[rs1], ctx.fr[rs2]])
@@ -174,7 +186,8 @@ def _minmax(ctx: DisasContext, insn: int, fmt: int) -> bool:
 def _fcvt_fp_fp(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, rm = _fields(insn)
     # fcvt.s.d is fmt S with rs2 = 1 (the source format); fcvt.d.s is fmt D with rs2 = 0
-    helper = {(fp.FMT_S, 1): fp.D_TO_S, (fp.FMT_D, 0): fp.S_TO_D}.get((fmt, rs2))
+    helper = fp.FP_CONVERT.get((fmt, rs2)) if _has_format(ctx, rs2) else None
+    helper = helper or _zfa(ctx, fp.ROUND, (fmt, rs2))
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
@@ -184,7 +197,7 @@ def _fcvt_fp_fp(ctx: DisasContext, insn: int, fmt: int) -> bool:
 
 def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.COMPARE.get((fmt, f3))
+    helper = fp.COMPARE.get((fmt, f3)) or _zfa(ctx, fp.COMPARE_Q, (fmt, f3))
     if helper is None:
         return False
     _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], ctx.fr[rs2]], f_dest=False)
@@ -194,6 +207,8 @@ def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
 def _fcvt_to_int(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, kind, rm = _fields(insn)
     helper = fp.TO_INT.get((fmt, kind))
+    if (fmt, kind, rm) == (fp.FMT_D, FCVTMOD_KIND, RM_RTZ) and "zfa" in ctx.ext:
+        helper = fp.FCVTMOD_W_D  # fcvtmod.w.d: only with the static rm RTZ
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
@@ -216,19 +231,30 @@ def _fmv_x_fclass(ctx: DisasContext, insn: int, fmt: int) -> bool:
     if rs2 or f3 > 1:
         return False
     if f3 == 1:
+        if fmt == fp.FMT_H and "zfh" not in ctx.ext:
+            return False  # fclass.h is Zfh's; Zfhmin has only the moves
         ctx.b.call(fp.CLASSIFY[fmt], [ctx.dest(rd)], [ctx.fr[rs1]])
-    elif rd:  # fmv.x.w (sign-extends the raw low 32 bits) / fmv.x.d
-        ctx.b.unop(EXT32S if fmt == fp.FMT_S else MOV, ctx.xr[rd],  # type: ignore[arg-type]
-                   ctx.fr[rs1])
+    elif rd:  # fmv.x.w/fmv.x.h (sign-extend the raw low bits) / fmv.x.d
+        ctx.b.unop(_FMV_X[fmt], ctx.xr[rd], ctx.fr[rs1])  # type: ignore[arg-type]
     return True
+
+
+_FMV_X = {fp.FMT_S: EXT32S, fp.FMT_D: MOV, fp.FMT_H: EXT16S}
 
 
 def _fmv_f_x(ctx: DisasContext, insn: int, fmt: int) -> bool:
     rd, rs1, rs2, f3 = _fields(insn)
+    if rs2 == FLI_RS2 and not f3 and "zfa" in ctx.ext:
+        if fmt == fp.FMT_H and "zfh" not in ctx.ext:
+            return False  # fli.h needs Zfh (Zfhmin is not enough)
+        ctx.b.movi(ctx.fr[rd], fp.fli_bits(fmt, rs1))  # rs1 is the constant's index
+        ctx.fp_state_written()
+        return True
     if rs2 or f3:
         return False
-    if fmt == fp.FMT_S:
-        ctx.b.binop(OR, ctx.fr[rd], ctx.xr[rs1], BOX)
+    boxed = _BOXED.get(fmt)
+    if boxed:  # the box's ones cover every bit above the value's
+        ctx.b.binop(OR, ctx.fr[rd], ctx.xr[rs1], boxed[3])
     else:
         ctx.b.mov(ctx.fr[rd], ctx.xr[rs1])
     ctx.fp_state_written()
@@ -246,6 +272,32 @@ def trans_op_fp(ctx: DisasContext, insn: int) -> None:
     if ctx.fp_disabled():
         return
     fmt = (insn >> 25) & 3
-    emit = OP_FP_TABLE.get(insn >> 27)
-    if fmt > fp.FMT_D or emit is None or not emit(ctx, insn, fmt):
+    funct5 = insn >> 27
+    emit = OP_FP_TABLE.get(funct5)
+    if fmt == fp.FMT_H and "zfh" not in ctx.ext and funct5 not in _ZFHMIN_FUNCT5:
+        emit = None
+    if not _has_format(ctx, fmt) or emit is None or not emit(ctx, insn, fmt):
         ctx.illegal()
+
+
+# Zfa's encodings inside existing OP-FP groups (rs2 / rm fields)
+FLI_RS2 = 1
+FCVTMOD_KIND = 8
+RM_RTZ = 1
+
+
+def _zfa(ctx: DisasContext, table: dict, key: tuple[int, int]) -> Helper | None:
+    """A Zfa helper from ``table`` when the hart has Zfa (and Zfh for half precision)."""
+    if "zfa" not in ctx.ext or (key[0] == fp.FMT_H and "zfh" not in ctx.ext):
+        return None
+    return table.get(key)
+
+
+# What Zfhmin has of the half-precision OP-FP instructions: the conversions and moves
+_ZFHMIN_FUNCT5 = frozenset({0x08, 0x1C, 0x1E})
+_FORMAT_EXTENSION = {fp.FMT_S: "f", fp.FMT_D: "d", fp.FMT_H: "zfhmin"}
+
+
+def _has_format(ctx: DisasContext, fmt: int) -> bool:
+    """Does the hart have any instruction of format ``fmt`` (fmt 3, Q: never)?"""
+    return _FORMAT_EXTENSION.get(fmt, "") in ctx.ext

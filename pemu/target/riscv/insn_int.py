@@ -51,6 +51,7 @@ from pemu.accel.tcg.opcodes import (
     XOR,
     Opcode,
 )
+from pemu.target.riscv import crypto
 from pemu.target.riscv.context import DisasContext, imm, sext
 from pemu.target.riscv.helpers import CLMUL, CLMULH, CLMULR, ORC_B, XPERM4, XPERM8
 
@@ -226,6 +227,12 @@ def _brev8(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
         a = d
 
 
+def _crypto(name: str, fn: Callable[[int, int], int] | None = None) -> Emit:
+    """A scalar-crypto instruction: crypto.NAME as a pure helper of (rs1, rs2 or the
+    immediate field)."""
+    return _helper(Helper(name, fn or getattr(crypto, name), flags=0))
+
+
 # -- the decode tables, per extension ----------------------------------------------------
 #
 # Each table is a list of (extensions, entries): the entries exist when the hart has any
@@ -266,6 +273,12 @@ OP_GROUPS: list[Group] = [
     (("zbkb",), {_key(0x04, 4): _pack, _key(0x04, 7): _packh}),
     (("zbkx",), {_key(0x14, 2): _helper(XPERM4), _key(0x14, 4): _helper(XPERM8)}),
     (("zicond",), {_key(0x07, 5): _czero(Cond.EQ), _key(0x07, 7): _czero(Cond.NE)}),
+    (("zkne",), {_key(0x19, 0): _crypto("aes64es"), _key(0x1B, 0): _crypto("aes64esm")}),
+    (("zknd",), {_key(0x1D, 0): _crypto("aes64ds"), _key(0x1F, 0): _crypto("aes64dsm")}),
+    (("zkne", "zknd"), {_key(0x3F, 0): _crypto("aes64ks2")}),
+    # sm4ed/sm4ks: funct7 is bs << 5 | 11000 / 11010 (bs picks the byte of rs2)
+    (("zksed",), {_key(bs << 5 | f5, 0): _crypto(f"{name}{bs}", getattr(crypto, name)(bs))
+                  for bs in range(4) for f5, name in ((0x18, "sm4ed"), (0x1A, "sm4ks"))}),
 ]
 OP32_GROUPS: list[Group] = [
     (("i",), {
@@ -297,6 +310,13 @@ OPIMM_UNARY_GROUPS: list[Group] = [
                 (1, 0x604): _unary(EXT8S), (1, 0x605): _unary(EXT16S), (5, 0x287): _orc_b}),
     (("zbb", "zbkb"), {(5, 0x6B8): _unary(BSWAP)}),
     (("zbkb",), {(5, 0x687): _brev8}),
+    (("zknd",), {(1, 0x300): _crypto("aes64im")}),
+    # aes64ks1i: the immediate's low 4 bits are rnum, 0..10 (the rest are reserved)
+    (("zkne", "zknd"), {(1, 0x310 | rnum): _crypto("aes64ks1i") for rnum in range(11)}),
+    (("zknh",), {(1, 0x100 | i): _crypto(name) for i, name in enumerate((
+        "sha256sum0", "sha256sum1", "sha256sig0", "sha256sig1", "sha512sum0", "sha512sum1",
+        "sha512sig0", "sha512sig1"))}),
+    (("zksh",), {(1, 0x108): _crypto("sm3p0"), (1, 0x109): _crypto("sm3p1")}),
 ]
 OPIMM32_SHIFT_GROUPS: list[Group] = [  # (funct3, funct7)
     (("i",), {(1, 0x00): _op_w(SHL), (5, 0x00): _op_w(SHR), (5, 0x20): _op_w(SAR)}),

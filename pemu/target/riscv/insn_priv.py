@@ -121,12 +121,31 @@ def _emit_sfence_vma(ctx: DisasContext, insn: int) -> None:
     ctx.goto(ctx.next_pc)
 
 
+def _emit_sinval_vma(ctx: DisasContext, insn: int) -> None:
+    """Svinval's sinval.vma: sfence.vma's invalidation alone.  pemu orders nothing
+    (translated code runs accesses in order), so it is sfence.vma itself."""
+    if "svinval" not in ctx.ext:
+        ctx.illegal()
+        return
+    _emit_sfence_vma(ctx, insn)
+
+
+def _emit_sfence_inval(ctx: DisasContext, insn: int) -> None:
+    """sfence.w.inval (rs2 0) and sfence.inval.ir (rs2 1): the fences around a batch
+    of sinval.vma, ordering that pemu always has: no-ops outside U-mode."""
+    if ("svinval" not in ctx.ext or ctx.priv == PRV_U or (insn >> 15) & 31
+            or (insn >> 20) & 31 > 1):
+        ctx.illegal()
+
+
 def register_privileged_instructions() -> None:
     """Put mret/sret/wfi (same fixed bits, told apart by rs2) and sfence.vma in the
     frontend's SYSTEM table (idempotent)."""
     insn_system.PRIVILEGED[0x3000_0073] = _emit_xret
     insn_system.PRIVILEGED[0x1000_0073] = _emit_xret
     insn_system.PRIVILEGED[0x1200_0073] = _emit_sfence_vma
+    insn_system.PRIVILEGED[0x1600_0073] = _emit_sinval_vma
+    insn_system.PRIVILEGED[0x1800_0073] = _emit_sfence_inval
 
 
 __all__ = ["register_privileged_instructions"]

@@ -10,6 +10,7 @@ from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
+from pemu.target.riscv.insn_cbo import trans_cbo
 from pemu.target.riscv.mmu import PRV_S
 from pemu.target.riscv.priv import MSTATUS_FS, MSTATUS_SIE, MSTATUS_VS, SSTATUS_MASK
 
@@ -18,6 +19,11 @@ MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 ECALL = 0x0000_0073
 EBREAK = 0x0010_0073
+# Zawrs: wait for a store to the reservation set, with no / a short timeout.  Both may
+# end at once (the spec allows any spurious wake-up), so they are no-ops here: a guest
+# polls its reservation after them anyway.
+WRS_NTO = 0x00D0_0073
+WRS_STO = 0x01D0_0073
 _ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
 
 # Other funct3=0 SYSTEM instructions (mret, sret, wfi, sfence.vma) by their fixed bits:
@@ -32,6 +38,8 @@ def trans_system(ctx: DisasContext, insn: int) -> None:
             ctx.raise_trap(_ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
         elif insn == EBREAK:
             ctx.raise_trap(BREAKPOINT, ctx.pc)
+        elif insn in (WRS_NTO, WRS_STO) and "zawrs" in ctx.ext:
+            return
         else:
             emit = PRIVILEGED.get(insn & 0xFE00_7FFF) if ctx.priv else None
             if emit is None:
@@ -39,9 +47,27 @@ def trans_system(ctx: DisasContext, insn: int) -> None:
             else:
                 emit(ctx, insn)
     elif f3 == 4:
-        ctx.illegal()
+        _trans_mop(ctx, insn)
     else:
         _trans_csr(ctx, insn, f3)
+
+
+def _is_mop(insn: int) -> bool:
+    """mop.r.N (bits 31, 29:28, 25:22 = 1, 00, 0111) or mop.rr.N (31, 29:28, 25 = 1, 00,
+    1): the Zimop may-be-operations, in funct3 4 of SYSTEM."""
+    if insn >> 31 == 0 or (insn >> 28) & 3:
+        return False
+    return bool(insn >> 25 & 1) or (insn >> 22) & 0xF == 0b0111
+
+
+def _trans_mop(ctx: DisasContext, insn: int) -> None:
+    """Zimop: until an extension gives a may-be-operation a meaning, it writes 0 to rd."""
+    if "zimop" not in ctx.ext or not _is_mop(insn):
+        ctx.illegal()
+        return
+    rd = (insn >> 7) & 31
+    if rd:
+        ctx.b.movi(ctx.xr[rd], 0)  # type: ignore[arg-type]
 
 
 def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
@@ -124,5 +150,8 @@ def trans_misc_mem(ctx: DisasContext, insn: int) -> None:
     if f3 == 1:
         ctx.b.call(FENCE_I, [], [])
         ctx.goto(ctx.next_pc)
+        return
+    if f3 == 2:
+        trans_cbo(ctx, insn)
         return
     ctx.illegal()

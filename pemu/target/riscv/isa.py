@@ -22,11 +22,43 @@ OPTIONAL_EXTENSIONS: dict[str, bool] = {
     "zbs": True,
     "v": False,
 }
+# Issue 18's second slice (all off in rv64, as in QEMU 7.2, which has only Zfh/Zfhmin,
+# Svinval/Svnapot/Svpbmt and the Zk ones of these).
+OPTIONAL_EXTENSIONS.update({
+    "zfh": False, "zfhmin": False, "zimop": False, "zcmop": False, "zawrs": False,
+    "zihintntl": False, "zacas": False, "zicbom": False, "zicboz": False, "zicbop": False,
+    "svinval": False, "svnapot": False, "svpbmt": False, "svadu": False, "svade": False,
+    "zcb": False, "zfa": False, "zknd": False, "zkne": False, "zknh": False, "zksed": False,
+    "zksh": False, "smstateen": False, "ssstateen": False,
+})
+# Definitional extensions: names for what pemu always does (Zicntr: cycle/time/instret;
+# Zihpm: hpmcounters that read 0; Zkt: data-independent timing, trivially true of an
+# interpreter; cache and reservation-set sizes of 64 bytes; Ss* facts about the CSRs).
+# The property only decides whether the device tree advertises them (profiles need them
+# listed); switching one off changes no behaviour.
+NAMED_EXTENSIONS = ("zic64b", "ziccamoa", "ziccif", "zicclsm", "ziccrse", "zicntr", "zihpm",
+                    "za64rs", "zkt", "ssccptr", "sscounterenw", "sstvala", "sstvecd",
+                    "ssu64xl", "svbare")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
+# The translation modes, as QEMU's sv39/sv48/sv57 properties: the largest enabled one
+# below the first disabled is the hart's (satp takes it and every smaller one; the
+# device tree's mmu-type names it).  Not extensions: riscv,isa never lists them.
+SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
+# QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
+# not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
+SHORTHANDS = ("zk", "zkn", "zks")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SHORTHANDS, False))
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
-_ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zicond", "zicsr", "zifencei", "zihintpause",
-              "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs", "sstc")
+_ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "zicboz", "ziccamoa",
+              "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr", "zifencei",
+              "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
+              "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
+              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
+              "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
+              "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}
@@ -46,6 +78,8 @@ class RiscvIsa:
     extensions: frozenset[str]
     vlen: int = DEFAULT_VLEN  # only meaningful with "v"
     elen: int = DEFAULT_ELEN
+    # what the chosen profile model requires and pemu lacks (``-cpu rva23s64``: H...)
+    missing: tuple[str, ...] = ()
 
     @property
     def vlenb(self) -> int:
@@ -62,11 +96,52 @@ class RiscvIsa:
         multi = [e for e in _ISA_ORDER if len(e) > 1 and e in self.extensions]
         return "_".join([f"rv64{letters}", *multi])
 
+    @property
+    def satp_modes(self) -> frozenset[int]:
+        """satp MODE values the hart accepts besides Bare: Sv39 up to the first mode
+        switched off."""
+        modes = set()
+        for name, mode in SATP_MODES.items():
+            if name not in self.extensions:
+                break
+            modes.add(mode)
+        return frozenset(modes)
 
-def _isa(optional: dict[str, bool], vlen: int = DEFAULT_VLEN,
-         elen: int = DEFAULT_ELEN) -> RiscvIsa:
-    return RiscvIsa(frozenset(FIXED_EXTENSIONS)
-                    | frozenset(e for e, on in optional.items() if on), vlen, elen)
+    @property
+    def mmu_type(self) -> str:
+        """The device tree's ``mmu-type``: the largest mode (riscv,none without one)."""
+        names = {mode: name for name, mode in SATP_MODES.items()}
+        return f"riscv,{names[max(self.satp_modes)]}" if self.satp_modes else "riscv,none"
+
+    @property
+    def isa_base(self) -> str:
+        """``riscv,isa-base``."""
+        return "rv64i"
+
+    @property
+    def isa_extensions(self) -> tuple[str, ...]:
+        """``riscv,isa-extensions``: every extension, one string each, canonical order."""
+        return tuple(e for e in _ISA_ORDER if e in self.extensions)
+
+
+# An extension that is part of another: enabling the first enables the second.
+_IMPLIES = {"zfh": ("zfhmin",),
+            # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
+            # pemu hart has M-mode, so either name gives both
+            "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
+            # the scalar-crypto shorthands QEMU 7.2 also accepts (zk=on, zkn=on, zks=on)
+            "zk": ("zkn", "zkt"),
+            "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),
+            "zks": ("zbkb", "zbkc", "zbkx", "zksed", "zksh")}
+
+
+def _isa(optional: dict[str, bool], vlen: int = DEFAULT_VLEN, elen: int = DEFAULT_ELEN,
+         missing: tuple[str, ...] = ()) -> RiscvIsa:
+    on = {e for e, enabled in optional.items() if enabled}
+    for ext, implied in _IMPLIES.items():
+        if ext in on:
+            on.update(implied)
+    return RiscvIsa(frozenset(FIXED_EXTENSIONS) | frozenset(on), vlen, elen, missing)
 
 
 def _vector_size(name: str, text: str) -> int:
@@ -83,14 +158,46 @@ def _vector_size(name: str, text: str) -> int:
 
 
 DEFAULT_ISA = _isa(OPTIONAL_EXTENSIONS)
-MAX_ISA = _isa(dict.fromkeys(OPTIONAL_EXTENSIONS, True))
+_MAX = {e: e not in SHORTHANDS for e in OPTIONAL_EXTENSIONS}
+MAX_ISA = _isa(_MAX)
 
 # model -> the optional extensions it starts with ("any" is linux-user's old default name)
 MODELS: dict[str, dict[str, bool]] = {
     "rv64": OPTIONAL_EXTENSIONS,
     "any": OPTIONAL_EXTENSIONS,
-    "max": dict.fromkeys(OPTIONAL_EXTENSIONS, True),
+    "max": _MAX,
 }
+
+# The RVA profiles (RISC-V Profiles 1.0): their mandatory extensions beyond RV64GC,
+# Zicsr, Zifencei, Zihintpause and Sstc, which every pemu hart has.  Svade, not Svadu:
+# a profile's kernel must expect A/D page faults.
+RVA22S64 = ("zic64b", "zicbom", "zicbop", "zicboz", "ziccamoa", "ziccif", "zicclsm",
+            "ziccrse", "zicntr", "zihpm", "za64rs", "zfhmin", "zba", "zbb", "zbs", "zkt",
+            "ssccptr", "sscounterenw", "sstvala", "sstvecd", "svade", "svbare", "svinval",
+            "svpbmt")
+RVA23S64 = RVA22S64 + ("zihintntl", "zicond", "zimop", "zcmop", "zawrs", "zfa", "zcb",
+                       "v", "zvfhmin", "zvbb", "zvkt", "supm", "svnapot", "sscofpmf",
+                       "ssnpm", "ssu64xl", "h", "ssstateen", "shcounterenw", "shvstvala",
+                       "shtvala", "shvstvecd", "shvsatpa", "shgatpa")
+
+
+def _profile(required: tuple[str, ...]) -> dict[str, bool]:
+    optional = dict.fromkeys(OPTIONAL_EXTENSIONS, False)
+    optional.update(dict.fromkeys(SATP_MODES, True))  # a profile's minimum is Sv39
+    optional.update((e, True) for e in required if e in optional)
+    for ext in ("zba", "zbb", "zbs"):  # rv64's Zbc stays off: no profile has it
+        optional[ext] = ext in required
+    return optional
+
+
+MODELS["rva22s64"] = _profile(RVA22S64)
+MODELS["rva23s64"] = _profile(RVA23S64)
+# model -> the mandatory extensions pemu does not have yet: the hart runs without them
+# and the board says so on stderr (QEMU refuses such a model outright; pemu prefers a
+# guest that mostly runs)
+MISSING: dict[str, tuple[str, ...]] = {
+    model: tuple(e for e in required if e not in OPTIONAL_EXTENSIONS)
+    for model, required in (("rva22s64", RVA22S64), ("rva23s64", RVA23S64))}
 
 
 def _bool(name: str, text: str) -> bool:
@@ -132,7 +239,7 @@ def parse_cpu(spec: str | None) -> RiscvIsa:
         else:
             raise CpuOptionError(f"-cpu {model}: property '{name}' not found "
                                  f"(pemu has: {', '.join(OPTIONAL_EXTENSIONS)})")
-    return _isa(optional, sizes["vlen"], sizes["elen"])
+    return _isa(optional, sizes["vlen"], sizes["elen"], MISSING.get(model, ()))
 
 
 __all__ = ["DEFAULT_ISA", "MAX_ISA", "MODELS", "CpuOptionError", "RiscvIsa", "parse_cpu"]

@@ -43,7 +43,16 @@ ACCESS_FAULT = {ACCESS_READ: LOAD_ACCESS_FAULT, ACCESS_WRITE: STORE_ACCESS_FAULT
 PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = 1, 2, 4, 8, 16, 32, 64, 128
 PTE_PPN_SHIFT = 10
 PTE_PPN_MASK = (1 << 44) - 1
-PTE_RESERVED = 0xFFC0_0000_0000_0000  # N, PBMT and reserved bits: no Svnapot/Svpbmt here
+PTE_RESERVED = 0xFFC0_0000_0000_0000  # N, PBMT and reserved bits
+PTE_N = 1 << 63  # Svnapot: a 64 KiB naturally aligned power-of-two mapping
+PTE_PBMT = 3 << 61  # Svpbmt: memory type (PMA, NC, IO; 3 is reserved)
+PTE_PBMT_RESERVED = 3 << 61
+NAPOT_64K_PPN = 0b1000  # ppn[3:0] of a 64 KiB NAPOT PTE (the only size defined)
+
+# What the hart's extensions allow the walk (the ``ext`` argument of ``walk``)
+WALK_NAPOT = 1  # Svnapot
+WALK_PBMT = 2  # Svpbmt
+WALK_AD_FAULT = 4  # Svade without Svadu's menvcfg.ADUE: clear A/D bits fault
 
 SATP_MODE_BARE = 0
 SATP_MODE_SV39 = 8
@@ -74,12 +83,18 @@ class Translation:
 
 def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
          pte_load: PhysLoad, pte_store: PhysStore,
-         pte_allowed: Callable[[int], bool]) -> Translation:
+         pte_allowed: Callable[[int], bool], ext: int = 0) -> Translation:
     """Translate ``vaddr`` under ``satp`` for one access by ``priv`` (U or S).
 
     Raises ``RiscvTrap`` with the page-fault cause of the access, or the access-fault
-    cause when a PTE lies where PMP forbids S-mode reads or no memory is.
+    cause when a PTE lies where PMP forbids S-mode reads or no memory is.  ``ext``:
+    WALK_* bits for the Sv* extensions that change what a PTE may hold.
     """
+    reserved = PTE_RESERVED
+    if ext & WALK_NAPOT:
+        reserved &= ~PTE_N
+    if ext & WALK_PBMT:
+        reserved &= ~PTE_PBMT
     mode = satp >> 60
     levels = SATP_LEVELS[mode]
     va_bits = 12 + 9 * levels
@@ -98,20 +113,28 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
             pte = pte_load(pte_addr)
         except Exception:  # noqa: BLE001 - no memory there: an access fault for the guest
             raise RiscvTrap(ACCESS_FAULT[access], vaddr) from None
-        if not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte & PTE_RESERVED:
+        if (not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte & reserved
+                or pte & PTE_PBMT == PTE_PBMT_RESERVED):
             raise RiscvTrap(fault, vaddr)
         ppn = (pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK
         if not pte & (PTE_R | PTE_X):  # pointer to the next level
-            if pte & (PTE_D | PTE_A | PTE_U):
+            if pte & (PTE_D | PTE_A | PTE_U | PTE_N | PTE_PBMT):
                 raise RiscvTrap(fault, vaddr)  # reserved for non-leaf PTEs
             table = ppn << 12
             continue
         if ppn & ((1 << (9 * level)) - 1):
             raise RiscvTrap(fault, vaddr)  # misaligned superpage
+        if pte & PTE_N:
+            if level or ppn & 0xF != NAPOT_64K_PPN:
+                raise RiscvTrap(fault, vaddr)  # no other NAPOT size is defined
+            shift = 16
+            ppn &= ~0xF
         perms = _leaf_perms(pte, priv, sum_, mxr)
         if not perms & _ACCESS_PERM[access]:
             raise RiscvTrap(fault, vaddr)
         new = pte | PTE_A | (PTE_D if access == ACCESS_WRITE else 0)
+        if new != pte and ext & WALK_AD_FAULT:
+            raise RiscvTrap(fault, vaddr)  # Svade: software sets A and D
         if new != pte:
             try:
                 pte_store(pte_addr, new)

@@ -13,8 +13,26 @@ import struct
 from pemu.accel.tcg.softmmu import MMU_DYNAMIC, PAGE_SHIFT, PERM_ALL, PERM_R
 from pemu.memory.address_space import AddressSpace, RAMBlock
 from pemu.target.riscv.exceptions import RiscvTrap
-from pemu.target.riscv.mmu import ACCESS_FAULT, PMP, PRV_M, PRV_S, PRV_U, walk
-from pemu.target.riscv.priv import FLAG_MPRV, FLAG_SUM, MSTATUS_MXR, PrivState
+from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
+from pemu.target.riscv.mmu import (
+    ACCESS_FAULT,
+    PMP,
+    PRV_M,
+    PRV_S,
+    PRV_U,
+    WALK_AD_FAULT,
+    WALK_NAPOT,
+    WALK_PBMT,
+    walk,
+)
+from pemu.target.riscv.priv import (
+    FLAG_MPRV,
+    FLAG_SUM,
+    MENVCFG_ADUE,
+    MENVCFG_PBMTE,
+    MSTATUS_MXR,
+    PrivState,
+)
 
 MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
 PHYS_LIMIT = 1 << 56  # RV64 physical addresses are 56 bits
@@ -51,9 +69,13 @@ def fetch_fault(paddr: int) -> RiscvTrap:
 class RiscvMMU:
     """One hart's page walks and PMP checks, for the softmmu."""
 
-    def __init__(self, ps: PrivState, pmp: PMP, space: AddressSpace, dram: RAMBlock
-                 ) -> None:
+    def __init__(self, ps: PrivState, pmp: PMP, space: AddressSpace, dram: RAMBlock,
+                 isa: RiscvIsa = DEFAULT_ISA) -> None:
         self.ps = ps
+        self._napot = WALK_NAPOT if isa.has("svnapot") else 0
+        self._pbmt = isa.has("svpbmt")
+        self._svade = isa.has("svade")
+        self._svadu = isa.has("svadu")
         self.pmp = pmp
         self.space = space
         self.dram = dram
@@ -77,8 +99,19 @@ class RiscvMMU:
             return vaddr, PERM_ALL, PAGE_SHIFT
         self.walks += 1
         t = walk(ps.satp, vaddr, access, priv, sum_, bool(ps.mstatus & MSTATUS_MXR),
-                 self._pte_load, self._pte_store, self._pte_allowed)
+                 self._pte_load, self._pte_store, self._pte_allowed, self._walk_ext())
         return t.paddr, t.perms, t.shift
+
+    def _walk_ext(self) -> int:
+        """The WALK_* bits: the extensions, and what menvcfg enables of them now."""
+        ext = self._napot
+        menvcfg = self.ps.menvcfg
+        if self._pbmt and menvcfg & MENVCFG_PBMTE:
+            ext |= WALK_PBMT
+        # without either extension the walk sets A/D itself, as QEMU 7.2's rv64 does
+        if self._svade and not (self._svadu and menvcfg & MENVCFG_ADUE):
+            ext |= WALK_AD_FAULT
+        return ext
 
     def allows(self, paddr: int, size: int, perm: int, idx: int) -> bool:
         return paddr < PHYS_LIMIT and self.pmp.allows(paddr, size, perm, _MMU_PRIV[idx][0])

@@ -75,7 +75,16 @@ IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S
 MEDELEG_WRITABLE = 0xB3FF
 
 MENVCFG_STCE = 1 << 63
-MENVCFG_WRITABLE = MENVCFG_STCE | 1  # STCE and FIOM (no Zicbo*, no Svpbmt)
+MENVCFG_PBMTE = 1 << 62  # Svpbmt: S-mode page tables may give memory types
+MENVCFG_ADUE = 1 << 61  # Svadu: the walk sets A/D (else they fault, Svade)
+ENVCFG_FIOM = 1
+ENVCFG_CBIE = 3 << 4  # Zicbom: cbo.inval below M (0 illegal, 1 flush, 3 invalidate)
+ENVCFG_CBCFE = 1 << 6  # Zicbom: cbo.clean/cbo.flush below M
+ENVCFG_CBZE = 1 << 7  # Zicboz: cbo.zero below M
+# menvcfg/senvcfg bits pemu keeps; the extension bits exist whatever -cpu says (the CSR
+# table is one for all harts), so a guest that probes them sees them writable
+SENVCFG_WRITABLE = ENVCFG_FIOM | ENVCFG_CBIE | ENVCFG_CBCFE | ENVCFG_CBZE
+MENVCFG_WRITABLE = MENVCFG_STCE | MENVCFG_PBMTE | MENVCFG_ADUE | SENVCFG_WRITABLE
 
 # Block flags beyond the privilege level (bits 1:0, see target.riscv.context):
 FLAG_MPRV = 1 << 2  # M-mode data accesses use MPP's translation: all take the slow path
@@ -110,6 +119,11 @@ class PrivState:
         self.timebase_hz = 10_000_000
         # the hart has V: misa.V is set and mstatus.VS is writable (else it stays Off)
         self.vector = False
+        # menvcfg after reset: PBMTE/ADUE for a hart with Svpbmt/Svadu (the hart sets it)
+        self.menvcfg_reset = 0
+        # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
+        self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
+        self.smstateen = False  # the hart has Smstateen (csr_stateen.py)
         self.reset()
 
     def reset(self) -> None:
@@ -136,8 +150,9 @@ class PrivState:
         self.mcounteren = 0
         self.scounteren = 0
         self.mcountinhibit = 0
-        self.menvcfg = 0
+        self.menvcfg = self.menvcfg_reset
         self.senvcfg = 0
+        self.mstateen = [0, 0, 0, 0]
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
         self.cycle_offset = 0

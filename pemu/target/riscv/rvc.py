@@ -9,6 +9,7 @@ are only 2**16 possible inputs and real code reuses few of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 ILLEGAL = 0
@@ -260,3 +261,67 @@ def expand(insn: int) -> int:
             _EXPANDERS[quadrant << 3 | insn >> 13](insn)
         _cache[insn] = word
     return word
+
+
+# -- Zcb and Zcmop: encodings in space that plain C reserves --------------------------------
+
+NOP = 0x0000_0013  # addi x0, x0, 0
+# c.mop.N: c.lui with rd in x1, x3, ..., x15 and a zero immediate
+C_MOP_MASK, C_MOP_MATCH = 0xF8FF, 0x6081
+
+# Zcb's quadrant-1 unary ops (bits 4:2 of 100111 rd' 11 op 01) as 32-bit encodings of
+# rd: c.zext.b, c.sext.b, c.zext.h, c.sext.h, c.zext.w, c.not (the Zbb/Zba ones decode
+# only when the hart has Zbb/Zba, as Zcb requires)
+_ZCB_UNARY: dict[int, Callable[[int], int]] = {
+    0: lambda rd: _i(0x13, rd, 7, rd, 0xFF),  # andi rd, rd, 255
+    1: lambda rd: _i(0x13, rd, 1, rd, 0x604),  # sext.b
+    2: lambda rd: _r(0x3B, rd, 4, rd, 0, 0x04),  # zext.h
+    3: lambda rd: _i(0x13, rd, 1, rd, 0x605),  # sext.h
+    4: lambda rd: _r(0x3B, rd, 0, rd, 0, 0x04),  # add.uw rd, rd, x0
+    5: lambda rd: _i(0x13, rd, 4, rd, 0xFFF),  # xori rd, rd, -1
+}
+
+
+def _expand_zcb(insn: int) -> int:
+    quadrant, funct6 = insn & 3, insn >> 10
+    rs1, rd = _rs1_p(insn), _rd_p(insn)
+    if quadrant == 0:
+        uimm1 = _field(insn, 5, 5) << 1
+        if funct6 == 0b100000:  # c.lbu
+            return _i(0x03, rd, 4, rs1, uimm1 | _field(insn, 6, 6))
+        if funct6 == 0b100001:  # c.lhu / c.lh
+            return _i(0x03, rd, 1 if _field(insn, 6, 6) else 5, rs1, uimm1)
+        if funct6 == 0b100010:  # c.sb
+            return _s(0x23, 0, rs1, rd, uimm1 | _field(insn, 6, 6))
+        if funct6 == 0b100011 and not _field(insn, 6, 6):  # c.sh
+            return _s(0x23, 1, rs1, rd, uimm1)
+        return ILLEGAL
+    if quadrant == 1 and funct6 == 0b100111:
+        kind = _field(insn, 6, 5)
+        if kind == 2:  # c.mul
+            return _r(0x33, rs1, 0, rs1, rd, 0x01)
+        if kind == 3 and _field(insn, 4, 2) in _ZCB_UNARY:
+            return _ZCB_UNARY[_field(insn, 4, 2)](rs1)
+    return ILLEGAL
+
+
+@functools.cache
+def expander(extensions: frozenset[str]) -> Callable[[int], int]:
+    """``expand`` for a hart with ``extensions``: with Zcb and Zcmop, the encodings they
+    take from C's reserved space expand too."""
+    zcb, zcmop = "zcb" in extensions, "zcmop" in extensions
+    if not (zcb or zcmop):
+        return expand
+    cache: dict[int, int] = {}
+
+    def expand_more(insn: int) -> int:
+        word = cache.get(insn)
+        if word is None:
+            word = expand(insn)
+            if not word and zcb:
+                word = _expand_zcb(insn)
+            if not word and zcmop and insn & C_MOP_MASK == C_MOP_MATCH:
+                word = NOP  # c.mop.N writes no register
+            cache[insn] = word
+        return word
+    return expand_more

@@ -89,10 +89,11 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     ctx = DisasContext(block, inline_atomics)
     ctx.int_tables = int_tables(isa.extensions)
     ctx.vlenb = isa.vlenb
+    ctx.ext = isa.extensions
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
     major = _MAJOR
-    expand = rvc.expand
+    expand = rvc.expander(isa.extensions)
     cur = pc
     n = 0
     while True:

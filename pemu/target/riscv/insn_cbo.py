@@ -1,0 +1,64 @@
+"""Zicbom and Zicboz: the cache-block operations cbo.inval/clean/flush/zero (MISC-MEM,
+funct3 2).  Zicbop's prefetch.i/r/w are ORI hints (rd = x0) and need nothing here.
+
+pemu has no caches, so cbo.inval/clean/flush only check what the spec makes them check:
+that the hart may use them (menvcfg/senvcfg below M, as an illegal instruction) and
+that the block is accessible (a probe load of its first byte that needs store
+permission in system mode, so it faults as a store, as the spec says).  cbo.zero
+writes zeros to the whole naturally aligned block of CBO_BLOCK_SIZE bytes (the device
+tree's riscv,cbom-block-size and riscv,cboz-block-size).
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper, MemOp
+from pemu.accel.tcg.opcodes import ADD, AND
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.mmu import PRV_M, PRV_U
+from pemu.target.riscv.priv import ENVCFG_CBCFE, ENVCFG_CBIE, ENVCFG_CBZE
+
+CBO_BLOCK_SIZE = 64
+CBO_INVAL, CBO_CLEAN, CBO_FLUSH, CBO_ZERO = 0, 1, 2, 4
+_EXTENSION = {CBO_INVAL: "zicbom", CBO_CLEAN: "zicbom", CBO_FLUSH: "zicbom",
+              CBO_ZERO: "zicboz"}
+# the envcfg field that enables each operation below M
+_ENABLE = {CBO_INVAL: ENVCFG_CBIE, CBO_CLEAN: ENVCFG_CBCFE, CBO_FLUSH: ENVCFG_CBCFE,
+           CBO_ZERO: ENVCFG_CBZE}
+
+
+def _cbo_check(env: object, op: int, insn: int) -> None:
+    """Illegal unless menvcfg (and for U-mode also senvcfg) enables ``op``.  Linux user
+    mode has no envcfg: everything is enabled there, as in QEMU."""
+    ps = getattr(env, "ps", None)
+    if ps is None or ps.priv == PRV_M:
+        return
+    field = _ENABLE[op]
+    if not ps.menvcfg & field or (ps.priv == PRV_U and not ps.senvcfg & field):
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+
+
+CBO_CHECK = Helper("cbo_check", _cbo_check, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+
+
+def trans_cbo(ctx: DisasContext, insn: int) -> None:
+    rd, rs1, op = (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
+    if rd or _EXTENSION.get(op) not in ctx.ext:
+        ctx.illegal()
+        return
+    b = ctx.b
+    if ctx.priv != PRV_M:
+        b.call(CBO_CHECK, [], [Const(op), Const(ctx.insn)])
+    block = b.temp()
+    b.binop(AND, block, ctx.xr[rs1], Const(-CBO_BLOCK_SIZE & (2**64 - 1)))
+    if op == CBO_ZERO:
+        for offset in range(0, CBO_BLOCK_SIZE, 8):
+            addr = block
+            if offset:
+                addr = b.temp()
+                b.binop(ADD, addr, block, Const(offset))
+            b.st(Const(0), addr, MemOp(8))
+        return
+    # for_store (a store's permission and fault) only where the memory model has it:
+    # system mode, which is also where atomics are inline
+    b.ld(b.temp(), block, MemOp(1, for_store=ctx.inline_atomics))
