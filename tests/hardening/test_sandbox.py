@@ -4,6 +4,7 @@ a denied privileged call kills)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import pytest
 from pemu.sandbox.libseccomp import ACT_KILL_PROCESS
 from pemu.sandbox.policy import SandboxError, SandboxPolicy, parse_sandbox, rules
 from tests.system.conftest import GUESTS, ROOT, _native_supported
+from tests.system.lean_guest import UDHCPC_SCRIPT, LeanGuest, need_lean_guest, serve
 
 PROBE = ROOT / "tests" / "hardening" / "sandboxed_pemu.py"
 
@@ -153,3 +155,28 @@ def test_linux_guest_does_disk_io_under_the_sandbox(tmp_path):
     assert "disk-marker: pemu-disk-marker-v1" in out, out[-2000:] + r.stderr.decode()
     assert "PEMU-GUEST-TEST-DONE" in out, out[-2000:]
     assert r.returncode == 0
+
+
+@pytest.mark.slow
+def test_linux_guest_does_network_io_under_the_sandbox(tmp_path):
+    """The lean guest behind -netdev user takes slirp's lease and downloads a file from
+    an HTTP server on the host's loopback, with every option of -sandbox denying: the
+    network backend's sockets and the main loop's polling pass the filter."""
+    need_lean_guest()
+    payload = os.urandom(300_000)
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "blob").write_bytes(payload)
+    server, port = serve(www)
+    guest = LeanGuest(["-netdev", "user,id=n0", "-device", "virtio-net-device,netdev=n0",
+                       "-sandbox", "on,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"])
+    try:
+        guest.wait_prompt()
+        guest.run(UDHCPC_SCRIPT)
+        guest.run("ifconfig eth0 up && udhcpc -i eth0 -n -q -t 10 -s /tmp/dhcp.sh", 120)
+        assert "inet addr:10.0.2.15" in guest.run("ifconfig eth0")
+        out = guest.run(f"wget -q -O - http://10.0.2.2:{port}/blob | sha256sum", 180)
+        assert hashlib.sha256(payload).hexdigest() in out, out
+    finally:
+        guest.close()
+        server.shutdown()

@@ -7,11 +7,14 @@ of the typed line never satisfies the wait: only the shell's arithmetic output d
 
 from __future__ import annotations
 
+import functools
+import http.server
 import itertools
 import os
 import pty
 import shutil
 import subprocess
+import threading
 
 import pytest
 
@@ -78,3 +81,21 @@ def ping_until_answered(guest: LeanGuest, address: str, tries: int = 30) -> str:
     """Ping until the first answer (the peer may still be booting), then 3 more."""
     return guest.run(f"for i in $(seq {tries}); do ping -c 1 -W 1 {address} >/dev/null "
                      f"&& break; done; ping -c 3 -W 2 {address}", timeout=tries * 2 + 60)
+
+
+# busybox udhcpc only reports the lease; this script applies it
+UDHCPC_SCRIPT = ('printf \'#!/bin/sh\\n[ "$1" = bound ] && ifconfig $interface $ip '
+                 'netmask $subnet up && route add default gw $router\\nexit 0\\n\' '
+                 '> /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh')
+
+
+def serve(folder) -> tuple[http.server.ThreadingHTTPServer, int]:
+    """An HTTP server for ``folder`` on 127.0.0.1 (slirp and passt show it the guest as
+    10.0.2.2), on a free port, in a daemon thread."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]
+
+

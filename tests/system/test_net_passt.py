@@ -4,32 +4,15 @@ passt shows the guest as the gateway 10.0.2.2; the sha256 must match."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
-import threading
 
 import pytest
 
 from tests.net.passt_helper import GATEWAY, GUEST_IP, start_passt, stop_passt
-from tests.system.lean_guest import LeanGuest, need_lean_guest
+from tests.system.lean_guest import UDHCPC_SCRIPT, LeanGuest, need_lean_guest, serve
 
 pytestmark = pytest.mark.slow
-
-# busybox udhcpc only reports the lease; this script applies it
-UDHCPC_SCRIPT = ('printf \'#!/bin/sh\\n[ "$1" = bound ] && ifconfig $interface $ip '
-                 'netmask $subnet up && route add default gw $router\\nexit 0\\n\' '
-                 '> /tmp/dhcp.sh && chmod +x /tmp/dhcp.sh')
-
-
-def serve(folder) -> tuple[http.server.ThreadingHTTPServer, int]:
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, server.server_address[1]
-
 
 def test_passt_lease_and_a_download_from_host_loopback(tmp_path):
     need_lean_guest()
