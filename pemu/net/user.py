@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import os
 import select
 import sys
 import threading
@@ -28,6 +27,7 @@ from pemu import threads
 from pemu.net import slirp_ffi as ffi
 from pemu.net.backend import REPEATABLE, NetdevOptions, declare_netdev
 from pemu.net.client import MAX_QUEUED, NetClient
+from pemu.net.wakeup import Wakeup
 from pemu.qom.registry import Property
 
 _POLL_TO_SYS = ((ffi.SLIRP_POLL_IN, select.POLLIN), (ffi.SLIRP_POLL_OUT, select.POLLOUT),
@@ -230,9 +230,7 @@ class SlirpBackend(NetClient):
         self._to_slirp: deque[bytes] = deque()
         self._calls: deque[Callable[[], None]] = deque()
         self._stopping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self.wakeup = Wakeup()
         self._timers: dict[int, _Timer] = {}
         self._next_timer = 1
         self._poll_fds: list[tuple[int, int]] = []
@@ -361,10 +359,7 @@ class SlirpBackend(NetClient):
         return True
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending
+        self.wakeup.wake()  # no system call while the slirp thread is running anyway
 
     # -- the slirp thread -------------------------------------------------------------
     def _timeout_ms(self) -> int:
@@ -399,23 +394,19 @@ class SlirpBackend(NetClient):
             self.lib.slirp_input(self.slirp, frame, len(frame))
         while self._calls:
             self._calls.popleft()()
+        self.wakeup.going_to_sleep()  # before the queues are looked at for the timeout
         self._poll_fds = []
         timeout = ctypes.c_uint32(self._timeout_ms())
         self.lib.slirp_pollfds_fill(self.slirp, ctypes.byref(timeout), self._add_poll, None)
         poller = select.poll()
         for fd, mask in self._poll_fds:
             poller.register(fd, mask)
-        poller.register(self._wake_r, select.POLLIN)
+        poller.register(self.wakeup.fd, select.POLLIN)
         wait = 0 if self._to_slirp or self._calls else timeout.value
         self._revents = {}
         for fd, ev in poller.poll(wait):
             self._revents[fd] = self._revents.get(fd, 0) | ev
-        if self._wake_r in self._revents:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except (BlockingIOError, OSError):
-                pass
+        self.wakeup.woke(self._revents.get(self.wakeup.fd, 0))
         self.lib.slirp_pollfds_poll(self.slirp, 0, self._get_revents, None)
         self._fire_timers()
 
@@ -487,14 +478,13 @@ class SlirpBackend(NetClient):
         if self.slirp is None:
             return
         self._stopping = True
-        self._wake()
+        self.wakeup.wake(force=True)  # the loop tests _stopping only at its top
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.lib.slirp_cleanup(self.slirp)
         self.slirp = None
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        self.wakeup.close()
 
 
 def _open(opts: NetdevOptions) -> SlirpBackend:
