@@ -15,6 +15,13 @@ Threads: a backend sends from its own thread, a NIC from the vCPU thread.  Each 
 guards its incoming queue with ``self.lock``; a NIC uses its transport's lock, so the
 device's own entry points (which already hold it) may flush without a second lock.
 Nothing here blocks: ``receive`` must return at once.
+
+A backend that can carry a ``virtio_net_hdr`` with each frame (TAP with
+``vnet_hdr=on``: ``has_vnet_hdr()``) lets a virtio NIC hand the guest's offloads
+through instead of completing checksums and segmenting in Python: the NIC then calls
+``use_vnet_hdr`` and every frame on that link, both ways, starts with the 12-byte
+header (``vnet_hdr_len``); ``set_offload`` tells the backend what the guest's driver
+takes (so the host may hand it unchecksummed or GSO frames).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class NetClient:
         self._drop_warning: RateLimitedWarning | None = None
         # observers of every frame crossing this end's link, both ways (filter-dump)
         self.filters: list[Callable[[bytes], None]] = []
+        self.vnet_hdr_len = 0  # bytes of virtio_net_hdr before each frame on this link
 
     # -- what subclasses provide -----------------------------------------------------
     def can_receive(self) -> bool:
@@ -66,6 +74,17 @@ class NetClient:
         """The peer emptied its incoming queue (a backend that stopped reading the host
         side because of that backlog may read again)."""
 
+    def has_vnet_hdr(self) -> bool:
+        """Whether this backend can carry a virtio_net_hdr with each frame."""
+        return False
+
+    def has_ufo(self) -> bool:
+        """Whether this backend takes UDP fragmentation offload (with a vnet header)."""
+        return False
+
+    def set_offload(self, csum: bool, tso4: bool, tso6: bool, ecn: bool, ufo: bool) -> None:
+        """What the guest's driver accepts in frames to it (vnet header links only)."""
+
     def describe(self) -> str:
         """The text after the name in ``info network``."""
         return ""
@@ -80,8 +99,9 @@ class NetClient:
         if peer is None or self.link_down or peer.link_down:
             return
         if self.filters or peer.filters:
+            plain = frame[self.vnet_hdr_len:]  # observers see the Ethernet frame alone
             for observe in self.filters + peer.filters:
-                observe(frame)
+                observe(plain)
         peer._deliver(frame)
 
     def _deliver(self, frame: bytes) -> None:
@@ -120,6 +140,12 @@ class NetClient:
                 if not up:
                     client.purge_incoming()
                 client.link_status_changed()
+
+
+def use_vnet_hdr(a: NetClient, b: NetClient, length: int) -> None:
+    """From now on every frame between peers ``a`` and ``b`` starts with a
+    ``length``-byte virtio_net_hdr (0: plain frames)."""
+    a.vnet_hdr_len = b.vnet_hdr_len = length
 
 
 def connect(a: NetClient, b: NetClient) -> None:

@@ -261,3 +261,89 @@ def test_a_descriptor_outside_ram_needs_reset_and_a_reset_recovers(capsys):
     assert not transport.status & STATUS_DEVICE_NEEDS_RESET
     send(drv, tx, hdr() + udp_frame(b"after reset"))
     assert len(backend.got) == 1
+
+
+# -- vnet header pass-through (a TAP backend with vnet_hdr=on) ----------------------
+class VnetBackend(Backend):
+    def __init__(self, ufo: bool = False) -> None:
+        super().__init__()
+        self.ufo = ufo
+        self.offloads: list[tuple[bool, ...]] = []
+
+    def has_vnet_hdr(self) -> bool:
+        return True
+
+    def has_ufo(self) -> bool:
+        return self.ufo
+
+    def set_offload(self, *flags: bool) -> None:
+        self.offloads.append(flags)
+
+
+def vnet_rig(ufo: bool = False):
+    dev = n.VirtioNet(MAC, None, id="net0")
+    backend = VnetBackend(ufo)
+    connect(dev, backend)
+    dev.pass_vnet_hdr_to_peer()
+    space, transport, irq = make_machine(dev)
+    return dev, backend, Driver(space)
+
+
+SEGMENTATION_BITS = sum(bit(f) for f in n.SEGMENTATION)
+
+
+def test_segmentation_offloads_are_offered_only_with_a_vnet_header_peer():
+    dev, _, drv, _, _ = rig()
+    assert dev.vnet_hdr_len == 0 and drv.device_features() & SEGMENTATION_BITS == 0
+    _, _, drv = vnet_rig()
+    offered = drv.device_features()
+    for f in (n.F_HOST_TSO4, n.F_HOST_TSO6, n.F_HOST_ECN, n.F_GUEST_TSO4, n.F_GUEST_TSO6,
+              n.F_GUEST_ECN):
+        assert offered & bit(f), f
+    assert not offered & (bit(n.F_HOST_UFO) | bit(n.F_GUEST_UFO))  # the peer has no UFO
+    assert vnet_rig(ufo=True)[2].device_features() & bit(n.F_HOST_UFO)
+    # TSO without the checksum offload it builds on is never offered
+    dev = n.VirtioNet(MAC, n._features({"csum": "off", "guest_csum": "off"}, "x"))
+    backend = VnetBackend()
+    connect(dev, backend)
+    dev.pass_vnet_hdr_to_peer()
+    assert dev.device_features() & SEGMENTATION_BITS == 0
+
+
+def test_the_peer_learns_the_offloads_the_driver_took():
+    _, backend, drv = vnet_rig()
+    want = drv.device_features() & ~bit(n.F_GUEST_TSO6)
+    drv.bring_up(3, want)
+    assert backend.offloads[-1] == (True, True, False, True, False)  # csum tso4 tso6 ecn ufo
+
+
+def test_transmit_hands_the_header_through_unfinished():
+    _, backend, drv = vnet_rig()
+    _, tx, _ = drv.bring_up(3)
+    frame = udp_frame(b"left for the host kernel")
+    header = n.HDR.pack(n.HDR_F_NEEDS_CSUM, n.GSO_TCPV4, 54, 1448, 34, 6, 0)
+    send(drv, tx, header + frame)
+    assert backend.got == [header + frame]  # neither checksummed nor segmented here
+
+
+def test_transmit_refuses_gso_the_driver_did_not_negotiate(capsys):
+    _, backend, drv = vnet_rig()
+    _, tx, _ = drv.bring_up(3, drv.device_features() & ~bit(n.F_HOST_TSO4))
+    send(drv, tx, n.HDR.pack(0, n.GSO_TCPV4, 54, 1448, 0, 0, 0) + udp_frame(b"no"))
+    send(drv, tx, n.HDR.pack(0, n.GSO_UDP, 42, 1448, 0, 0, 0) + udp_frame(b"no UFO"))
+    assert backend.got == [] and "GSO" in capsys.readouterr().err
+
+
+def test_receive_keeps_the_hosts_header_and_filters_see_plain_frames():
+    dev, backend, drv = vnet_rig()
+    rx, _, _ = drv.bring_up(3)
+    seen = []
+    dev.filters.append(seen.append)
+    bufs = post_rx(drv, rx, 2, 2048)
+    frame = udp_frame(b"from the host, checksum left to the guest")
+    header = n.HDR.pack(n.HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 6, 0)
+    backend.send(header + frame)
+    ((head, length),) = rx.get_used()
+    data = drv.space.read(bufs[head], length)
+    assert data[:10] == header[:10] and struct.unpack_from("<H", data, 10)[0] == 1
+    assert data[n.HDR_SIZE:] == frame and seen == [frame]

@@ -5,8 +5,12 @@ Queues: 0 receiveq, 1 transmitq, 2 controlq.  Every buffer starts with the 12-by
 
 * TX (vCPU thread, on the driver's kick): each chain is one frame; a checksum the
   driver left to us (NEEDS_CSUM, with VIRTIO_NET_F_CSUM) is completed in software,
-  because the backends pemu has (slirp) want finished frames.  The frame goes to the
+  because most backends (slirp, sockets) want finished frames.  The frame goes to the
   backend, which only queues it: nothing here waits for the network.
+* vnet header pass-through: when the backend carries a virtio_net_hdr (TAP with
+  vnet_hdr=on), the device also offers TSO/ECN/UFO both ways (as QEMU does) and the
+  header goes through unchanged: the host kernel completes checksums and segments,
+  and hands the guest what its driver negotiated (``set_offload``).
 * RX (the backend's thread): a frame goes into the driver's posted buffers, spread
   over several chains with VIRTIO_NET_F_MRG_RXBUF; with too little room it stays
   queued in the link (pemu/net/client.py) until the driver posts more and kicks.
@@ -25,7 +29,7 @@ from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.virtio.device import VIRTIO_ID_NET, VirtioDevice, bit
 from pemu.hw.virtio.virtqueue import VirtQueue, VirtqueueError
 from pemu.net.checksum import internet_checksum
-from pemu.net.client import NetClient
+from pemu.net.client import NetClient, use_vnet_hdr
 from pemu.net.options import parse_mac
 from pemu.net.ratelimit import RateLimitedWarning
 from pemu.qemuopts.keyval import OptionError
@@ -35,6 +39,8 @@ from pemu.qom.registry import DEVICE, Property, TypeInfo, register
 F_CSUM = 0
 F_GUEST_CSUM = 1
 F_MAC = 5
+F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_ECN, F_GUEST_UFO = 7, 8, 9, 10
+F_HOST_TSO4, F_HOST_TSO6, F_HOST_ECN, F_HOST_UFO = 11, 12, 13, 14
 F_MRG_RXBUF = 15
 F_STATUS = 16
 F_CTRL_VQ = 17
@@ -45,8 +51,20 @@ F_CTRL_MAC_ADDR = 23
 # the -device properties that switch a feature (QEMU's names), all on by default
 FEATURE_PROPERTIES = {"csum": F_CSUM, "guest_csum": F_GUEST_CSUM, "mrg_rxbuf": F_MRG_RXBUF,
                       "status": F_STATUS, "ctrl_vq": F_CTRL_VQ, "ctrl_rx": F_CTRL_RX,
-                      "guest_announce": F_GUEST_ANNOUNCE, "ctrl_mac_addr": F_CTRL_MAC_ADDR}
+                      "guest_announce": F_GUEST_ANNOUNCE, "ctrl_mac_addr": F_CTRL_MAC_ADDR,
+                      "guest_tso4": F_GUEST_TSO4, "guest_tso6": F_GUEST_TSO6,
+                      "guest_ecn": F_GUEST_ECN, "guest_ufo": F_GUEST_UFO,
+                      "host_tso4": F_HOST_TSO4, "host_tso6": F_HOST_TSO6,
+                      "host_ecn": F_HOST_ECN, "host_ufo": F_HOST_UFO}
 NEEDS_CTRL_VQ = (F_CTRL_RX, F_GUEST_ANNOUNCE, F_CTRL_MAC_ADDR)
+# offered only with a vnet header on the link: nothing here segments in software
+SEGMENTATION = (F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_ECN, F_GUEST_UFO,
+                F_HOST_TSO4, F_HOST_TSO6, F_HOST_ECN, F_HOST_UFO)
+UFO = (F_GUEST_UFO, F_HOST_UFO)
+# a feature the spec lets the device offer only together with another
+NEEDS = {F_GUEST_TSO4: F_GUEST_CSUM, F_GUEST_TSO6: F_GUEST_CSUM, F_GUEST_UFO: F_GUEST_CSUM,
+         F_GUEST_ECN: F_GUEST_TSO4, F_HOST_TSO4: F_CSUM, F_HOST_TSO6: F_CSUM,
+         F_HOST_UFO: F_CSUM, F_HOST_ECN: F_HOST_TSO4}
 
 S_LINK_UP = 1
 S_ANNOUNCE = 2
@@ -55,6 +73,9 @@ HDR = struct.Struct("<BBHHHHH")  # flags, gso_type, hdr_len, gso_size, csum_star
 HDR_SIZE = HDR.size  # num_buffers: 12 bytes
 HDR_F_NEEDS_CSUM = 1
 GSO_NONE = 0
+GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_ECN = 1, 3, 4, 0x80
+# which negotiated feature lets the driver send each GSO type
+GSO_FEATURE = {GSO_TCPV4: F_HOST_TSO4, GSO_UDP: F_HOST_UFO, GSO_TCPV6: F_HOST_TSO6}
 MAX_FRAME = 65535 + 18  # the largest frame any backend could carry (QEMU's limit)
 
 # control queue (spec 5.1.6.5)
@@ -112,7 +133,31 @@ class VirtioNet(VirtioDevice, NetClient):
 
     # -- config space and features ------------------------------------------------
     def device_features(self) -> int:
-        return self.features
+        features = self.features
+        if not self.vnet_hdr_len:
+            features &= ~sum(bit(b) for b in SEGMENTATION)
+        elif self.peer is None or not self.peer.has_ufo():
+            features &= ~sum(bit(b) for b in UFO)
+        for feature, needs in NEEDS.items():
+            if not features & bit(needs):
+                features &= ~bit(feature)
+        return features
+
+    def pass_vnet_hdr_to_peer(self) -> None:
+        """Once peered: a backend that carries vnet headers gets the guest's (QEMU's
+        ``qemu_using_vnet_hdr``); call before the driver reads the features."""
+        if self.peer is not None and self.peer.has_vnet_hdr():
+            use_vnet_hdr(self, self.peer, HDR_SIZE)
+
+    def features_negotiated(self, features: int) -> None:
+        super().features_negotiated(features)
+        self._tell_peer_offloads()
+
+    def _tell_peer_offloads(self) -> None:
+        if self.vnet_hdr_len and self.peer is not None:
+            self.peer.set_offload(self.negotiated(F_GUEST_CSUM), self.negotiated(F_GUEST_TSO4),
+                                  self.negotiated(F_GUEST_TSO6), self.negotiated(F_GUEST_ECN),
+                                  self.negotiated(F_GUEST_UFO))
 
     def config_bytes(self) -> bytes:
         return self.mac + struct.pack("<HH", self.status, 1)
@@ -131,6 +176,7 @@ class VirtioNet(VirtioDevice, NetClient):
     def device_reset(self) -> None:
         super().device_reset()
         self.reset_state()
+        self._tell_peer_offloads()  # no driver: whole, checksummed frames only
 
     def describe(self) -> str:
         return f"model={self.type_name},macaddr={':'.join(f'{b:02x}' for b in self.mac)}"
@@ -197,7 +243,8 @@ class VirtioNet(VirtioDevice, NetClient):
                 self.warn(f"dropped an oversized frame from the guest ({elem.out_len} bytes)")
                 continue
             data = b"".join(bytes(b) for b in elem.out_bufs)
-            frame = self._frame_from_guest(data)
+            frame = (self._checked_for_peer(data) if self.vnet_hdr_len
+                     else self._frame_from_guest(data))
             if frame is not None:
                 frames.append(frame)
         if done:
@@ -231,6 +278,27 @@ class VirtioNet(VirtioDevice, NetClient):
             frame = bytes(buf)
         return frame
 
+    def _checked_for_peer(self, data: bytes) -> bytes | None:
+        """A frame with its header, for a backend that takes the header: the host
+        finishes it, so only what we did not offer is refused here."""
+        if len(data) < HDR_SIZE + 14:
+            self.warn(f"dropped a frame shorter than header + Ethernet ({len(data)} bytes)")
+            return None
+        flags, gso_type, _, _, csum_start, csum_offset, _ = HDR.unpack_from(data)
+        gso = gso_type & ~GSO_ECN
+        if gso != GSO_NONE:
+            needed = GSO_FEATURE.get(gso)
+            if needed is None or not self.negotiated(needed) \
+                    or gso_type & GSO_ECN and not self.negotiated(F_HOST_ECN):
+                self.warn(f"dropped a GSO frame of type {gso_type} the guest was not offered")
+                return None
+        if flags & HDR_F_NEEDS_CSUM and (not self.negotiated(F_CSUM)
+                                         or csum_start + csum_offset + 2 > len(data) - HDR_SIZE):
+            self.warn("dropped a NEEDS_CSUM frame: CSUM not negotiated or the field lies "
+                      "outside the frame")
+            return None
+        return data
+
     # -- receive (backend thread, self.lock held by NetClient) ------------------------
     def can_receive(self) -> bool:
         if not self.driver_ok or len(self.queues) <= RX_QUEUE:
@@ -253,7 +321,7 @@ class VirtioNet(VirtioDevice, NetClient):
         return dest == self.mac or self.uni_overflow or dest in table[:self.multi_start]
 
     def receive(self, frame: bytes) -> bool:
-        if not self._accepts(frame):
+        if not self._accepts(frame[self.vnet_hdr_len:]):
             return True  # filtered: consumed, not queued
         vq = self.queues[RX_QUEUE]
         try:
@@ -265,7 +333,8 @@ class VirtioNet(VirtioDevice, NetClient):
 
     def _fill_rx(self, vq: VirtQueue, frame: bytes) -> bool:
         mergeable = self.negotiated(F_MRG_RXBUF)
-        data = bytearray(HDR_SIZE) + frame
+        # the backend's header (what the host left undone) or a blank one
+        data = bytearray(frame) if self.vnet_hdr_len else bytearray(HDR_SIZE) + frame
         used = []
         offset = 0
         while offset < len(data):
@@ -374,6 +443,7 @@ def _create(ctx: object, opts: dict[str, str], name: str) -> VirtioNet:
     mac = parse_mac(opts["mac"], what) if "mac" in opts else None
     nic = VirtioNet(mac, _features(opts, what), id=name)
     network.attach(nic, backend)
+    nic.pass_vnet_hdr_to_peer()
     return nic
 
 
