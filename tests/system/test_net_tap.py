@@ -2,13 +2,17 @@
 -n``: needs root/CAP_NET_ADMIN, skipped otherwise).  The namespace holds a TAP
 interface at 192.168.77.1 and pemu attached to it; the guest is 192.168.77.2.  TCP
 both ways: the guest downloads from an HTTP server in the namespace, and the
-namespace downloads from the guest's busybox httpd; sha256 compared each time."""
+namespace downloads from the guest's busybox httpd; sha256 compared each time.  With
+vnet_hdr=on the guest's TSO reaches the kernel unsegmented (and the kernel hands the
+guest unsegmented TCP): tcpdump on the TAP sees frames longer than an Ethernet MTU."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -31,6 +35,16 @@ def in_namespace(pid: int, *cmd: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", *cmd], **kw)
 
 
+def frame_lengths(pcap: bytes) -> list[int]:
+    """The original length of every packet in a pcap file."""
+    lengths, at = [], 24  # after the file header
+    while at + 16 <= len(pcap):
+        _, _, incl, orig = struct.unpack_from("<IIII", pcap, at)
+        lengths.append(orig)
+        at += 16 + incl
+    return lengths
+
+
 @pytest.mark.parametrize("vnet_hdr", ["on"])  # off: tests/net/test_tap.py
 def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
     need_lean_guest()
@@ -40,9 +54,13 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
                                   f"vnet_hdr={vnet_hdr}",
                        "-device", "virtio-net-device,netdev=n0"],
                       prefix=["unshare", "-n", "sh", "-c", SETUP, "sh"])
-    server = None
+    server = dump = None
     try:
         guest.wait_prompt()
+        if shutil.which("tcpdump"):
+            dump = in_namespace(guest.proc.pid, "tcpdump", "-i", "ptap0", "-s", "64", "-U",
+                                "-w", str(tmp_path / "tap.pcap"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         server = in_namespace(guest.proc.pid, sys.executable, "-m", "http.server", "--bind",
                               HOST, "8000", "--directory", str(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -61,8 +79,14 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
                              ".hexdigest())", stdout=subprocess.PIPE, text=True)
         ours = fetch.communicate(timeout=120)[0].strip()
         assert ours == theirs and len(ours) == 64, (ours, theirs)
+        if dump is not None:
+            dump.terminate()
+            dump.wait(timeout=30)
+            lengths = frame_lengths((tmp_path / "tap.pcap").read_bytes())
+            assert lengths and max(lengths) > 1514, max(lengths, default=None)
     finally:
-        if server is not None:
-            server.kill()
-            server.wait()
+        for proc in (server, dump):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         guest.close()
