@@ -35,7 +35,7 @@ class PollingBackend(NetClient):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.tx: deque[bytes] = deque()  # frames from the guest, for the host side
+        self.tx: deque = deque()  # frames from the guest, for the host side
         self._stopping = False
         self.wakeup = Wakeup()
         self._thread: threading.Thread | None = None
@@ -62,8 +62,12 @@ class PollingBackend(NetClient):
 
     # -- the guest's frames (vCPU thread) ---------------------------------------------
     def receive(self, frame: bytes) -> bool:
+        return self.queue_tx(frame)
+
+    def queue_tx(self, item: object) -> bool:
+        """Queue what ``transmit`` writes out (a frame, or what a subclass needs)."""
         if len(self.tx) < MAX_QUEUED:
-            self.tx.append(frame)
+            self.tx.append(item)
             self.wake()
         else:
             self.drop("the host side is not keeping up with the guest (queue full)")

@@ -2,8 +2,10 @@
 
 ``ifname=NAME`` attaches to (or creates) that interface through /dev/net/tun;
 ``fd=N`` takes one a manager (libvirt, a test) already opened; ``queues=N`` opens a
-multi-queue interface N times.  pemu runs no scripts: ``script=`` and ``downscript=``
-may only be ``no`` (address the interface yourself, or let a manager do it).
+multi-queue interface N times: what the kernel queues on descriptor i goes to the NIC
+as queue i, and the NIC's queue i writes to descriptor i (virtio-net ``mq=on``).
+pemu runs no scripts: ``script=`` and ``downscript=`` may only be ``no`` (address the
+interface yourself, or let a manager do it).
 
 ``vnet_hdr=on`` asks the kernel for a ``virtio_net_hdr`` before each frame
 (IFF_VNET_HDR).  With a virtio NIC on the link, the header goes through unchanged both
@@ -149,17 +151,25 @@ class TapBackend(PollingBackend):
             except OSError:
                 return  # the interface went away: nothing more to read
             if len(data) >= len(self.header) + 14:
-                self.send(data[skip:])
+                self.send(data[skip:], self.fds.index(fd))
             if self.peer_backlogged():
                 return
 
+    def queue_count(self) -> int:
+        return len(self.fds)
+
+    def receive(self, frame: bytes) -> bool:
+        return self.queue_tx((frame, 0))
+
+    def receive_queue(self, frame: bytes, queue: int) -> bool:
+        return self.queue_tx((frame, queue))
+
     def transmit(self) -> None:
-        fd = self.fds[0]
         header = b"" if self.vnet_hdr_len else self.header  # the peer's, or ours
         while self.tx:
-            frame = self.tx.popleft()
+            frame, queue = self.tx.popleft()
             try:
-                os.write(fd, header + frame)
+                os.write(self.fds[queue % len(self.fds)], header + frame)
             except OSError:
                 self.dropped += 1  # queue full or interface down: the wire drops it
 

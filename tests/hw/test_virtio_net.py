@@ -347,3 +347,62 @@ def test_receive_keeps_the_hosts_header_and_filters_see_plain_frames():
     data = drv.space.read(bufs[head], length)
     assert data[:10] == header[:10] and struct.unpack_from("<H", data, 10)[0] == 1
     assert data[n.HDR_SIZE:] == frame and seen == [frame]
+
+
+# -- several queue pairs (mq=on over a multi-queue backend) --------------------------
+class QueuedBackend(Backend):
+    """Records which queue each of the guest's frames was sent on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queues: list[int] = []
+
+    def receive_queue(self, frame: bytes, queue: int) -> bool:
+        self.queues.append(queue)
+        return self.receive(frame)
+
+
+def mq_rig(pairs: int = 3):
+    dev = n.VirtioNet(MAC, None, id="net0", queue_pairs=pairs)
+    backend = QueuedBackend()
+    connect(dev, backend)
+    space, transport, irq = make_machine(dev)
+    return dev, backend, Driver(space)
+
+
+def test_mq_offers_the_pairs_and_puts_the_control_queue_last():
+    dev, _, drv = mq_rig(3)
+    assert drv.device_features() & bit(n.F_MQ)
+    assert dev.num_queues == 7
+    queues = drv.bring_up(7)
+    assert drv.config(8, 2) == 3  # max_virtqueue_pairs
+    assert control(drv, queues[6], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET])
+                   + struct.pack("<H", 3)) == n.CTRL_OK
+    assert dev.pairs == 3
+    for bad in (0, 4):
+        assert control(drv, queues[6], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET])
+                       + struct.pack("<H", bad)) == n.CTRL_ERR
+    assert dev.pairs == 3
+
+
+def test_mq_pair_i_talks_to_the_backends_queue_i():
+    dev, backend, drv = mq_rig(2)
+    queues = drv.bring_up(5)
+    control(drv, queues[4], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET]) + struct.pack("<H", 2))
+    send(drv, queues[3], hdr() + udp_frame(b"on pair 1"))
+    send(drv, queues[1], hdr() + udp_frame(b"on pair 0"))
+    assert backend.queues == [1, 0]
+    post_rx(drv, queues[0], 2, 2048)
+    post_rx(drv, queues[2], 2, 2048)
+    backend.send(udp_frame(b"for queue 1"), 1)
+    backend.send(udp_frame(b"for queue 0"), 0)
+    assert len(queues[2].get_used()) == 1 and len(queues[0].get_used()) == 1
+
+
+def test_without_mq_negotiated_the_single_pair_layout_holds():
+    dev, backend, drv = mq_rig(2)
+    queues = drv.bring_up(3, drv.device_features() & ~bit(n.F_MQ))
+    assert control(drv, queues[2], bytes([n.CTRL_RX, n.CTRL_RX_PROMISC, 1])) == n.CTRL_OK
+    post_rx(drv, queues[0], 1, 2048)
+    backend.send(udp_frame(b"any backend queue lands on the one pair"), 1)
+    assert len(queues[0].get_used()) == 1

@@ -1,7 +1,10 @@
 """virtio-net (spec 5.1) on a netdev backend: ``-device virtio-net-device,netdev=ID``.
 
-Queues: 0 receiveq, 1 transmitq, 2 controlq.  Every buffer starts with the 12-byte
-``virtio_net_hdr`` (VERSION_1 always has ``num_buffers``).
+Queues: 0 receiveq, 1 transmitq, 2 controlq.  With ``mq=on`` and a backend of N queues
+(tap ``queues=N``): N pairs (receiveq i = 2i, transmitq i = 2i+1) and the control queue
+at 2N once the driver takes VIRTIO_NET_F_MQ; the driver chooses how many pairs it uses
+(CTRL_MQ VQ_PAIRS_SET), pair i talks to the backend's queue i.  Every buffer starts
+with the 12-byte ``virtio_net_hdr`` (VERSION_1 always has ``num_buffers``).
 
 * TX (vCPU thread, on the driver's kick): each chain is one frame; a checksum the
   driver left to us (NEEDS_CSUM, with VIRTIO_NET_F_CSUM) is completed in software,
@@ -46,6 +49,7 @@ F_STATUS = 16
 F_CTRL_VQ = 17
 F_CTRL_RX = 18
 F_GUEST_ANNOUNCE = 21
+F_MQ = 22
 F_CTRL_MAC_ADDR = 23
 
 # the -device properties that switch a feature (QEMU's names), all on by default
@@ -56,7 +60,7 @@ FEATURE_PROPERTIES = {"csum": F_CSUM, "guest_csum": F_GUEST_CSUM, "mrg_rxbuf": F
                       "guest_ecn": F_GUEST_ECN, "guest_ufo": F_GUEST_UFO,
                       "host_tso4": F_HOST_TSO4, "host_tso6": F_HOST_TSO6,
                       "host_ecn": F_HOST_ECN, "host_ufo": F_HOST_UFO}
-NEEDS_CTRL_VQ = (F_CTRL_RX, F_GUEST_ANNOUNCE, F_CTRL_MAC_ADDR)
+NEEDS_CTRL_VQ = (F_CTRL_RX, F_GUEST_ANNOUNCE, F_CTRL_MAC_ADDR, F_MQ)
 # offered only with a vnet header on the link: nothing here segments in software
 SEGMENTATION = (F_GUEST_TSO4, F_GUEST_TSO6, F_GUEST_ECN, F_GUEST_UFO,
                 F_HOST_TSO4, F_HOST_TSO6, F_HOST_ECN, F_HOST_UFO)
@@ -79,7 +83,9 @@ GSO_FEATURE = {GSO_TCPV4: F_HOST_TSO4, GSO_UDP: F_HOST_UFO, GSO_TCPV6: F_HOST_TS
 MAX_FRAME = 65535 + 18  # the largest frame any backend could carry (QEMU's limit)
 
 # control queue (spec 5.1.6.5)
-CTRL_RX, CTRL_MAC, CTRL_ANNOUNCE = 0, 1, 3
+CTRL_RX, CTRL_MAC, CTRL_ANNOUNCE, CTRL_MQ = 0, 1, 3, 4
+CTRL_MQ_VQ_PAIRS_SET = 0
+MAX_QUEUE_PAIRS = 16  # tap's queues= limit (QEMU allows more with vhost)
 CTRL_RX_PROMISC, CTRL_RX_ALLMULTI = 0, 1
 CTRL_MAC_TABLE_SET, CTRL_MAC_ADDR_SET = 0, 1
 CTRL_ANNOUNCE_ACK = 0
@@ -109,12 +115,16 @@ class VirtioNet(VirtioDevice, NetClient):
         VMStateField("uni_overflow", "bool"), VMStateField("multi_overflow", "bool")))
 
     def __init__(self, mac: bytes | None = None, features: int | None = None,
-                 id: str | None = None) -> None:
+                 id: str | None = None, queue_pairs: int = 1) -> None:
         VirtioDevice.__init__(self, id)
         NetClient.__init__(self, id or "virtio-net")
         self.perm_mac = mac or bytes([0x52, 0x54, 0x00, 0x12, 0x34, next(_default_macs) & 0xFF])
         if features is None:
             features = sum(bit(b) for b in FEATURE_PROPERTIES.values())
+        self.max_pairs = queue_pairs
+        self.num_queues = 2 * queue_pairs + 1
+        if queue_pairs > 1:
+            features |= bit(F_MQ)
         if not features & bit(F_CTRL_VQ):
             features &= ~sum(bit(b) for b in NEEDS_CTRL_VQ)
         self.features = features | bit(F_MAC)
@@ -130,6 +140,7 @@ class VirtioNet(VirtioDevice, NetClient):
         self.multi_start = 0  # index of the first multicast entry
         self.uni_overflow = False  # more entries than the table holds: accept them all
         self.multi_overflow = False
+        self.pairs = 1  # queue pairs in use: the driver asks for more through CTRL_MQ
 
     # -- config space and features ------------------------------------------------
     def device_features(self) -> int:
@@ -160,7 +171,7 @@ class VirtioNet(VirtioDevice, NetClient):
                                   self.negotiated(F_GUEST_UFO))
 
     def config_bytes(self) -> bytes:
-        return self.mac + struct.pack("<HH", self.status, 1)
+        return self.mac + struct.pack("<HH", self.status, self.max_pairs)
 
     def config_write(self, offset: int, data: bytes) -> None:
         # Legacy drivers wrote the MAC here; a modern one uses CTRL_MAC_ADDR_SET, but
@@ -226,13 +237,19 @@ class VirtioNet(VirtioDevice, NetClient):
                 self.config_changed()
 
     # -- kicks (vCPU thread, transport lock held) -----------------------------------
+    def control_queue_index(self) -> int:
+        # without MQ negotiated the layout is the single-pair one (spec 5.1.2)
+        return 2 * self.max_pairs if self.negotiated(F_MQ) else CTRL_QUEUE
+
     def queue_notified(self, vq: VirtQueue) -> None:
-        if vq.index == TX_QUEUE:
-            self._transmit(vq)
-        elif vq.index == RX_QUEUE:
-            self.flush_incoming()  # frames that waited for buffers
-        elif vq.index == CTRL_QUEUE:
+        if vq.index == self.control_queue_index():
             self._control(vq)
+        elif vq.index >= 2 * self.max_pairs:
+            return  # the unused control slot of the layout the driver did not take
+        elif vq.index % 2:
+            self._transmit(vq)
+        else:
+            self.flush_incoming()  # frames that waited for buffers
 
     def _transmit(self, vq: VirtQueue) -> None:
         frames = []
@@ -251,8 +268,9 @@ class VirtioNet(VirtioDevice, NetClient):
             vq.push_batch(done)
             if self.transport is not None:
                 self.transport.used_buffer_notify(vq)
+        pair = vq.index // 2
         for frame in frames:
-            self.send(frame)
+            self.send(frame, pair)
 
     def _frame_from_guest(self, data: bytes) -> bytes | None:
         if len(data) < HDR_SIZE + 14:
@@ -301,12 +319,23 @@ class VirtioNet(VirtioDevice, NetClient):
 
     # -- receive (backend thread, self.lock held by NetClient) ------------------------
     def can_receive(self) -> bool:
+        return self._rx_queue_with_room(0) is not None
+
+    def _rx_queue_with_room(self, pair: int) -> VirtQueue | None:
+        """Receive queue ``pair`` (of those in use) or, when it has no buffers, the
+        first one that has: a frame waits only when no queue has room."""
         if not self.driver_ok or len(self.queues) <= RX_QUEUE:
-            return False
-        try:
-            return self.queues[RX_QUEUE].has_work()
-        except Exception:  # noqa: BLE001 - ring outside RAM: treat as no room
-            return False
+            return None
+        pairs = max(1, min(self.pairs, self.max_pairs))
+        first = pair % pairs
+        for p in (first, *range(pairs)):
+            try:
+                vq = self.queues[2 * p]
+                if vq.has_work():
+                    return vq
+            except Exception:  # noqa: BLE001 - ring outside RAM: treat as no room
+                continue
+        return None
 
     def _accepts(self, frame: bytes) -> bool:
         """The receive filter the driver set (promiscuous, all-multicast, MAC table)."""
@@ -321,9 +350,14 @@ class VirtioNet(VirtioDevice, NetClient):
         return dest == self.mac or self.uni_overflow or dest in table[:self.multi_start]
 
     def receive(self, frame: bytes) -> bool:
+        return self.receive_queue(frame, 0)
+
+    def receive_queue(self, frame: bytes, queue: int) -> bool:
         if not self._accepts(frame[self.vnet_hdr_len:]):
             return True  # filtered: consumed, not queued
-        vq = self.queues[RX_QUEUE]
+        vq = self._rx_queue_with_room(queue)
+        if vq is None:
+            return False
         try:
             return self._fill_rx(vq, frame)
         except VirtqueueError as e:
@@ -400,6 +434,12 @@ class VirtioNet(VirtioDevice, NetClient):
                 and self.negotiated(F_GUEST_ANNOUNCE):
             self.status &= ~S_ANNOUNCE
             return CTRL_OK
+        if cls == CTRL_MQ and cmd == CTRL_MQ_VQ_PAIRS_SET and self.negotiated(F_MQ) \
+                and len(data) == 2:
+            (pairs,) = struct.unpack("<H", data)
+            if 1 <= pairs <= self.max_pairs:
+                self.pairs = pairs
+                return CTRL_OK
         return CTRL_ERR
 
     def _set_mac_table(self, data: bytes) -> int:
@@ -441,7 +481,12 @@ def _create(ctx: object, opts: dict[str, str], name: str) -> VirtioNet:
     network = ctx.network  # type: ignore[attr-defined]
     backend = network.take(opts.get("netdev"), opts["driver"])
     mac = parse_mac(opts["mac"], what) if "mac" in opts else None
-    nic = VirtioNet(mac, _features(opts, what), id=name)
+    mq = opts.get("mq", "off")
+    if mq not in ("on", "off"):
+        raise OptionError(f"{what}: Parameter 'mq' expects 'on' or 'off'")
+    # QEMU's: one pair per queue of the netdev, used only with mq=on
+    pairs = min(backend.queue_count(), MAX_QUEUE_PAIRS) if mq == "on" else 1
+    nic = VirtioNet(mac, _features(opts, what), id=name, queue_pairs=pairs)
     network.attach(nic, backend)
     nic.pass_vnet_hdr_to_peer()
     return nic
@@ -452,5 +497,7 @@ register(TypeInfo(
     properties=(Property("netdev", "str", description="ID of the -netdev it is wired to"),
                 Property("mac", "str", description="MAC address (default 52:54:00:12:34:56, "
                          "then ...:57, ...)"),
+                Property("mq", "bool", "off", "one queue pair per queue of the netdev (tap "
+                         "queues=N), VIRTIO_NET_F_MQ", ("on", "off")),
                 *(Property(n, "bool", "on", f"offer VIRTIO_NET_F_{n.upper()}", ("on", "off"))
                   for n in FEATURE_PROPERTIES))))
