@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_net import free_port  # noqa: E402
 from tests.system import conftest, lean_guest  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
-from tests.system.test_net_tap import GUEST, HOST, SETUP  # noqa: E402
+from tests.system.test_net_tap import GUEST, HOST, namespace_setup  # noqa: E402
 
 GUEST_PORT = 5000
 CHUNK = 65536
@@ -77,7 +77,9 @@ class Link:
                 f"{GUEST_PORT}", "-device", "virtio-net-device,netdev=n0"]
 
     def prefix(self) -> list[str]:
-        return ["unshare", "-n", "sh", "-c", SETUP, "sh"] if self.kind == "tap" else []
+        if self.kind != "tap":
+            return []
+        return ["unshare", "-n", "sh", "-c", namespace_setup(False), "sh"]
 
     def guest_setup(self) -> str:
         if self.kind == "tap":
