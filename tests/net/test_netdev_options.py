@@ -41,7 +41,8 @@ def test_netdev_errors_are_qemus(text, expected):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("user,id=x,guestfwd=tcp:10.0.2.100:80-chr0", "only -cmd:COMMAND is implemented"),
+    ("user,id=x,guestfwd=tcp:10.0.2.100:80-", "Missing the device"),
+    ("user,id=x,guestfwd=tcp:10.0.2.100:80-chr0", "could not open guest forwarding device"),
     ("user,id=x,guestfwd=tcp:1.2.3.4:80-cmd:true", "is not in the network"),
     ("user,id=x,guestfwd=udp:10.0.2.100:80-cmd:true", "Only TCP"),
 ])
