@@ -56,6 +56,9 @@ class NetClient:
         # observers of every frame crossing this end's link, both ways (filter-dump)
         self.filters: list[Callable[[bytes], None]] = []
         self.vnet_hdr_len = 0  # bytes of virtio_net_hdr before each frame on this link
+        # whether every frame this backend sends has correct checksums, because it built
+        # them itself (slirp): a NIC may then tell the guest not to verify them
+        self.checksums_valid = False
 
     # -- what subclasses provide -----------------------------------------------------
     def can_receive(self) -> bool:

@@ -406,3 +406,21 @@ def test_without_mq_negotiated_the_single_pair_layout_holds():
     post_rx(drv, queues[0], 1, 2048)
     backend.send(udp_frame(b"any backend queue lands on the one pair"), 1)
     assert len(queues[0].get_used()) == 1
+
+
+def test_frames_from_a_backend_that_made_their_checksums_are_marked_valid():
+    dev, backend, drv, _, _ = rig()
+    rx, _, _ = drv.bring_up(3)
+    bufs = post_rx(drv, rx, 2, 2048)
+    backend.send(udp_frame(b"unknown origin"))
+    backend.checksums_valid = True  # as slirp's
+    backend.send(udp_frame(b"made by the backend"))
+    flags = [drv.space.read(bufs[h], 1)[0] for h, _ in rx.get_used()]
+    assert flags == [0, n.HDR_F_DATA_VALID]
+    # without GUEST_CSUM the driver never hears of it
+    dev, backend, drv, _, _ = rig()
+    backend.checksums_valid = True
+    rx, _, _ = drv.bring_up(3, drv.device_features() & ~bit(n.F_GUEST_CSUM))
+    bufs = post_rx(drv, rx, 1, 2048)
+    backend.send(udp_frame(b"x"))
+    assert [drv.space.read(bufs[h], 1)[0] for h, _ in rx.get_used()] == [0]

@@ -76,6 +76,7 @@ S_ANNOUNCE = 2
 HDR = struct.Struct("<BBHHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
 HDR_SIZE = HDR.size  # num_buffers: 12 bytes
 HDR_F_NEEDS_CSUM = 1
+HDR_F_DATA_VALID = 2
 GSO_NONE = 0
 GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_ECN = 1, 3, 4, 0x80
 # which negotiated feature lets the driver send each GSO type
@@ -367,8 +368,8 @@ class VirtioNet(VirtioDevice, NetClient):
 
     def _fill_rx(self, vq: VirtQueue, frame: bytes) -> bool:
         mergeable = self.negotiated(F_MRG_RXBUF)
-        # the backend's header (what the host left undone) or a blank one
-        data = bytearray(frame) if self.vnet_hdr_len else bytearray(HDR_SIZE) + frame
+        # the backend's header (what the host left undone) or our own
+        data = bytearray(frame) if self.vnet_hdr_len else self._rx_header() + frame
         used = []
         offset = 0
         while offset < len(data):
@@ -400,6 +401,15 @@ class VirtioNet(VirtioDevice, NetClient):
         if self.transport is not None:
             self.transport.used_buffer_notify(vq)
         return True
+
+    def _rx_header(self) -> bytearray:
+        header = bytearray(HDR_SIZE)
+        # A backend that built the frame (slirp) made its checksums: the guest need not
+        # verify them again in emulated code (spec 5.1.6.4.1 allows it with GUEST_CSUM).
+        if self.peer is not None and self.peer.checksums_valid \
+                and self.negotiated(F_GUEST_CSUM):
+            header[0] = HDR_F_DATA_VALID
+        return header
 
     # -- control queue ----------------------------------------------------------------
     def _control(self, vq: VirtQueue) -> None:
