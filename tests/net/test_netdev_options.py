@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from pemu.chardev.registry import ChardevRegistry
 from pemu.net import all_backends  # noqa: F401
 from pemu.net.backend import NOT_BUILT, netdev_help
 from pemu.net.client import MAX_QUEUED, NetClient, connect
@@ -47,7 +48,12 @@ def test_netdev_errors_are_qemus(text, expected):
     ("user,id=x,guestfwd=udp:10.0.2.100:80-cmd:true", "Only TCP"),
 ])
 def test_guestfwd_errors(text, expected):
-    assert expected in error_of(lambda t, p: Network(p).add_text(t), text, P)
+    def add(t: str, p: str) -> None:
+        network = Network(p)
+        network.chardevs = ChardevRegistry()  # as the board's: DEV specs open there
+        network.add_text(t)
+
+    assert expected in error_of(add, text, P)
 
 
 def test_netdev_keeps_repeated_hostfwd_in_order():
