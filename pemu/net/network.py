@@ -22,6 +22,7 @@ class Network:
         self.nics: dict[str, NetClient] = {}
         self.hubs: dict[int, Hub] = {}  # -netdev hubport, -net (hub 0)
         self.closers: list = []  # what else to close at exit (filter-dump's files)
+        self.chardevs = None  # the machine's ChardevRegistry (guestfwd=...-DEV opens one)
 
     # -- backends ---------------------------------------------------------------------
     def add(self, spec: NetdevSpec) -> NetClient:

@@ -15,7 +15,6 @@ caught up.
 
 from __future__ import annotations
 
-import os
 import select
 import sys
 import threading
@@ -24,6 +23,7 @@ from collections import deque
 
 from pemu import threads
 from pemu.net.client import MAX_QUEUED, NetClient
+from pemu.net.wakeup import Wakeup
 
 RX_BACKLOG = 256  # frames waiting in the NIC before the backend stops reading
 IDLE_POLL_MS = 1000
@@ -35,11 +35,9 @@ class PollingBackend(NetClient):
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
-        self.tx: deque[bytes] = deque()  # frames from the guest, for the host side
+        self.tx: deque = deque()  # frames from the guest, for the host side
         self._stopping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self.wakeup = Wakeup()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -64,18 +62,19 @@ class PollingBackend(NetClient):
 
     # -- the guest's frames (vCPU thread) ---------------------------------------------
     def receive(self, frame: bytes) -> bool:
+        return self.queue_tx(frame)
+
+    def queue_tx(self, item: object) -> bool:
+        """Queue what ``transmit`` writes out (a frame, or what a subclass needs)."""
         if len(self.tx) < MAX_QUEUED:
-            self.tx.append(frame)
+            self.tx.append(item)
             self.wake()
         else:
             self.drop("the host side is not keeping up with the guest (queue full)")
         return True
 
     def wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except OSError:
-            pass  # a wake-up is already pending (pipe full) or we are closing
+        self.wakeup.wake()
 
     def peer_drained(self) -> None:
         self.wake()  # the NIC took its backlog: read the host side again
@@ -97,28 +96,24 @@ class PollingBackend(NetClient):
     def _iterate(self) -> None:
         if self.tx:
             self.transmit()
+        self.wakeup.going_to_sleep()  # before anything that decides how long to sleep
         poller = select.poll()
         for fd, events in self.wanted().items():
             poller.register(fd, events)
-        poller.register(self._wake_r, select.POLLIN)
-        for fd, revents in poller.poll(self.timeout_ms()):
-            if fd == self._wake_r:
-                try:
-                    while os.read(self._wake_r, 4096):
-                        pass
-                except OSError:
-                    pass
-            elif not self._stopping:
+        poller.register(self.wakeup.fd, select.POLLIN)
+        events = poller.poll(0 if self.tx else self.timeout_ms())
+        self.wakeup.woke(next((ev for fd, ev in events if fd == self.wakeup.fd), 0))
+        for fd, revents in events:
+            if fd != self.wakeup.fd and not self._stopping:
                 self.ready(fd, revents)
 
     def close(self) -> None:
         if self._stopping:
             return
         self._stopping = True
-        self.wake()
+        self.wakeup.wake(force=True)  # the loop tests _stopping only at its top
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self.release()
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        self.wakeup.close()

@@ -100,6 +100,7 @@ REGISTER_POLL_FD = CFUNCTYPE(None, c_int, c_void_p)
 NOTIFY = CFUNCTYPE(None, c_void_p)
 ADD_POLL = CFUNCTYPE(c_int, c_int, c_int, c_void_p)
 GET_REVENTS = CFUNCTYPE(c_int, c_int, c_void_p)
+WRITE_CB = CFUNCTYPE(c_ssize_t, c_void_p, c_size_t, c_void_p)  # guestfwd to a chardev
 
 
 class SlirpCb(Structure):
@@ -155,6 +156,12 @@ def library() -> ctypes.CDLL:
     lib.slirp_remove_hostfwd.argtypes = [c_void_p, c_int, InAddr, c_int]
     lib.slirp_add_exec.restype = c_int  # guestfwd=...-cmd:COMMAND
     lib.slirp_add_exec.argtypes = [c_void_p, c_char_p, POINTER(InAddr), c_int]
+    lib.slirp_add_guestfwd.restype = c_int  # guestfwd=...-CHARDEV
+    lib.slirp_add_guestfwd.argtypes = [c_void_p, WRITE_CB, c_void_p, POINTER(InAddr), c_int]
+    lib.slirp_socket_recv.restype = None
+    lib.slirp_socket_recv.argtypes = [c_void_p, InAddr, c_int, ctypes.c_char_p, c_int]
+    lib.slirp_socket_can_recv.restype = c_size_t
+    lib.slirp_socket_can_recv.argtypes = [c_void_p, InAddr, c_int]
     lib.slirp_connection_info.restype = c_void_p  # a g_malloc'd string
     lib.slirp_connection_info.argtypes = [c_void_p]
     _lib = lib

@@ -2,14 +2,18 @@
 
 ``ifname=NAME`` attaches to (or creates) that interface through /dev/net/tun;
 ``fd=N`` takes one a manager (libvirt, a test) already opened; ``queues=N`` opens a
-multi-queue interface N times.  pemu runs no scripts: ``script=`` and ``downscript=``
-may only be ``no`` (address the interface yourself, or let a manager do it).
+multi-queue interface N times: what the kernel queues on descriptor i goes to the NIC
+as queue i, and the NIC's queue i writes to descriptor i (virtio-net ``mq=on``).
+pemu runs no scripts: ``script=`` and ``downscript=`` may only be ``no`` (address the
+interface yourself, or let a manager do it).
 
 ``vnet_hdr=on`` asks the kernel for a ``virtio_net_hdr`` before each frame
-(IFF_VNET_HDR).  pemu does not pass the guest's offloads through yet, so it writes an
-all-zero header (no checksum or segmentation requested) and drops the header of what
-it reads; since no offloads are switched on (TUNSETOFFLOAD) the kernel sends whole,
-checksummed frames.
+(IFF_VNET_HDR).  With a virtio NIC on the link, the header goes through unchanged both
+ways (``NetClient.use_vnet_hdr``): the guest's unchecksummed and TSO/UFO frames reach
+the kernel, which finishes them, and the kernel hands the guest what its driver takes
+(``set_offload``, TUNSETOFFLOAD).  With another peer (a hub) the backend writes an
+all-zero header (nothing requested) and drops the header of what it reads; no
+offloads are switched on then, so the kernel sends whole, checksummed frames.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA
 TUNGETIFF = 0x800454D2
 TUNSETVNETHDRSZ = 0x400454D8
+TUNSETOFFLOAD = 0x400454D0
+TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_TSO_ECN, TUN_F_UFO = 0x01, 0x02, 0x04, 0x08, 0x10
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
 IFF_MULTI_QUEUE = 0x0100
@@ -102,7 +108,31 @@ class TapBackend(PollingBackend):
         self.ifname = ifname
         self.vnet_hdr = vnet_hdr
         self.header = bytes(VNET_HDR_SIZE) if vnet_hdr else b""
+        self.ufo = vnet_hdr and self._offload_accepted(TUN_F_CSUM | TUN_F_UFO)
+        self._offload_accepted(0)
         self.start()
+
+    def has_vnet_hdr(self) -> bool:
+        return self.vnet_hdr
+
+    def has_ufo(self) -> bool:
+        return self.ufo
+
+    def _offload_accepted(self, flags: int) -> bool:
+        try:
+            for fd in self.fds:
+                fcntl.ioctl(fd, TUNSETOFFLOAD, flags)
+        except OSError:
+            return False  # this kernel does not know one of the flags (UFO)
+        return True
+
+    def set_offload(self, csum: bool, tso4: bool, tso6: bool, ecn: bool, ufo: bool) -> None:
+        flags = 0
+        if csum:  # every segmentation offload needs checksum offload
+            flags = TUN_F_CSUM | (TUN_F_TSO4 if tso4 else 0) | (TUN_F_TSO6 if tso6 else 0) \
+                | (TUN_F_TSO_ECN if ecn and (tso4 or tso6) else 0) \
+                | (TUN_F_UFO if ufo and self.ufo else 0)
+        self._offload_accepted(flags)
 
     def wanted(self) -> dict[int, int]:
         events = 0 if self.peer_backlogged() else select.POLLIN
@@ -112,7 +142,7 @@ class TapBackend(PollingBackend):
         return 20 if self.peer_backlogged() else super().timeout_ms()
 
     def ready(self, fd: int, revents: int) -> None:
-        skip = len(self.header)
+        skip = len(self.header) - self.vnet_hdr_len  # a header the peer takes stays
         for _ in range(READ_BURST):
             try:
                 data = os.read(fd, skip + MAX_FRAME)
@@ -120,17 +150,26 @@ class TapBackend(PollingBackend):
                 return
             except OSError:
                 return  # the interface went away: nothing more to read
-            if len(data) >= skip + 14:
-                self.send(data[skip:])
+            if len(data) >= len(self.header) + 14:
+                self.send(data[skip:], self.fds.index(fd))
             if self.peer_backlogged():
                 return
 
+    def queue_count(self) -> int:
+        return len(self.fds)
+
+    def receive(self, frame: bytes) -> bool:
+        return self.queue_tx((frame, 0))
+
+    def receive_queue(self, frame: bytes, queue: int) -> bool:
+        return self.queue_tx((frame, queue))
+
     def transmit(self) -> None:
-        fd = self.fds[0]
+        header = b"" if self.vnet_hdr_len else self.header  # the peer's, or ours
         while self.tx:
-            frame = self.tx.popleft()
+            frame, queue = self.tx.popleft()
             try:
-                os.write(fd, self.header + frame)
+                os.write(self.fds[queue % len(self.fds)], header + frame)
             except OSError:
                 self.dropped += 1  # queue full or interface down: the wire drops it
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import os
 import select
 import sys
 import threading
@@ -28,6 +27,8 @@ from pemu import threads
 from pemu.net import slirp_ffi as ffi
 from pemu.net.backend import REPEATABLE, NetdevOptions, declare_netdev
 from pemu.net.client import MAX_QUEUED, NetClient
+from pemu.net.wakeup import Wakeup
+from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property
 
 _POLL_TO_SYS = ((ffi.SLIRP_POLL_IN, select.POLLIN), (ffi.SLIRP_POLL_OUT, select.POLLOUT),
@@ -98,11 +99,15 @@ def parse_hostfwd(rule: str, default_guest: str) -> Hostfwd:
 @dataclass(frozen=True)
 class Guestfwd:
     """``guestfwd=[tcp]:server:port-cmd:COMMAND``: a guest connection to server:port
-    runs COMMAND with the connection as its stdin/stdout."""
+    runs COMMAND with the connection as its stdin/stdout.  ``...-DEV`` (QEMU 7.2's
+    other form, DEV a chardev spec such as ``tcp:127.0.0.1:4321`` or ``unix:PATH``):
+    the chardev is opened once, at start, and the guest's connections to server:port
+    are joined to it."""
 
     server: str
     port: int
-    command: str
+    command: str | None
+    chardev: str | None = None
 
 
 def parse_guestfwd(rule: str) -> Guestfwd:
@@ -126,9 +131,11 @@ def parse_guestfwd(rule: str) -> Guestfwd:
         raise bad("Bad server address") from None
     if not port.isdigit() or not 0 < int(port) <= 65535:
         raise bad("Bad port")
-    if not dest.startswith("cmd:"):
-        raise bad("only -cmd:COMMAND is implemented in pemu, not a chardev")
-    return Guestfwd(server, int(port), dest[4:])
+    if dest.startswith("cmd:"):
+        return Guestfwd(server, int(port), dest[4:])
+    if not dest:
+        raise bad("Missing the device after -")
+    return Guestfwd(server, int(port), None, dest)
 
 
 @dataclass
@@ -223,16 +230,18 @@ class SlirpBackend(NetClient):
 
     kind = "user"
 
-    def __init__(self, name: str, cfg: UserConfig) -> None:
+    def __init__(self, name: str, cfg: UserConfig,
+                 guestfwd_chardevs: dict[tuple[str, int], object] | None = None) -> None:
         super().__init__(name)
+        self.checksums_valid = True  # slirp computes every checksum of what it sends
         self.cfg = cfg
+        # (server, port) -> the chardev a guestfwd=...-DEV rule joins the guest to
+        self.guestfwd_chardevs = guestfwd_chardevs or {}
         self.lib = ffi.library()
         self._to_slirp: deque[bytes] = deque()
         self._calls: deque[Callable[[], None]] = deque()
         self._stopping = False
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self.wakeup = Wakeup()
         self._timers: dict[int, _Timer] = {}
         self._next_timer = 1
         self._poll_fds: list[tuple[int, int]] = []
@@ -361,10 +370,7 @@ class SlirpBackend(NetClient):
         return True
 
     def _wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending
+        self.wakeup.wake()  # no system call while the slirp thread is running anyway
 
     # -- the slirp thread -------------------------------------------------------------
     def _timeout_ms(self) -> int:
@@ -399,23 +405,19 @@ class SlirpBackend(NetClient):
             self.lib.slirp_input(self.slirp, frame, len(frame))
         while self._calls:
             self._calls.popleft()()
+        self.wakeup.going_to_sleep()  # before the queues are looked at for the timeout
         self._poll_fds = []
         timeout = ctypes.c_uint32(self._timeout_ms())
         self.lib.slirp_pollfds_fill(self.slirp, ctypes.byref(timeout), self._add_poll, None)
         poller = select.poll()
         for fd, mask in self._poll_fds:
             poller.register(fd, mask)
-        poller.register(self._wake_r, select.POLLIN)
+        poller.register(self.wakeup.fd, select.POLLIN)
         wait = 0 if self._to_slirp or self._calls else timeout.value
         self._revents = {}
         for fd, ev in poller.poll(wait):
             self._revents[fd] = self._revents.get(fd, 0) | ev
-        if self._wake_r in self._revents:
-            try:
-                while os.read(self._wake_r, 4096):
-                    pass
-            except (BlockingIOError, OSError):
-                pass
+        self.wakeup.woke(self._revents.get(self.wakeup.fd, 0))
         self.lib.slirp_pollfds_poll(self.slirp, 0, self._get_revents, None)
         self._fire_timers()
 
@@ -451,9 +453,36 @@ class SlirpBackend(NetClient):
     def _add_guestfwd_now(self, fwd: Guestfwd) -> None:
         server = ffi.InAddr.of(fwd.server)
         self._keep.append(server)
-        if self.lib.slirp_add_exec(self.slirp, self._cstr(fwd.command), ctypes.byref(server),
-                                   fwd.port) < 0:
+        if fwd.command is not None:
+            added = self.lib.slirp_add_exec(self.slirp, self._cstr(fwd.command),
+                                            ctypes.byref(server), fwd.port)
+        else:
+            added = self._join_chardev(fwd, server)
+        if added < 0:
             raise HostfwdError(f"Conflicting/invalid guestfwd for {fwd.server}:{fwd.port}")
+
+    def _join_chardev(self, fwd: Guestfwd, server: ffi.InAddr) -> int:
+        """Guest -> chardev through slirp's write callback (slirp thread); chardev ->
+        guest handed to the slirp thread (the chardev reads on the I/O thread)."""
+        chardev = self.guestfwd_chardevs[(fwd.server, fwd.port)]
+
+        def to_host(buf: int, length: int, opaque: int) -> int:
+            chardev.write(ctypes.string_at(buf, length))
+            return length
+
+        def to_guest(data: bytes) -> None:
+            def recv() -> None:
+                if self.slirp is not None:
+                    self.lib.slirp_socket_recv(self.slirp, ffi.InAddr.of(fwd.server),
+                                               fwd.port, data, len(data))
+            self._calls.append(recv)
+            self._wake()
+
+        write_cb = ffi.WRITE_CB(to_host)
+        self._keep.append(write_cb)
+        chardev.set_receiver(to_guest)
+        return self.lib.slirp_add_guestfwd(self.slirp, write_cb, None, ctypes.byref(server),
+                                           fwd.port)
 
     def add_hostfwd(self, text: str) -> Hostfwd:
         """HMP ``hostfwd_add``: QEMU's syntax; HostfwdError with QEMU's message."""
@@ -487,20 +516,36 @@ class SlirpBackend(NetClient):
         if self.slirp is None:
             return
         self._stopping = True
-        self._wake()
+        self.wakeup.wake(force=True)  # the loop tests _stopping only at its top
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.lib.slirp_cleanup(self.slirp)
         self.slirp = None
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
+        self.wakeup.close()
+
+
+def _guestfwd_chardevs(opts: NetdevOptions, cfg: UserConfig
+                       ) -> dict[tuple[str, int], object]:
+    """Open the chardevs of ``guestfwd=...-DEV`` rules (QEMU opens them at start too)."""
+    chardevs = {}
+    for n, fwd in enumerate(f for f in cfg.guestfwd if f.chardev is not None):
+        registry = getattr(opts.network, "chardevs", None)
+        if registry is None:
+            raise opts.error("guestfwd to a chardev needs the machine's chardevs")
+        try:
+            chardev = registry.from_legacy(fwd.chardev, f"{opts.id}-guestfwd{n}")
+        except OptionError as e:
+            raise opts.error(f"could not open guest forwarding device '{fwd.chardev}': "
+                             f"{e}") from None
+        chardevs[(fwd.server, fwd.port)] = chardev
+    return chardevs
 
 
 def _open(opts: NetdevOptions) -> SlirpBackend:
     cfg = user_config(opts)
     try:
-        return SlirpBackend(opts.id, cfg)
+        return SlirpBackend(opts.id, cfg, _guestfwd_chardevs(opts, cfg))
     except HostfwdError as e:
         raise opts.error(str(e)) from None
     except OSError as e:
@@ -530,7 +575,8 @@ declare_netdev(
     Property("hostfwd", REPEATABLE, None,
              "[tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport (repeatable)"),
     Property("guestfwd", REPEATABLE, None,
-             "[tcp]:server:port-cmd:COMMAND: guest connections run COMMAND (repeatable)"),
+             "[tcp]:server:port-cmd:COMMAND | [tcp]:server:port-DEV: guest connections run "
+             "COMMAND or reach chardev spec DEV (repeatable)"),
     refused={
         "smb": "is not implemented in pemu yet",
         "ipv6-host": "is not implemented in pemu yet (the host is prefix::2)",

@@ -261,3 +261,166 @@ def test_a_descriptor_outside_ram_needs_reset_and_a_reset_recovers(capsys):
     assert not transport.status & STATUS_DEVICE_NEEDS_RESET
     send(drv, tx, hdr() + udp_frame(b"after reset"))
     assert len(backend.got) == 1
+
+
+# -- vnet header pass-through (a TAP backend with vnet_hdr=on) ----------------------
+class VnetBackend(Backend):
+    def __init__(self, ufo: bool = False) -> None:
+        super().__init__()
+        self.ufo = ufo
+        self.offloads: list[tuple[bool, ...]] = []
+
+    def has_vnet_hdr(self) -> bool:
+        return True
+
+    def has_ufo(self) -> bool:
+        return self.ufo
+
+    def set_offload(self, *flags: bool) -> None:
+        self.offloads.append(flags)
+
+
+def vnet_rig(ufo: bool = False):
+    dev = n.VirtioNet(MAC, None, id="net0")
+    backend = VnetBackend(ufo)
+    connect(dev, backend)
+    dev.pass_vnet_hdr_to_peer()
+    space, transport, irq = make_machine(dev)
+    return dev, backend, Driver(space)
+
+
+SEGMENTATION_BITS = sum(bit(f) for f in n.SEGMENTATION)
+
+
+def test_segmentation_offloads_are_offered_only_with_a_vnet_header_peer():
+    dev, _, drv, _, _ = rig()
+    assert dev.vnet_hdr_len == 0 and drv.device_features() & SEGMENTATION_BITS == 0
+    _, _, drv = vnet_rig()
+    offered = drv.device_features()
+    for f in (n.F_HOST_TSO4, n.F_HOST_TSO6, n.F_HOST_ECN, n.F_GUEST_TSO4, n.F_GUEST_TSO6,
+              n.F_GUEST_ECN):
+        assert offered & bit(f), f
+    assert not offered & (bit(n.F_HOST_UFO) | bit(n.F_GUEST_UFO))  # the peer has no UFO
+    assert vnet_rig(ufo=True)[2].device_features() & bit(n.F_HOST_UFO)
+    # TSO without the checksum offload it builds on is never offered
+    dev = n.VirtioNet(MAC, n._features({"csum": "off", "guest_csum": "off"}, "x"))
+    backend = VnetBackend()
+    connect(dev, backend)
+    dev.pass_vnet_hdr_to_peer()
+    assert dev.device_features() & SEGMENTATION_BITS == 0
+
+
+def test_the_peer_learns_the_offloads_the_driver_took():
+    _, backend, drv = vnet_rig()
+    want = drv.device_features() & ~bit(n.F_GUEST_TSO6)
+    drv.bring_up(3, want)
+    assert backend.offloads[-1] == (True, True, False, True, False)  # csum tso4 tso6 ecn ufo
+
+
+def test_transmit_hands_the_header_through_unfinished():
+    _, backend, drv = vnet_rig()
+    _, tx, _ = drv.bring_up(3)
+    frame = udp_frame(b"left for the host kernel")
+    header = n.HDR.pack(n.HDR_F_NEEDS_CSUM, n.GSO_TCPV4, 54, 1448, 34, 6, 0)
+    send(drv, tx, header + frame)
+    assert backend.got == [header + frame]  # neither checksummed nor segmented here
+
+
+def test_transmit_refuses_gso_the_driver_did_not_negotiate(capsys):
+    _, backend, drv = vnet_rig()
+    _, tx, _ = drv.bring_up(3, drv.device_features() & ~bit(n.F_HOST_TSO4))
+    send(drv, tx, n.HDR.pack(0, n.GSO_TCPV4, 54, 1448, 0, 0, 0) + udp_frame(b"no"))
+    send(drv, tx, n.HDR.pack(0, n.GSO_UDP, 42, 1448, 0, 0, 0) + udp_frame(b"no UFO"))
+    assert backend.got == [] and "GSO" in capsys.readouterr().err
+
+
+def test_receive_keeps_the_hosts_header_and_filters_see_plain_frames():
+    dev, backend, drv = vnet_rig()
+    rx, _, _ = drv.bring_up(3)
+    seen = []
+    dev.filters.append(seen.append)
+    bufs = post_rx(drv, rx, 2, 2048)
+    frame = udp_frame(b"from the host, checksum left to the guest")
+    header = n.HDR.pack(n.HDR_F_NEEDS_CSUM, 0, 0, 0, 34, 6, 0)
+    backend.send(header + frame)
+    ((head, length),) = rx.get_used()
+    data = drv.space.read(bufs[head], length)
+    assert data[:10] == header[:10] and struct.unpack_from("<H", data, 10)[0] == 1
+    assert data[n.HDR_SIZE:] == frame and seen == [frame]
+
+
+# -- several queue pairs (mq=on over a multi-queue backend) --------------------------
+class QueuedBackend(Backend):
+    """Records which queue each of the guest's frames was sent on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queues: list[int] = []
+
+    def receive_queue(self, frame: bytes, queue: int) -> bool:
+        self.queues.append(queue)
+        return self.receive(frame)
+
+
+def mq_rig(pairs: int = 3):
+    dev = n.VirtioNet(MAC, None, id="net0", queue_pairs=pairs)
+    backend = QueuedBackend()
+    connect(dev, backend)
+    space, transport, irq = make_machine(dev)
+    return dev, backend, Driver(space)
+
+
+def test_mq_offers_the_pairs_and_puts_the_control_queue_last():
+    dev, _, drv = mq_rig(3)
+    assert drv.device_features() & bit(n.F_MQ)
+    assert dev.num_queues == 7
+    queues = drv.bring_up(7)
+    assert drv.config(8, 2) == 3  # max_virtqueue_pairs
+    assert control(drv, queues[6], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET])
+                   + struct.pack("<H", 3)) == n.CTRL_OK
+    assert dev.pairs == 3
+    for bad in (0, 4):
+        assert control(drv, queues[6], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET])
+                       + struct.pack("<H", bad)) == n.CTRL_ERR
+    assert dev.pairs == 3
+
+
+def test_mq_pair_i_talks_to_the_backends_queue_i():
+    dev, backend, drv = mq_rig(2)
+    queues = drv.bring_up(5)
+    control(drv, queues[4], bytes([n.CTRL_MQ, n.CTRL_MQ_VQ_PAIRS_SET]) + struct.pack("<H", 2))
+    send(drv, queues[3], hdr() + udp_frame(b"on pair 1"))
+    send(drv, queues[1], hdr() + udp_frame(b"on pair 0"))
+    assert backend.queues == [1, 0]
+    post_rx(drv, queues[0], 2, 2048)
+    post_rx(drv, queues[2], 2, 2048)
+    backend.send(udp_frame(b"for queue 1"), 1)
+    backend.send(udp_frame(b"for queue 0"), 0)
+    assert len(queues[2].get_used()) == 1 and len(queues[0].get_used()) == 1
+
+
+def test_without_mq_negotiated_the_single_pair_layout_holds():
+    dev, backend, drv = mq_rig(2)
+    queues = drv.bring_up(3, drv.device_features() & ~bit(n.F_MQ))
+    assert control(drv, queues[2], bytes([n.CTRL_RX, n.CTRL_RX_PROMISC, 1])) == n.CTRL_OK
+    post_rx(drv, queues[0], 1, 2048)
+    backend.send(udp_frame(b"any backend queue lands on the one pair"), 1)
+    assert len(queues[0].get_used()) == 1
+
+
+def test_frames_from_a_backend_that_made_their_checksums_are_marked_valid():
+    dev, backend, drv, _, _ = rig()
+    rx, _, _ = drv.bring_up(3)
+    bufs = post_rx(drv, rx, 2, 2048)
+    backend.send(udp_frame(b"unknown origin"))
+    backend.checksums_valid = True  # as slirp's
+    backend.send(udp_frame(b"made by the backend"))
+    flags = [drv.space.read(bufs[h], 1)[0] for h, _ in rx.get_used()]
+    assert flags == [0, n.HDR_F_DATA_VALID]
+    # without GUEST_CSUM the driver never hears of it
+    dev, backend, drv, _, _ = rig()
+    backend.checksums_valid = True
+    rx, _, _ = drv.bring_up(3, drv.device_features() & ~bit(n.F_GUEST_CSUM))
+    bufs = post_rx(drv, rx, 1, 2048)
+    backend.send(udp_frame(b"x"))
+    assert [drv.space.read(bufs[h], 1)[0] for h, _ in rx.get_used()] == [0]

@@ -2,13 +2,20 @@
 -n``: needs root/CAP_NET_ADMIN, skipped otherwise).  The namespace holds a TAP
 interface at 192.168.77.1 and pemu attached to it; the guest is 192.168.77.2.  TCP
 both ways: the guest downloads from an HTTP server in the namespace, and the
-namespace downloads from the guest's busybox httpd; sha256 compared each time."""
+namespace downloads from the guest's busybox httpd; sha256 compared each time.  With
+vnet_hdr=on the guest's TSO reaches the kernel unsegmented (and the kernel hands the
+guest unsegmented TCP): tcpdump on the TAP sees frames longer than an Ethernet MTU.
+The TAP has two queues and virtio-net ``mq=on``: the driver takes VIRTIO_NET_F_MQ (a
+one-CPU Linux then uses one of the two pairs; with ``-smp 2`` it uses both, which
+/sys/class/net/eth0/queues shows, but a second vCPU doubles this test's time)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import re
+import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -23,12 +30,27 @@ pytestmark = [pytest.mark.slow,
                                  reason="needs root (CAP_NET_ADMIN) and unshare -n")]
 
 HOST, GUEST = "192.168.77.1", "192.168.77.2"
-SETUP = ("ip link set lo up && ip tuntap add dev ptap0 mode tap && "
-         f"ip addr add {HOST}/24 dev ptap0 && ip link set ptap0 up && exec \"$@\"")
+
+
+def namespace_setup(multi_queue: bool) -> str:
+    """The shell that makes the namespace's TAP, then runs its arguments."""
+    mq = " multi_queue" if multi_queue else ""
+    return (f"ip link set lo up && ip tuntap add dev ptap0 mode tap{mq} && "
+            f"ip addr add {HOST}/24 dev ptap0 && ip link set ptap0 up && exec \"$@\"")
 
 
 def in_namespace(pid: int, *cmd: str, **kw) -> subprocess.Popen:
     return subprocess.Popen(["nsenter", f"--net=/proc/{pid}/ns/net", *cmd], **kw)
+
+
+def frame_lengths(pcap: bytes) -> list[int]:
+    """The original length of every packet in a pcap file."""
+    lengths, at = [], 24  # after the file header
+    while at + 16 <= len(pcap):
+        _, _, incl, orig = struct.unpack_from("<IIII", pcap, at)
+        lengths.append(orig)
+        at += 16 + incl
+    return lengths
 
 
 @pytest.mark.parametrize("vnet_hdr", ["on"])  # off: tests/net/test_tap.py
@@ -37,16 +59,23 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
     payload = os.urandom(200_000)
     (tmp_path / "blob").write_bytes(payload)
     guest = LeanGuest(["-netdev", f"tap,id=n0,ifname=ptap0,script=no,downscript=no,"
-                                  f"vnet_hdr={vnet_hdr}",
-                       "-device", "virtio-net-device,netdev=n0"],
-                      prefix=["unshare", "-n", "sh", "-c", SETUP, "sh"])
-    server = None
+                                  f"vnet_hdr={vnet_hdr},queues=2",
+                       "-device", "virtio-net-device,netdev=n0,mq=on"],
+                      prefix=["unshare", "-n", "sh", "-c", namespace_setup(True), "sh"])
+    server = dump = None
     try:
         guest.wait_prompt()
+        if shutil.which("tcpdump"):
+            dump = in_namespace(guest.proc.pid, "tcpdump", "-i", "ptap0", "-s", "64", "-U",
+                                "-w", str(tmp_path / "tap.pcap"),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         server = in_namespace(guest.proc.pid, sys.executable, "-m", "http.server", "--bind",
                               HOST, "8000", "--directory", str(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         guest.run(f"ifconfig eth0 {GUEST} netmask 255.255.255.0 up")
+        features = re.search(r"\b[01]{64}\b", guest.run(
+            "cat /sys/bus/virtio/devices/virtio*/features")).group(0)
+        assert features[22] == "1", features  # VIRTIO_NET_F_MQ, bit 22 from the left
         time.sleep(0.5)
         out = guest.run(f"for i in $(seq 20); do wget -q -O /tmp/blob http://{HOST}:8000/blob"
                         f" && break; sleep 1; done; sha256sum /tmp/blob", 180)
@@ -61,8 +90,14 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
                              ".hexdigest())", stdout=subprocess.PIPE, text=True)
         ours = fetch.communicate(timeout=120)[0].strip()
         assert ours == theirs and len(ours) == 64, (ours, theirs)
+        if dump is not None:
+            dump.terminate()
+            dump.wait(timeout=30)
+            lengths = frame_lengths((tmp_path / "tap.pcap").read_bytes())
+            assert lengths and max(lengths) > 1514, max(lengths, default=None)
     finally:
-        if server is not None:
-            server.kill()
-            server.wait()
+        for proc in (server, dump):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
         guest.close()

@@ -106,6 +106,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     specs += [{"driver": "virtio-blk-device", "drive": did}
               for did, opts in drives.items() if opts.get("if") == "virtio"]
     network = Network(prog)
+    network.chardevs = getattr(board, "chardevs", None)
     # The monitor finds the netdevs here (set_link, info network, hostfwd_add)
     board.network = network  # type: ignore[attr-defined]
     ctx = DeviceContext(board, cfg, prog, drives, network)
