@@ -5,16 +5,13 @@ command line, stopped with -S, no guest."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 
 from pemu.monitor.hmp import HMPInterpreter
 from tests.gdbstub.conftest import VirtMachine, baremetal  # noqa: F401 - fixture
+from tests.monitor.qemu_oracle import qemu_execute
 
 # drive id -> (format, media); the devices below name them
 DRIVES = {"dv": "disk", "dn": "disk", "dn2": "disk", "dh": "disk", "dc": "cdrom",
@@ -58,42 +55,6 @@ def summary(block: list[dict]) -> dict[str, dict]:
     return out
 
 
-def qemu_query_block(args: list[str], tmp_path) -> tuple[list[dict], str]:
-    sock = str(tmp_path / "qemu-qmp.sock")
-    proc = subprocess.Popen(["qemu-system-riscv64", "-M", "virt", "-S", "-nodefaults",
-                             "-display", "none", *args, "-qmp",
-                             f"unix:{sock},server=on,wait=off"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        conn = socket.socket(socket.AF_UNIX)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                conn.connect(sock)
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    pytest.fail(f"QEMU did not start: {proc.stderr.read().decode()}")
-                time.sleep(0.1)
-        f = conn.makefile("rw")
-
-        def execute(command: str, **arguments) -> object:
-            f.write(json.dumps({"execute": command, "arguments": arguments}) + "\n")
-            f.flush()
-            while "event" in (reply := json.loads(f.readline())):
-                pass
-            return reply["return"]
-        f.readline()
-        execute("qmp_capabilities")
-        block = execute("query-block")
-        info = execute("human-monitor-command", **{"command-line": "info block"})
-        conn.close()
-        return block, info  # type: ignore[return-value]
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture
 def pemu_block(baremetal, tmp_path):  # noqa: F811
     m = VirtMachine(baremetal, "-S", *command_line(tmp_path))
@@ -125,7 +86,9 @@ def test_every_storage_unit_is_listed_with_qemus_fields(pemu_block):
                     reason="needs qemu-system-riscv64 (the oracle)")
 def test_query_block_matches_qemu(pemu_block, tmp_path):
     block, info = pemu_block
-    qemu_block, qemu_info = qemu_query_block(command_line(tmp_path), tmp_path)
+    qemu_block, qemu_info = qemu_execute(
+        command_line(tmp_path), tmp_path, "query-block",
+        ("human-monitor-command", {"command-line": "info block"}))
     assert summary(block) == summary(qemu_block)
 
     def attached(text: str) -> list[str]:
