@@ -48,6 +48,20 @@ import pytest
 
 from pemu.guests import guest_file
 from tests.system.conftest import OPENSBI, ROOT, pemu_cmd, pemu_env
+from tests.system.pciehp_shell import (
+    PCIEHP_FUNCTIONS,
+    PIC_BLINK,
+    PIC_OFF,
+    PIC_ON,
+    POWER_ON,
+    SLTCTL,
+    SLTCTL_PCC,
+    SLTCTL_PIC,
+    SLTSTA,
+    SLTSTA_ABP,
+    SLTSTA_PDC,
+    SLTSTA_PDS,
+)
 from tests.system.test_debian_net import QMP
 
 DEBIAN = guest_file("riscv64-debian")
@@ -68,19 +82,6 @@ DISKS = {"virtio-blk": ("disk.raw", "raw"), "nvme0n1": ("nvme1.qcow2", "qcow2"),
 # the empty hot-plug slot of the PLIC boot: its port and what goes into it
 HOTPLUG_PORT = "0000:00:08.0"
 HOTPLUG_IMAGE = "hotplug.qcow2"
-# the guest's pciehp, in shell: 16-bit reads and writes of the port's config file and
-# X, the offset of its PCI Express capability (id 0x10), found by walking the list
-SLOT_TOOLS = (
-    f"P=/sys/bus/pci/devices/{HOTPLUG_PORT}/config; "
-    "rd16() { od -An -tu2 -j $1 -N 2 $P | tr -d ' '; }; "
-    "wr16() { printf \"\\\\$(printf %o $(($2 & 255)))\\\\$(printf %o $(($2 >> 8)))\" "
-    "| dd of=$P bs=2 seek=$(($1 / 2)) count=1 conv=notrunc 2>/dev/null; }; "
-    "X=$(( $(rd16 52) & 255 )); while [ $X -ne 0 ] && [ $(( $(rd16 $X) & 255 )) -ne 16 ]; "
-    "do X=$(( $(rd16 $X) >> 8 )); done; "
-    "slot() { echo \"SLOT $1 ctl=$(rd16 $((X + 24))) sta=$(rd16 $((X + 26)))\"; }")
-SLTCTL_PCC, SLTCTL_PIC = 0x400, 0x300
-PIC_ON, PIC_BLINK, PIC_OFF = 0x100, 0x200, 0x300
-SLTSTA_ABP, SLTSTA_PDC, SLTSTA_CC, SLTSTA_PDS = 0x1, 0x8, 0x10, 0x40
 SELF_TEST = ("echo ' console=ttyS0 pemu.test=poweroff ' >/tmp/cmdline; "
              "mount -o bind /tmp/cmdline /proc/cmdline && exec /init\n")
 
@@ -234,7 +235,8 @@ def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, obj
     device_del answered by the guest powering the slot off."""
     r: dict[str, object] = {}
     run = console.run
-    r["before"] = run(f"{SLOT_TOOLS}; slot before", "SLOT-BEFORE-END")
+    r["before"] = run(f"P=/sys/bus/pci/devices/{HOTPLUG_PORT}/config; {PCIEHP_FUNCTIONS}; "
+                      "find_exp; slot before", "SLOT-BEFORE-END")
     qmp.execute("blockdev-add", driver="file", filename=str(image), **{"node-name": "hp-file"})
     qmp.execute("blockdev-add", driver="qcow2", file="hp-file", **{"node-name": "hp-disk"})
     qmp.execute("device_add", driver="virtio-blk-pci", drive="hp-disk", bus="rp1",
@@ -245,9 +247,7 @@ def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, obj
                        "2>/dev/null | wc -l)", "SLOT-PLUGGED-END")
     # pciehp: acknowledge the events, power on with the indicator on, scan the slot
     r["enabled"] = run(
-        f"wr16 $((X + 26)) $(rd16 $((X + 26))); "
-        f"wr16 $((X + 24)) $(( ($(rd16 $((X + 24))) & ~{SLTCTL_PCC | SLTCTL_PIC}) | {PIC_ON} ));"
-        " slot enabled; echo 1 >/sys/bus/pci/rescan; sleep 1; "
+        f"{POWER_ON}; slot enabled; echo 1 >/sys/bus/pci/rescan; sleep 1; "
         f"for b in /sys/block/vd*; do readlink -f $b | grep -q {HOTPLUG_PORT}/ && "
         "echo HOTDISK ${b##*/} $(cat $b/size); done", "SLOT-ENABLED-END")
     m = re.search(r"^HOTDISK (\S+) (\d+)", r["enabled"], re.M)  # type: ignore[arg-type]
@@ -261,9 +261,9 @@ def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, obj
     qmp.execute("device_del", id="hotdisk")
     # pciehp on the button: indicator blinking (5 s to cancel), during which QEMU and
     # pemu refuse another device_del
-    r["button"] = run(f"slot button; wr16 $((X + 26)) $(rd16 $((X + 26))); "
-                      f"wr16 $((X + 24)) $(( ($(rd16 $((X + 24))) & ~{SLTCTL_PIC}) | "
-                      f"{PIC_BLINK} )); slot blinking", "SLOT-BUTTON-END")
+    r["button"] = run(f"slot button; wr16 $((X + {SLTSTA})) $(rd16 $((X + {SLTSTA}))); "
+                      f"wr16 $((X + {SLTCTL})) $(( ($(rd16 $((X + {SLTCTL}))) & "
+                      f"~{SLTCTL_PIC}) | {PIC_BLINK} )); slot blinking", "SLOT-BUTTON-END")
     qmp.file.write(json.dumps({"execute": "device_del",
                                "arguments": {"id": "hotdisk"}}).encode() + b"\n")
     qmp.file.flush()
@@ -272,7 +272,8 @@ def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, obj
     r["events-before-off"] = [e["event"] for e in qmp.events]
     # the driver lets go of the device, then power and indicator off
     r["disabled"] = run(f"echo 1 >/sys/bus/pci/devices/{HOTPLUG_PORT}/0000:*/remove; "
-                        f"wr16 $((X + 24)) $(( $(rd16 $((X + 24))) | {SLTCTL_PCC | PIC_OFF} "
+                        f"wr16 $((X + {SLTCTL})) $(( $(rd16 $((X + {SLTCTL}))) | "
+                        f"{SLTCTL_PCC | PIC_OFF} "
                         ")); slot disabled; echo 1 >/sys/bus/pci/rescan; "
                         f"echo BEHIND $(ls -d /sys/bus/pci/devices/{HOTPLUG_PORT}/0000:* "
                         "2>/dev/null | wc -l)", "SLOT-DISABLED-END")
