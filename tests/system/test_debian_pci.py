@@ -133,7 +133,7 @@ class Console:
             time.sleep(0.5)
         raise AssertionError(f"no {pattern!r} on the console:\n{self.text[-3000:]}")
 
-    def run(self, command: str, end: str, timeout: float = 300) -> str:
+    def run(self, command: str, end: str, timeout: float = 900) -> str:
         """Type ``command; echo END`` into the guest shell; the output up to END."""
         start = len(self.out)
         self.proc.stdin.write(f"{command}; echo {end}\n".encode())  # type: ignore[union-attr]
