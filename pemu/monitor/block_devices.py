@@ -32,6 +32,8 @@ class Drive:
     node_name: str
     qdev: str = ""
     filter: AccountingNode | None = field(default=None, repr=False)
+    removable: bool = False  # a CD: QMP adds its tray
+    io_status: bool = True  # QEMU's nvme keeps no I/O status: no "io-status" field
 
     @property
     def device(self) -> str:
@@ -80,13 +82,15 @@ class BlockDevices:
 
     # -- boards -----------------------------------------------------------------------
     def add_drive(self, drive_id: str, backend: BlockBackend, qdev: str = "",
-                  node_name: str | None = None) -> Drive:
+                  node_name: str | None = None, removable: bool = False,
+                  io_status: bool = True) -> Drive:
         """Register a device's drive so the monitor can list, count and change it."""
         with self._lock:
             if node_name is None:
                 self._anon += 1
                 node_name = f"#block{self._anon:03d}"
-            drive = Drive(drive_id, backend, node_name, qdev)
+            drive = Drive(drive_id, backend, node_name, qdev, removable=removable,
+                          io_status=io_status)
 
             def report(operation: str, nospace: bool, reason: str) -> None:
                 self.events.emit("BLOCK_IO_ERROR", {
@@ -143,9 +147,13 @@ class BlockDevices:
             for drive in self.drives.values():
                 top = drive.top
                 entry: dict[str, object] = {
-                    "device": drive.device, "locked": False, "removable": False,
-                    "type": "unknown", "io-status": "ok",
+                    "device": drive.device, "locked": False, "removable": drive.removable,
+                    "type": "unknown",
                 }
+                if drive.io_status:
+                    entry["io-status"] = "ok"
+                if drive.removable:
+                    entry["tray_open"] = False  # a CD's medium never leaves: no eject
                 if drive.qdev:
                     entry["qdev"] = drive.qdev
                 entry["inserted"] = {

@@ -300,11 +300,14 @@ class HMPInterpreter:
         out = []
         for b in self.machine.block.query_block():
             ins = b["inserted"]
-            ro = " (ro)" if ins["ro"] else ""
+            ro = ", read-only" if ins["ro"] else ""
             out.append(f"{b['device']} ({ins['node-name']}): {ins['file']} "
-                       f"({ins['drv']}){ro}")
+                       f"({ins['drv']}{ro})")
             if b.get("qdev"):
                 out.append(f"    Attached to:      {b['qdev']}")
+            if b["removable"]:
+                tray = "open" if b.get("tray_open") else "closed"
+                out.append(f"    Removable device: not locked, tray {tray}")
             out.append("    Cache mode:       writeback")
             if ins.get("backing_file"):
                 out.append(f"    Backing file:     {ins['backing_file']} "

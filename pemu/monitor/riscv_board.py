@@ -19,6 +19,7 @@ from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.balloon_commands import connect_balloon_events
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
+from pemu.monitor.storage_drives import storage_units
 from pemu.qemuopts.keyval import OptionError
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
@@ -107,7 +108,8 @@ class RiscvBoardMonitor(MonitoredMachine):
             hart.ps.kick()
 
     def _register_drives(self) -> None:
-        """Every virtio-blk's backend, named by its -drive id, for query-block & co."""
+        """Every drive a device holds, named by its -drive id, for query-block & co.:
+        virtio-blk's through the transports, NVMe/ATA/SCSI units by their -device."""
         names = {}
         for n, dev in enumerate(self.cfg.devices):
             if dev.get("driver") in ("virtio-blk-device", "virtio-blk-pci") and dev.get("drive"):
@@ -130,6 +132,13 @@ class RiscvBoardMonitor(MonitoredMachine):
             node = drive_id if drive_id in blockdev_nodes else None
             self.block.add_drive(drive_id, backend, node_name=node,
                                  qdev=f"/machine/peripheral/{dev_id}{inner}")
+        context = getattr(self.board, "device_context", None)
+        opened = getattr(context, "opened", {})
+        for unit in storage_units(self.cfg.devices, opened):
+            node = unit.drive_id if unit.drive_id in blockdev_nodes else None
+            self.block.add_drive(unit.drive_id, unit.backend,  # type: ignore[arg-type]
+                                 node_name=node, qdev=unit.qdev, removable=unit.removable,
+                                 io_status=unit.io_status)
 
     # -- MonitoredMachine primitives ----------------------------------------------------------
     def _pause(self) -> None:

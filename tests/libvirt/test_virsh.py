@@ -246,8 +246,8 @@ def _check_devices_of_the_running_lean_domain(libvirt, base: Path) -> None:
     assert "vdb" in libvirt.virsh("domblklist pemu-lean").stdout
     info = libvirt.virsh("domblkinfo pemu-lean vdb").stdout
     assert re.search(r"Capacity:\s+8388608", info), info
-    # detach: device_del asks the guest (pciehp), which the lean guest does not have,
-    # so the disk stays until a guest lets go, as under QEMU
+    # detach: the lean guest has no PCI at all, so the slot is still off from reset and
+    # the card leaves at once, with DEVICE_DELETED (QEMU's fast path for an unpowered slot)
     libvirt.virsh(f"detach-device pemu-lean {xml}")
     # savevm: refused with a readable reason while devices have no migration state
     r = libvirt.virsh("snapshot-create-as pemu-lean s1", check=False)

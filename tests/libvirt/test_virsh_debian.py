@@ -3,7 +3,7 @@ test_virsh.py can only ask for.  One boot (minutes), several checks, in order:
 ``virsh qemu-agent-command`` reaches the real qemu-ga over the virtio-serial channel,
 ``dommemstat`` shows the balloon driver's statistics, ``setmem`` inflates the balloon,
 and ``attach-device`` of a second disk reaches the guest (which has no PCIe hot-plug
-driver: it rescans, and cannot answer ``detach-device``).
+driver: it powers the slot on and rescans, and cannot answer ``detach-device``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from pemu.guests import guest_file
 from tests.libvirt.test_virsh import SECOND_DISK, _unexpected_errors, _wait_for, libvirt  # noqa: F401
 from tests.system.conftest import OPENSBI
+from tests.system.pciehp_shell import POWER_ON_EVERY_PORT
 
 DEBIAN = guest_file("riscv64-debian")
 BOOT_TIMEOUT = 1500  # seconds to the shell on a loaded 2-core host (as tests/system)
@@ -135,6 +136,9 @@ def test_the_debian_guest_under_libvirt(libvirt):  # noqa: F811
         disk_xml = base / "disk2.xml"
         disk_xml.write_text(SECOND_DISK.format(disk=disk2))
         libvirt.virsh(f"attach-device pemu-debian {disk_xml}")
+        # and, as pciehp would, powers the slot on: an empty slot is off after reset
+        # and its card answers nothing until then (as under QEMU)
+        _guest_sh(libvirt, POWER_ON_EVERY_PORT)
         sizes = _until(lambda: _guest_sh(libvirt, "echo 1 > /sys/bus/pci/rescan; "
                                          "cat /sys/block/vd*/size 2>/dev/null; true"), 120)
         assert sizes.split() == [str(8 << 20 >> 9)], sizes  # 8 MiB in 512-byte sectors

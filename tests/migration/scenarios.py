@@ -582,7 +582,8 @@ class RootPortScenario(Scenario):
         out.append([line.level for line in pci.intx])
         pci.cfg_w(self.PORT, sta, 2, X.SLTSTA_ABP)  # the guest acknowledges the button
         out.append([line.level for line in pci.intx])
-        pci.cfg_w(self.PORT, ctl, 2, X.SLTCTL_HPIE | X.SLTCTL_PDCE | X.SLTCTL_PCC)
+        pci.cfg_w(self.PORT, ctl, 2, X.SLTCTL_HPIE | X.SLTCTL_PDCE | X.SLTCTL_PCC
+                  | X.SLTCTL_PIC_OFF)
         out += [list(rig.extra["removed"]), pci.cfg_r(self.PORT, sta, 2),
                 [line.level for line in pci.intx]]
         return out

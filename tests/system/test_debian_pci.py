@@ -14,6 +14,17 @@ Each boot (two harts; several minutes on a loaded 2-core host) stops at the gues
 interactive shell, which lists /sys/bus/pci/devices and the block and SCSI devices,
 writes a known pattern with dd to each disk and reads it back, and prints
 /proc/interrupts; the host reads QMP ``query-pci``/``query-block`` and HMP ``info pci``.
+
+The PLIC boot also has an empty ``pcie-root-port`` and plays PCIe native hot-plug end
+to end.  This kernel has no pciehp (``# CONFIG_HOTPLUG_PCI is not set``), so the
+guest's shell does what pciehp would, through the port's config file in sysfs:
+QMP ``blockdev-add`` + ``device_add`` of a virtio-blk-pci; the guest reads Presence
+Detect Changed and Attention Button Pressed in Slot Status, acknowledges them, turns
+the slot's power on (the card is invisible until then, as under QEMU), rescans, and
+writes the pattern to the new disk; QMP ``device_del`` presses the Attention Button;
+the guest sees it, blinks the Power Indicator (device_del is refused meanwhile),
+removes the device and turns power and indicator off; only then DEVICE_DELETED comes
+and query-pci no longer lists the disk.  The host compares its image too.
 Then the shell hands over to /init's self-test (``pemu.test=poweroff`` on a bind-mounted
 /proc/cmdline), which powers off; the host compares every image with ``qemu-img
 compare`` against the file it expects.  The CD is seen as an ATAPI device with a SCSI
@@ -25,6 +36,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -36,6 +48,20 @@ import pytest
 
 from pemu.guests import guest_file
 from tests.system.conftest import OPENSBI, ROOT, pemu_cmd, pemu_env
+from tests.system.pciehp_shell import (
+    PCIEHP_FUNCTIONS,
+    PIC_BLINK,
+    PIC_OFF,
+    PIC_ON,
+    POWER_ON,
+    SLTCTL,
+    SLTCTL_PCC,
+    SLTCTL_PIC,
+    SLTSTA,
+    SLTSTA_ABP,
+    SLTSTA_PDC,
+    SLTSTA_PDS,
+)
 from tests.system.test_debian_net import QMP
 
 DEBIAN = guest_file("riscv64-debian")
@@ -53,6 +79,9 @@ MACHINES = {"plic": ("virt", 1), "aplic-imsic": ("virt,aia=aplic-imsic", 2)}
 DISKS = {"virtio-blk": ("disk.raw", "raw"), "nvme0n1": ("nvme1.qcow2", "qcow2"),
          "nvme0n2": ("nvme2.raw", "raw"), "ahci": ("ahci.raw", "raw"),
          "virtio-scsi": ("scsi.qcow2", "qcow2")}
+# the empty hot-plug slot of the PLIC boot: its port and what goes into it
+HOTPLUG_PORT = "0000:00:08.0"
+HOTPLUG_IMAGE = "hotplug.qcow2"
 SELF_TEST = ("echo ' console=ttyS0 pemu.test=poweroff ' >/tmp/cmdline; "
              "mount -o bind /tmp/cmdline /proc/cmdline && exec /init\n")
 
@@ -61,6 +90,21 @@ def pattern() -> bytes:
     """What ``yes pemu-pci-pattern | head -c 1048576`` prints."""
     line = b"pemu-pci-pattern\n"
     return (line * (PATTERN_SIZE // len(line) + 1))[:PATTERN_SIZE]
+
+
+class EventQMP(QMP):
+    """QMP that keeps the events it reads past (DEVICE_DELETED)."""
+
+    def __init__(self, path: str) -> None:
+        self.events: list[dict] = []
+        super().__init__(path)
+
+    def _read(self) -> dict:
+        while True:
+            msg = json.loads(self.file.readline())
+            if "event" not in msg:
+                return msg
+            self.events.append(msg)
 
 
 class Console:
@@ -89,7 +133,7 @@ class Console:
             time.sleep(0.5)
         raise AssertionError(f"no {pattern!r} on the console:\n{self.text[-3000:]}")
 
-    def run(self, command: str, end: str, timeout: float = 300) -> str:
+    def run(self, command: str, end: str, timeout: float = 900) -> str:
         """Type ``command; echo END`` into the guest shell; the output up to END."""
         start = len(self.out)
         self.proc.stdin.write(f"{command}; echo {end}\n".encode())  # type: ignore[union-attr]
@@ -125,7 +169,9 @@ def make_images(work) -> dict[str, object]:
 
 
 def command_line(machine: str, harts: int, images, cd, rootfs, qmp_path: str) -> list[str]:
-    return pemu_cmd(
+    hotplug_slot = (["-device", "pcie-root-port,id=rp1,chassis=1,slot=1,addr=0x8"]
+                    if machine == "virt" else [])
+    return pemu_cmd(*hotplug_slot,
         "-M", machine, "-m", "512M", "-smp", str(harts), "-nographic", "-no-reboot",
         "-kernel", str(DEBIAN / "Image"), "-initrd", str(DEBIAN / "initramfs.cpio.gz"),
         "-append", "console=ttyS0 pemu.net=dhcp",
@@ -148,7 +194,7 @@ def command_line(machine: str, harts: int, images, cd, rootfs, qmp_path: str) ->
         "-qmp", f"unix:{qmp_path},server=on,wait=off")
 
 
-def guest_checks(console: Console, qmp_path: str) -> dict[str, object]:
+def guest_checks(console: Console, qmp_path: str, hotplug_image=None) -> dict[str, object]:
     results: dict[str, object] = {"boot": console.text}
     results["pci"] = console.run(
         'for d in /sys/bus/pci/devices/*; do echo "PCIDEV ${d##*/} $(cat $d/vendor) '
@@ -174,12 +220,66 @@ def guest_checks(console: Console, qmp_path: str) -> dict[str, object]:
             f"count={PATTERN_SIZE // 4096} 2>/dev/null | sha256sum)", f"DD-{role}-END")
     results["irqs"] = console.run("echo PEMU-IRQS-BEGIN; cat /proc/interrupts", "IRQ-END")
     results["dmesg"] = console.run("dmesg | grep -iE 'ata[0-9]|ahci|scsi'", "DMESG-END")
-    qmp = QMP(qmp_path)
+    qmp = EventQMP(qmp_path)
     results["query-pci"] = qmp.execute("query-pci")
     results["info pci"] = qmp.hmp("info pci")
     results["query-block"] = qmp.execute("query-block")
+    if hotplug_image is not None:
+        results["hotplug"] = hot_plug_round_trip(console, qmp, hotplug_image)
     qmp.close()
     return results
+
+
+def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, object]:
+    """device_add into the empty slot, the guest's pciehp steps, the disk used, then
+    device_del answered by the guest powering the slot off."""
+    r: dict[str, object] = {}
+    run = console.run
+    r["before"] = run(f"P=/sys/bus/pci/devices/{HOTPLUG_PORT}/config; {PCIEHP_FUNCTIONS}; "
+                      "find_exp; slot before", "SLOT-BEFORE-END")
+    qmp.execute("blockdev-add", driver="file", filename=str(image), **{"node-name": "hp-file"})
+    qmp.execute("blockdev-add", driver="qcow2", file="hp-file", **{"node-name": "hp-disk"})
+    qmp.execute("device_add", driver="virtio-blk-pci", drive="hp-disk", bus="rp1",
+                id="hotdisk")
+    # the card is in but the slot is off: a rescan before power-on finds nothing
+    r["plugged"] = run("slot plugged; echo 1 >/sys/bus/pci/rescan; "
+                       f"echo BEHIND $(ls -d /sys/bus/pci/devices/{HOTPLUG_PORT}/0000:* "
+                       "2>/dev/null | wc -l)", "SLOT-PLUGGED-END")
+    # pciehp: acknowledge the events, power on with the indicator on, scan the slot
+    r["enabled"] = run(
+        f"{POWER_ON}; slot enabled; echo 1 >/sys/bus/pci/rescan; sleep 1; "
+        f"for b in /sys/block/vd*; do readlink -f $b | grep -q {HOTPLUG_PORT}/ && "
+        "echo HOTDISK ${b##*/} $(cat $b/size); done", "SLOT-ENABLED-END")
+    m = re.search(r"^HOTDISK (\S+) (\d+)", r["enabled"], re.M)  # type: ignore[arg-type]
+    if m:
+        name = m[1]
+        r["dd"] = run(
+            f"dd if=/tmp/p of=/dev/{name} bs=4096 seek={PATTERN_OFFSET // 4096} "
+            "conv=fsync 2>/dev/null && sync && echo 3 >/proc/sys/vm/drop_caches && "
+            f"echo READBACK $(dd if=/dev/{name} bs=4096 skip={PATTERN_OFFSET // 4096} "
+            f"count={PATTERN_SIZE // 4096} 2>/dev/null | sha256sum)", "DD-HOTPLUG-END")
+    qmp.execute("device_del", id="hotdisk")
+    # pciehp on the button: indicator blinking (5 s to cancel), during which QEMU and
+    # pemu refuse another device_del
+    r["button"] = run(f"slot button; wr16 $((X + {SLTSTA})) $(rd16 $((X + {SLTSTA}))); "
+                      f"wr16 $((X + {SLTCTL})) $(( ($(rd16 $((X + {SLTCTL}))) & "
+                      f"~{SLTCTL_PIC}) | {PIC_BLINK} )); slot blinking", "SLOT-BUTTON-END")
+    qmp.file.write(json.dumps({"execute": "device_del",
+                               "arguments": {"id": "hotdisk"}}).encode() + b"\n")
+    qmp.file.flush()
+    r["del-while-blinking"] = qmp._read()
+    r["pci-before-off"] = qmp.execute("query-pci")
+    r["events-before-off"] = [e["event"] for e in qmp.events]
+    # the driver lets go of the device, then power and indicator off
+    r["disabled"] = run(f"echo 1 >/sys/bus/pci/devices/{HOTPLUG_PORT}/0000:*/remove; "
+                        f"wr16 $((X + {SLTCTL})) $(( $(rd16 $((X + {SLTCTL}))) | "
+                        f"{SLTCTL_PCC | PIC_OFF} "
+                        ")); slot disabled; echo 1 >/sys/bus/pci/rescan; "
+                        f"echo BEHIND $(ls -d /sys/bus/pci/devices/{HOTPLUG_PORT}/0000:* "
+                        "2>/dev/null | wc -l)", "SLOT-DISABLED-END")
+    r["pci-after"] = qmp.execute("query-pci")
+    r["events"] = list(qmp.events)
+    return r
 
 
 @pytest.fixture(scope="module", params=list(MACHINES))
@@ -202,6 +302,11 @@ def guest(request, tmp_path_factory):
     with gzip.open(LEAN / "rootfs.ext4.gz") as src, open(rootfs, "wb") as dst:
         shutil.copyfileobj(src, dst)
     qmp_path = str(work / "qmp.sock")
+    hotplug_image = None
+    if MACHINES[request.param][0] == "virt":
+        hotplug_image = images["hotplug"] = work / HOTPLUG_IMAGE
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(hotplug_image),
+                        str(DISK_SIZE)], check=True)
     started = time.monotonic()
     proc = subprocess.Popen(command_line(*MACHINES[request.param], images, cd, rootfs,
                                          qmp_path),
@@ -211,7 +316,7 @@ def guest(request, tmp_path_factory):
     try:
         console.wait_for(r"pemu: interactive shell", BOOT_TIMEOUT)
         time.sleep(1)
-        results = guest_checks(console, qmp_path)
+        results = guest_checks(console, qmp_path, hotplug_image)
         results["aia"] = request.param
         results["harts"] = MACHINES[request.param][1]
         proc.stdin.write(SELF_TEST.encode())  # type: ignore[union-attr]
@@ -220,7 +325,8 @@ def guest(request, tmp_path_factory):
         results["console"] = console.text.replace("\r\n", "\n")
         results["seconds"] = time.monotonic() - started
         for role, image in images.items():
-            cmp = subprocess.run(["qemu-img", "compare", "-f", DISKS[role][1], "-F", "raw",
+            fmt = "qcow2" if role == "hotplug" else DISKS[role][1]
+            cmp = subprocess.run(["qemu-img", "compare", "-f", fmt, "-F", "raw",
                                   str(image), str(expected)], capture_output=True, text=True)
             results[f"compare-{role}"] = (cmp.returncode, cmp.stdout + cmp.stderr)
         yield results
@@ -374,3 +480,63 @@ def test_query_pci_and_info_pci_show_the_guests_bars(guest):
     assert "8086:2922" in guest["info pci"] and "1af4:1048" in guest["info pci"]
     assert any(b["device"] == "d0" for b in guest["query-block"])
 
+
+
+# -- PCIe hot-plug, the guest playing pciehp (PLIC boot) -------------------------------------
+def slot_registers(text: str, tag: str) -> tuple[int, int]:
+    """(Slot Control, Slot Status) as the guest printed them at step ``tag``."""
+    m = re.search(rf"^SLOT {tag} ctl=(\d+) sta=(\d+)", text, re.M)
+    assert m, text
+    return int(m[1]), int(m[2])
+
+
+@pytest.fixture
+def hotplug(guest):
+    if "hotplug" not in guest:
+        pytest.skip("hot-plug is played on the PLIC boot")
+    return guest["hotplug"]
+
+
+def test_hot_plug_tells_the_guest_and_the_card_waits_for_power(hotplug):
+    ctl, sta = slot_registers(hotplug["before"], "before")
+    # after reset an empty slot is off, its power indicator off (QEMU's 0x7c0)
+    assert ctl & SLTCTL_PCC and ctl & SLTCTL_PIC == PIC_OFF, hex(ctl)
+    assert not sta & SLTSTA_PDS, hex(sta)
+    ctl, sta = slot_registers(hotplug["plugged"], "plugged")
+    events = SLTSTA_PDS | SLTSTA_PDC | SLTSTA_ABP  # QEMU's 0x49 after device_add
+    assert sta & events == events, hex(sta)
+    assert re.search(r"^BEHIND 0\r?$", hotplug["plugged"], re.M), hotplug["plugged"]
+    ctl, sta = slot_registers(hotplug["enabled"], "enabled")
+    assert not ctl & SLTCTL_PCC and ctl & SLTCTL_PIC == PIC_ON, hex(ctl)
+    assert sta & SLTSTA_PDS and not sta & (SLTSTA_PDC | SLTSTA_ABP), hex(sta)
+    assert re.search(rf"^HOTDISK vd\w+ {DISK_SIZE // 512}\r?$", hotplug["enabled"], re.M), \
+        hotplug["enabled"]
+
+
+def test_the_hot_plugged_disk_takes_the_pattern(guest, hotplug):
+    digest = hashlib.sha256(pattern()).hexdigest()
+    assert f"READBACK {digest}" in hotplug.get("dd", ""), hotplug["enabled"]
+    assert guest["compare-hotplug"][0] == 0, guest["compare-hotplug"][1]
+
+
+def test_device_del_completes_only_when_the_guest_powers_the_slot_off(hotplug):
+    _, sta = slot_registers(hotplug["button"], "button")
+    assert sta & SLTSTA_ABP and sta & SLTSTA_PDS, hex(sta)
+    ctl, _ = slot_registers(hotplug["button"], "blinking")
+    assert ctl & SLTCTL_PIC == PIC_BLINK, hex(ctl)
+    refused = hotplug["del-while-blinking"]
+    assert "guest is busy (power indicator blinking)" in refused["error"]["desc"], refused
+
+    def behind_port(pci: list) -> list[str]:
+        (port,) = [d for d in pci[0]["devices"] if d["qdev_id"] == "rp1"]
+        return [d["qdev_id"] for d in port["pci_bridge"]["devices"]]
+    assert "DEVICE_DELETED" not in hotplug["events-before-off"]
+    assert behind_port(hotplug["pci-before-off"]) == ["hotdisk"]
+    ctl, sta = slot_registers(hotplug["disabled"], "disabled")
+    assert ctl & SLTCTL_PCC and ctl & SLTCTL_PIC == PIC_OFF, hex(ctl)
+    assert not sta & SLTSTA_PDS and sta & SLTSTA_PDC, hex(sta)
+    deleted = [e["data"] for e in hotplug["events"]
+               if e["event"] == "DEVICE_DELETED" and "device" in e["data"]]
+    assert deleted == [{"device": "hotdisk", "path": "/machine/peripheral/hotdisk"}], deleted
+    assert behind_port(hotplug["pci-after"]) == []
+    assert re.search(r"^BEHIND 0\r?$", hotplug["disabled"], re.M), hotplug["disabled"]

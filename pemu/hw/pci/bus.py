@@ -30,6 +30,8 @@ class PCIBus:
         self.first_slot = first_slot
         self.last_slot = last_slot  # a root port's bus has one slot: 0
         self.devices: dict[int, PCIDevice] = {}
+        # a hot-plug slot's power: off, its card neither answers config nor decodes
+        self.powered = True
 
     @property
     def host(self) -> PCIHost:

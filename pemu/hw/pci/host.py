@@ -91,7 +91,7 @@ class PCIHost:
         for bus in self.buses():
             # a bridge's bus answers only once the guest has numbered it
             if bus.bridge is not None and bus.number == bus_number:
-                return bus.find(devfn)
+                return bus.find(devfn) if bus.powered else None
         return None
 
     # -- config space ------------------------------------------------------------------------
@@ -125,10 +125,11 @@ class PCIHost:
     @staticmethod
     def _reachable(dev: PCIDevice) -> bool:
         """Behind a bridge, a device decodes only when the bridges above forward
-        (their own memory/I/O enable; their windows are not checked)."""
+        (their own memory/I/O enable; their windows are not checked) and each slot on the
+        way has power."""
         bus = dev.bus
         while bus is not None and bus.bridge is not None:
-            if not bus.bridge.command & (C.COMMAND_MEMORY | C.COMMAND_IO):
+            if not bus.powered or not bus.bridge.command & (C.COMMAND_MEMORY | C.COMMAND_IO):
                 return False
             bus = bus.bridge.bus
         return bus is not None

@@ -53,6 +53,10 @@ SLTCTL_CCIE = 0x10  # command completed interrupt enable
 SLTCTL_HPIE = 0x20  # hot-plug interrupt enable
 SLTCTL_AIC = 0x00C0  # attention indicator control
 SLTCTL_PIC = 0x0300  # power indicator control
+SLTCTL_PIC_ON = 0x0100
+SLTCTL_PIC_BLINK = 0x0200
+SLTCTL_PIC_OFF = 0x0300
+SLTCTL_AIC_OFF = 0x00C0
 SLTCTL_PCC = 0x0400  # power controller control (1: off)
 SLTCTL_DLLSCE = 0x1000  # data link layer state changed enable
 
@@ -82,8 +86,10 @@ def add_pcie_capability(config: ConfigSpace, caps: CapabilityAllocator, port_typ
     config.set_wmask(off + LNKCTL2, 2, 0xF)
     if slot is not None:
         flags |= FLAGS_SLOT
+        # QEMU 7.2's slot less its electromechanical interlock: commands complete
+        # at once and say so (Command Completed), a card may go without warning
         config.set(off + SLTCAP, 4, SLTCAP_ABP | SLTCAP_PCP | SLTCAP_AIP | SLTCAP_PIP
-                   | SLTCAP_HPC | SLTCAP_NCCS | (slot << SLTCAP_PSN_SHIFT))
+                   | SLTCAP_HPS | SLTCAP_HPC | (slot << SLTCAP_PSN_SHIFT))
         config.set_wmask(off + SLTCTL, 2, SLTCTL_ABPE | SLTCTL_PDCE | SLTCTL_CCIE
                          | SLTCTL_HPIE | SLTCTL_AIC | SLTCTL_PIC | SLTCTL_PCC | SLTCTL_DLLSCE)
         config.set_w1c(off + SLTSTA, 2, SLTSTA_EVENTS)

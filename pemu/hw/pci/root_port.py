@@ -1,13 +1,20 @@
 """``pcie-root-port`` (QEMU's generic root port, 1b36:000c): a PCI-to-PCI bridge with
 one slot below it, hot-plug capable (PCIe 4.0 6.7).
 
-The slot signals the guest's hot-plug driver (Linux pciehp) with Slot Status events:
-``hot_plug`` marks the card present and the link up (Presence Detect Changed, Data Link
-Layer State Changed); ``request_unplug`` presses the Attention Button, and when the
-guest then turns the slot's power off the device is removed (``on_removed`` runs: the
-board's DEVICE_DELETED).  An event interrupts when Hot-Plug Interrupt Enable and the
-event's own enable are set: by MSI if the guest enabled it, else INTx (level, until
-the guest clears the status bits).
+The slot behaves as QEMU 7.2's (checked against it, register by register): it has a
+power controller, and an empty slot comes out of reset powered off (Power Controller
+Control set, Power Indicator off).  A card in a powered-off slot is held in reset: it
+answers no config cycle and decodes nothing, so a hot-plugged card appears to the
+guest only once its hot-plug driver (Linux pciehp) turns the power on.
+
+The slot signals that driver with Slot Status events: ``hot_plug`` marks the card
+present and the link up, with Presence Detect Changed and Attention Button Pressed;
+``request_unplug`` presses the Attention Button, and the device is removed
+(``on_removed`` runs: the board's DEVICE_DELETED) when the guest then turns the power
+off with the Power Indicator off -- at once if the slot is already off.  Every write
+of Slot Control is a command that completes at once (Command Completed).  An event
+interrupts when Hot-Plug Interrupt Enable and the event's own enable are set: by MSI
+if the guest enabled it, else INTx (level, until the guest clears the status bits).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.pci import config as C
 from pemu.hw.pci import pcie as X
-from pemu.hw.pci.bus import PCI_BUS, PCIBus
+from pemu.hw.pci.bus import PCI_BUS, PCIBus, PCIBusError
 from pemu.hw.pci.config import overlaps
 from pemu.hw.pci.device import PCIDevice
 from pemu.hw.pci.function_state import PCI_FUNCTION_FIELDS
@@ -26,6 +33,12 @@ from pemu.qom.registry import DEVICE, Property, RegistryError, TypeInfo, registe
 
 _EVENT_ENABLES = ((X.SLTSTA_ABP, X.SLTCTL_ABPE), (X.SLTSTA_PDC, X.SLTCTL_PDCE),
                   (X.SLTSTA_CC, X.SLTCTL_CCIE), (X.SLTSTA_DLLSC, X.SLTCTL_DLLSCE))
+
+
+def _powered_off(sltctl: int) -> bool:
+    """Power off and its indicator off: what a driver that let go of the card writes
+    (QEMU removes the card on this, not on the power bit alone)."""
+    return bool(sltctl & X.SLTCTL_PCC) and sltctl & X.SLTCTL_PIC == X.SLTCTL_PIC_OFF
 
 
 class PCIeRootPort(PCIDevice):
@@ -48,6 +61,8 @@ class PCIeRootPort(PCIDevice):
         self.exp = X.add_pcie_capability(self.config, self.caps, "root-port", slot=slot)
         self.add_msi(1)
         self.set_interrupt_pin(1)
+        # before the first reset: powered, indicators off (QEMU's initial value)
+        self._set(X.SLTCTL, X.SLTCTL_PIC_OFF | X.SLTCTL_AIC_OFF)
         self.on_removed: Callable[[PCIDevice], None] | None = None
         self.unplug_requested = False
         self._irq_on = False
@@ -84,11 +99,26 @@ class PCIeRootPort(PCIDevice):
         super().reset()
         for reg in (C.PRIMARY_BUS, C.SECONDARY_BUS, C.SUBORDINATE_BUS):
             self.config.set(reg, 1, 0)
-        self._set(X.SLTCTL, 0)
         present = self.occupant is not None
+        # an occupied slot comes up powered with its indicator on, an empty one off
+        power = X.SLTCTL_PIC_ON if present else X.SLTCTL_PCC | X.SLTCTL_PIC_OFF
+        self._set(X.SLTCTL, X.SLTCTL_AIC_OFF | power)
         self._set(X.SLTSTA, X.SLTSTA_PDS if present else 0)
         self._set_link(present)
+        self._update_power()
         self._update_hotplug_irq()
+
+    def _update_power(self) -> None:
+        """The slot's power reaches the card: off, it is held in reset and hidden."""
+        powered = not self._get(X.SLTCTL) & X.SLTCTL_PCC
+        if powered == self.secondary.powered:
+            return
+        self.secondary.powered = powered
+        if not powered:
+            for device in self.secondary.devices.values():
+                device.reset()
+        if self.bus is not None:
+            self.bus.host.remap()
 
     def _set_link(self, up: bool) -> None:
         lnksta = self._get(X.LNKSTA) & ~X.LNKSTA_DLLLA
@@ -118,6 +148,7 @@ class PCIeRootPort(PCIDevice):
         # the edge detector follows the loaded registers: no MSI for an event the
         # source already signalled
         self._irq_on = self._hotplug_irq_wanted()
+        self.secondary.powered = not self._get(X.SLTCTL) & X.SLTCTL_PCC
         super().vmstate_post_load()
 
     def _update_hotplug_irq(self) -> None:
@@ -137,23 +168,38 @@ class PCIeRootPort(PCIDevice):
         super().config_write(offset, size, value)
         if not overlaps(offset, size, self.exp + X.SLTCTL, 4):
             return
-        ctl = self._get(X.SLTCTL)
-        powered_off = ctl & X.SLTCTL_PCC and not old_ctl & X.SLTCTL_PCC
-        if powered_off and self.occupant is not None:
-            self._remove_occupant()  # the guest let go of the card: it comes out
+        if overlaps(offset, size, self.exp + X.SLTCTL, 2):
+            ctl = self._get(X.SLTCTL)
+            if self.occupant is not None and _powered_off(ctl) and not _powered_off(old_ctl):
+                self._remove_occupant()  # the guest let go of the card: it comes out
+            self._update_power()
+            self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_CC)
         self._update_hotplug_irq()
 
     # -- hot-plug, from the board (device_add / device_del) -------------------------------
     def hot_plug(self, device: PCIDevice) -> None:
-        """A card goes into the (empty) slot: present, link up, the guest is told."""
+        """A card goes into the (empty) slot: present, link up, the guest is told
+        (QEMU's events: presence changed and the button, a request to power it on)."""
         self.secondary.plug(device, 0)
+        if not self.secondary.powered:
+            device.reset()
         self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDS)
         self._set_link(True)
-        self._event(X.SLTSTA_PDC | X.SLTSTA_DLLSC)
+        self._event(X.SLTSTA_PDC | X.SLTSTA_ABP)
 
     def request_unplug(self) -> None:
         """device_del: press the Attention Button; the guest powers the slot off when
-        it has let go of the device, and only then does the device leave."""
+        it has let go of the device, and only then does the device leave.  A slot
+        already off has nobody to ask: the card leaves at once."""
+        ctl = self._get(X.SLTCTL)
+        if ctl & X.SLTCTL_PIC == X.SLTCTL_PIC_BLINK:  # pciehp's 5 s to cancel a press
+            raise PCIBusError("Hot-unplug failed: guest is busy (power indicator "
+                              "blinking)")
+        if _powered_off(ctl):
+            self._remove_occupant()
+            self._set(X.SLTSTA, self._get(X.SLTSTA) & ~X.SLTSTA_ABP)
+            self._update_hotplug_irq()
+            return
         self.unplug_requested = True
         self._event(X.SLTSTA_ABP)
 
@@ -164,7 +210,7 @@ class PCIeRootPort(PCIDevice):
         self.unplug_requested = False
         self._set(X.SLTSTA, self._get(X.SLTSTA) & ~X.SLTSTA_PDS)
         self._set_link(False)
-        self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDC | X.SLTSTA_DLLSC)
+        self._set(X.SLTSTA, self._get(X.SLTSTA) | X.SLTSTA_PDC)
         if self.on_removed is not None:
             self.on_removed(device)
 

@@ -44,6 +44,8 @@ class DeviceContext:
         self.drives = drives
         self.network = network
         self.used: set[str] = set()
+        # drive id -> the BlockBackend a device took (the monitor lists it in query-block)
+        self.opened: dict[str, object] = {}
         # the devices made so far, by name: a device on a device's own bus (nvme-ns on
         # an nvme controller) finds its parent here
         self.devices: dict[str, object] = {}
@@ -65,6 +67,7 @@ class DeviceContext:
                               "already in use")
         self.used.add(drive_id)
         if node is not None:
+            self.opened[drive_id] = node
             return node
         opts = {k: v for k, v in self.drives[drive_id].items() if k != "if"}
         if opts.get("media") == "cdrom":
@@ -73,6 +76,7 @@ class DeviceContext:
             opts.setdefault("snapshot", "on")  # -snapshot: a temporary overlay per drive
         backend = open_drive(opts)
         self.closers.append(backend)
+        self.opened[drive_id] = backend
         return backend
 
     def chardev(self, driver: str, chardev_id: str | None, name: str):

@@ -72,8 +72,12 @@ COMMON_SIZE = 60
 _QUEUE_ADDRS = {QUEUE_DESC: "desc_addr", QUEUE_DRIVER: "avail_addr",
                 QUEUE_DEVICE: "used_addr"}
 
-# PCI class of each virtio device type, as QEMU gives them
-_CLASS_CODES = {1: 0x020000, 2: 0x010000, 3: 0x078000, 4: 0x00FF00, 8: 0x010000}
+# PCI class of each virtio device type, as QEMU 7.2 gives them (query-pci of each
+# X-pci-non-transitional; vsock's is vhost-vsock-pci's): network, storage, serial
+# (communication other), rng and balloon (unclassified "other"), SCSI storage, 9p
+# (0x0002: class 0, subclass 2, a value of QEMU's own), vsock (communication other)
+_CLASS_CODES = {1: 0x020000, 2: 0x010000, 3: 0x078000, 4: 0x00FF00, 5: 0x00FF00,
+                8: 0x010000, 9: 0x000200, 19: 0x078000}
 
 
 class VirtioPCITransport(VirtioTransportBase):

@@ -39,9 +39,10 @@ BOOTINDEX = Property("bootindex", "int32", description="firmware boot order (pem
                      "firmware boots no device: no effect)")
 
 
-def _factory(pci_name: str, inner: TypeInfo) -> Callable[..., VirtioPCI]:
+def _factory(pci_name: str, inner: TypeInfo,
+             default_vectors: int | None) -> Callable[..., VirtioPCI]:
     def create(ctx: object, opts: dict[str, str], name: str) -> VirtioPCI:
-        vectors = None
+        vectors = default_vectors
         if "vectors" in opts:
             try:
                 vectors = int(opts["vectors"], 0)
@@ -58,7 +59,7 @@ def _factory(pci_name: str, inner: TypeInfo) -> Callable[..., VirtioPCI]:
 
 
 def _declare(pci_name: str, device_name: str, description: str,
-             extra: tuple[Property, ...] = ()) -> TypeInfo:
+             extra: tuple[Property, ...] = (), default_vectors: int | None = None) -> TypeInfo:
     """``NAME-non-transitional`` is QEMU's name for the modern-only variant, which is
     what pemu's are (disable-legacy=on); management tools (libvirt) place virtio
     devices in PCIe slots only when the emulator lists those names."""
@@ -66,7 +67,7 @@ def _declare(pci_name: str, device_name: str, description: str,
     return register(TypeInfo(pci_name, DEVICE, description, bus=PCI_BUS,
                              properties=(*inner.properties, *VIRTIO_PCI_PROPERTIES, *extra),
                              aliases=(f"{pci_name}-non-transitional",),
-                             factory=_factory(pci_name, inner)))
+                             factory=_factory(pci_name, inner, default_vectors)))
 
 
 VIRTIO_BLK_PCI = _declare("virtio-blk-pci", "virtio-blk-device", "Virtio block device (PCI)",
@@ -77,10 +78,12 @@ VIRTIO_RNG_PCI = _declare("virtio-rng-pci", "virtio-rng-device",
                           "Virtio random number generator (PCI)")
 VIRTIO_SERIAL_PCI = _declare("virtio-serial-pci", "virtio-serial-device",
                              "Virtio serial: multiport console (PCI)")
+# QEMU's balloon has no MSI-X (no vectors property): INTx, and no BAR 1
 VIRTIO_BALLOON_PCI = _declare("virtio-balloon-pci", "virtio-balloon-device",
-                              "Virtio memory balloon (PCI)")
+                              "Virtio memory balloon (PCI)", default_vectors=0)
 VIRTIO_VSOCK_PCI = _declare("virtio-vsock-pci", "virtio-vsock-device",
-                            "Virtio vsock bridged to host UNIX sockets, no vhost (PCI)")
+                            "Virtio vsock bridged to host UNIX sockets, no vhost (PCI)",
+                            default_vectors=3)  # vhost-vsock-pci's default
 VIRTIO_SCSI_PCI = _declare("virtio-scsi-pci", "virtio-scsi-device",
                            "Virtio SCSI host adapter (PCI)")
 VIRTIO_9P_PCI = _declare("virtio-9p-pci", "virtio-9p-device", "Virtio 9p share (PCI)")
