@@ -19,7 +19,10 @@ was stopped for the final copy, resumes it: the source keeps running.
 
 Incoming (``-incoming URI`` or ``migrate-incoming``): the machine waits in
 ``inmigrate``, accepts one connection and loads records as they arrive; at the end it
-runs (or stays paused with -S).  A bad stream ends the process with an error.
+runs (or stays paused with -S).  A bad stream ends the process with an error.  With a
+cpr channel (cpr-transfer) the RAM's memfds come over it first.
+
+``mode=cpr-reboot`` / ``cpr-transfer`` (live update of pemu itself): migrate_cpr.py.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from collections.abc import Callable
 from pemu import threads
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
+from pemu.migration.cpr import CprError, CprListener
 from pemu.migration.machine_state import MachineLoader, blocked_reason, write_devices
 from pemu.migration.mapped_ram import is_mapped_ram_file, restore, save_mapped
 from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import StreamError, StreamReader, StreamWriter
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
+from pemu.monitor.migrate_cpr import NORMAL, check_cpr_start, run_cpr
 
 PAGE = 4096
 MAX_PASSES = 30
@@ -53,8 +58,8 @@ class Migration:
 
     def __init__(self, machine: MonitoredMachine) -> None:
         self.machine = machine
-        self.parameters: dict[str, int] = {"max-bandwidth": 128 << 20,
-                                           "downtime-limit": 300}
+        self.parameters: dict[str, int | str] = {"max-bandwidth": 128 << 20,
+                                                 "downtime-limit": 300, "mode": NORMAL}
         self.capabilities: dict[str, bool] = {}
         self.status = "none"
         self.error: str | None = None
@@ -93,7 +98,7 @@ class Migration:
         return out
 
     # -- outgoing ---------------------------------------------------------------------------
-    def start(self, uri: str) -> None:
+    def start(self, uri: str, cpr_uri: str | None = None) -> None:
         with self._lock:
             if self.status in ACTIVE:
                 raise QMPError("There's a migration process in progress")
@@ -102,10 +107,16 @@ class Migration:
             why = blocked_reason(self.machine.migratable)
             if why is not None:
                 raise QMPError(why)
+            mode = str(self.parameters["mode"])
+            check_cpr_start(self.machine, mode, uri, cpr_uri)
             self._cancel.clear()
             self.error = None
             self.stats = {}
             self.started = time.monotonic()
+            if mode != NORMAL:
+                self._set_status("setup")
+                threads.start_daemon(run_cpr, self, uri, cpr_uri, name="pemu-migration")
+                return
             if self.capabilities.get("mapped-ram"):
                 if not uri.startswith("file:"):
                     raise QMPError("mapped-ram requires a file: migration URI")
@@ -283,8 +294,12 @@ class Migration:
         return out
 
     # -- incoming ------------------------------------------------------------------------------
-    def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None]) -> None:
-        """Start waiting for the stream (``-incoming`` or ``migrate-incoming``)."""
+    def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None],
+               cpr_uri: str | None = None) -> None:
+        """Start waiting for the stream (``-incoming`` or ``migrate-incoming``), and
+        before it for the RAM's descriptors on ``cpr_uri`` (cpr-transfer)."""
+        if cpr_uri is not None and not uri.startswith(("unix:", "tcp:", "fd:", "exec:")):
+            raise QMPError(f"{uri}: cpr-transfer needs a main channel that streams")
         if uri.startswith("file:") and is_mapped_ram_file(uri[len("file:"):]):
             # the file says what it is: a mapped-ram snapshot maps, whatever the
             # capability (which -incoming file: gives no chance to set)
@@ -295,28 +310,38 @@ class Migration:
         if self.capabilities.get("mapped-ram") and uri.startswith("file:"):
             raise QMPError(f"{uri}: not a mapped-ram snapshot")
         listener = IncomingListener(uri)
+        cpr = CprListener(cpr_uri) if cpr_uri is not None else None
         try:
+            if cpr is not None:
+                cpr.listen()
             listener.listen()
-        except ChannelError as e:
+        except (ChannelError, CprError) as e:
+            if cpr is not None:
+                cpr.close()
             raise QMPError(str(e)) from None
         self.machine.set_run_state("inmigrate")
-        threads.start_daemon(self._incoming, listener, autostart, on_failure,
+        threads.start_daemon(self._incoming, listener, autostart, on_failure, cpr,
                              name="pemu-incoming")
 
     def _incoming(self, listener: IncomingListener, autostart: bool,
-                  on_failure: Callable[[str], None]) -> None:
+                  on_failure: Callable[[str], None], cpr: CprListener | None) -> None:
         machine = self.machine
         channel = None
         self.started = time.monotonic()
         try:
+            received = {}
+            if cpr is not None:  # the RAM first: the main stream's S records use it
+                received = cpr.receive(machine.migratable.ram_blocks())
+                self._set_status("setup")
             channel = listener.accept()
             self._set_status("active")
+            self.started = time.monotonic()  # a live update's switch-over starts here
             reader = StreamReader(channel.read)
-            loader = MachineLoader(machine.migratable)
+            loader = MachineLoader(machine.migratable, received)
             loader.begin(reader)
             loader.apply_all(reader)
             self._finish_incoming(autostart)
-        except (ChannelError, OSError, StreamError, MigrationError) as e:
+        except (ChannelError, CprError, OSError, StreamError, MigrationError) as e:
             self.error = str(e)
             self._set_status("failed")
             on_failure(f"load of migration failed: {e}")
@@ -324,6 +349,8 @@ class Migration:
             if channel is not None:
                 channel.close()
             listener.close()
+            if cpr is not None:
+                cpr.close()
 
     def _incoming_mapped(self, path: str, autostart: bool,
                          on_failure: Callable[[str], None]) -> None:
