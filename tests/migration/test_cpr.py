@@ -11,18 +11,23 @@ another size: the destination exits with an error, the source runs on."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.migration.pemu_process import Pemu
+from tests.migration.pemu_process import QMP, Pemu
 from tests.system import conftest as system_conftest
 
 build_program = system_conftest.build_program
+pemu_cmd, pemu_env = system_conftest.pemu_cmd, system_conftest.pemu_env
 MEMFD = ["-object", "memory-backend-memfd,id=ram0,size=64M",
          "-machine", "memory-backend=ram0"]
 
@@ -215,3 +220,42 @@ def test_source_runs_on_when_the_destination_refuses_the_ram(ticker, tmp_path):
     finally:
         a.finish()
         b.finish()
+
+
+def test_pemu_live_update_command(ticker, tmp_path):
+    """The user-level command: same command line (same QMP path) for the new pemu."""
+    a = Pemu(tmp_path, *_args(ticker, *MEMFD), name="vm")
+    log = tmp_path / "new.log"
+    new_pid = None
+    try:
+        a.wait_ticks(3)
+        a.qmp  # noqa: B018 - connected before the new pemu takes the socket path
+        r = subprocess.run(
+            [sys.executable, "-m", "pemu.cli.live_update", "--qmp", a.qmp_path,
+             "--log", str(log), "--", *pemu_cmd("-nographic", "-qmp",
+                                                f"unix:{a.qmp_path},server=on,wait=off",
+                                                *_args(ticker, *MEMFD))],
+            capture_output=True, text=True, timeout=180, env=pemu_env())
+        assert r.returncode == 0, r.stderr
+        new_pid = int(r.stdout.split("pemu process ")[1].split()[0])
+        assert a.proc.wait(30) == 0  # the old process quit
+        time.sleep(0.3)
+        last_a = a.ticks()[-1]
+        new = QMP(a.qmp_path)  # the path is the new process's now
+        assert new.cmd("query-status")["status"] == "running"
+        deadline = time.monotonic() + 60
+        while True:
+            ticks = [int(x[1:], 16) for x in log.read_text(errors="replace").split()
+                     if len(x) == 9 and x[0] == "T"]
+            if len(ticks) >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert ticks and last_a <= ticks[0] <= last_a + 2, (last_a, ticks)
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+        new.execute("quit")
+        new.close()
+    finally:
+        a.finish()
+        if new_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(new_pid, signal.SIGKILL)
