@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.block.errors import BlockError
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
 from pemu.migration.cpr import CprError, CprListener
@@ -341,7 +342,8 @@ class Migration:
             loader.begin(reader)
             loader.apply_all(reader)
             self._finish_incoming(autostart)
-        except (ChannelError, CprError, OSError, StreamError, MigrationError) as e:
+        except (ChannelError, CprError, OSError, StreamError, MigrationError,
+                BlockError) as e:
             self.error = str(e)
             self._set_status("failed")
             on_failure(f"load of migration failed: {e}")
@@ -360,13 +362,14 @@ class Migration:
             self._set_status("active")
             self.stats.update(restore(machine.migratable, path))
             self._finish_incoming(autostart)
-        except (OSError, StreamError, MigrationError) as e:
+        except (OSError, StreamError, MigrationError, BlockError) as e:
             self.error = str(e)
             self._set_status("failed")
             on_failure(f"load of migration failed: {e}")
 
     def _finish_incoming(self, autostart: bool) -> None:
         machine = self.machine
+        _reread_disks(machine)
         announce = getattr(machine.migratable, "announce_nics", None)
         if announce is not None:
             announce()
@@ -376,6 +379,21 @@ class Migration:
             machine.cont()
         else:
             machine.set_run_state("paused")
+
+
+def _reread_disks(machine: MonitoredMachine) -> None:
+    """Before the guest runs here: the source (same image on shared storage, or the
+    old pemu of a live update) wrote the disk images since this process opened them
+    and flushed them at the switch-over; forget what was cached (QEMU: activating the
+    block devices at the end of an incoming migration)."""
+    block_layer = getattr(machine, "block", None)
+    for drive in (block_layer.drives.values() if block_layer is not None else ()):
+        node = drive.backend.node
+        while node is not None:
+            invalidate = getattr(node, "invalidate_cache", None)
+            if invalidate is not None:
+                invalidate()
+            node = getattr(node, "backing", None)
 
 
 def migration_of(machine: MonitoredMachine) -> Migration:

@@ -211,3 +211,24 @@ def test_channel_syntax():
             channels_uris(bad)
     with pytest.raises(ChannelSpecError, match="JSON"):
         incoming_option("{oops")
+
+
+def test_incoming_rereads_a_qcow2_the_source_wrote(tmp_path):
+    """A live update's new pemu opened the image before the old one's last writes:
+    after the switch-over it must see them (Qcow2Node.invalidate_cache)."""
+    from pemu.block import open_image
+    from pemu.block.qcow2 import create_qcow2
+
+    path = str(tmp_path / "disk.qcow2")
+    create_qcow2(path, 64 * MiB)
+    old, new = open_image(path, "qcow2"), open_image(path, "qcow2")
+    old.write(5 * MiB, b"written by the old pemu".ljust(512, b"."))
+    old.flush()
+    assert new.read(5 * MiB, 7) == bytes(7)  # stale: its L1/L2 are from before
+    new.invalidate_cache()
+    assert new.read(5 * MiB, 7) == b"written"
+    new.write(9 * MiB, b"x" * 512)  # allocates after the old one's clusters
+    new.flush()
+    assert old.read(5 * MiB, 7) == b"written"
+    fresh = open_image(path, "qcow2")
+    assert fresh.read(5 * MiB, 7) == b"written" and fresh.read(9 * MiB, 1) == b"x"
