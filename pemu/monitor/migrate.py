@@ -43,7 +43,7 @@ from pemu.migration.ram import nonzero_pages, send_pages
 from pemu.migration.stream import StreamError, StreamReader, StreamWriter
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
-from pemu.monitor.migrate_cpr import NORMAL, check_cpr_start, run_cpr
+from pemu.monitor.migrate_cpr import NORMAL, check_cpr_start, detach_translations, run_cpr
 
 PAGE = 4096
 MAX_PASSES = 30
@@ -265,9 +265,7 @@ class Migration:
             # passes the fill that marks its page.
             for hart in machine.migratable.harts:
                 hart.tlb_flush_all()
-            harts = machine.migratable.harts
-            if harts and hasattr(harts[0], "detach_new_translations"):  # TCG harts
-                save_translations = harts[0].detach_new_translations()
+            save_translations = detach_translations(machine)
         finally:
             if running:
                 machine._resume()

@@ -24,6 +24,7 @@ CPR stops the guest before the state is saved, so it needs no dirty logging.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pemu.memory.shared_ram import FILE
@@ -70,6 +71,7 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
     channel: Channel | None = None
     try:
         mig._set_status("active")
+        _hand_translations_over(machine)  # the new pemu, on this host, starts warm
         if cpr_uri is not None:  # the guest runs on while the new pemu maps its RAM
             send_ram(cpr_uri, [b for b in board.ram_blocks() if b.ram_in_place])
         down_start = time.monotonic()
@@ -110,6 +112,28 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
             channel.close()
 
 
+def detach_translations(machine: MonitoredMachine) -> Callable[[], None] | None:
+    """With the vCPUs parked: the TCG translations not yet in the on-disk cache, as a
+    writer to run afterwards (pemu/accel/tcg/system_cpu.py), or None (not TCG)."""
+    harts = machine.migratable.harts
+    if harts and hasattr(harts[0], "detach_new_translations"):
+        return harts[0].detach_new_translations()
+    return None
+
+
+def _hand_translations_over(machine: MonitoredMachine) -> None:
+    running = machine.run_state == RUNNING
+    if running:
+        machine._pause()
+    try:
+        save = detach_translations(machine)
+    finally:
+        if running:
+            machine._resume()
+    if save is not None:
+        save()  # while the guest runs on
+
+
 def _quiesce(machine: MonitoredMachine) -> None:
     """No request in flight, every disk image flushed: the new pemu opens them again."""
     machine.migratable.migration_pre_save()
@@ -119,4 +143,5 @@ def _quiesce(machine: MonitoredMachine) -> None:
         drive.backend.flush()
 
 
-__all__ = ["CPR_REBOOT", "CPR_TRANSFER", "MODES", "NORMAL", "check_cpr_start", "run_cpr"]
+__all__ = ["CPR_REBOOT", "CPR_TRANSFER", "MODES", "NORMAL", "check_cpr_start",
+           "detach_translations", "run_cpr"]
