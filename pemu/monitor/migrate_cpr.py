@@ -104,6 +104,8 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
         mig.downtime_ms = int((time.monotonic() - down_start) * 1000)
         mig.total_time_ms = int((time.monotonic() - mig.started) * 1000)
         machine.set_run_state("postmigrate")
+        if cpr_uri is not None:
+            machine.ram_handed_over = True  # cont would run the guest twice on one RAM
         mig._set_status("completed")
     except (ChannelError, CprError, OSError, MigrationError, StreamError) as e:
         mig._fail([], stopped_here, str(e))

@@ -100,6 +100,7 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
         info = _wait_status(a, {"completed", "failed"})
         assert info["status"] == "completed", info
         assert a.qmp.cmd("query-status")["status"] == "postmigrate"
+        assert "runs in another pemu" in a.qmp.execute("cont")["error"]["desc"]
         # RAM went by descriptor: the 64 KiB the ticker keeps dirtying are not in the
         # stream (only the boot ROM's page and the device state are)
         assert info["ram"]["normal-bytes"] < 64 << 10, info
