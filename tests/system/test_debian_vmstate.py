@@ -182,6 +182,7 @@ def test_live_update_hands_ram_and_disk_to_a_new_process(guest):
             assert time.monotonic() < deadline, info
             time.sleep(0.05)
         assert info["status"] == "completed", info
+        guest.vm, moved = new, True  # the guest runs there now, whatever follows
         assert old.qmp.cmd("query-status")["status"] == "postmigrate"
         assert info["ram"]["transferred"] < 1 << 20, info  # 512 MiB of RAM not copied
         time.sleep(0.5)  # the old process's last console bytes reach us
@@ -189,21 +190,24 @@ def test_live_update_hands_ram_and_disk_to_a_new_process(guest):
         first_line = new.wait_line(TICK, timeout=120)
         first_at, first = _ticks_from(new, first_line)[0]
         gap = first_at - old.stamps[last_line]
+        load_ms = new.qmp.cmd("query-migrate")["total-time"]
         print(f"live update: source downtime {info['downtime']} ms, destination load "
-              f"{new.qmp.cmd('query-migrate')['total-time']} ms, heartbeat gap "
-              f"{gap:.2f} s (period {period:.2f} s)")
-        assert last <= first <= last + 2, (last, first)
-        assert gap < period + 1, (gap, period, info)
+              f"{load_ms} ms, heartbeat gap {gap:.2f} s (period {period:.2f} s)")
+        assert last <= first <= last + 2, (last, first)  # no beat lost or repeated
+        # the hand-over itself - the guest stopped in one process until it runs in
+        # the other - takes well under a second ...
+        assert info["downtime"] + load_ms < 1000, (info, load_ms)
+        # ... and the heartbeat shows no more than that beyond its own period.  The
+        # slack is for a loaded host, where the beat's own gaps reach tens of seconds
+        # (31 s at a load average of 15 on 2 cores) and vary by a few seconds.
+        assert gap < period * 1.25 + 1, (gap, period, info)
         assert old.finish() == 0  # the old process exits (QEMU's procedure: quit it)
-        guest.vm = new
-        moved = True
         assert _shell(new, "dd if=/dev/vda bs=512 skip=8192 count=1 iflag=direct "
                            "2>/dev/null | head -c 17") == "live-update-block"
-        more = new.wait_line(TICK, len(new.lines), timeout=30)
-        new.wait_line(TICK, more + 1, timeout=30)  # the heartbeat goes on
+        more = new.wait_line(TICK, len(new.lines), timeout=120)
+        new.wait_line(TICK, more + 1, timeout=120)  # the heartbeat goes on
     finally:
-        if not moved:
-            new.finish()
+        (old if moved else new).finish()
 
 
 def test_live_migration_unix_then_tcp_while_the_guest_dirties_memory(guest):
