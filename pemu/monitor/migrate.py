@@ -385,13 +385,19 @@ def _reread_disks(machine: MonitoredMachine) -> None:
     and flushed them at the switch-over; forget what was cached (QEMU: activating the
     block devices at the end of an incoming migration)."""
     block_layer = getattr(machine, "block", None)
-    for drive in (block_layer.drives.values() if block_layer is not None else ()):
-        node = drive.backend.node
-        while node is not None:
-            invalidate = getattr(node, "invalidate_cache", None)
-            if invalidate is not None:
-                invalidate()
-            node = getattr(node, "backing", None)
+    pending = [d.backend.node for d in
+               (block_layer.drives.values() if block_layer is not None else ())]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        invalidate = getattr(node, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate()
+        # filters (accounting, blkdebug) hold the format node as ``child``
+        pending += [getattr(node, "child", None), getattr(node, "backing", None)]
 
 
 def migration_of(machine: MonitoredMachine) -> Migration:
