@@ -19,6 +19,8 @@ from pemu.cli.process_setup import setup_process
 from pemu.fdpass import parse_add_fd
 from pemu.fs9p.fsdev import expand_virtfs, parse_fsdev
 from pemu.memory.backends import apply_memory_backends
+from pemu.migration.channel_spec import CPR as CPR_CHANNEL
+from pemu.migration.channel_spec import ChannelSpecError, incoming_option
 from pemu.net import all_backends  # noqa: F401 - -netdev types
 from pemu.net.backend import netdev_help, netdev_type
 from pemu.net.legacy import expand_net
@@ -215,7 +217,7 @@ def parse_system_argv(argv: list[str], prog: str) -> SystemConfig:
         elif name == "icount":
             _not_implemented(prog, name, v)
         elif name == "incoming":
-            cfg.incoming = v
+            _add_incoming(prog, v, cfg)
         elif name == "loadvm":
             cfg.loadvm = v
         elif name == "rtc":
@@ -495,3 +497,17 @@ def system_main(argv: list[str] | None, prog: str, run: Callable[[SystemConfig],
         msg = str(e)
         print(msg if msg.startswith(prog) else f"{prog}: {msg}", file=sys.stderr)
         return 1
+
+
+def _add_incoming(prog: str, text: str, cfg: SystemConfig) -> None:
+    """-incoming URI | defer | '{"channel-type": "main"|"cpr", "addr": {...}}' (QEMU
+    10: a cpr-transfer destination names both channels, one -incoming each)."""
+    try:
+        kind, uri = incoming_option(text)
+    except ChannelSpecError as e:
+        raise OptionError(f"{prog}: -incoming {text}: {e}") from None
+    if kind == CPR_CHANNEL:
+        cfg.incoming_cpr = uri
+    else:
+        cfg.incoming = uri
+

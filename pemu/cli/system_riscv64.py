@@ -130,8 +130,10 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if cfg.incoming:
             cfg.start_stopped = True  # the harts wait until the state has arrived
         monitored = RiscvBoardMonitor(board, cfg)
+        if cfg.incoming_cpr and not cfg.incoming:
+            raise StartupError("-incoming: a cpr channel needs a main channel too")
         if cfg.incoming:  # listening before QMP answers: a client may migrate at once
-            _incoming(monitored, cfg.incoming, autostart)
+            _incoming(monitored, cfg.incoming, autostart, cfg.incoming_cpr)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
@@ -189,15 +191,19 @@ def _loadvm(monitored: RiscvBoardMonitor, name: str) -> None:
         raise StartupError(f"-loadvm {name}: {e}") from None
 
 
-def _incoming(monitored: RiscvBoardMonitor, uri: str, autostart: bool) -> None:
-    """-incoming URI|defer: wait in inmigrate for the state (pemu/monitor/migrate.py)."""
+def _incoming(monitored: RiscvBoardMonitor, uri: str, autostart: bool,
+              cpr_uri: str | None) -> None:
+    """-incoming URI|defer: wait in inmigrate for the state (pemu/monitor/migrate.py);
+    with a cpr channel, for the RAM's descriptors first (cpr-transfer)."""
     on_failure = fail_incoming(monitored.board, PROG)
     if uri == "defer":
+        if cpr_uri is not None:
+            raise StartupError("-incoming defer: name the cpr channel in migrate-incoming")
         monitored.set_run_state("inmigrate")
         monitored.incoming_deferred = (autostart, on_failure)  # migrate-incoming
         return
     try:
-        migration_of(monitored).listen(uri, autostart, on_failure)
+        migration_of(monitored).listen(uri, autostart, on_failure, cpr_uri)
     except QMPError as e:
         raise StartupError(f"-incoming {uri}: {e}") from None
 

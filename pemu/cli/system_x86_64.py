@@ -52,6 +52,9 @@ def _check_config(cfg: SystemConfig) -> None:
         option = "-loadvm" if cfg.loadvm else "-incoming"
         raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", DEVICE_BUSES)
+    if cfg.ram_backend is not None and cfg.ram_backend["qom-type"] != "memory-backend-ram":
+        raise OptionError(f"{PROG}: -machine memory-backend: microvm keeps its RAM in "
+                          "anonymous memory (memory-backend-ram) only")
     if cfg.no_shutdown:
         raise OptionError(f"{PROG}: -no-shutdown: stopping instead of exiting at guest "
                           "power-off is not implemented for microvm yet")

@@ -19,7 +19,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pemu.memory.host_mapping import map_anonymous, map_file_private
+from pemu.memory.host_mapping import map_anonymous, map_file_private, map_shared
+from pemu.memory.shared_ram import RamBacking
 
 
 class GuestMemoryError(Exception):
@@ -61,6 +62,50 @@ class RAMBlock:
         # A mapped-ram restore backs ranges of the block with a snapshot file
         # (host_mapping.py); giving pages back must then map anonymous zeros over them.
         self.file_backed = False
+        # A memory backend in shared memory (memfd, file share=on: shared_ram.py), and
+        # whether the block maps it now.  A pemu waiting for an incoming migration
+        # attaches it only when the load starts: its own reset must not write the
+        # kernel into RAM that a cpr-reboot file still holds.
+        self.backing: RamBacking | None = None
+        self.backing_attached = False
+
+    def attach_backing(self, backing: RamBacking | None = None) -> None:
+        """Map the backing (``backing`` replaces the configured one: a memfd received
+        from the previous pemu) over the whole block, contents as they are."""
+        if backing is not None and backing is not self.backing:
+            if self.backing is not None:
+                self.backing.close()
+            self.backing = backing
+        b = self.backing
+        assert b is not None and b.size >= self.size
+        if b.shared:
+            map_shared(self.host_addr, self.size, b.fd, 0)
+        else:
+            map_file_private(self.host_addr, self.size, b.fd, 0)
+        self.file_backed = not b.shared  # DONTNEED would bring the file's contents back
+        self.backing_attached = True
+
+    @property
+    def ram_in_place(self) -> bool:
+        """Whether another process mapping the backing sees exactly this block's RAM
+        (no private or snapshot-file pages over it): what CPR needs."""
+        return (self.backing is not None and self.backing.shared
+                and self.backing_attached and not self.file_backed)
+
+    def _own_pages(self, start: int, length: int) -> None:
+        """[start, start+length) reads as zero and costs no memory, in the block's own
+        kind of memory (anonymous, or the shared backing with a hole punched)."""
+        b = self.backing
+        if b is not None and b.shared:
+            if not self.backing_attached:
+                self.attach_backing()
+            elif self.file_backed:  # snapshot-file pages mapped over part of the memfd
+                map_shared(self.host_addr + start, length, b.fd, start)
+            self.mem.madvise(mmap.MADV_REMOVE, start, length)  # frees the memfd pages
+        elif self.file_backed:
+            map_anonymous(self.host_addr + start, length)
+        else:
+            self.mem.madvise(mmap.MADV_DONTNEED, start, length)  # private anonymous
 
     def map_file(self, offset: int, length: int, fd: int, file_offset: int) -> None:
         """Back [offset, offset+length) by a private, lazily read view of the file."""
@@ -69,11 +114,8 @@ class RAMBlock:
 
     def zero_all(self) -> None:
         """Every page reads as zero and costs no memory (the start of a load)."""
-        if self.file_backed:
-            map_anonymous(self.host_addr, self.size)
-            self.file_backed = False
-        else:
-            self.mem.madvise(mmap.MADV_DONTNEED)  # private anonymous memory: zero-filled
+        self._own_pages(0, self.size)
+        self.file_backed = False
 
     def mark_dirty(self, offset: int, size: int) -> None:
         dirty = self.dirty
@@ -93,10 +135,7 @@ class RAMBlock:
         end = min(self.size, (offset + size) & ~(page - 1))
         if self.read_only or end <= start:
             return 0  # a ROM's contents are not the guest's to throw away
-        if self.file_backed:  # DONTNEED would bring the snapshot file's contents back
-            map_anonymous(self.host_addr + start, end - start)
-        else:
-            self.mem.madvise(mmap.MADV_DONTNEED, start, end - start)
+        self._own_pages(start, end - start)
         self.mark_dirty(start, end - start)  # migration must send the zeros
         return end - start
 

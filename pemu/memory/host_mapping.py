@@ -38,9 +38,16 @@ def map_file_private(addr: int, length: int, fd: int, offset: int) -> None:
     _map_fixed(addr, length, mmap.MAP_PRIVATE, fd, offset)
 
 
+def map_shared(addr: int, length: int, fd: int, offset: int) -> None:
+    """Pages [addr, addr+length) become the file's (or memfd's) own pages at
+    ``offset``: every store reaches the file, every other process mapping it sees it
+    (guest RAM that outlives its pemu process: CPR, pemu/memory/shared_ram.py)."""
+    _map_fixed(addr, length, mmap.MAP_SHARED, fd, offset)
+
+
 def map_anonymous(addr: int, length: int) -> None:
     """Pages [addr, addr+length) become fresh zero-filled anonymous memory."""
     _map_fixed(addr, length, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
 
 
-__all__ = ["map_anonymous", "map_file_private"]
+__all__ = ["map_anonymous", "map_file_private", "map_shared"]

@@ -17,12 +17,15 @@ from typing import Protocol
 
 from pemu.hw.core import BlockerMessage, Device
 from pemu.memory.address_space import RAMBlock
+from pemu.memory.shared_ram import FILE, RamBacking
 from pemu.migration.errors import MigrationError
 from pemu.migration.ram import apply_ram, nonzero_pages, send_pages, zero_ram
 from pemu.migration.stream import (
+    SHARED_BY_CHANNEL,
     DeviceRecord,
     EndRecord,
     RamRecord,
+    SharedRamRecord,
     StreamError,
     StreamReader,
     StreamWriter,
@@ -96,13 +99,23 @@ def save_machine(machine: MigratableMachine, writer: StreamWriter) -> dict[str, 
 
 
 class MachineLoader:
-    """Applies records to a paused machine; ``finish`` checks that all devices came."""
+    """Applies records to a paused machine; ``finish`` checks that all devices came.
 
-    def __init__(self, machine: MigratableMachine) -> None:
+    RAM starts zeroed (``begin``), except a block whose shared memory backend is not
+    mapped yet (a pemu started with ``-incoming``): its first record decides.  An S
+    record (CPR) maps the shared memory with the guest's RAM in it as it is; an R or
+    Z record, or the end of the stream, zeroes it first.  ``received`` are the
+    memfds the cpr channel handed over, by block name."""
+
+    def __init__(self, machine: MigratableMachine,
+                 received: dict[str, RamBacking] | None = None) -> None:
         self.machine = machine
         self.blocks = {b.name: b for b in machine.ram_blocks()}
         self.devices = {(n, i): d for n, i, d in device_keys(machine.migratable_devices())}
         self.loaded: set[tuple[str, int]] = set()
+        self.received = received or {}
+        self._unsettled: set[str] = set()  # blocks whose RAM is not decided yet
+        self._written: set[str] = set()  # blocks with RAM records applied
 
     def begin(self, reader: StreamReader) -> None:
         why = blocked_reason(self.machine)
@@ -114,10 +127,48 @@ class MachineLoader:
             raise StreamError(f"the state is of another machine ({description}), "
                               f"this one is {ours}")
         for block in self.blocks.values():
-            zero_ram(block)
+            if block.backing is not None and not block.backing_attached:
+                self._unsettled.add(block.name)
+            else:
+                zero_ram(block)
 
-    def apply(self, rec: RamRecord | DeviceRecord) -> None:
+    def settle_ram(self) -> None:
+        """Every block not decided yet starts from zero (in its own shared memory)."""
+        for name in sorted(self._unsettled):
+            zero_ram(self.blocks[name])
+        self._unsettled.clear()
+
+    def _keep_shared(self, rec: SharedRamRecord) -> None:
+        block = self.blocks.get(rec.block)
+        if block is None or block.size != rec.size:
+            raise StreamError(f"RAM block {rec.block!r} of {rec.size} bytes left in "
+                              "place: this machine has no such block")
+        if rec.block in self._written:
+            raise StreamError(f"RAM block {rec.block!r}: left in place after RAM records")
+        if rec.how == SHARED_BY_CHANNEL:
+            backing = self.received.pop(rec.block, None)
+            if backing is None:
+                raise StreamError(f"RAM block {rec.block!r} stays in a memfd, but none "
+                                  "came on the cpr channel")
+            block.attach_backing(backing)
+        else:
+            own = block.backing
+            if own is None or own.kind != FILE or not own.shared or own.path != rec.path:
+                raise StreamError(f"RAM block {rec.block!r} stays in the file {rec.path}: "
+                                  "start this pemu with the same memory-backend-file "
+                                  "(mem-path, share=on)")
+            block.attach_backing()  # the file's contents are the guest's RAM
+        self._unsettled.discard(rec.block)
+
+    def apply(self, rec: RamRecord | DeviceRecord | SharedRamRecord) -> None:
+        if isinstance(rec, SharedRamRecord):
+            self._keep_shared(rec)
+            return
         if isinstance(rec, RamRecord):
+            if rec.block in self._unsettled:
+                zero_ram(self.blocks[rec.block])
+                self._unsettled.discard(rec.block)
+            self._written.add(rec.block)
             apply_ram(self.blocks, rec)
             return
         key = (rec.idstr, rec.instance_id)
@@ -143,6 +194,7 @@ class MachineLoader:
         self.finish()
 
     def finish(self) -> None:
+        self.settle_ram()
         missing = sorted(set(self.devices) - self.loaded)
         if missing:
             name, inst = missing[0]

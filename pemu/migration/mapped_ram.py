@@ -290,6 +290,7 @@ def restore(machine: MigratableMachine, path: str) -> dict[str, int]:
         reader = StreamReader(bytes_source(raw))
         loader = MachineLoader(machine)
         loader.begin(reader)  # the machine description; gives the RAM back (zeros)
+        loader.settle_ram()  # the file's pages go over zeroed RAM of the block's kind
         records: list[DeviceRecord] = []
         while True:  # every device record checked (the end CRC) before anything maps
             rec = reader.record()

@@ -11,6 +11,8 @@
     b"D"   device state: u8 length + section id (the VMState name), u32 instance id
            (the n-th device of that name, in the board's order), u32 length, one
            section (section.py, with its own CRC)
+    b"S"   RAM left in place (CPR): block name, u8 how (0: the memfd handed over on
+           the cpr channel, 1: the file at the path), u16 length + path, u64 size
     b"E"   end: u32 CRC32 of every byte before it (header included)
 
 All integers little-endian.  The reader bounds every length before reading it, so a
@@ -32,6 +34,9 @@ MAX_DEVICE_SECTION = 16 << 20
 MAX_DESCRIPTION = 4096
 
 TAG_RAM, TAG_ZERO, TAG_DEVICE, TAG_END = b"R", b"Z", b"D", b"E"
+TAG_SHARED = b"S"
+SHARED_BY_CHANNEL, SHARED_BY_PATH = 0, 1
+MAX_PATH = 4096
 
 
 class StreamError(Exception):
@@ -55,6 +60,16 @@ class DeviceRecord:
     idstr: str
     instance_id: int
     section: bytes
+
+
+@dataclass(frozen=True)
+class SharedRamRecord:
+    """The block's RAM is not in the stream: it stays in shared memory that the
+    destination maps (the memfd received on the cpr channel, or the file at ``path``)."""
+    block: str
+    how: int  # SHARED_BY_CHANNEL or SHARED_BY_PATH
+    path: str
+    size: int
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,11 @@ class StreamWriter:
         self._out(TAG_DEVICE + self._name(idstr) + struct.pack("<II", instance_id,
                                                                 len(section)))
         self._out(section)
+
+    def shared(self, block: str, how: int, path: str, size: int) -> None:
+        raw = path.encode()
+        self._out(TAG_SHARED + self._name(block) + struct.pack("<BH", how, len(raw)) + raw
+                  + struct.pack("<Q", size))
 
     def end(self) -> None:
         crc = self.crc
@@ -146,7 +166,7 @@ class StreamReader:
         except UnicodeDecodeError:
             raise StreamError("corrupt header (machine description)") from None
 
-    def record(self) -> RamRecord | DeviceRecord | EndRecord:
+    def record(self) -> RamRecord | DeviceRecord | SharedRamRecord | EndRecord:
         crc_before = self.crc
         tag = self._take(1, "a record tag")
         if tag in (TAG_RAM, TAG_ZERO):
@@ -167,6 +187,18 @@ class StreamReader:
             if length > MAX_DEVICE_SECTION:
                 raise StreamError(f"device record of {length} bytes (corrupt stream)")
             return DeviceRecord(idstr, instance_id, self._take(length, what))
+        if tag == TAG_SHARED:
+            what = "a shared RAM record"
+            block = self._name(what)
+            how, length = struct.unpack("<BH", self._take(3, what))
+            if how not in (SHARED_BY_CHANNEL, SHARED_BY_PATH) or length > MAX_PATH:
+                raise StreamError("corrupt shared RAM record")
+            try:
+                path = self._take(length, what).decode()
+            except UnicodeDecodeError:
+                raise StreamError("corrupt shared RAM record (path)") from None
+            (size,) = struct.unpack("<Q", self._take(8, what))
+            return SharedRamRecord(block, how, path, size)
         if tag == TAG_END:
             (crc,) = struct.unpack("<I", self._take(4, "the end record"))
             if crc != crc_before:
@@ -191,5 +223,6 @@ def bytes_source(data: bytes) -> Callable[[int], bytes]:
     return read
 
 
-__all__ = ["DeviceRecord", "EndRecord", "PAGE_SIZE", "RamRecord", "StreamError",
+__all__ = ["SHARED_BY_CHANNEL", "SHARED_BY_PATH", "DeviceRecord", "EndRecord", "PAGE_SIZE",
+           "RamRecord", "SharedRamRecord", "StreamError",
            "StreamReader", "StreamWriter", "bytes_source"]

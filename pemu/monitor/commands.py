@@ -11,6 +11,9 @@ import platform
 
 from pemu.block.drivers import block_drivers
 from pemu.hw import all_types  # noqa: F401 - every type the registry answers about
+from pemu.migration.channel_spec import CPR as CPR_CHANNEL
+from pemu.migration.channel_spec import MAIN as MAIN_CHANNEL
+from pemu.migration.channel_spec import ChannelSpecError, channels_uris
 from pemu.monitor import (
     balloon_commands,
     block_jobs,
@@ -27,6 +30,7 @@ from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
 from pemu.monitor.migrate import migration_of
+from pemu.monitor.migrate_cpr import MODES as MIGRATION_MODES
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.save_file import save_atomically
 from pemu.monitor.schema import Schema
@@ -504,28 +508,48 @@ s.enum("MigrationStatus", ["none", "setup", "cancelling", "cancelled", "active",
 s.struct("MigrationCapabilityStatus", {"capability": "str", "state": "bool"})
 s.struct("MigrationParameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
                                  "*tls-creds": "str", "*tls-authz": "str",
-                                 "*tls-hostname": "str"})
+                                 "*tls-hostname": "str", "*mode": "str"})
 s.event("MIGRATION", {"status": "MigrationStatus"})
 s.event("MIGRATION_PASS", {"pass": "int"})
 
 
-@command("migrate", {"uri": "str", "*detach": "bool", "*resume": "bool", "*blk": "bool",
-                     "*inc": "bool"})
-def migrate(ctx: CommandContext, uri: str, detach: bool = True, resume: bool = False,
-            blk: bool = False, inc: bool = False) -> None:
+def _channel_uris(uri: str | None, channels: list | None) -> tuple[str, str | None]:
+    """``uri`` or QEMU 9.1's ``channels`` (a main and, for cpr-transfer, a cpr
+    channel): the main URI and the cpr URI."""
+    if (uri is None) == (channels is None):
+        raise QMPError("need either 'uri' or 'channels' argument")
+    if channels is None:
+        return str(uri), None
+    try:
+        uris = channels_uris(channels)
+    except ChannelSpecError as e:
+        raise QMPError(str(e)) from None
+    if MAIN_CHANNEL not in uris:
+        raise QMPError("a 'main' channel is required")
+    return uris[MAIN_CHANNEL], uris.get(CPR_CHANNEL)
+
+
+@command("migrate", {"*uri": "str", "*channels": "any", "*detach": "bool", "*resume": "bool",
+                     "*blk": "bool", "*inc": "bool"})
+def migrate(ctx: CommandContext, uri: str | None = None, channels: list | None = None,
+            detach: bool = True, resume: bool = False, blk: bool = False,
+            inc: bool = False) -> None:
     if resume or blk or inc:
         raise QMPError("migrate: resume, blk and inc are not supported (use shared storage)")
-    migration_of(ctx.machine).start(uri)
+    main, cpr = _channel_uris(uri, channels)
+    migration_of(ctx.machine).start(main, cpr)
 
 
-@command("migrate-incoming", {"uri": "str"})
-def migrate_incoming(ctx: CommandContext, uri: str) -> None:
+@command("migrate-incoming", {"*uri": "str", "*channels": "any"})
+def migrate_incoming(ctx: CommandContext, uri: str | None = None,
+                     channels: list | None = None) -> None:
     m = ctx.machine
     if m.run_state != "inmigrate" or getattr(m, "incoming_deferred", None) is None:
         raise QMPError("'-incoming' was not specified on the command line")
+    main, cpr = _channel_uris(uri, channels)
     autostart, on_failure = m.incoming_deferred
     m.incoming_deferred = None
-    migration_of(m).listen(uri, autostart, on_failure)
+    migration_of(m).listen(main, autostart, on_failure, cpr)
 
 
 @command("migrate_cancel")
@@ -540,17 +564,21 @@ def query_migrate(ctx: CommandContext) -> dict:
 
 @command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
                                     "*tls-creds": "str", "*tls-authz": "str",
-                                    "*tls-hostname": "str"})
+                                    "*tls-hostname": "str", "*mode": "str"})
 def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
                            downtime_limit: int | None = None, tls_creds: str | None = None,
-                           tls_authz: str | None = None,
-                           tls_hostname: str | None = None) -> None:
+                           tls_authz: str | None = None, tls_hostname: str | None = None,
+                           mode: str | None = None) -> None:
     params = migration_of(ctx.machine).parameters
     # looked up when the channel opens (pemu/migration/tls.py), as QEMU does
     for name, value in (("tls-creds", tls_creds), ("tls-authz", tls_authz),
                         ("tls-hostname", tls_hostname)):
         if value is not None:
             params[name] = value
+    if mode is not None:
+        if mode not in MIGRATION_MODES:
+            raise QMPError(f"Parameter 'mode' does not accept value '{mode}'")
+        params["mode"] = mode
     if max_bandwidth is not None:
         if max_bandwidth < 0:
             raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")

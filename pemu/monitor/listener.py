@@ -68,6 +68,13 @@ def bind_unix_private(path: str) -> socket.socket:
     return sock
 
 
+def _inode(path: str) -> int | None:
+    try:
+        return os.lstat(path).st_ino
+    except OSError:
+        return None
+
+
 def bind_tcp(host: str, port: int) -> socket.socket:
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
@@ -99,6 +106,9 @@ class Listener:
         self.label = label
         self.tls_wrap = tls_wrap  # pemu.crypto.tls_session: handshake and authorization
         self.unix_path = unix_path
+        # the socket file we made: a process that took the path over since (a live
+        # update's new pemu, started with the same -qmp) keeps its own on our close
+        self._unix_ino = _inode(unix_path) if unix_path else None
         self.first_client = threading.Event()
         self.sessions: list[object] = []
         self._clients = threading.BoundedSemaphore(self.MAX_CLIENTS)
@@ -158,6 +168,6 @@ class Listener:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
-        if self.unix_path:
+        if self.unix_path and _inode(self.unix_path) == self._unix_ino:
             with contextlib.suppress(OSError):
                 os.unlink(self.unix_path)

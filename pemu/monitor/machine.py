@@ -96,6 +96,9 @@ class MonitoredMachine:
                 return
             if self._state in (SHUTDOWN, INTERNAL_ERROR, "guest-panicked"):
                 raise QMPError("Resetting the Virtual Machine is required")
+            if getattr(self, "ram_handed_over", False):  # migrate_cpr.py
+                raise QMPError("The guest runs in another pemu now (cpr-transfer): its "
+                               "RAM is shared with it, quit this one")
             self._resume()
             self._state = RUNNING
         self.events.emit("RESUME")

@@ -19,7 +19,10 @@ was stopped for the final copy, resumes it: the source keeps running.
 
 Incoming (``-incoming URI`` or ``migrate-incoming``): the machine waits in
 ``inmigrate``, accepts one connection and loads records as they arrive; at the end it
-runs (or stays paused with -S).  A bad stream ends the process with an error.
+runs (or stays paused with -S).  A bad stream ends the process with an error.  With a
+cpr channel (cpr-transfer) the RAM's memfds come over it first.
+
+``mode=cpr-reboot`` / ``cpr-transfer`` (live update of pemu itself): migrate_cpr.py.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import time
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.block.errors import BlockError
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, IncomingListener, open_outgoing
+from pemu.migration.cpr import CprError, CprListener
 from pemu.migration.machine_state import MachineLoader, blocked_reason, write_devices
 from pemu.migration.mapped_ram import is_mapped_ram_file, restore, save_mapped
 from pemu.migration.ram import nonzero_pages, send_pages
@@ -45,6 +50,7 @@ from pemu.migration.tls import (
 )
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import RUNNING, MonitoredMachine
+from pemu.monitor.migrate_cpr import NORMAL, check_cpr_start, detach_translations, run_cpr
 
 PAGE = 4096
 MAX_PASSES = 30
@@ -61,7 +67,7 @@ class Migration:
     def __init__(self, machine: MonitoredMachine) -> None:
         self.machine = machine
         self.parameters: dict[str, int | str] = {"max-bandwidth": 128 << 20,
-                                                 "downtime-limit": 300,
+                                                 "downtime-limit": 300, "mode": NORMAL,
                                                  **default_tls_parameters()}
         self.capabilities: dict[str, bool] = {}
         self.status = "none"
@@ -101,7 +107,7 @@ class Migration:
         return out
 
     # -- outgoing ---------------------------------------------------------------------------
-    def start(self, uri: str) -> None:
+    def start(self, uri: str, cpr_uri: str | None = None) -> None:
         with self._lock:
             if self.status in ACTIVE:
                 raise QMPError("There's a migration process in progress")
@@ -110,10 +116,16 @@ class Migration:
             why = blocked_reason(self.machine.migratable)
             if why is not None:
                 raise QMPError(why)
+            mode = str(self.parameters["mode"])
+            check_cpr_start(self.machine, mode, uri, cpr_uri)
             self._cancel.clear()
             self.error = None
             self.stats = {}
             self.started = time.monotonic()
+            if mode != NORMAL:
+                self._set_status("setup")
+                threads.start_daemon(run_cpr, self, uri, cpr_uri, name="pemu-migration")
+                return
             if self.capabilities.get("mapped-ram"):
                 if not uri.startswith("file:"):
                     raise QMPError("mapped-ram requires a file: migration URI")
@@ -264,9 +276,7 @@ class Migration:
             # passes the fill that marks its page.
             for hart in machine.migratable.harts:
                 hart.tlb_flush_all()
-            harts = machine.migratable.harts
-            if harts and hasattr(harts[0], "detach_new_translations"):  # TCG harts
-                save_translations = harts[0].detach_new_translations()
+            save_translations = detach_translations(machine)
         finally:
             if running:
                 machine._resume()
@@ -294,8 +304,12 @@ class Migration:
         return out
 
     # -- incoming ------------------------------------------------------------------------------
-    def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None]) -> None:
-        """Start waiting for the stream (``-incoming`` or ``migrate-incoming``)."""
+    def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None],
+               cpr_uri: str | None = None) -> None:
+        """Start waiting for the stream (``-incoming`` or ``migrate-incoming``), and
+        before it for the RAM's descriptors on ``cpr_uri`` (cpr-transfer)."""
+        if cpr_uri is not None and not uri.startswith(("unix:", "tcp:", "fd:", "exec:")):
+            raise QMPError(f"{uri}: cpr-transfer needs a main channel that streams")
         if uri.startswith("file:") and is_mapped_ram_file(uri[len("file:"):]):
             # the file says what it is: a mapped-ram snapshot maps, whatever the
             # capability (which -incoming file: gives no chance to set)
@@ -306,29 +320,40 @@ class Migration:
         if self.capabilities.get("mapped-ram") and uri.startswith("file:"):
             raise QMPError(f"{uri}: not a mapped-ram snapshot")
         listener = IncomingListener(uri)
+        cpr = CprListener(cpr_uri) if cpr_uri is not None else None
         try:
+            if cpr is not None:
+                cpr.listen()
             listener.listen()
-        except ChannelError as e:
+        except (ChannelError, CprError) as e:
+            if cpr is not None:
+                cpr.close()
             raise QMPError(str(e)) from None
         self.machine.set_run_state("inmigrate")
-        threads.start_daemon(self._incoming, listener, autostart, on_failure,
+        threads.start_daemon(self._incoming, listener, autostart, on_failure, cpr,
                              name="pemu-incoming")
 
     def _incoming(self, listener: IncomingListener, autostart: bool,
-                  on_failure: Callable[[str], None]) -> None:
+                  on_failure: Callable[[str], None], cpr: CprListener | None) -> None:
         machine = self.machine
         channel = None
         self.started = time.monotonic()
         try:
+            received = {}
+            if cpr is not None:  # the RAM first: the main stream's S records use it
+                received = cpr.receive(machine.migratable.ram_blocks())
+                self._set_status("setup")
             channel = secure_incoming(listener.accept(), listener.uri, self.parameters)
             self._set_status("active")
+            self.started = time.monotonic()  # a live update's switch-over starts here
             reader = StreamReader(channel.read)
-            loader = MachineLoader(machine.migratable)
+            loader = MachineLoader(machine.migratable, received)
             loader.begin(reader)
             loader.apply_all(reader)
             acknowledge(channel)  # on TLS the source waits for it (pemu/migration/tls.py)
             self._finish_incoming(autostart)
-        except (ChannelError, OSError, StreamError, MigrationError) as e:
+        except (ChannelError, CprError, OSError, StreamError, MigrationError,
+                BlockError) as e:
             self.error = str(e)
             self._set_status("failed")
             on_failure(f"load of migration failed: {e}")
@@ -336,6 +361,8 @@ class Migration:
             if channel is not None:
                 channel.close()
             listener.close()
+            if cpr is not None:
+                cpr.close()
 
     def _incoming_mapped(self, path: str, autostart: bool,
                          on_failure: Callable[[str], None]) -> None:
@@ -345,13 +372,14 @@ class Migration:
             self._set_status("active")
             self.stats.update(restore(machine.migratable, path))
             self._finish_incoming(autostart)
-        except (OSError, StreamError, MigrationError) as e:
+        except (OSError, StreamError, MigrationError, BlockError) as e:
             self.error = str(e)
             self._set_status("failed")
             on_failure(f"load of migration failed: {e}")
 
     def _finish_incoming(self, autostart: bool) -> None:
         machine = self.machine
+        _reread_disks(machine)
         announce = getattr(machine.migratable, "announce_nics", None)
         if announce is not None:
             announce()
@@ -361,6 +389,27 @@ class Migration:
             machine.cont()
         else:
             machine.set_run_state("paused")
+
+
+def _reread_disks(machine: MonitoredMachine) -> None:
+    """Before the guest runs here: the source (same image on shared storage, or the
+    old pemu of a live update) wrote the disk images since this process opened them
+    and flushed them at the switch-over; forget what was cached (QEMU: activating the
+    block devices at the end of an incoming migration)."""
+    block_layer = getattr(machine, "block", None)
+    pending = [d.backend.node for d in
+               (block_layer.drives.values() if block_layer is not None else ())]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        invalidate = getattr(node, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate()
+        # filters (accounting, blkdebug) hold the format node as ``child``
+        pending += [getattr(node, "child", None), getattr(node, "backing", None)]
 
 
 def migration_of(machine: MonitoredMachine) -> Migration:

@@ -65,6 +65,8 @@ class SystemConfig:
     ram_size_given: bool = False  # -m (a memory backend's size must then agree)
     accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)
     memory_backend: str | None = None  # the -object that is the RAM (object-del refuses it)
+    ram_backend: dict[str, str] | None = None  # the -object memory-backend= names
+    incoming_cpr: str | None = None  # -incoming '{"channel-type":"cpr",...}': its URI
 
     def first_serial(self, default: str = "stdio") -> str:
         """The first serial port's backend: the first -serial; with -nodefaults none

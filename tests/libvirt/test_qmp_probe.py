@@ -196,10 +196,11 @@ def test_properties_are_the_registrys_and_nothing_more(probed):
     # QEMU's properties that pemu does not implement stay absent (libvirt keys on them)
     assert not {"scsi", "iommu_platform", "packed", "num-queues"} & {p["name"] for p in blk}
     assert "mac" in {p["name"] for p in net}
-    for error in (missing, memfd):  # libvirt reads DeviceNotFound as "not there"
-        assert isinstance(error, ExecuteError) and error.error_class == "DeviceNotFound"
+    # libvirt reads DeviceNotFound as "not there"
+    assert isinstance(missing, ExecuteError) and missing.error_class == "DeviceNotFound"
     assert {p["name"] for p in ram} == {"type", "size"}
-    assert {p["name"] for p in file_backend} == {"type"}  # declared, not implemented
+    assert {p["name"] for p in file_backend} == {"type", "size", "share", "mem-path"}
+    assert {p["name"] for p in memfd} == {"type", "size", "share"}  # CPR's RAM
     assert {"aia", "acpi"} <= {p["name"] for p in virt}
 
 

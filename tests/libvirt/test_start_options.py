@@ -44,8 +44,9 @@ def test_refused_with_one_line(args, named):
 
 @pytest.mark.parametrize(("args", "named"), [
     (["-M", "virt,usb=on"], "usb=on"),
-    (["-object", "memory-backend-file,id=m0,size=64M,mem-path=/dev/shm"],
-     "memory-backend-file"),
+    (["-object", "memory-backend-file,id=m0,size=64M"], "mem-path"),
+    (["-object", "memory-backend-memfd,id=m0,size=64M,share=off"], "share=off"),
+    (["-M", "virt,aux-ram-share=maybe"], "aux-ram-share"),
     (["-M", "virt,memory-backend=m0"], "memory-backend=m0"),
     (["-m", "128M", "-object", '{"qom-type":"memory-backend-ram","id":"m0","size":67108864}',
       "-M", "virt,memory-backend=m0"], "must be equal"),

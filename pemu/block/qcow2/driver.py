@@ -80,23 +80,7 @@ class Qcow2Node(BlockNode):
         if self.extl2 and not self.read_only and not check_mode:
             raise BlockError(f"'{self.filename}': qcow2 images with extended L2 entries can "
                              "only be opened read-only")
-        raw = file.read(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
-        self.l1 = list(struct.unpack(f">{h.l1_size}Q", raw))
-        for i, e in enumerate(self.l1):
-            # check mode opens anyway: the check reports the entry
-            if e & fmt.L1E_RESERVED and not check_mode:
-                raise BlockError(f"qcow2: L1 entry {i} has reserved bits set ({e:#x}); "
-                                 "the image is corrupt")
-        self.reload_refcounts()
-        self._meta: tuple[set[int], set[int]] | None = None
-        self.snapshots: list[Snapshot] = []
-        self.snapshot_table_bytes = 0
-        if h.nb_snapshots:
-            data = file.read(h.snapshots_offset, min(64 << 20, max(file.size -
-                                                                    h.snapshots_offset, 0)))
-            self.snapshots, self.snapshot_table_bytes = parse_snapshot_table(
-                data, h.nb_snapshots, cs, file.size, h.size,
-                min_extra=16 if check_mode and h.version >= 3 else 0)
+        self._read_tables()
         self._l2_cache: OrderedDict[int, list[int]] = OrderedDict()
         self._l2_cache_tables = self.cache_sizes.l2_tables
         self._cbuf_key = -1
@@ -117,6 +101,42 @@ class Qcow2Node(BlockNode):
                 # we do not keep persistent bitmaps up to date, so declare them stale
                 h.autoclear_features &= ~fmt.AUTOCLEAR_BITMAPS
                 self.write_header()
+
+    def _read_tables(self) -> None:
+        """The L1 table, the refcounts and the snapshot table where the header says."""
+        h, file = self.h, self.file
+        raw = file.read(h.l1_table_offset, h.l1_size * 8) if h.l1_size else b""
+        self.l1 = list(struct.unpack(f">{h.l1_size}Q", raw))
+        for i, e in enumerate(self.l1):
+            # check mode opens anyway: the check reports the entry
+            if e & fmt.L1E_RESERVED and not self.check_mode:
+                raise BlockError(f"qcow2: L1 entry {i} has reserved bits set ({e:#x}); "
+                                 "the image is corrupt")
+        self.reload_refcounts()
+        self._meta: tuple[set[int], set[int]] | None = None
+        self.snapshots: list[Snapshot] = []
+        self.snapshot_table_bytes = 0
+        if h.nb_snapshots:
+            data = file.read(h.snapshots_offset, min(64 << 20, max(file.size -
+                                                                    h.snapshots_offset, 0)))
+            self.snapshots, self.snapshot_table_bytes = parse_snapshot_table(
+                data, h.nb_snapshots, self.cluster_size, file.size, h.size,
+                min_extra=16 if self.check_mode and h.version >= 3 else 0)
+
+    def invalidate_cache(self) -> None:
+        """Another process wrote the image since it was opened here (the source of a
+        migration on shared storage, the old pemu of a live update, which flushed it
+        at the switch-over): read the header and every table again, drop cached L2s."""
+        refresh = getattr(self.file, "refresh_size", None)
+        if refresh is not None:
+            refresh()
+        first = self.file.read(0, min(max(self.file.size, 0), self.cluster_size))
+        self.h = parse_header(first, self.file.size, check_mode=self.check_mode)
+        self._read_tables()
+        self._l2_cache.clear()
+        self._cbuf_key = -1
+        self._cbuf = b""
+        self._compressed_cursor = 0
 
     # -- helpers -----------------------------------------------------------------
     def _warn(self, msg: str) -> None:

@@ -24,6 +24,7 @@ from pemu.hw.intc.aclint import ACLINT
 from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.riscv.memmap import MemoryMap
 from pemu.memory.address_space import AddressSpace
+from pemu.memory.backends import open_ram_backing
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.hart import RiscvHart
@@ -87,6 +88,9 @@ class RiscvBoard:
         self.space = AddressSpace("memory")
         try:
             self.dram = self.space.add_ram("ram", dram.base, dram.size)
+            self.dram.backing = open_ram_backing(cfg, "ram")
+            if self.dram.backing is not None and not cfg.incoming:
+                self.dram.attach_backing()  # else when the incoming state arrives
             if not cfg.dump_guest_core:
                 self.dram.mem.madvise(mmap.MADV_DONTDUMP)
         except (OSError, ValueError) as e:
