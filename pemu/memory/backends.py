@@ -85,7 +85,6 @@ def apply_memory_backends(cfg: SystemConfig, ram_size_given: bool) -> None:
         raise OptionError("-machine memory-backend: backend memory size must be equal to "
                           "the machine memory size (-m)")
     cfg.ram_size = sizes[wanted]
-    cfg.memory_backend = wanted
     cfg.ram_backend = next(o for o in cfg.objects if o.get("id") == wanted
                            and o.get("qom-type") in MEMORY_BACKENDS)
 

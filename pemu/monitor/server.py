@@ -166,7 +166,8 @@ def create_monitors(cfg, machine, chardevs=None) -> MonitorSet:
     """Every monitor the command line asked for (SystemConfig.qmp/monitor/mon)."""
     load_tls_objects(cfg.objects)
     machine.objects.update({o["id"]: o for o in cfg.objects if "id" in o})
-    machine.memory_backend = getattr(cfg, "memory_backend", None)  # object-del refuses it
+    ram = getattr(cfg, "ram_backend", None)
+    machine.memory_backend = ram["id"] if ram else None  # object-del refuses it
     machine.chardevs = chardevs
     monitors = MonitorSet(machine)
     try:

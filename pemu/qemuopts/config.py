@@ -64,8 +64,8 @@ class SystemConfig:
     uuid: str | None = None
     ram_size_given: bool = False  # -m (a memory backend's size must then agree)
     accel_given: bool = False  # -accel or -enable-kvm (wins over -machine accel=)
-    memory_backend: str | None = None  # the -object that is the RAM (object-del refuses it)
-    ram_backend: dict[str, str] | None = None  # the -object memory-backend= names
+    # the -object memory-backend= names (the guest's RAM: object-del refuses it)
+    ram_backend: dict[str, str] | None = None
     incoming_cpr: str | None = None  # -incoming '{"channel-type":"cpr",...}': its URI
 
     def first_serial(self, default: str = "stdio") -> str:

@@ -79,7 +79,7 @@ class RiscvBoard:
             self.isa = parse_cpu(cfg.cpu)  # -cpu MODEL,ext=on|off: what the harts decode
         except CpuOptionError as e:
             raise BoardError(str(e)) from None
-        if self.isa.missing:  # a profile model pemu cannot complete (rva23s64: V, H)
+        if self.isa.missing:  # a profile model pemu cannot complete (rva23s64: H and the rest)
             print(f"pemu: warning: -cpu {cfg.cpu}: the profile also requires "
                   f"{', '.join(self.isa.missing)}, which pemu does not implement",
                   file=sys.stderr)
