@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from .backend import is_zero
+from .errors import BlockError
 from .node import BlockNode, Extent
 
 CHUNK = 1 << 20
@@ -83,7 +84,6 @@ class MirrorNode(BlockNode):
         return self.child.block_status(offset, length)
 
     def resize(self, new_size: int, shrink: bool = False) -> None:
-        from .errors import BlockError
         raise BlockError("Cannot resize a drive while a mirror job runs on it")
 
     def allocated_file_size(self) -> int:

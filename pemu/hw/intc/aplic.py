@@ -29,40 +29,56 @@ import threading
 from collections.abc import Callable
 
 from pemu.hw.core import Device, IRQLine
+from pemu.hw.intc.aplic_regs import (  # noqa: F401 - the layout is this module's API too
+    CLAIMI,
+    CLRIE,
+    CLRIENUM,
+    CLRIPNUM,
+    DOMAIN_SIZE,
+    DOMAINCFG,
+    DOMAINCFG_DM,
+    DOMAINCFG_IE,
+    DOMAINCFG_RO,
+    EIID_MASK,
+    GENMSI,
+    GENMSI_BUSY,
+    IDC_BASE,
+    IDC_SIZE,
+    IDELIVERY,
+    IFORCE,
+    IN_CLRIP,
+    IPRIO_BITS,
+    ITHRESHOLD,
+    MMSIADDRCFG,
+    MMSIADDRCFGH,
+    MSIADDRCFGH_L,
+    NUM_SOURCES,
+    SETIE,
+    SETIENUM,
+    SETIP,
+    SETIPNUM,
+    SETIPNUM_BE,
+    SETIPNUM_LE,
+    SM_DETACHED,
+    SM_EDGE0,
+    SM_EDGE1,
+    SM_INACTIVE,
+    SM_LEVEL0,
+    SM_LEVEL1,
+    SMSIADDRCFG,
+    SMSIADDRCFGH,
+    SOURCECFG,
+    SOURCECFG_D,
+    TARGET,
+    TARGET_GUEST_SHIFT,
+    TARGET_HART_MASK,
+    TARGET_HART_SHIFT,
+    TOPI,
+)
 from pemu.hw.intc.aplic_state import AplicDomainState
 
-NUM_SOURCES = 96  # QEMU virt: VIRT_IRQCHIP_NUM_SOURCES, sources 1..96
-DOMAIN_SIZE = 0x8000  # QEMU's APLIC_SIZE for its maximum hart count, whatever -smp is
-IPRIO_BITS = 3  # QEMU virt: VIRT_IRQCHIP_IPRIO_BITS (priorities 1..7, as its PLIC)
-
-DOMAINCFG = 0x0000
-SOURCECFG = 0x0004
-MMSIADDRCFG, MMSIADDRCFGH, SMSIADDRCFG, SMSIADDRCFGH = 0x1BC0, 0x1BC4, 0x1BC8, 0x1BCC
-SETIP, SETIPNUM = 0x1C00, 0x1CDC
-IN_CLRIP, CLRIPNUM = 0x1D00, 0x1DDC
-SETIE, SETIENUM = 0x1E00, 0x1EDC
-CLRIE, CLRIENUM = 0x1F00, 0x1FDC
-SETIPNUM_LE, SETIPNUM_BE = 0x2000, 0x2004
-GENMSI = 0x3000
-TARGET = 0x3004
-IDC_BASE, IDC_SIZE = 0x4000, 32
-IDELIVERY, IFORCE, ITHRESHOLD, TOPI, CLAIMI = 0x00, 0x04, 0x08, 0x18, 0x1C
-
-DOMAINCFG_RO = 0x8000_0000  # bits 31:24 read 0x80: software can tell the byte order
-DOMAINCFG_IE = 1 << 8
-DOMAINCFG_DM = 1 << 2
-
-SOURCECFG_D = 1 << 10
-SM_INACTIVE, SM_DETACHED, SM_EDGE1, SM_EDGE0, SM_LEVEL1, SM_LEVEL0 = 0, 1, 4, 5, 6, 7
 _INVERTED = (SM_EDGE0, SM_LEVEL0)
 _LEVEL = (SM_LEVEL1, SM_LEVEL0)
-
-MSIADDRCFGH_L = 1 << 31
-TARGET_HART_SHIFT = 18
-TARGET_HART_MASK = 0x3FFF
-TARGET_GUEST_SHIFT = 12
-EIID_MASK = 0x7FF
-GENMSI_BUSY = 1 << 12
 
 
 def msi_addr_config(base: int, hart_stride_log2: int, num_harts: int) -> tuple[int, int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
+from pemu.hw.intc import aplic_regs as a
 from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
 
 _RESERVED_MODES = (2, 3)
@@ -59,8 +60,6 @@ class AplicDomainState:
                            lambda self, w: setattr(self, "levels", from_words(w)))
 
     def vmstate_check(self, state: Mapping[str, object]) -> None:
-        from pemu.hw.intc import aplic as a  # the register constants; aplic imports us
-
         sourcecfg: list[int] = state["sourcecfg"]  # type: ignore[assignment]
         active = 0
         for n, cfg in enumerate(sourcecfg):

@@ -27,6 +27,20 @@ from collections.abc import Callable
 
 from pemu.chardev.base import CHR_EVENT_OPENED, Chardev
 from pemu.hw.virtio.device import VIRTIO_ID_CONSOLE, VirtioDevice, bit
+from pemu.hw.virtio.serial_control import (  # noqa: F401 - part of this module's API
+    CONSOLE_PORT,
+    CONTROL,
+    CONTROL_RX,
+    CONTROL_TX,
+    DEVICE_READY,
+    NO_PORT,
+    PORT_ADD,
+    PORT_NAME,
+    PORT_OPEN,
+    PORT_READY,
+    PORT_REMOVE,
+    RESIZE,
+)
 from pemu.hw.virtio.serial_state import RX_CHUNK, SerialPortsState, retake_tx
 from pemu.hw.virtio.virtqueue import VirtqElement, VirtQueue, VirtqueueError
 
@@ -34,20 +48,6 @@ VIRTIO_CONSOLE_F_SIZE = 0
 VIRTIO_CONSOLE_F_MULTIPORT = 1
 VIRTIO_CONSOLE_F_EMERG_WRITE = 2
 
-# control events (spec 5.3.6.2)
-DEVICE_READY = 0
-PORT_ADD = 1
-PORT_REMOVE = 2
-PORT_READY = 3
-CONSOLE_PORT = 4
-RESIZE = 5
-PORT_OPEN = 6
-PORT_NAME = 7
-
-CONTROL_RX = 2
-CONTROL_TX = 3
-CONTROL = struct.Struct("<IHH")
-NO_PORT = 0xFFFFFFFF  # the id of DEVICE_READY
 DEFAULT_MAX_PORTS = 31  # QEMU's default: 64 queues
 
 

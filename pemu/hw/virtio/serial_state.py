@@ -24,6 +24,7 @@ from collections.abc import Mapping
 
 from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.state_records import pack_records, unpack_records
+from pemu.hw.virtio.serial_control import CONTROL, PORT_OPEN
 
 RX_CHUNK = 4096  # most input taken from a chardev at once (and so ever pending)
 MAX_PORTS = 32
@@ -99,8 +100,6 @@ class SerialPortsState:
 
     # -- applying ---------------------------------------------------------------------------
     def vmstate_post_load(self) -> None:
-        from pemu.hw.virtio.serial import CONTROL, PORT_OPEN  # serial imports us
-
         loaded = self.__dict__.pop("_loaded", {})
         if not loaded:
             return
