@@ -12,7 +12,7 @@ import pytest
 
 from tests.hardening.tls_certs import ALICE_DN, PKI
 from tests.migration.pemu_process import Pemu
-from tests.migration.test_live_migration import _args, _free_port, _wait_status
+from tests.migration.test_live_migration import _args, _free_port
 from tests.system import conftest as system_conftest
 
 build_program = system_conftest.build_program
@@ -64,7 +64,7 @@ def _refused(src: Pemu, dst: Pemu, uri: str, creds: str, handshake_fails: bool) 
     the reset that answers its last bytes, pemu/migration/tls.confirm_delivery)."""
     src.qmp.cmd("migrate-set-parameters", **{"tls-creds": creds})
     src.qmp.cmd("migrate", uri=uri)
-    info = _wait_status(src, {"completed", "failed"})
+    info = src.wait_migration({"completed", "failed"})
     assert info["status"] == "failed", info
     assert ("TLS" in info["error-desc"]) == handshake_fails, info
     assert dst.proc.wait(60) != 0
@@ -95,7 +95,7 @@ def test_migration_tls(ticker, pki, tmp_path):
         # file: (and exec:) have no TLS: a clear error, the guest runs on
         src.qmp.cmd("migrate-set-parameters", **{"tls-creds": "good"})
         src.qmp.cmd("migrate", uri=f"file:{tmp_path}/state")
-        info = _wait_status(src, {"completed", "failed"})
+        info = src.wait_migration({"completed", "failed"})
         assert info["status"] == "failed" and "TLS" in info["error-desc"], info
         # a certificate from another CA: the destination refuses the handshake
         _refused(src, wrong_ca, _listen(wrong_ca), "bad", handshake_fails=True)
@@ -106,7 +106,7 @@ def test_migration_tls(ticker, pki, tmp_path):
         src.qmp.cmd("migrate-set-parameters", **{"tls-creds": "good",
                                                  "tls-hostname": "127.0.0.1"})
         src.qmp.cmd("migrate", uri=uri)
-        info = _wait_status(src, {"completed", "failed"})
+        info = src.wait_migration({"completed", "failed"})
         assert info["status"] == "completed", info
         time.sleep(0.5)
         last = src.ticks()[-1]

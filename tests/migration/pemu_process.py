@@ -145,6 +145,16 @@ class Pemu:
             time.sleep(0.05)
         return self.ticks()
 
+    def wait_migration(self, want: set[str], timeout: float = 120) -> dict:
+        """query-migrate's answer once its status is one of ``want``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp.cmd("query-migrate")
+            if info.get("status") in want:
+                return info
+            assert time.monotonic() < deadline, info
+            time.sleep(0.05)
+
     def finish(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             try:

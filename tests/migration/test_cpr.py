@@ -53,16 +53,6 @@ def _channels(main: str, cpr: str) -> list[dict]:
                                              "path": cpr}}]
 
 
-def _wait_status(vm: Pemu, want: set[str], timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp.cmd("query-migrate")
-        if info.get("status") in want:
-            return info
-        assert time.monotonic() < deadline, info
-        time.sleep(0.05)
-
-
 def _wait_path(path: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
@@ -97,7 +87,7 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
         a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         assert a.qmp.cmd("query-migrate-parameters")["mode"] == "cpr-transfer"
         a.qmp.cmd("migrate", channels=_channels(main, cpr))
-        info = _wait_status(a, {"completed", "failed"})
+        info = a.wait_migration({"completed", "failed"})
         assert info["status"] == "completed", info
         assert a.qmp.cmd("query-status")["status"] == "postmigrate"
         assert "runs in another pemu" in a.qmp.execute("cont")["error"]["desc"]
@@ -134,7 +124,7 @@ def test_cpr_reboot_keeps_ram_in_the_file(ticker, tmp_path):
         a.wait_ticks(5)
         a.qmp.cmd("migrate-set-parameters", mode="cpr-reboot")
         a.qmp.cmd("migrate", uri=f"file:{state}")
-        info = _wait_status(a, {"completed", "failed"})
+        info = a.wait_migration({"completed", "failed"})
         assert info["status"] == "completed", info
         assert a.qmp.cmd("query-status")["status"] == "postmigrate"
         time.sleep(0.3)
@@ -213,7 +203,7 @@ def test_source_runs_on_when_the_destination_refuses_the_ram(ticker, tmp_path):
         _wait_path(cpr)
         a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         a.qmp.cmd("migrate", channels=_channels(main, cpr))
-        info = _wait_status(a, {"completed", "failed"})
+        info = a.wait_migration({"completed", "failed"})
         assert info["status"] == "failed" and "no such block" in info["error-desc"], info
         assert "no such block" in _exit_error(b)
         assert a.qmp.cmd("query-status")["status"] == "running"

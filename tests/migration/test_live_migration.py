@@ -32,16 +32,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_status(vm: Pemu, want: set[str], timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp.cmd("query-migrate")
-        if info.get("status") in want:
-            return info
-        assert time.monotonic() < deadline, info
-        time.sleep(0.1)
-
-
 def _wait_listening(path: str, timeout: float = 120) -> None:
     """A destination started a moment ago listens only once it has started up (seconds
     on a loaded host): migrating before that fails at once with ENOENT."""
@@ -54,7 +44,7 @@ def _wait_listening(path: str, timeout: float = 120) -> None:
 def _migrate(src: Pemu, dst: Pemu, uri: str) -> dict:
     src.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 300})
     src.qmp.cmd("migrate", uri=uri)
-    info = _wait_status(src, {"completed", "failed"})
+    info = src.wait_migration({"completed", "failed"})
     assert info["status"] == "completed", info
     return info
 
@@ -105,9 +95,9 @@ def test_source_survives_a_cancelled_migration_and_a_dead_destination(ticker, tm
         src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 100_000})  # ~slow
         _wait_listening(sock)
         src.qmp.cmd("migrate", uri=f"unix:{sock}")
-        _wait_status(src, {"active"})
+        src.wait_migration({"active"})
         src.qmp.cmd("migrate_cancel")
-        assert _wait_status(src, {"cancelled", "failed"})["status"] == "cancelled"
+        assert src.wait_migration({"cancelled", "failed"})["status"] == "cancelled"
         assert src.qmp.cmd("query-status")["status"] == "running"
         src.wait_ticks(3)
         # the destination saw a stream end in the middle: an error, a non-zero exit
@@ -123,9 +113,9 @@ def test_source_survives_a_cancelled_migration_and_a_dead_destination(ticker, tm
             dst2.qmp.cmd("query-status")
             _wait_listening(sock)
             src.qmp.cmd("migrate", uri=f"unix:{sock}")
-            _wait_status(src, {"active"})
+            src.wait_migration({"active"})
             dst2.proc.kill()
-            info = _wait_status(src, {"failed"})
+            info = src.wait_migration({"failed"})
             assert "error-desc" in info
             assert src.qmp.cmd("query-status")["status"] == "running"
             src.wait_ticks(3)
