@@ -13,9 +13,13 @@ from pemu.monitor.qmp import CommandContext, QMPSession
 from tests.hardening.tls_certs import ALICE_DN, PKI
 from tests.monitor.tcg_machine import TCGLoopMachine
 
+IDS = ("sec0", "tls0", "az0", "ram1")
+
 
 @pytest.fixture
 def qmp():
+    for oid in IDS:  # the object store is the process's: another test may have left one
+        user_objects().remove(oid)
     machine = TCGLoopMachine(1)
     machine.objects["ram0"] = {"qom-type": "memory-backend-ram", "id": "ram0",
                                "size": "64M"}
@@ -34,7 +38,7 @@ def qmp():
     finally:
         session.close()
         machine.shutdown_threads()
-        for oid in ("sec0", "tls0", "az0", "ram1"):
+        for oid in IDS:
             user_objects().remove(oid)
 
 

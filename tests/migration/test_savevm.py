@@ -121,7 +121,9 @@ def test_devices_that_blocked_before_issue_24_save_and_load(ticker, tmp_path):
         after = vm.wait_ticks(5)
         assert vm.qmp.hmp("loadvm s1") == ""
         resumed = vm.wait_ticks(2)
-        assert resumed[len(after):][0] == n + 1, (n, resumed[len(after) - 3:])
+        # back at the saved tick: n + 1 next (n + 2 when the stop fell between the
+        # counter's increment and its line reaching the host), never after "after"
+        assert resumed[len(after):][0] in (n + 1, n + 2), (n, resumed[len(after) - 3:])
     finally:
         assert vm.finish() == 0
 

@@ -237,7 +237,9 @@ def test_live_migration_unix_then_tcp_while_the_guest_dirties_memory(guest):
             # the heartbeat's own period (a second, longer on a loaded host), plus at
             # most the downtime and a second
             gap = first_at - last_at
-            assert gap < period + DOWNTIME_MS / 1000 + 1, (gap, period, info)
+            # (twice the period: the destination's first beat also waits for its share
+            # of a loaded 2-core host, as every beat before did)
+            assert gap < 2 * period + DOWNTIME_MS / 1000 + 1, (gap, period, info)
             assert _shell(dst, "sha256sum /root/fixed | cut -c1-64") == checksum
             # the heartbeat goes on, one a second (two lines after the shell's output:
             # a beat printed while the shell answered may share a line with it)
