@@ -102,6 +102,19 @@ class BlockDevices:
             self.drives[drive_id] = drive
             return drive
 
+    def attach_drive(self, drive_id: str, qdev: str, removable: bool,
+                     io_status: bool) -> None:
+        """A listed drive that no device held (-drive if=none) was taken by device_add."""
+        with self._lock:
+            drive = self.drives[drive_id]
+            drive.qdev, drive.removable, drive.io_status = qdev, removable, io_status
+
+    def drop_drive(self, drive_id: str) -> None:
+        """Its device was unplugged and the drive went with it (QEMU deletes a -drive
+        with its device); the board closes the backend."""
+        with self._lock:
+            self.drives.pop(drive_id, None)
+
     def node_backend(self, node_name: str) -> BlockBackend | None:
         """A blockdev-add node no device uses yet (device_add drive=NODE opens it)."""
         with self._lock:
@@ -152,7 +165,7 @@ class BlockDevices:
                 }
                 if drive.io_status:
                     entry["io-status"] = "ok"
-                if drive.removable:
+                if drive.removable and drive.qdev:  # an unattached -drive has no tray
                     entry["tray_open"] = False  # a CD's medium never leaves: no eject
                 if drive.qdev:
                     entry["qdev"] = drive.qdev

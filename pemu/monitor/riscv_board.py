@@ -19,7 +19,13 @@ from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.balloon_commands import connect_balloon_events
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import SHUTDOWN, CPUInfo, MonitoredMachine
-from pemu.monitor.storage_drives import storage_units
+from pemu.monitor.storage_drives import (
+    STORAGE_UNITS,
+    UNATTACHED,
+    VIRTIO_DISK,
+    storage_units,
+    unit_qdev,
+)
 from pemu.qemuopts.keyval import OptionError
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.cpu_state import ABI_NAMES
@@ -48,6 +54,7 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._hotplugged: dict[str, str] = {}  # device_add id -> driver
         self._hot_models: dict[str, object] = {}  # device_add id -> the device
         self._hot_drives: dict[str, str] = {}  # device_add id -> its blockdev-add node
+        self._hot_legacy_drives: dict[str, str] = {}  # device_add id -> its -drive id
         self._open = threading.Event()
         self._parked = threading.Event()
         self.main_thread_id = threading.get_native_id()
@@ -139,6 +146,9 @@ class RiscvBoardMonitor(MonitoredMachine):
             self.block.add_drive(unit.drive_id, unit.backend,  # type: ignore[arg-type]
                                  node_name=node, qdev=unit.qdev, removable=unit.removable,
                                  io_status=unit.io_status)
+        removable, io_status = UNATTACHED
+        for drive_id, backend in getattr(context, "idle", {}).items():
+            self.block.add_drive(drive_id, backend, removable=removable, io_status=io_status)
 
     # -- MonitoredMachine primitives ----------------------------------------------------------
     def _pause(self) -> None:
@@ -317,10 +327,13 @@ class RiscvBoardMonitor(MonitoredMachine):
             raise QMPError(str(e)) from None
         self._hotplugged[dev_id] = options["driver"]
         drive = options.get("drive")
-        if drive and self.block.node_backend(drive) is not None:
-            # QEMU's qdev path of a virtio device's drive (libvirt looks it up)
-            inner = "/virtio-backend" if options["driver"].startswith("virtio-") else ""
-            self.block.bind_node(drive, qdev=f"/machine/peripheral/{dev_id}{inner}")
+        qdev = unit_qdev(options["driver"], dev_id)
+        if drive and drive in self.block.drives:  # a -drive if=none, listed since start
+            self.block.attach_drive(drive, qdev,
+                                    *STORAGE_UNITS.get(options["driver"], VIRTIO_DISK))
+            self._hot_legacy_drives[dev_id] = drive
+        elif drive and self.block.node_backend(drive) is not None:
+            self.block.bind_node(drive, qdev=qdev)
             self._hot_drives[dev_id] = drive
         connect_balloon_events(self)  # a hot-plugged balloon reports too
 
@@ -336,6 +349,10 @@ class RiscvBoardMonitor(MonitoredMachine):
             if drive is not None:  # the node may be used again, or blockdev-del'd
                 self.block.unbind_node(drive)
                 self.board.device_context.used.discard(drive)
+            legacy = self._hot_legacy_drives.pop(dev_id, None)
+            if legacy is not None:  # a -drive goes with its device, as in QEMU
+                self.block.drop_drive(legacy)
+                self.board.device_context.forget_drive(legacy)
             self.device_deleted(dev_id)
 
         try:

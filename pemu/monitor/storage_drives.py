@@ -12,6 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 # driver -> (removable, io-status): checked against QEMU 7.2's query-block
+# (a -drive if=none that no device holds is removable and has no I/O status there)
+UNATTACHED = (True, False)
+VIRTIO_DISK = (False, True)  # virtio-blk (its drives are found through the transports)
 STORAGE_UNITS: dict[str, tuple[bool, bool]] = {
     "nvme": (False, False), "nvme-ns": (False, False),
     "ide-hd": (False, True), "ide-cd": (True, True),
@@ -43,3 +46,11 @@ def storage_units(devices: Sequence[Mapping[str, str]],
         if kind is None or not drive or opened.get(drive) is None:
             continue
         yield StorageUnit(drive, opened[drive], qdev, *kind)
+
+
+def unit_qdev(driver: str, dev_id: str) -> str:
+    """QMP's ``qdev`` of a drive held by the device ``dev_id``: QEMU names the device
+    that owns the BlockBackend, which for virtio-blk is the id-less virtio device
+    inside the transport (libvirt looks disks up by this)."""
+    return (f"/machine/peripheral/{dev_id}/virtio-backend" if driver.startswith("virtio-")
+            else dev_id)

@@ -279,7 +279,9 @@ def hot_plug_round_trip(console: Console, qmp: EventQMP, image) -> dict[str, obj
     r["pci-before-off"] = qmp.execute("query-pci")
     r["events-before-off"] = [e["event"] for e in qmp.events]
     # the driver lets go of the device, then power and indicator off
-    r["disabled"] = run(f"echo 1 >/sys/bus/pci/devices/{HOTPLUG_PORT}/0000:??:??.?/remove; "
+    # (a loop: busybox's ash does not expand a glob in a redirection's target)
+    r["disabled"] = run(f"for f in /sys/bus/pci/devices/{HOTPLUG_PORT}/0000:??:??.?; do "
+                        "echo 1 >$f/remove; done; "
                         f"wr16 $((X + {SLTCTL})) $(( $(rd16 $((X + {SLTCTL}))) | "
                         f"{SLTCTL_PCC | PIC_OFF} "
                         ")); slot disabled; echo 1 >/sys/bus/pci/rescan; "

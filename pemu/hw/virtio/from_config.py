@@ -46,6 +46,8 @@ class DeviceContext:
         self.used: set[str] = set()
         # drive id -> the BlockBackend a device took (the monitor lists it in query-block)
         self.opened: dict[str, object] = {}
+        # -drive id -> the BlockBackend of a drive no device has taken yet
+        self.idle: dict[str, object] = {}
         # the devices made so far, by name: a device on a device's own bus (nvme-ns on
         # an nvme controller) finds its parent here
         self.devices: dict[str, object] = {}
@@ -69,6 +71,30 @@ class DeviceContext:
         if node is not None:
             self.opened[drive_id] = node
             return node
+        backend = self.idle.pop(drive_id, None)
+        if backend is None:
+            backend = self._open(drive_id)
+        self.opened[drive_id] = backend
+        return backend
+
+    def open_idle_drives(self, drive_ids: list[str]) -> None:
+        """Open the ``-drive``s no device took, as QEMU opens every -drive at start: a
+        missing image fails the start, the monitor lists them, and ``device_add
+        drive=ID`` takes them later."""
+        for drive_id in drive_ids:
+            if drive_id not in self.used:
+                self.idle[drive_id] = self._open(drive_id)
+
+    def forget_drive(self, drive_id: str) -> None:
+        """The device that held a ``-drive`` was unplugged: as in QEMU, the drive goes
+        with it (closed; its id no longer names a drive)."""
+        backend = self.opened.pop(drive_id, None)
+        self.used.discard(drive_id)
+        self.drives.pop(drive_id, None)
+        if backend is not None:
+            backend.close()
+
+    def _open(self, drive_id: str):
         opts = {k: v for k, v in self.drives[drive_id].items() if k != "if"}
         if opts.get("media") == "cdrom":
             opts.setdefault("read-only", "on")  # a CD-ROM's medium is read-only
@@ -76,7 +102,6 @@ class DeviceContext:
             opts.setdefault("snapshot", "on")  # -snapshot: a temporary overlay per drive
         backend = open_drive(opts)
         self.closers.append(backend)
-        self.opened[drive_id] = backend
         return backend
 
     def chardev(self, driver: str, chardev_id: str | None, name: str):
@@ -94,6 +119,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
     """Create the netdevs (``-netdev``, ``-nic``) and devices on ``board``; returns the
     backends (drives, the network) to close at exit."""
     drives: dict[str, dict[str, str]] = {}
+    unattached: list[str] = []  # if=none: a device, now or by device_add, takes it
     for opts in cfg.drives:
         if opts.get("if", "none") not in ("none", "virtio"):
             raise OptionError(f"{prog}: -drive if={opts['if']}: {board_name} has only virtio "
@@ -102,6 +128,8 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
         if did in drives:
             raise OptionError(f"{prog}: -drive id={did}: duplicate drive id")
         drives[did] = opts
+        if opts.get("if", "none") == "none":
+            unattached.append(did)
     for node, opts in blockdev_drives(cfg.blockdevs).items():
         if node in drives:
             raise OptionError(f"{prog}: -blockdev node-name={node}: the name of a -drive")
@@ -130,6 +158,7 @@ def make_virtio_devices(board: object, cfg: SystemConfig, prog: str, board_name:
         specs += net_nics
         attach_filters(network, cfg.objects, prog)
         closers = _plug(board, specs, ctx, prog, board_name, buses or [VIRTIO_BUS])
+        ctx.open_idle_drives(unattached)
     except BaseException:
         close_backends(ctx.closers)
         raise
