@@ -146,7 +146,7 @@ def test_truncated_stream_fails_destination_and_source_runs_on(heartbeat, tmp_pa
         dst.finish()
 
 
-def test_file_snapshot_restores_and_a_cut_one_is_refused(heartbeat, tmp_path):
+def test_file_snapshots_restore_and_a_cut_one_is_refused(heartbeat, tmp_path):
     path = tmp_path / "state.bin"
     src = _vm(tmp_path, heartbeat, name="src")
     try:
@@ -166,12 +166,25 @@ def test_file_snapshot_restores_and_a_cut_one_is_refused(heartbeat, tmp_path):
     finally:
         bad.finish()
     good = _vm(tmp_path, heartbeat, "-incoming", f"file:{path}", name="good")
+    mapped_path = tmp_path / "mapped.bin"
     try:
-        after = _wait_beats(good, 3)
+        after = _wait_beats(good, 2)
         check_heartbeat(after)
         check_continues(saved, src.lines, after)
+        # on, into a mapped-ram snapshot, whose restore maps the file under KVM's slots
+        good.qmp.cmd("migrate-set-capabilities",
+                     capabilities=[{"capability": "mapped-ram", "state": True}])
+        assert good.qmp.hmp(f"migrate file:{mapped_path}") == ""
+        assert good.qmp.cmd("query-status")["status"] == "postmigrate"
     finally:
         good.finish()
+    mapped = _vm(tmp_path, heartbeat, "-incoming", f"file:{mapped_path}", name="mapped")
+    try:
+        again = _wait_beats(mapped, 2)
+        check_heartbeat(again)
+        check_continues(beats(good.lines, good.stamps), good.lines, again)
+    finally:
+        mapped.finish()
 
 
 def test_savevm_loadvm_resumes_after_the_saved_beat(heartbeat, tmp_path):
