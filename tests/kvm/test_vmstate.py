@@ -94,13 +94,15 @@ def test_live_migration_over_unix_socket(heartbeat, tmp_path):
 
 
 class _CuttingProxy:
-    """Forwards a migration stream from ``listen`` to ``target`` and cuts both
-    connections after ``limit`` bytes: the stream ends in the middle."""
+    """Forwards a migration stream from a TCP port on 127.0.0.1 (``port``) to the UNIX
+    socket ``target`` and cuts both connections after ``limit`` bytes: the stream ends
+    in the middle (and the source's side of it is TCP)."""
 
-    def __init__(self, listen: str, target: str, limit: int) -> None:
-        self.server = socket.socket(socket.AF_UNIX)
-        self.server.bind(listen)
+    def __init__(self, target: str, limit: int) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
         self.server.listen(1)
+        self.port = self.server.getsockname()[1]
         self.target, self.limit = target, limit
         self.forwarded = 0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -124,14 +126,14 @@ class _CuttingProxy:
 
 
 def test_truncated_stream_fails_destination_and_source_runs_on(heartbeat, tmp_path):
-    sock, proxy_sock = str(tmp_path / "dst.sock"), str(tmp_path / "proxy.sock")
+    sock = str(tmp_path / "dst.sock")
     src = _vm(tmp_path, heartbeat, name="src")
     dst = _vm(tmp_path, heartbeat, "-incoming", f"unix:{sock}", name="dst")
     try:
         _wait_beats(src, 2)
         _wait_listening(sock)
-        proxy = _CuttingProxy(proxy_sock, sock, 200_000)
-        src.qmp.cmd("migrate", uri=f"unix:{proxy_sock}")
+        proxy = _CuttingProxy(sock, 200_000)
+        src.qmp.cmd("migrate", uri=f"tcp:127.0.0.1:{proxy.port}")
         info = src.wait_migration({"completed", "failed"}, timeout=60)
         assert info["status"] == "failed", info
         assert proxy.forwarded == 200_000
