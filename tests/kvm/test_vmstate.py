@@ -265,7 +265,8 @@ def test_linux_guest_live_migration(linux_capable_kvm, tmp_path):
         dst.wait_line(r"PEMU-TICK \d+", timeout=30)
         src.finish()  # its console's last line, even one the guest had only begun
         last_src, first_dst = _linux_ticks(src)[-1], _linux_ticks(dst)[0]
-        cut = f"PEMU-TICK {last_src[0] + 1}".startswith(src.lines[-1])  # begun, not ended
+        last_line = src.lines[-1]
+        cut = bool(last_line) and f"PEMU-TICK {last_src[0] + 1}".startswith(last_line)
         periods = 2 if cut else 1
         assert first_dst[0] == last_src[0] + periods, (src.lines[-2:], dst.lines[:2])
         # one tick a second; beyond that at most the downtime limit plus 1 s
