@@ -194,8 +194,9 @@ def test_file_snapshots_restore_and_a_cut_one_is_refused(heartbeat, tmp_path):
 def test_savevm_loadvm_resumes_after_the_saved_beat(heartbeat, tmp_path):
     disk = str(tmp_path / "disk.qcow2")
     create_qcow2(disk, 16 << 20)
-    vm = _vm(tmp_path, heartbeat, "-drive", f"file={disk},format=qcow2,if=none,id=d0",
-             "-device", "virtio-blk-device,drive=d0,id=blk0", name="vm")
+    drive = ["-drive", f"file={disk},format=qcow2,if=none,id=d0",
+             "-device", "virtio-blk-device,drive=d0,id=blk0"]
+    vm = _vm(tmp_path, heartbeat, *drive, name="vm")
     try:
         _wait_beats(vm, 2)
         vm.qmp.cmd("stop")
@@ -222,6 +223,14 @@ def test_savevm_loadvm_resumes_after_the_saved_beat(heartbeat, tmp_path):
             (saved[-1], vm.lines[mark:mark + 2])
     finally:
         vm.finish()
+    # and in a new process, from the start (-loadvm)
+    again = _vm(tmp_path, heartbeat, *drive, "-loadvm", "s1", name="again")
+    try:
+        restarted = _wait_beats(again, 2)
+        check_heartbeat(restarted)
+        assert restarted[0].number == resumed[0].number, (restarted[0], resumed[0])
+    finally:
+        again.finish()
 
 
 # -- the same with a Linux guest, where the host's KVM can run one --------------------------
