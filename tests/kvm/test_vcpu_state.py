@@ -4,8 +4,11 @@ destination must refuse before it changes anything."""
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
+from pemu.accel.kvm.dirty_log import bitmap_pages
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vm import KVMVM
 from pemu.hw.x86.kvm_chips import KVMChipsState
@@ -101,3 +104,8 @@ def test_chips_state_moves_pit_and_kvmclock(system):
     finally:
         _close(src_vm, src_cpus)
         _close(dst_vm, dst_cpus)
+
+
+def test_dirty_bitmap_to_pages():
+    words = (ctypes.c_uint64 * 3)(0b1001, 0, 1 << 63)
+    assert bitmap_pages(words) == [0, 3, 191]
