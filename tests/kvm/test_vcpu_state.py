@@ -8,6 +8,7 @@ import ctypes
 
 import pytest
 
+from pemu.accel.kvm import abi
 from pemu.accel.kvm.dirty_log import bitmap_pages
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vm import KVMVM
@@ -19,6 +20,9 @@ from pemu.target.x86.kvm_cpu import configure_vcpu
 from pemu.target.x86.vcpu_vmstate import X86VCPUState
 
 MSR_LSTAR = 0xC000_0082
+XMM3_OFFSET = 160 + 3 * 16  # in the legacy (FXSAVE) part of the XSAVE area
+XSTATE_BV_OFFSET = 512  # the XSAVE header's first byte
+XSTATE_SSE = 1 << 1
 
 
 @pytest.fixture
@@ -44,6 +48,22 @@ def _close(vm, vcpus) -> None:
     vm.close()
 
 
+def _set_xmm3(vcpu, value: bytes) -> None:
+    """XMM3 as the guest would have it.  Where KVM has XSAVE the state travels in the
+    XSAVE area, and KVM_SET_FPU would not do: it leaves XSTATE_BV alone, so
+    KVM_GET_XSAVE goes on reporting SSE in its initial state."""
+    if not vcpu.vm.check_extension(abi.KVM_CAP_XSAVE):
+        fpu = vcpu.get_fpu()
+        ctypes.memmove(fpu.xmm[3], value, 16)
+        vcpu.set_fpu(fpu)
+        return
+    area = vcpu.get_state(abi.KvmXsave, abi.KVM_GET_XSAVE, "GET_XSAVE")
+    raw = bytearray(area)
+    raw[XMM3_OFFSET:XMM3_OFFSET + 16] = value
+    raw[XSTATE_BV_OFFSET] |= XSTATE_SSE
+    vcpu.set_state(abi.KVM_SET_XSAVE, abi.KvmXsave.from_buffer_copy(raw), "SET_XSAVE")
+
+
 def test_vcpu_state_moves_registers_msrs_and_lapic(system):
     src_vm, (src,) = _machine(system)
     dst_vm, (dst,) = _machine(system)
@@ -58,6 +78,7 @@ def test_vcpu_state_moves_registers_msrs_and_lapic(system):
         lapic = src.get_lapic()
         lapic.regs[0x80] = 0x30  # task priority
         src.set_lapic(lapic)
+        _set_xmm3(src, bytes(range(16)))
         supported = set(system.msr_index_list())
         load_device(X86VCPUState(dst, supported), save_device(X86VCPUState(src, supported)))
         got = dst.get_regs()
@@ -65,6 +86,7 @@ def test_vcpu_state_moves_registers_msrs_and_lapic(system):
         assert dst.get_sregs().cr0 & 1  # protected mode
         assert dst.get_msrs([MSR_LSTAR])[MSR_LSTAR] == 0xFFFF_FFFF_8100_0000
         assert dst.get_lapic().regs[0x80] == 0x30
+        assert bytes(dst.get_fpu().xmm[3]) == bytes(range(16))
     finally:
         _close(src_vm, [src])
         _close(dst_vm, [dst])

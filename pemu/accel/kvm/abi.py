@@ -481,3 +481,5 @@ KVM_GET_XSAVE = _ior(0xA4, KvmXsave)
 KVM_SET_XSAVE = _iow(0xA5, KvmXsave)
 KVM_GET_XCRS = _ior(0xA6, KvmXcrs)
 KVM_SET_XCRS = _iow(0xA7, KvmXcrs)
+KVM_CAP_XSAVE2 = 208  # KVM_CHECK_EXTENSION on a VM: the size of its XSAVE area
+KVM_GET_XSAVE2 = _ior(0xCF, KvmXsave)  # KVM_SET_XSAVE then takes that size, too

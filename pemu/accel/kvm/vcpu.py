@@ -147,7 +147,8 @@ class KVMVCPU:
 
     # -- whole-state structs (savevm and migration: pemu/target/x86/vcpu_vmstate.py) ----
     def get_state(self, struct: type, request: int, what: str):
-        """One KVM_GET_* that fills a struct (XSAVE, XCRS, VCPU_EVENTS, DEBUGREGS)."""
+        """One KVM_GET_* that fills a new ``struct`` (XSAVE, XCRS, VCPU_EVENTS, DEBUGREGS;
+        a ctypes array type for an area whose size KVM decides)."""
         value = struct()
         kvm_ioctl(self.fd, request, value, what)
         return value

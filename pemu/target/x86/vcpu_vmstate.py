@@ -8,7 +8,8 @@ state to KVM in the order KVM needs:
   sregs        first: CR0/CR4/EFER decide how the rest is interpreted, and
                APIC_BASE (in sregs) must be set before the LAPIC's registers
   regs         general registers, RIP, RFLAGS
-  xsave / fpu  the FPU/SSE/AVX state (XSAVE layout where KVM has KVM_CAP_XSAVE:
+  xsave / fpu  the FPU/SSE/AVX state (XSAVE layout where KVM has KVM_CAP_XSAVE, at
+               KVM_CAP_XSAVE2's size where it says one (AMX);
                the host reads and writes it even where the guest cannot run XSAVE)
   xcrs         XCR0
   MSRs         syscall, SYSENTER, PAT, TSC, kvmclock ... (below), before the LAPIC
@@ -59,7 +60,6 @@ _STRUCTS = {
     "sregs": (abi.KvmSregs, abi.KVM_GET_SREGS, abi.KVM_SET_SREGS),
     "regs": (abi.KvmRegs, abi.KVM_GET_REGS, abi.KVM_SET_REGS),
     "fpu": (abi.KvmFpu, abi.KVM_GET_FPU, abi.KVM_SET_FPU),
-    "xsave": (abi.KvmXsave, abi.KVM_GET_XSAVE, abi.KVM_SET_XSAVE),
     "xcrs": (abi.KvmXcrs, abi.KVM_GET_XCRS, abi.KVM_SET_XCRS),
     "lapic": (abi.KvmLapicState, abi.KVM_GET_LAPIC, abi.KVM_SET_LAPIC),
     "debugregs": (abi.KvmDebugregs, abi.KVM_GET_DEBUGREGS, abi.KVM_SET_DEBUGREGS),
@@ -68,6 +68,10 @@ _STRUCTS = {
 # structs a KVM may lack (its capability): saved empty, loaded only where present
 _OPTIONAL = {"xsave": abi.KVM_CAP_XSAVE, "xcrs": abi.KVM_CAP_XCRS,
              "debugregs": abi.KVM_CAP_DEBUGREGS, "events": abi.KVM_CAP_VCPU_EVENTS}
+
+
+XSAVE_LEGACY_SIZE = ctypes.sizeof(abi.KvmXsave)
+XSAVE_MAX = 1 << 16  # far above today's largest (AMX tiles: about 11 KiB)
 
 
 def _struct_field(name: str) -> VMStateField:
@@ -82,7 +86,9 @@ class X86VCPUState(Device):
     vmstate = VMState("x86-cpu", 1, (
         VMStateField("cpu_index", "u32", equal=True),
         VMStateField("tsc_khz", "u32"),
-        *(_struct_field(n) for n in ("sregs", "regs", "fpu", "xsave", "xcrs")),
+        *(_struct_field(n) for n in ("sregs", "regs", "fpu")),
+        VMStateField("xsave", "bytes", max=XSAVE_MAX),  # the host's size: see _xsave_size
+        _struct_field("xcrs"),
         VMStateField("msrs_present", "u64"),  # bit n: MSRS[n] was read on the source
         *(VMStateField(name, "u64") for name, _ in MSRS),
         VMStateField("mp_state", "u32", max=MP_STATE_MAX),
@@ -94,6 +100,10 @@ class X86VCPUState(Device):
         self.vcpu = vcpu
         self._has = {name: bool(vcpu.vm.check_extension(cap))
                      for name, cap in _OPTIONAL.items()}
+        # KVM_CAP_XSAVE2 (Linux 5.17) gives the size of the VM's XSAVE area, larger than
+        # struct kvm_xsave once the CPU has AMX; KVM_SET_XSAVE then reads that many bytes
+        self._xsave2 = vcpu.vm.check_extension(abi.KVM_CAP_XSAVE2)
+        self._xsave_size = max(self._xsave2, XSAVE_LEGACY_SIZE)
         self._msr_bits = {index: bit for bit, (_, index) in enumerate(MSRS)
                           if index in supported_msrs}
         self._staged: dict[str, object] = {}
@@ -108,6 +118,18 @@ class X86VCPUState(Device):
             return b""
         struct, get, _ = _STRUCTS[name]
         return bytes(self.vcpu.get_state(struct, get, f"GET_{name.upper()}"))
+
+    @property
+    def xsave(self) -> bytes:
+        if not self._has["xsave"]:
+            return b""
+        get = abi.KVM_GET_XSAVE2 if self._xsave2 else abi.KVM_GET_XSAVE
+        return bytes(self.vcpu.get_state(ctypes.c_uint8 * self._xsave_size, get,
+                                         "GET_XSAVE"))
+
+    @xsave.setter
+    def xsave(self, value: bytes) -> None:
+        self._staged["xsave"] = value
 
     @property
     def msrs_present(self) -> int:
@@ -145,7 +167,14 @@ class X86VCPUState(Device):
             if data and not self._has.get(name, True):
                 raise VMStateInvalid(name, "this host's KVM cannot load it (capability "
                                            "missing)")
-        if not state.get("xsave") and not state.get("fpu"):
+        xsave = state.get("xsave", b"")
+        assert isinstance(xsave, bytes)
+        if xsave and not self._has["xsave"]:
+            raise VMStateInvalid("xsave", "this host's KVM has no KVM_CAP_XSAVE")
+        if xsave and not XSAVE_LEGACY_SIZE <= len(xsave) <= self._xsave_size:
+            raise VMStateInvalid("xsave", f"an XSAVE area of {len(xsave)} bytes; this "
+                                          f"host's KVM holds {self._xsave_size}")
+        if not xsave and not state.get("fpu"):
             raise VMStateInvalid("fpu", "neither an XSAVE area nor an FPU state")
         present = state.get("msrs_present", 0)
         assert isinstance(present, int)
@@ -177,7 +206,7 @@ class X86VCPUState(Device):
         for name in ("sregs", "regs"):
             self._write_struct(name, staged)
         if staged.get("xsave") and self._has["xsave"]:
-            self._write_struct("xsave", staged)
+            self._write_xsave(staged["xsave"])  # type: ignore[arg-type]
         else:
             self._write_struct("fpu", staged)
         self._write_struct("xcrs", staged)
@@ -198,6 +227,13 @@ class X86VCPUState(Device):
             return
         struct, _, set_ = _STRUCTS[name]
         self.vcpu.set_state(set_, struct.from_buffer_copy(data), f"SET_{name.upper()}")
+
+    def _write_xsave(self, data: bytes) -> None:
+        # a smaller area (a source without AMX) is padded with zeros: the XSAVE
+        # header's XSTATE_BV says which components it holds
+        area = (ctypes.c_uint8 * self._xsave_size)()
+        ctypes.memmove(area, data, len(data))
+        self.vcpu.set_state(abi.KVM_SET_XSAVE, area, "SET_XSAVE")
 
     def _write_events(self, staged: Mapping[str, object]) -> None:
         data = staged.get("events")
