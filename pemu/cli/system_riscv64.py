@@ -28,6 +28,7 @@ from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
 from pemu.cli.prompt_exit import exit_promptly
+from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
 from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
@@ -42,11 +43,8 @@ from pemu.hw.riscv.virt import VirtBoard
 from pemu.hw.scsi.bus import SCSI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
-from pemu.monitor.errors import QMPError
-from pemu.monitor.migrate import fail_incoming, migration_of
 from pemu.monitor.riscv_board import RiscvBoardMonitor
 from pemu.monitor.server import create_monitors
-from pemu.monitor.vm_snapshots import load_vm
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
 from pemu.sandbox.isolate import IsolationError, isolate
@@ -130,15 +128,13 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if cfg.incoming:
             cfg.start_stopped = True  # the harts wait until the state has arrived
         monitored = RiscvBoardMonitor(board, cfg)
-        if cfg.incoming_cpr and not cfg.incoming:
-            raise StartupError("-incoming: a cpr channel needs a main channel too")
-        if cfg.incoming:  # listening before QMP answers: a client may migrate at once
-            _incoming(monitored, cfg.incoming, autostart, cfg.incoming_cpr)
+        if cfg.incoming or cfg.incoming_cpr:  # listening before QMP answers
+            start_incoming(monitored, cfg, autostart, PROG)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
         if cfg.loadvm:
-            _loadvm(monitored, cfg.loadvm)
+            start_from_snapshot(monitored, cfg.loadvm)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
         startup_done()  # -daemonize: the parent returns now
 
@@ -177,35 +173,6 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         chardevs.close_all()
         if board is not None:
             board.close()
-
-
-class StartupError(Exception):
-    """A start-up step after the board was built failed (-loadvm)."""
-
-
-def _loadvm(monitored: RiscvBoardMonitor, name: str) -> None:
-    """-loadvm NAME: the machine starts from the snapshot (paused with -S)."""
-    try:
-        load_vm(monitored, name)
-    except QMPError as e:
-        raise StartupError(f"-loadvm {name}: {e}") from None
-
-
-def _incoming(monitored: RiscvBoardMonitor, uri: str, autostart: bool,
-              cpr_uri: str | None) -> None:
-    """-incoming URI|defer: wait in inmigrate for the state (pemu/monitor/migrate.py);
-    with a cpr channel, for the RAM's descriptors first (cpr-transfer)."""
-    on_failure = fail_incoming(monitored.board, PROG)
-    if uri == "defer":
-        if cpr_uri is not None:
-            raise StartupError("-incoming defer: name the cpr channel in migrate-incoming")
-        monitored.set_run_state("inmigrate")
-        monitored.incoming_deferred = (autostart, on_failure)  # migrate-incoming
-        return
-    try:
-        migration_of(monitored).listen(uri, autostart, on_failure, cpr_uri)
-    except QMPError as e:
-        raise StartupError(f"-incoming {uri}: {e}") from None
 
 
 def _print_stats(board) -> None:

@@ -15,6 +15,7 @@ from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
+from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
 from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.x86_kvm import start_x86_gdbstub
@@ -48,9 +49,6 @@ def _read(path: str, what: str, limit: int) -> bytes:
 
 
 def _check_config(cfg: SystemConfig) -> None:
-    if cfg.loadvm or cfg.incoming:
-        option = "-loadvm" if cfg.loadvm else "-incoming"
-        raise OptionError(f"{PROG}: {option}: VM state is not saved for KVM guests yet")
     check_types(cfg, PROG, ARCH, "microvm", DEVICE_BUSES)
     if cfg.ram_backend is not None and cfg.ram_backend["qom-type"] != "memory-backend-ram":
         raise OptionError(f"{PROG}: -machine memory-backend: microvm keeps its RAM in "
@@ -105,10 +103,17 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
         closers = _make_devices(board, cfg)
         board.load(kernel, initrd, cfg.append)
+        autostart = not cfg.start_stopped
+        if cfg.incoming:
+            cfg.start_stopped = True  # the vCPUs wait until the state has arrived
         machine = MicrovmMonitor(board, cfg)
+        if cfg.incoming:  # listening before QMP answers: a client may migrate at once
+            start_incoming(machine, cfg, autostart, PROG)
         monitors = create_monitors(cfg, machine, chardevs)
         if cfg.gdb:
             _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
+        if cfg.loadvm:
+            start_from_snapshot(machine, cfg.loadvm)
         isolate(cfg)  # -chroot, -runas, -sandbox: everything is open, nothing runs yet
         startup_done()  # -daemonize: the parent returns now
         status = board.run(timeout)
@@ -116,8 +121,9 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         if board.error:
             print(f"{PROG}: guest cannot run: {board.error}", file=sys.stderr)
         return status
-    except (BoardError, BootError, KVMError, IsolationError, ValueError) as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+    except (BoardError, BootError, KVMError, IsolationError, ValueError, StartupError) as e:
+        msg = str(e)
+        print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
     finally:
         if board is not None:

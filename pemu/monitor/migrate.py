@@ -3,7 +3,8 @@
 Outgoing (QMP ``migrate``), on its own thread:
 
   setup    RAM dirty logging on (RAMBlock.dirty; the softmmu marks a page when it
-           installs a write TLB entry for it, devices when they take a view of it)
+           installs a write TLB entry for it, devices when they take a view of it;
+           under KVM the board adds KVM's dirty log before each harvest)
   active   pass 1 sends every non-zero page while the guest runs; then, while the
            pages dirtied meanwhile would take longer than ``downtime-limit`` at the
            measured bandwidth, harvest and resend them (at most MAX_PASSES passes)
@@ -182,6 +183,7 @@ class Migration:
                 pages = sorted(final[block.name] | dirty[block.name])
                 send_pages(writer, block, pages, skip_zero=False)
                 block.dirty = None
+            _board_hook(board, "stop_dirty_log")
             write_devices(writer, board)
             writer.end()
             confirm_delivery(channel)  # TLS: an authz refusal may show only now
@@ -223,6 +225,8 @@ class Migration:
     def _fail(self, blocks, stopped_here: bool, error: str | None) -> None:
         for block in blocks:
             block.dirty = None
+        if blocks:
+            _board_hook(self.machine.migratable, "stop_dirty_log")
         self.total_time_ms = int((time.monotonic() - self.started) * 1000)
         if stopped_here:
             self.machine.cont()  # the source keeps running
@@ -271,6 +275,7 @@ class Migration:
             machine.migratable.migration_pre_save()
             for block in blocks:
                 block.dirty = set()
+            _board_hook(machine.migratable, "start_dirty_log")  # KVM: its dirty log
             # A write TLB entry installed before logging began would let stores go
             # unmarked until the first harvest: flush them, so every store from now on
             # passes the fill that marks its page.
@@ -292,6 +297,7 @@ class Migration:
         if running:
             machine._pause()
         try:
+            _board_hook(machine.migratable, "sync_dirty_log")  # KVM's log into the sets
             out = {}
             for block in blocks:
                 out[block.name] = block.dirty if block.dirty is not None else set()
@@ -410,6 +416,15 @@ def _reread_disks(machine: MonitoredMachine) -> None:
             invalidate()
         # filters (accounting, blkdebug) hold the format node as ``child``
         pending += [getattr(node, "child", None), getattr(node, "backing", None)]
+
+
+def _board_hook(board, name: str) -> None:
+    """A board's optional dirty-log step: ``start_dirty_log``, ``sync_dirty_log`` (before
+    each harvest) and ``stop_dirty_log``, for boards whose guest stores bypass the
+    softmmu (KVM: pemu/hw/x86/microvm_state.py)."""
+    hook = getattr(board, name, None)
+    if hook is not None:
+        hook()
 
 
 def migration_of(machine: MonitoredMachine) -> Migration:

@@ -84,6 +84,7 @@ class MicrovmMonitor(MonitoredMachine):
         super().__init__(name=cfg.name, start_stopped=cfg.start_stopped)
         self.board = board
         self.cfg = cfg
+        self.migratable = board  # savevm, migrate (pemu/hw/x86/microvm_state.py)
         self.chardevs = getattr(board, "chardevs", None)
         self.network = getattr(board, "network", None)  # pemu/net/network.py
         self.runner = board.make_runner(start_paused=cfg.start_stopped)

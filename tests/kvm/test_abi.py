@@ -25,6 +25,11 @@ STRUCTS = {
     "KvmIrqfd": "struct kvm_irqfd", "KvmIoeventfd": "struct kvm_ioeventfd",
     "KvmPitConfig": "struct kvm_pit_config", "KvmIrqRoutingEntry":
     "struct kvm_irq_routing_entry", "KvmEnableCap": "struct kvm_enable_cap",
+    "KvmXsave": "struct kvm_xsave", "KvmXcrs": "struct kvm_xcrs",
+    "KvmVcpuEvents": "struct kvm_vcpu_events", "KvmDebugregs": "struct kvm_debugregs",
+    "KvmIrqchip": "struct kvm_irqchip", "KvmPitState2": "struct kvm_pit_state2",
+    "KvmClockData": "struct kvm_clock_data", "KvmDirtyLog": "struct kvm_dirty_log",
+    "KvmClearDirtyLog": "struct kvm_clear_dirty_log",
 }
 OFFSETS = {
     "exit_reason": "exit_reason", "io": "io", "mmio": "mmio", "internal": "internal",

@@ -81,12 +81,13 @@ class QMP:
 
 class Pemu:
     """``Pemu(tmp, *args)``: started with -qmp on a socket in ``tmp``; ``lines`` is the
-    console output so far."""
+    console output so far.  ``command(*args)`` makes the command line (the RISC-V
+    system emulator unless told otherwise)."""
 
-    def __init__(self, tmp: Path, *args: str, name: str = "vm") -> None:
+    def __init__(self, tmp: Path, *args: str, name: str = "vm", command=pemu_cmd) -> None:
         self.qmp_path = str(tmp / f"{name}.qmp")
         self.proc = subprocess.Popen(
-            pemu_cmd("-nographic", "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *args),
+            command("-nographic", "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *args),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=pemu_env())
         self.lines: list[str] = []

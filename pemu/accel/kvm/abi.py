@@ -380,3 +380,106 @@ KVM_SET_MP_STATE = _iow(0x99, KvmMpState)
 KVM_SET_GUEST_DEBUG = _iow(0x9B, KvmGuestDebug)
 KVM_SET_TSC_KHZ = _io(0xA2)
 KVM_GET_TSC_KHZ = _io(0xA3)
+
+# -- VM state (savevm, migration): the structs KVM hands out and takes back whole ---------
+class KvmXsave(ctypes.Structure):
+    """struct kvm_xsave: the vCPU's XSAVE area as the CPU lays it out (legacy FXSAVE
+    image, XSAVE header, components), read by the host even where the guest cannot
+    execute XSAVE itself."""
+    _fields_ = [("region", u32 * 1024)]
+
+
+class KvmXcr(ctypes.Structure):
+    _fields_ = [("xcr", u32), ("reserved", u32), ("value", u64)]
+
+
+class KvmXcrs(ctypes.Structure):
+    _fields_ = [("nr_xcrs", u32), ("flags", u32), ("xcrs", KvmXcr * 16),
+                ("padding", u64 * 16)]
+
+
+class KvmVcpuEvents(ctypes.Structure):
+    """struct kvm_vcpu_events: pending exception, interrupt, NMI, SIPI and SMM state."""
+    _fields_ = [
+        ("exception_injected", u8), ("exception_nr", u8), ("exception_has_error_code", u8),
+        ("exception_pending", u8), ("exception_error_code", u32),
+        ("interrupt_injected", u8), ("interrupt_nr", u8), ("interrupt_soft", u8),
+        ("interrupt_shadow", u8),
+        ("nmi_injected", u8), ("nmi_pending", u8), ("nmi_masked", u8), ("nmi_pad", u8),
+        ("sipi_vector", u32), ("flags", u32),
+        ("smi_smm", u8), ("smi_pending", u8), ("smi_inside_nmi", u8),
+        ("smi_latched_init", u8),
+        ("triple_fault_pending", u8), ("reserved", u8 * 26),
+        ("exception_has_payload", u8), ("exception_payload", u64),
+    ]
+
+
+KVM_VCPUEVENT_VALID_NMI_PENDING = 0x1
+KVM_VCPUEVENT_VALID_SIPI_VECTOR = 0x2
+KVM_VCPUEVENT_VALID_SHADOW = 0x4
+KVM_VCPUEVENT_VALID_SMM = 0x8
+
+
+class KvmDebugregs(ctypes.Structure):
+    _fields_ = [("db", u64 * 4), ("dr6", u64), ("dr7", u64), ("flags", u64),
+                ("reserved", u64 * 9)]
+
+
+class KvmIrqchip(ctypes.Structure):
+    """struct kvm_irqchip: one in-kernel chip (PIC master, PIC slave or IOAPIC) as an
+    opaque 512-byte state (the union of kvm_pic_state and kvm_ioapic_state)."""
+    _fields_ = [("chip_id", u32), ("pad", u32), ("chip", u64 * 64)]
+
+
+class KvmPitChannelState(ctypes.Structure):
+    _fields_ = [
+        ("count", u32), ("latched_count", u16), ("count_latched", u8),
+        ("status_latched", u8), ("status", u8), ("read_state", u8), ("write_state", u8),
+        ("write_latch", u8), ("rw_mode", u8), ("mode", u8), ("bcd", u8), ("gate", u8),
+        ("count_load_time", ctypes.c_int64),
+    ]
+
+
+class KvmPitState2(ctypes.Structure):
+    _fields_ = [("channels", KvmPitChannelState * 3), ("flags", u32), ("reserved", u32 * 9)]
+
+
+class KvmClockData(ctypes.Structure):
+    _fields_ = [("clock", u64), ("flags", u32), ("pad0", u32), ("realtime", u64),
+                ("host_tsc", u64), ("pad", u32 * 4)]
+
+
+class KvmDirtyLog(ctypes.Structure):
+    _fields_ = [("slot", u32), ("padding1", u32), ("dirty_bitmap", u64)]
+
+
+class KvmClearDirtyLog(ctypes.Structure):
+    _fields_ = [("slot", u32), ("num_pages", u32), ("first_page", u64),
+                ("dirty_bitmap", u64)]
+
+
+KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
+KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE = 1 << 0
+KVM_CAP_ADJUST_CLOCK = 39
+KVM_CAP_VCPU_EVENTS = 41
+KVM_CAP_DEBUGREGS = 50
+KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 = 168
+
+KVM_GET_DIRTY_LOG = _iow(0x42, KvmDirtyLog)
+KVM_CLEAR_DIRTY_LOG = _iowr(0xC0, KvmClearDirtyLog)
+KVM_GET_IRQCHIP = _iowr(0x62, KvmIrqchip)
+KVM_SET_IRQCHIP = _ior(0x63, KvmIrqchip)  # sic: the header declares it _IOR
+KVM_SET_CLOCK = _iow(0x7B, KvmClockData)
+KVM_GET_CLOCK = _ior(0x7C, KvmClockData)
+KVM_GET_PIT2 = _ior(0x9F, KvmPitState2)
+KVM_SET_PIT2 = _iow(0xA0, KvmPitState2)
+KVM_GET_VCPU_EVENTS = _ior(0x9F, KvmVcpuEvents)
+KVM_SET_VCPU_EVENTS = _iow(0xA0, KvmVcpuEvents)
+KVM_GET_DEBUGREGS = _ior(0xA1, KvmDebugregs)
+KVM_SET_DEBUGREGS = _iow(0xA2, KvmDebugregs)
+KVM_GET_XSAVE = _ior(0xA4, KvmXsave)
+KVM_SET_XSAVE = _iow(0xA5, KvmXsave)
+KVM_GET_XCRS = _ior(0xA6, KvmXcrs)
+KVM_SET_XCRS = _iow(0xA7, KvmXcrs)
+KVM_CAP_XSAVE2 = 208  # KVM_CHECK_EXTENSION on a VM: the size of its XSAVE area
+KVM_GET_XSAVE2 = _ior(0xCF, KvmXsave)  # KVM_SET_XSAVE then takes that size, too

@@ -145,6 +145,22 @@ class KVMVCPU:
     def set_mp_state(self, state: int) -> None:
         kvm_ioctl(self.fd, abi.KVM_SET_MP_STATE, abi.KvmMpState(state), "SET_MP_STATE")
 
+    # -- whole-state structs (savevm and migration: pemu/target/x86/vcpu_vmstate.py) ----
+    def get_state(self, struct: type, request: int, what: str):
+        """One KVM_GET_* that fills a new ``struct`` (XSAVE, XCRS, VCPU_EVENTS, DEBUGREGS;
+        a ctypes array type for an area whose size KVM decides)."""
+        value = struct()
+        kvm_ioctl(self.fd, request, value, what)
+        return value
+
+    def set_state(self, request: int, value: object, what: str) -> None:
+        kvm_ioctl(self.fd, request, value, what)
+
+    def get_tsc_khz(self) -> int:
+        """The guest TSC frequency KVM gives this vCPU (0 when it cannot say)."""
+        ret, _ = ioctl_raw(self.fd, abi.KVM_GET_TSC_KHZ, 0)
+        return max(ret, 0)
+
     def set_guest_debug(self, control: int, debugreg: list[int] | None = None) -> None:
         """KVM_SET_GUEST_DEBUG: ``control`` = KVM_GUESTDBG_* flags (0 turns debugging
         off), ``debugreg`` = DR0-DR7 for KVM_GUESTDBG_USE_HW_BP."""

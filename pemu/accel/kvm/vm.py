@@ -127,6 +127,38 @@ class KVMVM:
         self._eventfds.append(fd)
         return fd
 
+    # -- in-kernel device state (savevm and migration: pemu/hw/x86/kvm_chips.py) --------
+    def get_irqchip(self, chip: int) -> abi.KvmIrqchip:
+        state = abi.KvmIrqchip(chip_id=chip)
+        kvm_ioctl(self.fd, abi.KVM_GET_IRQCHIP, state, "GET_IRQCHIP")
+        return state
+
+    def set_irqchip(self, state: abi.KvmIrqchip) -> None:
+        kvm_ioctl(self.fd, abi.KVM_SET_IRQCHIP, state, "SET_IRQCHIP")
+
+    def get_pit(self) -> abi.KvmPitState2:
+        state = abi.KvmPitState2()
+        kvm_ioctl(self.fd, abi.KVM_GET_PIT2, state, "GET_PIT2")
+        return state
+
+    def set_pit(self, state: abi.KvmPitState2) -> None:
+        kvm_ioctl(self.fd, abi.KVM_SET_PIT2, state, "SET_PIT2")
+
+    def get_clock(self) -> int:
+        """kvmclock's value (ns): the guest's notion of elapsed time."""
+        data = abi.KvmClockData()
+        kvm_ioctl(self.fd, abi.KVM_GET_CLOCK, data, "GET_CLOCK")
+        return data.clock
+
+    def set_clock(self, ns: int) -> None:
+        kvm_ioctl(self.fd, abi.KVM_SET_CLOCK, abi.KvmClockData(clock=ns), "SET_CLOCK")
+
+    def set_slot_flags(self, slot: int, flags: int) -> None:
+        """Re-register a memory slot with other flags (dirty logging on or off)."""
+        region = self.slots[slot]
+        region.flags = flags | (region.flags & abi.KVM_MEM_READONLY)
+        kvm_ioctl(self.fd, abi.KVM_SET_USER_MEMORY_REGION, region, "SET_USER_MEMORY_REGION")
+
     # -- lifetime ----------------------------------------------------------------------------
     def create_vcpu(self, index: int) -> KVMVCPU:
         return KVMVCPU(self, index)

@@ -38,6 +38,7 @@ from pemu.hw.x86.e820 import memory_map
 from pemu.hw.x86.guest_errors import GuestErrorLog
 from pemu.hw.x86.i8042 import COMMAND_PORT, DATA_PORT, I8042
 from pemu.hw.x86.kernel_loader import load_kernel
+from pemu.hw.x86.microvm_state import MigratableMicrovm
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
 from pemu.main_loop import get_main_loop
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
@@ -104,7 +105,7 @@ def host_memory_limit() -> int:
     return total or 1 << 62
 
 
-class Microvm:
+class Microvm(MigratableMicrovm):
     def __init__(self, cfg: SystemConfig, log: GuestErrorLog, chardevs=None,
                  kvm_path: str = "/dev/kvm") -> None:
         self.cfg = cfg
@@ -154,6 +155,7 @@ class Microvm:
         for vcpu in self.vcpus:
             configure_vcpu(vcpu, self.system, self.ncpus)
         self.entry: BootEntry | None = None
+        self.init_migration()
 
     # -- configuration checks ------------------------------------------------------------
     def _check_machine(self, machine: dict[str, str]) -> None:
@@ -181,12 +183,13 @@ class Microvm:
     def _map_ram(self, size: int) -> None:
         low = min(size, LOW_RAM_MAX)
         ranges = [(0, low)] + ([(HIGH_RAM_BASE, size - low)] if size > low else [])
+        self.ram_slots = []  # (RAMBlock, KVM slot): what migration sends and logs
         for i, (base, length) in enumerate(ranges):
             try:
                 block = self.mem.add_ram(f"ram{i}", base, length)
             except (OSError, ValueError) as e:
                 raise BoardError(f"-m {size >> 20}M: cannot allocate guest RAM: {e}") from None
-            self.vm.add_memory(base, length, block.host_addr)
+            self.ram_slots.append((block, self.vm.add_memory(base, length, block.host_addr)))
         self.ram_ranges = ranges
         self.low_ram_end = low
 

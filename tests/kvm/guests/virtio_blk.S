@@ -16,6 +16,7 @@
 _start:
         mov $0x6ff0, %esp
         call setup_idt
+        mov $0xeffb, %bx                # master: only the cascade; slave: only IRQ 12
         call setup_pic
         cmpl $0x74726976, VIRTIO+0x00   # "virt"
         jne nodev
@@ -137,51 +138,7 @@ irq_handler:
         popfl
         ret $8
 
-unexpected:
-        mov $m_unexp, %esi
-        call puts
-        call reboot
-
-setup_idt:
-        mov $IDT, %edi
-        mov $unexpected, %eax
-        mov $256, %ecx
-8:      mov %ax, (%edi)
-        movw $0x08, 2(%edi)
-        movw $0x8e00, 4(%edi)
-        mov %eax, %edx
-        shr $16, %edx
-        mov %dx, 6(%edi)
-        add $8, %edi
-        loop 8b
-        mov $irq_handler, %eax
-        mov $IDT + VECTOR * 8, %edi
-        mov %ax, (%edi)
-        shr $16, %eax
-        mov %ax, 6(%edi)
-        lidt idtr
-        ret
-
-setup_pic:
-        mov $0x11, %al                  # ICW1: edge, cascade, ICW4
-        out %al, $0x20
-        out %al, $0xa0
-        mov $0x20, %al                  # ICW2: vector bases 0x20 / 0x28
-        out %al, $0x21
-        mov $0x28, %al
-        out %al, $0xa1
-        mov $0x04, %al                  # ICW3: slave on IRQ 2
-        out %al, $0x21
-        mov $0x02, %al
-        out %al, $0xa1
-        mov $0x01, %al                  # ICW4: 8086 mode
-        out %al, $0x21
-        out %al, $0xa1
-        mov $0xfb, %al                  # master: only the cascade
-        out %al, $0x21
-        mov $0xef, %al                  # slave: only IRQ 12
-        out %al, $0xa1
-        ret
+        .include "interrupts.inc"
 
 nodev:  mov $m_nodev, %esi
         call puts
@@ -191,11 +148,8 @@ nodev:  mov $m_nodev, %esi
 irq_count: .long 0
 want_used: .long 0
 want_irqs: .long 0
-idtr:   .word 256 * 8 - 1
-        .long IDT
 m_read: .asciz "PEMU-BAREMETAL read: "
 m_irqs: .asciz "PEMU-BAREMETAL irqs=0x"
 m_status: .asciz " status=0x"
 m_nodev: .asciz "PEMU-BAREMETAL no virtio-blk device\n"
-m_unexp: .asciz "PEMU-BAREMETAL unexpected interrupt\n"
 nl:     .asciz "\n"
