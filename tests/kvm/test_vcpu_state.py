@@ -13,11 +13,11 @@ from pemu.accel.kvm.dirty_log import bitmap_pages
 from pemu.accel.kvm.system import KVMSystem
 from pemu.accel.kvm.vm import KVMVM
 from pemu.hw.x86.kvm_chips import KVMChipsState
+from pemu.hw.x86.vcpu_vmstate import X86VCPUState
 from pemu.migration import MigrationError
 from pemu.migration.vmstate import load_device, save_device
 from pemu.target.x86 import cpu_modes
 from pemu.target.x86.kvm_cpu import configure_vcpu
-from pemu.target.x86.vcpu_vmstate import X86VCPUState
 
 MSR_LSTAR = 0xC000_0082
 XMM3_OFFSET = 160 + 3 * 16  # in the legacy (FXSAVE) part of the XSAVE area

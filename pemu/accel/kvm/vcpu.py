@@ -145,7 +145,7 @@ class KVMVCPU:
     def set_mp_state(self, state: int) -> None:
         kvm_ioctl(self.fd, abi.KVM_SET_MP_STATE, abi.KvmMpState(state), "SET_MP_STATE")
 
-    # -- whole-state structs (savevm and migration: pemu/target/x86/vcpu_vmstate.py) ----
+    # -- whole-state structs (savevm and migration: pemu/hw/x86/vcpu_vmstate.py) ----
     def get_state(self, struct: type, request: int, what: str):
         """One KVM_GET_* that fills a new ``struct`` (XSAVE, XCRS, VCPU_EVENTS, DEBUGREGS;
         a ctypes array type for an area whose size KVM decides)."""

@@ -4,7 +4,7 @@ What the stream carries, in load order:
   kvm-chips    in-kernel PIC pair, IOAPIC, PIT and kvmclock (pemu/hw/x86/kvm_chips.py)
   serial16550  the COM1 UART
   virtio-mmio  each used slot's transport, then its device
-  x86-cpu      every vCPU last (pemu/target/x86/vcpu_vmstate.py): its LAPIC and
+  x86-cpu      every vCPU last (pemu/hw/x86/vcpu_vmstate.py): its LAPIC and
                pending events go in after the chips they talk to
 The i8042 and the POST port keep no state.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from pemu.accel.kvm.dirty_log import DirtyLog, LoggedSlot
 from pemu.hw.core import BlockerMessage, Device
 from pemu.hw.x86.kvm_chips import KVMChipsState
-from pemu.target.x86.vcpu_vmstate import X86VCPUState
+from pemu.hw.x86.vcpu_vmstate import X86VCPUState
 
 
 class MigratableMicrovm:
