@@ -31,7 +31,7 @@ from pemu.target.riscv.hyp import (
     VIRTUAL_INSN,
     VS_INTERRUPTS,
 )
-from pemu.target.riscv.mmu import PRV_U, SATP_MODE_BARE
+from pemu.target.riscv.mmu import PRV_M, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     MEDELEG_WRITABLE,
     MENVCFG_STCE,
@@ -49,7 +49,7 @@ MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 VSSTATUS_WRITABLE = SSTATUS_MASK & MSTATUS_WRITABLE
 # S CSRs that V=1 code reaches as their VS copies
 VS_ALIASES = {0x100: 0x200, 0x104: 0x204, 0x105: 0x205, 0x140: 0x240, 0x141: 0x241,
-              0x142: 0x242, 0x143: 0x243, 0x144: 0x244, 0x180: 0x280}
+              0x142: 0x242, 0x143: 0x243, 0x144: 0x244, 0x180: 0x280, 0x14D: 0x24D}
 # S CSRs the hypervisor swaps itself (no VS copy): V=1 code reaches them directly
 VS_SHARED = frozenset({0x106, 0x10A, 0x10C, 0x10D, 0x10E, 0x10F})
 
@@ -140,8 +140,35 @@ def _write_hgatp(env: object, v: int) -> None:
 
 
 def _write_henvcfg(env: object, v: int) -> None:
-    # STCE stays 0 (no vstimecmp): VS-mode's stimecmp accesses trap to HS
-    _hps(env).hyp.henvcfg = v & HENVCFG_WRITABLE & ~MENVCFG_STCE
+    ps = _hps(env)
+    mask = HENVCFG_WRITABLE
+    if not ps.sstc_enabled:
+        mask &= ~MENVCFG_STCE  # read-only zero while menvcfg.STCE is clear
+    ps.hyp.henvcfg = v & mask
+    ps.set_vstimecmp(ps.hyp.vstimecmp)  # VSTIP may follow vstimecmp from now on
+
+
+def _write_htimedelta(env: object, v: int) -> None:
+    ps = _hps(env)
+    ps.hyp.htimedelta = v
+    ps.set_vstimecmp(ps.hyp.vstimecmp)  # the guest's time moved: a new deadline
+
+
+def _check_vstimecmp(ps) -> None:
+    if ps.priv < PRV_M and not (ps.menvcfg & MENVCFG_STCE and ps.mcounteren >> 1 & 1):
+        raise RiscvTrap(ILLEGAL_INSN, 0)
+
+
+def _read_vstimecmp(env: object) -> int:
+    ps = _hps(env)
+    _check_vstimecmp(ps)
+    return ps.hyp.vstimecmp
+
+
+def _write_vstimecmp(env: object, v: int) -> None:
+    ps = _hps(env)
+    _check_vstimecmp(ps)
+    ps.set_vstimecmp(v)  # (which kicks the loops and re-checks interrupts)
 
 
 # -- VS level (as HS sees them; V=1 code reaches them through the S numbers) ---------------
@@ -224,7 +251,11 @@ def csr_access_virt(env: object, number: int, action: int, value: int, insn: int
                 or (number not in VS_ALIASES and number not in VS_SHARED)):
             raise RiscvTrap(VIRTUAL_INSN if known else ILLEGAL_INSN, insn)
         number = VS_ALIASES.get(number, number)
-        if number == 0x280 and env.ps.hyp.hstatus & HSTATUS_VTVM:  # type: ignore[attr-defined]
+        hyp = env.ps.hyp  # type: ignore[attr-defined]
+        if number == 0x280 and hyp.hstatus & HSTATUS_VTVM:
+            raise RiscvTrap(VIRTUAL_INSN, insn)
+        # the guest's stimecmp is vstimecmp only where HS lets it (STCE and TM)
+        if number == 0x24D and (not hyp.henvcfg & MENVCFG_STCE or not hyp.hcounteren & 2):
             raise RiscvTrap(VIRTUAL_INSN, insn)
     return csr.csr_access(env, number, action, value, insn)
 
@@ -249,7 +280,8 @@ def register_hyp_csrs() -> None:
     _hyp_field("hedeleg", 0x602, HEDELEG_WRITABLE)
     _define(0x603, "hideleg", lambda env: _hps(env).hyp.hideleg, _write_hideleg, True)
     _define(0x604, "hie", _read_hie, _write_hie, True)
-    _hyp_field("htimedelta", 0x605)
+    _define(0x605, "htimedelta", lambda env: _hps(env).hyp.htimedelta, _write_htimedelta,
+            True)
     _hyp_field("hcounteren", 0x606, HCOUNTEREN_MASK)
     _define(0x607, "hgeie", lambda env: _hps(env) and 0, lambda env, v: None)
     _define(0x60A, "henvcfg", lambda env: _hps(env).hyp.henvcfg, _write_henvcfg)
@@ -268,6 +300,7 @@ def register_hyp_csrs() -> None:
     _hyp_field("vstval", 0x243)
     _define(0x244, "vsip", _read_vsip, _write_vsip, True)
     _define(0x280, "vsatp", _read_vsatp, _write_vsatp, True)
+    _define(0x24D, "vstimecmp", _read_vstimecmp, _write_vstimecmp, True)
 
 
 __all__ = ["CSR_ACCESS_VIRT", "VS_ALIASES", "csr_access_virt", "register_hyp_csrs"]

@@ -250,7 +250,10 @@ def _user_counter(number: int, index: int, system_read: Callable[[object], int])
 
 
 def _read_time(env: object) -> int:
-    return _ps(env).now()
+    ps = _ps(env)
+    if ps.virt:  # H: a guest's time is offset by htimedelta
+        return (ps.now() + ps.hyp.htimedelta) & MASK64
+    return ps.now()
 
 
 def _write_mcycle(env: object, v: int) -> None:

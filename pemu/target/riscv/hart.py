@@ -19,6 +19,7 @@ from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_hyp import register_hyp_csrs
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.hyp import MIP_VSTIP
 from pemu.target.riscv.insn_hyp import register_hyp_instructions
 from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
@@ -115,7 +116,7 @@ class RiscvHart(SystemCPU):
         return ps.timer_deadline_ns
 
     def timer_interrupt_pending(self) -> bool:
-        return bool(self.ps.mip() & MIP_STIP)
+        return bool(self.ps.mip() & (MIP_STIP | MIP_VSTIP))
 
     # -- reset -------------------------------------------------------------------------------
     def reset(self, pc: int) -> None:

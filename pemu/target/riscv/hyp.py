@@ -108,6 +108,7 @@ class HypState:
         self.vscause = 0
         self.vstval = 0
         self.vsatp = 0
+        self.vstimecmp = MASK64
 
 
 def gva_for(cause: int, virt: bool, trap: RiscvTrap | None) -> bool:

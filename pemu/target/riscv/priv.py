@@ -34,6 +34,7 @@ from pemu.target.riscv.hyp import (
     HSTATUS_SPV,
     HSTATUS_SPVP,
     MIDELEG_FORCED,
+    MIP_VSTIP,
     MSTATUS_GVA,
     MSTATUS_MPV,
     VS_INTERRUPTS,
@@ -177,6 +178,8 @@ class PrivState:
         self.mstateen = [0, 0, 0, 0]
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
+        # H: the same for the guest's vstimecmp (timer_deadline_ns is the earlier one)
+        self.s_deadline_ns = self.vs_deadline_ns = NEVER_NS
         self.cycle_offset = 0
         self.waiting = False  # in WFI
 
@@ -226,12 +229,23 @@ class PrivState:
     def set_stimecmp(self, value: int) -> None:
         """Program the Sstc timer; the vCPU loop polls ``timer_deadline_ns``."""
         self.stimecmp = value
-        if value == MASK64:
-            self.timer_deadline_ns = NEVER_NS
-        else:
-            delta = value - self.now()
-            self.timer_deadline_ns = time.monotonic_ns() + max(0, delta) * 1_000_000_000 \
-                // self.timebase_hz
+        self.s_deadline_ns = self._deadline_ns(value, 0)
+        self._timer_changed()
+
+    def set_vstimecmp(self, value: int) -> None:
+        """H: program the guest's Sstc timer (compared with time + htimedelta)."""
+        self.hyp.vstimecmp = value
+        self.vs_deadline_ns = self._deadline_ns(value, self.hyp.htimedelta)
+        self._timer_changed()
+
+    def _deadline_ns(self, compare: int, offset: int) -> int:
+        if compare == MASK64:
+            return NEVER_NS
+        delta = compare - ((self.now() + offset) & MASK64)
+        return time.monotonic_ns() + max(0, delta) * 1_000_000_000 // self.timebase_hz
+
+    def _timer_changed(self) -> None:
+        self.timer_deadline_ns = min(self.s_deadline_ns, self.vs_deadline_ns)
         # the python loop reads the deadline when it (re)starts; the native one has
         # machine.DeadlineKicker watch it, so only an already-due timer needs an exit
         self.on_flags_changed()
@@ -252,7 +266,11 @@ class PrivState:
             if self.now() >= self.stimecmp:
                 value |= MIP_STIP
         if self.has_h:
-            value |= self.hyp.hvip & VS_INTERRUPTS  # hvip injects the VS interrupts
+            hyp = self.hyp
+            value |= hyp.hvip & VS_INTERRUPTS  # hvip injects the VS interrupts
+            if (hyp.henvcfg & MENVCFG_STCE and self.sstc_enabled
+                    and (self.now() + hyp.htimedelta) & MASK64 >= hyp.vstimecmp):
+                value |= MIP_VSTIP
         return value
 
     @property

@@ -49,6 +49,9 @@ _start:
     SHOW s_misa_h, t0
     li t0, 7
     csrw mcounteren, t0
+    li t0, 1
+    slli t0, t0, 63                # menvcfg.STCE: Sstc, and so vstimecmp
+    csrs menvcfg, t0
     # HS handles the guest's traps: ecall from VS (10), the guest-page faults (20,
     # 21, 23), virtual instructions (22), page faults and illegal instructions
     li t0, (1 << 10) | (0xf << 20) | (1 << 2) | (1 << 12) | (1 << 13) | (1 << 15)
@@ -169,6 +172,8 @@ hs_trap:
     beq a7, t1, hs_set_vstip
     li t1, 4
     beq a7, t1, hs_clear_vstip
+    li t1, 5
+    beq a7, t1, hs_give_vstimecmp
     li t1, 99
     beq a7, t1, hs_done
     mv a2, a1
@@ -189,6 +194,18 @@ hs_set_vstip:
 hs_clear_vstip:
     li t0, VSTIP
     csrc hvip, t0
+    j hs_next
+hs_give_vstimecmp:                 # the guest may use stimecmp (vstimecmp) and time
+    li t0, 2
+    csrs hcounteren, t0
+    li t0, 1
+    slli t0, t0, 63
+    csrs henvcfg, t0
+    csrr t0, henvcfg
+    srli t0, t0, 63
+    SHOW s_henvcfg_stce, t0
+    li t0, 1000
+    csrw htimedelta, t0
     j hs_next
 hs_show:
     SHOW s_hs_cause, t0
@@ -267,6 +284,23 @@ vs_main:
     li a1, 0
     li a7, 0
     ecall
+    # the guest's own Sstc timer: stimecmp is vstimecmp once HS allows it
+    csrr t0, stimecmp              # not yet: a virtual instruction
+    li a7, 5
+    ecall
+    li s10, 1                      # the handler disarms stimecmp itself
+    li s9, 0
+    rdtime t0
+    addi t0, t0, 500
+    csrw stimecmp, t0
+    csrr t1, stimecmp
+    sub a0, t1, t0
+    li a1, 0
+    li a7, 0
+    ecall
+    csrsi sstatus, 2
+1:  beqz s9, 1b                    # until the timer interrupt has been taken
+    csrci sstatus, 2
     li a7, 99
     ecall
 
@@ -295,8 +329,14 @@ vs_interrupt:
     csrci sip, SSIP                # the guest clears its software interrupt
     j vs_trap_out
 vs_timer:
-    li a7, 4                       # its timer: HS withdraws it
+    li s9, 1
+    bnez s10, vs_own_timer
+    li a7, 4                       # the injected timer: HS withdraws it
     ecall
+    j vs_trap_out
+vs_own_timer:
+    li t0, -1
+    csrw stimecmp, t0
 vs_trap_out:
     ld a0, 0(sp)
     ld a1, 8(sp)
@@ -367,6 +407,7 @@ s_stval:      .asciz "  tval "
 s_htval:      .asciz "  htval "
 s_spp:        .asciz "  SPP "
 s_m_cause:    .asciz "M trap mcause "
+s_henvcfg_stce: .asciz "henvcfg.STCE "
 
 .data
 .balign 16384
