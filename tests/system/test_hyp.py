@@ -28,7 +28,7 @@ from pemu.target.riscv.hyp import (
 from pemu.target.riscv.isa import MAX_ISA, parse_cpu
 from pemu.target.riscv.mmu import PRV_S, PRV_U
 from pemu.target.riscv.mmu_hyp import TwoStage
-from tests.system.conftest import run_pemu
+from tests.system.conftest import OPENSBI, run_pemu
 
 QEMU = "qemu-system-riscv64"
 CPU = "rv64,h=true"
@@ -78,6 +78,20 @@ def test_cpu_models_and_device_tree(tmp_path, build_program):
                 if ln.strip().startswith("riscv,isa-extensions = "))
     names = line.split(" = ", 1)[1].rstrip(";").strip('"').replace('", "', "\\0")
     assert "h" in names.split("\\0")
+
+
+def test_opensbi_sees_h_and_runs_an_s_mode_payload(build_program):
+    """Debian's OpenSBI reads misa: its banner names H; the payload (SBI calls, an
+    Sstc timer interrupt, SRST) runs in HS-mode as before."""
+    if not OPENSBI.exists():
+        pytest.skip("Debian's opensbi is not installed")
+    elf = build_program("sbi_payload", text_base=0x8020_0000)
+    r = run_pemu("-M", "virt", "-m", "128M", "-cpu", CPU, "-nographic", "-kernel", str(elf),
+                 timeout=300)
+    out = r.stdout.decode(errors="replace")
+    assert "Boot HART Base ISA        : rv64imafdch" in out
+    assert "payload: timer interrupt ok" in out
+    assert r.returncode == 0, out[-500:] + r.stderr.decode()
 
 
 # -- the two-stage walk against the spec --------------------------------------------------
