@@ -137,6 +137,8 @@ def _write_hgatp(env: object, v: int) -> None:
         return  # WARL: unsupported modes are not taken
     # VMIDLEN 0 (VMID bits read zero); the root is 16 KiB aligned: PPN[1:0] are zero
     ps.hyp.hgatp = v & ~((1 << 58) - (1 << 44)) & ~3
+    if ps.space_virt:  # M-mode with MPRV+MPV: its data address space changed
+        env.mmu.switch()  # type: ignore[attr-defined]
 
 
 def _write_henvcfg(env: object, v: int) -> None:
@@ -235,7 +237,7 @@ def _write_vsatp(env: object, v: int) -> None:
     if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return
     ps.hyp.vsatp = v
-    if ps.virt:  # the guest's own satp write: its address space changed
+    if ps.space_virt:  # the guest's own satp write (or M's with MPRV+MPV)
         env.mmu.switch()  # type: ignore[attr-defined]
         ps.on_flags_changed()
 

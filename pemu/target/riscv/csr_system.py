@@ -110,6 +110,7 @@ def _write_mstatus(env: object, v: int) -> None:
     ps = _ps(env)
     mask = MSTATUS_WRITABLE | (MSTATUS_MPV | MSTATUS_GVA if ps.has_h else 0)
     _write_status(env, (ps.mstatus & ~mask) | (_legal_mpp(v) & mask))
+    ps.sync_address_space()  # H: MPRV with MPV translates as V=1
 
 
 def _read_sstatus(env: object) -> int:

@@ -95,7 +95,7 @@ class RiscvMMU:
     # -- GuestMMU ---------------------------------------------------------------------
     def space_key(self) -> int:
         ps = self.ps
-        if ps.virt:  # beyond any satp value: V=1 spaces are never V=0 ones
+        if ps.space_virt:  # beyond any satp value: V=1 spaces are never V=0 ones
             return VIRT_KEY | ps.hyp.hgatp << 64 | ps.hyp.vsatp
         return ps.satp
 
@@ -106,7 +106,7 @@ class RiscvMMU:
     def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
         ps = self.ps
         priv, sum_ = _MMU_PRIV[idx]
-        if ps.virt and priv != PRV_M:
+        if ps.space_virt and priv != PRV_M:
             self.walks += 1
             return self.two_stage.translate(vaddr, access, priv, sum_)
         if priv == PRV_M or not ps.satp >> 60:

@@ -153,6 +153,9 @@ class PrivState:
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
         self.misa = MISA | (MISA_V if self.vector else 0) | (MISA_H if self.has_h else 0)
         self.virt = False  # H's virtualization mode V
+        # H: the data accesses translate as V=1 (V=1, or M with MPRV and MPV): the
+        # softmmu's address space is a V=1 one (mmu_regime.RiscvMMU.space_key)
+        self.space_virt = False
         self.hyp.reset()
         self.medeleg = 0
         self.mideleg = 0
@@ -396,8 +399,17 @@ class PrivState:
 
     def set_virt(self, virt: bool) -> None:
         """Enter or leave V=1: another address space, other block flags."""
-        if virt != self.virt:
-            self.virt = virt
+        self.virt = virt
+        self.sync_address_space()
+
+    def sync_address_space(self) -> None:
+        """After V, the privilege or mstatus.MPRV/MPV changed: switch to the V=1
+        address space or back where the data accesses' regime did."""
+        ms = self.mstatus
+        space_virt = self.virt or bool(self.has_h and self.priv == PRV_M and ms & MSTATUS_MPRV
+                                       and ms & MSTATUS_MPV)
+        if space_virt != self.space_virt:
+            self.space_virt = space_virt
             if self.on_virt_changed is not None:
                 self.on_virt_changed()
 
@@ -476,6 +488,8 @@ class PrivState:
         priv = self.priv
         if priv == PRV_M and ms & MSTATUS_MPRV:
             priv = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+            if self.space_virt:  # MPV: the guest's SUM
+                return priv, bool(self.hyp.vsstatus & MSTATUS_SUM)
         return priv, bool(ms & MSTATUS_SUM)
 
     def read_mstatus(self) -> int:

@@ -6,7 +6,8 @@
 # Guest physical = host physical for 0x80000000..0xbfffffff (a G-stage gigapage);
 # guest physical 0xc0000000.. is not mapped (guest-page faults).  The guest's own
 # tables map VA 0x80000000.. to GPA 0x80000000 (S pages), VA 0x40000000.. to the
-# unmapped GPA 0xc0000000, and nothing at VA 0.
+# unmapped GPA 0xc0000000, VA 0xc0000000.. to GPA 0x80000000 again, and nothing at
+# VA 0.  At the end M-mode reads guest memory with mstatus.MPRV and MPV.
 .include "common.inc"
 .option norvc
 .option arch, +h
@@ -79,6 +80,8 @@ hs_main:
     sd t1, 16(t0)
     li t1, ((0xc0000000 >> 12) << 10) | PTE_LEAF_S
     sd t1, 8(t0)
+    li t1, ((0x80000000 >> 12) << 10) | PTE_LEAF_S
+    sd t1, 24(t0)
     la t0, g_root
     srli t0, t0, 12
     li t1, (8 << 60)               # Sv39x4
@@ -235,7 +238,7 @@ hs_next:
     csrrw sp, sscratch, sp
     sret
 hs_done:
-    PASS
+    ecall                          # to M, for its MPRV+MPV access
 
 # -- the guest: VS-mode, two-stage translated ----------------------------------------------
 vs_main:
@@ -349,11 +352,32 @@ vs_trap_out:
 # -- M-mode: nothing should arrive here ----------------------------------------------------
 mtrap:
     csrr t0, mcause
+    li t1, 9
+    beq t0, t1, m_mprv
     SHOW s_m_cause, t0
     csrr t0, mtval
     SHOW s_stval, t0
     li a0, (99 << 16) | 0x3333
     j finish
+
+# M-mode's loads as the guest (MPRV, MPP=S, MPV): VA 0xc0000000+x is host 0x80000000+x
+m_mprv:
+    csrr t0, mstatus
+    srli t0, t0, 39                # MPV: 0, the ecall came from HS
+    andi t0, t0, 1
+    SHOW s_mpv, t0
+    la s0, shared
+    li t0, 0x5a5a1234
+    sd t0, 16(s0)
+    li t1, 0x40000000
+    add s0, s0, t1                 # the guest's alias of shared
+    li t0, (1 << 39) | (1 << 17) | (1 << 11)   # MPV, MPRV, MPP = S
+    csrs mstatus, t0
+    ld t2, 16(s0)
+    li t0, (1 << 17)
+    csrc mstatus, t0
+    SHOW s_mprv_ld, t2
+    PASS
 
 # -- printing ---------------------------------------------------------------------------------
 puts:                              # a1: NUL-terminated string (uses t0, t1)
@@ -408,6 +432,8 @@ s_htval:      .asciz "  htval "
 s_spp:        .asciz "  SPP "
 s_m_cause:    .asciz "M trap mcause "
 s_henvcfg_stce: .asciz "henvcfg.STCE "
+s_mpv:        .asciz "M from HS: MPV "
+s_mprv_ld:    .asciz "M ld with MPRV+MPV "
 
 .data
 .balign 16384
