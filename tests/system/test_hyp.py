@@ -59,6 +59,23 @@ def test_hypervisor_program_matches_qemu(build_program, tcg_backend):
     assert out == _qemu_output(str(elf))
 
 
+def test_vu_mode_virtual_instructions(build_program):
+    """VU-mode's S CSR access, sret and sfence.vma are virtual instructions (spec 8.6.1;
+    QEMU 7.2 raises illegal instructions): hyp.S built with VU_SPEC, pemu alone."""
+    r = run_pemu("-M", "virt", "-bios", "none", "-cpu", CPU, "-nographic",
+                 "-kernel", str(build_program("hyp", VU_SPEC=1)), timeout=120)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out[-3000:] + r.stderr.decode()[-2000:]
+    vu_traps = [block for block in out.split("HS trap ")
+                if "hstatus 0000000000000080" in block]  # SPV, SPVP 0: from VU
+    tvals = [line.split()[-1] for block in vu_traps for line in block.splitlines()
+             if line.strip().startswith("tval")]
+    causes = [block.split()[1] for block in vu_traps]
+    assert tvals == ["0000000010500073", "00000000100022f3", "0000000010200073",
+                     "0000000012000073"]  # wfi, csrr sstatus, sret, sfence.vma
+    assert causes == ["0000000000000016"] * 4
+
+
 def test_cpu_models_and_device_tree(tmp_path, build_program):
     assert "h" not in parse_cpu("rv64").extensions
     isa = parse_cpu(CPU)

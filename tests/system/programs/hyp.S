@@ -6,7 +6,8 @@
 # Guest physical = host physical for 0x80000000..0xbfffffff (a G-stage gigapage);
 # guest physical 0xc0000000.. is not mapped (guest-page faults).  The guest's own
 # tables map VA 0x80000000.. to GPA 0x80000000 (S pages), VA 0x40000000.. to the
-# unmapped GPA 0xc0000000, VA 0xc0000000.. to GPA 0x80000000 again, and nothing at
+# unmapped GPA 0xc0000000, VA 0xc0000000.. to GPA 0x80000000 again, VA 0x100000000..
+# to GPA 0x80000000 as user pages (the guest's VU code runs there), and nothing at
 # VA 0.  At the end M-mode reads guest memory with mstatus.MPRV and MPV.
 .include "common.inc"
 .option norvc
@@ -55,7 +56,7 @@ _start:
     csrs menvcfg, t0
     # HS handles the guest's traps: ecall from VS (10), the guest-page faults (20,
     # 21, 23), virtual instructions (22), page faults and illegal instructions
-    li t0, (1 << 10) | (0xf << 20) | (1 << 2) | (1 << 12) | (1 << 13) | (1 << 15)
+    li t0, (1 << 10) | (0xf << 20) | (1 << 2) | (1 << 8) | (1 << 12) | (1 << 13) | (1 << 15)
     csrw medeleg, t0
     csrr t0, medeleg
     SHOW s_medeleg, t0
@@ -82,6 +83,8 @@ hs_main:
     sd t1, 8(t0)
     li t1, ((0x80000000 >> 12) << 10) | PTE_LEAF_S
     sd t1, 24(t0)
+    li t1, ((0x80000000 >> 12) << 10) | PTE_LEAF_U
+    sd t1, 32(t0)
     la t0, g_root
     srli t0, t0, 12
     li t1, (8 << 60)               # Sv39x4
@@ -97,7 +100,7 @@ hs_main:
     csrw vsatp, t0
     hfence.gvma
     hfence.vvma
-    li t0, (1 << 13) | (1 << 15)   # the guest handles its own page faults
+    li t0, (1 << 8) | (1 << 13) | (1 << 15)  # the guest's page faults, VU's ecalls
     csrw hedeleg, t0
     li t0, VSSIP | VSTIP
     csrw hideleg, t0
@@ -304,6 +307,15 @@ vs_main:
     csrsi sstatus, 2
 1:  beqz s9, 1b                    # until the timer interrupt has been taken
     csrci sstatus, 2
+    # the guest's user mode (VU) at its user alias of vu_code
+    li t0, (1 << 8)
+    csrc sstatus, t0               # SPP = U
+    la t0, vu_code
+    li t1, 0x80000000 - 0x100000000
+    sub t0, t0, t1
+    csrw sepc, t0
+    sret
+vs_after_vu:
     li a7, 99
     ecall
 
@@ -320,7 +332,17 @@ vs_trap:
     ecall
     csrr t0, scause
     bltz t0, vs_interrupt
-    csrr t0, sepc
+    li a7, 8                       # VU's ecall with a7 = 7: back to VS-mode
+    bne t0, a7, 1f
+    ld a7, 16(sp)
+    li t0, 7
+    bne a7, t0, 1f
+    la t0, vs_after_vu
+    csrw sepc, t0
+    li t0, (1 << 8)
+    csrs sstatus, t0
+    j vs_trap_out
+1:  csrr t0, sepc
     addi t0, t0, 4
     csrw sepc, t0
     j vs_trap_out
@@ -348,6 +370,22 @@ vs_trap_out:
     addi sp, sp, 32
     csrrw sp, sscratch, sp
     sret
+
+# the guest's user code: an ecall for VS, then what VU may not do (virtual instructions)
+vu_code:
+    li a0, 0x7575
+    li a7, 0
+    ecall
+    wfi
+.ifdef VU_SPEC
+    # the spec's virtual instructions where QEMU 7.2 raises illegal instructions (its
+    # issue 3622): test_hyp.py builds this part for pemu alone
+    csrr t0, sstatus
+    sret
+    sfence.vma
+.endif
+    li a7, 7
+    ecall
 
 # -- M-mode: nothing should arrive here ----------------------------------------------------
 mtrap:
