@@ -111,6 +111,12 @@ class HypState:
         self.vstimecmp = MASK64
 
 
+# HypState's registers in the order a migration stream carries them (hart_vmstate.py)
+MIGRATED_FIELDS = ("hstatus", "hedeleg", "hideleg", "hvip", "hcounteren", "htval", "htinst",
+                   "hgatp", "henvcfg", "htimedelta", "mtval2", "mtinst", "vsstatus",
+                   "vstvec", "vsscratch", "vsepc", "vscause", "vstval", "vsatp", "vstimecmp")
+
+
 def gva_for(cause: int, virt: bool, trap: RiscvTrap | None) -> bool:
     """Whether a trap's tval is a guest virtual address (hstatus/mstatus.GVA)."""
     if cause not in _ADDRESS_CAUSES:
