@@ -23,7 +23,6 @@ from pemu.target.riscv.hyp import (
     HEDELEG_WRITABLE,
     HENVCFG_WRITABLE,
     HGATP_MODE_SHIFT,
-    HGATP_MODES,
     HSTATUS_VTVM,
     HSTATUS_WRITABLE,
     MEDELEG_H,
@@ -133,8 +132,8 @@ def _write_hvip(env: object, v: int) -> None:
 def _write_hgatp(env: object, v: int) -> None:
     ps = _hps(env)
     mode = v >> HGATP_MODE_SHIFT
-    if mode != SATP_MODE_BARE and mode not in HGATP_MODES:
-        return  # WARL: unsupported modes are not taken
+    if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
+        return  # WARL: Sv39x4/Sv48x4/Sv57x4 as far as the hart's satp modes go (KVM probes)
     # VMIDLEN 0 (VMID bits read zero); the root is 16 KiB aligned: PPN[1:0] are zero
     ps.hyp.hgatp = v & ~((1 << 58) - (1 << 44)) & ~3
     if ps.space_virt:  # M-mode with MPRV+MPV: its data address space changed

@@ -91,7 +91,7 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
     cause when a PTE lies where PMP forbids S-mode reads or no memory is.  ``ext``:
     WALK_* bits for the Sv* extensions that change what a PTE may hold.
 
-    ``g_stage``: H's guest-physical stage (hgatp Sv39x4/Sv48x4, mode in ``satp``'s
+    ``g_stage``: H's guest-physical stage (hgatp Sv39x4/48x4/57x4, mode in ``satp``'s
     place): the address is a zero-extended guest physical address two bits wider
     and the root table, four times as large, is indexed by 11 bits.  The caller
     turns the page faults raised into guest-page faults.

@@ -2,7 +2,7 @@
 
 With V=1 a virtual address goes through the VS-stage (vsatp: the guest's own page
 tables, whose every page-table read is itself a guest physical address) and then the
-G-stage (hgatp Sv39x4/Sv48x4: guest physical -> host physical, every leaf a U page).
+G-stage (hgatp Sv39x4/48x4/57x4: guest physical -> host physical, every leaf a U page).
 A G-stage refusal is a guest-page fault (cause 20/21/23) that records the guest
 physical address; tval stays the guest virtual address.
 
@@ -22,7 +22,6 @@ from pemu.target.riscv.mmu import ACCESS_FAULT, PAGE_FAULT, walk
 from pemu.target.riscv.priv import MSTATUS_MXR
 
 NO_LIMIT = 64  # a page shift that limits nothing (a Bare stage)
-GPA_BITS_X4 = {8: 41, 9: 50}  # Sv39x4, Sv48x4: the guest physical address width
 
 
 class TwoStage:
