@@ -170,11 +170,10 @@ def test_vu_access_to_a_guest_s_page_is_a_page_fault():
 
 
 def test_sv48x4_walks_four_levels_from_a_wide_root():
-    ts = _two_stage({})
-    ts.ps.hyp.hgatp = (9 << 60) | (G_ROOT >> 12)  # Sv48x4: GPAs of 50 bits
-    ts.ps.hyp.vsatp = 0
     gpa, table = 0x2_0000_8000_0000, 0x8030_0000
     ptes = {G_ROOT + (gpa >> 39) * 8: (table >> 12) << 10 | 1,  # root index 1024
             table + ((gpa >> 30) & 0x1FF) * 8: (0x8000_0000 >> 12) << 10 | LEAF_U}
-    ts._load = lambda a: ptes.get(a, 0)
+    ts = _two_stage(ptes)
+    ts.ps.hyp.hgatp = (9 << 60) | (G_ROOT >> 12)  # Sv48x4: GPAs of 50 bits
+    ts.ps.hyp.vsatp = 0
     assert ts.translate(gpa + 0x1234, ACCESS_READ, PRV_S, False)[0] == 0x8000_1234
