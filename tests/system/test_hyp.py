@@ -81,7 +81,9 @@ def test_cpu_models_and_device_tree(tmp_path, build_program):
     isa = parse_cpu(CPU)
     assert isa.isa_string.startswith("rv64imafdch_") and "h" in isa.isa_extensions
     assert MAX_ISA.has("h") and parse_cpu("rva23s64").has("h")
-    assert "h" not in parse_cpu("rva23s64").missing
+    rva23 = parse_cpu("rva23s64")
+    assert "h" not in rva23.missing and not any(e.startswith("sh") for e in rva23.missing)
+    assert "shgatpa" in rva23.isa_extensions and "shgatpa" not in isa.isa_extensions
     if not shutil.which("dtc"):
         pytest.skip("dtc (device-tree-compiler) is not installed")
     dtb = tmp_path / "virt.dtb"

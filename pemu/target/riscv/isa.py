@@ -65,6 +65,14 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
 # H comes after V among the single letters
 _ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("v") + 1], "h",
               *_ISA_ORDER[_ISA_ORDER.index("v") + 1:])
+# H's definitional names (RVA23's Sh*: what pemu's H does by construction: hcounteren
+# fully writable, vstval/htval always written, vstvec direct mode, vsatp and hgatp
+# taking every satp mode): advertised when switched on, as the other named ones; the
+# S extensions sort alphabetically, so they come before Smstateen
+SH_EXTENSIONS = ("shcounterenw", "shgatpa", "shtvala", "shvsatpa", "shvstvala", "shvstvecd")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SH_EXTENSIONS, False))
+_ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("smstateen")], *SH_EXTENSIONS,
+              *_ISA_ORDER[_ISA_ORDER.index("smstateen"):])
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}
