@@ -179,3 +179,67 @@ def test_sv48x4_walks_four_levels_from_a_wide_root():
     ts.ps.hyp.hgatp = (9 << 60) | (G_ROOT >> 12)  # Sv48x4: GPAs of 50 bits
     ts.ps.hyp.vsatp = 0
     assert ts.translate(gpa + 0x1234, ACCESS_READ, PRV_S, False)[0] == 0x8000_1234
+
+
+# -- the CSR view of V=1 on a hart (no guest code: the CSR helpers called directly) -------
+
+def _hart(cpu: str):
+    import threading
+
+    from pemu.accel.tcg.system_cpu import SystemTranslator
+    from pemu.memory.address_space import AddressSpace
+    from pemu.target.riscv.hart import RiscvHart
+    from pemu.target.riscv.tcg_target import riscv64_target
+
+    space = AddressSpace("memory")
+    dram = space.add_ram("ram", 0x8000_0000, 1 << 20)
+    isa = parse_cpu(cpu)
+    hart = RiscvHart(0, SystemTranslator(space, dram, riscv64_target(isa)), space,
+                     lambda: 0, threading.Event(), isa)
+    hart.reset(0x8000_0000)
+    return hart
+
+
+def _csr(hart, number: int, value: int | None = None) -> int:
+    from pemu.target.riscv import csr
+    from pemu.target.riscv.csr_hyp import csr_access_virt
+
+    access = csr_access_virt if hart.ps.virt else csr.csr_access
+    if value is None:
+        return access(hart, number, csr.ACTION_READ, 0, 0x1234)
+    return access(hart, number, csr.ACTION_WRITE, value, 0x1234)
+
+
+def _cause(hart, number: int, value: int | None = None) -> int:
+    with pytest.raises(RiscvTrap) as e:
+        _csr(hart, number, value)
+    assert e.value.tval == 0x1234  # the instruction bits
+    return e.value.cause
+
+
+def test_v1_csr_redirection_and_virtual_instructions():
+    hart = _hart("rv64,h=true,smstateen=true")
+    ps = hart.ps
+    assert _cause(_hart("rv64"), 0x600) == 2  # no H: hstatus is illegal, even from M
+    _csr(hart, 0x30C, (1 << 63) | (1 << 62))  # mstateen0: SE0, ENVCFG
+    _csr(hart, 0x140, 0x11)  # sscratch
+    ps.set_priv(PRV_S)  # HS
+    _csr(hart, 0x240, 0x22)  # vsscratch
+    assert _csr(hart, 0x60C, -1 & ((1 << 64) - 1)) == 0
+    assert _csr(hart, 0x60C) == (1 << 63) | (1 << 62)  # only mstateen0's bits
+    ps.set_virt(True)  # VS
+    assert _csr(hart, 0x140) == 0x22  # sscratch is vsscratch
+    assert _cause(hart, 0x600) == 22  # hstatus from VS: a virtual instruction
+    assert _cause(hart, 0x300) == 2  # an M CSR: illegal
+    assert _cause(hart, 0x14D) == 22  # stimecmp without henvcfg.STCE
+    _csr(hart, 0x10A, 0)  # senvcfg: hstateen0.ENVCFG allows it
+    ps.set_virt(False)
+    _csr(hart, 0x60C, 1 << 63)  # hstateen0: SE0 only
+    ps.set_virt(True)
+    assert _cause(hart, 0x10A) == 22
+    _csr(hart, 0x10C)  # sstateen0 (SE0)
+    ps.set_priv(PRV_U)  # VU: S CSRs are virtual instructions
+    assert _cause(hart, 0x140) == 22
+    ps.set_priv(3)
+    ps.set_virt(False)
+    assert _csr(hart, 0x140) == 0x11  # the host's sscratch untouched

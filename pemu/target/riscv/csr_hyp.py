@@ -15,6 +15,7 @@ from pemu.accel.tcg.ir import Helper
 from pemu.target.riscv import csr
 from pemu.target.riscv.cpu_state import PRIV
 from pemu.target.riscv.csr import CsrDef, register_csr
+from pemu.target.riscv.csr_stateen import MSTATEEN_WRITABLE, STATEEN0_ENVCFG, STATEEN_SE0
 from pemu.target.riscv.csr_system import _write_mideleg
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.hyp import (
@@ -241,6 +242,35 @@ def _write_vsatp(env: object, v: int) -> None:
         ps.on_flags_changed()
 
 
+def _hstateen(n: int) -> None:
+    """hstateenN (Smstateen with H): its bits exist where mstateenN's are set; HS needs
+    mstateenN.SE0 (KVM swaps hstateen0 on every guest entry when the host has it)."""
+    name = f"hstateen{n}"
+
+    def check(env: object):  # -> PrivState
+        ps = _hps(env)
+        if not ps.smstateen or (ps.priv < PRV_M and not ps.mstateen[n] & STATEEN_SE0):
+            raise RiscvTrap(ILLEGAL_INSN, 0)
+        return ps
+
+    def read(env: object) -> int:
+        return getattr(check(env).hyp, name)
+
+    def write(env: object, v: int) -> None:
+        ps = check(env)
+        setattr(ps.hyp, name, v & MSTATEEN_WRITABLE[n] & ps.mstateen[n])
+
+    _define(0x60C + n, name, read, write)
+
+
+def _check_stateen_virt(ps, number: int, insn: int) -> None:
+    """V=1 and Smstateen: senvcfg needs hstateen0.ENVCFG, sstateenN hstateenN.SE0 (where
+    M allows them at all; otherwise the CSR itself raises the illegal instruction)."""
+    n, bit = (0, STATEEN0_ENVCFG) if number == 0x10A else (number - 0x10C, STATEEN_SE0)
+    if ps.mstateen[n] & bit and not getattr(ps.hyp, f"hstateen{n}") & bit:
+        raise RiscvTrap(VIRTUAL_INSN, insn)
+
+
 # -- V=1 ----------------------------------------------------------------------------------
 
 def csr_access_virt(env: object, number: int, action: int, value: int, insn: int) -> int:
@@ -251,8 +281,11 @@ def csr_access_virt(env: object, number: int, action: int, value: int, insn: int
         if (level == 2 or env.state.slots[PRIV] == PRV_U  # type: ignore[attr-defined]
                 or (number not in VS_ALIASES and number not in VS_SHARED)):
             raise RiscvTrap(VIRTUAL_INSN if known else ILLEGAL_INSN, insn)
+        ps = env.ps  # type: ignore[attr-defined]
+        if ps.smstateen and number in VS_SHARED and number != 0x106:
+            _check_stateen_virt(ps, number, insn)
         number = VS_ALIASES.get(number, number)
-        hyp = env.ps.hyp  # type: ignore[attr-defined]
+        hyp = ps.hyp
         if number == 0x280 and hyp.hstatus & HSTATUS_VTVM:
             raise RiscvTrap(VIRTUAL_INSN, insn)
         # the guest's stimecmp is vstimecmp only where HS lets it (STCE and TM)
@@ -302,6 +335,8 @@ def register_hyp_csrs() -> None:
     _define(0x244, "vsip", _read_vsip, _write_vsip, True)
     _define(0x280, "vsatp", _read_vsatp, _write_vsatp, True)
     _define(0x24D, "vstimecmp", _read_vstimecmp, _write_vstimecmp, True)
+    for n in range(4):
+        _hstateen(n)
 
 
 __all__ = ["CSR_ACCESS_VIRT", "VS_ALIASES", "csr_access_virt", "register_hyp_csrs"]

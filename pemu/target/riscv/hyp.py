@@ -108,12 +108,15 @@ class HypState:
         self.vstval = 0
         self.vsatp = 0
         self.vstimecmp = MASK64
+        # Smstateen's hypervisor level: what VS may use of sstateenN/senvcfg
+        self.hstateen0 = self.hstateen1 = self.hstateen2 = self.hstateen3 = 0
 
 
 # HypState's registers in the order a migration stream carries them (hart_vmstate.py)
 MIGRATED_FIELDS = ("hstatus", "hedeleg", "hideleg", "hvip", "hcounteren", "htval", "htinst",
                    "hgatp", "henvcfg", "htimedelta", "mtval2", "mtinst", "vsstatus",
-                   "vstvec", "vsscratch", "vsepc", "vscause", "vstval", "vsatp", "vstimecmp")
+                   "vstvec", "vsscratch", "vsepc", "vscause", "vstval", "vsatp", "vstimecmp",
+                   "hstateen0", "hstateen1", "hstateen2", "hstateen3")
 
 
 def gva_for(cause: int, virt: bool, trap: RiscvTrap | None) -> bool:
