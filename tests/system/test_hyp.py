@@ -243,3 +243,20 @@ def test_v1_csr_redirection_and_virtual_instructions():
     ps.set_priv(3)
     ps.set_virt(False)
     assert _csr(hart, 0x140) == 0x11  # the host's sscratch untouched
+
+
+def test_v1_vector_state_needs_and_dirties_vsstatus_vs():
+    from pemu.target.riscv.vector_exec import vs_check
+
+    hart = _hart("rv64,h=true,v=true")
+    ps = hart.ps
+    _csr(hart, 0x300, (1 << 9) | (1 << 11))  # mstatus.VS Initial, MPP S
+    ps.set_priv(PRV_S)
+    _csr(hart, 0x200, 0)  # vsstatus.VS Off
+    ps.set_virt(True)
+    with pytest.raises(RiscvTrap):
+        vs_check(hart)
+    ps.hyp.vsstatus |= 1 << 9  # Initial
+    vs_check(hart)
+    assert ps.hyp.vsstatus >> 9 & 3 == 3 and ps.mstatus >> 9 & 3 == 3  # both Dirty
+    assert _csr(hart, 0x100) >> 63  # the guest's sstatus.SD

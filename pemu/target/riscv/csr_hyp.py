@@ -186,7 +186,8 @@ def _write_vsstatus(env: object, v: int) -> None:
     ps = _hps(env)
     hyp = ps.hyp
     old = hyp.vsstatus
-    hyp.vsstatus = old & ~VSSTATUS_WRITABLE | v & VSSTATUS_WRITABLE
+    mask = VSSTATUS_WRITABLE if ps.vector else VSSTATUS_WRITABLE & ~MSTATUS_VS
+    hyp.vsstatus = old & ~mask | v & mask
     if (old ^ hyp.vsstatus) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]
     if (old ^ hyp.vsstatus) & (MSTATUS_SUM | MSTATUS_FS):
