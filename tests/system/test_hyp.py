@@ -260,3 +260,23 @@ def test_v1_vector_state_needs_and_dirties_vsstatus_vs():
     vs_check(hart)
     assert ps.hyp.vsstatus >> 9 & 3 == 3 and ps.mstatus >> 9 & 3 == 3  # both Dirty
     assert _csr(hart, 0x100) >> 63  # the guest's sstatus.SD
+
+
+def test_hlv_hsv_across_a_page_boundary():
+    """hgatp and vsatp Bare: the guest address is the host one; an 8-byte access at
+    0x...ffc takes 4 bytes from each page."""
+    from pemu.target.riscv.insn_hyp import HLV_HELPER, HSV_HELPER
+
+    hart = _hart("rv64,h=true")
+    hart.ps.set_priv(PRV_S)
+    space = hart.regime.space
+    addr = 0x8000_1FFC
+    HSV_HELPER.fn(hart, addr, 0x8877_6655_4433_2211, 8, 0)
+    assert space.load(0x8000_1FFC, 4) == 0x4433_2211
+    assert space.load(0x8000_2000, 4) == 0x8877_6655
+    assert HLV_HELPER.fn(hart, addr + 2, 2 | 4, 0) == 0x6655_4433  # hlv.w, positive
+    assert HLV_HELPER.fn(hart, addr + 1, 3 | 4, 0) == 0x0088_7766_5544_3322
+    hart.ps.set_priv(PRV_U)  # U-mode without hstatus.HU: illegal
+    with pytest.raises(RiscvTrap) as e:
+        HLV_HELPER.fn(hart, addr, 3 | 4, 0x6C00_4073)
+    assert e.value.cause == 2 and e.value.tval == 0x6C00_4073

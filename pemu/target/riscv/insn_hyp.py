@@ -81,34 +81,45 @@ def _guest_address(env: RiscvHart, vaddr: int, size: int, write: bool, exec_: bo
     return paddr
 
 
-def _phys_bytes(env: RiscvHart, paddr: int, size: int, vaddr: int, write: bool,
-                value: int = 0) -> int:
-    """One access to host physical memory (an access across two pages is refused:
-    pemu does not split hlv/hsv)."""
+def _phys_access(env: RiscvHart, paddr: int, size: int, vaddr: int, write: bool,
+                 value: int = 0) -> int:
+    """One access to host physical memory within one page."""
     space = env.regime.space
     try:
-        if (paddr & PAGE_MASK) + size <= PAGE_SIZE:
-            if write:
-                space.store(paddr, size, value)
-                return 0
-            return space.load(paddr, size)
+        if write:
+            space.store(paddr, size, value)
+            return 0
+        return space.load(paddr, size)
     except Exception:  # noqa: BLE001 - nothing there: an access fault
         raise GuestTrap(7 if write else 5, vaddr, gva=True) from None
-    raise GuestTrap(7 if write else 5, vaddr, gva=True)  # straddles two host pages
+
+
+def _split(vaddr: int, size: int) -> list[tuple[int, int, int]]:
+    """(guest address, size, byte offset) pieces of an access, one per guest page:
+    an access across a page boundary is translated page by page."""
+    first = min(size, PAGE_SIZE - (vaddr & PAGE_MASK))
+    pieces = [(vaddr, first, 0)]
+    if first < size:
+        pieces.append(((vaddr + first) & MASK64, size - first, first))
+    return pieces
 
 
 def _hlv(env: RiscvHart, vaddr: int, kind: int, insn: int) -> int:
     size, signed, exec_ = 1 << (kind & 3), bool(kind & 4), bool(kind & 8)
-    paddr = _guest_address(env, vaddr, size, False, exec_, insn)
-    value = _phys_bytes(env, paddr, size, vaddr, False)
+    value = 0
+    for addr, n, offset in _split(vaddr & MASK64, size):
+        paddr = _guest_address(env, addr, n, False, exec_, insn)
+        value |= _phys_access(env, paddr, n, addr, False) << (8 * offset)
     if signed and value >> (8 * size - 1):
         value -= 1 << (8 * size)
     return value & MASK64
 
 
 def _hsv(env: RiscvHart, vaddr: int, value: int, size: int, insn: int) -> None:
-    paddr = _guest_address(env, vaddr, size, True, False, insn)
-    _phys_bytes(env, paddr, size, vaddr, True, value & ((1 << (8 * size)) - 1))
+    pieces = [(addr, n, offset, _guest_address(env, addr, n, True, False, insn))
+              for addr, n, offset in _split(vaddr & MASK64, size)]  # all pages first
+    for addr, n, offset, paddr in pieces:
+        _phys_access(env, paddr, n, addr, True, (value >> (8 * offset)) & ((1 << (8 * n)) - 1))
 
 
 HLV_HELPER = Helper("hlv", _hlv, flags=CALL_SIDE_EFFECTS, needs_env=True)
