@@ -10,9 +10,9 @@ are checked here against the spec directly.
 
 from __future__ import annotations
 
-import functools
 import shutil
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -34,18 +34,20 @@ QEMU = "qemu-system-riscv64"
 CPU = "rv64,h=true"
 
 
-@functools.cache
-def _qemu_output(elf: str) -> bytes:
+def _qemu_run(elf: str, log: str) -> tuple[bytes, str]:
+    """QEMU's UART output and -d int log for the program."""
     r = subprocess.run([QEMU, "-M", "virt", "-bios", "none", "-cpu", CPU, "-nographic",
-                        "-kernel", elf], capture_output=True, input=b"", timeout=60)
+                        "-kernel", elf, "-d", "int", "-D", log],
+                       capture_output=True, input=b"", timeout=60)
     assert r.returncode == 0, f"QEMU: {r.stdout.decode()[-2000:]}"
-    return r.stdout
+    return r.stdout, Path(log).read_text()
 
 
-def test_hypervisor_program_matches_qemu(build_program, tcg_backend):
+def test_hypervisor_program_matches_qemu(build_program, tcg_backend, tmp_path):
     elf = build_program("hyp")
+    log = tmp_path / "pemu-int.log"
     r = run_pemu("-M", "virt", "-bios", "none", "-cpu", CPU, "-nographic",
-                 "-kernel", str(elf), timeout=120)
+                 "-kernel", str(elf), "-d", "int", "-D", str(log), timeout=120)
     out = r.stdout
     assert r.returncode == 0, out.decode()[-3000:] + r.stderr.decode()[-2000:]
     # the events that must be there whatever the oracle says
@@ -54,9 +56,12 @@ def test_hypervisor_program_matches_qemu(build_program, tcg_backend):
            b"  htval 0000000030000004" in out  # hlv: load guest-page fault, GPA >> 2
     assert b"HS trap scause 0000000000000016" in out  # a virtual instruction
     assert b"guest ecall a0 8000000000000001" in out  # VSSIP seen by VS as SSI
+    assert "desc=guest_store_page_fault" in log.read_text()
     if shutil.which(QEMU) is None:
         pytest.skip(f"needs {QEMU} (Debian qemu-system-misc) as the oracle")
-    assert out == _qemu_output(str(elf))
+    qemu_out, qemu_log = _qemu_run(str(elf), str(tmp_path / "qemu-int.log"))
+    assert out == qemu_out
+    assert log.read_text() == qemu_log  # every trap, as -d int logs it
 
 
 def test_vu_mode_virtual_instructions(build_program):
