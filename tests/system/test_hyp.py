@@ -228,7 +228,13 @@ def test_v1_csr_redirection_and_virtual_instructions():
     assert _cause(_hart("rv64"), 0x600) == 2  # no H: hstatus is illegal, even from M
     _csr(hart, 0x30C, (1 << 63) | (1 << 62))  # mstateen0: SE0, ENVCFG
     _csr(hart, 0x140, 0x11)  # sscratch
+    _csr(hart, 0x300, 1 << 20)  # mstatus.TVM: hgatp is M's alone
     ps.set_priv(PRV_S)  # HS
+    assert _cause(hart, 0x680) == 2
+    ps.set_priv(3)
+    _csr(hart, 0x300, 0)
+    ps.set_priv(PRV_S)
+    _csr(hart, 0x680, 8 << 60)  # hgatp Sv39x4
     _csr(hart, 0x240, 0x22)  # vsscratch
     assert _csr(hart, 0x60C, -1 & ((1 << 64) - 1)) == 0
     assert _csr(hart, 0x60C) == (1 << 63) | (1 << 62)  # only mstateen0's bits

@@ -31,7 +31,7 @@ from pemu.target.riscv.hyp import (
     VIRTUAL_INSN,
     VS_INTERRUPTS,
 )
-from pemu.target.riscv.mmu import PRV_M, PRV_U, SATP_MODE_BARE
+from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     MEDELEG_WRITABLE,
     MENVCFG_STCE,
@@ -40,6 +40,7 @@ from pemu.target.riscv.priv import (
     MSTATUS_SD,
     MSTATUS_SIE,
     MSTATUS_SUM,
+    MSTATUS_TVM,
     MSTATUS_VS,
     MSTATUS_WRITABLE,
     SSTATUS_MASK,
@@ -130,8 +131,15 @@ def _write_hvip(env: object, v: int) -> None:
     ps.recheck_interrupts()
 
 
-def _write_hgatp(env: object, v: int) -> None:
+def _hgatp_ps(env: object):  # -> PrivState; hgatp from HS obeys mstatus.TVM as satp does
     ps = _hps(env)
+    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
+        raise RiscvTrap(ILLEGAL_INSN, 0)
+    return ps
+
+
+def _write_hgatp(env: object, v: int) -> None:
+    ps = _hgatp_ps(env)
     mode = v >> HGATP_MODE_SHIFT
     if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return  # WARL: Sv39x4/Sv48x4/Sv57x4 as far as the hart's satp modes go (KVM probes)
@@ -324,7 +332,7 @@ def register_hyp_csrs() -> None:
     _define(0x644, "hip", _read_hip, _write_hip, True)
     _define(0x645, "hvip", lambda env: _hps(env).hyp.hvip, _write_hvip, True)
     _hyp_field("htinst", 0x64A)
-    _define(0x680, "hgatp", lambda env: _hps(env).hyp.hgatp, _write_hgatp)
+    _define(0x680, "hgatp", lambda env: _hgatp_ps(env).hyp.hgatp, _write_hgatp)
     _define(0xE12, "hgeip", lambda env: _hps(env) and 0)
     _define(0x200, "vsstatus", _read_vsstatus, _write_vsstatus, True)
     _define(0x204, "vsie", _read_vsie, _write_vsie, True)
