@@ -227,9 +227,16 @@ hs_show:
     andi t0, t0, 1
     SHOW s_spp, t0
 hs_next:
-    csrr t0, sepc
+    csrr t0, scause
+    li t1, 20                      # a fetch guest-page fault: back to the caller (ra)
+    bne t0, t1, 1f
+    ld t0, 0(sp)
+    csrw sepc, t0
+    j 2f
+1:  csrr t0, sepc
     addi t0, t0, 4
     csrw sepc, t0
+2:
     ld ra, 0(sp)
     ld a0, 8(sp)
     ld a1, 16(sp)
@@ -266,6 +273,9 @@ vs_main:
     # its VA maps to a GPA G-stage lacks: a guest-page fault for HS (a store)
     li t1, 0x40000008
     sd t0, 0(t1)
+    # a call to guest code whose GPA G-stage lacks: a fetch guest-page fault
+    li t1, 0x40000100
+    jalr t1
     # hypervisor CSRs, hfence, wfi with VTW, time without hcounteren: virtual insns
     csrr t0, hstatus
     hfence.vvma
