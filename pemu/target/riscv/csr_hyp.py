@@ -181,6 +181,16 @@ def _write_vstimecmp(env: object, v: int) -> None:
     ps.set_vstimecmp(v)  # (which kicks the loops and re-checks interrupts)
 
 
+def _no_guest_interrupt_files(env: object) -> int:
+    """hgeie/hgeip: GEILEN is 0, no guest external interrupt exists."""
+    _hps(env)
+    return 0
+
+
+def _ignore_if_h(env: object, v: int) -> None:
+    _hps(env)
+
+
 # -- VS level (as HS sees them; V=1 code reaches them through the S numbers) ---------------
 
 def _read_vsstatus(env: object) -> int:
@@ -326,14 +336,14 @@ def register_hyp_csrs() -> None:
     _define(0x605, "htimedelta", lambda env: _hps(env).hyp.htimedelta, _write_htimedelta,
             True)
     _hyp_field("hcounteren", 0x606, HCOUNTEREN_MASK)
-    _define(0x607, "hgeie", lambda env: _hps(env) and 0, lambda env, v: None)
+    _define(0x607, "hgeie", _no_guest_interrupt_files, _ignore_if_h)
     _define(0x60A, "henvcfg", lambda env: _hps(env).hyp.henvcfg, _write_henvcfg)
     _hyp_field("htval", 0x643)
     _define(0x644, "hip", _read_hip, _write_hip, True)
     _define(0x645, "hvip", lambda env: _hps(env).hyp.hvip, _write_hvip, True)
     _hyp_field("htinst", 0x64A)
     _define(0x680, "hgatp", lambda env: _hgatp_ps(env).hyp.hgatp, _write_hgatp)
-    _define(0xE12, "hgeip", lambda env: _hps(env) and 0)
+    _define(0xE12, "hgeip", _no_guest_interrupt_files)
     _define(0x200, "vsstatus", _read_vsstatus, _write_vsstatus, True)
     _define(0x204, "vsie", _read_vsie, _write_vsie, True)
     _define(0x205, "vstvec", lambda env: _hps(env).hyp.vstvec, _write_vstvec)

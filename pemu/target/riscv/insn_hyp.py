@@ -47,7 +47,7 @@ HFENCE_HELPER = Helper("hfence", _hfence, flags=CALL_SIDE_EFFECTS, n_out=0, need
 
 
 def _emit_hfence(ctx: DisasContext, insn: int) -> None:
-    if not ctx.ext or "h" not in ctx.ext or (insn >> 7) & 31:
+    if "h" not in ctx.ext or (insn >> 7) & 31:
         ctx.illegal()
     elif ctx.flags & FLAG_VIRT:
         virtual_instruction(ctx)
