@@ -397,14 +397,22 @@ class HartScenario(Scenario):
             0x140: 0x3344, 0x141: 0x8000_5678, 0x142: 13, 0x143: 0x66, 0x144: 2,
             0x14D: 0x1234_5678_9ABC + 500, 0x180: (8 << 60) | 0x80123, 0x3A0: 0x1F,
             0x3B0: 0x2000_03FF, 0xB00: 0x9999}
+    # H: the hypervisor and VS registers (henvcfg.STCE after menvcfg's: vstimecmp
+    # drives VSTIP, which the probe's mip shows)
+    CSRS.update({0x600: (1 << 7) | (1 << 21), 0x602: 0x100, 0x603: 0x44, 0x645: 0x4,
+                 0x606: 2, 0x60A: 1 << 63, 0x605: 77, 0x24D: 0x1234_5678_9ABC + 400,
+                 0x680: (8 << 60) | 0x80124, 0x200: 0x122, 0x205: 0x8000_3000,
+                 0x241: 0x8000_9abc, 0x242: 8, 0x280: (8 << 60) | 0x80125, 0x34B: 0x123})
 
     def fresh_like(self, rig: Rig | None = None) -> Rig:
         clock = FakeClock()
         space = AddressSpace("memory")
         dram = space.add_ram("ram", RAM_BASE, RAM_SIZE)
         # with V: the vector registers and CSRs travel too
-        translator = SystemTranslator(space, dram, riscv64_target(parse_cpu("rv64,v=on,vlen=256")))
-        hart = RiscvHart(0, translator, space, lambda: clock.ns // 100, threading.Event())
+        isa = parse_cpu("rv64,v=on,vlen=256,h=on")
+        translator = SystemTranslator(space, dram, riscv64_target(isa))
+        hart = RiscvHart(0, translator, space, lambda: clock.ns // 100, threading.Event(),
+                         isa)
         hart.reset(RAM_BASE)
         return Rig([HartState(hart)], clock)
 
@@ -420,6 +428,7 @@ class HartScenario(Scenario):
         for number, value in self.CSRS.items():
             CSR_TABLE[number].write(hart, value)
         hart.ps.set_priv(1)
+        hart.ps.set_virt(True)  # in the guest (VS-mode)
         hart.ps.waiting = True
         vector = hart.state.vector
         vector.set_register_bytes(bytes((i * 7 + 3) & 0xFF for i in range(32 * vector.vlenb)))
@@ -429,8 +438,9 @@ class HartScenario(Scenario):
 
     def probe(self, rig: Rig) -> list:
         hart = rig.devices[0].hart
+        out = [hart.ps.virt, hart.mmu.ctx.key]  # V=1: the guest's address space
         hart.ps.set_priv(3)  # every CSR readable
-        out = [hart.state.x(i) for i in range(32)] + [hart.state.f(i) for i in range(32)]
+        out += [hart.state.x(i) for i in range(32)] + [hart.state.f(i) for i in range(32)]
         out += [hart.state.pc, hart.slots[rv.FFLAGS], hart.slots[rv.FRM],
                 hart.slots[rv.RES_ADDR], hart.slots[rv.RES_VALUE], hart.ps.waiting]
         out += [CSR_TABLE[n].read(hart) for n in sorted(self.CSRS)]

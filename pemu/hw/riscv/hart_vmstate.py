@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pemu.hw.core import Device, VMState, VMStateField, VMStateInvalid
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.csr_stateen import MSTATEEN_WRITABLE
+from pemu.target.riscv.hyp import H_INTERRUPTS, MIGRATED_FIELDS
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
@@ -39,6 +40,7 @@ _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec
 _FIELD_MAX = {"mie": ALL_INTERRUPTS, "mip_sw": ALL_INTERRUPTS, "mideleg": S_INTERRUPTS,
               "menvcfg": MENVCFG_WRITABLE, "senvcfg": SENVCFG_WRITABLE, "mcounteren": 0xFFFF_FFFF,
               "scounteren": 0xFFFF_FFFF}
+_FIELD_MAX["mie"] |= H_INTERRUPTS  # with H, mie also enables the VS interrupts
 
 
 def _slot_property(slot: int) -> property:
@@ -92,7 +94,9 @@ class HartState(Device):
         VMStateField("vregs", "u8[]"), VMStateField("vl", "u64"), VMStateField("vtype", "u64"),
         VMStateField("vstart", "u64"), VMStateField("vxrm", "u8", max=3),
         VMStateField("vxsat", "u8", max=1),
-        VMStateField("mstateen", "u64[]")))
+        VMStateField("mstateen", "u64[]"),
+        # H: V, then HypState's registers (empty for a hart without H)
+        VMStateField("hyp", "u64[]")))
 
     gprs = _slots_property(rv.X0, 32, keep_x0=True)
     fprs = _slots_property(rv.F0, 32)
@@ -169,6 +173,23 @@ class HartState(Device):
             raise VMStateInvalid("mstateen", f"{len(values)} registers, not 4")
         self.hart.ps.mstateen = [v & MSTATEEN_WRITABLE[n] for n, v in enumerate(values)]
 
+    @property
+    def hyp(self) -> list[int]:
+        ps = self.hart.ps
+        if not ps.has_h:
+            return []
+        return [int(ps.virt), *(getattr(ps.hyp, name) for name in MIGRATED_FIELDS)]
+
+    @hyp.setter
+    def hyp(self, values: list[int]) -> None:
+        ps = self.hart.ps
+        if len(values) != (1 + len(MIGRATED_FIELDS) if ps.has_h else 0):
+            raise VMStateInvalid("hyp", f"{len(values)} H registers: this hart's H differs")
+        if values:
+            ps.virt = bool(values[0])
+            for name, value in zip(MIGRATED_FIELDS, values[1:], strict=True):
+                setattr(ps.hyp, name, value)
+
     def vmstate_check(self, state: Mapping[str, object]) -> None:
         if state.get("priv") not in (PRV_U, PRV_S, PRV_M):
             raise VMStateInvalid("priv", f"privilege level {state.get('priv')} does not exist")
@@ -187,6 +208,9 @@ class HartState(Device):
         ps = hart.ps
         hart.pmp._compile()  # the rules the checks use come from cfg/addr
         ps.set_stimecmp(ps.stimecmp)  # re-arm on this host's clock (mtime is loaded)
+        if ps.has_h:
+            ps.set_vstimecmp(ps.hyp.vstimecmp)
+            ps.sync_address_space()  # V=1 (or MPRV+MPV) names the V=1 address space
         hart.mmu.switch()  # satp may name another address space
         hart.tlb_flush_all()
         hart.flush_jump_cache()

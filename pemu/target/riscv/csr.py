@@ -34,6 +34,10 @@ ACTION_SET = 4  # csrrs[i] with a non-zero source register/immediate
 ACTION_CLEAR = 8  # csrrc[i] with a non-zero source register/immediate
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+VIRTUAL_INSN = 22  # H's virtual-instruction exception (hyp.py): V=1 code's refusals
+# CSR number bits 9:8 -> the privilege that may access it: the hypervisor/VS CSRs
+# (level 2) belong to HS-mode, which runs at privilege S
+_LOWEST_PRIV = (0, 1, 1, 3)
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
     writes = action & (ACTION_WRITE | ACTION_SET | ACTION_CLEAR)
     if counters.ENABLED:
         counters.count(f"csr:{csr_name(number)} {'write' if writes else 'read'}")
-    if (csr is None or slots[PRIV] < (number >> 8) & 3
+    if (csr is None or slots[PRIV] < _LOWEST_PRIV[(number >> 8) & 3]
             or (writes and (csr.write is None or number >> 10 == 3))):
         raise RiscvTrap(ILLEGAL_INSN, insn)
     if csr.fp_state:
@@ -98,8 +102,8 @@ def csr_access(env: object, number: int, action: int, value: int, insn: int) -> 
                 new = base & ~value
             csr.write(env, new & MASK64)  # type: ignore[misc]
     except RiscvTrap as trap:
-        if trap.cause == ILLEGAL_INSN and not trap.tval:  # refused by the CSR (TVM, ...)
-            raise RiscvTrap(ILLEGAL_INSN, insn) from None
+        if trap.cause in (ILLEGAL_INSN, VIRTUAL_INSN) and not trap.tval:
+            raise RiscvTrap(trap.cause, insn) from None  # refused by the CSR (TVM, ...)
         raise
     return old if action & ACTION_READ else 0
 

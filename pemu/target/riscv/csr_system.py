@@ -19,6 +19,7 @@ from pemu.target.riscv import csr
 from pemu.target.riscv.csr import CsrDef, register_csr
 from pemu.target.riscv.csr_stateen import check_senvcfg, register_stateen_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.hyp import H_INTERRUPTS, MIP_VSSIP, MSTATUS_GVA, MSTATUS_MPV, VIRTUAL_INSN
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
@@ -107,7 +108,9 @@ def _write_status(env: object, new: int) -> None:
 
 def _write_mstatus(env: object, v: int) -> None:
     ps = _ps(env)
-    _write_status(env, (ps.mstatus & ~MSTATUS_WRITABLE) | (_legal_mpp(v) & MSTATUS_WRITABLE))
+    mask = MSTATUS_WRITABLE | (MSTATUS_MPV | MSTATUS_GVA if ps.has_h else 0)
+    _write_status(env, (ps.mstatus & ~mask) | (_legal_mpp(v) & mask))
+    ps.sync_address_space()  # H: MPRV with MPV translates as V=1
 
 
 def _read_sstatus(env: object) -> int:
@@ -124,7 +127,7 @@ def _write_sstatus(env: object, v: int) -> None:
 
 def _write_mie(env: object, v: int) -> None:
     ps = _ps(env)
-    ps.mie = v & ALL_INTERRUPTS
+    ps.mie = v & (ALL_INTERRUPTS | (H_INTERRUPTS if ps.has_h else 0))
     ps.recheck_interrupts()
 
 
@@ -153,6 +156,8 @@ def _write_mip(env: object, v: int) -> None:
     ps = _ps(env)
     mask = _mip_sw_writable(ps)
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
+    if ps.has_h:  # mip.VSSIP is hvip's
+        ps.hyp.hvip = ps.hyp.hvip & ~MIP_VSSIP | v & MIP_VSSIP
     ps.recheck_interrupts()
 
 
@@ -217,6 +222,10 @@ def _write_satp(env: object, v: int) -> None:
 def _counter_allowed(ps, index: int) -> None:
     if ps.priv < PRV_M and not ps.mcounteren >> index & 1:
         raise _illegal()
+    if ps.virt and not ps.hyp.hcounteren >> index & 1:  # H: the hypervisor's refusal
+        raise RiscvTrap(VIRTUAL_INSN, 0)
+    if ps.virt and ps.priv == PRV_U and not ps.scounteren >> index & 1:
+        raise RiscvTrap(VIRTUAL_INSN, 0)
     if ps.priv == PRV_U and not ps.scounteren >> index & 1:
         raise _illegal()
 
@@ -242,7 +251,10 @@ def _user_counter(number: int, index: int, system_read: Callable[[object], int])
 
 
 def _read_time(env: object) -> int:
-    return _ps(env).now()
+    ps = _ps(env)
+    if ps.virt:  # H: a guest's time is offset by htimedelta
+        return (ps.now() + ps.hyp.htimedelta) & MASK64
+    return ps.now()
 
 
 def _write_mcycle(env: object, v: int) -> None:

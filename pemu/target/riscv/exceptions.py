@@ -39,6 +39,9 @@ EXCEPTION_LOG_NAMES = (
     "misaligned_load", "fault_load", "misaligned_store", "fault_store", "user_ecall",
     "supervisor_ecall", "hypervisor_ecall", "machine_ecall", "exec_page_fault",
     "load_page_fault", "reserved", "store_page_fault",
+    # H's (QEMU 7.2 logs the virtual instruction, 22, as reserved)
+    "reserved", "reserved", "reserved", "reserved", "guest_exec_page_fault",
+    "guest_load_page_fault", "reserved", "guest_store_page_fault",
 )
 INTERRUPT_LOG_NAMES = (
     "u_software", "s_software", "vs_software", "m_software", "u_timer", "s_timer",

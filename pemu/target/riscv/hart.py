@@ -16,8 +16,11 @@ from pemu.memory.address_space import AddressSpace
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.aia_csrs import register_aia_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
+from pemu.target.riscv.csr_hyp import register_hyp_csrs
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
+from pemu.target.riscv.hyp import MIP_VSTIP
+from pemu.target.riscv.insn_hyp import register_hyp_instructions
 from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
@@ -37,6 +40,8 @@ class RiscvHart(SystemCPU):
         register_system_csrs()
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
+        register_hyp_csrs()  # illegal unless the hart has H
+        register_hyp_instructions()
         self.hartid = hartid
         state: RiscvCPUState = translator.target.new_state()  # type: ignore[assignment]
         self.ps = ps = PrivState(hartid, state.slots, now)
@@ -47,6 +52,9 @@ class RiscvHart(SystemCPU):
         self.pmp = PMP(on_change=self.tlb_flush_all)
         ps.satp_modes = isa.satp_modes
         ps.smstateen = isa.has("smstateen")
+        if isa.has("h"):
+            ps.has_h = True
+            ps.reset()  # misa.H
         # menvcfg at reset, as QEMU resets it: PBMTE with Svpbmt (firmware that predates
         # Svpbmt never sets it, while Linux uses the PBMT bits whenever the device tree
         # lists Svpbmt), ADUE with Svadu (the old always-updating walk)
@@ -56,6 +64,12 @@ class RiscvHart(SystemCPU):
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit
         ps.on_flags_changed = self.flags_changed
+        ps.on_virt_changed = self._virt_changed
+
+    def _virt_changed(self) -> None:
+        """V flipped (H): V=1 translates in its own address space (vsatp + hgatp)."""
+        self.mmu.switch()
+        self.flags_changed()
 
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:
@@ -68,7 +82,7 @@ class RiscvHart(SystemCPU):
         return True
 
     def do_exception(self, trap: RiscvTrap) -> None:
-        self.ps.take_trap(trap.cause, trap.tval)
+        self.ps.take_trap(trap.cause, trap.tval, trap=trap)
 
     def timer_deadline_ns(self) -> int:
         return self.ps.timer_deadline_ns
@@ -102,7 +116,7 @@ class RiscvHart(SystemCPU):
         return ps.timer_deadline_ns
 
     def timer_interrupt_pending(self) -> bool:
-        return bool(self.ps.mip() & MIP_STIP)
+        return bool(self.ps.mip() & (MIP_STIP | MIP_VSTIP))
 
     # -- reset -------------------------------------------------------------------------------
     def reset(self, pc: int) -> None:

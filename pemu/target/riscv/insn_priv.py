@@ -21,9 +21,10 @@ from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv import insn_system
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.hyp import HSTATUS_VTSR, HSTATUS_VTVM, HSTATUS_VTW, VIRTUAL_INSN
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
 from pemu.target.riscv.mmu_regime import ASID_MASK
-from pemu.target.riscv.priv import MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW
+from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW
 
 if TYPE_CHECKING:  # the hart imports this module to register the emitters
     from pemu.target.riscv.hart import RiscvHart
@@ -41,7 +42,10 @@ def _mret(env: RiscvHart) -> int:
 
 def _sret(env: RiscvHart, insn: int) -> int:
     ps = env.ps
-    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TSR:
+    if ps.virt:  # VS-mode: the hypervisor may want to emulate it (hstatus.VTSR)
+        if ps.hyp.hstatus & HSTATUS_VTSR:
+            raise RiscvTrap(VIRTUAL_INSN, insn)
+    elif ps.priv == PRV_S and ps.mstatus & MSTATUS_TSR:
         raise RiscvTrap(ILLEGAL_INSN, insn)
     return ps.sret()
 
@@ -63,6 +67,8 @@ def _wfi(env: RiscvHart, insn: int) -> None:
     ps = env.ps
     if ps.priv < PRV_M and ps.mstatus & MSTATUS_TW:
         raise RiscvTrap(ILLEGAL_INSN, insn)
+    if ps.virt and (ps.priv == PRV_U or ps.hyp.hstatus & HSTATUS_VTW):
+        raise RiscvTrap(VIRTUAL_INSN, insn)
     ps.waiting = True
     ps.request_exit()
 
@@ -72,7 +78,10 @@ SFENCE_ADDR, SFENCE_ASID = 1, 2  # which of rs1/rs2 an sfence.vma names (not x0)
 
 def _sfence_vma(env: RiscvHart, vaddr: int, asid: int, which: int, insn: int) -> None:
     ps = env.ps
-    if ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
+    if ps.virt:  # VS-mode's sfence.vma fences its own (VS-stage) translations
+        if ps.hyp.hstatus & HSTATUS_VTVM:
+            raise RiscvTrap(VIRTUAL_INSN, insn)
+    elif ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
         raise RiscvTrap(ILLEGAL_INSN, insn)
     mmu = env.mmu
     if which & SFENCE_ASID:
@@ -95,6 +104,9 @@ SFENCE_HELPER = Helper("sfence_vma", _sfence_vma, flags=CALL_SIDE_EFFECTS, n_out
 
 
 def _emit_xret(ctx: DisasContext, insn: int) -> None:
+    if ctx.flags & FLAG_VIRT and ctx.priv == PRV_U and insn in (SRET, WFI):
+        ctx.raise_trap(VIRTUAL_INSN, insn)  # VU-mode: for the hypervisor to emulate
+        return
     if insn == MRET and ctx.priv == PRV_M:
         ctx.b.call(MRET_HELPER, [ctx.pc_reg], [])
     elif insn == SRET and ctx.priv >= PRV_S:
@@ -113,6 +125,9 @@ def _emit_xret(ctx: DisasContext, insn: int) -> None:
 def _emit_sfence_vma(ctx: DisasContext, insn: int) -> None:
     rs1 = (insn >> 15) & 31
     if (insn >> 7) & 31 or ctx.priv == PRV_U:
+        if ctx.flags & FLAG_VIRT and not (insn >> 7) & 31:
+            ctx.raise_trap(VIRTUAL_INSN, insn)  # VU-mode
+            return
         ctx.illegal()
         return
     rs2 = (insn >> 20) & 31

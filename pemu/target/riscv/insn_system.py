@@ -8,11 +8,12 @@ from pemu.accel.tcg.ir import Cond, Const, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, OR, SHL, XOR
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.csr_hyp import CSR_ACCESS_VIRT
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
 from pemu.target.riscv.insn_cbo import trans_cbo
 from pemu.target.riscv.mmu import PRV_S
-from pemu.target.riscv.priv import MSTATUS_FS, MSTATUS_SIE, MSTATUS_VS, SSTATUS_MASK
+from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_FS, MSTATUS_SIE, MSTATUS_VS, SSTATUS_MASK
 
 CSR_SSTATUS = 0x100
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -29,25 +30,34 @@ _ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
 # Other funct3=0 SYSTEM instructions (mret, sret, wfi, sfence.vma) by their fixed bits:
 # system mode registers emitters here; in user mode they are illegal instructions.
 PRIVILEGED: dict[int, Callable[[DisasContext, int], None]] = {}
+# H's hlv/hlvx/hsv (funct3 4, bit 31 clear): system mode sets the emitter
+# (insn_hyp.trans_hlv_hsv), which returns False for what is none of them
+HYPERVISOR_LOAD_STORE: Callable[[DisasContext, int], bool] | None = None
+ECALL_VS = 10  # ecall from VS-mode (H)
 
 
 def trans_system(ctx: DisasContext, insn: int) -> None:
     f3 = (insn >> 12) & 7
     if f3 == 0:
         if insn == ECALL:
-            ctx.raise_trap(_ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
+            virt_s = ctx.flags & FLAG_VIRT and ctx.priv == PRV_S
+            ctx.raise_trap(ECALL_VS if virt_s else _ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
         elif insn == EBREAK:
             ctx.raise_trap(BREAKPOINT, ctx.pc)
         elif insn in (WRS_NTO, WRS_STO) and "zawrs" in ctx.ext:
             return
         else:
-            emit = PRIVILEGED.get(insn & 0xFE00_7FFF) if ctx.priv else None
+            # VU-mode gets the emitters too: they raise H's virtual instruction
+            emit = (PRIVILEGED.get(insn & 0xFE00_7FFF) if ctx.priv or ctx.flags & FLAG_VIRT
+                    else None)
             if emit is None:
                 ctx.illegal()
             else:
                 emit(ctx, insn)
     elif f3 == 4:
-        _trans_mop(ctx, insn)
+        if not (insn >> 31 == 0 and HYPERVISOR_LOAD_STORE is not None
+                and HYPERVISOR_LOAD_STORE(ctx, insn)):
+            _trans_mop(ctx, insn)
     else:
         _trans_csr(ctx, insn, f3)
 
@@ -81,9 +91,11 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
         if src:
             action |= csr.ACTION_SET if kind == 2 else csr.ACTION_CLEAR
     done = None
-    if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ:
+    virt = ctx.flags & FLAG_VIRT  # V=1 (H): sstatus is vsstatus, CSRs are redirected
+    if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ and not virt:
         done = _trans_sstatus_inline(ctx, rd, value, kind == 2)
-    ctx.b.call(csr.CSR_ACCESS, [ctx.dest(rd)],
+    helper = CSR_ACCESS_VIRT if virt else csr.CSR_ACCESS
+    ctx.b.call(helper, [ctx.dest(rd)],
                [Const(number), Const(action), value, Const(ctx.insn)])
     if done is not None:
         ctx.b.set_label(done)

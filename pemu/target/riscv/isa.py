@@ -49,6 +49,9 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SHORTHANDS, False))
+# The hypervisor extension (QEMU 7.2's ``h=true``; off in rv64 as there): misa.H, the
+# HS/VS/VU modes, two-stage translation (csr_hyp.py, hyp.py, mmu_hyp.py)
+OPTIONAL_EXTENSIONS["h"] = False
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -59,6 +62,17 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
               "svadu", "svbare", "svinval", "svnapot", "svpbmt")
+# H comes after V among the single letters
+_ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("v") + 1], "h",
+              *_ISA_ORDER[_ISA_ORDER.index("v") + 1:])
+# H's definitional names (RVA23's Sh*: what pemu's H does by construction: hcounteren
+# fully writable, vstval/htval always written, vstvec direct mode, vsatp and hgatp
+# taking every satp mode): advertised when switched on, as the other named ones; the
+# S extensions sort alphabetically, so they come before Smstateen
+SH_EXTENSIONS = ("shcounterenw", "shgatpa", "shtvala", "shvsatpa", "shvstvala", "shvstvecd")
+OPTIONAL_EXTENSIONS.update(dict.fromkeys(SH_EXTENSIONS, False))
+_ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("smstateen")], *SH_EXTENSIONS,
+              *_ISA_ORDER[_ISA_ORDER.index("smstateen"):])
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}

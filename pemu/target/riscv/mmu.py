@@ -83,12 +83,18 @@ class Translation:
 
 def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
          pte_load: PhysLoad, pte_store: PhysStore,
-         pte_allowed: Callable[[int], bool], ext: int = 0) -> Translation:
+         pte_allowed: Callable[[int], bool], ext: int = 0,
+         g_stage: bool = False) -> Translation:
     """Translate ``vaddr`` under ``satp`` for one access by ``priv`` (U or S).
 
     Raises ``RiscvTrap`` with the page-fault cause of the access, or the access-fault
     cause when a PTE lies where PMP forbids S-mode reads or no memory is.  ``ext``:
     WALK_* bits for the Sv* extensions that change what a PTE may hold.
+
+    ``g_stage``: H's guest-physical stage (hgatp Sv39x4/48x4/57x4, mode in ``satp``'s
+    place): the address is a zero-extended guest physical address two bits wider
+    and the root table, four times as large, is indexed by 11 bits.  The caller
+    turns the page faults raised into guest-page faults.
     """
     reserved = PTE_RESERVED
     if ext & WALK_NAPOT:
@@ -99,18 +105,25 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
     levels = SATP_LEVELS[mode]
     va_bits = 12 + 9 * levels
     fault = PAGE_FAULT[access]
-    # The address must be the sign extension of its low va_bits.
-    top = vaddr >> (va_bits - 1)
-    if top != 0 and top != (1 << (65 - va_bits)) - 1:
-        raise RiscvTrap(fault, vaddr)
+    if g_stage:
+        if vaddr >> (va_bits + 2):
+            raise RiscvTrap(fault, vaddr)
+    else:
+        # The address must be the sign extension of its low va_bits.
+        top = vaddr >> (va_bits - 1)
+        if top != 0 and top != (1 << (65 - va_bits)) - 1:
+            raise RiscvTrap(fault, vaddr)
     table = (satp & SATP_PPN_MASK) << 12
     for level in range(levels - 1, -1, -1):
         shift = 12 + 9 * level
-        pte_addr = table + ((vaddr >> shift) & 0x1FF) * 8
+        index_mask = 0x7FF if g_stage and level == levels - 1 else 0x1FF
+        pte_addr = table + ((vaddr >> shift) & index_mask) * 8
         if not pte_allowed(pte_addr):
             raise RiscvTrap(ACCESS_FAULT[access], vaddr)
         try:
             pte = pte_load(pte_addr)
+        except RiscvTrap:
+            raise  # H: the G-stage refused the VS-stage's page-table read
         except Exception:  # noqa: BLE001 - no memory there: an access fault for the guest
             raise RiscvTrap(ACCESS_FAULT[access], vaddr) from None
         if (not pte & PTE_V or (pte & (PTE_R | PTE_W)) == PTE_W or pte & reserved
@@ -138,6 +151,8 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
         if new != pte:
             try:
                 pte_store(pte_addr, new)
+            except RiscvTrap:
+                raise
             except Exception:  # noqa: BLE001
                 raise RiscvTrap(ACCESS_FAULT[access], vaddr) from None
         if not new & PTE_D:

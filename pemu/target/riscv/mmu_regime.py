@@ -4,6 +4,10 @@ The four MMU indexes are the data-access regimes a block can have: U, S, S with 
 (S-mode may touch user pages) and M (no translation).  A fetch uses the index equal to
 the privilege (U 0, S 1, M 3).  M-mode code with MPRV set translates its data with
 MPP's privilege: its blocks use ``MMU_DYNAMIC`` and the regime is read per access.
+
+With H, V=1 code (VS/VU) translates in two stages (mmu_hyp.py) in an address space of
+its own: the space key then names vsatp and hgatp, so the TLB sets of V=0 and V=1
+never mix, and the same MMU indexes mean VU, VS and VS with vsstatus.SUM there.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pemu.target.riscv.mmu import (
     WALK_PBMT,
     walk,
 )
+from pemu.target.riscv.mmu_hyp import TwoStage
 from pemu.target.riscv.priv import (
     FLAG_MPRV,
     FLAG_SUM,
@@ -38,6 +43,7 @@ MMU_U, MMU_S, MMU_S_SUM, MMU_M = 0, 1, 2, 3
 PHYS_LIMIT = 1 << 56  # RV64 physical addresses are 56 bits
 SATP_ASID_SHIFT = 44
 ASID_MASK = 0xFFFF
+VIRT_KEY = 1 << 128  # tags the address-space keys of V=1 (H)
 
 # MMU index -> (privilege, SUM) it translates with
 _MMU_PRIV = {MMU_U: (PRV_U, False), MMU_S: (PRV_S, False), MMU_S_SUM: (PRV_S, True),
@@ -83,10 +89,15 @@ class RiscvMMU:
         self._dram_view = dram.view
         self._u64 = struct.Struct("<Q")
         self.walks = 0
+        self.two_stage = TwoStage(ps, self._pte_load, self._pte_store, self._pte_allowed,
+                                  self._walk_ext)
 
     # -- GuestMMU ---------------------------------------------------------------------
     def space_key(self) -> int:
-        return self.ps.satp
+        ps = self.ps
+        if ps.space_virt:  # beyond any satp value: V=1 spaces are never V=0 ones
+            return VIRT_KEY | ps.hyp.hgatp << 64 | ps.hyp.vsatp
+        return ps.satp
 
     @staticmethod
     def space_asid(key: int) -> int:
@@ -95,6 +106,9 @@ class RiscvMMU:
     def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
         ps = self.ps
         priv, sum_ = _MMU_PRIV[idx]
+        if ps.space_virt and priv != PRV_M:
+            self.walks += 1
+            return self.two_stage.translate(vaddr, access, priv, sum_)
         if priv == PRV_M or not ps.satp >> 60:
             return vaddr, PERM_ALL, PAGE_SHIFT
         self.walks += 1

@@ -27,6 +27,21 @@ from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import trap_name
+from pemu.target.riscv.hyp import (
+    H_INTERRUPTS,
+    H_IRQ_PRIORITY,
+    HSTATUS_GVA,
+    HSTATUS_SPV,
+    HSTATUS_SPVP,
+    MIDELEG_FORCED,
+    MIP_VSTIP,
+    MSTATUS_GVA,
+    MSTATUS_MPV,
+    VS_INTERRUPTS,
+    HypState,
+    gva_for,
+    trap_gpa,
+)
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -93,11 +108,13 @@ FLAG_SUM = 1 << 3  # S-mode with SUM: data accesses use the S+SUM TLB
 # needed" (FS Dirty, or user mode, which translates with flags 0).
 FLAG_FS_OFF = 1 << 4  # FS Off: every F/D instruction is illegal
 FLAG_FS_CLEAN = 1 << 5  # FS Initial or Clean: the first FP-state write marks FS Dirty
+FLAG_VIRT = 1 << 6  # V=1 (H): VS/VU-mode; the S CSRs are the VS ones, SUM is vsstatus's
 _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
 MISA_V = 1 << (ord("V") - ord("A"))
+MISA_H = 1 << (ord("H") - ord("A"))
 
 
 class PrivState:
@@ -124,13 +141,22 @@ class PrivState:
         # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
         self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
         self.smstateen = False  # the hart has Smstateen (csr_stateen.py)
+        self.has_h = False  # the hart has H: V, the h*/vs* CSRs (hyp.py)
+        self.hyp = HypState()
+        # called (hart's thread) when V changed: the address space (TLB set) is another
+        self.on_virt_changed: Callable[[], None] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.priv = PRV_M
         self.slots[rv.PRIV] = PRV_M
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
-        self.misa = MISA | (MISA_V if self.vector else 0)
+        self.misa = MISA | (MISA_V if self.vector else 0) | (MISA_H if self.has_h else 0)
+        self.virt = False  # H's virtualization mode V
+        # H: the data accesses translate as V=1 (V=1, or M with MPRV and MPV): the
+        # softmmu's address space is a V=1 one (mmu_regime.RiscvMMU.space_key)
+        self.space_virt = False
+        self.hyp.reset()
         self.medeleg = 0
         self.mideleg = 0
         self.mie = 0
@@ -155,6 +181,8 @@ class PrivState:
         self.mstateen = [0, 0, 0, 0]
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
+        # H: the same for the guest's vstimecmp (timer_deadline_ns is the earlier one)
+        self.s_deadline_ns = self.vs_deadline_ns = NEVER_NS
         self.cycle_offset = 0
         self.waiting = False  # in WFI
 
@@ -204,12 +232,23 @@ class PrivState:
     def set_stimecmp(self, value: int) -> None:
         """Program the Sstc timer; the vCPU loop polls ``timer_deadline_ns``."""
         self.stimecmp = value
-        if value == MASK64:
-            self.timer_deadline_ns = NEVER_NS
-        else:
-            delta = value - self.now()
-            self.timer_deadline_ns = time.monotonic_ns() + max(0, delta) * 1_000_000_000 \
-                // self.timebase_hz
+        self.s_deadline_ns = self._deadline_ns(value, 0)
+        self._timer_changed()
+
+    def set_vstimecmp(self, value: int) -> None:
+        """H: program the guest's Sstc timer (compared with time + htimedelta)."""
+        self.hyp.vstimecmp = value
+        self.vs_deadline_ns = self._deadline_ns(value, self.hyp.htimedelta)
+        self._timer_changed()
+
+    def _deadline_ns(self, compare: int, offset: int) -> int:
+        if compare == MASK64:
+            return NEVER_NS
+        delta = compare - ((self.now() + offset) & MASK64)
+        return time.monotonic_ns() + max(0, delta) * 1_000_000_000 // self.timebase_hz
+
+    def _timer_changed(self) -> None:
+        self.timer_deadline_ns = min(self.s_deadline_ns, self.vs_deadline_ns)
         # the python loop reads the deadline when it (re)starts; the native one has
         # machine.DeadlineKicker watch it, so only an already-due timer needs an exit
         self.on_flags_changed()
@@ -229,7 +268,18 @@ class PrivState:
             value &= ~MIP_STIP
             if self.now() >= self.stimecmp:
                 value |= MIP_STIP
+        if self.has_h:
+            hyp = self.hyp
+            value |= hyp.hvip & VS_INTERRUPTS  # hvip injects the VS interrupts
+            if (hyp.henvcfg & MENVCFG_STCE and self.sstc_enabled
+                    and (self.now() + hyp.htimedelta) & MASK64 >= hyp.vstimecmp):
+                value |= MIP_VSTIP
         return value
+
+    @property
+    def mideleg_effective(self) -> int:
+        """mideleg as the hart uses it: with H the VS interrupts are always delegated."""
+        return self.mideleg | MIDELEG_FORCED if self.has_h else self.mideleg
 
     def pending_interrupt(self) -> int | None:
         """The interrupt to take now, or None (spec 3.1.9 and 4.1.3)."""
@@ -237,16 +287,29 @@ class PrivState:
         if not pending:
             return None
         priv = self.priv
+        mideleg = self.mideleg_effective
         m_enabled = priv < PRV_M or self.mstatus & MSTATUS_MIE
-        s_enabled = priv < PRV_S or (priv == PRV_S and self.mstatus & MSTATUS_SIE)
-        m_pending = pending & ~self.mideleg if m_enabled else 0
-        s_pending = pending & self.mideleg if s_enabled and priv <= PRV_S else 0
+        # HS-level interrupts preempt any V=1 code
+        s_enabled = (priv < PRV_S or self.virt
+                     or (priv == PRV_S and self.mstatus & MSTATUS_SIE))
+        m_pending = pending & ~mideleg if m_enabled else 0
+        s_pending = pending & mideleg if s_enabled and priv <= PRV_S else 0
+        if self.has_h:
+            hideleg = self.hyp.hideleg
+            s_pending &= ~hideleg
+            # the ones HS handed to VS: only while V=1, enabled by vsstatus.SIE in VS
+            if self.virt and (priv == PRV_U or self.hyp.vsstatus & MSTATUS_SIE):
+                s_pending |= pending & mideleg & hideleg
         enabled = m_pending | s_pending
         if not enabled:
             return None
         for irq in IRQ_PRIORITY:
             if enabled >> irq & 1:
                 return irq
+        if enabled & H_INTERRUPTS:
+            for irq in H_IRQ_PRIORITY:
+                if enabled >> irq & 1:
+                    return irq
         return None
 
     # -- privilege transitions -----------------------------------------------------------
@@ -254,12 +317,14 @@ class PrivState:
         self.priv = priv
         self.slots[rv.PRIV] = priv
 
-    def take_trap(self, cause: int, tval: int, interrupt: bool = False) -> None:
-        """Enter the trap handler for ``cause``; the faulting pc is in the pc slot."""
+    def take_trap(self, cause: int, tval: int, interrupt: bool = False,
+                  trap: object = None) -> None:
+        """Enter the trap handler for ``cause``; the faulting pc is in the pc slot.
+        ``trap``: the exception raised, for what H records of it (hyp.GuestTrap)."""
         s = self.slots
         epc = s[rv.PC]
         priv = self.priv
-        deleg = self.mideleg if interrupt else self.medeleg
+        deleg = self.mideleg_effective if interrupt else self.medeleg
         code = cause | (INTERRUPT_BIT if interrupt else 0)
         if counters.ENABLED:
             counters.count(f"trap:{trap_name(cause, interrupt)} from {'USHM'[priv]}")
@@ -269,6 +334,29 @@ class PrivState:
                           f"async:{int(interrupt)}, cause:{cause:016x}, epc:0x{epc:016x}, "
                           f"tval:0x{tval & MASK64:016x}, desc={trap_name(cause, interrupt)}")
         ms = self.mstatus
+        virt = self.virt
+        if self.has_h and priv <= PRV_S and deleg >> cause & 1:
+            hdeleg = self.hyp.hideleg if interrupt else self.hyp.hedeleg
+            if virt and hdeleg >> cause & 1:
+                self._trap_to_vs(cause, code, epc, tval, interrupt)
+                return
+            hyp = self.hyp
+            hs = hyp.hstatus & ~(HSTATUS_SPV | HSTATUS_GVA)
+            if virt:
+                hs = hs & ~HSTATUS_SPVP | HSTATUS_SPV | (HSTATUS_SPVP if priv == PRV_S else 0)
+            if not interrupt and gva_for(cause, virt, trap):  # type: ignore[arg-type]
+                hs |= HSTATUS_GVA
+            hyp.hstatus = hs
+            hyp.htval = trap_gpa(trap) >> 2  # type: ignore[arg-type]
+            hyp.htinst = 0
+        elif self.has_h and not (priv <= PRV_S and deleg >> cause & 1):
+            ms &= ~(MSTATUS_MPV | MSTATUS_GVA)
+            if virt:
+                ms |= MSTATUS_MPV
+            if not interrupt and gva_for(cause, virt, trap):  # type: ignore[arg-type]
+                ms |= MSTATUS_GVA
+            self.hyp.mtval2 = trap_gpa(trap) >> 2  # type: ignore[arg-type]
+            self.hyp.mtinst = 0
         if priv <= PRV_S and deleg >> cause & 1:
             self.scause, self.sepc, self.stval = code, epc, tval & MASK64
             ms = (ms & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)
@@ -284,11 +372,46 @@ class PrivState:
             vector = self.mtvec
             self.set_priv(PRV_M)
         self.mstatus = ms
+        self._vector_to(vector, cause, interrupt)
+        self.set_virt(False)
+
+    def _vector_to(self, vector: int, cause: int, interrupt: bool) -> None:
         base = vector & ~3
         if interrupt and vector & 1:
             base += 4 * cause
-        s[rv.PC] = base & MASK64
+        self.slots[rv.PC] = base & MASK64
         self.waiting = False
+
+    def _trap_to_vs(self, cause: int, code: int, epc: int, tval: int,
+                    interrupt: bool) -> None:
+        """A trap HS delegated to the guest: the VS registers take it, V stays 1."""
+        hyp = self.hyp
+        if interrupt and cause in (2, 6, 10):
+            cause -= 1  # VS sees its interrupts as the S ones (VSSI -> SSI, ...)
+            code -= 1
+        hyp.vscause, hyp.vsepc, hyp.vstval = code, epc, tval & MASK64
+        vs = hyp.vsstatus
+        hyp.vsstatus = (vs & ~(MSTATUS_SPIE | MSTATUS_SIE | MSTATUS_SPP)
+                        | (MSTATUS_SPIE if vs & MSTATUS_SIE else 0)
+                        | (MSTATUS_SPP if self.priv == PRV_S else 0))
+        self.set_priv(PRV_S)
+        self._vector_to(hyp.vstvec, cause, interrupt)
+
+    def set_virt(self, virt: bool) -> None:
+        """Enter or leave V=1: another address space, other block flags."""
+        self.virt = virt
+        self.sync_address_space()
+
+    def sync_address_space(self) -> None:
+        """After V, the privilege or mstatus.MPRV/MPV changed: switch to the V=1
+        address space or back where the data accesses' regime did."""
+        ms = self.mstatus
+        space_virt = self.virt or bool(self.has_h and self.priv == PRV_M and ms & MSTATUS_MPRV
+                                       and ms & MSTATUS_MPV)
+        if space_virt != self.space_virt:
+            self.space_virt = space_virt
+            if self.on_virt_changed is not None:
+                self.on_virt_changed()
 
     def mret(self) -> int:
         ms = self.mstatus
@@ -298,11 +421,16 @@ class PrivState:
             ms |= MSTATUS_MIE
         if new_priv != PRV_M:
             ms &= ~MSTATUS_MPRV
+        virt = bool(ms & MSTATUS_MPV) and new_priv != PRV_M
+        ms &= ~MSTATUS_MPV
         self.mstatus = ms
         self.set_priv(new_priv)
+        self.set_virt(virt)
         return self.mepc
 
     def sret(self) -> int:
+        if self.virt:
+            return self._sret_vs()
         ms = self.mstatus
         new_priv = PRV_S if ms & MSTATUS_SPP else PRV_U
         ms = (ms & ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV)) | MSTATUS_SPIE
@@ -310,10 +438,29 @@ class PrivState:
             ms |= MSTATUS_SIE
         self.mstatus = ms
         self.set_priv(new_priv)
+        if self.has_h:  # HS returns to V=hstatus.SPV
+            hyp = self.hyp
+            virt = bool(hyp.hstatus & HSTATUS_SPV)
+            hyp.hstatus &= ~HSTATUS_SPV
+            self.set_virt(virt)
         return self.sepc
+
+    def _sret_vs(self) -> int:
+        """sret in VS-mode: the guest's own return, through vsstatus and vsepc."""
+        hyp = self.hyp
+        vs = hyp.vsstatus
+        new_priv = PRV_S if vs & MSTATUS_SPP else PRV_U
+        vs = (vs & ~(MSTATUS_SIE | MSTATUS_SPP)) | MSTATUS_SPIE
+        if hyp.vsstatus & MSTATUS_SPIE:
+            vs |= MSTATUS_SIE
+        hyp.vsstatus = vs
+        self.set_priv(new_priv)
+        return hyp.vsepc
 
     # -- what translated code depends on ----------------------------------------------------
     def block_flags(self) -> int:
+        if self.virt:
+            return self._virt_block_flags()
         priv = self.priv
         ms = self.mstatus
         flags = priv | _FS_FLAGS[(ms & MSTATUS_FS) >> MSTATUS_FS_SHIFT]
@@ -324,12 +471,25 @@ class PrivState:
             flags |= FLAG_SUM
         return flags
 
+    def _virt_block_flags(self) -> int:
+        """V=1: SUM is vsstatus's; FP is on when both FS fields are, and marking is
+        needed until both are Dirty."""
+        priv = self.priv
+        vs = self.hyp.vsstatus
+        fs = min((self.mstatus & MSTATUS_FS), (vs & MSTATUS_FS)) >> MSTATUS_FS_SHIFT
+        flags = priv | FLAG_VIRT | _FS_FLAGS[fs]
+        if priv == PRV_S and vs & MSTATUS_SUM:
+            flags |= FLAG_SUM
+        return flags
+
     def data_priv(self) -> tuple[int, bool]:
         """(privilege, SUM) that data accesses translate with (MPRV applied)."""
         ms = self.mstatus
         priv = self.priv
         if priv == PRV_M and ms & MSTATUS_MPRV:
             priv = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+            if self.space_virt:  # MPV: the guest's SUM
+                return priv, bool(self.hyp.vsstatus & MSTATUS_SUM)
         return priv, bool(ms & MSTATUS_SUM)
 
     def read_mstatus(self) -> int:
@@ -341,6 +501,8 @@ class PrivState:
 
     # -- floating-point state (mstatus.FS, spec 3.1.6.6) ----------------------------------
     def fp_off(self) -> bool:
+        if self.virt and not self.hyp.vsstatus & MSTATUS_FS:
+            return True
         return not self.mstatus & MSTATUS_FS
 
     def mark_fs_dirty(self) -> None:
@@ -348,6 +510,9 @@ class PrivState:
         the vCPU loop must re-derive them (blocks translated for Dirty mark nothing)."""
         if (self.mstatus & MSTATUS_FS) != MSTATUS_FS:
             self.mstatus |= MSTATUS_FS
+            self.request_exit()
+        if self.virt and (self.hyp.vsstatus & MSTATUS_FS) != MSTATUS_FS:
+            self.hyp.vsstatus |= MSTATUS_FS  # the guest's FS too (spec 8.2.11)
             self.request_exit()
 
 

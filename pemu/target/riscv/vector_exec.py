@@ -165,6 +165,12 @@ def vs_check(env: object, dirty: bool = True) -> None:
         raise RiscvTrap(ILLEGAL_INSN, 0)
     if dirty and ms & MSTATUS_VS != MSTATUS_VS:
         ps.mstatus = ms | MSTATUS_VS
+    if ps.virt:  # H: V=1 code also needs the guest's vsstatus.VS, and dirties it too
+        vs = ps.hyp.vsstatus
+        if not vs & MSTATUS_VS:
+            raise RiscvTrap(ILLEGAL_INSN, 0)
+        if dirty and vs & MSTATUS_VS != MSTATUS_VS:
+            ps.hyp.vsstatus = vs | MSTATUS_VS
 
 
 # -- vsetvli / vsetivli / vsetvl ----------------------------------------------------------------

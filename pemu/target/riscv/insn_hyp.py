@@ -1,0 +1,159 @@
+"""H's instructions: hfence.vvma/hfence.gvma and the hypervisor loads and stores
+(hlv, hlvx, hsv), plus the virtual-instruction exception V=1 code gets for them.
+
+hlv/hsv access memory as V=1 code at privilege hstatus.SPVP would (two stages,
+vsstatus.SUM/MXR) while the hart stays in HS (or U with hstatus.HU, or M): a helper
+translates and accesses each one directly, never through a TLB, so they cost a walk
+each but never mix V=1 translations into the running V=0 address space.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper
+from pemu.accel.tcg.softmmu import ACCESS_READ, ACCESS_WRITE, PAGE_MASK, PAGE_SIZE, PERM_R, PERM_W
+from pemu.target.riscv import insn_system
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.hyp import HSTATUS_HU, HSTATUS_SPVP, VIRTUAL_INSN, GuestTrap
+from pemu.target.riscv.mmu import PRV_S, PRV_U
+from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_SUM, MSTATUS_TVM
+
+if TYPE_CHECKING:
+    from pemu.target.riscv.hart import RiscvHart
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+HFENCE_VVMA = 0x2200_0073
+HFENCE_GVMA = 0x6200_0073
+MMU_S, MMU_U = 1, 0  # mmu_regime's indexes, for the PMP check of an hlv/hsv
+
+
+def virtual_instruction(ctx: DisasContext) -> None:
+    """V=1 code ran an instruction HS-mode could run: the hypervisor emulates it."""
+    ctx.raise_trap(VIRTUAL_INSN, ctx.insn)
+
+
+def _hfence(env: RiscvHart, gvma: int, insn: int) -> None:
+    ps = env.ps
+    if gvma and ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    # V=1 translations live in their own TLB contexts; dropping them all is exact
+    # enough (a finer flush would need the VMID and guest address of each entry)
+    env.mmu.flush_all()
+
+
+HFENCE_HELPER = Helper("hfence", _hfence, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+
+
+def _emit_hfence(ctx: DisasContext, insn: int) -> None:
+    if "h" not in ctx.ext or (insn >> 7) & 31:
+        ctx.illegal()
+    elif ctx.flags & FLAG_VIRT:
+        virtual_instruction(ctx)
+    elif ctx.priv == PRV_U:
+        ctx.illegal()
+    else:
+        gvma = int((insn & 0xFE00_7FFF) == HFENCE_GVMA)
+        ctx.b.call(HFENCE_HELPER, [], [Const(gvma), Const(insn)])
+        ctx.goto(ctx.next_pc)
+
+
+# -- hlv / hlvx / hsv -----------------------------------------------------------------------
+
+def _guest_address(env: RiscvHart, vaddr: int, size: int, write: bool, exec_: bool,
+                   insn: int) -> int:
+    ps = env.ps
+    if ps.priv == PRV_U and not ps.hyp.hstatus & HSTATUS_HU:
+        raise RiscvTrap(ILLEGAL_INSN, insn)
+    priv = PRV_S if ps.hyp.hstatus & HSTATUS_SPVP else PRV_U
+    sum_ = bool(ps.hyp.vsstatus & MSTATUS_SUM)
+    vaddr &= MASK64
+    two_stage = env.regime.two_stage
+    if exec_:
+        paddr = two_stage.translate_hlvx(vaddr, priv, sum_)[0]
+    else:
+        paddr = two_stage.translate(vaddr, ACCESS_WRITE if write else ACCESS_READ, priv,
+                                    sum_)[0]
+    if not env.regime.allows(paddr, size, PERM_W if write else PERM_R,
+                             MMU_S if priv == PRV_S else MMU_U):
+        raise GuestTrap(7 if write else 5, vaddr, gva=True)
+    return paddr
+
+
+def _phys_access(env: RiscvHart, paddr: int, size: int, vaddr: int, write: bool,
+                 value: int = 0) -> int:
+    """One access to host physical memory within one page."""
+    space = env.regime.space
+    try:
+        if write:
+            space.store(paddr, size, value)
+            return 0
+        return space.load(paddr, size)
+    except Exception:  # noqa: BLE001 - nothing there: an access fault
+        raise GuestTrap(7 if write else 5, vaddr, gva=True) from None
+
+
+def _split(vaddr: int, size: int) -> list[tuple[int, int, int]]:
+    """(guest address, size, byte offset) pieces of an access, one per guest page:
+    an access across a page boundary is translated page by page."""
+    first = min(size, PAGE_SIZE - (vaddr & PAGE_MASK))
+    pieces = [(vaddr, first, 0)]
+    if first < size:
+        pieces.append(((vaddr + first) & MASK64, size - first, first))
+    return pieces
+
+
+def _hlv(env: RiscvHart, vaddr: int, kind: int, insn: int) -> int:
+    size, signed, exec_ = 1 << (kind & 3), bool(kind & 4), bool(kind & 8)
+    value = 0
+    for addr, n, offset in _split(vaddr & MASK64, size):
+        paddr = _guest_address(env, addr, n, False, exec_, insn)
+        value |= _phys_access(env, paddr, n, addr, False) << (8 * offset)
+    if signed and value >> (8 * size - 1):
+        value -= 1 << (8 * size)
+    return value & MASK64
+
+
+def _hsv(env: RiscvHart, vaddr: int, value: int, size: int, insn: int) -> None:
+    pieces = [(addr, n, offset, _guest_address(env, addr, n, True, False, insn))
+              for addr, n, offset in _split(vaddr & MASK64, size)]  # all pages first
+    for addr, n, offset, paddr in pieces:
+        _phys_access(env, paddr, n, addr, True, (value >> (8 * offset)) & ((1 << (8 * n)) - 1))
+
+
+HLV_HELPER = Helper("hlv", _hlv, flags=CALL_SIDE_EFFECTS, needs_env=True)
+HSV_HELPER = Helper("hsv", _hsv, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+
+# (funct7, rs2) of the loads -> kind: log2 size | 4 signed | 8 hlvx
+_HLV_KINDS = {(0x30, 0): 0 | 4, (0x30, 1): 0, (0x32, 0): 1 | 4, (0x32, 1): 1,
+              (0x32, 3): 1 | 8, (0x34, 0): 2 | 4, (0x34, 1): 2, (0x34, 3): 2 | 8,
+              (0x36, 0): 3 | 4}
+_HSV_SIZES = {0x31: 1, 0x33: 2, 0x35: 4, 0x37: 8}
+
+
+def trans_hlv_hsv(ctx: DisasContext, insn: int) -> bool:
+    """funct3 4 of SYSTEM with bit 31 clear: returns False if ``insn`` is not one."""
+    funct7, rs2, rs1, rd = insn >> 25, (insn >> 20) & 31, (insn >> 15) & 31, (insn >> 7) & 31
+    kind = _HLV_KINDS.get((funct7, rs2))
+    size = _HSV_SIZES.get(funct7)
+    if (kind is None and (size is None or rd)) or "h" not in ctx.ext:
+        return False
+    if ctx.flags & FLAG_VIRT:
+        virtual_instruction(ctx)
+        return True
+    if kind is not None:
+        ctx.b.call(HLV_HELPER, [ctx.dest(rd)], [ctx.xr[rs1], Const(kind), Const(insn)])
+    else:
+        ctx.b.call(HSV_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(size), Const(insn)])
+    return True
+
+
+def register_hyp_instructions() -> None:
+    """hfence.* in the SYSTEM table, hlv/hsv in funct3 4 (idempotent)."""
+    insn_system.PRIVILEGED[HFENCE_VVMA] = _emit_hfence
+    insn_system.PRIVILEGED[HFENCE_GVMA] = _emit_hfence
+    insn_system.HYPERVISOR_LOAD_STORE = trans_hlv_hsv
+
+
+__all__ = ["register_hyp_instructions", "virtual_instruction"]
