@@ -17,6 +17,7 @@ from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.aia_csrs import register_aia_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
+from pemu.target.riscv.debug_triggers import TriggerSet, register_trigger_csrs
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
@@ -37,6 +38,7 @@ class RiscvHart(SystemCPU):
         register_system_csrs()
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
+        register_trigger_csrs()  # illegal unless the hart has ``triggers`` (debug=true)
         self.hartid = hartid
         state: RiscvCPUState = translator.target.new_state()  # type: ignore[assignment]
         self.ps = ps = PrivState(hartid, state.slots, now)
@@ -56,9 +58,15 @@ class RiscvHart(SystemCPU):
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.block_flags = ps.block_flags  # bound once: the loops call it at every exit
         ps.on_flags_changed = self.flags_changed
+        # Sdtrig (QEMU's debug=true): a change takes effect at the next block boundary
+        self.triggers = TriggerSet(self._triggers_changed) if isa.has("debug") else None
+        self._triggers_pending = False
+        self._watch_pages: frozenset[int] = frozenset()
 
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:
+        if self._triggers_pending:
+            self.apply_triggers()
         ps = self.ps
         irq = ps.pending_interrupt()
         if irq is not None:
@@ -76,6 +84,31 @@ class RiscvHart(SystemCPU):
     def request_exit(self) -> None:
         """Leave translated code at the next block entry (any thread)."""
         self.ps.kick()
+
+    # -- debug triggers ----------------------------------------------------------------------
+    def _triggers_changed(self) -> None:
+        # called inside a CSR helper: dropping translations here could drop the block
+        # that is running, so the loop applies the change when it leaves it
+        self._triggers_pending = True
+        self.ps.request_exit()
+
+    def apply_triggers(self) -> None:
+        """Make the triggers' current settings effective (outside translated code)."""
+        self._triggers_pending = False
+        translator = self.translator
+        break_pcs = frozenset().union(*(h.triggers.exec_pcs() for h in translator.harts
+                                        if getattr(h, "triggers", None) is not None))
+        if break_pcs != translator.break_pcs:
+            translator.break_pcs = break_pcs
+            translator.flush()  # blocks translated without (or with) the checks
+        pages = self.triggers.data_pages() if self.triggers is not None else frozenset()
+        if pages != self._watch_pages:
+            self._watch_pages = pages
+            self.mmu.watch_data(pages, self._check_data_trigger if pages else None)
+            self.tlb_flush_all()  # the pages may be in the TLB
+
+    def _check_data_trigger(self, vaddr: int, size: int, access: int) -> None:
+        self.triggers.check_data(vaddr, size, access, self.ps.priv)  # type: ignore[union-attr]
 
     # -- what machine.Machine asks -------------------------------------------------------
     @property
@@ -112,6 +145,9 @@ class RiscvHart(SystemCPU):
         self.ps.reset()
         self.state.vector.reset()
         self.pmp.reset()
+        if self.triggers is not None:
+            self.triggers.reset()
+            self.apply_triggers()
         self.mmu.switch()
         self.tlb_flush_all()
         self._bind_context(self.mmu.ctx)  # the native slots were zeroed above

@@ -45,6 +45,9 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 # device tree's mmu-type names it).  Not extensions: riscv,isa never lists them.
 SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
+# QEMU's debug=true|false: the Sdtrig trigger module (debug_triggers.py), on by default
+# as in QEMU 7.2, whose riscv,isa never names it
+OPTIONAL_EXTENSIONS["debug"] = True
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -184,6 +187,7 @@ RVA23S64 = RVA22S64 + ("zihintntl", "zicond", "zimop", "zcmop", "zawrs", "zfa", 
 def _profile(required: tuple[str, ...]) -> dict[str, bool]:
     optional = dict.fromkeys(OPTIONAL_EXTENSIONS, False)
     optional.update(dict.fromkeys(SATP_MODES, True))  # a profile's minimum is Sv39
+    optional["debug"] = True  # triggers on every model, as QEMU's debug default
     optional.update((e, True) for e in required if e in optional)
     for ext in ("zba", "zbb", "zbs"):  # rv64's Zbc stays off: no profile has it
         optional[ext] = ext in required
