@@ -147,6 +147,9 @@ class TriggerSet:
 
 
 def _trigger_exec(env: object, pc: int) -> None:
+    debugger = getattr(env, "debugger", None)  # the gdb stub's (debugger_points.py)
+    if debugger is not None:
+        debugger.check_exec(pc)
     triggers = getattr(env, "triggers", None)
     if triggers is not None:
         triggers.check_exec(pc, env.ps.priv)  # type: ignore[attr-defined]

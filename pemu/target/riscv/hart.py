@@ -18,6 +18,7 @@ from pemu.target.riscv.aia_csrs import register_aia_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.debug_triggers import TriggerSet, register_trigger_csrs
+from pemu.target.riscv.debugger_points import DebuggerHit, DebuggerPoints
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
@@ -62,6 +63,7 @@ class RiscvHart(SystemCPU):
         self.triggers = TriggerSet(self._triggers_changed) if isa.has("debug") else None
         self._triggers_pending = False
         self._watch_pages: frozenset[int] = frozenset()
+        self.debugger: DebuggerPoints | None = None  # the gdb stub's points
 
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:
@@ -76,6 +78,10 @@ class RiscvHart(SystemCPU):
         return True
 
     def do_exception(self, trap: RiscvTrap) -> None:
+        if isinstance(trap, DebuggerHit):
+            self.ps.request_exit()  # to the pause gate, once the stub has closed it
+            self.debugger.on_hit(self, trap)  # type: ignore[union-attr]
+            return
         self.ps.take_trap(trap.cause, trap.tval)
 
     def timer_deadline_ns(self) -> int:
@@ -93,22 +99,32 @@ class RiscvHart(SystemCPU):
         self.ps.request_exit()
 
     def apply_triggers(self) -> None:
-        """Make the triggers' current settings effective (outside translated code)."""
+        """Make the triggers' (and the debugger's) current settings effective; outside
+        translated code (at a block boundary, or with the hart parked)."""
         self._triggers_pending = False
         translator = self.translator
-        break_pcs = frozenset().union(*(h.triggers.exec_pcs() for h in translator.harts
-                                        if getattr(h, "triggers", None) is not None))
+        break_pcs: set[int] = set()
+        for h in translator.harts:
+            if getattr(h, "triggers", None) is not None:
+                break_pcs |= h.triggers.exec_pcs()
+            if getattr(h, "debugger", None) is not None:
+                break_pcs |= h.debugger.pcs
         if break_pcs != translator.break_pcs:
-            translator.break_pcs = break_pcs
+            translator.break_pcs = frozenset(break_pcs)
             translator.flush()  # blocks translated without (or with) the checks
         pages = self.triggers.data_pages() if self.triggers is not None else frozenset()
+        if self.debugger is not None:
+            pages |= self.debugger.watch_pages()
         if pages != self._watch_pages:
             self._watch_pages = pages
             self.mmu.watch_data(pages, self._check_data_trigger if pages else None)
             self.tlb_flush_all()  # the pages may be in the TLB
 
     def _check_data_trigger(self, vaddr: int, size: int, access: int) -> None:
-        self.triggers.check_data(vaddr, size, access, self.ps.priv)  # type: ignore[union-attr]
+        if self.debugger is not None:
+            self.debugger.check_data(vaddr, size, access)
+        if self.triggers is not None:
+            self.triggers.check_data(vaddr, size, access, self.ps.priv)
 
     # -- what machine.Machine asks -------------------------------------------------------
     @property
