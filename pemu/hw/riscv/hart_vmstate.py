@@ -26,6 +26,7 @@ from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BA
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MENVCFG_WRITABLE,
+    MIP_LCOFIP,
     S_INTERRUPTS,
     SENVCFG_WRITABLE,
 )
@@ -36,7 +37,9 @@ _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec
                "mscratch", "sscratch", "mepc", "sepc", "mcause", "scause", "mtval", "stval",
                "satp", "mcounteren", "scounteren", "mcountinhibit", "menvcfg", "senvcfg",
                "stimecmp", "cycle_offset")
-_FIELD_MAX = {"mie": ALL_INTERRUPTS, "mip_sw": ALL_INTERRUPTS, "mideleg": S_INTERRUPTS,
+# (LCOFIP: a hart with Sscofpmf)
+_FIELD_MAX = {"mie": ALL_INTERRUPTS | MIP_LCOFIP, "mip_sw": ALL_INTERRUPTS | MIP_LCOFIP,
+              "mideleg": S_INTERRUPTS | MIP_LCOFIP,
               "menvcfg": MENVCFG_WRITABLE, "senvcfg": SENVCFG_WRITABLE, "mcounteren": 0xFFFF_FFFF,
               "scounteren": 0xFFFF_FFFF}
 

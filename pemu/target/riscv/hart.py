@@ -16,6 +16,7 @@ from pemu.memory.address_space import AddressSpace
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.aia_csrs import register_aia_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
+from pemu.target.riscv.csr_pmu import register_pmu_csrs
 from pemu.target.riscv.csr_system import register_system_csrs
 from pemu.target.riscv.debug_triggers import TriggerSet, register_trigger_csrs
 from pemu.target.riscv.debugger_points import DebuggerHit, DebuggerPoints
@@ -24,7 +25,15 @@ from pemu.target.riscv.insn_priv import register_privileged_instructions
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
 from pemu.target.riscv.mmu_regime import RiscvMMU
-from pemu.target.riscv.priv import MENVCFG_ADUE, MENVCFG_PBMTE, MIP_STIP, NEVER_NS, PrivState
+from pemu.target.riscv.pmu import Pmu
+from pemu.target.riscv.priv import (
+    MENVCFG_ADUE,
+    MENVCFG_PBMTE,
+    MIP_LCOFIP,
+    MIP_STIP,
+    NEVER_NS,
+    PrivState,
+)
 
 
 class RiscvHart(SystemCPU):
@@ -37,6 +46,7 @@ class RiscvHart(SystemCPU):
                  isa: RiscvIsa = DEFAULT_ISA) -> None:
         # what system mode adds to the frontend and the CSR table (both idempotent)
         register_system_csrs()
+        register_pmu_csrs()  # replaces csr_system's counters: after it
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         register_trigger_csrs()  # illegal unless the hart has ``triggers`` (debug=true)
@@ -64,11 +74,18 @@ class RiscvHart(SystemCPU):
         self._triggers_pending = False
         self._watch_pages: frozenset[int] = frozenset()
         self.debugger: DebuggerPoints | None = None  # the gdb stub's points
+        # the counters (Zihpm; Sscofpmf's overflow interrupt where the isa has it)
+        self.pmu = Pmu(ps.now, isa.has("sscofpmf"), lambda: ps.priv)
+        self.pmu.on_overflow = self._counter_overflowed
+        self.pmu.on_mode_filter = self._pmu_mode_filter
+        if isa.has("sscofpmf"):
+            ps.local_interrupts = MIP_LCOFIP
 
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:
         if self._triggers_pending:
             self.apply_triggers()
+        self.pmu.latch_overflows()
         ps = self.ps
         irq = ps.pending_interrupt()
         if irq is not None:
@@ -85,11 +102,19 @@ class RiscvHart(SystemCPU):
         self.ps.take_trap(trap.cause, trap.tval)
 
     def timer_deadline_ns(self) -> int:
-        return self.ps.timer_deadline_ns
+        return min(self.ps.timer_deadline_ns, self.pmu.overflow_ns)
 
     def request_exit(self) -> None:
         """Leave translated code at the next block entry (any thread)."""
         self.ps.kick()
+
+    # -- counters ----------------------------------------------------------------------------
+    def _counter_overflowed(self) -> None:
+        self.ps.mip_sw |= MIP_LCOFIP
+        self.ps.recheck_interrupts()
+
+    def _pmu_mode_filter(self, on: bool) -> None:
+        self.ps.on_priv_change = self.pmu.priv_changed if on else None
 
     # -- debug triggers ----------------------------------------------------------------------
     def _triggers_changed(self) -> None:
@@ -134,6 +159,7 @@ class RiscvHart(SystemCPU):
 
     def interrupt_ready(self) -> bool:
         """WFI may resume: some interrupt is pending and enabled in mie."""
+        self.pmu.latch_overflows()  # a counter may have wrapped while it waited
         return bool(self.ps.mip() & self.ps.mie)
 
     def wake(self) -> None:
@@ -144,14 +170,15 @@ class RiscvHart(SystemCPU):
         self.ps.on_line_raised = lambda _ps: listener(self)
 
     def armed_timer_ns(self) -> int | None:
-        """When the Sstc timer (stimecmp) fires, if it is in use."""
+        """When the Sstc timer (stimecmp) fires or a counter overflows, if either is
+        in use."""
         ps = self.ps
-        if not ps.sstc_enabled or ps.timer_deadline_ns == NEVER_NS:
-            return None
-        return ps.timer_deadline_ns
+        deadline = ps.timer_deadline_ns if ps.sstc_enabled else NEVER_NS
+        deadline = min(deadline, self.pmu.overflow_ns)
+        return None if deadline == NEVER_NS else deadline
 
     def timer_interrupt_pending(self) -> bool:
-        return bool(self.ps.mip() & MIP_STIP)
+        return bool(self.ps.mip() & (MIP_STIP | MIP_LCOFIP))
 
     # -- reset -------------------------------------------------------------------------------
     def reset(self, pc: int) -> None:
@@ -159,6 +186,7 @@ class RiscvHart(SystemCPU):
             self.slots[i] = 0
         self.slots[rv.RES_ADDR] = rv.NO_RESERVATION
         self.ps.reset()
+        self.pmu.reset()
         self.state.vector.reset()
         self.pmp.reset()
         if self.triggers is not None:

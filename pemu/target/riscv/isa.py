@@ -48,6 +48,9 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
 # QEMU's debug=true|false: the Sdtrig trigger module (debug_triggers.py), on by default
 # as in QEMU 7.2, whose riscv,isa never names it
 OPTIONAL_EXTENSIONS["debug"] = True
+# Sscofpmf: counter overflow (mhpmevent OF and mode inhibits, scountovf, LCOFI); off
+# in rv64 as in QEMU 7.2 (pmu.py)
+OPTIONAL_EXTENSIONS["sscofpmf"] = False
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -60,6 +63,7 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
+              "sscofpmf",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
               "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 

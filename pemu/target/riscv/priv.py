@@ -68,9 +68,12 @@ MIP_SSIP, MIP_MSIP = 1 << IRQ_S_SOFT, 1 << IRQ_M_SOFT
 MIP_STIP, MIP_MTIP = 1 << IRQ_S_TIMER, 1 << IRQ_M_TIMER
 MIP_SEIP, MIP_MEIP = 1 << IRQ_S_EXT, 1 << IRQ_M_EXT
 S_INTERRUPTS = MIP_SSIP | MIP_STIP | MIP_SEIP
+IRQ_LCOFI = 13  # Sscofpmf's local counter-overflow interrupt (pmu.py)
+MIP_LCOFIP = 1 << IRQ_LCOFI
 ALL_INTERRUPTS = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP
 # Highest priority first (spec 3.1.9): MEI, MSI, MTI, SEI, SSI, STI.
-IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER)
+IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
+                IRQ_LCOFI)  # LCOFI after the standard ones (AIA's default order)
 # Exceptions S-mode may handle (all but ECALL from M and the reserved/H causes).
 MEDELEG_WRITABLE = 0xB3FF
 
@@ -124,6 +127,11 @@ class PrivState:
         # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
         self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
         self.smstateen = False  # the hart has Smstateen (csr_stateen.py)
+        # interrupts beyond ALL_INTERRUPTS this hart has (MIP_LCOFIP with Sscofpmf):
+        # writable in mie and mip, delegable in mideleg
+        self.local_interrupts = 0
+        # called after every privilege change while the PMU filters counters by mode
+        self.on_priv_change: Callable[[int], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -253,6 +261,8 @@ class PrivState:
     def set_priv(self, priv: int) -> None:
         self.priv = priv
         self.slots[rv.PRIV] = priv
+        if self.on_priv_change is not None:
+            self.on_priv_change(priv)
 
     def take_trap(self, cause: int, tval: int, interrupt: bool = False) -> None:
         """Enter the trap handler for ``cause``; the faulting pc is in the pc slot."""
