@@ -154,8 +154,8 @@ class Pmu:
     def latch_overflows(self) -> bool:
         """Set OF on every counter that wrapped since it was armed; True if LCOFI became
         pending (some OF went from 0 to 1)."""
-        if time.monotonic_ns() < self.overflow_ns:
-            return False
+        if self.overflow_ns == NEVER_NS or time.monotonic_ns() < self.overflow_ns:
+            return False  # the common case, at every exit of the vCPU loop
         now = self.now()
         raised = False
         for i in range(FIRST_HPM, N_COUNTERS):
