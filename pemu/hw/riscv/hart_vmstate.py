@@ -200,6 +200,26 @@ for _name in _CSR_FIELDS:
     setattr(HartState, _name, _ps_property(_name))
 
 
+# The counters live in the hart's Pmu (target/riscv/pmu.py): mcycle travels as its
+# offset from time (what the field meant before the Pmu), mcountinhibit as it is.  The
+# other counters and the mhpmevents do not travel (yet).
+def _get_cycle_offset(self: HartState) -> int:
+    return (self.hart.pmu.read(0) - self.hart.ps.now()) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _set_cycle_offset(self: HartState, value: int) -> None:
+    self.hart.pmu.write(0, value + self.hart.ps.now())
+
+
+def _set_mcountinhibit(self: HartState, value: int) -> None:
+    self.hart.pmu.write_inhibit(value)
+    self.hart.ps.mcountinhibit = self.hart.pmu.inhibit
+
+
+HartState.cycle_offset = property(_get_cycle_offset, _set_cycle_offset)
+HartState.mcountinhibit = property(lambda self: self.hart.pmu.inhibit, _set_mcountinhibit)
+
+
 def _vector_property(name: str) -> property:
     def get(self: HartState) -> int:
         return getattr(self.hart.state.vector, name)
