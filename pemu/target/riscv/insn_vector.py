@@ -15,6 +15,7 @@ from pemu.target.riscv import vector_csrs  # noqa: F401  (registers the vector C
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.vector_alu import exec_op_v
+from pemu.target.riscv.vector_bitmanip import required_extension
 from pemu.target.riscv.vector_exec import IllegalVector, VInsn, exec_vset, vs_check
 from pemu.target.riscv.vector_fp import fp_check
 from pemu.target.riscv.vector_mem import exec_mem
@@ -53,6 +54,10 @@ VECTOR_EXEC = Helper("vector_exec", vector_exec, n_out=0, needs_env=True)
 def trans_vector(ctx: DisasContext, insn: int) -> None:
     """OP-V, and LOAD-FP/STORE-FP with a vector width."""
     if not ctx.vlenb:
+        ctx.illegal()
+        return
+    needs = required_extension(insn)  # Zvbb/Zvkb: decided here, never at run time
+    if needs is not None and needs not in ctx.ext and "zvbb" not in ctx.ext:
         ctx.illegal()
         return
     ctx.b.call(VECTOR_EXEC, [], [Const(insn)])

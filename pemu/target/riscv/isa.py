@@ -51,6 +51,10 @@ OPTIONAL_EXTENSIONS["debug"] = True
 # Sscofpmf: counter overflow (mhpmevent OF and mode inhibits, scountovf, LCOFI); off
 # in rv64 as in QEMU 7.2 (pmu.py)
 OPTIONAL_EXTENSIONS["sscofpmf"] = False
+# The vector pieces of RVA23 (off in rv64; QEMU 7.2 has none of them): Zvbb and its
+# subset Zvkb (vector_bitmanip.py); Zvfhmin (binary16 conversions, which pemu's vector
+# FP always runs) and Zvkt (data-independent timing) only name what pemu does
+OPTIONAL_EXTENSIONS.update({"zvbb": False, "zvkb": False, "zvfhmin": False, "zvkt": False})
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -62,7 +66,9 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr", "zifencei",
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
-              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
+              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt",
+              "zvbb", "zvfhmin", "zvkb", "zvkt",
+              "smstateen", "ssccptr",
               "sscofpmf",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
               "svadu", "svbare", "svinval", "svnapot", "svpbmt")
@@ -132,7 +138,7 @@ class RiscvIsa:
 
 
 # An extension that is part of another: enabling the first enables the second.
-_IMPLIES = {"zfh": ("zfhmin",),
+_IMPLIES = {"zfh": ("zfhmin",), "zvbb": ("zvkb",),
             # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
             # pemu hart has M-mode, so either name gives both
             "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
