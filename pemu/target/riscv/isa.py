@@ -55,6 +55,7 @@ OPTIONAL_EXTENSIONS["sscofpmf"] = False
 # subset Zvkb (vector_bitmanip.py); Zvfhmin (binary16 conversions, which pemu's vector
 # FP always runs) and Zvkt (data-independent timing) only name what pemu does
 OPTIONAL_EXTENSIONS.update({"zvbb": False, "zvkb": False, "zvfhmin": False, "zvkt": False})
+OPTIONAL_EXTENSIONS["zvkned"] = False  # vector AES (vector_aes.py)
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -67,7 +68,7 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt",
-              "zvbb", "zvfhmin", "zvkb", "zvkt",
+              "zvbb", "zvfhmin", "zvkb", "zvkned", "zvkt",
               "smstateen", "ssccptr",
               "sscofpmf",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",

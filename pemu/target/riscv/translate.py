@@ -56,6 +56,7 @@ for _opcode, _emit in {
     0x43: trans_fma, 0x47: trans_fma, 0x4B: trans_fma, 0x4F: trans_fma,
     0x53: trans_op_fp, 0x63: trans_branch, 0x67: trans_jalr, 0x6F: trans_jal,
     0x73: trans_system, 0x57: trans_vector,
+    0x77: trans_vector,  # OP-VE: the vector crypto extensions (Zvkned)
 }.items():
     _MAJOR[_opcode >> 2] = _emit
 
