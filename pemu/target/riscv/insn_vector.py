@@ -1,7 +1,7 @@
 """The V extension in the frontend: every vector instruction is one helper call.
 
 OP-V (major opcode 0x57: arithmetic and vsetvl*), the vector loads/stores (LOAD-FP
-and STORE-FP with width 0, 5, 6 or 7) and OP-VE (0x77: Zvkned) become
+and STORE-FP with width 0, 5, 6 or 7) and OP-VE (0x77: Zvkned, Zvknha) become
 ``VECTOR_EXEC(insn)``; the helper decodes
 the bits at run time against the current vtype, and runs the instruction on the
 register file (vector_exec.py and its families).  vtype therefore never enters the
@@ -21,6 +21,7 @@ from pemu.target.riscv.vector_bitmanip import required_extension
 from pemu.target.riscv.vector_exec import IllegalVector, VInsn, exec_vset, vs_check
 from pemu.target.riscv.vector_fp import fp_check
 from pemu.target.riscv.vector_mem import exec_mem
+from pemu.target.riscv.vector_sha2 import exec_sha2, is_zvknha
 
 OP_V = 0x57
 VECTOR_WIDTHS = frozenset({0, 5, 6, 7})  # LOAD-FP/STORE-FP funct3 of vector accesses
@@ -33,7 +34,7 @@ def vector_exec(env: object, insn: int) -> None:
     try:
         vs_check(env)
         if insn & 0x7F == OP_VE:
-            exec_aes(v)
+            (exec_aes if is_zvkned(insn) else exec_sha2)(v)
         elif insn & 0x7F != OP_V:
             exec_mem(v)
         elif v.f3 == _OPCFG:
@@ -62,7 +63,8 @@ def trans_vector(ctx: DisasContext, insn: int) -> None:
         return
     # the sub-extensions are decided here, never at run time
     if insn & 0x7F == OP_VE:
-        needs: str | None = "zvkned" if is_zvkned(insn) else "(none)"
+        needs: str | None = ("zvkned" if is_zvkned(insn) else
+                             "zvknha" if is_zvknha(insn) else "(none)")
     else:
         needs = required_extension(insn)  # Zvbb/Zvkb
     if needs is not None and needs not in ctx.ext and not (

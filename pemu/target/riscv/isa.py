@@ -56,6 +56,7 @@ OPTIONAL_EXTENSIONS["sscofpmf"] = False
 # FP always runs) and Zvkt (data-independent timing) only name what pemu does
 OPTIONAL_EXTENSIONS.update({"zvbb": False, "zvkb": False, "zvfhmin": False, "zvkt": False})
 OPTIONAL_EXTENSIONS["zvkned"] = False  # vector AES (vector_aes.py)
+OPTIONAL_EXTENSIONS["zvknha"] = False  # vector SHA-256 (vector_sha2.py)
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -68,7 +69,7 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt",
-              "zvbb", "zvfhmin", "zvkb", "zvkned", "zvkt",
+              "zvbb", "zvfhmin", "zvkb", "zvkned", "zvknha", "zvkt",
               "smstateen", "ssccptr",
               "sscofpmf",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
