@@ -46,7 +46,7 @@ class RiscvHart(SystemCPU):
                  isa: RiscvIsa = DEFAULT_ISA) -> None:
         # what system mode adds to the frontend and the CSR table (both idempotent)
         register_system_csrs()
-        register_pmu_csrs()  # replaces csr_system's counters: after it
+        register_pmu_csrs()  # mcycle, minstret, hpm*, mcountinhibit, scountovf
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         register_trigger_csrs()  # illegal unless the hart has ``triggers`` (debug=true)
