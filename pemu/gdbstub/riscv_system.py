@@ -2,11 +2,12 @@
 
 Stopping uses the monitor's pause gate (``RiscvBoardMonitor``): the board's hart
 thread waits inside it, so while GDB has the machine stopped this stub may read and
-change any hart and execute instructions itself.  Without breakpoints or watchpoints,
-``continue`` just opens the gate and the guest runs translated code at full speed.
-With them, the stub runs the selected hart one instruction at a time (one-insn
-blocks from the board's translator) and checks the pc and each data access, while
-the other harts stay parked; Ctrl-C interrupts either way.
+change any hart and execute instructions itself.  ``continue`` opens the gate and the
+guest runs translated code at full speed, breakpoints and watchpoints included: they
+are checked where the guest's debug triggers are (target/riscv/debugger_points.py),
+before the instruction or the access, and a hit stops the machine from the hart's
+thread.  A watchpoint stops before its access, which GDB then steps over itself.
+Ctrl-C interrupts either way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pemu.memory.address_space import GuestMemoryError
 from pemu.monitor.errors import QMPError
 from pemu.monitor.machine import DEBUG
 from pemu.target.riscv import cpu_state as rv
+from pemu.target.riscv.debugger_points import DebuggerHit, DebuggerPoints, Watch
 from pemu.target.riscv.exceptions import RiscvTrap
 
 # CSRs GDB shows in "info registers csr" (name -> number); read through the hart's
@@ -84,9 +86,11 @@ class RiscvSystemTarget(DebugTarget):
             self._hart_of_state(state), num))
         self.breakpoints: set[int] = set()
         self.watchpoints: set[tuple[int, int, int]] = set()
-        self._interrupt = threading.Event()
-        self._runner: threading.Thread | None = None
         self.stopped_hart = 0
+        # shared with every hart while GDB has points; a hit reports once per continue
+        self.points = DebuggerPoints(on_hit=self._on_hit)
+        self._hit_lock = threading.Lock()
+        self._hit_reported = True
 
     def _hart_of_state(self, state):
         for h in self.harts:
@@ -207,33 +211,55 @@ class RiscvSystemTarget(DebugTarget):
         return None
 
     def resume(self, step_thread: int | None) -> None:
-        self._interrupt.clear()
         if step_thread is not None:
             hart = self._hart(step_thread)
             hit = self._step_one(hart)
             self._report_stop(step_thread, hit)
             return
-        if not self.breakpoints and not self.watchpoints:
-            self.vm.cont()  # full speed; Ctrl-C closes the gate again
-            return
-        thread = self.stopped_hart + 1
-        self._runner = threads.start_daemon(self._run_checked, thread, name="pemu-gdb-run")
+        self._install_points()
+        if self.breakpoints or self.watchpoints:
+            # off a breakpoint first: the hart stopped on it, and would hit it again
+            thread = self.stopped_hart + 1
+            hart = self._hart(thread)
+            if hart.slots[rv.PC] in self.breakpoints:
+                hit = self._step_one(hart)
+                if hit is not None or hart.slots[rv.PC] in self.breakpoints:
+                    self._report_stop(thread, hit)
+                    return
+        with self._hit_lock:
+            self._hit_reported = False
+            self.points.active = bool(self.breakpoints or self.watchpoints)
+        self.vm.cont()  # full speed; a hit or Ctrl-C closes the gate again
 
-    def _run_checked(self, thread: int) -> None:
-        hart = self._hart(thread)
-        first = True
-        while not self._interrupt.is_set():
-            if self.board.machine.stopping:
+    def _install_points(self) -> None:
+        """Hand GDB's points to the harts (parked: the machine is stopped)."""
+        watches = tuple(Watch(kind, addr, length, kind in (WP_READ, WP_ACCESS),
+                              kind in (WP_WRITE, WP_ACCESS))
+                        for kind, addr, length in sorted(self.watchpoints))
+        self.points.set_points(frozenset(self.breakpoints), watches)
+        for hart in self.harts:
+            hart.debugger = self.points if (self.breakpoints or self.watchpoints) else None
+        for hart in self.harts:
+            hart.apply_triggers()
+
+    def _on_hit(self, hart, hit: DebuggerHit) -> None:
+        """On the hart's thread, before the instruction (or its access) ran: the hart
+        keeps hitting it until the machine is stopped, from another thread (the stop
+        waits for the harts to park, this one included)."""
+        with self._hit_lock:
+            if self._hit_reported:
                 return
-            if not first and hart.slots[rv.PC] in self.breakpoints:
-                self._report_stop(thread, None)
-                return
-            first = False
-            hit = self._step_one(hart)
-            if hit is not None:
-                self._report_stop(thread, hit)
-                return
-        self._report_stop(thread, None, SIGINT)
+            self._hit_reported = True
+            self.points.active = False
+        threads.start_daemon(self._stop_at_hit, hart, hit, name="pemu-gdb-hit")
+
+    def _stop_at_hit(self, hart, hit: DebuggerHit) -> None:
+        self.vm.stop(DEBUG)
+        thread = self.harts.index(hart) + 1
+        watch = hit.watch
+        # a watchpoint stops before its access, as RISC-V hardware does: GDB (whose
+        # riscv watchpoints are "non-steppable") steps over the access itself
+        self._report_stop(thread, None if watch is None else (watch.kind, watch.addr))
 
     def _report_stop(self, thread: int, hit, signal: int = SIGTRAP) -> None:
         self.stopped_hart = thread - 1
@@ -243,17 +269,20 @@ class RiscvSystemTarget(DebugTarget):
             self.report(StopEvent(signal, thread))
 
     def interrupt(self) -> None:
-        if self._runner is not None and self._runner.is_alive():
-            self._interrupt.set()
-            return
+        with self._hit_lock:
+            if self._hit_reported:
+                return  # a hit's stop is being reported already
+            self._hit_reported = True
+            self.points.active = False
         self.vm.stop(DEBUG)
         self.report(StopEvent(SIGINT, self.stopped_hart + 1))
 
     def detach(self) -> None:
+        with self._hit_lock:
+            self._hit_reported = True
+            self.points.active = False
         self.remove_all_points()
-        self._interrupt.set()
-        if self._runner is not None:
-            self._runner.join(timeout=5)
+        self._install_points()  # the harts drop the checks
         self.vm.cont()
 
     def kill(self) -> None:

@@ -51,3 +51,36 @@ def test_gdb_on_the_virt_board(gdb, baremetal):
     assert "mstatus" in text and "Thread 1 (CPU#0" in text, text
     assert "detached" in text
     assert state_after_detach == "running" and counter >= 100
+
+
+def test_gdb_hardware_breakpoints_and_read_watchpoints(gdb, baremetal):
+    """hbreak and rwatch/awatch (Z1, Z3, Z4) stop a continuing machine exactly where
+    they should: they are checked like the guest's debug triggers, in translated code."""
+    port = free_port()
+    m = VirtMachine(baremetal, "-S", "-gdb", f"tcp::{port}")
+    _, server = start_system_gdbstub(m.vm, m.cfg.gdb)
+    m.start()
+    try:
+        out = subprocess.run(
+            [gdb, "-batch", "-nx", "-ex", "set architecture riscv:rv64",
+             "-ex", f"target remote 127.0.0.1:{port}",
+             "-ex", "hbreak loop", "-ex", "continue", "-ex", "continue",
+             "-ex", "continue", "-ex", "info registers t2", "-ex", "delete",
+             "-ex", "rwatch *(long *)0x80100000", "-ex", "continue",
+             "-ex", "info registers pc t0", "-ex", "delete",
+             "-ex", "awatch *(long *)0x80100008", "-ex", "continue",
+             "-ex", "info registers t2", "-ex", "detach", str(baremetal)],
+            capture_output=True, text=True, timeout=120)
+        text = out.stdout + out.stderr
+    finally:
+        server.close()
+        m.close()
+    assert text.count("Breakpoint 1, loop ()") == 3, text
+    assert re.search(r"^t2\s+0x2\s+2$", text, re.M), text  # stopped at each pass
+    assert "Hardware read watchpoint 2: *(long *)0x80100000\n\nValue = 2" in text, text
+    # stopped before the load, which gdb stepped over: pc on the addi, t0 loaded
+    assert re.search(r"^pc\s+0x8000000e\s", text, re.M), text
+    assert re.search(r"^t0\s+0x2\s+2$", text, re.M), text
+    assert "Hardware access (read/write) watchpoint 3: *(long *)0x80100008" in text, text
+    assert "New value = 100" in text, text
+    assert re.search(r"^t2\s+0x64\s+100$", text, re.M), text

@@ -96,6 +96,9 @@ class GuestMMU(Protocol):
 
 
 Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
+# (vaddr, size, ACCESS_*) before an access to a watched virtual page: may raise the
+# guest's exception (debug triggers)
+DataWatch = Callable[[int, int, int], None]
 
 
 class TLBContext:
@@ -176,6 +179,10 @@ class SoftMMU:
         self._dram_view = dram.view
         self._u64 = struct.Struct("<Q")
         self.watched: dict[int, Watcher] = watched if watched is not None else {}
+        # virtual pages the target watches (debug triggers): never in a TLB, so every
+        # access to them reaches ``data_watch`` on the slow path
+        self.watch_vpns: frozenset[int] = frozenset()
+        self.data_watch: DataWatch | None = None
         self.on_switch: Callable[[TLBContext], None] | None = None
         # makes the native part of each new context (set before any context is made)
         self.native_factory: Callable[[], object] | None = None
@@ -266,6 +273,12 @@ class SoftMMU:
         for ctx in self.contexts.values():
             ctx.clear_jump_cache()
 
+    def watch_data(self, vpns: frozenset[int], check: DataWatch | None) -> None:
+        """Send every access to the virtual pages ``vpns`` through ``check`` first; the
+        caller flushes the TLBs that may still hold them."""
+        self.watch_vpns = vpns
+        self.data_watch = check
+
     # -- translation ------------------------------------------------------------------
     def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
         """(paddr, perms, page shift) of ``vaddr``; raises the guest's page fault."""
@@ -273,9 +286,10 @@ class SoftMMU:
 
     def _fill(self, idx: int, vaddr: int, paddr: int, perms: int, shift: int) -> None:
         page = paddr & ~PAGE_MASK
-        if not self.dram_base <= page < self.dram_end or page >> PAGE_SHIFT in self.watched:
-            return
         vpn = vaddr >> PAGE_SHIFT
+        if (not self.dram_base <= page < self.dram_end or page >> PAGE_SHIFT in self.watched
+                or vpn in self.watch_vpns):
+            return
         addend = page - self.dram_base - (vpn << PAGE_SHIFT)
         guest = self.guest
         readable = bool(perms & PERM_R) and guest.page_allows(page, PERM_R, idx)
@@ -314,6 +328,8 @@ class SoftMMU:
                 write = access == ACCESS_WRITE
                 native.fill(idx, vaddr >> PAGE_SHIFT, addend, not write, write)
             return vaddr + addend + self.dram_base
+        if self.data_watch is not None and vaddr >> PAGE_SHIFT in self.watch_vpns:
+            self.data_watch(vaddr, size, access)
         guest = self.guest
         paddr, perms, shift = guest.translate(vaddr, access, idx)
         perm = PERM_W if access == ACCESS_WRITE else PERM_R

@@ -108,6 +108,9 @@ class SystemTranslator:
         self.by_page: dict[int, list[SystemTB]] = {}
         self.snapshots: dict[int, bytes] = {}
         self.harts: list[SystemCPU] = []
+        # guest pcs the frontend checks before executing (the target's debug triggers);
+        # whoever changes it flushes the blocks translated before
+        self.break_pcs: frozenset[int] = frozenset()
         self.stats = {"translated": 0, "translate_s": 0.0, "invalidated_pages": 0,
                       "flushes": 0}
         self.tb_cache = self._open_tb_cache(max_insns)
@@ -180,13 +183,16 @@ class SystemTranslator:
                 pages.append(other >> PAGE_SHIFT)
             return read(other | (addr & PAGE_MASK), size)
 
-        cache = self.tb_cache if view is not None and max_insns is None else None
+        # a cached block knows nothing of break_pcs: not while any are set
+        cache = (self.tb_cache if view is not None and max_insns is None
+                 and not self.break_pcs else None)
         if cache is not None:
             digest = page_digest(view[page_off:page_off + PAGE_SIZE])
             hit = cache.get(flags, pc, digest)
             if hit is not None:
                 return self._install_cached(pc, flags, page, *hit, start)
-        t = self.translator.translate(self.backend, pc, flags, fetch, max_insns)
+        options = {"break_pcs": self.break_pcs} if self.break_pcs else {}
+        t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
             gen, t.fn.generated = t.fn.generated, None

@@ -36,12 +36,13 @@ class BlockTranslator:
         log.use_target(target.disassemble, target.dump_registers)
 
     def translate(self, backend: object, pc: int, flags: int, fetch: Fetch,
-                  max_insns: int | None = None) -> Translation:
+                  max_insns: int | None = None, **frontend_options: object) -> Translation:
         """Translate the code at ``pc`` under ``flags`` and compile it with ``backend``
-        (may raise the guest's fault if the first instruction cannot be fetched)."""
+        (may raise the guest's fault if the first instruction cannot be fetched);
+        ``frontend_options`` go to the frontend (system mode's ``break_pcs``)."""
         log = self.log
         block = self.frontend(pc, flags, fetch, max_insns=max_insns or self.max_insns,
-                              inline_atomics=self.inline_atomics)
+                              inline_atomics=self.inline_atomics, **frontend_options)
         if log.enabled("in_asm"):
             log.guest_code(pc, bytes(fetch(pc + i, 1) for i in range(block.guest_size)))
         log.block_translated_ir(block, "op")

@@ -27,6 +27,7 @@ from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BA
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MENVCFG_WRITABLE,
+    MIP_LCOFIP,
     S_INTERRUPTS,
     SENVCFG_WRITABLE,
 )
@@ -37,7 +38,9 @@ _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec
                "mscratch", "sscratch", "mepc", "sepc", "mcause", "scause", "mtval", "stval",
                "satp", "mcounteren", "scounteren", "mcountinhibit", "menvcfg", "senvcfg",
                "stimecmp", "cycle_offset")
-_FIELD_MAX = {"mie": ALL_INTERRUPTS, "mip_sw": ALL_INTERRUPTS, "mideleg": S_INTERRUPTS,
+# (LCOFIP: a hart with Sscofpmf)
+_FIELD_MAX = {"mie": ALL_INTERRUPTS | MIP_LCOFIP, "mip_sw": ALL_INTERRUPTS | MIP_LCOFIP,
+              "mideleg": S_INTERRUPTS | MIP_LCOFIP,
               "menvcfg": MENVCFG_WRITABLE, "senvcfg": SENVCFG_WRITABLE, "mcounteren": 0xFFFF_FFFF,
               "scounteren": 0xFFFF_FFFF}
 _FIELD_MAX["mie"] |= H_INTERRUPTS  # with H, mie also enables the VS interrupts
@@ -219,6 +222,26 @@ class HartState(Device):
 
 for _name in _CSR_FIELDS:
     setattr(HartState, _name, _ps_property(_name))
+
+
+# The counters live in the hart's Pmu (target/riscv/pmu.py): mcycle travels as its
+# offset from time (what the field meant before the Pmu), mcountinhibit as it is.  The
+# other counters and the mhpmevents do not travel (yet).
+def _get_cycle_offset(self: HartState) -> int:
+    return (self.hart.pmu.read(0) - self.hart.ps.now()) & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _set_cycle_offset(self: HartState, value: int) -> None:
+    self.hart.pmu.write(0, value + self.hart.ps.now())
+
+
+def _set_mcountinhibit(self: HartState, value: int) -> None:
+    self.hart.pmu.write_inhibit(value)
+    self.hart.ps.mcountinhibit = self.hart.pmu.inhibit
+
+
+HartState.cycle_offset = property(_get_cycle_offset, _set_cycle_offset)
+HartState.mcountinhibit = property(lambda self: self.hart.pmu.inhibit, _set_mcountinhibit)
 
 
 def _vector_property(name: str) -> property:

@@ -250,12 +250,28 @@ def build_virt_fdt(layout: VirtLayout) -> bytes:
     _wire(rtc, parents, mm["rtc"])
 
     _pcie_host(soc, mm, parents)
+    _add_pmu(root)
 
     for name, value in (("poweroff", 0x5555), ("reboot", 0x7777)):
         node = root.add_node(name)
         node.set_string("compatible", f"syscon-{name}")
         node.set_u32("regmap", test_ph).set_u32("offset", 0).set_u32("value", value)
     return fdt.to_bytes()
+
+
+# OpenSBI's SBI PMU events -> the counters that can count them, as QEMU 7.2 writes it
+# for pmu-num=16: cycles on mcycle or mhpmcounter3..18, instructions on minstret or
+# those, the TLB-miss events on mhpmcounter3..18 (they never advance: target/riscv/pmu.py)
+_HPM_COUNTERS = 0x7FFF8  # bits 3..18
+PMU_EVENT_COUNTERS = (1, 1, _HPM_COUNTERS | 1 << 0, 2, 2, _HPM_COUNTERS | 1 << 2,
+                      0x10019, 0x10019, _HPM_COUNTERS, 0x1001B, 0x1001B, _HPM_COUNTERS,
+                      0x10021, 0x10021, _HPM_COUNTERS, 0, 0, 0, 0, 0)
+
+
+def _add_pmu(root: Node) -> None:
+    pmu = root.add_node("pmu")  # /pmu, where QEMU 7.2 puts it (OpenSBI finds it by compatible)
+    pmu.set_u32("riscv,event-to-mhpmcounters", *PMU_EVENT_COUNTERS)
+    pmu.set_string("compatible", "riscv,pmu")
 
 
 # PCI bus address spaces in the first cell of a child address (IEEE 1275 PCI binding)

@@ -7,8 +7,8 @@ satp, counter enables, Sstc's STCE) raise here.  Writes that can unmask an inter
 change the translation regime or the block flags end the block (``ends_block``) and
 kick the vCPU loop so it re-checks interrupts and flags before running on.
 
-The user-level counters (cycle, time, instret) are wrapped, not replaced: in user
-mode (an env without ``ps``) they behave as before.
+The user-level time CSR is wrapped, not replaced: in user mode (an env without
+``ps``) it behaves as before.  The counters that count are csr_pmu.py's.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from pemu.target.riscv.priv import (
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 COUNTER_CY, COUNTER_TM, COUNTER_IR = 0, 1, 2
-N_HPM = 29  # hpmcounter3..31
 
 
 def _illegal() -> RiscvTrap:
@@ -127,7 +126,7 @@ def _write_sstatus(env: object, v: int) -> None:
 
 def _write_mie(env: object, v: int) -> None:
     ps = _ps(env)
-    ps.mie = v & (ALL_INTERRUPTS | (H_INTERRUPTS if ps.has_h else 0))
+    ps.mie = v & (ALL_INTERRUPTS | ps.local_interrupts | (H_INTERRUPTS if ps.has_h else 0))
     ps.recheck_interrupts()
 
 
@@ -143,7 +142,8 @@ def _write_sie(env: object, v: int) -> None:
 
 
 def _mip_sw_writable(ps) -> int:
-    return MIP_SSIP | MIP_SEIP | (0 if ps.sstc_enabled else MIP_STIP)
+    return (MIP_SSIP | MIP_SEIP | (0 if ps.sstc_enabled else MIP_STIP)
+            | ps.local_interrupts)
 
 
 def _read_mip_for_update(env: object) -> int:
@@ -168,14 +168,15 @@ def _read_sip(env: object) -> int:
 
 def _write_sip(env: object, v: int) -> None:
     ps = _ps(env)
-    mask = MIP_SSIP & ps.mideleg  # S-mode may only set/clear its software interrupt
+    # S-mode may only set/clear its software interrupt (and Sscofpmf's LCOFIP)
+    mask = (MIP_SSIP | ps.local_interrupts) & ps.mideleg
     ps.mip_sw = (ps.mip_sw & ~mask) | (v & mask)
     ps.recheck_interrupts()
 
 
 def _write_mideleg(env: object, v: int) -> None:
     ps = _ps(env)
-    ps.mideleg = v & S_INTERRUPTS
+    ps.mideleg = v & (S_INTERRUPTS | ps.local_interrupts)
     ps.recheck_interrupts()
 
 
@@ -230,12 +231,6 @@ def _counter_allowed(ps, index: int) -> None:
         raise _illegal()
 
 
-def _cycles(env: object) -> int:
-    # cycle/instret count 10 MHz time ticks: monotonic, cheap, never per instruction
-    ps = _ps(env)
-    return (ps.now() + ps.cycle_offset) & MASK64
-
-
 def _user_counter(number: int, index: int, system_read: Callable[[object], int]) -> None:
     """Wrap the user-mode cycle/time/instret CSR with the counter-enable rules."""
     user = csr.CSR_TABLE[number]
@@ -255,21 +250,6 @@ def _read_time(env: object) -> int:
     if ps.virt:  # H: a guest's time is offset by htimedelta
         return (ps.now() + ps.hyp.htimedelta) & MASK64
     return ps.now()
-
-
-def _write_mcycle(env: object, v: int) -> None:
-    ps = _ps(env)
-    ps.cycle_offset = (v - ps.now()) & MASK64
-
-
-def _hpm_user(index: int) -> Callable[[object], int]:
-    def read(env: object) -> int:
-        ps = getattr(env, "ps", None)
-        if ps is None:
-            raise _illegal()  # user mode has no hardware performance counters
-        _counter_allowed(ps, index)
-        return 0
-    return read
 
 
 def _zero(env: object) -> int:
@@ -361,7 +341,6 @@ def register_system_csrs() -> None:
     _define(0x305, "mtvec", lambda env: _ps(env).mtvec, _write_tvec("mtvec"))
     _field("mcounteren", 0xFFFF_FFFF, 0x306)
     _define(0x30A, "menvcfg", lambda env: _ps(env).menvcfg, _write_menvcfg, True)
-    _field("mcountinhibit", 0xFFFF_FFFD, 0x320)
     _field("mscratch", MASK64, 0x340)
     _define(0x341, "mepc", lambda env: _ps(env).mepc, _write_epc("mepc"))
     _field("mcause", MASK64, 0x342)
@@ -372,16 +351,8 @@ def register_system_csrs() -> None:
         _pmpcfg(reg)
     for n in range(16):
         _pmpaddr(n)
-    # machine counters: mcycle/minstret follow time; the event counters read zero
-    _define(0xB00, "mcycle", _cycles, _write_mcycle)
-    _define(0xB02, "minstret", _cycles, _write_mcycle)
-    for i in range(3, 32):
-        _define(0xB00 + i, f"mhpmcounter{i}", _zero, _ignore)
-        _define(0x320 + i, f"mhpmevent{i}", _zero, _ignore)
-        _define(0xC00 + i, f"hpmcounter{i}", _hpm_user(i))
-    _user_counter(0xC00, COUNTER_CY, _cycles)
+    # the other counters (mcycle, minstret, hpm*, mcountinhibit): csr_pmu.py
     _user_counter(0xC01, COUNTER_TM, _read_time)
-    _user_counter(0xC02, COUNTER_IR, _cycles)
     # supervisor
     _define(0x100, "sstatus", _read_sstatus, _write_sstatus, True)
     _define(0x104, "sie", _read_sie, _write_sie, True)

@@ -1,7 +1,8 @@
 """The V extension in the frontend: every vector instruction is one helper call.
 
-OP-V (major opcode 0x57: arithmetic and vsetvl*) and the vector loads/stores (LOAD-FP
-and STORE-FP with width 0, 5, 6 or 7) become ``VECTOR_EXEC(insn)``; the helper decodes
+OP-V (major opcode 0x57: arithmetic and vsetvl*), the vector loads/stores (LOAD-FP
+and STORE-FP with width 0, 5, 6 or 7) and OP-VE (0x77: Zvkned, Zvknha) become
+``VECTOR_EXEC(insn)``; the helper decodes
 the bits at run time against the current vtype, and runs the instruction on the
 register file (vector_exec.py and its families).  vtype therefore never enters the
 block flags: a vsetvl needs no end of block.  With the hart lacking V (``ctx.vlenb``
@@ -14,10 +15,13 @@ from pemu.accel.tcg.ir import Const, Helper
 from pemu.target.riscv import vector_csrs  # noqa: F401  (registers the vector CSRs)
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.vector_aes import OP_VE, exec_aes, is_zvkned
 from pemu.target.riscv.vector_alu import exec_op_v
+from pemu.target.riscv.vector_bitmanip import required_extension
 from pemu.target.riscv.vector_exec import IllegalVector, VInsn, exec_vset, vs_check
 from pemu.target.riscv.vector_fp import fp_check
 from pemu.target.riscv.vector_mem import exec_mem
+from pemu.target.riscv.vector_sha2 import exec_sha2, is_zvknha
 
 OP_V = 0x57
 VECTOR_WIDTHS = frozenset({0, 5, 6, 7})  # LOAD-FP/STORE-FP funct3 of vector accesses
@@ -29,7 +33,9 @@ def vector_exec(env: object, insn: int) -> None:
     v = VInsn(env, insn)
     try:
         vs_check(env)
-        if insn & 0x7F != OP_V:
+        if insn & 0x7F == OP_VE:
+            (exec_aes if is_zvkned(insn) else exec_sha2)(v)
+        elif insn & 0x7F != OP_V:
             exec_mem(v)
         elif v.f3 == _OPCFG:
             exec_vset(v)
@@ -51,8 +57,18 @@ VECTOR_EXEC = Helper("vector_exec", vector_exec, n_out=0, needs_env=True)
 
 
 def trans_vector(ctx: DisasContext, insn: int) -> None:
-    """OP-V, and LOAD-FP/STORE-FP with a vector width."""
+    """OP-V, LOAD-FP/STORE-FP with a vector width, and OP-VE (vector crypto)."""
     if not ctx.vlenb:
+        ctx.illegal()
+        return
+    # the sub-extensions are decided here, never at run time
+    if insn & 0x7F == OP_VE:
+        needs: str | None = ("zvkned" if is_zvkned(insn) else
+                             "zvknha" if is_zvknha(insn) else "(none)")
+    else:
+        needs = required_extension(insn)  # Zvbb/Zvkb
+    if needs is not None and needs not in ctx.ext and not (
+            needs == "zvkb" and "zvbb" in ctx.ext):
         ctx.illegal()
         return
     ctx.b.call(VECTOR_EXEC, [], [Const(insn)])

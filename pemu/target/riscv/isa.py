@@ -45,6 +45,18 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(NAMED_EXTENSIONS, False))
 # device tree's mmu-type names it).  Not extensions: riscv,isa never lists them.
 SATP_MODES = {"sv39": 8, "sv48": 9, "sv57": 10}
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SATP_MODES, True))
+# QEMU's debug=true|false: the Sdtrig trigger module (debug_triggers.py), on by default
+# as in QEMU 7.2, whose riscv,isa never names it
+OPTIONAL_EXTENSIONS["debug"] = True
+# Sscofpmf: counter overflow (mhpmevent OF and mode inhibits, scountovf, LCOFI); off
+# in rv64 as in QEMU 7.2 (pmu.py)
+OPTIONAL_EXTENSIONS["sscofpmf"] = False
+# The vector pieces of RVA23 (off in rv64; QEMU 7.2 has none of them): Zvbb and its
+# subset Zvkb (vector_bitmanip.py); Zvfhmin (binary16 conversions, which pemu's vector
+# FP always runs) and Zvkt (data-independent timing) only name what pemu does
+OPTIONAL_EXTENSIONS.update({"zvbb": False, "zvkb": False, "zvfhmin": False, "zvkt": False})
+OPTIONAL_EXTENSIONS["zvkned"] = False  # vector AES (vector_aes.py)
+OPTIONAL_EXTENSIONS["zvknha"] = False  # vector SHA-256 (vector_sha2.py)
 # QEMU's scalar-crypto shorthand properties: they switch others on (_IMPLIES) and are
 # not themselves in riscv,isa (nor on in max: max,zbkb=off must stay off)
 SHORTHANDS = ("zk", "zkn", "zks")
@@ -59,7 +71,10 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "ziccif", "zicclsm", "ziccrse", "zicntr", "zicond", "zicsr", "zifencei",
               "zihintntl", "zihintpause", "zihpm", "zimop", "za64rs", "zacas", "zawrs", "zfa",
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
-              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt", "smstateen", "ssccptr",
+              "zknd", "zkne", "zknh", "zksed", "zksh", "zkt",
+              "zvbb", "zvfhmin", "zvkb", "zvkned", "zvknha", "zvkt",
+              "smstateen", "ssccptr",
+              "sscofpmf",
               "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
               "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 # H comes after V among the single letters
@@ -139,7 +154,7 @@ class RiscvIsa:
 
 
 # An extension that is part of another: enabling the first enables the second.
-_IMPLIES = {"zfh": ("zfhmin",),
+_IMPLIES = {"zfh": ("zfhmin",), "zvbb": ("zvkb",),
             # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
             # pemu hart has M-mode, so either name gives both
             "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
@@ -198,6 +213,7 @@ RVA23S64 = RVA22S64 + ("zihintntl", "zicond", "zimop", "zcmop", "zawrs", "zfa", 
 def _profile(required: tuple[str, ...]) -> dict[str, bool]:
     optional = dict.fromkeys(OPTIONAL_EXTENSIONS, False)
     optional.update(dict.fromkeys(SATP_MODES, True))  # a profile's minimum is Sv39
+    optional["debug"] = True  # triggers on every model, as QEMU's debug default
     optional.update((e, True) for e in required if e in optional)
     for ext in ("zba", "zbb", "zbs"):  # rv64's Zbc stays off: no profile has it
         optional[ext] = ext in required

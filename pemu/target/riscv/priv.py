@@ -83,9 +83,12 @@ MIP_SSIP, MIP_MSIP = 1 << IRQ_S_SOFT, 1 << IRQ_M_SOFT
 MIP_STIP, MIP_MTIP = 1 << IRQ_S_TIMER, 1 << IRQ_M_TIMER
 MIP_SEIP, MIP_MEIP = 1 << IRQ_S_EXT, 1 << IRQ_M_EXT
 S_INTERRUPTS = MIP_SSIP | MIP_STIP | MIP_SEIP
+IRQ_LCOFI = 13  # Sscofpmf's local counter-overflow interrupt (pmu.py)
+MIP_LCOFIP = 1 << IRQ_LCOFI
 ALL_INTERRUPTS = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP
 # Highest priority first (spec 3.1.9): MEI, MSI, MTI, SEI, SSI, STI.
-IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER)
+IRQ_PRIORITY = (IRQ_M_EXT, IRQ_M_SOFT, IRQ_M_TIMER, IRQ_S_EXT, IRQ_S_SOFT, IRQ_S_TIMER,
+                IRQ_LCOFI)  # LCOFI after the standard ones (AIA's default order)
 # Exceptions S-mode may handle (all but ECALL from M and the reserved/H causes).
 MEDELEG_WRITABLE = 0xB3FF
 
@@ -145,6 +148,11 @@ class PrivState:
         self.hyp = HypState()
         # called (hart's thread) when V changed: the address space (TLB set) is another
         self.on_virt_changed: Callable[[], None] | None = None
+        # interrupts beyond ALL_INTERRUPTS this hart has (MIP_LCOFIP with Sscofpmf):
+        # writable in mie and mip, delegable in mideleg
+        self.local_interrupts = 0
+        # called after every privilege change while the PMU filters counters by mode
+        self.on_priv_change: Callable[[int], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -316,6 +324,8 @@ class PrivState:
     def set_priv(self, priv: int) -> None:
         self.priv = priv
         self.slots[rv.PRIV] = priv
+        if self.on_priv_change is not None:
+            self.on_priv_change(priv)
 
     def take_trap(self, cause: int, tval: int, interrupt: bool = False,
                   trap: object = None) -> None:

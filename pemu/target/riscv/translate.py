@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Block
 from pemu.target.riscv import rvc
-from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext
+from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext, imm
+from pemu.target.riscv.debug_triggers import TRIGGER_EXEC
 from pemu.target.riscv.insn_atomic import trans_amo
 from pemu.target.riscv.insn_fp import trans_fma, trans_load_fp, trans_op_fp, trans_store_fp
 from pemu.target.riscv.insn_int import (
@@ -55,6 +56,7 @@ for _opcode, _emit in {
     0x43: trans_fma, 0x47: trans_fma, 0x4B: trans_fma, 0x4F: trans_fma,
     0x53: trans_op_fp, 0x63: trans_branch, 0x67: trans_jalr, 0x6F: trans_jal,
     0x73: trans_system, 0x57: trans_vector,
+    0x77: trans_vector,  # OP-VE: the vector crypto extensions (Zvkned)
 }.items():
     _MAJOR[_opcode >> 2] = _emit
 
@@ -76,14 +78,16 @@ def _fetch_insn(fetch: Fetch, pc: int) -> tuple[int, int]:
 
 
 def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
-                    inline_atomics: bool = False, isa: RiscvIsa = DEFAULT_ISA) -> Block:
+                    inline_atomics: bool = False, isa: RiscvIsa = DEFAULT_ISA,
+                    break_pcs: frozenset[int] = frozenset()) -> Block:
     """Translate the guest code at ``pc`` into one IR block.
 
     ``fetch(addr, size)`` reads code (little-endian) and raises if it cannot; a raise
     on the first instruction propagates, a later one ends the block before it.
     ``inline_atomics``: emit the A extension as IR loads and stores (only where no
     other thread runs guest code: see insn_atomic.py).  ``isa``: the hart's extensions;
-    the encodings of the others are illegal instructions.
+    the encodings of the others are illegal instructions.  ``break_pcs``: pcs an
+    execute trigger watches; each such instruction first calls ``TRIGGER_EXEC``.
     """
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
@@ -104,6 +108,8 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
                 raise
             break
         b.insn_start(cur)
+        if cur in break_pcs:
+            b.call(TRIGGER_EXEC, [], [imm(cur)])
         ctx.pc = cur
         ctx.insn = insn
         ctx.next_pc = cur + length
