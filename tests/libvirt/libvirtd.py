@@ -14,6 +14,7 @@ mount over) is prepared here.
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -66,6 +67,15 @@ def emulator_wrapper(path: Path) -> Path:
                     '-m pemu.cli.system_riscv64 "$@"\n')
     path.chmod(0o755)
     return path
+
+
+def unexpected_qmp_errors(monitor_log: str) -> list[dict]:
+    """The error replies in libvirt's monitor log (``1:qemu.qemu_monitor``), but
+    "this device type does not exist": how libvirt learns, while probing, that pemu
+    has no ide-hd or virtio-balloon-ccw."""
+    replies = (json.loads(m) for m in
+               re.findall(r"QEMU_MONITOR_RECV_REPLY: mon=\S+ reply=(.*)$", monitor_log, re.M))
+    return [r for r in replies if "error" in r and r["error"]["class"] != "DeviceNotFound"]
 
 
 def _kill_if(pidfile: Path, program: bytes) -> None:

@@ -28,7 +28,7 @@ import pytest
 
 from pemu.guests import guest_file
 from tests.libvirt.initrd_overlay import with_overlay
-from tests.libvirt.libvirtd import LibvirtDaemon, missing_prerequisite
+from tests.libvirt.libvirtd import LibvirtDaemon, missing_prerequisite, unexpected_qmp_errors
 from tests.libvirt.test_virsh import SECOND_DISK
 from tests.libvirt.virsh_console import VirshConsole
 from tests.system.conftest import OPENSBI
@@ -116,14 +116,6 @@ class Domain:
         start = len(self.console.text)
         self.console.send(f"\r{command}\r")
         assert self.console.wait_for(answer, timeout, start), self.console.text[-2000:]
-
-
-def _qmp_errors(lv: LibvirtDaemon) -> list[str]:
-    """Error replies in libvirt's monitor log, but "this device type does not exist"
-    (how libvirt learns what pemu lacks, while probing)."""
-    return [line for line in re.findall(r"QEMU_MONITOR_RECV_REPLY: mon=\S+ reply=(.*)",
-                                        lv.monitor_log())
-            if '"error"' in line and "DeviceNotFound" not in line]
 
 
 @pytest.fixture(scope="module")
@@ -241,4 +233,5 @@ def test_shutdown_through_the_agent_ends_the_domain(debian):
     # the guest powered off (libvirt then ended it, as <on_poweroff> says)
     assert "shutting down, reason=shutdown" in log, log[-2000:]
     for lv in (debian.source, debian.target):
-        assert _qmp_errors(lv) == [], _qmp_errors(lv)
+        errors = unexpected_qmp_errors(lv.monitor_log())
+        assert errors == [], errors
