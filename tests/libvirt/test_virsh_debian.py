@@ -1,9 +1,11 @@
 """libvirtd (``qemu:///system``) manages the Debian guest on pemu: one boot, and in
 order: ``virsh console`` shows the boot and runs a shell command; ``virsh
 qemu-agent-command`` reaches the real qemu-ga; the balloon's statistics and
-``setmem``; ``virsh migrate --live`` to a second libvirtd (another pemu on this host);
-there, a hot-added disk that the guest finds; and ``shutdown --mode=agent`` ends the
-domain.
+``setmem``; ``virsh migrate --live`` to a second libvirtd (another pemu on this host),
+where console and agent answer; and ``shutdown --mode=agent`` ends the domain.  (A
+disk hot-added under libvirt is test_virsh.py's (the QMP side) and
+tests/system/test_debian_pci.py's (the guest's side): here it cost minutes of guest
+shell work for nothing new.)
 
 Two daemons, each in a mount namespace of its own (tests/libvirt/libvirtd.py), with
 different host UUIDs: libvirt refuses a migration whose destination has the source's
@@ -29,10 +31,8 @@ import pytest
 from pemu.guests import guest_file
 from tests.libvirt.initrd_overlay import with_overlay
 from tests.libvirt.libvirtd import LibvirtDaemon, missing_prerequisite, unexpected_qmp_errors
-from tests.libvirt.test_virsh import SECOND_DISK
 from tests.libvirt.virsh_console import VirshConsole
 from tests.system.conftest import OPENSBI
-from tests.system.pciehp_shell import POWER_ON_EVERY_PORT
 
 DEBIAN = guest_file("riscv64-debian")
 BOOT_TIMEOUT = 1500  # seconds to the shell on a loaded 2-core host (as tests/system)
@@ -97,7 +97,10 @@ class Domain:
                            check=False)
             if r.returncode == 0:
                 return json.loads(r.stdout.strip().splitlines()[-1])["return"]
-            assert "agent is not connected" in r.stderr, r.stderr
+            # not connected yet, or connected but its first guest-sync went unanswered
+            # (a guest slow under load, or qemu-ga reopening its port after migration)
+            assert "agent is not connected" in r.stderr or \
+                "agent is not responding" in r.stderr, r.stderr
             assert time.monotonic() < end, f"libvirt never had the agent connected: {r.stderr}"
             time.sleep(2)
 
@@ -203,25 +206,6 @@ def test_live_migration_to_another_libvirtd(debian):
     assert "-incoming defer" in debian.target.emulator_log(DOMAIN)
     assert "migrate-incoming" in debian.target.sent()
     assert "migrate" in debian.source.sent()
-
-
-@pytest.mark.slow
-def test_a_hot_added_disk_reaches_the_guest(debian):
-    """This kernel has no PCIe hot-plug driver (CONFIG_HOTPLUG_PCI unset), and
-    virtio_blk is a module that nothing loads on a hot-plug: the guest loads it,
-    powers the slot on as pciehp would (an empty slot is off after reset, as under
-    QEMU) and rescans."""
-    debian.guest_sh("modprobe virtio_blk")
-    disk2 = debian.base / "disk2.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk2), "8M"],
-                   check=True)
-    disk_xml = debian.base / "disk2.xml"
-    disk_xml.write_text(SECOND_DISK.format(disk=disk2))
-    debian.virsh(f"attach-device {DOMAIN} {disk_xml}")
-    debian.guest_sh(POWER_ON_EVERY_PORT)
-    sizes = _until(lambda: debian.guest_sh("echo 1 > /sys/bus/pci/rescan; "
-                                           "cat /sys/block/vd*/size 2>/dev/null; true"), 120)
-    assert sizes.split() == [str(8 << 20 >> 9)], sizes  # 8 MiB in 512-byte sectors
 
 
 @pytest.mark.slow
