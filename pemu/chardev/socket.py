@@ -29,7 +29,7 @@ from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED, Chardev, Chard
 from pemu.crypto.objects import user_objects
 from pemu.crypto.tls_session import TLSRefused, wrap_client, wrap_server
 from pemu.fdpass import fd_param
-from pemu.fdpass.connection import Connection
+from pemu.fdpass.connection import Connection, PassedFds
 from pemu.main_loop import get_main_loop
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
@@ -67,6 +67,7 @@ class SocketChardev(Chardev):
             self._check_tls_objects(server)
         self._conn: socket.socket | None = None
         self._stream = None  # a TLS connection's locked stream (pemu.monitor.listener)
+        self.passed_fds: PassedFds | None = None  # the UNIX client's SCM_RIGHTS fds
         self._handshaking = 0  # TLS handshakes running in their threads
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
@@ -240,6 +241,10 @@ class SocketChardev(Chardev):
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._conn = conn
+            # descriptors the client passes with SCM_RIGHTS (libvirt's getfd before
+            # migrate "fd:NAME"), for the monitor session on this chardev
+            self.passed_fds = PassedFds() if conn.family == socket.AF_UNIX \
+                and not isinstance(conn, ssl.SSLSocket) else None
         self._connected.set()
         self._accept_clients(False)
         # OPENED before the first byte is read, so the frontend can start a new
@@ -291,7 +296,8 @@ class SocketChardev(Chardev):
         if conn is None:
             return
         try:
-            data = conn.recv(4096)
+            data = self.passed_fds.recv(conn) if self.passed_fds is not None \
+                else conn.recv(4096)
         except BlockingIOError:
             return
         except OSError:
@@ -305,6 +311,9 @@ class SocketChardev(Chardev):
         with self._lock:
             conn, self._conn = self._conn, None
             stream, self._stream = self._stream, None
+            passed, self.passed_fds = self.passed_fds, None
+        if passed is not None:
+            passed.close_all()  # those no command took
         self._connected.clear()
         if conn is not None:
             if stream is not None:

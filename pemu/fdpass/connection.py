@@ -100,6 +100,8 @@ class PassedFds:
         try:
             data, ancdata, _, _ = sock.recvmsg(
                 65536, socket.CMSG_SPACE(self.MAX_PASSED_FDS * 4))
+        except BlockingIOError:
+            raise  # a non-blocking reader woken too early: nothing yet, not the end
         except OSError:
             return b""
         for level, kind, payload in ancdata:

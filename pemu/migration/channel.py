@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from pemu.fdpass import FdPassError, fd_param
 
 
 class ChannelError(Exception):
@@ -57,6 +60,15 @@ def _host_port(rest: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def _tcp_server(address: tuple[str, int]) -> socket.socket:
+    """A listening socket; an IPv6 host (libvirt's ``tcp:[::]:PORT``) takes IPv4
+    connections too where the host can, as QEMU's does."""
+    if ":" not in address[0]:
+        return socket.create_server(address)
+    return socket.create_server(address, family=socket.AF_INET6,
+                                dualstack_ipv6=socket.has_dualstack_ipv6())
+
+
 def _socket_channel(sock: socket.socket) -> Channel:
     def read(n: int) -> bytes:
         return sock.recv(min(n, 1 << 20))
@@ -65,9 +77,15 @@ def _socket_channel(sock: socket.socket) -> Channel:
 
 
 def _fd(rest: str) -> int:
-    if not rest.isdigit():
-        raise ChannelError(f"fd:{rest}: expected a file descriptor number")
-    return int(rest)
+    """``fd:N`` (inherited) or ``fd:NAME`` (received with QMP getfd, as libvirt does)."""
+    try:
+        return fd_param(rest)
+    except FdPassError as e:
+        raise ChannelError(f"fd:{rest}: {e}") from None
+
+
+def _is_socket(fd: int) -> bool:
+    return stat.S_ISSOCK(os.fstat(fd).st_mode)
 
 
 def open_outgoing(uri: str) -> Channel:
@@ -92,7 +110,10 @@ def open_outgoing(uri: str) -> Channel:
 
             return Channel(write=write, closers=[stdin.flush, stdin.close], proc=proc)
         if scheme == "fd":
-            f = os.fdopen(_fd(rest), "wb", closefd=True)
+            fd = _fd(rest)
+            if _is_socket(fd):  # libvirt's connection to the target: return-path works
+                return _socket_channel(socket.socket(fileno=fd))
+            f = os.fdopen(fd, "wb", closefd=True)
             return Channel(write=f.write, closers=[f.flush, f.close])
         f = open(rest, "wb")  # noqa: SIM115 - closed by the channel
         return Channel(write=f.write, closers=[f.flush, f.close])
@@ -112,7 +133,7 @@ class IncomingListener:
     def listen(self) -> None:
         try:
             if self.scheme == "tcp":
-                self._sock = socket.create_server(_host_port(self.rest))
+                self._sock = _tcp_server(_host_port(self.rest))
             elif self.scheme == "unix":
                 if os.path.exists(self.rest):
                     os.unlink(self.rest)

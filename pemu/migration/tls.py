@@ -79,18 +79,22 @@ def _is_tls(channel: Channel) -> bool:
     return isinstance(channel.sock, ssl.SSLSocket)
 
 
-def acknowledge(channel: Channel) -> None:
-    """Destination: the whole stream is loaded (said on TLS channels only)."""
-    if _is_tls(channel) and channel.write is not None:
+def acknowledge(channel: Channel, return_path: bool = False) -> None:
+    """Destination: the whole stream is loaded (said on TLS channels, and on a socket
+    with the ``return-path`` capability, which libvirt turns on for every migration)."""
+    if (_is_tls(channel) or (return_path and channel.sock is not None)) \
+            and channel.write is not None:
         channel.write(LOADED)
 
 
-def confirm_delivery(channel: Channel, timeout: float = DELIVERY_TIMEOUT_S) -> None:
+def confirm_delivery(channel: Channel, return_path: bool = False,
+                     timeout: float = DELIVERY_TIMEOUT_S) -> None:
     """Source: wait for the destination's LOADED; anything else (the connection reset
     or closed, a TLS alert, ``timeout`` seconds of silence) fails the migration, and
-    the source's guest runs on.  A plain channel returns at once."""
+    the source's guest runs on.  A plain channel without ``return_path`` (or one that
+    is no socket: fd:, exec:, file:) returns at once."""
     sock = channel.sock
-    if sock is None or not _is_tls(channel):
+    if sock is None or not (_is_tls(channel) or return_path):
         return
     sock.settimeout(timeout)
     try:
@@ -104,8 +108,9 @@ def confirm_delivery(channel: Channel, timeout: float = DELIVERY_TIMEOUT_S) -> N
     else:
         why = "connection closed"
     if got != LOADED:
-        raise ChannelError(f"the destination did not load the migration stream ({why}); "
-                           "is this client authorized?")
+        hint = "; is this client authorized?" if _is_tls(channel) else ""
+        raise ChannelError(f"the destination did not load the migration stream "
+                           f"({why}){hint}")
 
 
 __all__ = ["LOADED", "TLS_PARAMETERS", "acknowledge", "confirm_delivery",

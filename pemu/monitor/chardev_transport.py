@@ -64,7 +64,7 @@ class ChardevMonitor:
         if session is None and self._polling and self.chardev.connected:
             # a client that speaks before the next poll (openssl s_client sends at
             # once) must not lose its first commands: greet it now
-            session = self.session = self.factory(self.chardev.write, False)
+            session = self.session = self._client_session()
             session.start()
         if session is not None:
             session.feed(data)
@@ -76,15 +76,24 @@ class ChardevMonitor:
             self.session.close()
             self.session = None
         if event == CHR_EVENT_OPENED:
-            self.session = self.factory(self.chardev.write, False)
+            self.session = self._client_session()
             self.session.start()
+
+    def _client_session(self):
+        """A session for the socket chardev's new client; what it passes with
+        SCM_RIGHTS goes to add-fd/getfd (libvirt's getfd before migrate "fd:NAME")."""
+        session = self.factory(self.chardev.write, False)
+        passed = getattr(self.chardev, "passed_fds", None)
+        if passed is not None:
+            session.passed_fds = passed
+        return session
 
     def _poll(self) -> None:
         if self._closed:
             return
         connected = self.chardev.connected
         if connected and self.session is None:
-            self.session = self.factory(self.chardev.write, False)
+            self.session = self._client_session()
             self.session.start()
         elif not connected and self.session is not None:
             self.session.close()

@@ -598,7 +598,8 @@ def query_migrate_parameters(ctx: CommandContext) -> dict:
 MIGRATION_CAPABILITIES = ("xbzrle", "auto-converge", "zero-blocks", "events",
                           "postcopy-ram", "multifd", "return-path", "pause-before-switchover",
                           "mapped-ram")
-SUPPORTED_CAPABILITIES = {"events", "zero-blocks", "mapped-ram"}  # what pemu does anyway
+# what pemu does (return-path: the destination confirms the load, pemu/migration/tls.py)
+SUPPORTED_CAPABILITIES = {"events", "zero-blocks", "mapped-ram", "return-path"}
 
 
 @command("migrate-set-capabilities", {"capabilities": "[MigrationCapabilityStatus]"})
@@ -615,8 +616,12 @@ def migrate_set_capabilities(ctx: CommandContext, capabilities: list) -> None:
 
 @command("query-migrate-capabilities", returns="[MigrationCapabilityStatus]")
 def query_migrate_capabilities(ctx: CommandContext) -> list:
+    # Only what pemu does: libvirt turns on every listed capability it knows to be
+    # useful (return-path on both sides, pause-before-switchover on the source) and
+    # fails the migration when that is refused; unlisted ones it leaves alone.
     caps = migration_of(ctx.machine).capabilities
-    return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES]
+    return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES
+            if c in SUPPORTED_CAPABILITIES]
 
 
 object_commands.register(SCHEMA)  # object-add, object-del

@@ -186,7 +186,9 @@ class Migration:
             _board_hook(board, "stop_dirty_log")
             write_devices(writer, board)
             writer.end()
-            confirm_delivery(channel)  # TLS: an authz refusal may show only now
+            # TLS: an authz refusal may show only now; return-path: the destination
+            # loaded it all, so the source may stop for good
+            confirm_delivery(channel, bool(self.capabilities.get("return-path")))
             channel.close()
             channel = None
             self.stats["transferred"] = writer.bytes_written
@@ -356,7 +358,8 @@ class Migration:
             loader = MachineLoader(machine.migratable, received)
             loader.begin(reader)
             loader.apply_all(reader)
-            acknowledge(channel)  # on TLS the source waits for it (pemu/migration/tls.py)
+            # on TLS or with return-path the source waits for it (pemu/migration/tls.py)
+            acknowledge(channel, bool(self.capabilities.get("return-path")))
             self._finish_incoming(autostart)
         except (ChannelError, CprError, OSError, StreamError, MigrationError,
                 BlockError) as e:

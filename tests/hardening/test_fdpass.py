@@ -159,6 +159,24 @@ def test_pemu_runs_on_fds_its_manager_passed(baremetal, tmp_path):
         server.close()
         with socket.socket(socket.AF_UNIX) as c:  # the name is ours, the socket pemu's
             c.connect(str(tmp_path / "named.sock"))
+        # libvirt's migration: getfd on its monitor (a -chardev socket, not -qmp),
+        # then migrate to fd:NAME; the stream arrives on the socket's other end
+        ours, theirs = socket.socketpair()
+        passed.file.close()  # (its makefile kept the first client's socket open)
+        passed = QMP(str(sock_path))
+        assert passed("getfd", fds=[theirs.fileno()], fdname="migrate") == {"return": {}}
+        theirs.close()
+        assert passed("migrate", uri="fd:migrate") == {"return": {}}
+        ours.settimeout(60)
+        stream = bytearray()
+        while chunk := ours.recv(1 << 16):
+            stream += chunk
+        assert len(stream) > 4096
+        assert qmp("query-migrate")["return"]["status"] == "completed"
+        assert "not found" in passed("closefd", fdname="migrate")["error"]["desc"]  # taken
+        passed.file.close()
+        passed.sock.close()
+        ours.close()
         assert qmp("quit") == {"return": {}}
         assert proc.wait(timeout=30) == 0
     finally:

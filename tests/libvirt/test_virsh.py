@@ -12,7 +12,6 @@ would when it runs as root.  libvirt's own debug log of the QMP traffic
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.libvirt.libvirtd import unexpected_qmp_errors
 from tests.system.conftest import GUESTS, OPENSBI, ROOT
 
 QEMU_DRIVER = Path("/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/"
@@ -82,25 +82,13 @@ class EmbeddedLibvirt:
         logs = list((self.root / "log").glob("qemu/*.log"))
         return "\n".join(p.read_text(errors="replace") for p in logs)
 
-    def replies(self) -> list[dict]:
-        """Every QMP reply libvirt received, from its monitor log."""
-        out = []
-        for line in self.log.read_text(errors="replace").splitlines():
-            m = re.search(r"QEMU_MONITOR_RECV_REPLY: mon=\S+ reply=(.*)$", line)
-            if m:
-                out.append(json.loads(m.group(1)))
-        return out
-
     def sent(self) -> list[str]:
         text = self.log.read_text(errors="replace")
         return re.findall(r'QEMU_MONITOR_SEND_MSG: mon=\S+ msg=\{"execute":"([^"]+)"', text)
 
 
 def _unexpected_errors(lv: EmbeddedLibvirt) -> list[dict]:
-    """Error replies other than "this device type does not exist", which is how
-    libvirt learns that pemu has no ide-hd or virtio-balloon-ccw."""
-    return [r for r in lv.replies()
-            if "error" in r and r["error"]["class"] != "DeviceNotFound"]
+    return unexpected_qmp_errors(lv.log.read_text(errors="replace"))
 
 
 @pytest.fixture

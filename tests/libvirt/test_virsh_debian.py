@@ -1,9 +1,18 @@
-"""libvirt manages the Debian guest: the guest's own side of what the lean domain in
-test_virsh.py can only ask for.  One boot (minutes), several checks, in order:
-``virsh qemu-agent-command`` reaches the real qemu-ga over the virtio-serial channel,
-``dommemstat`` shows the balloon driver's statistics, ``setmem`` inflates the balloon,
-and ``attach-device`` of a second disk reaches the guest (which has no PCIe hot-plug
-driver: it powers the slot on and rescans, and cannot answer ``detach-device``).
+"""libvirtd (``qemu:///system``) manages the Debian guest on pemu: one boot, and in
+order: ``virsh console`` shows the boot and runs a shell command; ``virsh
+qemu-agent-command`` reaches the real qemu-ga; the balloon's statistics and
+``setmem``; ``virsh migrate --live`` to a second libvirtd (another pemu on this host),
+where console and agent answer; and ``shutdown --mode=agent`` ends the domain.  (A
+disk hot-added under libvirt is test_virsh.py's (the QMP side) and
+tests/system/test_debian_pci.py's (the guest's side): here it cost minutes of guest
+shell work for nothing new.)
+
+Two daemons, each in a mount namespace of its own (tests/libvirt/libvirtd.py), with
+different host UUIDs: libvirt refuses a migration whose destination has the source's
+host UUID ("Attempt to migrate guest to the same host").  The domain's initrd is the
+shared image followed by a small archive adding ``/sbin/shutdown`` (qemu-ga's
+guest-shutdown runs ``/sbin/shutdown -h -P +0 ...``, which the busybox image lacks);
+the image itself is not changed.
 """
 
 from __future__ import annotations
@@ -11,19 +20,23 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from pemu.guests import guest_file
-from tests.libvirt.test_virsh import SECOND_DISK, _unexpected_errors, _wait_for, libvirt  # noqa: F401
+from tests.libvirt.initrd_overlay import with_overlay
+from tests.libvirt.libvirtd import LibvirtDaemon, missing_prerequisite, unexpected_qmp_errors
+from tests.libvirt.virsh_console import VirshConsole
 from tests.system.conftest import OPENSBI
-from tests.system.pciehp_shell import POWER_ON_EVERY_PORT
 
 DEBIAN = guest_file("riscv64-debian")
 BOOT_TIMEOUT = 1500  # seconds to the shell on a loaded 2-core host (as tests/system)
+DOMAIN = "pemu-debian"
 
 DEBIAN_DOMAIN = """<domain type='qemu'>
   <name>pemu-debian</name>
@@ -32,23 +45,27 @@ DEBIAN_DOMAIN = """<domain type='qemu'>
   <os>
     <type arch='riscv64' machine='virt'>hvm</type>
     <kernel>{guest}/Image</kernel>
-    <initrd>{guest}/initramfs.cpio.gz</initrd>
+    <initrd>{initrd}</initrd>
     <cmdline>console=ttyS0</cmdline>
   </os>
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <emulator>{emulator}</emulator>
-    <serial type='file'><source path='{serial}'/></serial>
+    <serial type='pty'/>
+    <console type='pty'/>
     <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>
     <memballoon model='virtio'><stats period='2'/></memballoon>
   </devices>
 </domain>
 """
 
+# qemu-ga waits for /sbin/shutdown's exit status, then answers: power off a moment later
+SHUTDOWN_SCRIPT = b"#!/bin/sh\n(/bin/busybox sleep 1; /bin/busybox poweroff -f) " \
+                  b">/dev/null 2>&1 </dev/null &\n"
+
 
 def _until(check, timeout: float, period: float = 3.0):
-    """``check()`` again until it returns something true (each virsh call reconnects
-    the embedded driver to pemu's monitor, which is how it learns of events)."""
+    """``check()`` again until it returns something true."""
     end = time.monotonic() + timeout
     while True:
         result = check()
@@ -57,99 +74,148 @@ def _until(check, timeout: float, period: float = 3.0):
         time.sleep(period)
 
 
-def _with(text: str, needle: str) -> str:
-    return text if needle in text else ""
+class Domain:
+    """The booted domain, the daemon that runs it now, and its console."""
+
+    def __init__(self, base: Path, source: LibvirtDaemon, target: LibvirtDaemon) -> None:
+        self.base, self.source, self.target = base, source, target
+        self.lv = source
+        self.console: VirshConsole | None = None
+
+    def virsh(self, *commands: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.lv.virsh(*commands, check=check)
+
+    def agent(self, command: str, arguments: dict | None = None,
+              timeout: float = 300) -> dict:
+        """A qemu-ga command through libvirt, once libvirt has the agent connected
+        (qemu-ga 10 reopens its port every few seconds while no host client is there;
+        the daemon connects on the VSERPORT_CHANGE of a reopening)."""
+        msg = {"execute": command} | ({"arguments": arguments} if arguments else {})
+        end = time.monotonic() + timeout
+        while True:
+            r = self.virsh(f"qemu-agent-command {DOMAIN} '{json.dumps(msg)}' --timeout 60",
+                           check=False)
+            if r.returncode == 0:
+                return json.loads(r.stdout.strip().splitlines()[-1])["return"]
+            # not connected yet, or connected but its first guest-sync went unanswered
+            # (a guest slow under load, or qemu-ga reopening its port after migration)
+            assert "agent is not connected" in r.stderr or \
+                "agent is not responding" in r.stderr, r.stderr
+            assert time.monotonic() < end, f"libvirt never had the agent connected: {r.stderr}"
+            time.sleep(2)
+
+    def guest_sh(self, script: str) -> str:
+        """``script`` run in the guest through qemu-ga's guest-exec; its stdout."""
+        pid = self.agent("guest-exec", {"path": "/bin/sh", "arg": ["-c", script],
+                                        "capture-output": True})
+        status = _until(lambda: (st := self.agent("guest-exec-status", pid))["exited"]
+                        and st, 300, period=2)
+        assert status and status.get("exitcode") == 0, (script, status)
+        return base64.b64decode(status.get("out-data", "")).decode()
+
+    def shell(self, command: str, answer: str, timeout: float = 120) -> None:
+        """``command`` typed on the serial console; ``answer`` must come back."""
+        assert self.console is not None
+        start = len(self.console.text)
+        self.console.send(f"\r{command}\r")
+        assert self.console.wait_for(answer, timeout, start), self.console.text[-2000:]
 
 
-# Each virsh call here is a new embedded driver: it learns the agent's port state from
-# query-chardev, and qemu-ga (10.0) keeps its port closed while no host client is
-# connected, reopening it every few seconds.  A daemon (libvirtd) catches the
-# VSERPORT_CHANGE of a reopening and connects; a virsh call first waits for that event
-# (agent-lifecycle), then talks to the agent in the same process.
-AGENT_WAIT = "event --event agent-lifecycle --timeout 120; "
-
-
-AGENT_TRIES = 20  # the event waited for may be a closing; then try again
-
-
-def _with_agent(lv, command: str) -> str:
-    """``command`` run once libvirt has the agent connected; its stdout."""
-    for _ in range(AGENT_TRIES):
-        r = lv.virsh(AGENT_WAIT + command, check=False)
-        if r.returncode == 0:
-            return r.stdout
-        assert "agent is not connected" in r.stderr, r.stderr
-    raise AssertionError(f"libvirt never had the agent connected: {r.stderr}")
-
-
-def _agent(lv, command: str, arguments: dict | None = None) -> dict:
-    msg = {"execute": command} | ({"arguments": arguments} if arguments else {})
-    out = _with_agent(lv, f"qemu-agent-command pemu-debian '{json.dumps(msg)}' --timeout 60")
-    return json.loads(out.strip().splitlines()[-1])["return"]
-
-
-def _guest_sh(lv, script: str) -> str:
-    """Run ``script`` in the guest through qemu-ga's guest-exec; its stdout."""
-    pid = _agent(lv, "guest-exec", {"path": "/bin/sh", "arg": ["-c", script],
-                                    "capture-output": True})
-    status = _until(lambda: (st := _agent(lv, "guest-exec-status", pid))["exited"] and st,
-                    60, period=1)
-    assert status and status.get("exitcode") == 0, (script, status)
-    return base64.b64decode(status.get("out-data", "")).decode()
+@pytest.fixture(scope="module")
+def debian():
+    why = missing_prerequisite()
+    if why:
+        pytest.skip(why)
+    if not (DEBIAN / "Image").exists() or not OPENSBI.exists():
+        pytest.skip("needs ../shared/guests/riscv64-debian and Debian's opensbi")
+    # short: libvirt refuses monitor socket paths over 107 bytes
+    base = Path(tempfile.mkdtemp(prefix="pemu-lvd-", dir="/tmp"))
+    source, target = LibvirtDaemon(base / "a"), LibvirtDaemon(base / "b")
+    dom = Domain(base, source, target)
+    try:
+        source.start()
+        target.start()
+        initrd = with_overlay(DEBIAN / "initramfs.cpio.gz",
+                              {"sbin": (0o40755, b""),
+                               "sbin/shutdown": (0o100755, SHUTDOWN_SCRIPT)},
+                              base / "initrd.img")
+        xml = base / "debian.xml"
+        xml.write_text(DEBIAN_DOMAIN.format(guest=DEBIAN, initrd=initrd,
+                                            emulator=source.emulator))
+        source.virsh(f"define {xml}")
+        source.virsh(f"start {DOMAIN}")
+        # the console from the start: the boot's messages are what it shows first
+        dom.console = VirshConsole(source.uri, DOMAIN)
+        assert dom.console.wait_for("PEMU-TEST guest-agent on", BOOT_TIMEOUT), \
+            dom.console.text[-3000:] + source.emulator_log()
+        yield dom
+    finally:
+        if dom.console is not None:
+            dom.console.close()
+        for lv in (source, target):
+            if lv.socket.exists():
+                lv.virsh(f"destroy {DOMAIN}", check=False)
+                lv.virsh(f"undefine {DOMAIN}", check=False)
+            lv.stop()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="known gap: in the full run libvirt's embedded driver never saw "
-                  "qemu-ga connected ('agent is not connected'); it passed once by hand. "
-                  "Until that is understood, this 5-minute boot would only fail the suite")
-def test_the_debian_guest_under_libvirt(libvirt):  # noqa: F811
-    if not (DEBIAN / "Image").exists() or not OPENSBI.exists():
-        pytest.skip("needs ../shared/guests/riscv64-debian and Debian's opensbi")
-    base: Path = libvirt.root.parent
-    serial = base / "serial.log"
-    xml = base / "debian.xml"
-    xml.write_text(DEBIAN_DOMAIN.format(guest=DEBIAN, emulator=libvirt.emulator,
-                                        serial=serial))
-    libvirt.virsh(f"define {xml}")
-    try:
-        libvirt.virsh("start pemu-debian")
-        assert _wait_for(serial, b"PEMU-TEST guest-agent on", BOOT_TIMEOUT), \
-            serial.read_bytes()[-3000:]
-        # the real agent, through libvirt (it waits for the port to be open)
-        info = _agent(libvirt, "guest-info")
-        assert info["version"] and "guest-ping" in {c["name"] for c in
+def test_console_shows_the_boot_and_runs_a_command(debian):
+    # what the guest printed from the firmware on (a console client slower than the
+    # guest may miss some: pemu's pty drops output while its buffer is full)
+    assert "OpenSBI" in debian.console.text
+    assert debian.console.wait_for("PEMU-GUEST-BOOT-OK", 120), debian.console.text[-2000:]
+    debian.shell("echo PEMU-CONSOLE $((6 * 7))", "PEMU-CONSOLE 42")
+
+
+@pytest.mark.slow
+def test_the_real_guest_agent_answers(debian):
+    info = debian.agent("guest-info")
+    assert info["version"] and "guest-shutdown" in {c["name"] for c in
                                                     info["supported_commands"]}, info
-        # the balloon driver's statistics (libvirt set the period with qom-set)
-        mem = _until(lambda: _with(libvirt.virsh("dommemstat pemu-debian").stdout,
-                                   "available"), 120)
-        assert re.search(r"^available \d+$", mem, re.M) and "unused" in mem, mem
-        libvirt.virsh("setmem pemu-debian 400M")
-        assert _until(lambda: "actual 409600" in
-                      libvirt.virsh("dommemstat pemu-debian").stdout, 300)
-        # a second disk, hot-plugged on a root port and found by the guest.  This
-        # kernel has no PCIe hot-plug driver (CONFIG_HOTPLUG_PCI unset) and virtio_blk
-        # is a module that nothing loads on a hot-plug: the guest loads it and rescans
-        _guest_sh(libvirt, "modprobe virtio_blk")
-        disk2 = base / "disk2.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk2), "8M"],
-                       check=True)
-        disk_xml = base / "disk2.xml"
-        disk_xml.write_text(SECOND_DISK.format(disk=disk2))
-        libvirt.virsh(f"attach-device pemu-debian {disk_xml}")
-        # and, as pciehp would, powers the slot on: an empty slot is off after reset
-        # and its card answers nothing until then (as under QEMU)
-        _guest_sh(libvirt, POWER_ON_EVERY_PORT)
-        sizes = _until(lambda: _guest_sh(libvirt, "echo 1 > /sys/bus/pci/rescan; "
-                                         "cat /sys/block/vd*/size 2>/dev/null; true"), 120)
-        assert sizes.split() == [str(8 << 20 >> 9)], sizes  # 8 MiB in 512-byte sectors
-        # detach: device_del presses the slot's attention button; without pciehp the
-        # guest never lets the slot go, so the disk stays (as under QEMU)
-        libvirt.virsh(f"detach-device pemu-debian {disk_xml}")
-        assert "vdb" in libvirt.virsh("domblklist pemu-debian").stdout
-        # (shutdown --mode=agent is not checked: with the embedded driver the same virsh
-        # process must see the agent connected and then the guest's SHUTDOWN event, and
-        # the one try timed out; see /work/notes-libvirt2.md)
-    finally:
-        libvirt.virsh("destroy pemu-debian", check=False)
-        libvirt.virsh("undefine pemu-debian", check=False)
-    assert _unexpected_errors(libvirt) == [], _unexpected_errors(libvirt)
+    assert debian.guest_sh("uname -m").strip() == "riscv64"
+
+
+@pytest.mark.slow
+def test_balloon_statistics_and_setmem(debian):
+    mem = _until(lambda: (out := debian.virsh(f"dommemstat {DOMAIN}").stdout)
+                 and "available" in out and out, 120)
+    assert mem and re.search(r"^available \d+$", mem, re.M) and "unused" in mem, mem
+    debian.virsh(f"setmem {DOMAIN} 400M")
+    assert _until(lambda: "actual 409600" in debian.virsh(f"dommemstat {DOMAIN}").stdout,
+                  300)
+
+
+@pytest.mark.slow
+def test_live_migration_to_another_libvirtd(debian):
+    """Same host, another libvirtd (its own host UUID); libvirt turns pemu's
+    return-path on at both ends, so the source stops only once the target loaded."""
+    r = subprocess.run(["virsh", "-c", debian.source.uri, "migrate", "--live", DOMAIN,
+                        debian.target.uri, "--migrateuri", "tcp://127.0.0.1"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stderr, debian.target.emulator_log())
+    assert DOMAIN not in debian.source.virsh("list").stdout
+    assert re.search(rf"{DOMAIN}\s+running", debian.target.virsh("list").stdout)
+    debian.console.close()  # the source's pty went with its pemu
+    debian.lv = debian.target
+    debian.console = VirshConsole(debian.target.uri, DOMAIN)
+    debian.shell("echo PEMU-MIGRATED $((6 * 7))", "PEMU-MIGRATED 42")
+    # the agent's port was open at the source: the target's libvirt connects to it
+    assert debian.agent("guest-ping") == {}
+    assert "-incoming defer" in debian.target.emulator_log(DOMAIN)
+    assert "migrate-incoming" in debian.target.sent()
+    assert "migrate" in debian.source.sent()
+
+
+@pytest.mark.slow
+def test_shutdown_through_the_agent_ends_the_domain(debian):
+    debian.virsh(f"shutdown --mode=agent {DOMAIN}")
+    gone = _until(lambda: DOMAIN not in debian.virsh("list").stdout, 300)
+    assert gone, debian.lv.emulator_log(DOMAIN)[-3000:]
+    log = debian.lv.emulator_log(DOMAIN)
+    # the guest powered off (libvirt then ended it, as <on_poweroff> says)
+    assert "shutting down, reason=shutdown" in log, log[-2000:]
+    for lv in (debian.source, debian.target):
+        errors = unexpected_qmp_errors(lv.monitor_log())
+        assert errors == [], errors
