@@ -2,7 +2,8 @@
 order: ``virsh console`` shows the boot and runs a shell command; ``virsh
 qemu-agent-command`` reaches the real qemu-ga; the balloon's statistics and
 ``setmem``; ``virsh migrate --live`` to a second libvirtd (another pemu on this host),
-where console and agent answer; and ``shutdown --mode=agent`` ends the domain.  (A
+where console and agent answer; ``suspend``/``resume``, ``attach-device`` of a second
+disk and ``snapshot-create-as`` there; and ``shutdown --mode=agent`` ends the domain.  (A
 disk hot-added under libvirt is test_virsh.py's (the QMP side) and
 tests/system/test_debian_pci.py's (the guest's side): here it cost minutes of guest
 shell work for nothing new.)
@@ -31,6 +32,7 @@ import pytest
 from pemu.guests import guest_file
 from tests.libvirt.initrd_overlay import with_overlay
 from tests.libvirt.libvirtd import LibvirtDaemon, missing_prerequisite, unexpected_qmp_errors
+from tests.libvirt.test_virsh import SECOND_DISK
 from tests.libvirt.virsh_console import VirshConsole
 from tests.system.conftest import OPENSBI
 
@@ -206,6 +208,33 @@ def test_live_migration_to_another_libvirtd(debian):
     assert "-incoming defer" in debian.target.emulator_log(DOMAIN)
     assert "migrate-incoming" in debian.target.sent()
     assert "migrate" in debian.source.sent()
+
+
+@pytest.mark.slow
+def test_suspend_resume_a_second_disk_and_a_snapshot(debian):
+    """On the migrated domain: pause and resume; attach-device of a qcow2 disk (libvirt's
+    blockdev-add pair and device_add on a free root port); snapshot-create-as, which
+    libvirt does with stop, HMP savevm and cont: the machine state lands in the disk
+    (qemu-img lists the snapshot with its VM state size) and the guest runs on."""
+    debian.virsh(f"suspend {DOMAIN}")
+    assert "paused" in debian.virsh(f"domstate {DOMAIN}").stdout
+    debian.virsh(f"resume {DOMAIN}")
+    assert "running" in debian.virsh(f"domstate {DOMAIN}").stdout
+    disk = debian.base / "second.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    xml = debian.base / "second.xml"
+    xml.write_text(SECOND_DISK.format(disk=disk))
+    debian.virsh(f"attach-device {DOMAIN} {xml}")
+    assert re.search(r"^\s*vdb\s+\S*second\.qcow2", debian.virsh(f"domblklist {DOMAIN}").stdout,
+                     re.M)
+    debian.virsh(f"snapshot-create-as {DOMAIN} pemu-s1")
+    assert "pemu-s1" in debian.virsh(f"snapshot-list {DOMAIN}").stdout
+    listed = subprocess.run(["qemu-img", "snapshot", "-U", "-l", str(disk)],
+                            capture_output=True, text=True, check=True).stdout
+    row = [line.split() for line in listed.splitlines() if "pemu-s1" in line]
+    assert row and row[0][2] != "0", listed  # VM SIZE: the machine state is in the image
+    assert "running" in debian.virsh(f"domstate {DOMAIN}").stdout
+    debian.shell("echo PEMU-SNAPSHOT $((6 * 7))", "PEMU-SNAPSHOT 42")
 
 
 @pytest.mark.slow
