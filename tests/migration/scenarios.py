@@ -670,6 +670,8 @@ SCENARIOS: dict[type[Device], Scenario] = {
                                   VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
                                   RootPortScenario(), NvmeScenario())}
 # Scenarios kept in modules of their own (they import this one for Rig and Scenario).
+from pemu.hw.x86.kvm_chips import KVMChipsState  # noqa: E402
+from pemu.hw.x86.vcpu_vmstate import X86VCPUState  # noqa: E402
 from tests.migration.aia_scenarios import AplicScenario, ImsicScenario  # noqa: E402
 from tests.migration.storage_scenarios import AhciScenario  # noqa: E402
 from tests.migration.virtio_scenarios import (  # noqa: E402
@@ -684,3 +686,7 @@ SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario()
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}
+# Devices whose state lives in the kernel (KVM): a round trip needs /dev/kvm, so their
+# tests are in tests/kvm (they skip where KVM is absent).
+TESTED_ELSEWHERE = {X86VCPUState: "tests/kvm/test_vcpu_state.py",
+                    KVMChipsState: "tests/kvm/test_vcpu_state.py"}

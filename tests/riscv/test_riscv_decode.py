@@ -25,9 +25,10 @@ MARCH = "rv64gc_zba_zbb_zbc_zbs_zicsr_zifencei"  # the default -cpu rv64
 MARCH_MAX = ("rv64gc_zba_zbb_zbc_zbkb_zbkc_zbkx_zbs_zicsr_zifencei_zfh_zknd_zkne_zknh_zksed"
              "_zksh_zawrs_zicbom_zicboz_zicbop")
 # what binutils 2.40 does not know of max
-# (V: its legality depends on vtype at run time, which a decode-only check cannot see)
+# (V: its legality depends on vtype at run time, which a decode-only check cannot see;
+# H: its instructions exist only on a system-mode hart, and this decodes user-mode code)
 MAX_UNKNOWN_TO_BINUTILS = ("max,zicond=off,zfa=off,zimop=off,zacas=off,zcb=off,zcmop=off,"
-                           "v=off")
+                           "v=off,h=off")
 _LINE = re.compile(r"\s*[0-9a-f]+:\s+([0-9a-f]{8})\s+(\S+)\s*([^#<]*)")
 
 # Interesting values for the fields that select an operation, so that random words
