@@ -30,6 +30,12 @@ EXIT_REQUEST, TB_FLAGS, NATIVE_JUMP_CACHE, NATIVE_TLB = 42, 43, 44, 45
 EXCL_VALUE_HI = 46
 V0 = 64
 
+# block flags in system mode (user mode translates with flags 0): the exception level
+# (also the MMU index of data accesses and fetches) and that the block runs in system
+# mode, where MRS/MSR, SYS, ERET, HVC/SMC and WFI are the CPU's (insn_el1.py)
+FLAG_EL_MASK = 3
+FLAG_SYSTEM = 0x10
+
 NO_EXCLUSIVE = 0xFFFF_FFFF_FFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
