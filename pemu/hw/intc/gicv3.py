@@ -140,19 +140,20 @@ class Gicv3(GicStateMixin, Device):
 
     # -- routing ----------------------------------------------------------------------
     def _route_all(self) -> None:
-        routes = [0] * self.num_cpus
-        by_affinity = {mpidr_affinity(c): c for c in range(self.num_cpus)}
+        self._spi_routes = [0] * self.num_cpus
         for intid in range(NUM_PRIVATE, self.num_irqs):
-            value = self.irouter[intid]
-            if value & IROUTER_IRM:
-                # 1 of N: every CPU may take it; the first acknowledgement wins.
-                for c in range(self.num_cpus):
-                    routes[c] |= 1 << intid
+            self._route(intid)
+
+    def _route(self, intid: int) -> None:
+        """Put SPI ``intid`` in the route bitmap of the CPUs its IROUTER names."""
+        value = self.irouter[intid]
+        bit = 1 << intid
+        for cpu in range(self.num_cpus):
+            # IRM is 1 of N: every CPU may take it; the first acknowledgement wins.
+            if value & IROUTER_IRM or _irouter_affinity(value) == mpidr_affinity(cpu):
+                self._spi_routes[cpu] |= bit
             else:
-                cpu = by_affinity.get(_irouter_affinity(value))
-                if cpu is not None:
-                    routes[cpu] |= 1 << intid
-        self._spi_routes = routes
+                self._spi_routes[cpu] &= ~bit
 
     def send_sgi(self, cpu: int, value: int, group: int) -> None:
         """ICC_SGI1R/SGI0R written by ``cpu``: make the SGI pending on its targets, those
@@ -220,7 +221,7 @@ class Gicv3(GicStateMixin, Device):
                     old = self.irouter[intid]
                     new = (old & ~mask) | ((value << (8 * byte)) & mask)
                     self.irouter[intid] = new & (IROUTER_AFFINITY | IROUTER_IRM)
-                    self._route_all()
+                    self._route(intid)
                     self.core.update()
 
     # -- redistributors ---------------------------------------------------------------
