@@ -9,12 +9,12 @@ A new device, machine, CPU model or chardev backend file adds one line here.
 
 from __future__ import annotations
 
+import pemu.hw.arm.device_types  # noqa: F401 - arm-gicv3, arm_gic, pl011, pl031
 from pemu.accel import accel_types  # noqa: F401 - tcg-accel, kvm-accel
 from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
 from pemu.hw import none_machine  # noqa: F401 - the none machine (every target)
 from pemu.hw.ahci import types as ahci_types  # noqa: F401 - ich9-ahci, ide-hd, ide-cd
-from pemu.hw.arm import device_types as arm_device_types  # noqa: F401 - arm-gicv3, pl011, ...
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
 from pemu.hw.riscv import (  # noqa: F401 - machines
