@@ -9,6 +9,7 @@ A new device, machine, CPU model or chardev backend file adds one line here.
 
 from __future__ import annotations
 
+import pemu.hw.arm.device_types  # noqa: F401 - arm-gicv3, arm_gic, pl011, pl031
 from pemu.accel import accel_types  # noqa: F401 - tcg-accel, kvm-accel
 from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
