@@ -2,7 +2,7 @@
 
 CPUs (``-cpu cortex-a57|cortex-a72|cortex-a53|max``, ``-smp N``) run at EL1; the first
 starts at the kernel with x0 = the DTB, the others stay off until PSCI CPU_ON (psci.py,
-over HVC).  Devices: the GIC (``-M virt,gic-version=3`` (default) or ``2``), the
+over HVC).  Devices: the GIC (``-M virt,gic-version=2`` (QEMU's default) or ``3``), the
 generic timer's lines on PPIs 30/27/26/29, a PL011 UART (SPI 1), a PL031 RTC (SPI 2)
 and DRAM at 0x40000000.  The device tree is generated (virt_fdt.py).
 
@@ -48,7 +48,7 @@ FDT_MAX = 0x10_0000
 ARM_VIRT_MACHINE = register(TypeInfo(
     "virt", MACHINE, "QEMU 'virt' board for AArch64", arch="aarch64", is_default=True,
     properties=(
-        Property("gic-version", "str", "3", "the GIC: 3 (GICv3) or 2 (GICv2)",
+        Property("gic-version", "str", "2", "the GIC: 2 (GICv2, QEMU's default) or 3",
                  choices=("2", "3", "host", "max")),
         Property("dumpdtb", "str", description="write the device tree to a file and exit"),
         Property("virtualization", "bool", "off", "EL2 (not implemented)", choices=("off",)),
@@ -77,8 +77,7 @@ class ArmVirtBoard:
             self.model = find_model(cfg.cpu)
         except CpuModelError as e:
             raise BoardError(str(e)) from None
-        gic = cfg.machine.get("gic-version", "3")
-        self.gic_version = 2 if gic == "2" else 3
+        self.gic_version = 2 if cfg.machine.get("gic-version", "2") == "2" else 3
         self.cfg = cfg
         self.chardevs = chardevs
         self.memmap = VIRT_MEMMAP.sized(dram=cfg.ram_size)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pemu.hw.core import IRQLine
+from pemu.hw.char.pl011 import Pl011
+from pemu.hw.intc.gicv2 import Gicv2
+from pemu.hw.intc.gicv3 import Gicv3
 from pemu.hw.riscv.board import BoardError
+from pemu.hw.rtc.pl031 import Pl031
 from pemu.qemuopts.keyval import OptionError
+from pemu.target.aarch64.sysregs import register_external_sysregs
 
 if TYPE_CHECKING:
     from pemu.hw.arm.virt import ArmVirtBoard
@@ -15,18 +19,12 @@ if TYPE_CHECKING:
 GIC_FIELD_SYSREGS = 1 << 24  # ID_AA64PFR0_EL1.GIC: the GICv3 system-register interface
 
 
-def make_gic(board: ArmVirtBoard):
-    from pemu.target.aarch64.sysregs import register_external_sysregs
-    try:
-        from pemu.hw.intc.gicv3 import Gicv3
-    except ImportError:  # the GIC arrives with the a64dev branch
-        return _NoGic()
+def make_gic(board: ArmVirtBoard) -> Gicv2 | Gicv3:
     mm = board.memmap
     cpus = board.cpus
     irq = [c.set_irq for c in cpus]
     fiq = [c.set_fiq for c in cpus]
     if board.gic_version == 2:
-        from pemu.hw.intc.gicv2 import Gicv2
         gic = Gicv2(len(cpus), irq, fiq)
         gic.map(board.space, mm["gic_dist"].base, mm["gic_cpu"].base)
     else:
@@ -41,16 +39,6 @@ def make_gic(board: ArmVirtBoard):
     return gic
 
 
-class _NoGic:
-    """Until the GIC exists: lines that go nowhere."""
-
-    def spi_line(self, intid: int) -> IRQLine:
-        return IRQLine()
-
-    def ppi_line(self, cpu: int, intid: int) -> IRQLine:
-        return IRQLine()
-
-
 def _serial_chardev(board: ArmVirtBoard):
     if board.chardevs is None:
         return None
@@ -62,45 +50,20 @@ def _serial_chardev(board: ArmVirtBoard):
         raise BoardError(f"-serial {spec}: {e}") from None
 
 
-def make_uart(board: ArmVirtBoard):
+def make_uart(board: ArmVirtBoard) -> Pl011:
     entry = board.memmap["uart"]
-    chardev = _serial_chardev(board)
-    try:
-        from pemu.hw.char.pl011 import Pl011
-    except ImportError:
-        uart = _TxOnlyUart(chardev)
-        board.space.add_mmio("pl011", entry.base, entry.size, uart)
-        return uart
-    uart = Pl011(chardev)
+    uart = Pl011(_serial_chardev(board))
     uart.irq.connect(board.spi_line(entry.irq).set_level)
     uart.map(board.space, entry.base)
     return uart
 
 
-def make_rtc(board: ArmVirtBoard):
+def make_rtc(board: ArmVirtBoard) -> Pl031:
     entry = board.memmap["rtc"]
-    try:
-        from pemu.hw.rtc.pl031 import Pl031
-    except ImportError:
-        return None
     rtc = Pl031()
     rtc.irq.connect(board.spi_line(entry.irq).set_level)
     rtc.map(board.space, entry.base)
     return rtc
-
-
-class _TxOnlyUart:
-    """Until the PL011 exists: its data register writes, its flags say "TX empty"."""
-
-    def __init__(self, chardev) -> None:
-        self.chardev = chardev
-
-    def mmio_read(self, offset: int, size: int) -> int:
-        return 0x90 if offset == 0x18 else 0
-
-    def mmio_write(self, offset: int, size: int, value: int) -> None:
-        if offset == 0 and self.chardev is not None:
-            self.chardev.write(bytes((value & 0xFF,)))
 
 
 __all__ = ["make_gic", "make_rtc", "make_uart"]

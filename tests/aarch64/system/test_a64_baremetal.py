@@ -2,7 +2,8 @@
 ``qemu-system-aarch64 -M virt -cpu cortex-a57`` (Debian's qemu-system-arm): exception
 levels and vectors, SVC/BRK/ERET, DAIF and SPSel, undefined system-register accesses
 from EL0, the MMU with 4 KiB and 64 KiB granules (faults' ESR/FAR, AT, TLBI), and PSCI
-SYSTEM_OFF ending the run.  Each program prints through the PL011 and powers off.
+SYSTEM_OFF ending the run, the generic timer's interrupts through the GICv3.  Each
+program prints through the PL011 and powers off.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pemu.accel.tcg.backend.x86_64 import host_supported
 HERE = Path(__file__).resolve().parent
 BACKENDS = ["python"] + (["native"] if host_supported() else [])
 QEMU = "qemu-system-aarch64"
-PROGRAMS = {
-    "exceptions": ("exceptions.S", []),
-    "mmu-4k": ("mmu.S", []),
-    "mmu-64k": ("mmu.S", ["--defsym", "GRANULE_64K=1"]),
+PROGRAMS = {  # name: (source, assembler options, -M)
+    "exceptions": ("exceptions.S", [], "virt"),
+    "mmu-4k": ("mmu.S", [], "virt"),
+    "mmu-64k": ("mmu.S", ["--defsym", "GRANULE_64K=1"], "virt"),
+    "timer-gicv3": ("timer.S", [], "virt,gic-version=3"),
 }
 TIMEOUT_S = 60
 
@@ -37,7 +39,7 @@ def built(tmp_path_factory) -> dict[str, Path]:
     _need("aarch64-linux-gnu-as")
     out = tmp_path_factory.mktemp("a64sys")
     elves = {}
-    for name, (source, defs) in PROGRAMS.items():
+    for name, (source, defs, _) in PROGRAMS.items():
         obj, elf = out / f"{name}.o", out / f"{name}.elf"
         subprocess.run(["aarch64-linux-gnu-as", *defs, "-I", str(HERE), "-o", str(obj),
                         str(HERE / source)], check=True)
@@ -50,23 +52,24 @@ def built(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def qemu_output(built) -> dict[str, bytes]:
     _need(QEMU)
-    return {name: subprocess.run([QEMU, "-M", "virt", "-cpu", "cortex-a57", "-nographic",
+    return {name: subprocess.run([QEMU, "-M", PROGRAMS[name][2], "-cpu", "cortex-a57",
+                                  "-nographic",
                                   "-no-reboot", "-kernel", str(elf)], capture_output=True,
                                  timeout=TIMEOUT_S, check=True).stdout
             for name, elf in built.items()}
 
 
-def run_pemu(elf: Path, backend: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pemu.cli.system_aarch64", "-M", "virt",
+def run_pemu(elf: Path, backend: str, machine: str = "virt") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pemu.cli.system_aarch64", "-M", machine,
                            "-cpu", "cortex-a57", "-nographic", "-no-reboot", "-kernel",
-                           str(elf), "-accel", f"tcg,backend={backend}", *extra],
+                           str(elf), "-accel", f"tcg,backend={backend}"],
                           capture_output=True, timeout=TIMEOUT_S)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("program", list(PROGRAMS))
 def test_same_output_as_qemu(built, qemu_output, program: str, backend: str) -> None:
-    result = run_pemu(built[program], backend)
+    result = run_pemu(built[program], backend, PROGRAMS[program][2])
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == qemu_output[program]
 
@@ -83,3 +86,5 @@ def test_the_programs_do_what_they_test(qemu_output) -> None:
     assert "0000000096000005" in mmu and "00000000c0000000" in mmu  # level 1 miss
     assert "000000009600004f" in mmu  # permission fault on write, level 3
     assert "000000009600000b" in qemu_output["mmu-64k"].decode()  # access flag, level 3
+    timer = qemu_output["timer-gicv3"].decode()
+    assert "IRQ 000000000000001b" in timer and "IRQ 000000000000001e" in timer
