@@ -1,4 +1,4 @@
-"""PSCI 1.0 over the HVC/SMC conduit, as QEMU implements it for its virt board without
+"""PSCI 1.1 over the HVC/SMC conduit, as QEMU implements it for its virt board without
 EL2/EL3 firmware: the calls a Linux kernel makes to start, stop and power off CPUs and
 the machine.
 
@@ -24,7 +24,7 @@ PSCI_FEATURES = 0x0A
 SUPPORTED = {0x00, CPU_SUSPEND, CPU_OFF, CPU_ON, AFFINITY_INFO, MIGRATE_INFO_TYPE,
              SYSTEM_OFF, SYSTEM_RESET, PSCI_FEATURES}
 
-VERSION_1_0 = 0x0001_0000
+VERSION_1_1 = 0x0001_0001  # what QEMU 7.2 reports
 SUCCESS, NOT_SUPPORTED, INVALID_PARAMS, ALREADY_ON = 0, -1, -2, -4
 AFFINITY_ON, AFFINITY_OFF = 0, 1
 MIGRATE_NOT_REQUIRED = 2  # no Trusted OS
@@ -67,7 +67,7 @@ class Psci:
             a1, a2, a3 = a1 & 0xFFFF_FFFF, a2 & 0xFFFF_FFFF, a3 & 0xFFFF_FFFF
         func = fid & 0xFF
         if func == 0x00:
-            return VERSION_1_0
+            return VERSION_1_1
         if func == CPU_SUSPEND:
             cpu.wait_for_interrupt()  # a standby state: WFI
             return SUCCESS

@@ -2,7 +2,8 @@
 ``qemu-system-aarch64 -M virt -cpu cortex-a57`` (Debian's qemu-system-arm): exception
 levels and vectors, SVC/BRK/ERET, DAIF and SPSel, undefined system-register accesses
 from EL0, the MMU with 4 KiB and 64 KiB granules (faults' ESR/FAR, AT, TLBI), and PSCI
-SYSTEM_OFF ending the run, the generic timer's interrupts through the GICv3.  Each
+SYSTEM_OFF ending the run, PSCI CPU_ON/CPU_OFF/AFFINITY_INFO with -smp 2, and the
+generic timer's interrupts through the GICv3.  Each
 program prints through the PL011 and powers off.
 """
 
@@ -20,11 +21,12 @@ from pemu.accel.tcg.backend.x86_64 import host_supported
 HERE = Path(__file__).resolve().parent
 BACKENDS = ["python"] + (["native"] if host_supported() else [])
 QEMU = "qemu-system-aarch64"
-PROGRAMS = {  # name: (source, assembler options, -M)
-    "exceptions": ("exceptions.S", [], "virt"),
-    "mmu-4k": ("mmu.S", [], "virt"),
-    "mmu-64k": ("mmu.S", ["--defsym", "GRANULE_64K=1"], "virt"),
-    "timer-gicv3": ("timer.S", [], "virt,gic-version=3"),
+PROGRAMS = {  # name: (source, assembler options, machine options for both emulators)
+    "exceptions": ("exceptions.S", [], ["-M", "virt"]),
+    "mmu-4k": ("mmu.S", [], ["-M", "virt"]),
+    "mmu-64k": ("mmu.S", ["--defsym", "GRANULE_64K=1"], ["-M", "virt"]),
+    "timer-gicv3": ("timer.S", [], ["-M", "virt,gic-version=3"]),
+    "psci-smp": ("psci_smp.S", [], ["-M", "virt", "-smp", "2"]),
 }
 TIMEOUT_S = 60
 
@@ -52,15 +54,15 @@ def built(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def qemu_output(built) -> dict[str, bytes]:
     _need(QEMU)
-    return {name: subprocess.run([QEMU, "-M", PROGRAMS[name][2], "-cpu", "cortex-a57",
+    return {name: subprocess.run([QEMU, *PROGRAMS[name][2], "-cpu", "cortex-a57",
                                   "-nographic",
                                   "-no-reboot", "-kernel", str(elf)], capture_output=True,
                                  timeout=TIMEOUT_S, check=True).stdout
             for name, elf in built.items()}
 
 
-def run_pemu(elf: Path, backend: str, machine: str = "virt") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pemu.cli.system_aarch64", "-M", machine,
+def run_pemu(elf: Path, backend: str, machine: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pemu.cli.system_aarch64", *machine,
                            "-cpu", "cortex-a57", "-nographic", "-no-reboot", "-kernel",
                            str(elf), "-accel", f"tcg,backend={backend}"],
                           capture_output=True, timeout=TIMEOUT_S)
@@ -88,3 +90,5 @@ def test_the_programs_do_what_they_test(qemu_output) -> None:
     assert "000000009600000b" in qemu_output["mmu-64k"].decode()  # access flag, level 3
     timer = qemu_output["timer-gicv3"].decode()
     assert "IRQ 000000000000001b" in timer and "IRQ 000000000000001e" in timer
+    psci = qemu_output["psci-smp"].decode()
+    assert "secondary 0000000080000001 0000000000005eed" in psci
