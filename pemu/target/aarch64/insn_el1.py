@@ -73,9 +73,15 @@ def _isb(env) -> None:
 
 
 def _ic_invalidate(env) -> None:
-    """IC IALLU/IALLUIS/IVAU: code may have changed; the next context synchronisation
-    (ISB, ERET) drops the translations of changed pages."""
+    """IC IALLU/IALLUIS: code may have changed anywhere; the next context
+    synchronisation (ISB, ERET) drops the translations of every changed page."""
     env.icache_stale = True
+
+
+def _ic_ivau(env, vaddr: int) -> None:
+    """IC IVAU: the page of ``vaddr`` only (Linux patches its text one instruction at a
+    time, each followed by IC IVAU: a whole-memory check per patch would crawl)."""
+    env.invalidate_code_at(vaddr)
 
 
 def _va_of(value: int) -> int:
@@ -112,6 +118,7 @@ WFI = Helper("a64_wfi", _wfi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 ISB = Helper("a64_isb", _isb, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate, flags=CALL_SIDE_EFFECTS, n_out=0,
                        needs_env=True)
+IC_IVAU = Helper("a64_ic_ivau", _ic_ivau, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 TLBI = Helper("a64_tlbi", _tlbi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 AT = Helper("a64_at", _at, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 
@@ -156,7 +163,10 @@ def sys(ctx: DisasContext, a, dc_zva) -> bool | None:
     if key in _IC:
         if _IC[key] and not el:
             return False
-        ctx.b.call(IC_INVALIDATE, [], [])
+        if _IC[key]:
+            ctx.b.call(IC_INVALIDATE, [], [])
+        else:
+            ctx.b.call(IC_IVAU, [], [ctx.read(a.rt)])
         return None
     if not el or a.op1 != 0:
         return False

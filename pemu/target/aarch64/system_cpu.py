@@ -18,7 +18,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from pemu.accel.tcg.softmmu import ACCESS_READ, ACCESS_WRITE, PERM_R, PERM_W, SoftMMU
+from pemu.accel.tcg.softmmu import (
+    ACCESS_READ,
+    ACCESS_WRITE,
+    PAGE_SHIFT,
+    PERM_R,
+    PERM_W,
+    SoftMMU,
+)
 from pemu.accel.tcg.system_cpu import SystemCPU, SystemTranslator
 from pemu.memory.address_space import AddressSpace
 from pemu.target.aarch64 import cpu_state as a64
@@ -272,6 +279,22 @@ class Aarch64CPU(SystemCPU):
             for cpu in self.translator.harts:
                 cpu.icache_stale = False  # type: ignore[attr-defined]
             self.flush_icache()
+
+    def invalidate_code_at(self, vaddr: int) -> None:
+        """IC IVAU: drop the translations of the page holding ``vaddr`` if its bytes
+        changed (a fault while translating it: check every page at the next ISB)."""
+        try:
+            paddr, _, _ = self.regime.translate(vaddr, ACCESS_READ, self.el)
+        except Aarch64Trap:
+            self.icache_stale = True
+            return
+        translator = self.translator
+        ppn = paddr >> PAGE_SHIFT
+        snapshot = translator.snapshots.get(ppn)
+        if snapshot is not None and translator._page_bytes(ppn) != snapshot:
+            translator.invalidate_page(ppn)
+            for cpu in translator.harts:
+                cpu.flush_jump_cache()
 
     def address_translate(self, vaddr: int, write: bool, el: int) -> None:
         """AT S1E{0,1}{R,W}: PAR_EL1 = the output address, or the fault."""
