@@ -33,7 +33,7 @@ from pemu.qemuopts.keyval import OptionError
 PROG = "pemu-system-aarch64"
 ARCH = "aarch64"
 ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
-LOG_ITEMS = {"int", "in_asm", "op", "op_opt"}
+LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "out_asm"}
 DEVICE_BUSES: list[str] = []  # no -device yet
 
 

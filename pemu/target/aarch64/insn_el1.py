@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper
 from pemu.target.aarch64.context import DisasContext
-from pemu.target.aarch64.cpu_state import FLAG_EL_MASK, FLAG_SYSTEM, MASK64
+from pemu.target.aarch64.cpu_state import FLAG_EL_MASK, FLAG_SPSEL, FLAG_SYSTEM, MASK64
 from pemu.target.aarch64.exceptions import UNDEFINED, Aarch64Trap
 from pemu.target.aarch64.sysregs import encoding_of, pack, raz_id_space
 
@@ -49,7 +49,6 @@ def _msr_imm(env, field: int, imm: int, insn: int) -> None:
         env.set_daif(env.daif & ~(imm << 6))
     elif field == SPSEL:
         env.set_spsel(imm & 1)
-        env.flags_changed()
     else:
         raise Aarch64Trap(UNDEFINED, insn)
 
@@ -95,14 +94,13 @@ def _tlbi(env, op: int, value: int) -> None:
     runs them all, so "completed by the DSB" holds at once)."""
     crm, op2 = op >> 3, op & 7
     cpus = env.translator.harts if crm in (1, 3) else [env]
-    for cpu in cpus:
+    for cpu in cpus:  # (each flush drops the jump-cache entries of what it drops)
         if op2 in (1, 3, 5, 7):  # VAE1, VAAE1, VALE1, VAALE1: the page in every space
             cpu.mmu.flush_page(_va_of(value))
         elif op2 == 2:  # ASIDE1
             cpu.mmu.flush_asid(value >> 48)
         else:  # VMALLE1 and anything else: everything
             cpu.tlb_flush_all()
-        cpu.flush_jump_cache()
 
 
 def _at(env, op2: int, vaddr: int) -> None:
@@ -126,13 +124,27 @@ DAIFSET, DAIFCLR, SPSEL = 3 << 3 | 6, 3 << 3 | 7, 0 << 3 | 5  # MSR (immediate):
 
 
 # -- emitters called by insn_system for system-mode blocks -----------------------------------
+SP_EL0_FIELD = pack((3, 0, 4, 1, 0)) & 0x7FFF  # MRS/MSR's 15-bit field of SP_EL0
+_SP_EL0_INLINE = FLAG_SPSEL | 1  # EL1 on SP_EL1: SP_EL0 is its bank slot
+
+
+def _sp_el0_inline(ctx: DisasContext, a) -> bool:
+    return a.sysreg == SP_EL0_FIELD and ctx.flags & _SP_EL0_INLINE == _SP_EL0_INLINE
+
+
 def mrs(ctx: DisasContext, a) -> None:
+    if _sp_el0_inline(ctx, a):
+        ctx.write(a.rt, ctx.glob("sp_el0"))
+        return
     out = ctx.temp()
     ctx.b.call(MRS, [out], [Const(pack(encoding_of(a.sysreg))), Const(ctx.insn)])
     ctx.write(a.rt, out)
 
 
 def msr(ctx: DisasContext, a) -> None:
+    if _sp_el0_inline(ctx, a):
+        ctx.b.mov(ctx.glob("sp_el0"), ctx.read(a.rt))
+        return
     ctx.b.call(MSR, [], [Const(pack(encoding_of(a.sysreg))), ctx.read(a.rt), Const(ctx.insn)])
     ctx.goto(ctx.next_pc)
 

@@ -6,7 +6,9 @@ with SP_EL1 selected and DAIF masked, as QEMU starts one without EL2/EL3.  PSTAT
 NZCV live in the state block (translated code computes them); EL, SPSel and DAIF live
 here: EL is in the block flags, and DAIF/SPSel change only through helpers.  The state
 block's SP slot is the stack pointer in use; the other one (SP_EL0 or SP_EL1) is kept
-in ``banked_sp`` and swapped at every EL or SPSel change.
+in its bank and swapped at every EL or SPSel change: SP_EL1 in ``sp_el1``, SP_EL0 in a
+state slot, so that translated code reads and writes it inline at EL1 with SPSel = 1
+(Linux keeps ``current`` there and reads it all the time).
 
 Every exception is taken to EL1 (there is no EL2/EL3): vectors at VBAR_EL1 + 0x000
 (current EL, SP_EL0), 0x200 (current EL, SP_ELx) or 0x400 (from EL0), + 0x80 per type
@@ -73,7 +75,7 @@ class Aarch64CPU(SystemCPU):
         self.el = 1
         self.spsel = 1
         self.daif = DAIF_ALL
-        self.banked_sp = [0, 0]  # SP_EL0, SP_EL1: the one not in use
+        self.sp_el1 = 0  # SP_EL1 while SP_EL0 is in use (SP_EL0's bank is a state slot)
         self.regs: dict[str, int] = {"SCTLR_EL1": SCTLR_RESET}
         self.timer = GenericTimer(counter)
         self.timer_lines = self.timer.lines  # "virt", "phys": the board wires them to PPIs
@@ -91,7 +93,7 @@ class Aarch64CPU(SystemCPU):
 
     # -- block flags and PSTATE ------------------------------------------------------------
     def block_flags(self) -> int:
-        return a64.FLAG_SYSTEM | self.el
+        return a64.FLAG_SYSTEM | self.el | self.spsel << a64.FLAG_SPSEL_SHIFT
 
     def pstate(self) -> int:
         """PSTATE as SPSR records it (AArch64: NZCV, DAIF, M[3:0] = EL and SPSel)."""
@@ -102,22 +104,31 @@ class Aarch64CPU(SystemCPU):
 
     def _set_el_spsel(self, el: int, spsel: int) -> None:
         """Change EL/SPSel, swapping the stack pointer in use."""
-        slots = self.slots
-        self.banked_sp[self._sp_bank()] = slots[a64.SP]
+        self._write_bank(self._sp_bank(), self.slots[a64.SP])
         self.el, self.spsel = el, spsel
-        slots[a64.SP] = self.banked_sp[self._sp_bank()]
+        self.slots[a64.SP] = self._read_bank(self._sp_bank())
+
+    def _read_bank(self, bank: int) -> int:
+        return self.sp_el1 if bank else self.slots[a64.SP_EL0]
+
+    def _write_bank(self, bank: int, value: int) -> None:
+        if bank:
+            self.sp_el1 = value
+        else:
+            self.slots[a64.SP_EL0] = value
 
     def read_sp(self, bank: int) -> int:
-        return self.slots[a64.SP] if bank == self._sp_bank() else self.banked_sp[bank]
+        return self.slots[a64.SP] if bank == self._sp_bank() else self._read_bank(bank)
 
     def write_sp(self, bank: int, value: int) -> None:
         if bank == self._sp_bank():
             self.slots[a64.SP] = value
         else:
-            self.banked_sp[bank] = value
+            self._write_bank(bank, value)
 
     def set_spsel(self, spsel: int) -> None:
         self._set_el_spsel(self.el, spsel)
+        self.flags_changed()
 
     def set_daif(self, daif: int) -> None:
         self.daif = daif
@@ -293,8 +304,13 @@ class Aarch64CPU(SystemCPU):
         snapshot = translator.snapshots.get(ppn)
         if snapshot is not None and translator._page_bytes(ppn) != snapshot:
             translator.invalidate_page(ppn)
+            # only this page's pcs leave the jump caches: flushing them whole (a MiB
+            # of native jump cache each) per patched instruction made ftrace's and the
+            # static keys' boot-time patching crawl
+            vpn = vaddr >> PAGE_SHIFT
             for cpu in translator.harts:
-                cpu.flush_jump_cache()
+                for ctx in cpu.mmu.contexts.values():
+                    ctx.forget_code_page(vpn)
 
     def address_translate(self, vaddr: int, write: bool, el: int) -> None:
         """AT S1E{0,1}{R,W}: PAR_EL1 = the output address, or the fault."""
@@ -315,7 +331,7 @@ class Aarch64CPU(SystemCPU):
             self.slots[i] = 0
         self.slots[a64.EXCL_ADDR] = a64.NO_EXCLUSIVE
         self.el, self.spsel, self.daif = 1, 1, DAIF_ALL
-        self.banked_sp = [0, 0]
+        self.sp_el1 = 0
         self.regs = {"SCTLR_EL1": SCTLR_RESET}
         self._regime = None
         self.timer.reset()
