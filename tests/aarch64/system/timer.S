@@ -43,8 +43,12 @@ _start:
         msr     cntv_ctl_el0, x0
         mov     x20, #0
         msr     daifclr, #2
-1:      wfi
-        cbz     x20, 1b
+        // the flag first: the interrupt may come before the WFI (then the WFI would
+        // wait for another one)
+1:      cbnz    x20, 3f
+        wfi
+        b       1b
+3:
         // the physical timer, by CVAL
         mrs     x0, cntpct_el0
         mov     x1, #62500
@@ -53,8 +57,10 @@ _start:
         mov     x0, #1
         msr     cntp_ctl_el0, x0
         mov     x20, #0
-2:      wfi
-        cbz     x20, 2b
+2:      cbnz    x20, 4f
+        wfi
+        b       2b
+4:
         // a masked timer does not interrupt: ISTATUS rises, nothing is taken
         mov     x0, #3
         msr     cntv_ctl_el0, x0
