@@ -27,6 +27,7 @@ PROGRAMS = {  # name: (source, assembler options, machine options for both emula
     "mmu-64k": ("mmu.S", ["--defsym", "GRANULE_64K=1"], ["-M", "virt"]),
     "timer-gicv3": ("timer.S", [], ["-M", "virt,gic-version=3"]),
     "psci-smp": ("psci_smp.S", [], ["-M", "virt", "-smp", "2"]),
+    "ldp-pressure": ("ldp_pressure.S", [], ["-M", "virt"]),
 }
 TIMEOUT_S = 60
 
@@ -95,5 +96,6 @@ def test_the_programs_do_what_they_test(qemu_output) -> None:
     assert "000000009600000b" in qemu_output["mmu-64k"].decode()  # access flag, level 3
     timer = qemu_output["timer-gicv3"].decode()
     assert "IRQ 000000000000001b" in timer and "IRQ 000000000000001e" in timer
+    assert qemu_output["ldp-pressure"].startswith(b"0001000040000000 000000005ff09000")
     psci = qemu_output["psci-smp"].decode()
     assert "secondary 0000000080000001 0000000000005eed" in psci
