@@ -9,11 +9,13 @@ A new device, machine, CPU model or chardev backend file adds one line here.
 
 from __future__ import annotations
 
+import pemu.hw.arm.device_types  # noqa: F401 - arm-gicv3, arm_gic, pl011, pl031
 from pemu.accel import accel_types  # noqa: F401 - tcg-accel, kvm-accel
 from pemu.block import drivers  # noqa: F401 - block drivers (listed in that module)
 from pemu.chardev import pty, simple, socket, stdio  # noqa: F401 - chardev backends
 from pemu.hw import none_machine  # noqa: F401 - the none machine (every target)
 from pemu.hw.ahci import types as ahci_types  # noqa: F401 - ich9-ahci, ide-hd, ide-cd
+from pemu.hw.arm import virt as arm_virt  # noqa: F401 - the AArch64 virt machine
 from pemu.hw.nvme import types  # noqa: F401 - nvme, nvme-ns
 from pemu.hw.pci import root_port  # noqa: F401 - pcie-root-port
 from pemu.hw.riscv import (  # noqa: F401 - machines
@@ -35,5 +37,6 @@ from pemu.hw.virtio import (  # noqa: F401 - virtio devices
 from pemu.hw.x86 import microvm  # noqa: F401 - machine
 from pemu.memory import backends  # noqa: F401 - memory-backend-ram, memory-backend-file
 from pemu.net import all_backends  # noqa: F401 - netdev backends
+from pemu.target.aarch64 import cpu_types  # noqa: F401 - AArch64 CPU models
 from pemu.target.riscv import cpu_models  # noqa: F401 - CPU models
 from pemu.target.x86 import cpuid  # noqa: F401 - CPU models

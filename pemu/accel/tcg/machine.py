@@ -22,6 +22,7 @@ from time import monotonic_ns
 
 from pemu import threads
 from pemu.accel.tcg.system_cpu import SystemCPU
+from pemu.hw.accessing_cpu import set_current_cpu_index
 
 
 class DeadlineKicker:
@@ -196,6 +197,8 @@ class Machine:
                 if multi:
                     self._quantum.arm(hart)
                     self._current = hart
+                # Devices that bank registers per CPU (GICv2) ask whose access it is.
+                set_current_cpu_index(self.harts.index(hart))
                 hart.run()
                 self._current = None
             if not ran:

@@ -150,15 +150,19 @@ class TLBContext:
             for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
                 for t in tlbs:
                     t.pop(vpn, None)
-            pcs = self.jump_pages.pop(vpn, None)
-            if pcs:
-                for jc in self.jump_cache.values():
-                    for pc in pcs:
-                        jc.pop(pc, None)
-                if self.native is not None:
-                    self.native.forget_pcs(pcs)
+            self.forget_code_page(vpn)
         if self.native is not None:
             self.native.flush_pages(vpns)
+
+    def forget_code_page(self, vpn: int) -> None:
+        """The jump-cache entries of the pcs on page ``vpn`` go (its code changed)."""
+        pcs = self.jump_pages.pop(vpn, None)
+        if pcs:
+            for jc in self.jump_cache.values():
+                for pc in pcs:
+                    jc.pop(pc, None)
+            if self.native is not None:
+                self.native.forget_pcs(pcs)
 
     def add_superpage_piece(self, shift: int, vaddr: int, vpn: int) -> None:
         """Remember that the 4 KiB page ``vpn`` came from a ``1 << shift`` superpage."""

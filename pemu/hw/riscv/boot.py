@@ -60,14 +60,16 @@ def is_linux_image(data: bytes) -> bool:
     return len(data) >= 64 and (data[48:56] == IMAGE_MAGIC or data[56:60] == IMAGE_MAGIC2)
 
 
-def load_elf(data: bytes, what: str, write: Write, ram_base: int, ram_size: int
-             ) -> LoadedImage:
+def load_elf(data: bytes, what: str, write: Write, ram_base: int, ram_size: int,
+             machine: tuple[int, str] = (EM_RISCV, "RISC-V")) -> LoadedImage:
+    """The PT_LOAD segments at their physical addresses; ``machine``: the e_machine
+    wanted, and its name for the message (other boards share this loader)."""
     if len(data) < 64 or data[4] != 2 or data[5] != 1:
         raise BootError(f"{what}: not a 64-bit little-endian ELF file")
     (e_type, e_machine, _, e_entry, e_phoff, e_shoff, _, _, e_phentsize, e_phnum,
      e_shentsize, e_shnum, e_shstrndx) = struct.unpack_from("<HHIQQQIHHHHHH", data, 16)
-    if e_machine != EM_RISCV:
-        raise BootError(f"{what}: ELF file is not for RISC-V (e_machine {e_machine})")
+    if e_machine != machine[0]:
+        raise BootError(f"{what}: ELF file is not for {machine[1]} (e_machine {e_machine})")
     low, high = 1 << 64, 0
     for i in range(e_phnum):
         off = e_phoff + i * e_phentsize

@@ -9,6 +9,7 @@ Slot map (each slot a little-endian uint64):
   37       FPCR   38  FPSR   39  TPIDR_EL0
   40       exclusive monitor address (all ones: open)  41  the value LDXR loaded
   46       the second value LDXP loaded
+  47       SP_EL0 while SP_EL1 is in use (system mode)
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -28,7 +29,16 @@ FPCR, FPSR, TPIDR_EL0 = 37, 38, 39
 EXCL_ADDR, EXCL_VALUE = 40, 41
 EXIT_REQUEST, TB_FLAGS, NATIVE_JUMP_CACHE, NATIVE_TLB = 42, 43, 44, 45
 EXCL_VALUE_HI = 46
+SP_EL0 = 47
 V0 = 64
+
+# block flags in system mode (user mode translates with flags 0): the exception level
+# (also the MMU index of data accesses and fetches) and that the block runs in system
+# mode, where MRS/MSR, SYS, ERET, HVC/SMC and WFI are the CPU's (insn_el1.py)
+FLAG_EL_MASK = 3
+FLAG_SPSEL_SHIFT = 2  # PSTATE.SPSel: at EL1 with SPSel = 1, SP_EL0 is the slot SP_EL0
+FLAG_SPSEL = 1 << FLAG_SPSEL_SHIFT
+FLAG_SYSTEM = 0x10
 
 NO_EXCLUSIVE = 0xFFFF_FFFF_FFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
@@ -44,7 +54,7 @@ def ir_globals() -> dict[str, int]:
     g.update({f"v{i}h": V0 + 2 * i + 1 for i in range(32)})
     g.update({"sp": SP, "pc": PC, "nf": NF, "zf": ZF, "cf": CF, "vf": VF, "fpcr": FPCR,
               "fpsr": FPSR, "tpidr_el0": TPIDR_EL0, "excl_addr": EXCL_ADDR,
-              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI})
+              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0})
     return g
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pemu.accel.tcg.ir import Cond, Const, MemOp
 from pemu.accel.tcg.opcodes import ADD, AND, OR, SHL, SHR
+from pemu.target.aarch64 import insn_el1
 from pemu.target.aarch64.context import ZERO, DisasContext, imm
-from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
+from pemu.target.aarch64.cpu_state import FLAG_SYSTEM, NO_EXCLUSIVE
 
 
 def trans_B_imm(ctx: DisasContext, a) -> None:
@@ -65,7 +66,10 @@ def trans_BRK(ctx: DisasContext, a) -> None:
 
 def trans_HINT(ctx: DisasContext, a) -> None:
     """NOP, YIELD, WFE/WFI/SEV (nothing to wait for at EL0 here), ESB, the PAuth
-    hint-space instructions (PACIASP & co: NOPs without FEAT_PAuth) and BTI."""
+    hint-space instructions (PACIASP & co: NOPs without FEAT_PAuth) and BTI.  In system
+    mode WFI waits for an interrupt; WFE stays a NOP (a spin loop around it polls)."""
+    if a.op == 3 and ctx.flags & FLAG_SYSTEM:
+        insn_el1.wfi(ctx)
 
 
 def trans_CLREX(ctx: DisasContext, a) -> None:
@@ -78,6 +82,8 @@ def trans_BARRIER(ctx: DisasContext, a) -> bool | None:
     if a.op == 3:
         return False  # SB (FEAT_SB) is not in the model
     if a.op == 2:
+        if ctx.flags & FLAG_SYSTEM:
+            insn_el1.isb(ctx)
         ctx.goto(ctx.next_pc)
     return None
 
@@ -105,6 +111,9 @@ _FLAGS = (("nf", 31), ("zf", 30), ("cf", 29), ("vf", 28))
 
 def trans_MRS(ctx: DisasContext, a) -> bool | None:
     b = ctx.b
+    if ctx.flags & FLAG_SYSTEM and a.sysreg not in (NZCV, FPCR, FPSR, TPIDR_EL0):
+        insn_el1.mrs(ctx, a)
+        return None
     if a.sysreg == NZCV:
         r = ctx.temp()
         b.movi(r, 0)
@@ -125,6 +134,9 @@ def trans_MRS(ctx: DisasContext, a) -> bool | None:
 
 def trans_MSR_reg(ctx: DisasContext, a) -> bool | None:
     b = ctx.b
+    if ctx.flags & FLAG_SYSTEM and a.sysreg not in (NZCV, FPCR, FPSR, TPIDR_EL0):
+        insn_el1.msr(ctx, a)
+        return None
     value = ctx.read(a.rt)
     if a.sysreg == NZCV:
         for name, bit in _FLAGS:
@@ -145,20 +157,26 @@ def trans_SYS(ctx: DisasContext, a) -> bool | None:
     """Cache maintenance EL0 may use: IC IVAU and DC CVAU/CVAC/CIVAC/CVAP are ordering
     no-ops here (translated code is invalidated on stores); DC ZVA is prohibited by
     DCZID_EL0 but zeroes its 64-byte block when used anyway."""
+    if ctx.flags & FLAG_SYSTEM:
+        return insn_el1.sys(ctx, a, _dc_zva)
     if a.op1 != 3:
         return False
-    if (a.crn, a.crm, a.op2) == (7, 4, 1):  # DC ZVA
-        base = ctx.temp()
-        ctx.b.binop(AND, base, ctx.read(a.rt), imm(~63))
-        for off in range(0, 64, 8):
-            addr = ctx.temp()
-            ctx.b.binop(ADD, addr, base, Const(off))
-            ctx.b.st(ZERO, addr, MemOp(8))
-        return None
+    if (a.crn, a.crm, a.op2) == (7, 4, 1):
+        return _dc_zva(ctx, a)
     if (a.crn, a.crm, a.op2) in ((7, 5, 1), (7, 11, 1), (7, 10, 1), (7, 14, 1), (7, 12, 1),
                                  (7, 13, 1)):
         return None
     return False
+
+
+def _dc_zva(ctx: DisasContext, a) -> None:
+    """DC ZVA: zero the 64-byte block."""
+    base = ctx.temp()
+    ctx.b.binop(AND, base, ctx.read(a.rt), imm(~63))
+    for off in range(0, 64, 8):
+        addr = ctx.temp()
+        ctx.b.binop(ADD, addr, base, Const(off))
+        ctx.b.st(ZERO, addr, MemOp(8))
 
 
 __all__ = [name for name in dir() if name.startswith("trans_")]

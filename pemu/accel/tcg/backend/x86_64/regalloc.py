@@ -96,6 +96,13 @@ class RegAlloc:
 
     def evict(self, r: int) -> None:
         if r in self.owner:
+            t = self.owner[r]
+            if t.index in self.dirty and self.last_use.get(t.index, -1) == self.op_index:
+                # an input of the op being emitted whose last use this is, evicted to
+                # make room for another input before it was locked: the op still
+                # reads it, from its home (an A64 LDP pair then SUB under pressure)
+                self.asm.store(8, self.home(t), r)
+                self.dirty.discard(t.index)
             self.write_home(r)
             self._unbind_reg(r)
 

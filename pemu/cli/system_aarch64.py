@@ -1,0 +1,104 @@
+"""pemu-system-aarch64: QEMU's Arm ``virt`` board under TCG.
+
+  pemu-system-aarch64 -M virt -cpu cortex-a57 -m 1G -nographic -kernel Image \\
+      -initrd initramfs.cpio.gz -append "console=ttyAMA0 earlycon"
+  pemu-system-aarch64 -M virt -cpu cortex-a57 -nographic -kernel baremetal.elf
+
+The process exits with status 0 when the guest powers off (PSCI SYSTEM_OFF); SIGINT
+and SIGTERM stop the guest cleanly.  Parsing, ``-help`` and the type checks are the
+shared ones of pemu/cli/system_config.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from pemu.accel.tcg.engine import resolve_backend
+from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
+from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
+from pemu.chardev.base import ChardevError
+from pemu.chardev.mux import set_quit_handler
+from pemu.chardev.registry import ChardevRegistry
+from pemu.cli.none_machine import run_none_machine
+from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
+from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.arm.boot import BootError
+from pemu.hw.arm.virt import ArmVirtBoard
+from pemu.hw.riscv.board import BoardError
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
+
+PROG = "pemu-system-aarch64"
+ARCH = "aarch64"
+ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
+LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "out_asm"}
+DEVICE_BUSES: list[str] = []  # no -device yet
+
+
+def _check_config(cfg: SystemConfig) -> str:
+    check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
+    if choose_accel(cfg, ("tcg",)) != "tcg":
+        raise OptionError(f"{PROG}: AArch64 guests run only under TCG")
+    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
+    if unknown:
+        raise OptionError(f"{PROG}: -accel tcg,{unknown[0]}=...: unknown property")
+    backend = cfg.accel.get("backend", DEFAULT_BACKEND)
+    try:
+        resolve_backend(backend)
+    except ValueError as e:
+        raise OptionError(f"{PROG}: -accel tcg,backend={backend}: {e}") from None
+    bad = [i for i in cfg.log_items if i not in LOG_ITEMS]
+    if bad:
+        raise OptionError(f"{PROG}: -d {bad[0]}: unknown log item (known: "
+                          f"{', '.join(sorted(LOG_ITEMS))})")
+    return cfg.machine.get("type", "virt")
+
+
+def run(cfg: SystemConfig, timeout: float | None = None) -> int:
+    machine = _check_config(cfg)
+    if machine == "none":
+        return run_none_machine(cfg, PROG, ARCH, "tcg", timeout)
+    chardevs = ChardevRegistry()
+    board = None
+    old_handlers = {}
+    try:
+        for opts in cfg.chardevs:
+            chardevs.add(opts)
+        board = ArmVirtBoard(cfg, chardevs, TCGLog(cfg.log_items, open_log_file(cfg, PROG)))
+        dump = cfg.machine.get("dumpdtb")
+        if dump:
+            board.dump_dtb(dump)
+            return 0
+        set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
+        board.reset()
+
+        def on_signal(signum: int, frame: object) -> None:
+            board.request_exit(0, f"signal {signum}")
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, on_signal)
+            except ValueError:
+                pass  # not the main thread (tests calling run() from a thread)
+        return board.run(timeout)
+    except (BoardError, BootError, ChardevError, ValueError) as e:
+        msg = str(e)
+        print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+        chardevs.close_all()
+        if board is not None:
+            board.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return system_main(argv, PROG, run, ARCH, DEVICE_BUSES,
+                       {item: LOG_DESCRIPTIONS[item] for item in LOG_ITEMS})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Arm boards under TCG: QEMU's ``virt`` for AArch64 (virt.py)."""

@@ -1,0 +1,239 @@
+"""The Arm ``virt`` board (AArch64, TCG) with QEMU's memory map (memmap.py).
+
+CPUs (``-cpu cortex-a57|cortex-a72|cortex-a53|max``, ``-smp N``) run at EL1; the first
+starts at the kernel with x0 = the DTB, the others stay off until PSCI CPU_ON (psci.py,
+over HVC).  Devices: the GIC (``-M virt,gic-version=2`` (QEMU's default) or ``3``), the
+generic timer's lines on PPIs 30/27/26/29, a PL011 UART (SPI 1), a PL031 RTC (SPI 2)
+and DRAM at 0x40000000.  The device tree is generated (virt_fdt.py).
+
+The vCPUs run round-robin on the calling thread (accel/tcg/machine.Machine) until the
+guest powers off (PSCI SYSTEM_OFF), resets with ``-no-reboot``, or ``request_exit``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+
+from pemu import threads
+from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.machine import Machine
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
+from pemu.hw.arm import boot
+from pemu.hw.arm.memmap import (
+    PPI_TIMER_PHYS,
+    PPI_TIMER_VIRT,
+    SPI_BASE,
+    VIRT_MEMMAP,
+)
+from pemu.hw.arm.psci import Psci
+from pemu.hw.arm.virt_fdt import ArmVirtLayout, build_arm_virt_fdt
+from pemu.hw.arm.virt_parts import make_gic, make_rtc, make_uart
+from pemu.hw.image_file import ImageFileError, read_image
+from pemu.hw.riscv.board import BoardError, tb_size_mib
+from pemu.memory.address_space import AddressSpace
+from pemu.qemuopts.config import SystemConfig
+from pemu.qom.registry import MACHINE, Property, RegistryError, TypeInfo, check_options, register
+from pemu.target.aarch64 import cpu_state as a64
+from pemu.target.aarch64.cpu_models import CpuModelError, find_model
+from pemu.target.aarch64.generic_timer import Counter
+from pemu.target.aarch64.system_cpu import Aarch64CPU
+from pemu.target.aarch64.tcg_target import AARCH64
+
+MAX_CPUS = 8
+FDT_MAX = 0x10_0000
+ARM_VIRT_MACHINE = register(TypeInfo(
+    "virt", MACHINE, "QEMU 'virt' board for AArch64", arch="aarch64", is_default=True,
+    properties=(
+        Property("gic-version", "str", "2", "the GIC: 2 (GICv2, QEMU's default) or 3",
+                 choices=("2", "3", "host", "max")),
+        Property("dumpdtb", "str", description="write the device tree to a file and exit"),
+        Property("virtualization", "bool", "off", "EL2 (not implemented)", choices=("off",)),
+        Property("secure", "bool", "off", "EL3 (not implemented)", choices=("off",)),
+        Property("highmem", "bool", "on", "high memory regions"),
+        Property("acpi", "OnOffAuto", "auto", "ACPI tables (pemu builds none)",
+                 choices=("off", "auto")),
+    )))
+
+
+class ArmVirtBoard:
+    """One ``-M virt`` machine: address space, CPUs, devices, images, the run loop."""
+
+    name = "virt"
+
+    def __init__(self, cfg: SystemConfig, chardevs=None, log: TCGLog | None = None) -> None:
+        try:
+            check_options(ARM_VIRT_MACHINE, cfg.machine)
+        except RegistryError as e:
+            raise BoardError(f"-M virt: {e}") from None
+        if not 1 <= cfg.smp <= MAX_CPUS:
+            raise BoardError(f"-smp {cfg.smp}: this board supports 1 to {MAX_CPUS} CPUs")
+        if cfg.ram_size < 32 << 20:
+            raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 32 MiB of RAM is needed")
+        try:
+            self.model = find_model(cfg.cpu)
+        except CpuModelError as e:
+            raise BoardError(str(e)) from None
+        self.gic_version = 2 if cfg.machine.get("gic-version", "2") == "2" else 3
+        self.cfg = cfg
+        self.chardevs = chardevs
+        self.memmap = VIRT_MEMMAP.sized(dram=cfg.ram_size)
+        dram = self.memmap["dram"]
+        self.space = AddressSpace("memory")
+        try:
+            self.dram = self.space.add_ram("ram", dram.base, dram.size)
+        except (OSError, ValueError) as e:
+            raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
+        self.translator = SystemTranslator(
+            self.space, self.dram, AARCH64, log,
+            backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+            tb_size_mib=tb_size_mib(cfg.accel))
+        self.counter = Counter()
+        self.wakeup = threading.Event()
+        self.cpus = [Aarch64CPU(i, self.translator, self.space, self.counter, self.wakeup,
+                                self.model) for i in range(cfg.smp)]
+        self.harts = self.cpus  # what the shared monitor/stats code calls them
+        self.psci = Psci(self.cpus, lambda: self.guest_shutdown(0), self.request_reset)
+        for cpu in self.cpus:
+            cpu.conduit = self.psci.handle
+        self.gic = make_gic(self)
+        self.uart = make_uart(self)
+        self.rtc = make_rtc(self)
+        self.machine = Machine(self.cpus, self.wakeup, lambda: None)
+        self.exit_status: int | None = None
+        self.exit_reason = ""
+        self.error: str | None = None
+        self._reset_requested = False
+        self.run_seconds = 0.0
+        self.on_poweroff_stay: Callable[[int], None] | None = None
+        self._images = self._read_images()
+
+    # -- wiring helpers (virt_parts.py) ------------------------------------------------------
+    def spi_line(self, spi: int):  # -> IRQLine
+        return self.gic.spi_line(SPI_BASE + spi)
+
+    def wire_timers(self) -> None:
+        for cpu in self.cpus:
+            cpu.timer_lines["virt"].connect(self.gic.ppi_line(cpu.index, PPI_TIMER_VIRT).set_level)
+            cpu.timer_lines["phys"].connect(self.gic.ppi_line(cpu.index, PPI_TIMER_PHYS).set_level)
+
+    # -- images ------------------------------------------------------------------------------
+    def _read_images(self) -> dict[str, bytes]:
+        images = {}
+        limit = self.cfg.ram_size
+        for what, path in (("kernel", self.cfg.kernel), ("initrd", self.cfg.initrd)):
+            if path:
+                try:
+                    images[what] = read_image(path, limit)
+                except ImageFileError as e:
+                    raise BoardError(f"could not load {what} '{path}': {e}") from None
+        if "kernel" not in images:
+            raise BoardError("no -kernel given (the virt board has no firmware)")
+        return images
+
+    def device_tree(self, initrd: tuple[int, int] | None = None) -> bytes:
+        return build_arm_virt_fdt(ArmVirtLayout(
+            self.memmap, [c.mpidr & 0xFF_FFFF for c in self.cpus], f"arm,{self.model.name}"
+            if self.model.name != "max" else "arm,cortex-a57", self.gic_version,
+            self.cfg.append or "", initrd))
+
+    def dump_dtb(self, path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(self.device_tree())
+
+    def load(self) -> int:
+        """Write the kernel, initrd and DTB into RAM; the boot CPU's entry point."""
+        dram = self.memmap["dram"]
+        view = self.dram.view
+
+        def write(addr: int, data: bytes) -> None:
+            off = addr - dram.base
+            view[off:off + len(data)] = data
+
+        kernel = boot.load_kernel(self._images["kernel"], write, dram.base, dram.size)
+        initrd = None
+        if "initrd" in self._images:
+            data = self._images["initrd"]
+            start = boot.initrd_address(kernel, dram.base, dram.size, len(data))
+            write(start, data)
+            initrd = (start, start + len(data))
+        dtb = self.device_tree(initrd)
+        if len(dtb) > FDT_MAX:
+            raise BoardError("the device tree is larger than 1 MiB")
+        self.dtb_addr = dram.base if kernel.low >= dram.base + FDT_MAX else \
+            (kernel.high + 0xFFFF) & ~0xFFFF
+        write(self.dtb_addr, dtb)
+        return kernel.entry
+
+    def reset(self) -> None:
+        self.translator.flush()
+        entry = self.load()
+        for cpu in self.cpus:
+            cpu.reset(entry)
+            cpu.powered_off = cpu.index != 0
+        self.cpus[0].state.set_x(0, self.dtb_addr)
+        for dev in (self.gic, self.uart, self.rtc):
+            if hasattr(dev, "reset"):
+                dev.reset()
+
+    # -- power ---------------------------------------------------------------------------------
+    def request_exit(self, status: int, why: str = "") -> None:
+        if self.exit_status is None:
+            self.exit_status = status
+            self.exit_reason = why
+        self.machine.stop()
+
+    def request_reset(self) -> None:
+        if self.cfg.no_reboot:
+            self.request_exit(0, "guest reset with -no-reboot")
+            return
+        self._reset_requested = True
+        self.machine.stop()
+
+    def guest_shutdown(self, code: int) -> None:
+        if self.cfg.no_shutdown and self.on_poweroff_stay is not None:
+            self.on_poweroff_stay(code)
+            return
+        self.request_exit(code, f"guest powered off (status {code})")
+
+    def run(self, timeout: float | None = None) -> int:
+        timer = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, self.request_exit, (124, "timeout"))
+            timer.daemon = True
+            threads.start(timer)
+        start = time.monotonic()
+        try:
+            while True:
+                try:
+                    self.machine.run_harts()
+                except Exception as e:  # noqa: BLE001 - an emulator bug: report, exit 1
+                    pc = self.cpus[0].slots[a64.PC]
+                    self.error = f"internal error near guest pc 0x{pc:x}: " \
+                                 f"{type(e).__name__}: {e}"
+                    if "exec" in self.cfg.log_items or "int" in self.cfg.log_items:
+                        traceback.print_exc()
+                    self.exit_status = 1
+                    break
+                if self._reset_requested and self.exit_status is None:
+                    self._reset_requested = False
+                    self.machine.stopping = False
+                    self.reset()
+                    continue
+                break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.run_seconds = time.monotonic() - start
+        if self.error:
+            print(f"pemu-system-aarch64: {self.error}", file=sys.stderr)
+        return self.exit_status if self.exit_status is not None else 0
+
+    def close(self) -> None:
+        """Nothing to release: chardevs are closed by their owner."""
+
+
+__all__ = ["ARM_VIRT_MACHINE", "ArmVirtBoard"]
