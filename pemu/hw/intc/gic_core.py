@@ -155,10 +155,12 @@ class GicCore:
         return self.spi_priority[intid]
 
     def set_priority(self, cpu: int, intid: int, value: int) -> None:
+        # All eight bits are kept, as QEMU's distributor does; only the CPU interface's
+        # group priorities are cut to the implemented bits.
         if intid < NUM_PRIVATE:
-            self.priv_priority[cpu][intid] = value & PRIORITY_MASK
+            self.priv_priority[cpu][intid] = value & 0xFF
         elif intid < self.num_irqs:
-            self.spi_priority[intid] = value & PRIORITY_MASK
+            self.spi_priority[intid] = value & 0xFF
 
     def pending(self, cpu: int) -> int:
         return self.latch.get(cpu) | (self.level.get(cpu) & ~self.edge.get(cpu))

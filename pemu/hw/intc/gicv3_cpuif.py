@@ -23,9 +23,9 @@ SysregKey = tuple[int, int, int, int, int]
 CTLR_CBPR = 1 << 0
 CTLR_EOIMODE = 1 << 1
 CTLR_PMHE = 1 << 6
-# Read-only ICC_CTLR_EL1 fields: PRIbits (priority bits - 1), IDbits 0 (16-bit INTIDs
-# field width), A3V (SGI1R may name Aff3).
-CTLR_FIXED = ((PRIORITY_BITS - 1) << 8) | (1 << 15)
+# Read-only ICC_CTLR_EL1 fields: PRIbits (priority bits - 1), IDbits 1 (24-bit INTID
+# field, what QEMU's CPU interface reports), A3V (SGI1R may name Aff3).
+CTLR_FIXED = ((PRIORITY_BITS - 1) << 8) | (1 << 11) | (1 << 15)
 SRE_VALUE = 0x7  # SRE, DFB, DIB: system-register access only, as QEMU's TCG GICv3
 
 

@@ -1,0 +1,150 @@
+"""A register script for the GICv3, PL011 and PL031 of the Arm virt board, turned into a
+bare-metal AArch64 program that prints every value it reads (16 hex digits a line) on
+the PL011 and powers off with PSCI SYSTEM_OFF.  Run on QEMU's virt and on pemu's, the
+two outputs must be identical (tests/hw/test_arm_gic_qemu_oracle.py).
+
+Interrupts stay masked in PSTATE (DAIF.I at reset), so nothing is taken: the GIC's
+decisions show in what IAR, HPPIR, RPR, the active-priority and the pending/active
+registers read.
+"""
+
+from __future__ import annotations
+
+DIST = 0x0800_0000
+REDIST = 0x080A_0000
+SGI = REDIST + 0x10000
+UART = 0x0900_0000
+RTC = 0x0901_0000
+NOT_LPI_BITS = ((1 << 64) - 1) & ~0x300_0001  # GICR_TYPER without PLPIS, CommonLPIAff
+
+ICC = {
+    "PMR": "S3_0_C4_C6_0", "IAR0": "S3_0_C12_C8_0", "EOIR0": "S3_0_C12_C8_1",
+    "HPPIR0": "S3_0_C12_C8_2", "BPR0": "S3_0_C12_C8_3", "AP0R0": "S3_0_C12_C8_4",
+    "AP1R0": "S3_0_C12_C9_0", "DIR": "S3_0_C12_C11_1", "RPR": "S3_0_C12_C11_3",
+    "SGI1R": "S3_0_C12_C11_5", "SGI0R": "S3_0_C12_C11_7", "IAR1": "S3_0_C12_C12_0",
+    "EOIR1": "S3_0_C12_C12_1", "HPPIR1": "S3_0_C12_C12_2", "BPR1": "S3_0_C12_C12_3",
+    "CTLR": "S3_0_C12_C12_4", "SRE": "S3_0_C12_C12_5", "IGRPEN0": "S3_0_C12_C12_6",
+    "IGRPEN1": "S3_0_C12_C12_7",
+}
+
+Step = tuple
+
+
+def rd(addr: int, size: int = 4, mask: int = (1 << 64) - 1) -> Step:
+    """Read and print; ``mask`` leaves out bits that differ by design."""
+    return ("rd", addr, size, mask)
+
+
+def wr(addr: int, value: int, size: int = 4) -> Step:
+    return ("wr", addr, size, value)
+
+
+def mrs(reg: str) -> Step:
+    return ("mrs", reg)
+
+
+def msr(reg: str, value: int) -> Step:
+    return ("msr", reg, value)
+
+
+def _ack_cycle(intid: int) -> list[Step]:
+    return [mrs("HPPIR1"), mrs("IAR1"), mrs("RPR"), mrs("AP1R0"), rd(DIST + 0x304),
+            msr("EOIR1", intid), mrs("RPR"), rd(DIST + 0x304)]
+
+
+def script() -> list[Step]:
+    s: list[Step] = []
+    # Identification and power-on values.
+    # GICR_TYPER's LPI bits differ by design: QEMU's virt has an ITS, pemu has no LPIs.
+    s += [rd(DIST), rd(DIST + 0xFFE8), rd(REDIST + 0xFFE8), rd(REDIST + 8, 8, NOT_LPI_BITS),
+          rd(REDIST + 0x14), rd(SGI + 0xC00), rd(SGI + 0xC04)]
+    s += [mrs(r) for r in ("SRE", "CTLR", "PMR", "BPR0", "BPR1", "RPR", "IGRPEN0",
+                           "IGRPEN1", "IAR1", "HPPIR1")]
+    s += [rd(UART + 0xFE0 + 4 * i) for i in range(8)]
+    s += [rd(UART + 0x18), rd(UART + 0x30), rd(UART + 0x34)]
+    s += [rd(RTC + 0xFE0 + 4 * i) for i in range(8)] + [rd(RTC + 0xC)]
+    # Wake the redistributor; enable the distributor's groups.
+    s += [wr(REDIST + 0x14, 0), rd(REDIST + 0x14), wr(DIST, 0x13), rd(DIST)]
+    # Groups, priorities (which bits stick), the CPU interface's mask and binary points.
+    s += [wr(DIST + 0x84, 0xFFFF_FFFF), rd(DIST + 0x84), wr(SGI + 0x80, 0xFFFF_FFFF),
+          rd(SGI + 0x80), wr(DIST + 0x420, 0x8040_A0FF), rd(DIST + 0x420),
+          wr(DIST + 0x424, 0xA0A0_A0A0), rd(DIST + 0x421, 1), rd(DIST + 0x422, 1)]
+    s += [msr("PMR", 0xFF), mrs("PMR"), msr("BPR1", 0), mrs("BPR1"), msr("BPR0", 0),
+          mrs("BPR0"), msr("PMR", 0xF0)]
+    # SPI 33 (priority 0xA0) made pending by software: not taken with group 1 off.
+    s += [wr(DIST + 0x6000 + 8 * 33, 0, 8), wr(DIST + 0x6000 + 8 * 34, 0, 8),
+          wr(DIST + 0x104, 0b1111_0), rd(DIST + 0x104), wr(DIST + 0x204, 0b10),
+          rd(DIST + 0x204), mrs("HPPIR1"), mrs("IAR1")]
+    s += [msr("IGRPEN1", 1), mrs("IGRPEN1")]
+    s += _ack_cycle(33)
+    # 33 (priority 0x80 after this write) running, then 34 (0x40) preempts it.
+    s += [wr(DIST + 0x421, 0x80, 1), wr(DIST + 0x422, 0x40, 1), wr(DIST + 0x204, 0b10),
+          mrs("IAR1"), mrs("RPR"), wr(DIST + 0x204, 0b100), mrs("HPPIR1"), mrs("IAR1"),
+          mrs("RPR"), mrs("AP1R0"), msr("EOIR1", 34), mrs("RPR"), msr("EOIR1", 33),
+          mrs("RPR"), mrs("AP1R0"), rd(DIST + 0x304)]
+    # Equal group priority does not preempt; ties go to the lower INTID.
+    s += [wr(DIST + 0x422, 0x80, 1), wr(DIST + 0x204, 0b110), mrs("HPPIR1"), mrs("IAR1"),
+          mrs("HPPIR1"), mrs("IAR1"), msr("EOIR1", 33), mrs("IAR1"), msr("EOIR1", 34)]
+    # The priority mask: 0x80 is not below PMR 0x80.
+    s += [msr("PMR", 0x80), wr(DIST + 0x204, 0b10), mrs("HPPIR1"), mrs("IAR1"),
+          msr("PMR", 0xF0), mrs("IAR1"), msr("EOIR1", 33)]
+    # Trigger configuration; a level interrupt pended by ISPENDR and acknowledged.
+    s += [wr(DIST + 0xC08, 0b10 << 2), rd(DIST + 0xC08), wr(DIST + 0x204, 0b100),
+          mrs("IAR1"), rd(DIST + 0x204), msr("EOIR1", 34), rd(DIST + 0x204)]
+    # Split priority drop and deactivation.
+    s += [msr("CTLR", 2), mrs("CTLR"), wr(DIST + 0x204, 0b10), mrs("IAR1"),
+          msr("EOIR1", 33), mrs("RPR"), rd(DIST + 0x304), wr(DIST + 0x204, 0b10),
+          mrs("HPPIR1"), mrs("IAR1"), msr("DIR", 33), rd(DIST + 0x304), mrs("HPPIR1"),
+          mrs("IAR1"), msr("EOIR1", 33), msr("DIR", 33), msr("CTLR", 0)]
+    # Clear-pending, set/clear-active, clear-enable.
+    s += [wr(DIST + 0x204, 0b10), wr(DIST + 0x284, 0b10), rd(DIST + 0x204),
+          wr(DIST + 0x304, 0b1000), rd(DIST + 0x304), rd(DIST + 0x384),
+          wr(DIST + 0x384, 0b1000), rd(DIST + 0x304), wr(DIST + 0x184, 0b10),
+          rd(DIST + 0x104), wr(DIST + 0x204, 0b10), mrs("HPPIR1"), wr(DIST + 0x284, 0b10)]
+    # SGIs: to itself by target list, to others only (IRM), group 0 by SGI0R as FIQ.
+    s += [wr(SGI + 0x100, 0xFFFF), rd(SGI + 0x100), msr("SGI1R", (3 << 24) | 1),
+          rd(SGI + 0x200), mrs("HPPIR1"), mrs("IAR1"), msr("EOIR1", 3),
+          msr("SGI1R", (4 << 24) | (1 << 40)), rd(SGI + 0x200),
+          msr("SGI1R", (4 << 24) | (1 << 16) | 1), rd(SGI + 0x200),
+          msr("SGI0R", (6 << 24) | 1), rd(SGI + 0x200),
+          wr(SGI + 0x80, 0xFFFF_FFDF), msr("IGRPEN0", 1), msr("SGI0R", (5 << 24) | 1),
+          rd(SGI + 0x200), mrs("HPPIR1"), mrs("HPPIR0"), mrs("IAR1"), mrs("IAR0"),
+          mrs("AP0R0"), mrs("RPR"), msr("EOIR0", 5), mrs("AP0R0"), rd(SGI + 0x300)]
+    # PPI registers in the SGI frame; routing registers; active priorities written.
+    s += [wr(SGI + 0x100, 1 << 27), wr(SGI + 0x200, 1 << 27), mrs("HPPIR1"), mrs("IAR1"),
+          msr("EOIR1", 27), wr(SGI + 0xC04, 0x8000_0000), rd(SGI + 0xC04),
+          wr(SGI + 0x41B, 0x30, 1), rd(SGI + 0x418)]
+    s += [wr(DIST + 0x6000 + 8 * 40, 0x0000_0001_0003_0402, 8),
+          rd(DIST + 0x6000 + 8 * 40, 8), wr(DIST + 0x6000 + 8 * 40, 1 << 31, 8),
+          rd(DIST + 0x6000 + 8 * 40, 8), rd(DIST + 0x6000 + 8 * 40 + 4)]
+    s += [msr("AP1R0", 1 << 4), mrs("RPR"), msr("AP1R0", 0), mrs("RPR")]
+    return s
+
+
+def assembly(steps: list[Step]) -> str:
+    """The program: ``_start`` runs the steps, then SYSTEM_OFF."""
+    out = [".global _start", ".text", "_start:", "ldr x0, =stack_top", "mov sp, x0"]
+    for step in steps:
+        kind = step[0]
+        if kind == "rd":
+            _, addr, size, mask = step
+            reg = {1: "ldrb w0", 2: "ldrh w0", 4: "ldr w0", 8: "ldr x0"}[size]
+            out += [f"ldr x5, ={addr:#x}", f"{reg}, [x5]", f"ldr x7, ={mask:#x}",
+                    "and x0, x0, x7", "bl print_hex"]
+        elif kind == "wr":
+            _, addr, size, value = step
+            reg = {1: "strb w6", 2: "strh w6", 4: "str w6", 8: "str x6"}[size]
+            out += [f"ldr x5, ={addr:#x}", f"ldr x6, ={value:#x}", f"{reg}, [x5]"]
+        elif kind == "mrs":
+            out += [f"mrs x0, {ICC[step[1]]}", "bl print_hex"]
+        else:
+            out += [f"ldr x6, ={step[2]:#x}", f"msr {ICC[step[1]]}, x6", "isb"]
+    out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg"]
+    out += [
+        "print_hex:", f"ldr x1, ={UART:#x}", "mov x3, #60",
+        "2: lsr x2, x0, x3", "and x2, x2, #15", "cmp x2, #10", "add x4, x2, #'0'",
+        "add x2, x2, #'a' - 10", "csel x2, x4, x2, lo", "strb w2, [x1]",
+        "subs x3, x3, #4", "b.pl 2b", "mov x2, #10", "strb w2, [x1]", "ret", ".ltorg",
+        ".bss", ".balign 16", ".space 4096", "stack_top:",
+    ]
+    return "\n".join(out) + "\n"
