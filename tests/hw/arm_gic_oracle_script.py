@@ -121,6 +121,42 @@ def script() -> list[Step]:
     return s
 
 
+GICC = 0x0801_0000  # the GICv2 CPU interface (gic-version=2)
+
+
+def script_v2() -> list[Step]:
+    """The same decisions through GICv2's distributor and memory-mapped CPU interface."""
+    iar, eoir, hppir, rpr, apr = GICC + 0xC, GICC + 0x10, GICC + 0x18, GICC + 0x14, \
+        GICC + 0xD0
+    s: list[Step] = [rd(DIST), rd(DIST + 4), rd(DIST + 0x800), rd(DIST + 0xC00),
+                     rd(DIST + 0xC04), rd(GICC), rd(GICC + 4), rd(GICC + 8), rd(GICC + 0x1C),
+                     rd(GICC + 0xFC), rd(rpr), rd(iar), rd(hppir)]
+    s += [wr(DIST, 1), rd(DIST), wr(GICC, 1), rd(GICC), wr(GICC + 4, 0xFF), rd(GICC + 4),
+          wr(GICC + 8, 0), rd(GICC + 8), wr(GICC + 4, 0xF0)]
+    s += [wr(DIST + 0x820, 0x0101_0101), rd(DIST + 0x820), wr(DIST + 0x420, 0xA080_40A0),
+          rd(DIST + 0x420), wr(DIST + 0x104, 0b1110), rd(DIST + 0x104)]
+    # 33 (0x80) pending and acknowledged; 34 (0x40) preempts it.
+    s += [wr(DIST + 0x204, 0b10), rd(DIST + 0x204), rd(hppir), rd(iar), rd(rpr), rd(apr),
+          rd(DIST + 0x304), wr(DIST + 0x204, 0b100), rd(hppir), rd(iar), rd(rpr), rd(apr),
+          wr(eoir, 34), rd(rpr), wr(eoir, 33), rd(rpr), rd(apr), rd(DIST + 0x304)]
+    # The mask; SGIs to itself (the source shows in IAR), pending per source.
+    s += [wr(GICC + 4, 0x80), wr(DIST + 0x204, 0b10), rd(hppir), rd(iar),
+          wr(GICC + 4, 0xF0), rd(iar), wr(eoir, 33)]
+    s += [wr(DIST + 0x100, 0xFFFF), wr(DIST + 0xF00, (2 << 24) | 3), rd(DIST + 0x200),
+          rd(DIST + 0xF20), rd(hppir), rd(iar), rd(DIST + 0xF20), wr(eoir, 3),
+          wr(DIST + 0xF00, (0b1 << 16) | 5), rd(DIST + 0xF24), wr(DIST + 0xF14, 0xFF << 8),
+          rd(DIST + 0xF24), rd(DIST + 0x200)]
+    # Split priority drop and deactivation (GICC_DIR at 0x1000).
+    s += [wr(GICC, 1 | 1 << 9), rd(GICC), wr(DIST + 0x204, 0b10), rd(iar), wr(eoir, 33),
+          rd(rpr), rd(DIST + 0x304), wr(GICC + 0x1000, 33), rd(DIST + 0x304), wr(GICC, 1)]
+    # Group 1 interrupts: AckCtl decides whether GICC_IAR takes them.
+    s += [wr(DIST + 0x84, 0b10), rd(DIST + 0x84), wr(DIST, 3), rd(DIST), wr(GICC, 3),
+          rd(GICC), wr(DIST + 0x204, 0b10), rd(hppir), rd(iar), rd(GICC + 0x28),
+          rd(GICC + 0x20), rd(rpr), rd(GICC + 0xE0), wr(GICC + 0x24, 33), rd(rpr),
+          wr(GICC, 7), wr(DIST + 0x204, 0b10), rd(hppir), rd(iar), wr(eoir, 33)]
+    return s
+
+
 def assembly(steps: list[Step]) -> str:
     """The program: ``_start`` runs the steps, then SYSTEM_OFF."""
     out = [".global _start", ".text", "_start:", "ldr x0, =stack_top", "mov sp, x0"]

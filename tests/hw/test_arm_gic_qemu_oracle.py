@@ -1,5 +1,5 @@
-"""The GICv3 (with the PL011's and PL031's identification) against QEMU's own: one
-bare-metal program (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M virt`` and on
+"""The GICv3 (with the PL011's and PL031's identification) and the GICv2 against QEMU's
+own: a bare-metal program (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M virt`` and on
 ``pemu-system-aarch64 -M virt``; every value read must be the same."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from arm_gic_oracle_script import assembly, script
+from arm_gic_oracle_script import assembly, script, script_v2
 
 QEMU = "qemu-system-aarch64"
 TIMEOUT_S = 120
@@ -22,19 +22,23 @@ def _need(tool: str) -> None:
         pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
 
 
-@pytest.fixture(scope="module")
-def program(tmp_path_factory) -> Path:
+SCRIPTS = {3: script, 2: script_v2}
+
+
+@pytest.fixture(scope="module", params=[3, 2], ids=["gicv3", "gicv2"])
+def program(request, tmp_path_factory) -> tuple[int, Path]:
     if importlib.util.find_spec("pemu.cli.system_aarch64") is None:
         pytest.skip("pemu-system-aarch64 is not built yet")
     _need("aarch64-linux-gnu-as")
     _need(QEMU)
-    out = tmp_path_factory.mktemp("gic-oracle")
-    (out / "gic.S").write_text(assembly(script()))
+    version = request.param
+    out = tmp_path_factory.mktemp(f"gic{version}-oracle")
+    (out / "gic.S").write_text(assembly(SCRIPTS[version]()))
     subprocess.run(["aarch64-linux-gnu-as", "-o", str(out / "gic.o"), str(out / "gic.S")],
                    check=True)
     subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(out / "gic.elf"),
                     str(out / "gic.o")], check=True)
-    return out / "gic.elf"
+    return version, out / "gic.elf"
 
 
 def _run(cmd: list[str]) -> list[str]:
@@ -43,12 +47,13 @@ def _run(cmd: list[str]) -> list[str]:
     return result.stdout.decode().splitlines()
 
 
-def test_gicv3_reads_like_qemu(program: Path) -> None:
-    common = ["-M", "virt,gic-version=3", "-cpu", "cortex-a57", "-nographic", "-no-reboot",
-              "-kernel", str(program)]
+def test_gic_reads_like_qemu(program: tuple[int, Path]) -> None:
+    version, elf = program
+    common = ["-M", f"virt,gic-version={version}", "-cpu", "cortex-a57", "-nographic",
+              "-no-reboot", "-kernel", str(elf)]
     theirs = _run([QEMU, *common])
     ours = _run([sys.executable, "-m", "pemu.cli.system_aarch64", *common])
-    reads = [step for step in script() if step[0] in ("rd", "mrs")]
+    reads = [step for step in SCRIPTS[version]() if step[0] in ("rd", "mrs")]
     assert len(theirs) == len(reads), "QEMU did not run the whole script"
     diffs = [f"read {i} {reads[i]}: qemu {t} pemu {o}"
              for i, (t, o) in enumerate(zip(theirs, ours, strict=False)) if t != o]

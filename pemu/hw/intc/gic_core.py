@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 NUM_PRIVATE = 32
 SPURIOUS = 1023
-PRIORITY_BITS = 5  # as QEMU's TCG GICs: 32 priority levels, all of them preemptive
-PRIORITY_MASK = (0xFF << (8 - PRIORITY_BITS)) & 0xFF  # 0xF8
+GICV3_PRIORITY_BITS = 5  # as QEMU's TCG GICv3: 32 priority levels, all preemptive
+GICV2_PRIORITY_BITS = 8  # as QEMU's GICv2: 256 levels, 128 of them preemptive
 IDLE_PRIORITY = 0xFF
 PRIVATE_MASK = 0xFFFF_FFFF
 SGI_MASK = 0xFFFF
@@ -69,27 +69,26 @@ class CpuInterface:
     """What one CPU's interface holds (ICC_* on GICv3, GICC_* on GICv2)."""
 
     __slots__ = ("pmr", "bpr0", "bpr1", "ap0", "ap1", "grpen0", "grpen1", "eoimode",
-                 "cbpr", "fiq_en", "irq_out", "fiq_out")
+                 "cbpr", "fiq_en", "irq_out", "fiq_out", "min_bpr0")
 
-    def __init__(self) -> None:
+    def __init__(self, min_bpr0: int) -> None:
+        self.min_bpr0 = min_bpr0
         self.reset()
         self.irq_out = False
         self.fiq_out = False
 
     def reset(self) -> None:
         self.pmr = 0  # masks everything until the OS opens it
-        self.bpr0 = MIN_BPR0
-        self.bpr1 = MIN_BPR0 + 1
-        self.ap0 = 0  # bit n: group priority n << 3 is active (group 0)
+        self.bpr0 = self.min_bpr0
+        self.bpr1 = self.min_bpr0 + 1
+        # Bit n: group priority n << (min_bpr0 + 1) is active (AP0R/AP1R, GICC_APR).
+        self.ap0 = 0
         self.ap1 = 0
         self.grpen0 = False
         self.grpen1 = False
         self.eoimode = False  # split priority drop (EOIR) and deactivation (DIR)
         self.cbpr = False  # group 1 uses BPR0 as well
         self.fiq_en = True  # GICv2 without FIQEn signals group 0 as IRQ; GICv3 always FIQ
-
-
-MIN_BPR0 = 7 - PRIORITY_BITS  # the smallest binary point: every priority bit preempts
 
 
 def group_priority(priority: int, bpr: int) -> int:
@@ -107,7 +106,8 @@ class GicCore:
     """
 
     def __init__(self, num_cpus: int, num_irqs: int, cpu_irq: list[Callable[[bool], None]],
-                 cpu_fiq: list[Callable[[bool], None]]) -> None:
+                 cpu_fiq: list[Callable[[bool], None]],
+                 priority_bits: int = GICV3_PRIORITY_BITS) -> None:
         if num_irqs % 32 or not NUM_PRIVATE < num_irqs <= 1020:
             raise ValueError(f"GIC: {num_irqs} interrupts (want a multiple of 32, 64..1020)")
         if len(cpu_irq) != num_cpus or len(cpu_fiq) != num_cpus:
@@ -126,7 +126,13 @@ class GicCore:
         self.active = BankedBits(num_cpus)
         self.priv_priority = [bytearray(NUM_PRIVATE) for _ in range(num_cpus)]
         self.spi_priority = bytearray(num_irqs)
-        self.cpus = [CpuInterface() for _ in range(num_cpus)]
+        self.priority_bits = priority_bits
+        self.pmr_mask = (0xFF << (8 - priority_bits)) & 0xFF
+        # The smallest binary point: every implemented priority bit preempts, but a
+        # group priority has at most 7 bits (BPR0 = 0 leaves bit 0 as subpriority).
+        self.min_bpr0 = 7 - min(priority_bits, 7)
+        self.ap_shift = self.min_bpr0 + 1  # group priority -> active-priority bit
+        self.cpus = [CpuInterface(self.min_bpr0) for _ in range(num_cpus)]
         self.dist_grp0 = False
         self.dist_grp1 = False
         # Set by the version: may the CPU interface signal at all (GICR_WAKER, GICC_CTLR)?
@@ -211,7 +217,7 @@ class GicCore:
         active = c.ap0 | c.ap1
         if not active:
             return IDLE_PRIORITY
-        return ((active & -active).bit_length() - 1) << (8 - PRIORITY_BITS)
+        return ((active & -active).bit_length() - 1) << self.ap_shift
 
     def group_priority_of(self, cpu: int, group: int, prio: int) -> int:
         c = self.cpus[cpu]
@@ -264,7 +270,7 @@ class GicCore:
     def activate(self, cpu: int, intid: int, group: int, prio: int) -> None:
         self.active.assign(cpu, intid, True)
         self.latch.assign(cpu, intid, False)
-        bit = 1 << (self.group_priority_of(cpu, group, prio) >> (8 - PRIORITY_BITS))
+        bit = 1 << (self.group_priority_of(cpu, group, prio) >> self.ap_shift)
         c = self.cpus[cpu]
         if group == 0:
             c.ap0 |= bit

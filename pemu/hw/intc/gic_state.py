@@ -14,9 +14,10 @@ from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
 from pemu.hw.intc.gic_core import PRIVATE_MASK, GicCore
 
 BITMAPS = ("enabled", "group", "edge", "level", "latch", "active")
-CPU_FIELDS = (("pmr", "u8[]"), ("bpr0", "u8[]"), ("bpr1", "u8[]"), ("ap0", "u32[]"),
-              ("ap1", "u32[]"), ("grpen0", "bool[]"), ("grpen1", "bool[]"),
-              ("eoimode", "bool[]"), ("cbpr", "bool[]"), ("fiq_en", "bool[]"))
+CPU_FIELDS = (("pmr", "u8[]"), ("bpr0", "u8[]"), ("bpr1", "u8[]"), ("grpen0", "bool[]"),
+              ("grpen1", "bool[]"), ("eoimode", "bool[]"), ("cbpr", "bool[]"),
+              ("fiq_en", "bool[]"))
+AP_WORDS = 4  # active-priority bits per CPU and group: up to 128 (GICC_APR0-3)
 
 
 def gic_vmstate(name: str, extra: tuple[tuple[str, str], ...] = ()) -> VMState:
@@ -29,6 +30,7 @@ def gic_vmstate(name: str, extra: tuple[tuple[str, str], ...] = ()) -> VMState:
     fields += [VMStateField("priv_priority", "u8[]"), VMStateField("spi_priority", "u8[]")]
     fields += [VMStateField(f"cpu_{n}", kind, max=7 if n.startswith("bpr") else None)
                for n, kind in CPU_FIELDS]
+    fields += [VMStateField("cpu_ap0_words", "u32[]"), VMStateField("cpu_ap1_words", "u32[]")]
     fields += [VMStateField(n, kind) for n, kind in extra]
     return VMState(name, 1, tuple(fields))
 
@@ -57,6 +59,16 @@ def _cpu_property(name: str) -> property:
         kind = dict(CPU_FIELDS)[name]
         for c, v in zip(self.core.cpus, value, strict=True):
             setattr(c, name, bool(v) if kind == "bool[]" else v)
+    return property(get, put)
+
+
+def _ap_property(name: str) -> property:
+    def get(self: GicStateMixin) -> list[int]:
+        return [w for c in self.core.cpus for w in to_words(getattr(c, name), AP_WORDS)]
+
+    def put(self: GicStateMixin, value: list[int]) -> None:
+        for i, c in enumerate(self.core.cpus):
+            setattr(c, name, from_words(value[AP_WORDS * i:AP_WORDS * (i + 1)]))
     return property(get, put)
 
 
@@ -111,3 +123,5 @@ for _bitmap in BITMAPS:
         setattr(GicStateMixin, f"{_bitmap}_{_part}", _bitmap_property(_bitmap, _part))
 for _name, _kind in CPU_FIELDS:
     setattr(GicStateMixin, f"cpu_{_name}", _cpu_property(_name))
+for _name in ("ap0", "ap1"):
+    setattr(GicStateMixin, f"cpu_{_name}_words", _ap_property(_name))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pemu.hw.intc.gic_core import MIN_BPR0, PRIORITY_BITS, PRIORITY_MASK, SPURIOUS
+from pemu.hw.intc.gic_core import GICV3_PRIORITY_BITS, SPURIOUS
 
 if TYPE_CHECKING:
     from pemu.hw.intc.gicv3 import Gicv3
@@ -25,7 +25,7 @@ CTLR_EOIMODE = 1 << 1
 CTLR_PMHE = 1 << 6
 # Read-only ICC_CTLR_EL1 fields: PRIbits (priority bits - 1), IDbits 1 (24-bit INTID
 # field, what QEMU's CPU interface reports), A3V (SGI1R may name Aff3).
-CTLR_FIXED = ((PRIORITY_BITS - 1) << 8) | (1 << 11) | (1 << 15)
+CTLR_FIXED = ((GICV3_PRIORITY_BITS - 1) << 8) | (1 << 11) | (1 << 15)
 SRE_VALUE = 0x7  # SRE, DFB, DIB: system-register access only, as QEMU's TCG GICv3
 
 
@@ -89,7 +89,7 @@ class Gicv3CpuInterface:
 
     def pmr_write(self, cpu: int, value: int) -> None:
         with self.core.lock:
-            self.core.cpus[cpu].pmr = value & PRIORITY_MASK
+            self.core.cpus[cpu].pmr = value & self.core.pmr_mask
             self.core.update_cpu(cpu)
 
     def bpr0_read(self, cpu: int) -> int:
@@ -97,7 +97,7 @@ class Gicv3CpuInterface:
 
     def bpr0_write(self, cpu: int, value: int) -> None:
         with self.core.lock:
-            self.core.cpus[cpu].bpr0 = max(MIN_BPR0, value & 7)
+            self.core.cpus[cpu].bpr0 = max(self.core.min_bpr0, value & 7)
             self.core.update_cpu(cpu)
 
     def bpr1_read(self, cpu: int) -> int:
@@ -108,7 +108,7 @@ class Gicv3CpuInterface:
         with self.core.lock:
             c = self.core.cpus[cpu]
             if not c.cbpr:  # with CBPR set, BPR0 rules group 1 and BPR1 ignores writes
-                c.bpr1 = max(MIN_BPR0 + 1, value & 7)
+                c.bpr1 = max(self.core.min_bpr0 + 1, value & 7)
             self.core.update_cpu(cpu)
 
     def ctlr_read(self, cpu: int) -> int:
