@@ -118,6 +118,24 @@ def script() -> list[Step]:
           rd(DIST + 0x6000 + 8 * 40, 8), wr(DIST + 0x6000 + 8 * 40, 1 << 31, 8),
           rd(DIST + 0x6000 + 8 * 40, 8), rd(DIST + 0x6000 + 8 * 40 + 4)]
     s += [msr("AP1R0", 1 << 4), mrs("RPR"), msr("AP1R0", 0), mrs("RPR")]
+    s += _pl011_pl031()
+    return s
+
+
+def _pl011_pl031() -> list[Step]:
+    """The UART's and RTC's registers that do not depend on time or input.  (Every
+    printed character is a DR write, so TX interrupt state is read before printing.)"""
+    # Only defined bits are written: QEMU 7.2 keeps reserved bits that the TRM has
+    # read as zero (and pemu does).
+    s = [wr(UART + 0x24, 0x2345), rd(UART + 0x24), wr(UART + 0x28, 0x2A), rd(UART + 0x28),
+         wr(UART + 0x2C, 0x70), rd(UART + 0x2C), rd(UART + 0x18), wr(UART + 0x34, 0x2D),
+         rd(UART + 0x34), wr(UART + 0x20, 0xAB), rd(UART + 0x20), wr(UART + 0x48, 0x5),
+         rd(UART + 0x48), wr(UART + 0x30, 0x301), rd(UART + 0x30), rd(UART + 0x4),
+         wr(UART + 0x38, 0x7FF), rd(UART + 0x38), rd(UART + 0x3C, 4, 0x20), rd(UART + 0x40),
+         wr(UART + 0x44, 0x7FF), rd(UART + 0x3C), wr(UART + 0x38, 0), rd(UART + 0x40)]
+    s += [wr(RTC + 0x4, 0x1234_5678), rd(RTC + 0x4), wr(RTC + 0x10, 3), rd(RTC + 0x10),
+          rd(RTC + 0x14), rd(RTC + 0x18), wr(RTC + 0x1C, 1), rd(RTC + 0x14),
+          wr(RTC + 0x10, 0)]
     return s
 
 
