@@ -175,6 +175,55 @@ def script_v2() -> list[Step]:
     return s
 
 
+def asm(*lines: str) -> Step:
+    return ("asm", *lines)
+
+
+def script_delivery() -> list[Step]:
+    """Interrupts really taken: the vector table's IRQ handler prints what ICC_IAR1
+    returns (and stops the virtual timer when it was that), its FIQ handler what ICC_IAR0
+    returns; the program prints 0xd0e after each case."""
+    done = [asm("ldr x0, =0xd0e", "bl print_hex")]
+    s: list[Step] = [asm("adr x0, vectors", "msr vbar_el1, x0", "isb")]
+    s += [wr(REDIST + 0x14, 0), wr(DIST, 0x13), wr(DIST + 0x84, 0xFFFF_FFFF),
+          wr(SGI + 0x80, 0xFFFF_FFFB), msr("PMR", 0xF0), msr("IGRPEN1", 1),
+          msr("IGRPEN0", 1)]
+    # An SGI to itself, taken as soon as IRQs are unmasked.
+    s += [wr(SGI + 0x100, 0b111), msr("SGI1R", (1 << 24) | 1),
+          asm("msr daifclr, #2", "isb", "msr daifset, #2")] + done
+    # An SPI pended by software.
+    s += [wr(DIST + 0x6000 + 8 * 40, 0, 8), wr(DIST + 0x104, 1 << 8),
+          wr(DIST + 0x204, 1 << 8), asm("msr daifclr, #2", "isb", "msr daifset, #2")] + done
+    # Two at once: the higher priority (lower value) first, then the other.
+    s += [wr(DIST + 0x428, 0xA0, 1), wr(DIST + 0x429, 0x60, 1), wr(DIST + 0x104, 0b11 << 8),
+          wr(DIST + 0x204, 0b11 << 8), asm("msr daifclr, #2", "isb", "msr daifset, #2")]
+    s += done
+    # Group 0 SGI 2: a FIQ.
+    s += [msr("SGI0R", (2 << 24) | 1), asm("msr daifclr, #1", "isb", "msr daifset, #1")]
+    s += done
+    # The virtual timer on PPI 27: wait for it with WFI.
+    # The idle pattern Linux uses: WFI with IRQs masked wakes on the pending interrupt,
+    # which is taken once they are unmasked.
+    s += [wr(SGI + 0x100, 1 << 27),
+          asm("ldr x0, =100000", "msr cntv_tval_el0, x0", "mov x0, #1",
+              "msr cntv_ctl_el0, x0", "3: mrs x0, cntv_ctl_el0", "cbz x0, 5f", "wfi",
+              "msr daifclr, #2", "isb", "msr daifset, #2", "b 3b", "5:")] + done
+    return s
+
+
+def _vectors() -> list[str]:
+    """Current EL with SP_ELx: IRQ at +0x280, FIQ at +0x300."""
+    return [
+        ".balign 2048", "vectors:", ".space 0x280", "b irq_handler", ".balign 128",
+        "b fiq_handler", ".balign 128", ".space 0x100",
+        "irq_handler:", f"mrs x0, {ICC['IAR1']}", "mov x9, x0", "bl print_hex",
+        "cmp x9, #27", "b.ne 4f", "msr cntv_ctl_el0, xzr", f"4: msr {ICC['EOIR1']}, x9",
+        "eret",
+        "fiq_handler:", f"mrs x0, {ICC['IAR0']}", "mov x9, x0", "bl print_hex",
+        f"msr {ICC['EOIR0']}, x9", "eret",
+    ]
+
+
 def assembly(steps: list[Step]) -> str:
     """The program: ``_start`` runs the steps, then SYSTEM_OFF."""
     out = [".global _start", ".text", "_start:", "ldr x0, =stack_top", "mov sp, x0"]
@@ -191,9 +240,11 @@ def assembly(steps: list[Step]) -> str:
             out += [f"ldr x5, ={addr:#x}", f"ldr x6, ={value:#x}", f"{reg}, [x5]"]
         elif kind == "mrs":
             out += [f"mrs x0, {ICC[step[1]]}", "bl print_hex"]
+        elif kind == "asm":
+            out += list(step[1:])
         else:
             out += [f"ldr x6, ={step[2]:#x}", f"msr {ICC[step[1]]}, x6", "isb"]
-    out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg"]
+    out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg", *_vectors()]
     out += [
         "print_hex:", f"ldr x1, ={UART:#x}", "mov x3, #60",
         "2: lsr x2, x0, x3", "and x2, x2, #15", "cmp x2, #10", "add x4, x2, #'0'",

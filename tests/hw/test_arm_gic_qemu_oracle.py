@@ -1,6 +1,7 @@
 """The GICv3 (with the PL011's and PL031's identification) and the GICv2 against QEMU's
-own: a bare-metal program (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M virt`` and on
-``pemu-system-aarch64 -M virt``; every value read must be the same."""
+own: bare-metal programs (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M virt`` and
+on ``pemu-system-aarch64 -M virt``; every value read must be the same.  A third program
+takes interrupts for real (SGI, SPI, priority order, FIQ, the virtual timer's PPI)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from arm_gic_oracle_script import assembly, script, script_v2
+from arm_gic_oracle_script import assembly, script, script_delivery, script_v2
 
 QEMU = "qemu-system-aarch64"
 TIMEOUT_S = 120
@@ -22,23 +23,24 @@ def _need(tool: str) -> None:
         pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
 
 
-SCRIPTS = {3: script, 2: script_v2}
+# name: (gic-version, script)
+SCRIPTS = {"gicv3": (3, script), "gicv2": (2, script_v2), "delivery": (3, script_delivery)}
 
 
-@pytest.fixture(scope="module", params=[3, 2], ids=["gicv3", "gicv2"])
-def program(request, tmp_path_factory) -> tuple[int, Path]:
+@pytest.fixture(scope="module", params=list(SCRIPTS))
+def program(request, tmp_path_factory) -> tuple[str, Path]:
     if importlib.util.find_spec("pemu.cli.system_aarch64") is None:
         pytest.skip("pemu-system-aarch64 is not built yet")
     _need("aarch64-linux-gnu-as")
     _need(QEMU)
-    version = request.param
-    out = tmp_path_factory.mktemp(f"gic{version}-oracle")
-    (out / "gic.S").write_text(assembly(SCRIPTS[version]()))
+    name = request.param
+    out = tmp_path_factory.mktemp(f"{name}-oracle")
+    (out / "gic.S").write_text(assembly(SCRIPTS[name][1]()))
     subprocess.run(["aarch64-linux-gnu-as", "-o", str(out / "gic.o"), str(out / "gic.S")],
                    check=True)
     subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(out / "gic.elf"),
                     str(out / "gic.o")], check=True)
-    return version, out / "gic.elf"
+    return name, out / "gic.elf"
 
 
 def _run(cmd: list[str]) -> list[str]:
@@ -47,13 +49,20 @@ def _run(cmd: list[str]) -> list[str]:
     return result.stdout.decode().splitlines()
 
 
-def test_gic_reads_like_qemu(program: tuple[int, Path]) -> None:
-    version, elf = program
+def test_gic_reads_like_qemu(program: tuple[str, Path]) -> None:
+    name, elf = program
+    version, make_script = SCRIPTS[name]
     common = ["-M", f"virt,gic-version={version}", "-cpu", "cortex-a57", "-nographic",
               "-no-reboot", "-kernel", str(elf)]
     theirs = _run([QEMU, *common])
     ours = _run([sys.executable, "-m", "pemu.cli.system_aarch64", *common])
-    reads = [step for step in SCRIPTS[version]() if step[0] in ("rd", "mrs")]
+    if name == "delivery":
+        # SGI 1, SPI 40, SPIs 41 then 40 by priority, group-0 SGI 2 as FIQ, timer PPI 27
+        assert theirs == [f"{v:016x}" for v in (1, 0xD0E, 40, 0xD0E, 41, 40, 0xD0E, 2, 0xD0E,
+                                                 27, 0xD0E)]
+        assert ours == theirs
+        return
+    reads = [step for step in make_script() if step[0] in ("rd", "mrs")]
     assert len(theirs) == len(reads), "QEMU did not run the whole script"
     diffs = [f"read {i} {reads[i]}: qemu {t} pemu {o}"
              for i, (t, o) in enumerate(zip(theirs, ours, strict=False)) if t != o]
