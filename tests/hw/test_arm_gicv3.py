@@ -309,3 +309,13 @@ def test_migration_round_trip() -> None:
     assert c.rd("IAR1", cpu=1) == 40, "the level line 40 pends again, lowest INTID"
     with pytest.raises(MigrationError, match="num_cpus"):
         load_device(Board(num_cpus=3).gic, state)
+
+
+def test_migration_refuses_impossible_state() -> None:
+    b = Board()
+    b.gic.core.edge.priv[0] = 0  # level-triggered SGIs: no guest can do that
+    state = save_device(b.gic)
+    c = Board()
+    with pytest.raises(MigrationError, match="edge_priv"):
+        load_device(c.gic, state)
+    assert c.gic.core.edge.priv[0] == 0xFFFF, "a refused stream changes nothing"

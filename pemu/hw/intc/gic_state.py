@@ -9,9 +9,11 @@ fields as one list per field), and take them back.  A version adds its own field
 
 from __future__ import annotations
 
-from pemu.hw.core import VMState, VMStateField
+from collections.abc import Mapping
+
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
-from pemu.hw.intc.gic_core import PRIVATE_MASK, GicCore
+from pemu.hw.intc.gic_core import PRIVATE_MASK, SGI_MASK, GicCore
 
 BITMAPS = ("enabled", "group", "edge", "level", "latch", "active")
 CPU_FIELDS = (("pmr", "u8[]"), ("bpr0", "u8[]"), ("bpr1", "u8[]"), ("grpen0", "bool[]"),
@@ -109,6 +111,17 @@ class GicStateMixin:
     @spi_priority.setter
     def spi_priority(self, value: list[int]) -> None:
         self.core.spi_priority[:] = bytes(value)
+
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        # Bits for INTIDs this GIC does not have, or a level-triggered SGI, are states
+        # no guest could have produced.
+        for bitmap in BITMAPS:
+            words = state.get(f"{bitmap}_spi")
+            if words is not None and from_words(words) & ~(self.core.valid & ~PRIVATE_MASK):  # type: ignore[arg-type]
+                raise VMStateInvalid(f"{bitmap}_spi", "bits for interrupts this GIC lacks")
+        edge = state.get("edge_priv")
+        if edge is not None and any(w & SGI_MASK != SGI_MASK for w in edge):  # type: ignore[attr-defined]
+            raise VMStateInvalid("edge_priv", "SGIs are always edge-triggered")
 
     def vmstate_post_load(self) -> None:
         self.after_load()
