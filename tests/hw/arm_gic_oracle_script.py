@@ -57,7 +57,7 @@ def script() -> list[Step]:
     # Identification and power-on values.
     # GICR_TYPER's LPI bits differ by design: QEMU's virt has an ITS, pemu has no LPIs.
     s += [rd(DIST), rd(DIST + 0xFFE8), rd(REDIST + 0xFFE8), rd(REDIST + 8, 8, NOT_LPI_BITS),
-          rd(REDIST + 0x14), rd(SGI + 0xC00), rd(SGI + 0xC04)]
+          rd(REDIST + 0x14), rd(SGI + 0xC00), rd(SGI + 0xC04), rd(DIST + 8), rd(REDIST + 4)]
     s += [mrs(r) for r in ("SRE", "CTLR", "PMR", "BPR0", "BPR1", "RPR", "IGRPEN0",
                            "IGRPEN1", "IAR1", "HPPIR1")]
     s += [rd(UART + 0xFE0 + 4 * i) for i in range(8)]
