@@ -211,21 +211,43 @@ def script_delivery() -> list[Step]:
     return s
 
 
+def script_delivery_v2() -> list[Step]:
+    """The same through GICv2 (gic-version=2): GICD_SGIR, GICC_IAR/EOIR in the handler
+    (SGIs show their source CPU in bits 10-12); group 0 is IRQ there (no FIQEn)."""
+    done = [asm("ldr x0, =0xd0e", "bl print_hex")]
+    s: list[Step] = [asm("adr x0, vectors", "msr vbar_el1, x0", "isb")]
+    s += [wr(DIST, 1), wr(GICC + 4, 0xF0), wr(GICC, 1), wr(DIST + 0x100, 0b111)]
+    s += [wr(DIST + 0xF00, (2 << 24) | 1), asm("msr daifclr, #2", "isb", "msr daifset, #2")]
+    s += done
+    s += [wr(DIST + 0x428, 0xA0A0_60A0), wr(DIST + 0x104, 0b111 << 8),
+          wr(DIST + 0x204, 0b11 << 8), asm("msr daifclr, #2", "isb", "msr daifset, #2")]
+    s += done
+    s += [wr(DIST + 0x100, 1 << 27),
+          asm("ldr x0, =100000", "msr cntv_tval_el0, x0", "mov x0, #1",
+              "msr cntv_ctl_el0, x0", "3: mrs x0, cntv_ctl_el0", "cbz x0, 5f", "wfi",
+              "msr daifclr, #2", "isb", "msr daifset, #2", "b 3b", "5:")] + done
+    return s
+
+
 def _vectors() -> list[str]:
-    """Current EL with SP_ELx: IRQ at +0x280, FIQ at +0x300."""
+    """Current EL with SP_ELx: IRQ at +0x280, FIQ at +0x300.  The IRQ handler reads the
+    GICv3 ICC_IAR1 or, when ``gicc_base`` (x10) is set, GICv2's GICC_IAR."""
     return [
         ".balign 2048", "vectors:", ".space 0x280", "b irq_handler", ".balign 128",
         "b fiq_handler", ".balign 128", ".space 0x100",
-        "irq_handler:", f"mrs x0, {ICC['IAR1']}", "mov x9, x0", "bl print_hex",
-        "cmp x9, #27", "b.ne 4f", "msr cntv_ctl_el0, xzr", f"4: msr {ICC['EOIR1']}, x9",
+        "irq_handler:", "ldr x10, gicc_base", "cbnz x10, 6f", f"mrs x0, {ICC['IAR1']}",
+        "b 7f", "6: ldr w0, [x10, #0xc]", "7: mov x9, x0", "bl print_hex",
+        "and x11, x9, #0x3ff", "cmp x11, #27", "b.ne 4f", "msr cntv_ctl_el0, xzr",
+        "4: cbnz x10, 8f", f"msr {ICC['EOIR1']}, x9", "eret", "8: str w9, [x10, #0x10]",
         "eret",
         "fiq_handler:", f"mrs x0, {ICC['IAR0']}", "mov x9, x0", "bl print_hex",
         f"msr {ICC['EOIR0']}, x9", "eret",
     ]
 
 
-def assembly(steps: list[Step]) -> str:
-    """The program: ``_start`` runs the steps, then SYSTEM_OFF."""
+def assembly(steps: list[Step], gicc_base: int = 0) -> str:
+    """The program: ``_start`` runs the steps, then SYSTEM_OFF.  ``gicc_base``: the
+    GICv2 CPU interface the IRQ handler uses (0: the GICv3 system registers)."""
     out = [".global _start", ".text", "_start:", "ldr x0, =stack_top", "mov sp, x0"]
     for step in steps:
         kind = step[0]
@@ -244,7 +266,8 @@ def assembly(steps: list[Step]) -> str:
             out += list(step[1:])
         else:
             out += [f"ldr x6, ={step[2]:#x}", f"msr {ICC[step[1]]}, x6", "isb"]
-    out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg", *_vectors()]
+    out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg", ".balign 8",
+            "gicc_base:", f".quad {gicc_base:#x}", *_vectors()]
     out += [
         "print_hex:", f"ldr x1, ={UART:#x}", "mov x3, #60",
         "2: lsr x2, x0, x3", "and x2, x2, #15", "cmp x2, #10", "add x4, x2, #'0'",

@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from arm_gic_oracle_script import assembly, script, script_delivery, script_v2
+from arm_gic_oracle_script import (
+    GICC,
+    assembly,
+    script,
+    script_delivery,
+    script_delivery_v2,
+    script_v2,
+)
 
 QEMU = "qemu-system-aarch64"
 TIMEOUT_S = 120
@@ -24,7 +31,14 @@ def _need(tool: str) -> None:
 
 
 # name: (gic-version, script)
-SCRIPTS = {"gicv3": (3, script), "gicv2": (2, script_v2), "delivery": (3, script_delivery)}
+SCRIPTS = {"gicv3": (3, script), "gicv2": (2, script_v2), "delivery": (3, script_delivery),
+           "delivery-v2": (2, script_delivery_v2)}
+DELIVERED = {
+    # SGI 1, SPI 40, SPIs 41 then 40 by priority, group-0 SGI 2 as FIQ, timer PPI 27
+    "delivery": (1, 0xD0E, 40, 0xD0E, 41, 40, 0xD0E, 2, 0xD0E, 27, 0xD0E),
+    # SGI 1 from CPU 0, SPIs 41 (0x60) then 40, timer PPI 27
+    "delivery-v2": (1, 0xD0E, 41, 40, 0xD0E, 27, 0xD0E),
+}
 
 
 @pytest.fixture(scope="module", params=list(SCRIPTS))
@@ -35,7 +49,8 @@ def program(request, tmp_path_factory) -> tuple[str, Path]:
     _need(QEMU)
     name = request.param
     out = tmp_path_factory.mktemp(f"{name}-oracle")
-    (out / "gic.S").write_text(assembly(SCRIPTS[name][1]()))
+    version, make_script = SCRIPTS[name]
+    (out / "gic.S").write_text(assembly(make_script(), GICC if version == 2 else 0))
     subprocess.run(["aarch64-linux-gnu-as", "-o", str(out / "gic.o"), str(out / "gic.S")],
                    check=True)
     subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(out / "gic.elf"),
@@ -56,10 +71,8 @@ def test_gic_reads_like_qemu(program: tuple[str, Path]) -> None:
               "-no-reboot", "-kernel", str(elf)]
     theirs = _run([QEMU, *common])
     ours = _run([sys.executable, "-m", "pemu.cli.system_aarch64", *common])
-    if name == "delivery":
-        # SGI 1, SPI 40, SPIs 41 then 40 by priority, group-0 SGI 2 as FIQ, timer PPI 27
-        assert theirs == [f"{v:016x}" for v in (1, 0xD0E, 40, 0xD0E, 41, 40, 0xD0E, 2, 0xD0E,
-                                                 27, 0xD0E)]
+    if name in DELIVERED:
+        assert theirs == [f"{v:016x}" for v in DELIVERED[name]]
         assert ours == theirs
         return
     reads = [step for step in make_script() if step[0] in ("rd", "mrs")]
