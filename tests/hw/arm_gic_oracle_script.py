@@ -229,6 +229,32 @@ def script_delivery_v2() -> list[Step]:
     return s
 
 
+def script_smp(version: int) -> list[Step]:
+    """Two CPUs (-smp 2): CPU 0 starts CPU 1 with PSCI CPU_ON; CPU 1 sets up its own
+    (banked) CPU interface and waits in WFI; CPU 0 sends it SGI 3; CPU 1's handler prints
+    what its IAR returns.  Flags in memory order the two CPUs' output."""
+    if version == 3:
+        rd1 = REDIST + 0x20000
+        own = [wr(rd1 + 0x14, 0), wr(rd1 + 0x10080, 0xFFFF_FFFF), wr(rd1 + 0x10100, 1 << 3),
+               msr("PMR", 0xF0), msr("IGRPEN1", 1)]
+        setup = [wr(DIST, 0x13)]
+        send = [msr("SGI1R", (3 << 24) | 0b10)]
+    else:
+        own = [wr(DIST + 0x100, 1 << 3), wr(GICC + 4, 0xF0), wr(GICC, 1)]
+        setup = [wr(DIST, 1)]
+        send = [wr(DIST + 0xF00, (0b10 << 16) | 3)]
+    wait = "9: ldr x0, {0}", "cbz x0, 9b"
+    s: list[Step] = [asm("adr x0, vectors", "msr vbar_el1, x0", "isb"), *setup]
+    s += [asm("ldr x0, =0xc4000003", "mov x1, #1", "adr x2, secondary", "mov x3, #0",
+              "hvc #0", "bl print_hex", *(w.format("flag1") for w in wait))]
+    s += send + [asm(*(w.format("flag2") for w in wait), "ldr x0, =0xd0e", "bl print_hex",
+                     "b 10f", "secondary:", "adr x0, vectors", "msr vbar_el1, x0", "isb")]
+    s += own + [asm("mov x0, #1", "adr x11, flag1", "str x0, [x11]", "dsb sy",
+                    "3: ldr x0, flag2", "cbnz x0, 5f", "wfi", "msr daifclr, #2", "isb",
+                    "msr daifset, #2", "b 3b", "5: b 5b", "10:")]
+    return s
+
+
 def _vectors() -> list[str]:
     """Current EL with SP_ELx: IRQ at +0x280, FIQ at +0x300.  The IRQ handler reads the
     GICv3 ICC_IAR1 or, when ``gicc_base`` (x10) is set, GICv2's GICC_IAR."""
@@ -238,7 +264,8 @@ def _vectors() -> list[str]:
         "irq_handler:", "ldr x10, gicc_base", "cbnz x10, 6f", f"mrs x0, {ICC['IAR1']}",
         "b 7f", "6: ldr w0, [x10, #0xc]", "7: mov x9, x0", "bl print_hex",
         "and x11, x9, #0x3ff", "cmp x11, #27", "b.ne 4f", "msr cntv_ctl_el0, xzr",
-        "4: cbnz x10, 8f", f"msr {ICC['EOIR1']}, x9", "eret", "8: str w9, [x10, #0x10]",
+        "4: adr x11, flag2", "mov x12, #1", "str x12, [x11]", "dsb sy",
+        "cbnz x10, 8f", f"msr {ICC['EOIR1']}, x9", "eret", "8: str w9, [x10, #0x10]",
         "eret",
         "fiq_handler:", f"mrs x0, {ICC['IAR0']}", "mov x9, x0", "bl print_hex",
         f"msr {ICC['EOIR0']}, x9", "eret",
@@ -267,7 +294,8 @@ def assembly(steps: list[Step], gicc_base: int = 0) -> str:
         else:
             out += [f"ldr x6, ={step[2]:#x}", f"msr {ICC[step[1]]}, x6", "isb"]
     out += ["ldr x0, =0x84000008", "hvc #0", "1: b 1b", ".ltorg", ".balign 8",
-            "gicc_base:", f".quad {gicc_base:#x}", *_vectors()]
+            "gicc_base:", f".quad {gicc_base:#x}", "flag1:", ".quad 0", "flag2:", ".quad 0",
+            *_vectors()]
     out += [
         "print_hex:", f"ldr x1, ={UART:#x}", "mov x3, #60",
         "2: lsr x2, x0, x3", "and x2, x2, #15", "cmp x2, #10", "add x4, x2, #'0'",

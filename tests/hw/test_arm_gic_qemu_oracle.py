@@ -1,7 +1,9 @@
 """The GICv3 (with the PL011's and PL031's identification) and the GICv2 against QEMU's
 own: bare-metal programs (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M virt`` and
-on ``pemu-system-aarch64 -M virt``; every value read must be the same.  A third program
-takes interrupts for real (SGI, SPI, priority order, FIQ, the virtual timer's PPI)."""
+on ``pemu-system-aarch64 -M virt``; every value read must be the same.  The delivery
+programs take interrupts for real (SGI, SPI, priority order, FIQ, the virtual timer's
+PPI); the smp ones start a second CPU and send it an SGI (GICv2: its banked CPU
+interface, which needs the vCPU loop's pemu.hw.accessing_cpu)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from arm_gic_oracle_script import (
     script,
     script_delivery,
     script_delivery_v2,
+    script_smp,
     script_v2,
 )
 
@@ -32,12 +35,16 @@ def _need(tool: str) -> None:
 
 # name: (gic-version, script)
 SCRIPTS = {"gicv3": (3, script), "gicv2": (2, script_v2), "delivery": (3, script_delivery),
-           "delivery-v2": (2, script_delivery_v2)}
+           "delivery-v2": (2, script_delivery_v2), "smp": (3, lambda: script_smp(3)),
+           "smp-v2": (2, lambda: script_smp(2))}
 DELIVERED = {
     # SGI 1, SPI 40, SPIs 41 then 40 by priority, group-0 SGI 2 as FIQ, timer PPI 27
     "delivery": (1, 0xD0E, 40, 0xD0E, 41, 40, 0xD0E, 2, 0xD0E, 27, 0xD0E),
     # SGI 1 from CPU 0, SPIs 41 (0x60) then 40, timer PPI 27
     "delivery-v2": (1, 0xD0E, 41, 40, 0xD0E, 27, 0xD0E),
+    # CPU_ON's result, then SGI 3 taken by CPU 1 through its own (banked) CPU interface
+    "smp": (0, 3, 0xD0E),
+    "smp-v2": (0, 3, 0xD0E),
 }
 
 
@@ -68,7 +75,7 @@ def test_gic_reads_like_qemu(program: tuple[str, Path]) -> None:
     name, elf = program
     version, make_script = SCRIPTS[name]
     common = ["-M", f"virt,gic-version={version}", "-cpu", "cortex-a57", "-nographic",
-              "-no-reboot", "-kernel", str(elf)]
+              "-no-reboot", "-kernel", str(elf), *(["-smp", "2"] if "smp" in name else [])]
     theirs = _run([QEMU, *common])
     ours = _run([sys.executable, "-m", "pemu.cli.system_aarch64", *common])
     if name in DELIVERED:
