@@ -184,12 +184,16 @@ class GicCore:
 
     # -- arbitration -----------------------------------------------------------------
     def _group_enabled_mask(self, cpu: int) -> int:
-        c = self.cpus[cpu]
+        """The interrupts whose group the distributor forwards.  The CPU interface's own
+        group enables act later (``_can_take``): a pending interrupt of a group the CPU
+        interface has off still is the highest pending one, and hides lower-priority
+        interrupts of the other group from IAR, as the architecture's pseudocode (and
+        QEMU) have it."""
         mask = 0
         group = self.group.get(cpu)
-        if self.dist_grp1 and c.grpen1:
+        if self.dist_grp1:
             mask |= group
-        if self.dist_grp0 and c.grpen0:
+        if self.dist_grp0:
             mask |= ~group
         return mask
 
@@ -232,6 +236,9 @@ class GicCore:
         if intid == SPURIOUS or prio >= self.cpus[cpu].pmr:
             return SPURIOUS, -1, IDLE_PRIORITY
         group = int(self.group.test(cpu, intid))
+        c = self.cpus[cpu]
+        if not (c.grpen1 if group else c.grpen0):
+            return SPURIOUS, -1, IDLE_PRIORITY
         if self.group_priority_of(cpu, group, prio) >= self.running_priority(cpu):
             return SPURIOUS, -1, IDLE_PRIORITY
         return intid, group, prio
@@ -294,11 +301,25 @@ class GicCore:
         if intid < self.num_irqs:
             self.active.assign(cpu, intid, False)
 
-    def end_of_interrupt(self, cpu: int, intid: int) -> None:
-        """EOIR: drop the running priority, and deactivate unless EOImode splits it."""
-        if intid >= 1020:
-            return  # special INTIDs are never acknowledged, so never ended
-        if self.drop_priority(cpu) and not self.cpus[cpu].eoimode:
+    def deactivate_split(self, cpu: int, intid: int) -> None:
+        """DIR: deactivate, when EOImode splits it from the priority drop.  Without
+        EOImode the write is UNPREDICTABLE; it is ignored, as QEMU does."""
+        if self.cpus[cpu].eoimode and intid < self.num_irqs:
+            self.deactivate(cpu, intid)
+            self.update_for(cpu, intid)
+
+    def end_of_interrupt(self, cpu: int, intid: int, group: int | None = None) -> None:
+        """EOIR: drop the running priority, and deactivate unless EOImode splits it.
+        ``group`` (GICv3's EOIR0/EOIR1): only if the running priority is that group's;
+        otherwise the write does nothing, as in QEMU."""
+        if intid >= self.num_irqs:
+            return  # special INTIDs (1020-1023) are never acknowledged, so never ended
+        c = self.cpus[cpu]
+        if group is not None:
+            active = c.ap0 | c.ap1
+            if not (c.ap1 if group else c.ap0) & active & -active:
+                return
+        if self.drop_priority(cpu) and not c.eoimode:
             self.deactivate(cpu, intid)
         self.update_for(cpu, intid)
 

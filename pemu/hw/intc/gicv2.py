@@ -322,8 +322,7 @@ class Gicv2(GicStateMixin, Device):
             elif offset == GICC_EOIR:
                 self.core.end_of_interrupt(cpu, value & 0x3FF)
             elif offset == GICC_DIR:
-                self.core.deactivate(cpu, value & 0x3FF)
-                self.core.update_for(cpu, value & 0x3FF)
+                self.core.deactivate_split(cpu, value & 0x3FF)
             elif GICC_APR0 <= offset < GICC_APR_END and offset & 3 == 0:
                 shift = 8 * (offset - GICC_APR0)
                 c.ap0 = (c.ap0 & ~(0xFFFF_FFFF << shift)) | (value & 0xFFFF_FFFF) << shift

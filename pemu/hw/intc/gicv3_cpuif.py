@@ -60,15 +60,16 @@ class Gicv3CpuInterface:
                 return self.core.acknowledge(cpu, (group,))
         return read
 
-    def eoir(self, cpu: int, value: int) -> None:
-        with self.core.lock:
-            self.core.end_of_interrupt(cpu, value & 0xFF_FFFF)
+    def eoir(self, group: int) -> Callable[[int, int], None]:
+        def write(cpu: int, value: int) -> None:
+            with self.core.lock:
+                self.core.end_of_interrupt(cpu, value & 0xFF_FFFF, group)
+        return write
 
     def dir(self, cpu: int, value: int) -> None:
         intid = value & 0xFF_FFFF
         with self.core.lock:
-            self.core.deactivate(cpu, intid)
-            self.core.update_for(cpu, intid)
+            self.core.deactivate_split(cpu, intid)
 
     def hppir(self, group: int) -> Callable[[int], int]:
         def read(cpu: int) -> int:
@@ -76,6 +77,9 @@ class Gicv3CpuInterface:
                 intid, _ = self.core.highest_pending(cpu)
                 if intid == SPURIOUS or int(self.core.group.test(cpu, intid)) != group:
                     return SPURIOUS
+                c = self.core.cpus[cpu]
+                if not (c.grpen1 if group else c.grpen0):
+                    return SPURIOUS  # a group the CPU interface has off shows nothing
                 return intid
         return read
 
@@ -162,7 +166,7 @@ def icc_sysregs(gic: Gicv3) -> dict[SysregKey, IccRegister]:
     regs = {
         (3, 0, 4, 6, 0): IccRegister("ICC_PMR_EL1", ci.pmr_read, ci.pmr_write),
         (3, 0, 12, 8, 0): IccRegister("ICC_IAR0_EL1", ci.iar(0)),
-        (3, 0, 12, 8, 1): IccRegister("ICC_EOIR0_EL1", write=ci.eoir),
+        (3, 0, 12, 8, 1): IccRegister("ICC_EOIR0_EL1", write=ci.eoir(0)),
         (3, 0, 12, 8, 2): IccRegister("ICC_HPPIR0_EL1", ci.hppir(0)),
         (3, 0, 12, 8, 3): IccRegister("ICC_BPR0_EL1", ci.bpr0_read, ci.bpr0_write),
         (3, 0, 12, 8, 4): IccRegister("ICC_AP0R0_EL1", *ap0),
@@ -174,7 +178,7 @@ def icc_sysregs(gic: Gicv3) -> dict[SysregKey, IccRegister]:
         (3, 0, 12, 11, 6): IccRegister("ICC_ASGI1R_EL1"),
         (3, 0, 12, 11, 7): IccRegister("ICC_SGI0R_EL1", write=ci.sgi(0)),
         (3, 0, 12, 12, 0): IccRegister("ICC_IAR1_EL1", ci.iar(1)),
-        (3, 0, 12, 12, 1): IccRegister("ICC_EOIR1_EL1", write=ci.eoir),
+        (3, 0, 12, 12, 1): IccRegister("ICC_EOIR1_EL1", write=ci.eoir(1)),
         (3, 0, 12, 12, 2): IccRegister("ICC_HPPIR1_EL1", ci.hppir(1)),
         (3, 0, 12, 12, 3): IccRegister("ICC_BPR1_EL1", ci.bpr1_read, ci.bpr1_write),
         (3, 0, 12, 12, 4): IccRegister("ICC_CTLR_EL1", ci.ctlr_read, ci.ctlr_write),
