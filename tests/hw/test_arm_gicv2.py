@@ -54,6 +54,13 @@ class Board:
             self.cpuif(g.GICC_CTLR, 1, cpu=cpu)
 
 
+def test_sgis_are_always_enabled():
+    b = Board()
+    assert b.dist(0x100) == 0xFFFF
+    b.dist(0x180, 0xFFFF_FFFF)
+    assert b.dist(0x100) == 0xFFFF, "ICENABLER0 cannot turn SGIs off (as QEMU's GICv2)"
+
+
 def test_identification_and_banked_targets():
     b = Board(num_cpus=3)
     assert b.dist(0xFE8) & 0xF0 == 0x20

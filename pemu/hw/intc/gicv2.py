@@ -108,6 +108,8 @@ class Gicv2(GicStateMixin, Device):
             self.core.reset_state()
             for c in self.core.cpus:
                 c.fiq_en = False
+            for cpu in range(self.num_cpus):
+                self.core.enabled.priv[cpu] |= 0xFFFF  # SGIs: always enabled
             self.itargets = [0] * self.num_irqs
             self.sgi_sources = [0] * (16 * self.num_cpus)  # [cpu * 16 + sgi]: sender bits
             self.ackctl = [False] * self.num_cpus
@@ -220,9 +222,10 @@ class Gicv2(GicStateMixin, Device):
                 self.core.update()
             elif gic_irq_regs.handles(offset):
                 block = offset & ~0x7F
-                if block in (gic_irq_regs.ISPENDR, gic_irq_regs.ICPENDR) and offset == block:
-                    # SGI pending bits are set and cleared per source (SPENDSGIR):
-                    # ISPENDR0/ICPENDR0 ignore them.
+                if block in (gic_irq_regs.ISPENDR, gic_irq_regs.ICPENDR,
+                             gic_irq_regs.ICENABLER) and offset == block:
+                    # SGI pending bits are set and cleared per source (SPENDSGIR), and
+                    # SGIs are always enabled (as QEMU's GICv2): word 0 ignores them.
                     value &= ~0xFFFF
                 gic_irq_regs.write(self.core, cpu, offset, size, value, 0, self.num_irqs)
             elif GICD_ITARGETSR <= offset < GICD_ITARGETSR_END:
