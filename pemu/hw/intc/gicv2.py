@@ -17,7 +17,8 @@ tests/hw/test_arm_gic_qemu_oracle.py): 8 priority bits (BPR from 0, GICC_APR0-3)
 one CPU the ITARGETSRs read as zero and every SPI goes to it, GICC_HPPIR shows only an
 interrupt that beats the priority mask, a group-1 interrupt GICC_IAR may not take
 (AckCtl clear) reads as 1022, and without security extensions the aliased registers
-(GICC_AIAR, AEOIR, AHPPIR, NSAPRn) read as zero and ignore writes.
+(GICC_AIAR, AEOIR, AHPPIR, NSAPRn) read as zero and ignore writes; SGIs are always
+enabled.
 """
 
 from __future__ import annotations
