@@ -7,7 +7,7 @@ and routed to CPUs by the version's own rule (GICv2 ITARGETSR, GICv3 IROUTER), w
 hands to ``GicCore`` as one SPI bitmap per CPU.
 
 Bitmaps are Python ints: bits 0-31 of a banked bitmap live in ``priv[cpu]``, bits 32+
-in ``spi``, and ``bits(cpu)`` joins them, so one register decoder serves the banked
+in ``spi``, and ``get(cpu)`` joins them, so one register decoder serves the banked
 (GICv3 redistributor, GICv2 word 0) and shared registers alike.
 
 Pending state: an edge-triggered interrupt is pending while its latch is set (a rising
@@ -101,8 +101,8 @@ class GicCore:
     """Interrupt state, arbitration and the CPU interfaces' logic; no register layout.
 
     ``spi_targets(cpu)`` gives the SPI bits routed to ``cpu`` (the version's routing).
-    ``outputs`` are per CPU ``(irq_sink, fiq_sink)``; they are called on every change,
-    under ``self.lock``.
+    ``cpu_irq[i]``/``cpu_fiq[i]`` are called when CPU i's output changes, under
+    ``self.lock``.
     """
 
     def __init__(self, num_cpus: int, num_irqs: int, cpu_irq: list[Callable[[bool], None]],
@@ -229,7 +229,7 @@ class GicCore:
             return group_priority(prio, c.bpr0)
         return group_priority(prio, c.bpr1 - 1)  # BPR1 counts one bit less than BPR0
 
-    def _can_take(self, cpu: int) -> tuple[int, int, int]:
+    def can_take(self, cpu: int) -> tuple[int, int, int]:
         """(INTID, group, priority) of the interrupt that would be acknowledged now, or
         (1023, -1, 0xFF): it must beat the priority mask and preempt the running one."""
         intid, prio = self.highest_pending(cpu)
@@ -247,7 +247,7 @@ class GicCore:
         c = self.cpus[cpu]
         irq = fiq = False
         if self.cpu_awake(cpu):
-            intid, group, _ = self._can_take(cpu)
+            intid, group, _ = self.can_take(cpu)
             if intid != SPURIOUS:
                 if group == 0 and self.group0_is_fiq(cpu):
                     fiq = True
@@ -268,7 +268,7 @@ class GicCore:
     def acknowledge(self, cpu: int, groups: tuple[int, ...]) -> int:
         """Take the interrupt the CPU would be signalled, if it is in ``groups``: it
         becomes active, its pending latch clears, its group priority becomes active."""
-        intid, group, prio = self._can_take(cpu)
+        intid, group, prio = self.can_take(cpu)
         if intid == SPURIOUS or group not in groups:
             return SPURIOUS
         self.activate(cpu, intid, group, prio)

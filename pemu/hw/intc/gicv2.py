@@ -253,7 +253,7 @@ class Gicv2(GicStateMixin, Device):
 
     # -- CPU interface ----------------------------------------------------------------
     def _acknowledge(self, cpu: int) -> int:
-        intid, group, _ = self.core._can_take(cpu)
+        intid, group, _ = self.core.can_take(cpu)
         if intid != SPURIOUS and group == 1 and not self.ackctl[cpu]:
             return 1022  # a group-1 interrupt that GICC_IAR may not take
         intid = self.core.acknowledge(cpu, (0, 1))
