@@ -185,7 +185,7 @@ class GicCore:
     # -- arbitration -----------------------------------------------------------------
     def _group_enabled_mask(self, cpu: int) -> int:
         """The interrupts whose group the distributor forwards.  The CPU interface's own
-        group enables act later (``_can_take``): a pending interrupt of a group the CPU
+        group enables act later (``can_take``): a pending interrupt of a group the CPU
         interface has off still is the highest pending one, and hides lower-priority
         interrupts of the other group from IAR, as the architecture's pseudocode (and
         QEMU) have it."""
