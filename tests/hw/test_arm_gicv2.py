@@ -54,6 +54,13 @@ class Board:
             self.cpuif(g.GICC_CTLR, 1, cpu=cpu)
 
 
+def test_sgis_are_always_enabled():
+    b = Board()
+    assert b.dist(0x100) == 0xFFFF
+    b.dist(0x180, 0xFFFF_FFFF)
+    assert b.dist(0x100) == 0xFFFF, "ICENABLER0 cannot turn SGIs off (as QEMU's GICv2)"
+
+
 def test_identification_and_banked_targets():
     b = Board(num_cpus=3)
     assert b.dist(0xFE8) & 0xF0 == 0x20
@@ -116,8 +123,11 @@ def test_fiq_enable_and_group_1_ack_control():
     b.dist(g.GICD_CTLR, 3)
     b.cpuif(g.GICC_CTLR, 1 | 2 | 8)
     assert b.irq[0]
-    assert b.cpuif(g.GICC_IAR) == 1023, "AckCtl clear: GICC_IAR takes group 0 only"
-    assert b.cpuif(g.GICC_AIAR) == 33
+    assert b.cpuif(g.GICC_HPPIR) == 1022
+    assert b.cpuif(g.GICC_IAR) == 1022, "AckCtl clear: GICC_IAR takes group 0 only"
+    b.cpuif(g.GICC_CTLR, 1 | 2 | 4 | 8)
+    assert b.cpuif(g.GICC_IAR) == 33
+    assert not b.irq[0]
 
 
 def test_ppi_banked_and_split_eoi():
@@ -148,3 +158,19 @@ def test_migration_round_trip():
     assert c.irq == [False, True]
     assert c.cpuif(g.GICC_IAR, cpu=1) == 2
     assert c.dist(g.GICD_ITARGETSR + 32, cpu=0) == 0x01010101
+
+
+def test_uniprocessor_targets_and_eight_priority_bits():
+    b = Board(num_cpus=1)
+    b.linux_init()
+    assert b.dist(g.GICD_ITARGETSR + 32) == 0, "RAZ/WI with one CPU"
+    b.dist(0x104, 1 << 8)
+    b.dist(0x400 + 40, 0x81, size=1)
+    assert b.dist(0x400 + 40, size=1) == 0x81
+    b.cpuif(g.GICC_PMR, 0xFF)
+    assert b.cpuif(g.GICC_PMR) == 0xFF
+    b.gic.set_spi(40, True)
+    assert b.irq == [True], "every SPI reaches the only CPU"
+    assert b.cpuif(g.GICC_IAR) == 40
+    assert b.cpuif(g.GICC_RPR) == 0x80, "group priority: bits 7-1 at BPR 0"
+    assert b.cpuif(g.GICC_APR0 + 8) == 1, "preemption level 0x40 is bit 0 of APR2"

@@ -309,3 +309,43 @@ def test_migration_round_trip() -> None:
     assert c.rd("IAR1", cpu=1) == 40, "the level line 40 pends again, lowest INTID"
     with pytest.raises(MigrationError, match="num_cpus"):
         load_device(Board(num_cpus=3).gic, state)
+
+
+def test_migration_refuses_impossible_state() -> None:
+    b = Board()
+    b.gic.core.edge.priv[0] = 0  # level-triggered SGIs: no guest can do that
+    state = save_device(b.gic)
+    c = Board()
+    with pytest.raises(MigrationError, match="edge_priv"):
+        load_device(c.gic, state)
+    assert c.gic.core.edge.priv[0] == 0xFFFF, "a refused stream changes nothing"
+
+
+def test_group_rules_of_the_cpu_interface() -> None:
+    """Architecture pseudocode (and QEMU): a pending group-0 interrupt whose CPU-interface
+    group is off still is the highest pending one; EOIR ends only its own group's
+    priority; DIR does nothing without EOImode."""
+    b = Board()
+    b.linux_init()
+    b.mem.store(DIST, 4, 0x13)  # both groups forwarded by the distributor
+    b.mem.store(DIST + 0x84, 4, 0xFFFF_FFFF & ~(1 << 1))  # SPI 33 in group 0
+    b.mem.store(DIST + 0x400 + 33, 1, 0x40)
+    b.enable_spi(33)
+    b.enable_spi(34)
+    b.gic.set_spi(33, True)
+    b.gic.set_spi(34, True)
+    assert b.rd("HPPIR0") == 1023, "group 0 is off in the CPU interface"
+    assert b.rd("IAR1") == 1023, "the group-0 interrupt is the highest pending"
+    assert not b.irq[0] and not b.fiq[0]
+    b.wr("IGRPEN0", 1)
+    assert b.fiq[0] and b.rd("IAR0") == 33
+    b.wr("EOIR1", 33)
+    assert b.rd("AP0R0") == 1 << (0x40 >> 3), "EOIR1 does not end a group-0 priority"
+    b.wr("EOIR0", 33)
+    assert b.rd("AP0R0") == 0
+    b.gic.set_spi(33, False)
+    assert b.rd("IAR1") == 34
+    b.wr("DIR", 34)
+    assert b.mem.load(DIST + 0x304, 4) & (1 << 2), "DIR without EOImode: ignored"
+    b.wr("EOIR1", 34)
+    assert not b.mem.load(DIST + 0x304, 4) & (1 << 2)

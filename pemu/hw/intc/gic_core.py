@@ -7,7 +7,7 @@ and routed to CPUs by the version's own rule (GICv2 ITARGETSR, GICv3 IROUTER), w
 hands to ``GicCore`` as one SPI bitmap per CPU.
 
 Bitmaps are Python ints: bits 0-31 of a banked bitmap live in ``priv[cpu]``, bits 32+
-in ``spi``, and ``bits(cpu)`` joins them, so one register decoder serves the banked
+in ``spi``, and ``get(cpu)`` joins them, so one register decoder serves the banked
 (GICv3 redistributor, GICv2 word 0) and shared registers alike.
 
 Pending state: an edge-triggered interrupt is pending while its latch is set (a rising
@@ -27,8 +27,8 @@ from collections.abc import Callable
 
 NUM_PRIVATE = 32
 SPURIOUS = 1023
-PRIORITY_BITS = 5  # as QEMU's TCG GICs: 32 priority levels, all of them preemptive
-PRIORITY_MASK = (0xFF << (8 - PRIORITY_BITS)) & 0xFF  # 0xF8
+GICV3_PRIORITY_BITS = 5  # as QEMU's TCG GICv3: 32 priority levels, all preemptive
+GICV2_PRIORITY_BITS = 8  # as QEMU's GICv2: 256 levels, 128 of them preemptive
 IDLE_PRIORITY = 0xFF
 PRIVATE_MASK = 0xFFFF_FFFF
 SGI_MASK = 0xFFFF
@@ -69,27 +69,26 @@ class CpuInterface:
     """What one CPU's interface holds (ICC_* on GICv3, GICC_* on GICv2)."""
 
     __slots__ = ("pmr", "bpr0", "bpr1", "ap0", "ap1", "grpen0", "grpen1", "eoimode",
-                 "cbpr", "fiq_en", "irq_out", "fiq_out")
+                 "cbpr", "fiq_en", "irq_out", "fiq_out", "min_bpr0")
 
-    def __init__(self) -> None:
+    def __init__(self, min_bpr0: int) -> None:
+        self.min_bpr0 = min_bpr0
         self.reset()
         self.irq_out = False
         self.fiq_out = False
 
     def reset(self) -> None:
         self.pmr = 0  # masks everything until the OS opens it
-        self.bpr0 = MIN_BPR0
-        self.bpr1 = MIN_BPR0 + 1
-        self.ap0 = 0  # bit n: group priority n << 3 is active (group 0)
+        self.bpr0 = self.min_bpr0
+        self.bpr1 = self.min_bpr0 + 1
+        # Bit n: group priority n << (min_bpr0 + 1) is active (AP0R/AP1R, GICC_APR).
+        self.ap0 = 0
         self.ap1 = 0
         self.grpen0 = False
         self.grpen1 = False
         self.eoimode = False  # split priority drop (EOIR) and deactivation (DIR)
         self.cbpr = False  # group 1 uses BPR0 as well
         self.fiq_en = True  # GICv2 without FIQEn signals group 0 as IRQ; GICv3 always FIQ
-
-
-MIN_BPR0 = 7 - PRIORITY_BITS  # the smallest binary point: every priority bit preempts
 
 
 def group_priority(priority: int, bpr: int) -> int:
@@ -102,12 +101,13 @@ class GicCore:
     """Interrupt state, arbitration and the CPU interfaces' logic; no register layout.
 
     ``spi_targets(cpu)`` gives the SPI bits routed to ``cpu`` (the version's routing).
-    ``outputs`` are per CPU ``(irq_sink, fiq_sink)``; they are called on every change,
-    under ``self.lock``.
+    ``cpu_irq[i]``/``cpu_fiq[i]`` are called when CPU i's output changes, under
+    ``self.lock``.
     """
 
     def __init__(self, num_cpus: int, num_irqs: int, cpu_irq: list[Callable[[bool], None]],
-                 cpu_fiq: list[Callable[[bool], None]]) -> None:
+                 cpu_fiq: list[Callable[[bool], None]],
+                 priority_bits: int = GICV3_PRIORITY_BITS) -> None:
         if num_irqs % 32 or not NUM_PRIVATE < num_irqs <= 1020:
             raise ValueError(f"GIC: {num_irqs} interrupts (want a multiple of 32, 64..1020)")
         if len(cpu_irq) != num_cpus or len(cpu_fiq) != num_cpus:
@@ -126,7 +126,13 @@ class GicCore:
         self.active = BankedBits(num_cpus)
         self.priv_priority = [bytearray(NUM_PRIVATE) for _ in range(num_cpus)]
         self.spi_priority = bytearray(num_irqs)
-        self.cpus = [CpuInterface() for _ in range(num_cpus)]
+        self.priority_bits = priority_bits
+        self.pmr_mask = (0xFF << (8 - priority_bits)) & 0xFF
+        # The smallest binary point: every implemented priority bit preempts, but a
+        # group priority has at most 7 bits (BPR0 = 0 leaves bit 0 as subpriority).
+        self.min_bpr0 = 7 - min(priority_bits, 7)
+        self.ap_shift = self.min_bpr0 + 1  # group priority -> active-priority bit
+        self.cpus = [CpuInterface(self.min_bpr0) for _ in range(num_cpus)]
         self.dist_grp0 = False
         self.dist_grp1 = False
         # Set by the version: may the CPU interface signal at all (GICR_WAKER, GICC_CTLR)?
@@ -155,10 +161,12 @@ class GicCore:
         return self.spi_priority[intid]
 
     def set_priority(self, cpu: int, intid: int, value: int) -> None:
+        # All eight bits are kept, as QEMU's distributor does; only the CPU interface's
+        # group priorities are cut to the implemented bits.
         if intid < NUM_PRIVATE:
-            self.priv_priority[cpu][intid] = value & PRIORITY_MASK
+            self.priv_priority[cpu][intid] = value & 0xFF
         elif intid < self.num_irqs:
-            self.spi_priority[intid] = value & PRIORITY_MASK
+            self.spi_priority[intid] = value & 0xFF
 
     def pending(self, cpu: int) -> int:
         return self.latch.get(cpu) | (self.level.get(cpu) & ~self.edge.get(cpu))
@@ -176,12 +184,16 @@ class GicCore:
 
     # -- arbitration -----------------------------------------------------------------
     def _group_enabled_mask(self, cpu: int) -> int:
-        c = self.cpus[cpu]
+        """The interrupts whose group the distributor forwards.  The CPU interface's own
+        group enables act later (``can_take``): a pending interrupt of a group the CPU
+        interface has off still is the highest pending one, and hides lower-priority
+        interrupts of the other group from IAR, as the architecture's pseudocode (and
+        QEMU) have it."""
         mask = 0
         group = self.group.get(cpu)
-        if self.dist_grp1 and c.grpen1:
+        if self.dist_grp1:
             mask |= group
-        if self.dist_grp0 and c.grpen0:
+        if self.dist_grp0:
             mask |= ~group
         return mask
 
@@ -209,7 +221,7 @@ class GicCore:
         active = c.ap0 | c.ap1
         if not active:
             return IDLE_PRIORITY
-        return ((active & -active).bit_length() - 1) << (8 - PRIORITY_BITS)
+        return ((active & -active).bit_length() - 1) << self.ap_shift
 
     def group_priority_of(self, cpu: int, group: int, prio: int) -> int:
         c = self.cpus[cpu]
@@ -217,13 +229,16 @@ class GicCore:
             return group_priority(prio, c.bpr0)
         return group_priority(prio, c.bpr1 - 1)  # BPR1 counts one bit less than BPR0
 
-    def _can_take(self, cpu: int) -> tuple[int, int, int]:
+    def can_take(self, cpu: int) -> tuple[int, int, int]:
         """(INTID, group, priority) of the interrupt that would be acknowledged now, or
         (1023, -1, 0xFF): it must beat the priority mask and preempt the running one."""
         intid, prio = self.highest_pending(cpu)
         if intid == SPURIOUS or prio >= self.cpus[cpu].pmr:
             return SPURIOUS, -1, IDLE_PRIORITY
         group = int(self.group.test(cpu, intid))
+        c = self.cpus[cpu]
+        if not (c.grpen1 if group else c.grpen0):
+            return SPURIOUS, -1, IDLE_PRIORITY
         if self.group_priority_of(cpu, group, prio) >= self.running_priority(cpu):
             return SPURIOUS, -1, IDLE_PRIORITY
         return intid, group, prio
@@ -232,7 +247,7 @@ class GicCore:
         c = self.cpus[cpu]
         irq = fiq = False
         if self.cpu_awake(cpu):
-            intid, group, _ = self._can_take(cpu)
+            intid, group, _ = self.can_take(cpu)
             if intid != SPURIOUS:
                 if group == 0 and self.group0_is_fiq(cpu):
                     fiq = True
@@ -253,7 +268,7 @@ class GicCore:
     def acknowledge(self, cpu: int, groups: tuple[int, ...]) -> int:
         """Take the interrupt the CPU would be signalled, if it is in ``groups``: it
         becomes active, its pending latch clears, its group priority becomes active."""
-        intid, group, prio = self._can_take(cpu)
+        intid, group, prio = self.can_take(cpu)
         if intid == SPURIOUS or group not in groups:
             return SPURIOUS
         self.activate(cpu, intid, group, prio)
@@ -262,7 +277,7 @@ class GicCore:
     def activate(self, cpu: int, intid: int, group: int, prio: int) -> None:
         self.active.assign(cpu, intid, True)
         self.latch.assign(cpu, intid, False)
-        bit = 1 << (self.group_priority_of(cpu, group, prio) >> (8 - PRIORITY_BITS))
+        bit = 1 << (self.group_priority_of(cpu, group, prio) >> self.ap_shift)
         c = self.cpus[cpu]
         if group == 0:
             c.ap0 |= bit
@@ -286,11 +301,25 @@ class GicCore:
         if intid < self.num_irqs:
             self.active.assign(cpu, intid, False)
 
-    def end_of_interrupt(self, cpu: int, intid: int) -> None:
-        """EOIR: drop the running priority, and deactivate unless EOImode splits it."""
-        if intid >= 1020:
-            return  # special INTIDs are never acknowledged, so never ended
-        if self.drop_priority(cpu) and not self.cpus[cpu].eoimode:
+    def deactivate_split(self, cpu: int, intid: int) -> None:
+        """DIR: deactivate, when EOImode splits it from the priority drop.  Without
+        EOImode the write is UNPREDICTABLE; it is ignored, as QEMU does."""
+        if self.cpus[cpu].eoimode and intid < self.num_irqs:
+            self.deactivate(cpu, intid)
+            self.update_for(cpu, intid)
+
+    def end_of_interrupt(self, cpu: int, intid: int, group: int | None = None) -> None:
+        """EOIR: drop the running priority, and deactivate unless EOImode splits it.
+        ``group`` (GICv3's EOIR0/EOIR1): only if the running priority is that group's;
+        otherwise the write does nothing, as in QEMU."""
+        if intid >= self.num_irqs:
+            return  # special INTIDs (1020-1023) are never acknowledged, so never ended
+        c = self.cpus[cpu]
+        if group is not None:
+            active = c.ap0 | c.ap1
+            if not (c.ap1 if group else c.ap0) & active & -active:
+                return
+        if self.drop_priority(cpu) and not c.eoimode:
             self.deactivate(cpu, intid)
         self.update_for(cpu, intid)
 

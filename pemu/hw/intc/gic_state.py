@@ -9,14 +9,17 @@ fields as one list per field), and take them back.  A version adds its own field
 
 from __future__ import annotations
 
-from pemu.hw.core import VMState, VMStateField
+from collections.abc import Mapping
+
+from pemu.hw.core import VMState, VMStateField, VMStateInvalid
 from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
-from pemu.hw.intc.gic_core import PRIVATE_MASK, GicCore
+from pemu.hw.intc.gic_core import PRIVATE_MASK, SGI_MASK, GicCore
 
 BITMAPS = ("enabled", "group", "edge", "level", "latch", "active")
-CPU_FIELDS = (("pmr", "u8[]"), ("bpr0", "u8[]"), ("bpr1", "u8[]"), ("ap0", "u32[]"),
-              ("ap1", "u32[]"), ("grpen0", "bool[]"), ("grpen1", "bool[]"),
-              ("eoimode", "bool[]"), ("cbpr", "bool[]"), ("fiq_en", "bool[]"))
+CPU_FIELDS = (("pmr", "u8[]"), ("bpr0", "u8[]"), ("bpr1", "u8[]"), ("grpen0", "bool[]"),
+              ("grpen1", "bool[]"), ("eoimode", "bool[]"), ("cbpr", "bool[]"),
+              ("fiq_en", "bool[]"))
+AP_WORDS = 4  # active-priority bits per CPU and group: up to 128 (GICC_APR0-3)
 
 
 def gic_vmstate(name: str, extra: tuple[tuple[str, str], ...] = ()) -> VMState:
@@ -29,6 +32,7 @@ def gic_vmstate(name: str, extra: tuple[tuple[str, str], ...] = ()) -> VMState:
     fields += [VMStateField("priv_priority", "u8[]"), VMStateField("spi_priority", "u8[]")]
     fields += [VMStateField(f"cpu_{n}", kind, max=7 if n.startswith("bpr") else None)
                for n, kind in CPU_FIELDS]
+    fields += [VMStateField("cpu_ap0_words", "u32[]"), VMStateField("cpu_ap1_words", "u32[]")]
     fields += [VMStateField(n, kind) for n, kind in extra]
     return VMState(name, 1, tuple(fields))
 
@@ -57,6 +61,16 @@ def _cpu_property(name: str) -> property:
         kind = dict(CPU_FIELDS)[name]
         for c, v in zip(self.core.cpus, value, strict=True):
             setattr(c, name, bool(v) if kind == "bool[]" else v)
+    return property(get, put)
+
+
+def _ap_property(name: str) -> property:
+    def get(self: GicStateMixin) -> list[int]:
+        return [w for c in self.core.cpus for w in to_words(getattr(c, name), AP_WORDS)]
+
+    def put(self: GicStateMixin, value: list[int]) -> None:
+        for i, c in enumerate(self.core.cpus):
+            setattr(c, name, from_words(value[AP_WORDS * i:AP_WORDS * (i + 1)]))
     return property(get, put)
 
 
@@ -98,6 +112,17 @@ class GicStateMixin:
     def spi_priority(self, value: list[int]) -> None:
         self.core.spi_priority[:] = bytes(value)
 
+    def vmstate_check(self, state: Mapping[str, object]) -> None:
+        # Bits for INTIDs this GIC does not have, or a level-triggered SGI, are states
+        # no guest could have produced.
+        for bitmap in BITMAPS:
+            words = state.get(f"{bitmap}_spi")
+            if words is not None and from_words(words) & ~(self.core.valid & ~PRIVATE_MASK):  # type: ignore[arg-type]
+                raise VMStateInvalid(f"{bitmap}_spi", "bits for interrupts this GIC lacks")
+        edge = state.get("edge_priv")
+        if edge is not None and any(w & SGI_MASK != SGI_MASK for w in edge):  # type: ignore[attr-defined]
+            raise VMStateInvalid("edge_priv", "SGIs are always edge-triggered")
+
     def vmstate_post_load(self) -> None:
         self.after_load()
         self.core.update()
@@ -111,3 +136,5 @@ for _bitmap in BITMAPS:
         setattr(GicStateMixin, f"{_bitmap}_{_part}", _bitmap_property(_bitmap, _part))
 for _name, _kind in CPU_FIELDS:
     setattr(GicStateMixin, f"cpu_{_name}", _cpu_property(_name))
+for _name in ("ap0", "ap1"):
+    setattr(GicStateMixin, f"cpu_{_name}_words", _ap_property(_name))

@@ -11,6 +11,14 @@ signalled and the first acknowledgement takes it.  An SGI remembers each CPU tha
 it (GICv2 keeps one pending bit per source): GICC_IAR reports the source in bits 10-12
 and the SGI stays pending while other sources wait.  Group 0 is signalled as IRQ unless
 GICC_CTLR.FIQEn is set; Linux leaves every interrupt in group 0.
+
+Where the architecture leaves room, this follows QEMU 7.2's GICv2 (checked by
+tests/hw/test_arm_gic_qemu_oracle.py): 8 priority bits (BPR from 0, GICC_APR0-3), with
+one CPU the ITARGETSRs read as zero and every SPI goes to it, GICC_HPPIR shows only an
+interrupt that beats the priority mask, a group-1 interrupt GICC_IAR may not take
+(AckCtl clear) reads as 1022, and without security extensions the aliased registers
+(GICC_AIAR, AEOIR, AHPPIR, NSAPRn) read as zero and ignore writes; SGIs are always
+enabled.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from collections.abc import Callable
 from pemu.hw.accessing_cpu import current_cpu_index
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import gic_irq_regs
-from pemu.hw.intc.gic_core import MIN_BPR0, NUM_PRIVATE, PRIORITY_MASK, SPURIOUS, GicCore
+from pemu.hw.intc.gic_core import GICV2_PRIORITY_BITS, NUM_PRIVATE, SPURIOUS, GicCore
 from pemu.hw.intc.gic_state import GicStateMixin, gic_vmstate
 
 DIST_SIZE = 0x1000
@@ -44,11 +52,8 @@ GICC_EOIR = 0x10
 GICC_RPR = 0x14
 GICC_HPPIR = 0x18
 GICC_ABPR = 0x1C
-GICC_AIAR = 0x20
-GICC_AEOIR = 0x24
-GICC_AHPPIR = 0x28
 GICC_APR0 = 0xD0
-GICC_NSAPR0 = 0xE0
+GICC_APR_END = 0xE0
 GICC_IIDR = 0xFC
 GICC_DIR = 0x1000
 
@@ -61,7 +66,7 @@ CTLR_BYPASS = 0xF << 5  # FIQBypDis/IRQBypDis: kept, nothing to bypass to
 CTLR_EOIMODE = 1 << 9
 
 DIST_IIDR = 0x0200_043B
-CPU_IIDR = 0x0202_043B  # architecture version 2, Arm
+CPU_IIDR = 0x0002_043B  # architecture version 2, Arm (QEMU's value)
 # PIDR4..7, PIDR0..3, CIDR0..3 at 0xFD0: ArchRev 2 in PIDR2.
 DIST_IDS = (0x04, 0, 0, 0, 0x90, 0xB4, 0x2B, 0, 0x0D, 0xF0, 0x05, 0xB1)
 
@@ -86,7 +91,8 @@ class Gicv2(GicStateMixin, Device):
         if not 1 <= num_cpus <= 8:
             raise ValueError(f"GICv2: {num_cpus} CPUs (it serves 1 to 8)")
         super().__init__(id)
-        self.core = GicCore(num_cpus, NUM_PRIVATE + num_spis, cpu_irq, cpu_fiq)
+        self.core = GicCore(num_cpus, NUM_PRIVATE + num_spis, cpu_irq, cpu_fiq,
+                            priority_bits=GICV2_PRIORITY_BITS)
         self.lock = self.core.lock
         self.num_cpus = num_cpus
         self.num_irqs = self.core.num_irqs
@@ -103,6 +109,8 @@ class Gicv2(GicStateMixin, Device):
             self.core.reset_state()
             for c in self.core.cpus:
                 c.fiq_en = False
+            for cpu in range(self.num_cpus):
+                self.core.enabled.priv[cpu] |= 0xFFFF  # SGIs: always enabled
             self.itargets = [0] * self.num_irqs
             self.sgi_sources = [0] * (16 * self.num_cpus)  # [cpu * 16 + sgi]: sender bits
             self.ackctl = [False] * self.num_cpus
@@ -146,7 +154,8 @@ class Gicv2(GicStateMixin, Device):
     def _route_all(self) -> None:
         routes = [0] * self.num_cpus
         for intid in range(NUM_PRIVATE, self.num_irqs):
-            targets = self.itargets[intid]
+            # A uniprocessor GIC has no target registers: everything goes to CPU 0.
+            targets = self.itargets[intid] if self.num_cpus > 1 else 1
             for cpu in range(self.num_cpus):
                 if targets >> cpu & 1:
                     routes[cpu] |= 1 << intid
@@ -199,6 +208,8 @@ class Gicv2(GicStateMixin, Device):
             return 0
 
     def _target_byte(self, cpu: int, intid: int) -> int:
+        if self.num_cpus == 1:
+            return 0  # RAZ/WI on a uniprocessor GIC
         if intid < NUM_PRIVATE:
             return 1 << cpu  # banked: the CPU reading is the only target
         return self.itargets[intid] if intid < self.num_irqs else 0
@@ -212,9 +223,10 @@ class Gicv2(GicStateMixin, Device):
                 self.core.update()
             elif gic_irq_regs.handles(offset):
                 block = offset & ~0x7F
-                if block in (gic_irq_regs.ISPENDR, gic_irq_regs.ICPENDR) and offset == block:
-                    # SGI pending bits are set and cleared per source (SPENDSGIR):
-                    # ISPENDR0/ICPENDR0 ignore them.
+                if block in (gic_irq_regs.ISPENDR, gic_irq_regs.ICPENDR,
+                             gic_irq_regs.ICENABLER) and offset == block:
+                    # SGI pending bits are set and cleared per source (SPENDSGIR), and
+                    # SGIs are always enabled (as QEMU's GICv2): word 0 ignores them.
                     value &= ~0xFFFF
                 gic_irq_regs.write(self.core, cpu, offset, size, value, 0, self.num_irqs)
             elif GICD_ITARGETSR <= offset < GICD_ITARGETSR_END:
@@ -240,8 +252,11 @@ class Gicv2(GicStateMixin, Device):
                 self.core.update_cpu(cpu)
 
     # -- CPU interface ----------------------------------------------------------------
-    def _acknowledge(self, cpu: int, groups: tuple[int, ...]) -> int:
-        intid = self.core.acknowledge(cpu, groups)
+    def _acknowledge(self, cpu: int) -> int:
+        intid, group, _ = self.core.can_take(cpu)
+        if intid != SPURIOUS and group == 1 and not self.ackctl[cpu]:
+            return 1022  # a group-1 interrupt that GICC_IAR may not take
+        intid = self.core.acknowledge(cpu, (0, 1))
         if intid >= 16:
             return intid
         # An SGI: take the lowest sender; the others keep it pending.
@@ -251,11 +266,12 @@ class Gicv2(GicStateMixin, Device):
         self.core.update_cpu(cpu)
         return intid | source << 10
 
-    def _hppir(self, cpu: int, group: int | None) -> int:
-        intid, _ = self.core.highest_pending(cpu)
-        if intid == SPURIOUS or (group is not None
-                                 and int(self.core.group.test(cpu, intid)) != group):
+    def _hppir(self, cpu: int) -> int:
+        intid, prio = self.core.highest_pending(cpu)
+        if intid == SPURIOUS or prio >= self.core.cpus[cpu].pmr:
             return SPURIOUS
+        if self.core.group.test(cpu, intid) and not self.ackctl[cpu]:
+            return 1022
         if intid < 16:
             sources = self.sgi_sources[cpu * 16 + intid]
             return intid | max(0, (sources & -sources).bit_length() - 1) << 10
@@ -277,19 +293,13 @@ class Gicv2(GicStateMixin, Device):
             if offset == GICC_ABPR:
                 return min(c.bpr0 + 1, 7) if c.cbpr else c.bpr1
             if offset == GICC_IAR:
-                return self._acknowledge(cpu, (0, 1) if self.ackctl[cpu] else (0,))
-            if offset == GICC_AIAR:
-                return self._acknowledge(cpu, (1,))
+                return self._acknowledge(cpu)
             if offset == GICC_RPR:
                 return self.core.running_priority(cpu)
             if offset == GICC_HPPIR:
-                return self._hppir(cpu, None if self.ackctl[cpu] else 0)
-            if offset == GICC_AHPPIR:
-                return self._hppir(cpu, 1)
-            if offset == GICC_APR0:
-                return c.ap0
-            if offset == GICC_NSAPR0:
-                return c.ap1
+                return self._hppir(cpu)
+            if GICC_APR0 <= offset < GICC_APR_END:
+                return (c.ap0 >> (8 * (offset - GICC_APR0))) & 0xFFFF_FFFF
             if offset == GICC_IIDR:
                 return CPU_IIDR
             return 0
@@ -307,21 +317,19 @@ class Gicv2(GicStateMixin, Device):
                 self.bypass[cpu] = (value & CTLR_BYPASS) >> 5
                 c.eoimode = bool(value & CTLR_EOIMODE)
             elif offset == GICC_PMR:
-                c.pmr = value & PRIORITY_MASK
+                c.pmr = value & self.core.pmr_mask
             elif offset == GICC_BPR:
-                c.bpr0 = max(MIN_BPR0, value & 7)
+                c.bpr0 = max(self.core.min_bpr0, value & 7)
             elif offset == GICC_ABPR:
                 if not c.cbpr:
-                    c.bpr1 = max(MIN_BPR0 + 1, value & 7)
-            elif offset in (GICC_EOIR, GICC_AEOIR):
+                    c.bpr1 = max(self.core.min_bpr0 + 1, value & 7)
+            elif offset == GICC_EOIR:
                 self.core.end_of_interrupt(cpu, value & 0x3FF)
             elif offset == GICC_DIR:
-                self.core.deactivate(cpu, value & 0x3FF)
-                self.core.update_for(cpu, value & 0x3FF)
-            elif offset == GICC_APR0:
-                c.ap0 = value & 0xFFFF_FFFF
-            elif offset == GICC_NSAPR0:
-                c.ap1 = value & 0xFFFF_FFFF
+                self.core.deactivate_split(cpu, value & 0x3FF)
+            elif GICC_APR0 <= offset < GICC_APR_END and offset & 3 == 0:
+                shift = 8 * (offset - GICC_APR0)
+                c.ap0 = (c.ap0 & ~(0xFFFF_FFFF << shift)) | (value & 0xFFFF_FFFF) << shift
             else:
                 return
             self.core.update_cpu(cpu)

@@ -47,7 +47,7 @@ TYPER_LAST = 1 << 4
 IROUTER_IRM = 1 << 31
 IROUTER_AFFINITY = 0xFF_00FF_FFFF
 
-IIDR = 0x0300_043B  # Arm as implementer, product/revision as QEMU's emulated GICv3
+IIDR = 0x43B  # Arm as implementer, as QEMU 7.2 reports it
 # PIDR4..7 then PIDR0..3 then CIDR0..3 (0xFFD0..0xFFFC): ArchRev 3 in PIDR2.
 DIST_IDS = (0x44, 0, 0, 0, 0x92, 0xB4, 0x3B, 0, 0x0D, 0xF0, 0x05, 0xB1)
 REDIST_IDS = (0x44, 0, 0, 0, 0x93, 0xB4, 0x3B, 0, 0x0D, 0xF0, 0x05, 0xB1)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pemu.hw.intc.gic_core import MIN_BPR0, PRIORITY_BITS, PRIORITY_MASK, SPURIOUS
+from pemu.hw.intc.gic_core import GICV3_PRIORITY_BITS, SPURIOUS
 
 if TYPE_CHECKING:
     from pemu.hw.intc.gicv3 import Gicv3
@@ -23,9 +23,9 @@ SysregKey = tuple[int, int, int, int, int]
 CTLR_CBPR = 1 << 0
 CTLR_EOIMODE = 1 << 1
 CTLR_PMHE = 1 << 6
-# Read-only ICC_CTLR_EL1 fields: PRIbits (priority bits - 1), IDbits 0 (16-bit INTIDs
-# field width), A3V (SGI1R may name Aff3).
-CTLR_FIXED = ((PRIORITY_BITS - 1) << 8) | (1 << 15)
+# Read-only ICC_CTLR_EL1 fields: PRIbits (priority bits - 1), IDbits 1 (24-bit INTID
+# field, what QEMU's CPU interface reports), A3V (SGI1R may name Aff3).
+CTLR_FIXED = ((GICV3_PRIORITY_BITS - 1) << 8) | (1 << 11) | (1 << 15)
 SRE_VALUE = 0x7  # SRE, DFB, DIB: system-register access only, as QEMU's TCG GICv3
 
 
@@ -60,15 +60,16 @@ class Gicv3CpuInterface:
                 return self.core.acknowledge(cpu, (group,))
         return read
 
-    def eoir(self, cpu: int, value: int) -> None:
-        with self.core.lock:
-            self.core.end_of_interrupt(cpu, value & 0xFF_FFFF)
+    def eoir(self, group: int) -> Callable[[int, int], None]:
+        def write(cpu: int, value: int) -> None:
+            with self.core.lock:
+                self.core.end_of_interrupt(cpu, value & 0xFF_FFFF, group)
+        return write
 
     def dir(self, cpu: int, value: int) -> None:
         intid = value & 0xFF_FFFF
         with self.core.lock:
-            self.core.deactivate(cpu, intid)
-            self.core.update_for(cpu, intid)
+            self.core.deactivate_split(cpu, intid)
 
     def hppir(self, group: int) -> Callable[[int], int]:
         def read(cpu: int) -> int:
@@ -76,6 +77,9 @@ class Gicv3CpuInterface:
                 intid, _ = self.core.highest_pending(cpu)
                 if intid == SPURIOUS or int(self.core.group.test(cpu, intid)) != group:
                     return SPURIOUS
+                c = self.core.cpus[cpu]
+                if not (c.grpen1 if group else c.grpen0):
+                    return SPURIOUS  # a group the CPU interface has off shows nothing
                 return intid
         return read
 
@@ -89,7 +93,7 @@ class Gicv3CpuInterface:
 
     def pmr_write(self, cpu: int, value: int) -> None:
         with self.core.lock:
-            self.core.cpus[cpu].pmr = value & PRIORITY_MASK
+            self.core.cpus[cpu].pmr = value & self.core.pmr_mask
             self.core.update_cpu(cpu)
 
     def bpr0_read(self, cpu: int) -> int:
@@ -97,7 +101,7 @@ class Gicv3CpuInterface:
 
     def bpr0_write(self, cpu: int, value: int) -> None:
         with self.core.lock:
-            self.core.cpus[cpu].bpr0 = max(MIN_BPR0, value & 7)
+            self.core.cpus[cpu].bpr0 = max(self.core.min_bpr0, value & 7)
             self.core.update_cpu(cpu)
 
     def bpr1_read(self, cpu: int) -> int:
@@ -108,7 +112,7 @@ class Gicv3CpuInterface:
         with self.core.lock:
             c = self.core.cpus[cpu]
             if not c.cbpr:  # with CBPR set, BPR0 rules group 1 and BPR1 ignores writes
-                c.bpr1 = max(MIN_BPR0 + 1, value & 7)
+                c.bpr1 = max(self.core.min_bpr0 + 1, value & 7)
             self.core.update_cpu(cpu)
 
     def ctlr_read(self, cpu: int) -> int:
@@ -162,7 +166,7 @@ def icc_sysregs(gic: Gicv3) -> dict[SysregKey, IccRegister]:
     regs = {
         (3, 0, 4, 6, 0): IccRegister("ICC_PMR_EL1", ci.pmr_read, ci.pmr_write),
         (3, 0, 12, 8, 0): IccRegister("ICC_IAR0_EL1", ci.iar(0)),
-        (3, 0, 12, 8, 1): IccRegister("ICC_EOIR0_EL1", write=ci.eoir),
+        (3, 0, 12, 8, 1): IccRegister("ICC_EOIR0_EL1", write=ci.eoir(0)),
         (3, 0, 12, 8, 2): IccRegister("ICC_HPPIR0_EL1", ci.hppir(0)),
         (3, 0, 12, 8, 3): IccRegister("ICC_BPR0_EL1", ci.bpr0_read, ci.bpr0_write),
         (3, 0, 12, 8, 4): IccRegister("ICC_AP0R0_EL1", *ap0),
@@ -174,7 +178,7 @@ def icc_sysregs(gic: Gicv3) -> dict[SysregKey, IccRegister]:
         (3, 0, 12, 11, 6): IccRegister("ICC_ASGI1R_EL1"),
         (3, 0, 12, 11, 7): IccRegister("ICC_SGI0R_EL1", write=ci.sgi(0)),
         (3, 0, 12, 12, 0): IccRegister("ICC_IAR1_EL1", ci.iar(1)),
-        (3, 0, 12, 12, 1): IccRegister("ICC_EOIR1_EL1", write=ci.eoir),
+        (3, 0, 12, 12, 1): IccRegister("ICC_EOIR1_EL1", write=ci.eoir(1)),
         (3, 0, 12, 12, 2): IccRegister("ICC_HPPIR1_EL1", ci.hppir(1)),
         (3, 0, 12, 12, 3): IccRegister("ICC_BPR1_EL1", ci.bpr1_read, ci.bpr1_write),
         (3, 0, 12, 12, 4): IccRegister("ICC_CTLR_EL1", ci.ctlr_read, ci.ctlr_write),
