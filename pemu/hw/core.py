@@ -15,42 +15,10 @@ generates saving, loading and their checks from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-
-class IRQLine:
-    """A level-triggered interrupt line.  The sink is called on every level change."""
-
-    def __init__(self, sink: Callable[[bool], None] | None = None, name: str = "irq") -> None:
-        self.name = name
-        self.level = False
-        self._sink = sink
-
-    def connect(self, sink: Callable[[bool], None]) -> None:
-        self._sink = sink
-        if self.level:
-            sink(True)
-
-    def set_level(self, level: bool) -> None:
-        level = bool(level)
-        if level == self.level:
-            return
-        self.level = level
-        if self._sink is not None:
-            self._sink(level)
-
-    def raise_(self) -> None:
-        self.set_level(True)
-
-    def lower(self) -> None:
-        self.set_level(False)
-
-    def pulse(self) -> None:
-        """Edge-style delivery for sinks (irqfd) that latch an edge."""
-        self.set_level(True)
-        self.set_level(False)
-
+from pemu.irq import IRQLine  # noqa: F401 - devices take it from here
 
 # Fixed-width kinds and their size in the stream; "bool" travels as one byte 0 or 1.
 SCALAR_KINDS = {"u8": 1, "u16": 2, "u32": 4, "u64": 8, "bool": 1}

@@ -3,7 +3,7 @@ own: bare-metal programs (arm_gic_oracle_script.py) on ``qemu-system-aarch64 -M 
 on ``pemu-system-aarch64 -M virt``; every value read must be the same.  The delivery
 programs take interrupts for real (SGI, SPI, priority order, FIQ, the virtual timer's
 PPI); the smp ones start a second CPU and send it an SGI (GICv2: its banked CPU
-interface, which needs the vCPU loop's pemu.hw.accessing_cpu); the random one makes
+interface, which needs the vCPU loop's pemu.memory.accessing_cpu); the random one makes
 ~500 seeded accesses to the registers that decide delivery, a read after each write."""
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ for the CPU making the access."""
 
 from __future__ import annotations
 
-from pemu.hw.accessing_cpu import accessing
 from pemu.hw.intc import gicv2 as g
+from pemu.memory.accessing_cpu import accessing
 from pemu.memory.address_space import AddressSpace
 from pemu.migration import load_device, save_device
 

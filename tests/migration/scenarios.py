@@ -670,6 +670,10 @@ SCENARIOS: dict[type[Device], Scenario] = {
                                   VirtioNetScenario(), HartScenario(), VirtioPCIScenario(),
                                   RootPortScenario(), NvmeScenario())}
 # Scenarios kept in modules of their own (they import this one for Rig and Scenario).
+from pemu.hw.char.pl011 import Pl011  # noqa: E402
+from pemu.hw.intc.gicv2 import Gicv2  # noqa: E402
+from pemu.hw.intc.gicv3 import Gicv3  # noqa: E402
+from pemu.hw.rtc.pl031 import Pl031  # noqa: E402
 from pemu.hw.x86.kvm_chips import KVMChipsState  # noqa: E402
 from pemu.hw.x86.vcpu_vmstate import X86VCPUState  # noqa: E402
 from tests.migration.aia_scenarios import AplicScenario, ImsicScenario  # noqa: E402
@@ -686,7 +690,10 @@ SCENARIOS.update({sc.device_type: sc for sc in (AplicScenario(), ImsicScenario()
 # Devices whose section only travels as part of another scenario's rig.
 COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
               PCIeHostBridgeFunction: vp.VirtioPCI, PCIDevice: PCIeRootPort}
-# Devices whose state lives in the kernel (KVM): a round trip needs /dev/kvm, so their
-# tests are in tests/kvm (they skip where KVM is absent).
+# Devices whose round trips are tested beside them: KVM's state lives in the kernel (a
+# round trip needs /dev/kvm; those tests skip where KVM is absent), and the Arm virt
+# board's devices are tested with their own register-level rigs.
 TESTED_ELSEWHERE = {X86VCPUState: "tests/kvm/test_vcpu_state.py",
-                    KVMChipsState: "tests/kvm/test_vcpu_state.py"}
+                    KVMChipsState: "tests/kvm/test_vcpu_state.py",
+                    Gicv2: "tests/hw/test_arm_gicv2.py", Gicv3: "tests/hw/test_arm_gicv3.py",
+                    Pl011: "tests/hw/test_arm_pl011.py", Pl031: "tests/hw/test_arm_pl031.py"}

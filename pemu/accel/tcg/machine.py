@@ -22,7 +22,7 @@ from time import monotonic_ns
 
 from pemu import threads
 from pemu.accel.tcg.system_cpu import SystemCPU
-from pemu.hw.accessing_cpu import set_current_cpu_index
+from pemu.memory.accessing_cpu import set_current_cpu_index
 
 
 class DeadlineKicker:

@@ -5,7 +5,7 @@ extensions, no virtualization extensions): Linux's "arm,cortex-a15-gic" driver.
                  (word 0 of each per-interrupt block, ITARGETSR0-7) are banked per CPU
   CPU interface  0x2000 bytes (virt: 0x08010000): GICC_*, banked per CPU
 
-Banked registers answer for the CPU making the access (``pemu.hw.accessing_cpu``).
+Banked registers answer for the CPU making the access (``pemu.memory.accessing_cpu``).
 SPIs go to the CPUs named in their ITARGETSR byte; with several named, all of them are
 signalled and the first acknowledgement takes it.  An SGI remembers each CPU that sent
 it (GICv2 keeps one pending bit per source): GICC_IAR reports the source in bits 10-12
@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.hw.accessing_cpu import current_cpu_index
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import gic_irq_regs
 from pemu.hw.intc.gic_core import GICV2_PRIORITY_BITS, NUM_PRIVATE, SPURIOUS, GicCore
 from pemu.hw.intc.gic_state import GicStateMixin, gic_vmstate
+from pemu.memory.accessing_cpu import current_cpu_index
 
 DIST_SIZE = 0x1000
 CPU_IF_SIZE = 0x2000

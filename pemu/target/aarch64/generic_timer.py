@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from time import monotonic_ns
 
-from pemu.hw.core import IRQLine
+from pemu.irq import IRQLine
 
 CNTFRQ = 62_500_000
 NS_PER_TICK = 16  # 1e9 / 62.5e6
