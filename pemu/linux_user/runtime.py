@@ -66,6 +66,7 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     for sig in ignored:
         process.signals.actions[sig] = sg.SigAction(sg.SIG_IGN)
         sg.sync_host_disposition(sig, process.signals.actions[sig])
+    sg.keep_blocked_pending(process, thread.signals.mask)
     sys.stdout.flush()
     if gdb:
         attach(process, cpu, gdb)  # waits for gdb to connect, as qemu-riscv64 -g does
