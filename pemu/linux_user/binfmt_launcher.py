@@ -18,6 +18,8 @@ assembler), not a compiled C program.  It:
    argument and environment strings exactly as the kernel laid them out (contiguous,
    NUL-terminated), and with SCM_RIGHTS its open standard descriptors, root, cwd
    and the program descriptor;
+   The header also carries the launcher's blocked and ignored signals, which the
+   program inherits (as across any execve);
 4. waits for the 8-byte reply (``REPLY``: exited with a code, or killed by a signal)
    and ends the same way, so that the shell or make that started it sees the
    program's own status.  If the launcher itself is killed, the server sees the
@@ -57,9 +59,12 @@ from pemu.accel.tcg.backend.x86_64.encoder import (
 )
 
 MAGIC = 0x504D4246  # "FBMP": a pemu binfmt request
-VERSION = 1
-# magic, version, argc, envc, at_flags, umask, fd mask, strings length
-HEADER = struct.Struct("<IIIIQIIQ")
+VERSION = 2
+# magic, version, argc, envc, at_flags, umask, fd mask, strings length, and the
+# launcher's blocked and ignored signals (bit n-1 for signal n), which the program
+# inherits as it would have from its caller without binfmt
+HEADER = struct.Struct("<IIIIQIIQQQ")
+H_SIGMASK, H_SIGIGN = 40, 48
 # kind (REPLY_EXIT / REPLY_SIGNAL), value
 REPLY = struct.Struct("<II")
 REPLY_EXIT, REPLY_SIGNAL = 0, 1
@@ -83,12 +88,14 @@ D_CMSG = 0x2A0
 D_REPLY = 0x2E0
 D_SIGACTION = 0x300  # 32 zero bytes: SIG_DFL, no flags, empty mask
 D_SIGSET = 0x320
-DATA_SIZE = 0x340
+D_OLDACT = 0x340  # rt_sigaction's old action, while the ignored signals are read
+DATA_SIZE = 0x360
 
 SYS_READ, SYS_WRITE, SYS_OPEN = 0, 1, 2
 SYS_RT_SIGACTION, SYS_RT_SIGPROCMASK = 13, 14
 SYS_SOCKET, SYS_CONNECT, SYS_SENDMSG = 41, 42, 46
 SYS_GETPID, SYS_KILL, SYS_FCNTL, SYS_UMASK, SYS_EXIT_GROUP = 39, 62, 72, 95, 231
+SIG_IGN, SIG_BLOCK, NSIG = 1, 0, 64
 O_PATH_DIR = 0o10000000 | 0o200000 | 0o2000000  # O_PATH | O_DIRECTORY | O_CLOEXEC
 AF_UNIX, SOCK_STREAM_CLOEXEC = 1, 1 | 0o2000000
 AT_EXECFD, AT_FLAGS = 2, 8
@@ -181,6 +188,35 @@ def build_launcher(socket: bytes) -> bytes:
     a.store(4, Mem(RBP, D_HEADER + 24), RAX)
     a.mov_rr(64, RDI, RAX)
     _syscall(a, SYS_UMASK)
+
+    # Signals: the blocked mask, and which are ignored (rbx = signal, r15 = bits).
+    a.mov_ri(RDI, SIG_BLOCK)
+    a.mov_ri(RSI, 0)
+    a.lea(RDX, Mem(RBP, D_HEADER + H_SIGMASK))
+    a.mov_ri(R10, 8)
+    _syscall(a, SYS_RT_SIGPROCMASK)
+    a.mov_ri(RBX, 1)
+    a.mov_ri(R15, 0)
+    next_signal, not_ignored = Label(), Label()
+    a.bind(next_signal)
+    a.mov_rr(64, RDI, RBX)
+    a.mov_ri(RSI, 0)
+    a.lea(RDX, Mem(RBP, D_OLDACT))
+    a.mov_ri(R10, 8)
+    _syscall(a, SYS_RT_SIGACTION)
+    a.alu_ri(CMP, 64, RAX, 0)
+    a.jcc(CC_NE, not_ignored)
+    a.alu_ri(CMP, 64, Mem(RBP, D_OLDACT), SIG_IGN)
+    a.jcc(CC_NE, not_ignored)
+    a.lea(RCX, Mem(RBX, -1))
+    a.mov_ri(RAX, 1)
+    a.shift_cl(SHL, 64, RAX)
+    a.alu_rr(OR, 64, R15, RAX)
+    a.bind(not_ignored)
+    a.alu_ri(ADD, 64, RBX, 1)
+    a.alu_ri(CMP, 64, RBX, NSIG + 1)
+    a.jcc(CC_L, next_signal)
+    a.store(8, Mem(RBP, D_HEADER + H_SIGIGN), R15)
 
     # Descriptors: the standard ones that are open, root, cwd, the program.
     # rbx = next cmsg fd slot, r14 = fd mask.

@@ -192,6 +192,20 @@ def die_by_signal(process: object, sig: int) -> None:
     os._exit(128 + sig)
 
 
+def inherited_host_state() -> tuple[int, list[int]]:
+    """The blocked mask and ignored signals this process was started with, which its
+    guest inherits (as across execve).  SIGPIPE and SIGXFSZ are left out: Python
+    ignores them itself at startup, so what the caller had is lost (reexec passes
+    them in hidden options)."""
+    mask = 0
+    for sig in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        mask |= bit(int(sig))
+    ignored = [sig for sig in range(1, signal.NSIG)
+               if sig not in (SIGPIPE, SIGXFSZ, SIGKILL, SIGSTOP)
+               and signal.getsignal(sig) is signal.SIG_IGN]
+    return mask & ~UNBLOCKABLE, ignored
+
+
 # -- host signal forwarding ------------------------------------------------------------
 _process_for_host_signals = None
 

@@ -19,17 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from binfmt_helpers import ENV, pemu_binfmt, require_binfmt_misc, served
+from binfmt_helpers import register as _register
 from conftest import ROOT, run_pemu
 
 from pemu.linux_user import binfmt
 from pemu.linux_user.binfmt_launcher import socket_name
-
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def pemu_binfmt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pemu.linux_user.binfmt", *args],
-                          capture_output=True, text=True, env=ENV, timeout=60)
 
 
 # -- the register line --------------------------------------------------------------------
@@ -89,15 +84,7 @@ def test_pemu_prefix_wins_over_qemu_and_command_line_wins_over_both(busybox):
 # -- real registrations ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def binfmt_misc():
-    if os.geteuid() != 0:
-        pytest.skip("registering in binfmt_misc needs root")
-    try:
-        binfmt.ensure_mounted()
-    except binfmt.BinfmtError as e:
-        pytest.skip(str(e))
-    if not os.access(binfmt.BINFMT_DIR / "register", os.W_OK):
-        pytest.skip("binfmt_misc is read-only here")
-    return binfmt.BINFMT_DIR
+    return require_binfmt_misc()
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +97,6 @@ def world(busybox):
     (top / "echo").symlink_to("busybox")
     yield top
     shutil.rmtree(top, ignore_errors=True)
-
-
-def _register(name: str, *args: str) -> None:
-    result = pemu_binfmt("--install", "--name", name, *args)
-    assert result.returncode == 0, result.stderr
 
 
 def _run(argv, executable=None, **kw) -> subprocess.CompletedProcess:
@@ -154,25 +136,8 @@ def test_script_interpreter_preserves_argv0(script_entry, world):
 def server(binfmt_misc, world):
     """pemu-binfmt --serve, and a launcher registered with POCF."""
     name = f"pemu-test-srv-{os.getpid()}"
-    proc = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
-                             "--name", name], env=ENV, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:  # ready once it accepts connections
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(b"\0" + socket_name("riscv64", name))
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.1)
-        finally:
-            probe.close()
-    _register(name, "--server", "--launcher", str(world / "launcher"))
-    yield name, proc
-    pemu_binfmt("--remove", "--name", name)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    with served(name, world / "launcher") as proc:
+        yield name, proc
 
 
 def test_server_entry_flags(server):
@@ -229,6 +194,35 @@ def test_server_runs_execute_only_programs_as_the_caller(server, world):
     result = _run([str(xo / "id"), "-u"], preexec_fn=as_nobody)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{nobody.pw_uid}\n".encode()
+
+
+def _block_and_ignore() -> None:
+    """A caller's signal state for the program to inherit: standard signals only
+    (qemu-riscv64 renumbers the real-time ones it keeps for itself)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGTERM])
+    for sig in (signal.SIGUSR2, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _signal_state(output: bytes) -> dict[str, set[int]]:
+    return {line.split(":")[0]: {int(n) for n in line.split(":")[1].split()}
+            for line in output.decode().splitlines()}
+
+
+def test_programs_inherit_the_callers_signal_state(server, world, build, qemu):
+    prog = world / "sigstate"
+    shutil.copy(build("sigstate", static=True), prog)
+    prog.chmod(0o755)
+    for caller_setup in (_block_and_ignore, None):  # (and what this test inherited)
+        theirs = _run([qemu, str(prog)], preexec_fn=caller_setup)
+        if caller_setup is not None:
+            state = _signal_state(theirs.stdout)
+            assert {10, 15} <= state["blocked"] and {1, 2, 12} <= state["ignored"]
+        direct = _run([sys.executable, "-m", "pemu.linux_user.main", str(prog)],
+                      preexec_fn=caller_setup, env=ENV)
+        assert direct.stdout == theirs.stdout, direct.stderr
+        through_binfmt = _run([str(prog)], preexec_fn=caller_setup)
+        assert through_binfmt.stdout == theirs.stdout, through_binfmt.stderr
 
 
 def test_killed_launcher_takes_the_program_with_it(server, world):
