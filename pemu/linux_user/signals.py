@@ -216,6 +216,18 @@ def _on_host_signal(signum: int, _frame: object) -> None:
         queue_process_signal(process, SigInfo(signum, SI_USER))
 
 
+def host_dispositions_follow_guest(process: object) -> None:
+    """At start: the host's dispositions are the guest's (ignored or default), and no
+    signal is blocked on the host, whatever pemu's own parent left (the binfmt
+    server's, a background shell's).  Signals 32 and 33 are glibc's own: left alone."""
+    for sig in (*range(1, 32), *range(signal.SIGRTMIN, NSIG + 1)):
+        if sig not in (SIGKILL, SIGSTOP):
+            sync_host_disposition(sig, process.signals.actions[sig])
+    # the guest's mask is pemu's (ThreadSignals.mask); one left blocked on the host
+    # would never reach the guest once it unblocks it
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
 def init_host_signals(process: object) -> None:
     """Python's own handlers (SIGINT, SIGPIPE ignored) must not leak into the guest."""
     global _process_for_host_signals

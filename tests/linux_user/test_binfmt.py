@@ -9,6 +9,7 @@ interpreter, and the generated launcher handing programs to a resident server.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -225,7 +226,43 @@ def test_programs_inherit_the_callers_signal_state(server, world, build, qemu):
         assert through_binfmt.stdout == theirs.stdout, through_binfmt.stderr
 
 
-def test_killed_launcher_takes_the_program_with_it(server, world):
+def _default_interrupts() -> None:
+    """The test's own ^C and ^\\ may be ignored (a background job): not the program's."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def test_launcher_passes_on_interrupts_to_the_program(server, world):
+    script = "trap 'echo caught; exit 5' INT; echo ready; while :; do :; done"
+    proc = subprocess.Popen([str(world / "busybox"), "sh", "-c", script],
+                            stdout=subprocess.PIPE, preexec_fn=_default_interrupts)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)  # what ^C does to the launcher, the shell's child
+    assert proc.wait(timeout=60) == 5
+    assert proc.stdout.read() == b"caught\n"
+
+
+def test_launcher_stops_and_continues_with_its_program(server, world):
+    script = "echo ready; sleep 2; echo done"
+    proc = subprocess.Popen([str(world / "busybox"), "sh", "-c", script],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTSTP)  # ^Z
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{proc.pid}/stat").read_text().split()[2] != "T":
+        assert time.monotonic() < deadline, "the launcher did not stop"
+        time.sleep(0.05)
+    time.sleep(4)  # its sleep ends meanwhile, but the stopped shell says nothing
+    assert select.select([proc.stdout], [], [], 0)[0] == []
+    proc.send_signal(signal.SIGCONT)  # fg
+    assert proc.wait(timeout=60) == 0
+    assert proc.stdout.read() == b"done\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_launcher_takes_the_program_with_it(server, world, sig):
+    """SIGTERM is passed on to the program (which dies of it); after SIGKILL the server
+    sees the launcher's connection close."""
     server_pid = server[1].pid
 
     def emulated() -> list[str]:  # the server's children: the programs it runs
@@ -236,8 +273,8 @@ def test_killed_launcher_takes_the_program_with_it(server, world):
     while not emulated():
         assert time.monotonic() < deadline, "the program never started"
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == -signal.SIGTERM
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == -sig
     deadline = time.monotonic() + 10
     while emulated() and time.monotonic() < deadline:
         time.sleep(0.1)
