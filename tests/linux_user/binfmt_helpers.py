@@ -80,3 +80,14 @@ def served(name: str, launcher: Path) -> Iterator[subprocess.Popen]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def registered(name: str, interpreter: str, flags: str) -> Iterator[None]:
+    """Another interpreter for riscv64 programs (qemu-riscv64-static, say) for a while:
+    the newest entry wins, so it takes over from earlier ones until it is removed."""
+    register(name, "--interpreter", interpreter, "--flags", flags)
+    try:
+        yield
+    finally:
+        pemu_binfmt("--remove", "--name", name)

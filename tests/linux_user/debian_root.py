@@ -1,16 +1,18 @@
 """A Debian riscv64 root filesystem for the user-mode tests, built once and cached.
 
-``mmdebstrap --variant=minbase`` makes it from the Debian archive; with pemu registered
-in binfmt_misc, every maintainer script of the build (dpkg, sh, perl, debconf) runs
-under pemu.  The root is cached between runs in a folder named by the recipe (suite,
-architecture, variant, packages, ``RECIPE``), under ``$PEMU_TEST_CACHE/test-roots``
-(default ``~/.cache/pemu/test-roots``).  It is built in a temporary folder and renamed
-into place only when mmdebstrap succeeded, under a lock, so a half-built root is never
-used and two test runs never build the same root at once.
+``mmdebstrap --variant=minbase`` makes it from the Debian archive, and whatever is
+registered in binfmt_misc for riscv64 runs its maintainer scripts (dpkg, sh, perl,
+debconf): pemu, or qemu-riscv64-static where the root is only the ground the checks
+run on (the *builder*).  The root is cached between runs in a folder named by the
+recipe (suite, architecture, variant, packages, builder, ``RECIPE``), under
+``$PEMU_TEST_CACHE/test-roots`` (default ``~/.cache/pemu/test-roots``).  It is built in
+a temporary folder and renamed into place only when mmdebstrap succeeded, under a
+lock, so a half-built root is never used and two test runs never build the same root
+at once.
 
 The key leaves out pemu's own sources on purpose: the root is data that the checks run
 on (and re-exercise pemu each time); rebuilding it for every change of pemu would cost
-minutes.  ``PEMU_TEST_ROOT_REBUILD=1`` rebuilds it anyway.
+many minutes.  ``PEMU_TEST_ROOT_REBUILD=1`` rebuilds it anyway.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ def cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "pemu") / "test-roots"
 
 
-def root_name(packages: tuple[str, ...] = ()) -> str:
-    recipe = json.dumps([RECIPE, SUITE, ARCH, VARIANT, MIRROR, sorted(packages)])
-    return f"{SUITE}-{ARCH}-{VARIANT}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+def root_name(packages: tuple[str, ...] = (), builder: str = "pemu") -> str:
+    recipe = json.dumps([RECIPE, SUITE, ARCH, VARIANT, MIRROR, sorted(packages), builder])
+    digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
+    return f"{SUITE}-{ARCH}-{VARIANT}-{builder}-{digest}"
 
 
 def archive_reachable(timeout: float = 15.0) -> str | None:
@@ -63,13 +66,15 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def cached_root(packages: tuple[str, ...] = (), log: Path | None = None,
-                timeout: float = 3600) -> tuple[Path, float | None]:
+def cached_root(packages: tuple[str, ...] = (), builder: str = "pemu",
+                log: Path | None = None, timeout: float = 3600) -> tuple[Path, float | None]:
     """The root (built now if it is not cached), and how long building it took (None:
-    it came from the cache).  Raises CalledProcessError with mmdebstrap's output."""
+    it came from the cache).  ``builder`` names what the caller has registered in
+    binfmt_misc for riscv64 while the root is built (it runs the maintainer scripts),
+    and is part of the key.  Raises CalledProcessError with mmdebstrap's output."""
     top = cache_dir()
     top.mkdir(parents=True, exist_ok=True)
-    name = root_name(packages)
+    name = root_name(packages, builder)
     final = top / name
     with _locked(top / f"{name}.lock"):
         if final.is_dir() and not os.environ.get("PEMU_TEST_ROOT_REBUILD"):

@@ -1,31 +1,34 @@
-"""A Debian trixie riscv64 root, made and entered through binfmt_misc, all under pemu.
+"""A Debian trixie riscv64 root entered through binfmt_misc, its programs under pemu.
 
 pemu's binfmt server is registered (launcher with flags POCF: ``F`` makes it work in a
-chroot without Python), ``mmdebstrap --variant=minbase`` builds the root (every dpkg,
-maintainer script and debconf run is a riscv64 process under pemu), and ``chroot``
-then runs programs of the root: dpkg, sh pipelines, perl.  The root is cached
+chroot without Python), ``mmdebstrap --variant=minbase`` builds the root, and ``chroot``
+runs programs of the root under pemu: dpkg, sh pipelines, perl.  The root is cached
 (debian_root.py), so only the first run downloads and builds it.
 
-The long part, ``apt-get install gcc make`` from the archive and a program compiled by
-the guest's gcc, runs only with ``PEMU_TEST_DEBIAN_FULL=1`` (times in
-docs/LINUX_USER.md).  Where qemu-riscv64-static is installed, the single-process
-checks are compared with it on the same root.
+What takes many minutes under pemu runs only with ``PEMU_TEST_DEBIAN_FULL=1`` (times
+in docs/LINUX_USER.md): the root's build itself under pemu (every dpkg, maintainer
+script and debconf run a riscv64 process under pemu; otherwise qemu-riscv64-static
+builds it), and ``apt-get install gcc make`` from the archive with a program compiled
+by the guest's gcc.  Where qemu-riscv64-static is installed, the single-process checks
+are compared with it on the same root.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from binfmt_helpers import require_binfmt_misc, served
+from binfmt_helpers import registered, require_binfmt_misc, served
 from debian_root import archive_reachable, cached_root, in_root
 
 pytestmark = pytest.mark.slow
 
 FULL = os.environ.get("PEMU_TEST_DEBIAN_FULL") == "1"
+BUILDER = "pemu" if FULL else "qemu"  # what runs the maintainer scripts of the build
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +45,26 @@ def pemu_binfmt(tmp_path_factory):
 @pytest.fixture(scope="module")
 def root(pemu_binfmt, tmp_path_factory):
     log = tmp_path_factory.mktemp("mmdebstrap") / "mmdebstrap.log"
+    builder = contextlib.nullcontext()
+    if BUILDER == "qemu":
+        qemu = shutil.which("qemu-riscv64-static")
+        if qemu is None:
+            pytest.skip("qemu-riscv64-static (qemu-user-static) builds the root unless "
+                        "PEMU_TEST_DEBIAN_FULL=1")
+        builder = registered(f"pemu-test-chroot-qemu-{os.getpid()}", qemu, "F")
     try:
-        path, took = cached_root(log=log)
+        with builder:
+            path, took = cached_root(builder=BUILDER, log=log)
     except FileNotFoundError:
         pytest.skip("mmdebstrap is not installed")
     except subprocess.CalledProcessError as e:
         why = archive_reachable()
         if why is not None:
             pytest.skip(why)
-        pytest.fail(f"mmdebstrap failed under pemu:\n{e.stdout[-3000:]}\n{e.stderr[-3000:]}")
+        pytest.fail(f"mmdebstrap failed under {BUILDER}:\n{e.stdout[-3000:]}\n"
+                    f"{e.stderr[-3000:]}")
     if took is not None:
-        print(f"\nmmdebstrap --variant=minbase under pemu: {took:.0f} s")
+        print(f"\nmmdebstrap --variant=minbase under {BUILDER}: {took:.0f} s")
     return path
 
 
