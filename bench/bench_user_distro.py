@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "linux_user"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "linux_user")]
 
 from debian_root import cached_root, in_root  # noqa: E402
 
