@@ -12,7 +12,8 @@ gcc) a compile, under:
 Root needed (binfmt_misc, chroot).  The root is the tests' cached one
 (tests/linux_user/debian_root.py), built first if missing; ``--gcc`` uses one with gcc
 and make (built with whatever is registered for riscv64 at the time, qemu if nothing).
-A benchmark, not a test:  sudo python3 bench/bench_user_distro.py [--starts N] [--gcc]
+A benchmark, not a test:
+    sudo python3 bench/bench_user_distro.py [--starts N] [--loops N] [--gcc]
 """
 
 from __future__ import annotations
@@ -89,12 +90,12 @@ def timed(root: Path, script: str) -> float:
     return time.perf_counter() - start
 
 
-def workloads(starts: int, gcc: bool) -> dict[str, str]:
+def workloads(starts: int, loops: int, gcc: bool) -> dict[str, str]:
     jobs = {
         f"{starts} x /bin/true": f"i=0; while [ $i -lt {starts} ]; do /bin/true; "
                                  "i=$((i+1)); done",
-        "sh -c loop (100 pipelines)": "for i in $(seq 1 100); do echo $i | "
-                                      "sed s/1/x/ | wc -c >/dev/null; done",
+        f"sh -c loop ({loops} pipelines)": f"for i in $(seq 1 {loops}); do echo $i | "
+                                           "sed s/1/x/ | wc -c >/dev/null; done",
     }
     if gcc:
         jobs["gcc -O2 hello.c"] = "gcc -O2 -o /tmp/hello /tmp/hello.c && /tmp/hello"
@@ -104,6 +105,7 @@ def workloads(starts: int, gcc: bool) -> dict[str, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=1000)
+    parser.add_argument("--loops", type=int, default=100, help="pipelines of 3 processes")
     parser.add_argument("--gcc", action="store_true", help="also a compile (root with gcc)")
     parser.add_argument("--root", type=Path, help="a riscv64 root to use as it is")
     args = parser.parse_args()
@@ -122,7 +124,7 @@ def main() -> int:
             root = args.root
         if args.gcc:
             (root / "tmp" / "hello.c").write_text(HELLO)
-        jobs = workloads(args.starts, args.gcc)
+        jobs = workloads(args.starts, args.loops, args.gcc)
         results: dict[str, dict[str, float]] = {label: {} for label in jobs}
         with qemu_registered(name):
             for label, script in jobs.items():
