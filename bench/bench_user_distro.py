@@ -37,7 +37,7 @@ from debian_root import cached_root, in_root  # noqa: E402
 from pemu.linux_user import binfmt  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-GUEST_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
+GUEST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
 HELLO = "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"
 
 
@@ -119,7 +119,7 @@ def main() -> int:
         if args.root is None:
             with qemu_registered(name):  # the root is data: made the fast way
                 packages = ("gcc", "make", "libc6-dev") if args.gcc else ()
-                root, _ = cached_root(packages)
+                root, _ = cached_root(packages, builder="qemu")
         else:
             root = args.root
         if args.gcc:
