@@ -15,6 +15,7 @@ APT_PACKAGES=(
     openssl  # tests/hardening/test_tls.py: openssl s_client as the TLS client
     binutils-aarch64-linux-gnu  # tests/aarch64: A64 test programs, against qemu-aarch64
     qemu-system-arm  # tests/aarch64/system: bare-metal programs, against qemu-system-aarch64
+    mmdebstrap arch-test qemu-user-static  # tests/linux_user/test_debian_chroot.py: the root
 )
 
 missing=()

@@ -18,7 +18,14 @@ assembler), not a compiled C program.  It:
    argument and environment strings exactly as the kernel laid them out (contiguous,
    NUL-terminated), and with SCM_RIGHTS its open standard descriptors, root, cwd
    and the program descriptor;
-4. waits for the 8-byte reply (``REPLY``: exited with a code, or killed by a signal)
+   The header also carries the launcher's blocked and ignored signals, which the
+   program inherits (as across any execve);
+4. passes on the signals a terminal or a shell sends to the process it started
+   (``FORWARDED``: ^C, ^Z, fg, SIGTERM, ...) to the server, which sends them to the
+   program; a stop signal stops the launcher as well, so job control sees the job
+   stopped, and SIGCONT resumes both.  (The program itself stays in the server's
+   session: no process can join another session, so ``tcsetpgrp`` from inside fails.)
+5. waits for the 8-byte reply (``REPLY``: exited with a code, or killed by a signal)
    and ends the same way, so that the shell or make that started it sees the
    program's own status.  If the launcher itself is killed, the server sees the
    connection close and kills the emulated process.
@@ -36,6 +43,8 @@ from pemu.accel.tcg.backend.x86_64.encoder import (
     CC_NE,
     CMP,
     OR,
+    R8,
+    R9,
     R10,
     R12,
     R13,
@@ -57,12 +66,20 @@ from pemu.accel.tcg.backend.x86_64.encoder import (
 )
 
 MAGIC = 0x504D4246  # "FBMP": a pemu binfmt request
-VERSION = 1
-# magic, version, argc, envc, at_flags, umask, fd mask, strings length
-HEADER = struct.Struct("<IIIIQIIQ")
-# kind (REPLY_EXIT / REPLY_SIGNAL), value
+VERSION = 2
+# magic, version, argc, envc, at_flags, umask, fd mask, strings length, and the
+# launcher's blocked and ignored signals (bit n-1 for signal n), which the program
+# inherits as it would have from its caller without binfmt
+HEADER = struct.Struct("<IIIIQIIQQQ")
+H_SIGMASK, H_SIGIGN = 40, 48
+# kind (REPLY_EXIT / REPLY_SIGNAL), value; launcher -> server: FORWARD_SIGNAL, signal
 REPLY = struct.Struct("<II")
-REPLY_EXIT, REPLY_SIGNAL = 0, 1
+REPLY_EXIT, REPLY_SIGNAL, FORWARD_SIGNAL = 0, 1, 2
+# What the launcher passes on to its program while it waits: what a terminal, a shell's
+# job control or a parent sends to the process it started (^C, ^\, ^Z, fg, resize,
+# kill).  The stop signals also stop the launcher, so the shell sees the job stopped.
+FORWARDED = (1, 2, 3, 10, 12, 15, 18, 20, 21, 22, 28)  # HUP INT QUIT USR1 USR2 TERM
+STOPPING = (20, 21, 22)                                 # CONT TSTP TTIN TTOU WINCH
 # which descriptors follow in SCM_RIGHTS, in this order (bits of the header's fd mask)
 FD_STDIN, FD_STDOUT, FD_STDERR, FD_ROOT, FD_CWD, FD_PROGRAM = (1 << i for i in range(6))
 MAX_FDS = 6
@@ -83,12 +100,21 @@ D_CMSG = 0x2A0
 D_REPLY = 0x2E0
 D_SIGACTION = 0x300  # 32 zero bytes: SIG_DFL, no flags, empty mask
 D_SIGSET = 0x320
-DATA_SIZE = 0x340
+D_OLDACT = 0x340  # rt_sigaction's old action, while the ignored signals are read
+D_FORWARD_SET = 0x360  # sigset of FORWARDED
+D_POLLFDS = 0x368      # {socket, POLLIN}, {signalfd, POLLIN}
+D_FORWARD = 0x378      # REPLY-shaped message: FORWARD_SIGNAL, signal
+D_SSI = 0x380          # one struct signalfd_siginfo
+DATA_SIZE = 0x400
 
 SYS_READ, SYS_WRITE, SYS_OPEN = 0, 1, 2
 SYS_RT_SIGACTION, SYS_RT_SIGPROCMASK = 13, 14
 SYS_SOCKET, SYS_CONNECT, SYS_SENDMSG = 41, 42, 46
 SYS_GETPID, SYS_KILL, SYS_FCNTL, SYS_UMASK, SYS_EXIT_GROUP = 39, 62, 72, 95, 231
+SIG_IGN, SIG_BLOCK, NSIG, SIGSTOP = 1, 0, 64, 19
+SYS_POLL, SYS_SENDTO, SYS_SIGNALFD4 = 7, 44, 289
+SFD_CLOEXEC, POLLIN, MSG_NOSIGNAL = 0o2000000, 1, 0x4000
+SSI_SIZE = 128
 O_PATH_DIR = 0o10000000 | 0o200000 | 0o2000000  # O_PATH | O_DIRECTORY | O_CLOEXEC
 AF_UNIX, SOCK_STREAM_CLOEXEC = 1, 1 | 0o2000000
 AT_EXECFD, AT_FLAGS = 2, 8
@@ -182,6 +208,35 @@ def build_launcher(socket: bytes) -> bytes:
     a.mov_rr(64, RDI, RAX)
     _syscall(a, SYS_UMASK)
 
+    # Signals: the blocked mask, and which are ignored (rbx = signal, r15 = bits).
+    a.mov_ri(RDI, SIG_BLOCK)
+    a.mov_ri(RSI, 0)
+    a.lea(RDX, Mem(RBP, D_HEADER + H_SIGMASK))
+    a.mov_ri(R10, 8)
+    _syscall(a, SYS_RT_SIGPROCMASK)
+    a.mov_ri(RBX, 1)
+    a.mov_ri(R15, 0)
+    next_signal, not_ignored = Label(), Label()
+    a.bind(next_signal)
+    a.mov_rr(64, RDI, RBX)
+    a.mov_ri(RSI, 0)
+    a.lea(RDX, Mem(RBP, D_OLDACT))
+    a.mov_ri(R10, 8)
+    _syscall(a, SYS_RT_SIGACTION)
+    a.alu_ri(CMP, 64, RAX, 0)
+    a.jcc(CC_NE, not_ignored)
+    a.alu_ri(CMP, 64, Mem(RBP, D_OLDACT), SIG_IGN)
+    a.jcc(CC_NE, not_ignored)
+    a.lea(RCX, Mem(RBX, -1))
+    a.mov_ri(RAX, 1)
+    a.shift_cl(SHL, 64, RAX)
+    a.alu_rr(OR, 64, R15, RAX)
+    a.bind(not_ignored)
+    a.alu_ri(ADD, 64, RBX, 1)
+    a.alu_ri(CMP, 64, RBX, NSIG + 1)
+    a.jcc(CC_L, next_signal)
+    a.store(8, Mem(RBP, D_HEADER + H_SIGIGN), R15)
+
     # Descriptors: the standard ones that are open, root, cwd, the program.
     # rbx = next cmsg fd slot, r14 = fd mask.
     a.lea(RBX, Mem(RBP, D_CMSG + 16))
@@ -243,7 +298,8 @@ def build_launcher(socket: bytes) -> bytes:
     a.alu_ri(CMP, 64, RAX, 0)
     a.jcc(CC_L, fail)
 
-    a.mov_rr(64, RDI, R12)                       # wait for the reply
+    _forward_signals_until_reply(a)
+    a.mov_rr(64, RDI, R12)                       # the reply
     a.lea(RSI, Mem(RBP, D_REPLY))
     a.mov_ri(RDX, REPLY.size)
     _syscall(a, SYS_READ)
@@ -298,6 +354,66 @@ def build_launcher(socket: bytes) -> bytes:
     return _elf(code, bytes(data))
 
 
+def _forward_signals_until_reply(a: Assembler) -> None:
+    """Wait for the server's reply, passing on FORWARDED signals meanwhile: they are
+    blocked (the program already has the caller's mask) and read from a signalfd.
+    r12 = socket; r13 = the signalfd (negative if there is none: poll skips it)."""
+    a.mov_ri(RDI, SIG_BLOCK)
+    a.lea(RSI, Mem(RBP, D_FORWARD_SET))
+    a.mov_ri(RDX, 0)
+    a.mov_ri(R10, 8)
+    _syscall(a, SYS_RT_SIGPROCMASK)
+    a.mov_ri(RDI, -1)
+    a.lea(RSI, Mem(RBP, D_FORWARD_SET))
+    a.mov_ri(RDX, 8)
+    a.mov_ri(R10, SFD_CLOEXEC)
+    _syscall(a, SYS_SIGNALFD4)
+    a.mov_rr(64, R13, RAX)
+    a.store(4, Mem(RBP, D_POLLFDS), R12)
+    a.store(4, Mem(RBP, D_POLLFDS + 8), R13)
+    wait, no_signal, stop = Label(), Label(), Label()
+    a.bind(wait)
+    a.lea(RDI, Mem(RBP, D_POLLFDS))
+    a.mov_ri(RSI, 2)
+    a.mov_ri(RDX, -1)
+    _syscall(a, SYS_POLL)
+    a.alu_ri(CMP, 64, RAX, 0)
+    a.jcc(CC_L, wait)                            # EINTR (resumed after a stop)
+    a.movzx(RAX, Mem(RBP, D_POLLFDS + 8 + 6), 2)  # the signalfd's revents
+    a.alu_ri(AND, 64, RAX, POLLIN)
+    a.jcc(CC_E, no_signal)
+    a.mov_rr(64, RDI, R13)
+    a.lea(RSI, Mem(RBP, D_SSI))
+    a.mov_ri(RDX, SSI_SIZE)
+    _syscall(a, SYS_READ)
+    a.alu_ri(CMP, 64, RAX, SSI_SIZE)
+    a.jcc(CC_NE, wait)
+    a.movzx(RAX, Mem(RBP, D_SSI), 4)             # ssi_signo
+    a.store(4, Mem(RBP, D_FORWARD + 4), RAX)
+    a.mov_rr(64, RDI, R12)
+    a.lea(RSI, Mem(RBP, D_FORWARD))
+    a.mov_ri(RDX, REPLY.size)
+    a.mov_ri(R10, MSG_NOSIGNAL)
+    a.mov_ri(R8, 0)
+    a.mov_ri(R9, 0)
+    _syscall(a, SYS_SENDTO)
+    a.movzx(RAX, Mem(RBP, D_SSI), 4)
+    for sig in STOPPING:
+        a.alu_ri(CMP, 64, RAX, sig)
+        a.jcc(CC_E, stop)
+    a.jmp(wait)
+    a.bind(stop)                                 # stop too, as the shell expects
+    _syscall(a, SYS_GETPID)
+    a.mov_rr(64, RDI, RAX)
+    a.mov_ri(RSI, SIGSTOP)
+    _syscall(a, SYS_KILL)
+    a.jmp(wait)
+    a.bind(no_signal)
+    a.movzx(RAX, Mem(RBP, D_POLLFDS + 6), 2)     # the socket's revents: the reply (or
+    a.alu_ri(CMP, 64, RAX, 0)                    # the server gone: the read fails)
+    a.jcc(CC_E, wait)
+
+
 def _elf(code: bytes, data: bytes) -> bytes:
     image = bytearray(DATA_OFFSET + len(data))
     image[CODE_OFFSET : CODE_OFFSET + len(code)] = code
@@ -312,6 +428,11 @@ def _elf(code: bytes, data: bytes) -> bytes:
     struct.pack_into("<QIIQQQ", image, msghdr_at, 0, 0, 0, data_base + D_IOV, 2,
                      data_base + D_CMSG)
     struct.pack_into("<II", image, DATA_OFFSET + D_CMSG + 8, 1, 1)  # SOL_SOCKET, SCM_RIGHTS
+    struct.pack_into("<Q", image, DATA_OFFSET + D_FORWARD_SET,
+                     sum(1 << (sig - 1) for sig in FORWARDED))
+    for entry in (D_POLLFDS, D_POLLFDS + 8):
+        struct.pack_into("<ihh", image, DATA_OFFSET + entry, -1, POLLIN, 0)
+    struct.pack_into("<I", image, DATA_OFFSET + D_FORWARD, FORWARD_SIGNAL)
     ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,
                        2, 62, 1, BASE + CODE_OFFSET, 64, 0, 0, 64, 56, 1, 0, 0, 0)
     # one loadable segment, read/write/execute: code and the data it fills in

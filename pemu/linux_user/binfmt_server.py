@@ -10,15 +10,19 @@ processes.  The forked child becomes the program the user started:
 - its credentials are the launcher's (SO_PEERCRED, supplementary groups from /proc);
   a server that is not root serves only its own user, in its own root;
 - its environment and arguments are the launcher's, laid out as binfmt_misc gave them
-  (with ``P``, the original argv[0] follows the program path).
+  (with ``P``, the original argv[0] follows the program path);
+- its blocked and ignored signals are the launcher's (which had its caller's).
 
-The server answers each launcher with the child's end (exit code or signal) and kills the
-child if the launcher goes away first (killed by ^C, by make, ...).  One thread, one
-selector: the listening socket, each launcher's connection and each child's pidfd.
+The server answers each launcher with the child's end (exit code or signal), sends the
+child the signals the launcher passes on (^C, ^Z, fg, kill: the launcher is what the
+terminal and the shell see), and kills the child if the launcher goes away first
+(killed by SIGKILL).  One thread, one selector: the listening socket, each launcher's
+connection and each child's pidfd.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import selectors
@@ -37,6 +41,7 @@ from .binfmt_launcher import (
     FD_STDERR,
     FD_STDIN,
     FD_STDOUT,
+    FORWARD_SIGNAL,
     HEADER,
     MAGIC,
     MAX_FDS,
@@ -67,6 +72,8 @@ class Request:
     uid: int
     gid: int
     pid: int
+    sigmask: int = 0  # the launcher's blocked signals (bit n-1: signal n)
+    sigign: int = 0   # and its ignored ones
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:
@@ -95,7 +102,8 @@ def receive_request(conn: socket.socket) -> Request:
             raise RequestError("too many descriptors")
         if len(data) < HEADER.size:
             data += _read_exact(conn, HEADER.size - len(data))
-        magic, version, argc, envc, at_flags, umask, fd_mask, size = HEADER.unpack(data)
+        (magic, version, argc, envc, at_flags, umask, fd_mask, size, sigmask,
+         sigign) = HEADER.unpack(data)
         if magic != MAGIC or version != VERSION:
             raise RequestError(f"not a pemu launcher request (magic {magic:#x}, "
                                f"version {version})")
@@ -117,7 +125,7 @@ def receive_request(conn: socket.socket) -> Request:
         raise
     conn.settimeout(None)
     return Request(strings[:argc], strings[argc : argc + envc], at_flags, umask & 0o777,
-                   dict(zip(bits, received, strict=True)), uid, gid, pid)
+                   dict(zip(bits, received, strict=True)), uid, gid, pid, sigmask, sigign)
 
 
 def _supplementary_groups(pid: int) -> list[int]:
@@ -158,8 +166,12 @@ def become_program(req: Request) -> list[str]:
         key, sep, value = item.partition(b"=")
         if sep and key:
             os.environb[key] = value
+    # the launcher's signal state, as an execve would have passed it on (the hidden
+    # options reexec uses too: this process's own state is the server's)
+    ignored = ",".join(str(sig) for sig in range(1, 65) if req.sigign >> (sig - 1) & 1)
+    signal_options = ["-pemu-sigmask", f"{req.sigmask:x}", "-pemu-sigign", ignored]
     # argv[0] is the launcher; argv[1] the program path as the kernel was given it.
-    return ["--", *(os.fsdecode(a) for a in req.argv[1:])]
+    return [*signal_options, "--", *(os.fsdecode(a) for a in req.argv[1:])]
 
 
 def _run_child(req: Request, arch: str = "riscv64") -> int:
@@ -300,21 +312,27 @@ class BinfmtServer:
         conn.close()
 
     def _launcher_gone(self, pid: int) -> None:
-        """The launcher closed its end (it was killed): the program goes with it."""
+        """The launcher sent a signal to pass on (^C, ^Z, fg, kill), or closed its end
+        (it was killed outright): then the program goes with it."""
         conn, _ = self.children[pid]
         try:
-            if conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                return  # stray bytes; the launcher is still there
+            message = conn.recv(REPLY.size, socket.MSG_DONTWAIT)
         except BlockingIOError:
             return
         except OSError as e:
             if e.errno not in (errno.ECONNRESET, errno.EPIPE):
                 raise
+            message = b""
+        if message:
+            if len(message) == REPLY.size:
+                kind, sig = REPLY.unpack(message)
+                if kind == FORWARD_SIGNAL and 0 < sig < signal.NSIG:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+            return  # anything else: stray bytes; the launcher is still there
         self.selector.unregister(conn)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def serve(name: bytes, arch: str = "riscv64") -> int:

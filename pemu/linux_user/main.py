@@ -28,6 +28,7 @@ from .elf import ElfError
 from .host_auxv import binfmt_program_fd, host_auxv, started_by_binfmt_with_argv0
 from .process import Options
 from .runtime import start_process
+from .signals import inherited_host_state
 
 PROG = "pemu-riscv64"  # the riscv64 entry point; messages name the running one
 # Options that take a value, and for each option its environment variable (without the
@@ -149,8 +150,11 @@ def parse_args(argv: list[str], environ: dict[str, str] | None = None,
                arch: str = "riscv64") -> tuple[Options, dict, str, list[str]]:
     """Options from the environment, then the command line, then what binfmt_misc said."""
     opts = Options(arch=arch)
-    extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": [], "sigmask": 0,
-             "program_fd": None}
+    # the signal state pemu was started with is the guest's, unless an execve (reexec)
+    # or the binfmt server says what the caller's was
+    sigmask, sigign = inherited_host_state()
+    extra = {"env_set": [], "env_unset": [], "argv0": None, "sigign": sigign,
+             "sigmask": sigmask, "program_fd": None}
     pairs, i = _command_line_options(argv)
     for flag, value in [*_environment_options(os.environ if environ is None else environ),
                         *pairs]:

@@ -39,10 +39,10 @@ def pemu_command(options: object, exe: str, argv0: bytes, args: list[bytes],
         cmd += [b"-r", os.fsencode(options.uname_release)]
     if options.tcg_backend:
         cmd += [b"-accel", b"tcg,backend=" + options.tcg_backend.encode()]
-    if ignored:
-        cmd += [b"-pemu-sigign", ",".join(str(s) for s in ignored).encode()]
-    if sigmask:
-        cmd += [b"-pemu-sigmask", f"{sigmask:x}".encode()]
+    # always said, even when empty: without them the new pemu takes its own host
+    # state, which is not the guest's
+    cmd += [b"-pemu-sigign", ",".join(str(s) for s in ignored).encode()]
+    cmd += [b"-pemu-sigmask", f"{sigmask:x}".encode()]
     cmd += [b"-0", argv0, os.fsencode(exe), *args]
     return cmd
 

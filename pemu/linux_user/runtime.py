@@ -65,7 +65,8 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     sg.init_host_signals(process)
     for sig in ignored:
         process.signals.actions[sig] = sg.SigAction(sg.SIG_IGN)
-        sg.sync_host_disposition(sig, process.signals.actions[sig])
+    sg.host_dispositions_follow_guest(process)
+    sg.keep_blocked_pending(process, thread.signals.mask)
     sys.stdout.flush()
     if gdb:
         attach(process, cpu, gdb)  # waits for gdb to connect, as qemu-riscv64 -g does

@@ -110,8 +110,8 @@ class SigInfo:
             body = struct.pack("<Q", self.addr)
         elif self.signo == SIGCHLD:
             body = struct.pack("<iIi", self.pid, self.uid, self.status)
-        else:
-            body = struct.pack("<iI", self.pid, self.uid)
+        else:  # _rt: sender, and the value of sigqueue (rt_sigqueueinfo)
+            body = struct.pack("<iIQ", self.pid, self.uid, self.value & (1 << 64) - 1)
         return (head + body).ljust(SIGINFO_SIZE, b"\0")
 
 
@@ -121,6 +121,8 @@ class SignalState:
     def __init__(self) -> None:
         self.actions = [SigAction() for _ in range(NSIG + 1)]
         self.lock = threading.Lock()
+        # guest descriptor -> syscalls.signalfd.SignalFd: told of each queued signal
+        self.signalfds: dict[int, object] = {}
 
 
 class ThreadSignals:
@@ -150,6 +152,9 @@ def queue_signal(thread: object, info: SigInfo) -> None:
     if info.signo < 32 and any(p.signo == info.signo for p in pending):
         return
     pending.append(info)
+    for sfd in list(thread.process.signals.signalfds.values()):
+        if sfd.mask & bit(info.signo):
+            sfd.arm()
     thread.wake.set()
     thread.cpu.request_exit()
 
@@ -187,6 +192,20 @@ def die_by_signal(process: object, sig: int) -> None:
     os._exit(128 + sig)
 
 
+def inherited_host_state() -> tuple[int, list[int]]:
+    """The blocked mask and ignored signals this process was started with, which its
+    guest inherits (as across execve).  SIGPIPE and SIGXFSZ are left out: Python
+    ignores them itself at startup, so what the caller had is lost (reexec passes
+    them in hidden options)."""
+    mask = 0
+    for sig in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        mask |= bit(int(sig))
+    ignored = [sig for sig in range(1, signal.NSIG)
+               if sig not in (SIGPIPE, SIGXFSZ, SIGKILL, SIGSTOP)
+               and signal.getsignal(sig) is signal.SIG_IGN]
+    return mask & ~UNBLOCKABLE, ignored
+
+
 # -- host signal forwarding ------------------------------------------------------------
 _process_for_host_signals = None
 
@@ -195,6 +214,18 @@ def _on_host_signal(signum: int, _frame: object) -> None:
     process = _process_for_host_signals
     if process is not None:
         queue_process_signal(process, SigInfo(signum, SI_USER))
+
+
+def host_dispositions_follow_guest(process: object) -> None:
+    """At start: the host's dispositions are the guest's (ignored or default), and no
+    signal is blocked on the host, whatever pemu's own parent left (the binfmt
+    server's, a background shell's).  Signals 32 and 33 are glibc's own: left alone."""
+    for sig in (*range(1, 32), *range(signal.SIGRTMIN, NSIG + 1)):
+        if sig not in (SIGKILL, SIGSTOP):
+            sync_host_disposition(sig, process.signals.actions[sig])
+    # the guest's mask is pemu's (ThreadSignals.mask); one left blocked on the host
+    # would never reach the guest once it unblocks it
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
 
 
 def init_host_signals(process: object) -> None:
@@ -206,20 +237,50 @@ def init_host_signals(process: object) -> None:
             signal.signal(sig, signal.SIG_DFL)
 
 
+def _can_mirror(sig: int) -> bool:
+    if sig in SYNCHRONOUS or sig in (SIGKILL, SIGSTOP) or sig > signal.NSIG - 1:
+        return False
+    # Python only lets the main thread change host handlers
+    return threading.current_thread() is threading.main_thread()
+
+
+_forwarded: set[int] = set()  # host signals whose handler is _on_host_signal
+
+
+def forward_host_signal(sig: int) -> None:
+    """Queue a host signal for the guest instead of the host's action (signalfd: a
+    blocked signal from another process must wait, pending, for the guest to read it)."""
+    if sig in _forwarded or not _can_mirror(sig):
+        return
+    try:
+        signal.signal(sig, _on_host_signal)
+        signal.siginterrupt(sig, True)
+        _forwarded.add(sig)
+    except (OSError, ValueError):
+        pass
+
+
+def keep_blocked_pending(process: object, newly_blocked: int) -> None:
+    """A blocked signal is never discarded (it may get a handler before it is
+    unblocked), but the host ignores SIGCHLD, SIGURG, SIGWINCH and SIGCONT by default:
+    catch those from the moment the guest blocks them.  (Signals that terminate by
+    default are left to the host, which ends pemu as the guest's default would: a
+    Python handler runs only between bytecodes.)"""
+    for sig in DEFAULT_IGNORED:
+        if newly_blocked & bit(sig) and process.signals.actions[sig].handler == SIG_DFL:
+            forward_host_signal(sig)
+
+
 def sync_host_disposition(sig: int, action: SigAction) -> None:
     """Mirror a guest disposition on the host so host-raised signals reach the guest."""
-    if sig in SYNCHRONOUS or sig in (SIGKILL, SIGSTOP) or sig > signal.NSIG - 1:
+    if action.handler not in (SIG_IGN, SIG_DFL):
+        forward_host_signal(sig)
         return
-    if threading.current_thread() is not threading.main_thread():
-        return  # Python only lets the main thread change host handlers
+    if not _can_mirror(sig):
+        return
     try:
-        if action.handler == SIG_IGN:
-            signal.signal(sig, signal.SIG_IGN)
-        elif action.handler == SIG_DFL:
-            signal.signal(sig, signal.SIG_DFL)
-        else:
-            signal.signal(sig, _on_host_signal)
-            signal.siginterrupt(sig, True)
+        signal.signal(sig, signal.SIG_IGN if action.handler == SIG_IGN else signal.SIG_DFL)
+        _forwarded.discard(sig)
     except (OSError, ValueError):
         pass
 

@@ -9,6 +9,7 @@ interpreter, and the generated launcher handing programs to a resident server.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -19,17 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
+from binfmt_helpers import ENV, pemu_binfmt, require_binfmt_misc, served
+from binfmt_helpers import register as _register
 from conftest import ROOT, run_pemu
 
 from pemu.linux_user import binfmt
 from pemu.linux_user.binfmt_launcher import socket_name
-
-ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-
-
-def pemu_binfmt(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pemu.linux_user.binfmt", *args],
-                          capture_output=True, text=True, env=ENV, timeout=60)
 
 
 # -- the register line --------------------------------------------------------------------
@@ -89,15 +85,7 @@ def test_pemu_prefix_wins_over_qemu_and_command_line_wins_over_both(busybox):
 # -- real registrations ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def binfmt_misc():
-    if os.geteuid() != 0:
-        pytest.skip("registering in binfmt_misc needs root")
-    try:
-        binfmt.ensure_mounted()
-    except binfmt.BinfmtError as e:
-        pytest.skip(str(e))
-    if not os.access(binfmt.BINFMT_DIR / "register", os.W_OK):
-        pytest.skip("binfmt_misc is read-only here")
-    return binfmt.BINFMT_DIR
+    return require_binfmt_misc()
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +98,6 @@ def world(busybox):
     (top / "echo").symlink_to("busybox")
     yield top
     shutil.rmtree(top, ignore_errors=True)
-
-
-def _register(name: str, *args: str) -> None:
-    result = pemu_binfmt("--install", "--name", name, *args)
-    assert result.returncode == 0, result.stderr
 
 
 def _run(argv, executable=None, **kw) -> subprocess.CompletedProcess:
@@ -154,25 +137,8 @@ def test_script_interpreter_preserves_argv0(script_entry, world):
 def server(binfmt_misc, world):
     """pemu-binfmt --serve, and a launcher registered with POCF."""
     name = f"pemu-test-srv-{os.getpid()}"
-    proc = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
-                             "--name", name], env=ENV, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while True:  # ready once it accepts connections
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(b"\0" + socket_name("riscv64", name))
-            break
-        except OSError:
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "the server did not come up"
-            time.sleep(0.1)
-        finally:
-            probe.close()
-    _register(name, "--server", "--launcher", str(world / "launcher"))
-    yield name, proc
-    pemu_binfmt("--remove", "--name", name)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    with served(name, world / "launcher") as proc:
+        yield name, proc
 
 
 def test_server_entry_flags(server):
@@ -231,7 +197,72 @@ def test_server_runs_execute_only_programs_as_the_caller(server, world):
     assert result.stdout == f"{nobody.pw_uid}\n".encode()
 
 
-def test_killed_launcher_takes_the_program_with_it(server, world):
+def _block_and_ignore() -> None:
+    """A caller's signal state for the program to inherit: standard signals only
+    (qemu-riscv64 renumbers the real-time ones it keeps for itself)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGTERM])
+    for sig in (signal.SIGUSR2, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _signal_state(output: bytes) -> dict[str, set[int]]:
+    return {line.split(":")[0]: {int(n) for n in line.split(":")[1].split()}
+            for line in output.decode().splitlines()}
+
+
+def test_programs_inherit_the_callers_signal_state(server, world, build, qemu):
+    prog = world / "sigstate"
+    shutil.copy(build("sigstate", static=True), prog)
+    prog.chmod(0o755)
+    for caller_setup in (_block_and_ignore, None):  # (and what this test inherited)
+        theirs = _run([qemu, str(prog)], preexec_fn=caller_setup)
+        if caller_setup is not None:
+            state = _signal_state(theirs.stdout)
+            assert {10, 15} <= state["blocked"] and {1, 2, 12} <= state["ignored"]
+        direct = _run([sys.executable, "-m", "pemu.linux_user.main", str(prog)],
+                      preexec_fn=caller_setup, env=ENV)
+        assert direct.stdout == theirs.stdout, direct.stderr
+        through_binfmt = _run([str(prog)], preexec_fn=caller_setup)
+        assert through_binfmt.stdout == theirs.stdout, through_binfmt.stderr
+
+
+def _default_interrupts() -> None:
+    """The test's own ^C and ^\\ may be ignored (a background job): not the program's."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def test_launcher_passes_on_interrupts_to_the_program(server, world):
+    script = "trap 'echo caught; exit 5' INT; echo ready; while :; do :; done"
+    proc = subprocess.Popen([str(world / "busybox"), "sh", "-c", script],
+                            stdout=subprocess.PIPE, preexec_fn=_default_interrupts)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)  # what ^C does to the launcher, the shell's child
+    assert proc.wait(timeout=60) == 5
+    assert proc.stdout.read() == b"caught\n"
+
+
+def test_launcher_stops_and_continues_with_its_program(server, world):
+    script = "echo ready; sleep 2; echo done"
+    proc = subprocess.Popen([str(world / "busybox"), "sh", "-c", script],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTSTP)  # ^Z
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{proc.pid}/stat").read_text().split()[2] != "T":
+        assert time.monotonic() < deadline, "the launcher did not stop"
+        time.sleep(0.05)
+    time.sleep(4)  # its sleep ends meanwhile, but the stopped shell says nothing
+    assert select.select([proc.stdout], [], [], 0)[0] == []
+    proc.send_signal(signal.SIGCONT)  # fg
+    assert proc.wait(timeout=60) == 0
+    assert proc.stdout.read() == b"done\n"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_launcher_takes_the_program_with_it(server, world, sig):
+    """SIGTERM is passed on to the program (which dies of it); after SIGKILL the server
+    sees the launcher's connection close."""
     server_pid = server[1].pid
 
     def emulated() -> list[str]:  # the server's children: the programs it runs
@@ -242,8 +273,8 @@ def test_killed_launcher_takes_the_program_with_it(server, world):
     while not emulated():
         assert time.monotonic() < deadline, "the program never started"
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == -signal.SIGTERM
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == -sig
     deadline = time.monotonic() + 10
     while emulated() and time.monotonic() < deadline:
         time.sleep(0.1)

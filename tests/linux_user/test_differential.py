@@ -51,3 +51,11 @@ def test_posix_timers_dynamic(build, qemu):
     assert "one-shot: hits 1, code SI_TIMER, value 42" in out
     assert "blocked: one signal yes, overrun >=3" in out
     assert "thread-id timer: sig ok, code SI_TIMER, value 77" in out
+
+
+def test_signalfd_dynamic(build, qemu):
+    p = _same(build, qemu, "signalfd", False)
+    out = p.stdout.decode()
+    assert "sigqueue: sig 10, code SI_QUEUE, pid ok 1, value 42" in out
+    assert "blocking read: 128, sig 10, code SI_USER" in out
+    assert "left for sigtimedwait: 17" in out  # a blocked SIGCHLD is never dropped

@@ -19,6 +19,7 @@ from . import (  # noqa: F401,E501,I001
     posix_timers,
     proc,
     signal_calls,
+    signalfd,
     sockets,
     sync,
     time_calls,

@@ -9,12 +9,17 @@ import struct
 from ..proc_views import open_synthetic, synthetic_content
 from .hostcall import fd_arg, guest_path, host, in_ptr, opt_out_ptr, out_ptr, signed
 from .registry import syscall
+from .signalfd import closed, duplicated, read_hook
 
 IOV = struct.Struct("<QQ")
 IOV_MAX = 1024
 
 @syscall("read")
 def sys_read(t, fd, buf, count):
+    if t.process.signals.signalfds:
+        ret = read_hook(t, fd_arg(fd), buf, count)
+        if ret is not None:
+            return ret
     return host("read", fd_arg(fd), out_ptr(t, buf, count), count)
 
 @syscall("write")
@@ -105,25 +110,38 @@ def _proc_view(t, path: int) -> int | None:
 
 @syscall("close")
 def sys_close(t, fd):
-    return host("close", fd_arg(fd))
+    ret = host("close", fd_arg(fd))
+    if ret == 0:
+        closed(t.process, fd_arg(fd))
+    return ret
+
+CLOSE_RANGE_CLOEXEC = 4
+
 
 @syscall("close_range")
 def sys_close_range(t, first, last, flags):
-    return host("close_range", first, last, flags)
+    ret = host("close_range", first, last, flags)
+    if ret == 0 and not flags & CLOSE_RANGE_CLOEXEC:
+        closed(t.process, first, last)
+    return ret
 
 @syscall("dup")
 def sys_dup(t, fd):
-    return host("dup", fd_arg(fd))
+    new = host("dup", fd_arg(fd))
+    duplicated(t.process, fd_arg(fd), new)
+    return new
 
 @syscall("dup3")
 def sys_dup3(t, old, new, flags):
-    return host("dup3", fd_arg(old), fd_arg(new), flags)
+    ret = host("dup3", fd_arg(old), fd_arg(new), flags)
+    duplicated(t.process, fd_arg(old), ret)
+    return ret
 
 @syscall("pipe2")
 def sys_pipe2(t, fds, flags):
     return host("pipe2", out_ptr(t, fds, 8), flags)
 
-F_GETFL, F_SETFL = 3, 4
+F_DUPFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 3, 4, 1030
 F_GETLK, F_SETLK, F_SETLKW = 5, 6, 7
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38
 FLOCK_SIZE = 32
@@ -139,6 +157,8 @@ def sys_fcntl(t, fd, cmd, arg):
     if cmd == F_SETFL:
         return host("fcntl", fd_arg(fd), cmd, arch.open_flags_to_host(arg & 0xFFFFFFFF))
     ret = host("fcntl", fd_arg(fd), cmd, arg)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        duplicated(t.process, fd_arg(fd), ret)
     if cmd == F_GETFL and ret >= 0:
         return arch.open_flags_from_host(ret)
     return ret

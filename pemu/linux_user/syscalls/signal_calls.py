@@ -80,6 +80,8 @@ def sys_rt_sigprocmask(t, how, nset, oset, sigsetsize):
         if oset:
             mem.check(oset, 8, write=True)
         sigs.mask = mask & ~sg.UNBLOCKABLE
+        if sigs.mask & ~old:
+            sg.keep_blocked_pending(t.process, sigs.mask & ~old)
     if oset:
         mem.write(oset, struct.pack("<Q", old))
     return 0
@@ -205,6 +207,48 @@ def sys_tgkill(t, tgid, tid, sig):
             return -errno.ESRCH
         return _send_to_self(t, sig, sg.SI_TKILL, target)
     return host("tgkill", signed(tgid, 32), signed(tid, 32), sig)
+
+
+_QUEUED_INFO = struct.Struct("<iii4xiIQ")  # signo, errno, code, _rt: pid, uid, value
+SIGINFO_SIZE = 128
+
+
+def _queue_info(t, pid: int, tid: int | None, sig: int, uinfo: int) -> int:
+    """rt_sigqueueinfo / rt_tgsigqueueinfo: a signal with the caller's siginfo."""
+    if not 0 <= sig <= sg.NSIG:
+        return -errno.EINVAL
+    raw = t.process.mem.read(uinfo, SIGINFO_SIZE)
+    _signo, _err, code, sender, uid, value = _QUEUED_INFO.unpack_from(raw)
+    pid = signed(pid, 32)
+    if pid != t.process.pid:
+        # another process: the layout is the host's too (the kernel checks the code)
+        buf = struct.pack("<i", sig) + raw[4:]
+        if tid is None:
+            return host("rt_sigqueueinfo", pid, sig, buf)
+        return host("rt_tgsigqueueinfo", pid, signed(tid, 32), sig, buf)
+    target = None
+    if tid is not None:
+        target = t.process.threads.get(signed(tid, 32))
+        if target is None:
+            return -errno.ESRCH
+    if sig == 0:
+        return 0
+    info = sg.SigInfo(sig, code, pid=sender, uid=uid, value=value)
+    if target is None:
+        sg.queue_process_signal(t.process, info)
+    else:
+        sg.queue_signal(target, info)
+    return 0
+
+
+@syscall("rt_sigqueueinfo")
+def sys_rt_sigqueueinfo(t, pid, sig, uinfo):
+    return _queue_info(t, pid, None, sig, uinfo)
+
+
+@syscall("rt_tgsigqueueinfo")
+def sys_rt_tgsigqueueinfo(t, pid, tid, sig, uinfo):
+    return _queue_info(t, pid, tid, sig, uinfo)
 
 
 @syscall("tkill")

@@ -1,0 +1,190 @@
+"""A Debian trixie riscv64 root entered through binfmt_misc, its programs under pemu.
+
+pemu's binfmt server is registered (launcher with flags POCF: ``F`` makes it work in a
+chroot without Python), ``mmdebstrap --variant=minbase`` builds the root, and ``chroot``
+runs programs of the root under pemu: dpkg, sh pipelines, perl.  The root is cached
+(debian_root.py), so only the first run downloads and builds it.
+
+What takes many minutes under pemu runs only with ``PEMU_TEST_DEBIAN_FULL=1`` (times
+in docs/LINUX_USER.md): the root's build itself under pemu (every dpkg, maintainer
+script and debconf run a riscv64 process under pemu; otherwise qemu-riscv64-static
+builds it), and ``apt-get install gcc make`` from the archive with a program compiled
+by the guest's gcc.  Where qemu-riscv64-static is installed, the single-process checks
+are compared with it on the same root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from binfmt_helpers import registered, require_binfmt_misc, served
+from debian_root import archive_reachable, cached_root, in_root
+
+pytestmark = pytest.mark.slow
+
+FULL = os.environ.get("PEMU_TEST_DEBIAN_FULL") == "1"
+BUILDER = "pemu" if FULL else "qemu"  # what runs the maintainer scripts of the build
+
+
+@pytest.fixture(scope="module")
+def pemu_binfmt(tmp_path_factory):
+    require_binfmt_misc()
+    for tool in ("mmdebstrap", "arch-test", "unshare", "chroot"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
+    launcher = tmp_path_factory.mktemp("chroot-binfmt") / "launcher"
+    with served(f"pemu-test-chroot-{os.getpid()}", launcher) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def root(pemu_binfmt, tmp_path_factory):
+    log = tmp_path_factory.mktemp("mmdebstrap") / "mmdebstrap.log"
+    builder = contextlib.nullcontext()
+    if BUILDER == "qemu":
+        qemu = shutil.which("qemu-riscv64-static")
+        if qemu is None:
+            pytest.skip("qemu-riscv64-static (qemu-user-static) builds the root unless "
+                        "PEMU_TEST_DEBIAN_FULL=1")
+        builder = registered(f"pemu-test-chroot-qemu-{os.getpid()}", qemu, "F")
+    try:
+        with builder:
+            path, took = cached_root(builder=BUILDER, log=log)
+    except FileNotFoundError:
+        pytest.skip("mmdebstrap is not installed")
+    except subprocess.CalledProcessError as e:
+        why = archive_reachable()
+        if why is not None:
+            pytest.skip(why)
+        pytest.fail(f"mmdebstrap failed under {BUILDER}:\n{e.stdout[-3000:]}\n"
+                    f"{e.stderr[-3000:]}")
+    if took is not None:
+        print(f"\nmmdebstrap --variant=minbase under {BUILDER}: {took:.0f} s")
+    return path
+
+
+def chroot(root: Path, *command: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(in_root(root, *command), capture_output=True, timeout=timeout,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
+                                 "HOME": "/root", **kw.pop("env", {})}, **kw)
+
+
+def under_qemu(root: Path, *command: str) -> subprocess.CompletedProcess | None:
+    """The same single-process command under qemu-riscv64-static in the same root
+    (None where it is not installed).  Only the first process runs under qemu: what
+    it starts goes through binfmt_misc, to pemu."""
+    qemu = shutil.which("qemu-riscv64-static")
+    if qemu is None:
+        return None
+    inside = root / "tmp" / f"qemu-riscv64-static-{os.getpid()}"
+    shutil.copy(qemu, inside)
+    try:
+        return chroot(root, "/tmp/" + inside.name, *command)
+    finally:
+        inside.unlink()
+
+
+def installed_packages(root: Path) -> set[str]:
+    """What dpkg's status file says is installed: the oracle for dpkg -l."""
+    names, name = set(), None
+    for line in (root / "var/lib/dpkg/status").read_text().splitlines():
+        if line.startswith("Package: "):
+            name = line.split()[1]
+        elif line == "Status: install ok installed" and name:
+            names.add(name)
+    return names
+
+
+def test_minbase_root_is_complete(root):
+    names = installed_packages(root)
+    assert {"base-files", "dpkg", "apt", "bash", "coreutils", "perl-base"} <= names
+    assert (root / "etc/os-release").read_text().count("trixie") >= 1
+
+
+def test_dpkg_lists_the_installed_packages(root):
+    result = chroot(root, "dpkg", "-l")
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[1].split(":")[0] for line in result.stdout.decode().splitlines()
+              if line.startswith("ii ")}
+    assert listed == installed_packages(root)
+    query = ("dpkg-query", "-W", "-f", "${Package} ${Architecture}\\n", "dpkg", "apt")
+    ours = chroot(root, *query)
+    assert ours.stdout == b"apt riscv64\ndpkg riscv64\n", ours.stderr
+    theirs = under_qemu(root, "/usr/bin/dpkg-query", *query[1:])
+    if theirs is not None:
+        assert ours.stdout == theirs.stdout
+
+
+def test_shell_pipelines(root):
+    script = ("set -e; seq 1 1000 | sort -rn | head -3 | tr '\\n' ' '; echo; "
+              "ls /usr/bin | wc -l; "
+              "x=$(echo riscv | sed s/v/V/); echo \"$x $(uname -m)\"; "
+              "echo a b c | (read p q r; echo $r$q$p) | cat; "
+              "(exit 3) || echo status $?")
+    result = chroot(root, "sh", "-c", script)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "1000 999 998 "
+    assert int(lines[1]) == len(os.listdir(root / "usr/bin"))
+    assert lines[2:] == ["riscV riscv64", "cba", "status 3"]
+
+
+def test_perl(root):
+    program = ('use strict; my %h = map { $_ => $_ ** 2 } 1..5; '
+               'print join(",", map { $h{$_} } sort keys %h), "\\n"; '
+               'printf "%.6f\\n", atan2(1, 1) * 4; '
+               'my $s = "Debian riscv64"; $s =~ s/(\\w+)/\\u\\L$1/g; print "$s\\n"; '
+               'print scalar(reverse "pemu"), " ", length(join "", 1..100), "\\n";')
+    ours = chroot(root, "perl", "-e", program)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == b"1,4,9,16,25\n3.141593\nDebian Riscv64\numep 192\n"
+    theirs = under_qemu(root, "/usr/bin/perl", "-e", program)
+    if theirs is not None:
+        assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+
+
+HELLO_C = r"""
+#include <stdio.h>
+#include <stdlib.h>
+static int cmp(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+int main(int argc, char **argv)
+{
+    int v[] = {5, 3, 9, 1, 7};
+    qsort(v, 5, sizeof v[0], cmp);
+    printf("hello from gcc on %s:", argc > 1 ? argv[1] : "?");
+    for (int i = 0; i < 5; i++) printf(" %d", v[i]);
+    printf("\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(not FULL, reason="apt-get install gcc make and a compile under pemu "
+                    "take minutes: set PEMU_TEST_DEBIAN_FULL=1")
+def test_apt_get_gcc_and_a_compiled_program(root, tmp_path):
+    work = tmp_path / "root"  # the cached root stays minbase: this runs on a copy
+    subprocess.run(["cp", "-a", str(root), str(work)], check=True)
+    try:
+        result = chroot(work, "apt-get", "update", timeout=1800)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        result = chroot(work, "apt-get", "install", "-y", "--no-install-recommends",
+                        "gcc", "make", "libc6-dev", timeout=3600,
+                        env={"DEBIAN_FRONTEND": "noninteractive"})
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        (work / "tmp/hello.c").write_text(HELLO_C)
+        (work / "tmp/Makefile").write_text("hello: hello.c\n\tgcc -O2 -o $@ $<\n")
+        result = chroot(work, "make", "-C", "/tmp", timeout=1800)
+        assert result.returncode == 0, result.stderr.decode()[-3000:]
+        result = chroot(work, "/tmp/hello", "pemu")
+        assert result.stdout == b"hello from gcc on pemu: 1 3 5 7 9\n", result.stderr
+        theirs = under_qemu(work, "/tmp/hello", "pemu")
+        if theirs is not None:
+            assert theirs.stdout == result.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
