@@ -100,6 +100,12 @@ MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
 MISA_V = 1 << (ord("V") - ord("A"))
 
 
+def _slot_register(slot: int) -> property:
+    """A PrivState register kept in state slot ``slot`` (so translated code reaches it)."""
+    return property(lambda self: self.slots[slot],
+                    lambda self, value: self.slots.__setitem__(slot, value))
+
+
 class PrivState:
     """Privileged registers of one hart.  ``now`` reads the 10 MHz ``time`` counter."""
 
@@ -159,7 +165,7 @@ class PrivState:
         self.waiting = False  # in WFI
 
     # mstatus lives in the state block: translated code reads it and clears SIE inline
-    # (insn_system._trans_sstatus_inline); everything else goes through here
+    # (csr_inline.trans_sstatus_inline); everything else goes through here
     @property
     def mstatus(self) -> int:
         return self.slots[rv.MSTATUS]
@@ -167,6 +173,13 @@ class PrivState:
     @mstatus.setter
     def mstatus(self, value: int) -> None:
         self.slots[rv.MSTATUS] = value
+
+    # the trap CSRs S-mode code reads and writes on every system call live in the
+    # state block too: translated code accesses them inline (csr_inline.py)
+    sscratch = _slot_register(rv.SSCRATCH)
+    sepc = _slot_register(rv.SEPC)
+    scause = _slot_register(rv.SCAUSE)
+    stval = _slot_register(rv.STVAL)
 
     # -- interrupt lines (any thread) -------------------------------------------------
     def set_line(self, bit: int, level: bool) -> None:
