@@ -24,7 +24,10 @@ Slot map (each slot is a little-endian uint64):
   79      native_flags: 1 while the native dispatcher looks blocks up by tb_flags (a
           status write done inline then only updates tb_flags); 0 under the python
           loop, which must be left to see new block flags
-  80..    system-mode CSR shadows and scratch, defined by the system-mode code
+  80      irq_pending: nonzero when an interrupt may be pending in mip & mie (set by
+          whatever may raise one, cleared where Python finds none): translated code
+          sets sstatus.SIE inline only while it is zero
+  81..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ SEPC = 76
 SCAUSE = 77
 STVAL = 78
 NATIVE_FLAGS = 79
-FIRST_FREE_SLOT = 80
+IRQ_PENDING = 80
+FIRST_FREE_SLOT = 81
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -81,7 +85,8 @@ def ir_globals() -> dict[str, int]:
     g.update({"pc": PC, "fflags": FFLAGS, "frm": FRM, "res_addr": RES_ADDR,
               "res_value": RES_VALUE, "mstatus": MSTATUS, "sscratch": SSCRATCH,
               "sepc": SEPC, "scause": SCAUSE, "stval": STVAL, "tb_flags": TB_FLAGS,
-              "exit_request": EXIT_REQUEST, "native_flags": NATIVE_FLAGS})
+              "exit_request": EXIT_REQUEST, "native_flags": NATIVE_FLAGS,
+              "irq_pending": IRQ_PENDING})
     return g
 
 

@@ -10,12 +10,17 @@ fallback for every other case (a run-time test picks it):
   in place from S- and M-mode;
 * ``csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave locks
   around every spinlock): no side effects at all;
-* ``csrs/csrc sstatus, SUM`` in S-mode (the user-access window opened and closed around
-  every copy to or from user memory): SUM is part of the block flags (it selects the
-  S+SUM MMU index), so the new flags are stored into the ``tb_flags`` slot the native
-  dispatcher matches, and the block ends with a lookup as after any sstatus write.  The
-  python loop holds the flags it started with, so there (``native_flags`` slot 0) the
-  inline code also requests an exit, as the helper's ``flags_changed`` would.
+* ``csrs/csrc sstatus`` of SUM and SIE in S-mode (the user-access window opened and
+  closed around every copy to or from user memory; interrupts enabled again after a
+  lock): SUM is part of the block flags (it selects the S+SUM MMU index), so the new
+  flags are stored into the ``tb_flags`` slot the native dispatcher matches, and the
+  block ends with a lookup as after any sstatus write.  The python loop holds the
+  flags it started with, so there (``native_flags`` slot 0) the inline code also
+  requests an exit when they changed, as the helper's ``flags_changed`` would.
+  Setting SIE is inline only while the ``irq_pending`` slot is zero: Python clears it
+  when it finds no interrupt pending in mip & mie and everything that may raise one
+  sets it (priv.py), so an interrupt that setting SIE makes deliverable still takes
+  the helper, which exits to take it before the next instruction.
 
 A hypervisor extension that redirects the S CSRs to their VS twins when V=1 must keep
 such blocks off this path (their flags would say so).
@@ -24,7 +29,7 @@ such blocks off this path (their flags would say so).
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import Cond, Const, Label, Operand, Temp
-from pemu.accel.tcg.opcodes import AND, OR, SHL, XOR
+from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, XOR
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.mmu import PRV_S
@@ -39,6 +44,8 @@ from pemu.target.riscv.priv import (
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 CSR_SSTATUS = 0x100
+_SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
+_SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
 
 # CSR number -> (state slot global, writable bits); reads return the slot as it is
 SLOT_CSRS: dict[int, tuple[str, int]] = {
@@ -124,26 +131,42 @@ def trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand,
     b.set_label(not_quiet)
     if ctx.priv != PRV_S:
         return [done]
-    # the SUM toggle: value is SUM alone (a zero value changed nothing above)
-    slow, sum_done, native = b.label(), b.label(), b.label()
-    b.binop(AND, t, value, Const(MASK64 & ~MSTATUS_SUM))
+    # SUM and SIE: new block flags, and SIE set only while no interrupt may be pending
+    slow, inline_done, no_exit = b.label(), b.label(), b.label()
+    allowed = b.temp()
+    if is_set:
+        b.setcond(allowed, Cond.EQ, b.glob("irq_pending"), Const(0))
+        b.binop(SHL, allowed, allowed, Const(_SIE_SHIFT))
+        b.binop(OR, allowed, allowed, Const(MSTATUS_SUM))
+    else:
+        b.movi(allowed, MSTATUS_SUM | MSTATUS_SIE)
+    b.binop(XOR, allowed, allowed, Const(MASK64))
+    b.binop(AND, t, value, allowed)
     b.brcond(Cond.NE, t, Const(0), slow)
     if is_set:
         b.binop(OR, ms, ms, value)
-        new_flags = ctx.flags | FLAG_SUM
     else:
-        b.binop(AND, ms, ms, Const(MASK64 & ~MSTATUS_SUM))
-        new_flags = ctx.flags & ~FLAG_SUM
-    b.movi(b.glob("tb_flags"), new_flags)
-    # the python loop must be left to see the new flags; only ever store 1 into
+        inverse = b.temp()
+        b.binop(XOR, inverse, value, Const(MASK64))
+        b.binop(AND, ms, ms, inverse)
+    flags = b.temp()  # the block flags with SUM as mstatus now has it
+    b.binop(AND, flags, ms, Const(MSTATUS_SUM))
+    b.binop(SHR, flags, flags, Const(_SUM_TO_FLAG))
+    b.binop(OR, flags, flags, Const(ctx.flags & ~FLAG_SUM))
+    b.mov(b.glob("tb_flags"), flags)
+    # the python loop must be left to see new flags; only ever store 1 into
     # exit_request (another thread may set it at any time)
-    b.brcond(Cond.NE, b.glob("native_flags"), Const(0), native)
+    must_exit, python_loop = b.temp(), b.temp()
+    b.setcond(must_exit, Cond.NE, flags, Const(ctx.flags))
+    b.setcond(python_loop, Cond.EQ, b.glob("native_flags"), Const(0))
+    b.binop(AND, must_exit, must_exit, python_loop)
+    b.brcond(Cond.EQ, must_exit, Const(0), no_exit)
     b.movi(b.glob("exit_request"), 1)
-    b.set_label(native)
+    b.set_label(no_exit)
     _write_rd(ctx, rd, old)
-    b.br(sum_done)
+    b.br(inline_done)
     b.set_label(slow)
-    return [sum_done, done]
+    return [inline_done, done]
 
 
 def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:

@@ -106,6 +106,16 @@ def _slot_register(slot: int) -> property:
                     lambda self, value: self.slots.__setitem__(slot, value))
 
 
+def _irq_register(attr: str) -> property:
+    """A PrivState interrupt register whose writes set the ``IRQ_PENDING`` hint."""
+
+    def write(self: PrivState, value: int) -> None:
+        setattr(self, attr, value)
+        self.slots[rv.IRQ_PENDING] = 1
+
+    return property(lambda self: getattr(self, attr), write)
+
+
 class PrivState:
     """Privileged registers of one hart.  ``now`` reads the 10 MHz ``time`` counter."""
 
@@ -174,6 +184,14 @@ class PrivState:
     def mstatus(self, value: int) -> None:
         self.slots[rv.MSTATUS] = value
 
+    # mip and mie: any write may make an interrupt pending, so it sets the hint slot
+    # that inline sstatus.SIE writes test (csr_inline.py); pending_interrupt() clears
+    # it when it finds none.  A line raised on another thread while the hart clears the
+    # hint is not lost: set_line also kicks, and the exit looks again.
+    mie = _irq_register("_mie")
+    mip_sw = _irq_register("_mip_sw")
+    mip_hw = _irq_register("_mip_hw")
+
     # the trap CSRs S-mode code reads and writes on every system call live in the
     # state block too: translated code accesses them inline (csr_inline.py)
     sscratch = _slot_register(rv.SSCRATCH)
@@ -197,6 +215,7 @@ class PrivState:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
         if counters.ENABLED:
             counters.count(f"request:kick ({counters.caller_name()})")
+        self.slots[rv.IRQ_PENDING] = 1  # a timer may have become due
         self.slots[rv.EXIT_REQUEST] = 1
         self.wakeup.set()
 
@@ -247,6 +266,7 @@ class PrivState:
     def pending_interrupt(self) -> int | None:
         """The interrupt to take now, or None (spec 3.1.9 and 4.1.3)."""
         pending = self.mip() & self.mie
+        self.slots[rv.IRQ_PENDING] = 1 if pending else 0
         if not pending:
             return None
         priv = self.priv
