@@ -106,7 +106,7 @@ class TLBContext:
     """
 
     __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
-                 "superpage_shifts", "jump_cache", "jump_pages", "native")
+                 "superpage_shifts", "jump_cache", "jump_pages", "native", "present")
 
     def __init__(self, key: int, native: object | None = None) -> None:
         self.key = key
@@ -118,6 +118,10 @@ class TLBContext:
         self.jump_cache: dict[int, dict[int, Callable]] = {}
         self.jump_pages: dict[int, set[int]] = {}  # vpn -> pcs cached from it
         self.native = native
+        # every vpn that any TLB of this context (dicts or native) may hold: a flush of
+        # a page reaches every context (Linux flushes without an ASID about 10 k times
+        # per boot, with tens of contexts cached), and most contexts never held it
+        self.present: set[int] = set()
 
     def clear(self) -> None:
         """Empty every dict in place: translated code and the hart loop hold them."""
@@ -126,6 +130,7 @@ class TLBContext:
                 t.clear()
         self.superpages.clear()
         self.superpage_shifts.clear()
+        self.present.clear()
         self.clear_jump_cache()
         if self.native is not None:
             self.native.clear()
@@ -143,19 +148,24 @@ class TLBContext:
             group = self.superpages.pop((shift, vaddr >> shift), None)
             if group:
                 vpns.extend(group)
+        present = self.present
+        native = self.native
         for vpn in vpns:
+            pcs = self.jump_pages.pop(vpn, None)
+            if vpn not in present and pcs is None:
+                continue
+            present.discard(vpn)
             for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
                 for t in tlbs:
                     t.pop(vpn, None)
-            pcs = self.jump_pages.pop(vpn, None)
             if pcs:
                 for jc in self.jump_cache.values():
                     for pc in pcs:
                         jc.pop(pc, None)
-                if self.native is not None:
-                    self.native.forget_pcs(pcs)
-        if self.native is not None:
-            self.native.flush_pages(vpns)
+                if native is not None:
+                    native.forget_pcs(pcs)
+            if native is not None:
+                native.flush_pages((vpn,))
 
     def add_superpage_piece(self, shift: int, vaddr: int, vpn: int) -> None:
         """Remember that the 4 KiB page ``vpn`` came from a ``1 << shift`` superpage."""
@@ -296,6 +306,7 @@ class SoftMMU:
                 # a harvest flushes the TLBs, so the next store after it comes here again.
                 dirty.add((page - self.dram_base) >> PAGE_SHIFT)
         if readable or writable:
+            self.ctx.present.add(vpn)
             native = self.ctx.native
             if native is not None:
                 native.fill(idx, vpn, addend, readable, writable)
@@ -414,6 +425,7 @@ class SoftMMU:
         page = paddr & ~PAGE_MASK
         if guest.page_allows(page, PERM_X, idx) and region.contains(page, PAGE_SIZE):
             tlb[vpn] = page
+            self.ctx.present.add(vpn)
             if shift > PAGE_SHIFT:
                 self.ctx.add_superpage_piece(shift, vaddr, vpn)
         return page

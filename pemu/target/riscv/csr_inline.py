@@ -8,6 +8,7 @@ fallback for every other case (a run-time test picks it):
 * ``sscratch``, ``sepc``, ``scause``, ``stval`` (every trap entry and exit reads or
   writes them): plain registers kept in state slots (cpu_state.py), read and written
   in place from S- and M-mode;
+* reads of ``sstatus`` (mstatus, masked, with SD computed);
 * ``csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave locks
   around every spinlock): no side effects at all;
 * ``csrs/csrc sstatus`` of SUM and SIE in S-mode (the user-access window opened and
@@ -83,6 +84,14 @@ def trans_slot_csr(ctx: DisasContext, number: int, kind: int, rd: int,
         b.mov(reg, new)
     if old is not None:
         b.mov(ctx.dest(rd), old)
+    return True
+
+
+def trans_sstatus_read(ctx: DisasContext, rd: int) -> bool:
+    """csrr rd, sstatus from S- or M-mode: mstatus as sstatus shows it, inline."""
+    if ctx.priv < PRV_S:
+        return False
+    ctx.b.mov(ctx.dest(rd), _sstatus_view(ctx, ctx.b.glob("mstatus")))
     return True
 
 
@@ -174,4 +183,4 @@ def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:
         ctx.b.mov(ctx.dest(rd), old)
 
 
-__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline"]
+__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read"]

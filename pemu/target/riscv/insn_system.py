@@ -7,7 +7,12 @@ from collections.abc import Callable
 from pemu.accel.tcg.ir import Const
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
-from pemu.target.riscv.csr_inline import CSR_SSTATUS, trans_slot_csr, trans_sstatus_inline
+from pemu.target.riscv.csr_inline import (
+    CSR_SSTATUS,
+    trans_slot_csr,
+    trans_sstatus_inline,
+    trans_sstatus_read,
+)
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
 from pemu.target.riscv.insn_cbo import trans_cbo
@@ -76,6 +81,8 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
         if src:
             action |= csr.ACTION_SET if kind == 2 else csr.ACTION_CLEAR
     if trans_slot_csr(ctx, number, kind, rd, value, action):
+        return
+    if number == CSR_SSTATUS and action == csr.ACTION_READ and trans_sstatus_read(ctx, rd):
         return
     inline_ends = []
     if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ:
