@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from pemu.accel.tcg import counters
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
+from pemu.accel.tcg.ir import CALL_READS_STATE, CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Helper
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import trap_name
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
@@ -388,6 +388,9 @@ def _mark_fs_dirty(env: object) -> None:
     env.ps.mark_fs_dirty()  # type: ignore[attr-defined]
 
 
-# Called by blocks translated with FLAG_FS_CLEAN after their first FP-state write.
-MARK_FS_DIRTY = Helper("mark_fs_dirty", _mark_fs_dirty, flags=CALL_SIDE_EFFECTS, n_out=0,
-                       needs_env=True)
+# Called by blocks translated with FLAG_FS_CLEAN after their first FP-state write.  It
+# reads and writes mstatus, a state slot that translated code reads and writes inline
+# (csr_inline.py): cached copies are written back before the call and reloaded after.
+MARK_FS_DIRTY = Helper("mark_fs_dirty", _mark_fs_dirty,
+                       flags=CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE,
+                       n_out=0, needs_env=True)
