@@ -54,6 +54,9 @@ ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = 0, 1, 2
 # permission bits of a translation
 PERM_R, PERM_W, PERM_X = 1, 2, 4
 PERM_ALL = PERM_R | PERM_W | PERM_X
+# a translation's perms may also say that the mapping is global: the same in every
+# address space (RISC-V's G bit), so code on it may be found across address spaces
+PERM_GLOBAL = 8
 
 N_MMU = 4  # MMU indexes (the target's privilege/translation regimes) per TLB set
 MMU_DYNAMIC = -1  # the regime is known only at access time: GuestMMU.data_index() says
@@ -191,6 +194,14 @@ class SoftMMU:
         self.native_factory: Callable[[], object] | None = None
         self.slow_accesses = 0  # translated loads/stores that missed the inline TLB
         self.contexts: dict[int, TLBContext] = {}
+        # pages whose execute translation is global (PERM_GLOBAL), in any context, and
+        # the 4 KiB pieces of global superpages: code on them may be found across
+        # address spaces (the hart's global jump cache), until a flush that reaches
+        # global mappings (any but an ASID-selective one) calls ``on_global_flush``
+        # with the pages (None: all)
+        self.global_exec: set[int] = set()
+        self.global_superpages: dict[tuple[int, int], list[int]] = {}
+        self.on_global_flush: Callable[[list[int] | None], None] | None = None
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
 
@@ -245,6 +256,10 @@ class SoftMMU:
         self.contexts.clear()
         self.ctx.clear()
         self.contexts[self.ctx.key] = self.ctx
+        self.global_exec.clear()
+        self.global_superpages.clear()
+        if self.on_global_flush is not None:
+            self.on_global_flush(None)
 
     def flush_asid(self, asid: int) -> None:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
@@ -268,6 +283,17 @@ class SoftMMU:
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
+        if asid is None and self.global_exec:
+            self._flush_global_page(vaddr)
+
+    def _flush_global_page(self, vaddr: int) -> None:
+        vpns = [vaddr >> PAGE_SHIFT]
+        for shift in {shift for shift, _ in self.global_superpages}:
+            vpns.extend(self.global_superpages.pop((shift, vaddr >> shift), ()))
+        for vpn in vpns:
+            self.global_exec.discard(vpn)
+        if self.on_global_flush is not None:
+            self.on_global_flush(vpns)
 
     def flush_jump_caches(self) -> None:
         """Translated code was dropped: forget every pc -> function shortcut."""
@@ -275,6 +301,8 @@ class SoftMMU:
             counters.count("tlb:jump caches flushed")
         for ctx in self.contexts.values():
             ctx.clear_jump_cache()
+        if self.on_global_flush is not None:
+            self.on_global_flush(None)
 
     # -- translation ------------------------------------------------------------------
     def translate(self, vaddr: int, access: int, idx: int) -> tuple[int, int, int]:
@@ -418,7 +446,7 @@ class SoftMMU:
         if page is not None:
             return page
         guest = self.guest
-        paddr, _, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
+        paddr, perms, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
         region = self.space.find(paddr, 2)
         if not guest.allows(paddr, 2, PERM_X, idx) or not isinstance(region, RAMBlock):
             raise guest.access_fault(ACCESS_EXEC, vaddr)
@@ -428,6 +456,10 @@ class SoftMMU:
             self.ctx.present.add(vpn)
             if shift > PAGE_SHIFT:
                 self.ctx.add_superpage_piece(shift, vaddr, vpn)
+            if perms & PERM_GLOBAL:
+                self.global_exec.add(vpn)
+                if shift > PAGE_SHIFT:
+                    self.global_superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
         return page
 
 

@@ -27,7 +27,9 @@ Slot map (each slot is a little-endian uint64):
   80      irq_pending: nonzero when an interrupt may be pending in mip & mie (set by
           whatever may raise one, cleared where Python finds none): translated code
           sets sstatus.SIE inline only while it is zero
-  81..    system-mode CSR shadows and scratch, defined by the system-mode code
+  81      host address of the vCPU's global native jump cache (system mode: blocks on
+          global pages, which the dispatcher probes after a miss)
+  82..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ SCAUSE = 77
 STVAL = 78
 NATIVE_FLAGS = 79
 IRQ_PENDING = 80
-FIRST_FREE_SLOT = 81
+NATIVE_GLOBAL_JUMP_CACHE = 81
+FIRST_FREE_SLOT = 82
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 
 # what the engine and the backends address in this block
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
-                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB)
+                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB,
+                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE)
 
 ABI_NAMES = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
