@@ -256,6 +256,11 @@ class SoftMMU:
         self.contexts.clear()
         self.ctx.clear()
         self.contexts[self.ctx.key] = self.ctx
+        self.forget_global()
+
+    def forget_global(self) -> None:
+        """No page is known to be global any more, and code found by that goes (a
+        flush of everything; RISC-V: a change of satp.MODE, which needs no fence)."""
         self.global_exec.clear()
         self.global_superpages.clear()
         if self.on_global_flush is not None:
