@@ -11,7 +11,9 @@ It prints wall time, CPU time (user+sys of the child: the steadier
 number on a shared host) and the pemu/QEMU ratio of both, and pemu's ``-d stats``
 line: blocks translated, how many came from the translation cache of earlier runs
 (``--no-tb-cache``: none) and the time spent translating, and for the python backend
-the guest instruction count, for the native one its exits to Python and helper calls.
+the guest instruction count, for the native one its exits to Python and helper calls;
+and for every run the self-test's steps timed by the guest clock (boot to userland, the
+sha256 of 4 MiB of ``yes``, the sha256 of 4 MiB of /dev/urandom: the kernel-heavy pipes).
 The python backend takes about 16 minutes.
 """
 
@@ -40,6 +42,21 @@ def guest_args(guest: str, smp: int, append: str) -> list[str]:
     return ["-M", "virt", "-m", ram, "-smp", str(smp), "-nographic", "-no-reboot",
             "-kernel", str(folder / "Image"), "-initrd", str(folder / "initramfs.cpio.gz"),
             "-append", append]
+
+
+def guest_steps(out: bytes) -> str:
+    """The self-test's steps by the guest's own clock: its ``PEMU-TEST ... t=S`` lines
+    (the lean guest's /init: boot to userland, the 4 MiB ``yes`` and /dev/urandom
+    pipes through sha256sum), as the seconds each step took."""
+    marks = [(line.split(b"t=")[0].split()[1].decode(), float(line.rsplit(b"t=", 1)[1]))
+             for line in out.splitlines()
+             if line.startswith(b"PEMU-TEST") and re.search(rb"t=[0-9.]+\s*$", line)]
+    steps, last = [], 0.0
+    for i, (name, t) in enumerate(marks):
+        # the first line reports the CPUs and memory: it marks reaching userland
+        steps.append(f"{'userland' if i == 0 else name} {t - last:.2f} s")
+        last = t
+    return ("guest clock per step: " + ", ".join(steps)) if steps else ""
 
 
 def _child_cpu() -> float:
@@ -81,7 +98,8 @@ def main() -> int:
     qemu = shutil.which("qemu-system-riscv64")
     if qemu and not args.skip_qemu:
         wall, cpu, rc, out, _ = timed([qemu, *guest], args.timeout)
-        results.append(("qemu-system-riscv64 (TCG)", wall, cpu, rc, DONE in out, ""))
+        results.append(("qemu-system-riscv64 (TCG)", wall, cpu, rc, DONE in out,
+                        guest_steps(out)))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if args.no_tb_cache:
         env["PEMU_TB_CACHE"] = "off"
@@ -90,8 +108,10 @@ def main() -> int:
                "-accel", f"tcg,backend={backend}", "-d", "stats"]
         wall, cpu, rc, out, err = timed(cmd, args.timeout, env)
         m = re.search(rb"stats: (.*)", err)
+        extra = "\n    ".join(filter(None, [m.group(1).decode() if m else "",
+                                             guest_steps(out)]))
         results.append((f"pemu-system-riscv64 ({backend})", wall, cpu, rc, DONE in out,
-                        m.group(1).decode() if m else ""))
+                        extra))
     base = results[0] if results and results[0][0].startswith("qemu") else None
     for name, wall, cpu, rc, done, extra in results:
         ratio = ""

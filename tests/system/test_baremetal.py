@@ -58,7 +58,9 @@ def test_guest_reset_reboots_unless_no_reboot(build_program):
 
 def test_asid_switches_and_asid_scoped_sfence(build_program):
     """Two address spaces with their own ASIDs: no fence between switches, and
-    sfence.vma by ASID, by page and for everything each make a changed PTE visible."""
+    sfence.vma by ASID, by page and for everything each make a changed PTE visible;
+    code on a global page runs in both and follows its remapping (a global jump
+    cache that a page flush without an ASID left alone fails check 16)."""
     r = _run(build_program("asid"))
     assert r.returncode == 0, f"check {r.returncode} failed: {r.stderr.decode()}"
     assert b"DONE" in r.stdout

@@ -1,8 +1,10 @@
 """sstatus writes that translated code does inline (clearing SIE, writes that change
-nothing) and the ones that must take the CSR helper (setting SIE with an interrupt
-pending must trap before the next instruction), on both backends; the same ELF runs
-on Debian's qemu-system-riscv64 as the oracle.  Making the inline path also cover
-setting SIE fails check 8; dropping SD from its old value fails check 4."""
+nothing, SUM toggles, setting SIE with no interrupt pending), the trap CSRs kept in
+state slots (sscratch, sepc, scause, stval), and the writes that must take the CSR
+helper (setting SIE with an interrupt pending must trap before the next instruction),
+on both backends; the same ELF runs on Debian's qemu-system-riscv64 as the oracle.
+Setting SIE inline without testing the irq_pending slot fails check 8; dropping SD
+from its old value fails check 4."""
 
 from __future__ import annotations
 

@@ -54,6 +54,9 @@ ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = 0, 1, 2
 # permission bits of a translation
 PERM_R, PERM_W, PERM_X = 1, 2, 4
 PERM_ALL = PERM_R | PERM_W | PERM_X
+# a translation's perms may also say that the mapping is global: the same in every
+# address space (RISC-V's G bit), so code on it may be found across address spaces
+PERM_GLOBAL = 8
 
 N_MMU = 4  # MMU indexes (the target's privilege/translation regimes) per TLB set
 MMU_DYNAMIC = -1  # the regime is known only at access time: GuestMMU.data_index() says
@@ -109,7 +112,7 @@ class TLBContext:
     """
 
     __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
-                 "superpage_shifts", "jump_cache", "jump_pages", "native")
+                 "superpage_shifts", "jump_cache", "jump_pages", "native", "present")
 
     def __init__(self, key: int, native: object | None = None) -> None:
         self.key = key
@@ -121,6 +124,10 @@ class TLBContext:
         self.jump_cache: dict[int, dict[int, Callable]] = {}
         self.jump_pages: dict[int, set[int]] = {}  # vpn -> pcs cached from it
         self.native = native
+        # every vpn that any TLB of this context (dicts or native) may hold: a flush of
+        # a page reaches every context (Linux flushes without an ASID about 10 k times
+        # per boot, with tens of contexts cached), and most contexts never held it
+        self.present: set[int] = set()
 
     def clear(self) -> None:
         """Empty every dict in place: translated code and the hart loop hold them."""
@@ -129,6 +136,7 @@ class TLBContext:
                 t.clear()
         self.superpages.clear()
         self.superpage_shifts.clear()
+        self.present.clear()
         self.clear_jump_cache()
         if self.native is not None:
             self.native.clear()
@@ -146,13 +154,17 @@ class TLBContext:
             group = self.superpages.pop((shift, vaddr >> shift), None)
             if group:
                 vpns.extend(group)
+        present = self.present
         for vpn in vpns:
+            if vpn not in present and vpn not in self.jump_pages:
+                continue  # this address space never held the page (most do not)
+            present.discard(vpn)
             for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
                 for t in tlbs:
                     t.pop(vpn, None)
             self.forget_code_page(vpn)
-        if self.native is not None:
-            self.native.flush_pages(vpns)
+            if self.native is not None:
+                self.native.flush_pages((vpn,))
 
     def forget_code_page(self, vpn: int) -> None:
         """The jump-cache entries of the pcs on page ``vpn`` go (its code changed)."""
@@ -192,6 +204,14 @@ class SoftMMU:
         self.native_factory: Callable[[], object] | None = None
         self.slow_accesses = 0  # translated loads/stores that missed the inline TLB
         self.contexts: dict[int, TLBContext] = {}
+        # pages whose execute translation is global (PERM_GLOBAL), in any context, and
+        # the 4 KiB pieces of global superpages: code on them may be found across
+        # address spaces (the hart's global jump cache), until a flush that reaches
+        # global mappings (any but an ASID-selective one) calls ``on_global_flush``
+        # with the pages (None: all)
+        self.global_exec: set[int] = set()
+        self.global_superpages: dict[tuple[int, int], list[int]] = {}
+        self.on_global_flush: Callable[[list[int] | None], None] | None = None
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
 
@@ -246,6 +266,15 @@ class SoftMMU:
         self.contexts.clear()
         self.ctx.clear()
         self.contexts[self.ctx.key] = self.ctx
+        self.forget_global()
+
+    def forget_global(self) -> None:
+        """No page is known to be global any more, and code found by that goes (a
+        flush of everything; RISC-V: a change of satp.MODE, which needs no fence)."""
+        self.global_exec.clear()
+        self.global_superpages.clear()
+        if self.on_global_flush is not None:
+            self.on_global_flush(None)
 
     def flush_asid(self, asid: int) -> None:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
@@ -269,6 +298,17 @@ class SoftMMU:
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
+        if asid is None and self.global_exec:
+            self._flush_global_page(vaddr)
+
+    def _flush_global_page(self, vaddr: int) -> None:
+        vpns = [vaddr >> PAGE_SHIFT]
+        for shift in {shift for shift, _ in self.global_superpages}:
+            vpns.extend(self.global_superpages.pop((shift, vaddr >> shift), ()))
+        for vpn in vpns:
+            self.global_exec.discard(vpn)
+        if self.on_global_flush is not None:
+            self.on_global_flush(vpns)
 
     def flush_jump_caches(self) -> None:
         """Translated code was dropped: forget every pc -> function shortcut."""
@@ -276,6 +316,8 @@ class SoftMMU:
             counters.count("tlb:jump caches flushed")
         for ctx in self.contexts.values():
             ctx.clear_jump_cache()
+        if self.on_global_flush is not None:
+            self.on_global_flush(None)
 
     def watch_data(self, vpns: frozenset[int], check: DataWatch | None) -> None:
         """Send every access to the virtual pages ``vpns`` through ``check`` first; the
@@ -314,6 +356,7 @@ class SoftMMU:
                 # a harvest flushes the TLBs, so the next store after it comes here again.
                 dirty.add((page - self.dram_base) >> PAGE_SHIFT)
         if readable or writable:
+            self.ctx.present.add(vpn)
             native = self.ctx.native
             if native is not None:
                 native.fill(idx, vpn, addend, readable, writable)
@@ -427,15 +470,20 @@ class SoftMMU:
         if page is not None:
             return page
         guest = self.guest
-        paddr, _, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
+        paddr, perms, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
         region = self.space.find(paddr, 2)
         if not guest.allows(paddr, 2, PERM_X, idx) or not isinstance(region, RAMBlock):
             raise guest.access_fault(ACCESS_EXEC, vaddr)
         page = paddr & ~PAGE_MASK
         if guest.page_allows(page, PERM_X, idx) and region.contains(page, PAGE_SIZE):
             tlb[vpn] = page
+            self.ctx.present.add(vpn)
             if shift > PAGE_SHIFT:
                 self.ctx.add_superpage_piece(shift, vaddr, vpn)
+            if perms & PERM_GLOBAL:
+                self.global_exec.add(vpn)
+                if shift > PAGE_SHIFT:
+                    self.global_superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
         return page
 
 

@@ -37,7 +37,11 @@ from dataclasses import dataclass, field
 from time import monotonic_ns
 
 from pemu.accel.tcg import counters
-from pemu.accel.tcg.backend.x86_64.memory_softmmu import NativeContext, SoftmmuMemory
+from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
+    GlobalJumpCache,
+    NativeContext,
+    SoftmmuMemory,
+)
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
 from pemu.accel.tcg.engine import resolve_backend
@@ -321,6 +325,12 @@ class SystemCPU:
         self._tlb_slot = layout.native_tlb
         self.mmu = mmu
         mmu.on_switch = self._bind_context
+        # blocks on global pages, found by the dispatcher in every address space
+        self._global_jc_slot = layout.native_global_jump_cache
+        self.global_jc: GlobalJumpCache | None = None
+        if translator.native and self._global_jc_slot is not None:
+            self.global_jc = GlobalJumpCache(translator.backend)
+            mmu.on_global_flush = self.global_jc.forget
         factory = translator.native_context_factory()
         if factory is not None:
             mmu.enable_native(factory)
@@ -392,6 +402,8 @@ class SystemCPU:
         if native is not None:  # what the native dispatcher and memory code read
             self.slots[self._jc_slot] = native.jc_address
             self.slots[self._tlb_slot] = native.tlb_address
+            if self.global_jc is not None:
+                self.slots[self._global_jc_slot] = self.global_jc.address
 
     # -- execution -------------------------------------------------------------------------
     def _find(self, pc: int, flags: int, jc: dict[int, Callable]) -> Callable:
@@ -466,6 +478,8 @@ class SystemCPU:
         backend = translator.backend
         stats = backend.stats
         counting = counters.ENABLED
+        global_jc = self.global_jc
+        global_exec = self.mmu.global_exec
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
         while True:
@@ -495,6 +509,9 @@ class SystemCPU:
                         raise RuntimeError(f"translated block at 0x{pc:x} was dropped "
                                            "while still cached")
                     self._remember_page(pc)
+                    vpn = pc >> PAGE_SHIFT
+                    if global_jc is not None and vpn in global_exec and len(tb.pages) == 1:
+                        global_jc.add(tb.fn, vpn)
                 elif code == EXIT_EXC:
                     if counting:
                         counters.count("exit:exception")

@@ -67,6 +67,9 @@ class StateLayout:
     tb_flags: int  # the block flags the native dispatcher matches (0 in user mode)
     native_jump_cache: int  # host address of the native jump cache in use
     native_tlb: int  # host address of the native softmmu TLB in use (system mode)
+    # host address of a second native jump cache the dispatcher probes after a miss
+    # (system mode: blocks on global pages, shared by every address space); None: none
+    native_global_jump_cache: int | None = None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,16 @@ Slot map (each slot is a little-endian uint64):
   72      host address of the native jump cache the dispatcher uses now
   73      host address of the native softmmu TLB in use (system mode)
   74      mstatus (system mode): translated code clears sstatus.SIE inline (irq save)
-  75..    system-mode CSR shadows and scratch, defined by the system-mode code
+  75..78  sscratch, sepc, scause, stval (system mode): read and written inline
+  79      native_flags: 1 while the native dispatcher looks blocks up by tb_flags (a
+          status write done inline then only updates tb_flags); 0 under the python
+          loop, which must be left to see new block flags
+  80      irq_pending: nonzero when an interrupt may be pending in mip & mie (set by
+          whatever may raise one, cleared where Python finds none): translated code
+          sets sstatus.SIE inline only while it is zero
+  81      host address of the vCPU's global native jump cache (system mode: blocks on
+          global pages, which the dispatcher probes after a miss)
+  82..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -45,13 +54,21 @@ TB_FLAGS = 71
 NATIVE_JUMP_CACHE = 72
 NATIVE_TLB = 73
 MSTATUS = 74
-FIRST_FREE_SLOT = 75
+SSCRATCH = 75
+SEPC = 76
+SCAUSE = 77
+STVAL = 78
+NATIVE_FLAGS = 79
+IRQ_PENDING = 80
+NATIVE_GLOBAL_JUMP_CACHE = 81
+FIRST_FREE_SLOT = 82
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 
 # what the engine and the backends address in this block
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
-                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB)
+                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB,
+                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE)
 
 ABI_NAMES = [
     "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", "a0", "a1", "a2", "a3",
@@ -70,7 +87,10 @@ def ir_globals() -> dict[str, int]:
     g = {f"x{i}": X0 + i for i in range(1, 32)}
     g.update({f"f{i}": F0 + i for i in range(32)})
     g.update({"pc": PC, "fflags": FFLAGS, "frm": FRM, "res_addr": RES_ADDR,
-              "res_value": RES_VALUE, "mstatus": MSTATUS})
+              "res_value": RES_VALUE, "mstatus": MSTATUS, "sscratch": SSCRATCH,
+              "sepc": SEPC, "scause": SCAUSE, "stval": STVAL, "tb_flags": TB_FLAGS,
+              "exit_request": EXIT_REQUEST, "native_flags": NATIVE_FLAGS,
+              "irq_pending": IRQ_PENDING})
     return g
 
 

@@ -213,7 +213,10 @@ def _write_satp(env: object, v: int) -> None:
         return  # WARL: a write of an unsupported mode has no effect at all
     # ASIDLEN 16: the ASID is kept, and the softmmu keeps one set of TLBs per
     # address space, so a context switch costs no flush (sfence.vma orders changes).
+    old_mode = ps.satp >> 60
     ps.satp = v
+    if mode != old_mode:  # a new MODE takes effect at once, fence or not: global code too
+        env.mmu.forget_global()  # type: ignore[attr-defined]
     env.mmu.switch()  # type: ignore[attr-defined]  (rebinds the native TLB and jump cache)
     ps.on_flags_changed()  # the python loop holds the old space's jump cache
 

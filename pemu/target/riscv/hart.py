@@ -95,6 +95,13 @@ class RiscvHart(SystemCPU):
         self.mmu.switch()
         self.flags_changed()
 
+    def run(self) -> None:
+        # which loop runs decides how an inline sstatus.SUM write makes its new block
+        # flags seen (csr_inline.py): in the flags slot, or by leaving the python loop
+        native = self.translator.native and not self.count_insns
+        self.slots[rv.NATIVE_FLAGS] = int(native)
+        super().run()
+
     # -- SystemCPU's target part -------------------------------------------------------
     def cpu_exec_interrupt(self) -> bool:
         if self._triggers_pending:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.accel.tcg.ir import Cond, Const, Operand, Temp
-from pemu.accel.tcg.opcodes import AND, OR, SHL, XOR
+from pemu.accel.tcg.ir import Const
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.csr_hyp import CSR_ACCESS_VIRT
+from pemu.target.riscv.csr_inline import (
+    CSR_SSTATUS,
+    trans_slot_csr,
+    trans_sstatus_inline,
+    trans_sstatus_read,
+)
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
 from pemu.target.riscv.insn_cbo import trans_cbo
 from pemu.target.riscv.mmu import PRV_S
-from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_FS, MSTATUS_SIE, MSTATUS_VS, SSTATUS_MASK
-
-CSR_SSTATUS = 0x100
-MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+from pemu.target.riscv.priv import FLAG_VIRT
 
 ECALL = 0x0000_0073
 EBREAK = 0x0010_0073
@@ -90,15 +92,21 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
         action = csr.ACTION_READ
         if src:
             action |= csr.ACTION_SET if kind == 2 else csr.ACTION_CLEAR
-    done = None
-    virt = ctx.flags & FLAG_VIRT  # V=1 (H): sstatus is vsstatus, CSRs are redirected
+    # V=1 (H): the S CSRs are their VS copies, so none of the inline paths applies
+    virt = ctx.flags & FLAG_VIRT
+    if not virt and trans_slot_csr(ctx, number, kind, rd, value, action):
+        return
+    if (not virt and number == CSR_SSTATUS and action == csr.ACTION_READ
+            and trans_sstatus_read(ctx, rd)):
+        return
+    inline_ends = []
     if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ and not virt:
-        done = _trans_sstatus_inline(ctx, rd, value, kind == 2)
+        inline_ends = trans_sstatus_inline(ctx, rd, value, kind == 2)
     helper = CSR_ACCESS_VIRT if virt else csr.CSR_ACCESS
     ctx.b.call(helper, [ctx.dest(rd)],
                [Const(number), Const(action), value, Const(ctx.insn)])
-    if done is not None:
-        ctx.b.set_label(done)
+    for label in inline_ends:
+        ctx.b.set_label(label)
     ctx.frm_checked = False  # frm may have changed
     if action & ~csr.ACTION_READ and csr.write_ends_block(number):
         # a lookup, not a chained jump: the write may have changed the block flags
@@ -106,53 +114,6 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
         ctx.b.mov(ctx.pc_reg, Const(ctx.next_pc))
         ctx.b.goto_ptr()
         ctx.end = True
-
-
-def _trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand, is_set: bool):
-    """csrrs/csrrc on sstatus that at most clears SIE, inline; else falls through to the
-    helper call the caller emits.  Returns the label the inline path ends at.
-
-    Linux brackets every irqsave lock with ``csrrc sstatus, SIE`` and ``csrs sstatus,
-    flags`` (mostly SIE already set, or 0): half a million helper calls per boot.  Such
-    a write changes no block flags and makes no interrupt deliverable, so it needs
-    none of the helper's side effects: a set that sets nothing new, or a clear of SIE
-    alone.  Anything else (SUM, FS, enabling interrupts) takes the helper."""
-    if ctx.priv < PRV_S:
-        return None  # illegal from U-mode: the helper raises it
-    b = ctx.b
-    ms = b.glob("mstatus")
-    slow, done = b.label(), b.label()
-    t = b.temp()
-    if is_set:  # changes nothing iff value & ~mstatus == 0
-        b.binop(XOR, t, ms, Const(MASK64))
-        b.binop(AND, t, t, value)
-    else:  # clears at most SIE iff value & mstatus & ~SIE == 0
-        b.binop(AND, t, ms, value)
-        b.binop(AND, t, t, Const(MASK64 & ~MSTATUS_SIE))
-    b.brcond(Cond.NE, t, Const(0), slow)
-    # rd may be the source register: compute everything before writing it
-    old: Temp | None = None
-    if rd:  # the old value as sstatus shows it: SD summarises FS and VS
-        old, sd = b.temp(), b.temp()
-        b.binop(AND, sd, ms, Const(MSTATUS_FS))
-        b.setcond(sd, Cond.EQ, sd, Const(MSTATUS_FS))
-        vs_dirty = b.temp()
-        b.binop(AND, vs_dirty, ms, Const(MSTATUS_VS))
-        b.setcond(vs_dirty, Cond.EQ, vs_dirty, Const(MSTATUS_VS))
-        b.binop(OR, sd, sd, vs_dirty)
-        b.binop(SHL, sd, sd, Const(63))
-        b.binop(AND, old, ms, Const(SSTATUS_MASK))
-        b.binop(OR, old, old, sd)
-    if not is_set:
-        cleared = b.temp()
-        b.binop(AND, cleared, value, Const(MSTATUS_SIE))
-        b.binop(XOR, cleared, cleared, Const(MASK64))
-        b.binop(AND, ms, ms, cleared)
-    if old is not None:
-        b.mov(ctx.dest(rd), old)
-    b.br(done)
-    b.set_label(slow)
-    return done
 
 
 def trans_misc_mem(ctx: DisasContext, insn: int) -> None:

@@ -21,6 +21,7 @@ from pemu.accel.tcg.softmmu import (
     ACCESS_EXEC,
     ACCESS_READ,
     ACCESS_WRITE,
+    PERM_GLOBAL,
     PERM_R,
     PERM_W,
     PERM_X,
@@ -114,6 +115,7 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
         if top != 0 and top != (1 << (65 - va_bits)) - 1:
             raise RiscvTrap(fault, vaddr)
     table = (satp & SATP_PPN_MASK) << 12
+    global_ = 0  # G on any level: the mapping is the same in every address space
     for level in range(levels - 1, -1, -1):
         shift = 12 + 9 * level
         index_mask = 0x7FF if g_stage and level == levels - 1 else 0x1FF
@@ -130,6 +132,7 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
                 or pte & PTE_PBMT == PTE_PBMT_RESERVED):
             raise RiscvTrap(fault, vaddr)
         ppn = (pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK
+        global_ |= pte & PTE_G
         if not pte & (PTE_R | PTE_X):  # pointer to the next level
             if pte & (PTE_D | PTE_A | PTE_U | PTE_N | PTE_PBMT):
                 raise RiscvTrap(fault, vaddr)  # reserved for non-leaf PTEs
@@ -157,6 +160,8 @@ def walk(satp: int, vaddr: int, access: int, priv: int, sum_: bool, mxr: bool,
                 raise RiscvTrap(ACCESS_FAULT[access], vaddr) from None
         if not new & PTE_D:
             perms &= ~PERM_W  # the first write must come back here to set D
+        if global_:
+            perms |= PERM_GLOBAL
         offset_mask = (1 << shift) - 1
         paddr = ((ppn << 12) & ~offset_mask) | (vaddr & offset_mask)
         return Translation(paddr, perms, shift)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from pemu.accel.tcg import counters
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
+from pemu.accel.tcg.ir import CALL_READS_STATE, CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Helper
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.exceptions import trap_name
 from pemu.target.riscv.hyp import (
@@ -120,6 +120,22 @@ MISA_V = 1 << (ord("V") - ord("A"))
 MISA_H = 1 << (ord("H") - ord("A"))
 
 
+def _slot_register(slot: int) -> property:
+    """A PrivState register kept in state slot ``slot`` (so translated code reaches it)."""
+    return property(lambda self: self.slots[slot],
+                    lambda self, value: self.slots.__setitem__(slot, value))
+
+
+def _irq_register(attr: str) -> property:
+    """A PrivState interrupt register whose writes set the ``IRQ_PENDING`` hint."""
+
+    def write(self: PrivState, value: int) -> None:
+        setattr(self, attr, value)
+        self.slots[rv.IRQ_PENDING] = 1
+
+    return property(lambda self: getattr(self, attr), write)
+
+
 class PrivState:
     """Privileged registers of one hart.  ``now`` reads the 10 MHz ``time`` counter."""
 
@@ -195,7 +211,7 @@ class PrivState:
         self.waiting = False  # in WFI
 
     # mstatus lives in the state block: translated code reads it and clears SIE inline
-    # (insn_system._trans_sstatus_inline); everything else goes through here
+    # (csr_inline.trans_sstatus_inline); everything else goes through here
     @property
     def mstatus(self) -> int:
         return self.slots[rv.MSTATUS]
@@ -203,6 +219,21 @@ class PrivState:
     @mstatus.setter
     def mstatus(self, value: int) -> None:
         self.slots[rv.MSTATUS] = value
+
+    # mip and mie: any write may make an interrupt pending, so it sets the hint slot
+    # that inline sstatus.SIE writes test (csr_inline.py); pending_interrupt() clears
+    # it when it finds none.  A line raised on another thread while the hart clears the
+    # hint is not lost: set_line also kicks, and the exit looks again.
+    mie = _irq_register("_mie")
+    mip_sw = _irq_register("_mip_sw")
+    mip_hw = _irq_register("_mip_hw")
+
+    # the trap CSRs S-mode code reads and writes on every system call live in the
+    # state block too: translated code accesses them inline (csr_inline.py)
+    sscratch = _slot_register(rv.SSCRATCH)
+    sepc = _slot_register(rv.SEPC)
+    scause = _slot_register(rv.SCAUSE)
+    stval = _slot_register(rv.STVAL)
 
     # -- interrupt lines (any thread) -------------------------------------------------
     def set_line(self, bit: int, level: bool) -> None:
@@ -220,6 +251,7 @@ class PrivState:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
         if counters.ENABLED:
             counters.count(f"request:kick ({counters.caller_name()})")
+        self.slots[rv.IRQ_PENDING] = 1  # a timer may have become due
         self.slots[rv.EXIT_REQUEST] = 1
         self.wakeup.set()
 
@@ -292,6 +324,7 @@ class PrivState:
     def pending_interrupt(self) -> int | None:
         """The interrupt to take now, or None (spec 3.1.9 and 4.1.3)."""
         pending = self.mip() & self.mie
+        self.slots[rv.IRQ_PENDING] = 1 if pending else 0
         if not pending:
             return None
         priv = self.priv
@@ -530,6 +563,9 @@ def _mark_fs_dirty(env: object) -> None:
     env.ps.mark_fs_dirty()  # type: ignore[attr-defined]
 
 
-# Called by blocks translated with FLAG_FS_CLEAN after their first FP-state write.
-MARK_FS_DIRTY = Helper("mark_fs_dirty", _mark_fs_dirty, flags=CALL_SIDE_EFFECTS, n_out=0,
-                       needs_env=True)
+# Called by blocks translated with FLAG_FS_CLEAN after their first FP-state write.  It
+# reads and writes mstatus, a state slot that translated code reads and writes inline
+# (csr_inline.py): cached copies are written back before the call and reloaded after.
+MARK_FS_DIRTY = Helper("mark_fs_dirty", _mark_fs_dirty,
+                       flags=CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE,
+                       n_out=0, needs_env=True)

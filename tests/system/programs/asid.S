@@ -2,7 +2,9 @@
 # and sfence.vma with rs2 (one ASID) or rs1 (one page, every ASID) makes a changed PTE
 # visible.  Two address spaces, A (ASID 1) and B (ASID 2), share a global 1 GiB
 # identity leaf for the code and map VA 0x1000 (data) and 0x4000 (code) to their own
-# pages.  S-mode runs the checks; any trap to M is a failure (check 99).
+# pages, and VA 0x6000 to one global code page (G: the same in both; pemu finds its
+# blocks across address spaces until an sfence.vma that reaches global mappings).
+# S-mode runs the checks; any trap to M is a failure (check 99).
 .include "common.inc"
 .equ PTE_V, 1
 .equ PTE_R, 2
@@ -43,6 +45,18 @@
     SETPTE \l0, 1, a1, LEAF_RW
     la a1, \code
     SETPTE \l0, 4, a1, PTE_V|PTE_X|PTE_A
+    la a1, code_g1
+    SETPTE \l0, 6, a1, PTE_V|PTE_X|PTE_A|PTE_G
+.endm
+
+# map VA 0x6000 of the space whose l0 table is given to the global code page
+.macro REMAP_GLOBAL_CODE l0, page
+    la t0, \l0
+    la t1, \page
+    srli t1, t1, 12
+    slli t1, t1, 10
+    ori t1, t1, PTE_V|PTE_X|PTE_A|PTE_G
+    sd t1, 48(t0)
 .endm
 
 # reg = satp value for root with asid
@@ -144,6 +158,22 @@ s_code:
     csrw satp, s11
     ld t1, 0(a2)
     EXPECT t1, 0xBBBB, 14
+    # 15-16: global code runs in both spaces, then is remapped in both: sfence.vma
+    # rs1, x0 reaches global mappings, so both spaces run the new page
+    li a6, 0x6000
+    jalr ra, 0(a6)
+    EXPECT a0, 0x6161, 15
+    csrw satp, s10
+    jalr ra, 0(a6)
+    EXPECT a0, 0x6161, 15
+    REMAP_GLOBAL_CODE l0_a, code_g2
+    REMAP_GLOBAL_CODE l0_b, code_g2
+    sfence.vma a6, zero
+    jalr ra, 0(a6)
+    EXPECT a0, 0x6262, 16
+    csrw satp, s11
+    jalr ra, 0(a6)
+    EXPECT a0, 0x6262, 16
     PASS
 
 .balign 4
@@ -160,6 +190,14 @@ code_a:
 .balign 4096
 code_b:
     li a0, 0x4242
+    ret
+.balign 4096
+code_g1:
+    li a0, 0x6161
+    ret
+.balign 4096
+code_g2:
+    li a0, 0x6262
     ret
 .data
 .balign 4096

@@ -1,4 +1,4 @@
-# Sv39/Sv48/Sv57 (assemble with --defsym LEVELS=3|4|5): permissions, SUM, MXR,
+# Sv39/Sv48/Sv57 (assemble with --defsym LEVELS=3|4|5): permissions, SUM on and off, MXR,
 # A/D updates, sfence.vma, and satp's WARL behaviour.  S-mode runs identity-mapped
 # through a 1 GiB leaf; test pages live at low virtual addresses.  All faults go to M,
 # which records mcause/mtval and returns to the instruction after (or to ra for
@@ -108,6 +108,10 @@ s_code:
     EXPECT s1, 0, 7
     EXPECT t1, 0x2222, 8
     csrc sstatus, t0
+    # 20: without SUM again it faults again (the SUM toggles are inline: new flags)
+    li s1, 0
+    ld t1, 0(a2)
+    EXPECT s1, 13, 20
     # 9-10: an unmapped page
     li s1, 0
     li a2, 0x5000

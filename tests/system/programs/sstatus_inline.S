@@ -1,6 +1,7 @@
-# csrrs/csrrc on sstatus, as Linux's irqsave locks use them: translated code clears
-# SIE and does writes that change nothing without calling the CSR helper; every other
-# write takes the helper.  Checks, in S-mode:
+# csrrs/csrrc on sstatus, as Linux's irqsave locks and user copies use them: translated
+# code clears SIE, toggles SUM and does writes that change nothing without calling the
+# CSR helper; every other write takes the helper.  Also the trap CSRs that translated
+# code reads and writes in place.  Checks, in S-mode:
 #   1-2  csrrc with rd == rs: rd gets the old value (SIE set), SIE is then clear
 #   3    csrs with a zero register: no change, rd = sstatus
 #   4    SD (bit 63) in the old value when FS is Dirty
@@ -9,6 +10,8 @@
 #   7    csrc SIE|SUM (the helper) clears both
 #   8-9  csrs SIE with a delegated software interrupt pending traps at once, before
 #        the next instruction; csrc SIE with it pending does not
+#   10-13 csrrs/csrrc SUM (inline in S-mode): old values and the new sstatus
+#   14-19 sscratch, sepc, scause, stval (inline): swap with rd == rs, set/clear bits
 .include "common.inc"
 .option norelax
 .equ SIE, 2
@@ -65,6 +68,44 @@ s_code:
     li t1, SUM | SIE
     and t0, t0, t1
     EXPECT t0, 0, 7
+    li t0, SUM                  # 10-13: the SUM toggle (inline, new block flags)
+    csrrs a4, sstatus, t0
+    and a4, a4, t0
+    EXPECT a4, 0, 10
+    csrr a5, sstatus
+    and a5, a5, t0
+    EXPECT_EQ a5, t0, 11
+    csrrc a4, sstatus, t0
+    and a4, a4, t0
+    EXPECT_EQ a4, t0, 12
+    csrr a5, sstatus
+    and a5, a5, t0
+    EXPECT a5, 0, 13
+    li t0, 0x1234               # 14-15: csrrw sscratch with rd == rs swaps
+    csrw sscratch, t0
+    li t1, 0x5678
+    csrrw t1, sscratch, t1
+    EXPECT t1, 0x1234, 14
+    csrr t1, sscratch
+    EXPECT t1, 0x5678, 15
+    li t0, 0xF00F               # 16-17: csrrs/csrrc on sscratch
+    csrrs t1, sscratch, t0
+    EXPECT t1, 0x5678, 16
+    csrrci t1, sscratch, 0xF
+    csrr t1, sscratch
+    li t2, 0xF670
+    EXPECT_EQ t1, t2, 17
+    li t0, 0x80001006           # 18: sepc keeps an aligned address
+    csrw sepc, t0
+    csrr t1, sepc
+    EXPECT_EQ t1, t0, 18
+    li t0, 0x77                 # 19: scause and stval keep what is written
+    csrw scause, t0
+    csrw stval, t0
+    csrr t1, scause
+    csrr t2, stval
+    add t1, t1, t2
+    EXPECT t1, 0xEE, 19
     li t0, 2                    # 8-9: SSIP pending and enabled in sie, SIE clear
     csrs sie, t0
     csrs sip, t0
@@ -77,6 +118,7 @@ s_code:
     EXPECT s3, 1, 8
     PASS
 
+.balign 4                       # stvec's base: its low two bits are the mode
 strap:
     csrr t0, scause
     li t1, (1 << 63) | 1

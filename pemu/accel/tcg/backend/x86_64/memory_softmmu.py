@@ -90,12 +90,43 @@ class NativeContext:
 
     def forget_pcs(self, pcs: Iterable[int]) -> None:
         """Empty the jump cache slots of these pcs, under every flags value in use."""
-        jc = self.jump_cache
-        index = self._backend.jc_index
-        flags_seen = tuple(self._backend.flags_seen)
-        for pc in pcs:
-            for flags in flags_seen:
-                jc[index(pc, flags)] = 0
+        _forget_pcs(self.jump_cache, self._backend, pcs)
+
+
+class GlobalJumpCache:
+    """A vCPU's second native jump cache: blocks on global pages (the same mapping in
+    every address space), which the dispatcher finds after a miss in the jump cache of
+    the address space in use.  ``pcs`` (vpn -> pcs entered) lets a page flush forget
+    just that page's blocks."""
+
+    def __init__(self, backend: object) -> None:
+        self._backend = backend
+        self.jump_cache = backend.new_jump_cache()
+        self.address = ctypes.addressof(self.jump_cache)
+        self.pcs: dict[int, set[int]] = {}
+
+    def add(self, tb: object, vpn: int) -> None:
+        self._backend.put_in_jump_cache(tb, self.address)
+        self.pcs.setdefault(vpn, set()).add(tb.pc)
+
+    def forget(self, vpns: Iterable[int] | None) -> None:
+        """Drop the blocks of these pages (None: all)."""
+        if vpns is None:
+            ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+            self.pcs.clear()
+            return
+        for vpn in vpns:
+            pcs = self.pcs.pop(vpn, None)
+            if pcs:
+                _forget_pcs(self.jump_cache, self._backend, pcs)
+
+
+def _forget_pcs(jc: ctypes.Array, backend: object, pcs: Iterable[int]) -> None:
+    index = backend.jc_index
+    flags_seen = tuple(backend.flags_seen)
+    for pc in pcs:
+        for flags in flags_seen:
+            jc[index(pc, flags)] = 0
 
 
 def _load_helper(idx: int) -> Helper:

@@ -113,6 +113,7 @@ class NativeBackend:
         self.exit_slot = layout.exit_request
         self.flags_slot = layout.tb_flags
         self.jump_cache_slot = layout.native_jump_cache
+        self.global_jc_slot = layout.native_global_jump_cache
         self.lock = threading.RLock()
         self.tls = threading.local()
         self.jc_bits = jc_bits
@@ -171,16 +172,21 @@ class NativeBackend:
         a.imul_rri(32, R11, R11, JC_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, RCX, R11)
         a.alu_ri(x.AND, 32, RCX, (1 << self.jc_bits) - 1)
+        probe_global = self.global_jc_slot is not None
+        local_miss = x.Label() if probe_global else miss
+        if probe_global:
+            a.mov_rr(32, RDX, RCX)  # the index again for the global jump cache
         a.load(64, R11, Mem(RBP, 8 * self.jump_cache_slot))
-        a.load(64, RCX, Mem(R11, 0, RCX, 8))
-        a.test_rr(64, RCX, RCX)
-        a.jcc(x.CC_E, miss)
-        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
-        a.jcc(x.CC_NE, miss)
-        a.load(64, RAX, Mem(RBP, 8 * self.flags_slot))
-        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -16))
-        a.jcc(x.CC_NE, miss)
-        a.jmp_r(RCX)
+        self._emit_jc_probe(a, local_miss)
+        if probe_global:
+            # a miss in this address space's jump cache: the blocks on global pages
+            a.bind(local_miss)
+            a.load(64, R11, Mem(RBP, 8 * self.global_jc_slot))
+            a.test_rr(64, R11, R11)
+            a.jcc(x.CC_E, miss)
+            a.mov_rr(32, RCX, RDX)
+            a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
+            self._emit_jc_probe(a, miss)
         a.bind(miss)
         a.mov_ri(RAX, EXIT_MISS)
         a.bind(done)
@@ -197,6 +203,19 @@ class NativeBackend:
         self.thunks = self._build_memory_thunks(a)
         code = a.finish()
         return code
+
+    def _emit_jc_probe(self, a: x.Assembler, miss: x.Label) -> None:
+        """Jump to the entry in slot rcx of the jump cache at r11 if its tags are the
+        pc (in rax) and the flags slot; else fall to ``miss``."""
+        a.load(64, RCX, Mem(R11, 0, RCX, 8))
+        a.test_rr(64, RCX, RCX)
+        a.jcc(x.CC_E, miss)
+        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
+        a.jcc(x.CC_NE, miss)
+        a.load(64, RAX, Mem(RBP, 8 * self.flags_slot))
+        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -16))
+        a.jcc(x.CC_NE, miss)
+        a.jmp_r(RCX)
 
     def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple, int]:
         """Shared slow-path calls: the memory model's key -> buffer offset.
@@ -337,6 +356,16 @@ class NativeBackend:
     def jc_index(self, pc: int, flags: int) -> int:
         """The jump cache slot of (pc, flags): the dispatcher computes the same."""
         return ((pc >> 1) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
+
+    def put_in_jump_cache(self, tb: NativeTB, jc: int) -> None:
+        """Also enter a linked block into the jump cache at host address ``jc`` (system
+        mode: the global one of a vCPU, for blocks on global pages)."""
+        with self.lock:
+            if tb.dead or tb.generation != self.generation:
+                return
+            self.flags_seen.add(tb.flags)
+            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
+                self.buf.exec_address(tb.entry)
 
     def link(self, tb: NativeTB, cpu: object) -> bool:
         """Make a cached block reachable from native code: the jump cache ``cpu`` uses

@@ -1,0 +1,186 @@
+"""CSR accesses that translated code does itself, without the ``csr_access`` helper.
+
+A helper call costs a ctypes callback into Python and the CSR table's dispatch (about
+8 us per access with the native backend), and a Linux guest's kernel makes hundreds of
+thousands of them per boot.  What is done inline here, with the helper left as the
+fallback for every other case (a run-time test picks it):
+
+* ``sscratch``, ``sepc``, ``scause``, ``stval`` (every trap entry and exit reads or
+  writes them): plain registers kept in state slots (cpu_state.py), read and written
+  in place from S- and M-mode;
+* reads of ``sstatus`` (mstatus, masked, with SD computed);
+* ``csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave locks
+  around every spinlock): no side effects at all;
+* ``csrs/csrc sstatus`` of SUM and SIE in S-mode (the user-access window opened and
+  closed around every copy to or from user memory; interrupts enabled again after a
+  lock): SUM is part of the block flags (it selects the S+SUM MMU index), so the new
+  flags are stored into the ``tb_flags`` slot the native dispatcher matches, and the
+  block ends with a lookup as after any sstatus write.  The python loop holds the
+  flags it started with, so there (``native_flags`` slot 0) the inline code also
+  requests an exit when they changed, as the helper's ``flags_changed`` would.
+  Setting SIE is inline only while the ``irq_pending`` slot is zero: Python clears it
+  when it finds no interrupt pending in mip & mie and everything that may raise one
+  sets it (priv.py), so an interrupt that setting SIE makes deliverable still takes
+  the helper, which exits to take it before the next instruction.
+
+A hypervisor extension that redirects the S CSRs to their VS twins when V=1 must keep
+such blocks off this path (their flags would say so).
+"""
+
+from __future__ import annotations
+
+from pemu.accel.tcg.ir import Cond, Const, Label, Operand, Temp
+from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, XOR
+from pemu.target.riscv import csr
+from pemu.target.riscv.context import DisasContext
+from pemu.target.riscv.mmu import PRV_S
+from pemu.target.riscv.priv import (
+    FLAG_SUM,
+    MSTATUS_FS,
+    MSTATUS_SIE,
+    MSTATUS_SUM,
+    MSTATUS_VS,
+    SSTATUS_MASK,
+)
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+CSR_SSTATUS = 0x100
+_SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
+_SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
+
+# CSR number -> (state slot global, writable bits); reads return the slot as it is
+SLOT_CSRS: dict[int, tuple[str, int]] = {
+    0x140: ("sscratch", MASK64),
+    0x141: ("sepc", MASK64 & ~1),  # IALIGN is 16 with the C extension: bit 0 reads 0
+    0x142: ("scause", MASK64),
+    0x143: ("stval", MASK64),
+}
+
+
+def trans_slot_csr(ctx: DisasContext, number: int, kind: int, rd: int,
+                   value: Operand, action: int) -> bool:
+    """csrrw/csrrs/csrrc (``kind`` 1/2/3) on a register of ``SLOT_CSRS``, inline.
+    False (nothing emitted) if this access needs the helper."""
+    entry = SLOT_CSRS.get(number)
+    if entry is None or ctx.priv < (number >> 8) & 3:
+        return False  # from a lower privilege the helper raises the illegal instruction
+    name, writable = entry
+    b = ctx.b
+    reg = b.glob(name)
+    old: Temp | None = None
+    if rd:  # rd may be the source register: keep the old value before writing
+        old = b.mov(b.temp(), reg)
+    if action & ~csr.ACTION_READ:
+        new = b.temp()
+        if kind == 1:
+            b.mov(new, value)
+        elif kind == 2:
+            b.binop(OR, new, reg, value)
+        else:
+            b.binop(XOR, new, value, Const(MASK64))
+            b.binop(AND, new, new, reg)
+        if writable != MASK64:
+            b.binop(AND, new, new, Const(writable))
+        b.mov(reg, new)
+    if old is not None:
+        b.mov(ctx.dest(rd), old)
+    return True
+
+
+def trans_sstatus_read(ctx: DisasContext, rd: int) -> bool:
+    """csrr rd, sstatus from S- or M-mode: mstatus as sstatus shows it, inline."""
+    if ctx.priv < PRV_S:
+        return False
+    ctx.b.mov(ctx.dest(rd), _sstatus_view(ctx, ctx.b.glob("mstatus")))
+    return True
+
+
+def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
+    """mstatus as sstatus shows it: SD summarises FS and VS."""
+    b = ctx.b
+    old, sd, vs_dirty = b.temp(), b.temp(), b.temp()
+    b.binop(AND, sd, ms, Const(MSTATUS_FS))
+    b.setcond(sd, Cond.EQ, sd, Const(MSTATUS_FS))
+    b.binop(AND, vs_dirty, ms, Const(MSTATUS_VS))
+    b.setcond(vs_dirty, Cond.EQ, vs_dirty, Const(MSTATUS_VS))
+    b.binop(OR, sd, sd, vs_dirty)
+    b.binop(SHL, sd, sd, Const(63))
+    b.binop(AND, old, ms, Const(SSTATUS_MASK))
+    b.binop(OR, old, old, sd)
+    return old
+
+
+def trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand,
+                         is_set: bool) -> list[Label]:
+    """csrrs/csrrc on sstatus, inline when it is one of the cases of the module doc;
+    else falls through to the helper call the caller emits, after which the caller
+    places the returned labels in order.  The shape is nested if/else, as the python
+    backend needs: if quiet { ... } else { if SUM toggle { ... } else { helper } }."""
+    if ctx.priv < PRV_S:
+        return []  # illegal from U-mode: the helper raises it
+    b = ctx.b
+    ms = b.glob("mstatus")
+    old = _sstatus_view(ctx, ms) if rd else None  # before any write: rd may be the source
+    t = b.temp()
+    if is_set:  # changes nothing iff value & ~mstatus == 0
+        b.binop(XOR, t, ms, Const(MASK64))
+        b.binop(AND, t, t, value)
+    else:  # clears at most SIE iff value & mstatus & ~SIE == 0
+        b.binop(AND, t, ms, value)
+        b.binop(AND, t, t, Const(MASK64 & ~MSTATUS_SIE))
+    not_quiet, done = b.label(), b.label()
+    b.brcond(Cond.NE, t, Const(0), not_quiet)
+    if not is_set:
+        cleared = b.temp()
+        b.binop(AND, cleared, value, Const(MSTATUS_SIE))
+        b.binop(XOR, cleared, cleared, Const(MASK64))
+        b.binop(AND, ms, ms, cleared)
+    _write_rd(ctx, rd, old)
+    b.br(done)
+    b.set_label(not_quiet)
+    if ctx.priv != PRV_S:
+        return [done]
+    # SUM and SIE: new block flags, and SIE set only while no interrupt may be pending
+    slow, inline_done, no_exit = b.label(), b.label(), b.label()
+    allowed = b.temp()
+    if is_set:
+        b.setcond(allowed, Cond.EQ, b.glob("irq_pending"), Const(0))
+        b.binop(SHL, allowed, allowed, Const(_SIE_SHIFT))
+        b.binop(OR, allowed, allowed, Const(MSTATUS_SUM))
+    else:
+        b.movi(allowed, MSTATUS_SUM | MSTATUS_SIE)
+    b.binop(XOR, allowed, allowed, Const(MASK64))
+    b.binop(AND, t, value, allowed)
+    b.brcond(Cond.NE, t, Const(0), slow)
+    if is_set:
+        b.binop(OR, ms, ms, value)
+    else:
+        inverse = b.temp()
+        b.binop(XOR, inverse, value, Const(MASK64))
+        b.binop(AND, ms, ms, inverse)
+    flags = b.temp()  # the block flags with SUM as mstatus now has it
+    b.binop(AND, flags, ms, Const(MSTATUS_SUM))
+    b.binop(SHR, flags, flags, Const(_SUM_TO_FLAG))
+    b.binop(OR, flags, flags, Const(ctx.flags & ~FLAG_SUM))
+    b.mov(b.glob("tb_flags"), flags)
+    # the python loop must be left to see new flags; only ever store 1 into
+    # exit_request (another thread may set it at any time)
+    must_exit, python_loop = b.temp(), b.temp()
+    b.setcond(must_exit, Cond.NE, flags, Const(ctx.flags))
+    b.setcond(python_loop, Cond.EQ, b.glob("native_flags"), Const(0))
+    b.binop(AND, must_exit, must_exit, python_loop)
+    b.brcond(Cond.EQ, must_exit, Const(0), no_exit)
+    b.movi(b.glob("exit_request"), 1)
+    b.set_label(no_exit)
+    _write_rd(ctx, rd, old)
+    b.br(inline_done)
+    b.set_label(slow)
+    return [inline_done, done]
+
+
+def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:
+    if old is not None:
+        ctx.b.mov(ctx.dest(rd), old)
+
+
+__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read"]
