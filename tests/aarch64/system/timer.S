@@ -42,13 +42,15 @@ _start:
         mov     x0, #1
         msr     cntv_ctl_el0, x0
         mov     x20, #0
-        msr     daifclr, #2
-        // the flag first: the interrupt may come before the WFI (then the WFI would
-        // wait for another one)
-1:      cbnz    x20, 3f
+        // wait with IRQs masked: a masked pending interrupt still ends WFI, and one
+        // taken between the flag test and the WFI would leave it waiting for another
+1:      msr     daifset, #2
+        cbnz    x20, 3f
         wfi
+        msr     daifclr, #2             // taken here, if it is the one
+        isb
         b       1b
-3:
+3:      msr     daifclr, #2
         // the physical timer, by CVAL
         mrs     x0, cntpct_el0
         mov     x1, #62500
@@ -57,10 +59,13 @@ _start:
         mov     x0, #1
         msr     cntp_ctl_el0, x0
         mov     x20, #0
-2:      cbnz    x20, 4f
+2:      msr     daifset, #2
+        cbnz    x20, 4f
         wfi
+        msr     daifclr, #2
+        isb
         b       2b
-4:
+4:      msr     daifclr, #2
         // a masked timer does not interrupt: ISTATUS rises, nothing is taken
         mov     x0, #3
         msr     cntv_ctl_el0, x0
