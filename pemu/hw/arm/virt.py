@@ -12,13 +12,8 @@ guest powers off (PSCI SYSTEM_OFF), resets with ``-no-reboot``, or ``request_exi
 
 from __future__ import annotations
 
-import sys
 import threading
-import time
-import traceback
-from collections.abc import Callable
 
-from pemu import threads
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
@@ -34,6 +29,7 @@ from pemu.hw.arm.virt_fdt import ArmVirtLayout, build_arm_virt_fdt
 from pemu.hw.arm.virt_parts import make_gic, make_rtc, make_uart
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.riscv.board import BoardError, tb_size_mib
+from pemu.hw.tcg_board import TCGBoardRun
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, Property, RegistryError, TypeInfo, check_options, register
@@ -59,9 +55,10 @@ ARM_VIRT_MACHINE = register(TypeInfo(
     )))
 
 
-class ArmVirtBoard:
-    """One ``-M virt`` machine: address space, CPUs, devices, images, the run loop."""
+class ArmVirtBoard(TCGBoardRun):
+    """One ``-M virt`` machine: address space, CPUs, devices, images."""
 
+    prog = "pemu-system-aarch64"
     name = "virt"
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log: TCGLog | None = None) -> None:
@@ -103,12 +100,7 @@ class ArmVirtBoard:
         self.uart = make_uart(self)
         self.rtc = make_rtc(self)
         self.machine = Machine(self.cpus, self.wakeup, lambda: None)
-        self.exit_status: int | None = None
-        self.exit_reason = ""
-        self.error: str | None = None
-        self._reset_requested = False
-        self.run_seconds = 0.0
-        self.on_poweroff_stay: Callable[[int], None] | None = None
+        self.init_run_state()
         self._images = self._read_images()
 
     # -- wiring helpers (virt_parts.py) ------------------------------------------------------
@@ -179,58 +171,8 @@ class ArmVirtBoard:
             if hasattr(dev, "reset"):
                 dev.reset()
 
-    # -- power ---------------------------------------------------------------------------------
-    def request_exit(self, status: int, why: str = "") -> None:
-        if self.exit_status is None:
-            self.exit_status = status
-            self.exit_reason = why
-        self.machine.stop()
-
-    def request_reset(self) -> None:
-        if self.cfg.no_reboot:
-            self.request_exit(0, "guest reset with -no-reboot")
-            return
-        self._reset_requested = True
-        self.machine.stop()
-
-    def guest_shutdown(self, code: int) -> None:
-        if self.cfg.no_shutdown and self.on_poweroff_stay is not None:
-            self.on_poweroff_stay(code)
-            return
-        self.request_exit(code, f"guest powered off (status {code})")
-
-    def run(self, timeout: float | None = None) -> int:
-        timer = None
-        if timeout is not None:
-            timer = threading.Timer(timeout, self.request_exit, (124, "timeout"))
-            timer.daemon = True
-            threads.start(timer)
-        start = time.monotonic()
-        try:
-            while True:
-                try:
-                    self.machine.run_harts()
-                except Exception as e:  # noqa: BLE001 - an emulator bug: report, exit 1
-                    pc = self.cpus[0].slots[a64.PC]
-                    self.error = f"internal error near guest pc 0x{pc:x}: " \
-                                 f"{type(e).__name__}: {e}"
-                    if "exec" in self.cfg.log_items or "int" in self.cfg.log_items:
-                        traceback.print_exc()
-                    self.exit_status = 1
-                    break
-                if self._reset_requested and self.exit_status is None:
-                    self._reset_requested = False
-                    self.machine.stopping = False
-                    self.reset()
-                    continue
-                break
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self.run_seconds = time.monotonic() - start
-        if self.error:
-            print(f"pemu-system-aarch64: {self.error}", file=sys.stderr)
-        return self.exit_status if self.exit_status is not None else 0
+    def first_cpu_pc(self) -> int:
+        return self.cpus[0].slots[a64.PC]
 
     def close(self) -> None:
         """Nothing to release: chardevs are closed by their owner."""

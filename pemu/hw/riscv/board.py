@@ -12,17 +12,14 @@ from __future__ import annotations
 import mmap
 import sys
 import threading
-import time
-import traceback
-from collections.abc import Callable
 
-from pemu import threads
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, DEFAULT_TB_SIZE_MIB, SystemTranslator
 from pemu.hw.intc.aclint import ACLINT
 from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.riscv.memmap import MemoryMap
+from pemu.hw.tcg_board import TCGBoardRun
 from pemu.memory.address_space import AddressSpace
 from pemu.memory.backends import open_ram_backing
 from pemu.qemuopts.config import SystemConfig
@@ -57,10 +54,11 @@ def tb_size_mib(accel: dict[str, str]) -> int:
     return size
 
 
-class RiscvBoard:
+class RiscvBoard(TCGBoardRun):
     """``MEMMAP`` is the board's table (memmap.py); ``self.memmap`` is that table sized
     for this machine (``machine_memmap``), which devices and the device tree read."""
 
+    prog = "pemu-system-riscv64"
     name = "riscv"
     MEMMAP: MemoryMap
 
@@ -112,33 +110,11 @@ class RiscvBoard:
                 hart.ps.log_trap = self.translator.log.write
         self.hart_states = [HartState(h) for h in self.harts]
         self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
-        self.exit_status: int | None = None
-        self.exit_reason = ""
-        self.error: str | None = None
-        self._reset_requested = False
+        self.init_run_state()
         self.reset_pc = dram.base
-        # -no-shutdown: called (on the hart's thread) instead of exiting at power-off
-        self.on_poweroff_stay: Callable[[int], None] | None = None
 
-    # -- power ------------------------------------------------------------------------------
-    def request_exit(self, status: int, why: str = "") -> None:
-        if self.exit_status is None:
-            self.exit_status = status
-            self.exit_reason = why
-        self.machine.stop()
-
-    def request_reset(self) -> None:
-        if self.cfg.no_reboot:
-            self.request_exit(0, "guest reset with -no-reboot")
-            return
-        self._reset_requested = True
-        self.machine.stop()
-
-    def guest_shutdown(self, code: int) -> None:
-        if self.cfg.no_shutdown and self.on_poweroff_stay is not None:
-            self.on_poweroff_stay(code)  # -no-shutdown: the monitor stops the machine
-            return
-        self.request_exit(code, f"guest powered off (status {code})")
+    def first_cpu_pc(self) -> int:
+        return self.harts[0].slots[rv.PC]
 
     # -- boot ---------------------------------------------------------------------------------
     def load(self) -> None:
@@ -151,40 +127,6 @@ class RiscvBoard:
         self.load()
         for hart in self.harts:
             hart.reset(self.reset_pc)
-
-    def run(self, timeout: float | None = None) -> int:
-        """Run the guest; returns the exit status."""
-        timer = None
-        if timeout is not None:
-            timer = threading.Timer(timeout, self.request_exit, (124, "timeout"))
-            timer.daemon = True
-            threads.start(timer)
-        start = time.monotonic()
-        try:
-            while True:
-                try:
-                    self.machine.run_harts()
-                except Exception as e:  # noqa: BLE001 - an emulator bug: report, exit 1
-                    pc = self.harts[0].slots[rv.PC]
-                    self.error = f"internal error near guest pc 0x{pc:x}: " \
-                                 f"{type(e).__name__}: {e}"
-                    if "exec" in self.cfg.log_items or "int" in self.cfg.log_items:
-                        traceback.print_exc()
-                    self.exit_status = 1
-                    break
-                if self._reset_requested and self.exit_status is None:
-                    self._reset_requested = False
-                    self.machine.stopping = False
-                    self.reset()
-                    continue
-                break
-        finally:
-            if timer is not None:
-                timer.cancel()
-            self.run_seconds = time.monotonic() - start
-        if self.error:
-            print(f"pemu-system-riscv64: {self.error}", file=sys.stderr)
-        return self.exit_status if self.exit_status is not None else 0
 
     # -- machine state (pemu/migration/machine_state.MigratableMachine) -------------------
     def migration_description(self) -> str:
