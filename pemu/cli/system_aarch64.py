@@ -14,45 +14,29 @@ from __future__ import annotations
 import signal
 import sys
 
-from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
 from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
-from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
+from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.cli.tcg_options import check_tcg_options
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.arm.boot import BootError
 from pemu.hw.arm.virt import ArmVirtBoard
 from pemu.hw.riscv.board import BoardError
 from pemu.qemuopts.config import SystemConfig
-from pemu.qemuopts.keyval import OptionError
 
 PROG = "pemu-system-aarch64"
 ARCH = "aarch64"
-ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "out_asm"}
 DEVICE_BUSES: list[str] = []  # no -device yet
 
 
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
-    if choose_accel(cfg, ("tcg",)) != "tcg":
-        raise OptionError(f"{PROG}: AArch64 guests run only under TCG")
-    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
-    if unknown:
-        raise OptionError(f"{PROG}: -accel tcg,{unknown[0]}=...: unknown property")
-    backend = cfg.accel.get("backend", DEFAULT_BACKEND)
-    try:
-        resolve_backend(backend)
-    except ValueError as e:
-        raise OptionError(f"{PROG}: -accel tcg,backend={backend}: {e}") from None
-    bad = [i for i in cfg.log_items if i not in LOG_ITEMS]
-    if bad:
-        raise OptionError(f"{PROG}: -d {bad[0]}: unknown log item (known: "
-                          f"{', '.join(sorted(LOG_ITEMS))})")
+    check_tcg_options(cfg, PROG, "AArch64", LOG_ITEMS)
     return cfg.machine.get("type", "virt")
 
 

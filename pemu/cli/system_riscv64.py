@@ -16,10 +16,8 @@ import contextlib
 import signal
 import sys
 
-from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.log import TCGLog
-from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
 from pemu.accel.tcg.tb_cache import hurry_exit_saves
 from pemu.block.errors import BlockError
 from pemu.chardev.base import ChardevError
@@ -29,7 +27,8 @@ from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
 from pemu.cli.prompt_exit import exit_promptly
 from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
-from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
+from pemu.cli.system_config import check_types, open_log_file, system_main
+from pemu.cli.tcg_options import check_tcg_options
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
@@ -46,12 +45,10 @@ from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.monitor.riscv_board import RiscvBoardMonitor
 from pemu.monitor.server import create_monitors
 from pemu.qemuopts.config import SystemConfig
-from pemu.qemuopts.keyval import OptionError
 from pemu.sandbox.isolate import IsolationError, isolate
 
 PROG = "pemu-system-riscv64"
 ARCH = "riscv64"
-ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "stats"}  # what -d takes in system mode
 SIGNAL_EXIT_SAVE_S = 1.0  # what a SIGTERM/SIGINT exit may spend saving translations
 _terminating_signals: list[int] = []  # SIGTERM/SIGINT received by run()'s handler
@@ -63,22 +60,7 @@ DEVICE_BUSES.append(VIRTIO_SERIAL_BUS)  # virtserialport/virtconsole on a virtio
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     machine = cfg.machine.get("type", "virt")
-    accel = choose_accel(cfg, ("tcg",))
-    if accel != "tcg":
-        raise OptionError(f"{PROG}: -accel {accel}: RISC-V guests run only under TCG")
-    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
-    if unknown:
-        raise OptionError(f"{PROG}: -accel tcg,{unknown[0]}=...: unknown property "
-                          f"(known: {', '.join(sorted(ACCEL_PROPERTIES - {'accel'}))})")
-    backend = cfg.accel.get("backend", DEFAULT_BACKEND)
-    try:
-        resolve_backend(backend)
-    except ValueError as e:
-        raise OptionError(f"{PROG}: -accel tcg,backend={backend}: {e}") from None
-    bad = [i for i in cfg.log_items if i not in LOG_ITEMS]
-    if bad:
-        raise OptionError(f"{PROG}: -d {bad[0]}: unknown log item (known: "
-                          f"{', '.join(sorted(LOG_ITEMS))})")
+    check_tcg_options(cfg, PROG, "RISC-V", LOG_ITEMS)
     return machine
 
 

@@ -1,0 +1,36 @@
+"""What every TCG system emulator checks of ``-accel`` and ``-d`` before it builds a
+board: the accelerator is tcg, its properties are known, the backend exists here, and
+the log items are ones this emulator writes."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from pemu.accel.tcg.engine import resolve_backend
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
+from pemu.cli.system_config import choose_accel
+from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
+
+ACCEL_PROPERTIES = {"accel", "backend", "tb-size"}
+
+
+def check_tcg_options(cfg: SystemConfig, prog: str, guests: str,
+                      log_items: Collection[str]) -> None:
+    """``guests`` names the architecture in the refusal of another accelerator."""
+    accel = choose_accel(cfg, ("tcg",))
+    if accel != "tcg":
+        raise OptionError(f"{prog}: -accel {accel}: {guests} guests run only under TCG")
+    unknown = sorted(set(cfg.accel) - ACCEL_PROPERTIES)
+    if unknown:
+        raise OptionError(f"{prog}: -accel tcg,{unknown[0]}=...: unknown property "
+                          f"(known: {', '.join(sorted(ACCEL_PROPERTIES - {'accel'}))})")
+    backend = cfg.accel.get("backend", DEFAULT_BACKEND)
+    try:
+        resolve_backend(backend)
+    except ValueError as e:
+        raise OptionError(f"{prog}: -accel tcg,backend={backend}: {e}") from None
+    bad = [i for i in cfg.log_items if i not in log_items]
+    if bad:
+        raise OptionError(f"{prog}: -d {bad[0]}: unknown log item (known: "
+                          f"{', '.join(sorted(log_items))})")
