@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.hw.core import Device, IRQLine
+from pemu.hw.core import Device
 from pemu.hw.intc import gic_irq_regs
 from pemu.hw.intc.gic_core import GICV2_PRIORITY_BITS, NUM_PRIVATE, SPURIOUS, GicCore
 from pemu.hw.intc.gic_state import GicStateMixin, gic_vmstate
+from pemu.hw.intc.gic_wiring import Frame, GicWiring
 from pemu.memory.accessing_cpu import current_cpu_index
 
 DIST_SIZE = 0x1000
@@ -71,16 +72,11 @@ CPU_IIDR = 0x0002_043B  # architecture version 2, Arm (QEMU's value)
 DIST_IDS = (0x04, 0, 0, 0, 0x90, 0xB4, 0x2B, 0, 0x0D, 0xF0, 0x05, 0xB1)
 
 
-class _Frame:
-    def __init__(self, read: Callable[[int, int], int],
-                 write: Callable[[int, int, int], None]) -> None:
-        self.mmio_read = read
-        self.mmio_write = write
 
-
-class Gicv2(GicStateMixin, Device):
+class Gicv2(GicWiring, GicStateMixin, Device):
     """``Gicv2(num_cpus, cpu_irq, cpu_fiq, num_spis=256)``: see the module docstring."""
 
+    model_name = "GICv2"
     type_name = "arm_gic"
     vmstate = gic_vmstate("arm_gic", extra=(("itargets", "u8[]"), ("sgi_sources", "u8[]"),
                                             ("ackctl", "bool[]"), ("bypass", "u8[]")))
@@ -98,10 +94,7 @@ class Gicv2(GicStateMixin, Device):
         self.num_irqs = self.core.num_irqs
         self.core.spi_targets = lambda cpu: self._spi_routes[cpu]
         self.core.group0_is_fiq = lambda cpu: self.core.cpus[cpu].fiq_en
-        self._ppi_lines = [[IRQLine(lambda lv, c=c, n=n: self.core.set_line(c, n, lv),
-                                    name=f"gic-cpu{c}-ppi{n}") for n in range(NUM_PRIVATE)]
-                           for c in range(num_cpus)]
-        self._spi_lines: dict[int, IRQLine] = {}
+        self.init_lines(num_cpus)
         self.reset()
 
     def reset(self) -> None:
@@ -118,33 +111,12 @@ class Gicv2(GicStateMixin, Device):
             self._route_all()
             self.core.update()
 
-    def after_load(self) -> None:
-        self._route_all()
-
-    # -- wiring (as Gicv3) -----------------------------------------------------------------
-    def set_spi(self, intid: int, level: bool) -> None:
-        if not NUM_PRIVATE <= intid < self.num_irqs:
-            raise ValueError(f"GICv2: SPI {intid} outside 32..{self.num_irqs - 1}")
-        self.core.set_line(0, intid, bool(level))
-
-    def spi_line(self, intid: int) -> IRQLine:
-        if intid not in self._spi_lines:
-            if not NUM_PRIVATE <= intid < self.num_irqs:
-                raise ValueError(f"GICv2: SPI {intid} outside 32..{self.num_irqs - 1}")
-            self._spi_lines[intid] = IRQLine(lambda lv: self.set_spi(intid, lv),
-                                             name=f"gic-spi{intid}")
-        return self._spi_lines[intid]
-
-    def ppi_line(self, cpu_index: int, intid: int) -> IRQLine:
-        if not 16 <= intid < NUM_PRIVATE:
-            raise ValueError(f"GICv2: PPI {intid} outside 16..31")
-        return self._ppi_lines[cpu_index][intid]
-
+    # -- wiring (set_spi, spi_line, ppi_line: gic_wiring.GicWiring) ----------------------
     def map(self, address_space, dist_base: int, cpu_base: int) -> None:  # noqa: ANN001
         address_space.add_mmio("gic-dist", dist_base, DIST_SIZE,
-                               _Frame(self.dist_read, self.dist_write))
+                               Frame(self.dist_read, self.dist_write))
         address_space.add_mmio("gic-cpu", cpu_base, CPU_IF_SIZE,
-                               _Frame(self.cpu_read, self.cpu_write))
+                               Frame(self.cpu_read, self.cpu_write))
 
     def _cpu(self) -> int:
         index = current_cpu_index()

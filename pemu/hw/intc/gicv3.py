@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.hw.core import Device, IRQLine
+from pemu.hw.core import Device
 from pemu.hw.intc import gic_irq_regs
 from pemu.hw.intc.gic_core import NUM_PRIVATE, GicCore
 from pemu.hw.intc.gic_state import GicStateMixin, gic_vmstate
+from pemu.hw.intc.gic_wiring import Frame, GicWiring
 from pemu.hw.intc.gicv3_cpuif import IccRegister, SysregKey, icc_sysregs
 
 DIST_SIZE = 0x10000
@@ -63,18 +64,11 @@ def _irouter_affinity(value: int) -> int:
     return (value & 0xFF_FFFF) | ((value >> 32 & 0xFF) << 24)
 
 
-class _Frame:
-    """Maps one MMIO region onto a handler that also takes the frame's CPU."""
 
-    def __init__(self, read: Callable[[int, int], int],
-                 write: Callable[[int, int, int], None]) -> None:
-        self.mmio_read = read
-        self.mmio_write = write
-
-
-class Gicv3(GicStateMixin, Device):
+class Gicv3(GicWiring, GicStateMixin, Device):
     """``Gicv3(num_cpus, cpu_irq, cpu_fiq, num_spis=256)``: see the module docstring."""
 
+    model_name = "GICv3"
     type_name = "arm-gicv3"
     vmstate = gic_vmstate("arm_gicv3", extra=(("irouter", "u64[]"), ("waker_sleep", "bool[]"),
                                               ("pmhe", "bool[]")))
@@ -89,10 +83,7 @@ class Gicv3(GicStateMixin, Device):
         self.num_irqs = self.core.num_irqs
         self.core.cpu_awake = lambda cpu: not self.waker_sleep[cpu]
         self.core.spi_targets = lambda cpu: self._spi_routes[cpu]
-        self._ppi_lines = [[IRQLine(lambda lv, c=c, n=n: self.core.set_line(c, n, lv),
-                                    name=f"gic-cpu{c}-ppi{n}") for n in range(NUM_PRIVATE)]
-                           for c in range(num_cpus)]
-        self._spi_lines: dict[int, IRQLine] = {}
+        self.init_lines(num_cpus)
         self._sysregs: dict[SysregKey, IccRegister] | None = None
         self.reset()
 
@@ -105,33 +96,12 @@ class Gicv3(GicStateMixin, Device):
             self._route_all()
             self.core.update()
 
-    def after_load(self) -> None:
-        self._route_all()
-
-    # -- wiring ---------------------------------------------------------------------
-    def set_spi(self, intid: int, level: bool) -> None:
-        if not NUM_PRIVATE <= intid < self.num_irqs:
-            raise ValueError(f"GICv3: SPI {intid} outside 32..{self.num_irqs - 1}")
-        self.core.set_line(0, intid, bool(level))
-
-    def spi_line(self, intid: int) -> IRQLine:
-        if intid not in self._spi_lines:
-            if not NUM_PRIVATE <= intid < self.num_irqs:
-                raise ValueError(f"GICv3: SPI {intid} outside 32..{self.num_irqs - 1}")
-            self._spi_lines[intid] = IRQLine(lambda lv: self.set_spi(intid, lv),
-                                             name=f"gic-spi{intid}")
-        return self._spi_lines[intid]
-
-    def ppi_line(self, cpu_index: int, intid: int) -> IRQLine:
-        if not 16 <= intid < NUM_PRIVATE:
-            raise ValueError(f"GICv3: PPI {intid} outside 16..31")
-        return self._ppi_lines[cpu_index][intid]
-
+    # -- wiring (set_spi, spi_line, ppi_line: gic_wiring.GicWiring) ----------------------
     def map(self, address_space, dist_base: int, redist_base: int) -> None:  # noqa: ANN001
         address_space.add_mmio("gic-dist", dist_base, DIST_SIZE,
-                               _Frame(self.dist_read, self.dist_write))
+                               Frame(self.dist_read, self.dist_write))
         address_space.add_mmio("gic-redist", redist_base, REDIST_STRIDE * self.num_cpus,
-                               _Frame(self.redist_read, self.redist_write))
+                               Frame(self.redist_read, self.redist_write))
 
     def icc_sysregs(self) -> dict[SysregKey, IccRegister]:
         if self._sysregs is None:
