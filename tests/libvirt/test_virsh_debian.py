@@ -245,6 +245,9 @@ def test_shutdown_through_the_agent_ends_the_domain(debian):
     log = debian.lv.emulator_log(DOMAIN)
     # the guest powered off (libvirt then ended it, as <on_poweroff> says)
     assert "shutting down, reason=shutdown" in log, log[-2000:]
+    # the migration left the source's persistent definition (shut off there): undefine
+    debian.source.virsh(f"undefine {DOMAIN}")
+    assert DOMAIN not in debian.source.virsh("list --all").stdout
     for lv in (debian.source, debian.target):
         errors = unexpected_qmp_errors(lv.monitor_log())
         assert errors == [], errors
