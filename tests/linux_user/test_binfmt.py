@@ -243,16 +243,25 @@ def test_launcher_passes_on_interrupts_to_the_program(server, world):
 
 
 def test_launcher_stops_and_continues_with_its_program(server, world):
-    script = "echo ready; sleep 2; echo done"
+    server_pid = server[1].pid
+    script = "echo ready; sleep 4; echo done"
     proc = subprocess.Popen([str(world / "busybox"), "sh", "-c", script],
                             stdout=subprocess.PIPE)
     assert proc.stdout.readline() == b"ready\n"
     proc.send_signal(signal.SIGTSTP)  # ^Z
+
+    def stopped(pid: int | str) -> bool:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "T"
+
+    def program_stopped() -> bool:  # the server's children: the programs it runs
+        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text()
+        return any(stopped(pid) for pid in children.split())
+
     deadline = time.monotonic() + 30
-    while Path(f"/proc/{proc.pid}/stat").read_text().split()[2] != "T":
-        assert time.monotonic() < deadline, "the launcher did not stop"
+    while not (stopped(proc.pid) and program_stopped()):
+        assert time.monotonic() < deadline, "the launcher or its program did not stop"
         time.sleep(0.05)
-    time.sleep(4)  # its sleep ends meanwhile, but the stopped shell says nothing
+    time.sleep(5)  # its sleep would have ended meanwhile: the stopped shell says nothing
     assert select.select([proc.stdout], [], [], 0)[0] == []
     proc.send_signal(signal.SIGCONT)  # fg
     assert proc.wait(timeout=60) == 0
