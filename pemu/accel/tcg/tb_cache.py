@@ -80,6 +80,22 @@ def cache_dir() -> Path | None:
     return Path(base).absolute() / "pemu"
 
 
+def named_folder() -> bool:
+    """Did the user name a cache folder (``PEMU_TB_CACHE=DIR``)?"""
+    setting = os.environ.get("PEMU_TB_CACHE", "")
+    return bool(setting) and setting.lower() not in ("off", "0", "no", "none")
+
+
+def user_mode_keeps_translations() -> bool:
+    """User mode keeps its translations only in a folder the user named: blocks taken
+    from the cache have run wrongly in Debian's dpkg-deb (docs/LINUX_USER.md, "Known
+    bug"), so the default is off there until that is found.  A binfmt server's child
+    decided when it pinned the cache."""
+    if _pinned_folder is not None:
+        return bool(_pinned_folder)
+    return named_folder()
+
+
 # connections opened before a chroot, by file (see ``pin``); the folder they chose
 # (False: the cache is off for this process, see ``disable``)
 _PINNED: dict[Path, sqlite3.Connection] = {}
@@ -103,7 +119,7 @@ def pin() -> None:
     it holds open) inside the new root, instead of opening a path there; the guest's
     environment no longer chooses the folder.  Best effort, like the cache itself."""
     global _pinned_folder
-    folder = cache_dir()
+    folder = cache_dir() if named_folder() else None  # user mode: only a named folder
     _pinned_folder = False
     if folder is None:
         return
