@@ -3,21 +3,33 @@ the kernel entry, continue, registers (core and CSR), stepi, x/, a watchpoint, d
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
+from collections.abc import Iterator
 
 from pemu.gdbstub.riscv_system import start_system_gdbstub
 
 from .conftest import VirtMachine, free_port
 
 
-def test_gdb_on_the_virt_board(gdb, baremetal):
+@contextlib.contextmanager
+def _stopped_machine_with_gdbstub(baremetal) -> Iterator[tuple[VirtMachine, int]]:
+    """The virt board stopped at reset (-S) with its gdb stub on a free port."""
     port = free_port()
     m = VirtMachine(baremetal, "-S", "-gdb", f"tcp::{port}")
     _, server = start_system_gdbstub(m.vm, m.cfg.gdb)
     m.start()
     try:
+        yield m, port
+    finally:
+        server.close()
+        m.close()
+
+
+def test_gdb_on_the_virt_board(gdb, baremetal):
+    with _stopped_machine_with_gdbstub(baremetal) as (m, port):
         out = subprocess.run(
             [gdb, "-batch", "-nx", "-ex", "set architecture riscv:rv64",
              "-ex", f"target remote 127.0.0.1:{port}",
@@ -36,9 +48,6 @@ def test_gdb_on_the_virt_board(gdb, baremetal):
             time.sleep(0.05)
         state_after_detach = m.vm.run_state
         counter = int.from_bytes(m.vm.read_memory(0x80100000, 8), "little")
-    finally:
-        server.close()
-        m.close()
     assert re.search(r"^pc\s+0x1000\b", text, re.M), text  # -S: stopped at the reset vector
     assert "Breakpoint 1, _start ()" in text, text
     pcs = [int(x, 16) for x in re.findall(r"^pc\s+(0x[0-9a-f]+)", text, re.M)]
@@ -56,11 +65,7 @@ def test_gdb_on_the_virt_board(gdb, baremetal):
 def test_gdb_hardware_breakpoints_and_read_watchpoints(gdb, baremetal):
     """hbreak and rwatch/awatch (Z1, Z3, Z4) stop a continuing machine exactly where
     they should: they are checked like the guest's debug triggers, in translated code."""
-    port = free_port()
-    m = VirtMachine(baremetal, "-S", "-gdb", f"tcp::{port}")
-    _, server = start_system_gdbstub(m.vm, m.cfg.gdb)
-    m.start()
-    try:
+    with _stopped_machine_with_gdbstub(baremetal) as (m, port):
         out = subprocess.run(
             [gdb, "-batch", "-nx", "-ex", "set architecture riscv:rv64",
              "-ex", f"target remote 127.0.0.1:{port}",
@@ -72,9 +77,6 @@ def test_gdb_hardware_breakpoints_and_read_watchpoints(gdb, baremetal):
              "-ex", "info registers t2", "-ex", "detach", str(baremetal)],
             capture_output=True, text=True, timeout=120)
         text = out.stdout + out.stderr
-    finally:
-        server.close()
-        m.close()
     assert text.count("Breakpoint 1, loop ()") == 3, text
     assert re.search(r"^t2\s+0x2\s+2$", text, re.M), text  # stopped at each pass
     assert "Hardware read watchpoint 2: *(long *)0x80100000\n\nValue = 2" in text, text
