@@ -12,6 +12,7 @@ import tracemalloc
 import pytest
 
 from pemu.chardev import (
+    CHR_EVENT_CLOSED,
     CHR_EVENT_OPENED,
     FileChardev,
     NullChardev,
@@ -112,6 +113,38 @@ def test_pty_both_directions(capsys):
         assert wait_until(lambda: sink.data == b"root\r")  # raw: no CR->NL, no echo
     finally:
         os.close(user)
+        c.close()
+
+
+def test_pty_drops_output_while_nobody_is_attached_and_none_for_a_slow_client():
+    """QEMU's pty: no client, output goes nowhere; a client that reads slowly gets
+    every byte in order (the writer waits), and leaving and coming back is seen."""
+    c = PtyChardev("slow", announce=False)
+    events = []
+    c.set_event_handler(events.append)
+    try:
+        assert events == [] and not c.be_open
+        c.write(b"before anyone attached\n")  # dropped: nobody would read it
+        user = os.open(c.path, os.O_RDWR | os.O_NOCTTY)
+        assert wait_until(lambda: events == [CHR_EVENT_OPENED], timeout=5)
+        # far more than the kernel's pty buffer (about 13 KiB in raw mode)
+        payload = b"".join(b"%06d\n" % i for i in range(40000))
+        writer = threading.Thread(target=c.write, args=(payload,))
+        writer.start()
+        got = bytearray()
+        while len(got) < len(payload):
+            time.sleep(0.001)  # a reader slower than the writer
+            got += os.read(user, 4096)
+        writer.join(5)
+        assert not writer.is_alive()
+        assert bytes(got) == payload
+        os.close(user)
+        assert wait_until(lambda: events == [CHR_EVENT_OPENED, CHR_EVENT_CLOSED])
+        c.write(b"x" * 65536)  # nobody there again: returns at once, dropped
+        user = os.open(c.path, os.O_RDWR | os.O_NOCTTY)
+        assert wait_until(lambda: events[-1] == CHR_EVENT_OPENED, timeout=5)
+        os.close(user)
+    finally:
         c.close()
 
 
