@@ -26,12 +26,18 @@ def _gf_mul(a: int, b: int, poly: int) -> int:
 
 
 def _gf_inverses(poly: int) -> list[int]:
+    """x^-1 = x^254 in GF(2^8) (x^255 = 1 for every non-zero x): fifteen products per
+    value by squaring, where a search for the inverse took 128 on average (a tenth of a
+    second at every start of pemu)."""
     inv = [0] * 256  # 0 maps to 0 by convention
     for x in range(1, 256):
-        for y in range(1, 256):
-            if _gf_mul(x, y, poly) == 1:
-                inv[x] = y
-                break
+        power, square, exp = 1, x, 254
+        while exp:
+            if exp & 1:
+                power = _gf_mul(power, square, poly)
+            square = _gf_mul(square, square, poly)
+            exp >>= 1
+        inv[x] = power
     return inv
 
 
