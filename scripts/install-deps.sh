@@ -9,6 +9,7 @@ APT_PACKAGES=(
     qemu-user qemu-utils qemu-system-misc qemu-system-x86 opensbi u-boot-qemu
     gdb-multiarch device-tree-compiler binutils-riscv64-linux-gnu gcc-riscv64-linux-gnu
     libc6-dev-riscv64-cross binutils e2fsprogs cpio gzip
+    clang-14  # tests/linux_user/test_vectorized.py: gcc 12 does not vectorize for RISC-V
     libslirp0 openssh-client sshpass
     passt tcpdump iperf3  # networking: passt backend test, filter-dump pcap check, bench/
     libseccomp2  # -sandbox: bound with ctypes (pemu/sandbox/libseccomp.py)
