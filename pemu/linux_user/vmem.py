@@ -246,6 +246,19 @@ class GuestVirtualMemory:
         self._note_code_write(addr, size)
         self.mem[addr : addr + size] = (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
 
+    def load_bytes(self, addr: int, size: int) -> bytes:
+        """``size`` bytes in one copy (a vector load); faults as ``load_slow``."""
+        self._check_access(addr, size, PROT_READ, "r")
+        return bytes(self.mem[addr : addr + size])
+
+    def store_bytes(self, addr: int, data: bytes) -> bool:
+        """``data`` in one copy (a vector store), after checking all of it: a fault
+        writes nothing.  Always True (user memory has no devices to fall back for)."""
+        self._check_access(addr, len(data), PROT_WRITE, "w")
+        self._note_code_write(addr, len(data))
+        self.mem[addr : addr + len(data)] = data
+        return True
+
     def _note_code_write(self, addr: int, size: int) -> None:
         if not self.code_pages:
             return

@@ -432,6 +432,52 @@ class SoftMMU:
             return
         self._phys_write(paddr, size, value, vaddr)
 
+    def _ram_pieces(self, vaddr: int, size: int, access: int, idx: int
+                    ) -> list[tuple[int, int]] | None:
+        """(offset in DRAM, length) of each page of [vaddr, vaddr+size), translated and
+        checked in order (a fault raises before anything is copied); None where a piece
+        is not plain DRAM, is a watched page on a write, or has a debug trigger armed (the
+        caller then goes element by element, through MMIO handlers, code-write watchers
+        and triggers, so that a fault or a hit names its element)."""
+        pieces = []
+        end = vaddr + size
+        while vaddr < end:
+            length = min(end, (vaddr | PAGE_MASK) + 1) - vaddr
+            if self.data_watch is not None and vaddr >> PAGE_SHIFT in self.watch_vpns:
+                return None  # a debug trigger must see the element that hits it
+            paddr = self._data_paddr(vaddr & MASK64, length, access, idx)
+            off = paddr - self.dram_base
+            if not 0 <= off <= self.dram.size - length:
+                return None
+            if access == ACCESS_WRITE and paddr >> PAGE_SHIFT in self.watched:
+                return None
+            pieces.append((off, length))
+            vaddr += length
+        return pieces
+
+    def read_bytes(self, vaddr: int, size: int, idx: int) -> bytes | None:
+        """A run of guest memory in one copy per page (vector unit-stride loads);
+        None where it is not all DRAM."""
+        pieces = self._ram_pieces(vaddr, size, ACCESS_READ, idx)
+        if pieces is None:
+            return None
+        view = self._dram_view
+        return b"".join(view[off:off + length] for off, length in pieces)
+
+    def write_bytes(self, vaddr: int, data: bytes, idx: int) -> bool:
+        """``data`` to guest memory in one copy per page, every page checked first;
+        False (nothing written) where it is not all unwatched DRAM."""
+        pieces = self._ram_pieces(vaddr, len(data), ACCESS_WRITE, idx)
+        if pieces is None:
+            return False
+        view, dirty, at = self._dram_view, self.dram.dirty, 0
+        for off, length in pieces:
+            view[off:off + length] = data[at:at + length]
+            at += length
+            if dirty is not None:
+                dirty.add(off >> PAGE_SHIFT)
+        return True
+
     def _phys_read(self, paddr: int, size: int, vaddr: int) -> int:
         region = self.space.find(paddr, size)
         if region is None:
@@ -502,6 +548,12 @@ class VirtualMemory:
 
     def store_slow(self, addr: int, size: int, value: int) -> None:
         self.mmu.store(addr, size, value, MMU_DYNAMIC)
+
+    def load_bytes(self, addr: int, size: int) -> bytes | None:
+        return self.mmu.read_bytes(addr, size, MMU_DYNAMIC)
+
+    def store_bytes(self, addr: int, data: bytes) -> bool:
+        return self.mmu.write_bytes(addr, data, MMU_DYNAMIC)
 
 
 # -- code generation ----------------------------------------------------------------------

@@ -5,8 +5,10 @@ Every element goes through the hart's data-access path (``env.mem``: the guest
 memory in user mode, the softmmu with the current data privilege in system mode), one
 element at a time in element order, so a fault stops the instruction with vstart at
 the faulting element and the elements before it done, as the spec wants for a resumable
-trap.  A fault-only-first load faulting on an element after the first instead trims vl
-to that element and completes.
+trap.  A fault-only-first load faulting on an element after the first instead trims
+vl to that element and completes.  Unmasked unit-stride, whole-register and mask
+accesses first try one copy of the whole run (``_bulk``: what a kernel's vector memcpy
+and copy_to_user do), taken only where it is exactly what the element loop would do.
 """
 
 from __future__ import annotations
@@ -58,8 +60,40 @@ def _strided(v: VInsn, store: bool, size: int, nf: int, stride: int | None,
         raise IllegalVector
     emul = v.group_regs(size, vt.sew_bytes)
     base = v.x(v.rs1)
+    if stride is None and nf == 1 and v.vm:
+        v.require_aligned(v.vd, emul)
+        if not store:
+            v.require_no_v0_overlap()
+        if _bulk(v, store, size, v.vs.vstart, v.vs.vl):
+            return
     step = nf * size if stride is None else stride
     _segments(v, store, size, nf, emul, lambda i: base + i * step, fault_first)
+
+
+def _bulk(v: VInsn, store: bool, size: int, first: int, count: int) -> bool:
+    """Elements first..count-1 of the register group at vd, packed from rs1 on, moved
+    in one copy: a register group is one run of bytes in the same little-endian order
+    as memory.  False, with nothing done, where that cannot be exact (a fault
+    somewhere, MMIO, a page holding translated code, a debug trigger): the element
+    loop then does it and stops at the right element."""
+    n = (count - first) * size
+    if n <= 0:
+        return True
+    addr = (v.x(v.rs1) + first * size) & MASK64
+    if addr + n > MASK64:
+        return False  # wraps around the address space
+    at = v.vd * v.vlenb + first * size
+    mem = v.env.mem  # type: ignore[attr-defined]
+    try:
+        if store:
+            return mem.store_bytes(addr, bytes(v.regs[at:at + n]))
+        data = mem.load_bytes(addr, n)
+    except Exception:  # noqa: BLE001 - a guest fault: the element loop raises it exactly
+        return False
+    if data is None:
+        return False
+    v.regs[at:at + n] = data
+    return True
 
 
 def _indexed(v: VInsn, store: bool, index_size: int, nf: int) -> None:
@@ -127,6 +161,8 @@ def _mask(v: VInsn, store: bool, size: int, nf: int) -> None:
 
 def _contiguous(v: VInsn, store: bool, size: int, count: int) -> None:
     """Elements vstart..count-1 of vd, unmasked, packed from rs1 on."""
+    if _bulk(v, store, size, v.vs.vstart, count):
+        return
     base = v.x(v.rs1)
     load, store_elem = _access(v)
     for i in range(v.vs.vstart, count):
