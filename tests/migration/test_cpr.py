@@ -82,8 +82,8 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
              "-incoming", _cpr_incoming(cpr), name="b")
     try:
         a.wait_ticks(5)
-        _wait_path(cpr)
-        assert b.qmp.cmd("query-status")["status"] == "inmigrate"
+        _wait_path(cpr)  # b waits there before it builds its machine (and its QMP)
+        assert not os.path.exists(b.qmp_path)
         a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         assert a.qmp.cmd("query-migrate-parameters")["mode"] == "cpr-transfer"
         a.qmp.cmd("migrate", channels=_channels(main, cpr))
