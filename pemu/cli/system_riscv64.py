@@ -151,6 +151,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
+        if cpr is not None:  # a live update: the old pemu says why, and runs on
+            cpr.close(f"the new pemu did not start: {msg}")
         return 1
     finally:
         if cpr is not None:  # not started: the old pemu hears it and runs on

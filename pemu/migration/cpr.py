@@ -64,7 +64,7 @@ def send_ram(uri: str, blocks: list[RAMBlock], handed: list[Handover] | None = N
         except OSError as e:
             raise CprError(f"cpr channel {uri}: {e.strerror or e}") from None
     if reply != "ok":
-        raise CprError(f"cpr channel: the new pemu refused the RAM: "
+        raise CprError(f"cpr channel: the new pemu refused the hand-over: "
                        f"{reply.removeprefix('error: ') or 'it closed the channel'}")
 
 
@@ -91,14 +91,14 @@ class CprListener:
         except OSError as e:
             raise CprError(f"cpr channel unix:{self.path}: {e.strerror or e}") from None
 
-    def close(self) -> None:
+    def close(self, why: str = "the new pemu did not start") -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        if self._early is not None:
+        if self._early is not None:  # the old pemu waits for the answer
             conn, _, fds = self._early
             self._early = None
-            _refuse(conn, fds, "the new pemu did not start")
+            _refuse(conn, fds, why)
 
     def accept_early(self) -> None:
         """Wait for the old pemu (no time limit: it connects when told to migrate)

@@ -115,6 +115,42 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
         b.finish()
 
 
+def _open_inodes(pid: int) -> dict[int, str]:
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            out[os.stat(f"/proc/{pid}/fd/{fd}").st_ino] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return out
+
+
+def test_cpr_transfer_hands_the_disk_image_over(ticker, tmp_path):
+    """The image is renamed after start: the new pemu, given the old name, holds the
+    same file (tests/migration/test_cpr_handover.py has a guest use it)."""
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(bytes(1 << 20))
+    drive = ["-drive", f"file={disk},format=raw,if=none,id=d0",
+             "-device", "virtio-blk-device,drive=d0"]
+    main, cpr = str(tmp_path / "main.sock"), str(tmp_path / "cpr.sock")
+    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *drive), name="a")
+    b = Pemu(tmp_path, *_args(ticker, *MEMFD, *drive), "-incoming", f"unix:{main}",
+             "-incoming", _cpr_incoming(cpr), name="b")
+    try:
+        a.wait_ticks(2)
+        inode = disk.stat().st_ino
+        disk.rename(tmp_path / "moved.raw")
+        _wait_path(cpr)
+        a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
+        a.qmp.cmd("migrate", channels=_channels(main, cpr))
+        info = a.wait_migration({"completed", "failed"})
+        assert info["status"] == "completed", (info, b.err)
+        assert inode in _open_inodes(b.proc.pid)
+        assert a.finish() == 0
+        b.wait_ticks(3)
+    finally:
+        a.finish()
+        b.finish()
+
+
 def test_cpr_reboot_keeps_ram_in_the_file(ticker, tmp_path):
     ram, state = str(tmp_path / "guest.ram"), str(tmp_path / "vm.state")
     backend = ["-object", f"memory-backend-file,id=ram0,size=64M,mem-path={ram},share=on",
