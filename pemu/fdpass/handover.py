@@ -8,7 +8,9 @@ takes them where it would otherwise open by name (QEMU's cpr_find_fd):
 
   ``file``  disk images (block ``file`` nodes) by the file name they were opened with
             and their access mode: ``pemu.fdpass.open_path`` asks ``take_file``;
-  ``tap``   TAP queues by netdev id: ``-netdev tap`` asks ``take("tap", id)``.
+  ``tap``   TAP queues by netdev id: ``-netdev tap`` asks ``take("tap", id)``;
+  ``chardev`` a socket chardev's listening socket and connected peer by chardev id
+            (pemu/chardev/socket.py): a client stays connected across the update.
 
 The new pemu reads the cpr channel (pemu/migration/cpr.py) before it builds its
 machine (the CLIs call ``CprListener.accept_early``), so every backend finds its
@@ -22,8 +24,8 @@ import os
 import threading
 from dataclasses import dataclass
 
-FILE, TAP = "file", "tap"
-KINDS = (FILE, TAP)
+FILE, TAP, CHARDEV = "file", "tap", "chardev"
+KINDS = (FILE, TAP, CHARDEV)
 
 
 @dataclass
@@ -60,7 +62,22 @@ def collect(machine: object) -> list[Handover]:
     for netdev_id, client in (network.netdevs.items() if network is not None else ()):
         if getattr(client, "kind", "") == TAP and client.fds:
             out.append(Handover(TAP, netdev_id, list(client.fds)))
+    for chardev_id, chardev in _chardevs(machine).items():
+        fds = chardev.handover_fds() if hasattr(chardev, "handover_fds") else None
+        if fds:
+            out.append(Handover(CHARDEV, chardev_id, fds))
     return out
+
+
+def _chardevs(machine: object) -> dict:
+    """The chardevs that may move: not a monitor's (the update may be driven through
+    it, and its session belongs to this process)."""
+    registry = getattr(machine, "chardevs", None)
+    if registry is None:
+        return {}
+    frontends = getattr(registry, "frontend_of", {})
+    return {cid: dev for cid, dev in registry.chardevs.items()
+            if frontends.get(cid) != "monitor"}
 
 
 def _nodes(roots: list) -> list:
@@ -77,16 +94,17 @@ def _nodes(roots: list) -> list:
     return out
 
 
-def release_taps(machine: object, handed: list[Handover]) -> None:
-    """The old pemu after the switch-over: stop reading the TAP queues it handed over
-    (its poll loop would take the new process's frames) and close its copies."""
+def release(machine: object, handed: list[Handover]) -> None:
+    """The old pemu after the switch-over: stop reading the TAP queues and sockets it
+    handed over (it would take the new process's frames and bytes) and close its
+    copies."""
     network = getattr(machine, "network", None)
-    if network is None:
-        return
+    chardevs = _chardevs(machine)
     for item in handed:
-        client = network.netdevs.get(item.key) if item.kind == TAP else None
-        if client is not None:
-            client.close()
+        if item.kind == TAP and network is not None and item.key in network.netdevs:
+            network.netdevs[item.key].close()
+        elif item.kind == CHARDEV and item.key in chardevs:
+            chardevs[item.key].handed_over()
 
 
 # -- the destination: what the old pemu handed over ----------------------------------
@@ -137,5 +155,5 @@ def close_untaken() -> list[str]:
     return names
 
 
-__all__ = ["FILE", "KINDS", "TAP", "Handover", "adopt", "close_untaken", "collect",
-           "file_key", "release_taps", "take", "take_file"]
+__all__ = ["CHARDEV", "FILE", "KINDS", "TAP", "Handover", "adopt", "close_untaken",
+           "collect", "file_key", "release", "take", "take_file"]

@@ -11,7 +11,8 @@ channel:
   3. the main channel carries the stream: an S record per block left in place,
      the other (small, private) blocks' pages, the devices, the CPUs;
   4. the source stays in ``postmigrate`` until it is told to quit (QEMU does the
-     same; pemu-live-update quits it); it stops reading the TAP queues at once.
+     same; pemu-live-update quits it); it stops reading the TAP queues and
+     sockets it handed over at once.
      It must not be continued: the new pemu runs the guest on the same RAM.
 
 ``mode=cpr-reboot`` with ``migrate file:PATH``: stop, then the stream goes to the
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from pemu.fdpass.handover import collect, release_taps
+from pemu.fdpass.handover import collect, release
 from pemu.memory.shared_ram import FILE
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, open_outgoing
@@ -110,7 +111,7 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
         machine.set_run_state("postmigrate")
         if cpr_uri is not None:
             machine.ram_handed_over = True  # cont would run the guest twice on one RAM
-            release_taps(machine, handed)  # the new pemu reads them now
+            release(machine, handed)  # the new pemu reads them now
         mig._set_status("completed")
     except (ChannelError, CprError, OSError, MigrationError, StreamError) as e:
         mig._fail([], stopped_here, str(e))

@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -149,6 +150,71 @@ def test_cpr_transfer_hands_the_disk_image_over(ticker, tmp_path):
     finally:
         a.finish()
         b.finish()
+
+
+class _ConsoleClient:
+    """A client of the console socket that reads all the time (the UART's byte-sized
+    writes fill a UNIX socket's buffer in a few hundred bytes otherwise)."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.data = bytearray()
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError):  # the test closed it
+            while chunk := self.sock.recv(4096):
+                self.data += chunk
+        self.closed = True
+
+    def ticks(self) -> list[int]:
+        return [int(x[1:], 16) for x in bytes(self.data).decode(errors="replace").split()
+                if len(x) == 9 and x[0] == "T"]
+
+    def wait_ticks(self, n: int, timeout: float = 60) -> list[int]:
+        want = len(self.ticks()) + n
+        deadline = time.monotonic() + timeout
+        while len(self.ticks()) < want:
+            assert not self.closed, "the console connection was closed"
+            assert time.monotonic() < deadline, bytes(self.data[-200:])
+            time.sleep(0.05)
+        return self.ticks()
+
+
+def test_cpr_transfer_keeps_a_socket_chardev_client_connected(ticker, tmp_path):
+    """The guest's console is a UNIX socket chardev: the client connected to the old
+    pemu reads the heartbeat on from the new one over the same connection, after the
+    old process exited."""
+    console = str(tmp_path / "console.sock")
+    chardev = ["-chardev", f"socket,id=c0,path={console},server=on,wait=off",
+               "-serial", "chardev:c0"]
+    main, cpr = str(tmp_path / "main.sock"), str(tmp_path / "cpr.sock")
+    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *chardev), name="a")
+    b = client = None
+    try:
+        _wait_path(console)
+        client = _ConsoleClient(console)
+        before = client.wait_ticks(3)
+        b = Pemu(tmp_path, *_args(ticker, *MEMFD, *chardev), "-incoming", f"unix:{main}",
+                 "-incoming", _cpr_incoming(cpr), name="b")
+        _wait_path(cpr)
+        a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
+        a.qmp.cmd("migrate", channels=_channels(main, cpr))
+        info = a.wait_migration({"completed", "failed"})
+        assert info["status"] == "completed", (info, b.err)
+        assert a.finish() == 0  # its copy of the connection is gone with it
+        after = client.wait_ticks(5)
+        assert after[:len(before)] == before
+        assert after == list(range(after[0], after[0] + len(after))), after
+        assert os.path.exists(console)  # the old pemu left the path to the new one
+    finally:
+        if client is not None:
+            client.sock.close()
+        a.finish()
+        if b is not None:
+            b.finish()
 
 
 def test_cpr_reboot_keeps_ram_in_the_file(ticker, tmp_path):
