@@ -8,6 +8,7 @@ import tty
 
 from pemu.chardev.backend import declare_backend
 from pemu.chardev.fd import FdChardev
+from pemu.fdpass.handover import CHARDEV, take
 
 
 class PtyChardev(FdChardev):
@@ -18,9 +19,13 @@ class PtyChardev(FdChardev):
     buffer and is dropped once that is full.
     """
 
-    def __init__(self, id: str | None = None, announce: bool = True) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # the guest owns line discipline; the host pty must not echo
+    def __init__(self, id: str | None = None, announce: bool = True,
+                 handed: list[int] | None = None) -> None:
+        if handed is not None and len(handed) == 2:  # a live update: the same pty
+            master, slave = handed
+        else:
+            master, slave = os.openpty()
+            tty.setraw(slave)  # the guest owns line discipline; the host must not echo
         os.set_blocking(master, False)
         super().__init__(master, master, id)
         self._slave = slave
@@ -30,6 +35,14 @@ class PtyChardev(FdChardev):
                   file=sys.stdout, flush=True)
         self.start_reading()
 
+    # -- a live update (pemu/fdpass/handover.py): the user's terminal stays attached --
+    def handover_fds(self) -> list[int] | None:
+        return None if self.closed else [self.in_fd, self._slave]
+
+    def handed_over(self) -> None:
+        """The new pemu reads the master now: stop reading it, close our copies."""
+        self.close()
+
     def close(self) -> None:
         if not self.closed:
             super().close()
@@ -38,4 +51,5 @@ class PtyChardev(FdChardev):
 
 
 declare_backend("pty", "a new pseudo-terminal (its path is printed)",
-                lambda options: PtyChardev(options.id))
+                lambda options: PtyChardev(
+                    options.id, handed=take(CHARDEV, options.id) if options.id else None))

@@ -124,34 +124,6 @@ def _open_inodes(pid: int) -> dict[int, str]:
     return out
 
 
-def test_cpr_transfer_hands_the_disk_image_over(ticker, tmp_path):
-    """The image is renamed after start: the new pemu, given the old name, holds the
-    same file (tests/migration/test_cpr_handover.py has a guest use it)."""
-    disk = tmp_path / "disk.raw"
-    disk.write_bytes(bytes(1 << 20))
-    drive = ["-drive", f"file={disk},format=raw,if=none,id=d0",
-             "-device", "virtio-blk-device,drive=d0"]
-    main, cpr = str(tmp_path / "main.sock"), str(tmp_path / "cpr.sock")
-    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *drive), name="a")
-    b = Pemu(tmp_path, *_args(ticker, *MEMFD, *drive), "-incoming", f"unix:{main}",
-             "-incoming", _cpr_incoming(cpr), name="b")
-    try:
-        a.wait_ticks(2)
-        inode = disk.stat().st_ino
-        disk.rename(tmp_path / "moved.raw")
-        _wait_path(cpr)
-        a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
-        a.qmp.cmd("migrate", channels=_channels(main, cpr))
-        info = a.wait_migration({"completed", "failed"})
-        assert info["status"] == "completed", (info, b.err)
-        assert inode in _open_inodes(b.proc.pid)
-        assert a.finish() == 0
-        b.wait_ticks(3)
-    finally:
-        a.finish()
-        b.finish()
-
-
 class _ConsoleClient:
     """A client of the console socket that reads all the time (the UART's byte-sized
     writes fill a UNIX socket's buffer in a few hundred bytes otherwise)."""
@@ -183,28 +155,43 @@ class _ConsoleClient:
         return self.ticks()
 
 
-def test_cpr_transfer_keeps_a_socket_chardev_client_connected(ticker, tmp_path):
-    """The guest's console is a UNIX socket chardev: the client connected to the old
-    pemu reads the heartbeat on from the new one over the same connection, after the
-    old process exited."""
-    console = str(tmp_path / "console.sock")
-    chardev = ["-chardev", f"socket,id=c0,path={console},server=on,wait=off",
-               "-serial", "chardev:c0"]
+def _pty_path(vm: Pemu) -> str:
+    line = vm.lines[vm.wait_line(r"char device redirected to .* \(label p0\)")]
+    return line.split("redirected to ")[1].split()[0]
+
+
+def test_cpr_transfer_hands_disk_console_and_pty_over(ticker, tmp_path):
+    """What the new pemu takes over instead of opening by name: the disk image
+    (renamed after start: the new pemu, given the old name, holds the same file), the
+    console's UNIX socket chardev (the client connected to the old pemu reads the
+    heartbeat on from the new one over the same connection, after the old process
+    exited) and a pty (the same /dev/pts/N).  tests/migration/test_cpr_handover.py
+    has a Linux guest use its disk and TAP across the update."""
+    disk, console = tmp_path / "disk.raw", str(tmp_path / "console.sock")
+    disk.write_bytes(bytes(1 << 20))
+    devices = ["-drive", f"file={disk},format=raw,if=none,id=d0",
+               "-device", "virtio-blk-device,drive=d0",
+               "-chardev", f"socket,id=c0,path={console},server=on,wait=off",
+               "-serial", "chardev:c0", "-chardev", "pty,id=p0"]
     main, cpr = str(tmp_path / "main.sock"), str(tmp_path / "cpr.sock")
-    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *chardev), name="a")
+    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *devices), name="a")
     b = client = None
     try:
         _wait_path(console)
         client = _ConsoleClient(console)
         before = client.wait_ticks(3)
-        b = Pemu(tmp_path, *_args(ticker, *MEMFD, *chardev), "-incoming", f"unix:{main}",
+        inode = disk.stat().st_ino
+        disk.rename(tmp_path / "moved.raw")
+        b = Pemu(tmp_path, *_args(ticker, *MEMFD, *devices), "-incoming", f"unix:{main}",
                  "-incoming", _cpr_incoming(cpr), name="b")
         _wait_path(cpr)
         a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         a.qmp.cmd("migrate", channels=_channels(main, cpr))
         info = a.wait_migration({"completed", "failed"})
         assert info["status"] == "completed", (info, b.err)
-        assert a.finish() == 0  # its copy of the connection is gone with it
+        assert inode in _open_inodes(b.proc.pid)
+        assert _pty_path(b) == _pty_path(a)
+        assert a.finish() == 0  # its copies of the descriptors are gone with it
         after = client.wait_ticks(5)
         assert after[:len(before)] == before
         assert after == list(range(after[0], after[0] + len(after))), after
