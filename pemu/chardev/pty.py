@@ -10,30 +10,43 @@ no slave open it polls as hung up.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
+import struct
 import sys
 import tty
 
 from pemu.chardev.backend import declare_backend
 from pemu.chardev.base import CHR_EVENT_CLOSED, CHR_EVENT_OPENED
 from pemu.chardev.fd import FdChardev
+from pemu.fdpass.handover import CHARDEV, take
 from pemu.main_loop import get_main_loop
 
 # How often a pty nobody holds looks for a new client (QEMU polls once a second too).
 RECONNECT_POLL_S = 1.0
+TIOCGPTN = 0x80045430  # Linux: the number N of a pty master's /dev/pts/N
+
+
+def _slave_path(master: int) -> str:
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    return f"/dev/pts/{number}"
 
 
 class PtyChardev(FdChardev):
     """Allocates a pty pair; the guest talks to the master, users open the slave."""
 
-    def __init__(self, id: str | None = None, announce: bool = True) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave)  # the guest owns line discipline; the host pty must not echo
+    def __init__(self, id: str | None = None, announce: bool = True,
+                 handed: list[int] | None = None) -> None:
+        if handed is not None and len(handed) == 1:  # a live update: the same pty
+            master = handed[0]
+        else:
+            master, slave = os.openpty()
+            tty.setraw(slave)  # the guest owns line discipline; the host must not echo
+            os.close(slave)  # held by clients only: the master tells if one is there
         os.set_blocking(master, False)
         super().__init__(master, master, id)
-        self.path = os.ttyname(slave)
-        os.close(slave)  # held by clients only, so the master tells whether one is there
+        self.path = _slave_path(master)
         self.connected = False
         self._poll_timer = None
         if announce:
@@ -100,6 +113,14 @@ class PtyChardev(FdChardev):
             except OSError:
                 return  # the slave's last holder went; the reader notices and reports
 
+    # -- a live update (pemu/fdpass/handover.py): the user's terminal stays attached --
+    def handover_fds(self) -> list[int] | None:
+        return None if self.closed else [self.in_fd]
+
+    def handed_over(self) -> None:
+        """The new pemu reads the master now: stop reading it, close our copy."""
+        self.close()
+
     def close(self) -> None:
         if not self.closed:
             if self._poll_timer is not None:
@@ -110,4 +131,5 @@ class PtyChardev(FdChardev):
 
 
 declare_backend("pty", "a new pseudo-terminal (its path is printed)",
-                lambda options: PtyChardev(options.id))
+                lambda options: PtyChardev(
+                    options.id, handed=take(CHARDEV, options.id) if options.id else None))

@@ -28,6 +28,7 @@ class ChardevRegistry:
     def __init__(self) -> None:
         self.chardevs: dict[str, Chardev | MuxChardev] = {}
         self.in_use: set[str] = set()
+        self.frontend_of: dict[str, str] = {}  # chardev id -> its frontend's label
         # Frontends made by ``mon:`` specs, waiting for the monitor to take them.
         self.monitor_frontends: list[Chardev] = []
         self.claimed: set[str] = set()  # host resources one chardev at most may use
@@ -79,6 +80,7 @@ class ChardevRegistry:
         if cid in self.in_use:
             raise OptionError(f"chardev '{cid}' is already in use (add mux=on to share it)")
         self.in_use.add(cid)
+        self.frontend_of[cid] = label
         return chardev
 
     # -- -serial / -monitor legacy strings -------------------------------------------

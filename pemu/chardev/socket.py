@@ -30,6 +30,7 @@ from pemu.crypto.objects import user_objects
 from pemu.crypto.tls_session import TLSRefused, wrap_client, wrap_server
 from pemu.fdpass import fd_param
 from pemu.fdpass.connection import Connection, PassedFds
+from pemu.fdpass.handover import CHARDEV, take
 from pemu.main_loop import get_main_loop
 from pemu.qemuopts.keyval import OptionError
 from pemu.qom.registry import Property, TypeInfo
@@ -43,7 +44,7 @@ class SocketChardev(Chardev):
                  path: str | None = None, server: bool = False, wait: bool = True,
                  nodelay: bool = False, id: str | None = None, tls_creds: str | None = None,
                  tls_authz: str | None = None, fd: int | None = None,
-                 reconnect: float | None = None) -> None:
+                 reconnect: float | None = None, handed: list[int] | None = None) -> None:
         super().__init__(id)
         self._server = server
         # A client with reconnect=S connects again S seconds after it failed or lost
@@ -72,7 +73,9 @@ class SocketChardev(Chardev):
         self._listener: socket.socket | None = None
         self._lock = threading.Lock()
         self._connected = threading.Event()
-        if server:
+        if handed:  # a live update: the old pemu's sockets (see handover_fds)
+            self._adopt(handed)
+        elif server:
             if fd is not None:
                 self._listener = sock
             else:
@@ -95,6 +98,45 @@ class SocketChardev(Chardev):
                 self._schedule_reconnect()
         else:
             self._connect()
+
+    # -- a live update (pemu/fdpass/handover.py) ------------------------------------------
+    def handover_fds(self) -> list[int] | None:
+        """What the new pemu takes over: a server's listening socket, then the
+        connected peer's if there is one; a client's connection.  None with TLS (its
+        session state is not in the descriptor) or for a socket passed in by fd=."""
+        if self.tls or self.closed or not self._owns_path:
+            return None  # fd=: the manager that passed it in hands it to the new pemu
+        fds = [self._listener.fileno()] if self._listener is not None else []
+        if self._conn is not None:
+            fds.append(self._conn.fileno())
+        return fds or None
+
+    def handed_over(self) -> None:
+        """The new pemu reads these sockets now: stop reading them, close our copies
+        quietly (the peer sees nothing: the new pemu holds the same sockets) and leave
+        the socket path to the new pemu."""
+        loop = get_main_loop()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            listener, self._listener = self._listener, None
+        self._owns_path = False
+
+        def close_ours() -> None:  # on the I/O thread, which may be selecting on them
+            for sock in (conn, listener):
+                if sock is not None:
+                    loop.remove_reader(sock.fileno())
+                    sock.close()
+
+        loop.call_soon(close_ours)
+
+    def _adopt(self, fds: list[int]) -> None:
+        if self._server:
+            self._listener = socket.socket(fileno=fds[0])
+            fds = fds[1:]
+        if fds:
+            self._attach(socket.socket(fileno=fds[0]))  # still connected
+        elif self._server:
+            self._accept_clients(True)
 
     def describe(self) -> str:
         if self.unix:
@@ -406,12 +448,14 @@ def _open_socket(options: BackendOptions) -> SocketChardev:
         raise OptionError(f"{options.what}: tls-authz needs tls-creds")
     if options.has("fd"):
         return SocketChardev(fd=fd_param(options.required("fd")), nodelay=nodelay, **common)
+    handed = take(CHARDEV, options.id) if options.id and not common["tls_creds"] else None
     if options.has("path"):
-        return SocketChardev(path=options.required("path"), **common)
+        return SocketChardev(path=options.required("path"), handed=handed, **common)
     if not options.has("port"):
         raise OptionError(f"{options.what}: socket needs 'path', 'port' or 'fd'")
     return SocketChardev(host=options.text("host") or None,
-                         port=options.number("port", 0, 65535), nodelay=nodelay, **common)
+                         port=options.number("port", 0, 65535), nodelay=nodelay,
+                         handed=handed, **common)
 
 
 def _socket_from_qmp(info: TypeInfo, data: QMPData) -> dict[str, str]:

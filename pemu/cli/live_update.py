@@ -12,8 +12,10 @@ The guest's RAM must be in a memfd (``-object memory-backend-memfd,id=ram0,size=
      '{"channel-type":"cpr",...}'`` (sockets in a private temporary directory); it
      runs detached in its own session, its output goes to ``--log`` (or nowhere);
   3. old pemu: ``migrate-set-parameters mode=cpr-transfer``, ``migrate`` with both
-     channels: the RAM's memfd goes over the cpr channel, the guest stops, disks are
-     flushed, devices and CPUs go over the main channel, the new pemu runs the guest;
+     channels: the RAM's memfd, the disk images' and the TAP queues' descriptors go
+     over the cpr channel (the new pemu builds its machine on them), the guest stops,
+     disks are flushed, devices and CPUs go over the main channel, the new pemu runs
+     the guest;
   4. wait for ``completed``, then ``quit`` the old pemu (it stays in postmigrate until
      then, as QEMU's does).
 
@@ -96,7 +98,7 @@ def _channel(kind: str, path: str) -> dict:
 
 
 def _wait_for(path: str, proc: subprocess.Popen, deadline: float) -> None:
-    """The new pemu listens once the socket exists (it binds before it answers QMP)."""
+    """The new pemu listens once the socket exists (it binds before anything else)."""
     while not os.path.exists(path):
         if proc.poll() not in (None, 0):  # 0: -daemonize's parent returned
             raise UpdateError(f"the new pemu exited with status {proc.returncode} "
@@ -122,8 +124,9 @@ def update(qmp_path: str, command: list[str], timeout: float, log: str | None,
              "-incoming", json.dumps(_channel("cpr", cpr))],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
         deadline = time.monotonic() + timeout
+        # the new pemu waits on the cpr channel before it builds its machine (and binds
+        # the main channel): the migration starts as soon as the cpr socket exists
         _wait_for(cpr, proc, deadline)
-        _wait_for(main, proc, deadline)
         old.cmd("migrate-set-parameters", mode="cpr-transfer")
         old.cmd("migrate", channels=[_channel("main", main), _channel("cpr", cpr)])
         while True:

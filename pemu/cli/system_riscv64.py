@@ -26,7 +26,12 @@ from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
 from pemu.cli.prompt_exit import exit_promptly
-from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
+from pemu.cli.start_state import (
+    StartupError,
+    receive_cpr_early,
+    start_from_snapshot,
+    start_incoming,
+)
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.cli.tcg_options import check_tcg_options
 from pemu.crypto.objects import user_objects
@@ -83,7 +88,9 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     monitors = None
     closers: list = []
     old_handlers = {}
+    cpr = None
     try:
+        cpr = receive_cpr_early(cfg)  # a live update: the old pemu's descriptors first
         # secrets, TLS credentials, authz first: drives, chardevs and monitors use them
         user_objects().sync(cfg.objects)
         for opts in cfg.chardevs:
@@ -111,7 +118,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             cfg.start_stopped = True  # the harts wait until the state has arrived
         monitored = RiscvBoardMonitor(board, cfg)
         if cfg.incoming or cfg.incoming_cpr:  # listening before QMP answers
-            start_incoming(monitored, cfg, autostart, PROG)
+            start_incoming(monitored, cfg, autostart, PROG, cpr)
+            cpr = None  # the incoming migration owns it now
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_system_gdbstub(monitored, cfg.gdb)
@@ -143,8 +151,12 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
+        if cpr is not None:  # a live update: the old pemu says why, and runs on
+            cpr.close(f"the new pemu did not start: {msg}")
         return 1
     finally:
+        if cpr is not None:  # not started: the old pemu hears it and runs on
+            cpr.close()
         if monitored is not None:
             monitored.board_exited()
         if monitors is not None:

@@ -15,7 +15,12 @@ from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.process_setup import startup_done
-from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
+from pemu.cli.start_state import (
+    StartupError,
+    receive_cpr_early,
+    start_from_snapshot,
+    start_incoming,
+)
 from pemu.cli.system_config import check_types, choose_accel, open_log_file, system_main
 from pemu.crypto.objects import user_objects
 from pemu.gdbstub.x86_kvm import start_x86_gdbstub
@@ -25,7 +30,7 @@ from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_d
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.hw.x86.boot_layout import BootError
 from pemu.hw.x86.guest_errors import GuestErrorLog
-from pemu.hw.x86.microvm import BoardError, Microvm
+from pemu.hw.x86.microvm import LOW_RAM_MAX, BoardError, Microvm
 from pemu.monitor.server import create_monitors
 from pemu.monitor.x86_board import MicrovmMonitor
 from pemu.qemuopts.config import SystemConfig
@@ -50,9 +55,11 @@ def _read(path: str, what: str, limit: int) -> bytes:
 
 def _check_config(cfg: SystemConfig) -> None:
     check_types(cfg, PROG, ARCH, "microvm", DEVICE_BUSES)
-    if cfg.ram_backend is not None and cfg.ram_backend["qom-type"] != "memory-backend-ram":
-        raise OptionError(f"{PROG}: -machine memory-backend: microvm keeps its RAM in "
-                          "anonymous memory (memory-backend-ram) only")
+    if (cfg.ram_backend is not None and cfg.ram_backend["qom-type"] != "memory-backend-ram"
+            and cfg.ram_size > LOW_RAM_MAX):
+        # one backend maps one RAM block: microvm's RAM above 3 GiB is a second one
+        raise OptionError(f"{PROG}: -machine memory-backend: a shared (memfd, file) "
+                          f"backend is for up to {LOW_RAM_MAX >> 30} GiB of RAM on microvm")
     if cfg.no_shutdown:
         raise OptionError(f"{PROG}: -no-shutdown: stopping instead of exiting at guest "
                           "power-off is not implemented for microvm yet")
@@ -93,7 +100,9 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     monitors = None
     gdb_server = None
     closers: list = []
+    cpr = None
     try:
+        cpr = receive_cpr_early(cfg)  # a live update: the old pemu's descriptors first
         # secrets, TLS credentials, authz first: drives, chardevs and monitors use them
         user_objects().sync(cfg.objects)
         for opts in cfg.chardevs:
@@ -108,7 +117,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             cfg.start_stopped = True  # the vCPUs wait until the state has arrived
         machine = MicrovmMonitor(board, cfg)
         if cfg.incoming:  # listening before QMP answers: a client may migrate at once
-            start_incoming(machine, cfg, autostart, PROG)
+            start_incoming(machine, cfg, autostart, PROG, cpr)
+            cpr = None  # the incoming migration owns it now
         monitors = create_monitors(cfg, machine, chardevs)
         if cfg.gdb:
             _, gdb_server = start_x86_gdbstub(machine, cfg.gdb)
@@ -124,8 +134,12 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
     except (BoardError, BootError, KVMError, IsolationError, ValueError, StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
+        if cpr is not None:  # a live update: the old pemu says why, and runs on
+            cpr.close(f"the new pemu did not start: {msg}")
         return 1
     finally:
+        if cpr is not None:
+            cpr.close()
         if board is not None:
             board.request_exit(0)
         if gdb_server is not None:

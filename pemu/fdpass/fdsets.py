@@ -8,6 +8,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
+from pemu.fdpass.handover import take_file
 from pemu.qemuopts.keyval import OptionError
 
 FDSET_PREFIX = "/dev/fdset/"
@@ -155,7 +156,8 @@ def open_path(path: str, flags: int, mode: int = 0o666) -> int:
     other than the access mode, O_CREAT say, do not apply to an fd already open)."""
     set_id = _set_id(path)
     if set_id is None:
-        return os.open(path, flags, mode)
+        handed = take_file(path, flags)  # a live update's: the file may be gone by now
+        return handed if handed is not None else os.open(path, flags, mode)
     try:
         return fd_sets().dup_from_set(set_id, flags)
     except FdPassError as e:

@@ -30,7 +30,12 @@ from pemu.monitor.errors import DEVICE_NOT_FOUND, ERROR_CLASSES, QMPError
 from pemu.monitor.hmp import HMPInterpreter
 from pemu.monitor.machine import RUN_STATES, RUNNING
 from pemu.monitor.migrate import migration_of
-from pemu.monitor.migrate_cpr import MODES as MIGRATION_MODES
+from pemu.monitor.migrate_settings import (
+    PARAMETER_TYPES,
+    query_capabilities,
+    set_capabilities,
+    set_parameters,
+)
 from pemu.monitor.qmp import VERSION, CommandContext
 from pemu.monitor.save_file import save_atomically
 from pemu.monitor.schema import Schema
@@ -562,32 +567,10 @@ def query_migrate(ctx: CommandContext) -> dict:
     return migration_of(ctx.machine).query()
 
 
-@command("migrate-set-parameters", {"*max-bandwidth": "int", "*downtime-limit": "int",
-                                    "*tls-creds": "str", "*tls-authz": "str",
-                                    "*tls-hostname": "str", "*mode": "str"})
-def migrate_set_parameters(ctx: CommandContext, max_bandwidth: int | None = None,
-                           downtime_limit: int | None = None, tls_creds: str | None = None,
-                           tls_authz: str | None = None, tls_hostname: str | None = None,
-                           mode: str | None = None) -> None:
-    params = migration_of(ctx.machine).parameters
-    # looked up when the channel opens (pemu/migration/tls.py), as QEMU does
-    for name, value in (("tls-creds", tls_creds), ("tls-authz", tls_authz),
-                        ("tls-hostname", tls_hostname)):
-        if value is not None:
-            params[name] = value
-    if mode is not None:
-        if mode not in MIGRATION_MODES:
-            raise QMPError(f"Parameter 'mode' does not accept value '{mode}'")
-        params["mode"] = mode
-    if max_bandwidth is not None:
-        if max_bandwidth < 0:
-            raise QMPError("Parameter 'max_bandwidth' expects a non-negative size")
-        params["max-bandwidth"] = max_bandwidth
-    if downtime_limit is not None:
-        if not 0 <= downtime_limit <= 2_000_000:
-            raise QMPError("Parameter 'downtime_limit' expects an integer in the range "
-                           "of 0 to 2000 seconds")
-        params["downtime-limit"] = downtime_limit
+@command("migrate-set-parameters", {f"*{name}": t for name, t in PARAMETER_TYPES.items()})
+def migrate_set_parameters(ctx: CommandContext, **values: object) -> None:
+    set_parameters(migration_of(ctx.machine),
+                   {name.replace("_", "-"): v for name, v in values.items()})
 
 
 @command("query-migrate-parameters", returns="MigrationParameters")
@@ -595,33 +578,15 @@ def query_migrate_parameters(ctx: CommandContext) -> dict:
     return dict(migration_of(ctx.machine).parameters)
 
 
-MIGRATION_CAPABILITIES = ("xbzrle", "auto-converge", "zero-blocks", "events",
-                          "postcopy-ram", "multifd", "return-path", "pause-before-switchover",
-                          "mapped-ram")
-# what pemu does (return-path: the destination confirms the load, pemu/migration/tls.py)
-SUPPORTED_CAPABILITIES = {"events", "zero-blocks", "mapped-ram", "return-path"}
-
-
 @command("migrate-set-capabilities", {"capabilities": "[MigrationCapabilityStatus]"})
 def migrate_set_capabilities(ctx: CommandContext, capabilities: list) -> None:
-    mig = migration_of(ctx.machine)
-    for cap in capabilities:
-        name, state = cap["capability"], cap["state"]
-        if name not in MIGRATION_CAPABILITIES:
-            raise QMPError(f"Invalid parameter '{name}'")
-        if state and name not in SUPPORTED_CAPABILITIES:
-            raise QMPError(f"Migration capability '{name}' is not supported by pemu")
-        mig.capabilities[name] = state
+    set_capabilities(migration_of(ctx.machine),
+                     {cap["capability"]: cap["state"] for cap in capabilities})
 
 
 @command("query-migrate-capabilities", returns="[MigrationCapabilityStatus]")
 def query_migrate_capabilities(ctx: CommandContext) -> list:
-    # Only what pemu does: libvirt turns on every listed capability it knows to be
-    # useful (return-path on both sides, pause-before-switchover on the source) and
-    # fails the migration when that is refused; unlisted ones it leaves alone.
-    caps = migration_of(ctx.machine).capabilities
-    return [{"capability": c, "state": caps.get(c, False)} for c in MIGRATION_CAPABILITIES
-            if c in SUPPORTED_CAPABILITIES]
+    return query_capabilities(migration_of(ctx.machine))
 
 
 object_commands.register(SCHEMA)  # object-add, object-del

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pemu import threads
 from pemu.monitor import (
     balloon_commands,
+    migrate_hmp,
     net_commands,
     object_commands,
     pci_commands,
@@ -58,6 +59,10 @@ HELP = {
     "delvm": "delvm tag -- delete a VM snapshot from its tag",
     "migrate": "migrate [-d] uri -- migrate to URI (using -d to not wait for completion)",
     "migrate_cancel": "migrate_cancel -- cancel the current VM migration",
+    "migrate_set_parameter": "migrate_set_parameter parameter value -- Set the parameter "
+                             "for migration",
+    "migrate_set_capability": "migrate_set_capability capability state -- Enable/Disable "
+                              "the usage of a capability for migration",
     "balloon": "balloon target -- request VM to change its memory allocation (in MB)",
     "object_add": "object_add [qom-type=]type,id=str[,prop=value][,...] -- create QOM object",
     "object_del": "object_del id -- destroy QOM object",
@@ -102,6 +107,8 @@ class HMPInterpreter:
             return handler(rest.strip())
         except (HMPError, QMPError) as e:
             return f"Error: {e}\n"
+        except migrate_hmp.HMPArgumentError as e:  # QEMU prints these without "Error: "
+            return str(e)
 
     # -- commands ---------------------------------------------------------------------
     def cmd_help(self, arg: str) -> str:
@@ -282,6 +289,20 @@ class HMPInterpreter:
         if "error-desc" in info:
             lines.append(f"error description: {info['error-desc']}")
         return "".join(line + "\n" for line in lines)
+
+    def cmd_migrate_set_parameter(self, arg: str) -> str:
+        migrate_hmp.set_parameter(migration_of(self.machine), arg)
+        return ""
+
+    def cmd_migrate_set_capability(self, arg: str) -> str:
+        migrate_hmp.set_capability(migration_of(self.machine), arg)
+        return ""
+
+    def info_migrate_parameters(self) -> str:
+        return migrate_hmp.info_parameters(migration_of(self.machine))
+
+    def info_migrate_capabilities(self) -> str:
+        return migrate_hmp.info_capabilities(migration_of(self.machine))
 
     def info_snapshots(self) -> str:
         return vm_snapshots.info_snapshots(self.machine)

@@ -313,9 +313,10 @@ class Migration:
 
     # -- incoming ------------------------------------------------------------------------------
     def listen(self, uri: str, autostart: bool, on_failure: Callable[[str], None],
-               cpr_uri: str | None = None) -> None:
+               cpr_uri: str | None = None, cpr: CprListener | None = None) -> None:
         """Start waiting for the stream (``-incoming`` or ``migrate-incoming``), and
-        before it for the RAM's descriptors on ``cpr_uri`` (cpr-transfer)."""
+        before it for the RAM's descriptors on ``cpr_uri`` (cpr-transfer); ``cpr``: the
+        CLI's listener, which read the cpr channel before the machine was built."""
         if cpr_uri is not None and not uri.startswith(("unix:", "tcp:", "fd:", "exec:")):
             raise QMPError(f"{uri}: cpr-transfer needs a main channel that streams")
         if uri.startswith("file:") and is_mapped_ram_file(uri[len("file:"):]):
@@ -328,9 +329,11 @@ class Migration:
         if self.capabilities.get("mapped-ram") and uri.startswith("file:"):
             raise QMPError(f"{uri}: not a mapped-ram snapshot")
         listener = IncomingListener(uri)
-        cpr = CprListener(cpr_uri) if cpr_uri is not None else None
+        fresh = cpr is None and cpr_uri is not None
+        if fresh:
+            cpr = CprListener(str(cpr_uri))
         try:
-            if cpr is not None:
+            if fresh:
                 cpr.listen()
             listener.listen()
         except (ChannelError, CprError) as e:

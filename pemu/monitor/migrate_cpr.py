@@ -4,13 +4,16 @@ process on the same host without a copy of its RAM.
 ``migrate-set-parameters mode=cpr-transfer``, then ``migrate`` with a main and a cpr
 channel:
   1. the cpr channel hands the RAM's memfds to the new pemu (pemu/migration/cpr.py)
-     while the guest still runs; the new pemu maps them, its vCPUs wait;
+     while the guest still runs, with the disk images' and TAP queues' descriptors
+     (pemu/fdpass/handover.py); the new pemu builds its machine on them, its vCPUs
+     wait;
   2. stop (finish-migrate): block requests drained, disk images flushed;
   3. the main channel carries the stream: an S record per block left in place,
      the other (small, private) blocks' pages, the devices, the CPUs;
   4. the source stays in ``postmigrate`` until it is told to quit (QEMU does the
-     same; pemu-live-update quits it).  It must not be continued: the new pemu runs
-     the guest on the same RAM.
+     same; pemu-live-update quits it); it stops reading the TAP queues and
+     sockets it handed over at once.
+     It must not be continued: the new pemu runs the guest on the same RAM.
 
 ``mode=cpr-reboot`` with ``migrate file:PATH``: stop, then the stream goes to the
 file with blocks in a ``memory-backend-file,share=on`` left in place (msync'd: the
@@ -27,6 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pemu.fdpass.handover import collect, release
 from pemu.memory.shared_ram import FILE
 from pemu.migration import MigrationError
 from pemu.migration.channel import Channel, ChannelError, open_outgoing
@@ -72,8 +76,9 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
     try:
         mig._set_status("active")
         _hand_translations_over(machine)  # the new pemu, on this host, starts warm
+        handed = collect(machine) if cpr_uri is not None else []
         if cpr_uri is not None:  # the guest runs on while the new pemu maps its RAM
-            send_ram(cpr_uri, [b for b in board.ram_blocks() if b.ram_in_place])
+            send_ram(cpr_uri, [b for b in board.ram_blocks() if b.ram_in_place], handed)
         down_start = time.monotonic()
         if machine.run_state == RUNNING:
             machine.stop("finish-migrate")
@@ -106,6 +111,7 @@ def run_cpr(mig: Migration, uri: str, cpr_uri: str | None) -> None:
         machine.set_run_state("postmigrate")
         if cpr_uri is not None:
             machine.ram_handed_over = True  # cont would run the guest twice on one RAM
+            release(machine, handed)  # the new pemu reads them now
         mig._set_status("completed")
     except (ChannelError, CprError, OSError, MigrationError, StreamError) as e:
         mig._fail([], stopped_here, str(e))

@@ -24,6 +24,7 @@ import os
 import select
 import struct
 
+from pemu.fdpass.handover import TAP, take
 from pemu.net.backend import NetdevOptions, declare_netdev
 from pemu.net.polling import PollingBackend
 from pemu.net.stream import MAX_FRAME
@@ -212,6 +213,10 @@ def _open(opts: NetdevOptions) -> TapBackend:
             if has_vnet:
                 fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_SIZE))
             return TapBackend(opts.id, [fd], ifname, has_vnet)
+        handed = take(TAP, opts.id)  # a live update: the old pemu's queues, still up
+        if handed is not None:
+            ifname, has_vnet = tap_of_fd(handed[0])
+            return TapBackend(opts.id, handed, ifname, has_vnet)
         vnet = opts.flag("vnet_hdr") if vnet_given is not None else False
         fds: list[int] = []
         ifname = opts.text("ifname") or "tap%d"

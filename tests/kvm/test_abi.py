@@ -30,6 +30,7 @@ STRUCTS = {
     "KvmIrqchip": "struct kvm_irqchip", "KvmPitState2": "struct kvm_pit_state2",
     "KvmClockData": "struct kvm_clock_data", "KvmDirtyLog": "struct kvm_dirty_log",
     "KvmClearDirtyLog": "struct kvm_clear_dirty_log",
+    "KvmSregs2": "struct kvm_sregs2",
 }
 OFFSETS = {
     "exit_reason": "exit_reason", "io": "io", "mmio": "mmio", "internal": "internal",

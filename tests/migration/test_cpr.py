@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -82,8 +83,8 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
              "-incoming", _cpr_incoming(cpr), name="b")
     try:
         a.wait_ticks(5)
-        _wait_path(cpr)
-        assert b.qmp.cmd("query-status")["status"] == "inmigrate"
+        _wait_path(cpr)  # b waits there before it builds its machine (and its QMP)
+        assert not os.path.exists(b.qmp_path)
         a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
         assert a.qmp.cmd("query-migrate-parameters")["mode"] == "cpr-transfer"
         a.qmp.cmd("migrate", channels=_channels(main, cpr))
@@ -113,6 +114,94 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
     finally:
         a.finish()
         b.finish()
+
+
+def _open_inodes(pid: int) -> dict[int, str]:
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            out[os.stat(f"/proc/{pid}/fd/{fd}").st_ino] = os.readlink(f"/proc/{pid}/fd/{fd}")
+    return out
+
+
+class _ConsoleClient:
+    """A client of the console socket that reads all the time (the UART's byte-sized
+    writes fill a UNIX socket's buffer in a few hundred bytes otherwise)."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+        self.data = bytearray()
+        self.closed = False
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError):  # the test closed it
+            while chunk := self.sock.recv(4096):
+                self.data += chunk
+        self.closed = True
+
+    def ticks(self) -> list[int]:
+        return [int(x[1:], 16) for x in bytes(self.data).decode(errors="replace").split()
+                if len(x) == 9 and x[0] == "T"]
+
+    def wait_ticks(self, n: int, timeout: float = 60) -> list[int]:
+        want = len(self.ticks()) + n
+        deadline = time.monotonic() + timeout
+        while len(self.ticks()) < want:
+            assert not self.closed, "the console connection was closed"
+            assert time.monotonic() < deadline, bytes(self.data[-200:])
+            time.sleep(0.05)
+        return self.ticks()
+
+
+def _pty_path(vm: Pemu) -> str:
+    line = vm.lines[vm.wait_line(r"char device redirected to .* \(label p0\)")]
+    return line.split("redirected to ")[1].split()[0]
+
+
+def test_cpr_transfer_hands_disk_console_and_pty_over(ticker, tmp_path):
+    """What the new pemu takes over instead of opening by name: the disk image
+    (renamed after start: the new pemu, given the old name, holds the same file), the
+    console's UNIX socket chardev (the client connected to the old pemu reads the
+    heartbeat on from the new one over the same connection, after the old process
+    exited) and a pty (the same /dev/pts/N).  tests/migration/test_cpr_handover.py
+    has a Linux guest use its disk and TAP across the update."""
+    disk, console = tmp_path / "disk.raw", str(tmp_path / "console.sock")
+    disk.write_bytes(bytes(1 << 20))
+    devices = ["-drive", f"file={disk},format=raw,if=none,id=d0",
+               "-device", "virtio-blk-device,drive=d0",
+               "-chardev", f"socket,id=c0,path={console},server=on,wait=off",
+               "-serial", "chardev:c0", "-chardev", "pty,id=p0"]
+    main, cpr = str(tmp_path / "main.sock"), str(tmp_path / "cpr.sock")
+    a = Pemu(tmp_path, *_args(ticker, *MEMFD, *devices), name="a")
+    b = client = None
+    try:
+        _wait_path(console)
+        client = _ConsoleClient(console)
+        before = client.wait_ticks(3)
+        inode = disk.stat().st_ino
+        disk.rename(tmp_path / "moved.raw")
+        b = Pemu(tmp_path, *_args(ticker, *MEMFD, *devices), "-incoming", f"unix:{main}",
+                 "-incoming", _cpr_incoming(cpr), name="b")
+        _wait_path(cpr)
+        a.qmp.cmd("migrate-set-parameters", mode="cpr-transfer")
+        a.qmp.cmd("migrate", channels=_channels(main, cpr))
+        info = a.wait_migration({"completed", "failed"})
+        assert info["status"] == "completed", (info, b.err)
+        assert inode in _open_inodes(b.proc.pid)
+        assert _pty_path(b) == _pty_path(a)
+        assert a.finish() == 0  # its copies of the descriptors are gone with it
+        after = client.wait_ticks(5)
+        assert after[:len(before)] == before
+        assert after == list(range(after[0], after[0] + len(after))), after
+        assert os.path.exists(console)  # the old pemu left the path to the new one
+    finally:
+        if client is not None:
+            client.sock.close()
+        a.finish()
+        if b is not None:
+            b.finish()
 
 
 def test_cpr_reboot_keeps_ram_in_the_file(ticker, tmp_path):

@@ -483,3 +483,22 @@ KVM_GET_XCRS = _ior(0xA6, KvmXcrs)
 KVM_SET_XCRS = _iow(0xA7, KvmXcrs)
 KVM_CAP_XSAVE2 = 208  # KVM_CHECK_EXTENSION on a VM: the size of its XSAVE area
 KVM_GET_XSAVE2 = _ior(0xCF, KvmXsave)  # KVM_SET_XSAVE then takes that size, too
+
+# KVM_GET/SET_SREGS2 (Linux 5.14): sregs with the PAE PDPTRs, which plain SET_SREGS
+# reloads from guest memory (wrong if the guest changed that memory since loading CR3)
+KVM_CAP_SREGS2 = 200
+KVM_SREGS2_FLAGS_PDPTRS_VALID = 1
+
+
+class KvmSregs2(ctypes.Structure):
+    _fields_ = [
+        ("cs", KvmSegment), ("ds", KvmSegment), ("es", KvmSegment), ("fs", KvmSegment),
+        ("gs", KvmSegment), ("ss", KvmSegment), ("tr", KvmSegment), ("ldt", KvmSegment),
+        ("gdt", KvmDtable), ("idt", KvmDtable),
+        ("cr0", u64), ("cr2", u64), ("cr3", u64), ("cr4", u64), ("cr8", u64),
+        ("efer", u64), ("apic_base", u64), ("flags", u64), ("pdptrs", u64 * 4),
+    ]
+
+
+KVM_GET_SREGS2 = _ior(0xCC, KvmSregs2)
+KVM_SET_SREGS2 = _iow(0xCD, KvmSregs2)

@@ -42,6 +42,7 @@ from pemu.hw.x86.microvm_state import MigratableMicrovm
 from pemu.hw.x86.mptable import MPTABLE_ADDR, build_mptable, isa_irq_to_pin
 from pemu.main_loop import get_main_loop
 from pemu.memory.address_space import AddressSpace, GuestMemoryError, MMIORegion
+from pemu.memory.backends import open_ram_backing
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError, parse_bool
 from pemu.qom.registry import (
@@ -187,11 +188,22 @@ class Microvm(MigratableMicrovm):
         for i, (base, length) in enumerate(ranges):
             try:
                 block = self.mem.add_ram(f"ram{i}", base, length)
+                if i == 0:  # a memfd/file backend (live update): the low block only
+                    self._back_ram(block)
             except (OSError, ValueError) as e:
                 raise BoardError(f"-m {size >> 20}M: cannot allocate guest RAM: {e}") from None
             self.ram_slots.append((block, self.vm.add_memory(base, length, block.host_addr)))
         self.ram_ranges = ranges
         self.low_ram_end = low
+
+    def _back_ram(self, block) -> None:
+        """-machine memory-backend= a memfd or shared file: the RAM a cpr-transfer hands
+        to a new pemu.  KVM's slot keeps the block's address; mapping the backing over
+        it later (an incoming migration attaches it when the state arrives) is seen by
+        KVM through its MMU notifier."""
+        block.backing = open_ram_backing(self.cfg, block.name)
+        if block.backing is not None and not self.cfg.incoming:
+            block.attach_backing()
 
     @staticmethod
     def _gsi_routes() -> list[tuple[int, int, int]]:

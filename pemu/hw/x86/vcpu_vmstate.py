@@ -7,6 +7,9 @@ state to KVM in the order KVM needs:
 
   sregs        first: CR0/CR4/EFER decide how the rest is interpreted, and
                APIC_BASE (in sregs) must be set before the LAPIC's registers
+  sregs2       where KVM has KVM_CAP_SREGS2: the same registers with the PAE
+               PDPTRs, which SET_SREGS alone would reload from guest memory (QEMU
+               uses sregs2 the same way); a host without it loads sregs only
   regs         general registers, RIP, RFLAGS
   xsave / fpu  the FPU/SSE/AVX state (XSAVE layout where KVM has KVM_CAP_XSAVE, at
                KVM_CAP_XSAVE2's size where it says one (AMX);
@@ -58,6 +61,7 @@ TSC_TOLERANCE_PPM = 250  # what KVM itself lets pass without scaling
 # (field, struct, GET ioctl, SET ioctl): the opaque kernel structs, in load order
 _STRUCTS = {
     "sregs": (abi.KvmSregs, abi.KVM_GET_SREGS, abi.KVM_SET_SREGS),
+    "sregs2": (abi.KvmSregs2, abi.KVM_GET_SREGS2, abi.KVM_SET_SREGS2),
     "regs": (abi.KvmRegs, abi.KVM_GET_REGS, abi.KVM_SET_REGS),
     "fpu": (abi.KvmFpu, abi.KVM_GET_FPU, abi.KVM_SET_FPU),
     "xcrs": (abi.KvmXcrs, abi.KVM_GET_XCRS, abi.KVM_SET_XCRS),
@@ -67,7 +71,11 @@ _STRUCTS = {
 }
 # structs a KVM may lack (its capability): saved empty, loaded only where present
 _OPTIONAL = {"xsave": abi.KVM_CAP_XSAVE, "xcrs": abi.KVM_CAP_XCRS,
-             "debugregs": abi.KVM_CAP_DEBUGREGS, "events": abi.KVM_CAP_VCPU_EVENTS}
+             "debugregs": abi.KVM_CAP_DEBUGREGS, "events": abi.KVM_CAP_VCPU_EVENTS,
+             "sregs2": abi.KVM_CAP_SREGS2}
+# optional structs whose absence on the loading host loses nothing that matters:
+# sregs carries the same registers (the PDPTRs are then reloaded from guest memory)
+_SKIPPABLE = {"sregs2"}
 
 
 XSAVE_LEGACY_SIZE = ctypes.sizeof(abi.KvmXsave)
@@ -83,7 +91,7 @@ class X86VCPUState(Device):
     ``cpu_index`` must match: a state saved for vCPU 1 never lands in vCPU 0."""
 
     type_name = "x86-kvm-cpu"
-    vmstate = VMState("x86-cpu", 1, (
+    vmstate = VMState("x86-cpu", 2, (
         VMStateField("cpu_index", "u32", equal=True),
         VMStateField("tsc_khz", "u32"),
         *(_struct_field(n) for n in ("sregs", "regs", "fpu")),
@@ -93,6 +101,7 @@ class X86VCPUState(Device):
         *(VMStateField(name, "u64") for name, _ in MSRS),
         VMStateField("mp_state", "u32", max=MP_STATE_MAX),
         *(_struct_field(n) for n in ("lapic", "debugregs", "events")),
+        VMStateField("sregs2", "bytes", since=2, max=ctypes.sizeof(abi.KvmSregs2)),
     ))
 
     def __init__(self, vcpu, supported_msrs: set[int]) -> None:  # vcpu: KVMVCPU
@@ -164,7 +173,7 @@ class X86VCPUState(Device):
             if len(data) not in (0, size) or (not data and name not in _OPTIONAL
                                               and name != "fpu"):
                 raise VMStateInvalid(name, f"{len(data)} bytes, KVM's struct has {size}")
-            if data and not self._has.get(name, True):
+            if data and not self._has.get(name, True) and name not in _SKIPPABLE:
                 raise VMStateInvalid(name, "this host's KVM cannot load it (capability "
                                            "missing)")
         xsave = state.get("xsave", b"")
@@ -203,7 +212,7 @@ class X86VCPUState(Device):
         khz = staged.get("tsc_khz", 0)
         if khz and khz != vcpu.get_tsc_khz():
             vcpu.set_tsc_khz(khz)  # checked: within tolerance, or KVM can scale
-        for name in ("sregs", "regs"):
+        for name in ("sregs", "sregs2", "regs"):
             self._write_struct(name, staged)
         if staged.get("xsave") and self._has["xsave"]:
             self._write_xsave(staged["xsave"])  # type: ignore[arg-type]
