@@ -16,6 +16,7 @@ import sys
 
 from pemu.accel.tcg.log import LOG_ITEMS as LOG_DESCRIPTIONS
 from pemu.accel.tcg.log import TCGLog
+from pemu.block.errors import BlockError
 from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
@@ -23,15 +24,22 @@ from pemu.cli.none_machine import run_none_machine
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.cli.tcg_options import check_tcg_options
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
+from pemu.hw.ahci.types import IDE_BUS
 from pemu.hw.arm.boot import BootError
 from pemu.hw.arm.virt import ArmVirtBoard
+from pemu.hw.nvme.types import NVME_BUS
+from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.riscv.board import BoardError
+from pemu.hw.scsi.bus import SCSI_BUS
+from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.qemuopts.config import SystemConfig
 
 PROG = "pemu-system-aarch64"
 ARCH = "aarch64"
 LOG_ITEMS = {"int", "in_asm", "op", "op_opt", "out_asm"}
-DEVICE_BUSES: list[str] = []  # no -device yet
+DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS, VIRTIO_SERIAL_BUS]  # the
+# virtio-mmio slots, the PCIe root bus, and the buses of devices plugged into those
 
 
 def _check_config(cfg: SystemConfig) -> str:
@@ -46,11 +54,13 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         return run_none_machine(cfg, PROG, ARCH, "tcg", timeout)
     chardevs = ChardevRegistry()
     board = None
+    closers: list = []
     old_handlers = {}
     try:
         for opts in cfg.chardevs:
             chardevs.add(opts)
         board = ArmVirtBoard(cfg, chardevs, TCGLog(cfg.log_items, open_log_file(cfg, PROG)))
+        closers = make_virtio_devices(board, cfg, PROG, "the virt board", DEVICE_BUSES)
         dump = cfg.machine.get("dumpdtb")
         if dump:
             board.dump_dtb(dump)
@@ -67,13 +77,14 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             except ValueError:
                 pass  # not the main thread (tests calling run() from a thread)
         return board.run(timeout)
-    except (BoardError, BootError, ChardevError, ValueError) as e:
+    except (BoardError, BootError, BlockError, ChardevError, ValueError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+        close_backends(closers)
         chardevs.close_all()
         if board is not None:
             board.close()

@@ -19,17 +19,19 @@ from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
 from pemu.hw.arm import boot
 from pemu.hw.arm.memmap import (
+    MAX_RAM,
     PPI_TIMER_PHYS,
     PPI_TIMER_VIRT,
     SPI_BASE,
-    VIRT_MEMMAP,
+    machine_memmap,
 )
 from pemu.hw.arm.psci import Psci
 from pemu.hw.arm.virt_fdt import ArmVirtLayout, build_arm_virt_fdt
-from pemu.hw.arm.virt_parts import make_gic, make_rtc, make_uart
+from pemu.hw.arm.virt_parts import make_gic, make_gicv2m, make_rtc, make_uart
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.riscv.board import BoardError, tb_size_mib
 from pemu.hw.tcg_board import TCGBoardRun
+from pemu.hw.virt_buses import VirtBuses
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, Property, RegistryError, TypeInfo, check_options, register
@@ -55,7 +57,7 @@ ARM_VIRT_MACHINE = register(TypeInfo(
     )))
 
 
-class ArmVirtBoard(TCGBoardRun):
+class ArmVirtBoard(VirtBuses, TCGBoardRun):
     """One ``-M virt`` machine: address space, CPUs, devices, images."""
 
     prog = "pemu-system-aarch64"
@@ -70,6 +72,8 @@ class ArmVirtBoard(TCGBoardRun):
             raise BoardError(f"-smp {cfg.smp}: this board supports 1 to {MAX_CPUS} CPUs")
         if cfg.ram_size < 32 << 20:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 32 MiB of RAM is needed")
+        if cfg.ram_size > MAX_RAM:
+            raise BoardError(f"-m {cfg.ram_size >> 20}M: at most {MAX_RAM >> 30} GiB of RAM")
         try:
             self.model = find_model(cfg.cpu)
         except CpuModelError as e:
@@ -77,7 +81,8 @@ class ArmVirtBoard(TCGBoardRun):
         self.gic_version = 2 if cfg.machine.get("gic-version", "2") == "2" else 3
         self.cfg = cfg
         self.chardevs = chardevs
-        self.memmap = VIRT_MEMMAP.sized(dram=cfg.ram_size)
+        self.highmem = cfg.machine.get("highmem", "on") in ("on", "yes", "true")
+        self.memmap = machine_memmap(cfg.ram_size, self.highmem)
         dram = self.memmap["dram"]
         self.space = AddressSpace("memory")
         try:
@@ -99,6 +104,9 @@ class ArmVirtBoard(TCGBoardRun):
         self.gic = make_gic(self)
         self.uart = make_uart(self)
         self.rtc = make_rtc(self)
+        self.v2m = make_gicv2m(self) if self.gic_version == 2 else None
+        self.add_virtio_slots()
+        self.add_pcie_host()
         self.machine = Machine(self.cpus, self.wakeup, lambda: None)
         self.init_run_state()
         self._images = self._read_images()
@@ -106,6 +114,9 @@ class ArmVirtBoard(TCGBoardRun):
     # -- wiring helpers (virt_parts.py) ------------------------------------------------------
     def spi_line(self, spi: int):  # -> IRQLine
         return self.gic.spi_line(SPI_BASE + spi)
+
+    def wired_irq(self, source: int):  # -> IRQLine; VirtBuses' name for an SPI
+        return self.spi_line(source)
 
     def wire_timers(self) -> None:
         for cpu in self.cpus:
@@ -130,7 +141,7 @@ class ArmVirtBoard(TCGBoardRun):
         return build_arm_virt_fdt(ArmVirtLayout(
             self.memmap, [c.mpidr & 0xFF_FFFF for c in self.cpus], f"arm,{self.model.name}"
             if self.model.name != "max" else "arm,cortex-a57", self.gic_version,
-            self.cfg.append or "", initrd))
+            self.cfg.append or "", initrd, virtio_slots=len(self.virtio_slots), pcie=True))
 
     def dump_dtb(self, path: str) -> None:
         with open(path, "wb") as f:
@@ -162,6 +173,7 @@ class ArmVirtBoard(TCGBoardRun):
 
     def reset(self) -> None:
         self.translator.flush()
+        self.pci.reset()  # BARs unmapped, MSI/MSI-X off: firmware and kernel start over
         entry = self.load()
         for cpu in self.cpus:
             cpu.reset(entry)

@@ -1,0 +1,151 @@
+"""The Arm virt board's device plumbing, compared with ``qemu-system-aarch64 -M virt``:
+the 32 virtio-mmio slots with ``-device virtio-*-device`` (a bare-metal probe of each
+slot's magic, version, device and vendor id), the PCIe host through its ECAM with
+``-device virtio-*-pci`` (a bare-metal walk of config space: ids, BARs and their
+sizes, MSI-X and the virtio capabilities, then BARs assigned and read through the
+32-bit window), both byte for byte on the UART; and the device tree of the same
+command line (``dumpdtb``), node by node with phandles compared by the node they name.
+
+QEMU's virtio-pci devices are transitional by default; pemu's are modern only, so
+both run QEMU's ``-non-transitional`` names (pemu takes them as aliases).  QEMU's
+virtio-mmio is legacy (version 1) by default; pemu's is version 2, as QEMU's with
+``virtio-mmio.force-legacy=false``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.system.test_virt_aia_dtb import parse_dts
+
+HERE = Path(__file__).resolve().parent
+QEMU = "qemu-system-aarch64"
+TIMEOUT_S = 60
+MMIO_DEVICES = ["-device", "virtio-rng-device", "-netdev", "user,id=n0",
+                "-device", "virtio-net-device,netdev=n0", "-device", "virtio-rng-device"]
+PCI_DEVICES = ["-device", "virtio-rng-pci-non-transitional", "-netdev", "user,id=n1",
+               "-device", "virtio-net-pci-non-transitional,netdev=n1"]
+COMMON = ["-cpu", "cortex-a57", "-nographic", "-no-reboot"]
+
+# Nodes of QEMU's tree for devices pemu's virt does not build (flash, fw-cfg, the
+# PL061 GPIO and its power key, the platform bus for dynamic sysbus devices, the PMU)
+# or does not describe (the cpu-map topology); /chosen's random seeds differ per run.
+QEMU_ONLY_NODES = ("/flash@0", "/fw-cfg@9020000", "/gpio-keys", "/pl061@9030000",
+                   "/platform-bus@c000000", "/pmu", "/cpus/cpu-map")
+UNSEEDED = {"/chosen": {"rng-seed", "kaslr-seed"}}
+# phandle cells: which cells of a property hold one (index within each entry, stride)
+PHANDLE_CELLS = {"interrupt-parent": (0, 1), "clocks": (0, 1), "msi-map": (1, 4),
+                 "interrupt-map": (4, 10)}
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory) -> dict[str, Path]:
+    _need("aarch64-linux-gnu-as")
+    out = tmp_path_factory.mktemp("a64io")
+    elves = {}
+    for name in ("virtio_mmio_probe", "pci_ecam_walk"):
+        obj, elf = out / f"{name}.o", out / f"{name}.elf"
+        subprocess.run(["aarch64-linux-gnu-as", "-I", str(HERE), "-o", str(obj),
+                        str(HERE / f"{name}.S")], check=True)
+        subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(elf),
+                        str(obj)], check=True)
+        elves[name] = elf
+    return elves
+
+
+def run_qemu(*args: str) -> bytes:
+    _need(QEMU)
+    return subprocess.run([QEMU, "-M", "virt", *COMMON, *args], capture_output=True,
+                          timeout=TIMEOUT_S, check=True).stdout
+
+
+def run_pemu(*args: str, machine: str = "virt") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pemu.cli.system_aarch64", "-M", machine,
+                           *COMMON, *args], capture_output=True, timeout=TIMEOUT_S)
+
+
+def test_virtio_mmio_slots_as_qemu(programs) -> None:
+    args = ["-kernel", str(programs["virtio_mmio_probe"]), *MMIO_DEVICES]
+    qemu = run_qemu("-global", "virtio-mmio.force-legacy=false", *args)
+    lines = qemu.decode().splitlines()
+    assert len(lines) == 32 and all(" 0000000074726976 " in line for line in lines)
+    # the first -device in the highest slot: rng (4), net (1), rng (4) from slot 31 down
+    assert [line.split()[3][-2:] for line in lines[29:]] == ["04", "01", "04"]
+    result = run_pemu(*args)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == qemu
+
+
+def test_pcie_ecam_walk_as_qemu(programs) -> None:
+    args = ["-kernel", str(programs["pci_ecam_walk"]), *PCI_DEVICES]
+    qemu = run_qemu(*args)
+    text = qemu.decode()
+    assert text.startswith("0000000000000000 0000000000081b36 ")  # the host bridge
+    assert "0000000000000008 0000000010441af4 " in text  # virtio-rng in slot 1
+    assert "0000000000000010 0000000010411af4 " in text  # virtio-net in slot 2
+    assert "000000000000000c 00000000ffffc00c " in text  # a 16 KiB 64-bit BAR sized
+    result = run_pemu(*args)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == qemu
+
+
+def _with_node_names(nodes: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Each phandle cell replaced by the name of the node it points at (pemu numbers
+    its phandles from 1, QEMU from 0x8000)."""
+    names = {int(p["phandle"].strip("<>"), 16): path for path, p in nodes.items()
+             if "phandle" in p}
+    out = {}
+    for path, props in nodes.items():
+        q = {k: v for k, v in props.items() if k != "phandle"}
+        for prop, (first, stride) in PHANDLE_CELLS.items():
+            if prop in q:
+                cells = re.findall(r"0x[0-9a-f]+", q[prop])
+                q[prop] = " ".join(names[int(c, 16)] if i % stride == first else c
+                                   for i, c in enumerate(cells))
+        out[path] = q
+    return out
+
+
+def _dts(dtb: Path) -> dict[str, dict[str, str]]:
+    text = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", str(dtb)], capture_output=True,
+                          text=True, check=True).stdout
+    return _with_node_names(parse_dts(text))
+
+
+@pytest.mark.parametrize("highmem", ["on", "off"])
+def test_device_tree_as_qemu(programs, tmp_path, highmem: str) -> None:
+    _need("dtc")
+    _need(QEMU)
+    ours, theirs = tmp_path / "pemu.dtb", tmp_path / "qemu.dtb"
+    devices = [*MMIO_DEVICES, *PCI_DEVICES]
+    subprocess.run([QEMU, "-M", f"virt,highmem={highmem},dumpdtb={theirs}", *COMMON,
+                    *devices], capture_output=True, timeout=TIMEOUT_S, check=True)
+    result = run_pemu("-kernel", str(programs["virtio_mmio_probe"]), *devices,
+                      machine=f"virt,highmem={highmem},dumpdtb={ours}")
+    assert result.returncode == 0, result.stderr.decode()
+    p, q = _dts(ours), _dts(theirs)
+    for path in list(q):
+        if path.startswith(QEMU_ONLY_NODES):
+            del q[path]
+    for path, props in UNSEEDED.items():
+        q[path] = {k: v for k, v in q[path].items() if k not in props}
+    assert sorted(p) == sorted(q)
+    for path in q:
+        assert p[path] == q[path], path
+    assert sum(path.startswith("/virtio_mmio@") for path in p) == 32
+    pcie = p["/pcie@10000000"]
+    ecam = "<0x40 0x10000000 0x00 0x10000000>" if highmem == "on" else \
+        "<0x00 0x3f000000 0x00 0x1000000>"
+    assert pcie["reg"] == ecam
+    assert pcie["msi-map"] == "0x00 /intc@8000000/v2m@8020000 0x00 0x10000"
