@@ -23,6 +23,7 @@ from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.cli.tcg_options import check_tcg_options
+from pemu.gdbstub.aarch64_system import start_aarch64_gdbstub
 from pemu.hw import all_types  # noqa: F401 - machines, CPU models, devices
 from pemu.hw.ahci.types import IDE_BUS
 from pemu.hw.arm.boot import BootError
@@ -33,7 +34,10 @@ from pemu.hw.riscv.board import BoardError
 from pemu.hw.scsi.bus import SCSI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
+from pemu.monitor.arm_board import ArmBoardMonitor
+from pemu.monitor.server import create_monitors
 from pemu.qemuopts.config import SystemConfig
+from pemu.qemuopts.keyval import OptionError
 
 PROG = "pemu-system-aarch64"
 ARCH = "aarch64"
@@ -45,6 +49,11 @@ DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS, VIRTIO_SERIAL_
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     check_tcg_options(cfg, PROG, "AArch64", LOG_ITEMS)
+    for given, option in ((cfg.incoming or cfg.incoming_cpr, "-incoming"),
+                          (cfg.loadvm, "-loadvm")):
+        if given:
+            raise OptionError(f"{PROG}: {option}: the Arm virt board's state cannot be "
+                              "migrated or snapshotted yet")
     return cfg.machine.get("type", "virt")
 
 
@@ -54,6 +63,8 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         return run_none_machine(cfg, PROG, ARCH, "tcg", timeout)
     chardevs = ChardevRegistry()
     board = None
+    monitored = None
+    monitors = None
     closers: list = []
     old_handlers = {}
     try:
@@ -67,6 +78,11 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             return 0
         set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
         board.reset()
+        # -qmp/-monitor/-mon, and -gdb/-s (with -S the CPUs wait for cont or gdb)
+        monitored = ArmBoardMonitor(board, cfg)
+        monitors = create_monitors(cfg, monitored, chardevs)
+        if cfg.gdb:
+            start_aarch64_gdbstub(monitored, cfg.gdb)
 
         def on_signal(signum: int, frame: object) -> None:
             board.request_exit(0, f"signal {signum}")
@@ -82,6 +98,10 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1
     finally:
+        if monitored is not None:
+            monitored.board_exited()
+        if monitors is not None:
+            monitors.close()
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         close_backends(closers)
