@@ -15,8 +15,8 @@ from pemu.hw.memmap import MemMapEntry, MemoryMap
 VIRT_MEMMAP = MemoryMap({
     "gic_dist": MemMapEntry(0x0800_0000, 0x1_0000),
     "gic_cpu": MemMapEntry(0x0801_0000, 0x1_0000),  # GICv2 CPU interface
-    # GICv2m MSI frame: MSIs become SPIs 64..127 (irq = the first, count = how many)
-    "gic_v2m": MemMapEntry(0x0802_0000, 0x1000, irq=64),
+    # GICv2m MSI frame: MSIs become SPIs 48..111 (INTIDs 80..143; irq = the first)
+    "gic_v2m": MemMapEntry(0x0802_0000, 0x1000, irq=48),
     "gic_redist": MemMapEntry(0x080A_0000, 0xF6_0000),  # GICv3: 0x20000 per CPU (123)
     "uart": MemMapEntry(0x0900_0000, 0x1000, irq=1),  # PL011
     "rtc": MemMapEntry(0x0901_0000, 0x1000, irq=2),  # PL031

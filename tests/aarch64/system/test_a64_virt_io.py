@@ -3,7 +3,8 @@ the 32 virtio-mmio slots with ``-device virtio-*-device`` (a bare-metal probe of
 slot's magic, version, device and vendor id), the PCIe host through its ECAM with
 ``-device virtio-*-pci`` (a bare-metal walk of config space: ids, BARs and their
 sizes, MSI-X and the virtio capabilities, then BARs assigned and read through the
-32-bit window), both byte for byte on the UART; and the device tree of the same
+32-bit window), and MSIs through the GICv2m frame (a bare-metal program writing
+INTIDs to MSI_SETSPI_NS), all byte for byte on the UART; and the device tree of the same
 command line (``dumpdtb``), node by node with phandles compared by the node they name.
 
 QEMU's virtio-pci devices are transitional by default; pemu's are modern only, so
@@ -54,7 +55,7 @@ def programs(tmp_path_factory) -> dict[str, Path]:
     _need("aarch64-linux-gnu-as")
     out = tmp_path_factory.mktemp("a64io")
     elves = {}
-    for name in ("virtio_mmio_probe", "pci_ecam_walk"):
+    for name in ("virtio_mmio_probe", "pci_ecam_walk", "gicv2m_msi"):
         obj, elf = out / f"{name}.o", out / f"{name}.elf"
         subprocess.run(["aarch64-linux-gnu-as", "-I", str(HERE), "-o", str(obj),
                         str(HERE / f"{name}.S")], check=True)
@@ -95,6 +96,18 @@ def test_pcie_ecam_walk_as_qemu(programs) -> None:
     assert "0000000000000008 0000000010441af4 " in text  # virtio-rng in slot 1
     assert "0000000000000010 0000000010411af4 " in text  # virtio-net in slot 2
     assert "000000000000000c 00000000ffffc00c " in text  # a 16 KiB 64-bit BAR sized
+    result = run_pemu(*args)
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout == qemu
+
+
+def test_gicv2m_msis_as_qemu(programs) -> None:
+    """The GICv2m frame that PCIe MSIs reach on the default (GICv2) virt."""
+    args = ["-kernel", str(programs["gicv2m_msi"])]
+    qemu = run_qemu(*args)
+    assert qemu.decode().split("\n")[:4] == ["0000000000500040 ",  # INTIDs 80.., 64
+                                             "IRQ 0000000000000050 ",
+                                             "IRQ 000000000000008f ", "none"]
     result = run_pemu(*args)
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout == qemu
