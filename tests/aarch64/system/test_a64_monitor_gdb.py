@@ -3,11 +3,11 @@ guest (counter.S: known values in x5/x6, then a loop counting in x2 and storing 
 count at 0x40200000).
 
 QMP: -S (prelaunch), query-cpus-fast, cont/stop with the guest counting in between,
-memory and registers through HMP, query-pci and ``info pci`` with virtio-rng-pci and
-nvme plugged, system_reset while paused (the CPU back at the entry, still paused),
-quit.  GDB: gdb-multiarch attached to ``-s -S`` reads registers, single-steps,
-stops at a breakpoint twice and reads memory; the same script on
-``qemu-system-aarch64`` gives the same answers.
+memory and registers through HMP, query-pci and ``info pci`` with virtio-rng-pci,
+nvme and ``-nic user,model=virtio-net-pci`` plugged, system_reset while paused (the
+CPU back at the entry, still paused), quit.  GDB: gdb-multiarch attached to ``-s -S``
+reads registers, single-steps, stops at a breakpoint twice and reads memory; the same
+script on ``qemu-system-aarch64`` gives the same answers.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_qmp_and_hmp(counter_elf, tmp_path) -> None:
     proc = _pemu("-S", "-kernel", str(counter_elf), "-qmp", f"unix:{sock},server=on,wait=off",
                  "-device", "virtio-rng-pci,id=rng0", "-drive",
                  f"file={disk},format=raw,if=none,id=d0", "-device",
-                 "nvme,serial=a64,drive=d0,id=nvme0")
+                 "nvme,serial=a64,drive=d0,id=nvme0", "-nic", "user,model=virtio-net-pci")
     _wait_for(sock, proc)
 
     async def hmp(c, line: str) -> str:
@@ -120,7 +120,8 @@ def test_qmp_and_hmp(counter_elf, tmp_path) -> None:
     assert "EL1h" in regs
     devices = {(d["slot"], d["id"]["vendor"], d["id"]["device"])
                for d in r["pci"][0]["devices"]}
-    assert devices == {(0, 0x1B36, 0x0008), (1, 0x1AF4, 0x1044), (2, 0x1B36, 0x0010)}
+    assert devices == {(0, 0x1B36, 0x0008), (1, 0x1AF4, 0x1044), (2, 0x1B36, 0x0010),
+                       (3, 0x1AF4, 0x1041)}
     assert 'id "rng0"' in r["info_pci"] and 'id "nvme0"' in r["info_pci"]
     assert "NVMe controller" in r["info_pci"]
     assert f" PC={ENTRY:016x} " in r["reset_regs"]
