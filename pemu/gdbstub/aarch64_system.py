@@ -4,7 +4,8 @@ vCPU, the aarch64 target description (core and FPU features, gdbstub/aarch64.py)
 Stopping, memory access, Ctrl-C, detach and kill are the TCG board stub's
 (riscv_system.RiscvSystemTarget: the monitor's pause gate holds the vCPUs); this
 class gives the AArch64 side: registers (CPSR is the whole PSTATE here: NZCV, DAIF,
-EL and SPSel, as QEMU reports it in system mode), single steps (one instruction
+EL and SPSel, as QEMU reports it in system mode; the EL1 system registers that place
+the guest in a feature of their own, read-only), single steps (one instruction
 translated and run on the stub's thread, then the interrupt GDB would see next), and
 breakpoints.  The A64 translator has no breakpoint checks yet, so ``continue`` with
 breakpoints set steps the stopped vCPU on the stub's thread until one is reached (the
@@ -17,7 +18,13 @@ from __future__ import annotations
 import threading
 
 from pemu import threads
-from pemu.gdbstub.aarch64 import CORE_BYTES, CPSR_REGNUM, Aarch64Registers, target_xml
+from pemu.gdbstub.aarch64 import (
+    CORE_BYTES,
+    CPSR_REGNUM,
+    FPCR_REGNUM,
+    Aarch64Registers,
+    target_xml,
+)
 from pemu.gdbstub.riscv_system import RiscvSystemTarget
 from pemu.gdbstub.server import serve
 from pemu.gdbstub.target import BP_HARDWARE, BP_SOFTWARE, SIGINT, TargetError
@@ -25,6 +32,33 @@ from pemu.target.aarch64 import cpu_state as a64
 from pemu.target.aarch64.exceptions import Aarch64Trap
 
 STEPS_BETWEEN_CHECKS = 256  # a stepped continue looks for Ctrl-C this often
+# EL1 system registers GDB shows, by QEMU's names (``p $VBAR`` works on both: QEMU
+# names the registers it shares with AArch32 without the _EL1), in a feature of their
+# own after the FPU's registers; read-only here.  GDB name -> pemu's register name.
+SYSREGS = {"SCTLR": "SCTLR_EL1", "TCR_EL1": "TCR_EL1", "TTBR0_EL1": "TTBR0_EL1",
+           "TTBR1_EL1": "TTBR1_EL1", "MAIR_EL1": "MAIR_EL1", "VBAR": "VBAR_EL1",
+           "ESR_EL1": "ESR_EL1", "FAR_EL1": "FAR_EL1", "ELR_EL1": "ELR_EL1",
+           "SPSR_EL1": "SPSR_EL1", "SP_EL0": "SP_EL0", "SP_EL1": "SP_EL1"}
+SYSREG_NAMES = tuple(SYSREGS)
+FIRST_SYSREG = FPCR_REGNUM + 1
+SP_BANKS = {"SP_EL0": 0, "SP_EL1": 1}
+
+
+def sysregs_xml() -> str:
+    regs = "".join(f'  <reg name="{name}" bitsize="64" type="uint64" '
+                   f'regnum="{FIRST_SYSREG + i}" group="system"/>\n'
+                   for i, name in enumerate(SYSREG_NAMES))
+    return ('<?xml version="1.0"?>\n<!DOCTYPE feature SYSTEM "gdb-target.dtd">\n'
+            f'<feature name="org.qemu.gdb.arm.sys.regs">\n{regs}</feature>\n')
+
+
+def system_target_xml() -> dict[str, str]:
+    """The user-mode description (core, FPU) plus the system registers."""
+    files = target_xml()
+    files["system-registers.xml"] = sysregs_xml()
+    files["target.xml"] = files["target.xml"].replace(
+        "</target>", '  <xi:include href="system-registers.xml"/>\n</target>')
+    return files
 
 
 class Aarch64SystemTarget(RiscvSystemTarget):
@@ -32,7 +66,7 @@ class Aarch64SystemTarget(RiscvSystemTarget):
 
     def __init__(self, monitor_machine) -> None:  # noqa: ANN001 - ArmBoardMonitor
         super().__init__(monitor_machine)
-        self._xml = target_xml()
+        self._xml = system_target_xml()
         self._cancel = threading.Event()
         self._stepping = False
 
@@ -56,10 +90,16 @@ class Aarch64SystemTarget(RiscvSystemTarget):
         c = self._cpu(thread)
         if regno == CPSR_REGNUM:
             return c.pstate().to_bytes(4, "little")
+        if FIRST_SYSREG <= regno < FIRST_SYSREG + len(SYSREG_NAMES):
+            name = SYSREGS[SYSREG_NAMES[regno - FIRST_SYSREG]]
+            value = c.read_sp(SP_BANKS[name]) if name in SP_BANKS else c.regs.get(name, 0)
+            return value.to_bytes(8, "little")
         return Aarch64Registers.read(c.state, regno)
 
     def write_register(self, thread: int, regno: int, value: bytes) -> None:
         c = self._cpu(thread)
+        if regno >= FIRST_SYSREG:
+            raise TargetError("the system registers are read-only here", 22)
         if regno == CPSR_REGNUM:  # the flags; EL and the masks change by exceptions only
             c.state.nzcv = int.from_bytes(value, "little") & 0xF000_0000
             return

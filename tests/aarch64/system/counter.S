@@ -1,5 +1,5 @@
-// A guest for the monitor and the debugger: known values in x5/x6, then a loop that
-// counts in x2 and stores the count at 0x40200000 for ever.
+// A guest for the monitor and the debugger: known values in x5/x6 and VBAR_EL1, then a
+// loop that counts in x2 and stores the count at 0x40200000 for ever.
         .global _start
         .equ COUNTER, 0x40200000
 
@@ -10,6 +10,8 @@ _start:
         mov     x5, #0x1234
         movk    x5, #0xabcd, lsl #16
         mov     x6, #7
+        ldr     x0, =0x40080800         // the vectors' address, for GDB to read
+        msr     vbar_el1, x0
 loop:   add     x2, x2, #1
         str     x2, [x1]
         b       loop

@@ -26,7 +26,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 COUNTER = 0x40200000
 ENTRY = 0x40080000
-LOOP_STORE = 0x40080018  # "str x2, [x1]" in the loop
+LOOP_STORE = 0x40080020  # "str x2, [x1]" in the loop
 TIMEOUT_S = 60
 QEMU = "qemu-system-aarch64"
 
@@ -138,9 +138,9 @@ def _free_port() -> int:
 GDB_SCRIPT = ["set architecture aarch64", "target remote :{port}", "info registers pc cpsr",
               "stepi", "stepi", "stepi", "stepi", "p/x $x5", "p/x $x1", "p/x $pc",
               "info registers x6", f"break *{LOOP_STORE:#x}", "continue", "p/x $pc",
-              "p $x2", "continue", "p $x2", f"x/2xw {ENTRY:#x}", "delete", "stepi",
-              "p/x $pc", "p $x2", "set $x2 = 41", "stepi", "stepi", "stepi", "p $x2",
-              f"x/1xg {COUNTER:#x}"]
+              "p $x2", "continue", "p $x2", "p/x $VBAR", "p/x $ELR_EL1", "p/x $SP_EL1",
+              f"x/2xw {ENTRY:#x}", "delete", "stepi", "p/x $pc", "p $x2", "set $x2 = 41",
+              "stepi", "stepi", "stepi", "p $x2", f"x/1xg {COUNTER:#x}"]
 
 
 def _listening(port: int) -> bool:
@@ -193,7 +193,8 @@ def test_gdb_steps_like_qemu(counter_elf) -> None:
     assert "$1 = 0xabcd1234" in ours and "$2 = 0x40200000" in ours
     assert f"Breakpoint 1, 0x{LOOP_STORE:016x}" in ours
     assert "$5 = 1" in ours and "$6 = 2" in ours  # once around the loop
-    assert "$9 = 42" in ours  # x2 set by GDB to 41, then counted by the guest
+    assert "$7 = 0x40080800" in ours  # VBAR_EL1 by QEMU's name for it
+    assert "$12 = 42" in ours  # x2 set by GDB to 41, then counted by the guest
     assert f"{COUNTER:#x}:\t0x000000000000002a" in ours  # and stored
     _need(QEMU)
     port = _free_port()
