@@ -21,6 +21,7 @@ from pemu.chardev.base import ChardevError
 from pemu.chardev.mux import set_quit_handler
 from pemu.chardev.registry import ChardevRegistry
 from pemu.cli.none_machine import run_none_machine
+from pemu.cli.start_state import StartupError, start_from_snapshot, start_incoming
 from pemu.cli.system_config import check_types, open_log_file, system_main
 from pemu.cli.tcg_options import check_tcg_options
 from pemu.gdbstub.aarch64_system import start_aarch64_gdbstub
@@ -37,7 +38,6 @@ from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.monitor.arm_board import ArmBoardMonitor
 from pemu.monitor.server import create_monitors
 from pemu.qemuopts.config import SystemConfig
-from pemu.qemuopts.keyval import OptionError
 
 PROG = "pemu-system-aarch64"
 ARCH = "aarch64"
@@ -49,11 +49,6 @@ DEVICE_BUSES = [VIRTIO_BUS, PCI_BUS, NVME_BUS, IDE_BUS, SCSI_BUS, VIRTIO_SERIAL_
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     check_tcg_options(cfg, PROG, "AArch64", LOG_ITEMS)
-    for given, option in ((cfg.incoming or cfg.incoming_cpr, "-incoming"),
-                          (cfg.loadvm, "-loadvm")):
-        if given:
-            raise OptionError(f"{PROG}: {option}: the Arm virt board's state cannot be "
-                              "migrated or snapshotted yet")
     return cfg.machine.get("type", "virt")
 
 
@@ -79,10 +74,17 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
         set_quit_handler(lambda: board.request_exit(0, "quit from the console"))
         board.reset()
         # -qmp/-monitor/-mon, and -gdb/-s (with -S the CPUs wait for cont or gdb)
+        autostart = not cfg.start_stopped
+        if cfg.incoming:
+            cfg.start_stopped = True  # the CPUs wait until the state has arrived
         monitored = ArmBoardMonitor(board, cfg)
+        if cfg.incoming or cfg.incoming_cpr:  # listening before QMP answers
+            start_incoming(monitored, cfg, autostart, PROG)
         monitors = create_monitors(cfg, monitored, chardevs)
         if cfg.gdb:
             start_aarch64_gdbstub(monitored, cfg.gdb)
+        if cfg.loadvm:
+            start_from_snapshot(monitored, cfg.loadvm)
 
         def on_signal(signum: int, frame: object) -> None:
             board.request_exit(0, f"signal {signum}")
@@ -93,7 +95,7 @@ def run(cfg: SystemConfig, timeout: float | None = None) -> int:
             except ValueError:
                 pass  # not the main thread (tests calling run() from a thread)
         return board.run(timeout)
-    except (BoardError, BootError, BlockError, ChardevError, ValueError) as e:
+    except (BoardError, BootError, BlockError, ChardevError, ValueError, StartupError) as e:
         msg = str(e)
         print(msg if msg.startswith(PROG) else f"{PROG}: {msg}", file=sys.stderr)
         return 1

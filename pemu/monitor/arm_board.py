@@ -5,8 +5,8 @@ vCPU's ``should_stop``, drives, PCI hot-plug, -no-shutdown, the SHUTDOWN events)
 the TCG board adapter's (riscv_board.RiscvBoardMonitor, which only names the
 architecture for its CPU registers and page walks); this class gives the AArch64
 side: CPU identity, ``info registers`` and virtual-address reads through the
-stage 1 tables.  Migration and savevm are not offered on this board yet (the
-monitor refuses them: ``migratable`` is None).
+stage 1 tables.  Migration and savevm use the board's own declarations
+(hw/arm/cpu_vmstate.py and the devices').
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ class ArmBoardMonitor(RiscvBoardMonitor):
 
     def __init__(self, board, cfg) -> None:  # noqa: ANN001 - ArmVirtBoard, SystemConfig
         super().__init__(board, cfg)
-        self.migratable = None  # the board's devices declare no migration state yet
         self.cpu_type = f"{board.model.name}-arm-cpu"  # QEMU's QOM type of the CPU
 
     @staticmethod

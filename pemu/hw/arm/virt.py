@@ -18,6 +18,7 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
 from pemu.hw.arm import boot
+from pemu.hw.arm.cpu_vmstate import Aarch64CpuState, CounterState
 from pemu.hw.arm.memmap import (
     MAX_RAM,
     PPI_TIMER_PHYS,
@@ -37,7 +38,7 @@ from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, Property, RegistryError, TypeInfo, check_options, register
 from pemu.target.aarch64 import cpu_state as a64
 from pemu.target.aarch64.cpu_models import CpuModelError, find_model
-from pemu.target.aarch64.generic_timer import Counter
+from pemu.target.aarch64.generic_timer import NS_PER_TICK, Counter
 from pemu.target.aarch64.system_cpu import Aarch64CPU
 from pemu.target.aarch64.tcg_target import AARCH64
 
@@ -98,6 +99,8 @@ class ArmVirtBoard(VirtBuses, TCGBoardRun):
         self.cpus = [Aarch64CPU(i, self.translator, self.space, self.counter, self.wakeup,
                                 self.model) for i in range(cfg.smp)]
         self.harts = self.cpus  # what the shared monitor/stats code calls them
+        self.cpu_states = [Aarch64CpuState(cpu) for cpu in self.cpus]
+        self.counter_state = CounterState(self.counter)
         self.psci = Psci(self.cpus, lambda: self.guest_shutdown(0), self.request_reset)
         for cpu in self.cpus:
             cpu.conduit = self.psci.handle
@@ -182,6 +185,39 @@ class ArmVirtBoard(VirtBuses, TCGBoardRun):
         for dev in (self.gic, self.uart, self.rtc):
             if hasattr(dev, "reset"):
                 dev.reset()
+
+    # -- machine state (pemu/migration/machine_state.MigratableMachine) -------------------
+    def migration_description(self) -> str:
+        blocks = ",".join(f"{b.name}:0x{b.size:x}" for b in self.ram_blocks())
+        return (f"aarch64 {self.name} cpus={len(self.cpus)} gic={self.gic_version} "
+                f"ram={blocks}")
+
+    def vm_clock_ns(self) -> int:
+        """The guest's clock (the system counter) in ns: a snapshot's VM CLOCK."""
+        return self.counter.ticks() * NS_PER_TICK
+
+    def ram_blocks(self) -> list:
+        return [r for r in self.space.regions() if hasattr(r, "view")]
+
+    def migratable_devices(self) -> list:
+        # the counter first (the CPUs' timers compare against it), the GIC before the
+        # devices that drive its lines, the CPUs last (their post-load asks for exits)
+        return [self.counter_state, self.gic, self.uart, self.rtc, *self.bus_devices(),
+                *self.cpu_states]
+
+    def migration_blockers(self) -> list[str]:
+        return self.bus_migration_blockers()
+
+    def migration_pre_save(self) -> None:
+        self.drain_bus_devices()
+
+    def migration_post_load(self) -> None:
+        self.translator.flush()  # translated code and page snapshots were of the old RAM
+        for cpu in self.cpus:
+            cpu.tlb_flush_all()
+            cpu.request_exit()
+        self.wakeup.set()
+        self.reset_vsock_streams()
 
     def first_cpu_pc(self) -> int:
         return self.cpus[0].slots[a64.PC]
