@@ -31,8 +31,8 @@ from pemu.hw.arm.boot import BootError
 from pemu.hw.arm.virt import ArmVirtBoard
 from pemu.hw.nvme.types import NVME_BUS
 from pemu.hw.pci.bus import PCI_BUS
-from pemu.hw.riscv.board import BoardError
 from pemu.hw.scsi.bus import SCSI_BUS
+from pemu.hw.tcg_board import BoardError
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.hw.virtio.serial_types import VIRTIO_SERIAL_BUS
 from pemu.monitor.arm_board import ArmBoardMonitor

@@ -24,7 +24,7 @@ from pemu.hw.pci.device import PCIDevice
 from pemu.hw.pci.host import ECAM_BUS_SHIFT, INTX_LINES, PCIHost
 from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
 from pemu.hw.pci.plug import plug_device
-from pemu.hw.riscv.board import BoardError
+from pemu.hw.tcg_board import BoardError
 from pemu.hw.virtio.mmio import VirtioMMIO
 from pemu.memory.address_space import AddressSpace
 from pemu.qom.registry import checked_device

@@ -30,8 +30,7 @@ from pemu.hw.arm.psci import Psci
 from pemu.hw.arm.virt_fdt import ArmVirtLayout, build_arm_virt_fdt
 from pemu.hw.arm.virt_parts import make_gic, make_gicv2m, make_rtc, make_uart
 from pemu.hw.image_file import ImageFileError, read_image
-from pemu.hw.riscv.board import BoardError, tb_size_mib
-from pemu.hw.tcg_board import TCGBoardRun
+from pemu.hw.tcg_board import BoardError, TCGBoardRun, tb_size_mib
 from pemu.hw.virt_buses import VirtBuses
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig

@@ -10,8 +10,8 @@ from pemu.hw.char.pl011 import Pl011
 from pemu.hw.intc.gicv2 import Gicv2
 from pemu.hw.intc.gicv2m import Gicv2m
 from pemu.hw.intc.gicv3 import Gicv3
-from pemu.hw.riscv.board import BoardError
 from pemu.hw.rtc.pl031 import Pl031
+from pemu.hw.tcg_board import BoardError
 from pemu.qemuopts.keyval import OptionError
 from pemu.target.aarch64.sysregs import register_external_sysregs
 
