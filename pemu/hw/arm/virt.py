@@ -135,7 +135,7 @@ class ArmVirtBoard(VirtBuses, TCGBoardRun):
                     images[what] = read_image(path, limit)
                 except ImageFileError as e:
                     raise BoardError(f"could not load {what} '{path}': {e}") from None
-        if "kernel" not in images:
+        if "kernel" not in images and not self.cfg.machine.get("dumpdtb"):
             raise BoardError("no -kernel given (the virt board has no firmware)")
         return images
 

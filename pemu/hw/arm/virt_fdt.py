@@ -13,8 +13,6 @@ from pemu.fdt.writer import FDT, Node
 from pemu.hw.arm.memmap import SPI_BASE
 from pemu.hw.arm.virt_fdt_nodes import (
     IRQ_EDGE_RISING,
-    IRQ_LEVEL_HIGH,
-    PPI,
     add_apb_clock_node,
     add_gic_node,
     add_pl011_node,
@@ -25,7 +23,6 @@ from pemu.hw.arm.virt_fdt_nodes import (
 from pemu.hw.memmap import MemMapEntry, MemoryMap
 from pemu.hw.pci.fdt_node import add_pcie_host_node
 
-REDIST_STRIDE = 0x2_0000
 PSCI_CPU_SUSPEND, PSCI_CPU_OFF, PSCI_CPU_ON, PSCI_MIGRATE = \
     0xC400_0001, 0x8400_0002, 0xC400_0003, 0xC400_0005
 
@@ -104,11 +101,12 @@ def build_arm_virt_fdt(layout: ArmVirtLayout) -> bytes:
             cpu.set_string("enable-method", "psci")
 
     dist = mm["gic_dist"]
-    second = (mm["gic_redist"].base, REDIST_STRIDE * len(layout.cpus)) \
+    # GICv3: the whole redistributor region, as QEMU writes it (GICR_TYPER.Last ends
+    # Linux's walk at the last CPU); no maintenance interrupt: that is EL2's
+    # (QEMU writes it with virtualization=on only)
+    second = (mm["gic_redist"].base, mm["gic_redist"].size) \
         if layout.gic_version == 3 else (mm["gic_cpu"].base, mm["gic_cpu"].size)
     gic = add_gic_node(root, layout.gic_version, (dist.base, dist.size), second)
-    if layout.gic_version == 3:
-        gic.set_u32("interrupts", PPI, 9, IRQ_LEVEL_HIGH)  # the maintenance interrupt
     v2m = _add_v2m_node(gic, mm["gic_v2m"]) if layout.gic_version == 2 and \
         "gic_v2m" in mm else None
     root.set_u32("interrupt-parent", gic.phandle())

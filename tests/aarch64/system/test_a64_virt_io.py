@@ -136,21 +136,31 @@ def _dts(dtb: Path) -> dict[str, dict[str, str]]:
     return _with_node_names(parse_dts(text))
 
 
-@pytest.mark.parametrize("highmem", ["on", "off"])
-def test_device_tree_as_qemu(programs, tmp_path, highmem: str) -> None:
+# (machine options, QEMU-only nodes/properties besides the ones every tree has): with
+# gic-version=3 QEMU has a GICv3 ITS for MSIs, which pemu does not build yet, so its
+# PCIe host has no msi-map either (devices use INTx)
+TREES = {"highmem=on": (set(), set()), "highmem=off": (set(), set()),
+         "gic-version=3": ({"/intc@8000000/its@8080000"}, {("/pcie@10000000", "msi-map")})}
+
+
+@pytest.mark.parametrize("options", list(TREES))
+def test_device_tree_as_qemu(tmp_path, options: str) -> None:
+    """(No -kernel: QEMU's dumpdtb needs none either.)"""
     _need("dtc")
     _need(QEMU)
     ours, theirs = tmp_path / "pemu.dtb", tmp_path / "qemu.dtb"
     devices = [*MMIO_DEVICES, *PCI_DEVICES]
-    subprocess.run([QEMU, "-M", f"virt,highmem={highmem},dumpdtb={theirs}", *COMMON,
-                    *devices], capture_output=True, timeout=TIMEOUT_S, check=True)
-    result = run_pemu("-kernel", str(programs["virtio_mmio_probe"]), *devices,
-                      machine=f"virt,highmem={highmem},dumpdtb={ours}")
+    subprocess.run([QEMU, "-M", f"virt,{options},dumpdtb={theirs}", *COMMON, *devices],
+                   capture_output=True, timeout=TIMEOUT_S, check=True)
+    result = run_pemu(*devices, machine=f"virt,{options},dumpdtb={ours}")
     assert result.returncode == 0, result.stderr.decode()
     p, q = _dts(ours), _dts(theirs)
+    only_nodes, only_props = TREES[options]
     for path in list(q):
-        if path.startswith(QEMU_ONLY_NODES):
+        if path.startswith(QEMU_ONLY_NODES) or path in only_nodes:
             del q[path]
+    for path, prop in only_props:
+        del q[path][prop]
     for path, props in UNSEEDED.items():
         q[path] = {k: v for k, v in q[path].items() if k not in props}
     assert sorted(p) == sorted(q)
@@ -158,7 +168,8 @@ def test_device_tree_as_qemu(programs, tmp_path, highmem: str) -> None:
         assert p[path] == q[path], path
     assert sum(path.startswith("/virtio_mmio@") for path in p) == 32
     pcie = p["/pcie@10000000"]
-    ecam = "<0x40 0x10000000 0x00 0x10000000>" if highmem == "on" else \
-        "<0x00 0x3f000000 0x00 0x1000000>"
+    ecam = "<0x00 0x3f000000 0x00 0x1000000>" if options == "highmem=off" else \
+        "<0x40 0x10000000 0x00 0x10000000>"
     assert pcie["reg"] == ecam
-    assert pcie["msi-map"] == "0x00 /intc@8000000/v2m@8020000 0x00 0x10000"
+    if options != "gic-version=3":
+        assert pcie["msi-map"] == "0x00 /intc@8000000/v2m@8020000 0x00 0x10000"
