@@ -4,7 +4,8 @@ slot's magic, version, device and vendor id), the PCIe host through its ECAM wit
 ``-device virtio-*-pci`` (a bare-metal walk of config space: ids, BARs and their
 sizes, MSI-X and the virtio capabilities, then BARs assigned and read through the
 32-bit window), and MSIs through the GICv2m frame (a bare-metal program writing
-INTIDs to MSI_SETSPI_NS), all byte for byte on the UART; and the device tree of the same
+INTIDs to MSI_SETSPI_NS), all byte for byte on the UART; INTx of each slot reaching
+the SPI the interrupt-map names (in process); and the device tree of the same
 command line (``dumpdtb``), node by node with phandles compared by the node they name.
 
 QEMU's virtio-pci devices are transitional by default; pemu's are modern only, so
@@ -23,6 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from pemu.hw import all_types  # noqa: F401 - the device types -device names
+from pemu.hw.arm.memmap import SPI_BASE
+from pemu.hw.arm.virt import ArmVirtBoard
+from pemu.hw.pci.bus import PCI_BUS
+from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
+from pemu.qemuopts.config import SystemConfig
 from tests.system.test_virt_aia_dtb import parse_dts
 
 HERE = Path(__file__).resolve().parent
@@ -173,3 +180,37 @@ def test_device_tree_as_qemu(tmp_path, options: str) -> None:
     assert pcie["reg"] == ecam
     if options != "gic-version=3":
         assert pcie["msi-map"] == "0x00 /intc@8000000/v2m@8020000 0x00 0x10000"
+
+
+def test_intx_reaches_the_spi_the_device_tree_names(programs) -> None:
+    """In process: a PCI function in each of slots 4..7 raises INTA; the GIC's input
+    that goes up is the one the generated interrupt-map gives for that slot and pin
+    (the swizzle over SPIs 3..6)."""
+    _need("dtc")
+    slots = range(4, 8)
+    cfg = SystemConfig(kernel=str(programs["virtio_mmio_probe"]), cpu="cortex-a57",
+                       machine={"type": "virt"},
+                       devices=[{"driver": "virtio-rng-pci", "addr": f"{s:#x}", "id": f"r{s}"}
+                                for s in slots])
+    board = ArmVirtBoard(cfg)
+    closers = make_virtio_devices(board, cfg, "test", "virt", [VIRTIO_BUS, PCI_BUS])
+    try:
+        board.reset()
+        text = subprocess.run(["dtc", "-I", "dtb", "-O", "dts"], input=board.device_tree(),
+                              capture_output=True, check=True).stdout.decode()
+        imap = [int(c, 16) for c in re.findall(r"0x[0-9a-f]+", parse_dts(text)[
+            "/pcie@10000000"]["interrupt-map"])]
+        entries = {(imap[i] >> 11, imap[i + 3]): imap[i + 8] for i in range(0, len(imap), 10)}
+        for function in board.pci.devices():
+            if function.slot not in slots:
+                continue
+            spi = entries[(function.slot % 4, 1)]  # pin 1 = INTA
+            core = board.gic.core
+            assert not core.level.test(0, SPI_BASE + spi)
+            function.set_irq(True)
+            assert core.level.test(0, SPI_BASE + spi), (function.slot, spi)
+            function.set_irq(False)
+            assert not core.level.test(0, SPI_BASE + spi)
+        assert sorted(entries[(s % 4, 1)] for s in slots) == [3, 4, 5, 6]
+    finally:
+        close_backends(closers)
