@@ -1,4 +1,5 @@
-"""Power and the run loop that every TCG board shares (RISC-V's and Arm's virt).
+"""Power and the run loop that every TCG board shares (RISC-V's and Arm's virt), and
+what their configuration checks share (``BoardError``, ``-accel tcg,tb-size``).
 
 A board mixes ``TCGBoardRun`` in, calls ``init_run_state()`` once its ``machine``
 (pemu/accel/tcg/machine.py) exists, and provides ``cfg``, ``reset()`` and
@@ -15,6 +16,28 @@ import traceback
 from collections.abc import Callable
 
 from pemu import threads
+from pemu.accel.tcg.system_cpu import DEFAULT_TB_SIZE_MIB
+
+MAX_TB_SIZE_MIB = 4096
+
+
+class BoardError(Exception):
+    """A configuration that cannot make a machine; the message is for the user."""
+
+
+def tb_size_mib(accel: dict[str, str]) -> int:
+    """``-accel tcg,tb-size=N``: the translation cache in MiB, as QEMU spells it."""
+    text = accel.get("tb-size")
+    if text is None:
+        return DEFAULT_TB_SIZE_MIB
+    try:
+        size = int(text, 0)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_TB_SIZE_MIB:
+        raise BoardError(f"-accel tcg,tb-size={text}: the translation cache size is "
+                         f"a number of MiB from 1 to {MAX_TB_SIZE_MIB}")
+    return size
 
 
 class TCGBoardRun:

@@ -105,14 +105,19 @@ class RiscvBoardMonitor(MonitoredMachine):
         def reset_keeping_pause(pc: int) -> None:
             reset(pc)
             if not self._open.is_set():
-                hart.slots[rv.EXIT_REQUEST] = 1
+                hart.slots[hart.exit_slot] = 1
 
         hart.should_stop = gate
         hart.reset = reset_keeping_pause
 
     def _kick_harts(self) -> None:
         for hart in self.board.harts:
-            hart.ps.kick()
+            self.kick_cpu(hart)
+
+    @staticmethod
+    def kick_cpu(hart) -> None:  # noqa: ANN001 - the architecture's vCPU
+        """Out of translated code at the next block, and out of WFI's sleep."""
+        hart.ps.kick()
 
     def _register_drives(self) -> None:
         """Every drive a device holds, named by its -drive id, for query-block & co.:

@@ -3,8 +3,9 @@ against the declared backends with QEMU's messages.
 
 ``-nic`` is QEMU's shorthand for a netdev plus a NIC on it: its options other than
 ``model``, ``mac`` and ``id`` are the netdev's; ``id`` names the netdev.  ``-nic none``
-asks for no NIC.  pemu's boards have no PCI, so the only model is virtio-net-device
-(``virtio``, QEMU's spelling, means it too).
+asks for no NIC.  The model is virtio-net-device by default (``virtio``, QEMU's
+spelling, means it too), or virtio-net-pci on a board with a PCI bus (the virt boards;
+another board refuses it as it refuses ``-device virtio-net-pci``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from pemu.net.backend import check_items, netdev_type
 from pemu.qemuopts.keyval import OptionError, split_keyval
 
-NIC_MODELS = {"virtio-net-device": "virtio-net-device", "virtio": "virtio-net-device"}
+NIC_MODELS = {"virtio-net-device": "virtio-net-device", "virtio": "virtio-net-device",
+              "virtio-net-pci": "virtio-net-pci"}
 NIC_KEYS = ("model", "mac", "id")
 
 
@@ -86,7 +88,7 @@ def parse_nic(text: str, prog: str, index: int) -> NicSpec | None:
     model = given.get("model", "virtio-net-device")
     if model not in NIC_MODELS:
         raise OptionError(f"{what}: NIC model '{model}' is not supported (supported: "
-                          "virtio-net-device)")
+                          f"{', '.join(sorted(NIC_MODELS))})")
     mac = given.get("mac")
     if mac is not None:
         parse_mac(mac, what)

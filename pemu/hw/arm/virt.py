@@ -18,24 +18,26 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
 from pemu.hw.arm import boot
+from pemu.hw.arm.cpu_vmstate import Aarch64CpuState, CounterState
 from pemu.hw.arm.memmap import (
+    MAX_RAM,
     PPI_TIMER_PHYS,
     PPI_TIMER_VIRT,
     SPI_BASE,
-    VIRT_MEMMAP,
+    machine_memmap,
 )
 from pemu.hw.arm.psci import Psci
 from pemu.hw.arm.virt_fdt import ArmVirtLayout, build_arm_virt_fdt
-from pemu.hw.arm.virt_parts import make_gic, make_rtc, make_uart
+from pemu.hw.arm.virt_parts import make_gic, make_gicv2m, make_rtc, make_uart
 from pemu.hw.image_file import ImageFileError, read_image
-from pemu.hw.riscv.board import BoardError, tb_size_mib
-from pemu.hw.tcg_board import TCGBoardRun
+from pemu.hw.tcg_board import BoardError, TCGBoardRun, tb_size_mib
+from pemu.hw.virt_buses import VirtBuses
 from pemu.memory.address_space import AddressSpace
 from pemu.qemuopts.config import SystemConfig
 from pemu.qom.registry import MACHINE, Property, RegistryError, TypeInfo, check_options, register
 from pemu.target.aarch64 import cpu_state as a64
 from pemu.target.aarch64.cpu_models import CpuModelError, find_model
-from pemu.target.aarch64.generic_timer import Counter
+from pemu.target.aarch64.generic_timer import NS_PER_TICK, Counter
 from pemu.target.aarch64.system_cpu import Aarch64CPU
 from pemu.target.aarch64.tcg_target import AARCH64
 
@@ -55,7 +57,7 @@ ARM_VIRT_MACHINE = register(TypeInfo(
     )))
 
 
-class ArmVirtBoard(TCGBoardRun):
+class ArmVirtBoard(VirtBuses, TCGBoardRun):
     """One ``-M virt`` machine: address space, CPUs, devices, images."""
 
     prog = "pemu-system-aarch64"
@@ -70,6 +72,8 @@ class ArmVirtBoard(TCGBoardRun):
             raise BoardError(f"-smp {cfg.smp}: this board supports 1 to {MAX_CPUS} CPUs")
         if cfg.ram_size < 32 << 20:
             raise BoardError(f"-m {cfg.ram_size >> 20}M: at least 32 MiB of RAM is needed")
+        if cfg.ram_size > MAX_RAM:
+            raise BoardError(f"-m {cfg.ram_size >> 20}M: at most {MAX_RAM >> 30} GiB of RAM")
         try:
             self.model = find_model(cfg.cpu)
         except CpuModelError as e:
@@ -77,7 +81,8 @@ class ArmVirtBoard(TCGBoardRun):
         self.gic_version = 2 if cfg.machine.get("gic-version", "2") == "2" else 3
         self.cfg = cfg
         self.chardevs = chardevs
-        self.memmap = VIRT_MEMMAP.sized(dram=cfg.ram_size)
+        self.highmem = cfg.machine.get("highmem", "on") in ("on", "yes", "true")
+        self.memmap = machine_memmap(cfg.ram_size, self.highmem)
         dram = self.memmap["dram"]
         self.space = AddressSpace("memory")
         try:
@@ -93,12 +98,17 @@ class ArmVirtBoard(TCGBoardRun):
         self.cpus = [Aarch64CPU(i, self.translator, self.space, self.counter, self.wakeup,
                                 self.model) for i in range(cfg.smp)]
         self.harts = self.cpus  # what the shared monitor/stats code calls them
+        self.cpu_states = [Aarch64CpuState(cpu) for cpu in self.cpus]
+        self.counter_state = CounterState(self.counter)
         self.psci = Psci(self.cpus, lambda: self.guest_shutdown(0), self.request_reset)
         for cpu in self.cpus:
             cpu.conduit = self.psci.handle
         self.gic = make_gic(self)
         self.uart = make_uart(self)
         self.rtc = make_rtc(self)
+        self.v2m = make_gicv2m(self) if self.gic_version == 2 else None
+        self.add_virtio_slots()
+        self.add_pcie_host()
         self.machine = Machine(self.cpus, self.wakeup, lambda: None)
         self.init_run_state()
         self._images = self._read_images()
@@ -106,6 +116,9 @@ class ArmVirtBoard(TCGBoardRun):
     # -- wiring helpers (virt_parts.py) ------------------------------------------------------
     def spi_line(self, spi: int):  # -> IRQLine
         return self.gic.spi_line(SPI_BASE + spi)
+
+    def wired_irq(self, source: int):  # -> IRQLine; VirtBuses' name for an SPI
+        return self.spi_line(source)
 
     def wire_timers(self) -> None:
         for cpu in self.cpus:
@@ -122,7 +135,7 @@ class ArmVirtBoard(TCGBoardRun):
                     images[what] = read_image(path, limit)
                 except ImageFileError as e:
                     raise BoardError(f"could not load {what} '{path}': {e}") from None
-        if "kernel" not in images:
+        if "kernel" not in images and not self.cfg.machine.get("dumpdtb"):
             raise BoardError("no -kernel given (the virt board has no firmware)")
         return images
 
@@ -130,7 +143,7 @@ class ArmVirtBoard(TCGBoardRun):
         return build_arm_virt_fdt(ArmVirtLayout(
             self.memmap, [c.mpidr & 0xFF_FFFF for c in self.cpus], f"arm,{self.model.name}"
             if self.model.name != "max" else "arm,cortex-a57", self.gic_version,
-            self.cfg.append or "", initrd))
+            self.cfg.append or "", initrd, virtio_slots=len(self.virtio_slots), pcie=True))
 
     def dump_dtb(self, path: str) -> None:
         with open(path, "wb") as f:
@@ -162,6 +175,7 @@ class ArmVirtBoard(TCGBoardRun):
 
     def reset(self) -> None:
         self.translator.flush()
+        self.pci.reset()  # BARs unmapped, MSI/MSI-X off: firmware and kernel start over
         entry = self.load()
         for cpu in self.cpus:
             cpu.reset(entry)
@@ -170,6 +184,39 @@ class ArmVirtBoard(TCGBoardRun):
         for dev in (self.gic, self.uart, self.rtc):
             if hasattr(dev, "reset"):
                 dev.reset()
+
+    # -- machine state (pemu/migration/machine_state.MigratableMachine) -------------------
+    def migration_description(self) -> str:
+        blocks = ",".join(f"{b.name}:0x{b.size:x}" for b in self.ram_blocks())
+        return (f"aarch64 {self.name} cpus={len(self.cpus)} gic={self.gic_version} "
+                f"ram={blocks}")
+
+    def vm_clock_ns(self) -> int:
+        """The guest's clock (the system counter) in ns: a snapshot's VM CLOCK."""
+        return self.counter.ticks() * NS_PER_TICK
+
+    def ram_blocks(self) -> list:
+        return [r for r in self.space.regions() if hasattr(r, "view")]
+
+    def migratable_devices(self) -> list:
+        # the counter first (the CPUs' timers compare against it), the GIC before the
+        # devices that drive its lines, the CPUs last (their post-load asks for exits)
+        return [self.counter_state, self.gic, self.uart, self.rtc, *self.bus_devices(),
+                *self.cpu_states]
+
+    def migration_blockers(self) -> list[str]:
+        return self.bus_migration_blockers()
+
+    def migration_pre_save(self) -> None:
+        self.drain_bus_devices()
+
+    def migration_post_load(self) -> None:
+        self.translator.flush()  # translated code and page snapshots were of the old RAM
+        for cpu in self.cpus:
+            cpu.tlb_flush_all()
+            cpu.request_exit()
+        self.wakeup.set()
+        self.reset_vsock_streams()
 
     def first_cpu_pc(self) -> int:
         return self.cpus[0].slots[a64.PC]

@@ -13,8 +13,6 @@ from pemu.fdt.writer import FDT, Node
 from pemu.hw.arm.memmap import SPI_BASE
 from pemu.hw.arm.virt_fdt_nodes import (
     IRQ_EDGE_RISING,
-    IRQ_LEVEL_HIGH,
-    PPI,
     add_apb_clock_node,
     add_gic_node,
     add_pl011_node,
@@ -22,9 +20,9 @@ from pemu.hw.arm.virt_fdt_nodes import (
     add_timer_node,
     spi_cells,
 )
-from pemu.hw.riscv.memmap import MemoryMap
+from pemu.hw.memmap import MemMapEntry, MemoryMap
+from pemu.hw.pci.fdt_node import add_pcie_host_node
 
-REDIST_STRIDE = 0x2_0000
 PSCI_CPU_SUSPEND, PSCI_CPU_OFF, PSCI_CPU_ON, PSCI_MIGRATE = \
     0xC400_0001, 0x8400_0002, 0xC400_0003, 0xC400_0005
 
@@ -37,13 +35,36 @@ class ArmVirtLayout:
     gic_version: int
     bootargs: str = ""
     initrd: tuple[int, int] | None = None  # (start, end)
-    virtio_slots: int = 0
+    virtio_slots: int = 0  # how many virtio_mmio nodes (QEMU writes all 32)
+    pcie: bool = False  # the ECAM host bridge (memmap's pcie_* entries)
 
 
 def _reg(node: Node, *entries: tuple[int, int]) -> None:
     node.set_cells("reg", [c for base, size in entries for c in ((base, 2), (size, 2))])
 
 
+
+
+def _add_v2m_node(gic: Node, entry: MemMapEntry) -> int:
+    """The GICv2m MSI frame, a child of the GIC node as in QEMU's tree."""
+    node = gic.add_node(f"v2m@{entry.base:x}")
+    node.set_string("compatible", "arm,gic-v2m-frame")
+    node.set_empty("msi-controller")
+    _reg(node, (entry.base, entry.size))
+    return node.phandle()
+
+
+def _add_pcie_node(root: Node, mm: MemoryMap, gic: int, msi: int | None) -> None:
+    """The ECAM host bridge (hw/pci/fdt_node.py), named after its 32-bit window as
+    QEMU names it: INTx on SPIs (the GIC's children have two address cells, so the
+    parent unit address in the map is two zero cells), and every requester ID's MSIs
+    to the v2m frame (``msi-map``) when there is one."""
+    def msi_map(node: Node) -> None:
+        if msi is not None:
+            node.set_u32("msi-map", 0, msi, 0, 0x1_0000)
+
+    add_pcie_host_node(root, f"pcie@{mm['pcie_mmio'].base:x}", mm, gic,
+                       lambda spi: (0, 0, *spi_cells(SPI_BASE + spi)), msi_map)
 
 
 def build_arm_virt_fdt(layout: ArmVirtLayout) -> bytes:
@@ -80,11 +101,14 @@ def build_arm_virt_fdt(layout: ArmVirtLayout) -> bytes:
             cpu.set_string("enable-method", "psci")
 
     dist = mm["gic_dist"]
-    second = (mm["gic_redist"].base, REDIST_STRIDE * len(layout.cpus)) \
+    # GICv3: the whole redistributor region, as QEMU writes it (GICR_TYPER.Last ends
+    # Linux's walk at the last CPU); no maintenance interrupt: that is EL2's
+    # (QEMU writes it with virtualization=on only)
+    second = (mm["gic_redist"].base, mm["gic_redist"].size) \
         if layout.gic_version == 3 else (mm["gic_cpu"].base, mm["gic_cpu"].size)
     gic = add_gic_node(root, layout.gic_version, (dist.base, dist.size), second)
-    if layout.gic_version == 3:
-        gic.set_u32("interrupts", PPI, 9, IRQ_LEVEL_HIGH)  # the maintenance interrupt
+    v2m = _add_v2m_node(gic, mm["gic_v2m"]) if layout.gic_version == 2 and \
+        "gic_v2m" in mm else None
     root.set_u32("interrupt-parent", gic.phandle())
     add_timer_node(root, layout.gic_version, len(layout.cpus))
     clock = add_apb_clock_node(root)
@@ -100,6 +124,9 @@ def build_arm_virt_fdt(layout: ArmVirtLayout) -> bytes:
         _reg(node, (slot.base, slot.size))
         node.set_u32("interrupts", *spi_cells(SPI_BASE + slot.irq, IRQ_EDGE_RISING))
         node.set_empty("dma-coherent")
+
+    if layout.pcie:
+        _add_pcie_node(root, mm, gic.phandle(), v2m)
 
     chosen = root.add_node("chosen")
     chosen.set_string("stdout-path", pl011.path)

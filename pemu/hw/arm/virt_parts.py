@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pemu.hw.arm.memmap import GICV2M_SPIS, SPI_BASE
 from pemu.hw.char.pl011 import Pl011
 from pemu.hw.intc.gicv2 import Gicv2
+from pemu.hw.intc.gicv2m import Gicv2m
 from pemu.hw.intc.gicv3 import Gicv3
-from pemu.hw.riscv.board import BoardError
 from pemu.hw.rtc.pl031 import Pl031
+from pemu.hw.tcg_board import BoardError
 from pemu.qemuopts.keyval import OptionError
 from pemu.target.aarch64.sysregs import register_external_sysregs
 
@@ -39,6 +41,17 @@ def make_gic(board: ArmVirtBoard) -> Gicv2 | Gicv3:
     return gic
 
 
+def make_gicv2m(board: ArmVirtBoard) -> Gicv2m:
+    """The MSI frame of a GICv2 machine: PCIe MSIs (bus-master writes into the address
+    space) become edges on its SPIs."""
+    entry = board.memmap["gic_v2m"]
+    assert entry.irq is not None
+    v2m = Gicv2m(SPI_BASE + entry.irq, GICV2M_SPIS,
+                 lambda intid: board.gic.spi_line(intid).pulse())
+    board.space.add_mmio("gic-v2m", entry.base, entry.size, v2m)
+    return v2m
+
+
 def _serial_chardev(board: ArmVirtBoard):
     if board.chardevs is None:
         return None
@@ -66,4 +79,4 @@ def make_rtc(board: ArmVirtBoard) -> Pl031:
     return rtc
 
 
-__all__ = ["make_gic", "make_rtc", "make_uart"]
+__all__ = ["make_gic", "make_gicv2m", "make_rtc", "make_uart"]

@@ -15,11 +15,11 @@ import threading
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
-from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, DEFAULT_TB_SIZE_MIB, SystemTranslator
+from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
 from pemu.hw.intc.aclint import ACLINT
 from pemu.hw.riscv.hart_vmstate import HartState
 from pemu.hw.riscv.memmap import MemoryMap
-from pemu.hw.tcg_board import TCGBoardRun
+from pemu.hw.tcg_board import BoardError, TCGBoardRun, tb_size_mib
 from pemu.memory.address_space import AddressSpace
 from pemu.memory.backends import open_ram_backing
 from pemu.qemuopts.config import SystemConfig
@@ -32,26 +32,6 @@ from pemu.target.riscv.tcg_target import riscv64_target
 MAX_HARTS = 8
 
 
-class BoardError(Exception):
-    """A configuration that cannot make a machine; the message is for the user."""
-
-
-MAX_TB_SIZE_MIB = 4096
-
-
-def tb_size_mib(accel: dict[str, str]) -> int:
-    """``-accel tcg,tb-size=N``: the translation cache in MiB, as QEMU spells it."""
-    text = accel.get("tb-size")
-    if text is None:
-        return DEFAULT_TB_SIZE_MIB
-    try:
-        size = int(text, 0)
-    except ValueError:
-        size = 0
-    if not 1 <= size <= MAX_TB_SIZE_MIB:
-        raise BoardError(f"-accel tcg,tb-size={text}: the translation cache size is "
-                         f"a number of MiB from 1 to {MAX_TB_SIZE_MIB}")
-    return size
 
 
 class RiscvBoard(TCGBoardRun):

@@ -14,61 +14,9 @@ table lists both interrupt-controller layouts (PLIC, or APLIC and IMSICs with
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
-
-@dataclass(frozen=True)
-class MemMapEntry:
-    """One device window; ``irq`` is its wired interrupt source, the same number on the
-    PLIC and on the APLIC (None: no wired interrupt).  A
-    window of ``count`` identical slots (virtio-mmio) holds slot n at
-    ``base + n * size`` on source ``irq + n``."""
-
-    base: int
-    size: int
-    irq: int | None = None
-    count: int = 1
-
-    def slot(self, n: int) -> MemMapEntry:
-        if not 0 <= n < self.count:
-            raise IndexError(f"slot {n} of {self.count}")
-        irq = None if self.irq is None else self.irq + n
-        return MemMapEntry(self.base + n * self.size, self.size, irq)
-
-    @property
-    def end(self) -> int:
-        return self.base + self.size * self.count
-
-
-class MemoryMap(Mapping[str, MemMapEntry]):
-    """A board's table: name -> entry, in address order for listings."""
-
-    def __init__(self, entries: Mapping[str, MemMapEntry]) -> None:
-        self._entries = dict(sorted(entries.items(), key=lambda kv: kv[1].base))
-
-    def __getitem__(self, name: str) -> MemMapEntry:
-        return self._entries[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def without(self, *names: str) -> MemoryMap:
-        """The same table less the entries of devices this machine does not create."""
-        return MemoryMap({k: v for k, v in self._entries.items() if k not in names})
-
-    def sized(self, **sizes: int) -> MemoryMap:
-        """The same table with the entries left open (size 0) given their size."""
-        out = dict(self._entries)
-        for name, size in sizes.items():
-            if out[name].size != 0:
-                raise ValueError(f"memory map entry '{name}' has a fixed size")
-            out[name] = replace(out[name], size=size)
-        return MemoryMap(out)
-
+from pemu.hw.memmap import MemMapEntry, MemoryMap
 
 # QEMU's hw/riscv/virt.c map, for the devices pemu's virt creates.
 VIRT_MEMMAP = MemoryMap({
@@ -94,6 +42,8 @@ VIRT_MEMMAP = MemoryMap({
     "pcie_mmio_high": MemMapEntry(0x4_0000_0000, 0x4_0000_0000),
 })
 PCI_INTX_LINES = 4  # consecutive PLIC sources from pcie_ecam's irq
+__all__ = ["PCI_INTX_LINES", "SPIKE_MEMMAP", "VIRT_MEMMAP", "MemMapEntry", "MemoryMap",
+           "pcie_high_above"]
 
 
 def pcie_high_above(mm: MemoryMap) -> MemoryMap:

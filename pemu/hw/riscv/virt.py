@@ -28,23 +28,18 @@ import os
 
 from pemu.fdt.header import FdtHeaderError, check_fdt_blob
 from pemu.hw.char.serial16550 import Serial16550
-from pemu.hw.core import BlockerMessage, IRQLine
+from pemu.hw.core import IRQLine
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
 from pemu.hw.intc.imsic import ImsicFile, ImsicPages
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
-from pemu.hw.pci.bus import PCI_BUS
-from pemu.hw.pci.device import PCIDevice
-from pemu.hw.pci.host import PCIHost
-from pemu.hw.pci.hotplug import hot_plug, hot_plug_port, request_unplug
-from pemu.hw.pci.plug import plug_device
 from pemu.hw.riscv import boot
 from pemu.hw.riscv.board import BoardError, RiscvBoard
-from pemu.hw.riscv.memmap import PCI_INTX_LINES, VIRT_MEMMAP, MemoryMap, pcie_high_above
+from pemu.hw.riscv.memmap import VIRT_MEMMAP, MemoryMap, pcie_high_above
 from pemu.hw.riscv.virt_fdt import VirtLayout, build_virt_fdt
 from pemu.hw.rtc.goldfish_rtc import GoldfishRTC
-from pemu.hw.virtio.mmio import VirtioMMIO
+from pemu.hw.virt_buses import VirtBuses
 from pemu.memory.address_space import GuestMemoryError
 from pemu.qemuopts.config import SystemConfig
 from pemu.qemuopts.keyval import OptionError
@@ -54,7 +49,6 @@ from pemu.qom.registry import (
     RegistryError,
     TypeInfo,
     check_options,
-    checked_device,
     register,
 )
 from pemu.target.riscv.aia_csrs import AiaHartState
@@ -97,7 +91,7 @@ def read_file(path: str, what: str, limit: int) -> bytes:
         raise BoardError(f"could not load {what} '{path}': {e}") from None
 
 
-class VirtBoard(RiscvBoard):
+class VirtBoard(VirtBuses, RiscvBoard):
     name = "virt"
     MEMMAP = VIRT_MEMMAP
 
@@ -130,10 +124,8 @@ class VirtBoard(RiscvBoard):
         else:
             self._add_aia()
         self._add_devices()
-        self.virtio_slots: list[VirtioMMIO] = []
-        self._virtio_used = 0
-        self._add_virtio_slots()
-        self._add_pcie_host()
+        self.add_virtio_slots()
+        self.add_pcie_host()
         self._images: dict[str, bytes] = {}
         self._read_images()
 
@@ -235,138 +227,24 @@ class VirtBoard(RiscvBoard):
         self.uart = Serial16550(chardev, self.wired_irq(mm["uart0"].irq))
         self.space.add_mmio("uart", mm["uart0"].base, mm["uart0"].size, self.uart)
 
-    def _add_virtio_slots(self) -> None:
-        virtio = self.memmap["virtio"]
-        for n in range(virtio.count):
-            slot = virtio.slot(n)
-            transport = VirtioMMIO(self.space, None, self.wired_irq(slot.irq),
-                                   id=f"virtio-mmio{n}")
-            self.space.add_mmio(f"virtio-mmio{n}", slot.base, slot.size, transport)
-            self.virtio_slots.append(transport)
-
-    def _add_pcie_host(self) -> None:
-        mm = self.memmap
-        ecam = mm["pcie_ecam"]
-        assert ecam.irq is not None
-        intx = [self.wired_irq(ecam.irq + n) for n in range(PCI_INTX_LINES)]
-        self.pci = PCIHost(self.space, intx)
-        self.space.add_mmio("pcie-ecam", ecam.base, ecam.size, self.pci.ecam)
-        # bus addresses: I/O from 0, memory identical to the CPU's (QEMU's ranges)
-        pio = mm["pcie_pio"]
-        self.space.add_mmio("pcie-pio", pio.base, pio.size, self.pci.window("io", 0))
-        for name in ("pcie_mmio", "pcie_mmio_high"):
-            win = mm[name]
-            self.space.add_mmio(name.replace("_", "-"), win.base, win.size,
-                                self.pci.window("mem", win.base))
-
-    def add_pci(self, device: PCIDevice, name: str, opts: dict[str, str]) -> None:
-        """Plug a PCI device where its ``bus=``/``addr=`` options say."""
-        try:
-            plug_device(self.pci, device, opts)
-        except ValueError as e:  # PCIBusError, or a malformed addr=
-            raise BoardError(f"-device {opts.get('driver', name)}: {e}") from None
-
-    def hot_add(self, opts: dict[str, str], ctx: object) -> PCIDevice:
-        """QMP device_add of a PCI device into a pcie-root-port's empty slot."""
-        try:
-            info = checked_device(opts, [PCI_BUS])
-            port = hot_plug_port(self.pci, opts.get("bus"))
-            assert info.factory is not None
-            device = info.factory(ctx, opts, opts.get("id") or info.name)
-            hot_plug(self.pci, port, device)
-        except ValueError as e:  # RegistryError, PCIBusError, OptionError
-            raise BoardError(str(e)) from None
-        return device
-
-    def hot_remove(self, dev_id: str, removed) -> None:  # noqa: ANN001 - a callback
-        """QMP device_del: the guest is asked; ``removed(device)`` once it let go."""
-        try:
-            request_unplug(self.pci, dev_id, removed)
-        except ValueError as e:
-            raise BoardError(str(e)) from None
-
-    def add_virtio(self, device, name: str) -> None:
-        """Plug a virtio device into the highest free slot."""
-        virtio = self.memmap["virtio"]
-        n = virtio.count - 1 - self._virtio_used
-        if n < 0:
-            raise BoardError(f"{name}: virt has only {virtio.count} virtio-mmio slots")
-        self._virtio_used += 1
-        slot = virtio.slot(n)
-        # replace the empty transport of that slot by one carrying the device
-        region = self.space.find(slot.base, 4)
-        transport = VirtioMMIO(self.space, device, self.wired_irq(slot.irq), id=name)
-        region.handler = transport  # type: ignore[union-attr]
-        self.virtio_slots[n] = transport
-
     # -- machine state -----------------------------------------------------------------
     def board_devices(self) -> list:
         # the interrupt controller where the PLIC always was; with AIA the IMSIC files
         # load before the APLIC, whose post-load may forward MSIs into them
         controllers = [self.plic] if self.plic is not None else [
             *self.imsics, self.aplic_m, self.aplic_s]
-        devices = [*super().board_devices(), *controllers, self.rtc, self.uart, self.test]
-        for transport in self.virtio_slots:
-            devices.append(transport)
-            if transport.device is not None:
-                devices.append(transport.device)
-        # PCI functions in bus order (the same command line gives the same order); a
-        # virtio-pci function is followed by its transport and its device
-        for function in self.pci.devices():
-            devices.append(function)
-            transport = getattr(function, "transport", None)
-            if transport is not None:
-                devices += [transport, transport.device]
-        return devices
-
-    def _virtio_devices(self) -> list[tuple[str, object]]:
-        """(the name the user gave it, the device) of every virtio device, behind
-        virtio-mmio (the device's id) or virtio-pci (the PCI function's id)."""
-        out = [(t.device.id or t.device.type_name, t.device) for t in self.virtio_slots
-               if t.device is not None]
-        out += [(f.id or f.type_name, f.transport.device) for f in self.pci.devices()
-                if getattr(f, "transport", None) is not None]
-        return out
+        return [*super().board_devices(), *controllers, self.rtc, self.uart, self.test,
+                *self.bus_devices()]
 
     def migration_blockers(self) -> list[str]:
-        blockers: list[str] = []
-        # a PCI function whose state is not declared (ich9-ahci's ports and command
-        # slots): refusing beats a target whose device never comes back
-        blockers += [dev.id or dev.type_name for dev in self.pci.devices()
-                     if dev.vmstate is None]
-        # a virtio device whose state is not declared, or that says it cannot move now
-        # (a mounted 9p share, in its own words as QEMU's)
-        for name, dev in self._virtio_devices():
-            if getattr(dev, "blocks_migration", False):
-                blockers.append(BlockerMessage(dev.migration_blocker))  # type: ignore[attr-defined]
-            elif not dev.migratable:  # type: ignore[attr-defined]
-                blockers.append(name)
-        return blockers
+        return self.bus_migration_blockers()
 
     def migration_pre_save(self) -> None:
-        # in-flight block requests complete into guest RAM first (QEMU drains too)
-        holders = [device for _, device in self._virtio_devices()]
-        for device in [*holders, *self.pci.devices()]:  # virtio-blk, nvme
-            drain = getattr(device, "drain", None)
-            if drain is not None:
-                drain()
+        self.drain_bus_devices()
 
     def migration_post_load(self) -> None:
         super().migration_post_load()
-        # vsock streams were the source's host sockets: tell the guest they are gone
-        # (VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, as QEMU's vhost-vsock post-load does)
-        for _, device in self._virtio_devices():
-            reset = getattr(device, "transport_reset", None)
-            if reset is not None:
-                reset()
-
-    def announce_nics(self) -> None:
-        """After an incoming migration: NICs ask their drivers for a gratuitous ARP, so
-        switches learn where the guest is now (QEMU's self-announce)."""
-        for _, device in self._virtio_devices():
-            announce = getattr(device, "announce", None)
-            if announce is not None:
-                announce()
+        self.reset_vsock_streams()
 
     # -- images ------------------------------------------------------------------------
     def _read_images(self) -> None:

@@ -24,7 +24,8 @@ from pemu.fdt.writer import FDT, Node
 from pemu.hw.intc.aplic import NUM_SOURCES as APLIC_SOURCES
 from pemu.hw.intc.aplic import aplic_source_spec
 from pemu.hw.intc.imsic import NUM_IDS as IMSIC_IDS
-from pemu.hw.riscv.memmap import PCI_INTX_LINES, MemMapEntry, MemoryMap
+from pemu.hw.pci.fdt_node import add_pcie_host_node
+from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
 from pemu.target.riscv.isa import DEFAULT_ISA
 
 CPU_ISA = DEFAULT_ISA.isa_string  # the default -cpu rv64
@@ -274,45 +275,13 @@ def _add_pmu(root: Node) -> None:
     pmu.set_string("compatible", "riscv,pmu")
 
 
-# PCI bus address spaces in the first cell of a child address (IEEE 1275 PCI binding)
-_PCI_SPACE_IO = 0x0100_0000
-_PCI_SPACE_MEM32 = 0x0200_0000
-_PCI_SPACE_MEM64 = 0x0300_0000
-
-
 def _pcie_host(soc: Node, mm: MemoryMap, parents: InterruptParents) -> Node:
-    """The generic ECAM host bridge, as QEMU's virt describes it: INTx through the wired
-    controller (PLIC or APLIC), MSIs to the IMSIC when the machine has one."""
-    ecam, pio = mm["pcie_ecam"], mm["pcie_pio"]
-    mmio, high = mm["pcie_mmio"], mm["pcie_mmio_high"]
-    node = _device(soc, "pci", ecam)
-    node.set_u32("#address-cells", 3).set_u32("#interrupt-cells", 1)
-    node.set_u32("#size-cells", 2)
-    node.set_string("compatible", "pci-host-ecam-generic")
-    node.set_string("device_type", "pci")
-    node.set_u32("linux,pci-domain", 0)
-    node.set_u32("bus-range", 0, ecam.size // (1 << 20) - 1)
-    node.set_empty("dma-coherent")
-    ranges: list[int] = []
-    # (space, bus address, CPU address, size): I/O from bus address 0, memory 1:1
-    for space, bus_addr, entry in ((_PCI_SPACE_IO, 0, pio),
-                                   (_PCI_SPACE_MEM32, mmio.base, mmio),
-                                   (_PCI_SPACE_MEM64, high.base, high)):
-        ranges += [space, bus_addr >> 32, bus_addr & 0xFFFFFFFF,
-                   entry.base >> 32, entry.base & 0xFFFFFFFF,
-                   entry.size >> 32, entry.size & 0xFFFFFFFF]
-    node.set_u32("ranges", *ranges)
-    if parents.msi is not None:
-        node.set_u32("msi-parent", parents.msi)
-    # the swizzle: pin P (1..4) of slot S reaches line (S + P - 1) mod 4; the mask keeps
-    # the slot's low two bits (devfn bits 11..12 of phys.hi) and the pin
-    parent = parents.wired
-    assert ecam.irq is not None
-    imap: list[int] = []
-    for slot in range(PCI_INTX_LINES):
-        for pin in range(1, PCI_INTX_LINES + 1):
-            irq = ecam.irq + (slot + pin - 1) % PCI_INTX_LINES
-            imap += [slot << 11, 0, 0, pin, parent, *parents.wired_cells(irq)]
-    node.set_u32("interrupt-map", *imap)
-    node.set_u32("interrupt-map-mask", 0x1800, 0, 0, 0x7)
-    return node
+    """The generic ECAM host bridge (hw/pci/fdt_node.py), as QEMU's virt describes it:
+    INTx through the wired controller (PLIC or APLIC), MSIs to the IMSIC when the
+    machine has one."""
+    def msi_parent(node: Node) -> None:
+        if parents.msi is not None:
+            node.set_u32("msi-parent", parents.msi)
+
+    return add_pcie_host_node(soc, f"pci@{mm['pcie_ecam'].base:x}", mm, parents.wired,
+                              parents.wired_cells, msi_parent)

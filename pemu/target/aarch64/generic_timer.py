@@ -34,6 +34,10 @@ class Counter:
     def ns_at(self, ticks: int) -> int:
         return self.start_ns + ticks * NS_PER_TICK
 
+    def continue_from(self, ticks: int) -> None:
+        """Count on from ``ticks`` (a loaded machine's counter)."""
+        self.start_ns = monotonic_ns() - ticks * NS_PER_TICK
+
 
 class Timer:
     """One EL1 timer: CTL (ENABLE, IMASK; ISTATUS computed) and CVAL, and its line."""

@@ -330,6 +330,7 @@ class Aarch64CPU(SystemCPU):
         for i in range(a64.N_SLOTS):
             self.slots[i] = 0
         self.slots[a64.EXCL_ADDR] = a64.NO_EXCLUSIVE
+        self.slots[a64.ZF] = 1  # NZCV is UNKNOWN after reset; QEMU's reads 0b0100
         self.el, self.spsel, self.daif = 1, 1, DAIF_ALL
         self.sp_el1 = 0
         self.regs = {"SCTLR_EL1": SCTLR_RESET}
