@@ -269,6 +269,12 @@ class BinfmtServer:
             code = EXIT_SETUP_FAILED
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                # a process group of its own, whose parent (the server) is in another
+                # group of the same session: never an orphaned group, where the kernel
+                # would discard the ^Z (SIGTSTP) the launcher passes on (POSIX) - as
+                # the server's own group is once the shell that started it is gone, or
+                # when it runs as a session leader (setsid, a service)
+                os.setpgid(0, 0)
                 self.selector.close()
                 self.listener.close()
                 conn.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-from pemu.accel.tcg import tb_cache
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.accel.tcg.log import TCGLog
 from pemu.gdbstub.linux_user import attach
@@ -44,8 +43,7 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
                          os.path.abspath(prog), arch.elf_machine, arch.elf_machine_name)
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
     engine = TCGEngine(mem, arch.make_target(opts.cpu),
-                       backend=opts.tcg_backend or "auto", log=log,
-                       keep_translations=tb_cache.user_mode_keeps_translations())
+                       backend=opts.tcg_backend or "auto", log=log, keep_translations=True)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path, run_thread)
     process.futexes = FutexTable()

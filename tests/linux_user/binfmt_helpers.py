@@ -52,9 +52,12 @@ def require_binfmt_misc() -> Path:
 @contextlib.contextmanager
 def served(name: str, launcher: Path) -> Iterator[subprocess.Popen]:
     """`pemu-binfmt --serve` and a launcher registered for it (flags POCF: F keeps it
-    working inside chroots); both gone afterwards."""
+    working inside chroots); both gone afterwards.  The server runs in a session of its
+    own, as a service manager or ``setsid`` starts it (its process group is orphaned
+    there: test_binfmt's ^Z test checks that its programs still stop)."""
     proc = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
-                             "--name", name], env=ENV, stderr=subprocess.PIPE, text=True)
+                             "--name", name], env=ENV, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:  # ready once it accepts connections

@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,47 @@ def test_perl(root):
     theirs = under_qemu(root, "/usr/bin/perl", "-e", program)
     if theirs is not None:
         assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+
+
+WARM_RUNS = 6
+PAYLOAD_BYTES = 4 << 20
+
+
+def test_dpkg_deb_with_a_warm_translation_cache(root, tmp_path):
+    """The root's dpkg-deb extracting an xz package, once cold and WARM_RUNS times with
+    the translation cache warm, each time the tar stream of the host's dpkg-deb.  It
+    forks a reader and a decompressor (with a worker thread); the fork children once
+    ran code the parent patched after the fork (test_fork_code_buffer.py), and about a
+    quarter of the warm runs failed ("lzma error: internal error (bug)")."""
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("the host's dpkg-deb builds the package")
+    package = tmp_path / "pkg"
+    (package / "DEBIAN").mkdir(parents=True)
+    (package / "DEBIAN/control").write_text(
+        "Package: pemu-test\nVersion: 1\nArchitecture: all\nMaintainer: pemu <pemu@test>\n"
+        "Description: the root's programs as a payload\n")
+    (package / "usr/bin").mkdir(parents=True)
+    size = 0
+    for program in sorted((root / "usr/bin").iterdir()):  # a few MB of them
+        if program.is_file() and not program.is_symlink() and size < PAYLOAD_BYTES:
+            shutil.copy(program, package / "usr/bin")
+            size += program.stat().st_size
+    deb = tmp_path / "x.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(package),
+                    str(deb)], check=True, capture_output=True)
+    want = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True,
+                          capture_output=True).stdout
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]),
+               PEMU_TB_CACHE=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "pemu.linux_user.main", "-L", str(root),
+               str(root / "usr/bin/dpkg-deb"), "--fsys-tarfile", str(deb)]
+    wrong = []
+    for run in range(1 + WARM_RUNS):
+        got = subprocess.run(command, capture_output=True, timeout=600, env=env)
+        if (got.returncode, got.stdout) != (0, want):
+            wrong.append(f"run {run}: status {got.returncode}, {len(got.stdout)} bytes, "
+                         f"{got.stderr.decode(errors='replace')[-300:]}")
+    assert not wrong, "\n".join(wrong)
 
 
 HELLO_C = r"""

@@ -6,6 +6,7 @@ children (a shell pipeline) share the file."""
 from __future__ import annotations
 
 import os
+import random
 import re
 import sqlite3
 import subprocess
@@ -84,3 +85,76 @@ def test_a_file_that_is_not_a_cache_is_ignored(tmp_path):
     assert r.returncode == 0 and r.stdout == EXPECTED
     assert b"Traceback" not in r.stderr
     assert b"translation cache" in r.stderr  # asked for by PEMU_TB_CACHE: says why not
+
+
+def _checkpointed(db_path: Path) -> bytes:
+    """The cache file with everything in it (the WAL folded in), as bytes."""
+    db = sqlite3.connect(db_path)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return db_path.read_bytes()
+
+
+def _run_damaged(tmp_path: Path, image: bytes) -> None:
+    """The shell on a cache file holding ``image``: the right answer, no traceback."""
+    cache = tmp_path / "damaged"
+    cache.mkdir(exist_ok=True)
+    for name in ("tb.sqlite", "tb.sqlite-wal", "tb.sqlite-shm"):
+        (cache / name).unlink(missing_ok=True)
+    (cache / "tb.sqlite").write_bytes(image)
+    r = run_pemu(*NATIVE, str(BUSYBOX), "sh", "-c", SCRIPT,
+                 env={"PEMU_TB_CACHE": str(cache)})
+    assert b"Traceback" not in r.stderr, r.stderr.decode()[-3000:]
+    assert (r.stdout, r.returncode) == (EXPECTED, 0), r.stderr.decode()[-2000:]
+
+
+def test_random_bit_flips_and_truncation_are_misses(tmp_path):
+    """A cache file damaged anywhere (SQLite's pages, keys, stored code) or cut short:
+    a miss or an unusable file, never a traceback or a wrong result."""
+    _run(tmp_path, "sh", "-c", SCRIPT)
+    image = _checkpointed(tmp_path / "cache" / "tb.sqlite")
+    rng = random.Random(20)
+    for _ in range(3):
+        damaged = bytearray(image)
+        for at in rng.sample(range(len(image)), 64):
+            damaged[at] ^= 1 << rng.randrange(8)
+        _run_damaged(tmp_path, bytes(damaged))
+    _run_damaged(tmp_path, image[:len(image) // 2])
+
+
+def test_a_damaged_key_is_a_miss(tmp_path):
+    """A record whose key names another pc of the same page (one bit of the pc
+    flipped): its code must not run there.  The checksum covers the key."""
+    _out, translated, cached = _run(tmp_path, "sh", "-c", SCRIPT)
+    db = sqlite3.connect(tmp_path / "cache" / "tb.sqlite")
+    with db:
+        (table,) = db.execute("SELECT name FROM versions").fetchone()
+        rows = db.execute(f"SELECT k, v FROM {table}").fetchall()
+        db.execute(f"DELETE FROM {table}")
+        # key: 16 bytes page digest, 8 flags, 8 pc; swap each pair of neighbours' code
+        keys = sorted(k for k, _v in rows)
+        code = dict(rows)
+        db.executemany(f"INSERT INTO {table} VALUES (?, ?)",
+                       ((a, code[b]) for a, b in zip(keys, keys[1:] + keys[:1], strict=True)))
+    db.close()
+    out2, translated2, cached2 = _run(tmp_path, "sh", "-c", SCRIPT)
+    assert out2 == EXPECTED
+    # as cold as the first run (see test_damaged_records_are_misses)
+    assert translated2 > 0.9 * translated and cached2 < cached + 0.1 * translated
+
+
+def test_the_cache_is_on_by_default(tmp_path):
+    """No PEMU_TB_CACHE: the cache lives in $XDG_CACHE_HOME/pemu, a second start
+    takes its blocks from there."""
+    env = {k: v for k, v in os.environ.items() if k != "PEMU_TB_CACHE"}
+    env.update(PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    stats = []
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-m", "pemu.linux_user.main", *NATIVE, "-d",
+                            "stats", str(BUSYBOX), "echo", "hi"], capture_output=True,
+                           timeout=240, env=env)
+        assert (r.stdout, r.returncode) == (b"hi\n", 0), r.stderr.decode()[-2000:]
+        line = [x for x in r.stderr.decode().splitlines() if ": stats:" in x][-1]
+        stats.append(dict(re.findall(r"(\w+)=(\d+)", line)))
+    assert (tmp_path / "xdg" / "pemu" / "tb.sqlite").exists()
+    assert int(stats[1].get("cached", 0)) > 0.9 * int(stats[0]["translated"])

@@ -48,7 +48,7 @@ from pathlib import Path
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 
-FORMAT = 5
+FORMAT = 6  # 6: the checksum covers the key too
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
 DB_NAME = "tb.sqlite"
 LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
@@ -80,22 +80,6 @@ def cache_dir() -> Path | None:
     return Path(base).absolute() / "pemu"
 
 
-def named_folder() -> bool:
-    """Did the user name a cache folder (``PEMU_TB_CACHE=DIR``)?"""
-    setting = os.environ.get("PEMU_TB_CACHE", "")
-    return bool(setting) and setting.lower() not in ("off", "0", "no", "none")
-
-
-def user_mode_keeps_translations() -> bool:
-    """User mode keeps its translations only in a folder the user named: blocks taken
-    from the cache have run wrongly in Debian's dpkg-deb (docs/LINUX_USER.md, "Known
-    bug"), so the default is off there until that is found.  A binfmt server's child
-    decided when it pinned the cache."""
-    if _pinned_folder is not None:
-        return bool(_pinned_folder)
-    return named_folder()
-
-
 # connections opened before a chroot, by file (see ``pin``); the folder they chose
 # (False: the cache is off for this process, see ``disable``)
 _PINNED: dict[Path, sqlite3.Connection] = {}
@@ -119,7 +103,7 @@ def pin() -> None:
     it holds open) inside the new root, instead of opening a path there; the guest's
     environment no longer chooses the folder.  Best effort, like the cache itself."""
     global _pinned_folder
-    folder = cache_dir() if named_folder() else None  # user mode: only a named folder
+    folder = cache_dir()
     _pinned_folder = False
     if folder is None:
         return
@@ -193,14 +177,16 @@ def _sources_digest() -> bytes:
 _SEAL = 8  # bytes of checksum before each stored block
 
 
-def _seal(body: bytes) -> bytes:
-    return hashlib.blake2b(body, digest_size=_SEAL).digest()
+def _seal(key: bytes, body: bytes) -> bytes:
+    # the key too: a damaged key could otherwise name another pc of the same page,
+    # and the block would run there
+    return hashlib.blake2b(key + body, digest_size=_SEAL).digest()
 
 
-def _sealed(body: bytes) -> bytes:
-    """A stored block: its checksum, then the marshalled entry (a damaged record is a
-    cache miss, never code run)."""
-    return _seal(body) + body
+def _sealed(key: bytes, body: bytes) -> bytes:
+    """A stored block: its checksum (of its key and entry), then the marshalled entry
+    (a damaged record is a cache miss, never code run)."""
+    return _seal(key, body) + body
 
 
 def page_digest(data: bytes) -> bytes:
@@ -269,10 +255,10 @@ class TranslationCache:
             if page is None:
                 page = self._pages[digest] = self._read_page(digest)
             data = page.get(key)
-            if data is None:
+            if not isinstance(data, bytes):  # none, or a damaged record's other type
                 return None
             body = data[_SEAL:]
-            if data[:_SEAL] != _seal(body):  # a damaged file: translate instead
+            if data[:_SEAL] != _seal(key, body):  # a damaged file: translate instead
                 return None
             try:
                 entry = marshal.loads(body)
@@ -342,7 +328,7 @@ class TranslationCache:
                     items = iter(blocks.items())
                     while chunk := list(islice(items, SAVE_CHUNK)):
                         db.executemany(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)",
-                                       ((k, _sealed(marshal.dumps(v))) for k, v in chunk))
+                                       ((k, _sealed(k, marshal.dumps(v))) for k, v in chunk))
                         if deadline is not None and time.monotonic() >= deadline:
                             break
                     db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)",

@@ -50,6 +50,7 @@ class CodeBuffer:
         # memfd and address space back; nothing can be running its code by then.
         self._owned = {"rw": self.rw, "rx": self.rx, "size": size, "fd": self.fd}
         self._finalizer = weakref.finalize(self, _release, self._owned)
+        self._fork_copy: int | None = None  # memfd of the next fork child's copy
 
     def _map(self, prot: int) -> int:
         addr = _libc.mmap(None, self.size, prot, mmap.MAP_SHARED, self.fd, 0)
@@ -58,16 +59,41 @@ class CodeBuffer:
             raise OSError(err, f"mapping the code buffer: {os.strerror(err)}")
         return addr
 
-    def unshare(self) -> None:
-        """After fork: give this process its own copy at the same addresses.
+    # -- fork ---------------------------------------------------------------------------
+    # Both mappings are MAP_SHARED, so a forked child must get its own copy.  The copy
+    # is taken in the parent *before* the fork (``copy_for_fork``): a copy the child
+    # took after it would race with the parent, which goes on installing blocks and
+    # patching chained jumps into the shared pages meanwhile; the child then ran old
+    # blocks whose exits jumped to code that did not exist in its copy.  With a warm
+    # translation cache the parent patches within a millisecond of the fork, so that
+    # was Debian's dpkg-deb failing in a quarter of its runs (docs/LINUX_USER.md).
 
-        Both mappings are MAP_SHARED, so without this a forked child and its parent
-        would allocate and patch code in one buffer.
-        """
-        data = ctypes.string_at(self.rx, self.used)
+    def copy_for_fork(self) -> None:
+        """In the parent, just before a fork (no thread may write the buffer until
+        the fork is done): a private copy of the buffer as it is now, for the child."""
         fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
-        os.ftruncate(fd, self.size)
-        os.pwrite(fd, data, 0)
+        try:
+            os.ftruncate(fd, self.size)
+            os.pwrite(fd, ctypes.string_at(self.rx, self.used), 0)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fork_copy = fd
+
+    def drop_fork_copy(self) -> None:
+        """In the parent after the fork: the child has the copy, the parent keeps its
+        own buffer."""
+        fd, self._fork_copy = self._fork_copy, None
+        if fd is not None:
+            os.close(fd)
+
+    def use_fork_copy(self) -> None:
+        """In the child after the fork: run from the copy, at the same addresses (the
+        code and the dispatcher hold absolute addresses of both views)."""
+        fd, self._fork_copy = self._fork_copy, None
+        if fd is None:  # a fork nobody announced (copy_for_fork): copy what is there
+            self.copy_for_fork()
+            fd, self._fork_copy = self._fork_copy, None
         for addr, prot in ((self.rw, mmap.PROT_READ | mmap.PROT_WRITE),
                            (self.rx, mmap.PROT_READ | mmap.PROT_EXEC)):
             got = _libc.mmap(addr, self.size, prot, mmap.MAP_SHARED | _MAP_FIXED, fd, 0)

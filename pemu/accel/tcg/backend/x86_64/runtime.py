@@ -143,7 +143,9 @@ class NativeBackend:
                                self.thunks)
         self.enter = _ENTER(self.buf.exec_address(self.enter_off))
         ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _unshare_after_fork(ref))
+        os.register_at_fork(before=lambda: _before_fork(ref),
+                            after_in_parent=lambda: _after_fork_in_parent(ref),
+                            after_in_child=lambda: _after_fork_in_child(ref))
 
     # -- dispatcher -------------------------------------------------------------------
     def _build_dispatcher(self) -> bytes:
@@ -536,10 +538,30 @@ class NativeBackend:
         return S[self.pc_slot]
 
 
-def _unshare_after_fork(ref: weakref.ref) -> None:
+def _before_fork(ref: weakref.ref) -> None:
+    """The child gets the code buffer as it is at the fork: no thread installs, links
+    or unlinks a block from the copy until the fork is done (the lock is held across
+    it), and the copy is made before (see CodeBuffer.copy_for_fork)."""
     backend = ref()
     if backend is not None:
-        backend.buf.unshare()
+        backend.lock.acquire()
+        try:
+            backend.buf.copy_for_fork()
+        except OSError:
+            pass  # the child copies what it finds (use_fork_copy)
+
+
+def _after_fork_in_parent(ref: weakref.ref) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.buf.drop_fork_copy()
+        backend.lock.release()
+
+
+def _after_fork_in_child(ref: weakref.ref) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.buf.use_fork_copy()
         # the parent's threads are gone: none of them is inside generated code
         backend._in_native = 0
         backend._native_cond = threading.Condition()
