@@ -18,6 +18,7 @@ from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.hyp import HSTATUS_HU, HSTATUS_SPVP, VIRTUAL_INSN, GuestTrap
 from pemu.target.riscv.mmu import PRV_S, PRV_U
+from pemu.target.riscv.mmu_regime import ASID_MASK, VIRT_KEY
 from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_SUM, MSTATUS_TVM
 
 if TYPE_CHECKING:
@@ -34,13 +35,42 @@ def virtual_instruction(ctx: DisasContext) -> None:
     ctx.raise_trap(VIRTUAL_INSN, ctx.insn)
 
 
-def _hfence(env: RiscvHart, gvma: int, insn: int) -> None:
+HFENCE_ADDR, HFENCE_ID = 1, 2  # which of rs1/rs2 an hfence names (not x0)
+
+
+def fence_guest_spaces(env: RiscvHart, vaddr: int, asid: int, which: int) -> None:
+    """Fence VS-stage translations: hfence.vvma, and VS-mode's own sfence.vma.
+
+    V=1 translations live in TLB contexts of their own (keys with VIRT_KEY), so the
+    host's (HS/U) contexts stay.  The fence applies to the current VMID's spaces;
+    VMIDLEN is 0, so that is every guest's.  With an ASID only that guest address
+    space goes, with an address only that page."""
+    if which & HFENCE_ID:
+        asid &= ASID_MASK
+        space_asid = env.regime.space_asid
+
+        def selects(key: int) -> bool:
+            return bool(key & VIRT_KEY) and space_asid(key) == asid
+    else:
+        selects = _is_guest_space
+    env.mmu.flush_spaces(selects, vaddr & MASK64 if which & HFENCE_ADDR else None)
+
+
+def _is_guest_space(key: int) -> bool:
+    return bool(key & VIRT_KEY)
+
+
+def _hfence(env: RiscvHart, vaddr: int, asid: int, which: int, gvma: int, insn: int
+            ) -> None:
     ps = env.ps
     if gvma and ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
         raise RiscvTrap(ILLEGAL_INSN, insn)
-    # V=1 translations live in their own TLB contexts; dropping them all is exact
-    # enough (a finer flush would need the VMID and guest address of each entry)
-    env.mmu.flush_all()
+    if gvma:
+        # G-stage: the TLB holds guest virtual -> host physical, so any guest page may
+        # rest on a given guest physical page: every guest space goes (not the host's)
+        env.mmu.flush_spaces(_is_guest_space)
+    else:
+        fence_guest_spaces(env, vaddr, asid, which)
 
 
 HFENCE_HELPER = Helper("hfence", _hfence, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
@@ -55,7 +85,10 @@ def _emit_hfence(ctx: DisasContext, insn: int) -> None:
         ctx.illegal()
     else:
         gvma = int((insn & 0xFE00_7FFF) == HFENCE_GVMA)
-        ctx.b.call(HFENCE_HELPER, [], [Const(gvma), Const(insn)])
+        rs1, rs2 = (insn >> 15) & 31, (insn >> 20) & 31
+        which = (HFENCE_ADDR if rs1 else 0) | (HFENCE_ID if rs2 else 0)
+        ctx.b.call(HFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(gvma),
+                                       Const(insn)])
         ctx.goto(ctx.next_pc)
 
 
