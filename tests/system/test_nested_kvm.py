@@ -99,6 +99,7 @@ def test_kvm_module_loads_and_finds_the_hypervisor_extension(pemu_boot):
     assert re.search(r"kvm \[\d+\]: hypervisor extension available", pemu_boot), \
         pemu_boot[-3000:]
     assert re.search(r"kvm \[\d+\]: using Sv\d+x4 G-stage page table format", pemu_boot)
+    assert re.search(r"kvm \[\d+\]: VMID 14 bits available", pemu_boot)  # as on QEMU
     assert re.search(r"kvm \[\d+\]: AIA available with 2 guest external interrupts",
                      pemu_boot), pemu_boot[-3000:]
     isa = re.search(r"KVM-TEST isa: isa\s*: (\S+)", pemu_boot)

@@ -24,6 +24,7 @@ from pemu.target.riscv.hyp import (
     HEDELEG_WRITABLE,
     HENVCFG_WRITABLE,
     HGATP_MODE_SHIFT,
+    HGATP_VMID_SHIFT,
     HSTATUS_VGEIN,
     HSTATUS_VGEIN_SHIFT,
     HSTATUS_VTVM,
@@ -31,6 +32,7 @@ from pemu.target.riscv.hyp import (
     MEDELEG_H,
     MIP_VSSIP,
     VIRTUAL_INSN,
+    VMIDLEN,
     VS_INTERRUPTS,
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
@@ -154,8 +156,10 @@ def _write_hgatp(env: object, v: int) -> None:
     mode = v >> HGATP_MODE_SHIFT
     if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return  # WARL: Sv39x4/Sv48x4/Sv57x4 as far as the hart's satp modes go (KVM probes)
-    # VMIDLEN 0 (VMID bits read zero); the root is 16 KiB aligned: PPN[1:0] are zero
-    ps.hyp.hgatp = v & ~((1 << 58) - (1 << 44)) & ~3
+    # VMIDLEN 14 as QEMU's (bits 57:44; the TLB keys hold the whole hgatp, so guests
+    # of different VMIDs never share entries); the root is 16 KiB aligned: PPN[1:0]
+    # are zero
+    ps.hyp.hgatp = v & ~((1 << 60) - (1 << (HGATP_VMID_SHIFT + VMIDLEN))) & ~3
     if ps.space_virt:  # M-mode with MPRV+MPV: its data address space changed
         env.mmu.switch()  # type: ignore[attr-defined]
 

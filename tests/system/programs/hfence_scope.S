@@ -1,7 +1,8 @@
 # hfence.vvma by address and by ASID (-cpu rv64,h=true, -bios none, M-mode only):
 # M reads guest memory as V=1 (mstatus.MPRV with MPV and MPP=S) through a guest table
 # (vsatp Sv39, G-stage Bare), takes the mapping away, fences, and must fault: a fence
-# that names the page or the guest's ASID drops the translation pemu had cached.
+# that names the page or the guest's ASID drops the translation pemu had cached, and
+# so does an hfence.gvma that names the guest's VMID (VMIDLEN 14, as QEMU's).
 # (QEMU 7.2 reports these faults as load access faults: built with QEMU72 for it.)
 # HOST_LOOP=N instead runs N rounds of an HS-mode loop (host Sv39) that touches 16
 # pages and fences the guests with hfence.vvma: the host's TLB must survive.
@@ -72,6 +73,34 @@ _start:
     hfence.vvma zero, t5
     GUEST_LOAD_REG s3
     EXPECT s2, 2, 4
+    # VMIDLEN 14 (as KVM probes it: all VMID bits written, with a G-stage mode)
+    li t0, (8 << 60) | (0x3fff << 44)
+    csrw 0x680, t0
+    csrr t1, 0x680
+    srli t1, t1, 44
+    li t0, 0xffff
+    and t1, t1, t0
+    EXPECT t1, 0x3fff, 5
+    # VMID 1's translation cached; under VMID 2 unmapped; hfence.gvma of VMID 1
+    # drops it, so VMID 1 faults again
+    li t0, 1 << 44
+    csrw 0x680, t0
+    la t0, guest_root
+    li t1, LEAF
+    sd t1, 24(t0)
+    hfence.gvma
+    GUEST_LOAD_REG s3
+    EXPECT t2, 0x1234, 6
+    li t0, 2 << 44
+    csrw 0x680, t0
+    la t0, guest_root
+    sd zero, 24(t0)
+    li t5, 1
+    hfence.gvma zero, t5
+    li t0, 1 << 44
+    csrw 0x680, t0
+    GUEST_LOAD_REG s3
+    EXPECT s2, 3, 7
     PASS
 
 .ifdef HOST_LOOP
