@@ -17,6 +17,7 @@ APT_PACKAGES=(
     binutils-aarch64-linux-gnu  # tests/aarch64: A64 test programs, against qemu-aarch64
     qemu-system-arm  # tests/aarch64/system: bare-metal programs, against qemu-system-aarch64
     mmdebstrap arch-test qemu-user-static  # tests/linux_user/test_debian_chroot.py: the root
+    linux-libc-dev-riscv64-cross  # tests/system/test_nested_kvm.py: <linux/kvm.h> (riscv64)
 )
 
 missing=()

@@ -287,6 +287,27 @@ class SoftMMU:
                 else:
                     del self.contexts[key]
 
+    def flush_spaces(self, selects: Callable[[int], bool], vaddr: int | None = None) -> None:
+        """The address spaces whose key ``selects`` accepts: all their entries, or only
+        ``vaddr``'s (RISC-V's hfence: the guests' spaces go, the host's stay).  Code
+        known through a global page goes as with flush_all/flush_page, since those
+        spaces' global mappings are fenced too."""
+        if counters.ENABLED:
+            counters.count("tlb:flush spaces" if vaddr is None else "tlb:flush spaces page")
+        for key, ctx in list(self.contexts.items()):
+            if not selects(key):
+                continue
+            if vaddr is not None:
+                ctx.flush_page(vaddr)
+            elif ctx is self.ctx:
+                ctx.clear()
+            else:
+                del self.contexts[key]
+        if vaddr is None:
+            self.forget_global()
+        elif self.global_exec:
+            self._flush_global_page(vaddr)
+
     def flush_page(self, vaddr: int, asid: int | None = None) -> None:
         """sfence.vma with an address: every cached piece of its mapping goes.
 

@@ -1,7 +1,10 @@
 """The RISC-V Incoming MSI Controller (AIA spec 1.0, chapter 3).
 
 Each hart has an interrupt file per privilege level (machine and supervisor on QEMU's
-virt; no guest files).  A file is a bitmap of pending identities (eip), one of enabled
+virt) and, with ``-M virt,aia-guests=N``, N guest files for VS guests (hstatus.VGEIN
+picks one; their lines are hgeip's bits, see target/riscv/aia_hyp_csrs.py).
+
+A file is a bitmap of pending identities (eip), one of enabled
 identities (eie), ``eithreshold`` and ``eidelivery``; its top identity is the lowest
 pending-and-enabled one below the threshold, and the file drives the hart's MEIP or
 SEIP while delivery is on and a top identity exists.
@@ -25,6 +28,7 @@ from pemu.hw.core import Device, IRQLine, VMState, VMStateField, VMStateInvalid
 from pemu.hw.intc.bitmap_words import from_words, to_words, words_for
 
 NUM_IDS = 255  # QEMU virt: "riscv,num-ids" (identities 1..255)
+MAX_AIA_GUESTS = 7  # QEMU 7.2 virt's limit for aia-guests (3 guest index bits)
 PAGE_SIZE = 0x1000
 SETEIPNUM_LE, SETEIPNUM_BE = 0x0, 0x4
 
@@ -157,10 +161,14 @@ class ImsicPages(Device):
     ))
 
     def __init__(self, files: list[ImsicFile], id: str | None = None,
-                 machine_level: bool = True) -> None:
+                 machine_level: bool = True, files_per_hart: int = 1) -> None:
         super().__init__(id)
         self.files = files
-        self.region_size = PAGE_SIZE * len(files)
+        # S level with H: each hart's S file is followed by its guest files, the hart's
+        # pages padded to a power of two (the guest index bits of the MSI address)
+        self.files_per_hart = files_per_hart
+        self.hart_stride = PAGE_SIZE * hart_pages(files_per_hart)
+        self.region_size = self.hart_stride * (len(files) // files_per_hart)
         self.select_attr = "miselect" if machine_level else "siselect"
         self.hart_selects: list = []  # AiaHartState per hart, once the board made them
 
@@ -229,10 +237,22 @@ class ImsicPages(Device):
         return 0  # seteipnum_le/be read as zero; the rest of the page is reserved
 
     def mmio_write(self, offset: int, size: int, value: int) -> None:
-        hart, reg = divmod(offset, PAGE_SIZE)
-        if size != 4 or hart >= len(self.files):
+        hart, in_hart = divmod(offset, self.hart_stride)
+        page, reg = divmod(in_hart, PAGE_SIZE)
+        index = hart * self.files_per_hart + page
+        if size != 4 or page >= self.files_per_hart or index >= len(self.files):
             return
         if reg == SETEIPNUM_LE:
-            self.files[hart].set_pending(value & 0xFFFF_FFFF)
+            self.files[index].set_pending(value & 0xFFFF_FFFF)
         elif reg == SETEIPNUM_BE:
-            self.files[hart].set_pending(int.from_bytes(value.to_bytes(4, "little"), "big"))
+            self.files[index].set_pending(int.from_bytes(value.to_bytes(4, "little"), "big"))
+
+
+def guest_index_bits(guests: int) -> int:
+    """Bits of an MSI address that pick a hart's S file (0) or guest file (1..)."""
+    return guests.bit_length()
+
+
+def hart_pages(files_per_hart: int) -> int:
+    """Pages of one hart at a level: its files, padded to a power of two."""
+    return 1 << guest_index_bits(files_per_hart - 1)

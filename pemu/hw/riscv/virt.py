@@ -31,7 +31,7 @@ from pemu.hw.char.serial16550 import Serial16550
 from pemu.hw.core import IRQLine
 from pemu.hw.image_file import ImageFileError, read_image
 from pemu.hw.intc.aplic import AplicDomain, msi_addr_config
-from pemu.hw.intc.imsic import ImsicFile, ImsicPages
+from pemu.hw.intc.imsic import MAX_AIA_GUESTS, ImsicFile, ImsicPages, hart_pages
 from pemu.hw.intc.plic import PLIC, plic_region_size
 from pemu.hw.misc.sifive_test import SiFiveTest
 from pemu.hw.riscv import boot
@@ -52,6 +52,7 @@ from pemu.qom.registry import (
     register,
 )
 from pemu.target.riscv.aia_csrs import AiaHartState
+from pemu.target.riscv.hyp import guest_file_sink
 from pemu.target.riscv.insn_cbo import CBO_BLOCK_SIZE
 from pemu.target.riscv.priv import MIP_MEIP, MIP_SEIP
 
@@ -72,7 +73,14 @@ VIRT_MACHINE = register(TypeInfo(
                  "IMSICs)", choices=("none", "aplic", "aplic-imsic")),
         Property("acpi", "OnOffAuto", "auto", "ACPI tables (pemu builds none)",
                  choices=("off", "auto")),
+        Property("aia-guests", "uint32", "0", "IMSIC guest interrupt files per hart for "
+                 "VS guests (aia=aplic-imsic, -cpu with h=true)",
+                 choices=tuple(str(n) for n in range(MAX_AIA_GUESTS + 1))),
     )))
+
+
+def aia_guests(cfg: SystemConfig) -> int:
+    return int(cfg.machine.get("aia-guests", "0"))
 
 
 def check_machine_options(info: TypeInfo, opts: dict[str, str]) -> None:
@@ -105,7 +113,8 @@ class VirtBoard(VirtBuses, RiscvBoard):
         if aia == "aplic":
             return pcie_high_above(mm.without("imsic_m", "imsic_s").sized(dram=cfg.ram_size))
         pages = IMSIC_PAGE * cfg.smp
-        return pcie_high_above(mm.sized(dram=cfg.ram_size, imsic_m=pages, imsic_s=pages))
+        s_pages = pages * hart_pages(1 + aia_guests(cfg))
+        return pcie_high_above(mm.sized(dram=cfg.ram_size, imsic_m=pages, imsic_s=s_pages))
 
     def __init__(self, cfg: SystemConfig, chardevs=None, log=None) -> None:
         check_machine_options(VIRT_MACHINE, cfg.machine)
@@ -144,24 +153,34 @@ class VirtBoard(VirtBuses, RiscvBoard):
         msi = self.has_msi
         msi_config = (0, 0, 0, 0)
         if msi:
+            guests = aia_guests(self.cfg)
             files = {}
             for level, bit in (("m", MIP_MEIP), ("s", MIP_SEIP)):
-                files[level] = [ImsicFile(name=f"imsic-{level}{h}") for h in range(smp)]
+                per_hart = 1 + guests if level == "s" else 1
+                files[level] = [ImsicFile(name=f"imsic-{level}{h}" + (f"g{g}" if g else ""))
+                                for h in range(smp) for g in range(per_hart)]
                 pages = ImsicPages(files[level], id=f"imsic-{level}",
-                                   machine_level=level == "m")
+                                   machine_level=level == "m", files_per_hart=per_hart)
                 entry = mm[f"imsic_{level}"]
                 self.space.add_mmio(f"imsic_{level}", entry.base, entry.size, pages)
                 self.imsics.append(pages)
-                for hart, f in zip(self.harts, files[level], strict=True):
+                for hart, f in zip(self.harts, files[level][::per_hart], strict=True):
                     f.output.connect(hart.ps.line_sink(bit))
-            for hart, m_file, s_file in zip(self.harts, files["m"], files["s"], strict=True):
-                hart.aia = AiaHartState(m_file, s_file)
+            for h, hart in enumerate(self.harts):
+                first = h * (1 + guests)
+                hart.aia = AiaHartState(files["m"][h], files["s"][first],
+                                        guest_files=files["s"][first + 1:first + 1 + guests])
+                if guests and hart.ps.has_h:  # without H the pages exist, nothing reads them
+                    hart.ps.hyp.geilen = guests
+                    for g, f in enumerate(hart.aia.guest_files, start=1):
+                        f.output.connect(guest_file_sink(hart.ps, g))
             for pages in self.imsics:  # the [ms]iselect registers migrate with the files
                 pages.hart_selects = [hart.aia for hart in self.harts]
             # Reset values that already point at the IMSIC pages: firmware that programs
             # the registers (OpenSBI) overwrites them with the same, and firmware that
             # does not still gets working MSIs.
-            s_low, s_high = msi_addr_config(mm["imsic_s"].base, 12, smp)
+            s_stride = (IMSIC_PAGE * hart_pages(1 + guests)).bit_length() - 1
+            s_low, s_high = msi_addr_config(mm["imsic_s"].base, s_stride, smp)
             msi_config = (*msi_addr_config(mm["imsic_m"].base, 12, smp),
                           s_low, s_high & 0x0070_0FFF)
         self.aplic_m = AplicDomain(smp, machine_level=True, msi_mode=msi,
@@ -280,6 +299,7 @@ class VirtBoard(VirtBuses, RiscvBoard):
         return VirtLayout(num_harts=self.cfg.smp, memmap=self.memmap,
                           plic_sources=plic_sources, bootargs=self.cfg.append,
                           initrd=initrd, isa=self.isa.isa_string, aia=self.aia,
+                          aia_guests=aia_guests(self.cfg),
                           isa_extensions=self.isa.isa_extensions, mmu_type=self.isa.mmu_type,
                           cbom_block_size=CBO_BLOCK_SIZE if self.isa.has("zicbom") else 0,
                           cboz_block_size=CBO_BLOCK_SIZE if self.isa.has("zicboz") else 0)

@@ -24,6 +24,7 @@ from pemu.fdt.writer import FDT, Node
 from pemu.hw.intc.aplic import NUM_SOURCES as APLIC_SOURCES
 from pemu.hw.intc.aplic import aplic_source_spec
 from pemu.hw.intc.imsic import NUM_IDS as IMSIC_IDS
+from pemu.hw.intc.imsic import guest_index_bits
 from pemu.hw.pci.fdt_node import add_pcie_host_node
 from pemu.hw.riscv.memmap import MemMapEntry, MemoryMap
 from pemu.target.riscv.isa import DEFAULT_ISA
@@ -49,6 +50,7 @@ class VirtLayout:
     mmu_type: str = "riscv,sv57"
     isa: str = CPU_ISA  # riscv,isa: the extensions -cpu enabled (target/riscv/isa.py)
     aia: str = "none"  # none (PLIC), aplic, aplic-imsic
+    aia_guests: int = 0  # IMSIC guest files per hart (S level: riscv,guest-index-bits)
     # riscv,isa-extensions: the same extensions one string each (Linux 6.5+ reads it)
     isa_extensions: tuple[str, ...] = DEFAULT_ISA.isa_extensions
     cbom_block_size: int = 0  # riscv,cbom-block-size (Zicbom); 0: no property
@@ -116,7 +118,8 @@ def _add_plic(soc: Node, layout: VirtLayout, intcs: list[int]) -> InterruptParen
     return InterruptParents(wired=plic.phandle(), cells_per_irq=1)
 
 
-def _add_imsic(soc: Node, entry: MemMapEntry, intcs: list[int], irq: int) -> int:
+def _add_imsic(soc: Node, entry: MemMapEntry, intcs: list[int], irq: int,
+               guest_bits: int = 0) -> int:
     imsic = _device(soc, "imsics", entry)
     imsic.set_string("compatible", "riscv,imsics")
     imsic.set_u32("#interrupt-cells", 0)
@@ -125,6 +128,8 @@ def _add_imsic(soc: Node, entry: MemMapEntry, intcs: list[int], irq: int) -> int
     imsic.set_u32("interrupts-extended", *_harts_ext(intcs, irq))
     imsic.set_u32("riscv,num-ids", IMSIC_IDS)
     imsic.set_u32("riscv,ipi-id", IMSIC_IPI_ID)
+    if guest_bits:  # a hart's S file and its guest files share its pages
+        imsic.set_u32("riscv,guest-index-bits", guest_bits)
     return imsic.phandle()
 
 
@@ -145,7 +150,8 @@ def _add_aia(soc: Node, layout: VirtLayout, intcs: list[int]) -> InterruptParent
     imsic_m = imsic_s = None
     if msi:
         imsic_m = _add_imsic(soc, mm["imsic_m"], intcs, IRQ_M_EXT)
-        imsic_s = _add_imsic(soc, mm["imsic_s"], intcs, IRQ_S_EXT)
+        imsic_s = _add_imsic(soc, mm["imsic_s"], intcs, IRQ_S_EXT,
+                             guest_index_bits(layout.aia_guests))
     aplic_m = _add_aplic(soc, mm["aplic_m"])
     aplic_s = _add_aplic(soc, mm["aplic_s"])
     for node, irq, imsic in ((aplic_m, IRQ_M_EXT, imsic_m), (aplic_s, IRQ_S_EXT, imsic_s)):

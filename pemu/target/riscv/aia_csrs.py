@@ -20,7 +20,7 @@ lines drive MEIP/SEIP through the hart's ordinary interrupt lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from pemu.target.riscv.csr import CSR_TABLE, CsrDef, register_csr
@@ -53,6 +53,8 @@ class AiaHartState:
     s_file: ImsicFile | None
     miselect: int = 0
     siselect: int = 0
+    # the guest interrupt files 1..GEILEN (H only; aia_hyp_csrs.py)
+    guest_files: list[ImsicFile] = field(default_factory=list)
 
     def reset(self) -> None:
         self.miselect = self.siselect = 0

@@ -24,11 +24,15 @@ from pemu.target.riscv.hyp import (
     HEDELEG_WRITABLE,
     HENVCFG_WRITABLE,
     HGATP_MODE_SHIFT,
+    HGATP_VMID_SHIFT,
+    HSTATUS_VGEIN,
+    HSTATUS_VGEIN_SHIFT,
     HSTATUS_VTVM,
     HSTATUS_WRITABLE,
     MEDELEG_H,
     MIP_VSSIP,
     VIRTUAL_INSN,
+    VMIDLEN,
     VS_INTERRUPTS,
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
@@ -50,7 +54,9 @@ MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 VSSTATUS_WRITABLE = SSTATUS_MASK & MSTATUS_WRITABLE
 # S CSRs that V=1 code reaches as their VS copies
 VS_ALIASES = {0x100: 0x200, 0x104: 0x204, 0x105: 0x205, 0x140: 0x240, 0x141: 0x241,
-              0x142: 0x242, 0x143: 0x243, 0x144: 0x244, 0x180: 0x280, 0x14D: 0x24D}
+              0x142: 0x242, 0x143: 0x243, 0x144: 0x244, 0x180: 0x280, 0x14D: 0x24D,
+              # AIA (aia_hyp_csrs.py): siselect, sireg, stopei, stopi
+              0x150: 0x250, 0x151: 0x251, 0x15C: 0x25C, 0xDB0: 0xEB0}
 # S CSRs the hypervisor swaps itself (no VS copy): V=1 code reaches them directly
 VS_SHARED = frozenset({0x106, 0x10A, 0x10C, 0x10D, 0x10E, 0x10F})
 
@@ -96,7 +102,14 @@ def _read_mideleg(env: object) -> int:
 
 def _write_hstatus(env: object, v: int) -> None:
     ps = _hps(env)
-    ps.hyp.hstatus = ps.hyp.hstatus & ~HSTATUS_WRITABLE | v & HSTATUS_WRITABLE
+    hyp = ps.hyp
+    mask = HSTATUS_WRITABLE
+    if (v & HSTATUS_VGEIN) >> HSTATUS_VGEIN_SHIFT <= hyp.geilen:
+        mask |= HSTATUS_VGEIN  # WLRL: a guest file number, or 0; others keep the old
+    old_vgein = hyp.vgein
+    hyp.hstatus = hyp.hstatus & ~mask | v & mask
+    if hyp.vgein != old_vgein:
+        ps.recheck_interrupts()  # VSEIP follows another guest file now
 
 
 def _write_hideleg(env: object, v: int) -> None:
@@ -143,8 +156,10 @@ def _write_hgatp(env: object, v: int) -> None:
     mode = v >> HGATP_MODE_SHIFT
     if mode != SATP_MODE_BARE and mode not in ps.satp_modes:
         return  # WARL: Sv39x4/Sv48x4/Sv57x4 as far as the hart's satp modes go (KVM probes)
-    # VMIDLEN 0 (VMID bits read zero); the root is 16 KiB aligned: PPN[1:0] are zero
-    ps.hyp.hgatp = v & ~((1 << 58) - (1 << 44)) & ~3
+    # VMIDLEN 14 as QEMU's (bits 57:44; the TLB keys hold the whole hgatp, so guests
+    # of different VMIDs never share entries); the root is 16 KiB aligned: PPN[1:0]
+    # are zero
+    ps.hyp.hgatp = v & ~((1 << 60) - (1 << (HGATP_VMID_SHIFT + VMIDLEN))) & ~3
     if ps.space_virt:  # M-mode with MPRV+MPV: its data address space changed
         env.mmu.switch()  # type: ignore[attr-defined]
 
@@ -181,14 +196,20 @@ def _write_vstimecmp(env: object, v: int) -> None:
     ps.set_vstimecmp(v)  # (which kicks the loops and re-checks interrupts)
 
 
-def _no_guest_interrupt_files(env: object) -> int:
-    """hgeie/hgeip: GEILEN is 0, no guest external interrupt exists."""
-    _hps(env)
-    return 0
+def _guest_files_mask(hyp) -> int:
+    """hgeie/hgeip bits 1..GEILEN (bit 0 is read-only zero)."""
+    return (1 << (hyp.geilen + 1)) - 2
 
 
-def _ignore_if_h(env: object, v: int) -> None:
-    _hps(env)
+def _write_hgeie(env: object, v: int) -> None:
+    ps = _hps(env)
+    ps.hyp.hgeie = v & _guest_files_mask(ps.hyp)
+    ps.recheck_interrupts()
+
+
+def _read_hgeip(env: object) -> int:
+    hyp = _hps(env).hyp
+    return hyp.hgeip & _guest_files_mask(hyp)
 
 
 # -- VS level (as HS sees them; V=1 code reaches them through the S numbers) ---------------
@@ -336,14 +357,14 @@ def register_hyp_csrs() -> None:
     _define(0x605, "htimedelta", lambda env: _hps(env).hyp.htimedelta, _write_htimedelta,
             True)
     _hyp_field("hcounteren", 0x606, HCOUNTEREN_MASK)
-    _define(0x607, "hgeie", _no_guest_interrupt_files, _ignore_if_h)
+    _define(0x607, "hgeie", lambda env: _hps(env).hyp.hgeie, _write_hgeie, True)
     _define(0x60A, "henvcfg", lambda env: _hps(env).hyp.henvcfg, _write_henvcfg)
     _hyp_field("htval", 0x643)
     _define(0x644, "hip", _read_hip, _write_hip, True)
     _define(0x645, "hvip", lambda env: _hps(env).hyp.hvip, _write_hvip, True)
     _hyp_field("htinst", 0x64A)
     _define(0x680, "hgatp", lambda env: _hgatp_ps(env).hyp.hgatp, _write_hgatp)
-    _define(0xE12, "hgeip", _no_guest_interrupt_files)
+    _define(0xE12, "hgeip", _read_hgeip)
     _define(0x200, "vsstatus", _read_vsstatus, _write_vsstatus, True)
     _define(0x204, "vsie", _read_vsie, _write_vsie, True)
     _define(0x205, "vstvec", lambda env: _hps(env).hyp.vstvec, _write_vstvec)

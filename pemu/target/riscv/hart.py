@@ -15,6 +15,7 @@ from pemu.accel.tcg.system_cpu import SystemCPU, SystemTranslator
 from pemu.memory.address_space import AddressSpace
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.aia_csrs import register_aia_csrs
+from pemu.target.riscv.aia_hyp_csrs import register_aia_hyp_csrs
 from pemu.target.riscv.cpu_state import RiscvCPUState
 from pemu.target.riscv.csr_hyp import register_hyp_csrs
 from pemu.target.riscv.csr_pmu import register_pmu_csrs
@@ -53,6 +54,7 @@ class RiscvHart(SystemCPU):
         register_aia_csrs()  # illegal unless the board sets ``hart.aia``
         register_privileged_instructions()
         register_hyp_csrs()  # illegal unless the hart has H
+        register_aia_hyp_csrs()  # illegal unless the hart has H and an AIA
         register_hyp_instructions()
         register_trigger_csrs()  # illegal unless the hart has ``triggers`` (debug=true)
         self.hartid = hartid

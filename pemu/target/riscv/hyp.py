@@ -25,7 +25,8 @@ HSTATUS_VTVM = 1 << 20
 HSTATUS_VTW = 1 << 21
 HSTATUS_VTSR = 1 << 22
 HSTATUS_VSXL = 2 << 32  # VS-mode XLEN: 64, read-only
-# GEILEN is 0 (no guest external interrupt files), so VGEIN is read-only zero
+HSTATUS_VGEIN_SHIFT = 12
+# VGEIN is writable only up to GEILEN (the board's IMSIC guest files, -M virt,aia-guests=N)
 HSTATUS_WRITABLE = (HSTATUS_GVA | HSTATUS_SPV | HSTATUS_SPVP | HSTATUS_HU | HSTATUS_VTVM
                     | HSTATUS_VTW | HSTATUS_VTSR)
 
@@ -63,6 +64,8 @@ GUEST_PAGE_FAULT = {12: INSN_GUEST_PAGE_FAULT, 13: LOAD_GUEST_PAGE_FAULT,
 
 HGATP_MODE_SHIFT = 60
 HGATP_VMID_SHIFT = 44
+VMIDLEN = 14  # as QEMU's: KVM gives each VM its own and fences less
+VMID_MASK = (1 << VMIDLEN) - 1
 HGATP_PPN_MASK = (1 << 44) - 1
 HENVCFG_WRITABLE = 0xF1 | (1 << 61) | (1 << 62) | (1 << 63)  # FIOM, CB*, ADUE, PBMTE, STCE
 HCOUNTEREN_MASK = 0xFFFF_FFFF
@@ -84,6 +87,10 @@ class HypState:
     """The H CSRs of one hart and the VS-level registers."""
 
     def __init__(self) -> None:
+        self.geilen = 0  # how many guest interrupt files the hart has (set by the board)
+        # hgeip: the guest files' output lines (bit g: file g), kept by the files
+        # themselves from any thread (guest_file_sink); reset leaves the lines alone
+        self.hgeip = 0
         self.reset()
 
     def reset(self) -> None:
@@ -110,13 +117,29 @@ class HypState:
         self.vstimecmp = MASK64
         # Smstateen's hypervisor level: what VS may use of sstateenN/senvcfg
         self.hstateen0 = self.hstateen1 = self.hstateen2 = self.hstateen3 = 0
+        # AIA (Ssaia with H): guest external interrupts and the VS interrupt controls
+        self.hgeie = 0
+        self.hvictl = 0
+        self.hviprio1 = self.hviprio2 = 0
+        self.vsiselect = 0
+
+    @property
+    def vgein(self) -> int:
+        return self.hstatus >> HSTATUS_VGEIN_SHIFT & 0x3F
+
+    def guest_external_pending(self) -> tuple[bool, bool]:
+        """(SGEIP, the VSEIP that hstatus.VGEIN selects) as mip shows them."""
+        hgeip = self.hgeip
+        vgein = self.vgein
+        return bool(hgeip & self.hgeie), bool(vgein and hgeip >> vgein & 1)
 
 
 # HypState's registers in the order a migration stream carries them (hart_vmstate.py)
 MIGRATED_FIELDS = ("hstatus", "hedeleg", "hideleg", "hvip", "hcounteren", "htval", "htinst",
                    "hgatp", "henvcfg", "htimedelta", "mtval2", "mtinst", "vsstatus",
                    "vstvec", "vsscratch", "vsepc", "vscause", "vstval", "vsatp", "vstimecmp",
-                   "hstateen0", "hstateen1", "hstateen2", "hstateen3")
+                   "hstateen0", "hstateen1", "hstateen2", "hstateen3", "hgeie", "hvictl",
+                   "hviprio1", "hviprio2", "vsiselect")
 
 
 def gva_for(cause: int, virt: bool, trap: RiscvTrap | None) -> bool:
@@ -131,4 +154,20 @@ def trap_gpa(trap: RiscvTrap | None) -> int:
     return getattr(trap, "gpa", 0) if trap is not None else 0
 
 
-__all__ = ["GuestTrap", "HypState", "VIRTUAL_INSN", "gva_for", "trap_gpa"]
+def guest_file_sink(ps, guest: int):  # ps: PrivState of a hart with H
+    """The line of guest interrupt file ``guest`` (1..GEILEN): hgeip's bit, which
+    feeds SGEIP and, through hstatus.VGEIN, VSEIP."""
+    bit = 1 << guest
+
+    def set_level(level: bool) -> None:
+        with ps.lock:
+            hyp = ps.hyp
+            hyp.hgeip = hyp.hgeip | bit if level else hyp.hgeip & ~bit
+        if level:
+            ps.kick()
+
+    return set_level
+
+
+__all__ = ["GuestTrap", "HypState", "VIRTUAL_INSN", "guest_file_sink", "gva_for",
+           "trap_gpa"]

@@ -16,8 +16,16 @@ from pemu.accel.tcg.softmmu import ACCESS_READ, ACCESS_WRITE, PAGE_MASK, PAGE_SI
 from pemu.target.riscv import insn_system
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
-from pemu.target.riscv.hyp import HSTATUS_HU, HSTATUS_SPVP, VIRTUAL_INSN, GuestTrap
+from pemu.target.riscv.hyp import (
+    HGATP_VMID_SHIFT,
+    HSTATUS_HU,
+    HSTATUS_SPVP,
+    VIRTUAL_INSN,
+    VMID_MASK,
+    GuestTrap,
+)
 from pemu.target.riscv.mmu import PRV_S, PRV_U
+from pemu.target.riscv.mmu_regime import ASID_MASK, VIRT_KEY
 from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_SUM, MSTATUS_TVM
 
 if TYPE_CHECKING:
@@ -34,13 +42,56 @@ def virtual_instruction(ctx: DisasContext) -> None:
     ctx.raise_trap(VIRTUAL_INSN, ctx.insn)
 
 
-def _hfence(env: RiscvHart, gvma: int, insn: int) -> None:
+HFENCE_ADDR, HFENCE_ID = 1, 2  # which of rs1/rs2 an hfence names (not x0)
+
+
+def fence_guest_spaces(env: RiscvHart, vaddr: int, asid: int, which: int) -> None:
+    """Fence VS-stage translations: hfence.vvma, and VS-mode's own sfence.vma.
+
+    V=1 translations live in TLB contexts of their own (keys with VIRT_KEY, which
+    hold hgatp and so the VMID), so the host's (HS/U) contexts stay.  The fence
+    applies to the current VMID's spaces; with an ASID only that guest address space
+    goes, with an address only that page."""
+    vmid = _space_vmid(VIRT_KEY | env.ps.hyp.hgatp << 64)
+    if which & HFENCE_ID:
+        asid &= ASID_MASK
+        space_asid = env.regime.space_asid
+
+        def selects(key: int) -> bool:
+            return _space_vmid(key) == vmid and space_asid(key) == asid
+    else:
+        def selects(key: int) -> bool:
+            return _space_vmid(key) == vmid
+    env.mmu.flush_spaces(selects, vaddr & MASK64 if which & HFENCE_ADDR else None)
+
+
+def _space_vmid(key: int) -> int:
+    """The VMID of a V=1 address-space key (mmu_regime.space_key); -1 for V=0's."""
+    if not key & VIRT_KEY:
+        return -1
+    return (key >> (64 + HGATP_VMID_SHIFT)) & VMID_MASK
+
+
+def _is_guest_space(key: int) -> bool:
+    return bool(key & VIRT_KEY)
+
+
+def _hfence(env: RiscvHart, vaddr: int, asid: int, which: int, gvma: int, insn: int
+            ) -> None:
     ps = env.ps
     if gvma and ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
         raise RiscvTrap(ILLEGAL_INSN, insn)
-    # V=1 translations live in their own TLB contexts; dropping them all is exact
-    # enough (a finer flush would need the VMID and guest address of each entry)
-    env.mmu.flush_all()
+    if gvma:
+        # G-stage: the TLB holds guest virtual -> host physical, so any guest page may
+        # rest on a given guest physical page: every space of the VMID named (of all
+        # guests without one) goes, not the host's
+        if which & HFENCE_ID:
+            vmid = asid & VMID_MASK
+            env.mmu.flush_spaces(lambda key: _space_vmid(key) == vmid)
+        else:
+            env.mmu.flush_spaces(_is_guest_space)
+    else:
+        fence_guest_spaces(env, vaddr, asid, which)
 
 
 HFENCE_HELPER = Helper("hfence", _hfence, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
@@ -55,7 +106,10 @@ def _emit_hfence(ctx: DisasContext, insn: int) -> None:
         ctx.illegal()
     else:
         gvma = int((insn & 0xFE00_7FFF) == HFENCE_GVMA)
-        ctx.b.call(HFENCE_HELPER, [], [Const(gvma), Const(insn)])
+        rs1, rs2 = (insn >> 15) & 31, (insn >> 20) & 31
+        which = (HFENCE_ADDR if rs1 else 0) | (HFENCE_ID if rs2 else 0)
+        ctx.b.call(HFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(gvma),
+                                       Const(insn)])
         ctx.goto(ctx.next_pc)
 
 

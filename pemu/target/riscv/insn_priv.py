@@ -22,6 +22,7 @@ from pemu.target.riscv import insn_system
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.hyp import HSTATUS_VTSR, HSTATUS_VTVM, HSTATUS_VTW, VIRTUAL_INSN
+from pemu.target.riscv.insn_hyp import fence_guest_spaces
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
 from pemu.target.riscv.mmu_regime import ASID_MASK
 from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_TSR, MSTATUS_TVM, MSTATUS_TW
@@ -84,6 +85,9 @@ def _sfence_vma(env: RiscvHart, vaddr: int, asid: int, which: int, insn: int) ->
     elif ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
         raise RiscvTrap(ILLEGAL_INSN, insn)
     mmu = env.mmu
+    if ps.virt:  # only the guest's own translations: the host's TLB stays
+        fence_guest_spaces(env, vaddr, asid, which)
+        return
     if which & SFENCE_ASID:
         asid &= ASID_MASK
         if which & SFENCE_ADDR:

@@ -34,6 +34,8 @@ from pemu.target.riscv.hyp import (
     HSTATUS_SPV,
     HSTATUS_SPVP,
     MIDELEG_FORCED,
+    MIP_SGEIP,
+    MIP_VSEIP,
     MIP_VSTIP,
     MSTATUS_GVA,
     MSTATUS_MPV,
@@ -311,6 +313,9 @@ class PrivState:
         if self.has_h:
             hyp = self.hyp
             value |= hyp.hvip & VS_INTERRUPTS  # hvip injects the VS interrupts
+            if hyp.hgeip:  # AIA guest interrupt files
+                sgeip, vseip = hyp.guest_external_pending()
+                value |= (MIP_SGEIP if sgeip else 0) | (MIP_VSEIP if vseip else 0)
             if (hyp.henvcfg & MENVCFG_STCE and self.sstc_enabled
                     and (self.now() + hyp.htimedelta) & MASK64 >= hyp.vstimecmp):
                 value |= MIP_VSTIP
