@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 from pemu.accel.tcg.system_cpu import SystemTranslator
+from pemu.hw.arm.cpu_vmstate import Aarch64CpuState, CounterState
 from pemu.hw.char import serial16550 as s
 from pemu.hw.core import Device, IRQLine
 from pemu.hw.intc import aclint as a
@@ -696,4 +697,6 @@ COVERED_BY = {VirtioConsole: r.VirtioMMIO, vp.VirtioPCITransport: vp.VirtioPCI,
 TESTED_ELSEWHERE = {X86VCPUState: "tests/kvm/test_vcpu_state.py",
                     KVMChipsState: "tests/kvm/test_vcpu_state.py",
                     Gicv2: "tests/hw/test_arm_gicv2.py", Gicv3: "tests/hw/test_arm_gicv3.py",
-                    Pl011: "tests/hw/test_arm_pl011.py", Pl031: "tests/hw/test_arm_pl031.py"}
+                    Pl011: "tests/hw/test_arm_pl011.py", Pl031: "tests/hw/test_arm_pl031.py",
+                    Aarch64CpuState: "tests/aarch64/system/test_a64_virt_migration.py",
+                    CounterState: "tests/aarch64/system/test_a64_virt_migration.py"}
