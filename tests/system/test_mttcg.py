@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 
 import pytest
 
+from tests.gdbstub.conftest import VirtMachine, baremetal  # noqa: F401 - fixture
 from tests.system.conftest import run_pemu
 from tests.system.lean_guest import LeanGuest, need_lean_guest
 
@@ -94,3 +96,34 @@ def test_lean_guest_runs_processes_in_parallel(tcg_backend, smp):
         assert len(sums) == 2 and sums[0] == sums[1], out
     finally:
         guest.close()
+
+
+COUNTER = 0x80100000  # where tests/gdbstub/baremetal_counter.S counts
+
+
+def test_stop_parks_every_hart_thread(baremetal):  # noqa: F811
+    """The monitor's stop must hold every vCPU thread, not only the one that reached
+    the pause gate first: both harts run the counting loop, and the count must not
+    move while the machine is stopped, then move again after cont."""
+    m = VirtMachine(baremetal, "-S", "-smp", "2", *MULTI)
+    m.start()
+    try:
+        def count() -> int:
+            return int.from_bytes(m.vm.read_memory(COUNTER, 8), "little")
+
+        for _ in range(3):
+            m.vm.cont()
+            time.sleep(0.3)
+            m.vm.stop()
+            stopped = count()
+            time.sleep(0.3)
+            assert count() == stopped, "a hart ran while the machine was stopped"
+        assert stopped > 0
+        m.vm.cont()
+        deadline = time.monotonic() + 20
+        while count() == stopped:
+            assert time.monotonic() < deadline, "the harts did not run again after cont"
+            time.sleep(0.05)
+    finally:
+        m.close()
+    assert not m.thread.is_alive()
