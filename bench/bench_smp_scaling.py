@@ -82,7 +82,7 @@ def measure(base: list[str], accel: list[str], loops: int, timeout: float
     """(seconds of 1 loop with -smp 1, seconds of 2 loops with -smp 2)."""
     times = []
     for smp in (1, 2):
-        guest = Guest([*base[:1], *accel, "-smp", str(smp), *base[1:]], timeout)
+        guest = Guest([*base, *accel, "-smp", str(smp)], timeout)
         try:
             times.append(guest.timed(loops_command(smp, loops), timeout))
         finally:
@@ -106,11 +106,13 @@ def main() -> int:
         t1, t2 = measure([qemu, "-bios", "default", *common],
                          ["-accel", "tcg,thread=multi"], args.loops, args.timeout)
         rows.append(("QEMU thread=multi", t1, t2))
+        print(f"QEMU: {t1:.2f} s, {t2:.2f} s", flush=True)
     for mode in args.modes.split(","):
         t1, t2 = measure([sys.executable, "-m", "pemu.cli.system_riscv64", *common],
                          ["-accel", f"tcg,backend=native,thread={mode}"], args.loops,
                          args.timeout)
         rows.append((f"pemu native thread={mode}", t1, t2))
+        print(f"pemu thread={mode}: {t1:.2f} s, {t2:.2f} s", flush=True)
     print(f"{args.loops} shell-loop iterations per process; "
           f"{os.cpu_count()} host CPUs, load {os.getloadavg()[0]:.1f}")
     for name, t1, t2 in rows:

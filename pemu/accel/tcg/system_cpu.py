@@ -211,7 +211,9 @@ class SystemTranslator:
             hit = cache.get(flags, pc, digest)
             if hit is not None:
                 return self._install_cached(pc, flags, page, *hit, start)
-        options = {"break_pcs": self.break_pcs} if self.break_pcs else {}
+        options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
+        if self.parallel:
+            options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)

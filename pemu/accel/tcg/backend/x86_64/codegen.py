@@ -289,6 +289,10 @@ class Codegen:
         self.memory.store(self, op)
         return True
 
+    def op_cmpxchg(self, op: Op) -> bool:
+        self.memory.cmpxchg(self, op)
+        return True
+
     # -- exits ----------------------------------------------------------------------------
     def gen_goto_pc(self, pc: int) -> None:
         a = self.asm
