@@ -56,6 +56,7 @@ from pemu.accel.tcg.opcodes import (
     INSN_START,
     LABEL,
     LD,
+    MB,
     MOV,
     MOVCOND,
     OPCODES,
@@ -336,6 +337,10 @@ class IRBuilder:
     def ld(self, d: Temp, addr: Operand, memop: MemOp, type: int = I64) -> Temp:
         self.emit(LD, type, [d], [addr], memop)
         return d
+
+    def mb(self) -> None:
+        """A full memory barrier (opcodes.MB)."""
+        self.emit(MB, I64, [], [], None)
 
     def cmpxchg(self, d: Temp, addr: Operand, expected: Operand, new: Operand,
                 memop: MemOp) -> Temp:

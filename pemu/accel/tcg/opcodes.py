@@ -209,6 +209,9 @@ ST = Opcode("st", 0, 2, aux="memop", memory=True, may_raise=True)  # inputs: val
 # the access cannot be done inline (no writable TLB entry, MMIO), d = expected ^ 1 and
 # nothing is stored: the frontend then calls its atomic helper.  Never raises.
 CMPXCHG = Opcode("cmpxchg", 1, 3, aux="memop", memory=True)
+# a full memory barrier (x86: mfence): guest fences that order stores before loads
+# where vCPUs or guest threads run on parallel host threads
+MB = Opcode("mb", 0, 0)
 
 # control flow
 LABEL = Opcode("label", 0, 0, aux="label")

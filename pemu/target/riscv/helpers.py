@@ -42,18 +42,6 @@ def _fence_i(env: object) -> None:
 FENCE_I = Helper("fence_i", _fence_i, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 
 
-def _store_load_barrier() -> None:
-    """Nothing to do in Python: reaching it is the barrier.  Guest threads run in
-    parallel on x86-64 (TSO), which keeps every order RVWMO's fences ask for but one:
-    a later load may pass an earlier store.  Leaving generated code for a helper takes
-    the GIL (and with MTTCG the big lock), lock-prefixed instructions that drain the
-    store buffer like ``mfence``."""
-
-
-FENCE_STORE_LOAD = Helper("fence_store_load", _store_load_barrier,
-                          flags=CALL_SIDE_EFFECTS, n_out=0)
-
-
 # -- LR/SC and AMOs ----------------------------------------------------------------
 #
 # SC is a compare-and-swap against the value LR loaded: it succeeds when the

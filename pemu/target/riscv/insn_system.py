@@ -15,7 +15,7 @@ from pemu.target.riscv.csr_inline import (
     trans_sstatus_read,
 )
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
-from pemu.target.riscv.helpers import FENCE_I, FENCE_STORE_LOAD
+from pemu.target.riscv.helpers import FENCE_I
 from pemu.target.riscv.insn_cbo import trans_cbo
 from pemu.target.riscv.mmu import PRV_S
 from pemu.target.riscv.priv import FLAG_VIRT
@@ -124,14 +124,15 @@ FM_TSO = 0b1000  # fence.tso: orders all but stores before loads
 def trans_fence(ctx: DisasContext, insn: int) -> None:
     """Translated code runs a hart's accesses in program order, and x86-64's TSO keeps
     that order for other threads except a load passing an earlier store: only a
-    fence ordering stores before loads needs a barrier, and only where harts run on
-    parallel threads (``inline_atomics`` off).  I/O (the fence's O and I bits) needs
-    none: device accesses leave generated code and take the big lock anyway."""
+    fence ordering stores before loads needs a barrier (IR ``mb``: mfence), and only
+    where harts or guest threads run on parallel host threads (``inline_atomics``
+    off).  I/O (the fence's O and I bits) needs none: device accesses leave generated
+    code for a helper, which takes the GIL and the big lock (locked instructions)."""
     pred, succ, fm = (insn >> 24) & 0xF, (insn >> 20) & 0xF, insn >> 28
     if ctx.inline_atomics or fm == FM_TSO:
         return
     if pred & FENCE_W and succ & FENCE_R:
-        ctx.b.call(FENCE_STORE_LOAD, [], [])
+        ctx.b.mb()
 
 
 def trans_misc_mem(ctx: DisasContext, insn: int) -> None:

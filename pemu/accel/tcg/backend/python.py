@@ -65,6 +65,7 @@ from pemu.accel.tcg.opcodes import (
     LD,
     MAX,
     MAXU,
+    MB,
     MIN,
     MINU,
     MOV,
@@ -383,6 +384,10 @@ class _Codegen:
         for line in self.memory.store(value, addr, op.aux):
             self.emit(line)
 
+    def gen_mb(self, op: Op) -> None:
+        """Nothing: python blocks touch guest memory only while holding the GIL, whose
+        hand-over between threads is a full barrier already."""
+
     def gen_cmpxchg(self, op: Op) -> None:
         """Never done inline here (the python backend runs one vCPU thread): the weak
         swap always reports that it did not happen, and the frontend's helper runs."""
@@ -489,7 +494,7 @@ _IN_BUILD = frozenset({INSN_START, LABEL, BR, BRCOND})
 _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
-    MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg,
+    MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
 }
 
 
