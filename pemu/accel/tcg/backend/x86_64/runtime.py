@@ -508,7 +508,9 @@ class NativeBackend:
             return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
         cond = self._native_cond
         bql = self.bql if self.bql is not None and self.bql.held() else None
-        with _released(bql):  # generated code runs without the big lock
+        if bql is not None:  # generated code runs without the big lock
+            bql.release()  # (no context manager: this runs at every exit)
+        try:
             with cond:
                 while self._resetting:
                     cond.wait()
@@ -520,6 +522,9 @@ class NativeBackend:
                     self._in_native -= 1
                     if self._resetting:
                         cond.notify_all()
+        finally:
+            if bql is not None:
+                bql.acquire()
 
     def call(self, cpu: object) -> int:
         """Run ``cpu`` from its pc slot until an exit; returns the EXIT_* code."""
