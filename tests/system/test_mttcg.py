@@ -51,7 +51,7 @@ def test_atomics_stay_atomic_across_host_threads(build_program, tcg_backend, har
 def test_qemu_mttcg_agrees_with_the_stress_program(build_program):
     if shutil.which(QEMU) is None:
         pytest.skip(f"needs {QEMU} (Debian qemu-system-misc)")
-    elf = build_program("smp_atomics_stress", HARTS=4, ITERS=2000)
+    elf = build_program("smp_atomics_stress", HARTS=4, ITERS=300)
     r = subprocess.run([QEMU, "-M", "virt", "-smp", "4", "-accel", "tcg,thread=multi",
                         "-bios", "none", "-kernel", str(elf), "-nographic"],
                        capture_output=True, input=b"", timeout=60)

@@ -8,10 +8,11 @@ parallel; everything in Python runs under the machine's big lock (big_lock.py).
 
 What keeps it correct:
 
-* atomics: the translator emits LR/SC and AMOs as helpers that end in a host
-  ``lock cmpxchg`` on guest RAM (target helpers, softmmu.compare_exchange); fences
-  that order stores before loads leave generated code, which is a full barrier
-  (riscv insn_system.trans_fence); everything else RVWMO asks x86's TSO gives;
+* atomics: SC and the AMOs end in a host ``lock cmpxchg`` on guest RAM, inline in
+  generated code (IR ``cmpxchg``), or in their helper where the TLB cannot serve it
+  (softmmu.compare_exchange); fences that order stores before loads are an
+  ``mfence`` (IR ``mb``, riscv insn_system.trans_fence); every other order RVWMO
+  asks for, x86's TSO gives;
 * cross-hart work at safe points: IPIs and timer interrupts set the target's exit
   request, which every block's prologue polls, and wake it if it sleeps; remote
   fences are IPIs answered by the target hart's own ``sfence.vma`` (OpenSBI);
