@@ -102,7 +102,7 @@ def test_lean_guest_runs_processes_in_parallel(tcg_backend, smp):
 COUNTER = 0x80100000  # where tests/gdbstub/baremetal_counter.S counts
 
 
-def test_stop_parks_every_hart_thread(baremetal):  # noqa: F811
+def test_stop_parks_every_hart_thread(baremetal, tcg_backend):  # noqa: F811
     """The monitor's stop must hold every vCPU thread, not only the one that reached
     the pause gate first: both harts run the counting loop, and the count must not
     move while the machine is stopped, then move again after cont."""
