@@ -65,7 +65,7 @@ DEVICE_BUSES.append(VIRTIO_SERIAL_BUS)  # virtserialport/virtconsole on a virtio
 def _check_config(cfg: SystemConfig) -> str:
     check_types(cfg, PROG, ARCH, "virt", DEVICE_BUSES)
     machine = cfg.machine.get("type", "virt")
-    check_tcg_options(cfg, PROG, "RISC-V", LOG_ITEMS)
+    check_tcg_options(cfg, PROG, "RISC-V", LOG_ITEMS, mttcg=True)
     return machine
 
 

@@ -12,6 +12,7 @@ Ctrl-C interrupts either way.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 from pemu import threads
@@ -171,7 +172,14 @@ class RiscvSystemTarget(DebugTarget):
         self.vm.stop(DEBUG)
 
     def _step_one(self, hart) -> tuple[int, int] | None:
-        """Execute one instruction of ``hart`` on this thread; returns a watch hit."""
+        """Execute one instruction of ``hart`` on this thread; returns a watch hit.
+        With MTTCG it holds the big lock, as the vCPU threads do in Python (they are
+        parked, but one woken from WFI runs to its gate)."""
+        bql = self.board.translator.bql
+        with bql if bql is not None else contextlib.nullcontext():
+            return self._step_one_locked(hart)
+
+    def _step_one_locked(self, hart) -> tuple[int, int] | None:
         S = hart.slots
         ps = hart.ps
         hit = None

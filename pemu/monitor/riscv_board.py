@@ -56,7 +56,9 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._hot_drives: dict[str, str] = {}  # device_add id -> its blockdev-add node
         self._hot_legacy_drives: dict[str, str] = {}  # device_add id -> its -drive id
         self._open = threading.Event()
-        self._parked = threading.Event()
+        self._parked = threading.Event()  # a hart reached the gate
+        self._parked_harts: set = set()  # the harts waiting in the gate now
+        self._parked_lock = threading.Lock()
         self.main_thread_id = threading.get_native_id()
         if not cfg.start_stopped:
             self._open.set()
@@ -95,11 +97,16 @@ class RiscvBoardMonitor(MonitoredMachine):
             # a loop: a pause that follows a resume at once (migration's dirty-page
             # harvests) must not let the hart through on the resume's wake-up
             while not self._open.is_set() and not machine.stopping:
-                self._parked.set()
-                while not self._open.wait(0.1):
-                    if machine.stopping:
-                        break
-                self._parked.clear()
+                with self._parked_lock:
+                    self._parked_harts.add(hart)
+                    self._parked.set()
+                with machine.parked():  # MTTCG: the other harts reach their gates
+                    while not self._open.wait(0.1):
+                        if machine.stopping:
+                            break
+                with self._parked_lock:
+                    self._parked_harts.discard(hart)
+                    self._parked.clear()
             return should_stop()
 
         def reset_keeping_pause(pc: int) -> None:
@@ -165,10 +172,20 @@ class RiscvBoardMonitor(MonitoredMachine):
         # The kick is repeated: a hart leaving the gate of a pause just ended clears
         # its exit request after this one may have set it.
         deadline = time.monotonic() + PARK_WAIT
-        while not self._parked.wait(0.005):
+        while not self._all_parked(0.005):
             if time.monotonic() > deadline or all(h.waiting for h in self.board.harts):
                 break
             self._kick_harts()
+
+    def _all_parked(self, timeout: float) -> bool:
+        """Whether the harts are held: with one thread for all of them, one hart in
+        the gate holds them all; with MTTCG every hart is in the gate or in WFI
+        (a hart woken from WFI runs into the gate first: its exit request is up)."""
+        if self.board.machine.one_thread:
+            return self._parked.wait(timeout)
+        time.sleep(timeout)
+        with self._parked_lock:
+            return all(h in self._parked_harts or h.waiting for h in self.board.harts)
 
     def _resume(self) -> None:
         self._open.set()

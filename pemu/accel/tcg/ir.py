@@ -50,11 +50,13 @@ from pemu.accel.tcg.opcodes import (
     BR,
     BRCOND,
     CALL,
+    CMPXCHG,
     GOTO_PC,
     GOTO_PTR,
     INSN_START,
     LABEL,
     LD,
+    MB,
     MOV,
     MOVCOND,
     OPCODES,
@@ -334,6 +336,16 @@ class IRBuilder:
 
     def ld(self, d: Temp, addr: Operand, memop: MemOp, type: int = I64) -> Temp:
         self.emit(LD, type, [d], [addr], memop)
+        return d
+
+    def mb(self) -> None:
+        """A full memory barrier (opcodes.MB)."""
+        self.emit(MB, I64, [], [], None)
+
+    def cmpxchg(self, d: Temp, addr: Operand, expected: Operand, new: Operand,
+                memop: MemOp) -> Temp:
+        """Weak compare-and-swap (opcodes.CMPXCHG): d != expected when not stored."""
+        self.emit(CMPXCHG, I64, [d], [addr, expected, new], memop)
         return d
 
     def st(self, value: Operand, addr: Operand, memop: MemOp) -> None:

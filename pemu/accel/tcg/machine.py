@@ -15,6 +15,7 @@ raises an interrupt, or None) and ``timer_interrupt_pending()``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -113,6 +114,12 @@ class Machine:
     """Runs a set of vCPUs on one thread, round-robin, until ``stop`` is called."""
 
     QUANTUM_S = 0.005
+    one_thread = True  # one vCPU parked at the monitor's gate holds them all
+
+    def parked(self) -> contextlib.AbstractContextManager[None]:
+        """A vCPU waits at the monitor's pause gate (mttcg.ParallelMachine gives its
+        big lock up there; one thread has nothing to give up)."""
+        return contextlib.nullcontext()
 
     def __init__(self, harts: list[SystemCPU], wakeup: threading.Event,
                  next_deadline: Callable[[], float | None]) -> None:

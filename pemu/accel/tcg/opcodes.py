@@ -203,6 +203,15 @@ MOVCOND = Opcode("movcond", 1, 4, lambda c, c1, c2, v1, v2, w: v1 if c.evaluate(
 # guest memory: aux = MemOp
 LD = Opcode("ld", 1, 1, aux="memop", memory=True, may_raise=True)  # d = mem[addr]
 ST = Opcode("st", 0, 2, aux="memop", memory=True, may_raise=True)  # inputs: value, addr
+# MTTCG's atomics: a *weak* compare-and-swap of guest RAM (inputs: addr, expected,
+# new; the low memop.size bytes compared and stored).  d = the old value, extended as
+# memop says, if the swap was tried (it stored exactly when that equals expected); if
+# the access cannot be done inline (no writable TLB entry, MMIO), d = expected ^ 1 and
+# nothing is stored: the frontend then calls its atomic helper.  Never raises.
+CMPXCHG = Opcode("cmpxchg", 1, 3, aux="memop", memory=True)
+# a full memory barrier (x86: mfence): guest fences that order stores before loads
+# where vCPUs or guest threads run on parallel host threads
+MB = Opcode("mb", 0, 0)
 
 # control flow
 LABEL = Opcode("label", 0, 0, aux="label")

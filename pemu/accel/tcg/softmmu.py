@@ -41,6 +41,7 @@ from typing import Protocol
 
 from pemu.accel.tcg import counters
 from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr, struct_accessors
+from pemu.accel.tcg.backend.x86_64.host_atomics import host_atomics
 from pemu.accel.tcg.ir import MASK, Block, MemOp
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -499,6 +500,30 @@ class SoftMMU:
                 dirty.add(off >> PAGE_SHIFT)
         return True
 
+    def compare_exchange(self, vaddr: int, size: int, expected: int, new: int,
+                         idx: int = MMU_DYNAMIC) -> int:
+        """The store half of an atomic read-modify-write (MTTCG): store ``new`` if
+        memory still holds ``expected``; returns what memory held.  On RAM it is one
+        host ``lock cmpxchg``, atomic against other harts' generated code; elsewhere
+        (MMIO) the caller's big lock is what orders it.  ``vaddr`` is aligned."""
+        mask = (1 << (8 * size)) - 1
+        expected &= mask
+        paddr = self._data_paddr(vaddr & MASK64, size, ACCESS_WRITE, idx)
+        off = paddr - self.dram_base
+        if not 0 <= off <= self.dram.size - size:
+            old = self._phys_read(paddr, size, vaddr)
+            if old == expected:
+                self._phys_write(paddr, size, new & mask, vaddr)
+            return old
+        old = host_atomics().cmpxchg(self.dram.host_addr + off, size, expected, new)
+        if old == expected:
+            if self.dram.dirty is not None:
+                self.dram.dirty.add(off >> PAGE_SHIFT)
+            watcher = self.watched.get(paddr >> PAGE_SHIFT)
+            if watcher is not None:
+                watcher(paddr, size, new & mask)
+        return old
+
     def _phys_read(self, paddr: int, size: int, vaddr: int) -> int:
         region = self.space.find(paddr, size)
         if region is None:
@@ -575,6 +600,13 @@ class VirtualMemory:
 
     def store_bytes(self, addr: int, data: bytes) -> bool:
         return self.mmu.write_bytes(addr, data, MMU_DYNAMIC)
+
+    def load_for_store(self, addr: int, size: int) -> int:
+        """The read half of an AMO or SC: store permission, store faults."""
+        return self.mmu.load(addr, size, MMU_DYNAMIC, ACCESS_WRITE)
+
+    def cmpxchg(self, addr: int, size: int, expected: int, new: int) -> int:
+        return self.mmu.compare_exchange(addr, size, expected, new)
 
 
 # -- code generation ----------------------------------------------------------------------

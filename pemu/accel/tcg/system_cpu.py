@@ -44,6 +44,7 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
 )
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
+from pemu.accel.tcg.big_lock import BigLock
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.softmmu import (
@@ -85,27 +86,40 @@ class SystemTranslator:
 
     def __init__(self, space: AddressSpace, dram: RAMBlock, target: TCGTarget,
                  log: TCGLog | None = None, max_insns: int = 256, backend: str = "python",
-                 tb_size_mib: int = DEFAULT_TB_SIZE_MIB) -> None:
+                 tb_size_mib: int = DEFAULT_TB_SIZE_MIB, parallel: bool = False) -> None:
         """``tb_size_mib`` bounds the cache as QEMU's ``tb-size`` does: the native code
         buffer has that many MiB, and at most ``BLOCKS_PER_MIB`` blocks per MiB are
-        kept (the python backend's bound); past either, every block is dropped."""
+        kept (the python backend's bound); past either, every block is dropped.
+
+        ``parallel``: MTTCG (``-accel tcg,thread=multi``), each vCPU on its own host
+        thread (mttcg.ParallelMachine): atomics become host compare-and-swaps, and
+        Python runs under the big lock ``self.bql`` (big_lock.py)."""
         self.space = space
         self.dram = dram
         self.target = target
         self.layout = target.layout
         self.log = log or TCGLog()
         self.max_tbs = tb_size_mib * BLOCKS_PER_MIB
-        # one thread runs every vCPU: atomics need no lock and are inlined
-        self.translator = BlockTranslator(target, self.log, max_insns, inline_atomics=True)
+        # one thread runs every vCPU: atomics need no lock and are inlined; parallel
+        # vCPUs: helpers finish them with a host compare-and-swap
+        self.parallel = parallel
+        self.translator = BlockTranslator(target, self.log, max_insns,
+                                          inline_atomics=not parallel)
         self.fetch_index = target.fetch_index
         self._fetch_fault = target.fetch_fault
         self.backend_name = resolve_backend(backend)  # ValueError: unknown or unsupported
         self.native = self.backend_name == "native"
+        self.bql: BigLock | None = None
+        if parallel and not self.native:
+            raise ValueError("thread=multi needs the native backend (the python "
+                             "backend runs every vCPU on one thread: thread=single)")
         if self.native:
             self.backend = NativeBackend(
                 self, self.layout, code_size=tb_size_mib << 20,
                 memory=SoftmmuMemory(self.layout.native_tlb, target.mmu_index),
-                jc_bits=NATIVE_JC_BITS, one_thread=True)
+                jc_bits=NATIVE_JC_BITS, one_thread=not parallel)
+            if parallel:
+                self.bql = self.backend.bql = BigLock()
         else:
             self.backend = SoftmmuBackend(dram, self.layout.pc, target.mmu_index)
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
@@ -123,8 +137,10 @@ class SystemTranslator:
         """The native code of earlier runs (tb_cache.py)."""
         if not self.native:
             return None
+        # MTTCG translates atomics and fences differently: its blocks are its own
+        mttcg = ("thread=multi",) if self.parallel else ()
         return open_cache(self.backend, self.log,
-                          (max_insns, self.target.name, self.target.config))
+                          (max_insns, self.target.name, self.target.config, *mttcg))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""
@@ -195,7 +211,9 @@ class SystemTranslator:
             hit = cache.get(flags, pc, digest)
             if hit is not None:
                 return self._install_cached(pc, flags, page, *hit, start)
-        options = {"break_pcs": self.break_pcs} if self.break_pcs else {}
+        options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
+        if self.parallel:
+            options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
@@ -505,6 +523,8 @@ class SystemCPU:
                         self._count_miss(pc, flags)
                     tb = translator.lookup(self, pc, flags)
                     if not backend.link(tb.fn, self):
+                        if translator.parallel:
+                            continue  # another vCPU reset the code buffer: look again
                         # one thread runs every hart: a cached block is never dead
                         raise RuntimeError(f"translated block at 0x{pc:x} was dropped "
                                            "while still cached")

@@ -15,6 +15,7 @@ import threading
 
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
+from pemu.accel.tcg.mttcg import ParallelMachine, wants_parallel_vcpus
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND, SystemTranslator
 from pemu.hw.intc.aclint import ACLINT
 from pemu.hw.riscv.hart_vmstate import HartState
@@ -73,15 +74,21 @@ class RiscvBoard(TCGBoardRun):
                 self.dram.mem.madvise(mmap.MADV_DONTDUMP)
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
-        self.translator = SystemTranslator(
-            self.space, self.dram, riscv64_target(self.isa), log,
-            backend=cfg.accel.get("backend", DEFAULT_BACKEND),
-            tb_size_mib=tb_size_mib(cfg.accel))
+        try:
+            parallel = wants_parallel_vcpus(cfg.accel)  # MTTCG
+            self.translator = SystemTranslator(
+                self.space, self.dram, riscv64_target(self.isa), log,
+                backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+                tb_size_mib=tb_size_mib(cfg.accel), parallel=parallel)
+        except ValueError as e:
+            raise BoardError(f"-accel tcg: {e}") from None
         self.clint = ACLINT(cfg.smp)
         self.space.add_mmio("clint", clint.base, clint.size, self.clint)
         self.wakeup = threading.Event()
+        # MTTCG: each hart's thread sleeps on an event of its own
         self.harts = [RiscvHart(h, self.translator, self.space, self.clint.mtime,
-                                self.wakeup, self.isa) for h in range(cfg.smp)]
+                                threading.Event() if parallel else self.wakeup, self.isa)
+                      for h in range(cfg.smp)]
         for h, hart in enumerate(self.harts):
             self.clint.msip[h].connect(hart.ps.line_sink(MIP_MSIP))
             self.clint.mtip[h].connect(hart.ps.line_sink(MIP_MTIP))
@@ -89,7 +96,11 @@ class RiscvBoard(TCGBoardRun):
             if self.translator.log.enabled("int"):
                 hart.ps.log_trap = self.translator.log.write
         self.hart_states = [HartState(h) for h in self.harts]
-        self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
+        if parallel:
+            self.machine = ParallelMachine(self.harts, self.wakeup, self.clint.next_deadline,
+                                           self.translator.bql)
+        else:
+            self.machine = Machine(self.harts, self.wakeup, self.clint.next_deadline)
         self.init_run_state()
         self.reset_pc = dram.base
 

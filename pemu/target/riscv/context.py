@@ -53,7 +53,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb",
-                 "ext")
+                 "ext", "host_cas")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -74,6 +74,9 @@ class DisasContext:
         # LR/SC/AMOs as plain IR loads and stores: right where one thread runs every
         # hart (system mode), so nothing can come between the read and the write
         self.inline_atomics = inline_atomics
+        # MTTCG: AMOs and SC as a host compare-and-swap in generated code (opcodes.
+        # CMPXCHG), their helper only where that cannot be done inline
+        self.host_cas = False
         # FS needs no marking: it is Dirty (or there is no mstatus: user mode), or an
         # earlier instruction of this block marked it
         self.fs_dirty = not block.flags & FLAG_FS_CLEAN

@@ -180,6 +180,11 @@ class RiscvHart(SystemCPU):
         """In WFI."""
         return self.ps.waiting
 
+    @property
+    def wakeup_event(self) -> threading.Event:
+        """Set when an interrupt line rises or the hart is kicked (MTTCG: its own)."""
+        return self.ps.wakeup
+
     def interrupt_ready(self) -> bool:
         """WFI may resume: some interrupt is pending and enabled in mie."""
         self.pmu.latch_overflows()  # a counter may have wrapped while it waited

@@ -44,13 +44,34 @@ FENCE_I = Helper("fence_i", _fence_i, flags=CALL_SIDE_EFFECTS, n_out=0, needs_en
 
 # -- LR/SC and AMOs ----------------------------------------------------------------
 #
-# All of them run under the guest memory lock, so they are atomic against each other
-# across host threads.  SC is a compare-and-swap against the value LR loaded: it
-# succeeds when the reservation is on the same address and memory still holds that
-# value (an ABA store in between is not detected, as in QEMU).
+# SC is a compare-and-swap against the value LR loaded: it succeeds when the
+# reservation is on the same address and memory still holds that value (an ABA store
+# in between is not detected, as in QEMU).  How the read-modify-write is made atomic
+# depends on the memory (``_atomic_update``): user mode runs it under the guest memory
+# lock; system mode with MTTCG finishes it with a host compare-and-swap, so that it is
+# atomic against the plain stores other harts' generated code makes, too.
 
 def _widen(size: int) -> Callable[[int], int]:
     return sext32 if size == 4 else (lambda v: v)
+
+
+def _atomic_update(mem: object, addr: int, size: int,
+                   update: Callable[[int], int | None]) -> int:
+    """Replace the ``size`` bytes at ``addr`` (value ``old``) by ``update(old)``
+    atomically, or leave them if it returns None; returns ``old``."""
+    cmpxchg = getattr(mem, "cmpxchg", None)
+    if cmpxchg is None:
+        with mem.lock:  # type: ignore[attr-defined]
+            old = mem.load_slow(addr, size)  # type: ignore[attr-defined]
+            new = update(old)
+            if new is not None:
+                mem.store_slow(addr, size, new)  # type: ignore[attr-defined]
+            return old
+    while True:  # lock-free: a store that came in between fails the swap, try again
+        old = mem.load_for_store(addr, size)  # type: ignore[attr-defined]
+        new = update(old)
+        if new is None or cmpxchg(addr, size, old, new) == old:
+            return old
 
 
 def _make_lr(size: int) -> Callable[[object, int], int]:
@@ -73,12 +94,10 @@ def _make_sc(size: int) -> Callable[[object, int, int, int, int], int]:
             raise RiscvTrap(STORE_ADDR_MISALIGNED, addr)
         if addr != res_addr:
             return 1
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            if mem.load_slow(addr, size) != res_value & mask:
-                return 1
-            mem.store_slow(addr, size, value)
-        return 0
+        reserved = res_value & mask
+        old = _atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
+                             lambda old: value & mask if old == reserved else None)
+        return 0 if old == reserved else 1
     return sc
 
 
@@ -117,10 +136,9 @@ def _make_amo(combine: Callable[[int, int, int], int], size: int
     def amo(env: object, addr: int, value: int) -> int:
         if addr & (size - 1):
             raise RiscvTrap(STORE_ADDR_MISALIGNED, addr)
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            old = mem.load_slow(addr, size)
-            mem.store_slow(addr, size, combine(old, value & mask, bits))
+        operand = value & mask
+        old = _atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
+                             lambda old: combine(old, operand, bits) & mask)
         return widen(old)
     return amo
 
@@ -139,7 +157,9 @@ AMO = {(funct5, size): Helper(f"amo{name}_{_SUFFIX[size]}", _make_amo(fn, size),
 
 def _make_cas(size: int) -> Callable[..., object]:
     """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first);
-    the old value comes back whether or not it matched."""
+    the old value comes back whether or not it matched.  amocas.q runs under the
+    memory lock even with MTTCG (no host cmpxchg16b here yet): atomic against other
+    atomics, not against another hart's plain stores to the same 16 bytes."""
     words = 2 if size == 16 else 1
     part = size // words
     mask = (1 << (8 * part)) - 1
@@ -150,12 +170,16 @@ def _make_cas(size: int) -> Callable[..., object]:
             raise RiscvTrap(STORE_ADDR_MISALIGNED, addr)
         expected, new = operands[:words], operands[words:]
         mem = env.mem  # type: ignore[attr-defined]
+        if words == 1:
+            want = expected[0] & mask
+            return widen(_atomic_update(mem, addr, size,
+                                        lambda old: new[0] & mask if old == want else None))
         with mem.lock:
             old = [mem.load_slow(addr + i * part, part) for i in range(words)]
             if all(o == e & mask for o, e in zip(old, expected, strict=True)):
                 for i, value in enumerate(new):
                     mem.store_slow(addr + i * part, part, value & mask)
-        return widen(old[0]) if words == 1 else tuple(old)
+        return tuple(old)
     return cas
 
 

@@ -3,11 +3,14 @@
 The reservation lives in the res_addr/res_value globals; an SC succeeds when its
 address is the reserved one and memory still holds the value LR read.
 
-Two ways to do the memory side.  In Linux user mode, guest threads run on host
+Three ways to do the memory side.  In Linux user mode, guest threads run on host
 threads at once, so the helpers of helpers.py do it under the guest memory lock.  In
-system mode one host thread runs every hart and no hart can run between two
+system mode with one host thread for every hart no hart can run between two
 instructions of another's block, so the translator asks for ``inline_atomics``: plain
-IR loads and stores that the backends turn into inline TLB lookups.  The read half of
+IR loads and stores that the backends turn into inline TLB lookups.  With MTTCG
+(``host_cas``) other harts' generated code stores at any time, so SC and the AMOs end
+in a host compare-and-swap (IR ``cmpxchg``), with the helpers (which finish with a
+host compare-and-swap too) where it cannot be done inline.  The read half of
 an AMO or SC is a ``for_store`` load: it needs write permission and faults as a store,
 as the spec wants for an AMO to a read-only page.
 """
@@ -38,8 +41,11 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
     if size is None:
         ctx.illegal()
         return
-    if ctx.inline_atomics:
-        _trans_amo_inline(ctx, funct5, size, rd, rs1, rs2)
+    if ctx.inline_atomics or (ctx.host_cas and funct5 == FUNCT5_LR):
+        _trans_amo_inline(ctx, funct5, size, rd, rs1, rs2)  # (an LR is a plain load)
+        return
+    if ctx.host_cas and (funct5 == FUNCT5_SC or funct5 in _AMO_IR):
+        _trans_amo_host_cas(ctx, funct5, size, rd, rs1, rs2)
         return
     b = ctx.b
     addr = ctx.xr[rs1]
@@ -177,6 +183,44 @@ def _trans_amo_inline(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: i
     b.st(new, addr, MemOp(size))
     if rd:
         b.mov(ctx.xr[rd], old)  # type: ignore[arg-type]
+
+
+def _trans_amo_host_cas(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: int,
+                        rs2: int) -> None:
+    """MTTCG: harts run on parallel host threads, so the read-modify-write must be one
+    host atomic instruction: SC is a compare-and-swap against the reserved value, an
+    AMO a load, the operation and a compare-and-swap against what was loaded.  Where
+    that swap was not done (another hart stored in between, or the page is not in the
+    TLB for writing: first touch, MMIO, dirty logging), the helper does it all and
+    raises what the access must raise."""
+    b = ctx.b
+    addr = b.temp()  # rd may be rs1: keep the address
+    b.mov(addr, ctx.xr[rs1])
+    _check_aligned(ctx, addr, size, STORE_ADDR_MISALIGNED)
+    memop = MemOp(size, signed=True)
+    done = b.label()
+    got = b.temp()
+    result = b.temp()
+    if funct5 == FUNCT5_SC:
+        b.movi(result, 1)
+        b.brcond(Cond.NE, addr, ctx.res_addr, done)
+        b.cmpxchg(got, addr, ctx.res_value, ctx.xr[rs2], memop)
+        b.movi(result, 0)
+        b.brcond(Cond.EQ, got, ctx.res_value, done)
+        b.call(SC[size], [result], [addr, ctx.xr[rs2], ctx.res_addr, ctx.res_value])
+        b.set_label(done)
+        b.mov(ctx.res_addr, Const(NO_RESERVATION))  # any SC ends the reservation
+    else:
+        old = b.temp()
+        b.ld(old, addr, MemOp(size, signed=True, for_store=True))
+        new = _combine(ctx, _AMO_IR[funct5], old, ctx.xr[rs2], size)
+        b.cmpxchg(got, addr, old, new, memop)
+        b.mov(result, old)
+        b.brcond(Cond.EQ, got, old, done)
+        b.call(AMO[(funct5, size)], [result], [addr, ctx.xr[rs2]])
+        b.set_label(done)
+    if rd:
+        b.mov(ctx.xr[rd], result)  # type: ignore[arg-type]
 
 
 def _combine(ctx: DisasContext, op: Opcode | None, old: Temp, value: Operand,

@@ -116,10 +116,30 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
         ctx.end = True
 
 
+FENCE_W = 1  # the W bit of a fence's predecessor and successor sets
+FENCE_R = 2
+FM_TSO = 0b1000  # fence.tso: orders all but stores before loads
+
+
+def trans_fence(ctx: DisasContext, insn: int) -> None:
+    """Translated code runs a hart's accesses in program order, and x86-64's TSO keeps
+    that order for other threads except a load passing an earlier store: only a
+    fence ordering stores before loads needs a barrier (IR ``mb``: mfence), and only
+    where harts or guest threads run on parallel host threads (``inline_atomics``
+    off).  I/O (the fence's O and I bits) needs none: device accesses leave generated
+    code for a helper, which takes the GIL and the big lock (locked instructions)."""
+    pred, succ, fm = (insn >> 24) & 0xF, (insn >> 20) & 0xF, insn >> 28
+    if ctx.inline_atomics or fm == FM_TSO:
+        return
+    if pred & FENCE_W and succ & FENCE_R:
+        ctx.b.mb()
+
+
 def trans_misc_mem(ctx: DisasContext, insn: int) -> None:
     f3 = (insn >> 12) & 7
     if f3 == 0:
-        return  # fence: translated code already runs accesses in program order
+        trans_fence(ctx, insn)
+        return
     if f3 == 1:
         ctx.b.call(FENCE_I, [], [])
         ctx.goto(ctx.next_pc)

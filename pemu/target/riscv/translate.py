@@ -79,7 +79,7 @@ def _fetch_insn(fetch: Fetch, pc: int) -> tuple[int, int]:
 
 def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
                     inline_atomics: bool = False, isa: RiscvIsa = DEFAULT_ISA,
-                    break_pcs: frozenset[int] = frozenset()) -> Block:
+                    break_pcs: frozenset[int] = frozenset(), host_cas: bool = False) -> Block:
     """Translate the guest code at ``pc`` into one IR block.
 
     ``fetch(addr, size)`` reads code (little-endian) and raises if it cannot; a raise
@@ -88,9 +88,12 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     other thread runs guest code: see insn_atomic.py).  ``isa``: the hart's extensions;
     the encodings of the others are illegal instructions.  ``break_pcs``: pcs an
     execute trigger watches; each such instruction first calls ``TRIGGER_EXEC``.
+    ``host_cas``: harts run on parallel threads (MTTCG): AMOs and SC end in a host
+    compare-and-swap (insn_atomic.py).
     """
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
+    ctx.host_cas = host_cas
     ctx.int_tables = int_tables(isa.extensions)
     ctx.vlenb = isa.vlenb
     ctx.ext = isa.extensions

@@ -46,6 +46,7 @@ from pemu.accel.tcg.opcodes import (
     BSWAP,
     CALL,
     CLZ,
+    CMPXCHG,
     CTPOP,
     CTZ,
     DIV,
@@ -64,6 +65,7 @@ from pemu.accel.tcg.opcodes import (
     LD,
     MAX,
     MAXU,
+    MB,
     MIN,
     MINU,
     MOV,
@@ -382,6 +384,16 @@ class _Codegen:
         for line in self.memory.store(value, addr, op.aux):
             self.emit(line)
 
+    def gen_mb(self, op: Op) -> None:
+        """Nothing: python blocks touch guest memory only while holding the GIL, whose
+        hand-over between threads is a full barrier already."""
+
+    def gen_cmpxchg(self, op: Op) -> None:
+        """Never done inline here (the python backend runs one vCPU thread): the weak
+        swap always reports that it did not happen, and the frontend's helper runs."""
+        d = self.name(op.outs[0])
+        self.emit(f"{d} = {self.operand(op.ins[1], 64)} ^ 1")
+
     def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
         for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
@@ -482,7 +494,7 @@ _IN_BUILD = frozenset({INSN_START, LABEL, BR, BRCOND})
 _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
-    MOVCOND: _Codegen.gen_cond,
+    MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
 }
 
 

@@ -289,6 +289,14 @@ class Codegen:
         self.memory.store(self, op)
         return True
 
+    def op_mb(self, op: Op) -> bool:
+        self.asm.byte(0x0F, 0xAE, 0xF0)  # mfence
+        return True
+
+    def op_cmpxchg(self, op: Op) -> bool:
+        self.memory.cmpxchg(self, op)
+        return True
+
     # -- exits ----------------------------------------------------------------------------
     def gen_goto_pc(self, pc: int) -> None:
         a = self.asm

@@ -202,6 +202,10 @@ class Assembler:
         else:
             self.op(b"\x89", s, m, 64 if size == 8 else 32)
 
+    def lock_cmpxchg(self, size: int, m: Mem, s: int) -> None:
+        """``lock cmpxchg [m], s`` (4 or 8 bytes): compares with eax/rax."""
+        self.op(b"\x0F\xB1", s, m, 64 if size == 8 else 32, prefix=b"\xF0")
+
     def store_imm(self, size: int, m: Mem, imm: int) -> None:
         """Store a constant; for size 8 it must fit a sign-extended imm32."""
         if size == 1:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pemu.accel.tcg.ir import Const, MemOp, Op
 
 from . import encoder as x
-from .encoder import R11, RCX, Mem
+from .encoder import R11, RAX, RCX, Mem
 
 
 def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) -> None:
@@ -84,6 +84,50 @@ class GuestMemoryCodegen:
             emit_extend(a, memop, w, dst, target)
         a.bind(back)
         cg.ra.set_out(d, dst)
+
+    def cmpxchg(self, cg: object, op: Op) -> None:
+        """The weak compare-and-swap (opcodes.CMPXCHG): the store's TLB check, then
+        ``lock cmpxchg`` on the host address; where the check fails, d = expected ^ 1.
+        rax is what cmpxchg compares with: saved around it unless d lives there."""
+        a = cg.asm
+        memop = op.aux
+        size = memop.size
+        addr = self.address(cg, op.ins[0])
+        expected = self._in_register(cg, op.ins[1], {addr})
+        new = self._in_register(cg, op.ins[2], {addr, expected})
+        d = op.outs[0]
+        dst = cg.ra.choose_out(d, None, None, {addr, expected, new})
+        fail, back = x.Label(), x.Label()
+        target = self.fast_path(cg, addr, size, True, fail)
+        if target is None:
+            a.jmp(fail)
+        else:
+            a.lea(R11, target)  # the host address: addr may be rax, clobbered below
+            a.mov_rr(64, RCX, new)
+            keep_rax = dst != RAX
+            if keep_rax:
+                a.push(RAX)
+            a.mov_rr(64, RAX, expected)
+            a.lock_cmpxchg(size, Mem(R11, 0), RCX)
+            emit_extend(a, memop, 64, dst, RAX)
+            if keep_rax:
+                a.pop(RAX)
+            a.jmp(back)
+        a.bind(fail)
+        a.mov_rr(64, dst, expected)
+        a.alu_ri(x.XOR, 64, dst, 1)
+        a.bind(back)
+        cg.ra.set_out(d, dst)
+
+    @staticmethod
+    def _in_register(cg: object, v: object, avoid: set[int]) -> int:
+        """A register holding operand v (a constant is materialised, locked for the op)."""
+        if isinstance(v, Const):
+            r = cg.ra.pick(avoid)
+            cg.ra.locked.add(r)
+            cg.asm.mov_ri(r, v.value)
+            return r
+        return cg.ra.use(v)
 
     def store(self, cg: object, op: Op) -> None:
         a = cg.asm

@@ -23,13 +23,16 @@ Python is re-entered only when it must act:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import struct
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import Block, Helper
@@ -44,6 +47,9 @@ from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI,
 from .memory_user import UserMemory
 from .regalloc import ALLOCATABLE, CALLEE_SAVED, FRAME_CTX, FRAME_SIZE, TooManyTemps
 from .signal_wakeup import WAKEUP
+
+if TYPE_CHECKING:
+    from pemu.accel.tcg.big_lock import BigLock
 
 EXIT_MISS = 0
 EXIT_EXC = 1
@@ -118,6 +124,10 @@ class NativeBackend:
         self.tls = threading.local()
         self.jc_bits = jc_bits
         self.one_thread = one_thread
+        # MTTCG: the machine's big lock (mttcg.BigLock).  A vCPU thread holds it while
+        # it runs Python and gives it up inside generated code; helper callbacks take
+        # it back, so Python never runs for two vCPUs at once.
+        self.bql: BigLock | None = None
         self.jump_cache = self.new_jump_cache()
         self.keep_generated = False  # set by a translation cache that stores new code
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
@@ -270,6 +280,7 @@ class NativeBackend:
         needs_env = h.needs_env
         tls = self.tls
         stats = self.stats
+        backend = self
 
         if counters.ENABLED:  # PEMU_COUNTERS: by helper (no wrapper otherwise)
             plain, name = fn, f"helper:{h.name}"
@@ -279,6 +290,16 @@ class NativeBackend:
                 return plain(*args)
 
         def callback(*args: int) -> int:
+            bql = backend.bql
+            if bql is None:
+                return run(*args)
+            bql.acquire()
+            try:
+                return run(*args)
+            finally:
+                bql.release()
+
+        def run(*args: int) -> int:
             # Nothing may escape into native frames: a Python exception is parked on
             # the CPU and the generated code leaves through the exception exit.
             cpu = tls.cpu
@@ -436,13 +457,29 @@ class NativeBackend:
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
 
     def _reset_code(self) -> None:
-        """The buffer is full: wait until no thread runs generated code, drop all."""
+        """The buffer is full: wait until no thread runs generated code, drop all.
+
+        With MTTCG the caller holds the big lock, and a vCPU still inside generated
+        code may be waiting for it in a helper: the lock is given up while waiting
+        (new entries into generated code wait at ``_call`` meanwhile)."""
+        bql = self.bql if self.bql is not None and self.bql.held() else None
+        # the big lock is never taken while holding _native_cond: its waits below
+        # leave the condition before the lock is taken back
         with self._native_cond:
-            self._resetting = True
-            for cpu in list(self._cpus):
-                cpu.request_exit()
+            another = self._resetting
+            if not another:
+                self._resetting = True
+                for cpu in list(self._cpus):
+                    cpu.request_exit()
+        if another:  # another vCPU resets the buffer: wait for it, then the caller retries
+            with _released(bql), self._native_cond:
+                while self._resetting:
+                    self._native_cond.wait(0.01)
+            return
+        with _released(bql), self._native_cond:
             while self._in_native:
                 self._native_cond.wait(0.01)
+        with self._native_cond:
             try:
                 self.engine.flush()  # logical: the engine calls our flush()
                 self.flush()
@@ -472,17 +509,24 @@ class NativeBackend:
         if self.one_thread:  # nobody else can be inside generated code during a reset
             return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
         cond = self._native_cond
-        with cond:
-            while self._resetting:
-                cond.wait()
-            self._in_native += 1
+        bql = self.bql if self.bql is not None and self.bql.held() else None
+        if bql is not None:  # generated code runs without the big lock
+            bql.release()  # (no context manager: this runs at every exit)
         try:
-            return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
-        finally:
             with cond:
-                self._in_native -= 1
-                if self._resetting:
-                    cond.notify_all()
+                while self._resetting:
+                    cond.wait()
+                self._in_native += 1
+            try:
+                return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
+            finally:
+                with cond:
+                    self._in_native -= 1
+                    if self._resetting:
+                        cond.notify_all()
+        finally:
+            if bql is not None:
+                bql.acquire()
 
     def call(self, cpu: object) -> int:
         """Run ``cpu`` from its pc slot until an exit; returns the EXIT_* code."""
@@ -536,6 +580,19 @@ class NativeBackend:
         if code == EXIT_EXC:
             self._raise_pending(cpu)
         return S[self.pc_slot]
+
+
+@contextlib.contextmanager
+def _released(bql: BigLock | None) -> Iterator[None]:
+    """Give up the big lock (if held) for the body: generated code and waits."""
+    if bql is None:
+        yield
+        return
+    bql.release()
+    try:
+        yield
+    finally:
+        bql.acquire()
 
 
 def _before_fork(ref: weakref.ref) -> None:
