@@ -108,3 +108,46 @@ def test_loads_stores_and_writeback(backend: str) -> None:
     assert cpu.state.x(2) == 0x1122_3344_5566_7788
     assert cpu.state.x(3) == 0xFFFF_FFFF_FFFF_FF80  # sign-extended 0x80
     assert cpu.state.sp == mem_top - 8
+
+
+CASP_X = 0x48207C82  # casp x0, x1, x2, x3, [x4]
+CASP_W = 0x08207C82  # casp w0, w1, w2, w3, [x4]
+CASP_ODD_RS = 0x48217C82  # casp x1, x2, x2, x3, [x4]: Rs odd is UNDEFINED
+
+
+def _run_casp(word: int, backend: str, memory: bytes, regs: dict[int, int]):
+    data = 0x20000
+    mem = GuestVirtualMemory(size=1 << 24)
+    mem.map_anonymous(CODE, 0x1000, PROT_READ | PROT_EXEC)
+    mem.map_anonymous(data, 0x1000, PROT_READ | 2)
+    mem.write_initial(CODE, struct.pack("<2I", word, SVC_0))
+    mem.write_initial(data, memory)
+    cpu = TCGEngine(mem, AARCH64, backend=backend).create_cpu()
+    for r, v in {**regs, 4: data}.items():
+        cpu.state.set_x(r, v)
+    cpu.state.pc = CODE
+    with pytest.raises(Aarch64Trap) as trap:
+        cpu.run()
+    return cpu.state, trap.value, mem.read(data, 16)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_casp_swaps_a_pair_only_when_both_halves_match(backend: str) -> None:
+    """CASP (FEAT_LSE; Linux's SLUB freelist with -cpu max): the old pair comes back in
+    Rs, Rs+1 either way; the new pair is stored only if both halves matched."""
+    old = struct.pack("<2Q", 0x1111_2222_3333_4444, 0x5555_6666_7777_8888)
+    match = {0: 0x1111_2222_3333_4444, 1: 0x5555_6666_7777_8888, 2: 0xA, 3: 0xB}
+    state, trap, memory = _run_casp(CASP_X, backend, old, match)
+    assert trap.kind == SVC
+    assert memory == struct.pack("<2Q", 0xA, 0xB)
+    assert (state.x(0), state.x(1)) == (0x1111_2222_3333_4444, 0x5555_6666_7777_8888)
+    state, _, memory = _run_casp(CASP_X, backend, old, {**match, 1: 0})  # high half differs
+    assert memory == old
+    assert (state.x(0), state.x(1)) == (0x1111_2222_3333_4444, 0x5555_6666_7777_8888)
+    # the W form: two 32-bit halves of one doubleword, results zero-extended
+    state, _, memory = _run_casp(CASP_W, backend, old[:8] + bytes(8),
+                                 {0: 0xFFFF_FFFF_3333_4444, 1: 0x1111_2222, 2: 7, 3: 9})
+    assert memory == struct.pack("<2IQ", 7, 9, 0)
+    assert (state.x(0), state.x(1)) == (0x3333_4444, 0x1111_2222)
+    state, trap, _ = _run_casp(CASP_ODD_RS, backend, old, {})
+    assert trap.kind == UNDEFINED and state.pc == CODE

@@ -12,7 +12,7 @@ from pemu.accel.tcg.ir import MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD
 from pemu.target.aarch64.context import DisasContext, imm
 from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
-from pemu.target.aarch64.helpers import CAS, LDXP, LDXR, LSE, STXP, STXR
+from pemu.target.aarch64.helpers import CAS, CASP, LDXP, LDXR, LSE, STXP, STXR
 from pemu.target.aarch64.insn_dp import extended
 
 
@@ -200,8 +200,8 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
 
 
 def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
-    """CAS/CASA/CASL/CASAL (o2=1, FEAT_LSE) and LDXP/STXP/LDAXP/STLXP (o2=0); CASP
-    is not in the model."""
+    """CAS/CASA/CASL/CASAL (o2=1, FEAT_LSE), CASP/CASPA/CASPL/CASPAL (o2=0, size 0
+    or 1, FEAT_LSE) and LDXP/STXP/LDAXP/STLXP (o2=0, size 2 or 3)."""
     b = ctx.b
     if a.o2:
         if a.rt2 != 31:
@@ -212,7 +212,7 @@ def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
         ctx.write(a.rs, old)
         return None
     if a.size < 2:
-        return False  # CASP
+        return _casp(ctx, a, addr)
     size = 4 << (a.size & 1)
     sf = a.size & 1
     names = ("excl_addr", "excl_value", "excl_value_hi")
@@ -233,6 +233,21 @@ def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
                                       excl_lo, excl_hi])
         b.movi(excl_addr, NO_EXCLUSIVE)
         ctx.write(a.rs, status, 0)
+    return None
+
+
+def _casp(ctx: DisasContext, a, addr: Operand) -> bool | None:
+    """CASP Rs, Rs+1, Rt, Rt+1, [Rn]: a 2x32- or 2x64-bit compare-and-swap (Linux's
+    SLUB uses it for its lockless freelist with FEAT_LSE); odd Rs or Rt are UNDEFINED."""
+    if a.rt2 != 31 or a.rs & 1 or a.rt & 1:
+        return False
+    sf = a.size
+    old0, old1 = ctx.temp(), ctx.temp()
+    ctx.b.call(CASP[4 << sf], [old0, old1],
+               [addr, ctx.read(a.rs, sf), ctx.read(a.rs + 1, sf), ctx.read(a.rt, sf),
+                ctx.read(a.rt + 1, sf)])
+    ctx.write(a.rs, old0, sf)
+    ctx.write(a.rs + 1, old1, sf)
     return None
 
 
