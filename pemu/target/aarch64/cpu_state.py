@@ -10,6 +10,8 @@ Slot map (each slot a little-endian uint64):
   40       exclusive monitor address (all ones: open)  41  the value LDXR loaded
   46       the second value LDXP loaded
   47       SP_EL0 while SP_EL1 is in use (system mode)
+  48       PSTATE.DAIF (bits 9:6, system mode)  49  the IRQ/FIQ inputs as DAIF's I/F bits
+  50       TPIDR_EL1   51  non-zero: IC maintenance left code to check at the next ISB/ERET
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -30,6 +32,8 @@ EXCL_ADDR, EXCL_VALUE = 40, 41
 EXIT_REQUEST, TB_FLAGS, NATIVE_JUMP_CACHE, NATIVE_TLB = 42, 43, 44, 45
 EXCL_VALUE_HI = 46
 SP_EL0 = 47
+# system mode: what translated code reads and writes inline (insn_el1.py)
+DAIF, IRQ_LINES, TPIDR_EL1, ICACHE_STALE = 48, 49, 50, 51
 V0 = 64
 
 # block flags in system mode (user mode translates with flags 0): the exception level
@@ -54,7 +58,9 @@ def ir_globals() -> dict[str, int]:
     g.update({f"v{i}h": V0 + 2 * i + 1 for i in range(32)})
     g.update({"sp": SP, "pc": PC, "nf": NF, "zf": ZF, "cf": CF, "vf": VF, "fpcr": FPCR,
               "fpsr": FPSR, "tpidr_el0": TPIDR_EL0, "excl_addr": EXCL_ADDR,
-              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0})
+              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0,
+              "daif": DAIF, "irq_lines": IRQ_LINES, "tpidr_el1": TPIDR_EL1,
+              "icache_stale": ICACHE_STALE, "exit_request": EXIT_REQUEST})
     return g
 
 

@@ -1,8 +1,15 @@
 """A64 instructions as system mode runs them (block flags with FLAG_SYSTEM).
 
 MRS/MSR of anything but NZCV, FPCR, FPSR and TPIDR_EL0 go to the CPU's register table
-(sysregs.py) through one helper each; SYS covers cache maintenance, TLBI and AT;
-MSR (immediate) sets DAIF and SPSel; ERET, HVC/SMC (the PSCI conduit), WFI.  The
+(sysregs.py) through one helper each, except at EL1 the registers Linux touches all
+the time, which translated code reads and writes in their state slots: SP_EL0
+(``current``), TPIDR_EL1 (the per-CPU offset), DAIF (irqsave/irqrestore), CurrentEL (a
+constant of the block flags), and MSR DAIFSet/DAIFClr.  Code that may unmask an
+interrupt compares the new mask with the IRQ/FIQ inputs' mirror slot and asks for an
+exit when one is now deliverable; the block ends there, so the exit comes before the
+next instruction.  ISB calls its helper only when IC maintenance left code to check.
+SYS covers cache maintenance, TLBI and AT; MSR (immediate) sets DAIF and SPSel; ERET,
+HVC/SMC (the PSCI conduit), WFI.  The
 exception level is in the block flags, so what EL0 may not do is refused when the
 block is translated.  Everything that may change the block flags, the translation
 regime or the interrupt mask ends the block.
@@ -10,7 +17,8 @@ regime or the interrupt mask ends the block.
 
 from __future__ import annotations
 
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Cond, Const, Helper, Operand
+from pemu.accel.tcg.opcodes import AND, OR, XOR
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.aarch64.cpu_state import FLAG_EL_MASK, FLAG_SPSEL, FLAG_SYSTEM, MASK64
 from pemu.target.aarch64.exceptions import UNDEFINED, Aarch64Trap
@@ -114,8 +122,8 @@ ERET = Helper("a64_eret", _eret, n_out=1, needs_env=True)
 CONDUIT = Helper("a64_conduit", _conduit, n_out=0, needs_env=True)
 WFI = Helper("a64_wfi", _wfi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 ISB = Helper("a64_isb", _isb, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
-IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate, flags=CALL_SIDE_EFFECTS, n_out=0,
-                       needs_env=True)
+IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate,
+                       flags=CALL_SIDE_EFFECTS | CALL_WRITES_STATE, n_out=0, needs_env=True)
 IC_IVAU = Helper("a64_ic_ivau", _ic_ivau, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 TLBI = Helper("a64_tlbi", _tlbi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 AT = Helper("a64_at", _at, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
@@ -124,17 +132,34 @@ DAIFSET, DAIFCLR, SPSEL = 3 << 3 | 6, 3 << 3 | 7, 0 << 3 | 5  # MSR (immediate):
 
 
 # -- emitters called by insn_system for system-mode blocks -----------------------------------
-SP_EL0_FIELD = pack((3, 0, 4, 1, 0)) & 0x7FFF  # MRS/MSR's 15-bit field of SP_EL0
+def _field(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+    return pack((op0, op1, crn, crm, op2)) & 0x7FFF  # MRS/MSR's 15-bit field
+
+
+SP_EL0_FIELD = _field(3, 0, 4, 1, 0)
+TPIDR_EL1_FIELD = _field(3, 0, 13, 0, 4)
+DAIF_FIELD = _field(3, 3, 4, 2, 1)
+CURRENT_EL_FIELD = _field(3, 0, 4, 2, 2)
 _SP_EL0_INLINE = FLAG_SPSEL | 1  # EL1 on SP_EL1: SP_EL0 is its bank slot
+DAIF_MASK = 0x3C0
 
 
-def _sp_el0_inline(ctx: DisasContext, a) -> bool:
-    return a.sysreg == SP_EL0_FIELD and ctx.flags & _SP_EL0_INLINE == _SP_EL0_INLINE
+def _inline_slot(ctx: DisasContext, a) -> str | None:
+    """The state slot global an EL1 MRS/MSR of this register reads or writes, if any."""
+    if _el(ctx) != 1:
+        return None  # at EL0 the helper decides (most of these are UNDEFINED there)
+    if a.sysreg == SP_EL0_FIELD:
+        return "sp_el0" if ctx.flags & _SP_EL0_INLINE == _SP_EL0_INLINE else None
+    return {TPIDR_EL1_FIELD: "tpidr_el1", DAIF_FIELD: "daif"}.get(a.sysreg)
 
 
 def mrs(ctx: DisasContext, a) -> None:
-    if _sp_el0_inline(ctx, a):
-        ctx.write(a.rt, ctx.glob("sp_el0"))
+    slot = _inline_slot(ctx, a)
+    if slot is not None:
+        ctx.write(a.rt, ctx.glob(slot))
+        return
+    if a.sysreg == CURRENT_EL_FIELD and _el(ctx):
+        ctx.write(a.rt, Const(_el(ctx) << 2))
         return
     out = ctx.temp()
     ctx.b.call(MRS, [out], [Const(pack(encoding_of(a.sysreg))), Const(ctx.insn)])
@@ -142,10 +167,34 @@ def mrs(ctx: DisasContext, a) -> None:
 
 
 def msr(ctx: DisasContext, a) -> None:
-    if _sp_el0_inline(ctx, a):
-        ctx.b.mov(ctx.glob("sp_el0"), ctx.read(a.rt))
+    slot = _inline_slot(ctx, a)
+    if slot == "daif":
+        new = ctx.temp()
+        ctx.b.binop(AND, new, ctx.read(a.rt), Const(DAIF_MASK))
+        _set_daif(ctx, new)
+        return
+    if slot is not None:
+        ctx.b.mov(ctx.glob(slot), ctx.read(a.rt))
         return
     ctx.b.call(MSR, [], [Const(pack(encoding_of(a.sysreg))), ctx.read(a.rt), Const(ctx.insn)])
+    ctx.goto(ctx.next_pc)
+
+
+def _set_daif(ctx: DisasContext, new: Operand, unmasks: bool = True) -> None:
+    """PSTATE.DAIF = ``new``, inline.  If that may unmask an interrupt whose input is
+    high, request an exit and end the block: the vCPU loop takes the interrupt before
+    the next instruction, as after the helper (check_interrupts)."""
+    b = ctx.b
+    daif = ctx.glob("daif")
+    b.mov(daif, new)
+    if not unmasks:
+        return
+    deliverable, done = ctx.temp(), b.label()
+    b.binop(XOR, deliverable, daif, Const(DAIF_MASK))
+    b.binop(AND, deliverable, deliverable, ctx.glob("irq_lines"))
+    b.brcond(Cond.EQ, deliverable, Const(0), done)
+    b.movi(ctx.glob("exit_request"), 1)  # only ever 1: another thread may set it too
+    b.set_label(done)
     ctx.goto(ctx.next_pc)
 
 
@@ -155,7 +204,12 @@ def wfi(ctx: DisasContext) -> None:
 
 
 def isb(ctx: DisasContext) -> None:
-    ctx.b.call(ISB, [], [])
+    """The helper only when IC IALLU left translated code to check (sync_icache)."""
+    b = ctx.b
+    clean = b.label()
+    b.brcond(Cond.EQ, ctx.glob("icache_stale"), Const(0), clean)
+    b.call(ISB, [], [])
+    b.set_label(clean)
 
 
 # SYS encodings (op1, CRn, CRm, op2) EL0 may use; the rest are EL1's
@@ -199,6 +253,14 @@ def trans_MSR_imm(ctx: DisasContext, a) -> bool | None:
     field = a.op1 << 3 | a.op2
     if field not in (DAIFSET, DAIFCLR, SPSEL):
         return False
+    if field != SPSEL:  # DAIFSet only masks: the block goes on; DAIFClr may unmask
+        new = ctx.temp()
+        if field == DAIFSET:
+            ctx.b.binop(OR, new, ctx.glob("daif"), Const(a.crm << 6))
+        else:
+            ctx.b.binop(AND, new, ctx.glob("daif"), Const(DAIF_MASK & ~(a.crm << 6)))
+        _set_daif(ctx, new, unmasks=field == DAIFCLR)
+        return None
     ctx.b.call(MSR_IMM, [], [Const(field), Const(a.crm), Const(ctx.insn)])
     ctx.goto(ctx.next_pc)
     return None
