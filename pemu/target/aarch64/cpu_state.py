@@ -12,6 +12,8 @@ Slot map (each slot a little-endian uint64):
   47       SP_EL0 while SP_EL1 is in use (system mode)
   48       PSTATE.DAIF (bits 9:6, system mode)  49  the IRQ/FIQ inputs as DAIF's I/F bits
   50       TPIDR_EL1   51  non-zero: IC maintenance left code to check at the next ISB/ERET
+  52       host address of the vCPU's global native jump cache (system mode: blocks on
+           pages mapped global, nG = 0, which the dispatcher probes after a miss)
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -34,6 +36,7 @@ EXCL_VALUE_HI = 46
 SP_EL0 = 47
 # system mode: what translated code reads and writes inline (insn_el1.py)
 DAIF, IRQ_LINES, TPIDR_EL1, ICACHE_STALE = 48, 49, 50, 51
+NATIVE_GLOBAL_JUMP_CACHE = 52
 V0 = 64
 
 # block flags in system mode (user mode translates with flags 0): the exception level
@@ -48,7 +51,8 @@ NO_EXCLUSIVE = 0xFFFF_FFFF_FFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
-                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB)
+                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB,
+                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE)
 
 
 def ir_globals() -> dict[str, int]:

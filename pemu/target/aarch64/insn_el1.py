@@ -17,6 +17,7 @@ regime or the interrupt mask ends the block.
 
 from __future__ import annotations
 
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Cond, Const, Helper, Operand
 from pemu.accel.tcg.opcodes import AND, OR, XOR
 from pemu.target.aarch64.context import DisasContext
@@ -36,6 +37,8 @@ def system_mode(ctx: DisasContext) -> bool:
 # -- helpers (env: system_cpu.Aarch64CPU) ---------------------------------------------------
 def _mrs(env, packed: int, insn: int) -> int:
     reg = env.sysregs.get(packed)
+    if counters.ENABLED:
+        counters.count(f"sysreg:mrs {reg.name if reg else hex(packed)}")
     if reg is None or reg.read is None or (env.el == 0 and not reg.el0):
         if env.el and reg is None and raz_id_space(encoding_of(packed & 0x7FFF)):
             return 0
@@ -45,6 +48,8 @@ def _mrs(env, packed: int, insn: int) -> int:
 
 def _msr(env, packed: int, value: int, insn: int) -> None:
     reg = env.sysregs.get(packed)
+    if counters.ENABLED:
+        counters.count(f"sysreg:msr {reg.name if reg else hex(packed)}")
     if reg is None or reg.write is None or (env.el == 0 and not reg.el0):
         raise Aarch64Trap(UNDEFINED, insn)
     reg.write(env, value)
