@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pemu.accel.tcg.ir import MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD
+from pemu.target.aarch64 import atomic_inline
 from pemu.target.aarch64.context import DisasContext, imm
 from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
 from pemu.target.aarch64.helpers import CAS, CASP, LDXP, LDXR, LSE, STXP, STXR
@@ -207,6 +208,9 @@ def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
         if a.rt2 != 31:
             return False
         size = 1 << a.size
+        if ctx.inline_atomics:
+            atomic_inline.cas(ctx, size, a.rn, a.rs, a.rt)
+            return None
         old = ctx.temp()
         b.call(CAS[size], [old], [addr, ctx.read(a.rs), ctx.read(a.rt)])
         ctx.write(a.rs, old)
@@ -242,6 +246,9 @@ def _casp(ctx: DisasContext, a, addr: Operand) -> bool | None:
     if a.rt2 != 31 or a.rs & 1 or a.rt & 1:
         return False
     sf = a.size
+    if ctx.inline_atomics:
+        atomic_inline.casp(ctx, sf, a.rn, a.rs, a.rt)
+        return None
     old0, old1 = ctx.temp(), ctx.temp()
     ctx.b.call(CASP[4 << sf], [old0, old1],
                [addr, ctx.read(a.rs, sf), ctx.read(a.rs + 1, sf), ctx.read(a.rt, sf),
@@ -258,6 +265,8 @@ def trans_LSE_ATOMIC(ctx: DisasContext, a) -> bool | None:
     if op is None:
         return False  # LDAPR (FEAT_LRCPC) is not in the model
     size = 1 << a.size
+    if ctx.inline_atomics and atomic_inline.lse(ctx, op, size, a.rn, a.rs, a.rt):
+        return None
     old = ctx.temp()
     ctx.b.call(LSE[(op, size)], [old], [ctx.read(a.rn, sp=True), ctx.read(a.rs)])
     ctx.write(a.rt, old)
