@@ -115,15 +115,16 @@ CASP_W = 0x08207C82  # casp w0, w1, w2, w3, [x4]
 CASP_ODD_RS = 0x48217C82  # casp x1, x2, x2, x3, [x4]: Rs odd is UNDEFINED
 
 
-def _run_casp(word: int, backend: str, memory: bytes, regs: dict[int, int],
+def _run_casp(word: int | list[int], backend: str, memory: bytes, regs: dict[int, int],
               inline: bool = False):
-    """One atomic at [x4] (a data page) then SVC; ``inline``: translated as system
-    mode does (one host thread: atomic_inline.py), else through the helpers."""
+    """Atomics at [x4] (a data page) then SVC; ``inline``: translated as system mode
+    does (one host thread: atomic_inline.py), else through the helpers."""
+    words = [word] if isinstance(word, int) else word
     data = 0x20000
     mem = GuestVirtualMemory(size=1 << 24)
     mem.map_anonymous(CODE, 0x1000, PROT_READ | PROT_EXEC)
     mem.map_anonymous(data, 0x1000, PROT_READ | 2)
-    mem.write_initial(CODE, struct.pack("<2I", word, SVC_0))
+    mem.write_initial(CODE, struct.pack(f"<{len(words) + 1}I", *words, SVC_0))
     mem.write_initial(data, memory)
     engine = TCGEngine(mem, AARCH64, backend=backend)
     engine.translator.inline_atomics = inline
@@ -219,3 +220,27 @@ def test_lse_atomics_inline_and_helper_agree_with_the_model(case: str, inline: b
         with pytest.raises(Aarch64Trap) as trap_info:
             cpu.run()
         assert trap_info.value.kind == ALIGNMENT and cpu.state.pc == CODE
+
+
+LDXR_X2 = 0xC85F7C82  # ldxr x2, [x4]
+STXR_W5_X1 = 0xC8057C81  # stxr w5, x1, [x4]
+STR_X3 = 0xF9000083  # str x3, [x4]
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["helper", "inline"])
+def test_exclusive_pair_stores_only_while_the_monitor_holds(inline: bool) -> None:
+    backend = BACKENDS[-1]
+    memory = struct.pack("<2Q", 0x1234, 0)
+    regs = {1: 0xAAAA, 3: 0xBBBB, 5: 0x99}
+    state, _, after = _run_casp([LDXR_X2, STXR_W5_X1], backend, memory, regs, inline)
+    assert (state.x(2), state.x(5), after[:8]) == (0x1234, 0, struct.pack("<Q", 0xAAAA))
+    state, _, after = _run_casp([STXR_W5_X1], backend, memory, regs, inline)  # no LDXR
+    assert (state.x(5), after) == (1, memory)
+    # the value changed under the monitor: the store exclusive fails
+    state, _, after = _run_casp([LDXR_X2, STR_X3, STXR_W5_X1], backend, memory, regs,
+                                inline)
+    assert (state.x(5), after[:8]) == (1, struct.pack("<Q", 0xBBBB))
+    # and a second STXR after a successful one fails (the monitor closed)
+    state, _, after = _run_casp([LDXR_X2, STXR_W5_X1, STR_X3, STXR_W5_X1], backend,
+                                memory, regs, inline)
+    assert (state.x(5), after[:8]) == (1, struct.pack("<Q", 0xBBBB))

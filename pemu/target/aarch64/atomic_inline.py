@@ -1,5 +1,5 @@
-"""FEAT_LSE atomics (LDADD & co, SWP, CAS, CASP) as plain IR when one host thread runs
-every vCPU (``DisasContext.inline_atomics``: system mode, single-threaded user mode).
+"""FEAT_LSE atomics (LDADD & co, SWP, CAS, CASP) and LDXR/STXR as plain IR when one
+host thread runs every vCPU (``DisasContext.inline_atomics``: system mode).
 
 Then nothing can come between a load and a store of the same block, so an atomic is a
 load, an operation and a store, without the helper call (a ctypes callback into Python
@@ -15,6 +15,7 @@ from __future__ import annotations
 from pemu.accel.tcg.ir import Cond, Const, Helper, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD, AND, ANDC, MAX, MAXU, MIN, MINU, OR, XOR, Opcode
 from pemu.target.aarch64.context import DisasContext
+from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
 from pemu.target.aarch64.exceptions import ALIGNMENT, Aarch64Trap
 
 # LSE opc (and 8 = SWP) -> the IR op combining (old, operand); None: SWP
@@ -109,4 +110,34 @@ def casp(ctx: DisasContext, sf: int, rn: int, rs: int, rt: int) -> None:
     ctx.write(rs + 1, old[1], sf)
 
 
-__all__ = ["RAISE_ALIGNMENT", "cas", "casp", "lse"]
+def load_exclusive(ctx: DisasContext, size: int, rn: int, rt: int) -> None:
+    """LDXR/LDAXR: the value, and the monitor (address, value) STXR compares with."""
+    b = ctx.b
+    addr = _address(ctx, rn, size)
+    value = b.temp()
+    b.ld(value, addr, MemOp(size))
+    b.mov(ctx.glob("excl_addr"), addr)
+    b.mov(ctx.glob("excl_value"), value)
+    ctx.write(rt, value)
+
+
+def store_exclusive(ctx: DisasContext, size: int, rn: int, rt: int, rs: int) -> None:
+    """STXR/STLXR: store if the monitor holds this address and memory still holds the
+    value LDXR read (the helper's compare-and-swap); Ws = 0 if stored, else 1.  Any
+    STXR closes the monitor."""
+    b = ctx.b
+    addr = _address(ctx, rn, size)
+    excl_addr = ctx.glob("excl_addr")
+    status, current, fail = b.temp(), b.temp(), b.label()
+    b.movi(status, 1)
+    b.brcond(Cond.NE, addr, excl_addr, fail)
+    b.ld(current, addr, MemOp(size, for_store=True))
+    b.brcond(Cond.NE, current, _low(ctx, ctx.glob("excl_value"), size), fail)
+    b.st(ctx.read(rt), addr, MemOp(size))
+    b.movi(status, 0)
+    b.set_label(fail)
+    b.movi(excl_addr, NO_EXCLUSIVE)
+    ctx.write(rs, status, 0)
+
+
+__all__ = ["RAISE_ALIGNMENT", "cas", "casp", "load_exclusive", "lse", "store_exclusive"]

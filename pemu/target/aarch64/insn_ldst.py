@@ -185,6 +185,12 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
             return False  # LDLAR/STLLR (FEAT_LOR)
         transfer(ctx, _Access(size, bool(a.l), sf=int(size == 8)), a.rt, addr)
         return None
+    if ctx.inline_atomics:
+        if a.l:
+            atomic_inline.load_exclusive(ctx, size, a.rn, a.rt)
+        else:
+            atomic_inline.store_exclusive(ctx, size, a.rn, a.rt, a.rs)
+        return None
     excl_addr, excl_value = ctx.glob("excl_addr"), ctx.glob("excl_value")
     if a.l:
         value: Temp = ctx.temp()
