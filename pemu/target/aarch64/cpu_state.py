@@ -14,6 +14,8 @@ Slot map (each slot a little-endian uint64):
   50       TPIDR_EL1   51  non-zero: IC maintenance left code to check at the next ISB/ERET
   52       host address of the vCPU's global native jump cache (system mode: blocks on
            pages mapped global, nG = 0, which the dispatcher probes after a miss)
+  53..56   copies of registers MRS reads inline (system mode): DCZID_EL0, CTR_EL0,
+           ID_AA64ISAR0_EL1, TCR_EL1 (``SYSREG_MIRRORS``)
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -37,6 +39,9 @@ SP_EL0 = 47
 # system mode: what translated code reads and writes inline (insn_el1.py)
 DAIF, IRQ_LINES, TPIDR_EL1, ICACHE_STALE = 48, 49, 50, 51
 NATIVE_GLOBAL_JUMP_CACHE = 52
+# register name -> the slot holding a copy of it that MRS reads inline (system mode;
+# the CPU refreshes the copies whenever one may change: system_cpu.py)
+SYSREG_MIRRORS = {"DCZID_EL0": 53, "CTR_EL0": 54, "ID_AA64ISAR0_EL1": 55, "TCR_EL1": 56}
 V0 = 64
 
 # block flags in system mode (user mode translates with flags 0): the exception level
@@ -65,6 +70,7 @@ def ir_globals() -> dict[str, int]:
               "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0,
               "daif": DAIF, "irq_lines": IRQ_LINES, "tpidr_el1": TPIDR_EL1,
               "icache_stale": ICACHE_STALE, "exit_request": EXIT_REQUEST})
+    g.update({name.lower(): slot for name, slot in SYSREG_MIRRORS.items()})
     return g
 
 

@@ -80,6 +80,15 @@ def _wfi(env) -> None:
     env.wait_for_interrupt()
 
 
+def _wfe(env) -> None:
+    """WFE/YIELD: a spin-wait (Linux's smp_cond_load, cpu_relax) for what another vCPU
+    will do; when several vCPUs take turns on this thread, let the next one run now
+    instead of spinning out the quantum."""
+    end_turn = env.end_turn
+    if end_turn is not None:
+        end_turn()
+
+
 def _isb(env) -> None:
     env.sync_icache()
 
@@ -126,6 +135,7 @@ MSR_IMM = Helper("a64_msr_imm", _msr_imm, n_out=0, needs_env=True)
 ERET = Helper("a64_eret", _eret, n_out=1, needs_env=True)
 CONDUIT = Helper("a64_conduit", _conduit, n_out=0, needs_env=True)
 WFI = Helper("a64_wfi", _wfi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+WFE = Helper("a64_wfe", _wfe, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 ISB = Helper("a64_isb", _isb, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate,
                        flags=CALL_SIDE_EFFECTS | CALL_WRITES_STATE, n_out=0, needs_env=True)
@@ -158,10 +168,22 @@ def _inline_slot(ctx: DisasContext, a) -> str | None:
     return {TPIDR_EL1_FIELD: "tpidr_el1", DAIF_FIELD: "daif"}.get(a.sysreg)
 
 
+# MRS field -> (the slot global of its copy, readable at EL0): registers Linux reads
+# often (DCZID_EL0 and CTR_EL0 in clear_page, memset and the cache maintenance
+# loops; TCR_EL1 around user accesses) that change only through the CPU
+_MIRRORED = {_field(3, 3, 0, 0, 7): ("dczid_el0", True), _field(3, 3, 0, 0, 1): ("ctr_el0", True),
+             _field(3, 0, 0, 6, 0): ("id_aa64isar0_el1", False),
+             _field(3, 0, 2, 0, 2): ("tcr_el1", False)}
+
+
 def mrs(ctx: DisasContext, a) -> None:
     slot = _inline_slot(ctx, a)
     if slot is not None:
         ctx.write(a.rt, ctx.glob(slot))
+        return
+    mirrored = _MIRRORED.get(a.sysreg)
+    if mirrored is not None and (_el(ctx) or mirrored[1]):
+        ctx.write(a.rt, ctx.glob(mirrored[0]))
         return
     if a.sysreg == CURRENT_EL_FIELD and _el(ctx):
         ctx.write(a.rt, Const(_el(ctx) << 2))
@@ -205,6 +227,11 @@ def _set_daif(ctx: DisasContext, new: Operand, unmasks: bool = True) -> None:
 
 def wfi(ctx: DisasContext) -> None:
     ctx.b.call(WFI, [], [])
+    ctx.goto(ctx.next_pc)
+
+
+def wfe(ctx: DisasContext) -> None:
+    ctx.b.call(WFE, [], [])
     ctx.goto(ctx.next_pc)
 
 
@@ -292,4 +319,4 @@ trans_HVC = _conduit_insn
 trans_SMC = _conduit_insn
 
 __all__ = ["isb", "mrs", "msr", "sys", "system_mode", "trans_ERET", "trans_HVC",
-           "trans_MSR_imm", "trans_SMC", "wfi"]
+           "trans_MSR_imm", "trans_SMC", "wfe", "wfi"]

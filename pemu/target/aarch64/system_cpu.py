@@ -92,6 +92,14 @@ class Aarch64CPU(SystemCPU):
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
         self.daif = DAIF_ALL
         self.sysregs: dict[int, SysReg] = standard_sysregs(self)
+        self._mirrored = [(slot, reg) for reg in self.sysregs.values()
+                          for name, slot in a64.SYSREG_MIRRORS.items() if reg.name == name]
+        self.refresh_sysreg_mirrors()
+
+    def refresh_sysreg_mirrors(self) -> None:
+        """The copies of SYSREG_MIRRORS that translated code reads (insn_el1.mrs)."""
+        for slot, reg in self._mirrored:
+            self.slots[slot] = reg.read(self)  # type: ignore[misc]
 
     # -- block flags and PSTATE ------------------------------------------------------------
     @property
@@ -307,6 +315,7 @@ class Aarch64CPU(SystemCPU):
         if regime != getattr(self, "_regime", None):
             self._regime = regime
             self.tlb_flush_all()
+        self.refresh_sysreg_mirrors()  # TCR_EL1
         self.mmu.switch()
         self.flags_changed()
 
@@ -366,6 +375,7 @@ class Aarch64CPU(SystemCPU):
         self.mmu.switch()
         self.tlb_flush_all()
         self._bind_context(self.mmu.ctx)  # the native slots were zeroed above
+        self.refresh_sysreg_mirrors()
         self.slots[a64.PC] = pc
 
 
