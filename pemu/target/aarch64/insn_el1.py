@@ -4,15 +4,16 @@ MRS/MSR of anything but NZCV, FPCR, FPSR and TPIDR_EL0 go to the CPU's register 
 (sysregs.py) through one helper each, except at EL1 the registers Linux touches all
 the time, which translated code reads and writes in their state slots: SP_EL0
 (``current``), TPIDR_EL1 (the per-CPU offset), DAIF (irqsave/irqrestore), CurrentEL (a
-constant of the block flags), and MSR DAIFSet/DAIFClr.  Code that may unmask an
+constant of the block flags), MSR DAIFSet/DAIFClr, and reads of the registers the CPU
+keeps copies of in slots (DCZID_EL0, CTR_EL0, TCR_EL1, ...).  Code that may unmask an
 interrupt compares the new mask with the IRQ/FIQ inputs' mirror slot and asks for an
 exit when one is now deliverable; the block ends there, so the exit comes before the
 next instruction.  ISB calls its helper only when IC maintenance left code to check.
 SYS covers cache maintenance, TLBI and AT; MSR (immediate) sets DAIF and SPSel; ERET,
 HVC/SMC (the PSCI conduit), WFI.  The
 exception level is in the block flags, so what EL0 may not do is refused when the
-block is translated.  Everything that may change the block flags, the translation
-regime or the interrupt mask ends the block.
+block is translated.  Everything that may change the block flags or the translation
+regime, or unmask an interrupt, ends the block.
 """
 
 from __future__ import annotations
