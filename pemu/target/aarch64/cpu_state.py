@@ -57,7 +57,7 @@ MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
                      native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB,
-                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE)
+                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE, jc_pc_shift=2)
 
 
 def ir_globals() -> dict[str, int]:
