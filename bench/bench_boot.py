@@ -1,12 +1,15 @@
-"""Boot-to-poweroff time of the shared riscv64 guests: pemu's backends against QEMU.
+"""Boot-to-poweroff time of the shared guests: pemu's backends against QEMU.
 
-    python3 bench/bench_boot.py [--guest lean|debian] [--smp N] [--timeout S]
-                                [--skip-qemu] [--backends native,python] [--append "..."]
+    python3 bench/bench_boot.py [--guest lean|debian|aarch64-debian] [--smp N]
+                                [--timeout S] [--skip-qemu] [--backends native,python]
+                                [--append "..."]
 
-Every run uses the same command line (virt, OpenSBI, Image + initramfs,
-``console=ttyS0 pemu.test=poweroff``): Debian's qemu-system-riscv64, then pemu with
-each TCG backend.  ``--guest lean`` (the default) is the small 6.1 kernel with busybox
-(256 MiB); ``--guest debian`` is Debian 13's own kernel and initramfs (512 MiB).
+Every run uses the same command line (virt, kernel + initramfs,
+``console=<the board's UART> pemu.test=poweroff``): Debian's qemu-system-<arch>, then
+pemu with each TCG backend.  ``--guest lean`` (the default) is the small riscv64 6.1
+kernel with busybox (256 MiB, OpenSBI); ``--guest debian`` is Debian 13's own riscv64
+kernel and initramfs (512 MiB); ``--guest aarch64-debian`` is Debian 13's arm64 kernel
+and the same initramfs services (``-cpu max``, 1 GiB, as its README's QEMU line).
 It prints wall time, CPU time (user+sys of the child: the steadier
 number on a shared host) and the pemu/QEMU ratio of both, and pemu's ``-d stats``
 line: blocks translated, how many came from the translation cache of earlier runs
@@ -27,21 +30,38 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from pemu.guests import guest_file
 
 ROOT = Path(__file__).resolve().parents[1]
-GUESTS = {"lean": (guest_file("riscv64"), "256M"),
-          "debian": (guest_file("riscv64-debian"), "512M")}
+
+
+@dataclass(frozen=True)
+class Guest:
+    folder: Path
+    ram: str
+    arch: str  # qemu-system-<arch>, pemu.cli.system_<arch>
+    kernel: str = "Image"
+    console: str = "ttyS0"
+    extra: tuple[str, ...] = ()
+    stats: bool = True  # pemu takes -d stats
+
+
+GUESTS = {"lean": Guest(guest_file("riscv64"), "256M", "riscv64"),
+          "debian": Guest(guest_file("riscv64-debian"), "512M", "riscv64"),
+          "aarch64-debian": Guest(guest_file("aarch64-debian"), "1G", "aarch64",
+                                  kernel="vmlinuz", console="ttyAMA0",
+                                  extra=("-cpu", "max"), stats=False)}
 DONE = b"PEMU-GUEST-TEST-DONE"
 
 
 def guest_args(guest: str, smp: int, append: str) -> list[str]:
-    folder, ram = GUESTS[guest]
-    return ["-M", "virt", "-m", ram, "-smp", str(smp), "-nographic", "-no-reboot",
-            "-kernel", str(folder / "Image"), "-initrd", str(folder / "initramfs.cpio.gz"),
-            "-append", append]
+    g = GUESTS[guest]
+    return ["-M", "virt", *g.extra, "-m", g.ram, "-smp", str(smp), "-nographic",
+            "-no-reboot", "-kernel", str(g.folder / g.kernel),
+            "-initrd", str(g.folder / "initramfs.cpio.gz"), "-append", append]
 
 
 def guest_steps(out: bytes) -> str:
@@ -85,32 +105,34 @@ def main() -> int:
     ap.add_argument("--skip-qemu", action="store_true")
     ap.add_argument("--backends", default="native,python",
                     help="pemu TCG backends to run, comma-separated")
-    ap.add_argument("--append", default="console=ttyS0 pemu.test=poweroff")
+    ap.add_argument("--append", default=None,
+                    help="the kernel command line (console=<UART> pemu.test=poweroff)")
     ap.add_argument("--no-tb-cache", action="store_true",
                     help="translate everything (PEMU_TB_CACHE=off): a first boot's cost")
     args = ap.parse_args()
-    folder = GUESTS[args.guest][0]
-    if not (folder / "Image").exists():
-        print(f"no guest at {folder}", file=sys.stderr)
+    g = GUESTS[args.guest]
+    if not (g.folder / g.kernel).exists():
+        print(f"no guest at {g.folder}", file=sys.stderr)
         return 1
-    guest = guest_args(args.guest, args.smp, args.append)
+    append = args.append or f"console={g.console} pemu.test=poweroff"
+    guest = guest_args(args.guest, args.smp, append)
     results = []
-    qemu = shutil.which("qemu-system-riscv64")
+    qemu = shutil.which(f"qemu-system-{g.arch}")
     if qemu and not args.skip_qemu:
         wall, cpu, rc, out, _ = timed([qemu, *guest], args.timeout)
-        results.append(("qemu-system-riscv64 (TCG)", wall, cpu, rc, DONE in out,
+        results.append((f"qemu-system-{g.arch} (TCG)", wall, cpu, rc, DONE in out,
                         guest_steps(out)))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if args.no_tb_cache:
         env["PEMU_TB_CACHE"] = "off"
     for backend in filter(None, args.backends.split(",")):
-        cmd = [sys.executable, "-m", "pemu.cli.system_riscv64", *guest,
-               "-accel", f"tcg,backend={backend}", "-d", "stats"]
+        cmd = [sys.executable, "-m", f"pemu.cli.system_{g.arch}", *guest,
+               "-accel", f"tcg,backend={backend}", *(("-d", "stats") if g.stats else ())]
         wall, cpu, rc, out, err = timed(cmd, args.timeout, env)
         m = re.search(rb"stats: (.*)", err)
         extra = "\n    ".join(filter(None, [m.group(1).decode() if m else "",
                                              guest_steps(out)]))
-        results.append((f"pemu-system-riscv64 ({backend})", wall, cpu, rc, DONE in out,
+        results.append((f"pemu-system-{g.arch} ({backend})", wall, cpu, rc, DONE in out,
                         extra))
     base = results[0] if results and results[0][0].startswith("qemu") else None
     for name, wall, cpu, rc, done, extra in results:

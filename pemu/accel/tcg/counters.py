@@ -7,6 +7,7 @@ stderr.  What is counted (names are ``group:detail``):
 * ``exit:*``      why generated code came back to Python (miss, request, exception)
 * ``request:*``   who asked the vCPU loop to look again (the calling function)
 * ``helper:*``    helper calls from generated code, by helper (CSRs by register)
+* ``sysreg:*``    AArch64 MRS/MSR that took the helper, by register
 * ``tlb:*``       TLB flushes (all, by ASID, by page) and address-space switches
 * ``tb:*``        translations: new code, the same code again under other flags, blocks
                   over two pages (cached in jump caches only), lookups of cached blocks

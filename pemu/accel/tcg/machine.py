@@ -16,6 +16,7 @@ raises an interrupt, or None) and ``timer_interrupt_pending()``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -134,6 +135,7 @@ class Machine:
             hart.should_stop = self._should_stop
             if len(harts) > 1:
                 hart.set_interrupt_listener(self._line_raised)
+                hart.end_turn = functools.partial(self._end_turn, hart)
 
     def _should_stop(self) -> bool:
         if self._yield:

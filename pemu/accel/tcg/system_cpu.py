@@ -329,6 +329,9 @@ class SystemCPU:
     """
 
     trap_class: type[BaseException] = _NoGuestTrap  # the target's guest exception
+    # set by machine.Machine when several vCPUs take turns: ends this vCPU's turn at
+    # its next exit check (a target's spin-wait hint, e.g. A64 WFE, calls it)
+    end_turn: Callable[[], None] | None = None
 
     def __init__(self, translator: SystemTranslator, state: CPUState, mmu: SoftMMU) -> None:
         self.translator = translator

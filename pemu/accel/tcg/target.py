@@ -70,6 +70,10 @@ class StateLayout:
     # host address of a second native jump cache the dispatcher probes after a miss
     # (system mode: blocks on global pages, shared by every address space); None: none
     native_global_jump_cache: int | None = None
+    # log2 of the guest's instruction alignment: the native jump cache is indexed by
+    # pc >> this (RISC-V's 2-byte instructions: 1; A64's 4-byte ones: 2, else half of
+    # the entries would never be used)
+    jc_pc_shift: int = 1
 
 
 @dataclass(frozen=True)

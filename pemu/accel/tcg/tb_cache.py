@@ -55,7 +55,9 @@ LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
 SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
 # host monotonic time by which the exit's save must be done (None: no limit)
 _exit_save_deadline: float | None = None
-_SOURCE_DIRS = ("accel/tcg", "target/riscv")
+# the sources that decide generated code: the engine and backends, and every frontend
+# (with only RISC-V's listed, an A64 frontend fix kept running the old blocks)
+_SOURCE_DIRS = ("accel/tcg", "target/riscv", "target/aarch64", "target/decode")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 # (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)

@@ -10,6 +10,12 @@ Slot map (each slot a little-endian uint64):
   40       exclusive monitor address (all ones: open)  41  the value LDXR loaded
   46       the second value LDXP loaded
   47       SP_EL0 while SP_EL1 is in use (system mode)
+  48       PSTATE.DAIF (bits 9:6, system mode)  49  the IRQ/FIQ inputs as DAIF's I/F bits
+  50       TPIDR_EL1   51  non-zero: IC maintenance left code to check at the next ISB/ERET
+  52       host address of the vCPU's global native jump cache (system mode: blocks on
+           pages mapped global, nG = 0, which the dispatcher probes after a miss)
+  53..56   copies of registers MRS reads inline (system mode): DCZID_EL0, CTR_EL0,
+           ID_AA64ISAR0_EL1, TCR_EL1 (``SYSREG_MIRRORS``)
   42       exit_request  43 tb_flags  44 native jump cache  45 native TLB
   64..127  V0..V31, two words each (low half first)
 """
@@ -30,6 +36,12 @@ EXCL_ADDR, EXCL_VALUE = 40, 41
 EXIT_REQUEST, TB_FLAGS, NATIVE_JUMP_CACHE, NATIVE_TLB = 42, 43, 44, 45
 EXCL_VALUE_HI = 46
 SP_EL0 = 47
+# system mode: what translated code reads and writes inline (insn_el1.py)
+DAIF, IRQ_LINES, TPIDR_EL1, ICACHE_STALE = 48, 49, 50, 51
+NATIVE_GLOBAL_JUMP_CACHE = 52
+# register name -> the slot holding a copy of it that MRS reads inline (system mode;
+# the CPU refreshes the copies whenever one may change: system_cpu.py)
+SYSREG_MIRRORS = {"DCZID_EL0": 53, "CTR_EL0": 54, "ID_AA64ISAR0_EL1": 55, "TCR_EL1": 56}
 V0 = 64
 
 # block flags in system mode (user mode translates with flags 0): the exception level
@@ -44,7 +56,8 @@ NO_EXCLUSIVE = 0xFFFF_FFFF_FFFF_FFFF
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
-                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB)
+                     native_jump_cache=NATIVE_JUMP_CACHE, native_tlb=NATIVE_TLB,
+                     native_global_jump_cache=NATIVE_GLOBAL_JUMP_CACHE, jc_pc_shift=2)
 
 
 def ir_globals() -> dict[str, int]:
@@ -54,7 +67,10 @@ def ir_globals() -> dict[str, int]:
     g.update({f"v{i}h": V0 + 2 * i + 1 for i in range(32)})
     g.update({"sp": SP, "pc": PC, "nf": NF, "zf": ZF, "cf": CF, "vf": VF, "fpcr": FPCR,
               "fpsr": FPSR, "tpidr_el0": TPIDR_EL0, "excl_addr": EXCL_ADDR,
-              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0})
+              "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0,
+              "daif": DAIF, "irq_lines": IRQ_LINES, "tpidr_el1": TPIDR_EL1,
+              "icache_stale": ICACHE_STALE, "exit_request": EXIT_REQUEST})
+    g.update({name.lower(): slot for name, slot in SYSREG_MIRRORS.items()})
     return g
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pemu.target.aarch64.cpu_state import FPCR, FPSR, TPIDR_EL0
+from pemu.target.aarch64.cpu_state import FPCR, FPSR, TPIDR_EL0, TPIDR_EL1
 from pemu.target.aarch64.exceptions import UNDEFINED, Aarch64Trap
 from pemu.target.aarch64.generic_timer import CNTFRQ, Timer
 from pemu.target.aarch64.sysregs import SysReg, constant, raz_wi, special, stored
@@ -145,7 +145,7 @@ def standard_sysregs(cpu: Aarch64CPU) -> dict[int, SysReg]:
         special("FPCR", (3, 3, 4, 4, 0), *slot(FPCR, 0x07FF_9F00), el0=True),
         special("FPSR", (3, 3, 4, 4, 1), *slot(FPSR, 0xF800_009F), el0=True),
         # thread ids
-        stored("TPIDR_EL1", (3, 0, 13, 0, 4)),
+        special("TPIDR_EL1", (3, 0, 13, 0, 4), *slot(TPIDR_EL1)),  # inline: insn_el1.py
         special("TPIDR_EL0", (3, 3, 13, 0, 2), *slot(TPIDR_EL0), el0=True),
         special("TPIDRRO_EL0", (3, 3, 13, 0, 3), lambda c: c.regs.get("TPIDRRO_EL0", 0),
                 _write_at_el1("TPIDRRO_EL0"), el0=True),

@@ -136,11 +136,32 @@ def _make_cas(size: int) -> Callable[..., int]:
     return cas
 
 
+def _make_casp(size: int) -> Callable[..., tuple[int, int]]:
+    """CASP: compare the pair at ``addr`` (first register at the lower address) with
+    ``expected``, store ``new`` if equal; returns the old pair."""
+    mask = (1 << (size * 8)) - 1
+
+    def casp(env: object, addr: int, expected0: int, expected1: int, new0: int,
+             new1: int) -> tuple[int, int]:
+        if addr & (2 * size - 1):
+            raise Aarch64Trap(ALIGNMENT, 0, addr)
+        mem = env.mem  # type: ignore[attr-defined]
+        with mem.lock:
+            old = (mem.load_slow(addr, size), mem.load_slow(addr + size, size))
+            if old == (expected0 & mask, expected1 & mask):
+                mem.store_slow(addr, size, new0 & mask)
+                mem.store_slow(addr + size, size, new1 & mask)
+        return old
+    return casp
+
+
 LSE = {(op, size): Helper(f"a64_ld{name}{size}", _make_lse(fn, size), flags=CALL_SIDE_EFFECTS,
                           needs_env=True)
        for op, (name, fn) in LSE_OPS.items() for size in (1, 2, 4, 8)}
 CAS = {size: Helper(f"a64_cas{size}", _make_cas(size), flags=CALL_SIDE_EFFECTS,
                     needs_env=True) for size in (1, 2, 4, 8)}
+CASP = {size: Helper(f"a64_casp{size}", _make_casp(size), flags=CALL_SIDE_EFFECTS, n_out=2,
+                     needs_env=True) for size in (4, 8)}
 
 
 LDXR = {size: Helper(f"a64_ldxr{size}", _make_ldxr(size), flags=CALL_SIDE_EFFECTS,

@@ -1,16 +1,26 @@
 """A64 instructions as system mode runs them (block flags with FLAG_SYSTEM).
 
 MRS/MSR of anything but NZCV, FPCR, FPSR and TPIDR_EL0 go to the CPU's register table
-(sysregs.py) through one helper each; SYS covers cache maintenance, TLBI and AT;
-MSR (immediate) sets DAIF and SPSel; ERET, HVC/SMC (the PSCI conduit), WFI.  The
+(sysregs.py) through one helper each, except at EL1 the registers Linux touches all
+the time, which translated code reads and writes in their state slots: SP_EL0
+(``current``), TPIDR_EL1 (the per-CPU offset), DAIF (irqsave/irqrestore), CurrentEL (a
+constant of the block flags), MSR DAIFSet/DAIFClr, and reads of the registers the CPU
+keeps copies of in slots (DCZID_EL0, CTR_EL0, TCR_EL1, ...).  Code that may unmask an
+interrupt compares the new mask with the IRQ/FIQ inputs' mirror slot and asks for an
+exit when one is now deliverable; the block ends there, so the exit comes before the
+next instruction.  ISB calls its helper only when IC maintenance left code to check.
+SYS covers cache maintenance, TLBI and AT; MSR (immediate) sets DAIF and SPSel; ERET,
+HVC/SMC (the PSCI conduit), WFI.  The
 exception level is in the block flags, so what EL0 may not do is refused when the
-block is translated.  Everything that may change the block flags, the translation
-regime or the interrupt mask ends the block.
+block is translated.  Everything that may change the block flags or the translation
+regime, or unmask an interrupt, ends the block.
 """
 
 from __future__ import annotations
 
-from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper
+from pemu.accel.tcg import counters
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Cond, Const, Helper, Operand
+from pemu.accel.tcg.opcodes import AND, OR, XOR
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.aarch64.cpu_state import FLAG_EL_MASK, FLAG_SPSEL, FLAG_SYSTEM, MASK64
 from pemu.target.aarch64.exceptions import UNDEFINED, Aarch64Trap
@@ -28,6 +38,8 @@ def system_mode(ctx: DisasContext) -> bool:
 # -- helpers (env: system_cpu.Aarch64CPU) ---------------------------------------------------
 def _mrs(env, packed: int, insn: int) -> int:
     reg = env.sysregs.get(packed)
+    if counters.ENABLED:
+        counters.count(f"sysreg:mrs {reg.name if reg else hex(packed)}")
     if reg is None or reg.read is None or (env.el == 0 and not reg.el0):
         if env.el and reg is None and raz_id_space(encoding_of(packed & 0x7FFF)):
             return 0
@@ -37,6 +49,8 @@ def _mrs(env, packed: int, insn: int) -> int:
 
 def _msr(env, packed: int, value: int, insn: int) -> None:
     reg = env.sysregs.get(packed)
+    if counters.ENABLED:
+        counters.count(f"sysreg:msr {reg.name if reg else hex(packed)}")
     if reg is None or reg.write is None or (env.el == 0 and not reg.el0):
         raise Aarch64Trap(UNDEFINED, insn)
     reg.write(env, value)
@@ -65,6 +79,15 @@ def _conduit(env, imm: int, insn: int) -> None:
 
 def _wfi(env) -> None:
     env.wait_for_interrupt()
+
+
+def _wfe(env) -> None:
+    """WFE/YIELD: a spin-wait (Linux's smp_cond_load, cpu_relax) for what another vCPU
+    will do; when several vCPUs take turns on this thread, let the next one run now
+    instead of spinning out the quantum."""
+    end_turn = env.end_turn
+    if end_turn is not None:
+        end_turn()
 
 
 def _isb(env) -> None:
@@ -113,9 +136,10 @@ MSR_IMM = Helper("a64_msr_imm", _msr_imm, n_out=0, needs_env=True)
 ERET = Helper("a64_eret", _eret, n_out=1, needs_env=True)
 CONDUIT = Helper("a64_conduit", _conduit, n_out=0, needs_env=True)
 WFI = Helper("a64_wfi", _wfi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+WFE = Helper("a64_wfe", _wfe, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 ISB = Helper("a64_isb", _isb, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
-IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate, flags=CALL_SIDE_EFFECTS, n_out=0,
-                       needs_env=True)
+IC_INVALIDATE = Helper("a64_ic_invalidate", _ic_invalidate,
+                       flags=CALL_SIDE_EFFECTS | CALL_WRITES_STATE, n_out=0, needs_env=True)
 IC_IVAU = Helper("a64_ic_ivau", _ic_ivau, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 TLBI = Helper("a64_tlbi", _tlbi, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 AT = Helper("a64_at", _at, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
@@ -124,17 +148,46 @@ DAIFSET, DAIFCLR, SPSEL = 3 << 3 | 6, 3 << 3 | 7, 0 << 3 | 5  # MSR (immediate):
 
 
 # -- emitters called by insn_system for system-mode blocks -----------------------------------
-SP_EL0_FIELD = pack((3, 0, 4, 1, 0)) & 0x7FFF  # MRS/MSR's 15-bit field of SP_EL0
+def _field(op0: int, op1: int, crn: int, crm: int, op2: int) -> int:
+    return pack((op0, op1, crn, crm, op2)) & 0x7FFF  # MRS/MSR's 15-bit field
+
+
+SP_EL0_FIELD = _field(3, 0, 4, 1, 0)
+TPIDR_EL1_FIELD = _field(3, 0, 13, 0, 4)
+DAIF_FIELD = _field(3, 3, 4, 2, 1)
+CURRENT_EL_FIELD = _field(3, 0, 4, 2, 2)
 _SP_EL0_INLINE = FLAG_SPSEL | 1  # EL1 on SP_EL1: SP_EL0 is its bank slot
+DAIF_MASK = 0x3C0
 
 
-def _sp_el0_inline(ctx: DisasContext, a) -> bool:
-    return a.sysreg == SP_EL0_FIELD and ctx.flags & _SP_EL0_INLINE == _SP_EL0_INLINE
+def _inline_slot(ctx: DisasContext, a) -> str | None:
+    """The state slot global an EL1 MRS/MSR of this register reads or writes, if any."""
+    if _el(ctx) != 1:
+        return None  # at EL0 the helper decides (most of these are UNDEFINED there)
+    if a.sysreg == SP_EL0_FIELD:
+        return "sp_el0" if ctx.flags & _SP_EL0_INLINE == _SP_EL0_INLINE else None
+    return {TPIDR_EL1_FIELD: "tpidr_el1", DAIF_FIELD: "daif"}.get(a.sysreg)
+
+
+# MRS field -> (the slot global of its copy, readable at EL0): registers Linux reads
+# often (DCZID_EL0 and CTR_EL0 in clear_page, memset and the cache maintenance
+# loops; TCR_EL1 around user accesses) that change only through the CPU
+_MIRRORED = {_field(3, 3, 0, 0, 7): ("dczid_el0", True), _field(3, 3, 0, 0, 1): ("ctr_el0", True),
+             _field(3, 0, 0, 6, 0): ("id_aa64isar0_el1", False),
+             _field(3, 0, 2, 0, 2): ("tcr_el1", False)}
 
 
 def mrs(ctx: DisasContext, a) -> None:
-    if _sp_el0_inline(ctx, a):
-        ctx.write(a.rt, ctx.glob("sp_el0"))
+    slot = _inline_slot(ctx, a)
+    if slot is not None:
+        ctx.write(a.rt, ctx.glob(slot))
+        return
+    mirrored = _MIRRORED.get(a.sysreg)
+    if mirrored is not None and (_el(ctx) or mirrored[1]):
+        ctx.write(a.rt, ctx.glob(mirrored[0]))
+        return
+    if a.sysreg == CURRENT_EL_FIELD and _el(ctx):
+        ctx.write(a.rt, Const(_el(ctx) << 2))
         return
     out = ctx.temp()
     ctx.b.call(MRS, [out], [Const(pack(encoding_of(a.sysreg))), Const(ctx.insn)])
@@ -142,10 +195,34 @@ def mrs(ctx: DisasContext, a) -> None:
 
 
 def msr(ctx: DisasContext, a) -> None:
-    if _sp_el0_inline(ctx, a):
-        ctx.b.mov(ctx.glob("sp_el0"), ctx.read(a.rt))
+    slot = _inline_slot(ctx, a)
+    if slot == "daif":
+        new = ctx.temp()
+        ctx.b.binop(AND, new, ctx.read(a.rt), Const(DAIF_MASK))
+        _set_daif(ctx, new)
+        return
+    if slot is not None:
+        ctx.b.mov(ctx.glob(slot), ctx.read(a.rt))
         return
     ctx.b.call(MSR, [], [Const(pack(encoding_of(a.sysreg))), ctx.read(a.rt), Const(ctx.insn)])
+    ctx.goto(ctx.next_pc)
+
+
+def _set_daif(ctx: DisasContext, new: Operand, unmasks: bool = True) -> None:
+    """PSTATE.DAIF = ``new``, inline.  If that may unmask an interrupt whose input is
+    high, request an exit and end the block: the vCPU loop takes the interrupt before
+    the next instruction, as after the helper (check_interrupts)."""
+    b = ctx.b
+    daif = ctx.glob("daif")
+    b.mov(daif, new)
+    if not unmasks:
+        return
+    deliverable, done = ctx.temp(), b.label()
+    b.binop(XOR, deliverable, daif, Const(DAIF_MASK))
+    b.binop(AND, deliverable, deliverable, ctx.glob("irq_lines"))
+    b.brcond(Cond.EQ, deliverable, Const(0), done)
+    b.movi(ctx.glob("exit_request"), 1)  # only ever 1: another thread may set it too
+    b.set_label(done)
     ctx.goto(ctx.next_pc)
 
 
@@ -154,8 +231,18 @@ def wfi(ctx: DisasContext) -> None:
     ctx.goto(ctx.next_pc)
 
 
+def wfe(ctx: DisasContext) -> None:
+    ctx.b.call(WFE, [], [])
+    ctx.goto(ctx.next_pc)
+
+
 def isb(ctx: DisasContext) -> None:
-    ctx.b.call(ISB, [], [])
+    """The helper only when IC IALLU left translated code to check (sync_icache)."""
+    b = ctx.b
+    clean = b.label()
+    b.brcond(Cond.EQ, ctx.glob("icache_stale"), Const(0), clean)
+    b.call(ISB, [], [])
+    b.set_label(clean)
 
 
 # SYS encodings (op1, CRn, CRm, op2) EL0 may use; the rest are EL1's
@@ -199,6 +286,14 @@ def trans_MSR_imm(ctx: DisasContext, a) -> bool | None:
     field = a.op1 << 3 | a.op2
     if field not in (DAIFSET, DAIFCLR, SPSEL):
         return False
+    if field != SPSEL:  # DAIFSet only masks: the block goes on; DAIFClr may unmask
+        new = ctx.temp()
+        if field == DAIFSET:
+            ctx.b.binop(OR, new, ctx.glob("daif"), Const(a.crm << 6))
+        else:
+            ctx.b.binop(AND, new, ctx.glob("daif"), Const(DAIF_MASK & ~(a.crm << 6)))
+        _set_daif(ctx, new, unmasks=field == DAIFCLR)
+        return None
     ctx.b.call(MSR_IMM, [], [Const(field), Const(a.crm), Const(ctx.insn)])
     ctx.goto(ctx.next_pc)
     return None
@@ -225,4 +320,4 @@ trans_HVC = _conduit_insn
 trans_SMC = _conduit_insn
 
 __all__ = ["isb", "mrs", "msr", "sys", "system_mode", "trans_ERET", "trans_HVC",
-           "trans_MSR_imm", "trans_SMC", "wfi"]
+           "trans_MSR_imm", "trans_SMC", "wfe", "wfi"]

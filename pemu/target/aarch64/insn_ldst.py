@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pemu.accel.tcg.ir import MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD
+from pemu.target.aarch64 import atomic_inline
 from pemu.target.aarch64.context import DisasContext, imm
 from pemu.target.aarch64.cpu_state import NO_EXCLUSIVE
-from pemu.target.aarch64.helpers import CAS, LDXP, LDXR, LSE, STXP, STXR
+from pemu.target.aarch64.helpers import CAS, CASP, LDXP, LDXR, LSE, STXP, STXR
 from pemu.target.aarch64.insn_dp import extended
 
 
@@ -184,6 +185,12 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
             return False  # LDLAR/STLLR (FEAT_LOR)
         transfer(ctx, _Access(size, bool(a.l), sf=int(size == 8)), a.rt, addr)
         return None
+    if ctx.inline_atomics:
+        if a.l:
+            atomic_inline.load_exclusive(ctx, size, a.rn, a.rt)
+        else:
+            atomic_inline.store_exclusive(ctx, size, a.rn, a.rt, a.rs)
+        return None
     excl_addr, excl_value = ctx.glob("excl_addr"), ctx.glob("excl_value")
     if a.l:
         value: Temp = ctx.temp()
@@ -200,19 +207,22 @@ def trans_LDST_excl(ctx: DisasContext, a) -> bool | None:
 
 
 def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
-    """CAS/CASA/CASL/CASAL (o2=1, FEAT_LSE) and LDXP/STXP/LDAXP/STLXP (o2=0); CASP
-    is not in the model."""
+    """CAS/CASA/CASL/CASAL (o2=1, FEAT_LSE), CASP/CASPA/CASPL/CASPAL (o2=0, size 0
+    or 1, FEAT_LSE) and LDXP/STXP/LDAXP/STLXP (o2=0, size 2 or 3)."""
     b = ctx.b
     if a.o2:
         if a.rt2 != 31:
             return False
         size = 1 << a.size
+        if ctx.inline_atomics:
+            atomic_inline.cas(ctx, size, a.rn, a.rs, a.rt)
+            return None
         old = ctx.temp()
         b.call(CAS[size], [old], [addr, ctx.read(a.rs), ctx.read(a.rt)])
         ctx.write(a.rs, old)
         return None
     if a.size < 2:
-        return False  # CASP
+        return _casp(ctx, a, addr)
     size = 4 << (a.size & 1)
     sf = a.size & 1
     names = ("excl_addr", "excl_value", "excl_value_hi")
@@ -236,6 +246,24 @@ def _pair_or_cas(ctx: DisasContext, a, addr: Operand) -> bool | None:
     return None
 
 
+def _casp(ctx: DisasContext, a, addr: Operand) -> bool | None:
+    """CASP Rs, Rs+1, Rt, Rt+1, [Rn]: a 2x32- or 2x64-bit compare-and-swap (Linux's
+    SLUB uses it for its lockless freelist with FEAT_LSE); odd Rs or Rt are UNDEFINED."""
+    if a.rt2 != 31 or a.rs & 1 or a.rt & 1:
+        return False
+    sf = a.size
+    if ctx.inline_atomics:
+        atomic_inline.casp(ctx, sf, a.rn, a.rs, a.rt)
+        return None
+    old0, old1 = ctx.temp(), ctx.temp()
+    ctx.b.call(CASP[4 << sf], [old0, old1],
+               [addr, ctx.read(a.rs, sf), ctx.read(a.rs + 1, sf), ctx.read(a.rt, sf),
+                ctx.read(a.rt + 1, sf)])
+    ctx.write(a.rs, old0, sf)
+    ctx.write(a.rs + 1, old1, sf)
+    return None
+
+
 def trans_LSE_ATOMIC(ctx: DisasContext, a) -> bool | None:
     """LDADD/LDCLR/LDEOR/LDSET/LD[SU]MAX/LD[SU]MIN and SWP (FEAT_LSE), any ordering;
     Rt gets the old value (the ST* aliases write XZR)."""
@@ -243,6 +271,8 @@ def trans_LSE_ATOMIC(ctx: DisasContext, a) -> bool | None:
     if op is None:
         return False  # LDAPR (FEAT_LRCPC) is not in the model
     size = 1 << a.size
+    if ctx.inline_atomics and atomic_inline.lse(ctx, op, size, a.rn, a.rs, a.rt):
+        return None
     old = ctx.temp()
     ctx.b.call(LSE[(op, size)], [old], [ctx.read(a.rn, sp=True), ctx.read(a.rs)])
     ctx.write(a.rt, old)

@@ -67,9 +67,13 @@ def trans_BRK(ctx: DisasContext, a) -> None:
 def trans_HINT(ctx: DisasContext, a) -> None:
     """NOP, YIELD, WFE/WFI/SEV (nothing to wait for at EL0 here), ESB, the PAuth
     hint-space instructions (PACIASP & co: NOPs without FEAT_PAuth) and BTI.  In system
-    mode WFI waits for an interrupt; WFE stays a NOP (a spin loop around it polls)."""
+    mode WFI waits for an interrupt; WFE and YIELD end the vCPU's turn when several
+    vCPUs share the thread (the loop around them waits for another CPU), else they are
+    NOPs (the loop polls)."""
     if a.op == 3 and ctx.flags & FLAG_SYSTEM:
         insn_el1.wfi(ctx)
+    elif a.op in (1, 2) and ctx.flags & FLAG_SYSTEM:
+        insn_el1.wfe(ctx)
 
 
 def trans_CLREX(ctx: DisasContext, a) -> None:

@@ -3,8 +3,11 @@ IRQ/FIQ inputs, the generic timer and the system-register table.
 
 The execution loops are accel/tcg's (system_cpu.SystemCPU).  The CPU starts at EL1
 with SP_EL1 selected and DAIF masked, as QEMU starts one without EL2/EL3.  PSTATE's
-NZCV live in the state block (translated code computes them); EL, SPSel and DAIF live
-here: EL is in the block flags, and DAIF/SPSel change only through helpers.  The state
+NZCV and DAIF live in the state block (translated code computes NZCV and reads and
+writes DAIF inline: Linux masks and unmasks interrupts around every lock); EL and
+SPSel live here: both are in the block flags and change only through helpers.  The
+IRQ/FIQ inputs are mirrored in a state slot (as DAIF's I and F bits), so that code
+unmasking interrupts can tell by itself whether it must leave for one.  The state
 block's SP slot is the stack pointer in use; the other one (SP_EL0 or SP_EL1) is kept
 in its bank and swapped at every EL or SPSel change: SP_EL1 in ``sp_el1``, SP_EL0 in a
 state slot, so that translated code reads and writes it inline at EL1 with SPSel = 1
@@ -74,7 +77,6 @@ class Aarch64CPU(SystemCPU):
         state = translator.target.new_state()
         self.el = 1
         self.spsel = 1
-        self.daif = DAIF_ALL
         self.sp_el1 = 0  # SP_EL1 while SP_EL0 is in use (SP_EL0's bank is a state slot)
         self.regs: dict[str, int] = {"SCTLR_EL1": SCTLR_RESET}
         self.timer = GenericTimer(counter)
@@ -84,14 +86,39 @@ class Aarch64CPU(SystemCPU):
         self._wfi = False
         self.powered_off = False
         self.conduit: ConduitHandler | None = None
-        self.icache_stale = False
         self.wakeup = wakeup
         self._listener: Callable[[Aarch64CPU], None] | None = None
         self.regime = Aarch64MMU(self, space, translator.dram)
         super().__init__(translator, state, SoftMMU(self.regime, space, translator.dram))
+        self.daif = DAIF_ALL
         self.sysregs: dict[int, SysReg] = standard_sysregs(self)
+        self._mirrored = [(slot, reg) for reg in self.sysregs.values()
+                          for name, slot in a64.SYSREG_MIRRORS.items() if reg.name == name]
+        self.refresh_sysreg_mirrors()
+
+    def refresh_sysreg_mirrors(self) -> None:
+        """The copies of SYSREG_MIRRORS that translated code reads (insn_el1.mrs)."""
+        for slot, reg in self._mirrored:
+            self.slots[slot] = reg.read(self)  # type: ignore[misc]
 
     # -- block flags and PSTATE ------------------------------------------------------------
+    @property
+    def daif(self) -> int:
+        return self.slots[a64.DAIF]
+
+    @daif.setter
+    def daif(self, value: int) -> None:
+        self.slots[a64.DAIF] = value & DAIF_ALL
+
+    @property
+    def icache_stale(self) -> bool:
+        """IC IALLU(IS) ran: the next ISB or ERET compares every translated page."""
+        return bool(self.slots[a64.ICACHE_STALE])
+
+    @icache_stale.setter
+    def icache_stale(self, stale: bool) -> None:
+        self.slots[a64.ICACHE_STALE] = int(stale)
+
     def block_flags(self) -> int:
         return a64.FLAG_SYSTEM | self.el | self.spsel << a64.FLAG_SPSEL_SHIFT
 
@@ -196,13 +223,20 @@ class Aarch64CPU(SystemCPU):
     def set_irq(self, level: bool) -> None:
         """The IRQ input (level; any thread)."""
         self.irq_level = bool(level)
+        self._mirror_lines()
         if level:
             self._line_rose()
 
     def set_fiq(self, level: bool) -> None:
         self.fiq_level = bool(level)
+        self._mirror_lines()
         if level:
             self._line_rose()
+
+    def _mirror_lines(self) -> None:
+        """The inputs where translated code unmasking DAIF.I/F looks (insn_el1.py)."""
+        self.slots[a64.IRQ_LINES] = (DAIF_I if self.irq_level else 0) | \
+            (DAIF_F if self.fiq_level else 0)
 
     def _line_rose(self) -> None:
         self.request_exit()
@@ -281,6 +315,7 @@ class Aarch64CPU(SystemCPU):
         if regime != getattr(self, "_regime", None):
             self._regime = regime
             self.tlb_flush_all()
+        self.refresh_sysreg_mirrors()  # TCR_EL1
         self.mmu.switch()
         self.flags_changed()
 
@@ -332,6 +367,7 @@ class Aarch64CPU(SystemCPU):
         self.slots[a64.EXCL_ADDR] = a64.NO_EXCLUSIVE
         self.slots[a64.ZF] = 1  # NZCV is UNKNOWN after reset; QEMU's reads 0b0100
         self.el, self.spsel, self.daif = 1, 1, DAIF_ALL
+        self._mirror_lines()
         self.sp_el1 = 0
         self.regs = {"SCTLR_EL1": SCTLR_RESET}
         self._regime = None
@@ -340,6 +376,7 @@ class Aarch64CPU(SystemCPU):
         self.mmu.switch()
         self.tlb_flush_all()
         self._bind_context(self.mmu.ctx)  # the native slots were zeroed above
+        self.refresh_sysreg_mirrors()
         self.slots[a64.PC] = pc
 
 

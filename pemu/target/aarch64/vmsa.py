@@ -10,13 +10,23 @@ nothing (every access is coherent).
 An address-space key names the TTBR0 table and the ASID in use, so that Linux's
 context switches (TTBR0 and, with TCR.A1, TTBR1's ASID) switch TLB sets instead of
 flushing; any other change of regime (SCTLR.M, TCR, TTBR1's table) flushes them all.
+A leaf with nG = 0 is global (PERM_GLOBAL): the vCPU finds the blocks translated from
+it in every address space (softmmu.SoftMMU.global_exec), not once per process.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pemu.accel.tcg.softmmu import ACCESS_EXEC, ACCESS_WRITE, PERM_ALL, PERM_R, PERM_W, PERM_X
+from pemu.accel.tcg.softmmu import (
+    ACCESS_EXEC,
+    ACCESS_WRITE,
+    PERM_ALL,
+    PERM_GLOBAL,
+    PERM_R,
+    PERM_W,
+    PERM_X,
+)
 from pemu.memory.address_space import AddressSpace, RAMBlock
 from pemu.target.aarch64.exceptions import Aarch64Trap, abort_trap
 
@@ -26,6 +36,7 @@ if TYPE_CHECKING:
 PA_MASK = (1 << 48) - 1
 MMU_OFF_KEY = 1  # no TTBR0 base has bit 0 set
 SCTLR_M, SCTLR_WXN = 1 << 0, 1 << 19
+DESC_NG = 1 << 11  # not global: the mapping belongs to the ASID in use
 # TCR_EL1 fields
 TCR_EPD0, TCR_EPD1, TCR_A1 = 1 << 7, 1 << 23, 1 << 22
 TCR_AS, TCR_TBI0, TCR_TBI1 = 1 << 36, 1 << 37, 1 << 38
@@ -152,6 +163,10 @@ class Aarch64MMU:
                 perms |= PERM_X
         if perms & PERM_W and regs.get("SCTLR_EL1", 0) & SCTLR_WXN:
             perms &= ~PERM_X
+        if not desc & DESC_NG:
+            # the same in every address space (the kernel's pages): code found here is
+            # found from every process through the vCPU's global jump cache
+            perms |= PERM_GLOBAL
         out = desc & PA_MASK & ~((1 << shift) - 1)
         return perms, out | (vaddr & ((1 << shift) - 1)), shift
 

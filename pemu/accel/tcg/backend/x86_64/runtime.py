@@ -120,6 +120,7 @@ class NativeBackend:
         self.flags_slot = layout.tb_flags
         self.jump_cache_slot = layout.native_jump_cache
         self.global_jc_slot = layout.native_global_jump_cache
+        self.jc_pc_shift = layout.jc_pc_shift
         self.lock = threading.RLock()
         self.tls = threading.local()
         self.jc_bits = jc_bits
@@ -172,14 +173,15 @@ class NativeBackend:
         a.test_rr(64, RDX, RDX)
         a.jcc(x.CC_E, lookup)
         a.jmp_r(RDX)
-        # lookup: jump_cache[(pc >> 1) & mask] -> entry, valid if both tags match
+        # lookup: jump_cache[(pc >> jc_pc_shift ^ flags * mix) & mask] -> entry, valid
+        # if both tags match
         a.align(16)
         a.bind(lookup)
         self.lookup_off = a.pos()
         miss, done = x.Label(), x.Label()
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
         a.mov_rr(32, RCX, RAX)
-        a.shift_ri(x.SHR, 32, RCX, 1)
+        a.shift_ri(x.SHR, 32, RCX, self.jc_pc_shift)
         a.load(64, R11, Mem(RBP, 8 * self.flags_slot))
         a.imul_rri(32, R11, R11, JC_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, RCX, R11)
@@ -378,7 +380,7 @@ class NativeBackend:
     # -- chaining and invalidation --------------------------------------------------------
     def jc_index(self, pc: int, flags: int) -> int:
         """The jump cache slot of (pc, flags): the dispatcher computes the same."""
-        return ((pc >> 1) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
+        return ((pc >> self.jc_pc_shift) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
 
     def put_in_jump_cache(self, tb: NativeTB, jc: int) -> None:
         """Also enter a linked block into the jump cache at host address ``jc`` (system
