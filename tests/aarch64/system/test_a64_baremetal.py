@@ -9,7 +9,6 @@ program prints through the PL011 and powers off.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from pemu.accel.tcg.backend.x86_64 import host_supported
+from tests.aarch64.system.bare_metal import assemble, need
 
-HERE = Path(__file__).resolve().parent
 BACKENDS = ["python"] + (["native"] if host_supported() else [])
 QEMU = "qemu-system-aarch64"
 PROGRAMS = {  # name: (source, assembler options, machine options for both emulators)
@@ -32,29 +31,16 @@ PROGRAMS = {  # name: (source, assembler options, machine options for both emula
 TIMEOUT_S = 60
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict[str, Path]:
-    _need("aarch64-linux-gnu-as")
     out = tmp_path_factory.mktemp("a64sys")
-    elves = {}
-    for name, (source, defs, _) in PROGRAMS.items():
-        obj, elf = out / f"{name}.o", out / f"{name}.elf"
-        subprocess.run(["aarch64-linux-gnu-as", *defs, "-I", str(HERE), "-o", str(obj),
-                        str(HERE / source)], check=True)
-        subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(elf),
-                        str(obj)], check=True)
-        elves[name] = elf
-    return elves
+    return {name: assemble(out, source, name, defs)
+            for name, (source, defs, _) in PROGRAMS.items()}
 
 
 @pytest.fixture(scope="module")
 def qemu_output(built) -> dict[str, bytes]:
-    _need(QEMU)
+    need(QEMU)
     return {name: subprocess.run([QEMU, *PROGRAMS[name][2], "-cpu", "cortex-a57",
                                   "-nographic",
                                   "-no-reboot", "-kernel", str(elf)], capture_output=True,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,29 +22,18 @@ from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
+from tests.aarch64.system.bare_metal import LOAD_ADDRESS, assemble, need
+
 COUNTER = 0x40200000
-ENTRY = 0x40080000
+ENTRY = LOAD_ADDRESS
 LOOP_STORE = 0x40080020  # "str x2, [x1]" in the loop
 TIMEOUT_S = 60
 QEMU = "qemu-system-aarch64"
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
-
-
 @pytest.fixture(scope="module")
 def counter_elf(tmp_path_factory) -> Path:
-    _need("aarch64-linux-gnu-as")
-    out = tmp_path_factory.mktemp("a64mon")
-    obj, elf = out / "counter.o", out / "counter.elf"
-    subprocess.run(["aarch64-linux-gnu-as", "-o", str(obj), str(HERE / "counter.S")],
-                   check=True)
-    subprocess.run(["aarch64-linux-gnu-ld", f"-Ttext={ENTRY:#x}", "-o", str(elf), str(obj)],
-                   check=True)
-    return elf
+    return assemble(tmp_path_factory.mktemp("a64mon"), "counter.S")
 
 
 def _pemu(*args: str) -> subprocess.Popen:
@@ -183,7 +171,7 @@ def _gdb_session(command: list[str], port: int) -> str:
 
 
 def test_gdb_steps_like_qemu(counter_elf) -> None:
-    _need("gdb-multiarch")
+    need("gdb-multiarch")
     port = _free_port()
     ours = _gdb_session([sys.executable, "-m", "pemu.cli.system_aarch64", "-M", "virt",
                          "-cpu", "cortex-a57", "-nographic", "-S", "-gdb", f"tcp::{port}",
@@ -196,7 +184,7 @@ def test_gdb_steps_like_qemu(counter_elf) -> None:
     assert "$7 = 0x40080800" in ours  # VBAR_EL1 by QEMU's name for it
     assert "$12 = 42" in ours  # x2 set by GDB to 41, then counted by the guest
     assert f"{COUNTER:#x}:\t0x000000000000002a" in ours  # and stored
-    _need(QEMU)
+    need(QEMU)
     port = _free_port()
     theirs = _gdb_session([QEMU, "-M", "virt", "-cpu", "cortex-a57", "-nographic", "-S",
                            "-gdb", f"tcp::{port}", "-kernel", str(counter_elf)], port)

@@ -17,7 +17,6 @@ virtio-mmio is legacy (version 1) by default; pemu's is version 2, as QEMU's wit
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,9 +29,9 @@ from pemu.hw.arm.virt import ArmVirtBoard
 from pemu.hw.pci.bus import PCI_BUS
 from pemu.hw.virtio.from_config import VIRTIO_BUS, close_backends, make_virtio_devices
 from pemu.qemuopts.config import SystemConfig
+from tests.aarch64.system.bare_metal import assemble, need
 from tests.system.test_virt_aia_dtb import parse_dts
 
-HERE = Path(__file__).resolve().parent
 QEMU = "qemu-system-aarch64"
 TIMEOUT_S = 60
 MMIO_DEVICES = ["-device", "virtio-rng-device", "-netdev", "user,id=n0",
@@ -52,28 +51,15 @@ PHANDLE_CELLS = {"interrupt-parent": (0, 1), "clocks": (0, 1), "msi-map": (1, 4)
                  "interrupt-map": (4, 10)}
 
 
-def _need(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.skip(f"{tool} is not installed (scripts/install-deps.sh)")
-
-
 @pytest.fixture(scope="module")
 def programs(tmp_path_factory) -> dict[str, Path]:
-    _need("aarch64-linux-gnu-as")
     out = tmp_path_factory.mktemp("a64io")
-    elves = {}
-    for name in ("virtio_mmio_probe", "pci_ecam_walk", "gicv2m_msi"):
-        obj, elf = out / f"{name}.o", out / f"{name}.elf"
-        subprocess.run(["aarch64-linux-gnu-as", "-I", str(HERE), "-o", str(obj),
-                        str(HERE / f"{name}.S")], check=True)
-        subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(elf),
-                        str(obj)], check=True)
-        elves[name] = elf
-    return elves
+    return {name: assemble(out, f"{name}.S")
+            for name in ("virtio_mmio_probe", "pci_ecam_walk", "gicv2m_msi")}
 
 
 def run_qemu(*args: str) -> bytes:
-    _need(QEMU)
+    need(QEMU)
     return subprocess.run([QEMU, "-M", "virt", *COMMON, *args], capture_output=True,
                           timeout=TIMEOUT_S, check=True).stdout
 
@@ -118,7 +104,7 @@ def test_gicv2m_msis_as_qemu(programs) -> None:
     ``-d in_asm`` on both, which shows capstone's A64 and the same instructions
     translated (QEMU 7.2's capstone 4 spells some aliases differently: movz/mov)."""
     args = ["-kernel", str(programs["gicv2m_msi"]), "-d", "in_asm"]
-    _need(QEMU)
+    need(QEMU)
     qemu = subprocess.run([QEMU, "-M", "virt", *COMMON, *args], capture_output=True,
                           timeout=TIMEOUT_S, check=True)
     assert qemu.stdout.decode().split("\n")[:4] == ["0000000000500040 ",  # INTIDs 80.., 64
@@ -166,8 +152,8 @@ TREES = {"highmem=on": (set(), set()), "highmem=off": (set(), set()),
 @pytest.mark.parametrize("options", list(TREES))
 def test_device_tree_as_qemu(tmp_path, options: str) -> None:
     """(No -kernel: QEMU's dumpdtb needs none either.)"""
-    _need("dtc")
-    _need(QEMU)
+    need("dtc")
+    need(QEMU)
     ours, theirs = tmp_path / "pemu.dtb", tmp_path / "qemu.dtb"
     devices = [*MMIO_DEVICES, *PCI_DEVICES]
     subprocess.run([QEMU, "-M", f"virt,{options},dumpdtb={theirs}", *COMMON, *devices],
@@ -199,7 +185,7 @@ def test_intx_reaches_the_spi_the_device_tree_names(programs) -> None:
     """In process: a PCI function in each of slots 4..7 raises INTA; the GIC's input
     that goes up is the one the generated interrupt-map gives for that slot and pin
     (the swizzle over SPIs 3..6)."""
-    _need("dtc")
+    need("dtc")
     slots = range(4, 8)
     cfg = SystemConfig(kernel=str(programs["virtio_mmio_probe"]), cpu="cortex-a57",
                        machine={"type": "virt"},

@@ -9,7 +9,6 @@ migration between two pemu-system-aarch64 processes over QMP."""
 from __future__ import annotations
 
 import io
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,23 +21,15 @@ from pemu.migration.machine_state import blocked_reason, load_machine, save_mach
 from pemu.migration.stream import StreamReader, StreamWriter, bytes_source
 from pemu.qemuopts.config import SystemConfig
 from pemu.target.aarch64 import cpu_state as a64
+from tests.aarch64.system.bare_metal import assemble
 from tests.migration.pemu_process import Pemu
 
-HERE = Path(__file__).resolve().parent
 COUNTER = 0x4020_0000
 
 
 @pytest.fixture(scope="module")
 def counter_elf(tmp_path_factory) -> Path:
-    if subprocess.run(["which", "aarch64-linux-gnu-as"], capture_output=True).returncode:
-        pytest.skip("aarch64-linux-gnu-as is not installed")
-    out = tmp_path_factory.mktemp("a64mig")
-    obj, elf = out / "counter.o", out / "counter.elf"
-    subprocess.run(["aarch64-linux-gnu-as", "-o", str(obj), str(HERE / "counter.S")],
-                   check=True)
-    subprocess.run(["aarch64-linux-gnu-ld", "-Ttext=0x40080000", "-o", str(elf), str(obj)],
-                   check=True)
-    return elf
+    return assemble(tmp_path_factory.mktemp("a64mig"), "counter.S")
 
 
 def _board(elf: Path, gic: str) -> ArmVirtBoard:
