@@ -14,7 +14,7 @@ import pytest
 
 from tests.kvm.heartbeat import beats, check_continues, check_heartbeat, kvm_cmd, machine_args
 from tests.kvm.test_vmstate import _wait_beats, _wait_listening
-from tests.migration.pemu_process import Pemu
+from tests.migration.pemu_process import Pemu, memfd_ram_inode
 
 MEMFD = ["-object", "memory-backend-memfd,id=ram0,size=32M",
          "-machine", "memory-backend=ram0"]
@@ -23,14 +23,6 @@ MEMFD = ["-object", "memory-backend-memfd,id=ram0,size=32M",
 @pytest.fixture(scope="module")
 def heartbeat(kvm, guest) -> str:
     return str(guest("heartbeat"))
-
-
-def _ram_inode(pid: int) -> int:
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            if "memfd:pemu-ram" in line:
-                return int(line.split()[4])
-    raise AssertionError(f"no memfd RAM mapped in {pid}")
 
 
 def _socket(path: str) -> dict:
@@ -52,7 +44,7 @@ def test_cpr_transfer_of_a_kvm_guest(heartbeat, tmp_path):
         info = src.wait_migration({"completed", "failed"}, timeout=60)
         assert info["status"] == "completed", (info, dst.err)
         assert info["ram"]["transferred"] < 64 << 10, info  # devices and CPUs only
-        assert _ram_inode(src.proc.pid) == _ram_inode(dst.proc.pid)
+        assert memfd_ram_inode(src.proc.pid) == memfd_ram_inode(dst.proc.pid)
         after = _wait_beats(dst, 3)
         assert src.finish() == 0
         src_beats = beats(src.lines, src.stamps)

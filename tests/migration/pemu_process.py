@@ -184,3 +184,13 @@ def hart_register(vm: Pemu, reg: str) -> int:
 
 
 __all__ = ["Pemu", "QMP", "hart_register", "os"]
+
+
+def memfd_ram_inode(pid: int) -> int:
+    """The inode of the guest RAM's memfd in process ``pid``'s mappings: the same in
+    two processes when a live update handed the RAM over instead of copying it."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            if "memfd:pemu-ram" in line:
+                return int(line.split()[4])
+    raise AssertionError(f"no memfd RAM mapped in {pid}")

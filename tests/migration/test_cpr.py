@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.migration.pemu_process import QMP, Pemu
+from tests.migration.pemu_process import QMP, Pemu, memfd_ram_inode
 from tests.system import conftest as system_conftest
 
 build_program = system_conftest.build_program
@@ -61,15 +61,6 @@ def _wait_path(path: str, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-def _ram_inode(pid: int) -> int:
-    """The inode of the guest RAM's memfd in the process's mappings."""
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            if "memfd:pemu-ram" in line:
-                return int(line.split()[4])
-    raise AssertionError(f"no memfd RAM mapped in {pid}")
-
-
 def _exit_error(vm: Pemu, timeout: float = 60) -> str:
     assert vm.proc.wait(timeout) == 1
     time.sleep(0.2)  # the stderr pump
@@ -96,7 +87,7 @@ def test_cpr_transfer_moves_the_guest_without_copying_its_ram(ticker, tmp_path):
         # stream (only the boot ROM's page and the device state are)
         assert info["ram"]["normal-bytes"] < 64 << 10, info
         assert info["ram"]["transferred"] < 64 << 10, info
-        assert _ram_inode(a.proc.pid) == _ram_inode(b.proc.pid)
+        assert memfd_ram_inode(a.proc.pid) == memfd_ram_inode(b.proc.pid)
         time.sleep(0.3)  # the source's last console line reaches us
         last_a, last_seen = a.ticks()[-1], a.stamps[-1]
         got = b.wait_ticks(3)
