@@ -102,7 +102,12 @@ def test_live_migration_between_processes(counter_elf, tmp_path) -> None:
         assert src.qmp.cmd("query-status")["status"] == "postmigrate"
         left = _counter_via_hmp(src)
         assert left > 0
-        assert dst.qmp.cmd("query-status")["status"] == "running"
+        # the source is done once it sent everything; the destination may still load
+        deadline = time.monotonic() + 60
+        while (status := dst.qmp.cmd("query-status")["status"]) == "inmigrate":
+            assert time.monotonic() < deadline, "the destination never ran"
+            time.sleep(0.05)
+        assert status == "running"
         time.sleep(0.3)
         assert _counter_via_hmp(dst) > left  # counting on from the source's count
     finally:
