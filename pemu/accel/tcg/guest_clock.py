@@ -18,6 +18,7 @@ from pemu.accel.tcg.ir import (
     CALL_WRITES_STATE,
     Helper,
     IRBuilder,
+    Operand,
     Temp,
 )
 from pemu.accel.tcg.opcodes import ADD, DIVU, SUB
@@ -44,8 +45,8 @@ def ns_per_tick(hz: int) -> int:
     return 1_000_000_000 // hz if hz and 1_000_000_000 % hz == 0 else 0
 
 
-def emit_guest_ticks(b: IRBuilder, dest: Temp, epoch: Temp, divisor: Temp,
-                     offset: Temp) -> None:
+def emit_guest_ticks(b: IRBuilder, dest: Temp, epoch: Operand, divisor: Operand,
+                     offset: Operand) -> None:
     """dest = (host monotonic ns - epoch) // divisor + offset, modulo 2**64.
     ``divisor`` must be nonzero (the caller tests the slot that enables this path)."""
     ns = b.temp()
