@@ -192,6 +192,9 @@ class Helper:
     needs_env: bool = False  # if True, the running CPU object is passed as first argument
     # a host_float.HostFloatOp: the host FPU may compute it (backends may ignore it)
     host_float: object = None
+    # the native backend calls ``native()`` (the address of machine code with the C
+    # signature of ``fn``: no GIL, no Python) instead of a ctypes callback of ``fn``
+    native: Callable[[], int] | None = None
 
     def __post_init__(self) -> None:
         # helpers by name, for code cached across runs (tb_cache): a name two different

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from pemu.accel.tcg.guest_clock import ns_per_tick
 from pemu.hw.core import Device, IRQLine, VMState, VMStateField
 from pemu.main_loop import get_main_loop
 
@@ -61,12 +62,16 @@ class ACLINT(Device):
         self.msip = [IRQLine(name=f"msip{h}") for h in range(num_harts)]
         self.mtip = [IRQLine(name=f"mtip{h}") for h in range(num_harts)]
         self._timer = None
+        # called with (epoch_ns, ns_per_tick, offset) whenever mtime's formula changes:
+        # harts keep them in state slots, and translated code reads time from them
+        self._clock_listeners: list[Callable[[int, int, int], None]] = []
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
             self._epoch_ns = self._clock_ns()
             self._offset = 0
+            self._clock_changed()
             self.msip_bits = [0] * self.num_harts
             self.mtimecmp = [U64] * self.num_harts
             for line in self.msip:
@@ -81,6 +86,23 @@ class ACLINT(Device):
     def _set_mtime(self, value: int) -> None:
         now = (self._clock_ns() - self._epoch_ns) * self.timebase_hz // 1_000_000_000
         self._offset = (value - now) & U64
+        self._clock_changed()
+
+    def add_clock_listener(self, listener: Callable[[int, int, int], None]) -> None:
+        """Call ``listener(epoch_ns, ns_per_tick, offset)`` now and after each change:
+        mtime() == (time.monotonic_ns() - epoch_ns) // ns_per_tick + offset (mod 2**64)
+        while ns_per_tick is nonzero; 0 says mtime has no such form (another clock)."""
+        self._clock_listeners.append(listener)
+        self._notify(listener)
+
+    def _clock_changed(self) -> None:
+        for listener in self._clock_listeners:
+            self._notify(listener)
+
+    def _notify(self, listener: Callable[[int, int, int], None]) -> None:
+        host_clock = self._clock_ns is time.monotonic_ns
+        listener(self._epoch_ns, ns_per_tick(self.timebase_hz) if host_clock else 0,
+                 self._offset)
 
     @property
     def mtime_value(self) -> int:

@@ -93,6 +93,7 @@ class RiscvBoard(TCGBoardRun):
             self.clint.msip[h].connect(hart.ps.line_sink(MIP_MSIP))
             self.clint.mtip[h].connect(hart.ps.line_sink(MIP_MTIP))
             hart.ps.timebase_hz = self.clint.timebase_hz
+            self.clint.add_clock_listener(hart.ps.set_host_clock)
             if self.translator.log.enabled("int"):
                 hart.ps.log_trap = self.translator.log.write
         self.hart_states = [HartState(h) for h in self.harts]

@@ -42,6 +42,9 @@ NATIVE_GLOBAL_JUMP_CACHE = 52
 # register name -> the slot holding a copy of it that MRS reads inline (system mode;
 # the CPU refreshes the copies whenever one may change: system_cpu.py)
 SYSREG_MIRRORS = {"DCZID_EL0": 53, "CTR_EL0": 54, "ID_AA64ISAR0_EL1": 55, "TCR_EL1": 56}
+# the system counter's start in host monotonic ns (generic_timer.Counter.start_ns):
+# translated code computes CNTVCT/CNTPCT from it (insn_el1.mrs, accel/tcg/guest_clock.py)
+COUNTER_START_NS = 57
 V0 = 64
 
 # block flags in system mode (user mode translates with flags 0): the exception level
@@ -69,7 +72,8 @@ def ir_globals() -> dict[str, int]:
               "fpsr": FPSR, "tpidr_el0": TPIDR_EL0, "excl_addr": EXCL_ADDR,
               "excl_value": EXCL_VALUE, "excl_value_hi": EXCL_VALUE_HI, "sp_el0": SP_EL0,
               "daif": DAIF, "irq_lines": IRQ_LINES, "tpidr_el1": TPIDR_EL1,
-              "icache_stale": ICACHE_STALE, "exit_request": EXIT_REQUEST})
+              "icache_stale": ICACHE_STALE, "exit_request": EXIT_REQUEST,
+              "counter_start_ns": COUNTER_START_NS})
     g.update({name.lower(): slot for name, slot in SYSREG_MIRRORS.items()})
     return g
 

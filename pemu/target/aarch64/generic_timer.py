@@ -11,6 +11,7 @@ write.  CNTVOFF is zero (no EL2), so the virtual and physical counts are equal.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from time import monotonic_ns
 
 from pemu.irq import IRQLine
@@ -27,6 +28,14 @@ class Counter:
 
     def __init__(self) -> None:
         self.start_ns = monotonic_ns()
+        # called with start_ns whenever it changes: the CPUs keep it in a state slot,
+        # from which translated code reads CNTVCT/CNTPCT (insn_el1.mrs)
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(start_ns)`` now and whenever the counter is re-based."""
+        self._listeners.append(listener)
+        listener(self.start_ns)
 
     def ticks(self) -> int:
         return (monotonic_ns() - self.start_ns) // NS_PER_TICK
@@ -37,6 +46,8 @@ class Counter:
     def continue_from(self, ticks: int) -> None:
         """Count on from ``ticks`` (a loaded machine's counter)."""
         self.start_ns = monotonic_ns() - ticks * NS_PER_TICK
+        for listener in self._listeners:
+            listener(self.start_ns)
 
 
 class Timer:

@@ -19,11 +19,13 @@ regime, or unmask an interrupt, ends the block.
 from __future__ import annotations
 
 from pemu.accel.tcg import counters
+from pemu.accel.tcg.guest_clock import emit_guest_ticks
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Cond, Const, Helper, Operand
 from pemu.accel.tcg.opcodes import AND, OR, XOR
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.aarch64.cpu_state import FLAG_EL_MASK, FLAG_SPSEL, FLAG_SYSTEM, MASK64
 from pemu.target.aarch64.exceptions import UNDEFINED, Aarch64Trap
+from pemu.target.aarch64.generic_timer import NS_PER_TICK
 from pemu.target.aarch64.sysregs import encoding_of, pack, raz_id_space
 
 
@@ -177,6 +179,10 @@ _MIRRORED = {_field(3, 3, 0, 0, 7): ("dczid_el0", True), _field(3, 3, 0, 0, 1): 
              _field(3, 0, 2, 0, 2): ("tcr_el1", False)}
 
 
+# CNTPCT_EL0, CNTVCT_EL0 (CNTVOFF is zero): the vDSO's and the kernel's clock reads
+_COUNTER_FIELDS = (_field(3, 3, 14, 0, 1), _field(3, 3, 14, 0, 2))
+
+
 def mrs(ctx: DisasContext, a) -> None:
     slot = _inline_slot(ctx, a)
     if slot is not None:
@@ -188,6 +194,11 @@ def mrs(ctx: DisasContext, a) -> None:
         return
     if a.sysreg == CURRENT_EL_FIELD and _el(ctx):
         ctx.write(a.rt, Const(_el(ctx) << 2))
+        return
+    if a.sysreg in _COUNTER_FIELDS:  # readable at EL0 and EL1 alike (as the helper has it)
+        out = ctx.temp()
+        emit_guest_ticks(ctx.b, out, ctx.glob("counter_start_ns"), Const(NS_PER_TICK), Const(0))
+        ctx.write(a.rt, out)
         return
     out = ctx.temp()
     ctx.b.call(MRS, [out], [Const(pack(encoding_of(a.sysreg))), Const(ctx.insn)])

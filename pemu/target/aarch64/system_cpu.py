@@ -95,6 +95,10 @@ class Aarch64CPU(SystemCPU):
         self._mirrored = [(slot, reg) for reg in self.sysregs.values()
                           for name, slot in a64.SYSREG_MIRRORS.items() if reg.name == name]
         self.refresh_sysreg_mirrors()
+        counter.add_listener(self._counter_rebased)
+
+    def _counter_rebased(self, start_ns: int) -> None:
+        self.slots[a64.COUNTER_START_NS] = start_ns
 
     def refresh_sysreg_mirrors(self) -> None:
         """The copies of SYSREG_MIRRORS that translated code reads (insn_el1.mrs)."""
@@ -377,6 +381,7 @@ class Aarch64CPU(SystemCPU):
         self.tlb_flush_all()
         self._bind_context(self.mmu.ctx)  # the native slots were zeroed above
         self.refresh_sysreg_mirrors()
+        self._counter_rebased(self.timer.counter.start_ns)
         self.slots[a64.PC] = pc
 
 

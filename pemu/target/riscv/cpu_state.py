@@ -29,7 +29,12 @@ Slot map (each slot is a little-endian uint64):
           sets sstatus.SIE inline only while it is zero
   81      host address of the vCPU's global native jump cache (system mode: blocks on
           global pages, which the dispatcher probes after a miss)
-  82..    system-mode CSR shadows and scratch, defined by the system-mode code
+  82..84  the time CSR's clock (system mode): time = (host monotonic ns - [82]) //
+          [83] + [84], kept current by the ACLINT (hw/intc/aclint.py); [83] = 0: no
+          such formula (accel/tcg/guest_clock.py)
+  85      time_allowed: bit p set when privilege p (V=0) reads time without a trap
+          and [83] is nonzero: translated code reads time inline then (csr_inline.py)
+  86..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -61,7 +66,11 @@ STVAL = 78
 NATIVE_FLAGS = 79
 IRQ_PENDING = 80
 NATIVE_GLOBAL_JUMP_CACHE = 81
-FIRST_FREE_SLOT = 82
+CLOCK_EPOCH = 82
+CLOCK_NS_PER_TICK = 83
+CLOCK_OFFSET = 84
+TIME_ALLOWED = 85
+FIRST_FREE_SLOT = 86
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -90,7 +99,9 @@ def ir_globals() -> dict[str, int]:
               "res_value": RES_VALUE, "mstatus": MSTATUS, "sscratch": SSCRATCH,
               "sepc": SEPC, "scause": SCAUSE, "stval": STVAL, "tb_flags": TB_FLAGS,
               "exit_request": EXIT_REQUEST, "native_flags": NATIVE_FLAGS,
-              "irq_pending": IRQ_PENDING})
+              "irq_pending": IRQ_PENDING, "clock_epoch": CLOCK_EPOCH,
+              "clock_ns_per_tick": CLOCK_NS_PER_TICK, "clock_offset": CLOCK_OFFSET,
+              "time_allowed": TIME_ALLOWED})
     return g
 
 

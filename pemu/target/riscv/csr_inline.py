@@ -23,12 +23,18 @@ fallback for every other case (a run-time test picks it):
   sets it (priv.py), so an interrupt that setting SIE makes deliverable still takes
   the helper, which exits to take it before the next instruction.
 
+* reads of ``time`` (rdtime: the kernel's clocksource, tens of thousands per boot),
+  where the ``time_allowed`` slot says this privilege may read it: the ACLINT's
+  formula from the clock slots (accel/tcg/guest_clock.py), the value the helper
+  would return.
+
 A hypervisor extension that redirects the S CSRs to their VS twins when V=1 must keep
 such blocks off this path (their flags would say so).
 """
 
 from __future__ import annotations
 
+from pemu.accel.tcg.guest_clock import emit_guest_ticks
 from pemu.accel.tcg.ir import Cond, Const, Label, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, XOR
 from pemu.target.riscv import csr
@@ -45,6 +51,7 @@ from pemu.target.riscv.priv import (
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 CSR_SSTATUS = 0x100
+CSR_TIME = 0xC01
 _SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
 _SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
 
@@ -178,9 +185,25 @@ def trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand,
     return [inline_done, done]
 
 
+def trans_time_read(ctx: DisasContext, rd: int) -> list[Label]:
+    """csrr rd, time with V=0: inline when the ``time_allowed`` slot has this
+    privilege's bit (else the helper the caller emits next raises the trap or computes
+    it); the caller places the returned label after that helper call."""
+    b = ctx.b
+    allowed, slow, done = b.temp(), b.label(), b.label()
+    b.binop(AND, allowed, b.glob("time_allowed"), Const(1 << ctx.priv))
+    b.brcond(Cond.EQ, allowed, Const(0), slow)
+    emit_guest_ticks(b, ctx.dest(rd), b.glob("clock_epoch"), b.glob("clock_ns_per_tick"),
+                     b.glob("clock_offset"))
+    b.br(done)
+    b.set_label(slow)
+    return [done]
+
+
 def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:
     if old is not None:
         ctx.b.mov(ctx.dest(rd), old)
 
 
-__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read"]
+__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read",
+           "trans_time_read"]

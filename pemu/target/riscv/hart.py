@@ -210,9 +210,13 @@ class RiscvHart(SystemCPU):
 
     # -- reset -------------------------------------------------------------------------------
     def reset(self, pc: int) -> None:
+        # the clock slots belong to the ACLINT, which may have been reset before us
+        clock = self.slots[rv.CLOCK_EPOCH:rv.CLOCK_OFFSET + 1].tolist()
         for i in range(rv.N_SLOTS):
             self.slots[i] = 0
         self.slots[rv.RES_ADDR] = rv.NO_RESERVATION
+        for i, value in enumerate(clock):
+            self.slots[rv.CLOCK_EPOCH + i] = value
         self.ps.reset()
         self.pmu.reset()
         self.state.vector.reset()

@@ -10,9 +10,11 @@ from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.csr_hyp import CSR_ACCESS_VIRT
 from pemu.target.riscv.csr_inline import (
     CSR_SSTATUS,
+    CSR_TIME,
     trans_slot_csr,
     trans_sstatus_inline,
     trans_sstatus_read,
+    trans_time_read,
 )
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
@@ -102,6 +104,8 @@ def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
     inline_ends = []
     if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ and not virt:
         inline_ends = trans_sstatus_inline(ctx, rd, value, kind == 2)
+    elif number == CSR_TIME and action == csr.ACTION_READ and not virt and rd:
+        inline_ends = trans_time_read(ctx, rd)
     helper = CSR_ACCESS_VIRT if virt else csr.CSR_ACCESS
     ctx.b.call(helper, [ctx.dest(rd)],
                [Const(number), Const(action), value, Const(ctx.insn)])

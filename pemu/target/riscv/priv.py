@@ -138,6 +138,9 @@ def _irq_register(attr: str) -> property:
     return property(lambda self: getattr(self, attr), write)
 
 
+TIME_COUNTER = 1  # the TM bit of mcounteren/scounteren
+
+
 class PrivState:
     """Privileged registers of one hart.  ``now`` reads the 10 MHz ``time`` counter."""
 
@@ -199,8 +202,8 @@ class PrivState:
         self.mtval = 0
         self.stval = 0
         self.satp = 0
-        self.mcounteren = 0
-        self.scounteren = 0
+        self._mcounteren = self._scounteren = 0
+        self._update_time_allowed()
         self.mcountinhibit = 0
         self.menvcfg = self.menvcfg_reset
         self.senvcfg = 0
@@ -221,6 +224,44 @@ class PrivState:
     @mstatus.setter
     def mstatus(self, value: int) -> None:
         self.slots[rv.MSTATUS] = value
+
+    # the counter-enable registers decide where translated code may read time inline
+    @property
+    def mcounteren(self) -> int:
+        return self._mcounteren
+
+    @mcounteren.setter
+    def mcounteren(self, value: int) -> None:
+        self._mcounteren = value
+        self._update_time_allowed()
+
+    @property
+    def scounteren(self) -> int:
+        return self._scounteren
+
+    @scounteren.setter
+    def scounteren(self, value: int) -> None:
+        self._scounteren = value
+        self._update_time_allowed()
+
+    def set_host_clock(self, epoch_ns: int, ns_per_tick: int, offset: int) -> None:
+        """The formula of ``now()`` in host monotonic ns (ACLINT.add_clock_listener)."""
+        self.slots[rv.CLOCK_EPOCH] = epoch_ns & MASK64
+        self.slots[rv.CLOCK_OFFSET] = offset & MASK64
+        self.slots[rv.CLOCK_NS_PER_TICK] = ns_per_tick
+        self._update_time_allowed()
+
+    def _update_time_allowed(self) -> None:
+        # bit p: privilege p with V=0 reads time without a trap (csr_system's
+        # _counter_allowed), and from the clock slots (none: every bit clear)
+        allowed = 0
+        if self.slots[rv.CLOCK_NS_PER_TICK]:
+            allowed = 1 << PRV_M
+            if self._mcounteren >> TIME_COUNTER & 1:
+                allowed |= 1 << PRV_S
+                if self._scounteren >> TIME_COUNTER & 1:
+                    allowed |= 1 << PRV_U
+        self.slots[rv.TIME_ALLOWED] = allowed
 
     # mip and mie: any write may make an interrupt pending, so it sets the hint slot
     # that inline sstatus.SIE writes test (csr_inline.py); pending_interrupt() clears

@@ -267,6 +267,8 @@ class NativeBackend:
     # -- helper callbacks ---------------------------------------------------------------
     def callback_address(self, h: Helper, n_args: int) -> int:
         """A C-callable address for helper h (made once, kept alive with the backend)."""
+        if h.native is not None:  # machine code already: no callback, no GIL
+            return h.native()
         key = (id(h), n_args)
         entry = self._callbacks.get(key)
         if entry is None:
