@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 
+from pemu.accel.tcg.backend.x86_64.host_clock import host_monotonic_ns_address
 from pemu.accel.tcg.ir import (
     CALL_READS_STATE,
     CALL_SIDE_EFFECTS,
@@ -23,12 +24,6 @@ from pemu.accel.tcg.ir import (
 )
 from pemu.accel.tcg.opcodes import ADD, DIVU, SUB
 
-
-def _native_address() -> int:
-    from pemu.accel.tcg.backend.x86_64.host_clock import host_monotonic_ns_address
-    return host_monotonic_ns_address()
-
-
 # Not pure: two reads must not be merged or hoisted (each is a new clock value).
 # "Writes state": not this routine, but Python may have rewritten the clock slots since
 # the block loaded them (an MMIO write of mtime is a memory access, which no backend
@@ -36,7 +31,7 @@ def _native_address() -> int:
 # that reloads globals after such a call must write its dirty ones first ("reads").
 HOST_MONOTONIC_NS = Helper("host_monotonic_ns", time.monotonic_ns,
                            flags=CALL_SIDE_EFFECTS | CALL_READS_STATE | CALL_WRITES_STATE,
-                           native=_native_address)
+                           native=host_monotonic_ns_address)
 
 
 def ns_per_tick(hz: int) -> int:
