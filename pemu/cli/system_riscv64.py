@@ -176,7 +176,7 @@ def _print_stats(board) -> None:
         n = translator.backend.stats
         counted = (f"exits to python: {n['exits_miss']} misses, {n['exits_exc']} "
                    f"exceptions, {n['exits_req']} requests; {n['helper_calls']} helper calls; "
-                   f"{n['chained']} chains")
+                   f"{n['chained']} chains, {n['code_resets']} code buffer resets")
     else:
         counted = f"guest insns {sum(h.insns for h in board.harts)}"
     print(f"{PROG}: stats: backend {translator.backend_name}, run {board.run_seconds:.2f} s, "

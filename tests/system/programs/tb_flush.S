@@ -7,10 +7,16 @@
 .ifndef BLOCKS
 .equ BLOCKS, 3000
 .endif
+.ifndef PASSES
 .equ PASSES, 3
+.endif
+
+.equ CLINT_MTIME, 0x200bff8
 
 .globl _start
 _start:
+    csrr t0, mhartid
+    bnez t0, reader         # harts other than 0 (-smp > 1): see below
     li s0, 0
     li s1, PASSES
 pass:
@@ -26,3 +32,26 @@ pass:
     PASS
 
 FINISH_ROUTINE
+
+# Harts other than 0 (tests/system/test_mttcg.py, one host thread per hart) read the
+# ACLINT's mtime in a loop while hart 0 makes the cache drop: an MMIO read is a helper
+# call out of the block and back into it, and under thread=multi the helper waits for
+# the big lock, which hart 0 holds while it resets the code buffer.  A reset that did
+# not wait for this hart would write new blocks over the one it returns to.
+reader:
+    li s2, CLINT_MTIME
+    ld s3, 0(s2)
+    li s4, 0
+1:
+    ld t1, 0(s2)
+    bltu t1, s3, 2f         # mtime never goes backwards
+    mv s3, t1
+    addi s4, s4, 1
+    addi t2, s4, -1
+    addi t2, t2, 1
+    EXPECT_EQ t2, s4, 2     # a block resumed at the wrong place would not keep this
+    j 1b
+2:
+    li a0, (3 << 16) | 0x3333
+    j finish
+

@@ -141,9 +141,10 @@ class NativeBackend:
         self.generation = 0
         self.stats = {"exits_miss": 0, "exits_exc": 0, "exits_req": 0, "helper_calls": 0,
                       "translate_seconds": 0.0, "code_resets": 0, "chained": 0}
-        # threads inside generated code; a code-buffer reset waits for zero
+        # MTTCG entry gate: each vCPU flags itself (``_native_busy``) while inside
+        # generated code; a code-buffer reset raises ``_resetting`` and waits until no
+        # flag is up.  Only the slow paths (a reset pending) touch the condition.
         self._native_cond = threading.Condition()
-        self._in_native = 0
         self._resetting = False
         self._cpus: weakref.WeakSet = weakref.WeakSet()
         head = self._build_dispatcher()  # at the start of the buffer, before any block
@@ -472,6 +473,7 @@ class NativeBackend:
         with self._native_cond:
             another = self._resetting
             if not another:
+                # raised before the flags are read: see _call for the other half
                 self._resetting = True
                 for cpu in list(self._cpus):
                     cpu.request_exit()
@@ -481,7 +483,7 @@ class NativeBackend:
                     self._native_cond.wait(0.01)
             return
         with _released(bql), self._native_cond:
-            while self._in_native:
+            while self._any_in_native():
                 self._native_cond.wait(0.01)
         with self._native_cond:
             try:
@@ -495,6 +497,13 @@ class NativeBackend:
             finally:
                 self._resetting = False
                 self._native_cond.notify_all()
+
+    def _any_in_native(self) -> bool:
+        try:
+            cpus = list(self._cpus)
+        except RuntimeError:  # a thread attached a new vCPU meanwhile: ask again
+            return True
+        return any(getattr(cpu, "_native_busy", False) for cpu in cpus)
 
     # -- running ----------------------------------------------------------------------------
     def _context(self, cpu: object) -> ctypes.Array:
@@ -512,25 +521,43 @@ class NativeBackend:
         self.tls.cpu = cpu
         if self.one_thread:  # nobody else can be inside generated code during a reset
             return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
-        cond = self._native_cond
-        bql = self.bql if self.bql is not None and self.bql.held() else None
+        bql = self.bql
+        if bql is not None and not bql.held():
+            bql = None
+        # Dekker with _reset_code: the flag goes up before _resetting is read, and
+        # _resetting goes up before the flags are read; each is one attribute store
+        # or load, ordered by the GIL, so either this entry sees the reset and backs
+        # off, or the reset sees the flag and waits.  Only this vCPU's thread writes
+        # its flag, so no lock is needed on the way in or out.
+        cpu._native_busy = True
+        if self._resetting:
+            self._wait_for_reset(cpu, bql)
         if bql is not None:  # generated code runs without the big lock
             bql.release()  # (no context manager: this runs at every exit)
         try:
-            with cond:
-                while self._resetting:
-                    cond.wait()
-                self._in_native += 1
-            try:
-                return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
-            finally:
-                with cond:
-                    self._in_native -= 1
-                    if self._resetting:
-                        cond.notify_all()
+            return self.enter(cpu.state.address, ctypes.addressof(ctx), target)
         finally:
+            cpu._native_busy = False
+            if self._resetting:
+                with self._native_cond:
+                    self._native_cond.notify_all()
             if bql is not None:
                 bql.acquire()
+
+    def _wait_for_reset(self, cpu: object, bql: BigLock | None) -> None:
+        """Slow path of ``_call``: a code-buffer reset is pending; step back out of
+        the gate until it is done (the big lock given up meanwhile: the resetter may
+        need it), then go in again."""
+        cond = self._native_cond
+        while True:
+            cpu._native_busy = False
+            with _released(bql), cond:
+                cond.notify_all()
+                while self._resetting:
+                    cond.wait()
+            cpu._native_busy = True
+            if not self._resetting:
+                return
 
     def call(self, cpu: object) -> int:
         """Run ``cpu`` from its pc slot until an exit; returns the EXIT_* code."""
@@ -624,7 +651,8 @@ def _after_fork_in_child(ref: weakref.ref) -> None:
     if backend is not None:
         backend.buf.use_fork_copy()
         # the parent's threads are gone: none of them is inside generated code
-        backend._in_native = 0
+        for cpu in list(backend._cpus):
+            cpu._native_busy = False
         backend._native_cond = threading.Condition()
         backend.lock = threading.RLock()
 
