@@ -114,21 +114,22 @@ class MirrorJob(Job):
         except (BlockError, OSError) as e:
             error = error or str(e)
         data = self._event_data()
-        if error is not None:
-            self.error = error
-            jobs.set_status(self, "aborting")
-            data["error"] = error
-            events.emit("BLOCK_JOB_COMPLETED", data)
-        elif abandon:
-            jobs.set_status(self, "aborting")
-            events.emit("BLOCK_JOB_CANCELLED", data)
-        else:
-            jobs.set_status(self, "waiting")
-            jobs.set_status(self, "pending")
-            events.emit("BLOCK_JOB_COMPLETED", data)
-        jobs.set_status(self, "concluded")
-        self.done.set()
-        jobs.remove(self)
+        with jobs.concluding():
+            if error is not None:
+                self.error = error
+                jobs.set_status(self, "aborting")
+                data["error"] = error
+                events.emit("BLOCK_JOB_COMPLETED", data)
+            elif abandon:
+                jobs.set_status(self, "aborting")
+                events.emit("BLOCK_JOB_CANCELLED", data)
+            else:
+                jobs.set_status(self, "waiting")
+                jobs.set_status(self, "pending")
+                events.emit("BLOCK_JOB_COMPLETED", data)
+            jobs.set_status(self, "concluded")
+            self.done.set()
+            jobs.remove(self)
 
     # -- verbs (monitor thread) -------------------------------------------------------------
     def complete(self) -> None:

@@ -8,8 +8,9 @@ client can read the error of a failed job from query-jobs.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from pemu import threads
 from pemu.monitor.errors import QMPError
@@ -38,7 +39,7 @@ class JobRegistry:
     def __init__(self, events: EventBus) -> None:
         self.events = events
         self._jobs: dict[str, Job] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # RLock: held across ``concluding``
 
     def _set(self, job: Job, status: str) -> None:
         job.status = status
@@ -55,6 +56,14 @@ class JobRegistry:
 
     def set_status(self, job: Job, status: str) -> None:
         self._set(job, status)
+
+    @contextlib.contextmanager
+    def concluding(self) -> Iterator[None]:
+        """Hold the job list while a job emits its last events and leaves it: a client
+        that answers BLOCK_JOB_COMPLETED with query-block-jobs finds the job gone, as
+        under QEMU, which does all of it in one turn of its main loop."""
+        with self._lock:
+            yield
 
     def find(self, job_id: str) -> Job:
         with self._lock:
