@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.migration.pemu_process import QMP  # noqa: E402
+from tests.migration.pemu_process import QMP, wait_path  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
 
 
@@ -36,14 +35,6 @@ def _guest(workdir: str, name: str, mem: str, *extra: str) -> tuple[LeanGuest, s
             "-machine", "memory-backend=ram0",
             "-qmp", f"unix:{qmp},server=on,wait=off", *extra]
     return LeanGuest(args), qmp
-
-
-def _wait_path(path: str) -> None:
-    deadline = time.monotonic() + 300
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"nothing listens on {path}")
-        time.sleep(0.01)
 
 
 def _completed(qmp: QMP) -> dict:
@@ -92,8 +83,8 @@ def main() -> None:
             a.wait_prompt()
             a.run("head -c 1048576 /dev/urandom > /tmp/seed && for i in "
                   f"$(seq {opts.fill}); do cat /tmp/seed; done > /tmp/fill", timeout=1800)
-            _wait_path(main_b)
-            _wait_path(cpr_c)
+            wait_path(main_b)
+            wait_path(cpr_c)
             print(f"lean guest, -m {opts.mem} (memfd), {opts.fill} MiB written in /tmp")
             a_qmp = QMP(a_qmp_path)
             _hand_over("live migration (unix:)", a_qmp, b, b_qmp_path,

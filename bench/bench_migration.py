@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.migration.pemu_process import QMP  # noqa: E402
+from tests.migration.pemu_process import QMP, wait_path  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
 
 
@@ -34,14 +34,6 @@ def _guest(workdir: str, name: str, mem: str, qemu: bool, *extra: str
     qmp = f"{workdir}/{name}.qmp"
     return LeanGuest(["-m", mem, "-qmp", f"unix:{qmp},server=on,wait=off", *extra],
                      qemu=qemu), qmp
-
-
-def _wait_path(path: str) -> None:
-    deadline = time.monotonic() + 300
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise SystemExit(f"nothing listens on {path}")
-        time.sleep(0.01)
 
 
 GIVE_UP_S = 300  # a dirtying guest may never fit the downtime limit: report that
@@ -77,12 +69,12 @@ def _measure(work: str, qemu: bool, opts: argparse.Namespace) -> dict[str, dict]
         a.wait_prompt()
         a.run("head -c 1048576 /dev/urandom > /tmp/seed && for i in "
               f"$(seq {opts.fill}); do cat /tmp/seed; done > /tmp/fill", timeout=1800)
-        _wait_path(socks[0])
+        wait_path(socks[0])
         idle = _migrate(QMP(a_qmp), b, socks[0])
         b.run(f"(while :; do for i in $(seq {opts.dirty}); do cat /tmp/seed; done "
               "> /tmp/dirty; done) &")
         time.sleep(2)  # the loop is running
-        _wait_path(socks[1])
+        wait_path(socks[1])
         dirtying = _migrate(QMP(b_qmp), c, socks[1])
         return {"idle": idle, "dirtying": dirtying}
     finally:

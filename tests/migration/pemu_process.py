@@ -194,3 +194,13 @@ def memfd_ram_inode(pid: int) -> int:
             if "memfd:pemu-ram" in line:
                 return int(line.split()[4])
     raise AssertionError(f"no memfd RAM mapped in {pid}")
+
+
+def wait_path(path: str, timeout: float = 300) -> None:
+    """Until something listens on (has created) ``path``; SystemExit when it never does
+    (the benchmarks use it too)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"nothing listens on {path}")
+        time.sleep(0.01)
