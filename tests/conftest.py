@@ -19,6 +19,12 @@ except ImportError:  # xdist is optional: without it the suite runs in one proce
 # Packages whose modules share one package-scoped guest: one xdist work unit each.
 SHARED_BOOT_PACKAGES = ("tests/system/services/",)
 
+# Modules that register pemu in the kernel's binfmt_misc for riscv64.  The kernel has one
+# list of entries for the whole host and hands a program to the newest entry whose magic
+# matches, so two workers' registrations would take each other's programs: these modules
+# are one work unit, run one after the other on one worker.
+BINFMT_MODULES = ("tests/linux_user/test_binfmt.py", "tests/linux_user/test_debian_chroot.py")
+
 
 def _module_path(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
@@ -32,10 +38,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 if LoadFileScheduling is not None:
     class _SharedBootScheduling(LoadFileScheduling):
-        """LoadFileScheduling, except that a shared-boot package is one work unit."""
+        """LoadFileScheduling, except that a shared-boot package is one work unit, and
+        so are the binfmt_misc modules together."""
 
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
+            if path in BINFMT_MODULES:
+                return "binfmt_misc"
             for package in SHARED_BOOT_PACKAGES:
                 if path.startswith(package):
                     return package

@@ -242,12 +242,6 @@ def test_launcher_passes_on_interrupts_to_the_program(server, world):
     assert proc.stdout.read() == b"caught\n"
 
 
-@pytest.mark.skipif("PYTEST_XDIST_WORKER" in os.environ,
-                    reason="under xdist every worker registers its own binfmt entry and "
-                    "the kernel routes programs to whichever matches first, so this "
-                    "program, stopped for 5 s, lands among another worker's server's "
-                    "children, where test_killed_launcher_takes_the_program_with_it "
-                    "finds it; run without -n")
 def test_launcher_stops_and_continues_with_its_program(server, world):
     """^Z and fg.  The server runs in a session of its own (binfmt_helpers.served), so
     its own process group is orphaned, where the kernel discards SIGTSTP: each program
