@@ -314,6 +314,33 @@ u_done:
     csrr t1, hstatus
     srli t1, t1, 48
     EXPECT t1, 2, 57
+
+    # -- VS-mode (V=1): henvcfg.PMM; vsatp Bare: zero extension -------------------------
+    csrw hstatus, zero
+    SET_CSR henvcfg, PMM16
+    li t0, 1 << 39                   # MPV: mret enters V=1
+    csrs mstatus, t0
+    ENTER 1, vs_code, vs_done
+vs_code:
+    TAG s4, s3, 0xFFFF, 48           # 60: VS-mode's masking
+    CLEAR
+    ld t1, 0(s4)
+    EXPECT s1, 0, 60
+    EXPECT t1, 0x99, 60
+    ecall
+vs_done:
+    li t0, 3 << 11                   # 61: M with MPRV and MPV: VS's masking
+    csrc mstatus, t0
+    li t0, (1 << 17) | (1 << 11) | (1 << 39)
+    csrs mstatus, t0
+    CLEAR
+    ld t1, 0(s4)
+    EXPECT s1, 0, 61
+    SET_CSR henvcfg, PMM_OFF         # 62: and none once henvcfg.PMM is off
+    ld t1, 0(s4)
+    li t0, (1 << 17) | (1 << 39)
+    csrc mstatus, t0
+    EXPECT s1, 5, 62
     PASS
 .endif
 
@@ -325,6 +352,8 @@ mtrap:
     li t4, 8
     beq t5, t4, 2f
     li t4, 9
+    beq t5, t4, 2f
+    li t4, 10
     beq t5, t4, 2f
     li t4, 11
     beq t5, t4, 2f
