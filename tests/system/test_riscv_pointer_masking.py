@@ -10,6 +10,9 @@ masking carries no masking op (what keeps its cost zero for everyone else).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 from pemu.accel.tcg.opcodes import SAR, SHL, SHR
@@ -84,6 +87,23 @@ def test_masking_is_in_the_translation_only_where_the_flags_ask() -> None:
     zero = _ops(code(PMM7, False) << FLAG_PM_SHIFT)
     assert zero.count(SHL.name) == 1 and zero.count(SHR.name) == 1
     assert code(PMM16, True) & CODE_SIGNED
+
+
+def test_device_tree_lists_them(tmp_path, build_program) -> None:
+    if not shutil.which("dtc"):
+        pytest.skip("dtc (device-tree-compiler) is not installed")
+    dtb = tmp_path / "virt.dtb"
+    r = run_pemu("-M", f"virt,dumpdtb={dtb}", "-m", "64M", "-cpu", "rv64,smmpm=on,ssnpm=on",
+                 "-bios", "none", "-kernel", str(build_program("finisher_fail")), timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    dts = subprocess.run(["dtc", "-I", "dtb", "-O", "dts", str(dtb)], capture_output=True,
+                         text=True, check=True).stdout
+    line = next(ln for ln in dts.splitlines() if "riscv,isa-extensions = " in ln)
+    # dtc prints a list with one-letter strings as one string with \0 separators
+    listed = line.split(" = ", 1)[1].rstrip(";").strip('"').replace('", "', "\\0")
+    assert listed.split("\\0")[-5:] == ["zbs", "smmpm", "ssnpm", "sstc", "supm"]
+    assert 'riscv,isa = "rv64imafdc_zicsr_zifencei_zihintpause_zba_zbb_zbc_zbs_smmpm_ssnpm_' \
+        'sstc_supm";' in dts
 
 
 def test_isa_names_and_profile() -> None:
