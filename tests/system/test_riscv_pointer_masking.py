@@ -114,3 +114,4 @@ def test_isa_names_and_profile() -> None:
     one = parse_cpu("rv64,smmpm=true")
     assert "smmpm" in one.isa_extensions and "smnpm" not in one.extensions
     assert "supm" in parse_cpu("rv64,ssnpm=on").isa_extensions  # Ssnpm gives U Supm
+    assert "sspm" in parse_cpu("rv64,smnpm=on").isa_extensions  # Smnpm gives S Sspm

@@ -66,9 +66,11 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(SHORTHANDS, False))
 OPTIONAL_EXTENSIONS["h"] = False
 # Pointer masking (pointer_masking.py; off in rv64: QEMU 7.2 has none of it): Smmpm
 # (mseccfg.PMM, M-mode), Smnpm (menvcfg.PMM, S), Ssnpm (senvcfg.PMM for U, with H
-# henvcfg.PMM and hstatus.HUPMM); Supm is what U-mode gets of them (system mode: Ssnpm
-# under a kernel; pemu-riscv64: the tagged-address prctl), so Ssnpm implies it
-OPTIONAL_EXTENSIONS.update({"smmpm": False, "smnpm": False, "ssnpm": False, "supm": False})
+# henvcfg.PMM and hstatus.HUPMM).  Sspm and Supm name what S- and U-mode software gets
+# of them from the level above (Smnpm gives S Sspm, Ssnpm gives U Supm; pemu-riscv64's
+# Supm is the tagged-address prctl)
+OPTIONAL_EXTENSIONS.update({"smmpm": False, "smnpm": False, "ssnpm": False, "sspm": False,
+                            "supm": False})
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -80,7 +82,7 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zvbb", "zvfhmin", "zvkb", "zvkned", "zvknha", "zvkt",
               "smmpm", "smnpm", "smstateen", "ssccptr",
               "sscofpmf",
-              "sscounterenw", "ssnpm", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl",
+              "sscounterenw", "ssnpm", "sspm", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl",
               "supm", "svade", "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 # H comes after V among the single letters
 _ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("v") + 1], "h",
@@ -163,8 +165,8 @@ _IMPLIES = {"zfh": ("zfhmin",), "zvbb": ("zvkb",),
             # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
             # pemu hart has M-mode, so either name gives both
             "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
-            # a supervisor with Ssnpm gives its U-mode programs Supm
-            "ssnpm": ("supm",),
+            # pointer masking: the level above gives S Sspm, U Supm
+            "smnpm": ("sspm",), "ssnpm": ("supm",),
             # the scalar-crypto shorthands QEMU 7.2 also accepts (zk=on, zkn=on, zks=on)
             "zk": ("zkn", "zkt"),
             "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),

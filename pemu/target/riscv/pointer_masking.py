@@ -32,9 +32,9 @@ CSR_MSECCFG = 0x747
 # PMM value -> the number of masked bits (RV64: XLEN-57 and XLEN-48)
 PMLEN = (0, 0, 7, 16)
 
-# The extensions, as QEMU spells them (Supm names what a U-mode program may ask its
-# execution environment for: Ssnpm's senvcfg.PMM under a kernel, prctl in user mode)
-EXTENSIONS = ("smmpm", "smnpm", "ssnpm", "supm")
+# The extensions with a PMM field, as QEMU spells them (isa.py also has Sspm and Supm,
+# which name what S- and U-mode software may ask its execution environment for)
+EXTENSIONS = ("smmpm", "smnpm", "ssnpm")
 
 # A masking "code": PMM (bits 1:0) | CODE_SIGNED; 0 means no masking
 CODE_SIGNED = 4
