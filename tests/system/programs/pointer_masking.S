@@ -314,6 +314,17 @@ u_done:
     csrr t1, hstatus
     srli t1, t1, 48
     EXPECT t1, 2, 57
+    SET_CSR hstatus, (3 << 48) | (1 << 9)  # 58: hlv in U-mode (HU): HUPMM, not senvcfg
+    SET_CSR senvcfg, PMM7
+    ENTER 0, hu_code, hu_done
+hu_code:
+    TAG t1, s3, 0xFF, 48             # bits 55:48: only PMLEN 16 masks them
+    CLEAR
+    hlv.d t2, (t1)
+    EXPECT s1, 0, 58
+    EXPECT t2, 0x99, 58
+    ecall
+hu_done:
 
     # -- VS-mode (V=1): henvcfg.PMM; vsatp Bare: zero extension -------------------------
     csrw hstatus, zero
