@@ -1,6 +1,6 @@
 """pemu-riscv64's tagged address ABI (pointer masking for U-mode, Supm): the prctl
-calls as Linux 6.13+ implements them on riscv, loads/stores/atomics through tagged
-pointers, system calls untagging them, a thread inheriting the masking.
+calls as Linux 6.13+ implements them on riscv, loads/stores/atomics/vector loads
+through tagged pointers, system calls untagging them, a thread inheriting the masking.
 
 qemu-riscv64 7.2 has no pointer masking: it is the oracle only for what a CPU without
 Supm does (``probe``: both calls fail with EINVAL; ``segv``: a tagged pointer faults).
@@ -33,6 +33,7 @@ write 13
 pmlen8 0
 get 0x10000001
 amo 0x70 0x77
+vector 0x77
 cas 1 5
 mprotect 0
 munmap 0

@@ -42,6 +42,18 @@ static void *tag(void *p, unsigned long bits)
     return (void *)((uintptr_t)p | bits);
 }
 
+/* vle64.v through a pointer (the vector unit masks each element's address too) */
+static long vector_load(volatile long *p)
+{
+    long out;
+    __asm__ volatile(".option push\n.option arch, +v\n"
+                     "vsetivli zero, 1, e64, m1, ta, ma\n"
+                     "vle64.v v1, (%1)\n"
+                     "vmv.x.s %0, v1\n"
+                     ".option pop\n" : "=r"(out) : "r"(p) : "memory");
+    return out;
+}
+
 static volatile long cell[4] = {0x1122334455667788L, 0, 0, 0};
 
 static void *thread_body(void *arg)
@@ -94,6 +106,7 @@ int main(int argc, char **argv)
     __atomic_store_n(&p16[0], 0x70L, __ATOMIC_SEQ_CST);
     long old = __atomic_fetch_add(&p16[0], 7L, __ATOMIC_SEQ_CST);
     printf("amo %#lx %#lx\n", (unsigned long)old, (unsigned long)cell[0]);
+    printf("vector %#lx\n", (unsigned long)vector_load(p16));
     long expected = 0;
     int swapped = __atomic_compare_exchange_n(&p16[2], &expected, 5L, 0, __ATOMIC_SEQ_CST,
                                               __ATOMIC_SEQ_CST);
