@@ -72,7 +72,7 @@ def pmlen(pm_code: int) -> int:
 
 
 def code_from_flags(flags: int) -> int:
-    return (flags >> FLAG_PM_SHIFT) & 7
+    return (flags & FLAG_PM_MASK) >> FLAG_PM_SHIFT
 
 
 def transform(addr: int, pm_code: int) -> int:
