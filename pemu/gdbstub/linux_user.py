@@ -138,7 +138,8 @@ class UserModeTarget(DebugTarget):
         S = cpu.state.slots
         pc = S[self._pc]
         hit = self._watch_hit(cpu, pc) if self.watchpoints else None
-        tb = self.engine.translate(pc, DEBUG_SINGLE_INSN_FLAG)
+        # the thread's own flags too (RISC-V: its pointer masking)
+        tb = self.engine.translate(pc, DEBUG_SINGLE_INSN_FLAG | S[cpu.flags_slot])
         self._step_pending = tid
         S[self._pc] = tb.fn(S, cpu)
         self._step_pending = None

@@ -51,6 +51,10 @@ class LinuxArch:
     cpuinfo: Callable[[], str] | None = None  # /proc/cpuinfo (None: proc_views' riscv64)
     # AT_HWCAP for a -cpu spec, where it depends on the model (None: ``hwcap``)
     hwcap_for_cpu: Callable[[str | None], int] | None = None
+    # the tagged address ABI (tagged_addr.py): for a -cpu spec, the supported PMLENs
+    # (0 included) -> the block flags a thread runs with to mask that many bits
+    # ({}: the CPU has no pointer masking; None: the architecture has none)
+    pointer_masking: Callable[[str | None], dict[int, int]] | None = None
 
     def open_flags_to_host(self, flags: int) -> int:
         return _swap_bits(flags, self.open_flag_bits)

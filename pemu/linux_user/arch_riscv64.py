@@ -5,6 +5,8 @@ from __future__ import annotations
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv import exceptions as exc
 from pemu.target.riscv.isa import MODELS, parse_cpu
+from pemu.target.riscv.pointer_masking import FLAG_PM_SHIFT
+from pemu.target.riscv.pointer_masking import code as pm_code
 from pemu.target.riscv.tcg_target import riscv64_target
 
 from . import signals as sg
@@ -41,6 +43,13 @@ def _hwcap(cpu: str | None) -> int:
     return HWCAP_RV64IMAFDC | (HWCAP_V if parse_cpu(cpu).has("v") else 0)
 
 
+def _pointer_masking(cpu: str | None) -> dict[int, int]:
+    """Supm: PMLEN -> block flags; user addresses are virtual (sign-extended) ones."""
+    if not parse_cpu(cpu).has("supm"):
+        return {}
+    return {0: 0, 7: pm_code(2, True) << FLAG_PM_SHIFT, 16: pm_code(3, True) << FLAG_PM_SHIFT}
+
+
 def _cpu_help() -> str:
     return "Available CPUs:\n" + "".join(
         f"  {name:<8} {parse_cpu(name).isa_string}\n" for name in MODELS)
@@ -53,6 +62,7 @@ RISCV64_LINUX = LinuxArch(
     syscall_regs=(17, (10, 11, 12, 13, 14, 15), 10),
     get_sp=lambda state: state.x(2), set_sp=lambda state, v: state.set_x(2, v),
     set_tls=lambda state, v: state.set_x(4, v), reset_thread=_reset_thread,
+    pointer_masking=_pointer_masking,
     setup_frame=sg.setup_frame, restore_frame=sg.restore_frame,
     trampoline_code=sg.TRAMPOLINE_CODE, sigaction_restorer=False, gdb_stub=True,
     hwcap_for_cpu=_hwcap,

@@ -83,6 +83,9 @@ class Process:
         self.strace = None  # set by main when -strace is on
         self.futexes = None  # FutexTable, set by main
         self.arch = ARCHES[options.arch]  # the guest architecture's LinuxArch
+        # a second thread was started: the tagged address ABI's PMLEN is fixed
+        # (tagged_addr.py; the ABI's PMLEN itself is mem.tag_bits)
+        self.tagged_addr_locked = False
 
     def add_thread(self, thread: GuestThread) -> None:
         with self.threads_lock:

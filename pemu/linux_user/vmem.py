@@ -33,6 +33,7 @@ PROT_READ = mmap.PROT_READ
 PROT_WRITE = mmap.PROT_WRITE
 PROT_EXEC = mmap.PROT_EXEC
 PROT_NONE = 0
+_MASK64 = (1 << 64) - 1
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library already in this process
 _libc.mmap.restype = ctypes.c_void_p
@@ -103,6 +104,9 @@ class GuestVirtualMemory:
         self.lock = threading.RLock()
         # Called with a page number when a store hits a page holding translated code.
         self.on_code_write: Callable[[int], None] | None = None
+        # the tagged address ABI's PMLEN (linux_user/tagged_addr.py): system calls
+        # ignore this many top bits of the pointers they are given (``untagged``)
+        self.tag_bits = 0
 
     # -- mapping primitives (the syscall layer builds mmap/munmap/brk on these) ------
     def _check_range(self, addr: int, length: int) -> None:
@@ -271,10 +275,21 @@ class GuestVirtualMemory:
         self._check_access(addr, size, PROT_EXEC, "x")
         return int.from_bytes(self.mem[addr : addr + size], "little")
 
+    def untagged(self, addr: int) -> int:
+        """A pointer a system call was given, as the kernel's untagged_addr() makes it
+        under the tagged address ABI (linux_user/tagged_addr.py): the top
+        ``tag_bits`` bits replaced by copies of the bit below them."""
+        n = self.tag_bits
+        if not n:
+            return addr
+        addr = addr << n & _MASK64
+        return (addr - (addr >> 63 << 64)) >> n & _MASK64
+
     def read(self, addr: int, size: int) -> bytes:
         """Checked copy out of guest memory (syscall arguments)."""
         if size == 0:
             return b""
+        addr = self.untagged(addr)
         self._check_access(addr, size, PROT_READ, "r")
         return bytes(self.mem[addr : addr + size])
 
@@ -282,6 +297,7 @@ class GuestVirtualMemory:
         """Checked copy into guest memory (syscall results)."""
         if len(data) == 0:
             return
+        addr = self.untagged(addr)
         self._check_access(addr, len(data), PROT_WRITE, "w")
         self._note_code_write(addr, len(data))
         self.mem[addr : addr + len(data)] = data
@@ -295,6 +311,7 @@ class GuestVirtualMemory:
         self.mem[addr : addr + len(data)] = data
 
     def read_cstring(self, addr: int, limit: int = 1 << 20) -> bytes:
+        addr = self.untagged(addr)
         out = bytearray()
         while len(out) < limit:
             chunk_end = min(((addr >> PAGE_SHIFT) + 1) << PAGE_SHIFT, addr + limit - len(out))

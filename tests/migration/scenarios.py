@@ -404,13 +404,16 @@ class HartScenario(Scenario):
                  0x606: 2, 0x60A: 1 << 63, 0x605: 77, 0x24D: 0x1234_5678_9ABC + 400,
                  0x680: (8 << 60) | 0x80124, 0x200: 0x122, 0x205: 0x8000_3000,
                  0x241: 0x8000_9abc, 0x242: 8, 0x280: (8 << 60) | 0x80125, 0x34B: 0x123})
+    # pointer masking: the PMM fields (mseccfg's own, version 2), hstatus.HUPMM
+    CSRS.update({0x747: 3 << 32, 0x30A: 1 << 63 | 2 << 32, 0x10A: 3 << 32,
+                 0x60A: 1 << 63 | 2 << 32, 0x600: (1 << 7) | (1 << 21) | (2 << 48)})
 
     def fresh_like(self, rig: Rig | None = None) -> Rig:
         clock = FakeClock()
         space = AddressSpace("memory")
         dram = space.add_ram("ram", RAM_BASE, RAM_SIZE)
         # with V: the vector registers and CSRs travel too
-        isa = parse_cpu("rv64,v=on,vlen=256,h=on")
+        isa = parse_cpu("rv64,v=on,vlen=256,h=on,smmpm=on,smnpm=on,ssnpm=on")
         translator = SystemTranslator(space, dram, riscv64_target(isa))
         hart = RiscvHart(0, translator, space, lambda: clock.ns // 100, threading.Event(),
                          isa)

@@ -259,6 +259,10 @@ class TCGCPU:
         # slot numbers, resolved once: the loops below index the state block with them
         self.pc_slot = engine.layout.pc
         self.exit_slot = engine.layout.exit_request
+        # the block flags this thread's code runs with: 0 unless the target gives user
+        # mode a mode of its own (RISC-V: pointer masking after a prctl); they change
+        # only in a system call, so each run() reads them once
+        self.flags_slot = engine.layout.tb_flags
 
     def request_exit(self) -> None:
         """Make run() return at the next block boundary (callable from any thread)."""
@@ -277,14 +281,15 @@ class TCGCPU:
         if engine.native_run is not None:
             return engine.native_run(self)
         PC, EXIT = self.pc_slot, self.exit_slot
-        table = engine.cache.table(0)
+        flags = S[self.flags_slot]
+        table = engine.cache.table(flags)
         get = table.get
         pc = S[PC]
         while not S[EXIT]:
             fn = get(pc)
             if fn is None:
                 S[PC] = pc
-                fn = engine.translate(pc, 0).fn
+                fn = engine.translate(pc, flags).fn
             try:
                 pc = fn(S, self)
             except IndexError:
@@ -299,7 +304,8 @@ class TCGCPU:
         space; the checked replay raises the precise guest fault instead.
         """
         S = self.state.slots
-        tb = self.engine.translate(S[self.pc_slot], 0, max_insns=1, slow_memory=True)
+        tb = self.engine.translate(S[self.pc_slot], S[self.flags_slot], max_insns=1,
+                                   slow_memory=True)
         return tb.fn(S, self)
 
     def _run_debug(self) -> None:
@@ -321,7 +327,7 @@ class TCGCPU:
                 S[PC] = pc
                 raise DebugStop("breakpoint", pc)
             first = False
-            flags = DEBUG_SINGLE_INSN_FLAG if bps else 0
+            flags = (DEBUG_SINGLE_INSN_FLAG if bps else 0) | S[self.flags_slot]
             tb = engine.cache.blocks.get((flags, pc))
             if tb is None:
                 S[PC] = pc
@@ -338,5 +344,5 @@ class TCGCPU:
         """Execute exactly one guest instruction (single-step for gdb)."""
         S = self.state.slots
         PC = self.pc_slot
-        tb = self.engine.translate(S[PC], 0, max_insns=1)
+        tb = self.engine.translate(S[PC], S[self.flags_slot], max_insns=1)
         S[PC] = tb.fn(S, self)

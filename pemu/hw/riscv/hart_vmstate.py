@@ -24,6 +24,7 @@ from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.csr_stateen import MSTATEEN_WRITABLE
 from pemu.target.riscv.hyp import H_INTERRUPTS, MIGRATED_FIELDS
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_LEVELS, SATP_MODE_BARE
+from pemu.target.riscv.pointer_masking import ENVCFG_PMM
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MENVCFG_WRITABLE,
@@ -41,7 +42,8 @@ _CSR_FIELDS = ("mstatus", "medeleg", "mideleg", "mie", "mip_sw", "mtvec", "stvec
 # (LCOFIP: a hart with Sscofpmf)
 _FIELD_MAX = {"mie": ALL_INTERRUPTS | MIP_LCOFIP, "mip_sw": ALL_INTERRUPTS | MIP_LCOFIP,
               "mideleg": S_INTERRUPTS | MIP_LCOFIP,
-              "menvcfg": MENVCFG_WRITABLE, "senvcfg": SENVCFG_WRITABLE, "mcounteren": 0xFFFF_FFFF,
+              "menvcfg": MENVCFG_WRITABLE | ENVCFG_PMM, "senvcfg": SENVCFG_WRITABLE | ENVCFG_PMM,
+              "mcounteren": 0xFFFF_FFFF,
               "scounteren": 0xFFFF_FFFF}
 _FIELD_MAX["mie"] |= H_INTERRUPTS  # with H, mie also enables the VS interrupts
 
@@ -83,7 +85,7 @@ class HartState(Device):
     match (a state saved for hart 1 never lands in hart 0)."""
 
     type_name = "riscv-hart"
-    vmstate = VMState("riscv-cpu", 1, (
+    vmstate = VMState("riscv-cpu", 2, (
         VMStateField("hartid", "u32", equal=True),
         VMStateField("gprs", "u64[]"), VMStateField("fprs", "u64[]"),
         VMStateField("pc", "u64"), VMStateField("fflags", "u8", max=0x1F),
@@ -99,7 +101,9 @@ class HartState(Device):
         VMStateField("vxsat", "u8", max=1),
         VMStateField("mstateen", "u64[]"),
         # H: V, then HypState's registers (empty for a hart without H)
-        VMStateField("hyp", "u64[]")))
+        VMStateField("hyp", "u64[]"),
+        # Smmpm: mseccfg (its PMM field; version 2)
+        VMStateField("mseccfg", "u64", since=2, max=ENVCFG_PMM)))
 
     gprs = _slots_property(rv.X0, 32, keep_x0=True)
     fprs = _slots_property(rv.F0, 32)
@@ -108,6 +112,7 @@ class HartState(Device):
     frm = _slot_property(rv.FRM)
     res_addr = _slot_property(rv.RES_ADDR)
     res_value = _slot_property(rv.RES_VALUE)
+    mseccfg = _ps_property("mseccfg")
     def __init__(self, hart) -> None:  # a RiscvHart (not imported: it imports us)
         super().__init__(id=f"cpu{hart.hartid}")
         self.hart = hart

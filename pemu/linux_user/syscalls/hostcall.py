@@ -33,6 +33,7 @@ def host(name: str, *args: int | bytes | None) -> int:
 def in_ptr(thread: object, addr: int, size: int) -> int:
     """Host address of a guest buffer the kernel will read."""
     mem = thread.process.mem
+    addr = mem.untagged(addr)
     mem.check(addr, size, write=False)
     return mem.base + addr
 
@@ -40,6 +41,7 @@ def in_ptr(thread: object, addr: int, size: int) -> int:
 def out_ptr(thread: object, addr: int, size: int) -> int:
     """Host address of a guest buffer the kernel will write."""
     mem = thread.process.mem
+    addr = mem.untagged(addr)
     mem.check(addr, size, write=True)
     mem.note_host_write(addr, size)
     return mem.base + addr

@@ -89,6 +89,7 @@ def sys_mmap(t, addr, length, prot, flags, fd, offset):
 @syscall("munmap")
 def sys_munmap(t, addr, length):
     p = t.process
+    addr = p.mem.untagged(addr)  # the tagged address ABI (tagged_addr.py), as Linux
     size = _align(length)
     if not _valid_range(p.mem, addr, size):
         return -errno.EINVAL
@@ -101,6 +102,7 @@ def sys_munmap(t, addr, length):
 @syscall("mprotect")
 def sys_mprotect(t, addr, length, prot):
     p = t.process
+    addr = p.mem.untagged(addr)
     size = _align(length)
     if addr & PAGE_MASK or prot & ~PROT_MASK & 0xFFFFFFFF:
         return -errno.EINVAL
@@ -119,6 +121,7 @@ def sys_mprotect(t, addr, length, prot):
 def sys_mremap(t, old_addr, old_size, new_size, flags, new_addr):
     p = t.process
     mem = p.mem
+    old_addr = mem.untagged(old_addr)
     old_size, new_size = _align(old_size), _align(new_size)
     if old_addr & PAGE_MASK or new_size == 0 or flags & MREMAP_FIXED:
         return -errno.EINVAL
@@ -157,6 +160,7 @@ MADV_FREE = 8
 @syscall("madvise")
 def sys_madvise(t, addr, length, advice):
     mem = t.process.mem
+    addr = mem.untagged(addr)
     size = _align(length)
     if addr & PAGE_MASK:
         return -errno.EINVAL
@@ -174,6 +178,7 @@ def sys_madvise(t, addr, length, advice):
 @syscall("msync")
 def sys_msync(t, addr, length, flags):
     mem = t.process.mem
+    addr = mem.untagged(addr)
     size = _align(length)
     if addr & PAGE_MASK or (size and not mem.is_mapped(addr, size)):
         return -errno.ENOMEM if not addr & PAGE_MASK else -errno.EINVAL
@@ -182,7 +187,9 @@ def sys_msync(t, addr, length, flags):
 
 @syscall("mlock")
 def sys_mlock(t, addr, length):
-    return 0 if t.process.mem.is_mapped(addr & ~PAGE_MASK, max(length, 1)) else -errno.ENOMEM
+    mem = t.process.mem
+    addr = mem.untagged(addr)
+    return 0 if mem.is_mapped(addr & ~PAGE_MASK, max(length, 1)) else -errno.ENOMEM
 
 
 @syscall("munlock")

@@ -5,6 +5,12 @@ from __future__ import annotations
 import errno
 import os
 
+from ..tagged_addr import (
+    PR_GET_TAGGED_ADDR_CTRL,
+    PR_SET_TAGGED_ADDR_CTRL,
+    get_tagged_addr_ctrl,
+    set_tagged_addr_ctrl,
+)
 from .hostcall import host, in_ptr, opt_in_ptr, opt_out_ptr, out_ptr, signed
 from .registry import syscall
 
@@ -130,4 +136,8 @@ def sys_prctl(t, option, arg2, arg3, arg4, arg5):
         return 1
     if option == PR_SET_DUMPABLE:
         return 0
+    if option == PR_SET_TAGGED_ADDR_CTRL:
+        return set_tagged_addr_ctrl(t, arg2, arg3, arg4, arg5)
+    if option == PR_GET_TAGGED_ADDR_CTRL:
+        return get_tagged_addr_ctrl(t, arg2, arg3, arg4, arg5)
     return -errno.EINVAL

@@ -90,6 +90,7 @@ def _child_registers(t, cpu, flags: int, newsp: int, tls: int) -> None:
 
 def _clone_thread(t, flags, newsp, parent_tid, child_tid, tls) -> int:
     process = t.process
+    process.tagged_addr_locked = True  # as Linux's MM_CONTEXT_LOCK_PMLEN
     cpu = process.engine.create_cpu()
     _child_registers(t, cpu, flags, newsp, tls)
     started = threading.Event()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pemu.accel.tcg.ir import Block, Cond, Const, IRBuilder, Label, Operand, Temp
-from pemu.accel.tcg.opcodes import ADD, OR
+from pemu.accel.tcg.opcodes import ADD, OR, SAR, SHL, SHR
 from pemu.target.riscv.cpu_state import ir_globals
 from pemu.target.riscv.exceptions import ILLEGAL_INSN
 from pemu.target.riscv.helpers import RAISE_EXCEPTION
+from pemu.target.riscv.pointer_masking import CODE_SIGNED, code_from_flags, pmlen
 from pemu.target.riscv.priv import FLAG_FS_CLEAN, FLAG_FS_OFF, MARK_FS_DIRTY
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb",
-                 "ext", "host_cas")
+                 "ext", "host_cas", "pm_code")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -88,6 +89,9 @@ class DisasContext:
         # the hart's extension names (RiscvIsa.extensions): the emitters of the rarer
         # extensions check them while translating (never at run time)
         self.ext: frozenset[str] = frozenset()
+        # pointer masking of the block's data accesses (pointer_masking.py): from the
+        # flags, so a block translated without it emits nothing for it
+        self.pm_code = code_from_flags(block.flags)
 
     @property
     def fflags(self) -> Temp:
@@ -115,14 +119,32 @@ class DisasContext:
         return self.xr[r] if r else self.b.temp()  # type: ignore[return-value]
 
     def address(self, rs1: int, offset: int) -> Operand:
-        """rs1 + offset as an operand (no op emitted when the offset is 0)."""
+        """The effective address rs1 + offset of a data access, pointer-masked as the
+        block's mode says (no op emitted for an offset of 0 without masking)."""
         base = self.xr[rs1]
         if not rs1:
-            return imm(offset)
+            return self.masked(imm(offset))
         if not offset:
-            return base
+            return self.masked(base)
         t = self.b.temp()
         self.b.binop(ADD, t, base, imm(offset))
+        return self.masked(t)
+
+    def masked(self, addr: Operand) -> Operand:
+        """``addr`` after pointer masking (itself when the block's mode has none): the
+        top PMLEN bits shifted out, then back in as copies of the new top bit (a
+        virtual address) or as zeros (a physical one)."""
+        n = pmlen(self.pm_code)
+        if not n:
+            return addr
+        if isinstance(addr, Const):
+            value = addr.value << n & MASK64
+            if self.pm_code & CODE_SIGNED:
+                return imm(sext(value, 64) >> n)
+            return imm(value >> n)
+        t = self.b.temp()
+        self.b.binop(SHL, t, addr, Const(n))
+        self.b.binop(SAR if self.pm_code & CODE_SIGNED else SHR, t, t, Const(n))
         return t
 
     # -- block exits ----------------------------------------------------------------

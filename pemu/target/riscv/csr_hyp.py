@@ -36,6 +36,12 @@ from pemu.target.riscv.hyp import (
     VS_INTERRUPTS,
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
+from pemu.target.riscv.pointer_masking import (
+    ENVCFG_PMM,
+    HSTATUS_HUPMM,
+    HSTATUS_HUPMM_SHIFT,
+    legal_write,
+)
 from pemu.target.riscv.priv import (
     MEDELEG_WRITABLE,
     MENVCFG_STCE,
@@ -107,7 +113,9 @@ def _write_hstatus(env: object, v: int) -> None:
     if (v & HSTATUS_VGEIN) >> HSTATUS_VGEIN_SHIFT <= hyp.geilen:
         mask |= HSTATUS_VGEIN  # WLRL: a guest file number, or 0; others keep the old
     old_vgein = hyp.vgein
-    hyp.hstatus = hyp.hstatus & ~mask | v & mask
+    # HUPMM: hlv/hsv's pointer masking in U-mode (read by their helper at run time)
+    hupmm = legal_write(hyp.hstatus, v, "ssnpm" in ps.pm_extensions, HSTATUS_HUPMM_SHIFT)
+    hyp.hstatus = (hyp.hstatus & ~mask | v & mask) & ~HSTATUS_HUPMM | hupmm
     if hyp.vgein != old_vgein:
         ps.recheck_interrupts()  # VSEIP follows another guest file now
 
@@ -169,7 +177,10 @@ def _write_henvcfg(env: object, v: int) -> None:
     mask = HENVCFG_WRITABLE
     if not ps.sstc_enabled:
         mask &= ~MENVCFG_STCE  # read-only zero while menvcfg.STCE is clear
-    ps.hyp.henvcfg = v & mask
+    old = ps.hyp.henvcfg
+    ps.hyp.henvcfg = v & mask | legal_write(old, v, "ssnpm" in ps.pm_extensions)
+    if (old ^ ps.hyp.henvcfg) & ENVCFG_PMM:
+        ps.on_flags_changed()  # VS-mode's pointer masking (in the block flags)
     ps.set_vstimecmp(ps.hyp.vstimecmp)  # VSTIP may follow vstimecmp from now on
 
 
@@ -229,7 +240,7 @@ def _write_vsstatus(env: object, v: int) -> None:
     hyp.vsstatus = old & ~mask | v & mask
     if (old ^ hyp.vsstatus) & MSTATUS_MXR:
         env.tlb_flush_all()  # type: ignore[attr-defined]
-    if (old ^ hyp.vsstatus) & (MSTATUS_SUM | MSTATUS_FS):
+    if (old ^ hyp.vsstatus) & (MSTATUS_SUM | MSTATUS_FS | MSTATUS_MXR):  # MXR: masking
         ps.on_flags_changed()
     if hyp.vsstatus & ~old & MSTATUS_SIE:
         ps.recheck_interrupts()
@@ -358,7 +369,7 @@ def register_hyp_csrs() -> None:
             True)
     _hyp_field("hcounteren", 0x606, HCOUNTEREN_MASK)
     _define(0x607, "hgeie", lambda env: _hps(env).hyp.hgeie, _write_hgeie, True)
-    _define(0x60A, "henvcfg", lambda env: _hps(env).hyp.henvcfg, _write_henvcfg)
+    _define(0x60A, "henvcfg", lambda env: _hps(env).hyp.henvcfg, _write_henvcfg, True)
     _hyp_field("htval", 0x643)
     _define(0x644, "hip", _read_hip, _write_hip, True)
     _define(0x645, "hvip", lambda env: _hps(env).hyp.hvip, _write_hvip, True)

@@ -21,6 +21,7 @@ from pemu.target.riscv.csr_stateen import check_senvcfg, register_stateen_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.hyp import H_INTERRUPTS, MIP_VSSIP, MSTATUS_GVA, MSTATUS_MPV, VIRTUAL_INSN
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
+from pemu.target.riscv.pointer_masking import CSR_MSECCFG, ENVCFG_PMM, legal_write
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
     MEDELEG_WRITABLE,
@@ -289,13 +290,40 @@ def _read_senvcfg(env: object) -> int:
 def _write_senvcfg(env: object, v: int) -> None:
     ps = _ps(env)
     check_senvcfg(ps)
-    ps.senvcfg = v & SENVCFG_WRITABLE
+    old = ps.senvcfg
+    ps.senvcfg = v & SENVCFG_WRITABLE | legal_write(old, v, "ssnpm" in ps.pm_extensions)
+    if (old ^ ps.senvcfg) & ENVCFG_PMM:
+        ps.on_flags_changed()  # U/VU-mode's pointer masking (in the block flags)
 
 
 def _write_menvcfg(env: object, v: int) -> None:
     ps = _ps(env)
-    ps.menvcfg = v & MENVCFG_WRITABLE
+    old = ps.menvcfg
+    ps.menvcfg = v & MENVCFG_WRITABLE | legal_write(old, v, "smnpm" in ps.pm_extensions)
+    if (old ^ ps.menvcfg) & ENVCFG_PMM:
+        ps.on_flags_changed()  # S-mode's pointer masking (in the block flags)
     ps.request_exit()
+
+
+def _check_mseccfg(ps) -> None:
+    """mseccfg exists on a hart with Smmpm (pemu has no Smepmp or Zkr)."""
+    if "smmpm" not in ps.pm_extensions:
+        raise _illegal()
+
+
+def _read_mseccfg(env: object) -> int:
+    ps = _ps(env)
+    _check_mseccfg(ps)
+    return ps.mseccfg
+
+
+def _write_mseccfg(env: object, v: int) -> None:
+    ps = _ps(env)
+    _check_mseccfg(ps)
+    old = ps.mseccfg
+    ps.mseccfg = legal_write(old, v, True)  # PMM: M-mode's pointer masking
+    if old != ps.mseccfg:
+        ps.on_flags_changed()
 
 
 # -- PMP -----------------------------------------------------------------------------------
@@ -344,6 +372,7 @@ def register_system_csrs() -> None:
     _define(0x305, "mtvec", lambda env: _ps(env).mtvec, _write_tvec("mtvec"))
     _field("mcounteren", 0xFFFF_FFFF, 0x306)
     _define(0x30A, "menvcfg", lambda env: _ps(env).menvcfg, _write_menvcfg, True)
+    _define(CSR_MSECCFG, "mseccfg", _read_mseccfg, _write_mseccfg, True)
     _field("mscratch", MASK64, 0x340)
     _define(0x341, "mepc", lambda env: _ps(env).mepc, _write_epc("mepc"))
     _field("mcause", MASK64, 0x342)
@@ -361,7 +390,7 @@ def register_system_csrs() -> None:
     _define(0x104, "sie", _read_sie, _write_sie, True)
     _define(0x105, "stvec", lambda env: _ps(env).stvec, _write_tvec("stvec"))
     _field("scounteren", 0xFFFF_FFFF, 0x106)
-    _define(0x10A, "senvcfg", _read_senvcfg, _write_senvcfg)
+    _define(0x10A, "senvcfg", _read_senvcfg, _write_senvcfg, True)  # PMM: block flags
     register_stateen_csrs()
     _field("sscratch", MASK64, 0x140)
     _define(0x141, "sepc", lambda env: _ps(env).sepc, _write_epc("sepc"))

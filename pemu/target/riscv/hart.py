@@ -30,6 +30,7 @@ from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import PMP
 from pemu.target.riscv.mmu_regime import RiscvMMU
 from pemu.target.riscv.pmu import Pmu
+from pemu.target.riscv.pointer_masking import EXTENSIONS as PM_EXTENSIONS
 from pemu.target.riscv.priv import (
     MENVCFG_ADUE,
     MENVCFG_PBMTE,
@@ -67,6 +68,7 @@ class RiscvHart(SystemCPU):
         self.pmp = PMP(on_change=self.tlb_flush_all)
         ps.satp_modes = isa.satp_modes
         ps.smstateen = isa.has("smstateen")
+        ps.pm_extensions = frozenset(e for e in PM_EXTENSIONS if isa.has(e))
         if isa.has("h"):
             ps.has_h = True
             ps.reset()  # misa.H

@@ -48,7 +48,7 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
         _trans_amo_host_cas(ctx, funct5, size, rd, rs1, rs2)
         return
     b = ctx.b
-    addr = ctx.xr[rs1]
+    addr = ctx.masked(ctx.xr[rs1])  # pointer masking (nothing without it)
     if funct5 == FUNCT5_LR:
         if rs2:
             ctx.illegal()
@@ -91,10 +91,10 @@ def _trans_cas(ctx: DisasContext, size: int | None, rd: int, rs1: int, rs2: int)
     new = [ctx.xr[r] for r in _pair(rs2)[:words]]
     if not ctx.inline_atomics:
         old = [b.temp() for _ in range(words)]
-        b.call(CAS[size], old, [ctx.xr[rs1], *expected, *new])
+        b.call(CAS[size], old, [ctx.masked(ctx.xr[rs1]), *expected, *new])
     else:
         addr = b.temp()
-        b.mov(addr, ctx.xr[rs1])
+        b.mov(addr, ctx.masked(ctx.xr[rs1]))
         _check_aligned(ctx, addr, size, STORE_ADDR_MISALIGNED)
         part = size // words
         old, parts = [], [addr]
@@ -149,7 +149,7 @@ def _trans_amo_inline(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: i
         ctx.illegal()
         return
     addr = b.temp()  # rd may be rs1: keep the address
-    b.mov(addr, ctx.xr[rs1])
+    b.mov(addr, ctx.masked(ctx.xr[rs1]))
     signed = MemOp(size, signed=True)
     if funct5 == FUNCT5_LR:
         _check_aligned(ctx, addr, size, LOAD_ADDR_MISALIGNED)
@@ -195,7 +195,7 @@ def _trans_amo_host_cas(ctx: DisasContext, funct5: int, size: int, rd: int, rs1:
     raises what the access must raise."""
     b = ctx.b
     addr = b.temp()  # rd may be rs1: keep the address
-    b.mov(addr, ctx.xr[rs1])
+    b.mov(addr, ctx.masked(ctx.xr[rs1]))
     _check_aligned(ctx, addr, size, STORE_ADDR_MISALIGNED)
     memop = MemOp(size, signed=True)
     done = b.label()

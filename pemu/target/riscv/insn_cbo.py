@@ -50,7 +50,7 @@ def trans_cbo(ctx: DisasContext, insn: int) -> None:
     if ctx.priv != PRV_M:
         b.call(CBO_CHECK, [], [Const(op), Const(ctx.insn)])
     block = b.temp()
-    b.binop(AND, block, ctx.xr[rs1], Const(-CBO_BLOCK_SIZE & (2**64 - 1)))
+    b.binop(AND, block, ctx.masked(ctx.xr[rs1]), Const(-CBO_BLOCK_SIZE & (2**64 - 1)))
     if op == CBO_ZERO:
         for offset in range(0, CBO_BLOCK_SIZE, 8):
             addr = block

@@ -26,7 +26,8 @@ from pemu.target.riscv.hyp import (
 )
 from pemu.target.riscv.mmu import PRV_S, PRV_U
 from pemu.target.riscv.mmu_regime import ASID_MASK, VIRT_KEY
-from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_SUM, MSTATUS_TVM
+from pemu.target.riscv.pointer_masking import HSTATUS_HUPMM_SHIFT, code, field, transform
+from pemu.target.riscv.priv import FLAG_VIRT, MSTATUS_MXR, MSTATUS_SUM, MSTATUS_TVM
 
 if TYPE_CHECKING:
     from pemu.target.riscv.hart import RiscvHart
@@ -158,8 +159,27 @@ def _split(vaddr: int, size: int) -> list[tuple[int, int, int]]:
     return pieces
 
 
+def _pointer_masked(env: RiscvHart, vaddr: int) -> int:
+    """hlv/hsv's address after pointer masking (Ssnpm): the setting of the mode they
+    access as, VS (hstatus.SPVP: henvcfg.PMM) or VU (in U-mode hstatus.HUPMM, else
+    senvcfg.PMM), sign-extending under a vsatp mode; none while MXR is in effect."""
+    ps = env.ps
+    hyp = ps.hyp
+    if not ps.pm_extensions or (ps.mstatus | hyp.vsstatus) & MSTATUS_MXR:
+        return vaddr
+    if hyp.hstatus & HSTATUS_SPVP:
+        pmm = field(hyp.henvcfg)
+    elif ps.priv == PRV_U:
+        pmm = hyp.hstatus >> HSTATUS_HUPMM_SHIFT & 3
+    else:
+        pmm = field(ps.senvcfg)
+    return transform(vaddr, code(pmm, hyp.vsatp >> 60 != 0))
+
+
 def _hlv(env: RiscvHart, vaddr: int, kind: int, insn: int) -> int:
     size, signed, exec_ = 1 << (kind & 3), bool(kind & 4), bool(kind & 8)
+    if not exec_:  # hlvx emulates a fetch: never masked
+        vaddr = _pointer_masked(env, vaddr)
     value = 0
     for addr, n, offset in _split(vaddr & MASK64, size):
         paddr = _guest_address(env, addr, n, False, exec_, insn)
@@ -170,6 +190,7 @@ def _hlv(env: RiscvHart, vaddr: int, kind: int, insn: int) -> int:
 
 
 def _hsv(env: RiscvHart, vaddr: int, value: int, size: int, insn: int) -> None:
+    vaddr = _pointer_masked(env, vaddr)
     pieces = [(addr, n, offset, _guest_address(env, addr, n, True, False, insn))
               for addr, n, offset in _split(vaddr & MASK64, size)]  # all pages first
     for addr, n, offset, paddr in pieces:

@@ -29,8 +29,8 @@ _OPF = (1, 5)  # OPFVV, OPFVF
 _OPCFG = 7
 
 
-def vector_exec(env: object, insn: int) -> None:
-    v = VInsn(env, insn)
+def vector_exec(env: object, insn: int, pm_code: int = 0) -> None:
+    v = VInsn(env, insn, pm_code)
     try:
         vs_check(env)
         if insn & 0x7F == OP_VE:
@@ -71,7 +71,8 @@ def trans_vector(ctx: DisasContext, insn: int) -> None:
             needs == "zvkb" and "zvbb" in ctx.ext):
         ctx.illegal()
         return
-    ctx.b.call(VECTOR_EXEC, [], [Const(insn)])
+    # the block's pointer masking goes with it (only memory accesses use it)
+    ctx.b.call(VECTOR_EXEC, [], [Const(insn), Const(ctx.pm_code)])
 
 
 __all__ = ["OP_V", "VECTOR_EXEC", "VECTOR_WIDTHS", "trans_vector", "vector_exec"]

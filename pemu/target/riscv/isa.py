@@ -64,6 +64,13 @@ OPTIONAL_EXTENSIONS.update(dict.fromkeys(SHORTHANDS, False))
 # The hypervisor extension (QEMU 7.2's ``h=true``; off in rv64 as there): misa.H, the
 # HS/VS/VU modes, two-stage translation (csr_hyp.py, hyp.py, mmu_hyp.py)
 OPTIONAL_EXTENSIONS["h"] = False
+# Pointer masking (pointer_masking.py; off in rv64: QEMU 7.2 has none of it): Smmpm
+# (mseccfg.PMM, M-mode), Smnpm (menvcfg.PMM, S), Ssnpm (senvcfg.PMM for U, with H
+# henvcfg.PMM and hstatus.HUPMM).  Sspm and Supm name what S- and U-mode software gets
+# of them from the level above (Smnpm gives S Sspm, Ssnpm gives U Supm; pemu-riscv64's
+# Supm is the tagged-address prctl)
+OPTIONAL_EXTENSIONS.update({"smmpm": False, "smnpm": False, "ssnpm": False, "sspm": False,
+                            "supm": False})
 
 # The canonical order of the ISA string: single letters, then Z extensions grouped by
 # the letter after Z in single-letter order, alphabetical within a group, then S ones.
@@ -73,10 +80,10 @@ _ISA_ORDER = ("i", "m", "a", "f", "d", "c", "v", "zic64b", "zicbom", "zicbop", "
               "zfh", "zfhmin", "zcb", "zcmop", "zba", "zbb", "zbc", "zbkb", "zbkc", "zbkx", "zbs",
               "zknd", "zkne", "zknh", "zksed", "zksh", "zkt",
               "zvbb", "zvfhmin", "zvkb", "zvkned", "zvknha", "zvkt",
-              "smstateen", "ssccptr",
+              "smmpm", "smnpm", "smstateen", "ssccptr",
               "sscofpmf",
-              "sscounterenw", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl", "svade",
-              "svadu", "svbare", "svinval", "svnapot", "svpbmt")
+              "sscounterenw", "ssnpm", "sspm", "ssstateen", "sstc", "sstvala", "sstvecd", "ssu64xl",
+              "supm", "svade", "svadu", "svbare", "svinval", "svnapot", "svpbmt")
 # H comes after V among the single letters
 _ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("v") + 1], "h",
               *_ISA_ORDER[_ISA_ORDER.index("v") + 1:])
@@ -86,8 +93,8 @@ _ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("v") + 1], "h",
 # S extensions sort alphabetically, so they come before Smstateen
 SH_EXTENSIONS = ("shcounterenw", "shgatpa", "shtvala", "shvsatpa", "shvstvala", "shvstvecd")
 OPTIONAL_EXTENSIONS.update(dict.fromkeys(SH_EXTENSIONS, False))
-_ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("smstateen")], *SH_EXTENSIONS,
-              *_ISA_ORDER[_ISA_ORDER.index("smstateen"):])
+_ISA_ORDER = (*_ISA_ORDER[:_ISA_ORDER.index("smmpm")], *SH_EXTENSIONS,
+              *_ISA_ORDER[_ISA_ORDER.index("smmpm"):])
 
 _TRUE = {"on", "true", "yes", "y"}
 _FALSE = {"off", "false", "no", "n"}
@@ -158,6 +165,8 @@ _IMPLIES = {"zfh": ("zfhmin",), "zvbb": ("zvkb",),
             # Ssstateen is the S-mode view of Smstateen (without H, sstateen0-3): a
             # pemu hart has M-mode, so either name gives both
             "ssstateen": ("smstateen",), "smstateen": ("ssstateen",),
+            # pointer masking: the level above gives S Sspm, U Supm
+            "smnpm": ("sspm",), "ssnpm": ("supm",),
             # the scalar-crypto shorthands QEMU 7.2 also accepts (zk=on, zkn=on, zks=on)
             "zk": ("zkn", "zkt"),
             "zkn": ("zbkb", "zbkc", "zbkx", "zkne", "zknd", "zknh"),

@@ -45,6 +45,9 @@ from pemu.target.riscv.hyp import (
     trap_gpa,
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
+from pemu.target.riscv.pointer_masking import FLAG_PM_SHIFT
+from pemu.target.riscv.pointer_masking import code as pm_code
+from pemu.target.riscv.pointer_masking import field as pmm_field
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 INTERRUPT_BIT = 1 << 63
@@ -114,6 +117,7 @@ FLAG_SUM = 1 << 3  # S-mode with SUM: data accesses use the S+SUM TLB
 FLAG_FS_OFF = 1 << 4  # FS Off: every F/D instruction is illegal
 FLAG_FS_CLEAN = 1 << 5  # FS Initial or Clean: the first FP-state write marks FS Dirty
 FLAG_VIRT = 1 << 6  # V=1 (H): VS/VU-mode; the S CSRs are the VS ones, SUM is vsstatus's
+# bits 9:7: the data accesses' pointer masking (pointer_masking.FLAG_PM_MASK)
 _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
@@ -165,6 +169,9 @@ class PrivState:
         # the satp modes this hart translates with (-cpu sv39/sv48/sv57 properties)
         self.satp_modes: frozenset[int] = frozenset({8, 9, 10})
         self.smstateen = False  # the hart has Smstateen (csr_stateen.py)
+        # the pointer-masking extensions of the hart (smmpm, smnpm, ssnpm): which PMM
+        # fields are writable (pointer_masking.py)
+        self.pm_extensions: frozenset[str] = frozenset()
         self.has_h = False  # the hart has H: V, the h*/vs* CSRs (hyp.py)
         self.hyp = HypState()
         # called (hart's thread) when V changed: the address space (TLB set) is another
@@ -207,6 +214,7 @@ class PrivState:
         self.mcountinhibit = 0
         self.menvcfg = self.menvcfg_reset
         self.senvcfg = 0
+        self.mseccfg = 0  # only its PMM field (Smmpm): pemu has no Smepmp or Zkr
         self.mstateen = [0, 0, 0, 0]
         self.stimecmp = MASK64
         self.timer_deadline_ns = NEVER_NS  # host monotonic_ns when time reaches stimecmp
@@ -558,6 +566,8 @@ class PrivState:
                 flags |= FLAG_MPRV
         elif priv == PRV_S and ms & MSTATUS_SUM:
             flags |= FLAG_SUM
+        if self.pm_extensions:
+            flags |= self.pointer_mask_code() << FLAG_PM_SHIFT
         return flags
 
     def _virt_block_flags(self) -> int:
@@ -569,7 +579,29 @@ class PrivState:
         flags = priv | FLAG_VIRT | _FS_FLAGS[fs]
         if priv == PRV_S and vs & MSTATUS_SUM:
             flags |= FLAG_SUM
+        if self.pm_extensions:
+            flags |= self.pointer_mask_code() << FLAG_PM_SHIFT
         return flags
+
+    def pointer_mask_code(self) -> int:
+        """How data accesses are pointer-masked now (a pointer_masking code, 0: not at
+        all): the PMM of the effective mode (MPRV/MPV applied), sign-extending where
+        that mode translates; nothing while MXR is in effect in that mode."""
+        ms = self.mstatus
+        priv, virt = self.priv, self.virt
+        if priv == PRV_M and ms & MSTATUS_MPRV:
+            priv = (ms & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT
+            virt = self.space_virt
+        if priv == PRV_M:  # physical addresses: zero-extended
+            return pm_code(pmm_field(self.mseccfg), False)
+        if ms & MSTATUS_MXR or (virt and self.hyp.vsstatus & MSTATUS_MXR):
+            return 0
+        if virt:
+            hyp = self.hyp
+            pmm = pmm_field(hyp.henvcfg if priv == PRV_S else self.senvcfg)
+            return pm_code(pmm, hyp.vsatp >> 60 != 0)
+        pmm = pmm_field(self.menvcfg if priv == PRV_S else self.senvcfg)
+        return pm_code(pmm, self.satp >> 60 != 0)
 
     def data_priv(self) -> tuple[int, bool]:
         """(privilege, SUM) that data accesses translate with (MPRV applied)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pemu.target.riscv.cpu_state import F0, X0
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.pointer_masking import transform
 from pemu.target.riscv.vector_state import VectorState, VType, decode_vtype
 
 MASK64 = (1 << 64) - 1
@@ -32,9 +33,9 @@ class VInsn:
     """One vector instruction being run: its fields and element access to the state."""
 
     __slots__ = ("env", "vs", "slots", "insn", "vlenb", "elen", "vd", "rs1", "rs2", "vm",
-                 "f3", "vt", "views", "regs")
+                 "f3", "vt", "views", "regs", "pm_code")
 
-    def __init__(self, env: object, insn: int) -> None:
+    def __init__(self, env: object, insn: int, pm_code: int = 0) -> None:
         state = env.state  # type: ignore[attr-defined]
         self.env = env
         self.vs: VectorState = state.vector
@@ -50,10 +51,16 @@ class VInsn:
         self.vt: VType = self.vs.vtype
         self.regs = self.vs.regs
         self.views = self.vs.views
+        # pointer masking of the data accesses (pointer_masking.py; 0: none)
+        self.pm_code = pm_code
 
     # -- scalar registers -------------------------------------------------------------------
     def x(self, r: int) -> int:
         return self.slots[X0 + r] if r else 0
+
+    def data_address(self, addr: int) -> int:
+        """An element's effective address as memory sees it: pointer-masked."""
+        return transform(addr, self.pm_code) if self.pm_code else addr & MASK64
 
     def set_x(self, r: int, value: int) -> None:
         if r:

@@ -79,9 +79,9 @@ def _bulk(v: VInsn, store: bool, size: int, first: int, count: int) -> bool:
     n = (count - first) * size
     if n <= 0:
         return True
-    addr = (v.x(v.rs1) + first * size) & MASK64
-    if addr + n > MASK64:
-        return False  # wraps around the address space
+    addr = v.data_address(v.x(v.rs1) + first * size)
+    if addr + n > MASK64 or v.data_address(v.x(v.rs1) + first * size + n - 1) != addr + n - 1:
+        return False  # wraps around the address space (or the pointer-masked one)
     at = v.vd * v.vlenb + first * size
     mem = v.env.mem  # type: ignore[attr-defined]
     try:
@@ -127,7 +127,7 @@ def _segments(v: VInsn, store: bool, size: int, nf: int, emul: int,
         try:
             for f in range(nf):
                 reg = v.vd + f * emul
-                a = (addr + f * size) & MASK64
+                a = v.data_address(addr + f * size)
                 if store:
                     store_elem(a, size, v.elem(reg, i, size))
                 else:
@@ -166,7 +166,7 @@ def _contiguous(v: VInsn, store: bool, size: int, count: int) -> None:
     base = v.x(v.rs1)
     load, store_elem = _access(v)
     for i in range(v.vs.vstart, count):
-        a = (base + i * size) & MASK64
+        a = v.data_address(base + i * size)
         try:
             if store:
                 store_elem(a, size, v.elem(v.vd, i, size))

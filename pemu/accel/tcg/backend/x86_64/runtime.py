@@ -589,7 +589,7 @@ class NativeBackend:
             if code == EXIT_MISS:
                 stats["exits_miss"] += 1
                 t0 = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
-                tb = engine.translate(S[self.pc_slot], 0)
+                tb = engine.translate(S[self.pc_slot], S[self.flags_slot])
                 stats["translate_seconds"] += time.thread_time() - t0
                 self.link(tb.fn, cpu)
             elif code == EXIT_EXC:
