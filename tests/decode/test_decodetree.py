@@ -29,7 +29,7 @@ class Handlers:
         self.seen: list[tuple[str, dict]] = []
 
     def _record(self, name, a):
-        self.seen.append((name, dict(vars(a))))
+        self.seen.append((name, a.fields()))
 
     def trans_ADD(self, ctx, a): self._record("ADD", a)
     def trans_SUB(self, ctx, a): self._record("SUB", a)
