@@ -454,6 +454,14 @@ class Decoder:
         # (generated when a word first needs them: a program uses few of the patterns)
         self._runners: list[Runner | None] = [None] * len(self.patterns)
         self._memo: dict[int, tuple[tuple[int, int, Runner], ...]] = {}
+        # a new key's patterns are among those of its major opcode (the bits every
+        # pattern fixes): a short list to filter, not the whole table
+        self._root = self._key
+        for p in self.patterns:
+            self._root &= p.mask
+        self._by_root: dict[int, list[int]] = {}
+        for i, p in enumerate(self.patterns):
+            self._by_root.setdefault(p.bits & self._root, []).append(i)
 
     def candidates(self, insn: int) -> Sequence[Pattern]:
         """The patterns matching ``insn``, in table order."""
@@ -468,9 +476,10 @@ class Decoder:
     def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, Runner], ...]:
         """(mask, bits, runner) of the patterns that words with these key bits may match,
         in table order."""
-        k, runners = self._key, self._runners
+        k, runners, patterns = self._key, self._runners, self.patterns
         found = []
-        for i, p in enumerate(self.patterns):
+        for i in self._by_root.get(key & self._root, ()):
+            p = patterns[i]
             if not (key ^ p.bits) & p.mask & k:
                 run = runners[i]
                 if run is None:
