@@ -25,9 +25,6 @@ from pemu.target.riscv.priv import FLAG_VIRT
 
 Handler = Callable[[DisasContext, Args], "bool | None"]
 
-# Zawrs's wrs.nto/wrs.sto wait for a store to the reservation set, with no / a short
-# timeout.  Both may end at once (the spec allows any spurious wake-up), so they are
-# no-ops here: a guest polls its reservation after them anyway.
 _ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
 ECALL_VS = 10  # ecall from VS-mode (H)
 
@@ -63,6 +60,9 @@ def trans_EBREAK(ctx: DisasContext, a: Args) -> None:
 
 
 def trans_WRS(ctx: DisasContext, a: Args) -> bool | None:
+    """Zawrs's wrs.nto/wrs.sto wait for a store to the reservation set, with no / a
+    short timeout.  Both may end at once (the spec allows any spurious wake-up), so they
+    are no-ops here: a guest polls its reservation after them anyway."""
     return None if "zawrs" in ctx.ext else False
 
 

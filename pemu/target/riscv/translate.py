@@ -4,7 +4,7 @@ A block is a run of instructions on one guest page, starting at ``pc``, that end
 the first control transfer, trap, fence.i, after ``max_insns`` instructions, or at the
 end of the page (a 4-byte instruction straddling the page end may be the last one).
 Decoding is the tables of riscv_decode.py (32-bit and 16-bit compressed), built into
-decision trees at import (pemu/target/decode); the handlers are the HANDLERS of
+decoders at import (pemu/target/decode); the handlers are the HANDLERS of the
 insn_*.py.  A word no pattern takes, or whose handlers refuse it (the hart lacks the
 extension, a reserved field value), is an illegal instruction.
 """
