@@ -1,14 +1,14 @@
 """RISC-V frontend speed: ``python3 bench/bench_rv_frontend.py [--mib N] [--repeat R]``.
 
 Translates (guest instructions -> IR, no backend) every block of a linear sweep over
-real code: the .text of the riscv64 busybox and the start of the riscv64 kernel Image,
-with the max ISA in system mode (M-mode flags, inline atomics), and prints the
-microseconds per block and per instruction.  That is the decode + IR generation part
-of a boot's translation time (a kernel boot translates ~40k blocks).  Each sweep runs
-in a fresh process, so nothing the frontend remembers from an earlier sweep (a decode
-cache) helps it: the best of R such cold sweeps is printed.  Not run by the test
-suite; compare numbers from one machine and one run (``--baseline DIR``: also sweep
-with the pemu tree in DIR, alternating with this one).
+real code with the max ISA: the .text of the riscv64 busybox as user-mode code and the
+start of the riscv64 kernel Image with M-mode flags and inline atomics, and prints the
+CPU microseconds per block and per instruction.  That is the decode + IR generation
+part of a boot's translation time (a kernel boot translates ~40k blocks).  Each sweep
+runs in a fresh process, so nothing the frontend remembers from an earlier sweep helps
+it: the best of R such cold sweeps is printed.  A frontend has no QEMU counterpart to
+compare with: compare trees instead (``--baseline DIR``: also sweep with the pemu tree
+in DIR, alternating with this one), on one machine in one run.  Not run by the tests.
 """
 
 from __future__ import annotations

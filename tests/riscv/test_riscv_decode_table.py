@@ -1,6 +1,7 @@
 """The RISC-V decode tables (riscv_decode.py) against GNU binutils and qemu-riscv64.
 
-* Every pattern of both tables is reached: words made from its own bits decode to it.
+* Every pattern of both tables is reached: words made from its own bits decode to it;
+  the translating call runs the pattern (and fields) the decision tree finds.
 * The 32-bit patterns name what objdump names: random words of each pattern, through
   objdump, give the pattern's mnemonic (the pattern names are the mnemonics), and each
   pattern binutils 2.40 knows is seen so at least once.
@@ -19,12 +20,14 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 from rvtest_harness import build
 
-from pemu.target.decode import Pattern
+from pemu.target.decode import Pattern, build_decoder, parse_table
+from pemu.target.riscv.riscv_decode import RV_DECODE, RVC_DECODE
 from pemu.target.riscv.translate import DECODE_16, DECODE_32
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +63,32 @@ def test_every_pattern_is_reached(decoder) -> None:
         if pattern.name not in firsts and pattern.name not in SHADOWED:
             unreached.append(f"{pattern.name} (line {pattern.line}): taken by {firsts}")
     assert not unreached, "\n".join(unreached)
+
+
+@pytest.mark.parametrize(("table", "width"), [(RV_DECODE, 32), (RVC_DECODE, 16)],
+                         ids=["32-bit", "RVC"])
+def test_translating_calls_run_the_pattern_decode_finds(table: str, width: int) -> None:
+    """decoder(ctx, insn) finds candidates through its memo of key bits and runs
+    generated field extraction: the same pattern and fields as the tree and
+    Pattern.values (handlers that record, and accept everything)."""
+    seen: list[tuple[str, dict]] = []
+
+    def recording(name: str):
+        return lambda ctx, a: seen.append((name, a.fields()))
+    names = {p.name for p in parse_table(table, width)}
+    recorder = types.SimpleNamespace(**{f"trans_{name}": recording(name) for name in names})
+    decoder = build_decoder(table, recorder, width=width)
+    rng = random.Random(3)
+    words = [rng.getrandbits(width) | 3 for _ in range(20_000)]
+    if width == 16:
+        words = [w for w in range(1 << 16) if w & 3 != 3]
+    for word in words:
+        seen.clear()
+        taken = decoder(None, word)
+        first = decoder.decode(word)
+        assert taken == (first is not None), hex(word)
+        if first is not None:
+            assert seen == [(first[0].name, first[0].values(word))], hex(word)
 
 
 def _mnemonic(pattern: Pattern, word: int) -> str:
