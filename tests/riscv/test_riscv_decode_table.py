@@ -156,7 +156,7 @@ def test_patterns_are_what_objdump_names(tmp_path: Path) -> None:
 
 # -- SIGILL on qemu-riscv64 and on pemu -------------------------------------------------------
 
-N_WORDS = 1200
+N_WORDS = 1000
 SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV = 4, 5, 7, 8, 11
 # the major opcodes of everything but jumps and branches (those would leave the harness)
 _MAJORS = [0x03, 0x07, 0x0F, 0x13, 0x17, 0x1B, 0x23, 0x27, 0x2F, 0x33, 0x37, 0x3B, 0x43,
