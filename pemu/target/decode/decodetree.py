@@ -131,6 +131,7 @@ class Args:
         self.__dict__.update(values)
 
     def fields(self) -> dict[str, int]:
+        """Name -> value (the decoder's Args keep theirs in slots, see ``_runner``)."""
         names = getattr(type(self), "__slots__", ())
         return {**{name: getattr(self, name) for name in names}, **self.__dict__}
 
@@ -160,7 +161,7 @@ class Pattern:
         return values
 
     def args(self, insn: int) -> Args:
-        return _args(self.values(insn))
+        return Args(self.values(insn))
 
     def encode(self, values: dict[str, int]) -> int:
         """The instruction of this pattern with these field values (an assembler's
@@ -173,13 +174,6 @@ class Pattern:
         if self.values(word) != values:  # a constant differs, an unknown name,
             raise ValueError(f"{self.name} cannot encode {values}")  # or overlapping fields
         return word
-
-
-def _args(values: dict[str, int]) -> Args:
-    """An Args over ``values`` itself (no copy)."""
-    a = _new(Args)
-    a.__dict__ = values
-    return a
 
 
 _new = object.__new__
