@@ -11,7 +11,7 @@ What keeps it correct:
 * atomics: SC and the AMOs end in a host ``lock cmpxchg`` on guest RAM, inline in
   generated code (IR ``cmpxchg``), or in their helper where the TLB cannot serve it
   (softmmu.compare_exchange); fences that order stores before loads are an
-  ``mfence`` (IR ``mb``, riscv insn_system.trans_fence); every other order RVWMO
+  ``mfence`` (IR ``mb``, riscv insn_system.trans_FENCE); every other order RVWMO
   asks for, x86's TSO gives;
 * cross-hart work at safe points: IPIs and timer interrupts set the target's exit
   request, which every block's prologue polls, and wake it if it sleeps; remote

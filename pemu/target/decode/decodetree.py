@@ -2,8 +2,11 @@
 
 The table is text, one item per line (``#`` starts a comment)::
 
-    %name   POS:LEN POS:sLEN ...     a field made of pieces, the first the most significant;
-                                     ``s`` marks it signed (sign-extended from its top bit)
+    %name   POS:LEN POS:sLEN ... [<<N] [+N]
+                                     a field made of pieces, the first the most significant;
+                                     ``s`` marks it signed (sign-extended from its top bit);
+                                     ``<<N`` scales it (immediates whose low bits are
+                                     implied zeros), ``+N`` adds to it (RVC's x8..x15)
     @fmt    BITS... [%field] [name=value]
                                      a format: fields shared by several patterns
     NAME    BITS... [@fmt] [%field] [name=value]
@@ -14,7 +17,14 @@ The table is text, one item per line (``#`` starts a comment)::
 BITS are written from the most significant bit down and add up to the table's width:
 ``0``/``1`` are fixed bits, ``.`` a bit this line leaves alone, ``name:N`` (``name:sN``
 signed) a field of N bits.  A name used twice in one line is one field, its first piece
-the most significant.  ``name=value`` gives the handler a constant (``size=3``).
+the most significant.  ``name=value`` gives the handler a constant (``size=3``), and
+``name=%field`` a named field under another name (one table's patterns can then hand
+the same arguments to the same handler from different bits: RVC's ``rs1=%rd``).
+
+The decoder is generated code where it runs for every instruction: the fields of a
+pattern are extracted by a function generated for it (one expression per field), and
+a word's candidate patterns are found by its opcode and function fields in a memo
+(see ``Decoder``).  Handlers must treat their ``a`` as read-only.
 
 Rules checked when the table is built, so a mistake is an error at import:
   * every line adds up to the width, and a pattern's fixed bits and fields do not collide
@@ -31,6 +41,7 @@ on the bit most of them fix, and ends in a short list checked in table order.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +50,9 @@ _BITS = re.compile(r"^[01.\-]+$")
 _INLINE_FIELD = re.compile(r"^([A-Za-z_]\w*):(s?)(\d+)$")
 _CONST = re.compile(r"^([A-Za-z_]\w*)=(-?(?:0x[0-9a-fA-F]+|\d+))$")
 _PIECE = re.compile(r"^(\d+):(s?)(\d+)$")
+_SHIFT = re.compile(r"^<<(\d+)$")
+_OFFSET = re.compile(r"^\+(\d+)$")
+_ALIAS = re.compile(r"^([A-Za-z_]\w*)=%([A-Za-z_]\w*)$")
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
 
@@ -48,11 +62,14 @@ class DecodeError(ValueError):
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """A field: pieces (position of the lowest bit, length), most significant first."""
+    """A field: pieces (position of the lowest bit, length), most significant first;
+    the value put together is then shifted left by ``shift`` and ``offset`` added."""
 
     name: str
     pieces: tuple[tuple[int, int], ...]
     signed: bool = False
+    shift: int = 0
+    offset: int = 0
 
     @property
     def width(self) -> int:
@@ -71,7 +88,40 @@ class FieldSpec:
             v = (v << length) | ((insn >> pos) & ((1 << length) - 1))
         if self.signed and v >> (self.width - 1):
             v -= 1 << self.width
-        return v
+        return (v << self.shift) + self.offset
+
+    def expression(self) -> str:
+        """``extract`` as a Python expression of ``insn`` (the generated decoder's)."""
+        terms, at = [], 0
+        for pos, length in reversed(self.pieces):
+            mask = (1 << length) - 1
+            term = f"(insn >> {pos} & {mask})" if pos else f"(insn & {mask})"
+            terms.append(f"{term} << {at}" if at else term)
+            at += length
+        expr = " | ".join(reversed(terms))
+        if self.signed:
+            top = 1 << (self.width - 1)
+            expr = f"(({expr}) ^ {top}) - {top}"
+        if self.shift:
+            expr = f"({expr}) << {self.shift}"
+        if self.offset:
+            expr = f"({expr}) + {self.offset}"
+        return expr
+
+    def insert(self, value: int) -> int:
+        """The bits of an instruction that hold ``value`` in this field (the inverse of
+        ``extract``); ValueError when the field cannot hold it."""
+        v, width = value - self.offset, self.width
+        low = v & ((1 << self.shift) - 1)
+        v >>= self.shift
+        lo, hi = (-(1 << (width - 1)), 1 << (width - 1)) if self.signed else (0, 1 << width)
+        if low or not lo <= v < hi:
+            raise ValueError(f"field {self.name} cannot hold {value}")
+        bits, left = 0, width
+        for pos, length in self.pieces:
+            left -= length
+            bits |= ((v >> left) & ((1 << length) - 1)) << pos
+        return bits
 
 
 class Args:
@@ -80,8 +130,13 @@ class Args:
     def __init__(self, values: dict[str, int]) -> None:
         self.__dict__.update(values)
 
+    def fields(self) -> dict[str, int]:
+        """Name -> value (the decoder's Args keep theirs in slots, see ``_runner``)."""
+        names = getattr(type(self), "__slots__", ())
+        return {**{name: getattr(self, name) for name in names}, **self.__dict__}
+
     def __repr__(self) -> str:
-        return "Args(" + ", ".join(f"{k}={v}" for k, v in self.__dict__.items()) + ")"
+        return "Args(" + ", ".join(f"{k}={v}" for k, v in self.fields().items()) + ")"
 
 
 @dataclass
@@ -99,10 +154,29 @@ class Pattern:
     def matches(self, insn: int) -> bool:
         return insn & self.mask == self.bits
 
-    def args(self, insn: int) -> Args:
+    def values(self, insn: int) -> dict[str, int]:
+        """The fields of ``insn`` (which matches) by name."""
         values = {f.name: f.extract(insn) for f in self.fields}
         values.update(self.consts)
-        return Args(values)
+        return values
+
+    def args(self, insn: int) -> Args:
+        return Args(self.values(insn))
+
+    def encode(self, values: dict[str, int]) -> int:
+        """The instruction of this pattern with these field values (an assembler's
+        view of the table); ValueError if no word of the pattern has them all."""
+        word = self.bits
+        for f in self.fields:
+            if f.name not in values:
+                raise ValueError(f"{self.name}: no value for field {f.name}")
+            word |= f.insert(values[f.name])
+        if self.values(word) != values:  # a constant differs, an unknown name,
+            raise ValueError(f"{self.name} cannot encode {values}")  # or overlapping fields
+        return word
+
+
+_new = object.__new__
 
 
 @dataclass
@@ -114,6 +188,7 @@ class _Line:
     inline: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     signed: set[str] = field(default_factory=set)
     refs: list[str] = field(default_factory=list)  # %field names
+    aliases: dict[str, str] = field(default_factory=dict)  # name=%field
     fmt: str | None = None
     consts: dict[str, int] = field(default_factory=dict)
 
@@ -146,6 +221,8 @@ def _parse_line(tokens: Sequence[str], width: int, where: str) -> _Line:
                               f"(at {tok!r})")
         if tok.startswith("%"):
             out.refs.append(tok[1:])
+        elif m_alias := _ALIAS.match(tok):
+            out.aliases[m_alias.group(1)] = m_alias.group(2)
         elif tok.startswith("@"):
             if out.fmt is not None:
                 raise DecodeError(f"{where}: two formats")
@@ -159,11 +236,20 @@ def _parse_line(tokens: Sequence[str], width: int, where: str) -> _Line:
     return out
 
 
-def _parse_field(tokens: Sequence[str], where: str) -> tuple[tuple[tuple[int, int], ...], bool]:
+def _parse_field(name: str, tokens: Sequence[str], where: str) -> FieldSpec:
     pieces = []
     signed = False
+    shift = offset = 0
     for i, tok in enumerate(tokens):
         m = _PIECE.match(tok)
+        if m_shift := _SHIFT.match(tok):
+            shift = int(m_shift.group(1))
+            continue
+        if m_offset := _OFFSET.match(tok):
+            offset = int(m_offset.group(1))
+            continue
+        if shift or offset:
+            raise DecodeError(f"{where}: pieces come before <<N and +N")
         if not m:
             raise DecodeError(f"{where}: field piece {tok!r} is not POS:LEN")
         if m.group(2):
@@ -173,7 +259,7 @@ def _parse_field(tokens: Sequence[str], where: str) -> tuple[tuple[tuple[int, in
         pieces.append((int(m.group(1)), int(m.group(3))))
     if not pieces:
         raise DecodeError(f"{where}: a field needs pieces")
-    return tuple(pieces), signed
+    return FieldSpec(name, tuple(pieces), signed, shift, offset)
 
 
 def _merge(line: _Line, fmt: _Line | None, named: dict[str, FieldSpec], where: str
@@ -192,6 +278,10 @@ def _merge(line: _Line, fmt: _Line | None, named: dict[str, FieldSpec], where: s
             if ref not in named:
                 raise DecodeError(f"{where}: no field %{ref}")
             fields[ref] = named[ref]
+        for name, ref in part.aliases.items():
+            if ref not in named:
+                raise DecodeError(f"{where}: no field %{ref}")
+            fields[name] = dataclasses.replace(named[ref], name=name)
         consts.update(part.consts)
     for f in fields.values():
         if line.mask & f.mask and f.name not in line.inline:
@@ -223,8 +313,7 @@ def parse_table(text: str, width: int = 32, source: str = "<decode>") -> list[Pa
                 raise DecodeError(f"{where}: '}}' without '{{'")
             group = None
         elif head.startswith("%"):
-            pieces, signed = _parse_field(rest, where)
-            named[head[1:]] = FieldSpec(head[1:], pieces, signed)
+            named[head[1:]] = _parse_field(head[1:], rest, where)
         elif head.startswith("@"):
             formats[head[1:]] = _parse_line(rest, width, where)
         elif _NAME.match(head):
@@ -287,7 +376,10 @@ def _build(patterns: list[Pattern], tested: int) -> Lookup:
             bit = free & -free
             counts[bit] = counts.get(bit, 0) + 1
             free ^= bit
-    if len(patterns) == 1 or not counts:
+    if len(patterns) == 1:
+        only, mask, bits = tuple(patterns), patterns[0].mask, patterns[0].bits
+        return lambda insn: only if insn & mask == bits else _NONE
+    if not counts:
         leaf = tuple(patterns)
         return lambda insn: [p for p in leaf if insn & p.mask == p.bits]
     bit = max(counts, key=lambda b: (counts[b], b))
@@ -300,6 +392,38 @@ def _build(patterns: list[Pattern], tested: int) -> Lookup:
 
 
 Handler = Callable[[object, Args], object]
+
+
+Runner = Callable[[object, int], object]
+MAX_KEY_BITS = 20  # the memo of __call__ holds at most 2**20 keys
+
+
+def _key_mask(patterns: Sequence[Pattern]) -> int:
+    """The bits most patterns fix (opcode and function fields): __call__ looks up the
+    candidates of a word by them."""
+    mask = 0
+    for bit in range(max((p.mask.bit_length() for p in patterns), default=0)):
+        if 2 * sum(1 for p in patterns if p.mask >> bit & 1) >= len(patterns):
+            mask |= 1 << bit
+    while mask.bit_count() > MAX_KEY_BITS:
+        mask &= mask - 1  # drop the lowest
+    return mask
+
+
+def _runner(pattern: Pattern, handler: Handler) -> Runner:
+    """``run(ctx, insn)``: the handler called with the fields of ``insn`` (which matches
+    the pattern), extracted by code generated for the pattern (one expression per
+    field, no loops) into an Args of a class of its own whose fields are slots (faster
+    to make and to read than a dict)."""
+    names = [f.name for f in pattern.fields] + [name for name, _ in pattern.consts]
+    fields = type(f"Args_{pattern.name}", (Args,), {"__slots__": tuple(names)})
+    lines = [f"    a.{f.name} = {f.expression()}\n" for f in pattern.fields]
+    lines += [f"    a.{name} = {value}\n" for name, value in pattern.consts]
+    source = ("def run(ctx, insn):\n    a = _new(Fields)\n" + "".join(lines)
+              + "    return handler(ctx, a)\n")
+    namespace: dict[str, object] = {"_new": _new, "Fields": fields, "handler": handler}
+    exec(compile(source, f"<decode pattern {pattern.name}>", "exec"), namespace)
+    return namespace["run"]  # type: ignore[return-value]
 
 
 class Decoder:
@@ -316,6 +440,22 @@ class Decoder:
                 raise DecodeError(f"no trans_ handler for: {', '.join(missing)}")
             self.handlers = {p.name: getattr(handlers, f"trans_{p.name}")
                              for p in self.patterns}
+        # Translation runs __call__ for every instruction: rather than walk the tree,
+        # it finds a word's candidates by its key bits in a memo (few distinct keys:
+        # the opcode and function fields of the instructions code uses), and each
+        # candidate's runner checks no more than the pattern's other fixed bits.
+        self._key = _key_mask(self.patterns)
+        # (generated when a word first needs them: a program uses few of the patterns)
+        self._runners: list[Runner | None] = [None] * len(self.patterns)
+        self._memo: dict[int, tuple[tuple[int, int, Runner], ...]] = {}
+        # a new key's patterns are among those of its major opcode (the bits every
+        # pattern fixes): a short list to filter, not the whole table
+        self._root = self._key
+        for p in self.patterns:
+            self._root &= p.mask
+        self._by_root: dict[int, list[int]] = {}
+        for i, p in enumerate(self.patterns):
+            self._by_root.setdefault(p.bits & self._root, []).append(i)
 
     def candidates(self, insn: int) -> Sequence[Pattern]:
         """The patterns matching ``insn``, in table order."""
@@ -327,10 +467,28 @@ class Decoder:
             return p, p.args(insn)
         return None
 
+    def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, Runner], ...]:
+        """(mask, bits, runner) of the patterns that words with these key bits may match,
+        in table order."""
+        k, runners, patterns = self._key, self._runners, self.patterns
+        found = []
+        for i in self._by_root.get(key & self._root, ()):
+            p = patterns[i]
+            if not (key ^ p.bits) & p.mask & k:
+                run = runners[i]
+                if run is None:
+                    run = runners[i] = _runner(p, self.handlers[p.name])
+                found.append((p.mask, p.bits, run))
+        self._memo[key] = result = tuple(found)
+        return result
+
     def __call__(self, ctx: object, insn: int) -> bool:
         """Run the handler of ``insn``; False when no pattern took it (unallocated)."""
-        for p in self._lookup(insn):
-            if self.handlers[p.name](ctx, p.args(insn)) is not False:
+        candidates = self._memo.get(insn & self._key)
+        if candidates is None:
+            candidates = self._candidates_of_key(insn & self._key)
+        for mask, bits, run in candidates:
+            if insn & mask == bits and run(ctx, insn) is not False:
                 return True
         return False
 

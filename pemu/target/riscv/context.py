@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pemu.accel.tcg.ir import Block, Cond, Const, IRBuilder, Label, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD, OR, SAR, SHL, SHR
 from pemu.target.riscv.cpu_state import ir_globals
@@ -11,9 +9,6 @@ from pemu.target.riscv.exceptions import ILLEGAL_INSN
 from pemu.target.riscv.helpers import RAISE_EXCEPTION
 from pemu.target.riscv.pointer_masking import CODE_SIGNED, code_from_flags, pmlen
 from pemu.target.riscv.priv import FLAG_FS_CLEAN, FLAG_FS_OFF, MARK_FS_DIRTY
-
-if TYPE_CHECKING:
-    from pemu.target.riscv.insn_int import IntTables
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 ZERO = Const(0)
@@ -53,7 +48,7 @@ class DisasContext:
     """What the emitters need: the IR builder, register temps and the current insn."""
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
-                 "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb",
+                 "frm_checked", "fs_dirty", "inline_atomics", "vlenb",
                  "ext", "host_cas", "pm_code")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
@@ -81,13 +76,11 @@ class DisasContext:
         # FS needs no marking: it is Dirty (or there is no mstatus: user mode), or an
         # earlier instruction of this block marked it
         self.fs_dirty = not block.flags & FLAG_FS_CLEAN
-        # the integer decode tables of the hart's extensions (insn_int.int_tables); the
-        # translator sets them
-        self.int_tables: IntTables
         # VLEN in bytes, 0 when the hart has no V (the translator sets it)
         self.vlenb = 0
-        # the hart's extension names (RiscvIsa.extensions): the emitters of the rarer
-        # extensions check them while translating (never at run time)
+        # the hart's extension names (RiscvIsa.extensions): the handlers check them
+        # while translating (never at run time); a pattern whose extension the hart
+        # lacks is an illegal instruction
         self.ext: frozenset[str] = frozenset()
         # pointer masking of the block's data accesses (pointer_masking.py): from the
         # flags, so a block translated without it emits nothing for it

@@ -1,4 +1,5 @@
-"""Emitters for the A extension: LR/SC and the AMOs (.w and .d; aq/rl accepted).
+"""Handlers for the A extension: LR/SC and the AMOs (.w and .d; aq/rl accepted), and
+Zacas's amocas.w/d/q (``HANDLERS``, by the decode table's pattern names).
 
 The reservation lives in the res_addr/res_value globals; an SC succeeds when its
 address is the reserved one and memory still holds the value LR read.
@@ -17,8 +18,11 @@ as the spec wants for an AMO to a read-only page.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pemu.accel.tcg.ir import Cond, Const, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD, AND, EXT32S, EXT32U, MAX, MAXU, MIN, MINU, OR, XOR, Opcode
+from pemu.target.decode import Args
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.cpu_state import NO_RESERVATION
 from pemu.target.riscv.exceptions import LOAD_ADDR_MISALIGNED, STORE_ADDR_MISALIGNED
@@ -29,14 +33,23 @@ _CAS_SIZES = {2: 4, 3: 8, 4: 16}  # Zacas adds amocas.q
 FUNCT5_LR = 0x02
 FUNCT5_SC = 0x03
 FUNCT5_CAS = 0x05
+Handler = Callable[[DisasContext, Args], "bool | None"]
 
 
-def trans_amo(ctx: DisasContext, insn: int) -> None:
-    size = _SIZES.get((insn >> 12) & 7)
-    funct5 = insn >> 27
-    rd, rs1, rs2 = (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
+def _amo(funct5: int, funct3: int) -> Handler:
+    """The handler of the LR/SC/AMO/AMOCAS pattern with these funct5 and funct3 (the
+    width: 2 .w, 3 .d, 4 .q)."""
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        _trans_amo(ctx, funct5, funct3, a.rd, a.rs1, getattr(a, "rs2", 0))
+        return None
+    return trans
+
+
+def _trans_amo(ctx: DisasContext, funct5: int, funct3: int, rd: int, rs1: int, rs2: int
+               ) -> None:
+    size = _SIZES.get(funct3)
     if funct5 == FUNCT5_CAS and "zacas" in ctx.ext:
-        _trans_cas(ctx, _CAS_SIZES.get((insn >> 12) & 7), rd, rs1, rs2)
+        _trans_cas(ctx, _CAS_SIZES.get(funct3), rd, rs1, rs2)
         return
     if size is None:
         ctx.illegal()
@@ -50,9 +63,6 @@ def trans_amo(ctx: DisasContext, insn: int) -> None:
     b = ctx.b
     addr = ctx.masked(ctx.xr[rs1])  # pointer masking (nothing without it)
     if funct5 == FUNCT5_LR:
-        if rs2:
-            ctx.illegal()
-            return
         value = b.temp()
         b.call(LR[size], [value], [addr])
         b.mov(ctx.res_addr, addr)
@@ -142,9 +152,6 @@ def _check_aligned(ctx: DisasContext, addr: Operand, size: int, cause: int) -> N
 def _trans_amo_inline(ctx: DisasContext, funct5: int, size: int, rd: int, rs1: int,
                       rs2: int) -> None:
     b = ctx.b
-    if funct5 == FUNCT5_LR and rs2:
-        ctx.illegal()
-        return
     if funct5 not in (FUNCT5_LR, FUNCT5_SC) and funct5 not in _AMO_IR:
         ctx.illegal()
         return
@@ -241,3 +248,13 @@ def _combine(ctx: DisasContext, op: Opcode | None, old: Temp, value: Operand,
         return new
     b.binop(op, new, old, value)
     return new
+
+
+# pattern name (without its .w/.d/.q) -> funct5
+_FUNCT5 = {"LR": FUNCT5_LR, "SC": FUNCT5_SC, "AMOSWAP": 0x01, "AMOADD": 0x00, "AMOXOR": 0x04,
+           "AMOAND": 0x0C, "AMOOR": 0x08, "AMOMIN": 0x10, "AMOMAX": 0x14, "AMOMINU": 0x18,
+           "AMOMAXU": 0x1C, "AMOCAS": FUNCT5_CAS}
+HANDLERS: dict[str, Handler] = {
+    f"{name}_{width}": _amo(funct5, funct3)
+    for name, funct5 in _FUNCT5.items() for width, funct3 in (("W", 2), ("D", 3), ("Q", 4))
+    if funct3 != 4 or funct5 == FUNCT5_CAS}

@@ -11,8 +11,11 @@ tree's riscv,cbom-block-size and riscv,cboz-block-size).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper, MemOp
 from pemu.accel.tcg.opcodes import ADD, AND
+from pemu.target.decode import Args
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.mmu import PRV_M, PRV_U
@@ -41,11 +44,16 @@ def _cbo_check(env: object, op: int, insn: int) -> None:
 CBO_CHECK = Helper("cbo_check", _cbo_check, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 
 
-def trans_cbo(ctx: DisasContext, insn: int) -> None:
-    rd, rs1, op = (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
-    if rd or _EXTENSION.get(op) not in ctx.ext:
-        ctx.illegal()
-        return
+def _cbo(op: int) -> Callable[[DisasContext, Args], bool | None]:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if _EXTENSION[op] not in ctx.ext:
+            return False
+        _emit_cbo(ctx, op, a.rs1)
+        return None
+    return trans
+
+
+def _emit_cbo(ctx: DisasContext, op: int, rs1: int) -> None:
     b = ctx.b
     if ctx.priv != PRV_M:
         b.call(CBO_CHECK, [], [Const(op), Const(ctx.insn)])
@@ -62,3 +70,7 @@ def trans_cbo(ctx: DisasContext, insn: int) -> None:
     # for_store (a store's permission and fault) only where the memory model has it:
     # system mode, which is also where atomics are inline
     b.ld(b.temp(), block, MemOp(1, for_store=ctx.inline_atomics))
+
+
+HANDLERS = {"CBO_INVAL": _cbo(CBO_INVAL), "CBO_CLEAN": _cbo(CBO_CLEAN),
+            "CBO_FLUSH": _cbo(CBO_FLUSH), "CBO_ZERO": _cbo(CBO_ZERO)}

@@ -1,10 +1,11 @@
-"""Emitters for the F and D extensions.
+"""Handlers for the F and D extensions (and Zfh, Zfhmin, Zfa): ``HANDLERS[NAME]`` is
+``trans_NAME`` of the decode table's pattern NAME (riscv_decode.py).
 
 Arithmetic, conversions, comparisons, min/max, fclass and the fused multiply-adds go
 through the pure helpers of fp_helpers (which NaN-unbox/box singles); their flags are
 ORed into the fflags global.  Loads, stores, sign injection and fmv are inline IR.
 
-mstatus.FS (system mode, from the block flags): with FS Off every emitter here emits
+mstatus.FS (system mode, from the block flags): with FS Off every handler here emits
 the illegal-instruction trap instead; with FS Initial/Clean an instruction that writes
 an f register, or accrues non-zero fflags, marks FS Dirty (``fp_state_written``).
 Stores, fmv.x.* and fclass only read FP state and mark nothing.
@@ -16,63 +17,53 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Cond, Const, Helper, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, ANDC, EXT16S, EXT16U, EXT32S, EXT32U, MOV, OR, SHR, XOR
+from pemu.target.decode import Args
 from pemu.target.riscv import fp_helpers as fp
-from pemu.target.riscv.context import DisasContext, sext
-from pemu.target.riscv.insn_vector import VECTOR_WIDTHS, trans_vector
+from pemu.target.riscv.context import DisasContext
 
 BOX = Const(fp.BOX)
 BOX_H = Const(fp.BOX_H)
-# load/store funct3 -> (access size, the NaN box of a loaded value, extension needed)
-_FP_MEM = {1: (2, BOX_H, "zfhmin"), 2: (4, BOX, "f"), 3: (8, None, "d")}
+# load/store mnemonic -> (access size, the NaN box of a loaded value, extension needed)
+_FP_MEM = {"FLH": (2, BOX_H, "zfhmin"), "FLW": (4, BOX, "f"), "FLD": (8, None, "d"),
+           "FSH": (2, None, "zfhmin"), "FSW": (4, None, "f"), "FSD": (8, None, "d")}
 
-
-def _fields(insn: int) -> tuple[int, int, int, int]:
-    """rd, rs1, rs2, funct3."""
-    return (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31, (insn >> 12) & 7
-
-
-def _address(ctx: DisasContext, insn: int, offset: int) -> Operand:
-    return ctx.address((insn >> 15) & 31, offset)
+Handler = Callable[[DisasContext, Args], "bool | None"]
+# an OP-FP emitter: (ctx, fields) -> False when the encoding is reserved
+OpFpEmit = Callable[[DisasContext, Args], bool]
 
 
 # -- loads and stores -------------------------------------------------------------------
 
-def trans_load_fp(ctx: DisasContext, insn: int) -> None:
-    if (insn >> 12) & 7 in VECTOR_WIDTHS:
-        trans_vector(ctx, insn)
-        return
-    if ctx.fp_disabled():
-        return
-    mem = _FP_MEM.get((insn >> 12) & 7)
-    if mem is None or mem[2] not in ctx.ext:
-        ctx.illegal()
-        return
-    size, box, _ = mem
-    fd = ctx.fr[(insn >> 7) & 31]
-    addr = _address(ctx, insn, sext(insn >> 20, 12))
-    if box is None:
-        ctx.b.ld(fd, addr, MemOp(size))
-    else:
-        t = ctx.b.temp()
-        ctx.b.ld(t, addr, MemOp(size))
-        ctx.b.binop(OR, fd, t, box)
-    ctx.fp_state_written()  # after the load: a faulting load leaves FS as it was
+def _load_fp(size: int, box: Const | None, needs: str) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if ctx.fp_disabled():
+            return None
+        if needs not in ctx.ext:
+            return False
+        fd = ctx.fr[a.rd]
+        addr = ctx.address(a.rs1, a.imm)
+        if box is None:
+            ctx.b.ld(fd, addr, MemOp(size))
+        else:
+            t = ctx.b.temp()
+            ctx.b.ld(t, addr, MemOp(size))
+            ctx.b.binop(OR, fd, t, box)
+        ctx.fp_state_written()  # after the load: a faulting load leaves FS as it was
+        return None
+    return trans
 
 
-def trans_store_fp(ctx: DisasContext, insn: int) -> None:
-    if (insn >> 12) & 7 in VECTOR_WIDTHS:
-        trans_vector(ctx, insn)
-        return
-    if ctx.fp_disabled():
-        return
-    mem = _FP_MEM.get((insn >> 12) & 7)
-    if mem is None or mem[2] not in ctx.ext:
-        ctx.illegal()
-        return
-    offset = sext((insn >> 25) << 5 | (insn >> 7) & 31, 12)
-    addr = _address(ctx, insn, offset)
-    # fsw/fsh store the low bits as they are, whatever the boxing
-    ctx.b.st(ctx.fr[(insn >> 20) & 31], addr, MemOp(mem[0]))
+def _store_fp(size: int, needs: str) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if ctx.fp_disabled():
+            return None
+        if needs not in ctx.ext:
+            return False
+        addr = ctx.address(a.rs1, a.imm)
+        # fsw/fsh store the low bits as they are, whatever the boxing
+        ctx.b.st(ctx.fr[a.rs2], addr, MemOp(size))
+        return None
+    return trans
 
 
 # -- helper calls ------------------------------------------------------------------------
@@ -87,40 +78,38 @@ def _call_fp(ctx: DisasContext, helper: Helper, dest: Temp, ins: list[Operand],
     ctx.fp_state_written(None if f_dest else flags)
 
 
-def trans_fma(ctx: DisasContext, insn: int) -> None:
-    if ctx.fp_disabled():
-        return
-    fmt = (insn >> 25) & 3
-    has = _has_format(ctx, fmt) and (fmt != fp.FMT_H or "zfh" in ctx.ext)
-    helper = fp.FMA.get((fmt, insn & 0x7F)) if has else None
-    rd, rs1, rs2, rm = _fields(insn)
-    rm_op = ctx.rounding_mode(rm) if helper is not None else None
-    if helper is None or rm_op is None:
-        ctx.illegal()
-        return
-    _call_fp(ctx, helper, ctx.fr[rd], [ctx.fr[rs1], ctx.fr[rs2], ctx.fr[insn >> 27], rm_op])
+def _fma(opcode: int) -> Handler:
+    """fmadd/fmsub/fnmsub/fnmadd: fp.FMA by (fmt, major opcode)."""
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if ctx.fp_disabled():
+            return None
+        fmt = a.fmt
+        has = _has_format(ctx, fmt) and (fmt != fp.FMT_H or "zfh" in ctx.ext)
+        helper = fp.FMA.get((fmt, opcode)) if has else None
+        rm_op = ctx.rounding_mode(a.rm) if helper is not None else None
+        if helper is None or rm_op is None:
+            return False
+        _call_fp(ctx, helper, ctx.fr[a.rd], [ctx.fr[a.rs1], ctx.fr[a.rs2], ctx.fr[a.rs3], rm_op])
+        return None
+    return trans
 
 
-# OP-FP emitters by funct5; each gets (ctx, insn, fmt) with fmt 0 (S) or 1 (D) and
-# returns False when the encoding is reserved.
-OpFpEmit = Callable[[DisasContext, int, int], bool]
+def _arith2(funct5: int) -> OpFpEmit:
+    def emit(ctx: DisasContext, a: Args) -> bool:
+        rm_op = ctx.rounding_mode(a.rm)
+        if rm_op is None:
+            return False
+        _call_fp(ctx, fp.ARITH2[(a.fmt, funct5)], ctx.fr[a.rd],
+                 [ctx.fr[a.rs1], ctx.fr[a.rs2], rm_op])
+        return True
+    return emit
 
 
-def _arith2(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, rm = _fields(insn)
-    rm_op = ctx.rounding_mode(rm)
+def _sqrt(ctx: DisasContext, a: Args) -> bool:
+    rm_op = ctx.rounding_mode(a.rm)
     if rm_op is None:
         return False
-    _call_fp(ctx, fp.ARITH2[(fmt, insn >> 27)], ctx.fr[rd], [ctx.fr[rs1], ctx.fr[rs2], rm_op])
-    return True
-
-
-def _sqrt(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, rm = _fields(insn)
-    rm_op = ctx.rounding_mode(rm) if not rs2 else None
-    if rm_op is None:
-        return False
-    _call_fp(ctx, fp.SQRT[fmt], ctx.fr[rd], [ctx.fr[rs1], rm_op])
+    _call_fp(ctx, fp.SQRT[a.fmt], ctx.fr[a.rd], [ctx.fr[a.rs1], rm_op])
     return True
 
 
@@ -140,10 +129,15 @@ def _unboxed(ctx: DisasContext, reg: Temp, fmt: int = fp.FMT_S) -> Temp:
     return out
 
 
-def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, f3 = _fields(insn)
-    if f3 > 2:
-        return False
+def _sign_inject(f3: int) -> OpFpEmit:
+    """fsgnj (f3 0), fsgnjn (1), fsgnjx (2)."""
+    def emit(ctx: DisasContext, a: Args) -> bool:
+        return _emit_sign_inject(ctx, a.fmt, a.rd, a.rs1, a.rs2, f3)
+    return emit
+
+
+def _emit_sign_inject(ctx: DisasContext, fmt: int, rd: int, rs1: int, rs2: int, f3: int
+                      ) -> bool:
     b = ctx.b
     boxed = _BOXED.get(fmt)
     sign = boxed[4] if boxed else fp.F64_SIGN
@@ -174,114 +168,124 @@ def _sign_inject(ctx: DisasContext, insn: int, fmt: int) -> bool:
     return True
 
 
-def _minmax(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.MINMAX.get((fmt, f3)) or _zfa(ctx, fp.MINMAX_M, (fmt, f3))
-    if helper is None:
-        return False
-    _call_fp(ctx, helper, ctx.fr[rd], [ctx.fr[rs1], ctx.fr[rs2]])
-    return True
+def _minmax(f3: int) -> OpFpEmit:
+    """fmin/fmax (f3 0/1), Zfa's fminm/fmaxm (2/3)."""
+    def emit(ctx: DisasContext, a: Args) -> bool:
+        fmt = a.fmt
+        helper = fp.MINMAX.get((fmt, f3)) or _zfa(ctx, fp.MINMAX_M, (fmt, f3))
+        if helper is None:
+            return False
+        _call_fp(ctx, helper, ctx.fr[a.rd], [ctx.fr[a.rs1], ctx.fr[a.rs2]])
+        return True
+    return emit
 
 
-def _fcvt_fp_fp(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, rm = _fields(insn)
-    # fcvt.s.d is fmt S with rs2 = 1 (the source format); fcvt.d.s is fmt D with rs2 = 0
-    helper = fp.FP_CONVERT.get((fmt, rs2)) if _has_format(ctx, rs2) else None
-    helper = helper or _zfa(ctx, fp.ROUND, (fmt, rs2))
-    rm_op = ctx.rounding_mode(rm) if helper is not None else None
+def _fcvt_fp_fp(ctx: DisasContext, a: Args) -> bool:
+    # fcvt.s.d is fmt S with src 1 (the source format); fcvt.d.s is fmt D with src 0
+    fmt, src = a.fmt, a.src
+    helper = fp.FP_CONVERT.get((fmt, src)) if _has_format(ctx, src) else None
+    return _round_or_convert(ctx, a, helper)
+
+
+def _fround(kind: int) -> OpFpEmit:
+    """Zfa's fround (kind 4) and froundnx (5): fcvt's encoding with rs2 = kind."""
+    def emit(ctx: DisasContext, a: Args) -> bool:
+        return _round_or_convert(ctx, a, _zfa(ctx, fp.ROUND, (a.fmt, kind)))
+    return emit
+
+
+def _round_or_convert(ctx: DisasContext, a: Args, helper: Helper | None) -> bool:
+    rm_op = ctx.rounding_mode(a.rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
-    _call_fp(ctx, helper, ctx.fr[rd], [ctx.fr[rs1], rm_op])
+    _call_fp(ctx, helper, ctx.fr[a.rd], [ctx.fr[a.rs1], rm_op])
     return True
 
 
-def _compare(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, f3 = _fields(insn)
-    helper = fp.COMPARE.get((fmt, f3)) or _zfa(ctx, fp.COMPARE_Q, (fmt, f3))
-    if helper is None:
-        return False
-    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], ctx.fr[rs2]], f_dest=False)
-    return True
+def _compare(f3: int) -> OpFpEmit:
+    """fle/flt/feq (f3 0/1/2), Zfa's fltq/fleq (4/5)."""
+    def emit(ctx: DisasContext, a: Args) -> bool:
+        fmt = a.fmt
+        helper = fp.COMPARE.get((fmt, f3)) or _zfa(ctx, fp.COMPARE_Q, (fmt, f3))
+        if helper is None:
+            return False
+        _call_fp(ctx, helper, ctx.dest(a.rd), [ctx.fr[a.rs1], ctx.fr[a.rs2]], f_dest=False)
+        return True
+    return emit
 
 
-def _fcvt_to_int(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, kind, rm = _fields(insn)
+def _fcvt_to_int(ctx: DisasContext, a: Args) -> bool:
+    fmt, kind, rm = a.fmt, a.kind, a.rm
     helper = fp.TO_INT.get((fmt, kind))
     if (fmt, kind, rm) == (fp.FMT_D, FCVTMOD_KIND, RM_RTZ) and "zfa" in ctx.ext:
         helper = fp.FCVTMOD_W_D  # fcvtmod.w.d: only with the static rm RTZ
     rm_op = ctx.rounding_mode(rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
-    _call_fp(ctx, helper, ctx.dest(rd), [ctx.fr[rs1], rm_op], f_dest=False)
+    _call_fp(ctx, helper, ctx.dest(a.rd), [ctx.fr[a.rs1], rm_op], f_dest=False)
     return True
 
 
-def _fcvt_from_int(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, kind, rm = _fields(insn)
-    helper = fp.FROM_INT.get((fmt, kind))
-    rm_op = ctx.rounding_mode(rm) if helper is not None else None
+def _fcvt_from_int(ctx: DisasContext, a: Args) -> bool:
+    helper = fp.FROM_INT.get((a.fmt, a.kind))
+    rm_op = ctx.rounding_mode(a.rm) if helper is not None else None
     if helper is None or rm_op is None:
         return False
-    _call_fp(ctx, helper, ctx.fr[rd], [ctx.xr[rs1], rm_op])
+    _call_fp(ctx, helper, ctx.fr[a.rd], [ctx.xr[a.rs1], rm_op])
     return True
 
 
-def _fmv_x_fclass(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, f3 = _fields(insn)
-    if rs2 or f3 > 1:
-        return False
-    if f3 == 1:
-        if fmt == fp.FMT_H and "zfh" not in ctx.ext:
-            return False  # fclass.h is Zfh's; Zfhmin has only the moves
-        ctx.b.call(fp.CLASSIFY[fmt], [ctx.dest(rd)], [ctx.fr[rs1]])
-    elif rd:  # fmv.x.w/fmv.x.h (sign-extend the raw low bits) / fmv.x.d
-        ctx.b.unop(_FMV_X[fmt], ctx.xr[rd], ctx.fr[rs1])  # type: ignore[arg-type]
+def _fclass(ctx: DisasContext, a: Args) -> bool:
+    if a.fmt == fp.FMT_H and "zfh" not in ctx.ext:
+        return False  # fclass.h is Zfh's; Zfhmin has only the moves
+    ctx.b.call(fp.CLASSIFY[a.fmt], [ctx.dest(a.rd)], [ctx.fr[a.rs1]])
+    return True
+
+
+def _fmv_x(ctx: DisasContext, a: Args) -> bool:
+    if a.rd:  # fmv.x.w/fmv.x.h (sign-extend the raw low bits) / fmv.x.d
+        ctx.b.unop(_FMV_X[a.fmt], ctx.xr[a.rd], ctx.fr[a.rs1])  # type: ignore[arg-type]
     return True
 
 
 _FMV_X = {fp.FMT_S: EXT32S, fp.FMT_D: MOV, fp.FMT_H: EXT16S}
 
 
-def _fmv_f_x(ctx: DisasContext, insn: int, fmt: int) -> bool:
-    rd, rs1, rs2, f3 = _fields(insn)
-    if rs2 == FLI_RS2 and not f3 and "zfa" in ctx.ext:
-        if fmt == fp.FMT_H and "zfh" not in ctx.ext:
-            return False  # fli.h needs Zfh (Zfhmin is not enough)
-        ctx.b.movi(ctx.fr[rd], fp.fli_bits(fmt, rs1))  # rs1 is the constant's index
-        ctx.fp_state_written()
-        return True
-    if rs2 or f3:
-        return False
-    boxed = _BOXED.get(fmt)
-    if boxed:  # the box's ones cover every bit above the value's
-        ctx.b.binop(OR, ctx.fr[rd], ctx.xr[rs1], boxed[3])
-    else:
-        ctx.b.mov(ctx.fr[rd], ctx.xr[rs1])
+def _fli(ctx: DisasContext, a: Args) -> bool:
+    if "zfa" not in ctx.ext or (a.fmt == fp.FMT_H and "zfh" not in ctx.ext):
+        return False  # fli.h needs Zfh (Zfhmin is not enough)
+    ctx.b.movi(ctx.fr[a.rd], fp.fli_bits(a.fmt, a.rs1))  # rs1 is the constant's index
     ctx.fp_state_written()
     return True
 
 
-OP_FP_TABLE: dict[int, OpFpEmit] = {
-    0x00: _arith2, 0x01: _arith2, 0x02: _arith2, 0x03: _arith2, 0x0B: _sqrt,
-    0x04: _sign_inject, 0x05: _minmax, 0x08: _fcvt_fp_fp, 0x14: _compare,
-    0x18: _fcvt_to_int, 0x1A: _fcvt_from_int, 0x1C: _fmv_x_fclass, 0x1E: _fmv_f_x,
-}
+def _fmv_f_x(ctx: DisasContext, a: Args) -> bool:
+    boxed = _BOXED.get(a.fmt)
+    if boxed:  # the box's ones cover every bit above the value's
+        ctx.b.binop(OR, ctx.fr[a.rd], ctx.xr[a.rs1], boxed[3])
+    else:
+        ctx.b.mov(ctx.fr[a.rd], ctx.xr[a.rs1])
+    ctx.fp_state_written()
+    return True
 
 
-def trans_op_fp(ctx: DisasContext, insn: int) -> None:
-    if ctx.fp_disabled():
-        return
-    fmt = (insn >> 25) & 3
-    funct5 = insn >> 27
-    emit = OP_FP_TABLE.get(funct5)
-    if fmt == fp.FMT_H and "zfh" not in ctx.ext and funct5 not in _ZFHMIN_FUNCT5:
-        emit = None
-    if not _has_format(ctx, fmt) or emit is None or not emit(ctx, insn, fmt):
-        ctx.illegal()
+def _op_fp(emit: OpFpEmit, zfhmin: bool = False) -> Handler:
+    """An OP-FP handler: FS Off makes it illegal; the fmt field must name a format the
+    hart has (for half precision Zfh, or Zfhmin for its conversions and moves:
+    ``zfhmin``)."""
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if ctx.fp_disabled():
+            return None
+        fmt = a.fmt
+        if fmt == fp.FMT_H and not zfhmin and "zfh" not in ctx.ext:
+            return False
+        if not _has_format(ctx, fmt):
+            return False
+        return None if emit(ctx, a) else False
+    return trans
 
 
 # Zfa's encodings inside existing OP-FP groups (rs2 / rm fields)
-FLI_RS2 = 1
 FCVTMOD_KIND = 8
 RM_RTZ = 1
 
@@ -293,11 +297,32 @@ def _zfa(ctx: DisasContext, table: dict, key: tuple[int, int]) -> Helper | None:
     return table.get(key)
 
 
-# What Zfhmin has of the half-precision OP-FP instructions: the conversions and moves
-_ZFHMIN_FUNCT5 = frozenset({0x08, 0x1C, 0x1E})
 _FORMAT_EXTENSION = {fp.FMT_S: "f", fp.FMT_D: "d", fp.FMT_H: "zfhmin"}
 
 
 def _has_format(ctx: DisasContext, fmt: int) -> bool:
     """Does the hart have any instruction of format ``fmt`` (fmt 3, Q: never)?"""
     return _FORMAT_EXTENSION.get(fmt, "") in ctx.ext
+
+
+HANDLERS: dict[str, Handler] = {
+    **{name: _load_fp(size, box, needs) for name, (size, box, needs) in _FP_MEM.items()
+       if name.startswith("FL")},
+    **{name: _store_fp(size, needs) for name, (size, _, needs) in _FP_MEM.items()
+       if name.startswith("FS")},
+    **{name: _fma(opcode) for name, opcode in (
+        ("FMADD", 0x43), ("FMSUB", 0x47), ("FNMSUB", 0x4B), ("FNMADD", 0x4F))},
+    **{name: _op_fp(_arith2(funct5)) for funct5, name in enumerate(
+        ("FADD", "FSUB", "FMUL", "FDIV"))},
+    "FSQRT": _op_fp(_sqrt),
+    **{name: _op_fp(_sign_inject(f3)) for f3, name in enumerate(("FSGNJ", "FSGNJN", "FSGNJX"))},
+    **{name: _op_fp(_minmax(f3)) for f3, name in enumerate(("FMIN", "FMAX", "FMINM", "FMAXM"))},
+    # Zfhmin has the half-precision conversions and moves
+    "FCVT_F_F": _op_fp(_fcvt_fp_fp, zfhmin=True),
+    "FROUND": _op_fp(_fround(4), zfhmin=True), "FROUNDNX": _op_fp(_fround(5), zfhmin=True),
+    **{name: _op_fp(_compare(f3)) for f3, name in (
+        (0, "FLE"), (1, "FLT"), (2, "FEQ"), (4, "FLTQ"), (5, "FLEQ"))},
+    "FCVT_TO_INT": _op_fp(_fcvt_to_int), "FCVT_FROM_INT": _op_fp(_fcvt_from_int),
+    "FMV_X": _op_fp(_fmv_x, zfhmin=True), "FCLASS": _op_fp(_fclass, zfhmin=True),
+    "FMV_F_X": _op_fp(_fmv_f_x, zfhmin=True), "FLI": _op_fp(_fli, zfhmin=True),
+}

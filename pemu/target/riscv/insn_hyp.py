@@ -9,10 +9,12 @@ each but never mix V=1 translations into the running V=0 address space.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Const, Helper
 from pemu.accel.tcg.softmmu import ACCESS_READ, ACCESS_WRITE, PAGE_MASK, PAGE_SIZE, PERM_R, PERM_W
+from pemu.target.decode import Args
 from pemu.target.riscv import insn_system
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
     from pemu.target.riscv.hart import RiscvHart
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-HFENCE_VVMA = 0x2200_0073
-HFENCE_GVMA = 0x6200_0073
 MMU_S, MMU_U = 1, 0  # mmu_regime's indexes, for the PMP check of an hlv/hsv
 
 
@@ -77,7 +77,7 @@ def _is_guest_space(key: int) -> bool:
     return bool(key & VIRT_KEY)
 
 
-def _hfence(env: RiscvHart, vaddr: int, asid: int, which: int, gvma: int, insn: int
+def _hfence_helper(env: RiscvHart, vaddr: int, asid: int, which: int, gvma: int, insn: int
             ) -> None:
     ps = env.ps
     if gvma and ps.priv == PRV_S and ps.mstatus & MSTATUS_TVM:
@@ -95,23 +95,24 @@ def _hfence(env: RiscvHart, vaddr: int, asid: int, which: int, gvma: int, insn: 
         fence_guest_spaces(env, vaddr, asid, which)
 
 
-HFENCE_HELPER = Helper("hfence", _hfence, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
+HFENCE_HELPER = Helper("hfence", _hfence_helper, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 
 
-def _emit_hfence(ctx: DisasContext, insn: int) -> None:
-    if "h" not in ctx.ext or (insn >> 7) & 31:
-        ctx.illegal()
-    elif ctx.flags & FLAG_VIRT:
-        virtual_instruction(ctx)
-    elif ctx.priv == PRV_U:
-        ctx.illegal()
-    else:
-        gvma = int((insn & 0xFE00_7FFF) == HFENCE_GVMA)
-        rs1, rs2 = (insn >> 15) & 31, (insn >> 20) & 31
-        which = (HFENCE_ADDR if rs1 else 0) | (HFENCE_ID if rs2 else 0)
-        ctx.b.call(HFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(gvma),
-                                       Const(insn)])
-        ctx.goto(ctx.next_pc)
+def _hfence(gvma: int) -> Callable[[DisasContext, Args], None]:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        if "h" not in ctx.ext:
+            ctx.illegal()
+        elif ctx.flags & FLAG_VIRT:
+            virtual_instruction(ctx)
+        elif ctx.priv == PRV_U:
+            ctx.illegal()
+        else:
+            rs1, rs2 = a.rs1, a.rs2
+            which = (HFENCE_ADDR if rs1 else 0) | (HFENCE_ID if rs2 else 0)
+            ctx.b.call(HFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which),
+                                           Const(gvma), Const(ctx.insn)])
+            ctx.goto(ctx.next_pc)
+    return trans
 
 
 # -- hlv / hlvx / hsv -----------------------------------------------------------------------
@@ -200,35 +201,44 @@ def _hsv(env: RiscvHart, vaddr: int, value: int, size: int, insn: int) -> None:
 HLV_HELPER = Helper("hlv", _hlv, flags=CALL_SIDE_EFFECTS, needs_env=True)
 HSV_HELPER = Helper("hsv", _hsv, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)
 
-# (funct7, rs2) of the loads -> kind: log2 size | 4 signed | 8 hlvx
-_HLV_KINDS = {(0x30, 0): 0 | 4, (0x30, 1): 0, (0x32, 0): 1 | 4, (0x32, 1): 1,
-              (0x32, 3): 1 | 8, (0x34, 0): 2 | 4, (0x34, 1): 2, (0x34, 3): 2 | 8,
-              (0x36, 0): 3 | 4}
-_HSV_SIZES = {0x31: 1, 0x33: 2, 0x35: 4, 0x37: 8}
+# the loads' kinds (log2 size | 4 signed | 8 hlvx) and the stores' sizes, by pattern name
+_HLV_KINDS = {"HLV_B": 0 | 4, "HLV_BU": 0, "HLV_H": 1 | 4, "HLV_HU": 1, "HLVX_HU": 1 | 8,
+              "HLV_W": 2 | 4, "HLV_WU": 2, "HLVX_WU": 2 | 8, "HLV_D": 3 | 4}
+_HSV_SIZES = {"HSV_B": 1, "HSV_H": 2, "HSV_W": 4, "HSV_D": 8}
 
 
-def trans_hlv_hsv(ctx: DisasContext, insn: int) -> bool:
-    """funct3 4 of SYSTEM with bit 31 clear: returns False if ``insn`` is not one."""
-    funct7, rs2, rs1, rd = insn >> 25, (insn >> 20) & 31, (insn >> 15) & 31, (insn >> 7) & 31
-    kind = _HLV_KINDS.get((funct7, rs2))
-    size = _HSV_SIZES.get(funct7)
-    if (kind is None and (size is None or rd)) or "h" not in ctx.ext:
-        return False
-    if ctx.flags & FLAG_VIRT:
-        virtual_instruction(ctx)
-        return True
-    if kind is not None:
-        ctx.b.call(HLV_HELPER, [ctx.dest(rd)], [ctx.xr[rs1], Const(kind), Const(insn)])
-    else:
-        ctx.b.call(HSV_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(size), Const(insn)])
-    return True
+def _trans_hlv(kind: int) -> Callable[[DisasContext, Args], bool | None]:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if "h" not in ctx.ext:
+            return False
+        if ctx.flags & FLAG_VIRT:
+            virtual_instruction(ctx)
+        else:
+            ctx.b.call(HLV_HELPER, [ctx.dest(a.rd)], [ctx.xr[a.rs1], Const(kind),
+                                                       Const(ctx.insn)])
+        return None
+    return trans
+
+
+def _trans_hsv(size: int) -> Callable[[DisasContext, Args], bool | None]:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if "h" not in ctx.ext:
+            return False
+        if ctx.flags & FLAG_VIRT:
+            virtual_instruction(ctx)
+        else:
+            ctx.b.call(HSV_HELPER, [], [ctx.xr[a.rs1], ctx.xr[a.rs2], Const(size),
+                                        Const(ctx.insn)])
+        return None
+    return trans
 
 
 def register_hyp_instructions() -> None:
-    """hfence.* in the SYSTEM table, hlv/hsv in funct3 4 (idempotent)."""
-    insn_system.PRIVILEGED[HFENCE_VVMA] = _emit_hfence
-    insn_system.PRIVILEGED[HFENCE_GVMA] = _emit_hfence
-    insn_system.HYPERVISOR_LOAD_STORE = trans_hlv_hsv
+    """hfence.* and hlv/hlvx/hsv in the frontend's registry of privileged instructions
+    (idempotent)."""
+    insn_system.PRIVILEGED.update({"HFENCE_VVMA": _hfence(0), "HFENCE_GVMA": _hfence(1)})
+    insn_system.PRIVILEGED.update({name: _trans_hlv(kind) for name, kind in _HLV_KINDS.items()})
+    insn_system.PRIVILEGED.update({name: _trans_hsv(size) for name, size in _HSV_SIZES.items()})
 
 
 __all__ = ["register_hyp_instructions", "virtual_instruction"]

@@ -1,15 +1,16 @@
-"""Emitters for RV64I, M, Zba/Zbb/Zbc/Zbs, Zbkb/Zbkc/Zbkx and Zicond: integer ALU,
+"""Handlers for RV64I, M, Zba/Zbb/Zbc/Zbs, Zbkb/Zbkc/Zbkx, Zk* and Zicond: integer ALU,
 loads/stores, jumps, branches.
 
-Each emitter takes the DisasContext and the 32-bit instruction word.  Register-register
-and register-immediate operations are found through dicts keyed by (funct7, funct3)
-or by the immediate's fixed bits, never by walking if-chains; which entries exist
-depends on the hart's extensions (``int_tables``).
+The decode table (riscv_decode.py) picks the pattern and extracts its fields; the
+handler of pattern NAME is ``HANDLERS[NAME]`` (``trans_NAME``), called with the
+DisasContext and the fields (``a.rd``, ``a.rs1``, ``a.imm``...).  The ALU operations
+are one emitter each, found by mnemonic in the dicts below, with the extensions that
+have them: a handler whose extensions the hart lacks returns False, so the word is an
+illegal instruction.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import I32, I64, Cond, Const, Helper, MemOp, Operand, Temp
@@ -51,45 +52,12 @@ from pemu.accel.tcg.opcodes import (
     XOR,
     Opcode,
 )
+from pemu.target.decode import Args
 from pemu.target.riscv import crypto
-from pemu.target.riscv.context import DisasContext, imm, sext
+from pemu.target.riscv.context import DisasContext, imm
 from pemu.target.riscv.helpers import CLMUL, CLMULH, CLMULR, ORC_B, XPERM4, XPERM8
 
 Emit = Callable[[DisasContext, Temp, Operand, Operand], None]
-
-
-def _rd(insn: int) -> int:
-    return (insn >> 7) & 31
-
-
-def _rs1(insn: int) -> int:
-    return (insn >> 15) & 31
-
-
-def _rs2(insn: int) -> int:
-    return (insn >> 20) & 31
-
-
-def _f3(insn: int) -> int:
-    return (insn >> 12) & 7
-
-
-def _imm_i(insn: int) -> int:
-    return sext(insn >> 20, 12)
-
-
-def _imm_s(insn: int) -> int:
-    return sext((insn >> 25) << 5 | (insn >> 7) & 31, 12)
-
-
-def _imm_b(insn: int) -> int:
-    return sext((insn >> 31) << 12 | ((insn >> 7) & 1) << 11 | ((insn >> 25) & 0x3F) << 5
-                | ((insn >> 8) & 0xF) << 1, 13)
-
-
-def _imm_j(insn: int) -> int:
-    return sext((insn >> 31) << 20 | ((insn >> 12) & 0xFF) << 12 | ((insn >> 20) & 1) << 11
-                | ((insn >> 21) & 0x3FF) << 1, 21)
 
 
 # -- building blocks for the operation tables --------------------------------------------
@@ -233,271 +201,210 @@ def _crypto(name: str, fn: Callable[[int, int], int] | None = None) -> Emit:
     return _helper(Helper(name, fn or getattr(crypto, name), flags=0))
 
 
-# -- the decode tables, per extension ----------------------------------------------------
+# -- the operations, by mnemonic ---------------------------------------------------------
 #
-# Each table is a list of (extensions, entries): the entries exist when the hart has any
-# of those extensions (andn is Zbb's and Zbkb's), so a disabled extension's encodings
-# are absent from the merged table and trap as illegal.  ``int_tables(isa)`` merges them
-# once per extension set.
+# mnemonic -> (the extensions any of which has it, or None for the base ISA; emitter)
 
-Group = tuple[tuple[str, ...], dict]
+Needs = tuple[str, ...] | None
+Entry = tuple[Needs, Emit]
+Handler = Callable[[DisasContext, Args], "bool | None"]
 
+_ZBB_ZBKB = ("zbb", "zbkb")
+_ZBC_ZBKC = ("zbc", "zbkc")
+_ZKN_ED = ("zkne", "zknd")
 
-def _key(f7: int, f3: int) -> int:
-    return f7 << 3 | f3
-
-
-# OP and OP-32: keyed by funct7 << 3 | funct3
-OP_GROUPS: list[Group] = [
-    (("i",), {
-        _key(0x00, 0): _op(ADD), _key(0x20, 0): _op(SUB), _key(0x00, 1): _op(SHL),
-        _key(0x00, 2): _setcond(Cond.LT), _key(0x00, 3): _setcond(Cond.LTU),
-        _key(0x00, 4): _op(XOR), _key(0x00, 5): _op(SHR), _key(0x20, 5): _op(SAR),
-        _key(0x00, 6): _op(OR), _key(0x00, 7): _op(AND)}),
-    (("m",), {
-        _key(0x01, 0): _op(MUL), _key(0x01, 1): _op(MULSH), _key(0x01, 2): _op(MULSUH),
-        _key(0x01, 3): _op(MULUH), _key(0x01, 4): _op(DIV), _key(0x01, 5): _op(DIVU),
-        _key(0x01, 6): _op(REM), _key(0x01, 7): _op(REMU)}),
-    (("zba",), {_key(0x10, 2): _shadd(1), _key(0x10, 4): _shadd(2), _key(0x10, 6): _shadd(3)}),
-    (("zbb", "zbkb"), {
-        _key(0x20, 7): _op(ANDC), _key(0x20, 6): _op(ORC), _key(0x20, 4): _op(EQV),
-        _key(0x30, 1): _op(ROTL), _key(0x30, 5): _op(ROTR)}),
-    (("zbb",), {
-        _key(0x05, 4): _op(MIN), _key(0x05, 5): _op(MINU), _key(0x05, 6): _op(MAX),
-        _key(0x05, 7): _op(MAXU)}),
-    (("zbs",), {
-        _key(0x24, 1): _single_bit(ANDC), _key(0x14, 1): _single_bit(OR),
-        _key(0x34, 1): _single_bit(XOR), _key(0x24, 5): _bext}),
-    (("zbc", "zbkc"), {_key(0x05, 1): _helper(CLMUL), _key(0x05, 3): _helper(CLMULH)}),
-    (("zbc",), {_key(0x05, 2): _helper(CLMULR)}),
-    (("zbkb",), {_key(0x04, 4): _pack, _key(0x04, 7): _packh}),
-    (("zbkx",), {_key(0x14, 2): _helper(XPERM4), _key(0x14, 4): _helper(XPERM8)}),
-    (("zicond",), {_key(0x07, 5): _czero(Cond.EQ), _key(0x07, 7): _czero(Cond.NE)}),
-    (("zkne",), {_key(0x19, 0): _crypto("aes64es"), _key(0x1B, 0): _crypto("aes64esm")}),
-    (("zknd",), {_key(0x1D, 0): _crypto("aes64ds"), _key(0x1F, 0): _crypto("aes64dsm")}),
-    (("zkne", "zknd"), {_key(0x3F, 0): _crypto("aes64ks2")}),
-    # sm4ed/sm4ks: funct7 is bs << 5 | 11000 / 11010 (bs picks the byte of rs2)
-    (("zksed",), {_key(bs << 5 | f5, 0): _crypto(f"{name}{bs}", getattr(crypto, name)(bs))
-                  for bs in range(4) for f5, name in ((0x18, "sm4ed"), (0x1A, "sm4ks"))}),
-]
-OP32_GROUPS: list[Group] = [
-    (("i",), {
-        _key(0x00, 0): _op_w(ADD), _key(0x20, 0): _op_w(SUB), _key(0x00, 1): _op_w(SHL),
-        _key(0x00, 5): _op_w(SHR), _key(0x20, 5): _op_w(SAR)}),
-    (("m",), {
-        _key(0x01, 0): _op_w(MUL), _key(0x01, 4): _op_w(DIV), _key(0x01, 5): _op_w(DIVU),
-        _key(0x01, 6): _op_w(REM), _key(0x01, 7): _op_w(REMU)}),
-    (("zba",), {
-        _key(0x04, 0): _add_uw, _key(0x10, 2): _shadd(1, True), _key(0x10, 4): _shadd(2, True),
-        _key(0x10, 6): _shadd(3, True)}),
-    (("zbb", "zbkb"), {_key(0x30, 1): _op_w(ROTL), _key(0x30, 5): _op_w(ROTR)}),
-    # packw with rs2 = x0 is zext.h, so Zbkb's entry serves both
-    (("zbkb",), {_key(0x04, 4): _packw}),
-]
-# OP-32 encodings that exist only with rs2 = 0 (Zbb zext.h: packw's rs2 = x0 case)
-OP32_RS2_ZERO_GROUPS: list[Group] = [(("zbb",), {_key(0x04, 4): _unary(EXT16U)})]
-
-# OP-IMM funct3 1 and 5: shifts and Zbb/Zbs by funct6 (insn >> 26), shamt in bits 25:20
-OPIMM_SHIFT6_GROUPS: list[Group] = [
-    (("i",), {(1, 0x00): _op(SHL), (5, 0x00): _op(SHR), (5, 0x10): _op(SAR)}),
-    (("zbb", "zbkb"), {(5, 0x18): _op(ROTR)}),
-    (("zbs",), {(1, 0x0A): _single_bit(OR), (1, 0x12): _single_bit(ANDC),
-                (1, 0x1A): _single_bit(XOR), (5, 0x12): _bext}),
-]
-# OP-IMM funct3 1 and 5 with the whole 12-bit immediate fixed (unary ops)
-OPIMM_UNARY_GROUPS: list[Group] = [
-    (("zbb",), {(1, 0x600): _unary(CLZ), (1, 0x601): _unary(CTZ), (1, 0x602): _unary(CTPOP),
-                (1, 0x604): _unary(EXT8S), (1, 0x605): _unary(EXT16S), (5, 0x287): _orc_b}),
-    (("zbb", "zbkb"), {(5, 0x6B8): _unary(BSWAP)}),
-    (("zbkb",), {(5, 0x687): _brev8}),
-    (("zknd",), {(1, 0x300): _crypto("aes64im")}),
-    # aes64ks1i: the immediate's low 4 bits are rnum, 0..10 (the rest are reserved)
-    (("zkne", "zknd"), {(1, 0x310 | rnum): _crypto("aes64ks1i") for rnum in range(11)}),
-    (("zknh",), {(1, 0x100 | i): _crypto(name) for i, name in enumerate((
-        "sha256sum0", "sha256sum1", "sha256sig0", "sha256sig1", "sha512sum0", "sha512sum1",
-        "sha512sig0", "sha512sig1"))}),
-    (("zksh",), {(1, 0x108): _crypto("sm3p0"), (1, 0x109): _crypto("sm3p1")}),
-]
-OPIMM32_SHIFT_GROUPS: list[Group] = [  # (funct3, funct7)
-    (("i",), {(1, 0x00): _op_w(SHL), (5, 0x00): _op_w(SHR), (5, 0x20): _op_w(SAR)}),
-    (("zbb", "zbkb"), {(5, 0x30): _op_w(ROTR)}),
-]
-OPIMM32_SHIFT6_GROUPS: list[Group] = [(("zba",), {(1, 0x02): _slli_uw})]  # (funct3, funct6)
-OPIMM32_UNARY_GROUPS: list[Group] = [
-    (("zbb",), {(1, 0x600): _unary(CLZ, I32), (1, 0x601): _unary(CTZ, I32),
-                (1, 0x602): _unary(CTPOP, I32)}),
-]
-
-
-def _merge(groups: list[Group], extensions: frozenset[str]) -> dict:
-    table: dict = {}
-    for needs, entries in groups:
-        if extensions.intersection(needs):
-            table.update(entries)
-    return table
-
-
-class IntTables:
-    """The integer decode tables of one extension set (see ``int_tables``)."""
-
-    __slots__ = ("op", "op32", "op32_rs2_zero", "opimm_shift6", "opimm_unary",
-                 "opimm32_shift", "opimm32_shift6", "opimm32_unary")
-
-    def __init__(self, extensions: frozenset[str]) -> None:
-        self.op: dict[int, Emit] = _merge(OP_GROUPS, extensions)
-        self.op32: dict[int, Emit] = _merge(OP32_GROUPS, extensions)
-        self.op32_rs2_zero: dict[int, Emit] = _merge(OP32_RS2_ZERO_GROUPS, extensions)
-        self.opimm_shift6: dict[tuple[int, int], Emit] = _merge(OPIMM_SHIFT6_GROUPS, extensions)
-        self.opimm_unary: dict[tuple[int, int], Emit] = _merge(OPIMM_UNARY_GROUPS, extensions)
-        self.opimm32_shift: dict[tuple[int, int], Emit] = _merge(OPIMM32_SHIFT_GROUPS,
-                                                                 extensions)
-        self.opimm32_shift6: dict[tuple[int, int], Emit] = _merge(OPIMM32_SHIFT6_GROUPS,
-                                                                  extensions)
-        self.opimm32_unary: dict[tuple[int, int], Emit] = _merge(OPIMM32_UNARY_GROUPS,
-                                                                 extensions)
-
-
-@functools.cache
-def int_tables(extensions: frozenset[str]) -> IntTables:
-    """The tables for a hart with ``extensions`` (built once per distinct set)."""
-    return IntTables(extensions)
-
-
-def _emit_rd(ctx: DisasContext, insn: int, emit: Emit, b: Operand) -> None:
-    rd = _rd(insn)
-    if rd:  # writes to x0 are dropped, the operation has no other effect
-        emit(ctx, ctx.xr[rd], ctx.xr[_rs1(insn)], b)  # type: ignore[arg-type]
-
-
-def trans_op(ctx: DisasContext, insn: int) -> None:
-    emit = ctx.int_tables.op.get(_key(insn >> 25, _f3(insn)))
-    if emit is None:
-        ctx.illegal()
-        return
-    _emit_rd(ctx, insn, emit, ctx.xr[_rs2(insn)])
-
-
-def trans_op32(ctx: DisasContext, insn: int) -> None:
-    tables = ctx.int_tables
-    key = _key(insn >> 25, _f3(insn))
-    emit = tables.op32.get(key)
-    if emit is None and not _rs2(insn):
-        emit = tables.op32_rs2_zero.get(key)
-    if emit is None:
-        ctx.illegal()
-        return
-    _emit_rd(ctx, insn, emit, ctx.xr[_rs2(insn)])
-
-
-# -- OP-IMM and OP-IMM-32 ----------------------------------------------------------------
-
-# funct3 -> emitter taking the sign-extended 12-bit immediate
-OPIMM_SIMPLE: dict[int, Emit] = {
-    0: _op(ADD), 2: _setcond(Cond.LT), 3: _setcond(Cond.LTU), 4: _op(XOR),
-    6: _op(OR), 7: _op(AND),
+# OP: rd = rs1 OP rs2
+OP: dict[str, Entry] = {
+    "ADD": (None, _op(ADD)), "SUB": (None, _op(SUB)), "SLL": (None, _op(SHL)),
+    "SLT": (None, _setcond(Cond.LT)), "SLTU": (None, _setcond(Cond.LTU)),
+    "XOR": (None, _op(XOR)), "SRL": (None, _op(SHR)), "SRA": (None, _op(SAR)),
+    "OR": (None, _op(OR)), "AND": (None, _op(AND)),
+    "MUL": (None, _op(MUL)), "MULH": (None, _op(MULSH)), "MULHSU": (None, _op(MULSUH)),
+    "MULHU": (None, _op(MULUH)), "DIV": (None, _op(DIV)), "DIVU": (None, _op(DIVU)),
+    "REM": (None, _op(REM)), "REMU": (None, _op(REMU)),
+    "SH1ADD": (("zba",), _shadd(1)), "SH2ADD": (("zba",), _shadd(2)),
+    "SH3ADD": (("zba",), _shadd(3)),
+    "ANDN": (_ZBB_ZBKB, _op(ANDC)), "ORN": (_ZBB_ZBKB, _op(ORC)),
+    "XNOR": (_ZBB_ZBKB, _op(EQV)), "ROL": (_ZBB_ZBKB, _op(ROTL)),
+    "ROR": (_ZBB_ZBKB, _op(ROTR)),
+    "MIN": (("zbb",), _op(MIN)), "MINU": (("zbb",), _op(MINU)), "MAX": (("zbb",), _op(MAX)),
+    "MAXU": (("zbb",), _op(MAXU)),
+    "BCLR": (("zbs",), _single_bit(ANDC)), "BSET": (("zbs",), _single_bit(OR)),
+    "BINV": (("zbs",), _single_bit(XOR)), "BEXT": (("zbs",), _bext),
+    "CLMUL": (_ZBC_ZBKC, _helper(CLMUL)), "CLMULH": (_ZBC_ZBKC, _helper(CLMULH)),
+    "CLMULR": (("zbc",), _helper(CLMULR)),
+    "PACK": (("zbkb",), _pack), "PACKH": (("zbkb",), _packh),
+    "XPERM4": (("zbkx",), _helper(XPERM4)), "XPERM8": (("zbkx",), _helper(XPERM8)),
+    "CZERO_EQZ": (("zicond",), _czero(Cond.EQ)), "CZERO_NEZ": (("zicond",), _czero(Cond.NE)),
+    "AES64ES": (("zkne",), _crypto("aes64es")), "AES64ESM": (("zkne",), _crypto("aes64esm")),
+    "AES64DS": (("zknd",), _crypto("aes64ds")), "AES64DSM": (("zknd",), _crypto("aes64dsm")),
+    "AES64KS2": (_ZKN_ED, _crypto("aes64ks2")),
+    # OP-32: the 32-bit operations, results sign-extended (and Zba's .uw forms)
+    "ADDW": (None, _op_w(ADD)), "SUBW": (None, _op_w(SUB)), "SLLW": (None, _op_w(SHL)),
+    "SRLW": (None, _op_w(SHR)), "SRAW": (None, _op_w(SAR)),
+    "MULW": (None, _op_w(MUL)), "DIVW": (None, _op_w(DIV)), "DIVUW": (None, _op_w(DIVU)),
+    "REMW": (None, _op_w(REM)), "REMUW": (None, _op_w(REMU)),
+    "ADD_UW": (("zba",), _add_uw), "SH1ADD_UW": (("zba",), _shadd(1, True)),
+    "SH2ADD_UW": (("zba",), _shadd(2, True)), "SH3ADD_UW": (("zba",), _shadd(3, True)),
+    "ROLW": (_ZBB_ZBKB, _op_w(ROTL)), "RORW": (_ZBB_ZBKB, _op_w(ROTR)),
+    "PACKW": (("zbkb",), _packw),
 }
-_ADDIW = _op_w(ADD)
+# sm4ed/sm4ks: bs (the byte of rs2) picks the helper
+_SM4: dict[str, tuple[Emit, ...]] = {
+    name: tuple(_crypto(f"{name.lower()}{bs}", getattr(crypto, name.lower())(bs))
+                for bs in range(4)) for name in ("SM4ED", "SM4KS")}
+
+# OP-IMM and OP-IMM-32 with a 12-bit immediate: rd = rs1 OP imm
+OP_IMM: dict[str, Emit] = {
+    "ADDI": _op(ADD), "SLTI": _setcond(Cond.LT), "SLTIU": _setcond(Cond.LTU),
+    "XORI": _op(XOR), "ORI": _op(OR), "ANDI": _op(AND), "ADDIW": _op_w(ADD),
+}
+# the shifts by an immediate (field shamt)
+SHIFT_IMM: dict[str, Entry] = {
+    "SLLI": (None, _op(SHL)), "SRLI": (None, _op(SHR)), "SRAI": (None, _op(SAR)),
+    "SLLIW": (None, _op_w(SHL)), "SRLIW": (None, _op_w(SHR)), "SRAIW": (None, _op_w(SAR)),
+    "RORI": (_ZBB_ZBKB, _op(ROTR)), "RORIW": (_ZBB_ZBKB, _op_w(ROTR)),
+    "BSETI": (("zbs",), _single_bit(OR)), "BCLRI": (("zbs",), _single_bit(ANDC)),
+    "BINVI": (("zbs",), _single_bit(XOR)), "BEXTI": (("zbs",), _bext),
+    "SLLI_UW": (("zba",), _slli_uw),
+}
+# one source register, no other operand
+UNARY: dict[str, Entry] = {
+    "CLZ": (("zbb",), _unary(CLZ)), "CTZ": (("zbb",), _unary(CTZ)),
+    "CPOP": (("zbb",), _unary(CTPOP)), "SEXT_B": (("zbb",), _unary(EXT8S)),
+    "SEXT_H": (("zbb",), _unary(EXT16S)), "ORC_B": (("zbb",), _orc_b),
+    "CLZW": (("zbb",), _unary(CLZ, I32)), "CTZW": (("zbb",), _unary(CTZ, I32)),
+    "CPOPW": (("zbb",), _unary(CTPOP, I32)),
+    "ZEXT_H": (("zbb",), _unary(EXT16U)),  # packw's rs2 = x0 case, without Zbkb
+    "REV8": (_ZBB_ZBKB, _unary(BSWAP)), "BREV8": (("zbkb",), _brev8),
+    "AES64IM": (("zknd",), _crypto("aes64im")),
+    "SHA256SUM0": (("zknh",), _crypto("sha256sum0")),
+    "SHA256SUM1": (("zknh",), _crypto("sha256sum1")),
+    "SHA256SIG0": (("zknh",), _crypto("sha256sig0")),
+    "SHA256SIG1": (("zknh",), _crypto("sha256sig1")),
+    "SHA512SUM0": (("zknh",), _crypto("sha512sum0")),
+    "SHA512SUM1": (("zknh",), _crypto("sha512sum1")),
+    "SHA512SIG0": (("zknh",), _crypto("sha512sig0")),
+    "SHA512SIG1": (("zknh",), _crypto("sha512sig1")),
+    "SM3P0": (("zksh",), _crypto("sm3p0")), "SM3P1": (("zksh",), _crypto("sm3p1")),
+}
+_AES64KS1I = _crypto("aes64ks1i")
+AES64KS1I_MAX_RNUM = 10  # rnum 0xB..0xF are reserved
 
 
-def trans_op_imm(ctx: DisasContext, insn: int) -> None:
-    f3 = _f3(insn)
-    emit = OPIMM_SIMPLE.get(f3)
-    if emit is not None:
-        operand: Operand = imm(_imm_i(insn))
-    else:
-        tables = ctx.int_tables
-        operand = Const((insn >> 20) & 63)
-        emit = (tables.opimm_shift6.get((f3, insn >> 26))
-                or tables.opimm_unary.get((f3, insn >> 20)))
-        if emit is None:
-            ctx.illegal()
-            return
-    _emit_rd(ctx, insn, emit, operand)
+def _emit_rd(ctx: DisasContext, rd: int, rs1: int, emit: Emit, b: Operand) -> None:
+    if rd:  # writes to x0 are dropped, the operation has no other effect
+        emit(ctx, ctx.xr[rd], ctx.xr[rs1], b)  # type: ignore[arg-type]
 
 
-def trans_op_imm32(ctx: DisasContext, insn: int) -> None:
-    f3 = _f3(insn)
-    if f3 == 0:
-        emit: Emit | None = _ADDIW
-        operand: Operand = imm(_imm_i(insn))
-    else:
-        tables = ctx.int_tables
-        operand = Const((insn >> 20) & 63)
-        emit = (tables.opimm32_shift.get((f3, insn >> 25))
-                or tables.opimm32_unary.get((f3, insn >> 20))
-                or tables.opimm32_shift6.get((f3, insn >> 26)))
-    if emit is None:
-        ctx.illegal()
-        return
-    _emit_rd(ctx, insn, emit, operand)
+def _gated(needs: Needs, trans: Handler) -> Handler:
+    """``trans`` for a hart with any of the extensions ``needs`` (None: any hart); for
+    others the pattern is an illegal instruction."""
+    if needs is None:
+        return trans  # (the base ISA: no check on the hot path)
+
+    def gated(ctx: DisasContext, a: Args) -> bool | None:
+        if ctx.ext.isdisjoint(needs):
+            return False
+        return trans(ctx, a)
+    return gated
 
 
-def trans_lui(ctx: DisasContext, insn: int) -> None:
-    rd = _rd(insn)
-    if rd:
-        ctx.b.mov(ctx.xr[rd], imm(sext(insn & 0xFFFFF000, 32)))  # type: ignore[arg-type]
+def _reg_reg(needs: Needs, emit: Emit) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _emit_rd(ctx, a.rd, a.rs1, emit, ctx.xr[a.rs2])
+    return _gated(needs, trans)
 
 
-def trans_auipc(ctx: DisasContext, insn: int) -> None:
-    rd = _rd(insn)
-    if rd:
-        ctx.b.mov(ctx.xr[rd], imm(ctx.pc + sext(insn & 0xFFFFF000, 32)))  # type: ignore[arg-type]
+def _reg_imm(emit: Emit) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _emit_rd(ctx, a.rd, a.rs1, emit, imm(a.imm))
+    return trans
+
+
+def _shift_imm(needs: Needs, emit: Emit) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _emit_rd(ctx, a.rd, a.rs1, emit, Const(a.shamt))
+    return _gated(needs, trans)
+
+
+def _unary_op(needs: Needs, emit: Emit) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _emit_rd(ctx, a.rd, a.rs1, emit, Const(0))
+    return _gated(needs, trans)
+
+
+def _sm4(emits: tuple[Emit, ...]) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if "zksed" not in ctx.ext:
+            return False
+        _emit_rd(ctx, a.rd, a.rs1, emits[a.bs], ctx.xr[a.rs2])
+        return None
+    return trans
+
+
+def trans_AES64KS1I(ctx: DisasContext, a: Args) -> bool | None:
+    if ctx.ext.isdisjoint(_ZKN_ED) or a.rnum > AES64KS1I_MAX_RNUM:
+        return False
+    _emit_rd(ctx, a.rd, a.rs1, _AES64KS1I, Const(a.rnum))
+    return None
+
+
+def trans_LUI(ctx: DisasContext, a: Args) -> None:
+    if a.rd:
+        ctx.b.mov(ctx.xr[a.rd], imm(a.imm))  # type: ignore[arg-type]
+
+
+def trans_AUIPC(ctx: DisasContext, a: Args) -> None:
+    if a.rd:
+        ctx.b.mov(ctx.xr[a.rd], imm(ctx.pc + a.imm))  # type: ignore[arg-type]
 
 
 # -- loads and stores ---------------------------------------------------------------------
 
-LOAD_MEMOPS = {0: MemOp(1, True), 1: MemOp(2, True), 2: MemOp(4, True), 3: MemOp(8),
-               4: MemOp(1), 5: MemOp(2), 6: MemOp(4)}
-STORE_MEMOPS = {0: MemOp(1), 1: MemOp(2), 2: MemOp(4), 3: MemOp(8)}
+LOADS = {"LB": MemOp(1, True), "LH": MemOp(2, True), "LW": MemOp(4, True), "LD": MemOp(8),
+         "LBU": MemOp(1), "LHU": MemOp(2), "LWU": MemOp(4)}
+STORES = {"SB": MemOp(1), "SH": MemOp(2), "SW": MemOp(4), "SD": MemOp(8)}
 
 
-def trans_load(ctx: DisasContext, insn: int) -> None:
-    memop = LOAD_MEMOPS.get(_f3(insn))
-    if memop is None:
-        ctx.illegal()
-        return
-    addr = ctx.address(_rs1(insn), _imm_i(insn))
-    ctx.b.ld(ctx.dest(_rd(insn)), addr, memop)  # a load into x0 still faults
+def _load(memop: MemOp) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        addr = ctx.address(a.rs1, a.imm)
+        ctx.b.ld(ctx.dest(a.rd), addr, memop)  # a load into x0 still faults
+    return trans
 
 
-def trans_store(ctx: DisasContext, insn: int) -> None:
-    memop = STORE_MEMOPS.get(_f3(insn))
-    if memop is None:
-        ctx.illegal()
-        return
-    addr = ctx.address(_rs1(insn), _imm_s(insn))
-    ctx.b.st(ctx.xr[_rs2(insn)], addr, memop)
+def _store(memop: MemOp) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        addr = ctx.address(a.rs1, a.imm)
+        ctx.b.st(ctx.xr[a.rs2], addr, memop)
+    return trans
 
 
 # -- control transfer ---------------------------------------------------------------------
 
-BRANCH_CONDS = {0: Cond.EQ, 1: Cond.NE, 4: Cond.LT, 5: Cond.GE, 6: Cond.LTU, 7: Cond.GEU}
+BRANCHES = {"BEQ": Cond.EQ, "BNE": Cond.NE, "BLT": Cond.LT, "BGE": Cond.GE, "BLTU": Cond.LTU,
+            "BGEU": Cond.GEU}
 
 
-def trans_branch(ctx: DisasContext, insn: int) -> None:
-    cond = BRANCH_CONDS.get(_f3(insn))
-    if cond is None:
-        ctx.illegal()
-        return
-    taken = ctx.new_label()
-    ctx.b.brcond(cond, ctx.xr[_rs1(insn)], ctx.xr[_rs2(insn)], taken)
-    ctx.b.goto_pc(ctx.next_pc)
-    ctx.b.set_label(taken)
-    ctx.goto(ctx.pc + _imm_b(insn))
+def _branch(cond: Cond) -> Handler:
+    def trans(ctx: DisasContext, a: Args) -> None:
+        taken = ctx.new_label()
+        ctx.b.brcond(cond, ctx.xr[a.rs1], ctx.xr[a.rs2], taken)
+        ctx.b.goto_pc(ctx.next_pc)
+        ctx.b.set_label(taken)
+        ctx.goto(ctx.pc + a.imm)
+    return trans
 
 
-def trans_jal(ctx: DisasContext, insn: int) -> None:
-    rd = _rd(insn)
-    if rd:
-        ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
-    ctx.goto(ctx.pc + _imm_j(insn))
+def trans_JAL(ctx: DisasContext, a: Args) -> None:
+    if a.rd:
+        ctx.b.mov(ctx.xr[a.rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+    ctx.goto(ctx.pc + a.imm)
 
 
-def trans_jalr(ctx: DisasContext, insn: int) -> None:
-    if _f3(insn):
-        ctx.illegal()
-        return
-    rs1, rd, offset = _rs1(insn), _rd(insn), _imm_i(insn)
+def trans_JALR(ctx: DisasContext, a: Args) -> None:
+    rs1, rd, offset = a.rs1, a.rd, a.imm
     if not rs1:
         if rd:
             ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
@@ -511,3 +418,43 @@ def trans_jalr(ctx: DisasContext, insn: int) -> None:
     ctx.b.mov(ctx.pc_reg, target)
     ctx.b.goto_ptr()
     ctx.end = True
+
+
+HANDLERS: dict[str, Handler] = {
+    **{name: _reg_reg(needs, emit) for name, (needs, emit) in OP.items()},
+    **{name: _sm4(emits) for name, emits in _SM4.items()},
+    **{name: _reg_imm(emit) for name, emit in OP_IMM.items()},
+    **{name: _shift_imm(needs, emit) for name, (needs, emit) in SHIFT_IMM.items()},
+    **{name: _unary_op(needs, emit) for name, (needs, emit) in UNARY.items()},
+    **{name: _load(memop) for name, memop in LOADS.items()},
+    **{name: _store(memop) for name, memop in STORES.items()},
+    **{name: _branch(cond) for name, cond in BRANCHES.items()},
+    "AES64KS1I": trans_AES64KS1I, "LUI": trans_LUI, "AUIPC": trans_AUIPC,
+    "JAL": trans_JAL, "JALR": trans_JALR,
+}
+
+
+# -- Zcb: compressed forms of the instructions above, in space C leaves reserved ----------
+
+def _zcb(*names: str) -> Handler:
+    """A Zcb instruction: the 32-bit instruction it stands for (its fields come from the
+    RVC table), with Zcb; several names: tried in order, as the 32-bit table's overlap
+    group does (c.zext.h is packw rd, rd, x0 with Zbkb, zext.h with Zbb alone)."""
+    handlers = [HANDLERS[name] for name in names]
+
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        if "zcb" not in ctx.ext:
+            return False
+        for handler in handlers:
+            if handler(ctx, a) is not False:
+                return None
+        return False
+    return trans
+
+
+HANDLERS.update({
+    "C_LBU": _zcb("LBU"), "C_LHU": _zcb("LHU"), "C_LH": _zcb("LH"), "C_SB": _zcb("SB"),
+    "C_SH": _zcb("SH"), "C_MUL": _zcb("MUL"), "C_ZEXT_B": _zcb("ANDI"),
+    "C_SEXT_B": _zcb("SEXT_B"), "C_ZEXT_H": _zcb("PACKW", "ZEXT_H"),
+    "C_SEXT_H": _zcb("SEXT_H"), "C_ZEXT_W": _zcb("ADD_UW"), "C_NOT": _zcb("XORI"),
+})

@@ -1,8 +1,8 @@
-"""System-mode instructions: mret, sret, wfi and sfence.vma.
+"""System-mode instructions: mret, sret, wfi and sfence.vma (and Svinval's).
 
-User mode has no privileged instructions (they are illegal there), so these emitters
-are not in the frontend's tables until system mode registers them
-(``register_privileged_instructions``, called when a hart is built).
+User mode has no privileged instructions (they are illegal there), so these handlers
+are not in the frontend's registry (insn_system.PRIVILEGED) until system mode
+registers them (``register_privileged_instructions``, called when a hart is built).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pemu.accel.tcg.ir import (
     Const,
     Helper,
 )
+from pemu.target.decode import Args
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv import insn_system
 from pemu.target.riscv.context import DisasContext
@@ -107,6 +108,13 @@ SFENCE_HELPER = Helper("sfence_vma", _sfence_vma, flags=CALL_SIDE_EFFECTS, n_out
                        needs_env=True)
 
 
+def _xret(insn: int) -> Callable[[DisasContext, Args], None]:
+    """mret, sret or wfi (``insn``: its encoding, the helpers' trap value)."""
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _emit_xret(ctx, insn)
+    return trans
+
+
 def _emit_xret(ctx: DisasContext, insn: int) -> None:
     if ctx.flags & FLAG_VIRT and ctx.priv == PRV_U and insn in (SRET, WFI):
         ctx.raise_trap(VIRTUAL_INSN, insn)  # VU-mode: for the hypervisor to emulate
@@ -126,45 +134,42 @@ def _emit_xret(ctx: DisasContext, insn: int) -> None:
     ctx.end = True
 
 
-def _emit_sfence_vma(ctx: DisasContext, insn: int) -> None:
-    rs1 = (insn >> 15) & 31
-    if (insn >> 7) & 31 or ctx.priv == PRV_U:
-        if ctx.flags & FLAG_VIRT and not (insn >> 7) & 31:
-            ctx.raise_trap(VIRTUAL_INSN, insn)  # VU-mode
+def trans_SFENCE_VMA(ctx: DisasContext, a: Args) -> None:
+    if ctx.priv == PRV_U:
+        if ctx.flags & FLAG_VIRT:
+            ctx.raise_trap(VIRTUAL_INSN, ctx.insn)  # VU-mode
             return
         ctx.illegal()
         return
-    rs2 = (insn >> 20) & 31
+    rs1, rs2 = a.rs1, a.rs2
     which = (SFENCE_ADDR if rs1 else 0) | (SFENCE_ASID if rs2 else 0)
-    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(insn)])
+    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(ctx.insn)])
     ctx.goto(ctx.next_pc)
 
 
-def _emit_sinval_vma(ctx: DisasContext, insn: int) -> None:
+def trans_SINVAL_VMA(ctx: DisasContext, a: Args) -> None:
     """Svinval's sinval.vma: sfence.vma's invalidation alone.  pemu orders nothing
     (translated code runs accesses in order), so it is sfence.vma itself."""
     if "svinval" not in ctx.ext:
         ctx.illegal()
         return
-    _emit_sfence_vma(ctx, insn)
+    trans_SFENCE_VMA(ctx, a)
 
 
-def _emit_sfence_inval(ctx: DisasContext, insn: int) -> None:
-    """sfence.w.inval (rs2 0) and sfence.inval.ir (rs2 1): the fences around a batch
-    of sinval.vma, ordering that pemu always has: no-ops outside U-mode."""
-    if ("svinval" not in ctx.ext or ctx.priv == PRV_U or (insn >> 15) & 31
-            or (insn >> 20) & 31 > 1):
+def trans_SFENCE_INVAL(ctx: DisasContext, a: Args) -> None:
+    """sfence.w.inval and sfence.inval.ir: the fences around a batch of sinval.vma,
+    ordering that pemu always has: no-ops outside U-mode."""
+    if "svinval" not in ctx.ext or ctx.priv == PRV_U:
         ctx.illegal()
 
 
 def register_privileged_instructions() -> None:
-    """Put mret/sret/wfi (same fixed bits, told apart by rs2) and sfence.vma in the
-    frontend's SYSTEM table (idempotent)."""
-    insn_system.PRIVILEGED[0x3000_0073] = _emit_xret
-    insn_system.PRIVILEGED[0x1000_0073] = _emit_xret
-    insn_system.PRIVILEGED[0x1200_0073] = _emit_sfence_vma
-    insn_system.PRIVILEGED[0x1600_0073] = _emit_sinval_vma
-    insn_system.PRIVILEGED[0x1800_0073] = _emit_sfence_inval
+    """Put mret/sret/wfi, sfence.vma and Svinval's in the frontend's registry of
+    privileged instructions (idempotent)."""
+    insn_system.PRIVILEGED.update({
+        "MRET": _xret(MRET), "SRET": _xret(SRET), "WFI": _xret(WFI),
+        "SFENCE_VMA": trans_SFENCE_VMA, "SINVAL_VMA": trans_SINVAL_VMA,
+        "SFENCE_W_INVAL": trans_SFENCE_INVAL, "SFENCE_INVAL_IR": trans_SFENCE_INVAL})
 
 
 __all__ = ["register_privileged_instructions"]

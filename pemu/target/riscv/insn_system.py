@@ -1,10 +1,12 @@
-"""Emitters for SYSTEM (ecall, ebreak, Zicsr) and MISC-MEM (fence, Zifencei)."""
+"""Handlers for SYSTEM (ecall, ebreak, Zicsr, Zawrs, Zimop, the privileged ones'
+registry) and MISC-MEM (fence, Zifencei), by the decode table's pattern names."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Const
+from pemu.target.decode import Args
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.csr_hyp import CSR_ACCESS_VIRT
@@ -18,76 +20,78 @@ from pemu.target.riscv.csr_inline import (
 )
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
-from pemu.target.riscv.insn_cbo import trans_cbo
 from pemu.target.riscv.mmu import PRV_S
 from pemu.target.riscv.priv import FLAG_VIRT
 
-ECALL = 0x0000_0073
-EBREAK = 0x0010_0073
-# Zawrs: wait for a store to the reservation set, with no / a short timeout.  Both may
-# end at once (the spec allows any spurious wake-up), so they are no-ops here: a guest
-# polls its reservation after them anyway.
-WRS_NTO = 0x00D0_0073
-WRS_STO = 0x01D0_0073
-_ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
+Handler = Callable[[DisasContext, Args], "bool | None"]
 
-# Other funct3=0 SYSTEM instructions (mret, sret, wfi, sfence.vma) by their fixed bits:
-# system mode registers emitters here; in user mode they are illegal instructions.
-PRIVILEGED: dict[int, Callable[[DisasContext, int], None]] = {}
-# H's hlv/hlvx/hsv (funct3 4, bit 31 clear): system mode sets the emitter
-# (insn_hyp.trans_hlv_hsv), which returns False for what is none of them
-HYPERVISOR_LOAD_STORE: Callable[[DisasContext, int], bool] | None = None
+_ECALL_CAUSE = {0: ECALL_U, 1: ECALL_S, 3: ECALL_M}
 ECALL_VS = 10  # ecall from VS-mode (H)
 
-
-def trans_system(ctx: DisasContext, insn: int) -> None:
-    f3 = (insn >> 12) & 7
-    if f3 == 0:
-        if insn == ECALL:
-            virt_s = ctx.flags & FLAG_VIRT and ctx.priv == PRV_S
-            ctx.raise_trap(ECALL_VS if virt_s else _ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
-        elif insn == EBREAK:
-            ctx.raise_trap(BREAKPOINT, ctx.pc)
-        elif insn in (WRS_NTO, WRS_STO) and "zawrs" in ctx.ext:
-            return
-        else:
-            # VU-mode gets the emitters too: they raise H's virtual instruction
-            emit = (PRIVILEGED.get(insn & 0xFE00_7FFF) if ctx.priv or ctx.flags & FLAG_VIRT
-                    else None)
-            if emit is None:
-                ctx.illegal()
-            else:
-                emit(ctx, insn)
-    elif f3 == 4:
-        if not (insn >> 31 == 0 and HYPERVISOR_LOAD_STORE is not None
-                and HYPERVISOR_LOAD_STORE(ctx, insn)):
-            _trans_mop(ctx, insn)
-    else:
-        _trans_csr(ctx, insn, f3)
+# The privileged instructions' handlers by pattern name (mret, sret, wfi, sfence.vma,
+# Svinval's, H's hfence.* and hlv/hlvx/hsv): system mode registers them here
+# (insn_priv, insn_hyp); user mode has none, and there they are illegal instructions.
+PRIVILEGED: dict[str, Handler] = {}
+# those that V=0 U-mode may run (hlv/hsv with hstatus.HU: the helper checks)
+_USER_MAY_RUN = frozenset({"HLV_B", "HLV_BU", "HLV_H", "HLV_HU", "HLVX_HU", "HLV_W",
+                           "HLV_WU", "HLVX_WU", "HLV_D", "HSV_B", "HSV_H", "HSV_W", "HSV_D"})
 
 
-def _is_mop(insn: int) -> bool:
-    """mop.r.N (bits 31, 29:28, 25:22 = 1, 00, 0111) or mop.rr.N (31, 29:28, 25 = 1, 00,
-    1): the Zimop may-be-operations, in funct3 4 of SYSTEM."""
-    if insn >> 31 == 0 or (insn >> 28) & 3:
-        return False
-    return bool(insn >> 25 & 1) or (insn >> 22) & 0xF == 0b0111
+def _privileged(name: str) -> Handler:
+    """Pattern ``name``'s handler: the registered one, outside V=0 U-mode (VU-mode gets
+    it too: it raises H's virtual instruction)."""
+    any_priv = name in _USER_MAY_RUN
+
+    def trans(ctx: DisasContext, a: Args) -> bool | None:
+        handler = PRIVILEGED.get(name)
+        if handler is None or not (any_priv or ctx.priv or ctx.flags & FLAG_VIRT):
+            return False
+        return handler(ctx, a)
+    return trans
 
 
-def _trans_mop(ctx: DisasContext, insn: int) -> None:
+def trans_ECALL(ctx: DisasContext, a: Args) -> None:
+    virt_s = ctx.flags & FLAG_VIRT and ctx.priv == PRV_S
+    ctx.raise_trap(ECALL_VS if virt_s else _ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
+
+
+def trans_EBREAK(ctx: DisasContext, a: Args) -> None:
+    ctx.raise_trap(BREAKPOINT, ctx.pc)
+
+
+def trans_WRS(ctx: DisasContext, a: Args) -> bool | None:
+    """Zawrs's wrs.nto/wrs.sto wait for a store to the reservation set, with no / a
+    short timeout.  Both may end at once (the spec allows any spurious wake-up), so they
+    are no-ops here: a guest polls its reservation after them anyway."""
+    return None if "zawrs" in ctx.ext else False
+
+
+def trans_MOP(ctx: DisasContext, a: Args) -> bool | None:
     """Zimop: until an extension gives a may-be-operation a meaning, it writes 0 to rd."""
-    if "zimop" not in ctx.ext or not _is_mop(insn):
-        ctx.illegal()
-        return
-    rd = (insn >> 7) & 31
-    if rd:
-        ctx.b.movi(ctx.xr[rd], 0)  # type: ignore[arg-type]
+    if "zimop" not in ctx.ext:
+        return False
+    if a.rd:
+        ctx.b.movi(ctx.xr[a.rd], 0)  # type: ignore[arg-type]
+    return None
 
 
-def _trans_csr(ctx: DisasContext, insn: int, f3: int) -> None:
-    rd, src, number = (insn >> 7) & 31, (insn >> 15) & 31, insn >> 20
-    value = Const(src) if f3 & 4 else ctx.xr[src]  # csrr*i take a 5-bit immediate
-    kind = f3 & 3
+def trans_C_MOP_N(ctx: DisasContext, a: Args) -> bool | None:
+    """Zcmop's c.mop.N: c.lui's encodings with x1, x3 .. x15 and a zero immediate; it
+    writes no register."""
+    return None if "zcmop" in ctx.ext else False
+
+
+def _csr(kind: int, immediate: bool) -> Handler:
+    """csrrw/csrrs/csrrc (kind 1/2/3); ``immediate``: the csrr*i forms, whose rs1 field
+    is a 5-bit immediate."""
+    def trans(ctx: DisasContext, a: Args) -> None:
+        _trans_csr(ctx, a.rd, a.rs1, a.csr, kind, immediate)
+    return trans
+
+
+def _trans_csr(ctx: DisasContext, rd: int, src: int, number: int, kind: int,
+               immediate: bool) -> None:
+    value = Const(src) if immediate else ctx.xr[src]
     if kind == 1:  # csrrw: no read side effects when rd is x0
         action = csr.ACTION_WRITE | (csr.ACTION_READ if rd else 0)
     else:  # csrrs/csrrc: no write when the source is x0 / zero
@@ -125,30 +129,32 @@ FENCE_R = 2
 FM_TSO = 0b1000  # fence.tso: orders all but stores before loads
 
 
-def trans_fence(ctx: DisasContext, insn: int) -> None:
+def trans_FENCE(ctx: DisasContext, a: Args) -> None:
     """Translated code runs a hart's accesses in program order, and x86-64's TSO keeps
     that order for other threads except a load passing an earlier store: only a
     fence ordering stores before loads needs a barrier (IR ``mb``: mfence), and only
     where harts or guest threads run on parallel host threads (``inline_atomics``
     off).  I/O (the fence's O and I bits) needs none: device accesses leave generated
     code for a helper, which takes the GIL and the big lock (locked instructions)."""
-    pred, succ, fm = (insn >> 24) & 0xF, (insn >> 20) & 0xF, insn >> 28
-    if ctx.inline_atomics or fm == FM_TSO:
+    if ctx.inline_atomics or a.fm == FM_TSO:
         return
-    if pred & FENCE_W and succ & FENCE_R:
+    if a.pred & FENCE_W and a.succ & FENCE_R:
         ctx.b.mb()
 
 
-def trans_misc_mem(ctx: DisasContext, insn: int) -> None:
-    f3 = (insn >> 12) & 7
-    if f3 == 0:
-        trans_fence(ctx, insn)
-        return
-    if f3 == 1:
-        ctx.b.call(FENCE_I, [], [])
-        ctx.goto(ctx.next_pc)
-        return
-    if f3 == 2:
-        trans_cbo(ctx, insn)
-        return
-    ctx.illegal()
+def trans_FENCE_I(ctx: DisasContext, a: Args) -> None:
+    ctx.b.call(FENCE_I, [], [])
+    ctx.goto(ctx.next_pc)
+
+
+HANDLERS: dict[str, Handler] = {
+    "ECALL": trans_ECALL, "EBREAK": trans_EBREAK, "WRS_NTO": trans_WRS, "WRS_STO": trans_WRS,
+    "MOP_R_N": trans_MOP, "MOP_RR_N": trans_MOP, "C_MOP_N": trans_C_MOP_N, "FENCE": trans_FENCE,
+    "FENCE_I": trans_FENCE_I,
+    **{name: _csr(kind, immediate) for kind, name, immediate in (
+        (1, "CSRRW", False), (2, "CSRRS", False), (3, "CSRRC", False),
+        (1, "CSRRWI", True), (2, "CSRRSI", True), (3, "CSRRCI", True))},
+    **{name: _privileged(name) for name in (
+        "MRET", "SRET", "WFI", "SFENCE_VMA", "SINVAL_VMA", "SFENCE_W_INVAL",
+        "SFENCE_INVAL_IR", "HFENCE_VVMA", "HFENCE_GVMA", *_USER_MAY_RUN)},
+}

@@ -12,6 +12,7 @@ block flags: a vsetvl needs no end of block.  With the hart lacking V (``ctx.vle
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import Const, Helper
+from pemu.target.decode import Args
 from pemu.target.riscv import vector_csrs  # noqa: F401  (registers the vector CSRs)
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
@@ -24,7 +25,6 @@ from pemu.target.riscv.vector_mem import exec_mem
 from pemu.target.riscv.vector_sha2 import exec_sha2, is_zvknha
 
 OP_V = 0x57
-VECTOR_WIDTHS = frozenset({0, 5, 6, 7})  # LOAD-FP/STORE-FP funct3 of vector accesses
 _OPF = (1, 5)  # OPFVV, OPFVF
 _OPCFG = 7
 
@@ -56,8 +56,11 @@ def vector_exec(env: object, insn: int, pm_code: int = 0) -> None:
 VECTOR_EXEC = Helper("vector_exec", vector_exec, n_out=0, needs_env=True)
 
 
-def trans_vector(ctx: DisasContext, insn: int) -> None:
-    """OP-V, LOAD-FP/STORE-FP with a vector width, and OP-VE (vector crypto)."""
+def trans_vector(ctx: DisasContext, a: Args) -> None:
+    """OP-V, LOAD-FP/STORE-FP with a vector width, and OP-VE (vector crypto): one
+    pattern per family in the decode table; the rest of the word is the helper's to
+    decode at run time (against vtype), and is passed whole."""
+    insn = ctx.insn
     if not ctx.vlenb:
         ctx.illegal()
         return
@@ -75,4 +78,7 @@ def trans_vector(ctx: DisasContext, insn: int) -> None:
     ctx.b.call(VECTOR_EXEC, [], [Const(insn), Const(ctx.pm_code)])
 
 
-__all__ = ["OP_V", "VECTOR_EXEC", "VECTOR_WIDTHS", "trans_vector", "vector_exec"]
+HANDLERS = {"VLOAD": trans_vector, "VSTORE": trans_vector, "OP_V": trans_vector,
+            "OP_VE": trans_vector}
+
+__all__ = ["HANDLERS", "OP_V", "VECTOR_EXEC", "trans_vector", "vector_exec"]

@@ -1,7 +1,7 @@
 """Which RISC-V extensions a hart has: ``-cpu MODEL[,ext=on|off,...]`` -> ``RiscvIsa``.
 
-The decoder (insn_int.py) builds its tables from ``RiscvIsa.extensions``, so an
-instruction of a disabled extension is simply absent and traps as illegal; the device
+The decoder's handlers check ``RiscvIsa.extensions`` (riscv_decode.py, insn_*.py), so an
+instruction of a disabled extension traps as illegal; the device
 tree's ``riscv,isa`` comes from ``RiscvIsa.isa_string``.  The properties are spelled as
 QEMU's (``zbc=true``, ``zbc=on``, ``zbc=off``), and the default model keeps QEMU 7.2's
 ``rv64`` defaults (Zba/Zbb/Zbc/Zbs on, the scalar-crypto bit-manipulation off).

@@ -3,62 +3,52 @@
 A block is a run of instructions on one guest page, starting at ``pc``, that ends at
 the first control transfer, trap, fence.i, after ``max_insns`` instructions, or at the
 end of the page (a 4-byte instruction straddling the page end may be the last one).
-Decoding is a table lookup on the major opcode (bits 6:2); the per-extension emitters
-(insn_*.py) use further dicts on funct fields.  Compressed instructions are expanded
-to their 32-bit form (rvc.py) and translated through the same tables.
+Decoding is the tables of riscv_decode.py (32-bit and 16-bit compressed), built into
+decoders at import (pemu/target/decode); the handlers are the HANDLERS of the
+insn_*.py.  A word no pattern takes, or whose handlers refuse it (the hart lacks the
+extension, a reserved field value), is an illegal instruction.
 """
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Block
-from pemu.target.riscv import rvc
+from pemu.target.decode import Args, build_decoder
+from pemu.target.riscv import (
+    insn_atomic,
+    insn_cbo,
+    insn_fp,
+    insn_int,
+    insn_system,
+    insn_vector,
+)
 from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext, imm
 from pemu.target.riscv.debug_triggers import TRIGGER_EXEC
-from pemu.target.riscv.insn_atomic import trans_amo
-from pemu.target.riscv.insn_fp import trans_fma, trans_load_fp, trans_op_fp, trans_store_fp
-from pemu.target.riscv.insn_int import (
-    int_tables,
-    trans_auipc,
-    trans_branch,
-    trans_jal,
-    trans_jalr,
-    trans_load,
-    trans_lui,
-    trans_op,
-    trans_op32,
-    trans_op_imm,
-    trans_op_imm32,
-    trans_store,
-)
-from pemu.target.riscv.insn_system import trans_misc_mem, trans_system
-from pemu.target.riscv.insn_vector import trans_vector
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
+from pemu.target.riscv.riscv_decode import RV_DECODE, RVC_DECODE
 
 PAGE_SIZE = 4096
 Fetch = Callable[[int, int], int]
-Emitter = Callable[[DisasContext, int], None]
 
-__all__ = ["FLAG_PRIV_MASK", "translate_block", "insn_length"]
+__all__ = ["DECODE_16", "DECODE_32", "FLAG_PRIV_MASK", "translate_block", "insn_length"]
 
 
-def _illegal(ctx: DisasContext, insn: int) -> None:
+def trans_ILLEGAL(ctx: DisasContext, a: Args) -> None:
+    """An encoding the ISA reserves explicitly (inside an overlap group, so that the
+    patterns after it do not take it)."""
     ctx.illegal()
 
 
-# major opcode (insn >> 2 & 31) -> emitter
-_MAJOR: list[Emitter] = [_illegal] * 32
-for _opcode, _emit in {
-    0x03: trans_load, 0x07: trans_load_fp, 0x0F: trans_misc_mem, 0x13: trans_op_imm,
-    0x17: trans_auipc, 0x1B: trans_op_imm32, 0x23: trans_store, 0x27: trans_store_fp,
-    0x2F: trans_amo, 0x33: trans_op, 0x37: trans_lui, 0x3B: trans_op32,
-    0x43: trans_fma, 0x47: trans_fma, 0x4B: trans_fma, 0x4F: trans_fma,
-    0x53: trans_op_fp, 0x63: trans_branch, 0x67: trans_jalr, 0x6F: trans_jal,
-    0x73: trans_system, 0x57: trans_vector,
-    0x77: trans_vector,  # OP-VE: the vector crypto extensions (Zvkned)
-}.items():
-    _MAJOR[_opcode >> 2] = _emit
+_HANDLERS = types.SimpleNamespace(
+    trans_ILLEGAL=trans_ILLEGAL,
+    **{f"trans_{name}": handler
+       for module in (insn_int, insn_fp, insn_atomic, insn_system, insn_cbo, insn_vector)
+       for name, handler in module.HANDLERS.items()})
+DECODE_32 = build_decoder(RV_DECODE, _HANDLERS, source="pemu/target/riscv/riscv_decode.py")
+DECODE_16 = build_decoder(RVC_DECODE, _HANDLERS, width=16,
+                          source="pemu/target/riscv/riscv_decode.py (RVC)")
 
 
 def insn_length(first_halfword: int) -> int:
@@ -94,18 +84,23 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
     ctx.host_cas = host_cas
-    ctx.int_tables = int_tables(isa.extensions)
     ctx.vlenb = isa.vlenb
     ctx.ext = isa.extensions
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
-    major = _MAJOR
-    expand = rvc.expander(isa.extensions)
+    decode_32, decode_16 = DECODE_32.__call__, DECODE_16.__call__  # (bound once)
+    last_word_at = page_end - 4
     cur = pc
     n = 0
     while True:
         try:
-            insn, length = _fetch_insn(fetch, cur)
+            if cur <= last_word_at:  # (the common case, inline: no call)
+                insn = fetch(cur, 4)
+                length = 4 if insn & 3 == 3 else 2
+                if length == 2:
+                    insn &= 0xFFFF
+            else:
+                insn, length = _fetch_insn(fetch, cur)
         except Exception:
             if n == 0:
                 raise
@@ -116,11 +111,8 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
         ctx.pc = cur
         ctx.insn = insn
         ctx.next_pc = cur + length
-        word = insn if length == 4 else expand(insn)
-        if word:
-            major[(word >> 2) & 31](ctx, word)
-        else:
-            ctx.illegal()  # reserved compressed encoding
+        if not (decode_32 if length == 4 else decode_16)(ctx, insn):
+            ctx.illegal()
         n += 1
         cur += length
         if ctx.end or n >= max_insns or cur >= page_end:
