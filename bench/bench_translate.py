@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import hashlib
 import io
+import marshal
 import os
 import pstats
 import subprocess
@@ -72,8 +75,7 @@ def record(workload: str, path: str, timeout: float) -> None:
 class Replayer:
     """The pieces a run had (target, frontend options, native backend), built anew."""
 
-    def __init__(self, records: list[tuple]) -> None:
-        targets = {r[1] for r in records}
+    def __init__(self, targets: set[tuple[str, str]], system: bool) -> None:
         if len(targets) != 1:
             raise SystemExit(f"one target per recording, found {sorted(targets)}")
         (name, config), = targets
@@ -85,7 +87,7 @@ class Replayer:
         self.target = riscv64_target(isa)
         if self.target.config != config:
             raise SystemExit(f"recorded under -cpu {config!r}: replay builds the default")
-        if any(r[5] for r in records):  # inline atomics: system mode
+        if system:
             self.backend = self._system_backend(isa)
         else:
             from pemu.accel.tcg.engine import TCGEngine
@@ -104,14 +106,41 @@ class Replayer:
         self.hart = RiscvHart(0, translator, space, lambda: 0, threading.Event(), isa)
         return translator.backend
 
-    def run(self, records: list[tuple]) -> dict[str, float]:
+    def code_digest(self, records: list[bytes]) -> str:
+        """A digest of the machine code of every block (helper addresses, which differ
+        between processes, left out): equal before and after a change to the code
+        generator that should only make it faster."""
+        self.backend.keep_generated = True
+        h = hashlib.blake2b(digest_size=16)
+        for raw in records:
+            (_fmt, _target, pc, flags, max_insns, inline_atomics, options,
+             fetches) = marshal.loads(raw)
+            code = {(a, s): v for a, s, v in fetches}
+            block = self.target.translate(pc, flags, lambda a, s, c=code: c[(a, s)],
+                                          max_insns=max_insns,
+                                          inline_atomics=inline_atomics, **options)
+            optimize(block)
+            gen = self.backend.compile(block).fn.generated
+            buf = bytearray(gen.code)
+            for at, _helper, _n in gen.helper_fixups:
+                buf[at:at + 8] = bytes(8)
+            h.update(repr((gen.entry, gen.body, gen.exits, gen.ext_fixups)).encode())
+            h.update(buf)
+        self.backend.keep_generated = False
+        return h.hexdigest()
+
+    def run(self, records: list[bytes]) -> dict[str, float]:
+        """Translate every record (each kept marshalled until its turn: a heap of live
+        records would make the garbage collector's passes, which translation
+        triggers, slower than in a real run)."""
         clock = time.thread_time_ns
         frontend = self.target.translate
         compile_ = self.backend.compile
         t_front = t_opt = t_gen = 0
         insns = 0
-        for (_fmt, _target, pc, flags, max_insns, inline_atomics, options,
-             fetches) in records:
+        for raw in records:
+            (_fmt, _target, pc, flags, max_insns, inline_atomics, options,
+             fetches) = marshal.loads(raw)
             code = {(a, s): v for a, s, v in fetches}
 
             def fetch(addr: int, size: int, _code: dict = code) -> int:
@@ -154,6 +183,10 @@ def main() -> int:
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="one more replay under cProfile: its N costliest functions")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--digest", action="store_true",
+                    help="print a digest of all the generated code (and time nothing)")
+    ap.add_argument("--no-gc", action="store_true",
+                    help="replay with the cyclic garbage collector off (its share)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.recording
@@ -172,16 +205,24 @@ def main() -> int:
         raise SystemExit("the recording holds no blocks")
     kinds = Counter("system" if r[5] else "user" for r in records)
     print(f"replaying {len(records)} blocks ({dict(kinds)})")
+    targets = {r[1] for r in records}
+    system = bool(kinds["system"])  # inline atomics: one thread runs the guest
+    records = [marshal.dumps(r) for r in records]
+    if args.digest:
+        print("code digest", Replayer(targets, system).code_digest(records))
+        return 0
+    if args.no_gc:
+        gc.disable()
     best: dict[str, float] | None = None
     for _ in range(max(1, args.repeat)):
         # a fresh backend each time: an empty code buffer, as in a cold run
-        times = Replayer(records).run(records)
+        times = Replayer(targets, system).run(records)
         total = times["frontend"] + times["optimizer"] + times["codegen"]
         if best is None or total < best["frontend"] + best["optimizer"] + best["codegen"]:
             best = times
     report(len(records), best)
     if args.profile:
-        replayer = Replayer(records)
+        replayer = Replayer(targets, system)
         prof = cProfile.Profile()
         prof.enable()
         replayer.run(records)

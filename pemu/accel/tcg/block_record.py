@@ -64,9 +64,13 @@ def read_records(path: str) -> Iterator[tuple]:
                 return
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{path}: not a block recording ({e})") from None
-            if not isinstance(record, tuple) or len(record) != 8 or record[0] != RECORD_FORMAT:
-                raise ValueError(f"{path}: not a block recording of format {RECORD_FORMAT}")
-            yield record
+            yield check_record(record, path)
 
 
-__all__ = ["RECORD_ENV", "BlockRecorder", "read_records", "recorder_from_env"]
+def check_record(record: object, path: str) -> tuple:
+    if not isinstance(record, tuple) or len(record) != 8 or record[0] != RECORD_FORMAT:
+        raise ValueError(f"{path}: not a block recording of format {RECORD_FORMAT}")
+    return record
+
+
+__all__ = ["RECORD_ENV", "BlockRecorder", "check_record", "read_records", "recorder_from_env"]

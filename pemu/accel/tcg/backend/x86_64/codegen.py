@@ -151,23 +151,42 @@ def _imm(c: Const, w: int) -> int | None:
     return s if x.fits_i32(s) else None
 
 
-def compute_last_use(block: Block) -> dict[int, int]:
-    labels: set[int] = set()
+def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]]]:
+    """(local temp index -> index of the last op using it, op index -> the locals
+    that die after it).  A block that branches backwards keeps its locals to the end."""
+    ops = block.ops
     backward = False
-    for op in block.ops:
-        if op.opc is LABEL:
-            labels.add(op.aux.id)
-        elif op.opc is BR and op.aux.id in labels:
-            backward = True
-        elif op.opc is BRCOND and op.aux[1].id in labels:
-            backward = True
+    if block.label_count:  # only a block that made labels can branch at all
+        labels: set[int] = set()
+        for op in ops:
+            opc = op.opc
+            if opc is LABEL:
+                labels.add(op.aux.id)
+            elif opc is BR and op.aux.id in labels:
+                backward = True
+            elif opc is BRCOND and op.aux[1].id in labels:
+                backward = True
     last: dict[int, int] = {}
-    end = len(block.ops) + 1
-    for i, op in enumerate(block.ops):
-        for t in (*op.ins, *op.outs):
-            if isinstance(t, Temp) and not t.is_global:
-                last[t.index] = end if backward else i
-    return last
+    last_temp: dict[int, Temp] = {}
+    end = len(ops) + 1
+    for i, op in enumerate(ops):
+        at = end if backward else i
+        for t in op.ins:
+            if t.__class__ is Temp and not t.is_global:
+                last[t.index] = at
+                last_temp[t.index] = t
+        for t in op.outs:
+            if not t.is_global:
+                last[t.index] = at
+                last_temp[t.index] = t
+    dead_at: dict[int, list[Temp]] = {}
+    for idx, i in last.items():
+        dying = dead_at.get(i)
+        if dying is None:
+            dead_at[i] = [last_temp[idx]]
+        else:
+            dying.append(last_temp[idx])
+    return last, dead_at
 
 
 class Codegen:
@@ -177,7 +196,7 @@ class Codegen:
         self.memory = memory
         self.asm = Assembler()
         self.cold: list[Callable[[], None]] = []
-        self.last_use = compute_last_use(block)
+        self.last_use, self.dead_at = compute_last_use(block)
         self.ra = RegAlloc(self.asm, self.last_use)
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
@@ -220,14 +239,16 @@ class Codegen:
         req = Label()
         a.jcc(x.CC_NE, req)
         self.out.body = a.pos()
-        dead_at: dict[int, list[Temp]] = {}
-        temps = {t.index: t for t in self.block.temps}
-        for idx, i in self.last_use.items():
-            dead_at.setdefault(i, []).append(temps[idx])
+        dead_at = self.dead_at
+        ra = self.ra
+        handlers = _HANDLERS
+        no_deaths: list[Temp] = []
         for i, op in enumerate(self.block.ops):
-            self.ra.op_index = i
-            self.gen(op)
-            self.ra.end_op(dead_at.get(i, []))
+            ra.op_index = i
+            handler = handlers[op.opc]
+            if handler is None or not handler(self, op):
+                self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
+            ra.end_op(dead_at.get(i, no_deaths))
         # cold code
         a.bind(req)
         self.store_pc(self.block.pc, RAX)
@@ -239,11 +260,6 @@ class Codegen:
         self.cold.clear()
         self.out.code = a.finish()
         return self.out
-
-    def gen(self, op: Op) -> None:
-        handler = _HANDLERS[op.opc]
-        if handler is None or not handler(self, op):
-            self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
 
     # control flow and the ops that are not "compute outs from ins"
     def op_insn_start(self, op: Op) -> bool:

@@ -138,7 +138,8 @@ class RegAlloc:
             self.owner[r] = t
             self.where[t.index] = r
         self.locked.add(r)
-        self.touch(r)
+        self.clock += 1  # touch(r), inline: every operand of every op comes here
+        self.age[r] = self.clock
         return r
 
     def dying(self, t: Temp) -> bool:
@@ -146,17 +147,20 @@ class RegAlloc:
 
     def set_out(self, t: Temp, r: int) -> None:
         """t now lives (dirty) in r; r's previous content is dead or already saved."""
-        old = self.where.get(t.index)
+        index = t.index
+        where = self.where
+        old = where.get(index)
         if old is not None and old != r:
             self._unbind_reg(old)
         prev = self.owner.get(r)
         if prev is not None and prev is not t:
             self._unbind_reg(r)
         self.owner[r] = t
-        self.where[t.index] = r
-        self.dirty.add(t.index)
+        where[index] = r
+        self.dirty.add(index)
         self.locked.add(r)
-        self.touch(r)
+        self.clock += 1
+        self.age[r] = self.clock
 
     def choose_out(self, d: Temp, first: int | None, first_temp: object,
                    avoid: set[int]) -> int:
@@ -188,10 +192,12 @@ class RegAlloc:
     def end_op(self, dead: list[Temp]) -> None:
         self.locked.clear()
         for t in dead:
-            r = self.where.get(t.index)
-            if r is not None:
-                self._unbind_reg(r)
-            off = self.slots.pop(t.index, None)
+            index = t.index
+            r = self.where.pop(index, None)
+            if r is not None:  # _unbind_reg(r), inline
+                del self.owner[r]
+                self.dirty.discard(index)
+            off = self.slots.pop(index, None)
             if off is not None:
                 self.free_slots.append(off)
 
