@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pemu.accel.tcg.block_record import recorder_from_env
+from pemu.accel.tcg.gc_policy import pace_collector_for_translation
 from pemu.accel.tcg.ir import Block
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.optimize import optimize
@@ -35,6 +36,7 @@ class BlockTranslator:
         self.max_insns = max_insns
         self.inline_atomics = inline_atomics
         log.use_target(target.disassemble, target.dump_registers)
+        pace_collector_for_translation()
         # PEMU_RECORD_BLOCKS: the blocks this run translates, for bench_translate.py
         self.recorder = recorder_from_env(target.name, target.config)
 

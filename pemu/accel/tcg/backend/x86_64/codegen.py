@@ -89,6 +89,43 @@ class Targets:
 SSE_TABLE = -1  # a helper fixup that is the helper's sse_fp flags table
 
 
+def _assembled(emit: Callable[[x.Assembler], list[int]]) -> tuple[bytes, tuple[int, ...]]:
+    """A fixed instruction sequence, assembled once: its bytes and the offsets of its
+    rel32 fields that point outside the block (filled in as ``ext_fixups``)."""
+    a = Assembler()
+    fields = emit(a)
+    return bytes(a.buf), tuple(fields)
+
+
+def _thunk_call(a: x.Assembler) -> list[int]:
+    """call thunk; leave through the exception exit if it left a pending exception."""
+    a.byte(0xE8)
+    call_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    a.load(64, RCX, Mem(RSP, FRAME_CTX))
+    a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    exc_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return [call_at, exc_at]
+
+
+def _helper_check(a: x.Assembler) -> list[int]:
+    """call rax (the helper's callback); leave through the exception exit if it raised."""
+    a.call_r(RAX)
+    a.load(64, R11, Mem(RSP, FRAME_CTX))
+    a.alu_ri(x.CMP, 64, Mem(R11, 0), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    exc_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return [exc_at]
+
+
+THUNK_CALL = _assembled(_thunk_call)
+HELPER_CALL_CHECK = _assembled(_helper_check)
+NOP_PAD = tuple(b"\x90" * n for n in range(4))
+
+
 @dataclass
 class GeneratedBlock:
     code: bytes
@@ -217,12 +254,6 @@ class Codegen:
         self.asm.mov_ri(scratch, pc)
         self.asm.store(8, Mem(RBP, 8 * self.t.pc_slot), scratch)
 
-    def check_exception(self, extra_stack: int = 0) -> None:
-        """Flags NE if the helper just called left a pending exception."""
-        a = self.asm
-        a.load(64, R11, Mem(RSP, FRAME_CTX + extra_stack))
-        a.alu_ri(x.CMP, 64, Mem(R11, 0), 0)
-
     def label(self, lab: object) -> Label:
         lb = self.labels.get(lab.id)
         if lb is None:
@@ -317,8 +348,7 @@ class Codegen:
     def gen_goto_pc(self, pc: int) -> None:
         a = self.asm
         self.ra.sync(globals_only=True)
-        while (a.pos() + 1) % 4:
-            a.byte(0x90)
+        a.buf += NOP_PAD[-(len(a.buf) + 1) % 4]  # the rel32 field aligned: patched live
         a.byte(0xE9)
         self.out.exits.append((a.pos(), pc))
         a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
@@ -357,9 +387,9 @@ class Codegen:
             a.bind(call)
         at = a.mov_ri64(RAX, self.t.callback(h, len(ins)))
         self.out.helper_fixups.append((at, h, len(ins)))
-        a.call_r(RAX)
-        self.check_exception()
-        self.jcc_ext(x.CC_NE, self.t.exc_exit)
+        code, (exc_at,) = HELPER_CALL_CHECK
+        self.out.ext_fixups.append((len(a.buf) + exc_at, self.t.exc_exit))
+        a.buf += code
         if done is not None:
             a.bind(done)
         if outs:
@@ -388,8 +418,9 @@ class Codegen:
         (the slow path may raise a guest fault), the thunk preserves the registers.
         """
         slow = Label()
-        dirty_globals = [(r, t.slot) for r, t, dirty in self.ra.snapshot()
-                         if dirty and t.is_global]
+        dirty = self.ra.dirty
+        dirty_globals = [(r, t.slot) for r, t in self.ra.owner.items()
+                         if t.is_global and t.index in dirty]
         pc = self.cur_pc
 
         def emit() -> None:
@@ -399,12 +430,11 @@ class Codegen:
                 a.store(8, Mem(RBP, 8 * slot), r)
             self.store_pc_imm(pc)
             set_args()
-            a.byte(0xE8)  # call rel32 to the thunk
-            self.out.ext_fixups.append((a.pos(), self.t.thunks[thunk]))
-            a.buf += b"\0\0\0\0"
-            a.load(64, RCX, Mem(RSP, FRAME_CTX))
-            a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
-            self.jcc_ext(x.CC_NE, self.t.exc_exit)
+            code, (call_at, exc_at) = THUNK_CALL
+            at = len(a.buf)
+            self.out.ext_fixups.append((at + call_at, self.t.thunks[thunk]))
+            self.out.ext_fixups.append((at + exc_at, self.t.exc_exit))
+            a.buf += code
             after()
             a.jmp(back)
         self.cold.append(emit)

@@ -186,9 +186,6 @@ class RegAlloc:
         self.where.clear()
         self.dirty.clear()
 
-    def snapshot(self) -> list[tuple[int, Temp, bool]]:
-        return [(r, t, t.index in self.dirty) for r, t in self.owner.items()]
-
     def end_op(self, dead: list[Temp]) -> None:
         self.locked.clear()
         for t in dead:
