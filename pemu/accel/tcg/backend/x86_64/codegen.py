@@ -238,6 +238,7 @@ class Codegen:
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
+        self.pc_home = Mem(RBP, 8 * targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -252,7 +253,7 @@ class Codegen:
 
     def store_pc(self, pc: int, scratch: int = R11) -> None:
         self.asm.mov_ri(scratch, pc)
-        self.asm.store(8, Mem(RBP, 8 * self.t.pc_slot), scratch)
+        self.asm.store(8, self.pc_home, scratch)
 
     def label(self, lab: object) -> Label:
         lb = self.labels.get(lab.id)
@@ -402,11 +403,10 @@ class Codegen:
 
     def store_pc_imm(self, pc: int) -> None:
         """Store the guest pc without a scratch register."""
-        slot = Mem(RBP, 8 * self.t.pc_slot)
         if pc < (1 << 31):
-            self.asm.store_imm(8, slot, pc)
+            self.asm.store_imm(8, self.pc_home, pc)
         else:
-            self.asm.store_imm(4, slot, pc & 0xFFFF_FFFF)
+            self.asm.store_imm(4, self.pc_home, pc & 0xFFFF_FFFF)
             self.asm.store_imm(4, Mem(RBP, 8 * self.t.pc_slot + 4), pc >> 32)
 
     def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],

@@ -101,6 +101,20 @@ def _encode(opcode: bytes, reg: int, rm: int | Mem, w: int, prefix: bytes,
 
 _ENCODINGS: dict[tuple[bytes, int, int | Mem, int, bytes, bool], bytes] = {}
 _ENCODINGS_MAX = 1 << 16
+# the commonest forms by their own short keys: moves, loads and stores of the state
+# block and the frame are most of what a block emits
+_MOVES: dict[tuple[int, int, int], bytes] = {}  # (w, d, s) -> mov d, s
+_LOADS: dict[tuple[int, int, Mem], bytes] = {}  # (w, d, m) -> mov d, [m]
+_STORES: dict[tuple[int, Mem, int], bytes] = {}  # (size 4/8, m, s) -> mov [m], s
+
+
+def _short_cache(table: dict, key: tuple, opcode: bytes, reg: int, rm: int | Mem,
+                 w: int) -> bytes:
+    """Encode into one of the short-key caches (bounded like the general one)."""
+    if len(table) >= _ENCODINGS_MAX:
+        table.clear()
+    enc = table[key] = _encode(opcode, reg, rm, w, b"", False)
+    return enc
 _JMP_REL32 = b"\xE9\0\0\0\0"
 _JCC_REL32 = [bytes((0x0F, 0x80 + cc, 0, 0, 0, 0)) for cc in range(16)]
 
@@ -163,7 +177,9 @@ class Assembler:
     # -- moves ----------------------------------------------------------------------
     def mov_rr(self, w: int, d: int, s: int) -> None:
         if d != s or w == 32:
-            self.op(b"\x89", s, d, w)
+            key = (w, d, s)
+            enc = _MOVES.get(key)
+            self.buf += enc if enc is not None else _short_cache(_MOVES, key, b"\x89", s, d, w)
 
     def mov_ri(self, d: int, imm: int) -> None:
         """d = imm (64-bit pattern), shortest encoding."""
@@ -192,7 +208,9 @@ class Assembler:
         return at
 
     def load(self, w: int, d: int, m: Mem) -> None:
-        self.op(b"\x8B", d, m, w)
+        key = (w, d, m)
+        enc = _LOADS.get(key)
+        self.buf += enc if enc is not None else _short_cache(_LOADS, key, b"\x8B", d, m, w)
 
     def store(self, size: int, m: Mem, s: int) -> None:
         if size == 1:
@@ -200,7 +218,11 @@ class Assembler:
         elif size == 2:
             self.op(b"\x89", s, m, 32, prefix=b"\x66")
         else:
-            self.op(b"\x89", s, m, 64 if size == 8 else 32)
+            key = (size, m, s)
+            enc = _STORES.get(key)
+            if enc is None:
+                enc = _short_cache(_STORES, key, b"\x89", s, m, 64 if size == 8 else 32)
+            self.buf += enc
 
     def lock_cmpxchg(self, size: int, m: Mem, s: int) -> None:
         """``lock cmpxchg [m], s`` (4 or 8 bytes): compares with eax/rax."""

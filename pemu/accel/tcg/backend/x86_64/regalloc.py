@@ -39,6 +39,11 @@ N_SPILL_SLOTS = 512
 FRAME_SIZE = FRAME_SPILL0 + 8 * N_SPILL_SLOTS  # 8 mod 16: with 6 pushes + ret, rsp aligns
 
 
+# homes as operands, made once (a Mem per use was a tenth of the allocator's time)
+_FRAME_SLOTS = tuple(Mem(RSP, FRAME_SPILL0 + 8 * i) for i in range(N_SPILL_SLOTS))
+_STATE_SLOTS: dict[int, Mem] = {}
+
+
 class TooManyTemps(Exception):
     pass
 
@@ -61,7 +66,10 @@ class RegAlloc:
     # -- homes ----------------------------------------------------------------------
     def home(self, t: Temp) -> Mem:
         if t.is_global:
-            return Mem(RBP, 8 * t.slot)
+            m = _STATE_SLOTS.get(t.slot)
+            if m is None:
+                m = _STATE_SLOTS[t.slot] = Mem(RBP, 8 * t.slot)
+            return m
         off = self.slots.get(t.index)
         if off is None:
             if self.free_slots:
@@ -72,7 +80,7 @@ class RegAlloc:
                 off = FRAME_SPILL0 + 8 * self.next_slot
                 self.next_slot += 1
             self.slots[t.index] = off
-        return Mem(RSP, off)
+        return _FRAME_SLOTS[(off - FRAME_SPILL0) >> 3]
 
     def live_after(self, t: Temp) -> bool:
         return t.is_global or self.last_use.get(t.index, -1) > self.op_index
