@@ -480,44 +480,44 @@ class Codegen:
         self.finish_out(d, r)
         return True
 
-    def _binary(self, op: Op, emit_rr: Callable[[int, int, int], None],
-                emit_ri: Callable[[int, int, int], None] | None, commutative: bool) -> None:
+    def _binary(self, op: Op, aop: int | None, commutative: bool) -> None:
+        """d = p aop q (a group-1 ALU op), or p * q where ``aop`` is None."""
+        a = self.asm
         d = op.outs[0]
         w = op.type
         p, q = op.ins
-        if commutative and isinstance(p, Const) and not isinstance(q, Const):
+        if commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
-        imm = _imm(q, w) if isinstance(q, Const) and emit_ri is not None else None
+        imm = _imm(q, w) if q.__class__ is Const else None
         rq = None
         if imm is None:
             rq = self.src(q, w, RCX)
-        rp = self.ra.use(p) if isinstance(p, Temp) else None
+        rp = self.ra.use(p) if p.__class__ is Temp else None
         avoid = {rq} if rq is not None and q is not p else set()
         r = self.ra.choose_out(d, rp, p, avoid)
         if rp is None:
-            self.asm.mov_ri(r, p.value & MASK[w])
+            a.mov_ri(r, p.value & MASK[w])
         else:
-            self.asm.mov_rr(w, r, rp)
+            a.mov_rr(w, r, rp)
         if imm is not None:
-            emit_ri(w, r, imm)
+            if aop is None:
+                a.imul_rri(w, r, r, imm)
+            else:
+                a.alu_ri(aop, w, r, imm)
+        elif aop is None:
+            a.imul_rr(w, r, rq)
         else:
-            emit_rr(w, r, rq)
-        self.finish_out(d, r)
+            a.alu_rr(aop, w, r, rq)
+        self.ra.set_out(d, r)
 
     def _alu(self, op: Op) -> bool:
-        aop = ALU[op.opc]
-        self._binary(op, lambda w, d, s: self.asm.alu_rr(aop, w, d, s),
-                     lambda w, d, i: self.asm.alu_ri(aop, w, d, i), op.opc.commutative)
+        self._binary(op, ALU[op.opc], op.opc.commutative)
         return True
 
     op_add = op_sub = op_and = op_or = op_xor = _alu
 
     def op_mul(self, op: Op) -> bool:
-        a = self.asm
-
-        def ri(w: int, d: int, i: int) -> None:
-            a.imul_rri(w, d, d, i)
-        self._binary(op, a.imul_rr, ri, True)
+        self._binary(op, None, True)
         return True
 
     def _with_not(self, op: Op, aop: int, invert_result: bool) -> bool:

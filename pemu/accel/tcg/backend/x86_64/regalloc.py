@@ -185,8 +185,11 @@ class RegAlloc:
     # -- synchronisation points -----------------------------------------------------------
     def sync(self, globals_only: bool = False) -> None:
         """Write every dirty live value home; registers keep their (now clean) values."""
+        dirty = self.dirty
+        if not dirty:
+            return
         for r, t in list(self.owner.items()):
-            if t.index in self.dirty and (t.is_global or not globals_only):
+            if t.index in dirty and (t.is_global or not globals_only):
                 self.write_home(r)
 
     def forget(self) -> None:
