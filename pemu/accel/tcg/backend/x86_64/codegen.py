@@ -18,6 +18,7 @@ a flag in the per-CPU context and the code jumps to the dispatcher's exception e
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from pemu.accel.tcg.opcodes import (
     BR,
     BRCOND,
     DIV,
+    INSN_START,
     LABEL,
     MULSH,
     MULSUH,
@@ -119,6 +121,18 @@ def _helper_check(a: x.Assembler) -> list[int]:
     exc_at = a.pos()
     a.buf += b"\0\0\0\0"
     return [exc_at]
+
+
+@functools.cache
+def _pc_store_halves(pc_slot: int) -> tuple[bytes, bytes]:
+    """The opcode bytes of ``mov dword [rbp + pc], imm32`` for the low and the high
+    half of the pc slot (their imm32 follows): a kernel's pcs do not fit one imm32."""
+    halves = []
+    for disp in (8 * pc_slot, 8 * pc_slot + 4):
+        a = Assembler()
+        a.store_imm(4, Mem(RBP, disp), 0)
+        halves.append(bytes(a.buf[:-4]))
+    return halves[0], halves[1]
 
 
 THUNK_CALL = _assembled(_thunk_call)
@@ -273,14 +287,22 @@ class Codegen:
         self.out.body = a.pos()
         dead_at = self.dead_at
         ra = self.ra
+        locked = ra.locked
         handlers = _HANDLERS
-        no_deaths: list[Temp] = []
         for i, op in enumerate(self.block.ops):
+            opc = op.opc
+            if opc is INSN_START:  # a third of all ops: uses, locks and frees nothing
+                self.cur_pc = op.aux
+                continue
             ra.op_index = i
-            handler = handlers[op.opc]
+            handler = handlers[opc]
             if handler is None or not handler(self, op):
-                self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
-            ra.end_op(dead_at.get(i, no_deaths))
+                self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
+            dying = dead_at.get(i)
+            if dying is None:
+                locked.clear()
+            else:
+                ra.end_op(dying)
         # cold code
         a.bind(req)
         self.store_pc(self.block.pc, RAX)
@@ -294,7 +316,7 @@ class Codegen:
         return self.out
 
     # control flow and the ops that are not "compute outs from ins"
-    def op_insn_start(self, op: Op) -> bool:
+    def op_insn_start(self, op: Op) -> bool:  # generate() does this itself, inline
         self.cur_pc = op.aux
         return True
 
@@ -406,8 +428,9 @@ class Codegen:
         if pc < (1 << 31):
             self.asm.store_imm(8, self.pc_home, pc)
         else:
-            self.asm.store_imm(4, self.pc_home, pc & 0xFFFF_FFFF)
-            self.asm.store_imm(4, Mem(RBP, 8 * self.t.pc_slot + 4), pc >> 32)
+            low, high = _pc_store_halves(self.t.pc_slot)
+            self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
+                pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],
                          after: Callable[[], None], back: Label) -> Label:
@@ -420,7 +443,7 @@ class Codegen:
         slow = Label()
         dirty = self.ra.dirty
         dirty_globals = [(r, t.slot) for r, t in self.ra.owner.items()
-                         if t.is_global and t.index in dirty]
+                         if t.is_global and t.index in dirty] if dirty else []
         pc = self.cur_pc
 
         def emit() -> None:
