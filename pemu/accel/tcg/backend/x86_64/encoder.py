@@ -106,9 +106,11 @@ _ENCODINGS_MAX = 1 << 16
 _MOVES: dict[tuple[int, int, int], bytes] = {}  # (w, d, s) -> mov d, s
 _LOADS: dict[tuple[int, int, Mem], bytes] = {}  # (w, d, m) -> mov d, [m]
 _STORES: dict[tuple[int, Mem, int], bytes] = {}  # (size 4/8, m, s) -> mov [m], s
+_STORE_IMMS: dict[tuple[int, Mem], bytes] = {}  # (size 4/8, m) -> mov [m], imm32 (less imm)
+_ALU_IMMS: dict[tuple[int, int, int | Mem, bool], bytes] = {}  # (aop, w, d, imm8?) -> less imm
 
 
-def _short_cache(table: dict, key: tuple, opcode: bytes, reg: int, rm: int | Mem,
+def _short_cache(table: dict, key: object, opcode: bytes, reg: int, rm: int | Mem,
                  w: int) -> bytes:
     """Encode into one of the short-key caches (bounded like the general one)."""
     if len(table) >= _ENCODINGS_MAX:
@@ -237,8 +239,12 @@ class Assembler:
             self.op(b"\xC7", 0, m, 32, prefix=b"\x66")
             self.buf += struct.pack("<H", imm & 0xFFFF)
         else:
-            self.op(b"\xC7", 0, m, 64 if size == 8 else 32)
-            self.imm32(imm)
+            key = (size, m)
+            enc = _STORE_IMMS.get(key)
+            if enc is None:
+                enc = _short_cache(_STORE_IMMS, key, b"\xC7", 0, m, 64 if size == 8 else 32)
+            self.buf += enc
+            self.buf += (imm & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def movzx(self, d: int, src: int | Mem, size: int) -> None:
         """Zero-extending load/move of a 1, 2 or 4 byte value into a 64-bit register."""
@@ -280,12 +286,16 @@ class Assembler:
 
     def alu_ri(self, aop: int, w: int, d: int | Mem, imm: int) -> None:
         """``aop d, imm``; imm must fit a sign-extended imm32 (checked by the caller)."""
-        if fits_i8(imm):
-            self.op(b"\x83", aop, d, w)
+        short = -128 <= imm <= 127
+        key = (aop, w, d, short)
+        enc = _ALU_IMMS.get(key)
+        if enc is None:
+            enc = _short_cache(_ALU_IMMS, key, b"\x83" if short else b"\x81", aop, d, w)
+        self.buf += enc
+        if short:
             self.buf.append(imm & 0xFF)
         else:
-            self.op(b"\x81", aop, d, w)
-            self.imm32(imm)
+            self.buf += (imm & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def test_rr(self, w: int, a: int, b: int) -> None:
         self.op(b"\x85", b, a, w)

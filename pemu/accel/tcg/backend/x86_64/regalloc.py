@@ -97,10 +97,11 @@ class RegAlloc:
 
     def write_home(self, r: int) -> None:
         t = self.owner[r]
-        if t.index in self.dirty:
-            if self.live_after(t):
+        index = t.index
+        if index in self.dirty:
+            if t.is_global or self.last_use.get(index, -1) > self.op_index:  # live after
                 self.asm.store(8, self.home(t), r)
-            self.dirty.discard(t.index)
+            self.dirty.discard(index)
 
     def evict(self, r: int) -> None:
         if r in self.owner:
@@ -174,8 +175,9 @@ class RegAlloc:
                    avoid: set[int]) -> int:
         """Where to compute d: the first operand's register if that value may be
         overwritten, else d's own register, else a fresh one; never one in ``avoid``."""
-        if first is not None and first not in avoid and isinstance(first_temp, Temp) and (
-                first_temp is d or self.dying(first_temp)):
+        if first is not None and first not in avoid and first_temp.__class__ is Temp and (
+                first_temp is d or (not first_temp.is_global and self.last_use.get(
+                    first_temp.index, -1) <= self.op_index)):  # d, or dying here
             return first
         r = self.where.get(d.index)
         if r is not None and r not in avoid and r not in self.locked:
