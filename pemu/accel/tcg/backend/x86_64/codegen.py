@@ -135,6 +135,18 @@ def _pc_store_halves(pc_slot: int) -> tuple[bytes, bytes]:
     return halves[0], halves[1]
 
 
+@functools.cache
+def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
+    """``mov [rbp + pc], rax; jmp rel32``: how a block leaves for the dispatcher (the
+    rel32 field's offset is returned: it points outside the block)."""
+    a = Assembler()
+    a.store(8, Mem(RBP, 8 * pc_slot), RAX)
+    a.byte(0xE9)
+    at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return bytes(a.buf), at
+
+
 THUNK_CALL = _assembled(_thunk_call)
 HELPER_CALL_CHECK = _assembled(_helper_check)
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
@@ -305,8 +317,7 @@ class Codegen:
                 ra.end_op(dying)
         # cold code
         a.bind(req)
-        self.store_pc(self.block.pc, RAX)
-        self.jmp_ext(self.t.req_exit)
+        self.leave_with_pc(self.block.pc, self.t.req_exit)
         for emit in self.cold:
             emit()
         # the cold-path closures refer back to self: drop them so that the IR, the
@@ -375,8 +386,15 @@ class Codegen:
         a.byte(0xE9)
         self.out.exits.append((a.pos(), pc))
         a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
-        self.store_pc(pc, RAX)
-        self.jmp_ext(self.t.lookup)
+        self.leave_with_pc(pc, self.t.lookup)
+
+    def leave_with_pc(self, pc: int, target: int) -> None:
+        """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
+        a = self.asm
+        a.mov_ri(RAX, pc)
+        code, jmp_at = _store_rax_and_jump(self.t.pc_slot)
+        self.out.ext_fixups.append((len(a.buf) + jmp_at, target))
+        a.buf += code
 
     # -- helper calls ---------------------------------------------------------------------
     def gen_call(self, h: Helper, outs: list[Temp], ins: list[Operand]) -> None:
