@@ -50,8 +50,9 @@ _ZERO_IS_LEFT_IDENTITY = frozenset(op for op in _ZERO_IS_RIGHT_IDENTITY if op.co
 
 
 def optimize(block: Block) -> Block:
-    _fold_and_propagate(block)
-    _remove_unreachable(block)
+    _fold_and_propagate(block)  # which also ends a block without labels at its first exit
+    if block.label_count:
+        _remove_unreachable(block)
     _remove_dead(block)
     return block
 
@@ -71,6 +72,7 @@ def _fold_and_propagate(block: Block) -> None:
                 del known[k]
 
     out: list[Op] = []
+    branches = bool(block.label_count)  # else nothing follows the first exit
     for op in block.ops:
         opc = op.opc
         if opc is LABEL:
@@ -113,6 +115,8 @@ def _fold_and_propagate(block: Block) -> None:
                 known[op.outs[0]] = src  # a true copy (not a truncation of a wider value)
                 sources.add(src)
         out.append(op)
+        if opc.block_end and not branches:
+            break  # the rest is unreachable
     block.ops = out
 
 
@@ -154,12 +158,6 @@ def _remove_unreachable(block: Block) -> None:
     Removing dead code may leave more labels without branches, so repeat until stable.
     """
     ops = block.ops
-    if not block.label_count:  # no labels, no branches: all ends at the first exit
-        for i, op in enumerate(ops):
-            if op.opc.block_end:
-                del ops[i + 1:]
-                break
-        return
     while True:
         targets = set()
         for op in ops:
