@@ -6,10 +6,11 @@
 Two steps.  *Record*: run the workload once under pemu with ``PEMU_RECORD_BLOCKS``
 (accel/tcg/block_record.py) and no translation cache, which writes every block it
 translates (pc, flags, the code fetches).  ``--workload user`` (the default) is
-``busybox sh -c`` running a few applets (about 1 000 blocks, a few seconds);
-``--workload boot`` is the lean riscv64 guest's boot to power-off (bench_boot.py's
-command line, about 40 000 blocks, a minute or more).  ``--recording FILE`` replays an
-earlier recording instead (``--save FILE`` keeps the new one).
+``busybox sh -c`` running a dozen applets in pipes (about 11 000 blocks over its
+processes, a few seconds); ``--workload boot`` is the lean riscv64 guest's boot to
+power-off (bench_boot.py's command line, about 39 000 blocks, 20 s or more).
+``--recording FILE`` replays an earlier recording instead (``--save FILE`` keeps the
+new one).
 
 *Replay*: translate every recorded block again in this process, native backend,
 timing each stage with the thread's CPU clock, and print microseconds per block and per
@@ -18,10 +19,10 @@ generation (register allocation, x86-64 encoding, placing the code in the buffer
 ``--profile N`` prints the N costliest functions of one more replay under cProfile.
 
 QEMU's side: Debian's QEMU has no TCG profiler (``-d`` has no timing), so its
-translation time cannot be measured separately; the whole lean boot takes 4-5 s of CPU
-under QEMU 7.2 on this VM (bench_boot.py), which bounds it.  Published figures for
-QEMU's TCG are 10-30 us per translation block (a few hundred ns per guest
-instruction).
+translation time is bounded, not measured: its monitor's ``info jit`` counts the TBs
+of a boot (38.5 k for the lean one) and ``perf record`` of the boot splits its CPU
+(1.7 s) into named translation functions and unnamed static ones; see
+docs/PERFORMANCE.md, "Translation cost (session 10)": 1-13 us per TB on this host.
 """
 
 from __future__ import annotations
