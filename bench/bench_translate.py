@@ -2,6 +2,7 @@
 
     python3 bench/bench_translate.py [--workload user|boot] [--recording FILE]
                                      [--save FILE] [--repeat N] [--profile N]
+                                     [--digest] [--no-gc]
 
 Two steps.  *Record*: run the workload once under pemu with ``PEMU_RECORD_BLOCKS``
 (accel/tcg/block_record.py) and no translation cache, which writes every block it
