@@ -137,7 +137,7 @@ class MemOp:
         return f"{'s' if self.signed else 'u'}{self.size * 8}{'w' if self.for_store else ''}"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Temp:
     """A value holder.  Identity matters: two Temps are never equal unless the same."""
 
@@ -146,16 +146,18 @@ class Temp:
     kind: str  # "global" | "local"
     name: str
     slot: int = -1  # for globals: index of the 64-bit slot in the CPU state block
+    # kind == "global", kept as a plain attribute: the optimizer and the register
+    # allocator ask it for every operand of every op
+    is_global: bool = field(init=False, repr=False)
 
-    @property
-    def is_global(self) -> bool:
-        return self.kind == "global"
+    def __post_init__(self) -> None:
+        self.is_global = self.kind == "global"
 
     def __repr__(self) -> str:
         return self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Const:
     value: int
 
@@ -210,7 +212,7 @@ class Helper:
 HELPERS_BY_NAME: dict[str, Helper | None] = {}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Op:
     opc: Opcode
     type: int

@@ -10,6 +10,7 @@ raise), so removing work never changes what a trap handler sees.
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import (
+    CALL_PURE,
     CALL_WRITES_STATE,
     I32,
     I64,
@@ -49,8 +50,9 @@ _ZERO_IS_LEFT_IDENTITY = frozenset(op for op in _ZERO_IS_RIGHT_IDENTITY if op.co
 
 
 def optimize(block: Block) -> Block:
-    _fold_and_propagate(block)
-    _remove_unreachable(block)
+    _fold_and_propagate(block)  # which also ends a block without labels at its first exit
+    if block.label_count:
+        _remove_unreachable(block)
     _remove_dead(block)
     return block
 
@@ -70,15 +72,17 @@ def _fold_and_propagate(block: Block) -> None:
                 del known[k]
 
     out: list[Op] = []
+    branches = bool(block.label_count)  # else nothing follows the first exit
     for op in block.ops:
-        if op.opc is LABEL:
+        opc = op.opc
+        if opc is LABEL:
             known.clear()
             sources.clear()
             out.append(op)
             continue
         if known:
-            op.ins = [known.get(x, x) if isinstance(x, Temp) else x for x in op.ins]
-        if op.opc is CALL:
+            op.ins = [known.get(x, x) if x.__class__ is Temp else x for x in op.ins]
+        if opc is CALL:
             helper = op.aux
             assert isinstance(helper, Helper)
             if helper.flags & CALL_WRITES_STATE:
@@ -87,17 +91,22 @@ def _fold_and_propagate(block: Block) -> None:
                          if k.is_global or (isinstance(v, Temp) and v.is_global)]
                 for k in stale:
                     del known[k]
-        if op.opc.pure:
+        elif opc.pure:
             op = _simplify(op)
-        if op.opc is BRCOND and all(isinstance(x, Const) for x in op.ins):
+            opc = op.opc
+        elif opc is BRCOND and op.ins[0].__class__ is Const and op.ins[1].__class__ is Const:
             cond, label = op.aux
             if cond.evaluate(op.ins[0].value, op.ins[1].value, op.type):
                 op = Op(BR, op.type, [], [], label)
+                opc = BR
             else:
                 continue  # never taken
         for d in op.outs:
-            forget(d)
-        if op.opc is MOV and op.type == op.outs[0].type:
+            if known:
+                forget(d)
+            else:
+                sources.discard(d)
+        if opc is MOV and op.type == op.outs[0].type:
             src = op.ins[0]
             if isinstance(src, Const):
                 # a 32-bit mov truncates: what the destination holds is the low word
@@ -106,6 +115,8 @@ def _fold_and_propagate(block: Block) -> None:
                 known[op.outs[0]] = src  # a true copy (not a truncation of a wider value)
                 sources.add(src)
         out.append(op)
+        if opc.block_end and not branches:
+            break  # the rest is unreachable
     block.ops = out
 
 
@@ -114,9 +125,14 @@ def _simplify(op: Op) -> Op:
     ins = op.ins
     d = op.outs[0]
     opc = op.opc
-    if all(isinstance(x, Const) for x in ins):
+    for x in ins:
+        if x.__class__ is not Const:
+            break
+    else:  # every input a constant
         value = opc.evaluate(op.type, [x.value for x in ins], op.aux)
         return Op(MOV, op.type, [d], [Const(value)])
+    if opc is MOV:
+        return op
     if opc in _ZERO_IS_RIGHT_IDENTITY and isinstance(ins[1], Const) and ins[1].value == 0:
         return Op(MOV, op.type, [d], [ins[0]])
     if opc in _ZERO_IS_LEFT_IDENTITY and isinstance(ins[0], Const) and ins[0].value == 0:
@@ -189,15 +205,20 @@ def _remove_dead(block: Block) -> None:
             live = set(live_at_label.get(op.aux.id, all_globals))
         elif opc is BRCOND:
             live |= live_at_label.get(op.aux[1].id, all_globals)
-        pure_call = opc is CALL and op.aux.pure
-        if (opc.pure or pure_call) and op.outs and all(d not in live for d in op.outs):
-            continue
-        for d in op.outs:
+        pure_call = opc is CALL and op.aux.flags == CALL_PURE
+        outs = op.outs
+        if (opc.pure or pure_call) and outs:
+            for d in outs:
+                if d in live:
+                    break
+            else:
+                continue  # no output is used: drop it
+        for d in outs:
             live.discard(d)
         if opc.may_raise and not pure_call:
             live |= all_globals
         for x in op.ins:
-            if isinstance(x, Temp):
+            if x.__class__ is Temp:
                 live.add(x)
         kept.append(op)
     kept.reverse()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pemu.accel.tcg.block_record import recorder_from_env
+from pemu.accel.tcg.gc_policy import pace_collector_for_translation
 from pemu.accel.tcg.ir import Block
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.optimize import optimize
@@ -34,6 +36,9 @@ class BlockTranslator:
         self.max_insns = max_insns
         self.inline_atomics = inline_atomics
         log.use_target(target.disassemble, target.dump_registers)
+        pace_collector_for_translation()
+        # PEMU_RECORD_BLOCKS: the blocks this run translates, for bench_translate.py
+        self.recorder = recorder_from_env(target.name, target.config)
 
     def translate(self, backend: object, pc: int, flags: int, fetch: Fetch,
                   max_insns: int | None = None, **frontend_options: object) -> Translation:
@@ -41,8 +46,15 @@ class BlockTranslator:
         (may raise the guest's fault if the first instruction cannot be fetched);
         ``frontend_options`` go to the frontend (system mode's ``break_pcs``)."""
         log = self.log
-        block = self.frontend(pc, flags, fetch, max_insns=max_insns or self.max_insns,
+        max_insns = max_insns or self.max_insns
+        recorder = self.recorder
+        if recorder is not None:
+            fetch, fetches = recorder.recording(fetch)
+        block = self.frontend(pc, flags, fetch, max_insns=max_insns,
                               inline_atomics=self.inline_atomics, **frontend_options)
+        if recorder is not None:
+            recorder.write(pc, flags, max_insns, self.inline_atomics, frontend_options,
+                           fetches)
         if log.enabled("in_asm"):
             log.guest_code(pc, bytes(fetch(pc + i, 1) for i in range(block.guest_size)))
         log.block_translated_ir(block, "op")

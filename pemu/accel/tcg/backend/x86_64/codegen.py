@@ -18,6 +18,7 @@ a flag in the per-CPU context and the code jumps to the dispatcher's exception e
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from pemu.accel.tcg.opcodes import (
     BR,
     BRCOND,
     DIV,
+    INSN_START,
     LABEL,
     MULSH,
     MULSUH,
@@ -87,6 +89,67 @@ class Targets:
 
 
 SSE_TABLE = -1  # a helper fixup that is the helper's sse_fp flags table
+
+
+def _assembled(emit: Callable[[x.Assembler], list[int]]) -> tuple[bytes, tuple[int, ...]]:
+    """A fixed instruction sequence, assembled once: its bytes and the offsets of its
+    rel32 fields that point outside the block (filled in as ``ext_fixups``)."""
+    a = Assembler()
+    fields = emit(a)
+    return bytes(a.buf), tuple(fields)
+
+
+def _thunk_call(a: x.Assembler) -> list[int]:
+    """call thunk; leave through the exception exit if it left a pending exception."""
+    a.byte(0xE8)
+    call_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    a.load(64, RCX, Mem(RSP, FRAME_CTX))
+    a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    exc_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return [call_at, exc_at]
+
+
+def _helper_check(a: x.Assembler) -> list[int]:
+    """call rax (the helper's callback); leave through the exception exit if it raised."""
+    a.call_r(RAX)
+    a.load(64, R11, Mem(RSP, FRAME_CTX))
+    a.alu_ri(x.CMP, 64, Mem(R11, 0), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    exc_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return [exc_at]
+
+
+@functools.cache
+def _pc_store_halves(pc_slot: int) -> tuple[bytes, bytes]:
+    """The opcode bytes of ``mov dword [rbp + pc], imm32`` for the low and the high
+    half of the pc slot (their imm32 follows): a kernel's pcs do not fit one imm32."""
+    halves = []
+    for disp in (8 * pc_slot, 8 * pc_slot + 4):
+        a = Assembler()
+        a.store_imm(4, Mem(RBP, disp), 0)
+        halves.append(bytes(a.buf[:-4]))
+    return halves[0], halves[1]
+
+
+@functools.cache
+def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
+    """``mov [rbp + pc], rax; jmp rel32``: how a block leaves for the dispatcher (the
+    rel32 field's offset is returned: it points outside the block)."""
+    a = Assembler()
+    a.store(8, Mem(RBP, 8 * pc_slot), RAX)
+    a.byte(0xE9)
+    at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return bytes(a.buf), at
+
+
+THUNK_CALL = _assembled(_thunk_call)
+HELPER_CALL_CHECK = _assembled(_helper_check)
+NOP_PAD = tuple(b"\x90" * n for n in range(4))
 
 
 @dataclass
@@ -151,23 +214,42 @@ def _imm(c: Const, w: int) -> int | None:
     return s if x.fits_i32(s) else None
 
 
-def compute_last_use(block: Block) -> dict[int, int]:
-    labels: set[int] = set()
+def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]]]:
+    """(local temp index -> index of the last op using it, op index -> the locals
+    that die after it).  A block that branches backwards keeps its locals to the end."""
+    ops = block.ops
     backward = False
-    for op in block.ops:
-        if op.opc is LABEL:
-            labels.add(op.aux.id)
-        elif op.opc is BR and op.aux.id in labels:
-            backward = True
-        elif op.opc is BRCOND and op.aux[1].id in labels:
-            backward = True
+    if block.label_count:  # only a block that made labels can branch at all
+        labels: set[int] = set()
+        for op in ops:
+            opc = op.opc
+            if opc is LABEL:
+                labels.add(op.aux.id)
+            elif opc is BR and op.aux.id in labels:
+                backward = True
+            elif opc is BRCOND and op.aux[1].id in labels:
+                backward = True
     last: dict[int, int] = {}
-    end = len(block.ops) + 1
-    for i, op in enumerate(block.ops):
-        for t in (*op.ins, *op.outs):
-            if isinstance(t, Temp) and not t.is_global:
-                last[t.index] = end if backward else i
-    return last
+    last_temp: dict[int, Temp] = {}
+    end = len(ops) + 1
+    for i, op in enumerate(ops):
+        at = end if backward else i
+        for t in op.ins:
+            if t.__class__ is Temp and not t.is_global:
+                last[t.index] = at
+                last_temp[t.index] = t
+        for t in op.outs:
+            if not t.is_global:
+                last[t.index] = at
+                last_temp[t.index] = t
+    dead_at: dict[int, list[Temp]] = {}
+    for idx, i in last.items():
+        dying = dead_at.get(i)
+        if dying is None:
+            dead_at[i] = [last_temp[idx]]
+        else:
+            dying.append(last_temp[idx])
+    return last, dead_at
 
 
 class Codegen:
@@ -177,11 +259,12 @@ class Codegen:
         self.memory = memory
         self.asm = Assembler()
         self.cold: list[Callable[[], None]] = []
-        self.last_use = compute_last_use(block)
+        self.last_use, self.dead_at = compute_last_use(block)
         self.ra = RegAlloc(self.asm, self.last_use)
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
+        self.pc_home = Mem(RBP, 8 * targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -196,13 +279,7 @@ class Codegen:
 
     def store_pc(self, pc: int, scratch: int = R11) -> None:
         self.asm.mov_ri(scratch, pc)
-        self.asm.store(8, Mem(RBP, 8 * self.t.pc_slot), scratch)
-
-    def check_exception(self, extra_stack: int = 0) -> None:
-        """Flags NE if the helper just called left a pending exception."""
-        a = self.asm
-        a.load(64, R11, Mem(RSP, FRAME_CTX + extra_stack))
-        a.alu_ri(x.CMP, 64, Mem(R11, 0), 0)
+        self.asm.store(8, self.pc_home, scratch)
 
     def label(self, lab: object) -> Label:
         lb = self.labels.get(lab.id)
@@ -220,18 +297,27 @@ class Codegen:
         req = Label()
         a.jcc(x.CC_NE, req)
         self.out.body = a.pos()
-        dead_at: dict[int, list[Temp]] = {}
-        temps = {t.index: t for t in self.block.temps}
-        for idx, i in self.last_use.items():
-            dead_at.setdefault(i, []).append(temps[idx])
+        dead_at = self.dead_at
+        ra = self.ra
+        locked = ra.locked
+        handlers = _HANDLERS
         for i, op in enumerate(self.block.ops):
-            self.ra.op_index = i
-            self.gen(op)
-            self.ra.end_op(dead_at.get(i, []))
+            opc = op.opc
+            if opc is INSN_START:  # a third of all ops: uses, locks and frees nothing
+                self.cur_pc = op.aux
+                continue
+            ra.op_index = i
+            handler = handlers[opc]
+            if handler is None or not handler(self, op):
+                self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
+            dying = dead_at.get(i)
+            if dying is None:
+                locked.clear()
+            else:
+                ra.end_op(dying)
         # cold code
         a.bind(req)
-        self.store_pc(self.block.pc, RAX)
-        self.jmp_ext(self.t.req_exit)
+        self.leave_with_pc(self.block.pc, self.t.req_exit)
         for emit in self.cold:
             emit()
         # the cold-path closures refer back to self: drop them so that the IR, the
@@ -240,13 +326,8 @@ class Codegen:
         self.out.code = a.finish()
         return self.out
 
-    def gen(self, op: Op) -> None:
-        handler = _HANDLERS[op.opc]
-        if handler is None or not handler(self, op):
-            self.gen_call(fallback_helper(op.opc, op.type, op.aux), op.outs, op.ins)
-
     # control flow and the ops that are not "compute outs from ins"
-    def op_insn_start(self, op: Op) -> bool:
+    def op_insn_start(self, op: Op) -> bool:  # generate() does this itself, inline
         self.cur_pc = op.aux
         return True
 
@@ -301,13 +382,19 @@ class Codegen:
     def gen_goto_pc(self, pc: int) -> None:
         a = self.asm
         self.ra.sync(globals_only=True)
-        while (a.pos() + 1) % 4:
-            a.byte(0x90)
+        a.buf += NOP_PAD[-(len(a.buf) + 1) % 4]  # the rel32 field aligned: patched live
         a.byte(0xE9)
         self.out.exits.append((a.pos(), pc))
         a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
-        self.store_pc(pc, RAX)
-        self.jmp_ext(self.t.lookup)
+        self.leave_with_pc(pc, self.t.lookup)
+
+    def leave_with_pc(self, pc: int, target: int) -> None:
+        """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
+        a = self.asm
+        a.mov_ri(RAX, pc)
+        code, jmp_at = _store_rax_and_jump(self.t.pc_slot)
+        self.out.ext_fixups.append((len(a.buf) + jmp_at, target))
+        a.buf += code
 
     # -- helper calls ---------------------------------------------------------------------
     def gen_call(self, h: Helper, outs: list[Temp], ins: list[Operand]) -> None:
@@ -341,9 +428,9 @@ class Codegen:
             a.bind(call)
         at = a.mov_ri64(RAX, self.t.callback(h, len(ins)))
         self.out.helper_fixups.append((at, h, len(ins)))
-        a.call_r(RAX)
-        self.check_exception()
-        self.jcc_ext(x.CC_NE, self.t.exc_exit)
+        code, (exc_at,) = HELPER_CALL_CHECK
+        self.out.ext_fixups.append((len(a.buf) + exc_at, self.t.exc_exit))
+        a.buf += code
         if done is not None:
             a.bind(done)
         if outs:
@@ -356,12 +443,12 @@ class Codegen:
 
     def store_pc_imm(self, pc: int) -> None:
         """Store the guest pc without a scratch register."""
-        slot = Mem(RBP, 8 * self.t.pc_slot)
         if pc < (1 << 31):
-            self.asm.store_imm(8, slot, pc)
+            self.asm.store_imm(8, self.pc_home, pc)
         else:
-            self.asm.store_imm(4, slot, pc & 0xFFFF_FFFF)
-            self.asm.store_imm(4, Mem(RBP, 8 * self.t.pc_slot + 4), pc >> 32)
+            low, high = _pc_store_halves(self.t.pc_slot)
+            self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
+                pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],
                          after: Callable[[], None], back: Label) -> Label:
@@ -372,8 +459,9 @@ class Codegen:
         (the slow path may raise a guest fault), the thunk preserves the registers.
         """
         slow = Label()
-        dirty_globals = [(r, t.slot) for r, t, dirty in self.ra.snapshot()
-                         if dirty and t.is_global]
+        dirty = self.ra.dirty
+        dirty_globals = [(r, t.slot) for r, t in self.ra.owner.items()
+                         if t.is_global and t.index in dirty] if dirty else []
         pc = self.cur_pc
 
         def emit() -> None:
@@ -383,12 +471,11 @@ class Codegen:
                 a.store(8, Mem(RBP, 8 * slot), r)
             self.store_pc_imm(pc)
             set_args()
-            a.byte(0xE8)  # call rel32 to the thunk
-            self.out.ext_fixups.append((a.pos(), self.t.thunks[thunk]))
-            a.buf += b"\0\0\0\0"
-            a.load(64, RCX, Mem(RSP, FRAME_CTX))
-            a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
-            self.jcc_ext(x.CC_NE, self.t.exc_exit)
+            code, (call_at, exc_at) = THUNK_CALL
+            at = len(a.buf)
+            self.out.ext_fixups.append((at + call_at, self.t.thunks[thunk]))
+            self.out.ext_fixups.append((at + exc_at, self.t.exc_exit))
+            a.buf += code
             after()
             a.jmp(back)
         self.cold.append(emit)
@@ -434,44 +521,44 @@ class Codegen:
         self.finish_out(d, r)
         return True
 
-    def _binary(self, op: Op, emit_rr: Callable[[int, int, int], None],
-                emit_ri: Callable[[int, int, int], None] | None, commutative: bool) -> None:
+    def _binary(self, op: Op, aop: int | None, commutative: bool) -> None:
+        """d = p aop q (a group-1 ALU op), or p * q where ``aop`` is None."""
+        a = self.asm
         d = op.outs[0]
         w = op.type
         p, q = op.ins
-        if commutative and isinstance(p, Const) and not isinstance(q, Const):
+        if commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
-        imm = _imm(q, w) if isinstance(q, Const) and emit_ri is not None else None
+        imm = _imm(q, w) if q.__class__ is Const else None
         rq = None
         if imm is None:
             rq = self.src(q, w, RCX)
-        rp = self.ra.use(p) if isinstance(p, Temp) else None
+        rp = self.ra.use(p) if p.__class__ is Temp else None
         avoid = {rq} if rq is not None and q is not p else set()
         r = self.ra.choose_out(d, rp, p, avoid)
         if rp is None:
-            self.asm.mov_ri(r, p.value & MASK[w])
+            a.mov_ri(r, p.value & MASK[w])
         else:
-            self.asm.mov_rr(w, r, rp)
+            a.mov_rr(w, r, rp)
         if imm is not None:
-            emit_ri(w, r, imm)
+            if aop is None:
+                a.imul_rri(w, r, r, imm)
+            else:
+                a.alu_ri(aop, w, r, imm)
+        elif aop is None:
+            a.imul_rr(w, r, rq)
         else:
-            emit_rr(w, r, rq)
-        self.finish_out(d, r)
+            a.alu_rr(aop, w, r, rq)
+        self.ra.set_out(d, r)
 
     def _alu(self, op: Op) -> bool:
-        aop = ALU[op.opc]
-        self._binary(op, lambda w, d, s: self.asm.alu_rr(aop, w, d, s),
-                     lambda w, d, i: self.asm.alu_ri(aop, w, d, i), op.opc.commutative)
+        self._binary(op, ALU[op.opc], op.opc.commutative)
         return True
 
     op_add = op_sub = op_and = op_or = op_xor = _alu
 
     def op_mul(self, op: Op) -> bool:
-        a = self.asm
-
-        def ri(w: int, d: int, i: int) -> None:
-            a.imul_rri(w, d, d, i)
-        self._binary(op, a.imul_rr, ri, True)
+        self._binary(op, None, True)
         return True
 
     def _with_not(self, op: Op, aop: int, invert_result: bool) -> bool:

@@ -101,6 +101,22 @@ def _encode(opcode: bytes, reg: int, rm: int | Mem, w: int, prefix: bytes,
 
 _ENCODINGS: dict[tuple[bytes, int, int | Mem, int, bytes, bool], bytes] = {}
 _ENCODINGS_MAX = 1 << 16
+# the commonest forms by their own short keys: moves, loads and stores of the state
+# block and the frame are most of what a block emits
+_MOVES: dict[tuple[int, int, int], bytes] = {}  # (w, d, s) -> mov d, s
+_LOADS: dict[tuple[int, int, Mem], bytes] = {}  # (w, d, m) -> mov d, [m]
+_STORES: dict[tuple[int, Mem, int], bytes] = {}  # (size 4/8, m, s) -> mov [m], s
+_STORE_IMMS: dict[tuple[int, Mem], bytes] = {}  # (size 4/8, m) -> mov [m], imm32 (less imm)
+_ALU_IMMS: dict[tuple[int, int, int | Mem, bool], bytes] = {}  # (aop, w, d, imm8?) -> less imm
+
+
+def _short_cache(table: dict, key: object, opcode: bytes, reg: int, rm: int | Mem,
+                 w: int) -> bytes:
+    """Encode into one of the short-key caches (bounded like the general one)."""
+    if len(table) >= _ENCODINGS_MAX:
+        table.clear()
+    enc = table[key] = _encode(opcode, reg, rm, w, b"", False)
+    return enc
 _JMP_REL32 = b"\xE9\0\0\0\0"
 _JCC_REL32 = [bytes((0x0F, 0x80 + cc, 0, 0, 0, 0)) for cc in range(16)]
 
@@ -163,7 +179,9 @@ class Assembler:
     # -- moves ----------------------------------------------------------------------
     def mov_rr(self, w: int, d: int, s: int) -> None:
         if d != s or w == 32:
-            self.op(b"\x89", s, d, w)
+            key = (w, d, s)
+            enc = _MOVES.get(key)
+            self.buf += enc if enc is not None else _short_cache(_MOVES, key, b"\x89", s, d, w)
 
     def mov_ri(self, d: int, imm: int) -> None:
         """d = imm (64-bit pattern), shortest encoding."""
@@ -192,7 +210,9 @@ class Assembler:
         return at
 
     def load(self, w: int, d: int, m: Mem) -> None:
-        self.op(b"\x8B", d, m, w)
+        key = (w, d, m)
+        enc = _LOADS.get(key)
+        self.buf += enc if enc is not None else _short_cache(_LOADS, key, b"\x8B", d, m, w)
 
     def store(self, size: int, m: Mem, s: int) -> None:
         if size == 1:
@@ -200,7 +220,11 @@ class Assembler:
         elif size == 2:
             self.op(b"\x89", s, m, 32, prefix=b"\x66")
         else:
-            self.op(b"\x89", s, m, 64 if size == 8 else 32)
+            key = (size, m, s)
+            enc = _STORES.get(key)
+            if enc is None:
+                enc = _short_cache(_STORES, key, b"\x89", s, m, 64 if size == 8 else 32)
+            self.buf += enc
 
     def lock_cmpxchg(self, size: int, m: Mem, s: int) -> None:
         """``lock cmpxchg [m], s`` (4 or 8 bytes): compares with eax/rax."""
@@ -215,8 +239,12 @@ class Assembler:
             self.op(b"\xC7", 0, m, 32, prefix=b"\x66")
             self.buf += struct.pack("<H", imm & 0xFFFF)
         else:
-            self.op(b"\xC7", 0, m, 64 if size == 8 else 32)
-            self.imm32(imm)
+            key = (size, m)
+            enc = _STORE_IMMS.get(key)
+            if enc is None:
+                enc = _short_cache(_STORE_IMMS, key, b"\xC7", 0, m, 64 if size == 8 else 32)
+            self.buf += enc
+            self.buf += (imm & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def movzx(self, d: int, src: int | Mem, size: int) -> None:
         """Zero-extending load/move of a 1, 2 or 4 byte value into a 64-bit register."""
@@ -258,12 +286,16 @@ class Assembler:
 
     def alu_ri(self, aop: int, w: int, d: int | Mem, imm: int) -> None:
         """``aop d, imm``; imm must fit a sign-extended imm32 (checked by the caller)."""
-        if fits_i8(imm):
-            self.op(b"\x83", aop, d, w)
+        short = -128 <= imm <= 127
+        key = (aop, w, d, short)
+        enc = _ALU_IMMS.get(key)
+        if enc is None:
+            enc = _short_cache(_ALU_IMMS, key, b"\x83" if short else b"\x81", aop, d, w)
+        self.buf += enc
+        if short:
             self.buf.append(imm & 0xFF)
         else:
-            self.op(b"\x81", aop, d, w)
-            self.imm32(imm)
+            self.buf += (imm & 0xFFFF_FFFF).to_bytes(4, "little")
 
     def test_rr(self, w: int, a: int, b: int) -> None:
         self.op(b"\x85", b, a, w)

@@ -39,6 +39,11 @@ N_SPILL_SLOTS = 512
 FRAME_SIZE = FRAME_SPILL0 + 8 * N_SPILL_SLOTS  # 8 mod 16: with 6 pushes + ret, rsp aligns
 
 
+# homes as operands, made once (a Mem per use was a tenth of the allocator's time)
+_FRAME_SLOTS = tuple(Mem(RSP, FRAME_SPILL0 + 8 * i) for i in range(N_SPILL_SLOTS))
+_STATE_SLOTS: dict[int, Mem] = {}
+
+
 class TooManyTemps(Exception):
     pass
 
@@ -61,7 +66,10 @@ class RegAlloc:
     # -- homes ----------------------------------------------------------------------
     def home(self, t: Temp) -> Mem:
         if t.is_global:
-            return Mem(RBP, 8 * t.slot)
+            m = _STATE_SLOTS.get(t.slot)
+            if m is None:
+                m = _STATE_SLOTS[t.slot] = Mem(RBP, 8 * t.slot)
+            return m
         off = self.slots.get(t.index)
         if off is None:
             if self.free_slots:
@@ -72,7 +80,7 @@ class RegAlloc:
                 off = FRAME_SPILL0 + 8 * self.next_slot
                 self.next_slot += 1
             self.slots[t.index] = off
-        return Mem(RSP, off)
+        return _FRAME_SLOTS[(off - FRAME_SPILL0) >> 3]
 
     def live_after(self, t: Temp) -> bool:
         return t.is_global or self.last_use.get(t.index, -1) > self.op_index
@@ -89,10 +97,11 @@ class RegAlloc:
 
     def write_home(self, r: int) -> None:
         t = self.owner[r]
-        if t.index in self.dirty:
-            if self.live_after(t):
+        index = t.index
+        if index in self.dirty:
+            if t.is_global or self.last_use.get(index, -1) > self.op_index:  # live after
                 self.asm.store(8, self.home(t), r)
-            self.dirty.discard(t.index)
+            self.dirty.discard(index)
 
     def evict(self, r: int) -> None:
         if r in self.owner:
@@ -138,7 +147,8 @@ class RegAlloc:
             self.owner[r] = t
             self.where[t.index] = r
         self.locked.add(r)
-        self.touch(r)
+        self.clock += 1  # touch(r), inline: every operand of every op comes here
+        self.age[r] = self.clock
         return r
 
     def dying(self, t: Temp) -> bool:
@@ -146,24 +156,28 @@ class RegAlloc:
 
     def set_out(self, t: Temp, r: int) -> None:
         """t now lives (dirty) in r; r's previous content is dead or already saved."""
-        old = self.where.get(t.index)
+        index = t.index
+        where = self.where
+        old = where.get(index)
         if old is not None and old != r:
             self._unbind_reg(old)
         prev = self.owner.get(r)
         if prev is not None and prev is not t:
             self._unbind_reg(r)
         self.owner[r] = t
-        self.where[t.index] = r
-        self.dirty.add(t.index)
+        where[index] = r
+        self.dirty.add(index)
         self.locked.add(r)
-        self.touch(r)
+        self.clock += 1
+        self.age[r] = self.clock
 
     def choose_out(self, d: Temp, first: int | None, first_temp: object,
                    avoid: set[int]) -> int:
         """Where to compute d: the first operand's register if that value may be
         overwritten, else d's own register, else a fresh one; never one in ``avoid``."""
-        if first is not None and first not in avoid and isinstance(first_temp, Temp) and (
-                first_temp is d or self.dying(first_temp)):
+        if first is not None and first not in avoid and first_temp.__class__ is Temp and (
+                first_temp is d or (not first_temp.is_global and self.last_use.get(
+                    first_temp.index, -1) <= self.op_index)):  # d, or dying here
             return first
         r = self.where.get(d.index)
         if r is not None and r not in avoid and r not in self.locked:
@@ -173,8 +187,11 @@ class RegAlloc:
     # -- synchronisation points -----------------------------------------------------------
     def sync(self, globals_only: bool = False) -> None:
         """Write every dirty live value home; registers keep their (now clean) values."""
+        dirty = self.dirty
+        if not dirty:
+            return
         for r, t in list(self.owner.items()):
-            if t.index in self.dirty and (t.is_global or not globals_only):
+            if t.index in dirty and (t.is_global or not globals_only):
                 self.write_home(r)
 
     def forget(self) -> None:
@@ -182,16 +199,15 @@ class RegAlloc:
         self.where.clear()
         self.dirty.clear()
 
-    def snapshot(self) -> list[tuple[int, Temp, bool]]:
-        return [(r, t, t.index in self.dirty) for r, t in self.owner.items()]
-
     def end_op(self, dead: list[Temp]) -> None:
         self.locked.clear()
         for t in dead:
-            r = self.where.get(t.index)
-            if r is not None:
-                self._unbind_reg(r)
-            off = self.slots.pop(t.index, None)
+            index = t.index
+            r = self.where.pop(index, None)
+            if r is not None:  # _unbind_reg(r), inline
+                del self.owner[r]
+                self.dirty.discard(index)
+            off = self.slots.pop(index, None)
             if off is not None:
                 self.free_slots.append(off)
 

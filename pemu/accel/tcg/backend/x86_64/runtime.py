@@ -364,15 +364,15 @@ class NativeBackend:
                     if self.buf.used == self.buf.head_size:
                         raise RuntimeError("a block does not fit the code buffer") from None
             self._reset_code()  # outside the lock: threads in callbacks may need it
+        exits = gen.exits
+        exit_pcs = [pc for _f, pc in exits]
         with self.lock:
             self.buf.write(off, gen.link(off))
             tb = NativeTB(self, block_pc, off, off + gen.entry, off + gen.body, len(gen.code),
-                          [off + f for f, _pc in gen.exits], [pc for _f, pc in gen.exits],
-                          generation=self.generation, flags=flags, key=block_pc)
-            tb.chained = [None] * len(tb.exit_fields)
-            tb.exit_keys = list(tb.exit_pcs)
-            if self.keep_generated:
-                tb.generated = gen
+                          [off + f for f, _pc in exits], exit_pcs, [None] * len(exits),
+                          generation=self.generation, flags=flags, key=block_pc,
+                          exit_keys=list(exit_pcs),
+                          generated=gen if self.keep_generated else None)
             self.tbs.append(tb)
         source = ""
         if self.engine.log.enabled("out_asm"):
