@@ -53,7 +53,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "int_tables", "vlenb",
-                 "ext", "host_cas")
+                 "elen", "vtype", "ext", "host_cas")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -85,6 +85,10 @@ class DisasContext:
         self.int_tables: IntTables
         # VLEN in bytes, 0 when the hart has no V (the translator sets it)
         self.vlenb = 0
+        self.elen = 64
+        # the raw vtype a vsetvli/vsetivli earlier in this block set (every path
+        # through it, inline or helper, sets that immediate), or None: unknown here
+        self.vtype: int | None = None
         # the hart's extension names (RiscvIsa.extensions): the emitters of the rarer
         # extensions check them while translating (never at run time)
         self.ext: frozenset[str] = frozenset()

@@ -63,6 +63,7 @@ from pemu.accel.tcg.opcodes import (
     INSN_START,
     LABEL,
     LD,
+    LD_BYTES,
     MAX,
     MAXU,
     MB,
@@ -88,6 +89,7 @@ from pemu.accel.tcg.opcodes import (
     SHL,
     SHR,
     ST,
+    ST_BYTES,
     SUB,
     XOR,
     Opcode,
@@ -394,6 +396,11 @@ class _Codegen:
         d = self.name(op.outs[0])
         self.emit(f"{d} = {self.operand(op.ins[1], 64)} ^ 1")
 
+    def gen_bytes(self, op: Op) -> None:
+        """ld_bytes/st_bytes: never done inline here either (a Python copy would cost
+        what the frontend's helper costs): d = 0, and the helper moves the bytes."""
+        self.emit(f"{self.name(op.outs[0])} = 0")
+
     def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
         for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
@@ -422,11 +429,27 @@ class _Codegen:
             self.writeback(self.globals_written)
         call = f"{fname}({', '.join(args)})"
         outs = [self.name(d) for d in op.outs]
+        writes = h.flags & CALL_WRITES_STATE
+        if writes:
+            # a helper that writes state and then raises (a vector load leaving vstart
+            # at the faulting element) must not have its writes undone by the block's
+            # handler, which stores the locals back: they take the helper's values
+            self.emit("try:")
+            self.indent += 1
         if not outs:
             self.emit(call)
         else:
             self.emit(f"{', '.join(outs)} = {call}")
-        if h.flags & CALL_WRITES_STATE:
+        if writes:
+            self.indent -= 1
+            self.emit("except BaseException:")
+            self.indent += 1
+            if self.globals_used:  # one line: compile time matters
+                names = ", ".join(_global_local_name(t) for t in self.globals_used)
+                slots = ", ".join(f"S[{t.slot}]" for t in self.globals_used)
+                self.emit(f"{names}, = {slots},")
+            self.emit("raise")
+            self.indent -= 1
             out_ids = {d.index for d in op.outs}
             for t in self.globals_used:
                 if t.index not in out_ids:
@@ -495,6 +518,7 @@ _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
     MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
+    LD_BYTES: _Codegen.gen_bytes, ST_BYTES: _Codegen.gen_bytes,
 }
 
 

@@ -297,6 +297,14 @@ class Codegen:
         self.memory.cmpxchg(self, op)
         return True
 
+    def op_ld_bytes(self, op: Op) -> bool:
+        self.memory.copy_bytes(self, op, False)
+        return True
+
+    def op_st_bytes(self, op: Op) -> bool:
+        self.memory.copy_bytes(self, op, True)
+        return True
+
     # -- exits ----------------------------------------------------------------------------
     def gen_goto_pc(self, pc: int) -> None:
         a = self.asm
