@@ -30,12 +30,25 @@ elements stay undisturbed either way (the policy the helper implements).
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import I64, Cond, Const, Label, Operand
-from pemu.accel.tcg.opcodes import ADD, AND, LD_BYTES, MINU, OR, SHL, SHR, ST_BYTES, XOR
+from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
+    LD_BYTES,
+    MINU,
+    OR,
+    SHL,
+    SHR,
+    ST_BYTES,
+    VEC_OP,
+    XOR,
+)
+from pemu.accel.tcg.vec_op import VecOp
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.priv import FLAG_VIRT
 from pemu.target.riscv.vector_state import VType, decode_vtype
 
 MSTATUS_VS = 3 << 9
+MASK64 = (1 << 64) - 1
 OP_V = 0x57
 OP_STORE_FP = 0x27
 OPCFG = 7
@@ -64,7 +77,7 @@ def trans_vector_inline(ctx: DisasContext, insn: int) -> list[Label] | None:
     if major == OP_V:
         raw = set_vtype(insn)
         if raw is None:
-            return None
+            return _arith(ctx, insn)
         vt = decode_vtype(raw, ctx.elen)
         return None if vt.vill else _vset(ctx, insn, vt)
     return _unit_stride(ctx, insn, major == OP_STORE_FP)
@@ -144,6 +157,53 @@ def _unit_stride(ctx: DisasContext, insn: int, store: bool) -> list[Label] | Non
         return None
     b.binop(SHL, n, b.glob("vl"), Const(size.bit_length() - 1))
     return _move(ctx, insn, store, vd, n)
+
+
+# OP-V funct3 -> the form of the second operand; funct6 -> vec_op kind, the forms it has
+_OPIVV, _OPIVI, _OPIVX = 0, 3, 4
+_FORMS = {_OPIVV: "v", _OPIVI: "i", _OPIVX: "x"}
+_ARITH = {0x00: ("add", "vxi"), 0x02: ("sub", "vx"), 0x09: ("and", "vxi"),
+          0x0A: ("or", "vxi"), 0x0B: ("xor", "vxi"), 0x17: ("mov", "vxi")}
+
+
+def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
+    """vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one vec_op
+    over the register group, where vl * SEW is a whole number of 16-byte steps."""
+    form = _FORMS.get((insn >> 12) & 7)
+    entry = _ARITH.get(insn >> 26)
+    vm, vd, rs1, vs2 = insn >> 25 & 1, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
+    if form is None or entry is None or form not in entry[1] or not vm or ctx.vtype is None:
+        return None
+    kind = entry[0]
+    vt = decode_vtype(ctx.vtype, ctx.elen)
+    group = vt.group
+    if vd % group or vs2 % group or (form == "v" and rs1 % group) or (kind == "mov" and vs2):
+        return None  # misaligned groups, vmv with vs2 != 0: the helper's trap
+    b = ctx.b
+    base = b.glob("vregs")
+    dst, src2 = b.temp(), b.temp()
+    b.binop(ADD, dst, base, Const(vd * ctx.vlenb))
+    b.binop(ADD, src2, base, Const(vs2 * ctx.vlenb))
+    if form == "v":
+        src1: Operand = b.temp()
+        b.binop(ADD, src1, base, Const(rs1 * ctx.vlenb))
+    elif form == "x":
+        src1 = ctx.xr[rs1]
+    else:
+        src1 = Const((rs1 - 32 if rs1 & 16 else rs1) & MASK64)  # simm5
+    n = b.temp()
+    b.binop(SHL, n, b.glob("vl"), Const(vt.sew_bytes.bit_length() - 1))
+    skip, done = b.label(), b.label()
+    need, t = b.temp(), b.temp()
+    b.movi(need, 1)
+    b.binop(AND, t, n, Const(15))
+    b.binop(OR, t, t, _guard(ctx))
+    b.brcond(Cond.NE, t, Const(0), skip)
+    b.emit(VEC_OP, I64, [], [dst, src2, src1, n], VecOp(kind, vt.sew, form != "v"))
+    b.movi(need, 0)
+    b.set_label(skip)
+    b.brcond(Cond.EQ, need, Const(0), done)
+    return [done]
 
 
 def _move(ctx: DisasContext, insn: int, store: bool, vd: int, n: Operand) -> list[Label]:

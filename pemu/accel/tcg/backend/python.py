@@ -91,9 +91,11 @@ from pemu.accel.tcg.opcodes import (
     ST,
     ST_BYTES,
     SUB,
+    VEC_OP,
     XOR,
     Opcode,
 )
+from pemu.accel.tcg.vec_op import run_vec_op
 
 _PY_COND = {
     Cond.EQ: "==", Cond.NE: "!=", Cond.LT: "<", Cond.GE: ">=", Cond.LE: "<=", Cond.GT: ">",
@@ -401,6 +403,13 @@ class _Codegen:
         what the frontend's helper costs): d = 0, and the helper moves the bytes."""
         self.emit(f"{self.name(op.outs[0])} = 0")
 
+    def gen_vec_op(self, op: Op) -> None:
+        """vec_op: its reference semantics (vec_op.run_vec_op), element by element."""
+        name = f"VEC_{op.aux.kind}_{op.aux.sew}_{int(op.aux.scalar)}"
+        self.ns[name] = op.aux
+        args = ", ".join(self.operand(x, 64) for x in op.ins)
+        self.emit(f"RUN_VEC_OP({name}, {args})")
+
     def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
         for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
@@ -518,7 +527,7 @@ _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
     MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
-    LD_BYTES: _Codegen.gen_bytes, ST_BYTES: _Codegen.gen_bytes,
+    LD_BYTES: _Codegen.gen_bytes, ST_BYTES: _Codegen.gen_bytes, VEC_OP: _Codegen.gen_vec_op,
 }
 
 
@@ -580,4 +589,5 @@ def _rem(a: int, b: int, w: int) -> int:
     return (-r if sa < 0 else r) & ((1 << w) - 1)
 
 
-RUNTIME_NAMESPACE = {"ROTL": _rotl, "ROTR": _rotr, "DIV": _div, "REM": _rem}
+RUNTIME_NAMESPACE = {"ROTL": _rotl, "ROTR": _rotr, "DIV": _div, "REM": _rem,
+                     "RUN_VEC_OP": run_vec_op}

@@ -1,0 +1,63 @@
+"""The ``vec_op`` IR op's description and its reference semantics.
+
+``vec_op`` (opcodes.VEC_OP) runs one element-wise integer operation over runs of host
+memory: ``dst[i] = src2[i] <op> src1[i]`` for the ``n // (sew / 8)`` elements of SEW
+bits, where src1 is a second run or (``scalar``) one value's low SEW bits in every
+element; ``mov`` is ``dst[i] = src1[i]``.  The RISC-V frontend uses it for a vector
+register group (the register file is host memory whose address a state slot holds):
+vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i.  Elements are little-endian;
+a run either lies exactly on another (the same register group) or apart from it.
+The native backend requires n to be a multiple of 16 (it works 128 bits at a time).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections.abc import Callable
+from dataclasses import dataclass
+
+VEC_KINDS: dict[str, Callable[[int, int], int]] = {
+    "mov": lambda a, b: b, "add": lambda a, b: a + b, "sub": lambda a, b: a - b,
+    "and": lambda a, b: a & b, "or": lambda a, b: a | b, "xor": lambda a, b: a ^ b,
+}
+
+
+@dataclass(frozen=True)
+class VecOp:
+    kind: str  # a key of VEC_KINDS
+    sew: int  # element bits: 8, 16, 32, 64
+    scalar: bool  # src1 is a value, not an address
+
+    def __post_init__(self) -> None:
+        if self.kind not in VEC_KINDS or self.sew not in (8, 16, 32, 64):
+            raise ValueError(f"no vec_op {self.kind} e{self.sew}")
+
+    def __str__(self) -> str:
+        return f"{self.kind}.e{self.sew}{'.scalar' if self.scalar else ''}"
+
+
+_FORMATS = {8: "B", 16: "H", 32: "I", 64: "Q"}
+
+
+def _elements(address: int, n: int, sew: int) -> memoryview:
+    return memoryview((ctypes.c_uint8 * n).from_address(address)).cast("B").cast(_FORMATS[sew])
+
+
+def run_vec_op(op: VecOp, dst: int, src2: int, src1: int, n: int) -> None:
+    """The op on host memory, element by element (what the python backend runs)."""
+    if n <= 0:
+        return
+    fn, mask = VEC_KINDS[op.kind], (1 << op.sew) - 1
+    d = _elements(dst, n, op.sew)
+    a = _elements(src2, n, op.sew)
+    if op.scalar:
+        value = src1 & mask
+        for i in range(len(d)):
+            d[i] = fn(a[i], value) & mask
+    else:
+        b = _elements(src1, n, op.sew)
+        for i in range(len(d)):
+            d[i] = fn(a[i], b[i]) & mask
+
+
+__all__ = ["VEC_KINDS", "VecOp", "run_vec_op"]
