@@ -10,10 +10,12 @@ must modprobe their drivers (virtio_mmio, virtio_blk, virtio_rng, and ext4 on de
 the same glibc program that hung.  On the python backend a boot takes over an hour, so it
 runs only with PEMU_LONG_TESTS=1.
 
-The native ``-smp 2`` boot runs the hart as ``-cpu rva23s64`` (V, H, Zicboz, ...): the
+The native ``-smp 1`` boot runs the hart as ``-cpu rva23s64`` (V, H, Zicboz, ...): the
 kernel then copies to and from user memory with vector loops (from 768 bytes on: the
-self-test's pipes) and saves the vector registers on context switches, on both harts;
-it must report the vector unit.  The other boots are the default ``rv64``.
+self-test's pipes, whose sha256 it checks) and saves the vector registers on context
+switches; it must report the vector unit.  The other boots are the default ``rv64``
+(``-smp 2`` with rva23s64 on a loaded host once met a soft-lockup warning in the
+kernel's trace-event setup, strlen_zbb: Zbb's orc.b is still a helper call).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ DEBIAN = guest_file("riscv64-debian")
 LEAN = guest_file("riscv64")
 BOOT_TIMEOUT = 5400
 pytestmark = pytest.mark.slow
-CONFIGS = [("native", 1, "rv64"), ("native", 2, "rva23s64"), ("python", 1, "rv64"),
+CONFIGS = [("native", 1, "rva23s64"), ("native", 2, "rv64"), ("python", 1, "rv64"),
            ("python", 2, "rv64")]
 
 

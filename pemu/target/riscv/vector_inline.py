@@ -1,5 +1,6 @@
-"""The hot vector instructions in translated code: vsetvli/vsetivli and unit-stride
-moves, with the helper (insn_vector.py) as the slow path of each.
+"""The hot vector instructions in translated code: vsetvli/vsetivli, unit-stride moves
+and the simplest integer arithmetic, with the helper (insn_vector.py) as the slow path
+of each.
 
 What a Linux kernel with V runs most is its user-copy loop (``vsetvli t0, a2, e8, m8;
 vle8ff.v v0, (a1); vse8.v v0, (a0)``, from 768 bytes on) and the context switch's
@@ -16,6 +17,10 @@ register file's host address):
   for the access (else it moves nothing), and the helper then runs the instruction,
   faulting at the exact element with vstart set.  Elements are packed in a register
   group in memory order, so one copy is exactly the element loop where nothing faults.
+* vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one ``vec_op``
+  over the register groups (accel/tcg/vec_op.py; SSE2 on the native backend), where
+  vl * SEW is a whole number of 16-byte steps (the helper does the rest: the tail
+  elements past vl must stay undisturbed).
 
 Legality is decided while translating, from the vtype a vsetvli/vsetivli earlier in
 the same block set (``ctx.vtype``; a block starting elsewhere calls the helper for
