@@ -120,8 +120,7 @@ def test_inline_moves_match_qemu(vlen: int, tmp_path: Path,
         monkeypatch.undo()
     # every case moves 8 whole-register groups besides its instruction: the helper
     # does them all on python (whose vec_op runs the arithmetic itself); natively only
-    # page-crossing runs, masked forms and arithmetic whose vl * SEW is not a multiple
-    # of 16 bytes take it
+    # page-crossing runs and masked forms take it
     assert helper_runs["python"] >= 8 * len(cases)
     if "native" in helper_runs:
         assert helper_runs["native"] < helper_runs["python"] // 4, helper_runs

@@ -221,7 +221,7 @@ LD_BYTES = Opcode("ld_bytes", 1, 3, memory=True, i64_only=True)  # host <- guest
 ST_BYTES = Opcode("st_bytes", 1, 3, memory=True, i64_only=True)  # guest <- host
 # An element-wise integer op over runs of host memory (vec_op.py: VecOp in aux and
 # the reference semantics).  Inputs: dst address, src2 address, src1 (an address, or
-# a value with VecOp.scalar), byte count n (a multiple of 16).  Never raises.
+# a value with VecOp.scalar), byte count n (whole elements).  Never raises.
 VEC_OP = Opcode("vec_op", 0, 4, aux="vec", i64_only=True)
 # a full memory barrier (x86: mfence): guest fences that order stores before loads
 # where vCPUs or guest threads run on parallel host threads

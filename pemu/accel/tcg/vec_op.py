@@ -7,7 +7,7 @@ element; ``mov`` is ``dst[i] = src1[i]``.  The RISC-V frontend uses it for a vec
 register group (the register file is host memory whose address a state slot holds):
 vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i.  Elements are little-endian;
 a run either lies exactly on another (the same register group) or apart from it.
-The native backend requires n to be a multiple of 16 (it works 128 bits at a time).
+The native backend works 128 bits at a time and blends the last partial step.
 """
 
 from __future__ import annotations

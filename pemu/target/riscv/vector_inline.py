@@ -18,9 +18,8 @@ register file's host address):
   faulting at the exact element with vstart set.  Elements are packed in a register
   group in memory order, so one copy is exactly the element loop where nothing faults.
 * vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one ``vec_op``
-  over the register groups (accel/tcg/vec_op.py; SSE2 on the native backend), where
-  vl * SEW is a whole number of 16-byte steps (the helper does the rest: the tail
-  elements past vl must stay undisturbed).
+  over the vl elements of the register groups (accel/tcg/vec_op.py; SSE2 on the native
+  backend, the elements past vl undisturbed).
 
 Legality is decided while translating, from the vtype a vsetvli/vsetivli earlier in
 the same block set (``ctx.vtype``; a block starting elsewhere calls the helper for
@@ -173,7 +172,7 @@ _ARITH = {0x00: ("add", "vxi"), 0x02: ("sub", "vx"), 0x09: ("and", "vxi"),
 
 def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
     """vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one vec_op
-    over the register group, where vl * SEW is a whole number of 16-byte steps."""
+    over the vl elements of the register groups."""
     form = _FORMS.get((insn >> 12) & 7)
     entry = _ARITH.get(insn >> 26)
     vm, vd, rs1, vs2 = insn >> 25 & 1, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
@@ -199,11 +198,9 @@ def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
     n = b.temp()
     b.binop(SHL, n, b.glob("vl"), Const(vt.sew_bytes.bit_length() - 1))
     skip, done = b.label(), b.label()
-    need, t = b.temp(), b.temp()
+    need = b.temp()
     b.movi(need, 1)
-    b.binop(AND, t, n, Const(15))
-    b.binop(OR, t, t, _guard(ctx))
-    b.brcond(Cond.NE, t, Const(0), skip)
+    b.brcond(Cond.NE, _guard(ctx), Const(0), skip)
     b.emit(VEC_OP, I64, [], [dst, src2, src1, n], VecOp(kind, vt.sew, form != "v"))
     b.movi(need, 0)
     b.set_label(skip)

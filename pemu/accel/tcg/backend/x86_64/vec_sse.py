@@ -1,16 +1,17 @@
-"""vec_op (accel/tcg/vec_op.py) in SSE2: 16 bytes per step, n a multiple of 16.
+"""vec_op (accel/tcg/vec_op.py) in SSE2, 16 bytes a step.
 
     xmm1 = src1's value in every element (scalar forms, once)
     rcx = 0
-    loop: cmp rcx, n; jae done
-          xmm0 = [src2 + rcx]; xmm1 = [src1 + rcx] (vector forms)
-          xmm0 = xmm0 <op> xmm1 (padd/psub by SEW, pand, por, pxor; mov: xmm1)
-          [dst + rcx] = xmm0; rcx += 16; jmp loop
-    done:
+    loop: while rcx + 16 <= n:
+          xmm0 = [src2 + rcx] <op> ([src1 + rcx] or xmm1)  (padd/psub by SEW, pand,
+          por, pxor; mov: src1) ; [dst + rcx] = xmm0 ; rcx += 16
+    tail: t = n - rcx (< 16) bytes: the same step, stored blended with dst's own bytes
+          from t on (a pcmpgtb mask of bytes 0..15 against t)
 
 Unaligned loads and stores (movdqu): the register file is a Python buffer with no
 alignment promise, and legacy SSE ops with a memory operand would need 16.  rcx and
-r11 are the codegen's scratch registers inside an op, xmm0/xmm1 scratch everywhere.
+r11 are the codegen's scratch registers inside an op, xmm0-xmm3 scratch everywhere
+(the generated code keeps no value in an xmm register across ops).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pemu.accel.tcg.ir import Const, Op
 from . import encoder as x
 from .encoder import R11, RCX, Mem
 
-XMM0, XMM1 = 0, 1
+XMM0, XMM1, XMM2, XMM3 = 0, 1, 2, 3
 # 66 0F xx: the packed integer op of (kind, SEW)
 _PACKED = {("add", 8): 0xFC, ("add", 16): 0xFD, ("add", 32): 0xFE, ("add", 64): 0xD4,
            ("sub", 8): 0xF8, ("sub", 16): 0xF9, ("sub", 32): 0xFA, ("sub", 64): 0xFB}
@@ -72,26 +73,56 @@ def emit_vec_op(cg: object, op: Op) -> None:
     dst, src2, src1, n = regs
     if vo.scalar:
         _broadcast(a, vo.sew, src1)
-    loop, done = x.Label(), x.Label()
+    loop, tail, done = x.Label(), x.Label(), x.Label()
     a.mov_ri(RCX, 0)
-    a.bind(loop)
-    a.alu_rr(x.CMP, 64, RCX, n)
-    a.jcc(x.CC_AE, done)
-    if vo.kind == "mov":
-        if vo.scalar:
-            _movdqu_store(a, Mem(dst, 0, RCX), XMM1)
-        else:
-            _movdqu_load(a, XMM0, Mem(src1, 0, RCX))
-            _movdqu_store(a, Mem(dst, 0, RCX), XMM0)
-    else:
-        _movdqu_load(a, XMM0, Mem(src2, 0, RCX))
-        if not vo.scalar:
-            _movdqu_load(a, XMM1, Mem(src1, 0, RCX))
-        _packed(a, _LOGIC.get(vo.kind) or _PACKED[vo.kind, vo.sew], XMM0, XMM1)
-        _movdqu_store(a, Mem(dst, 0, RCX), XMM0)
+    a.bind(loop)  # whole 16-byte steps
+    a.lea(R11, Mem(RCX, 16))
+    a.alu_rr(x.CMP, 64, R11, n)
+    a.jcc(x.CC_A, tail)
+    _step(a, vo, dst, src2, src1)
+    _movdqu_store(a, Mem(dst, 0, RCX), XMM0)
     a.alu_ri(x.ADD, 64, RCX, 16)
     a.jmp(loop)
+    # the last t < 16 bytes: the step computed on the whole 16 bytes there (still inside
+    # the register groups: a group is a multiple of 16 bytes, the run ends inside it),
+    # stored blended with dst's own bytes from t on (tail elements stay undisturbed)
+    a.bind(tail)
+    a.mov_rr(64, R11, n)
+    a.alu_rr(x.SUB, 64, R11, RCX)
+    a.jcc(x.CC_E, done)
+    _step(a, vo, dst, src2, src1)
+    a.mov_ri(R11, 0x0706_0504_0302_0100)  # xmm2 = bytes 0, 1, ..., 15
+    a.op(b"\x0F\x6E", XMM2, R11, 64, prefix=b"\x66")
+    a.mov_ri(R11, 0x0F0E_0D0C_0B0A_0908)
+    a.op(b"\x0F\x6E", XMM3, R11, 64, prefix=b"\x66")
+    _packed(a, 0x6C, XMM2, XMM3)  # punpcklqdq
+    a.mov_rr(64, R11, n)  # xmm3 = t in every byte
+    a.alu_rr(x.SUB, 64, R11, RCX)
+    a.imul_rri(32, R11, R11, 0x0101_0101)
+    a.op(b"\x0F\x6E", XMM3, R11, 32, prefix=b"\x66")
+    _packed(a, 0x70, XMM3, XMM3)  # pshufd xmm3, xmm3, 0
+    a.byte(0)
+    _packed(a, 0x64, XMM3, XMM2)  # pcmpgtb: 0xFF where t > i, the bytes to write
+    _movdqu_load(a, XMM2, Mem(dst, 0, RCX))
+    _packed(a, 0xDB, XMM0, XMM3)  # pand: the new bytes
+    _packed(a, 0xDF, XMM3, XMM2)  # pandn: dst's own bytes past t
+    _packed(a, 0xEB, XMM0, XMM3)  # por
+    _movdqu_store(a, Mem(dst, 0, RCX), XMM0)
     a.bind(done)
+
+
+def _step(a: x.Assembler, vo: object, dst: int, src2: int, src1: int) -> None:
+    """xmm0 = the result of the 16 bytes at offset rcx (not stored)."""
+    if vo.kind == "mov":
+        if vo.scalar:
+            a.op(b"\x0F\x6F", XMM0, XMM1, 32, prefix=b"\x66")  # movdqa xmm0, xmm1
+        else:
+            _movdqu_load(a, XMM0, Mem(src1, 0, RCX))
+        return
+    _movdqu_load(a, XMM0, Mem(src2, 0, RCX))
+    if not vo.scalar:
+        _movdqu_load(a, XMM1, Mem(src1, 0, RCX))
+    _packed(a, _LOGIC.get(vo.kind) or _PACKED[vo.kind, vo.sew], XMM0, XMM1)
 
 
 __all__ = ["emit_vec_op"]
