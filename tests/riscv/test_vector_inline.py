@@ -2,8 +2,8 @@
 vsetivli and the unit-stride, whole-register and mask loads and stores as ``ld_bytes``/
 ``st_bytes``, the helper as their slow path.
 
-* random cases of exactly those instructions (and of vadd/vsub/vand/vor/vxor and
-  vmv.v.*, as ``vec_op``), right after a vsetvli in the same block
+* random cases of exactly those instructions (and of vadd/vsub/vand/vor/vxor,
+  vmv.v.* and vmv<nr>r.v, as ``vec_op``), right after a vsetvli in the same block
   (where the inline path applies), at addresses around a page boundary (runs that
   cross it take the helper), random vtype and AVL (vl = 0 and AVL > VLMAX included),
   masked forms too (always the helper): the registers, vl, vtype and memory against
@@ -55,7 +55,9 @@ def _fast_path_case(rng: random.Random, vlen: int) -> gen.Case | None:
         form = rng.choice(forms)
         vd, vs2 = rng.choice(("v8", "v8", "v16")), "v16"
         operand = {"v": "v24", "x": "a1", "i": str(rng.randrange(-16, 16))}[form]
-        if name == "vmv.v":
+        if name == "vmv.v" and rng.random() < 0.3:
+            insn = f"vmv{rng.choice((1, 2, 4, 8))}r.v v8, v16"
+        elif name == "vmv.v":
             insn = f"vmv.v.{form} {vd}, {operand}"
         else:
             insn = f"{name}.v{form} {vd}, {vs2}, {operand}{masked}"

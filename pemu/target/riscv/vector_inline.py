@@ -19,7 +19,8 @@ register file's host address):
   group in memory order, so one copy is exactly the element loop where nothing faults.
 * vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one ``vec_op``
   over the vl elements of the register groups (accel/tcg/vec_op.py; SSE2 on the native
-  backend, the elements past vl undisturbed).
+  backend, the elements past vl undisturbed); vmv<nr>r.v as one ``vec_op`` of
+  nr * VLENB bytes (it ignores vtype).
 
 Legality is decided while translating, from the vtype a vsetvli/vsetivli earlier in
 the same block set (``ctx.vtype``; a block starting elsewhere calls the helper for
@@ -168,6 +169,7 @@ _OPIVV, _OPIVI, _OPIVX = 0, 3, 4
 _FORMS = {_OPIVV: "v", _OPIVI: "i", _OPIVX: "x"}
 _ARITH = {0x00: ("add", "vxi"), 0x02: ("sub", "vx"), 0x09: ("and", "vxi"),
           0x0A: ("or", "vxi"), 0x0B: ("xor", "vxi"), 0x17: ("mov", "vxi")}
+_VMVNR = 0x27  # with OPIVI: vmv<nr>r.v (simm5 = nr - 1)
 
 
 def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
@@ -176,6 +178,8 @@ def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
     form = _FORMS.get((insn >> 12) & 7)
     entry = _ARITH.get(insn >> 26)
     vm, vd, rs1, vs2 = insn >> 25 & 1, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
+    if insn >> 26 == _VMVNR and form == "i":
+        return _whole_register_move(ctx, vm, vd, vs2, rs1 + 1)
     if form is None or entry is None or form not in entry[1] or not vm or ctx.vtype is None:
         return None
     kind = entry[0]
@@ -197,11 +201,31 @@ def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
         src1 = Const((rs1 - 32 if rs1 & 16 else rs1) & MASK64)  # simm5
     n = b.temp()
     b.binop(SHL, n, b.glob("vl"), Const(vt.sew_bytes.bit_length() - 1))
+    return _vec_op(ctx, VecOp(kind, vt.sew, form != "v"), dst, src2, src1, n)
+
+
+def _whole_register_move(ctx: DisasContext, vm: int, vd: int, vs2: int,
+                         nr: int) -> list[Label] | None:
+    """vmv<nr>r.v: nr registers as bytes, whatever vtype (vstart 0: all of them)."""
+    if not vm or nr not in (1, 2, 4, 8) or vd % nr or vs2 % nr:
+        return None
+    b = ctx.b
+    base = b.glob("vregs")
+    dst, src = b.temp(), b.temp()
+    b.binop(ADD, dst, base, Const(vd * ctx.vlenb))
+    b.binop(ADD, src, base, Const(vs2 * ctx.vlenb))
+    return _vec_op(ctx, VecOp("mov", 8, False), dst, src, src, Const(nr * ctx.vlenb))
+
+
+def _vec_op(ctx: DisasContext, op: VecOp, dst: Operand, src2: Operand, src1: Operand,
+            n: Operand) -> list[Label]:
+    """``need = 1; if guard ok { vec_op; need = 0 }; if need { helper }``."""
+    b = ctx.b
     skip, done = b.label(), b.label()
     need = b.temp()
     b.movi(need, 1)
     b.brcond(Cond.NE, _guard(ctx), Const(0), skip)
-    b.emit(VEC_OP, I64, [], [dst, src2, src1, n], VecOp(kind, vt.sew, form != "v"))
+    b.emit(VEC_OP, I64, [], [dst, src2, src1, n], op)
     b.movi(need, 0)
     b.set_label(skip)
     b.brcond(Cond.EQ, need, Const(0), done)
