@@ -3,16 +3,18 @@ vsetivli and the unit-stride, whole-register and mask loads and stores as ``ld_b
 ``st_bytes``, the helper as their slow path.
 
 * random cases of exactly those instructions (and of vadd/vsub/vand/vor/vxor,
-  vmv.v.* and vmv<nr>r.v, as ``vec_op``), right after a vsetvli in the same block
-  (where the inline path applies), at addresses around a page boundary (runs that
-  cross it take the helper), random vtype and AVL (vl = 0 and AVL > VLMAX included),
-  masked forms too (always the helper): the registers, vl, vtype and memory against
-  qemu-riscv64, on both backends; on the native one the helper must have run for few
-  of them (the python backend's ld_bytes/st_bytes never copy: it runs the helper);
+  vmv.v.*, vmv<nr>r.v and vsll/vsrl/vsra .vx/.vi, as ``vec_op``), right after a
+  vsetvli in the same block (where the inline path applies), at addresses around a
+  page boundary (runs that cross it take the helper), random vtype and AVL (vl = 0
+  and AVL > VLMAX included), masked forms too (always the helper): the registers,
+  vl, vtype and memory against qemu-riscv64, on both backends; on the native one the
+  helper must have run for few of them (the python backend's ld_bytes/st_bytes never
+  copy: it runs the helper);
 * a load or store running into an unmapped page: the same fault and vstart on both
   backends (the spec's resumable trap), a fault-only-first load trims vl instead;
 * mstatus.VS: the inline path needs Dirty, so a Clean VS still becomes Dirty and an Off
-  one still traps (tests/system/test_vs_tracking.py checks that against QEMU).
+  one still traps (tests/system/test_vs_tracking.py checks that against QEMU, and the
+  inline paths in system mode against scalar code).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tests.riscv.test_riscv_vector import _describe, _qemu_cpu, _records
 
 BACKENDS = ("python", "native") if host_supported() else ("python",)
 _ARITH = [("vadd", "vxi"), ("vsub", "vx"), ("vand", "vxi"), ("vor", "vxi"), ("vxor", "vxi"),
-          ("vmv.v", "vxi")]
+          ("vmv.v", "vxi"), ("vsll", "xi"), ("vsrl", "xi"), ("vsra", "xi")]
 _EMUL = {"mf8": 1 / 8, "mf4": 1 / 4, "mf2": 1 / 2, "m1": 1, "m2": 2, "m4": 4, "m8": 8}
 
 
@@ -54,7 +56,8 @@ def _fast_path_case(rng: random.Random, vlen: int) -> gen.Case | None:
         name, forms = rng.choice(_ARITH)
         form = rng.choice(forms)
         vd, vs2 = rng.choice(("v8", "v8", "v16")), "v16"
-        operand = {"v": "v24", "x": "a1", "i": str(rng.randrange(-16, 16))}[form]
+        imm = rng.randrange(32) if name in ("vsll", "vsrl", "vsra") else rng.randrange(-16, 16)
+        operand = {"v": "v24", "x": "a1", "i": str(imm)}[form]
         if name == "vmv.v" and rng.random() < 0.3:
             insn = f"vmv{rng.choice((1, 2, 4, 8))}r.v v8, v16"
         elif name == "vmv.v":
@@ -95,13 +98,24 @@ def _cases(seed: int, count: int, vlen: int) -> list[gen.Case]:
         case = _fast_path_case(rng, vlen)
         if case is not None:
             out.append(case)
+    # every shift the host does for each SEW, with a partial last 16-byte step
+    for name in ("vsll", "vsrl", "vsra"):
+        for sew in (16, 32, 64):
+            for operand in ("a1", str(rng.randrange(32))):
+                form = "x" if operand == "a1" else "i"
+                lmul = rng.choice(("m1", "m2"))
+                vlmax = int(vlen * _EMUL[lmul]) // sew
+                out.append(gen.Case(
+                    f"{name}.v{form} v8, v16, {operand}", sew, lmul, vlmax - 1, "tu, mu", 0,
+                    gen._init_bytes(rng, 32 * vlen // 8), rng.getrandbits(64), 0, 0,
+                    prep=[f"vsetvli zero, zero, e{sew}, {lmul}, tu, mu"]))
     return out
 
 
 @pytest.mark.parametrize("vlen", [128, 256])
 def test_inline_moves_match_qemu(vlen: int, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    cases = _cases(77 + vlen, 80, vlen)
+    cases = _cases(77 + vlen, 90, vlen)
     elf, image = build(gen.program(cases, vlen, 5), tmp_path, rvc=False)
     status, qemu_out = run_qemu(elf, _qemu_cpu(vlen))
     assert status == 0, "the program failed under qemu-riscv64 itself"

@@ -20,7 +20,8 @@ register file's host address):
 * vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one ``vec_op``
   over the vl elements of the register groups (accel/tcg/vec_op.py; SSE2 on the native
   backend, the elements past vl undisturbed); vmv<nr>r.v as one ``vec_op`` of
-  nr * VLENB bytes (it ignores vtype).
+  nr * VLENB bytes (it ignores vtype); vsll/vsrl .vx/.vi at SEW 16-64 and vsra
+  .vx/.vi at SEW 16/32 (what SSE2 shifts).
 
 Legality is decided while translating, from the vtype a vsetvli/vsetivli earlier in
 the same block set (``ctx.vtype``; a block starting elsewhere calls the helper for
@@ -168,13 +169,16 @@ def _unit_stride(ctx: DisasContext, insn: int, store: bool) -> list[Label] | Non
 _OPIVV, _OPIVI, _OPIVX = 0, 3, 4
 _FORMS = {_OPIVV: "v", _OPIVI: "i", _OPIVX: "x"}
 _ARITH = {0x00: ("add", "vxi"), 0x02: ("sub", "vx"), 0x09: ("and", "vxi"),
-          0x0A: ("or", "vxi"), 0x0B: ("xor", "vxi"), 0x17: ("mov", "vxi")}
+          0x0A: ("or", "vxi"), 0x0B: ("xor", "vxi"), 0x17: ("mov", "vxi"),
+          0x25: ("sll", "xi"), 0x28: ("srl", "xi"), 0x29: ("sra", "xi")}
+# the shifts SSE2 has (no byte shifts, no 64-bit arithmetic shift): the rest are helpers
+_SHIFT_SEWS = {"sll": (16, 32, 64), "srl": (16, 32, 64), "sra": (16, 32)}
 _VMVNR = 0x27  # with OPIVI: vmv<nr>r.v (simm5 = nr - 1)
 
 
 def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
-    """vadd/vsub/vand/vor/vxor .vv/.vx/.vi and vmv.v.v/.v.x/.v.i, unmasked: one vec_op
-    over the vl elements of the register groups."""
+    """vadd/vsub/vand/vor/vxor .vv/.vx/.vi, vmv.v.v/.v.x/.v.i and the shifts SSE2 has,
+    unmasked: one vec_op over the vl elements of the register groups."""
     form = _FORMS.get((insn >> 12) & 7)
     entry = _ARITH.get(insn >> 26)
     vm, vd, rs1, vs2 = insn >> 25 & 1, (insn >> 7) & 31, (insn >> 15) & 31, (insn >> 20) & 31
@@ -184,6 +188,8 @@ def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
         return None
     kind = entry[0]
     vt = decode_vtype(ctx.vtype, ctx.elen)
+    if kind in _SHIFT_SEWS and vt.sew not in _SHIFT_SEWS[kind]:
+        return None
     group = vt.group
     if vd % group or vs2 % group or (form == "v" and rs1 % group) or (kind == "mov" and vs2):
         return None  # misaligned groups, vmv with vs2 != 0: the helper's trap
@@ -197,6 +203,8 @@ def _arith(ctx: DisasContext, insn: int) -> list[Label] | None:
         b.binop(ADD, src1, base, Const(rs1 * ctx.vlenb))
     elif form == "x":
         src1 = ctx.xr[rs1]
+    elif kind in _SHIFT_SEWS:
+        src1 = Const(rs1)  # the shifts' immediate is unsigned
     else:
         src1 = Const((rs1 - 32 if rs1 & 16 else rs1) & MASK64)  # simm5
     n = b.temp()

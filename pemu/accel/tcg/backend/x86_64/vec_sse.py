@@ -4,7 +4,8 @@
     rcx = 0
     loop: while rcx + 16 <= n:
           xmm0 = [src2 + rcx] <op> ([src1 + rcx] or xmm1)  (padd/psub by SEW, pand,
-          por, pxor; mov: src1) ; [dst + rcx] = xmm0 ; rcx += 16
+          por, pxor, psll/psrl/psra by the count in xmm1; mov: src1)
+          [dst + rcx] = xmm0 ; rcx += 16
     tail: t = n - rcx (< 16) bytes: the same step, stored blended with dst's own bytes
           from t on (a pcmpgtb mask of bytes 0..15 against t)
 
@@ -26,6 +27,10 @@ XMM0, XMM1, XMM2, XMM3 = 0, 1, 2, 3
 _PACKED = {("add", 8): 0xFC, ("add", 16): 0xFD, ("add", 32): 0xFE, ("add", 64): 0xD4,
            ("sub", 8): 0xF8, ("sub", 16): 0xF9, ("sub", 32): 0xFA, ("sub", 64): 0xFB}
 _LOGIC = {"and": 0xDB, "or": 0xEB, "xor": 0xEF}
+# shifts by the count in xmm1's low 64 bits: SSE2 has no byte shifts and no psraq
+SHIFT_OPS = {("sll", 16): 0xF1, ("sll", 32): 0xF2, ("sll", 64): 0xF3,
+             ("srl", 16): 0xD1, ("srl", 32): 0xD2, ("srl", 64): 0xD3,
+             ("sra", 16): 0xE1, ("sra", 32): 0xE2}
 # the low SEW bits of r11 times this is the value in every 32-bit lane
 _REPEAT32 = {8: 0x0101_0101, 16: 0x0001_0001}
 
@@ -71,7 +76,11 @@ def emit_vec_op(cg: object, op: Op) -> None:
             r = cg.ra.use(v)
         regs.append(r)
     dst, src2, src1, n = regs
-    if vo.scalar:
+    if (vo.kind, vo.sew) in SHIFT_OPS:  # xmm1 = the count
+        a.mov_rr(64, R11, src1)
+        a.alu_ri(x.AND, 64, R11, vo.sew - 1)
+        a.op(b"\x0F\x6E", XMM1, R11, 64, prefix=b"\x66")  # movq xmm1, r11
+    elif vo.scalar:
         _broadcast(a, vo.sew, src1)
     loop, tail, done = x.Label(), x.Label(), x.Label()
     a.mov_ri(RCX, 0)
@@ -120,9 +129,11 @@ def _step(a: x.Assembler, vo: object, dst: int, src2: int, src1: int) -> None:
             _movdqu_load(a, XMM0, Mem(src1, 0, RCX))
         return
     _movdqu_load(a, XMM0, Mem(src2, 0, RCX))
-    if not vo.scalar:
+    if not vo.scalar:  # (shifts are scalar: xmm1 holds the count)
         _movdqu_load(a, XMM1, Mem(src1, 0, RCX))
-    _packed(a, _LOGIC.get(vo.kind) or _PACKED[vo.kind, vo.sew], XMM0, XMM1)
+    opcode = (_LOGIC.get(vo.kind) or _PACKED.get((vo.kind, vo.sew))
+              or SHIFT_OPS[vo.kind, vo.sew])
+    _packed(a, opcode, XMM0, XMM1)
 
 
-__all__ = ["emit_vec_op"]
+__all__ = ["SHIFT_OPS", "emit_vec_op"]
