@@ -6,8 +6,8 @@ A static program of ours (assembled at run time) copies an N MiB buffer R times 
 loop Linux's kernel uses for copy_to_user/copy_from_user with V (``vsetvli t0, a2, e8,
 m8; vle8.v; vse8.v``: 128 bytes per instruction at VLEN 128), at a page-aligned and a
 misaligned source (runs that cross pages), then writes the last 256 bytes copied; and
-a second loop ``vsetvli e32, m1`` + vle32/vadd.vx/vse32 (the arithmetic is one helper
-call per instruction).  Prints each time and the pemu/QEMU ratio; the outputs must match.
+a second loop ``vsetvli e32, m1`` + vle32/vadd.vx/vse32.  Prints each time and the
+pemu/QEMU ratio; the outputs must match.
 """
 
 from __future__ import annotations
