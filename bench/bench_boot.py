@@ -1,6 +1,6 @@
 """Boot-to-poweroff time of the shared guests: pemu's backends against QEMU.
 
-    python3 bench/bench_boot.py [--guest lean|debian|aarch64-debian] [--smp N]
+    python3 bench/bench_boot.py [--guest lean|debian|aarch64-debian] [--smp N] [--cpu MODEL]
                                 [--timeout S] [--skip-qemu] [--backends native,python]
                                 [--append "..."]
 
@@ -57,10 +57,10 @@ GUESTS = {"lean": Guest(guest_file("riscv64"), "256M", "riscv64"),
 DONE = b"PEMU-GUEST-TEST-DONE"
 
 
-def guest_args(guest: str, smp: int, append: str) -> list[str]:
+def guest_args(guest: str, smp: int, append: str, cpu: str | None = None) -> list[str]:
     g = GUESTS[guest]
-    return ["-M", "virt", *g.extra, "-m", g.ram, "-smp", str(smp), "-nographic",
-            "-no-reboot", "-kernel", str(g.folder / g.kernel),
+    return ["-M", "virt", *g.extra, *(("-cpu", cpu) if cpu else ()), "-m", g.ram,
+            "-smp", str(smp), "-nographic", "-no-reboot", "-kernel", str(g.folder / g.kernel),
             "-initrd", str(g.folder / "initramfs.cpio.gz"), "-append", append]
 
 
@@ -101,6 +101,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guest", choices=sorted(GUESTS), default="lean")
     ap.add_argument("--smp", type=int, default=1)
+    ap.add_argument("--cpu", default=None,
+                    help="-cpu for every run (e.g. rva23s64 with --skip-qemu: QEMU 7.2 "
+                         "lacks that model)")
     ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--skip-qemu", action="store_true")
     ap.add_argument("--backends", default="native,python",
@@ -115,7 +118,7 @@ def main() -> int:
         print(f"no guest at {g.folder}", file=sys.stderr)
         return 1
     append = args.append or f"console={g.console} pemu.test=poweroff"
-    guest = guest_args(args.guest, args.smp, append)
+    guest = guest_args(args.guest, args.smp, append, args.cpu)
     results = []
     qemu = shutil.which(f"qemu-system-{g.arch}")
     if qemu and not args.skip_qemu:

@@ -64,6 +64,7 @@ from pemu.accel.tcg.opcodes import (
     ST,
     Opcode,
 )
+from pemu.accel.tcg.vec_op import VecOp
 
 I32 = 32
 I64 = 64
@@ -382,7 +383,7 @@ class IRBuilder:
 
 _AUX_TYPES: dict[str | None, type | tuple[type, ...]] = {
     None: type(None), "cond": Cond, "memop": MemOp, "label": Label, "cond_label": tuple,
-    "pc": int, "helper": Helper,
+    "pc": int, "helper": Helper, "vec": VecOp,
 }
 
 

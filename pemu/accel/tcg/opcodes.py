@@ -35,6 +35,7 @@ AUX_KINDS = (
     "cond_label",  # a (Cond, Label) tuple
     "pc",  # a guest pc (int)
     "helper",  # a Helper
+    "vec",  # a vec_op.VecOp
 )
 
 
@@ -50,7 +51,7 @@ class Opcode:
     aux: str | None = None  # one of AUX_KINDS
     block_end: bool = False  # leaves the block (its last op)
     may_raise: bool = False  # may leave the block early: globals must be exact there
-    memory: bool = False  # a guest memory access (aux: MemOp)
+    memory: bool = False  # a guest memory access (ld, st, cmpxchg: aux is a MemOp)
     branch: bool = False  # jumps to a label inside the block
     narrow_result: bool = False  # the result is below 2**32 at either width
     i64_only: bool = False  # defined for I64 operands only
@@ -209,6 +210,19 @@ ST = Opcode("st", 0, 2, aux="memop", memory=True, may_raise=True)  # inputs: val
 # the access cannot be done inline (no writable TLB entry, MMIO), d = expected ^ 1 and
 # nothing is stored: the frontend then calls its atomic helper.  Never raises.
 CMPXCHG = Opcode("cmpxchg", 1, 3, aux="memop", memory=True)
+# Runs of bytes between guest memory and host memory (the RISC-V vector unit's
+# unit-stride loads and stores: the host side is the hart's vector register file).
+# Inputs: host address, guest address, byte count n.  *Weak* like CMPXCHG: d = 1 when
+# the n bytes were copied (n = 0 included), d = 0 and nothing moved when the run cannot
+# be done inline (it crosses a page, or its page has no TLB entry for the access: not
+# mapped yet, MMIO, translated code, a watchpoint); the frontend then calls its helper,
+# which moves the bytes or raises the guest's fault.  Never raises.
+LD_BYTES = Opcode("ld_bytes", 1, 3, memory=True, i64_only=True)  # host <- guest
+ST_BYTES = Opcode("st_bytes", 1, 3, memory=True, i64_only=True)  # guest <- host
+# An element-wise integer op over runs of host memory (vec_op.py: VecOp in aux and
+# the reference semantics).  Inputs: dst address, src2 address, src1 (an address, or
+# a value with VecOp.scalar), byte count n (whole elements).  Never raises.
+VEC_OP = Opcode("vec_op", 0, 4, aux="vec", i64_only=True)
 # a full memory barrier (x86: mfence): guest fences that order stores before loads
 # where vCPUs or guest threads run on parallel host threads
 MB = Opcode("mb", 0, 0)

@@ -49,7 +49,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "vlenb",
-                 "ext", "host_cas", "pm_code")
+                 "elen", "vtype", "ext", "host_cas", "pm_code")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -78,6 +78,10 @@ class DisasContext:
         self.fs_dirty = not block.flags & FLAG_FS_CLEAN
         # VLEN in bytes, 0 when the hart has no V (the translator sets it)
         self.vlenb = 0
+        self.elen = 64
+        # the raw vtype a vsetvli/vsetivli earlier in this block set (every path
+        # through it, inline or helper, sets that immediate), or None: unknown here
+        self.vtype: int | None = None
         # the hart's extension names (RiscvIsa.extensions): the handlers check them
         # while translating (never at run time); a pattern whose extension the hart
         # lacks is an illegal instruction

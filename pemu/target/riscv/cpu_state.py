@@ -34,7 +34,10 @@ Slot map (each slot is a little-endian uint64):
           such formula (accel/tcg/guest_clock.py)
   85      time_allowed: bit p set when privilege p (V=0) reads time without a trap
           and [83] is nonzero: translated code reads time inline then (csr_inline.py)
-  86..    system-mode CSR shadows and scratch, defined by the system-mode code
+  86..89  the V extension (vector_state.py): vl, vtype (its raw value; vill: bit 63),
+          vstart, and the host address of the vector register file, so that
+          translated code runs vsetvli and unit-stride moves inline (vector_inline.py)
+  90..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -70,9 +73,14 @@ CLOCK_EPOCH = 82
 CLOCK_NS_PER_TICK = 83
 CLOCK_OFFSET = 84
 TIME_ALLOWED = 85
-FIRST_FREE_SLOT = 86
+VL = 86
+VTYPE = 87
+VSTART = 88
+VREGS = 89
+FIRST_FREE_SLOT = 90
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
+MSTATUS_VS_DIRTY = 3 << 9
 
 # what the engine and the backends address in this block
 LAYOUT = StateLayout(n_slots=N_SLOTS, pc=PC, exit_request=EXIT_REQUEST, tb_flags=TB_FLAGS,
@@ -101,7 +109,8 @@ def ir_globals() -> dict[str, int]:
               "exit_request": EXIT_REQUEST, "native_flags": NATIVE_FLAGS,
               "irq_pending": IRQ_PENDING, "clock_epoch": CLOCK_EPOCH,
               "clock_ns_per_tick": CLOCK_NS_PER_TICK, "clock_offset": CLOCK_OFFSET,
-              "time_allowed": TIME_ALLOWED})
+              "time_allowed": TIME_ALLOWED, "vl": VL, "vtype": VTYPE, "vstart": VSTART,
+              "vregs": VREGS})
     return g
 
 
@@ -114,9 +123,12 @@ class RiscvCPUState:
         # 64-bit word view: the python backend's fast access path
         self.slots = memoryview(self.block).cast("B").cast("Q")
         self.slots[RES_ADDR] = NO_RESERVATION
-        # the V registers and CSRs: only the vector helpers touch them, so they live in
-        # Python (vector_state.py), not in the slots translated code addresses
-        self.vector = VectorState(vlenb, elen)
+        # No mstatus in user mode: VS reads as Dirty there, so translated vector code
+        # needs no mode of its own (system mode's PrivState writes the real value).
+        self.slots[MSTATUS] = MSTATUS_VS_DIRTY
+        # the V registers and CSRs: vl, vtype and vstart in slots VL..VSTART, the
+        # register file in Python memory whose address slot VREGS holds
+        self.vector = VectorState(vlenb, elen, self.slots, VL)
 
     # -- convenience accessors for the runtime and tests -----------------------------
     @property
@@ -143,7 +155,7 @@ class RiscvCPUState:
     def copy_from(self, other: RiscvCPUState) -> None:
         """Clone registers (for a new guest thread or fork)."""
         ctypes.memmove(self.address, other.address, N_SLOTS * 8)
-        self.vector.copy_from(other.vector)
+        self.vector.copy_from(other.vector)  # also points VREGS back at our own file
 
 
 def dump_registers(state: RiscvCPUState) -> str:

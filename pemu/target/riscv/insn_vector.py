@@ -1,11 +1,13 @@
-"""The V extension in the frontend: every vector instruction is one helper call.
+"""The V extension in the frontend: every vector instruction is one helper call
+(the hot ones have an inline path first: vector_inline.py).
 
 OP-V (major opcode 0x57: arithmetic and vsetvl*), the vector loads/stores (LOAD-FP
 and STORE-FP with width 0, 5, 6 or 7) and OP-VE (0x77: Zvkned, Zvknha) become
 ``VECTOR_EXEC(insn)``; the helper decodes
 the bits at run time against the current vtype, and runs the instruction on the
 register file (vector_exec.py and its families).  vtype therefore never enters the
-block flags: a vsetvl needs no end of block.  With the hart lacking V (``ctx.vlenb``
+block flags: a vsetvl needs no end of block (the inline paths know vtype only after a
+vsetvli/vsetivli in their own block).  With the hart lacking V (``ctx.vlenb``
 0) the encodings are illegal instructions.  Both backends call the same helper.
 """
 
@@ -21,8 +23,10 @@ from pemu.target.riscv.vector_alu import exec_op_v
 from pemu.target.riscv.vector_bitmanip import required_extension
 from pemu.target.riscv.vector_exec import IllegalVector, VInsn, exec_vset, vs_check
 from pemu.target.riscv.vector_fp import fp_check
+from pemu.target.riscv.vector_inline import set_vtype, trans_vector_inline
 from pemu.target.riscv.vector_mem import exec_mem
 from pemu.target.riscv.vector_sha2 import exec_sha2, is_zvknha
+from pemu.target.riscv.vector_state import decode_vtype
 
 OP_V = 0x57
 _OPF = (1, 5)  # OPFVV, OPFVF
@@ -74,8 +78,15 @@ def trans_vector(ctx: DisasContext, a: Args) -> None:
             needs == "zvkb" and "zvbb" in ctx.ext):
         ctx.illegal()
         return
-    # the block's pointer masking goes with it (only memory accesses use it)
+    # the hot ones also inline (vector_inline.py), the helper as their slow path; the
+    # block's pointer masking goes with both (only memory accesses use it)
+    after = trans_vector_inline(ctx, insn) or ()
     ctx.b.call(VECTOR_EXEC, [], [Const(insn), Const(ctx.pm_code)])
+    for label in after:
+        ctx.b.set_label(label)
+    if insn & 0x7F == OP_V and (insn >> 12) & 7 == _OPCFG:
+        raw = set_vtype(insn)  # every way through a vsetvli/vsetivli sets it
+        ctx.vtype = None if raw is None or decode_vtype(raw, ctx.elen).vill else raw
 
 
 HANDLERS = {"VLOAD": trans_vector, "VSTORE": trans_vector, "OP_V": trans_vector,

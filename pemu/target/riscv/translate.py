@@ -85,6 +85,7 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     ctx = DisasContext(block, inline_atomics)
     ctx.host_cas = host_cas
     ctx.vlenb = isa.vlenb
+    ctx.elen = isa.elen
     ctx.ext = isa.extensions
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1

@@ -7,10 +7,15 @@ The array is sized for the largest VLEN pemu supports; ``vlenb``/``elen`` are th
 hart's (``-cpu ...,vlen=,elen=``; vlenb 0: the hart has no V).
 
 vtype is decoded here once (``VType``); the vector helpers and the CSRs share it.
+
+vl, vtype and vstart live in four consecutive slots of the hart's state block (vl,
+the raw vtype, vstart, and the register file's host address), where translated code
+reads and writes them (vector_inline.py); the attributes here are views of them.
 """
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 from pemu.target.riscv.isa import MAX_VLEN
@@ -62,11 +67,17 @@ def decode_vtype(raw: int, elen: int = 64) -> VType:
 
 
 class VectorState:
-    """Vector registers, vl, vtype, vstart and the fixed-point vxrm/vxsat."""
+    """Vector registers, vl, vtype, vstart and the fixed-point vxrm/vxsat.
 
-    __slots__ = ("vlenb", "elen", "regs", "views", "vl", "vtype", "vstart", "vxrm", "vxsat")
+    ``slots`` (the hart's state block as 64-bit words) holds vl at ``first_slot``,
+    the raw vtype, vstart and the address of ``regs`` after it; without a block (a
+    standalone state) a private one is used."""
 
-    def __init__(self, vlenb: int = 0, elen: int = 64) -> None:
+    __slots__ = ("vlenb", "elen", "regs", "views", "vxrm", "vxsat", "_slots", "_vl",
+                 "_vtype", "_vstart", "_vtypes", "_regs_c")
+
+    def __init__(self, vlenb: int = 0, elen: int = 64, slots: memoryview | None = None,
+                 first_slot: int = 0) -> None:
         self.vlenb = vlenb
         self.elen = elen
         self.regs = bytearray(N_VREGS * MAX_VLENB)
@@ -75,21 +86,66 @@ class VectorState:
         raw = memoryview(self.regs)
         self.views = {size: raw.cast(fmt) for size, fmt in ((1, "B"), (2, "H"), (4, "I"),
                                                                (8, "Q"))}
-        self.vl = 0
-        self.vtype = ILLEGAL_VTYPE  # the reset value: vill set (as QEMU)
-        self.vstart = 0
+        # the file's host address, for translated code (bytearray storage stays put
+        # while a buffer export such as this one exists)
+        self._regs_c = (ctypes.c_char * len(self.regs)).from_buffer(self.regs)
+        if slots is None:
+            slots = memoryview(bytearray(8 * 4)).cast("Q")
+            first_slot = 0
+        self._slots = slots
+        self._vl, self._vtype, self._vstart = first_slot, first_slot + 1, first_slot + 2
+        self._vtypes: dict[int, VType] = {}  # raw -> decoded
         self.vxrm = 0
         self.vxsat = 0
+        self.reset()
+
+    @property
+    def regs_address(self) -> int:
+        return ctypes.addressof(self._regs_c)
+
+    # -- vl, vtype, vstart: views of the slots ---------------------------------------------
+    @property
+    def vl(self) -> int:
+        return self._slots[self._vl]
+
+    @vl.setter
+    def vl(self, value: int) -> None:
+        self._slots[self._vl] = value
+
+    @property
+    def vstart(self) -> int:
+        return self._slots[self._vstart]
+
+    @vstart.setter
+    def vstart(self, value: int) -> None:
+        self._slots[self._vstart] = value
+
+    @property
+    def vtype(self) -> VType:
+        raw = self._slots[self._vtype]
+        vt = self._vtypes.get(raw)
+        if vt is None:
+            vt = ILLEGAL_VTYPE if raw == VTYPE_VILL else decode_vtype(raw, self.elen)
+            self._vtypes[raw] = vt
+        return vt
+
+    @vtype.setter
+    def vtype(self, vt: VType) -> None:
+        self._vtypes.setdefault(vt.raw, vt)
+        self._slots[self._vtype] = vt.raw
 
     def reset(self) -> None:
+        """Registers zero, vtype vill (as QEMU); also after the hart zeroed its slots."""
         self.regs[:] = bytes(len(self.regs))
         self.vl = self.vstart = self.vxrm = self.vxsat = 0
         self.vtype = ILLEGAL_VTYPE
+        self._slots[self._vl + 3] = self.regs_address
 
     def copy_from(self, other: VectorState) -> None:
         self.regs[:] = other.regs
         self.vl, self.vtype, self.vstart = other.vl, other.vtype, other.vstart
         self.vxrm, self.vxsat = other.vxrm, other.vxsat
+        self._slots[self._vl + 3] = self.regs_address
 
     # -- the register file as bytes, for signal frames and migration ------------------
     def register_bytes(self) -> bytes:

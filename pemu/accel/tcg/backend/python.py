@@ -63,6 +63,7 @@ from pemu.accel.tcg.opcodes import (
     INSN_START,
     LABEL,
     LD,
+    LD_BYTES,
     MAX,
     MAXU,
     MB,
@@ -88,10 +89,13 @@ from pemu.accel.tcg.opcodes import (
     SHL,
     SHR,
     ST,
+    ST_BYTES,
     SUB,
+    VEC_OP,
     XOR,
     Opcode,
 )
+from pemu.accel.tcg.vec_op import run_vec_op
 
 _PY_COND = {
     Cond.EQ: "==", Cond.NE: "!=", Cond.LT: "<", Cond.GE: ">=", Cond.LE: "<=", Cond.GT: ">",
@@ -394,6 +398,18 @@ class _Codegen:
         d = self.name(op.outs[0])
         self.emit(f"{d} = {self.operand(op.ins[1], 64)} ^ 1")
 
+    def gen_bytes(self, op: Op) -> None:
+        """ld_bytes/st_bytes: never done inline here either (a Python copy would cost
+        what the frontend's helper costs): d = 0, and the helper moves the bytes."""
+        self.emit(f"{self.name(op.outs[0])} = 0")
+
+    def gen_vec_op(self, op: Op) -> None:
+        """vec_op: its reference semantics (vec_op.run_vec_op), element by element."""
+        name = f"VEC_{op.aux.kind}_{op.aux.sew}_{int(op.aux.scalar)}"
+        self.ns[name] = op.aux
+        args = ", ".join(self.operand(x, 64) for x in op.ins)
+        self.emit(f"RUN_VEC_OP({name}, {args})")
+
     def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
         for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
@@ -422,11 +438,27 @@ class _Codegen:
             self.writeback(self.globals_written)
         call = f"{fname}({', '.join(args)})"
         outs = [self.name(d) for d in op.outs]
+        writes = h.flags & CALL_WRITES_STATE
+        if writes:
+            # a helper that writes state and then raises (a vector load leaving vstart
+            # at the faulting element) must not have its writes undone by the block's
+            # handler, which stores the locals back: they take the helper's values
+            self.emit("try:")
+            self.indent += 1
         if not outs:
             self.emit(call)
         else:
             self.emit(f"{', '.join(outs)} = {call}")
-        if h.flags & CALL_WRITES_STATE:
+        if writes:
+            self.indent -= 1
+            self.emit("except BaseException:")
+            self.indent += 1
+            if self.globals_used:  # one line: compile time matters
+                names = ", ".join(_global_local_name(t) for t in self.globals_used)
+                slots = ", ".join(f"S[{t.slot}]" for t in self.globals_used)
+                self.emit(f"{names}, = {slots},")
+            self.emit("raise")
+            self.indent -= 1
             out_ids = {d.index for d in op.outs}
             for t in self.globals_used:
                 if t.index not in out_ids:
@@ -495,6 +527,7 @@ _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     GOTO_PC: _Codegen.gen_exit, GOTO_PTR: _Codegen.gen_exit, ST: _Codegen.gen_st,
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
     MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
+    LD_BYTES: _Codegen.gen_bytes, ST_BYTES: _Codegen.gen_bytes, VEC_OP: _Codegen.gen_vec_op,
 }
 
 
@@ -556,4 +589,5 @@ def _rem(a: int, b: int, w: int) -> int:
     return (-r if sa < 0 else r) & ((1 << w) - 1)
 
 
-RUNTIME_NAMESPACE = {"ROTL": _rotl, "ROTR": _rotr, "DIV": _div, "REM": _rem}
+RUNTIME_NAMESPACE = {"ROTL": _rotl, "ROTR": _rotr, "DIV": _div, "REM": _rem,
+                     "RUN_VEC_OP": run_vec_op}

@@ -64,6 +64,7 @@ from . import encoder as x
 from . import sse_fp
 from .encoder import R8, R9, R11, RAX, RBP, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
 from .regalloc import FRAME_CTX, RegAlloc
+from .vec_sse import emit_vec_op
 
 CC = {
     Cond.EQ: x.CC_E, Cond.NE: x.CC_NE, Cond.LT: x.CC_L, Cond.GE: x.CC_GE,
@@ -376,6 +377,18 @@ class Codegen:
 
     def op_cmpxchg(self, op: Op) -> bool:
         self.memory.cmpxchg(self, op)
+        return True
+
+    def op_ld_bytes(self, op: Op) -> bool:
+        self.memory.copy_bytes(self, op, False)
+        return True
+
+    def op_st_bytes(self, op: Op) -> bool:
+        self.memory.copy_bytes(self, op, True)
+        return True
+
+    def op_vec_op(self, op: Op) -> bool:
+        emit_vec_op(self, op)
         return True
 
     # -- exits ----------------------------------------------------------------------------

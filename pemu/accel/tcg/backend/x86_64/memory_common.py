@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pemu.accel.tcg.ir import Const, MemOp, Op
 
 from . import encoder as x
-from .encoder import R11, RAX, RCX, Mem
+from .encoder import R11, RAX, RCX, RDI, RSI, Mem
 
 
 def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) -> None:
@@ -116,6 +116,52 @@ class GuestMemoryCodegen:
         a.bind(fail)
         a.mov_rr(64, dst, expected)
         a.alu_ri(x.XOR, 64, dst, 1)
+        a.bind(back)
+        cg.ra.set_out(d, dst)
+
+    def copy_bytes(self, cg: object, op: Op, store: bool) -> None:
+        """ld_bytes/st_bytes (opcodes.LD_BYTES): a run of n bytes inside one guest page
+        whose entry allows the access, as ``rep movsb`` between the host address and
+        the guest page's host address; d = 1.  Anything else: d = 0, nothing moved.
+        The run's first byte goes through the memory model's own check of a one-byte
+        access (so the page rules are exactly a scalar access's), its last byte is
+        checked to lie on the same page."""
+        a = cg.asm
+        host = self._in_register(cg, op.ins[0], set())
+        addr = self._in_register(cg, op.ins[1], {host})
+        count = self._in_register(cg, op.ins[2], {host, addr})
+        d = op.outs[0]
+        dst = cg.ra.choose_out(d, None, None, {host, addr, count})
+        done, fail, back = x.Label(), x.Label(), x.Label()
+        a.test_rr(64, count, count)
+        a.jcc(x.CC_E, done)
+        a.lea(RCX, Mem(addr, -1, count))  # the last byte; on addr's page?
+        a.alu_rr(x.XOR, 64, RCX, addr)
+        a.shift_ri(x.SHR, 64, RCX, 12)
+        a.jcc(x.CC_NE, fail)
+        target = self.fast_path(cg, addr, 1, store, fail)
+        if target is None:
+            a.jmp(fail)
+        else:
+            a.lea(R11, target)
+            # rep movsb takes rsi, rdi and rcx, which may hold any of the operands:
+            # the values go through the stack, the registers' own values come back
+            a.push(RSI)
+            a.push(RDI)
+            a.push(count)
+            a.push(host)
+            a.push(R11)
+            a.pop(RDI if store else RSI)  # the guest page
+            a.pop(RSI if store else RDI)  # the host buffer
+            a.pop(RCX)
+            a.byte(0xF3, 0xA4)  # rep movsb
+            a.pop(RDI)
+            a.pop(RSI)
+        a.bind(done)
+        a.mov_ri(dst, 1)
+        a.jmp(back)
+        a.bind(fail)
+        a.mov_ri(dst, 0)
         a.bind(back)
         cg.ra.set_out(d, dst)
 
