@@ -326,6 +326,10 @@ class TranslationCache:
             db = pinned or _open_db(self.path, lock_wait)
             try:
                 with db:
+                    # one write transaction from the table's creation on: another
+                    # version's process dropping old tables (_drop_old_versions) cannot
+                    # remove ours between its creation and the inserts
+                    db.execute("BEGIN IMMEDIATE")
                     self._create_table(db)
                     items = iter(blocks.items())
                     while chunk := list(islice(items, SAVE_CHUNK)):
