@@ -23,7 +23,7 @@ from pemu.target.aarch64.fp_helpers import (
     TO_INT_MODES,
     to_int_helper,
 )
-from pemu.target.aarch64.insn_simd import write_v
+from pemu.target.aarch64.simd_common import write_v
 
 FP_DECODE = r"""
 # -- scalar floating point ------------------------------------------------------------
