@@ -15,7 +15,10 @@ from pemu.target.aarch64.context import MASK64, DisasContext
 from pemu.target.aarch64.simd_common import (
     call2,
     dup,
+    full_width,
     get_element,
+    is_scalar,
+    lane_count,
     read_v,
     set_element,
     vec_op,
@@ -72,6 +75,9 @@ _THREE_SAME_ACC = {(0, 15): ("sabd", 1), (1, 15): ("uabd", 1), (0, 18): ("mul", 
 _WITH_64BIT_LANES = {"add", "sub", "cmeq", "cmtst", "cmhi", "cmhs", "cmgt", "cmge", "addp",
                      "sshl", "ushl", "srshl", "urshl", "sqadd", "uqadd", "sqsub", "uqsub",
                      "sqshl", "uqshl", "sqrshl", "uqrshl"}
+# the scalar forms (on D registers, but the saturating ones)
+_SCALAR = {"add", "sub", "cmeq", "cmtst", "cmhi", "cmhs", "cmgt", "cmge", "sshl", "ushl",
+           "srshl", "urshl"}
 _LOGIC = {0: AND, 1: ANDC, 2: OR, 3: ORC}
 
 
@@ -81,6 +87,8 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
         return False
     (nlo, nhi), (mlo, mhi) = read_v(ctx, a.rn), read_v(ctx, a.rm)
     if a.opcode == 3:  # logical: size selects the op
+        if is_scalar(a):
+            return False
         lo, hi = ctx.temp(), ctx.temp()
         if a.u == 0:
             b.binop(_LOGIC[a.size], lo, nlo, mlo)
@@ -103,12 +111,14 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
     acc = _THREE_SAME_ACC.get(key)
     if acc:
         name = acc[0]
-    if name is None or (a.size == 3 and (not a.q or name not in _WITH_64BIT_LANES)):
+    if name is None or (a.size == 3 and (not full_width(a) or name not in _WITH_64BIT_LANES)):
+        return False
+    if is_scalar(a) and not (key in _THREE_SAME_SAT or (a.size == 3 and name in _SCALAR)):
         return False
     if (name == "pmul" and a.size) or (name in ("sqdmulh", "sqrdmulh") and a.size in (0, 3)):
         return False
     esize = 8 << a.size
-    n = (128 if a.q else 64) // esize
+    n = lane_count(a, esize)
     if key in _THREE_SAME_SAT:
         op = saturating(name)
         lo, hi = vec_op_saturating(ctx, f"a64_{name}_{n}x{esize}",
@@ -120,7 +130,7 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
             products = lanes(op(x, y, esize, n), esize, n)
             return pack([p + sign * q for p, q in zip(lanes(d, esize, n), products,
                                                       strict=True)], esize)
-        lo, hi = vec_op(ctx, f"a64_{name}acc{sign}_{n}x{esize}", accumulate,
+        lo, hi = vec_op(ctx, f"a64_{name}acc{'add' if sign > 0 else 'sub'}_{n}x{esize}", accumulate,
                         [a.rd, a.rn, a.rm])
     else:
         lo, hi = call2(ctx, binary_helper(name, esize, n), [nlo, nhi, mlo, mhi])

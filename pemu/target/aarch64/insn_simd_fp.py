@@ -151,6 +151,13 @@ def _vector(ctx: DisasContext, a, helper: Helper, pairwise: bool = False) -> Non
     write_v(ctx, a.rd, lo, hi, a.q)
 
 
+def pairwise_half(ctx: DisasContext, name: str, sz: int, x: Operand, y: Operand) -> Temp:
+    """64 bits of a pairwise op (``name``: one of the vector FADDP & co): the lanes of
+    x then y, two by two."""
+    entry = next(e for e in _3SAME.values() if e[0] == name)
+    return _half(ctx, _half_helper(name, sz, entry[1](sz), True), [x, y, Const(0)])
+
+
 def trans_SIMD_3SAME_FP(ctx: DisasContext, a) -> bool | None:
     entry = _3SAME.get((a.u, a.a, a.fop))
     if entry is None or (a.sz and not a.q):

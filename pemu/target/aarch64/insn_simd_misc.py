@@ -16,8 +16,10 @@ from pemu.accel.tcg.ir import Const
 from pemu.accel.tcg.opcodes import NOT
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.aarch64.simd_common import (
-    arrangement,
     call2,
+    full_width,
+    is_scalar,
+    lane_count,
     read_v,
     vec_op,
     vec_op_saturating,
@@ -57,13 +59,13 @@ _NARROW = {(0, 18): ("xtn", False, False, False), (1, 18): ("sqxtun", True, Fals
 
 
 def narrowing(name: str, e: int, src_signed: bool, dst_signed: bool, sat: bool,
-              shift: int = 0, rounding: bool = False
+              shift: int = 0, rounding: bool = False, n: int = 0
               ) -> Callable[[int], tuple[int, bool]]:
-    """64 bits of e-bit lanes from the 2e-bit lanes of a 128-bit value, each shifted
-    right (rounded) first: (value, saturated)."""
+    """n (64 bits' worth by default) e-bit lanes from the 2e-bit lanes of a 128-bit
+    value, each shifted right (rounded) first: (value, saturated)."""
     def fn(v: int) -> tuple[int, bool]:
         out, qc = [], False
-        for x in lanes(v, 2 * e, 64 // e):
+        for x in lanes(v, 2 * e, n or 64 // e):
             x = signed(x, 2 * e) if src_signed else x
             if shift:
                 x = (x + (1 << (shift - 1)) if rounding else x) >> shift
@@ -96,12 +98,16 @@ def trans_SIMD_MISC(ctx: DisasContext, a) -> bool | None:
     b = ctx.b
     nlo, nhi = read_v(ctx, a.rn)
     esize = 8 << a.size
-    n = arrangement(a.q, esize)
+    n = lane_count(a, esize)
     key = (a.u, a.opcode)
     zero = Const(0)
     tag = f"{n}x{esize}"
+    if is_scalar(a) and not (key in _SATURATING_UNARY or (key in _NARROW and _NARROW[key][3])
+                             or (a.size == 3 and (key in _COMPARE_ZERO or key in
+                                                  _COMPARE_ZERO_SWAPPED or a.opcode == 11))):
+        return False
     if key in _COMPARE_ZERO or key in _COMPARE_ZERO_SWAPPED:
-        if a.size == 3 and not a.q:
+        if a.size == 3 and not full_width(a):
             return False
         if key in _COMPARE_ZERO:
             ins = [nlo, nhi, zero, zero]
@@ -122,7 +128,7 @@ def trans_SIMD_MISC(ctx: DisasContext, a) -> bool | None:
             [int(f"{x:08b}"[::-1], 2) for x in lanes(v, 8, 16 if a.q else 8)], 8), [a.rn])
     elif key in _ELEMENTWISE:
         name, fn, largest = _ELEMENTWISE[key]
-        if a.size > largest or (a.size == 3 and not a.q):
+        if a.size > largest or (a.size == 3 and not full_width(a)):
             return False
         lo, hi = vec_op(ctx, f"a64_{name}_{tag}", lambda v: pack(
             [fn(x, esize) for x in lanes(v, esize, n)], esize), [a.rn])
@@ -135,7 +141,7 @@ def trans_SIMD_MISC(ctx: DisasContext, a) -> bool | None:
             order(esize, n, lanes(v, esize, n)), esize), [a.rn])
     elif key in _SATURATING_UNARY:
         name, fn = _SATURATING_UNARY[key]
-        if a.size == 3 and not a.q:
+        if a.size == 3 and not full_width(a):
             return False
 
         def sat_unary(v: int) -> tuple[int, bool]:
@@ -156,8 +162,9 @@ def trans_SIMD_MISC(ctx: DisasContext, a) -> bool | None:
         lo, hi = vec_op(ctx, name, pairs, [a.rd, a.rn] if acc else [a.rn])
     elif key in _NARROW and a.size < 3:
         name, src_signed, dst_signed, sat = _NARROW[key]
-        _narrow(ctx, a, f"a64_{name}_{esize}", narrowing(name, esize, src_signed, dst_signed,
-                                                         sat), sat)
+        lanes_out = 1 if is_scalar(a) else 64 // esize
+        _narrow(ctx, a, f"a64_{name}_{lanes_out}x{esize}",
+                narrowing(name, esize, src_signed, dst_signed, sat, n=lanes_out), sat)
         return None
     elif key == (1, 19) and a.size < 3:  # SHLL, SHLL2
         lo, hi = vec_op(ctx, f"a64_shll_{esize}_{a.q}", widening(esize, a.q, False, esize),
@@ -193,7 +200,7 @@ def trans_SIMD_ACROSS(ctx: DisasContext, a) -> bool | None:
     if entry is None or a.size == 3 or (a.size == 2 and not a.q):
         return False
     esize = 8 << a.size
-    n = arrangement(a.q, esize)
+    n = lane_count(a, esize)
     lo, _ = vec_op(ctx, f"a64_{entry[0]}_{n}x{esize}", entry[1](esize, n), [a.rn])
     write_v(ctx, a.rd, lo, Const(0), 0)
     return None
@@ -249,6 +256,10 @@ def trans_SIMD_SHIFT(ctx: DisasContext, a) -> bool | None:
     immhb = a.immh << 3 | a.immb
     right, left = 2 * esize - immhb, immhb - esize
     key = (a.u, a.opcode)
+    if is_scalar(a) and not (a.opcode in (12, 14) or (key in _SHIFT_NARROW and
+                                                      _SHIFT_NARROW[key][3])
+                             or (esize == 64 and a.opcode in (0, 2, 4, 6, 8, 10))):
+        return False
     if key in _SHIFT_NARROW or a.opcode == 20:
         if esize == 64:
             return False
@@ -258,12 +269,14 @@ def trans_SIMD_SHIFT(ctx: DisasContext, a) -> bool | None:
             write_v(ctx, a.rd, lo, hi)
             return None
         name, src_signed, dst_signed, sat, rounding = _SHIFT_NARROW[key]
-        _narrow(ctx, a, f"a64_{name}_{esize}_{right}",
-                narrowing(name, esize, src_signed, dst_signed, sat, right, rounding), sat)
+        lanes_out = 1 if is_scalar(a) else 64 // esize
+        _narrow(ctx, a, f"a64_{name}_{lanes_out}x{esize}_{right}",
+                narrowing(name, esize, src_signed, dst_signed, sat, right, rounding,
+                          lanes_out), sat)
         return None
-    if esize == 64 and not a.q:
+    if esize == 64 and not full_width(a):
         return False
-    n = arrangement(a.q, esize)
+    n = lane_count(a, esize)
     tag = f"{n}x{esize}"
     s = "us"[a.u ^ 1]
     if a.opcode in (0, 2, 4, 6):  # [SU]SHR, [SU]SRA, [SU]RSHR, [SU]RSRA

@@ -10,6 +10,7 @@ from pemu.accel.tcg.ir import Const, Helper, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, ANDC, OR, SHL, SHR
 from pemu.target.aarch64.context import MASK64, DisasContext
 from pemu.target.aarch64.vector_ops import flag_helper, full_helper
+from pemu.target.decode import Args
 
 
 def read_v(ctx: DisasContext, r: int) -> tuple[Temp, Temp]:
@@ -63,6 +64,27 @@ def vec_op_saturating(ctx: DisasContext, name: str, fn: Callable[..., tuple[int,
 def arrangement(q: int, esize: int) -> int:
     """The number of esize-bit lanes of a 64-bit (Q=0) or 128-bit vector."""
     return (128 if q else 64) // esize
+
+
+def lane_count(a, esize: int) -> int:
+    """The lanes an instruction works on: one for the scalar forms (insn_simd_scalar
+    passes its fields with ``scalar`` set and Q = 0), else by Q."""
+    return 1 if getattr(a, "scalar", False) else arrangement(a.q, esize)
+
+
+def full_width(a) -> bool:
+    """64-bit lanes need a 128-bit vector (Q = 1), or the scalar form."""
+    return bool(a.q or getattr(a, "scalar", False))
+
+
+def scalar_view(a) -> Args:
+    """A scalar instruction's fields as the vector handlers read them: Q = 0 and
+    ``scalar`` set (one lane, the rest of the register zeroed)."""
+    return Args({**vars(a), "q": 0, "scalar": 1})
+
+
+def is_scalar(a) -> bool:
+    return bool(getattr(a, "scalar", False))
 
 
 def get_element(ctx: DisasContext, r: int, esize: int, index: int) -> Temp:
