@@ -280,6 +280,44 @@ NARROW_WIDE = (("8b", "16b", "8h"), ("4h", "8h", "4s"), ("2s", "4s", "2d"))
 LANE_BITS = {"b": 8, "h": 16, "s": 32, "d": 64}
 
 
+def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
+    """The scalar forms: one lane in a B/H/S/D register."""
+    r = rng.choice("bhsd")
+    kind = rng.randrange(6)
+    if kind == 0:
+        op = rng.choice(("add", "sub", "cmeq", "cmgt", "cmhi", "cmtst", "sshl", "ushl",
+                         "srshl", "urshl"))
+        return f"{op} d{v[0]}, d{v[1]}, d{v[2]}"
+    if kind == 1:
+        op = rng.choice(("sqadd", "uqadd", "sqsub", "uqsub", "sqshl", "uqrshl"))
+        if rng.random() < .3:
+            r, op = rng.choice("hs"), rng.choice(("sqdmulh", "sqrdmulh"))
+        return f"{op} {r}{v[0]}, {r}{v[1]}, {r}{v[2]}"
+    if kind == 2:
+        if rng.random() < .5:
+            return f"{rng.choice(('abs', 'neg'))} d{v[0]}, d{v[1]}"
+        if r != "b" and rng.random() < .5:
+            n = {"h": "b", "s": "h", "d": "s"}[r]
+            return f"{rng.choice(('sqxtn', 'uqxtn', 'sqxtun'))} {n}{v[0]}, {r}{v[1]}"
+        return f"{rng.choice(('sqabs', 'sqneg'))} {r}{v[0]}, {r}{v[1]}"
+    if kind == 3:
+        op = rng.choice(("ushr", "sshr", "ssra", "ursra", "srshr", "sri", "shl", "sli"))
+        amount = rng.randrange(64) if op in ("shl", "sli") else rng.randrange(1, 65)
+        if rng.random() < .4:
+            bits = LANE_BITS[r]
+            op = rng.choice(("sqshl", "uqshl", "sqshlu"))
+            return f"{op} {r}{v[0]}, {r}{v[1]}, #{rng.randrange(bits)}"
+        return f"{op} d{v[0]}, d{v[1]}, #{amount}"
+    if kind == 4:
+        return rng.choice((f"addp d{v[0]}, v{v[1]}.2d",
+                           f"{rng.choice(('faddp', 'fmaxp', 'fminp', 'fmaxnmp', 'fminnmp'))} "
+                           + rng.choice((f"s{v[0]}, v{v[1]}.2s", f"d{v[0]}, v{v[1]}.2d")),
+                           f"{rng.choice(('sqshrn', 'uqshrn', 'sqrshrun'))} s{v[0]}, d{v[1]}, "
+                           f"#{rng.randrange(1, 33)}"))
+    count = 128 // LANE_BITS[r]
+    return f"mov {r}{v[0]}, v{v[1]}.{r}[{rng.randrange(count)}]"
+
+
 def random_neon_instruction(rng: random.Random) -> str:
     """One random instruction of the wider Advanced SIMD set (saturating, widening and
     narrowing, permutes and tables, shifts by immediate, across lanes, structure loads
@@ -292,7 +330,9 @@ def random_neon_instruction(rng: random.Random) -> str:
     two = rng.random() < .5
     nar = narrow2 if two else narrow
     sfx = "2" if two else ""
-    kind = rng.randrange(16)
+    kind = rng.randrange(17)
+    if kind == 16:
+        return random_scalar_neon_instruction(rng, v)
     if kind == 0:
         op = rng.choice(("sqadd", "uqadd", "sqsub", "uqsub", "sshl", "ushl", "srshl", "urshl",
                          "sqshl", "uqshl", "sqrshl", "uqrshl"))
