@@ -318,6 +318,27 @@ def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
     return f"mov {r}{v[0]}, v{v[1]}.{r}[{rng.randrange(count)}]"
 
 
+def random_by_element_instruction(rng: random.Random, v: list[int]) -> str:
+    """MUL & co with one lane of Vm (v0-v15 for H lanes: the index takes a bit)."""
+    lane, arr = rng.choice((("h", "8h"), ("h", "4h"), ("s", "4s"), ("s", "2s")))
+    idx = f"v{v[2]}.{lane}[{rng.randrange(8 if lane == 'h' else 4)}]"
+    kind = rng.randrange(3)
+    if kind == 0:
+        op = rng.choice(("mul", "mla", "mls", "sqdmulh", "sqrdmulh"))
+        return f"{op} v{v[0]}.{arr}, v{v[1]}.{arr}, {idx}"
+    if kind == 1:
+        op = rng.choice(("smull", "umull", "smlal", "umlal", "smlsl", "umlsl", "sqdmull",
+                         "sqdmlal", "sqdmlsl"))
+        two = arr in ("8h", "4s")
+        wide = "4s" if lane == "h" else "2d"
+        return f"{op}{'2' if two else ''} v{v[0]}.{wide}, v{v[1]}.{arr}, {idx}"
+    op = rng.choice(("fmul", "fmla", "fmls"))
+    if rng.random() < .4:
+        return f"{op} v{v[0]}.2d, v{v[1]}.2d, v{v[2]}.d[{rng.randrange(2)}]"
+    arr = rng.choice(("4s", "2s"))
+    return f"{op} v{v[0]}.{arr}, v{v[1]}.{arr}, v{v[2]}.s[{rng.randrange(4)}]"
+
+
 def random_neon_instruction(rng: random.Random) -> str:
     """One random instruction of the wider Advanced SIMD set (saturating, widening and
     narrowing, permutes and tables, shifts by immediate, across lanes, structure loads
@@ -330,9 +351,11 @@ def random_neon_instruction(rng: random.Random) -> str:
     two = rng.random() < .5
     nar = narrow2 if two else narrow
     sfx = "2" if two else ""
-    kind = rng.randrange(17)
+    kind = rng.randrange(18)
     if kind == 16:
         return random_scalar_neon_instruction(rng, v)
+    if kind == 17:
+        return random_by_element_instruction(rng, v)
     if kind == 0:
         op = rng.choice(("sqadd", "uqadd", "sqsub", "uqsub", "sshl", "ushl", "srshl", "urshl",
                          "sqshl", "uqshl", "sqrshl", "uqrshl"))

@@ -17,6 +17,7 @@ from pemu.target.aarch64.simd_common import (
     dup,
     full_width,
     get_element,
+    halves,
     is_scalar,
     lane_count,
     read_v,
@@ -85,7 +86,7 @@ def trans_SIMD_3SAME(ctx: DisasContext, a) -> bool | None:
     b = ctx.b
     if a.opcode >= 24:  # the floating-point half: SIMD_3SAME_FP
         return False
-    (nlo, nhi), (mlo, mhi) = read_v(ctx, a.rn), read_v(ctx, a.rm)
+    (nlo, nhi), (mlo, mhi) = read_v(ctx, a.rn), halves(ctx, a.rm)
     if a.opcode == 3:  # logical: size selects the op
         if is_scalar(a):
             return False

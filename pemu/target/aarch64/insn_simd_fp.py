@@ -28,7 +28,7 @@ from pemu.target.aarch64.fp_helpers import (
     fpsr_flags,
     to_int_helper,
 )
-from pemu.target.aarch64.simd_common import read_v, write_narrow, write_v
+from pemu.target.aarch64.simd_common import halves, read_v, write_narrow, write_v
 from pemu.target.aarch64.vector_ops import lanes, pack
 
 LaneOp = Callable[[int, int, int, int], tuple[int, int]]  # (n, m, d, fpcr)
@@ -140,7 +140,7 @@ def _half(ctx: DisasContext, helper: Helper, ins: list[Operand]) -> Temp:
 
 
 def _vector(ctx: DisasContext, a, helper: Helper, pairwise: bool = False) -> None:
-    (nlo, nhi), (mlo, mhi), (dlo, dhi) = (read_v(ctx, a.rn), read_v(ctx, a.rm),
+    (nlo, nhi), (mlo, mhi), (dlo, dhi) = (read_v(ctx, a.rn), halves(ctx, a.rm),
                                           read_v(ctx, a.rd))
     if pairwise:
         lo = _half(ctx, helper, [nlo, nhi if a.q else mlo, Const(0)])

@@ -17,6 +17,15 @@ def read_v(ctx: DisasContext, r: int) -> tuple[Temp, Temp]:
     return ctx.v(r, 0), ctx.v(r, 1)
 
 
+# An operand of the lane helpers: a V register, or the two halves of a computed value
+# (the by-element forms pass their element replicated in place of Vm).
+Source = int | tuple[Operand, Operand]
+
+
+def halves(ctx: DisasContext, src: Source) -> tuple[Operand, Operand]:
+    return read_v(ctx, src) if isinstance(src, int) else src
+
+
 def write_v(ctx: DisasContext, r: int, lo: Operand, hi: Operand, q: int = 1) -> None:
     ctx.b.mov(ctx.v(r, 0), lo)
     if q:
@@ -40,19 +49,19 @@ def call2(ctx: DisasContext, helper: Helper, ins: list[Operand]) -> tuple[Temp, 
     return lo, hi
 
 
-def vec_op(ctx: DisasContext, name: str, fn: Callable[..., int], regs: list[int]
+def vec_op(ctx: DisasContext, name: str, fn: Callable[..., int], regs: list[Source]
            ) -> tuple[Temp, Temp]:
-    """(low, high) of fn over the 128-bit values of V registers ``regs`` (one pure
-    helper, vector_ops.full_helper; ``name`` names every parameter fn closes over)."""
-    ins: list[Operand] = [half for r in regs for half in read_v(ctx, r)]
+    """(low, high) of fn over the 128-bit values of ``regs`` (one pure helper,
+    vector_ops.full_helper; ``name`` names every parameter fn closes over)."""
+    ins: list[Operand] = [half for r in regs for half in halves(ctx, r)]
     return call2(ctx, full_helper(name, fn, len(regs)), ins)
 
 
 def vec_op_saturating(ctx: DisasContext, name: str, fn: Callable[..., tuple[int, bool]],
-                      regs: list[int]) -> tuple[Temp, Temp]:
+                      regs: list[Source]) -> tuple[Temp, Temp]:
     """vec_op for fn returning (value, saturated): FPSR.QC accrues the second (a
     second pure helper computes it: helpers have at most two results)."""
-    ins: list[Operand] = [half for r in regs for half in read_v(ctx, r)]
+    ins: list[Operand] = [half for r in regs for half in halves(ctx, r)]
     lo, hi = call2(ctx, full_helper(name, lambda *v: fn(*v)[0], len(regs)), ins)
     qc = ctx.temp()
     ctx.b.call(flag_helper(f"{name}_qc", fn, len(regs)), [qc], ins)
@@ -111,7 +120,8 @@ def set_element(ctx: DisasContext, r: int, esize: int, index: int, value: Operan
         b.mov(reg, value)
 
 
-def dup(ctx: DisasContext, value: Operand, esize: int, q: int, rd: int) -> None:
+def replicate(ctx: DisasContext, value: Operand, esize: int) -> Temp:
+    """64 bits of copies of value's low esize bits."""
     b = ctx.b
     t = ctx.temp()
     b.binop(AND, t, value, Const((1 << esize) - 1) if esize < 64 else Const(MASK64))
@@ -121,4 +131,9 @@ def dup(ctx: DisasContext, value: Operand, esize: int, q: int, rd: int) -> None:
         b.binop(SHL, s, t, Const(e))
         b.binop(OR, t, t, s)
         e *= 2
+    return t
+
+
+def dup(ctx: DisasContext, value: Operand, esize: int, q: int, rd: int) -> None:
+    t = replicate(ctx, value, esize)
     write_v(ctx, rd, t, t, q)

@@ -21,6 +21,7 @@ from pemu.target.aarch64 import (
     insn_fp,
     insn_ldst,
     insn_simd,
+    insn_simd_elem,
     insn_simd_fp,
     insn_simd_ldst,
     insn_simd_misc,
@@ -39,11 +40,11 @@ Fetch = Callable[[int, int], int]
 _HANDLERS = types.SimpleNamespace(**{
     name: getattr(module, name)
     for module in (insn_dp, insn_ldst, insn_system, insn_simd, insn_simd_misc, insn_simd_wide,
-                   insn_simd_perm, insn_simd_ldst, insn_simd_fp, insn_simd_scalar, insn_fp,
-                   insn_el1)
+                   insn_simd_perm, insn_simd_ldst, insn_simd_fp, insn_simd_scalar, insn_simd_elem,
+                   insn_fp, insn_el1)
     for name in dir(module) if name.startswith("trans_")})
 DECODE = build_decoder(A64_DECODE + insn_simd.SIMD_DECODE + insn_simd_scalar.SCALAR_DECODE
-                       + insn_fp.FP_DECODE, _HANDLERS,
+                       + insn_simd_elem.SIMD_ELEM_DECODE + insn_fp.FP_DECODE, _HANDLERS,
                        source="pemu/target/aarch64/a64_decode.py")
 
 
