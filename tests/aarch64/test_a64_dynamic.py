@@ -33,6 +33,9 @@ PROGRAMS = {  # name -> arguments
     "strings": [],
 }
 ENV = ["-E", "PEMU_DYN_TEST=set by -E"]
+# checked on their own: qemu-aarch64 runs a guest program that a guest execs only
+# through the host's binfmt_misc, which the test host need not have
+OWN_CHECKS = ["fexecve"]
 
 
 def _has_loader(root: Path) -> bool:
@@ -46,7 +49,7 @@ def programs(tmp_path_factory) -> dict[str, Path]:
         pytest.skip(f"needs {', '.join(missing)} (gcc-aarch64-linux-gnu, qemu-user)")
     out = tmp_path_factory.mktemp("a64-dynamic")
     built = {}
-    for name in PROGRAMS:
+    for name in [*PROGRAMS, *OWN_CHECKS]:
         exe = out / name
         subprocess.run([GCC, "-O2", "-o", str(exe), str(HERE / f"{name}.c"), "-lm",
                         "-lpthread", "-ldl"], check=True, capture_output=True)
@@ -79,6 +82,17 @@ def test_against_the_cross_toolchains_glibc(programs, name: str) -> None:
     if not _has_loader(CROSS):
         pytest.skip("needs libc6-arm64-cross (gcc-aarch64-linux-gnu)")
     _same_as_qemu(programs[name], CROSS, PROGRAMS[name], BACKENDS[-1])
+
+
+def test_fexecve_through_a_close_on_exec_descriptor(programs) -> None:
+    """glibc's fexecve falls back to execve("/proc/self/fd/N") on a descriptor that is
+    close-on-exec (dropbear re-executes itself so): the pemu that runs the program next
+    must still find it."""
+    if not _has_loader(MULTIARCH):
+        pytest.skip("needs libc6:arm64")
+    r = run_pemu("-L", str(MULTIARCH), str(programs["fexecve"]), backend=BACKENDS[-1])
+    assert (r.returncode, r.stdout, r.stderr) == (7, b"ran again as fexecve-child\n", b""), \
+        r.stderr.decode(errors="replace")
 
 
 def test_the_program_really_is_dynamic(programs) -> None:
