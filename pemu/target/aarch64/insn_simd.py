@@ -1,6 +1,7 @@
-"""The Advanced SIMD and FP subset static glibc and busybox need at startup and in
-their string functions: LD1/ST1, MOVI/MVNI, DUP/INS/UMOV, FMOV to and from general
-registers, the logical and compare ops, UMAXP/UMINV/ADDV, SHRN and immediate shifts.
+"""Advanced SIMD: the decode table of every vector form, and the three-same integer
+operations (logical, arithmetic, compares, halving, shifts by register, the saturating
+ones, multiply-accumulate), modified immediates, DUP/INS/UMOV and EXT.  The other
+groups are in insn_simd_misc/wide/perm/ldst/fp/scalar/elem.py.
 
 Bitwise ops are IR on the two 64-bit halves; lane arithmetic is one pure helper per
 (op, lane size, lane count) from vector_ops.py.  A 64-bit (Q=0) result zeroes the
