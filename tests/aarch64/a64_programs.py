@@ -418,6 +418,9 @@ def random_neon_instruction(rng: random.Random) -> str:
         dst = {"16b": "8h", "8b": "4h", "8h": "4s", "4h": "2s", "4s": "2d", "2s": "1d"}[src]
         return f"{op} v{v[0]}.{dst}, v{v[1]}.{src}"
     if kind == 9:  # across lanes
+        if rng.random() < .25:
+            op = rng.choice(("fmaxv", "fminv", "fmaxnmv", "fminnmv"))
+            return f"{op} s{v[0]}, v{v[1]}.4s"
         op = rng.choice(("smaxv", "sminv", "umaxv", "uminv", "addv", "saddlv", "uaddlv"))
         arr = rng.choice(("16b", "8b", "8h", "4h", "4s"))
         reg = arr[-1]

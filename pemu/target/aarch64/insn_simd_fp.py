@@ -158,6 +158,28 @@ def pairwise_half(ctx: DisasContext, name: str, sz: int, x: Operand, y: Operand)
     return _half(ctx, _half_helper(name, sz, entry[1](sz), True), [x, y, Const(0)])
 
 
+_ACROSS = {(12, 0): "fmaxnm", (12, 1): "fminnm", (15, 0): "fmax", (15, 1): "fmin"}
+
+
+def across_lanes(ctx: DisasContext, a) -> bool | None:
+    """FMAXNMV, FMINNMV, FMAXV, FMINV (4S only): Arm's Reduce, op(op(e0, e1), op(e2, e3))."""
+    name = _ACROSS.get((a.opcode, a.size >> 1))
+    if name is None or a.size & 1 or not a.q:
+        return False
+    key = f"a64_{name}v_4s"
+    if key not in _HELPERS:
+        fn = BINARY[(name, 0)].fn
+
+        def reduce(lo: int, hi: int, fpcr: int) -> tuple[int, int]:
+            (x, fx), (y, fy) = fn(lo, lo >> 32, fpcr), fn(hi, hi >> 32, fpcr)
+            r, fr = fn(x, y, fpcr)
+            return r, fx | fy | fr
+        _HELPERS[key] = Helper(key, reduce, flags=CALL_PURE, n_out=2)
+    nlo, nhi = read_v(ctx, a.rn)
+    write_v(ctx, a.rd, _half(ctx, _HELPERS[key], [nlo, nhi]), Const(0), 0)
+    return None
+
+
 def trans_SIMD_3SAME_FP(ctx: DisasContext, a) -> bool | None:
     entry = _3SAME.get((a.u, a.a, a.fop))
     if entry is None or (a.sz and not a.q):

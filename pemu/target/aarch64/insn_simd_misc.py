@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Const
 from pemu.accel.tcg.opcodes import NOT
+from pemu.target.aarch64 import insn_simd_fp
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.aarch64.simd_common import (
     call2,
@@ -196,6 +197,8 @@ _ACROSS = {(1, 10): ("umaxv", _across(max, False, False)),
 
 
 def trans_SIMD_ACROSS(ctx: DisasContext, a) -> bool | None:
+    if a.u and a.opcode in (12, 15):
+        return insn_simd_fp.across_lanes(ctx, a)
     entry = _ACROSS.get((a.u, a.opcode))
     if entry is None or a.size == 3 or (a.size == 2 and not a.q):
         return False
