@@ -314,6 +314,15 @@ def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
                            + rng.choice((f"s{v[0]}, v{v[1]}.2s", f"d{v[0]}, v{v[1]}.2d")),
                            f"{rng.choice(('sqshrn', 'uqshrn', 'sqrshrun'))} s{v[0]}, d{v[1]}, "
                            f"#{rng.randrange(1, 33)}"))
+    if rng.random() < .5:  # scalar FP compares, FABD, conversions in FP registers
+        p = rng.choice("sd")
+        return rng.choice((
+            f"{rng.choice(('fabd', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt'))} "
+            f"{p}{v[0]}, {p}{v[1]}, {p}{v[2]}",
+            f"{rng.choice(('fcmeq', 'fcmge', 'fcmgt', 'fcmle', 'fcmlt'))} {p}{v[0]}, "
+            f"{p}{v[1]}, #0.0",
+            f"{rng.choice(('scvtf', 'ucvtf', 'fcvtzs', 'fcvtzu', 'fcvtns', 'fcvtmu', 'fcvtau'))}"
+            f" {p}{v[0]}, {p}{v[1]}"))
     count = 128 // LANE_BITS[r]
     return f"mov {r}{v[0]}, v{v[1]}.{r}[{rng.randrange(count)}]"
 

@@ -28,7 +28,14 @@ from pemu.target.aarch64.fp_helpers import (
     fpsr_flags,
     to_int_helper,
 )
-from pemu.target.aarch64.simd_common import halves, read_v, write_narrow, write_v
+from pemu.target.aarch64.simd_common import (
+    full_width,
+    halves,
+    is_scalar,
+    read_v,
+    write_narrow,
+    write_v,
+)
 from pemu.target.aarch64.vector_ops import lanes, pack
 
 LaneOp = Callable[[int, int, int, int], tuple[int, int]]  # (n, m, d, fpcr)
@@ -105,15 +112,18 @@ _3SAME: dict[tuple[int, int, int], tuple[str, Callable[[int], LaneOp], bool]] = 
 }
 
 _HELPERS: dict[str, Helper] = {}
+# the three-same FP ops with a scalar form in this encoding group
+_SCALAR_3SAME = {"fabd", "fcmeq", "fcmge", "fcmgt", "facge", "facgt"}
 
 
-def _half_helper(name: str, sz: int, op: LaneOp, pairwise: bool) -> Helper:
-    """(n, m, d, fpcr) -> (64-bit result, FPSR bits) over the half's lanes; pairwise:
-    the lanes of n then m, combined two by two."""
-    key = f"a64_v{name}_{'sd'[sz]}{'_p' if pairwise else ''}"
+def _half_helper(name: str, sz: int, op: LaneOp, pairwise: bool, scalar: bool = False
+                 ) -> Helper:
+    """(n, m, d, fpcr) -> (64-bit result, FPSR bits) over the half's lanes (the low
+    one only for a scalar); pairwise: the lanes of n then m, combined two by two."""
+    key = f"a64_v{name}_{'sd'[sz]}{'_p' if pairwise else ''}{'_scalar' if scalar else ''}"
     if key not in _HELPERS:
         e = 32 << sz
-        k = 64 // e
+        k = 1 if scalar else 64 // e
 
         def helper(n: int, m: int, d: int, fpcr: int) -> tuple[int, int]:
             if pairwise:
@@ -182,10 +192,12 @@ def across_lanes(ctx: DisasContext, a) -> bool | None:
 
 def trans_SIMD_3SAME_FP(ctx: DisasContext, a) -> bool | None:
     entry = _3SAME.get((a.u, a.a, a.fop))
-    if entry is None or (a.sz and not a.q):
+    if entry is None or (a.sz and not full_width(a)):
         return False
     name, make, pairwise = entry
-    _vector(ctx, a, _half_helper(name, a.sz, make(a.sz), pairwise), pairwise)
+    if is_scalar(a) and name not in _SCALAR_3SAME:
+        return False
+    _vector(ctx, a, _half_helper(name, a.sz, make(a.sz), pairwise, is_scalar(a)), pairwise)
     return None
 
 
@@ -245,13 +257,16 @@ _MISC: dict[tuple[int, int, int], tuple[str, Callable[[int], LaneOp]]] = {
 
 def trans_SIMD_MISC_FP(ctx: DisasContext, a) -> bool | None:
     key = (a.u, a.a, a.opcode)
-    if key in ((0, 0, 23), (0, 0, 22)) and a.sz:  # FCVTL(2), FCVTN(2): single <-> double
+    # FCVTL(2), FCVTN(2): single <-> double
+    if key in ((0, 0, 23), (0, 0, 22)) and a.sz and not is_scalar(a):
         return _fcvt_long_narrow(ctx, a, widen=a.opcode == 23)
     entry = _MISC.get(key)
-    if entry is None or (a.sz and not a.q):
+    if entry is None or (a.sz and not full_width(a)):
         return False
     name, make = entry
-    helper = _half_helper(name, a.sz, make(a.sz), False)
+    if is_scalar(a) and not (name.startswith("fcm") or "cvt" in name):
+        return False  # the scalar FABS & co are FP_1SRC's
+    helper = _half_helper(name, a.sz, make(a.sz), False, is_scalar(a))
     nlo, nhi = read_v(ctx, a.rn)
     lo = _half(ctx, helper, [nlo, Const(0), Const(0)])
     hi = _half(ctx, helper, [nhi, Const(0), Const(0)]) if a.q else Const(0)

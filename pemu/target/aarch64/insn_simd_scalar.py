@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pemu.accel.tcg.ir import Const
 from pemu.accel.tcg.opcodes import ADD
-from pemu.target.aarch64 import insn_simd, insn_simd_misc
+from pemu.target.aarch64 import insn_simd, insn_simd_fp, insn_simd_misc
 from pemu.target.aarch64.context import DisasContext
-from pemu.target.aarch64.insn_simd_fp import pairwise_half
 from pemu.target.aarch64.simd_common import get_element, read_v, scalar_view, write_v
+from pemu.target.decode import Args
 
 SCALAR_DECODE = r"""
 # -- Advanced SIMD scalar -----------------------------------------------------------------
@@ -23,14 +23,26 @@ SIMD_SCALAR_COPY     01 op:1 11110000 imm5:5 0 imm4:4 1 rn:5 rd:5
 """
 
 
+def _fp_view(a) -> Args:
+    """A scalar FP instruction's fields as the vector FP handlers read them."""
+    view = scalar_view(a)
+    view.a, view.sz = a.size >> 1, a.size & 1
+    return view
+
+
 def trans_SIMD_SCALAR_3SAME(ctx: DisasContext, a) -> bool | None:
-    if a.opcode >= 24:
-        return False  # scalar FP compares, FABD, FMULX, FRECPS: not yet
+    if a.opcode >= 24:  # FABD, FCMEQ/GE/GT, FACGE/GT (FMULX, FRECPS, FRSQRTS: not yet)
+        view = _fp_view(a)
+        view.fop = a.opcode & 7
+        return insn_simd_fp.trans_SIMD_3SAME_FP(ctx, view)
     return insn_simd.trans_SIMD_3SAME(ctx, scalar_view(a))
 
 
 def trans_SIMD_SCALAR_MISC(ctx: DisasContext, a) -> bool | None:
-    return insn_simd_misc.trans_SIMD_MISC(ctx, scalar_view(a))
+    if insn_simd_misc.trans_SIMD_MISC(ctx, scalar_view(a)) is None:
+        return None
+    # the FP compares with zero and conversions (SCVTF d0, d1; FCVTZS s0, s1...)
+    return insn_simd_fp.trans_SIMD_MISC_FP(ctx, _fp_view(a))
 
 
 def trans_SIMD_SCALAR_SHIFT(ctx: DisasContext, a) -> bool | None:
@@ -55,7 +67,7 @@ def trans_SIMD_SCALAR_PAIRWISE(ctx: DisasContext, a) -> bool | None:
         return False
     sz = a.size & 1
     # single: the two lanes of the low half; double: the two halves, one lane each
-    r = pairwise_half(ctx, name, sz, lo, Const(0) if sz == 0 else hi)
+    r = insn_simd_fp.pairwise_half(ctx, name, sz, lo, Const(0) if sz == 0 else hi)
     write_v(ctx, a.rd, r, Const(0), 0)
     return None
 
