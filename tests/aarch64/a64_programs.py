@@ -314,6 +314,12 @@ def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
                            + rng.choice((f"s{v[0]}, v{v[1]}.2s", f"d{v[0]}, v{v[1]}.2d")),
                            f"{rng.choice(('sqshrn', 'uqshrn', 'sqrshrun'))} s{v[0]}, d{v[1]}, "
                            f"#{rng.randrange(1, 33)}"))
+    if rng.random() < .25:  # fixed-point conversions: #fbits fraction bits
+        p, w = rng.choice("sd"), rng.choice("wx")
+        fbits = rng.randrange(1, 33 if w == "w" else 65)
+        x = rng.randrange(DATA_REGS)
+        return rng.choice((f"{rng.choice(('scvtf', 'ucvtf'))} {p}{v[0]}, {w}{x}, #{fbits}",
+                           f"{rng.choice(('fcvtzs', 'fcvtzu'))} {w}{x}, {p}{v[0]}, #{fbits}"))
     if rng.random() < .5:  # scalar FP compares, FABD, conversions in FP registers
         p = rng.choice("sd")
         return rng.choice((
