@@ -323,7 +323,7 @@ def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
     if rng.random() < .5:  # scalar FP compares, FABD, conversions in FP registers
         p = rng.choice("sd")
         return rng.choice((
-            f"{rng.choice(('fabd', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt'))} "
+            f"{rng.choice(('fabd', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt', 'fmulx'))} "
             f"{p}{v[0]}, {p}{v[1]}, {p}{v[2]}",
             f"{rng.choice(('fcmeq', 'fcmge', 'fcmgt', 'fcmle', 'fcmlt'))} {p}{v[0]}, "
             f"{p}{v[1]}, #0.0",
@@ -347,7 +347,7 @@ def random_by_element_instruction(rng: random.Random, v: list[int]) -> str:
         two = arr in ("8h", "4s")
         wide = "4s" if lane == "h" else "2d"
         return f"{op}{'2' if two else ''} v{v[0]}.{wide}, v{v[1]}.{arr}, {idx}"
-    op = rng.choice(("fmul", "fmla", "fmls"))
+    op = rng.choice(("fmul", "fmla", "fmls", "fmulx"))
     if rng.random() < .4:
         return f"{op} v{v[0]}.2d, v{v[1]}.2d, v{v[2]}.d[{rng.randrange(2)}]"
     arr = rng.choice(("4s", "2s"))
@@ -482,7 +482,7 @@ def random_neon_instruction(rng: random.Random) -> str:
     if kind == 13:  # vector FP arithmetic
         op = rng.choice(("fadd", "fsub", "fmul", "fdiv", "fmax", "fmin", "fmaxnm", "fminnm",
                          "fmla", "fmls", "fabd", "faddp", "fmaxp", "fminp", "fmaxnmp",
-                         "fminnmp"))
+                         "fminnmp", "fmulx"))
         return f"{op} v{v[0]}.{fs}, v{v[1]}.{fs}, v{v[2]}.{fs}"
     if kind == 14:  # vector FP compares
         if rng.random() < .5:

@@ -1,6 +1,6 @@
 """Advanced SIMD "by element" forms: MUL, MLA, MLS, SQDMULH, SQRDMULH, the long
 [SU]MULL/[SU]MLAL/[SU]MLSL/SQDMULL/SQDMLAL/SQDMLSL (and their "2" forms), and FP FMUL,
-FMLA, FMLS with one lane of Vm.  The lane is replicated into a value that takes Vm's
+FMULX, FMLA, FMLS with one lane of Vm.  The lane is replicated into a value that takes Vm's
 place in the three-same, three-different and vector FP handlers."""
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ _SAME = {(0, 8): (0, 19), (1, 0): (0, 18), (1, 4): (1, 18), (0, 12): (0, 22),
 # (U, opcode) -> the three-different opcode
 _DIFF = {(0, 2): 8, (0, 6): 10, (0, 10): 12, (1, 2): 8, (1, 6): 10, (1, 10): 12,
          (0, 3): 9, (0, 7): 11, (0, 11): 13}
-# opcode (U = 0, but FMUL: U = 0 too) -> the vector FP (U, a, fop)
-_FP = {1: (0, 0, 1), 5: (0, 1, 1), 9: (1, 0, 3)}
+# (U, opcode) -> the vector FP (U, a, fop): FMLA, FMLS, FMUL, FMULX
+_FP = {(0, 1): (0, 0, 1), (0, 5): (0, 1, 1), (0, 9): (1, 0, 3), (1, 9): (0, 0, 3)}
 
 
 def trans_SIMD_ELEM(ctx: DisasContext, a) -> bool | None:
     key = (a.u, a.opcode)
-    fp = a.opcode in _FP and not a.u and a.size >= 2
+    fp = key in _FP and a.size >= 2
     if fp:
         sz = a.size & 1
         if sz and (a.l or not a.q):
@@ -44,7 +44,7 @@ def trans_SIMD_ELEM(ctx: DisasContext, a) -> bool | None:
     lane = replicate(ctx, get_element(ctx, rm, esize, index), esize)
     fields["rm"] = (lane, lane)
     if fp:
-        u, aa, fop = _FP[a.opcode]
+        u, aa, fop = _FP[key]
         fields.update(u=u, a=aa, fop=fop, sz=a.size & 1)
         return insn_simd_fp.trans_SIMD_3SAME_FP(ctx, Args(fields))
     if key in _SAME:

@@ -53,6 +53,21 @@ def _abd(sz: int) -> LaneOp:
     return lambda n, m, d, fpcr: (lambda r: (r[0] & ~sign, r[1]))(fn(n, m, fpcr))
 
 
+def _mulx(sz: int) -> LaneOp:
+    """FMULX: FMUL, but infinity times zero is 2.0 (signed), not the default NaN."""
+    fmt, fn = FORMATS[sz], BINARY[("fmul", sz)].fn
+    mask = (1 << fmt.width) - 1
+    two = (fmt.bias + 1) << fmt.frac_bits
+
+    def op(n: int, m: int, d: int, fpcr: int) -> tuple[int, int]:
+        n, m = n & mask, m & mask
+        if not (fmt.is_nan(n) or fmt.is_nan(m)) and \
+                {n & fmt.mag_mask, m & fmt.mag_mask} == {0, fmt.inf_bits}:
+            return two | ((n ^ m) & fmt.sign_bit), 0
+        return fn(n, m, fpcr)
+    return op
+
+
 def _fma(o0: int) -> Callable[[int], LaneOp]:
     """FMLA: Vd + Vn * Vm fused; FMLS negates Vn (FMADD/FMSUB with Vd the addend)."""
     def make(sz: int) -> LaneOp:
@@ -94,6 +109,7 @@ _3SAME: dict[tuple[int, int, int], tuple[str, Callable[[int], LaneOp], bool]] = 
     (0, 1, 1): ("fmls", _fma(1), False),
     (0, 0, 2): ("fadd", _binary("fadd"), False),
     (0, 1, 2): ("fsub", _binary("fsub"), False),
+    (0, 0, 3): ("fmulx", _mulx, False),
     (0, 0, 4): ("fcmeq", _compare(compare.eq, False), False),
     (0, 0, 6): ("fmax", _binary("fmax"), False),
     (0, 1, 6): ("fmin", _binary("fmin"), False),
@@ -113,7 +129,7 @@ _3SAME: dict[tuple[int, int, int], tuple[str, Callable[[int], LaneOp], bool]] = 
 
 _HELPERS: dict[str, Helper] = {}
 # the three-same FP ops with a scalar form in this encoding group
-_SCALAR_3SAME = {"fabd", "fcmeq", "fcmge", "fcmgt", "facge", "facgt"}
+_SCALAR_3SAME = {"fmulx", "fabd", "fcmeq", "fcmge", "fcmgt", "facge", "facgt"}
 
 
 def _half_helper(name: str, sz: int, op: LaneOp, pairwise: bool, scalar: bool = False
