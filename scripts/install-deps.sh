@@ -18,7 +18,16 @@ APT_PACKAGES=(
     qemu-system-arm  # tests/aarch64/system: bare-metal programs, against qemu-system-aarch64
     mmdebstrap arch-test qemu-user-static  # tests/linux_user/test_debian_chroot.py: the root
     linux-libc-dev-riscv64-cross  # tests/system/test_nested_kvm.py: <linux/kvm.h> (riscv64)
+    # tests/aarch64/test_a64_dynamic.py: dynamic arm64 programs built with the cross gcc,
+    # run against Debian's own arm64 glibc (multiarch, below) and the cross one
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross libc6:arm64
 )
+
+# libc6:arm64 needs the arm64 architecture in dpkg (multiarch); apt-get update below
+# then fetches its package lists, as the package counts as missing.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    if [ "$(id -u)" -eq 0 ]; then dpkg --add-architecture arm64; else sudo dpkg --add-architecture arm64; fi
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

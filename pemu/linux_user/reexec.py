@@ -66,9 +66,29 @@ def _resolve(path: bytes, prefix: str | None) -> bytes:
     return path
 
 
+def _descriptor_program(host_path: bytes) -> bytes:
+    """fexecve: /proc/self/fd/N names a descriptor that is usually close-on-exec, so
+    the pemu that runs the program next could not open it (the kernel opens the file
+    before closing descriptors; a re-exec cannot).  The file's own path when it still
+    has one, else the same name with the descriptor kept open across this exec."""
+    parts = host_path.split(b"/")
+    if len(parts) != 5 or parts[:2] != [b"", b"proc"] or parts[3] != b"fd" \
+            or parts[2] not in (b"self", str(os.getpid()).encode()) or not parts[4].isdigit():
+        return host_path
+    try:
+        target = os.readlink(host_path)
+        if target.startswith(b"/") and os.path.isfile(target):
+            return target
+        os.set_inheritable(int(parts[4]), True)
+    except OSError:
+        pass
+    return host_path
+
+
 def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[bytes],
                env: list[bytes], ignored: list[int], sigmask: int) -> int:
     """Replace this process; returns a negative errno if that is impossible."""
+    host_path = _descriptor_program(host_path)
     try:
         if os.path.isdir(host_path):
             return -errno.EACCES

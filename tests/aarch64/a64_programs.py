@@ -276,7 +276,231 @@ def random_simd_instruction(rng: random.Random) -> str:
                        f"fcsel {p}{v[0]}, {p}{v[1]}, {p}{v[2]}, {rng.choice(CONDS)}"))
 
 
-def random_program(seed: int, length: int = 150, simd: bool = False) -> str:
+NARROW_WIDE = (("8b", "16b", "8h"), ("4h", "8h", "4s"), ("2s", "4s", "2d"))
+LANE_BITS = {"b": 8, "h": 16, "s": 32, "d": 64}
+
+
+def random_scalar_neon_instruction(rng: random.Random, v: list[int]) -> str:
+    """The scalar forms: one lane in a B/H/S/D register."""
+    r = rng.choice("bhsd")
+    kind = rng.randrange(6)
+    if kind == 0:
+        op = rng.choice(("add", "sub", "cmeq", "cmgt", "cmhi", "cmtst", "sshl", "ushl",
+                         "srshl", "urshl"))
+        return f"{op} d{v[0]}, d{v[1]}, d{v[2]}"
+    if kind == 1:
+        op = rng.choice(("sqadd", "uqadd", "sqsub", "uqsub", "sqshl", "uqrshl"))
+        if rng.random() < .3:
+            r, op = rng.choice("hs"), rng.choice(("sqdmulh", "sqrdmulh"))
+        return f"{op} {r}{v[0]}, {r}{v[1]}, {r}{v[2]}"
+    if kind == 2:
+        if rng.random() < .5:
+            return f"{rng.choice(('abs', 'neg'))} d{v[0]}, d{v[1]}"
+        if r != "b" and rng.random() < .5:
+            n = {"h": "b", "s": "h", "d": "s"}[r]
+            return f"{rng.choice(('sqxtn', 'uqxtn', 'sqxtun'))} {n}{v[0]}, {r}{v[1]}"
+        return f"{rng.choice(('sqabs', 'sqneg'))} {r}{v[0]}, {r}{v[1]}"
+    if kind == 3:
+        op = rng.choice(("ushr", "sshr", "ssra", "ursra", "srshr", "sri", "shl", "sli"))
+        amount = rng.randrange(64) if op in ("shl", "sli") else rng.randrange(1, 65)
+        if rng.random() < .4:
+            bits = LANE_BITS[r]
+            op = rng.choice(("sqshl", "uqshl", "sqshlu"))
+            return f"{op} {r}{v[0]}, {r}{v[1]}, #{rng.randrange(bits)}"
+        return f"{op} d{v[0]}, d{v[1]}, #{amount}"
+    if kind == 4:
+        return rng.choice((f"addp d{v[0]}, v{v[1]}.2d",
+                           f"{rng.choice(('faddp', 'fmaxp', 'fminp', 'fmaxnmp', 'fminnmp'))} "
+                           + rng.choice((f"s{v[0]}, v{v[1]}.2s", f"d{v[0]}, v{v[1]}.2d")),
+                           f"{rng.choice(('sqshrn', 'uqshrn', 'sqrshrun'))} s{v[0]}, d{v[1]}, "
+                           f"#{rng.randrange(1, 33)}"))
+    if rng.random() < .25:  # fixed-point conversions: #fbits fraction bits
+        p, w = rng.choice("sd"), rng.choice("wx")
+        fbits = rng.randrange(1, 33 if w == "w" else 65)
+        x = rng.randrange(DATA_REGS)
+        return rng.choice((f"{rng.choice(('scvtf', 'ucvtf'))} {p}{v[0]}, {w}{x}, #{fbits}",
+                           f"{rng.choice(('fcvtzs', 'fcvtzu'))} {w}{x}, {p}{v[0]}, #{fbits}"))
+    if rng.random() < .5:  # scalar FP compares, FABD, conversions in FP registers
+        p = rng.choice("sd")
+        return rng.choice((
+            f"{rng.choice(('fabd', 'fcmeq', 'fcmge', 'fcmgt', 'facge', 'facgt', 'fmulx'))} "
+            f"{p}{v[0]}, {p}{v[1]}, {p}{v[2]}",
+            f"{rng.choice(('fcmeq', 'fcmge', 'fcmgt', 'fcmle', 'fcmlt'))} {p}{v[0]}, "
+            f"{p}{v[1]}, #0.0",
+            f"{rng.choice(('scvtf', 'ucvtf', 'fcvtzs', 'fcvtzu', 'fcvtns', 'fcvtmu', 'fcvtau'))}"
+            f" {p}{v[0]}, {p}{v[1]}"))
+    count = 128 // LANE_BITS[r]
+    return f"mov {r}{v[0]}, v{v[1]}.{r}[{rng.randrange(count)}]"
+
+
+def random_by_element_instruction(rng: random.Random, v: list[int]) -> str:
+    """MUL & co with one lane of Vm (v0-v15 for H lanes: the index takes a bit)."""
+    lane, arr = rng.choice((("h", "8h"), ("h", "4h"), ("s", "4s"), ("s", "2s")))
+    idx = f"v{v[2]}.{lane}[{rng.randrange(8 if lane == 'h' else 4)}]"
+    kind = rng.randrange(3)
+    if kind == 0:
+        op = rng.choice(("mul", "mla", "mls", "sqdmulh", "sqrdmulh"))
+        return f"{op} v{v[0]}.{arr}, v{v[1]}.{arr}, {idx}"
+    if kind == 1:
+        op = rng.choice(("smull", "umull", "smlal", "umlal", "smlsl", "umlsl", "sqdmull",
+                         "sqdmlal", "sqdmlsl"))
+        two = arr in ("8h", "4s")
+        wide = "4s" if lane == "h" else "2d"
+        return f"{op}{'2' if two else ''} v{v[0]}.{wide}, v{v[1]}.{arr}, {idx}"
+    op = rng.choice(("fmul", "fmla", "fmls", "fmulx"))
+    if rng.random() < .4:
+        return f"{op} v{v[0]}.2d, v{v[1]}.2d, v{v[2]}.d[{rng.randrange(2)}]"
+    arr = rng.choice(("4s", "2s"))
+    return f"{op} v{v[0]}.{arr}, v{v[1]}.{arr}, v{v[2]}.s[{rng.randrange(4)}]"
+
+
+def random_neon_instruction(rng: random.Random) -> str:
+    """One random instruction of the wider Advanced SIMD set (saturating, widening and
+    narrowing, permutes and tables, shifts by immediate, across lanes, structure loads
+    and stores, vector FP) over v0..v15; memory through x26/x25."""
+    v = [rng.randrange(16) for _ in range(4)]
+    t = rng.choice(SIMD_ARRANGEMENTS + ("2d",))
+    no_d = rng.choice(SIMD_ARRANGEMENTS)
+    hs = rng.choice(("8h", "4h", "4s", "2s"))
+    narrow, narrow2, wide = rng.choice(NARROW_WIDE)
+    two = rng.random() < .5
+    nar = narrow2 if two else narrow
+    sfx = "2" if two else ""
+    kind = rng.randrange(18)
+    if kind == 16:
+        return random_scalar_neon_instruction(rng, v)
+    if kind == 17:
+        return random_by_element_instruction(rng, v)
+    if kind == 0:
+        op = rng.choice(("sqadd", "uqadd", "sqsub", "uqsub", "sshl", "ushl", "srshl", "urshl",
+                         "sqshl", "uqshl", "sqrshl", "uqrshl"))
+        return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, v{v[2]}.{t}"
+    if kind == 1:
+        op = rng.choice(("smax", "smin", "smaxp", "sminp", "sabd", "uabd", "saba", "uaba",
+                         "mul", "mla", "mls", "shadd", "uhadd", "srhadd", "urhadd", "shsub",
+                         "uhsub"))
+        return f"{op} v{v[0]}.{no_d}, v{v[1]}.{no_d}, v{v[2]}.{no_d}"
+    if kind == 2:
+        return rng.choice((f"{rng.choice(('sqdmulh', 'sqrdmulh'))} v{v[0]}.{hs}, v{v[1]}.{hs}, "
+                           f"v{v[2]}.{hs}",
+                           f"pmul v{v[0]}.16b, v{v[1]}.16b, v{v[2]}.16b"))
+    if kind == 3:  # long and wide
+        op = rng.choice(("saddl", "uaddl", "ssubl", "usubl", "sabdl", "uabdl", "sabal",
+                         "uabal", "smull", "umull", "smlal", "umlal", "smlsl", "umlsl"))
+        if rng.random() < .3:
+            op = rng.choice(("saddw", "uaddw", "ssubw", "usubw"))
+            return f"{op}{sfx} v{v[0]}.{wide}, v{v[1]}.{wide}, v{v[2]}.{nar}"
+        if rng.random() < .2 and wide in ("4s", "2d"):
+            op = rng.choice(("sqdmull", "sqdmlal", "sqdmlsl"))
+        if rng.random() < .1:
+            return f"pmull{sfx} v{v[0]}.8h, v{v[1]}.{'16b' if two else '8b'}, " \
+                   f"v{v[2]}.{'16b' if two else '8b'}"
+        return f"{op}{sfx} v{v[0]}.{wide}, v{v[1]}.{nar}, v{v[2]}.{nar}"
+    if kind == 4:  # narrowing
+        op = rng.choice(("addhn", "raddhn", "subhn", "rsubhn"))
+        if rng.random() < .5:
+            return f"{op}{sfx} v{v[0]}.{nar}, v{v[1]}.{wide}, v{v[2]}.{wide}"
+        op = rng.choice(("xtn", "sqxtn", "uqxtn", "sqxtun"))
+        return f"{op}{sfx} v{v[0]}.{nar}, v{v[1]}.{wide}"
+    if kind == 5:  # narrowing and long shifts
+        bits = LANE_BITS[nar[-1]]
+        if rng.random() < .5:
+            op = rng.choice(("shrn", "rshrn", "sqshrn", "uqshrn", "sqrshrn", "uqrshrn",
+                             "sqshrun", "sqrshrun"))
+            return f"{op}{sfx} v{v[0]}.{nar}, v{v[1]}.{wide}, #{rng.randrange(1, bits + 1)}"
+        op = rng.choice(("sshll", "ushll"))
+        return f"{op}{sfx} v{v[0]}.{wide}, v{v[1]}.{nar}, #{rng.randrange(bits)}"
+    if kind == 6:  # shifts by immediate
+        bits = LANE_BITS[t[-1]]
+        op = rng.choice(("ssra", "usra", "srshr", "urshr", "srsra", "ursra", "sri", "sli",
+                         "sqshl", "uqshl", "sqshlu"))
+        left = op in ("sli", "sqshl", "uqshl", "sqshlu")
+        amount = rng.randrange(bits) if left else rng.randrange(1, bits + 1)
+        return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, #{amount}"
+    if kind == 7:  # two-register miscellaneous
+        op = rng.choice(("abs", "neg", "sqabs", "sqneg"))
+        if rng.random() < .5:
+            return f"{op} v{v[0]}.{t}, v{v[1]}.{t}"
+        op, arr = rng.choice((("cls", no_d), ("clz", no_d), ("rbit", rng.choice(("8b", "16b"))),
+                              ("rev64", no_d), ("rev32", rng.choice(("8b", "16b", "4h", "8h"))),
+                              ("rev16", rng.choice(("8b", "16b")))))
+        return f"{op} v{v[0]}.{arr}, v{v[1]}.{arr}"
+    if kind == 8:  # pairwise long, SHLL
+        op = rng.choice(("saddlp", "uaddlp", "sadalp", "uadalp"))
+        if rng.random() < .3:
+            return f"shll{sfx} v{v[0]}.{wide}, v{v[1]}.{nar}, #{LANE_BITS[nar[-1]]}"
+        src = rng.choice(("16b", "8b", "8h", "4h", "4s", "2s"))
+        dst = {"16b": "8h", "8b": "4h", "8h": "4s", "4h": "2s", "4s": "2d", "2s": "1d"}[src]
+        return f"{op} v{v[0]}.{dst}, v{v[1]}.{src}"
+    if kind == 9:  # across lanes
+        if rng.random() < .25:
+            op = rng.choice(("fmaxv", "fminv", "fmaxnmv", "fminnmv"))
+            return f"{op} s{v[0]}, v{v[1]}.4s"
+        op = rng.choice(("smaxv", "sminv", "umaxv", "uminv", "addv", "saddlv", "uaddlv"))
+        arr = rng.choice(("16b", "8b", "8h", "4h", "4s"))
+        reg = arr[-1]
+        if op.endswith("lv"):
+            reg = {"b": "h", "h": "s", "s": "d"}[reg]
+        return f"{op} {reg}{v[0]}, v{v[1]}.{arr}"
+    if kind == 10:  # permutes, tables
+        if rng.random() < .6:
+            op = rng.choice(("zip1", "zip2", "uzp1", "uzp2", "trn1", "trn2"))
+            return f"{op} v{v[0]}.{t}, v{v[1]}.{t}, v{v[2]}.{t}"
+        first, count = rng.randrange(12), rng.randrange(1, 5)
+        table = ", ".join(f"v{first + i}.16b" for i in range(count))
+        arr = rng.choice(("8b", "16b"))
+        # indexes into range often: the index register's bytes masked
+        return (f"movi v{v[3]}.16b, #{(16 * count) | 15 if rng.random() < .3 else 63}\n"
+                f"    and v{v[2]}.16b, v{v[2]}.16b, v{v[3]}.16b\n"
+                f"    {rng.choice(('tbl', 'tbx'))} v{v[0]}.{arr}, {{{table}}}, v{v[2]}.{arr}")
+    if kind == 11:  # structure loads and stores
+        n = rng.randrange(1, 5)
+        first = rng.randrange(16 - n + 1)
+        arr = rng.choice(("16b", "8b", "8h", "4h", "4s", "2s", "2d"))
+        regs = ", ".join(f"v{first + i}.{arr}" for i in range(n))
+        op = f"{rng.choice(('ld', 'st'))}{n}"
+        post = rng.choice(("", f", #{n * (16 if arr in ('16b', '8h', '4s', '2d') else 8)}",
+                           ", x24"))
+        return (f"add x25, x26, #{rng.randrange(0, 8) * 8}\n    mov x24, #{rng.randrange(4) * 8}"
+                f"\n    {op} {{{regs}}}, [x25]{post}")
+    if kind == 12:  # single lanes and replicate
+        n = rng.randrange(1, 5)
+        first = rng.randrange(16 - n + 1)
+        lane = rng.choice("bhsd")
+        count = 128 // LANE_BITS[lane]
+        regs = ", ".join(f"v{first + i}.{lane}" for i in range(n))
+        if rng.random() < .3:
+            arr = rng.choice({"b": ("8b", "16b"), "h": ("4h", "8h"), "s": ("2s", "4s"),
+                              "d": ("1d", "2d")}[lane])
+            regs = ", ".join(f"v{first + i}.{arr}" for i in range(n))
+            return f"add x25, x26, #{rng.randrange(0, 100)}\n    ld{n}r {{{regs}}}, [x25]"
+        op = f"{rng.choice(('ld', 'st'))}{n}"
+        return (f"add x25, x26, #{rng.randrange(0, 100)}\n"
+                f"    {op} {{{regs}}}[{rng.randrange(count)}], [x25], "
+                f"#{n * LANE_BITS[lane] // 8}")
+    fs = rng.choice(("4s", "2s", "2d"))
+    if kind == 13:  # vector FP arithmetic
+        op = rng.choice(("fadd", "fsub", "fmul", "fdiv", "fmax", "fmin", "fmaxnm", "fminnm",
+                         "fmla", "fmls", "fabd", "faddp", "fmaxp", "fminp", "fmaxnmp",
+                         "fminnmp", "fmulx"))
+        return f"{op} v{v[0]}.{fs}, v{v[1]}.{fs}, v{v[2]}.{fs}"
+    if kind == 14:  # vector FP compares
+        if rng.random() < .5:
+            op = rng.choice(("fcmeq", "fcmge", "fcmgt", "facge", "facgt"))
+            return f"{op} v{v[0]}.{fs}, v{v[1]}.{fs}, v{v[2]}.{fs}"
+        op = rng.choice(("fcmeq", "fcmge", "fcmgt", "fcmle", "fcmlt"))
+        return f"{op} v{v[0]}.{fs}, v{v[1]}.{fs}, #0.0"
+    op = rng.choice(("fabs", "fneg", "fsqrt", "scvtf", "ucvtf", "fcvtzs", "fcvtzu", "fcvtns",
+                     "fcvtnu", "fcvtms", "fcvtmu", "fcvtps", "fcvtpu", "fcvtas", "fcvtau",
+                     "frintn", "frintm", "frintp", "frintz", "frinta", "frintx", "frinti"))
+    if rng.random() < .2:
+        return rng.choice((f"fcvtl{sfx} v{v[0]}.2d, v{v[1]}.{'4s' if two else '2s'}",
+                           f"fcvtn{sfx} v{v[0]}.{'4s' if two else '2s'}, v{v[1]}.2d"))
+    return f"{op} v{v[0]}.{fs}, v{v[1]}.{fs}"
+
+
+def random_program(seed: int, length: int = 150, simd: bool = False, neon: bool = False
+                   ) -> str:
     """Random values into x0..x20 and the buffer, ``length`` random instructions (a
     forward branch or two among them), then the registers, NZCV and the buffer written
     to stdout: the same bytes must come out of pemu and qemu."""
@@ -289,10 +513,13 @@ def random_program(seed: int, length: int = 150, simd: bool = False) -> str:
         lines += [f"    movz x{r}, #{value & 0xFFFF}"] + [
             f"    movk x{r}, #{(value >> s) & 0xFFFF}, lsl #{s}" for s in (16, 32, 48)]
     lines.append(f"    msr nzcv, x{data.randrange(DATA_REGS)}")
+    simd = simd or neon
     if simd:  # V registers from the random buffer: every kind of float bit pattern
         lines += [f"    ldr q{r}, [x26, #{16 * r}]" for r in range(16)]
     for _ in range(length):
-        if simd and rng.random() < 0.5:
+        if neon and rng.random() < 0.5:
+            lines.append("    " + random_neon_instruction(rng))
+        elif simd and rng.random() < 0.5:
             lines.append("    " + random_simd_instruction(rng))
         else:
             lines.append("    " + random_instruction(rng))

@@ -57,3 +57,14 @@ def test_exclusives_are_atomic_across_threads(tmp_path: Path, backend: str) -> N
     assert got.returncode == 0, got.stderr.decode()
     assert int.from_bytes(got.stdout, "little") == 2 * 20000
     assert got.stdout == run_qemu(str(exe)).stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", [5, 6])
+def test_random_wider_neon_sequences(tmp_path: Path, backend: str, seed: int) -> None:
+    """The rest of the common Advanced SIMD set mixed with the integer ops: saturating
+    (FPSR.QC), widening and narrowing, permutes and TBL/TBX, shifts by immediate, across
+    lanes, LD1-4/ST1-4 of structures and single lanes, LDnR, vector FP (FPSR flags)."""
+    need_tools()
+    exe = assemble(random_program(seed * 131 + len(backend), length=400, neon=True), tmp_path)
+    _same_as_qemu(exe, backend)

@@ -253,3 +253,46 @@ FRINT_MODES = {8: (RNE, False), 9: (RUP, False), 10: (RDN, False), 11: (RTZ, Fal
 FRINT = {(op, t): Helper(f"a64_frint{op}_{fmt.name}", _round_int(fmt, rm, exact),
                          flags=CALL_PURE, n_out=2)
          for op, (rm, exact) in FRINT_MODES.items() for t, fmt in FORMATS.items()}
+
+
+def _fixed_from_int(fmt: FloatFormat, width: int, signed: bool, fbits: int):
+    """SCVTF/UCVTF (fixed-point): the integer rounded, then scaled by 2^-fbits, which
+    is exact (an integer of 64 bits or fewer over at most 2^64 stays a normal)."""
+    whole = _from_int(fmt, width, signed)
+
+    def op(v: int, fpcr: int) -> tuple[int, int]:
+        r, flags = whole(v, fpcr)
+        if r & fmt.mag_mask:
+            r -= fbits << fmt.frac_bits
+        return r, flags
+    return op
+
+
+def _fixed_to_int(fmt: FloatFormat, width: int, signed: bool, fbits: int):
+    """FCVTZS/FCVTZU (fixed-point): x * 2^fbits (exact but where it overflows to an
+    infinity, which saturates the same), then to an integer toward zero."""
+    scale = (fmt.bias + fbits) << fmt.frac_bits
+    to_integer = _to_int(fmt, width, signed, RTZ)
+
+    def op(a: int, fpcr: int) -> tuple[int, int]:
+        a &= (1 << fmt.width) - 1
+        if not fmt.is_nan(a):
+            a, _ = arith.mul(fmt, a, scale, RTZ)
+        return to_integer(a, fpcr)
+    return op
+
+
+def fixed_point_helper(t: int, width: int, signed: bool, fbits: int, to_float: bool
+                       ) -> Helper:
+    """The SCVTF/UCVTF (to_float) or FCVTZS/FCVTZU helper with fbits fraction bits."""
+    key = (t, width, signed, fbits, to_float)
+    if key not in _FIXED:
+        fmt = FORMATS[t]
+        make = _fixed_from_int if to_float else _fixed_to_int
+        name = f"{'s' if signed else 'u'}{'cvtf' if to_float else 'fcvtz'}"
+        _FIXED[key] = Helper(f"a64_{name}_fixed{fbits}_{fmt.name}_{width}",
+                             make(fmt, width, signed, fbits), flags=CALL_PURE, n_out=2)
+    return _FIXED[key]
+
+
+_FIXED: dict[tuple, Helper] = {}

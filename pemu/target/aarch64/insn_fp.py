@@ -3,8 +3,7 @@ fused multiply-add, compares, conditional select, conversions and FRINT*.
 
 S and D values live in the low word of their V register; every write zeroes the rest
 of it.  Arithmetic goes through fp_helpers.py (exact soft-float, Arm NaN rules), whose
-FPSR flag bits are accrued here.  Not yet: half precision, FPCR.FZ/DN, fixed-point
-conversions.
+FPSR flag bits are accrued here.  Not yet: half precision, FPCR.FZ/DN.
 """
 
 from __future__ import annotations
@@ -21,9 +20,10 @@ from pemu.target.aarch64.fp_helpers import (
     FROM_INT,
     SQRT,
     TO_INT_MODES,
+    fixed_point_helper,
     to_int_helper,
 )
-from pemu.target.aarch64.insn_simd import write_v
+from pemu.target.aarch64.simd_common import write_v
 
 FP_DECODE = r"""
 # -- scalar floating point ------------------------------------------------------------
@@ -35,6 +35,7 @@ FP_CCMP      000 11110 type:2 1 rm:5 cond:4 01 rn:5 op:1 nzcv:4
 FP_CSEL      000 11110 type:2 1 rm:5 cond:4 11 rn:5 rd:5
 FP_IMM       000 11110 type:2 1 imm8:8 100 imm5:5 rd:5
 FP_INT       sf:1 0 0 11110 type:2 1 rmode:2 opcode:3 000000 rn:5 rd:5
+FP_FIXED     sf:1 0 0 11110 type:2 0 rmode:2 opcode:3 scale:6 rn:5 rd:5
 """
 
 
@@ -196,6 +197,25 @@ def trans_FP_INT(ctx: DisasContext, a) -> bool | None:
         helper = to_int_helper(a.type, width, not a.opcode & 1, TO_INT_MODES[key])
         r = _call(ctx, helper, [_read_f(ctx, a.rn, a.type), fpcr])
         ctx.write(a.rd, r, a.sf)
+        return None
+    return False
+
+
+def trans_FP_FIXED(ctx: DisasContext, a) -> bool | None:
+    """SCVTF/UCVTF and FCVTZS/FCVTZU with a fixed-point operand of 64 - scale
+    fraction bits (GCC's int / 2^n and x * 2^n conversions)."""
+    fbits = 64 - a.scale
+    width = 64 if a.sf else 32
+    if a.type > 1 or fbits > width:
+        return False
+    fpcr = ctx.glob("fpcr")
+    if a.rmode == 0 and a.opcode in (2, 3):
+        helper = fixed_point_helper(a.type, width, a.opcode == 2, fbits, True)
+        _write_f(ctx, a.rd, _call(ctx, helper, [ctx.read(a.rn, a.sf), fpcr]), a.type)
+        return None
+    if a.rmode == 3 and a.opcode in (0, 1):
+        helper = fixed_point_helper(a.type, width, a.opcode == 0, fbits, False)
+        ctx.write(a.rd, _call(ctx, helper, [_read_f(ctx, a.rn, a.type), fpcr]), a.sf)
         return None
     return False
 

@@ -15,7 +15,21 @@ import types
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Block
-from pemu.target.aarch64 import insn_dp, insn_el1, insn_fp, insn_ldst, insn_simd, insn_system
+from pemu.target.aarch64 import (
+    insn_dp,
+    insn_el1,
+    insn_fp,
+    insn_ldst,
+    insn_simd,
+    insn_simd_elem,
+    insn_simd_fp,
+    insn_simd_ldst,
+    insn_simd_misc,
+    insn_simd_perm,
+    insn_simd_scalar,
+    insn_simd_wide,
+    insn_system,
+)
 from pemu.target.aarch64.a64_decode import A64_DECODE
 from pemu.target.aarch64.context import DisasContext
 from pemu.target.decode import build_decoder
@@ -25,9 +39,12 @@ Fetch = Callable[[int, int], int]
 
 _HANDLERS = types.SimpleNamespace(**{
     name: getattr(module, name)
-    for module in (insn_dp, insn_ldst, insn_system, insn_simd, insn_fp, insn_el1)
+    for module in (insn_dp, insn_ldst, insn_system, insn_simd, insn_simd_misc, insn_simd_wide,
+                   insn_simd_perm, insn_simd_ldst, insn_simd_fp, insn_simd_scalar, insn_simd_elem,
+                   insn_fp, insn_el1)
     for name in dir(module) if name.startswith("trans_")})
-DECODE = build_decoder(A64_DECODE + insn_simd.SIMD_DECODE + insn_fp.FP_DECODE, _HANDLERS,
+DECODE = build_decoder(A64_DECODE + insn_simd.SIMD_DECODE + insn_simd_scalar.SCALAR_DECODE
+                       + insn_simd_elem.SIMD_ELEM_DECODE + insn_fp.FP_DECODE, _HANDLERS,
                        source="pemu/target/aarch64/a64_decode.py")
 
 
