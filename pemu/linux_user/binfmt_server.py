@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from pemu.accel.tcg import tb_cache
 
+from . import warm_start
 from .binfmt_launcher import (
     FD_CWD,
     FD_PROGRAM,
@@ -56,6 +57,7 @@ from .main import main  # with it, all of pemu's user mode: imported before any 
 MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
 EXIT_SETUP_FAILED = 126
+REFRESH_IDLE_S = 0.2  # quiet time after a program ends before its new blocks are installed
 
 
 class RequestError(Exception):
@@ -204,6 +206,19 @@ class BinfmtServer:
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
         self.may_switch_user = os.geteuid() == 0
         self.stopping = False
+        # the engine the children start with (warm_start.py), and whether a child has
+        # ended since its preinstalled blocks were last brought up to date
+        self.prepared: warm_start.Prepared | None = None
+        self.cache_grew = False
+
+    def prepare(self) -> None:
+        """Build the children's engine, with every cached block installed."""
+        try:
+            self.prepared = warm_start.prepare(self.arch)
+        except (OSError, RuntimeError) as e:  # the children build their own, as before
+            self._say(f"no prepared engine: {e}")
+        if self.prepared is not None:
+            self._say(f"{len(self.prepared.engine.preinstalled)} cached blocks installed")
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -212,7 +227,14 @@ class BinfmtServer:
 
     def serve_forever(self) -> None:
         while not self.stopping:
-            for key, _ in self.selector.select(timeout=1.0):
+            ready = self.selector.select(timeout=REFRESH_IDLE_S if self.cache_grew else 1.0)
+            if not ready and self.cache_grew:
+                # idle: the blocks that the programs which ended wrote to the cache
+                # are installed for the next ones (never while a launcher waits)
+                self.cache_grew = False
+                if self.prepared is not None:
+                    self.prepared.refresh()
+            for key, _ in ready:
                 what, arg = key.data
                 if what == "accept":
                     self._accept()
@@ -307,6 +329,7 @@ class BinfmtServer:
             self.selector.unregister(conn)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
+        self.cache_grew = True
         if os.WIFSIGNALED(status):
             reply = REPLY.pack(REPLY_SIGNAL, os.WTERMSIG(status))
         else:
@@ -345,6 +368,7 @@ def serve(name: bytes, arch: str = "riscv64") -> int:
     """pemu-binfmt --serve: run until SIGTERM/SIGINT."""
     server = BinfmtServer(name, arch=arch)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server.prepare()
     server._say(f"serving on @{name.decode()} (pid {os.getpid()})")
     try:
         server.serve_forever()

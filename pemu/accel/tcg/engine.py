@@ -18,7 +18,16 @@ from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
 from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.target import TCGTarget
-from pemu.accel.tcg.tb_cache import TranslationCache, cached_code, open_cache, page_digest
+from pemu.accel.tcg.tb_cache import (
+    Entry,
+    TranslationCache,
+    block_key,
+    cached_code,
+    helper_fixups,
+    open_cache,
+    page_digest,
+    split_key,
+)
 from pemu.accel.tcg.translator import BlockTranslator
 
 PAGE_SHIFT = 12
@@ -136,6 +145,10 @@ class TCGEngine:
         # native code of earlier processes (tb_cache.py): a program's second start, and
         # every process of a distribution sharing a library, skips its translation
         self.tb_cache: TranslationCache | None = None
+        # blocks of that cache installed before this process started (``preinstall``:
+        # the binfmt server's, inherited by the programs it forks), by cache key, each
+        # with its instruction count; taken out when the guest first runs it
+        self.preinstalled: dict[bytes, tuple[object, int]] = {}
         if self.backend_name == "native":
             self.backend = NativeBackend(self, self.layout)
             self.native_run = self.backend.run
@@ -152,6 +165,13 @@ class TCGEngine:
         # guest pcs where execution stops with DebugStop (the gdb stub's Z0 breakpoints)
         self.breakpoints: set[int] = set()
         mem.on_code_write = self.invalidate_page
+
+    def use_log(self, log: TCGLog) -> None:
+        """Log to ``log`` from now on (an engine prepared before the program's options
+        were known: warm_start.py; never one whose items change translation)."""
+        self.log = log
+        self.translator.log = log
+        log.use_target(self.target.disassemble, self.target.dump_registers)
 
     # -- translation ---------------------------------------------------------------
     def translate(self, pc: int, flags: int, max_insns: int | None = None,
@@ -207,16 +227,55 @@ class TCGEngine:
             self.mem.fetch(pc, 2)  # the guest's own fault if pc is not executable
         except Exception:
             return None  # translating raises it precisely
-        hit = cache.get(flags, pc, self._page_digest(pc))
-        if hit is None:
-            return None
-        entry, fixups = hit
-        compiled = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
-                                        pc, flags)
-        compiled.fn.generated = None
-        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        digest = self._page_digest(pc)
+        fn, n_insns = self._take_preinstalled(block_key(flags, pc, digest))
+        if fn is not None:
+            self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + 1
+        else:
+            hit = cache.get(flags, pc, digest)
+            if hit is None:
+                return None
+            entry, fixups = hit
+            fn = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
+                                      pc, flags).fn
+            fn.generated = None
+            n_insns = entry[6]
+            self.stats["cached"] = self.stats.get("cached", 0) + 1
         # a cached block never straddles a page: its code lies on pc's page
-        return TranslationBlock(pc, flags, 0, entry[6], compiled.fn, (pc >> PAGE_SHIFT,))
+        return TranslationBlock(pc, flags, 0, n_insns, fn, (pc >> PAGE_SHIFT,))
+
+    def _take_preinstalled(self, key: bytes) -> tuple[object, int]:
+        """A preinstalled block (once: it becomes an ordinary block), if it is still in
+        the code buffer (not dropped by a reset of a full buffer)."""
+        found = self.preinstalled.pop(key, None) if self.preinstalled else None
+        if found is None:
+            return None, 0
+        fn, n_insns = found
+        if fn.dead or fn.generation != self.backend.generation:
+            return None, 0
+        return fn, n_insns
+
+    def preinstall(self, blocks: dict[bytes, Entry]) -> int:
+        """Put blocks of the translation cache (``TranslationCache.read_all``) in the
+        code buffer now, before any guest runs: a process forked from this one finds
+        them installed (copy-on-write) and only checks its page's digest against the
+        key before it links one (``_from_cache``).  Returns how many were installed;
+        blocks that need a helper this process has not created are left to the
+        ordinary cache path."""
+        if self.tb_cache is None:
+            return 0
+        installed = 0
+        for key, entry in blocks.items():
+            flags, pc, _digest = split_key(key)
+            fixups = helper_fixups(entry)
+            if fixups is None or flags & DEBUG_SINGLE_INSN_FLAG or key in self.preinstalled:
+                continue
+            compiled = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
+                                            pc, flags)
+            compiled.fn.generated = None
+            self.preinstalled[key] = (compiled.fn, entry[6])
+            installed += 1
+        return installed
 
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:

@@ -35,6 +35,7 @@ bounds what the exit's save may spend; the blocks written by then are kept.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import marshal
 import os
@@ -166,7 +167,10 @@ def hurry_exit_saves(budget_s: float) -> None:
     _exit_save_deadline = time.monotonic() + budget_s
 
 
+@functools.cache
 def _sources_digest() -> bytes:
+    # once per process: the binfmt server computes it before it forks, so that its
+    # children do not read pemu's sources again at every program start
     root = Path(__file__).resolve().parents[2]  # the pemu package
     h = hashlib.blake2b(digest_size=16)
     for sub in _SOURCE_DIRS:
@@ -191,12 +195,48 @@ def _sealed(key: bytes, body: bytes) -> bytes:
     return _seal(key, body) + body
 
 
+def _unsealed(key: bytes, data: object) -> Entry | None:
+    """A stored record's entry, or None when it is missing or damaged (a damaged file
+    is a cache miss: the block is translated instead)."""
+    if not isinstance(data, bytes):  # none, or a damaged record's other type
+        return None
+    body = data[_SEAL:]
+    if data[:_SEAL] != _seal(key, body):
+        return None
+    try:
+        entry = marshal.loads(body)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(entry, tuple) or len(entry) != 7:
+        return None
+    return entry
+
+
+def helper_fixups(entry: Entry) -> list | None:
+    """A stored block's helper fixups with the helpers of this process, or None when
+    one is not created yet here (or ambiguous): then the block is translated."""
+    fixups = []
+    for at, name, n_args in entry[5]:
+        h = HELPERS_BY_NAME.get(name)
+        if h is None:
+            return None
+        fixups.append((at, h, n_args))
+    return fixups
+
+
+def split_key(key: bytes) -> tuple[int, int, bytes]:
+    """(flags, pc, page digest) of a stored block's key."""
+    flags, pc = struct.unpack_from("<QQ", key, 16)
+    return flags, pc, key[:16]
+
+
 def page_digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _key(flags: int, pc: int, digest: bytes) -> bytes:
-    # the page digest first: one range query reads every block of a page
+def block_key(flags: int, pc: int, digest: bytes) -> bytes:
+    """What a block is stored under: the page digest first (one range query reads
+    every block of a page)."""
     return digest + struct.pack("<QQ", flags & _MASK64, pc & _MASK64)
 
 
@@ -250,32 +290,44 @@ class TranslationCache:
 
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
         """The cached block and its helper fixups (helpers resolved), or None."""
-        key = _key(flags, pc, digest)
+        key = block_key(flags, pc, digest)
         entry = self.new.get(key)
         if entry is None:
             page = self._pages.get(digest)
             if page is None:
                 page = self._pages[digest] = self._read_page(digest)
-            data = page.get(key)
-            if not isinstance(data, bytes):  # none, or a damaged record's other type
+            entry = _unsealed(key, page.get(key))
+            if entry is None:
                 return None
-            body = data[_SEAL:]
-            if data[:_SEAL] != _seal(key, body):  # a damaged file: translate instead
-                return None
-            try:
-                entry = marshal.loads(body)
-            except (ValueError, EOFError, TypeError):
-                return None
-            if not isinstance(entry, tuple) or len(entry) != 7:
-                return None
-        fixups = []
-        for at, name, n_args in entry[5]:
-            h = HELPERS_BY_NAME.get(name)
-            if h is None:  # not created yet in this process (or ambiguous): translate
-                return None
-            fixups.append((at, h, n_args))
+        fixups = helper_fixups(entry)
+        if fixups is None:
+            return None
         self.hits += 1
         return entry, fixups
+
+    def read_all(self, known: set[bytes] | frozenset = frozenset()
+                 ) -> dict[bytes, Entry]:
+        """Every stored block of this version whose key is not in ``known``, checked
+        (a damaged record is left out): what the binfmt server installs before it
+        forks (engine.preinstall), so that its children translate nothing."""
+        db = self._connect()
+        if db is None:
+            return {}
+        try:
+            keys = [k for (k,) in db.execute(f"SELECT k FROM {self.table}")
+                    if isinstance(k, bytes) and k not in known]
+            blocks = {}
+            for i in range(0, len(keys), 500):  # SQLite's bound-variable limit
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for k, v in db.execute(f"SELECT k, v FROM {self.table} WHERE k IN ({marks})",
+                                       chunk):
+                    entry = _unsealed(k, v)
+                    if entry is not None:
+                        blocks[k] = entry
+        except sqlite3.Error:
+            return {}
+        return blocks
 
     def _read_page(self, digest: bytes) -> dict[bytes, bytes]:
         """Every stored block of a page with these bytes, in one query."""
@@ -296,7 +348,7 @@ class TranslationCache:
             if HELPERS_BY_NAME.get(h.name) is not h:
                 return  # another helper has that name: it could not be found again
             fixups.append((at, h.name, n_args))
-        self.new[_key(flags, pc, digest)] = (
+        self.new[block_key(flags, pc, digest)] = (
             gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
             tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
 
@@ -352,5 +404,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "cache_dir", "cached_code", "hurry_exit_saves", "open_cache",
-           "page_digest", "pin"]
+__all__ = ["TranslationCache", "block_key", "cache_dir", "cached_code", "helper_fixups",
+           "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]
