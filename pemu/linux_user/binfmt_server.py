@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import selectors
 import signal
@@ -57,7 +58,6 @@ from .main import main  # with it, all of pemu's user mode: imported before any 
 MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
 EXIT_SETUP_FAILED = 126
-REFRESH_IDLE_S = 0.2  # quiet time after a program ends before its new blocks are installed
 
 
 class RequestError(Exception):
@@ -227,10 +227,10 @@ class BinfmtServer:
 
     def serve_forever(self) -> None:
         while not self.stopping:
-            ready = self.selector.select(timeout=REFRESH_IDLE_S if self.cache_grew else 1.0)
+            ready = self.selector.select(timeout=0 if self.cache_grew else 1.0)
             if not ready and self.cache_grew:
-                # idle: the blocks that the programs which ended wrote to the cache
-                # are installed for the next ones (never while a launcher waits)
+                # the blocks that the programs which ended wrote to the cache are
+                # installed for the next ones (never while a launcher waits)
                 self.cache_grew = False
                 if self.prepared is not None:
                     self.prepared.refresh()
@@ -286,6 +286,10 @@ class BinfmtServer:
     def _start(self, conn: socket.socket, req: Request) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        # everything alive now (the prepared engine's blocks above all) out of the
+        # collector's reach: a collection in the child would write to every object,
+        # copying the pages the child shares with this process
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the emulated program
             code = EXIT_SETUP_FAILED

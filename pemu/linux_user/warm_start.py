@@ -16,6 +16,7 @@ one run without the translation cache (another user's: see binfmt_server).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class Prepared:
     mem: GuestVirtualMemory
     engine: TCGEngine
 
+    stamp: tuple = ()  # the cache files' sizes and times when last read
+
     def refresh(self) -> int:
         """Install the blocks that other processes added to the cache since (in the
         preparing process, between forks); returns how many."""
@@ -49,7 +52,24 @@ class Prepared:
         backend = self.engine.backend
         if cache is None or backend.buf.used > backend.buf.size * _MAX_BUFFER_SHARE:
             return 0
-        return self.engine.preinstall(cache.read_all(self.engine.preinstalled.keys()))
+        stamp = _stamp(cache.path)
+        if stamp == self.stamp:  # nobody wrote the file: nothing new (a few µs)
+            return 0
+        self.stamp = stamp
+        return self.engine.preinstall(cache.read_all(self.engine.preinstalled.keys))
+
+
+def _stamp(db: Path) -> tuple:
+    """What changes when a process writes blocks: the database and its WAL file."""
+    stamp = []
+    for path in (db, db.with_name(db.name + "-wal")):
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
 
 
 _prepared: Prepared | None = None

@@ -17,16 +17,14 @@ from pemu.accel.tcg.backend import x86_64
 from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
 from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.preinstall import PreinstalledBlocks
 from pemu.accel.tcg.target import TCGTarget
 from pemu.accel.tcg.tb_cache import (
     Entry,
     TranslationCache,
-    block_key,
     cached_code,
-    helper_fixups,
     open_cache,
     page_digest,
-    split_key,
 )
 from pemu.accel.tcg.translator import BlockTranslator
 
@@ -79,6 +77,14 @@ class TBCache:
             self.table(tb.flags)[tb.pc] = tb.fn
             for page in tb.pages:
                 self.by_page.setdefault(page, []).append(tb)
+
+    def insert_many(self, tbs: list[TranslationBlock]) -> None:
+        """Blocks with flags 0 on one page each (a preinstalled page's: preinstall.py)."""
+        with self.lock:
+            self.blocks.update({(0, tb.pc): tb for tb in tbs})
+            self.table(0).update({tb.pc: tb.fn for tb in tbs})
+            for tb in tbs:
+                self.by_page.setdefault(tb.pages[0], []).append(tb)
 
     def invalidate_page(self, page: int) -> bool:
         """Drop every block with code on ``page``; True if there were any."""
@@ -146,15 +152,17 @@ class TCGEngine:
         # every process of a distribution sharing a library, skips its translation
         self.tb_cache: TranslationCache | None = None
         # blocks of that cache installed before this process started (``preinstall``:
-        # the binfmt server's, inherited by the programs it forks), by cache key, each
-        # with its instruction count; taken out when the guest first runs it
-        self.preinstalled: dict[bytes, tuple[object, int]] = {}
+        # the binfmt server's, inherited by the programs it forks), linked a page at a
+        # time when the guest first runs code there
+        self.preinstalled: PreinstalledBlocks | None = None
         if self.backend_name == "native":
             self.backend = NativeBackend(self, self.layout)
             self.native_run = self.backend.run
             if keep_translations:
                 self.tb_cache = open_cache(self.backend, self.log, (
                     "user", len(mem.readable), max_insns, target.name, target.config))
+            if self.tb_cache is not None:
+                self.preinstalled = PreinstalledBlocks(self.backend)
         else:
             self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
@@ -227,55 +235,48 @@ class TCGEngine:
             self.mem.fetch(pc, 2)  # the guest's own fault if pc is not executable
         except Exception:
             return None  # translating raises it precisely
-        digest = self._page_digest(pc)
-        fn, n_insns = self._take_preinstalled(block_key(flags, pc, digest))
-        if fn is not None:
-            self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + 1
-        else:
-            hit = cache.get(flags, pc, digest)
-            if hit is None:
-                return None
-            entry, fixups = hit
-            fn = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
-                                      pc, flags).fn
-            fn.generated = None
-            n_insns = entry[6]
-            self.stats["cached"] = self.stats.get("cached", 0) + 1
+        if self.preinstalled is not None and not flags \
+                and pc >> PAGE_SHIFT in self.preinstalled.groups:
+            tb = self._link_preinstalled(pc)
+            if tb is not None:
+                return tb
+        hit = cache.get(flags, pc, self._page_digest(pc))
+        if hit is None:
+            return None
+        entry, fixups = hit
+        fn = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
+                                  pc, flags).fn
+        fn.generated = None
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
         # a cached block never straddles a page: its code lies on pc's page
-        return TranslationBlock(pc, flags, 0, n_insns, fn, (pc >> PAGE_SHIFT,))
+        return TranslationBlock(pc, flags, 0, entry[6], fn, (pc >> PAGE_SHIFT,))
 
-    def _take_preinstalled(self, key: bytes) -> tuple[object, int]:
-        """A preinstalled block (once: it becomes an ordinary block), if it is still in
-        the code buffer (not dropped by a reset of a full buffer)."""
-        found = self.preinstalled.pop(key, None) if self.preinstalled else None
-        if found is None:
-            return None, 0
-        fn, n_insns = found
-        if fn.dead or fn.generation != self.backend.generation:
-            return None, 0
-        return fn, n_insns
+    def _link_preinstalled(self, pc: int) -> TranslationBlock | None:
+        """The first miss on pc's page: link the preinstalled blocks made from the
+        bytes it holds now (preinstall.py), all of them; the one at pc is returned
+        (the caller enters it in the page index, as any block it returns)."""
+        page = pc >> PAGE_SHIFT
+        if any(t.pc >> PAGE_SHIFT == page for t in self.cache.by_page.get(page, ())):
+            # blocks of this page were linked already: keys would clash; leave it
+            self.preinstalled.groups.pop(page, None)
+            return None
+        group = self.preinstalled.take_page(page, lambda: self._page_digest(pc))
+        if group is None:
+            return None
+        tbs = [TranslationBlock(at, 0, 0, group.n_insns[at], fn, (page,))
+               for at, fn in group.blocks.items()]
+        self.mem.mark_code_page(page)
+        self.cache.insert_many([tb for tb in tbs if tb.pc != pc])
+        self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + len(tbs)
+        return next((tb for tb in tbs if tb.pc == pc), None)
 
     def preinstall(self, blocks: dict[bytes, Entry]) -> int:
         """Put blocks of the translation cache (``TranslationCache.read_all``) in the
-        code buffer now, before any guest runs: a process forked from this one finds
-        them installed (copy-on-write) and only checks its page's digest against the
-        key before it links one (``_from_cache``).  Returns how many were installed;
-        blocks that need a helper this process has not created are left to the
-        ordinary cache path."""
-        if self.tb_cache is None:
+        code buffer now, before any guest runs, for the processes forked from this
+        one (preinstall.py).  Returns how many were installed."""
+        if self.preinstalled is None:
             return 0
-        installed = 0
-        for key, entry in blocks.items():
-            flags, pc, _digest = split_key(key)
-            fixups = helper_fixups(entry)
-            if fixups is None or flags & DEBUG_SINGLE_INSN_FLAG or key in self.preinstalled:
-                continue
-            compiled = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
-                                            pc, flags)
-            compiled.fn.generated = None
-            self.preinstalled[key] = (compiled.fn, entry[6])
-            installed += 1
-        return installed
+        return self.preinstalled.install(blocks)
 
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:
