@@ -206,10 +206,8 @@ class BinfmtServer:
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
         self.may_switch_user = os.geteuid() == 0
         self.stopping = False
-        # the engine the children start with (warm_start.py), and whether a child has
-        # ended since its preinstalled blocks were last brought up to date
+        # the engine the children start with (warm_start.py)
         self.prepared: warm_start.Prepared | None = None
-        self.cache_grew = False
 
     def prepare(self) -> None:
         """Build the children's engine, with every cached block installed."""
@@ -227,14 +225,7 @@ class BinfmtServer:
 
     def serve_forever(self) -> None:
         while not self.stopping:
-            ready = self.selector.select(timeout=0 if self.cache_grew else 1.0)
-            if not ready and self.cache_grew:
-                # the blocks that the programs which ended wrote to the cache are
-                # installed for the next ones (never while a launcher waits)
-                self.cache_grew = False
-                if self.prepared is not None:
-                    self.prepared.refresh()
-            for key, _ in ready:
+            for key, _ in self.selector.select(timeout=1.0):
                 what, arg = key.data
                 if what == "accept":
                     self._accept()
@@ -333,7 +324,11 @@ class BinfmtServer:
             self.selector.unregister(conn)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
-        self.cache_grew = True
+        if self.prepared is not None:
+            # what the program wrote to the cache as it ended is installed for the next
+            # ones, before its launcher (and whoever waits for it: a shell loop, make)
+            # hears of the end; a few microseconds when the file did not change
+            self.prepared.refresh()
         if os.WIFSIGNALED(status):
             reply = REPLY.pack(REPLY_SIGNAL, os.WTERMSIG(status))
         else:
