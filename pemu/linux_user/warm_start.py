@@ -55,14 +55,23 @@ class Prepared:
         stamp = _stamp(cache.path)
         if stamp == self.stamp:  # nobody wrote the file: nothing new (a few µs)
             return 0
+        if cache.import_spooled():  # what fork children of programs left (tb_spool.py)
+            stamp = _stamp(cache.path)
         self.stamp = stamp
         return self.engine.preinstall(cache.read_all(self.engine.preinstalled.keys))
 
 
+    def ready_next_fork(self) -> None:
+        """Copy the code buffer for the next child now (between programs, off the
+        path of its start): the copy a fork needs is megabytes of installed blocks."""
+        self.engine.backend.buf.prepare_fork_copy()
+
+
 def _stamp(db: Path) -> tuple:
-    """What changes when a process writes blocks: the database and its WAL file."""
+    """What changes when a process writes blocks: the database and its WAL file, or
+    the folder (a spool file: tb_spool.py)."""
     stamp = []
-    for path in (db, db.with_name(db.name + "-wal")):
+    for path in (db, db.with_name(db.name + "-wal"), db.parent):
         try:
             st = os.stat(path)
         except OSError:

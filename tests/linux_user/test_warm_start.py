@@ -60,6 +60,27 @@ def test_children_run_what_the_parent_installed_and_translate_nothing(tmp_path):
     assert warm_stats["preinstalled"] >= 0.9 * cold_stats["translated"]
     assert warm_stats["exits_miss"] < cold_stats["exits_miss"] // 4
     assert warm_stats.get("cached", 0) == 0
+    # the shell's fork children (the pipeline's members: busybox runs its applets in
+    # forks) could not open the cache; they left what they translated in its folder
+    # (tb_spool.py) and find it installed too
+    assert len(warm["children"]) == len(cold["children"]) == 3
+    for child_cold, child_warm in zip(cold["children"], warm["children"], strict=True):
+        assert child_cold["translated"] > 300
+        assert child_warm["translated"] < 0.01 * child_cold["translated"]
+
+
+def test_damaged_spool_files_are_misses(tmp_path):
+    cold, damaged, refreshed, warm = _drive(tmp_path, "damaged-spool", BUSYBOX, "sh", "-c",
+                                            SCRIPT)
+    assert len(damaged["damaged"]) >= 4  # two or more from the children, junk, empty
+    assert cold["stdout"] == warm["stdout"] == EXPECTED
+    _ok(cold), _ok(warm)
+    # the children's blocks (none of them intact) are translated again, not run damaged
+    for child_cold, child_warm in zip(cold["children"], warm["children"], strict=True):
+        assert child_warm["translated"] > 50, (child_cold, child_warm)
+    # every damaged file was taken in or dropped (the files there now are the second
+    # run's children's: they translated again)
+    assert not set(damaged["damaged"]) & {p.name for p in (tmp_path / "cache").iterdir()}
 
 
 def test_blocks_made_from_other_bytes_are_never_linked(tmp_path):

@@ -48,6 +48,7 @@ from pathlib import Path
 
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
+from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
 FORMAT = 6  # 6: the checksum covers the key too
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
@@ -90,6 +91,21 @@ _pinned_folder: Path | bool | None = None
 # connections a forked child inherited: never used, never closed (closing could
 # checkpoint the parent's WAL from under it)
 _INHERITED: list[sqlite3.Connection] = []
+# the pinned folder, opened (O_PATH) before the chroot: descriptor, device, inode
+_pinned_dir: tuple[int, int, int] | None = None
+
+
+def _spool_dir() -> int | None:
+    """The pinned folder's descriptor, if it still is that folder (the guest may have
+    closed it, and opened something else under its number)."""
+    if _pinned_dir is None:
+        return None
+    fd, dev, ino = _pinned_dir
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return fd if (st.st_dev, st.st_ino) == (dev, ino) else None
 
 
 def _open_db(path: Path, lock_wait: float = LOCK_WAIT_S) -> sqlite3.Connection:
@@ -118,6 +134,13 @@ def pin() -> None:
         return
     _PINNED[path] = db
     _pinned_folder = folder
+    global _pinned_dir
+    try:  # for the processes this one forks: they spool their blocks (tb_spool.py)
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    st = os.fstat(fd)
+    _pinned_dir = (fd, st.st_dev, st.st_ino)
 
 
 def disable() -> None:
@@ -129,7 +152,8 @@ def disable() -> None:
 
 def _after_fork_in_child() -> None:
     # a connection opened before a chroot: its path may not lead to the file any more,
-    # and a connection must not cross a fork; the child goes without the cache
+    # and a connection must not cross a fork; the child goes without the cache, but
+    # leaves what it translates in the folder it still holds open (tb_spool.py)
     if _PINNED:
         _INHERITED.extend(_PINNED.values())
         _PINNED.clear()
@@ -368,7 +392,13 @@ class TranslationCache:
         process pinned one before a chroot), so another thread (live migration) can
         write while the vCPUs read.  ``deadline`` (host monotonic): stop there and keep
         what was written (the rest is translated again next time)."""
-        if not blocks or self._broken:
+        if not blocks:
+            return
+        if self._broken:
+            spool = _spool_dir() if _pinned_folder is False else None
+            if spool is not None:  # a pinned process's fork child (see tb_spool.py)
+                write_spool(spool, self.table,
+                            [(k, _sealed(k, marshal.dumps(v))) for k, v in blocks.items()])
             return
         lock_wait = LOCK_WAIT_S
         if deadline is not None:
@@ -393,6 +423,12 @@ class TranslationCache:
                     db.close()
         except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
+
+    def import_spooled(self) -> int:
+        """Move the blocks that fork children of chrooted programs left in the folder
+        (tb_spool.py) into the cache; returns how many."""
+        db = self._connect()
+        return 0 if db is None else import_spooled(self.path.parent, self.table, db)
 
     def _drop_old_versions(self, db: sqlite3.Connection) -> None:
         """Every source change starts a new table: keep only the most recent few."""
