@@ -78,13 +78,13 @@ class TBCache:
             for page in tb.pages:
                 self.by_page.setdefault(page, []).append(tb)
 
-    def insert_many(self, tbs: list[TranslationBlock]) -> None:
-        """Blocks with flags 0 on one page each (a preinstalled page's: preinstall.py)."""
+    def insert_group(self, page: int, tbs: dict[int, TranslationBlock]) -> None:
+        """Blocks with flags 0 that lie on ``page`` only, by pc (a preinstalled page's:
+        preinstall.py)."""
         with self.lock:
-            self.blocks.update({(0, tb.pc): tb for tb in tbs})
-            self.table(0).update({tb.pc: tb.fn for tb in tbs})
-            for tb in tbs:
-                self.by_page.setdefault(tb.pages[0], []).append(tb)
+            self.blocks.update({(0, pc): tb for pc, tb in tbs.items()})
+            self.table(0).update({pc: tb.fn for pc, tb in tbs.items()})
+            self.by_page.setdefault(page, []).extend(tbs.values())
 
     def invalidate_page(self, page: int) -> bool:
         """Drop every block with code on ``page``; True if there were any."""
@@ -162,7 +162,9 @@ class TCGEngine:
                 self.tb_cache = open_cache(self.backend, self.log, (
                     "user", len(mem.readable), max_insns, target.name, target.config))
             if self.tb_cache is not None:
-                self.preinstalled = PreinstalledBlocks(self.backend)
+                self.preinstalled = PreinstalledBlocks(
+                    self.backend, lambda pc, n_insns, fn, page: TranslationBlock(
+                        pc, 0, 0, n_insns, fn, (page,)))
         else:
             self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
@@ -263,12 +265,10 @@ class TCGEngine:
         group = self.preinstalled.take_page(page, lambda: self._page_digest(pc))
         if group is None:
             return None
-        tbs = [TranslationBlock(at, 0, 0, group.n_insns[at], fn, (page,))
-               for at, fn in group.blocks.items()]
         self.mem.mark_code_page(page)
-        self.cache.insert_many([tb for tb in tbs if tb.pc != pc])
-        self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + len(tbs)
-        return next((tb for tb in tbs if tb.pc == pc), None)
+        self.cache.insert_group(page, group.tbs)
+        self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + len(group.tbs)
+        return group.tbs.get(pc)
 
     def preinstall(self, blocks: dict[bytes, Entry]) -> int:
         """Put blocks of the translation cache (``TranslationCache.read_all``) in the
@@ -289,7 +289,16 @@ class TCGEngine:
     def invalidate_range(self, addr: int, length: int) -> None:
         if length <= 0:
             return
-        for page in range(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1):
+        first, last = addr >> PAGE_SHIFT, (addr + length - 1) >> PAGE_SHIFT
+        # only pages with code matter (an munmap of a library's data, or of a whole
+        # stack, would otherwise visit thousands of pages in Python)
+        with self.cache.lock:
+            code = set(self.mem.code_pages).union(self.cache.by_page)
+        if last - first + 1 > len(code):
+            pages = sorted(p for p in code if first <= p <= last)
+        else:
+            pages = [p for p in range(first, last + 1) if p in code]
+        for page in pages:
             self.invalidate_page(page)
 
     def flush(self) -> None:

@@ -32,6 +32,8 @@ class PageGroup:
 
     blocks: dict[int, object] = field(default_factory=dict)  # pc -> NativeTB
     n_insns: dict[int, int] = field(default_factory=dict)  # pc -> instructions
+    # pc -> the engine's TranslationBlock of each, made ahead too
+    tbs: dict[int, object] = field(default_factory=dict)
     # exits to pcs outside the group, chained when the group is linked
     outside: dict[int, list[tuple[object, int]]] = field(default_factory=dict)
     jc_entries: array = field(default_factory=lambda: array("Q"))
@@ -40,8 +42,11 @@ class PageGroup:
 class PreinstalledBlocks:
     """The groups of one engine, by page and digest."""
 
-    def __init__(self, backend: object) -> None:
+    def __init__(self, backend: object, make_tb: Callable[[int, int, object, int], object]
+                 ) -> None:
+        """``make_tb(pc, n_insns, fn, page)``: the engine's record of a block."""
         self.backend = backend
+        self.make_tb = make_tb
         self.groups: dict[int, dict[bytes, PageGroup]] = {}
         self.keys: set[bytes] = set()  # every cache key installed (for refreshes)
 
@@ -73,6 +78,8 @@ class PreinstalledBlocks:
             group = self.groups[page][digest]
             backend.chain_within(group.blocks, tbs, group.outside)
             group.jc_entries = backend.group_jc_entries(group.blocks)
+            for tb in tbs:
+                group.tbs[tb.pc] = self.make_tb(tb.pc, group.n_insns[tb.pc], tb, page)
         return sum(len(tbs) for tbs in new.values())
 
     def take_page(self, page: int, digest: Callable[[], bytes]) -> PageGroup | None:

@@ -469,22 +469,23 @@ class NativeBackend:
             first = next(iter(group.values()), None)
             if first is None or first.dead or first.generation != self.generation:
                 return False
-            jc = self.jump_cache
-            entries = jc_entries
-            for n in range(0, len(entries), 2):
-                jc[entries[n]] = entries[n + 1]
+            jc = memoryview(self.jump_cache).cast("B").cast("Q")
+            for index, address in zip(jc_entries[::2], jc_entries[1::2], strict=True):
+                jc[index] = address
             self.flags_seen.add(0)
-            self.by_key.update(group)
+            by_key = self.by_key
+            by_key.update(group)
+            pending = self.pending
             for key, sources in outside.items():
-                dst = self.by_key.get(key)
+                dst = by_key.get(key)
                 if dst is None:
-                    self.pending.setdefault(key, []).extend(sources)
+                    pending.setdefault(key, []).extend(sources)
                 else:
                     for src, i in sources:
                         self._chain(src, i, dst)
-            pending = self.pending
-            for pc, tb in group.items():
-                for src, i in pending.pop(pc, ()):
+            for pc in pending.keys() & group.keys():  # linked blocks waiting for these
+                tb = group[pc]
+                for src, i in pending.pop(pc):
                     if not src.dead and src.chained[i] is None:
                         self._chain(src, i, tb)
         return True
