@@ -54,12 +54,13 @@ def test_children_run_what_the_parent_installed_and_translate_nothing(tmp_path):
     # what the first child wrote to the cache is installed in the parent ...
     assert refreshed["refreshed"] > 0.9 * cold_stats["translated"]
     # ... and the next child (the shell: it waited for its pipeline) translates nothing
-    # (but a block that straddles two pages: never cached), links them a page at a time
-    # (one exit per page, not one per block), and never reads the cache file
-    assert warm_stats["translated"] < 0.01 * cold_stats["translated"]
+    # and links them a page at a time (one exit per page, not one per block); only a
+    # block that runs onto the next page comes from the cache file (it is not installed
+    # ahead: it belongs to two pages)
+    assert warm_stats["translated"] == 0
     assert warm_stats["preinstalled"] >= 0.9 * cold_stats["translated"]
     assert warm_stats["exits_miss"] < cold_stats["exits_miss"] // 4
-    assert warm_stats.get("cached", 0) == 0
+    assert warm_stats.get("cached", 0) < 0.01 * cold_stats["translated"]
     # the shell's fork children (the pipeline's members: busybox runs its applets in
     # forks) could not open the cache; they left what they translated in its folder
     # (tb_spool.py) and find it installed too

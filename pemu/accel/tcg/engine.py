@@ -32,6 +32,10 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 # Blocks translated one instruction each, for breakpoints: a separate cache key.
 DEBUG_SINGLE_INSN_FLAG = 1 << 62
+# In the translation cache's key only: a block whose code runs onto the next page, kept
+# under the digest of both pages' bytes (looked up after a miss near a page's end)
+TWO_PAGES_KEY_FLAG = 1 << 61
+MAX_INSN_BYTES = 4  # the user-mode targets' longest instruction (RISC-V, A64)
 
 
 class DebugStop(Exception):
@@ -212,6 +216,9 @@ class TCGEngine:
                     gen, t.fn.generated = t.fn.generated, None
                     if cache is not None and len(pages) == 1:
                         cache.put(flags, pc, self._page_digest(pc), gen, block.n_insns)
+                    elif cache is not None and len(pages) == 2:
+                        cache.put(flags | TWO_PAGES_KEY_FLAG, pc, self._page_digest(pc, 2),
+                                  gen, block.n_insns)
             pages = tb.pages
             if not slow_memory and (max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG):
                 for page in pages:
@@ -225,10 +232,11 @@ class TCGEngine:
         if self.tb_cache is not None:
             self.tb_cache.save()
 
-    def _page_digest(self, pc: int) -> bytes:
-        """The digest of the bytes of pc's page (mapped and executable: just fetched)."""
+    def _page_digest(self, pc: int, pages: int = 1) -> bytes:
+        """The digest of the bytes of pc's page, or of it and the next (mapped and
+        executable: just fetched)."""
         start = pc & ~(PAGE_SIZE - 1)
-        return page_digest(self.mem.mem[start:start + PAGE_SIZE])
+        return page_digest(self.mem.mem[start:start + pages * PAGE_SIZE])
 
     def _from_cache(self, cache: TranslationCache, pc: int, flags: int
                     ) -> TranslationBlock | None:
@@ -242,7 +250,11 @@ class TCGEngine:
             tb = self._link_preinstalled(pc)
             if tb is not None:
                 return tb
+        pages = (pc >> PAGE_SHIFT,)
         hit = cache.get(flags, pc, self._page_digest(pc))
+        if hit is None and self._may_run_onto_next_page(pc):
+            pages = (pc >> PAGE_SHIFT, (pc >> PAGE_SHIFT) + 1)
+            hit = cache.get(flags | TWO_PAGES_KEY_FLAG, pc, self._page_digest(pc, 2))
         if hit is None:
             return None
         entry, fixups = hit
@@ -250,8 +262,18 @@ class TCGEngine:
                                   pc, flags).fn
         fn.generated = None
         self.stats["cached"] = self.stats.get("cached", 0) + 1
-        # a cached block never straddles a page: its code lies on pc's page
-        return TranslationBlock(pc, flags, 0, entry[6], fn, (pc >> PAGE_SHIFT,))
+        return TranslationBlock(pc, flags, 0, entry[6], fn, pages)
+
+    def _may_run_onto_next_page(self, pc: int) -> bool:
+        """A block at pc could reach the next page, and that page is executable (its
+        bytes are part of such a block's key)."""
+        if (pc & (PAGE_SIZE - 1)) + self.translator.max_insns * MAX_INSN_BYTES <= PAGE_SIZE:
+            return False
+        try:
+            self.mem.fetch((pc | (PAGE_SIZE - 1)) + 1, 2)
+        except Exception:
+            return False
+        return True
 
     def _link_preinstalled(self, pc: int) -> TranslationBlock | None:
         """The first miss on pc's page: link the preinstalled blocks made from the
