@@ -54,6 +54,7 @@ FORMAT = 6  # 6: the checksum covers the key too
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
 DB_NAME = "tb.sqlite"
 LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
+BRIEF_LOCK_WAIT = 0.05  # the binfmt server's looks between programs (read_all, import)
 SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
 # host monotonic time by which the exit's save must be done (None: no limit)
 _exit_save_deadline: float | None = None
@@ -329,12 +330,25 @@ class TranslationCache:
         self.hits += 1
         return entry, fixups
 
+    # -- for a process that forks programs (the binfmt server: linux_user/warm_start.py):
+    # a connection of its own for each look, which never waits long for another
+    # process's transaction (the programs it serves wait for it meanwhile) and whose
+    # failure is only a look skipped, never the cache turned off for the children
+
+    def _brief_connection(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        try:
+            return _open_db(self.path, BRIEF_LOCK_WAIT)
+        except (OSError, sqlite3.Error):
+            return None
+
     def read_all(self, known: set[bytes] | frozenset = frozenset()
                  ) -> dict[bytes, Entry]:
         """Every stored block of this version whose key is not in ``known``, checked
         (a damaged record is left out): what the binfmt server installs before it
         forks (engine.preinstall), so that its children translate nothing."""
-        db = self._connect()
+        db = self._brief_connection()
         if db is None:
             return {}
         try:
@@ -351,6 +365,8 @@ class TranslationCache:
                         blocks[k] = entry
         except sqlite3.Error:
             return {}
+        finally:
+            db.close()
         return blocks
 
     def _read_page(self, digest: bytes) -> dict[bytes, bytes]:
@@ -427,8 +443,16 @@ class TranslationCache:
     def import_spooled(self) -> int:
         """Move the blocks that fork children of chrooted programs left in the folder
         (tb_spool.py) into the cache; returns how many."""
-        db = self._connect()
-        return 0 if db is None else import_spooled(self.path.parent, self.table, db)
+        db = self._brief_connection()
+        if db is None:
+            return 0
+        try:
+            self._create_table(db)
+            return import_spooled(self.path.parent, self.table, db)
+        except sqlite3.Error:
+            return 0  # busy: the files stay for the next look
+        finally:
+            db.close()
 
     def _drop_old_versions(self, db: sqlite3.Connection) -> None:
         """Every source change starts a new table: keep only the most recent few."""

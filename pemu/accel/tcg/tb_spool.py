@@ -86,27 +86,32 @@ def read_spool(data: bytes, table: str) -> list[tuple[bytes, bytes]]:
 def import_spooled(folder: Path, table: str, db: sqlite3.Connection) -> int:
     """Move the spool files in ``folder`` into ``table`` of ``db`` (their records as
     they are: checked when read); returns how many records.  Files for other versions
-    are dropped too: no process of this version would read them."""
+    are dropped too: no process of this version would read them.  Raises sqlite3.Error
+    (the files stay) when the records cannot be written."""
     try:
         names = [n for n in os.listdir(folder) if n.endswith(SUFFIX)][:MAX_FILES]
     except OSError:
         return 0
     records: list[tuple[bytes, bytes]] = []
+    read = []
     for name in names:
         path = folder / name
         try:
             with open(path, "rb") as f:
                 data = f.read(MAX_FILE)
-            os.unlink(path)
         except OSError:
             continue
+        read.append(path)
         records += read_spool(data, table)
     if records:
+        # (sqlite3.Error, another process's transaction: the files stay for next time)
+        with db:
+            db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", records)
+    for path in read:
         try:
-            with db:
-                db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", records)
-        except sqlite3.Error:
-            return 0
+            os.unlink(path)
+        except OSError:
+            pass
     return len(records)
 
 
