@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import selectors
 import signal
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 
 from pemu.accel.tcg import tb_cache
 
+from . import warm_start
 from .binfmt_launcher import (
     FD_CWD,
     FD_PROGRAM,
@@ -204,6 +206,18 @@ class BinfmtServer:
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (conn, pidfd)
         self.may_switch_user = os.geteuid() == 0
         self.stopping = False
+        # the engine the children start with (warm_start.py)
+        self.prepared: warm_start.Prepared | None = None
+
+    def prepare(self) -> None:
+        """Build the children's engine, with every cached block installed."""
+        try:
+            self.prepared = warm_start.prepare(self.arch)
+        except (OSError, RuntimeError) as e:  # the children build their own, as before
+            self._say(f"no prepared engine: {e}")
+        if self.prepared is not None:
+            self._say(f"{len(self.prepared.engine.preinstalled)} cached blocks installed")
+            self.prepared.ready_next_fork()
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -264,6 +278,10 @@ class BinfmtServer:
     def _start(self, conn: socket.socket, req: Request) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        # everything alive now (the prepared engine's blocks above all) out of the
+        # collector's reach: a collection in the child would write to every object,
+        # copying the pages the child shares with this process
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the emulated program
             code = EXIT_SETUP_FAILED
@@ -299,6 +317,8 @@ class BinfmtServer:
         self.children[pid] = (conn, pidfd)
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
         self.selector.register(conn, selectors.EVENT_READ, ("conn", pid))
+        if self.prepared is not None:
+            self.prepared.ready_next_fork()
 
     def _reap(self, pid: int) -> None:
         conn, pidfd = self.children.pop(pid)
@@ -307,6 +327,12 @@ class BinfmtServer:
             self.selector.unregister(conn)
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
+        if self.prepared is not None:
+            # what the program wrote to the cache as it ended is installed for the next
+            # ones, before its launcher (and whoever waits for it: a shell loop, make)
+            # hears of the end; a few microseconds when the file did not change
+            if self.prepared.refresh():
+                self.prepared.ready_next_fork()
         if os.WIFSIGNALED(status):
             reply = REPLY.pack(REPLY_SIGNAL, os.WTERMSIG(status))
         else:
@@ -345,6 +371,7 @@ def serve(name: bytes, arch: str = "riscv64") -> int:
     """pemu-binfmt --serve: run until SIGTERM/SIGINT."""
     server = BinfmtServer(name, arch=arch)
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    server.prepare()
     server._say(f"serving on @{name.decode()} (pid {os.getpid()})")
     try:
         server.serve_forever()

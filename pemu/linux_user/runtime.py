@@ -10,6 +10,7 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.gdbstub.linux_user import attach
 
 from . import signals as sg
+from . import warm_start
 from .arches import ARCHES
 from .cpu_loop import run_thread
 from .initial_stack import setup_stack
@@ -38,12 +39,20 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     arch = ARCHES[opts.arch]
     if gdb and not arch.gdb_stub:
         raise ValueError(f"-g: the gdb stub has no {arch.name} register description yet")
-    mem = GuestVirtualMemory()
+    # a process forked from the binfmt server: its prepared address space and engine,
+    # with the translation cache's blocks already installed (warm_start.py)
+    prepared = warm_start.take(opts)
+    mem = prepared.mem if prepared is not None else GuestVirtualMemory()
     image = load_program(mem, prog if program_fd is None else program_fd, opts.prefix,
                          os.path.abspath(prog), arch.elf_machine, arch.elf_machine_name)
     log = _make_log(opts)  # a bad -d item raises LogError (a ValueError) before running
-    engine = TCGEngine(mem, arch.make_target(opts.cpu),
-                       backend=opts.tcg_backend or "auto", log=log, keep_translations=True)
+    if prepared is not None:
+        engine = prepared.engine
+        engine.use_log(log)
+    else:
+        engine = TCGEngine(mem, arch.make_target(opts.cpu),
+                           backend=opts.tcg_backend or "auto", log=log,
+                           keep_translations=True)
     exe_path = os.path.abspath(prog)
     process = Process(mem, engine, opts, exe_path, run_thread)
     process.futexes = FutexTable()

@@ -17,14 +17,25 @@ from pemu.accel.tcg.backend import x86_64
 from pemu.accel.tcg.backend.python import PythonBackend, UserMemoryCodegen
 from pemu.accel.tcg.backend.x86_64.runtime import NativeBackend
 from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.preinstall import PreinstalledBlocks
 from pemu.accel.tcg.target import TCGTarget
-from pemu.accel.tcg.tb_cache import TranslationCache, cached_code, open_cache, page_digest
+from pemu.accel.tcg.tb_cache import (
+    Entry,
+    TranslationCache,
+    cached_code,
+    open_cache,
+    page_digest,
+)
 from pemu.accel.tcg.translator import BlockTranslator
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 # Blocks translated one instruction each, for breakpoints: a separate cache key.
 DEBUG_SINGLE_INSN_FLAG = 1 << 62
+# In the translation cache's key only: a block whose code runs onto the next page, kept
+# under the digest of both pages' bytes (looked up after a miss near a page's end)
+TWO_PAGES_KEY_FLAG = 1 << 61
+MAX_INSN_BYTES = 4  # the user-mode targets' longest instruction (RISC-V, A64)
 
 
 class DebugStop(Exception):
@@ -70,6 +81,14 @@ class TBCache:
             self.table(tb.flags)[tb.pc] = tb.fn
             for page in tb.pages:
                 self.by_page.setdefault(page, []).append(tb)
+
+    def insert_group(self, page: int, tbs: dict[int, TranslationBlock]) -> None:
+        """Blocks with flags 0 that lie on ``page`` only, by pc (a preinstalled page's:
+        preinstall.py)."""
+        with self.lock:
+            self.blocks.update({(0, pc): tb for pc, tb in tbs.items()})
+            self.table(0).update({pc: tb.fn for pc, tb in tbs.items()})
+            self.by_page.setdefault(page, []).extend(tbs.values())
 
     def invalidate_page(self, page: int) -> bool:
         """Drop every block with code on ``page``; True if there were any."""
@@ -136,12 +155,20 @@ class TCGEngine:
         # native code of earlier processes (tb_cache.py): a program's second start, and
         # every process of a distribution sharing a library, skips its translation
         self.tb_cache: TranslationCache | None = None
+        # blocks of that cache installed before this process started (``preinstall``:
+        # the binfmt server's, inherited by the programs it forks), linked a page at a
+        # time when the guest first runs code there
+        self.preinstalled: PreinstalledBlocks | None = None
         if self.backend_name == "native":
             self.backend = NativeBackend(self, self.layout)
             self.native_run = self.backend.run
             if keep_translations:
                 self.tb_cache = open_cache(self.backend, self.log, (
                     "user", len(mem.readable), max_insns, target.name, target.config))
+            if self.tb_cache is not None:
+                self.preinstalled = PreinstalledBlocks(
+                    self.backend, lambda pc, n_insns, fn, page: TranslationBlock(
+                        pc, 0, 0, n_insns, fn, (page,)))
         else:
             self.backend = PythonBackend(UserMemoryCodegen(mem), pc_slot)
         # one-instruction replays with every access checked (see UserMemoryCodegen)
@@ -152,6 +179,13 @@ class TCGEngine:
         # guest pcs where execution stops with DebugStop (the gdb stub's Z0 breakpoints)
         self.breakpoints: set[int] = set()
         mem.on_code_write = self.invalidate_page
+
+    def use_log(self, log: TCGLog) -> None:
+        """Log to ``log`` from now on (an engine prepared before the program's options
+        were known: warm_start.py; never one whose items change translation)."""
+        self.log = log
+        self.translator.log = log
+        log.use_target(self.target.disassemble, self.target.dump_registers)
 
     # -- translation ---------------------------------------------------------------
     def translate(self, pc: int, flags: int, max_insns: int | None = None,
@@ -182,6 +216,9 @@ class TCGEngine:
                     gen, t.fn.generated = t.fn.generated, None
                     if cache is not None and len(pages) == 1:
                         cache.put(flags, pc, self._page_digest(pc), gen, block.n_insns)
+                    elif cache is not None and len(pages) == 2:
+                        cache.put(flags | TWO_PAGES_KEY_FLAG, pc, self._page_digest(pc, 2),
+                                  gen, block.n_insns)
             pages = tb.pages
             if not slow_memory and (max_insns is None or flags & DEBUG_SINGLE_INSN_FLAG):
                 for page in pages:
@@ -195,10 +232,11 @@ class TCGEngine:
         if self.tb_cache is not None:
             self.tb_cache.save()
 
-    def _page_digest(self, pc: int) -> bytes:
-        """The digest of the bytes of pc's page (mapped and executable: just fetched)."""
+    def _page_digest(self, pc: int, pages: int = 1) -> bytes:
+        """The digest of the bytes of pc's page, or of it and the next (mapped and
+        executable: just fetched)."""
         start = pc & ~(PAGE_SIZE - 1)
-        return page_digest(self.mem.mem[start:start + PAGE_SIZE])
+        return page_digest(self.mem.mem[start:start + pages * PAGE_SIZE])
 
     def _from_cache(self, cache: TranslationCache, pc: int, flags: int
                     ) -> TranslationBlock | None:
@@ -207,16 +245,60 @@ class TCGEngine:
             self.mem.fetch(pc, 2)  # the guest's own fault if pc is not executable
         except Exception:
             return None  # translating raises it precisely
+        if self.preinstalled is not None and not flags \
+                and pc >> PAGE_SHIFT in self.preinstalled.groups:
+            tb = self._link_preinstalled(pc)
+            if tb is not None:
+                return tb
+        pages = (pc >> PAGE_SHIFT,)
         hit = cache.get(flags, pc, self._page_digest(pc))
+        if hit is None and self._may_run_onto_next_page(pc):
+            pages = (pc >> PAGE_SHIFT, (pc >> PAGE_SHIFT) + 1)
+            hit = cache.get(flags | TWO_PAGES_KEY_FLAG, pc, self._page_digest(pc, 2))
         if hit is None:
             return None
         entry, fixups = hit
-        compiled = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
-                                        pc, flags)
-        compiled.fn.generated = None
+        fn = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
+                                  pc, flags).fn
+        fn.generated = None
         self.stats["cached"] = self.stats.get("cached", 0) + 1
-        # a cached block never straddles a page: its code lies on pc's page
-        return TranslationBlock(pc, flags, 0, entry[6], compiled.fn, (pc >> PAGE_SHIFT,))
+        return TranslationBlock(pc, flags, 0, entry[6], fn, pages)
+
+    def _may_run_onto_next_page(self, pc: int) -> bool:
+        """A block at pc could reach the next page, and that page is executable (its
+        bytes are part of such a block's key)."""
+        if (pc & (PAGE_SIZE - 1)) + self.translator.max_insns * MAX_INSN_BYTES <= PAGE_SIZE:
+            return False
+        try:
+            self.mem.fetch((pc | (PAGE_SIZE - 1)) + 1, 2)
+        except Exception:
+            return False
+        return True
+
+    def _link_preinstalled(self, pc: int) -> TranslationBlock | None:
+        """The first miss on pc's page: link the preinstalled blocks made from the
+        bytes it holds now (preinstall.py), all of them; the one at pc is returned
+        (the caller enters it in the page index, as any block it returns)."""
+        page = pc >> PAGE_SHIFT
+        if any(t.pc >> PAGE_SHIFT == page for t in self.cache.by_page.get(page, ())):
+            # blocks of this page were linked already: keys would clash; leave it
+            self.preinstalled.groups.pop(page, None)
+            return None
+        group = self.preinstalled.take_page(page, lambda: self._page_digest(pc))
+        if group is None:
+            return None
+        self.mem.mark_code_page(page)
+        self.cache.insert_group(page, group.tbs)
+        self.stats["preinstalled"] = self.stats.get("preinstalled", 0) + len(group.tbs)
+        return group.tbs.get(pc)
+
+    def preinstall(self, blocks: dict[bytes, Entry]) -> int:
+        """Put blocks of the translation cache (``TranslationCache.read_all``) in the
+        code buffer now, before any guest runs, for the processes forked from this
+        one (preinstall.py).  Returns how many were installed."""
+        if self.preinstalled is None:
+            return 0
+        return self.preinstalled.install(blocks)
 
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:
@@ -229,7 +311,16 @@ class TCGEngine:
     def invalidate_range(self, addr: int, length: int) -> None:
         if length <= 0:
             return
-        for page in range(addr >> PAGE_SHIFT, ((addr + length - 1) >> PAGE_SHIFT) + 1):
+        first, last = addr >> PAGE_SHIFT, (addr + length - 1) >> PAGE_SHIFT
+        # only pages with code matter (an munmap of a library's data, or of a whole
+        # stack, would otherwise visit thousands of pages in Python)
+        with self.cache.lock:
+            code = set(self.mem.code_pages).union(self.cache.by_page)
+        if last - first + 1 > len(code):
+            pages = sorted(p for p in code if first <= p <= last)
+        else:
+            pages = [p for p in range(first, last + 1) if p in code]
+        for page in pages:
             self.invalidate_page(page)
 
     def flush(self) -> None:

@@ -35,6 +35,7 @@ bounds what the exit's save may spend; the blocks written by then are kept.
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import marshal
 import os
@@ -47,11 +48,13 @@ from pathlib import Path
 
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
+from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
 FORMAT = 6  # 6: the checksum covers the key too
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
 DB_NAME = "tb.sqlite"
 LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
+BRIEF_LOCK_WAIT = 0.05  # the binfmt server's looks between programs (read_all, import)
 SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
 # host monotonic time by which the exit's save must be done (None: no limit)
 _exit_save_deadline: float | None = None
@@ -89,6 +92,21 @@ _pinned_folder: Path | bool | None = None
 # connections a forked child inherited: never used, never closed (closing could
 # checkpoint the parent's WAL from under it)
 _INHERITED: list[sqlite3.Connection] = []
+# the pinned folder, opened (O_PATH) before the chroot: descriptor, device, inode
+_pinned_dir: tuple[int, int, int] | None = None
+
+
+def _spool_dir() -> int | None:
+    """The pinned folder's descriptor, if it still is that folder (the guest may have
+    closed it, and opened something else under its number)."""
+    if _pinned_dir is None:
+        return None
+    fd, dev, ino = _pinned_dir
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return fd if (st.st_dev, st.st_ino) == (dev, ino) else None
 
 
 def _open_db(path: Path, lock_wait: float = LOCK_WAIT_S) -> sqlite3.Connection:
@@ -117,6 +135,13 @@ def pin() -> None:
         return
     _PINNED[path] = db
     _pinned_folder = folder
+    global _pinned_dir
+    try:  # for the processes this one forks: they spool their blocks (tb_spool.py)
+        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    st = os.fstat(fd)
+    _pinned_dir = (fd, st.st_dev, st.st_ino)
 
 
 def disable() -> None:
@@ -128,7 +153,8 @@ def disable() -> None:
 
 def _after_fork_in_child() -> None:
     # a connection opened before a chroot: its path may not lead to the file any more,
-    # and a connection must not cross a fork; the child goes without the cache
+    # and a connection must not cross a fork; the child goes without the cache, but
+    # leaves what it translates in the folder it still holds open (tb_spool.py)
     if _PINNED:
         _INHERITED.extend(_PINNED.values())
         _PINNED.clear()
@@ -166,7 +192,10 @@ def hurry_exit_saves(budget_s: float) -> None:
     _exit_save_deadline = time.monotonic() + budget_s
 
 
+@functools.cache
 def _sources_digest() -> bytes:
+    # once per process: the binfmt server computes it before it forks, so that its
+    # children do not read pemu's sources again at every program start
     root = Path(__file__).resolve().parents[2]  # the pemu package
     h = hashlib.blake2b(digest_size=16)
     for sub in _SOURCE_DIRS:
@@ -191,12 +220,48 @@ def _sealed(key: bytes, body: bytes) -> bytes:
     return _seal(key, body) + body
 
 
+def _unsealed(key: bytes, data: object) -> Entry | None:
+    """A stored record's entry, or None when it is missing or damaged (a damaged file
+    is a cache miss: the block is translated instead)."""
+    if not isinstance(data, bytes):  # none, or a damaged record's other type
+        return None
+    body = data[_SEAL:]
+    if data[:_SEAL] != _seal(key, body):
+        return None
+    try:
+        entry = marshal.loads(body)
+    except (ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(entry, tuple) or len(entry) != 7:
+        return None
+    return entry
+
+
+def helper_fixups(entry: Entry) -> list | None:
+    """A stored block's helper fixups with the helpers of this process, or None when
+    one is not created yet here (or ambiguous): then the block is translated."""
+    fixups = []
+    for at, name, n_args in entry[5]:
+        h = HELPERS_BY_NAME.get(name)
+        if h is None:
+            return None
+        fixups.append((at, h, n_args))
+    return fixups
+
+
+def split_key(key: bytes) -> tuple[int, int, bytes]:
+    """(flags, pc, page digest) of a stored block's key."""
+    flags, pc = struct.unpack_from("<QQ", key, 16)
+    return flags, pc, key[:16]
+
+
 def page_digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
-def _key(flags: int, pc: int, digest: bytes) -> bytes:
-    # the page digest first: one range query reads every block of a page
+def block_key(flags: int, pc: int, digest: bytes) -> bytes:
+    """What a block is stored under: the page digest first (one range query reads
+    every block of a page)."""
     return digest + struct.pack("<QQ", flags & _MASK64, pc & _MASK64)
 
 
@@ -250,32 +315,59 @@ class TranslationCache:
 
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
         """The cached block and its helper fixups (helpers resolved), or None."""
-        key = _key(flags, pc, digest)
+        key = block_key(flags, pc, digest)
         entry = self.new.get(key)
         if entry is None:
             page = self._pages.get(digest)
             if page is None:
                 page = self._pages[digest] = self._read_page(digest)
-            data = page.get(key)
-            if not isinstance(data, bytes):  # none, or a damaged record's other type
+            entry = _unsealed(key, page.get(key))
+            if entry is None:
                 return None
-            body = data[_SEAL:]
-            if data[:_SEAL] != _seal(key, body):  # a damaged file: translate instead
-                return None
-            try:
-                entry = marshal.loads(body)
-            except (ValueError, EOFError, TypeError):
-                return None
-            if not isinstance(entry, tuple) or len(entry) != 7:
-                return None
-        fixups = []
-        for at, name, n_args in entry[5]:
-            h = HELPERS_BY_NAME.get(name)
-            if h is None:  # not created yet in this process (or ambiguous): translate
-                return None
-            fixups.append((at, h, n_args))
+        fixups = helper_fixups(entry)
+        if fixups is None:
+            return None
         self.hits += 1
         return entry, fixups
+
+    # -- for a process that forks programs (the binfmt server: linux_user/warm_start.py):
+    # a connection of its own for each look, which never waits long for another
+    # process's transaction (the programs it serves wait for it meanwhile) and whose
+    # failure is only a look skipped, never the cache turned off for the children
+
+    def _brief_connection(self) -> sqlite3.Connection | None:
+        if self._broken:
+            return None
+        try:
+            return _open_db(self.path, BRIEF_LOCK_WAIT)
+        except (OSError, sqlite3.Error):
+            return None
+
+    def read_all(self, known: set[bytes] | frozenset = frozenset()
+                 ) -> dict[bytes, Entry]:
+        """Every stored block of this version whose key is not in ``known``, checked
+        (a damaged record is left out): what the binfmt server installs before it
+        forks (engine.preinstall), so that its children translate nothing."""
+        db = self._brief_connection()
+        if db is None:
+            return {}
+        try:
+            keys = [k for (k,) in db.execute(f"SELECT k FROM {self.table}")
+                    if isinstance(k, bytes) and k not in known]
+            blocks = {}
+            for i in range(0, len(keys), 500):  # SQLite's bound-variable limit
+                chunk = keys[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                for k, v in db.execute(f"SELECT k, v FROM {self.table} WHERE k IN ({marks})",
+                                       chunk):
+                    entry = _unsealed(k, v)
+                    if entry is not None:
+                        blocks[k] = entry
+        except sqlite3.Error:
+            return {}
+        finally:
+            db.close()
+        return blocks
 
     def _read_page(self, digest: bytes) -> dict[bytes, bytes]:
         """Every stored block of a page with these bytes, in one query."""
@@ -296,7 +388,7 @@ class TranslationCache:
             if HELPERS_BY_NAME.get(h.name) is not h:
                 return  # another helper has that name: it could not be found again
             fixups.append((at, h.name, n_args))
-        self.new[_key(flags, pc, digest)] = (
+        self.new[block_key(flags, pc, digest)] = (
             gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
             tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
 
@@ -316,7 +408,13 @@ class TranslationCache:
         process pinned one before a chroot), so another thread (live migration) can
         write while the vCPUs read.  ``deadline`` (host monotonic): stop there and keep
         what was written (the rest is translated again next time)."""
-        if not blocks or self._broken:
+        if not blocks:
+            return
+        if self._broken:
+            spool = _spool_dir() if _pinned_folder is False else None
+            if spool is not None:  # a pinned process's fork child (see tb_spool.py)
+                write_spool(spool, self.table,
+                            [(k, _sealed(k, marshal.dumps(v))) for k, v in blocks.items()])
             return
         lock_wait = LOCK_WAIT_S
         if deadline is not None:
@@ -346,6 +444,20 @@ class TranslationCache:
         except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
 
+    def import_spooled(self) -> int:
+        """Move the blocks that fork children of chrooted programs left in the folder
+        (tb_spool.py) into the cache; returns how many."""
+        db = self._brief_connection()
+        if db is None:
+            return 0
+        try:
+            self._create_table(db)
+            return import_spooled(self.path.parent, self.table, db)
+        except sqlite3.Error:
+            return 0  # busy: the files stay for the next look
+        finally:
+            db.close()
+
     def _drop_old_versions(self, db: sqlite3.Connection) -> None:
         """Every source change starts a new table: keep only the most recent few."""
         old = db.execute("SELECT name FROM versions ORDER BY used DESC LIMIT -1 OFFSET ?",
@@ -356,5 +468,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "cache_dir", "cached_code", "hurry_exit_saves", "open_cache",
-           "page_digest", "pin"]
+__all__ = ["TranslationCache", "block_key", "cache_dir", "cached_code", "helper_fixups",
+           "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]

@@ -51,6 +51,10 @@ class CodeBuffer:
         self._owned = {"rw": self.rw, "rx": self.rx, "size": size, "fd": self.fd}
         self._finalizer = weakref.finalize(self, _release, self._owned)
         self._fork_copy: int | None = None  # memfd of the next fork child's copy
+        # a copy made ahead of the fork (``prepare_fork_copy``): memfd, and the changes
+        # count and bump pointer it was made at (stale once either moved on)
+        self._changes = 0
+        self._spare: tuple[int, int, int] | None = None
 
     def _map(self, prot: int) -> int:
         addr = _libc.mmap(None, self.size, prot, mmap.MAP_SHARED, self.fd, 0)
@@ -68,9 +72,37 @@ class CodeBuffer:
     # translation cache the parent patches within a millisecond of the fork, so that
     # was Debian's dpkg-deb failing in a quarter of its runs (docs/LINUX_USER.md).
 
+    def prepare_fork_copy(self) -> None:
+        """Copy the buffer now, for the next fork, if nothing writes it until then (the
+        binfmt server's, between two programs): the copy is then off the fork's path.
+        Best effort: a failed copy is made at the fork."""
+        if self._spare_fits():
+            return
+        self._drop_spare()
+        try:
+            fd = self._copy()
+        except OSError:
+            return
+        self._spare = (fd, self._changes, self.used)
+
+    def _spare_fits(self) -> bool:
+        return self._spare is not None and self._spare[1:] == (self._changes, self.used)
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            os.close(spare[0])
+
     def copy_for_fork(self) -> None:
         """In the parent, just before a fork (no thread may write the buffer until
         the fork is done): a private copy of the buffer as it is now, for the child."""
+        if self._spare_fits():
+            self._fork_copy, self._spare = self._spare[0], None
+            return
+        self._drop_spare()
+        self._fork_copy = self._copy()
+
+    def _copy(self) -> int:
         fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, self.size)
@@ -78,7 +110,7 @@ class CodeBuffer:
         except OSError:
             os.close(fd)
             raise
-        self._fork_copy = fd
+        return fd
 
     def drop_fork_copy(self) -> None:
         """In the parent after the fork: the child has the copy, the parent keeps its
@@ -90,6 +122,9 @@ class CodeBuffer:
     def use_fork_copy(self) -> None:
         """In the child after the fork: run from the copy, at the same addresses (the
         code and the dispatcher hold absolute addresses of both views)."""
+        if self._spare is not None:  # the parent's, for its next child
+            os.close(self._spare[0])
+            self._spare = None
         fd, self._fork_copy = self._fork_copy, None
         if fd is None:  # a fork nobody announced (copy_for_fork): copy what is there
             self.copy_for_fork()
@@ -103,6 +138,7 @@ class CodeBuffer:
         self.fd = self._owned["fd"] = fd
 
     def write(self, offset: int, code: bytes) -> None:
+        self._changes += 1
         ctypes.memmove(self.rw + offset, code, len(code))
 
     def allocate(self, size: int, align: int = 16) -> int:
@@ -114,6 +150,7 @@ class CodeBuffer:
         return start
 
     def reset(self) -> None:
+        self._changes += 1
         self.used = self.head_size
 
     def exec_address(self, offset: int) -> int:
@@ -125,14 +162,17 @@ class CodeBuffer:
     def patch_rel32(self, field_offset: int, target_offset: int) -> None:
         """Point a jump's rel32 at a target, with one aligned 32-bit store (atomic for
         threads running that code; the field must be 4-byte aligned)."""
+        self._changes += 1
         ctypes.c_int32.from_address(self.rw + field_offset).value = (
             target_offset - (field_offset + 4))
 
     def write_u64(self, offset: int, value: int) -> None:
+        self._changes += 1
         ctypes.c_uint64.from_address(self.rw + offset).value = value
 
     def read(self, offset: int, size: int) -> bytes:
         return ctypes.string_at(self.rx + offset, size)
 
     def close(self) -> None:
+        self._drop_spare()
         self._finalizer()  # runs _release once

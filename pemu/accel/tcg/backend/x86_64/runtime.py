@@ -30,6 +30,7 @@ import struct
 import threading
 import time
 import weakref
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -421,6 +422,70 @@ class NativeBackend:
                     self.pending.setdefault(key, []).append((tb, i))
             if tb.key is not None:
                 for src, i in self.pending.pop(tb.key, ()):
+                    if not src.dead and src.chained[i] is None:
+                        self._chain(src, i, tb)
+        return True
+
+    # -- blocks installed before the process started (preinstall.py) ---------------------
+    def chain_within(self, group: dict[int, NativeTB], new: list[NativeTB],
+                     outside: dict[int, list[tuple[NativeTB, int]]]) -> None:
+        """Chain ``new`` blocks and the other blocks of ``group`` (pc -> block: blocks
+        translated from the same bytes of one page, valid together or not at all) to
+        each other; exits to pcs outside the group are noted in ``outside``.  Nothing
+        becomes reachable: no jump cache entry, no key (``link_group`` does that)."""
+        with self.lock:
+            chained = self.stats["chained"]
+            for tb in new:
+                group[tb.pc] = tb
+                tb.linked = True  # reachable once its group is linked, by chains or key
+            for tb in new:
+                for i, key in enumerate(tb.exit_keys):
+                    dst = group.get(key) if key is not None else None
+                    if dst is not None:
+                        self._chain(tb, i, dst)
+                    elif key is not None:
+                        outside.setdefault(key, []).append((tb, i))
+                for src, i in outside.pop(tb.pc, ()):
+                    self._chain(src, i, tb)
+            self.stats["chained"] = chained  # counted where a program runs, not here
+
+    def group_jc_entries(self, group: dict[int, NativeTB]) -> array:
+        """(jump cache index, entry address) pairs, flat, of a group (flags 0): what
+        ``link_group`` writes, computed ahead in the process that forks."""
+        exec_base = self.buf.exec_address(0)
+        return array("Q", [v for pc, tb in group.items()
+                           for v in (self.jc_index(pc, 0), exec_base + tb.entry)])
+
+    def link_group(self, group: dict[int, NativeTB],
+                   outside: dict[int, list[tuple[NativeTB, int]]], jc_entries: array) -> bool:
+        """Make a chained group reachable (its page's bytes were found to be the ones
+        it was translated from): jump cache entries (``group_jc_entries``), keys, and
+        chains to and from the blocks already linked.  False if the group was dropped
+        (a buffer reset)."""
+        with self.lock:
+            # a reset or a flush drops every block, and nothing else drops a block that
+            # is not linked: one of the group tells for all (the others are not even
+            # touched here: each is a copy-on-write page fault in a forked process)
+            first = next(iter(group.values()), None)
+            if first is None or first.dead or first.generation != self.generation:
+                return False
+            jc = memoryview(self.jump_cache).cast("B").cast("Q")
+            for index, address in zip(jc_entries[::2], jc_entries[1::2], strict=True):
+                jc[index] = address
+            self.flags_seen.add(0)
+            by_key = self.by_key
+            by_key.update(group)
+            pending = self.pending
+            for key, sources in outside.items():
+                dst = by_key.get(key)
+                if dst is None:
+                    pending.setdefault(key, []).extend(sources)
+                else:
+                    for src, i in sources:
+                        self._chain(src, i, dst)
+            for pc in pending.keys() & group.keys():  # linked blocks waiting for these
+                tb = group[pc]
+                for src, i in pending.pop(pc):
                     if not src.dead and src.chained[i] is None:
                         self._chain(src, i, tb)
         return True

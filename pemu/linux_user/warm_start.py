@@ -1,0 +1,121 @@
+"""Programs that start with their code already translated: a process that forks
+emulators (the binfmt server) prepares one guest address space and one engine, with
+the translation cache's blocks installed in its code buffer, and each forked child
+runs its program in its copy of them (copy-on-write) instead of building its own.
+
+The child then translates nothing that any earlier process translated from the same
+bytes: a block is looked up by the cache key (flags, pc, digest of its page's bytes
+in *this* process), so a preinstalled block runs only where the child's page holds
+exactly the bytes it was translated from (engine.TCGEngine.preinstall).  It also
+skips what building an engine costs (the dispatcher, the cache's version digest).
+
+The prepared engine is made for the default options (``-cpu`` unset, the automatic
+backend, no translation logging); a program run with others builds its own, as does
+one run without the translation cache (another user's: see binfmt_server).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pemu.accel.tcg import tb_cache
+from pemu.accel.tcg.engine import TCGEngine
+from pemu.accel.tcg.log import TCGLog
+
+from .arches import ARCHES
+from .process import Options
+from .vmem import GuestVirtualMemory
+
+# -d items that change what translation produces or shows: the prepared engine (its
+# log, its cache) is not the one such a run needs
+_TRANSLATION_LOG_ITEMS = frozenset({"in_asm", "op", "op_opt", "out_asm"})
+# the most of the code buffer preinstalled blocks may fill: the children need room for
+# their own, and a full buffer's reset would drop every preinstalled block at once
+_MAX_BUFFER_SHARE = 0.5
+
+
+@dataclass
+class Prepared:
+    arch: str
+    cache_folder: Path
+    mem: GuestVirtualMemory
+    engine: TCGEngine
+
+    stamp: tuple = ()  # the cache files' sizes and times when last read
+
+    def refresh(self) -> int:
+        """Install the blocks that other processes added to the cache since (in the
+        preparing process, between forks); returns how many."""
+        cache = self.engine.tb_cache
+        backend = self.engine.backend
+        if cache is None or backend.buf.used > backend.buf.size * _MAX_BUFFER_SHARE:
+            return 0
+        stamp = _stamp(cache.path)
+        if stamp == self.stamp:  # nobody wrote the file: nothing new (a few µs)
+            return 0
+        if cache.import_spooled():  # what fork children of programs left (tb_spool.py)
+            stamp = _stamp(cache.path)
+        self.stamp = stamp
+        return self.engine.preinstall(cache.read_all(self.engine.preinstalled.keys))
+
+
+    def ready_next_fork(self) -> None:
+        """Copy the code buffer for the next child now (between programs, off the
+        path of its start): the copy a fork needs is megabytes of installed blocks."""
+        self.engine.backend.buf.prepare_fork_copy()
+
+
+def _stamp(db: Path) -> tuple:
+    """What changes when a process writes blocks: the database and its WAL file, or
+    the folder (a spool file: tb_spool.py)."""
+    stamp = []
+    for path in (db, db.with_name(db.name + "-wal"), db.parent):
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamp.append(None)
+            continue
+        stamp.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+_prepared: Prepared | None = None
+
+
+def prepare(arch: str) -> Prepared | None:
+    """Build the engine that processes forked from this one start with (call it
+    before forking them); None when the translation cache is off or the host has no
+    native backend."""
+    global _prepared
+    folder = tb_cache.cache_dir()
+    if folder is None:
+        return None
+    mem = GuestVirtualMemory()
+    engine = TCGEngine(mem, ARCHES[arch].make_target(None), backend="auto", log=TCGLog(),
+                       keep_translations=True)
+    if engine.tb_cache is None:
+        return None
+    _prepared = Prepared(arch, folder, mem, engine)
+    _prepared.refresh()
+    return _prepared
+
+
+def take(opts: Options) -> Prepared | None:
+    """In a forked child: the prepared address space and engine, if they fit this
+    program's options (once: they become the program's)."""
+    global _prepared
+    prepared, _prepared = _prepared, None
+    if prepared is None or prepared.arch != opts.arch or opts.cpu is not None:
+        return None
+    if opts.tcg_backend not in (None, "auto", prepared.engine.backend_name):
+        return None
+    if _TRANSLATION_LOG_ITEMS & set(opts.log_items):
+        return None
+    if tb_cache.cache_dir() != prepared.cache_folder:  # off here, or another folder
+        return None
+    return prepared
+
+
+__all__ = ["Prepared", "prepare", "take"]
