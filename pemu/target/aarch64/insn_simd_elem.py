@@ -40,7 +40,7 @@ def trans_SIMD_ELEM(ctx: DisasContext, a) -> bool | None:
         return False
     if not fp and key not in _SAME and key not in _DIFF:
         return False
-    fields = dict(vars(a))
+    fields = a.fields()
     lane = replicate(ctx, get_element(ctx, rm, esize, index), esize)
     fields["rm"] = (lane, lane)
     if fp:

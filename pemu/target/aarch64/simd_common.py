@@ -89,7 +89,7 @@ def full_width(a) -> bool:
 def scalar_view(a) -> Args:
     """A scalar instruction's fields as the vector handlers read them: Q = 0 and
     ``scalar`` set (one lane, the rest of the register zeroed)."""
-    return Args({**vars(a), "q": 0, "scalar": 1})
+    return Args({**a.fields(), "q": 0, "scalar": 1})
 
 
 def is_scalar(a) -> bool:
