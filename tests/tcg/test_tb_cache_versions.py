@@ -26,7 +26,7 @@ def test_a_table_dropped_by_another_version_mid_save_does_not_lose_the_save(
 
     monkeypatch.setattr(tb_cache.TranslationCache, "_create_table",
                         create_then_other_version_drops)
-    key = tb_cache._key(0, 0x1000, b"d" * 16)
+    key = tb_cache.block_key(0, 0x1000, b"d" * 16)
     cache.write({key: (b"\x90", 0, 0, (), (), (), 1)})
     monkeypatch.setattr(tb_cache.TranslationCache, "_create_table", real_create)
     assert "not saved" not in capsys.readouterr().err
