@@ -46,7 +46,8 @@ def _classify(size: int, v: int, opc: int) -> _Access | str | None:
     return _Access(1 << size, True, signed=True, sf=0) if size < 2 else None
 
 
-def _offset(ctx: DisasContext, base: Operand, offset: int) -> Operand:
+def offset_address(ctx: DisasContext, base: Operand, offset: int) -> Operand:
+    """base + offset (base itself for 0): an access's address."""
     if not offset:
         return base
     t = ctx.temp()
@@ -63,14 +64,14 @@ def transfer(ctx: DisasContext, acc: _Access, rt: int, addr: Operand) -> None:
             first = ctx.temp()
             b.ld(first, addr, MemOp(min(acc.size, 8)))
             if acc.size == 16:
-                b.ld(hi, _offset(ctx, addr, 8), MemOp(8))
+                b.ld(hi, offset_address(ctx, addr, 8), MemOp(8))
             else:
                 b.movi(hi, 0)
             b.mov(lo, first)
         else:
             b.st(lo, addr, MemOp(min(acc.size, 8)))
             if acc.size == 16:
-                b.st(hi, _offset(ctx, addr, 8), MemOp(8))
+                b.st(hi, offset_address(ctx, addr, 8), MemOp(8))
         return
     if acc.load:
         value = ctx.temp()
@@ -91,7 +92,7 @@ def trans_LDST_uimm(ctx: DisasContext, a) -> bool | None:
     if acc is PREFETCH:
         return None
     assert isinstance(acc, _Access)
-    addr = _offset(ctx, ctx.read(a.rn, sp=True), a.imm * acc.size)
+    addr = offset_address(ctx, ctx.read(a.rn, sp=True), a.imm * acc.size)
     transfer(ctx, acc, a.rt, addr)
     return None
 
@@ -104,7 +105,7 @@ def trans_LDST_imm9(ctx: DisasContext, a) -> bool | None:
         return None
     assert isinstance(acc, _Access)
     base = ctx.read(a.rn, sp=True)
-    moved = _offset(ctx, base, a.imm)
+    moved = offset_address(ctx, base, a.imm)
     if a.idx == 1:  # post-index
         transfer(ctx, acc, a.rt, base)
         _writeback(ctx, a.rn, moved)
@@ -153,7 +154,7 @@ def trans_LDST_pair(ctx: DisasContext, a) -> bool | None:
         size = 8 if a.opc == 2 else 4
         acc = _Access(size, bool(a.l), signed=a.opc == 1, sf=int(a.opc != 0))
     base = ctx.read(a.rn, sp=True)
-    moved = _offset(ctx, base, a.imm * size)
+    moved = offset_address(ctx, base, a.imm * size)
     addr = base if a.idx == 1 else moved
     if acc.load and not acc.vector and a.rt != 31 and a.rt == a.rt2:
         return False  # CONSTRAINED UNPREDICTABLE: Linux's choice on real cores is UNDEF
@@ -161,12 +162,12 @@ def trans_LDST_pair(ctx: DisasContext, a) -> bool | None:
         # both loads before either write: rt may be the base register
         first, second = ctx.temp(), ctx.temp()
         ctx.b.ld(first, addr, MemOp(size, acc.signed))
-        ctx.b.ld(second, _offset(ctx, addr, size), MemOp(size, acc.signed))
+        ctx.b.ld(second, offset_address(ctx, addr, size), MemOp(size, acc.signed))
         ctx.write(a.rt, first, acc.sf)
         ctx.write(a.rt2, second, acc.sf)
     else:
         transfer(ctx, acc, a.rt, addr)
-        transfer(ctx, acc, a.rt2, _offset(ctx, addr, size))
+        transfer(ctx, acc, a.rt2, offset_address(ctx, addr, size))
     if a.idx in (1, 3):
         _writeback(ctx, a.rn, moved)
     return None
@@ -279,4 +280,4 @@ def trans_LSE_ATOMIC(ctx: DisasContext, a) -> bool | None:
     return None
 
 
-__all__ = [name for name in dir() if name.startswith("trans_")] + ["transfer"]
+__all__ = [name for name in dir() if name.startswith("trans_")] + ["offset_address", "transfer"]

@@ -8,18 +8,11 @@ from __future__ import annotations
 from pemu.accel.tcg.ir import Const, MemOp, Operand, Temp
 from pemu.accel.tcg.opcodes import ADD, OR, SHL, SHR
 from pemu.target.aarch64.context import DisasContext
+from pemu.target.aarch64.insn_ldst import offset_address
 from pemu.target.aarch64.simd_common import dup, get_element, set_element
 
 # opcode -> (registers, elements per structure): LD1 with 1-4 registers, LD2, LD3, LD4
 _MULTI = {7: (1, 1), 10: (2, 1), 6: (3, 1), 2: (4, 1), 8: (2, 2), 4: (3, 3), 0: (4, 4)}
-
-
-def _address(ctx: DisasContext, base: Operand, offset: int) -> Operand:
-    if not offset:
-        return base
-    addr = ctx.temp()
-    ctx.b.binop(ADD, addr, base, Const(offset))
-    return addr
 
 
 def _post_index(ctx: DisasContext, a, base: Operand, size: int) -> None:
@@ -49,7 +42,7 @@ def trans_SIMD_LDST_MULTI(ctx: DisasContext, a) -> bool | None:
                     r, half = (a.rt + k // lanes_per_reg) % 32, k % lanes_per_reg
                 else:
                     r, half = (a.rt + j) % 32, k
-                addr = _address(ctx, base, (k * selem + j) * ebytes)
+                addr = offset_address(ctx, base, (k * selem + j) * ebytes)
                 if a.l:
                     t = ctx.temp()
                     b.ld(t, addr, MemOp(8))
@@ -66,7 +59,7 @@ def trans_SIMD_LDST_MULTI(ctx: DisasContext, a) -> bool | None:
                 value: Temp | None = None
                 for i in range(per_half):
                     k = half * per_half + i
-                    addr = _address(ctx, base, (k * selem + j) * ebytes)
+                    addr = offset_address(ctx, base, (k * selem + j) * ebytes)
                     if a.l:
                         t = ctx.temp()
                         b.ld(t, addr, MemOp(ebytes))
@@ -112,7 +105,7 @@ def trans_SIMD_LDST_SINGLE(ctx: DisasContext, a) -> bool | None:
     base = ctx.read(a.rn, sp=True)
     for j in range(selem):
         r = (a.rt + j) % 32
-        addr = _address(ctx, base, j * ebytes)
+        addr = offset_address(ctx, base, j * ebytes)
         if a.l:
             t = ctx.temp()
             ctx.b.ld(t, addr, MemOp(ebytes))
