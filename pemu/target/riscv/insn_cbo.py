@@ -5,9 +5,10 @@ pemu has no caches, so cbo.inval/clean/flush only check what the spec makes them
 that the hart may use them (menvcfg/senvcfg/henvcfg below M: an illegal or virtual
 instruction, PrivState.envcfg_refusal) and that the block is accessible (a probe load
 of its first byte that needs store permission in system mode, so it faults as a
-store, as the spec says).  cbo.zero
-writes zeros to the whole naturally aligned block of CBO_BLOCK_SIZE bytes (the device
-tree's riscv,cbom-block-size and riscv,cboz-block-size).
+store, as the spec says).  cbo.zero writes zeros to the whole naturally aligned block
+of CBO_BLOCK_SIZE bytes (the device tree's riscv,cbom-block-size and
+riscv,cboz-block-size) with inline stores; its envcfg check is a helper call only in
+blocks whose flags say the envcfgs refuse it (priv.FLAG_CBO_ZERO_OFF).
 """
 
 from __future__ import annotations
