@@ -1,4 +1,5 @@
-"""Zbc, Zbkb, Zbkc, Zbkx and Zicond, and switching extensions with ``-cpu`` properties.
+"""Zbc, Zbkb, Zbkc, Zbkx, Zbb's one-source operations and Zicond, and switching
+extensions with ``-cpu`` properties.
 
 Random operands (plus edge values) for each new instruction go into one program that
 stores every result and writes them to stdout.  It runs on qemu-riscv64 7.2 with the
@@ -99,6 +100,17 @@ QEMU_OPS = [
     Op("xperm4", _r(0x14, 2), _xperm(4), "zbkx"),
     Op("xperm8", _r(0x14, 4), _xperm(8), "zbkx"),
 ]
+# Zbb orc.b and the other one-source Zbb operations, all generated code (no helper)
+ZBB_OPS = [
+    Op("orc.b", _unary(0x287, 5),
+       lambda a, b: int.from_bytes(bytes(0xFF if x else 0 for x in a.to_bytes(8, "little")),
+                                   "little"), "zbb"),
+    Op("clz", _unary(0x600, 1), lambda a, b: 64 - a.bit_length(), "zbb"),
+    Op("ctz", _unary(0x601, 1), lambda a, b: (a & -a).bit_length() - 1 if a else 64, "zbb"),
+    Op("cpop", _unary(0x602, 1), lambda a, b: a.bit_count(), "zbb"),
+    Op("rev8", _unary(0x6B8, 5), lambda a, b: int.from_bytes(a.to_bytes(8, "little"), "big"),
+       "zbb"),
+]
 ZICOND_OPS = [
     Op("czero.eqz", _r(0x07, 5), lambda a, b: 0 if b == 0 else a, "zicond"),
     Op("czero.nez", _r(0x07, 7), lambda a, b: a if b == 0 else 0, "zicond"),
@@ -172,6 +184,26 @@ def test_zbc_zbkb_zbkx_match_qemu_and_the_spec(seed: int, tmp_path: Path) -> Non
     assert not _mismatches(cases, theirs, _expected(cases)), "reference model vs qemu"
     for backend in ("python", "native") if host_supported() else ("python",):
         ours = _pemu(image, backend, parse_cpu(QEMU_CPU))
+        assert not _mismatches(cases, ours, theirs), backend
+
+
+def _byte_mix(rng: random.Random) -> int:
+    """A value of bytes that sit on orc.b's edges: 0, 1, 0x7F, 0x80, 0xFF, random."""
+    return int.from_bytes(bytes(rng.choice((0, 0, 1, 0x7F, 0x80, 0xFF, rng.getrandbits(8)))
+                                for _ in range(8)), "little")
+
+
+def test_zbb_unary_ops_match_qemu_and_the_spec(tmp_path: Path) -> None:
+    cases = _cases(ZBB_OPS, 4, 24)
+    rng = random.Random(5)
+    cases += [Case(ZBB_OPS[0], _byte_mix(rng), 0, rng.choice((A0, A1))) for _ in range(48)]
+    elf, image = build(_program(cases), tmp_path, rvc=False)
+    status, qemu_out = run_qemu(elf, "rv64")
+    assert status == 0, "the program failed under qemu-riscv64 itself"
+    theirs = _results(qemu_out)
+    assert not _mismatches(cases, theirs, _expected(cases)), "reference model vs qemu"
+    for backend in ("python", "native") if host_supported() else ("python",):
+        ours = _pemu(image, backend, parse_cpu("rv64"))
         assert not _mismatches(cases, ours, theirs), backend
 
 

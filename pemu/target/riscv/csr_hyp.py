@@ -37,12 +37,12 @@ from pemu.target.riscv.hyp import (
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
 from pemu.target.riscv.pointer_masking import (
-    ENVCFG_PMM,
     HSTATUS_HUPMM,
     HSTATUS_HUPMM_SHIFT,
     legal_write,
 )
 from pemu.target.riscv.priv import (
+    ENVCFG_FLAG_BITS,
     MEDELEG_WRITABLE,
     MENVCFG_STCE,
     MSTATUS_FS,
@@ -179,8 +179,8 @@ def _write_henvcfg(env: object, v: int) -> None:
         mask &= ~MENVCFG_STCE  # read-only zero while menvcfg.STCE is clear
     old = ps.hyp.henvcfg
     ps.hyp.henvcfg = v & mask | legal_write(old, v, "ssnpm" in ps.pm_extensions)
-    if (old ^ ps.hyp.henvcfg) & ENVCFG_PMM:
-        ps.on_flags_changed()  # VS-mode's pointer masking (in the block flags)
+    if (old ^ ps.hyp.henvcfg) & ENVCFG_FLAG_BITS:
+        ps.on_flags_changed()  # VS-mode's pointer masking, cbo.zero (in the block flags)
     ps.set_vstimecmp(ps.hyp.vstimecmp)  # VSTIP may follow vstimecmp from now on
 
 

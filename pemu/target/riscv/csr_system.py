@@ -21,9 +21,10 @@ from pemu.target.riscv.csr_stateen import check_senvcfg, register_stateen_csrs
 from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
 from pemu.target.riscv.hyp import H_INTERRUPTS, MIP_VSSIP, MSTATUS_GVA, MSTATUS_MPV, VIRTUAL_INSN
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U, SATP_MODE_BARE
-from pemu.target.riscv.pointer_masking import CSR_MSECCFG, ENVCFG_PMM, legal_write
+from pemu.target.riscv.pointer_masking import CSR_MSECCFG, legal_write
 from pemu.target.riscv.priv import (
     ALL_INTERRUPTS,
+    ENVCFG_FLAG_BITS,
     MEDELEG_WRITABLE,
     MENVCFG_STCE,
     MENVCFG_WRITABLE,
@@ -292,16 +293,16 @@ def _write_senvcfg(env: object, v: int) -> None:
     check_senvcfg(ps)
     old = ps.senvcfg
     ps.senvcfg = v & SENVCFG_WRITABLE | legal_write(old, v, "ssnpm" in ps.pm_extensions)
-    if (old ^ ps.senvcfg) & ENVCFG_PMM:
-        ps.on_flags_changed()  # U/VU-mode's pointer masking (in the block flags)
+    if (old ^ ps.senvcfg) & ENVCFG_FLAG_BITS:
+        ps.on_flags_changed()  # U/VU-mode's pointer masking and cbo.zero (block flags)
 
 
 def _write_menvcfg(env: object, v: int) -> None:
     ps = _ps(env)
     old = ps.menvcfg
     ps.menvcfg = v & MENVCFG_WRITABLE | legal_write(old, v, "smnpm" in ps.pm_extensions)
-    if (old ^ ps.menvcfg) & ENVCFG_PMM:
-        ps.on_flags_changed()  # S-mode's pointer masking (in the block flags)
+    if (old ^ ps.menvcfg) & ENVCFG_FLAG_BITS:
+        ps.on_flags_changed()  # S-mode's pointer masking, cbo.zero (in the block flags)
     ps.request_exit()
 
 

@@ -188,19 +188,6 @@ CAS = {size: Helper(f"amocas_{name}", _make_cas(size), flags=CALL_SIDE_EFFECTS,
        for size, name in ((4, "w"), (8, "d"), (16, "q"))}
 
 
-# -- Zbb orc.b: no IR op for it, and it is rare -------------------------------------
-
-def _orc_b(v: int) -> int:
-    out = 0
-    for i in range(0, 64, 8):
-        if (v >> i) & 0xFF:
-            out |= 0xFF << i
-    return out
-
-
-ORC_B = Helper("orc_b", _orc_b, flags=0)
-
-
 # -- Zbc/Zbkc carry-less multiply and Zbkx crossbar permutes: no IR op for them -------
 
 _MASK64 = (1 << 64) - 1

@@ -55,7 +55,7 @@ from pemu.accel.tcg.opcodes import (
 from pemu.target.decode import Args
 from pemu.target.riscv import crypto
 from pemu.target.riscv.context import DisasContext, imm
-from pemu.target.riscv.helpers import CLMUL, CLMULH, CLMULR, ORC_B, XPERM4, XPERM8
+from pemu.target.riscv.helpers import CLMUL, CLMULH, CLMULR, XPERM4, XPERM8
 
 Emit = Callable[[DisasContext, Temp, Operand, Operand], None]
 
@@ -126,8 +126,23 @@ def _unary(opc: Opcode, type: int = I64) -> Emit:
     return emit
 
 
+_LOW7 = Const(0x7F7F_7F7F_7F7F_7F7F)
+_HIGH1 = Const(0x8080_8080_8080_8080)
+
+
 def _orc_b(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:
-    ctx.b.call(ORC_B, [d], [a])
+    """Zbb orc.b (each byte -> 0xFF if nonzero, else 0) without a helper call: the
+    kernel's strlen/strcmp run it once per 8 bytes.  (a & 0x7F..) + 0x7F.. sets a
+    byte's top bit iff its low 7 bits are nonzero, with no carry into the next byte;
+    or-ing a adds the byte's own top bit.  Then each 0x80 becomes 0x80 | 0x7F."""
+    top, low = ctx.b.temp(), ctx.b.temp()
+    ctx.b.binop(AND, top, a, _LOW7)
+    ctx.b.binop(ADD, top, top, _LOW7)
+    ctx.b.binop(OR, top, top, a)
+    ctx.b.binop(AND, top, top, _HIGH1)  # 0x80 in each nonzero byte
+    ctx.b.binop(SHR, low, top, Const(7))
+    ctx.b.binop(SUB, low, top, low)  # 0x7F in each nonzero byte: no borrow across
+    ctx.b.binop(OR, d, top, low)
 
 
 def _slli_uw(ctx: DisasContext, d: Temp, a: Operand, b: Operand) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pemu.accel.tcg import counters
 from pemu.accel.tcg.ir import CALL_READS_STATE, CALL_SIDE_EFFECTS, CALL_WRITES_STATE, Helper
 from pemu.target.riscv import cpu_state as rv
-from pemu.target.riscv.exceptions import trap_name
+from pemu.target.riscv.exceptions import ILLEGAL_INSN, trap_name
 from pemu.target.riscv.hyp import (
     H_INTERRUPTS,
     H_IRQ_PRIORITY,
@@ -39,13 +39,14 @@ from pemu.target.riscv.hyp import (
     MIP_VSTIP,
     MSTATUS_GVA,
     MSTATUS_MPV,
+    VIRTUAL_INSN,
     VS_INTERRUPTS,
     HypState,
     gva_for,
     trap_gpa,
 )
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
-from pemu.target.riscv.pointer_masking import FLAG_PM_SHIFT
+from pemu.target.riscv.pointer_masking import ENVCFG_PMM, FLAG_PM_SHIFT
 from pemu.target.riscv.pointer_masking import code as pm_code
 from pemu.target.riscv.pointer_masking import field as pmm_field
 
@@ -118,6 +119,13 @@ FLAG_FS_OFF = 1 << 4  # FS Off: every F/D instruction is illegal
 FLAG_FS_CLEAN = 1 << 5  # FS Initial or Clean: the first FP-state write marks FS Dirty
 FLAG_VIRT = 1 << 6  # V=1 (H): VS/VU-mode; the S CSRs are the VS ones, SUM is vsstatus's
 # bits 9:7: the data accesses' pointer masking (pointer_masking.FLAG_PM_MASK)
+# Zicboz: the envcfg registers refuse cbo.zero in this mode (never set in M-mode or in
+# user mode, which translates with flags 0): only such blocks call the check helper,
+# the kernel's page clearing (64 cbo.zero a page) runs without one
+FLAG_CBO_ZERO_OFF = 1 << 10
+# the menvcfg/senvcfg/henvcfg bits the block flags depend on: a write that changes one
+# must re-derive the flags (on_flags_changed)
+ENVCFG_FLAG_BITS = ENVCFG_PMM | ENVCFG_CBZE
 _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
@@ -568,6 +576,8 @@ class PrivState:
             flags |= FLAG_SUM
         if self.pm_extensions:
             flags |= self.pointer_mask_code() << FLAG_PM_SHIFT
+        if priv != PRV_M and self.envcfg_refusal(ENVCFG_CBZE) is not None:
+            flags |= FLAG_CBO_ZERO_OFF
         return flags
 
     def _virt_block_flags(self) -> int:
@@ -581,7 +591,25 @@ class PrivState:
             flags |= FLAG_SUM
         if self.pm_extensions:
             flags |= self.pointer_mask_code() << FLAG_PM_SHIFT
+        if self.envcfg_refusal(ENVCFG_CBZE) is not None:
+            flags |= FLAG_CBO_ZERO_OFF
         return flags
+
+    def envcfg_refusal(self, field: int) -> int | None:
+        """The exception an instruction that envcfg ``field`` enables below M (the
+        Zicbom/Zicboz cbo.* operations) raises in the current mode, None where it may
+        run.  menvcfg gates every mode below M (illegal instruction); with V=1, henvcfg
+        gates VS- and VU-mode and senvcfg VU-mode (virtual instruction); senvcfg gates
+        U-mode (illegal instruction)."""
+        priv = self.priv
+        if priv == PRV_M:
+            return None
+        if not self.menvcfg & field:
+            return ILLEGAL_INSN
+        user_off = priv == PRV_U and not self.senvcfg & field
+        if self.virt:
+            return VIRTUAL_INSN if user_off or not self.hyp.henvcfg & field else None
+        return ILLEGAL_INSN if user_off else None
 
     def pointer_mask_code(self) -> int:
         """How data accesses are pointer-masked now (a pointer_masking code, 0: not at
