@@ -37,7 +37,11 @@ Slot map (each slot is a little-endian uint64):
   86..89  the V extension (vector_state.py): vl, vtype (its raw value; vill: bit 63),
           vstart, and the host address of the vector register file, so that
           translated code runs vsetvli and unit-stride moves inline (vector_inline.py)
-  90..    system-mode CSR shadows and scratch, defined by the system-mode code
+  90..91  stvec, medeleg (system mode): read by the inline trap entry of ecall (trap_inline.py)
+  92      inline_traps: which trap entries/exits translated code may do itself now
+          (priv.INLINE_ECALL_U, INLINE_SRET), kept by PrivState from medeleg and the
+          Python hooks a privilege change must run
+  93..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -77,7 +81,10 @@ VL = 86
 VTYPE = 87
 VSTART = 88
 VREGS = 89
-FIRST_FREE_SLOT = 90
+STVEC = 90
+MEDELEG = 91
+INLINE_TRAPS = 92
+FIRST_FREE_SLOT = 93
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 MSTATUS_VS_DIRTY = 3 << 9
@@ -110,7 +117,8 @@ def ir_globals() -> dict[str, int]:
               "irq_pending": IRQ_PENDING, "clock_epoch": CLOCK_EPOCH,
               "clock_ns_per_tick": CLOCK_NS_PER_TICK, "clock_offset": CLOCK_OFFSET,
               "time_allowed": TIME_ALLOWED, "vl": VL, "vtype": VTYPE, "vstart": VSTART,
-              "vregs": VREGS})
+              "vregs": VREGS, "priv": PRIV, "stvec": STVEC,
+              "medeleg": MEDELEG, "inline_traps": INLINE_TRAPS})
     return g
 
 

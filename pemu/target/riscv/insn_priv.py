@@ -19,9 +19,10 @@ from pemu.accel.tcg.ir import (
 )
 from pemu.target.decode import Args
 from pemu.target.riscv import cpu_state as rv
-from pemu.target.riscv import insn_system
+from pemu.target.riscv import insn_system, trap_inline
 from pemu.target.riscv.context import DisasContext
-from pemu.target.riscv.exceptions import ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.exceptions import ECALL_U, ILLEGAL_INSN, RiscvTrap
+from pemu.target.riscv.helpers import RAISE_EXCEPTION
 from pemu.target.riscv.hyp import HSTATUS_VTSR, HSTATUS_VTVM, HSTATUS_VTW, VIRTUAL_INSN
 from pemu.target.riscv.insn_hyp import fence_guest_spaces
 from pemu.target.riscv.mmu import PRV_M, PRV_S, PRV_U
@@ -122,7 +123,11 @@ def _emit_xret(ctx: DisasContext, insn: int) -> None:
     if insn == MRET and ctx.priv == PRV_M:
         ctx.b.call(MRET_HELPER, [ctx.pc_reg], [])
     elif insn == SRET and ctx.priv >= PRV_S:
+        inline = ctx.priv == PRV_S and trap_inline.can_inline(ctx)
+        done = trap_inline.emit_sret(ctx) if inline else None
         ctx.b.call(SRET_HELPER, [ctx.pc_reg], [Const(insn)])
+        if done is not None:
+            ctx.b.set_label(done)
     elif insn == WFI and ctx.priv != PRV_U:
         ctx.b.call(WFI_HELPER, [], [Const(insn)])
         ctx.goto(ctx.next_pc)
@@ -130,6 +135,19 @@ def _emit_xret(ctx: DisasContext, insn: int) -> None:
     else:
         ctx.illegal()
         return
+    ctx.b.goto_ptr()
+    ctx.end = True
+
+
+def trans_ecall_from_u(ctx: DisasContext, a: Args) -> None:
+    """ecall from U-mode (V=0) in system mode: the inline entry into S where it may be
+    (trap_inline.py), the exception to Python otherwise."""
+    if not trap_inline.can_inline(ctx):
+        ctx.raise_trap(ECALL_U, 0)
+        return
+    done = trap_inline.emit_ecall_u(ctx)
+    ctx.b.call(RAISE_EXCEPTION, [], [Const(ECALL_U), Const(0)])
+    ctx.b.set_label(done)
     ctx.b.goto_ptr()
     ctx.end = True
 
@@ -167,6 +185,7 @@ def register_privileged_instructions() -> None:
     """Put mret/sret/wfi, sfence.vma and Svinval's in the frontend's registry of
     privileged instructions (idempotent)."""
     insn_system.PRIVILEGED.update({
+        "ECALL_FROM_U": trans_ecall_from_u,
         "MRET": _xret(MRET), "SRET": _xret(SRET), "WFI": _xret(WFI),
         "SFENCE_VMA": trans_SFENCE_VMA, "SINVAL_VMA": trans_SINVAL_VMA,
         "SFENCE_W_INVAL": trans_SFENCE_INVAL, "SFENCE_INVAL_IR": trans_SFENCE_INVAL})

@@ -20,7 +20,7 @@ from pemu.target.riscv.csr_inline import (
 )
 from pemu.target.riscv.exceptions import BREAKPOINT, ECALL_M, ECALL_S, ECALL_U
 from pemu.target.riscv.helpers import FENCE_I
-from pemu.target.riscv.mmu import PRV_S
+from pemu.target.riscv.mmu import PRV_S, PRV_U
 from pemu.target.riscv.priv import FLAG_VIRT
 
 Handler = Callable[[DisasContext, Args], "bool | None"]
@@ -50,7 +50,10 @@ def _privileged(name: str) -> Handler:
     return trans
 
 
-def trans_ECALL(ctx: DisasContext, a: Args) -> None:
+def trans_ECALL(ctx: DisasContext, a: Args) -> bool | None:
+    from_u = PRIVILEGED.get("ECALL_FROM_U")  # system mode's inline trap entry
+    if from_u is not None and ctx.priv == PRV_U and not ctx.flags & FLAG_VIRT:
+        return from_u(ctx, a)
     virt_s = ctx.flags & FLAG_VIRT and ctx.priv == PRV_S
     ctx.raise_trap(ECALL_VS if virt_s else _ECALL_CAUSE.get(ctx.priv, ECALL_M), 0)
 

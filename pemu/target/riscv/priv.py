@@ -128,6 +128,11 @@ FLAG_CBO_ZERO_OFF = 1 << 10
 ENVCFG_FLAG_BITS = ENVCFG_PMM | ENVCFG_CBZE
 _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 
+# bits of the ``inline_traps`` slot (see PrivState._update_inline_traps)
+INLINE_ECALL_U = 1  # ecall from U, delegated to S, is entered by translated code
+INLINE_SRET = 2  # sret from S (V=0, TSR clear, no interrupt pending) is translated code
+ECALL_FROM_U = 8  # its cause (exceptions.ECALL_U), the medeleg bit tested
+
 NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
 MISA_V = 1 << (ord("V") - ord("A"))
@@ -162,7 +167,8 @@ class PrivState:
         self.now = now
         self.lock = threading.Lock()
         self.wakeup = threading.Event()  # set whenever an interrupt line rises
-        self.log_trap: Callable[[str], None] | None = None  # -d int: one line per trap
+        # -d int: one line per trap (a property: while set, traps stay in Python)
+        self._log_trap: Callable[[str], None] | None = None
         # called (any thread) after an interrupt line of this hart rose
         self.on_line_raised: Callable[[PrivState], None] | None = None
         # called (hart's thread, inside a helper) when the block flags may have changed;
@@ -187,13 +193,13 @@ class PrivState:
         # interrupts beyond ALL_INTERRUPTS this hart has (MIP_LCOFIP with Sscofpmf):
         # writable in mie and mip, delegable in mideleg
         self.local_interrupts = 0
-        # called after every privilege change while the PMU filters counters by mode
-        self.on_priv_change: Callable[[int], None] | None = None
+        # called after every privilege change while the PMU filters counters by mode (a
+        # property: while set, privilege changes stay in Python)
+        self._on_priv_change: Callable[[int], None] | None = None
         self.reset()
 
     def reset(self) -> None:
         self.priv = PRV_M
-        self.slots[rv.PRIV] = PRV_M
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
         self.misa = MISA | (MISA_V if self.vector else 0) | (MISA_H if self.has_h else 0)
         self.virt = False  # H's virtualization mode V
@@ -293,6 +299,50 @@ class PrivState:
     sepc = _slot_register(rv.SEPC)
     scause = _slot_register(rv.SCAUSE)
     stval = _slot_register(rv.STVAL)
+    # the privilege and what the inline ecall trap entry reads (trap_inline.py)
+    priv = _slot_register(rv.PRIV)
+    stvec = _slot_register(rv.STVEC)
+
+    @property
+    def medeleg(self) -> int:
+        return self.slots[rv.MEDELEG]
+
+    @medeleg.setter
+    def medeleg(self, value: int) -> None:
+        self.slots[rv.MEDELEG] = value
+        self._update_inline_traps()
+
+    @property
+    def log_trap(self) -> Callable[[str], None] | None:
+        return self._log_trap
+
+    @log_trap.setter
+    def log_trap(self, fn: Callable[[str], None] | None) -> None:
+        self._log_trap = fn
+        self._update_inline_traps()
+
+    @property
+    def on_priv_change(self) -> Callable[[int], None] | None:
+        return self._on_priv_change
+
+    @on_priv_change.setter
+    def on_priv_change(self, fn: Callable[[int], None] | None) -> None:
+        self._on_priv_change = fn
+        self._update_inline_traps()
+
+    def _update_inline_traps(self) -> None:
+        """Which trap entries and exits translated code may do itself (the
+        ``inline_traps`` slot): none while a trap must be logged or a privilege change
+        must reach the PMU (Python hooks); ecall from U only while medeleg sends it to
+        S.  What depends on the hart's extensions (H, pointer masking) is decided when
+        the block is translated (trap_inline.py)."""
+        if self._log_trap is not None or self._on_priv_change is not None:
+            bits = 0
+        else:
+            bits = INLINE_SRET
+            if self.slots[rv.MEDELEG] >> ECALL_FROM_U & 1:
+                bits |= INLINE_ECALL_U
+        self.slots[rv.INLINE_TRAPS] = bits
 
     # -- interrupt lines (any thread) -------------------------------------------------
     def set_line(self, bit: int, level: bool) -> None:
@@ -418,9 +468,8 @@ class PrivState:
     # -- privilege transitions -----------------------------------------------------------
     def set_priv(self, priv: int) -> None:
         self.priv = priv
-        self.slots[rv.PRIV] = priv
-        if self.on_priv_change is not None:
-            self.on_priv_change(priv)
+        if self._on_priv_change is not None:
+            self._on_priv_change(priv)
 
     def take_trap(self, cause: int, tval: int, interrupt: bool = False,
                   trap: object = None) -> None:
