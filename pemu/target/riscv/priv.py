@@ -132,6 +132,9 @@ _FS_FLAGS = (FLAG_FS_OFF, FLAG_FS_CLEAN, FLAG_FS_CLEAN, 0)  # by FS value
 INLINE_ECALL_U = 1  # ecall from U, delegated to S, is entered by translated code
 INLINE_SRET = 2  # sret from S (V=0, TSR clear, no interrupt pending) is translated code
 ECALL_FROM_U = 8  # its cause (exceptions.ECALL_U), the medeleg bit tested
+# FLAG_CBO_ZERO_OFF of the mode an inline trap entry/exit enters, as the envcfgs say now:
+# bit INLINE_CBO_OFF_SHIFT + priv (U: 4, S: 5), so translated code shifts by 4 + priv
+INLINE_CBO_OFF_SHIFT = 4
 
 NEVER_NS = 1 << 80  # a host deadline that never comes
 MISA = (2 << 62) | sum(1 << (ord(c) - ord("A")) for c in "ACDFIMSU")
@@ -196,6 +199,7 @@ class PrivState:
         # called after every privilege change while the PMU filters counters by mode (a
         # property: while set, privilege changes stay in Python)
         self._on_priv_change: Callable[[int], None] | None = None
+        self._menvcfg = self._senvcfg = 0
         self.reset()
 
     def reset(self) -> None:
@@ -330,6 +334,25 @@ class PrivState:
         self._on_priv_change = fn
         self._update_inline_traps()
 
+    # the envcfgs decide cbo.zero's block flag, which an inline trap entry/exit sets
+    @property
+    def menvcfg(self) -> int:
+        return self._menvcfg
+
+    @menvcfg.setter
+    def menvcfg(self, value: int) -> None:
+        self._menvcfg = value
+        self._update_inline_traps()
+
+    @property
+    def senvcfg(self) -> int:
+        return self._senvcfg
+
+    @senvcfg.setter
+    def senvcfg(self, value: int) -> None:
+        self._senvcfg = value
+        self._update_inline_traps()
+
     def _update_inline_traps(self) -> None:
         """Which trap entries and exits translated code may do itself (the
         ``inline_traps`` slot): none while a trap must be logged or a privilege change
@@ -342,6 +365,10 @@ class PrivState:
             bits = INLINE_SRET
             if self.slots[rv.MEDELEG] >> ECALL_FROM_U & 1:
                 bits |= INLINE_ECALL_U
+            # cbo.zero refused in S (V=0) and in U, as envcfg_refusal decides them
+            s_off = not self._menvcfg & ENVCFG_CBZE
+            u_off = s_off or not self._senvcfg & ENVCFG_CBZE
+            bits |= (u_off << PRV_U | s_off << PRV_S) << INLINE_CBO_OFF_SHIFT
         self.slots[rv.INLINE_TRAPS] = bits
 
     # -- interrupt lines (any thread) -------------------------------------------------

@@ -33,17 +33,19 @@ the one implementation:
 from __future__ import annotations
 
 from pemu.accel.tcg.ir import Cond, Const, Label, Temp
-from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, SUB, XOR
+from pemu.accel.tcg.opcodes import ADD, AND, OR, SHL, SHR, SUB, XOR
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.exceptions import ECALL_U
 from pemu.target.riscv.mmu import PRV_S
 from pemu.target.riscv.pointer_masking import EXTENSIONS as PM_EXTENSIONS
 from pemu.target.riscv.priv import (
+    FLAG_CBO_ZERO_OFF,
     FLAG_FS_CLEAN,
     FLAG_FS_OFF,
     FLAG_SUM,
     FLAG_VIRT,
+    INLINE_CBO_OFF_SHIFT,
     INLINE_ECALL_U,
     INLINE_SRET,
     MSTATUS_FS_SHIFT,
@@ -151,6 +153,16 @@ def _store_flags(ctx: DisasContext, ms: Temp, priv: Temp | Const) -> None:
         mask = b.temp()
         b.binop(SHL, mask, priv, Const(FLAG_SUM.bit_length() - 1))
         b.binop(AND, t, t, mask)
+    b.binop(OR, flags, flags, t)
+    # cbo.zero refused in the new mode: the bit _update_inline_traps keeps for it
+    if isinstance(priv, Const):
+        b.binop(SHR, t, b.glob("inline_traps"), Const(INLINE_CBO_OFF_SHIFT + priv.value))
+    else:
+        shift = b.temp()
+        b.binop(ADD, shift, priv, Const(INLINE_CBO_OFF_SHIFT))
+        b.binop(SHR, t, b.glob("inline_traps"), shift)
+    b.binop(AND, t, t, Const(1))
+    b.binop(SHL, t, t, Const(FLAG_CBO_ZERO_OFF.bit_length() - 1))
     b.binop(OR, flags, flags, t)
     b.mov(b.glob("tb_flags"), flags)
     # only ever store 1 into exit_request (another thread may set it at any time)
