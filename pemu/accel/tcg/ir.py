@@ -369,10 +369,12 @@ class IRBuilder:
         if opc.n_in != 2:
             raise ValueError(f"{opc} is not a binary op")
         op = Op(opc, type, [d], [a, b])
-        if (a.__class__ is Const or b.__class__ is Const or a is b) and opc.pure:
-            # simplified here, not only by the optimizer: a target may translate
-            # without it (TCGTarget.optimize), and RISC-V's li and mv are such ops
-            # (addi rd, x0, imm; addi rd, rs, 0)
+        # simplified here, not only by the optimizer: a target may translate without it
+        # (TCGTarget.optimize), and RISC-V's li and mv are such ops (addi rd, x0, imm;
+        # addi rd, rs, 0).  Only where simplify can find something (all constants, a
+        # 0 or 1 operand, x op x): most ops have an immediate, and a call costs.
+        if ((a.__class__ is Const and (b.__class__ is Const or a.value == 0))
+                or (b.__class__ is Const and b.value <= 1) or a is b) and opc.pure:
             op = simplify(op)
         self.block.ops.append(op)
         return d
