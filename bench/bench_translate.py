@@ -3,6 +3,7 @@
     python3 bench/bench_translate.py [--workload user|boot] [--recording FILE]
                                      [--save FILE] [--repeat N] [--profile N]
                                      [--digest] [--no-gc]
+                                     [--optimizer target|always|never]
 
 Two steps.  *Record*: run the workload once under pemu with ``PEMU_RECORD_BLOCKS``
 (accel/tcg/block_record.py) and no translation cache, which writes every block it
@@ -77,7 +78,8 @@ def record(workload: str, path: str, timeout: float) -> None:
 class Replayer:
     """The pieces a run had (target, frontend options, native backend), built anew."""
 
-    def __init__(self, targets: set[tuple[str, str]], system: bool) -> None:
+    def __init__(self, targets: set[tuple[str, str]], system: bool,
+                 optimizer: str = "target") -> None:
         if len(targets) != 1:
             raise SystemExit(f"one target per recording, found {sorted(targets)}")
         (name, config), = targets
@@ -89,6 +91,9 @@ class Replayer:
         self.target = riscv64_target(isa)
         if self.target.config != config:
             raise SystemExit(f"recorded under -cpu {config!r}: replay builds the default")
+        # as the translator does (TCGTarget.optimize), or always / never to compare
+        self.optimize = {"target": self.target.optimize, "always": True,
+                         "never": False}[optimizer]
         if system:
             self.backend = self._system_backend(isa)
         else:
@@ -121,7 +126,8 @@ class Replayer:
             block = self.target.translate(pc, flags, lambda a, s, c=code: c[(a, s)],
                                           max_insns=max_insns,
                                           inline_atomics=inline_atomics, **options)
-            optimize(block)
+            if self.optimize:
+                optimize(block)
             gen = self.backend.compile(block).fn.generated
             buf = bytearray(gen.code)
             for at, _helper, _n in gen.helper_fixups:
@@ -139,7 +145,8 @@ class Replayer:
         frontend = self.target.translate
         compile_ = self.backend.compile
         t_front = t_opt = t_gen = 0
-        insns = 0
+        insns = ops = 0
+        optimize_ = optimize if self.optimize else None
         for raw in records:
             (_fmt, _target, pc, flags, max_insns, inline_atomics, options,
              fetches) = marshal.loads(raw)
@@ -151,7 +158,8 @@ class Replayer:
             block = frontend(pc, flags, fetch, max_insns=max_insns,
                              inline_atomics=inline_atomics, **options)
             t1 = clock()
-            optimize(block)
+            if optimize_ is not None:
+                optimize_(block)
             t2 = clock()
             compile_(block)
             t3 = clock()
@@ -159,15 +167,17 @@ class Replayer:
             t_opt += t2 - t1
             t_gen += t3 - t2
             insns += block.n_insns
+            ops += len(block.ops)
         return {"frontend": t_front / 1e9, "optimizer": t_opt / 1e9,
-                "codegen": t_gen / 1e9, "insns": insns}
+                "codegen": t_gen / 1e9, "insns": insns, "ops": ops}
 
 
 def report(n_blocks: int, times: dict[str, float]) -> None:
     insns = times["insns"]
     total = times["frontend"] + times["optimizer"] + times["codegen"]
     print(f"{n_blocks} blocks, {insns} guest instructions "
-          f"({insns / n_blocks:.1f} per block)")
+          f"({insns / n_blocks:.1f} per block), {times['ops'] / n_blocks:.1f} IR ops "
+          "per block compiled")
     for stage in ("frontend", "optimizer", "codegen"):
         t = times[stage]
         print(f"  {stage:10} {t:7.3f} s  {1e6 * t / n_blocks:7.1f} us/block  "
@@ -187,6 +197,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--digest", action="store_true",
                     help="print a digest of all the generated code (and time nothing)")
+    ap.add_argument("--optimizer", choices=("target", "always", "never"),
+                    default="target",
+                    help="run the IR optimizer as the target says (TCGTarget.optimize), "
+                         "on every block, or on none")
     ap.add_argument("--no-gc", action="store_true",
                     help="replay with the cyclic garbage collector off (its share)")
     args = ap.parse_args()
@@ -211,20 +225,20 @@ def main() -> int:
     system = bool(kinds["system"])  # inline atomics: one thread runs the guest
     records = [marshal.dumps(r) for r in records]
     if args.digest:
-        print("code digest", Replayer(targets, system).code_digest(records))
+        print("code digest", Replayer(targets, system, args.optimizer).code_digest(records))
         return 0
     if args.no_gc:
         gc.disable()
     best: dict[str, float] | None = None
     for _ in range(max(1, args.repeat)):
         # a fresh backend each time: an empty code buffer, as in a cold run
-        times = Replayer(targets, system).run(records)
+        times = Replayer(targets, system, args.optimizer).run(records)
         total = times["frontend"] + times["optimizer"] + times["codegen"]
         if best is None or total < best["frontend"] + best["optimizer"] + best["codegen"]:
             best = times
     report(len(records), best)
     if args.profile:
-        replayer = Replayer(targets, system)
+        replayer = Replayer(targets, system, args.optimizer)
         prof = cProfile.Profile()
         prof.enable()
         replayer.run(records)

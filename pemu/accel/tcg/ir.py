@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from pemu.accel.tcg.opcodes import (
+    ADD,
+    AND,
     BR,
     BRCOND,
     CALL,
@@ -59,9 +61,18 @@ from pemu.accel.tcg.opcodes import (
     MB,
     MOV,
     MOVCOND,
+    MUL,
     OPCODES,
+    OR,
+    ROTL,
+    ROTR,
+    SAR,
     SETCOND,
+    SHL,
+    SHR,
     ST,
+    SUB,
+    XOR,
     Opcode,
 )
 from pemu.accel.tcg.vec_op import VecOp
@@ -242,6 +253,42 @@ def _aux_str(aux: object) -> str:
     return str(aux)
 
 
+# op(x, 0) == x for these, and op(0, x) == x for the commutative ones among them
+_ZERO_IS_RIGHT_IDENTITY = frozenset({ADD, SUB, OR, XOR, SHL, SHR, SAR, ROTL, ROTR})
+_ZERO_IS_LEFT_IDENTITY = frozenset(op for op in _ZERO_IS_RIGHT_IDENTITY if op.commutative)
+
+
+def simplify(op: Op) -> Op:
+    """A pure op with all-constant inputs folded, or algebraic identities applied (a
+    MOV then); else ``op`` itself.  The optimizer's forward pass and the builder's
+    binop/unop use it."""
+    ins = op.ins
+    d = op.outs[0]
+    opc = op.opc
+    for x in ins:
+        if x.__class__ is not Const:
+            break
+    else:  # every input a constant
+        value = opc.evaluate(op.type, [x.value for x in ins], op.aux)
+        return Op(MOV, op.type, [d], [Const(value)])
+    if opc is MOV:
+        return op
+    if opc in _ZERO_IS_RIGHT_IDENTITY and isinstance(ins[1], Const) and ins[1].value == 0:
+        return Op(MOV, op.type, [d], [ins[0]])
+    if opc in _ZERO_IS_LEFT_IDENTITY and isinstance(ins[0], Const) and ins[0].value == 0:
+        return Op(MOV, op.type, [d], [ins[1]])
+    if (opc is AND or opc is MUL) and any(isinstance(x, Const) and x.value == 0 for x in ins):
+        return Op(MOV, op.type, [d], [Const(0)])
+    if opc is MUL and isinstance(ins[1], Const) and ins[1].value == 1:
+        return Op(MOV, op.type, [d], [ins[0]])
+    if opc is MOVCOND and isinstance(ins[0], Const) and isinstance(ins[1], Const):
+        taken = op.aux.evaluate(ins[0].value, ins[1].value, op.type)
+        return Op(MOV, op.type, [d], [ins[2] if taken else ins[3]])
+    if (opc is XOR or opc is SUB) and ins[0] is ins[1] and isinstance(ins[0], Temp):
+        return Op(MOV, op.type, [d], [Const(0)])
+    return op
+
+
 @dataclass
 class GlobalDef:
     name: str
@@ -314,13 +361,22 @@ class IRBuilder:
     def unop(self, opc: Opcode, d: Temp, a: Operand, type: int = I64) -> Temp:
         if opc.n_in != 1:
             raise ValueError(f"{opc} is not a unary op")
-        self.block.ops.append(Op(opc, type, [d], [a]))
+        op = Op(opc, type, [d], [a])
+        self.block.ops.append(simplify(op) if a.__class__ is Const and opc.pure else op)
         return d
 
     def binop(self, opc: Opcode, d: Temp, a: Operand, b: Operand, type: int = I64) -> Temp:
         if opc.n_in != 2:
             raise ValueError(f"{opc} is not a binary op")
-        self.block.ops.append(Op(opc, type, [d], [a, b]))
+        op = Op(opc, type, [d], [a, b])
+        # simplified here, not only by the optimizer: a target may translate without it
+        # (TCGTarget.optimize), and RISC-V's li and mv are such ops (addi rd, x0, imm;
+        # addi rd, rs, 0).  Only where simplify can find something (all constants, a
+        # 0 or 1 operand, x op x): most ops have an immediate, and a call costs.
+        if ((a.__class__ is Const and (b.__class__ is Const or a.value == 0))
+                or (b.__class__ is Const and b.value <= 1) or a is b) and opc.pure:
+            op = simplify(op)
+        self.block.ops.append(op)
         return d
 
     def mov(self, d: Temp, a: Operand, type: int = I64) -> Temp:

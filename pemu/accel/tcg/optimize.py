@@ -21,32 +21,19 @@ from pemu.accel.tcg.ir import (
     Op,
     Operand,
     Temp,
+    simplify,
 )
 from pemu.accel.tcg.opcodes import (
-    ADD,
-    AND,
     BR,
     BRCOND,
     CALL,
     LABEL,
     MOV,
-    MOVCOND,
-    MUL,
-    OR,
-    ROTL,
-    ROTR,
-    SAR,
-    SHL,
-    SHR,
-    SUB,
-    XOR,
 )
 
 # Pure ops (``Opcode.pure``: the table) are folded and removed when dead; that includes
-# div/rem, whose results are defined for all inputs.
-# op(x, 0) == x for these, and op(0, x) == x for the commutative ones among them
-_ZERO_IS_RIGHT_IDENTITY = frozenset({ADD, SUB, OR, XOR, SHL, SHR, SAR, ROTL, ROTR})
-_ZERO_IS_LEFT_IDENTITY = frozenset(op for op in _ZERO_IS_RIGHT_IDENTITY if op.commutative)
+# div/rem, whose results are defined for all inputs (ir.simplify folds and applies the
+# algebraic identities, for the IR builder too).
 
 
 def optimize(block: Block) -> Block:
@@ -92,7 +79,7 @@ def _fold_and_propagate(block: Block) -> None:
                 for k in stale:
                     del known[k]
         elif opc.pure:
-            op = _simplify(op)
+            op = simplify(op)
             opc = op.opc
         elif opc is BRCOND and op.ins[0].__class__ is Const and op.ins[1].__class__ is Const:
             cond, label = op.aux
@@ -118,35 +105,6 @@ def _fold_and_propagate(block: Block) -> None:
         if opc.block_end and not branches:
             break  # the rest is unreachable
     block.ops = out
-
-
-def _simplify(op: Op) -> Op:
-    """Fold all-constant ops and apply algebraic identities."""
-    ins = op.ins
-    d = op.outs[0]
-    opc = op.opc
-    for x in ins:
-        if x.__class__ is not Const:
-            break
-    else:  # every input a constant
-        value = opc.evaluate(op.type, [x.value for x in ins], op.aux)
-        return Op(MOV, op.type, [d], [Const(value)])
-    if opc is MOV:
-        return op
-    if opc in _ZERO_IS_RIGHT_IDENTITY and isinstance(ins[1], Const) and ins[1].value == 0:
-        return Op(MOV, op.type, [d], [ins[0]])
-    if opc in _ZERO_IS_LEFT_IDENTITY and isinstance(ins[0], Const) and ins[0].value == 0:
-        return Op(MOV, op.type, [d], [ins[1]])
-    if (opc is AND or opc is MUL) and any(isinstance(x, Const) and x.value == 0 for x in ins):
-        return Op(MOV, op.type, [d], [Const(0)])
-    if opc is MUL and isinstance(ins[1], Const) and ins[1].value == 1:
-        return Op(MOV, op.type, [d], [ins[0]])
-    if opc is MOVCOND and isinstance(ins[0], Const) and isinstance(ins[1], Const):
-        taken = op.aux.evaluate(ins[0].value, ins[1].value, op.type)
-        return Op(MOV, op.type, [d], [ins[2] if taken else ins[3]])
-    if (opc is XOR or opc is SUB) and ins[0] is ins[1] and isinstance(ins[0], Temp):
-        return Op(MOV, op.type, [d], [Const(0)])
-    return op
 
 
 # -- unreachable code ---------------------------------------------------------------

@@ -89,6 +89,10 @@ class TCGTarget:
     # what else decides the code ``translate`` makes (enabled extensions): blocks
     # translated under another configuration are never reused (the translation cache)
     config: str = ""
+    # run the IR optimizer on every block: a target whose frontend already emits
+    # what the optimizer would leave (bench/bench_translate.py --optimizer always/never
+    # compares) saves its cost on every translation, a first boot's hot path
+    optimize: bool = True
     # -- system mode (None for a user-mode-only target) --
     mmu_index: Callable[[int], int] | None = None  # block flags -> data MMU index
     fetch_index: Callable[[int], int] | None = None  # block flags -> execute TLB index

@@ -32,6 +32,7 @@ class BlockTranslator:
                  inline_atomics: bool = False) -> None:
         """``inline_atomics``: one thread runs all guest code (system mode)."""
         self.frontend = target.translate
+        self.optimize = target.optimize
         self.log = log
         self.max_insns = max_insns
         self.inline_atomics = inline_atomics
@@ -58,7 +59,8 @@ class BlockTranslator:
         if log.enabled("in_asm"):
             log.guest_code(pc, bytes(fetch(pc + i, 1) for i in range(block.guest_size)))
         log.block_translated_ir(block, "op")
-        optimize(block)
+        if self.optimize:
+            optimize(block)
         log.block_translated_ir(block, "op_opt")
         compiled = backend.compile(block)
         log.host_code(compiled.source)
