@@ -1,9 +1,11 @@
 """Zicboz's cbo.zero: generated stores where the envcfgs allow it, the helper elsewhere.
 
 programs/cbo_zero.S runs on ``-cpu rva23s64`` and ``rv64,zicboz=true`` (both
-backends): the inline path from S- and U-mode, and each fall-back (menvcfg/senvcfg off: illegal instruction; read-only
-page: store page fault; no memory: store access fault), with one translated cbo.zero
-that meets menvcfg.CBZE on, off and on again.  QEMU 7.2 has no Zicboz, so the
+backends): the inline path from S- and U-mode, and each fall-back (menvcfg/senvcfg
+off: illegal instruction; read-only page: store page fault; no memory: store access
+fault), with one translated cbo.zero that meets menvcfg.CBZE on, off and on again.
+On rv64 the hart has no H, so U-mode is entered by the inline sret
+(trap_inline.py), which must set U's cbo.zero flag.  QEMU 7.2 has no Zicboz, so the
 expected traps come from the specification.  V=1 (henvcfg, virtual-instruction
 exceptions) is checked on a hart directly: the helper's verdict, and the block flag
 that decides whether translated code asks it.
