@@ -30,7 +30,7 @@ RISCV64 = TCGTarget(
     # The frontend reads x0 as a constant and computes no flags, and the builder
     # simplifies li and mv as they are made (ir.simplify): on a boot's 39 k blocks the
     # optimizer then saved ~0.5 % of the host code for ~16 % of the translation time
-    # (docs/PERFORMANCE.md, "Translation cost (session 11)")
+    # (docs/PERFORMANCE.md, "Translation cost, round two")
     optimize=False,
 )
 
