@@ -87,7 +87,8 @@ def test_vgein_holds_only_guest_file_numbers():
 
     hyp = HypState()
     hyp.geilen = 2
-    ps = SimpleNamespace(has_h=True, hyp=hyp, recheck_interrupts=lambda: None)
+    ps = SimpleNamespace(has_h=True, hyp=hyp, recheck_interrupts=lambda: None,
+                         pm_extensions=frozenset())  # no pointer masking: HUPMM reads 0
     env = SimpleNamespace(ps=ps)
     _write_hstatus(env, 2 << 12)
     assert hyp.vgein == 2
