@@ -4,9 +4,15 @@
 # other page's entry (tests/system/test_tlb_conflict.py counts the refills).
 # The sum of the loaded values is checked, so the loop does real work.
 .include "common.inc"
-.equ PAGE_A, 0x80200000
-.equ PAGE_B, 0x80600000         # PAGE_A + 4 MiB
+# --defsym STRIDE=4096 ROUNDS=... makes it the hit-path benchmark (docs/PERFORMANCE.md).
+.ifndef STRIDE
+.equ STRIDE, 0x400000           # 4 MiB
+.endif
+.ifndef ROUNDS
 .equ ROUNDS, 20000
+.endif
+.equ PAGE_A, 0x80200000
+.equ PAGE_B, PAGE_A + STRIDE
 
 .globl _start
 _start:
