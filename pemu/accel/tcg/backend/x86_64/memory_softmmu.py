@@ -1,14 +1,8 @@
 """Guest loads and stores in system mode: the softmmu TLB lookup, inline.
 
 Each address space (softmmu.TLBContext) has a ``NativeContext``: a direct-mapped TLB
-per MMU index and a jump cache, as native arrays.  A page's entry is picked by
-``(vpn ^ (vpn >> TLB_BITS)) % TLB_ENTRIES`` (``tlb_index``), not by ``vpn % TLB_ENTRIES``
-alone: with the plain modulo, two hot pages 4 MiB apart (a stack and a heap, where
-the guest's ASLR puts them) share an entry and evict each other at every other
-access, each eviction a Python refill (~1.5 us): lean RISC-V boots ran 3-7x longer,
-with 8-36 M inline TLB misses, when that happened.  Folding the next ten page-number
-bits in costs three ALU instructions on the inline path and gives pages at any
-multiple of 4 MiB (below 4 GiB apart) different entries.  A TLB entry is four words::
+per MMU index, each set with a victim entry, and a jump cache, as native arrays.  A
+TLB entry is four words::
 
     read tag   guest page address whose loads may use the entry (all ones: none)
     write tag  the same for stores
@@ -25,6 +19,17 @@ Debian's initramfs).  The slow path is the python softmmu (``SoftMMU.load``/``st
 walks the page table, checks PMP, raises the guest's fault, and refills both its own
 dict TLB and this one through ``SoftMMU._fill``, so the two always hold the same
 translations and every flush reaches both.
+
+The victim entries: with only the direct-mapped table, two hot pages whose page
+numbers are equal mod 1024 (4 MiB apart: a stack and a heap, where the guest's ASLR
+puts them) evict each other at every other access, each eviction a Python refill
+(~1.5 us): lean RISC-V boots ran 3-7x longer, with 8-36 M inline TLB misses, when that
+happened.  So ``fill`` moves the entry it replaces into its set's victim entry, and
+an access that misses the main entry checks the victim entry, out of line, before it
+calls Python (a hit there costs a few instructions, no swap: QEMU's victim TLB has 8
+entries and swaps, for the same reason).  The victim entries lie after all the main
+tables, in the same array, so the inline check and its cache footprint are what they
+were.  Every flush reaches both.
 
 The TLB of the address space in use is found through a state slot, reloaded at each
 access: a satp write inside a block switches it for the rest of that block.
@@ -47,22 +52,19 @@ TLB_ENTRIES = 1 << TLB_BITS
 ENTRY_WORDS = 4
 ENTRY_SHIFT = 5  # 32-byte entries
 TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
+MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim entries
+VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SIZE = 1 << PAGE_SHIFT
 
 
-def tlb_index(vpn: int) -> int:
-    """The entry of page ``vpn`` in a table (the inline lookup computes the same)."""
-    return (vpn ^ (vpn >> TLB_BITS)) & (TLB_ENTRIES - 1)
-
-
 class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
     def __init__(self, backend: object, host_delta: int) -> None:
-        self.tlb = (ctypes.c_uint64 * (N_MMU * TLB_ENTRIES * ENTRY_WORDS))()
+        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS))()
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
         self.tlb_address = ctypes.addressof(self.tlb)
         self._backend = backend  # the runtime: jump cache geometry
@@ -72,15 +74,24 @@ class NativeContext:
 
     @staticmethod
     def _slot(idx: int, vpn: int) -> int:
-        return (idx * TLB_ENTRIES + tlb_index(vpn)) * ENTRY_WORDS
+        return (idx * TLB_ENTRIES + (vpn & (TLB_ENTRIES - 1))) * ENTRY_WORDS
 
     def fill(self, idx: int, vpn: int, addend: int, read: bool, write: bool) -> None:
-        """The page ``vpn`` maps to DRAM view offset ``vaddr + addend``."""
+        """The page ``vpn`` maps to DRAM view offset ``vaddr + addend``; the page the
+        main entry held before moves to the victim entry."""
         t = self.tlb
         i = self._slot(idx, vpn)
+        v = i + MAIN_WORDS
         tag = (vpn << PAGE_SHIFT) & MASK64
         if t[i + READ_TAG] != tag and t[i + WRITE_TAG] != tag:  # another page's slot
-            t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+            if t[v + READ_TAG] == tag or t[v + WRITE_TAG] == tag:
+                # the page is the victim: swap, so that its other permission is kept
+                for w in (READ_TAG, WRITE_TAG, ADDEND):
+                    t[i + w], t[v + w] = t[v + w], t[i + w]
+            else:
+                for w in (READ_TAG, WRITE_TAG, ADDEND):
+                    t[v + w] = t[i + w]
+                t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
         if read:
             t[i + READ_TAG] = tag
         if write:
@@ -92,9 +103,10 @@ class NativeContext:
         for vpn in vpns:
             tag = (vpn << PAGE_SHIFT) & MASK64
             for idx in range(N_MMU):
-                i = self._slot(idx, vpn)
-                if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
-                    t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+                main = self._slot(idx, vpn)
+                for i in (main, main + MAIN_WORDS):
+                    if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
+                        t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
 
     def clear(self) -> None:
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
@@ -216,21 +228,31 @@ class SoftmmuMemory(GuestMemoryCodegen):
                   slow: x.Label) -> Mem | None:
         if self.idx == MMU_DYNAMIC:
             return None
-        self.emit_checks(cg, (addr, size, self.idx, store), self._assemble_lookup, slow)
+        victim, found = x.Label(), x.Label()
+        self.emit_checks(cg, (addr, size, self.idx, store), self._assemble_lookup, victim)
+        cg.asm.bind(found)
+        tag = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * (WRITE_TAG if store else READ_TAG)
+        addend = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * ADDEND
+
+        def check_victim() -> None:
+            """Out of line: r11 and rcx are as the main entry's compare left them."""
+            a = cg.asm
+            a.bind(victim)
+            a.alu_rm(x.CMP, 64, RCX, Mem(R11, tag))
+            a.jcc(x.CC_NE, slow)
+            a.load(64, R11, Mem(R11, addend))
+            a.jmp(found)
+        cg.cold.append(check_victim)
         return Mem(R11, 0, addr)
 
     def _assemble_lookup(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
                          idx: int, store: bool) -> None:
-        """Leaves the entry's host addend in r11, or jumps to ``slow``."""
+        """Leaves the entry's host addend in r11, or jumps to ``slow`` with r11 the
+        entry's address less the table's offset and rcx the tag it did not match."""
         table = idx * TABLE_BYTES
-        # r11 = &tlb[idx][tlb_index(addr >> 12)], computed on the page number shifted
-        # left by ENTRY_SHIFT (the junk low bits are masked off at the end); the two
-        # shifts are independent, so the hash adds one cycle (the xor) to the lookup
+        # r11 = &tlb[idx][(addr >> 12) % entries]
         a.mov_rr(64, R11, addr)
         a.shift_ri(x.SHR, 64, R11, PAGE_SHIFT - ENTRY_SHIFT)
-        a.mov_rr(64, RCX, addr)
-        a.shift_ri(x.SHR, 64, RCX, PAGE_SHIFT - ENTRY_SHIFT + TLB_BITS)
-        a.alu_rr(x.XOR, 64, R11, RCX)
         a.alu_ri(x.AND, 32, R11, (TLB_ENTRIES - 1) << ENTRY_SHIFT)
         a.alu_rm(x.ADD, 64, R11, Mem(RBP, 8 * self._tlb_slot))
         # rcx = the page of the access's last byte: another page than addr's if it
@@ -245,4 +267,4 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
 
 
-__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES", "tlb_index"]
+__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]
