@@ -12,15 +12,12 @@ pemu/QEMU ratio; the outputs must match.
 
 from __future__ import annotations
 
-import argparse
-import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from user_loops import compare, parse_args
+
 CPU = "rv64,v=true,vlen=128,elen=64,vext_spec=v1.0"
 
 COPY = """
@@ -92,33 +89,10 @@ def build(tmp: Path, name: str, rounds: int, size: int) -> Path:
     return prog
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, bytes]:
-    start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, check=True, env=env).stdout
-    return time.perf_counter() - start, out
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mib", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--backends", default="native")
-    args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    backends = [b for b in args.backends.split(",") if b]
-    print(f"{args.rounds} x {args.mib} MiB, VLEN 128")
-    print(f"{'workload':<28}{'qemu s':>9}" + "".join(f"{b + ' s':>11}{'ratio':>7}"
-                                                      for b in backends))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in WORKLOADS:
-            prog = build(Path(tmp), name, args.rounds, args.mib << 20)
-            tq, out_q = timed(["qemu-riscv64", "-cpu", CPU, str(prog)])
-            row = f"{name:<28}{tq:>9.2f}"
-            for backend in backends:
-                tp, out_p = timed([sys.executable, "-m", "pemu.linux_user.main", "-accel",
-                                   f"tcg,backend={backend}", "-cpu", CPU, str(prog)], env)
-                row += f"{tp:>11.2f}{tp / tq:>7.1f}" + ("" if out_p == out_q else " DIFFERS")
-            print(row, flush=True)
+    args = parse_args(__doc__)
+    compare(args, f"{args.rounds} x {args.mib} MiB, VLEN 128",
+            {name: True for name in WORKLOADS}, build, CPU, CPU)
     return 0
 
 

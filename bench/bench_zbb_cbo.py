@@ -11,16 +11,12 @@ loop only (the cbo.zero row has no ratio).  The outputs must match where both ru
 
 from __future__ import annotations
 
-import argparse
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench_vector import timed
+from user_loops import compare, parse_args
 
-ROOT = Path(__file__).resolve().parents[1]
 CPU = "rv64,zbb=true"
 PEMU_CPU = "rv64,zbb=true,zicboz=true"
 
@@ -93,28 +89,9 @@ def build(tmp: Path, name: str, rounds: int, size: int) -> Path:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mib", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--backends", default="native")
-    args = ap.parse_args()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    backends = [b for b in args.backends.split(",") if b]
-    print(f"{args.rounds} x {args.mib} MiB")
-    print(f"{'workload':<24}{'qemu s':>9}" + "".join(f"{b + ' s':>11}{'ratio':>7}"
-                                                      for b in backends))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, (_, on_qemu) in WORKLOADS.items():
-            prog = build(Path(tmp), name, args.rounds, args.mib << 20)
-            tq, out_q = timed(["qemu-riscv64", "-cpu", CPU, str(prog)]) if on_qemu else (0, b"")
-            row = f"{name:<24}" + (f"{tq:>9.2f}" if on_qemu else f"{'-':>9}")
-            for backend in backends:
-                tp, out_p = timed([sys.executable, "-m", "pemu.linux_user.main", "-accel",
-                                   f"tcg,backend={backend}", "-cpu", PEMU_CPU, str(prog)], env)
-                row += f"{tp:>11.2f}" + (f"{tp / tq:>7.1f}" if on_qemu else f"{'-':>7}")
-                if on_qemu and out_p != out_q:
-                    row += " DIFFERS"
-            print(row, flush=True)
+    args = parse_args(__doc__)
+    runs_on_qemu = {name: on_qemu for name, (_, on_qemu) in WORKLOADS.items()}
+    compare(args, f"{args.rounds} x {args.mib} MiB", runs_on_qemu, build, CPU, PEMU_CPU)
     return 0
 
 
