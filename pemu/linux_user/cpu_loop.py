@@ -10,7 +10,7 @@ import traceback
 from . import signals as sg
 from .loader import SIGTRAMP_ADDR
 from .process import GuestThread, ProcessExit, ThreadExit
-from .syscalls import NO_RESULT, RESTART, dispatch
+from .syscalls import NO_RESULT, RESTART, RESTART_NOINTR, dispatch
 from .syscalls.registry import SYSCALLS, syscall_name
 from .vmem import GuestFault
 
@@ -88,8 +88,8 @@ def do_syscall(t: GuestThread) -> None:
         _report_unimplemented(t.process, nr)
     if strace is not None:
         strace.after(nr, ret)
-    if ret is NO_RESULT:
-        return
+    if ret is NO_RESULT or ret == RESTART_NOINTR:
+        return  # (RESTART_NOINTR: the ecall runs again after the signal, always)
     if ret == RESTART:
         info = t.signals.first_deliverable()
         if info is not None:

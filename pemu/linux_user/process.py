@@ -48,7 +48,7 @@ class GuestThread:
         self.tid = tid
         self.signals = ThreadSignals()
         self.clear_child_tid = 0
-        self.robust_list = (0, 0)
+        self.robust_list = 0  # the head set_robust_list registered (robust_list.py)
         self.name = b"pemu"
         # Set whenever a signal is queued for this thread: emulated blocking calls
         # (futex, nanosleep, sigsuspend) wait on it so that signals interrupt them.

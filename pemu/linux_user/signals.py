@@ -260,6 +260,18 @@ def forward_host_signal(sig: int) -> None:
         pass
 
 
+def reset_caught_to_default(process: object) -> None:
+    """Every caught signal back to SIG_DFL, ignored ones stay ignored (the kernel's
+    flush_signal_handlers: execve, and clone3's CLONE_CLEAR_SIGHAND)."""
+    actions = process.signals.actions
+    for sig in range(1, NSIG + 1):
+        if actions[sig].handler not in (SIG_IGN, SIG_DFL):
+            actions[sig] = SigAction()
+            sync_host_disposition(sig, actions[sig])
+        elif actions[sig].handler == SIG_DFL:
+            actions[sig] = SigAction()  # SA_* flags and the mask go as well
+
+
 def keep_blocked_pending(process: object, newly_blocked: int) -> None:
     """A blocked signal is never discarded (it may get a handler before it is
     unblocked), but the host ignores SIGCHLD, SIGURG, SIGWINCH and SIGCONT by default:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .syscalls.registry import NO_RESULT, RESTART, SYSCALLS, syscall_name
+from .syscalls.registry import NO_RESULT, RESTART, RESTART_NOINTR, SYSCALLS, syscall_name
 
 
 class Strace:
@@ -26,7 +26,7 @@ class Strace:
     def after(self, nr: int, ret: object) -> None:
         if ret is NO_RESULT:
             self._emit("\n")
-        elif ret == RESTART:
+        elif ret in (RESTART, RESTART_NOINTR):
             self._emit(" = ? (interrupted, restarting)\n")
         elif isinstance(ret, int) and -4096 < ret < 0:
             err = -ret

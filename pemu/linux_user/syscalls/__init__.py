@@ -5,7 +5,7 @@ it declares, and returns the value for a0 (a negative errno on failure).  Handle
 may raise ``GuestFault`` (a bad guest pointer: the dispatcher returns -EFAULT) or
 ``OSError`` (its errno is returned).  ``NO_RESULT`` means "leave a0 alone"
 (rt_sigreturn), ``RESTART`` means "re-execute the ecall unless a handler without
-SA_RESTART runs first".
+SA_RESTART runs first", ``RESTART_NOINTR`` "re-execute it after any handler".
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from . import (  # noqa: F401,E501,I001
     misc,
     posix_timers,
     proc,
+    robust_list,
     signal_calls,
     signalfd,
     sockets,
     sync,
     time_calls,
 )
-from .registry import NO_RESULT, RESTART, SYSCALLS, dispatch  # noqa: F401
+from .registry import NO_RESULT, RESTART, RESTART_NOINTR, SYSCALLS, dispatch  # noqa: F401

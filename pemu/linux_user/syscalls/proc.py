@@ -10,16 +10,19 @@ import threading
 from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
 from ..reexec import exec_guest
+from .clone_args import CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, read_clone_args
 from .hostcall import guest_path, host, opt_out_ptr, signed
 from .registry import syscall
+from .robust_list import exit_robust_list
 
 CLONE_VM = 0x100
-CLONE_VFORK = 0x4000
+CLONE_PIDFD = 0x1000
 CLONE_THREAD = 0x10000
 CLONE_SETTLS = 0x80000
 CLONE_PARENT_SETTID = 0x100000
 CLONE_CHILD_CLEARTID = 0x200000
 CLONE_CHILD_SETTID = 0x1000000
+PIDFD_THREAD = os.O_EXCL  # pidfd_open: a pidfd for one thread (Linux 6.9)
 
 
 @syscall("getpid")
@@ -43,22 +46,6 @@ def sys_set_tid_address(t, tidptr):
     return t.tid
 
 
-@syscall("set_robust_list")
-def sys_set_robust_list(t, head, length):
-    if length != 24:
-        return -errno.EINVAL
-    t.robust_list = (head, length)
-    return 0
-
-
-@syscall("get_robust_list")
-def sys_get_robust_list(t, pid, head_ptr, len_ptr):
-    head, length = t.robust_list
-    t.process.mem.write(head_ptr, struct.pack("<Q", head))
-    t.process.mem.write(len_ptr, struct.pack("<Q", length))
-    return 0
-
-
 def _write_tid(t, addr: int, tid: int) -> None:
     if addr:
         t.process.mem.write(addr, struct.pack("<i", tid))
@@ -68,11 +55,33 @@ def _write_tid(t, addr: int, tid: int) -> None:
 def sys_clone(t, flags, newsp, parent_tid, tls, child_tid):
     # riscv64 uses the generic argument order with tls before child_tid (the kernel's
     # CONFIG_CLONE_BACKWARDS layout; glibc's clone.S passes a3 = tls, a4 = ctid)
+    flags &= 0xFFFFFFFF  # clone() takes an unsigned long but only its low half counts
+    if flags & CLONE_PIDFD:
+        if flags & CLONE_PARENT_SETTID:  # both would store through parent_tid
+            return -errno.EINVAL
+        return _clone(t, flags, newsp, tls, child_tid, parent_tid=0, pidfd_ptr=parent_tid)
+    return _clone(t, flags, newsp, tls, child_tid, parent_tid, pidfd_ptr=0)
+
+
+def _clone(t, flags: int, newsp: int, tls: int, child_tid: int, parent_tid: int,
+           pidfd_ptr: int) -> int:
+    """The one clone path behind clone and clone3: a host thread or a fork."""
     if flags & CLONE_THREAD:
         if not flags & CLONE_VM:
             return -errno.EINVAL
-        return _clone_thread(t, flags, newsp, parent_tid, child_tid, tls)
-    return _fork(t, flags, newsp, parent_tid, child_tid, tls)
+        tid = _clone_thread(t, flags, newsp, parent_tid, child_tid, tls)
+        pidfd_flags = PIDFD_THREAD
+    else:
+        tid = _fork(t, flags, newsp, parent_tid, child_tid, tls)
+        pidfd_flags = 0
+        if tid == 0:
+            return 0
+    if flags & CLONE_PIDFD:
+        # The kernel makes the pidfd with the task; opened right after, it names the
+        # same task (a child that already exited is a zombie until it is waited for).
+        fd = host("pidfd_open", tid, pidfd_flags)
+        _write_tid(t, pidfd_ptr, fd if fd >= 0 else -1)
+    return tid
 
 
 def _child_registers(t, cpu, flags: int, newsp: int, tls: int) -> None:
@@ -127,6 +136,7 @@ def _fork(t, flags, newsp, parent_tid, child_tid, tls) -> int:
     pid = os.fork()
     if pid == 0:
         process.after_fork_child(t)
+        t.robust_list = 0  # the kernel forgets it in a child; glibc registers it again
         if newsp:
             process.arch.set_sp(t.state, newsp)
         if flags & CLONE_SETTLS:
@@ -135,6 +145,8 @@ def _fork(t, flags, newsp, parent_tid, child_tid, tls) -> int:
             _write_tid(t, child_tid, t.tid)
         if flags & CLONE_CHILD_CLEARTID:
             t.clear_child_tid = child_tid
+        if flags & CLONE_CLEAR_SIGHAND:  # posix_spawn's child: no handler survives
+            sg.reset_caught_to_default(process)
         return 0
     if flags & CLONE_PARENT_SETTID:
         _write_tid(t, parent_tid, pid)
@@ -143,11 +155,24 @@ def _fork(t, flags, newsp, parent_tid, child_tid, tls) -> int:
 
 @syscall("clone3")
 def sys_clone3(t, args, size):
-    return -errno.ENOSYS  # glibc falls back to clone
+    parsed = read_clone_args(t.process.mem, args, size)
+    if isinstance(parsed, int):
+        return parsed
+    if parsed.set_tid_size:
+        # choosing the child's pid needs CAP_CHECKPOINT_RESTORE over the host's pid
+        # namespace, which pemu does not take on the guest's behalf
+        return -errno.EPERM
+    if parsed.flags & CLONE_INTO_CGROUP:
+        return -errno.EOPNOTSUPP
+    newsp = parsed.stack + parsed.stack_size if parsed.stack else 0
+    return _clone(t, parsed.flags, newsp, parsed.tls, parsed.child_tid, parsed.parent_tid,
+                  pidfd_ptr=parsed.pidfd)
 
 
 def end_thread(t) -> None:
-    """What the kernel does when a thread goes away: CLEARTID and the futex wake."""
+    """What the kernel does when a thread goes away: its robust locks are marked as
+    orphaned, then CLEARTID and the futex wake."""
+    exit_robust_list(t)
     if t.clear_child_tid:
         try:
             t.process.mem.write(t.clear_child_tid, b"\0\0\0\0")

@@ -11,6 +11,9 @@ from ..vmem import GuestFault
 
 NO_RESULT = object()
 RESTART = -512  # the kernel's ERESTARTSYS, never seen by the guest
+# the kernel's ERESTARTNOINTR: the call runs again after any signal handler, whatever
+# its SA_RESTART (FUTEX_LOCK_PI: a waiter interrupted must not return unlocked)
+RESTART_NOINTR = -513
 
 Handler = Callable[..., object]
 # guest number -> (handler, number of argument registers it takes)

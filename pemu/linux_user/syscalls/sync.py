@@ -1,4 +1,7 @@
-"""futex: wait queues keyed by guest address, woken through each thread's event."""
+"""futex: wait queues keyed by guest address, woken through each thread's event.
+
+The PI operations are in futex_pi.py, the robust-list walk at thread exit in
+robust_list.py; both use this table's queues and its lock."""
 
 from __future__ import annotations
 
@@ -7,22 +10,25 @@ import struct
 import threading
 import time
 
-from .registry import syscall
+from . import futex_pi, futex_word
+from .registry import RESTART_NOINTR, syscall
 
-FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE = 0, 1, 3, 4
-FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 9, 10
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
+FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
+FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_LOCK_PI2 = 9, 10, 13
 FUTEX_PRIVATE_FLAG = 128
 FUTEX_CLOCK_REALTIME = 256
 BITSET_MATCH_ANY = 0xFFFFFFFF
 
 
 class _Waiter:
-    __slots__ = ("thread", "bitset", "woken")
+    __slots__ = ("thread", "bitset", "woken", "pi")
 
-    def __init__(self, thread, bitset: int) -> None:
+    def __init__(self, thread, bitset: int, pi: bool = False) -> None:
         self.thread = thread
         self.bitset = bitset
         self.woken = False
+        self.pi = pi  # blocked in FUTEX_LOCK_PI: woken to retry taking the lock
 
 
 class FutexTable:
@@ -41,8 +47,20 @@ class FutexTable:
             (value,) = struct.unpack("<I", mem.read(addr, 4))
             if value != expected:
                 return -errno.EAGAIN
-            waiter = _Waiter(thread, bitset)
-            self.queues.setdefault(addr, []).append(waiter)
+            waiter = self.enqueue(thread, addr, bitset)
+        return self.block(waiter, addr, deadline)
+
+    def enqueue(self, thread, addr: int, bitset: int = BITSET_MATCH_ANY,
+                pi: bool = False) -> _Waiter:
+        """Queue ``thread`` on ``addr`` (the caller holds ``lock``)."""
+        waiter = _Waiter(thread, bitset, pi)
+        self.queues.setdefault(addr, []).append(waiter)
+        return waiter
+
+    def block(self, waiter: _Waiter, addr: int, deadline: float | None) -> int:
+        """Sleep until woken (0), a signal is deliverable (-EINTR) or the deadline
+        passed (-ETIMEDOUT); a waiter that did not get woken leaves the queue."""
+        thread = waiter.thread
         while True:
             thread.wake.clear()
             if waiter.woken:
@@ -55,30 +73,52 @@ class FutexTable:
                 with self.lock:
                     if waiter.woken:
                         return 0
-                    queue = self.queues.get(addr, [])
-                    if waiter in queue:
-                        queue.remove(waiter)
-                    if not queue:
-                        self.queues.pop(addr, None)
+                    self._dequeue(addr, waiter)
                 return -errno.EINTR if interrupted else -errno.ETIMEDOUT
             thread.wake.wait(timeout)
 
+    def _dequeue(self, addr: int, waiter: _Waiter) -> None:
+        queue = self.queues.get(addr, [])
+        if waiter in queue:
+            queue.remove(waiter)
+        if not queue:
+            self.queues.pop(addr, None)
+
+    def has_waiters(self, addr: int) -> bool:
+        return bool(self.queues.get(addr))
+
+    def wake_first(self, addr: int) -> _Waiter | None:
+        """Wake the longest waiter on ``addr`` (the caller holds ``lock``)."""
+        queue = self.queues.get(addr)
+        if not queue:
+            return None
+        waiter = queue.pop(0)
+        if not queue:
+            self.queues.pop(addr, None)
+        waiter.woken = True
+        waiter.thread.wake.set()
+        return waiter
+
     def wake(self, addr: int, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
-        woken = 0
         with self.lock:
-            queue = self.queues.get(addr)
-            if not queue:
-                return 0
-            for waiter in list(queue):
-                if woken >= count:
-                    break
-                if waiter.bitset & bitset:
-                    queue.remove(waiter)
-                    waiter.woken = True
-                    waiter.thread.wake.set()
-                    woken += 1
-            if not queue:
-                self.queues.pop(addr, None)
+            return self.wake_locked(addr, count, bitset)
+
+    def wake_locked(self, addr: int, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
+        """FUTEX_WAKE with ``lock`` held by the caller."""
+        woken = 0
+        queue = self.queues.get(addr)
+        if not queue:
+            return 0
+        for waiter in list(queue):
+            if woken >= count:
+                break
+            if waiter.bitset & bitset:
+                queue.remove(waiter)
+                waiter.woken = True
+                waiter.thread.wake.set()
+                woken += 1
+        if not queue:
+            self.queues.pop(addr, None)
         return woken
 
     def requeue(self, addr: int, count: int, addr2: int, limit: int) -> int:
@@ -95,16 +135,21 @@ class FutexTable:
         return woken + len(moved)
 
 
-def _timeout(t, op: int, cmd: int, timeout_ptr: int) -> float | None:
-    if not timeout_ptr:
-        return None
+def _timespec(t, timeout_ptr: int) -> float:
     sec, nsec = struct.unpack("<qq", t.process.mem.read(timeout_ptr, 16))
     if nsec < 0 or nsec >= 1_000_000_000 or sec < 0:
         raise ValueError("bad timespec")
-    value = sec + nsec / 1e9
-    if cmd == FUTEX_WAIT:
+    return sec + nsec / 1e9
+
+
+def _deadline(t, timeout_ptr: int, relative: bool, realtime: bool) -> float | None:
+    """The wait's end on time.monotonic()'s clock (None: no timeout)."""
+    if not timeout_ptr:
+        return None
+    value = _timespec(t, timeout_ptr)
+    if relative:
         return time.monotonic() + value
-    if op & FUTEX_CLOCK_REALTIME:
+    if realtime:
         return time.monotonic() + (value - time.time())
     return value  # absolute CLOCK_MONOTONIC, the same clock as time.monotonic()
 
@@ -113,14 +158,18 @@ def _timeout(t, op: int, cmd: int, timeout_ptr: int) -> float | None:
 def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
     table: FutexTable = t.process.futexes
     cmd = op & ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME)
+    realtime = bool(op & FUTEX_CLOCK_REALTIME)
     val &= 0xFFFFFFFF
     if uaddr & 3:
         return -errno.EINVAL
+    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2):
+        return -errno.ENOSYS  # as the kernel: only these take a CLOCK_REALTIME timeout
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAIT else val3 & 0xFFFFFFFF
         if not bitset:
             return -errno.EINVAL
-        return table.wait(t, uaddr, val, _timeout(t, op, cmd, timeout), bitset)
+        deadline = _deadline(t, timeout, cmd == FUTEX_WAIT, realtime)
+        return table.wait(t, uaddr, val, deadline, bitset)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAKE else val3 & 0xFFFFFFFF
         return table.wake(uaddr, min(val, 1 << 31), bitset)
@@ -130,4 +179,59 @@ def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
             if current != val3 & 0xFFFFFFFF:
                 return -errno.EAGAIN
         return table.requeue(uaddr, val, uaddr2, timeout & 0x7FFFFFFF)
+    if cmd == FUTEX_WAKE_OP:
+        if uaddr2 & 3:
+            return -errno.EINVAL
+        return wake_op(table, t.process.mem, uaddr, val, timeout & 0xFFFFFFFF, uaddr2,
+                       val3 & 0xFFFFFFFF)
+    if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI):
+        # LOCK_PI's timeout is absolute CLOCK_REALTIME; LOCK_PI2's CLOCK_MONOTONIC
+        # unless FUTEX_CLOCK_REALTIME says otherwise
+        deadline = _deadline(t, timeout, False, realtime or cmd == FUTEX_LOCK_PI)
+        ret = futex_pi.lock(table, t, uaddr, deadline, cmd == FUTEX_TRYLOCK_PI)
+        return RESTART_NOINTR if ret == -errno.EINTR else ret
+    if cmd == FUTEX_UNLOCK_PI:
+        return futex_pi.unlock(table, t, uaddr)
+    # FUTEX_WAIT_REQUEUE_PI / FUTEX_CMP_REQUEUE_PI: no glibc since 2.25 uses them
+    # (condition variables stopped requeueing); the guest is told they do not exist.
     return -errno.ENOSYS
+
+
+# FUTEX_WAKE_OP's operations on the second word and its comparisons of the old value
+_WAKE_OPS = {
+    0: lambda old, arg: arg,  # FUTEX_OP_SET
+    1: lambda old, arg: old + arg,  # FUTEX_OP_ADD
+    2: lambda old, arg: old | arg,  # FUTEX_OP_OR
+    3: lambda old, arg: old & ~arg,  # FUTEX_OP_ANDN
+    4: lambda old, arg: old ^ arg,  # FUTEX_OP_XOR
+}
+_WAKE_CMPS = {
+    0: lambda a, b: a == b, 1: lambda a, b: a != b, 2: lambda a, b: a < b,
+    3: lambda a, b: a <= b, 4: lambda a, b: a > b, 5: lambda a, b: a >= b,
+}
+FUTEX_OP_OPARG_SHIFT = 8
+
+
+def _sign12(value: int) -> int:
+    return value - 0x1000 if value & 0x800 else value
+
+
+def wake_op(table: FutexTable, mem, uaddr: int, count: int, count2: int, uaddr2: int,
+            encoded: int) -> int:
+    """FUTEX_WAKE_OP: change the word at uaddr2 atomically, wake ``count`` waiters on
+    uaddr and, if the old value of uaddr2 passes the comparison, ``count2`` on it."""
+    op, cmp = (encoded >> 28) & 0xF, (encoded >> 24) & 0xF
+    oparg, cmparg = _sign12((encoded >> 12) & 0xFFF), _sign12(encoded & 0xFFF)
+    if op & FUTEX_OP_OPARG_SHIFT:
+        oparg = 1 << (oparg & 31)  # the kernel masks an out-of-range shift the same way
+        op &= ~FUTEX_OP_OPARG_SHIFT
+    apply, compare = _WAKE_OPS.get(op), _WAKE_CMPS.get(cmp)
+    if apply is None or compare is None:
+        return -errno.ENOSYS
+    with table.lock:
+        old = futex_word.update(mem, uaddr2, lambda v: apply(v, oparg) & 0xFFFFFFFF)
+        woken = table.wake_locked(uaddr, count)
+        old_signed = old - (1 << 32) if old & 0x80000000 else old
+        if compare(old_signed, cmparg):
+            woken += table.wake_locked(uaddr2, count2)
+    return woken
