@@ -21,6 +21,7 @@ from . import (  # noqa: F401,E501,I001
     robust_list,
     signal_calls,
     signalfd,
+    socket_messages,
     sockets,
     sync,
     time_calls,
