@@ -59,3 +59,11 @@ def test_signalfd_dynamic(build, qemu):
     assert "sigqueue: sig 10, code SI_QUEUE, pid ok 1, value 42" in out
     assert "blocking read: 128, sig 10, code SI_USER" in out
     assert "left for sigtimedwait: 17" in out  # a blocked SIGCHLD is never dropped
+
+
+def test_socket_messages_dynamic(build, qemu):
+    p = _same(build, qemu, "socket_messages", False)
+    out = p.stdout.decode()
+    assert "SCM_RIGHTS: len 20, cloexec 1, read 21: through the passed fd" in out
+    assert "SCM_CREDENTIALS: len 28, pid is mine 1, uid 1, gid 1" in out
+    assert "recvmmsg: 3: [alpha] [be] [gamma delta]" in out
