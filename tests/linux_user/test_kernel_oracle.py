@@ -41,15 +41,16 @@ def _same_as_kernel(build, native, name: str, static: bool, *pemu_args: str):
     return got
 
 
-def test_clone3(build, native):
+def test_clone3_and_execveat(build, native):
     """clone3 threads (CLEARTID wake, PARENT_SETTID), a fork with CLONE_PIDFD, the
-    kernel's argument checks, CLONE_CLEAR_SIGHAND and posix_spawn; -strace shows that
-    the threads and forks really came from clone3."""
-    p = _same_as_kernel(build, native, "clone3", False, "-strace")
+    kernel's argument checks, CLONE_CLEAR_SIGHAND, posix_spawn and execveat; -strace
+    shows that the threads and forks really came from clone3."""
+    p = _same_as_kernel(build, native, "clone3_exec", False, "-strace")
     out = p.stdout.decode()
     assert "thread: parent_tid matches 1, other tid 1, value 42" in out
     assert "fork: pidfd 1, cloexec 1, waitid 0, pid matches 1, status 7" in out
     assert "checks: size 128, used tail: E2BIG" in out
+    assert "execveat: AT_EMPTY_PATH 3" in out and "execveat: relative 3" in out
     made = [line for line in p.stderr.decode().splitlines() if " clone3(" in line
             and not line.endswith(")") and " = -1 " not in line]
     assert len(made) >= 4, p.stderr.decode()[-2000:]

@@ -11,7 +11,7 @@ from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
 from ..reexec import exec_guest
 from .clone_args import CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, read_clone_args
-from .hostcall import guest_path, host, opt_out_ptr, signed
+from .hostcall import guest_path, host, opt_in_ptr, opt_out_ptr, signed
 from .registry import syscall
 from .robust_list import exit_robust_list
 
@@ -224,7 +224,10 @@ def _string_array(t, addr: int) -> list[bytes]:
 @syscall("execve")
 def sys_execve(t, path, argv, envp):
     raw_path = t.process.mem.read_cstring(path, 4096)
-    host_path = guest_path(t, path)
+    return _exec(t, raw_path, guest_path(t, path), argv, envp)
+
+
+def _exec(t, raw_path: bytes, host_path: bytes, argv: int, envp: int) -> int:
     args = _string_array(t, argv)
     env = _string_array(t, envp)
     return exec_guest(t.process, raw_path, host_path, args, env,
@@ -233,8 +236,55 @@ def sys_execve(t, path, argv, envp):
                       sigmask=t.signals.mask)
 
 
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+
+
 @syscall("execveat")
 def sys_execveat(t, dirfd, path, argv, envp, flags):
-    if signed(dirfd, 32) != -100 or flags:
-        return -errno.ENOSYS
-    return sys_execve(t, path, argv, envp)
+    dirfd = signed(dirfd, 32)
+    if flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH):
+        return -errno.EINVAL
+    raw_path = t.process.mem.read_cstring(path, 4096)
+    if not raw_path:
+        if not flags & AT_EMPTY_PATH:
+            return -errno.ENOENT
+        if dirfd < 0:
+            return -errno.EBADF
+        # the descriptor itself (fexecve); a script sees it as /dev/fd/N, as the kernel's
+        return _exec(t, f"/dev/fd/{dirfd}".encode(), f"/proc/self/fd/{dirfd}".encode(),
+                     argv, envp)
+    if raw_path.startswith(b"/") or dirfd == AT_FDCWD:
+        host_path = guest_path(t, path)
+    else:
+        # relative to a directory descriptor: its path now, as the descriptor itself
+        # may be close-on-exec and gone by the time the next pemu opens the program
+        try:
+            directory = os.readlink(f"/proc/self/fd/{dirfd}")
+        except OSError:
+            return -errno.EBADF
+        if not os.path.isdir(directory):
+            return -errno.ENOTDIR
+        host_path = os.path.join(os.fsencode(directory), raw_path)
+        raw_path = f"/dev/fd/{dirfd}/".encode() + raw_path
+    if flags & AT_SYMLINK_NOFOLLOW and os.path.islink(host_path):
+        return -errno.ELOOP
+    return _exec(t, raw_path, host_path, argv, envp)
+
+
+@syscall("pidfd_open")
+def sys_pidfd_open(t, pid, flags):
+    return host("pidfd_open", signed(pid, 32), flags)
+
+
+@syscall("pidfd_getfd")
+def sys_pidfd_getfd(t, pidfd, targetfd, flags):
+    return host("pidfd_getfd", signed(pidfd, 32), signed(targetfd, 32), flags)
+
+
+@syscall("pidfd_send_signal")
+def sys_pidfd_send_signal(t, pidfd, sig, info, flags):
+    # siginfo_t is the same 128 bytes on both sides; a pidfd of pemu's own process
+    # reaches the guest as any host signal does (signals.forward_host_signal)
+    return host("pidfd_send_signal", signed(pidfd, 32), sig, opt_in_ptr(t, info, 128), flags)

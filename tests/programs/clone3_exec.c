@@ -1,5 +1,5 @@
 /* clone3: a thread on its own stack, a fork with a pidfd, the kernel's argument
- * checks, and posix_spawn.  The output is the same on any kernel and emulator that
+ * checks, and posix_spawn; execveat relative to a directory and of a descriptor.  The output is the same on any kernel and emulator that
  * implement clone3 (the native build on the host kernel is the oracle). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -194,7 +194,7 @@ static void clear_sighand_check(void) {
 
 static void spawn_check(const char *self) {
     pid_t pid;
-    char *argv[] = {(char *)self, "child", NULL};
+    char *argv[] = {(char *)self, "spawned", NULL};
     extern char **environ;
     int r = posix_spawn(&pid, self, NULL, NULL, argv, environ);
     int status = 0;
@@ -203,9 +203,42 @@ static void spawn_check(const char *self) {
     printf("posix_spawn: %d, exit status %d\n", r, WEXITSTATUS(status));
 }
 
+static int run_execveat(int dirfd, const char *path, int flags, const char *tag) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *argv[] = {"clone3_exec", (char *)tag, NULL};
+        extern char **environ;
+        syscall(SYS_execveat, dirfd, path, argv, environ, flags);
+        _exit(100 + errno);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WEXITSTATUS(status);
+}
+
+static void execveat_check(const char *self) {
+    char dir[4096];
+    strncpy(dir, self, sizeof dir - 1);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : self;
+    if (slash)
+        *slash = 0;
+    else
+        strcpy(dir, ".");
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int selffd = open(self, O_RDONLY | O_CLOEXEC);
+    printf("execveat: relative %d\n", run_execveat(dirfd, base, 0, "relative"));
+    printf("execveat: AT_EMPTY_PATH %d\n", run_execveat(selffd, "", AT_EMPTY_PATH, "fd"));
+    printf("execveat: empty path without the flag %d\n", run_execveat(selffd, "", 0, "x") - 100);
+    printf("execveat: unknown flag %d\n", run_execveat(dirfd, base, 0x4, "x") - 100);
+    printf("execveat: missing %d\n", run_execveat(dirfd, "no-such-program", 0, "x") - 100);
+    close(dirfd);
+    close(selffd);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1) {
-        printf("spawned child running\n");
+        printf("%s child running\n", argv[1]);
         return 3;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -214,5 +247,6 @@ int main(int argc, char **argv) {
     argument_checks();
     clear_sighand_check();
     spawn_check(argv[0]);
+    execveat_check(argv[0]);
     return 0;
 }
