@@ -1,4 +1,4 @@
-/* Priority-inheritance and robust mutexes, FUTEX_WAKE_OP and clone3-made threads.
+/* Priority-inheritance and robust mutexes, FUTEX_WAKE_OP and the requeue-PI pair.
  *
  * Each check prints what it saw, so that pemu's output can be compared with
  * qemu-riscv64's (and a native build's, on the host kernel). */
@@ -128,6 +128,55 @@ static void raw_pi(void) {
     printf("raw pi: trylock taken %s\n", r < 0 ? strerror(errno) : "ok");
 }
 
+static atomic_uint cond_word, pi_word, owners;
+static long requeued_counter;
+
+static void *requeue_waiter(void *arg) {
+    (void)arg;
+    long r;
+    do
+        r = futex(&cond_word, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 0, 0, &pi_word, 0);
+    while (r < 0 && errno == EAGAIN);
+    unsigned tid = syscall(SYS_gettid);
+    if (r == 0 && (atomic_load(&pi_word) & FUTEX_TID_MASK) == tid)
+        atomic_fetch_add(&owners, 1);
+    requeued_counter++; /* under pi_word */
+    unsigned expected = tid;
+    if (!atomic_compare_exchange_strong(&pi_word, &expected, 0))
+        futex(&pi_word, FUTEX_UNLOCK_PI_PRIVATE, 0, 0, NULL, 0);
+    return NULL;
+}
+
+static void requeue_pi(void) {
+    pthread_t th[3];
+    atomic_store(&pi_word, syscall(SYS_gettid)); /* main owns the PI lock */
+    for (int i = 0; i < 3; i++)
+        pthread_create(&th[i], NULL, requeue_waiter, NULL);
+    long moved = 0;
+    while (moved < 3) {
+        long n = futex(&cond_word, FUTEX_CMP_REQUEUE_PI_PRIVATE, 1, 0x7fffffff, &pi_word, 0);
+        if (n > 0)
+            moved += n;
+        else
+            usleep(1000);
+    }
+    printf("requeue_pi: moved %ld, waiters bit %d\n", moved,
+           (atomic_load(&pi_word) & FUTEX_WAITERS) != 0);
+    long r = futex(&pi_word, FUTEX_UNLOCK_PI_PRIVATE, 0, 0, NULL, 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    printf("requeue_pi: unlock %ld, owners %u, counter %ld, word %u\n", r,
+           atomic_load(&owners), requeued_counter, atomic_load(&pi_word));
+    r = futex(&cond_word, FUTEX_CMP_REQUEUE_PI_PRIVATE, 1, 1, &cond_word, 0);
+    printf("requeue_pi: same word %s\n", r < 0 ? strerror(errno) : "ok");
+    r = futex(&cond_word, FUTEX_CMP_REQUEUE_PI_PRIVATE, 2, 1, &pi_word, 0);
+    printf("requeue_pi: nr_wake 2 %s\n", r < 0 ? strerror(errno) : "ok");
+    r = futex(&cond_word, FUTEX_CMP_REQUEUE_PI_PRIVATE, 1, 1, &pi_word, 5);
+    printf("requeue_pi: value changed %s\n", r < 0 ? strerror(errno) : "ok");
+    r = futex(&cond_word, FUTEX_WAIT_REQUEUE_PI_PRIVATE, 1, 0, &pi_word, 0);
+    printf("requeue_pi: wait on a changed value %s\n", r < 0 ? strerror(errno) : "ok");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     init_mutex(&pi_lock, PTHREAD_PRIO_INHERIT, PTHREAD_MUTEX_STALLED);
@@ -149,5 +198,6 @@ int main(void) {
     printf("robust pi: trylock after second death: %s\n", r == EOWNERDEAD ? "EOWNERDEAD" : strerror(r));
     raw_pi();
     wake_op();
+    requeue_pi();
     return 0;
 }

@@ -16,19 +16,22 @@ from .registry import RESTART_NOINTR, syscall
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
 FUTEX_LOCK_PI, FUTEX_UNLOCK_PI, FUTEX_TRYLOCK_PI = 6, 7, 8
 FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET, FUTEX_LOCK_PI2 = 9, 10, 13
+FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI = 11, 12
 FUTEX_PRIVATE_FLAG = 128
 FUTEX_CLOCK_REALTIME = 256
 BITSET_MATCH_ANY = 0xFFFFFFFF
 
 
 class _Waiter:
-    __slots__ = ("thread", "bitset", "woken", "pi")
+    __slots__ = ("thread", "addr", "bitset", "woken", "pi", "requeue_pi_to")
 
-    def __init__(self, thread, bitset: int, pi: bool = False) -> None:
+    def __init__(self, thread, addr: int, bitset: int, pi: bool = False) -> None:
         self.thread = thread
+        self.addr = addr  # the queue it is on now (FUTEX_CMP_REQUEUE moves it)
         self.bitset = bitset
         self.woken = False
         self.pi = pi  # blocked in FUTEX_LOCK_PI: woken to retry taking the lock
+        self.requeue_pi_to = 0  # FUTEX_WAIT_REQUEUE_PI: the PI lock it is to move to
 
 
 class FutexTable:
@@ -48,16 +51,16 @@ class FutexTable:
             if value != expected:
                 return -errno.EAGAIN
             waiter = self.enqueue(thread, addr, bitset)
-        return self.block(waiter, addr, deadline)
+        return self.block(waiter, deadline)
 
     def enqueue(self, thread, addr: int, bitset: int = BITSET_MATCH_ANY,
                 pi: bool = False) -> _Waiter:
         """Queue ``thread`` on ``addr`` (the caller holds ``lock``)."""
-        waiter = _Waiter(thread, bitset, pi)
+        waiter = _Waiter(thread, addr, bitset, pi)
         self.queues.setdefault(addr, []).append(waiter)
         return waiter
 
-    def block(self, waiter: _Waiter, addr: int, deadline: float | None) -> int:
+    def block(self, waiter: _Waiter, deadline: float | None) -> int:
         """Sleep until woken (0), a signal is deliverable (-EINTR) or the deadline
         passed (-ETIMEDOUT); a waiter that did not get woken leaves the queue."""
         thread = waiter.thread
@@ -73,16 +76,23 @@ class FutexTable:
                 with self.lock:
                     if waiter.woken:
                         return 0
-                    self._dequeue(addr, waiter)
+                    self.dequeue(waiter)
                 return -errno.EINTR if interrupted else -errno.ETIMEDOUT
             thread.wake.wait(timeout)
 
-    def _dequeue(self, addr: int, waiter: _Waiter) -> None:
-        queue = self.queues.get(addr, [])
+    def dequeue(self, waiter: _Waiter) -> None:
+        """Take a waiter off its queue (the caller holds ``lock``)."""
+        queue = self.queues.get(waiter.addr, [])
         if waiter in queue:
             queue.remove(waiter)
         if not queue:
-            self.queues.pop(addr, None)
+            self.queues.pop(waiter.addr, None)
+
+    def move(self, waiter: _Waiter, addr2: int) -> None:
+        """Requeue one waiter at the end of addr2's queue (the caller holds ``lock``)."""
+        self.dequeue(waiter)
+        waiter.addr = addr2
+        self.queues.setdefault(addr2, []).append(waiter)
 
     def has_waiters(self, addr: int) -> bool:
         return bool(self.queues.get(addr))
@@ -130,6 +140,8 @@ class FutexTable:
                 self.queues[addr] = rest
             else:
                 self.queues.pop(addr, None)
+            for waiter in moved:
+                waiter.addr = addr2
             if moved:
                 self.queues.setdefault(addr2, []).extend(moved)
         return woken + len(moved)
@@ -162,13 +174,13 @@ def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
     val &= 0xFFFFFFFF
     if uaddr & 3:
         return -errno.EINVAL
-    if realtime and cmd not in (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2):
-        return -errno.ENOSYS  # as the kernel: only these take a CLOCK_REALTIME timeout
+    if realtime and cmd not in (FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2, FUTEX_WAIT_REQUEUE_PI):
+        return -errno.ENOSYS  # as Linux 6: only these take a CLOCK_REALTIME timeout
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAIT else val3 & 0xFFFFFFFF
         if not bitset:
             return -errno.EINVAL
-        deadline = _deadline(t, timeout, cmd == FUTEX_WAIT, realtime)
+        deadline = _deadline(t, timeout, relative=cmd == FUTEX_WAIT, realtime=realtime)
         return table.wait(t, uaddr, val, deadline, bitset)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAKE else val3 & 0xFFFFFFFF
@@ -192,8 +204,13 @@ def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
         return RESTART_NOINTR if ret == -errno.EINTR else ret
     if cmd == FUTEX_UNLOCK_PI:
         return futex_pi.unlock(table, t, uaddr)
-    # FUTEX_WAIT_REQUEUE_PI / FUTEX_CMP_REQUEUE_PI: no glibc since 2.25 uses them
-    # (condition variables stopped requeueing); the guest is told they do not exist.
+    if cmd == FUTEX_WAIT_REQUEUE_PI:
+        deadline = _deadline(t, timeout, relative=False, realtime=realtime)
+        ret = futex_pi.wait_requeue(table, t, uaddr, val, deadline, uaddr2)
+        return RESTART_NOINTR if ret == -errno.EINTR else ret
+    if cmd == FUTEX_CMP_REQUEUE_PI:
+        return futex_pi.cmp_requeue(table, t, uaddr, val, timeout & 0x7FFFFFFF, uaddr2,
+                                    val3 & 0xFFFFFFFF)
     return -errno.ENOSYS
 
 
