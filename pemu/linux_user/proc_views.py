@@ -2,7 +2,8 @@
 
 Opened as they are, ``/proc/self/maps`` would list pemu's own host mappings (Python,
 the code cache, the 64 GiB guest reservation), ``/proc/self/auxv`` pemu's auxiliary
-vector and ``/proc/cpuinfo`` the x86 host: programs that read them (glibc's
+vector, ``/proc/self/cmdline`` pemu's Python command line and ``/proc/cpuinfo`` the x86
+host: programs that read them (glibc's
 ``pthread_getattr_np``, sanitizers, ``ldd``-style tools, build systems probing the CPU)
 would see another machine.  An open of one of these paths gets instead a memfd holding
 what the riscv64 kernel would show for this guest.
@@ -30,6 +31,8 @@ def synthetic_content(process: object, path: bytes) -> bytes | None:
         return guest_maps(process).encode()
     if path in _own_paths(process.pid, "auxv"):
         return b"".join(struct.pack("<QQ", k, v) for k, v in process.auxv)
+    if path in _own_paths(process.pid, "cmdline") and process.argv:
+        return b"".join(arg + b"\0" for arg in process.argv)
     if path == b"/proc/cpuinfo":
         arch = getattr(process, "arch", None)
         return (arch.cpuinfo() if arch is not None and arch.cpuinfo else cpuinfo()).encode()

@@ -75,6 +75,7 @@ class Process:
         self.brk_start = 0
         self.brk = 0
         self.auxv: list[tuple[int, int]] = []
+        self.argv: list[bytes] = []  # the guest's arguments (/proc/self/cmdline)
         self.signals = SignalState()
         self.threads: dict[int, GuestThread] = {}
         self.threads_lock = threading.Lock()

@@ -61,7 +61,8 @@ def start_process(opts: Options, prog: str, argv: list[str], envp: list[bytes],
     process.brk_start = process.brk = image.start_brk
     mem.map_anonymous(SIGTRAMP_ADDR, 4096, PROT_READ | PROT_EXEC)
     mem.write_initial(SIGTRAMP_ADDR, arch.trampoline_code)
-    sp, process.auxv = setup_stack(mem, image, [os.fsencode(a) for a in argv], envp,
+    process.argv = [os.fsencode(a) for a in argv]
+    sp, process.auxv = setup_stack(mem, image, process.argv, envp,
                                    os.fsencode(prog), arch.name.encode(),
                                    arch.hwcap_for_cpu(opts.cpu) if arch.hwcap_for_cpu
                                    else arch.hwcap)

@@ -1,4 +1,4 @@
-"""The guest's /proc: maps, auxv and cpuinfo describe the riscv64 process, not pemu's host
+"""The guest's /proc: maps, auxv, cmdline and cpuinfo describe the riscv64 process, not pemu's host
 process; openat2 resolves as the kernel does (QEMU 7.2 has no openat2: checked against the
 kernel's documented results instead); unknown syscalls give ENOSYS, logged once."""
 
@@ -31,6 +31,14 @@ def test_maps_show_the_guest_program_as_qemu_does(busybox, qemu):
     assert len(stack) == 1 and stack[0][2] == "rw-p"
     # nothing of pemu's host process: every address is a guest address
     assert all(hi <= 1 << 40 for _, hi, *_ in _maps(ours.stdout))
+
+
+def test_cmdline_is_the_guests_as_qemu_shows_it(busybox, qemu):
+    args = (str(busybox), "cat", "/proc/self/cmdline")  # (qemu 7.2: not thread-self)
+    ours, theirs = run_pemu(*args), run_qemu(*args)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout == theirs.stdout
+    assert ours.stdout.startswith(str(busybox).encode() + b"\0cat\0")
 
 
 def test_cpuinfo_is_a_riscv_one(busybox):
