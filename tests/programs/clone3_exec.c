@@ -65,6 +65,23 @@ static long clone3_run(struct clone_args *args, size_t size, int (*fn)(void *), 
                      : "a"((long)SYS_clone3), "D"(args), "S"(size), "r"(r12), "r"(r13)
                      : "rcx", "r11", "memory");
     return ret;
+#elif defined(__aarch64__)
+    register long x0 __asm__("x0") = (long)args;
+    register long x1 __asm__("x1") = (long)size;
+    register long x2 __asm__("x2") = (long)fn;
+    register long x3 __asm__("x3") = (long)arg;
+    register long x8 __asm__("x8") = SYS_clone3;
+    __asm__ volatile("svc #0\n"
+                     "cbnz x0, 1f\n"
+                     "mov x0, x3\n"
+                     "blr x2\n"
+                     "mov x8, #93\n" /* exit */
+                     "svc #0\n"
+                     "1:\n"
+                     : "+r"(x0)
+                     : "r"(x1), "r"(x2), "r"(x3), "r"(x8)
+                     : "memory", "x30");
+    return x0;
 #else
 #error "clone3_run: no implementation for this architecture"
 #endif
