@@ -2,8 +2,10 @@
 host with ``gcc`` and run natively must print what it prints under pemu.
 
 Used where Debian's qemu-riscv64 (7.2) is no oracle: it answers clone3 with ENOSYS
-(so glibc falls back to clone) and dies of SIGBUS on a robust PI mutex whose owner
-exited.  The programs print only what is the same on every architecture.
+(so glibc falls back to clone), dies of SIGBUS on a robust PI mutex whose owner
+exited, and answers ENOSYS to ioctls it does not know (TIOCGPTLCK, TIOCGPKT, FIOQSIZE;
+the kernel says ENOTTY to an unknown one).  The programs print only what is the same
+on every architecture.
 """
 
 from __future__ import annotations
@@ -70,6 +72,15 @@ def test_pi_and_robust_mutexes_static(build, native):
     assert "pi mutex: counter 8000" in out
     assert "robust pi: lock after owner died: EOWNERDEAD" in out
     assert "wake_op: returned >=1 1, w2 5" in out
+
+
+def test_terminal_and_socket_ioctls(build, native):
+    """A pty pair (TIOCGPTPEER, lock, number, termios, window size, packet mode,
+    exclusive mode), interface queries on loopback (SIOCGIFCONF with its pointer,
+    SIOCGIFINDEX/NAME/FLAGS/MTU), queue sizes, and ENOTTY for what is unknown."""
+    p = _same_as_kernel(build, native, "ioctls", False)
+    out = p.stdout.decode()
+    assert "window 111x33" in out and "unknown ioctl: ENOTTY" in out
 
 
 @pytest.mark.parametrize("name", ["clone3_exec", "pi_robust"])

@@ -164,8 +164,10 @@ def sys_fcntl(t, fd, cmd, arg):
     return ret
 
 TERMIOS_SIZE = 36  # asm-generic struct termios: 4 flag words, c_line, c_cc[19]
+IFREQ_SIZE = 40  # struct ifreq: a 16-byte name and a 24-byte union, on every LP64 Linux
 # ioctl command -> (direction, size): "r" the kernel reads guest memory, "w" writes it,
-# "v" the argument is a plain value.  The numbers are the same on x86-64 and riscv64.
+# "rw" both (the socket ioctls' struct ifreq: a name in, an answer out), "v" the argument
+# is a plain value.  The numbers and layouts are the same on x86-64, riscv64 and arm64.
 IOCTLS = {
     0x5401: ("w", TERMIOS_SIZE),  # TCGETS
     0x5402: ("r", TERMIOS_SIZE),  # TCSETS
@@ -174,34 +176,82 @@ IOCTLS = {
     0x5409: ("v", 0),  # TCSBRK
     0x540A: ("v", 0),  # TCXONC
     0x540B: ("v", 0),  # TCFLSH
+    0x540C: ("v", 0),  # TIOCEXCL
+    0x540D: ("v", 0),  # TIOCNXCL
     0x540E: ("v", 0),  # TIOCSCTTY
     0x540F: ("w", 4),  # TIOCGPGRP
     0x5410: ("r", 4),  # TIOCSPGRP
+    0x5411: ("w", 4),  # TIOCOUTQ (SIOCOUTQ)
+    0x5412: ("r", 1),  # TIOCSTI
     0x5413: ("w", 8),  # TIOCGWINSZ
     0x5414: ("r", 8),  # TIOCSWINSZ
-    0x541B: ("w", 4),  # FIONREAD
+    0x5415: ("w", 4),  # TIOCMGET
+    0x5416: ("r", 4),  # TIOCMBIS
+    0x5417: ("r", 4),  # TIOCMBIC
+    0x5418: ("r", 4),  # TIOCMSET
+    0x541B: ("w", 4),  # FIONREAD (SIOCINQ)
+    0x5420: ("r", 4),  # TIOCPKT
     0x5421: ("r", 4),  # FIONBIO
     0x5422: ("v", 0),  # TIOCNOTTY
+    0x5424: ("w", 4),  # TIOCGETD
+    0x5425: ("v", 0),  # TCSBRKP
     0x5429: ("w", 4),  # TIOCGSID
+    0x5437: ("v", 0),  # TIOCVHANGUP
+    0x5441: ("v", 0),  # TIOCGPTPEER (the argument is open flags)
     0x5450: ("v", 0),  # FIONCLEX
     0x5451: ("v", 0),  # FIOCLEX
     0x5452: ("r", 4),  # FIOASYNC
+    0x5460: ("w", 8),  # FIOQSIZE
     0x80045430: ("w", 4),  # TIOCGPTN
     0x40045431: ("r", 4),  # TIOCSPTLCK
+    0x80045438: ("w", 4),  # TIOCGPKT
+    0x80045439: ("w", 4),  # TIOCGPTLCK
+    0x80045440: ("w", 4),  # TIOCGEXCL
+    0x8905: ("w", 4),  # SIOCATMARK
+    0x8910: ("rw", IFREQ_SIZE),  # SIOCGIFNAME
+    0x8913: ("rw", IFREQ_SIZE),  # SIOCGIFFLAGS
+    0x8915: ("rw", IFREQ_SIZE),  # SIOCGIFADDR
+    0x8917: ("rw", IFREQ_SIZE),  # SIOCGIFDSTADDR
+    0x8919: ("rw", IFREQ_SIZE),  # SIOCGIFBRDADDR
+    0x891B: ("rw", IFREQ_SIZE),  # SIOCGIFNETMASK
+    0x8921: ("rw", IFREQ_SIZE),  # SIOCGIFMTU
+    0x8927: ("rw", IFREQ_SIZE),  # SIOCGIFHWADDR
+    0x8933: ("rw", IFREQ_SIZE),  # SIOCGIFINDEX
+    0x8938: ("rw", IFREQ_SIZE),  # SIOCGIFTXQLEN
+    0x2: ("w", 4),  # FIGETBSZ
+    0x80081272: ("w", 8),  # BLKGETSIZE64
+    0x40049409: ("v", 0),  # FICLONE (the argument is a descriptor)
 }
+SIOCGIFCONF = 0x8912
+IFCONF = struct.Struct("<i4xQ")  # struct ifconf: int ifc_len; a pointer to the ifreqs
+
 
 @syscall("ioctl")
 def sys_ioctl(t, fd, cmd, arg):
     cmd &= 0xFFFFFFFF
+    if cmd == SIOCGIFCONF:
+        return _ifconf(t, fd, arg)
     spec = IOCTLS.get(cmd)
     if spec is None:
         return -errno.ENOTTY
     direction, size = spec
-    if direction == "w":
+    if "w" in direction:
         arg = out_ptr(t, arg, size)
     elif direction == "r":
         arg = in_ptr(t, arg, size)
     return host("ioctl", fd_arg(fd), cmd, arg)
+
+
+def _ifconf(t, fd, arg) -> int:
+    """SIOCGIFCONF: struct ifconf holds a pointer, so the host gets its own copy."""
+    mem = t.process.mem
+    length, buf = IFCONF.unpack(mem.read(arg, IFCONF.size))
+    host_conf = ctypes.create_string_buffer(
+        IFCONF.pack(length, out_ptr(t, buf, max(length, 0)) if buf else 0))
+    ret = host("ioctl", fd_arg(fd), SIOCGIFCONF, ctypes.addressof(host_conf))
+    if ret >= 0:
+        mem.write(arg, host_conf.raw[:4])  # the length the host used (or needs)
+    return ret
 
 @syscall("getdents64")
 def sys_getdents64(t, fd, dirp, count):
