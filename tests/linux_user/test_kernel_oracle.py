@@ -2,10 +2,10 @@
 host with ``gcc`` and run natively must print what it prints under pemu.
 
 Used where Debian's qemu-riscv64 (7.2) is no oracle: it answers clone3 with ENOSYS
-(so glibc falls back to clone), dies of SIGBUS on a robust PI mutex whose owner
-exited, and answers ENOSYS to ioctls it does not know (TIOCGPTLCK, TIOCGPKT, FIOQSIZE;
-the kernel says ENOTTY to an unknown one).  The programs print only what is the same
-on every architecture.
+(so glibc falls back to clone), dies of SIGBUS on a robust PI mutex whose owner thread
+exited, hangs when the owner of a process-shared robust mutex exits, and answers ENOSYS
+to ioctls it does not know (TIOCGPTLCK, TIOCGPKT, FIOQSIZE; the kernel says ENOTTY).
+The programs print only what is the same on every architecture.
 """
 
 from __future__ import annotations
@@ -72,6 +72,17 @@ def test_pi_and_robust_mutexes_static(build, native):
     assert "pi mutex: counter 8000" in out
     assert "robust pi: lock after owner died: EOWNERDEAD" in out
     assert "wake_op: returned >=1 1, w2 5" in out
+
+
+def test_futexes_shared_between_processes(build, native):
+    """A process-shared semaphore, mutex and condition variable in MAP_SHARED memory
+    (the futexes are the host's), and a robust mutex whose owner process exits holding
+    it: exit_group walks the robust list, the waiter in the other process gets
+    EOWNERDEAD."""
+    p = _same_as_kernel(build, native, "shared_futex", False)
+    out = p.stdout.decode()
+    assert "mutex and condition: counter 2020" in out
+    assert "robust: lock after the owner process exited: EOWNERDEAD" in out
 
 
 def test_terminal_and_socket_ioctls(build, native):

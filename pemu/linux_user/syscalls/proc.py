@@ -14,6 +14,7 @@ from .clone_args import CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, read_clone_args
 from .hostcall import guest_path, host, opt_in_ptr, opt_out_ptr, signed
 from .registry import syscall
 from .robust_list import exit_robust_list
+from .sync import wake_everywhere
 
 CLONE_VM = 0x100
 CLONE_PIDFD = 0x1000
@@ -176,7 +177,7 @@ def end_thread(t) -> None:
     if t.clear_child_tid:
         try:
             t.process.mem.write(t.clear_child_tid, b"\0\0\0\0")
-            t.process.futexes.wake(t.clear_child_tid, 1)
+            wake_everywhere(t.process, t.clear_child_tid, 1)
         except Exception:  # a bad pointer is the guest's problem, not ours
             pass
 
@@ -192,6 +193,12 @@ def sys_exit(t, status):
 
 @syscall("exit_group")
 def sys_exit_group(t, status):
+    # every thread ends, and the kernel walks each one's robust list: a lock in memory
+    # shared with another process must not stay owned by a dead process
+    with t.process.threads_lock:
+        threads = list(t.process.threads.values())
+    for thread in threads:
+        exit_robust_list(thread)
     raise ProcessExit(status & 0xFF)
 
 

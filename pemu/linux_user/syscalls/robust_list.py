@@ -22,6 +22,7 @@ from . import futex_pi
 from . import futex_word as word
 from .futex_word import FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS
 from .registry import syscall
+from .sync import wake_everywhere
 
 ROBUST_LIST_HEAD_SIZE = 24
 ROBUST_LIST_LIMIT = 2048  # the kernel stops after this many entries (a looped list)
@@ -81,7 +82,7 @@ def _owner_died(t, addr: int, pi: bool, pending_op: bool) -> None:
     if pending_op and not pi and value == 0:
         # died between announcing the lock and taking it: a waiter may have been
         # chosen to be woken by this thread's unlock, which never comes
-        table.wake(addr, 1)
+        wake_everywhere(t.process, addr, 1)
         return
     if value & FUTEX_TID_MASK != t.tid:
         return
@@ -92,4 +93,4 @@ def _owner_died(t, addr: int, pi: bool, pending_op: bool) -> None:
     if pi:
         futex_pi.wake_after_owner_died(table, addr)
     elif old & FUTEX_WAITERS:
-        table.wake(addr, 1)
+        wake_everywhere(t.process, addr, 1)

@@ -10,7 +10,7 @@ import struct
 import threading
 import time
 
-from . import futex_pi, futex_word
+from . import futex_host, futex_pi, futex_word
 from .registry import RESTART_NOINTR, syscall
 
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_WAKE_OP = 0, 1, 3, 4, 5
@@ -176,26 +176,50 @@ def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
         return -errno.EINVAL
     if realtime and cmd not in (FUTEX_WAIT_BITSET, FUTEX_LOCK_PI2, FUTEX_WAIT_REQUEUE_PI):
         return -errno.ENOSYS  # as Linux 6: only these take a CLOCK_REALTIME timeout
+    # without FUTEX_PRIVATE_FLAG, other processes may share the word: futex_host.py
+    shared = not op & FUTEX_PRIVATE_FLAG
+    mem = t.process.mem
     if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAIT else val3 & 0xFFFFFFFF
         if not bitset:
             return -errno.EINVAL
         deadline = _deadline(t, timeout, relative=cmd == FUTEX_WAIT, realtime=realtime)
+        if shared:
+            return futex_host.wait(t, uaddr, val, deadline, bitset)
         return table.wait(t, uaddr, val, deadline, bitset)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
         bitset = BITSET_MATCH_ANY if cmd == FUTEX_WAKE else val3 & 0xFFFFFFFF
-        return table.wake(uaddr, min(val, 1 << 31), bitset)
+        if not bitset:
+            return -errno.EINVAL
+        count = min(val, 1 << 31)
+        if shared:
+            return wake_everywhere(t.process, uaddr, count, bitset)
+        return table.wake(uaddr, count, bitset)
     if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
-        if cmd == FUTEX_CMP_REQUEUE:
-            (current,) = struct.unpack("<I", t.process.mem.read(uaddr, 4))
-            if current != val3 & 0xFFFFFFFF:
+        expected = val3 & 0xFFFFFFFF if cmd == FUTEX_CMP_REQUEUE else None
+        if expected is not None:
+            (current,) = struct.unpack("<I", mem.read(uaddr, 4))
+            if current != expected:
                 return -errno.EAGAIN
-        return table.requeue(uaddr, val, uaddr2, timeout & 0x7FFFFFFF)
+        limit = timeout & 0x7FFFFFFF
+        done = table.requeue(uaddr, val, uaddr2, limit)
+        if shared:
+            done += max(0, futex_host.requeue(mem, uaddr, max(0, val - done), uaddr2, limit,
+                                              expected))
+        return done
     if cmd == FUTEX_WAKE_OP:
         if uaddr2 & 3:
             return -errno.EINVAL
-        return wake_op(table, t.process.mem, uaddr, val, timeout & 0xFFFFFFFF, uaddr2,
-                       val3 & 0xFFFFFFFF)
+        count, count2 = val, timeout & 0xFFFFFFFF
+        result = wake_op(table, mem, uaddr, count, count2, uaddr2, val3 & 0xFFFFFFFF)
+        if isinstance(result, int):
+            return result
+        woken, woken2, passed = result
+        if shared:
+            woken += futex_host.wake(mem, uaddr, count - woken)
+            if passed:
+                woken2 += futex_host.wake(mem, uaddr2, count2 - woken2)
+        return woken + woken2
     if cmd in (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI):
         # LOCK_PI's timeout is absolute CLOCK_REALTIME; LOCK_PI2's CLOCK_MONOTONIC
         # unless FUTEX_CLOCK_REALTIME says otherwise
@@ -234,9 +258,11 @@ def _sign12(value: int) -> int:
 
 
 def wake_op(table: FutexTable, mem, uaddr: int, count: int, count2: int, uaddr2: int,
-            encoded: int) -> int:
+            encoded: int) -> int | tuple[int, int, bool]:
     """FUTEX_WAKE_OP: change the word at uaddr2 atomically, wake ``count`` waiters on
-    uaddr and, if the old value of uaddr2 passes the comparison, ``count2`` on it."""
+    uaddr and, if the old value of uaddr2 passes the comparison, ``count2`` on it.
+    Returns a negative errno, or how many woke on each word and whether the
+    comparison passed."""
     op, cmp = (encoded >> 28) & 0xF, (encoded >> 24) & 0xF
     oparg, cmparg = _sign12((encoded >> 12) & 0xFFF), _sign12(encoded & 0xFFF)
     if op & FUTEX_OP_OPARG_SHIFT:
@@ -249,6 +275,15 @@ def wake_op(table: FutexTable, mem, uaddr: int, count: int, count2: int, uaddr2:
         old = futex_word.update(mem, uaddr2, lambda v: apply(v, oparg) & 0xFFFFFFFF)
         woken = table.wake_locked(uaddr, count)
         old_signed = old - (1 << 32) if old & 0x80000000 else old
-        if compare(old_signed, cmparg):
-            woken += table.wake_locked(uaddr2, count2)
+        passed = compare(old_signed, cmparg)
+        woken2 = table.wake_locked(uaddr2, count2) if passed else 0
+    return woken, woken2, passed
+
+
+def wake_everywhere(process, addr: int, count: int, bitset: int = BITSET_MATCH_ANY) -> int:
+    """Wake waiters of either kind: pemu's queues first, then the host's (the kernel's
+    own wake-ups, CLEARTID and robust lists, are shared ones)."""
+    woken = process.futexes.wake(addr, count, bitset)
+    if woken < count:
+        woken += futex_host.wake(process.mem, addr, count - woken, bitset)
     return woken
