@@ -78,11 +78,12 @@ def test_futexes_shared_between_processes(build, native):
     """A process-shared semaphore, mutex and condition variable in MAP_SHARED memory
     (the futexes are the host's), and a robust mutex whose owner process exits holding
     it: exit_group walks the robust list, the waiter in the other process gets
-    EOWNERDEAD."""
+    EOWNERDEAD; a signal handler interrupts a shared wait (EINTR), a timed one ends."""
     p = _same_as_kernel(build, native, "shared_futex", False)
     out = p.stdout.decode()
     assert "mutex and condition: counter 2020" in out
     assert "robust: lock after the owner process exited: EOWNERDEAD" in out
+    assert "signal: sem_wait -1 EINTR, handler ran 1" in out
 
 
 def test_terminal_and_socket_ioctls(build, native):

@@ -1,10 +1,12 @@
 /* Futexes shared between processes through MAP_SHARED memory: a process-shared
  * semaphore, mutex and condition variable, and a robust mutex whose owner process
- * exits holding it (EOWNERDEAD in the other process). */
+ * exits holding it (EOWNERDEAD in the other process); a signal handler interrupts a
+ * wait on a shared futex, and a timed one times out. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -85,11 +87,43 @@ static void robust_owner_exits(void) {
     waitpid(pid, NULL, 0);
 }
 
+static volatile int handled;
+static void on_usr1(int sig) { handled = sig; }
+
+static void *interrupted_waiter(void *arg) {
+    (void)arg;
+    int r = sem_wait(&sh->sem);
+    printf("signal: sem_wait %d %s, handler ran %d\n", r, r ? strerrorname_np(errno) : "",
+           handled == SIGUSR1);
+    return NULL;
+}
+
+static void interrupted(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1; /* no SA_RESTART, and sem_wait is never restarted anyway */
+    sigaction(SIGUSR1, &sa, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, interrupted_waiter, NULL);
+    usleep(100000);
+    pthread_kill(th, SIGUSR1);
+    pthread_join(th, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 100000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    int r = sem_timedwait(&sh->sem, &ts);
+    printf("timeout: sem_timedwait %d %s\n", r, r ? strerrorname_np(errno) : "");
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     init();
     semaphore();
     mutex_and_condition();
     robust_owner_exits();
+    interrupted();
     return 0;
 }
