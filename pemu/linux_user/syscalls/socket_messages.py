@@ -23,6 +23,7 @@ from .registry import syscall
 MSGHDR = struct.Struct("<QI4xQQQQi4x")  # name, namelen, iov, iovlen, control, controllen, flags
 MMSGHDR_SIZE = MSGHDR.size + 8  # + unsigned int msg_len, padded
 IOVEC = struct.Struct("<QQ")
+SOCKADDR_STORAGE_SIZE = 128
 UIO_MAXIOV = 1024  # the kernel's limit on iovecs per message, and on mmsghdrs per call
 _RETURNED = struct.Struct("<I4xQQQQi4x")  # namelen .. flags: what recvmsg writes back
 
@@ -57,6 +58,9 @@ class _HostMessages:
             host_iov[i * IOVEC.size:(i + 1) * IOVEC.size] = \
                 IOVEC.pack(buffer(self.t, base, length) if length else 0, length)
         self.iovecs.append(host_iov)
+        if namelen >> 31:
+            raise OSError(errno.EINVAL, "negative msg_namelen")
+        namelen = min(namelen, SOCKADDR_STORAGE_SIZE)  # the kernel clamps it so
         name_ptr = buffer(self.t, name, namelen) if name and namelen else 0
         control_ptr = buffer(self.t, control, controllen) if control and controllen else 0
         return MSGHDR.pack(name_ptr, namelen, ctypes.addressof(host_iov) if iovlen else 0,

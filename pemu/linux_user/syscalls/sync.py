@@ -228,6 +228,8 @@ def sys_futex(t, uaddr, op, val, timeout, uaddr2, val3):
         return RESTART_NOINTR if ret == -errno.EINTR else ret
     if cmd == FUTEX_UNLOCK_PI:
         return futex_pi.unlock(table, t, uaddr)
+    if cmd in (FUTEX_WAIT_REQUEUE_PI, FUTEX_CMP_REQUEUE_PI) and uaddr2 & 3:
+        return -errno.EINVAL
     if cmd == FUTEX_WAIT_REQUEUE_PI:
         deadline = _deadline(t, timeout, relative=False, realtime=realtime)
         ret = futex_pi.wait_requeue(table, t, uaddr, val, deadline, uaddr2)
