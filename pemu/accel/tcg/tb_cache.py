@@ -8,7 +8,7 @@ page in user mode.  Pages that change are simply other keys.  What is stored is 
 native backend's output before linking (``codegen.GeneratedBlock``): position-
 independent code, whose jumps outside itself are buffer offsets of the dispatcher, and
 whose helper calls are patched to this process's callback addresses on load
-(``NativeBackend.relocated``), with the block's instruction count.
+(``NativeBackend.install_cached``), with the block's instruction count.
 
 One table per *version*: a digest of pemu's translator and target sources, the Python
 version, the host CPU features the code generator uses, the dispatcher's layout and
@@ -46,7 +46,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
+from pemu.accel.tcg.backend.x86_64.codegen import FEATURES
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
@@ -176,13 +176,6 @@ def open_cache(backend: object, log: object, extra_key: tuple) -> TranslationCac
     features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
     return TranslationCache(folder, (backend.layout_key(),  # type: ignore[attr-defined]
                                      features, *extra_key))
-
-
-def cached_code(entry: Entry, fixups: list) -> GeneratedBlock:
-    """A stored block as the backend's GeneratedBlock (still to be relocated and
-    installed: ``backend.install(backend.relocated(gen), pc, flags)``)."""
-    code, entry_off, body, exits, ext_fixups, _names, _n_insns = entry
-    return GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
 
 
 def hurry_exit_saves(budget_s: float) -> None:
@@ -468,5 +461,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "block_key", "cache_dir", "cached_code", "helper_fixups",
+__all__ = ["TranslationCache", "block_key", "cache_dir", "helper_fixups",
            "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]
