@@ -6,7 +6,8 @@ with the page's snapshot so that a page's later blocks skip hashing; these tests
 that shortcut to the page's *current* bytes (a guest may write code without fence.i),
 and hold a warm translator's loads to exact validation: a damaged record, or one of
 another configuration, is translated again, and what is installed from the cache is
-the very code a cold translation makes."""
+the very code a cold translation makes.  A page's first hit installs its other cached
+blocks of the same flags and virtual page too, chained to each other."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ RAM_BASE = 0x8000_0000
 ADDI_A0_1 = 0x00150513  # addi a0, a0, 1
 ADDI_A1_2 = 0x00258593  # addi a1, a1, 2
 RET = 0x00008067  # jalr x0, 0(ra): ends the block
+JAL_TO_SECOND = 0x0400006F  # jal x0, +0x40: at BLOCK_PCS[0], to BLOCK_PCS[1]
 BLOCK_PCS = (RAM_BASE, RAM_BASE + 0x40, RAM_BASE + 0x80)
 
 
@@ -56,7 +58,8 @@ def _program(dram) -> None:
 
 
 def _translate(translator, hart, pc: int):
-    return translator.translate(hart, pc, hart.block_flags(), pc & ~0xFFF)
+    """The block at pc, as the vCPU loop finds it (installed already, or translated)."""
+    return translator.lookup(hart, pc, hart.block_flags())
 
 
 def _code(tb) -> bytes:
@@ -77,14 +80,18 @@ def cache_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _cold_run(cache_dir):
-    """Translate the three blocks with an empty cache and save them."""
+def _cold_run(cache_dir, order=(1, 2, 0)):
+    """Translate the three blocks with an empty cache and save them.  The default
+    order is the one a warm translator installs them in when the block at
+    BLOCK_PCS[0] is looked up first (the page's other blocks by pc, then it), so the
+    blocks land at the same buffer offsets and their linked code compares equal."""
     translator, hart, dram = _machine()
     _program(dram)
-    tbs = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
+    tbs = {i: _translate(translator, hart, BLOCK_PCS[i]) for i in order}
     assert translator.stats.get("cached", 0) == 0
     translator.tb_cache.save()
-    return [(tb.n_insns, _code(tb)) for tb in tbs], translator.tb_cache.table
+    return [(tbs[i].n_insns, _code(tbs[i])) for i in range(len(BLOCK_PCS))], \
+        translator.tb_cache.table
 
 
 def test_the_page_key_follows_bytes_written_without_fence_i(cache_dir):
@@ -106,16 +113,37 @@ def test_the_page_key_follows_bytes_written_without_fence_i(cache_dir):
     assert keys[BLOCK_PCS[2]] == page_digest(_page_now(dram, BLOCK_PCS[2]))
 
 
-def test_a_warm_translator_installs_the_code_a_cold_one_makes(cache_dir):
+def test_a_pages_first_hit_installs_its_cached_blocks_as_a_cold_run_made_them(cache_dir):
     cold, _table = _cold_run(cache_dir)
     translator, hart, dram = _machine()
     _program(dram)
-    warm = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
-    assert translator.stats["cached"] == len(BLOCK_PCS)
-    for (n_insns, code), tb in zip(cold, warm, strict=True):
-        assert tb.n_insns == n_insns
-        # same buffer offsets in both fresh translators: the linked code is identical
-        assert _code(tb) == code
+    first = _translate(translator, hart, BLOCK_PCS[0])
+    assert translator.stats["cached"] == len(BLOCK_PCS)  # the whole page at once
+    warm = [first] + [_translate(translator, hart, pc) for pc in BLOCK_PCS[1:]]
+    assert translator.stats["cached"] == len(BLOCK_PCS)  # found, not loaded again
+    assert [(tb.n_insns, _code(tb)) for tb in warm] == cold
+
+
+def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
+    """The first block jumps to the second (same page): once the first is linked,
+    its exit goes straight to the second, loaded with it, without a lookup."""
+    def program(dram) -> None:
+        _program(dram)
+        _put_code(dram, BLOCK_PCS[0], [JAL_TO_SECOND])
+
+    translator, hart, dram = _machine()
+    program(dram)
+    cold = _translate(translator, hart, BLOCK_PCS[0])
+    assert cold.fn.exit_pcs == [BLOCK_PCS[1]]
+    _translate(translator, hart, BLOCK_PCS[1])
+    translator.tb_cache.save()
+
+    translator, hart, dram = _machine()
+    program(dram)
+    first = _translate(translator, hart, BLOCK_PCS[0])
+    assert translator.backend.link(first.fn, hart)
+    second = translator.tbs[(first.flags, BLOCK_PCS[1], RAM_BASE)]
+    assert first.fn.chained == [second.fn]
 
 
 def test_a_damaged_record_is_translated_again(cache_dir):
@@ -124,9 +152,8 @@ def test_a_damaged_record_is_translated_again(cache_dir):
     with db:
         rows = db.execute(f"SELECT k, v FROM {table}").fetchall()
         assert len(rows) == len(BLOCK_PCS)
-        damaged = {k for k, _v in rows if split_key(k)[1] == BLOCK_PCS[1]}
         for k, v in rows:
-            if k in damaged:  # one bit of the stored code
+            if split_key(k)[1] == BLOCK_PCS[1]:  # one bit of its stored code
                 v = bytearray(v)
                 v[len(v) // 2] ^= 0x10
                 db.execute(f"UPDATE {table} SET v = ? WHERE k = ?", (bytes(v), k))
@@ -135,7 +162,8 @@ def test_a_damaged_record_is_translated_again(cache_dir):
     _program(dram)
     warm = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
     assert translator.stats["cached"] == len(BLOCK_PCS) - 1
-    assert [(tb.n_insns, _code(tb)) for tb in warm] == cold
+    assert translator.stats["translated"] == len(BLOCK_PCS)
+    assert [tb.n_insns for tb in warm] == [n for n, _code in cold]
 
 
 def test_blocks_of_another_configuration_are_misses(cache_dir):

@@ -128,6 +128,9 @@ class SystemTranslator:
         # ppn -> the digest of snapshots[ppn] (the translation cache's page key): a
         # page's later blocks compare its bytes with the snapshot instead of hashing
         self.snapshot_digests: dict[int, bytes] = {}
+        # (flags, ppn, digest) of the pages whose cached blocks were all installed at
+        # their first hit (_install_page)
+        self.pages_loaded: set[tuple[int, int, bytes]] = set()
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -196,6 +199,8 @@ class SystemTranslator:
             digest = self._page_key(page >> PAGE_SHIFT, page_bytes)
             hit = cache.get(flags, pc, digest)
             if hit is not None:
+                if (flags, page >> PAGE_SHIFT, digest) not in self.pages_loaded:
+                    self._install_page(cache, pc, flags, page, page_bytes, digest)
                 return self._install_cached(pc, flags, page, *hit, start, page_bytes, digest)
         idx = self.fetch_index(flags)
         vpn = pc >> PAGE_SHIFT
@@ -240,6 +245,27 @@ class SystemTranslator:
             digest = self.snapshot_digests[ppn] = page_digest(page_bytes)
             return digest
         return page_digest(page_bytes)
+
+    def _install_page(self, cache: TranslationCache, pc: int, flags: int, page: int,
+                      page_bytes: bytes, digest: bytes) -> None:
+        """The first cached block of a page: install the page's other cached blocks
+        of these flags and this virtual page too, chained to each other but in no
+        jump cache, so that the guest's jumps within the page stay in generated code
+        instead of leaving for Python once per block.  Each is exactly what
+        translating it now would give (same bytes, flags, pc and version)."""
+        self.pages_loaded.add((flags, page >> PAGE_SHIFT, digest))
+        vpn = pc >> PAGE_SHIFT
+        tbs = self.tbs
+        for other in cache.page_pcs(flags, digest):
+            if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
+                continue
+            if len(tbs) >= self.max_tbs:
+                return  # the block at pc must fit without a flush
+            start = time.thread_time()
+            hit = cache.get(flags, other, digest)
+            if hit is not None:
+                tb = self._install_cached(other, flags, page, *hit, start, page_bytes, digest)
+                self.backend.link_chains(tb.fn)
 
     def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
                         fixups: list, start: float, page_bytes: bytes, digest: bytes
@@ -350,6 +376,7 @@ class SystemTranslator:
         self.by_page.clear()
         self.snapshots.clear()
         self.snapshot_digests.clear()
+        self.pages_loaded.clear()
         if self.native:
             self.backend.flush()
         for hart in self.harts:

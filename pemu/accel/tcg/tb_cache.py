@@ -62,6 +62,7 @@ _exit_save_deadline: float | None = None
 # (with only RISC-V's listed, an A64 frontend fix kept running the old blocks)
 _SOURCE_DIRS = ("accel/tcg", "target/riscv", "target/aarch64", "target/decode")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+KEY_BYTES = 32  # page digest, flags, pc
 
 # (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)
 Entry = tuple
@@ -322,6 +323,22 @@ class TranslationCache:
             return None
         self.hits += 1
         return entry, fixups
+
+    def page_pcs(self, flags: int, digest: bytes) -> list[int]:
+        """The pcs of the stored blocks of a page with these bytes and these flags
+        (``get`` loads each): what system mode installs together at a page's first
+        hit."""
+        page = self._pages.get(digest)
+        if page is None:
+            page = self._pages[digest] = self._read_page(digest)
+        pcs = []
+        for key in page:
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:  # a damaged file
+                continue
+            key_flags, pc, _digest = split_key(key)
+            if key_flags == flags & _MASK64:
+                pcs.append(pc)
+        return pcs
 
     # -- for a process that forks programs (the binfmt server: linux_user/warm_start.py):
     # a connection of its own for each look, which never waits long for another

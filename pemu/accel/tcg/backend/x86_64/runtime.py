@@ -422,8 +422,24 @@ class NativeBackend:
             self.flags_seen.add(tb.flags)
             ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
                 self.buf.exec_address(tb.entry)
+            self._link_by_key(tb)
+        return True
+
+    def link_chains(self, tb: NativeTB) -> bool:
+        """Make a block reachable by chains only (no jump cache entry): blocks of its
+        page that jump to it, and it to them (system mode: the blocks of a page loaded
+        together from the translation cache).  False if it was dropped meanwhile."""
+        with self.lock:
+            if tb.dead or tb.generation != self.generation:
+                return False
+            self._link_by_key(tb)
+        return True
+
+    def _link_by_key(self, tb: NativeTB) -> None:
+        """Chain ``tb`` to the blocks its exits name and those waiting for it (once)."""
+        with self.lock:
             if tb.linked:
-                return True
+                return
             tb.linked = True
             if tb.key is not None:
                 self.by_key[tb.key] = tb
@@ -439,7 +455,6 @@ class NativeBackend:
                 for src, i in self.pending.pop(tb.key, ()):
                     if not src.dead and src.chained[i] is None:
                         self._chain(src, i, tb)
-        return True
 
     # -- blocks installed before the process started (preinstall.py) ---------------------
     def chain_within(self, group: dict[int, NativeTB], new: list[NativeTB],
