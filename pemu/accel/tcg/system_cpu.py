@@ -260,15 +260,17 @@ class SystemTranslator:
             if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
                 continue
             if len(tbs) >= self.max_tbs:
-                return  # the block at pc must fit without a flush
-            start = time.thread_time()
+                break  # the block at pc must fit without a flush
             hit = cache.get(flags, other, digest)
             if hit is not None:
-                tb = self._install_cached(other, flags, page, *hit, start, page_bytes, digest)
+                # untimed: the hit's own translation time includes this (a CPU
+                # clock read is a system call, 1-8 us on the shared hosts: as much
+                # as installing a block)
+                tb = self._install_cached(other, flags, page, *hit, None, page_bytes, digest)
                 self.backend.link_chains(tb.fn)
 
     def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
-                        fixups: list, start: float, page_bytes: bytes, digest: bytes
+                        fixups: list, start: float | None, page_bytes: bytes, digest: bytes
                         ) -> SystemTB:
         """A block of an earlier run (tb_cache): relocated into the code buffer."""
         fn = self.backend.install_cached(entry, fixups, pc, flags)
@@ -277,9 +279,10 @@ class SystemTranslator:
         return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), entry[6], fn), page,
                          start, page_bytes, digest)
 
-    def _add(self, tb: SystemTB, page: int, start: float, page_bytes: bytes | None = None,
-             digest: bytes | None = None) -> SystemTB:
+    def _add(self, tb: SystemTB, page: int, start: float | None,
+             page_bytes: bytes | None = None, digest: bytes | None = None) -> SystemTB:
         """Cache a new block by its code's pages (and snapshot them, for fence.i).
+        ``start``: the CPU time its translation began (None: the caller times it);
         ``page_bytes``, ``digest``: what the first page held at translation, and its
         digest, when the translation cache looked at it."""
         pages = tb.pages
@@ -295,7 +298,8 @@ class SystemTranslator:
                 else:
                     self.snapshots[ppn] = self._page_bytes(ppn)
         self.stats["translated"] += 1
-        self.stats["translate_s"] += time.thread_time() - start
+        if start is not None:
+            self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
             self._count_translation(tb, page)
         return tb
