@@ -22,7 +22,6 @@ from pemu.accel.tcg.target import TCGTarget
 from pemu.accel.tcg.tb_cache import (
     Entry,
     TranslationCache,
-    cached_code,
     open_cache,
     page_digest,
 )
@@ -258,9 +257,7 @@ class TCGEngine:
         if hit is None:
             return None
         entry, fixups = hit
-        fn = self.backend.install(self.backend.relocated(cached_code(entry, fixups)),
-                                  pc, flags).fn
-        fn.generated = None
+        fn = self.backend.install_cached(entry, fixups, pc, flags)
         self.stats["cached"] = self.stats.get("cached", 0) + 1
         return TranslationBlock(pc, flags, 0, entry[6], fn, pages)
 

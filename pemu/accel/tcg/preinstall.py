@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pemu.accel.tcg.tb_cache import Entry, cached_code, helper_fixups, split_key
+from pemu.accel.tcg.tb_cache import Entry, helper_fixups, split_key
 
 PAGE_SHIFT = 12
 
@@ -69,8 +69,7 @@ class PreinstalledBlocks:
             group = self.groups.setdefault(page, {}).setdefault(digest, PageGroup())
             if pc in group.blocks:  # another key, the same block: cannot be (same digest)
                 continue
-            tb = backend.install(backend.relocated(cached_code(entry, fixups)), pc, 0).fn
-            tb.generated = None
+            tb = backend.install_cached(entry, fixups, pc, 0)
             group.n_insns[pc] = entry[6]
             new.setdefault((page, digest), []).append(tb)
             self.keys.add(key)

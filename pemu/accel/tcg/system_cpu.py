@@ -57,7 +57,7 @@ from pemu.accel.tcg.softmmu import (
     VirtualMemory,
 )
 from pemu.accel.tcg.target import CPUState, TCGTarget
-from pemu.accel.tcg.tb_cache import TranslationCache, cached_code, open_cache, page_digest
+from pemu.accel.tcg.tb_cache import TranslationCache, open_cache, page_digest
 from pemu.accel.tcg.translator import BlockTranslator
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -125,6 +125,12 @@ class SystemTranslator:
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
         self.by_page: dict[int, list[SystemTB]] = {}
         self.snapshots: dict[int, bytes] = {}
+        # ppn -> the digest of snapshots[ppn] (the translation cache's page key): a
+        # page's later blocks compare its bytes with the snapshot instead of hashing
+        self.snapshot_digests: dict[int, bytes] = {}
+        # (flags, ppn, digest) of the pages whose cached blocks were all installed at
+        # their first hit (_install_page)
+        self.pages_loaded: set[tuple[int, int, bytes]] = set()
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -181,15 +187,26 @@ class SystemTranslator:
         if len(self.tbs) >= self.max_tbs:
             self.flush()
         start = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
+        region = self.space.find(page, PAGE_SIZE)
+        # the block's own page straight from its RAM (no region search per instruction)
+        view = region.view if isinstance(region, RAMBlock) else None
+        page_off = page - region.base if view is not None else 0
+        # a cached block knows nothing of break_pcs: not while any are set
+        cache = (self.tb_cache if view is not None and max_insns is None
+                 and not self.break_pcs else None)
+        if cache is not None:
+            page_bytes = bytes(view[page_off:page_off + PAGE_SIZE])
+            digest = self._page_key(page >> PAGE_SHIFT, page_bytes)
+            hit = cache.get(flags, pc, digest)
+            if hit is not None:
+                if (flags, page >> PAGE_SHIFT, digest) not in self.pages_loaded:
+                    self._install_page(cache, pc, flags, page, page_bytes, digest)
+                return self._install_cached(pc, flags, page, *hit, start, page_bytes, digest)
         idx = self.fetch_index(flags)
         vpn = pc >> PAGE_SHIFT
         pages = [page >> PAGE_SHIFT]
         read = self._read_code
         mmu = hart.mmu
-        region = self.space.find(page, PAGE_SIZE)
-        # the block's own page straight from its RAM (no region search per instruction)
-        view = region.view if isinstance(region, RAMBlock) else None
-        page_off = page - region.base if view is not None else 0
 
         def fetch(addr: int, size: int) -> int:
             if addr >> PAGE_SHIFT == vpn:
@@ -203,14 +220,6 @@ class SystemTranslator:
                 pages.append(other >> PAGE_SHIFT)
             return read(other | (addr & PAGE_MASK), size)
 
-        # a cached block knows nothing of break_pcs: not while any are set
-        cache = (self.tb_cache if view is not None and max_insns is None
-                 and not self.break_pcs else None)
-        if cache is not None:
-            digest = page_digest(view[page_off:page_off + PAGE_SIZE])
-            hit = cache.get(flags, pc, digest)
-            if hit is not None:
-                return self._install_cached(pc, flags, page, *hit, start)
         options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
         if self.parallel:
             options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
@@ -220,22 +229,62 @@ class SystemTranslator:
             gen, t.fn.generated = t.fn.generated, None
             if cache is not None and len(pages) == 1:
                 cache.put(flags, pc, digest, gen, t.block.n_insns)
+                return self._add(SystemTB(pc, flags, (pages[0],), t.block.n_insns, t.fn,
+                                          t.source), page, start, page_bytes, digest)
         return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source),
                          page, start)
 
+    def _page_key(self, ppn: int, page_bytes: bytes) -> bytes:
+        """The translation cache's digest of a page holding ``page_bytes``: the one
+        remembered with its snapshot while the page still holds those bytes (a bytes
+        comparison is a tenth of a digest's cost)."""
+        if self.snapshots.get(ppn) == page_bytes:
+            digest = self.snapshot_digests.get(ppn)
+            if digest is not None:
+                return digest
+            digest = self.snapshot_digests[ppn] = page_digest(page_bytes)
+            return digest
+        return page_digest(page_bytes)
+
+    def _install_page(self, cache: TranslationCache, pc: int, flags: int, page: int,
+                      page_bytes: bytes, digest: bytes) -> None:
+        """The first cached block of a page: install the page's other cached blocks
+        of these flags and this virtual page too, chained to each other but in no
+        jump cache, so that the guest's jumps within the page stay in generated code
+        instead of leaving for Python once per block.  Each is exactly what
+        translating it now would give (same bytes, flags, pc and version)."""
+        self.pages_loaded.add((flags, page >> PAGE_SHIFT, digest))
+        vpn = pc >> PAGE_SHIFT
+        tbs = self.tbs
+        for other in cache.page_pcs(flags, digest):
+            if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
+                continue
+            if len(tbs) >= self.max_tbs:
+                break  # the block at pc must fit without a flush
+            hit = cache.get(flags, other, digest)
+            if hit is not None:
+                # untimed: the hit's own translation time includes this (a CPU
+                # clock read is a system call, 1-8 us on the shared hosts: as much
+                # as installing a block)
+                tb = self._install_cached(other, flags, page, *hit, None, page_bytes, digest)
+                self.backend.link_chains(tb.fn)
+
     def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
-                        fixups: list, start: float) -> SystemTB:
+                        fixups: list, start: float | None, page_bytes: bytes, digest: bytes
+                        ) -> SystemTB:
         """A block of an earlier run (tb_cache): relocated into the code buffer."""
-        gen = cached_code(entry, fixups)
-        n_insns = entry[6]
-        fn = self.backend.install(self.backend.relocated(gen), pc, flags).fn
-        fn.generated = None
+        fn = self.backend.install_cached(entry, fixups, pc, flags)
         self._set_chain_keys(fn, flags, pc, page, True)
         self.stats["cached"] = self.stats.get("cached", 0) + 1
-        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), n_insns, fn), page, start)
+        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), entry[6], fn), page,
+                         start, page_bytes, digest)
 
-    def _add(self, tb: SystemTB, page: int, start: float) -> SystemTB:
-        """Cache a new block by its code's pages (and snapshot them, for fence.i)."""
+    def _add(self, tb: SystemTB, page: int, start: float | None,
+             page_bytes: bytes | None = None, digest: bytes | None = None) -> SystemTB:
+        """Cache a new block by its code's pages (and snapshot them, for fence.i).
+        ``start``: the CPU time its translation began (None: the caller times it);
+        ``page_bytes``, ``digest``: what the first page held at translation, and its
+        digest, when the translation cache looked at it."""
         pages = tb.pages
         pc, flags = tb.pc, tb.flags
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
@@ -243,9 +292,14 @@ class SystemTranslator:
         for ppn in pages:
             self.by_page.setdefault(ppn, []).append(tb)
             if ppn not in self.snapshots:
-                self.snapshots[ppn] = self._page_bytes(ppn)
+                if page_bytes is not None and ppn == pages[0]:
+                    self.snapshots[ppn] = page_bytes
+                    self.snapshot_digests[ppn] = digest  # type: ignore[assignment]
+                else:
+                    self.snapshots[ppn] = self._page_bytes(ppn)
         self.stats["translated"] += 1
-        self.stats["translate_s"] += time.thread_time() - start
+        if start is not None:
+            self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
             self._count_translation(tb, page)
         return tb
@@ -276,8 +330,7 @@ class SystemTranslator:
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:
         """fence.i: drop the blocks of every page whose bytes changed since translation."""
-        changed = [ppn for ppn, snap in self.snapshots.items()
-                   if self._page_bytes(ppn) != snap]
+        changed = self._changed_pages()
         if not changed:
             return
         for ppn in changed:
@@ -285,8 +338,31 @@ class SystemTranslator:
         for hart in self.harts:
             hart.flush_jump_cache()
 
+    def _changed_pages(self) -> list[int]:
+        """The snapshotted pages whose bytes differ from their snapshot.  A boot runs
+        fence.i hundreds of times over hundreds of code pages: the RAM block of the
+        previous page is tried first (one region search per block, not per page)."""
+        changed = []
+        region, start, end = None, 0, 0
+        for ppn, snap in self.snapshots.items():
+            addr = ppn << PAGE_SHIFT
+            if not start <= addr < end:
+                region = self.space.find(addr, PAGE_SIZE)
+                if isinstance(region, RAMBlock):
+                    start, end = region.base, region.base + region.size - PAGE_SIZE + 1
+                else:
+                    region, start, end = None, 0, 0
+            if region is None:
+                now = self._page_bytes(ppn)
+            else:
+                now = bytes(region.view[addr - start:addr - start + PAGE_SIZE])
+            if now != snap:
+                changed.append(ppn)
+        return changed
+
     def invalidate_page(self, ppn: int) -> None:
         self.snapshots.pop(ppn, None)
+        self.snapshot_digests.pop(ppn, None)
         tbs = self.by_page.pop(ppn, None)
         if not tbs:
             return
@@ -303,6 +379,8 @@ class SystemTranslator:
         self.tbs.clear()
         self.by_page.clear()
         self.snapshots.clear()
+        self.snapshot_digests.clear()
+        self.pages_loaded.clear()
         if self.native:
             self.backend.flush()
         for hart in self.harts:

@@ -8,7 +8,7 @@ page in user mode.  Pages that change are simply other keys.  What is stored is 
 native backend's output before linking (``codegen.GeneratedBlock``): position-
 independent code, whose jumps outside itself are buffer offsets of the dispatcher, and
 whose helper calls are patched to this process's callback addresses on load
-(``NativeBackend.relocated``), with the block's instruction count.
+(``NativeBackend.install_cached``), with the block's instruction count.
 
 One table per *version*: a digest of pemu's translator and target sources, the Python
 version, the host CPU features the code generator uses, the dispatcher's layout and
@@ -46,7 +46,7 @@ import time
 from itertools import islice
 from pathlib import Path
 
-from pemu.accel.tcg.backend.x86_64.codegen import FEATURES, GeneratedBlock
+from pemu.accel.tcg.backend.x86_64.codegen import FEATURES
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
@@ -62,6 +62,7 @@ _exit_save_deadline: float | None = None
 # (with only RISC-V's listed, an A64 frontend fix kept running the old blocks)
 _SOURCE_DIRS = ("accel/tcg", "target/riscv", "target/aarch64", "target/decode")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+KEY_BYTES = 32  # page digest, flags, pc
 
 # (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)
 Entry = tuple
@@ -176,13 +177,6 @@ def open_cache(backend: object, log: object, extra_key: tuple) -> TranslationCac
     features = (FEATURES.lzcnt, FEATURES.tzcnt, FEATURES.popcnt)
     return TranslationCache(folder, (backend.layout_key(),  # type: ignore[attr-defined]
                                      features, *extra_key))
-
-
-def cached_code(entry: Entry, fixups: list) -> GeneratedBlock:
-    """A stored block as the backend's GeneratedBlock (still to be relocated and
-    installed: ``backend.install(backend.relocated(gen), pc, flags)``)."""
-    code, entry_off, body, exits, ext_fixups, _names, _n_insns = entry
-    return GeneratedBlock(code, entry_off, body, list(exits), list(ext_fixups), fixups)
 
 
 def hurry_exit_saves(budget_s: float) -> None:
@@ -330,6 +324,22 @@ class TranslationCache:
         self.hits += 1
         return entry, fixups
 
+    def page_pcs(self, flags: int, digest: bytes) -> list[int]:
+        """The pcs of the stored blocks of a page with these bytes and these flags
+        (``get`` loads each): what system mode installs together at a page's first
+        hit."""
+        page = self._pages.get(digest)
+        if page is None:
+            page = self._pages[digest] = self._read_page(digest)
+        pcs = []
+        for key in page:
+            if not isinstance(key, bytes) or len(key) != KEY_BYTES:  # a damaged file
+                continue
+            key_flags, pc, _digest = split_key(key)
+            if key_flags == flags & _MASK64:
+                pcs.append(pc)
+        return pcs
+
     # -- for a process that forks programs (the binfmt server: linux_user/warm_start.py):
     # a connection of its own for each look, which never waits long for another
     # process's transaction (the programs it serves wait for it meanwhile) and whose
@@ -468,5 +478,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "block_key", "cache_dir", "cached_code", "helper_fixups",
+__all__ = ["TranslationCache", "block_key", "cache_dir", "helper_fixups",
            "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]

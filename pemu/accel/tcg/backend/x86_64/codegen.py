@@ -167,9 +167,16 @@ class GeneratedBlock:
     def link(self, base: int) -> bytes:
         """The code placed at buffer offset ``base``: resolve jumps to the dispatcher."""
         buf = bytearray(self.code)
-        for at, target in self.ext_fixups:
-            struct.pack_into("<i", buf, at, target - (base + at + 4))
+        link_fixups(buf, self.ext_fixups, base)
         return bytes(buf)
+
+
+def link_fixups(buf: bytearray, ext_fixups: list | tuple, base: int) -> None:
+    """Point a block's rel32 jumps outside itself (``ext_fixups``: (field, buffer
+    offset of the target)) at their targets, the block being placed at ``base``."""
+    pack = struct.pack_into
+    for at, target in ext_fixups:
+        pack("<i", buf, at, target - (base + at + 4))
 
 
 class CpuFeatures:
@@ -867,5 +874,5 @@ def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
 
 _HANDLERS = _handlers()
 
-__all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "ARG_REGS", "RSI", "R9",
-           "RDX"]
+__all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "link_fixups", "ARG_REGS",
+           "RSI", "R9", "RDX"]

@@ -42,7 +42,7 @@ from pemu.accel.tcg.target import StateLayout
 from . import encoder as x
 from . import sse_fp
 from .codebuf import CodeBuffer, CodeBufferFull
-from .codegen import SSE_TABLE, Codegen, GeneratedBlock, Targets
+from .codegen import SSE_TABLE, Codegen, GeneratedBlock, Targets, link_fixups
 from .disas import disassemble
 from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
 from .memory_user import UserMemory
@@ -340,46 +340,61 @@ class NativeBackend:
         return (t.lookup, t.exc_exit, t.req_exit, t.pc_slot, t.exit_request_slot,
                 tuple(sorted(t.thunks.items())), self.jc_bits)
 
-    def relocated(self, gen: GeneratedBlock) -> GeneratedBlock:
-        """``gen`` with its helper call addresses those of this process."""
-        code = bytearray(gen.code)
-        for at, h, n_args in gen.helper_fixups:
-            if n_args == SSE_TABLE:
-                address = sse_fp.sse_op(h).table_address  # type: ignore[union-attr]
-            else:
-                address = self.callback_address(h, n_args)
-            struct.pack_into("<Q", code, at, address)
-        return GeneratedBlock(bytes(code), gen.entry, gen.body, gen.exits, gen.ext_fixups,
-                              gen.helper_fixups)
+    def _helper_address(self, h: Helper, n_args: int) -> int:
+        """What a helper fixup's imm64 holds in this process."""
+        if n_args == SSE_TABLE:
+            return sse_fp.sse_op(h).table_address  # type: ignore[union-attr]
+        return self.callback_address(h, n_args)
 
-    def install(self, gen: GeneratedBlock, pc: int, flags: int) -> CompiledNative:
-        """Put generated code (new, or relocated from the translation cache) in the
-        buffer as a block."""
-        block_pc = pc
+    def _allocate(self, size: int) -> int:
+        """Buffer room for a block of ``size`` bytes (resets the buffer when full)."""
         while True:
             with self.lock:
                 try:
-                    off = self.buf.allocate(len(gen.code))
-                    break
+                    return self.buf.allocate(size)
                 except CodeBufferFull:
                     if self.buf.used == self.buf.head_size:
                         raise RuntimeError("a block does not fit the code buffer") from None
             self._reset_code()  # outside the lock: threads in callbacks may need it
-        exits = gen.exits
-        exit_pcs = [pc for _f, pc in exits]
+
+    def _place(self, code: bytes, off: int, entry: int, body: int,
+               exits: list | tuple, pc: int, flags: int,
+               generated: GeneratedBlock | None) -> NativeTB:
+        """Write linked code at ``off`` (from ``_allocate``) and record it as a block."""
+        exit_pcs = [target for _f, target in exits]
         with self.lock:
-            self.buf.write(off, gen.link(off))
-            tb = NativeTB(self, block_pc, off, off + gen.entry, off + gen.body, len(gen.code),
+            self.buf.write(off, code)
+            tb = NativeTB(self, pc, off, off + entry, off + body, len(code),
                           [off + f for f, _pc in exits], exit_pcs, [None] * len(exits),
-                          generation=self.generation, flags=flags, key=block_pc,
-                          exit_keys=list(exit_pcs),
-                          generated=gen if self.keep_generated else None)
+                          generation=self.generation, flags=flags, key=pc,
+                          exit_keys=list(exit_pcs), generated=generated)
             self.tbs.append(tb)
+        return tb
+
+    def install(self, gen: GeneratedBlock, pc: int, flags: int) -> CompiledNative:
+        """Put newly generated code in the buffer as a block."""
+        off = self._allocate(len(gen.code))
+        tb = self._place(gen.link(off), off, gen.entry, gen.body, gen.exits, pc, flags,
+                         gen if self.keep_generated else None)
         source = ""
         if self.engine.log.enabled("out_asm"):
             source = disassemble(self.buf.read(off, len(gen.code)), self.buf.exec_address(off),
                                  skip=gen.entry)
         return CompiledNative(tb, source)
+
+    def install_cached(self, entry: tuple, fixups: list, pc: int, flags: int) -> NativeTB:
+        """A block of the translation cache (tb_cache.Entry, its helper fixups resolved
+        to helpers) put in the buffer: helper addresses and dispatcher jumps patched in
+        one copy of its code, no intermediate GeneratedBlock (a warm boot installs tens
+        of thousands of these)."""
+        code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
+        off = self._allocate(len(code_bytes))
+        code = bytearray(code_bytes)
+        pack = struct.pack_into
+        for at, h, n_args in fixups:
+            pack("<Q", code, at, self._helper_address(h, n_args))
+        link_fixups(code, ext_fixups, off)
+        return self._place(bytes(code), off, entry_off, body, exits, pc, flags, None)
 
     # -- chaining and invalidation --------------------------------------------------------
     def jc_index(self, pc: int, flags: int) -> int:
@@ -407,8 +422,24 @@ class NativeBackend:
             self.flags_seen.add(tb.flags)
             ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
                 self.buf.exec_address(tb.entry)
+            self._link_by_key(tb)
+        return True
+
+    def link_chains(self, tb: NativeTB) -> bool:
+        """Make a block reachable by chains only (no jump cache entry): blocks of its
+        page that jump to it, and it to them (system mode: the blocks of a page loaded
+        together from the translation cache).  False if it was dropped meanwhile."""
+        with self.lock:
+            if tb.dead or tb.generation != self.generation:
+                return False
+            self._link_by_key(tb)
+        return True
+
+    def _link_by_key(self, tb: NativeTB) -> None:
+        """Chain ``tb`` to the blocks its exits name and those waiting for it (once)."""
+        with self.lock:
             if tb.linked:
-                return True
+                return
             tb.linked = True
             if tb.key is not None:
                 self.by_key[tb.key] = tb
@@ -424,7 +455,6 @@ class NativeBackend:
                 for src, i in self.pending.pop(tb.key, ()):
                     if not src.dead and src.chained[i] is None:
                         self._chain(src, i, tb)
-        return True
 
     # -- blocks installed before the process started (preinstall.py) ---------------------
     def chain_within(self, group: dict[int, NativeTB], new: list[NativeTB],
