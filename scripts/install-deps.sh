@@ -62,7 +62,7 @@ getent passwd libvirt-qemu >/dev/null || $SUDO useradd --system --user-group \
 
 PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 # pemu starts a Python process per guest program, binfmt entry and test run: compile its
-# bytecode once here, because an editable install writes none, and hosts (this CI's
-# included) that set PYTHONDONTWRITEBYTECODE would recompile every module at each start
+# bytecode once here, because an editable install writes none, and hosts (our development
+# machines included) that set PYTHONDONTWRITEBYTECODE would recompile every module at each start
 # (0.4-0.8 s).  Python still checks each .pyc against its source, so edits stay live.
 python3 -m compileall -q -j 0 pemu >/dev/null
