@@ -106,7 +106,12 @@ class CodeBuffer:
         fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, self.size)
-            os.pwrite(fd, ctypes.string_at(self.rx, self.used), 0)
+            # straight from the mapping: a bytes copy would be megabytes of heap,
+            # every page of it a copy-on-write fault in a process that forked before
+            view = memoryview((ctypes.c_char * self.used).from_address(self.rx)).cast("B")
+            done = 0
+            while done < self.used:
+                done += os.pwrite(fd, view[done:], done)
         except OSError:
             os.close(fd)
             raise
