@@ -62,8 +62,11 @@ JC_FLAGS_MIX = 0x155  # flags * this, xored into the index: a pc run under two f
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 # chains a forked process leaves unpatched in code it shares with its parent, before
-# it copies its code buffer to patch them all (see NativeBackend._chain)
+# it copies its code buffer to patch them all (see NativeBackend._chain), and its exits
+# from generated code meanwhile: a program that lives longer than a shell's /bin/true
+# is worth the copy (its cross-page jumps chained again)
 MAX_DEFERRED_CHAINS = 2048
+MAX_EXITS_DEFERRING = 256
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
 
 _ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -144,10 +147,12 @@ class NativeBackend:
         # chains link_group left unpatched while the buffer was shared with a forked
         # process (CodeBuffer.freeze): patched at the first write that copies it anyway
         self._deferred_chains: list[tuple[NativeTB, int, NativeTB]] = []
+        self._exits_deferring = 0  # exits from generated code with chains deferred
         self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
         self.generation = 0
         self.stats = {"exits_miss": 0, "exits_exc": 0, "exits_req": 0, "helper_calls": 0,
-                      "translate_seconds": 0.0, "code_resets": 0, "chained": 0}
+                      "translate_seconds": 0.0, "code_resets": 0, "chained": 0,
+                      "code_copies": 0}
         # MTTCG entry gate: each vCPU flags itself (``_native_busy``) while inside
         # generated code; a code-buffer reset raises ``_resetting`` and waits until no
         # flag is up.  Only the slow paths (a reset pending) touch the condition.
@@ -501,6 +506,8 @@ class NativeBackend:
         """Before old code is written (lock held): a private copy of the buffer if it
         is shared since a fork, and the chains deferred meanwhile patched now."""
         self.buf.thaw()
+        self.stats["code_copies"] = self.buf.copies
+        self._exits_deferring = 0
         deferred, self._deferred_chains = self._deferred_chains, []
         for src, i, dst in deferred:
             if (not src.dead and not dst.dead and src.chained[i] is None
@@ -681,6 +688,11 @@ class NativeBackend:
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(cpu)  # host signals interrupt chained code (signal_wakeup.py)
         while not S[exit_slot]:
+            if self._deferred_chains:
+                self._exits_deferring += 1
+                if self._exits_deferring > MAX_EXITS_DEFERRING:
+                    with self.lock:
+                        self._thawed()
             code = self._call(cpu, 0)
             if code == EXIT_MISS:
                 stats["exits_miss"] += 1
