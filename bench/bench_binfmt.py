@@ -4,6 +4,8 @@ server) against qemu-riscv64, on the many-short-processes work of a foreign chro
 Registers temporary binfmt_misc entries (root needed), runs `busybox true` N times and
 a shell loop that starts N processes, and prints times per start and the ratios.
 A benchmark, not a test: sudo python3 bench/bench_binfmt.py [N]
+or, with a binfmt_misc of its own (private_binfmt.py; Linux 6.7+, no sudo needed):
+    python3 bench/bench_binfmt.py --private-binfmt [N]
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from private_binfmt import FLAG, enter_if_asked
 
 from pemu.guests import guest_file
 from pemu.linux_user import binfmt
@@ -46,9 +50,10 @@ def loop(bb: str, n: int) -> float:
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    args = enter_if_asked(sys.argv[1:])
+    n = int(args[0]) if args else 20
     if os.geteuid() != 0:
-        print("needs root (binfmt_misc)")
+        print(f"needs root (binfmt_misc), or {FLAG}")
         return 1
     binfmt.ensure_mounted()
     work = Path(tempfile.mkdtemp(prefix="pemu-bench-binfmt-"))

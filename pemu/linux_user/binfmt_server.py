@@ -217,7 +217,6 @@ class BinfmtServer:
             self._say(f"no prepared engine: {e}")
         if self.prepared is not None:
             self._say(f"{len(self.prepared.engine.preinstalled)} cached blocks installed")
-            self.prepared.ready_next_fork()
 
     def _say(self, text: str) -> None:
         if self.log is not None:
@@ -317,8 +316,6 @@ class BinfmtServer:
         self.children[pid] = (conn, pidfd)
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
         self.selector.register(conn, selectors.EVENT_READ, ("conn", pid))
-        if self.prepared is not None:
-            self.prepared.ready_next_fork()
 
     def _reap(self, pid: int) -> None:
         conn, pidfd = self.children.pop(pid)
@@ -331,8 +328,7 @@ class BinfmtServer:
             # what the program wrote to the cache as it ended is installed for the next
             # ones, before its launcher (and whoever waits for it: a shell loop, make)
             # hears of the end; a few microseconds when the file did not change
-            if self.prepared.refresh():
-                self.prepared.ready_next_fork()
+            self.prepared.refresh()
         if os.WIFSIGNALED(status):
             reply = REPLY.pack(REPLY_SIGNAL, os.WTERMSIG(status))
         else:

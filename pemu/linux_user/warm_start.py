@@ -60,13 +60,6 @@ class Prepared:
         self.stamp = stamp
         return self.engine.preinstall(cache.read_all(self.engine.preinstalled.keys))
 
-
-    def ready_next_fork(self) -> None:
-        """Copy the code buffer for the next child now (between programs, off the
-        path of its start): the copy a fork needs is megabytes of installed blocks."""
-        self.engine.backend.buf.prepare_fork_copy()
-
-
 def _stamp(db: Path) -> tuple:
     """What changes when a process writes blocks: the database and its WAL file, or
     the folder (a spool file: tb_spool.py)."""

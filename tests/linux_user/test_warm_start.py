@@ -68,6 +68,10 @@ def test_children_run_what_the_parent_installed_and_translate_nothing(tmp_path):
     for child_cold, child_warm in zip(cold["children"], warm["children"], strict=True):
         assert child_cold["translated"] > 300
         assert child_warm["translated"] < 0.01 * child_cold["translated"]
+    # nor does any of them copy the code buffer it shares with its parent (CodeBuffer.
+    # freeze): chains into shared code wait, the few new blocks go to a private tail
+    assert warm_stats["code_copies"] == 0
+    assert all(child["code_copies"] == 0 for child in warm["children"])
 
 
 def test_damaged_spool_files_are_misses(tmp_path):

@@ -39,6 +39,11 @@ class PageGroup:
     jc_entries: array = field(default_factory=lambda: array("Q"))
 
 
+def _group_order(item: tuple[bytes, Entry]) -> tuple[int, bytes, int]:
+    _, pc, digest = split_key(item[0])
+    return pc >> PAGE_SHIFT, digest, pc
+
+
 class PreinstalledBlocks:
     """The groups of one engine, by page and digest."""
 
@@ -60,7 +65,10 @@ class PreinstalledBlocks:
         path.  Returns how many were installed."""
         backend = self.backend
         new: dict[tuple[int, bytes], list] = {}
-        for key, entry in blocks.items():
+        # a group's blocks installed one after the other: their records (Python
+        # objects) then share memory pages, and so does their code, so linking a group
+        # in a forked program dirties a few pages, not one per block
+        for key, entry in sorted(blocks.items(), key=_group_order):
             flags, pc, digest = split_key(key)
             fixups = helper_fixups(entry)
             if fixups is None or flags or key in self.keys:

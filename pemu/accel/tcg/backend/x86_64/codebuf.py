@@ -26,15 +26,39 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_FIXED = 0x10
 
 
+PAGE = 4096
+
+
+def _copy_range(src: int, dst: int, start: int, end: int, mapped_at: int) -> None:
+    """Bytes [start, end) of memfd ``src`` into memfd ``dst`` at the same offsets: in
+    the kernel where it can (the pages need not be mapped here: a forked process that
+    read them through its own mapping would fault each one in), else from the mapping
+    of ``src`` at ``mapped_at`` (where offset 0 is)."""
+    done = start
+    try:
+        while done < end:
+            n = os.copy_file_range(src, dst, end - done, done, done)
+            if n == 0:
+                break
+            done += n
+    except OSError:
+        pass
+    if done < end:
+        view = memoryview((ctypes.c_char * end).from_address(mapped_at)).cast("B")
+        while done < end:
+            done += os.pwrite(dst, view[done:end], done)
+
+
 class CodeBufferFull(Exception):
     """No room for another block: flush the cache and translate again."""
 
 
-def _release(owned: dict[str, int]) -> None:
-    """Unmap both views and close the memfd (``close`` or garbage collection)."""
+def _release(owned: dict) -> None:
+    """Unmap both views and close the memfds (``close`` or garbage collection)."""
     for view in ("rw", "rx"):
         _libc.munmap(owned[view], owned["size"])
-    os.close(owned["fd"])
+    for _start, fd in owned["segments"]:
+        os.close(fd)
 
 
 class CodeBuffer:
@@ -48,13 +72,15 @@ class CodeBuffer:
         self.used = head_size
         # A buffer nobody references any more (an engine a test dropped) gives its
         # memfd and address space back; nothing can be running its code by then.
-        self._owned = {"rw": self.rw, "rx": self.rx, "size": size, "fd": self.fd}
+        # the memfds behind the views, by the offset each starts at (one, unless a
+        # fork froze the buffer: see freeze)
+        self._segments: list[tuple[int, int]] = [(0, self.fd)]
+        self._owned = {"rw": self.rw, "rx": self.rx, "size": size,
+                       "segments": self._segments}
         self._finalizer = weakref.finalize(self, _release, self._owned)
-        self._fork_copy: int | None = None  # memfd of the next fork child's copy
-        # a copy made ahead of the fork (``prepare_fork_copy``): memfd, and the changes
-        # count and bump pointer it was made at (stale once either moved on)
-        self._changes = 0
-        self._spare: tuple[int, int, int] | None = None
+        self._frozen_below = 0  # pages below this are shared with a forked process
+        self._private_from = 0  # pages from here on are this process's alone
+        self.copies = 0  # whole copies made (thaw), for tests and measurements
 
     def _map(self, prot: int) -> int:
         addr = _libc.mmap(None, self.size, prot, mmap.MAP_SHARED, self.fd, 0)
@@ -64,81 +90,75 @@ class CodeBuffer:
         return addr
 
     # -- fork ---------------------------------------------------------------------------
-    # Both mappings are MAP_SHARED, so a forked child must get its own copy.  The copy
-    # is taken in the parent *before* the fork (``copy_for_fork``): a copy the child
-    # took after it would race with the parent, which goes on installing blocks and
-    # patching chained jumps into the shared pages meanwhile; the child then ran old
-    # blocks whose exits jumped to code that did not exist in its copy.  With a warm
-    # translation cache the parent patches within a millisecond of the fork, so that
-    # was Debian's dpkg-deb failing in a quarter of its runs (docs/LINUX_USER.md).
+    # Both mappings are MAP_SHARED, so a forked child and its parent see the same pages.
+    # Neither may write them after the fork: the parent goes on installing blocks and
+    # patching chained jumps, and a child that saw that ran old blocks whose exits
+    # jumped to code that did not exist in its own buffer (Debian's dpkg-deb failing in
+    # a quarter of its runs with a warm translation cache, docs/LINUX_USER.md).  So a
+    # fork freezes the pages for both sides (``freeze``), and each side copies only
+    # when it writes: a new block (above the blocks of the fork) goes to a private
+    # tail, a few pages, and only a write into the old blocks (a chain patched into
+    # one, an invalidation) copies the whole buffer (``thaw``).  A side that never
+    # does that never copies: the binfmt server between refreshes, a program whose code
+    # is preinstalled (the backend defers its chains: runtime.link_group), a shell's
+    # child that only execs.  The freeze comes before the fork, under the backend's
+    # lock, so that no write slips in between.
 
-    def prepare_fork_copy(self) -> None:
-        """Copy the buffer now, for the next fork, if nothing writes it until then (the
-        binfmt server's, between two programs): the copy is then off the fork's path.
-        Best effort: a failed copy is made at the fork."""
-        if self._spare_fits():
+    def freeze(self) -> None:
+        """The pages are shared with a forked process: writes copy first.  Called in
+        the parent just before the fork (no thread may write the buffer until the fork
+        is done) and in the child after it."""
+        self._frozen_below = max(self._frozen_below, self.used & ~(PAGE - 1))
+        self._private_from = self.size
+
+    def frozen_at(self, offset: int) -> bool:
+        """A write at ``offset`` would copy the whole buffer first (``thaw``)."""
+        return offset < self._frozen_below and offset < self._private_from
+
+    def thaw(self) -> None:
+        """Move to a private copy of the whole buffer, at the same addresses (the code
+        and the dispatcher hold absolute addresses of both views)."""
+        if self._private_from == 0:
             return
-        self._drop_spare()
-        try:
-            fd = self._copy()
-        except OSError:
+        self._take_private(0)
+        self._frozen_below = 0
+        self.copies += 1
+
+    def _writable(self, offset: int) -> None:
+        if offset >= self._private_from:
             return
-        self._spare = (fd, self._changes, self.used)
+        if offset < self._frozen_below:
+            self.thaw()
+        else:  # above the blocks of the fork: a private tail from there on
+            self._take_private(self._frozen_below)
 
-    def _spare_fits(self) -> bool:
-        return self._spare is not None and self._spare[1:] == (self._changes, self.used)
-
-    def _drop_spare(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            os.close(spare[0])
-
-    def copy_for_fork(self) -> None:
-        """In the parent, just before a fork (no thread may write the buffer until
-        the fork is done): a private copy of the buffer as it is now, for the child."""
-        if self._spare_fits():
-            self._fork_copy, self._spare = self._spare[0], None
-            return
-        self._drop_spare()
-        self._fork_copy = self._copy()
-
-    def _copy(self) -> int:
+    def _take_private(self, start: int) -> None:
+        """Map a private copy of the buffer from page offset ``start`` to its end."""
         fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, self.size)
-            os.pwrite(fd, ctypes.string_at(self.rx, self.used), 0)
+            bounds = [*self._segments[1:], (self.size, -1)]
+            for (begin, src), (end, _next) in zip(self._segments, bounds, strict=True):
+                begin, end = max(begin, start), min(end, self.used)
+                if begin < end:
+                    _copy_range(src, fd, begin, end, self.rx)
+            for addr, prot in ((self.rw, mmap.PROT_READ | mmap.PROT_WRITE),
+                               (self.rx, mmap.PROT_READ | mmap.PROT_EXEC)):
+                got = _libc.mmap(addr + start, self.size - start, prot,
+                                 mmap.MAP_SHARED | _MAP_FIXED, fd, start)
+                if got != addr + start:
+                    raise OSError(ctypes.get_errno(), "remapping the code buffer")
         except OSError:
             os.close(fd)
             raise
-        return fd
-
-    def drop_fork_copy(self) -> None:
-        """In the parent after the fork: the child has the copy, the parent keeps its
-        own buffer."""
-        fd, self._fork_copy = self._fork_copy, None
-        if fd is not None:
-            os.close(fd)
-
-    def use_fork_copy(self) -> None:
-        """In the child after the fork: run from the copy, at the same addresses (the
-        code and the dispatcher hold absolute addresses of both views)."""
-        if self._spare is not None:  # the parent's, for its next child
-            os.close(self._spare[0])
-            self._spare = None
-        fd, self._fork_copy = self._fork_copy, None
-        if fd is None:  # a fork nobody announced (copy_for_fork): copy what is there
-            self.copy_for_fork()
-            fd, self._fork_copy = self._fork_copy, None
-        for addr, prot in ((self.rw, mmap.PROT_READ | mmap.PROT_WRITE),
-                           (self.rx, mmap.PROT_READ | mmap.PROT_EXEC)):
-            got = _libc.mmap(addr, self.size, prot, mmap.MAP_SHARED | _MAP_FIXED, fd, 0)
-            if got != addr:
-                raise OSError(ctypes.get_errno(), "remapping the code buffer after fork")
-        os.close(self.fd)
-        self.fd = self._owned["fd"] = fd
+        while self._segments and self._segments[-1][0] >= start:
+            os.close(self._segments.pop()[1])
+        self._segments.append((start, fd))
+        self.fd = self._segments[0][1]
+        self._private_from = start
 
     def write(self, offset: int, code: bytes) -> None:
-        self._changes += 1
+        self._writable(offset)
         ctypes.memmove(self.rw + offset, code, len(code))
 
     def allocate(self, size: int, align: int = 16) -> int:
@@ -150,7 +170,6 @@ class CodeBuffer:
         return start
 
     def reset(self) -> None:
-        self._changes += 1
         self.used = self.head_size
 
     def exec_address(self, offset: int) -> int:
@@ -162,17 +181,16 @@ class CodeBuffer:
     def patch_rel32(self, field_offset: int, target_offset: int) -> None:
         """Point a jump's rel32 at a target, with one aligned 32-bit store (atomic for
         threads running that code; the field must be 4-byte aligned)."""
-        self._changes += 1
+        self._writable(field_offset)
         ctypes.c_int32.from_address(self.rw + field_offset).value = (
             target_offset - (field_offset + 4))
 
     def write_u64(self, offset: int, value: int) -> None:
-        self._changes += 1
+        self._writable(offset)
         ctypes.c_uint64.from_address(self.rw + offset).value = value
 
     def read(self, offset: int, size: int) -> bytes:
         return ctypes.string_at(self.rx + offset, size)
 
     def close(self) -> None:
-        self._drop_spare()
         self._finalizer()  # runs _release once

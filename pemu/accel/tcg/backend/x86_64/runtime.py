@@ -61,6 +61,12 @@ JC_FLAGS_MIX = 0x155  # flags * this, xored into the index: a pc run under two f
 #                       values (S-mode code with and without SUM) keeps both entries
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+# chains a forked process leaves unpatched in code it shares with its parent, before
+# it copies its code buffer to patch them all (see NativeBackend._chain), and its exits
+# from generated code meanwhile: a program that lives longer than a shell's /bin/true
+# is worth the copy (its cross-page jumps chained again)
+MAX_DEFERRED_CHAINS = 2048
+MAX_EXITS_DEFERRING = 256
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
 
 _ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -138,10 +144,15 @@ class NativeBackend:
         self.by_key: dict[object, NativeTB] = {}
         self.flags_seen: set[int] = set()  # of blocks ever put in a jump cache
         self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
+        # chains link_group left unpatched while the buffer was shared with a forked
+        # process (CodeBuffer.freeze): patched at the first write that copies it anyway
+        self._deferred_chains: list[tuple[NativeTB, int, NativeTB]] = []
+        self._exits_deferring = 0  # exits from generated code with chains deferred
         self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
         self.generation = 0
         self.stats = {"exits_miss": 0, "exits_exc": 0, "exits_req": 0, "helper_calls": 0,
-                      "translate_seconds": 0.0, "code_resets": 0, "chained": 0}
+                      "translate_seconds": 0.0, "code_resets": 0, "chained": 0,
+                      "code_copies": 0}
         # MTTCG entry gate: each vCPU flags itself (``_native_busy``) while inside
         # generated code; a code-buffer reset raises ``_resetting`` and waits until no
         # flag is up.  Only the slow paths (a reset pending) touch the condition.
@@ -503,6 +514,7 @@ class NativeBackend:
             for index, address in zip(jc_entries[::2], jc_entries[1::2], strict=True):
                 jc[index] = address
             self.flags_seen.add(0)
+            chain = self._chain  # in a forked process, mostly deferred (see _chain)
             by_key = self.by_key
             by_key.update(group)
             pending = self.pending
@@ -512,15 +524,36 @@ class NativeBackend:
                     pending.setdefault(key, []).extend(sources)
                 else:
                     for src, i in sources:
-                        self._chain(src, i, dst)
+                        chain(src, i, dst)
             for pc in pending.keys() & group.keys():  # linked blocks waiting for these
                 tb = group[pc]
                 for src, i in pending.pop(pc):
                     if not src.dead and src.chained[i] is None:
-                        self._chain(src, i, tb)
+                        chain(src, i, tb)
         return True
 
+    def _thawed(self) -> None:
+        """Before old code is written (lock held): a private copy of the buffer if it
+        is shared since a fork, and the chains deferred meanwhile patched now."""
+        self.buf.thaw()
+        self.stats["code_copies"] = self.buf.copies
+        self._exits_deferring = 0
+        deferred, self._deferred_chains = self._deferred_chains, []
+        for src, i, dst in deferred:
+            if (not src.dead and not dst.dead and src.chained[i] is None
+                    and src.generation == dst.generation == self.generation):
+                self._chain(src, i, dst)
+
     def _chain(self, src: NativeTB, i: int, dst: NativeTB) -> None:
+        if self.buf.frozen_at(src.exit_fields[i]):
+            # code shared with the parent since a fork: patching it would copy the
+            # whole buffer (megabytes, in the binfmt server's children), which a short
+            # program (a shell's /bin/true) never needs; the exit goes through the
+            # jump cache meanwhile, which finds the block as well
+            if len(self._deferred_chains) < MAX_DEFERRED_CHAINS:
+                self._deferred_chains.append((src, i, dst))
+                return
+            self._thawed()
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)
         src.chained[i] = dst
         dst.incoming.append((src, i))
@@ -537,11 +570,15 @@ class NativeBackend:
                 tb.dead = True
                 if tb.generation != self.generation:
                     continue
+                if self.buf.frozen_at(tb.offset):
+                    self._thawed()
                 self.buf.write_u64(tb.offset + 8, DEAD_TAG)  # no jump cache hits it now
                 if tb.key is not None and self.by_key.get(tb.key) is tb:
                     del self.by_key[tb.key]
                 for src, i in tb.incoming:
                     if src.chained[i] is tb:
+                        if self.buf.frozen_at(src.exit_fields[i]):
+                            self._thawed()
                         self.buf.patch_rel32(src.exit_fields[i], src.exit_fields[i] + 4)
                         src.chained[i] = None
                         if not src.dead:
@@ -554,6 +591,7 @@ class NativeBackend:
             self.invalidate(list(self.tbs))
             self.tbs = [tb for tb in self.tbs if not tb.dead]
             self.pending.clear()
+            self._deferred_chains = []
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
 
     def _reset_code(self) -> None:
@@ -680,6 +718,11 @@ class NativeBackend:
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(cpu)  # host signals interrupt chained code (signal_wakeup.py)
         while not S[exit_slot]:
+            if self._deferred_chains:
+                self._exits_deferring += 1
+                if self._exits_deferring > MAX_EXITS_DEFERRING:
+                    with self.lock:
+                        self._thawed()
             code = self._call(cpu, 0)
             if code == EXIT_MISS:
                 stats["exits_miss"] += 1
@@ -723,28 +766,24 @@ def _released(bql: BigLock | None) -> Iterator[None]:
 
 def _before_fork(ref: weakref.ref) -> None:
     """The child gets the code buffer as it is at the fork: no thread installs, links
-    or unlinks a block from the copy until the fork is done (the lock is held across
-    it), and the copy is made before (see CodeBuffer.copy_for_fork)."""
+    or unlinks a block until the fork is done (the lock is held across it), and from
+    then on neither side writes the shared pages (see CodeBuffer.freeze)."""
     backend = ref()
     if backend is not None:
         backend.lock.acquire()
-        try:
-            backend.buf.copy_for_fork()
-        except OSError:
-            pass  # the child copies what it finds (use_fork_copy)
+        backend.buf.freeze()
 
 
 def _after_fork_in_parent(ref: weakref.ref) -> None:
     backend = ref()
     if backend is not None:
-        backend.buf.drop_fork_copy()
         backend.lock.release()
 
 
 def _after_fork_in_child(ref: weakref.ref) -> None:
     backend = ref()
     if backend is not None:
-        backend.buf.use_fork_copy()
+        backend.buf.freeze()
         # the parent's threads are gone: none of them is inside generated code
         for cpu in list(backend._cpus):
             cpu._native_busy = False
