@@ -217,6 +217,8 @@ class SystemTranslator:
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
+            if len(pages) == 1:
+                self.backend.set_code_page(t.fn, page)
             gen, t.fn.generated = t.fn.generated, None
             if cache is not None and len(pages) == 1:
                 cache.put(flags, pc, digest, gen, t.block.n_insns)
@@ -231,6 +233,7 @@ class SystemTranslator:
         fn = self.backend.install(self.backend.relocated(gen), pc, flags).fn
         fn.generated = None
         self._set_chain_keys(fn, flags, pc, page, True)
+        self.backend.set_code_page(fn, page)
         self.stats["cached"] = self.stats.get("cached", 0) + 1
         return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), n_insns, fn), page, start)
 
@@ -501,6 +504,8 @@ class SystemCPU:
         counting = counters.ENABLED
         global_jc = self.global_jc
         global_exec = self.mmu.global_exec
+        mmu = self.mmu
+        fetch_index = translator.fetch_index
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
         while True:
@@ -532,6 +537,8 @@ class SystemCPU:
                         raise RuntimeError(f"translated block at 0x{pc:x} was dropped "
                                            "while still cached")
                     self._remember_page(pc)
+                    if len(tb.pages) == 1:  # the dispatcher finds it again by itself
+                        mmu.note_code_page(pc, fetch_index(flags), flags)
                     vpn = pc >> PAGE_SHIFT
                     if global_jc is not None and vpn in global_exec and len(tb.pages) == 1:
                         global_jc.add(tb.fn, vpn)

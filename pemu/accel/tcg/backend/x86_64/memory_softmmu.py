@@ -33,6 +33,17 @@ were.  Every flush reaches both.
 
 The TLB of the address space in use is found through a state slot, reloaded at each
 access: a satp write inside a block switches it for the rest of that block.
+
+The code TLB: after the victim entries, the same array holds a direct-mapped table the
+runtime's dispatcher reads when its jump caches miss (runtime.py, "second level"):
+(virtual page, block flags) -> the physical page its code is fetched from, a copy of
+the softmmu's execute TLB (``SoftMMU.exec_tlb``) for the pairs the vCPU loop has
+found code under.  With it the dispatcher finds a block that is already translated
+without Python, and enters it into the jump cache of this address space.  Python
+does not know the pcs entered that way, so dropping a code TLB entry (a page flush)
+also empties the jump cache's slots that pcs of that page can occupy under those
+flags (a run of 4096 >> jc_pc_shift slots: other pages' entries there are lost too,
+and found again by the same lookup).
 """
 
 from __future__ import annotations
@@ -55,6 +66,13 @@ TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
 MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim entries
 VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
+# the code TLB, after the victim entries: entries of four words
+CODE_TLB_BITS = 10
+CODE_TLB_ENTRIES = 1 << CODE_TLB_BITS
+CODE_VPAGE, CODE_FLAGS, CODE_PAGE = 0, 1, 2  # virtual page address, flags, physical page
+CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
+CODE_TLB_WORDS = CODE_TLB_ENTRIES * ENTRY_WORDS
+CODE_FLAGS_MIX = 0x9E37  # flags * this, xored into the page number: the entry's index
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -64,13 +82,15 @@ class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
     def __init__(self, backend: object, host_delta: int) -> None:
-        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS))()
+        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS + CODE_TLB_WORDS))()
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
         self.tlb_address = ctypes.addressof(self.tlb)
         self._backend = backend  # the runtime: jump cache geometry
         self.jump_cache = backend.new_jump_cache()
         self.jc_address = ctypes.addressof(self.jump_cache)
         self._host_delta = host_delta  # DRAM view offset -> host address
+        # vpn -> the flags values its code TLB entries were filled under
+        self.code_flags: dict[int, set[int]] = {}
 
     @staticmethod
     def _slot(idx: int, vpn: int) -> int:
@@ -107,9 +127,34 @@ class NativeContext:
                 for i in (main, main + MAIN_WORDS):
                     if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
                         t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+            for flags in self.code_flags.pop(vpn, ()):
+                i = 2 * MAIN_WORDS + code_tlb_index(vpn, flags) * ENTRY_WORDS
+                if t[i + CODE_VPAGE] == tag and t[i + CODE_FLAGS] == flags:
+                    t[i + CODE_VPAGE] = NO_PAGE
+                self._forget_page_slots(vpn, flags)
+
+    def fill_code(self, vpn: int, flags: int, page: int) -> None:
+        """Code at virtual page ``vpn`` under ``flags`` is fetched from physical
+        ``page``, as long as the execute TLB says so (every flush of it reaches this)."""
+        t = self.tlb
+        i = 2 * MAIN_WORDS + code_tlb_index(vpn, flags) * ENTRY_WORDS
+        # one thread (this vCPU's, in Python) writes and reads a context's code TLB:
+        # no reader sees the entry half-written
+        t[i + CODE_VPAGE] = (vpn << PAGE_SHIFT) & MASK64
+        t[i + CODE_FLAGS] = flags & MASK64
+        t[i + CODE_PAGE] = page
+        self.code_flags.setdefault(vpn, set()).add(flags)
+
+    def _forget_page_slots(self, vpn: int, flags: int) -> None:
+        """Empty the jump cache slots any pc of page ``vpn`` may have under ``flags``."""
+        backend = self._backend
+        run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
+        first = backend.jc_index(vpn << PAGE_SHIFT, flags) & ~(run - 1)
+        ctypes.memset(self.jc_address + 8 * first, 0, 8 * run)
 
     def clear(self) -> None:
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        self.code_flags.clear()
         self.clear_jump_cache()
 
     def clear_jump_cache(self) -> None:
@@ -146,6 +191,11 @@ class GlobalJumpCache:
             pcs = self.pcs.pop(vpn, None)
             if pcs:
                 _forget_pcs(self.jump_cache, self._backend, pcs)
+
+
+def code_tlb_index(vpn: int, flags: int) -> int:
+    """The code TLB entry of (virtual page, flags): the dispatcher computes the same."""
+    return (vpn ^ (flags * CODE_FLAGS_MIX)) & (CODE_TLB_ENTRIES - 1)
 
 
 def _forget_pcs(jc: ctypes.Array, backend: object, pcs: Iterable[int]) -> None:
@@ -189,6 +239,8 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self._tlb_slot = tlb_slot
         self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
+        # where the dispatcher finds the code TLB: bytes into the TLB in use
+        self.code_tlb_offset = CODE_TLB_OFFSET
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
         self._loads_for_store = {idx: _load_for_store_helper(idx) for idx in MMU_INDICES}
         self._stores = {idx: _store_helper(idx) for idx in MMU_INDICES}
@@ -267,4 +319,4 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
 
 
-__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]
+__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES", "code_tlb_index"]
