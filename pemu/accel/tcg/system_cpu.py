@@ -541,7 +541,7 @@ class SystemCPU:
                         mmu.note_code_page(pc, fetch_index(flags), flags)
                     vpn = pc >> PAGE_SHIFT
                     if global_jc is not None and vpn in global_exec and len(tb.pages) == 1:
-                        global_jc.add(tb.fn, vpn)
+                        global_jc.add(tb.fn, vpn, flags, tb.pages[0] << PAGE_SHIFT)
                 elif code == EXIT_EXC:
                     if counting:
                         counters.count("exit:exception")

@@ -67,7 +67,7 @@ MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim en
 VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
 # the code TLB, after the victim entries: entries of four words
-CODE_TLB_BITS = 10
+CODE_TLB_BITS = 12  # 4096 pages: Debian runs code from ~3 k kernel pages
 CODE_TLB_ENTRIES = 1 << CODE_TLB_BITS
 CODE_VPAGE, CODE_FLAGS, CODE_PAGE = 0, 1, 2  # virtual page address, flags, physical page
 CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
@@ -89,8 +89,7 @@ class NativeContext:
         self.jump_cache = backend.new_jump_cache()
         self.jc_address = ctypes.addressof(self.jump_cache)
         self._host_delta = host_delta  # DRAM view offset -> host address
-        # vpn -> the flags values its code TLB entries were filled under
-        self.code_flags: dict[int, set[int]] = {}
+        self.code = CodeTLB(self.tlb, 2 * MAIN_WORDS, self.jc_address, backend)
 
     @staticmethod
     def _slot(idx: int, vpn: int) -> int:
@@ -127,34 +126,16 @@ class NativeContext:
                 for i in (main, main + MAIN_WORDS):
                     if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
                         t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
-            for flags in self.code_flags.pop(vpn, ()):
-                i = 2 * MAIN_WORDS + code_tlb_index(vpn, flags) * ENTRY_WORDS
-                if t[i + CODE_VPAGE] == tag and t[i + CODE_FLAGS] == flags:
-                    t[i + CODE_VPAGE] = NO_PAGE
-                self._forget_page_slots(vpn, flags)
+            self.code.forget(vpn)
 
     def fill_code(self, vpn: int, flags: int, page: int) -> None:
         """Code at virtual page ``vpn`` under ``flags`` is fetched from physical
         ``page``, as long as the execute TLB says so (every flush of it reaches this)."""
-        t = self.tlb
-        i = 2 * MAIN_WORDS + code_tlb_index(vpn, flags) * ENTRY_WORDS
-        # one thread (this vCPU's, in Python) writes and reads a context's code TLB:
-        # no reader sees the entry half-written
-        t[i + CODE_VPAGE] = (vpn << PAGE_SHIFT) & MASK64
-        t[i + CODE_FLAGS] = flags & MASK64
-        t[i + CODE_PAGE] = page
-        self.code_flags.setdefault(vpn, set()).add(flags)
-
-    def _forget_page_slots(self, vpn: int, flags: int) -> None:
-        """Empty the jump cache slots any pc of page ``vpn`` may have under ``flags``."""
-        backend = self._backend
-        run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
-        first = backend.jc_index(vpn << PAGE_SHIFT, flags) & ~(run - 1)
-        ctypes.memset(self.jc_address + 8 * first, 0, 8 * run)
+        self.code.fill(vpn, flags, page)
 
     def clear(self) -> None:
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
-        self.code_flags.clear()
+        self.code.forget_all()
         self.clear_jump_cache()
 
     def clear_jump_cache(self) -> None:
@@ -165,6 +146,48 @@ class NativeContext:
         _forget_pcs(self.jump_cache, self._backend, pcs)
 
 
+class CodeTLB:
+    """A code TLB (module docstring) in ``array`` from word ``first``, and the jump
+    cache at host address ``jc`` that the dispatcher fills from what it finds there.
+
+    One thread (its vCPU's, in Python) fills and flushes it; another thread's flush
+    of the jump caches (fence.i) never touches it, so no reader sees a half-written
+    entry.  ``flags_of`` (vpn -> the flags values filled under) says which jump cache
+    slots a page's pcs may occupy: dropping a page empties them all."""
+
+    def __init__(self, array: ctypes.Array, first: int, jc: int, backend: object) -> None:
+        self._t = array
+        self._first = first
+        self._jc = jc
+        self._backend = backend
+        self.flags_of: dict[int, set[int]] = {}
+
+    def fill(self, vpn: int, flags: int, page: int) -> None:
+        t = self._t
+        i = self._first + code_tlb_index(vpn, flags) * ENTRY_WORDS
+        t[i + CODE_VPAGE] = (vpn << PAGE_SHIFT) & MASK64
+        t[i + CODE_FLAGS] = flags & MASK64
+        t[i + CODE_PAGE] = page
+        self.flags_of.setdefault(vpn, set()).add(flags)
+
+    def forget(self, vpn: int) -> None:
+        """Page ``vpn``'s entries go, and every jump cache slot its pcs may hold."""
+        t = self._t
+        backend = self._backend
+        run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
+        for flags in self.flags_of.pop(vpn, ()):
+            i = self._first + code_tlb_index(vpn, flags) * ENTRY_WORDS
+            if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
+                t[i + CODE_VPAGE] = NO_PAGE
+            start = backend.jc_index(vpn << PAGE_SHIFT, flags) & ~(run - 1)
+            ctypes.memset(self._jc + 8 * start, 0, 8 * run)
+
+    def forget_all(self) -> None:
+        """Every entry goes (the owner empties its jump cache itself)."""
+        ctypes.memset(ctypes.addressof(self._t) + 8 * self._first, 0xFF, 8 * CODE_TLB_WORDS)
+        self.flags_of.clear()
+
+
 class GlobalJumpCache:
     """A vCPU's second native jump cache: blocks on global pages (the same mapping in
     every address space), which the dispatcher finds after a miss in the jump cache of
@@ -173,21 +196,34 @@ class GlobalJumpCache:
 
     def __init__(self, backend: object) -> None:
         self._backend = backend
-        self.jump_cache = backend.new_jump_cache()
+        # the jump cache, then the code TLB of global pages (the dispatcher finds it
+        # right after the jump cache), probed after the address space's own: a kernel
+        # page found in one address space is found in every other one
+        n = 1 << backend.jc_bits
+        self.jump_cache = (ctypes.c_uint64 * (n + CODE_TLB_WORDS))()
+        self._jc_bytes = 8 * n
+        ctypes.memset(ctypes.addressof(self.jump_cache) + self._jc_bytes, 0xFF,
+                      8 * CODE_TLB_WORDS)
         self.address = ctypes.addressof(self.jump_cache)
         self.pcs: dict[int, set[int]] = {}
+        self.code = CodeTLB(self.jump_cache, n, self.address, backend)
 
-    def add(self, tb: object, vpn: int) -> None:
+    def add(self, tb: object, vpn: int, flags: int, page: int) -> None:
+        """A block on global page ``vpn`` (code at physical ``page``), run under
+        ``flags``: into this jump cache, and its page into the code TLB."""
         self._backend.put_in_jump_cache(tb, self.address)
         self.pcs.setdefault(vpn, set()).add(tb.pc)
+        self.code.fill(vpn, flags, page)
 
     def forget(self, vpns: Iterable[int] | None) -> None:
         """Drop the blocks of these pages (None: all)."""
         if vpns is None:
-            ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+            self.code.forget_all()
+            ctypes.memset(self.jump_cache, 0, self._jc_bytes)
             self.pcs.clear()
             return
         for vpn in vpns:
+            self.code.forget(vpn)
             pcs = self.pcs.pop(vpn, None)
             if pcs:
                 _forget_pcs(self.jump_cache, self._backend, pcs)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import struct
 import threading
@@ -264,8 +265,9 @@ class NativeBackend:
         a.jmp_r(RCX)
 
     def _emit_second_level(self, a: x.Assembler, miss: x.Label) -> None:
-        """After the jump caches missed: code TLB, then code table; a block found
-        goes into the address space's jump cache and is jumped to, else ``miss``."""
+        """After the jump caches missed: the address space's code TLB, then the
+        vCPU's code TLB of global pages, then the code table; a block found goes into
+        the jump cache of the code TLB that hit and is jumped to, else ``miss``."""
         from .memory_softmmu import (  # the softmmu's layout (system mode only)
             CODE_FLAGS,
             CODE_FLAGS_MIX,
@@ -275,25 +277,43 @@ class NativeBackend:
             ENTRY_SHIFT,
         )
         flags = Mem(RBP, 8 * self.flags_slot)
-        # rcx = &code_tlb[(vpn ^ flags * mix) % entries]
+        # rcx = the code TLB entry's offset: ((vpn ^ flags * mix) % entries) * 32
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
         a.mov_rr(64, RCX, RAX)
         a.shift_ri(x.SHR, 64, RCX, 12)
-        a.load(64, RDX, flags)
-        a.imul_rri(32, RDX, RDX, CODE_FLAGS_MIX)
-        a.alu_rr(x.XOR, 32, RCX, RDX)
+        a.load(64, R11, flags)
+        a.imul_rri(32, R11, R11, CODE_FLAGS_MIX)
+        a.alu_rr(x.XOR, 32, RCX, R11)
         a.alu_ri(x.AND, 32, RCX, (1 << CODE_TLB_BITS) - 1)
         a.shift_ri(x.SHL, 32, RCX, ENTRY_SHIFT)
-        a.alu_rm(x.ADD, 64, RCX, Mem(RBP, 8 * self.native_tlb_slot))
-        # its virtual page and flags must be the pc's and the flags slot's
         a.mov_rr(64, RDX, RAX)
         a.alu_ri(x.AND, 64, RDX, -4096)
-        a.alu_rm(x.CMP, 64, RDX, Mem(RCX, self.code_tlb_offset + 8 * CODE_VPAGE))
-        a.jcc(x.CC_NE, miss)
-        a.load(64, RDX, flags)
-        a.alu_rm(x.CMP, 64, RDX, Mem(RCX, self.code_tlb_offset + 8 * CODE_FLAGS))
-        a.jcc(x.CC_NE, miss)
-        a.load(64, RSI, Mem(RCX, self.code_tlb_offset + 8 * CODE_PAGE))  # physical page
+
+        def probe(table: int, offset: int, other: x.Label) -> None:
+            """rsi = the physical page if the entry at rdi + offset + rcx has the pc's
+            page (rdx) and the flags slot as its tags, else jump to ``other``."""
+            entry = functools.partial(Mem, table, index=RCX)
+            a.alu_rm(x.CMP, 64, RDX, entry(offset + 8 * CODE_VPAGE))
+            a.jcc(x.CC_NE, other)
+            a.load(64, R11, flags)
+            a.alu_rm(x.CMP, 64, R11, entry(offset + 8 * CODE_FLAGS))
+            a.jcc(x.CC_NE, other)
+            a.load(64, RSI, entry(offset + 8 * CODE_PAGE))
+
+        found = x.Label()
+        global_tlb = x.Label() if self.global_jc_slot is not None else miss
+        a.load(64, RDI, Mem(RBP, 8 * self.native_tlb_slot))
+        probe(RDI, self.code_tlb_offset, global_tlb)
+        a.load(64, RDI, Mem(RBP, 8 * self.jump_cache_slot))  # the jump cache to fill
+        if self.global_jc_slot is not None:
+            a.jmp(found)
+            # global pages: the code TLB right after the vCPU's global jump cache
+            a.bind(global_tlb)
+            a.load(64, RDI, Mem(RBP, 8 * self.global_jc_slot))
+            a.test_rr(64, RDI, RDI)
+            a.jcc(x.CC_E, miss)
+            probe(RDI, 8 << self.jc_bits, miss)
+        a.bind(found)
         # rcx = code_table[(pc >> shift ^ ppn * mix ^ flags * mix) % size]
         a.mov_rr(64, RCX, RSI)
         a.shift_ri(x.SHR, 64, RCX, 12)
@@ -301,6 +321,7 @@ class NativeBackend:
         a.mov_rr(32, R11, RAX)
         a.shift_ri(x.SHR, 32, R11, self.jc_pc_shift)
         a.alu_rr(x.XOR, 32, RCX, R11)
+        a.load(64, RDX, flags)
         a.imul_rri(32, RDX, RDX, JC_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, RCX, RDX)
         a.alu_ri(x.AND, 32, RCX, (1 << CODE_TABLE_BITS) - 1)
@@ -311,19 +332,17 @@ class NativeBackend:
         # the block's own tags: pc, flags, physical page
         a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
         a.jcc(x.CC_NE, miss)
-        a.load(64, RDX, flags)
-        a.alu_rm(x.CMP, 64, RDX, Mem(RCX, -16))
+        a.load(64, R11, flags)
+        a.alu_rm(x.CMP, 64, R11, Mem(RCX, -16))
         a.jcc(x.CC_NE, miss)
         a.alu_rm(x.CMP, 64, RSI, Mem(RCX, -24))  # the word before the tags
         a.jcc(x.CC_NE, miss)
-        # found: into this address space's jump cache (the index as the lookup's)
+        # found: into the jump cache at rdi (rdx: flags * mix, as the lookup's index)
         a.mov_rr(32, R11, RAX)
         a.shift_ri(x.SHR, 32, R11, self.jc_pc_shift)
-        a.imul_rri(32, RDX, RDX, JC_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, R11, RDX)
         a.alu_ri(x.AND, 32, R11, (1 << self.jc_bits) - 1)
-        a.load(64, RDX, Mem(RBP, 8 * self.jump_cache_slot))
-        a.store(8, Mem(RDX, 0, R11, 8), RCX)
+        a.store(8, Mem(RDI, 0, R11, 8), RCX)
         a.jmp_r(RCX)
 
     def code_table_index(self, pc: int, flags: int, page: int) -> int:
