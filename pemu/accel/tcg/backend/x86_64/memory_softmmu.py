@@ -57,6 +57,14 @@ from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
+from .runtime import (
+    CODE_ENTRY_WORDS,
+    CODE_FLAGS,
+    CODE_PAGE,
+    CODE_TLB_WORDS,
+    CODE_VPAGE,
+    code_tlb_index,
+)
 
 TLB_BITS = 10
 TLB_ENTRIES = 1 << TLB_BITS
@@ -66,13 +74,8 @@ TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
 MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim entries
 VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
-# the code TLB, after the victim entries: entries of four words
-CODE_TLB_BITS = 12  # 4096 pages: Debian runs code from ~3 k kernel pages
-CODE_TLB_ENTRIES = 1 << CODE_TLB_BITS
-CODE_VPAGE, CODE_FLAGS, CODE_PAGE = 0, 1, 2  # virtual page address, flags, physical page
+# the code TLB (its entries: runtime.py), after the victim entries
 CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
-CODE_TLB_WORDS = CODE_TLB_ENTRIES * ENTRY_WORDS
-CODE_FLAGS_MIX = 0x9E37  # flags * this, xored into the page number: the entry's index
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -164,7 +167,7 @@ class CodeTLB:
 
     def fill(self, vpn: int, flags: int, page: int) -> None:
         t = self._t
-        i = self._first + code_tlb_index(vpn, flags) * ENTRY_WORDS
+        i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
         t[i + CODE_VPAGE] = (vpn << PAGE_SHIFT) & MASK64
         t[i + CODE_FLAGS] = flags & MASK64
         t[i + CODE_PAGE] = page
@@ -176,7 +179,7 @@ class CodeTLB:
         backend = self._backend
         run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
         for flags in self.flags_of.pop(vpn, ()):
-            i = self._first + code_tlb_index(vpn, flags) * ENTRY_WORDS
+            i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
             if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
                 t[i + CODE_VPAGE] = NO_PAGE
             start = backend.jc_index(vpn << PAGE_SHIFT, flags) & ~(run - 1)
@@ -227,11 +230,6 @@ class GlobalJumpCache:
             pcs = self.pcs.pop(vpn, None)
             if pcs:
                 _forget_pcs(self.jump_cache, self._backend, pcs)
-
-
-def code_tlb_index(vpn: int, flags: int) -> int:
-    """The code TLB entry of (virtual page, flags): the dispatcher computes the same."""
-    return (vpn ^ (flags * CODE_FLAGS_MIX)) & (CODE_TLB_ENTRIES - 1)
 
 
 def _forget_pcs(jc: ctypes.Array, backend: object, pcs: Iterable[int]) -> None:
@@ -355,4 +353,4 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
 
 
-__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES", "code_tlb_index"]
+__all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]

@@ -74,12 +74,25 @@ JC_FLAGS_MIX = 0x155  # flags * this, xored into the index: a pc run under two f
 #                       values (S-mode code with and without SUM) keeps both entries
 CODE_TABLE_BITS = 18  # system mode's hash table of blocks (2 MiB; Debian boots ~160 k)
 CODE_PAGE_MIX = 0x2545F491  # physical page number * this, xored into its index
+# A code TLB (system mode: memory_softmmu.NativeContext holds one per address space,
+# GlobalJumpCache one for global pages): direct-mapped by (virtual page, flags), each
+# entry four words: virtual page address (all ones: none), flags, physical page, unused
+CODE_TLB_BITS = 12  # 4096 pages: Debian's boot runs code from ~3 k kernel pages
+CODE_ENTRY_WORDS, CODE_ENTRY_SHIFT = 4, 5
+CODE_TLB_WORDS = CODE_ENTRY_WORDS << CODE_TLB_BITS
+CODE_VPAGE, CODE_FLAGS, CODE_PAGE = 0, 1, 2
+CODE_FLAGS_MIX = 0x9E37  # flags * this, xored into the page number: the entry's index
 BLOCK_PREFIX = 16  # system mode: bytes before a block's tags (its physical page tag)
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
 
 _ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def code_tlb_index(vpn: int, flags: int) -> int:
+    """The code TLB entry of (virtual page, flags): the dispatcher computes the same."""
+    return (vpn ^ (flags * CODE_FLAGS_MIX)) & ((1 << CODE_TLB_BITS) - 1)
 
 
 @dataclass(eq=False)
@@ -268,14 +281,6 @@ class NativeBackend:
         """After the jump caches missed: the address space's code TLB, then the
         vCPU's code TLB of global pages, then the code table; a block found goes into
         the jump cache of the code TLB that hit and is jumped to, else ``miss``."""
-        from .memory_softmmu import (  # the softmmu's layout (system mode only)
-            CODE_FLAGS,
-            CODE_FLAGS_MIX,
-            CODE_PAGE,
-            CODE_TLB_BITS,
-            CODE_VPAGE,
-            ENTRY_SHIFT,
-        )
         flags = Mem(RBP, 8 * self.flags_slot)
         # rcx = the code TLB entry's offset: ((vpn ^ flags * mix) % entries) * 32
         a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
@@ -285,7 +290,7 @@ class NativeBackend:
         a.imul_rri(32, R11, R11, CODE_FLAGS_MIX)
         a.alu_rr(x.XOR, 32, RCX, R11)
         a.alu_ri(x.AND, 32, RCX, (1 << CODE_TLB_BITS) - 1)
-        a.shift_ri(x.SHL, 32, RCX, ENTRY_SHIFT)
+        a.shift_ri(x.SHL, 32, RCX, CODE_ENTRY_SHIFT)
         a.mov_rr(64, RDX, RAX)
         a.alu_ri(x.AND, 64, RDX, -4096)
 
