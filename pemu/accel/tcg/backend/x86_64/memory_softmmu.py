@@ -175,10 +175,13 @@ class CodeTLB:
 
     def forget(self, vpn: int) -> None:
         """Page ``vpn``'s entries go, and every jump cache slot its pcs may hold."""
+        filled = self.flags_of.pop(vpn, None)
+        if not filled:  # most flushed pages never held code
+            return
         t = self._t
         backend = self._backend
         run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
-        for flags in self.flags_of.pop(vpn, ()):
+        for flags in filled:
             i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
             if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
                 t[i + CODE_VPAGE] = NO_PAGE
