@@ -45,6 +45,7 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
 from pemu.accel.tcg.big_lock import BigLock
+from pemu.accel.tcg.code_snapshots import CodeSnapshots
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.softmmu import (
@@ -124,7 +125,9 @@ class SystemTranslator:
             self.backend = SoftmmuBackend(dram, self.layout.pc, target.mmu_index)
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
         self.by_page: dict[int, list[SystemTB]] = {}
-        self.snapshots: dict[int, bytes] = {}
+        # for fence.i: the native compare is host code, which only the native backend
+        # may run (the python backend is the reference that runs anywhere)
+        self.snapshots = CodeSnapshots(space, native_compare=self.native)
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -151,11 +154,7 @@ class SystemTranslator:
         return lambda: NativeContext(backend, host)
 
     def _page_bytes(self, ppn: int) -> bytes:
-        region = self.space.find(ppn << PAGE_SHIFT, PAGE_SIZE)
-        if not isinstance(region, RAMBlock):
-            return b""
-        off = (ppn << PAGE_SHIFT) - region.base
-        return bytes(region.view[off:off + PAGE_SIZE])
+        return self.snapshots.page_bytes(ppn)
 
     def _read_code(self, paddr: int, size: int) -> int:
         region = self.space.find(paddr, size)
@@ -245,8 +244,7 @@ class SystemTranslator:
             self.tbs[(flags, pc, page)] = tb
         for ppn in pages:
             self.by_page.setdefault(ppn, []).append(tb)
-            if ppn not in self.snapshots:
-                self.snapshots[ppn] = self._page_bytes(ppn)
+            self.snapshots.add(ppn)
         self.stats["translated"] += 1
         self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
@@ -279,8 +277,7 @@ class SystemTranslator:
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:
         """fence.i: drop the blocks of every page whose bytes changed since translation."""
-        changed = [ppn for ppn, snap in self.snapshots.items()
-                   if self._page_bytes(ppn) != snap]
+        changed = self.snapshots.changed()
         if not changed:
             return
         for ppn in changed:
@@ -289,7 +286,7 @@ class SystemTranslator:
             hart.flush_jump_cache()
 
     def invalidate_page(self, ppn: int) -> None:
-        self.snapshots.pop(ppn, None)
+        self.snapshots.pop(ppn)
         tbs = self.by_page.pop(ppn, None)
         if not tbs:
             return
