@@ -168,8 +168,12 @@ class CodeTLB:
     def fill(self, vpn: int, flags: int, page: int) -> None:
         t = self._t
         i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
-        t[i + CODE_VPAGE] = (vpn << PAGE_SHIFT) & MASK64
-        t[i + CODE_FLAGS] = flags & MASK64
+        tag = (vpn << PAGE_SHIFT) & MASK64
+        flags &= MASK64
+        if t[i + CODE_VPAGE] == tag and t[i + CODE_FLAGS] == flags and t[i + CODE_PAGE] == page:
+            return  # most calls (a miss of a block just translated on a known page)
+        t[i + CODE_VPAGE] = tag
+        t[i + CODE_FLAGS] = flags
         t[i + CODE_PAGE] = page
         self.flags_of.setdefault(vpn, set()).add(flags)
 
