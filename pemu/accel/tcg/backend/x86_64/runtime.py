@@ -15,15 +15,19 @@ page as its own, because only then does running the source prove the mapping of 
 target (other exits go through the dispatcher, which checks the current jump cache).
 
 System mode has a second level behind the jump caches (QEMU's helper_lookup_tb_ptr
-and tb_htable): the pc's page goes through the address space's *code TLB* (virtual
-page and flags -> physical page, memory_softmmu.NativeContext) and (flags, pc,
-physical page) is looked up in ``code_table``, a hash table of every linked block on
-one page that Python keeps (entries set by ``link``, dropped with the blocks).  A hit
-is checked against tags in front of the block (physical page, flags, pc: an entry is
-one aligned word, so a vCPU reading it while Python writes it under the lock sees the
-old block or the new one, and a dropped block's pc tag never matches), entered into
-the jump cache and jumped to: a block found again after its jump cache entry was
-evicted or flushed costs a few dozen instructions instead of a trip through Python.
+and tb_htable): the pc's page goes through a *code TLB* (virtual page and flags ->
+physical page: the address space's, memory_softmmu.NativeContext, then the vCPU's for
+global pages, GlobalJumpCache; Python fills them, and every flush of the execute TLB
+reaches them) and (flags, pc, physical page) is looked up in ``code_table``, a hash
+table of every linked block on one page that Python keeps (entries set by ``link``,
+dropped with the blocks).  A hit is checked against tags in front of the block
+(physical page, flags, pc: an entry is one aligned word, so a vCPU reading it while
+Python writes it under the lock sees the old block or the new one, and a dropped
+block's pc tag never matches), entered into the jump cache of the code TLB that hit
+and jumped to: a block found again after its jump cache entry was evicted or flushed
+costs a few dozen instructions instead of a trip through Python.  Python does not
+learn the pcs entered that way, so dropping a page's code TLB entries also empties
+the jump cache slots its pcs can occupy (memory_softmmu.CodeTLB.forget).
 
 Python is re-entered only when it must act:
 
