@@ -553,6 +553,18 @@ class SoftMMU:
             print(f"pemu: {region.name}: error writing +0x{off:x}: {e}", file=sys.stderr)
 
     # -- instruction fetch ------------------------------------------------------------------
+    def note_code_page(self, vaddr: int, idx: int, flags: int) -> None:
+        """The vCPU runs code at ``vaddr`` under block ``flags`` (fetch MMU index
+        ``idx``): let the native dispatcher translate its page itself from now on
+        (NativeContext.fill_code), for as long as the execute TLB holds the page."""
+        native = self.ctx.native
+        if native is None:
+            return
+        vpn = vaddr >> PAGE_SHIFT
+        page = self.exec_tlb[idx].get(vpn)
+        if page is not None:
+            native.fill_code(vpn, flags, page)
+
     def exec_page(self, vaddr: int, idx: int) -> int:
         """Physical address of the page holding the code at ``vaddr`` (fetch rules);
         ``idx``: the fetch's MMU index (``TCGTarget.fetch_index`` of the block flags)."""

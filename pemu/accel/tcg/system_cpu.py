@@ -45,6 +45,7 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
 from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
 from pemu.accel.tcg.big_lock import BigLock
+from pemu.accel.tcg.code_snapshots import CodeSnapshots
 from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.softmmu import (
@@ -124,10 +125,9 @@ class SystemTranslator:
             self.backend = SoftmmuBackend(dram, self.layout.pc, target.mmu_index)
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
         self.by_page: dict[int, list[SystemTB]] = {}
-        self.snapshots: dict[int, bytes] = {}
-        # ppn -> the digest of snapshots[ppn] (the translation cache's page key): a
-        # page's later blocks compare its bytes with the snapshot instead of hashing
-        self.snapshot_digests: dict[int, bytes] = {}
+        # for fence.i: the native compare is host code, which only the native backend
+        # may run (the python backend is the reference that runs anywhere)
+        self.snapshots = CodeSnapshots(space, native_compare=self.native)
         # (flags, ppn, digest) of the pages whose cached blocks were all installed at
         # their first hit (_install_page)
         self.pages_loaded: set[tuple[int, int, bytes]] = set()
@@ -157,11 +157,7 @@ class SystemTranslator:
         return lambda: NativeContext(backend, host)
 
     def _page_bytes(self, ppn: int) -> bytes:
-        region = self.space.find(ppn << PAGE_SHIFT, PAGE_SIZE)
-        if not isinstance(region, RAMBlock):
-            return b""
-        off = (ppn << PAGE_SHIFT) - region.base
-        return bytes(region.view[off:off + PAGE_SIZE])
+        return self.snapshots.page_bytes(ppn)
 
     def _read_code(self, paddr: int, size: int) -> int:
         region = self.space.find(paddr, size)
@@ -226,6 +222,8 @@ class SystemTranslator:
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
+            if len(pages) == 1:
+                self.backend.set_code_page(t.fn, page)
             gen, t.fn.generated = t.fn.generated, None
             if cache is not None and len(pages) == 1:
                 cache.put(flags, pc, digest, gen, t.block.n_insns)
@@ -239,10 +237,10 @@ class SystemTranslator:
         remembered with its snapshot while the page still holds those bytes (a bytes
         comparison is a tenth of a digest's cost)."""
         if self.snapshots.get(ppn) == page_bytes:
-            digest = self.snapshot_digests.get(ppn)
-            if digest is not None:
-                return digest
-            digest = self.snapshot_digests[ppn] = page_digest(page_bytes)
+            digest = self.snapshots.digest(ppn)
+            if digest is None:
+                digest = page_digest(page_bytes)
+                self.snapshots.set_digest(ppn, digest)
             return digest
         return page_digest(page_bytes)
 
@@ -275,6 +273,7 @@ class SystemTranslator:
         """A block of an earlier run (tb_cache): relocated into the code buffer."""
         fn = self.backend.install_cached(entry, fixups, pc, flags)
         self._set_chain_keys(fn, flags, pc, page, True)
+        self.backend.set_code_page(fn, page)
         self.stats["cached"] = self.stats.get("cached", 0) + 1
         return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), entry[6], fn), page,
                          start, page_bytes, digest)
@@ -291,12 +290,10 @@ class SystemTranslator:
             self.tbs[(flags, pc, page)] = tb
         for ppn in pages:
             self.by_page.setdefault(ppn, []).append(tb)
-            if ppn not in self.snapshots:
-                if page_bytes is not None and ppn == pages[0]:
-                    self.snapshots[ppn] = page_bytes
-                    self.snapshot_digests[ppn] = digest  # type: ignore[assignment]
-                else:
-                    self.snapshots[ppn] = self._page_bytes(ppn)
+            if page_bytes is not None and ppn == pages[0]:
+                self.snapshots.add(ppn, page_bytes, digest)
+            else:
+                self.snapshots.add(ppn)
         self.stats["translated"] += 1
         if start is not None:
             self.stats["translate_s"] += time.thread_time() - start
@@ -330,7 +327,7 @@ class SystemTranslator:
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:
         """fence.i: drop the blocks of every page whose bytes changed since translation."""
-        changed = self._changed_pages()
+        changed = self.snapshots.changed()
         if not changed:
             return
         for ppn in changed:
@@ -338,31 +335,8 @@ class SystemTranslator:
         for hart in self.harts:
             hart.flush_jump_cache()
 
-    def _changed_pages(self) -> list[int]:
-        """The snapshotted pages whose bytes differ from their snapshot.  A boot runs
-        fence.i hundreds of times over hundreds of code pages: the RAM block of the
-        previous page is tried first (one region search per block, not per page)."""
-        changed = []
-        region, start, end = None, 0, 0
-        for ppn, snap in self.snapshots.items():
-            addr = ppn << PAGE_SHIFT
-            if not start <= addr < end:
-                region = self.space.find(addr, PAGE_SIZE)
-                if isinstance(region, RAMBlock):
-                    start, end = region.base, region.base + region.size - PAGE_SIZE + 1
-                else:
-                    region, start, end = None, 0, 0
-            if region is None:
-                now = self._page_bytes(ppn)
-            else:
-                now = bytes(region.view[addr - start:addr - start + PAGE_SIZE])
-            if now != snap:
-                changed.append(ppn)
-        return changed
-
     def invalidate_page(self, ppn: int) -> None:
-        self.snapshots.pop(ppn, None)
-        self.snapshot_digests.pop(ppn, None)
+        self.snapshots.pop(ppn)
         tbs = self.by_page.pop(ppn, None)
         if not tbs:
             return
@@ -379,7 +353,6 @@ class SystemTranslator:
         self.tbs.clear()
         self.by_page.clear()
         self.snapshots.clear()
-        self.snapshot_digests.clear()
         self.pages_loaded.clear()
         if self.native:
             self.backend.flush()
@@ -579,6 +552,8 @@ class SystemCPU:
         counting = counters.ENABLED
         global_jc = self.global_jc
         global_exec = self.mmu.global_exec
+        mmu = self.mmu
+        fetch_index = translator.fetch_index
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(self)  # SIGINT/SIGTERM reach Python while code is chained
         while True:
@@ -610,9 +585,11 @@ class SystemCPU:
                         raise RuntimeError(f"translated block at 0x{pc:x} was dropped "
                                            "while still cached")
                     self._remember_page(pc)
+                    if len(tb.pages) == 1:  # the dispatcher finds it again by itself
+                        mmu.note_code_page(pc, fetch_index(flags), flags)
                     vpn = pc >> PAGE_SHIFT
                     if global_jc is not None and vpn in global_exec and len(tb.pages) == 1:
-                        global_jc.add(tb.fn, vpn)
+                        global_jc.add(tb.fn, vpn, flags, tb.pages[0] << PAGE_SHIFT)
                 elif code == EXIT_EXC:
                     if counting:
                         counters.count("exit:exception")

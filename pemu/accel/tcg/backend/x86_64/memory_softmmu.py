@@ -33,6 +33,17 @@ were.  Every flush reaches both.
 
 The TLB of the address space in use is found through a state slot, reloaded at each
 access: a satp write inside a block switches it for the rest of that block.
+
+The code TLB: after the victim entries, the same array holds a direct-mapped table the
+runtime's dispatcher reads when its jump caches miss (runtime.py, "second level"):
+(virtual page, block flags) -> the physical page its code is fetched from, a copy of
+the softmmu's execute TLB (``SoftMMU.exec_tlb``) for the pairs the vCPU loop has
+found code under.  With it the dispatcher finds a block that is already translated
+without Python, and enters it into the jump cache of this address space.  Python
+does not know the pcs entered that way, so dropping a code TLB entry (a page flush)
+also empties the jump cache's slots that pcs of that page can occupy under those
+flags (a run of 4096 >> jc_pc_shift slots: other pages' entries there are lost too,
+and found again by the same lookup).
 """
 
 from __future__ import annotations
@@ -46,6 +57,14 @@ from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
+from .runtime import (
+    CODE_ENTRY_WORDS,
+    CODE_FLAGS,
+    CODE_PAGE,
+    CODE_TLB_WORDS,
+    CODE_VPAGE,
+    code_tlb_index,
+)
 
 TLB_BITS = 10
 TLB_ENTRIES = 1 << TLB_BITS
@@ -55,6 +74,8 @@ TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
 MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim entries
 VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
+# the code TLB (its entries: runtime.py), after the victim entries
+CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -64,13 +85,14 @@ class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
     def __init__(self, backend: object, host_delta: int) -> None:
-        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS))()
+        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS + CODE_TLB_WORDS))()
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
         self.tlb_address = ctypes.addressof(self.tlb)
         self._backend = backend  # the runtime: jump cache geometry
         self.jump_cache = backend.new_jump_cache()
         self.jc_address = ctypes.addressof(self.jump_cache)
         self._host_delta = host_delta  # DRAM view offset -> host address
+        self.code = CodeTLB(self.tlb, 2 * MAIN_WORDS, self.jc_address, backend)
 
     @staticmethod
     def _slot(idx: int, vpn: int) -> int:
@@ -107,9 +129,16 @@ class NativeContext:
                 for i in (main, main + MAIN_WORDS):
                     if t[i + READ_TAG] == tag or t[i + WRITE_TAG] == tag:
                         t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
+            self.code.forget(vpn)
+
+    def fill_code(self, vpn: int, flags: int, page: int) -> None:
+        """Code at virtual page ``vpn`` under ``flags`` is fetched from physical
+        ``page``, as long as the execute TLB says so (every flush of it reaches this)."""
+        self.code.fill(vpn, flags, page)
 
     def clear(self) -> None:
         ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        self.code.forget_all()
         self.clear_jump_cache()
 
     def clear_jump_cache(self) -> None:
@@ -120,6 +149,55 @@ class NativeContext:
         _forget_pcs(self.jump_cache, self._backend, pcs)
 
 
+class CodeTLB:
+    """A code TLB (module docstring) in ``array`` from word ``first``, and the jump
+    cache at host address ``jc`` that the dispatcher fills from what it finds there.
+
+    One thread (its vCPU's, in Python) fills and flushes it; another thread's flush
+    of the jump caches (fence.i) never touches it, so no reader sees a half-written
+    entry.  ``flags_of`` (vpn -> the flags values filled under) says which jump cache
+    slots a page's pcs may occupy: dropping a page empties them all."""
+
+    def __init__(self, array: ctypes.Array, first: int, jc: int, backend: object) -> None:
+        self._t = array
+        self._first = first
+        self._jc = jc
+        self._backend = backend
+        self.flags_of: dict[int, set[int]] = {}
+
+    def fill(self, vpn: int, flags: int, page: int) -> None:
+        t = self._t
+        i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
+        tag = (vpn << PAGE_SHIFT) & MASK64
+        flags &= MASK64
+        if t[i + CODE_VPAGE] == tag and t[i + CODE_FLAGS] == flags and t[i + CODE_PAGE] == page:
+            return  # most calls (a miss of a block just translated on a known page)
+        t[i + CODE_VPAGE] = tag
+        t[i + CODE_FLAGS] = flags
+        t[i + CODE_PAGE] = page
+        self.flags_of.setdefault(vpn, set()).add(flags)
+
+    def forget(self, vpn: int) -> None:
+        """Page ``vpn``'s entries go, and every jump cache slot its pcs may hold."""
+        filled = self.flags_of.pop(vpn, None)
+        if not filled:  # most flushed pages never held code
+            return
+        t = self._t
+        backend = self._backend
+        run = 1 << (PAGE_SHIFT - backend.jc_pc_shift)
+        for flags in filled:
+            i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
+            if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
+                t[i + CODE_VPAGE] = NO_PAGE
+            start = backend.jc_index(vpn << PAGE_SHIFT, flags) & ~(run - 1)
+            ctypes.memset(self._jc + 8 * start, 0, 8 * run)
+
+    def forget_all(self) -> None:
+        """Every entry goes (the owner empties its jump cache itself)."""
+        ctypes.memset(ctypes.addressof(self._t) + 8 * self._first, 0xFF, 8 * CODE_TLB_WORDS)
+        self.flags_of.clear()
+
+
 class GlobalJumpCache:
     """A vCPU's second native jump cache: blocks on global pages (the same mapping in
     every address space), which the dispatcher finds after a miss in the jump cache of
@@ -128,21 +206,34 @@ class GlobalJumpCache:
 
     def __init__(self, backend: object) -> None:
         self._backend = backend
-        self.jump_cache = backend.new_jump_cache()
+        # the jump cache, then the code TLB of global pages (the dispatcher finds it
+        # right after the jump cache), probed after the address space's own: a kernel
+        # page found in one address space is found in every other one
+        n = 1 << backend.jc_bits
+        self.jump_cache = (ctypes.c_uint64 * (n + CODE_TLB_WORDS))()
+        self._jc_bytes = 8 * n
+        ctypes.memset(ctypes.addressof(self.jump_cache) + self._jc_bytes, 0xFF,
+                      8 * CODE_TLB_WORDS)
         self.address = ctypes.addressof(self.jump_cache)
         self.pcs: dict[int, set[int]] = {}
+        self.code = CodeTLB(self.jump_cache, n, self.address, backend)
 
-    def add(self, tb: object, vpn: int) -> None:
+    def add(self, tb: object, vpn: int, flags: int, page: int) -> None:
+        """A block on global page ``vpn`` (code at physical ``page``), run under
+        ``flags``: into this jump cache, and its page into the code TLB."""
         self._backend.put_in_jump_cache(tb, self.address)
         self.pcs.setdefault(vpn, set()).add(tb.pc)
+        self.code.fill(vpn, flags, page)
 
     def forget(self, vpns: Iterable[int] | None) -> None:
         """Drop the blocks of these pages (None: all)."""
         if vpns is None:
-            ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+            self.code.forget_all()
+            ctypes.memset(self.jump_cache, 0, self._jc_bytes)
             self.pcs.clear()
             return
         for vpn in vpns:
+            self.code.forget(vpn)
             pcs = self.pcs.pop(vpn, None)
             if pcs:
                 _forget_pcs(self.jump_cache, self._backend, pcs)
@@ -189,6 +280,8 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self._tlb_slot = tlb_slot
         self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
+        # where the dispatcher finds the code TLB: bytes into the TLB in use
+        self.code_tlb_offset = CODE_TLB_OFFSET
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
         self._loads_for_store = {idx: _load_for_store_helper(idx) for idx in MMU_INDICES}
         self._stores = {idx: _store_helper(idx) for idx in MMU_INDICES}

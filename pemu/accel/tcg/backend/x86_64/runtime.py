@@ -14,9 +14,25 @@ Blocks are chained by *key*: user mode keys a block by its pc; system mode by
 page as its own, because only then does running the source prove the mapping of the
 target (other exits go through the dispatcher, which checks the current jump cache).
 
+System mode has a second level behind the jump caches (QEMU's helper_lookup_tb_ptr
+and tb_htable): the pc's page goes through a *code TLB* (virtual page and flags ->
+physical page: the address space's, memory_softmmu.NativeContext, then the vCPU's for
+global pages, GlobalJumpCache; Python fills them, and every flush of the execute TLB
+reaches them) and (flags, pc, physical page) is looked up in ``code_table``, a hash
+table of every linked block on one page that Python keeps (entries set by ``link``,
+dropped with the blocks).  A hit is checked against tags in front of the block
+(physical page, flags, pc: an entry is one aligned word, so a vCPU reading it while
+Python writes it under the lock sees the old block or the new one, and a dropped
+block's pc tag never matches), entered into the jump cache of the code TLB that hit
+and jumped to: a block found again after its jump cache entry was evicted or flushed
+costs a few dozen instructions instead of a trip through Python.  Python does not
+learn the pcs entered that way, so dropping a page's code TLB entries also empties
+the jump cache slots its pcs can occupy (memory_softmmu.CodeTLB.forget).
+
 Python is re-entered only when it must act:
 
-  EXIT_MISS  no block for the pc in the jump cache: translate, link, enter again
+  EXIT_MISS  no block for the pc in the jump caches or the code table: translate,
+             link, enter again
   EXIT_EXC   a helper or memory slow path raised: re-raise it (state is precise)
   EXIT_REQ   exit_request was set (signals, other threads, the monitor)
 """
@@ -25,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import struct
 import threading
@@ -59,6 +76,17 @@ EXIT_REQ = 2
 JC_BITS = 16  # user mode: one jump cache per process
 JC_FLAGS_MIX = 0x155  # flags * this, xored into the index: a pc run under two flags
 #                       values (S-mode code with and without SUM) keeps both entries
+CODE_TABLE_BITS = 18  # system mode's hash table of blocks (2 MiB; Debian boots ~160 k)
+CODE_PAGE_MIX = 0x2545F491  # physical page number * this, xored into its index
+# A code TLB (system mode: memory_softmmu.NativeContext holds one per address space,
+# GlobalJumpCache one for global pages): direct-mapped by (virtual page, flags), each
+# entry four words: virtual page address (all ones: none), flags, physical page, unused
+CODE_TLB_BITS = 12  # 4096 pages: Debian's boot runs code from ~3 k kernel pages
+CODE_ENTRY_WORDS, CODE_ENTRY_SHIFT = 4, 5
+CODE_TLB_WORDS = CODE_ENTRY_WORDS << CODE_TLB_BITS
+CODE_VPAGE, CODE_FLAGS, CODE_PAGE = 0, 1, 2
+CODE_FLAGS_MIX = 0x9E37  # flags * this, xored into the page number: the entry's index
+BLOCK_PREFIX = 16  # system mode: bytes before a block's tags (its physical page tag)
 DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 # chains a forked process leaves unpatched in code it shares with its parent, before
@@ -70,6 +98,11 @@ MAX_EXITS_DEFERRING = 256
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
 
 _ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+
+def code_tlb_index(vpn: int, flags: int) -> int:
+    """The code TLB entry of (virtual page, flags): the dispatcher computes the same."""
+    return (vpn ^ (flags * CODE_FLAGS_MIX)) & ((1 << CODE_TLB_BITS) - 1)
 
 
 @dataclass(eq=False)
@@ -98,6 +131,9 @@ class NativeTB:
     flags: int = 0
     key: object = None  # what chaining finds this block by (None: never a chain target)
     exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
+    # system mode: the physical page the block's code is on (None: it lies on two
+    # pages, or user mode), its key in the code table
+    code_page: int | None = None
     # the code before linking, until the translation cache has taken it (tb_cache)
     generated: GeneratedBlock | None = field(default=None, repr=False)
 
@@ -127,6 +163,7 @@ class NativeBackend:
         self.flags_slot = layout.tb_flags
         self.jump_cache_slot = layout.native_jump_cache
         self.global_jc_slot = layout.native_global_jump_cache
+        self.native_tlb_slot = layout.native_tlb
         self.jc_pc_shift = layout.jc_pc_shift
         self.lock = threading.RLock()
         self.tls = threading.local()
@@ -137,6 +174,13 @@ class NativeBackend:
         # it back, so Python never runs for two vCPUs at once.
         self.bql: BigLock | None = None
         self.jump_cache = self.new_jump_cache()
+        # the second level (system mode): where the dispatcher finds the code TLB of
+        # the address space in use (bytes into the TLB its slot points at)
+        code_tlb = getattr(memory, "code_tlb_offset", None)
+        self.code_tlb_offset: int | None = code_tlb
+        self.code_table = ((ctypes.c_uint64 * (1 << CODE_TABLE_BITS))()
+                           if code_tlb is not None else None)
+        self.block_prefix = BLOCK_PREFIX if code_tlb is not None else 0
         self.keep_generated = False  # set by a translation cache that stores new code
         self._callbacks: dict[tuple[int, int], tuple[Helper, object, int]] = {}
         self.memory = memory if memory is not None else UserMemory(
@@ -205,15 +249,19 @@ class NativeBackend:
             a.mov_rr(32, RDX, RCX)  # the index again for the global jump cache
         a.load(64, R11, Mem(RBP, 8 * self.jump_cache_slot))
         self._emit_jc_probe(a, local_miss)
+        second = x.Label() if self.code_table is not None else miss
         if probe_global:
             # a miss in this address space's jump cache: the blocks on global pages
             a.bind(local_miss)
             a.load(64, R11, Mem(RBP, 8 * self.global_jc_slot))
             a.test_rr(64, R11, R11)
-            a.jcc(x.CC_E, miss)
+            a.jcc(x.CC_E, second)
             a.mov_rr(32, RCX, RDX)
             a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
-            self._emit_jc_probe(a, miss)
+            self._emit_jc_probe(a, second)
+        if self.code_table is not None:
+            a.bind(second)
+            self._emit_second_level(a, miss)
         a.bind(miss)
         a.mov_ri(RAX, EXIT_MISS)
         a.bind(done)
@@ -243,6 +291,85 @@ class NativeBackend:
         a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -16))
         a.jcc(x.CC_NE, miss)
         a.jmp_r(RCX)
+
+    def _emit_second_level(self, a: x.Assembler, miss: x.Label) -> None:
+        """After the jump caches missed: the address space's code TLB, then the
+        vCPU's code TLB of global pages, then the code table; a block found goes into
+        the jump cache of the code TLB that hit and is jumped to, else ``miss``."""
+        flags = Mem(RBP, 8 * self.flags_slot)
+        # rcx = the code TLB entry's offset: ((vpn ^ flags * mix) % entries) * 32
+        a.load(64, RAX, Mem(RBP, 8 * self.pc_slot))
+        a.mov_rr(64, RCX, RAX)
+        a.shift_ri(x.SHR, 64, RCX, 12)
+        a.load(64, R11, flags)
+        a.imul_rri(32, R11, R11, CODE_FLAGS_MIX)
+        a.alu_rr(x.XOR, 32, RCX, R11)
+        a.alu_ri(x.AND, 32, RCX, (1 << CODE_TLB_BITS) - 1)
+        a.shift_ri(x.SHL, 32, RCX, CODE_ENTRY_SHIFT)
+        a.mov_rr(64, RDX, RAX)
+        a.alu_ri(x.AND, 64, RDX, -4096)
+
+        def probe(table: int, offset: int, other: x.Label) -> None:
+            """rsi = the physical page if the entry at rdi + offset + rcx has the pc's
+            page (rdx) and the flags slot as its tags, else jump to ``other``."""
+            entry = functools.partial(Mem, table, index=RCX)
+            a.alu_rm(x.CMP, 64, RDX, entry(offset + 8 * CODE_VPAGE))
+            a.jcc(x.CC_NE, other)
+            a.load(64, R11, flags)
+            a.alu_rm(x.CMP, 64, R11, entry(offset + 8 * CODE_FLAGS))
+            a.jcc(x.CC_NE, other)
+            a.load(64, RSI, entry(offset + 8 * CODE_PAGE))
+
+        found = x.Label()
+        global_tlb = x.Label() if self.global_jc_slot is not None else miss
+        a.load(64, RDI, Mem(RBP, 8 * self.native_tlb_slot))
+        probe(RDI, self.code_tlb_offset, global_tlb)
+        a.load(64, RDI, Mem(RBP, 8 * self.jump_cache_slot))  # the jump cache to fill
+        if self.global_jc_slot is not None:
+            a.jmp(found)
+            # global pages: the code TLB right after the vCPU's global jump cache
+            a.bind(global_tlb)
+            a.load(64, RDI, Mem(RBP, 8 * self.global_jc_slot))
+            a.test_rr(64, RDI, RDI)
+            a.jcc(x.CC_E, miss)
+            probe(RDI, 8 << self.jc_bits, miss)
+        a.bind(found)
+        # rcx = code_table[(pc >> shift ^ ppn * mix ^ flags * mix) % size]
+        a.mov_rr(64, RCX, RSI)
+        a.shift_ri(x.SHR, 64, RCX, 12)
+        a.imul_rri(32, RCX, RCX, CODE_PAGE_MIX)
+        a.mov_rr(32, R11, RAX)
+        a.shift_ri(x.SHR, 32, R11, self.jc_pc_shift)
+        a.alu_rr(x.XOR, 32, RCX, R11)
+        a.load(64, RDX, flags)
+        a.imul_rri(32, RDX, RDX, JC_FLAGS_MIX)
+        a.alu_rr(x.XOR, 32, RCX, RDX)
+        a.alu_ri(x.AND, 32, RCX, (1 << CODE_TABLE_BITS) - 1)
+        a.mov_ri(R11, ctypes.addressof(self.code_table))
+        a.load(64, RCX, Mem(R11, 0, RCX, 8))
+        a.test_rr(64, RCX, RCX)
+        a.jcc(x.CC_E, miss)
+        # the block's own tags: pc, flags, physical page
+        a.alu_rm(x.CMP, 64, RAX, Mem(RCX, -8))
+        a.jcc(x.CC_NE, miss)
+        a.load(64, R11, flags)
+        a.alu_rm(x.CMP, 64, R11, Mem(RCX, -16))
+        a.jcc(x.CC_NE, miss)
+        a.alu_rm(x.CMP, 64, RSI, Mem(RCX, -24))  # the word before the tags
+        a.jcc(x.CC_NE, miss)
+        # found: into the jump cache at rdi (rdx: flags * mix, as the lookup's index)
+        a.mov_rr(32, R11, RAX)
+        a.shift_ri(x.SHR, 32, R11, self.jc_pc_shift)
+        a.alu_rr(x.XOR, 32, R11, RDX)
+        a.alu_ri(x.AND, 32, R11, (1 << self.jc_bits) - 1)
+        a.store(8, Mem(RDI, 0, R11, 8), RCX)
+        a.jmp_r(RCX)
+
+    def code_table_index(self, pc: int, flags: int, page: int) -> int:
+        """The code table slot of (flags, pc, physical page): the dispatcher's hash."""
+        m32 = 0xFFFF_FFFF
+        h = (((page >> 12) * CODE_PAGE_MIX) & m32) ^ ((pc & m32) >> self.jc_pc_shift)
+        return (h ^ ((flags * JC_FLAGS_MIX) & m32)) & ((1 << CODE_TABLE_BITS) - 1)
 
     def _build_memory_thunks(self, a: x.Assembler) -> dict[tuple, int]:
         """Shared slow-path calls: the memory model's key -> buffer offset.
@@ -362,7 +489,8 @@ class NativeBackend:
         while True:
             with self.lock:
                 try:
-                    return self.buf.allocate(size)
+                    # the prefix: the physical page tag (set_code_page) before the tags
+                    return self.buf.allocate(self.block_prefix + size) + self.block_prefix
                 except CodeBufferFull:
                     if self.buf.used == self.buf.head_size:
                         raise RuntimeError("a block does not fit the code buffer") from None
@@ -412,6 +540,16 @@ class NativeBackend:
         """The jump cache slot of (pc, flags): the dispatcher computes the same."""
         return ((pc >> self.jc_pc_shift) ^ (flags * JC_FLAGS_MIX)) & ((1 << self.jc_bits) - 1)
 
+    def set_code_page(self, tb: NativeTB, page: int) -> None:
+        """System mode: the block's code is all on physical ``page``; ``link`` makes
+        it findable by (flags, pc, page) in the code table.  Call before linking."""
+        if self.code_table is None:
+            return
+        tb.code_page = page
+        with self.lock:
+            if tb.generation == self.generation and not tb.dead:
+                self.buf.write_u64(tb.offset - 8, page)
+
     def put_in_jump_cache(self, tb: NativeTB, jc: int) -> None:
         """Also enter a linked block into the jump cache at host address ``jc`` (system
         mode: the global one of a vCPU, for blocks on global pages)."""
@@ -431,20 +569,29 @@ class NativeBackend:
                 return False
             jc = cpu.state.slots[self.jump_cache_slot]
             self.flags_seen.add(tb.flags)
-            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = \
-                self.buf.exec_address(tb.entry)
+            entry = self.buf.exec_address(tb.entry)
+            ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = entry
+            self._into_code_table(tb, entry)
             self._link_by_key(tb)
         return True
 
     def link_chains(self, tb: NativeTB) -> bool:
         """Make a block reachable by chains only (no jump cache entry): blocks of its
         page that jump to it, and it to them (system mode: the blocks of a page loaded
-        together from the translation cache).  False if it was dropped meanwhile."""
+        together from the translation cache), and the second-level code table.  False
+        if it was dropped meanwhile."""
         with self.lock:
             if tb.dead or tb.generation != self.generation:
                 return False
+            self._into_code_table(tb, self.buf.exec_address(tb.entry))
             self._link_by_key(tb)
         return True
+
+    def _into_code_table(self, tb: NativeTB, entry: int) -> None:
+        """System mode: where the dispatcher's second level finds ``tb`` (again after
+        another block displaced it from its slot).  Under the lock."""
+        if tb.code_page is not None:
+            self.code_table[self.code_table_index(tb.pc, tb.flags, tb.code_page)] = entry
 
     def _link_by_key(self, tb: NativeTB) -> None:
         """Chain ``tb`` to the blocks its exits name and those waiting for it (once)."""
@@ -573,6 +720,10 @@ class NativeBackend:
                 if self.buf.frozen_at(tb.offset):
                     self._thawed()
                 self.buf.write_u64(tb.offset + 8, DEAD_TAG)  # no jump cache hits it now
+                if tb.code_page is not None:  # (the tag alone would do: tidiness)
+                    i = self.code_table_index(tb.pc, tb.flags, tb.code_page)
+                    if self.code_table[i] == self.buf.exec_address(tb.entry):
+                        self.code_table[i] = 0
                 if tb.key is not None and self.by_key.get(tb.key) is tb:
                     del self.by_key[tb.key]
                 for src, i in tb.incoming:
@@ -593,6 +744,8 @@ class NativeBackend:
             self.pending.clear()
             self._deferred_chains = []
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
+            if self.code_table is not None:
+                ctypes.memset(self.code_table, 0, ctypes.sizeof(self.code_table))
 
     def _reset_code(self) -> None:
         """The buffer is full: wait until no thread runs generated code, drop all.
