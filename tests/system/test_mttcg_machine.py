@@ -49,6 +49,10 @@ def _vcpu_threads(pid: int) -> list[str]:
     return sorted(n for n in names if n.startswith("pemu-vcpu"))
 
 
+def _thread_name(pid: int, tid: int) -> str:
+    return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+
+
 def _grows(vm: Pemu, since: int, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     while (now := _counter(vm)) <= since:
@@ -69,7 +73,11 @@ def test_monitor_savevm_loadvm_and_migration_with_a_thread_per_hart(
         assert _vcpu_threads(vm.proc.pid) == ["pemu-vcpu1"]
         cpus = vm.qmp.cmd("query-cpus-fast")
         assert [c["cpu-index"] for c in cpus] == [0, 1]
-        assert len(vm.qmp.hmp("info cpus").strip().splitlines()) == 2
+        # each vCPU's own host thread, as QEMU reports them (libvirt pins vCPUs by it)
+        assert _thread_name(vm.proc.pid, cpus[1]["thread-id"]) == "pemu-vcpu1"
+        assert cpus[0]["thread-id"] != cpus[1]["thread-id"]
+        info = vm.qmp.hmp("info cpus").strip().splitlines()
+        assert len(info) == 2 and f"thread_id={cpus[1]['thread-id']}" in info[1], info
 
         for _ in range(3):  # stop holds both hart threads, cont lets them go again
             vm.qmp.cmd("stop")

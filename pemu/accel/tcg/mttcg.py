@@ -163,6 +163,7 @@ class ParallelMachine:
 
     def _vcpu_thread(self, hart: SystemCPU, index: int) -> None:
         set_current_cpu_index(index)  # devices that bank registers per CPU ask
+        hart.host_thread_id = threading.get_native_id()
         bql = self.bql
         bql.acquire()
         try:
