@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from pemu.accel.tcg.engine import resolve_backend
-from pemu.accel.tcg.mttcg import wants_parallel_vcpus
+from pemu.accel.tcg.mttcg import thread_mode_asked
 from pemu.accel.tcg.system_cpu import DEFAULT_BACKEND
 from pemu.cli.system_config import choose_accel
 from pemu.qemuopts.config import SystemConfig
@@ -45,10 +45,10 @@ def _check_thread_mode(accel: dict[str, str], prog: str, guests: str, backend: s
     back to one thread behind the user's back (QEMU refuses too where a guest or host
     lacks MTTCG support)."""
     try:
-        multi = wants_parallel_vcpus(accel)
+        mode = thread_mode_asked(accel)
     except ValueError as e:
         raise OptionError(f"{prog}: {e}") from None
-    if not multi:
+    if mode != "multi":  # single, or the board's default (mttcg.wants_parallel_vcpus)
         return
     if not mttcg:
         raise OptionError(f"{prog}: -accel tcg,thread=multi: {guests} guests run their "

@@ -228,7 +228,7 @@ class RiscvBoardMonitor(MonitoredMachine):
 
     # -- introspection ----------------------------------------------------------------------
     def cpus(self) -> list[CPUInfo]:
-        return [CPUInfo(i, h.slots[rv.PC], thread_id=self.main_thread_id,
+        return [CPUInfo(i, h.slots[rv.PC], thread_id=h.host_thread_id or self.main_thread_id,
                         halted=bool(h.ps.waiting), props={"core-id": i})
                 for i, h in enumerate(self.board.harts)]
 

@@ -15,6 +15,7 @@ import pty
 import shutil
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -41,10 +42,12 @@ def need_qemu() -> str:
 class LeanGuest:
     """One running guest; ``net_args`` are its -netdev/-device (or -nic) options."""
 
-    def __init__(self, net_args: list[str], qemu: bool = False, prefix: list[str] = ()):
+    def __init__(self, net_args: list[str], qemu: bool = False, prefix: list[str] = (),
+                 initrd: Path | None = None):
+        """``initrd``: instead of the shared initramfs (e.g. it with an overlay)."""
+        initrd = initrd or GUESTS / "initramfs.cpio.gz"
         common = ["-M", "virt", "-m", "256M", "-nographic", "-kernel", str(GUESTS / "Image"),
-                  "-initrd", str(GUESTS / "initramfs.cpio.gz"), "-append", "console=ttyS0",
-                  *net_args]
+                  "-initrd", str(initrd), "-append", "console=ttyS0", *net_args]
         cmd = [need_qemu(), "-bios", "default", *common] if qemu else pemu_cmd(*common)
         self.log = bytearray()
         self.master, slave = pty.openpty()

@@ -15,14 +15,17 @@ harts and runs processes in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.gdbstub.conftest import VirtMachine, baremetal  # noqa: F401 - fixture
-from tests.system.conftest import run_pemu
+from tests.libvirt.initrd_overlay import with_overlay
+from tests.system.conftest import GUESTS, PROGRAMS, run_pemu
 from tests.system.lean_guest import LeanGuest, need_lean_guest
 
 QEMU = "qemu-system-riscv64"
@@ -94,14 +97,49 @@ def test_thread_option_errors(accel, error):
     assert error in r.stderr, r.stderr.decode(errors="replace")
 
 
-@pytest.mark.parametrize("smp", [2, 4])
-def test_lean_guest_runs_processes_in_parallel(tcg_backend, smp):
-    """Linux brings every hart up (their IPIs, remote fences and timers cross host
-    threads), then runs as many shell loops as harts and a pipeline through them."""
+CC = "riscv64-linux-gnu-gcc"
+THREADS_RUNS = 5  # programs/smp_threads.c runs per boot (races are caught by repetition)
+
+
+@pytest.fixture(scope="module")
+def threads_initrd(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lean guest's initramfs plus ``/smp-threads`` (programs/smp_threads.c)."""
     need_lean_guest()
-    guest = LeanGuest(["-smp", str(smp), *MULTI])
+    if shutil.which(CC) is None:
+        pytest.skip(f"needs {CC} (Debian gcc-riscv64-linux-gnu, libc6-dev-riscv64-cross)")
+    out = tmp_path_factory.mktemp("smp-threads")
+    binary = out / "smp-threads"
+    subprocess.run([CC, "-static", "-O2", "-Wall", "-pthread", "-o", str(binary),
+                    str(PROGRAMS / "smp_threads.c")], check=True, capture_output=True)
+    return with_overlay(GUESTS / "initramfs.cpio.gz",
+                        {"smp-threads": (0o100755, binary.read_bytes())}, out / "initrd")
+
+
+def _vcpu_threads(pid: int) -> list[str]:
+    """The host threads of pemu process ``pid`` named for a vCPU (-name debug-threads)."""
+    names = []
+    for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            names.append(comm.read_text().strip())
+    return sorted(n for n in names if n.startswith("pemu-vcpu"))
+
+
+@pytest.mark.parametrize("smp, accel", [(2, []), (4, MULTI)],
+                         ids=["smp2-default", "smp4-thread-multi"])
+def test_lean_guest_runs_processes_and_threads_in_parallel(tcg_backend, threads_initrd,
+                                                           smp, accel):
+    """Linux brings every hart up (their IPIs, remote fences and timers cross host
+    threads), then runs as many shell loops as harts, a pipeline through them, and
+    programs/smp_threads.c: one thread pinned to each vCPU adding to shared counters
+    with amoadd, with an lr/sc loop and under a futex mutex, and passing a token
+    round the ring on a condition variable, every total checked exactly, several
+    times over (and once with twice as many threads as vCPUs).  With ``-smp 2`` and no
+    ``thread=`` the default must be a host thread per vCPU, as QEMU's."""
+    guest = LeanGuest(["-smp", str(smp), "-name", "mttcg,debug-threads=on", *accel],
+                      initrd=threads_initrd)
     try:
         guest.wait_prompt()
+        assert _vcpu_threads(guest.proc.pid) == [f"pemu-vcpu{i}" for i in range(1, smp)]
         # the count is the last word before the done marker (the prompt may follow it
         # in the same read when the guest is quick)
         out = guest.run("grep -c ^processor /proc/cpuinfo")
@@ -115,6 +153,15 @@ def test_lean_guest_runs_processes_in_parallel(tcg_backend, smp):
                         "sha256sum /tmp/a", timeout=300)
         sums = [line.split()[0] for line in out.splitlines() if line.endswith(("-", "/tmp/a"))]
         assert len(sums) == 2 and sums[0] == sums[1], out
+        out = guest.run(f"r=0; while [ $r -lt {THREADS_RUNS} ]; do /smp-threads {smp} 3000 "
+                        f"100 || break; r=$((r+1)); done; [ $r -eq {THREADS_RUNS} ]",
+                        timeout=600)
+        results = [line for line in out.splitlines() if line.startswith("SMP-THREADS")]
+        assert len(results) == THREADS_RUNS, out
+        # every thread found itself on the vCPU it was pinned to: all of them ran
+        assert all(line.endswith(f"cpus={smp}") for line in results), out
+        out = guest.run(f"/smp-threads {2 * smp} 1000 50", timeout=300)
+        assert "SMP-THREADS OK" in out, out
     finally:
         guest.close()
 

@@ -16,6 +16,9 @@ one vCPU thread, they synchronise with device models through the devices' own lo
 from __future__ import annotations
 
 import threading
+import time
+
+from pemu.accel.tcg import counters
 
 
 class BigLock:
@@ -27,8 +30,18 @@ class BigLock:
         self._owner: int | None = None
 
     def acquire(self) -> None:
-        self._lock.acquire()
+        if not self._lock.acquire(blocking=False):
+            if counters.ENABLED:  # PEMU_COUNTERS: how often, how long vCPUs wait here
+                self._acquire_counted()
+            else:
+                self._lock.acquire()
         self._owner = threading.get_ident()
+
+    def _acquire_counted(self) -> None:
+        start = time.perf_counter_ns()
+        self._lock.acquire()
+        counters.count("bql:contended acquisitions")
+        counters.count("bql:microseconds waited", (time.perf_counter_ns() - start) // 1000)
 
     def release(self) -> None:
         self._owner = None

@@ -1,4 +1,5 @@
-"""MTTCG: each vCPU on its own host thread (``-accel tcg,thread=multi``).
+"""MTTCG: each vCPU on its own host thread (``-accel tcg,thread=multi``; the default
+for a RISC-V board with several harts on the native backend, wants_parallel_vcpus).
 
 ``ParallelMachine`` stands in for machine.Machine (same interface for the board and
 the monitor).  Hart 0 runs on the calling thread (the main thread: host signals
@@ -19,6 +20,10 @@ What keeps it correct:
   code invalidation (fence.i) only unlinks and poisons blocks, whose code stays in
   the buffer until a reset, which waits until no vCPU is in generated code;
 * WFI: the thread sleeps on the hart's own wake-up event, without the big lock;
+  a WFI that resumes, again and again at the same pc, for an interrupt the hart has
+  masked (a guest polling memory with WFI in its loop) backs off on that event, so
+  that the spinning thread does not take the GIL and the big lock from the harts
+  doing the work (``SpinBackoff``);
 * stop: every thread leaves its loop and ``run_harts`` joins them all, so the board,
   savevm and migration see every vCPU at a block boundary; a pause parks each vCPU
   in the monitor's gate, which gives the big lock up (``parked``).
@@ -33,6 +38,7 @@ from collections.abc import Callable, Iterator
 from time import monotonic_ns
 
 from pemu import threads
+from pemu.accel.tcg import counters
 from pemu.accel.tcg.big_lock import BigLock
 from pemu.accel.tcg.machine import DeadlineKicker
 from pemu.accel.tcg.system_cpu import SystemCPU
@@ -40,24 +46,67 @@ from pemu.memory.accessing_cpu import set_current_cpu_index
 
 MAX_SLEEP_S = 1.0  # a sleeping vCPU looks again at least this often
 MIN_SLEEP_S = 0.001  # a due device deadline not yet delivered: do not spin on it
+FIRST_BACKOFF_S = 0.0001  # a WFI spinning on a masked interrupt: first pause, doubled
+MAX_BACKOFF_S = 0.005  # ... up to this (any kick of the hart ends a pause at once)
 
 
 THREAD_MODES = ("single", "multi")
 
 
-def wants_parallel_vcpus(accel: dict[str, str]) -> bool:
-    """``-accel tcg,thread=single|multi`` (single unless given); ValueError if bad."""
-    mode = accel.get("thread", "single")
-    if mode not in THREAD_MODES:
+def thread_mode_asked(accel: dict[str, str]) -> str | None:
+    """``-accel tcg,thread=single|multi`` as given (None: not given); ValueError if bad."""
+    mode = accel.get("thread")
+    if mode is not None and mode not in THREAD_MODES:
         raise ValueError(f"-accel tcg,thread={mode}: expected single or multi")
+    return mode
+
+
+def wants_parallel_vcpus(accel: dict[str, str], smp: int, backend: str) -> bool:
+    """Whether an MTTCG-capable board runs a thread per vCPU: ``thread=`` as given;
+    without it, as QEMU decides for a guest whose memory order the host's covers
+    (RISC-V on x86-64): multi, where it can run (``backend``, the resolved name, is
+    native: the python backend runs every vCPU on one thread) and makes a difference
+    (more than one vCPU).  ValueError for a bad ``thread=``."""
+    mode = thread_mode_asked(accel)
+    if mode is None:
+        return smp > 1 and backend == "native"
     return mode == "multi"
+
+
+class SpinBackoff:
+    """How long a vCPU pauses before resuming from WFI (one per vCPU).
+
+    WFI must resume while an interrupt is pending and enabled in mie, even one masked
+    by the global enable; a guest that polls memory with WFI in the loop then runs
+    its loop flat out (QEMU's MTTCG does the same, on a thread of its own).  Here
+    every turn of that loop is a round trip through Python under the GIL and the
+    big lock, which the harts doing the work need: 9000 a second at boot, while
+    OpenSBI's secondary harts wait for Linux to start them.  So when WFI resumes
+    twice in a row at the same pc for the same masked interrupts, the vCPU pauses on
+    its wake-up event first, doubling the pause each time.  Nothing a guest may
+    observe changes (WFI may take any time to resume); whatever the loop waits for
+    that comes with a kick (an IPI, a device line, a timer) ends the pause at once."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None
+        self._pause = 0.0
+
+    def pause_before_resuming(self, why: tuple[int, int] | None) -> float:
+        """Seconds to wait; ``why`` is the vCPU's ``masked_wakeup()``."""
+        if why is None or why != self._last:
+            self._last = why
+            self._pause = 0.0
+            return 0.0
+        self._pause = min(MAX_BACKOFF_S, max(FIRST_BACKOFF_S, self._pause * 2))
+        return self._pause
 
 
 class ParallelMachine:
     """Runs each vCPU on its own thread until ``stop`` is called.
 
     Besides Machine's protocol, a vCPU has ``wakeup_event``: the Event its interrupt
-    lines and kicks set (one per vCPU here), on which its thread sleeps in WFI."""
+    lines and kicks set (one per vCPU here), on which its thread sleeps in WFI, and
+    ``masked_wakeup()`` (SpinBackoff)."""
 
     one_thread = False  # the monitor waits for every vCPU to park, not one
 
@@ -114,6 +163,7 @@ class ParallelMachine:
 
     def _vcpu_thread(self, hart: SystemCPU, index: int) -> None:
         set_current_cpu_index(index)  # devices that bank registers per CPU ask
+        hart.host_thread_id = threading.get_native_id()
         bql = self.bql
         bql.acquire()
         try:
@@ -127,6 +177,7 @@ class ParallelMachine:
 
     def _run_vcpu(self, hart: SystemCPU) -> None:
         event = hart.wakeup_event
+        backoff = SpinBackoff()
         while not self.stopping:
             if hart.waiting:
                 # clear first: a line that rises after the check below sets it again
@@ -138,6 +189,12 @@ class ParallelMachine:
                     with self.parked():
                         event.wait(timeout)
                     continue
+                pause = backoff.pause_before_resuming(hart.masked_wakeup())
+                if pause:
+                    if counters.ENABLED:
+                        counters.count("wfi:paused (spinning on a masked interrupt)")
+                    with self.parked():
+                        event.wait(min(pause, self._sleep_timeout(hart)))
                 hart.wake()
             hart.run()
 
@@ -154,4 +211,5 @@ class ParallelMachine:
         return min(MAX_SLEEP_S, max(MIN_SLEEP_S, min(deadlines) - now))
 
 
-__all__ = ["THREAD_MODES", "ParallelMachine", "wants_parallel_vcpus"]
+__all__ = ["THREAD_MODES", "ParallelMachine", "SpinBackoff", "thread_mode_asked",
+           "wants_parallel_vcpus"]

@@ -409,6 +409,9 @@ class SystemCPU:
         self.mem = VirtualMemory(mmu, translator.space.lock)
         self._bind_context(mmu.ctx)
         self.should_stop: Callable[[], bool] = lambda: False
+        # the host thread (native id) that runs this vCPU when it has one of its own
+        # (MTTCG): query-cpus-fast reports it, and libvirt pins vCPUs by it
+        self.host_thread_id: int | None = None
         self.count_insns = False
         self.insns = 0
         self._insns_of: dict[Callable, int] = {}

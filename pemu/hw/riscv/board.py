@@ -13,6 +13,7 @@ import mmap
 import sys
 import threading
 
+from pemu.accel.tcg.engine import resolve_backend
 from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.machine import Machine
 from pemu.accel.tcg.mttcg import ParallelMachine, wants_parallel_vcpus
@@ -75,10 +76,12 @@ class RiscvBoard(TCGBoardRun):
         except (OSError, ValueError) as e:
             raise BoardError(f"-m: cannot allocate guest RAM: {e}") from None
         try:
-            parallel = wants_parallel_vcpus(cfg.accel)  # MTTCG
+            backend = cfg.accel.get("backend", DEFAULT_BACKEND)
+            # MTTCG: a thread per hart (the default with several harts on native code)
+            parallel = wants_parallel_vcpus(cfg.accel, cfg.smp, resolve_backend(backend))
             self.translator = SystemTranslator(
                 self.space, self.dram, riscv64_target(self.isa), log,
-                backend=cfg.accel.get("backend", DEFAULT_BACKEND),
+                backend=backend,
                 tb_size_mib=tb_size_mib(cfg.accel), parallel=parallel)
         except ValueError as e:
             raise BoardError(f"-accel tcg: {e}") from None

@@ -192,6 +192,18 @@ class RiscvHart(SystemCPU):
         self.pmu.latch_overflows()  # a counter may have wrapped while it waited
         return bool(self.ps.mip() & self.ps.mie)
 
+    def masked_wakeup(self) -> tuple[int, int] | None:
+        """Why WFI resumes when no interrupt will be taken: (pc, the interrupts pending
+        and enabled in mie but masked by the global enable), or None if one will be
+        taken (or none is pending).  The code after such a WFI is usually a loop that
+        polls memory and comes straight back to it (OpenSBI's HSM wait, entered with
+        an IPI still pending, spins so until Linux starts the hart)."""
+        ps = self.ps
+        pending = ps.mip() & ps.mie
+        if not pending or ps.pending_interrupt() is not None:
+            return None
+        return self.slots[rv.PC], pending
+
     def wake(self) -> None:
         self.ps.waiting = False
         self.slots[rv.EXIT_REQUEST] = 1
