@@ -10,8 +10,10 @@ starts allocating again from the head.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import mmap
 import os
+import resource
 import weakref
 
 # The symbols already loaded into this process (libc among them).  Not
@@ -24,6 +26,27 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_FIXED = 0x10
+
+
+# The buffer's memfds sit at or above this descriptor number where the limit allows:
+# the guest's descriptors are the host process's, and a program started by the binfmt
+# server gets its caller's descriptors at their numbers (a dpkg --status-fd 7, a
+# configure's 5), which must not land on the buffer's (binfmt_server.py).
+FD_FLOOR = 512
+
+
+def _memfd() -> int:
+    fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    floor = min(FD_FLOOR, soft // 2)
+    if fd >= floor:
+        return fd
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    except OSError:
+        return fd  # out of descriptors up there: a low number still works
+    os.close(fd)
+    return high
 
 
 class CodeBufferFull(Exception):
@@ -40,7 +63,7 @@ def _release(owned: dict[str, int]) -> None:
 class CodeBuffer:
     def __init__(self, size: int, head_size: int = 4096) -> None:
         self.size = size
-        self.fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        self.fd = _memfd()
         os.ftruncate(self.fd, size)
         self.rw = self._map(mmap.PROT_READ | mmap.PROT_WRITE)
         self.rx = self._map(mmap.PROT_READ | mmap.PROT_EXEC)
@@ -103,7 +126,7 @@ class CodeBuffer:
         self._fork_copy = self._copy()
 
     def _copy(self) -> int:
-        fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        fd = _memfd()
         try:
             os.ftruncate(fd, self.size)
             os.pwrite(fd, ctypes.string_at(self.rx, self.used), 0)
