@@ -115,9 +115,11 @@ def cached_root(packages: tuple[str, ...] = (), builder: str = "pemu",
     return path, time.monotonic() - start if made else None
 
 
-# What the build tests add to a minbase root with apt-get: a C toolchain, make and a
-# Python (python3-minimal: the interpreter and its core modules).
-TOOLCHAIN = ("gcc", "make", "libc6-dev", "python3-minimal")
+# What the build tests add to a minbase root with apt-get: a C toolchain, make, a
+# Python (python3-minimal: the interpreter and its core modules), and autotools-dev's
+# config.guess and config.sub, which know riscv64 (Debian's builds put them in every
+# autoconf package, as dh_update_autotools_config; hello's, from 2014, do not).
+TOOLCHAIN = ("gcc", "make", "libc6-dev", "python3-minimal", "autotools-dev")
 TOOLCHAIN_STEPS = {
     "apt-get update": ("apt-get", "update"),
     "apt-get install": ("apt-get", "install", "-y", "--no-install-recommends", *TOOLCHAIN),
@@ -155,7 +157,12 @@ HELLO_TARBALL = "pool/main/h/hello/hello_2.10.orig.tar.gz"
 HELLO_SHA256 = "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b"
 HELLO_DIR = "hello-2.10"
 # the build, each step a shell command run in the unpacked source
-HELLO_STEPS = {"configure": "./configure", "make": "make", "make check": "make check"}
+HELLO_STEPS = {
+    "configure": "cp /usr/share/misc/config.guess /usr/share/misc/config.sub build-aux/ && "
+                 "./configure",
+    "make": "make",
+    "make check": "make check",
+}
 
 
 def hello_tarball() -> Path:
