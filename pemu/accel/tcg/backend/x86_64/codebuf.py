@@ -10,11 +10,11 @@ starts allocating again from the head.
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import mmap
 import os
-import resource
 import weakref
+
+from pemu.accel.tcg.host_fds import moved_up
 
 # The symbols already loaded into this process (libc among them).  Not
 # ctypes.util.find_library: on Linux it runs ldconfig in a child process, which cost
@@ -28,25 +28,9 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_FIXED = 0x10
 
 
-# The buffer's memfds sit at or above this descriptor number where the limit allows:
-# the guest's descriptors are the host process's, and a program started by the binfmt
-# server gets its caller's descriptors at their numbers (a dpkg --status-fd 7, a
-# configure's 5), which must not land on the buffer's (binfmt_server.py).
-FD_FLOOR = 512
-
-
 def _memfd() -> int:
-    fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    floor = min(FD_FLOOR, soft // 2)
-    if fd >= floor:
-        return fd
-    try:
-        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
-    except OSError:
-        return fd  # out of descriptors up there: a low number still works
-    os.close(fd)
-    return high
+    # at host_fds.FD_FLOOR and up: the guest's descriptors are the host process's
+    return moved_up(os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC))
 
 
 class CodeBufferFull(Exception):
