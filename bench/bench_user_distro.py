@@ -2,21 +2,25 @@
 
 What a foreign-architecture build costs is process starts and real programs: this runs,
 chrooted in the same trixie root, N starts of /bin/true from a shell loop (every one an
-execve through binfmt_misc), a `sh -c` loop of small pipelines, and (when the root has
-gcc) a compile, under:
+execve through binfmt_misc), a `sh -c` loop of small pipelines, and with ``--build`` a
+compile and GNU hello's ``./configure``, ``make`` and ``make check`` (the tests' package,
+debian_root.HELLO_STEPS), under:
 
 - qemu-riscv64-static, registered with flag F (no translation cache: one column);
 - pemu's binfmt server with an empty translation cache (cold), then again with the
-  cache that run filled (warm); each workload starts from an empty cache.
+  cache that run filled (warm).  Each workload starts from an empty cache; the steps of
+  the hello build run in order on one cache (make's "cold" run has what configure put
+  there: cc1, as and ld among it).
 
-Root needed (binfmt_misc, chroot).  The root is the tests' cached one
-(tests/linux_user/debian_root.py), built first if missing; ``--gcc`` uses one with gcc
-and make (built with whatever is registered for riscv64 at the time, qemu if nothing).
-Each workload's wall time and CPU time (every process of it: for pemu, the server's
-children, which are the programs, and the launchers).  A benchmark, not a test:
-    sudo python3 bench/bench_user_distro.py [--starts N] [--loops N] [--gcc]
+Each cell is wall seconds and the CPU seconds of every process of the workload (qemu:
+this process's children; pemu: those, the server and the programs it ran).  Root needed
+(binfmt_misc, chroot).  The root is the tests' cached one (tests/linux_user/debian_root.py),
+built under qemu first if missing; ``--build`` uses its cached copy with the toolchain
+(apt-get under qemu).
+A benchmark, not a test:
+    sudo python3 bench/bench_user_distro.py [--starts N] [--loops N] [--build]
 or, with a binfmt_misc of its own (private_binfmt.py; Linux 6.7+, no sudo needed):
-    python3 bench/bench_user_distro.py --private-binfmt [--starts N] [--loops N]
+    python3 bench/bench_user_distro.py --private-binfmt [--starts N] [--loops N] [--build]
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,13 +39,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "linux_user")]
 
-from debian_root import cached_root, in_root  # noqa: E402
+from debian_root import (  # noqa: E402
+    GUEST_ENV,
+    HELLO_DIR,
+    HELLO_STEPS,
+    cached_root,
+    cached_toolchain_root,
+    hello_tarball,
+    in_root,
+)
 from private_binfmt import FLAG, enter_if_asked  # noqa: E402
 
 from pemu.linux_user import binfmt  # noqa: E402
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
-GUEST_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/root"}
 HELLO = "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n"
 
 
@@ -64,7 +74,7 @@ def qemu_registered(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def pemu_registered(name: str, work: Path, tb_cache: Path) -> Iterator[int]:
+def pemu_registered(name: str, work: Path, tb_cache: Path) -> Iterator[subprocess.Popen]:
     """The resident server (its children's translation cache in ``tb_cache``)."""
     env = dict(ENV, PEMU_TB_CACHE=str(tb_cache))
     server = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
@@ -80,7 +90,7 @@ def pemu_registered(name: str, work: Path, tb_cache: Path) -> Iterator[int]:
                 break
             except subprocess.CalledProcessError:
                 time.sleep(0.1)
-        yield server.pid
+        yield server
     finally:
         subprocess.run([sys.executable, "-m", "pemu.linux_user.binfmt", "--remove",
                         "--name", name], env=ENV, capture_output=True)
@@ -88,36 +98,42 @@ def pemu_registered(name: str, work: Path, tb_cache: Path) -> Iterator[int]:
         server.wait()
 
 
-def _cpu_of_tree(pid: int | None) -> float:
-    """CPU seconds of this process's children (waited for), and of process ``pid`` and
-    the children it waited for (the pemu server: the programs are its children)."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    seconds = r.ru_utime + r.ru_stime
-    if pid is not None:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
+def timed(root: Path, script: str, cpu) -> tuple[float, float]:
+    """Wall and ``cpu()`` seconds of one script in the root."""
+    start, used = time.perf_counter(), cpu()
+    subprocess.run(in_root(root, "sh", "-c", script), env=GUEST_ENV, check=True,
+                   capture_output=True, timeout=7200)
+    return time.perf_counter() - start, cpu() - used
+
+
+def cpu_of_tree(server: int | None = None) -> float:
+    """CPU seconds of this process's children (waited for), and of process ``server``
+    and the children it waited for (the pemu server: the programs are its children)."""
+    t = os.times()
+    seconds = t.children_user + t.children_system
+    if server is not None:
+        fields = Path(f"/proc/{server}/stat").read_text().rsplit(")", 1)[1].split()
         seconds += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
     return seconds
 
 
-def timed(root: Path, script: str, server: int | None = None) -> tuple[float, float]:
-    """(wall, CPU) seconds of ``script`` in the root."""
-    cpu = _cpu_of_tree(server)
-    start = time.perf_counter()
-    subprocess.run(in_root(root, "sh", "-c", script), env=GUEST_ENV, check=True,
-                   capture_output=True, timeout=7200)
-    return time.perf_counter() - start, _cpu_of_tree(server) - cpu
-
-
-def workloads(starts: int, loops: int, gcc: bool) -> dict[str, str]:
-    jobs = {
-        f"{starts} x /bin/true": f"i=0; while [ $i -lt {starts} ]; do /bin/true; "
-                                 "i=$((i+1)); done",
-        f"sh -c loop ({loops} pipelines)": f"for i in $(seq 1 {loops}); do echo $i | "
-                                           "sed s/1/x/ | wc -c >/dev/null; done",
-    }
-    if gcc:
-        jobs["gcc -O2 hello.c"] = "gcc -O2 -o /tmp/hello /tmp/hello.c && /tmp/hello"
+def workloads(starts: int, loops: int, build: bool) -> list[dict[str, str]]:
+    """Sequences of (label: script): each sequence's steps run in order on one cache."""
+    jobs = [
+        {f"{starts} x /bin/true": f"i=0; while [ $i -lt {starts} ]; do /bin/true; "
+                                  "i=$((i+1)); done"},
+        {f"sh -c loop ({loops} pipelines)": f"for i in $(seq 1 {loops}); do echo $i | "
+                                            "sed s/1/x/ | wc -c >/dev/null; done"},
+    ]
+    if build:
+        jobs.append({"gcc -O2 hello.c": "gcc -O2 -o /tmp/hello /tmp/hello.c && /tmp/hello"})
+        source = f"/build/{HELLO_DIR}"
+        unpack = (f"rm -rf /build && mkdir /build && tar -xzf /tmp/{hello_tarball().name} "
+                  f"-C /build && cd {source} && ")
+        steps = {f"hello {step}": f"cd {source} && {command}"
+                 for step, command in HELLO_STEPS.items()}
+        steps["hello configure"] = unpack + HELLO_STEPS["configure"]
+        jobs.append(steps)
     return jobs
 
 
@@ -126,7 +142,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=1000)
     parser.add_argument("--loops", type=int, default=100, help="pipelines of 3 processes")
-    parser.add_argument("--gcc", action="store_true", help="also a compile (root with gcc)")
+    parser.add_argument("--build", action="store_true",
+                        help="also a compile and GNU hello's configure, make, make check")
     parser.add_argument("--root", type=Path, help="a riscv64 root to use as it is")
     parser.add_argument(FLAG, action="store_true",
                         help="a binfmt_misc of its own, in a user namespace (Linux 6.7+)")
@@ -140,33 +157,41 @@ def main() -> int:
     try:
         if args.root is None:
             with qemu_registered(name):  # the root is data: made the fast way
-                packages = ("gcc", "make", "libc6-dev") if args.gcc else ()
-                root, _ = cached_root(packages, builder="qemu")
+                root, _ = cached_root(builder="qemu")
+                if args.build:
+                    root, _ = cached_toolchain_root(root)
         else:
             root = args.root
-        if args.gcc:
+        if args.build:
             (root / "tmp" / "hello.c").write_text(HELLO)
-        jobs = workloads(args.starts, args.loops, args.gcc)
-        results: dict[str, dict[str, tuple[float, float]]] = {label: {} for label in jobs}
+            shutil.copy(hello_tarball(), root / "tmp")
+        jobs = workloads(args.starts, args.loops, args.build)
+        results: dict[str, dict[str, tuple[float, float]]] = {}
         with qemu_registered(name):
-            for label, script in jobs.items():
-                results[label]["qemu"] = timed(root, script)
-        for i, (label, script) in enumerate(jobs.items()):
+            for sequence in jobs:
+                for label, script in sequence.items():
+                    results[label] = {"qemu": timed(root, script, cpu_of_tree)}
+        for i, sequence in enumerate(jobs):
             cache = work / f"tb-cache-{i}"  # empty for each workload's first run
             cache.mkdir()
             for column in ("pemu cold", "pemu warm"):
                 with pemu_registered(name, work, cache) as server:
-                    results[label][column] = timed(root, script, server)
+                    for label, script in sequence.items():
+                        results[label][column] = timed(
+                            root, script, lambda: cpu_of_tree(server.pid))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"seconds (ratio to qemu-riscv64-static), root {root}")
-    for kind, index in (("wall", 0), ("CPU", 1)):
-        print(f"{kind:<30}{'qemu':>10}{'pemu cold':>20}{'pemu warm':>20}")
-        for label, row in results.items():
-            q = row["qemu"][index]
-            cells = "".join(f"{row[c][index]:>10.2f} ({row[c][index] / q:5.1f}x)"
-                            for c in ("pemu cold", "pemu warm"))
-            print(f"{label:<30}{q:>10.2f}{cells}")
+        if args.build:
+            shutil.rmtree(root / "build", ignore_errors=True)
+    load = os.getloadavg()
+    print(f"wall s / CPU s (wall ratio to qemu-riscv64-static), root {root}, "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(f"{'':<30}{'qemu':>14}{'pemu cold':>26}{'pemu warm':>26}")
+    for label, row in results.items():
+        q = row["qemu"][0]
+        cells = "".join(f"{row[c][0]:>9.1f} /{row[c][1]:>6.1f} ({row[c][0] / q:5.1f}x)"
+                        for c in ("pemu cold", "pemu warm"))
+        print(f"{label:<30}{row['qemu'][0]:>7.1f} /{row['qemu'][1]:>5.1f}{cells}")
     return 0
 
 

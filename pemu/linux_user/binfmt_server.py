@@ -31,11 +31,11 @@ import signal
 import socket
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pemu.accel.tcg import tb_cache
 
-from . import warm_start
+from . import inherited_fds, warm_start
 from .binfmt_launcher import (
     FD_CWD,
     FD_PROGRAM,
@@ -76,6 +76,8 @@ class Request:
     pid: int
     sigmask: int = 0  # the launcher's blocked signals (bit n-1: signal n)
     sigign: int = 0   # and its ignored ones
+    # the launcher's other descriptors (inherited_fds.py): its number -> ours
+    inherited: dict[int, int] = field(default_factory=dict)
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:
@@ -146,13 +148,26 @@ def _same_file(fd: int, path: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def take_descriptors(req: Request) -> None:
+    """In the forked child, first: the launcher's descriptors at their numbers (its
+    stdin, stdout, stderr and the others it inherited), and no other descriptor of the
+    server's that the program would inherit."""
+    wanted: dict[int, int | None] = {
+        target: req.fds.get(bit) for bit, target in ((FD_STDIN, 0), (FD_STDOUT, 1),
+                                                      (FD_STDERR, 2))}
+    wanted.update(req.inherited)
+    keep = [req.fds[bit] for bit in (FD_ROOT, FD_CWD, FD_PROGRAM) if bit in req.fds]
+    now, refused = inherited_fds.place(wanted, keep)
+    req.fds = {bit: now[fd] for bit, fd in req.fds.items() if fd in now}
+    req.inherited = {}
+    for number in refused:
+        os.write(2, f"pemu-binfmt: descriptor {number} of the caller is one of pemu's "
+                    "own here; the program does not get it\n".encode())
+
+
 def become_program(req: Request) -> list[str]:
-    """In the forked child: take the launcher's place.  Returns pemu's argv."""
-    for bit, target in ((FD_STDIN, 0), (FD_STDOUT, 1), (FD_STDERR, 2)):
-        if bit in req.fds:
-            os.dup2(req.fds[bit], target)
-        else:
-            os.close(target)
+    """In the forked child, after take_descriptors: take the launcher's place.  Returns
+    pemu's argv."""
     root, cwd = req.fds[FD_ROOT], req.fds[FD_CWD]
     if not _same_file(root, "/"):
         os.fchdir(root)
@@ -177,6 +192,7 @@ def become_program(req: Request) -> list[str]:
 
 
 def _run_child(req: Request, arch: str = "riscv64") -> int:
+    take_descriptors(req)  # before the cache's files take numbers the program's need
     # the translation cache is opened here, in the server's root and environment (the
     # program's root and environment come next); a program run as another user gets
     # none, since the cache holds native code that every user of it runs
@@ -184,10 +200,11 @@ def _run_child(req: Request, arch: str = "riscv64") -> int:
         tb_cache.pin()
     else:
         tb_cache.disable()
+    argv = become_program(req)
     auxv = {AT_FLAGS: req.at_flags}
     if FD_PROGRAM in req.fds:
         auxv[AT_EXECFD] = req.fds[FD_PROGRAM]
-    return main(become_program(req), auxv=auxv, exec_natively=True, arch=arch)
+    return main(argv, auxv=auxv, exec_natively=True, arch=arch)
 
 
 class BinfmtServer:
@@ -259,13 +276,17 @@ class BinfmtServer:
             conn.close()
             return
         try:
+            req.inherited = inherited_fds.borrow(req.pid, req.fds.get(FD_PROGRAM))
+        except OSError as e:  # the program gets stdin, stdout and stderr only
+            self._say(f"cannot take the other descriptors of launcher {req.pid}: {e}")
+        try:
             if not self.may_switch_user and (req.uid, req.gid) != (os.getuid(), os.getgid()):
                 self._refuse(conn, req, "this server runs as another user and cannot "
                              "switch to yours")
                 return
             self._start(conn, req)
         finally:
-            for fd in req.fds.values():
+            for fd in [*req.fds.values(), *req.inherited.values()]:
                 os.close(fd)
 
     def _refuse(self, conn: socket.socket, req: Request, why: str) -> None:

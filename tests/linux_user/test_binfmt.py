@@ -162,6 +162,23 @@ def test_server_runs_programs_with_their_status(server, world):
     assert piped.stdout == b"STDIN REACHES IT\n"
 
 
+def test_programs_inherit_the_callers_other_descriptors(server, world, tmp_path):
+    """Beyond stdin, stdout and stderr: what the caller left open for its program (dpkg's
+    --status-fd, which apt reads; make's jobserver; configure's >&5) reaches it at the
+    same number, as across any execve."""
+    bb = str(world / "busybox")
+    five, seven = tmp_path / "five", tmp_path / "seven"
+    script = f'{bb} sh -c "echo to-five >&5; echo to-seven >&7" 5>{five} 7>>{seven}'
+    seven.write_text("kept\n")
+    result = _run(["bash", "-c", script])
+    assert result.returncode == 0, result.stderr
+    assert five.read_text() == "to-five\n"
+    assert seven.read_text() == "kept\nto-seven\n"  # opened for append: appended
+    # a pipe as dpkg's status descriptor is to apt: the writer's end, read on the other
+    piped = _run(["bash", "-c", f"{bb} sh -c 'echo status: done >&3' 3>&1 >/dev/null"])
+    assert piped.stdout == b"status: done\n", piped.stderr
+
+
 def test_server_enters_a_chroot_without_python(server, world, tmp_path):
     root = tmp_path / "root"
     (root / "bin").mkdir(parents=True)

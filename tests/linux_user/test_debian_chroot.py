@@ -8,9 +8,13 @@ runs programs of the root under pemu: dpkg, sh pipelines, perl.  The root is cac
 What takes many minutes under pemu runs only with ``PEMU_TEST_DEBIAN_FULL=1`` (times
 in docs/LINUX_USER.md): the root's build itself under pemu (every dpkg, maintainer
 script and debconf run a riscv64 process under pemu; otherwise qemu-riscv64-static
-builds it), and ``apt-get install gcc make`` from the archive with a program compiled
-by the guest's gcc.  Where qemu-riscv64-static is installed, the single-process checks
-are compared with it on the same root.
+builds it); on a copy of it (cached too), ``apt-get update`` and ``apt-get install gcc
+make libc6-dev python3-minimal`` from the archive under pemu; then a program compiled by
+the guest's gcc, ``python3 -c``, and GNU hello from its Debian source tarball built with
+``./configure && make && make check`` under pemu and again under qemu-riscv64-static
+(same root, same path): same configuration, same binary, same test results.  Where
+qemu-riscv64-static is installed, the single-process checks are compared with it on the
+same root.
 """
 
 from __future__ import annotations
@@ -20,11 +24,23 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from binfmt_helpers import registered, require_binfmt_misc, served
-from debian_root import archive_reachable, cached_root, in_root
+from debian_root import (
+    GUEST_ENV,
+    HELLO_DIR,
+    HELLO_STEPS,
+    TOOLCHAIN,
+    archive_reachable,
+    cached_root,
+    cached_toolchain_root,
+    children_cpu,
+    hello_tarball,
+    in_root,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +69,7 @@ def root(pemu_binfmt, tmp_path_factory):
             pytest.skip("qemu-riscv64-static (qemu-user-static) builds the root unless "
                         "PEMU_TEST_DEBIAN_FULL=1")
         builder = registered(f"pemu-test-chroot-qemu-{os.getpid()}", qemu, "F")
+    cpu = children_cpu(pemu_binfmt.pid)
     try:
         with builder:
             path, took = cached_root(builder=BUILDER, log=log)
@@ -65,14 +82,14 @@ def root(pemu_binfmt, tmp_path_factory):
         pytest.fail(f"mmdebstrap failed under {BUILDER}:\n{e.stdout[-3000:]}\n"
                     f"{e.stderr[-3000:]}")
     if took is not None:
-        print(f"\nmmdebstrap --variant=minbase under {BUILDER}: {took:.0f} s")
+        print(f"\nmmdebstrap --variant=minbase under {BUILDER}: {took:.0f} s wall, "
+              f"{children_cpu(pemu_binfmt.pid) - cpu:.0f} CPU-s under pemu")
     return path
 
 
 def chroot(root: Path, *command: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(in_root(root, *command), capture_output=True, timeout=timeout,
-                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
-                                 "HOME": "/root", **kw.pop("env", {})}, **kw)
+                          env={**GUEST_ENV, **kw.pop("env", {})}, **kw)
 
 
 def under_qemu(root: Path, *command: str) -> subprocess.CompletedProcess | None:
@@ -206,27 +223,133 @@ int main(int argc, char **argv)
 """
 
 
-@pytest.mark.skipif(not FULL, reason="apt-get install gcc make and a compile under pemu "
-                    "take minutes: set PEMU_TEST_DEBIAN_FULL=1")
-def test_apt_get_gcc_and_a_compiled_program(root, tmp_path):
-    work = tmp_path / "root"  # the cached root stays minbase: this runs on a copy
-    subprocess.run(["cp", "-a", str(root), str(work)], check=True)
+@pytest.fixture(scope="module")
+def tools_root(root, pemu_binfmt, tmp_path_factory):
+    """A copy of the root with TOOLCHAIN installed by apt-get from the archive under
+    pemu (its maintainer scripts, gcc's triggers and all), cached like the root."""
+    if not FULL:
+        pytest.skip("apt-get install gcc make python3 and the builds under pemu take many "
+                    "minutes: set PEMU_TEST_DEBIAN_FULL=1")
+    log = tmp_path_factory.mktemp("apt-get") / "apt-get.log"
     try:
-        result = chroot(work, "apt-get", "update", timeout=1800)
-        assert result.returncode == 0, result.stderr.decode()[-3000:]
-        result = chroot(work, "apt-get", "install", "-y", "--no-install-recommends",
-                        "gcc", "make", "libc6-dev", timeout=3600,
-                        env={"DEBIAN_FRONTEND": "noninteractive"})
-        assert result.returncode == 0, result.stderr.decode()[-3000:]
-        (work / "tmp/hello.c").write_text(HELLO_C)
-        (work / "tmp/Makefile").write_text("hello: hello.c\n\tgcc -O2 -o $@ $<\n")
-        result = chroot(work, "make", "-C", "/tmp", timeout=1800)
-        assert result.returncode == 0, result.stderr.decode()[-3000:]
-        result = chroot(work, "/tmp/hello", "pemu")
-        assert result.stdout == b"hello from gcc on pemu: 1 3 5 7 9\n", result.stderr
-        theirs = under_qemu(work, "/tmp/hello", "pemu")
-        if theirs is not None:
-            assert theirs.stdout == result.stdout
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        path, times = cached_toolchain_root(root, log=log,
+                                            cpu=lambda: children_cpu(pemu_binfmt.pid))
+    except subprocess.CalledProcessError as e:
+        why = archive_reachable()
+        if why is not None:
+            pytest.skip(why)
+        pytest.fail(f"{e.cmd[-4:]} failed under pemu:\n{e.stdout[-3000:]}\n{e.stderr[-3000:]}")
+    for step, (wall, cpu) in (times or {}).items():
+        print(f"\n{step} under pemu: {wall:.0f} s wall, {cpu:.0f} CPU-s")
+    return path
 
+
+def test_apt_get_installed_the_toolchain(tools_root):
+    assert set(TOOLCHAIN) | {"cpp", "binutils", "libpython3.13-minimal"} <= installed_packages(
+        tools_root)
+    ours = chroot(tools_root, "gcc", "--version")
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.startswith(b"gcc (Debian 14"), ours.stdout
+    theirs = under_qemu(tools_root, "/usr/bin/gcc", "--version")
+    if theirs is not None:
+        assert ours.stdout == theirs.stdout
+
+
+@pytest.fixture
+def scratch(tools_root):
+    """A folder of its own in the tools root's /tmp (the root is shared by runs)."""
+    path = tools_root / "tmp" / f"pemu-test-{os.getpid()}"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_program_compiled_by_the_guests_gcc(tools_root, scratch):
+    inside = "/tmp/" + scratch.name
+    (scratch / "hello.c").write_text(HELLO_C)
+    (scratch / "Makefile").write_text("hello: hello.c\n\tgcc -O2 -o $@ $<\n")
+    result = chroot(tools_root, "make", "-C", inside, timeout=1800)
+    assert result.returncode == 0, result.stderr.decode()[-3000:]
+    result = chroot(tools_root, inside + "/hello", "pemu")
+    assert result.stdout == b"hello from gcc on pemu: 1 3 5 7 9\n", result.stderr
+    theirs = under_qemu(tools_root, inside + "/hello", "pemu")
+    if theirs is not None:
+        assert theirs.stdout == result.stdout
+
+
+PYTHON = ("import sys, os, struct; from collections import Counter; "
+          "print(sys.version_info[:2] >= (3, 13), os.uname().machine, sys.byteorder); "
+          "print(sum(i * i for i in range(10**5)), 2**200 % 10**9 + 7, round(1e6 / 7, 6)); "
+          "print(sorted(Counter('mississippi').items())); "
+          "print(struct.pack('<dq', 2.5, -2).hex(), f'{3.14159:.3f}', hash('a') == hash('a')); "
+          "print({k: len(k) for k in 'a bb ccc'.split()}, bytes(range(5)).decode(), 'é'.upper())")
+
+
+def test_python3(tools_root):
+    ours = chroot(tools_root, "python3", "-c", PYTHON)
+    assert ours.returncode == 0, ours.stderr
+    assert ours.stdout.decode().splitlines() == [
+        "True riscv64 little",
+        f"{sum(i * i for i in range(10**5))} {2**200 % 10**9 + 7} {round(1e6 / 7, 6)}",
+        "[('i', 4), ('m', 1), ('p', 2), ('s', 4)]",
+        "0000000000000440feffffffffffffff 3.142 True",
+        "{'a': 1, 'bb': 2, 'ccc': 3} \x00\x01\x02\x03\x04 É"]
+    theirs = under_qemu(tools_root, "/usr/bin/python3", "-c", PYTHON)
+    if theirs is not None:
+        assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+
+
+def gnu_build(root: Path, cpu) -> tuple[dict[str, bytes], dict[str, tuple[float, float]]]:
+    """GNU hello unpacked in the root's /build and built with HELLO_STEPS, by whatever
+    runs riscv64 programs now; what came out (config.h, the program, its output, the
+    test summary), and each step's (wall, ``cpu()``) seconds."""
+    build = root / "build"
+    shutil.rmtree(build, ignore_errors=True)
+    build.mkdir()
+    subprocess.run(["tar", "-xzf", str(hello_tarball()), "-C", str(build)], check=True)
+    source = f"/build/{HELLO_DIR}"
+    times, outputs = {}, {}
+    for step, command in HELLO_STEPS.items():
+        wall, used = time.monotonic(), cpu()
+        result = chroot(root, "sh", "-c", f"cd {source} && {command}", timeout=7200)
+        times[step] = (time.monotonic() - wall, cpu() - used)
+        assert result.returncode == 0, (f"{step}: {result.stdout.decode()[-2000:]}\n"
+                                        f"{result.stderr.decode()[-2000:]}")
+        outputs[step] = result.stdout
+    ran = chroot(root, "sh", "-c", f"{source}/hello; {source}/hello -t; {source}/hello -g hi")
+    summary = [line for line in outputs["make check"].splitlines() if line.startswith(b"# ")]
+    return {"config.h": (build / HELLO_DIR / "config.h").read_bytes(),
+            "hello": (build / HELLO_DIR / "hello").read_bytes(),
+            "runs": ran.stdout, "summary": b"\n".join(summary)}, times
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def test_gnu_hello_configure_make_check(tools_root, pemu_binfmt):
+    """./configure && make && make check of GNU hello (the tarball of Debian's hello
+    source package) in the guest: thousands of processes (sh, sed, gcc's cc1, as, ld),
+    with fork, exec, pipes and fd redirections of every kind."""
+    try:
+        hello_tarball()
+    except OSError as e:
+        pytest.skip(f"the hello tarball cannot be fetched: {e}")
+    try:
+        ours, times = gnu_build(tools_root, lambda: children_cpu(pemu_binfmt.pid))
+        for step, (wall, cpu) in times.items():
+            print(f"\nhello {step} under pemu: {wall:.0f} s wall, {cpu:.0f} CPU-s")
+        assert ours["runs"] == b"Hello, world!\nhello, world\nhi\n"
+        assert b"# FAIL:  0" in ours["summary"] and b"# PASS:" in ours["summary"], ours
+        qemu = shutil.which("qemu-riscv64-static")
+        if qemu is None:
+            return
+        with registered(f"pemu-test-chroot-qemu-{os.getpid()}", qemu, "F"):
+            theirs, times = gnu_build(tools_root, _own_cpu)
+        for step, (wall, cpu) in times.items():
+            print(f"hello {step} under qemu-riscv64: {wall:.0f} s wall, {cpu:.0f} CPU-s")
+        for what in ("config.h", "runs", "summary", "hello"):
+            assert ours[what] == theirs[what], what
+    finally:
+        shutil.rmtree(tools_root / "build", ignore_errors=True)

@@ -158,3 +158,22 @@ def test_the_cache_is_on_by_default(tmp_path):
         stats.append(dict(re.findall(r"(\w+)=(\d+)", line)))
     assert (tmp_path / "xdg" / "pemu" / "tb.sqlite").exists()
     assert int(stats[1].get("cached", 0)) > 0.9 * int(stats[0]["translated"])
+
+
+def test_the_guests_descriptors_are_not_the_caches(tmp_path):
+    """A guest's `exec 5>file` takes descriptor 5 whatever the host process holds there;
+    the cache's SQLite files once sat at 3 to 6, and the cache's writes went into the
+    guest's files (configure's config.log, its stdout), or the guest's into the cache."""
+    numbers = range(3, 10)
+    opened = " ".join(f"{n}>{tmp_path / f'fd{n}'}" for n in numbers)
+    script = (f"exec {opened}; for n in {' '.join(map(str, numbers))}; do "
+              "eval \"echo fd$n >&$n\"; done; " + SCRIPT)
+    for run in range(2):  # the second with the blocks the first stored
+        out, translated, cached = _run(tmp_path, "sh", "-c", script)
+        assert out == EXPECTED
+        for n in numbers:
+            assert (tmp_path / f"fd{n}").read_bytes() == f"fd{n}\n".encode(), (run, n)
+    assert cached > translated
+    db = sqlite3.connect(tmp_path / "cache" / "tb.sqlite")
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()

@@ -47,6 +47,7 @@ from itertools import islice
 from pathlib import Path
 
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES
+from pemu.accel.tcg.host_fds import moved_up, opening_high
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
 from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
@@ -112,9 +113,11 @@ def _spool_dir() -> int | None:
 
 def _open_db(path: Path, lock_wait: float = LOCK_WAIT_S) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=lock_wait, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, used REAL)")
+    with opening_high():  # the database and its WAL files, out of the guest's way
+        db = sqlite3.connect(path, timeout=lock_wait, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, used REAL)")
+        db.execute("SELECT count(*) FROM versions").fetchall()  # opens the WAL files
     return db
 
 
@@ -131,14 +134,13 @@ def pin() -> None:
     path = folder / DB_NAME
     try:
         db = _open_db(path)
-        db.execute("SELECT count(*) FROM versions").fetchall()  # opens the WAL files
     except (OSError, sqlite3.Error):
         return
     _PINNED[path] = db
     _pinned_folder = folder
     global _pinned_dir
     try:  # for the processes this one forks: they spool their blocks (tb_spool.py)
-        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = moved_up(os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
     except OSError:
         return
     st = os.fstat(fd)

@@ -14,6 +14,8 @@ import mmap
 import os
 import weakref
 
+from pemu.accel.tcg.host_fds import moved_up
+
 # The symbols already loaded into this process (libc among them).  Not
 # ctypes.util.find_library: on Linux it runs ldconfig in a child process, which cost
 # more start-up time than everything else this module does.
@@ -49,6 +51,11 @@ def _copy_range(src: int, dst: int, start: int, end: int, mapped_at: int) -> Non
             done += os.pwrite(dst, view[done:end], done)
 
 
+def _memfd() -> int:
+    # at host_fds.FD_FLOOR and up: the guest's descriptors are the host process's
+    return moved_up(os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC))
+
+
 class CodeBufferFull(Exception):
     """No room for another block: flush the cache and translate again."""
 
@@ -64,7 +71,7 @@ def _release(owned: dict) -> None:
 class CodeBuffer:
     def __init__(self, size: int, head_size: int = 4096) -> None:
         self.size = size
-        self.fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        self.fd = _memfd()
         os.ftruncate(self.fd, size)
         self.rw = self._map(mmap.PROT_READ | mmap.PROT_WRITE)
         self.rx = self._map(mmap.PROT_READ | mmap.PROT_EXEC)
@@ -134,7 +141,7 @@ class CodeBuffer:
 
     def _take_private(self, start: int) -> None:
         """Map a private copy of the buffer from page offset ``start`` to its end."""
-        fd = os.memfd_create("pemu-tcg-code", os.MFD_CLOEXEC)
+        fd = _memfd()
         try:
             os.ftruncate(fd, self.size)
             bounds = [*self._segments[1:], (self.size, -1)]

@@ -16,6 +16,7 @@ import os
 import signal
 
 from pemu import threads
+from pemu.accel.tcg.host_fds import moved_up
 
 
 class SignalWakeup:
@@ -35,7 +36,9 @@ class SignalWakeup:
 
     def _start(self) -> None:
         inherited = self._fds if self._fds is not None else ()
-        r, w = os.pipe()  # close-on-exec: an exec'd program starts its own
+        # close-on-exec: an exec'd program starts its own; high: the guest's descriptors
+        # are this process's, and Python writes each signal's number into ``w``
+        r, w = (moved_up(fd) for fd in os.pipe())
         os.set_blocking(w, False)
         try:
             old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
