@@ -22,6 +22,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pemu.accel.tcg.backend import x86_64
+from pemu.accel.tcg.backend.x86_64.host_atomics import host_atomics
+
 PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 PAGE_MASK = PAGE_SIZE - 1
@@ -107,6 +110,10 @@ class GuestVirtualMemory:
         # the tagged address ABI's PMLEN (linux_user/tagged_addr.py): system calls
         # ignore this many top bits of the pointers they are given (``untagged``)
         self.tag_bits = 0
+        # the atomic helpers' compare-and-swap (target helpers' _atomic_update): a host
+        # ``lock cmpxchg`` where the host has one, else they fall back to ``lock``
+        if not x86_64.host_supported():
+            self.cmpxchg = None
 
     # -- mapping primitives (the syscall layer builds mmap/munmap/brk on these) ------
     def _check_range(self, addr: int, length: int) -> None:
@@ -249,6 +256,20 @@ class GuestVirtualMemory:
         self._check_access(addr, size, PROT_WRITE, "w")
         self._note_code_write(addr, size)
         self.mem[addr : addr + size] = (value & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
+
+    def load_for_store(self, addr: int, size: int) -> int:
+        """The read half of an atomic read-modify-write: it faults as a store."""
+        self._check_access(addr, size, PROT_WRITE, "w")
+        return int.from_bytes(self.mem[addr : addr + size], "little")
+
+    def cmpxchg(self, addr: int, size: int, expected: int, new: int) -> int:
+        """Store ``new`` if the aligned ``size`` bytes at ``addr`` hold ``expected``, as
+        one host ``lock cmpxchg``; returns what they held.  ``lock`` alone is not enough:
+        it orders this process's threads, but a MAP_SHARED page is also written by other
+        processes (a process-shared mutex or semaphore across fork)."""
+        self._check_access(addr, size, PROT_WRITE, "w")
+        self._note_code_write(addr, size)
+        return host_atomics().cmpxchg(self.base + addr, size, expected, new)
 
     def load_bytes(self, addr: int, size: int) -> bytes:
         """``size`` bytes in one copy (a vector load); faults as ``load_slow``."""
