@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import select
 import shutil
 import struct
 import subprocess
@@ -68,7 +69,11 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
         if shutil.which("tcpdump"):
             dump = in_namespace(guest.proc.pid, "tcpdump", "-i", "ptap0", "-s", "64", "-U",
                                 "-w", str(tmp_path / "tap.pcap"),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # its "listening on ptap0" line: the capture is on (on a loaded host it
+            # could start after the traffic it was to see)
+            if select.select([dump.stderr], [], [], 60)[0]:
+                dump.stderr.readline()
         server = in_namespace(guest.proc.pid, sys.executable, "-m", "http.server", "--bind",
                               HOST, "8000", "--directory", str(tmp_path),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
