@@ -117,7 +117,8 @@ def test_stream_server_drops_a_peer_announcing_a_huge_frame_and_listens_again(ne
     err = []
     assert wait(lambda: err.append(capsys.readouterr().err) or "connection closed" in "".join(err))
     assert "2147483647-byte frame" in "".join(err)
-    assert server.describe().startswith("listening")
+    # (the message comes before the backend is back to listening: wait for that too)
+    assert wait(lambda: server.describe().startswith("listening")), server.describe()
     bad.close()
     good = socket.create_connection(("127.0.0.1", port))  # the link is usable again
     good.sendall(struct.pack(">I", 20) + frame(20, 1))
