@@ -276,7 +276,8 @@ class BinfmtServer:
             conn.close()
             return
         try:
-            req.inherited = inherited_fds.borrow(req.pid, req.fds.get(FD_PROGRAM))
+            req.inherited = inherited_fds.borrow(req.pid, req.fds.get(FD_PROGRAM),
+                                                 inherited_fds.peer_pidfd(conn))
         except OSError as e:  # the program gets stdin, stdout and stderr only
             self._say(f"cannot take the other descriptors of launcher {req.pid}: {e}")
         try:

@@ -19,11 +19,13 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import socket
 from collections.abc import Iterable
 
 # x86-64 system call numbers (the host pemu runs on)
 SYS_KCMP, SYS_PIDFD_GETFD = 312, 438
 KCMP_FILE = 0
+SO_PEERPIDFD = 77  # Linux 6.5: a pidfd of the socket's peer, fixed at connect
 O_CLOEXEC = 0o2000000
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -46,12 +48,29 @@ def _open_flags(pid: int, fd: int) -> int:
     raise OSError(f"no flags in /proc/{pid}/fdinfo/{fd}")
 
 
-def borrow(pid: int, program_fd: int | None = None) -> dict[int, int]:
+def peer_pidfd(conn: socket.socket) -> int | None:
+    """A pidfd of the process at the other end of ``conn`` (None: the kernel has no
+    SO_PEERPIDFD).  A root server must take descriptors through this, not through the
+    peer's pid: a launcher that exited could leave its pid to another process, whose
+    descriptors would then go to the launcher's user."""
+    try:
+        return conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+    except OSError:
+        return None
+
+
+def borrow(pid: int, program_fd: int | None = None, pidfd: int | None = None
+           ) -> dict[int, int]:
     """Copies of process ``pid``'s descriptors from 3 up that survive an execve: its
     number -> a close-on-exec descriptor of this process.  ``program_fd`` (ours) is the
     program descriptor the launcher passed: the launcher's own one is left out.
-    Raises OSError where this process may not take them (it needs ptrace access)."""
-    pidfd = os.pidfd_open(pid)
+    ``pidfd``: the process's pidfd (``peer_pidfd``; taken over and closed here), else
+    one is opened from ``pid``.  The copies come through the pidfd only, so if ``pid``
+    now names another process they fail (the pidfd's process is gone) instead of
+    taking that process's descriptors.  Raises OSError where this process may not
+    take them (it needs ptrace access)."""
+    if pidfd is None:
+        pidfd = os.pidfd_open(pid)
     taken: dict[int, int] = {}
     try:
         for name in os.listdir(f"/proc/{pid}/fd"):
