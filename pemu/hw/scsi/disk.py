@@ -36,6 +36,11 @@ _NO_DATA_OK = {0x00, 0x1B, 0x1E, 0x2F, 0x8F}  # TEST UNIT READY, START STOP, PRE
 # ALLOW MEDIUM REMOVAL, VERIFY(10/16): nothing to do for an emulated, always-ready unit
 
 
+# a CDB's length by its opcode's group code (SPC: opcode bits 7:5); groups 3, 6 and 7
+# (reserved, vendor) are checked by their handlers, which know none: invalid opcode
+_GROUP_CDB_LEN = (6, 10, 10, 0, 16, 12, 0, 0)
+
+
 @dataclass
 class ScsiResult:
     status: int  # GOOD or CHECK_CONDITION
@@ -87,6 +92,8 @@ class ScsiDisk:
                 self.pending_sense = b""
                 return ScsiResult(K.GOOD, scatter(clip(data_in, cdb[4] if len(cdb) > 4
                                                        else 18), data))
+            if len(cdb) < _GROUP_CDB_LEN[cdb[0] >> 5]:  # shorter than its opcode's CDB
+                raise K.invalid_field()
             written = self._dispatch(bytes(cdb), data_out, data_in)
         except SenseError as e:
             self.pending_sense = e.sense()
