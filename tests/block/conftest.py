@@ -17,10 +17,14 @@ QEMU_IO = shutil.which("qemu-io")
 
 
 # Debian's qemu-img times PBKDF2 with getrusage() before it writes a LUKS header, and
-# gives up with this message when the first round measures 0 ms of CPU, which happens
-# now and then on virtual machines.  That is the oracle's environment failing, not a
-# verdict on pemu: run it again (each try fails with a probability of about 1 in 6).
+# gives up with this message when its first round (2^15 iterations) measures 0 ms of
+# user time.  With SHA-256 that round takes a few ms, less than a scheduler tick on a
+# host with SHA instructions, and half the tries fail on such a virtual machine (all 8
+# did once in CI).  SHA-512 makes the round several ticks long (0 of 40 failed):
+# images qemu-img creates for the tests use it.  What still fails is the oracle's
+# environment, not a verdict on pemu: run it again.
 QEMU_PBKDF_TIMING_FAILURE = "Unable to get accurate CPU usage"
+QEMU_LUKS_TIMEABLE_HASH = "hash-alg=sha512"
 QEMU_IMG_TRIES = 8
 
 

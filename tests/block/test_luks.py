@@ -6,7 +6,7 @@ import pytest
 
 from pemu.block import BlockError, open_drive, open_image
 
-from .conftest import pattern_data
+from .conftest import QEMU_LUKS_TIMEABLE_HASH, pattern_data
 
 SECRET = ["--object", "secret,id=sec0,data=hunter2"]
 
@@ -30,7 +30,8 @@ def data_file(tmp_path):
 def test_qemu_luks_reads_in_pemu(tmp_path, qemu_img, data_file, cipher):
     img = str(tmp_path / "q.luks")
     qemu_img("convert", *SECRET, "-O", "luks", "-o",
-             f"key-secret=sec0,iter-time=100,cipher-alg={cipher}", data_file, img)
+             f"key-secret=sec0,iter-time=100,cipher-alg={cipher},{QEMU_LUKS_TIMEABLE_HASH}",
+             data_file, img)
     node = open_image(img, secrets={"sec0": b"hunter2"}, options={"key-secret": "sec0"},
                       read_only=True)
     assert node.read(0, 3 << 20) == open(data_file, "rb").read()

@@ -10,7 +10,7 @@ import pytest
 from pemu.block import BlockError, open_drive, open_image
 from pemu.crypto.objects import ObjectStore, user_objects
 from pemu.crypto.secret import SecretError, encrypt_aes256_cbc
-from tests.block.conftest import PemuImg
+from tests.block.conftest import QEMU_LUKS_TIMEABLE_HASH, PemuImg
 
 PASSWORD = b"correct horse battery staple"
 
@@ -89,7 +89,8 @@ def test_qemu_and_pemu_agree_on_encrypted_secrets(tmp_path, master, qemu_img, ca
     opens it with the same --object options, and -drive does through the store."""
     img = str(tmp_path / "disk.luks")
     obj = [a for text in objects(master) for a in ("--object", text)]
-    qemu_img("create", *obj, "-f", "luks", "-o", "key-secret=sec0,iter-time=10", img, "1M")
+    qemu_img("create", *obj, "-f", "luks", "-o",
+             f"key-secret=sec0,iter-time=10,{QEMU_LUKS_TIMEABLE_HASH}", img, "1M")
     data = os.urandom(4096)
     src = tmp_path / "src.raw"
     src.write_bytes(data + bytes((1 << 20) - 4096))
