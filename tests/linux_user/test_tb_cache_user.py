@@ -177,3 +177,31 @@ def test_the_guests_descriptors_are_not_the_caches(tmp_path):
     db = sqlite3.connect(tmp_path / "cache" / "tb.sqlite")
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
+
+
+def test_a_busy_cache_neither_holds_the_run_up_nor_loses_its_blocks(tmp_path):
+    """Another process's long write transaction (a distro boot's save holds the lock for
+    many seconds) used to hold every exiting pemu for up to 30 s, and a new version's
+    first look waited for the lock too.  Now the run waits a moment, leaves its blocks
+    in a spool file beside the cache, and the next save that gets the lock moves them in."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    holder = sqlite3.connect(folder / "tb.sqlite", isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("CREATE TABLE versions (name TEXT PRIMARY KEY, used REAL)")
+    holder.execute("BEGIN IMMEDIATE")  # held through the whole first run
+    try:
+        out, translated, _ = _run(tmp_path, "sh", "-c", SCRIPT)
+        assert out == EXPECTED and translated > 100
+        spooled = [p for p in folder.iterdir() if p.name.endswith(".tbspool")]
+        assert spooled, sorted(p.name for p in folder.iterdir())
+    finally:
+        holder.rollback()
+        holder.close()
+    # the lock is free: this run's save imports the spooled blocks as well
+    out, _, _ = _run(tmp_path, "true")
+    assert out == b""
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tbspool")]
+    out, translated2, cached2 = _run(tmp_path, "sh", "-c", SCRIPT)
+    assert out == EXPECTED
+    assert cached2 > 0.9 * translated and translated2 < 0.1 * translated

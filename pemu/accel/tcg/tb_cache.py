@@ -26,6 +26,13 @@ newest ``KEEP_VERSIONS`` are dropped then.  A process that is about to chroot (t
 binfmt server's children) opens the file first (``pin``), and keeps using that
 connection, so that it never writes into the root it enters.
 
+The cache never holds a run up for long: reading takes no write lock (a version's
+table is created by the first write, not by the first look), and the save at exit
+waits at most ``SAVE_LOCK_WAIT_S`` for another process's transaction (a distro boot's
+save holds the lock for many seconds).  When the lock stays busy, the blocks go to a
+spool file beside the cache (tb_spool.py), which the next save that gets the lock
+moves in.
+
 A termination signal must end pemu promptly, as it ends QEMU: writing a distro boot's
 blocks takes many seconds on a loaded host, and another process's transaction can hold
 the file's lock for a while.  ``hurry_exit_saves`` (called by the signal handlers)
@@ -35,6 +42,7 @@ bounds what the exit's save may spend; the blocks written by then are kept.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import hashlib
 import marshal
@@ -49,13 +57,17 @@ from pathlib import Path
 from pemu.accel.tcg.backend.x86_64.codegen import FEATURES
 from pemu.accel.tcg.host_fds import moved_up, opening_high
 from pemu.accel.tcg.ir import HELPERS_BY_NAME
+from pemu.accel.tcg.tb_spool import SUFFIX as SPOOL_SUFFIX
 from pemu.accel.tcg.tb_spool import import_spooled, write_spool
 
 FORMAT = 6  # 6: the checksum covers the key too
 KEEP_VERSIONS = 3  # tables of other versions (older pemu sources) beyond these are dropped
 DB_NAME = "tb.sqlite"
 LOCK_WAIT_S = 30.0  # how long a write waits for another process's transaction
+SAVE_LOCK_WAIT_S = 2.0  # the exit's save: then it spools its blocks instead
+READ_LOCK_WAIT_S = 1.0  # opening the file to read (only a new file's creation waits)
 BRIEF_LOCK_WAIT = 0.05  # the binfmt server's looks between programs (read_all, import)
+MAX_SPOOLED = 256  # spool files left unimported beyond which a busy save drops its blocks
 SAVE_CHUNK = 512  # blocks marshalled and inserted between two looks at the deadline
 # host monotonic time by which the exit's save must be done (None: no limit)
 _exit_save_deadline: float | None = None
@@ -295,9 +307,9 @@ class TranslationCache:
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and not self._broken:
             try:
-                db = _PINNED.get(self.path) or _open_db(self.path)
-                self._create_table(db)
-                self._db = db
+                # no table creation here: it takes the write lock, which a look at
+                # the cache must never wait for (a missing table reads as empty)
+                self._db = _PINNED.get(self.path) or _open_db(self.path, READ_LOCK_WAIT_S)
             except (OSError, sqlite3.Error) as e:
                 self._broken = True  # a cache never fails a run: translate instead
                 if os.environ.get("PEMU_TB_CACHE"):  # asked for explicitly: say why not
@@ -428,13 +440,14 @@ class TranslationCache:
                 write_spool(spool, self.table,
                             [(k, _sealed(k, marshal.dumps(v))) for k, v in blocks.items()])
             return
-        lock_wait = LOCK_WAIT_S
+        lock_wait = SAVE_LOCK_WAIT_S
         if deadline is not None:
             lock_wait = min(lock_wait, max(0.0, deadline - time.monotonic()))
         pinned = _PINNED.get(self.path)
         try:
             db = pinned or _open_db(self.path, lock_wait)
             try:
+                db.execute(f"PRAGMA busy_timeout = {int(lock_wait * 1000)}")
                 with db:
                     # one write transaction from the table's creation on: another
                     # version's process dropping old tables (_drop_old_versions) cannot
@@ -450,11 +463,38 @@ class TranslationCache:
                     db.execute("INSERT OR REPLACE INTO versions VALUES (?, ?)",
                                (self.table, time.time()))
                     self._drop_old_versions(db)
+                if pinned is None:  # (a pinned process's folder may be out of reach)
+                    with contextlib.suppress(sqlite3.Error):
+                        import_spooled(self.path.parent, self.table, db)
             finally:
                 if db is not pinned:
                     db.close()
+        except sqlite3.OperationalError as e:
+            if getattr(e, "sqlite_errorcode", None) not in (sqlite3.SQLITE_BUSY,
+                                                            sqlite3.SQLITE_LOCKED):
+                print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
+            elif not self._spool(blocks):
+                print("pemu: translation cache busy, blocks not saved", file=sys.stderr)
         except (OSError, sqlite3.Error) as e:
             print(f"pemu: translation cache not saved: {e}", file=sys.stderr)
+
+    def _spool(self, blocks: dict[bytes, Entry]) -> bool:
+        """Leave ``blocks`` beside the cache for the next save that gets the lock."""
+        records = [(k, _sealed(k, marshal.dumps(v))) for k, v in blocks.items()]
+        if self.path in _PINNED:  # in a chroot: only the folder pinned before it is ours
+            fd = _spool_dir()
+            return fd is not None and write_spool(fd, self.table, records)
+        folder = self.path.parent
+        try:
+            if sum(n.endswith(SPOOL_SUFFIX) for n in os.listdir(folder)) >= MAX_SPOOLED:
+                return False  # nobody imports them (a stuck lock?): do not pile up
+            fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            return write_spool(fd, self.table, records)
+        finally:
+            os.close(fd)
 
     def import_spooled(self) -> int:
         """Move the blocks that fork children of chrooted programs left in the folder
