@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pemu.accel.tcg.guest_atomics import atomic_update
+from pemu.accel.tcg.guest_atomics import atomic_update, compare_and_swap
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv.exceptions import (
     LOAD_ADDR_MISALIGNED,
@@ -137,10 +137,9 @@ AMO = {(funct5, size): Helper(f"amo{name}_{_SUFFIX[size]}", _make_amo(fn, size),
 # -- Zacas: amocas.w/d/q ----------------------------------------------------------------
 
 def _make_cas(size: int) -> Callable[..., object]:
-    """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first);
-    the old value comes back whether or not it matched.  amocas.q runs under the
-    memory lock even with MTTCG (no host cmpxchg16b here yet): atomic against other
-    atomics, not against another hart's plain stores to the same 16 bytes."""
+    """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first,
+    swapped as one 16-byte value: ``lock cmpxchg16b``); the old value comes back
+    whether or not it matched."""
     words = 2 if size == 16 else 1
     part = size // words
     mask = (1 << (8 * part)) - 1
@@ -155,13 +154,13 @@ def _make_cas(size: int) -> Callable[..., object]:
             want = expected[0] & mask
             return widen(atomic_update(mem, addr, size,
                                        lambda old: new[0] & mask if old == want else None))
-        with mem.lock:
-            old = [mem.load_slow(addr + i * part, part) for i in range(words)]
-            if all(o == e & mask for o, e in zip(old, expected, strict=True)):
-                for i, value in enumerate(new):
-                    mem.store_slow(addr + i * part, part, value & mask)
-        return tuple(old)
+        old = compare_and_swap(mem, addr, size, _pair(*expected), _pair(*new))
+        return old & mask, old >> 64
     return cas
+
+
+def _pair(low: int, high: int) -> int:
+    return (low & _MASK64) | (high & _MASK64) << 64
 
 
 CAS = {size: Helper(f"amocas_{name}", _make_cas(size), flags=CALL_SIDE_EFFECTS,
