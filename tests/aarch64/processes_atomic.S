@@ -1,7 +1,7 @@
 // Two processes (fork) share a page (MAP_SHARED | MAP_ANONYMOUS) and each adds to its
-// counters N times, each counter with another kind of atomic: LDADDAL (8 bytes),
-// an LDAXR/STLXR loop (4), LDADDH (2), a CASAL loop (8), an LDAXP/STLXP loop on a
-// pair (2 x 8) and a CASPAL loop on a pair (2 x 8).  The parent waits for the child
+// counters N times, each counter with another kind of atomic: LDADDAL (8 bytes), an
+// LDAXR/STLXR loop (4), LDADDH (2), LDADDB (1), a CASAL loop (8), an LDAXP/STLXP loop
+// on a pair (2 x 8) and a CASPAL loop on a pair (2 x 8).  The parent waits for the child
 // (wait4), then writes the page's first 64 bytes to stdout.  Atomics must be atomic
 // across processes, not only across one process's threads: every total is exact.
 .equ N, 4000
@@ -57,6 +57,8 @@ add_n:
     cbnz w12, 2b
     add x9, x19, #12                 // +12: LSE add, 2 bytes
     ldaddh w14, w11, [x9]
+    add x9, x19, #14                 // +14: LSE add, 1 byte (wraps)
+    ldaddb w14, w11, [x9]
     add x9, x19, #16                 // +16: CAS loop
     ldr x11, [x9]
 3:  add x12, x11, #1

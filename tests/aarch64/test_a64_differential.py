@@ -71,7 +71,7 @@ def test_atomics_are_atomic_across_processes(tmp_path: Path, backend: str) -> No
     assert got.returncode == 0, got.stderr.decode()
     words = [int.from_bytes(got.stdout[i:i + 8], "little") for i in range(0, 64, 8)]
     n = 2 * 4000
-    assert words == [n, n | n << 32, n, 0, n, 2 * n, n, 2 * n]
+    assert words == [n, n | n << 32 | (n & 0xFF) << 48, n, 0, n, 2 * n, n, 2 * n]
     assert got.stdout == run_qemu(str(exe)).stdout
 
 
