@@ -156,9 +156,10 @@ def test_shell_pipelines(root):
 # hello's configure runs it: each grep on PATH is taken at once if --version says GNU;
 # else it is fed a line that doubles each round (10 * 2^11 bytes at the end) and must
 # print it back unchanged (diff).  Session 11 saw /usr/bin/grep rejected once under
-# pemu (that run shared binfmt_misc with test servers that came and went; not
-# reproduced in 150 tries since); both halves are checked here, the line built by the
-# shell itself (configure's cat/mv/cp would triple the processes, ~1 s each here).
+# pemu: that run shared the host's binfmt_misc with test servers that came and went, and
+# a launcher whose server was gone printed an error instead of grep's version (replayed;
+# 0 failures in 150 tries without that).  Both halves are checked here, the line built
+# by the shell itself (configure's cat/mv/cp would triple the processes, ~1 s each).
 AUTOCONF_GREP_CHECK = r"""
 cd "$(mktemp -d)"
 as_fn_executable_p () { test -f "$1" && test -x "$1"; }
