@@ -7,7 +7,8 @@ processes.  The forked child becomes the program the user started:
 
 - its standard descriptors, root directory, working directory and umask are the
   launcher's (passed with SCM_RIGHTS, so a chroot needs neither Python nor pemu);
-- its credentials are the launcher's (SO_PEERCRED, supplementary groups from /proc);
+- its credentials are the launcher's (SO_PEERCRED; supplementary groups from /proc,
+  checked against the launcher's pidfd, peer_process.py);
   a server that is not root serves only its own user, in its own root;
 - its environment and arguments are the launcher's, laid out as binfmt_misc gave them
   (with ``P``, the original argv[0] follows the program path);
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 
 from pemu.accel.tcg import tb_cache
 
-from . import inherited_fds, warm_start
+from . import inherited_fds, peer_process, warm_start
 from .binfmt_launcher import (
     FD_CWD,
     FD_PROGRAM,
@@ -78,6 +79,9 @@ class Request:
     sigign: int = 0   # and its ignored ones
     # the launcher's other descriptors (inherited_fds.py): its number -> ours
     inherited: dict[int, int] = field(default_factory=dict)
+    # its supplementary groups (read by the server through its pidfd where the child
+    # takes another user's credentials, peer_process.py)
+    groups: list[int] = field(default_factory=list)
 
 
 def _read_exact(conn: socket.socket, n: int) -> bytes:
@@ -132,17 +136,6 @@ def receive_request(conn: socket.socket) -> Request:
                    dict(zip(bits, received, strict=True)), uid, gid, pid, sigmask, sigign)
 
 
-def _supplementary_groups(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Groups:"):
-                    return [int(g) for g in line.split()[1:]]
-    except OSError:
-        pass
-    return []
-
-
 def _same_file(fd: int, path: str) -> bool:
     a, b = os.fstat(fd), os.stat(path)
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
@@ -175,7 +168,7 @@ def become_program(req: Request) -> list[str]:
     os.fchdir(cwd)
     os.umask(req.umask)
     if req.uid != os.getuid() or req.gid != os.getgid():
-        os.setgroups(_supplementary_groups(req.pid))
+        os.setgroups(req.groups)
         os.setgid(req.gid)
         os.setuid(req.uid)
     os.environ.clear()
@@ -275,18 +268,28 @@ class BinfmtServer:
             self._say(f"refused a request: {e}")
             conn.close()
             return
+        pidfd = inherited_fds.peer_pidfd(conn)
         try:
-            req.inherited = inherited_fds.borrow(req.pid, req.fds.get(FD_PROGRAM),
-                                                 inherited_fds.peer_pidfd(conn))
+            if pidfd is None:  # a kernel before 6.5: as good as the pid (no worse)
+                pidfd = os.pidfd_open(req.pid)
+            req.inherited = inherited_fds.borrow(req.pid, req.fds.get(FD_PROGRAM), pidfd)
         except OSError as e:  # the program gets stdin, stdout and stderr only
             self._say(f"cannot take the other descriptors of launcher {req.pid}: {e}")
         try:
-            if not self.may_switch_user and (req.uid, req.gid) != (os.getuid(), os.getgid()):
-                self._refuse(conn, req, "this server runs as another user and cannot "
-                             "switch to yours")
-                return
+            if (req.uid, req.gid) != (os.getuid(), os.getgid()):
+                if not self.may_switch_user:
+                    self._refuse(conn, req, "this server runs as another user and cannot "
+                                 "switch to yours")
+                    return
+                try:
+                    req.groups = peer_process.supplementary_groups(req.pid, pidfd)
+                except OSError as e:  # the launcher is gone (or no pidfd at all)
+                    self._refuse(conn, req, f"cannot read the caller's groups: {e}")
+                    return
             self._start(conn, req)
         finally:
+            if pidfd is not None:
+                os.close(pidfd)
             for fd in [*req.fds.values(), *req.inherited.values()]:
                 os.close(fd)
 

@@ -64,11 +64,12 @@ def borrow(pid: int, program_fd: int | None = None, pidfd: int | None = None
     """Copies of process ``pid``'s descriptors from 3 up that survive an execve: its
     number -> a close-on-exec descriptor of this process.  ``program_fd`` (ours) is the
     program descriptor the launcher passed: the launcher's own one is left out.
-    ``pidfd``: the process's pidfd (``peer_pidfd``; taken over and closed here), else
-    one is opened from ``pid``.  The copies come through the pidfd only, so if ``pid``
+    ``pidfd``: the process's pidfd (``peer_pidfd``; the caller's, left open), else
+    one is opened from ``pid`` (and closed).  The copies come through the pidfd only, so if ``pid``
     now names another process they fail (the pidfd's process is gone) instead of
     taking that process's descriptors.  Raises OSError where this process may not
     take them (it needs ptrace access)."""
+    own = pidfd is None
     if pidfd is None:
         pidfd = os.pidfd_open(pid)
     taken: dict[int, int] = {}
@@ -91,7 +92,8 @@ def borrow(pid: int, program_fd: int | None = None, pidfd: int | None = None
             os.close(fd)
         raise
     finally:
-        os.close(pidfd)
+        if own:
+            os.close(pidfd)
     return taken
 
 

@@ -37,6 +37,7 @@ PROT_WRITE = mmap.PROT_WRITE
 PROT_EXEC = mmap.PROT_EXEC
 PROT_NONE = 0
 _MASK64 = (1 << 64) - 1
+_HOST_ATOMICS = x86_64.host_supported()  # cmpxchg is a host ``lock cmpxchg``
 
 _libc = ctypes.CDLL(None, use_errno=True)  # the C library already in this process
 _libc.mmap.restype = ctypes.c_void_p
@@ -110,10 +111,6 @@ class GuestVirtualMemory:
         # the tagged address ABI's PMLEN (linux_user/tagged_addr.py): system calls
         # ignore this many top bits of the pointers they are given (``untagged``)
         self.tag_bits = 0
-        # the atomic helpers' compare-and-swap (target helpers' _atomic_update): a host
-        # ``lock cmpxchg`` where the host has one, else they fall back to ``lock``
-        if not x86_64.host_supported():
-            self.cmpxchg = None
 
     # -- mapping primitives (the syscall layer builds mmap/munmap/brk on these) ------
     def _check_range(self, addr: int, length: int) -> None:
@@ -264,12 +261,22 @@ class GuestVirtualMemory:
 
     def cmpxchg(self, addr: int, size: int, expected: int, new: int) -> int:
         """Store ``new`` if the aligned ``size`` bytes at ``addr`` hold ``expected``, as
-        one host ``lock cmpxchg``; returns what they held.  ``lock`` alone is not enough:
-        it orders this process's threads, but a MAP_SHARED page is also written by other
-        processes (a process-shared mutex or semaphore across fork)."""
+        one host ``lock cmpxchg``; returns what they held (the store half of
+        accel/tcg/guest_atomics.py's updates).  ``lock`` alone is not enough: it orders
+        this process's threads, but a MAP_SHARED page is also written by other
+        processes (a process-shared mutex or semaphore across fork).  A host without
+        the instruction gets the compare and store under ``lock`` (atomic among this
+        process's threads only)."""
         self._check_access(addr, size, PROT_WRITE, "w")
         self._note_code_write(addr, size)
-        return host_atomics().cmpxchg(self.base + addr, size, expected, new)
+        if _HOST_ATOMICS and host_atomics().supports(size):
+            return host_atomics().cmpxchg(self.base + addr, size, expected, new)
+        with self.lock:
+            old = int.from_bytes(self.mem[addr : addr + size], "little")
+            if old == expected:
+                self.mem[addr : addr + size] = \
+                    (new & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
+            return old
 
     def load_bytes(self, addr: int, size: int) -> bytes:
         """``size`` bytes in one copy (a vector load); faults as ``load_slow``."""

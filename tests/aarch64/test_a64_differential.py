@@ -1,7 +1,8 @@
 """pemu-aarch64 against qemu-aarch64 on the same programs, byte for byte: random A64
 sequences (integer, LSE, CRC32, exclusives; then with Advanced SIMD and FP: registers,
 NZCV, FPSR, V registers and a memory buffer written out at the end), a hand-written
-SIMD/FP/signal program and an exclusives counter across threads; both TCG backends."""
+SIMD/FP/signal program, an exclusives counter across threads and atomics on a page
+shared by two processes; both TCG backends."""
 
 from __future__ import annotations
 
@@ -56,6 +57,21 @@ def test_exclusives_are_atomic_across_threads(tmp_path: Path, backend: str) -> N
     got = run_pemu(str(exe), backend=backend)
     assert got.returncode == 0, got.stderr.decode()
     assert int.from_bytes(got.stdout, "little") == 2 * 20000
+    assert got.stdout == run_qemu(str(exe)).stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_atomics_are_atomic_across_processes(tmp_path: Path, backend: str) -> None:
+    """Two processes share a page and hammer counters with LSE (LDADD, CAS, CASP) and
+    exclusives (LDXR/STXR, LDXP/STXP): with a lock of one process only, about one in
+    ten of the adds were lost."""
+    need_tools()
+    exe = assemble((HERE / "processes_atomic.S").read_text(), tmp_path)
+    got = run_pemu(str(exe), backend=backend)
+    assert got.returncode == 0, got.stderr.decode()
+    words = [int.from_bytes(got.stdout[i:i + 8], "little") for i in range(0, 64, 8)]
+    n = 2 * 4000
+    assert words == [n, n | n << 32 | (n & 0xFF) << 48, n, 0, n, 2 * n, n, 2 * n]
     assert got.stdout == run_qemu(str(exe)).stdout
 
 

@@ -215,6 +215,14 @@ def test_server_runs_execute_only_programs_as_the_caller(server, world):
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{nobody.pw_uid}\n".encode()
 
+    def as_nobody_in_groups():  # groups the server reads through the launcher's pidfd
+        os.setgroups([4242, 4343])
+        as_nobody()
+
+    result = _run([str(xo / "id"), "-G"], preexec_fn=as_nobody_in_groups)
+    assert result.returncode == 0, result.stderr
+    assert sorted(map(int, result.stdout.split())) == sorted({nobody.pw_gid, 4242, 4343})
+
 
 def _block_and_ignore() -> None:
     """A caller's signal state for the program to inherit: standard signals only

@@ -152,6 +152,42 @@ def test_shell_pipelines(root):
     assert lines[2:] == ["riscV riscv64", "cba", "status 3"]
 
 
+# autoconf's "checking for grep that handles long lines and -e" (_AC_PROG_GREP), as GNU
+# hello's configure runs it: each grep on PATH is taken at once if --version says GNU;
+# else it is fed a line that doubles each round (10 * 2^11 bytes at the end) and must
+# print it back unchanged (diff).  Session 11 saw /usr/bin/grep rejected once under
+# pemu: that run shared the host's binfmt_misc with test servers that came and went, and
+# a launcher whose server was gone printed an error instead of grep's version (replayed;
+# 0 failures in 150 tries without that).  Both halves are checked here, the line built
+# by the shell itself (configure's cat/mv/cp would triple the processes, ~1 s each).
+AUTOCONF_GREP_CHECK = r"""
+cd "$(mktemp -d)"
+as_fn_executable_p () { test -f "$1" && test -x "$1"; }
+for g in /usr/bin/grep /bin/grep; do
+  as_fn_executable_p "$g" || { echo "$g is not executable"; continue; }
+  case `"$g" --version 2>&1` in *GNU*) echo "$g GNU";; *) echo "$g not GNU";; esac
+done
+ac_count=0 line=0123456789
+while :
+do
+  line=$line$line
+  printf '%sGREP\n' "$line" >conftest.nl
+  /usr/bin/grep -e 'GREP$' -e '-(cannot match)-' < conftest.nl >conftest.out 2>/dev/null || break
+  diff conftest.out conftest.nl >/dev/null 2>&1 || break
+  ac_count=$((ac_count + 1))
+  test $ac_count -gt 10 && break
+done
+echo "rounds $ac_count, ${#line} + 5 bytes"
+rm -r "$PWD"
+"""
+
+
+def test_autoconf_grep_check(root):
+    result = chroot(root, "sh", "-c", AUTOCONF_GREP_CHECK)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"/usr/bin/grep GNU\n/bin/grep GNU\nrounds 11, 20480 + 5 bytes\n"
+
+
 def test_perl(root):
     program = ('use strict; my %h = map { $_ => $_ ** 2 } 1..5; '
                'print join(",", map { $h{$_} } sort keys %h), "\\n"; '

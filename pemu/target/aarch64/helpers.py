@@ -1,15 +1,17 @@
 """Runtime helpers that A64 translated code calls: traps, exclusives, bit shuffles.
 
 Exclusives follow target/riscv's LR/SC: the monitor is the (address, value) pair in
-the state block; STXR is a compare-and-swap under the guest memory lock against the
-value LDXR read, so guest threads running on host threads at once see the same
-atomicity as on RISC-V (an ABA store in between is not detected, as in QEMU).
+the state block; STXR is a compare-and-swap against the value LDXR read (an ABA store
+in between is not detected, as in QEMU).  STXR, STXP and the LSE atomics end in the
+memory's host compare-and-swap (accel/tcg/guest_atomics.py), so they are atomic against
+other threads' generated code and against other processes sharing the page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from pemu.accel.tcg.guest_atomics import atomic_update, compare_and_swap
 from pemu.accel.tcg.ir import CALL_PURE, CALL_SIDE_EFFECTS, Helper
 from pemu.target.aarch64.exceptions import ALIGNMENT, Aarch64Trap
 
@@ -41,12 +43,10 @@ def _make_stxr(size: int) -> Callable[[object, int, int, int, int], int]:
             raise Aarch64Trap(ALIGNMENT, 0, addr)
         if addr != excl_addr:
             return 1
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            if mem.load_slow(addr, size) != excl_value & mask:
-                return 1
-            mem.store_slow(addr, size, value & mask)
-        return 0
+        reserved = excl_value & mask
+        old = compare_and_swap(env.mem, addr, size, reserved,  # type: ignore[attr-defined]
+                               value)
+        return 0 if old == reserved else 1
     return stxr
 
 
@@ -60,23 +60,24 @@ def _make_ldxp(size: int) -> Callable[[object, int], tuple[int, int]]:
     return ldxp
 
 
-def _make_stxp(size: int) -> Callable[..., int]:
+def _pair(first: int, second: int, size: int) -> int:
+    """A register pair as one value of 2 * ``size`` bytes (the first at the lower
+    address), for one compare-and-swap of both."""
     mask = (1 << (size * 8)) - 1
+    return (first & mask) | (second & mask) << (size * 8)
 
+
+def _make_stxp(size: int) -> Callable[..., int]:
     def stxp(env: object, addr: int, first: int, second: int, excl_addr: int,
              excl_first: int, excl_second: int) -> int:
         if addr & (2 * size - 1):
             raise Aarch64Trap(ALIGNMENT, 0, addr)
         if addr != excl_addr:
             return 1
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            if (mem.load_slow(addr, size), mem.load_slow(addr + size, size)) != \
-                    (excl_first & mask, excl_second & mask):
-                return 1
-            mem.store_slow(addr, size, first & mask)
-            mem.store_slow(addr + size, size, second & mask)
-        return 0
+        reserved = _pair(excl_first, excl_second, size)
+        old = compare_and_swap(env.mem, addr, 2 * size,  # type: ignore[attr-defined]
+                               reserved, _pair(first, second, size))
+        return 0 if old == reserved else 1
     return stxp
 
 
@@ -113,26 +114,18 @@ def _make_lse(combine: Callable[[int, int, int], int], size: int) -> Callable[..
     def rmw(env: object, addr: int, value: int) -> int:
         if addr & (size - 1):
             raise Aarch64Trap(ALIGNMENT, 0, addr)
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            old = mem.load_slow(addr, size)
-            mem.store_slow(addr, size, combine(old, value & mask, bits) & mask)
-        return old
+        operand = value & mask
+        return atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
+                             lambda old: combine(old, operand, bits))
     return rmw
 
 
 def _make_cas(size: int) -> Callable[..., int]:
-    mask = (1 << (size * 8)) - 1
-
     def cas(env: object, addr: int, expected: int, new: int) -> int:
         if addr & (size - 1):
             raise Aarch64Trap(ALIGNMENT, 0, addr)
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            old = mem.load_slow(addr, size)
-            if old == expected & mask:
-                mem.store_slow(addr, size, new & mask)
-        return old
+        return compare_and_swap(env.mem, addr, size, expected,  # type: ignore[attr-defined]
+                                new)
     return cas
 
 
@@ -145,13 +138,9 @@ def _make_casp(size: int) -> Callable[..., tuple[int, int]]:
              new1: int) -> tuple[int, int]:
         if addr & (2 * size - 1):
             raise Aarch64Trap(ALIGNMENT, 0, addr)
-        mem = env.mem  # type: ignore[attr-defined]
-        with mem.lock:
-            old = (mem.load_slow(addr, size), mem.load_slow(addr + size, size))
-            if old == (expected0 & mask, expected1 & mask):
-                mem.store_slow(addr, size, new0 & mask)
-                mem.store_slow(addr + size, size, new1 & mask)
-        return old
+        old = compare_and_swap(env.mem, addr, 2 * size,  # type: ignore[attr-defined]
+                               _pair(expected0, expected1, size), _pair(new0, new1, size))
+        return old & mask, old >> (size * 8)
     return casp
 
 

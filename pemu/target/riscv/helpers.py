@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pemu.accel.tcg.guest_atomics import atomic_update, compare_and_swap
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Helper
 from pemu.target.riscv.exceptions import (
     LOAD_ADDR_MISALIGNED,
@@ -46,32 +47,12 @@ FENCE_I = Helper("fence_i", _fence_i, flags=CALL_SIDE_EFFECTS, n_out=0, needs_en
 #
 # SC is a compare-and-swap against the value LR loaded: it succeeds when the
 # reservation is on the same address and memory still holds that value (an ABA store
-# in between is not detected, as in QEMU).  How the read-modify-write is made atomic
-# depends on the memory (``_atomic_update``): user mode runs it under the guest memory
-# lock; system mode with MTTCG finishes it with a host compare-and-swap, so that it is
-# atomic against the plain stores other harts' generated code makes, too.
+# in between is not detected, as in QEMU).  Every read-modify-write ends in the
+# memory's host compare-and-swap (accel/tcg/guest_atomics.py), atomic against other
+# harts' generated code and against other processes sharing the page.
 
 def _widen(size: int) -> Callable[[int], int]:
     return sext32 if size == 4 else (lambda v: v)
-
-
-def _atomic_update(mem: object, addr: int, size: int,
-                   update: Callable[[int], int | None]) -> int:
-    """Replace the ``size`` bytes at ``addr`` (value ``old``) by ``update(old)``
-    atomically, or leave them if it returns None; returns ``old``."""
-    cmpxchg = getattr(mem, "cmpxchg", None)
-    if cmpxchg is None:
-        with mem.lock:  # type: ignore[attr-defined]
-            old = mem.load_slow(addr, size)  # type: ignore[attr-defined]
-            new = update(old)
-            if new is not None:
-                mem.store_slow(addr, size, new)  # type: ignore[attr-defined]
-            return old
-    while True:  # lock-free: a store that came in between fails the swap, try again
-        old = mem.load_for_store(addr, size)  # type: ignore[attr-defined]
-        new = update(old)
-        if new is None or cmpxchg(addr, size, old, new) == old:
-            return old
 
 
 def _make_lr(size: int) -> Callable[[object, int], int]:
@@ -95,7 +76,7 @@ def _make_sc(size: int) -> Callable[[object, int, int, int, int], int]:
         if addr != res_addr:
             return 1
         reserved = res_value & mask
-        old = _atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
+        old = atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
                              lambda old: value & mask if old == reserved else None)
         return 0 if old == reserved else 1
     return sc
@@ -137,7 +118,7 @@ def _make_amo(combine: Callable[[int, int, int], int], size: int
         if addr & (size - 1):
             raise RiscvTrap(STORE_ADDR_MISALIGNED, addr)
         operand = value & mask
-        old = _atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
+        old = atomic_update(env.mem, addr, size,  # type: ignore[attr-defined]
                              lambda old: combine(old, operand, bits) & mask)
         return widen(old)
     return amo
@@ -156,10 +137,9 @@ AMO = {(funct5, size): Helper(f"amo{name}_{_SUFFIX[size]}", _make_amo(fn, size),
 # -- Zacas: amocas.w/d/q ----------------------------------------------------------------
 
 def _make_cas(size: int) -> Callable[..., object]:
-    """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first);
-    the old value comes back whether or not it matched.  amocas.q runs under the
-    memory lock even with MTTCG (no host cmpxchg16b here yet): atomic against other
-    atomics, not against another hart's plain stores to the same 16 bytes."""
+    """Compare-and-swap of ``size`` bytes (16: two registers' worth, low half first,
+    swapped as one 16-byte value: ``lock cmpxchg16b``); the old value comes back
+    whether or not it matched."""
     words = 2 if size == 16 else 1
     part = size // words
     mask = (1 << (8 * part)) - 1
@@ -172,15 +152,15 @@ def _make_cas(size: int) -> Callable[..., object]:
         mem = env.mem  # type: ignore[attr-defined]
         if words == 1:
             want = expected[0] & mask
-            return widen(_atomic_update(mem, addr, size,
-                                        lambda old: new[0] & mask if old == want else None))
-        with mem.lock:
-            old = [mem.load_slow(addr + i * part, part) for i in range(words)]
-            if all(o == e & mask for o, e in zip(old, expected, strict=True)):
-                for i, value in enumerate(new):
-                    mem.store_slow(addr + i * part, part, value & mask)
-        return tuple(old)
+            return widen(atomic_update(mem, addr, size,
+                                       lambda old: new[0] & mask if old == want else None))
+        old = compare_and_swap(mem, addr, size, _pair(*expected), _pair(*new))
+        return old & mask, old >> 64
     return cas
+
+
+def _pair(low: int, high: int) -> int:
+    return (low & _MASK64) | (high & _MASK64) << 64
 
 
 CAS = {size: Helper(f"amocas_{name}", _make_cas(size), flags=CALL_SIDE_EFFECTS,
