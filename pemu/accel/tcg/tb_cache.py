@@ -64,6 +64,9 @@ _exit_save_deadline: float | None = None
 _SOURCE_DIRS = ("accel/tcg", "target/riscv", "target/aarch64", "target/decode")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 KEY_BYTES = 32  # page digest, flags, pc
+# in a key's flags: the "pc" is the block's offset in its page, its code position-
+# independent (ir.Block.pc_relative), installed at whatever virtual address maps the page
+PAGE_OFFSET_KEY_FLAG = 1 << 62
 
 # (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)
 Entry = tuple
@@ -480,5 +483,5 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "block_key", "cache_dir", "helper_fixups",
+__all__ = ["PAGE_OFFSET_KEY_FLAG", "TranslationCache", "block_key", "cache_dir", "helper_fixups",
            "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]
