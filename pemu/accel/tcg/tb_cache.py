@@ -4,7 +4,10 @@ start of a user-mode program, skip translation.
 A block is keyed by what its code depends on: the block flags, its guest pc, and the
 bytes of the page it lies on (a BLAKE2 digest: the whole page, which is stricter than
 the bytes the block really read): the physical page in system mode, the guest virtual
-page in user mode.  Pages that change are simply other keys.  What is stored is the
+page in user mode.  Pages that change are simply other keys.  System mode's user-mode
+blocks are position-independent code (``ir.Block.pc_relative``) and keyed by their
+offset in the page instead of their pc (``PAGE_OFFSET_KEY_FLAG``): a program's pages
+are mapped at another address in every process and every boot (ASLR).  What is stored is the
 native backend's output before linking (``codegen.GeneratedBlock``): position-
 independent code, whose jumps outside itself are buffer offsets of the dispatcher, and
 whose helper calls are patched to this process's callback addresses on load
