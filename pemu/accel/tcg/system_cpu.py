@@ -60,6 +60,8 @@ from pemu.accel.tcg.softmmu import (
 from pemu.accel.tcg.target import CPUState, TCGTarget
 from pemu.accel.tcg.tb_cache import (
     PAGE_OFFSET_KEY_FLAG,
+    SECOND_PAGE,
+    TWO_PAGES_KEY_FLAG,
     TranslationCache,
     open_cache,
     page_digest,
@@ -212,6 +214,12 @@ class SystemTranslator:
                     self._install_page(cache, pc, flags, key_flags, page, page_bytes, digest)
                 return self._install_cached(pc, flags, page, *hit, start, page_bytes, digest,
                                             relocatable)
+            hit = cache.get(key_flags | TWO_PAGES_KEY_FLAG, key_pc, digest)
+            if hit is not None:
+                tb = self._install_two_pages(hart, pc, flags, page, hit, start, page_bytes,
+                                             digest, relocatable)
+                if tb is not None:
+                    return tb
         idx = self.fetch_index(flags)
         vpn = pc >> PAGE_SHIFT
         pages = [page >> PAGE_SHIFT]
@@ -244,8 +252,44 @@ class SystemTranslator:
                 cache.put(key_flags, key_pc, digest, gen, t.block.n_insns)
                 return self._add(SystemTB(pc, flags, (pages[0],), t.block.n_insns, t.fn,
                                           t.source), page, start, page_bytes, digest)
+            if cache is not None and len(pages) == 2:
+                # its last instruction runs onto the next virtual page (an RVC kernel
+                # ends many pages so): kept under the first page's key, with the next
+                # page's digest, which must match when it is found
+                second = self._current_digest(pages[1])
+                if second is not None:
+                    cache.put(key_flags | TWO_PAGES_KEY_FLAG, key_pc, digest, gen,
+                              t.block.n_insns, second)
+                return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn,
+                                          t.source), page, start, page_bytes, digest)
         return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source),
                          page, start)
+
+    def _current_digest(self, ppn: int) -> bytes | None:
+        """The cache's digest of page ``ppn``'s bytes now, or None when it is not RAM."""
+        page_bytes = self.snapshots.page_bytes(ppn)
+        return self._page_key(ppn, page_bytes) if page_bytes else None
+
+    def _install_two_pages(self, hart: SystemCPU, pc: int, flags: int, page: int,
+                           hit: tuple, start: float, page_bytes: bytes, digest: bytes,
+                           relocate: bool) -> SystemTB | None:
+        """A cached block that runs onto the next virtual page, if that page is mapped
+        now (the walk a translation would make there) to a page with the bytes it was
+        translated from; else None (the caller translates)."""
+        entry, fixups = hit
+        if len(entry) <= SECOND_PAGE:
+            return None
+        try:
+            second = hart.mmu.exec_page((pc | PAGE_MASK) + 1, self.fetch_index(flags))
+        except Exception:  # not mapped: the translation ends the block before it
+            return None
+        if self._current_digest(second >> PAGE_SHIFT) != entry[SECOND_PAGE]:
+            return None
+        fn = self.backend.install_cached(entry, fixups, pc, flags, relocate)
+        self._set_chain_keys(fn, flags, pc, page, False)
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT, second >> PAGE_SHIFT),
+                                  entry[6], fn), page, start, page_bytes, digest)
 
     def _page_key(self, ppn: int, page_bytes: bytes) -> bytes:
         """The translation cache's digest of a page holding ``page_bytes``: the one
