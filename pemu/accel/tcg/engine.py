@@ -20,6 +20,7 @@ from pemu.accel.tcg.log import TCGLog
 from pemu.accel.tcg.preinstall import PreinstalledBlocks
 from pemu.accel.tcg.target import TCGTarget
 from pemu.accel.tcg.tb_cache import (
+    TWO_PAGES_KEY_FLAG,
     Entry,
     TranslationCache,
     open_cache,
@@ -31,9 +32,6 @@ PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 # Blocks translated one instruction each, for breakpoints: a separate cache key.
 DEBUG_SINGLE_INSN_FLAG = 1 << 62
-# In the translation cache's key only: a block whose code runs onto the next page, kept
-# under the digest of both pages' bytes (looked up after a miss near a page's end)
-TWO_PAGES_KEY_FLAG = 1 << 61
 MAX_INSN_BYTES = 4  # the user-mode targets' longest instruction (RISC-V, A64)
 
 

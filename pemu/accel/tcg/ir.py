@@ -64,6 +64,7 @@ from pemu.accel.tcg.opcodes import (
     MUL,
     OPCODES,
     OR,
+    PC_REL,
     ROTL,
     ROTR,
     SAR,
@@ -306,6 +307,9 @@ class Block:
     guest_size: int = 0  # bytes of guest code covered
     n_insns: int = 0
     label_count: int = 0
+    # position-independent native code (opcodes.PC_REL): every guest pc it holds is the
+    # block's own pc plus a fixed offset, so it runs at any pc of the same page offset
+    pc_relative: bool = False
 
     def dump(self) -> str:
         lines = [f"IR for pc=0x{self.pc:x} flags=0x{self.flags:x} ({self.n_insns} insns)"]
@@ -435,6 +439,10 @@ class IRBuilder:
 
     def goto_ptr(self) -> None:
         self.emit(GOTO_PTR, I64, [], [])
+
+    def pc_rel(self, d: Temp, pc: int) -> None:
+        """d = ``pc``, a value derived from the block's own pc (opcodes.PC_REL)."""
+        self.emit(PC_REL, I64, [d], [], pc & MASK[64])
 
 
 _AUX_TYPES: dict[str | None, type | tuple[type, ...]] = {

@@ -235,6 +235,11 @@ INSN_START = Opcode("insn_start", 0, 0, aux="pc")  # the guest pc of the insn th
 CALL = Opcode("call", -1, -1, aux="helper", may_raise=True)  # operands as the helper says
 GOTO_PC = Opcode("goto_pc", 0, 0, aux="pc", block_end=True)  # to a constant pc; chainable
 GOTO_PTR = Opcode("goto_ptr", 0, 0, block_end=True)  # to the pc the pc global holds
+# d = a guest pc the block's code computed from its own pc (aux: its value here, e.g. an
+# auipc result or a link address).  A position-independent block (``Block.pc_relative``)
+# gets it from the pc its code was installed at, so the same code serves the same page
+# bytes at another virtual address (user programs under ASLR); elsewhere a constant.
+PC_REL = Opcode("pc_rel", 1, 0, aux="pc")
 
 
 def _collect() -> Mapping[str, Opcode]:

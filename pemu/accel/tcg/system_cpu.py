@@ -58,7 +58,14 @@ from pemu.accel.tcg.softmmu import (
     VirtualMemory,
 )
 from pemu.accel.tcg.target import CPUState, TCGTarget
-from pemu.accel.tcg.tb_cache import TranslationCache, open_cache, page_digest
+from pemu.accel.tcg.tb_cache import (
+    PAGE_OFFSET_KEY_FLAG,
+    SECOND_PAGE,
+    TWO_PAGES_KEY_FLAG,
+    TranslationCache,
+    open_cache,
+    page_digest,
+)
 from pemu.accel.tcg.translator import BlockTranslator
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
@@ -128,9 +135,10 @@ class SystemTranslator:
         # for fence.i: the native compare is host code, which only the native backend
         # may run (the python backend is the reference that runs anywhere)
         self.snapshots = CodeSnapshots(space, native_compare=self.native)
-        # (flags, ppn, digest) of the pages whose cached blocks were all installed at
-        # their first hit (_install_page)
-        self.pages_loaded: set[tuple[int, int, bytes]] = set()
+        # (flags, ppn, digest, vpn) of the pages whose cached blocks were all installed
+        # at their first hit (_install_page): per virtual page, as a program's page is
+        # mapped at another address in each process
+        self.pages_loaded: set[tuple[int, int, bytes, int]] = set()
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -138,6 +146,8 @@ class SystemTranslator:
         self.stats = {"translated": 0, "translate_s": 0.0, "invalidated_pages": 0,
                       "flushes": 0}
         self.tb_cache = self._open_tb_cache(max_insns)
+        # block flags -> its code may be position-independent (TCGTarget.relocatable)
+        self.relocatable = target.relocatable or (lambda flags: False)
 
     def _open_tb_cache(self, max_insns: int) -> TranslationCache | None:
         """The native code of earlier runs (tb_cache.py)."""
@@ -190,14 +200,26 @@ class SystemTranslator:
         # a cached block knows nothing of break_pcs: not while any are set
         cache = (self.tb_cache if view is not None and max_insns is None
                  and not self.break_pcs else None)
+        # position-independent code (user programs: ASLR) is cached by its offset in
+        # the page, so it serves every address the page's bytes are mapped at
+        relocatable = cache is not None and self.relocatable(flags)
+        key_flags, key_pc = ((flags | PAGE_OFFSET_KEY_FLAG, pc & PAGE_MASK) if relocatable
+                             else (flags, pc))
         if cache is not None:
             page_bytes = bytes(view[page_off:page_off + PAGE_SIZE])
             digest = self._page_key(page >> PAGE_SHIFT, page_bytes)
-            hit = cache.get(flags, pc, digest)
+            hit = cache.get(key_flags, key_pc, digest)
             if hit is not None:
-                if (flags, page >> PAGE_SHIFT, digest) not in self.pages_loaded:
-                    self._install_page(cache, pc, flags, page, page_bytes, digest)
-                return self._install_cached(pc, flags, page, *hit, start, page_bytes, digest)
+                if (flags, page >> PAGE_SHIFT, digest, pc >> PAGE_SHIFT) not in self.pages_loaded:
+                    self._install_page(cache, pc, flags, key_flags, page, page_bytes, digest)
+                return self._install_cached(pc, flags, page, *hit, start, page_bytes, digest,
+                                            relocatable)
+            hit = cache.get(key_flags | TWO_PAGES_KEY_FLAG, key_pc, digest)
+            if hit is not None:
+                tb = self._install_two_pages(hart, pc, flags, page, hit, start, page_bytes,
+                                             digest, relocatable)
+                if tb is not None:
+                    return tb
         idx = self.fetch_index(flags)
         vpn = pc >> PAGE_SHIFT
         pages = [page >> PAGE_SHIFT]
@@ -219,18 +241,55 @@ class SystemTranslator:
         options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
         if self.parallel:
             options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
-        t = self.translator.translate(self.backend, pc, flags, fetch, max_insns, **options)
+        t = self.translator.translate(self.backend, pc, flags, fetch, max_insns,
+                                      pc_relative=relocatable, **options)
         if self.native:
             self._set_chain_keys(t.fn, flags, pc, page, len(pages) == 1)
             if len(pages) == 1:
                 self.backend.set_code_page(t.fn, page)
             gen, t.fn.generated = t.fn.generated, None
             if cache is not None and len(pages) == 1:
-                cache.put(flags, pc, digest, gen, t.block.n_insns)
+                cache.put(key_flags, key_pc, digest, gen, t.block.n_insns)
                 return self._add(SystemTB(pc, flags, (pages[0],), t.block.n_insns, t.fn,
+                                          t.source), page, start, page_bytes, digest)
+            if cache is not None and len(pages) == 2:
+                # its last instruction runs onto the next virtual page (an RVC kernel
+                # ends many pages so): kept under the first page's key, with the next
+                # page's digest, which must match when it is found
+                second = self._current_digest(pages[1])
+                if second is not None:
+                    cache.put(key_flags | TWO_PAGES_KEY_FLAG, key_pc, digest, gen,
+                              t.block.n_insns, second)
+                return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn,
                                           t.source), page, start, page_bytes, digest)
         return self._add(SystemTB(pc, flags, tuple(pages), t.block.n_insns, t.fn, t.source),
                          page, start)
+
+    def _current_digest(self, ppn: int) -> bytes | None:
+        """The cache's digest of page ``ppn``'s bytes now, or None when it is not RAM."""
+        page_bytes = self.snapshots.page_bytes(ppn)
+        return self._page_key(ppn, page_bytes) if page_bytes else None
+
+    def _install_two_pages(self, hart: SystemCPU, pc: int, flags: int, page: int,
+                           hit: tuple, start: float, page_bytes: bytes, digest: bytes,
+                           relocate: bool) -> SystemTB | None:
+        """A cached block that runs onto the next virtual page, if that page is mapped
+        now (the walk a translation would make there) to a page with the bytes it was
+        translated from; else None (the caller translates)."""
+        entry, fixups = hit
+        if len(entry) <= SECOND_PAGE:
+            return None
+        try:
+            second = hart.mmu.exec_page((pc | PAGE_MASK) + 1, self.fetch_index(flags))
+        except Exception:  # not mapped: the translation ends the block before it
+            return None
+        if self._current_digest(second >> PAGE_SHIFT) != entry[SECOND_PAGE]:
+            return None
+        fn = self.backend.install_cached(entry, fixups, pc, flags, relocate)
+        self._set_chain_keys(fn, flags, pc, page, False)
+        self.stats["cached"] = self.stats.get("cached", 0) + 1
+        return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT, second >> PAGE_SHIFT),
+                                  entry[6], fn), page, start, page_bytes, digest)
 
     def _page_key(self, ppn: int, page_bytes: bytes) -> bytes:
         """The translation cache's digest of a page holding ``page_bytes``: the one
@@ -244,34 +303,40 @@ class SystemTranslator:
             return digest
         return page_digest(page_bytes)
 
-    def _install_page(self, cache: TranslationCache, pc: int, flags: int, page: int,
-                      page_bytes: bytes, digest: bytes) -> None:
+    def _install_page(self, cache: TranslationCache, pc: int, flags: int, key_flags: int,
+                      page: int, page_bytes: bytes, digest: bytes) -> None:
         """The first cached block of a page: install the page's other cached blocks
         of these flags and this virtual page too, chained to each other but in no
         jump cache, so that the guest's jumps within the page stay in generated code
         instead of leaving for Python once per block.  Each is exactly what
-        translating it now would give (same bytes, flags, pc and version)."""
-        self.pages_loaded.add((flags, page >> PAGE_SHIFT, digest))
+        translating it now would give (same bytes, flags, pc and version).
+        ``key_flags``: what the cache keeps them under (``flags``, or with
+        PAGE_OFFSET_KEY_FLAG position-independent blocks keyed by their page offset)."""
+        self.pages_loaded.add((flags, page >> PAGE_SHIFT, digest, pc >> PAGE_SHIFT))
         vpn = pc >> PAGE_SHIFT
+        relocatable = key_flags != flags
         tbs = self.tbs
-        for other in cache.page_pcs(flags, digest):
+        for key_pc in cache.page_pcs(key_flags, digest):
+            other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
             if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
                 continue
             if len(tbs) >= self.max_tbs:
                 break  # the block at pc must fit without a flush
-            hit = cache.get(flags, other, digest)
+            hit = cache.get(key_flags, key_pc, digest)
             if hit is not None:
                 # untimed: the hit's own translation time includes this (a CPU
                 # clock read is a system call, 1-8 us on the shared hosts: as much
                 # as installing a block)
-                tb = self._install_cached(other, flags, page, *hit, None, page_bytes, digest)
+                tb = self._install_cached(other, flags, page, *hit, None, page_bytes, digest,
+                                          relocatable)
                 self.backend.link_chains(tb.fn)
 
     def _install_cached(self, pc: int, flags: int, page: int, entry: tuple,
-                        fixups: list, start: float | None, page_bytes: bytes, digest: bytes
-                        ) -> SystemTB:
-        """A block of an earlier run (tb_cache): relocated into the code buffer."""
-        fn = self.backend.install_cached(entry, fixups, pc, flags)
+                        fixups: list, start: float | None, page_bytes: bytes, digest: bytes,
+                        relocate: bool = False) -> SystemTB:
+        """A block of an earlier run (tb_cache): relocated into the code buffer
+        (``relocate``: position-independent code, maybe translated at another pc)."""
+        fn = self.backend.install_cached(entry, fixups, pc, flags, relocate)
         self._set_chain_keys(fn, flags, pc, page, True)
         self.backend.set_code_page(fn, page)
         self.stats["cached"] = self.stats.get("cached", 0) + 1

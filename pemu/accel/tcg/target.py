@@ -97,6 +97,12 @@ class TCGTarget:
     mmu_index: Callable[[int], int] | None = None  # block flags -> data MMU index
     fetch_index: Callable[[int], int] | None = None  # block flags -> execute TLB index
     fetch_fault: Callable[[int], BaseException] | None = None  # code at paddr unreadable
+    # block flags -> its code may be position-independent (ir.Block.pc_relative): the
+    # frontend emits every value derived from the pc as PC_REL and every GOTO_PC
+    # target relative to the block.  Where it is true, the translation cache keys
+    # blocks by their offset in the page, not their virtual pc (user programs under
+    # ASLR: the same library at another address in every process, every boot)
+    relocatable: Callable[[int], bool] | None = None
 
 
 __all__ = ["CPUState", "Fetch", "StateLayout", "TCGTarget", "TranslateBlock"]

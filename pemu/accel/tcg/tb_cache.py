@@ -4,7 +4,10 @@ start of a user-mode program, skip translation.
 A block is keyed by what its code depends on: the block flags, its guest pc, and the
 bytes of the page it lies on (a BLAKE2 digest: the whole page, which is stricter than
 the bytes the block really read): the physical page in system mode, the guest virtual
-page in user mode.  Pages that change are simply other keys.  What is stored is the
+page in user mode.  Pages that change are simply other keys.  System mode's user-mode
+blocks are position-independent code (``ir.Block.pc_relative``) and keyed by their
+offset in the page instead of their pc (``PAGE_OFFSET_KEY_FLAG``): a program's pages
+are mapped at another address in every process and every boot (ASLR).  What is stored is the
 native backend's output before linking (``codegen.GeneratedBlock``): position-
 independent code, whose jumps outside itself are buffer offsets of the dispatcher, and
 whose helper calls are patched to this process's callback addresses on load
@@ -77,9 +80,18 @@ _exit_save_deadline: float | None = None
 _SOURCE_DIRS = ("accel/tcg", "target/riscv", "target/aarch64", "target/decode")
 _MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 KEY_BYTES = 32  # page digest, flags, pc
+# in a key's flags: the "pc" is the block's offset in its page, its code position-
+# independent (ir.Block.pc_relative), installed at whatever virtual address maps the page
+PAGE_OFFSET_KEY_FLAG = 1 << 62
+# in a key's flags: a block whose code runs onto the next page (user mode: under the
+# digest of both pages; system mode: under the first page's, the next page's digest in
+# its entry, SECOND_PAGE)
+TWO_PAGES_KEY_FLAG = 1 << 61
 
-# (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns)
+# (code, entry, body, exits, ext_fixups, helper_fixups by name, n_insns[, the digest of
+# the next page, for a system-mode block that runs onto it: SECOND_PAGE])
 Entry = tuple
+SECOND_PAGE = 7
 
 
 def cache_dir() -> Path | None:
@@ -244,7 +256,7 @@ def _unsealed(key: bytes, data: object) -> Entry | None:
         entry = marshal.loads(body)
     except (ValueError, EOFError, TypeError):
         return None
-    if not isinstance(entry, tuple) or len(entry) != 7:
+    if not isinstance(entry, tuple) or len(entry) not in (7, 8):
         return None
     return entry
 
@@ -409,8 +421,11 @@ class TranslationCache:
             return {}
         return dict(rows)
 
-    def put(self, flags: int, pc: int, digest: bytes, gen: object, n_insns: int) -> None:
-        """Remember a new block (``gen``: its codegen.GeneratedBlock)."""
+    def put(self, flags: int, pc: int, digest: bytes, gen: object, n_insns: int,
+            second_page: bytes | None = None) -> None:
+        """Remember a new block (``gen``: its codegen.GeneratedBlock); ``second_page``:
+        the digest of the next page, which the block's code runs onto (its key holds
+        the first page's)."""
         fixups = []
         for at, h, n_args in gen.helper_fixups:  # type: ignore[attr-defined]
             if HELPERS_BY_NAME.get(h.name) is not h:
@@ -418,7 +433,8 @@ class TranslationCache:
             fixups.append((at, h.name, n_args))
         self.new[block_key(flags, pc, digest)] = (
             gen.code, gen.entry, gen.body, tuple(gen.exits),  # type: ignore[attr-defined]
-            tuple(gen.ext_fixups), tuple(fixups), n_insns)  # type: ignore[attr-defined]
+            tuple(gen.ext_fixups), tuple(fixups), n_insns,  # type: ignore[attr-defined]
+            *((second_page,) if second_page is not None else ()))
 
     def save(self) -> None:
         """Write the new blocks (best effort: a cache never fails a run), within the
@@ -524,5 +540,6 @@ class TranslationCache:
             db.execute("DELETE FROM versions WHERE name = ?", (name,))
 
 
-__all__ = ["TranslationCache", "block_key", "cache_dir", "helper_fixups",
-           "hurry_exit_saves", "open_cache", "page_digest", "pin", "split_key"]
+__all__ = ["PAGE_OFFSET_KEY_FLAG", "SECOND_PAGE", "TWO_PAGES_KEY_FLAG", "TranslationCache",
+           "block_key", "cache_dir", "helper_fixups", "hurry_exit_saves", "open_cache",
+           "page_digest", "pin", "split_key"]

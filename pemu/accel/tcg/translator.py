@@ -42,10 +42,13 @@ class BlockTranslator:
         self.recorder = recorder_from_env(target.name, target.config)
 
     def translate(self, backend: object, pc: int, flags: int, fetch: Fetch,
-                  max_insns: int | None = None, **frontend_options: object) -> Translation:
+                  max_insns: int | None = None, pc_relative: bool = False,
+                  **frontend_options: object) -> Translation:
         """Translate the code at ``pc`` under ``flags`` and compile it with ``backend``
         (may raise the guest's fault if the first instruction cannot be fetched);
-        ``frontend_options`` go to the frontend (system mode's ``break_pcs``)."""
+        ``pc_relative``: position-independent code (ir.Block.pc_relative; only for a
+        target whose ``TCGTarget.relocatable`` says so); ``frontend_options`` go to
+        the frontend (system mode's ``break_pcs``)."""
         log = self.log
         max_insns = max_insns or self.max_insns
         recorder = self.recorder
@@ -53,6 +56,7 @@ class BlockTranslator:
             fetch, fetches = recorder.recording(fetch)
         block = self.frontend(pc, flags, fetch, max_insns=max_insns,
                               inline_atomics=self.inline_atomics, **frontend_options)
+        block.pc_relative = pc_relative
         if recorder is not None:
             recorder.write(pc, flags, max_insns, self.inline_atomics, frontend_options,
                            fetches)

@@ -149,8 +149,17 @@ class DisasContext:
         self.b.goto_pc(pc & MASK64)
         self.end = True
 
-    def raise_trap(self, cause: int, tval: int) -> None:
-        self.b.call(RAISE_EXCEPTION, [], [Const(cause), imm(tval)])
+    def pc_value(self, pc: int) -> Temp:
+        """A temp holding ``pc``, a value derived from the block's pc (PC_REL: right
+        in a block installed at another virtual address too)."""
+        t = self.b.temp()
+        self.b.pc_rel(t, pc)
+        return t
+
+    def raise_trap(self, cause: int, tval: int | Temp) -> None:
+        """``tval``: a value, or a temp (a pc: ``pc_value``)."""
+        self.b.call(RAISE_EXCEPTION, [], [Const(cause), tval if isinstance(tval, Temp)
+                                          else imm(tval)])
         self.goto(self.next_pc)  # unreachable: keeps the block well formed
 
     def illegal(self) -> None:

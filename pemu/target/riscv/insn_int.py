@@ -372,7 +372,7 @@ def trans_LUI(ctx: DisasContext, a: Args) -> None:
 
 def trans_AUIPC(ctx: DisasContext, a: Args) -> None:
     if a.rd:
-        ctx.b.mov(ctx.xr[a.rd], imm(ctx.pc + a.imm))  # type: ignore[arg-type]
+        ctx.b.pc_rel(ctx.xr[a.rd], ctx.pc + a.imm)  # type: ignore[arg-type]
 
 
 # -- loads and stores ---------------------------------------------------------------------
@@ -414,22 +414,25 @@ def _branch(cond: Cond) -> Handler:
 
 def trans_JAL(ctx: DisasContext, a: Args) -> None:
     if a.rd:
-        ctx.b.mov(ctx.xr[a.rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+        ctx.b.pc_rel(ctx.xr[a.rd], ctx.next_pc)  # type: ignore[arg-type]
     ctx.goto(ctx.pc + a.imm)
 
 
 def trans_JALR(ctx: DisasContext, a: Args) -> None:
     rs1, rd, offset = a.rs1, a.rd, a.imm
-    if not rs1:
+    if not rs1:  # an absolute target: through the pc global, as every goto_pc
+        # target is relative to the block (position-independent blocks move them)
         if rd:
-            ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
-        ctx.goto(offset & ~1)
+            ctx.b.pc_rel(ctx.xr[rd], ctx.next_pc)  # type: ignore[arg-type]
+        ctx.b.mov(ctx.pc_reg, imm(offset & ~1))
+        ctx.b.goto_ptr()
+        ctx.end = True
         return
     target = ctx.b.temp()
     ctx.b.binop(ADD, target, ctx.xr[rs1], imm(offset))
     ctx.b.binop(AND, target, target, imm(~1))
     if rd:
-        ctx.b.mov(ctx.xr[rd], imm(ctx.next_pc))  # type: ignore[arg-type]
+        ctx.b.pc_rel(ctx.xr[rd], ctx.next_pc)  # type: ignore[arg-type]
     ctx.b.mov(ctx.pc_reg, target)
     ctx.b.goto_ptr()
     ctx.end = True

@@ -59,7 +59,7 @@ def trans_ECALL(ctx: DisasContext, a: Args) -> bool | None:
 
 
 def trans_EBREAK(ctx: DisasContext, a: Args) -> None:
-    ctx.raise_trap(BREAKPOINT, ctx.pc)
+    ctx.raise_trap(BREAKPOINT, ctx.pc_value(ctx.pc))
 
 
 def trans_WRS(ctx: DisasContext, a: Args) -> bool | None:
@@ -122,7 +122,7 @@ def _trans_csr(ctx: DisasContext, rd: int, src: int, number: int, kind: int,
     if action & ~csr.ACTION_READ and csr.write_ends_block(number):
         # a lookup, not a chained jump: the write may have changed the block flags
         # (the dispatcher matches them) or the address space (its jump cache)
-        ctx.b.mov(ctx.pc_reg, Const(ctx.next_pc))
+        ctx.b.pc_rel(ctx.pc_reg, ctx.next_pc)
         ctx.b.goto_ptr()
         ctx.end = True
 

@@ -12,10 +12,20 @@ import functools
 
 from pemu.accel.tcg.target import TCGTarget
 from pemu.target.riscv import cpu_state
+from pemu.target.riscv.context import FLAG_PRIV_MASK
 from pemu.target.riscv.disas import disassemble
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
+from pemu.target.riscv.mmu import PRV_U
 from pemu.target.riscv.mmu_regime import fetch_fault, fetch_index, mmu_index
 from pemu.target.riscv.translate import translate_block
+
+
+def _user_code(flags: int) -> bool:
+    """U-mode (and VU-mode) blocks are position-independent (TCGTarget.relocatable):
+    a system's user programs run at other addresses in every process (ASLR), the
+    kernel at the same ones every boot (no KASLR in the guests here; its code stays
+    as fast as constants make it)."""
+    return flags & FLAG_PRIV_MASK == PRV_U
 
 RISCV64 = TCGTarget(
     name="riscv64",
@@ -32,6 +42,7 @@ RISCV64 = TCGTarget(
     # optimizer then saved ~0.5 % of the host code for ~16 % of the translation time
     # (docs/PERFORMANCE.md, "Translation cost, round two")
     optimize=False,
+    relocatable=_user_code,
 )
 
 

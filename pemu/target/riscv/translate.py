@@ -24,7 +24,7 @@ from pemu.target.riscv import (
     insn_system,
     insn_vector,
 )
-from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext, imm
+from pemu.target.riscv.context import FLAG_PRIV_MASK, DisasContext
 from pemu.target.riscv.debug_triggers import TRIGGER_EXEC
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.riscv_decode import RV_DECODE, RVC_DECODE
@@ -108,7 +108,7 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
             break
         b.insn_start(cur)
         if cur in break_pcs:
-            b.call(TRIGGER_EXEC, [], [imm(cur)])
+            b.call(TRIGGER_EXEC, [], [ctx.pc_value(cur)])
         ctx.pc = cur
         ctx.insn = insn
         ctx.next_pc = cur + length

@@ -80,7 +80,7 @@ def emit_ecall_u(ctx: DisasContext) -> Label:
     allowed = b.temp()
     b.binop(AND, allowed, b.glob("inline_traps"), Const(INLINE_ECALL_U))
     b.brcond(Cond.EQ, allowed, Const(0), slow)
-    b.movi(b.glob("sepc"), ctx.pc & MASK64)
+    b.pc_rel(b.glob("sepc"), ctx.pc & MASK64)
     b.movi(b.glob("scause"), ECALL_U)
     b.movi(b.glob("stval"), 0)
     ms = b.glob("mstatus")

@@ -80,6 +80,7 @@ from pemu.accel.tcg.opcodes import (
     OPCODES,
     OR,
     ORC,
+    PC_REL,
     REM,
     REMU,
     ROTL,
@@ -410,6 +411,10 @@ class _Codegen:
         args = ", ".join(self.operand(x, 64) for x in op.ins)
         self.emit(f"RUN_VEC_OP({name}, {args})")
 
+    def gen_pc_rel(self, op: Op) -> None:
+        """pc_rel: a constant (python blocks are never moved to another pc)."""
+        self.emit(f"{self.name(op.outs[0])} = {op.aux & MASK[64]:#x}")
+
     def gen_ld(self, op: Op) -> None:
         d = self.name(op.outs[0])
         for line in self.memory.load(d, self.operand(op.ins[0], 64), op.aux, op.type):
@@ -528,6 +533,7 @@ _SPECIAL: dict[Opcode, Callable[[_Codegen, Op], None]] = {
     LD: _Codegen.gen_ld, CALL: _Codegen.gen_call, SETCOND: _Codegen.gen_cond,
     MOVCOND: _Codegen.gen_cond, CMPXCHG: _Codegen.gen_cmpxchg, MB: _Codegen.gen_mb,
     LD_BYTES: _Codegen.gen_bytes, ST_BYTES: _Codegen.gen_bytes, VEC_OP: _Codegen.gen_vec_op,
+    PC_REL: _Codegen.gen_pc_rel,
 }
 
 

@@ -151,6 +151,9 @@ def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
 THUNK_CALL = _assembled(_thunk_call)
 HELPER_CALL_CHECK = _assembled(_helper_check)
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
+# a block's code starts with its tags: flags, then its guest pc (the dispatcher checks
+# both before the entry; a position-independent block reads its pc from there)
+PC_TAG = 8
 
 
 @dataclass
@@ -286,8 +289,22 @@ class Codegen:
         self.asm.buf += b"\0\0\0\0"
 
     def store_pc(self, pc: int, scratch: int = R11) -> None:
-        self.asm.mov_ri(scratch, pc)
+        self.pc_into(scratch, pc)
         self.asm.store(8, self.pc_home, scratch)
+
+    def pc_into(self, r: int, pc: int) -> None:
+        """r = the guest pc ``pc``: a constant, or in a position-independent block
+        (``Block.pc_relative``) the pc in the block's header plus ``pc``'s distance
+        from the block's pc (lea: the host flags are left alone), so the code is right
+        wherever the header says it runs."""
+        if not self.block.pc_relative:
+            self.asm.mov_ri(r, pc)
+            return
+        self.asm.load_rip(r, PC_TAG)
+        delta = (pc - self.block.pc) & MASK[64]
+        if delta:
+            delta -= (delta >> 63) << 64
+            self.asm.lea(r, Mem(r, delta))
 
     def label(self, lab: object) -> Label:
         lb = self.labels.get(lab.id)
@@ -299,7 +316,7 @@ class Codegen:
     def generate(self) -> GeneratedBlock:
         a = self.asm
         a.buf += (self.block.flags & MASK[64]).to_bytes(8, "little")
-        a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")
+        a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")  # at PC_TAG
         self.out.entry = a.pos()
         a.alu_ri(x.CMP, 64, Mem(RBP, 8 * self.t.exit_request_slot), 0)
         req = Label()
@@ -361,6 +378,13 @@ class Codegen:
         self.gen_goto_pc(op.aux)
         return True
 
+    def op_pc_rel(self, op: Op) -> bool:
+        d = op.outs[0]
+        r = self.ra.choose_out(d, None, None, set())
+        self.pc_into(r, op.aux)
+        self.finish_out(d, r)
+        return True
+
     def op_goto_ptr(self, op: Op) -> bool:
         self.ra.sync(globals_only=True)
         self.jmp_ext(self.t.lookup)
@@ -411,7 +435,7 @@ class Codegen:
     def leave_with_pc(self, pc: int, target: int) -> None:
         """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
         a = self.asm
-        a.mov_ri(RAX, pc)
+        self.pc_into(RAX, pc)
         code, jmp_at = _store_rax_and_jump(self.t.pc_slot)
         self.out.ext_fixups.append((len(a.buf) + jmp_at, target))
         a.buf += code
@@ -463,6 +487,11 @@ class Codegen:
 
     def store_pc_imm(self, pc: int) -> None:
         """Store the guest pc without a scratch register."""
+        if self.block.pc_relative:  # borrows rax on the stack (below rsp is free)
+            self.asm.byte(0x50)  # push rax
+            self.store_pc(pc, RAX)
+            self.asm.byte(0x58)  # pop rax
+            return
         if pc < (1 << 31):
             self.asm.store_imm(8, self.pc_home, pc)
         else:
@@ -874,5 +903,5 @@ def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
 
 _HANDLERS = _handlers()
 
-__all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "link_fixups", "ARG_REGS",
-           "RSI", "R9", "RDX"]
+__all__ = ["Codegen", "GeneratedBlock", "Targets", "FEATURES", "PC_TAG", "link_fixups",
+           "ARG_REGS", "RSI", "R9", "RDX"]

@@ -209,6 +209,12 @@ class Assembler:
         self.buf += struct.pack("<Q", imm & ((1 << 64) - 1))
         return at
 
+    def load_rip(self, d: int, at: int) -> None:
+        """d = the 64-bit word at offset ``at`` of this code (RIP-relative: the code
+        reads it wherever it is placed)."""
+        self.buf += bytes((0x48 | (d >> 3 & 1) << 2, 0x8B, 0x05 | (d & 7) << 3))
+        self.buf += struct.pack("<i", at - (len(self.buf) + 4))
+
     def load(self, w: int, d: int, m: Mem) -> None:
         key = (w, d, m)
         enc = _LOADS.get(key)

@@ -59,7 +59,7 @@ from pemu.accel.tcg.target import StateLayout
 from . import encoder as x
 from . import sse_fp
 from .codebuf import CodeBuffer, CodeBufferFull
-from .codegen import SSE_TABLE, Codegen, GeneratedBlock, Targets, link_fixups
+from .codegen import PC_TAG, SSE_TABLE, Codegen, GeneratedBlock, Targets, link_fixups
 from .disas import disassemble
 from .encoder import R11, R12, R13, R14, R15, RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP, Mem
 from .memory_user import UserMemory
@@ -521,15 +521,27 @@ class NativeBackend:
                                  skip=gen.entry)
         return CompiledNative(tb, source)
 
-    def install_cached(self, entry: tuple, fixups: list, pc: int, flags: int) -> NativeTB:
+    def install_cached(self, entry: tuple, fixups: list, pc: int, flags: int,
+                       relocate: bool = False) -> NativeTB:
         """A block of the translation cache (tb_cache.Entry, its helper fixups resolved
         to helpers) put in the buffer: helper addresses and dispatcher jumps patched in
         one copy of its code, no intermediate GeneratedBlock (a warm boot installs tens
-        of thousands of these)."""
+        of thousands of these).  ``relocate``: the entry is position-independent code
+        (ir.Block.pc_relative) translated at another pc (the caller's key keeps the
+        offset in the page, on which a block's end depends): its pc tag and its exits'
+        targets move to ``pc``; without it the code must have been translated at
+        ``pc`` (ValueError)."""
         code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
-        off = self._allocate(len(code_bytes))
         code = bytearray(code_bytes)
         pack = struct.pack_into
+        (old_pc,) = struct.unpack_from("<Q", code, PC_TAG)
+        if old_pc != pc & MASK64:
+            if not relocate:
+                raise ValueError(f"cached block of pc {old_pc:#x} installed at {pc:#x}")
+            delta = pc - old_pc
+            pack("<Q", code, PC_TAG, pc & MASK64)
+            exits = [(at, (target + delta) & MASK64) for at, target in exits]
+        off = self._allocate(len(code_bytes))
         for at, h, n_args in fixups:
             pack("<Q", code, at, self._helper_address(h, n_args))
         link_fixups(code, ext_fixups, off)
