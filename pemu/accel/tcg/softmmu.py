@@ -245,6 +245,7 @@ class SoftMMU:
         # the native walker's map of usable DRAM pages (1 byte each), and what it was
         # last computed from (refresh_native_walk)
         self._walk_map: ctypes.Array | None = None
+        self._walk_count = ctypes.c_uint64(0)  # the native walker's refills
         self._walk_basis: tuple | None = None
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
@@ -269,9 +270,16 @@ class SoftMMU:
                 walk = self.guest.native_walk_root(key)  # type: ignore[attr-defined]
                 if walk is not None:
                     native.set_walk(walk[0], walk[1], self.dram_base, self.dram.size,
-                                    ctypes.addressof(self._walk_map))
+                                    ctypes.addressof(self._walk_map),
+                                    ctypes.addressof(self._walk_count))
             ctx = self.contexts[key] = TLBContext(key, native)
         return ctx
+
+    @property
+    def native_walks(self) -> int:
+        """Inline TLB misses the native page walker refilled (they never reach
+        ``missed_load``/``missed_store``, nor ``slow_accesses``)."""
+        return self._walk_count.value
 
     def refresh_native_walk(self) -> None:
         """Recompute which DRAM pages the native walker may read PTEs from and fill

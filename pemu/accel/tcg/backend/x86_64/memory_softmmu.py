@@ -67,6 +67,7 @@ from .page_walk import (
     W_LOG_COUNT,
     W_MAP,
     W_ROOT,
+    W_STATS,
     W_TOP_SHIFT,
     W_VA_SHIFT,
     WALK_WORDS,
@@ -156,10 +157,11 @@ class NativeContext:
         self.code.fill(vpn, flags, page)
 
     def set_walk(self, levels: int, root: int, dram_base: int, dram_size: int,
-                 page_map: int) -> None:
+                 page_map: int, stats: int) -> None:
         """Let the native walker (page_walk.py) refill this address space's TLB:
         ``levels`` of page tables (0: never) from physical ``root``; ``page_map``: the
-        host address of the hart's map of usable DRAM pages."""
+        host address of the hart's map of usable DRAM pages; ``stats``: of the
+        hart's 64-bit count of native refills."""
         t, w = self.tlb, WALK_FIRST
         t[w + W_LEVELS] = levels
         if not levels:
@@ -171,6 +173,7 @@ class NativeContext:
         t[w + W_DRAM_SIZE] = dram_size
         t[w + W_HOST] = self._host_delta
         t[w + W_MAP] = page_map
+        t[w + W_STATS] = stats
 
     def take_fills(self) -> list[int]:
         """What the native walker filled since the last call: ``page | shift`` each."""

@@ -47,8 +47,9 @@ W_DRAM_BASE = 4
 W_DRAM_SIZE = 5
 W_HOST = 6  # host address of DRAM's first byte
 W_MAP = 7  # host address of the hart's page map: one byte per DRAM page, 1 = usable
-W_LOG_COUNT = 8  # entries in the fill log
-W_LOG = 9  # the fill log: (virtual page address | page shift) per native fill
+W_STATS = 8  # host address of the hart's count of native walks that filled an entry
+W_LOG_COUNT = 9  # entries in the fill log
+W_LOG = 10  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
 
@@ -224,6 +225,8 @@ def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
     a.store(8, Mem(R8, w + 8 * W_LOG, RDX, 8), RSI)
     a.alu_ri(x.ADD, 64, RDX, 1)
     a.store(8, word(W_LOG_COUNT), RDX)
+    a.load(64, RDX, word(W_STATS))
+    a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
     a.alu_rr(x.ADD, 64, RAX, RDI)  # the host address of the access
     a.pop(RCX)
     a.ret()
