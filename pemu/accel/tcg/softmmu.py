@@ -178,7 +178,9 @@ class TLBContext:
                 self.add_superpage_piece(shift, fill & ~PAGE_MASK, vpn)
 
     def flush_page(self, vaddr: int) -> None:
-        self.absorb_native_fills()
+        """Every entry of ``vaddr``'s mapping goes.  The fill log must have been
+        absorbed (only the context in use is filled natively; SoftMMU absorbs it
+        before a page flush and when it switches away from it)."""
         vpns = [vaddr >> PAGE_SHIFT]
         for shift in self.superpage_shifts:
             group = self.superpages.pop((shift, vaddr >> shift), None)
@@ -308,6 +310,9 @@ class SoftMMU:
                 page_map[((ppn << PAGE_SHIFT) - base) >> PAGE_SHIFT] = 0
 
     def _bind(self, ctx: TLBContext) -> None:
+        previous = getattr(self, "ctx", None)
+        if previous is not None:  # its native fills are known before it is left
+            previous.absorb_native_fills()
         self.ctx = ctx
         self.read_tlb = ctx.read_tlb
         self.write_tlb = ctx.write_tlb
@@ -371,6 +376,7 @@ class SoftMMU:
         spaces' global mappings are fenced too."""
         if counters.ENABLED:
             counters.count("tlb:flush spaces" if vaddr is None else "tlb:flush spaces page")
+        self.ctx.absorb_native_fills()
         for key, ctx in list(self.contexts.items()):
             if not selects(key):
                 continue
@@ -393,6 +399,7 @@ class SoftMMU:
         """
         if counters.ENABLED:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
+        self.ctx.absorb_native_fills()
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
