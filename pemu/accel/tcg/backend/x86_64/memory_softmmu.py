@@ -341,12 +341,16 @@ class SoftmmuMemory(GuestMemoryCodegen):
     def emit_entry(self, a: x.Assembler) -> None:
         """Nothing is kept in registers: the TLB in use is read from its slot."""
 
-    def emit_routines(self, a: x.Assembler) -> None:
-        """The native page walker, once, before the thunks that call it."""
-        self._walker = emit_walker(a, TLBGeometry(
+    def _walk_geometry(self) -> TLBGeometry:
+        """This TLB's layout, as the native page walker needs it."""
+        return TLBGeometry(
             tlb_slot=self._tlb_slot, entry_shift=ENTRY_SHIFT, entries=TLB_ENTRIES,
             table_bytes=TABLE_BYTES, victim_bytes=VICTIM_BYTES, read_tag=8 * READ_TAG,
-            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST))
+            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST)
+
+    def emit_routines(self, a: x.Assembler) -> None:
+        """The native page walker, once, before the thunks that call it."""
+        self._walker = emit_walker(a, self._walk_geometry())
 
     def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
         """A thunk's native refill before its Python call (page_walk.emit_refill):
