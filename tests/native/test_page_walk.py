@@ -192,5 +192,11 @@ def test_walker_fills_what_python_would_and_declines_the_rest(native_walk, level
             assert ctx.tlb[:m.WALK_FIRST] == oracle.tlb[:m.WALK_FIRST], where
         assert ctx.take_fills() == oracle_state_log
         assert count.value == len(oracle_state_log)
+        if oracle_state_log:  # a full fill log: the walker declines what it filled
+            va = oracle_state_log[0] & ~0xFFF
+            ctx.tlb[m.WALK_FIRST + pw.W_LOG_COUNT] = pw.LOG_ENTRIES
+            assert native_walk(ctypes.addressof(state), va, 2, 0) == 0
+            ctx.tlb[m.WALK_FIRST + pw.W_LOG_COUNT] = pw.LOG_ENTRIES - 1
+            assert native_walk(ctypes.addressof(state), va, 2, 0) != 0
     # the random tables did reach both outcomes often
     assert fills > 200 and declines > 200, (fills, declines)
