@@ -183,6 +183,7 @@ def _print_stats(board) -> None:
           f"translated {t['translated']} blocks in {t['translate_s']:.2f} s "
           f"({t.get('cached', 0)} from the translation cache), {counted}, "
           f"inline TLB misses {sum(h.mmu.slow_accesses for h in board.harts)}, "
+          f"native page walks {sum(h.mmu.native_walks for h in board.harts)}, "
           f"page walks {sum(h.regime.walks for h in board.harts)}", file=sys.stderr)
 
 

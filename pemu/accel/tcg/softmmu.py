@@ -34,6 +34,7 @@ native jump cache.  Every fill and flush here reaches it too.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import sys
 from collections.abc import Callable
@@ -98,6 +99,18 @@ class GuestMMU(Protocol):
     def data_index(self) -> int:
         """The MMU index of an MMU_DYNAMIC access, from the vCPU's state now."""
 
+    # Optional (a target without them never has its TLB refilled natively): what the
+    # native backend's page walker (backend/x86_64/page_walk.py: RISC-V Sv39/48/57
+    # tables, common cases only) needs.
+    #
+    # def native_walk_root(self, key: int) -> tuple[int, int] | None:
+    #     """(levels, root table address) of address space ``key`` for the native
+    #     walker, or None where it must not walk (Bare, two-stage spaces)."""
+    #
+    # def native_walk_ranges(self) -> tuple[tuple[int, int], ...]:
+    #     """Physical [lo, hi) ranges whose whole pages protection lets every
+    #     translated regime read and write (PMP for S and U); the rest is Python's."""
+
 
 Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
 # (vaddr, size, ACCESS_*) before an access to a watched virtual page: may raise the
@@ -149,7 +162,25 @@ class TLBContext:
         if self.native is not None:
             self.native.clear_jump_cache()
 
+    def absorb_native_fills(self) -> None:
+        """Learn what the native walker filled (its fill log): the pages are present,
+        superpage pieces are remembered, as ``SoftMMU._fill`` does for its own."""
+        if self.native is None:
+            return
+        fills = self.native.take_fills()
+        if counters.ENABLED and fills:
+            counters.count("tlb:native walker fills", len(fills))
+        for fill in fills:
+            vpn = fill >> PAGE_SHIFT
+            self.present.add(vpn)
+            shift = fill & PAGE_MASK
+            if shift > PAGE_SHIFT:
+                self.add_superpage_piece(shift, fill & ~PAGE_MASK, vpn)
+
     def flush_page(self, vaddr: int) -> None:
+        """Every entry of ``vaddr``'s mapping goes.  The fill log must have been
+        absorbed (only the context in use is filled natively; SoftMMU absorbs it
+        before a page flush and when it switches away from it)."""
         vpns = [vaddr >> PAGE_SHIFT]
         for shift in self.superpage_shifts:
             group = self.superpages.pop((shift, vaddr >> shift), None)
@@ -213,6 +244,11 @@ class SoftMMU:
         self.global_exec: set[int] = set()
         self.global_superpages: dict[tuple[int, int], list[int]] = {}
         self.on_global_flush: Callable[[list[int] | None], None] | None = None
+        # the native walker's map of usable DRAM pages (1 byte each), and what it was
+        # last computed from (refresh_native_walk)
+        self._walk_map: ctypes.Array | None = None
+        self._walk_count = ctypes.c_uint64(0)  # the native walker's refills
+        self._walk_basis: tuple | None = None
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
 
@@ -221,6 +257,9 @@ class SoftMMU:
         """Give every context a native part made by ``factory`` (the native backend)."""
         self.native_factory = factory
         self.contexts.clear()
+        if hasattr(self.guest, "native_walk_root"):
+            self._walk_map = (ctypes.c_uint8 * (self.dram.size >> PAGE_SHIFT))()
+            self.refresh_native_walk()
         self._bind(self._context(self.guest.space_key()))
 
     def _context(self, key: int) -> TLBContext:
@@ -229,10 +268,51 @@ class SoftMMU:
             if len(self.contexts) >= MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]  # the least recently used
             native = self.native_factory() if self.native_factory is not None else None
+            if native is not None and self._walk_map is not None:
+                walk = self.guest.native_walk_root(key)  # type: ignore[attr-defined]
+                if walk is not None:
+                    native.set_walk(walk[0], walk[1], self.dram_base, self.dram.size,
+                                    ctypes.addressof(self._walk_map),
+                                    ctypes.addressof(self._walk_count))
             ctx = self.contexts[key] = TLBContext(key, native)
         return ctx
 
+    @property
+    def native_walks(self) -> int:
+        """Inline TLB misses the native page walker refilled (they never reach
+        ``missed_load``/``missed_store``, nor ``slow_accesses``)."""
+        return self._walk_count.value
+
+    def refresh_native_walk(self) -> None:
+        """Recompute which DRAM pages the native walker may read PTEs from and fill
+        entries for: those protection (PMP) grants to every regime for reads and
+        writes, no watcher is on, while no dirty logging and no debug trigger needs
+        every access or fill to pass Python.  Every change of those is followed by a
+        flush of everything, which calls this; it recomputes only what changed."""
+        page_map = self._walk_map
+        if page_map is None:
+            return
+        usable = self.dram.dirty is None and not self.watch_vpns
+        ranges = self.guest.native_walk_ranges() if usable else ()  # type: ignore[attr-defined]
+        basis = (ranges, tuple(self.watched))
+        if basis == self._walk_basis:
+            return
+        self._walk_basis = basis
+        ctypes.memset(page_map, 0, len(page_map))
+        base, end, at = self.dram_base, self.dram_end, ctypes.addressof(page_map)
+        for lo, hi in ranges:
+            first = (max(lo, base) - base + PAGE_MASK) >> PAGE_SHIFT  # whole pages only
+            last = (min(hi, end) - base) >> PAGE_SHIFT
+            if last > first:
+                ctypes.memset(at + first, 1, last - first)
+        for ppn in self.watched:
+            if base <= ppn << PAGE_SHIFT < end:
+                page_map[((ppn << PAGE_SHIFT) - base) >> PAGE_SHIFT] = 0
+
     def _bind(self, ctx: TLBContext) -> None:
+        previous = getattr(self, "ctx", None)
+        if previous is not None:  # its native fills are known before it is left
+            previous.absorb_native_fills()
         self.ctx = ctx
         self.read_tlb = ctx.read_tlb
         self.write_tlb = ctx.write_tlb
@@ -268,6 +348,7 @@ class SoftMMU:
         self.ctx.clear()
         self.contexts[self.ctx.key] = self.ctx
         self.forget_global()
+        self.refresh_native_walk()
 
     def forget_global(self) -> None:
         """No page is known to be global any more, and code found by that goes (a
@@ -295,6 +376,7 @@ class SoftMMU:
         spaces' global mappings are fenced too."""
         if counters.ENABLED:
             counters.count("tlb:flush spaces" if vaddr is None else "tlb:flush spaces page")
+        self.ctx.absorb_native_fills()
         for key, ctx in list(self.contexts.items()):
             if not selects(key):
                 continue
@@ -317,6 +399,7 @@ class SoftMMU:
         """
         if counters.ENABLED:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
+        self.ctx.absorb_native_fills()
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
@@ -414,10 +497,12 @@ class SoftMMU:
         """A translated load that missed the inline TLB (counted for -d stats);
         ``for_store``: the read half of an AMO or SC (store permission, store faults)."""
         self.slow_accesses += 1
+        self.ctx.absorb_native_fills()  # a full fill log sends the walker's misses here
         return self.load(vaddr, size, idx, ACCESS_WRITE if for_store else ACCESS_READ)
 
     def missed_store(self, vaddr: int, size: int, value: int, idx: int) -> None:
         self.slow_accesses += 1
+        self.ctx.absorb_native_fills()
         self.store(vaddr, size, value, idx)
 
     def load(self, vaddr: int, size: int, idx: int, access: int = ACCESS_READ) -> int:

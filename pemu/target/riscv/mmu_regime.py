@@ -14,16 +14,27 @@ from __future__ import annotations
 
 import struct
 
-from pemu.accel.tcg.softmmu import MMU_DYNAMIC, PAGE_SHIFT, PERM_ALL, PERM_R
+from pemu.accel.tcg.softmmu import (
+    MMU_DYNAMIC,
+    PAGE_MASK,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PERM_ALL,
+    PERM_R,
+)
 from pemu.memory.address_space import AddressSpace, RAMBlock
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.isa import DEFAULT_ISA, RiscvIsa
 from pemu.target.riscv.mmu import (
     ACCESS_FAULT,
     PMP,
+    PMP_R,
+    PMP_W,
     PRV_M,
     PRV_S,
     PRV_U,
+    SATP_LEVELS,
+    SATP_PPN_MASK,
     WALK_AD_FAULT,
     WALK_NAPOT,
     WALK_PBMT,
@@ -89,6 +100,9 @@ class RiscvMMU:
         self._dram_view = dram.view
         self._u64 = struct.Struct("<Q")
         self.walks = 0
+        # native_walk_ranges, computed once per PMP configuration
+        self._walk_rules: list | None = None
+        self._walk_ranges: tuple[tuple[int, int], ...] = ()
         self.two_stage = TwoStage(ps, self._pte_load, self._pte_store, self._pte_allowed,
                                   self._walk_ext)
 
@@ -115,6 +129,35 @@ class RiscvMMU:
         t = walk(ps.satp, vaddr, access, priv, sum_, bool(ps.mstatus & MSTATUS_MXR),
                  self._pte_load, self._pte_store, self._pte_allowed, self._walk_ext())
         return t.paddr, t.perms, t.shift
+
+    @staticmethod
+    def native_walk_root(key: int) -> tuple[int, int] | None:
+        """(levels, root table) of a V=0 Sv39/48/57 space for the native walker."""
+        if key >> 64:
+            return None  # H's V=1 spaces: two stages, Python's
+        levels = SATP_LEVELS.get(key >> 60)
+        if levels is None:
+            return None
+        return levels, (key & SATP_PPN_MASK) << PAGE_SHIFT
+
+    def native_walk_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Physical ranges whose whole pages PMP lets S and U read and write."""
+        rules = self.pmp.rules
+        if rules is self._walk_rules:
+            return self._walk_ranges
+        self._walk_rules = rules
+        # between two consecutive rule edges every whole page has the same verdict;
+        # a page across an edge is left out (the ranges are not merged for that)
+        edges = sorted({0, PHYS_LIMIT, *(e for lo, hi, _p, _l in rules for e in (lo, hi)
+                                         if e < PHYS_LIMIT)})
+        ranges = []
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            page = (lo + PAGE_MASK) & ~PAGE_MASK
+            if page + PAGE_SIZE <= hi and all(self.pmp.page_allows(page, perm, PRV_S)
+                                              for perm in (PMP_R, PMP_W)):
+                ranges.append((lo, hi))
+        self._walk_ranges = tuple(ranges)
+        return self._walk_ranges
 
     def _walk_ext(self) -> int:
         """The WALK_* bits: the extensions, and what menvcfg enables of them now."""

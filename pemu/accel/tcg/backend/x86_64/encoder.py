@@ -306,6 +306,11 @@ class Assembler:
     def test_rr(self, w: int, a: int, b: int) -> None:
         self.op(b"\x85", b, a, w)
 
+    def test_ri(self, w: int, r: int, imm: int) -> None:
+        """``test r, imm32`` (sign-extended for w=64)."""
+        self.op(b"\xF7", 0, r, w)
+        self.imm32(imm)
+
     def imul_rr(self, w: int, d: int, s: int) -> None:
         self.op(b"\x0F\xAF", d, s, w)
 
@@ -371,6 +376,11 @@ class Assembler:
 
     def jmp_r(self, r: int) -> None:
         self.op(b"\xFF", 4, r, 32)
+
+    def call(self, label: Label) -> None:
+        """``call rel32`` to a label in the same buffer."""
+        self.byte(0xE8)
+        self.rel32(label)
 
     def call_r(self, r: int) -> None:
         self.op(b"\xFF", 2, r, 32)

@@ -51,6 +51,13 @@ class GuestMemoryCodegen:
         a.buf += code
         a.fixups.extend((at + j, slow) for j in jumps)
 
+    def emit_routines(self, a: x.Assembler) -> None:
+        """Host routines the memory thunks call, emitted once before them (none)."""
+
+    def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
+        """Code at the start of the memory thunk ``key`` that may do the access itself
+        and jump to ``done`` (a load's value in r11) before the Python call (none)."""
+
     def address(self, cg: object, v: object) -> int:
         """A register holding the guest address (a constant is materialised)."""
         raise NotImplementedError

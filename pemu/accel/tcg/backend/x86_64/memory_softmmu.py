@@ -57,6 +57,24 @@ from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
+from .page_walk import (
+    LOG_ENTRIES,
+    W_DRAM_BASE,
+    W_DRAM_SIZE,
+    W_HOST,
+    W_LEVELS,
+    W_LOG,
+    W_LOG_COUNT,
+    W_MAP,
+    W_ROOT,
+    W_STATS,
+    W_TOP_SHIFT,
+    W_VA_SHIFT,
+    WALK_WORDS,
+    TLBGeometry,
+    emit_refill,
+    emit_walker,
+)
 from .runtime import (
     CODE_ENTRY_WORDS,
     CODE_FLAGS,
@@ -76,6 +94,8 @@ VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
 READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
 # the code TLB (its entries: runtime.py), after the victim entries
 CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
+# the native page walker's block (page_walk.py), after the code TLB
+WALK_FIRST = 2 * MAIN_WORDS + CODE_TLB_WORDS  # its first word
 NO_PAGE = 0xFFFF_FFFF_FFFF_FFFF  # never equal to a masked address (bits 3..11 are 0)
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -85,8 +105,8 @@ class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
     def __init__(self, backend: object, host_delta: int) -> None:
-        self.tlb = (ctypes.c_uint64 * (2 * MAIN_WORDS + CODE_TLB_WORDS))()
-        ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        self.tlb = (ctypes.c_uint64 * (WALK_FIRST + WALK_WORDS))()
+        ctypes.memset(self.tlb, 0xFF, 8 * WALK_FIRST)
         self.tlb_address = ctypes.addressof(self.tlb)
         self._backend = backend  # the runtime: jump cache geometry
         self.jump_cache = backend.new_jump_cache()
@@ -136,8 +156,39 @@ class NativeContext:
         ``page``, as long as the execute TLB says so (every flush of it reaches this)."""
         self.code.fill(vpn, flags, page)
 
+    def set_walk(self, levels: int, root: int, dram_base: int, dram_size: int,
+                 page_map: int, stats: int) -> None:
+        """Let the native walker (page_walk.py) refill this address space's TLB:
+        ``levels`` of page tables (0: never) from physical ``root``; ``page_map``: the
+        host address of the hart's map of usable DRAM pages; ``stats``: of the
+        hart's 64-bit count of native refills."""
+        t, w = self.tlb, WALK_FIRST
+        t[w + W_LEVELS] = levels
+        if not levels:
+            return
+        t[w + W_VA_SHIFT] = PAGE_SHIFT + 9 * levels - 1
+        t[w + W_TOP_SHIFT] = PAGE_SHIFT + 9 * (levels - 1)
+        t[w + W_ROOT] = root
+        t[w + W_DRAM_BASE] = dram_base
+        t[w + W_DRAM_SIZE] = dram_size
+        t[w + W_HOST] = self._host_delta
+        t[w + W_MAP] = page_map
+        t[w + W_STATS] = stats
+
+    def take_fills(self) -> list[int]:
+        """What the native walker filled since the last call: ``page | shift`` each."""
+        t = self.tlb
+        n = t[WALK_FIRST + W_LOG_COUNT]
+        if not n:
+            return []
+        first = WALK_FIRST + W_LOG
+        fills = t[first:first + min(n, LOG_ENTRIES)]
+        t[WALK_FIRST + W_LOG_COUNT] = 0
+        return fills
+
     def clear(self) -> None:
-        ctypes.memset(self.tlb, 0xFF, ctypes.sizeof(self.tlb))
+        ctypes.memset(self.tlb, 0xFF, 8 * WALK_FIRST)
+        self.tlb[WALK_FIRST + W_LOG_COUNT] = 0
         self.code.forget_all()
         self.clear_jump_cache()
 
@@ -289,6 +340,24 @@ class SoftmmuMemory(GuestMemoryCodegen):
     # -- the runtime's interface ------------------------------------------------------
     def emit_entry(self, a: x.Assembler) -> None:
         """Nothing is kept in registers: the TLB in use is read from its slot."""
+
+    def _walk_geometry(self) -> TLBGeometry:
+        """This TLB's layout, as the native page walker needs it."""
+        return TLBGeometry(
+            tlb_slot=self._tlb_slot, entry_shift=ENTRY_SHIFT, entries=TLB_ENTRIES,
+            table_bytes=TABLE_BYTES, victim_bytes=VICTIM_BYTES, read_tag=8 * READ_TAG,
+            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST)
+
+    def emit_routines(self, a: x.Assembler) -> None:
+        """The native page walker, once, before the thunks that call it."""
+        self._walker = emit_walker(a, self._walk_geometry())
+
+    def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
+        """A thunk's native refill before its Python call (page_walk.emit_refill):
+        the MMU indexes that translate (not M, not one known only at access time)."""
+        kind, size, idx = key
+        if idx in (0, 1, 2):
+            emit_refill(a, self._walker, idx, size, kind, done)
 
     def slow_paths(self) -> list[tuple[tuple, Helper, int, bool]]:
         paths = []

@@ -383,11 +383,14 @@ class NativeBackend:
         saved = [r for r in ALLOCATABLE if r not in CALLEE_SAVED]
         assert len(saved) % 2 == 1  # + the return address: the call below is aligned
         thunks = {}
+        self.memory.emit_routines(a)
         for key, helper, size, is_store in self.memory.slow_paths():
             a.align(16)
             thunks[key] = a.pos()
             for r in saved:
                 a.push(r)
+            done = x.Label()
+            self.memory.emit_refill(a, key, done)  # a native TLB refill first
             a.mov_rr(64, RDI, R11)
             a.mov_ri(RSI, size)
             if is_store:
@@ -395,6 +398,7 @@ class NativeBackend:
             a.mov_ri(RAX, self.callback_address(helper, 3 if is_store else 2))
             a.call_r(RAX)
             a.mov_rr(64, R11, RAX)
+            a.bind(done)
             for r in reversed(saved):
                 a.pop(r)
             a.ret()
