@@ -125,8 +125,14 @@ def map_elf(mem: GuestVirtualMemory, elf: ElfFile, bias: int,
     for ph in elf.loads:
         if ph.filesz:
             _place_segment(mem, elf, ph, bias, fd, shared)
-    for page in range((lo + bias) >> 12, (hi + bias) >> 12):
-        mem.protect(page << 12, 0x1000, page_prot.get(page, 0))
+    # one call per run of pages with the same protections (cc1: 14,000 pages, a few runs)
+    run_start, run_prot = (lo + bias) >> 12, None
+    for page in range((lo + bias) >> 12, ((hi + bias) >> 12) + 1):
+        prot = page_prot.get(page, 0) if page < (hi + bias) >> 12 else None
+        if prot != run_prot:
+            if run_prot is not None:
+                mem.protect(run_start << 12, (page - run_start) << 12, run_prot)
+            run_start, run_prot = page, prot
     if origin is not None:
         path, st = origin
         dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
