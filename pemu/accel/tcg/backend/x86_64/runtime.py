@@ -186,6 +186,10 @@ class NativeBackend:
         self.memory = memory if memory is not None else UserMemory(
             engine.mem, self.callback_address, self.jump_cache_slot)
         self.by_key: dict[object, NativeTB] = {}
+        # linked preinstalled groups (link_group), by page: found by ``_keyed`` as if
+        # they were in by_key, without a reference-count write into each record (a
+        # copy-on-write fault per page of them in a program the binfmt server forked)
+        self.linked_groups: dict[int, dict[int, NativeTB]] = {}
         self.flags_seen: set[int] = set()  # of blocks ever put in a jump cache
         self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
         # chains link_group left unpatched while the buffer was shared with a forked
@@ -593,6 +597,15 @@ class NativeBackend:
         if tb.code_page is not None:
             self.code_table[self.code_table_index(tb.pc, tb.flags, tb.code_page)] = entry
 
+    def _keyed(self, key: object) -> NativeTB | None:
+        """The linked block of chain key ``key`` (a pc), if any."""
+        tb = self.by_key.get(key)
+        if tb is None and type(key) is int:
+            group = self.linked_groups.get(key >> 12)
+            if group is not None:
+                tb = group.get(key)
+        return tb
+
     def _link_by_key(self, tb: NativeTB) -> None:
         """Chain ``tb`` to the blocks its exits name and those waiting for it (once)."""
         with self.lock:
@@ -604,7 +617,7 @@ class NativeBackend:
             for i, key in enumerate(tb.exit_keys):
                 if key is None:
                     continue
-                dst = self.by_key.get(key)
+                dst = self._keyed(key)
                 if dst is not None:
                     self._chain(tb, i, dst)
                 else:
@@ -662,11 +675,11 @@ class NativeBackend:
                 jc[index] = address
             self.flags_seen.add(0)
             chain = self._chain  # in a forked process, mostly deferred (see _chain)
-            by_key = self.by_key
-            by_key.update(group)
+            self.linked_groups[first.pc >> 12] = group
+            keyed = self._keyed
             pending = self.pending
             for key, sources in outside.items():
-                dst = by_key.get(key)
+                dst = keyed(key)
                 if dst is None:
                     pending.setdefault(key, []).extend(sources)
                 else:
@@ -726,6 +739,9 @@ class NativeBackend:
                         self.code_table[i] = 0
                 if tb.key is not None and self.by_key.get(tb.key) is tb:
                     del self.by_key[tb.key]
+                group = self.linked_groups.get(tb.pc >> 12)
+                if group is not None and group.get(tb.key) is tb:
+                    del group[tb.key]
                 for src, i in tb.incoming:
                     if src.chained[i] is tb:
                         if self.buf.frozen_at(src.exit_fields[i]):
@@ -741,6 +757,7 @@ class NativeBackend:
         with self.lock:
             self.invalidate(list(self.tbs))
             self.tbs = [tb for tb in self.tbs if not tb.dead]
+            self.linked_groups.clear()
             self.pending.clear()
             self._deferred_chains = []
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
@@ -777,6 +794,7 @@ class NativeBackend:
                 self.flush()
                 self.tbs.clear()
                 self.by_key.clear()
+                self.linked_groups.clear()
                 self.generation += 1
                 self.buf.reset()
                 self.stats["code_resets"] += 1
