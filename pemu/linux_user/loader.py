@@ -63,7 +63,7 @@ def resolve_path(path: str, prefix: str | None) -> str:
 
 
 @contextlib.contextmanager
-def _program_file(path: str | int) -> Iterator[tuple[int, mmap.mmap | bytes]]:
+def _program_file(path: str | int) -> Iterator[tuple[int | None, mmap.mmap | bytes]]:
     """A descriptor open on the program (``path``, or a duplicate of the descriptor
     given) and a read-only view of its bytes, both closed on leaving.  The view is a
     mapping: the loader reads only the pages it looks at (headers, the partial pages
@@ -74,19 +74,35 @@ def _program_file(path: str | int) -> Iterator[tuple[int, mmap.mmap | bytes]]:
         fd, size = open_image(path, MAX_PROGRAM_SIZE)
     except ImageFileError as e:
         raise ElfError(str(e)) from None
-    view: mmap.mmap | bytes = b""
     try:
-        if size:
-            view = mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ)
+        view, mappable = _file_view(fd, size)
+    except ElfError:
+        os.close(fd)
+        raise
     except OSError as e:
         os.close(fd)
         raise ElfError(e.strerror or str(e)) from None
     try:
-        yield fd, view
+        yield (fd if mappable else None), view
     finally:
-        if isinstance(view, mmap.mmap):
+        if not isinstance(view, bytes):  # the mapping
             view.close()
         os.close(fd)
+
+
+def _file_view(fd: int, size: int) -> tuple[mmap.mmap | bytes, bool]:
+    """The file's bytes, and whether its pages can be mapped into the guest: a mapping
+    (read where looked at), or, on a file system that cannot map files, the whole file
+    read (its segments are then copied)."""
+    if not size:
+        return b"", False
+    try:
+        return mmap.mmap(fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ), True
+    except OSError:
+        data = os.pread(fd, size + 1, 0)
+        if len(data) != size:
+            raise ElfError("file changed while it was read") from None
+        return data, False
 
 
 def _flags_to_prot(flags: int) -> int:
@@ -162,7 +178,11 @@ def _place_segment(mem: GuestVirtualMemory, elf: ElfFile, ph: ProgramHeader, bia
         mem.write_initial(start, elf.data[ph.offset : ph.offset + ph.filesz])
         return
     offset = ph.offset + (first - start)
-    mem.map_file(first, last - first, PROT_READ | PROT_WRITE, fd, offset, shared=False)
+    try:
+        mem.map_file(first, last - first, PROT_READ | PROT_WRITE, fd, offset, shared=False)
+    except OSError:  # not mappable after all: copied
+        mem.write_initial(start, elf.data[ph.offset : ph.offset + ph.filesz])
+        return
     if first > start:
         mem.write_initial(start, elf.data[ph.offset : offset])
     if end > last:

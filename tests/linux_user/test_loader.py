@@ -111,3 +111,22 @@ def test_segments_mapped_from_the_file_read_back_as_its_bytes(which, build):
             at = ph.offset + (first - start)
             assert file.read_bytes()[at : at + 8] == data[at : at + 8]
     assert mapped
+
+
+def test_a_file_system_that_cannot_map_files_gets_its_segments_copied(monkeypatch):
+    if not BUSYBOX.exists():
+        pytest.skip("busybox guest binary missing")
+    from pemu.linux_user import loader
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")  # ENODEV: what mmap of such a file says
+
+    mem = GuestVirtualMemory()  # its page tables are mmaps: made before the refusal
+    monkeypatch.setattr(loader.mmap, "mmap", refuse)
+    load_program(mem, str(BUSYBOX), None)
+    data = BUSYBOX.read_bytes()
+    for ph in parse_elf(data).loads:
+        assert mem.mem[ph.vaddr : ph.vaddr + ph.filesz] == data[ph.offset : ph.offset + ph.filesz]
+    # none of the file's pages is mapped in this guest (earlier tests' guests may be)
+    assert not [r for r in _host_mappings_of(BUSYBOX)
+                if mem.base <= r[0] < mem.base + mem.size]
