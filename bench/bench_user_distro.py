@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,9 +79,15 @@ def pemu_registered(name: str, work: Path, tb_cache: Path) -> Iterator[subproces
     """The resident server (its children's translation cache in ``tb_cache``)."""
     env = dict(ENV, PEMU_TB_CACHE=str(tb_cache))
     server = subprocess.Popen([sys.executable, "-m", "pemu.linux_user.binfmt", "--serve",
-                               "--name", name], env=env, stderr=subprocess.DEVNULL)
+                               "--name", name], env=env, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        # the server installs the cache's blocks before it serves: a one-time cost of
+        # its start, not of the programs measured (its "serving on" line ends it)
+        for line in server.stderr:
+            if b"serving on" in line:
+                break
+        # its later messages read and dropped: a full pipe would block it
+        threading.Thread(target=server.stderr.read, daemon=True).start()
         for _ in range(600):
             if server.poll() is not None:
                 raise SystemExit("the pemu binfmt server did not start")

@@ -16,9 +16,10 @@ class ImageFileError(Exception):
     """The reason in words, e.g. "not a regular file"; callers add what and where."""
 
 
-def read_image(path: str | int, limit: int) -> bytes:
-    """The whole of regular file ``path`` (or of an open descriptor, read from its
-    start and left open), which must be at most ``limit`` bytes."""
+def open_image(path: str | int, limit: int) -> tuple[int, int]:
+    """A new descriptor open on regular file ``path`` (or a duplicate of an open
+    descriptor, at its start), and the file's size, which must be at most ``limit``
+    bytes.  The caller closes the descriptor."""
     try:
         if isinstance(path, int):
             fd = os.dup(path)
@@ -37,7 +38,13 @@ def read_image(path: str | int, limit: int) -> bytes:
         os.close(fd)
         raise ImageFileError(f"file is {st.st_size} bytes, larger than guest RAM "
                              f"({limit} bytes)")
-    expected = st.st_size
+    return fd, st.st_size
+
+
+def read_image(path: str | int, limit: int) -> bytes:
+    """The whole of regular file ``path`` (or of an open descriptor, read from its
+    start and left open), which must be at most ``limit`` bytes."""
+    fd, expected = open_image(path, limit)
     with os.fdopen(fd, "rb") as f:
         try:
             # One byte more than its size, to see it grow while we read; never ``limit``

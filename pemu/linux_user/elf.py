@@ -42,7 +42,7 @@ class ProgramHeader:
 
 @dataclass(frozen=True)
 class ElfFile:
-    data: bytes
+    data: bytes  # or a read-only mmap of the file (loader._program_file)
     type: int
     entry: int
     phoff: int

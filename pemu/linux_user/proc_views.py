@@ -82,6 +82,7 @@ def guest_maps(process: object) -> str:
         return None
 
     lines = []
+    runs: list[tuple] = []  # (start, end, prot, shared, offset, dev, inode, name)
     with open("/proc/self/maps") as f:
         host_lines = f.read().splitlines()
     for line in host_lines:
@@ -94,15 +95,23 @@ def guest_maps(process: object) -> str:
                      fields[5] if len(fields) > 5 else "")
         shared = fields[1].endswith("s")
         page, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        # runs found at C speed: the reservation is one host mapping of millions of
+        # pages, which a page-by-page walk took a second of CPU to cross (glibc reads
+        # this file in programs as small as grep)
         while page < last:
-            if not mem.mapped[page]:
-                page += 1
-                continue
+            page = mem.mapped.find(b"\1", page, last)
+            if page < 0:
+                break
+            unmapped = mem.mapped.find(b"\0", page, last)
+            stop = last if unmapped < 0 else unmapped
             prot, region = mem.prot[page], loaded_from(page << PAGE_SHIFT)
-            run = page + 1
-            while (run < last and mem.mapped[run] and mem.prot[run] == prot
-                   and loaded_from(run << PAGE_SHIFT) is region):
-                run += 1
+            if region is not None:
+                stop = min(stop, region.end >> PAGE_SHIFT)
+            else:  # up to the next file region
+                stop = min([stop, *(r.start >> PAGE_SHIFT for r in regions
+                                    if page < r.start >> PAGE_SHIFT < stop)])
+            same = mem.prot[page:stop]
+            run = page + len(same) - len(same.lstrip(bytes([prot])))
             a, b = page << PAGE_SHIFT, run << PAGE_SHIFT
             if region is not None:
                 off, dev, inode, label = region.offset + a - region.start, region.dev, \
@@ -114,8 +123,24 @@ def guest_maps(process: object) -> str:
                     label = "[stack]"
                 elif not label and heap[0] <= a < heap[1]:
                     label = "[heap]"
-            text = f"{a:08x}-{b:08x} {_perms(prot, shared)} {off:08x} {dev} {inode} "
-            # the kernel pads the name to column 73 (seq_pad on a 64-bit host)
-            lines.append(text.ljust(73) + label if label else text.rstrip())
+            _add_run(runs, (a, b, prot, shared, off, dev, inode, label))
             page = run
+    for a, b, prot, shared, off, dev, inode, label in runs:
+        text = f"{a:08x}-{b:08x} {_perms(prot, shared)} {off:08x} {dev} {inode} "
+        # the kernel pads the name to column 73 (seq_pad on a 64-bit host)
+        lines.append(text.ljust(73) + label if label else text.rstrip())
     return "\n".join(lines) + "\n"
+
+
+def _add_run(runs: list[tuple], run: tuple) -> None:
+    """Append a run of pages, or extend the last one where it continues it (same
+    permissions, file and name, the file offset following on): the loader's whole
+    pages and partial ones are separate host mappings of what is one guest mapping."""
+    if runs:
+        a, b, prot, shared, off, dev, inode, label = runs[-1]
+        na, nb, nprot, nshared, noff, ndev, ninode, nlabel = run
+        if (na == b and (nprot, nshared, ndev, ninode, nlabel) == (prot, shared, dev, inode, label)
+                and (inode == "0" or noff == off + (b - a))):
+            runs[-1] = (a, nb, prot, shared, off, dev, inode, label)
+            return
+    runs.append(run)

@@ -201,7 +201,12 @@ class GuestVirtualMemory:
         last = (addr + max(length, 1) - 1) >> PAGE_SHIFT
         if addr < 0 or last >= len(self.mapped):
             return False
-        return all(self.mapped[p] for p in range(first, last + 1))
+        return self.mapped.find(b"\0", first, last + 1) < 0  # C-speed (ranges of MiBs)
+
+    def any_mapped(self, addr: int, length: int) -> bool:
+        """Some page of [addr, addr + length) is mapped (a range in the space)."""
+        return self.mapped.find(b"\1", addr >> PAGE_SHIFT,
+                                (addr + length + PAGE_SIZE - 1) >> PAGE_SHIFT) >= 0
 
     def find_free(self, length: int, hint: int, floor: int) -> int | None:
         """Lowest free page-aligned range of ``length`` at or above max(hint, floor)."""

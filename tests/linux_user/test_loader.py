@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
 
 import pytest
 from conftest import BUSYBOX, SYSROOT
@@ -56,3 +58,75 @@ def test_missing_interpreter(build, tmp_path):
     with pytest.raises(ElfError, match="interpreter"):
         load_program(mem, str(build("cpu_bound")), str(tmp_path))  # wrong sysroot: the host
         # has no riscv64 /lib/ld-linux-riscv64-lp64d.so.1 either
+
+
+def _host_mappings_of(path) -> list[tuple[int, int]]:
+    """This process's mappings of file ``path`` (host address ranges), by inode."""
+    st = os.stat(path)
+    found = []
+    for line in open("/proc/self/maps"):
+        fields = line.split()
+        if len(fields) >= 6 and int(fields[4]) == st.st_ino:
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            found.append((lo, hi))
+    return found
+
+
+@pytest.mark.parametrize("which", ["static", "pie"])
+def test_segments_mapped_from_the_file_read_back_as_its_bytes(which, build):
+    """The whole pages of a segment are the file's own pages (mapped private, not read
+    and copied: loader._place_segment), the partial ones copied; either way the guest
+    sees exactly the file's bytes, zeros around them and in .bss, and its writes never
+    reach the file.  The pie case checks its dynamic loader too (cpu_bound itself has
+    no whole page of file bytes)."""
+    path = BUSYBOX if which == "static" else build("cpu_bound")
+    if not path.exists():
+        pytest.skip("guest binary missing")
+    mem = GuestVirtualMemory()
+    prog = load_program(mem, str(path), SYSROOT)
+    elf = parse_elf(path.read_bytes())
+    files = [(path, prog.entry - elf.entry)]
+    if prog.interp_base:
+        ld = Path(f"{SYSROOT}/lib/ld-linux-riscv64-lp64d.so.1")
+        lo = min(p.vaddr for p in parse_elf(ld.read_bytes()).loads) & ~0xFFF
+        files.append((ld, prog.interp_base - lo))
+    mapped = 0
+    for file, bias in files:
+        data = file.read_bytes()
+        for ph in parse_elf(data).loads:
+            start = ph.vaddr + bias
+            assert mem.mem[start : start + ph.filesz] == data[ph.offset : ph.offset + ph.filesz]
+            bss_end = min(start + ph.memsz, (start + ph.memsz + 0xFFF) & ~0xFFF)
+            assert not any(mem.mem[start + ph.filesz : bss_end])
+            assert not any(mem.mem[start & ~0xFFF : start])
+            first = (start + 0xFFF) & ~0xFFF
+            if first + 0x1000 > ((start + ph.filesz) & ~0xFFF):
+                continue  # no whole page: copied
+            # the file's pages, in this process, where the guest sees them
+            assert any(lo <= mem.base + first < hi for lo, hi in _host_mappings_of(file))
+            mapped += 1
+            # a write (the loader's kind: ignoring protections) stays in the guest
+            mem.write_initial(first, b"\xff" * 8)
+            assert mem.mem[first : first + 8] == b"\xff" * 8
+            at = ph.offset + (first - start)
+            assert file.read_bytes()[at : at + 8] == data[at : at + 8]
+    assert mapped
+
+
+def test_a_file_system_that_cannot_map_files_gets_its_segments_copied(monkeypatch):
+    if not BUSYBOX.exists():
+        pytest.skip("busybox guest binary missing")
+    from pemu.linux_user import loader
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")  # ENODEV: what mmap of such a file says
+
+    mem = GuestVirtualMemory()  # its page tables are mmaps: made before the refusal
+    monkeypatch.setattr(loader.mmap, "mmap", refuse)
+    load_program(mem, str(BUSYBOX), None)
+    data = BUSYBOX.read_bytes()
+    for ph in parse_elf(data).loads:
+        assert mem.mem[ph.vaddr : ph.vaddr + ph.filesz] == data[ph.offset : ph.offset + ph.filesz]
+    # none of the file's pages is mapped in this guest (earlier tests' guests may be)
+    assert not [r for r in _host_mappings_of(BUSYBOX)
+                if mem.base <= r[0] < mem.base + mem.size]

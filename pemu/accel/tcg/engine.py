@@ -56,21 +56,48 @@ class TranslationBlock:
 
 
 class TBCache:
-    """Translated blocks by (flags, pc), and by the guest pages their code lies on."""
+    """Translated blocks by (flags, pc), and by the guest pages their code lies on.
+
+    The blocks of a preinstalled group (preinstall.py: flags 0, all on one page) are
+    kept as their group's dict, by page, not entered one by one: a program forked
+    from the binfmt server links hundreds of groups (gcc's cc1: 1,300 pages, 54,000
+    blocks), and entering each block in the dicts below wrote a reference count into
+    every block record, a copy-on-write page fault per page of records shared with
+    the server, for blocks most of which never run."""
 
     def __init__(self) -> None:
         self.by_flags: dict[int, dict[int, Callable]] = {}
         self.blocks: dict[tuple[int, int], TranslationBlock] = {}
         self.by_page: dict[int, list[TranslationBlock]] = {}
+        self.groups: dict[int, dict[int, TranslationBlock]] = {}  # page -> pc -> block
         self.lock = threading.RLock()
 
     def table(self, flags: int) -> dict[int, Callable]:
-        """The pc -> function dict for one flags value (what the exec loop consults)."""
+        """The pc -> function dict for one flags value (what the python backend's exec
+        loop consults; the native backend, the only one with preinstalled groups,
+        finds blocks through its jump cache and ``get``)."""
         t = self.by_flags.get(flags)
         if t is None:
             with self.lock:
                 t = self.by_flags.setdefault(flags, {})
         return t
+
+    def get(self, flags: int, pc: int) -> TranslationBlock | None:
+        tb = self.blocks.get((flags, pc))
+        if tb is None and not flags:
+            group = self.groups.get(pc >> PAGE_SHIFT)
+            if group is not None:
+                tb = group.get(pc)
+        return tb
+
+    def on_page(self, page: int) -> list[TranslationBlock]:
+        """The blocks with code on ``page``."""
+        tbs = self.by_page.get(page, [])
+        group = self.groups.get(page)
+        return tbs if group is None else [*tbs, *group.values()]
+
+    def pages(self) -> set[int]:
+        return set(self.by_page).union(self.groups)
 
     def insert(self, tb: TranslationBlock) -> None:
         with self.lock:
@@ -81,18 +108,17 @@ class TBCache:
 
     def insert_group(self, page: int, tbs: dict[int, TranslationBlock]) -> None:
         """Blocks with flags 0 that lie on ``page`` only, by pc (a preinstalled page's:
-        preinstall.py)."""
+        preinstall.py), kept as they are."""
         with self.lock:
-            self.blocks.update({(0, pc): tb for pc, tb in tbs.items()})
-            self.table(0).update({pc: tb.fn for pc, tb in tbs.items()})
-            self.by_page.setdefault(page, []).extend(tbs.values())
+            self.groups[page] = tbs
 
     def invalidate_page(self, page: int) -> bool:
         """Drop every block with code on ``page``; True if there were any."""
         with self.lock:
             tbs = self.by_page.pop(page, None)
+            group = self.groups.pop(page, None)
             if not tbs:
-                return False
+                return bool(group)
             for tb in tbs:
                 if self.blocks.get((tb.flags, tb.pc)) is tb:
                     del self.blocks[(tb.flags, tb.pc)]
@@ -104,15 +130,16 @@ class TBCache:
 
     def flush(self) -> list[int]:
         with self.lock:
-            pages = list(self.by_page)
+            pages = list(self.pages())
             for t in self.by_flags.values():
                 t.clear()
             self.blocks.clear()
             self.by_page.clear()
+            self.groups.clear()
             return pages
 
     def __len__(self) -> int:
-        return len(self.blocks)
+        return len(self.blocks) + sum(len(g) for g in self.groups.values())
 
 
 BACKENDS = ("python", "native")
@@ -190,7 +217,7 @@ class TCGEngine:
         """Translate (or find) the block at pc.  A block asked with ``max_insns`` or
         ``slow_memory`` is a one-off: it is not cached."""
         with self.translate_lock:
-            existing = self.cache.blocks.get((flags, pc))
+            existing = self.cache.get(flags, pc)
             if existing is not None and max_insns is None and not slow_memory:
                 return existing
             if flags & DEBUG_SINGLE_INSN_FLAG:
@@ -275,7 +302,7 @@ class TCGEngine:
         bytes it holds now (preinstall.py), all of them; the one at pc is returned
         (the caller enters it in the page index, as any block it returns)."""
         page = pc >> PAGE_SHIFT
-        if any(t.pc >> PAGE_SHIFT == page for t in self.cache.by_page.get(page, ())):
+        if any(t.pc >> PAGE_SHIFT == page for t in self.cache.on_page(page)):
             # blocks of this page were linked already: keys would clash; leave it
             self.preinstalled.groups.pop(page, None)
             return None
@@ -298,7 +325,7 @@ class TCGEngine:
     # -- invalidation ------------------------------------------------------------------
     def invalidate_page(self, page: int) -> None:
         if self.backend_name == "native":  # unchain the blocks before they are dropped
-            self.backend.invalidate(list(self.cache.by_page.get(page, ())))
+            self.backend.invalidate(self.cache.on_page(page))
         if self.cache.invalidate_page(page):
             self.stats["invalidated_pages"] += 1
         self.mem.clear_code_page(page)
@@ -310,7 +337,7 @@ class TCGEngine:
         # only pages with code matter (an munmap of a library's data, or of a whole
         # stack, would otherwise visit thousands of pages in Python)
         with self.cache.lock:
-            code = set(self.mem.code_pages).union(self.cache.by_page)
+            code = set(self.mem.code_pages).union(self.cache.pages())
         if last - first + 1 > len(code):
             pages = sorted(p for p in code if first <= p <= last)
         else:
@@ -414,7 +441,7 @@ class TCGCPU:
                 raise DebugStop("breakpoint", pc)
             first = False
             flags = (DEBUG_SINGLE_INSN_FLAG if bps else 0) | S[self.flags_slot]
-            tb = engine.cache.blocks.get((flags, pc))
+            tb = engine.cache.get(flags, pc)
             if tb is None:
                 S[PC] = pc
                 tb = engine.translate(pc, flags)

@@ -37,7 +37,7 @@ def sys_brk(t, new_brk):
             return p.brk
         old_end, new_end = _align(p.brk), _align(new_brk)
         if new_end > old_end:
-            if not all(not mem.mapped[pg] for pg in range(old_end >> 12, new_end >> 12)):
+            if mem.any_mapped(old_end, new_end - old_end):
                 return p.brk
             mem.map_anonymous(old_end, new_end - old_end, PROT_READ | PROT_WRITE)
         elif new_end < old_end:
@@ -64,7 +64,7 @@ def sys_mmap(t, addr, length, prot, flags, fd, offset):
             if not _valid_range(mem, addr, size):
                 return -errno.EINVAL if addr & PAGE_MASK else -errno.ENOMEM
             if flags & MAP_FIXED_NOREPLACE and not flags & MAP_FIXED:
-                if any(mem.mapped[pg] for pg in range(addr >> 12, (addr + size) >> 12)):
+                if mem.any_mapped(addr, size):
                     return -errno.EEXIST
             where = addr
         else:

@@ -91,10 +91,13 @@ DEFAULT_CODE_SIZE = 64 << 20
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 # chains a forked process leaves unpatched in code it shares with its parent, before
 # it copies its code buffer to patch them all (see NativeBackend._chain), and its exits
-# from generated code meanwhile: a program that lives longer than a shell's /bin/true
-# is worth the copy (its cross-page jumps chained again)
-MAX_DEFERRED_CHAINS = 2048
-MAX_EXITS_DEFERRING = 256
+# from generated code meanwhile: a program that runs long is worth the copy (its
+# cross-page jumps chained again), one of a build's many short ones is not: the copy
+# (the binfmt server's preinstalled blocks, tens of megabytes, and the faults on the
+# new pages) cost a `gcc -c` of a small file 15 % of its CPU time, where gcc's cc1
+# leaves Python about 4,700 times unchained against 3,700 times chained
+MAX_DEFERRED_CHAINS = 1 << 15
+MAX_EXITS_DEFERRING = 8192
 DEAD_TAG = MASK64  # no guest pc: a poisoned tag never matches
 
 _ENTER = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
@@ -186,6 +189,10 @@ class NativeBackend:
         self.memory = memory if memory is not None else UserMemory(
             engine.mem, self.callback_address, self.jump_cache_slot)
         self.by_key: dict[object, NativeTB] = {}
+        # linked preinstalled groups (link_group), by page: found by ``_keyed`` as if
+        # they were in by_key, without a reference-count write into each record (a
+        # copy-on-write fault per page of them in a program the binfmt server forked)
+        self.linked_groups: dict[int, dict[int, NativeTB]] = {}
         self.flags_seen: set[int] = set()  # of blocks ever put in a jump cache
         self.pending: dict[object, list[tuple[NativeTB, int]]] = {}
         # chains link_group left unpatched while the buffer was shared with a forked
@@ -609,6 +616,15 @@ class NativeBackend:
         if tb.code_page is not None:
             self.code_table[self.code_table_index(tb.pc, tb.flags, tb.code_page)] = entry
 
+    def _keyed(self, key: object) -> NativeTB | None:
+        """The linked block of chain key ``key`` (a pc), if any."""
+        tb = self.by_key.get(key)
+        if tb is None and type(key) is int:
+            group = self.linked_groups.get(key >> 12)
+            if group is not None:
+                tb = group.get(key)
+        return tb
+
     def _link_by_key(self, tb: NativeTB) -> None:
         """Chain ``tb`` to the blocks its exits name and those waiting for it (once)."""
         with self.lock:
@@ -620,7 +636,7 @@ class NativeBackend:
             for i, key in enumerate(tb.exit_keys):
                 if key is None:
                     continue
-                dst = self.by_key.get(key)
+                dst = self._keyed(key)
                 if dst is not None:
                     self._chain(tb, i, dst)
                 else:
@@ -678,11 +694,11 @@ class NativeBackend:
                 jc[index] = address
             self.flags_seen.add(0)
             chain = self._chain  # in a forked process, mostly deferred (see _chain)
-            by_key = self.by_key
-            by_key.update(group)
+            self.linked_groups[first.pc >> 12] = group
+            keyed = self._keyed
             pending = self.pending
             for key, sources in outside.items():
-                dst = by_key.get(key)
+                dst = keyed(key)
                 if dst is None:
                     pending.setdefault(key, []).extend(sources)
                 else:
@@ -742,6 +758,9 @@ class NativeBackend:
                         self.code_table[i] = 0
                 if tb.key is not None and self.by_key.get(tb.key) is tb:
                     del self.by_key[tb.key]
+                group = self.linked_groups.get(tb.pc >> 12)
+                if group is not None and group.get(tb.key) is tb:
+                    del group[tb.key]
                 for src, i in tb.incoming:
                     if src.chained[i] is tb:
                         if self.buf.frozen_at(src.exit_fields[i]):
@@ -757,6 +776,7 @@ class NativeBackend:
         with self.lock:
             self.invalidate(list(self.tbs))
             self.tbs = [tb for tb in self.tbs if not tb.dead]
+            self.linked_groups.clear()
             self.pending.clear()
             self._deferred_chains = []
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
@@ -793,6 +813,7 @@ class NativeBackend:
                 self.flush()
                 self.tbs.clear()
                 self.by_key.clear()
+                self.linked_groups.clear()
                 self.generation += 1
                 self.buf.reset()
                 self.stats["code_resets"] += 1

@@ -1,0 +1,116 @@
+"""What a GNU ``./configure`` spends its time on, under pemu and under qemu-riscv64-static.
+
+A configure script of an autoconf package runs hundreds of tiny compiles (gcc -> cc1 ->
+as, and collect2 -> ld for the links) and thousands of sed, grep and sh processes; its
+ratio to qemu is theirs.  This runs loops of them, chrooted in the Debian riscv64 root
+with the toolchain (tests/linux_user/debian_root.py), through binfmt_misc:
+
+- ``gcc -c``: compiling a conftest.c (the driver, cc1, as);
+- ``gcc -o``: compiling and linking it (also collect2 and ld), then running it;
+- ``sed|grep, sh -c``: the shell plumbing between the compiles.
+
+Columns: qemu-riscv64-static (flag F), pemu's binfmt server on an empty translation
+cache (cold: one iteration, what a first build pays), and a server restarted on what
+that left (warm: every later build).  Cells are seconds per iteration, wall and CPU
+(every process of the workload: qemu's are this process's children, pemu's the server
+and the programs it ran, counted from the end of the server's start), and pemu's CPU
+ratio to qemu.  The load average is printed with them: on a shared host only the
+ratios within one run mean something.
+
+    python3 bench/bench_user_build.py --private-binfmt [--iterations N] [--only NAME]
+(a binfmt_misc of its own, Linux 6.7+; or as root without --private-binfmt)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "linux_user")]
+
+from bench_user_distro import cpu_of_tree, pemu_registered, qemu_registered, timed  # noqa: E402
+from debian_root import cached_root, cached_toolchain_root  # noqa: E402
+from private_binfmt import FLAG, enter_if_asked  # noqa: E402
+
+from pemu.linux_user import binfmt  # noqa: E402
+
+CONFTEST = """#include <stdio.h>
+#include <string.h>
+int main(void) { char buf[16]; strcpy(buf, "conftest"); puts(buf); return 0; }
+"""
+# one iteration of each workload, run in the work directory (as configure's conftests)
+WORKLOADS = {
+    "gcc -c": "gcc -c conftest.c",
+    "gcc -o": "gcc -o conftest conftest.c && ./conftest >/dev/null",
+    "sed|grep, sh -c": "echo 'ac_cv_func_strcpy=yes' | sed -n 's/^ac_cv_\\(.*\\)=.*/\\1/p' "
+                       "| grep -c func >/dev/null && sh -c 'test -f conftest.c'",
+}
+
+
+def loop(work: str, command: str, n: int) -> str:
+    return f"cd {work} && i=0; while [ $i -lt {n} ]; do {command} || exit 1; i=$((i+1)); done"
+
+
+def main() -> int:
+    argv = enter_if_asked(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=10, help="of each workload")
+    parser.add_argument("--only", choices=list(WORKLOADS), action="append",
+                        help="this workload only (repeatable)")
+    parser.add_argument("--root", type=Path, help="a riscv64 root with gcc to use as it is")
+    parser.add_argument(FLAG, action="store_true",
+                        help="a binfmt_misc of its own, in a user namespace (Linux 6.7+)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print(f"needs root (binfmt_misc, chroot), or {FLAG}")
+        return 1
+    binfmt.ensure_mounted()
+    name = f"pemu-bench-build-{os.getpid()}"
+    n = args.iterations
+    scratch = Path(tempfile.mkdtemp(prefix="pemu-bench-build-"))
+    if args.root is None:
+        with qemu_registered(name):  # the root is data: made the fast way
+            root, _ = cached_toolchain_root(cached_root(builder="qemu")[0])
+    else:
+        root = args.root
+    work = f"/tmp/pemu-bench-build-{os.getpid()}"  # in the root; removed at the end
+    results: dict[str, dict[str, tuple[float, float]]] = {}
+    try:
+        (root / work[1:]).mkdir(parents=True)
+        (root / work[1:] / "conftest.c").write_text(CONFTEST)
+        chosen = {k: v for k, v in WORKLOADS.items() if not args.only or k in args.only}
+        with qemu_registered(name):
+            for label, command in chosen.items():
+                wall, cpu = timed(root, loop(work, command, n), cpu_of_tree)
+                results[label] = {"qemu": (wall / n, cpu / n)}
+        for i, (label, command) in enumerate(chosen.items()):
+            cache = scratch / f"tb-cache-{i}"  # empty for each workload's cold run
+            cache.mkdir()
+            for column, runs in (("pemu cold", 1), ("pemu warm", n)):
+                with pemu_registered(name, scratch, cache) as server:
+                    wall, cpu = timed(root, loop(work, command, runs),
+                                      lambda: cpu_of_tree(server.pid))
+                results[label][column] = (wall / runs, cpu / runs)
+    finally:
+        shutil.rmtree(root / work[1:], ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    load = os.getloadavg()
+    print(f"seconds per iteration, wall / CPU (pemu's CPU ratio to qemu), {n} iterations "
+          f"(cold: 1), root {root.name}, load average {load[0]:.1f} {load[1]:.1f} "
+          f"{load[2]:.1f} at the end")
+    print(f"{'':<18}{'qemu':>15}{'pemu cold':>26}{'pemu warm':>26}")
+    for label, row in results.items():
+        q = row["qemu"][1]
+        cells = "".join(f"{row[c][0]:>8.2f} /{row[c][1]:>6.2f} ({row[c][1] / q:5.2f}x)"
+                        for c in ("pemu cold", "pemu warm"))
+        print(f"{label:<18}{row['qemu'][0]:>7.2f} /{row['qemu'][1]:>6.2f}{cells}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
