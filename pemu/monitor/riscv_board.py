@@ -102,6 +102,12 @@ class RiscvBoardMonitor(MonitoredMachine):
         def may_pass() -> bool:
             return self._open.is_set() and not hart.held_by_debugger
 
+        def may_leave() -> bool:
+            # with one thread for all harts, a held hart leaves the gate (its run
+            # ends, the round-robin skips it): the thread must run the others
+            return may_pass() or machine.stopping or (
+                machine.one_thread and self._open.is_set())
+
         def gate() -> bool:
             # a loop: a pause that follows a resume at once (migration's dirty-page
             # harvests) must not let the hart through on the resume's wake-up
@@ -113,8 +119,7 @@ class RiscvBoardMonitor(MonitoredMachine):
                     self._parked.set()
                 with machine.parked():  # MTTCG: the other harts reach their gates
                     with self._gate_changed:
-                        while not self._gate_changed.wait_for(
-                                lambda: may_pass() or machine.stopping, 0.1):
+                        while not self._gate_changed.wait_for(may_leave, 0.1):
                             pass
                 with self._parked_lock:
                     self._parked_harts.discard(hart)

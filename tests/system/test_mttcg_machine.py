@@ -187,7 +187,7 @@ def test_gdb_moves_one_hart_thread_at_a_time(gdb, baremetal, mode):  # noqa: F81
     (finish_step_over).  With two harts on their threads or on one: a watchpoint
     written by one hart reports that hart; four continues through a breakpoint both
     harts run; with scheduler-locking, stepping thread 2 leaves thread 1 where it
-    is (~3 s each)."""
+    is (~1-3 s each)."""
     from pemu.gdbstub.riscv_system import start_system_gdbstub
 
     port = free_port()
