@@ -32,7 +32,6 @@ What keeps it correct:
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -49,16 +48,6 @@ MAX_SLEEP_S = 1.0  # a sleeping vCPU looks again at least this often
 MIN_SLEEP_S = 0.001  # a due device deadline not yet delivered: do not spin on it
 FIRST_BACKOFF_S = 0.0001  # a WFI spinning on a masked interrupt: first pause, doubled
 MAX_BACKOFF_S = 0.005  # ... up to this (any kick of the hart ends a pause at once)
-# How long a thread may run Python before one waiting for the GIL makes it hand the GIL
-# over (sys.setswitchinterval; CPython's default is 5 ms).  The big lock serializes the
-# vCPUs' Python anyway: a vCPU coming back from generated code that forces the GIL
-# from another one running Python under the big lock only blocks on the big lock next,
-# and hands the GIL back - two context switches each way, and the holder loses its
-# place.  Both locks are given up together whenever a vCPU enters generated code or
-# sleeps, so a longer interval costs the vCPUs nothing; it only lets I/O threads wait
-# longer behind a long stretch of Python (a translation).  20 ms: bench_smp_scaling's
-# fork/exec workload took ~18 % less CPU than with 5 ms (50 ms: ~8 %; PERFORMANCE.md).
-GIL_SWITCH_INTERVAL_S = 0.02
 
 
 THREAD_MODES = ("single", "multi")
@@ -159,8 +148,6 @@ class ParallelMachine:
     def run_harts(self) -> None:
         self._failure = None
         kicker = DeadlineKicker(self.harts)
-        switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(max(switch_interval, GIL_SWITCH_INTERVAL_S))
         others = [threads.start(threading.Thread(
             target=self._vcpu_thread, args=(hart, i), name=f"pemu-vcpu{i}", daemon=True))
             for i, hart in enumerate(self.harts) if i]
@@ -171,7 +158,6 @@ class ParallelMachine:
             for t in others:
                 t.join()
             kicker.stop()
-            sys.setswitchinterval(switch_interval)
         if self._failure is not None:
             raise self._failure
 
