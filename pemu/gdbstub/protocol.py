@@ -253,8 +253,9 @@ class GdbSession:
         if not stepping and not running:
             raise ValueError("vCont resumes no thread")
         self.running = True
-        if stepping:
-            self.target.resume(stepping[0])
+        if stepping:  # several (``vCont;s``): the current thread's step, if it is one
+            current = self._thread(self.c_thread)
+            self.target.resume(current if current in stepping else stepping[0])
         elif len(running) == len(threads):
             self.target.resume(None)
         else:
