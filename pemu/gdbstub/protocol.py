@@ -220,16 +220,7 @@ class GdbSession:
         if p == b"vCont?":
             return b"vCont;c;C;s;S"
         if p.startswith(b"vCont;"):
-            step_thread = None
-            for action in p[6:].split(b";"):
-                verb, _, who = action.partition(b":")
-                if verb[:1] in (b"s", b"S"):
-                    tid = self._parse_thread(who) if who else None
-                    step_thread = self._thread(tid if tid not in (None, -1) else self.c_thread)
-                    break
-            self.running = True
-            self.target.resume(step_thread)
-            return None
+            return self._v_cont(p[6:])
         if p.startswith(b"vKill"):
             self._send_packet(b"OK")
             self.close()
@@ -238,6 +229,38 @@ class GdbSession:
         if p == b"vMustReplyEmpty":
             return b""
         return b""
+
+    def _v_cont(self, actions: bytes) -> None:
+        """``vCont;ACTION[:THREAD];...``: each thread takes the leftmost action that
+        names it (or names no thread); a thread no action covers stays stopped.
+        In all-stop mode a step is one instruction of that thread alone (the others
+        running zero instructions meanwhile is one of the runs the protocol allows)."""
+        threads = self.target.threads()
+        chosen: dict[int, bytes] = {}
+        for action in actions.split(b";"):
+            verb, _, who = action.partition(b":")
+            kind = verb[:1].lower()
+            if kind not in (b"c", b"s"):
+                raise ValueError(f"vCont action {verb!r} is not supported")
+            tid = self._parse_thread(who) if who else -1
+            if tid is None:  # thread 0: "any thread" -> the current one
+                tid = self._thread(self.c_thread)
+            for t in (threads if tid == -1 else [tid]):
+                if t in threads:
+                    chosen.setdefault(t, kind)
+        stepping = [t for t in threads if chosen.get(t) == b"s"]
+        running = frozenset(t for t in threads if chosen.get(t) == b"c")
+        if not stepping and not running:
+            raise ValueError("vCont resumes no thread")
+        self.running = True
+        if stepping:  # several (``vCont;s``): the current thread's step, if it is one
+            current = self._thread(self.c_thread)
+            self.target.resume(current if current in stepping else stepping[0])
+        elif len(running) == len(threads):
+            self.target.resume(None)
+        else:
+            self.target.resume_threads(running)
+        return None
 
     def _query(self, p: bytes) -> bytes:
         if p.startswith(b"qSupported"):

@@ -224,10 +224,19 @@ class RiscvSystemTarget(DebugTarget):
             hit = self._step_one(hart)
             self._report_stop(step_thread, hit)
             return
+        self._run(None)
+
+    def resume_threads(self, threads: frozenset[int]) -> None:
+        for thread in threads:
+            self._hart(thread)  # TargetError for a thread that is not there
+        self._run(threads)
+
+    def _run(self, threads: frozenset[int] | None) -> None:
+        """Full speed for these threads (None: all); the others stay parked."""
         self._install_points()
-        if self.breakpoints or self.watchpoints:
+        thread = self.stopped_hart + 1
+        if (self.breakpoints or self.watchpoints) and (threads is None or thread in threads):
             # off a breakpoint first: the hart stopped on it, and would hit it again
-            thread = self.stopped_hart + 1
             hart = self._hart(thread)
             if hart.slots[rv.PC] in self.breakpoints:
                 hit = self._step_one(hart)
@@ -237,7 +246,10 @@ class RiscvSystemTarget(DebugTarget):
         with self._hit_lock:
             self._hit_reported = False
             self.points.active = bool(self.breakpoints or self.watchpoints)
-        self.vm.cont()  # full speed; a hit or Ctrl-C closes the gate again
+        if threads is None:
+            self.vm.cont()  # full speed; a hit or Ctrl-C closes the gate again
+        else:
+            self.vm.cont_harts(frozenset(t - 1 for t in threads))
 
     def _install_points(self) -> None:
         """Hand GDB's points to the harts (parked: the machine is stopped)."""

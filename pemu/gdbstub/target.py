@@ -103,6 +103,12 @@ class DebugTarget:
         """
         raise NotImplementedError
 
+    def resume_threads(self, threads: frozenset[int]) -> None:
+        """Run only these threads; the others stay stopped (``vCont;c:N``, how GDB
+        moves one thread over a breakpoint).  A target that cannot hold some of its
+        threads lets them all run."""
+        self.resume(None)
+
     def interrupt(self) -> None:
         """Ctrl-C: stop everything soon and report SIGINT."""
         raise NotImplementedError

@@ -6,6 +6,10 @@ in front of every hart's ``should_stop`` and raises the flags; the hart thread t
 waits in the gate until ``cont``.  The board's own stop (quit, power-off) always opens
 the gate, so a paused machine can still be shut down.  A hart reset while paused
 keeps the hart paused, as ``system_reset`` does in QEMU.
+
+A debugger may resume only some harts (gdb's ``vCont;c:N``): ``cont_harts`` holds
+the others in the gate (or, with one thread for all, out of the round-robin) until
+the next pause.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class RiscvBoardMonitor(MonitoredMachine):
         self._hot_drives: dict[str, str] = {}  # device_add id -> its blockdev-add node
         self._hot_legacy_drives: dict[str, str] = {}  # device_add id -> its -drive id
         self._open = threading.Event()
+        # notified whenever a hart may pass the gate now (cont, a hold lifted, quit)
+        self._gate_changed = threading.Condition()
         self._parked = threading.Event()  # a hart reached the gate
         self._parked_harts: set = set()  # the harts waiting in the gate now
         self._parked_lock = threading.Lock()
@@ -93,17 +99,28 @@ class RiscvBoardMonitor(MonitoredMachine):
         reset = hart.reset
         machine = self.board.machine
 
+        def may_pass() -> bool:
+            return self._open.is_set() and not hart.held_by_debugger
+
+        def may_leave() -> bool:
+            # with one thread for all harts, a held hart leaves the gate (its run
+            # ends, the round-robin skips it): the thread must run the others
+            return may_pass() or machine.stopping or (
+                machine.one_thread and self._open.is_set())
+
         def gate() -> bool:
             # a loop: a pause that follows a resume at once (migration's dirty-page
             # harvests) must not let the hart through on the resume's wake-up
-            while not self._open.is_set() and not machine.stopping:
+            while not may_pass() and not machine.stopping:
+                if machine.one_thread and self._open.is_set():
+                    return True  # held: the round-robin skips it until the next pause
                 with self._parked_lock:
                     self._parked_harts.add(hart)
                     self._parked.set()
                 with machine.parked():  # MTTCG: the other harts reach their gates
-                    while not self._open.wait(0.1):
-                        if machine.stopping:
-                            break
+                    with self._gate_changed:
+                        while not self._gate_changed.wait_for(may_leave, 0.1):
+                            pass
                 with self._parked_lock:
                     self._parked_harts.discard(hart)
                     self._parked.clear()
@@ -166,6 +183,7 @@ class RiscvBoardMonitor(MonitoredMachine):
     def _pause(self) -> None:
         self._open.clear()
         self._parked.clear()
+        self._hold(frozenset())  # every hart stops now: no hold outlives a pause
         self._kick_harts()
         # Harts asleep in WFI never reach the gate, and need not: the loop that would
         # wake them runs into the gate first (their exit request is up).
@@ -176,6 +194,18 @@ class RiscvBoardMonitor(MonitoredMachine):
             if time.monotonic() > deadline or all(h.waiting for h in self.board.harts):
                 break
             self._kick_harts()
+
+    def cont_harts(self, harts: frozenset[int]) -> None:
+        """Resume only the harts at these indexes (gdb's ``vCont;c:N``): the others
+        stay stopped, parked in the gate, until the next pause stops them all."""
+        with self._state_lock:
+            if not self.running:
+                self._hold(frozenset(range(len(self.board.harts))) - harts)
+        self.cont()
+
+    def _hold(self, indexes: frozenset[int]) -> None:
+        for i, hart in enumerate(self.board.harts):
+            hart.held_by_debugger = i in indexes
 
     def _all_parked(self, timeout: float) -> bool:
         """Whether the harts are held: with one thread for all of them, one hart in
@@ -188,7 +218,12 @@ class RiscvBoardMonitor(MonitoredMachine):
             return all(h in self._parked_harts or h.waiting for h in self.board.harts)
 
     def _resume(self) -> None:
-        self._open.set()
+        self._open_gate()
+
+    def _open_gate(self) -> None:
+        with self._gate_changed:
+            self._open.set()
+            self._gate_changed.notify_all()
 
     def _reset(self) -> None:
         self.board.request_reset()
@@ -198,7 +233,7 @@ class RiscvBoardMonitor(MonitoredMachine):
 
     def _quit(self) -> None:
         self.board.request_exit(0, "quit from the monitor")
-        self._open.set()
+        self._open_gate()
 
     def _poweroff_stay(self, code: int) -> None:
         """-no-shutdown: the guest powered off; the machine stops in run state

@@ -124,9 +124,8 @@ def test_monitor_savevm_loadvm_and_migration_with_a_thread_per_hart(
 def test_gdb_sees_and_switches_between_hart_threads(gdb, baremetal):  # noqa: F811
     """gdb-multiarch on the board started with -S and two harts, each on its thread:
     a breakpoint stops the machine with both harts running; both are gdb threads,
-    each with its own mhartid; RAM reads; detach lets both run again.  (Stepping one
-    thread over a breakpoint or watchpoint, ``vCont;c:N``, is left out: the stub lets
-    every hart go then, with one thread per hart or all on one thread alike.)"""
+    each with its own mhartid; RAM reads; detach lets both run again.  (Continuing
+    and stepping one thread at a time: the test below.)"""
     from pemu.gdbstub.riscv_system import start_system_gdbstub
 
     port = free_port()
@@ -165,3 +164,67 @@ def test_gdb_sees_and_switches_between_hart_threads(gdb, baremetal):  # noqa: F8
     assert "0x80100000:\t0x" in text, text
     assert "detached" in text
     assert state_after_detach == "running"
+
+
+def _gdb_script(port: int, elf: Path, *commands: str) -> list[str]:
+    args = ["-batch", "-nx", "-ex", "set architecture riscv:rv64",
+            "-ex", f"target remote 127.0.0.1:{port}"]
+    for c in commands:
+        args += ["-ex", c]
+    return [*args, str(elf)]
+
+
+def _where(tag: str) -> str:
+    """A gdb command printing ``TAG T<thread> PC <pc>`` for the current thread."""
+    return f'printf "{tag} T%d PC %lx\\n", $_thread, $pc'
+
+
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_gdb_moves_one_hart_thread_at_a_time(gdb, baremetal, mode):  # noqa: F811
+    """gdb (13) steps a thread over a breakpoint or a watchpoint by resuming that
+    thread alone (``vCont;c:N``, software single-step on RISC-V): the other hart must
+    stay stopped, or its stop comes first and gdb dies on an assertion
+    (finish_step_over).  With two harts on their threads or on one: a watchpoint
+    written by one hart reports that hart; four continues through a breakpoint both
+    harts run; with scheduler-locking, stepping thread 2 leaves thread 1 where it
+    is (~1-3 s each)."""
+    from pemu.gdbstub.riscv_system import start_system_gdbstub
+
+    port = free_port()
+    m = VirtMachine(baremetal, "-S", "-smp", "2", "-gdb", f"tcp::{port}",
+                    "-accel", f"tcg,thread={mode}")
+    assert m.board.translator.parallel == (mode == "multi")
+    _, server = start_system_gdbstub(m.vm, m.cfg.gdb)
+    m.start()
+    try:
+        out = subprocess.run([gdb, *_gdb_script(
+            port, baremetal,
+            "watch *(long*)0x80100008", "continue",  # the first hart to count to 100
+            'printf "WATCH T%d PC %lx T2 %ld\\n", $_thread, $pc, $t2', "delete",
+            "break *0x80000010",
+            *[c for _ in range(4) for c in ("continue", _where("BREAK"))],
+            "set scheduler-locking step",
+            "thread 1", _where("BEFORE"), "thread 2", _where("BEFORE"),
+            "stepi", "stepi", _where("AFTER"), "thread 1", _where("AFTER"),
+            "set scheduler-locking replay", "continue", _where("BREAK"),
+            "delete", "detach")], capture_output=True, text=True, timeout=120)
+    finally:
+        server.close()
+        m.close()
+    text = out.stdout + out.stderr
+    assert "internal-error" not in text and out.returncode == 0, text
+    # the hart that stored 100 at 0x80100008 is the one reported, stopped after its store
+    watch = re.search(r"^WATCH T(\d) PC (\w+) T2 (\d+)$", text, re.M)
+    assert watch is not None, text
+    assert f"Thread {watch[1]} hit Hardware watchpoint 1" in text, text
+    assert (watch[2], watch[3]) == ("80000022", "100"), text
+    breaks = re.findall(r"^BREAK T(\d) PC (\w+)$", text, re.M)
+    assert len(breaks) == 5 and {pc for _, pc in breaks} == {"80000010"}, text
+    for thread, _ in breaks:
+        assert f"Thread {thread} hit Breakpoint 2" in text, text
+    before = dict(re.findall(r"^BEFORE T(\d) PC (\w+)$", text, re.M))
+    after = dict(re.findall(r"^AFTER T(\d) PC (\w+)$", text, re.M))
+    assert set(before) == set(after) == {"1", "2"}, text
+    assert after["2"] != before["2"], text  # thread 2 stepped
+    assert after["1"] == before["1"], text  # thread 1 stayed stopped meanwhile
+    assert "detached" in text, text

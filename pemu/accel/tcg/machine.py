@@ -198,6 +198,8 @@ class Machine:
             for hart in self.harts:
                 if self.stopping:
                     return
+                if hart.held_by_debugger:
+                    continue
                 if hart.waiting:
                     if not hart.interrupt_ready():
                         continue

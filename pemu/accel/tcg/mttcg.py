@@ -24,6 +24,9 @@ What keeps it correct:
   masked (a guest polling memory with WFI in its loop) backs off on that event, so
   that the spinning thread does not take the GIL and the big lock from the harts
   doing the work (``SpinBackoff``);
+* spin-waits: RISC-V ``pause`` (Linux's ``cpu_relax``) gives the host core away,
+  generated code calling ``sched_yield`` itself (spin_hint.py), so that on a host
+  with no core to spare a spinning vCPU lets the one it waits for run;
 * stop: every thread leaves its loop and ``run_harts`` joins them all, so the board,
   savevm and migration see every vCPU at a block boundary; a pause parks each vCPU
   in the monitor's gate, which gives the big lock up (``parked``).

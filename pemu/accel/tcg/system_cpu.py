@@ -448,6 +448,9 @@ class SystemCPU:
     # set by machine.Machine when several vCPUs take turns: ends this vCPU's turn at
     # its next exit check (a target's spin-wait hint, e.g. A64 WFE, calls it)
     end_turn: Callable[[], None] | None = None
+    # a debugger resumed only other vCPUs (gdb's vCont;c:N): this one stays stopped at
+    # the monitor's gate, and the round-robin passes it by, until the next pause
+    held_by_debugger = False
 
     def __init__(self, translator: SystemTranslator, state: CPUState, mmu: SoftMMU) -> None:
         self.translator = translator
