@@ -6,28 +6,10 @@
 # blocks across address spaces until an sfence.vma that reaches global mappings).
 # S-mode runs the checks; any trap to M is a failure (check 99).
 .include "common.inc"
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_G, 32
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ LEAF_RW, PTE_V|PTE_R|PTE_W|PTE_A|PTE_D
 .equ SV39, 8
 .equ ASID_A, 1
 .equ ASID_B, 2
-
-# table[index] = the PTE of target_reg's page with flags
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    ori t1, t1, \flags
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 # one address space: root -> l1 -> l0; data and code pages at 0x1000 and 0x4000
 .macro SPACE root, l1, l0, data, code

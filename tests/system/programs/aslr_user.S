@@ -12,13 +12,6 @@
 # mapped differs, as between two boots under ASLR.
 .include "common.inc"
 .option norvc                   # the offsets below are exact
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_U, 16
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ SV39, 8
 .equ VA_DATA, 0x100000          # the user's data page
 .equ VA_HOLE, 0x180000          # never mapped: the load there faults

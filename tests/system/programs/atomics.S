@@ -18,12 +18,6 @@
 # misaligned load, cause 4.)  Other harts, if any, park.
 .include "common.inc"
 .option norelax                 # keep `la` pc-relative: gp is not set up
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ SATP_SV39, (8 << 60)
 .equ VA_RO, 0x40000000          # the test pages, through l2[1] -> l1 -> l0
 .equ VA_RW, 0x40001000
@@ -145,15 +139,6 @@
     ld t0, 16(s6)
     CHECK t0, 0xfedcba9876543210, \n
 .endif
-.endm
-
-# table[index] = a PTE for the physical address in \target with \flags
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    ori t1, t1, \flags
-    sd t1, (\index * 8)(t0)
 .endm
 
 .globl _start

@@ -16,12 +16,6 @@
 # each adds to the shared code table.
 .include "common.inc"
 .option norvc                   # the patched instruction is one 32-bit word
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ LEAF_RW, PTE_V|PTE_R|PTE_W|PTE_A|PTE_D
 .equ LEAF_X, PTE_V|PTE_X|PTE_A
 .equ SV39, 8
@@ -35,17 +29,6 @@
 .endif
 .equ AFTER, 1000                # rounds after each change
 .equ LI_A0_6, 0x00600513        # addi a0, zero, 6
-
-# table[index] = the PTE of target_reg's page with flags
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    ori t1, t1, \flags
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 # s4 = sum of a0 over n rounds of calling fa then fb (addresses in registers)
 .macro CALL_PAIR fa, fb, n

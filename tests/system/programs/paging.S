@@ -4,25 +4,7 @@
 # which records mcause/mtval and returns to the instruction after (or to ra for
 # instruction faults).
 .include "common.inc"
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_U, 16
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ MODE, LEVELS + 5           # satp mode: 8 Sv39, 9 Sv48, 10 Sv57
-
-# pte(reg_out, table_label, index, target_addr_reg, flags): table[index] = PPN | flags
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    ori t1, t1, \flags
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 .globl _start
 _start:

@@ -7,12 +7,6 @@
 # cache-block operations in menvcfg (and everything in mstateen0).
 .include "common.inc"
 .option arch, +zicbom, +zicboz, +svinval
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ RWAD, PTE_V|PTE_R|PTE_W|PTE_A|PTE_D
 .equ MENVCFG_CBO, (3 << 4) | (1 << 6) | (1 << 7)    # CBIE=11, CBCFE, CBZE
 .equ MENVCFG_PBMTE, 1 << 62
@@ -20,17 +14,6 @@
 .ifndef SVADE
 .equ SVADE, 0
 .endif
-
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    li t2, \flags
-    or t1, t1, t2
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 .globl _start
 _start:

@@ -11,31 +11,12 @@
 #   followed by sfence.vma of another 4 KiB piece of it.
 # Faults go to M, which records mcause (s1) and mtval (s2) and skips the instruction.
 .include "common.inc"
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_U, 16
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ RWAD, PTE_V|PTE_R|PTE_W|PTE_A|PTE_D
 .equ MODE, LEVELS + 5           # satp mode: 8 Sv39, 9 Sv48
 .equ BIG_A, 0x80600000          # two 2 MiB-aligned physical regions
 .equ BIG_B, 0x80800000
 .equ SSTATUS_SUM, 1 << 18
 .equ SSTATUS_MXR, 1 << 19
-
-# table[index] = PPN of \target | flags (t0-t2 clobbered)
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    li t2, \flags
-    or t1, t1, t2
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 # a load at virtual \va that must fault with \cause (mtval \va): checks n and n+1
 .macro FAULTS va, cause, n
