@@ -33,7 +33,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "linux_user")]
 
-from bench_user_distro import cpu_of_tree, pemu_registered, qemu_registered, timed  # noqa: E402
+from bench_user_distro import (  # noqa: E402
+    cpu_of_tree,
+    pemu_registered,
+    print_table,
+    qemu_registered,
+    timed,
+)
 from debian_root import cached_root, cached_toolchain_root  # noqa: E402
 from private_binfmt import FLAG, enter_if_asked  # noqa: E402
 
@@ -103,12 +109,7 @@ def main() -> int:
     print(f"seconds per iteration, wall / CPU (pemu's CPU ratio to qemu), {n} iterations "
           f"(cold: 1), root {root.name}, load average {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f} at the end")
-    print(f"{'':<18}{'qemu':>15}{'pemu cold':>26}{'pemu warm':>26}")
-    for label, row in results.items():
-        q = row["qemu"][1]
-        cells = "".join(f"{row[c][0]:>8.2f} /{row[c][1]:>6.2f} ({row[c][1] / q:5.2f}x)"
-                        for c in ("pemu cold", "pemu warm"))
-        print(f"{label:<18}{row['qemu'][0]:>7.2f} /{row['qemu'][1]:>6.2f}{cells}")
+    print_table(results, ratio_of=1, width=18, digits=2)
     return 0
 
 

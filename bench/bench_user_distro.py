@@ -193,13 +193,21 @@ def main() -> int:
     load = os.getloadavg()
     print(f"wall s / CPU s (wall ratio to qemu-riscv64-static), root {root}, "
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
-    print(f"{'':<30}{'qemu':>14}{'pemu cold':>26}{'pemu warm':>26}")
-    for label, row in results.items():
-        q = row["qemu"][0]
-        cells = "".join(f"{row[c][0]:>9.1f} /{row[c][1]:>6.1f} ({row[c][0] / q:5.1f}x)"
-                        for c in ("pemu cold", "pemu warm"))
-        print(f"{label:<30}{row['qemu'][0]:>7.1f} /{row['qemu'][1]:>5.1f}{cells}")
+    print_table(results, ratio_of=0, width=30, digits=1)
     return 0
+
+
+def print_table(results: dict[str, dict[str, tuple[float, float]]], ratio_of: int,
+                width: int, digits: int) -> None:
+    """One row per workload: qemu's and pemu's (cold, warm) wall / CPU seconds, and
+    pemu's ratio to qemu of the wall (``ratio_of`` 0) or CPU (1) time."""
+    print(f"{'':<{width}}{'qemu':>14}{'pemu cold':>26}{'pemu warm':>26}")
+    for label, row in results.items():
+        q = row["qemu"][ratio_of]
+        cells = "".join(f"{row[c][0]:>9.{digits}f} /{row[c][1]:>6.{digits}f} "
+                        f"({row[c][ratio_of] / q:5.2f}x)" for c in ("pemu cold", "pemu warm"))
+        print(f"{label:<{width}}{row['qemu'][0]:>7.{digits}f} /{row['qemu'][1]:>5.{digits}f}"
+              f"{cells}")
 
 
 if __name__ == "__main__":
