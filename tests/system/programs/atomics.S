@@ -533,14 +533,7 @@ s_code:
     PASS
 
 # Trap handlers: record cause and trap value, resume after the (4-byte) instruction
-.balign 4
-mtrap:
-    csrr s1, mcause
-    csrr s2, mtval
-    csrr t0, mepc
-    addi t0, t0, 4
-    csrw mepc, t0
-    mret
+RECORD_AND_SKIP_MTRAP
 
 .balign 4
 strap:

@@ -229,14 +229,7 @@ s_code:
     EXPECT t1, 0xB0B0, 57
     PASS
 
-.balign 4
-mtrap:
-    csrr s1, mcause
-    csrr s2, mtval
-    csrr t0, mepc
-    addi t0, t0, 4
-    csrw mepc, t0
-    mret
+RECORD_AND_SKIP_MTRAP
 
 FINISH_ROUTINE
 
