@@ -163,7 +163,8 @@ def test_walker_fills_what_python_would_and_declines_the_rest(native_walk, level
         oracle = m.NativeContext(JumpCacheGeometry(), host_delta=host)
         for c in (ctx, oracle):
             c.set_walk(levels, DRAM_BASE, DRAM_BASE, DRAM_PAGES * 4096,
-                       ctypes.addressof(page_map), ctypes.addressof(ctypes.c_uint64()))
+                       ctypes.addressof(page_map), ctypes.addressof(ctypes.c_uint64()),
+                       ctypes.addressof(ctypes.c_uint64()))
         count = ctypes.c_uint64()
         ctx.tlb[m.WALK_FIRST + pw.W_STATS] = ctypes.addressof(count)
         # other pages already in the sets the accesses use (victim rule)
