@@ -165,10 +165,10 @@ class TLBContext:
     def absorb_native_fills(self) -> None:
         """Learn what the native walker filled (its fill log, data and code TLB
         fills): the pages are present, superpage pieces are remembered, as
-        ``SoftMMU._fill`` does for its own."""
+        ``SoftMMU._fill`` does for its own; code pages enter the execute TLB."""
         if self.native is None:
             return
-        fills = self.native.take_fills()
+        fills = self.native.take_fills(self.exec_tlb)
         if counters.ENABLED and fills:
             counters.count("tlb:native walker fills", len(fills))
         for fill in fills:
@@ -667,7 +667,10 @@ class SoftMMU:
         page = tlb.get(vpn)
         if page is not None:
             return page
-        self.ctx.absorb_native_fills()  # the native fetch walker declined: catch up
+        self.ctx.absorb_native_fills()  # the dispatcher's fetch walk may have found it
+        page = tlb.get(vpn)
+        if page is not None:
+            return page
         guest = self.guest
         paddr, perms, shift = guest.translate(vaddr, ACCESS_EXEC, idx)
         region = self.space.find(paddr, 2)

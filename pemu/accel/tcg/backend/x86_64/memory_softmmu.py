@@ -58,6 +58,7 @@ from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
 from .page_walk import (
+    FETCH_INDEX_MASK,
     LOG_CODE,
     LOG_ENTRIES,
     W_DRAM_BASE,
@@ -181,11 +182,14 @@ class NativeContext:
         t[w + W_STATS] = stats
         t[w + W_FETCH_STATS] = fetch_stats
 
-    def take_fills(self) -> list[int]:
+    def take_fills(self, exec_tlb: list[dict[int, int]] | None = None) -> list[int]:
         """What the native walker filled since the last call: ``page | shift`` each.
         Its code TLB fills (logged with LOG_CODE and then their flags) are noted in
         the code TLB's ``flags_of`` here, as ``CodeTLB.fill`` does, so that a flush
-        of the page empties the jump cache slots its pcs may hold."""
+        of the page empties the jump cache slots its pcs may hold, and go into
+        ``exec_tlb`` (the context's execute TLB, by fetch index) as
+        ``SoftMMU.exec_page`` records a page: a block not translated yet, which
+        sends the dispatcher to Python after the fill, needs no second walk."""
         t = self.tlb
         n = t[WALK_FIRST + W_LOG_COUNT]
         if not n:
@@ -201,7 +205,12 @@ class NativeContext:
         for fill in words:
             if fill & LOG_CODE:
                 fill &= ~LOG_CODE
-                flags_of.setdefault(fill >> PAGE_SHIFT, set()).add(next(words))
+                vpn, flags = fill >> PAGE_SHIFT, next(words)
+                flags_of.setdefault(vpn, set()).add(flags)
+                if exec_tlb is not None:
+                    page = self.code.page_of(vpn, flags)
+                    if page is not None:  # (else a later fill took its entry)
+                        exec_tlb[flags & FETCH_INDEX_MASK][vpn] = page
             pages.append(fill)
         return pages
 
@@ -246,6 +255,14 @@ class CodeTLB:
         t[i + CODE_FLAGS] = flags
         t[i + CODE_PAGE] = page
         self.flags_of.setdefault(vpn, set()).add(flags)
+
+    def page_of(self, vpn: int, flags: int) -> int | None:
+        """The physical page the entry of (``vpn``, ``flags``) holds, if it does."""
+        t = self._t
+        i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
+        if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
+            return t[i + CODE_PAGE]
+        return None
 
     def forget(self, vpn: int) -> None:
         """Page ``vpn``'s entries go, and every jump cache slot its pcs may hold."""
