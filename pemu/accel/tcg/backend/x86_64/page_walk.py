@@ -5,7 +5,8 @@ memory thunk (runtime.py); before the thunk calls Python (``SoftMMU.missed_load`
 ~1.5 us and the GIL), it calls this routine, emitted once in the dispatcher's head:
 
     rax = walk(rdi = guest virtual address, esi = MMU index (0 U, 1 S, 2 S+SUM),
-               edx = 1 when the access needs write permission)
+               edx = WALK_WRITE when the access needs write permission, else
+               WALK_READ)
 
 It returns the host address of the access and leaves the TLB entry filled exactly as
 ``SoftMMU._fill`` -> ``NativeContext.fill`` would, or 0: then the thunk goes on to
@@ -29,6 +30,13 @@ What Python keeps about filled entries (``TLBContext.present``, the superpage pi
 fill appends ``page | shift``; Python reads it back before any page flush and on each
 of its own misses (``TLBContext.absorb_native_fills``).  A full log makes the routine
 decline, so no fill is ever unknown to a flush.
+
+Instruction fetches: when a jump-cache miss also misses both code TLBs, the
+dispatcher (``emit_code_refill``) calls the same routine with edx = WALK_FETCH and
+esi = the fetch index (U or S): X instead of R, no global leaf (Python's global code
+TLB keeps those), no W-without-R; it fills nothing, returns the physical page, and
+the dispatcher fills the address space's code TLB and logs the fill (page | shift |
+LOG_CODE, then the block flags) for ``NativeContext.take_fills``.
 """
 
 from __future__ import annotations
