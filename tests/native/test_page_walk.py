@@ -22,7 +22,14 @@ from pemu.accel.tcg.backend.x86_64 import memory_softmmu as m
 from pemu.accel.tcg.backend.x86_64 import page_walk as pw
 from pemu.accel.tcg.backend.x86_64.codebuf import CodeBuffer
 from pemu.accel.tcg.backend.x86_64.encoder import RBP, RCX, RDI, RDX, RSI
-from pemu.accel.tcg.softmmu import ACCESS_READ, ACCESS_WRITE, PERM_R, PERM_W
+from pemu.accel.tcg.softmmu import (
+    ACCESS_EXEC,
+    ACCESS_READ,
+    ACCESS_WRITE,
+    PERM_GLOBAL,
+    PERM_R,
+    PERM_W,
+)
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.mmu import PRV_S, PRV_U, walk
 
@@ -122,48 +129,56 @@ def _expected(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr: int,
     return page - DRAM_BASE, t.shift, bool(t.perms & PERM_W), vaddr >> 12
 
 
+def _random_tables(rng: random.Random, levels: int, dram: ctypes.Array,
+                   page_map: ctypes.Array) -> tuple[int, list[int]]:
+    """Random page tables in ``dram`` and a random ``page_map``: (satp, the virtual
+    addresses whose paths the tables hold)."""
+    table_pages = list(range(levels + 4))  # page 0 is the root
+    ctypes.memset(dram, 0, ctypes.sizeof(dram))
+    for i in range(DRAM_PAGES):
+        page_map[i] = rng.random() < 0.93
+    for p in table_pages[:2]:
+        page_map[p] = 1  # mostly walkable roots
+    satp = (levels + 5) << 60 | (DRAM_BASE >> 12)
+    vaddrs = []
+    for _ in range(30):
+        va = rng.getrandbits(12 + 9 * levels) & ~7
+        if rng.random() < 0.5:
+            va |= -1 << (11 + 9 * levels)  # the upper half
+        if rng.random() < 0.03:
+            va ^= 1 << 62  # not canonical
+        vaddrs.append(va & (2**64 - 1))
+    for va in vaddrs:
+        table = 0
+        for level in range(levels - 1, -1, -1):
+            slot = table * 512 + ((va >> (12 + 9 * level)) & 0x1FF)
+            if not dram[slot]:
+                dram[slot] = _random_pte(rng, level, table_pages)
+            pte = dram[slot]
+            if not pte & 0xA and pte & 1 and level:
+                nxt = ((pte >> 10) & ((1 << 44) - 1)) - (DRAM_BASE >> 12)
+                if 0 <= nxt < len(table_pages):
+                    table = nxt
+                    continue
+            break
+    return satp, vaddrs
+
+
 @pytest.mark.parametrize("levels", [3, 4])
 def test_walker_fills_what_python_would_and_declines_the_rest(native_walk, levels):
     rng = random.Random(1000 + levels)
     dram = (ctypes.c_uint64 * (DRAM_PAGES * 512))()
     host = ctypes.addressof(dram)
     page_map = (ctypes.c_uint8 * DRAM_PAGES)()
-    table_pages = list(range(levels + 4))  # page 0 is the root
     fills = declines = 0
     for trial in range(60):
-        ctypes.memset(dram, 0, ctypes.sizeof(dram))
-        for i in range(DRAM_PAGES):
-            page_map[i] = rng.random() < 0.93
-        for p in table_pages[:2]:
-            page_map[p] = 1  # mostly walkable roots
-        satp = (levels + 5) << 60 | (DRAM_BASE >> 12)
-        # the vaddrs of this trial, and PTEs on their paths
-        vaddrs = []
-        for _ in range(30):
-            va = rng.getrandbits(12 + 9 * levels) & ~7
-            if rng.random() < 0.5:
-                va |= -1 << (11 + 9 * levels)  # the upper half
-            if rng.random() < 0.03:
-                va ^= 1 << 62  # not canonical
-            vaddrs.append(va & (2**64 - 1))
-        for va in vaddrs:
-            table = 0
-            for level in range(levels - 1, -1, -1):
-                slot = table * 512 + ((va >> (12 + 9 * level)) & 0x1FF)
-                if not dram[slot]:
-                    dram[slot] = _random_pte(rng, level, table_pages)
-                pte = dram[slot]
-                if not pte & 0xA and pte & 1 and level:
-                    nxt = ((pte >> 10) & ((1 << 44) - 1)) - (DRAM_BASE >> 12)
-                    if 0 <= nxt < len(table_pages):
-                        table = nxt
-                        continue
-                break
+        satp, vaddrs = _random_tables(rng, levels, dram, page_map)
         ctx = m.NativeContext(JumpCacheGeometry(), host_delta=host)
         oracle = m.NativeContext(JumpCacheGeometry(), host_delta=host)
         for c in (ctx, oracle):
             c.set_walk(levels, DRAM_BASE, DRAM_BASE, DRAM_PAGES * 4096,
-                       ctypes.addressof(page_map), ctypes.addressof(ctypes.c_uint64()))
+                       ctypes.addressof(page_map), ctypes.addressof(ctypes.c_uint64()),
+                       ctypes.addressof(ctypes.c_uint64()))
         count = ctypes.c_uint64()
         ctx.tlb[m.WALK_FIRST + pw.W_STATS] = ctypes.addressof(count)
         # other pages already in the sets the accesses use (victim rule)
@@ -200,3 +215,65 @@ def test_walker_fills_what_python_would_and_declines_the_rest(native_walk, level
             assert native_walk(ctypes.addressof(state), va, 2, 0) != 0
     # the random tables did reach both outcomes often
     assert fills > 200 and declines > 200, (fills, declines)
+
+
+def _expected_fetch(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr: int,
+                    idx: int) -> int | None:
+    """The physical page an instruction fetch under fetch index ``idx`` (0 U, 1 S)
+    finds without writing a PTE or faulting, on a usable page and not global (global
+    code is Python's), else None (the walker must decline)."""
+    def usable(paddr: int) -> bool:
+        off = paddr - DRAM_BASE
+        return 0 <= off < DRAM_PAGES * 4096 and bool(page_map[off >> 12])
+
+    def load(paddr: int) -> int:
+        if not 0 <= paddr - DRAM_BASE <= DRAM_PAGES * 4096 - 8:
+            raise ValueError("no memory")
+        return dram[(paddr - DRAM_BASE) // 8]
+
+    def store(paddr: int, value: int) -> None:
+        raise LookupError("a PTE write: Python's job")
+
+    priv = (PRV_U, PRV_S)[idx]
+    try:
+        t = walk(satp, vaddr, ACCESS_EXEC, priv, False, False, load, store, usable)
+    except (RiscvTrap, LookupError):
+        return None
+    page = t.paddr & ~0xFFF
+    if not usable(page) or t.perms & PERM_GLOBAL:
+        return None
+    return page
+
+
+@pytest.mark.parametrize("levels", [3, 4])
+def test_fetch_walk_finds_what_python_would_and_fills_nothing(native_walk, levels):
+    """A fetch walk (edx = WALK_FETCH) returns the physical page Python's execute
+    walk finds, declines the rest, and leaves the TLB and the fill log alone (the
+    dispatcher's code refill fills the code TLB and logs)."""
+    rng = random.Random(2000 + levels)
+    dram = (ctypes.c_uint64 * (DRAM_PAGES * 512))()
+    page_map = (ctypes.c_uint8 * DRAM_PAGES)()
+    fills = declines = 0
+    for trial in range(60):
+        satp, vaddrs = _random_tables(rng, levels, dram, page_map)
+        for slot, pte in enumerate(dram):  # leaves: mostly executable, some X-only
+            if pte & 0xA:                  # or global
+                dram[slot] = pte | 0x8 if rng.random() < 0.7 else pte ^ rng.choice((2, 32))
+        ctx = m.NativeContext(JumpCacheGeometry(), host_delta=ctypes.addressof(dram))
+        ctx.set_walk(levels, DRAM_BASE, DRAM_BASE, DRAM_PAGES * 4096,
+                     ctypes.addressof(page_map), ctypes.addressof(ctypes.c_uint64()),
+                     ctypes.addressof(ctypes.c_uint64()))
+        before = ctx.tlb[:]
+        state = (ctypes.c_uint64 * 1)(ctx.tlb_address)
+        for va in vaddrs:
+            for idx in (0, 1):
+                got = native_walk(ctypes.addressof(state), va, idx, pw.WALK_FETCH)
+                want = _expected_fetch(dram, page_map, satp, va, idx)
+                where = f"trial {trial} vaddr {va:#x} idx {idx}"
+                assert got == (want or 0), where
+                fills += want is not None
+                declines += want is None
+            # M (fetch index 3) never walks here
+            assert native_walk(ctypes.addressof(state), va, 3, pw.WALK_FETCH) == 0
+        assert ctx.tlb[:] == before
+    assert fills > 100 and declines > 200, (fills, declines)

@@ -163,11 +163,12 @@ class TLBContext:
             self.native.clear_jump_cache()
 
     def absorb_native_fills(self) -> None:
-        """Learn what the native walker filled (its fill log): the pages are present,
-        superpage pieces are remembered, as ``SoftMMU._fill`` does for its own."""
+        """Learn what the native walker filled (its fill log, data and code TLB
+        fills): the pages are present, superpage pieces are remembered, as
+        ``SoftMMU._fill`` does for its own; code pages enter the execute TLB."""
         if self.native is None:
             return
-        fills = self.native.take_fills()
+        fills = self.native.take_fills(self.exec_tlb)
         if counters.ENABLED and fills:
             counters.count("tlb:native walker fills", len(fills))
         for fill in fills:
@@ -248,6 +249,7 @@ class SoftMMU:
         # last computed from (refresh_native_walk)
         self._walk_map: ctypes.Array | None = None
         self._walk_count = ctypes.c_uint64(0)  # the native walker's refills
+        self._fetch_walk_count = ctypes.c_uint64(0)  # its code TLB refills
         self._walk_basis: tuple | None = None
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
@@ -273,7 +275,8 @@ class SoftMMU:
                 if walk is not None:
                     native.set_walk(walk[0], walk[1], self.dram_base, self.dram.size,
                                     ctypes.addressof(self._walk_map),
-                                    ctypes.addressof(self._walk_count))
+                                    ctypes.addressof(self._walk_count),
+                                    ctypes.addressof(self._fetch_walk_count))
             ctx = self.contexts[key] = TLBContext(key, native)
         return ctx
 
@@ -282,6 +285,12 @@ class SoftMMU:
         """Inline TLB misses the native page walker refilled (they never reach
         ``missed_load``/``missed_store``, nor ``slow_accesses``)."""
         return self._walk_count.value
+
+    @property
+    def native_fetch_walks(self) -> int:
+        """Code TLB misses of the native dispatcher that the native walker refilled
+        (they never reach ``exec_page``)."""
+        return self._fetch_walk_count.value
 
     def refresh_native_walk(self) -> None:
         """Recompute which DRAM pages the native walker may read PTEs from and fill
@@ -655,6 +664,10 @@ class SoftMMU:
         ``idx``: the fetch's MMU index (``TCGTarget.fetch_index`` of the block flags)."""
         vpn = vaddr >> PAGE_SHIFT
         tlb = self.exec_tlb[idx]
+        page = tlb.get(vpn)
+        if page is not None:
+            return page
+        self.ctx.absorb_native_fills()  # the dispatcher's fetch walk may have found it
         page = tlb.get(vpn)
         if page is not None:
             return page

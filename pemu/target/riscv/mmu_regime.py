@@ -30,6 +30,7 @@ from pemu.target.riscv.mmu import (
     PMP,
     PMP_R,
     PMP_W,
+    PMP_X,
     PRV_M,
     PRV_S,
     PRV_U,
@@ -141,7 +142,8 @@ class RiscvMMU:
         return levels, (key & SATP_PPN_MASK) << PAGE_SHIFT
 
     def native_walk_ranges(self) -> tuple[tuple[int, int], ...]:
-        """Physical ranges whose whole pages PMP lets S and U read and write."""
+        """Physical ranges whose whole pages PMP lets S and U read, write and
+        execute (the native walker reads PTEs, fills data and code TLB entries)."""
         rules = self.pmp.rules
         if rules is self._walk_rules:
             return self._walk_ranges
@@ -154,7 +156,7 @@ class RiscvMMU:
         for lo, hi in zip(edges, edges[1:], strict=False):
             page = (lo + PAGE_MASK) & ~PAGE_MASK
             if page + PAGE_SIZE <= hi and all(self.pmp.page_allows(page, perm, PRV_S)
-                                              for perm in (PMP_R, PMP_W)):
+                                              for perm in (PMP_R, PMP_W, PMP_X)):
                 ranges.append((lo, hi))
         self._walk_ranges = tuple(ranges)
         return self._walk_ranges

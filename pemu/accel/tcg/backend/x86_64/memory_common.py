@@ -58,6 +58,15 @@ class GuestMemoryCodegen:
         """Code at the start of the memory thunk ``key`` that may do the access itself
         and jump to ``done`` (a load's value in r11) before the Python call (none)."""
 
+    def emit_code_refill(self, a: x.Assembler, flags: Mem, jump_cache: Mem,
+                         found: x.Label, miss: x.Label) -> None:
+        """The dispatcher's code TLB refill (system mode), after every code TLB
+        missed: rax = the pc, rcx = the byte offset of its entry in the address
+        space's code TLB, ``flags``: the block flags' slot.  It may fill that entry
+        and jump to ``found`` with rsi = the physical page, rdi = the jump cache in
+        the ``jump_cache`` slot and rax = the pc; else to ``miss`` (this: always)."""
+        a.jmp(miss)
+
     def address(self, cg: object, v: object) -> int:
         """A register holding the guest address (a constant is materialised)."""
         raise NotImplementedError

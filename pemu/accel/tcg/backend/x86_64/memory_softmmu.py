@@ -58,9 +58,12 @@ from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
 from .memory_common import GuestMemoryCodegen
 from .page_walk import (
+    FETCH_INDEX_MASK,
+    LOG_CODE,
     LOG_ENTRIES,
     W_DRAM_BASE,
     W_DRAM_SIZE,
+    W_FETCH_STATS,
     W_HOST,
     W_LEVELS,
     W_LOG,
@@ -71,7 +74,9 @@ from .page_walk import (
     W_TOP_SHIFT,
     W_VA_SHIFT,
     WALK_WORDS,
+    CodeTLBGeometry,
     TLBGeometry,
+    emit_code_refill,
     emit_refill,
     emit_walker,
 )
@@ -157,11 +162,12 @@ class NativeContext:
         self.code.fill(vpn, flags, page)
 
     def set_walk(self, levels: int, root: int, dram_base: int, dram_size: int,
-                 page_map: int, stats: int) -> None:
-        """Let the native walker (page_walk.py) refill this address space's TLB:
-        ``levels`` of page tables (0: never) from physical ``root``; ``page_map``: the
-        host address of the hart's map of usable DRAM pages; ``stats``: of the
-        hart's 64-bit count of native refills."""
+                 page_map: int, stats: int, fetch_stats: int) -> None:
+        """Let the native walker (page_walk.py) refill this address space's TLB and
+        code TLB: ``levels`` of page tables (0: never) from physical ``root``;
+        ``page_map``: the host address of the hart's map of usable DRAM pages;
+        ``stats``, ``fetch_stats``: of the hart's 64-bit counts of native refills
+        (data, code)."""
         t, w = self.tlb, WALK_FIRST
         t[w + W_LEVELS] = levels
         if not levels:
@@ -174,9 +180,16 @@ class NativeContext:
         t[w + W_HOST] = self._host_delta
         t[w + W_MAP] = page_map
         t[w + W_STATS] = stats
+        t[w + W_FETCH_STATS] = fetch_stats
 
-    def take_fills(self) -> list[int]:
-        """What the native walker filled since the last call: ``page | shift`` each."""
+    def take_fills(self, exec_tlb: list[dict[int, int]] | None = None) -> list[int]:
+        """What the native walker filled since the last call: ``page | shift`` each.
+        Its code TLB fills (logged with LOG_CODE and then their flags) are noted in
+        the code TLB's ``flags_of`` here, as ``CodeTLB.fill`` does, so that a flush
+        of the page empties the jump cache slots its pcs may hold, and go into
+        ``exec_tlb`` (the context's execute TLB, by fetch index) as
+        ``SoftMMU.exec_page`` records a page: a block not translated yet, which
+        sends the dispatcher to Python after the fill, needs no second walk."""
         t = self.tlb
         n = t[WALK_FIRST + W_LOG_COUNT]
         if not n:
@@ -184,7 +197,22 @@ class NativeContext:
         first = WALK_FIRST + W_LOG
         fills = t[first:first + min(n, LOG_ENTRIES)]
         t[WALK_FIRST + W_LOG_COUNT] = 0
-        return fills
+        if not any(fill & LOG_CODE for fill in fills):
+            return fills
+        pages = []
+        flags_of = self.code.flags_of
+        words = iter(fills)
+        for fill in words:
+            if fill & LOG_CODE:
+                fill &= ~LOG_CODE
+                vpn, flags = fill >> PAGE_SHIFT, next(words)
+                flags_of.setdefault(vpn, set()).add(flags)
+                if exec_tlb is not None:
+                    page = self.code.page_of(vpn, flags)
+                    if page is not None:  # (else a later fill took its entry)
+                        exec_tlb[flags & FETCH_INDEX_MASK][vpn] = page
+            pages.append(fill)
+        return pages
 
     def clear(self) -> None:
         ctypes.memset(self.tlb, 0xFF, 8 * WALK_FIRST)
@@ -227,6 +255,14 @@ class CodeTLB:
         t[i + CODE_FLAGS] = flags
         t[i + CODE_PAGE] = page
         self.flags_of.setdefault(vpn, set()).add(flags)
+
+    def page_of(self, vpn: int, flags: int) -> int | None:
+        """The physical page the entry of (``vpn``, ``flags``) holds, if it does."""
+        t = self._t
+        i = self._first + code_tlb_index(vpn, flags) * CODE_ENTRY_WORDS
+        if t[i + CODE_VPAGE] == (vpn << PAGE_SHIFT) & MASK64 and t[i + CODE_FLAGS] == flags:
+            return t[i + CODE_PAGE]
+        return None
 
     def forget(self, vpn: int) -> None:
         """Page ``vpn``'s entries go, and every jump cache slot its pcs may hold."""
@@ -331,6 +367,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self._tlb_slot = tlb_slot
         self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
+        self._walker = x.Label()  # the native page walker (emit_routines)
         # where the dispatcher finds the code TLB: bytes into the TLB in use
         self.code_tlb_offset = CODE_TLB_OFFSET
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
@@ -350,7 +387,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
 
     def emit_routines(self, a: x.Assembler) -> None:
         """The native page walker, once, before the thunks that call it."""
-        self._walker = emit_walker(a, self._walk_geometry())
+        emit_walker(a, self._walk_geometry(), self._walker)
 
     def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
         """A thunk's native refill before its Python call (page_walk.emit_refill):
@@ -358,6 +395,14 @@ class SoftmmuMemory(GuestMemoryCodegen):
         kind, size, idx = key
         if idx in (0, 1, 2):
             emit_refill(a, self._walker, idx, size, kind, done)
+
+    def emit_code_refill(self, a: x.Assembler, flags: Mem, jump_cache: Mem,
+                         found: x.Label, miss: x.Label) -> None:
+        """The dispatcher's code TLB refill: a native fetch walk (page_walk.py)."""
+        emit_code_refill(a, self._walker, self._walk_geometry(),
+                         CodeTLBGeometry(CODE_TLB_OFFSET, 8 * CODE_VPAGE, 8 * CODE_FLAGS,
+                                         8 * CODE_PAGE),
+                         flags, jump_cache, found, miss)
 
     def slow_paths(self) -> list[tuple[tuple, Helper, int, bool]]:
         paths = []

@@ -5,7 +5,8 @@ memory thunk (runtime.py); before the thunk calls Python (``SoftMMU.missed_load`
 ~1.5 us and the GIL), it calls this routine, emitted once in the dispatcher's head:
 
     rax = walk(rdi = guest virtual address, esi = MMU index (0 U, 1 S, 2 S+SUM),
-               edx = 1 when the access needs write permission)
+               edx = WALK_WRITE when the access needs write permission, else
+               WALK_READ)
 
 It returns the host address of the access and leaves the TLB entry filled exactly as
 ``SoftMMU._fill`` -> ``NativeContext.fill`` would, or 0: then the thunk goes on to
@@ -29,6 +30,13 @@ What Python keeps about filled entries (``TLBContext.present``, the superpage pi
 fill appends ``page | shift``; Python reads it back before any page flush and on each
 of its own misses (``TLBContext.absorb_native_fills``).  A full log makes the routine
 decline, so no fill is ever unknown to a flush.
+
+Instruction fetches: when a jump-cache miss also misses both code TLBs, the
+dispatcher (``emit_code_refill``) calls the same routine with edx = WALK_FETCH and
+esi = the fetch index (U or S): X instead of R, no global leaf (Python's global code
+TLB keeps those), no W-without-R; it fills nothing, returns the physical page, and
+the dispatcher fills the address space's code TLB and logs the fill (page | shift |
+LOG_CODE, then the block flags) for ``NativeContext.take_fills``.
 """
 
 from __future__ import annotations
@@ -49,11 +57,21 @@ W_HOST = 6  # host address of DRAM's first byte
 W_MAP = 7  # host address of the hart's page map: one byte per DRAM page, 1 = usable
 W_STATS = 8  # host address of the hart's count of native walks that filled an entry
 W_LOG_COUNT = 9  # entries in the fill log
-W_LOG = 10  # the fill log: (virtual page address | page shift) per native fill
+W_FETCH_STATS = 10  # host address of the hart's count of native fetch walks
+W_LOG = 11  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
+# a code TLB fill's log entry has this bit set, and the next word is its block flags
+# (a page shift is at most 48: bit 11 is free)
+LOG_CODE = 1 << 11
 
-PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_A, PTE_D = 1, 2, 4, 8, 16, 64, 128
+# what the walk is for (edx): a load, a store, an instruction fetch
+WALK_READ, WALK_WRITE, WALK_FETCH = 0, 1, 2
+# RISC-V's fetch MMU index is the privilege in block flags bits 1:0
+# (target/riscv/mmu_regime.fetch_index): 0 U, 1 S, 3 M (never walked natively)
+FETCH_INDEX_MASK = 3
+
+PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D = 1, 2, 4, 8, 16, 32, 64, 128
 PTE_RESERVED_SHIFT = 54  # bits 63:54: Svnapot's N, Svpbmt's PBMT and reserved bits
 LEVEL_BITS = 9
 PAGE_SHIFT = 12
@@ -73,12 +91,18 @@ class TLBGeometry(NamedTuple):
     walk_offset: int  # bytes from the TLB's start to the walk block
 
 
-def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
-    """The walk routine (module docstring); returns its label.  It preserves rcx, rdi
-    and the callee-saved registers, and clobbers rdx, rsi and r8-r11."""
-    entry = x.Label()
+def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) -> x.Label:
+    """The walk routine (module docstring) at ``entry`` (a new label if None); returns
+    its label.  It preserves rcx, rdi and the callee-saved registers, and clobbers
+    rdx, rsi and r8-r11.
+
+    With edx = WALK_FETCH (esi: the fetch index, 0 U or 1 S) it fills nothing: it
+    returns the physical page (0: declined) and r9 = its log word (virtual page |
+    shift); emit_code_refill fills the code TLB with them."""
+    entry = entry if entry is not None else x.Label()
     fail, loop, leaf, u_ok, check_write, place, swap, same, no_write = (
         x.Label() for _ in range(9))
+    fetch_leaf, fetched, u_check = x.Label(), x.Label(), x.Label()
     w = g.walk_offset
 
     def word(n: int) -> Mem:
@@ -133,9 +157,12 @@ def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
     a.jmp(loop)
 
     a.bind(leaf)
+    a.alu_ri(x.CMP, 32, RDX, WALK_FETCH)
+    a.jcc(x.CC_E, fetch_leaf)
     a.test_ri(32, RAX, PTE_R)
     a.jcc(x.CC_E, fail)  # execute-only: MXR decides, Python knows it
     # U: MMU index 0 wants it set, 1 clear, 2 (S with SUM) either
+    a.bind(u_check)
     a.alu_ri(x.CMP, 32, RSI, 2)
     a.jcc(x.CC_E, u_ok)
     a.mov_rr(32, R10, RAX)
@@ -145,15 +172,15 @@ def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
     a.jcc(x.CC_E, fail)  # (U == 1) ^ idx is 1 when they agree
     a.bind(u_ok)
     a.test_ri(32, RAX, PTE_A)
-    a.jcc(x.CC_E, fail)
+    a.jcc(x.CC_E, fail)  # Python sets A (or faults: Svade)
     # r11 = 1 if the entry may take stores too (W and D set), as Python's fill
     a.mov_rr(32, R10, RAX)
     a.alu_ri(x.AND, 32, R10, PTE_W | PTE_D)
     a.mov_ri(R11, 0)
     a.alu_ri(x.CMP, 32, R10, PTE_W | PTE_D)
     a.setcc(x.CC_E, R11)
-    a.test_rr(32, RDX, RDX)
-    a.jcc(x.CC_E, check_write)
+    a.alu_ri(x.CMP, 32, RDX, WALK_WRITE)
+    a.jcc(x.CC_NE, check_write)
     a.test_rr(32, R11, R11)
     a.jcc(x.CC_E, fail)
     a.bind(check_write)
@@ -175,6 +202,8 @@ def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
     a.alu_rm(x.CMP, 64, RAX, word(W_DRAM_SIZE))
     a.jcc(x.CC_AE, fail)  # MMIO, ROM: Python's accesses
     _check_page_usable(a, RAX, word(W_MAP), fail)
+    a.alu_ri(x.CMP, 32, RDX, WALK_FETCH)
+    a.jcc(x.CC_E, fetched)
     # rax = the addend (host address - guest address), r9 = the tag (virtual page)
     a.alu_rm(x.ADD, 64, RAX, word(W_HOST))
     a.mov_rr(64, R9, RDI)
@@ -230,6 +259,28 @@ def emit_walker(a: x.Assembler, g: TLBGeometry) -> x.Label:
     a.alu_rr(x.ADD, 64, RAX, RDI)  # the host address of the access
     a.pop(RCX)
     a.ret()
+    a.bind(fetched)
+    # rax = the physical page, r9 = the log word: virtual page | shift
+    a.alu_rm(x.ADD, 64, RAX, word(W_DRAM_BASE))
+    a.mov_rr(64, R9, RDI)
+    a.alu_ri(x.AND, 64, R9, -(1 << PAGE_SHIFT))
+    a.alu_rr(x.OR, 64, R9, RCX)
+    a.pop(RCX)
+    a.ret()
+    # a fetch's leaf: X, not W without R (reserved), not global (Python keeps global
+    # code in the vCPU's global code TLB), then U and A as for data
+    a.bind(fetch_leaf)
+    a.test_ri(32, RAX, PTE_X)
+    a.jcc(x.CC_E, fail)
+    a.test_ri(32, RAX, PTE_G)
+    a.jcc(x.CC_NE, fail)
+    a.mov_rr(32, R10, RAX)
+    a.alu_ri(x.AND, 32, R10, PTE_R | PTE_W)
+    a.alu_ri(x.CMP, 32, R10, PTE_W)
+    a.jcc(x.CC_E, fail)
+    a.alu_ri(x.CMP, 32, RSI, 1)
+    a.jcc(x.CC_A, fail)  # only U and S fetch through page tables
+    a.jmp(u_check)
     a.bind(fail)
     a.mov_ri(RAX, 0)
     a.pop(RCX)
@@ -276,4 +327,62 @@ def emit_refill(a: x.Assembler, walker: x.Label, idx: int, size: int, kind: str,
     a.bind(python)
 
 
-__all__ = ["LOG_ENTRIES", "TLBGeometry", "WALK_WORDS", "emit_refill", "emit_walker"]
+class CodeTLBGeometry(NamedTuple):
+    """Where the address space's code TLB lies in its TLB array (byte offsets)."""
+
+    offset: int  # from the TLB's start to the code TLB
+    vpage: int  # inside an entry: the virtual page, the flags, the physical page
+    flags: int
+    page: int
+
+
+def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLBGeometry,
+                     flags: Mem, jump_cache: Mem, found: x.Label, miss: x.Label) -> None:
+    """In the dispatcher, after every code TLB missed (rax = the pc, rcx = the byte
+    offset of its entry in the address space's code TLB): walk for a fetch and, on
+    success, fill that entry as ``CodeTLB.fill`` would, log the fill (two words: the
+    page's log word | LOG_CODE, the flags) and jump to ``found`` with rsi = the
+    physical page, rdi = the jump cache in ``jump_cache``'s slot and rax = the pc;
+    else jump to ``miss`` (Python looks the pc up, walking in Python)."""
+    declined = x.Label()
+    a.load(64, R8, Mem(RBP, 8 * g.tlb_slot))
+    a.alu_ri(x.CMP, 64, Mem(R8, g.walk_offset + 8 * W_LOG_COUNT), LOG_ENTRIES - 1)
+    a.jcc(x.CC_AE, miss)  # no room for two words: Python must read the log first
+    a.push(RAX)
+    a.mov_rr(64, RDI, RAX)
+    a.load(64, RSI, flags)
+    a.alu_ri(x.AND, 32, RSI, FETCH_INDEX_MASK)
+    a.mov_ri(RDX, WALK_FETCH)
+    a.call(walker)  # keeps rcx
+    a.test_rr(64, RAX, RAX)
+    a.jcc(x.CC_E, declined)
+    a.mov_rr(64, RSI, RAX)
+    a.pop(RAX)
+    # the entry: r10 = &code_tlb[entry]; tags = the pc's page and the flags
+    a.load(64, R8, Mem(RBP, 8 * g.tlb_slot))
+    a.lea(R10, Mem(R8, c.offset, RCX, 1))
+    a.mov_rr(64, RDX, RAX)
+    a.alu_ri(x.AND, 64, RDX, -(1 << PAGE_SHIFT))
+    a.store(8, Mem(R10, c.vpage), RDX)
+    a.load(64, R11, flags)
+    a.store(8, Mem(R10, c.flags), R11)
+    a.store(8, Mem(R10, c.page), RSI)
+    # the fill log: page | shift | LOG_CODE, then the flags
+    w = g.walk_offset
+    a.load(64, RDX, Mem(R8, w + 8 * W_LOG_COUNT))
+    a.alu_ri(x.OR, 64, R9, LOG_CODE)
+    a.store(8, Mem(R8, w + 8 * W_LOG, RDX, 8), R9)
+    a.store(8, Mem(R8, w + 8 * W_LOG + 8, RDX, 8), R11)
+    a.alu_ri(x.ADD, 64, RDX, 2)
+    a.store(8, Mem(R8, w + 8 * W_LOG_COUNT), RDX)
+    a.load(64, RDX, Mem(R8, w + 8 * W_FETCH_STATS))
+    a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    a.load(64, RDI, jump_cache)
+    a.jmp(found)
+    a.bind(declined)
+    a.pop(RAX)
+    a.jmp(miss)
+
+
+__all__ = ["LOG_ENTRIES", "LOG_CODE", "CodeTLBGeometry", "TLBGeometry", "WALK_WORDS",
+           "emit_code_refill", "emit_refill", "emit_walker"]

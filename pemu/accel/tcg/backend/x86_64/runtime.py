@@ -327,19 +327,26 @@ class NativeBackend:
             a.jcc(x.CC_NE, other)
             a.load(64, RSI, entry(offset + 8 * CODE_PAGE))
 
-        found = x.Label()
-        global_tlb = x.Label() if self.global_jc_slot is not None else miss
+        found, refill = x.Label(), x.Label()
+        global_tlb = x.Label() if self.global_jc_slot is not None else refill
         a.load(64, RDI, Mem(RBP, 8 * self.native_tlb_slot))
         probe(RDI, self.code_tlb_offset, global_tlb)
         a.load(64, RDI, Mem(RBP, 8 * self.jump_cache_slot))  # the jump cache to fill
+        a.jmp(found)
         if self.global_jc_slot is not None:
-            a.jmp(found)
             # global pages: the code TLB right after the vCPU's global jump cache
             a.bind(global_tlb)
             a.load(64, RDI, Mem(RBP, 8 * self.global_jc_slot))
             a.test_rr(64, RDI, RDI)
-            a.jcc(x.CC_E, miss)
-            probe(RDI, 8 << self.jc_bits, miss)
+            a.jcc(x.CC_E, refill)
+            probe(RDI, 8 << self.jc_bits, refill)
+            a.jmp(found)
+        # neither knows the page: the memory model may walk the page table for it
+        # (a new address space's first jump to each code page) and fill the
+        # address space's code TLB
+        a.bind(refill)
+        self.memory.emit_code_refill(a, flags, Mem(RBP, 8 * self.jump_cache_slot), found,
+                                     miss)
         a.bind(found)
         # rcx = code_table[(pc >> shift ^ ppn * mix ^ flags * mix) % size]
         a.mov_rr(64, RCX, RSI)
