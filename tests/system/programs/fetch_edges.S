@@ -12,30 +12,11 @@
 # A "function" is the dword `li a0, K; ecall`, written into its page at start.  Every
 # trap goes to M, which records mcause (s1) and mtval (s2) and resumes S at s3.
 .include "common.inc"
-.equ PTE_V, 1
-.equ PTE_R, 2
-.equ PTE_W, 4
-.equ PTE_X, 8
-.equ PTE_U, 16
-.equ PTE_A, 64
-.equ PTE_D, 128
 .equ XA, PTE_V|PTE_X|PTE_A
 .equ BIG_A, 0x80600000          # two 2 MiB-aligned physical regions of code
 .equ BIG_B, 0x80800000
 .equ SSTATUS_SPP, 1 << 8
 .equ SV39, 8 << 60
-
-# table[index] = PPN of \target | flags (t0-t2 clobbered)
-.macro SETPTE table, index, target, flags
-    la t0, \table
-    srli t1, \target, 12
-    slli t1, t1, 10
-    li t2, \flags
-    or t1, t1, t2
-    li t2, \index * 8
-    add t0, t0, t2
-    sd t1, 0(t0)
-.endm
 
 # the function `li a0, \k; ecall` at physical \where
 .macro FUNCTION where, k
