@@ -302,7 +302,7 @@ class SystemTranslator:
         return page_digest(page_bytes)
 
     def _install_cached(self, cache: TranslationCache, pc: int, flags: int,
-                        key_flags: int, page: int, hit: tuple, start: float,
+                        key_flags: int, page: int, hit: tuple, start: float | None,
                         page_bytes: bytes, digest: bytes) -> SystemTB:
         """The block at ``pc`` from the cache (``hit``: its entry and helper fixups),
         and at the page's first hit in this virtual page its other cached blocks of
