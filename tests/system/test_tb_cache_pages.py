@@ -134,7 +134,7 @@ def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
     translator, hart, dram = _machine()
     program(dram)
     cold = _translate(translator, hart, BLOCK_PCS[0])
-    assert cold.fn.exit_pcs == [BLOCK_PCS[1]]
+    assert cold.fn.exit_pcs == (BLOCK_PCS[1],)
     _translate(translator, hart, BLOCK_PCS[1])
     translator.tb_cache.save()
 

@@ -388,8 +388,8 @@ class SystemTranslator:
         per address space.  A block straddling two pages is never a chain target."""
         ntb.key = (flags, pc, page) if one_page else None
         vpn = pc >> PAGE_SHIFT
-        ntb.exit_keys = [(flags, target, page) if target >> PAGE_SHIFT == vpn else None
-                         for target in ntb.exit_pcs]
+        ntb.exit_keys = tuple([(flags, target, page) if target >> PAGE_SHIFT == vpn else None
+                               for target in ntb.exit_pcs])
 
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:

@@ -48,7 +48,7 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -122,16 +122,19 @@ class NativeTB:
     entry: int  # buffer offset of the entry (exit-request check)
     body: int  # buffer offset just after it
     size: int
-    exit_fields: list[int] = field(repr=False)  # buffer offsets of goto_pc rel32 fields
-    exit_pcs: list[int] = field(repr=False)
+    # tuples where nothing changes them: a tuple of ints leaves the cyclic collector's
+    # lists, a list never does (a warm boot keeps 170 k blocks)
+    exit_fields: tuple[int, ...] = field(repr=False)  # buffer offsets of goto_pc rel32s
+    exit_pcs: tuple[int, ...] = field(repr=False)
     chained: list[NativeTB | None] = field(default_factory=list, repr=False)
-    incoming: list[tuple[NativeTB, int]] = field(default_factory=list, repr=False)
+    # the exits chained to this block (None until the first: most blocks have none)
+    incoming: list[tuple[NativeTB, int]] | None = field(default=None, repr=False)
     linked: bool = False
     dead: bool = False
     generation: int = 0
     flags: int = 0
     key: object = None  # what chaining finds this block by (None: never a chain target)
-    exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
+    exit_keys: Sequence[object] = field(default=(), repr=False)  # None: unchainable
     # system mode: the physical page the block's code is on (None: it lies on two
     # pages, or user mode), its key in the code table
     code_page: int | None = None
@@ -510,11 +513,11 @@ class NativeBackend:
                 pc: int, flags: int, generated: GeneratedBlock | None) -> NativeTB:
         """The block whose code lies at ``off`` (under the lock, once its code is
         written)."""
-        exit_pcs = [target for _f, target in exits]
+        exit_pcs = tuple([target for _f, target in exits])
         return NativeTB(self, pc, off, off + entry, off + body, size,
-                        [off + f for f, _pc in exits], exit_pcs, [None] * len(exits),
+                        tuple([off + f for f, _pc in exits]), exit_pcs, [None] * len(exits),
                         generation=self.generation, flags=flags, key=pc,
-                        exit_keys=list(exit_pcs), generated=generated)
+                        exit_keys=exit_pcs, generated=generated)
 
     def _place(self, code: bytes, off: int, entry: int, body: int,
                exits: list | tuple, pc: int, flags: int,
@@ -771,6 +774,8 @@ class NativeBackend:
             self._thawed()
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)
         src.chained[i] = dst
+        if dst.incoming is None:
+            dst.incoming = []
         dst.incoming.append((src, i))
         self.stats["chained"] += 1
 
@@ -794,7 +799,7 @@ class NativeBackend:
                         self.code_table[i] = 0
                 if tb.key is not None and self.by_key.get(tb.key) is tb:
                     del self.by_key[tb.key]
-                for src, i in tb.incoming:
+                for src, i in tb.incoming or ():
                     if src.chained[i] is tb:
                         if self.buf.frozen_at(src.exit_fields[i]):
                             self._thawed()
@@ -802,7 +807,7 @@ class NativeBackend:
                         src.chained[i] = None
                         if not src.dead:
                             self.pending.setdefault(tb.key, []).append((src, i))
-                tb.incoming.clear()
+                tb.incoming = None
 
     def flush(self) -> None:
         """Every block is stale (fence.i, engine flush)."""
