@@ -134,7 +134,7 @@ def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
     translator, hart, dram = _machine()
     program(dram)
     cold = _translate(translator, hart, BLOCK_PCS[0])
-    assert cold.fn.exit_pcs == [BLOCK_PCS[1]]
+    assert cold.fn.exit_pcs == (BLOCK_PCS[1],)
     _translate(translator, hart, BLOCK_PCS[1])
     translator.tb_cache.save()
 
@@ -184,3 +184,41 @@ def test_a_changed_page_misses_and_its_old_blocks_stay_unused(cache_dir):
     tbs = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
     assert translator.stats.get("cached", 0) == 0
     assert [tb.n_insns for tb in tbs] == [3, 4, 5]
+
+
+def _run_block(hart, tb, a0: int, a1: int, ra: int) -> tuple[int, int, int]:
+    """(a0, a1, next pc) after running just this block from the given registers."""
+    state = hart.state
+    state.set_x(10, a0)
+    state.set_x(11, a1)
+    state.set_x(1, ra)
+    next_pc = tb.fn(state.slots, hart)
+    return state.x(10), state.x(11), next_pc
+
+
+def test_a_page_installed_again_gets_its_checked_blocks_only_while_its_bytes_match(
+        cache_dir):
+    """Once checked, a page's stored blocks are kept in the process for the page's
+    next installs (another virtual address, another process of the guest): the page
+    changed (fence.i), they are not used; its old bytes back, they are, and run."""
+    _cold_run(cache_dir)
+    translator, hart, dram = _machine()
+    _program(dram)
+    _translate(translator, hart, BLOCK_PCS[0])
+    assert translator.stats["cached"] == len(BLOCK_PCS)
+    # the guest rewrites one block of the page: the others' bytes are the same, but
+    # the page's are not, and none of the blocks kept for the old bytes may run
+    _put_code(dram, BLOCK_PCS[1], [ADDI_A1_2, ADDI_A1_2, RET])
+    translator.sync_code()
+    changed = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
+    assert translator.stats["cached"] == len(BLOCK_PCS)
+    assert [tb.n_insns for tb in changed] == [3, 3, 5]
+    assert _run_block(hart, changed[1], 0, 0, 0x1234) == (0, 4, 0x1234)
+    # the old bytes again: the blocks kept for them are installed and run as stored
+    _program(dram)
+    translator.sync_code()
+    restored = [_translate(translator, hart, pc) for pc in BLOCK_PCS]
+    assert translator.stats["cached"] == 2 * len(BLOCK_PCS)
+    assert [tb.n_insns for tb in restored] == [3, 4, 5]
+    for i, tb in enumerate(restored):
+        assert _run_block(hart, tb, 0, 0, 0x1234) == (i + 1, 2, 0x1234)

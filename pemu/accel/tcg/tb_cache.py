@@ -305,7 +305,12 @@ class TranslationCache:
         self.new: dict[bytes, Entry] = {}
         self.hits = 0
         self._db: sqlite3.Connection | None = None
-        self._pages: dict[bytes, dict[bytes, bytes]] = {}  # digest -> its stored blocks
+        # digest -> its stored blocks: key -> record (bytes), or once ``get`` has checked
+        # it, (entry, helper fixups)
+        self._pages: dict[bytes, dict[bytes, bytes | tuple[Entry, list]]] = {}
+        # (flags, digest) -> page_pcs: a library page's blocks are looked for in every
+        # process that maps it
+        self._page_pcs: dict[tuple[int, bytes], list[int]] = {}
         self._broken = False
         atexit.register(self.save)
         # a forked child (user mode: fork, the binfmt server) must not share the parent's
@@ -341,16 +346,27 @@ class TranslationCache:
         """The cached block and its helper fixups (helpers resolved), or None."""
         key = block_key(flags, pc, digest)
         entry = self.new.get(key)
+        page = None
         if entry is None:
             page = self._pages.get(digest)
             if page is None:
                 page = self._pages[digest] = self._read_page(digest)
-            entry = _unsealed(key, page.get(key))
+            record = page.get(key)
+            if type(record) is tuple:  # checked and resolved already (see below)
+                self.hits += 1
+                return record
+            entry = _unsealed(key, record)
             if entry is None:
                 return None
         fixups = helper_fixups(entry)
         if fixups is None:
             return None
+        if page is not None:
+            # in place of its stored record: a page is installed again for each
+            # virtual address it has (system mode: a library page in every process),
+            # and the checksum and unmarshalling are a third of an install.  Its key
+            # holds the page's digest, so it still serves only those very bytes.
+            page[key] = (entry, fixups)
         self.hits += 1
         return entry, fixups
 
@@ -358,6 +374,9 @@ class TranslationCache:
         """The pcs of the stored blocks of a page with these bytes and these flags
         (``get`` loads each): what system mode installs together at a page's first
         hit."""
+        pcs = self._page_pcs.get((flags, digest))
+        if pcs is not None:  # (the stored blocks of a page are read once: see get)
+            return pcs
         page = self._pages.get(digest)
         if page is None:
             page = self._pages[digest] = self._read_page(digest)
@@ -368,6 +387,7 @@ class TranslationCache:
             key_flags, pc, _digest = split_key(key)
             if key_flags == flags & _MASK64:
                 pcs.append(pc)
+        self._page_pcs[(flags, digest)] = pcs
         return pcs
 
     # -- for a process that forks programs (the binfmt server: linux_user/warm_start.py):

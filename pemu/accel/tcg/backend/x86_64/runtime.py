@@ -48,7 +48,7 @@ import threading
 import time
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -114,9 +114,10 @@ class CompiledNative:
     source: str
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class NativeTB:
-    """One block in the code buffer; calling it runs exactly this block (step/debug)."""
+    """One block in the code buffer; calling it runs exactly this block (step/debug).
+    (Slots: a warm boot makes 170 k of them, installing cached blocks.)"""
 
     runtime: NativeBackend = field(repr=False)
     pc: int
@@ -124,16 +125,19 @@ class NativeTB:
     entry: int  # buffer offset of the entry (exit-request check)
     body: int  # buffer offset just after it
     size: int
-    exit_fields: list[int] = field(repr=False)  # buffer offsets of goto_pc rel32 fields
-    exit_pcs: list[int] = field(repr=False)
+    # tuples where nothing changes them: a tuple of ints leaves the cyclic collector's
+    # lists, a list never does (a warm boot keeps 170 k blocks)
+    exit_fields: tuple[int, ...] = field(repr=False)  # buffer offsets of goto_pc rel32s
+    exit_pcs: tuple[int, ...] = field(repr=False)
     chained: list[NativeTB | None] = field(default_factory=list, repr=False)
-    incoming: list[tuple[NativeTB, int]] = field(default_factory=list, repr=False)
+    # the exits chained to this block (None until the first: most blocks have none)
+    incoming: list[tuple[NativeTB, int]] | None = field(default=None, repr=False)
     linked: bool = False
     dead: bool = False
     generation: int = 0
     flags: int = 0
     key: object = None  # what chaining finds this block by (None: never a chain target)
-    exit_keys: list[object] = field(default_factory=list, repr=False)  # None: unchainable
+    exit_keys: Sequence[object] = field(default=(), repr=False)  # None: unchainable
     # system mode: the physical page the block's code is on (None: it lies on two
     # pages, or user mode), its key in the code table
     code_page: int | None = None
@@ -504,27 +508,38 @@ class NativeBackend:
 
     def _allocate(self, size: int) -> int:
         """Buffer room for a block of ``size`` bytes (resets the buffer when full)."""
+        # the prefix: the physical page tag (set_code_page) before the tags
+        return self._allocate_span(self.block_prefix + size) + self.block_prefix
+
+    def _allocate_span(self, size: int) -> int:
+        """``size`` bytes of buffer, 16-aligned: one block with its prefix, or several
+        (``install_cached_page``); resets the buffer when full."""
         while True:
             with self.lock:
                 try:
-                    # the prefix: the physical page tag (set_code_page) before the tags
-                    return self.buf.allocate(self.block_prefix + size) + self.block_prefix
+                    return self.buf.allocate(size)
                 except CodeBufferFull:
                     if self.buf.used == self.buf.head_size:
                         raise RuntimeError("a block does not fit the code buffer") from None
             self._reset_code()  # outside the lock: threads in callbacks may need it
 
+    def _record(self, off: int, size: int, entry: int, body: int, exits: list | tuple,
+                pc: int, flags: int, generated: GeneratedBlock | None) -> NativeTB:
+        """The block whose code lies at ``off`` (under the lock, once its code is
+        written)."""
+        exit_pcs = tuple([target for _f, target in exits])
+        return NativeTB(self, pc, off, off + entry, off + body, size,
+                        tuple([off + f for f, _pc in exits]), exit_pcs, [None] * len(exits),
+                        generation=self.generation, flags=flags, key=pc,
+                        exit_keys=exit_pcs, generated=generated)
+
     def _place(self, code: bytes, off: int, entry: int, body: int,
                exits: list | tuple, pc: int, flags: int,
                generated: GeneratedBlock | None) -> NativeTB:
         """Write linked code at ``off`` (from ``_allocate``) and record it as a block."""
-        exit_pcs = [target for _f, target in exits]
         with self.lock:
             self.buf.write(off, code)
-            tb = NativeTB(self, pc, off, off + entry, off + body, len(code),
-                          [off + f for f, _pc in exits], exit_pcs, [None] * len(exits),
-                          generation=self.generation, flags=flags, key=pc,
-                          exit_keys=list(exit_pcs), generated=generated)
+            tb = self._record(off, len(code), entry, body, exits, pc, flags, generated)
             self.tbs.append(tb)
         return tb
 
@@ -542,28 +557,68 @@ class NativeBackend:
     def install_cached(self, entry: tuple, fixups: list, pc: int, flags: int,
                        relocate: bool = False) -> NativeTB:
         """A block of the translation cache (tb_cache.Entry, its helper fixups resolved
-        to helpers) put in the buffer: helper addresses and dispatcher jumps patched in
-        one copy of its code, no intermediate GeneratedBlock (a warm boot installs tens
-        of thousands of these).  ``relocate``: the entry is position-independent code
-        (ir.Block.pc_relative) translated at another pc (the caller's key keeps the
-        offset in the page, on which a block's end depends): its pc tag and its exits'
-        targets move to ``pc``; without it the code must have been translated at
-        ``pc`` (ValueError)."""
-        code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
-        code = bytearray(code_bytes)
+        to helpers) put in the buffer at ``pc``: ``install_cached_page`` of one block."""
+        return self.install_cached_page([(entry, fixups, pc)], flags, relocate)[0]
+
+    def install_cached_page(self, blocks: list[tuple[tuple, list, int]], flags: int,
+                            relocate: bool = False, code_page: int | None = None
+                            ) -> list[NativeTB]:
+        """Blocks of the translation cache, ``(entry, helper fixups, pc)``, put in the
+        buffer together: one allocation, one copy of all their code (helper addresses,
+        dispatcher jumps and pc tags patched in a single bytearray), one lock.  A warm
+        boot installs a page's cached blocks at once, 170 k of them for Debian, so the
+        per-block overhead counts (no intermediate GeneratedBlock either).
+
+        ``relocate``: the entries are position-independent code (ir.Block.pc_relative)
+        maybe translated at other pcs (the caller's key keeps the offset in the page,
+        on which a block's end depends): pc tag and exits' targets move to each
+        ``pc``; without it each must have been translated at its ``pc`` (ValueError).
+        ``code_page``: system mode, the physical page all their code lies on, which
+        ``link`` makes them findable by (as ``set_code_page``)."""
         pack = struct.pack_into
-        (old_pc,) = struct.unpack_from("<Q", code, PC_TAG)
-        if old_pc != pc & MASK64:
-            if not relocate:
-                raise ValueError(f"cached block of pc {old_pc:#x} installed at {pc:#x}")
-            delta = pc - old_pc
-            pack("<Q", code, PC_TAG, pc & MASK64)
-            exits = [(at, (target + delta) & MASK64) for at, target in exits]
-        off = self._allocate(len(code_bytes))
-        for at, h, n_args in fixups:
-            pack("<Q", code, at, self._helper_address(h, n_args))
-        link_fixups(code, ext_fixups, off)
-        return self._place(bytes(code), off, entry_off, body, exits, pc, flags, None)
+        unpack = struct.unpack_from
+        prefix = self.block_prefix
+        page_tag = prefix and code_page is not None and self.code_table is not None
+        # where each block goes, relative to the span: the layout separate
+        # ``_allocate`` calls give (16-aligned, the prefix before the tags)
+        starts = []
+        end = 0
+        for entry, _fixups, _pc in blocks:
+            start = (end + 15) & ~15
+            starts.append(start + prefix)
+            end = start + prefix + len(entry[0])
+        base = self._allocate_span(end)
+        span = bytearray(end)
+        view = memoryview(span)
+        placed = []
+        for (entry, fixups, pc), at in zip(blocks, starts, strict=True):
+            code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
+            size = len(code_bytes)
+            span[at:at + size] = code_bytes
+            (old_pc,) = unpack("<Q", span, at + PC_TAG)
+            if old_pc != pc & MASK64:
+                if not relocate:
+                    raise ValueError(f"cached block of pc {old_pc:#x} installed at {pc:#x}")
+                delta = pc - old_pc
+                pack("<Q", span, at + PC_TAG, pc & MASK64)
+                exits = [(f, (target + delta) & MASK64) for f, target in exits]
+            for f, h, n_args in fixups:
+                pack("<Q", span, at + f, self._helper_address(h, n_args))
+            off = base + at
+            link_fixups(view[at:at + size], ext_fixups, off)
+            if page_tag:
+                pack("<Q", span, at - 8, code_page)
+            placed.append((off, size, entry_off, body, exits, pc))
+        view.release()
+        with self.lock:
+            self.buf.write(base, bytes(span))
+            tbs = [self._record(off, size, entry_off, body, exits, pc, flags, None)
+                   for off, size, entry_off, body, exits, pc in placed]
+            if page_tag:
+                for tb in tbs:
+                    tb.code_page = code_page
+            self.tbs.extend(tbs)
+        return tbs
 
     # -- chaining and invalidation --------------------------------------------------------
     def jc_index(self, pc: int, flags: int) -> int:
@@ -742,6 +797,8 @@ class NativeBackend:
             self._thawed()
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)
         src.chained[i] = dst
+        if dst.incoming is None:
+            dst.incoming = []
         dst.incoming.append((src, i))
         self.stats["chained"] += 1
 
@@ -768,7 +825,7 @@ class NativeBackend:
                 group = self.linked_groups.get(tb.pc >> 12)
                 if group is not None and group.get(tb.key) is tb:
                     del group[tb.key]
-                for src, i in tb.incoming:
+                for src, i in tb.incoming or ():
                     if src.chained[i] is tb:
                         if self.buf.frozen_at(src.exit_fields[i]):
                             self._thawed()
@@ -776,7 +833,7 @@ class NativeBackend:
                         src.chained[i] = None
                         if not src.dead:
                             self.pending.setdefault(tb.key, []).append((src, i))
-                tb.incoming.clear()
+                tb.incoming = None
 
     def flush(self) -> None:
         """Every block is stale (fence.i, engine flush)."""
