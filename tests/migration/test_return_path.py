@@ -23,18 +23,22 @@ RETURN_PATH = [{"capability": "return-path", "state": True}]
 
 
 def _sink(path: str) -> threading.Thread:
-    """A listener that reads one connection until it has been quiet for a second,
-    then closes it without a word."""
+    """A listener that reads one connection until it has been quiet for three seconds
+    after its first bytes, then closes it without a word.  (The source may take a
+    while to start sending: it saves its translations when migration starts, which on
+    a loaded host waited longer than the one quiet second this allowed at first.)"""
     server = socket.socket(socket.AF_UNIX)
     server.bind(path)
     server.listen(1)
 
     def run() -> None:
         conn, _ = server.accept()
-        conn.settimeout(1.0)
+        conn.settimeout(60.0)
         try:
-            while conn.recv(1 << 16):
-                pass
+            if conn.recv(1 << 16):
+                conn.settimeout(3.0)
+                while conn.recv(1 << 16):
+                    pass
         except TimeoutError:
             pass
         conn.close()
