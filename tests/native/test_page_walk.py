@@ -101,10 +101,10 @@ def _random_pte(rng: random.Random, level: int, table_pages: list[int]) -> int:
     return pte
 
 
-def _expected(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr: int, idx: int,
-              write: bool) -> tuple[int, int, bool, int] | None:
-    """(DRAM offset of the page, page shift, writable, vpn) the Python path would fill
-    without writing a PTE or faulting, else None (the walker must decline)."""
+def _walk_access(dram: ctypes.Array, page_map: ctypes.Array) -> tuple:
+    """The Python walk's (usable, load, store) over the test's DRAM: a page the map
+    leaves out is not usable, and a PTE write is Python's job (LookupError: the
+    native walker must decline)."""
     def usable(paddr: int) -> bool:
         off = paddr - DRAM_BASE
         return 0 <= off < DRAM_PAGES * 4096 and bool(page_map[off >> 12])
@@ -116,6 +116,15 @@ def _expected(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr: int,
 
     def store(paddr: int, value: int) -> None:
         raise LookupError("a PTE write: Python's job")
+
+    return usable, load, store
+
+
+def _expected(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr: int, idx: int,
+              write: bool) -> tuple[int, int, bool, int] | None:
+    """(DRAM offset of the page, page shift, writable, vpn) the Python path would fill
+    without writing a PTE or faulting, else None (the walker must decline)."""
+    usable, load, store = _walk_access(dram, page_map)
 
     priv, sum_ = _MMU_PRIV[idx]
     try:
@@ -222,17 +231,7 @@ def _expected_fetch(dram: ctypes.Array, page_map: ctypes.Array, satp: int, vaddr
     """The physical page an instruction fetch under fetch index ``idx`` (0 U, 1 S)
     finds without writing a PTE or faulting, on a usable page and not global (global
     code is Python's), else None (the walker must decline)."""
-    def usable(paddr: int) -> bool:
-        off = paddr - DRAM_BASE
-        return 0 <= off < DRAM_PAGES * 4096 and bool(page_map[off >> 12])
-
-    def load(paddr: int) -> int:
-        if not 0 <= paddr - DRAM_BASE <= DRAM_PAGES * 4096 - 8:
-            raise ValueError("no memory")
-        return dram[(paddr - DRAM_BASE) // 8]
-
-    def store(paddr: int, value: int) -> None:
-        raise LookupError("a PTE write: Python's job")
+    usable, load, store = _walk_access(dram, page_map)
 
     priv = (PRV_U, PRV_S)[idx]
     try:
