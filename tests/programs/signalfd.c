@@ -114,15 +114,17 @@ int main(void)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     int cfd = signalfd(-1, &chld, 0);
+    /* the first child's SIGCHLD, pending (blocked) since its exit: read before the
+       second child exists, so the two never coalesce into one, whatever the timing */
+    n = read(cfd, si, sizeof si[0]);
     child = fork();
     if (child == 0)
         _exit(3);
-    n = read(cfd, si, sizeof si[0]);
     int status;
     waitpid(child, &status, 0);
     printf("sigchld: %zd, sig %u, child exit %d\n", n, si[0].ssi_signo, WEXITSTATUS(status));
 
-    /* every signal was read: none is left for sigtimedwait */
+    /* the second child's SIGCHLD: blocked, so still pending for sigtimedwait */
     struct timespec zero = {0, 0};
     errno = 0;
     printf("left for sigtimedwait: %d %s\n", sigtimedwait(&block, 0, &zero), strerror(errno));
