@@ -35,15 +35,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "linux_user
 
 from bench_user_distro import (  # noqa: E402
     cpu_of_tree,
+    parse_binfmt_bench_args,
     pemu_registered,
     print_table,
     qemu_registered,
     timed,
 )
 from debian_root import cached_root, cached_toolchain_root  # noqa: E402
-from private_binfmt import FLAG, enter_if_asked  # noqa: E402
-
-from pemu.linux_user import binfmt  # noqa: E402
+from private_binfmt import enter_if_asked  # noqa: E402
 
 CONFTEST = """#include <stdio.h>
 #include <string.h>
@@ -69,13 +68,9 @@ def main() -> int:
     parser.add_argument("--only", choices=list(WORKLOADS), action="append",
                         help="this workload only (repeatable)")
     parser.add_argument("--root", type=Path, help="a riscv64 root with gcc to use as it is")
-    parser.add_argument(FLAG, action="store_true",
-                        help="a binfmt_misc of its own, in a user namespace (Linux 6.7+)")
-    args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print(f"needs root (binfmt_misc, chroot), or {FLAG}")
+    args = parse_binfmt_bench_args(parser, argv)
+    if args is None:
         return 1
-    binfmt.ensure_mounted()
     name = f"pemu-bench-build-{os.getpid()}"
     n = args.iterations
     scratch = Path(tempfile.mkdtemp(prefix="pemu-bench-build-"))

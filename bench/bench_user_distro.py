@@ -152,13 +152,9 @@ def main() -> int:
     parser.add_argument("--build", action="store_true",
                         help="also a compile and GNU hello's configure, make, make check")
     parser.add_argument("--root", type=Path, help="a riscv64 root to use as it is")
-    parser.add_argument(FLAG, action="store_true",
-                        help="a binfmt_misc of its own, in a user namespace (Linux 6.7+)")
-    args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        print(f"needs root (binfmt_misc, chroot), or {FLAG}")
+    args = parse_binfmt_bench_args(parser, argv)
+    if args is None:
         return 1
-    binfmt.ensure_mounted()
     name = f"pemu-bench-distro-{os.getpid()}"
     work = Path(tempfile.mkdtemp(prefix="pemu-bench-distro-"))
     try:
@@ -195,6 +191,20 @@ def main() -> int:
           f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print_table(results, ratio_of=0, width=30, digits=1)
     return 0
+
+
+def parse_binfmt_bench_args(parser: argparse.ArgumentParser, argv: list[str]
+                            ) -> argparse.Namespace | None:
+    """The arguments, with the private-binfmt flag every binfmt bench takes, once
+    binfmt_misc is there to register in; None (said why) where it cannot be."""
+    parser.add_argument(FLAG, action="store_true",
+                        help="a binfmt_misc of its own, in a user namespace (Linux 6.7+)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print(f"needs root (binfmt_misc, chroot), or {FLAG}")
+        return None
+    binfmt.ensure_mounted()
+    return args
 
 
 def print_table(results: dict[str, dict[str, tuple[float, float]]], ratio_of: int,
