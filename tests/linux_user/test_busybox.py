@@ -9,7 +9,7 @@ import subprocess
 import tarfile
 
 import pytest
-from conftest import run_pemu
+from conftest import run_pemu, run_qemu
 
 # every test here runs on both TCG backends
 pytestmark = pytest.mark.usefixtures("tcg_backend")
@@ -107,3 +107,16 @@ def test_tar_create_and_extract(busybox, tmp_path):
     bb(busybox, "tar", "xf", str(tmp_path / "out.tar"), cwd=dest)
     assert (dest / "src" / "one.txt").read_text() == "first file\n"
     assert (dest / "src" / "sub" / "two.bin").read_bytes() == bytes(range(256)) * 20
+
+
+@pytest.mark.parametrize("closes", ["2>&-", "1>&- 2>&-"])
+def test_exit_status_kept_when_the_program_closed_the_log_descriptor(busybox, qemu, closes):
+    """GNU programs close stdout and stderr as they exit; ``-d stats`` (and ``-strace``)
+    print to that stderr afterwards: the record is lost, the exit status must not be
+    (it was 1, or 126 under the binfmt server)."""
+    script = f"echo before; exec {closes}; echo after; exit 3"
+    expected = run_qemu(str(busybox), "sh", "-c", script)
+    assert expected.returncode == 3
+    result = run_pemu("-d", "stats", "-strace", str(busybox), "sh", "-c", script)
+    assert (result.returncode, result.stdout) == (3, expected.stdout)
+    assert b"Traceback" not in result.stderr

@@ -63,8 +63,16 @@ class TCGLog:
         return item in self.items
 
     def write(self, text: str) -> None:
-        self.out.write(text if text.endswith("\n") else text + "\n")
-        self.out.flush()
+        """One log record.  In user mode the log shares the guest's descriptor 2, which
+        the program may have closed (GNU programs close stdout and stderr as they exit,
+        just before ``-d stats`` prints): the record is then lost, as QEMU's would be,
+        and the guest's exit status must not be (a failed write would end the emulator
+        with an exception instead)."""
+        try:
+            self.out.write(text if text.endswith("\n") else text + "\n")
+            self.out.flush()
+        except (OSError, ValueError):  # closed or broken descriptor; closed file object
+            pass
 
     def block_translated_ir(self, block: object, item: str) -> None:
         if item in self.items:
@@ -102,3 +110,4 @@ def _hex_dump(code: bytes, pc: int) -> list[str]:
 
 def _no_registers(state: object) -> str:
     return f" pc       {state.pc:016x}"
+
