@@ -392,15 +392,14 @@ def _build(patterns: list[Pattern], tested: int) -> Lookup:
 
 
 Handler = Callable[[object, Args], object]
-
-
-Runner = Callable[[object, int], object]
-MAX_KEY_BITS = 20  # the memo of __call__ holds at most 2**20 keys
+MAX_KEY_BITS = 20  # the memo of candidates holds at most 2**20 keys
+MAX_WORDS = 1 << 16  # the memo of decoded words: emptied when it reaches this size
+Decoded = tuple[tuple[Handler, Args], ...]
 
 
 def _key_mask(patterns: Sequence[Pattern]) -> int:
-    """The bits most patterns fix (opcode and function fields): __call__ looks up the
-    candidates of a word by them."""
+    """The bits most patterns fix (opcode and function fields): a new word's candidate
+    patterns are looked up by them."""
     mask = 0
     for bit in range(max((p.mask.bit_length() for p in patterns), default=0)):
         if 2 * sum(1 for p in patterns if p.mask >> bit & 1) >= len(patterns):
@@ -410,20 +409,19 @@ def _key_mask(patterns: Sequence[Pattern]) -> int:
     return mask
 
 
-def _runner(pattern: Pattern, handler: Handler) -> Runner:
-    """``run(ctx, insn)``: the handler called with the fields of ``insn`` (which matches
-    the pattern), extracted by code generated for the pattern (one expression per
-    field, no loops) into an Args of a class of its own whose fields are slots (faster
-    to make and to read than a dict)."""
+def _extractor(pattern: Pattern) -> Callable[[int], Args]:
+    """``fields(insn)``: the fields of ``insn`` (which matches the pattern), extracted
+    by code generated for the pattern (one expression per field, no loops) into an Args
+    of a class of its own whose fields are slots (faster to make and to read than a
+    dict)."""
     names = [f.name for f in pattern.fields] + [name for name, _ in pattern.consts]
     fields = type(f"Args_{pattern.name}", (Args,), {"__slots__": tuple(names)})
     lines = [f"    a.{f.name} = {f.expression()}\n" for f in pattern.fields]
     lines += [f"    a.{name} = {value}\n" for name, value in pattern.consts]
-    source = ("def run(ctx, insn):\n    a = _new(Fields)\n" + "".join(lines)
-              + "    return handler(ctx, a)\n")
-    namespace: dict[str, object] = {"_new": _new, "Fields": fields, "handler": handler}
+    source = "def fields(insn):\n    a = _new(Fields)\n" + "".join(lines) + "    return a\n"
+    namespace: dict[str, object] = {"_new": _new, "Fields": fields}
     exec(compile(source, f"<decode pattern {pattern.name}>", "exec"), namespace)
-    return namespace["run"]  # type: ignore[return-value]
+    return namespace["fields"]  # type: ignore[return-value]
 
 
 class Decoder:
@@ -440,14 +438,20 @@ class Decoder:
                 raise DecodeError(f"no trans_ handler for: {', '.join(missing)}")
             self.handlers = {p.name: getattr(handlers, f"trans_{p.name}")
                              for p in self.patterns}
-        # Translation runs __call__ for every instruction: rather than walk the tree,
-        # it finds a word's candidates by its key bits in a memo (few distinct keys:
-        # the opcode and function fields of the instructions code uses), and each
-        # candidate's runner checks no more than the pattern's other fixed bits.
+        # Translation runs __call__ for every instruction, and code repeats its words
+        # (a boot translates ~200k instructions of ~50k distinct words): a word's
+        # decoding, every matching pattern's handler with the word's fields, is
+        # memoised by the whole word.  It depends on nothing but the word (whether a
+        # handler takes it, which depends on the hart, is asked at every call), so the
+        # memo is never stale; handlers treat the shared fields as read-only.
+        self.words: dict[int, Decoded] = {}
+        # A new word's candidates are found by its key bits in a second memo (few
+        # distinct keys: the opcode and function fields of the instructions code uses),
+        # and each candidate is checked for no more than the pattern's other fixed bits.
         self._key = _key_mask(self.patterns)
         # (generated when a word first needs them: a program uses few of the patterns)
-        self._runners: list[Runner | None] = [None] * len(self.patterns)
-        self._memo: dict[int, tuple[tuple[int, int, Runner], ...]] = {}
+        self._extractors: list[Callable[[int], Args] | None] = [None] * len(self.patterns)
+        self._memo: dict[int, tuple[tuple[int, int, int], ...]] = {}
         # a new key's patterns are among those of its major opcode (the bits every
         # pattern fixes): a short list to filter, not the whole table
         self._root = self._key
@@ -467,28 +471,43 @@ class Decoder:
             return p, p.args(insn)
         return None
 
-    def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, Runner], ...]:
-        """(mask, bits, runner) of the patterns that words with these key bits may match,
-        in table order."""
-        k, runners, patterns = self._key, self._runners, self.patterns
-        found = []
-        for i in self._by_root.get(key & self._root, ()):
-            p = patterns[i]
-            if not (key ^ p.bits) & p.mask & k:
-                run = runners[i]
-                if run is None:
-                    run = runners[i] = _runner(p, self.handlers[p.name])
-                found.append((p.mask, p.bits, run))
-        self._memo[key] = result = tuple(found)
-        return result
+    def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, int], ...]:
+        """(mask, bits, pattern index) of the patterns that words with these key bits
+        may match, in table order."""
+        k, patterns = self._key, self.patterns
+        found = tuple((patterns[i].mask, patterns[i].bits, i)
+                      for i in self._by_root.get(key & self._root, ())
+                      if not (key ^ patterns[i].bits) & patterns[i].mask & k)
+        self._memo[key] = found
+        return found
 
-    def __call__(self, ctx: object, insn: int) -> bool:
-        """Run the handler of ``insn``; False when no pattern took it (unallocated)."""
+    def decoded(self, insn: int) -> Decoded:
+        """(handler, fields) of every pattern matching ``insn``, in table order."""
+        found = self.words.get(insn)
+        if found is not None:
+            return found
         candidates = self._memo.get(insn & self._key)
         if candidates is None:
             candidates = self._candidates_of_key(insn & self._key)
-        for mask, bits, run in candidates:
-            if insn & mask == bits and run(ctx, insn) is not False:
+        extractors, patterns, out = self._extractors, self.patterns, []
+        for mask, bits, i in candidates:
+            if insn & mask == bits:
+                fields = extractors[i]
+                if fields is None:
+                    fields = extractors[i] = _extractor(patterns[i])
+                out.append((self.handlers[patterns[i].name], fields(insn)))
+        if len(self.words) >= MAX_WORDS:
+            self.words.clear()  # (code that big repeats its words less: start afresh)
+        self.words[insn] = found = tuple(out)
+        return found
+
+    def __call__(self, ctx: object, insn: int) -> bool:
+        """Run the handler of ``insn``; False when no pattern took it (unallocated)."""
+        found = self.words.get(insn)
+        if found is None:
+            found = self.decoded(insn)
+        for handler, a in found:
+            if handler(ctx, a) is not False:
                 return True
         return False
 
