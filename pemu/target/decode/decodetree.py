@@ -22,9 +22,11 @@ the most significant.  ``name=value`` gives the handler a constant (``size=3``),
 the same arguments to the same handler from different bits: RVC's ``rs1=%rd``).
 
 The decoder is generated code where it runs for every instruction: the fields of a
-pattern are extracted by a function generated for it (one expression per field), and
-a word's candidate patterns are found by its opcode and function fields in a memo
-(see ``Decoder``).  Handlers must treat their ``a`` as read-only.
+pattern are extracted by a function generated for it (one expression per field), a
+new word's candidate patterns are found by its opcode and function fields in a memo,
+and a word's decoding (each matching pattern's handler and fields) is memoised by the
+word, ``Decoder.words`` (see ``Decoder``).  Handlers must treat their ``a`` as
+read-only: one object serves every translation of the word.
 
 Rules checked when the table is built, so a mistake is an error at import:
   * every line adds up to the width, and a pattern's fixed bits and fields do not collide
@@ -497,7 +499,9 @@ class Decoder:
                     fields = extractors[i] = _extractor(patterns[i])
                 out.append((self.handlers[patterns[i].name], fields(insn)))
         if len(self.words) >= MAX_WORDS:
-            self.words.clear()  # (code that big repeats its words less: start afresh)
+            # code that big repeats its words less: start afresh (in place: a
+            # translator may hold the dict)
+            self.words.clear()
         self.words[insn] = found = tuple(out)
         return found
 
