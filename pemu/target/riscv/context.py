@@ -45,17 +45,23 @@ class _Globals(dict):
     every block (three of them): no ``__init__`` (``_globals`` fills the slots), a dict
     subclass's Python ``__init__`` cost more than the rest of a short block's setup."""
 
-    __slots__ = ("builder", "prefix")
+    __slots__ = ("builder", "names")
 
     def __missing__(self, key: int | str) -> Temp:
-        t = self[key] = self.builder.glob(f"{self.prefix}{key}")
+        t = self[key] = self.builder.glob(self.names.get(key, key))  # type: ignore[arg-type]
         return t
 
 
-def _globals(builder: IRBuilder, prefix: str) -> _Globals:
+# the globals' names by register number (made once: a block names several)
+_X_NAMES = {i: f"x{i}" for i in range(32)}
+_F_NAMES = {i: f"f{i}" for i in range(32)}
+_MISC_NAMES: dict[int | str, str] = {}  # (the misc globals are asked for by name)
+
+
+def _globals(builder: IRBuilder, names: dict) -> _Globals:
     regs = _Globals()
     regs.builder = builder
-    regs.prefix = prefix
+    regs.names = names
     return regs
 
 
@@ -72,10 +78,10 @@ class DisasContext:
         self.flags = block.flags
         # xr[i]/fr[i] give the register's global; x0 reads as the constant 0 and
         # emitters never write it
-        self.xr: dict[int, Operand] = _globals(b, "x")
+        self.xr: dict[int, Operand] = _globals(b, _X_NAMES)
         self.xr[0] = ZERO
-        self.fr: dict[int, Temp] = _globals(b, "f")
-        self._misc: dict[str, Temp] = _globals(b, "")
+        self.fr: dict[int, Temp] = _globals(b, _F_NAMES)
+        self._misc: dict[str, Temp] = _globals(b, _MISC_NAMES)
         self.pc_reg = b.glob("pc")
         self.pc = block.pc
         self.insn = 0  # the raw instruction bits (16-bit ones for RVC): trap values
