@@ -82,7 +82,8 @@ class DisasContext:
         self.xr[0] = ZERO
         self.fr: dict[int, Temp] = _globals(b, _F_NAMES)
         self._misc: dict[str, Temp] = _globals(b, _MISC_NAMES)
-        self.pc_reg = b.glob("pc")
+        # pc_reg (the pc global): made by __getattr__ when an instruction first needs
+        # it (indirect jumps, CSR and trap helpers), not for every block
         self.pc = block.pc
         self.insn = 0  # the raw instruction bits (16-bit ones for RVC): trap values
         self.next_pc = block.pc
@@ -111,6 +112,13 @@ class DisasContext:
         # flags, so a block translated without it emits nothing for it
         self.pm_code = code_from_flags(block.flags)
         self.pm_len = pmlen(self.pm_code)  # bits masked off, 0: none (most blocks)
+
+    def __getattr__(self, name: str) -> Temp:
+        """The one lazily made attribute: a slot left unset until first read."""
+        if name != "pc_reg":
+            raise AttributeError(name)
+        t = self.pc_reg = self.b.glob("pc")
+        return t
 
     @property
     def fflags(self) -> Temp:
