@@ -397,6 +397,7 @@ Handler = Callable[[object, Args], object]
 MAX_KEY_BITS = 20  # the memo of candidates holds at most 2**20 keys
 MAX_WORDS = 1 << 16  # the memo of decoded words: emptied when it reaches this size
 Decoded = tuple[tuple[Handler, Args], ...]
+_Candidate = tuple[int, int, "Handler | None", Callable[[int], Args]]
 
 
 def _key_mask(patterns: Sequence[Pattern]) -> int:
@@ -453,7 +454,7 @@ class Decoder:
         self._key = _key_mask(self.patterns)
         # (generated when a word first needs them: a program uses few of the patterns)
         self._extractors: list[Callable[[int], Args] | None] = [None] * len(self.patterns)
-        self._memo: dict[int, tuple[tuple[int, int, int], ...]] = {}
+        self._memo: dict[int, tuple[_Candidate, ...]] = {}
         # a new key's patterns are among those of its major opcode (the bits every
         # pattern fixes): a short list to filter, not the whole table
         self._root = self._key
@@ -473,15 +474,20 @@ class Decoder:
             return p, p.args(insn)
         return None
 
-    def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, int], ...]:
-        """(mask, bits, pattern index) of the patterns that words with these key bits
-        may match, in table order."""
-        k, patterns = self._key, self.patterns
-        found = tuple((patterns[i].mask, patterns[i].bits, i)
-                      for i in self._by_root.get(key & self._root, ())
-                      if not (key ^ patterns[i].bits) & patterns[i].mask & k)
-        self._memo[key] = found
-        return found
+    def _candidates_of_key(self, key: int) -> tuple[_Candidate, ...]:
+        """(mask, bits, handler, field extractor) of the patterns that words with these
+        key bits may match, in table order."""
+        k, patterns, extractors = self._key, self.patterns, self._extractors
+        found = []
+        for i in self._by_root.get(key & self._root, ()):
+            p = patterns[i]
+            if not (key ^ p.bits) & p.mask & k:
+                fields = extractors[i]
+                if fields is None:
+                    fields = extractors[i] = _extractor(p)
+                found.append((p.mask, p.bits, self.handlers.get(p.name), fields))
+        self._memo[key] = result = tuple(found)
+        return result
 
     def decoded(self, insn: int) -> Decoded:
         """(handler, fields) of every pattern matching ``insn``, in table order."""
@@ -491,18 +497,20 @@ class Decoder:
         candidates = self._memo.get(insn & self._key)
         if candidates is None:
             candidates = self._candidates_of_key(insn & self._key)
-        extractors, patterns, out = self._extractors, self.patterns, []
-        for mask, bits, i in candidates:
-            if insn & mask == bits:
-                fields = extractors[i]
-                if fields is None:
-                    fields = extractors[i] = _extractor(patterns[i])
-                out.append((self.handlers[patterns[i].name], fields(insn)))
-        if len(self.words) >= MAX_WORDS:
+        # (a miss costs about what decoding every time did: code swept once, as a
+        # linear sweep does, must not pay for the memo)
+        if len(candidates) == 1:
+            mask, bits, handler, fields = candidates[0]
+            found = ((handler, fields(insn)),) if insn & mask == bits else ()
+        else:
+            found = tuple([(handler, fields(insn)) for mask, bits, handler, fields
+                           in candidates if insn & mask == bits])
+        words = self.words
+        if len(words) >= MAX_WORDS:
             # code that big repeats its words less: start afresh (in place: a
             # translator may hold the dict)
-            self.words.clear()
-        self.words[insn] = found = tuple(out)
+            words.clear()
+        words[insn] = found
         return found
 
     def __call__(self, ctx: object, insn: int) -> bool:
