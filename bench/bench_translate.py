@@ -2,7 +2,7 @@
 
     python3 bench/bench_translate.py [--workload user|boot] [--recording FILE]
                                      [--save FILE] [--repeat N] [--profile N]
-                                     [--digest] [--no-gc]
+                                     [--digest] [--no-gc] [--frontend-only]
                                      [--optimizer target|always|never]
 
 Two steps.  *Record*: run the workload once under pemu with ``PEMU_RECORD_BLOCKS``
@@ -137,10 +137,12 @@ class Replayer:
         self.backend.keep_generated = False
         return h.hexdigest()
 
-    def run(self, records: list[bytes]) -> dict[str, float]:
+    def run(self, records: list[bytes], frontend_only: bool = False) -> dict[str, float]:
         """Translate every record (each kept marshalled until its turn: a heap of live
         records would make the garbage collector's passes, which translation
-        triggers, slower than in a real run)."""
+        triggers, slower than in a real run); ``frontend_only``: guest code -> IR and
+        nothing after it (no code generation evicting the frontend's code and data
+        from the caches between two blocks)."""
         clock = time.thread_time_ns
         frontend = self.target.translate
         compile_ = self.backend.compile
@@ -158,6 +160,11 @@ class Replayer:
             block = frontend(pc, flags, fetch, max_insns=max_insns,
                              inline_atomics=inline_atomics, **options)
             t1 = clock()
+            if frontend_only:
+                t_front += t1 - t0
+                insns += block.n_insns
+                ops += len(block.ops)
+                continue
             if optimize_ is not None:
                 optimize_(block)
             t2 = clock()
@@ -174,7 +181,7 @@ class Replayer:
 
 def report(n_blocks: int, times: dict[str, float]) -> None:
     insns = times["insns"]
-    total = times["frontend"] + times["optimizer"] + times["codegen"]
+    total = (times["frontend"] + times["optimizer"] + times["codegen"]) or 1e-9
     print(f"{n_blocks} blocks, {insns} guest instructions "
           f"({insns / n_blocks:.1f} per block), {times['ops'] / n_blocks:.1f} IR ops "
           "per block compiled")
@@ -201,6 +208,8 @@ def main() -> int:
                     default="target",
                     help="run the IR optimizer as the target says (TCGTarget.optimize), "
                          "on every block, or on none")
+    ap.add_argument("--frontend-only", action="store_true",
+                    help="time the frontend alone (no optimizer, no code generation)")
     ap.add_argument("--no-gc", action="store_true",
                     help="replay with the cyclic garbage collector off (its share)")
     args = ap.parse_args()
@@ -232,7 +241,7 @@ def main() -> int:
     best: dict[str, float] | None = None
     for _ in range(max(1, args.repeat)):
         # a fresh backend each time: an empty code buffer, as in a cold run
-        times = Replayer(targets, system, args.optimizer).run(records)
+        times = Replayer(targets, system, args.optimizer).run(records, args.frontend_only)
         total = times["frontend"] + times["optimizer"] + times["codegen"]
         if best is None or total < best["frontend"] + best["optimizer"] + best["codegen"]:
             best = times
@@ -241,7 +250,7 @@ def main() -> int:
         replayer = Replayer(targets, system, args.optimizer)
         prof = cProfile.Profile()
         prof.enable()
-        replayer.run(records)
+        replayer.run(records, args.frontend_only)
         prof.disable()
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(args.profile)

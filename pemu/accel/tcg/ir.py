@@ -150,7 +150,7 @@ class MemOp:
         return f"{'s' if self.signed else 'u'}{self.size * 8}{'w' if self.for_store else ''}"
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, init=False)
 class Temp:
     """A value holder.  Identity matters: two Temps are never equal unless the same."""
 
@@ -161,10 +161,17 @@ class Temp:
     slot: int = -1  # for globals: index of the 64-bit slot in the CPU state block
     # kind == "global", kept as a plain attribute: the optimizer and the register
     # allocator ask it for every operand of every op
-    is_global: bool = field(init=False, repr=False)
+    is_global: bool = field(repr=False)
 
-    def __post_init__(self) -> None:
-        self.is_global = self.kind == "global"
+    def __init__(self, index: int, type: int, kind: str, name: str, slot: int = -1) -> None:
+        # (written out: the dataclass's __init__ calling a __post_init__ cost a frontend
+        # a third more per temp, and a block makes several)
+        self.index = index
+        self.type = type
+        self.kind = kind
+        self.name = name
+        self.slot = slot
+        self.is_global = kind == "global"
 
     def __repr__(self) -> str:
         return self.name
@@ -324,11 +331,17 @@ class IRBuilder:
 
     Global temps are created on first use: a block names only the few registers it
     touches, and creating all of a target's globals up front dominated the cost of
-    translating short blocks.
+    translating short blocks.  The emitters append their ``Op`` themselves (not through
+    ``emit``, whose check is for ops named by the caller): a frontend spends most of
+    its time here, a few ops per guest instruction.
     """
+
+    __slots__ = ("block", "_ops", "_temps", "_slots", "_globals")
 
     def __init__(self, block: Block, globals_: dict[str, int]) -> None:
         self.block = block
+        self._ops = block.ops  # (the lists the builder appends to, bound once)
+        self._temps = block.temps
         self._slots = globals_
         self._globals: dict[str, Temp] = {}
 
@@ -336,14 +349,16 @@ class IRBuilder:
     def glob(self, name: str) -> Temp:
         t = self._globals.get(name)
         if t is None:
-            t = Temp(len(self.block.temps), I64, "global", name, self._slots[name])
-            self.block.temps.append(t)
-            self._globals[name] = t
+            temps = self._temps
+            t = self._globals[name] = Temp(len(temps), I64, "global", name, self._slots[name])
+            temps.append(t)
         return t
 
     def temp(self, type: int = I64) -> Temp:
-        t = Temp(len(self.block.temps), type, "local", f"t{len(self.block.temps)}")
-        self.block.temps.append(t)
+        temps = self._temps
+        n = len(temps)
+        t = Temp(n, type, "local", f"t{n}")
+        temps.append(t)
         return t
 
     @staticmethod
@@ -360,13 +375,13 @@ class IRBuilder:
         """Append any op; ``opc`` is a constant of the op table (not an op name)."""
         if opc.__class__ is not Opcode:
             raise TypeError(f"IR ops are Opcode constants of accel/tcg/opcodes.py, not {opc!r}")
-        self.block.ops.append(Op(opc, type, outs, ins, aux))
+        self._ops.append(Op(opc, type, outs, ins, aux))
 
     def unop(self, opc: Opcode, d: Temp, a: Operand, type: int = I64) -> Temp:
         if opc.n_in != 1:
             raise ValueError(f"{opc} is not a unary op")
         op = Op(opc, type, [d], [a])
-        self.block.ops.append(simplify(op) if a.__class__ is Const and opc.pure else op)
+        self._ops.append(simplify(op) if a.__class__ is Const and opc.pure else op)
         return d
 
     def binop(self, opc: Opcode, d: Temp, a: Operand, b: Operand, type: int = I64) -> Temp:
@@ -380,69 +395,69 @@ class IRBuilder:
         if ((a.__class__ is Const and (b.__class__ is Const or a.value == 0))
                 or (b.__class__ is Const and b.value <= 1) or a is b) and opc.pure:
             op = simplify(op)
-        self.block.ops.append(op)
+        self._ops.append(op)
         return d
 
     def mov(self, d: Temp, a: Operand, type: int = I64) -> Temp:
-        self.block.ops.append(Op(MOV, type, [d], [a]))
+        self._ops.append(Op(MOV, type, [d], [a]))
         return d
 
     def movi(self, d: Temp, value: int, type: int = I64) -> Temp:
-        self.block.ops.append(Op(MOV, type, [d], [self.const(value, type)]))
+        self._ops.append(Op(MOV, type, [d], [self.const(value, type)]))
         return d
 
     def setcond(self, d: Temp, cond: Cond, a: Operand, b: Operand, type: int = I64) -> Temp:
-        self.emit(SETCOND, type, [d], [a, b], cond)
+        self._ops.append(Op(SETCOND, type, [d], [a, b], cond))
         return d
 
     def movcond(self, d: Temp, cond: Cond, c1: Operand, c2: Operand, v1: Operand, v2: Operand,
                 type: int = I64) -> Temp:
-        self.emit(MOVCOND, type, [d], [c1, c2, v1, v2], cond)
+        self._ops.append(Op(MOVCOND, type, [d], [c1, c2, v1, v2], cond))
         return d
 
     def ld(self, d: Temp, addr: Operand, memop: MemOp, type: int = I64) -> Temp:
-        self.emit(LD, type, [d], [addr], memop)
+        self._ops.append(Op(LD, type, [d], [addr], memop))
         return d
 
     def mb(self) -> None:
         """A full memory barrier (opcodes.MB)."""
-        self.emit(MB, I64, [], [], None)
+        self._ops.append(Op(MB, I64, [], [], None))
 
     def cmpxchg(self, d: Temp, addr: Operand, expected: Operand, new: Operand,
                 memop: MemOp) -> Temp:
         """Weak compare-and-swap (opcodes.CMPXCHG): d != expected when not stored."""
-        self.emit(CMPXCHG, I64, [d], [addr, expected, new], memop)
+        self._ops.append(Op(CMPXCHG, I64, [d], [addr, expected, new], memop))
         return d
 
     def st(self, value: Operand, addr: Operand, memop: MemOp) -> None:
-        self.emit(ST, I64, [], [value, addr], memop)
+        self._ops.append(Op(ST, I64, [], [value, addr], memop))
 
     def set_label(self, label: Label) -> None:
-        self.emit(LABEL, I64, [], [], label)
+        self._ops.append(Op(LABEL, I64, [], [], label))
 
     def br(self, label: Label) -> None:
-        self.emit(BR, I64, [], [], label)
+        self._ops.append(Op(BR, I64, [], [], label))
 
     def brcond(self, cond: Cond, a: Operand, b: Operand, label: Label, type: int = I64) -> None:
-        self.emit(BRCOND, type, [], [a, b], (cond, label))
+        self._ops.append(Op(BRCOND, type, [], [a, b], (cond, label)))
 
     def insn_start(self, pc: int) -> None:
-        self.emit(INSN_START, I64, [], [], pc)
+        self._ops.append(Op(INSN_START, I64, [], [], pc))
 
     def call(self, helper: Helper, outs: list[Temp], ins: list[Operand]) -> None:
         if len(outs) != helper.n_out:
             raise ValueError(f"helper {helper.name} has {helper.n_out} outputs, got {len(outs)}")
-        self.emit(CALL, I64, outs, ins, helper)
+        self._ops.append(Op(CALL, I64, outs, ins, helper))
 
     def goto_pc(self, pc: int) -> None:
-        self.emit(GOTO_PC, I64, [], [], pc)
+        self._ops.append(Op(GOTO_PC, I64, [], [], pc))
 
     def goto_ptr(self) -> None:
-        self.emit(GOTO_PTR, I64, [], [])
+        self._ops.append(Op(GOTO_PTR, I64, [], []))
 
     def pc_rel(self, d: Temp, pc: int) -> None:
         """d = ``pc``, a value derived from the block's own pc (opcodes.PC_REL)."""
-        self.emit(PC_REL, I64, [d], [], pc & MASK[64])
+        self._ops.append(Op(PC_REL, I64, [d], [], pc & MASK[64]))
 
 
 _AUX_TYPES: dict[str | None, type | tuple[type, ...]] = {

@@ -22,9 +22,11 @@ the most significant.  ``name=value`` gives the handler a constant (``size=3``),
 the same arguments to the same handler from different bits: RVC's ``rs1=%rd``).
 
 The decoder is generated code where it runs for every instruction: the fields of a
-pattern are extracted by a function generated for it (one expression per field), and
-a word's candidate patterns are found by its opcode and function fields in a memo
-(see ``Decoder``).  Handlers must treat their ``a`` as read-only.
+pattern are extracted by a function generated for it (one expression per field), a
+new word's candidate patterns are found by its opcode and function fields in a memo,
+and a word's decoding (each matching pattern's handler and fields) is memoised by the
+word, ``Decoder.words`` (see ``Decoder``).  Handlers must treat their ``a`` as
+read-only: one object serves every translation of the word.
 
 Rules checked when the table is built, so a mistake is an error at import:
   * every line adds up to the width, and a pattern's fixed bits and fields do not collide
@@ -392,15 +394,15 @@ def _build(patterns: list[Pattern], tested: int) -> Lookup:
 
 
 Handler = Callable[[object, Args], object]
-
-
-Runner = Callable[[object, int], object]
-MAX_KEY_BITS = 20  # the memo of __call__ holds at most 2**20 keys
+MAX_KEY_BITS = 20  # the memo of candidates holds at most 2**20 keys
+MAX_WORDS = 1 << 16  # the memo of decoded words: emptied when it reaches this size
+Decoded = tuple[tuple[Handler, Args], ...]
+_Candidate = tuple[int, int, "Handler | None", Callable[[int], Args]]
 
 
 def _key_mask(patterns: Sequence[Pattern]) -> int:
-    """The bits most patterns fix (opcode and function fields): __call__ looks up the
-    candidates of a word by them."""
+    """The bits most patterns fix (opcode and function fields): a new word's candidate
+    patterns are looked up by them."""
     mask = 0
     for bit in range(max((p.mask.bit_length() for p in patterns), default=0)):
         if 2 * sum(1 for p in patterns if p.mask >> bit & 1) >= len(patterns):
@@ -410,20 +412,19 @@ def _key_mask(patterns: Sequence[Pattern]) -> int:
     return mask
 
 
-def _runner(pattern: Pattern, handler: Handler) -> Runner:
-    """``run(ctx, insn)``: the handler called with the fields of ``insn`` (which matches
-    the pattern), extracted by code generated for the pattern (one expression per
-    field, no loops) into an Args of a class of its own whose fields are slots (faster
-    to make and to read than a dict)."""
+def _extractor(pattern: Pattern) -> Callable[[int], Args]:
+    """``fields(insn)``: the fields of ``insn`` (which matches the pattern), extracted
+    by code generated for the pattern (one expression per field, no loops) into an Args
+    of a class of its own whose fields are slots (faster to make and to read than a
+    dict)."""
     names = [f.name for f in pattern.fields] + [name for name, _ in pattern.consts]
     fields = type(f"Args_{pattern.name}", (Args,), {"__slots__": tuple(names)})
     lines = [f"    a.{f.name} = {f.expression()}\n" for f in pattern.fields]
     lines += [f"    a.{name} = {value}\n" for name, value in pattern.consts]
-    source = ("def run(ctx, insn):\n    a = _new(Fields)\n" + "".join(lines)
-              + "    return handler(ctx, a)\n")
-    namespace: dict[str, object] = {"_new": _new, "Fields": fields, "handler": handler}
+    source = "def fields(insn):\n    a = _new(Fields)\n" + "".join(lines) + "    return a\n"
+    namespace: dict[str, object] = {"_new": _new, "Fields": fields}
     exec(compile(source, f"<decode pattern {pattern.name}>", "exec"), namespace)
-    return namespace["run"]  # type: ignore[return-value]
+    return namespace["fields"]  # type: ignore[return-value]
 
 
 class Decoder:
@@ -440,14 +441,20 @@ class Decoder:
                 raise DecodeError(f"no trans_ handler for: {', '.join(missing)}")
             self.handlers = {p.name: getattr(handlers, f"trans_{p.name}")
                              for p in self.patterns}
-        # Translation runs __call__ for every instruction: rather than walk the tree,
-        # it finds a word's candidates by its key bits in a memo (few distinct keys:
-        # the opcode and function fields of the instructions code uses), and each
-        # candidate's runner checks no more than the pattern's other fixed bits.
+        # Translation runs __call__ for every instruction, and code repeats its words
+        # (a boot translates ~200k instructions of ~50k distinct words): a word's
+        # decoding, every matching pattern's handler with the word's fields, is
+        # memoised by the whole word.  It depends on nothing but the word (whether a
+        # handler takes it, which depends on the hart, is asked at every call), so the
+        # memo is never stale; handlers treat the shared fields as read-only.
+        self.words: dict[int, Decoded] = {}
+        # A new word's candidates are found by its key bits in a second memo (few
+        # distinct keys: the opcode and function fields of the instructions code uses),
+        # and each candidate is checked for no more than the pattern's other fixed bits.
         self._key = _key_mask(self.patterns)
         # (generated when a word first needs them: a program uses few of the patterns)
-        self._runners: list[Runner | None] = [None] * len(self.patterns)
-        self._memo: dict[int, tuple[tuple[int, int, Runner], ...]] = {}
+        self._extractors: list[Callable[[int], Args] | None] = [None] * len(self.patterns)
+        self._memo: dict[int, tuple[_Candidate, ...]] = {}
         # a new key's patterns are among those of its major opcode (the bits every
         # pattern fixes): a short list to filter, not the whole table
         self._root = self._key
@@ -467,28 +474,52 @@ class Decoder:
             return p, p.args(insn)
         return None
 
-    def _candidates_of_key(self, key: int) -> tuple[tuple[int, int, Runner], ...]:
-        """(mask, bits, runner) of the patterns that words with these key bits may match,
-        in table order."""
-        k, runners, patterns = self._key, self._runners, self.patterns
+    def _candidates_of_key(self, key: int) -> tuple[_Candidate, ...]:
+        """(mask, bits, handler, field extractor) of the patterns that words with these
+        key bits may match, in table order."""
+        k, patterns, extractors = self._key, self.patterns, self._extractors
         found = []
         for i in self._by_root.get(key & self._root, ()):
             p = patterns[i]
             if not (key ^ p.bits) & p.mask & k:
-                run = runners[i]
-                if run is None:
-                    run = runners[i] = _runner(p, self.handlers[p.name])
-                found.append((p.mask, p.bits, run))
+                fields = extractors[i]
+                if fields is None:
+                    fields = extractors[i] = _extractor(p)
+                found.append((p.mask, p.bits, self.handlers.get(p.name), fields))
         self._memo[key] = result = tuple(found)
         return result
 
-    def __call__(self, ctx: object, insn: int) -> bool:
-        """Run the handler of ``insn``; False when no pattern took it (unallocated)."""
+    def decoded(self, insn: int) -> Decoded:
+        """(handler, fields) of every pattern matching ``insn``, in table order."""
+        found = self.words.get(insn)
+        if found is not None:
+            return found
         candidates = self._memo.get(insn & self._key)
         if candidates is None:
             candidates = self._candidates_of_key(insn & self._key)
-        for mask, bits, run in candidates:
-            if insn & mask == bits and run(ctx, insn) is not False:
+        # (a miss costs about what decoding every time did: code swept once, as a
+        # linear sweep does, must not pay for the memo)
+        if len(candidates) == 1:
+            mask, bits, handler, fields = candidates[0]
+            found = ((handler, fields(insn)),) if insn & mask == bits else ()
+        else:
+            found = tuple([(handler, fields(insn)) for mask, bits, handler, fields
+                           in candidates if insn & mask == bits])
+        words = self.words
+        if len(words) >= MAX_WORDS:
+            # code that big repeats its words less: start afresh (in place: a
+            # translator may hold the dict)
+            words.clear()
+        words[insn] = found
+        return found
+
+    def __call__(self, ctx: object, insn: int) -> bool:
+        """Run the handler of ``insn``; False when no pattern took it (unallocated)."""
+        found = self.words.get(insn)
+        if found is None:
+            found = self.decoded(insn)
+        for handler, a in found:
+            if handler(ctx, a) is not False:
                 return True
         return False
 

@@ -26,22 +26,43 @@ def sext(v: int, bits: int) -> int:
     return v - (1 << bits) if v >> (bits - 1) & 1 else v
 
 
+_IMMS: dict[int, Const] = {}  # Consts are immutable: one object per value serves all
+
+
 def imm(v: int) -> Const:
-    return Const(v & MASK64)
+    """``v`` as a 64-bit constant operand (the immediates of a program repeat: they are
+    looked up, a Const is slow to make)."""
+    c = _IMMS.get(v)
+    if c is None:
+        if len(_IMMS) >= 1 << 16:
+            _IMMS.clear()
+        c = _IMMS[v] = Const(v & MASK64)
+    return c
 
 
 class _Globals(dict):
-    """Register operands by number, made on first use through the builder."""
+    """Register operands by number, made on first use through the builder.  Made for
+    every block (three of them): no ``__init__`` (``_globals`` fills the slots), a dict
+    subclass's Python ``__init__`` cost more than the rest of a short block's setup."""
 
-    def __init__(self, builder: IRBuilder, prefix: str) -> None:
-        super().__init__()
-        self.builder = builder
-        self.prefix = prefix
+    __slots__ = ("builder", "names")
 
     def __missing__(self, key: int | str) -> Temp:
-        t = self.builder.glob(f"{self.prefix}{key}")
-        self[key] = t
+        t = self[key] = self.builder.glob(self.names.get(key, key))  # type: ignore[arg-type]
         return t
+
+
+# the globals' names by register number (made once: a block names several)
+_X_NAMES = {i: f"x{i}" for i in range(32)}
+_F_NAMES = {i: f"f{i}" for i in range(32)}
+_MISC_NAMES: dict[int | str, str] = {}  # (the misc globals are asked for by name)
+
+
+def _globals(builder: IRBuilder, names: dict) -> _Globals:
+    regs = _Globals()
+    regs.builder = builder
+    regs.names = names
+    return regs
 
 
 class DisasContext:
@@ -49,7 +70,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "vlenb",
-                 "elen", "vtype", "ext", "host_cas", "pm_code")
+                 "elen", "vtype", "ext", "host_cas", "pm_code", "pm_len")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -57,11 +78,12 @@ class DisasContext:
         self.flags = block.flags
         # xr[i]/fr[i] give the register's global; x0 reads as the constant 0 and
         # emitters never write it
-        self.xr: dict[int, Operand] = _Globals(b, "x")
+        self.xr: dict[int, Operand] = _globals(b, _X_NAMES)
         self.xr[0] = ZERO
-        self.fr: dict[int, Temp] = _Globals(b, "f")
-        self._misc: dict[str, Temp] = _Globals(b, "")
-        self.pc_reg = b.glob("pc")
+        self.fr: dict[int, Temp] = _globals(b, _F_NAMES)
+        self._misc: dict[str, Temp] = _globals(b, _MISC_NAMES)
+        # pc_reg (the pc global): made by __getattr__ when an instruction first needs
+        # it (indirect jumps, CSR and trap helpers), not for every block
         self.pc = block.pc
         self.insn = 0  # the raw instruction bits (16-bit ones for RVC): trap values
         self.next_pc = block.pc
@@ -89,6 +111,14 @@ class DisasContext:
         # pointer masking of the block's data accesses (pointer_masking.py): from the
         # flags, so a block translated without it emits nothing for it
         self.pm_code = code_from_flags(block.flags)
+        self.pm_len = pmlen(self.pm_code)  # bits masked off, 0: none (most blocks)
+
+    def __getattr__(self, name: str) -> Temp:
+        """The one lazily made attribute: a slot left unset until first read."""
+        if name != "pc_reg":
+            raise AttributeError(name)
+        t = self.pc_reg = self.b.glob("pc")
+        return t
 
     @property
     def fflags(self) -> Temp:
@@ -118,20 +148,19 @@ class DisasContext:
     def address(self, rs1: int, offset: int) -> Operand:
         """The effective address rs1 + offset of a data access, pointer-masked as the
         block's mode says (no op emitted for an offset of 0 without masking)."""
-        base = self.xr[rs1]
         if not rs1:
             return self.masked(imm(offset))
-        if not offset:
-            return self.masked(base)
-        t = self.b.temp()
-        self.b.binop(ADD, t, base, imm(offset))
-        return self.masked(t)
+        base = self.xr[rs1]
+        if offset:
+            b = self.b
+            base = b.binop(ADD, b.temp(), base, imm(offset))
+        return self.masked(base) if self.pm_len else base
 
     def masked(self, addr: Operand) -> Operand:
         """``addr`` after pointer masking (itself when the block's mode has none): the
         top PMLEN bits shifted out, then back in as copies of the new top bit (a
         virtual address) or as zeros (a physical one)."""
-        n = pmlen(self.pm_code)
+        n = self.pm_len
         if not n:
             return addr
         if isinstance(addr, Const):

@@ -5,7 +5,9 @@ the first control transfer, trap, fence.i, after ``max_insns`` instructions, or 
 end of the page (a 4-byte instruction straddling the page end may be the last one).
 Decoding is the tables of riscv_decode.py (32-bit and 16-bit compressed), built into
 decoders at import (pemu/target/decode); the handlers are the HANDLERS of the
-insn_*.py.  A word no pattern takes, or whose handlers refuse it (the hart lacks the
+insn_*.py.  A word's decoding is memoised by the word (``Decoder.words``, read inline
+here): the handlers, which decide by the hart's state whether they take it, run at
+every translation.  A word no pattern takes, or whose handlers refuse it (the hart lacks the
 extension, a reserved field value), is an illegal instruction.
 """
 
@@ -89,7 +91,9 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     ctx.ext = isa.extensions
     b = ctx.b
     page_end = (pc | (PAGE_SIZE - 1)) + 1
-    decode_32, decode_16 = DECODE_32.__call__, DECODE_16.__call__  # (bound once)
+    # the decoders' memos of decoded words, read here rather than through a call per
+    # instruction (Decoder.__call__, inline): most words were decoded before
+    words_32, words_16 = DECODE_32.words, DECODE_16.words
     last_word_at = page_end - 4
     cur = pc
     n = 0
@@ -112,7 +116,14 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
         ctx.pc = cur
         ctx.insn = insn
         ctx.next_pc = cur + length
-        if not (decode_32 if length == 4 else decode_16)(ctx, insn):
+        if length == 4:
+            found = words_32.get(insn) or DECODE_32.decoded(insn)
+        else:
+            found = words_16.get(insn) or DECODE_16.decoded(insn)
+        for handler, fields in found:
+            if handler(ctx, fields) is not False:
+                break
+        else:  # no pattern, or every handler refused the word
             ctx.illegal()
         n += 1
         cur += length
