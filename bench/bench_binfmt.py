@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
 from private_binfmt import FLAG, enter_if_asked
 
 from pemu.guests import guest_file
@@ -50,6 +51,7 @@ def loop(bb: str, n: int) -> float:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     args = enter_if_asked(sys.argv[1:])
     n = int(args[0]) if args else 20
     if os.geteuid() != 0:

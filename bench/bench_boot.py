@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 from pemu.guests import guest_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +100,7 @@ def timed(cmd: list[str], timeout: float, env: dict[str, str] | None = None
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guest", choices=sorted(GUESTS), default="lean")
     ap.add_argument("--smp", type=int, default=1)

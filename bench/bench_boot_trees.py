@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 from bench.bench_boot import GUESTS, guest_args
 
 DONE = b"PEMU-GUEST-TEST-DONE"
@@ -62,6 +64,7 @@ def run(name: str, cmd: list[str], env: dict[str, str], timeout: float,
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="the tree to compare with")
     ap.add_argument("--new", type=Path, default=Path(__file__).resolve().parents[1])

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -51,6 +53,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", default="1G")
     ap.add_argument("--dir", default=None)

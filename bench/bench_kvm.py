@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from bench.baremetal import GUEST_DIR, assemble  # noqa: E402
 
 
@@ -62,6 +64,7 @@ def measure(name: str, make_cmd, small: Path, big: Path, n: int, runs: int,
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--exits", type=int, default=200000)
     ap.add_argument("--runs", type=int, default=3)

@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from tests.migration.pemu_process import QMP, wait_path  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
 
@@ -67,6 +69,7 @@ def _hand_over(label: str, src_qmp: QMP, dst: LeanGuest, dst_qmp_path: str,
 
 
 def main() -> None:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mem", default="1G")
     ap.add_argument("--fill", type=int, default=256, help="MiB written into the guest")

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from pemu.guests import guest_file  # noqa: E402
 
 DEBIAN = guest_file("riscv64-debian")
@@ -100,6 +102,7 @@ def measure(name: str, cmd: list[str], port: int, seconds: int, boot_timeout: fl
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip-qemu", action="store_true")

@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from bench.bench_net import free_port  # noqa: E402
 from tests.system import conftest, lean_guest  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
@@ -131,6 +133,7 @@ def measure(name: str, qemu: bool, link: Link, mb: int) -> dict[str, float]:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--link", choices=("user", "tap"), default="user")
     parser.add_argument("--mb", type=int, default=16, help="megabytes per direction")

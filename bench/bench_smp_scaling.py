@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 from pemu.guests import guest_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +115,7 @@ def measure(base: list[str], accel: list[str], workload: str, loops: int, smp: i
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--loops", type=int, default=None,
                    help="iterations per process (default: loop 200000, exec 500)")

@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from tests.migration.pemu_process import QMP  # noqa: E402
 from tests.system.lean_guest import LeanGuest  # noqa: E402
 
@@ -96,6 +98,7 @@ def restore(workdir: str, name: str, incoming: str, qemu: bool) -> None:
 
 
 def main() -> None:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     global MEM
     ap = argparse.ArgumentParser()
     ap.add_argument("--mem", default="1G")

@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pemu_bytecode import compile_pemu  # noqa: E402
+
 from pemu.guests import guest_file  # noqa: E402
 
 DEBIAN = guest_file("riscv64-debian")
@@ -197,6 +199,7 @@ def report(results: dict[str, dict[str, dict[str, float] | None]]) -> None:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-mib", type=int, default=32)
     parser.add_argument("--ios", type=int, default=1000)

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = ROOT / "tests" / "system" / "programs"
 AS, LD = "riscv64-linux-gnu-as", "riscv64-linux-gnu-ld"
@@ -92,6 +94,7 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--count", type=int, default=200_000)
     ap.add_argument("--backends", default="native")

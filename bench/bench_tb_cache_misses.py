@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -94,6 +96,7 @@ def classify(first: list[tuple], second: list[tuple]) -> collections.Counter:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     if len(sys.argv) > 2 and sys.argv[1] == "--record":  # the child
         return _record(sys.argv[2], sys.argv[3:])
     from bench_boot import GUESTS, guest_args

@@ -42,6 +42,7 @@ from bench_user_distro import (  # noqa: E402
     timed,
 )
 from debian_root import cached_root, cached_toolchain_root  # noqa: E402
+from pemu_bytecode import compile_pemu  # noqa: E402
 from private_binfmt import enter_if_asked  # noqa: E402
 
 CONFTEST = """#include <stdio.h>
@@ -62,6 +63,7 @@ def loop(work: str, command: str, n: int) -> str:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     argv = enter_if_asked(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10, help="of each workload")

@@ -49,6 +49,7 @@ from debian_root import (  # noqa: E402
     hello_tarball,
     in_root,
 )
+from pemu_bytecode import compile_pemu  # noqa: E402
 from private_binfmt import FLAG, enter_if_asked  # noqa: E402
 
 from pemu.linux_user import binfmt  # noqa: E402
@@ -145,6 +146,7 @@ def workloads(starts: int, loops: int, build: bool) -> list[dict[str, str]]:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     argv = enter_if_asked(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=1000)

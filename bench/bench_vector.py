@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
 from user_loops import compare, parse_args
 
 CPU = "rv64,v=true,vlen=128,elen=64,vext_spec=v1.0"
@@ -90,6 +91,7 @@ def build(tmp: Path, name: str, rounds: int, size: int) -> Path:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     args = parse_args(__doc__)
     compare(args, f"{args.rounds} x {args.mib} MiB, VLEN 128",
             {name: True for name in WORKLOADS}, build, CPU, CPU)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
 from user_loops import compare, parse_args
 
 CPU = "rv64,zbb=true"
@@ -89,6 +90,7 @@ def build(tmp: Path, name: str, rounds: int, size: int) -> Path:
 
 
 def main() -> int:
+    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     args = parse_args(__doc__)
     runs_on_qemu = {name: on_qemu for name, (_, on_qemu) in WORKLOADS.items()}
     compare(args, f"{args.rounds} x {args.mib} MiB", runs_on_qemu, build, CPU, PEMU_CPU)
