@@ -16,7 +16,7 @@ blocks: 12 middle collections of the lean boot, 21 of Debian's, and the full one
 they lead to, over the whole heap: 0.2 s and 1.0 s of CPU).  Next to nothing a
 translation leaves is cyclic garbage (``gc.DEBUG_SAVEALL`` over a lean boot: a few
 hundred objects), so a middle collection every hundred young ones loses nothing but
-that work: one middle collection for either boot, no full one.
+that work: at most one middle collection in either cold boot, no full one.
 """
 
 from __future__ import annotations
