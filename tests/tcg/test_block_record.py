@@ -9,7 +9,11 @@ import pytest
 
 from pemu.accel.tcg.block_record import RECORD_ENV, read_records
 from pemu.accel.tcg.engine import TCGEngine
-from pemu.accel.tcg.gc_policy import YOUNG_THRESHOLD, pace_collector_for_translation
+from pemu.accel.tcg.gc_policy import (
+    MIDDLE_THRESHOLD,
+    YOUNG_THRESHOLD,
+    pace_collector_for_translation,
+)
 from pemu.linux_user.vmem import PROT_EXEC, PROT_READ, GuestVirtualMemory
 from pemu.target.riscv.exceptions import RiscvTrap
 from pemu.target.riscv.tcg_target import RISCV64
@@ -60,7 +64,10 @@ def test_collector_pace_is_raised_never_lowered():
     try:
         gc.set_threshold(700, 10, 10)
         pace_collector_for_translation()
-        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, MIDDLE_THRESHOLD, 10)
+        gc.set_threshold(700, 10 * MIDDLE_THRESHOLD, 10)  # a higher middle one stays
+        pace_collector_for_translation()
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10 * MIDDLE_THRESHOLD, 10)
         gc.set_threshold(10 * YOUNG_THRESHOLD, 5, 5)
         pace_collector_for_translation()
         assert gc.get_threshold() == (10 * YOUNG_THRESHOLD, 5, 5)
