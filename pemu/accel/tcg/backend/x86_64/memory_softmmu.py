@@ -52,7 +52,7 @@ import ctypes
 from collections.abc import Callable, Iterable
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
-from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
+from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_FLUSH_PROBE, PAGE_SHIFT
 
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
@@ -64,6 +64,8 @@ from .page_walk import (
     W_DRAM_BASE,
     W_DRAM_SIZE,
     W_FETCH_STATS,
+    W_FILTER,
+    W_FLUSH_STATS,
     W_HOST,
     W_LEVELS,
     W_LOG,
@@ -77,6 +79,7 @@ from .page_walk import (
     CodeTLBGeometry,
     TLBGeometry,
     emit_code_refill,
+    emit_flush_probe,
     emit_refill,
     emit_walker,
 )
@@ -181,6 +184,13 @@ class NativeContext:
         t[w + W_MAP] = page_map
         t[w + W_STATS] = stats
         t[w + W_FETCH_STATS] = fetch_stats
+
+    def set_filter(self, page_filter: int, flush_stats: int) -> None:
+        """The host addresses of the hart's page filter (accel/tcg/page_filter.py),
+        which the native walker marks and the flush probe reads, and of its 64-bit
+        count of page flushes the probe did (found nothing to flush)."""
+        self.tlb[WALK_FIRST + W_FILTER] = page_filter
+        self.tlb[WALK_FIRST + W_FLUSH_STATS] = flush_stats
 
     def take_fills(self, exec_tlb: list[dict[int, int]] | None = None) -> list[int]:
         """What the native walker filled since the last call: ``page | shift`` each.
@@ -368,6 +378,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
         self._walker = x.Label()  # the native page walker (emit_routines)
+        self._routines: dict[str, int] = {}  # helper name -> offset of its routine
         # where the dispatcher finds the code TLB: bytes into the TLB in use
         self.code_tlb_offset = CODE_TLB_OFFSET
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
@@ -386,8 +397,17 @@ class SoftmmuMemory(GuestMemoryCodegen):
             write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST)
 
     def emit_routines(self, a: x.Assembler) -> None:
-        """The native page walker, once, before the thunks that call it."""
+        """The native page walker, once, before the thunks that call it, and the page
+        flush probe (PAGE_FLUSH_PROBE's machine code)."""
         emit_walker(a, self._walk_geometry(), self._walker)
+        probe = x.Label()
+        emit_flush_probe(a, self._walk_geometry(), probe)
+        self._routines[PAGE_FLUSH_PROBE.name] = probe.pos  # type: ignore[assignment]
+
+    def routine_offset(self, helper: Helper) -> int | None:
+        """Where in the dispatcher's code the machine code of ``helper`` lies, if this
+        memory model emitted one (emit_routines)."""
+        return self._routines.get(helper.name)
 
     def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
         """A thunk's native refill before its Python call (page_walk.emit_refill):

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pemu.accel.tcg.page_filter import FILTER_BITS, HASH_MULT, PROBE_SHIFTS
+
 from . import encoder as x
 from .encoder import R8, R9, R10, R11, RAX, RBP, RCX, RDI, RDX, RSI, Mem
 
@@ -58,7 +60,9 @@ W_MAP = 7  # host address of the hart's page map: one byte per DRAM page, 1 = us
 W_STATS = 8  # host address of the hart's count of native walks that filled an entry
 W_LOG_COUNT = 9  # entries in the fill log
 W_FETCH_STATS = 10  # host address of the hart's count of native fetch walks
-W_LOG = 11  # the fill log: (virtual page address | page shift) per native fill
+W_FILTER = 11  # host address of the hart's page filter (accel/tcg/page_filter.py), or 0
+W_FLUSH_STATS = 12  # host address of the hart's count of page flushes done natively
+W_LOG = 13  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
 # a code TLB fill's log entry has this bit set, and the next word is its block flags
@@ -256,6 +260,7 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.store(8, word(W_LOG_COUNT), RDX)
     a.load(64, RDX, word(W_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    _emit_filter_marks(a, RDI, word(W_FILTER))
     a.alu_rr(x.ADD, 64, RAX, RDI)  # the host address of the access
     a.pop(RCX)
     a.ret()
@@ -286,6 +291,72 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.pop(RCX)
     a.ret()
     return entry
+
+
+def _emit_bucket(a: x.Assembler, dest: int, tmp: int, vaddr: int, shift: int | None
+                 ) -> None:
+    """dest = page_filter.bucket(shift, vaddr >> shift): ``shift`` a constant, or
+    None for the one in cl (``tmp`` is clobbered)."""
+    a.mov_rr(64, dest, vaddr)
+    if shift is None:
+        a.shift_cl(x.SHR, 64, dest)
+        a.shift_ri(x.SHL, 64, dest, 6)
+        a.alu_rr(x.OR, 64, dest, RCX)
+    else:
+        a.shift_ri(x.SHR, 64, dest, shift)
+        a.shift_ri(x.SHL, 64, dest, 6)
+        a.alu_ri(x.OR, 64, dest, shift)
+    a.imul_rri(64, dest, dest, HASH_MULT)
+    a.mov_rr(64, tmp, dest)
+    a.shift_ri(x.SHR, 64, tmp, FILTER_BITS)
+    a.alu_rr(x.XOR, 64, dest, tmp)
+    a.alu_ri(x.AND, 32, dest, (1 << FILTER_BITS) - 1)
+
+
+def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem) -> None:
+    """A native fill of the page at ``vaddr`` (a register; cl = the page shift of its
+    mapping): its bytes in the hart's page filter, the 4 KiB page's and, for a
+    superpage, the superpage's, as ``TLBContext`` marks its own fills.  Clobbers rdx,
+    r10 and r11."""
+    done = x.Label()
+    a.load(64, R11, filter_word)
+    a.test_rr(64, R11, R11)
+    a.jcc(x.CC_E, done)
+    _emit_bucket(a, R10, RDX, vaddr, PAGE_SHIFT)
+    a.store_imm(1, Mem(R11, 0, R10, 1), 1)
+    a.alu_ri(x.CMP, 32, RCX, PAGE_SHIFT)
+    a.jcc(x.CC_BE, done)
+    _emit_bucket(a, R10, RDX, vaddr, None)
+    a.store_imm(1, Mem(R11, 0, R10, 1), 1)
+    a.bind(done)
+
+
+def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
+    """``uint64 probe(vaddr)`` at ``entry``, called from generated code as a helper
+    (rbp: the state slots): 0 when the hart's page filter proves that no cache holds
+    anything a flush of ``vaddr``'s page must drop (it counts one native flush), else
+    1 (Python flushes).  It checks the 4 KiB page and every superpage size holding it
+    (page_filter.PROBE_SHIFTS); clobbers rax, rdx, r8, r10 and r11."""
+    maybe = x.Label()
+    w = g.walk_offset
+    a.align(16)
+    a.bind(entry)
+    a.load(64, R8, Mem(RBP, 8 * g.tlb_slot))
+    a.load(64, R11, Mem(R8, w + 8 * W_FILTER))
+    a.test_rr(64, R11, R11)
+    a.jcc(x.CC_E, maybe)
+    for shift in PROBE_SHIFTS:
+        _emit_bucket(a, RAX, RDX, RDI, shift)
+        a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
+        a.test_rr(32, R10, R10)
+        a.jcc(x.CC_NE, maybe)
+    a.load(64, RDX, Mem(R8, w + 8 * W_FLUSH_STATS))
+    a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    a.mov_ri(RAX, 0)
+    a.ret()
+    a.bind(maybe)
+    a.mov_ri(RAX, 1)
+    a.ret()
 
 
 def _check_page_usable(a: x.Assembler, offset: int, page_map: Mem, fail: x.Label) -> None:
@@ -377,6 +448,9 @@ def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLB
     a.store(8, Mem(R8, w + 8 * W_LOG_COUNT), RDX)
     a.load(64, RDX, Mem(R8, w + 8 * W_FETCH_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    a.mov_rr(32, RCX, R9)  # cl = the page shift (the log word's low bits)
+    a.alu_ri(x.AND, 32, RCX, LOG_CODE - 1)
+    _emit_filter_marks(a, RAX, Mem(R8, w + 8 * W_FILTER))
     a.load(64, RDI, jump_cache)
     a.jmp(found)
     a.bind(declined)
@@ -385,4 +459,4 @@ def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLB
 
 
 __all__ = ["LOG_ENTRIES", "LOG_CODE", "CodeTLBGeometry", "TLBGeometry", "WALK_WORDS",
-           "emit_code_refill", "emit_refill", "emit_walker"]
+           "emit_code_refill", "emit_flush_probe", "emit_refill", "emit_walker"]
