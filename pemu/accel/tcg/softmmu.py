@@ -469,6 +469,9 @@ class SoftMMU:
         page_filter = self.page_filter
         # was the probe wrong (a stale filter byte)?  Asked before the flush
         stale = page_filter is not None and not self._holds(vaddr)
+        if counters.ENABLED and page_filter is not None:
+            counters.count("tlb:flush page: nothing cached" if stale
+                           else "tlb:flush page: cached")
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
