@@ -26,7 +26,13 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Iterable
 
-FILTER_BITS = 18  # 256 KiB per hart: a few % of buckets set in Debian's boot
+# 4 KiB pages: 1 MiB per hart (Debian's boot marks ~27 k pages: ~3 % of the bytes);
+# then the superpages, on bytes of their own (a probe checks four superpage keys: in
+# the pages' bytes each would be as likely a false hit as the page's own)
+PAGE_BITS = 20
+SUPER_BITS = 12
+SUPER_BASE = 1 << PAGE_BITS  # the superpages' first byte
+FILTER_BYTES = SUPER_BASE + (1 << SUPER_BITS)
 HASH_MULT = 0x5BD1_E995  # odd, below 2**31: x86's imul takes it as a sign-extended imm32
 PAGE_SHIFT = 12
 # the page sizes a RISC-V flush must look for (Sv39 .. Sv57): what the probe checks
@@ -37,17 +43,21 @@ MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 def bucket(shift: int, key: int) -> int:
     """The filter byte of page key ``key`` (``vaddr >> shift``) of a page of
     ``1 << shift`` bytes: ``h = ((key << 6) | shift) * HASH_MULT`` (mod 2**64), its low
-    FILTER_BITS bits xor the next ones (consecutive pages get different bytes, and
-    pages 1 GiB apart differ in the second part)."""
+    PAGE_BITS bits xor the next ones (consecutive pages get different bytes, and pages
+    4 GiB apart differ in the second part); a superpage's: the low SUPER_BITS of that,
+    from SUPER_BASE."""
     h = (((key << 6) | shift) * HASH_MULT) & MASK64
-    return (h ^ (h >> FILTER_BITS)) & ((1 << FILTER_BITS) - 1)
+    h ^= h >> PAGE_BITS
+    if shift == PAGE_SHIFT:
+        return h & ((1 << PAGE_BITS) - 1)
+    return SUPER_BASE + (h & ((1 << SUPER_BITS) - 1))
 
 
 class PageFilter:
     """One hart's filter (module docstring), a native byte array."""
 
     def __init__(self) -> None:
-        self.table = (ctypes.c_uint8 * (1 << FILTER_BITS))()
+        self.table = (ctypes.c_uint8 * FILTER_BYTES)()
         self.address = ctypes.addressof(self.table)
         # probes that Python answered but that found nothing to flush: when they are
         # many, the filter holds stale bytes and is rebuilt
@@ -85,4 +95,5 @@ class PageFilter:
         return self.stale_hits >= self.rebuild_at
 
 
-__all__ = ["FILTER_BITS", "HASH_MULT", "PROBE_SHIFTS", "PageFilter", "bucket"]
+__all__ = ["HASH_MULT", "PAGE_BITS", "PROBE_SHIFTS", "SUPER_BASE", "SUPER_BITS", "PageFilter",
+           "bucket"]

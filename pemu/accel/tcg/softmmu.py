@@ -471,7 +471,8 @@ class SoftMMU:
         stale = page_filter is not None and not self._holds(vaddr)
         if counters.ENABLED and page_filter is not None:
             counters.count("tlb:flush page: nothing cached" if stale
-                           else "tlb:flush page: cached")
+                           else "tlb:flush page: cached in this space"
+                           if self.ctx.holds(vaddr) else "tlb:flush page: cached elsewhere")
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)

@@ -43,7 +43,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from pemu.accel.tcg.page_filter import FILTER_BITS, HASH_MULT, PROBE_SHIFTS
+from pemu.accel.tcg.page_filter import (
+    HASH_MULT,
+    PAGE_BITS,
+    PROBE_SHIFTS,
+    SUPER_BASE,
+    SUPER_BITS,
+)
 
 from . import encoder as x
 from .encoder import R8, R9, R10, R11, RAX, RBP, RCX, RDI, RDX, RSI, Mem
@@ -308,9 +314,13 @@ def _emit_bucket(a: x.Assembler, dest: int, tmp: int, vaddr: int, shift: int | N
         a.alu_ri(x.OR, 64, dest, shift)
     a.imul_rri(64, dest, dest, HASH_MULT)
     a.mov_rr(64, tmp, dest)
-    a.shift_ri(x.SHR, 64, tmp, FILTER_BITS)
+    a.shift_ri(x.SHR, 64, tmp, PAGE_BITS)
     a.alu_rr(x.XOR, 64, dest, tmp)
-    a.alu_ri(x.AND, 32, dest, (1 << FILTER_BITS) - 1)
+    if shift == PAGE_SHIFT:
+        a.alu_ri(x.AND, 32, dest, (1 << PAGE_BITS) - 1)
+    else:  # a superpage (cl > PAGE_SHIFT where it is not a constant)
+        a.alu_ri(x.AND, 32, dest, (1 << SUPER_BITS) - 1)
+        a.alu_ri(x.ADD, 32, dest, SUPER_BASE)
 
 
 def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem) -> None:
