@@ -302,7 +302,7 @@ class SoftMMU:
     def enable_native(self, factory: Callable[[], object]) -> None:
         """Give every context a native part made by ``factory`` (the native backend)."""
         self.native_factory = factory
-        self.page_filter = PageFilter()
+        self.page_filter = PageFilter(MAX_CONTEXTS)
         self.contexts.clear()
         if hasattr(self.guest, "native_walk_root"):
             self._walk_map = (ctypes.c_uint8 * (self.dram.size >> PAGE_SHIFT))()
@@ -318,7 +318,8 @@ class SoftMMU:
             page_filter = self.page_filter
             if native is not None and page_filter is not None:
                 native.set_filter(page_filter.address,
-                                  ctypes.addressof(self._native_flush_count))
+                                  ctypes.addressof(self._native_flush_count),
+                                  page_filter.contexts_address)
             if native is not None and self._walk_map is not None:
                 walk = self.guest.native_walk_root(key)  # type: ignore[attr-defined]
                 if walk is not None:
@@ -327,7 +328,16 @@ class SoftMMU:
                                     ctypes.addressof(self._walk_count),
                                     ctypes.addressof(self._fetch_walk_count))
             ctx = self.contexts[key] = TLBContext(key, native, page_filter)
+            self._publish_contexts()
         return ctx
+
+    def _publish_contexts(self) -> None:
+        """Tell the native flush probe which native TLBs the address spaces have now
+        (after every change of ``contexts``)."""
+        if self.page_filter is not None:
+            self.page_filter.publish([(ctx.native.tlb_address, ctx.native)
+                                      for ctx in self.contexts.values()
+                                      if ctx.native is not None])
 
     @property
     def native_walks(self) -> int:
@@ -413,8 +423,9 @@ class SoftMMU:
         self.contexts[self.ctx.key] = self.ctx
         self.forget_global()
         self.refresh_native_walk()
+        self._publish_contexts()
         if self.page_filter is not None:
-            self.page_filter.rebuild((), ())  # nothing is cached any more
+            self.page_filter.rebuild((), (), ())  # nothing is cached any more
 
     def forget_global(self) -> None:
         """No page is known to be global any more, and code found by that goes (a
@@ -434,6 +445,7 @@ class SoftMMU:
                     ctx.clear()
                 else:
                     del self.contexts[key]
+        self._publish_contexts()
 
     def flush_spaces(self, selects: Callable[[int], bool], vaddr: int | None = None) -> None:
         """The address spaces whose key ``selects`` accepts: all their entries, or only
@@ -452,6 +464,7 @@ class SoftMMU:
                 ctx.clear()
             else:
                 del self.contexts[key]
+        self._publish_contexts()
         if vaddr is None:
             self.forget_global()
         elif self.global_exec:
@@ -500,12 +513,17 @@ class SoftMMU:
             counters.count("tlb:page filter rebuilt")
         self.ctx.absorb_native_fills()  # its native fills are in no set until then
         contexts = list(self.contexts.values())
-        pages = [vpn for ctx in contexts for vpn in ctx.present]
-        pages += [vpn for ctx in contexts for vpn in ctx.jump_pages]
-        pages += self.global_exec
+        python_pages = [vpn for ctx in contexts
+                        for tlbs in (ctx.read_tlb, ctx.write_tlb, ctx.exec_tlb)
+                        for t in tlbs for vpn in t]
+        python_pages += [vpn for ctx in contexts for vpn in ctx.jump_pages]
+        python_pages += [vpn for ctx in contexts if ctx.native is not None
+                         for vpn in ctx.native.code.flags_of]
+        python_pages += self.global_exec
+        native_pages = [vpn for ctx in contexts for vpn in ctx.present]
         superpages = [key for ctx in contexts for key in ctx.superpages]
         superpages += self.global_superpages
-        page_filter.rebuild(pages, superpages)
+        page_filter.rebuild(python_pages, native_pages, superpages)
 
     def _flush_global_page(self, vaddr: int) -> None:
         vpns = [vaddr >> PAGE_SHIFT]

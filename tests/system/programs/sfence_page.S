@@ -4,7 +4,7 @@
 # if it wrongly answered "nothing cached": a page the native walker filled (load and
 # store), a 2 MiB leaf fenced through another piece of it, a code page the native
 # fetch walk filled (also where the block was found without Python: the code table),
-# a page another address space holds, pages filled after the
+# a page another address space holds, a page in its TLB set's victim entry, pages filled after the
 # filter was rebuilt (many flushes of a page no longer held make it stale), a flush
 # with an ASID, and mstatus.TVM (S-mode's sfence.vma traps even for a page no TLB
 # holds).  Faults go to M, which records mcause (s1) and skips the instruction; an
@@ -65,6 +65,10 @@ _start:
     SETPTE l0, 6, a1, PTE_V|PTE_R|PTE_X|PTE_A           # 0x6000: code
     li a1, BIG_A
     SETPTE l1, 1, a1, RWAD                              # 0x200000: 2 MiB
+    la a1, l0b
+    SETPTE l1, 2, a1, PTE_V
+    la a1, page_e
+    SETPTE l0b, 1, a1, RWAD                             # 0x401000: 0x1000's TLB set
     li a1, UART
     SETPTE l1, 128, a1, RWAD
     li a1, FINISHER
@@ -185,12 +189,23 @@ s_code:
     li t3, 0x6000
     jalr ra, 0(t3)
     EXPECT a0, 0xC0DED, 30
-    # 31: mstatus.TVM: sfence.vma of a page no TLB holds is an illegal instruction
+    # 31-36: back in A, 0x1000 goes to its set's victim entry (0x401000 takes the
+    # main one), is remapped and fenced: the victim entry goes too
+    SATP t0, l2, SATP_A
+    csrw satp, t0
+    READS 0x1000, 0x1111, 31
+    READS 0x401000, 0x4444, 33
+    la a1, page_b
+    SETPTE l0, 1, a1, RWAD
+    li a2, 0x1000
+    sfence.vma a2
+    READS 0x1000, 0x7777, 35
+    # 37: mstatus.TVM: sfence.vma of a page no TLB holds is an illegal instruction
     ecall                       # M sets TVM
     li s1, 0
     li a2, 0x7000
     sfence.vma a2
-    EXPECT s1, 2, 31
+    EXPECT s1, 2, 37
     PASS
 
 .balign 4
@@ -236,6 +251,7 @@ code_d:
     ret
 .balign 4096
 l0: .zero 4096
+l0b: .zero 4096
 l1: .zero 4096
 l2: .zero 4096
 l2b: .zero 4096

@@ -61,6 +61,7 @@ from .page_walk import (
     FETCH_INDEX_MASK,
     LOG_CODE,
     LOG_ENTRIES,
+    W_CONTEXTS,
     W_DRAM_BASE,
     W_DRAM_SIZE,
     W_FETCH_STATS,
@@ -185,12 +186,14 @@ class NativeContext:
         t[w + W_STATS] = stats
         t[w + W_FETCH_STATS] = fetch_stats
 
-    def set_filter(self, page_filter: int, flush_stats: int) -> None:
+    def set_filter(self, page_filter: int, flush_stats: int, contexts: int) -> None:
         """The host addresses of the hart's page filter (accel/tcg/page_filter.py),
-        which the native walker marks and the flush probe reads, and of its 64-bit
-        count of page flushes the probe did (found nothing to flush)."""
+        which the native walker marks and the flush probe reads, of its 64-bit count of
+        page flushes the probe did, and of its list of native TLBs (the probe's
+        flushes reach them all)."""
         self.tlb[WALK_FIRST + W_FILTER] = page_filter
         self.tlb[WALK_FIRST + W_FLUSH_STATS] = flush_stats
+        self.tlb[WALK_FIRST + W_CONTEXTS] = contexts
 
     def take_fills(self, exec_tlb: list[dict[int, int]] | None = None) -> list[int]:
         """What the native walker filled since the last call: ``page | shift`` each.
@@ -394,7 +397,8 @@ class SoftmmuMemory(GuestMemoryCodegen):
         return TLBGeometry(
             tlb_slot=self._tlb_slot, entry_shift=ENTRY_SHIFT, entries=TLB_ENTRIES,
             table_bytes=TABLE_BYTES, victim_bytes=VICTIM_BYTES, read_tag=8 * READ_TAG,
-            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST)
+            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST,
+            tables=N_MMU)
 
     def emit_routines(self, a: x.Assembler) -> None:
         """The native page walker, once, before the thunks that call it, and the page

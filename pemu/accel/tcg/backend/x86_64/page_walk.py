@@ -45,6 +45,7 @@ from typing import NamedTuple
 
 from pemu.accel.tcg.page_filter import (
     HASH_MULT,
+    NATIVE_BASE,
     PAGE_BITS,
     PROBE_SHIFTS,
     SUPER_BASE,
@@ -68,7 +69,8 @@ W_LOG_COUNT = 9  # entries in the fill log
 W_FETCH_STATS = 10  # host address of the hart's count of native fetch walks
 W_FILTER = 11  # host address of the hart's page filter (accel/tcg/page_filter.py), or 0
 W_FLUSH_STATS = 12  # host address of the hart's count of page flushes done natively
-W_LOG = 13  # the fill log: (virtual page address | page shift) per native fill
+W_CONTEXTS = 13  # host address of the hart's list of native TLBs (PageFilter.contexts)
+W_LOG = 14  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
 # a code TLB fill's log entry has this bit set, and the next word is its block flags
@@ -99,6 +101,7 @@ class TLBGeometry(NamedTuple):
     write_tag: int
     addend: int
     walk_offset: int  # bytes from the TLB's start to the walk block
+    tables: int  # MMU indexes: tables of main (then victim) entries
 
 
 def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) -> x.Label:
@@ -266,7 +269,7 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.store(8, word(W_LOG_COUNT), RDX)
     a.load(64, RDX, word(W_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
-    _emit_filter_marks(a, RDI, word(W_FILTER))
+    _emit_filter_marks(a, RDI, word(W_FILTER), NATIVE_BASE)
     a.alu_rr(x.ADD, 64, RAX, RDI)  # the host address of the access
     a.pop(RCX)
     a.ret()
@@ -323,17 +326,17 @@ def _emit_bucket(a: x.Assembler, dest: int, tmp: int, vaddr: int, shift: int | N
         a.alu_ri(x.ADD, 32, dest, SUPER_BASE)
 
 
-def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem) -> None:
+def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem, region: int) -> None:
     """A native fill of the page at ``vaddr`` (a register; cl = the page shift of its
-    mapping): its bytes in the hart's page filter, the 4 KiB page's and, for a
-    superpage, the superpage's, as ``TLBContext`` marks its own fills.  Clobbers rdx,
-    r10 and r11."""
+    mapping): its bytes in the hart's page filter, the 4 KiB page's in the region from
+    byte ``region`` (page_filter: native data fills, or 0: code) and, for a superpage,
+    the superpage's.  Clobbers rdx, r10 and r11."""
     done = x.Label()
     a.load(64, R11, filter_word)
     a.test_rr(64, R11, R11)
     a.jcc(x.CC_E, done)
     _emit_bucket(a, R10, RDX, vaddr, PAGE_SHIFT)
-    a.store_imm(1, Mem(R11, 0, R10, 1), 1)
+    a.store_imm(1, Mem(R11, region, R10, 1), 1)
     a.alu_ri(x.CMP, 32, RCX, PAGE_SHIFT)
     a.jcc(x.CC_BE, done)
     _emit_bucket(a, R10, RDX, vaddr, None)
@@ -343,11 +346,13 @@ def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem) -> None:
 
 def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
     """``uint64 probe(vaddr)`` at ``entry``, called from generated code as a helper
-    (rbp: the state slots): 0 when the hart's page filter proves that no cache holds
-    anything a flush of ``vaddr``'s page must drop (it counts one native flush), else
-    1 (Python flushes).  It checks the 4 KiB page and every superpage size holding it
-    (page_filter.PROBE_SHIFTS); clobbers rax, rdx, r8, r10 and r11."""
-    maybe = x.Label()
+    (rbp: the state slots): the flush of ``vaddr``'s page, done here when the hart's
+    page filter (page_filter.py) proves that only native data TLB entries may hold
+    it: no superpage key holding the page is marked (PROBE_SHIFTS), nor its Python
+    byte.  Then the entries of the page (main and victim, every MMU index) are
+    dropped from every address space's native TLB, one native flush is counted, and
+    it returns 0; else 1 (Python flushes).  Clobbers rax, rcx, rdx, rsi and r8-r11."""
+    maybe, done, contexts = x.Label(), x.Label(), x.Label()
     w = g.walk_offset
     a.align(16)
     a.bind(entry)
@@ -355,11 +360,46 @@ def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
     a.load(64, R11, Mem(R8, w + 8 * W_FILTER))
     a.test_rr(64, R11, R11)
     a.jcc(x.CC_E, maybe)
-    for shift in PROBE_SHIFTS:
+    for shift in PROBE_SHIFTS[1:]:
         _emit_bucket(a, RAX, RDX, RDI, shift)
         a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
         a.test_rr(32, R10, R10)
         a.jcc(x.CC_NE, maybe)
+    _emit_bucket(a, RAX, RDX, RDI, PAGE_SHIFT)
+    a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
+    a.test_rr(32, R10, R10)
+    a.jcc(x.CC_NE, maybe)  # Python holds it, or it held code
+    a.movzx(R10, Mem(R11, NATIVE_BASE, RAX, 1), 1)
+    a.test_rr(32, R10, R10)
+    a.jcc(x.CC_E, done)  # no cache holds it
+    # rdx = the tag, r9 = the entry's offset in a table, rsi = the list, rcx = its count
+    a.mov_rr(64, RDX, RDI)
+    a.alu_ri(x.AND, 64, RDX, -(1 << PAGE_SHIFT))
+    a.mov_rr(64, R9, RDI)
+    a.shift_ri(x.SHR, 64, R9, PAGE_SHIFT - g.entry_shift)
+    a.alu_ri(x.AND, 32, R9, (g.entries - 1) << g.entry_shift)
+    a.load(64, RSI, Mem(R8, w + 8 * W_CONTEXTS))
+    a.load(64, RCX, Mem(RSI, 0))
+    a.bind(contexts)
+    a.test_rr(64, RCX, RCX)
+    a.jcc(x.CC_E, done)
+    a.load(64, R10, Mem(RSI, 0, RCX, 8))
+    a.alu_rr(x.ADD, 64, R10, R9)
+    for idx in range(g.tables):
+        for victim in (0, g.victim_bytes):
+            at = idx * g.table_bytes + victim
+            drop, keep = x.Label(), x.Label()
+            a.alu_rm(x.CMP, 64, RDX, Mem(R10, at + g.read_tag))
+            a.jcc(x.CC_E, drop)
+            a.alu_rm(x.CMP, 64, RDX, Mem(R10, at + g.write_tag))
+            a.jcc(x.CC_NE, keep)
+            a.bind(drop)
+            a.store_imm(8, Mem(R10, at + g.read_tag), -1)
+            a.store_imm(8, Mem(R10, at + g.write_tag), -1)
+            a.bind(keep)
+    a.alu_ri(x.SUB, 64, RCX, 1)
+    a.jmp(contexts)
+    a.bind(done)
     a.load(64, RDX, Mem(R8, w + 8 * W_FLUSH_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
     a.mov_ri(RAX, 0)
@@ -460,7 +500,7 @@ def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLB
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
     a.mov_rr(32, RCX, R9)  # cl = the page shift (the log word's low bits)
     a.alu_ri(x.AND, 32, RCX, LOG_CODE - 1)
-    _emit_filter_marks(a, RAX, Mem(R8, w + 8 * W_FILTER))
+    _emit_filter_marks(a, RAX, Mem(R8, w + 8 * W_FILTER), 0)
     a.load(64, RDI, jump_cache)
     a.jmp(found)
     a.bind(declined)
