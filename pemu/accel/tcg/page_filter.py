@@ -37,7 +37,7 @@ from collections.abc import Iterable
 PAGE_BITS = 20
 NATIVE_BASE = 1 << PAGE_BITS  # the native pages' first byte (the Python pages': 0)
 SUPER_BASE = 2 << PAGE_BITS  # the superpages' first byte
-SUPER_BITS = 12
+SUPER_BITS = 16
 FILTER_BYTES = SUPER_BASE + (1 << SUPER_BITS)
 HASH_MULT = 0x5BD1_E995  # odd, below 2**31: x86's imul takes it as a sign-extended imm32
 PAGE_SHIFT = 12
