@@ -18,8 +18,9 @@ hash bucket, in three regions, set for every page key some cache of the hart's
 
 A byte is set before (or as) the entry is made: by Python where it fills, by the
 native walker where it fills (the same hash).  It is cleared only by a rebuild from
-what the caches hold then (after a flush of everything, or when Python has answered
-too many flushes that found nothing: stale bytes).  So for a page whose Python byte
+what the caches hold then (after a flush of everything; the Python and superpage
+regions also when Python has answered too many flushes that found nothing: stale
+bytes).  So for a page whose Python byte
 and superpage bytes are clear, nothing but the native data TLBs may hold it: the
 probe drops its entries there, in every address space's arrays (``contexts``: the
 host addresses of the hart's native TLBs), and the flush is done.  Anything else
@@ -81,8 +82,12 @@ class PageFilter:
         self.table[bucket(shift, key)] = 1
 
     def mark_page(self, vpn: int) -> None:
-        """A page Python's structures hold."""
-        self.table[bucket(PAGE_SHIFT, vpn)] = 1
+        """A page Python's structures hold: also a native one, since Python's fills
+        reach the native TLB too (and the Python byte may be rebuilt away while the
+        native entry stays)."""
+        page = bucket(PAGE_SHIFT, vpn)
+        self.table[page] = 1
+        self.table[NATIVE_BASE + page] = 1
 
     def page_cached(self, vaddr: int) -> bool:
         """May some cache hold an entry that a flush of ``vaddr`` must drop?"""
@@ -99,17 +104,23 @@ class PageFilter:
             self.contexts[i] = address
         self.contexts[0] = len(tlbs)
 
-    def rebuild(self, python_pages: Iterable[int], native_pages: Iterable[int],
-                superpages: Iterable[tuple[int, int]]) -> None:
-        """Only these are marked: pages Python holds (and code pages), pages only the
-        native data TLBs may hold, (shift, key) superpages."""
+    def clear(self) -> None:
+        """Nothing is cached any more (a flush of everything)."""
         ctypes.memset(self.table, 0, len(self.table))
+        self.stale_hits = 0
+
+    def rebuild(self, python_pages: Iterable[int], superpages: Iterable[tuple[int, int]]
+                ) -> None:
+        """Only these are marked in the Python and superpage regions: pages Python
+        holds (and code pages), (shift, key) superpages.  The native pages stay as
+        they are: a stale native byte costs the probe a look at each address space's
+        entries, not a call of Python."""
+        ctypes.memset(self.table, 0, NATIVE_BASE)
+        ctypes.memset(self.address + SUPER_BASE, 0, FILTER_BYTES - SUPER_BASE)
         t, n = self.table, 0
         for vpn in python_pages:
             t[bucket(PAGE_SHIFT, vpn)] = 1
             n += 1
-        for vpn in native_pages:
-            t[NATIVE_BASE + bucket(PAGE_SHIFT, vpn)] = 1
         for shift, key in superpages:
             t[bucket(shift, key)] = 1
             n += 1

@@ -425,7 +425,7 @@ class SoftMMU:
         self.refresh_native_walk()
         self._publish_contexts()
         if self.page_filter is not None:
-            self.page_filter.rebuild((), (), ())  # nothing is cached any more
+            self.page_filter.clear()  # nothing is cached any more
 
     def forget_global(self) -> None:
         """No page is known to be global any more, and code found by that goes (a
@@ -520,10 +520,9 @@ class SoftMMU:
         python_pages += [vpn for ctx in contexts if ctx.native is not None
                          for vpn in ctx.native.code.flags_of]
         python_pages += self.global_exec
-        native_pages = [vpn for ctx in contexts for vpn in ctx.present]
         superpages = [key for ctx in contexts for key in ctx.superpages]
         superpages += self.global_superpages
-        page_filter.rebuild(python_pages, native_pages, superpages)
+        page_filter.rebuild(python_pages, superpages)
 
     def _flush_global_page(self, vaddr: int) -> None:
         vpns = [vaddr >> PAGE_SHIFT]
