@@ -128,8 +128,8 @@ class PageFilter:
         self.rebuild_at = 64 + n // 16  # amortized: a rebuild per n/16 stale hits
 
     def note_stale_hit(self) -> bool:
-        """A flush found nothing although the filter said it might: True when it is
-        time to rebuild."""
+        """Python flushed a page (the filter said it might be cached) that nothing
+        holds now: its bytes are stale.  True when it is time to rebuild."""
         self.stale_hits += 1
         return self.stale_hits >= self.rebuild_at
 

@@ -491,7 +491,10 @@ class SoftMMU:
                 ctx.flush_page(vaddr)
         if asid is None and self.global_exec:
             self._flush_global_page(vaddr)
-        if stale and page_filter.page_cached(vaddr) and page_filter.note_stale_hit():
+        # the page's filter bytes are stale now if nothing holds it any more (a flush
+        # for every address space), or were already: so many of these rebuild them
+        if (page_filter is not None and (stale or asid is None)
+                and page_filter.note_stale_hit()):
             self.rebuild_page_filter()
 
     def _holds(self, vaddr: int) -> bool:

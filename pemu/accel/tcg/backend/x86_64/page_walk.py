@@ -349,9 +349,10 @@ def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
     (rbp: the state slots): the flush of ``vaddr``'s page, done here when the hart's
     page filter (page_filter.py) proves that only native data TLB entries may hold
     it: no superpage key holding the page is marked (PROBE_SHIFTS), nor its Python
-    byte.  Then the entries of the page (main and victim, every MMU index) are
-    dropped from every address space's native TLB, one native flush is counted, and
-    it returns 0; else 1 (Python flushes).  Clobbers rax, rcx, rdx, rsi and r8-r11."""
+    byte, and the fill log is less than half full.  Then the entries of the page
+    (main and victim, every MMU index) are dropped from every address space's native
+    TLB, one native flush is counted, and it returns 0; else 1 (Python flushes).
+    Clobbers rax, rcx, rdx, rsi and r8-r11."""
     maybe, done, contexts = x.Label(), x.Label(), x.Label()
     w = g.walk_offset
     a.align(16)
@@ -360,6 +361,10 @@ def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
     a.load(64, R11, Mem(R8, w + 8 * W_FILTER))
     a.test_rr(64, R11, R11)
     a.jcc(x.CC_E, maybe)
+    # a fill log half full: Python's flush reads it, before the walker finds it full
+    # and sends each miss to Python's walk, whose fills mark the page as Python's
+    a.alu_ri(x.CMP, 64, Mem(R8, w + 8 * W_LOG_COUNT), LOG_ENTRIES // 2)
+    a.jcc(x.CC_AE, maybe)
     for shift in PROBE_SHIFTS[1:]:
         _emit_bucket(a, RAX, RDX, RDI, shift)
         a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
