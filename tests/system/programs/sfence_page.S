@@ -4,7 +4,8 @@
 # if it wrongly answered "nothing cached": a page the native walker filled (load and
 # store), a 2 MiB leaf fenced through another piece of it, a code page the native
 # fetch walk filled (also where the block was found without Python: the code table),
-# a page another address space holds, a page in its TLB set's victim entry, pages filled after the
+# a page another address space holds, a page in its TLB set's victim entry, a page
+# Python filled (A clear), pages filled after the
 # filter was rebuilt (many flushes of a page no longer held make it stale), a flush
 # with an ASID, and mstatus.TVM (S-mode's sfence.vma traps even for a page no TLB
 # holds).  Faults go to M, which records mcause (s1) and skips the instruction; an
@@ -63,6 +64,8 @@ _start:
     SETPTE l0, 5, a1, PTE_V|PTE_R|PTE_X|PTE_A           # 0x5000: code
     la a1, code_c
     SETPTE l0, 6, a1, PTE_V|PTE_R|PTE_X|PTE_A           # 0x6000: code
+    la a1, page_c
+    SETPTE l0, 8, a1, PTE_V|PTE_R|PTE_W                 # 0x8000: A and D clear
     li a1, BIG_A
     SETPTE l1, 1, a1, RWAD                              # 0x200000: 2 MiB
     la a1, l0b
@@ -200,12 +203,20 @@ s_code:
     li a2, 0x1000
     sfence.vma a2
     READS 0x1000, 0x7777, 35
-    # 37: mstatus.TVM: sfence.vma of a page no TLB holds is an illegal instruction
+    # 37-40: a page Python fills (A clear: the walker declines, Python sets A),
+    # remapped and fenced
+    READS 0x8000, 0x3333, 37
+    la a1, page_d
+    SETPTE l0, 8, a1, RWAD
+    li a2, 0x8000
+    sfence.vma a2
+    READS 0x8000, 0xDDDD, 39
+    # 41: mstatus.TVM: sfence.vma of a page no TLB holds is an illegal instruction
     ecall                       # M sets TVM
     li s1, 0
     li a2, 0x7000
     sfence.vma a2
-    EXPECT s1, 2, 37
+    EXPECT s1, 2, 41
     PASS
 
 .balign 4
