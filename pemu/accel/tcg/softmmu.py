@@ -480,10 +480,13 @@ class SoftMMU:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
         self.ctx.absorb_native_fills()
         page_filter = self.page_filter
-        # was the probe wrong (a stale filter byte)?  Asked before the flush
-        stale = page_filter is not None and not self._holds(vaddr)
+        # The page's filter bytes are stale after a flush for every address space
+        # (nothing holds the page any more), or were already if nothing held it: so
+        # many of these rebuild them.  (Asked before the flush, and only where it
+        # matters: it looks at every address space.)
+        stale = page_filter is not None and (asid is None or not self._holds(vaddr))
         if counters.ENABLED and page_filter is not None:
-            counters.count("tlb:flush page: nothing cached" if stale
+            counters.count("tlb:flush page: nothing cached" if not self._holds(vaddr)
                            else "tlb:flush page: cached in this space"
                            if self.ctx.holds(vaddr) else "tlb:flush page: cached elsewhere")
         for key, ctx in self.contexts.items():
@@ -491,10 +494,7 @@ class SoftMMU:
                 ctx.flush_page(vaddr)
         if asid is None and self.global_exec:
             self._flush_global_page(vaddr)
-        # the page's filter bytes are stale now if nothing holds it any more (a flush
-        # for every address space), or were already: so many of these rebuild them
-        if (page_filter is not None and (stale or asid is None)
-                and page_filter.note_stale_hit()):
+        if stale and page_filter.note_stale_hit():
             self.rebuild_page_filter()
 
     def _holds(self, vaddr: int) -> bool:
