@@ -123,11 +123,11 @@ def _page_flush_probe(env: object, vaddr: int) -> int:
     return 1  # Python flushes: a backend without the machine code always says so
 
 
-# ``probe(vaddr)``: 0 when no cache of the hart holds anything that a flush of
-# ``vaddr``'s page must drop (the flush is done: it was a no-op), 1 when it may, and
-# the target must call its flush.  The native backend runs it as machine code that
-# reads the hart's page filter (page_filter.py, backend/x86_64/page_walk.py); anywhere
-# else it is always 1.  Not pure: its answer changes with the caches.
+# ``probe(vaddr)``: 0 when the flush of ``vaddr``'s page is done (no cache of the hart
+# held it, or only native data TLB entries, which it dropped), 1 when the target must
+# call its flush.  The native backend runs it as machine code that reads the hart's
+# page filter (page_filter.py, backend/x86_64/page_walk.py); anywhere else it is
+# always 1.  Not pure: it changes the caches, and its answer changes with them.
 PAGE_FLUSH_PROBE = Helper("softmmu_page_flush_probe", _page_flush_probe,
                           flags=CALL_SIDE_EFFECTS, needs_env=True)
 
@@ -146,8 +146,8 @@ class TLBContext:
     def __init__(self, key: int, native: object | None = None,
                  page_filter: PageFilter | None = None) -> None:
         self.key = key
-        # the hart's page filter (page_filter.py): every page and superpage entered
-        # in ``present``, ``superpages`` or ``jump_pages`` is marked in it
+        # the hart's page filter (page_filter.py): every page Python enters in
+        # ``present`` or ``jump_pages`` and every superpage group is marked in it
         self.filter = page_filter
         self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
@@ -347,8 +347,8 @@ class SoftMMU:
 
     @property
     def native_page_flushes(self) -> int:
-        """Page flushes that the native probe found to be no-ops (PAGE_FLUSH_PROBE:
-        they never reach ``flush_page``)."""
+        """Page flushes the native probe did (PAGE_FLUSH_PROBE: nothing was cached, or
+        only native data entries; they never reach ``flush_page``)."""
         return self._native_flush_count.value
 
     @property
