@@ -406,7 +406,8 @@ class SoftmmuMemory(GuestMemoryCodegen):
         emit_walker(a, self._walk_geometry(), self._walker)
         probe = x.Label()
         emit_flush_probe(a, self._walk_geometry(), probe)
-        self._routines[PAGE_FLUSH_PROBE.name] = probe.pos  # type: ignore[assignment]
+        assert probe.pos is not None  # bound by emit_flush_probe
+        self._routines[PAGE_FLUSH_PROBE.name] = probe.pos
 
     def routine_offset(self, helper: Helper) -> int | None:
         """Where in the dispatcher's code the machine code of ``helper`` lies, if this
