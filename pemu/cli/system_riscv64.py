@@ -185,6 +185,7 @@ def _print_stats(board) -> None:
           f"inline TLB misses {sum(h.mmu.slow_accesses for h in board.harts)}, "
           f"native page walks {sum(h.mmu.native_walks for h in board.harts)}, "
           f"native fetch walks {sum(h.mmu.native_fetch_walks for h in board.harts)}, "
+          f"native page flushes {sum(h.mmu.native_page_flushes for h in board.harts)}, "
           f"page walks {sum(h.regime.walks for h in board.harts)}", file=sys.stderr)
 
 

@@ -43,7 +43,8 @@ from typing import Protocol
 from pemu.accel.tcg import counters
 from pemu.accel.tcg.backend.python import PythonBackend, _sign_extend_expr, struct_accessors
 from pemu.accel.tcg.backend.x86_64.host_atomics import host_atomics
-from pemu.accel.tcg.ir import MASK, Block, MemOp
+from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, MASK, Block, Helper, MemOp
+from pemu.accel.tcg.page_filter import PageFilter
 from pemu.memory.address_space import AddressSpace, RAMBlock
 
 PAGE_SHIFT = 12
@@ -118,6 +119,19 @@ Watcher = Callable[[int, int, int], None]  # (paddr, size, value) after a store
 DataWatch = Callable[[int, int, int], None]
 
 
+def _page_flush_probe(env: object, vaddr: int) -> int:
+    return 1  # Python flushes: a backend without the machine code always says so
+
+
+# ``probe(vaddr)``: 0 when the flush of ``vaddr``'s page is done (no cache of the hart
+# held it, or only native data TLB entries, which it dropped), 1 when the target must
+# call its flush.  The native backend runs it as machine code that reads the hart's
+# page filter (page_filter.py, backend/x86_64/page_walk.py); anywhere else it is
+# always 1.  Not pure: it changes the caches, and its answer changes with them.
+PAGE_FLUSH_PROBE = Helper("softmmu_page_flush_probe", _page_flush_probe,
+                          flags=CALL_SIDE_EFFECTS, needs_env=True)
+
+
 class TLBContext:
     """The caches of one address space (one key, RISC-V: satp): TLBs and jump cache.
 
@@ -126,10 +140,15 @@ class TLBContext:
     """
 
     __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
-                 "superpage_shifts", "jump_cache", "jump_pages", "native", "present")
+                 "superpage_shifts", "jump_cache", "jump_pages", "native", "present",
+                 "filter")
 
-    def __init__(self, key: int, native: object | None = None) -> None:
+    def __init__(self, key: int, native: object | None = None,
+                 page_filter: PageFilter | None = None) -> None:
         self.key = key
+        # the hart's page filter (page_filter.py): every page Python enters in
+        # ``present`` or ``jump_pages`` and every superpage group is marked in it
+        self.filter = page_filter
         self.read_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.write_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]
         self.exec_tlb: list[dict[int, int]] = [{} for _ in range(N_MMU)]  # fetch index
@@ -173,10 +192,30 @@ class TLBContext:
             counters.count("tlb:native walker fills", len(fills))
         for fill in fills:
             vpn = fill >> PAGE_SHIFT
-            self.present.add(vpn)
+            self.present.add(vpn)  # (the walker marked the page filter itself)
             shift = fill & PAGE_MASK
             if shift > PAGE_SHIFT:
                 self.add_superpage_piece(shift, fill & ~PAGE_MASK, vpn)
+
+    def add_present(self, vpn: int) -> None:
+        """The page ``vpn`` may now be in a TLB (a fill)."""
+        self.present.add(vpn)
+        if self.filter is not None:
+            self.filter.mark_page(vpn)
+
+    def remember_pc(self, vpn: int, pc: int) -> None:
+        """A jump cache holds the block at ``pc``, whose code is on page ``vpn``."""
+        self.jump_pages.setdefault(vpn, set()).add(pc)
+        if self.filter is not None:
+            self.filter.mark_page(vpn)
+
+    def holds(self, vaddr: int) -> bool:
+        """Would ``flush_page(vaddr)`` find anything (the fill log absorbed)?"""
+        vpn = vaddr >> PAGE_SHIFT
+        if vpn in self.present or vpn in self.jump_pages:
+            return True
+        return any((shift, vaddr >> shift) in self.superpages
+                   for shift in self.superpage_shifts)
 
     def flush_page(self, vaddr: int) -> None:
         """Every entry of ``vaddr``'s mapping goes.  The fill log must have been
@@ -213,6 +252,8 @@ class TLBContext:
         """Remember that the 4 KiB page ``vpn`` came from a ``1 << shift`` superpage."""
         self.superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
         self.superpage_shifts.add(shift)
+        if self.filter is not None:
+            self.filter.mark(shift, vaddr >> shift)
 
 
 class SoftMMU:
@@ -251,6 +292,9 @@ class SoftMMU:
         self._walk_count = ctypes.c_uint64(0)  # the native walker's refills
         self._fetch_walk_count = ctypes.c_uint64(0)  # its code TLB refills
         self._walk_basis: tuple | None = None
+        # which pages any cache here may hold, for native page flushes (native only)
+        self.page_filter: PageFilter | None = None
+        self._native_flush_count = ctypes.c_uint64(0)  # the probe's no-op flushes
         self.ctx = self._context(guest.space_key())
         self._bind(self.ctx)
 
@@ -258,6 +302,7 @@ class SoftMMU:
     def enable_native(self, factory: Callable[[], object]) -> None:
         """Give every context a native part made by ``factory`` (the native backend)."""
         self.native_factory = factory
+        self.page_filter = PageFilter(MAX_CONTEXTS)
         self.contexts.clear()
         if hasattr(self.guest, "native_walk_root"):
             self._walk_map = (ctypes.c_uint8 * (self.dram.size >> PAGE_SHIFT))()
@@ -270,6 +315,11 @@ class SoftMMU:
             if len(self.contexts) >= MAX_CONTEXTS:
                 del self.contexts[next(iter(self.contexts))]  # the least recently used
             native = self.native_factory() if self.native_factory is not None else None
+            page_filter = self.page_filter
+            if native is not None and page_filter is not None:
+                native.set_filter(page_filter.address,
+                                  ctypes.addressof(self._native_flush_count),
+                                  page_filter.contexts_address)
             if native is not None and self._walk_map is not None:
                 walk = self.guest.native_walk_root(key)  # type: ignore[attr-defined]
                 if walk is not None:
@@ -277,14 +327,29 @@ class SoftMMU:
                                     ctypes.addressof(self._walk_map),
                                     ctypes.addressof(self._walk_count),
                                     ctypes.addressof(self._fetch_walk_count))
-            ctx = self.contexts[key] = TLBContext(key, native)
+            ctx = self.contexts[key] = TLBContext(key, native, page_filter)
+            self._publish_contexts()
         return ctx
+
+    def _publish_contexts(self) -> None:
+        """Tell the native flush probe which native TLBs the address spaces have now
+        (after every change of ``contexts``)."""
+        if self.page_filter is not None:
+            self.page_filter.publish([(ctx.native.tlb_address, ctx.native)
+                                      for ctx in self.contexts.values()
+                                      if ctx.native is not None])
 
     @property
     def native_walks(self) -> int:
         """Inline TLB misses the native page walker refilled (they never reach
         ``missed_load``/``missed_store``, nor ``slow_accesses``)."""
         return self._walk_count.value
+
+    @property
+    def native_page_flushes(self) -> int:
+        """Page flushes the native probe did (PAGE_FLUSH_PROBE: nothing was cached, or
+        only native data entries; they never reach ``flush_page``)."""
+        return self._native_flush_count.value
 
     @property
     def native_fetch_walks(self) -> int:
@@ -358,6 +423,9 @@ class SoftMMU:
         self.contexts[self.ctx.key] = self.ctx
         self.forget_global()
         self.refresh_native_walk()
+        self._publish_contexts()
+        if self.page_filter is not None:
+            self.page_filter.clear()  # nothing is cached any more
 
     def forget_global(self) -> None:
         """No page is known to be global any more, and code found by that goes (a
@@ -377,6 +445,7 @@ class SoftMMU:
                     ctx.clear()
                 else:
                     del self.contexts[key]
+        self._publish_contexts()
 
     def flush_spaces(self, selects: Callable[[int], bool], vaddr: int | None = None) -> None:
         """The address spaces whose key ``selects`` accepts: all their entries, or only
@@ -395,6 +464,7 @@ class SoftMMU:
                 ctx.clear()
             else:
                 del self.contexts[key]
+        self._publish_contexts()
         if vaddr is None:
             self.forget_global()
         elif self.global_exec:
@@ -409,11 +479,53 @@ class SoftMMU:
         if counters.ENABLED:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
         self.ctx.absorb_native_fills()
+        page_filter = self.page_filter
+        # The page's filter bytes are stale after a flush for every address space
+        # (nothing holds the page any more), or were already if nothing held it: so
+        # many of these rebuild them.  (Asked before the flush, and only where it
+        # matters: it looks at every address space.)
+        stale = page_filter is not None and (asid is None or not self._holds(vaddr))
+        if counters.ENABLED and page_filter is not None:
+            counters.count("tlb:flush page: nothing cached" if not self._holds(vaddr)
+                           else "tlb:flush page: cached in this space"
+                           if self.ctx.holds(vaddr) else "tlb:flush page: cached elsewhere")
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
                 ctx.flush_page(vaddr)
         if asid is None and self.global_exec:
             self._flush_global_page(vaddr)
+        if stale and page_filter.note_stale_hit():
+            self.rebuild_page_filter()
+
+    def _holds(self, vaddr: int) -> bool:
+        """Does any cache hold something a flush of ``vaddr``'s page drops?"""
+        if any(ctx.holds(vaddr) for ctx in self.contexts.values()):
+            return True
+        if vaddr >> PAGE_SHIFT in self.global_exec:
+            return True
+        shifts = {shift for shift, _ in self.global_superpages}
+        return any((shift, vaddr >> shift) in self.global_superpages for shift in shifts)
+
+    def rebuild_page_filter(self) -> None:
+        """Mark only what the caches hold now (page_filter.py): the filter's stale
+        bytes (pages flushed since they were marked) go."""
+        page_filter = self.page_filter
+        if page_filter is None:
+            return
+        if counters.ENABLED:
+            counters.count("tlb:page filter rebuilt")
+        self.ctx.absorb_native_fills()  # its native fills are in no set until then
+        contexts = list(self.contexts.values())
+        python_pages = [vpn for ctx in contexts
+                        for tlbs in (ctx.read_tlb, ctx.write_tlb, ctx.exec_tlb)
+                        for t in tlbs for vpn in t]
+        python_pages += [vpn for ctx in contexts for vpn in ctx.jump_pages]
+        python_pages += [vpn for ctx in contexts if ctx.native is not None
+                         for vpn in ctx.native.code.flags_of]
+        python_pages += self.global_exec
+        superpages = [key for ctx in contexts for key in ctx.superpages]
+        superpages += self.global_superpages
+        page_filter.rebuild(python_pages, superpages)
 
     def _flush_global_page(self, vaddr: int) -> None:
         vpns = [vaddr >> PAGE_SHIFT]
@@ -470,7 +582,7 @@ class SoftMMU:
                 # a harvest flushes the TLBs, so the next store after it comes here again.
                 dirty.add((page - self.dram_base) >> PAGE_SHIFT)
         if readable or writable:
-            self.ctx.present.add(vpn)
+            self.ctx.add_present(vpn)
             native = self.ctx.native
             if native is not None:
                 native.fill(idx, vpn, addend, readable, writable)
@@ -679,7 +791,7 @@ class SoftMMU:
         page = paddr & ~PAGE_MASK
         if guest.page_allows(page, PERM_X, idx) and region.contains(page, PAGE_SIZE):
             tlb[vpn] = page
-            self.ctx.present.add(vpn)
+            self.ctx.add_present(vpn)
             if shift > PAGE_SHIFT:
                 self.ctx.add_superpage_piece(shift, vaddr, vpn)
             if perms & PERM_GLOBAL:

@@ -542,7 +542,6 @@ class SystemCPU:
         self.R0, self.R1, self.R2, self.R3 = ctx.read_tlb
         self.W0, self.W1, self.W2, self.W3 = ctx.write_tlb
         self.jump_cache = ctx.jump_cache
-        self._jump_pages = ctx.jump_pages
         native = ctx.native
         if native is not None:  # what the native dispatcher and memory code read
             self.slots[self._jc_slot] = native.jc_address
@@ -560,8 +559,9 @@ class SystemCPU:
 
     def _remember_page(self, pc: int) -> None:
         """A flush of pc's page (or the next, for a straddling insn) must forget pc."""
+        ctx = self.mmu.ctx
         for vpn in {pc >> PAGE_SHIFT, (pc + 2) >> PAGE_SHIFT}:
-            self._jump_pages.setdefault(vpn, set()).add(pc)
+            ctx.remember_pc(vpn, pc)
 
     def _handle_exit_request(self) -> bool:
         """At a block boundary with exit_request set: False if the loop must return."""

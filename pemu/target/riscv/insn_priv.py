@@ -14,9 +14,13 @@ from pemu.accel.tcg.ir import (
     CALL_READS_STATE,
     CALL_SIDE_EFFECTS,
     CALL_WRITES_STATE,
+    Cond,
     Const,
     Helper,
+    Label,
 )
+from pemu.accel.tcg.opcodes import AND
+from pemu.accel.tcg.softmmu import PAGE_FLUSH_PROBE
 from pemu.target.decode import Args
 from pemu.target.riscv import cpu_state as rv
 from pemu.target.riscv import insn_system, trap_inline
@@ -161,8 +165,33 @@ def trans_SFENCE_VMA(ctx: DisasContext, a: Args) -> None:
         return
     rs1, rs2 = a.rs1, a.rs2
     which = (SFENCE_ADDR if rs1 else 0) | (SFENCE_ASID if rs2 else 0)
-    ctx.b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(ctx.insn)])
+    b = ctx.b
+    done = None
+    if rs1 and not ctx.flags & FLAG_VIRT:
+        done = _emit_page_flush_probe(ctx, rs1)
+    b.call(SFENCE_HELPER, [], [ctx.xr[rs1], ctx.xr[rs2], Const(which), Const(ctx.insn)])
+    if done is not None:
+        b.set_label(done)
     ctx.goto(ctx.next_pc)
+
+
+def _emit_page_flush_probe(ctx: DisasContext, rs1: int) -> Label:
+    """sfence.vma with an address, V=0: Linux fences each PTE it installs, nearly
+    always for a page no TLB holds.  The softmmu's probe (PAGE_FLUSH_PROBE: machine
+    code with the native backend) finds that out without Python; then the helper
+    call is skipped (jump to the label returned, placed after it).  Not when
+    mstatus.TVM makes S-mode's sfence.vma trap: the helper raises that."""
+    b = ctx.b
+    cached, probed, done = b.temp(), b.label(), b.label()
+    b.movi(cached, 1)
+    if ctx.priv == PRV_S:
+        tvm = b.temp()
+        b.binop(AND, tvm, b.glob("mstatus"), Const(MSTATUS_TVM))
+        b.brcond(Cond.NE, tvm, Const(0), probed)
+    b.call(PAGE_FLUSH_PROBE, [cached], [ctx.xr[rs1]])
+    b.set_label(probed)
+    b.brcond(Cond.EQ, cached, Const(0), done)
+    return done
 
 
 def trans_SINVAL_VMA(ctx: DisasContext, a: Args) -> None:

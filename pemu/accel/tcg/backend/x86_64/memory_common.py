@@ -54,6 +54,11 @@ class GuestMemoryCodegen:
     def emit_routines(self, a: x.Assembler) -> None:
         """Host routines the memory thunks call, emitted once before them (none)."""
 
+    def routine_offset(self, helper: object) -> int | None:
+        """The dispatcher-code offset of a routine emit_routines made as ``helper``'s
+        machine code (none)."""
+        return None
+
     def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
         """Code at the start of the memory thunk ``key`` that may do the access itself
         and jump to ``done`` (a load's value in r11) before the Python call (none)."""

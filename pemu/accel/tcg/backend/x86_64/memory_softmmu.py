@@ -52,7 +52,7 @@ import ctypes
 from collections.abc import Callable, Iterable
 
 from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
-from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_SHIFT
+from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_FLUSH_PROBE, PAGE_SHIFT
 
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
@@ -61,9 +61,12 @@ from .page_walk import (
     FETCH_INDEX_MASK,
     LOG_CODE,
     LOG_ENTRIES,
+    W_CONTEXTS,
     W_DRAM_BASE,
     W_DRAM_SIZE,
     W_FETCH_STATS,
+    W_FILTER,
+    W_FLUSH_STATS,
     W_HOST,
     W_LEVELS,
     W_LOG,
@@ -77,6 +80,7 @@ from .page_walk import (
     CodeTLBGeometry,
     TLBGeometry,
     emit_code_refill,
+    emit_flush_probe,
     emit_refill,
     emit_walker,
 )
@@ -181,6 +185,15 @@ class NativeContext:
         t[w + W_MAP] = page_map
         t[w + W_STATS] = stats
         t[w + W_FETCH_STATS] = fetch_stats
+
+    def set_filter(self, page_filter: int, flush_stats: int, contexts: int) -> None:
+        """The host addresses of the hart's page filter (accel/tcg/page_filter.py),
+        which the native walker marks and the flush probe reads, of its 64-bit count of
+        page flushes the probe did, and of its list of native TLBs (the probe's
+        flushes reach them all)."""
+        self.tlb[WALK_FIRST + W_FILTER] = page_filter
+        self.tlb[WALK_FIRST + W_FLUSH_STATS] = flush_stats
+        self.tlb[WALK_FIRST + W_CONTEXTS] = contexts
 
     def take_fills(self, exec_tlb: list[dict[int, int]] | None = None) -> list[int]:
         """What the native walker filled since the last call: ``page | shift`` each.
@@ -368,6 +381,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         self._mmu_index = mmu_index
         self.idx = MMU_DYNAMIC  # set per block by begin_block
         self._walker = x.Label()  # the native page walker (emit_routines)
+        self._routines: dict[str, int] = {}  # helper name -> offset of its routine
         # where the dispatcher finds the code TLB: bytes into the TLB in use
         self.code_tlb_offset = CODE_TLB_OFFSET
         self._loads = {idx: _load_helper(idx) for idx in MMU_INDICES}
@@ -383,11 +397,22 @@ class SoftmmuMemory(GuestMemoryCodegen):
         return TLBGeometry(
             tlb_slot=self._tlb_slot, entry_shift=ENTRY_SHIFT, entries=TLB_ENTRIES,
             table_bytes=TABLE_BYTES, victim_bytes=VICTIM_BYTES, read_tag=8 * READ_TAG,
-            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST)
+            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST,
+            tables=N_MMU)
 
     def emit_routines(self, a: x.Assembler) -> None:
-        """The native page walker, once, before the thunks that call it."""
+        """The native page walker, once, before the thunks that call it, and the page
+        flush probe (PAGE_FLUSH_PROBE's machine code)."""
         emit_walker(a, self._walk_geometry(), self._walker)
+        probe = x.Label()
+        emit_flush_probe(a, self._walk_geometry(), probe)
+        assert probe.pos is not None  # bound by emit_flush_probe
+        self._routines[PAGE_FLUSH_PROBE.name] = probe.pos
+
+    def routine_offset(self, helper: Helper) -> int | None:
+        """Where in the dispatcher's code the machine code of ``helper`` lies, if this
+        memory model emitted one (emit_routines)."""
+        return self._routines.get(helper.name)
 
     def emit_refill(self, a: x.Assembler, key: tuple, done: x.Label) -> None:
         """A thunk's native refill before its Python call (page_walk.emit_refill):

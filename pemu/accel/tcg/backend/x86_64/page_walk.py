@@ -43,6 +43,15 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from pemu.accel.tcg.page_filter import (
+    HASH_MULT,
+    NATIVE_BASE,
+    PAGE_BITS,
+    PROBE_SHIFTS,
+    SUPER_BASE,
+    SUPER_BITS,
+)
+
 from . import encoder as x
 from .encoder import R8, R9, R10, R11, RAX, RBP, RCX, RDI, RDX, RSI, Mem
 
@@ -58,7 +67,10 @@ W_MAP = 7  # host address of the hart's page map: one byte per DRAM page, 1 = us
 W_STATS = 8  # host address of the hart's count of native walks that filled an entry
 W_LOG_COUNT = 9  # entries in the fill log
 W_FETCH_STATS = 10  # host address of the hart's count of native fetch walks
-W_LOG = 11  # the fill log: (virtual page address | page shift) per native fill
+W_FILTER = 11  # host address of the hart's page filter (accel/tcg/page_filter.py), or 0
+W_FLUSH_STATS = 12  # host address of the hart's count of page flushes done natively
+W_CONTEXTS = 13  # host address of the hart's list of native TLBs (PageFilter.contexts)
+W_LOG = 14  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
 # a code TLB fill's log entry has this bit set, and the next word is its block flags
@@ -89,6 +101,7 @@ class TLBGeometry(NamedTuple):
     write_tag: int
     addend: int
     walk_offset: int  # bytes from the TLB's start to the walk block
+    tables: int  # MMU indexes: tables of main (then victim) entries
 
 
 def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) -> x.Label:
@@ -256,6 +269,7 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.store(8, word(W_LOG_COUNT), RDX)
     a.load(64, RDX, word(W_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    _emit_filter_marks(a, RDI, word(W_FILTER), NATIVE_BASE)
     a.alu_rr(x.ADD, 64, RAX, RDI)  # the host address of the access
     a.pop(RCX)
     a.ret()
@@ -286,6 +300,118 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.pop(RCX)
     a.ret()
     return entry
+
+
+def _emit_bucket(a: x.Assembler, dest: int, tmp: int, vaddr: int, shift: int | None
+                 ) -> None:
+    """dest = page_filter.bucket(shift, vaddr >> shift): ``shift`` a constant, or
+    None for the one in cl (``tmp`` is clobbered)."""
+    a.mov_rr(64, dest, vaddr)
+    if shift is None:
+        a.shift_cl(x.SHR, 64, dest)
+        a.shift_ri(x.SHL, 64, dest, 6)
+        a.alu_rr(x.OR, 64, dest, RCX)
+    else:
+        a.shift_ri(x.SHR, 64, dest, shift)
+        a.shift_ri(x.SHL, 64, dest, 6)
+        a.alu_ri(x.OR, 64, dest, shift)
+    a.imul_rri(64, dest, dest, HASH_MULT)
+    a.mov_rr(64, tmp, dest)
+    a.shift_ri(x.SHR, 64, tmp, PAGE_BITS)
+    a.alu_rr(x.XOR, 64, dest, tmp)
+    if shift == PAGE_SHIFT:
+        a.alu_ri(x.AND, 32, dest, (1 << PAGE_BITS) - 1)
+    else:  # a superpage (cl > PAGE_SHIFT where it is not a constant)
+        a.alu_ri(x.AND, 32, dest, (1 << SUPER_BITS) - 1)
+        a.alu_ri(x.ADD, 32, dest, SUPER_BASE)
+
+
+def _emit_filter_marks(a: x.Assembler, vaddr: int, filter_word: Mem, region: int) -> None:
+    """A native fill of the page at ``vaddr`` (a register; cl = the page shift of its
+    mapping): its bytes in the hart's page filter, the 4 KiB page's in the region from
+    byte ``region`` (page_filter: native data fills, or 0: code) and, for a superpage,
+    the superpage's.  Clobbers rdx, r10 and r11."""
+    done = x.Label()
+    a.load(64, R11, filter_word)
+    a.test_rr(64, R11, R11)
+    a.jcc(x.CC_E, done)
+    _emit_bucket(a, R10, RDX, vaddr, PAGE_SHIFT)
+    a.store_imm(1, Mem(R11, region, R10, 1), 1)
+    a.alu_ri(x.CMP, 32, RCX, PAGE_SHIFT)
+    a.jcc(x.CC_BE, done)
+    _emit_bucket(a, R10, RDX, vaddr, None)
+    a.store_imm(1, Mem(R11, 0, R10, 1), 1)
+    a.bind(done)
+
+
+def emit_flush_probe(a: x.Assembler, g: TLBGeometry, entry: x.Label) -> None:
+    """``uint64 probe(vaddr)`` at ``entry``, called from generated code as a helper
+    (rbp: the state slots): the flush of ``vaddr``'s page, done here when the hart's
+    page filter (page_filter.py) proves that only native data TLB entries may hold
+    it: no superpage key holding the page is marked (PROBE_SHIFTS), nor its Python
+    byte, and the fill log is less than half full.  Then the entries of the page
+    (main and victim, every MMU index) are dropped from every address space's native
+    TLB, one native flush is counted, and it returns 0; else 1 (Python flushes).
+    Clobbers rax, rcx, rdx, rsi and r8-r11."""
+    maybe, done, contexts = x.Label(), x.Label(), x.Label()
+    w = g.walk_offset
+    a.align(16)
+    a.bind(entry)
+    a.load(64, R8, Mem(RBP, 8 * g.tlb_slot))
+    a.load(64, R11, Mem(R8, w + 8 * W_FILTER))
+    a.test_rr(64, R11, R11)
+    a.jcc(x.CC_E, maybe)
+    # a fill log half full: Python's flush reads it, before the walker finds it full
+    # and sends each miss to Python's walk, whose fills mark the page as Python's
+    a.alu_ri(x.CMP, 64, Mem(R8, w + 8 * W_LOG_COUNT), LOG_ENTRIES // 2)
+    a.jcc(x.CC_AE, maybe)
+    for shift in PROBE_SHIFTS[1:]:
+        _emit_bucket(a, RAX, RDX, RDI, shift)
+        a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
+        a.test_rr(32, R10, R10)
+        a.jcc(x.CC_NE, maybe)
+    _emit_bucket(a, RAX, RDX, RDI, PAGE_SHIFT)
+    a.movzx(R10, Mem(R11, 0, RAX, 1), 1)
+    a.test_rr(32, R10, R10)
+    a.jcc(x.CC_NE, maybe)  # Python holds it, or it held code
+    a.movzx(R10, Mem(R11, NATIVE_BASE, RAX, 1), 1)
+    a.test_rr(32, R10, R10)
+    a.jcc(x.CC_E, done)  # no cache holds it
+    # rdx = the tag, r9 = the entry's offset in a table, rsi = the list, rcx = its count
+    a.mov_rr(64, RDX, RDI)
+    a.alu_ri(x.AND, 64, RDX, -(1 << PAGE_SHIFT))
+    a.mov_rr(64, R9, RDI)
+    a.shift_ri(x.SHR, 64, R9, PAGE_SHIFT - g.entry_shift)
+    a.alu_ri(x.AND, 32, R9, (g.entries - 1) << g.entry_shift)
+    a.load(64, RSI, Mem(R8, w + 8 * W_CONTEXTS))
+    a.load(64, RCX, Mem(RSI, 0))
+    a.bind(contexts)
+    a.test_rr(64, RCX, RCX)
+    a.jcc(x.CC_E, done)
+    a.load(64, R10, Mem(RSI, 0, RCX, 8))
+    a.alu_rr(x.ADD, 64, R10, R9)
+    for idx in range(g.tables):
+        for victim in (0, g.victim_bytes):
+            at = idx * g.table_bytes + victim
+            drop, keep = x.Label(), x.Label()
+            a.alu_rm(x.CMP, 64, RDX, Mem(R10, at + g.read_tag))
+            a.jcc(x.CC_E, drop)
+            a.alu_rm(x.CMP, 64, RDX, Mem(R10, at + g.write_tag))
+            a.jcc(x.CC_NE, keep)
+            a.bind(drop)
+            a.store_imm(8, Mem(R10, at + g.read_tag), -1)
+            a.store_imm(8, Mem(R10, at + g.write_tag), -1)
+            a.bind(keep)
+    a.alu_ri(x.SUB, 64, RCX, 1)
+    a.jmp(contexts)
+    a.bind(done)
+    a.load(64, RDX, Mem(R8, w + 8 * W_FLUSH_STATS))
+    a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    a.mov_ri(RAX, 0)
+    a.ret()
+    a.bind(maybe)
+    a.mov_ri(RAX, 1)
+    a.ret()
 
 
 def _check_page_usable(a: x.Assembler, offset: int, page_map: Mem, fail: x.Label) -> None:
@@ -377,6 +503,9 @@ def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLB
     a.store(8, Mem(R8, w + 8 * W_LOG_COUNT), RDX)
     a.load(64, RDX, Mem(R8, w + 8 * W_FETCH_STATS))
     a.alu_ri(x.ADD, 64, Mem(RDX, 0), 1)
+    a.mov_rr(32, RCX, R9)  # cl = the page shift (the log word's low bits)
+    a.alu_ri(x.AND, 32, RCX, LOG_CODE - 1)
+    _emit_filter_marks(a, RAX, Mem(R8, w + 8 * W_FILTER), 0)
     a.load(64, RDI, jump_cache)
     a.jmp(found)
     a.bind(declined)
@@ -385,4 +514,4 @@ def emit_code_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, c: CodeTLB
 
 
 __all__ = ["LOG_ENTRIES", "LOG_CODE", "CodeTLBGeometry", "TLBGeometry", "WALK_WORDS",
-           "emit_code_refill", "emit_refill", "emit_walker"]
+           "emit_code_refill", "emit_flush_probe", "emit_refill", "emit_walker"]

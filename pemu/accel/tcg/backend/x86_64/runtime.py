@@ -431,6 +431,9 @@ class NativeBackend:
         """A C-callable address for helper h (made once, kept alive with the backend)."""
         if h.native is not None:  # machine code already: no callback, no GIL
             return h.native()
+        routine = self.memory.routine_offset(h)
+        if routine is not None:  # the memory model's machine code (in the dispatcher's)
+            return self.buf.exec_address(routine)
         key = (id(h), n_args)
         entry = self._callbacks.get(key)
         if entry is None:
