@@ -24,6 +24,7 @@ from pathlib import Path
 from pemu.accel.tcg import tb_cache
 from pemu.accel.tcg.engine import TCGEngine
 from pemu.accel.tcg.log import TCGLog
+from pemu.accel.tcg.tb_spool import SUFFIX as SPOOL_SUFFIX
 
 from .arches import ARCHES
 from .process import Options
@@ -90,15 +91,22 @@ class _Either:
 
 def _stamp(db: Path) -> tuple:
     """What changes when a process writes blocks: the database and its WAL file, or
-    the folder (a spool file: tb_spool.py)."""
-    stamp = []
-    for path in (db, db.with_name(db.name + "-wal"), db.parent):
+    the spool files in the folder (tb_spool.py).  Not the folder's own time: every
+    look at the file (this process's included) creates and removes the WAL files
+    there, and a stamp that changed with them made each refresh read the whole file
+    again, after every program."""
+    stamp: list = []
+    for path in (db, db.with_name(db.name + "-wal")):
         try:
             st = os.stat(path)
         except OSError:
             stamp.append(None)
             continue
         stamp.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    try:
+        stamp.append(tuple(sorted(n for n in os.listdir(db.parent) if n.endswith(SPOOL_SUFFIX))))
+    except OSError:
+        stamp.append(None)
     return tuple(stamp)
 
 
