@@ -14,6 +14,7 @@ the thread that starts it, which blocks them for just the moment of ``start()``
 
 from __future__ import annotations
 
+import _thread
 import signal
 import threading
 
@@ -37,9 +38,13 @@ def start(thread: threading.Thread) -> threading.Thread:
 
 
 def _name_in_host(thread: threading.Thread) -> None:
+    _name_native(thread.native_id, thread.name)
+
+
+def _name_native(native_id: int | None, name: str) -> None:
     try:
-        with open(f"/proc/self/task/{thread.native_id}/comm", "w") as comm:
-            comm.write(thread.name[:15])  # the kernel keeps 15 bytes
+        with open(f"/proc/self/task/{native_id}/comm", "w") as comm:
+            comm.write(name[:15])  # the kernel keeps 15 bytes
     except OSError:
         pass  # the thread has already ended, or no /proc: only the name is lost
 
@@ -47,3 +52,22 @@ def _name_in_host(thread: threading.Thread) -> None:
 def start_daemon(target, *args, name: str) -> threading.Thread:
     """A daemon thread running ``target(*args)``, started as :func:`start` does."""
     return start(threading.Thread(target=target, args=args, name=name, daemon=True))
+
+
+def start_bare(target, *args, name: str) -> None:
+    """A thread running ``target(*args)`` outside the threading module (no Thread
+    object, no wait for it to start), with the same signals blocked: for a helper
+    every process starts (user mode's signal wakeup, in each program the binfmt server
+    forks), where threading's bookkeeping was half the cost, 0.4 ms and 70 page faults
+    of a forked process.  It lives as a daemon thread does: until the process ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, MAIN_THREAD_SIGNALS)
+    try:
+        _thread.start_new_thread(_named if name_host_threads else target,
+                                 (target, name, *args) if name_host_threads else args)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _named(target, name: str, *args) -> None:
+    _name_native(threading.get_native_id(), name)
+    target(*args)

@@ -54,7 +54,9 @@ from .binfmt_launcher import (
     VERSION,
 )
 from .host_auxv import AT_EXECFD, AT_FLAGS
-from .main import main  # with it, all of pemu's user mode: imported before any fork
+
+# main: with it, all of pemu's user mode, imported before any fork
+from .main import ENV_OPTIONS, main
 
 MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
@@ -184,13 +186,23 @@ def become_program(req: Request) -> list[str]:
     return [*signal_options, "--", *(os.fsdecode(a) for a in req.argv[1:])]
 
 
+_OPTION_VARIABLES = frozenset(f"{prefix}_{name}".encode() for prefix in ("PEMU", "QEMU")
+                              for name in ENV_OPTIONS.values())
+
+
+def _sets_options(envp: list[bytes]) -> bool:
+    """The environment sets one of pemu's options (main.ENV_OPTIONS)."""
+    return any(item.partition(b"=")[0] in _OPTION_VARIABLES for item in envp)
+
+
 def _run_child(req: Request, arch: str = "riscv64") -> int:
     take_descriptors(req)  # before the cache's files take numbers the program's need
     # the translation cache is opened here, in the server's root and environment (the
-    # program's root and environment come next); a program run as another user gets
-    # none, since the cache holds native code that every user of it runs
+    # program's root and environment come next), unless the prepared engine holds all
+    # of it; a program run as another user gets none, since the cache holds native code
+    # that every user of it runs
     if req.uid == os.getuid() and req.gid == os.getgid():
-        tb_cache.pin()
+        tb_cache.pin(database=warm_start.needs_database(_sets_options(req.envp)))
     else:
         tb_cache.disable()
     argv = become_program(req)

@@ -98,3 +98,32 @@ def test_blocks_made_from_other_bytes_are_never_linked(tmp_path):
     stats = _ok(second)
     assert stats.get("preinstalled", 0) == 0
     assert stats["cached"] > 0.9 * _ok(first)["translated"]
+
+
+def test_children_of_a_complete_prepared_engine_need_no_cache_file(tmp_path):
+    # the prepared engine holds every block of the file (installed, or preloaded: a
+    # block that runs onto the next page): the child opens no database (the file is
+    # damaged under it, and it neither notices nor translates); a child that does read
+    # the file finds the damage and translates instead (a miss, never a wrong block)
+    cold, refreshed, without, reading = _drive(tmp_path, "no-database", BUSYBOX, "sh",
+                                               "-c", SCRIPT)
+    assert refreshed["complete"] and refreshed["refreshed"] > 300
+    assert cold["stdout"] == without["stdout"] == reading["stdout"] == EXPECTED
+    cold_stats, without_stats = _ok(cold), _ok(without)
+    assert without_stats["translated"] == 0
+    assert without_stats["preinstalled"] >= 0.9 * cold_stats["translated"]
+    assert "unusable" not in without["stderr"]
+    assert _ok(reading)["translated"] > 300
+
+
+def test_a_thawed_child_chains_the_groups_it_linked(tmp_path):
+    # exits out of a linked group's page wait (no record of the parent's touched) until
+    # the child copies its code buffer; here it does so after 30 exits, when it has
+    # linked most of its groups, and must then chain their exits, correctly (347
+    # chains made here; 257 if the waiting exits were left unchained)
+    cold, refreshed, thawed = _drive(tmp_path, "thaw", BUSYBOX, "sh", "-c", SCRIPT)
+    assert cold["stdout"] == thawed["stdout"] == EXPECTED
+    stats = _ok(thawed)
+    assert stats["translated"] == 0 and stats["preinstalled"] > 300
+    assert stats["code_copies"] >= 1
+    assert stats["chained"] > 300

@@ -8,6 +8,10 @@ SCENARIO names what happens before each of the two runs:
   wrong-bytes run, prepare, file every preinstalled group under another page digest
               (blocks translated from other bytes at the same addresses), run
   damaged-spool  prepare, run, damage what its fork children spooled, refresh, run
+  no-database prepare, run, refresh, damage the cache file, run (it needs no file),
+              run again as a child that must read the file (the damage is a miss)
+  thaw        prepare, run, refresh, run with chains deferred for one exit only (the
+              child copies its code buffer at once and chains what it linked)
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ import sys
 import tempfile
 
 from pemu.accel.tcg import tb_cache, tb_spool
+from pemu.accel.tcg.backend.x86_64 import runtime
 from pemu.linux_user import warm_start
 from pemu.linux_user.main import main
 
 
-def run(program: list[str]) -> dict:
-    """One program in a forked child, as binfmt_server._run_child runs it."""
+def run(program: list[str], database: bool | None = None) -> dict:
+    """One program in a forked child, as binfmt_server._run_child runs it (with the
+    cache file opened if ``database``; None: where the server would open it)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         pid = os.fork()
         if pid == 0:
@@ -32,7 +38,8 @@ def run(program: list[str]) -> dict:
             try:
                 os.dup2(out.fileno(), 1)
                 os.dup2(err.fileno(), 2)
-                tb_cache.pin()
+                tb_cache.pin(database=warm_start.needs_database(False)
+                             if database is None else database)
                 code = main(["-d", "stats", "--", *program], exec_natively=True)
             finally:
                 os._exit(code)
@@ -56,14 +63,32 @@ def main_driver(scenario: str, program: list[str]) -> None:
         print(json.dumps(run(program)))
         print(json.dumps({"refreshed": prepared.refresh()}))
         print(json.dumps(run(program)))
-    elif scenario == "wrong-bytes":
+    elif scenario == "no-database":
+        prepared = warm_start.prepare("riscv64")
         print(json.dumps(run(program)))
+        print(json.dumps({"refreshed": prepared.refresh(), "complete": prepared.complete}))
+        db = prepared.engine.tb_cache.path
+        for path in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            path.unlink(missing_ok=True)
+        db.write_bytes(b"SQLite format 3\0" + os.urandom(8192))
+        print(json.dumps(run(program)))
+        print(json.dumps(run(program, database=True)))
+    elif scenario == "thaw":
+        prepared = warm_start.prepare("riscv64")
+        print(json.dumps(run(program)))
+        print(json.dumps({"refreshed": prepared.refresh()}))
+        runtime.MAX_EXITS_DEFERRING = 30  # (inherited by the forked child)
+        print(json.dumps(run(program)))
+    elif scenario == "wrong-bytes":
+        # the children read the file: the groups filed under other digests are not
+        # the blocks the file holds for these bytes
+        print(json.dumps(run(program, database=True)))
         prepared = warm_start.prepare("riscv64")
         groups = prepared.engine.preinstalled.groups
         for page, by_digest in groups.items():
             groups[page] = {bytes(16): group for group in by_digest.values()}
         print(json.dumps({"installed": len(prepared.engine.preinstalled)}))
-        print(json.dumps(run(program)))
+        print(json.dumps(run(program, database=True)))
     elif scenario == "damaged-spool":
         prepared = warm_start.prepare("riscv64")
         print(json.dumps(run(program)))

@@ -55,6 +55,7 @@ import sqlite3
 import struct
 import sys
 import time
+from collections.abc import Container
 from itertools import islice
 from pathlib import Path
 
@@ -122,6 +123,10 @@ _pinned_folder: Path | bool | None = None
 _INHERITED: list[sqlite3.Connection] = []
 # the pinned folder, opened (O_PATH) before the chroot: descriptor, device, inode
 _pinned_dir: tuple[int, int, int] | None = None
+# pinned without its database (``pin(database=False)``): blocks come only from what the
+# process inherited (``TranslationCache.preloaded``, preinstalled groups), new ones go
+# to a spool file
+_without_database = False
 
 
 def _spool_dir() -> int | None:
@@ -150,23 +155,30 @@ def _open_db(path: Path, lock_wait: float = LOCK_WAIT_S) -> sqlite3.Connection:
     return db
 
 
-def pin() -> None:
+def pin(database: bool = True) -> None:
     """Open the cache file now, for a process about to chroot or take another
     environment: its translation cache keeps using this connection (and the WAL files
     it holds open) inside the new root, instead of opening a path there; the guest's
-    environment no longer chooses the folder.  Best effort, like the cache itself."""
-    global _pinned_folder
+    environment no longer chooses the folder.  Best effort, like the cache itself.
+
+    ``database=False``: only the folder, for a process that inherited every block the
+    file held (the binfmt server's child: warm_start.py): opening SQLite was a sixth
+    of such a program's CPU (its allocations fault on pages shared with the server);
+    what it translates is spooled (tb_spool.py), as a chrooted fork child's is."""
+    global _pinned_folder, _without_database
     folder = cache_dir()
     _pinned_folder = False
     if folder is None:
         return
     path = folder / DB_NAME
-    try:
-        db = _open_db(path)
-    except (OSError, sqlite3.Error):
-        return
-    _PINNED[path] = db
+    if database:
+        try:
+            db = _open_db(path)
+        except (OSError, sqlite3.Error):
+            return
+        _PINNED[path] = db
     _pinned_folder = folder
+    _without_database = not database
     global _pinned_dir
     try:  # for the processes this one forks: they spool their blocks (tb_spool.py)
         fd = moved_up(os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
@@ -307,6 +319,9 @@ class TranslationCache:
         self.table = f"tb_{h.hexdigest()}"
         self.path = folder / DB_NAME
         self.new: dict[bytes, Entry] = {}
+        # checked blocks a parent read for the processes it forks (the binfmt server's
+        # blocks that are not preinstalled: preinstall.py): found without the file
+        self.preloaded: dict[bytes, Entry] = {}
         self.hits = 0
         self._db: sqlite3.Connection | None = None
         # digest -> its stored blocks: key -> record (bytes), or once ``get`` has checked
@@ -335,7 +350,7 @@ class TranslationCache:
             self._broken = True
 
     def _connect(self) -> sqlite3.Connection | None:
-        if self._db is None and not self._broken:
+        if self._db is None and not self._broken and not _without_database:
             try:
                 # no table creation here: it takes the write lock, which a look at
                 # the cache must never wait for (a missing table reads as empty)
@@ -354,7 +369,7 @@ class TranslationCache:
     def get(self, flags: int, pc: int, digest: bytes) -> tuple[Entry, list] | None:
         """The cached block and its helper fixups (helpers resolved), or None."""
         key = block_key(flags, pc, digest)
-        entry = self.new.get(key)
+        entry = self.new.get(key) or self.preloaded.get(key)
         page = None
         if entry is None:
             page = self._pages.get(digest)
@@ -420,14 +435,14 @@ class TranslationCache:
         except (OSError, sqlite3.Error):
             return None
 
-    def read_all(self, known: set[bytes] | frozenset = frozenset()
-                 ) -> dict[bytes, Entry]:
+    def read_all(self, known: Container[bytes] = frozenset()) -> dict[bytes, Entry] | None:
         """Every stored block of this version whose key is not in ``known``, checked
         (a damaged record is left out): what the binfmt server installs before it
-        forks (engine.preinstall), so that its children translate nothing."""
+        forks (engine.preinstall), so that its children translate nothing.  None if
+        the file could not be read (busy, damaged)."""
         db = self._brief_connection()
         if db is None:
-            return {}
+            return None
         try:
             keys = [k for (k,) in db.execute(f"SELECT k FROM {self.table}")
                     if isinstance(k, bytes) and k not in known]
@@ -441,7 +456,7 @@ class TranslationCache:
                     if entry is not None:
                         blocks[k] = entry
         except sqlite3.Error:
-            return {}
+            return None
         finally:
             db.close()
         return blocks
@@ -495,8 +510,8 @@ class TranslationCache:
         what was written (the rest is translated again next time)."""
         if not blocks:
             return
-        if self._broken:
-            spool = _spool_dir() if _pinned_folder is False else None
+        if self._broken or _without_database:
+            spool = _spool_dir() if _pinned_folder is False or _without_database else None
             if spool is not None:  # a pinned process's fork child (see tb_spool.py)
                 write_spool(spool, self.table,
                             [(k, _sealed(k, marshal.dumps(v))) for k, v in blocks.items()])

@@ -202,6 +202,10 @@ class NativeBackend:
         # chains link_group left unpatched while the buffer was shared with a forked
         # process (CodeBuffer.freeze): patched at the first write that copies it anyway
         self._deferred_chains: list[tuple[NativeTB, int, NativeTB]] = []
+        # the exits out of their page of preinstalled groups linked while their code is
+        # shared with the parent (``link_group``): chained only if the buffer is thawed
+        self._lazy_outside: list[dict[int, list[tuple[NativeTB, int]]]] = []
+        self._lazy_exits = 0  # how many keys those hold (counted as deferred chains)
         self._exits_deferring = 0  # exits from generated code with chains deferred
         self.tbs: list[NativeTB] = []  # live in the buffer (for a full reset)
         self.generation = 0
@@ -760,21 +764,45 @@ class NativeBackend:
             self.flags_seen.add(0)
             chain = self._chain  # in a forked process, mostly deferred (see _chain)
             self.linked_groups[first.pc >> 12] = group
-            keyed = self._keyed
             pending = self.pending
-            for key, sources in outside.items():
-                dst = keyed(key)
-                if dst is None:
-                    pending.setdefault(key, []).extend(sources)
-                else:
-                    for src, i in sources:
-                        chain(src, i, dst)
-            for pc in pending.keys() & group.keys():  # linked blocks waiting for these
+            if outside and self.buf.frozen_at(first.offset):
+                # the group's code is shared with the parent since a fork: its chains
+                # would only be deferred (_chain), and looking at its exits now writes
+                # a reference count into every record they name, shared with the
+                # parent too (a copy-on-write fault per page of them, most of what
+                # linking cost a short program): they wait for a thaw, if one comes;
+                # an exit goes through the jump cache meanwhile
+                self._lazy_outside.append(outside)
+                self._lazy_exits += len(outside)
+                if self._lazy_exits + len(self._deferred_chains) >= MAX_DEFERRED_CHAINS:
+                    self._thawed()
+            else:
+                self._link_outside(outside)
+            # linked blocks waiting for these: found from the smaller side (the group's
+            # keys are records shared with the parent: each one read is a refcount
+            # written, where a lookup into the group writes nothing)
+            waiting = ([pc for pc in pending if pc in group] if len(pending) < len(group)
+                       else pending.keys() & group.keys())
+            for pc in waiting:
                 tb = group[pc]
                 for src, i in pending.pop(pc):
                     if not src.dead and src.chained[i] is None:
                         chain(src, i, tb)
         return True
+
+    def _link_outside(self, outside: dict[int, list[tuple[NativeTB, int]]]) -> None:
+        """Chain a linked group's exits out of its page (pc -> [(block, exit)]) to the
+        blocks linked at those pcs, or leave them waiting for them (lock held)."""
+        keyed = self._keyed
+        pending = self.pending
+        for key, sources in outside.items():
+            dst = keyed(key)
+            if dst is None or dst.dead:
+                pending.setdefault(key, []).extend(sources)
+            else:
+                for src, i in sources:
+                    if not src.dead and src.chained[i] is None:
+                        self._chain(src, i, dst)
 
     def _thawed(self) -> None:
         """Before old code is written (lock held): a private copy of the buffer if it
@@ -783,10 +811,14 @@ class NativeBackend:
         self.stats["code_copies"] = self.buf.copies
         self._exits_deferring = 0
         deferred, self._deferred_chains = self._deferred_chains, []
+        lazy, self._lazy_outside = self._lazy_outside, []
+        self._lazy_exits = 0
         for src, i, dst in deferred:
             if (not src.dead and not dst.dead and src.chained[i] is None
                     and src.generation == dst.generation == self.generation):
                 self._chain(src, i, dst)
+        for outside in lazy:
+            self._link_outside(outside)
 
     def _chain(self, src: NativeTB, i: int, dst: NativeTB) -> None:
         if self.buf.frozen_at(src.exit_fields[i]):
@@ -846,6 +878,8 @@ class NativeBackend:
             self.linked_groups.clear()
             self.pending.clear()
             self._deferred_chains = []
+            self._lazy_outside = []
+            self._lazy_exits = 0
             ctypes.memset(self.jump_cache, 0, ctypes.sizeof(self.jump_cache))
             if self.code_table is not None:
                 ctypes.memset(self.code_table, 0, ctypes.sizeof(self.code_table))
@@ -975,7 +1009,7 @@ class NativeBackend:
         if threading.current_thread() is threading.main_thread():
             WAKEUP.enter_main(cpu)  # host signals interrupt chained code (signal_wakeup.py)
         while not S[exit_slot]:
-            if self._deferred_chains:
+            if self._deferred_chains or self._lazy_outside:
                 self._exits_deferring += 1
                 if self._exits_deferring > MAX_EXITS_DEFERRING:
                     with self.lock:

@@ -57,7 +57,7 @@ class SignalWakeup:
             os.close(fd)
         self._fds = (r, w)
         self._pid = os.getpid()
-        threads.start_daemon(self._watch, r, name="pemu-signal-wakeup")
+        threads.start_bare(self._watch, r, name="pemu-signal-wakeup")
 
     def _watch(self, r: int) -> None:
         while True:
