@@ -9,13 +9,17 @@ fallback for every other case (a run-time test picks it):
   writes them): plain registers kept in state slots (cpu_state.py), read and written
   in place from S- and M-mode;
 * reads of ``sstatus`` (mstatus, masked, with SD computed);
-* ``csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave locks
-  around every spinlock): no side effects at all;
-* ``csrs/csrc sstatus`` of SUM and SIE in S-mode (the user-access window opened and
-  closed around every copy to or from user memory; interrupts enabled again after a
-  lock): SUM is part of the block flags (it selects the S+SUM MMU index), so the new
-  flags are stored into the ``tb_flags`` slot the native dispatcher matches, and the
-  block ends with a lookup as after any sstatus write.  The python loop holds the
+* ``csrw/csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave
+  locks around every spinlock): no side effects at all;
+* ``csrw/csrs/csrc sstatus`` in S-mode that change no more than SUM, SIE, SPIE, SPP and
+  FS (the user-access window opened and closed around every copy to or from user
+  memory; interrupts enabled again after a lock; the kernel entry's ``csrrc`` of
+  SUM|FS|VS and the exit's ``csrw`` of the saved status: ~40 k helper calls of
+  Debian's boot): SUM and FS are part of the block flags (SUM selects the S+SUM MMU
+  index, FS Off/Clean the FP checks), so the new flags are stored into the
+  ``tb_flags`` slot the native dispatcher matches, and the block ends with a lookup
+  as after any sstatus write.  MXR (a TLB flush) and VS (read-only zero without V)
+  take the helper.  The python loop holds the
   flags it started with, so there (``native_flags`` slot 0) the inline code also
   requests an exit when they changed, as the helper's ``flags_changed`` would.
   Setting SIE is inline only while the ``irq_pending`` slot is zero: Python clears it
@@ -41,19 +45,29 @@ from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.mmu import PRV_S
 from pemu.target.riscv.priv import (
+    FLAG_FS_CLEAN,
+    FLAG_FS_OFF,
     FLAG_SUM,
     MSTATUS_FS,
     MSTATUS_SIE,
+    MSTATUS_SPIE,
+    MSTATUS_SPP,
     MSTATUS_SUM,
     MSTATUS_VS,
+    MSTATUS_WRITABLE,
     SSTATUS_MASK,
 )
+from pemu.target.riscv.trap_inline import fs_flags
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 CSR_SSTATUS = 0x100
 CSR_TIME = 0xC01
 _SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
 _SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
+_WRITABLE = SSTATUS_MASK & MSTATUS_WRITABLE  # what a write of sstatus may change
+# what an S-mode write changes inline: not MXR (a TLB flush), not VS (read-only zero
+# without V, which the helper knows)
+_INLINE_BITS = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_FS
 
 # CSR number -> (state slot global, writable bits); reads return the slot as it is
 SLOT_CSRS: dict[int, tuple[str, int]] = {
@@ -117,58 +131,59 @@ def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
     return old
 
 
-def trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand,
-                         is_set: bool) -> list[Label]:
-    """csrrs/csrrc on sstatus, inline when it is one of the cases of the module doc;
-    else falls through to the helper call the caller emits, after which the caller
-    places the returned labels in order.  The shape is nested if/else, as the python
-    backend needs: if quiet { ... } else { if SUM toggle { ... } else { helper } }."""
+def trans_sstatus_inline(ctx: DisasContext, rd: int, value: Operand, kind: int
+                         ) -> list[Label]:
+    """csrrw/csrrs/csrrc (``kind`` 1/2/3) writing sstatus, inline when it is one of the
+    cases of the module doc; else falls through to the helper call the caller emits,
+    after which the caller places the returned labels in order.  The shape is nested
+    if/else, as the python backend needs: if quiet { ... } else { if inline { ... }
+    else { helper } }."""
     if ctx.priv < PRV_S:
         return []  # illegal from U-mode: the helper raises it
     b = ctx.b
     ms = b.glob("mstatus")
     old = _sstatus_view(ctx, ms) if rd else None  # before any write: rd may be the source
+    flips = b.temp()  # the mstatus bits the write changes
+    if kind == 1:
+        b.binop(XOR, flips, ms, value)
+    elif kind == 2:
+        b.binop(XOR, flips, ms, Const(MASK64))
+        b.binop(AND, flips, flips, value)
+    else:
+        b.binop(AND, flips, ms, value)
+    b.binop(AND, flips, flips, Const(_WRITABLE))
+    # quiet: nothing changes but SIE, cleared (the irqsave locks): no flags, no interrupt
     t = b.temp()
-    if is_set:  # changes nothing iff value & ~mstatus == 0
-        b.binop(XOR, t, ms, Const(MASK64))
-        b.binop(AND, t, t, value)
-    else:  # clears at most SIE iff value & mstatus & ~SIE == 0
-        b.binop(AND, t, ms, value)
-        b.binop(AND, t, t, Const(MASK64 & ~MSTATUS_SIE))
+    b.binop(AND, t, ms, Const(MSTATUS_SIE))
+    b.binop(XOR, t, t, Const(MASK64))
+    b.binop(AND, t, t, flips)
     not_quiet, done = b.label(), b.label()
     b.brcond(Cond.NE, t, Const(0), not_quiet)
-    if not is_set:
-        cleared = b.temp()
-        b.binop(AND, cleared, value, Const(MSTATUS_SIE))
-        b.binop(XOR, cleared, cleared, Const(MASK64))
-        b.binop(AND, ms, ms, cleared)
+    b.binop(XOR, ms, ms, flips)
     _write_rd(ctx, rd, old)
     b.br(done)
     b.set_label(not_quiet)
     if ctx.priv != PRV_S:
         return [done]
-    # SUM and SIE: new block flags, and SIE set only while no interrupt may be pending
+    # the bits of _INLINE_BITS, SIE set only while no interrupt may be pending
     slow, inline_done, no_exit = b.label(), b.label(), b.label()
-    allowed = b.temp()
-    if is_set:
-        b.setcond(allowed, Cond.EQ, b.glob("irq_pending"), Const(0))
-        b.binop(SHL, allowed, allowed, Const(_SIE_SHIFT))
-        b.binop(OR, allowed, allowed, Const(MSTATUS_SUM))
-    else:
-        b.movi(allowed, MSTATUS_SUM | MSTATUS_SIE)
-    b.binop(XOR, allowed, allowed, Const(MASK64))
-    b.binop(AND, t, value, allowed)
-    b.brcond(Cond.NE, t, Const(0), slow)
-    if is_set:
-        b.binop(OR, ms, ms, value)
-    else:
-        inverse = b.temp()
-        b.binop(XOR, inverse, value, Const(MASK64))
-        b.binop(AND, ms, ms, inverse)
-    flags = b.temp()  # the block flags with SUM as mstatus now has it
-    b.binop(AND, flags, ms, Const(MSTATUS_SUM))
-    b.binop(SHR, flags, flags, Const(_SUM_TO_FLAG))
-    b.binop(OR, flags, flags, Const(ctx.flags & ~FLAG_SUM))
+    blockers, sie_on = b.temp(), b.temp()
+    b.binop(AND, blockers, flips, Const(MASK64 & ~_INLINE_BITS))
+    b.setcond(sie_on, Cond.NE, b.glob("irq_pending"), Const(0))
+    b.binop(SHL, sie_on, sie_on, Const(_SIE_SHIFT))
+    b.binop(AND, sie_on, sie_on, flips)  # (SIE flips to set only where it is clear:
+    b.binop(XOR, t, ms, Const(MASK64))  # clear SIE's flip to clear)
+    b.binop(AND, sie_on, sie_on, t)
+    b.binop(OR, blockers, blockers, sie_on)
+    b.brcond(Cond.NE, blockers, Const(0), slow)
+    b.binop(XOR, ms, ms, flips)
+    # the block flags with SUM and FS as mstatus now has them (S-mode, V=0: nothing
+    # else in them depends on sstatus)
+    flags = fs_flags(ctx, ms)
+    b.binop(AND, t, ms, Const(MSTATUS_SUM))
+    b.binop(SHR, t, t, Const(_SUM_TO_FLAG))
+    b.binop(OR, flags, flags, t)
+    b.binop(OR, flags, flags, Const(ctx.flags & ~(FLAG_SUM | FLAG_FS_OFF | FLAG_FS_CLEAN)))
     b.mov(b.glob("tb_flags"), flags)
     # the python loop must be left to see new flags; only ever store 1 into
     # exit_request (another thread may set it at any time)

@@ -110,8 +110,8 @@ def _trans_csr(ctx: DisasContext, rd: int, src: int, number: int, kind: int,
             and trans_sstatus_read(ctx, rd)):
         return
     inline_ends = []
-    if number == CSR_SSTATUS and kind != 1 and action != csr.ACTION_READ and not virt:
-        inline_ends = trans_sstatus_inline(ctx, rd, value, kind == 2)
+    if number == CSR_SSTATUS and action != csr.ACTION_READ and not virt:
+        inline_ends = trans_sstatus_inline(ctx, rd, value, kind)
     elif number == CSR_TIME and action == csr.ACTION_READ and not virt and rd:
         inline_ends = trans_time_read(ctx, rd)
     helper = CSR_ACCESS_VIRT if virt else csr.CSR_ACCESS

@@ -128,10 +128,9 @@ def emit_sret(ctx: DisasContext) -> Label:
     return done
 
 
-def _store_flags(ctx: DisasContext, ms: Temp, priv: Temp | Const) -> None:
-    """The block flags of privilege ``priv`` (S or U, V=0, no pointer masking) under
-    mstatus ``ms`` (PrivState.block_flags) into the ``tb_flags`` slot; an exit request
-    for the python loop, which holds the flags it started with."""
+def fs_flags(ctx: DisasContext, ms: Temp) -> Temp:
+    """A new temp holding the block flags' FS bits (FLAG_FS_OFF, FLAG_FS_CLEAN) of
+    mstatus ``ms`` (PrivState.block_flags, V=0)."""
     b = ctx.b
     flags, t, fs = b.temp(), b.temp(), b.temp()
     b.binop(SHR, fs, ms, Const(MSTATUS_FS_SHIFT))
@@ -142,6 +141,15 @@ def _store_flags(ctx: DisasContext, ms: Temp, priv: Temp | Const) -> None:
     b.setcond(t, Cond.LTU, t, Const(2))  # Initial or Clean
     b.binop(SHL, t, t, Const(_FS_CLEAN_SHIFT))
     b.binop(OR, flags, flags, t)
+    return flags
+
+
+def _store_flags(ctx: DisasContext, ms: Temp, priv: Temp | Const) -> None:
+    """The block flags of privilege ``priv`` (S or U, V=0, no pointer masking) under
+    mstatus ``ms`` (PrivState.block_flags) into the ``tb_flags`` slot; an exit request
+    for the python loop, which holds the flags it started with."""
+    b = ctx.b
+    flags, t = fs_flags(ctx, ms), b.temp()
     b.binop(OR, flags, flags, priv)
     # SUM counts in S-mode only: priv is 1 there, so priv << 3 is FLAG_SUM's mask
     b.binop(SHR, t, ms, Const(_SUM_TO_FLAG))
@@ -174,4 +182,4 @@ def _store_flags(ctx: DisasContext, ms: Temp, priv: Temp | Const) -> None:
     b.set_label(no_exit)
 
 
-__all__ = ["can_inline", "emit_ecall_u", "emit_sret"]
+__all__ = ["can_inline", "emit_ecall_u", "emit_sret", "fs_flags"]

@@ -12,11 +12,22 @@
 #        the next instruction; csrc SIE with it pending does not
 #   10-13 csrrs/csrrc SUM (inline in S-mode): old values and the new sstatus
 #   14-19 sscratch, sepc, scause, stval (inline): swap with rd == rs, set/clear bits
+#   20-21 csrrc of SUM|FS|VS (Linux's kernel entry): the old value; FS is then Off, so
+#         an FP instruction is illegal (delegated to S: strap counts and skips it)
+#   22-24 csrw of a status with FS Clean, SPP and SPIE (Linux's exit): read back; an FP
+#         write then runs and marks FS Dirty
+#   25    csrw setting MXR (the helper), and clearing it
+#   26    csrw setting SIE with a delegated software interrupt pending traps at once
 .include "common.inc"
 .option norelax
 .equ SIE, 2
 .equ SUM, (1 << 18)
 .equ FS_DIRTY, (3 << 13)
+.equ FS_CLEAN, (2 << 13)
+.equ SPP, (1 << 8)
+.equ SPIE, (1 << 5)
+.equ MXR, (1 << 19)
+.equ VS, (3 << 9)
 
 .globl _start
 _start:
@@ -28,6 +39,8 @@ _start:
     csrw pmpcfg0, t0
     li t0, 2                    # delegate S software interrupts
     csrw mideleg, t0
+    li t0, 4                    # and illegal instructions (checks 21, 23)
+    csrw medeleg, t0
     ENTER_S s_code, strap
 
 s_code:
@@ -106,6 +119,44 @@ s_code:
     csrr t2, stval
     add t1, t1, t2
     EXPECT t1, 0xEE, 19
+    li t0, VS                   # VS Off (the hart may have V), so that what
+    csrc sstatus, t0            # follows changes only bits written inline
+    csrr s6, sstatus            # 20: FS Dirty since check 4, SUM clear
+    li t0, SUM | FS_DIRTY | VS
+    csrrc a4, sstatus, t0
+    EXPECT_EQ a4, s6, 20
+    li s5, 0
+    fmv.d.x f1, zero            # 21: FS Off: illegal
+    EXPECT s5, 1, 21
+    li t0, FS_DIRTY             # 22: csrw of the saved status, FS Clean, SPP, SPIE
+    not t0, t0
+    and t1, s6, t0
+    li t0, FS_CLEAN | SPP | SPIE
+    or t1, t1, t0
+    csrw sstatus, t1
+    csrr t2, sstatus
+    li t0, FS_DIRTY | SPP | SPIE | SUM
+    and t2, t2, t0
+    li t0, FS_CLEAN | SPP | SPIE
+    EXPECT_EQ t2, t0, 22
+    fmv.d.x f1, zero            # 23: FS Clean: it runs ...
+    EXPECT s5, 1, 23
+    csrr t2, sstatus            # 24: ... and marks FS Dirty
+    li t0, FS_DIRTY
+    and t2, t2, t0
+    EXPECT_EQ t2, t0, 24
+    li t0, MXR                  # 25: MXR set and cleared by csrw (the helper)
+    csrr t1, sstatus
+    or t1, t1, t0
+    csrw sstatus, t1
+    csrr t2, sstatus
+    and t2, t2, t0
+    EXPECT_EQ t2, t0, 25
+    xor t1, t1, t0
+    csrw sstatus, t1
+    csrr t2, sstatus
+    and t2, t2, t0
+    EXPECT t2, 0, 25
     li t0, 2                    # 8-9: SSIP pending and enabled in sie, SIE clear
     csrs sie, t0
     csrs sip, t0
@@ -116,12 +167,28 @@ s_code:
     csrs sstatus, t0            # now it must be taken here
     li s4, 1                    # runs only after the handler returned
     EXPECT s3, 1, 8
+    li t0, 2                    # 26: SSIP pending again, SIE clear (the handler's sret)
+    csrs sip, t0
+    li s3, 0
+    li s4, 0
+    csrr t1, sstatus
+    ori t1, t1, SIE
+    csrw sstatus, t1            # must trap here
+    li s4, 1
+    EXPECT s3, 1, 26
     PASS
 
 .balign 4                       # stvec's base: its low two bits are the mode
 strap:
     csrr t0, scause
-    li t1, (1 << 63) | 1
+    li t1, 2                    # an illegal instruction (checks 21, 23): skip it
+    bne t0, t1, 3f
+    addi s5, s5, 1
+    csrr t0, sepc
+    addi t0, t0, 4
+    csrw sepc, t0
+    sret
+3:  li t1, (1 << 63) | 1
     beq t0, t1, 1f
     li a0, (10 << 16) | 0x3333
     j finish
