@@ -100,19 +100,6 @@ def _assembled(emit: Callable[[x.Assembler], list[int]]) -> tuple[bytes, tuple[i
     return bytes(a.buf), tuple(fields)
 
 
-def _thunk_call(a: x.Assembler) -> list[int]:
-    """call thunk; leave through the exception exit if it left a pending exception."""
-    a.byte(0xE8)
-    call_at = a.pos()
-    a.buf += b"\0\0\0\0"
-    a.load(64, RCX, Mem(RSP, FRAME_CTX))
-    a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
-    a.byte(0x0F, 0x80 + x.CC_NE)
-    exc_at = a.pos()
-    a.buf += b"\0\0\0\0"
-    return [call_at, exc_at]
-
-
 def _helper_check(a: x.Assembler) -> list[int]:
     """call rax (the helper's callback); leave through the exception exit if it raised."""
     a.call_r(RAX)
@@ -148,7 +135,6 @@ def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
     return bytes(a.buf), at
 
 
-THUNK_CALL = _assembled(_thunk_call)
 HELPER_CALL_CHECK = _assembled(_helper_check)
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
 # a block's code starts with its tags: flags, then its guest pc (the dispatcher checks
@@ -499,36 +485,39 @@ class Codegen:
             self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
                 pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
 
-    def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],
-                         after: Callable[[], None], back: Label) -> Label:
-        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py);
-        returns its label.
+    def memory_slow_path(self, thunk: tuple, tail: x.Template, cold: x.Template | None,
+                         labels: list[Label], set_args: Callable[[], None] | None = None
+                         ) -> None:
+        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py) at
+        the access's label SLOW (memory_common): the dirty globals written home and
+        the pc stored, then ``set_args`` and ``tail`` (the arguments, the call, the
+        jump back), then the access's ``cold`` code.
 
         The allocation is the one at the access: dirty globals are written home first
         (the slow path may raise a guest fault), the thunk preserves the registers.
         """
-        slow = Label()
-        dirty = self.ra.dirty
-        dirty_globals = [(r, t.slot) for r, t in self.ra.owner.items()
-                         if t.is_global and t.index in dirty] if dirty else []
+        ra = self.ra
+        dirty = ra.dirty
+        dirty_globals = [(r, ra.home(t)) for r, t in ra.owner.items()
+                         if t.is_global and t.index in dirty] if dirty else ()
         pc = self.cur_pc
 
         def emit() -> None:
             a = self.asm
-            a.bind(slow)
-            for r, slot in dirty_globals:
-                a.store(8, Mem(RBP, 8 * slot), r)
+            labels[0].pos = len(a.buf)  # SLOW
+            store = a.store
+            for r, home in dirty_globals:
+                store(8, home, r)
             self.store_pc_imm(pc)
-            set_args()
-            code, (call_at, exc_at) = THUNK_CALL
-            at = len(a.buf)
-            self.out.ext_fixups.append((at + call_at, self.t.thunks[thunk]))
-            self.out.ext_fixups.append((at + exc_at, self.t.exc_exit))
-            a.buf += code
-            after()
-            a.jmp(back)
+            if set_args is not None:
+                set_args()
+            at = tail.emit(a, labels)
+            call_at, exc_at = tail.ext
+            self.out.ext_fixups += ((at + call_at, self.t.thunks[thunk]),
+                                    (at + exc_at, self.t.exc_exit))
+            if cold is not None:
+                cold.emit(a, labels)
         self.cold.append(emit)
-        return slow
 
     # -- operand helpers ------------------------------------------------------------------
     def src(self, v: Operand, w: int, scratch: int = R11) -> int:

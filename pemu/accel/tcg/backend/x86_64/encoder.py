@@ -13,6 +13,7 @@ destination register, the IR's I32 rule for free).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI = range(8)
@@ -395,3 +396,51 @@ class Assembler:
 
     def ret(self) -> None:
         self.byte(0xC3)
+
+
+class Template:
+    """A fixed instruction sequence over some labels, assembled once, then copied.
+
+    Code generation emits the same sequences again and again (a guest access's TLB
+    check for the same registers and size, its slow-path call): assembling one is tens
+    of Python calls, copying it is one.  A template is made from an Assembler that
+    assembled the sequence with ``labels`` (its parameters): the jumps to them and the
+    places it binds them are kept by index and re-pointed at each copy's own labels.
+    A jump to a label bound inside the sequence and not a parameter is resolved at once
+    (it is relative, so right wherever the copy lies).  ``ext``: offsets of rel32
+    fields that point outside the block, in the order the caller gives their targets.
+    """
+
+    __slots__ = ("code", "jumps", "binds", "ext")
+
+    def __init__(self, a: Assembler, labels: Sequence[Label], ext: Sequence[int] = ()) -> None:
+        index = {id(label): i for i, label in enumerate(labels)}
+        buf = bytearray(a.buf)
+        jumps = []
+        for at, label in a.fixups:
+            i = index.get(id(label))
+            if i is not None:
+                jumps.append((at, i))
+            elif label.pos is not None:
+                struct.pack_into("<i", buf, at, label.pos - (at + 4))
+            else:
+                raise ValueError("template: a jump to a label that is neither bound in "
+                                 "it nor one of its parameters")
+        self.code = bytes(buf)
+        self.jumps = tuple(jumps)
+        self.binds = tuple((i, label.pos) for i, label in enumerate(labels)
+                           if label.pos is not None)
+        self.ext = tuple(ext)
+
+    def emit(self, a: Assembler, labels: Sequence[Label]) -> int:
+        """Copy the sequence to the end of ``a`` over ``labels``; returns where it starts."""
+        buf = a.buf
+        at = len(buf)
+        buf += self.code
+        if self.jumps:
+            fixups = a.fixups
+            for off, i in self.jumps:
+                fixups.append((at + off, labels[i]))
+        for i, pos in self.binds:
+            labels[i].pos = at + pos
+        return at
