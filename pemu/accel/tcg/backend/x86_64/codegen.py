@@ -262,6 +262,7 @@ class Codegen:
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
         self.pc_home = Mem(RBP, 8 * targets.pc_slot)
+        self.exit_code = _store_rax_and_jump(targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -410,19 +411,22 @@ class Codegen:
 
     # -- exits ----------------------------------------------------------------------------
     def gen_goto_pc(self, pc: int) -> None:
-        a = self.asm
+        buf = self.asm.buf
         self.ra.sync(globals_only=True)
-        a.buf += NOP_PAD[-(len(a.buf) + 1) % 4]  # the rel32 field aligned: patched live
-        a.byte(0xE9)
-        self.out.exits.append((a.pos(), pc))
-        a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
+        pad = NOP_PAD[-(len(buf) + 1) % 4]  # the rel32 field aligned: patched live
+        self.out.exits.append((len(buf) + len(pad) + 1, pc))
+        buf += pad
+        buf += b"\xE9\0\0\0\0"  # rel32 0: falls through until chained
         self.leave_with_pc(pc, self.t.lookup)
 
     def leave_with_pc(self, pc: int, target: int) -> None:
         """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
         a = self.asm
-        self.pc_into(RAX, pc)
-        code, jmp_at = _store_rax_and_jump(self.t.pc_slot)
+        if self.block.pc_relative:
+            self.pc_into(RAX, pc)
+        else:
+            a.buf += x.mov_ri_code(RAX, pc)
+        code, jmp_at = self.exit_code
         self.out.ext_fixups.append((len(a.buf) + jmp_at, target))
         a.buf += code
 

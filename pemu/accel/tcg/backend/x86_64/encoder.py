@@ -118,6 +118,26 @@ def _short_cache(table: dict, key: object, opcode: bytes, reg: int, rm: int | Me
         table.clear()
     enc = table[key] = _encode(opcode, reg, rm, w, b"", False)
     return enc
+
+
+def mov_ri_code(d: int, imm: int) -> bytes:
+    """The bytes of ``mov d, imm`` (64-bit pattern), shortest encoding; a register
+    that does not use REX.B is 32 bits, so the common case is one dict look-up."""
+    imm &= (1 << 64) - 1
+    if imm == 0:
+        return _XOR_SELF[d]  # xor d32, d32
+    if imm < (1 << 32):
+        return _MOV_IMM32[d] + imm.to_bytes(4, "little")
+    s = imm - (1 << 64) if imm >> 63 else imm
+    if -(1 << 31) <= s < 0:  # (a positive s is 2**32 or more here)
+        return _MOV_SX_IMM32[d] + (s & 0xFFFF_FFFF).to_bytes(4, "little")
+    return _MOV_IMM64[d] + imm.to_bytes(8, "little")
+
+
+_XOR_SELF = [_encode(b"\x31", d, d, 32, b"", False) for d in range(16)]
+_MOV_IMM32 = [(b"\x41" if d & 8 else b"") + bytes((0xB8 + (d & 7),)) for d in range(16)]
+_MOV_SX_IMM32 = [_encode(b"\xC7", 0, d, 64, b"", False) for d in range(16)]
+_MOV_IMM64 = [bytes((0x49 if d & 8 else 0x48, 0xB8 + (d & 7))) for d in range(16)]
 _JMP_REL32 = b"\xE9\0\0\0\0"
 _JCC_REL32 = [bytes((0x0F, 0x80 + cc, 0, 0, 0, 0)) for cc in range(16)]
 
@@ -186,20 +206,7 @@ class Assembler:
 
     def mov_ri(self, d: int, imm: int) -> None:
         """d = imm (64-bit pattern), shortest encoding."""
-        imm &= (1 << 64) - 1
-        if imm == 0:
-            self.op(b"\x31", d, d, 32)  # xor d32, d32
-        elif imm < (1 << 32):
-            self._rex(False, 0, 0, d)
-            self.buf.append(0xB8 + (d & 7))
-            self.buf += struct.pack("<I", imm)
-        elif fits_i32(signed64(imm)):
-            self.op(b"\xC7", 0, d, 64)
-            self.imm32(signed64(imm))
-        else:
-            self._rex(True, 0, 0, d)
-            self.buf.append(0xB8 + (d & 7))
-            self.buf += struct.pack("<Q", imm)
+        self.buf += mov_ri_code(d, imm)
 
     def mov_ri64(self, d: int, imm: int) -> int:
         """d = imm in the 10-byte form whatever its value; returns the imm64's offset

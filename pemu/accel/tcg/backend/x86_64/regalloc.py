@@ -191,8 +191,14 @@ class RegAlloc:
         if not dirty:
             return
         for r, t in list(self.owner.items()):
-            if t.index in dirty and (t.is_global or not globals_only):
-                self.write_home(r)
+            index = t.index
+            if index in dirty:
+                if t.is_global:  # write_home(r), inline: a global is always live
+                    m = _STATE_SLOTS.get(t.slot)
+                    self.asm.store(8, m if m is not None else self.home(t), r)
+                    dirty.discard(index)
+                elif not globals_only:
+                    self.write_home(r)
 
     def forget(self) -> None:
         self.owner.clear()
