@@ -89,6 +89,7 @@ class Targets:
     thunks: dict[tuple, int] = field(default_factory=dict)  # memory slow paths
 
 
+_NONE: frozenset[int] = frozenset()  # no register to avoid
 SSE_TABLE = -1  # a helper fixup that is the helper's sse_fp flags table
 
 
@@ -121,6 +122,14 @@ def _pc_store_halves(pc_slot: int) -> tuple[bytes, bytes]:
         a.store_imm(4, Mem(RBP, disp), 0)
         halves.append(bytes(a.buf[:-4]))
     return halves[0], halves[1]
+
+
+@functools.cache
+def _pc_store_imm32(pc_slot: int) -> bytes:
+    """The opcode bytes of ``mov qword [rbp + pc], imm32`` (its imm32 follows)."""
+    a = Assembler()
+    a.store_imm(8, Mem(RBP, 8 * pc_slot), 0)
+    return bytes(a.buf[:-4])
 
 
 @functools.cache
@@ -230,6 +239,8 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
     last_temp: dict[int, Temp] = {}
     end = len(ops) + 1
     for i, op in enumerate(ops):
+        if op.opc is INSN_START:  # a third of all ops, and they use nothing
+            continue
         at = end if backward else i
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
@@ -255,7 +266,9 @@ class Codegen:
         self.t = targets
         self.memory = memory
         self.asm = Assembler()
-        self.cold: list[Callable[[], None]] = []
+        # out-of-line code, emitted after the body: closures, or the records of the
+        # memory slow paths (memory_slow_path)
+        self.cold: list[Callable[[], None] | tuple] = []
         self.last_use, self.dead_at = compute_last_use(block)
         self.ra = RegAlloc(self.asm, self.last_use)
         self.labels: dict[int, Label] = {}
@@ -263,6 +276,8 @@ class Codegen:
         self.out = GeneratedBlock(b"", 0, 0)
         self.pc_home = Mem(RBP, 8 * targets.pc_slot)
         self.exit_code = _store_rax_and_jump(targets.pc_slot)
+        # ``mov qword [rbp + pc], imm32`` less its imm32 (store_pc_imm's common case)
+        self.pc_store = None if block.pc_relative else _pc_store_imm32(targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -330,8 +345,12 @@ class Codegen:
         # cold code
         a.bind(req)
         self.leave_with_pc(self.block.pc, self.t.req_exit)
+        emit_slow_path = self.emit_slow_path
         for emit in self.cold:
-            emit()
+            if emit.__class__ is tuple:
+                emit_slow_path(*emit)
+            else:
+                emit()
         # the cold-path closures refer back to self: drop them so that the IR, the
         # allocator and the assembler are freed now, not by the cycle collector
         self.cold.clear()
@@ -504,24 +523,30 @@ class Codegen:
         dirty = ra.dirty
         dirty_globals = [(r, ra.home(t)) for r, t in ra.owner.items()
                          if t.is_global and t.index in dirty] if dirty else ()
-        pc = self.cur_pc
+        # emitted by generate (emit_slow_path): a record, not a closure, is cheaper
+        self.cold.append((labels, dirty_globals, self.cur_pc, set_args, tail, cold,
+                          self.t.thunks[thunk]))
 
-        def emit() -> None:
-            a = self.asm
-            labels[0].pos = len(a.buf)  # SLOW
-            store = a.store
-            for r, home in dirty_globals:
-                store(8, home, r)
+    def emit_slow_path(self, labels: list[Label], dirty_globals: list | tuple, pc: int,
+                       set_args: Callable[[], None] | None, tail: x.Template,
+                       cold: x.Template | None, thunk: int) -> None:
+        """The cold code of a ``memory_slow_path``."""
+        a = self.asm
+        labels[0].pos = len(a.buf)  # SLOW
+        store = a.store
+        for r, home in dirty_globals:
+            store(8, home, r)
+        if self.pc_store is not None and pc < (1 << 31):  # store_pc_imm(pc), inline
+            a.buf += self.pc_store + pc.to_bytes(4, "little")
+        else:
             self.store_pc_imm(pc)
-            if set_args is not None:
-                set_args()
-            at = tail.emit(a, labels)
-            call_at, exc_at = tail.ext
-            self.out.ext_fixups += ((at + call_at, self.t.thunks[thunk]),
-                                    (at + exc_at, self.t.exc_exit))
-            if cold is not None:
-                cold.emit(a, labels)
-        self.cold.append(emit)
+        if set_args is not None:
+            set_args()
+        at = tail.emit(a, labels)
+        call_at, exc_at = tail.ext
+        self.out.ext_fixups += ((at + call_at, thunk), (at + exc_at, self.t.exc_exit))
+        if cold is not None:
+            cold.emit(a, labels)
 
     # -- operand helpers ------------------------------------------------------------------
     def src(self, v: Operand, w: int, scratch: int = R11) -> int:
@@ -571,13 +596,13 @@ class Codegen:
         p, q = op.ins
         if commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
-        imm = _imm(q, w) if q.__class__ is Const else None
-        rq = None
+        imm = rq = None
+        if q.__class__ is Const:
+            imm = _imm(q, w)
         if imm is None:
             rq = self.src(q, w, RCX)
         rp = self.ra.use(p) if p.__class__ is Temp else None
-        avoid = {rq} if rq is not None and q is not p else set()
-        r = self.ra.choose_out(d, rp, p, avoid)
+        r = self.ra.choose_out(d, rp, p, {rq} if rq is not None and q is not p else _NONE)
         if rp is None:
             a.mov_ri(r, p.value & MASK[w])
         else:

@@ -445,9 +445,7 @@ class Template:
         at = len(buf)
         buf += self.code
         if self.jumps:
-            fixups = a.fixups
-            for off, i in self.jumps:
-                fixups.append((at + off, labels[i]))
+            a.fixups += [(at + off, labels[i]) for off, i in self.jumps]
         for i, pos in self.binds:
             labels[i].pos = at + pos
         return at

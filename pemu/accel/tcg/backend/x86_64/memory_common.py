@@ -170,7 +170,7 @@ class GuestMemoryCodegen:
                 lambda t, target: emit_extend(t, memop, w, dst, target),
                 lambda t: t.mov_rr(64, R11, addr),
                 lambda t: emit_extend(t, memop, w, dst, R11))
-        labels = _labels()
+        labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
         cg.memory_slow_path(self.thunk_key(kind, size), code.tail, code.cold, labels)
         code.hot.emit(cg.asm, labels)
         cg.ra.set_out(d, dst)
@@ -295,7 +295,7 @@ class GuestMemoryCodegen:
                 key, addr, size, True,
                 None if imm is not None else lambda t, target: t.store(size, target, rv),
                 None if imm is not None else set_args, lambda t: None)
-        labels = _labels()
+        labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
         if imm is None:
             cg.memory_slow_path(self.thunk_key("st", size), code.tail, code.cold, labels)
             code.hot.emit(a, labels)

@@ -172,7 +172,7 @@ class RegAlloc:
         self.age[r] = self.clock
 
     def choose_out(self, d: Temp, first: int | None, first_temp: object,
-                   avoid: set[int]) -> int:
+                   avoid: set[int] | frozenset[int]) -> int:
         """Where to compute d: the first operand's register if that value may be
         overwritten, else d's own register, else a fresh one; never one in ``avoid``."""
         if first is not None and first not in avoid and first_temp.__class__ is Temp and (
