@@ -126,7 +126,37 @@ class GuestMemoryCodegen:
         self.assemble_cold(t, labels, addr, size, store)
         return x.Template(t, labels) if t.buf else None
 
-    def _access_code(self, key: tuple, addr: int, size: int, store: bool,
+    def load_code(self, addr: int, dst: int, memop: MemOp, w: int) -> AccessCode:
+        """The code of a load from the guest address in ``addr`` into ``dst``
+        (extended to w bits as ``memop`` says), under the model's current key."""
+        key = ("ldw" if memop.for_store else "ld", addr, dst, memop.size, memop.signed, w,
+               self.access_key())
+        code = self._templates.get(key)
+        if code is None:
+            code = self._templates[key] = self._access_code(
+                addr, memop.size, memop.for_store,
+                lambda t, target: emit_extend(t, memop, w, dst, target),
+                lambda t: t.mov_rr(64, R11, addr),
+                lambda t: emit_extend(t, memop, w, dst, R11))
+        return code
+
+    def store_code(self, addr: int, rv: int | None, size: int) -> AccessCode:
+        """The code of a store of ``rv`` (None: a constant, which the caller stores
+        and passes itself: the templates stop short of it) to the guest address in
+        ``addr``, under the model's current key."""
+        key = ("st", addr, rv, size, self.access_key())
+        code = self._templates.get(key)
+        if code is None:
+            def set_args(t: x.Assembler) -> None:
+                t.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
+                t.mov_rr(64, RCX, rv)
+            code = self._templates[key] = self._access_code(
+                addr, size, True,
+                None if rv is None else lambda t, target: t.store(size, target, rv),
+                None if rv is None else set_args, lambda t: None)
+        return code
+
+    def _access_code(self, addr: int, size: int, store: bool,
                      emit_access: Callable[[x.Assembler, Mem], None] | None,
                      emit_args: Callable[[x.Assembler], None] | None,
                      emit_after: Callable[[x.Assembler], None]) -> AccessCode:
@@ -151,9 +181,7 @@ class GuestMemoryCodegen:
         emit_after(t)
         t.jmp(labels[BACK])
         tail = x.Template(t, labels, ext)
-        code = AccessCode(hot, target, tail, self._cold_template(addr, size, store))
-        self._templates[key] = code
-        return code
+        return AccessCode(hot, target, tail, self._cold_template(addr, size, store))
 
     def load(self, cg: object, op: Op) -> None:
         memop = op.aux
@@ -162,14 +190,7 @@ class GuestMemoryCodegen:
         d = op.outs[0]
         dst = cg.ra.choose_out(d, None, None, {addr})
         kind = "ldw" if memop.for_store else "ld"  # ldw: an AMO's read (write permission)
-        key = (kind, addr, dst, size, memop.signed, w, self.access_key())
-        code = self._templates.get(key)
-        if code is None:
-            code = self._access_code(
-                key, addr, size, memop.for_store,
-                lambda t, target: emit_extend(t, memop, w, dst, target),
-                lambda t: t.mov_rr(64, R11, addr),
-                lambda t: emit_extend(t, memop, w, dst, R11))
+        code = self.load_code(addr, dst, memop, w)
         labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
         cg.memory_slow_path(self.thunk_key(kind, size), code.tail, code.cold, labels)
         code.hot.emit(cg.asm, labels)
@@ -285,16 +306,7 @@ class GuestMemoryCodegen:
             rv = cg.ra.use(value)
         # a constant value: its imm is emitted around the templates (the store, the
         # slow path's argument), which then depend on the registers only
-        key = ("st", addr, None if imm is not None else rv, size, self.access_key())
-        code = self._templates.get(key)
-        if code is None:
-            def set_args(t: x.Assembler) -> None:
-                t.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
-                t.mov_rr(64, RCX, rv)
-            code = self._access_code(
-                key, addr, size, True,
-                None if imm is not None else lambda t, target: t.store(size, target, rv),
-                None if imm is not None else set_args, lambda t: None)
+        code = self.store_code(addr, None if imm is not None else rv, size)
         labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
         if imm is None:
             cg.memory_slow_path(self.thunk_key("st", size), code.tail, code.cold, labels)
