@@ -235,8 +235,9 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
                 backward = True
             elif opc is BRCOND and op.aux[1].id in labels:
                 backward = True
-    last: dict[int, int] = {}
-    last_temp: dict[int, Temp] = {}
+    # keyed by the temp itself (hashed by identity): one store per operand, and the
+    # temps come back in order of first use, the order dead_at lists them in
+    last: dict[Temp, int] = {}
     end = len(ops) + 1
     for i, op in enumerate(ops):
         if op.opc is INSN_START:  # a third of all ops, and they use nothing
@@ -244,20 +245,20 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
         at = end if backward else i
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
-                last[t.index] = at
-                last_temp[t.index] = t
+                last[t] = at
         for t in op.outs:
             if not t.is_global:
-                last[t.index] = at
-                last_temp[t.index] = t
+                last[t] = at
+    last_use: dict[int, int] = {}
     dead_at: dict[int, list[Temp]] = {}
-    for idx, i in last.items():
+    for t, i in last.items():
+        last_use[t.index] = i
         dying = dead_at.get(i)
         if dying is None:
-            dead_at[i] = [last_temp[idx]]
+            dead_at[i] = [t]
         else:
-            dying.append(last_temp[idx])
-    return last, dead_at
+            dying.append(t)
+    return last_use, dead_at
 
 
 class Codegen:
@@ -597,8 +598,12 @@ class Codegen:
         if commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
         imm = rq = None
-        if q.__class__ is Const:
-            imm = _imm(q, w)
+        if q.__class__ is Const:  # _imm(q, w), inline: most adds add a constant
+            imm = q.value & MASK[w]
+            if imm >> (w - 1):
+                imm -= 1 << w
+            if not -0x8000_0000 <= imm < 0x8000_0000:
+                imm = None
         if imm is None:
             rq = self.src(q, w, RCX)
         rp = self.ra.use(p) if p.__class__ is Temp else None

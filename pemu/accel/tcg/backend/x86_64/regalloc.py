@@ -121,16 +121,23 @@ class RegAlloc:
         for r in ALLOCATABLE:  # the common case: a free register
             if r not in owner and r not in locked and r not in avoid:
                 return r
-        blocked = locked | set(avoid)
-        candidates = [r for r in ALLOCATABLE if r not in blocked]
-        if not candidates:
+        # none: evict the least recently used register (a clean one if there is one:
+        # nothing to write back), the first such in ALLOCATABLE order
+        dirty, age = self.dirty, self.age
+        clean = stale = None
+        clean_age = stale_age = 0
+        for r in ALLOCATABLE:
+            if r in locked or r in avoid:
+                continue
+            at = age.get(r, 0)
+            if owner[r].index in dirty:
+                if stale is None or at < stale_age:
+                    stale, stale_age = r, at
+            elif clean is None or at < clean_age:
+                clean, clean_age = r, at
+        victim = clean if clean is not None else stale
+        if victim is None:
             raise RuntimeError("register allocator: every register is locked")
-        for r in candidates:
-            if r not in self.owner:
-                return r
-        clean = [r for r in candidates if self.owner[r].index not in self.dirty]
-        pool = clean or candidates
-        victim = min(pool, key=lambda r: self.age.get(r, 0))
         self.evict(victim)
         return victim
 
@@ -147,8 +154,8 @@ class RegAlloc:
             self.owner[r] = t
             self.where[t.index] = r
         self.locked.add(r)
-        self.clock += 1  # touch(r), inline: every operand of every op comes here
-        self.age[r] = self.clock
+        self.clock = clock = self.clock + 1  # touch(r), inline: every operand comes here
+        self.age[r] = clock
         return r
 
     def dying(self, t: Temp) -> bool:
@@ -157,19 +164,19 @@ class RegAlloc:
     def set_out(self, t: Temp, r: int) -> None:
         """t now lives (dirty) in r; r's previous content is dead or already saved."""
         index = t.index
-        where = self.where
+        where, owner = self.where, self.owner
         old = where.get(index)
         if old is not None and old != r:
             self._unbind_reg(old)
-        prev = self.owner.get(r)
+        prev = owner.get(r)
         if prev is not None and prev is not t:
             self._unbind_reg(r)
-        self.owner[r] = t
+        owner[r] = t
         where[index] = r
         self.dirty.add(index)
         self.locked.add(r)
-        self.clock += 1
-        self.age[r] = self.clock
+        self.clock = clock = self.clock + 1
+        self.age[r] = clock
 
     def choose_out(self, d: Temp, first: int | None, first_temp: object,
                    avoid: set[int] | frozenset[int]) -> int:
