@@ -165,10 +165,12 @@ class Assembler:
         self.buf += b"\0\0\0\0"
 
     def finish(self) -> bytes:
+        buf, pack = self.buf, struct.pack_into
         for at, label in self.fixups:
-            if label.pos is None:
+            pos = label.pos
+            if pos is None:
                 raise ValueError("jump to an unbound label")
-            struct.pack_into("<i", self.buf, at, label.pos - (at + 4))
+            pack("<i", buf, at, pos - (at + 4))
         self.fixups.clear()
         return bytes(self.buf)
 
