@@ -197,7 +197,7 @@ class RegAlloc:
         dirty = self.dirty
         if not dirty:
             return
-        for r, t in list(self.owner.items()):
+        for r, t in self.owner.items():  # (writing home binds and unbinds nothing)
             index = t.index
             if index in dirty:
                 if t.is_global:  # write_home(r), inline: a global is always live
