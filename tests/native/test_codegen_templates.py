@@ -1,6 +1,6 @@
 """The native code generator's templates: a guest access's code (memory_common.AccessCode,
 encoder.Template) is assembled once per registers/size/MMU index and then copied, its
-jumps re-pointed at each copy's labels.  A copy must be byte for byte what assembling
+jumps patched in each copy.  A copy must be byte for byte what assembling
 the same access in place with the general encoder gives, wherever it lands; and the
 table-driven ``mov reg, imm`` (encoder.mov_ri_code, used for every constant and exit)
 must mean what capstone reads in it."""
@@ -67,19 +67,16 @@ def _in_place(model: object, labels: list[Label], prefix: bytes, gap: bytes, add
     return a
 
 
-def _copied(code, labels: list[Label], prefix: bytes, gap: bytes) -> tuple[Assembler, int]:
-    """The same from the templates; returns the assembler and where the tail starts."""
-    a = Assembler()
-    a.buf += prefix
-    code.hot.emit(a, labels)
-    if labels[BACK].pos is None:  # a constant store: the caller binds BACK
-        a.bind(labels[BACK])
-    a.buf += gap
-    a.bind(labels[SLOW])
-    at = code.tail.emit(a, labels)
-    if code.cold is not None:
-        code.cold.emit(a, labels)
-    return a, at
+def _copied(code, prefix: bytes, gap: bytes) -> tuple[bytes, int]:
+    """The same from the templates, as load/store and the codegen's slow path emit
+    them; returns the code and where the tail starts."""
+    buf = bytearray(prefix)
+    hot_at = len(buf)
+    buf += code.hot
+    back = hot_at + code.back if code.back is not None else len(buf)  # (a constant
+    buf += gap                                          # store's caller: no store here)
+    tail_at = code.emit_cold(buf, hot_at, back, len(buf))
+    return bytes(buf), tail_at
 
 
 def _jump_targets(code: bytes) -> list[tuple[int, int]]:
@@ -134,36 +131,33 @@ def test_access_templates_copy_to_what_in_place_assembly_gives(name):
         kind = (model.access_key(), addr, size, store)
         want = _in_place(model, [Label() for _ in range(4)], prefix, gap, addr, size,
                          store, *access)
-        got, tail_at = _copied(code, [Label() for _ in range(4)], prefix, gap)
-        assert got.finish() == want.finish(), (name, kind, addr, size)
+        got, tail_at = _copied(code, prefix, gap)
+        assert got == want.finish(), (name, kind, addr, size)
         # the tail's fields outside the block: the thunk call's and the exception
         # exit's rel32, right after their opcodes
-        call_at, exc_at = code.tail.ext
-        assert got.buf[tail_at + call_at - 1] == 0xE8
-        assert bytes(got.buf[tail_at + exc_at - 2:tail_at + exc_at]) == b"\x0f\x85"
-        # every jump of the copy lands inside it (the labels were re-pointed; the two
-        # jumps out of the block hold 0, the next instruction, until linked)
-        for insn_at, target in _jump_targets(bytes(got.buf[len(prefix):])):
-            assert 0 <= target < len(got.buf) - len(prefix), (name, kind, hex(insn_at))
+        call_at, exc_at = code.ext
+        assert got[tail_at + call_at - 1] == 0xE8
+        assert got[tail_at + exc_at - 2:tail_at + exc_at] == b"\x0f\x85"
+        # every jump of the copy lands inside it (patched in place; the two jumps out
+        # of the block hold 0, the next instruction, until linked)
+        for insn_at, target in _jump_targets(got[len(prefix):]):
+            assert 0 <= target < len(got) - len(prefix), (name, kind, hex(insn_at))
 
 
 def test_template_resolves_its_own_labels_and_refuses_a_dangling_jump():
     a = Assembler()
-    top, out = Label(), Label()
+    a.buf += b"\xCC" * 3
+    top, out, mid = Label(), Label(), Label()
     a.bind(top)
-    a.alu_ri(x.SUB, 64, RCX, 1)
+    a.alu_ri(x.SUB, 64, RCX, 1)  # 4 bytes
     a.jcc(x.CC_NE, top)  # inside the template: resolved at once
-    a.jmp(out)  # a parameter: re-pointed at each copy
-    t = x.Template(a, [out])
-    b = Assembler()
-    b.buf += b"\xCC" * 13
-    there = Label()
-    t.emit(b, [there])
-    b.bind(there)
-    code = b.finish()
-    jumps = dict(_jump_targets(code[13:]))
-    assert jumps[4] == 0  # jne top, the template's first instruction
-    assert jumps[10] == len(code) - 13  # jmp there
+    a.bind(mid)
+    a.jmp(out)  # a parameter: left for each copy
+    t = x.Template(a, [out, mid])
+    assert t.jumps == ((14, 0),)  # jmp out's rel32 field, label 0
+    assert t.binds == ((1, 13),)  # mid, after the jne
+    assert struct.unpack_from("<i", t.code, 9)[0] == 3 - 13  # jne top
+    assert dict(_jump_targets(t.code[3:]))[4] == 0  # as capstone reads it
     dangling = Assembler()
     dangling.jmp(Label())
     with pytest.raises(ValueError, match="neither bound"):

@@ -63,6 +63,7 @@ from pemu.accel.tcg.opcodes import (
 from . import encoder as x
 from . import sse_fp
 from .encoder import R8, R9, R11, RAX, RBP, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
+from .memory_common import AccessCode
 from .regalloc import FRAME_CTX, RegAlloc
 from .vec_sse import emit_vec_op
 
@@ -509,13 +510,12 @@ class Codegen:
             self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
                 pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
 
-    def memory_slow_path(self, thunk: tuple, tail: x.Template, cold: x.Template | None,
-                         labels: list[Label], set_args: Callable[[], None] | None = None
-                         ) -> None:
-        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py) at
-        the access's label SLOW (memory_common): the dirty globals written home and
-        the pc stored, then ``set_args`` and ``tail`` (the arguments, the call, the
-        jump back), then the access's ``cold`` code.
+    def memory_slow_path(self, thunk: tuple, code: AccessCode, hot_at: int, back: int,
+                         set_args: Callable[[], None] | None = None) -> None:
+        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py) for
+        the access whose ``code`` (memory_common.AccessCode) was copied at ``hot_at``
+        and goes on at ``back``: after the body, the dirty globals written home, the pc
+        stored, ``set_args``, then the access's tail and cold code.
 
         The allocation is the one at the access: dirty globals are written home first
         (the slow path may raise a guest fault), the thunk preserves the registers.
@@ -525,15 +525,15 @@ class Codegen:
         dirty_globals = [(r, ra.home(t)) for r, t in ra.owner.items()
                          if t.is_global and t.index in dirty] if dirty else ()
         # emitted by generate (emit_slow_path): a record, not a closure, is cheaper
-        self.cold.append((labels, dirty_globals, self.cur_pc, set_args, tail, cold,
+        self.cold.append((code, hot_at, back, dirty_globals, self.cur_pc, set_args,
                           self.t.thunks[thunk]))
 
-    def emit_slow_path(self, labels: list[Label], dirty_globals: list | tuple, pc: int,
-                       set_args: Callable[[], None] | None, tail: x.Template,
-                       cold: x.Template | None, thunk: int) -> None:
+    def emit_slow_path(self, code: AccessCode, hot_at: int, back: int,
+                       dirty_globals: list | tuple, pc: int,
+                       set_args: Callable[[], None] | None, thunk: int) -> None:
         """The cold code of a ``memory_slow_path``."""
         a = self.asm
-        labels[0].pos = len(a.buf)  # SLOW
+        slow = len(a.buf)
         store = a.store
         for r, home in dirty_globals:
             store(8, home, r)
@@ -543,11 +543,9 @@ class Codegen:
             self.store_pc_imm(pc)
         if set_args is not None:
             set_args()
-        at = tail.emit(a, labels)
-        call_at, exc_at = tail.ext
+        at = code.emit_cold(a.buf, hot_at, back, slow)
+        call_at, exc_at = code.ext
         self.out.ext_fixups += ((at + call_at, thunk), (at + exc_at, self.t.exc_exit))
-        if cold is not None:
-            cold.emit(a, labels)
 
     # -- operand helpers ------------------------------------------------------------------
     def src(self, v: Operand, w: int, scratch: int = R11) -> int:

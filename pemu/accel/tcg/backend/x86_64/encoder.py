@@ -413,11 +413,12 @@ class Template:
     Code generation emits the same sequences again and again (a guest access's TLB
     check for the same registers and size, its slow-path call): assembling one is tens
     of Python calls, copying it is one.  A template is made from an Assembler that
-    assembled the sequence with ``labels`` (its parameters): the jumps to them and the
-    places it binds them are kept by index and re-pointed at each copy's own labels.
-    A jump to a label bound inside the sequence and not a parameter is resolved at once
-    (it is relative, so right wherever the copy lies).  ``ext``: offsets of rel32
-    fields that point outside the block, in the order the caller gives their targets.
+    assembled the sequence with ``labels`` (its parameters): ``jumps`` (rel32 field,
+    label index) and ``binds`` (label index, offset) say where a copy's jumps go and
+    where it binds its labels (memory_common.AccessCode patches each copy).  A jump to
+    a label bound inside the sequence and not a parameter is resolved at once (it is
+    relative, so right wherever the copy lies).  ``ext``: offsets of rel32 fields that
+    point outside the block, in the order the caller gives their targets.
     """
 
     __slots__ = ("code", "jumps", "binds", "ext")
@@ -440,14 +441,3 @@ class Template:
         self.binds = tuple((i, label.pos) for i, label in enumerate(labels)
                            if label.pos is not None)
         self.ext = tuple(ext)
-
-    def emit(self, a: Assembler, labels: Sequence[Label]) -> int:
-        """Copy the sequence to the end of ``a`` over ``labels``; returns where it starts."""
-        buf = a.buf
-        at = len(buf)
-        buf += self.code
-        if self.jumps:
-            a.fixups += [(at + off, labels[i]) for off, i in self.jumps]
-        for i, pos in self.binds:
-            labels[i].pos = at + pos
-        return at

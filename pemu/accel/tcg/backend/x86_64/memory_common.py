@@ -9,8 +9,8 @@ of the thunk that the fast path's checks jump to.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
-from typing import NamedTuple
 
 from pemu.accel.tcg.ir import Const, MemOp, Op
 
@@ -52,14 +52,60 @@ def _thunk_call(a: x.Assembler) -> tuple[int, int]:
     return call_at, exc_at
 
 
-class AccessCode(NamedTuple):
+class AccessCode:
     """The code of one kind of guest access (registers, size, extension, model key),
-    as templates over the access's labels (SLOW, VICTIM, FOUND, BACK)."""
+    assembled once as templates over the access's labels (SLOW, VICTIM, FOUND, BACK)
+    and then copied: ``hot`` inline, where the access is; after the block's body, at
+    its slow path, the pc store and then ``emit_cold``: ``tail`` (the arguments, the
+    thunk call, the jump back) and ``cold`` (the model's own out-of-line code, e.g. a
+    victim TLB check).  Each copy's jumps are patched in place as soon as their targets
+    are known: no labels or fixups per access."""
 
-    hot: x.Template  # the inline checks and the access (a load: extended into dst)
-    target: Mem | None  # the host operand the checks leave (None: always slow)
-    tail: x.Template  # the slow path after the pc store: arguments, thunk call, back
-    cold: x.Template | None  # the model's own out-of-line code (a victim TLB check)
+    __slots__ = ("hot", "target", "back", "found", "hot_jumps", "tail", "tail_back",
+                 "ext", "cold", "cold_jumps")
+
+    def __init__(self, hot: x.Template, target: Mem | None, tail: x.Template,
+                 cold: x.Template | None) -> None:
+        binds = dict(hot.binds)
+        if set(binds) - {FOUND, BACK} or tail.binds or [i for _at, i in tail.jumps
+                                                       if i != BACK]:
+            raise ValueError("access templates: a label bound or aimed at out of place")
+        if cold is not None and cold.binds != ((VICTIM, 0),):
+            raise ValueError("access templates: the cold code must start at VICTIM")
+        self.hot = hot.code
+        self.target = target  # the host operand the checks leave (None: always slow)
+        self.back = binds.get(BACK)  # None: the caller's constant store comes first
+        self.found = binds.get(FOUND)
+        self.hot_jumps = hot.jumps  # (rel32 field, label)
+        self.tail = tail.code
+        self.tail_back = tail.jumps[0][0]
+        self.ext = tail.ext  # the rel32 fields of the thunk call and exception exit
+        self.cold = None if cold is None else cold.code
+        self.cold_jumps = () if cold is None else cold.jumps
+        if (VICTIM in [i for _at, i in self.hot_jumps]) != (cold is not None):
+            raise ValueError("access templates: a jump to VICTIM needs the cold code")
+
+    def emit_cold(self, buf: bytearray, hot_at: int, back: int, slow: int) -> int:
+        """Append the tail and the cold code to ``buf``, the pc store before them at
+        ``slow``, and point the jumps of the copy of ``hot`` at ``hot_at`` (which
+        goes on at ``back``) and their own; returns where the tail starts."""
+        pack = struct.pack_into
+        tail_at = len(buf)
+        buf += self.tail
+        at = tail_at + self.tail_back
+        pack("<i", buf, at, back - (at + 4))
+        victim = len(buf)
+        if self.cold is not None:
+            buf += self.cold
+        found = None if self.found is None else hot_at + self.found
+        where = (slow, victim, found, back)  # by label: SLOW, VICTIM, FOUND, BACK
+        for off, i in self.hot_jumps:
+            at = hot_at + off
+            pack("<i", buf, at, where[i] - (at + 4))
+        for off, i in self.cold_jumps:
+            at = victim + off
+            pack("<i", buf, at, where[i] - (at + 4))
+        return tail_at
 
 
 class GuestMemoryCodegen:
@@ -191,9 +237,10 @@ class GuestMemoryCodegen:
         dst = cg.ra.choose_out(d, None, None, {addr})
         kind = "ldw" if memop.for_store else "ld"  # ldw: an AMO's read (write permission)
         code = self.load_code(addr, dst, memop, w)
-        labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
-        cg.memory_slow_path(self.thunk_key(kind, size), code.tail, code.cold, labels)
-        code.hot.emit(cg.asm, labels)
+        buf = cg.asm.buf
+        hot_at = len(buf)
+        buf += code.hot
+        cg.memory_slow_path(self.thunk_key(kind, size), code, hot_at, hot_at + code.back)
         cg.ra.set_out(d, dst)
 
     def cmpxchg(self, cg: object, op: Op) -> None:
@@ -307,18 +354,19 @@ class GuestMemoryCodegen:
         # a constant value: its imm is emitted around the templates (the store, the
         # slow path's argument), which then depend on the registers only
         code = self.store_code(addr, None if imm is not None else rv, size)
-        labels = [x.Label(), x.Label(), x.Label(), x.Label()]  # _labels(), inline
+        buf = a.buf
+        hot_at = len(buf)
+        buf += code.hot
         if imm is None:
-            cg.memory_slow_path(self.thunk_key("st", size), code.tail, code.cold, labels)
-            code.hot.emit(a, labels)
+            cg.memory_slow_path(self.thunk_key("st", size), code, hot_at, hot_at + code.back)
             return
+        if code.target is not None:
+            a.store_imm(size, code.target, imm)
+            back = len(buf)
+        else:
+            back = hot_at + code.back
 
         def set_imm_args() -> None:
             a.mov_rr(64, R11, addr)
             a.mov_ri(RCX, imm & ((1 << (8 * size)) - 1))
-        cg.memory_slow_path(self.thunk_key("st", size), code.tail, code.cold, labels,
-                            set_imm_args)
-        code.hot.emit(a, labels)
-        if code.target is not None:
-            a.store_imm(size, code.target, imm)
-            a.bind(labels[BACK])
+        cg.memory_slow_path(self.thunk_key("st", size), code, hot_at, back, set_imm_args)
