@@ -122,22 +122,15 @@ class RegAlloc:
             if r not in owner and r not in locked and r not in avoid:
                 return r
         # none: evict the least recently used register (a clean one if there is one:
-        # nothing to write back), the first such in ALLOCATABLE order
-        dirty, age = self.dirty, self.age
-        clean = stale = None
-        clean_age = stale_age = 0
-        for r in ALLOCATABLE:
-            if r in locked or r in avoid:
-                continue
-            at = age.get(r, 0)
-            if owner[r].index in dirty:
-                if stale is None or at < stale_age:
-                    stale, stale_age = r, at
-            elif clean is None or at < clean_age:
-                clean, clean_age = r, at
-        victim = clean if clean is not None else stale
-        if victim is None:
+        # nothing to write back), the first such in ALLOCATABLE order.  Every register
+        # with an owner has an age (use and set_out set both): min's key is C code.
+        blocked = locked | avoid if avoid else locked
+        candidates = [r for r in ALLOCATABLE if r not in blocked]
+        if not candidates:
             raise RuntimeError("register allocator: every register is locked")
+        dirty = self.dirty
+        clean = [r for r in candidates if owner[r].index not in dirty]
+        victim = min(clean or candidates, key=self.age.__getitem__)
         self.evict(victim)
         return victim
 
