@@ -30,7 +30,9 @@ def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) 
         a.movzx(dst, src, size)
 
 
-# An access's labels: every template of one access is emitted over the same list.
+# An access's labels, by their index in its templates (AccessCode): SLOW the slow
+# path, VICTIM the model's cold code, FOUND where it jumps back to (softmmu: the victim
+# entry hit), BACK where the access goes on.
 SLOW, VICTIM, FOUND, BACK = range(4)
 
 
@@ -86,9 +88,11 @@ class AccessCode:
             raise ValueError("access templates: a jump to VICTIM needs the cold code")
 
     def emit_cold(self, buf: bytearray, hot_at: int, back: int, slow: int) -> int:
-        """Append the tail and the cold code to ``buf``, the pc store before them at
-        ``slow``, and point the jumps of the copy of ``hot`` at ``hot_at`` (which
-        goes on at ``back``) and their own; returns where the tail starts."""
+        """Append the tail and the cold code to ``buf`` and patch every jump of the
+        access: those of the copy of ``hot`` at ``hot_at``, the tail's back to
+        ``back``, the cold code's.  ``slow``: where the slow path starts (its stores
+        of dirty globals and of the pc come before the tail).  Returns where the tail
+        starts (its ``ext`` fields are relative to it)."""
         pack = struct.pack_into
         tail_at = len(buf)
         buf += self.tail
