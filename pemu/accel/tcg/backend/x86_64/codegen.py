@@ -243,13 +243,14 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
     for i, op in enumerate(ops):
         if op.opc is INSN_START:  # a third of all ops, and they use nothing
             continue
-        at = end if backward else i
+        if backward:  # every local lives to the end of the block
+            i = end
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
-                last[t] = at
+                last[t] = i
         for t in op.outs:
             if not t.is_global:
-                last[t] = at
+                last[t] = i
     last_use: dict[int, int] = {}
     dead_at: dict[int, list[Temp]] = {}
     for t, i in last.items():
@@ -520,13 +521,9 @@ class Codegen:
         The allocation is the one at the access: dirty globals are written home first
         (the slow path may raise a guest fault), the thunk preserves the registers.
         """
-        ra = self.ra
-        dirty = ra.dirty
-        dirty_globals = [(r, ra.home(t)) for r, t in ra.owner.items()
-                         if t.is_global and t.index in dirty] if dirty else ()
         # emitted by generate (emit_slow_path): a record, not a closure, is cheaper
-        self.cold.append((code, hot_at, back, dirty_globals, self.cur_pc, set_args,
-                          self.t.thunks[thunk]))
+        self.cold.append((code, hot_at, back, self.ra.dirty_globals(), self.cur_pc,
+                          set_args, self.t.thunks[thunk]))
 
     def emit_slow_path(self, code: AccessCode, hot_at: int, back: int,
                        dirty_globals: list | tuple, pc: int,

@@ -143,7 +143,8 @@ class RegAlloc:
         r = self.where.get(t.index)
         if r is None:
             r = self.pick()
-            self.asm.load(64, r, self.home(t))
+            m = _STATE_SLOTS.get(t.slot) if t.is_global else None  # home(t), inline
+            self.asm.load(64, r, m if m is not None else self.home(t))
             self.owner[r] = t
             self.where[t.index] = r
         self.locked.add(r)
@@ -161,12 +162,15 @@ class RegAlloc:
         old = where.get(index)
         if old is not None and old != r:
             self._unbind_reg(old)
+        dirty = self.dirty
         prev = owner.get(r)
-        if prev is not None and prev is not t:
-            self._unbind_reg(r)
+        if prev is not None and prev is not t:  # _unbind_reg(r), inline: most ops
+            del owner[r]  # (r moves to the end of the owners, as before)
+            del where[prev.index]
+            dirty.discard(prev.index)
         owner[r] = t
         where[index] = r
-        self.dirty.add(index)
+        dirty.add(index)
         self.locked.add(r)
         self.clock = clock = self.clock + 1
         self.age[r] = clock
@@ -199,6 +203,15 @@ class RegAlloc:
                     dirty.discard(index)
                 elif not globals_only:
                     self.write_home(r)
+
+    def dirty_globals(self) -> list[tuple[int, Mem]]:
+        """(register, home) of every global whose home is stale, in the owners'
+        order (what a slow path writes home before it may raise)."""
+        dirty = self.dirty
+        if not dirty:
+            return []
+        return [(r, _STATE_SLOTS.get(t.slot) or self.home(t)) for r, t in self.owner.items()
+                if t.is_global and t.index in dirty]
 
     def forget(self) -> None:
         self.owner.clear()
