@@ -584,13 +584,15 @@ class Codegen:
         self.finish_out(d, r)
         return True
 
-    def _binary(self, op: Op, aop: int | None, commutative: bool) -> None:
-        """d = p aop q (a group-1 ALU op), or p * q where ``aop`` is None."""
+    def _binary(self, op: Op) -> bool:
+        """d = p aop q (a group-1 ALU op: add, sub, and, or, xor), or p * q (mul).
+        The op table's handler itself: a fifth of all ops, so no trampoline."""
         a = self.asm
         d = op.outs[0]
         w = op.type
         p, q = op.ins
-        if commutative and p.__class__ is Const and q.__class__ is not Const:
+        aop = ALU.get(op.opc)  # None: mul
+        if op.opc.commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
         imm = rq = None
         if q.__class__ is Const:  # _imm(q, w), inline: most adds add a constant
@@ -617,16 +619,9 @@ class Codegen:
         else:
             a.alu_rr(aop, w, r, rq)
         self.ra.set_out(d, r)
-
-    def _alu(self, op: Op) -> bool:
-        self._binary(op, ALU[op.opc], op.opc.commutative)
         return True
 
-    op_add = op_sub = op_and = op_or = op_xor = _alu
-
-    def op_mul(self, op: Op) -> bool:
-        self._binary(op, None, True)
-        return True
+    op_add = op_sub = op_and = op_or = op_xor = op_mul = _binary
 
     def _with_not(self, op: Op, aop: int, invert_result: bool) -> bool:
         """andc/orc (a op ~b) and eqv (~(a ^ b))."""
