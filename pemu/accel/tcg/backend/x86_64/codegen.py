@@ -383,10 +383,6 @@ class Codegen:
         self.asm.jcc(cc, self.label(lab))
         return True
 
-    def op_goto_pc(self, op: Op) -> bool:
-        self.gen_goto_pc(op.aux)
-        return True
-
     def op_pc_rel(self, op: Op) -> bool:
         d = op.outs[0]
         r = self.ra.choose_out(d, None, None, set())
@@ -432,7 +428,8 @@ class Codegen:
         return True
 
     # -- exits ----------------------------------------------------------------------------
-    def gen_goto_pc(self, pc: int) -> None:
+    def op_goto_pc(self, op: Op) -> bool:
+        pc = op.aux
         buf = self.asm.buf
         self.ra.sync(globals_only=True)
         pad = NOP_PAD[-(len(buf) + 1) % 4]  # the rel32 field aligned: patched live
@@ -440,6 +437,7 @@ class Codegen:
         buf += pad
         buf += b"\xE9\0\0\0\0"  # rel32 0: falls through until chained
         self.leave_with_pc(pc, self.t.lookup)
+        return True
 
     def leave_with_pc(self, pc: int, target: int) -> None:
         """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
