@@ -385,9 +385,9 @@ class Codegen:
 
     def op_pc_rel(self, op: Op) -> bool:
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         self.pc_into(r, op.aux)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_goto_ptr(self, op: Op) -> bool:
@@ -562,24 +562,21 @@ class Codegen:
             self.asm.alu_rr(x.CMP, w, rp, rq)
         return CC[cond]
 
-    def finish_out(self, d: Temp, r: int) -> None:
-        self.ra.set_out(d, r)
-
     # -- ops ------------------------------------------------------------------------------
     def op_mov(self, op: Op) -> bool:
         d, v = op.outs[0], op.ins[0]
         w = op.type
-        if isinstance(v, Const):
-            r = self.ra.choose_out(d, None, None, set())
-            self.asm.mov_ri(r, v.value & MASK[w])
+        if v.__class__ is Const:
+            r = self.ra.choose_out(d, None, None, _NONE)
+            self.asm.buf += x.mov_ri_code(r, v.value & MASK[w])
         else:
             rv = self.ra.use(v)
             if w == 64 and self.ra.dying(v) and v is not d:
                 self.ra.set_out(d, rv)  # just rename
                 return True
-            r = self.ra.choose_out(d, rv, v, set())
+            r = self.ra.choose_out(d, rv, v, _NONE)
             self.asm.mov_rr(w, r, rv)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def _binary(self, op: Op) -> bool:
@@ -632,7 +629,7 @@ class Codegen:
         if not invert_result:
             a.unary(x.NOT, w, R11)
         rp = self.src(p, w, RCX) if isinstance(p, Temp) else None
-        r = self.ra.choose_out(d, rp, p, set())
+        r = self.ra.choose_out(d, rp, p, _NONE)
         if rp is None:
             a.mov_ri(r, p.value & MASK[w])
         else:
@@ -640,7 +637,7 @@ class Codegen:
         a.alu_rr(aop, w, r, R11)
         if invert_result:
             a.unary(x.NOT, w, r)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_andc(self, op: Op) -> bool:
@@ -661,19 +658,19 @@ class Codegen:
         if isinstance(q, Const):
             n = q.value & (w - 1)
             rp = self.src(p, w)
-            r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+            r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
             a.mov_rr(w, r, rp)
             if n:
                 a.shift_ri(sop, w, r, n)
-            self.finish_out(d, r)
+            self.ra.set_out(d, r)
             return True
         rq = self.ra.use(q)
         a.mov_rr(32, RCX, rq)
         rp = self.src(p, w)
-        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
         a.mov_rr(w, r, rp)
         a.shift_cl(sop, w, r)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     op_shl = op_shr = op_sar = op_rotl = op_rotr = _shift
@@ -682,9 +679,9 @@ class Codegen:
         d, p = op.outs[0], op.ins[0]
         w = op.type
         rp = self.src(p, w)
-        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
         emit(w, r, rp)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_neg(self, op: Op) -> bool:
@@ -736,9 +733,9 @@ class Codegen:
         cc = self.compare(op.ins[0], op.ins[1], op.aux, op.type)
         d = op.outs[0]
         self.asm.setcc(cc, R11)
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         self.asm.movzx(r, R11, 1)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_movcond(self, op: Op) -> bool:
@@ -774,9 +771,9 @@ class Codegen:
             a.alu_rr(x.CMP, w, p, q)
         a.cmov(CC[cond], w, R11, rv1)
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         a.mov_rr(w, r, R11)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def _minmax(self, op: Op, cc: int) -> bool:
@@ -790,9 +787,9 @@ class Codegen:
         a.alu_rr(x.CMP, w, R11, rq)
         a.cmov(cc, w, R11, rq)
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         a.mov_rr(w, r, R11)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_min(self, op: Op) -> bool:
@@ -824,7 +821,7 @@ class Codegen:
         self.ra.locked.update((RAX, RDX))
         result = body(w)
         d = op.outs[0]
-        self.finish_out(d, result)
+        self.ra.set_out(d, result)
         return True
 
     def _mulh(self, op: Op) -> bool:
