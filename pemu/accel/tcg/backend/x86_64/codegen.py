@@ -63,6 +63,7 @@ from pemu.accel.tcg.opcodes import (
 from . import encoder as x
 from . import sse_fp
 from .encoder import R8, R9, R11, RAX, RBP, RCX, RDI, RDX, RSI, RSP, Assembler, Label, Mem
+from .memory_common import AccessCode
 from .regalloc import FRAME_CTX, RegAlloc
 from .vec_sse import emit_vec_op
 
@@ -89,6 +90,7 @@ class Targets:
     thunks: dict[tuple, int] = field(default_factory=dict)  # memory slow paths
 
 
+_NONE: frozenset[int] = frozenset()  # no register to avoid
 SSE_TABLE = -1  # a helper fixup that is the helper's sse_fp flags table
 
 
@@ -98,19 +100,6 @@ def _assembled(emit: Callable[[x.Assembler], list[int]]) -> tuple[bytes, tuple[i
     a = Assembler()
     fields = emit(a)
     return bytes(a.buf), tuple(fields)
-
-
-def _thunk_call(a: x.Assembler) -> list[int]:
-    """call thunk; leave through the exception exit if it left a pending exception."""
-    a.byte(0xE8)
-    call_at = a.pos()
-    a.buf += b"\0\0\0\0"
-    a.load(64, RCX, Mem(RSP, FRAME_CTX))
-    a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
-    a.byte(0x0F, 0x80 + x.CC_NE)
-    exc_at = a.pos()
-    a.buf += b"\0\0\0\0"
-    return [call_at, exc_at]
 
 
 def _helper_check(a: x.Assembler) -> list[int]:
@@ -137,6 +126,14 @@ def _pc_store_halves(pc_slot: int) -> tuple[bytes, bytes]:
 
 
 @functools.cache
+def _pc_store_imm32(pc_slot: int) -> bytes:
+    """The opcode bytes of ``mov qword [rbp + pc], imm32`` (its imm32 follows)."""
+    a = Assembler()
+    a.store_imm(8, Mem(RBP, 8 * pc_slot), 0)
+    return bytes(a.buf[:-4])
+
+
+@functools.cache
 def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
     """``mov [rbp + pc], rax; jmp rel32``: how a block leaves for the dispatcher (the
     rel32 field's offset is returned: it points outside the block)."""
@@ -148,7 +145,6 @@ def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
     return bytes(a.buf), at
 
 
-THUNK_CALL = _assembled(_thunk_call)
 HELPER_CALL_CHECK = _assembled(_helper_check)
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
 # a block's code starts with its tags: flags, then its guest pc (the dispatcher checks
@@ -240,27 +236,31 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
                 backward = True
             elif opc is BRCOND and op.aux[1].id in labels:
                 backward = True
-    last: dict[int, int] = {}
-    last_temp: dict[int, Temp] = {}
+    # keyed by the temp itself (hashed by identity): one store per operand, and the
+    # temps come back in order of first use, the order dead_at lists them in
+    last: dict[Temp, int] = {}
     end = len(ops) + 1
     for i, op in enumerate(ops):
-        at = end if backward else i
+        if op.opc is INSN_START:  # a third of all ops, and they use nothing
+            continue
+        if backward:  # every local lives to the end of the block
+            i = end
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
-                last[t.index] = at
-                last_temp[t.index] = t
+                last[t] = i
         for t in op.outs:
             if not t.is_global:
-                last[t.index] = at
-                last_temp[t.index] = t
+                last[t] = i
+    last_use: dict[int, int] = {}
     dead_at: dict[int, list[Temp]] = {}
-    for idx, i in last.items():
+    for t, i in last.items():
+        last_use[t.index] = i
         dying = dead_at.get(i)
         if dying is None:
-            dead_at[i] = [last_temp[idx]]
+            dead_at[i] = [t]
         else:
-            dying.append(last_temp[idx])
-    return last, dead_at
+            dying.append(t)
+    return last_use, dead_at
 
 
 class Codegen:
@@ -269,13 +269,18 @@ class Codegen:
         self.t = targets
         self.memory = memory
         self.asm = Assembler()
-        self.cold: list[Callable[[], None]] = []
+        # out-of-line code, emitted after the body: closures, or the records of the
+        # memory slow paths (memory_slow_path)
+        self.cold: list[Callable[[], None] | tuple] = []
         self.last_use, self.dead_at = compute_last_use(block)
         self.ra = RegAlloc(self.asm, self.last_use)
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
         self.pc_home = Mem(RBP, 8 * targets.pc_slot)
+        self.exit_code = _store_rax_and_jump(targets.pc_slot)
+        # ``mov qword [rbp + pc], imm32`` less its imm32 (store_pc_imm's common case)
+        self.pc_store = None if block.pc_relative else _pc_store_imm32(targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -343,8 +348,12 @@ class Codegen:
         # cold code
         a.bind(req)
         self.leave_with_pc(self.block.pc, self.t.req_exit)
+        emit_slow_path = self.emit_slow_path
         for emit in self.cold:
-            emit()
+            if emit.__class__ is tuple:
+                emit_slow_path(*emit)
+            else:
+                emit()
         # the cold-path closures refer back to self: drop them so that the IR, the
         # allocator and the assembler are freed now, not by the cycle collector
         self.cold.clear()
@@ -374,15 +383,11 @@ class Codegen:
         self.asm.jcc(cc, self.label(lab))
         return True
 
-    def op_goto_pc(self, op: Op) -> bool:
-        self.gen_goto_pc(op.aux)
-        return True
-
     def op_pc_rel(self, op: Op) -> bool:
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         self.pc_into(r, op.aux)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_goto_ptr(self, op: Op) -> bool:
@@ -423,20 +428,25 @@ class Codegen:
         return True
 
     # -- exits ----------------------------------------------------------------------------
-    def gen_goto_pc(self, pc: int) -> None:
-        a = self.asm
+    def op_goto_pc(self, op: Op) -> bool:
+        pc = op.aux
+        buf = self.asm.buf
         self.ra.sync(globals_only=True)
-        a.buf += NOP_PAD[-(len(a.buf) + 1) % 4]  # the rel32 field aligned: patched live
-        a.byte(0xE9)
-        self.out.exits.append((a.pos(), pc))
-        a.buf += b"\0\0\0\0"  # rel32 0: falls through until chained
+        pad = NOP_PAD[-(len(buf) + 1) % 4]  # the rel32 field aligned: patched live
+        self.out.exits.append((len(buf) + len(pad) + 1, pc))
+        buf += pad
+        buf += b"\xE9\0\0\0\0"  # rel32 0: falls through until chained
         self.leave_with_pc(pc, self.t.lookup)
+        return True
 
     def leave_with_pc(self, pc: int, target: int) -> None:
         """pc slot = ``pc`` (through rax), then jump to ``target`` outside the block."""
         a = self.asm
-        self.pc_into(RAX, pc)
-        code, jmp_at = _store_rax_and_jump(self.t.pc_slot)
+        if self.block.pc_relative:
+            self.pc_into(RAX, pc)
+        else:
+            a.buf += x.mov_ri_code(RAX, pc)
+        code, jmp_at = self.exit_code
         self.out.ext_fixups.append((len(a.buf) + jmp_at, target))
         a.buf += code
 
@@ -499,36 +509,38 @@ class Codegen:
             self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
                 pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
 
-    def memory_slow_path(self, thunk: tuple, set_args: Callable[[], None],
-                         after: Callable[[], None], back: Label) -> Label:
-        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py);
-        returns its label.
+    def memory_slow_path(self, thunk: tuple, code: AccessCode, hot_at: int, back: int,
+                         set_args: Callable[[], None] | None = None) -> None:
+        """Out-of-line call of the shared memory thunk keyed ``thunk`` (runtime.py) for
+        the access whose ``code`` (memory_common.AccessCode) was copied at ``hot_at``
+        and goes on at ``back``: after the body, the dirty globals written home, the pc
+        stored, ``set_args``, then the access's tail and cold code.
 
         The allocation is the one at the access: dirty globals are written home first
         (the slow path may raise a guest fault), the thunk preserves the registers.
         """
-        slow = Label()
-        dirty = self.ra.dirty
-        dirty_globals = [(r, t.slot) for r, t in self.ra.owner.items()
-                         if t.is_global and t.index in dirty] if dirty else []
-        pc = self.cur_pc
+        # emitted by generate (emit_slow_path): a record, not a closure, is cheaper
+        self.cold.append((code, hot_at, back, self.ra.dirty_globals(), self.cur_pc,
+                          set_args, self.t.thunks[thunk]))
 
-        def emit() -> None:
-            a = self.asm
-            a.bind(slow)
-            for r, slot in dirty_globals:
-                a.store(8, Mem(RBP, 8 * slot), r)
+    def emit_slow_path(self, code: AccessCode, hot_at: int, back: int,
+                       dirty_globals: list | tuple, pc: int,
+                       set_args: Callable[[], None] | None, thunk: int) -> None:
+        """The cold code of a ``memory_slow_path``."""
+        a = self.asm
+        slow = len(a.buf)
+        store = a.store
+        for r, home in dirty_globals:
+            store(8, home, r)
+        if self.pc_store is not None and pc < (1 << 31):  # store_pc_imm(pc), inline
+            a.buf += self.pc_store + pc.to_bytes(4, "little")
+        else:
             self.store_pc_imm(pc)
+        if set_args is not None:
             set_args()
-            code, (call_at, exc_at) = THUNK_CALL
-            at = len(a.buf)
-            self.out.ext_fixups.append((at + call_at, self.t.thunks[thunk]))
-            self.out.ext_fixups.append((at + exc_at, self.t.exc_exit))
-            a.buf += code
-            after()
-            a.jmp(back)
-        self.cold.append(emit)
-        return slow
+        at = code.emit_cold(a.buf, hot_at, back, slow)
+        call_at, exc_at = code.ext
+        self.out.ext_fixups += ((at + call_at, thunk), (at + exc_at, self.t.exc_exit))
 
     # -- operand helpers ------------------------------------------------------------------
     def src(self, v: Operand, w: int, scratch: int = R11) -> int:
@@ -550,41 +562,44 @@ class Codegen:
             self.asm.alu_rr(x.CMP, w, rp, rq)
         return CC[cond]
 
-    def finish_out(self, d: Temp, r: int) -> None:
-        self.ra.set_out(d, r)
-
     # -- ops ------------------------------------------------------------------------------
     def op_mov(self, op: Op) -> bool:
         d, v = op.outs[0], op.ins[0]
         w = op.type
-        if isinstance(v, Const):
-            r = self.ra.choose_out(d, None, None, set())
-            self.asm.mov_ri(r, v.value & MASK[w])
+        if v.__class__ is Const:
+            r = self.ra.choose_out(d, None, None, _NONE)
+            self.asm.buf += x.mov_ri_code(r, v.value & MASK[w])
         else:
             rv = self.ra.use(v)
             if w == 64 and self.ra.dying(v) and v is not d:
                 self.ra.set_out(d, rv)  # just rename
                 return True
-            r = self.ra.choose_out(d, rv, v, set())
+            r = self.ra.choose_out(d, rv, v, _NONE)
             self.asm.mov_rr(w, r, rv)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
-    def _binary(self, op: Op, aop: int | None, commutative: bool) -> None:
-        """d = p aop q (a group-1 ALU op), or p * q where ``aop`` is None."""
+    def _binary(self, op: Op) -> bool:
+        """d = p aop q (a group-1 ALU op: add, sub, and, or, xor), or p * q (mul).
+        The op table's handler itself: a fifth of all ops, so no trampoline."""
         a = self.asm
         d = op.outs[0]
         w = op.type
         p, q = op.ins
-        if commutative and p.__class__ is Const and q.__class__ is not Const:
+        aop = ALU.get(op.opc)  # None: mul
+        if op.opc.commutative and p.__class__ is Const and q.__class__ is not Const:
             p, q = q, p
-        imm = _imm(q, w) if q.__class__ is Const else None
-        rq = None
+        imm = rq = None
+        if q.__class__ is Const:  # _imm(q, w), inline: most adds add a constant
+            imm = q.value & MASK[w]
+            if imm >> (w - 1):
+                imm -= 1 << w
+            if not -0x8000_0000 <= imm < 0x8000_0000:
+                imm = None
         if imm is None:
             rq = self.src(q, w, RCX)
         rp = self.ra.use(p) if p.__class__ is Temp else None
-        avoid = {rq} if rq is not None and q is not p else set()
-        r = self.ra.choose_out(d, rp, p, avoid)
+        r = self.ra.choose_out(d, rp, p, {rq} if rq is not None and q is not p else _NONE)
         if rp is None:
             a.mov_ri(r, p.value & MASK[w])
         else:
@@ -599,16 +614,9 @@ class Codegen:
         else:
             a.alu_rr(aop, w, r, rq)
         self.ra.set_out(d, r)
-
-    def _alu(self, op: Op) -> bool:
-        self._binary(op, ALU[op.opc], op.opc.commutative)
         return True
 
-    op_add = op_sub = op_and = op_or = op_xor = _alu
-
-    def op_mul(self, op: Op) -> bool:
-        self._binary(op, None, True)
-        return True
+    op_add = op_sub = op_and = op_or = op_xor = op_mul = _binary
 
     def _with_not(self, op: Op, aop: int, invert_result: bool) -> bool:
         """andc/orc (a op ~b) and eqv (~(a ^ b))."""
@@ -621,7 +629,7 @@ class Codegen:
         if not invert_result:
             a.unary(x.NOT, w, R11)
         rp = self.src(p, w, RCX) if isinstance(p, Temp) else None
-        r = self.ra.choose_out(d, rp, p, set())
+        r = self.ra.choose_out(d, rp, p, _NONE)
         if rp is None:
             a.mov_ri(r, p.value & MASK[w])
         else:
@@ -629,7 +637,7 @@ class Codegen:
         a.alu_rr(aop, w, r, R11)
         if invert_result:
             a.unary(x.NOT, w, r)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_andc(self, op: Op) -> bool:
@@ -650,19 +658,19 @@ class Codegen:
         if isinstance(q, Const):
             n = q.value & (w - 1)
             rp = self.src(p, w)
-            r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+            r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
             a.mov_rr(w, r, rp)
             if n:
                 a.shift_ri(sop, w, r, n)
-            self.finish_out(d, r)
+            self.ra.set_out(d, r)
             return True
         rq = self.ra.use(q)
         a.mov_rr(32, RCX, rq)
         rp = self.src(p, w)
-        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
         a.mov_rr(w, r, rp)
         a.shift_cl(sop, w, r)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     op_shl = op_shr = op_sar = op_rotl = op_rotr = _shift
@@ -671,9 +679,9 @@ class Codegen:
         d, p = op.outs[0], op.ins[0]
         w = op.type
         rp = self.src(p, w)
-        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, set())
+        r = self.ra.choose_out(d, rp if isinstance(p, Temp) else None, p, _NONE)
         emit(w, r, rp)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_neg(self, op: Op) -> bool:
@@ -725,9 +733,9 @@ class Codegen:
         cc = self.compare(op.ins[0], op.ins[1], op.aux, op.type)
         d = op.outs[0]
         self.asm.setcc(cc, R11)
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         self.asm.movzx(r, R11, 1)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_movcond(self, op: Op) -> bool:
@@ -763,9 +771,9 @@ class Codegen:
             a.alu_rr(x.CMP, w, p, q)
         a.cmov(CC[cond], w, R11, rv1)
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         a.mov_rr(w, r, R11)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def _minmax(self, op: Op, cc: int) -> bool:
@@ -779,9 +787,9 @@ class Codegen:
         a.alu_rr(x.CMP, w, R11, rq)
         a.cmov(cc, w, R11, rq)
         d = op.outs[0]
-        r = self.ra.choose_out(d, None, None, set())
+        r = self.ra.choose_out(d, None, None, _NONE)
         a.mov_rr(w, r, R11)
-        self.finish_out(d, r)
+        self.ra.set_out(d, r)
         return True
 
     def op_min(self, op: Op) -> bool:
@@ -813,7 +821,7 @@ class Codegen:
         self.ra.locked.update((RAX, RDX))
         result = body(w)
         d = op.outs[0]
-        self.finish_out(d, result)
+        self.ra.set_out(d, result)
         return True
 
     def _mulh(self, op: Op) -> bool:

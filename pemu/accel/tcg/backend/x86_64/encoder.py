@@ -13,6 +13,7 @@ destination register, the IR's I32 rule for free).
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from typing import NamedTuple
 
 RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI = range(8)
@@ -117,6 +118,26 @@ def _short_cache(table: dict, key: object, opcode: bytes, reg: int, rm: int | Me
         table.clear()
     enc = table[key] = _encode(opcode, reg, rm, w, b"", False)
     return enc
+
+
+def mov_ri_code(d: int, imm: int) -> bytes:
+    """The bytes of ``mov d, imm`` (64-bit pattern), shortest encoding; a register
+    that does not use REX.B is 32 bits, so the common case is one dict look-up."""
+    imm &= (1 << 64) - 1
+    if imm == 0:
+        return _XOR_SELF[d]  # xor d32, d32
+    if imm < (1 << 32):
+        return _MOV_IMM32[d] + imm.to_bytes(4, "little")
+    s = imm - (1 << 64) if imm >> 63 else imm
+    if -(1 << 31) <= s < 0:  # (a positive s is 2**32 or more here)
+        return _MOV_SX_IMM32[d] + (s & 0xFFFF_FFFF).to_bytes(4, "little")
+    return _MOV_IMM64[d] + imm.to_bytes(8, "little")
+
+
+_XOR_SELF = [_encode(b"\x31", d, d, 32, b"", False) for d in range(16)]
+_MOV_IMM32 = [(b"\x41" if d & 8 else b"") + bytes((0xB8 + (d & 7),)) for d in range(16)]
+_MOV_SX_IMM32 = [_encode(b"\xC7", 0, d, 64, b"", False) for d in range(16)]
+_MOV_IMM64 = [bytes((0x49 if d & 8 else 0x48, 0xB8 + (d & 7))) for d in range(16)]
 _JMP_REL32 = b"\xE9\0\0\0\0"
 _JCC_REL32 = [bytes((0x0F, 0x80 + cc, 0, 0, 0, 0)) for cc in range(16)]
 
@@ -144,10 +165,12 @@ class Assembler:
         self.buf += b"\0\0\0\0"
 
     def finish(self) -> bytes:
+        buf, pack = self.buf, struct.pack_into
         for at, label in self.fixups:
-            if label.pos is None:
+            pos = label.pos
+            if pos is None:
                 raise ValueError("jump to an unbound label")
-            struct.pack_into("<i", self.buf, at, label.pos - (at + 4))
+            pack("<i", buf, at, pos - (at + 4))
         self.fixups.clear()
         return bytes(self.buf)
 
@@ -185,20 +208,7 @@ class Assembler:
 
     def mov_ri(self, d: int, imm: int) -> None:
         """d = imm (64-bit pattern), shortest encoding."""
-        imm &= (1 << 64) - 1
-        if imm == 0:
-            self.op(b"\x31", d, d, 32)  # xor d32, d32
-        elif imm < (1 << 32):
-            self._rex(False, 0, 0, d)
-            self.buf.append(0xB8 + (d & 7))
-            self.buf += struct.pack("<I", imm)
-        elif fits_i32(signed64(imm)):
-            self.op(b"\xC7", 0, d, 64)
-            self.imm32(signed64(imm))
-        else:
-            self._rex(True, 0, 0, d)
-            self.buf.append(0xB8 + (d & 7))
-            self.buf += struct.pack("<Q", imm)
+        self.buf += mov_ri_code(d, imm)
 
     def mov_ri64(self, d: int, imm: int) -> int:
         """d = imm in the 10-byte form whatever its value; returns the imm64's offset
@@ -395,3 +405,39 @@ class Assembler:
 
     def ret(self) -> None:
         self.byte(0xC3)
+
+
+class Template:
+    """A fixed instruction sequence over some labels, assembled once, then copied.
+
+    Code generation emits the same sequences again and again (a guest access's TLB
+    check for the same registers and size, its slow-path call): assembling one is tens
+    of Python calls, copying it is one.  A template is made from an Assembler that
+    assembled the sequence with ``labels`` (its parameters): ``jumps`` (rel32 field,
+    label index) and ``binds`` (label index, offset) say where a copy's jumps go and
+    where it binds its labels (memory_common.AccessCode patches each copy).  A jump to
+    a label bound inside the sequence and not a parameter is resolved at once (it is
+    relative, so right wherever the copy lies).  ``ext``: offsets of rel32 fields that
+    point outside the block, in the order the caller gives their targets.
+    """
+
+    __slots__ = ("code", "jumps", "binds", "ext")
+
+    def __init__(self, a: Assembler, labels: Sequence[Label], ext: Sequence[int] = ()) -> None:
+        index = {id(label): i for i, label in enumerate(labels)}
+        buf = bytearray(a.buf)
+        jumps = []
+        for at, label in a.fixups:
+            i = index.get(id(label))
+            if i is not None:
+                jumps.append((at, i))
+            elif label.pos is not None:
+                struct.pack_into("<i", buf, at, label.pos - (at + 4))
+            else:
+                raise ValueError("template: a jump to a label that is neither bound in "
+                                 "it nor one of its parameters")
+        self.code = bytes(buf)
+        self.jumps = tuple(jumps)
+        self.binds = tuple((i, label.pos) for i, label in enumerate(labels)
+                           if label.pos is not None)
+        self.ext = tuple(ext)

@@ -9,12 +9,14 @@ of the thunk that the fast path's checks jump to.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Const, MemOp, Op
 
 from . import encoder as x
-from .encoder import R11, RAX, RCX, RDI, RSI, Mem
+from .encoder import R11, RAX, RCX, RDI, RSI, RSP, Mem
+from .regalloc import FRAME_CTX
 
 
 def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) -> None:
@@ -28,28 +30,110 @@ def emit_extend(a: x.Assembler, memop: MemOp, w: int, dst: int, src: int | Mem) 
         a.movzx(dst, src, size)
 
 
+# An access's labels, by their index in its templates (AccessCode): SLOW the slow
+# path, VICTIM the model's cold code, FOUND where it jumps back to (softmmu: the victim
+# entry hit), BACK where the access goes on.
+SLOW, VICTIM, FOUND, BACK = range(4)
+
+
+def _labels() -> list[x.Label]:
+    return [x.Label(), x.Label(), x.Label(), x.Label()]
+
+
+def _thunk_call(a: x.Assembler) -> tuple[int, int]:
+    """call thunk; leave through the exception exit if it left a pending exception.
+    Returns the offsets of the two rel32 fields (thunk, exception exit) in ``a``."""
+    a.byte(0xE8)
+    call_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    a.load(64, RCX, Mem(RSP, FRAME_CTX))
+    a.alu_ri(x.CMP, 64, Mem(RCX, 0), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    exc_at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return call_at, exc_at
+
+
+class AccessCode:
+    """The code of one kind of guest access (registers, size, extension, model key),
+    assembled once as templates over the access's labels (SLOW, VICTIM, FOUND, BACK)
+    and then copied: ``hot`` inline, where the access is; after the block's body, at
+    its slow path, the pc store and then ``emit_cold``: ``tail`` (the arguments, the
+    thunk call, the jump back) and ``cold`` (the model's own out-of-line code, e.g. a
+    victim TLB check).  Each copy's jumps are patched in place as soon as their targets
+    are known: no labels or fixups per access."""
+
+    __slots__ = ("hot", "target", "back", "found", "hot_jumps", "tail", "tail_back",
+                 "ext", "cold", "cold_jumps")
+
+    def __init__(self, hot: x.Template, target: Mem | None, tail: x.Template,
+                 cold: x.Template | None) -> None:
+        binds = dict(hot.binds)
+        if set(binds) - {FOUND, BACK} or tail.binds or [i for _at, i in tail.jumps
+                                                       if i != BACK]:
+            raise ValueError("access templates: a label bound or aimed at out of place")
+        if cold is not None and cold.binds != ((VICTIM, 0),):
+            raise ValueError("access templates: the cold code must start at VICTIM")
+        self.hot = hot.code
+        self.target = target  # the host operand the checks leave (None: always slow)
+        self.back = binds.get(BACK)  # None: the caller's constant store comes first
+        self.found = binds.get(FOUND)
+        self.hot_jumps = hot.jumps  # (rel32 field, label)
+        self.tail = tail.code
+        self.tail_back = tail.jumps[0][0]
+        self.ext = tail.ext  # the rel32 fields of the thunk call and exception exit
+        self.cold = None if cold is None else cold.code
+        self.cold_jumps = () if cold is None else cold.jumps
+        if (VICTIM in [i for _at, i in self.hot_jumps]) != (cold is not None):
+            raise ValueError("access templates: a jump to VICTIM needs the cold code")
+
+    def emit_cold(self, buf: bytearray, hot_at: int, back: int, slow: int) -> int:
+        """Append the tail and the cold code to ``buf`` and patch every jump of the
+        access: those of the copy of ``hot`` at ``hot_at``, the tail's back to
+        ``back``, the cold code's.  ``slow``: where the slow path starts (its stores
+        of dirty globals and of the pc come before the tail).  Returns where the tail
+        starts (its ``ext`` fields are relative to it)."""
+        pack = struct.pack_into
+        tail_at = len(buf)
+        buf += self.tail
+        at = tail_at + self.tail_back
+        pack("<i", buf, at, back - (at + 4))
+        victim = len(buf)
+        if self.cold is not None:
+            buf += self.cold
+        found = None if self.found is None else hot_at + self.found
+        where = (slow, victim, found, back)  # by label: SLOW, VICTIM, FOUND, BACK
+        for off, i in self.hot_jumps:
+            at = hot_at + off
+            pack("<i", buf, at, where[i] - (at + 4))
+        for off, i in self.cold_jumps:
+            at = victim + off
+            pack("<i", buf, at, where[i] - (at + 4))
+        return tail_at
+
+
 class GuestMemoryCodegen:
-    """load/store for the codegen; subclasses supply the three methods below."""
+    """load/store for the codegen; subclasses supply the methods below."""
 
     def __init__(self) -> None:
-        self._templates: dict[tuple, tuple[bytes, list[int]]] = {}
+        # (kind, registers, size, ..., access_key()) -> AccessCode: assembled once per
+        # key, then copied (the check sequence is most of what an access emits)
+        self._templates: dict[tuple, AccessCode] = {}
 
-    def emit_checks(self, cg: object, key: tuple,
-                    assemble: Callable[..., None], slow: x.Label) -> None:
-        """Emit the check sequence ``assemble(asm, label, *key)`` writes, every jump in
-        it going to ``slow``.  It depends only on ``key`` (registers, size, ...), so it
-        is assembled once per key and then copied with its jumps re-pointed: it is
-        most of the code a memory access emits, and translation time matters."""
-        template = self._templates.get(key)
-        if template is None:
-            t = x.Assembler()
-            assemble(t, x.Label(), *key)
-            template = self._templates[key] = (bytes(t.buf), [at for at, _label in t.fixups])
-        code, jumps = template
-        a = cg.asm
-        at = len(a.buf)
-        a.buf += code
-        a.fixups.extend((at + j, slow) for j in jumps)
+    # -- the memory model's part ---------------------------------------------------------
+    def assemble_fast_path(self, a: x.Assembler, labels: list[x.Label], addr: int,
+                           size: int, store: bool) -> Mem | None:
+        """Emit the checks (jumping to ``labels[SLOW]``, or to the model's cold code)
+        and return the host operand, or None when every access takes the slow path."""
+        raise NotImplementedError
+
+    def assemble_cold(self, a: x.Assembler, labels: list[x.Label], addr: int, size: int,
+                      store: bool) -> None:
+        """The access's own out-of-line code after its slow path (none)."""
+
+    def access_key(self) -> object:
+        """What the fast path's code depends on beyond the access (none)."""
+        return None
 
     def emit_routines(self, a: x.Assembler) -> None:
         """Host routines the memory thunks call, emitted once before them (none)."""
@@ -83,27 +167,89 @@ class GuestMemoryCodegen:
     def fast_path(self, cg: object, addr: int, size: int, store: bool,
                   slow: x.Label) -> Mem | None:
         """Emit the checks (jumping to ``slow``) and return the host operand, or None
-        when every access of this block takes the slow path."""
-        raise NotImplementedError
+        when every access of this block takes the slow path (cmpxchg, ld/st_bytes:
+        assembled in place, not from a template)."""
+        labels = [slow, x.Label(), x.Label(), x.Label()]
+        a = cg.asm
+        target = self.assemble_fast_path(a, labels, addr, size, store)
+        cg.cold.append(lambda: self.assemble_cold(a, labels, addr, size, store))
+        return target
+
+    def _cold_template(self, addr: int, size: int, store: bool) -> x.Template | None:
+        labels = _labels()
+        t = x.Assembler()
+        self.assemble_cold(t, labels, addr, size, store)
+        return x.Template(t, labels) if t.buf else None
+
+    def load_code(self, addr: int, dst: int, memop: MemOp, w: int) -> AccessCode:
+        """The code of a load from the guest address in ``addr`` into ``dst``
+        (extended to w bits as ``memop`` says), under the model's current key."""
+        key = ("ldw" if memop.for_store else "ld", addr, dst, memop.size, memop.signed, w,
+               self.access_key())
+        code = self._templates.get(key)
+        if code is None:
+            code = self._templates[key] = self._access_code(
+                addr, memop.size, memop.for_store,
+                lambda t, target: emit_extend(t, memop, w, dst, target),
+                lambda t: t.mov_rr(64, R11, addr),
+                lambda t: emit_extend(t, memop, w, dst, R11))
+        return code
+
+    def store_code(self, addr: int, rv: int | None, size: int) -> AccessCode:
+        """The code of a store of ``rv`` (None: a constant, which the caller stores
+        and passes itself: the templates stop short of it) to the guest address in
+        ``addr``, under the model's current key."""
+        key = ("st", addr, rv, size, self.access_key())
+        code = self._templates.get(key)
+        if code is None:
+            def set_args(t: x.Assembler) -> None:
+                t.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
+                t.mov_rr(64, RCX, rv)
+            code = self._templates[key] = self._access_code(
+                addr, size, True,
+                None if rv is None else lambda t, target: t.store(size, target, rv),
+                None if rv is None else set_args, lambda t: None)
+        return code
+
+    def _access_code(self, addr: int, size: int, store: bool,
+                     emit_access: Callable[[x.Assembler, Mem], None] | None,
+                     emit_args: Callable[[x.Assembler], None] | None,
+                     emit_after: Callable[[x.Assembler], None]) -> AccessCode:
+        """Assemble the templates of an access: the fast path then ``emit_access`` (of
+        the host operand), BACK bound after it where ``emit_access`` is given; the slow
+        path's ``emit_args``, the thunk call, ``emit_after``, the jump back."""
+        labels = _labels()
+        t = x.Assembler()
+        target = self.assemble_fast_path(t, labels, addr, size, store)
+        if target is None:
+            t.jmp(labels[SLOW])
+        elif emit_access is not None:
+            emit_access(t, target)
+        if emit_access is not None or target is None:
+            t.bind(labels[BACK])
+        hot = x.Template(t, labels)
+        labels = _labels()
+        t = x.Assembler()
+        if emit_args is not None:
+            emit_args(t)
+        ext = _thunk_call(t)
+        emit_after(t)
+        t.jmp(labels[BACK])
+        tail = x.Template(t, labels, ext)
+        return AccessCode(hot, target, tail, self._cold_template(addr, size, store))
 
     def load(self, cg: object, op: Op) -> None:
-        a = cg.asm
         memop = op.aux
         size, w = memop.size, op.type
         addr = self.address(cg, op.ins[0])
         d = op.outs[0]
         dst = cg.ra.choose_out(d, None, None, {addr})
-        back = x.Label()
         kind = "ldw" if memop.for_store else "ld"  # ldw: an AMO's read (write permission)
-        slow = cg.memory_slow_path(self.thunk_key(kind, size),
-                                   lambda: a.mov_rr(64, R11, addr),
-                                   lambda: emit_extend(a, memop, w, dst, R11), back)
-        target = self.fast_path(cg, addr, size, memop.for_store, slow)
-        if target is None:
-            a.jmp(slow)
-        else:
-            emit_extend(a, memop, w, dst, target)
-        a.bind(back)
+        code = self.load_code(addr, dst, memop, w)
+        buf = cg.asm.buf
+        hot_at = len(buf)
+        buf += code.hot
+        cg.memory_slow_path(self.thunk_key(kind, size), code, hot_at, hot_at + code.back)
         cg.ra.set_out(d, dst)
 
     def cmpxchg(self, cg: object, op: Op) -> None:
@@ -214,21 +360,22 @@ class GuestMemoryCodegen:
                 a.mov_ri(rv, v)
         else:
             rv = cg.ra.use(value)
-        back = x.Label()
-
-        def set_args() -> None:
-            a.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
-            if imm is None:
-                a.mov_rr(64, RCX, rv)
-            else:
-                a.mov_ri(RCX, imm & ((1 << (8 * size)) - 1))
-
-        slow = cg.memory_slow_path(self.thunk_key("st", size), set_args, lambda: None, back)
-        target = self.fast_path(cg, addr, size, True, slow)
-        if target is None:
-            a.jmp(slow)
-        elif imm is None:
-            a.store(size, target, rv)
+        # a constant value: its imm is emitted around the templates (the store, the
+        # slow path's argument), which then depend on the registers only
+        code = self.store_code(addr, None if imm is not None else rv, size)
+        buf = a.buf
+        hot_at = len(buf)
+        buf += code.hot
+        if imm is None:
+            cg.memory_slow_path(self.thunk_key("st", size), code, hot_at, hot_at + code.back)
+            return
+        if code.target is not None:
+            a.store_imm(size, code.target, imm)
+            back = len(buf)
         else:
-            a.store_imm(size, target, imm)
-        a.bind(back)
+            back = hot_at + code.back
+
+        def set_imm_args() -> None:
+            a.mov_rr(64, R11, addr)
+            a.mov_ri(RCX, imm & ((1 << (8 * size)) - 1))
+        cg.memory_slow_path(self.thunk_key("st", size), code, hot_at, back, set_imm_args)

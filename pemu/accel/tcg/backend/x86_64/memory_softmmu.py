@@ -56,7 +56,7 @@ from pemu.accel.tcg.softmmu import MMU_DYNAMIC, N_MMU, PAGE_FLUSH_PROBE, PAGE_SH
 
 from . import encoder as x
 from .encoder import R11, RBP, RCX, Mem
-from .memory_common import GuestMemoryCodegen
+from .memory_common import FOUND, SLOW, VICTIM, GuestMemoryCodegen
 from .page_walk import (
     FETCH_INDEX_MASK,
     LOG_CODE,
@@ -456,26 +456,31 @@ class SoftmmuMemory(GuestMemoryCodegen):
     def thunk_key(self, kind: str, size: int) -> tuple:
         return (kind, size, self.idx)
 
-    def fast_path(self, cg: object, addr: int, size: int, store: bool,
-                  slow: x.Label) -> Mem | None:
+    def access_key(self) -> object:
+        """The block's MMU index: which table the lookup reads (or none)."""
+        return self.idx
+
+    def assemble_fast_path(self, a: x.Assembler, labels: list[x.Label], addr: int,
+                           size: int, store: bool) -> Mem | None:
         if self.idx == MMU_DYNAMIC:
             return None
-        victim, found = x.Label(), x.Label()
-        self.emit_checks(cg, (addr, size, self.idx, store), self._assemble_lookup, victim)
-        cg.asm.bind(found)
+        self._assemble_lookup(a, labels[VICTIM], addr, size, self.idx, store)
+        a.bind(labels[FOUND])
+        return Mem(R11, 0, addr)
+
+    def assemble_cold(self, a: x.Assembler, labels: list[x.Label], addr: int, size: int,
+                      store: bool) -> None:
+        """The victim entry's check, out of line: r11 and rcx are as the main entry's
+        compare left them."""
+        if self.idx == MMU_DYNAMIC:
+            return
         tag = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * (WRITE_TAG if store else READ_TAG)
         addend = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * ADDEND
-
-        def check_victim() -> None:
-            """Out of line: r11 and rcx are as the main entry's compare left them."""
-            a = cg.asm
-            a.bind(victim)
-            a.alu_rm(x.CMP, 64, RCX, Mem(R11, tag))
-            a.jcc(x.CC_NE, slow)
-            a.load(64, R11, Mem(R11, addend))
-            a.jmp(found)
-        cg.cold.append(check_victim)
-        return Mem(R11, 0, addr)
+        a.bind(labels[VICTIM])
+        a.alu_rm(x.CMP, 64, RCX, Mem(R11, tag))
+        a.jcc(x.CC_NE, labels[SLOW])
+        a.load(64, R11, Mem(R11, addend))
+        a.jmp(labels[FOUND])
 
     def _assemble_lookup(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
                          idx: int, store: bool) -> None:

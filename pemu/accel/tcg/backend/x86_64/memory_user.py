@@ -21,7 +21,7 @@ from pemu.accel.tcg.ir import CALL_SIDE_EFFECTS, Block, Const, Helper
 
 from . import encoder as x
 from .encoder import R11, R12, R13, R15, RCX, Mem
-from .memory_common import GuestMemoryCodegen
+from .memory_common import SLOW, GuestMemoryCodegen
 
 # registers the dispatcher loads once on entry (see runtime.py)
 GUEST_BASE_REG = R15
@@ -85,8 +85,8 @@ class UserMemory(GuestMemoryCodegen):
         # user mode never emits "ldw" (its atomics are helpers): a plain load if it did
         return ("ld" if kind == "ldw" else kind, size)
 
-    def fast_path(self, cg: object, addr: int, size: int, store: bool,
-                  slow: x.Label) -> Mem | None:
+    def assemble_fast_path(self, a: x.Assembler, labels: list[x.Label], addr: int,
+                           size: int, store: bool) -> Mem | None:
         table = WRITE_TABLE_REG if store else READ_TABLE_REG
-        self.emit_checks(cg, (addr, size, table), self._assemble_checks, slow)
+        self._assemble_checks(a, labels[SLOW], addr, size, table)
         return Mem(GUEST_BASE_REG, 0, addr)

@@ -121,16 +121,16 @@ class RegAlloc:
         for r in ALLOCATABLE:  # the common case: a free register
             if r not in owner and r not in locked and r not in avoid:
                 return r
-        blocked = locked | set(avoid)
+        # none: evict the least recently used register (a clean one if there is one:
+        # nothing to write back), the first such in ALLOCATABLE order.  Every register
+        # with an owner has an age (use and set_out set both): min's key is C code.
+        blocked = locked | avoid if avoid else locked
         candidates = [r for r in ALLOCATABLE if r not in blocked]
         if not candidates:
             raise RuntimeError("register allocator: every register is locked")
-        for r in candidates:
-            if r not in self.owner:
-                return r
-        clean = [r for r in candidates if self.owner[r].index not in self.dirty]
-        pool = clean or candidates
-        victim = min(pool, key=lambda r: self.age.get(r, 0))
+        dirty = self.dirty
+        clean = [r for r in candidates if owner[r].index not in dirty]
+        victim = min(clean or candidates, key=self.age.__getitem__)
         self.evict(victim)
         return victim
 
@@ -143,12 +143,13 @@ class RegAlloc:
         r = self.where.get(t.index)
         if r is None:
             r = self.pick()
-            self.asm.load(64, r, self.home(t))
+            m = _STATE_SLOTS.get(t.slot) if t.is_global else None  # home(t), inline
+            self.asm.load(64, r, m if m is not None else self.home(t))
             self.owner[r] = t
             self.where[t.index] = r
         self.locked.add(r)
-        self.clock += 1  # touch(r), inline: every operand of every op comes here
-        self.age[r] = self.clock
+        self.clock = clock = self.clock + 1  # touch(r), inline: every operand comes here
+        self.age[r] = clock
         return r
 
     def dying(self, t: Temp) -> bool:
@@ -157,22 +158,25 @@ class RegAlloc:
     def set_out(self, t: Temp, r: int) -> None:
         """t now lives (dirty) in r; r's previous content is dead or already saved."""
         index = t.index
-        where = self.where
+        where, owner = self.where, self.owner
         old = where.get(index)
         if old is not None and old != r:
             self._unbind_reg(old)
-        prev = self.owner.get(r)
-        if prev is not None and prev is not t:
-            self._unbind_reg(r)
-        self.owner[r] = t
+        dirty = self.dirty
+        prev = owner.get(r)
+        if prev is not None and prev is not t:  # _unbind_reg(r), inline: most ops
+            del owner[r]  # (r moves to the end of the owners, as before)
+            del where[prev.index]
+            dirty.discard(prev.index)
+        owner[r] = t
         where[index] = r
-        self.dirty.add(index)
+        dirty.add(index)
         self.locked.add(r)
-        self.clock += 1
-        self.age[r] = self.clock
+        self.clock = clock = self.clock + 1
+        self.age[r] = clock
 
     def choose_out(self, d: Temp, first: int | None, first_temp: object,
-                   avoid: set[int]) -> int:
+                   avoid: set[int] | frozenset[int]) -> int:
         """Where to compute d: the first operand's register if that value may be
         overwritten, else d's own register, else a fresh one; never one in ``avoid``."""
         if first is not None and first not in avoid and first_temp.__class__ is Temp and (
@@ -190,9 +194,24 @@ class RegAlloc:
         dirty = self.dirty
         if not dirty:
             return
-        for r, t in list(self.owner.items()):
-            if t.index in dirty and (t.is_global or not globals_only):
-                self.write_home(r)
+        for r, t in self.owner.items():  # (writing home binds and unbinds nothing)
+            index = t.index
+            if index in dirty:
+                if t.is_global:  # write_home(r), inline: a global is always live
+                    m = _STATE_SLOTS.get(t.slot)
+                    self.asm.store(8, m if m is not None else self.home(t), r)
+                    dirty.discard(index)
+                elif not globals_only:
+                    self.write_home(r)
+
+    def dirty_globals(self) -> list[tuple[int, Mem]]:
+        """(register, home) of every global whose home is stale, in the owners'
+        order (what a slow path writes home before it may raise)."""
+        dirty = self.dirty
+        if not dirty:
+            return []
+        return [(r, _STATE_SLOTS.get(t.slot) or self.home(t)) for r, t in self.owner.items()
+                if t.is_global and t.index in dirty]
 
     def forget(self) -> None:
         self.owner.clear()
