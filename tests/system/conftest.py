@@ -65,9 +65,11 @@ def pemu_env() -> dict[str, str]:
     return env
 
 
-def run_pemu(*args: str, timeout: float = 120, input: bytes | None = None
-             ) -> subprocess.CompletedProcess:
-    return subprocess.run(pemu_cmd(*args), env=pemu_env(), capture_output=True,
+def run_pemu(*args: str, timeout: float = 120, input: bytes | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """pemu-system-riscv64 with ``args``; ``env``: variables set on top of ours."""
+    return subprocess.run(pemu_cmd(*args), env={**pemu_env(), **(env or {})},
+                          capture_output=True,
                           timeout=timeout, input=input if input is not None else b"",
                           cwd=ROOT)
 

@@ -321,15 +321,27 @@ class SystemTranslator:
         if loaded not in self.pages_loaded:
             self.pages_loaded.add(loaded)
             tbs = self.tbs
-            room = self.max_tbs - len(tbs) - 1  # the block at pc must fit without a flush
-            for key_pc in cache.page_pcs(key_flags, digest):
+            pcs = cache.page_pcs(key_flags, digest)
+            # The page's other blocks go in together only while they are a small part
+            # of what the translation cache and the code buffer hold: else they would
+            # flush or reset the very blocks running now, and the next page's first
+            # miss would install a whole page again (tb_flush.S under -accel
+            # tb-size=1, 512 blocks, pages of ~500 blocks: 4 M installs warm against
+            # 18 k translations cold).
+            room = min(self.max_tbs // 4, self.max_tbs - len(tbs) - 1)
+            code_room = self.backend.code_room() // 4
+            if len(pcs) > room:
+                pcs = ()
+            for key_pc in pcs:
                 other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
                 if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
                     continue
-                if len(blocks) >= room:
-                    break
                 other_hit = cache.get(key_flags, key_pc, digest)
                 if other_hit is not None:
+                    code_room -= self.backend.block_cost(len(other_hit[0][0]))
+                    if code_room < 0:
+                        blocks = []  # (the page's blocks all or none)
+                        break
                     blocks.append((*other_hit, other))
         blocks.append((*hit, pc))  # last: it is the one the caller links
         fns = self.backend.install_cached_page(blocks, flags, relocatable, page)

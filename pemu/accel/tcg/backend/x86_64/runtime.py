@@ -518,6 +518,15 @@ class NativeBackend:
         # the prefix: the physical page tag (set_code_page) before the tags
         return self._allocate_span(self.block_prefix + size) + self.block_prefix
 
+    def code_room(self) -> int:
+        """Bytes the code buffer has left before its next reset."""
+        return self.buf.size - self.buf.used
+
+    def block_cost(self, code_size: int) -> int:
+        """Bytes of buffer a block of ``code_size`` bytes of code takes (its prefix and
+        alignment included)."""
+        return self.block_prefix + code_size + 15
+
     def _allocate_span(self, size: int) -> int:
         """``size`` bytes of buffer, 16-aligned: one block with its prefix, or several
         (``install_cached_page``); resets the buffer when full."""
