@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,35 @@ def run_pemu(*args: str, timeout: float = 120, input: bytes | None = None,
                           capture_output=True,
                           timeout=timeout, input=input if input is not None else b"",
                           cwd=ROOT)
+
+
+QEMU_SYSTEM = "qemu-system-riscv64"
+
+
+def run_check_program(elf: Path, who: str, oracle: bool = False) -> str:
+    """Run a bare-metal check program (programs/NAME.S: DONE on the console and exit
+    status 0, else the number of the check that failed) on pemu with ``-d stats``, or
+    with ``oracle`` on Debian's qemu-system-riscv64 (skips without it); asserts it
+    passed and returns pemu's stats (stderr).  ``who`` names the run in a failure."""
+    args = ["-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic"]
+    if oracle:
+        if shutil.which(QEMU_SYSTEM) is None:
+            pytest.skip(f"needs {QEMU_SYSTEM} (Debian qemu-system-misc)")
+        r = subprocess.run([QEMU_SYSTEM, *args], capture_output=True, input=b"", timeout=60)
+    else:
+        r = run_pemu(*args, "-d", "stats", timeout=120)
+    output = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    assert r.returncode == 0, (f"{who}: check {r.returncode} failed (numbers in "
+                               f"programs/{elf.stem.split('-')[0]}.S)\n{output}")
+    assert b"DONE" in r.stdout, output
+    return r.stderr.decode(errors="replace")
+
+
+def stats_count(stats: str, name: str) -> int:
+    """The number the ``-d stats`` line gives for ``name`` ("native page walks")."""
+    found = re.search(rf"{name} (\d+)", stats)
+    assert found, stats
+    return int(found.group(1))
 
 
 @pytest.fixture(scope="session")

@@ -14,41 +14,16 @@ values are the architecture's.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-
-import pytest
-
-from tests.system.conftest import run_pemu
-
-QEMU = "qemu-system-riscv64"
-
-
-def _explain(who: str, r: subprocess.CompletedProcess) -> str:
-    return (f"{who}: check {r.returncode} failed (numbers in programs/sfence_page.S)\n"
-            f"{r.stdout.decode(errors='replace')}{r.stderr.decode(errors='replace')}")
+from tests.system.conftest import run_check_program, stats_count
 
 
 def test_no_stale_entry_after_a_page_flush(build_program, tcg_backend):
-    r = run_pemu("-M", "virt", "-bios", "none", "-kernel",
-                 str(build_program("sfence_page")), "-nographic", "-d", "stats",
-                 timeout=120)
-    assert r.returncode == 0, _explain(f"pemu ({tcg_backend})", r)
-    assert b"DONE" in r.stdout
+    stats = run_check_program(build_program("sfence_page"), f"pemu ({tcg_backend})")
     if tcg_backend == "native":
         # the probe took part: the 200 fences of a page no TLB holds any more are
         # mostly its own (after the rebuild of its stale byte)
-        found = re.search(r"native page flushes (\d+)", r.stderr.decode())
-        assert found, r.stderr.decode()
-        assert int(found.group(1)) >= 100
+        assert stats_count(stats, "native page flushes") >= 100, stats
 
 
 def test_qemu_agrees_with_the_program(build_program):
-    if shutil.which(QEMU) is None:
-        pytest.skip(f"needs {QEMU} (Debian qemu-system-misc)")
-    r = subprocess.run([QEMU, "-M", "virt", "-bios", "none", "-kernel",
-                        str(build_program("sfence_page")), "-nographic"],
-                       capture_output=True, input=b"", timeout=60)
-    assert r.returncode == 0, _explain("QEMU", r)
-    assert b"DONE" in r.stdout
+    run_check_program(build_program("sfence_page"), "QEMU", oracle=True)
