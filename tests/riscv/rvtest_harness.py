@@ -8,6 +8,7 @@ the differential tests against qemu-riscv64.
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,3 +150,15 @@ def run_qemu(elf: Path, cpu: str = "rv64,zba=true,zbb=true,zbs=true") -> tuple[i
     proc = subprocess.run([qemu, "-cpu", cpu, str(elf)],
                           capture_output=True, timeout=60, check=False)
     return proc.returncode, proc.stdout
+
+
+def executable_segment(elf: bytes) -> tuple[int, bytes]:
+    """(vaddr, bytes) of an ELF64's executable PT_LOAD segment."""
+    phoff, = struct.unpack_from("<Q", elf, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    for i in range(phnum):
+        p_type, p_flags, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
+            "<IIQQQQ", elf, phoff + i * phentsize)
+        if p_type == 1 and p_flags & 1:  # PT_LOAD, PF_X
+            return p_vaddr, elf[p_offset:p_offset + p_filesz]
+    raise AssertionError("no executable segment")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 import shutil
-import struct
 import subprocess
 
 import pytest
+from rvtest_harness import executable_segment
 
 from pemu.accel.tcg.ir import check_block
 from pemu.accel.tcg.opcodes import CALL, INSN_START
@@ -27,18 +27,6 @@ SAMPLE = 7  # every 7th instruction keeps the test to a few seconds
 _NOT_INSN = {"unimp", "c.unimp", ".2byte", ".4byte", ".insn"}
 
 
-def _executable_segment(elf: bytes) -> tuple[int, bytes]:
-    """(vaddr, bytes) of the ELF64's executable PT_LOAD segment."""
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    for i in range(phnum):
-        p_type, p_flags, p_offset, p_vaddr, _, p_filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize)
-        if p_type == 1 and p_flags & 1:  # PT_LOAD, PF_X
-            return p_vaddr, elf[p_offset:p_offset + p_filesz]
-    raise AssertionError("no executable segment")
-
-
 @pytest.mark.slow
 def test_busybox_instructions_translate() -> None:
     if not BUSYBOX.exists():
@@ -50,7 +38,7 @@ def test_busybox_instructions_translate() -> None:
     insns = [(int(m.group(1), 16), int(m.group(2), 16), m.group(3))
              for m in map(_LINE.match, listing.splitlines()) if m]
     assert len(insns) > 300_000
-    base, code = _executable_segment(BUSYBOX.read_bytes())
+    base, code = executable_segment(BUSYBOX.read_bytes())
 
     def fetch(addr: int, size: int) -> int:
         return int.from_bytes(code[addr - base:addr - base + size], "little")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from rvtest_harness import executable_segment
 
 from pemu.accel.tcg.opcodes import CALL
 from pemu.guests import guest_file
@@ -97,18 +98,6 @@ def test_illegal_and_legal_of_one_word_alternate() -> None:
             assert raised == traps
 
 
-def _text(elf: bytes) -> bytes:
-    """The bytes of an ELF64's executable PT_LOAD segment."""
-    phoff, = struct.unpack_from("<Q", elf, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
-    for i in range(phnum):
-        p_type, p_flags, p_offset, _, _, p_filesz = struct.unpack_from(
-            "<IIQQQQ", elf, phoff + i * phentsize)
-        if p_type == 1 and p_flags & 1:  # PT_LOAD, PF_X
-            return elf[p_offset:p_offset + p_filesz]
-    raise AssertionError("no executable segment")
-
-
 def _tree_decoding(decoder: decodetree.Decoder, insn: int) -> list[tuple[object, dict]]:
     """The decision tree's answer (no memo): each matching pattern's handler and fields."""
     return [(decoder.handlers[p.name], p.values(insn)) for p in decoder.candidates(insn)]
@@ -121,7 +110,7 @@ def _memo_decoding(decoder: decodetree.Decoder, insn: int) -> list[tuple[object,
 def test_memoised_decoding_of_real_code_is_the_decision_tree_s() -> None:
     if not BUSYBOX.exists():
         pytest.skip(f"{BUSYBOX} is missing (see the shared guests README)")
-    code = _text(BUSYBOX.read_bytes())[:256 << 10]
+    code = executable_segment(BUSYBOX.read_bytes())[1][:256 << 10]
     halfwords = struct.unpack(f"<{len(code) // 2}H", code[:len(code) // 2 * 2])
     checked = 0
     for i in range(len(halfwords) - 1):  # every halfword boundary: instructions, and not
