@@ -29,3 +29,15 @@ def _sched_yield_address() -> int:
 # Touches no guest state: nothing to write back or reload around it.
 HOST_YIELD = Helper("host_yield", os.sched_yield, flags=CALL_SIDE_EFFECTS, n_out=0,
                     native=_sched_yield_address)
+
+
+def _end_turn(env: object) -> None:
+    end_turn = env.end_turn  # type: ignore[attr-defined]
+    if end_turn is not None:  # (None: the only vCPU)
+        end_turn()
+
+
+# Where vCPUs take turns on one thread (``thread=single``), the vCPU waited for runs
+# only once the spinning one's turn is over: the hint ends it at once, rather than
+# after a whole quantum of spinning (SystemCPU.end_turn, the round-robin machine's).
+END_TURN = Helper("end_turn", _end_turn, flags=CALL_SIDE_EFFECTS, n_out=0, needs_env=True)

@@ -239,6 +239,8 @@ class SystemTranslator:
         options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
         if self.parallel:
             options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
+        elif self.target.pause_ends_turn:
+            options["pause_ends_turn"] = True  # harts take turns: a spin-wait yields
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns,
                                       pc_relative=relocatable, **options)
         if self.native:

@@ -103,6 +103,9 @@ class TCGTarget:
     # blocks by their offset in the page, not their virtual pc (user programs under
     # ASLR: the same library at another address in every process, every boot)
     relocatable: Callable[[int], bool] | None = None
+    # the frontend takes the ``pause_ends_turn`` option: where vCPUs take turns on one
+    # thread, its spin-wait hint ends the vCPU's turn (system_cpu.SystemCPU.end_turn)
+    pause_ends_turn: bool = False
 
 
 __all__ = ["CPUState", "Fetch", "StateLayout", "TCGTarget", "TranslateBlock"]

@@ -70,7 +70,7 @@ class DisasContext:
 
     __slots__ = ("b", "flags", "xr", "fr", "pc_reg", "_misc", "pc", "insn", "next_pc", "end",
                  "frm_checked", "fs_dirty", "inline_atomics", "vlenb",
-                 "elen", "vtype", "ext", "host_cas", "pm_code", "pm_len")
+                 "elen", "vtype", "ext", "host_cas", "pause_ends_turn", "pm_code", "pm_len")
 
     def __init__(self, block: Block, inline_atomics: bool = False) -> None:
         b = IRBuilder(block, _GLOBALS)
@@ -95,6 +95,8 @@ class DisasContext:
         # MTTCG: AMOs and SC as a host compare-and-swap in generated code (opcodes.
         # CMPXCHG), their helper only where that cannot be done inline
         self.host_cas = False
+        # harts that take turns on one thread: ``pause`` (a spin-wait) ends this one's
+        self.pause_ends_turn = False
         # FS needs no marking: it is Dirty (or there is no mstatus: user mode), or an
         # earlier instruction of this block marked it
         self.fs_dirty = not block.flags & FLAG_FS_CLEAN

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pemu.accel.tcg.ir import Const
-from pemu.accel.tcg.spin_hint import HOST_YIELD
+from pemu.accel.tcg.spin_hint import END_TURN, HOST_YIELD
 from pemu.target.decode import Args
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
@@ -140,11 +140,15 @@ def trans_FENCE(ctx: DisasContext, a: Args) -> None:
     where harts or guest threads run on parallel host threads (``inline_atomics``
     off).  I/O (the fence's O and I bits) needs none: device accesses leave generated
     code for a helper, which takes the GIL and the big lock (locked instructions)."""
-    if ctx.inline_atomics or a.fm == FM_TSO:
-        return
     if a.fm == 0 and a.pred == FENCE_W and a.succ == 0:
-        # Zihintpause's pause: a spin-wait loop; give the host core away (spin_hint.py)
-        ctx.b.call(HOST_YIELD, [], [])
+        # Zihintpause's pause: a spin-wait loop; give the host core away, or the turn
+        # to the other vCPUs of this thread (spin_hint.py)
+        if not ctx.inline_atomics:
+            ctx.b.call(HOST_YIELD, [], [])
+        elif ctx.pause_ends_turn:
+            ctx.b.call(END_TURN, [], [])
+        return
+    if ctx.inline_atomics or a.fm == FM_TSO:
         return
     if a.pred & FENCE_W and a.succ & FENCE_R:
         ctx.b.mb()

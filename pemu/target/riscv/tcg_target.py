@@ -43,6 +43,7 @@ RISCV64 = TCGTarget(
     # (docs/PERFORMANCE.md, "Translation cost, round two")
     optimize=False,
     relocatable=_user_code,
+    pause_ends_turn=True,
 )
 
 

@@ -71,7 +71,8 @@ def _fetch_insn(fetch: Fetch, pc: int) -> tuple[int, int]:
 
 def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
                     inline_atomics: bool = False, isa: RiscvIsa = DEFAULT_ISA,
-                    break_pcs: frozenset[int] = frozenset(), host_cas: bool = False) -> Block:
+                    break_pcs: frozenset[int] = frozenset(), host_cas: bool = False,
+                    pause_ends_turn: bool = False) -> Block:
     """Translate the guest code at ``pc`` into one IR block.
 
     ``fetch(addr, size)`` reads code (little-endian) and raises if it cannot; a raise
@@ -81,11 +82,13 @@ def translate_block(pc: int, flags: int, fetch: Fetch, *, max_insns: int = 256,
     the encodings of the others are illegal instructions.  ``break_pcs``: pcs an
     execute trigger watches; each such instruction first calls ``TRIGGER_EXEC``.
     ``host_cas``: harts run on parallel threads (MTTCG): AMOs and SC end in a host
-    compare-and-swap (insn_atomic.py).
+    compare-and-swap (insn_atomic.py).  ``pause_ends_turn``: harts take turns on one
+    thread (system mode, ``thread=single``): ``pause`` ends the hart's turn.
     """
     block = Block(pc, flags)
     ctx = DisasContext(block, inline_atomics)
     ctx.host_cas = host_cas
+    ctx.pause_ends_turn = pause_ends_turn
     ctx.vlenb = isa.vlenb
     ctx.elen = isa.elen
     ctx.ext = isa.extensions
