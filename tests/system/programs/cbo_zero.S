@@ -165,18 +165,10 @@ mtrap:
     j 2f
 1:  li t1, 8                         # ecall from U: back to S-mode at s3
     bne t0, t1, 3f
-    li t0, 3 << 11
-    csrc mstatus, t0
-    li t0, 1 << 11
-    csrs mstatus, t0
-    csrw mepc, s3
-    mret
+    MRET_TO_S s3
 3:  mv s1, t0
     csrr s2, mtval
-2:  csrr t0, mepc
-    addi t0, t0, 4
-    csrw mepc, t0
-    mret
+2:  MRET_PAST_INSN
 
 FINISH_ROUTINE
 

@@ -211,12 +211,7 @@ s_code:
 mtrap:                          # any trap: record it, resume S at s3
     csrr s1, mcause
     csrr s2, mtval
-    li t0, 3 << 11
-    csrc mstatus, t0
-    li t0, 1 << 11
-    csrs mstatus, t0
-    csrw mepc, s3
-    mret
+    MRET_TO_S s3
 
 FINISH_ROUTINE
 

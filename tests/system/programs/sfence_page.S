@@ -226,10 +226,7 @@ mtrap:
     bne s1, t0, 1f
     li t0, MSTATUS_TVM
     csrs mstatus, t0
-1:  csrr t0, mepc
-    addi t0, t0, 4
-    csrw mepc, t0
-    mret
+1:  MRET_PAST_INSN
 
 FINISH_ROUTINE
 
