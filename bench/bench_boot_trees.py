@@ -64,7 +64,6 @@ def run(name: str, cmd: list[str], env: dict[str, str], timeout: float,
 
 
 def main() -> int:
-    compile_pemu()  # pemu's starts read bytecode, as an installed pemu's do
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="the tree to compare with")
     ap.add_argument("--new", type=Path, default=Path(__file__).resolve().parents[1])
@@ -77,6 +76,8 @@ def main() -> int:
     g = GUESTS[args.guest]
     guest = guest_args(args.guest, 1, f"console={g.console} pemu.test=poweroff")
     trees = {"base": args.base.resolve(), "new": args.new.resolve()}
+    for tree in trees.values():  # starts read bytecode, as an installed pemu's do
+        compile_pemu(tree)
     for i in range(args.rounds):
         print(f"-- round {i}", flush=True)
         if not args.skip_qemu:

@@ -21,6 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pemu_bytecode import compile_pemu
+
 ROOT = Path(__file__).resolve().parents[1]
 AS, LD = "riscv64-linux-gnu-as", "riscv64-linux-gnu-ld"
 QEMU = "qemu-system-riscv64"
@@ -119,6 +121,7 @@ def main() -> int:
     ap.add_argument("--fences", type=int, default=1_000_000)
     ap.add_argument("--tree", type=Path, default=ROOT, help="the pemu checkout to run")
     args = ap.parse_args()
+    compile_pemu(args.tree)  # pemu's starts read bytecode, as an installed pemu's do
     if not (shutil.which(AS) and shutil.which(LD)):
         print(f"needs {AS} and {LD} (Debian binutils-riscv64-linux-gnu)")
         return 1
