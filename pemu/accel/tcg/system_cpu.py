@@ -94,14 +94,18 @@ class SystemTranslator:
 
     def __init__(self, space: AddressSpace, dram: RAMBlock, target: TCGTarget,
                  log: TCGLog | None = None, max_insns: int = 256, backend: str = "python",
-                 tb_size_mib: int = DEFAULT_TB_SIZE_MIB, parallel: bool = False) -> None:
+                 tb_size_mib: int = DEFAULT_TB_SIZE_MIB, parallel: bool = False,
+                 vcpus: int = 1) -> None:
         """``tb_size_mib`` bounds the cache as QEMU's ``tb-size`` does: the native code
         buffer has that many MiB, and at most ``BLOCKS_PER_MIB`` blocks per MiB are
         kept (the python backend's bound); past either, every block is dropped.
 
         ``parallel``: MTTCG (``-accel tcg,thread=multi``), each vCPU on its own host
         thread (mttcg.ParallelMachine): atomics become host compare-and-swaps, and
-        Python runs under the big lock ``self.bql`` (big_lock.py)."""
+        Python runs under the big lock ``self.bql`` (big_lock.py).  ``vcpus``: how
+        many the board makes; several without ``parallel`` take turns on one thread,
+        and a target's spin-wait hint then ends a vCPU's turn
+        (``TCGTarget.pause_ends_turn``)."""
         self.space = space
         self.dram = dram
         self.target = target
@@ -111,6 +115,7 @@ class SystemTranslator:
         # one thread runs every vCPU: atomics need no lock and are inlined; parallel
         # vCPUs: helpers finish them with a host compare-and-swap
         self.parallel = parallel
+        self.pause_ends_turn = target.pause_ends_turn and vcpus > 1 and not parallel
         self.translator = BlockTranslator(target, self.log, max_insns,
                                           inline_atomics=not parallel)
         self.fetch_index = target.fetch_index
@@ -155,8 +160,10 @@ class SystemTranslator:
             return None
         # MTTCG translates atomics and fences differently: its blocks are its own
         mttcg = ("thread=multi",) if self.parallel else ()
+        # vCPUs taking turns translate a spin-wait hint differently too
+        turns = ("pause-ends-turn",) if self.pause_ends_turn else ()
         return open_cache(self.backend, self.log,
-                          (max_insns, self.target.name, self.target.config, *mttcg))
+                          (max_insns, self.target.name, self.target.config, *mttcg, *turns))
 
     def native_context_factory(self) -> Callable[[], NativeContext] | None:
         """What makes the native part of a vCPU's TLB contexts (None: python backend)."""
@@ -239,8 +246,8 @@ class SystemTranslator:
         options: dict[str, object] = {"break_pcs": self.break_pcs} if self.break_pcs else {}
         if self.parallel:
             options["host_cas"] = True  # the frontend's inline host atomics (MTTCG)
-        elif self.target.pause_ends_turn:
-            options["pause_ends_turn"] = True  # harts take turns: a spin-wait yields
+        elif self.pause_ends_turn:
+            options["pause_ends_turn"] = True  # vCPUs take turns: a spin-wait yields
         t = self.translator.translate(self.backend, pc, flags, fetch, max_insns,
                                       pc_relative=relocatable, **options)
         if self.native:

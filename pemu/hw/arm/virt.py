@@ -92,7 +92,7 @@ class ArmVirtBoard(VirtBuses, TCGBoardRun):
         self.translator = SystemTranslator(
             self.space, self.dram, AARCH64, log,
             backend=cfg.accel.get("backend", DEFAULT_BACKEND),
-            tb_size_mib=tb_size_mib(cfg.accel))
+            tb_size_mib=tb_size_mib(cfg.accel), vcpus=cfg.smp)
         self.counter = Counter()
         self.wakeup = threading.Event()
         self.cpus = [Aarch64CPU(i, self.translator, self.space, self.counter, self.wakeup,

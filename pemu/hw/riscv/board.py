@@ -82,7 +82,7 @@ class RiscvBoard(TCGBoardRun):
             self.translator = SystemTranslator(
                 self.space, self.dram, riscv64_target(self.isa), log,
                 backend=backend,
-                tb_size_mib=tb_size_mib(cfg.accel), parallel=parallel)
+                tb_size_mib=tb_size_mib(cfg.accel), parallel=parallel, vcpus=cfg.smp)
         except ValueError as e:
             raise BoardError(f"-accel tcg: {e}") from None
         self.clint = ACLINT(cfg.smp)
