@@ -76,7 +76,10 @@ def test_tcp_both_ways_over_tap(tmp_path, vnet_hdr):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             # its "listening on ptap0" line: the capture is on (on a loaded host it
             # could start after the traffic it was to see)
-            if select.select([dump.stderr], [], [], 60)[0]:
+            # (poll, not select: a test worker's descriptors may number over 1023)
+            ready = select.poll()
+            ready.register(dump.stderr, select.POLLIN)
+            if ready.poll(60_000):
                 dump.stderr.readline()
         server = in_namespace(guest.proc.pid, sys.executable, "-m", "http.server", "--bind",
                               HOST, "8000", "--directory", str(tmp_path),

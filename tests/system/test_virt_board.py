@@ -93,10 +93,12 @@ def test_unknown_machine_and_options():
 
 def _read_until(fd: int, needle: bytes, timeout: float, buf: bytearray) -> bool:
     end = time.monotonic() + timeout
+    watch = select.poll()  # (not select: a test worker's descriptors may number over 1023)
+    watch.register(fd, select.POLLIN)
     while time.monotonic() < end:
         if needle in buf:
             return True
-        ready, _, _ = select.select([fd], [], [], 0.5)
+        ready = watch.poll(500)
         if ready:
             try:
                 data = os.read(fd, 4096)
