@@ -61,6 +61,9 @@ from .main import ENV_OPTIONS, main
 MAX_STRINGS = 8 << 20   # argv + envp; Linux caps them near 2 MiB (ARG_MAX 32 pages each)
 REQUEST_TIMEOUT = 10.0  # seconds a launcher may take to send its request
 EXIT_SETUP_FAILED = 126
+# signals the server handles in Python (serve's SIGTERM, Python's own SIGINT); the
+# program's dispositions come from its launcher's request instead
+_SERVER_HANDLED = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class RequestError(Exception):
@@ -318,11 +321,20 @@ class BinfmtServer:
         # collector's reach: a collection in the child would write to every object,
         # copying the pages the child shares with this process
         gc.freeze()
+        # a signal the launcher passes on at once must not meet the server's own
+        # handlers in the child (SIGTERM's would run server.stop() there, and the
+        # program would never hear of it): held off across the fork, delivered once
+        # the child has the defaults its program starts with
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _SERVER_HANDLED)
         pid = os.fork()
-        if pid == 0:  # the emulated program
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        else:  # the emulated program
             code = EXIT_SETUP_FAILED
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                for sig in _SERVER_HANDLED:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 # a process group of its own, whose parent (the server) is in another
                 # group of the same session: never an orphaned group, where the kernel
                 # would discard the ^Z (SIGTSTP) the launcher passes on (POSIX) - as

@@ -299,25 +299,29 @@ def test_launcher_stops_and_continues_with_its_program(server, world):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_killed_launcher_takes_the_program_with_it(server, world, sig):
+@pytest.mark.parametrize("wait", [0.2, 0.0], ids=["running", "just-forked"])
+def test_killed_launcher_takes_the_program_with_it(server, world, sig, wait):
     """SIGTERM is passed on to the program (which dies of it); after SIGKILL the server
-    sees the launcher's connection close."""
+    sees the launcher's connection close.  'just-forked' signals the moment the server's
+    child exists, before it has set up anything (the server's own SIGTERM handler once
+    swallowed the signal there)."""
     server_pid = server[1].pid
 
-    def emulated() -> list[str]:  # the server's children: the programs it runs
-        return Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    def emulated() -> set[str]:  # the server's children: the programs it runs
+        return set(Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split())
 
+    before = emulated()
     proc = subprocess.Popen([str(world / "busybox"), "sleep", "60"])
     deadline = time.monotonic() + 30
-    while not emulated():
+    while not (ours := emulated() - before):
         assert time.monotonic() < deadline, "the program never started"
-        time.sleep(0.1)
+    time.sleep(wait)
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == -sig
     deadline = time.monotonic() + 10
-    while emulated() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not emulated(), "the emulated sleep outlived its launcher"
+    while ours & emulated() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ours & emulated(), "the emulated sleep outlived its launcher"
 
 
 def test_server_survives_garbage_requests(server, world):
