@@ -9,7 +9,7 @@ import os
 import struct
 import tempfile
 
-from pemu.block import open_drive
+from pemu.block import BlockBackend, open_drive
 from pemu.hw.ahci import regs as R
 from pemu.hw.ahci.ata import AtaDisk
 from pemu.hw.ahci.atapi import AtapiCd
@@ -20,6 +20,7 @@ from tests.migration.scenarios import Rig, Scenario
 
 SECTOR = 512
 _images: dict[str, str] = {}
+_opened: list[BlockBackend] = []  # closed after each test (close_shared_drives)
 
 
 def shared_image(name: str, size: int) -> str:
@@ -31,6 +32,22 @@ def shared_image(name: str, size: int) -> str:
         atexit.register(os.unlink, path)
         _images[name] = path
     return _images[name]
+
+
+def shared_drive(name: str, size: int, read_only: bool = False) -> BlockBackend:
+    """A raw drive on the shared image ``name``, closed by close_shared_drives: a test
+    that builds rigs by the hundred (test_bad_input) held two descriptors per rig."""
+    opts = {"file": shared_image(name, size), "format": "raw"}
+    if read_only:
+        opts["read-only"] = "on"
+    drive = open_drive(opts)
+    _opened.append(drive)
+    return drive
+
+
+def close_shared_drives() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def h2d(command: int, lba: int = 0, count: int = 0) -> bytes:
@@ -108,10 +125,8 @@ class AhciScenario(Scenario):
     def fresh_like(self, rig: Rig | None = None) -> Rig:
         pci = PCIRig()
         ctrl = AhciController(pci.space, id="sata0")
-        ctrl.attach(AtaDisk(open_drive({"file": shared_image("ahci-disk", 1 << 20),
-                                        "format": "raw"})), 0)
-        ctrl.attach(AtapiCd(open_drive({"file": shared_image("ahci-cd", 64 * 2048),
-                                        "format": "raw", "read-only": "on"})), 1)
+        ctrl.attach(AtaDisk(shared_drive("ahci-disk", 1 << 20)), 0)
+        ctrl.attach(AtapiCd(shared_drive("ahci-cd", 64 * 2048, read_only=True)), 1)
         pci.host.root_bus.plug(ctrl, AhciGuest.DEVFN)
         pci.host.reset()
         new = Rig([pci.host.root_bus.find(0), ctrl], extra={"pci": pci,

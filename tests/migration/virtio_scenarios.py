@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import struct
 
-from pemu.block import open_drive
 from pemu.hw.scsi.disk import ScsiDisk
 from pemu.hw.virtio import balloon as b
 from pemu.hw.virtio import scsi as vscsi
@@ -197,12 +196,11 @@ class VirtioScsiScenario(Scenario):
     device_type = VirtioSCSI
 
     def fresh_like(self, rig: Rig | None = None) -> Rig:
-        from tests.migration.storage_scenarios import shared_image  # imports scenarios
+        from tests.migration.storage_scenarios import shared_drive  # imports scenarios
 
         dev = VirtioSCSI(id="scsi0")
-        disk = open_drive({"file": shared_image("scsi-disk", 1 << 20), "format": "raw"})
-        cd = open_drive({"file": shared_image("scsi-cd", 64 * 2048), "format": "raw",
-                         "read-only": "on"})
+        disk = shared_drive("scsi-disk", 1 << 20)
+        cd = shared_drive("scsi-cd", 64 * 2048, read_only=True)
         dev.scsi_bus.attach(ScsiDisk(disk, serial="mig-hd"), 0, 1, 0)
         dev.scsi_bus.attach(ScsiDisk(cd, cdrom=True, serial="mig-cd"), 0, 2, 0)
         new = virtio_rig(dev, rig)
