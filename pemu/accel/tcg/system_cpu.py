@@ -42,7 +42,12 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
     NativeContext,
     SoftmmuMemory,
 )
-from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
+from pemu.accel.tcg.backend.x86_64.runtime import (
+    EXIT_EXC,
+    EXIT_MISS,
+    NativeBackend,
+    page_chain_keys,
+)
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
 from pemu.accel.tcg.big_lock import BigLock
 from pemu.accel.tcg.code_snapshots import CodeSnapshots
@@ -353,18 +358,18 @@ class SystemTranslator:
                         break
                     blocks.append((*other_hit, other))
         blocks.append((*hit, pc))  # last: it is the one the caller links
+        # (chain keys set, and the chains among them made, by the backend)
         fns = self.backend.install_cached_page(blocks, flags, relocatable, page)
         stats = self.stats
         stats["cached"] = stats.get("cached", 0) + len(fns)
-        for (entry, _fixups, block_pc), fn in zip(blocks, fns, strict=True):
-            self._set_chain_keys(fn, flags, block_pc, page, True)
-            # only the last is timed, from the lookup on: one CPU clock read (a system
-            # call, 1-8 us on the shared hosts: as much as installing a block)
-            tb = self._add(SystemTB(block_pc, flags, (page >> PAGE_SHIFT,), entry[6], fn),
-                           page, start if fn is fns[-1] else None, page_bytes, digest)
-        for fn in fns[:-1]:
-            self.backend.link_chains(fn)
-        return tb
+        pages = (page >> PAGE_SHIFT,)
+        tbs = [SystemTB(block_pc, flags, pages, entry[6], fn)
+               for (entry, _fixups, block_pc), fn in zip(blocks, fns, strict=True)]
+        # timed from the lookup on: one CPU clock read (a system call, 1-8 us on the
+        # shared hosts: as much as installing a block)
+        self._add_blocks(tbs, page, start, page_bytes, digest)
+        self.backend.link_page(fns[:-1])  # the last: the caller links it
+        return tbs[-1]
 
     def _add(self, tb: SystemTB, page: int, start: float | None,
              page_bytes: bytes | None = None, digest: bytes | None = None) -> SystemTB:
@@ -372,22 +377,29 @@ class SystemTranslator:
         ``start``: the CPU time its translation began (None: the caller times it);
         ``page_bytes``, ``digest``: what the first page held at translation, and its
         digest, when the translation cache looked at it."""
-        pages = tb.pages
-        pc, flags = tb.pc, tb.flags
+        self._add_blocks([tb], page, start, page_bytes, digest)
+        return tb
+
+    def _add_blocks(self, tbs: list[SystemTB], page: int, start: float | None,
+                    page_bytes: bytes | None = None, digest: bytes | None = None) -> None:
+        """``_add`` of blocks whose code lies on the same pages (a cached page's)."""
+        pages = tbs[0].pages
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
-            self.tbs[(flags, pc, page)] = tb
+            table = self.tbs
+            for tb in tbs:
+                table[(tb.flags, tb.pc, page)] = tb
         for ppn in pages:
-            self.by_page.setdefault(ppn, []).append(tb)
+            self.by_page.setdefault(ppn, []).extend(tbs)
             if page_bytes is not None and ppn == pages[0]:
                 self.snapshots.add(ppn, page_bytes, digest)
             else:
                 self.snapshots.add(ppn)
-        self.stats["translated"] += 1
+        self.stats["translated"] += len(tbs)
         if start is not None:
             self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
-            self._count_translation(tb, page)
-        return tb
+            for tb in tbs:
+                self._count_translation(tb, page)
 
     def _count_translation(self, tb: SystemTB, page: int) -> None:
         """PEMU_COUNTERS: what kind of translation this was."""
@@ -403,14 +415,10 @@ class SystemTranslator:
 
     @staticmethod
     def _set_chain_keys(ntb: object, flags: int, pc: int, page: int, one_page: bool) -> None:
-        """Native chaining: an exit may jump straight to a block on its own guest page
-        (running the source proves that page's mapping), found by (flags, pc, physical
-        page); exits to other pages go through the dispatcher's jump cache, which is
-        per address space.  A block straddling two pages is never a chain target."""
-        ntb.key = (flags, pc, page) if one_page else None
-        vpn = pc >> PAGE_SHIFT
-        ntb.exit_keys = tuple([(flags, target, page) if target >> PAGE_SHIFT == vpn else None
-                               for target in ntb.exit_pcs])
+        """Native chaining by ``page_chain_keys`` (a block straddling two pages is
+        never a chain target: it lives in jump caches only)."""
+        key, ntb.exit_keys = page_chain_keys(flags, pc, page, ntb.exit_pcs)
+        ntb.key = key if one_page else None
 
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:

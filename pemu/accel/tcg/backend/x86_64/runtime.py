@@ -148,6 +148,18 @@ class NativeTB:
         return self.runtime.run_one(self, env)
 
 
+def page_chain_keys(flags: int, pc: int, page: int, exit_pcs: Sequence[int]
+                    ) -> tuple[tuple[int, int, int], tuple]:
+    """System mode's chain keys of a block all on physical ``page``: its own key
+    (flags, pc, page), and its exits' (None for one that leaves its guest page).  An
+    exit may jump straight to a block on its own guest page (running the source proves
+    that page's mapping); exits to other pages go through the dispatcher's jump cache,
+    which is per address space."""
+    vpn = pc >> 12
+    return (flags, pc, page), tuple([(flags, target, page) if target >> 12 == vpn else None
+                                     for target in exit_pcs])
+
+
 class NativeBackend:
     """IR -> x86-64 for one engine, plus everything the generated code runs against."""
 
@@ -539,15 +551,18 @@ class NativeBackend:
                         raise RuntimeError("a block does not fit the code buffer") from None
             self._reset_code()  # outside the lock: threads in callbacks may need it
 
-    def _record(self, off: int, size: int, entry: int, body: int, exits: list | tuple,
-                pc: int, flags: int, generated: GeneratedBlock | None) -> NativeTB:
+    def _record(self, off: int, size: int, entry: int, body: int,
+                exit_fields: tuple[int, ...], exit_pcs: tuple[int, ...], pc: int, flags: int,
+                generated: GeneratedBlock | None, chain_page: int | None = None) -> NativeTB:
         """The block whose code lies at ``off`` (under the lock, once its code is
-        written)."""
-        exit_pcs = tuple([target for _f, target in exits])
-        return NativeTB(self, pc, off, off + entry, off + body, size,
-                        tuple([off + f for f, _pc in exits]), exit_pcs, [None] * len(exits),
-                        generation=self.generation, flags=flags, key=pc,
-                        exit_keys=exit_pcs, generated=generated)
+        written), its exits' rel32 fields at buffer offsets ``exit_fields``.
+        ``chain_page``: system mode, the physical page of its code, for
+        ``page_chain_keys`` (else its chain keys are pcs: user mode's)."""
+        key, exit_keys = ((pc, exit_pcs) if chain_page is None
+                          else page_chain_keys(flags, pc, chain_page, exit_pcs))
+        return NativeTB(self, pc, off, off + entry, off + body, size, exit_fields, exit_pcs,
+                        [None] * len(exit_pcs), None, False, False, self.generation, flags,
+                        key, exit_keys, None, generated)
 
     def _place(self, code: bytes, off: int, entry: int, body: int,
                exits: list | tuple, pc: int, flags: int,
@@ -555,7 +570,8 @@ class NativeBackend:
         """Write linked code at ``off`` (from ``_allocate``) and record it as a block."""
         with self.lock:
             self.buf.write(off, code)
-            tb = self._record(off, len(code), entry, body, exits, pc, flags, generated)
+            tb = self._record(off, len(code), entry, body, tuple([off + f for f, _pc in exits]),
+                              tuple([target for _f, target in exits]), pc, flags, generated)
             self.tbs.append(tb)
         return tb
 
@@ -581,16 +597,19 @@ class NativeBackend:
                             ) -> list[NativeTB]:
         """Blocks of the translation cache, ``(entry, helper fixups, pc)``, put in the
         buffer together: one allocation, one copy of all their code (helper addresses,
-        dispatcher jumps and pc tags patched in a single bytearray), one lock.  A warm
-        boot installs a page's cached blocks at once, 170 k of them for Debian, so the
-        per-block overhead counts (no intermediate GeneratedBlock either).
+        dispatcher jumps, pc tags and the chains among them patched in a single
+        bytearray), one lock.  A warm boot installs a page's cached blocks at once,
+        170 k of them for Debian, so the per-block overhead counts (no intermediate
+        GeneratedBlock either).
 
         ``relocate``: the entries are position-independent code (ir.Block.pc_relative)
         maybe translated at other pcs (the caller's key keeps the offset in the page,
         on which a block's end depends): pc tag and exits' targets move to each
         ``pc``; without it each must have been translated at its ``pc`` (ValueError).
         ``code_page``: system mode, the physical page all their code lies on, which
-        ``link`` makes them findable by (as ``set_code_page``)."""
+        ``link`` makes them findable by (as ``set_code_page``); their chain keys are
+        then ``page_chain_keys``'s, and their exits to each other are chained in the
+        copy already (the caller makes them reachable: ``link_page``, ``link``)."""
         pack = struct.pack_into
         unpack = struct.unpack_from
         prefix = self.block_prefix
@@ -605,36 +624,68 @@ class NativeBackend:
             end = start + prefix + len(entry[0])
         base = self._allocate_span(end)
         span = bytearray(end)
-        view = memoryview(span)
-        placed = []
+        helper_address = self._helper_address
+        placed = []  # (offset, size, entry, body, exit fields, exit pcs, pc) of each
         for (entry, fixups, pc), at in zip(blocks, starts, strict=True):
             code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
             size = len(code_bytes)
             span[at:at + size] = code_bytes
+            off = base + at
             (old_pc,) = unpack("<Q", span, at + PC_TAG)
-            if old_pc != pc & MASK64:
+            if old_pc == pc & MASK64:
+                exit_pcs = tuple([target for _f, target in exits])
+            else:
                 if not relocate:
                     raise ValueError(f"cached block of pc {old_pc:#x} installed at {pc:#x}")
                 delta = pc - old_pc
                 pack("<Q", span, at + PC_TAG, pc & MASK64)
-                exits = [(f, (target + delta) & MASK64) for f, target in exits]
+                exit_pcs = tuple([(target + delta) & MASK64 for _f, target in exits])
             for f, h, n_args in fixups:
-                pack("<Q", span, at + f, self._helper_address(h, n_args))
-            off = base + at
-            link_fixups(view[at:at + size], ext_fixups, off)
+                pack("<Q", span, at + f, helper_address(h, n_args))
+            link_fixups(span, ext_fixups, off, at)
             if page_tag:
                 pack("<Q", span, at - 8, code_page)
-            placed.append((off, size, entry_off, body, exits, pc))
-        view.release()
+            placed.append((off, size, entry_off, body, tuple([off + f for f, _t in exits]),
+                           exit_pcs, pc))
+        chains = self._chain_in_span(span, base, placed, code_page)
         with self.lock:
             self.buf.write(base, bytes(span))
-            tbs = [self._record(off, size, entry_off, body, exits, pc, flags, None)
-                   for off, size, entry_off, body, exits, pc in placed]
+            record = self._record
+            tbs = [record(off, size, entry_off, body, exit_fields, exit_pcs, pc, flags, None,
+                          code_page)
+                   for off, size, entry_off, body, exit_fields, exit_pcs, pc in placed]
             if page_tag:
                 for tb in tbs:
                     tb.code_page = code_page
+            chained = self._chained
+            for src, i, dst in chains:
+                chained(tbs[src], i, tbs[dst])
             self.tbs.extend(tbs)
         return tbs
+
+    @staticmethod
+    def _chain_in_span(span: bytearray, base: int, placed: list[tuple],
+                       code_page: int | None) -> list[tuple[int, int, int]]:
+        """System mode: point the exits of blocks placed in ``span`` (at buffer offset
+        ``base``) that jump to one another at their targets, in the copy before it is
+        written (one ctypes store per chain saved, and the page's blocks are linked in
+        one pass); the (source, exit, target) indexes in ``placed`` it chained.  The
+        chains are the ones ``_link_by_key`` would make by ``page_chain_keys``: an
+        exit to a pc on the block's own virtual page (the flags are the call's)."""
+        if code_page is None or len(placed) < 2:
+            return []
+        pack = struct.pack_into
+        by_pc = {p[6]: (j, p[0] + p[2]) for j, p in enumerate(placed)}
+        chains = []
+        for j, (_off, _size, _entry, _body, exit_fields, exit_pcs, pc) in enumerate(placed):
+            vpn = pc >> 12
+            for i, target in enumerate(exit_pcs):
+                dst = by_pc.get(target)
+                if dst is not None and target >> 12 == vpn:
+                    field = exit_fields[i]
+                    pack("<i", span, field - base, dst[1] - (field + 4))
+                    chains.append((j, i, dst[0]))
+        return chains
 
     # -- chaining and invalidation --------------------------------------------------------
     def jc_index(self, pc: int, flags: int) -> int:
@@ -676,17 +727,19 @@ class NativeBackend:
             self._link_by_key(tb)
         return True
 
-    def link_chains(self, tb: NativeTB) -> bool:
-        """Make a block reachable by chains only (no jump cache entry): blocks of its
-        page that jump to it, and it to them (system mode: the blocks of a page loaded
-        together from the translation cache), and the second-level code table.  False
-        if it was dropped meanwhile."""
+    def link_page(self, tbs: list[NativeTB]) -> None:
+        """Make blocks reachable by chains only (no jump cache entry): the blocks of one
+        ``install_cached_page`` call, which are chained to each other already, to the
+        linked blocks their exits name and those waiting for them, and in the
+        second-level code table (system mode: a page's blocks loaded together from the
+        translation cache).  Blocks dropped meanwhile are left out."""
         with self.lock:
-            if tb.dead or tb.generation != self.generation:
-                return False
-            self._into_code_table(tb, self.buf.exec_address(tb.entry))
-            self._link_by_key(tb)
-        return True
+            exec_base = self.buf.exec_address(0)
+            generation = self.generation
+            for tb in tbs:
+                if not tb.dead and tb.generation == generation:
+                    self._into_code_table(tb, exec_base + tb.entry)
+                    self._link_by_key(tb)
 
     def _into_code_table(self, tb: NativeTB, entry: int) -> None:
         """System mode: where the dispatcher's second level finds ``tb`` (again after
@@ -711,8 +764,9 @@ class NativeBackend:
             tb.linked = True
             if tb.key is not None:
                 self.by_key[tb.key] = tb
+            chained = tb.chained
             for i, key in enumerate(tb.exit_keys):
-                if key is None:
+                if key is None or chained[i] is not None:  # (install_cached_page's)
                     continue
                 dst = self._keyed(key)
                 if dst is not None:
@@ -840,6 +894,10 @@ class NativeBackend:
                 return
             self._thawed()
         self.buf.patch_rel32(src.exit_fields[i], dst.entry)
+        self._chained(src, i, dst)
+
+    def _chained(self, src: NativeTB, i: int, dst: NativeTB) -> None:
+        """Record that exit ``i`` of ``src`` jumps to ``dst`` (its code patched)."""
         src.chained[i] = dst
         if dst.incoming is None:
             dst.incoming = []
