@@ -45,6 +45,7 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
 from pemu.accel.tcg.backend.x86_64.runtime import (
     EXIT_EXC,
     EXIT_MISS,
+    CachedGroup,
     NativeBackend,
     page_chain_keys,
 )
@@ -149,6 +150,11 @@ class SystemTranslator:
         # at their first hit (_install_cached): per virtual page, as a program's page is
         # mapped at another address in each process
         self.pages_loaded: set[tuple[int, int, bytes, int]] = set()
+        # cached pages' blocks installed together, by (flags, virtual page, physical
+        # page), and by physical page number; how many of their blocks have no record
+        self.groups: dict[tuple[int, int, int], CachedGroup] = {}
+        self.groups_by_page: dict[int, list[CachedGroup]] = {}
+        self.grouped = 0
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -193,7 +199,22 @@ class SystemTranslator:
         page = hart.mmu.exec_page(pc, self.fetch_index(flags))
         tb = self.tbs.get((flags, pc, page))
         if tb is None:
-            tb = self.translate(hart, pc, flags, page)
+            tb = self._from_group(pc, flags, page) or self.translate(hart, pc, flags, page)
+        return tb
+
+    def _from_group(self, pc: int, flags: int, page: int) -> SystemTB | None:
+        """The record of a block installed with its cached page (``_install_cached``)
+        and not needed as a record until now, or None."""
+        group = self.groups.get((flags, pc >> PAGE_SHIFT, page))
+        if group is None or pc in group.records:  # (a record is in self.tbs)
+            return None
+        fn = self.backend.group_record(group, pc)
+        if fn is None:
+            return None
+        self.grouped -= 1
+        tb = SystemTB(pc, flags, (page >> PAGE_SHIFT,), group.placed[group.index[pc]][7], fn)
+        self.tbs[(flags, pc, page)] = tb
+        self.by_page.setdefault(page >> PAGE_SHIFT, []).append(tb)
         return tb
 
     def translate(self, hart: SystemCPU, pc: int, flags: int, page: int,
@@ -202,7 +223,7 @@ class SystemTranslator:
         it; ``max_insns``: fewer instructions than usual (the debugger's steps)."""
         # Make room first: a flush after compiling would drop (with the native
         # backend: poison) the very block the hart is about to run.
-        if len(self.tbs) >= self.max_tbs:
+        if len(self.tbs) + self.grouped >= self.max_tbs:
             self.flush()
         start = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
         region = self.space.find(page, PAGE_SIZE)
@@ -330,46 +351,60 @@ class SystemTranslator:
         their page offset, installed at this page's virtual address)."""
         relocatable = key_flags != flags
         vpn = pc >> PAGE_SHIFT
-        blocks = []
         loaded = (flags, page >> PAGE_SHIFT, digest, vpn)
-        if loaded not in self.pages_loaded:
-            self.pages_loaded.add(loaded)
-            tbs = self.tbs
-            pcs = cache.page_pcs(key_flags, digest)
-            # The page's other blocks go in together only while they are a small part
-            # of what the translation cache and the code buffer hold: else they would
-            # flush or reset the very blocks running now, and the next page's first
-            # miss would install a whole page again (tb_flush.S under -accel
-            # tb-size=1, 512 blocks, pages of ~500 blocks: 4 M installs warm against
-            # 18 k translations cold).
-            room = min(self.max_tbs // 4, self.max_tbs - len(tbs) - 1)
-            code_room = self.backend.code_room() // 4
-            if len(pcs) > room:
-                pcs = ()
-            for key_pc in pcs:
-                other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
-                if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
-                    continue
-                other_hit = cache.get(key_flags, key_pc, digest)
-                if other_hit is not None:
-                    code_room -= self.backend.block_cost(len(other_hit[0][0]))
-                    if code_room < 0:
-                        blocks = []  # (the page's blocks all or none)
-                        break
-                    blocks.append((*other_hit, other))
-        blocks.append((*hit, pc))  # last: it is the one the caller links
-        # (chain keys set, and the chains among them made, by the backend)
-        fns = self.backend.install_cached_page(blocks, flags, relocatable, page)
+        if loaded in self.pages_loaded or (flags, vpn, page) in self.groups:
+            # the page is in already (the block is new to the cache, or its group was
+            # given up): the block alone, with a record
+            entry, fixups = hit
+            fn = self.backend.install_cached(entry, fixups, pc, flags, relocatable)
+            self.backend.set_code_page(fn, page)
+            self._set_chain_keys(fn, flags, pc, page, True)
+            self.stats["cached"] = self.stats.get("cached", 0) + 1
+            return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), entry[6], fn), page,
+                             start, page_bytes, digest)
+        self.pages_loaded.add(loaded)
+        blocks = []
+        tbs = self.tbs
+        pcs = cache.page_pcs(key_flags, digest)
+        # The page's other blocks go in together only while they are a small part of
+        # what the translation cache and the code buffer hold: else they would flush
+        # or reset the very blocks running now, and the next page's first miss would
+        # install a whole page again (tb_flush.S under -accel tb-size=1, 512 blocks,
+        # pages of ~500 blocks: 4 M installs warm against 18 k translations cold).
+        room = min(self.max_tbs // 4, self.max_tbs - len(tbs) - self.grouped - 1)
+        code_room = self.backend.code_room() // 4
+        if len(pcs) > room:
+            pcs = ()
+        for key_pc in pcs:
+            other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
+            if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
+                continue
+            other_hit = cache.get(key_flags, key_pc, digest)
+            if other_hit is not None:
+                code_room -= self.backend.block_cost(len(other_hit[0][0]))
+                if code_room < 0:
+                    blocks = []  # (the page's blocks all or none)
+                    break
+                blocks.append((*other_hit, other))
+        blocks.append((*hit, pc))
+        group = self.backend.install_cached_group(blocks, flags, relocatable, page)
+        self.groups[(flags, vpn, page)] = group
+        self.groups_by_page.setdefault(page >> PAGE_SHIFT, []).append(group)
+        self.grouped += len(blocks)
+        self.snapshots.add(page >> PAGE_SHIFT, page_bytes, digest)
         stats = self.stats
-        stats["cached"] = stats.get("cached", 0) + len(fns)
-        pages = (page >> PAGE_SHIFT,)
-        tbs = [SystemTB(block_pc, flags, pages, entry[6], fn)
-               for (entry, _fixups, block_pc), fn in zip(blocks, fns, strict=True)]
-        # timed from the lookup on: one CPU clock read (a system call, 1-8 us on the
-        # shared hosts: as much as installing a block)
-        self._add_blocks(tbs, page, start, page_bytes, digest)
-        self.backend.link_page(fns[:-1])  # the last: the caller links it
-        return tbs[-1]
+        stats["cached"] = stats.get("cached", 0) + len(blocks)
+        stats["translated"] += len(blocks)
+        if counters.ENABLED:
+            for entry, _fixups, block_pc in blocks:
+                self._count_translation(block_pc, page, entry[6], 1)
+        tb = self._from_group(pc, flags, page)
+        if tb is None:  # (nothing drops a group between its install and here)
+            raise RuntimeError(f"cached block at 0x{pc:x} dropped while installed")
+        if start is not None:  # one CPU clock read (a system call, 1-8 us on the
+            # shared hosts: as much as installing a block), from the lookup on
+            stats["translate_s"] += time.thread_time() - start
+        return tb
 
     def _add(self, tb: SystemTB, page: int, start: float | None,
              page_bytes: bytes | None = None, digest: bytes | None = None) -> SystemTB:
@@ -377,40 +412,33 @@ class SystemTranslator:
         ``start``: the CPU time its translation began (None: the caller times it);
         ``page_bytes``, ``digest``: what the first page held at translation, and its
         digest, when the translation cache looked at it."""
-        self._add_blocks([tb], page, start, page_bytes, digest)
-        return tb
-
-    def _add_blocks(self, tbs: list[SystemTB], page: int, start: float | None,
-                    page_bytes: bytes | None = None, digest: bytes | None = None) -> None:
-        """``_add`` of blocks whose code lies on the same pages (a cached page's)."""
-        pages = tbs[0].pages
+        pages = tb.pages
+        pc, flags = tb.pc, tb.flags
         if len(pages) == 1:  # a block straddling two pages lives only in jump caches
-            table = self.tbs
-            for tb in tbs:
-                table[(tb.flags, tb.pc, page)] = tb
+            self.tbs[(flags, pc, page)] = tb
         for ppn in pages:
-            self.by_page.setdefault(ppn, []).extend(tbs)
+            self.by_page.setdefault(ppn, []).append(tb)
             if page_bytes is not None and ppn == pages[0]:
                 self.snapshots.add(ppn, page_bytes, digest)
             else:
                 self.snapshots.add(ppn)
-        self.stats["translated"] += len(tbs)
+        self.stats["translated"] += 1
         if start is not None:
             self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
-            for tb in tbs:
-                self._count_translation(tb, page)
+            self._count_translation(tb.pc, page, tb.n_insns, len(pages))
+        return tb
 
-    def _count_translation(self, tb: SystemTB, page: int) -> None:
+    def _count_translation(self, pc: int, page: int, n_insns: int, n_pages: int) -> None:
         """PEMU_COUNTERS: what kind of translation this was."""
         seen = self.__dict__.setdefault("_code_seen", set())
-        code = (tb.pc, page)
+        code = (pc, page)
         counters.count("tb:translated")
-        counters.count("tb:guest insns translated", tb.n_insns)
+        counters.count("tb:guest insns translated", n_insns)
         if code in seen:
             counters.count("tb:same code, other flags")
         seen.add(code)
-        if len(tb.pages) > 1:
+        if n_pages > 1:
             counters.count("tb:over two pages")
 
     @staticmethod
@@ -433,10 +461,18 @@ class SystemTranslator:
 
     def invalidate_page(self, ppn: int) -> None:
         self.snapshots.pop(ppn)
+        groups = self.groups_by_page.pop(ppn, None)
+        for group in groups or ():
+            del self.groups[(group.flags, group.vpn, group.code_page)]
+            self.grouped -= len(group) - len(group.records)
+            if self.native:
+                self.backend.invalidate_group(group)
         tbs = self.by_page.pop(ppn, None)
-        if not tbs:
+        if not tbs and not groups:
             return
         self.stats["invalidated_pages"] += 1
+        if not tbs:
+            return
         for tb in tbs:
             key = (tb.flags, tb.pc, tb.pages[0] << PAGE_SHIFT)
             if self.tbs.get(key) is tb:
@@ -450,6 +486,12 @@ class SystemTranslator:
         self.by_page.clear()
         self.snapshots.clear()
         self.pages_loaded.clear()
+        if self.native:
+            for group in self.groups.values():  # (their chains undone too)
+                self.backend.invalidate_group(group)
+        self.groups.clear()
+        self.groups_by_page.clear()
+        self.grouped = 0
         if self.native:
             self.backend.flush()
         for hart in self.harts:
