@@ -348,9 +348,10 @@ class SystemTranslator:
         Debian boot installs so, 164 k are reached when only those that run are
         installed), and without Python records but the looked-up block's until Python
         needs one (``_from_group``).  Each is exactly what translating it now would
-        give (same bytes, flags, pc and version).  ``key_flags``: what the cache keeps them under
-        (``flags``, or with PAGE_OFFSET_KEY_FLAG position-independent blocks keyed by
-        their page offset, installed at this page's virtual address)."""
+        give (same bytes, flags, pc and version).  ``key_flags``: what the cache
+        keeps them under (``flags``, or with PAGE_OFFSET_KEY_FLAG position-independent
+        blocks keyed by their page offset, installed at this page's virtual
+        address)."""
         relocatable = key_flags != flags
         vpn = pc >> PAGE_SHIFT
         loaded = (flags, page >> PAGE_SHIFT, digest, vpn)
