@@ -664,8 +664,8 @@ class NativeBackend:
             off, size, entry_off, body, exit_fields, exit_pcs, _pc, _n = group.placed[j]
             flags, code_page, index = group.flags, group.code_page, group.index
             key, exit_keys = page_chain_keys(flags, pc, code_page, exit_pcs)
-            exit_keys = tuple([None if target in index else key
-                               for target, key in zip(exit_pcs, exit_keys, strict=True)])
+            exit_keys = tuple([None if target in index else exit_key
+                               for target, exit_key in zip(exit_pcs, exit_keys, strict=True)])
             tb = NativeTB(self, pc, off, off + entry_off, off + body, size, exit_fields,
                           exit_pcs, [None] * len(exit_pcs), None, False, False,
                           self.generation, flags, key, exit_keys,
