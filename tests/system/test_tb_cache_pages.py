@@ -16,6 +16,7 @@ import threading
 
 import pytest
 
+from pemu.accel.tcg.backend.x86_64.runtime import DEAD_TAG
 from pemu.accel.tcg.tb_cache import page_digest, split_key
 from pemu.memory.address_space import AddressSpace
 
@@ -124,9 +125,9 @@ def test_a_pages_first_hit_installs_its_cached_blocks_as_a_cold_run_made_them(ca
     assert [(tb.n_insns, _code(tb)) for tb in warm] == cold
 
 
-def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
-    """The first block jumps to the second (same page): once the first is linked,
-    its exit goes straight to the second, loaded with it, without a lookup."""
+def _chained_page(cache_dir):
+    """A warm translator that has installed a page whose first block jumps to its
+    second (and the page's third block): (translator, hart, dram, first block)."""
     def program(dram) -> None:
         _program(dram)
         _put_code(dram, BLOCK_PCS[0], [JAL_TO_SECOND])
@@ -141,9 +142,58 @@ def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
     translator, hart, dram = _machine()
     program(dram)
     first = _translate(translator, hart, BLOCK_PCS[0])
+    assert translator.stats["cached"] == 2
+    return translator, hart, dram, first
+
+
+def _jump_target(backend, field: int) -> int:
+    """The buffer offset a rel32 exit field jumps to."""
+    return field + 4 + int.from_bytes(backend.buf.read(field, 4), "little", signed=True)
+
+
+def _in_code_table(backend, tb) -> bool:
+    """Whether the dispatcher's second level finds the block (its jump cache misses)."""
+    ntb = tb.fn
+    index = backend.code_table_index(tb.pc, tb.flags, ntb.code_page)
+    return backend.code_table[index] == backend.buf.exec_address(ntb.entry)
+
+
+def test_blocks_of_a_page_loaded_together_are_chained(cache_dir):
+    """The first block jumps to the second (same page): its exit goes straight to the
+    second, loaded with it, without a lookup; the second needs no record for that
+    (install_cached_group), and is made one when Python looks it up."""
+    translator, hart, _dram, first = _chained_page(cache_dir)
+    backend = translator.backend
     assert translator.backend.link(first.fn, hart)
-    second = translator.tbs[(first.flags, BLOCK_PCS[1], RAM_BASE)]
-    assert first.fn.chained == [second.fn]
+    field = first.fn.exit_fields[0]
+    target = _jump_target(backend, field)
+    assert (first.flags, BLOCK_PCS[1], RAM_BASE) not in translator.tbs  # no record yet
+    second = _translate(translator, hart, BLOCK_PCS[1])  # its record, made now
+    assert translator.stats["cached"] == 2 and translator.stats["translated"] == 2
+    assert target == second.fn.entry
+    assert _in_code_table(backend, second)
+    assert _translate(translator, hart, BLOCK_PCS[1]) is second
+
+
+def test_a_changed_page_drops_its_installed_group(cache_dir):
+    """fence.i after the page was written: the group's chains are undone (a vCPU
+    inside the first block leaves at its exit), no table finds its blocks, and the
+    next lookup translates the page's new code."""
+    translator, hart, dram, first = _chained_page(cache_dir)
+    backend = translator.backend
+    field = first.fn.exit_fields[0]
+    second_entry = _jump_target(backend, field)
+    assert second_entry != field + 4
+    _put_code(dram, BLOCK_PCS[1], [ADDI_A1_2, ADDI_A1_2, ADDI_A1_2, RET])
+    translator.sync_code()
+    assert _jump_target(backend, field) == field + 4  # back to its exit to the loop
+    assert first.fn.dead and not _in_code_table(backend, first)
+    assert int.from_bytes(backend.buf.read(first.fn.offset + 8, 8), "little") == DEAD_TAG
+    assert not translator.groups and translator.grouped == 0
+    # the second block (never a record) is unreachable too: no code table entry
+    assert backend.buf.exec_address(second_entry) not in set(backend.code_table)
+    new = _translate(translator, hart, BLOCK_PCS[1])
+    assert translator.stats["translated"] == 3 and new.n_insns == 4
 
 
 def test_a_damaged_record_is_translated_again(cache_dir):

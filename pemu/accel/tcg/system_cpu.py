@@ -42,7 +42,13 @@ from pemu.accel.tcg.backend.x86_64.memory_softmmu import (
     NativeContext,
     SoftmmuMemory,
 )
-from pemu.accel.tcg.backend.x86_64.runtime import EXIT_EXC, EXIT_MISS, NativeBackend
+from pemu.accel.tcg.backend.x86_64.runtime import (
+    EXIT_EXC,
+    EXIT_MISS,
+    CachedGroup,
+    NativeBackend,
+    page_chain_keys,
+)
 from pemu.accel.tcg.backend.x86_64.signal_wakeup import WAKEUP
 from pemu.accel.tcg.big_lock import BigLock
 from pemu.accel.tcg.code_snapshots import CodeSnapshots
@@ -144,6 +150,11 @@ class SystemTranslator:
         # at their first hit (_install_cached): per virtual page, as a program's page is
         # mapped at another address in each process
         self.pages_loaded: set[tuple[int, int, bytes, int]] = set()
+        # cached pages' blocks installed together, by (flags, virtual page, physical
+        # page), and by physical page number; how many of their blocks have no record
+        self.groups: dict[tuple[int, int, int], CachedGroup] = {}
+        self.groups_by_page: dict[int, list[CachedGroup]] = {}
+        self.grouped = 0
         self.harts: list[SystemCPU] = []
         # guest pcs the frontend checks before executing (the target's debug triggers);
         # whoever changes it flushes the blocks translated before
@@ -188,7 +199,22 @@ class SystemTranslator:
         page = hart.mmu.exec_page(pc, self.fetch_index(flags))
         tb = self.tbs.get((flags, pc, page))
         if tb is None:
-            tb = self.translate(hart, pc, flags, page)
+            tb = self._from_group(pc, flags, page) or self.translate(hart, pc, flags, page)
+        return tb
+
+    def _from_group(self, pc: int, flags: int, page: int) -> SystemTB | None:
+        """The record of a block installed with its cached page (``_install_cached``)
+        and not needed as a record until now, or None."""
+        group = self.groups.get((flags, pc >> PAGE_SHIFT, page))
+        if group is None or pc in group.records:  # (a record is in self.tbs)
+            return None
+        fn = self.backend.group_record(group, pc)
+        if fn is None:
+            return None
+        self.grouped -= 1
+        tb = SystemTB(pc, flags, (page >> PAGE_SHIFT,), group.placed[group.index[pc]][7], fn)
+        self.tbs[(flags, pc, page)] = tb
+        self.by_page.setdefault(page >> PAGE_SHIFT, []).append(tb)
         return tb
 
     def translate(self, hart: SystemCPU, pc: int, flags: int, page: int,
@@ -197,7 +223,7 @@ class SystemTranslator:
         it; ``max_insns``: fewer instructions than usual (the debugger's steps)."""
         # Make room first: a flush after compiling would drop (with the native
         # backend: poison) the very block the hart is about to run.
-        if len(self.tbs) >= self.max_tbs:
+        if len(self.tbs) + self.grouped >= self.max_tbs:
             self.flush()
         start = time.thread_time()  # CPU time: the shared hosts' wall clock is noise
         region = self.space.find(page, PAGE_SIZE)
@@ -315,55 +341,72 @@ class SystemTranslator:
                         page_bytes: bytes, digest: bytes) -> SystemTB:
         """The block at ``pc`` from the cache (``hit``: its entry and helper fixups),
         and at the page's first hit in this virtual page its other cached blocks of
-        these flags too, chained to each other but in no jump cache, so that the
+        these flags too, as one group (``NativeBackend.install_cached_group``):
+        chained to each other and in the code table but in no jump cache, so that the
         guest's jumps within the page stay in generated code instead of leaving for
         Python once per block (nearly all of them run: of the 171 k blocks a warm
         Debian boot installs so, 164 k are reached when only those that run are
-        installed).  Each is exactly what translating it now would give (same bytes,
-        flags, pc and version).  ``key_flags``: what the cache keeps them under
-        (``flags``, or with PAGE_OFFSET_KEY_FLAG position-independent blocks keyed by
-        their page offset, installed at this page's virtual address)."""
+        installed), and without Python records but the looked-up block's until Python
+        needs one (``_from_group``).  Each is exactly what translating it now would
+        give (same bytes, flags, pc and version).  ``key_flags``: what the cache
+        keeps them under (``flags``, or with PAGE_OFFSET_KEY_FLAG position-independent
+        blocks keyed by their page offset, installed at this page's virtual
+        address)."""
         relocatable = key_flags != flags
         vpn = pc >> PAGE_SHIFT
-        blocks = []
         loaded = (flags, page >> PAGE_SHIFT, digest, vpn)
-        if loaded not in self.pages_loaded:
-            self.pages_loaded.add(loaded)
-            tbs = self.tbs
-            pcs = cache.page_pcs(key_flags, digest)
-            # The page's other blocks go in together only while they are a small part
-            # of what the translation cache and the code buffer hold: else they would
-            # flush or reset the very blocks running now, and the next page's first
-            # miss would install a whole page again (tb_flush.S under -accel
-            # tb-size=1, 512 blocks, pages of ~500 blocks: 4 M installs warm against
-            # 18 k translations cold).
-            room = min(self.max_tbs // 4, self.max_tbs - len(tbs) - 1)
-            code_room = self.backend.code_room() // 4
-            if len(pcs) > room:
-                pcs = ()
-            for key_pc in pcs:
-                other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
-                if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
-                    continue
-                other_hit = cache.get(key_flags, key_pc, digest)
-                if other_hit is not None:
-                    code_room -= self.backend.block_cost(len(other_hit[0][0]))
-                    if code_room < 0:
-                        blocks = []  # (the page's blocks all or none)
-                        break
-                    blocks.append((*other_hit, other))
-        blocks.append((*hit, pc))  # last: it is the one the caller links
-        fns = self.backend.install_cached_page(blocks, flags, relocatable, page)
+        if loaded in self.pages_loaded or (flags, vpn, page) in self.groups:
+            # the page is in already (the block is new to the cache, or its group was
+            # given up): the block alone, with a record
+            entry, fixups = hit
+            fn = self.backend.install_cached(entry, fixups, pc, flags, relocatable)
+            self.backend.set_code_page(fn, page)
+            self._set_chain_keys(fn, flags, pc, page, True)
+            self.stats["cached"] = self.stats.get("cached", 0) + 1
+            return self._add(SystemTB(pc, flags, (page >> PAGE_SHIFT,), entry[6], fn), page,
+                             start, page_bytes, digest)
+        self.pages_loaded.add(loaded)
+        blocks = []
+        tbs = self.tbs
+        pcs = cache.page_pcs(key_flags, digest)
+        # The page's other blocks go in together only while they are a small part of
+        # what the translation cache and the code buffer hold: else they would flush
+        # or reset the very blocks running now, and the next page's first miss would
+        # install a whole page again (tb_flush.S under -accel tb-size=1, 512 blocks,
+        # pages of ~500 blocks: 4 M installs warm against 18 k translations cold).
+        room = min(self.max_tbs // 4, self.max_tbs - len(tbs) - self.grouped - 1)
+        code_room = self.backend.code_room() // 4
+        if len(pcs) > room:
+            pcs = ()
+        for key_pc in pcs:
+            other = (vpn << PAGE_SHIFT | key_pc & PAGE_MASK) if relocatable else key_pc
+            if other == pc or other >> PAGE_SHIFT != vpn or (flags, other, page) in tbs:
+                continue
+            other_hit = cache.get(key_flags, key_pc, digest)
+            if other_hit is not None:
+                code_room -= self.backend.block_cost(len(other_hit[0][0]))
+                if code_room < 0:
+                    blocks = []  # (the page's blocks all or none)
+                    break
+                blocks.append((*other_hit, other))
+        blocks.append((*hit, pc))
+        group = self.backend.install_cached_group(blocks, flags, relocatable, page)
+        self.groups[(flags, vpn, page)] = group
+        self.groups_by_page.setdefault(page >> PAGE_SHIFT, []).append(group)
+        self.grouped += len(blocks)
+        self.snapshots.add(page >> PAGE_SHIFT, page_bytes, digest)
         stats = self.stats
-        stats["cached"] = stats.get("cached", 0) + len(fns)
-        for (entry, _fixups, block_pc), fn in zip(blocks, fns, strict=True):
-            self._set_chain_keys(fn, flags, block_pc, page, True)
-            # only the last is timed, from the lookup on: one CPU clock read (a system
-            # call, 1-8 us on the shared hosts: as much as installing a block)
-            tb = self._add(SystemTB(block_pc, flags, (page >> PAGE_SHIFT,), entry[6], fn),
-                           page, start if fn is fns[-1] else None, page_bytes, digest)
-        for fn in fns[:-1]:
-            self.backend.link_chains(fn)
+        stats["cached"] = stats.get("cached", 0) + len(blocks)
+        stats["translated"] += len(blocks)
+        if counters.ENABLED:
+            for entry, _fixups, block_pc in blocks:
+                self._count_translation(block_pc, page, entry[6], 1)
+        tb = self._from_group(pc, flags, page)
+        if tb is None:  # (nothing drops a group between its install and here)
+            raise RuntimeError(f"cached block at 0x{pc:x} dropped while installed")
+        if start is not None:  # one CPU clock read (a system call, 1-8 us on the
+            # shared hosts: as much as installing a block), from the lookup on
+            stats["translate_s"] += time.thread_time() - start
         return tb
 
     def _add(self, tb: SystemTB, page: int, start: float | None,
@@ -386,31 +429,27 @@ class SystemTranslator:
         if start is not None:
             self.stats["translate_s"] += time.thread_time() - start
         if counters.ENABLED:
-            self._count_translation(tb, page)
+            self._count_translation(tb.pc, page, tb.n_insns, len(pages))
         return tb
 
-    def _count_translation(self, tb: SystemTB, page: int) -> None:
+    def _count_translation(self, pc: int, page: int, n_insns: int, n_pages: int) -> None:
         """PEMU_COUNTERS: what kind of translation this was."""
         seen = self.__dict__.setdefault("_code_seen", set())
-        code = (tb.pc, page)
+        code = (pc, page)
         counters.count("tb:translated")
-        counters.count("tb:guest insns translated", tb.n_insns)
+        counters.count("tb:guest insns translated", n_insns)
         if code in seen:
             counters.count("tb:same code, other flags")
         seen.add(code)
-        if len(tb.pages) > 1:
+        if n_pages > 1:
             counters.count("tb:over two pages")
 
     @staticmethod
     def _set_chain_keys(ntb: object, flags: int, pc: int, page: int, one_page: bool) -> None:
-        """Native chaining: an exit may jump straight to a block on its own guest page
-        (running the source proves that page's mapping), found by (flags, pc, physical
-        page); exits to other pages go through the dispatcher's jump cache, which is
-        per address space.  A block straddling two pages is never a chain target."""
-        ntb.key = (flags, pc, page) if one_page else None
-        vpn = pc >> PAGE_SHIFT
-        ntb.exit_keys = tuple([(flags, target, page) if target >> PAGE_SHIFT == vpn else None
-                               for target in ntb.exit_pcs])
+        """Native chaining by ``page_chain_keys`` (a block straddling two pages is
+        never a chain target: it lives in jump caches only)."""
+        key, ntb.exit_keys = page_chain_keys(flags, pc, page, ntb.exit_pcs)
+        ntb.key = key if one_page else None
 
     # -- invalidation -------------------------------------------------------------------
     def sync_code(self) -> None:
@@ -425,10 +464,18 @@ class SystemTranslator:
 
     def invalidate_page(self, ppn: int) -> None:
         self.snapshots.pop(ppn)
+        groups = self.groups_by_page.pop(ppn, None)
+        for group in groups or ():
+            del self.groups[(group.flags, group.vpn, group.code_page)]
+            self.grouped -= len(group) - len(group.records)
+            if self.native:
+                self.backend.invalidate_group(group)
         tbs = self.by_page.pop(ppn, None)
-        if not tbs:
+        if not tbs and not groups:
             return
         self.stats["invalidated_pages"] += 1
+        if not tbs:
+            return
         for tb in tbs:
             key = (tb.flags, tb.pc, tb.pages[0] << PAGE_SHIFT)
             if self.tbs.get(key) is tb:
@@ -442,6 +489,12 @@ class SystemTranslator:
         self.by_page.clear()
         self.snapshots.clear()
         self.pages_loaded.clear()
+        if self.native:
+            for group in self.groups.values():  # (their chains undone too)
+                self.backend.invalidate_group(group)
+        self.groups.clear()
+        self.groups_by_page.clear()
+        self.grouped = 0
         if self.native:
             self.backend.flush()
         for hart in self.harts:

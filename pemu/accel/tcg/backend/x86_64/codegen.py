@@ -170,12 +170,13 @@ class GeneratedBlock:
         return bytes(buf)
 
 
-def link_fixups(buf: bytearray, ext_fixups: list | tuple, base: int) -> None:
+def link_fixups(buf: bytearray, ext_fixups: list | tuple, base: int, start: int = 0) -> None:
     """Point a block's rel32 jumps outside itself (``ext_fixups``: (field, buffer
-    offset of the target)) at their targets, the block being placed at ``base``."""
+    offset of the target)) at their targets, the block being placed at ``base``; its
+    code lies at ``start`` in ``buf`` (several blocks copied into one buffer)."""
     pack = struct.pack_into
     for at, target in ext_fixups:
-        pack("<i", buf, at, target - (base + at + 4))
+        pack("<i", buf, start + at, target - (base + at + 4))
 
 
 class CpuFeatures:

@@ -148,6 +148,42 @@ class NativeTB:
         return self.runtime.run_one(self, env)
 
 
+@dataclass(eq=False, slots=True)
+class CachedGroup:
+    """System mode: the blocks of one guest page installed from the translation cache
+    together (``NativeBackend.install_cached_group``): their code written, chained to
+    one another and entered in the code table, so the dispatcher and the chains reach
+    them without Python, but kept as flat tuples until Python needs one of them as a
+    block record (``group_record``: a jump-cache miss the code table did not resolve,
+    a step).  A warm Debian boot installs 170 k blocks so, and needs few records."""
+
+    flags: int
+    code_page: int  # the physical page all their code lies on
+    vpn: int  # the guest virtual page they were installed for
+    generation: int
+    index: dict[int, int]  # pc -> its place in ``placed``
+    # (offset, size, entry, body, exit fields, exit pcs, pc, n_insns) of each block
+    placed: list[tuple]
+    chained_fields: list[int]  # buffer offsets of the exits chained within the group
+    records: dict[int, NativeTB] = field(default_factory=dict)  # made by group_record
+    dead: bool = False
+
+    def __len__(self) -> int:
+        return len(self.placed)
+
+
+def page_chain_keys(flags: int, pc: int, page: int, exit_pcs: Sequence[int]
+                    ) -> tuple[tuple[int, int, int], tuple]:
+    """System mode's chain keys of a block all on physical ``page``: its own key
+    (flags, pc, page), and its exits' (None for one that leaves its guest page).  An
+    exit may jump straight to a block on its own guest page (running the source proves
+    that page's mapping); exits to other pages go through the dispatcher's jump cache,
+    which is per address space."""
+    vpn = pc >> 12
+    return (flags, pc, page), tuple([(flags, target, page) if target >> 12 == vpn else None
+                                     for target in exit_pcs])
+
+
 class NativeBackend:
     """IR -> x86-64 for one engine, plus everything the generated code runs against."""
 
@@ -539,15 +575,14 @@ class NativeBackend:
                         raise RuntimeError("a block does not fit the code buffer") from None
             self._reset_code()  # outside the lock: threads in callbacks may need it
 
-    def _record(self, off: int, size: int, entry: int, body: int, exits: list | tuple,
-                pc: int, flags: int, generated: GeneratedBlock | None) -> NativeTB:
+    def _record(self, off: int, size: int, entry: int, body: int,
+                exit_fields: tuple[int, ...], exit_pcs: tuple[int, ...], pc: int, flags: int,
+                generated: GeneratedBlock | None) -> NativeTB:
         """The block whose code lies at ``off`` (under the lock, once its code is
-        written)."""
-        exit_pcs = tuple([target for _f, target in exits])
-        return NativeTB(self, pc, off, off + entry, off + body, size,
-                        tuple([off + f for f, _pc in exits]), exit_pcs, [None] * len(exits),
-                        generation=self.generation, flags=flags, key=pc,
-                        exit_keys=exit_pcs, generated=generated)
+        written), its exits' rel32 fields at buffer offsets ``exit_fields``."""
+        return NativeTB(self, pc, off, off + entry, off + body, size, exit_fields, exit_pcs,
+                        [None] * len(exit_pcs), None, False, False, self.generation, flags,
+                        pc, exit_pcs, None, generated)
 
     def _place(self, code: bytes, off: int, entry: int, body: int,
                exits: list | tuple, pc: int, flags: int,
@@ -555,7 +590,8 @@ class NativeBackend:
         """Write linked code at ``off`` (from ``_allocate``) and record it as a block."""
         with self.lock:
             self.buf.write(off, code)
-            tb = self._record(off, len(code), entry, body, exits, pc, flags, generated)
+            tb = self._record(off, len(code), entry, body, tuple([off + f for f, _pc in exits]),
+                              tuple([target for _f, target in exits]), pc, flags, generated)
             self.tbs.append(tb)
         return tb
 
@@ -577,20 +613,106 @@ class NativeBackend:
         return self.install_cached_page([(entry, fixups, pc)], flags, relocate)[0]
 
     def install_cached_page(self, blocks: list[tuple[tuple, list, int]], flags: int,
-                            relocate: bool = False, code_page: int | None = None
-                            ) -> list[NativeTB]:
+                            relocate: bool = False) -> list[NativeTB]:
         """Blocks of the translation cache, ``(entry, helper fixups, pc)``, put in the
-        buffer together: one allocation, one copy of all their code (helper addresses,
-        dispatcher jumps and pc tags patched in a single bytearray), one lock.  A warm
-        boot installs a page's cached blocks at once, 170 k of them for Debian, so the
-        per-block overhead counts (no intermediate GeneratedBlock either).
+        buffer together (``_copy_cached``) and recorded as blocks (user mode, the
+        binfmt server's preinstall, a system block over two pages)."""
+        base, span, placed = self._copy_cached(blocks, relocate, None)
+        with self.lock:
+            self.buf.write(base, bytes(span))
+            record = self._record
+            tbs = [record(off, size, entry_off, body, exit_fields, exit_pcs, pc, flags, None)
+                   for off, size, entry_off, body, exit_fields, exit_pcs, pc, _n in placed]
+            self.tbs.extend(tbs)
+        return tbs
+
+    def install_cached_group(self, blocks: list[tuple[tuple, list, int]], flags: int,
+                             relocate: bool, code_page: int) -> CachedGroup:
+        """System mode: a page's blocks of the translation cache put in the buffer
+        together (``_copy_cached``), their exits to one another chained in the copy
+        before it is written, and each entered in the code table (where the
+        dispatcher finds a block its jump cache misses): reachable, but with no block
+        record yet (``CachedGroup``).  All of them must lie on one guest virtual page
+        (chains are made by ``page_chain_keys``' rule)."""
+        base, span, placed = self._copy_cached(blocks, relocate, code_page)
+        chained = self._chain_in_span(span, base, placed)
+        with self.lock:
+            self.buf.write(base, bytes(span))
+            code_table = self.code_table
+            if code_table is not None:
+                exec_base = self.buf.exec_address(0)
+                index = self.code_table_index
+                for off, _size, entry_off, _body, _fields, _pcs, pc, _n in placed:
+                    code_table[index(pc, flags, code_page)] = exec_base + off + entry_off
+            self.stats["chained"] += len(chained)
+            return CachedGroup(flags, code_page, placed[0][6] >> 12, self.generation,
+                               {p[6]: j for j, p in enumerate(placed)}, placed, chained)
+
+    def group_record(self, group: CachedGroup, pc: int) -> NativeTB | None:
+        """The block record of ``pc`` in ``group`` (made at the first call), as
+        ``install_cached_page`` would have made it; None if the group has no such block
+        or was dropped.  Its exits chained within the group have no chain key: they
+        are chained already, and the group is dropped as a whole
+        (``invalidate_group``)."""
+        with self.lock:
+            if group.dead or group.generation != self.generation:
+                return None
+            tb = group.records.get(pc)
+            j = group.index.get(pc)
+            if tb is not None or j is None:
+                return tb
+            off, size, entry_off, body, exit_fields, exit_pcs, _pc, _n = group.placed[j]
+            flags, code_page, index = group.flags, group.code_page, group.index
+            key, exit_keys = page_chain_keys(flags, pc, code_page, exit_pcs)
+            exit_keys = tuple([None if target in index else exit_key
+                               for target, exit_key in zip(exit_pcs, exit_keys, strict=True)])
+            tb = NativeTB(self, pc, off, off + entry_off, off + body, size, exit_fields,
+                          exit_pcs, [None] * len(exit_pcs), None, False, False,
+                          self.generation, flags, key, exit_keys,
+                          code_page if self.code_table is not None else None, None)
+            group.records[pc] = tb
+            self.tbs.append(tb)
+            return tb
+
+    def invalidate_group(self, group: CachedGroup) -> None:
+        """A group's guest code changed (or every block is dropped): none of its
+        blocks is reachable from now on, its chains within are undone (a vCPU inside
+        one leaves at its next exit), its records are invalidated."""
+        with self.lock:
+            if group.dead:
+                return
+            group.dead = True
+            if group.generation != self.generation:
+                return
+            buf = self.buf
+            exec_base = buf.exec_address(0)
+            code_table = self.code_table
+            flags, code_page = group.flags, group.code_page
+            for off, _size, entry_off, _body, _fields, _pcs, pc, _n in group.placed:
+                buf.write_u64(off + 8, DEAD_TAG)
+                if code_table is not None:
+                    i = self.code_table_index(pc, flags, code_page)
+                    if code_table[i] == exec_base + off + entry_off:
+                        code_table[i] = 0
+            for f in group.chained_fields:
+                buf.patch_rel32(f, f + 4)
+            self.invalidate(list(group.records.values()))
+
+    def _copy_cached(self, blocks: list[tuple[tuple, list, int]], relocate: bool,
+                     code_page: int | None) -> tuple[int, bytearray, list[tuple]]:
+        """Blocks of the translation cache, ``(entry, helper fixups, pc)``, copied for
+        one allocation of the buffer: their code in a single bytearray, helper
+        addresses, dispatcher jumps and pc tags patched (a warm boot installs 170 k
+        blocks, so the per-block work counts).  Returns the buffer offset of the
+        copy, the copy, and (offset, size, entry, body, exit fields, exit pcs, pc,
+        n_insns) of each block.
 
         ``relocate``: the entries are position-independent code (ir.Block.pc_relative)
         maybe translated at other pcs (the caller's key keeps the offset in the page,
         on which a block's end depends): pc tag and exits' targets move to each
         ``pc``; without it each must have been translated at its ``pc`` (ValueError).
         ``code_page``: system mode, the physical page all their code lies on, which
-        ``link`` makes them findable by (as ``set_code_page``)."""
+        the dispatcher finds them by (the tag ``set_code_page`` writes)."""
         pack = struct.pack_into
         unpack = struct.unpack_from
         prefix = self.block_prefix
@@ -605,36 +727,51 @@ class NativeBackend:
             end = start + prefix + len(entry[0])
         base = self._allocate_span(end)
         span = bytearray(end)
-        view = memoryview(span)
+        helper_address = self._helper_address
         placed = []
         for (entry, fixups, pc), at in zip(blocks, starts, strict=True):
-            code_bytes, entry_off, body, exits, ext_fixups = entry[:5]
+            code_bytes, entry_off, body, exits, ext_fixups, _names, n_insns = entry[:7]
             size = len(code_bytes)
             span[at:at + size] = code_bytes
+            off = base + at
             (old_pc,) = unpack("<Q", span, at + PC_TAG)
-            if old_pc != pc & MASK64:
+            if old_pc == pc & MASK64:
+                exit_pcs = tuple([target for _f, target in exits])
+            else:
                 if not relocate:
                     raise ValueError(f"cached block of pc {old_pc:#x} installed at {pc:#x}")
                 delta = pc - old_pc
                 pack("<Q", span, at + PC_TAG, pc & MASK64)
-                exits = [(f, (target + delta) & MASK64) for f, target in exits]
+                exit_pcs = tuple([(target + delta) & MASK64 for _f, target in exits])
             for f, h, n_args in fixups:
-                pack("<Q", span, at + f, self._helper_address(h, n_args))
-            off = base + at
-            link_fixups(view[at:at + size], ext_fixups, off)
+                pack("<Q", span, at + f, helper_address(h, n_args))
+            link_fixups(span, ext_fixups, off, at)
             if page_tag:
                 pack("<Q", span, at - 8, code_page)
-            placed.append((off, size, entry_off, body, exits, pc))
-        view.release()
-        with self.lock:
-            self.buf.write(base, bytes(span))
-            tbs = [self._record(off, size, entry_off, body, exits, pc, flags, None)
-                   for off, size, entry_off, body, exits, pc in placed]
-            if page_tag:
-                for tb in tbs:
-                    tb.code_page = code_page
-            self.tbs.extend(tbs)
-        return tbs
+            placed.append((off, size, entry_off, body, tuple([off + f for f, _t in exits]),
+                           exit_pcs, pc, n_insns))
+        return base, span, placed
+
+    @staticmethod
+    def _chain_in_span(span: bytearray, base: int, placed: list[tuple]) -> list[int]:
+        """Point the exits of blocks placed in ``span`` (at buffer offset ``base``, one
+        call of ``_copy_cached``) that jump to one another at their targets, in the
+        copy before it is written (one ctypes store per chain saved); the buffer
+        offsets of the exits it chained.  The chains are the ones ``_link_by_key``
+        would make by ``page_chain_keys``: to a pc on the block's own virtual page."""
+        if len(placed) < 2:
+            return []
+        pack = struct.pack_into
+        entries = {p[6]: p[0] + p[2] for p in placed}
+        chained = []
+        for _off, _size, _entry, _body, exit_fields, exit_pcs, pc, _n in placed:
+            vpn = pc >> 12
+            for field_at, target in zip(exit_fields, exit_pcs, strict=True):
+                dst = entries.get(target)
+                if dst is not None and target >> 12 == vpn:
+                    pack("<i", span, field_at - base, dst - (field_at + 4))
+                    chained.append(field_at)
+        return chained
 
     # -- chaining and invalidation --------------------------------------------------------
     def jc_index(self, pc: int, flags: int) -> int:
@@ -673,18 +810,6 @@ class NativeBackend:
             entry = self.buf.exec_address(tb.entry)
             ctypes.c_uint64.from_address(jc + 8 * self.jc_index(tb.pc, tb.flags)).value = entry
             self._into_code_table(tb, entry)
-            self._link_by_key(tb)
-        return True
-
-    def link_chains(self, tb: NativeTB) -> bool:
-        """Make a block reachable by chains only (no jump cache entry): blocks of its
-        page that jump to it, and it to them (system mode: the blocks of a page loaded
-        together from the translation cache), and the second-level code table.  False
-        if it was dropped meanwhile."""
-        with self.lock:
-            if tb.dead or tb.generation != self.generation:
-                return False
-            self._into_code_table(tb, self.buf.exec_address(tb.entry))
             self._link_by_key(tb)
         return True
 
