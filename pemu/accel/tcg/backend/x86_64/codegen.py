@@ -221,9 +221,11 @@ def _imm(c: Const, w: int) -> int | None:
     return s if x.fits_i32(s) else None
 
 
-def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]]]:
-    """(local temp index -> index of the last op using it, op index -> the locals
-    that die after it).  A block that branches backwards keeps its locals to the end."""
+def compute_last_use(block: Block) -> dict[int, list[Temp]]:
+    """Set each local temp's ``last_use`` (the index of the last op using it) and
+    clear every temp's ``host_reg``; return op index -> the locals that die after it
+    (in order of first use).  A block that branches backwards keeps its locals to
+    the end."""
     ops = block.ops
     backward = False
     if block.label_count:  # only a block that made labels can branch at all
@@ -236,9 +238,11 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
                 backward = True
             elif opc is BRCOND and op.aux[1].id in labels:
                 backward = True
-    # keyed by the temp itself (hashed by identity): one store per operand, and the
-    # temps come back in order of first use, the order dead_at lists them in
-    last: dict[Temp, int] = {}
+    for t in block.temps:  # the block's temps are all its builder made
+        t.last_use = -1
+        t.host_reg = None
+    # the locals in order of first use, the order dead_at lists them in
+    used: list[Temp] = []
     end = len(ops) + 1
     for i, op in enumerate(ops):
         if op.opc is INSN_START:  # a third of all ops, and they use nothing
@@ -247,20 +251,23 @@ def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]
             i = end
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
-                last[t] = i
+                if t.last_use < 0:
+                    used.append(t)
+                t.last_use = i
         for t in op.outs:
             if not t.is_global:
-                last[t] = i
-    last_use: dict[int, int] = {}
+                if t.last_use < 0:
+                    used.append(t)
+                t.last_use = i
     dead_at: dict[int, list[Temp]] = {}
-    for t, i in last.items():
-        last_use[t.index] = i
+    for t in used:
+        i = t.last_use
         dying = dead_at.get(i)
         if dying is None:
             dead_at[i] = [t]
         else:
             dying.append(t)
-    return last_use, dead_at
+    return dead_at
 
 
 class Codegen:
@@ -272,8 +279,8 @@ class Codegen:
         # out-of-line code, emitted after the body: closures, or the records of the
         # memory slow paths (memory_slow_path)
         self.cold: list[Callable[[], None] | tuple] = []
-        self.last_use, self.dead_at = compute_last_use(block)
-        self.ra = RegAlloc(self.asm, self.last_use)
+        self.dead_at = compute_last_use(block)
+        self.ra = RegAlloc(self.asm)
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
@@ -524,14 +531,12 @@ class Codegen:
                           set_args, self.t.thunks[thunk]))
 
     def emit_slow_path(self, code: AccessCode, hot_at: int, back: int,
-                       dirty_globals: list | tuple, pc: int,
+                       dirty_globals: bytes, pc: int,
                        set_args: Callable[[], None] | None, thunk: int) -> None:
         """The cold code of a ``memory_slow_path``."""
         a = self.asm
         slow = len(a.buf)
-        store = a.store
-        for r, home in dirty_globals:
-            store(8, home, r)
+        a.buf += dirty_globals
         if self.pc_store is not None and pc < (1 << 31):  # store_pc_imm(pc), inline
             a.buf += self.pc_store + pc.to_bytes(4, "little")
         else:
