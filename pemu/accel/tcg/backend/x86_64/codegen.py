@@ -134,6 +134,23 @@ def _pc_store_imm32(pc_slot: int) -> bytes:
 
 
 @functools.cache
+def _entry_check(exit_request_slot: int) -> tuple[bytes, int]:
+    """``cmp qword [rbp + exit_request], 0; jne rel32``: a block's entry (the rel32
+    field's offset is returned: it points at the block's exit-request stub)."""
+    a = Assembler()
+    a.alu_ri(x.CMP, 64, Mem(RBP, 8 * exit_request_slot), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return bytes(a.buf), at
+
+
+@functools.cache
+def _pc_home(pc_slot: int) -> Mem:
+    return Mem(RBP, 8 * pc_slot)
+
+
+@functools.cache
 def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
     """``mov [rbp + pc], rax; jmp rel32``: how a block leaves for the dispatcher (the
     rel32 field's offset is returned: it points outside the block)."""
@@ -146,6 +163,8 @@ def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
 
 
 HELPER_CALL_CHECK = _assembled(_helper_check)
+_TAGS = struct.Struct("<QQ")
+_REL32 = struct.Struct("<i")
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
 # a block's code starts with its tags: flags, then its guest pc (the dispatcher checks
 # both before the entry; a position-independent block reads its pc from there)
@@ -221,10 +240,10 @@ def _imm(c: Const, w: int) -> int | None:
     return s if x.fits_i32(s) else None
 
 
-def compute_last_use(block: Block) -> dict[int, list[Temp]]:
+def compute_last_use(block: Block) -> list[list[Temp] | None]:
     """Set each local temp's ``last_use`` (the index of the last op using it) and
-    clear every temp's ``host_reg``; return op index -> the locals that die after it
-    (in order of first use).  A block that branches backwards keeps its locals to
+    clear every temp's ``host_reg``; return, for each op index, the locals that die
+    after it (in order of first use), or None.  A block that branches backwards keeps its locals to
     the end."""
     ops = block.ops
     backward = False
@@ -259,10 +278,11 @@ def compute_last_use(block: Block) -> dict[int, list[Temp]]:
                 if t.last_use < 0:
                     used.append(t)
                 t.last_use = i
-    dead_at: dict[int, list[Temp]] = {}
+    # (a list by op index: the driver looks every op up, and most find nothing)
+    dead_at: list[list[Temp] | None] = [None] * (end + 1)
     for t in used:
         i = t.last_use
-        dying = dead_at.get(i)
+        dying = dead_at[i]
         if dying is None:
             dead_at[i] = [t]
         else:
@@ -284,7 +304,7 @@ class Codegen:
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
-        self.pc_home = Mem(RBP, 8 * targets.pc_slot)
+        self.pc_home = _pc_home(targets.pc_slot)
         self.exit_code = _store_rax_and_jump(targets.pc_slot)
         # ``mov qword [rbp + pc], imm32`` less its imm32 (store_pc_imm's common case)
         self.pc_store = None if block.pc_relative else _pc_store_imm32(targets.pc_slot)
@@ -327,13 +347,14 @@ class Codegen:
     # -- driver -----------------------------------------------------------------------
     def generate(self) -> GeneratedBlock:
         a = self.asm
-        a.buf += (self.block.flags & MASK[64]).to_bytes(8, "little")
-        a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")  # at PC_TAG
-        self.out.entry = a.pos()
-        a.alu_ri(x.CMP, 64, Mem(RBP, 8 * self.t.exit_request_slot), 0)
-        req = Label()
-        a.jcc(x.CC_NE, req)
-        self.out.body = a.pos()
+        buf = a.buf
+        # the tags (flags, then the pc at PC_TAG), the entry's exit-request check
+        buf += _TAGS.pack(self.block.flags & MASK[64], self.block.pc & MASK[64])
+        entry, req_at = _entry_check(self.t.exit_request_slot)
+        self.out.entry = len(buf)
+        req_at += len(buf)
+        buf += entry
+        self.out.body = len(buf)
         dead_at = self.dead_at
         ra = self.ra
         locked = ra.locked
@@ -347,13 +368,13 @@ class Codegen:
             handler = handlers[opc]
             if handler is None or not handler(self, op):
                 self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
-            dying = dead_at.get(i)
+            dying = dead_at[i]
             if dying is None:
                 locked.clear()
             else:
                 ra.end_op(dying)
-        # cold code
-        a.bind(req)
+        # cold code: the exit-request stub first
+        _REL32.pack_into(buf, req_at, len(buf) - (req_at + 4))
         self.leave_with_pc(self.block.pc, self.t.req_exit)
         emit_slow_path = self.emit_slow_path
         for emit in self.cold:

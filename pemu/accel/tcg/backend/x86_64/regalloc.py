@@ -157,9 +157,14 @@ class RegAlloc:
     def pick(self, avoid: set[int] | frozenset[int] = frozenset()) -> int:
         """A register for a new value, evicting the least recently used if needed."""
         owner, locked = self.owner, self.locked
-        for r in ALLOCATABLE:  # the common case: a free register
-            if r not in owner and r not in locked and r not in avoid:
-                return r
+        if avoid:
+            for r in ALLOCATABLE:  # the common case: a free register
+                if r not in owner and r not in locked and r not in avoid:
+                    return r
+        else:  # (most calls: nothing to avoid)
+            for r in ALLOCATABLE:
+                if r not in owner and r not in locked:
+                    return r
         # none: evict the least recently used register (a clean one if there is one:
         # nothing to write back), the first such in ALLOCATABLE order.  Every register
         # with an owner has an age (use and set_out set both): min's key is C code.
