@@ -243,31 +243,27 @@ def _imm(c: Const, w: int) -> int | None:
 def compute_last_use(block: Block) -> list[list[Temp] | None]:
     """Set each local temp's ``last_use`` (the index of the last op using it) and
     clear every temp's ``host_reg``; return, for each op index, the locals that die
-    after it (in order of first use), or None.  A block that branches backwards keeps its locals to
-    the end."""
+    after it (in order of first use), or None.  A block that branches backwards keeps
+    its locals to the end."""
     ops = block.ops
-    backward = False
-    if block.label_count:  # only a block that made labels can branch at all
-        labels: set[int] = set()
-        for op in ops:
-            opc = op.opc
-            if opc is LABEL:
-                labels.add(op.aux.id)
-            elif opc is BR and op.aux.id in labels:
-                backward = True
-            elif opc is BRCOND and op.aux[1].id in labels:
-                backward = True
+    end = len(ops) + 1
+    # (a list by op index: the driver looks every op up, and most find nothing)
+    dead_at: list[list[Temp] | None] = [None] * (end + 1)
+    any_local = False
     for t in block.temps:  # the block's temps are all its builder made
         t.last_use = -1
         t.host_reg = None
+        if not t.is_global:
+            any_local = True
+    if not any_local:  # (two blocks in five: globals and constants only)
+        return dead_at
     # the locals in order of first use, the order dead_at lists them in
     used: list[Temp] = []
-    end = len(ops) + 1
-    for i, op in enumerate(ops):
+    i = -1
+    for op in ops:
+        i += 1
         if op.opc is INSN_START:  # a third of all ops, and they use nothing
             continue
-        if backward:  # every local lives to the end of the block
-            i = end
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
                 if t.last_use < 0:
@@ -278,8 +274,9 @@ def compute_last_use(block: Block) -> list[list[Temp] | None]:
                 if t.last_use < 0:
                     used.append(t)
                 t.last_use = i
-    # (a list by op index: the driver looks every op up, and most find nothing)
-    dead_at: list[list[Temp] | None] = [None] * (end + 1)
+    if block.label_count and _branches_backward(ops):
+        for t in used:  # every local lives to the end of the block
+            t.last_use = end
     for t in used:
         i = t.last_use
         dying = dead_at[i]
@@ -288,6 +285,20 @@ def compute_last_use(block: Block) -> list[list[Temp] | None]:
         else:
             dying.append(t)
     return dead_at
+
+
+def _branches_backward(ops: list[Op]) -> bool:
+    """Whether a branch goes to a label placed before it."""
+    labels: set[int] = set()
+    for op in ops:
+        opc = op.opc
+        if opc is LABEL:
+            labels.add(op.aux.id)
+        elif opc is BR and op.aux.id in labels:
+            return True
+        elif opc is BRCOND and op.aux[1].id in labels:
+            return True
+    return False
 
 
 class Codegen:
