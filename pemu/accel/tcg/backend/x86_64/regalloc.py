@@ -257,8 +257,10 @@ class RegAlloc:
         dirty = self.dirty
         if not dirty:
             return b""
-        return b"".join([home_code(t.slot).store[r] for r, t in self.owner.items()
-                         if t.is_global and t.index in dirty])
+        # (a dirty global's code was made when it was loaded or, for one only ever
+        # written, by home_code here)
+        return b"".join([(_HOME_CODE.get(t.slot) or home_code(t.slot)).store[r]
+                         for r, t in self.owner.items() if t.index in dirty and t.is_global])
 
     def forget(self) -> None:
         for t in self.owner.values():
