@@ -319,6 +319,8 @@ class Codegen:
         self.exit_code = _store_rax_and_jump(targets.pc_slot)
         # ``mov qword [rbp + pc], imm32`` less its imm32 (store_pc_imm's common case)
         self.pc_store = None if block.pc_relative else _pc_store_imm32(targets.pc_slot)
+        # the same for the low and the high half, for a pc that does not fit an imm32
+        self.pc_halves = _pc_store_halves(targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -377,7 +379,7 @@ class Codegen:
                 continue
             ra.op_index = i
             handler = handlers[opc]
-            if handler is None or not handler(self, op):
+            if not handler(self, op):  # (an op without inline code: _HANDLERS)
                 self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
             dying = dead_at[i]
             if dying is None:
@@ -536,17 +538,16 @@ class Codegen:
 
     def store_pc_imm(self, pc: int) -> None:
         """Store the guest pc without a scratch register."""
-        if self.block.pc_relative:  # borrows rax on the stack (below rsp is free)
+        if self.pc_store is None:  # pc-relative: borrow rax (below rsp is free)
             self.asm.byte(0x50)  # push rax
             self.store_pc(pc, RAX)
             self.asm.byte(0x58)  # pop rax
-            return
-        if pc < (1 << 31):
-            self.asm.store_imm(8, self.pc_home, pc)
+        elif pc < (1 << 31):
+            self.asm.buf += self.pc_store + pc.to_bytes(4, "little")
         else:
-            low, high = _pc_store_halves(self.t.pc_slot)
-            self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
-                pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
+            low, high = self.pc_halves
+            self.asm.buf += b"".join((low, (pc & 0xFFFF_FFFF).to_bytes(4, "little"), high,
+                                      (pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")))
 
     def memory_slow_path(self, thunk: tuple, code: AccessCode, hot_at: int, back: int,
                          set_args: Callable[[], None] | None = None) -> None:
@@ -928,10 +929,17 @@ class Codegen:
 NOT_NATIVE: frozenset[Opcode] = frozenset()
 
 
-def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
+def _no_inline_code(cg: Codegen, op: Op) -> bool:
+    return False
+
+
+def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool]]:
     """Opcode -> Codegen.op_<name> (looked up once per op: no string building per op),
     checked complete against the op table."""
-    handlers: dict[Opcode, Callable[[Codegen, Op], bool] | None] = dict.fromkeys(NOT_NATIVE)
+    # an op without inline code has a handler that declines it: the driver tests one
+    # result per op, not whether there is a handler too
+    handlers: dict[Opcode, Callable[[Codegen, Op], bool]] = dict.fromkeys(
+        NOT_NATIVE, _no_inline_code)
     for name, fn in vars(Codegen).items():
         if name.startswith("op_"):
             opc = OPCODES.get(name[3:])
