@@ -379,7 +379,7 @@ class Codegen:
                 continue
             ra.op_index = i
             handler = handlers[opc]
-            if not handler(self, op):  # (an op without inline code: _HANDLERS)
+            if handler is None or not handler(self, op):
                 self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
             dying = dead_at[i]
             if dying is None:
@@ -929,17 +929,10 @@ class Codegen:
 NOT_NATIVE: frozenset[Opcode] = frozenset()
 
 
-def _no_inline_code(cg: Codegen, op: Op) -> bool:
-    return False
-
-
-def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool]]:
+def _handlers() -> dict[Opcode, Callable[[Codegen, Op], bool] | None]:
     """Opcode -> Codegen.op_<name> (looked up once per op: no string building per op),
     checked complete against the op table."""
-    # an op without inline code has a handler that declines it: the driver tests one
-    # result per op, not whether there is a handler too
-    handlers: dict[Opcode, Callable[[Codegen, Op], bool]] = dict.fromkeys(
-        NOT_NATIVE, _no_inline_code)
+    handlers: dict[Opcode, Callable[[Codegen, Op], bool] | None] = dict.fromkeys(NOT_NATIVE)
     for name, fn in vars(Codegen).items():
         if name.startswith("op_"):
             opc = OPCODES.get(name[3:])
