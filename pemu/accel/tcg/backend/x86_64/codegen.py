@@ -244,7 +244,8 @@ def compute_last_use(block: Block) -> list[list[Temp] | None]:
     """Set each local temp's ``last_use`` (the index of the last op using it) and
     clear every temp's ``host_reg``; return, for each op index, the locals that die
     after it (in order of first use), or None.  A block that branches backwards keeps
-    its locals to the end."""
+    its locals to the end.  Every temp the ops use is in ``block.temps`` (the
+    IRBuilder, which makes all temps, appends each there)."""
     ops = block.ops
     end = len(ops) + 1
     # (a list by op index: the driver looks every op up, and most find nothing)
