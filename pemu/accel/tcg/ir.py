@@ -162,6 +162,13 @@ class Temp:
     # kind == "global", kept as a plain attribute: the optimizer and the register
     # allocator ask it for every operand of every op
     is_global: bool = field(repr=False)
+    # The code generator's per-block state, kept on the temp itself (an attribute is a
+    # fraction of a dict look-up by index, and the register allocator asks for every
+    # operand of every op): the index of the last op that uses this local (-1: none;
+    # set by the backend's liveness pass), and the host register caching its value
+    # (None: only in its home).  Meaningful only while the block is being compiled.
+    last_use: int = field(repr=False)
+    host_reg: int | None = field(repr=False)
 
     def __init__(self, index: int, type: int, kind: str, name: str, slot: int = -1) -> None:
         # (written out: the dataclass's __init__ calling a __post_init__ cost a frontend
@@ -172,6 +179,8 @@ class Temp:
         self.name = name
         self.slot = slot
         self.is_global = kind == "global"
+        self.last_use = -1
+        self.host_reg = None
 
     def __repr__(self) -> str:
         return self.name

@@ -134,6 +134,23 @@ def _pc_store_imm32(pc_slot: int) -> bytes:
 
 
 @functools.cache
+def _entry_check(exit_request_slot: int) -> tuple[bytes, int]:
+    """``cmp qword [rbp + exit_request], 0; jne rel32``: a block's entry (the rel32
+    field's offset is returned: it points at the block's exit-request stub)."""
+    a = Assembler()
+    a.alu_ri(x.CMP, 64, Mem(RBP, 8 * exit_request_slot), 0)
+    a.byte(0x0F, 0x80 + x.CC_NE)
+    at = a.pos()
+    a.buf += b"\0\0\0\0"
+    return bytes(a.buf), at
+
+
+@functools.cache
+def _pc_home(pc_slot: int) -> Mem:
+    return Mem(RBP, 8 * pc_slot)
+
+
+@functools.cache
 def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
     """``mov [rbp + pc], rax; jmp rel32``: how a block leaves for the dispatcher (the
     rel32 field's offset is returned: it points outside the block)."""
@@ -146,6 +163,8 @@ def _store_rax_and_jump(pc_slot: int) -> tuple[bytes, int]:
 
 
 HELPER_CALL_CHECK = _assembled(_helper_check)
+_TAGS = struct.Struct("<QQ")
+_REL32 = struct.Struct("<i")
 NOP_PAD = tuple(b"\x90" * n for n in range(4))
 # a block's code starts with its tags: flags, then its guest pc (the dispatcher checks
 # both before the entry; a position-independent block reads its pc from there)
@@ -222,46 +241,66 @@ def _imm(c: Const, w: int) -> int | None:
     return s if x.fits_i32(s) else None
 
 
-def compute_last_use(block: Block) -> tuple[dict[int, int], dict[int, list[Temp]]]:
-    """(local temp index -> index of the last op using it, op index -> the locals
-    that die after it).  A block that branches backwards keeps its locals to the end."""
+def compute_last_use(block: Block) -> list[list[Temp] | None]:
+    """Set each local temp's ``last_use`` (the index of the last op using it) and
+    clear every temp's ``host_reg``; return, for each op index, the locals that die
+    after it (in order of first use), or None.  A block that branches backwards keeps
+    its locals to the end.  Every temp the ops use is in ``block.temps`` (the
+    IRBuilder, which makes all temps, appends each there)."""
     ops = block.ops
-    backward = False
-    if block.label_count:  # only a block that made labels can branch at all
-        labels: set[int] = set()
-        for op in ops:
-            opc = op.opc
-            if opc is LABEL:
-                labels.add(op.aux.id)
-            elif opc is BR and op.aux.id in labels:
-                backward = True
-            elif opc is BRCOND and op.aux[1].id in labels:
-                backward = True
-    # keyed by the temp itself (hashed by identity): one store per operand, and the
-    # temps come back in order of first use, the order dead_at lists them in
-    last: dict[Temp, int] = {}
     end = len(ops) + 1
-    for i, op in enumerate(ops):
+    # (a list by op index: the driver looks every op up, and most find nothing)
+    dead_at: list[list[Temp] | None] = [None] * (end + 1)
+    any_local = False
+    for t in block.temps:  # the block's temps are all its builder made
+        t.last_use = -1
+        t.host_reg = None
+        if not t.is_global:
+            any_local = True
+    if not any_local:  # (two blocks in five: globals and constants only)
+        return dead_at
+    # the locals in order of first use, the order dead_at lists them in
+    used: list[Temp] = []
+    i = -1
+    for op in ops:
+        i += 1
         if op.opc is INSN_START:  # a third of all ops, and they use nothing
             continue
-        if backward:  # every local lives to the end of the block
-            i = end
         for t in op.ins:
             if t.__class__ is Temp and not t.is_global:
-                last[t] = i
+                if t.last_use < 0:
+                    used.append(t)
+                t.last_use = i
         for t in op.outs:
             if not t.is_global:
-                last[t] = i
-    last_use: dict[int, int] = {}
-    dead_at: dict[int, list[Temp]] = {}
-    for t, i in last.items():
-        last_use[t.index] = i
-        dying = dead_at.get(i)
+                if t.last_use < 0:
+                    used.append(t)
+                t.last_use = i
+    if block.label_count and _branches_backward(ops):
+        for t in used:  # every local lives to the end of the block
+            t.last_use = end
+    for t in used:
+        i = t.last_use
+        dying = dead_at[i]
         if dying is None:
             dead_at[i] = [t]
         else:
             dying.append(t)
-    return last_use, dead_at
+    return dead_at
+
+
+def _branches_backward(ops: list[Op]) -> bool:
+    """Whether a branch goes to a label placed before it."""
+    labels: set[int] = set()
+    for op in ops:
+        opc = op.opc
+        if opc is LABEL:
+            labels.add(op.aux.id)
+        elif opc is BR and op.aux.id in labels:
+            return True
+        elif opc is BRCOND and op.aux[1].id in labels:
+            return True
+    return False
 
 
 class Codegen:
@@ -273,15 +312,17 @@ class Codegen:
         # out-of-line code, emitted after the body: closures, or the records of the
         # memory slow paths (memory_slow_path)
         self.cold: list[Callable[[], None] | tuple] = []
-        self.last_use, self.dead_at = compute_last_use(block)
-        self.ra = RegAlloc(self.asm, self.last_use)
+        self.dead_at = compute_last_use(block)
+        self.ra = RegAlloc(self.asm)
         self.labels: dict[int, Label] = {}
         self.cur_pc = block.pc
         self.out = GeneratedBlock(b"", 0, 0)
-        self.pc_home = Mem(RBP, 8 * targets.pc_slot)
+        self.pc_home = _pc_home(targets.pc_slot)
         self.exit_code = _store_rax_and_jump(targets.pc_slot)
         # ``mov qword [rbp + pc], imm32`` less its imm32 (store_pc_imm's common case)
         self.pc_store = None if block.pc_relative else _pc_store_imm32(targets.pc_slot)
+        # the same for the low and the high half, for a pc that does not fit an imm32
+        self.pc_halves = _pc_store_halves(targets.pc_slot)
 
     # -- external jumps -------------------------------------------------------------
     def jmp_ext(self, target: int) -> None:
@@ -321,13 +362,14 @@ class Codegen:
     # -- driver -----------------------------------------------------------------------
     def generate(self) -> GeneratedBlock:
         a = self.asm
-        a.buf += (self.block.flags & MASK[64]).to_bytes(8, "little")
-        a.buf += (self.block.pc & MASK[64]).to_bytes(8, "little")  # at PC_TAG
-        self.out.entry = a.pos()
-        a.alu_ri(x.CMP, 64, Mem(RBP, 8 * self.t.exit_request_slot), 0)
-        req = Label()
-        a.jcc(x.CC_NE, req)
-        self.out.body = a.pos()
+        buf = a.buf
+        # the tags (flags, then the pc at PC_TAG), the entry's exit-request check
+        buf += _TAGS.pack(self.block.flags & MASK[64], self.block.pc & MASK[64])
+        entry, req_at = _entry_check(self.t.exit_request_slot)
+        self.out.entry = len(buf)
+        req_at += len(buf)
+        buf += entry
+        self.out.body = len(buf)
         dead_at = self.dead_at
         ra = self.ra
         locked = ra.locked
@@ -341,13 +383,13 @@ class Codegen:
             handler = handlers[opc]
             if handler is None or not handler(self, op):
                 self.gen_call(fallback_helper(opc, op.type, op.aux), op.outs, op.ins)
-            dying = dead_at.get(i)
+            dying = dead_at[i]
             if dying is None:
                 locked.clear()
             else:
                 ra.end_op(dying)
-        # cold code
-        a.bind(req)
+        # cold code: the exit-request stub first
+        _REL32.pack_into(buf, req_at, len(buf) - (req_at + 4))
         self.leave_with_pc(self.block.pc, self.t.req_exit)
         emit_slow_path = self.emit_slow_path
         for emit in self.cold:
@@ -498,17 +540,16 @@ class Codegen:
 
     def store_pc_imm(self, pc: int) -> None:
         """Store the guest pc without a scratch register."""
-        if self.block.pc_relative:  # borrows rax on the stack (below rsp is free)
+        if self.pc_store is None:  # pc-relative: borrow rax (below rsp is free)
             self.asm.byte(0x50)  # push rax
             self.store_pc(pc, RAX)
             self.asm.byte(0x58)  # pop rax
-            return
-        if pc < (1 << 31):
-            self.asm.store_imm(8, self.pc_home, pc)
+        elif pc < (1 << 31):
+            self.asm.buf += self.pc_store + pc.to_bytes(4, "little")
         else:
-            low, high = _pc_store_halves(self.t.pc_slot)
-            self.asm.buf += low + (pc & 0xFFFF_FFFF).to_bytes(4, "little") + high + (
-                pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")
+            low, high = self.pc_halves
+            self.asm.buf += b"".join((low, (pc & 0xFFFF_FFFF).to_bytes(4, "little"), high,
+                                      (pc >> 32 & 0xFFFF_FFFF).to_bytes(4, "little")))
 
     def memory_slow_path(self, thunk: tuple, code: AccessCode, hot_at: int, back: int,
                          set_args: Callable[[], None] | None = None) -> None:
@@ -525,14 +566,12 @@ class Codegen:
                           set_args, self.t.thunks[thunk]))
 
     def emit_slow_path(self, code: AccessCode, hot_at: int, back: int,
-                       dirty_globals: list | tuple, pc: int,
+                       dirty_globals: bytes, pc: int,
                        set_args: Callable[[], None] | None, thunk: int) -> None:
         """The cold code of a ``memory_slow_path``."""
         a = self.asm
         slow = len(a.buf)
-        store = a.store
-        for r, home in dirty_globals:
-            store(8, home, r)
+        a.buf += dirty_globals
         if self.pc_store is not None and pc < (1 << 31):  # store_pc_imm(pc), inline
             a.buf += self.pc_store + pc.to_bytes(4, "little")
         else:
