@@ -7,7 +7,9 @@ fallback for every other case (a run-time test picks it):
 
 * ``sscratch``, ``sepc``, ``scause``, ``stval`` (every trap entry and exit reads or
   writes them): plain registers kept in state slots (cpu_state.py), read and written
-  in place from S- and M-mode;
+  in place from S- and M-mode; M-mode's ``mscratch``, ``mepc``, ``mcause``, ``mtval``
+  and reads of ``mhartid`` the same way (OpenSBI's trap handler: ~20 CSR accesses per
+  IPI, remote fence or SBI call, the traffic of an SMP guest that forks and execs);
 * reads of ``sstatus`` (mstatus, masked, with SD computed);
 * ``csrw/csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave
   locks around every spinlock): no side effects at all;
@@ -69,12 +71,19 @@ _WRITABLE = SSTATUS_MASK & MSTATUS_WRITABLE  # what a write of sstatus may chang
 # without V, which the helper knows)
 _INLINE_BITS = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_FS
 
-# CSR number -> (state slot global, writable bits); reads return the slot as it is
+# CSR number -> (state slot global, writable bits: 0 for a read-only CSR, whose writes
+# the helper refuses); reads return the slot as it is
+EPC_WRITABLE = MASK64 & ~1  # IALIGN is 16 with the C extension: bit 0 reads 0
 SLOT_CSRS: dict[int, tuple[str, int]] = {
     0x140: ("sscratch", MASK64),
-    0x141: ("sepc", MASK64 & ~1),  # IALIGN is 16 with the C extension: bit 0 reads 0
+    0x141: ("sepc", EPC_WRITABLE),
     0x142: ("scause", MASK64),
     0x143: ("stval", MASK64),
+    0x340: ("mscratch", MASK64),
+    0x341: ("mepc", EPC_WRITABLE),
+    0x342: ("mcause", MASK64),
+    0x343: ("mtval", MASK64),
+    0xF14: ("mhartid", 0),
 }
 
 
@@ -86,6 +95,8 @@ def trans_slot_csr(ctx: DisasContext, number: int, kind: int, rd: int,
     if entry is None or ctx.priv < (number >> 8) & 3:
         return False  # from a lower privilege the helper raises the illegal instruction
     name, writable = entry
+    if not writable and action & ~csr.ACTION_READ:
+        return False  # a write of a read-only CSR: the helper raises the illegal insn
     b = ctx.b
     reg = b.glob(name)
     old: Temp | None = None

@@ -204,6 +204,7 @@ class PrivState:
 
     def reset(self) -> None:
         self.priv = PRV_M
+        self.slots[rv.MHARTID] = self.hartid  # read inline (csr_inline.py)
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
         self.misa = MISA | (MISA_V if self.vector else 0) | (MISA_H if self.has_h else 0)
         self.virt = False  # H's virtualization mode V
@@ -303,6 +304,12 @@ class PrivState:
     sepc = _slot_register(rv.SEPC)
     scause = _slot_register(rv.SCAUSE)
     stval = _slot_register(rv.STVAL)
+    # ... and those of M-mode, which OpenSBI's trap handler reads and writes on every
+    # IPI, remote fence and SBI call (several harts: each fork/exec brings some)
+    mscratch = _slot_register(rv.MSCRATCH)
+    mepc = _slot_register(rv.MEPC)
+    mcause = _slot_register(rv.MCAUSE)
+    mtval = _slot_register(rv.MTVAL)
     # the privilege and what the inline ecall trap entry reads (trap_inline.py)
     priv = _slot_register(rv.PRIV)
     stvec = _slot_register(rv.STVEC)
