@@ -1,10 +1,11 @@
 """The M-mode CSRs translated code reads and writes in state slots (csr_inline.py:
-mscratch, mepc, mcause, mtval, and mhartid's reads, OpenSBI's trap-handler traffic),
+mscratch, mepc, mcause, mtval, and reads of mhartid and mstatus, OpenSBI's
+trap-handler traffic),
 on both backends and under MTTCG, with two harts; the same ELF runs on Debian's
 qemu-system-riscv64 as the oracle.  A hartid slot not set per hart fails check 8; a
 write of mhartid done inline fails check 9; slots that Python's trap entry or mret do
 not share with translated code fail checks 10, 11 or 13; the inline path taken from
-S-mode fails check 12."""
+S-mode fails check 12; an mstatus read without SD fails check 14."""
 
 from __future__ import annotations
 

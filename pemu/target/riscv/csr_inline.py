@@ -10,7 +10,7 @@ fallback for every other case (a run-time test picks it):
   in place from S- and M-mode; M-mode's ``mscratch``, ``mepc``, ``mcause``, ``mtval``
   and reads of ``mhartid`` the same way (OpenSBI's trap handler: ~20 CSR accesses per
   IPI, remote fence or SBI call, the traffic of an SMP guest that forks and execs);
-* reads of ``sstatus`` (mstatus, masked, with SD computed);
+* reads of ``sstatus`` (mstatus, masked, with SD computed), and of ``mstatus`` in M-mode;
 * ``csrw/csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave
   locks around every spinlock): no side effects at all;
 * ``csrw/csrs/csrc sstatus`` in S-mode that change no more than SUM, SIE, SPIE, SPP and
@@ -45,7 +45,7 @@ from pemu.accel.tcg.ir import Cond, Const, Label, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, XOR
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
-from pemu.target.riscv.mmu import PRV_S
+from pemu.target.riscv.mmu import PRV_M, PRV_S
 from pemu.target.riscv.priv import (
     FLAG_FS_CLEAN,
     FLAG_FS_OFF,
@@ -63,6 +63,7 @@ from pemu.target.riscv.trap_inline import fs_flags
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 CSR_SSTATUS = 0x100
+CSR_MSTATUS = 0x300
 CSR_TIME = 0xC01
 _SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
 _SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
@@ -127,8 +128,22 @@ def trans_sstatus_read(ctx: DisasContext, rd: int) -> bool:
     return True
 
 
+def trans_mstatus_read(ctx: DisasContext, rd: int) -> bool:
+    """csrr rd, mstatus from M-mode (OpenSBI's trap handler reads it twice per trap):
+    the slot with SD computed, inline."""
+    if ctx.priv != PRV_M:
+        return False  # from below M the helper raises the illegal instruction
+    ctx.b.mov(ctx.dest(rd), _status_view(ctx, ctx.b.glob("mstatus"), MASK64))
+    return True
+
+
 def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
-    """mstatus as sstatus shows it: SD summarises FS and VS."""
+    """mstatus as sstatus shows it."""
+    return _status_view(ctx, ms, SSTATUS_MASK)
+
+
+def _status_view(ctx: DisasContext, ms: Temp, mask: int) -> Temp:
+    """mstatus's bits of ``mask``, with SD summarising FS and VS (PrivState.read_mstatus)."""
     b = ctx.b
     old, sd, vs_dirty = b.temp(), b.temp(), b.temp()
     b.binop(AND, sd, ms, Const(MSTATUS_FS))
@@ -137,7 +152,10 @@ def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
     b.setcond(vs_dirty, Cond.EQ, vs_dirty, Const(MSTATUS_VS))
     b.binop(OR, sd, sd, vs_dirty)
     b.binop(SHL, sd, sd, Const(63))
-    b.binop(AND, old, ms, Const(SSTATUS_MASK))
+    if mask == MASK64:
+        b.mov(old, ms)
+    else:
+        b.binop(AND, old, ms, Const(mask))
     b.binop(OR, old, old, sd)
     return old
 
@@ -231,5 +249,5 @@ def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:
         ctx.b.mov(ctx.dest(rd), old)
 
 
-__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read",
-           "trans_time_read"]
+__all__ = ["SLOT_CSRS", "trans_mstatus_read", "trans_slot_csr", "trans_sstatus_inline",
+           "trans_sstatus_read", "trans_time_read"]

@@ -385,10 +385,25 @@ class PrivState:
                 self.mip_hw |= bit
             else:
                 self.mip_hw &= ~bit
+        if counters.ENABLED and bit == MIP_MSIP:
+            self._count_ipi(level)
         if level:
             self.kick()
             if self.on_line_raised is not None:
                 self.on_line_raised(self)
+
+    def _count_ipi(self, raised: bool) -> None:
+        """PEMU_COUNTERS: how long an IPI (the ACLINT's MSIP: OpenSBI's IPIs and remote
+        fences) stays raised, from the sender's write to the target's handler clearing
+        it, in microseconds."""
+        if raised:
+            self._ipi_raised_ns = time.perf_counter_ns()
+            return
+        start = getattr(self, "_ipi_raised_ns", None)
+        if start is not None:
+            self._ipi_raised_ns = None
+            counters.count("ipi:raised (MSIP)")
+            counters.count("ipi:microseconds raised", (time.perf_counter_ns() - start) // 1000)
 
     def kick(self) -> None:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""

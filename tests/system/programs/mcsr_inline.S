@@ -14,6 +14,8 @@
 #   11   mret to an mepc written inline (the mret helper reads the slot)
 #   12   csrr mscratch from S-mode is an illegal instruction (to M)
 #   13   mscratch survives the S-mode round trip (Python's view of it: the trap)
+#   14-16 csrr mstatus in M-mode (inline): SD set with FS Dirty, clear with FS and VS
+#        Off, MPP as written
 .include "common.inc"
 .equ CLINT_MTIME, 0x200bff8
 
@@ -109,6 +111,24 @@ m_again:
     EXPECT s1, 2, 12
     csrr t1, mscratch
     EXPECT t1, 0xABC, 13
+    li t0, (3 << 13)            # 14: FS Dirty: SD reads set
+    csrs mstatus, t0
+    csrr t1, mstatus
+    srli t1, t1, 63
+    EXPECT t1, 1, 14
+    li t0, (3 << 13) | (3 << 9) # 15: FS and VS Off: SD reads clear
+    csrc mstatus, t0
+    csrr t1, mstatus
+    srli t1, t1, 63
+    EXPECT t1, 0, 15
+    li t0, (3 << 11)            # 16: MPP = S as written, read inline
+    csrc mstatus, t0
+    li t0, (1 << 11)
+    csrs mstatus, t0
+    csrrs t1, mstatus, x0
+    li t0, (3 << 11)
+    and t1, t1, t0
+    EXPECT t1, (1 << 11), 16
     PASS
 
 other_hart:                     # hart 1: tell hart 0 what mhartid reads here, then wait

@@ -57,7 +57,7 @@ from pemu.accel.tcg.ir import Block, Helper
 from pemu.accel.tcg.target import StateLayout
 
 from . import encoder as x
-from . import perf_map, sse_fp
+from . import sse_fp
 from .codebuf import CodeBuffer, CodeBufferFull
 from .codegen import PC_TAG, SSE_TABLE, Codegen, GeneratedBlock, Targets, link_fixups
 from .disas import disassemble
@@ -221,8 +221,6 @@ class NativeBackend:
         head = self._build_dispatcher()  # at the start of the buffer, before any block
         self.buf = CodeBuffer(code_size, head_size=-(-len(head) // 4096) * 4096)
         self.buf.write(0, head)
-        if perf_map.ENABLED:
-            perf_map.name_code(self.buf.exec_address(0), len(head), "pemu_dispatcher")
         self.targets = Targets(self.lookup_off, self.exc_exit_off, self.req_exit_off,
                                self.pc_slot, self.exit_slot, self.callback_address,
                                self.thunks)
@@ -546,8 +544,6 @@ class NativeBackend:
         """The block whose code lies at ``off`` (under the lock, once its code is
         written)."""
         exit_pcs = tuple([target for _f, target in exits])
-        if perf_map.ENABLED:
-            perf_map.name_code(self.buf.exec_address(off), size, f"tb_{pc:x}_{flags:x}")
         return NativeTB(self, pc, off, off + entry, off + body, size,
                         tuple([off + f for f, _pc in exits]), exit_pcs, [None] * len(exits),
                         generation=self.generation, flags=flags, key=pc,
