@@ -239,19 +239,22 @@ class TLBContext:
         return any((shift, vaddr >> shift) in self.superpages
                    for shift in self.superpage_shifts)
 
-    def flush_page(self, vaddr: int) -> None:
-        """Every entry of ``vaddr``'s mapping goes.  The fill log must have been
-        absorbed (only the context in use is filled natively; SoftMMU absorbs it
-        before a page flush and when it switches away from it)."""
+    def flush_page(self, vaddr: int) -> bool:
+        """Every entry of ``vaddr``'s mapping goes; whether it held any.  The fill log
+        must have been absorbed (only the context in use is filled natively; SoftMMU
+        absorbs it before a page flush and when it switches away from it)."""
+        found = False
         vpns = [vaddr >> PAGE_SHIFT]
         for shift in self.superpage_shifts:
             group = self.superpages.pop((shift, vaddr >> shift), None)
             if group:
                 vpns.extend(group)
+                found = True
         present = self.present
         for vpn in vpns:
             if vpn not in present and vpn not in self.jump_pages:
                 continue  # this address space never held the page (most do not)
+            found = True
             present.discard(vpn)
             for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
                 for t in tlbs:
@@ -262,6 +265,7 @@ class TLBContext:
             if vpn in self.held:
                 self.held.discard(vpn)
                 self.filter.release(vpn)  # type: ignore[union-attr]
+        return found
 
     def forget_code_page(self, vpn: int) -> None:
         """The jump-cache entries of the pcs on page ``vpn`` go (its code changed)."""
@@ -517,26 +521,32 @@ class SoftMMU:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
         self.ctx.absorb_native_fills()
         page_filter = self.page_filter
-        # Python was asked for a page nothing holds: a superpage byte of the filter is
-        # stale (the Python bytes are exact), and so many of these rebuild them.
-        # (Asked before the flush: it looks at every address space.)
-        stale = page_filter is not None and not self._holds(vaddr)
         if counters.ENABLED and page_filter is not None:
             counters.count("tlb:flush page: nothing cached" if not self._holds(vaddr)
                            else "tlb:flush page: cached in this space"
                            if self.ctx.holds(vaddr) else "tlb:flush page: cached elsewhere")
+        found = asid is None and self._holds_global(vaddr)
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
-                ctx.flush_page(vaddr)
+                found = ctx.flush_page(vaddr) or found
         if asid is None and self.global_exec:
             self._flush_global_page(vaddr)
-        if stale and page_filter.note_stale_hit():
+        # Python was asked for a page nothing held: a superpage byte of the filter is
+        # stale (the Python bytes are exact), and so many of these rebuild them (the
+        # other address spaces asked only after a flush that found nothing in its own)
+        if (page_filter is not None and not found
+                and (asid is None or not self._holds(vaddr))
+                and page_filter.note_stale_hit()):
             self.rebuild_page_filter()
 
     def _holds(self, vaddr: int) -> bool:
         """Does any cache hold something a flush of ``vaddr``'s page drops?"""
         if any(ctx.holds(vaddr) for ctx in self.contexts.values()):
             return True
+        return self._holds_global(vaddr)
+
+    def _holds_global(self, vaddr: int) -> bool:
+        """Is ``vaddr``'s page known as a global execute page (or a piece of one)?"""
         if vaddr >> PAGE_SHIFT in self.global_exec:
             return True
         shifts = {shift for shift, _ in self.global_superpages}
