@@ -13,6 +13,10 @@ stderr.  What is counted (names are ``group:detail``):
                   over two pages (cached in jump caches only), lookups of cached blocks
 * ``trap:*``      exceptions and interrupts taken, by cause
 
+``PEMU_COUNTERS=threads`` keys every counter by the host thread that counted it as
+well (``pemu-vcpu1 helper:...``; hart 0 runs on ``MainThread``): where an SMP guest's
+extra exits come from, hart by hart.
+
 When off, each counting site costs one test of a module global (``ENABLED``), and
 the helper-call counting wrapper is not even installed: this is a debugging aid that
 must not slow the normal run.  Counting is for one thread's events; counts from other
@@ -24,11 +28,26 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+import threading
 import time
 from collections import Counter
 
 ENABLED = os.environ.get("PEMU_COUNTERS", "") not in ("", "0")
-COUNTS: Counter[str] = Counter()
+PER_THREAD = os.environ.get("PEMU_COUNTERS", "") == "threads"
+
+
+class _ThreadCounter(Counter):
+    """A Counter whose keys carry the counting thread's name (PEMU_COUNTERS=threads):
+    ``COUNTS[name] += n`` at every counting site, unchanged."""
+
+    def __getitem__(self, name: str) -> int:
+        return super().__getitem__(f"{threading.current_thread().name} {name}")
+
+    def __setitem__(self, name: str, n: int) -> None:
+        super().__setitem__(f"{threading.current_thread().name} {name}", n)
+
+
+COUNTS: Counter[str] = _ThreadCounter() if PER_THREAD else Counter()
 _START = time.monotonic()
 
 

@@ -17,10 +17,21 @@ hash bucket, in three regions, set for every page key some cache of the hart's
   flush of any address inside it drops (``TLBContext.superpages``, the global ones).
 
 A byte is set before (or as) the entry is made: by Python where it fills, by the
-native walker where it fills (the same hash).  It is cleared only by a rebuild from
-what the caches hold then (after a flush of everything; the Python and superpage
-regions also when Python has answered too many flushes that found nothing: stale
-bytes).  So for a page whose Python byte
+native walker where it fills (the same hash).  The superpage and native bytes are
+cleared only by a rebuild from what the caches hold then (after a flush of
+everything; also when Python has answered too many flushes that found nothing: stale
+bytes).  A Python byte is exact instead: ``counts`` holds, per bucket, how many
+(holder, page) pairs are in it (``hold``: an address space that entered the page in
+a Python structure or absorbed a native code fill of it, or the hart's global
+execute pages), and ``release`` clears the byte when the last goes - when a context
+flushes the page, is cleared or dropped.  Address spaces come and go with the
+guest's processes (a fork/exec-heavy guest drops several per exec), and the next
+process faults and fences at the same virtual pages: with bytes left set until a
+rebuild, most of those fences went to Python to find nothing (~45 per exec of
+busybox in the lean guest).  (The native fetch walk sets a Python byte uncounted,
+until its fill log is absorbed: every release comes after the absorption of the
+fills of the context in use, the only one the walker fills.)  So for a page whose
+Python byte
 and superpage bytes are clear, nothing but the native data TLBs may hold it: the
 probe drops its entries there, in every address space's arrays (``contexts``: the
 host addresses of the hart's native TLBs), and the flush is done.  Anything else
@@ -30,6 +41,7 @@ goes to Python.
 from __future__ import annotations
 
 import ctypes
+from array import array
 from collections.abc import Iterable
 
 # 4 KiB pages: 1 MiB per region and hart (Debian's boot marks ~30 k pages: ~3 % of the
@@ -76,18 +88,32 @@ class PageFilter:
         # the filter holds stale bytes and is rebuilt
         self.stale_hits = 0
         self.rebuild_at = 64
+        # holders of each Python-page bucket (module docstring)
+        self.counts = array("I", bytes(4 << PAGE_BITS))
 
     def mark(self, shift: int, key: int) -> None:
-        """A superpage group (or, with ``shift`` 12, a Python page)."""
+        """A superpage group."""
         self.table[bucket(shift, key)] = 1
 
-    def mark_page(self, vpn: int) -> None:
-        """A page Python's structures hold: also a native one, since Python's fills
-        reach the native TLB too (and the Python byte may be rebuilt away while the
-        native entry stays)."""
+    def hold(self, vpn: int) -> None:
+        """One more holder of a page in Python's structures: its Python byte, and its
+        native one, since Python's fills reach the native TLB too."""
         page = bucket(PAGE_SHIFT, vpn)
+        self.counts[page] += 1
         self.table[page] = 1
         self.table[NATIVE_BASE + page] = 1
+
+    def release(self, vpn: int) -> None:
+        """A holder of ``vpn`` (one ``hold``) holds it no more."""
+        page = bucket(PAGE_SHIFT, vpn)
+        n = self.counts[page]
+        if n > 1:
+            self.counts[page] = n - 1
+        elif n == 1:
+            self.counts[page] = 0
+            self.table[page] = 0
+        else:  # released more often than held: not known any more, so kept marked
+            self.table[page] = 1  # (until a rebuild counts again)
 
     def page_cached(self, vaddr: int) -> bool:
         """May some cache hold an entry that a flush of ``vaddr`` must drop?"""
@@ -105,21 +131,27 @@ class PageFilter:
         self.contexts[0] = len(tlbs)
 
     def clear(self) -> None:
-        """Nothing is cached any more (a flush of everything)."""
+        """Nothing is cached any more (a flush of everything: the caller's holders
+        have released or forgotten every page)."""
         ctypes.memset(self.table, 0, len(self.table))
+        ctypes.memset(self.counts.buffer_info()[0], 0, len(self.counts) * 4)
         self.stale_hits = 0
 
     def rebuild(self, python_pages: Iterable[int], superpages: Iterable[tuple[int, int]]
                 ) -> None:
-        """Only these are marked in the Python and superpage regions: pages Python
-        holds (and code pages), (shift, key) superpages.  The native pages stay as
-        they are: a stale native byte costs the probe a look at each address space's
-        entries, not a call of Python."""
+        """Only these are marked in the Python and superpage regions: the pages of
+        every holder, once per holder (the counts start again from them), (shift,
+        key) superpages.  The native pages stay as they are: a stale native byte costs
+        the probe a look at each address space's entries, not a call of Python."""
         ctypes.memset(self.table, 0, NATIVE_BASE)
         ctypes.memset(self.address + SUPER_BASE, 0, FILTER_BYTES - SUPER_BASE)
+        counts = self.counts
+        ctypes.memset(counts.buffer_info()[0], 0, len(counts) * 4)
         t, n = self.table, 0
         for vpn in python_pages:
-            t[bucket(PAGE_SHIFT, vpn)] = 1
+            page = bucket(PAGE_SHIFT, vpn)
+            t[page] = 1
+            counts[page] += 1
             n += 1
         for shift, key in superpages:
             t[bucket(shift, key)] = 1

@@ -141,7 +141,7 @@ class TLBContext:
 
     __slots__ = ("key", "read_tlb", "write_tlb", "exec_tlb", "superpages",
                  "superpage_shifts", "jump_cache", "jump_pages", "native", "present",
-                 "filter")
+                 "filter", "held")
 
     def __init__(self, key: int, native: object | None = None,
                  page_filter: PageFilter | None = None) -> None:
@@ -161,12 +161,33 @@ class TLBContext:
         # a page reaches every context (Linux flushes without an ASID about 10 k times
         # per boot, with tens of contexts cached), and most contexts never held it
         self.present: set[int] = set()
+        # the pages this context holds in the page filter (PageFilter.hold): those
+        # Python entered and the native walker's code pages, once each
+        self.held: set[int] = set()
+
+    def hold(self, vpn: int) -> None:
+        """Python's structures of this context now hold page ``vpn`` (the filter's
+        byte is set as the entry is made)."""
+        if self.filter is not None and vpn not in self.held:
+            self.held.add(vpn)
+            self.filter.hold(vpn)
+
+    def release_all(self) -> None:
+        """This context holds nothing any more (cleared, or dropped).  Only after the
+        fill log of the context in use was absorbed (PageFilter: a native code fill
+        not yet counted)."""
+        if self.filter is not None:
+            release = self.filter.release
+            for vpn in self.held:
+                release(vpn)
+        self.held.clear()
 
     def clear(self) -> None:
         """Empty every dict in place: translated code and the hart loop hold them."""
         for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
             for t in tlbs:
                 t.clear()
+        self.release_all()
         self.superpages.clear()
         self.superpage_shifts.clear()
         self.present.clear()
@@ -190,9 +211,12 @@ class TLBContext:
         fills = self.native.take_fills(self.exec_tlb)
         if counters.ENABLED and fills:
             counters.count("tlb:native walker fills", len(fills))
+        code_pages = self.native.code.flags_of
         for fill in fills:
             vpn = fill >> PAGE_SHIFT
             self.present.add(vpn)  # (the walker marked the page filter itself)
+            if vpn in code_pages:  # a code fill: the walker set its Python byte
+                self.hold(vpn)
             shift = fill & PAGE_MASK
             if shift > PAGE_SHIFT:
                 self.add_superpage_piece(shift, fill & ~PAGE_MASK, vpn)
@@ -200,14 +224,12 @@ class TLBContext:
     def add_present(self, vpn: int) -> None:
         """The page ``vpn`` may now be in a TLB (a fill)."""
         self.present.add(vpn)
-        if self.filter is not None:
-            self.filter.mark_page(vpn)
+        self.hold(vpn)
 
     def remember_pc(self, vpn: int, pc: int) -> None:
         """A jump cache holds the block at ``pc``, whose code is on page ``vpn``."""
         self.jump_pages.setdefault(vpn, set()).add(pc)
-        if self.filter is not None:
-            self.filter.mark_page(vpn)
+        self.hold(vpn)
 
     def holds(self, vaddr: int) -> bool:
         """Would ``flush_page(vaddr)`` find anything (the fill log absorbed)?"""
@@ -217,19 +239,22 @@ class TLBContext:
         return any((shift, vaddr >> shift) in self.superpages
                    for shift in self.superpage_shifts)
 
-    def flush_page(self, vaddr: int) -> None:
-        """Every entry of ``vaddr``'s mapping goes.  The fill log must have been
-        absorbed (only the context in use is filled natively; SoftMMU absorbs it
-        before a page flush and when it switches away from it)."""
+    def flush_page(self, vaddr: int) -> bool:
+        """Every entry of ``vaddr``'s mapping goes; whether it held any.  The fill log
+        must have been absorbed (only the context in use is filled natively; SoftMMU
+        absorbs it before a page flush and when it switches away from it)."""
+        found = False
         vpns = [vaddr >> PAGE_SHIFT]
         for shift in self.superpage_shifts:
             group = self.superpages.pop((shift, vaddr >> shift), None)
             if group:
                 vpns.extend(group)
+                found = True
         present = self.present
         for vpn in vpns:
             if vpn not in present and vpn not in self.jump_pages:
                 continue  # this address space never held the page (most do not)
+            found = True
             present.discard(vpn)
             for tlbs in (self.read_tlb, self.write_tlb, self.exec_tlb):
                 for t in tlbs:
@@ -237,6 +262,10 @@ class TLBContext:
             self.forget_code_page(vpn)
             if self.native is not None:
                 self.native.flush_pages((vpn,))
+            if vpn in self.held:
+                self.held.discard(vpn)
+                self.filter.release(vpn)  # type: ignore[union-attr]
+        return found
 
     def forget_code_page(self, vpn: int) -> None:
         """The jump-cache entries of the pcs on page ``vpn`` go (its code changed)."""
@@ -313,7 +342,7 @@ class SoftMMU:
         ctx = self.contexts.get(key)
         if ctx is None:
             if len(self.contexts) >= MAX_CONTEXTS:
-                del self.contexts[next(iter(self.contexts))]  # the least recently used
+                self._drop_context(next(iter(self.contexts)))  # the least recently used
             native = self.native_factory() if self.native_factory is not None else None
             page_filter = self.page_filter
             if native is not None and page_filter is not None:
@@ -330,6 +359,13 @@ class SoftMMU:
             ctx = self.contexts[key] = TLBContext(key, native, page_filter)
             self._publish_contexts()
         return ctx
+
+    def _drop_context(self, key: int) -> None:
+        """Forget the address space ``key`` (not the one in use)."""
+        current = getattr(self, "ctx", None)
+        if current is not None:
+            current.absorb_native_fills()  # (before any release: PageFilter)
+        self.contexts.pop(key).release_all()
 
     def _publish_contexts(self) -> None:
         """Tell the native flush probe which native TLBs the address spaces have now
@@ -430,6 +466,10 @@ class SoftMMU:
     def forget_global(self) -> None:
         """No page is known to be global any more, and code found by that goes (a
         flush of everything; RISC-V: a change of satp.MODE, which needs no fence)."""
+        if self.page_filter is not None:
+            self.ctx.absorb_native_fills()  # (before any release: PageFilter)
+            for vpn in self.global_exec:
+                self.page_filter.release(vpn)
         self.global_exec.clear()
         self.global_superpages.clear()
         if self.on_global_flush is not None:
@@ -439,12 +479,13 @@ class SoftMMU:
         """sfence.vma x0, rs2: the address spaces tagged ``asid`` (globals go too)."""
         if counters.ENABLED:
             counters.count("tlb:flush asid")
+        self.ctx.absorb_native_fills()  # (before any release: PageFilter)
         for key, ctx in list(self.contexts.items()):
             if self.guest.space_asid(key) == asid:
                 if ctx is self.ctx:
                     ctx.clear()
                 else:
-                    del self.contexts[key]
+                    self._drop_context(key)
         self._publish_contexts()
 
     def flush_spaces(self, selects: Callable[[int], bool], vaddr: int | None = None) -> None:
@@ -463,7 +504,7 @@ class SoftMMU:
             elif ctx is self.ctx:
                 ctx.clear()
             else:
-                del self.contexts[key]
+                self._drop_context(key)
         self._publish_contexts()
         if vaddr is None:
             self.forget_global()
@@ -480,27 +521,32 @@ class SoftMMU:
             counters.count("tlb:flush page" if asid is None else "tlb:flush page of asid")
         self.ctx.absorb_native_fills()
         page_filter = self.page_filter
-        # The page's filter bytes are stale after a flush for every address space
-        # (nothing holds the page any more), or were already if nothing held it: so
-        # many of these rebuild them.  (Asked before the flush, and only where it
-        # matters: it looks at every address space.)
-        stale = page_filter is not None and (asid is None or not self._holds(vaddr))
         if counters.ENABLED and page_filter is not None:
             counters.count("tlb:flush page: nothing cached" if not self._holds(vaddr)
                            else "tlb:flush page: cached in this space"
                            if self.ctx.holds(vaddr) else "tlb:flush page: cached elsewhere")
+        found = asid is None and self._holds_global(vaddr)
         for key, ctx in self.contexts.items():
             if asid is None or self.guest.space_asid(key) == asid:
-                ctx.flush_page(vaddr)
+                found = ctx.flush_page(vaddr) or found
         if asid is None and self.global_exec:
             self._flush_global_page(vaddr)
-        if stale and page_filter.note_stale_hit():
+        # Python was asked for a page nothing held: a superpage byte of the filter is
+        # stale (the Python bytes are exact), and so many of these rebuild them (the
+        # other address spaces asked only after a flush that found nothing in its own)
+        if (page_filter is not None and not found
+                and (asid is None or not self._holds(vaddr))
+                and page_filter.note_stale_hit()):
             self.rebuild_page_filter()
 
     def _holds(self, vaddr: int) -> bool:
         """Does any cache hold something a flush of ``vaddr``'s page drops?"""
         if any(ctx.holds(vaddr) for ctx in self.contexts.values()):
             return True
+        return self._holds_global(vaddr)
+
+    def _holds_global(self, vaddr: int) -> bool:
+        """Is ``vaddr``'s page known as a global execute page (or a piece of one)?"""
         if vaddr >> PAGE_SHIFT in self.global_exec:
             return True
         shifts = {shift for shift, _ in self.global_superpages}
@@ -516,12 +562,15 @@ class SoftMMU:
             counters.count("tlb:page filter rebuilt")
         self.ctx.absorb_native_fills()  # its native fills are in no set until then
         contexts = list(self.contexts.values())
-        python_pages = [vpn for ctx in contexts
-                        for tlbs in (ctx.read_tlb, ctx.write_tlb, ctx.exec_tlb)
-                        for t in tlbs for vpn in t]
-        python_pages += [vpn for ctx in contexts for vpn in ctx.jump_pages]
-        python_pages += [vpn for ctx in contexts if ctx.native is not None
-                         for vpn in ctx.native.code.flags_of]
+        for ctx in contexts:  # (what each holds, whichever way it came in)
+            held = ctx.held
+            for tlbs in (ctx.read_tlb, ctx.write_tlb, ctx.exec_tlb):
+                for t in tlbs:
+                    held.update(t)
+            held.update(ctx.jump_pages)
+            if ctx.native is not None:
+                held.update(ctx.native.code.flags_of)
+        python_pages = [vpn for ctx in contexts for vpn in ctx.held]
         python_pages += self.global_exec
         superpages = [key for ctx in contexts for key in ctx.superpages]
         superpages += self.global_superpages
@@ -532,7 +581,10 @@ class SoftMMU:
         for shift in {shift for shift, _ in self.global_superpages}:
             vpns.extend(self.global_superpages.pop((shift, vaddr >> shift), ()))
         for vpn in vpns:
-            self.global_exec.discard(vpn)
+            if vpn in self.global_exec:
+                self.global_exec.discard(vpn)
+                if self.page_filter is not None:
+                    self.page_filter.release(vpn)
         if self.on_global_flush is not None:
             self.on_global_flush(vpns)
 
@@ -794,8 +846,10 @@ class SoftMMU:
             self.ctx.add_present(vpn)
             if shift > PAGE_SHIFT:
                 self.ctx.add_superpage_piece(shift, vaddr, vpn)
-            if perms & PERM_GLOBAL:
-                self.global_exec.add(vpn)
+            if perms & PERM_GLOBAL and vpn not in self.global_exec:
+                self.global_exec.add(vpn)  # a holder of its own (PageFilter)
+                if self.page_filter is not None:
+                    self.page_filter.hold(vpn)
                 if shift > PAGE_SHIFT:
                     self.global_superpages.setdefault((shift, vaddr >> shift), []).append(vpn)
         return page

@@ -41,7 +41,10 @@ Slot map (each slot is a little-endian uint64):
   92      inline_traps: which trap entries/exits translated code may do itself now
           (priv.INLINE_ECALL_U, INLINE_SRET), kept by PrivState from medeleg and the
           Python hooks a privilege change must run
-  93..    system-mode CSR shadows and scratch, defined by the system-mode code
+  93..96  mscratch, mepc, mcause, mtval (system mode): read and written inline, like
+          75..78 (OpenSBI's M-mode trap handler: every IPI, remote fence, SBI call)
+  97      mhartid (system mode): read inline (OpenSBI reads it on every M-mode trap)
+  98..    system-mode CSR shadows and scratch, defined by the system-mode code
 """
 
 from __future__ import annotations
@@ -84,7 +87,12 @@ VREGS = 89
 STVEC = 90
 MEDELEG = 91
 INLINE_TRAPS = 92
-FIRST_FREE_SLOT = 93
+MSCRATCH = 93
+MEPC = 94
+MCAUSE = 95
+MTVAL = 96
+MHARTID = 97
+FIRST_FREE_SLOT = 98
 
 NO_RESERVATION = 0xFFFF_FFFF_FFFF_FFFF
 MSTATUS_VS_DIRTY = 3 << 9
@@ -118,7 +126,8 @@ def ir_globals() -> dict[str, int]:
               "clock_ns_per_tick": CLOCK_NS_PER_TICK, "clock_offset": CLOCK_OFFSET,
               "time_allowed": TIME_ALLOWED, "vl": VL, "vtype": VTYPE, "vstart": VSTART,
               "vregs": VREGS, "priv": PRIV, "stvec": STVEC,
-              "medeleg": MEDELEG, "inline_traps": INLINE_TRAPS})
+              "medeleg": MEDELEG, "inline_traps": INLINE_TRAPS, "mscratch": MSCRATCH,
+              "mepc": MEPC, "mcause": MCAUSE, "mtval": MTVAL, "mhartid": MHARTID})
     return g
 
 

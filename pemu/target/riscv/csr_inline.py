@@ -7,8 +7,10 @@ fallback for every other case (a run-time test picks it):
 
 * ``sscratch``, ``sepc``, ``scause``, ``stval`` (every trap entry and exit reads or
   writes them): plain registers kept in state slots (cpu_state.py), read and written
-  in place from S- and M-mode;
-* reads of ``sstatus`` (mstatus, masked, with SD computed);
+  in place from S- and M-mode; M-mode's ``mscratch``, ``mepc``, ``mcause``, ``mtval``
+  and reads of ``mhartid`` the same way (OpenSBI's trap handler: ~20 CSR accesses per
+  IPI, remote fence or SBI call, the traffic of an SMP guest that forks and execs);
+* reads of ``sstatus`` (mstatus, masked, with SD computed), and of ``mstatus`` in M-mode;
 * ``csrw/csrs/csrc sstatus`` that changes nothing, or clears SIE alone (the irqsave
   locks around every spinlock): no side effects at all;
 * ``csrw/csrs/csrc sstatus`` in S-mode that change no more than SUM, SIE, SPIE, SPP and
@@ -43,7 +45,7 @@ from pemu.accel.tcg.ir import Cond, Const, Label, Operand, Temp
 from pemu.accel.tcg.opcodes import AND, OR, SHL, SHR, XOR
 from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
-from pemu.target.riscv.mmu import PRV_S
+from pemu.target.riscv.mmu import PRV_M, PRV_S
 from pemu.target.riscv.priv import (
     FLAG_FS_CLEAN,
     FLAG_FS_OFF,
@@ -61,6 +63,7 @@ from pemu.target.riscv.trap_inline import fs_flags
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 CSR_SSTATUS = 0x100
+CSR_MSTATUS = 0x300
 CSR_TIME = 0xC01
 _SIE_SHIFT = MSTATUS_SIE.bit_length() - 1
 _SUM_TO_FLAG = MSTATUS_SUM.bit_length() - FLAG_SUM.bit_length()  # mstatus.SUM -> FLAG_SUM
@@ -69,12 +72,19 @@ _WRITABLE = SSTATUS_MASK & MSTATUS_WRITABLE  # what a write of sstatus may chang
 # without V, which the helper knows)
 _INLINE_BITS = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_FS
 
-# CSR number -> (state slot global, writable bits); reads return the slot as it is
+# CSR number -> (state slot global, writable bits: 0 for a read-only CSR, whose writes
+# the helper refuses); reads return the slot as it is
+EPC_WRITABLE = MASK64 & ~1  # IALIGN is 16 with the C extension: bit 0 reads 0
 SLOT_CSRS: dict[int, tuple[str, int]] = {
     0x140: ("sscratch", MASK64),
-    0x141: ("sepc", MASK64 & ~1),  # IALIGN is 16 with the C extension: bit 0 reads 0
+    0x141: ("sepc", EPC_WRITABLE),
     0x142: ("scause", MASK64),
     0x143: ("stval", MASK64),
+    0x340: ("mscratch", MASK64),
+    0x341: ("mepc", EPC_WRITABLE),
+    0x342: ("mcause", MASK64),
+    0x343: ("mtval", MASK64),
+    0xF14: ("mhartid", 0),
 }
 
 
@@ -86,6 +96,8 @@ def trans_slot_csr(ctx: DisasContext, number: int, kind: int, rd: int,
     if entry is None or ctx.priv < (number >> 8) & 3:
         return False  # from a lower privilege the helper raises the illegal instruction
     name, writable = entry
+    if not writable and action & ~csr.ACTION_READ:
+        return False  # a write of a read-only CSR: the helper raises the illegal insn
     b = ctx.b
     reg = b.glob(name)
     old: Temp | None = None
@@ -116,8 +128,22 @@ def trans_sstatus_read(ctx: DisasContext, rd: int) -> bool:
     return True
 
 
+def trans_mstatus_read(ctx: DisasContext, rd: int) -> bool:
+    """csrr rd, mstatus from M-mode (OpenSBI's trap handler reads it twice per trap):
+    the slot with SD computed, inline."""
+    if ctx.priv != PRV_M:
+        return False  # from below M the helper raises the illegal instruction
+    ctx.b.mov(ctx.dest(rd), _status_view(ctx, ctx.b.glob("mstatus"), MASK64))
+    return True
+
+
 def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
-    """mstatus as sstatus shows it: SD summarises FS and VS."""
+    """mstatus as sstatus shows it."""
+    return _status_view(ctx, ms, SSTATUS_MASK)
+
+
+def _status_view(ctx: DisasContext, ms: Temp, mask: int) -> Temp:
+    """mstatus's bits of ``mask``, with SD summarising FS and VS (PrivState.read_mstatus)."""
     b = ctx.b
     old, sd, vs_dirty = b.temp(), b.temp(), b.temp()
     b.binop(AND, sd, ms, Const(MSTATUS_FS))
@@ -126,7 +152,10 @@ def _sstatus_view(ctx: DisasContext, ms: Temp) -> Temp:
     b.setcond(vs_dirty, Cond.EQ, vs_dirty, Const(MSTATUS_VS))
     b.binop(OR, sd, sd, vs_dirty)
     b.binop(SHL, sd, sd, Const(63))
-    b.binop(AND, old, ms, Const(SSTATUS_MASK))
+    if mask == MASK64:
+        b.mov(old, ms)
+    else:
+        b.binop(AND, old, ms, Const(mask))
     b.binop(OR, old, old, sd)
     return old
 
@@ -220,5 +249,5 @@ def _write_rd(ctx: DisasContext, rd: int, old: Temp | None) -> None:
         ctx.b.mov(ctx.dest(rd), old)
 
 
-__all__ = ["SLOT_CSRS", "trans_slot_csr", "trans_sstatus_inline", "trans_sstatus_read",
-           "trans_time_read"]
+__all__ = ["SLOT_CSRS", "trans_mstatus_read", "trans_slot_csr", "trans_sstatus_inline",
+           "trans_sstatus_read", "trans_time_read"]

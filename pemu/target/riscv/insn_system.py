@@ -12,8 +12,10 @@ from pemu.target.riscv import csr
 from pemu.target.riscv.context import DisasContext
 from pemu.target.riscv.csr_hyp import CSR_ACCESS_VIRT
 from pemu.target.riscv.csr_inline import (
+    CSR_MSTATUS,
     CSR_SSTATUS,
     CSR_TIME,
+    trans_mstatus_read,
     trans_slot_csr,
     trans_sstatus_inline,
     trans_sstatus_read,
@@ -108,6 +110,8 @@ def _trans_csr(ctx: DisasContext, rd: int, src: int, number: int, kind: int,
         return
     if (not virt and number == CSR_SSTATUS and action == csr.ACTION_READ
             and trans_sstatus_read(ctx, rd)):
+        return
+    if number == CSR_MSTATUS and action == csr.ACTION_READ and trans_mstatus_read(ctx, rd):
         return
     inline_ends = []
     if number == CSR_SSTATUS and action != csr.ACTION_READ and not virt:

@@ -204,6 +204,7 @@ class PrivState:
 
     def reset(self) -> None:
         self.priv = PRV_M
+        self.slots[rv.MHARTID] = self.hartid  # read inline (csr_inline.py)
         self.mstatus = MSTATUS_UXL | MSTATUS_SXL
         self.misa = MISA | (MISA_V if self.vector else 0) | (MISA_H if self.has_h else 0)
         self.virt = False  # H's virtualization mode V
@@ -303,6 +304,12 @@ class PrivState:
     sepc = _slot_register(rv.SEPC)
     scause = _slot_register(rv.SCAUSE)
     stval = _slot_register(rv.STVAL)
+    # ... and those of M-mode, which OpenSBI's trap handler reads and writes on every
+    # IPI, remote fence and SBI call (several harts: each fork/exec brings some)
+    mscratch = _slot_register(rv.MSCRATCH)
+    mepc = _slot_register(rv.MEPC)
+    mcause = _slot_register(rv.MCAUSE)
+    mtval = _slot_register(rv.MTVAL)
     # the privilege and what the inline ecall trap entry reads (trap_inline.py)
     priv = _slot_register(rv.PRIV)
     stvec = _slot_register(rv.STVEC)
@@ -378,10 +385,25 @@ class PrivState:
                 self.mip_hw |= bit
             else:
                 self.mip_hw &= ~bit
+        if counters.ENABLED and bit == MIP_MSIP:
+            self._count_ipi(level)
         if level:
             self.kick()
             if self.on_line_raised is not None:
                 self.on_line_raised(self)
+
+    def _count_ipi(self, raised: bool) -> None:
+        """PEMU_COUNTERS: how long an IPI (the ACLINT's MSIP: OpenSBI's IPIs and remote
+        fences) stays raised, from the sender's write to the target's handler clearing
+        it, in microseconds."""
+        if raised:
+            self._ipi_raised_ns = time.perf_counter_ns()
+            return
+        start = getattr(self, "_ipi_raised_ns", None)
+        if start is not None:
+            self._ipi_raised_ns = None
+            counters.count("ipi:raised (MSIP)")
+            counters.count("ipi:microseconds raised", (time.perf_counter_ns() - start) // 1000)
 
     def kick(self) -> None:
         """Make the vCPU loop look at interrupts at the next block boundary (any thread)."""
