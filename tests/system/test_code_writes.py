@@ -9,8 +9,6 @@ page fails the check of that path."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.system.conftest import run_check_program
 
 
