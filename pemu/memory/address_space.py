@@ -278,7 +278,9 @@ class AddressSpace:
         return 0
 
     def read(self, addr: int, size: int) -> bytes:
-        return bytes(self.view(addr, size))
+        block = self.find_ram(addr, size)  # (not view(): a copy writes nothing)
+        off = addr - block.base
+        return bytes(block.view[off : off + size])
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         block = self.find_ram(addr, len(data))
