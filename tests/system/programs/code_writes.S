@@ -11,6 +11,7 @@
 #   7  S-mode (Sv39): a store through a second mapping of the page (the native
 #      walker's refill), again through its TLB entry, and after sfence.vma
 #   8  cbo.zero (--defsym CBO=1, -cpu with Zicboz): zeroed code must trap
+#   9  a vector unit-stride store (--defsym VEC=1, -cpu with V)
 .include "common.inc"
 .option norvc
 .equ ADDI_A0, 0x00000513        # addi a0, x0, imm (imm in bits 31:20)
@@ -104,6 +105,20 @@ main:
     EXPECT_EQ a0, s4, 6
     addi s4, s4, 1
     ble s4, s5, 2b
+.ifdef VEC
+    # 9: vse32.v of one element (the vector unit's own store path)
+    li t0, 1 << 9               # mstatus.VS: initial
+    csrs mstatus, t0
+    SETTLE
+    .option push
+    .option arch, +v
+    vsetivli zero, 1, e32, m1, ta, ma
+    li t1, ADDI_A0 | (30 << 20)
+    vmv.v.x v1, t1
+    vse32.v v1, (s1)
+    .option pop
+    CALL_EXPECT 30, 9
+.endif
     # 7: S-mode, Sv39: code at VA = PA, and again at VA + ALIAS (data only)
     li a1, 0
     SETPTE l2, 0, a1, PTE_V|PTE_R|PTE_W|PTE_A|PTE_D         # MMIO
