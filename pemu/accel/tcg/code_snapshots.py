@@ -164,6 +164,10 @@ class CodeSnapshots:
         return changed
 
     def _count(self, compared: int, changed: int) -> None:
+        sticky = len(self._writes.sticky) if self._writes is not None else 0
+        compared += sticky  # (compared once more each, in Python)
+        if sticky:
+            counters.count("fence.i:sticky pages compared", sticky)
         counters.count("fence.i:sync")
         counters.count("fence.i:pages snapshotted", len(self._snaps))
         counters.count("fence.i:pages compared", compared)
