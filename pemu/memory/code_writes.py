@@ -7,11 +7,13 @@ every fence cost Debian's boot 7 M page compares for 434 changes; these marks le
 the fence compare only the pages that something wrote since their last compare.
 
 * ``marks``: one byte per page, 1 = written since the page was last compared.  Every
-  writer sets it: translated stores (the native TLB entry carries the address of its
-  page's mark byte; the python backend's inline store sets it too), the softmmu's
-  slow paths, the memory API (``AddressSpace.write``/``store``), the loaders.  The
-  fence clears a page's mark before it compares the page, so a write after the clear
-  is compared at the next fence.
+  writer sets it after its bytes land: translated stores (the native TLB entry
+  carries the address of its page's mark byte; the python backend's inline store
+  sets it too), the softmmu's slow paths, the memory API (``AddressSpace.write``/
+  ``store``), the loaders.  The fence clears a page's mark (then a memory fence)
+  before it compares the page: a mark set before the clear has its bytes seen by the
+  compare, one set after it brings the page to the next fence - also for a store on
+  another host thread (MTTCG).
 * ``sticky``: pages holding code that a device was given a view of (DMA).  The device
   may write through it later, on its I/O thread, even after a fence (block/aio.py),
   so these are compared at every fence until their code changes (or is dropped).

@@ -12,9 +12,11 @@ Only pages written since their last compare are compared: the translator's DRAM
 keeps a code-write mark per page (memory/code_writes.py) that every writer sets
 (translated stores, the softmmu's slow paths, DMA and the loaders through the memory
 API), and the compare skips unmarked pages and clears the marks of the others
-before comparing them.  Pages outside that block (a ROM, another RAM block), and all
-pages when nothing is tracked (MTTCG: another vCPU's store may set a mark just
-before it lands, so a clear-then-compare could miss it), are compared every time.
+before comparing them.  Writers set the mark after their bytes land, and the
+compare clears it with a fence before it reads the page, so under MTTCG a store on
+another host thread is either seen now or marked for the next fence.  Pages outside
+that block (a ROM, another RAM block), or all pages when no block is tracked, are
+compared every time.
 """
 
 from __future__ import annotations

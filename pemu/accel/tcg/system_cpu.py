@@ -140,11 +140,8 @@ class SystemTranslator:
         self.by_page: dict[int, list[SystemTB]] = {}
         # for fence.i: the native compare is host code, which only the native backend
         # may run (the python backend is the reference that runs anywhere); it
-        # compares only DRAM pages written since their last compare, except under
-        # MTTCG (code_snapshots.py says why)
-        dram.track_code_writes()  # translated stores mark their pages in any case
-        self.snapshots = CodeSnapshots(space, native_compare=self.native,
-                                       tracked=None if parallel else dram)
+        # compares only DRAM pages written since their last compare
+        self.snapshots = CodeSnapshots(space, native_compare=self.native, tracked=dram)
         # (flags, ppn, digest, vpn) of the pages whose cached blocks were all installed
         # at their first hit (_install_cached): per virtual page, as a program's page is
         # mapped at another address in each process

@@ -453,6 +453,13 @@ class SoftmmuMemory(GuestMemoryCodegen):
     def attach_cpu(self, cpu: object, backend: object) -> None:
         """Harts point their slots at their current context themselves."""
 
+    marks_stores = True  # rcx: the page's code-write mark, from the entry
+
+    def emit_store_done(self, a: x.Assembler) -> None:
+        """The store landed: set its page's code-write mark (after it, so that a
+        fence on another thread that sees the mark sees the bytes: code_writes.py)."""
+        a.store_imm(1, Mem(RCX, 0), 1)
+
     # -- code generation ----------------------------------------------------------------
     def address(self, cg: object, v: object) -> int:
         if isinstance(v, Const):  # rcx and r11 are the lookup's scratch registers
@@ -489,7 +496,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.alu_rm(x.CMP, 64, RCX, Mem(R11, tag))
         a.jcc(x.CC_NE, labels[SLOW])
         if store:
-            _emit_mark(a, victim)
+            _load_mark(a, victim)
         a.load(64, R11, Mem(R11, victim + 8 * ADDEND))
         a.jmp(labels[FOUND])
 
@@ -513,19 +520,18 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.alu_rm(x.CMP, 64, RCX, Mem(R11, table + 8 * (WRITE_TAG if store else READ_TAG)))
         a.jcc(x.CC_NE, slow)
         if store:
-            _emit_mark(a, table)
+            _load_mark(a, table)
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
 
 
-def _emit_mark(a: x.Assembler, entry: int) -> None:
-    """A store hit the entry at r11 + ``entry``: set its page's code-write mark
-    (rcx, the compared tag, is free again).  Two instructions on a line the compare
-    just read, where QEMU keeps code pages out of the write TLB instead: taking them
-    out again after each fence needs every TLB searched for the page (tens of
-    address spaces of 8 k entries each per hart), which costs more than the
-    compares this saves."""
+def _load_mark(a: x.Assembler, entry: int) -> None:
+    """A store hit the entry at r11 + ``entry``: rcx (the compared tag, free again) =
+    the address of its page's code-write mark, which ``emit_store_done`` sets after
+    the store.  Two instructions on a line the compare just read, where QEMU keeps
+    code pages out of the write TLB instead: taking them out again after each fence
+    needs every TLB searched for the page (tens of address spaces of 8 k entries each
+    per hart), which costs more than the compares this saves."""
     a.load(64, RCX, Mem(R11, entry + 8 * MARK))
-    a.store_imm(1, Mem(RCX, 0), 1)
 
 
 __all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]

@@ -11,11 +11,12 @@ routine compares all of them in one call, 8 bytes at a time, without copies:
 ``triples`` holds n (page address, snapshot address, mark address) triples.  The
 mark is the page's code-write mark (memory/code_writes.py): 0 means nothing wrote
 the page since its last compare, and it is skipped; 1 is cleared (before the
-compare: a write after it marks the page again for the next fence) and the page
-compared; any other value is left as it is and the page compared (pages nobody
-marks point at such a byte).  ``changed[i]`` is set to 1 when the 4096 bytes at the
-two addresses differ, else 0; it returns how many differ, plus 2**32 times how many
-it compared.
+compare, with a fence: a writer sets the mark after its bytes land, so a mark set
+before the clear has its bytes seen by the compare, and one set after it brings the
+page to the next fence) and the page compared; any other value is left as it is
+and the page compared (pages nobody marks point at such a byte).  ``changed[i]`` is
+set to 1 when the 4096 bytes at the two addresses differ, else 0; it returns how many
+differ, plus 2**32 times how many it compared.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _routine() -> bytes:
     a.alu_ri(x.CMP, 32, R11, 1)
     a.jcc(x.CC_NE, compare)
     a.store_imm(1, Mem(R10, 0), 0)
+    a.byte(0x0F, 0xAE, 0xF0)  # mfence: the clear before the compare's loads
     a.bind(compare)
     a.mov_ri(R8, 1)
     a.shift_ri(x.SHL, 64, R8, COMPARED_SHIFT)
