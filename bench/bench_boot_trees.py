@@ -31,7 +31,9 @@ from bench.bench_boot import GUESTS, guest_args
 DONE = b"PEMU-GUEST-TEST-DONE"
 COUNTERS = ("helper:softmmu_load_mmu1", "helper:softmmu_store_mmu1",
             "helper:softmmu_load_mmu0", "helper:softmmu_store_mmu0",
-            "tlb:native walker fills", "tlb:flush page", "tlb:flush page of asid")
+            "tlb:native walker fills", "tlb:flush page", "tlb:flush page of asid",
+            "helper:fence_i", "fence.i:pages snapshotted", "fence.i:pages compared",
+            "fence.i:pages changed")
 
 
 def _child_cpu() -> float:

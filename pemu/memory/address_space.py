@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pemu.memory.code_writes import CodeWriteMarks
 from pemu.memory.host_mapping import map_anonymous, map_file_private, map_shared
 from pemu.memory.shared_ram import RamBacking
 
@@ -59,6 +60,9 @@ class RAMBlock:
         # or None when nobody logs.  The softmmu marks a page when it installs a write
         # TLB entry for it, devices when they take a view of it (see migration/dirty.py).
         self.dirty: set[int] | None = None
+        # Which pages were written since system mode last compared code on them
+        # (code_writes.py), or None when no translator keeps code snapshots of it.
+        self.code_writes: CodeWriteMarks | None = None
         # A mapped-ram restore backs ranges of the block with a snapshot file
         # (host_mapping.py); giving pages back must then map anonymous zeros over them.
         self.file_backed = False
@@ -84,6 +88,7 @@ class RAMBlock:
             map_file_private(self.host_addr, self.size, b.fd, 0)
         self.file_backed = not b.shared  # DONTNEED would bring the file's contents back
         self.backing_attached = True
+        self.note_unknown_writes()
 
     @property
     def ram_in_place(self) -> bool:
@@ -95,6 +100,8 @@ class RAMBlock:
     def _own_pages(self, start: int, length: int) -> None:
         """[start, start+length) reads as zero and costs no memory, in the block's own
         kind of memory (anonymous, or the shared backing with a hole punched)."""
+        if self.code_writes is not None:
+            self.code_writes.note_write(start, length)
         b = self.backing
         if b is not None and b.shared:
             if not self.backing_attached:
@@ -111,6 +118,7 @@ class RAMBlock:
         """Back [offset, offset+length) by a private, lazily read view of the file."""
         map_file_private(self.host_addr + offset, length, fd, file_offset)
         self.file_backed = True
+        self.note_write(offset, length)
 
     def zero_all(self) -> None:
         """Every page reads as zero and costs no memory (the start of a load)."""
@@ -121,6 +129,24 @@ class RAMBlock:
         dirty = self.dirty
         if dirty is not None and size > 0:
             dirty.update(range(offset >> 12, ((offset + size - 1) >> 12) + 1))
+
+    def track_code_writes(self) -> CodeWriteMarks:
+        """The block's code-write marks (code_writes.py), made on first use."""
+        if self.code_writes is None:
+            self.code_writes = CodeWriteMarks(self.size)
+        return self.code_writes
+
+    def note_write(self, offset: int, size: int) -> None:
+        """[offset, offset+size) was written: dirty logging and code-write marks."""
+        if self.dirty is not None:
+            self.mark_dirty(offset, size)
+        if self.code_writes is not None:
+            self.code_writes.note_write(offset, size)
+
+    def note_unknown_writes(self) -> None:
+        """Any page may have been written (a restore, a loader writing the view)."""
+        if self.code_writes is not None:
+            self.code_writes.note_unknown()
 
     def contains(self, addr: int, size: int) -> bool:
         return self.base <= addr and addr + size <= self.base + self.size
@@ -223,6 +249,8 @@ class AddressSpace:
             return memoryview(bytearray(block.view[off : off + size]))
         if block.dirty is not None:  # a device may write through the view
             block.mark_dirty(off, size)
+        if block.code_writes is not None:  # ... even after the next fence
+            block.code_writes.note_view(off, size)
         return block.view[off : off + size]
 
     def writable_view(self, addr: int, size: int) -> memoryview:
@@ -250,14 +278,15 @@ class AddressSpace:
         return 0
 
     def read(self, addr: int, size: int) -> bytes:
-        return bytes(self.view(addr, size))
+        block = self.find_ram(addr, size)  # (not view(): a copy writes nothing)
+        off = addr - block.base
+        return bytes(block.view[off : off + size])
 
     def write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
         block = self.find_ram(addr, len(data))
         off = addr - block.base
         block.view[off : off + len(data)] = data
-        if block.dirty is not None:
-            block.mark_dirty(off, len(data))
+        block.note_write(off, len(data))
 
     def load(self, addr: int, size: int) -> int:
         """A CPU-style access of 1, 2, 4 or 8 bytes to RAM or MMIO."""
@@ -279,7 +308,6 @@ class AddressSpace:
             if region.read_only:
                 return  # ROM: writes are ignored, as on real boards
             region.view[off : off + size] = value.to_bytes(size, "little")
-            if region.dirty is not None:
-                region.mark_dirty(off, size)
+            region.note_write(off, size)
         else:
             region.handler.mmio_write(off, size, value)

@@ -89,6 +89,7 @@ def zero_ram(block: RAMBlock) -> None:
         block.zero_all()
     except (AttributeError, OSError, ValueError):
         block.view[:] = bytes(block.size)
+        block.note_unknown_writes()
 
 
 def apply_ram(blocks: dict[str, RAMBlock], rec: RamRecord) -> None:
@@ -103,6 +104,7 @@ def apply_ram(blocks: dict[str, RAMBlock], rec: RamRecord) -> None:
         block.view[rec.offset:rec.offset + length] = rec.data
     else:
         block.view[rec.offset:rec.offset + length] = bytes(length)
+    block.note_write(rec.offset, length)  # (a translator's code snapshots)
 
 
 __all__ = ["apply_ram", "nonzero_pages", "send_pages", "zero_ram"]

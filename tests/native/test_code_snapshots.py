@@ -70,3 +70,53 @@ def test_dropped_and_new_snapshots_reach_the_native_compare(space):
     native.clear()
     view[0] ^= 1
     assert native.changed() == [] and len(native) == 0
+
+
+# -- only pages marked as written are compared (memory/code_writes.py) -----------------
+
+def _tracked(space: AddressSpace) -> tuple[CodeSnapshots, CodeSnapshots]:
+    ram = space.find(BASE)
+    native = CodeSnapshots(space, True, tracked=ram)
+    python = CodeSnapshots(space, False, tracked=ram)
+    for snaps in (native, python):
+        for ppn in range(BASE >> 12, (BASE >> 12) + 8):
+            snaps.add(ppn)
+    return native, python
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["native", "python"])
+def test_only_marked_pages_are_compared(space, which):
+    s, view = space
+    snaps = _tracked(s)[which]
+    first = BASE >> 12
+    assert snaps.changed() == []  # (every new snapshot is compared once)
+    view[2 * 4096] ^= 1  # written behind the marks' back: not looked at
+    assert snaps.changed() == []
+    s.write(BASE + 3 * 4096 + 5, b"\x99")  # the memory API marks the page
+    assert snaps.changed() == [first + 3]
+    snaps.pop(first + 3)
+    s.find(BASE).note_unknown_writes()  # a restore: every page is compared
+    assert snaps.changed() == [first + 2]
+    snaps.pop(first + 2)
+    s.store(BASE + 4 * 4096, 4, 0x12345678)
+    assert snaps.changed() == [first + 4]
+    assert snaps.changed() == []  # the mark went with the compare
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["native", "python"])
+def test_a_device_view_of_code_is_compared_until_its_code_changes(space, which):
+    s, _ = space
+    snaps = _tracked(s)[which]
+    first = BASE >> 12
+    assert snaps.changed() == []
+    dma = s.writable_view(BASE + 5 * 4096, 64)  # a device's buffer on a code page
+    other = s.writable_view(BASE + 20 * 4096, 64)  # and on a page without code
+    assert snaps.changed() == []  # nothing written yet
+    assert snaps.changed() == []
+    dma[3] ^= 0xFF  # the device writes after fences (its I/O thread)
+    other[3] ^= 0xFF
+    assert snaps.changed() == [first + 5]
+    snaps.pop(first + 5)
+    assert snaps.changed() == []
+    snaps.add(first + 20)  # the other page's write came before its snapshot
+    assert snaps.changed() == []

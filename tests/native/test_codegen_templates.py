@@ -111,8 +111,10 @@ def _access(model: object, rng: random.Random, addr: int, size: int) -> tuple:
         def set_args(t: Assembler) -> None:
             t.mov_rr(64, R11, addr)
             t.mov_rr(64, RCX, rv)
-        return (model.store_code(addr, rv, size),
-                lambda t, target: t.store(size, target, rv), set_args, lambda t: None, True)
+        def store(t: Assembler, target: x.Mem) -> None:
+            t.store(size, target, rv)
+            model.emit_store_done(t)  # (softmmu: the page's code-write mark)
+        return model.store_code(addr, rv, size), store, set_args, lambda t: None, True
     # a constant store: the constant and its slow-path argument are the caller's
     return model.store_code(addr, None, size), None, None, lambda t: None, True
 

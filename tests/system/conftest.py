@@ -78,12 +78,14 @@ def run_pemu(*args: str, timeout: float = 120, input: bytes | None = None,
 QEMU_SYSTEM = "qemu-system-riscv64"
 
 
-def run_check_program(elf: Path, who: str, oracle: bool = False) -> str:
+def run_check_program(elf: Path, who: str, oracle: bool = False,
+                      extra: tuple[str, ...] = ()) -> str:
     """Run a bare-metal check program (programs/NAME.S: DONE on the console and exit
     status 0, else the number of the check that failed) on pemu with ``-d stats``, or
     with ``oracle`` on Debian's qemu-system-riscv64 (skips without it); asserts it
-    passed and returns pemu's stats (stderr).  ``who`` names the run in a failure."""
-    args = ["-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic"]
+    passed and returns pemu's stats (stderr).  ``who`` names the run in a failure;
+    ``extra``: more command-line arguments (-smp, -cpu)."""
+    args = ["-M", "virt", "-bios", "none", "-kernel", str(elf), "-nographic", *extra]
     if oracle:
         if shutil.which(QEMU_SYSTEM) is None:
             pytest.skip(f"needs {QEMU_SYSTEM} (Debian qemu-system-misc)")

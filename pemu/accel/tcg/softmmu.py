@@ -704,8 +704,7 @@ class SoftMMU:
         off = paddr - self.dram_base
         if 0 <= off <= self.dram.size - size:
             self._dram_view[off:off + size] = value.to_bytes(size, "little")
-            if self.dram.dirty is not None:  # watched pages never enter the TLB
-                self.dram.dirty.add(off >> PAGE_SHIFT)
+            self.dram.note_write(off, size)  # (watched pages never enter the TLB)
             watcher = self.watched.get(paddr >> PAGE_SHIFT)
             if watcher is not None:
                 watcher(paddr, size, value)
@@ -750,12 +749,11 @@ class SoftMMU:
         pieces = self._ram_pieces(vaddr, len(data), ACCESS_WRITE, idx)
         if pieces is None:
             return False
-        view, dirty, at = self._dram_view, self.dram.dirty, 0
+        view, at = self._dram_view, 0
         for off, length in pieces:
             view[off:off + length] = data[at:at + length]
             at += length
-            if dirty is not None:
-                dirty.add(off >> PAGE_SHIFT)
+            self.dram.note_write(off, length)
         return True
 
     def compare_exchange(self, vaddr: int, size: int, expected: int, new: int,
@@ -775,8 +773,7 @@ class SoftMMU:
             return old
         old = host_atomics().cmpxchg(self.dram.host_addr + off, size, expected, new)
         if old == expected:
-            if self.dram.dirty is not None:
-                self.dram.dirty.add(off >> PAGE_SHIFT)
+            self.dram.note_write(off, size)
             watcher = self.watched.get(paddr >> PAGE_SHIFT)
             if watcher is not None:
                 watcher(paddr, size, new & mask)
@@ -803,7 +800,7 @@ class SoftMMU:
         if isinstance(region, RAMBlock):
             if not region.read_only:
                 region.view[off:off + size] = value.to_bytes(size, "little")
-                region.mark_dirty(off, size)
+                region.note_write(off, size)
             return
         try:
             region.handler.mmio_write(off, size, value)
@@ -909,7 +906,10 @@ class SoftmmuCodegen:
         self.idx = MMU_DYNAMIC  # set per block by SoftmmuBackend.compile
 
     def namespace(self) -> dict[str, object]:
-        return {"M": self.dram.view, "LD": _load_slow, "LDW": _load_for_store_slow,
+        # D: the code-write marks of DRAM's pages (memory/code_writes.py), which every
+        # inline store sets for fence.i
+        return {"M": self.dram.view, "D": self.dram.track_code_writes().marks,
+                "LD": _load_slow, "LDW": _load_for_store_slow,
                 "ST": _store_slow, **struct_accessors()}
 
     @staticmethod
@@ -940,7 +940,8 @@ class SoftmmuCodegen:
         if idx == MMU_DYNAMIC:
             return [slow]
         return [f"_h = env.W{idx}.get({addr} >> 12)",
-                f"if {self._check(addr, size)}: P{size}(M, {addr} + _h, {v})",
+                f"if {self._check(addr, size)}: "
+                f"_h += {addr}; P{size}(M, _h, {v}); D[_h >> 12] = 1",
                 f"else: {slow}"]
 
 

@@ -13,7 +13,8 @@ Self-modifying code: the guest must synchronise instruction fetch after writing 
 (RISC-V: ``fence.i``), so stores never check for code.  Instead the translator
 snapshots every page it translates from, and ``sync_code`` compares the snapshots
 with memory and drops blocks of pages that changed, whoever changed them (a CPU store
-or device DMA).
+or device DMA); only pages marked as written since their last compare are compared
+(memory/code_writes.py: every store marks its page, in one byte).
 
 ``SystemCPU.run`` executes until the machine asks it to stop or yield, or the vCPU
 waits for an interrupt; machine.Machine runs all vCPUs round-robin on one thread.
@@ -144,8 +145,9 @@ class SystemTranslator:
         self.tbs: dict[tuple[int, int, int], SystemTB] = {}
         self.by_page: dict[int, list[SystemTB]] = {}
         # for fence.i: the native compare is host code, which only the native backend
-        # may run (the python backend is the reference that runs anywhere)
-        self.snapshots = CodeSnapshots(space, native_compare=self.native)
+        # may run (the python backend is the reference that runs anywhere); it
+        # compares only DRAM pages written since their last compare
+        self.snapshots = CodeSnapshots(space, native_compare=self.native, tracked=dram)
         # (flags, ppn, digest, vpn) of the pages whose cached blocks were all installed
         # at their first hit (_install_cached): per virtual page, as a program's page is
         # mapped at another address in each process
@@ -182,7 +184,8 @@ class SystemTranslator:
             return None
         backend = self.backend
         host = self.dram.host_addr
-        return lambda: NativeContext(backend, host)
+        marks = self.dram.track_code_writes().marks_address
+        return lambda: NativeContext(backend, host, marks)
 
     def _page_bytes(self, ppn: int) -> bytes:
         return self.snapshots.page_bytes(ppn)

@@ -157,6 +157,7 @@ class ArmVirtBoard(VirtBuses, TCGBoardRun):
         def write(addr: int, data: bytes) -> None:
             off = addr - dram.base
             view[off:off + len(data)] = data
+            self.dram.note_write(off, len(data))
 
         kernel = boot.load_kernel(self._images["kernel"], write, dram.base, dram.size)
         initrd = None

@@ -201,7 +201,7 @@ class RiscvMMU:
         off = paddr - self._dram_base
         if 0 <= off <= self.dram.size - 8:
             self._u64.pack_into(self._dram_view, off, value)
-            self.dram.mark_dirty(off, 8)  # A/D updates are guest writes too (migration)
+            self.dram.note_write(off, 8)  # A/D updates are guest writes too (migration, fence.i)
         else:
             self.space.store(paddr, 8, value)
 

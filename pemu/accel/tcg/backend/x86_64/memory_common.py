@@ -135,6 +135,12 @@ class GuestMemoryCodegen:
         """What the fast path's code depends on beyond the access (none)."""
         return None
 
+    # a store's fast path leaves rcx for emit_store_done (softmmu: its page's mark)
+    marks_stores = False
+
+    def emit_store_done(self, a: x.Assembler) -> None:
+        """After a store's access on the fast path: the model's bookkeeping (none)."""
+
     def emit_routines(self, a: x.Assembler) -> None:
         """Host routines the memory thunks call, emitted once before them (none)."""
 
@@ -205,9 +211,11 @@ class GuestMemoryCodegen:
             def set_args(t: x.Assembler) -> None:
                 t.mov_rr(64, R11, addr)  # first: a constant address may live in rcx
                 t.mov_rr(64, RCX, rv)
+            def store(t: x.Assembler, target: Mem) -> None:
+                t.store(size, target, rv)
+                self.emit_store_done(t)
             code = self._templates[key] = self._access_code(
-                addr, size, True,
-                None if rv is None else lambda t, target: t.store(size, target, rv),
+                addr, size, True, None if rv is None else store,
                 None if rv is None else set_args, lambda t: None)
         return code
 
@@ -270,6 +278,8 @@ class GuestMemoryCodegen:
             a.jmp(fail)
         else:
             a.lea(R11, target)  # the host address: addr may be rax, clobbered below
+            if self.marks_stores:
+                a.push(RCX)
             a.mov_rr(64, RCX, new)
             keep_rax = dst != RAX
             if keep_rax:
@@ -279,6 +289,9 @@ class GuestMemoryCodegen:
             emit_extend(a, memop, 64, dst, RAX)
             if keep_rax:
                 a.pop(RAX)
+            if self.marks_stores:
+                a.pop(RCX)
+                self.emit_store_done(a)
             a.jmp(back)
         a.bind(fail)
         a.mov_rr(64, dst, expected)
@@ -311,6 +324,9 @@ class GuestMemoryCodegen:
             a.jmp(fail)
         else:
             a.lea(R11, target)
+            mark = store and self.marks_stores
+            if mark:
+                a.push(RCX)
             # rep movsb takes rsi, rdi and rcx, which may hold any of the operands:
             # the values go through the stack, the registers' own values come back
             a.push(RSI)
@@ -324,6 +340,9 @@ class GuestMemoryCodegen:
             a.byte(0xF3, 0xA4)  # rep movsb
             a.pop(RDI)
             a.pop(RSI)
+            if mark:
+                a.pop(RCX)
+                self.emit_store_done(a)
         a.bind(done)
         a.mov_ri(dst, 1)
         a.jmp(back)
@@ -371,6 +390,7 @@ class GuestMemoryCodegen:
             return
         if code.target is not None:
             a.store_imm(size, code.target, imm)
+            self.emit_store_done(a)
             back = len(buf)
         else:
             back = hot_at + code.back

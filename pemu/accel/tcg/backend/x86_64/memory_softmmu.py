@@ -7,7 +7,9 @@ TLB entry is four words::
     read tag   guest page address whose loads may use the entry (all ones: none)
     write tag  the same for stores
     addend     host address = guest virtual address + addend
-    (unused, so an entry is 32 bytes and its offset a shift)
+    mark       host address of the page's code-write mark (memory/code_writes.py):
+               a store that hits the entry sets it, so that fence.i compares the
+               page with its code snapshot (so an entry is 32 bytes, its offset a shift)
 
 A load of ``size`` bytes hits when ``(addr + size - 1) & ~4095`` equals the read tag of
 ``addr``'s entry: one compare checks that the access lies in that page, so only
@@ -72,6 +74,7 @@ from .page_walk import (
     W_LOG,
     W_LOG_COUNT,
     W_MAP,
+    W_MARKS,
     W_ROOT,
     W_STATS,
     W_TOP_SHIFT,
@@ -100,7 +103,7 @@ ENTRY_SHIFT = 5  # 32-byte entries
 TABLE_BYTES = TLB_ENTRIES << ENTRY_SHIFT  # one MMU index
 MAIN_WORDS = N_MMU * TLB_ENTRIES * ENTRY_WORDS  # then as many for the victim entries
 VICTIM_BYTES = MAIN_WORDS * 8  # from an entry to its set's victim entry
-READ_TAG, WRITE_TAG, ADDEND = 0, 1, 2
+READ_TAG, WRITE_TAG, ADDEND, MARK = 0, 1, 2, 3
 # the code TLB (its entries: runtime.py), after the victim entries
 CODE_TLB_OFFSET = 2 * MAIN_WORDS * 8  # bytes from the TLB's start
 # the native page walker's block (page_walk.py), after the code TLB
@@ -113,10 +116,14 @@ PAGE_SIZE = 1 << PAGE_SHIFT
 class NativeContext:
     """The native caches of one address space: TLB tables and jump cache."""
 
-    def __init__(self, backend: object, host_delta: int) -> None:
+    def __init__(self, backend: object, host_delta: int, marks: int = 0) -> None:
+        """``marks``: the host address of DRAM's code-write marks, one byte per page
+        (memory/code_writes.py; 0 only where no store runs: tests of the tables)."""
         self.tlb = (ctypes.c_uint64 * (WALK_FIRST + WALK_WORDS))()
         ctypes.memset(self.tlb, 0xFF, 8 * WALK_FIRST)
         self.tlb_address = ctypes.addressof(self.tlb)
+        self._marks = marks
+        self.tlb[WALK_FIRST + W_MARKS] = marks  # the walker's fills set MARK too
         self._backend = backend  # the runtime: jump cache geometry
         self.jump_cache = backend.new_jump_cache()
         self.jc_address = ctypes.addressof(self.jump_cache)
@@ -137,10 +144,10 @@ class NativeContext:
         if t[i + READ_TAG] != tag and t[i + WRITE_TAG] != tag:  # another page's slot
             if t[v + READ_TAG] == tag or t[v + WRITE_TAG] == tag:
                 # the page is the victim: swap, so that its other permission is kept
-                for w in (READ_TAG, WRITE_TAG, ADDEND):
+                for w in (READ_TAG, WRITE_TAG, ADDEND, MARK):
                     t[i + w], t[v + w] = t[v + w], t[i + w]
             else:
-                for w in (READ_TAG, WRITE_TAG, ADDEND):
+                for w in (READ_TAG, WRITE_TAG, ADDEND, MARK):
                     t[v + w] = t[i + w]
                 t[i + READ_TAG] = t[i + WRITE_TAG] = NO_PAGE
         if read:
@@ -148,6 +155,7 @@ class NativeContext:
         if write:
             t[i + WRITE_TAG] = tag
         t[i + ADDEND] = (addend + self._host_delta) & MASK64
+        t[i + MARK] = self._marks + (((addend + tag) & MASK64) >> PAGE_SHIFT)
 
     def flush_pages(self, vpns: Iterable[int]) -> None:
         t = self.tlb
@@ -397,7 +405,8 @@ class SoftmmuMemory(GuestMemoryCodegen):
         return TLBGeometry(
             tlb_slot=self._tlb_slot, entry_shift=ENTRY_SHIFT, entries=TLB_ENTRIES,
             table_bytes=TABLE_BYTES, victim_bytes=VICTIM_BYTES, read_tag=8 * READ_TAG,
-            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, walk_offset=8 * WALK_FIRST,
+            write_tag=8 * WRITE_TAG, addend=8 * ADDEND, mark=8 * MARK,
+            walk_offset=8 * WALK_FIRST,
             tables=N_MMU)
 
     def emit_routines(self, a: x.Assembler) -> None:
@@ -419,7 +428,7 @@ class SoftmmuMemory(GuestMemoryCodegen):
         the MMU indexes that translate (not M, not one known only at access time)."""
         kind, size, idx = key
         if idx in (0, 1, 2):
-            emit_refill(a, self._walker, idx, size, kind, done)
+            emit_refill(a, self._walker, self._walk_geometry(), idx, size, kind, done)
 
     def emit_code_refill(self, a: x.Assembler, flags: Mem, jump_cache: Mem,
                          found: x.Label, miss: x.Label) -> None:
@@ -443,6 +452,13 @@ class SoftmmuMemory(GuestMemoryCodegen):
 
     def attach_cpu(self, cpu: object, backend: object) -> None:
         """Harts point their slots at their current context themselves."""
+
+    marks_stores = True  # rcx: the page's code-write mark, from the entry
+
+    def emit_store_done(self, a: x.Assembler) -> None:
+        """The store landed: set its page's code-write mark (after it, so that a
+        fence on another thread that sees the mark sees the bytes: code_writes.py)."""
+        a.store_imm(1, Mem(RCX, 0), 1)
 
     # -- code generation ----------------------------------------------------------------
     def address(self, cg: object, v: object) -> int:
@@ -474,12 +490,14 @@ class SoftmmuMemory(GuestMemoryCodegen):
         compare left them."""
         if self.idx == MMU_DYNAMIC:
             return
-        tag = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * (WRITE_TAG if store else READ_TAG)
-        addend = self.idx * TABLE_BYTES + VICTIM_BYTES + 8 * ADDEND
+        victim = self.idx * TABLE_BYTES + VICTIM_BYTES
+        tag = victim + 8 * (WRITE_TAG if store else READ_TAG)
         a.bind(labels[VICTIM])
         a.alu_rm(x.CMP, 64, RCX, Mem(R11, tag))
         a.jcc(x.CC_NE, labels[SLOW])
-        a.load(64, R11, Mem(R11, addend))
+        if store:
+            _load_mark(a, victim)
+        a.load(64, R11, Mem(R11, victim + 8 * ADDEND))
         a.jmp(labels[FOUND])
 
     def _assemble_lookup(self, a: x.Assembler, slow: x.Label, addr: int, size: int,
@@ -501,7 +519,19 @@ class SoftmmuMemory(GuestMemoryCodegen):
         a.alu_ri(x.AND, 64, RCX, -PAGE_SIZE)
         a.alu_rm(x.CMP, 64, RCX, Mem(R11, table + 8 * (WRITE_TAG if store else READ_TAG)))
         a.jcc(x.CC_NE, slow)
+        if store:
+            _load_mark(a, table)
         a.load(64, R11, Mem(R11, table + 8 * ADDEND))
+
+
+def _load_mark(a: x.Assembler, entry: int) -> None:
+    """A store hit the entry at r11 + ``entry``: rcx (the compared tag, free again) =
+    the address of its page's code-write mark, which ``emit_store_done`` sets after
+    the store.  Two instructions on a line the compare just read, where QEMU keeps
+    code pages out of the write TLB instead: taking them out again after each fence
+    needs every TLB searched for the page (tens of address spaces of 8 k entries each
+    per hart), which costs more than the compares this saves."""
+    a.load(64, RCX, Mem(R11, entry + 8 * MARK))
 
 
 __all__ = ["SoftmmuMemory", "NativeContext", "TLB_ENTRIES"]

@@ -70,7 +70,8 @@ W_FETCH_STATS = 10  # host address of the hart's count of native fetch walks
 W_FILTER = 11  # host address of the hart's page filter (accel/tcg/page_filter.py), or 0
 W_FLUSH_STATS = 12  # host address of the hart's count of page flushes done natively
 W_CONTEXTS = 13  # host address of the hart's list of native TLBs (PageFilter.contexts)
-W_LOG = 14  # the fill log: (virtual page address | page shift) per native fill
+W_MARKS = 14  # host address of DRAM's code-write marks (memory/code_writes.py)
+W_LOG = 15  # the fill log: (virtual page address | page shift) per native fill
 LOG_ENTRIES = 512
 WALK_WORDS = W_LOG + LOG_ENTRIES
 # a code TLB fill's log entry has this bit set, and the next word is its block flags
@@ -100,6 +101,7 @@ class TLBGeometry(NamedTuple):
     read_tag: int  # byte offsets inside an entry
     write_tag: int
     addend: int
+    mark: int  # the address of the page's code-write mark (set by every fill)
     walk_offset: int  # bytes from the TLB's start to the walk block
     tables: int  # MMU indexes: tables of main (then victim) entries
 
@@ -232,6 +234,7 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     # the victim-entry rule of NativeContext.fill: another page's entry moves to the
     # victim slot, unless the victim is this page (then they swap)
     rt, wt, ad, v = g.read_tag, g.write_tag, g.addend, g.victim_bytes
+    moved = (rt, wt, ad, g.mark)
     a.alu_rm(x.CMP, 64, R9, Mem(R10, rt))
     a.jcc(x.CC_E, same)
     a.alu_rm(x.CMP, 64, R9, Mem(R10, wt))
@@ -241,14 +244,14 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.alu_rm(x.CMP, 64, R9, Mem(R10, v + wt))
     a.jcc(x.CC_E, swap)
     a.bind(place)
-    for off in (rt, wt, ad):
+    for off in moved:
         a.load(64, RDX, Mem(R10, off))
         a.store(8, Mem(R10, v + off), RDX)
     a.store_imm(8, Mem(R10, rt), -1)
     a.store_imm(8, Mem(R10, wt), -1)
     a.jmp(same)
     a.bind(swap)
-    for off in (rt, wt, ad):
+    for off in moved:
         a.load(64, RDX, Mem(R10, off))
         a.load(64, RSI, Mem(R10, v + off))
         a.store(8, Mem(R10, off), RSI)
@@ -260,6 +263,13 @@ def emit_walker(a: x.Assembler, g: TLBGeometry, entry: x.Label | None = None) ->
     a.store(8, Mem(R10, wt), R9)
     a.bind(no_write)
     a.store(8, Mem(R10, ad), RAX)
+    # the mark: marks + DRAM offset of the page (host page - DRAM's host address) / 4 KiB
+    a.mov_rr(64, RDX, RAX)
+    a.alu_rr(x.ADD, 64, RDX, R9)
+    a.alu_rm(x.SUB, 64, RDX, word(W_HOST))
+    a.shift_ri(x.SHR, 64, RDX, PAGE_SHIFT)
+    a.alu_rm(x.ADD, 64, RDX, word(W_MARKS))
+    a.store(8, Mem(R10, g.mark), RDX)
     # the fill log: page | shift
     a.load(64, RDX, word(W_LOG_COUNT))
     a.mov_rr(32, RSI, RCX)
@@ -425,11 +435,12 @@ def _check_page_usable(a: x.Assembler, offset: int, page_map: Mem, fail: x.Label
     a.jcc(x.CC_E, fail)
 
 
-def emit_refill(a: x.Assembler, walker: x.Label, idx: int, size: int, kind: str,
-                done: x.Label) -> None:
+def emit_refill(a: x.Assembler, walker: x.Label, g: TLBGeometry, idx: int, size: int,
+                kind: str, done: x.Label) -> None:
     """In a memory thunk (guest address in r11, a store's value in rcx, registers
-    saved): try the walker; on success do the access and jump to ``done`` with a
-    load's value in r11, else fall through to the Python call."""
+    saved): try the walker; on success do the access (a store also sets its page's
+    code-write mark) and jump to ``done`` with a load's value in r11, else fall
+    through to the Python call."""
     python = x.Label()
     if size > 1:  # a page-crossing access: Python splits it
         a.mov_rr(32, RAX, R11)
@@ -445,6 +456,12 @@ def emit_refill(a: x.Assembler, walker: x.Label, idx: int, size: int, kind: str,
     a.jcc(x.CC_E, declined)
     if kind == "st":
         a.store(size, Mem(RAX, 0), RCX)
+        # r8 is still the TLB the walker filled: its walk block has the marks
+        a.mov_rr(64, RDX, RAX)
+        a.alu_rm(x.SUB, 64, RDX, Mem(R8, g.walk_offset + 8 * W_HOST))
+        a.shift_ri(x.SHR, 64, RDX, PAGE_SHIFT)
+        a.alu_rm(x.ADD, 64, RDX, Mem(R8, g.walk_offset + 8 * W_MARKS))
+        a.store_imm(1, Mem(RDX, 0), 1)
     else:
         a.movzx(R11, Mem(RAX, 0), size)
     a.jmp(done)
