@@ -70,7 +70,7 @@ def test_vfork_and_posix_spawn_then_exec(build, native):
     the errno), a child that never execs writes the parent's memory, and one that asks
     for something kept aside (its pid, SIG_IGN before the exec) becomes a process of
     its own.  qemu-riscv64 is no oracle here: it runs vfork as fork."""
-    p = _same_as_kernel(build, native, "vfork_exec", False)
+    p = _same_as_kernel(build, native, "vfork_exec", True)
     out = p.stdout.decode()
     assert "vfork+dup2: read 1, pid matches 1, status 0" in out
     assert "failed exec: child saw ENOENT, status 42" in out
@@ -110,7 +110,7 @@ def test_terminal_and_socket_ioctls(build, native):
     assert "window 111x33" in out and "unknown ioctl: ENOTTY" in out
 
 
-@pytest.mark.parametrize("name", ["clone3_exec", "pi_robust"])
+@pytest.mark.parametrize("name", ["clone3_exec", "pi_robust", "vfork_exec"])
 def test_aarch64_static(native, tmp_path, name):
     """The same programs as arm64 guests (the syscall layer is shared): static, since
     the cross toolchain's static glibc is all an arm64 build needs."""
