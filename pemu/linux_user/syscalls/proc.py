@@ -10,20 +10,24 @@ import threading
 from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
 from ..reexec import ExecPlan, exec_guest, plan_exec
-from .clone_args import CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, read_clone_args
+from .clone_args import (
+    CLONE_CHILD_CLEARTID,
+    CLONE_CHILD_SETTID,
+    CLONE_CLEAR_SIGHAND,
+    CLONE_INTO_CGROUP,
+    CLONE_PARENT_SETTID,
+    CLONE_PIDFD,
+    CLONE_SETTLS,
+    CLONE_THREAD,
+    CLONE_VM,
+    read_clone_args,
+)
 from .hostcall import guest_path, host, opt_in_ptr, opt_out_ptr, signed
 from .registry import syscall
 from .robust_list import exit_robust_list
 from .sync import wake_everywhere
 from .vfork_child import run_in_place, vfork_applies
 
-CLONE_VM = 0x100
-CLONE_PIDFD = 0x1000
-CLONE_THREAD = 0x10000
-CLONE_SETTLS = 0x80000
-CLONE_PARENT_SETTID = 0x100000
-CLONE_CHILD_CLEARTID = 0x200000
-CLONE_CHILD_SETTID = 0x1000000
 PIDFD_THREAD = os.O_EXCL  # pidfd_open: a pidfd for one thread (Linux 6.9)
 
 

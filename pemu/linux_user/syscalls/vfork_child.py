@@ -35,16 +35,18 @@ from ..process import GuestThread
 from ..reexec import ExecPlan, host_sigmask
 from ..syscall_numbers import GUEST_SYSCALL_NUMBERS
 from ..vmem import GuestFault
+from .clone_args import (
+    CLONE_CLEAR_SIGHAND,
+    CLONE_PARENT_SETTID,
+    CLONE_PIDFD,
+    CLONE_VFORK,
+    CLONE_VM,
+)
 from .hostcall import fd_arg
 from .signal_calls import SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGSET_SIZE, exchange_action
 from .signalfd import closed, duplicated
 
-CLONE_VM = 0x100
-CLONE_VFORK = 0x4000
-CLONE_PIDFD = 0x1000
-CLONE_PARENT_SETTID = 0x100000
-CLONE_CLEAR_SIGHAND = 1 << 32
-_CSIGNAL = 0xFF
+_CSIGNAL = 0xFF  # the exit signal's bits
 # what a vfork or posix_spawn asks for; anything more (shared descriptors or handlers,
 # TLS, tid pointers) takes the ordinary fork path
 _HANDLED = CLONE_VM | CLONE_VFORK | _CSIGNAL | CLONE_CLEAR_SIGHAND | CLONE_PIDFD \
