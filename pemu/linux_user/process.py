@@ -87,6 +87,7 @@ class Process:
         # a second thread was started: the tagged address ABI's PMLEN is fixed
         # (tagged_addr.py; the ABI's PMLEN itself is mem.tag_bits)
         self.tagged_addr_locked = False
+        self.vfork_cpu = None  # the vCPU vfork children run on (syscalls/vfork_child.py)
 
     def add_thread(self, thread: GuestThread) -> None:
         with self.threads_lock:

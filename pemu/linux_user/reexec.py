@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
 import pemu
@@ -85,9 +86,22 @@ def _descriptor_program(host_path: bytes) -> bytes:
     return host_path
 
 
-def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[bytes],
-               env: list[bytes], ignored: list[int], sigmask: int) -> int:
-    """Replace this process; returns a negative errno if that is impossible."""
+class ExecPlan:
+    """What an execve of the guest becomes on the host: a program, its argv, its
+    environment (the caller execs it itself, or spawns it for a vfork child)."""
+
+    __slots__ = ("program", "argv", "env")
+
+    def __init__(self, program: bytes, argv: list[bytes], env: dict[bytes, bytes]) -> None:
+        self.program = program
+        self.argv = argv
+        self.env = env
+
+
+def plan_exec(process: object, raw_path: bytes, host_path: bytes, args: list[bytes],
+              env: list[bytes], ignored: list[int], sigmask: int) -> ExecPlan | int:
+    """The host program for the guest's execve, or the negative errno the guest gets
+    for one that cannot run (checked before anything is replaced)."""
     host_path = _descriptor_program(host_path)
     try:
         if os.path.isdir(host_path):
@@ -130,14 +144,34 @@ def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[by
         key, sep, value = item.partition(b"=")
         if sep:
             env_map[key] = value
+    if cmd is None:
+        return ExecPlan(host_path, args or [raw_path], env_map)
+    return ExecPlan(cmd[0], cmd, env_map)
+
+
+def host_sigmask(guest_mask: int) -> set[int]:
+    """The guest's blocked signals as a host mask: the kernel keeps the mask across
+    execve, and a program that binfmt_misc brings back to pemu learns it from its own
+    (the launcher reports it).  glibc's own signals 32 and 33 cannot be named."""
+    return {sig for sig in range(1, 65) if guest_mask >> (sig - 1) & 1 and sig not in (32, 33)}
+
+
+def exec_guest(process: object, raw_path: bytes, host_path: bytes, args: list[bytes],
+               env: list[bytes], ignored: list[int], sigmask: int) -> int:
+    """Replace this process; returns a negative errno if that is impossible."""
+    plan = plan_exec(process, raw_path, host_path, args, env, ignored, sigmask)
+    if isinstance(plan, int):
+        return plan
     if process.strace is not None:
         process.strace.flush()
     process.engine.save_translations()  # execve skips atexit
     sys.stderr.flush()
+    # pemu keeps the guest's mask itself (the host's is empty): the new program gets it
+    held = signal.pthread_sigmask(signal.SIG_SETMASK, host_sigmask(sigmask))
     try:
-        if cmd is None:
-            os.execve(host_path, args or [raw_path], env_map)
-        os.execve(cmd[0], cmd, env_map)
+        os.execve(plan.program, plan.argv, plan.env)
     except OSError as e:
         return -(e.errno or errno.ENOEXEC)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
     return -errno.ENOEXEC  # not reached

@@ -63,6 +63,21 @@ def test_clone3_and_execveat_static(build, native):
     assert len(made) >= 4, p.stderr.decode()[-2000:]
 
 
+def test_vfork_and_posix_spawn_then_exec(build, native):
+    """A vfork child runs in its parent's pemu until it execs (syscalls/vfork_child.py):
+    its dup2/close, mask and dispositions reach the new program and not the parent, its
+    pid is the one vfork returned, a failed exec returns to it (and posix_spawn returns
+    the errno), a child that never execs writes the parent's memory, and one that asks
+    for something kept aside (its pid, SIG_IGN before the exec) becomes a process of
+    its own.  qemu-riscv64 is no oracle here: it runs vfork as fork."""
+    p = _same_as_kernel(build, native, "vfork_exec", True)
+    out = p.stdout.decode()
+    assert "vfork+dup2: read 1, pid matches 1, status 0" in out
+    assert "failed exec: child saw ENOENT, status 42" in out
+    assert "no exec: shared value 1234, status 3" in out
+    assert "posix_spawn missing: ENOENT" in out
+
+
 def test_pi_and_robust_mutexes_static(build, native):
     """PTHREAD_PRIO_INHERIT mutexes under contention, robust mutexes (plain and PI)
     whose owner exits holding them (EOWNERDEAD, with a waiter blocked and without),
@@ -95,7 +110,7 @@ def test_terminal_and_socket_ioctls(build, native):
     assert "window 111x33" in out and "unknown ioctl: ENOTTY" in out
 
 
-@pytest.mark.parametrize("name", ["clone3_exec", "pi_robust"])
+@pytest.mark.parametrize("name", ["clone3_exec", "pi_robust", "vfork_exec"])
 def test_aarch64_static(native, tmp_path, name):
     """The same programs as arm64 guests (the syscall layer is shared): static, since
     the cross toolchain's static glibc is all an arm64 build needs."""

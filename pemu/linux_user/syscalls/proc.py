@@ -9,20 +9,25 @@ import threading
 
 from .. import signals as sg
 from ..process import GuestThread, ProcessExit, ThreadExit
-from ..reexec import exec_guest
-from .clone_args import CLONE_CLEAR_SIGHAND, CLONE_INTO_CGROUP, read_clone_args
+from ..reexec import ExecPlan, exec_guest, plan_exec
+from .clone_args import (
+    CLONE_CHILD_CLEARTID,
+    CLONE_CHILD_SETTID,
+    CLONE_CLEAR_SIGHAND,
+    CLONE_INTO_CGROUP,
+    CLONE_PARENT_SETTID,
+    CLONE_PIDFD,
+    CLONE_SETTLS,
+    CLONE_THREAD,
+    CLONE_VM,
+    read_clone_args,
+)
 from .hostcall import guest_path, host, opt_in_ptr, opt_out_ptr, signed
 from .registry import syscall
 from .robust_list import exit_robust_list
 from .sync import wake_everywhere
+from .vfork_child import run_in_place, vfork_applies
 
-CLONE_VM = 0x100
-CLONE_PIDFD = 0x1000
-CLONE_THREAD = 0x10000
-CLONE_SETTLS = 0x80000
-CLONE_PARENT_SETTID = 0x100000
-CLONE_CHILD_CLEARTID = 0x200000
-CLONE_CHILD_SETTID = 0x1000000
 PIDFD_THREAD = os.O_EXCL  # pidfd_open: a pidfd for one thread (Linux 6.9)
 
 
@@ -72,6 +77,12 @@ def _clone(t, flags: int, newsp: int, tls: int, child_tid: int, parent_tid: int,
             return -errno.EINVAL
         tid = _clone_thread(t, flags, newsp, parent_tid, child_tid, tls)
         pidfd_flags = PIDFD_THREAD
+    elif vfork_applies(t, flags):
+        tid = run_in_place(t, flags, _plan_exec, lambda cpu: _child_registers(
+            t, cpu, flags, newsp, tls))
+        if flags & CLONE_PARENT_SETTID:
+            _write_tid(t, parent_tid, tid)
+        pidfd_flags = 0
     else:
         tid = _fork(t, flags, newsp, parent_tid, child_tid, tls)
         pidfd_flags = 0
@@ -234,13 +245,26 @@ def sys_execve(t, path, argv, envp):
     return _exec(t, raw_path, guest_path(t, path), argv, envp)
 
 
+def _ignored_across_exec(actions: list) -> list[int]:
+    """The ignored signals a new pemu is told of: all of them (its -pemu-sigign
+    replaces what it would find on the host, and Python resets SIGPIPE and SIGXFSZ)."""
+    return [s for s in range(1, len(actions)) if actions[s].handler == sg.SIG_IGN]
+
+
 def _exec(t, raw_path: bytes, host_path: bytes, argv: int, envp: int) -> int:
     args = _string_array(t, argv)
     env = _string_array(t, envp)
     return exec_guest(t.process, raw_path, host_path, args, env,
-                      ignored=[s for s in (sg.SIGPIPE, sg.SIGXFSZ)
-                               if t.process.signals.actions[s].handler == sg.SIG_IGN],
+                      ignored=_ignored_across_exec(t.process.signals.actions),
                       sigmask=t.signals.mask)
+
+
+def _plan_exec(t, actions: list, path: int, argv: int, envp: int) -> ExecPlan | int:
+    """execve of a vfork child run in place: what to spawn (vfork_child.py)."""
+    raw_path = t.process.mem.read_cstring(path, 4096)
+    return plan_exec(t.process, raw_path, guest_path(t, path), _string_array(t, argv),
+                     _string_array(t, envp), ignored=_ignored_across_exec(actions),
+                     sigmask=t.signals.mask)
 
 
 AT_FDCWD = -100

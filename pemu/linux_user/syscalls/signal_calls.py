@@ -23,11 +23,13 @@ def _valid_signal(sig: int) -> bool:
     return 1 <= sig <= sg.NSIG
 
 
-@syscall("rt_sigaction")
-def sys_rt_sigaction(t, sig, act, oact, sigsetsize):
+def exchange_action(t, actions: list, sig: int, act: int, oact: int,
+                    sigsetsize: int) -> int | sg.SigAction | None:
+    """rt_sigaction on the table ``actions``: the old action goes out to ``oact``, the
+    new one from ``act`` goes in; returns a negative errno, or the new action (None
+    when ``act`` is NULL).  The caller holds whatever lock guards the table."""
     if sigsetsize != SIGSET_SIZE or not _valid_signal(sig):
         return -errno.EINVAL
-    state = t.process.signals
     mem = t.process.mem
     with_restorer = t.process.arch.sigaction_restorer
     layout = _ACTION_RESTORER if with_restorer else _ACTION
@@ -41,14 +43,23 @@ def sys_rt_sigaction(t, sig, act, oact, sigsetsize):
         if sig in (sg.SIGKILL, sg.SIGSTOP):
             return -errno.EINVAL
         new = sg.SigAction(handler, flags & 0xFFFFFFFF, mask & ~sg.UNBLOCKABLE, restorer)
+    old = actions[sig]
+    if oact:
+        fields = ((old.handler, old.flags, old.restorer, old.mask) if with_restorer
+                  else (old.handler, old.flags, old.mask))
+        mem.write(oact, layout.pack(*fields))
+    if new is not None:
+        actions[sig] = new
+    return new
+
+
+@syscall("rt_sigaction")
+def sys_rt_sigaction(t, sig, act, oact, sigsetsize):
+    state = t.process.signals
     with state.lock:
-        old = state.actions[sig]
-        if oact:
-            fields = ((old.handler, old.flags, old.restorer, old.mask) if with_restorer
-                      else (old.handler, old.flags, old.mask))
-            mem.write(oact, layout.pack(*fields))
-        if new is not None:
-            state.actions[sig] = new
+        new = exchange_action(t, state.actions, sig, act, oact, sigsetsize)
+    if isinstance(new, int):
+        return new
     if new is not None:
         sg.sync_host_disposition(sig, new)
         if new.handler == sg.SIG_IGN or (new.handler == sg.SIG_DFL
