@@ -71,12 +71,11 @@ def sys_rt_sigaction(t, sig, act, oact, sigsetsize):
     return 0
 
 
-@syscall("rt_sigprocmask")
-def sys_rt_sigprocmask(t, how, nset, oset, sigsetsize):
+def exchange_mask(mem, sigs, how: int, nset: int, oset: int, sigsetsize: int) -> int:
+    """rt_sigprocmask on ``sigs`` (a thread's ThreadSignals, or a vfork child's kept
+    aside: vfork_child.py): 0 or a negative errno."""
     if sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
-    mem = t.process.mem
-    sigs = t.signals
     old = sigs.mask
     if nset:
         (value,) = struct.unpack("<Q", mem.read(nset, 8))
@@ -91,11 +90,19 @@ def sys_rt_sigprocmask(t, how, nset, oset, sigsetsize):
         if oset:
             mem.check(oset, 8, write=True)
         sigs.mask = mask & ~sg.UNBLOCKABLE
-        if sigs.mask & ~old:
-            sg.keep_blocked_pending(t.process, sigs.mask & ~old)
     if oset:
         mem.write(oset, struct.pack("<Q", old))
     return 0
+
+
+@syscall("rt_sigprocmask")
+def sys_rt_sigprocmask(t, how, nset, oset, sigsetsize):
+    sigs = t.signals
+    old = sigs.mask
+    ret = exchange_mask(t.process.mem, sigs, how, nset, oset, sigsetsize)
+    if sigs.mask & ~old:
+        sg.keep_blocked_pending(t.process, sigs.mask & ~old)
+    return ret
 
 
 @syscall("rt_sigreturn")

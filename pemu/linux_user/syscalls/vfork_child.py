@@ -43,7 +43,7 @@ from .clone_args import (
     CLONE_VM,
 )
 from .hostcall import fd_arg
-from .signal_calls import SIG_BLOCK, SIG_SETMASK, SIG_UNBLOCK, SIGSET_SIZE, exchange_action
+from .signal_calls import exchange_action, exchange_mask
 from .signalfd import closed, duplicated
 
 _CSIGNAL = 0xFF  # the exit signal's bits
@@ -143,27 +143,8 @@ class VforkChild:
 
     # -- the calls kept aside ---------------------------------------------------------
     def rt_sigprocmask(self, how: int, nset: int, oset: int, sigsetsize: int, *_) -> int:
-        if sigsetsize != SIGSET_SIZE:
-            return -errno.EINVAL
-        mem = self.process.mem
-        sigs = self.thread.signals
-        old = sigs.mask
-        if nset:
-            value = int.from_bytes(mem.read(nset, 8), "little")
-            if how == SIG_BLOCK:
-                mask = old | value
-            elif how == SIG_UNBLOCK:
-                mask = old & ~value
-            elif how == SIG_SETMASK:
-                mask = value
-            else:
-                return -errno.EINVAL
-            if oset:
-                mem.check(oset, 8, write=True)
-            sigs.mask = mask & ~sg.UNBLOCKABLE
-        if oset:
-            mem.write(oset, old.to_bytes(8, "little"))
-        return 0
+        return exchange_mask(self.process.mem, self.thread.signals, how, nset, oset,
+                             sigsetsize)
 
     def rt_sigaction(self, sig: int, act: int, oact: int, sigsetsize: int, *_) -> int:
         new = exchange_action(self.thread, self.actions, sig, act, oact, sigsetsize)
