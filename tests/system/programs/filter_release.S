@@ -15,21 +15,7 @@
 .equ FENCES, 100
 .endif
 
-# a load at virtual \va that must read \val without a fault: checks n and n+1
-.macro READS va, val, n
-    li s1, 0
-    li a2, \va
-    ld t1, 0(a2)
-    EXPECT s1, 0, \n
-    EXPECT t1, \val, \n + 1
-.endm
 
-.macro SATP reg, root, bits
-    la \reg, \root
-    srli \reg, \reg, 12
-    li t1, \bits
-    or \reg, \reg, t1
-.endm
 
 # FENCES fences of the page at \va
 .macro FENCE_MANY va
@@ -61,7 +47,7 @@ _start:
     SETPTE l1, 128, a1, RWAD
     li a1, FINISHER
     SETPTE l0, 256, a1, RWAD
-    SATP t0, l2, SATP_A
+    SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     sfence.vma
     li t0, -1                   # PMP: S may access everything
@@ -74,7 +60,7 @@ s_code:
     # 1-2: A (ASID 0) holds 0x8000 (a Python fill); in B (ASID 1) the page is
     # remapped and A's ASID fenced: A is gone, nothing holds 0x8000
     READS 0x8000, 0xAAAA, 1
-    SATP t0, l2b, SATP_B
+    SATP_VALUE t0, l2b, SATP_B
     csrw satp, t0
     la a1, page_b
     SETPTE l0, 8, a1, PTE_V|PTE_R|PTE_W
@@ -83,7 +69,7 @@ s_code:
     FENCE_MANY 0x8000
     # 3-6: B reads the new page; back in A (a new context) too
     READS 0x8000, 0xBBBB, 3
-    SATP t0, l2, SATP_A
+    SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     READS 0x8000, 0xBBBB, 5
     # 7-10: A holds 0x9000; it is remapped and fenced (Python drops it), then fenced

@@ -18,22 +18,7 @@
 .equ SATP_B, (8 << 60) | (1 << 44)  # Sv39, ASID 1
 .equ MSTATUS_TVM, 1 << 20
 
-# a load at virtual \va that must read \val without a fault: checks n and n+1
-.macro READS va, val, n
-    li s1, 0
-    li a2, \va
-    ld t1, 0(a2)
-    EXPECT s1, 0, \n
-    EXPECT t1, \val, \n + 1
-.endm
 
-# \reg = satp value for root table \root and mode/ASID bits \bits
-.macro SATP reg, root, bits
-    la \reg, \root
-    srli \reg, \reg, 12
-    li t1, \bits
-    or \reg, \reg, t1
-.endm
 
 .globl _start
 _start:
@@ -76,7 +61,7 @@ _start:
     SETPTE l1, 128, a1, RWAD
     li a1, FINISHER
     SETPTE l0, 256, a1, RWAD
-    SATP t0, l2, SATP_A
+    SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     sfence.vma
     li t0, -1                   # PMP: S may access everything
@@ -125,14 +110,14 @@ s_code:
     # 12-17: address space A holds 0x1000; in B (ASID 1, which never touched it)
     # the page is remapped and fenced for every ASID; back in A the new page shows
     READS 0x1000, 0x7777, 12
-    SATP t0, l2b, SATP_B
+    SATP_VALUE t0, l2b, SATP_B
     csrw satp, t0
     READS 0x201000, 0xBBB1, 14
     la a1, page_a
     SETPTE l0, 1, a1, RWAD
     li a2, 0x1000
     sfence.vma a2
-    SATP t0, l2, SATP_A
+    SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     READS 0x1000, 0x1111, 16
     # 18-25: 0x3000 filled; 0x1000 fenced 200 times while no TLB holds it (the
@@ -180,7 +165,7 @@ s_code:
     SETPTE l0, 6, a1, PTE_V|PTE_R|PTE_X|PTE_A
     li a2, 0x6000
     sfence.vma a2
-    SATP t0, l2b, SATP_B
+    SATP_VALUE t0, l2b, SATP_B
     csrw satp, t0
     li t3, 0x6000
     jalr ra, 0(t3)
@@ -194,7 +179,7 @@ s_code:
     EXPECT a0, 0xC0DED, 30
     # 31-36: back in A, 0x1000 goes to its set's victim entry (0x401000 takes the
     # main one), is remapped and fenced: the victim entry goes too
-    SATP t0, l2, SATP_A
+    SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     READS 0x1000, 0x1111, 31
     READS 0x401000, 0x4444, 33

@@ -28,14 +28,6 @@
     EXPECT s2, \va, \n + 1
 .endm
 
-# a load at virtual \va that must read \val without a fault: checks n and n+1
-.macro READS va, val, n
-    li s1, 0
-    li a2, \va
-    ld t1, 0(a2)
-    EXPECT s1, 0, \n
-    EXPECT t1, \val, \n + 1
-.endm
 
 .globl _start
 _start:
