@@ -24,10 +24,7 @@ _start:
     csrw mtvec, t0
     li s2, 0                    # illegal instructions (2) M took
     li s3, 0                    # virtual instructions (22) M took
-    li t0, -1                   # PMP: everything for S and U (the guest)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     # GEILEN 2: hgeie bits 2:1
     li t0, -1
     csrw 0x607, t0

@@ -74,10 +74,7 @@ _start:
     EXPECT_EQ t1, t2, 1
     csrw satp, s10
     sfence.vma
-    li t0, -1                   # PMP: S-mode may use all memory
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, (3 << 11)            # enter S
     csrc mstatus, t0
     li t0, (1 << 11)

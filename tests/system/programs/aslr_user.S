@@ -74,10 +74,7 @@ _start:
     or t0, t0, t1
     csrw satp, t0
     sfence.vma
-    li t0, -1                   # PMP: U-mode may use all memory
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li s4, 0                    # the run: 0..3, at vas[run & 1]
 run:
     andi t0, s4, 1

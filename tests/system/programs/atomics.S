@@ -438,10 +438,7 @@ _start:
     csrw satp, t0
     sfence.vma
     # PMP: give S-mode all memory (NAPOT over everything)
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     # misaligned and page-fault exceptions go to S
     li t0, (1 << CAUSE_LOAD_MISALIGNED) | (1 << CAUSE_STORE_MISALIGNED) | (1 << CAUSE_LOAD_PAGE_FAULT) | (1 << CAUSE_STORE_PAGE_FAULT)
     csrw medeleg, t0

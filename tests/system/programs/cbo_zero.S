@@ -52,10 +52,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, -1
     csrw 0x30c, t0                   # mstateen0: S may use senvcfg (with Smstateen)
     GIGAPAGE 0, 0, RWXAD             # devices, and nothing at physical 0

@@ -131,10 +131,7 @@ main:
     or t0, t0, a1
     csrw satp, t0
     sfence.vma
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
 .ifdef CBO
     li t0, 1 << 7               # menvcfg.CBZE: S may run cbo.zero
     csrs 0x30a, t0

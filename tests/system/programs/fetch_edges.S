@@ -140,10 +140,7 @@ _start:
     li a1, BIG_A
     SETPTE l1b, 1, a1, XA                               # moved below
     # PMP: S may do everything
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     ENTER_S s_code, mtrap
 
 s_code:

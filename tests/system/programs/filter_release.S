@@ -50,10 +50,7 @@ _start:
     SATP_VALUE t0, l2, SATP_A
     csrw satp, t0
     sfence.vma
-    li t0, -1                   # PMP: S may access everything
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     ENTER_S s_code, mtrap
 
 s_code:

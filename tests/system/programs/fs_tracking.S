@@ -70,10 +70,7 @@ _start:
     la sp, stack_top
     la a2, scratch
     # PMP: give S-mode all memory (NAPOT over everything)
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
 
     # ---- (a) M-mode, FS Off -------------------------------------------------------
     SET_FS mstatus, 0

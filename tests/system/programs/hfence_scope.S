@@ -31,10 +31,7 @@ _start:
     la t0, mtrap
     csrw mtvec, t0
     li s2, 0                    # load page faults
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
 .ifdef HOST_LOOP
     j host_loop
 .endif

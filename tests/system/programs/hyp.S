@@ -41,10 +41,7 @@ _start:
     la t0, mtrap
     csrw mtvec, t0
     la sp, m_stack_top
-    li t0, -1                      # PMP: all memory for S and U (NAPOT over everything)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     csrr t0, misa
     srli t0, t0, 7                 # 'H'
     andi t0, t0, 1

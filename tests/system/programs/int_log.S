@@ -9,10 +9,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP entry 0: all memory RWX for S and U (QEMU
-    csrw pmpaddr0, t0           # refuses an mret to them with no PMP entry)
-    li t0, 0x1f                 # NAPOT, R W X
-    csrw pmpcfg0, t0
+    PMP_OPEN
     .word 0xc0001073            # csrrw x0, cycle, x0: illegal_instruction, tval = the bits
     ecall                       # machine_ecall
     la s3, from_user            # where mtrap resumes after an ecall from U or S

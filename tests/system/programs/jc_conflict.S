@@ -68,10 +68,7 @@ _start:
     or t0, t0, t1
     csrw satp, t0
     sfence.vma
-    li t0, -1                   # PMP: S-mode may use all memory
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     ENTER_S s_code, mtrap
 
 s_code:

@@ -25,10 +25,7 @@ _start:
     bnez t0, other_hart
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP: give S-mode all memory (NAPOT over everything)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, 0x1234               # 1-2
     csrw mscratch, t0
     li t1, 0x5678

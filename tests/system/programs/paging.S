@@ -54,10 +54,7 @@ _start:
     EXPECT_EQ t1, s9, 2
     sfence.vma
     # PMP: give S-mode all memory (NAPOT over everything)
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     # enter S
     li t0, (3 << 11)
     csrc mstatus, t0

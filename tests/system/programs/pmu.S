@@ -49,10 +49,7 @@ _start:
     csrw mtvec, t0
     la t0, strap
     csrw stvec, t0
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li s5, 0
     csrw mhpmevent3, zero
     li t0, 12345                # 1

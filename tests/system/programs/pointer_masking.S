@@ -56,10 +56,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, (1 << 13) | (1 << 9)      # FS and VS on
     csrs mstatus, t0
     la s3, buf                       # s3: the untagged buffer

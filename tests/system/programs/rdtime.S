@@ -51,10 +51,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP: give S and U all memory (NAPOT over everything)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     csrw mcounteren, zero
     csrw scounteren, zero
     li s6, 0                    # illegal-instruction traps taken

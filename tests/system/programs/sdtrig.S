@@ -70,10 +70,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP: give S-mode all memory
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     csrr t0, tinfo
     EXPECT t0, 0x44, 1          # types 2 and 6
     li t0, 1

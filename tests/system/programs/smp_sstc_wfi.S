@@ -20,10 +20,7 @@ _start:
     li t0, STIP
     csrw mideleg, t0            # the S timer interrupt goes to S
     csrs mie, t0                # STIE
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0            # all memory for S (QEMU refuses mret to S without PMP)
+    PMP_OPEN
     csrr s1, mhartid
     la s2, counts
     slli t0, s1, 3

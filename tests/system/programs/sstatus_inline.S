@@ -33,10 +33,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP: give S-mode all memory (NAPOT over everything)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, 2                    # delegate S software interrupts
     csrw mideleg, t0
     li t0, 4                    # and illegal instructions (checks 21, 23)

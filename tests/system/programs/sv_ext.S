@@ -55,10 +55,7 @@ _start:
     or t0, t0, a1
     csrw satp, t0
     sfence.vma
-    li t0, -1
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     # 20: with Svpbmt, PBMTE is set after reset (old firmware never sets it)
     csrr t1, menvcfg
     li t0, MENVCFG_PBMTE

@@ -43,10 +43,7 @@
 _start:
     la t0, mtrap
     csrw mtvec, t0
-    li t0, -1                   # PMP: give S and U all memory (NAPOT over everything)
-    csrw pmpaddr0, t0
-    li t0, 0x1f
-    csrw pmpcfg0, t0
+    PMP_OPEN
     li t0, (1 << 8) | (1 << 2)  # delegate ecall from U and illegal instructions
     csrw medeleg, t0
     li t0, SSIP                 # delegate S software interrupts
